@@ -1,0 +1,83 @@
+//! The few CPU operations a guest needs, and where this vCPU is.
+
+use lego_proto::boot::{
+    EXCEPTION_STACKS, EXCEPTION_STACK_SIZE, MAX_VCPUS, STACKS, STACK_SIZE, UPPER_HALF,
+};
+
+/// Guest-physical address of a guest-virtual one. Lower-half memory is
+/// identity-mapped and the upper half aliases guest-physical memory at
+/// [`UPPER_HALF`] (the exception stacks live there).
+pub fn virt_to_phys(addr: u64) -> u64 {
+    if addr >= UPPER_HALF {
+        addr - UPPER_HALF
+    } else {
+        addr
+    }
+}
+
+/// Guest-physical address of `value`, as a hypercall argument.
+pub fn phys_of<T>(value: &T) -> u64 {
+    virt_to_phys(value as *const T as u64)
+}
+
+/// Which vCPU owns the stack that `rsp` points into, if any.
+pub fn cpu_of_stack(rsp: u64) -> Option<u32> {
+    let phys = virt_to_phys(rsp);
+    let index = if (EXCEPTION_STACKS..STACKS).contains(&phys) {
+        (phys - EXCEPTION_STACKS) / EXCEPTION_STACK_SIZE
+    } else {
+        phys.checked_sub(STACKS)? / STACK_SIZE
+    };
+    (index < MAX_VCPUS as u64).then_some(index as u32)
+}
+
+/// The index of the vCPU running this code, found from its stack.
+pub fn current_cpu() -> u32 {
+    cpu_of_stack(read_rsp()).unwrap_or(u32::MAX)
+}
+
+pub fn read_rsp() -> u64 {
+    let rsp: u64;
+    // SAFETY: reads a register.
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags))
+    };
+    rsp
+}
+
+/// CR2, the faulting address of the last page fault. Privileged: under PVM
+/// this traps and is emulated, so it belongs on the fault path only.
+pub fn read_cr2() -> u64 {
+    let cr2: u64;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags))
+    };
+    cr2
+}
+
+/// Stops this vCPU for good: HLT with interrupts off exits to the VMM,
+/// which does not resume a halted vCPU.
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: halting has no memory effects.
+        unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_map_to_their_vcpu() {
+        assert_eq!(cpu_of_stack(lego_proto::boot::stack_top(0) - 8), Some(0));
+        assert_eq!(cpu_of_stack(lego_proto::boot::stack_top(3) - 8), Some(3));
+        assert_eq!(
+            cpu_of_stack(lego_proto::boot::exception_stack_top(5) - 8),
+            Some(5)
+        );
+        assert_eq!(cpu_of_stack(0x1000), None);
+        assert_eq!(cpu_of_stack(lego_proto::boot::IMAGE_BASE + 8), None);
+    }
+}

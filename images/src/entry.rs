@@ -1,0 +1,93 @@
+//! `_start` and the boot sequence every image shares.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use lego_proto::boot::{BootInfo, GuestTest, Mode, Role, BOOT_MAGIC};
+use lego_proto::hypercall::{PORT_BOOTED, PORT_EXIT};
+
+use crate::{cpu, exceptions, heap, hypercall, println, selftest, testfail};
+
+// The VMM has set RSP, RDI (BootInfo) and RSI (vCPU index). Clear RBP so
+// backtraces in gdb end here.
+#[cfg(not(test))]
+core::arch::global_asm!(
+    ".section .text._start, \"ax\"",
+    ".global _start",
+    "_start:",
+    "xor ebp, ebp",
+    "call {entry}",
+    "ud2",
+    entry = sym image_entry,
+);
+
+/// Set once vCPU 0 has filled the IDT; the others wait for it.
+static IDT_READY: AtomicBool = AtomicBool::new(false);
+
+#[cfg(not(test))]
+extern "Rust" {
+    fn lego_guest_role() -> Role;
+    fn lego_guest_main(boot: &'static BootInfo) -> !;
+}
+
+/// Sends a test failure to the VMM: the boot facts were not what this image expects.
+fn boot_mismatch(what: core::fmt::Arguments) -> ! {
+    panic!("boot information is wrong: {what}");
+}
+
+#[cfg(not(test))]
+extern "C" fn image_entry(boot: *const BootInfo, cpu: u32) -> ! {
+    // SAFETY: the VMM maps the BootInfo page for the guest's whole life and never changes it.
+    let boot: &'static BootInfo = unsafe { &*boot };
+    if cpu != 0 {
+        while !IDT_READY.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        exceptions::load_idt();
+        hypercall::out(PORT_BOOTED, cpu);
+        cpu::halt_forever();
+    }
+
+    exceptions::init();
+    exceptions::load_idt();
+    IDT_READY.store(true, Ordering::Release);
+
+    // The heap must exist before the first panic message can be formatted
+    // with allocation-free code; so the checks that may panic come after.
+    heap::init(boot);
+    // SAFETY: lego_guest_role is defined by the guest! macro in the image.
+    let role = unsafe { lego_guest_role() };
+    if boot.magic != BOOT_MAGIC {
+        boot_mismatch(format_args!("magic {:#x}", boot.magic));
+    }
+    if boot.role != role as u32 {
+        boot_mismatch(format_args!(
+            "this is the {} image but the VMM started it as role {}",
+            role.name(),
+            boot.role
+        ));
+    }
+    hypercall::out(PORT_BOOTED, 0);
+
+    match boot.mode {
+        m if m == Mode::SelfTest as u32 => {
+            selftest::run(boot, role);
+            hypercall::out(PORT_EXIT, 0);
+            cpu::halt_forever();
+        }
+        m if m == Mode::Test as u32 => match GuestTest::from_u32(boot.test) {
+            Some(test) => testfail::run(test),
+            None => boot_mismatch(format_args!("unknown guest test {}", boot.test)),
+        },
+        m if m == Mode::Serve as u32 => {
+            println!(
+                "{} monitor booted: {} MiB RAM, {} vCPU(s)",
+                role.name(),
+                boot.mem_size >> 20,
+                boot.vcpus
+            );
+            // SAFETY: lego_guest_main is defined by the guest! macro in the image.
+            unsafe { lego_guest_main(boot) }
+        }
+        other => boot_mismatch(format_args!("unknown mode {other}")),
+    }
+}

@@ -1,0 +1,49 @@
+//! `lego-image`: the common body of every Lego guest image.
+//!
+//! Boot (see `lego_proto::boot`): the VMM starts each vCPU in 64-bit mode at
+//! `_start` with RSP at its stack, RDI = the [`BootInfo`] address and RSI =
+//! its index. vCPU 0 builds the IDT, the others wait for it; then vCPU 0
+//! sets up the heap and console and runs the self-test, a deliberate test
+//! failure, or the monitor's own `main` given to [`guest!`]. The other vCPUs
+//! halt until a later issue gives them work.
+//!
+//! The pieces that only make sense inside a guest (entry code, panic handler,
+//! global allocator) are compiled out under `cfg(test)` so that the rest runs
+//! as ordinary host unit tests.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod console;
+pub mod cpu;
+pub mod entry;
+pub mod exceptions;
+pub mod heap;
+pub mod hypercall;
+pub mod mem;
+pub mod panic;
+pub mod selftest;
+pub mod testfail;
+
+pub use lego_proto::boot::{BootInfo, Role};
+
+/// Declares a guest image: its role and the function that runs the monitor.
+///
+/// ```ignore
+/// lego_image::guest!(Role::Memory, main);
+/// fn main(boot: &'static BootInfo) -> ! { ... }
+/// ```
+#[macro_export]
+macro_rules! guest {
+    ($role:expr, $main:path) => {
+        #[no_mangle]
+        pub fn lego_guest_role() -> $crate::Role {
+            $role
+        }
+
+        #[no_mangle]
+        pub fn lego_guest_main(boot: &'static $crate::BootInfo) -> ! {
+            $main(boot)
+        }
+    };
+}

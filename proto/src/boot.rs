@@ -1,0 +1,152 @@
+//! Guest-physical layout at boot, shared by the VMM (which writes it) and the
+//! guest (which relies on it).
+//!
+//! The VMM starts every vCPU directly in 64-bit mode, as Firecracker does for
+//! Linux: it writes identity page tables, a GDT with one TSS per vCPU, and a
+//! [`BootInfo`] page at the fixed addresses below, then points each vCPU at
+//! the image's ELF entry with its own stack. Fixed addresses keep the guest's
+//! boot code free of discovery logic and of privileged instructions.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Guest-physical address of the [`BootInfo`] page.
+pub const BOOT_INFO: u64 = 0x1000;
+/// Guest-physical address of the GDT (one page).
+pub const GDT: u64 = 0x2000;
+/// Guest-physical address of the TSS array, [`TSS_STRIDE`] bytes per vCPU.
+pub const TSS: u64 = 0x3000;
+pub const TSS_STRIDE: u64 = 128;
+/// Top-level page table. It must sit in an odd 4 KiB frame (CR3 bit 12 set):
+/// measured on the PVM hosts, a PML4 at 0x1000, 0x3000, 0x5000, 0x21000 runs
+/// natively, one at 0x0, 0x4000, 0x6000, 0x10000 has every instruction
+/// emulated (bit 12 is where Linux's page-table isolation keeps the user half
+/// of a PGD pair). Ordinary KVM does not care.
+pub const PML4: u64 = 0x5000;
+/// The one PDPT, shared by the identity map and the upper-half alias.
+pub const PDPT: u64 = 0x6000;
+/// Page directories, one page per GiB of guest RAM.
+pub const PD: u64 = 0x7000;
+/// Guest RAM is mapped with 2 MiB pages, so it comes in 2 MiB units.
+pub const LARGE_PAGE: u64 = 2 << 20;
+/// One page directory per GiB: 64 of them fit below [`EXCEPTION_STACKS`].
+pub const MAX_MEM: u64 = 64 << 30;
+
+/// Exception stacks (TSS RSP0 and IST1), one per vCPU.
+pub const EXCEPTION_STACKS: u64 = 0x10_0000;
+pub const EXCEPTION_STACK_SIZE: u64 = 32 << 10;
+/// Ordinary kernel stacks, one per vCPU.
+pub const STACKS: u64 = 0x20_0000;
+pub const STACK_SIZE: u64 = 128 << 10;
+/// The most vCPUs the fixed layout has stacks and TSS slots for.
+pub const MAX_VCPUS: u32 = 16;
+/// Guest images are linked at this address (see `images/guest.ld`).
+pub const IMAGE_BASE: u64 = 0x40_0000;
+
+/// Under PVM the exception stack must be an upper-half address. PML4 slot
+/// 511 aliases guest-physical memory there: `UPPER_HALF + phys` maps `phys`.
+pub const UPPER_HALF: u64 = 0xffff_ff80_0000_0000;
+
+/// GDT selectors, Linux layout (PVM.md fact 4).
+pub const SEL_CODE32: u16 = 0x08;
+pub const SEL_CODE64: u16 = 0x10;
+pub const SEL_DATA: u16 = 0x18;
+/// First TSS descriptor; vCPU `i` uses `SEL_TSS + 16 * i` (16-byte descriptors).
+pub const SEL_TSS: u16 = 0x40;
+
+/// Top of vCPU `cpu`'s ordinary stack (identity-mapped, lower half).
+pub const fn stack_top(cpu: u32) -> u64 {
+    STACKS + (cpu as u64 + 1) * STACK_SIZE
+}
+
+/// Top of vCPU `cpu`'s exception stack, as the upper-half address the TSS holds.
+pub const fn exception_stack_top(cpu: u32) -> u64 {
+    UPPER_HALF + EXCEPTION_STACKS + (cpu as u64 + 1) * EXCEPTION_STACK_SIZE
+}
+
+/// Which monitor an image is.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Processor = 1,
+    Memory = 2,
+    Storage = 3,
+}
+
+impl Role {
+    pub fn from_u32(v: u32) -> Option<Role> {
+        match v {
+            1 => Some(Role::Processor),
+            2 => Some(Role::Memory),
+            3 => Some(Role::Storage),
+            _ => None,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Processor => "processor",
+            Role::Memory => "memory",
+            Role::Storage => "storage",
+        }
+    }
+}
+
+/// What the guest should do once booted.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Serve as a monitor until stopped.
+    Serve = 0,
+    /// Run the self-test, report it, exit.
+    SelfTest = 1,
+    /// Misbehave on purpose so the tests can check the VMM's reports.
+    Test = 2,
+}
+
+/// Deliberate failures a test can ask the guest for (`Mode::Test`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestTest {
+    Panic = 1,
+    PageFault = 2,
+    DivideError = 3,
+    TripleFault = 4,
+    BadHypercall = 5,
+}
+
+impl GuestTest {
+    pub fn from_u32(v: u32) -> Option<GuestTest> {
+        match v {
+            1 => Some(GuestTest::Panic),
+            2 => Some(GuestTest::PageFault),
+            3 => Some(GuestTest::DivideError),
+            4 => Some(GuestTest::TripleFault),
+            5 => Some(GuestTest::BadHypercall),
+            _ => None,
+        }
+    }
+}
+
+/// Facts the VMM hands the guest at [`BOOT_INFO`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct BootInfo {
+    /// [`BOOT_MAGIC`], so a guest started by something else notices.
+    pub magic: u64,
+    /// Bytes of guest RAM, starting at guest-physical 0.
+    pub mem_size: u64,
+    /// First free guest-physical byte after the loaded image.
+    pub image_end: u64,
+    /// [`Role`] as u32.
+    pub role: u32,
+    /// Number of vCPUs started.
+    pub vcpus: u32,
+    /// [`Mode`] as u32.
+    pub mode: u32,
+    /// [`GuestTest`] as u32 when `mode` is `Test`, else 0.
+    pub test: u32,
+    /// Iterations of the self-test compute loop.
+    pub selftest_iterations: u64,
+}
+
+pub const BOOT_MAGIC: u64 = 0x4c45_474f_424f_4f54; // "LEGOBOOT"

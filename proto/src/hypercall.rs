@@ -1,0 +1,116 @@
+//! How a guest calls its VMM.
+//!
+//! A hypercall is one `out dx, eax`: the port says which call, EAX carries a
+//! small value or the guest-physical address of the call's argument struct
+//! (all of which live below 4 GiB). Every hypercall is a VM exit, which costs
+//! about 50 us on PVM hosts, so they are for rare events: console lines,
+//! boot milestones, reports. The VMM reads argument structs with bounds
+//! checks and treats anything malformed as a guest failure, never a crash.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// EAX = address of a [`ConsoleWrite`].
+pub const PORT_CONSOLE: u16 = 0x600;
+/// EAX = vCPU index: this vCPU finished booting (IDT, heap, console ready).
+pub const PORT_BOOTED: u16 = 0x601;
+/// EAX = 0: the self-test compute loop starts now.
+pub const PORT_COMPUTE_BEGIN: u16 = 0x602;
+/// EAX = address of a [`SelfTestReport`]: the self-test finished.
+pub const PORT_SELFTEST_DONE: u16 = 0x603;
+/// EAX = exit status: the guest is done (0 = success).
+pub const PORT_EXIT: u16 = 0x604;
+/// EAX = address of a [`PanicReport`].
+pub const PORT_PANIC: u16 = 0x605;
+/// EAX = address of a [`FaultReport`].
+pub const PORT_FAULT: u16 = 0x606;
+
+/// The most bytes one console hypercall may carry; longer lines are split.
+pub const CONSOLE_MAX: u64 = 4096;
+/// The most bytes of panic message and file name the VMM reads.
+pub const PANIC_TEXT_MAX: u64 = 4096;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ConsoleWrite {
+    /// Guest-physical address of the bytes (UTF-8, no trailing newline needed).
+    pub addr: u64,
+    pub len: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SelfTestReport {
+    /// Iterations the compute loop ran.
+    pub iterations: u64,
+    /// Its result; the VMM recomputes it on the host and compares.
+    pub result: u64,
+    /// Bytes the heap check allocated and verified.
+    pub heap_bytes: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct PanicReport {
+    pub file_addr: u64,
+    pub file_len: u64,
+    pub line: u32,
+    pub column: u32,
+    pub msg_addr: u64,
+    pub msg_len: u64,
+    pub cpu: u32,
+    pub _pad: u32,
+}
+
+/// General-purpose registers in the order the guest's exception entry saves them.
+pub const GPR_NAMES: [&str; 15] = [
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
+    "r15",
+];
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct FaultReport {
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+    pub cr2: u64,
+    pub cpu: u64,
+    /// In [`GPR_NAMES`] order.
+    pub gprs: [u64; 15],
+}
+
+/// Exceptions that push an error code (so the guest's entry stubs know).
+pub const fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
+}
+
+/// The architectural name of an exception vector.
+pub const fn exception_name(vector: u64) -> &'static str {
+    match vector {
+        0 => "divide error (#DE)",
+        1 => "debug (#DB)",
+        2 => "non-maskable interrupt (NMI)",
+        3 => "breakpoint (#BP)",
+        4 => "overflow (#OF)",
+        5 => "bound range exceeded (#BR)",
+        6 => "invalid opcode (#UD)",
+        7 => "device not available (#NM)",
+        8 => "double fault (#DF)",
+        10 => "invalid TSS (#TS)",
+        11 => "segment not present (#NP)",
+        12 => "stack-segment fault (#SS)",
+        13 => "general protection (#GP)",
+        14 => "page fault (#PF)",
+        16 => "x87 floating-point (#MF)",
+        17 => "alignment check (#AC)",
+        18 => "machine check (#MC)",
+        19 => "SIMD floating-point (#XM)",
+        20 => "virtualization (#VE)",
+        21 => "control protection (#CP)",
+        _ => "reserved or external vector",
+    }
+}

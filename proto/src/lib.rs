@@ -1,0 +1,13 @@
+//! `lego-proto`: the single definition of every message between Lego's parts.
+//!
+//! Today that is the interface between a guest image and its `lego-vmm`:
+//! where the VMM puts the boot structures ([`boot`]), how the guest calls the
+//! VMM ([`hypercall`]), and the self-test workload both sides must agree on
+//! ([`selftest`]). Fabric messages between components join here later.
+//!
+//! Everything is `no_std` so that the guests and the VMM use the same types.
+#![no_std]
+
+pub mod boot;
+pub mod hypercall;
+pub mod selftest;

@@ -1,0 +1,160 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use lego_proto::boot::{GuestTest, Role, LARGE_PAGE, MAX_MEM, MAX_VCPUS};
+
+use crate::error::{Result, VmmError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Processor,
+    Memory,
+    Storage,
+}
+
+impl RoleArg {
+    pub fn role(self) -> Role {
+        match self {
+            RoleArg::Processor => Role::Processor,
+            RoleArg::Memory => Role::Memory,
+            RoleArg::Storage => Role::Storage,
+        }
+    }
+
+    /// The image file a role boots by default.
+    pub fn image_name(self) -> &'static str {
+        match self {
+            RoleArg::Processor => "guest-pmon",
+            RoleArg::Memory => "guest-mmon",
+            RoleArg::Storage => "guest-smon",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GuestTestArg {
+    Panic,
+    PageFault,
+    DivideError,
+    TripleFault,
+    BadHypercall,
+}
+
+impl GuestTestArg {
+    pub fn test(self) -> GuestTest {
+        match self {
+            GuestTestArg::Panic => GuestTest::Panic,
+            GuestTestArg::PageFault => GuestTest::PageFault,
+            GuestTestArg::DivideError => GuestTest::DivideError,
+            GuestTestArg::TripleFault => GuestTest::TripleFault,
+            GuestTestArg::BadHypercall => GuestTest::BadHypercall,
+        }
+    }
+}
+
+/// lego-vmm: one Lego hardware component (processor, memory or storage
+/// monitor) in a KVM virtual machine.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// Which component this process is.
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+
+    /// The guest image to boot [default: guest-pmon, guest-mmon or guest-smon next to lego-vmm].
+    #[arg(long, value_name = "PATH")]
+    pub image: Option<PathBuf>,
+
+    /// Guest RAM, e.g. 128M or 8G (binary units, a multiple of 2M).
+    #[arg(long, value_name = "SIZE", default_value = "128M")]
+    pub mem: String,
+
+    /// Number of vCPUs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub vcpus: u32,
+
+    /// Boot, run the guest's self-test, print one `ready ...` line and exit.
+    #[arg(long)]
+    pub self_test: bool,
+
+    /// Iterations of the self-test compute loop.
+    #[arg(long, value_name = "N", default_value_t = lego_proto::selftest::DEFAULT_ITERATIONS, hide = true)]
+    pub self_test_iterations: u64,
+
+    /// Logging of the VMM itself: off, error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL", default_value = "warn")]
+    pub log_level: log::LevelFilter,
+
+    /// The KVM device to open.
+    #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
+    pub kvm_device: PathBuf,
+
+    /// Make the guest fail on purpose (for the VMM's own tests).
+    #[arg(long, value_enum, hide = true)]
+    pub guest_test: Option<GuestTestArg>,
+}
+
+/// A validated `--mem`, in bytes.
+pub fn parse_mem(text: &str) -> Result<u64> {
+    let bad = |why: String| VmmError::BadOption {
+        option: "--mem",
+        why,
+    };
+    let bytes = parse_size::Config::new()
+        .with_binary()
+        .parse_size(text)
+        .map_err(|e| {
+            bad(format!(
+                "'{text}' is not a size ({e}); write it like 128M or 8G"
+            ))
+        })?;
+    if bytes == 0 || bytes % LARGE_PAGE != 0 {
+        return Err(bad(format!(
+            "'{text}' is not a positive multiple of 2M (guest RAM is mapped in 2 MiB pages)"
+        )));
+    }
+    if bytes > MAX_MEM {
+        return Err(bad(format!(
+            "'{text}' is more than the {} GiB this VMM maps",
+            MAX_MEM >> 30
+        )));
+    }
+    Ok(bytes)
+}
+
+pub fn check_vcpus(n: u32) -> Result<u32> {
+    if n == 0 || n > MAX_VCPUS {
+        return Err(VmmError::BadOption {
+            option: "--vcpus",
+            why: format!("{n} is outside 1..={MAX_VCPUS}"),
+        });
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_sizes() {
+        assert_eq!(parse_mem("128M").unwrap(), 128 << 20);
+        assert_eq!(parse_mem("8G").unwrap(), 8 << 30);
+        assert_eq!(parse_mem("2097152").unwrap(), 2 << 20);
+        for bad in ["", "abc", "0", "3M", "1K", "65G", "-2M"] {
+            let err = parse_mem(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(err.to_string().contains("--mem"), "{err}");
+        }
+    }
+
+    #[test]
+    fn vcpu_counts() {
+        assert!(check_vcpus(1).is_ok());
+        assert!(check_vcpus(MAX_VCPUS).is_ok());
+        assert!(check_vcpus(0).is_err());
+        assert!(check_vcpus(MAX_VCPUS + 1).is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! Opening KVM and telling which flavour it is.
+//!
+//! Under `kvm_pvm` (shadow paging, guest at hardware CPL3; see PVM.md) a
+//! guest runs natively only after MSR 0x4b564d10 is set to 1 on each vCPU.
+//! On an ordinary KVM that MSR does not exist and the write is refused: that
+//! refusal is how we tell the two apart, not an error.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::{FromRawFd, IntoRawFd};
+use std::path::Path;
+
+use kvm_bindings::{kvm_msr_entry, Msrs};
+use kvm_ioctls::{Kvm, VcpuFd};
+
+use crate::error::{Result, VmmError};
+
+/// The PVM "run natively" MSR.
+pub const MSR_PVM_NATIVE: u32 = 0x4b56_4d10;
+
+/// Opens the KVM device, telling "missing" from "not allowed".
+pub fn open(path: &Path) -> Result<Kvm> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => VmmError::NoKvm {
+                path: path.to_owned(),
+            },
+            std::io::ErrorKind::PermissionDenied => VmmError::KvmPermission {
+                path: path.to_owned(),
+            },
+            _ => VmmError::KvmOpen {
+                path: path.to_owned(),
+                source: e,
+            },
+        })?;
+    let fd = file.into_raw_fd();
+    // SAFETY: fd is a freshly opened, owned descriptor that Kvm now owns.
+    let kvm = unsafe { Kvm::from_raw_fd(fd) };
+    let version = kvm.get_api_version();
+    if version != 12 {
+        return Err(VmmError::KvmOpen {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!(
+                "it is not a KVM device with the stable API (version {version}, expected 12)"
+            )),
+        });
+    }
+    Ok(kvm)
+}
+
+/// Asks for native execution under PVM. Returns whether this is PVM.
+pub fn enable_pvm_native(vcpu: &VcpuFd) -> Result<bool> {
+    let msrs = Msrs::from_entries(&[kvm_msr_entry {
+        index: MSR_PVM_NATIVE,
+        data: 1,
+        ..Default::default()
+    }])
+    .map_err(|e| VmmError::Memory(format!("MSR list: {e:?}")))?;
+    // KVM_SET_MSRS returns how many entries it accepted; 0 means "no such MSR".
+    let accepted = match vcpu.set_msrs(&msrs) {
+        Ok(n) => n,
+        Err(e) => {
+            log::debug!("PVM MSR write refused ({e}): not a PVM host");
+            0
+        }
+    };
+    if accepted == 1 {
+        let mut readback = msrs;
+        if vcpu.get_msrs(&mut readback).is_ok() {
+            log::info!("PVM MSR reads back {:#x}", readback.as_slice()[0].data);
+        }
+    }
+    Ok(accepted == 1)
+}
+
+/// Whether the host CPU offers FSGSBASE (CPUID.7.0:EBX bit 0) to guests.
+pub fn supports_fsgsbase(cpuid: &kvm_bindings::CpuId) -> bool {
+    cpuid
+        .as_slice()
+        .iter()
+        .any(|e| e.function == 7 && e.index == 0 && e.ebx & 1 != 0)
+}

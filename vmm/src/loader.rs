@@ -1,0 +1,256 @@
+//! Loading a guest image: a static x86-64 ELF executable whose PT_LOAD
+//! segments are copied to their physical addresses in guest RAM, as
+//! Firecracker boots a kernel ELF directly. No firmware runs first.
+
+use std::path::Path;
+
+use goblin::elf::{header, program_header, sym, Elf};
+use lego_proto::boot::IMAGE_BASE;
+use vm_memory::{Bytes, GuestAddress};
+
+use crate::error::{Result, VmmError};
+use crate::memory::GuestRam;
+
+/// The least heap a guest gets; less is reported as "does not fit".
+pub const MIN_HEAP: u64 = 1 << 20;
+
+/// A loaded image: where to start it, where it ends, and its symbols.
+pub struct Image {
+    pub entry: u64,
+    /// First free byte after the image, page aligned.
+    pub end: u64,
+    pub symbols: Symbols,
+}
+
+/// Parses and checks the image; `mem_size` is the guest RAM it must fit in.
+pub fn load(path: &Path, role: &'static str, ram: &GuestRam, mem_size: u64) -> Result<Image> {
+    let bytes = read(path, role)?;
+    let plan = plan(path, &bytes, mem_size)?;
+    for seg in &plan.segments {
+        let data = &bytes[seg.file_range.clone()];
+        ram.write_slice(data, GuestAddress(seg.paddr))
+            .map_err(|e| VmmError::Memory(format!("copying the image: {e}")))?;
+        // Guest RAM starts zeroed, but say so explicitly for .bss: the guest relies on it.
+        let zeros = vec![0u8; (seg.memsz - data.len() as u64) as usize];
+        ram.write_slice(&zeros, GuestAddress(seg.paddr + data.len() as u64))
+            .map_err(|e| VmmError::Memory(format!("clearing the image's bss: {e}")))?;
+    }
+    Ok(Image {
+        entry: plan.entry,
+        end: plan.end,
+        symbols: plan.symbols,
+    })
+}
+
+fn read(path: &Path, role: &'static str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => VmmError::ImageMissing {
+            role,
+            path: path.to_owned(),
+        },
+        _ => VmmError::ImageRead {
+            path: path.to_owned(),
+            source: e,
+        },
+    })
+}
+
+struct Segment {
+    paddr: u64,
+    memsz: u64,
+    file_range: std::ops::Range<usize>,
+}
+
+struct Plan {
+    entry: u64,
+    end: u64,
+    segments: Vec<Segment>,
+    symbols: Symbols,
+}
+
+/// Everything that can be wrong with an image is found here, before guest
+/// RAM is touched.
+fn plan(path: &Path, bytes: &[u8], mem_size: u64) -> Result<Plan> {
+    let not_elf = |why: String| VmmError::ImageNotElf {
+        path: path.to_owned(),
+        why,
+    };
+    let too_big = |why: String| VmmError::ImageTooBig {
+        path: path.to_owned(),
+        why,
+    };
+    if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
+        return Err(not_elf("it does not start with the ELF magic bytes".into()));
+    }
+    let elf = Elf::parse(bytes).map_err(|e| not_elf(format!("its headers are corrupt ({e})")))?;
+    if !elf.is_64 || !elf.little_endian {
+        return Err(not_elf("it is not a 64-bit little-endian ELF".into()));
+    }
+    if elf.header.e_machine != header::EM_X86_64 {
+        return Err(not_elf(format!(
+            "it is built for {}, not x86-64",
+            header::machine_to_str(elf.header.e_machine)
+        )));
+    }
+    if elf.header.e_type != header::ET_EXEC {
+        return Err(not_elf(format!(
+            "it is a {} file, not a static executable",
+            header::et_to_str(elf.header.e_type)
+        )));
+    }
+
+    let mut segments = Vec::new();
+    let mut end = 0u64;
+    let mut entry_ok = false;
+    for ph in elf.program_headers.iter() {
+        if ph.p_type != program_header::PT_LOAD || ph.p_memsz == 0 {
+            continue;
+        }
+        let file_end = ph.p_offset.checked_add(ph.p_filesz);
+        let file_range = match file_end {
+            Some(fe) if fe <= bytes.len() as u64 && ph.p_filesz <= ph.p_memsz => {
+                ph.p_offset as usize..fe as usize
+            }
+            _ => {
+                return Err(not_elf(format!(
+                    "a segment claims bytes {:#x}+{:#x} of a {}-byte file",
+                    ph.p_offset,
+                    ph.p_filesz,
+                    bytes.len()
+                )))
+            }
+        };
+        if ph.p_paddr < IMAGE_BASE {
+            return Err(not_elf(format!(
+                "a segment starts at {:#x}, inside the VMM's boot area below {IMAGE_BASE:#x} (link guests with images/guest.ld)",
+                ph.p_paddr
+            )));
+        }
+        let seg_end = ph
+            .p_paddr
+            .checked_add(ph.p_memsz)
+            .ok_or_else(|| not_elf("a segment wraps around the address space".into()))?;
+        if seg_end > mem_size {
+            return Err(too_big(format!(
+                "a segment ends at {} but --mem gives {}",
+                mib(seg_end),
+                mib(mem_size)
+            )));
+        }
+        if ph.is_executable() && (ph.p_vaddr..ph.p_vaddr + ph.p_memsz).contains(&elf.entry) {
+            entry_ok = true;
+        }
+        end = end.max(seg_end);
+        segments.push(Segment {
+            paddr: ph.p_paddr,
+            memsz: ph.p_memsz,
+            file_range,
+        });
+    }
+    if segments.is_empty() {
+        return Err(not_elf(
+            "it has nothing to load (no PT_LOAD segments)".into(),
+        ));
+    }
+    if !entry_ok {
+        return Err(not_elf(format!(
+            "its entry point {:#x} is not in an executable segment",
+            elf.entry
+        )));
+    }
+    let end = end.next_multiple_of(4096);
+    if end + MIN_HEAP > mem_size {
+        return Err(too_big(format!(
+            "it ends at {} and needs at least {} of heap above it, but --mem gives {}",
+            mib(end),
+            mib(MIN_HEAP),
+            mib(mem_size)
+        )));
+    }
+    Ok(Plan {
+        entry: elf.entry,
+        end,
+        segments,
+        symbols: Symbols::from_elf(&elf),
+    })
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// Function symbols of the image, to name addresses in fault reports.
+#[derive(Default)]
+pub struct Symbols {
+    /// (start, size, demangled name), sorted by start.
+    funcs: Vec<(u64, u64, String)>,
+}
+
+impl Symbols {
+    fn from_elf(elf: &Elf) -> Symbols {
+        let mut funcs: Vec<(u64, u64, String)> = elf
+            .syms
+            .iter()
+            .filter(|s| s.st_type() == sym::STT_FUNC && s.st_value != 0)
+            .filter_map(|s| {
+                let name = elf.strtab.get_at(s.st_name)?;
+                Some((
+                    s.st_value,
+                    s.st_size,
+                    format!("{:#}", rustc_demangle::demangle(name)),
+                ))
+            })
+            .collect();
+        funcs.sort_by_key(|f| f.0);
+        Symbols { funcs }
+    }
+
+    /// "function+0xoffset" for an address inside a known function.
+    pub fn describe(&self, addr: u64) -> Option<String> {
+        let i = self.funcs.partition_point(|f| f.0 <= addr).checked_sub(1)?;
+        let (start, size, name) = &self.funcs[i];
+        (addr < start + (*size).max(1)).then(|| format!("{name}+{:#x}", addr - start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(bytes: &[u8], mem: u64) -> Result<Plan> {
+        plan(Path::new("test.elf"), bytes, mem)
+    }
+
+    #[test]
+    fn garbage_is_not_elf() {
+        for bytes in [
+            &b""[..],
+            b"\x7fEL",
+            b"hello world, not an ELF",
+            b"\x7fELF\x02\x01\x01",
+        ] {
+            let err = plan_of(bytes, 128 << 20).err().expect("must fail");
+            assert!(matches!(err, VmmError::ImageNotElf { .. }), "{err}");
+            assert_eq!(err.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn host_binary_is_not_a_static_executable() {
+        // The test binary itself is an x86-64 ELF, but a PIE (ET_DYN).
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let err = plan_of(&exe, 128 << 20).err().expect("must fail");
+        assert!(err.to_string().contains("not a static executable"), "{err}");
+    }
+
+    #[test]
+    fn symbols_describe_addresses() {
+        let s = Symbols {
+            funcs: vec![(0x1000, 0x10, "a".into()), (0x2000, 0x20, "b".into())],
+        };
+        assert_eq!(s.describe(0x1004).as_deref(), Some("a+0x4"));
+        assert_eq!(s.describe(0x2000).as_deref(), Some("b+0x0"));
+        assert_eq!(s.describe(0x1010), None);
+        assert_eq!(s.describe(0x10), None);
+    }
+}

@@ -1,0 +1,193 @@
+//! lego-vmm: one Lego hardware component in a KVM virtual machine.
+//!
+//! `main` validates the command line, builds the VM ([`vm`]), starts one
+//! thread per vCPU ([`vcpu`]) and a signal thread, and then waits for
+//! events: the guest booting, finishing its self-test, failing, or a signal.
+
+mod boot;
+mod cli;
+mod error;
+mod hypervisor;
+mod loader;
+mod memory;
+mod report;
+mod selftest;
+mod stats;
+mod vcpu;
+mod vm;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use clap::Parser;
+use lego_proto::boot::Mode;
+use vm_memory::{GuestAddress, GuestMemoryBackend};
+
+use crate::cli::Args;
+use crate::error::{Result, VmmError};
+use crate::vcpu::{Event, VcpuThread};
+
+fn main() {
+    let start = Instant::now();
+    let args = Args::parse();
+    env_logger::Builder::new()
+        .filter_level(args.log_level)
+        .format_target(false)
+        .init();
+    let code = match run(&args, start) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lego-vmm: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+/// The image to boot: `--image`, or the role's image next to this executable.
+fn image_path(args: &Args) -> PathBuf {
+    if let Some(path) = &args.image {
+        return path.clone();
+    }
+    let name = args.role.image_name();
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn run(args: &Args, start: Instant) -> Result<i32> {
+    let mode = if args.guest_test.is_some() {
+        Mode::Test
+    } else if args.self_test {
+        Mode::SelfTest
+    } else {
+        Mode::Serve
+    };
+    if args.self_test_iterations == 0 {
+        return Err(VmmError::BadOption {
+            option: "--self-test-iterations",
+            why: "must be at least 1".into(),
+        });
+    }
+    let cfg = vm::Config {
+        role: args.role.role(),
+        image: image_path(args),
+        mem: cli::parse_mem(&args.mem)?,
+        vcpus: cli::check_vcpus(args.vcpus)?,
+        kvm_device: args.kvm_device.clone(),
+        mode,
+        test: args.guest_test.map(|t| t.test()),
+        selftest_iterations: args.self_test_iterations,
+    };
+    let vm = vm::build(&cfg)?;
+    let shared = vm.shared.clone();
+
+    let (events, inbox) = mpsc::channel();
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+        .map_err(VmmError::Thread)?;
+    let signal_events = events.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let _ = signal_events.send(Event::Signal(sig));
+            }
+        })
+        .map_err(VmmError::Thread)?;
+    for (cpu, (vcpu, stats)) in vm.vcpus.into_iter().enumerate() {
+        let thread = VcpuThread {
+            vcpu,
+            cpu: cpu as u32,
+            shared: shared.clone(),
+            events: events.clone(),
+            stats,
+        };
+        std::thread::Builder::new()
+            .name(format!("vcpu{cpu}"))
+            .spawn(move || thread.run())
+            .map_err(VmmError::Thread)?;
+    }
+    drop(events);
+
+    let role = cfg.role.name();
+    let mut booted_at = None;
+    let mut compute_begin = None;
+    let mut selftest = None;
+    for event in inbox {
+        match event {
+            Event::Booted { cpu, at } => {
+                log::debug!("vCPU {cpu} booted");
+                if cpu == 0 {
+                    booted_at = Some(at);
+                    log::info!("booted in {:?}", at - start);
+                }
+            }
+            Event::ComputeBegin { at } => compute_begin = Some(at),
+            Event::SelfTestDone {
+                report,
+                at,
+                emulated,
+                kernel_exits,
+            } => {
+                let (Some(booted), Some(begin)) = (booted_at, compute_begin) else {
+                    return Err(VmmError::Guest(format!(
+                        "the {role} component's guest reported a self-test result before booting and starting it"
+                    )));
+                };
+                log::info!("vCPU 0 exits to KVM so far: {kernel_exits:?}");
+                selftest = Some(selftest::Outcome {
+                    role,
+                    boot: booted - start,
+                    guest_compute: at - begin,
+                    report,
+                    emulated,
+                    exits: 0,
+                });
+            }
+            Event::GuestExit { code } => {
+                if code != 0 {
+                    return Err(VmmError::Guest(format!(
+                        "the {role} component's guest exited with status {code}"
+                    )));
+                }
+                if mode != Mode::SelfTest {
+                    return Ok(0);
+                }
+                let Some(mut outcome) = selftest.take() else {
+                    return Err(VmmError::Guest(format!(
+                        "the {role} component's guest exited without reporting its self-test"
+                    )));
+                };
+                outcome.exits = shared.exits.load(Ordering::Relaxed);
+                let line = outcome.finish()?;
+                if let Ok(host) = shared.ram.get_host_address(GuestAddress(0)) {
+                    if let Some(kib) = selftest::vmm_rss_kib(host as u64) {
+                        log::info!("resident memory beyond guest RAM: {kib} KiB");
+                    }
+                }
+                println!("{line}");
+                return Ok(0);
+            }
+            Event::Halted { cpu } => {
+                if cpu == 0 && mode != Mode::Serve {
+                    return Err(VmmError::Guest(format!(
+                        "the {role} component's guest halted vCPU 0 before finishing"
+                    )));
+                }
+                log::debug!("vCPU {cpu} halted");
+            }
+            Event::Failed(report) => return Err(VmmError::Guest(report)),
+            Event::Error(e) => return Err(e),
+            Event::Signal(sig) => {
+                log::info!("signal {sig}: stopping the guest");
+                return Ok(0);
+            }
+        }
+    }
+    Err(VmmError::Guest(
+        "every vCPU thread ended unexpectedly".into(),
+    ))
+}

@@ -1,0 +1,29 @@
+//! Guest RAM: one anonymous mapping from guest-physical 0, registered with
+//! KVM as memory slot 0. Pages are populated by the host on first touch.
+
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::VmFd;
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use crate::error::{kvm, Result, VmmError};
+
+pub type GuestRam = GuestMemoryMmap<()>;
+
+pub fn create(vm: &VmFd, size: u64) -> Result<GuestRam> {
+    let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size as usize)])
+        .map_err(|e| VmmError::Memory(format!("cannot map {size} bytes of guest RAM: {e}")))?;
+    let host = ram
+        .get_host_address(GuestAddress(0))
+        .map_err(|e| VmmError::Memory(e.to_string()))?;
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: size,
+        userspace_addr: host as u64,
+    };
+    // SAFETY: the mapping lives in `ram`, which outlives the VM (both are
+    // owned by the Vm and dropped only when the process exits).
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm("register guest RAM"))?;
+    Ok(ram)
+}

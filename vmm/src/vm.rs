@@ -1,0 +1,105 @@
+//! Building a VM from the command line: KVM, guest RAM, the image, boot
+//! structures and vCPUs, in that order. The result is ready to start.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use lego_proto::boot::{BootInfo, GuestTest, Mode, Role, BOOT_MAGIC};
+
+use crate::error::{kvm, Result};
+use crate::stats::VcpuStats;
+use crate::vcpu::Shared;
+use crate::{boot, hypervisor, loader, memory};
+
+/// Everything the builder needs, already validated.
+pub struct Config {
+    pub role: Role,
+    pub image: PathBuf,
+    pub mem: u64,
+    pub vcpus: u32,
+    pub kvm_device: PathBuf,
+    pub mode: Mode,
+    pub test: Option<GuestTest>,
+    pub selftest_iterations: u64,
+}
+
+pub struct Vm {
+    pub shared: Arc<Shared>,
+    pub vcpus: Vec<(VcpuFd, Option<VcpuStats>)>,
+    // Kept open for the life of the VM.
+    _vm: VmFd,
+    _kvm: Kvm,
+}
+
+pub fn build(cfg: &Config) -> Result<Vm> {
+    let kvm_fd = hypervisor::open(&cfg.kvm_device)?;
+    let vm = kvm_fd.create_vm().map_err(kvm("create a VM"))?;
+    let ram = memory::create(&vm, cfg.mem)?;
+    let image = loader::load(&cfg.image, cfg.role.name(), &ram, cfg.mem)?;
+    log::info!(
+        "loaded {} ({:#x}..{:#x}, entry {:#x})",
+        cfg.image.display(),
+        lego_proto::boot::IMAGE_BASE,
+        image.end,
+        image.entry
+    );
+
+    let info = BootInfo {
+        magic: BOOT_MAGIC,
+        mem_size: cfg.mem,
+        image_end: image.end,
+        role: cfg.role as u32,
+        vcpus: cfg.vcpus,
+        mode: cfg.mode as u32,
+        test: cfg.test.map_or(0, |t| t as u32),
+        selftest_iterations: cfg.selftest_iterations,
+    };
+    boot::write_boot_structures(&ram, &info, cfg.vcpus)?;
+    let cpuid = kvm_fd
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(kvm("report its supported CPUID"))?;
+    let fsgsbase = hypervisor::supports_fsgsbase(&cpuid);
+    let mut vcpus = Vec::with_capacity(cfg.vcpus as usize);
+    let mut pvm = false;
+    for cpu in 0..cfg.vcpus {
+        let vcpu = vm.create_vcpu(cpu as u64).map_err(kvm("create a vCPU"))?;
+        vcpu.set_cpuid2(&cpuid)
+            .map_err(kvm("set the vCPU's CPUID"))?;
+        boot::setup_vcpu(&vcpu, cpu, cfg.vcpus, image.entry, fsgsbase)?;
+        pvm = hypervisor::enable_pvm_native(&vcpu)?;
+        let stats = VcpuStats::open(&vcpu);
+        vcpus.push((vcpu, stats));
+    }
+    log::info!(
+        "{} KVM: {}",
+        if pvm { "PVM" } else { "ordinary" },
+        if pvm {
+            "native-execution MSR set on every vCPU"
+        } else {
+            "standard long-mode setup"
+        }
+    );
+
+    let image_name = cfg
+        .image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| cfg.image.display().to_string());
+    let shared = Arc::new(Shared {
+        ram,
+        mem_size: cfg.mem,
+        role: cfg.role.name(),
+        image: image_name,
+        symbols: image.symbols,
+        exits: AtomicU64::new(0),
+    });
+    Ok(Vm {
+        shared,
+        vcpus,
+        _vm: vm,
+        _kvm: kvm_fd,
+    })
+}
