@@ -61,9 +61,9 @@ extern "C" fn image_entry(boot: *const BootInfo, cpu: u32) -> ! {
     }
     if boot.role != role as u32 {
         boot_mismatch(format_args!(
-            "this is the {} image but the VMM started it as role {}",
+            "this is the {} image but the VMM started it as the {} component",
             role.name(),
-            boot.role
+            Role::from_u32(boot.role).map_or("unknown", Role::name)
         ));
     }
     hypercall::out(PORT_BOOTED, 0);
