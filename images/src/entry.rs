@@ -9,7 +9,6 @@ use crate::{cpu, exceptions, heap, hypercall, println, selftest, testfail};
 
 // The VMM has set RSP, RDI (BootInfo) and RSI (vCPU index). Clear RBP so
 // backtraces in gdb end here.
-#[cfg(not(test))]
 core::arch::global_asm!(
     ".section .text._start, \"ax\"",
     ".global _start",
@@ -23,7 +22,6 @@ core::arch::global_asm!(
 /// Set once vCPU 0 has filled the IDT; the others wait for it.
 static IDT_READY: AtomicBool = AtomicBool::new(false);
 
-#[cfg(not(test))]
 extern "Rust" {
     fn lego_guest_role() -> Role;
     fn lego_guest_main(boot: &'static BootInfo) -> !;
@@ -34,7 +32,6 @@ fn boot_mismatch(what: core::fmt::Arguments) -> ! {
     panic!("boot information is wrong: {what}");
 }
 
-#[cfg(not(test))]
 extern "C" fn image_entry(boot: *const BootInfo, cpu: u32) -> ! {
     // SAFETY: the VMM maps the BootInfo page for the guest's whole life and never changes it.
     let boot: &'static BootInfo = unsafe { &*boot };

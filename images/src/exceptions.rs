@@ -74,7 +74,6 @@ pub struct ExceptionFrame {
 
 // One stub per vector: push a zero error code where the CPU pushes none, push
 // the vector, save the registers in `GPR_NAMES` order and call the handler.
-#[cfg(not(test))]
 core::arch::global_asm!(
     ".macro LEGO_ISR n, err",
     ".align 16",
@@ -113,13 +112,11 @@ core::arch::global_asm!(
     handler = sym exception_handler,
 );
 
-#[cfg(not(test))]
 extern "C" {
     static lego_isr_table: [u64; 32];
 }
 
 /// Fills the IDT. vCPU 0 only, before the others load it.
-#[cfg(not(test))]
 pub fn init() {
     // SAFETY: runs once on vCPU 0 before any other vCPU reads the IDT.
     let idt = unsafe { &mut *core::ptr::addr_of_mut!(IDT) };

@@ -16,14 +16,17 @@ extern crate alloc;
 
 pub mod console;
 pub mod cpu;
-pub mod entry;
+#[cfg(not(test))]
+mod entry;
+#[cfg(not(test))]
 pub mod exceptions;
 pub mod heap;
 pub mod hypercall;
 pub mod mem;
 pub mod panic;
 pub mod selftest;
-pub mod testfail;
+#[cfg(not(test))]
+mod testfail;
 
 pub use lego_proto::boot::{BootInfo, Role};
 

@@ -52,3 +52,11 @@ pub fn run(boot: &BootInfo, role: Role) {
     };
     hypercall::call_with(PORT_SELFTEST_DONE, &report);
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn heap_check_passes_on_a_working_allocator() {
+        assert!(super::check_heap() > 512 * 1024);
+    }
+}

@@ -53,6 +53,17 @@ pub const SEL_DATA: u16 = 0x18;
 /// First TSS descriptor; vCPU `i` uses `SEL_TSS + 16 * i` (16-byte descriptors).
 pub const SEL_TSS: u16 = 0x40;
 
+// The fixed layout must not overlap itself.
+const _: () = assert!(PD + (MAX_MEM >> 30) * 4096 <= EXCEPTION_STACKS);
+const _: () = assert!(TSS + MAX_VCPUS as u64 * TSS_STRIDE <= PML4);
+const _: () = assert!(
+    PML4 & 0x1000 != 0,
+    "PVM runs natively only with CR3 bit 12 set"
+);
+const _: () = assert!(SEL_TSS as u64 + 16 * MAX_VCPUS as u64 <= 4096);
+const _: () = assert!(EXCEPTION_STACKS + MAX_VCPUS as u64 * EXCEPTION_STACK_SIZE <= STACKS);
+const _: () = assert!(STACKS + MAX_VCPUS as u64 * STACK_SIZE <= IMAGE_BASE);
+
 /// Top of vCPU `cpu`'s ordinary stack (identity-mapped, lower half).
 pub const fn stack_top(cpu: u32) -> u64 {
     STACKS + (cpu as u64 + 1) * STACK_SIZE

@@ -61,7 +61,7 @@ fn self_test(role: &str) {
     // Emulated execution is ~1000x; native is ~1x. Leave room for noisy CI.
     assert!(ratio > 0.3 && ratio < 3.0, "compute_ratio {ratio}");
     let exits: u64 = ready["exits"].parse().expect("exits is a number");
-    assert!(exits >= 4 && exits < 100, "exits {exits}");
+    assert!((4..100).contains(&exits), "exits {exits}");
     // The guest's console line carries the role prefix.
     let err = stderr(&out);
     assert!(
