@@ -1,11 +1,9 @@
 //! `_start` and the boot sequence every image shares.
 
-use core::sync::atomic::{AtomicBool, Ordering};
-
 use lego_proto::boot::{BootInfo, GuestTest, Mode, Role, BOOT_MAGIC};
 use lego_proto::hypercall::{PORT_BOOTED, PORT_EXIT};
 
-use crate::{cpu, exceptions, heap, hypercall, println, selftest, testfail};
+use crate::{cpu, heap, hypercall, println, selftest, testfail};
 
 // The VMM has set RSP, RDI (BootInfo) and RSI (vCPU index). Clear RBP so
 // backtraces in gdb end here.
@@ -18,9 +16,6 @@ core::arch::global_asm!(
     "ud2",
     entry = sym image_entry,
 );
-
-/// Set once vCPU 0 has filled the IDT; the others wait for it.
-static IDT_READY: AtomicBool = AtomicBool::new(false);
 
 extern "Rust" {
     fn lego_guest_role() -> Role;
@@ -35,18 +30,11 @@ fn boot_mismatch(what: core::fmt::Arguments) -> ! {
 extern "C" fn image_entry(boot: *const BootInfo, cpu: u32) -> ! {
     // SAFETY: the VMM maps the BootInfo page for the guest's whole life and never changes it.
     let boot: &'static BootInfo = unsafe { &*boot };
+    // The VMM has loaded the IDT already (lego_proto::boot::IDT).
     if cpu != 0 {
-        while !IDT_READY.load(Ordering::Acquire) {
-            core::hint::spin_loop();
-        }
-        exceptions::load_idt();
         hypercall::out(PORT_BOOTED, cpu);
         cpu::halt_forever();
     }
-
-    exceptions::init();
-    exceptions::load_idt();
-    IDT_READY.store(true, Ordering::Release);
 
     // The heap must exist before the first panic message can be formatted
     // with allocation-free code; so the checks that may panic come after.

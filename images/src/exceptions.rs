@@ -1,51 +1,16 @@
-//! The IDT and the handlers for the 32 architectural exceptions.
+//! The exception entry points. The VMM builds the IDT from
+//! `lego_isr_table` (see `lego_proto::boot::IDT`); this module provides what
+//! the gates point at.
 //!
-//! Every handler runs on the vCPU's exception stack (IST1 on ordinary KVM,
-//! TSS RSP0 under PVM, both the same upper-half stack) and reports the vector,
-//! error code, RIP, CR2 and registers to the VMM, which prints them and stops
-//! the component. Nothing in a monitor is expected to fault.
+//! Every entry runs on the vCPU's exception stack (IST1 on ordinary KVM,
+//! TSS RSP0 under PVM; both are the same upper-half stack). #DB and #BP go
+//! to the VMM's debugger and come back; every other exception is reported to
+//! the VMM (vector, error code, RIP, CR2, registers), which stops the
+//! component: nothing in a monitor is expected to fault.
 
-use lego_proto::boot::SEL_CODE64;
-use lego_proto::hypercall::{FaultReport, PORT_FAULT};
+use lego_proto::hypercall::{FaultReport, TrapFrame, PORT_FAULT};
 
 use crate::{cpu, hypercall};
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct IdtEntry {
-    offset_low: u16,
-    selector: u16,
-    ist: u8,
-    type_attr: u8,
-    offset_mid: u16,
-    offset_high: u32,
-    reserved: u32,
-}
-
-impl IdtEntry {
-    const MISSING: IdtEntry = IdtEntry {
-        offset_low: 0,
-        selector: 0,
-        ist: 0,
-        type_attr: 0,
-        offset_mid: 0,
-        offset_high: 0,
-        reserved: 0,
-    };
-
-    fn gate(handler: u64, dpl: u8) -> IdtEntry {
-        IdtEntry {
-            offset_low: handler as u16,
-            selector: SEL_CODE64,
-            ist: 1,
-            // Present, 64-bit interrupt gate (interrupts stay off).
-            type_attr: 0x8e | (dpl << 5),
-            offset_mid: (handler >> 16) as u16,
-            offset_high: (handler >> 32) as u32,
-            reserved: 0,
-        }
-    }
-}
 
 #[repr(C, packed)]
 struct IdtPointer {
@@ -53,54 +18,61 @@ struct IdtPointer {
     base: u64,
 }
 
-#[repr(C, align(16))]
-struct Idt([IdtEntry; 256]);
-
-static mut IDT: Idt = Idt([IdtEntry::MISSING; 256]);
-
-/// What the entry stubs leave on the stack: the registers they saved, the
-/// vector and error code they pushed, and the CPU's interrupt frame.
-#[repr(C)]
-pub struct ExceptionFrame {
-    pub gprs: [u64; 15],
-    pub vector: u64,
-    pub error_code: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-
 // One stub per vector: push a zero error code where the CPU pushes none, push
-// the vector, save the registers in `GPR_NAMES` order and call the handler.
+// the vector, save the registers in `GPR_NAMES` order (a `TrapFrame`).
+// Vectors 1 (#DB) and 3 (#BP) hand the frame to the VMM's debugger with a
+// PORT_DEBUG hypercall (0x607), then restore it (the debugger may have
+// changed it) and return. The frame is on the upper-half exception stack, so
+// its guest-physical address is RSP minus UPPER_HALF.
 core::arch::global_asm!(
-    ".macro LEGO_ISR n, err",
+    ".macro LEGO_ISR n, err, common",
     ".align 16",
     "lego_isr_\\n:",
     ".if \\err == 0",
     "push 0",
     ".endif",
     "push \\n",
-    "jmp lego_isr_common",
+    "jmp \\common",
     ".endm",
-    "LEGO_ISR 0,0", "LEGO_ISR 1,0", "LEGO_ISR 2,0", "LEGO_ISR 3,0",
-    "LEGO_ISR 4,0", "LEGO_ISR 5,0", "LEGO_ISR 6,0", "LEGO_ISR 7,0",
-    "LEGO_ISR 8,1", "LEGO_ISR 9,0", "LEGO_ISR 10,1", "LEGO_ISR 11,1",
-    "LEGO_ISR 12,1", "LEGO_ISR 13,1", "LEGO_ISR 14,1", "LEGO_ISR 15,0",
-    "LEGO_ISR 16,0", "LEGO_ISR 17,1", "LEGO_ISR 18,0", "LEGO_ISR 19,0",
-    "LEGO_ISR 20,0", "LEGO_ISR 21,1", "LEGO_ISR 22,0", "LEGO_ISR 23,0",
-    "LEGO_ISR 24,0", "LEGO_ISR 25,0", "LEGO_ISR 26,0", "LEGO_ISR 27,0",
-    "LEGO_ISR 28,0", "LEGO_ISR 29,1", "LEGO_ISR 30,1", "LEGO_ISR 31,0",
-    "lego_isr_common:",
+    "LEGO_ISR 0,0,lego_isr_fatal", "LEGO_ISR 1,0,lego_isr_debug",
+    "LEGO_ISR 2,0,lego_isr_fatal", "LEGO_ISR 3,0,lego_isr_debug",
+    "LEGO_ISR 4,0,lego_isr_fatal", "LEGO_ISR 5,0,lego_isr_fatal",
+    "LEGO_ISR 6,0,lego_isr_fatal", "LEGO_ISR 7,0,lego_isr_fatal",
+    "LEGO_ISR 8,1,lego_isr_fatal", "LEGO_ISR 9,0,lego_isr_fatal",
+    "LEGO_ISR 10,1,lego_isr_fatal", "LEGO_ISR 11,1,lego_isr_fatal",
+    "LEGO_ISR 12,1,lego_isr_fatal", "LEGO_ISR 13,1,lego_isr_fatal",
+    "LEGO_ISR 14,1,lego_isr_fatal", "LEGO_ISR 15,0,lego_isr_fatal",
+    "LEGO_ISR 16,0,lego_isr_fatal", "LEGO_ISR 17,1,lego_isr_fatal",
+    "LEGO_ISR 18,0,lego_isr_fatal", "LEGO_ISR 19,0,lego_isr_fatal",
+    "LEGO_ISR 20,0,lego_isr_fatal", "LEGO_ISR 21,1,lego_isr_fatal",
+    "LEGO_ISR 22,0,lego_isr_fatal", "LEGO_ISR 23,0,lego_isr_fatal",
+    "LEGO_ISR 24,0,lego_isr_fatal", "LEGO_ISR 25,0,lego_isr_fatal",
+    "LEGO_ISR 26,0,lego_isr_fatal", "LEGO_ISR 27,0,lego_isr_fatal",
+    "LEGO_ISR 28,0,lego_isr_fatal", "LEGO_ISR 29,1,lego_isr_fatal",
+    "LEGO_ISR 30,1,lego_isr_fatal", "LEGO_ISR 31,0,lego_isr_fatal",
+    ".macro LEGO_SAVE",
     "push r15", "push r14", "push r13", "push r12", "push r11", "push r10",
     "push r9", "push r8", "push rbp", "push rdi", "push rsi", "push rdx",
     "push rcx", "push rbx", "push rax",
+    ".endm",
+    "lego_isr_fatal:",
+    "LEGO_SAVE",
     "mov rdi, rsp",
     "cld",
     "and rsp, -16",
-    "call {handler}",
+    "call {fatal}",
     "ud2",
+    "lego_isr_debug:",
+    "LEGO_SAVE",
+    "mov rax, rsp",
+    "movabs rdx, {upper}",
+    "sub rax, rdx",
+    "mov edx, {port}",
+    "out dx, eax",
+    "pop rax", "pop rbx", "pop rcx", "pop rdx", "pop rsi", "pop rdi", "pop rbp",
+    "pop r8", "pop r9", "pop r10", "pop r11", "pop r12", "pop r13", "pop r14", "pop r15",
+    "add rsp, 16",
+    "iretq",
     ".section .rodata.lego_isr_table, \"a\"",
     ".align 8",
     ".global lego_isr_table",
@@ -109,37 +81,10 @@ core::arch::global_asm!(
     ".quad lego_isr_\\n",
     ".endr",
     ".text",
-    handler = sym exception_handler,
+    fatal = sym exception_handler,
+    upper = const lego_proto::boot::UPPER_HALF,
+    port = const lego_proto::hypercall::PORT_DEBUG,
 );
-
-extern "C" {
-    static lego_isr_table: [u64; 32];
-}
-
-/// Fills the IDT. vCPU 0 only, before the others load it.
-pub fn init() {
-    // SAFETY: runs once on vCPU 0 before any other vCPU reads the IDT.
-    let idt = unsafe { &mut *core::ptr::addr_of_mut!(IDT) };
-    for (vector, entry) in idt.0.iter_mut().take(32).enumerate() {
-        // SAFETY: the table is static data emitted by the asm above.
-        let handler = unsafe { lego_isr_table[vector] };
-        // int3 must be usable from any privilege level the guest runs at.
-        let dpl = if vector == 3 { 3 } else { 0 };
-        *entry = IdtEntry::gate(handler, dpl);
-    }
-}
-
-/// Loads the IDT on this vCPU.
-pub fn load_idt() {
-    let pointer = IdtPointer {
-        limit: (core::mem::size_of::<Idt>() - 1) as u16,
-        base: core::ptr::addr_of!(IDT) as u64,
-    };
-    // SAFETY: the IDT is a static that lives forever.
-    unsafe {
-        core::arch::asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags))
-    };
-}
 
 /// Loads an empty IDT, so that the next exception triple-faults. Tests only.
 pub fn load_empty_idt() {
@@ -150,7 +95,7 @@ pub fn load_empty_idt() {
     };
 }
 
-extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
+extern "C" fn exception_handler(frame: &TrapFrame) -> ! {
     let report = FaultReport {
         vector: frame.vector,
         error_code: frame.error_code,

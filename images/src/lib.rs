@@ -2,8 +2,7 @@
 //!
 //! Boot (see `lego_proto::boot`): the VMM starts each vCPU in 64-bit mode at
 //! `_start` with RSP at its stack, RDI = the [`BootInfo`] address and RSI =
-//! its index. vCPU 0 builds the IDT, the others wait for it; then vCPU 0
-//! sets up the heap and console and runs the self-test, a deliberate test
+//! its index, and the IDT already loaded. vCPU 0 sets up the heap and console and runs the self-test, a deliberate test
 //! failure, or the monitor's own `main` given to [`guest!`]. The other vCPUs
 //! halt until a later issue gives them work.
 //!

@@ -26,6 +26,12 @@ pub const PML4: u64 = 0x5000;
 pub const PDPT: u64 = 0x6000;
 /// Page directories, one page per GiB of guest RAM.
 pub const PD: u64 = 0x7000;
+/// The IDT (256 gates, one page), written by the VMM from the image's
+/// [`ISR_TABLE_SYMBOL`] so that exceptions are reported from the first
+/// instruction on, even while a debugger single-steps the boot code.
+pub const IDT: u64 = PD + (MAX_MEM >> 30) * 4096;
+/// The symbol of the image's table of 32 exception entry addresses.
+pub const ISR_TABLE_SYMBOL: &str = "lego_isr_table";
 /// Guest RAM is mapped with 2 MiB pages, so it comes in 2 MiB units.
 pub const LARGE_PAGE: u64 = 2 << 20;
 /// One page directory per GiB: 64 of them fit below [`EXCEPTION_STACKS`].
@@ -54,7 +60,7 @@ pub const SEL_DATA: u16 = 0x18;
 pub const SEL_TSS: u16 = 0x40;
 
 // The fixed layout must not overlap itself.
-const _: () = assert!(PD + (MAX_MEM >> 30) * 4096 <= EXCEPTION_STACKS);
+const _: () = assert!(IDT + 4096 <= EXCEPTION_STACKS);
 const _: () = assert!(TSS + MAX_VCPUS as u64 * TSS_STRIDE <= PML4);
 const _: () = assert!(
     PML4 & 0x1000 != 0,

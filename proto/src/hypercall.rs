@@ -24,6 +24,13 @@ pub const PORT_PANIC: u16 = 0x605;
 /// EAX = address of a [`FaultReport`].
 pub const PORT_FAULT: u16 = 0x606;
 
+/// EAX = guest-physical address of a [`TrapFrame`]: a #DB or #BP was taken.
+/// The VMM may change the frame (registers, RIP, the trap flag) before it
+/// returns; the guest then restores it and `iretq`s. This is how a debugger
+/// steps and breaks on PVM, where KVM's own guest debugging does not work
+/// natively.
+pub const PORT_DEBUG: u16 = 0x607;
+
 /// The most bytes one console hypercall may carry; longer lines are split.
 pub const CONSOLE_MAX: u64 = 4096;
 /// The most bytes of panic message and file name the VMM reads.
@@ -66,6 +73,22 @@ pub const GPR_NAMES: [&str; 15] = [
     "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
     "r15",
 ];
+
+/// What the guest's exception entry leaves on its stack: the registers it
+/// saved (in [`GPR_NAMES`] order), the vector and error code, and the
+/// CPU's interrupt frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct TrapFrame {
+    pub gprs: [u64; 15],
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]

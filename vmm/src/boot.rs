@@ -59,6 +59,27 @@ const TSS_RSP0: u64 = 4;
 const TSS_IST1: u64 = 0x24;
 const TSS_IOMAP: u64 = 0x66;
 
+/// Writes the IDT: one 64-bit interrupt gate per exception, pointing at the
+/// image's entry points (read from its `lego_isr_table`), all on IST1.
+/// #BP is allowed from any privilege level.
+pub fn write_idt(ram: &GuestRam, isr_table: u64) -> Result<()> {
+    let mut idt = [0u64; 512];
+    for vector in 0..32u64 {
+        let handler: u64 = ram
+            .read_obj(GuestAddress(isr_table + vector * 8))
+            .map_err(|e| VmmError::Memory(format!("reading the image's exception table: {e}")))?;
+        let dpl: u64 = if vector == 3 { 3 } else { 0 };
+        idt[vector as usize * 2] = (handler & 0xffff)
+            | (u64::from(SEL_CODE64) << 16)
+            | (1 << 32) // IST1
+            | ((0x8e | (dpl << 5)) << 40)
+            | (((handler >> 16) & 0xffff) << 48);
+        idt[vector as usize * 2 + 1] = handler >> 32;
+    }
+    ram.write_slice(idt.as_bytes(), GuestAddress(IDT))
+        .map_err(|e| VmmError::Memory(format!("writing the IDT: {e}")))
+}
+
 /// Writes page tables, GDT, TSSs and the boot information into guest RAM.
 pub fn write_boot_structures(ram: &GuestRam, info: &BootInfo, vcpus: u32) -> Result<()> {
     let w = |data: &[u8], at: u64| {
@@ -180,9 +201,8 @@ pub fn setup_vcpu(vcpu: &VcpuFd, cpu: u32, vcpus: u32, entry: u64, fsgsbase: boo
     };
     sregs.gdt.base = GDT;
     sregs.gdt.limit = gdt_limit(vcpus);
-    // The guest loads its own IDT first thing.
-    sregs.idt.base = 0;
-    sregs.idt.limit = 0;
+    sregs.idt.base = IDT;
+    sregs.idt.limit = 256 * 16 - 1;
     sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
     sregs.cr3 = PML4;
     sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | if fsgsbase { CR4_FSGSBASE } else { 0 };

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use goblin::elf::{header, program_header, sym, Elf};
-use lego_proto::boot::IMAGE_BASE;
+use lego_proto::boot::{IMAGE_BASE, ISR_TABLE_SYMBOL};
 use vm_memory::{Bytes, GuestAddress};
 
 use crate::error::{Result, VmmError};
@@ -17,6 +17,8 @@ pub const MIN_HEAP: u64 = 1 << 20;
 /// A loaded image: where to start it, where it ends, and its symbols.
 pub struct Image {
     pub entry: u64,
+    /// Address of the image's table of 32 exception entry points.
+    pub isr_table: u64,
     /// First free byte after the image, page aligned.
     pub end: u64,
     pub symbols: Symbols,
@@ -36,6 +38,7 @@ pub fn load(path: &Path, role: &'static str, ram: &GuestRam, mem_size: u64) -> R
             .map_err(|e| VmmError::Memory(format!("clearing the image's bss: {e}")))?;
     }
     Ok(Image {
+        isr_table: plan.isr_table,
         entry: plan.entry,
         end: plan.end,
         symbols: plan.symbols,
@@ -63,6 +66,7 @@ struct Segment {
 
 struct Plan {
     entry: u64,
+    isr_table: u64,
     end: u64,
     segments: Vec<Segment>,
     symbols: Symbols,
@@ -167,7 +171,19 @@ fn plan(path: &Path, bytes: &[u8], mem_size: u64) -> Result<Plan> {
             mib(mem_size)
         )));
     }
+    let isr_table = elf
+        .syms
+        .iter()
+        .find(|s| elf.strtab.get_at(s.st_name) == Some(ISR_TABLE_SYMBOL))
+        .map(|s| s.st_value)
+        .filter(|&a| a >= IMAGE_BASE && a + 32 * 8 <= end)
+        .ok_or_else(|| {
+            not_elf(format!(
+                "it has no {ISR_TABLE_SYMBOL} symbol inside its image, so it is not a Lego guest image (or it was stripped)"
+            ))
+        })?;
     Ok(Plan {
+        isr_table,
         entry: elf.entry,
         end,
         segments,

@@ -58,6 +58,7 @@ pub fn build(cfg: &Config) -> Result<Vm> {
         selftest_iterations: cfg.selftest_iterations,
     };
     boot::write_boot_structures(&ram, &info, cfg.vcpus)?;
+    boot::write_idt(&ram, image.isr_table)?;
     let cpuid = kvm_fd
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(kvm("report its supported CPUID"))?;
