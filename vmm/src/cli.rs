@@ -87,6 +87,11 @@ pub struct Args {
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     pub log_level: log::LevelFilter,
 
+    /// Serve gdb on this address (e.g. 127.0.0.1:1234); the guest waits for
+    /// gdb before its first instruction.
+    #[arg(long, value_name = "ADDR")]
+    pub gdb: Option<String>,
+
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     pub kvm_device: PathBuf,

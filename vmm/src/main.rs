@@ -6,10 +6,13 @@
 
 mod boot;
 mod cli;
+mod debug;
 mod error;
+mod gdb;
 mod hypervisor;
 mod loader;
 mod memory;
+mod paging;
 mod report;
 mod selftest;
 mod stats;
@@ -34,6 +37,8 @@ fn main() {
     let args = Args::parse();
     env_logger::Builder::new()
         .filter_level(args.log_level)
+        // gdbstub logs every packet it does not know at info level.
+        .filter_module("gdbstub", args.log_level.min(log::LevelFilter::Warn))
         .format_target(false)
         .init();
     let code = match run(&args, start) {
@@ -97,6 +102,18 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             }
         })
         .map_err(VmmError::Thread)?;
+    let (mut links, mut handles, stops) = match &args.gdb {
+        Some(_) => {
+            debug::install_kick_handler().map_err(VmmError::Thread)?;
+            let (links, handles, stops) = debug::links(cfg.vcpus);
+            (links.into_iter().map(Some).collect(), handles, Some(stops))
+        }
+        None => (
+            (0..cfg.vcpus).map(|_| None).collect::<Vec<_>>(),
+            Vec::new(),
+            None,
+        ),
+    };
     for (cpu, (vcpu, stats)) in vm.vcpus.into_iter().enumerate() {
         let thread = VcpuThread {
             vcpu,
@@ -104,13 +121,29 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             shared: shared.clone(),
             events: events.clone(),
             stats,
+            debug: links[cpu].take(),
         };
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name(format!("vcpu{cpu}"))
             .spawn(move || thread.run())
             .map_err(VmmError::Thread)?;
+        if let Some(h) = handles.get_mut(cpu) {
+            h.thread = Some(std::os::unix::thread::JoinHandleExt::as_pthread_t(&handle));
+        }
     }
     drop(events);
+    let gdb = match (&args.gdb, stops) {
+        (Some(addr), Some(stops)) => {
+            Some(gdb::GdbServer::start(addr, handles, stops, shared.clone())?)
+        }
+        _ => None,
+    };
+    // Lets an attached gdb see the guest end before the process does.
+    let gdb_sees_end = || {
+        if let Some(g) = &gdb {
+            g.wait_end_reported(std::time::Duration::from_secs(2));
+        }
+    };
 
     let role = cfg.role.name();
     let mut booted_at = None;
@@ -148,6 +181,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 });
             }
             Event::GuestExit { code } => {
+                gdb_sees_end();
                 if code != 0 {
                     return Err(VmmError::Guest(format!(
                         "the {role} component's guest exited with status {code}"
@@ -179,7 +213,10 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 }
                 log::debug!("vCPU {cpu} halted");
             }
-            Event::Failed(report) => return Err(VmmError::Guest(report)),
+            Event::Failed(report) => {
+                gdb_sees_end();
+                return Err(VmmError::Guest(report));
+            }
             Event::Error(e) => return Err(e),
             Event::Signal(sig) => {
                 log::info!("signal {sig}: stopping the guest");

@@ -12,6 +12,7 @@ use lego_proto::hypercall::*;
 use vm_memory::{Bytes, GuestAddress};
 use zerocopy::FromBytes;
 
+use crate::debug::{Command, DebugLink, GuestRegs, StopEvent, StopKind};
 use crate::error::VmmError;
 use crate::loader::Symbols;
 use crate::memory::GuestRam;
@@ -24,6 +25,7 @@ pub struct Shared {
     pub mem_size: u64,
     pub role: &'static str,
     pub image: String,
+    pub image_path: std::path::PathBuf,
     pub symbols: Symbols,
     /// Exits to this process, all vCPUs together.
     pub exits: AtomicU64,
@@ -64,6 +66,8 @@ pub struct VcpuThread {
     pub shared: Arc<Shared>,
     pub events: Sender<Event>,
     pub stats: Option<VcpuStats>,
+    /// Present when a debugger may attach (`--gdb`).
+    pub debug: Option<DebugLink>,
 }
 
 /// What one exit means for the run loop.
@@ -76,6 +80,11 @@ impl VcpuThread {
     pub fn run(mut self) {
         let emulated_at_start = self.stats.as_ref().and_then(VcpuStats::insn_emulation);
         loop {
+            if self.stop_requested() {
+                if let Next::Stop = self.debug_stop(StopKind::Requested, None) {
+                    return;
+                }
+            }
             let exit = self.vcpu.run();
             self.shared.exits.fetch_add(1, Ordering::Relaxed);
             let next = match exit {
@@ -93,10 +102,7 @@ impl VcpuThread {
                     data.fill(0xff);
                     Next::Continue
                 }
-                Ok(VcpuExit::Hlt) => {
-                    self.send(Event::Halted { cpu: self.cpu });
-                    Next::Stop
-                }
+                Ok(VcpuExit::Hlt) => self.halted(),
                 Ok(VcpuExit::Shutdown) => self.fail_with_state(
                     "triple-faulted (an exception occurred while the CPU could not deliver another; KVM_EXIT_SHUTDOWN), so the vector is unknown; last state",
                 ),
@@ -110,9 +116,10 @@ impl VcpuThread {
                 Ok(VcpuExit::FailEntry(reason, cpu)) => self.fail_with_state(&format!(
                     "could not be entered by KVM (hardware entry failure reason {reason:#x} on host CPU {cpu})"
                 )),
-                Ok(VcpuExit::InternalError) => {
-                    self.fail_with_state("hit a KVM internal error (KVM could not emulate an instruction)")
-                }
+                Ok(VcpuExit::InternalError) => match self.int3_under_emulation() {
+                    Some(rip) => self.debug_stop(StopKind::Trap { vector: 3, rip }, None),
+                    None => self.fail_with_state("hit a KVM internal error (KVM could not emulate an instruction)"),
+                },
                 Ok(other) => {
                     let what = format!("made an exit this VMM does not handle: {other:?}");
                     self.fail_with_state(&what)
@@ -132,6 +139,204 @@ impl VcpuThread {
         }
     }
 
+    /// PVM emulates a few instructions after each one it had to emulate
+    /// (a hypercall, `iretq`), and its emulator cannot execute int3: a
+    /// breakpoint met then ends in KVM_EXIT_INTERNAL_ERROR instead of #BP.
+    /// Under a debugger, an internal error on an int3 byte is that
+    /// breakpoint: step RIP past it as the CPU would and report #BP.
+    fn int3_under_emulation(&self) -> Option<u64> {
+        self.debug.as_ref()?;
+        let mut regs = self.vcpu.get_regs().ok()?;
+        let cr3 = self.vcpu.get_sregs().ok()?.cr3;
+        let (phys, _) = crate::paging::translate(&self.shared.ram, cr3, regs.rip)?;
+        let byte: u8 = self.shared.ram.read_obj(GuestAddress(phys)).ok()?;
+        if byte != 0xcc {
+            return None;
+        }
+        regs.rip += 1;
+        self.vcpu.set_regs(&regs).ok()?;
+        Some(regs.rip)
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.debug
+            .as_ref()
+            .is_some_and(|d| d.stop_requested.load(Ordering::Acquire))
+    }
+
+    /// A halted vCPU (HLT with interrupts off) has nothing to run. Without a
+    /// debugger its thread ends; with one it waits until the debugger stops
+    /// it, then runs again (the guest halts again at once unless the
+    /// debugger moved it).
+    fn halted(&mut self) -> Next {
+        if self.debug.is_none() {
+            self.send(Event::Halted { cpu: self.cpu });
+            return Next::Stop;
+        }
+        self.send(Event::Halted { cpu: self.cpu });
+        while !self.stop_requested() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Next::Continue
+    }
+
+    /// Tells the debugger this vCPU stopped and serves its commands until it
+    /// says resume. `frame` is the guest-physical address of the trap frame
+    /// when the stop came from the guest's #DB/#BP handler.
+    fn debug_stop(&mut self, kind: StopKind, frame: Option<u64>) -> Next {
+        let Some(link) = self.debug.as_ref() else {
+            return Next::Continue;
+        };
+        let _ = link.stops.send(StopEvent {
+            cpu: self.cpu,
+            kind,
+        });
+        loop {
+            let Some(link) = self.debug.as_ref() else {
+                return Next::Continue;
+            };
+            let Ok(command) = link.commands.recv() else {
+                // The debugger is gone: run on.
+                return Next::Continue;
+            };
+            match command {
+                Command::ReadRegs(reply) => {
+                    let _ = reply.send(self.read_regs(frame));
+                }
+                Command::WriteRegs(regs, reply) => {
+                    let _ = reply.send(self.write_regs(frame, &regs));
+                }
+                Command::Cr3(reply) => {
+                    let cr3 = self
+                        .vcpu
+                        .get_sregs()
+                        .map_or(lego_proto::boot::PML4, |s| s.cr3);
+                    let _ = reply.send(cr3);
+                }
+                Command::Resume { step } => {
+                    link.stop_requested.store(false, Ordering::Release);
+                    if let Err(e) = self.set_trap_flag(frame, step) {
+                        log::warn!(
+                            "vCPU {}: cannot {} single-step: {e}",
+                            self.cpu,
+                            if step { "set" } else { "clear" }
+                        );
+                    }
+                    return Next::Continue;
+                }
+            }
+        }
+    }
+
+    fn read_frame(&self, addr: u64) -> Result<TrapFrame, String> {
+        let mut buf = [0u8; std::mem::size_of::<TrapFrame>()];
+        self.shared
+            .ram
+            .read_slice(&mut buf, GuestAddress(addr))
+            .map_err(|e| format!("trap frame at {addr:#x} unreadable: {e}"))?;
+        TrapFrame::read_from_bytes(&buf).map_err(|_| "malformed trap frame".to_owned())
+    }
+
+    fn write_frame(&self, addr: u64, frame: &TrapFrame) -> Result<(), String> {
+        self.shared
+            .ram
+            .write_slice(zerocopy::IntoBytes::as_bytes(frame), GuestAddress(addr))
+            .map_err(|e| format!("trap frame at {addr:#x} unwritable: {e}"))
+    }
+
+    fn read_regs(&self, frame: Option<u64>) -> Result<GuestRegs, String> {
+        let sregs = self.vcpu.get_sregs().map_err(|e| e.to_string())?;
+        let data = [
+            sregs.ds.selector,
+            sregs.es.selector,
+            sregs.fs.selector,
+            sregs.gs.selector,
+        ];
+        if let Some(addr) = frame {
+            let f = self.read_frame(addr)?;
+            let g = f.gprs;
+            return Ok(GuestRegs {
+                gprs: [
+                    g[0], g[1], g[2], g[3], g[4], g[5], g[6], f.rsp, g[7], g[8], g[9], g[10],
+                    g[11], g[12], g[13], g[14],
+                ],
+                rip: f.rip,
+                rflags: f.rflags,
+                segments: [f.cs as u16, f.ss as u16, data[0], data[1], data[2], data[3]],
+            });
+        }
+        let r = self.vcpu.get_regs().map_err(|e| e.to_string())?;
+        Ok(GuestRegs {
+            gprs: [
+                r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11,
+                r.r12, r.r13, r.r14, r.r15,
+            ],
+            rip: r.rip,
+            rflags: r.rflags,
+            segments: [
+                sregs.cs.selector,
+                sregs.ss.selector,
+                data[0],
+                data[1],
+                data[2],
+                data[3],
+            ],
+        })
+    }
+
+    fn write_regs(&self, frame: Option<u64>, regs: &GuestRegs) -> Result<(), String> {
+        let g = regs.gprs;
+        if let Some(addr) = frame {
+            let mut f = self.read_frame(addr)?;
+            f.gprs = [
+                g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[8], g[9], g[10], g[11], g[12], g[13],
+                g[14], g[15],
+            ];
+            f.rsp = g[7];
+            f.rip = regs.rip;
+            f.rflags = regs.rflags;
+            return self.write_frame(addr, &f);
+        }
+        let r = kvm_bindings::kvm_regs {
+            rax: g[0],
+            rbx: g[1],
+            rcx: g[2],
+            rdx: g[3],
+            rsi: g[4],
+            rdi: g[5],
+            rbp: g[6],
+            rsp: g[7],
+            r8: g[8],
+            r9: g[9],
+            r10: g[10],
+            r11: g[11],
+            r12: g[12],
+            r13: g[13],
+            r14: g[14],
+            r15: g[15],
+            rip: regs.rip,
+            rflags: regs.rflags,
+        };
+        self.vcpu.set_regs(&r).map_err(|e| e.to_string())
+    }
+
+    /// Single-stepping is the CPU's trap flag: the guest runs one instruction
+    /// and takes #DB, which its handler reports as a [`StopKind::Trap`].
+    fn set_trap_flag(&self, frame: Option<u64>, step: bool) -> Result<(), String> {
+        const TF: u64 = 1 << 8;
+        let mut regs = self.read_regs(frame)?;
+        let want = if step {
+            regs.rflags | TF
+        } else {
+            regs.rflags & !TF
+        };
+        if want != regs.rflags {
+            regs.rflags = want;
+            self.write_regs(frame, &regs)?;
+        }
+        Ok(())
+    }
+
     fn send(&self, event: Event) {
         // The main thread only goes away when the process exits.
         let _ = self.events.send(event);
@@ -145,7 +350,18 @@ impl VcpuThread {
         }
     }
 
+    /// Lets an attached debugger see the guest end.
+    fn tell_debugger(&self, kind: StopKind) {
+        if let Some(link) = &self.debug {
+            let _ = link.stops.send(StopEvent {
+                cpu: self.cpu,
+                kind,
+            });
+        }
+    }
+
     fn fail(&self, text: String) -> Next {
+        self.tell_debugger(StopKind::Failed);
         self.send(Event::Failed(text));
         Next::Stop
     }
@@ -216,7 +432,7 @@ impl VcpuThread {
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 
-    fn hypercall(&self, port: u16, value: u32, emulated_at_start: Option<u64>) -> Next {
+    fn hypercall(&mut self, port: u16, value: u32, emulated_at_start: Option<u64>) -> Next {
         match self.try_hypercall(port, value, emulated_at_start) {
             Ok(next) => next,
             Err(why) => self.fail(format!(
@@ -227,7 +443,7 @@ impl VcpuThread {
     }
 
     fn try_hypercall(
-        &self,
+        &mut self,
         port: u16,
         value: u32,
         emulated_at_start: Option<u64>,
@@ -263,8 +479,37 @@ impl VcpuThread {
                 });
             }
             PORT_EXIT => {
+                self.tell_debugger(StopKind::Exited(value));
                 self.send(Event::GuestExit { code: value });
                 return Ok(Next::Stop);
+            }
+            PORT_DEBUG => {
+                let addr = value as u64;
+                let frame = self
+                    .read_frame(addr)
+                    .map_err(|e| format!("passed a bad debug trap frame ({e})"))?;
+                if self.debug.is_none() {
+                    let report = FaultReport {
+                        vector: frame.vector,
+                        error_code: frame.error_code,
+                        rip: frame.rip,
+                        cs: frame.cs,
+                        rflags: frame.rflags,
+                        rsp: frame.rsp,
+                        ss: frame.ss,
+                        cr2: 0,
+                        cpu: self.cpu as u64,
+                        gprs: frame.gprs,
+                    };
+                    let text = report::exception(&self.who(), &report, &self.shared.symbols)
+                        .replace("it does not handle", "meant for a debugger, but none is attached (start lego-vmm with --gdb ADDR)");
+                    return Ok(self.fail(text));
+                }
+                let kind = StopKind::Trap {
+                    vector: frame.vector,
+                    rip: frame.rip,
+                };
+                return Ok(self.debug_stop(kind, Some(addr)));
             }
             PORT_PANIC => {
                 let p: PanicReport = self.read_arg("panic report", value)?;

@@ -94,6 +94,7 @@ pub fn build(cfg: &Config) -> Result<Vm> {
         mem_size: cfg.mem,
         role: cfg.role.name(),
         image: image_name,
+        image_path: cfg.image.clone(),
         symbols: image.symbols,
         exits: AtomicU64::new(0),
     });
