@@ -29,6 +29,11 @@ pub fn run(test: GuestTest) -> ! {
             unsafe { core::arch::asm!("ud2") };
             panic!("ud2 with an empty IDT did not triple-fault");
         }
+        GuestTest::Breakpoint => {
+            // SAFETY: int3 goes to the VMM's debugger, or is reported as a failure.
+            unsafe { core::arch::asm!("int3") };
+            panic!("int3 returned although no debugger is attached");
+        }
         GuestTest::BadHypercall => {
             // A console write whose argument lies far outside guest RAM.
             hypercall::out(lego_proto::hypercall::PORT_CONSOLE, 0xffff_f000);

@@ -129,6 +129,7 @@ pub enum GuestTest {
     DivideError = 3,
     TripleFault = 4,
     BadHypercall = 5,
+    Breakpoint = 6,
 }
 
 impl GuestTest {
@@ -139,6 +140,7 @@ impl GuestTest {
             3 => Some(GuestTest::DivideError),
             4 => Some(GuestTest::TripleFault),
             5 => Some(GuestTest::BadHypercall),
+            6 => Some(GuestTest::Breakpoint),
             _ => None,
         }
     }

@@ -40,6 +40,7 @@ pub enum GuestTestArg {
     DivideError,
     TripleFault,
     BadHypercall,
+    Breakpoint,
 }
 
 impl GuestTestArg {
@@ -50,6 +51,7 @@ impl GuestTestArg {
             GuestTestArg::DivideError => GuestTest::DivideError,
             GuestTestArg::TripleFault => GuestTest::TripleFault,
             GuestTestArg::BadHypercall => GuestTest::BadHypercall,
+            GuestTestArg::Breakpoint => GuestTest::Breakpoint,
         }
     }
 }

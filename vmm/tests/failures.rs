@@ -84,6 +84,19 @@ fn guest_bad_hypercall_is_a_guest_failure() {
 }
 
 #[test]
+fn guest_breakpoint_without_debugger_is_a_failure() {
+    guest_test(
+        "breakpoint",
+        &[
+            "breakpoint (#BP), vector 3",
+            "none is attached",
+            "--gdb ADDR",
+            "in lego_image::testfail::run+0x",
+        ],
+    );
+}
+
+#[test]
 fn image_for_another_role_is_refused_by_the_guest() {
     if !kvm_available() {
         return;
