@@ -153,6 +153,11 @@ impl VcpuThread {
         if byte != 0xcc {
             return None;
         }
+        log::debug!(
+            "vCPU {}: int3 at {:#x} met under emulation",
+            self.cpu,
+            regs.rip
+        );
         regs.rip += 1;
         self.vcpu.set_regs(&regs).ok()?;
         Some(regs.rip)
@@ -505,6 +510,12 @@ impl VcpuThread {
                         .replace("it does not handle", "meant for a debugger, but none is attached (start lego-vmm with --gdb ADDR)");
                     return Ok(self.fail(text));
                 }
+                log::debug!(
+                    "vCPU {}: vector {} at {:#x} through the guest's handler",
+                    self.cpu,
+                    frame.vector,
+                    frame.rip
+                );
                 let kind = StopKind::Trap {
                     vector: frame.vector,
                     rip: frame.rip,
