@@ -62,6 +62,9 @@ core::arch::global_asm!(
     "and rsp, -16",
     "call {fatal}",
     "ud2",
+    // The VMM must not stop a vCPU between these labels: it lets one before
+    // the hypercall run on to it, and completes the return for one after.
+    ".global lego_isr_1, lego_isr_3, lego_isr_debug, lego_isr_debug_resume, lego_isr_debug_end",
     "lego_isr_debug:",
     "LEGO_SAVE",
     "mov rax, rsp",
@@ -69,10 +72,12 @@ core::arch::global_asm!(
     "sub rax, rdx",
     "mov edx, {port}",
     "out dx, eax",
+    "lego_isr_debug_resume:",
     "pop rax", "pop rbx", "pop rcx", "pop rdx", "pop rsi", "pop rdi", "pop rbp",
     "pop r8", "pop r9", "pop r10", "pop r11", "pop r12", "pop r13", "pop r14", "pop r15",
     "add rsp, 16",
     "iretq",
+    "lego_isr_debug_end:",
     ".section .rodata.lego_isr_table, \"a\"",
     ".align 8",
     ".global lego_isr_table",

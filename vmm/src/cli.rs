@@ -94,6 +94,10 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub gdb: Option<String>,
 
+    /// Seconds a new gdb client has to send its first valid packet.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, hide = true)]
+    pub gdb_greeting_secs: u64,
+
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     pub kvm_device: PathBuf,

@@ -59,13 +59,19 @@ pub enum Command {
 pub struct DebugLink {
     pub commands: Receiver<Command>,
     pub stops: Sender<StopEvent>,
+    /// Set by the debugger to stop the vCPU, cleared by the debugger before
+    /// it resumes it (never by the vCPU: a stale resume must not cancel a
+    /// newer stop).
     pub stop_requested: Arc<AtomicBool>,
+    /// Cleared when the vCPU thread ends.
+    pub alive: Arc<AtomicBool>,
 }
 
 /// The debugger's end, one per vCPU.
 pub struct VcpuHandle {
     pub commands: Sender<Command>,
     pub stop_requested: Arc<AtomicBool>,
+    pub alive: Arc<AtomicBool>,
     /// Set once the thread runs; signalled to kick it out of KVM_RUN.
     pub thread: Option<libc::pthread_t>,
 }
@@ -83,14 +89,17 @@ pub fn links(vcpus: u32) -> (Vec<DebugLink>, Vec<VcpuHandle>, Receiver<StopEvent
     for _ in 0..vcpus {
         let (cmd_tx, cmd_rx) = channel();
         let flag = Arc::new(AtomicBool::new(true));
+        let alive = Arc::new(AtomicBool::new(true));
         links.push(DebugLink {
             commands: cmd_rx,
             stops: stop_tx.clone(),
             stop_requested: flag.clone(),
+            alive: alive.clone(),
         });
         handles.push(VcpuHandle {
             commands: cmd_tx,
             stop_requested: flag,
+            alive,
             thread: None,
         });
     }

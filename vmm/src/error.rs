@@ -44,6 +44,9 @@ pub enum VmmError {
         source: kvm_ioctls::Error,
     },
 
+    #[error("cannot reserve {mib} MiB of guest RAM on this host ({why}): give less with --mem")]
+    GuestRam { mib: u64, why: String },
+
     #[error("could not set up guest memory: {0}")]
     Memory(String),
 
@@ -65,6 +68,7 @@ impl VmmError {
             | VmmError::ImageRead { .. }
             | VmmError::ImageNotElf { .. }
             | VmmError::ImageTooBig { .. }
+            | VmmError::GuestRam { .. }
             | VmmError::BadOption { .. } => 2,
             VmmError::Guest(_) => 3,
             VmmError::Kvm { .. } | VmmError::Memory(_) | VmmError::Thread(_) => 1,

@@ -19,12 +19,28 @@ pub struct Image {
     pub entry: u64,
     /// Address of the image's table of 32 exception entry points.
     pub isr_table: u64,
+    /// Where the guest's #DB/#BP handler runs, if the image says.
+    pub debug_handler: Option<DebugHandler>,
     /// First free byte after the image, page aligned.
     pub end: u64,
     pub symbols: Symbols,
 }
 
 /// Parses and checks the image; `mem_size` is the guest RAM it must fit in.
+/// The guest's debug exception handler, by the labels its assembly exports.
+/// A vCPU inside it must not be stopped by the debugger: the trap frame it
+/// is saving or restoring lives on the exception stack that a nested #DB
+/// would reuse.
+#[derive(Clone, Debug)]
+pub struct DebugHandler {
+    /// The #DB and #BP entry stubs and the handler up to its hypercall.
+    pub before_hypercall: Vec<std::ops::Range<u64>>,
+    /// From the hypercall's return to after its `iretq`.
+    pub after_hypercall: std::ops::Range<u64>,
+}
+
+/// Parses and checks the image; `mem_size` is the guest RAM it must fit in.
+/// Guest RAM is a fresh anonymous mapping, so `.bss` is already zero.
 pub fn load(path: &Path, role: &'static str, ram: &GuestRam, mem_size: u64) -> Result<Image> {
     let bytes = read(path, role)?;
     let plan = plan(path, &bytes, mem_size)?;
@@ -32,12 +48,9 @@ pub fn load(path: &Path, role: &'static str, ram: &GuestRam, mem_size: u64) -> R
         let data = &bytes[seg.file_range.clone()];
         ram.write_slice(data, GuestAddress(seg.paddr))
             .map_err(|e| VmmError::Memory(format!("copying the image: {e}")))?;
-        // Guest RAM starts zeroed, but say so explicitly for .bss: the guest relies on it.
-        let zeros = vec![0u8; (seg.memsz - data.len() as u64) as usize];
-        ram.write_slice(&zeros, GuestAddress(seg.paddr + data.len() as u64))
-            .map_err(|e| VmmError::Memory(format!("clearing the image's bss: {e}")))?;
     }
     Ok(Image {
+        debug_handler: plan.debug_handler,
         isr_table: plan.isr_table,
         entry: plan.entry,
         end: plan.end,
@@ -60,13 +73,13 @@ fn read(path: &Path, role: &'static str) -> Result<Vec<u8>> {
 
 struct Segment {
     paddr: u64,
-    memsz: u64,
     file_range: std::ops::Range<usize>,
 }
 
 struct Plan {
     entry: u64,
     isr_table: u64,
+    debug_handler: Option<DebugHandler>,
     end: u64,
     segments: Vec<Segment>,
     symbols: Symbols,
@@ -141,13 +154,18 @@ fn plan(path: &Path, bytes: &[u8], mem_size: u64) -> Result<Plan> {
                 mib(mem_size)
             )));
         }
-        if ph.is_executable() && (ph.p_vaddr..ph.p_vaddr + ph.p_memsz).contains(&elf.entry) {
+        if ph.p_vaddr != ph.p_paddr {
+            return Err(not_elf(format!(
+                "a segment is linked at {:#x} but loaded at {:#x}; guest images are identity-mapped (link them with images/guest.ld)",
+                ph.p_vaddr, ph.p_paddr
+            )));
+        }
+        if ph.is_executable() && (ph.p_paddr..seg_end).contains(&elf.entry) {
             entry_ok = true;
         }
         end = end.max(seg_end);
         segments.push(Segment {
             paddr: ph.p_paddr,
-            memsz: ph.p_memsz,
             file_range,
         });
     }
@@ -171,18 +189,49 @@ fn plan(path: &Path, bytes: &[u8], mem_size: u64) -> Result<Plan> {
             mib(mem_size)
         )));
     }
-    let isr_table = elf
-        .syms
-        .iter()
-        .find(|s| elf.strtab.get_at(s.st_name) == Some(ISR_TABLE_SYMBOL))
-        .map(|s| s.st_value)
-        .filter(|&a| a >= IMAGE_BASE && a + 32 * 8 <= end)
+    let symbol = |name: &str| {
+        elf.syms
+            .iter()
+            .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
+            .map(|s| s.st_value)
+    };
+    // The table must be loaded from the file: the VMM reads it to build the IDT.
+    let in_file = |addr: u64, len: u64| {
+        segments.iter().any(|seg| {
+            let file_len = (seg.file_range.end - seg.file_range.start) as u64;
+            addr >= seg.paddr
+                && addr
+                    .checked_add(len)
+                    .is_some_and(|e| e <= seg.paddr + file_len)
+        })
+    };
+    let isr_table = symbol(ISR_TABLE_SYMBOL)
+        .filter(|&a| in_file(a, 32 * 8))
         .ok_or_else(|| {
             not_elf(format!(
                 "it has no {ISR_TABLE_SYMBOL} symbol inside its image, so it is not a Lego guest image (or it was stripped)"
             ))
         })?;
+    let debug_handler = match (
+        symbol("lego_isr_1"),
+        symbol("lego_isr_3"),
+        symbol("lego_isr_debug"),
+        symbol("lego_isr_debug_resume"),
+        symbol("lego_isr_debug_end"),
+    ) {
+        (Some(db), Some(bp), Some(start), Some(resume), Some(end_))
+            if start <= resume && resume <= end_ =>
+        {
+            Some(DebugHandler {
+                // Each entry stub is one 16-byte aligned slot.
+                before_hypercall: vec![db..db + 16, bp..bp + 16, start..resume],
+                after_hypercall: resume..end_,
+            })
+        }
+        _ => None,
+    };
     Ok(Plan {
+        debug_handler,
         isr_table,
         entry: elf.entry,
         end,

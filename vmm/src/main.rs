@@ -122,6 +122,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             events: events.clone(),
             stats,
             debug: links[cpu].take(),
+            last_frame: None,
         };
         let handle = std::thread::Builder::new()
             .name(format!("vcpu{cpu}"))
@@ -130,12 +131,19 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         if let Some(h) = handles.get_mut(cpu) {
             h.thread = Some(std::os::unix::thread::JoinHandleExt::as_pthread_t(&handle));
         }
+        // Never joined nor detached: its pthread_t stays valid for the
+        // debugger's kicks even after the thread ends. Threads end with the process.
+        std::mem::forget(handle);
     }
     drop(events);
     let gdb = match (&args.gdb, stops) {
-        (Some(addr), Some(stops)) => {
-            Some(gdb::GdbServer::start(addr, handles, stops, shared.clone())?)
-        }
+        (Some(addr), Some(stops)) => Some(gdb::GdbServer::start(
+            addr,
+            std::time::Duration::from_secs(args.gdb_greeting_secs.max(1)),
+            handles,
+            stops,
+            shared.clone(),
+        )?),
         _ => None,
     };
     // Lets an attached gdb see the guest end before the process does.
@@ -173,6 +181,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 log::info!("vCPU 0 exits to KVM so far: {kernel_exits:?}");
                 selftest = Some(selftest::Outcome {
                     role,
+                    iterations: cfg.selftest_iterations,
                     boot: booted - start,
                     guest_compute: at - begin,
                     report,
@@ -219,6 +228,11 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             }
             Event::Error(e) => return Err(e),
             Event::Signal(sig) => {
+                if mode == Mode::SelfTest {
+                    // No verdict: a script must not take this host as qualified.
+                    eprintln!("lego-vmm: stopped by signal {sig} before the self-test finished");
+                    return Ok(128 + sig);
+                }
                 log::info!("signal {sig}: stopping the guest");
                 return Ok(0);
             }

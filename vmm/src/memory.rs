@@ -10,8 +10,13 @@ use crate::error::{kvm, Result, VmmError};
 pub type GuestRam = GuestMemoryMmap<()>;
 
 pub fn create(vm: &VmFd, size: u64) -> Result<GuestRam> {
-    let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size as usize)])
-        .map_err(|e| VmmError::Memory(format!("cannot map {size} bytes of guest RAM: {e}")))?;
+    let ram =
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size as usize)]).map_err(|e| {
+            VmmError::GuestRam {
+                mib: size >> 20,
+                why: e.to_string(),
+            }
+        })?;
     let host = ram
         .get_host_address(GuestAddress(0))
         .map_err(|e| VmmError::Memory(e.to_string()))?;

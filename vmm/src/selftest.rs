@@ -14,6 +14,8 @@ const NATIVE_LIMIT: f64 = 0.01;
 
 pub struct Outcome {
     pub role: &'static str,
+    /// The iterations the VMM asked for; the guest's report must match.
+    pub iterations: u64,
     pub boot: Duration,
     pub guest_compute: Duration,
     pub report: SelfTestReport,
@@ -24,8 +26,14 @@ pub struct Outcome {
 impl Outcome {
     /// Runs the host half and returns the `ready` line.
     pub fn finish(&self) -> Result<String, VmmError> {
+        if self.report.iterations != self.iterations {
+            return Err(VmmError::Guest(format!(
+                "the {} component's self-test reports {} iterations, but {} were asked for",
+                self.role, self.report.iterations, self.iterations
+            )));
+        }
         let start = Instant::now();
-        let host_result = compute_loop(self.report.iterations);
+        let host_result = compute_loop(self.iterations);
         let host_time = start.elapsed();
         if host_result != self.report.result {
             return Err(VmmError::Guest(format!(
@@ -34,7 +42,7 @@ impl Outcome {
             )));
         }
         // The loop alone is a lower bound on what the self-test ran.
-        let ran = self.report.iterations * INSNS_PER_ITERATION;
+        let ran = self.iterations.saturating_mul(INSNS_PER_ITERATION);
         let native = match self.emulated {
             Some(emulated) => {
                 log::info!(

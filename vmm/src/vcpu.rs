@@ -26,6 +26,7 @@ pub struct Shared {
     pub role: &'static str,
     pub image: String,
     pub image_path: std::path::PathBuf,
+    pub debug_handler: Option<crate::loader::DebugHandler>,
     pub symbols: Symbols,
     /// Exits to this process, all vCPUs together.
     pub exits: AtomicU64,
@@ -68,6 +69,16 @@ pub struct VcpuThread {
     pub stats: Option<VcpuStats>,
     /// Present when a debugger may attach (`--gdb`).
     pub debug: Option<DebugLink>,
+    /// The trap frame of the last debug stop, for a vCPU caught on its way
+    /// back out of the guest's debug handler.
+    pub last_frame: Option<u64>,
+}
+
+/// Where a vCPU is relative to the guest's debug handler.
+enum HandlerPosition {
+    Outside,
+    BeforeHypercall,
+    AfterHypercall,
 }
 
 /// What one exit means for the run loop.
@@ -78,11 +89,30 @@ enum Next {
 
 impl VcpuThread {
     pub fn run(mut self) {
+        self.run_loop();
+        if let Some(link) = &self.debug {
+            link.alive.store(false, Ordering::Release);
+        }
+    }
+
+    fn run_loop(&mut self) {
         let emulated_at_start = self.stats.as_ref().and_then(VcpuStats::insn_emulation);
         loop {
             if self.stop_requested() {
-                if let Next::Stop = self.debug_stop(StopKind::Requested, None) {
-                    return;
+                match self.handler_position() {
+                    // It is about to stop in its handler's hypercall anyway.
+                    HandlerPosition::BeforeHypercall => {}
+                    HandlerPosition::AfterHypercall => {
+                        self.finish_handler_return();
+                        if let Next::Stop = self.debug_stop(StopKind::Requested, None) {
+                            return;
+                        }
+                    }
+                    HandlerPosition::Outside => {
+                        if let Next::Stop = self.debug_stop(StopKind::Requested, None) {
+                            return;
+                        }
+                    }
                 }
             }
             let exit = self.vcpu.run();
@@ -117,7 +147,12 @@ impl VcpuThread {
                     "could not be entered by KVM (hardware entry failure reason {reason:#x} on host CPU {cpu})"
                 )),
                 Ok(VcpuExit::InternalError) => match self.int3_under_emulation() {
-                    Some(rip) => self.debug_stop(StopKind::Trap { vector: 3, rip }, None),
+                    Some(rip) if self.debug.is_some() => {
+                        self.debug_stop(StopKind::Trap { vector: 3, rip }, None)
+                    }
+                    Some(_) => self.fail_with_state(
+                        "stopped on an exception meant for a debugger, but none is attached (start lego-vmm with --gdb ADDR): breakpoint (#BP), vector 3, met while KVM was emulating; state at the int3",
+                    ),
                     None => self.fail_with_state("hit a KVM internal error (KVM could not emulate an instruction)"),
                 },
                 Ok(other) => {
@@ -139,13 +174,13 @@ impl VcpuThread {
         }
     }
 
-    /// PVM emulates a few instructions after each one it had to emulate
-    /// (a hypercall, `iretq`), and its emulator cannot execute int3: a
-    /// breakpoint met then ends in KVM_EXIT_INTERNAL_ERROR instead of #BP.
-    /// Under a debugger, an internal error on an int3 byte is that
-    /// breakpoint: step RIP past it as the CPU would and report #BP.
+    /// After a single step (and around other emulated instructions) PVM
+    /// goes on emulating for a while, and its emulator cannot execute int3:
+    /// a breakpoint met then ends in KVM_EXIT_INTERNAL_ERROR instead of #BP.
+    /// An internal error on an int3 byte is that #BP. Under a debugger, step
+    /// RIP past it as the CPU would; without one, leave the state at the
+    /// int3 for the report.
     fn int3_under_emulation(&self) -> Option<u64> {
-        self.debug.as_ref()?;
         let mut regs = self.vcpu.get_regs().ok()?;
         let cr3 = self.vcpu.get_sregs().ok()?.cr3;
         let (phys, _) = crate::paging::translate(&self.shared.ram, cr3, regs.rip)?;
@@ -158,9 +193,43 @@ impl VcpuThread {
             self.cpu,
             regs.rip
         );
-        regs.rip += 1;
-        self.vcpu.set_regs(&regs).ok()?;
+        if self.debug.is_some() {
+            regs.rip = regs.rip.wrapping_add(1);
+            self.vcpu.set_regs(&regs).ok()?;
+        }
         Some(regs.rip)
+    }
+
+    fn handler_position(&self) -> HandlerPosition {
+        let (Some(handler), Ok(regs)) = (&self.shared.debug_handler, self.vcpu.get_regs()) else {
+            return HandlerPosition::Outside;
+        };
+        if handler
+            .before_hypercall
+            .iter()
+            .any(|r| r.contains(&regs.rip))
+        {
+            HandlerPosition::BeforeHypercall
+        } else if handler.after_hypercall.contains(&regs.rip) {
+            HandlerPosition::AfterHypercall
+        } else {
+            HandlerPosition::Outside
+        }
+    }
+
+    /// Does what the rest of the debug handler would: restore the
+    /// registers from the trap frame and return to where the trap happened.
+    fn finish_handler_return(&mut self) {
+        let Some(addr) = self.last_frame else { return };
+        let result = self
+            .read_regs(Some(addr))
+            .and_then(|regs| self.write_regs(None, &regs));
+        if let Err(e) = result {
+            log::warn!(
+                "vCPU {}: cannot complete the debug handler's return: {e}",
+                self.cpu
+            );
+        }
     }
 
     fn stop_requested(&self) -> bool {
@@ -219,7 +288,6 @@ impl VcpuThread {
                     let _ = reply.send(cr3);
                 }
                 Command::Resume { step } => {
-                    link.stop_requested.store(false, Ordering::Release);
                     if let Err(e) = self.set_trap_flag(frame, step) {
                         log::warn!(
                             "vCPU {}: cannot {} single-step: {e}",
@@ -227,6 +295,18 @@ impl VcpuThread {
                             if step { "set" } else { "clear" }
                         );
                     }
+                    let Some(link) = self.debug.as_ref() else {
+                        return Next::Continue;
+                    };
+                    if link.stop_requested.load(Ordering::Acquire) {
+                        // Stopped again before it ran: stay here, with the frame.
+                        let _ = link.stops.send(StopEvent {
+                            cpu: self.cpu,
+                            kind: StopKind::Requested,
+                        });
+                        continue;
+                    }
+                    self.last_frame = frame;
                     return Next::Continue;
                 }
             }

@@ -95,6 +95,7 @@ pub fn build(cfg: &Config) -> Result<Vm> {
         role: cfg.role.name(),
         image: image_name,
         image_path: cfg.image.clone(),
+        debug_handler: image.debug_handler,
         symbols: image.symbols,
         exits: AtomicU64::new(0),
     });

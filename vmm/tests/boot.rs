@@ -58,8 +58,9 @@ fn self_test(role: &str) {
     let ratio: f64 = ready["compute_ratio"]
         .parse()
         .expect("compute_ratio is a number");
-    // Emulated execution is ~1000x; native is ~1x. Leave room for noisy CI.
-    assert!(ratio > 0.3 && ratio < 3.0, "compute_ratio {ratio}");
+    // Emulated execution is ~1000x; native is ~1x. Leave room for a noisy,
+    // shared 2-core CI machine running other tests at the same time.
+    assert!(ratio > 0.2 && ratio < 10.0, "compute_ratio {ratio}");
     let exits: u64 = ready["exits"].parse().expect("exits is a number");
     assert!((4..100).contains(&exits), "exits {exits}");
     // The guest's console line carries the role prefix.
@@ -144,4 +145,35 @@ fn storage_monitor_with_four_vcpus_stops_on_sigint() {
 #[test]
 fn processor_monitor_with_two_vcpus_stops_on_sigterm() {
     serve_then_signal("processor", "2", libc::SIGTERM);
+}
+
+#[test]
+fn a_signal_during_the_self_test_is_not_a_pass() {
+    if !kvm_available() {
+        return;
+    }
+    // A loop of 10^11 iterations runs for tens of seconds: stop it early.
+    let child = vmm()
+        .args([
+            "--role",
+            "memory",
+            "--self-test",
+            "--self-test-iterations",
+            "100000000000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lego-vmm");
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = wait_with_timeout(child, Duration::from_secs(10), &["self-test", "signal"]);
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM));
+    assert!(stdout(&out).is_empty(), "no ready line: {}", stdout(&out));
+    assert!(
+        stderr(&out).contains("before the self-test finished"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -37,7 +37,14 @@ impl Component {
     fn start(args: &[&str]) -> Component {
         let mut child = vmm()
             .args(args)
-            .args(["--gdb", "127.0.0.1:0", "--log-level", "info"])
+            .args([
+                "--gdb",
+                "127.0.0.1:0",
+                "--log-level",
+                "info",
+                "--gdb-greeting-secs",
+                "2",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -97,16 +104,40 @@ impl Component {
     }
 
     /// SIGTERM, then the exit code.
-    fn stop(self) -> Option<i32> {
+    fn stop(mut self) -> Option<i32> {
         // SAFETY: kill(2) on our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let out = wait_with_timeout(self.child, Duration::from_secs(10), &["stop"]);
-        out.status.code()
+        self.wait(Duration::from_secs(10)).0
     }
 
-    fn wait_exit(self) -> (Option<i32>, String) {
-        let out = wait_with_timeout(self.child, Duration::from_secs(30), &["exit"]);
-        (out.status.code(), stdout(&out))
+    fn wait_exit(mut self) -> (Option<i32>, String) {
+        self.wait(Duration::from_secs(30))
+    }
+
+    fn wait(&mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let mut out = String::new();
+                if let Some(mut s) = self.child.stdout.take() {
+                    let _ = s.read_to_string(&mut out);
+                }
+                return (status.code(), out);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "lego-vmm did not exit within {limit:?}; stderr:\n{}",
+            self.seen.join("\n")
+        );
+    }
+}
+
+impl Drop for Component {
+    /// A failed test must not leave a component waiting for gdb forever.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -225,12 +256,38 @@ fn every_vcpu_is_a_thread() {
     if !kvm_available() || !gdb_available() {
         return;
     }
-    let vm = Component::start(&["--role", "storage", "--vcpus", "3"]);
-    let out = gdb("guest-smon", &vm.addr, &["info threads", "detach"]);
+    let mut vm = Component::start(&["--role", "memory", "--vcpus", "3"]);
+    // Stepping one vCPU while the others run (gdb's default) and stopping
+    // them all again, over and over.
+    let out = gdb(
+        "guest-mmon",
+        &vm.addr,
+        &[
+            "info threads",
+            "break guest_mmon::announce",
+            "continue",
+            "stepi",
+            "stepi",
+            "stepi",
+            "stepi",
+            "stepi",
+            "info threads",
+            "break lego_image::cpu::halt_forever",
+            "continue",
+            "detach",
+        ],
+    );
     for t in ["Thread 1.1", "Thread 1.2", "Thread 1.3"] {
         assert!(out.contains(t), "{t} in:\n{out}");
     }
     assert!(!out.contains("Thread 1.4"), "{out}");
+    assert!(out.contains("Breakpoint 1, guest_mmon::announce"), "{out}");
+    assert!(
+        out.contains("Breakpoint 2, lego_image::cpu::halt_forever"),
+        "{out}"
+    );
+    assert!(out.contains("[Inferior 1 (process 1) detached]"), "{out}");
+    vm.wait_for("[memory] memory monitor: 128 MiB of RAM");
     assert_eq!(vm.stop(), Some(0));
 }
 
@@ -405,11 +462,15 @@ fn garbage_on_the_gdb_port_leaves_the_guest_waiting_for_gdb() {
     let mut vm = Component::start(&["--role", "memory"]);
     for seed in 1..4u32 {
         let mut conn = TcpStream::connect(&vm.addr).expect("connect");
+        // Bytes that cannot form a valid packet or a Ctrl-C (no '$', '#' or
+        // 0x03; a well-formed "continue" would not be garbage), then packets
+        // with broken checksums.
         let garbage: Vec<u8> = (0..4096u32)
             .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed * 97) >> 11) as u8)
+            .filter(|b| !matches!(b, b'$' | b'#' | 0x03))
             .collect();
         let _ = conn.write_all(&garbage);
-        let _ = conn.write_all(b"$qSupported#zz$#00$");
+        let _ = conn.write_all(b"$qSupported#zz$vCont;c#00$c#00");
         drop(conn);
         vm.wait_for("gdb client dropped");
         vm.seen.retain(|l| !l.contains("gdb client dropped"));
@@ -444,4 +505,30 @@ fn a_used_gdb_address_is_a_clear_error() {
     let addr = taken.local_addr().unwrap().to_string();
     let out = run(&["--role", "memory", "--gdb", &addr]);
     expect_failure(&out, 2, &["invalid --gdb: cannot listen on", &addr]);
+}
+
+#[test]
+fn a_silent_client_loses_the_gdb_slot() {
+    if !kvm_available() || !gdb_available() {
+        return;
+    }
+    let mut vm = Component::start(&["--role", "memory"]);
+    // Connects and says nothing: after the greeting time (2 s here) it is
+    // dropped, and gdb can attach.
+    let silent = TcpStream::connect(&vm.addr).expect("connect");
+    vm.wait_for("gdb client connected");
+    vm.wait_for("gdb client dropped");
+    let out = gdb(
+        "guest-mmon",
+        &vm.addr,
+        &[
+            "break guest_mmon::announce",
+            "continue",
+            "print summary.ram_bytes",
+            "detach",
+        ],
+    );
+    assert!(out.contains("$1 = 134217728"), "{out}");
+    drop(silent);
+    assert_eq!(vm.stop(), Some(0));
 }

@@ -7,6 +7,7 @@
 //! its breakpoints and lets the guest run on; the next client can attach.
 //! Each vCPU is a gdb thread.
 
+mod conn;
 mod target;
 
 use std::io::Write;
@@ -36,6 +37,7 @@ impl GdbServer {
     /// Listens on `addr` and serves debugger sessions on their own threads.
     pub fn start(
         addr: &str,
+        greeting: Duration,
         handles: Vec<VcpuHandle>,
         stops: Receiver<StopEvent>,
         shared: Arc<Shared>,
@@ -87,7 +89,7 @@ impl GdbServer {
             .name("gdb-session".into())
             .spawn(move || {
                 for conn in conn_rx {
-                    session(&mut debugger, conn);
+                    session(&mut debugger, conn, greeting);
                     if debugger.guest_ended() {
                         let (lock, cvar) = &*session_end;
                         if let Ok(mut done) = lock.lock() {
@@ -115,10 +117,17 @@ impl GdbServer {
     }
 }
 
-fn session(debugger: &mut Debugger, conn: TcpStream) {
-    let _ = conn.set_nodelay(true);
+fn session(debugger: &mut Debugger, stream: TcpStream, greeting: Duration) {
+    let conn = match conn::GdbConn::new(stream, greeting) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("gdb client dropped: {e}");
+            return;
+        }
+    };
     if let Err(e) = debugger.stop_all() {
         log::warn!("gdb session not started: {e}");
+        debugger.release();
         return;
     }
     let stub = GdbStub::new(conn);
@@ -138,6 +147,7 @@ fn session(debugger: &mut Debugger, conn: TcpStream) {
             // Not a debugger we can talk to (a port scan, garbage): the
             // guest keeps waiting for a real one.
             log::warn!("gdb client dropped: {e}; the guest still waits for gdb");
+            debugger.remove_all_breakpoints();
             return;
         }
         Err(e) => log::warn!("gdb session ended: {e}; the guest runs on"),

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -46,6 +45,9 @@ pub struct Debugger {
     /// Guest-virtual address -> (guest-physical address, original byte).
     breakpoints: HashMap<u64, (u64, u8)>,
     ended: bool,
+    /// The guest's end, met while stopping the other vCPUs: gdb hears it
+    /// instead of the stop that was being reported.
+    pending_end: Option<MultiThreadStopReason<u64>>,
     /// Some session has let the guest run; until then it waits for gdb.
     resumed_once: bool,
 }
@@ -75,6 +77,7 @@ impl Debugger {
             locked: false,
             breakpoints: HashMap::new(),
             ended: false,
+            pending_end: None,
             resumed_once: false,
         }
     }
@@ -83,31 +86,64 @@ impl Debugger {
         self.ended
     }
 
+    fn alive(&self, cpu: usize) -> bool {
+        self.vcpus[cpu].alive.load(Ordering::Acquire)
+    }
+
+    /// Asks vCPU `cpu` to stop and signals it out of KVM_RUN.
     fn kick(&self, cpu: usize) {
-        if let Some(thread) = self.vcpus[cpu].thread {
-            // SAFETY: the thread runs for the life of the process; the
-            // signal has a no-op handler.
+        let handle = &self.vcpus[cpu];
+        handle.stop_requested.store(true, Ordering::Release);
+        if let (Some(thread), true) = (handle.thread, self.alive(cpu)) {
+            // SAFETY: main keeps every vCPU thread's JoinHandle (never
+            // joined or detached), so the pthread_t stays valid even after
+            // the thread ends; the signal has a no-op handler.
             unsafe { libc::pthread_kill(thread, KICK_SIGNAL) };
         }
+    }
+
+    /// Lets vCPU `cpu` run again; the flag is cleared first so that a
+    /// later stop request is never undone by this resume.
+    fn let_run(&mut self, cpu: usize, step: bool) -> Result<(), String> {
+        self.vcpus[cpu]
+            .stop_requested
+            .store(false, Ordering::Release);
+        self.stopped[cpu] = false;
+        self.vcpus[cpu]
+            .commands
+            .send(Command::Resume { step })
+            .map_err(|_| format!("vCPU {cpu} is gone"))
     }
 
     /// Stops every running vCPU and waits until each has. Trap events that
     /// arrive meanwhile are parked: a hit breakpoint is rewound so the vCPU
     /// hits it again when resumed.
     pub fn stop_all(&mut self) -> Result<(), String> {
-        for (cpu, handle) in self.vcpus.iter().enumerate() {
+        for cpu in 0..self.vcpus.len() {
             if !self.stopped[cpu] {
-                handle.stop_requested.store(true, Ordering::Release);
+                self.vcpus[cpu]
+                    .stop_requested
+                    .store(true, Ordering::Release);
             }
         }
         let deadline = Instant::now() + REPLY_LIMIT;
-        while self.stopped.iter().any(|s| !s) && !self.ended {
+        loop {
+            // A vCPU whose thread ended (the guest exited or failed) stays put.
+            for cpu in 0..self.vcpus.len() {
+                if !self.alive(cpu) {
+                    self.stopped[cpu] = true;
+                }
+            }
+            if self.stopped.iter().all(|&s| s) {
+                return Ok(());
+            }
             match self.stops.recv_timeout(Duration::from_millis(5)) {
                 Ok(event) => self.park(event)?,
                 Err(RecvTimeoutError::Timeout) => {
                     if Instant::now() > deadline {
                         return Err("a vCPU did not stop within 5 s".into());
                     }
+                    // A kick that landed just before KVM_RUN is lost: repeat.
                     for cpu in 0..self.vcpus.len() {
                         if !self.stopped[cpu] {
                             self.kick(cpu);
@@ -119,14 +155,22 @@ impl Debugger {
                 }
             }
         }
-        Ok(())
     }
 
     fn park(&mut self, event: StopEvent) -> Result<(), String> {
         let cpu = event.cpu as usize;
         match event.kind {
-            StopKind::Exited(_) | StopKind::Failed => self.ended = true,
-            StopKind::Trap { vector: 3, rip } if self.breakpoints.contains_key(&(rip - 1)) => {
+            StopKind::Exited(code) => {
+                self.ended = true;
+                self.pending_end = Some(MultiThreadStopReason::Exited(code.min(255) as u8));
+            }
+            StopKind::Failed => {
+                self.ended = true;
+                self.pending_end = Some(MultiThreadStopReason::Terminated(Signal::SIGSEGV));
+            }
+            StopKind::Trap { vector: 3, rip }
+                if self.breakpoints.contains_key(&rip.wrapping_sub(1)) =>
+            {
                 self.stopped[cpu] = true;
                 self.rewind(cpu)?;
             }
@@ -141,7 +185,7 @@ impl Debugger {
     /// Puts RIP back on the int3 of a breakpoint the vCPU just hit.
     fn rewind(&self, cpu: usize) -> Result<(), String> {
         let mut regs = self.regs(cpu)?;
-        regs.rip -= 1;
+        regs.rip = regs.rip.wrapping_sub(1);
         self.set_regs(cpu, regs)
     }
 
@@ -158,7 +202,9 @@ impl Debugger {
                 self.ended = true;
                 return Ok(MultiThreadStopReason::Terminated(Signal::SIGSEGV));
             }
-            StopKind::Trap { vector: 3, rip } if self.breakpoints.contains_key(&(rip - 1)) => {
+            StopKind::Trap { vector: 3, rip }
+                if self.breakpoints.contains_key(&rip.wrapping_sub(1)) =>
+            {
                 self.rewind(cpu)?;
                 MultiThreadStopReason::SwBreak(tid(cpu))
             }
@@ -172,7 +218,7 @@ impl Debugger {
             },
         };
         self.stop_all()?;
-        Ok(reason)
+        Ok(self.pending_end.take().unwrap_or(reason))
     }
 
     /// Whether the guest has been let run by some session.
@@ -180,21 +226,28 @@ impl Debugger {
         self.resumed_once
     }
 
-    /// Ends a session: breakpoints out, every vCPU running without single-step.
+    /// Ends a session: every vCPU stopped (a breakpoint hit meanwhile is
+    /// rewound), breakpoints out, every vCPU running without single-step.
     pub fn release(&mut self) {
-        let bps: Vec<u64> = self.breakpoints.keys().copied().collect();
-        for addr in bps {
-            let _ = self.remove(addr);
+        if let Err(e) = self.stop_all() {
+            log::warn!("ending the gdb session: {e}");
         }
+        self.remove_all_breakpoints();
         if self.ended {
             return;
         }
         for cpu in 0..self.vcpus.len() {
-            if self.stopped[cpu] {
-                let _ = self.vcpus[cpu]
-                    .commands
-                    .send(Command::Resume { step: false });
-                self.stopped[cpu] = false;
+            if self.stopped[cpu] && self.alive(cpu) {
+                let _ = self.let_run(cpu, false);
+            }
+        }
+    }
+
+    pub fn remove_all_breakpoints(&mut self) {
+        let bps: Vec<u64> = self.breakpoints.keys().copied().collect();
+        for addr in bps {
+            if let Err(e) = self.remove(addr) {
+                log::warn!("cannot remove the breakpoint at {addr:#x}: {e}");
             }
         }
     }
@@ -373,11 +426,9 @@ impl MultiThreadResume for Debugger {
                 None if self.locked => continue,
                 None => false,
             };
-            self.vcpus[cpu]
-                .commands
-                .send(Command::Resume { step })
-                .map_err(|_| format!("vCPU {cpu} is gone"))?;
-            self.stopped[cpu] = false;
+            if self.alive(cpu) {
+                self.let_run(cpu, step)?;
+            }
         }
         Ok(())
     }
@@ -464,13 +515,14 @@ pub enum EventLoop {}
 
 impl BlockingEventLoop for EventLoop {
     type Target = Debugger;
-    type Connection = TcpStream;
+    type Connection = super::conn::GdbConn;
     type StopReason = MultiThreadStopReason<u64>;
 
     fn wait_for_stop_reason(
         target: &mut Debugger,
-        conn: &mut TcpStream,
+        conn: &mut super::conn::GdbConn,
     ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, std::io::Error>> {
+        let conn = &mut conn.stream;
         loop {
             match target.stops.recv_timeout(Duration::from_millis(2)) {
                 Ok(event) => {
@@ -512,9 +564,11 @@ impl BlockingEventLoop for EventLoop {
 
     fn on_interrupt(target: &mut Debugger) -> Result<Option<Self::StopReason>, String> {
         target.stop_all()?;
-        Ok(Some(MultiThreadStopReason::SignalWithThread {
-            tid: tid(0),
-            signal: Signal::SIGINT,
-        }))
+        Ok(Some(target.pending_end.take().unwrap_or(
+            MultiThreadStopReason::SignalWithThread {
+                tid: tid(0),
+                signal: Signal::SIGINT,
+            },
+        )))
     }
 }
