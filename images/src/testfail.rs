@@ -32,7 +32,7 @@ pub fn run(test: GuestTest) -> ! {
         GuestTest::Breakpoint => {
             // SAFETY: int3 goes to the VMM's debugger, or is reported as a failure.
             unsafe { core::arch::asm!("int3") };
-            panic!("int3 returned although no debugger is attached");
+            panic!("int3 returned: a debugger let the guest go on past --guest-test breakpoint");
         }
         GuestTest::BadHypercall => {
             // A console write whose argument lies far outside guest RAM.

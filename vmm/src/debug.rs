@@ -65,6 +65,8 @@ pub struct DebugLink {
     pub stop_requested: Arc<AtomicBool>,
     /// Cleared when the vCPU thread ends.
     pub alive: Arc<AtomicBool>,
+    /// A gdb client is attached.
+    pub attached: Arc<AtomicBool>,
 }
 
 /// The debugger's end, one per vCPU.
@@ -82,7 +84,11 @@ pub const KICK_SIGNAL: i32 = libc::SIGUSR1;
 
 /// Links for `vcpus` vCPUs. Every vCPU starts with a stop requested: under a
 /// debugger the guest waits for it before its first instruction.
-pub fn links(vcpus: u32) -> (Vec<DebugLink>, Vec<VcpuHandle>, Receiver<StopEvent>) {
+/// `attached` is the gdb server's "a client is attached" flag.
+pub fn links(
+    vcpus: u32,
+    attached: &Arc<AtomicBool>,
+) -> (Vec<DebugLink>, Vec<VcpuHandle>, Receiver<StopEvent>) {
     let (stop_tx, stop_rx) = channel();
     let mut links = Vec::new();
     let mut handles = Vec::new();
@@ -95,6 +101,7 @@ pub fn links(vcpus: u32) -> (Vec<DebugLink>, Vec<VcpuHandle>, Receiver<StopEvent
             stops: stop_tx.clone(),
             stop_requested: flag.clone(),
             alive: alive.clone(),
+            attached: attached.clone(),
         });
         handles.push(VcpuHandle {
             commands: cmd_tx,

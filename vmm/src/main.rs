@@ -102,10 +102,11 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             }
         })
         .map_err(VmmError::Thread)?;
+    let gdb_attached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (mut links, mut handles, stops) = match &args.gdb {
         Some(_) => {
             debug::install_kick_handler().map_err(VmmError::Thread)?;
-            let (links, handles, stops) = debug::links(cfg.vcpus);
+            let (links, handles, stops) = debug::links(cfg.vcpus, &gdb_attached);
             (links.into_iter().map(Some).collect(), handles, Some(stops))
         }
         None => (
@@ -140,6 +141,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         (Some(addr), Some(stops)) => Some(gdb::GdbServer::start(
             addr,
             std::time::Duration::from_secs(args.gdb_greeting_secs.max(1)),
+            gdb_attached,
             handles,
             stops,
             shared.clone(),

@@ -261,6 +261,16 @@ impl VcpuThread {
         let Some(link) = self.debug.as_ref() else {
             return Next::Continue;
         };
+        if let StopKind::Trap { vector, rip } = kind {
+            if !link.attached.load(Ordering::Acquire) {
+                eprintln!(
+                    "lego-vmm: vCPU {} of the {} component stopped on {} at {rip:#x}; it waits for gdb to attach",
+                    self.cpu,
+                    self.shared.role,
+                    exception_name(vector)
+                );
+            }
+        }
         let _ = link.stops.send(StopEvent {
             cpu: self.cpu,
             kind,

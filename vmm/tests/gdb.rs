@@ -532,3 +532,22 @@ fn a_silent_client_loses_the_gdb_slot() {
     drop(silent);
     assert_eq!(vm.stop(), Some(0));
 }
+
+#[test]
+fn a_breakpoint_with_gdb_detached_waits_for_gdb() {
+    if !kvm_available() || !gdb_available() {
+        return;
+    }
+    let mut vm = Component::start(&["--role", "memory", "--guest-test", "breakpoint"]);
+    // Attach and let it run at once: the guest then hits its own int3.
+    let out = gdb("guest-mmon", &vm.addr, &["detach"]);
+    assert!(out.contains("detached"), "{out}");
+    vm.wait_for("stopped on breakpoint (#BP)");
+    vm.wait_for("it waits for gdb to attach");
+    // A second gdb finds it stopped right after the int3, in the test code.
+    let out = gdb("guest-mmon", &vm.addr, &["info registers rip", "detach"]);
+    assert!(out.contains("<lego_image::testfail::run+"), "{out}");
+    // Let go, the guest reports that it went on past its breakpoint.
+    let (code, _) = vm.wait_exit();
+    assert_eq!(code, Some(3));
+}

@@ -27,7 +27,7 @@ pub use target::Debugger;
 
 /// What the rest of the VMM keeps of the stub.
 pub struct GdbServer {
-    /// A client is attached.
+    /// A client is attached (shared with the vCPUs' debug links).
     busy: Arc<AtomicBool>,
     /// The guest's end (exit or failure) has been reported to the client.
     end_reported: Arc<(Mutex<bool>, Condvar)>,
@@ -38,6 +38,7 @@ impl GdbServer {
     pub fn start(
         addr: &str,
         greeting: Duration,
+        busy: Arc<AtomicBool>,
         handles: Vec<VcpuHandle>,
         stops: Receiver<StopEvent>,
         shared: Arc<Shared>,
@@ -54,7 +55,6 @@ impl GdbServer {
             shared.role,
             shared.image_path.display()
         );
-        let busy = Arc::new(AtomicBool::new(false));
         let end_reported = Arc::new((Mutex::new(false), Condvar::new()));
         let (conn_tx, conn_rx) = channel::<TcpStream>();
 
