@@ -1,6 +1,7 @@
 //! `lego-proto`: the single definition of every message between Lego's parts.
 //!
-//! Today that is the interface between a guest image and its `lego-vmm`:
+//! The fabric envelope every message between components travels in
+//! ([`frame`]), and the interface between a guest image and its `lego-vmm`:
 //! where the VMM puts the boot structures ([`boot`]), how the guest calls the
 //! VMM ([`hypercall`]), and the self-test workload both sides must agree on
 //! ([`selftest`]). Fabric messages between components join here later.
@@ -9,5 +10,6 @@
 #![no_std]
 
 pub mod boot;
+pub mod frame;
 pub mod hypercall;
 pub mod selftest;
