@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use lego_image::{cpu, heap, BootInfo, Role};
+use lego_image::{fabric, heap, BootInfo, Role};
 
 lego_image::guest!(Role::Memory, main);
 
@@ -20,7 +20,7 @@ fn main(boot: &'static BootInfo) -> ! {
         heap_bytes: heap::size() as u64,
     };
     announce(&summary);
-    cpu::halt_forever()
+    fabric::serve_or_idle(boot, fabric::echo)
 }
 
 #[inline(never)]

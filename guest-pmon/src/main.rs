@@ -3,11 +3,13 @@
 #![no_std]
 #![no_main]
 
-use lego_image::{cpu, BootInfo, Role};
+use lego_image::{fabric, BootInfo, Role};
 
 lego_image::guest!(Role::Processor, main);
 
-fn main(_boot: &'static BootInfo) -> ! {
-    lego_image::println!("processor monitor: no processes to run yet; idle until stopped");
-    cpu::halt_forever()
+fn main(boot: &'static BootInfo) -> ! {
+    lego_image::println!(
+        "processor monitor: no processes to run yet; serving the fabric if it has one"
+    );
+    fabric::serve_or_idle(boot, fabric::echo)
 }

@@ -3,11 +3,11 @@
 #![no_std]
 #![no_main]
 
-use lego_image::{cpu, BootInfo, Role};
+use lego_image::{fabric, BootInfo, Role};
 
 lego_image::guest!(Role::Storage, main);
 
-fn main(_boot: &'static BootInfo) -> ! {
-    lego_image::println!("storage monitor: nothing to serve yet; idle until stopped");
-    cpu::halt_forever()
+fn main(boot: &'static BootInfo) -> ! {
+    lego_image::println!("storage monitor: nothing to serve yet; serving the fabric if it has one");
+    fabric::serve_or_idle(boot, fabric::echo)
 }

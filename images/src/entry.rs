@@ -59,6 +59,11 @@ extern "C" fn image_entry(boot: *const BootInfo, cpu: u32) -> ! {
             hypercall::out(PORT_EXIT, 0);
             cpu::halt_forever();
         }
+        m if m == Mode::FabricTest as u32 => {
+            let status = crate::fabrictest::run(boot);
+            hypercall::out(PORT_EXIT, status);
+            cpu::halt_forever();
+        }
         m if m == Mode::Test as u32 => match GuestTest::from_u32(boot.test) {
             Some(test) => testfail::run(test),
             None => boot_mismatch(format_args!("unknown guest test {}", boot.test)),

@@ -19,6 +19,9 @@ pub mod cpu;
 mod entry;
 #[cfg(not(test))]
 pub mod exceptions;
+pub mod fabric;
+#[cfg(not(test))]
+mod fabrictest;
 pub mod heap;
 pub mod hypercall;
 pub mod mem;
@@ -26,6 +29,7 @@ pub mod panic;
 pub mod selftest;
 #[cfg(not(test))]
 mod testfail;
+pub mod virtq;
 
 pub use lego_proto::boot::{BootInfo, Role};
 

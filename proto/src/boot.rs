@@ -118,6 +118,8 @@ pub enum Mode {
     SelfTest = 1,
     /// Misbehave on purpose so the tests can check the VMM's reports.
     Test = 2,
+    /// Run a fabric exercise against a peer, report, exit.
+    FabricTest = 3,
 }
 
 /// Deliberate failures a test can ask the guest for (`Mode::Test`).
@@ -166,6 +168,35 @@ pub struct BootInfo {
     pub test: u32,
     /// Iterations of the self-test compute loop.
     pub selftest_iterations: u64,
+    /// This component's id on the fabric; 0 if it has none.
+    pub component_id: u32,
+    /// [`FabricTest`] as u32 when `mode` is `FabricTest`.
+    pub fabric_test: u32,
+    /// The fabric test's peer and size (messages or bytes).
+    pub fabric_peer: u32,
+    pub _pad: u32,
+    pub fabric_amount: u64,
+}
+
+/// Fabric exercises a guest runs for the tests (`--fabric-test`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FabricTest {
+    /// Ping the peer `amount` times; every Pong must carry its Ping's bytes.
+    PingPong = 1,
+    /// Send `amount` bytes of a pseudo-random stream in page-sized Data
+    /// requests; the peer echoes each; verify content and order.
+    Stream = 2,
+}
+
+impl FabricTest {
+    pub fn from_u32(v: u32) -> Option<FabricTest> {
+        match v {
+            1 => Some(FabricTest::PingPong),
+            2 => Some(FabricTest::Stream),
+            _ => None,
+        }
+    }
 }
 
 pub const BOOT_MAGIC: u64 = 0x4c45_474f_424f_4f54; // "LEGOBOOT"

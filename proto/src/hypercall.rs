@@ -31,6 +31,51 @@ pub const PORT_FAULT: u16 = 0x606;
 /// natively.
 pub const PORT_DEBUG: u16 = 0x607;
 
+/// EAX = address of a [`FabricSetup`]: the guest's two virtqueues. The VMM
+/// writes `status` back before it returns.
+pub const PORT_FABRIC_SETUP: u16 = 0x608;
+/// EAX = 0: the transmit queue has new buffers. Only needed while the
+/// device's used ring does not say `VRING_USED_F_NO_NOTIFY` (the VMM polls
+/// while busy and sets it).
+pub const PORT_FABRIC_KICK: u16 = 0x609;
+/// EAX = the receive queue's used index the guest has seen (low 16 bits)
+/// and a timeout in milliseconds (high 16 bits): return when the used index
+/// differs or the time is up. The guest calls it only when idle.
+pub const PORT_FABRIC_WAIT: u16 = 0x60a;
+
+/// Virtqueue size of both fabric queues.
+pub const FABRIC_QUEUE_SIZE: u16 = 64;
+/// Bytes of each receive buffer, and the largest frame a guest sends:
+/// a frame header and two pages.
+pub const FABRIC_BUFFER: u32 = 32 + 8192;
+
+/// [`FabricSetup::status`] values.
+pub const FABRIC_OK: u32 = 0;
+/// This component was started without a fabric (`--id`).
+pub const FABRIC_DISABLED: u32 = 1;
+/// The queues are not valid (size, alignment, outside RAM).
+pub const FABRIC_BAD_QUEUES: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct QueueAddrs {
+    pub desc: u64,
+    pub avail: u64,
+    pub used: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct FabricSetup {
+    pub queue_size: u32,
+    /// Written by the VMM.
+    pub status: u32,
+    /// Guest to VMM.
+    pub tx: QueueAddrs,
+    /// VMM to guest; the guest posts writable buffers of [`FABRIC_BUFFER`] bytes.
+    pub rx: QueueAddrs,
+}
+
 /// The most bytes one console hypercall may carry; longer lines are split.
 pub const CONSOLE_MAX: u64 = 4096;
 /// The most bytes of panic message and file name the VMM reads.

@@ -12,4 +12,5 @@
 pub mod boot;
 pub mod frame;
 pub mod hypercall;
+pub mod pattern;
 pub mod selftest;

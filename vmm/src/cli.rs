@@ -89,6 +89,30 @@ pub struct Args {
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     pub log_level: log::LevelFilter,
 
+    /// This component's id on the fabric (stable across restarts); without
+    /// it the component has no fabric.
+    #[arg(long, value_name = "N")]
+    pub id: Option<u32>,
+
+    /// Listen for fabric connections from peers, e.g. 127.0.0.1:7001.
+    #[arg(long, value_name = "ADDR", requires = "id")]
+    pub listen: Option<String>,
+
+    /// A peer component and its address, e.g. --peer 2=127.0.0.1:7002
+    /// (repeat for each peer).
+    #[arg(long, value_name = "ID=ADDR", requires = "id")]
+    pub peer: Vec<String>,
+
+    /// A request to a peer that gets no answer within this time gets an
+    /// error reply.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub fabric_timeout_ms: u64,
+
+    /// Run a fabric exercise instead of serving (for the tests):
+    /// pingpong:PEER:COUNT or stream:PEER:BYTES.
+    #[arg(long, value_name = "KIND:PEER:AMOUNT", hide = true, requires = "id")]
+    pub fabric_test: Option<String>,
+
     /// Serve gdb on this address (e.g. 127.0.0.1:1234); the guest waits for
     /// gdb before its first instruction.
     #[arg(long, value_name = "ADDR")]
@@ -143,6 +167,35 @@ pub fn check_vcpus(n: u32) -> Result<u32> {
         });
     }
     Ok(n)
+}
+
+/// A parsed `--fabric-test`.
+pub fn parse_fabric_test(text: &str) -> Result<(lego_proto::boot::FabricTest, u32, u64)> {
+    let bad = |why: String| VmmError::BadOption {
+        option: "--fabric-test",
+        why,
+    };
+    let parts: Vec<&str> = text.split(':').collect();
+    let [kind, peer, amount] = parts[..] else {
+        return Err(bad(format!("'{text}' is not KIND:PEER:AMOUNT")));
+    };
+    let kind = match kind {
+        "pingpong" => lego_proto::boot::FabricTest::PingPong,
+        "stream" => lego_proto::boot::FabricTest::Stream,
+        other => {
+            return Err(bad(format!(
+                "unknown exercise '{other}' (pingpong or stream)"
+            )))
+        }
+    };
+    let peer = peer
+        .parse()
+        .map_err(|_| bad(format!("'{peer}' is not a component id")))?;
+    let amount = parse_size::Config::new()
+        .with_binary()
+        .parse_size(amount)
+        .map_err(|e| bad(format!("'{amount}' is not an amount ({e})")))?;
+    Ok((kind, peer, amount))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod boot;
 mod cli;
 mod debug;
 mod error;
+mod fabric;
 mod gdb;
 mod hypervisor;
 mod loader;
@@ -32,6 +33,10 @@ use crate::cli::Args;
 use crate::error::{Result, VmmError};
 use crate::vcpu::{Event, VcpuThread};
 
+/// The fabric's counters, logged when the process ends.
+static FABRIC_STATS: std::sync::OnceLock<std::sync::Arc<fabric::Stats>> =
+    std::sync::OnceLock::new();
+
 fn main() {
     let start = Instant::now();
     let args = Args::parse();
@@ -41,7 +46,11 @@ fn main() {
         .filter_module("gdbstub", args.log_level.min(log::LevelFilter::Warn))
         .format_target(false)
         .init();
-    let code = match run(&args, start) {
+    let result = run(&args, start);
+    if let Some(stats) = FABRIC_STATS.get() {
+        log::info!("{}", stats.summary());
+    }
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lego-vmm: {e}");
@@ -66,6 +75,8 @@ fn image_path(args: &Args) -> PathBuf {
 fn run(args: &Args, start: Instant) -> Result<i32> {
     let mode = if args.guest_test.is_some() {
         Mode::Test
+    } else if args.fabric_test.is_some() {
+        Mode::FabricTest
     } else if args.self_test {
         Mode::SelfTest
     } else {
@@ -77,7 +88,48 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             why: "must be at least 1".into(),
         });
     }
-    let cfg = vm::Config {
+    let fabric = match args.id {
+        None => None,
+        Some(0) => {
+            return Err(VmmError::BadOption {
+                option: "--id",
+                why: "component id 0 is reserved; use 1 or more".into(),
+            })
+        }
+        Some(id) => {
+            let mut peers = std::collections::HashMap::new();
+            for text in &args.peer {
+                let (peer, addr) = fabric::parse_peer(text).map_err(|why| VmmError::BadOption {
+                    option: "--peer",
+                    why,
+                })?;
+                if peer == id {
+                    return Err(VmmError::BadOption {
+                        option: "--peer",
+                        why: format!("'{text}' names this component itself (--id {id})"),
+                    });
+                }
+                if peers.insert(peer, addr).is_some() {
+                    return Err(VmmError::BadOption {
+                        option: "--peer",
+                        why: format!("component {peer} is given twice"),
+                    });
+                }
+            }
+            Some(fabric::Config {
+                id,
+                listen: args.listen.clone(),
+                peers,
+                timeout: std::time::Duration::from_millis(args.fabric_timeout_ms.max(1)),
+            })
+        }
+    };
+    let fabric_test = args
+        .fabric_test
+        .as_deref()
+        .map(cli::parse_fabric_test)
+        .transpose()?;
+    let mut cfg = vm::Config {
         role: args.role.role(),
         image: image_path(args),
         mem: cli::parse_mem(&args.mem)?,
@@ -86,8 +138,13 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         mode,
         test: args.guest_test.map(|t| t.test()),
         selftest_iterations: args.self_test_iterations,
+        fabric,
+        fabric_test,
     };
-    let vm = vm::build(&cfg)?;
+    let vm = vm::build(&mut cfg)?;
+    if let Some(f) = &vm.shared.fabric {
+        let _ = FABRIC_STATS.set(f.stats.clone());
+    }
     let shared = vm.shared.clone();
 
     let (events, inbox) = mpsc::channel();

@@ -22,6 +22,8 @@ use crate::stats::VcpuStats;
 /// What every vCPU thread shares.
 pub struct Shared {
     pub ram: GuestRam,
+    /// This component's end of the fabric, with `--id`.
+    pub fabric: Option<Arc<crate::fabric::Fabric>>,
     pub mem_size: u64,
     pub role: &'static str,
     pub image: String,
@@ -552,6 +554,38 @@ impl VcpuThread {
                     self.shared.role,
                     line.trim_end_matches(['\r', '\n'])
                 );
+            }
+            PORT_FABRIC_SETUP => {
+                let setup: FabricSetup = self.read_arg("fabric setup", value)?;
+                let status = match &self.shared.fabric {
+                    None => FABRIC_DISABLED,
+                    Some(fabric) => match fabric.setup(&setup) {
+                        Ok(()) => {
+                            log::info!("fabric: the guest's queues are set up");
+                            FABRIC_OK
+                        }
+                        Err(why) => {
+                            log::warn!("fabric: refused the guest's queues: {why}");
+                            FABRIC_BAD_QUEUES
+                        }
+                    },
+                };
+                // `status` is the second u32 of the struct.
+                self.shared
+                    .ram
+                    .write_obj(status, GuestAddress(value as u64 + 4))
+                    .map_err(|_| "passed a fabric setup outside guest RAM".to_owned())?;
+            }
+            PORT_FABRIC_KICK => {
+                if let Some(fabric) = &self.shared.fabric {
+                    fabric.kick();
+                }
+            }
+            PORT_FABRIC_WAIT => {
+                if let Some(fabric) = &self.shared.fabric {
+                    let timeout = std::time::Duration::from_millis((value >> 16) as u64);
+                    fabric.wait(value as u16, timeout);
+                }
             }
             PORT_BOOTED => self.send(Event::Booted {
                 cpu: value,

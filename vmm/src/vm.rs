@@ -24,6 +24,8 @@ pub struct Config {
     pub mode: Mode,
     pub test: Option<GuestTest>,
     pub selftest_iterations: u64,
+    pub fabric: Option<crate::fabric::Config>,
+    pub fabric_test: Option<(lego_proto::boot::FabricTest, u32, u64)>,
 }
 
 pub struct Vm {
@@ -34,7 +36,7 @@ pub struct Vm {
     _kvm: Kvm,
 }
 
-pub fn build(cfg: &Config) -> Result<Vm> {
+pub fn build(cfg: &mut Config) -> Result<Vm> {
     let kvm_fd = hypervisor::open(&cfg.kvm_device)?;
     let vm = kvm_fd.create_vm().map_err(kvm("create a VM"))?;
     let ram = memory::create(&vm, cfg.mem)?;
@@ -56,6 +58,11 @@ pub fn build(cfg: &Config) -> Result<Vm> {
         mode: cfg.mode as u32,
         test: cfg.test.map_or(0, |t| t as u32),
         selftest_iterations: cfg.selftest_iterations,
+        component_id: cfg.fabric.as_ref().map_or(0, |f| f.id),
+        fabric_test: cfg.fabric_test.map_or(0, |t| t.0 as u32),
+        fabric_peer: cfg.fabric_test.map_or(0, |t| t.1),
+        _pad: 0,
+        fabric_amount: cfg.fabric_test.map_or(0, |t| t.2),
     };
     boot::write_boot_structures(&ram, &info, cfg.vcpus)?;
     boot::write_idt(&ram, image.isr_table)?;
@@ -89,7 +96,12 @@ pub fn build(cfg: &Config) -> Result<Vm> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| cfg.image.display().to_string());
+    let fabric = match cfg.fabric.take() {
+        Some(f) => Some(crate::fabric::Fabric::start(f, ram.clone())?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
+        fabric,
         ram,
         mem_size: cfg.mem,
         role: cfg.role.name(),

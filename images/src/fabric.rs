@@ -1,0 +1,255 @@
+//! The guest's fabric API: send a message to a component id, receive, and
+//! call (send a request and wait for its reply). Messages travel through
+//! two virtqueues to the VMM, which is this component's NIC.
+//!
+//! Exits are expensive (about 50 us under PVM): sending kicks the VMM only
+//! when its used ring says it is not polling, and receiving polls the ring
+//! before it waits in the VMM with one hypercall.
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use lego_proto::boot::BootInfo;
+use lego_proto::frame::{self, ComponentId, ErrorCode, Header, Kind, HEADER_LEN};
+use lego_proto::hypercall::{
+    FabricSetup, FABRIC_BUFFER, FABRIC_DISABLED, FABRIC_OK, FABRIC_QUEUE_SIZE, PORT_FABRIC_KICK,
+    PORT_FABRIC_SETUP, PORT_FABRIC_WAIT,
+};
+use spin::Mutex;
+
+use crate::hypercall;
+use crate::virtq::SplitQueue;
+
+/// Polls of the receive ring before waiting in the VMM.
+const SPIN_POLLS: u32 = 20_000;
+
+#[derive(Debug)]
+pub enum FabricError {
+    /// The component was started without `--id`.
+    Disabled,
+    /// The VMM refused the queues.
+    Refused(u32),
+    /// The payload does not fit in one frame of [`FABRIC_BUFFER`] bytes.
+    TooLarge(usize),
+    /// No reply within the time asked for.
+    Timeout,
+    /// The request was answered with an error frame.
+    Remote(ErrorCode, String),
+    /// A reply that is not a valid frame.
+    Malformed,
+}
+
+pub struct Message {
+    pub header: Header,
+    pub payload: Vec<u8>,
+}
+
+struct Fabric {
+    id: ComponentId,
+    tx: SplitQueue,
+    rx: SplitQueue,
+    /// Messages received while waiting for a particular reply.
+    stash: VecDeque<Message>,
+    next_request: u64,
+}
+
+static FABRIC: Mutex<Option<Fabric>> = Mutex::new(None);
+
+/// Sets up the queues with the VMM. Fails with `Disabled` when the
+/// component has no fabric.
+pub fn init(boot: &BootInfo) -> Result<(), FabricError> {
+    if boot.component_id == 0 {
+        return Err(FabricError::Disabled);
+    }
+    let tx = SplitQueue::new(FABRIC_QUEUE_SIZE, FABRIC_BUFFER);
+    let mut rx = SplitQueue::new(FABRIC_QUEUE_SIZE, FABRIC_BUFFER);
+    rx.post_all();
+    let setup = FabricSetup {
+        queue_size: FABRIC_QUEUE_SIZE as u32,
+        status: u32::MAX,
+        tx: tx.addrs(),
+        rx: rx.addrs(),
+    };
+    hypercall::call_with(PORT_FABRIC_SETUP, &setup);
+    // SAFETY: the VMM wrote `status` during the hypercall.
+    let status = unsafe { core::ptr::read_volatile(&setup.status) };
+    match status {
+        FABRIC_OK => {}
+        FABRIC_DISABLED => return Err(FabricError::Disabled),
+        other => return Err(FabricError::Refused(other)),
+    }
+    *FABRIC.lock() = Some(Fabric {
+        id: boot.component_id,
+        tx,
+        rx,
+        stash: VecDeque::new(),
+        next_request: 1,
+    });
+    Ok(())
+}
+
+fn with<R>(f: impl FnOnce(&mut Fabric) -> R) -> Result<R, FabricError> {
+    let mut guard = FABRIC.lock();
+    let fabric = guard.as_mut().ok_or(FabricError::Disabled)?;
+    Ok(f(fabric))
+}
+
+impl Fabric {
+    fn send(&mut self, header: &Header, payload: &[u8]) -> Result<(), FabricError> {
+        if HEADER_LEN + payload.len() > FABRIC_BUFFER as usize {
+            return Err(FabricError::TooLarge(payload.len()));
+        }
+        let head = header.encode();
+        while !self.tx.push(&[&head, payload]) {
+            // Every buffer is in flight: make sure the VMM knows, then wait.
+            hypercall::out(PORT_FABRIC_KICK, 0);
+            core::hint::spin_loop();
+        }
+        if self.tx.device_wants_kick() {
+            hypercall::out(PORT_FABRIC_KICK, 0);
+        }
+        Ok(())
+    }
+
+    fn take(&mut self) -> Option<Message> {
+        let (id, len) = self.rx.pop_used()?;
+        let message = frame::decode(self.rx.received(id, len))
+            .ok()
+            .map(|(header, payload, _)| Message {
+                header,
+                payload: payload.to_vec(),
+            });
+        self.rx.repost(id);
+        // A frame the VMM already checked cannot be malformed; skip it if it is.
+        message
+    }
+
+    /// The next message: stashed ones first, then the ring; waits in the
+    /// VMM up to `timeout_ms` when there is none.
+    fn recv(&mut self, timeout_ms: u16) -> Option<Message> {
+        if let Some(m) = self.stash.pop_front() {
+            return Some(m);
+        }
+        for _ in 0..SPIN_POLLS {
+            if let Some(m) = self.take() {
+                return Some(m);
+            }
+            core::hint::spin_loop();
+        }
+        let arg = self.rx.last_used() as u32 | (timeout_ms as u32) << 16;
+        hypercall::out(PORT_FABRIC_WAIT, arg);
+        self.take()
+    }
+}
+
+/// This component's id.
+pub fn id() -> Option<ComponentId> {
+    FABRIC.lock().as_ref().map(|f| f.id)
+}
+
+/// Sends one frame.
+pub fn send(header: &Header, payload: &[u8]) -> Result<(), FabricError> {
+    with(|f| f.send(header, payload))?
+}
+
+/// The next message, or None after about `timeout_ms` without one.
+pub fn recv(timeout_ms: u16) -> Result<Option<Message>, FabricError> {
+    with(|f| f.recv(timeout_ms))
+}
+
+/// Sends a request of `kind` to `dst` and returns its reply. An error
+/// reply (the peer is unreachable, timed out, ...) becomes `Remote`.
+pub fn call(
+    dst: ComponentId,
+    kind: Kind,
+    payload: &[u8],
+    timeout_ms: u16,
+) -> Result<Message, FabricError> {
+    let id = start(dst, kind, payload)?;
+    wait_reply(id, timeout_ms)
+}
+
+/// Sends a request without waiting; returns its request id.
+pub fn start(dst: ComponentId, kind: Kind, payload: &[u8]) -> Result<u64, FabricError> {
+    with(|f| {
+        let id = f.next_request;
+        f.next_request += 1;
+        let header = Header::request(kind, id, f.id, dst, payload.len() as u32);
+        f.send(&header, payload).map(|_| id)
+    })?
+}
+
+/// Waits for the reply to request `id`; other messages are kept for `recv`.
+pub fn wait_reply(id: u64, timeout_ms: u16) -> Result<Message, FabricError> {
+    let is_it = |m: &Message| m.header.is_reply() && m.header.request_id == id;
+    let reply = with(|f| {
+        if let Some(i) = f.stash.iter().position(is_it) {
+            return f.stash.remove(i).ok_or(FabricError::Malformed);
+        }
+        loop {
+            for _ in 0..SPIN_POLLS {
+                match f.take() {
+                    Some(m) if is_it(&m) => return Ok(m),
+                    Some(m) => f.stash.push_back(m),
+                    None => core::hint::spin_loop(),
+                }
+            }
+            // Nothing for us while polling: wait in the VMM (one exit). If
+            // the wait ends with nothing new, the time is up.
+            let arg = f.rx.last_used() as u32 | (timeout_ms as u32) << 16;
+            hypercall::out(PORT_FABRIC_WAIT, arg);
+            if !f.rx.has_used() {
+                return Err(FabricError::Timeout);
+            }
+        }
+    })??;
+    match reply.header.kind {
+        Kind::Error => match frame::decode_error(&reply.payload) {
+            Some((code, detail)) => Err(FabricError::Remote(code, String::from(detail))),
+            None => Err(FabricError::Malformed),
+        },
+        _ => Ok(reply),
+    }
+}
+
+/// Serves requests forever: Ping is answered with Pong (same bytes); Data
+/// goes to `handler`, whose answer (if any) is sent back as a Data reply.
+pub fn serve(mut handler: impl FnMut(&Message) -> Option<Vec<u8>>) -> ! {
+    loop {
+        let Ok(Some(m)) = recv(1000) else { continue };
+        if m.header.is_reply() {
+            continue;
+        }
+        let reply = match m.header.kind {
+            Kind::Ping => Some((Kind::Pong, m.payload.clone())),
+            Kind::Data => handler(&m).map(|p| (Kind::Data, p)),
+            Kind::Pong | Kind::Error => None,
+        };
+        if let Some((kind, payload)) = reply {
+            let header = m.header.reply(kind, payload.len() as u32);
+            if let Err(e) = send(&header, &payload) {
+                crate::println!("fabric: cannot reply to component {}: {e:?}", m.header.src);
+            }
+        }
+    }
+}
+
+/// What a monitor does once booted: serve the fabric if it has one (with
+/// `handler` for Data requests), else idle until stopped.
+pub fn serve_or_idle(boot: &BootInfo, handler: impl FnMut(&Message) -> Option<Vec<u8>>) -> ! {
+    match init(boot) {
+        Ok(()) => {
+            crate::println!("fabric: component {} serving", boot.component_id);
+            serve(handler)
+        }
+        Err(FabricError::Disabled) => crate::cpu::halt_forever(),
+        Err(e) => panic!("the VMM refused the fabric queues: {e:?}"),
+    }
+}
+
+/// The Data handler every monitor uses until its own protocol lands: the
+/// request's bytes come back.
+pub fn echo(m: &Message) -> Option<Vec<u8>> {
+    Some(m.payload.clone())
+}

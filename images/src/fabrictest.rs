@@ -1,0 +1,119 @@
+//! Fabric exercises for the tests (`lego-vmm --fabric-test`): the guest
+//! checks every reply itself and reports one line.
+
+use alloc::collections::VecDeque;
+use alloc::vec;
+
+use lego_proto::boot::{BootInfo, FabricTest};
+use lego_proto::frame::{self, ComponentId, Kind};
+use lego_proto::pattern;
+
+use crate::fabric::{self, FabricError};
+use crate::println;
+
+/// Bytes per Data request of the stream: one page.
+const CHUNK: usize = 4096;
+/// Requests in flight at once.
+const WINDOW: usize = 16;
+const TIMEOUT_MS: u16 = 5000;
+
+/// Runs the exercise the boot information names; returns the exit status.
+pub fn run(boot: &BootInfo) -> u32 {
+    if let Err(e) = fabric::init(boot) {
+        println!("fabric test: no fabric: {e:?}");
+        return 1;
+    }
+    let peer = boot.fabric_peer;
+    let result = match FabricTest::from_u32(boot.fabric_test) {
+        Some(FabricTest::PingPong) => pingpong(peer, boot.fabric_amount),
+        Some(FabricTest::Stream) => stream(peer, boot.fabric_amount),
+        None => {
+            println!("fabric test: unknown exercise {}", boot.fabric_test);
+            return 2;
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(why) => {
+            println!("fabric test failed: {why}");
+            1
+        }
+    }
+}
+
+fn describe(e: FabricError) -> alloc::string::String {
+    match e {
+        FabricError::Remote(code, detail) => alloc::format!("{code:?}: {detail}"),
+        other => alloc::format!("{other:?}"),
+    }
+}
+
+fn pingpong(peer: ComponentId, count: u64) -> Result<(), alloc::string::String> {
+    for i in 0..count {
+        let mut ping = [0u8; 64];
+        pattern::fill(i, &mut ping);
+        let reply = fabric::call(peer, Kind::Ping, &ping, TIMEOUT_MS)
+            .map_err(|e| alloc::format!("ping {i} to component {peer}: {}", describe(e)))?;
+        if reply.header.kind != Kind::Pong || reply.payload != ping {
+            return Err(alloc::format!(
+                "reply {i} was {:?} with {} bytes, not the Pong of the ping",
+                reply.header.kind,
+                reply.payload.len()
+            ));
+        }
+    }
+    println!("fabric pingpong ok peer={peer} count={count}");
+    Ok(())
+}
+
+/// Sends `bytes` in page-sized Data requests, up to WINDOW in flight; the
+/// peer echoes each. Replies must arrive in request order and intact.
+fn stream(peer: ComponentId, bytes: u64) -> Result<(), alloc::string::String> {
+    let chunks = bytes.div_ceil(CHUNK as u64);
+    let chunk_len = |i: u64| (bytes - i * CHUNK as u64).min(CHUNK as u64) as usize;
+    let mut in_flight: VecDeque<(u64, u64)> = VecDeque::new();
+    let (mut sent, mut done) = (0u64, 0u64);
+    let mut checksum = pattern::FNV_START;
+    let mut data = vec![0u8; CHUNK];
+    while done < chunks {
+        while sent < chunks && in_flight.len() < WINDOW {
+            let n = chunk_len(sent);
+            pattern::fill(sent, &mut data[..n]);
+            let id = fabric::start(peer, Kind::Data, &data[..n])
+                .map_err(|e| alloc::format!("sending chunk {sent}: {}", describe(e)))?;
+            in_flight.push_back((id, sent));
+            sent += 1;
+        }
+        let Some((id, index)) = in_flight.pop_front() else {
+            break;
+        };
+        let m = fabric::recv(TIMEOUT_MS)
+            .map_err(describe)?
+            .ok_or_else(|| alloc::format!("no reply to chunk {index} within {TIMEOUT_MS} ms"))?;
+        if m.header.kind == Kind::Error {
+            let why = frame::decode_error(&m.payload)
+                .map_or(alloc::format!("{:?}", m.payload), |(c, d)| {
+                    alloc::format!("{c:?}: {d}")
+                });
+            return Err(alloc::format!("chunk {index}: {why}"));
+        }
+        if !m.header.is_reply() || m.header.request_id != id {
+            return Err(alloc::format!(
+                "out of order: expected the reply to request {id} (chunk {index}), got request {}",
+                m.header.request_id
+            ));
+        }
+        let n = chunk_len(index);
+        pattern::fill(index, &mut data[..n]);
+        if m.payload != data[..n] {
+            return Err(alloc::format!(
+                "chunk {index} came back damaged ({} bytes)",
+                m.payload.len()
+            ));
+        }
+        checksum = pattern::fnv(checksum, &m.payload);
+        done += 1;
+    }
+    println!("fabric stream ok peer={peer} bytes={bytes} checksum={checksum:#018x}");
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! The pseudo-random byte stream the fabric tests send, and the checksum
+//! they report, defined once so the guest that sends and the host test that
+//! checks agree.
+
+/// Fills `buf` with the stream's bytes for chunk `index`.
+pub fn fill(index: u64, buf: &mut [u8]) {
+    let mut x = index.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for b in buf.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+}
+
+/// 64-bit FNV-1a, continued from `hash` (start with [`FNV_START`]).
+pub fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash ^= b as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The checksum of a stream of `bytes` bytes sent in `chunk`-byte pieces.
+pub fn stream_checksum(bytes: u64, chunk: usize) -> u64 {
+    let mut hash = FNV_START;
+    let mut buf = [0u8; 8192];
+    let mut left = bytes;
+    let mut index = 0;
+    while left > 0 {
+        let n = (chunk as u64).min(left) as usize;
+        fill(index, &mut buf[..n]);
+        hash = fnv(hash, &buf[..n]);
+        left -= n as u64;
+        index += 1;
+    }
+    hash
+}

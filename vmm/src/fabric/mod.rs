@@ -1,0 +1,461 @@
+//! The fabric: this component's end of the network between components.
+//!
+//! The guest hands frames to the VMM through a transmit virtqueue and gets
+//! frames through a receive virtqueue (the guest driver is in `images/`).
+//! The device thread here polls the transmit ring while there is traffic
+//! (and tells the guest not to kick, `VRING_USED_F_NO_NOTIFY`), sleeps on a
+//! kick when idle, routes each frame (to itself, or to a peer through the
+//! transport), and fills the receive ring with frames from peers.
+//!
+//! Why a thread and not an epoll loop (`event-manager`): guest memory has no
+//! file descriptor to wait on, so the rings must be polled while busy; the
+//! sockets are served by the transport's own threads, a handful per rack.
+//!
+//! Every request the guest sends to a peer gets an answer within
+//! `--fabric-timeout-ms`: the peer's reply, or an error frame the VMM makes
+//! (unreachable, unknown destination, timeout).
+
+pub mod tcp;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use lego_proto::frame::{self, ComponentId, ErrorCode, Header, Kind};
+use lego_proto::hypercall::{FabricSetup, FABRIC_BUFFER, FABRIC_QUEUE_SIZE};
+use virtio_queue::{Queue, QueueT};
+use vm_memory::Bytes;
+
+use crate::memory::GuestRam;
+
+/// How long the device thread keeps polling after the last frame.
+const POLL_WINDOW: Duration = Duration::from_micros(200);
+/// Frames for the guest held while its receive ring is full.
+const PENDING_LIMIT: usize = 4096;
+
+pub struct Config {
+    pub id: ComponentId,
+    pub listen: Option<String>,
+    pub peers: HashMap<ComponentId, String>,
+    pub timeout: Duration,
+}
+
+/// Counters, logged when the component stops.
+#[derive(Default)]
+pub struct Stats {
+    pub from_guest: AtomicU64,
+    pub to_guest: AtomicU64,
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    pub bad_from_guest: AtomicU64,
+    pub bad_frames: AtomicU64,
+    pub bad_connections: AtomicU64,
+    pub refused_connections: AtomicU64,
+    pub misrouted: AtomicU64,
+    pub errors_made: AtomicU64,
+    pub guest_full_drops: AtomicU64,
+}
+
+impl Stats {
+    pub fn summary(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "fabric: {} frames from the guest, {} to it, {} sent to peers, {} received; dropped: {} bad from the guest, {} bad from peers ({} connections closed), {} connections refused, {} misrouted, {} for a full guest ring; {} error replies made",
+            g(&self.from_guest),
+            g(&self.to_guest),
+            g(&self.sent),
+            g(&self.received),
+            g(&self.bad_from_guest),
+            g(&self.bad_frames),
+            g(&self.bad_connections),
+            g(&self.refused_connections),
+            g(&self.misrouted),
+            g(&self.guest_full_drops),
+            g(&self.errors_made),
+        )
+    }
+}
+
+pub enum Event {
+    Kick,
+    /// A whole frame from a peer, already checked.
+    Inbound(Vec<u8>),
+}
+
+struct Queues {
+    tx: Queue,
+    rx: Queue,
+}
+
+pub struct Fabric {
+    pub id: ComponentId,
+    ram: GuestRam,
+    queues: Mutex<Option<Queues>>,
+    /// The receive ring's used index, for guests waiting in PORT_FABRIC_WAIT.
+    rx_used: (Mutex<u16>, Condvar),
+    events: Sender<Event>,
+    pub stats: Arc<Stats>,
+}
+
+impl Fabric {
+    /// Starts the transport and the device thread.
+    pub fn start(cfg: Config, ram: GuestRam) -> crate::error::Result<Arc<Fabric>> {
+        let (events, inbox) = channel();
+        let stats = Arc::new(Stats::default());
+        let transport = tcp::TcpTransport::start(&cfg, events.clone(), stats.clone())?;
+        let fabric = Arc::new(Fabric {
+            id: cfg.id,
+            ram,
+            queues: Mutex::new(None),
+            rx_used: (Mutex::new(0), Condvar::new()),
+            events,
+            stats,
+        });
+        let device = Device {
+            fabric: fabric.clone(),
+            transport,
+            inbox,
+            pending: VecDeque::new(),
+            outstanding: HashMap::new(),
+            timeout: cfg.timeout,
+        };
+        std::thread::Builder::new()
+            .name("fabric".into())
+            .spawn(move || device.run())
+            .map_err(crate::error::VmmError::Thread)?;
+        Ok(fabric)
+    }
+
+    /// PORT_FABRIC_SETUP: takes the guest's queues. Returns a status for
+    /// the guest; a malformed setup is the guest's error, not the VMM's.
+    pub fn setup(&self, s: &FabricSetup) -> Result<(), String> {
+        if s.queue_size != FABRIC_QUEUE_SIZE as u32 {
+            return Err(format!(
+                "queue size {} (expected {FABRIC_QUEUE_SIZE})",
+                s.queue_size
+            ));
+        }
+        let make = |a: &lego_proto::hypercall::QueueAddrs| -> Result<Queue, String> {
+            let mut q = Queue::new(FABRIC_QUEUE_SIZE).map_err(|e| e.to_string())?;
+            q.set_size(FABRIC_QUEUE_SIZE);
+            q.set_desc_table_address(Some(a.desc as u32), Some((a.desc >> 32) as u32));
+            q.set_avail_ring_address(Some(a.avail as u32), Some((a.avail >> 32) as u32));
+            q.set_used_ring_address(Some(a.used as u32), Some((a.used >> 32) as u32));
+            q.set_ready(true);
+            if !q.is_valid(&self.ram) {
+                return Err(format!(
+                    "queue at {:#x}/{:#x}/{:#x} is misaligned or outside RAM",
+                    a.desc, a.avail, a.used
+                ));
+            }
+            Ok(q)
+        };
+        let mut tx = make(&s.tx)?;
+        let rx = make(&s.rx)?;
+        // The device thread polls from the start; it re-enables kicks when idle.
+        tx.disable_notification(&self.ram)
+            .map_err(|e| e.to_string())?;
+        *self.queues.lock().map_err(|_| "fabric lock poisoned")? = Some(Queues { tx, rx });
+        *self.rx_used.0.lock().map_err(|_| "fabric lock poisoned")? = 0;
+        let _ = self.events.send(Event::Kick);
+        Ok(())
+    }
+
+    /// PORT_FABRIC_KICK.
+    pub fn kick(&self) {
+        let _ = self.events.send(Event::Kick);
+    }
+
+    /// PORT_FABRIC_WAIT: returns when the receive ring's used index is not
+    /// `seen` any more, or after `timeout`.
+    pub fn wait(&self, seen: u16, timeout: Duration) {
+        let (lock, cvar) = &self.rx_used;
+        if let Ok(used) = lock.lock() {
+            let _ = cvar.wait_timeout_while(used, timeout, |u| *u == seen);
+        }
+    }
+}
+
+/// The device thread's state.
+struct Device {
+    fabric: Arc<Fabric>,
+    transport: tcp::TcpTransport,
+    inbox: Receiver<Event>,
+    /// Frames for the guest, oldest first.
+    pending: VecDeque<Vec<u8>>,
+    /// Requests sent to peers and not answered yet: (peer, request id) -> deadline.
+    outstanding: HashMap<(ComponentId, u64), (Instant, Header)>,
+    timeout: Duration,
+}
+
+impl Device {
+    fn run(mut self) {
+        let mut last_busy = Instant::now();
+        loop {
+            let mut busy = self.drain_tx();
+            while let Ok(event) = self.inbox.try_recv() {
+                self.on_event(event);
+            }
+            busy |= self.fill_rx();
+            self.expire();
+            if busy {
+                last_busy = Instant::now();
+                continue;
+            }
+            if last_busy.elapsed() < POLL_WINDOW {
+                std::hint::spin_loop();
+                continue;
+            }
+            // Idle: let the guest kick again, then sleep until something happens.
+            if self.set_kicks(true) {
+                self.set_kicks(false);
+                continue;
+            }
+            match self.inbox.recv_timeout(Duration::from_millis(5)) {
+                Ok(event) => self.on_event(event),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.set_kicks(false);
+            last_busy = Instant::now();
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Kick => {}
+            Event::Inbound(bytes) => {
+                if let Ok(h) = Header::decode(&bytes) {
+                    if h.is_reply() {
+                        self.outstanding.remove(&(h.src, h.request_id));
+                    }
+                }
+                self.for_guest(bytes);
+            }
+        }
+    }
+
+    /// Turns guest kicks on or off; when turning them on, returns whether
+    /// buffers arrived meanwhile (then the caller polls again).
+    fn set_kicks(&mut self, on: bool) -> bool {
+        let Ok(mut guard) = self.fabric.queues.lock() else {
+            return false;
+        };
+        let Some(q) = guard.as_mut() else {
+            return false;
+        };
+        let ram = &self.fabric.ram;
+        if on {
+            q.tx.enable_notification(ram).unwrap_or(false)
+        } else {
+            let _ = q.tx.disable_notification(ram);
+            false
+        }
+    }
+
+    /// Takes every frame the guest offered and routes it.
+    fn drain_tx(&mut self) -> bool {
+        let mut frames = Vec::new();
+        {
+            let Ok(mut guard) = self.fabric.queues.lock() else {
+                return false;
+            };
+            let Some(q) = guard.as_mut() else {
+                return false;
+            };
+            let ram = &self.fabric.ram;
+            while let Some(chain) = q.tx.pop_descriptor_chain(ram) {
+                let head = chain.head_index();
+                let mut bytes = Vec::new();
+                for desc in chain {
+                    let len = (desc.len() as usize)
+                        .min(FABRIC_BUFFER as usize - bytes.len().min(FABRIC_BUFFER as usize));
+                    let start = bytes.len();
+                    bytes.resize(start + len, 0);
+                    if ram.read_slice(&mut bytes[start..], desc.addr()).is_err() {
+                        bytes.clear();
+                        break;
+                    }
+                }
+                let _ = q.tx.add_used(ram, head, 0);
+                frames.push(bytes);
+            }
+        }
+        let busy = !frames.is_empty();
+        for bytes in frames {
+            self.fabric.stats.from_guest.fetch_add(1, Ordering::Relaxed);
+            self.route(bytes);
+        }
+        busy
+    }
+
+    /// Where a frame from the guest goes.
+    fn route(&mut self, bytes: Vec<u8>) {
+        let header = match frame::decode(&bytes) {
+            Ok((h, _, used)) if used == bytes.len() && h.src == self.fabric.id => h,
+            other => {
+                self.fabric
+                    .stats
+                    .bad_from_guest
+                    .fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "fabric: dropped a malformed frame from the guest ({:?})",
+                    other.map(|r| r.0)
+                );
+                return;
+            }
+        };
+        if header.dst == self.fabric.id {
+            self.for_guest(bytes);
+            return;
+        }
+        if !self.transport.knows(header.dst) {
+            self.error_reply(
+                &header,
+                ErrorCode::UnknownDestination,
+                &format!(
+                    "component {} is not a peer of component {}",
+                    header.dst, self.fabric.id
+                ),
+            );
+            return;
+        }
+        if !header.is_reply() {
+            self.outstanding.insert(
+                (header.dst, header.request_id),
+                (Instant::now() + self.timeout, header),
+            );
+        }
+        match self.transport.send(header.dst, &bytes) {
+            Ok(()) => {
+                self.fabric.stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(why) => {
+                self.outstanding.remove(&(header.dst, header.request_id));
+                self.error_reply(
+                    &header,
+                    ErrorCode::Unreachable,
+                    &format!("component {} is unreachable: {why}", header.dst),
+                );
+            }
+        }
+    }
+
+    /// Answers a guest request with an error frame (replies get none).
+    fn error_reply(&mut self, request: &Header, code: ErrorCode, detail: &str) {
+        if request.is_reply() {
+            log::debug!(
+                "fabric: a reply to component {} was lost: {detail}",
+                request.dst
+            );
+            return;
+        }
+        let mut payload = [0u8; 256];
+        let n = frame::encode_error(code, detail, &mut payload);
+        let header = request.reply(Kind::Error, n as u32);
+        let mut bytes = header.encode().to_vec();
+        bytes.extend_from_slice(&payload[..n]);
+        self.fabric
+            .stats
+            .errors_made
+            .fetch_add(1, Ordering::Relaxed);
+        self.for_guest(bytes);
+    }
+
+    /// Requests past their deadline get a timeout error.
+    fn expire(&mut self) {
+        if self.outstanding.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let late: Vec<(ComponentId, u64)> = self
+            .outstanding
+            .iter()
+            .filter(|(_, (deadline, _))| *deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in late {
+            if let Some((_, header)) = self.outstanding.remove(&key) {
+                let ms = self.timeout.as_millis();
+                self.error_reply(
+                    &header,
+                    ErrorCode::Timeout,
+                    &format!("component {} did not answer within {ms} ms", header.dst),
+                );
+            }
+        }
+    }
+
+    fn for_guest(&mut self, bytes: Vec<u8>) {
+        if self.pending.len() >= PENDING_LIMIT {
+            self.fabric
+                .stats
+                .guest_full_drops
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.pending.push_back(bytes);
+    }
+
+    /// Moves pending frames into the guest's receive buffers.
+    fn fill_rx(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        let Ok(mut guard) = self.fabric.queues.lock() else {
+            return false;
+        };
+        let Some(q) = guard.as_mut() else {
+            return false;
+        };
+        let ram = &self.fabric.ram;
+        let mut moved = false;
+        while let Some(bytes) = self.pending.front() {
+            let Some(mut chain) = q.rx.pop_descriptor_chain(ram) else {
+                break;
+            };
+            let head = chain.head_index();
+            let written = match chain.next() {
+                Some(desc) if desc.is_write_only() && desc.len() as usize >= bytes.len() => ram
+                    .write_slice(bytes, desc.addr())
+                    .map(|_| bytes.len() as u32)
+                    .unwrap_or(0),
+                _ => 0,
+            };
+            let _ = q.rx.add_used(ram, head, written);
+            if written > 0 {
+                self.pending.pop_front();
+                self.fabric.stats.to_guest.fetch_add(1, Ordering::Relaxed);
+            }
+            moved = true;
+        }
+        if moved {
+            let (lock, cvar) = &self.fabric.rx_used;
+            if let Ok(mut used) = lock.lock() {
+                *used = q.rx.next_used();
+                cvar.notify_all();
+            }
+        }
+        moved
+    }
+}
+
+/// Parses `--peer ID=ADDR`.
+pub fn parse_peer(text: &str) -> Result<(ComponentId, String), String> {
+    let (id, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' is not ID=ADDR (e.g. 2=127.0.0.1:7002)"))?;
+    let id: ComponentId = id
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{id}' in '{text}' is not a component id (a number from 1)"))?;
+    if id == 0 {
+        return Err(format!("component id 0 in '{text}' is reserved"));
+    }
+    if addr.trim().is_empty() {
+        return Err(format!("'{text}' has no address"));
+    }
+    Ok((id, addr.trim().to_owned()))
+}

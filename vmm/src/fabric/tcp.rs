@@ -1,0 +1,245 @@
+//! The TCP transport: works across hosts, the default.
+//!
+//! Each component listens (`--listen`) and opens one connection to each peer
+//! it sends to (`--peer ID=ADDR`), on first use and again after any failure,
+//! so a peer that restarts is reached again by itself. Incoming connections
+//! are read by one thread each; a connection that sends anything that is not
+//! a valid frame is closed and counted, and never affects the others.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lego_proto::frame::{ComponentId, Header, HEADER_LEN};
+
+use super::{Config, Event, Stats};
+use crate::error::{Result, VmmError};
+
+/// Incoming connections served at once; more are closed at once (a flood
+/// of connections must not exhaust the component).
+const MAX_INBOUND: usize = 64;
+/// A new connection must deliver its first frame within this time.
+const FIRST_FRAME: Duration = Duration::from_secs(10);
+
+pub struct TcpTransport {
+    peers: HashMap<ComponentId, String>,
+    conns: Mutex<HashMap<ComponentId, TcpStream>>,
+    /// Connections peers opened to us, by the id their frames carry: a
+    /// component that is not one of our `--peer`s is answered on these.
+    inbound: Arc<Mutex<HashMap<ComponentId, TcpStream>>>,
+    timeout: Duration,
+    id: ComponentId,
+    events: Sender<Event>,
+    stats: Arc<Stats>,
+}
+
+impl TcpTransport {
+    pub fn start(cfg: &Config, inbound: Sender<Event>, stats: Arc<Stats>) -> Result<TcpTransport> {
+        let back: Arc<Mutex<HashMap<ComponentId, TcpStream>>> = Arc::default();
+        if let Some(addr) = &cfg.listen {
+            let listener = TcpListener::bind(addr).map_err(|e| VmmError::BadOption {
+                option: "--listen",
+                why: format!("cannot listen on {addr}: {e}"),
+            })?;
+            let local = listener
+                .local_addr()
+                .map_or(addr.clone(), |a| a.to_string());
+            log::info!("fabric: component {} listens on {local}", cfg.id);
+            eprintln!("lego-vmm: component {} listens on {local}", cfg.id);
+            let id = cfg.id;
+            let (back, inbound, stats) = (back.clone(), inbound.clone(), stats.clone());
+            let timeout = cfg.timeout;
+            std::thread::Builder::new()
+                .name("fabric-accept".into())
+                .spawn(move || accept(listener, id, inbound, stats, back, timeout))
+                .map_err(VmmError::Thread)?;
+        }
+        Ok(TcpTransport {
+            peers: cfg.peers.clone(),
+            conns: Mutex::new(HashMap::new()),
+            inbound: back,
+            timeout: cfg.timeout,
+            id: cfg.id,
+            events: inbound,
+            stats,
+        })
+    }
+
+    pub fn knows(&self, peer: ComponentId) -> bool {
+        self.peers.contains_key(&peer) || self.inbound.lock().is_ok_and(|m| m.contains_key(&peer))
+    }
+
+    fn connect(&self, peer: ComponentId) -> std::result::Result<TcpStream, String> {
+        let addr = self.peers.get(&peer).ok_or("not a peer")?;
+        let targets: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+            .collect();
+        let mut last = format!("{addr} resolves to nothing");
+        for target in targets {
+            match TcpStream::connect_timeout(&target, self.timeout) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    let _ = s.set_write_timeout(Some(self.timeout));
+                    // Replies come back on this connection: read it too.
+                    let reader = s.try_clone().map_err(|e| format!("{target}: {e}"))?;
+                    let (id, events, stats, back, timeout) = (
+                        self.id,
+                        self.events.clone(),
+                        self.stats.clone(),
+                        self.inbound.clone(),
+                        self.timeout,
+                    );
+                    std::thread::Builder::new()
+                        .name("fabric-conn".into())
+                        .spawn(move || {
+                            read_frames(reader, id, &events, &stats, &back, timeout, false)
+                        })
+                        .map_err(|e| format!("no thread for the connection: {e}"))?;
+                    return Ok(s);
+                }
+                Err(e) => last = format!("{target}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// Sends one whole frame to `peer`; one fresh connection is tried if the
+    /// old one failed (the peer may have restarted).
+    pub fn send(&self, peer: ComponentId, frame: &[u8]) -> std::result::Result<(), String> {
+        if !self.peers.contains_key(&peer) {
+            // Not a configured peer: answer on the connection it opened.
+            let mut back = self.inbound.lock().map_err(|_| "transport lock poisoned")?;
+            let stream = back.get_mut(&peer).ok_or("no connection from it")?;
+            return stream.write_all(frame).map_err(|e| {
+                back.remove(&peer);
+                format!("sending on its connection: {e}")
+            });
+        }
+        let mut conns = self.conns.lock().map_err(|_| "transport lock poisoned")?;
+        if let Some(stream) = conns.get_mut(&peer) {
+            if stream.write_all(frame).is_ok() {
+                return Ok(());
+            }
+            conns.remove(&peer);
+        }
+        let mut stream = self.connect(peer)?;
+        stream
+            .write_all(frame)
+            .map_err(|e| format!("sending: {e}"))?;
+        conns.insert(peer, stream);
+        Ok(())
+    }
+}
+
+type BackConns = Arc<Mutex<HashMap<ComponentId, TcpStream>>>;
+
+fn accept(
+    listener: TcpListener,
+    id: ComponentId,
+    inbound: Sender<Event>,
+    stats: Arc<Stats>,
+    back: BackConns,
+    timeout: Duration,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        if active.load(Ordering::Acquire) >= MAX_INBOUND {
+            stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+            log::warn!("fabric: refused a connection: {MAX_INBOUND} are open already");
+            drop(conn);
+            continue;
+        }
+        active.fetch_add(1, Ordering::AcqRel);
+        let (active, inbound, stats, back) =
+            (active.clone(), inbound.clone(), stats.clone(), back.clone());
+        let spawned = std::thread::Builder::new()
+            .name("fabric-conn".into())
+            .spawn(move || {
+                read_frames(conn, id, &inbound, &stats, &back, timeout, true);
+                active.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_err() {
+            log::warn!("fabric: no thread for a new connection");
+        }
+    }
+}
+
+/// Reads frames until the connection ends or sends garbage.
+/// `accepted`: a connection a peer opened (answered on, and it must send
+/// its first frame soon); otherwise one we opened, read for its replies.
+fn read_frames(
+    mut conn: TcpStream,
+    id: ComponentId,
+    inbound: &Sender<Event>,
+    stats: &Stats,
+    back: &BackConns,
+    timeout: Duration,
+    accepted: bool,
+) {
+    let peer = conn.peer_addr().map_or("?".into(), |a| a.to_string());
+    if accepted {
+        let _ = conn.set_read_timeout(Some(FIRST_FRAME));
+    }
+    let mut first = true;
+    loop {
+        let mut head = [0u8; HEADER_LEN];
+        match conn.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
+            Err(e) => {
+                log::info!("fabric: connection from {peer} ended: {e}");
+                return;
+            }
+        }
+        let header = match Header::decode(&head) {
+            Ok(h) => h,
+            Err(e) => {
+                stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                stats.bad_connections.fetch_add(1, Ordering::Relaxed);
+                log::warn!("fabric: closed the connection from {peer}: {e}");
+                return;
+            }
+        };
+        let mut frame = Vec::with_capacity(header.frame_len());
+        frame.extend_from_slice(&head);
+        frame.resize(header.frame_len(), 0);
+        if let Err(e) = conn.read_exact(&mut frame[HEADER_LEN..]) {
+            stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+            log::warn!("fabric: connection from {peer} ended inside a frame: {e}");
+            return;
+        }
+        if first {
+            first = false;
+            let _ = conn.set_read_timeout(None);
+        }
+        if header.dst != id {
+            stats.misrouted.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "fabric: dropped a frame for component {} from {peer}: this is component {id}",
+                header.dst
+            );
+            continue;
+        }
+        // The newest connection from a component is the one to answer it on.
+        if let (true, Ok(mut map), Ok(w)) = (accepted, back.lock(), conn.try_clone()) {
+            let same = map
+                .get(&header.src)
+                .is_some_and(|s| s.peer_addr().ok() == w.peer_addr().ok());
+            if !same {
+                let _ = w.set_write_timeout(Some(timeout));
+                let _ = w.set_nodelay(true);
+                map.insert(header.src, w);
+            }
+        }
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        if inbound.send(Event::Inbound(frame)).is_err() {
+            return;
+        }
+    }
+}
