@@ -89,7 +89,7 @@ impl GdbServer {
             .name("gdb-session".into())
             .spawn(move || {
                 for conn in conn_rx {
-                    session(&mut debugger, conn, greeting);
+                    session(&mut debugger, conn, greeting, &session_busy);
                     if debugger.guest_ended() {
                         let (lock, cvar) = &*session_end;
                         if let Ok(mut done) = lock.lock() {
@@ -117,7 +117,9 @@ impl GdbServer {
     }
 }
 
-fn session(debugger: &mut Debugger, stream: TcpStream, greeting: Duration) {
+/// `attached` is cleared before the guest is let go, so a vCPU that stops
+/// right after knows no gdb is there to see it.
+fn session(debugger: &mut Debugger, stream: TcpStream, greeting: Duration, attached: &AtomicBool) {
     let conn = match conn::GdbConn::new(stream, greeting) {
         Ok(c) => c,
         Err(e) => {
@@ -127,6 +129,7 @@ fn session(debugger: &mut Debugger, stream: TcpStream, greeting: Duration) {
     };
     if let Err(e) = debugger.stop_all() {
         log::warn!("gdb session not started: {e}");
+        attached.store(false, Ordering::Release);
         debugger.release();
         return;
     }
@@ -152,5 +155,6 @@ fn session(debugger: &mut Debugger, stream: TcpStream, greeting: Duration) {
         }
         Err(e) => log::warn!("gdb session ended: {e}; the guest runs on"),
     }
+    attached.store(false, Ordering::Release);
     debugger.release();
 }
