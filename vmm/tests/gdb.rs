@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 
@@ -25,119 +24,44 @@ fn gdb_available() -> bool {
     false
 }
 
-/// A lego-vmm under --gdb, with its stderr collected line by line.
+/// A lego-vmm under --gdb, and the address its stub listens on.
 struct Component {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
+    proc: Process,
     addr: String,
 }
 
 impl Component {
     fn start(args: &[&str]) -> Component {
-        let mut child = vmm()
-            .args(args)
-            .args([
-                "--gdb",
-                "127.0.0.1:0",
-                "--log-level",
-                "info",
-                "--gdb-greeting-secs",
-                "2",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start lego-vmm");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut c = Component {
-            child,
-            lines,
-            seen: Vec::new(),
-            addr: String::new(),
-        };
-        let line = c.wait_for("waits for gdb on ");
+        let mut all = args.to_vec();
+        all.extend([
+            "--gdb",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+            "--gdb-greeting-secs",
+            "2",
+        ]);
+        let mut proc = Process::start(&all);
+        let line = proc.wait_for("waits for gdb on ");
         let addr = line
             .split("waits for gdb on ")
             .nth(1)
-            .and_then(|r| r.split(':').take(2).collect::<Vec<_>>().join(":").into())
+            .map(|r| r.split(':').take(2).collect::<Vec<_>>().join(":"))
             .expect("address in the waiting line");
-        c.addr = addr;
-        c
-    }
-
-    /// Waits for a stderr line containing `needle` and returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                self.seen.push(line.clone());
-                if line.contains(needle) {
-                    return line;
-                }
-            }
-        }
-        let _ = self.child.kill();
-        panic!(
-            "no stderr line with {needle:?}; saw:\n{}",
-            self.seen.join("\n")
-        );
-    }
-
-    fn drain(&mut self) {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-            self.seen.push(line);
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
-    /// SIGTERM, then the exit code.
-    fn stop(mut self) -> Option<i32> {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.wait(Duration::from_secs(10)).0
-    }
-
-    fn wait_exit(mut self) -> (Option<i32>, String) {
-        self.wait(Duration::from_secs(30))
-    }
-
-    fn wait(&mut self, limit: Duration) -> (Option<i32>, String) {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                let mut out = String::new();
-                if let Some(mut s) = self.child.stdout.take() {
-                    let _ = s.read_to_string(&mut out);
-                }
-                return (status.code(), out);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!(
-            "lego-vmm did not exit within {limit:?}; stderr:\n{}",
-            self.seen.join("\n")
-        );
+        Component { proc, addr }
     }
 }
 
-impl Drop for Component {
-    /// A failed test must not leave a component waiting for gdb forever.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Component {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for Component {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.proc
     }
 }
 
@@ -222,7 +146,7 @@ fn break_read_step_registers_continue_detach() {
     vm.wait_for("gdb detached; the guest runs on");
     std::thread::sleep(Duration::from_millis(300));
     assert!(vm.alive(), "the component still runs after detach");
-    assert_eq!(vm.stop(), Some(0));
+    assert_eq!(vm.proc.stop(), Some(0));
 }
 
 #[test]
@@ -248,7 +172,7 @@ fn gdb_writes_memory_and_registers() {
     assert!(out.contains("$1 = 7340032"), "{out}");
     assert_eq!(hex_after(&out, "r11"), 0x123_4567, "{out}");
     vm.wait_for("[memory] memory monitor: 7 MiB of RAM");
-    assert_eq!(vm.stop(), Some(0));
+    assert_eq!(vm.proc.stop(), Some(0));
 }
 
 #[test]
@@ -288,7 +212,7 @@ fn every_vcpu_is_a_thread() {
     );
     assert!(out.contains("[Inferior 1 (process 1) detached]"), "{out}");
     vm.wait_for("[memory] memory monitor: 128 MiB of RAM");
-    assert_eq!(vm.stop(), Some(0));
+    assert_eq!(vm.proc.stop(), Some(0));
 }
 
 #[test]
@@ -302,7 +226,7 @@ fn gdb_sees_the_guest_exit() {
         out.contains("[Inferior 1 (process 1) exited normally]"),
         "{out}"
     );
-    let (code, stdout) = vm.wait_exit();
+    let (code, stdout) = vm.proc.wait_exit();
     assert_eq!(code, Some(0));
     assert!(
         stdout.starts_with("ready role=processor native="),
@@ -321,7 +245,7 @@ fn gdb_sees_a_guest_failure() {
         out.contains("Program terminated with signal SIGSEGV"),
         "{out}"
     );
-    let (code, _) = vm.wait_exit();
+    let (code, _) = vm.proc.wait_exit();
     assert_eq!(code, Some(3));
 }
 
@@ -420,7 +344,7 @@ fn ctrl_c_stops_a_running_guest() {
     assert_eq!(rsp.ask("D"), "OK");
     std::thread::sleep(Duration::from_millis(200));
     assert!(vm.alive());
-    assert_eq!(vm.stop(), Some(0));
+    assert_eq!(vm.proc.stop(), Some(0));
 }
 
 #[test]
@@ -451,7 +375,7 @@ fn a_second_client_is_refused_and_the_first_goes_on() {
     );
     assert_eq!(first.ask("D"), "OK");
     vm.wait_for("[memory] memory monitor: 128 MiB of RAM");
-    assert_eq!(vm.stop(), Some(0));
+    assert_eq!(vm.proc.stop(), Some(0));
 }
 
 #[test]
@@ -493,7 +417,7 @@ fn garbage_on_the_gdb_port_leaves_the_guest_waiting_for_gdb() {
     );
     assert!(out.contains("$1 = 134217728"), "{out}");
     vm.wait_for("[memory] memory monitor: 128 MiB of RAM");
-    assert_eq!(vm.stop(), Some(0));
+    assert_eq!(vm.proc.stop(), Some(0));
 }
 
 #[test]
@@ -530,7 +454,7 @@ fn a_silent_client_loses_the_gdb_slot() {
     );
     assert!(out.contains("$1 = 134217728"), "{out}");
     drop(silent);
-    assert_eq!(vm.stop(), Some(0));
+    assert_eq!(vm.proc.stop(), Some(0));
 }
 
 #[test]
@@ -548,6 +472,6 @@ fn a_breakpoint_with_gdb_detached_waits_for_gdb() {
     let out = gdb("guest-mmon", &vm.addr, &["info registers rip", "detach"]);
     assert!(out.contains("<lego_image::testfail::run+"), "{out}");
     // Let go, the guest reports that it went on past its breakpoint.
-    let (code, _) = vm.wait_exit();
+    let (code, _) = vm.proc.wait_exit();
     assert_eq!(code, Some(3));
 }
