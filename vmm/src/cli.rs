@@ -98,10 +98,15 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", requires = "id")]
     pub listen: Option<String>,
 
-    /// A peer component and its address, e.g. --peer 2=127.0.0.1:7002
-    /// (repeat for each peer).
+    /// A peer component and its address: --peer 2=127.0.0.1:7002 for TCP,
+    /// --peer 2=shm for a component on this host (repeat for each peer).
     #[arg(long, value_name = "ID=ADDR", requires = "id")]
     pub peer: Vec<String>,
+
+    /// Where same-host peers (`--peer ID=shm`) keep their shared-memory
+    /// rings; every component of one rack on a host must use the same one.
+    #[arg(long, value_name = "DIR", default_value = "/dev/shm/lego")]
+    pub shm_dir: PathBuf,
 
     /// A request to a peer that gets no answer within this time gets an
     /// error reply.

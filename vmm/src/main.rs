@@ -121,6 +121,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 listen: args.listen.clone(),
                 peers,
                 timeout: std::time::Duration::from_millis(args.fabric_timeout_ms.max(1)),
+                shm_dir: args.shm_dir.clone(),
             })
         }
     };

@@ -1,7 +1,8 @@
-//! The fabric, end to end: real lego-vmm processes with real guests on
-//! loopback, guest to guest over TCP. The client guest runs an exercise
-//! (--fabric-test) against a serving monitor, checks every reply itself
-//! and reports one line; the tests also attack the listening port.
+//! The fabric, end to end: real lego-vmm processes with real guests,
+//! guest to guest over TCP on loopback and over shared memory. The client
+//! guest runs an exercise (--fabric-test) against a serving monitor, checks
+//! every reply itself and reports one line; the tests also attack the
+//! listening port and a ring.
 
 mod common;
 
@@ -12,75 +13,106 @@ use std::time::{Duration, Instant};
 use common::*;
 use lego_proto::frame::{Header, Kind};
 
-/// A serving component with a fabric, and the address it listens on.
-fn server(role: &str, id: u32) -> (Process, String) {
+/// How the components of a test reach each other.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    Tcp,
+    Shm,
+}
+
+/// The shared-memory directory of one test: its own, so tests do not meet.
+fn shm_dir(test: &str) -> String {
+    let dir = format!("/dev/shm/lego-test-{}-{test}", std::process::id());
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A serving component; returns it and how a client names it (`1=ADDR`).
+fn server(role: &str, id: u32, via: Via, dir: &str) -> (Process, String) {
     let id_text = id.to_string();
-    let mut p = Process::start(&[
+    let mut args = vec![
         "--role",
         role,
         "--id",
         &id_text,
-        "--listen",
-        "127.0.0.1:0",
+        "--shm-dir",
+        dir,
         "--log-level",
         "info",
-    ]);
-    let line = p.wait_for("listens on ");
-    let addr = line
-        .split("listens on ")
-        .nth(1)
-        .expect("address")
-        .trim()
-        .to_owned();
+    ];
+    if let Via::Tcp = via {
+        args.extend(["--listen", "127.0.0.1:0"]);
+    }
+    let mut p = Process::start(&args);
+    let peer = match via {
+        Via::Tcp => {
+            let line = p.wait_for("listens on ");
+            format!(
+                "{id}={}",
+                line.split("listens on ").nth(1).expect("address").trim()
+            )
+        }
+        Via::Shm => format!("{id}=shm"),
+    };
     p.wait_for("fabric: component");
-    (p, addr)
+    (p, peer)
 }
 
 /// Runs a client component with an exercise; returns (exit code, stderr).
-fn client(id: u32, peer: &str, exercise: &str, extra: &[&str]) -> (Option<i32>, String) {
+fn client(id: u32, peer: &str, dir: &str, exercise: &str) -> (Option<i32>, String) {
     let id_text = id.to_string();
-    let mut args = vec![
+    let out = run(&[
         "--role",
         "processor",
         "--id",
         &id_text,
         "--peer",
         peer,
+        "--shm-dir",
+        dir,
         "--fabric-test",
         exercise,
         "--log-level",
         "info",
-    ];
-    args.extend_from_slice(extra);
-    let out = run(&args);
+    ]);
     (out.status.code(), stderr(&out))
 }
 
-#[test]
-fn ping_pong_between_two_components() {
+fn ping_pong(via: Via, name: &str) {
     if !kvm_available() {
         return;
     }
-    let (server, addr) = server("memory", 1);
-    let (code, err) = client(2, &format!("1={addr}"), "pingpong:1:200", &[]);
-    assert_eq!(code, Some(0), "{err}");
+    let dir = shm_dir(name);
+    let (server, peer) = server("memory", 1, via, &dir);
+    let (code, err) = client(2, &peer, &dir, "pingpong:1:200");
+    assert_eq!(code, Some(0), "{via:?}: {err}");
     assert!(
         err.contains("[processor] fabric pingpong ok peer=1 count=200"),
         "{err}"
     );
     assert_eq!(server.stop(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
-fn two_clients_share_one_server() {
+fn ping_pong_over_tcp() {
+    ping_pong(Via::Tcp, "pp-tcp");
+}
+
+#[test]
+fn ping_pong_over_shared_memory() {
+    ping_pong(Via::Shm, "pp-shm");
+}
+
+fn three_components(via: Via, name: &str) {
     if !kvm_available() {
         return;
     }
-    let (server, addr) = server("storage", 1);
-    let peer = format!("1={addr}");
+    let dir = shm_dir(name);
+    let (server, peer) = server("storage", 1, via, &dir);
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| client(2, &peer, "pingpong:1:300", &[]));
-        let b = s.spawn(|| client(3, &peer, "stream:1:256K", &[]));
+        let a = s.spawn(|| client(2, &peer, &dir, "pingpong:1:300"));
+        let b = s.spawn(|| client(3, &peer, &dir, "stream:1:256K"));
         (a.join().expect("client 2"), b.join().expect("client 3"))
     });
     assert_eq!(a.0, Some(0), "{}", a.1);
@@ -91,15 +123,26 @@ fn two_clients_share_one_server() {
         b.1
     );
     assert_eq!(server.stop(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
-fn a_mebibyte_stream_arrives_intact_and_in_order() {
+fn three_components_over_tcp() {
+    three_components(Via::Tcp, "three-tcp");
+}
+
+#[test]
+fn three_components_over_shared_memory() {
+    three_components(Via::Shm, "three-shm");
+}
+
+fn mebibyte_stream(via: Via, name: &str) {
     if !kvm_available() {
         return;
     }
-    let (server, addr) = server("memory", 1);
-    let (code, err) = client(2, &format!("1={addr}"), "stream:1:1M", &[]);
+    let dir = shm_dir(name);
+    let (server, peer) = server("memory", 1, via, &dir);
+    let (code, err) = client(2, &peer, &dir, "stream:1:1M");
     assert_eq!(code, Some(0), "{err}");
     // The guest checked every byte and the order of every reply; the
     // checksum it reports must be the one of the stream it was meant to send.
@@ -115,6 +158,17 @@ fn a_mebibyte_stream_arrives_intact_and_in_order() {
         "counters: {err}"
     );
     assert_eq!(server.stop(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_mebibyte_stream_over_tcp_arrives_intact_and_in_order() {
+    mebibyte_stream(Via::Tcp, "stream-tcp");
+}
+
+#[test]
+fn a_mebibyte_stream_over_shared_memory_arrives_intact_and_in_order() {
+    mebibyte_stream(Via::Shm, "stream-shm");
 }
 
 #[test]
@@ -126,8 +180,9 @@ fn an_unreachable_peer_is_an_error_not_a_hang() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = free.local_addr().unwrap().to_string();
     drop(free);
+    let dir = shm_dir("unreachable");
     let start = Instant::now();
-    let (code, err) = client(2, &format!("1={addr}"), "pingpong:1:3", &[]);
+    let (code, err) = client(2, &format!("1={addr}"), &dir, "pingpong:1:3");
     assert_eq!(code, Some(3), "{err}");
     assert!(
         err.contains("Unreachable: component 1 is unreachable"),
@@ -138,6 +193,14 @@ fn an_unreachable_peer_is_an_error_not_a_hang() {
         "took {:?}",
         start.elapsed()
     );
+    // The same over shared memory: nobody runs as component 1 on this host.
+    let (code, err) = client(2, "1=shm", &dir, "pingpong:1:3");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("component 1 is unreachable: it is not running on this host"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -145,23 +208,24 @@ fn an_unknown_destination_is_an_error() {
     if !kvm_available() {
         return;
     }
-    let (server, addr) = server("memory", 1);
-    let (code, err) = client(2, &format!("1={addr}"), "pingpong:9:1", &[]);
+    let dir = shm_dir("unknown");
+    let (server, peer) = server("memory", 1, Via::Tcp, &dir);
+    let (code, err) = client(2, &peer, &dir, "pingpong:9:1");
     assert_eq!(code, Some(3), "{err}");
     assert!(
         err.contains("UnknownDestination: component 9 is not a peer of component 2"),
         "{err}"
     );
     assert_eq!(server.stop(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn a_peer_killed_mid_stream_gives_an_error_in_bounded_time() {
+fn peer_killed_mid_stream(via: Via, name: &str) {
     if !kvm_available() {
         return;
     }
-    let (mut server, addr) = server("memory", 1);
-    let peer = format!("1={addr}");
+    let dir = shm_dir(name);
+    let (mut server, peer) = server("memory", 1, via, &dir);
     let mut c = Process::start(&[
         "--role",
         "processor",
@@ -169,6 +233,8 @@ fn a_peer_killed_mid_stream_gives_an_error_in_bounded_time() {
         "2",
         "--peer",
         &peer,
+        "--shm-dir",
+        &dir,
         "--fabric-test",
         "stream:1:4G",
         "--fabric-timeout-ms",
@@ -181,8 +247,8 @@ fn a_peer_killed_mid_stream_gives_an_error_in_bounded_time() {
     server.child.kill().expect("kill the server");
     let killed = Instant::now();
     let (code, _) = c.wait(Duration::from_secs(20));
-    assert_eq!(code, Some(3), "{}", c.seen.join("\n"));
     let text = c.seen.join("\n");
+    assert_eq!(code, Some(3), "{text}");
     assert!(
         text.contains("component 1 is unreachable")
             || text.contains("component 1 did not answer within 1000 ms"),
@@ -193,6 +259,17 @@ fn a_peer_killed_mid_stream_gives_an_error_in_bounded_time() {
         "took {:?}",
         killed.elapsed()
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_peer_killed_mid_stream_over_tcp() {
+    peer_killed_mid_stream(Via::Tcp, "killed-tcp");
+}
+
+#[test]
+fn a_peer_killed_mid_stream_over_shared_memory() {
+    peer_killed_mid_stream(Via::Shm, "killed-shm");
 }
 
 /// Writes `bytes` to a fresh connection and waits until the server closes it.
@@ -214,7 +291,9 @@ fn garbage_on_the_fabric_port_is_dropped_and_counted() {
     if !kvm_available() {
         return;
     }
-    let (mut server, addr) = server("memory", 1);
+    let dir = shm_dir("garbage");
+    let (mut server, peer) = server("memory", 1, Via::Tcp, &dir);
+    let addr = peer.trim_start_matches("1=").to_owned();
     let good = Header::request(Kind::Ping, 1, 5, 1, 0).encode();
     // Not a frame at all.
     send_and_expect_close(
@@ -243,28 +322,58 @@ fn garbage_on_the_fabric_port_is_dropped_and_counted() {
         let _ = TcpStream::connect(&addr);
     }
     // Other peers are unaffected: a real client still gets its answers.
-    let (code, err) = client(2, &format!("1={addr}"), "pingpong:1:50", &[]);
+    let (code, err) = client(2, &peer, &dir, "pingpong:1:50");
     assert_eq!(code, Some(0), "{err}");
     assert!(server.alive(), "the server is still up");
     server.wait_for("closed the connection from");
-    let summary = {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
-        let (code, _) = server.wait(Duration::from_secs(10));
-        assert_eq!(code, Some(0));
-        server
-            .seen
-            .iter()
-            .find(|l| l.contains("fabric: ") && l.contains("bad from peers"))
-            .cloned()
-            .unwrap_or_default()
-    };
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let (code, _) = server.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let summary = server
+        .seen
+        .iter()
+        .find(|l| l.contains("fabric: ") && l.contains("bad from peers"))
+        .cloned()
+        .unwrap_or_default();
     // Four bad headers closed four connections; the frame cut short is a
     // fifth bad frame (its connection had already ended).
     assert!(
         summary.contains("5 bad from peers (4 connections closed)"),
         "{summary}"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn garbage_in_a_shared_memory_ring_is_skipped_and_counted() {
+    if !kvm_available() {
+        return;
+    }
+    use std::os::unix::fs::FileExt;
+    let dir = shm_dir("ring-garbage");
+    let (mut server, peer) = server("memory", 1, Via::Shm, &dir);
+    // A client talks to the server, so the server reads the ring 2-to-1.
+    let (code, err) = client(2, &peer, &dir, "pingpong:1:5");
+    assert_eq!(code, Some(0), "{err}");
+    // Another process scribbles over that ring: junk published as frames.
+    let ring = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("{dir}/2-to-1.ring"))
+        .unwrap();
+    let mut tail = [0u8; 8];
+    ring.read_exact_at(&mut tail, 64).unwrap();
+    let tail = u64::from_le_bytes(tail);
+    ring.write_all_at(&[0x5a; 100], 4096 + (tail % (4 << 20)))
+        .unwrap();
+    ring.write_all_at(&(tail + 100).to_le_bytes(), 64).unwrap();
+    server.wait_for("skipped the ring from component 2");
+    // The server goes on serving the same client.
+    let (code, err) = client(2, &peer, &dir, "pingpong:1:5");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(server.stop(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

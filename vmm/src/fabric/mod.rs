@@ -15,6 +15,7 @@
 //! `--fabric-timeout-ms`: the peer's reply, or an error frame the VMM makes
 //! (unreachable, unknown destination, timeout).
 
+pub mod shm;
 pub mod tcp;
 
 use std::collections::{HashMap, VecDeque};
@@ -35,11 +36,26 @@ const POLL_WINDOW: Duration = Duration::from_micros(200);
 /// Frames for the guest held while its receive ring is full.
 const PENDING_LIMIT: usize = 4096;
 
+/// The address that makes a peer a same-host, shared-memory peer.
+pub const SHM: &str = "shm";
+
 pub struct Config {
     pub id: ComponentId,
     pub listen: Option<String>,
+    /// Peer id -> `host:port` (TCP) or [`SHM`].
     pub peers: HashMap<ComponentId, String>,
     pub timeout: Duration,
+    /// Where shared-memory rings and doorbells live.
+    pub shm_dir: std::path::PathBuf,
+}
+
+/// One way of moving frames between components. Inbound frames go to the
+/// device thread as [`Event::Inbound`]; `send` moves one whole frame.
+pub trait Transport: Send {
+    /// Whether frames to `peer` go this way: a peer configured for this
+    /// transport, or one that reached us through it (and is answered there).
+    fn reaches(&self, peer: ComponentId) -> bool;
+    fn send(&self, peer: ComponentId, frame: &[u8]) -> Result<(), String>;
 }
 
 /// Counters, logged when the component stops.
@@ -104,7 +120,27 @@ impl Fabric {
     pub fn start(cfg: Config, ram: GuestRam) -> crate::error::Result<Arc<Fabric>> {
         let (events, inbox) = channel();
         let stats = Arc::new(Stats::default());
-        let transport = tcp::TcpTransport::start(&cfg, events.clone(), stats.clone())?;
+        let shm_peers = cfg
+            .peers
+            .iter()
+            .filter(|(_, a)| a.as_str() == SHM)
+            .map(|(id, _)| *id)
+            .collect();
+        let transports: Vec<Box<dyn Transport>> = vec![
+            Box::new(shm::ShmTransport::start(
+                &cfg.shm_dir,
+                cfg.id,
+                shm_peers,
+                cfg.timeout,
+                events.clone(),
+                stats.clone(),
+            )?),
+            Box::new(tcp::TcpTransport::start(
+                &cfg,
+                events.clone(),
+                stats.clone(),
+            )?),
+        ];
         let fabric = Arc::new(Fabric {
             id: cfg.id,
             ram,
@@ -115,7 +151,7 @@ impl Fabric {
         });
         let device = Device {
             fabric: fabric.clone(),
-            transport,
+            transports,
             inbox,
             pending: VecDeque::new(),
             outstanding: HashMap::new(),
@@ -181,7 +217,8 @@ impl Fabric {
 /// The device thread's state.
 struct Device {
     fabric: Arc<Fabric>,
-    transport: tcp::TcpTransport,
+    /// Tried in order; shared memory first.
+    transports: Vec<Box<dyn Transport>>,
     inbox: Receiver<Event>,
     /// Frames for the guest, oldest first.
     pending: VecDeque<Vec<u8>>,
@@ -311,7 +348,7 @@ impl Device {
             self.for_guest(bytes);
             return;
         }
-        if !self.transport.knows(header.dst) {
+        let Some(t) = self.transports.iter().position(|t| t.reaches(header.dst)) else {
             self.error_reply(
                 &header,
                 ErrorCode::UnknownDestination,
@@ -321,14 +358,14 @@ impl Device {
                 ),
             );
             return;
-        }
+        };
         if !header.is_reply() {
             self.outstanding.insert(
                 (header.dst, header.request_id),
                 (Instant::now() + self.timeout, header),
             );
         }
-        match self.transport.send(header.dst, &bytes) {
+        match self.transports[t].send(header.dst, &bytes) {
             Ok(()) => {
                 self.fabric.stats.sent.fetch_add(1, Ordering::Relaxed);
             }

@@ -59,7 +59,12 @@ impl TcpTransport {
                 .map_err(VmmError::Thread)?;
         }
         Ok(TcpTransport {
-            peers: cfg.peers.clone(),
+            peers: cfg
+                .peers
+                .iter()
+                .filter(|(_, a)| a.as_str() != super::SHM)
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
             conns: Mutex::new(HashMap::new()),
             inbound: back,
             timeout: cfg.timeout,
@@ -68,11 +73,20 @@ impl TcpTransport {
             stats,
         })
     }
+}
 
-    pub fn knows(&self, peer: ComponentId) -> bool {
+impl super::Transport for TcpTransport {
+    /// A configured TCP peer, or one connected to us.
+    fn reaches(&self, peer: ComponentId) -> bool {
         self.peers.contains_key(&peer) || self.inbound.lock().is_ok_and(|m| m.contains_key(&peer))
     }
 
+    fn send(&self, peer: ComponentId, frame: &[u8]) -> std::result::Result<(), String> {
+        self.send_frame(peer, frame)
+    }
+}
+
+impl TcpTransport {
     fn connect(&self, peer: ComponentId) -> std::result::Result<TcpStream, String> {
         let addr = self.peers.get(&peer).ok_or("not a peer")?;
         let targets: Vec<SocketAddr> = addr
@@ -110,7 +124,7 @@ impl TcpTransport {
 
     /// Sends one whole frame to `peer`; one fresh connection is tried if the
     /// old one failed (the peer may have restarted).
-    pub fn send(&self, peer: ComponentId, frame: &[u8]) -> std::result::Result<(), String> {
+    fn send_frame(&self, peer: ComponentId, frame: &[u8]) -> std::result::Result<(), String> {
         if !self.peers.contains_key(&peer) {
             // Not a configured peer: answer on the connection it opened.
             let mut back = self.inbound.lock().map_err(|_| "transport lock poisoned")?;
