@@ -45,6 +45,16 @@ pub fn read_rsp() -> u64 {
     rsp
 }
 
+/// The time-stamp counter (unprivileged; runs natively under PVM).
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: reads the TSC.
+    unsafe {
+        core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
+    (hi as u64) << 32 | lo as u64
+}
+
 /// CR2, the faulting address of the last page fault. Privileged: under PVM
 /// this traps and is emulated, so it belongs on the fault path only.
 pub fn read_cr2() -> u64 {

@@ -21,8 +21,12 @@ use spin::Mutex;
 use crate::hypercall;
 use crate::virtq::SplitQueue;
 
-/// Polls of the receive ring before waiting in the VMM.
-const SPIN_POLLS: u32 = 20_000;
+/// How long to poll the receive ring before waiting in the VMM. Short: on a
+/// host with few cores a spinning vCPU takes the core the VMM threads that
+/// move the frames need.
+const SPIN_MICROS: u64 = 20;
+/// Polls instead, when the TSC frequency is unknown.
+const SPIN_POLLS_FALLBACK: u32 = 2_000;
 
 #[derive(Debug)]
 pub enum FabricError {
@@ -47,6 +51,8 @@ pub struct Message {
 
 struct Fabric {
     id: ComponentId,
+    /// TSC cycles to poll before waiting (0: count polls instead).
+    spin_cycles: u64,
     tx: SplitQueue,
     rx: SplitQueue,
     /// Messages received while waiting for a particular reply.
@@ -81,6 +87,7 @@ pub fn init(boot: &BootInfo) -> Result<(), FabricError> {
     }
     *FABRIC.lock() = Some(Fabric {
         id: boot.component_id,
+        spin_cycles: boot.tsc_khz as u64 * SPIN_MICROS / 1000,
         tx,
         rx,
         stash: VecDeque::new(),
@@ -103,13 +110,36 @@ impl Fabric {
         let head = header.encode();
         while !self.tx.push(&[&head, payload]) {
             // Every buffer is in flight: make sure the VMM knows, then wait.
-            hypercall::out(PORT_FABRIC_KICK, 0);
+            exit_out(PORT_FABRIC_KICK, 0);
             core::hint::spin_loop();
         }
         if self.tx.device_wants_kick() {
-            hypercall::out(PORT_FABRIC_KICK, 0);
+            exit_out(PORT_FABRIC_KICK, 0);
         }
         Ok(())
+    }
+
+    /// Polls the receive ring for a while; true if something arrived.
+    fn poll(&mut self) -> bool {
+        if self.spin_cycles == 0 {
+            for _ in 0..SPIN_POLLS_FALLBACK {
+                if self.rx.has_used() {
+                    return true;
+                }
+                core::hint::spin_loop();
+            }
+            return false;
+        }
+        let until = crate::cpu::rdtsc() + self.spin_cycles;
+        loop {
+            if self.rx.has_used() {
+                return true;
+            }
+            if crate::cpu::rdtsc() > until {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
     }
 
     fn take(&mut self) -> Option<Message> {
@@ -131,14 +161,11 @@ impl Fabric {
         if let Some(m) = self.stash.pop_front() {
             return Some(m);
         }
-        for _ in 0..SPIN_POLLS {
-            if let Some(m) = self.take() {
-                return Some(m);
-            }
-            core::hint::spin_loop();
+        if self.poll() {
+            return self.take();
         }
         let arg = self.rx.last_used() as u32 | (timeout_ms as u32) << 16;
-        hypercall::out(PORT_FABRIC_WAIT, arg);
+        exit_out(PORT_FABRIC_WAIT, arg);
         self.take()
     }
 }
@@ -188,17 +215,18 @@ pub fn wait_reply(id: u64, timeout_ms: u16) -> Result<Message, FabricError> {
             return f.stash.remove(i).ok_or(FabricError::Malformed);
         }
         loop {
-            for _ in 0..SPIN_POLLS {
-                match f.take() {
-                    Some(m) if is_it(&m) => return Ok(m),
-                    Some(m) => f.stash.push_back(m),
-                    None => core::hint::spin_loop(),
+            while f.poll() {
+                while let Some(m) = f.take() {
+                    if is_it(&m) {
+                        return Ok(m);
+                    }
+                    f.stash.push_back(m);
                 }
             }
             // Nothing for us while polling: wait in the VMM (one exit). If
             // the wait ends with nothing new, the time is up.
             let arg = f.rx.last_used() as u32 | (timeout_ms as u32) << 16;
-            hypercall::out(PORT_FABRIC_WAIT, arg);
+            exit_out(PORT_FABRIC_WAIT, arg);
             if !f.rx.has_used() {
                 return Err(FabricError::Timeout);
             }
@@ -248,8 +276,29 @@ pub fn serve_or_idle(boot: &BootInfo, handler: impl FnMut(&Message) -> Option<Ve
     }
 }
 
-/// The Data handler every monitor uses until its own protocol lands: the
-/// request's bytes come back.
+/// The Data handler every monitor uses until its own protocol lands (see
+/// `lego_proto::pattern::GIVE`): the request's bytes come back, or n bytes
+/// for a `GIVE` n request.
 pub fn echo(m: &Message) -> Option<Vec<u8>> {
-    Some(m.payload.clone())
+    match lego_proto::pattern::parse_give(&m.payload) {
+        Some(n) => {
+            let n = (n as usize).min(FABRIC_BUFFER as usize - HEADER_LEN);
+            let mut reply = alloc::vec![0u8; n];
+            lego_proto::pattern::fill(0, &mut reply);
+            Some(reply)
+        }
+        None => Some(m.payload.clone()),
+    }
+}
+
+/// Hypercalls the fabric made (kicks and waits): each is a VM exit.
+pub fn exits() -> u64 {
+    EXITS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+static EXITS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn exit_out(port: u16, value: u32) {
+    EXITS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    hypercall::out(port, value);
 }

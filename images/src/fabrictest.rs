@@ -27,6 +27,8 @@ pub fn run(boot: &BootInfo) -> u32 {
     let result = match FabricTest::from_u32(boot.fabric_test) {
         Some(FabricTest::PingPong) => pingpong(peer, boot.fabric_amount),
         Some(FabricTest::Stream) => stream(peer, boot.fabric_amount),
+        Some(FabricTest::Rtt) => rtt(peer, boot.fabric_amount, boot.tsc_khz),
+        Some(FabricTest::Flood) => flood(peer, boot.fabric_amount, boot.tsc_khz),
         None => {
             println!("fabric test: unknown exercise {}", boot.fabric_test);
             return 2;
@@ -115,5 +117,86 @@ fn stream(peer: ComponentId, bytes: u64) -> Result<(), alloc::string::String> {
         done += 1;
     }
     println!("fabric stream ok peer={peer} bytes={bytes} checksum={checksum:#018x}");
+    Ok(())
+}
+
+fn micros(cycles: u64, tsc_khz: u32) -> f64 {
+    cycles as f64 * 1000.0 / tsc_khz as f64
+}
+
+/// Round trips of a 64-byte-class request (`GIVE` 4096) and a 4 KiB reply.
+fn rtt(peer: ComponentId, count: u64, tsc_khz: u32) -> Result<(), alloc::string::String> {
+    if tsc_khz == 0 {
+        return Err("the VMM gave no TSC frequency, so nothing can be timed".into());
+    }
+    const WARMUP: u64 = 100;
+    // One VM exit, for scale.
+    let t = crate::cpu::rdtsc();
+    for _ in 0..200 {
+        crate::hypercall::out(lego_proto::hypercall::PORT_NOP, 0);
+    }
+    let exit_cycles = (crate::cpu::rdtsc() - t) / 200;
+    let request = pattern::give_request(4096);
+    let mut expect = vec![0u8; 4096];
+    pattern::fill(0, &mut expect);
+    let mut samples = alloc::vec::Vec::with_capacity(count as usize);
+    let mut exits = 0;
+    for i in 0..count + WARMUP {
+        if i == WARMUP {
+            exits = fabric::exits();
+        }
+        let t = crate::cpu::rdtsc();
+        let reply = fabric::call(peer, Kind::Data, &request, TIMEOUT_MS)
+            .map_err(|e| alloc::format!("round trip {i}: {}", describe(e)))?;
+        let dt = crate::cpu::rdtsc() - t;
+        if reply.payload != expect {
+            return Err(alloc::format!(
+                "round trip {i}: a reply of {} bytes, not the 4 KiB asked for",
+                reply.payload.len()
+            ));
+        }
+        if i >= WARMUP {
+            samples.push(dt);
+        }
+    }
+    let exits = fabric::exits() - exits;
+    samples.sort_unstable();
+    let at = |q: usize| samples[(samples.len() * q / 100).min(samples.len() - 1)];
+    println!(
+        "fabric rtt ok peer={peer} count={count} p50_us={:.1} p99_us={:.1} exit_us={:.1} exits_per_rtt={:.2}",
+        micros(at(50), tsc_khz),
+        micros(at(99), tsc_khz),
+        micros(exit_cycles, tsc_khz),
+        exits as f64 / count as f64
+    );
+    Ok(())
+}
+
+/// One-way 4 KiB messages (sent as unsolicited replies, which a monitor
+/// drops after receiving), then one Ping: its Pong comes back only after
+/// every message before it arrived, in order.
+fn flood(peer: ComponentId, count: u64, tsc_khz: u32) -> Result<(), alloc::string::String> {
+    if tsc_khz == 0 {
+        return Err("the VMM gave no TSC frequency, so nothing can be timed".into());
+    }
+    let me = fabric::id().ok_or("no fabric")?;
+    let mut data = vec![0u8; 4096];
+    pattern::fill(7, &mut data);
+    let exits = fabric::exits();
+    let t = crate::cpu::rdtsc();
+    for i in 0..count {
+        let mut header = frame::Header::request(Kind::Data, i, me, peer, data.len() as u32);
+        header.flags = frame::FLAG_REPLY;
+        fabric::send(&header, &data).map_err(|e| alloc::format!("message {i}: {}", describe(e)))?;
+    }
+    fabric::call(peer, Kind::Ping, b"sync", TIMEOUT_MS)
+        .map_err(|e| alloc::format!("the closing ping: {}", describe(e)))?;
+    let secs = micros(crate::cpu::rdtsc() - t, tsc_khz) / 1e6;
+    let exits = fabric::exits() - exits;
+    println!(
+        "fabric flood ok peer={peer} count={count} msgs_per_s={:.0} exits_per_msg={:.3}",
+        count as f64 / secs,
+        exits as f64 / count as f64
+    );
     Ok(())
 }

@@ -174,7 +174,8 @@ pub struct BootInfo {
     pub fabric_test: u32,
     /// The fabric test's peer and size (messages or bytes).
     pub fabric_peer: u32,
-    pub _pad: u32,
+    /// The guest's TSC frequency in kHz (0 if unknown), for timing.
+    pub tsc_khz: u32,
     pub fabric_amount: u64,
 }
 
@@ -187,6 +188,13 @@ pub enum FabricTest {
     /// Send `amount` bytes of a pseudo-random stream in page-sized Data
     /// requests; the peer echoes each; verify content and order.
     Stream = 2,
+    /// `amount` round trips of a 64-byte request and a 4 KiB reply, timed
+    /// with the TSC; also times one VM exit. Reports p50/p99.
+    Rtt = 3,
+    /// `amount` one-way 4 KiB messages as fast as possible, then one round
+    /// trip so all have arrived. Reports messages per second and exits per
+    /// message.
+    Flood = 4,
 }
 
 impl FabricTest {
@@ -194,6 +202,8 @@ impl FabricTest {
         match v {
             1 => Some(FabricTest::PingPong),
             2 => Some(FabricTest::Stream),
+            3 => Some(FabricTest::Rtt),
+            4 => Some(FabricTest::Flood),
             _ => None,
         }
     }

@@ -43,6 +43,9 @@ pub const PORT_FABRIC_KICK: u16 = 0x609;
 /// differs or the time is up. The guest calls it only when idle.
 pub const PORT_FABRIC_WAIT: u16 = 0x60a;
 
+/// Does nothing: one VM exit, for measuring what an exit costs.
+pub const PORT_NOP: u16 = 0x60b;
+
 /// Virtqueue size of both fabric queues.
 pub const FABRIC_QUEUE_SIZE: u16 = 64;
 /// Bytes of each receive buffer, and the largest frame a guest sends:

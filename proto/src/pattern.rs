@@ -39,3 +39,27 @@ pub fn stream_checksum(bytes: u64, chunk: usize) -> u64 {
     }
     hash
 }
+
+/// The echo service every monitor runs until its own protocol lands: a Data
+/// request is answered with its own bytes, except an 8-byte request
+/// `GIVE` + n (u32, little-endian), answered with n bytes of [`fill`]
+/// (a small request for a page, like a memory read).
+pub const GIVE: [u8; 4] = *b"GIVE";
+
+pub fn give_request(n: u32) -> [u8; 8] {
+    let mut r = [0u8; 8];
+    r[..4].copy_from_slice(&GIVE);
+    r[4..].copy_from_slice(&n.to_le_bytes());
+    r
+}
+
+/// The n of a `GIVE` request.
+pub fn parse_give(payload: &[u8]) -> Option<u32> {
+    if payload.len() == 8 && payload[..4] == GIVE {
+        Some(u32::from_le_bytes([
+            payload[4], payload[5], payload[6], payload[7],
+        ]))
+    } else {
+        None
+    }
+}

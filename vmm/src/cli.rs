@@ -114,7 +114,8 @@ pub struct Args {
     pub fabric_timeout_ms: u64,
 
     /// Run a fabric exercise instead of serving (for the tests):
-    /// pingpong:PEER:COUNT or stream:PEER:BYTES.
+    /// pingpong:PEER:COUNT, stream:PEER:BYTES, rtt:PEER:COUNT or
+    /// flood:PEER:COUNT.
     #[arg(long, value_name = "KIND:PEER:AMOUNT", hide = true, requires = "id")]
     pub fabric_test: Option<String>,
 
@@ -187,9 +188,11 @@ pub fn parse_fabric_test(text: &str) -> Result<(lego_proto::boot::FabricTest, u3
     let kind = match kind {
         "pingpong" => lego_proto::boot::FabricTest::PingPong,
         "stream" => lego_proto::boot::FabricTest::Stream,
+        "rtt" => lego_proto::boot::FabricTest::Rtt,
+        "flood" => lego_proto::boot::FabricTest::Flood,
         other => {
             return Err(bad(format!(
-                "unknown exercise '{other}' (pingpong or stream)"
+                "unknown exercise '{other}' (pingpong, stream, rtt or flood)"
             )))
         }
     };

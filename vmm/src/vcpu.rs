@@ -576,6 +576,7 @@ impl VcpuThread {
                     .write_obj(status, GuestAddress(value as u64 + 4))
                     .map_err(|_| "passed a fabric setup outside guest RAM".to_owned())?;
             }
+            PORT_NOP => {}
             PORT_FABRIC_KICK => {
                 if let Some(fabric) = &self.shared.fabric {
                     fabric.kick();

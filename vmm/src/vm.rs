@@ -49,7 +49,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         image.entry
     );
 
-    let info = BootInfo {
+    let mut info = BootInfo {
         magic: BOOT_MAGIC,
         mem_size: cfg.mem,
         image_end: image.end,
@@ -61,10 +61,9 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         component_id: cfg.fabric.as_ref().map_or(0, |f| f.id),
         fabric_test: cfg.fabric_test.map_or(0, |t| t.0 as u32),
         fabric_peer: cfg.fabric_test.map_or(0, |t| t.1),
-        _pad: 0,
+        tsc_khz: 0,
         fabric_amount: cfg.fabric_test.map_or(0, |t| t.2),
     };
-    boot::write_boot_structures(&ram, &info, cfg.vcpus)?;
     boot::write_idt(&ram, image.isr_table)?;
     let cpuid = kvm_fd
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -81,6 +80,12 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         let stats = VcpuStats::open(&vcpu);
         vcpus.push((vcpu, stats));
     }
+    // Written once the vCPUs exist: the TSC frequency comes from one.
+    info.tsc_khz = vcpus
+        .first()
+        .and_then(|(v, _)| v.get_tsc_khz().ok())
+        .unwrap_or(0);
+    boot::write_boot_structures(&ram, &info, cfg.vcpus)?;
     log::info!(
         "{} KVM: {}",
         if pvm { "PVM" } else { "ordinary" },

@@ -242,7 +242,8 @@ impl Device {
                 continue;
             }
             if last_busy.elapsed() < POLL_WINDOW {
-                std::hint::spin_loop();
+                // Poll, but let the other threads of this host have the core.
+                std::thread::yield_now();
                 continue;
             }
             // Idle: let the guest kick again, then sleep until something happens.

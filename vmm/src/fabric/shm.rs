@@ -361,7 +361,7 @@ impl Reader {
                 self.scan();
                 last_scan = Instant::now();
             } else {
-                std::hint::spin_loop();
+                std::thread::yield_now();
             }
         }
     }
