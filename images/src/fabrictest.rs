@@ -29,6 +29,7 @@ pub fn run(boot: &BootInfo) -> u32 {
         Some(FabricTest::Stream) => stream(peer, boot.fabric_amount),
         Some(FabricTest::Rtt) => rtt(peer, boot.fabric_amount, boot.tsc_khz),
         Some(FabricTest::Flood) => flood(peer, boot.fabric_amount, boot.tsc_khz),
+        Some(FabricTest::Survive) => survive(peer, boot.fabric_amount),
         None => {
             println!("fabric test: unknown exercise {}", boot.fabric_test);
             return 2;
@@ -198,5 +199,32 @@ fn flood(peer: ComponentId, count: u64, tsc_khz: u32) -> Result<(), alloc::strin
         count as f64 / secs,
         exits as f64 / count as f64
     );
+    Ok(())
+}
+
+/// Pings through a peer's restart: failures are expected, giving up is not.
+fn survive(peer: ComponentId, count: u64) -> Result<(), alloc::string::String> {
+    let (mut ok, mut failures) = (0u64, 0u64);
+    while ok < count {
+        match fabric::call(peer, Kind::Ping, b"still there?", 1000) {
+            Ok(m) if m.header.kind == Kind::Pong => ok += 1,
+            Ok(m) => return Err(alloc::format!("a {:?} instead of a Pong", m.header.kind)),
+            Err(e) => {
+                failures += 1;
+                let why = describe(e);
+                if failures == 1 {
+                    println!("fabric survive: ping {ok} failed ({why}); retrying");
+                }
+                if failures >= 300 {
+                    return Err(alloc::format!(
+                        "{failures} pings failed, the last with {why}"
+                    ));
+                }
+                // Pause: a wait for a message that does not come.
+                let _ = fabric::recv(100);
+            }
+        }
+    }
+    println!("fabric survive ok peer={peer} count={count} failures={failures}");
     Ok(())
 }

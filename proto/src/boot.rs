@@ -195,6 +195,9 @@ pub enum FabricTest {
     /// trip so all have arrived. Reports messages per second and exits per
     /// message.
     Flood = 4,
+    /// Ping until `amount` pings succeeded; after a failure wait 100 ms and
+    /// go on (the peer may be restarting). Gives up after 300 failures.
+    Survive = 5,
 }
 
 impl FabricTest {
@@ -204,6 +207,7 @@ impl FabricTest {
             2 => Some(FabricTest::Stream),
             3 => Some(FabricTest::Rtt),
             4 => Some(FabricTest::Flood),
+            5 => Some(FabricTest::Survive),
             _ => None,
         }
     }

@@ -190,9 +190,10 @@ pub fn parse_fabric_test(text: &str) -> Result<(lego_proto::boot::FabricTest, u3
         "stream" => lego_proto::boot::FabricTest::Stream,
         "rtt" => lego_proto::boot::FabricTest::Rtt,
         "flood" => lego_proto::boot::FabricTest::Flood,
+        "survive" => lego_proto::boot::FabricTest::Survive,
         other => {
             return Err(bad(format!(
-                "unknown exercise '{other}' (pingpong, stream, rtt or flood)"
+                "unknown exercise '{other}' (pingpong, stream, rtt, flood or survive)"
             )))
         }
     };

@@ -377,6 +377,116 @@ fn garbage_in_a_shared_memory_ring_is_skipped_and_counted() {
 }
 
 #[test]
+fn idle_connections_held_open_do_not_lock_peers_out() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = shm_dir("held");
+    let (mut server, peer) = server("memory", 1, Via::Tcp, &dir);
+    let addr = peer.trim_start_matches("1=").to_owned();
+    // More idle connections than the server serves at once, all kept open.
+    let held: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(held.len() >= 90, "only {} connections", held.len());
+    let start = Instant::now();
+    let (code, err) = client(2, &peer, &dir, "pingpong:1:20");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    server.wait_for("closed the oldest that sent no frame");
+    drop(held);
+    assert_eq!(server.stop(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A client pings through its server's restart and reconnects by itself.
+fn reconnects(via: Via, name: &str) {
+    if !kvm_available() {
+        return;
+    }
+    let dir = shm_dir(name);
+    // A fixed port, so the restarted server is where the client looks.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let start_server = || {
+        let mut args = vec![
+            "--role",
+            "memory",
+            "--id",
+            "1",
+            "--shm-dir",
+            &dir,
+            "--log-level",
+            "info",
+        ];
+        if let Via::Tcp = via {
+            args.extend(["--listen", &listen]);
+        }
+        let mut p = Process::start(&args);
+        p.wait_for("fabric: component 1 serving");
+        p
+    };
+    let peer = match via {
+        Via::Tcp => format!("1={listen}"),
+        Via::Shm => "1=shm".to_owned(),
+    };
+    let mut first = start_server();
+    let mut c = Process::start(&[
+        "--role",
+        "processor",
+        "--id",
+        "2",
+        "--peer",
+        &peer,
+        "--shm-dir",
+        &dir,
+        "--fabric-test",
+        "survive:1:3000",
+        "--fabric-timeout-ms",
+        "500",
+        "--log-level",
+        "info",
+    ]);
+    c.wait_for("fabric: the guest's queues are set up");
+    std::thread::sleep(Duration::from_millis(300));
+    first.child.kill().expect("kill");
+    let _ = first.child.wait();
+    c.wait_for("fabric survive: ping");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = start_server();
+    let (code, _) = c.wait(Duration::from_secs(60));
+    let text = c.seen.join("\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("fabric survive ok peer=1 count=3000 failures="),
+        "{text}"
+    );
+    assert!(
+        !text.contains("failures=0"),
+        "the restart was noticed: {text}"
+    );
+    assert_eq!(second.stop(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_restarted_peer_is_reached_again_over_tcp() {
+    reconnects(Via::Tcp, "reconnect-tcp");
+}
+
+#[test]
+fn a_restarted_peer_is_reached_again_over_shared_memory() {
+    reconnects(Via::Shm, "reconnect-shm");
+}
+
+#[test]
 fn bad_fabric_options_get_a_sentence() {
     let cases: [(&[&str], &str); 5] = [
         (&["--id", "0"], "--id: component id 0 is reserved"),

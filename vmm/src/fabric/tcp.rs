@@ -19,8 +19,10 @@ use lego_proto::frame::{ComponentId, Header, HEADER_LEN};
 use super::{Config, Event, Stats};
 use crate::error::{Result, VmmError};
 
-/// Incoming connections served at once; more are closed at once (a flood
-/// of connections must not exhaust the component).
+/// Incoming connections served at once. When all are taken, the oldest one
+/// that has not yet sent a valid frame is closed to make room, so a flood of
+/// idle or garbage connections cannot lock real peers out; if every one is
+/// a real peer, the newcomer is refused.
 const MAX_INBOUND: usize = 64;
 /// A new connection must deliver its first frame within this time.
 const FIRST_FRAME: Duration = Duration::from_secs(10);
@@ -111,7 +113,7 @@ impl TcpTransport {
                     std::thread::Builder::new()
                         .name("fabric-conn".into())
                         .spawn(move || {
-                            read_frames(reader, id, &events, &stats, &back, timeout, false)
+                            read_frames(reader, id, &events, &stats, &back, timeout, false, &|| {})
                         })
                         .map_err(|e| format!("no thread for the connection: {e}"))?;
                     return Ok(s);
@@ -151,6 +153,8 @@ impl TcpTransport {
 }
 
 type BackConns = Arc<Mutex<HashMap<ComponentId, TcpStream>>>;
+/// Connections that have not sent a valid frame yet, oldest first.
+type Unproven = Arc<Mutex<std::collections::VecDeque<(u64, TcpStream)>>>;
 
 fn accept(
     listener: TcpListener,
@@ -161,21 +165,53 @@ fn accept(
     timeout: Duration,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
+    let unproven: Unproven = Arc::default();
+    let mut serial = 0u64;
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         if active.load(Ordering::Acquire) >= MAX_INBOUND {
+            // Make room by closing the oldest connection that proved nothing.
+            let oldest = unproven.lock().ok().and_then(|mut u| u.pop_front());
             stats.refused_connections.fetch_add(1, Ordering::Relaxed);
-            log::warn!("fabric: refused a connection: {MAX_INBOUND} are open already");
-            drop(conn);
-            continue;
+            match oldest {
+                Some((_, old)) => {
+                    let _ = old.shutdown(std::net::Shutdown::Both);
+                    log::warn!(
+                        "fabric: {MAX_INBOUND} connections open: closed the oldest that sent no frame"
+                    );
+                }
+                None => {
+                    log::warn!(
+                        "fabric: refused a connection: {MAX_INBOUND} peers are connected already"
+                    );
+                    drop(conn);
+                    continue;
+                }
+            }
         }
         active.fetch_add(1, Ordering::AcqRel);
-        let (active, inbound, stats, back) =
-            (active.clone(), inbound.clone(), stats.clone(), back.clone());
+        serial += 1;
+        let me = serial;
+        if let (Ok(mut u), Ok(c)) = (unproven.lock(), conn.try_clone()) {
+            u.push_back((me, c));
+        }
+        let (active, inbound, stats, back, unproven) = (
+            active.clone(),
+            inbound.clone(),
+            stats.clone(),
+            back.clone(),
+            unproven.clone(),
+        );
         let spawned = std::thread::Builder::new()
             .name("fabric-conn".into())
             .spawn(move || {
-                read_frames(conn, id, &inbound, &stats, &back, timeout, true);
+                let proven = || {
+                    if let Ok(mut u) = unproven.lock() {
+                        u.retain(|(n, _)| *n != me);
+                    }
+                };
+                read_frames(conn, id, &inbound, &stats, &back, timeout, true, &proven);
+                proven();
                 active.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
@@ -184,9 +220,10 @@ fn accept(
     }
 }
 
-/// Reads frames until the connection ends or sends garbage.
 /// `accepted`: a connection a peer opened (answered on, and it must send
 /// its first frame soon); otherwise one we opened, read for its replies.
+/// `proven` is called once the first valid frame has arrived.
+#[allow(clippy::too_many_arguments)]
 fn read_frames(
     mut conn: TcpStream,
     id: ComponentId,
@@ -195,6 +232,7 @@ fn read_frames(
     back: &BackConns,
     timeout: Duration,
     accepted: bool,
+    proven: &dyn Fn(),
 ) {
     let peer = conn.peer_addr().map_or("?".into(), |a| a.to_string());
     if accepted {
@@ -231,6 +269,7 @@ fn read_frames(
         if first {
             first = false;
             let _ = conn.set_read_timeout(None);
+            proven();
         }
         if header.dst != id {
             stats.misrouted.fetch_add(1, Ordering::Relaxed);
