@@ -53,6 +53,8 @@ struct Fabric {
     id: ComponentId,
     /// TSC cycles to poll before waiting (0: count polls instead).
     spin_cycles: u64,
+    /// TSC cycles per millisecond (0: unknown).
+    cycles_per_ms: u64,
     tx: SplitQueue,
     rx: SplitQueue,
     /// Messages received while waiting for a particular reply.
@@ -88,6 +90,7 @@ pub fn init(boot: &BootInfo) -> Result<(), FabricError> {
     *FABRIC.lock() = Some(Fabric {
         id: boot.component_id,
         spin_cycles: boot.tsc_khz as u64 * SPIN_MICROS / 1000,
+        cycles_per_ms: boot.tsc_khz as u64,
         tx,
         rx,
         stash: VecDeque::new(),
@@ -155,18 +158,51 @@ impl Fabric {
         message
     }
 
+    /// The TSC value `ms` from now, if the TSC frequency is known.
+    fn deadline(&self, ms: u16) -> Option<u64> {
+        (self.cycles_per_ms != 0).then(|| crate::cpu::rdtsc() + ms as u64 * self.cycles_per_ms)
+    }
+
+    /// Waits in the VMM until the receive ring moves or up to `ms`. The
+    /// VMM may return early (its view of the ring can lag the guest's), so
+    /// callers loop on their own deadline. False once the deadline passed.
+    fn wait(&mut self, deadline: Option<u64>, ms: u16) -> bool {
+        let ms = match deadline {
+            Some(d) => {
+                let now = crate::cpu::rdtsc();
+                if now >= d {
+                    return false;
+                }
+                ((d - now) / self.cycles_per_ms).clamp(1, u16::MAX as u64) as u16
+            }
+            None => ms,
+        };
+        exit_out(
+            PORT_FABRIC_WAIT,
+            self.rx.last_used() as u32 | (ms as u32) << 16,
+        );
+        // Without a clock, one wait is the whole timeout.
+        deadline.is_some()
+    }
+
     /// The next message: stashed ones first, then the ring; waits in the
     /// VMM up to `timeout_ms` when there is none.
     fn recv(&mut self, timeout_ms: u16) -> Option<Message> {
         if let Some(m) = self.stash.pop_front() {
             return Some(m);
         }
-        if self.poll() {
-            return self.take();
+        let deadline = self.deadline(timeout_ms);
+        loop {
+            while self.poll() {
+                // A frame that does not decode is skipped, not "nothing".
+                if let Some(m) = self.take() {
+                    return Some(m);
+                }
+            }
+            if !self.wait(deadline, timeout_ms) {
+                return self.take();
+            }
         }
-        let arg = self.rx.last_used() as u32 | (timeout_ms as u32) << 16;
-        exit_out(PORT_FABRIC_WAIT, arg);
-        self.take()
     }
 }
 
@@ -214,6 +250,7 @@ pub fn wait_reply(id: u64, timeout_ms: u16) -> Result<Message, FabricError> {
         if let Some(i) = f.stash.iter().position(is_it) {
             return f.stash.remove(i).ok_or(FabricError::Malformed);
         }
+        let deadline = f.deadline(timeout_ms);
         loop {
             while f.poll() {
                 while let Some(m) = f.take() {
@@ -223,11 +260,8 @@ pub fn wait_reply(id: u64, timeout_ms: u16) -> Result<Message, FabricError> {
                     f.stash.push_back(m);
                 }
             }
-            // Nothing for us while polling: wait in the VMM (one exit). If
-            // the wait ends with nothing new, the time is up.
-            let arg = f.rx.last_used() as u32 | (timeout_ms as u32) << 16;
-            exit_out(PORT_FABRIC_WAIT, arg);
-            if !f.rx.has_used() {
+            // Nothing for us while polling: wait in the VMM (one exit).
+            if !f.wait(deadline, timeout_ms) && !f.rx.has_used() {
                 return Err(FabricError::Timeout);
             }
         }

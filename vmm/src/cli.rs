@@ -99,7 +99,8 @@ pub struct Args {
     pub listen: Option<String>,
 
     /// A peer component and its address: --peer 2=127.0.0.1:7002 for TCP,
-    /// --peer 2=shm for a component on this host (repeat for each peer).
+    /// --peer 2=shm for a component on this host, --peer 2=rdma:HOST:PORT
+    /// for RDMA (its --rdma-listen address). Repeat for each peer.
     #[arg(long, value_name = "ID=ADDR", requires = "id")]
     pub peer: Vec<String>,
 
@@ -107,6 +108,10 @@ pub struct Args {
     /// rings; every component of one rack on a host must use the same one.
     #[arg(long, value_name = "DIR", default_value = "/dev/shm/lego")]
     pub shm_dir: PathBuf,
+
+    /// Accept RDMA queue-pair connections here (builds with `--features rdma`).
+    #[arg(long, value_name = "ADDR", requires = "id")]
+    pub rdma_listen: Option<String>,
 
     /// A request to a peer that gets no answer within this time gets an
     /// error reply.

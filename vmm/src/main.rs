@@ -122,6 +122,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 peers,
                 timeout: std::time::Duration::from_millis(args.fabric_timeout_ms.max(1)),
                 shm_dir: args.shm_dir.clone(),
+                rdma_listen: args.rdma_listen.clone(),
             })
         }
     };

@@ -487,6 +487,40 @@ fn a_restarted_peer_is_reached_again_over_shared_memory() {
 }
 
 #[test]
+fn rdma_without_a_device_is_refused_with_a_sentence() {
+    if !kvm_available() {
+        return;
+    }
+    let has_device =
+        std::fs::read_dir("/sys/class/infiniband").is_ok_and(|mut d| d.next().is_some());
+    if has_device {
+        eprintln!("skipping: this host has an RDMA device");
+        return;
+    }
+    for args in [
+        &["--rdma-listen", "127.0.0.1:0"][..],
+        &["--peer", "2=rdma:127.0.0.1:9"][..],
+    ] {
+        let mut all = vec!["--role", "memory", "--id", "1"];
+        all.extend_from_slice(args);
+        let out = run(&all);
+        if cfg!(feature = "rdma") {
+            expect_failure(
+                &out,
+                2,
+                &["RDMA was asked for, but this host has no RDMA device"],
+            );
+        } else {
+            expect_failure(
+                &out,
+                2,
+                &["RDMA was asked for, but this lego-vmm was built without it"],
+            );
+        }
+    }
+}
+
+#[test]
 fn bad_fabric_options_get_a_sentence() {
     let cases: [(&[&str], &str); 5] = [
         (&["--id", "0"], "--id: component id 0 is reserved"),

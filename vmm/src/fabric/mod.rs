@@ -15,6 +15,11 @@
 //! `--fabric-timeout-ms`: the peer's reply, or an error frame the VMM makes
 //! (unreachable, unknown destination, timeout).
 
+// Used by the `rdma` feature; compiled and tested without it too.
+#[cfg_attr(not(feature = "rdma"), allow(dead_code))]
+pub mod qp_address;
+#[cfg(feature = "rdma")]
+pub mod rdma;
 pub mod shm;
 pub mod tcp;
 
@@ -47,6 +52,8 @@ pub struct Config {
     pub timeout: Duration,
     /// Where shared-memory rings and doorbells live.
     pub shm_dir: std::path::PathBuf,
+    /// Where RDMA peers connect their queue pairs (feature `rdma`).
+    pub rdma_listen: Option<String>,
 }
 
 /// One way of moving frames between components. Inbound frames go to the
@@ -126,21 +133,39 @@ impl Fabric {
             .filter(|(_, a)| a.as_str() == SHM)
             .map(|(id, _)| *id)
             .collect();
-        let transports: Vec<Box<dyn Transport>> = vec![
-            Box::new(shm::ShmTransport::start(
-                &cfg.shm_dir,
-                cfg.id,
-                shm_peers,
-                cfg.timeout,
-                events.clone(),
-                stats.clone(),
-            )?),
-            Box::new(tcp::TcpTransport::start(
+        let wants_rdma = cfg.rdma_listen.is_some()
+            || cfg
+                .peers
+                .values()
+                .any(|a| qp_address::parse_peer_addr(a).is_some());
+        #[allow(unused_mut)]
+        let mut transports: Vec<Box<dyn Transport>> = Vec::new();
+        if wants_rdma {
+            #[cfg(feature = "rdma")]
+            transports.push(Box::new(rdma::RdmaTransport::start(
                 &cfg,
                 events.clone(),
                 stats.clone(),
-            )?),
-        ];
+            )?));
+            #[cfg(not(feature = "rdma"))]
+            return Err(crate::error::VmmError::BadOption {
+                option: "--peer/--rdma-listen",
+                why: "RDMA was asked for, but this lego-vmm was built without it (cargo build --features rdma)".into(),
+            });
+        }
+        transports.push(Box::new(shm::ShmTransport::start(
+            &cfg.shm_dir,
+            cfg.id,
+            shm_peers,
+            cfg.timeout,
+            events.clone(),
+            stats.clone(),
+        )?));
+        transports.push(Box::new(tcp::TcpTransport::start(
+            &cfg,
+            events.clone(),
+            stats.clone(),
+        )?));
         let fabric = Arc::new(Fabric {
             id: cfg.id,
             ram,
