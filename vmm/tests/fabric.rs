@@ -172,6 +172,25 @@ fn a_mebibyte_stream_over_shared_memory_arrives_intact_and_in_order() {
 }
 
 #[test]
+fn an_8_mib_stream_wraps_the_shared_memory_ring_intact() {
+    if !kvm_available() {
+        return;
+    }
+    // Twice the ring's 4 MiB: frames are cut across its end and back.
+    let dir = shm_dir("stream-wrap");
+    let (server, peer) = server("memory", 1, Via::Shm, &dir);
+    let (code, err) = client(2, &peer, &dir, "stream:1:8M");
+    assert_eq!(code, Some(0), "{err}");
+    let want = lego_proto::pattern::stream_checksum(8 << 20, 4096);
+    assert!(
+        err.contains(&format!("bytes=8388608 checksum={want:#018x}")),
+        "{err}"
+    );
+    assert_eq!(server.stop(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn an_unreachable_peer_is_an_error_not_a_hang() {
     if !kvm_available() {
         return;

@@ -29,10 +29,10 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use lego_proto::frame::{self, ComponentId, ErrorCode, Header, Kind};
+use lego_proto::frame::{self, ComponentId, ErrorCode, Header, Kind, HEADER_LEN};
 use lego_proto::hypercall::{FabricSetup, FABRIC_BUFFER, FABRIC_QUEUE_SIZE};
 use virtio_queue::{Queue, QueueT};
-use vm_memory::Bytes;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, VolatileSlice};
 
 use crate::memory::GuestRam;
 
@@ -62,7 +62,49 @@ pub trait Transport: Send {
     /// Whether frames to `peer` go this way: a peer configured for this
     /// transport, or one that reached us through it (and is answered there).
     fn reaches(&self, peer: ComponentId) -> bool;
-    fn send(&self, peer: ComponentId, frame: &[u8]) -> Result<(), String>;
+    fn send(&self, peer: ComponentId, frame: &Outgoing) -> Result<(), String>;
+}
+
+/// A frame on its way out: the header bytes, and a payload that is still
+/// in guest memory when it came from the guest, so a transport copies a
+/// page once, from the guest to the socket, ring or registered buffer.
+pub struct Outgoing<'a> {
+    pub header: [u8; HEADER_LEN],
+    pub payload: Payload<'a>,
+}
+
+pub enum Payload<'a> {
+    Guest(VolatileSlice<'a>),
+    Bytes(&'a [u8]),
+}
+
+impl Outgoing<'_> {
+    pub fn len(&self) -> usize {
+        HEADER_LEN
+            + match &self.payload {
+                Payload::Guest(s) => s.len(),
+                Payload::Bytes(b) => b.len(),
+            }
+    }
+
+    /// The whole frame in VMM memory (for loopback and the few transports
+    /// that need it contiguous).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.len()];
+        v[..HEADER_LEN].copy_from_slice(&self.header);
+        self.payload_into(&mut v[HEADER_LEN..]);
+        v
+    }
+
+    /// Copies the payload into `out`, which must be its length.
+    pub fn payload_into(&self, out: &mut [u8]) {
+        match &self.payload {
+            Payload::Guest(s) => {
+                s.copy_to(out);
+            }
+            Payload::Bytes(b) => out.copy_from_slice(b),
+        }
+    }
 }
 
 /// Counters, logged when the component stops.
@@ -320,58 +362,115 @@ impl Device {
 
     /// Takes every frame the guest offered and routes it.
     fn drain_tx(&mut self) -> bool {
-        let mut frames = Vec::new();
-        {
-            let Ok(mut guard) = self.fabric.queues.lock() else {
-                return false;
+        let mut busy = false;
+        loop {
+            // One chain at a time: its buffer stays the guest's until sent.
+            let chain = {
+                let Ok(mut guard) = self.fabric.queues.lock() else {
+                    return busy;
+                };
+                let Some(q) = guard.as_mut() else {
+                    return busy;
+                };
+                q.tx.pop_descriptor_chain(&self.fabric.ram).map(|chain| {
+                    let head = chain.head_index();
+                    let descs: Vec<(GuestAddress, u32)> =
+                        chain.map(|d| (d.addr(), d.len())).collect();
+                    (head, descs)
+                })
             };
-            let Some(q) = guard.as_mut() else {
-                return false;
+            let Some((head, descs)) = chain else {
+                return busy;
             };
-            let ram = &self.fabric.ram;
-            while let Some(chain) = q.tx.pop_descriptor_chain(ram) {
-                let head = chain.head_index();
-                let mut bytes = Vec::new();
-                for desc in chain {
-                    let len = (desc.len() as usize)
-                        .min(FABRIC_BUFFER as usize - bytes.len().min(FABRIC_BUFFER as usize));
-                    let start = bytes.len();
-                    bytes.resize(start + len, 0);
-                    if ram.read_slice(&mut bytes[start..], desc.addr()).is_err() {
-                        bytes.clear();
-                        break;
-                    }
+            busy = true;
+            self.fabric.stats.from_guest.fetch_add(1, Ordering::Relaxed);
+            self.route_guest(&descs);
+            if let Ok(mut guard) = self.fabric.queues.lock() {
+                if let Some(q) = guard.as_mut() {
+                    let _ = q.tx.add_used(&self.fabric.ram, head, 0);
                 }
-                let _ = q.tx.add_used(ram, head, 0);
-                frames.push(bytes);
             }
         }
-        let busy = !frames.is_empty();
-        for bytes in frames {
-            self.fabric.stats.from_guest.fetch_add(1, Ordering::Relaxed);
-            self.route(bytes);
+    }
+
+    /// Routes the frame in one guest buffer, leaving its payload in guest
+    /// memory for the transport to send from (no copy into the VMM).
+    fn route_guest(&mut self, descs: &[(GuestAddress, u32)]) {
+        // The payload slice borrows guest memory, not the device.
+        let fabric = self.fabric.clone();
+        let ram = &fabric.ram;
+        let &[(addr, len)] = descs else {
+            // Not the one-buffer frame our guests send: gather it.
+            let mut bytes = Vec::new();
+            for &(a, l) in descs {
+                let start = bytes.len();
+                if start + l as usize > FABRIC_BUFFER as usize {
+                    break;
+                }
+                bytes.resize(start + l as usize, 0);
+                if ram.read_slice(&mut bytes[start..], a).is_err() {
+                    break;
+                }
+            }
+            self.route(&bytes);
+            return;
+        };
+        let mut head = [0u8; HEADER_LEN];
+        let header = ram
+            .read_slice(&mut head, addr)
+            .ok()
+            .and_then(|_| Header::decode(&head).ok())
+            .filter(|h| h.frame_len() == len as usize);
+        let payload = header.and_then(|h| {
+            ram.get_slice(GuestAddress(addr.0 + HEADER_LEN as u64), h.length as usize)
+                .ok()
+        });
+        match (header, payload) {
+            (Some(h), Some(p)) => self.route_frame(
+                h,
+                &Outgoing {
+                    header: head,
+                    payload: Payload::Guest(p),
+                },
+            ),
+            _ => self.bad_from_guest("its header, length or buffer is wrong"),
         }
-        busy
+    }
+
+    fn bad_from_guest(&self, why: &str) {
+        self.fabric
+            .stats
+            .bad_from_guest
+            .fetch_add(1, Ordering::Relaxed);
+        log::warn!("fabric: dropped a malformed frame from the guest: {why}");
+    }
+
+    /// Routes a whole frame held in VMM memory.
+    fn route(&mut self, bytes: &[u8]) {
+        match frame::decode(bytes) {
+            Ok((h, payload, used)) if used == bytes.len() => {
+                let mut head = [0u8; HEADER_LEN];
+                head.copy_from_slice(&bytes[..HEADER_LEN]);
+                self.route_frame(
+                    h,
+                    &Outgoing {
+                        header: head,
+                        payload: Payload::Bytes(payload),
+                    },
+                )
+            }
+            other => self.bad_from_guest(&format!("{:?}", other.map(|r| r.0))),
+        }
     }
 
     /// Where a frame from the guest goes.
-    fn route(&mut self, bytes: Vec<u8>) {
-        let header = match frame::decode(&bytes) {
-            Ok((h, _, used)) if used == bytes.len() && h.src == self.fabric.id => h,
-            other => {
-                self.fabric
-                    .stats
-                    .bad_from_guest
-                    .fetch_add(1, Ordering::Relaxed);
-                log::warn!(
-                    "fabric: dropped a malformed frame from the guest ({:?})",
-                    other.map(|r| r.0)
-                );
-                return;
-            }
-        };
+    fn route_frame(&mut self, header: Header, frame: &Outgoing) {
+        if header.src != self.fabric.id {
+            self.bad_from_guest(&format!("it claims to come from component {}", header.src));
+            return;
+        }
         if header.dst == self.fabric.id {
-            self.for_guest(bytes);
+            self.for_guest(frame.to_vec());
             return;
         }
         let Some(t) = self.transports.iter().position(|t| t.reaches(header.dst)) else {
@@ -391,7 +490,7 @@ impl Device {
                 (Instant::now() + self.timeout, header),
             );
         }
-        match self.transports[t].send(header.dst, &bytes) {
+        match self.transports[t].send(header.dst, frame) {
             Ok(()) => {
                 self.fabric.stats.sent.fetch_add(1, Ordering::Relaxed);
             }

@@ -122,8 +122,9 @@ impl super::Transport for RdmaTransport {
         self.peers.contains_key(&peer) || self.connected.lock().is_ok_and(|c| c.contains(&peer))
     }
 
-    fn send(&self, peer: ComponentId, frame: &[u8]) -> std::result::Result<(), String> {
+    fn send(&self, peer: ComponentId, frame: &super::Outgoing) -> std::result::Result<(), String> {
         let (done, result) = sync_channel(1);
+        // The verbs thread owns the registered buffer: one copy to get there.
         self.cmds
             .send(Cmd::Send {
                 peer,

@@ -140,6 +140,31 @@ impl Ring {
         }
     }
 
+    /// Copies a frame's payload into the data area after its header,
+    /// straight from guest memory when it is there.
+    fn write_payload_at(&self, pos: u64, frame: &super::Outgoing) {
+        let len = frame.len() - HEADER_LEN;
+        let start = (pos % CAPACITY) as usize;
+        let first = len.min(CAPACITY as usize - start);
+        match &frame.payload {
+            super::Payload::Bytes(b) => self.write_at(pos, b),
+            super::Payload::Guest(slice) => {
+                // SAFETY: both pieces are inside the data area, which only
+                // this producer writes between head and tail.
+                let (a, b) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(self.data().add(start), first),
+                        std::slice::from_raw_parts_mut(self.data(), len - first),
+                    )
+                };
+                slice.copy_to(a);
+                if let Ok(rest) = slice.subslice(first, len - first) {
+                    rest.copy_to(b);
+                }
+            }
+        }
+    }
+
     fn read_at(&self, pos: u64, out: &mut [u8]) {
         let start = (pos % CAPACITY) as usize;
         let first = out.len().min(CAPACITY as usize - start);
@@ -262,7 +287,7 @@ impl super::Transport for ShmTransport {
     }
 
     /// Appends one whole frame to the ring to `peer` and rings its bell.
-    fn send(&self, peer: ComponentId, frame: &[u8]) -> std::result::Result<(), String> {
+    fn send(&self, peer: ComponentId, frame: &super::Outgoing) -> std::result::Result<(), String> {
         let mut out = self.out.lock().map_err(|_| "transport lock poisoned")?;
         let (ring, bell) = match out.entry(peer) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -312,7 +337,8 @@ impl super::Transport for ShmTransport {
             }
             std::thread::yield_now();
         }
-        ring.write_at(tail, frame);
+        ring.write_at(tail, &frame.header);
+        ring.write_payload_at(tail + HEADER_LEN as u64, frame);
         ring.map
             .u64_at(OFF_TAIL)
             .store(tail + len, Ordering::Release);

@@ -83,7 +83,7 @@ impl super::Transport for TcpTransport {
         self.peers.contains_key(&peer) || self.inbound.lock().is_ok_and(|m| m.contains_key(&peer))
     }
 
-    fn send(&self, peer: ComponentId, frame: &[u8]) -> std::result::Result<(), String> {
+    fn send(&self, peer: ComponentId, frame: &super::Outgoing) -> std::result::Result<(), String> {
         self.send_frame(peer, frame)
     }
 }
@@ -126,29 +126,48 @@ impl TcpTransport {
 
     /// Sends one whole frame to `peer`; one fresh connection is tried if the
     /// old one failed (the peer may have restarted).
-    fn send_frame(&self, peer: ComponentId, frame: &[u8]) -> std::result::Result<(), String> {
+    fn send_frame(
+        &self,
+        peer: ComponentId,
+        frame: &super::Outgoing,
+    ) -> std::result::Result<(), String> {
         if !self.peers.contains_key(&peer) {
             // Not a configured peer: answer on the connection it opened.
             let mut back = self.inbound.lock().map_err(|_| "transport lock poisoned")?;
             let stream = back.get_mut(&peer).ok_or("no connection from it")?;
-            return stream.write_all(frame).map_err(|e| {
+            return write_frame(stream, frame).map_err(|e| {
                 back.remove(&peer);
                 format!("sending on its connection: {e}")
             });
         }
         let mut conns = self.conns.lock().map_err(|_| "transport lock poisoned")?;
         if let Some(stream) = conns.get_mut(&peer) {
-            if stream.write_all(frame).is_ok() {
+            if write_frame(stream, frame).is_ok() {
                 return Ok(());
             }
             conns.remove(&peer);
         }
         let mut stream = self.connect(peer)?;
-        stream
-            .write_all(frame)
-            .map_err(|e| format!("sending: {e}"))?;
+        write_frame(&mut stream, frame).map_err(|e| format!("sending: {e}"))?;
         conns.insert(peer, stream);
         Ok(())
+    }
+}
+
+/// Writes a frame; a payload in guest memory goes to the socket from there.
+fn write_frame(stream: &mut TcpStream, frame: &super::Outgoing) -> std::io::Result<()> {
+    match &frame.payload {
+        super::Payload::Bytes(b) => {
+            let mut all = Vec::with_capacity(frame.len());
+            all.extend_from_slice(&frame.header);
+            all.extend_from_slice(b);
+            stream.write_all(&all)
+        }
+        super::Payload::Guest(slice) => {
+            stream.write_all(&frame.header)?;
+            vm_memory::WriteVolatile::write_all_volatile(stream, slice)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        }
     }
 }
 
