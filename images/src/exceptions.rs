@@ -101,18 +101,7 @@ pub fn load_empty_idt() {
 }
 
 extern "C" fn exception_handler(frame: &TrapFrame) -> ! {
-    let report = FaultReport {
-        vector: frame.vector,
-        error_code: frame.error_code,
-        rip: frame.rip,
-        cs: frame.cs,
-        rflags: frame.rflags,
-        rsp: frame.rsp,
-        ss: frame.ss,
-        cr2: cpu::read_cr2(),
-        cpu: cpu::current_cpu() as u64,
-        gprs: frame.gprs,
-    };
+    let report = FaultReport::from_frame(frame, cpu::read_cr2(), cpu::current_cpu() as u64);
     hypercall::call_with(PORT_FAULT, &report);
     cpu::halt_forever()
 }

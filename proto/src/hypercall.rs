@@ -154,6 +154,24 @@ pub struct FaultReport {
     pub gprs: [u64; 15],
 }
 
+impl FaultReport {
+    /// The report of the exception `frame` describes.
+    pub fn from_frame(frame: &TrapFrame, cr2: u64, cpu: u64) -> FaultReport {
+        FaultReport {
+            vector: frame.vector,
+            error_code: frame.error_code,
+            rip: frame.rip,
+            cs: frame.cs,
+            rflags: frame.rflags,
+            rsp: frame.rsp,
+            ss: frame.ss,
+            cr2,
+            cpu,
+            gprs: frame.gprs,
+        }
+    }
+}
+
 /// Exceptions that push an error code (so the guest's entry stubs know).
 pub const fn has_error_code(vector: u8) -> bool {
     matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)

@@ -619,18 +619,7 @@ impl VcpuThread {
                     .read_frame(addr)
                     .map_err(|e| format!("passed a bad debug trap frame ({e})"))?;
                 if self.debug.is_none() {
-                    let report = FaultReport {
-                        vector: frame.vector,
-                        error_code: frame.error_code,
-                        rip: frame.rip,
-                        cs: frame.cs,
-                        rflags: frame.rflags,
-                        rsp: frame.rsp,
-                        ss: frame.ss,
-                        cr2: 0,
-                        cpu: self.cpu as u64,
-                        gprs: frame.gprs,
-                    };
+                    let report = FaultReport::from_frame(&frame, 0, self.cpu as u64);
                     let text = report::exception(&self.who(), &report, &self.shared.symbols)
                         .replace("it does not handle", "meant for a debugger, but none is attached (start lego-vmm with --gdb ADDR)");
                     return Ok(self.fail(text));
