@@ -1,0 +1,171 @@
+//! The page frames of this memory component and the page table from
+//! (process, virtual page) to frame, with exact accounting.
+//!
+//! Frames are numbers; what a frame holds is kept by a [`FrameStore`]
+//! (guest RAM in the unikernel, plain memory in the host tests).
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use crate::PAGE;
+
+pub type Pid = u32;
+
+/// Where frames' bytes live.
+pub trait FrameStore {
+    fn read(&self, frame: u32, out: &mut [u8; PAGE as usize]);
+    fn write(&mut self, frame: u32, data: &[u8; PAGE as usize]);
+    fn zero(&mut self, frame: u32);
+}
+
+pub struct Frames {
+    free: Vec<u32>,
+    total: u32,
+    /// (pid, virtual page number) -> frame.
+    table: BTreeMap<(Pid, u64), u32>,
+    /// Frames in use per process.
+    per_process: BTreeMap<Pid, u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfFrames;
+
+impl Frames {
+    pub fn new(total: u32) -> Frames {
+        Frames {
+            free: (0..total).rev().collect(),
+            total,
+            table: BTreeMap::new(),
+            per_process: BTreeMap::new(),
+        }
+    }
+
+    pub fn free_frames(&self) -> u32 {
+        self.free.len() as u32
+    }
+
+    pub fn total(&self) -> u32 {
+        self.total
+    }
+
+    pub fn used_by(&self, pid: Pid) -> u64 {
+        self.per_process.get(&pid).copied().unwrap_or(0)
+    }
+
+    /// The frame of (pid, vpage), if it has one.
+    pub fn lookup(&self, pid: Pid, vpage: u64) -> Option<u32> {
+        self.table.get(&(pid, vpage)).copied()
+    }
+
+    /// The frame of (pid, vpage), given a zeroed one on first touch.
+    pub fn touch(
+        &mut self,
+        pid: Pid,
+        vpage: u64,
+        store: &mut dyn FrameStore,
+    ) -> Result<u32, OutOfFrames> {
+        if let Some(f) = self.lookup(pid, vpage) {
+            return Ok(f);
+        }
+        let f = self.free.pop().ok_or(OutOfFrames)?;
+        store.zero(f);
+        self.table.insert((pid, vpage), f);
+        *self.per_process.entry(pid).or_default() += 1;
+        Ok(f)
+    }
+
+    /// Frees the frames of pid's pages in [start, end) (byte addresses).
+    pub fn release(&mut self, pid: Pid, start: u64, end: u64) -> u64 {
+        let keys: Vec<(Pid, u64)> = self
+            .table
+            .range((pid, start / PAGE)..(pid, end.div_ceil(PAGE)))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &keys {
+            if let Some(f) = self.table.remove(k) {
+                self.free.push(f);
+            }
+        }
+        self.uncount(pid, keys.len() as u64);
+        keys.len() as u64
+    }
+
+    /// Moves pid's pages [from, from + len) to start at `to` (mremap).
+    pub fn relocate(&mut self, pid: Pid, from: u64, to: u64, len: u64) {
+        let moved: Vec<((Pid, u64), u32)> = self
+            .table
+            .range((pid, from / PAGE)..(pid, (from + len) / PAGE))
+            .map(|(k, f)| (*k, *f))
+            .collect();
+        for (k, _) in &moved {
+            self.table.remove(k);
+        }
+        for ((_, vpage), f) in moved {
+            self.table.insert((pid, vpage - from / PAGE + to / PAGE), f);
+        }
+    }
+
+    /// Frees everything pid had (the process exited).
+    pub fn release_process(&mut self, pid: Pid) -> u64 {
+        self.release(pid, 0, u64::MAX - PAGE)
+    }
+
+    fn uncount(&mut self, pid: Pid, n: u64) {
+        if let Some(c) = self.per_process.get_mut(&pid) {
+            *c -= n;
+            if *c == 0 {
+                self.per_process.remove(&pid);
+            }
+        }
+    }
+
+    /// Bytes of page-table bookkeeping per mapped page (for the overhead figure).
+    pub const ENTRY_BYTES: u64 =
+        (core::mem::size_of::<(Pid, u64)>() + core::mem::size_of::<u32>()) as u64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Mem(Vec<[u8; PAGE as usize]>);
+
+    impl FrameStore for Mem {
+        fn read(&self, f: u32, out: &mut [u8; PAGE as usize]) {
+            *out = self.0[f as usize];
+        }
+        fn write(&mut self, f: u32, d: &[u8; PAGE as usize]) {
+            self.0[f as usize] = *d;
+        }
+        fn zero(&mut self, f: u32) {
+            self.0[f as usize] = [0; PAGE as usize];
+        }
+    }
+
+    #[test]
+    fn zero_fill_accounting_and_exhaustion() {
+        let mut mem = Mem(vec![[0xaa; PAGE as usize]; 4]);
+        let mut fr = Frames::new(4);
+        let f = fr.touch(1, 10, &mut mem).unwrap();
+        let mut page = [1u8; PAGE as usize];
+        mem.read(f, &mut page);
+        assert!(page.iter().all(|&b| b == 0), "zero-filled on first touch");
+        assert_eq!(
+            fr.touch(1, 10, &mut mem),
+            Ok(f),
+            "same frame on the next touch"
+        );
+        fr.touch(1, 11, &mut mem).unwrap();
+        fr.touch(2, 10, &mut mem).unwrap();
+        fr.touch(2, 99, &mut mem).unwrap();
+        assert_eq!(fr.touch(3, 1, &mut mem), Err(OutOfFrames));
+        assert_eq!((fr.used_by(1), fr.used_by(2), fr.free_frames()), (2, 2, 0));
+        assert_eq!(fr.release(1, 11 * PAGE, 12 * PAGE), 1);
+        assert_eq!(fr.release_process(2), 2);
+        assert_eq!((fr.used_by(1), fr.used_by(2), fr.free_frames()), (1, 0, 3));
+        fr.relocate(1, 10 * PAGE, 50 * PAGE, PAGE);
+        assert_eq!((fr.lookup(1, 10), fr.lookup(1, 50)), (None, Some(f)));
+        assert_eq!(fr.release_process(1), 1);
+        assert_eq!(fr.free_frames(), 4, "every frame came back");
+    }
+}
