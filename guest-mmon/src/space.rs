@@ -428,7 +428,7 @@ mod tests {
         let mut s = space();
         let a = s.mmap(LOW + 100 * PAGE, 2 * PAGE, RW, true).unwrap();
         assert_eq!(
-            s.mremap(a, 2 * PAGE, 4 * PAGE, false).unwrap().0,
+            s.mremap(a, 2 * PAGE, 4 * PAGE, false).unwrap().addr,
             a,
             "in place"
         );
