@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod frames;
+pub mod service;
 pub mod space;
 
 /// Bytes in a page.

@@ -12,5 +12,6 @@
 pub mod boot;
 pub mod frame;
 pub mod hypercall;
+pub mod memory;
 pub mod pattern;
 pub mod selftest;

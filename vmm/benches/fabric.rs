@@ -71,7 +71,7 @@ impl Drop for Server {
 /// Starts a serving memory component; returns it and the peer argument.
 fn server(tcp: bool, dir: &str) -> (Server, String) {
     let mut cmd = Command::new(VMM);
-    cmd.args(["--role", "memory", "--id", "1", "--shm-dir", dir]);
+    cmd.args(["--role", "storage", "--id", "1", "--shm-dir", dir]);
     if tcp {
         cmd.args(["--listen", "127.0.0.1:0"]);
     }

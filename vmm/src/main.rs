@@ -183,6 +183,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             stats,
             debug: links[cpu].take(),
             last_frame: None,
+            last_emulation_failure: None,
         };
         let handle = std::thread::Builder::new()
             .name(format!("vcpu{cpu}"))

@@ -74,6 +74,8 @@ pub struct VcpuThread {
     /// The trap frame of the last debug stop, for a vCPU caught on its way
     /// back out of the guest's debug handler.
     pub last_frame: Option<u64>,
+    /// Where KVM last failed to emulate (a retry there is not retried again).
+    pub last_emulation_failure: Option<u64>,
 }
 
 /// Where a vCPU is relative to the guest's debug handler.
@@ -155,7 +157,7 @@ impl VcpuThread {
                     Some(_) => self.fail_with_state(
                         "stopped on an exception meant for a debugger, but none is attached (start lego-vmm with --gdb ADDR): breakpoint (#BP), vector 3, met while KVM was emulating; state at the int3",
                     ),
-                    None => self.fail_with_state("hit a KVM internal error (KVM could not emulate an instruction)"),
+                    None => self.emulation_failed(),
                 },
                 Ok(other) => {
                     let what = format!("made an exit this VMM does not handle: {other:?}");
@@ -200,6 +202,25 @@ impl VcpuThread {
             self.vcpu.set_regs(&regs).ok()?;
         }
         Some(regs.rip)
+    }
+
+    /// KVM could not emulate an instruction. Under PVM that happens when
+    /// it is still emulating after a single step and meets an instruction
+    /// its emulator lacks; asking for native execution again and retrying
+    /// runs it on the CPU. A second failure at the same place is real.
+    fn emulation_failed(&mut self) -> Next {
+        let rip = self.vcpu.get_regs().map(|r| r.rip).ok();
+        if rip.is_some() && rip != self.last_emulation_failure {
+            self.last_emulation_failure = rip;
+            if crate::hypervisor::enable_pvm_native(&self.vcpu).unwrap_or(false) {
+                log::debug!(
+                    "vCPU {}: emulation failed at {rip:x?}; retrying natively",
+                    self.cpu
+                );
+                return Next::Continue;
+            }
+        }
+        self.fail_with_state("hit a KVM internal error (KVM could not emulate an instruction)")
     }
 
     fn handler_position(&self) -> HandlerPosition {
@@ -318,7 +339,20 @@ impl VcpuThread {
                         });
                         continue;
                     }
-                    self.last_frame = frame;
+                    if frame.is_some() {
+                        // Return from the guest's handler here instead of by
+                        // its iretq: PVM may be emulating after a single
+                        // step, and switching it back to native inside the
+                        // handler breaks that iretq (#GP).
+                        self.last_frame = frame;
+                        self.finish_handler_return();
+                        self.last_frame = None;
+                    }
+                    if !step {
+                        // PVM emulates after a single step and stays
+                        // emulating until told otherwise: back to native.
+                        let _ = crate::hypervisor::enable_pvm_native(&self.vcpu);
+                    }
                     return Next::Continue;
                 }
             }

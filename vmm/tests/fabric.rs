@@ -83,7 +83,7 @@ fn ping_pong(via: Via, name: &str) {
         return;
     }
     let dir = shm_dir(name);
-    let (server, peer) = server("memory", 1, via, &dir);
+    let (server, peer) = server("storage", 1, via, &dir);
     let (code, err) = client(2, &peer, &dir, "pingpong:1:200");
     assert_eq!(code, Some(0), "{via:?}: {err}");
     assert!(
@@ -141,7 +141,7 @@ fn mebibyte_stream(via: Via, name: &str) {
         return;
     }
     let dir = shm_dir(name);
-    let (server, peer) = server("memory", 1, via, &dir);
+    let (server, peer) = server("storage", 1, via, &dir);
     let (code, err) = client(2, &peer, &dir, "stream:1:1M");
     assert_eq!(code, Some(0), "{err}");
     // The guest checked every byte and the order of every reply; the
@@ -178,7 +178,7 @@ fn an_8_mib_stream_wraps_the_shared_memory_ring_intact() {
     }
     // Twice the ring's 4 MiB: frames are cut across its end and back.
     let dir = shm_dir("stream-wrap");
-    let (server, peer) = server("memory", 1, Via::Shm, &dir);
+    let (server, peer) = server("storage", 1, Via::Shm, &dir);
     let (code, err) = client(2, &peer, &dir, "stream:1:8M");
     assert_eq!(code, Some(0), "{err}");
     let want = lego_proto::pattern::stream_checksum(8 << 20, 4096);
@@ -228,7 +228,7 @@ fn an_unknown_destination_is_an_error() {
         return;
     }
     let dir = shm_dir("unknown");
-    let (server, peer) = server("memory", 1, Via::Tcp, &dir);
+    let (server, peer) = server("storage", 1, Via::Tcp, &dir);
     let (code, err) = client(2, &peer, &dir, "pingpong:9:1");
     assert_eq!(code, Some(3), "{err}");
     assert!(
@@ -244,7 +244,7 @@ fn peer_killed_mid_stream(via: Via, name: &str) {
         return;
     }
     let dir = shm_dir(name);
-    let (mut server, peer) = server("memory", 1, via, &dir);
+    let (mut server, peer) = server("storage", 1, via, &dir);
     let mut c = Process::start(&[
         "--role",
         "processor",
@@ -311,7 +311,7 @@ fn garbage_on_the_fabric_port_is_dropped_and_counted() {
         return;
     }
     let dir = shm_dir("garbage");
-    let (mut server, peer) = server("memory", 1, Via::Tcp, &dir);
+    let (mut server, peer) = server("storage", 1, Via::Tcp, &dir);
     let addr = peer.trim_start_matches("1=").to_owned();
     let good = Header::request(Kind::Ping, 1, 5, 1, 0).encode();
     // Not a frame at all.
@@ -371,7 +371,7 @@ fn garbage_in_a_shared_memory_ring_is_skipped_and_counted() {
     }
     use std::os::unix::fs::FileExt;
     let dir = shm_dir("ring-garbage");
-    let (mut server, peer) = server("memory", 1, Via::Shm, &dir);
+    let (mut server, peer) = server("storage", 1, Via::Shm, &dir);
     // A client talks to the server, so the server reads the ring 2-to-1.
     let (code, err) = client(2, &peer, &dir, "pingpong:1:5");
     assert_eq!(code, Some(0), "{err}");
@@ -401,7 +401,7 @@ fn idle_connections_held_open_do_not_lock_peers_out() {
         return;
     }
     let dir = shm_dir("held");
-    let (mut server, peer) = server("memory", 1, Via::Tcp, &dir);
+    let (mut server, peer) = server("storage", 1, Via::Tcp, &dir);
     let addr = peer.trim_start_matches("1=").to_owned();
     // More idle connections than the server serves at once, all kept open.
     let held: Vec<TcpStream> = (0..100)
@@ -437,7 +437,7 @@ fn reconnects(via: Via, name: &str) {
     let start_server = || {
         let mut args = vec![
             "--role",
-            "memory",
+            "storage",
             "--id",
             "1",
             "--shm-dir",
