@@ -8,7 +8,8 @@ extern crate alloc;
 
 use alloc::alloc::{alloc, Layout};
 
-use lego_image::{fabric, heap, BootInfo, Role};
+use lego_image::fabric::{self, FabricError};
+use lego_image::{cpu, heap, BootInfo, Role};
 use mmon::frames::FrameStore;
 use mmon::service::Monitor;
 
@@ -29,12 +30,12 @@ struct RamFrames {
 const PAGE: usize = 4096;
 
 impl RamFrames {
-    /// Takes three quarters of the heap for frames; the rest holds the page
-    /// table and the VMAs. The memory is not cleared here: a frame is
+    /// Takes three quarters of the free heap for frames; the rest holds the
+    /// page table and the VMAs. The memory is not cleared here: a frame is
     /// zero-filled when first given to a page, and untouched RAM costs the
     /// host nothing.
     fn carve() -> RamFrames {
-        let count = (heap::size() / 4 * 3 / PAGE) as u32;
+        let count = (heap::free() / 4 * 3 / PAGE) as u32;
         let layout = Layout::from_size_align(count as usize * PAGE, PAGE).expect("frame layout");
         // SAFETY: a non-empty layout; the frames live as long as the guest.
         let base = unsafe { alloc(layout) };
@@ -72,11 +73,21 @@ fn main(boot: &'static BootInfo) -> ! {
         heap_bytes: heap::size() as u64,
     };
     announce(&summary);
+    // The fabric's queues first, then frames from what is left.
+    let served = match fabric::init(boot) {
+        Ok(()) => true,
+        Err(FabricError::Disabled) => false,
+        Err(e) => panic!("the VMM refused the fabric queues: {e:?}"),
+    };
     let frames = RamFrames::carve();
     let count = frames.count;
     let mut monitor = Monitor::new(frames, count);
     lego_image::println!("memory monitor: {count} page frames");
-    fabric::serve_or_idle(boot, move |m| Some(monitor.handle(&m.payload)))
+    if !served {
+        cpu::halt_forever()
+    }
+    lego_image::println!("fabric: component {} serving", boot.component_id);
+    fabric::serve(move |m| Some(monitor.handle(&m.payload)))
 }
 
 #[inline(never)]

@@ -22,6 +22,18 @@ pub fn size() -> usize {
     }
 }
 
+/// Bytes the heap has free now.
+pub fn free() -> usize {
+    #[cfg(not(test))]
+    {
+        HEAP.lock().free()
+    }
+    #[cfg(test)]
+    {
+        0
+    }
+}
+
 /// Hands guest RAM from the end of the image to the end of memory to the allocator.
 pub fn init(boot: &BootInfo) {
     let start = boot.image_end;
