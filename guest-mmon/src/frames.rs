@@ -16,6 +16,10 @@ pub trait FrameStore {
     fn read(&self, frame: u32, out: &mut [u8; PAGE as usize]);
     fn write(&mut self, frame: u32, data: &[u8; PAGE as usize]);
     fn zero(&mut self, frame: u32);
+    /// Bytes free for bookkeeping (the heap), if known.
+    fn heap_free(&self) -> u64 {
+        0
+    }
 }
 
 pub struct Frames {

@@ -65,6 +65,10 @@ impl FrameStore for RamFrames {
         // SAFETY: as above.
         unsafe { core::ptr::write_bytes(self.at(frame), 0, PAGE) };
     }
+
+    fn heap_free(&self) -> u64 {
+        heap::free() as u64
+    }
 }
 
 fn main(boot: &'static BootInfo) -> ! {

@@ -72,6 +72,7 @@ impl<S: FrameStore> Monitor<S> {
             requests: self.requests,
             errors: self.errors,
             zero_fills: self.zero_fills,
+            heap_free: self.store.heap_free(),
         }
     }
 

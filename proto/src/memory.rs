@@ -81,6 +81,9 @@ pub struct MemStats {
     pub requests: u64,
     pub errors: u64,
     pub zero_fills: u64,
+    /// Bytes of this component's heap still free (page table and VMAs
+    /// grow into it), for measuring their overhead.
+    pub heap_free: u64,
 }
 
 pub const REQUEST_LEN: usize = core::mem::size_of::<MemRequest>();
