@@ -71,7 +71,7 @@ pub fn enable_pvm_native(vcpu: &VcpuFd) -> Result<bool> {
     if accepted == 1 {
         let mut readback = msrs;
         if vcpu.get_msrs(&mut readback).is_ok() {
-            log::info!("PVM MSR reads back {:#x}", readback.as_slice()[0].data);
+            log::debug!("PVM MSR reads back {:#x}", readback.as_slice()[0].data);
         }
     }
     Ok(accepted == 1)
