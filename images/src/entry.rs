@@ -22,7 +22,8 @@ extern "Rust" {
     fn lego_guest_main(boot: &'static BootInfo) -> !;
 }
 
-/// Sends a test failure to the VMM: the boot facts were not what this image expects.
+/// Stops the guest with a panic the VMM reports: the boot facts are not
+/// what this image expects.
 fn boot_mismatch(what: core::fmt::Arguments) -> ! {
     panic!("boot information is wrong: {what}");
 }

@@ -127,7 +127,6 @@ impl VcpuThread {
                         .iter()
                         .rev()
                         .fold(0u32, |acc, &b| (acc << 8) | b as u32);
-                    let (port, value) = (port, value);
                     self.hypercall(port, value, emulated_at_start)
                 }
                 Ok(VcpuExit::IoIn(port, data)) => {
@@ -266,11 +265,10 @@ impl VcpuThread {
     /// it, then runs again (the guest halts again at once unless the
     /// debugger moved it).
     fn halted(&mut self) -> Next {
+        self.send(Event::Halted { cpu: self.cpu });
         if self.debug.is_none() {
-            self.send(Event::Halted { cpu: self.cpu });
             return Next::Stop;
         }
-        self.send(Event::Halted { cpu: self.cpu });
         while !self.stop_requested() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }

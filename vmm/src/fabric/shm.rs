@@ -211,11 +211,12 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
     };
 }
 
+/// Whether process `pid` exists (0 is nobody).
 fn pid_alive(pid: u64) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
-    pid == 0
-        || unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
-        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    pid != 0
+        && (unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 pub struct ShmTransport {
@@ -308,7 +309,7 @@ impl super::Transport for ShmTransport {
         };
         let (ring, bell) = (&*ring, &*bell);
         let owner = bell.u64_at(BELL_OWNER_PID).load(Ordering::Acquire);
-        if owner == 0 || !pid_alive(owner) {
+        if !pid_alive(owner) {
             return Err(format!("its process {owner} is gone"));
         }
         // A new ring: wake the peer so it finds it, and wait until it reads it.

@@ -221,6 +221,13 @@ impl Debugger {
         Ok(self.pending_end.take().unwrap_or(reason))
     }
 
+    /// What vCPU `tid` does on the next resume: step or continue.
+    fn set_action(&mut self, tid: Tid, step: bool) {
+        if let Some(a) = self.actions.get_mut(cpu_of(tid)) {
+            *a = Some(step);
+        }
+    }
+
     /// Whether the guest has been let run by some session.
     pub fn resumed_once(&self) -> bool {
         self.resumed_once
@@ -448,9 +455,7 @@ impl MultiThreadResume for Debugger {
         tid: Tid,
         _signal: Option<Signal>,
     ) -> Result<(), Self::Error> {
-        if let Some(a) = self.actions.get_mut(cpu_of(tid)) {
-            *a = Some(false);
-        }
+        self.set_action(tid, false);
         Ok(())
     }
 
@@ -465,9 +470,7 @@ impl MultiThreadSingleStep for Debugger {
         tid: Tid,
         _signal: Option<Signal>,
     ) -> Result<(), Self::Error> {
-        if let Some(a) = self.actions.get_mut(cpu_of(tid)) {
-            *a = Some(true);
-        }
+        self.set_action(tid, true);
         Ok(())
     }
 }
