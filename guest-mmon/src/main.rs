@@ -7,11 +7,15 @@
 extern crate alloc;
 
 use alloc::alloc::{alloc, Layout};
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
-use lego_image::fabric::{self, FabricError};
+use lego_image::fabric::{self, FabricError, Message};
 use lego_image::{cpu, heap, BootInfo, Role};
+use lego_proto::frame::Kind;
 use mmon::frames::FrameStore;
-use mmon::service::Monitor;
+use mmon::owner::Owner;
+use mmon::service::{Monitor, Remote};
 
 lego_image::guest!(Role::Memory, main);
 
@@ -85,13 +89,88 @@ fn main(boot: &'static BootInfo) -> ! {
     };
     let frames = RamFrames::carve();
     let count = frames.count;
-    let mut monitor = Monitor::new(frames, count);
-    lego_image::println!("memory monitor: {count} page frames");
+    let n = (boot.vregion_peer_count as usize).min(boot.vregion_peers.len());
+    let peers = &boot.vregion_peers[..n];
+    let mut monitor = Monitor::new(boot.component_id, peers, frames, count);
+    lego_image::println!("memory monitor: {count} page frames, vRegion peers {peers:?}");
     if !served {
         cpu::halt_forever()
     }
     lego_image::println!("fabric: component {} serving", boot.component_id);
-    fabric::serve(move |m| Some(monitor.handle(&m.payload)))
+    let mut remote = FabricRemote {
+        later: VecDeque::new(),
+    };
+    loop {
+        let m = match remote.later.pop_front() {
+            Some(m) => m,
+            None => match fabric::recv(1000) {
+                Ok(Some(m)) => m,
+                _ => continue,
+            },
+        };
+        if m.header.is_reply() {
+            // A late reply to a call that already gave up.
+            continue;
+        }
+        match m.header.kind {
+            Kind::Ping => answer(&m, Kind::Pong, &m.payload),
+            Kind::Data => {
+                let out = monitor.handle(&m.payload, &mut remote);
+                answer(&m, Kind::Data, &out);
+            }
+            Kind::Pong | Kind::Error => {}
+        }
+    }
+}
+
+fn answer(m: &Message, kind: Kind, payload: &[u8]) {
+    let header = m.header.reply(kind, payload.len() as u32);
+    if let Err(e) = fabric::send(&header, payload) {
+        lego_image::println!("fabric: cannot reply to component {}: {e:?}", m.header.src);
+    }
+}
+
+/// Calls to the other memory components, for the homes here.
+struct FabricRemote {
+    /// Requests that arrived during a call and wait for the main loop.
+    later: VecDeque<Message>,
+}
+
+/// How long a home waits for another memory component. The VMM answers a
+/// call to a dead or silent peer with an error frame after
+/// `--fabric-timeout-ms`; this bounds the wait if even that never comes.
+const CALL_PATIENCE_MS: u16 = 1000;
+const CALL_ROUNDS: u32 = 30;
+
+impl<S: FrameStore> Remote<S> for FabricRemote {
+    fn call(&mut self, dst: u32, request: &[u8], owner: &mut Owner<S>) -> Option<Vec<u8>> {
+        let id = fabric::start(dst, Kind::Data, request).ok()?;
+        let mut idle = 0;
+        while idle < CALL_ROUNDS {
+            let Ok(Some(m)) = fabric::recv(CALL_PATIENCE_MS) else {
+                idle += 1;
+                continue;
+            };
+            if m.header.is_reply() {
+                if m.header.request_id == id {
+                    return (m.header.kind == Kind::Data).then_some(m.payload);
+                }
+                continue;
+            }
+            // Another home's request to this owner is served now: that home
+            // may be waiting for us while we wait for it.
+            if m.header.kind == Kind::Data && Monitor::<S>::is_from_home(&m.payload) {
+                let out = match zerocopy::FromBytes::read_from_prefix(&m.payload[..]) {
+                    Ok((r, rest)) => owner.serve(&r, rest),
+                    Err(_) => continue,
+                };
+                answer(&m, Kind::Data, &out);
+            } else {
+                self.later.push_back(m);
+            }
+        }
+        None
+    }
 }
 
 #[inline(never)]

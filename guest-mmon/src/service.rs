@@ -1,221 +1,485 @@
 //! The memory monitor's service: one request in, one reply out, for any
-//! number of processes, over this component's frames. Malformed requests,
-//! addresses outside every VMA and accesses against the protection get
-//! a precise status, never a crash.
+//! number of processes. Malformed requests, addresses outside every VMA
+//! and accesses against the protection get a precise status, never a crash.
+//!
+//! A process's home is the component that got its OP_NEW. The home keeps
+//! the process's whole address space (every VMA) and cuts it into vRegions:
+//! the first vRegion the process uses is the home's own, the rest are handed
+//! out round-robin over the static list of peers (`--vregion-peers`) and the
+//! home itself. The owner of a vRegion holds its pages and a copy of its
+//! VMAs, which the home sends (OP_SYNC) after every call that changes them.
+//! Page requests go to the owner; the home answers a page request for a
+//! vRegion it does not own with NOT_OWNER and the owner's id.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use lego_proto::memory::*;
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::FromBytes;
 
-use crate::frames::{FrameStore, Frames, OutOfFrames, Pid};
-use crate::space::{AddressSpace, MemError};
+use crate::frames::{FrameStore, Frames, Pid};
+use crate::owner::{encode_sync, reply, status, Owner};
+use crate::space::{AddressSpace, MemError, Range};
 
-/// The user part of a process's address space (x86-64, 47 bits).
-pub const USER_LOW: u64 = 0x1000;
-pub const USER_HIGH: u64 = 0x7fff_ffff_f000;
+pub use crate::owner::{USER_HIGH, USER_LOW};
+
+/// How a home reaches the other memory components.
+pub trait Remote<S: FrameStore> {
+    /// Sends `request` to memory component `dst` and returns its reply's
+    /// payload, or None if it did not answer. While it waits, requests
+    /// from other homes (FLAG_FROM_HOME) must be served with `owner`, or
+    /// two homes calling each other would wait for each other.
+    fn call(&mut self, dst: u32, request: &[u8], owner: &mut Owner<S>) -> Option<Vec<u8>>;
+}
+
+/// A component without peers: every vRegion stays at the home.
+pub struct NoPeers;
+
+impl<S: FrameStore> Remote<S> for NoPeers {
+    fn call(&mut self, _: u32, _: &[u8], _: &mut Owner<S>) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// What the home keeps of a process.
+struct Home {
+    space: AddressSpace,
+    /// vRegion index -> the component that owns it.
+    regions: BTreeMap<u64, u32>,
+    /// Every component that ever owned one of its vRegions (told at exit).
+    owners: BTreeSet<u32>,
+}
 
 pub struct Monitor<S: FrameStore> {
-    store: S,
-    frames: Frames,
-    processes: BTreeMap<Pid, AddressSpace>,
+    id: u32,
+    peers: Vec<u32>,
+    next_peer: usize,
+    owner: Owner<S>,
+    homes: BTreeMap<Pid, Home>,
     requests: u64,
     errors: u64,
-    zero_fills: u64,
+    peer_failures: u64,
 }
 
-fn status(e: MemError) -> u32 {
-    match e {
-        MemError::Invalid => EINVAL,
-        MemError::NoMemory => ENOMEM,
-        MemError::NotMapped => EFAULT,
-        MemError::Permission => EACCES,
-    }
+fn page_up(x: u64) -> u64 {
+    x.saturating_add(crate::PAGE - 1) & !(crate::PAGE - 1)
 }
 
-fn reply(status: u32, value: u64, page: Option<&[u8; PAGE]>) -> Vec<u8> {
-    let head = MemReply {
-        status,
-        _pad: 0,
-        value,
-    };
-    let mut out = Vec::with_capacity(REPLY_LEN + page.map_or(0, |p| p.len()));
-    out.extend_from_slice(head.as_bytes());
-    if let Some(p) = page {
-        out.extend_from_slice(p);
-    }
-    out
+/// The vRegions that [start, end) touches, each as (index, piece start, piece end).
+fn pieces(start: u64, end: u64) -> impl Iterator<Item = (u64, u64, u64)> {
+    let last = if end > start { vregion(end - 1) + 1 } else { 0 };
+    (vregion(start)..last).map(move |i| {
+        let base = i << VREGION_SHIFT;
+        (
+            i,
+            start.max(base),
+            end.min(base.saturating_add(VREGION_SIZE)),
+        )
+    })
+}
+
+fn status_of(bytes: &[u8]) -> Option<(u32, u64)> {
+    MemReply::read_from_prefix(bytes)
+        .ok()
+        .map(|(r, _)| (r.status, r.value))
 }
 
 impl<S: FrameStore> Monitor<S> {
-    pub fn new(store: S, frames: u32) -> Monitor<S> {
+    /// Component `id` with `frames` frames in `store`, handing vRegions to `peers`.
+    pub fn new(id: u32, peers: &[u32], store: S, frames: u32) -> Monitor<S> {
         Monitor {
-            store,
-            frames: Frames::new(frames),
-            processes: BTreeMap::new(),
+            id,
+            peers: peers.iter().copied().filter(|&p| p != id).collect(),
+            next_peer: 0,
+            owner: Owner::new(store, frames),
+            homes: BTreeMap::new(),
             requests: 0,
             errors: 0,
-            zero_fills: 0,
+            peer_failures: 0,
         }
     }
 
     pub fn frames(&self) -> &Frames {
-        &self.frames
+        self.owner.frames()
+    }
+
+    /// The owner side, for serving other homes' requests while this one waits.
+    pub fn owner_mut(&mut self) -> &mut Owner<S> {
+        &mut self.owner
     }
 
     pub fn stats(&self) -> MemStats {
+        let frames = self.owner.frames();
         MemStats {
-            frames_total: self.frames.total() as u64,
-            frames_free: self.frames.free_frames() as u64,
-            processes: self.processes.len() as u64,
+            frames_total: frames.total() as u64,
+            frames_free: frames.free_frames() as u64,
+            processes: self.homes.len() as u64,
             requests: self.requests,
             errors: self.errors,
-            zero_fills: self.zero_fills,
-            heap_free: self.store.heap_free(),
+            zero_fills: self.owner.zero_fills,
+            heap_free: self.owner.store.heap_free(),
+            vregions_handed_out: self
+                .homes
+                .values()
+                .map(|h| h.regions.values().filter(|&&o| o != self.id).count() as u64)
+                .sum(),
+            guests: self
+                .owner
+                .processes()
+                .filter(|p| !self.homes.contains_key(p))
+                .count() as u64,
+            peer_failures: self.peer_failures,
         }
     }
 
     /// Serves one request (its bytes as they came off the fabric).
-    pub fn handle(&mut self, bytes: &[u8]) -> Vec<u8> {
+    pub fn handle(&mut self, bytes: &[u8], remote: &mut dyn Remote<S>) -> Vec<u8> {
         self.requests += 1;
         let out = match MemRequest::read_from_prefix(bytes) {
-            Ok((req, rest)) => self.serve(&req, rest),
+            Ok((req, rest)) => self.serve(&req, rest, remote),
             Err(_) => reply(BAD_REQUEST, 0, None),
         };
-        if out
-            .first_chunk::<4>()
-            .is_some_and(|s| u32::from_le_bytes(*s) != OK)
-        {
+        if status_of(&out).is_none_or(|(s, _)| s != OK) {
             self.errors += 1;
         }
         out
     }
 
-    fn page_of(rest: &[u8]) -> Option<&[u8; PAGE]> {
-        rest.first_chunk::<PAGE>()
+    /// Whether a request only needs the owner side (so it can be served
+    /// while this component waits for another).
+    pub fn is_from_home(bytes: &[u8]) -> bool {
+        MemRequest::read_from_prefix(bytes).is_ok_and(|(r, _)| r.flags & FLAG_FROM_HOME != 0)
     }
 
-    /// The frame behind (pid, addr) for an access, after the VMA check.
-    fn frame_for(&mut self, pid: Pid, addr: u64, write: bool) -> Result<u32, u32> {
-        let space = self.processes.get(&pid).ok_or(ESRCH)?;
-        space.check(addr, write).map_err(status)?;
-        let vpage = addr / crate::PAGE;
-        let fresh = self.frames.lookup(pid, vpage).is_none();
-        let f = self
-            .frames
-            .touch(pid, vpage, &mut self.store)
-            .map_err(|OutOfFrames| OUT_OF_FRAMES)?;
-        if fresh {
-            self.zero_fills += 1;
-        }
-        Ok(f)
-    }
-
-    fn serve(&mut self, r: &MemRequest, rest: &[u8]) -> Vec<u8> {
+    fn serve(&mut self, r: &MemRequest, rest: &[u8], remote: &mut dyn Remote<S>) -> Vec<u8> {
         let pid = r.pid;
+        let from_home = r.flags & FLAG_FROM_HOME != 0;
         match r.op {
-            OP_READ => match self.frame_for(pid, r.addr, false) {
-                Ok(f) => {
-                    let mut page = [0u8; PAGE];
-                    self.store.read(f, &mut page);
-                    reply(OK, 0, Some(&page))
-                }
-                Err(s) => reply(s, 0, None),
-            },
-            OP_WRITE => {
-                let Some(page) = Self::page_of(rest) else {
-                    return reply(BAD_REQUEST, 0, None);
-                };
-                match self.frame_for(pid, r.addr, true) {
-                    Ok(f) => {
-                        self.store.write(f, page);
-                        reply(OK, 0, None)
+            OP_READ | OP_WRITE | OP_READ_WRITE if !from_home => {
+                if let Some(home) = self.homes.get(&pid) {
+                    let addrs = [Some(r.addr), (r.op == OP_READ_WRITE).then_some(r.arg)];
+                    for a in addrs.into_iter().flatten() {
+                        match home.regions.get(&vregion(a)) {
+                            Some(&o) if o != self.id => return reply(NOT_OWNER, o as u64, None),
+                            _ => {}
+                        }
                     }
-                    Err(s) => reply(s, 0, None),
                 }
-            }
-            OP_READ_WRITE => {
-                let Some(page) = Self::page_of(rest) else {
-                    return reply(BAD_REQUEST, 0, None);
-                };
-                // The write-back first: the read may be of the same page.
-                if let Err(s) = self
-                    .frame_for(pid, r.arg, true)
-                    .map(|f| self.store.write(f, page))
-                {
-                    return reply(s, 0, None);
-                }
-                match self.frame_for(pid, r.addr, false) {
-                    Ok(f) => {
-                        let mut out = [0u8; PAGE];
-                        self.store.read(f, &mut out);
-                        reply(OK, 0, Some(&out))
-                    }
-                    Err(s) => reply(s, 0, None),
-                }
+                self.owner.serve(r, rest)
             }
             OP_NEW => {
-                if self.processes.contains_key(&pid) {
+                if self.homes.contains_key(&pid) || self.owner.knows(pid) {
                     return reply(EEXIST, 0, None);
                 }
                 let brk = r.addr.clamp(USER_LOW, USER_HIGH);
-                self.processes
-                    .insert(pid, AddressSpace::new(USER_LOW, USER_HIGH, brk));
+                let home = Home {
+                    space: AddressSpace::new(USER_LOW, USER_HIGH, brk),
+                    regions: BTreeMap::new(),
+                    owners: BTreeSet::new(),
+                };
+                self.homes.insert(pid, home);
+                self.owner.adopt(pid);
                 reply(OK, brk, None)
             }
-            OP_EXIT => {
-                if self.processes.remove(&pid).is_none() {
-                    return reply(ESRCH, 0, None);
-                }
-                let freed = self.frames.release_process(pid);
-                reply(OK, freed, None)
-            }
+            OP_EXIT if !from_home => self.exit(pid, remote),
             OP_STATS => {
                 let s = self.stats();
-                let mut out = reply(OK, 0, None);
-                out.extend_from_slice(s.as_bytes());
-                out
+                reply(OK, 0, Some(zerocopy::IntoBytes::as_bytes(&s)))
             }
-            _ => self.memory_call(r),
+            OP_MMAP | OP_MUNMAP | OP_MPROTECT | OP_BRK | OP_MREMAP if !from_home => {
+                self.memory_call(r, remote)
+            }
+            _ => self.owner.serve(r, rest),
         }
     }
 
-    /// mmap, munmap, mprotect, brk and mremap.
-    fn memory_call(&mut self, r: &MemRequest) -> Vec<u8> {
-        let pid = r.pid;
-        let Some(space) = self.processes.get_mut(&pid) else {
+    /// A request to the owner `dst` (this component or another); the
+    /// reply, or Err(dst) if it did not answer.
+    fn ask_owner(
+        &mut self,
+        dst: u32,
+        request: &[u8],
+        remote: &mut dyn Remote<S>,
+    ) -> Result<Vec<u8>, u32> {
+        if dst == self.id {
+            return match MemRequest::read_from_prefix(request) {
+                Ok((r, rest)) => Ok(self.owner.serve(&r, rest)),
+                Err(_) => Ok(reply(BAD_REQUEST, 0, None)),
+            };
+        }
+        match remote.call(dst, request, &mut self.owner) {
+            Some(out) if status_of(&out).is_some() => Ok(out),
+            _ => {
+                self.peer_failures += 1;
+                Err(dst)
+            }
+        }
+    }
+
+    fn exit(&mut self, pid: Pid, remote: &mut dyn Remote<S>) -> Vec<u8> {
+        let Some(home) = self.homes.remove(&pid) else {
             return reply(ESRCH, 0, None);
         };
-        let result: Result<(u64, Vec<(u64, u64)>), MemError> = match r.op {
+        let mut freed = self.owner.exit(pid);
+        let mut failed = None;
+        let request = MemRequest {
+            op: OP_EXIT,
+            pid,
+            flags: FLAG_FROM_HOME,
+            ..Default::default()
+        };
+        let me = self.id;
+        for o in home.owners.into_iter().filter(|&o| o != me) {
+            match self.ask_owner(o, zerocopy::IntoBytes::as_bytes(&request), remote) {
+                Ok(out) => match status_of(&out) {
+                    Some((OK, n)) => freed += n,
+                    // It never got a page of this process.
+                    Some((ESRCH, _)) => {}
+                    _ => failed = Some(o),
+                },
+                Err(o) => failed = Some(o),
+            }
+        }
+        match failed {
+            Some(o) => reply(PEER_FAILED, o as u64, None),
+            None => reply(OK, freed, None),
+        }
+    }
+
+    /// mmap, munmap, mprotect, brk and mremap: applied to the home's
+    /// space, then synced to the owners of the vRegions they touched.
+    fn memory_call(&mut self, r: &MemRequest, remote: &mut dyn Remote<S>) -> Vec<u8> {
+        let pid = r.pid;
+        let Some(home) = self.homes.get_mut(&pid) else {
+            return reply(ESRCH, 0, None);
+        };
+        let space = &mut home.space;
+        // What changed: ranges to sync before pages move, the move, and
+        // ranges to sync after it (the old place of moved pages).
+        let mut before: Vec<Range> = Vec::new();
+        let mut moved = None;
+        let mut after: Vec<Range> = Vec::new();
+        let result: Result<u64, MemError> = match r.op {
             OP_MMAP => space
                 .mmap(r.addr, r.len, r.prot, r.flags & FLAG_FIXED != 0)
-                .map(|a| (a, Vec::new())),
-            OP_MUNMAP => space.munmap(r.addr, r.len).map(|freed| (0, freed)),
-            OP_MPROTECT => space
-                .mprotect(r.addr, r.len, r.prot)
-                .map(|_| (0, Vec::new())),
-            OP_BRK => Ok(space.brk(r.addr)),
-            OP_MREMAP => match space.mremap(r.addr, r.len, r.arg, r.flags & FLAG_MAYMOVE != 0) {
-                Ok(m) => {
-                    if let Some((from, to, len)) = m.moved {
-                        self.frames.relocate(pid, from, to, len);
-                    }
-                    Ok((m.addr, m.freed))
+                .inspect(|&a| before.push((a, a + page_up(r.len)))),
+            OP_MUNMAP => space.munmap(r.addr, r.len).map(|freed| {
+                before = freed;
+                0
+            }),
+            OP_MPROTECT => space.mprotect(r.addr, r.len, r.prot).map(|_| {
+                before.push((r.addr, r.addr.saturating_add(page_up(r.len))));
+                0
+            }),
+            OP_BRK => {
+                let old = page_up(space.brk_now());
+                let (now, _) = space.brk(r.addr);
+                let new = page_up(now);
+                if new != old {
+                    before.push((old.min(new), old.max(new)));
                 }
-                Err(e) => Err(e),
-            },
+                Ok(now)
+            }
+            OP_MREMAP => space
+                .mremap(r.addr, r.len, r.arg, r.flags & FLAG_MAYMOVE != 0)
+                .map(|m| {
+                    let (old_len, new_len) = (page_up(r.len), page_up(r.arg));
+                    match m.moved {
+                        Some(mv) => {
+                            before.push((m.addr, m.addr + new_len));
+                            moved = Some(mv);
+                            after.push((r.addr, r.addr + old_len));
+                        }
+                        None => before.push((r.addr, r.addr + old_len.max(new_len))),
+                    }
+                    m.addr
+                }),
             _ => return reply(BAD_REQUEST, 0, None),
         };
-        match result {
-            Ok((value, freed)) => {
-                for (a, b) in freed {
-                    self.frames.release(pid, a, b);
-                }
-                reply(OK, value, None)
-            }
-            Err(e) => reply(status(e), 0, None),
+        let value = match result {
+            Ok(v) => v,
+            Err(e) => return reply(status(e), 0, None),
+        };
+        let touched: Vec<Range> = before.iter().chain(&after).copied().collect();
+        self.assign(pid, &touched);
+        let mut failed = self.sync(pid, &before, remote);
+        if let Some(mv) = moved {
+            failed = self.move_pages(pid, mv, remote).or(failed);
         }
+        failed = self.sync(pid, &after, remote).or(failed);
+        self.release_empty(pid, &touched);
+        match failed {
+            Some(o) => reply(PEER_FAILED, o as u64, None),
+            None => reply(OK, value, None),
+        }
+    }
+
+    /// Gives an owner to every vRegion in `ranges` that has a VMA and none.
+    fn assign(&mut self, pid: Pid, ranges: &[Range]) {
+        let Some(home) = self.homes.get_mut(&pid) else {
+            return;
+        };
+        for &(a, b) in ranges {
+            for (i, ps, pe) in pieces(a, b) {
+                if home.regions.contains_key(&i) || home.space.clipped(ps, pe).is_empty() {
+                    continue;
+                }
+                // The home owns the first; the rest go round the list.
+                let owner = if home.regions.is_empty() || self.peers.is_empty() {
+                    self.id
+                } else {
+                    let n = self.peers.len() + 1;
+                    let k = self.next_peer % n;
+                    self.next_peer = self.next_peer.wrapping_add(1);
+                    self.peers.get(k).copied().unwrap_or(self.id)
+                };
+                home.regions.insert(i, owner);
+                home.owners.insert(owner);
+            }
+        }
+    }
+
+    /// vRegions in `ranges` left without a VMA lose their owner.
+    fn release_empty(&mut self, pid: Pid, ranges: &[Range]) {
+        let Some(home) = self.homes.get_mut(&pid) else {
+            return;
+        };
+        for &(a, b) in ranges {
+            for (i, _, _) in pieces(a, b) {
+                let base = i << VREGION_SHIFT;
+                if home.regions.contains_key(&i)
+                    && home
+                        .space
+                        .clipped(base, base.saturating_add(VREGION_SIZE))
+                        .is_empty()
+                {
+                    home.regions.remove(&i);
+                }
+            }
+        }
+    }
+
+    /// Sends the owners of the vRegions in `ranges` the home's VMAs there.
+    /// The id of an owner that did not take them, if any.
+    fn sync(&mut self, pid: Pid, ranges: &[Range], remote: &mut dyn Remote<S>) -> Option<u32> {
+        let mut messages = Vec::new();
+        let home = self.homes.get(&pid)?;
+        for &(a, b) in ranges {
+            for (i, ps, pe) in pieces(a, b) {
+                let Some(&owner) = home.regions.get(&i) else {
+                    continue;
+                };
+                let vmas = home.space.clipped(ps, pe);
+                let mut at = ps;
+                let chunks = vmas.chunks(MAX_SYNC_ENTRIES);
+                let count = chunks.len();
+                for (k, chunk) in chunks.enumerate() {
+                    let end = match chunk.last() {
+                        Some(v) if k + 1 < count => v.end,
+                        _ => pe,
+                    };
+                    messages.push((owner, encode_sync(pid, at, end, chunk)));
+                    at = end;
+                }
+                if vmas.is_empty() {
+                    messages.push((owner, encode_sync(pid, ps, pe, &[])));
+                }
+            }
+        }
+        let mut failed = None;
+        for (owner, m) in messages {
+            match self.ask_owner(owner, &m, remote).map(|out| status_of(&out)) {
+                Ok(Some((OK, _))) => {}
+                _ => failed = Some(owner),
+            }
+        }
+        failed
+    }
+
+    fn owner_of(&self, pid: Pid, addr: u64) -> Option<u32> {
+        self.homes.get(&pid)?.regions.get(&vregion(addr)).copied()
+    }
+
+    /// mremap moved pid's pages [from, from + len) to `to`: frames move
+    /// within this component, pages are copied between components.
+    fn move_pages(
+        &mut self,
+        pid: Pid,
+        (from, to, len): (u64, u64, u64),
+        remote: &mut dyn Remote<S>,
+    ) -> Option<u32> {
+        let next = |a: u64| ((vregion(a) + 1) << VREGION_SHIFT) - a;
+        let mut failed = None;
+        let mut done = 0;
+        while done < len {
+            let (src, dst) = (from + done, to + done);
+            let step = (len - done)
+                .min(next(src))
+                .min(next(dst))
+                .min(MAX_PRESENT_LEN);
+            done += step;
+            let (Some(x), Some(y)) = (self.owner_of(pid, src), self.owner_of(pid, dst)) else {
+                continue;
+            };
+            if x == self.id && y == self.id {
+                self.owner.relocate(pid, src, dst, step);
+                continue;
+            }
+            if let Err(o) = self.copy_pages(pid, (x, src), (y, dst), step, remote) {
+                failed = Some(o);
+            }
+        }
+        failed
+    }
+
+    /// Copies the pages of [src, src + len) that component `x` holds to
+    /// [dst, ...) at component `y`.
+    fn copy_pages(
+        &mut self,
+        pid: Pid,
+        (x, src): (u32, u64),
+        (y, dst): (u32, u64),
+        len: u64,
+        remote: &mut dyn Remote<S>,
+    ) -> Result<(), u32> {
+        let ask = |op, addr, len| MemRequest {
+            op,
+            pid,
+            addr,
+            len,
+            flags: FLAG_FROM_HOME,
+            ..Default::default()
+        };
+        let out = self.ask_owner(
+            x,
+            zerocopy::IntoBytes::as_bytes(&ask(OP_PRESENT, src, len)),
+            remote,
+        )?;
+        let bits = match status_of(&out) {
+            Some((OK, _)) => out[REPLY_LEN..].to_vec(),
+            _ => return Err(x),
+        };
+        for i in 0..len / crate::PAGE {
+            if bits
+                .get((i / 8) as usize)
+                .is_none_or(|b| b & (1 << (i % 8)) == 0)
+            {
+                continue;
+            }
+            let off = i * crate::PAGE;
+            let read = ask(OP_READ, src + off, 0);
+            let page = self.ask_owner(x, zerocopy::IntoBytes::as_bytes(&read), remote)?;
+            if status_of(&page).map(|s| s.0) != Some(OK) || page.len() < REPLY_LEN + PAGE {
+                return Err(x);
+            }
+            let mut write = zerocopy::IntoBytes::as_bytes(&ask(OP_WRITE, dst + off, 0)).to_vec();
+            write.extend_from_slice(&page[REPLY_LEN..REPLY_LEN + PAGE]);
+            let out = self.ask_owner(y, &write, remote)?;
+            if status_of(&out).map(|s| s.0) != Some(OK) {
+                return Err(y);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -223,6 +487,7 @@ impl<S: FrameStore> Monitor<S> {
 mod tests {
     use super::*;
     use crate::space::{PROT_READ, PROT_WRITE};
+    use zerocopy::IntoBytes;
 
     struct Mem(Vec<[u8; PAGE]>);
 
@@ -252,6 +517,10 @@ mod tests {
         .to_vec()
     }
 
+    fn solo(m: &mut Monitor<Mem>, bytes: &[u8]) -> Vec<u8> {
+        m.handle(bytes, &mut NoPeers)
+    }
+
     fn status_value(out: &[u8]) -> (u32, u64) {
         let (r, _) = MemReply::read_from_prefix(out).unwrap();
         (r.status, r.value)
@@ -259,53 +528,56 @@ mod tests {
 
     #[test]
     fn a_process_lives_and_dies() {
-        let mut m = Monitor::new(Mem(vec![[0x55; PAGE]; 8]), 8);
+        let mut m = Monitor::new(1, &[], Mem(vec![[0x55; PAGE]; 8]), 8);
         assert_eq!(
-            status_value(&m.handle(&req(OP_NEW, 7, 0x40_0000, 0, 0, 0))),
+            status_value(&solo(&mut m, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0))),
             (OK, 0x40_0000)
         );
-        let (s, a) = status_value(&m.handle(&req(
-            OP_MMAP,
-            7,
-            0x4000_0000,
-            3 * 4096,
-            PROT_READ | PROT_WRITE,
-            FLAG_FIXED,
-        )));
+        let (s, a) = status_value(&solo(
+            &mut m,
+            &req(
+                OP_MMAP,
+                7,
+                0x4000_0000,
+                3 * 4096,
+                PROT_READ | PROT_WRITE,
+                FLAG_FIXED,
+            ),
+        ));
         assert_eq!((s, a), (OK, 0x4000_0000));
         // First touch reads zeros.
-        let out = m.handle(&req(OP_READ, 7, a + 4096, 0, 0, 0));
+        let out = solo(&mut m, &req(OP_READ, 7, a + 4096, 0, 0, 0));
         assert_eq!(status_value(&out).0, OK);
         assert!(out[REPLY_LEN..].iter().all(|&b| b == 0));
         // Write, read back.
         let mut w = req(OP_WRITE, 7, a, 0, 0, 0);
         w.extend_from_slice(&[9u8; PAGE]);
-        assert_eq!(status_value(&m.handle(&w)).0, OK);
-        let out = m.handle(&req(OP_READ, 7, a, 0, 0, 0));
+        assert_eq!(status_value(&solo(&mut m, &w)).0, OK);
+        let out = solo(&mut m, &req(OP_READ, 7, a, 0, 0, 0));
         assert!(out[REPLY_LEN..].iter().all(|&b| b == 9));
         // Precise errors.
         assert_eq!(
-            status_value(&m.handle(&req(OP_READ, 7, 0x9000_0000, 0, 0, 0))).0,
+            status_value(&solo(&mut m, &req(OP_READ, 7, 0x9000_0000, 0, 0, 0))).0,
             EFAULT
         );
         assert_eq!(
-            status_value(&m.handle(&req(OP_MPROTECT, 7, a, 4096, PROT_READ, 0))).0,
+            status_value(&solo(&mut m, &req(OP_MPROTECT, 7, a, 4096, PROT_READ, 0))).0,
             OK
         );
-        assert_eq!(status_value(&m.handle(&w)).0, EACCES);
+        assert_eq!(status_value(&solo(&mut m, &w)).0, EACCES);
         assert_eq!(
-            status_value(&m.handle(&req(OP_READ, 8, a, 0, 0, 0))).0,
+            status_value(&solo(&mut m, &req(OP_READ, 8, a, 0, 0, 0))).0,
             ESRCH
         );
-        assert_eq!(status_value(&m.handle(&[1, 2, 3])).0, BAD_REQUEST);
+        assert_eq!(status_value(&solo(&mut m, &[1, 2, 3])).0, BAD_REQUEST);
         assert_eq!(
-            status_value(&m.handle(&req(77, 7, 0, 0, 0, 0))).0,
+            status_value(&solo(&mut m, &req(77, 7, 0, 0, 0, 0))).0,
             BAD_REQUEST
         );
         assert_eq!(m.frames().used_by(7), 2);
         // Exit frees every frame.
         assert_eq!(
-            status_value(&m.handle(&req(OP_EXIT, 7, 0, 0, 0, 0))),
+            status_value(&solo(&mut m, &req(OP_EXIT, 7, 0, 0, 0, 0))),
             (OK, 2)
         );
         assert_eq!(m.stats().frames_free, 8);
@@ -313,36 +585,210 @@ mod tests {
 
     #[test]
     fn running_out_of_frames_is_an_error_not_a_crash() {
-        let mut m = Monitor::new(Mem(vec![[0; PAGE]; 2]), 2);
-        m.handle(&req(OP_NEW, 1, 0x40_0000, 0, 0, 0));
-        m.handle(&req(
-            OP_MMAP,
-            1,
-            0x1000_0000,
-            8 * 4096,
-            PROT_READ,
-            FLAG_FIXED,
-        ));
+        let mut m = Monitor::new(1, &[], Mem(vec![[0; PAGE]; 2]), 2);
+        solo(&mut m, &req(OP_NEW, 1, 0x40_0000, 0, 0, 0));
+        solo(
+            &mut m,
+            &req(OP_MMAP, 1, 0x1000_0000, 8 * 4096, PROT_READ, FLAG_FIXED),
+        );
         for i in 0..2 {
             assert_eq!(
-                status_value(&m.handle(&req(OP_READ, 1, 0x1000_0000 + i * 4096, 0, 0, 0))).0,
+                status_value(&solo(
+                    &mut m,
+                    &req(OP_READ, 1, 0x1000_0000 + i * 4096, 0, 0, 0)
+                ))
+                .0,
                 OK
             );
         }
         assert_eq!(
-            status_value(&m.handle(&req(OP_READ, 1, 0x1000_2000, 0, 0, 0))).0,
+            status_value(&solo(&mut m, &req(OP_READ, 1, 0x1000_2000, 0, 0, 0))).0,
             OUT_OF_FRAMES
         );
         // Still serving: pages it has are readable.
         assert_eq!(
-            status_value(&m.handle(&req(OP_READ, 1, 0x1000_0000, 0, 0, 0))).0,
+            status_value(&solo(&mut m, &req(OP_READ, 1, 0x1000_0000, 0, 0, 0))).0,
             OK
         );
         // munmap gives frames back.
         assert_eq!(
-            status_value(&m.handle(&req(OP_MUNMAP, 1, 0x1000_0000, 4096, 0, 0))).0,
+            status_value(&solo(&mut m, &req(OP_MUNMAP, 1, 0x1000_0000, 4096, 0, 0))).0,
             OK
         );
         assert_eq!(m.stats().frames_free, 1);
+    }
+
+    /// Other memory components, reached directly; a missing one is down.
+    struct Rack(BTreeMap<u32, Monitor<Mem>>);
+
+    impl Remote<Mem> for Rack {
+        fn call(&mut self, dst: u32, request: &[u8], _: &mut Owner<Mem>) -> Option<Vec<u8>> {
+            Some(self.0.get_mut(&dst)?.handle(request, &mut NoPeers))
+        }
+    }
+
+    fn frames(n: usize) -> Mem {
+        Mem(vec![[0x55; PAGE]; n])
+    }
+
+    fn write_req(pid: u32, addr: u64, byte: u8) -> Vec<u8> {
+        let mut w = req(OP_WRITE, pid, addr, 0, 0, 0);
+        w.extend_from_slice(&[byte; PAGE]);
+        w
+    }
+
+    /// A home (1) handing vRegions to a peer (2): the peer holds their
+    /// pages and checks their VMAs; the home redirects page requests; moves
+    /// copy pages across; exit frees every frame on both.
+    #[test]
+    fn vregions_across_two_components() {
+        const G: u64 = VREGION_SIZE;
+        let mut home = Monitor::new(1, &[2], frames(64), 64);
+        let mut rack = Rack(BTreeMap::from([(2, Monitor::new(2, &[], frames(64), 64))]));
+        let rw = PROT_READ | PROT_WRITE;
+        let at_home = |m: &mut Monitor<Mem>, rack: &mut Rack, b: &[u8]| m.handle(b, rack);
+        assert_eq!(
+            status_value(&at_home(
+                &mut home,
+                &mut rack,
+                &req(OP_NEW, 7, 0x40_0000, 0, 0, 0)
+            ))
+            .0,
+            OK
+        );
+        // Regions 1, 2, 3, 4 in turn: home, peer, home, peer.
+        for i in 1..=4 {
+            let r = at_home(
+                &mut home,
+                &mut rack,
+                &req(OP_MMAP, 7, i * G, 4 * 4096, rw, FLAG_FIXED),
+            );
+            assert_eq!(status_value(&r), (OK, i * G));
+        }
+        assert_eq!(home.stats().vregions_handed_out, 2);
+        // The home redirects a page of region 2 to its owner.
+        assert_eq!(
+            status_value(&at_home(
+                &mut home,
+                &mut rack,
+                &req(OP_READ, 7, 2 * G, 0, 0, 0)
+            )),
+            (NOT_OWNER, 2)
+        );
+        let peer = |rack: &mut Rack, b: &[u8]| rack.0.get_mut(&2).unwrap().handle(b, &mut NoPeers);
+        assert_eq!(
+            status_value(&peer(&mut rack, &write_req(7, 2 * G + 4096, 0xab))).0,
+            OK
+        );
+        let out = peer(&mut rack, &req(OP_READ, 7, 2 * G + 4096, 0, 0, 0));
+        assert!(out[REPLY_LEN..].iter().all(|&b| b == 0xab));
+        assert_eq!(
+            status_value(&at_home(&mut home, &mut rack, &write_req(7, G, 0x11))).0,
+            OK
+        );
+        // The owner knows the VMAs: outside them, against their protection.
+        assert_eq!(
+            status_value(&peer(
+                &mut rack,
+                &req(OP_READ, 7, 2 * G + 8 * 4096, 0, 0, 0)
+            ))
+            .0,
+            EFAULT
+        );
+        let r = at_home(
+            &mut home,
+            &mut rack,
+            &req(OP_MPROTECT, 7, 2 * G, 4 * 4096, PROT_READ, 0),
+        );
+        assert_eq!(status_value(&r).0, OK);
+        assert_eq!(
+            status_value(&peer(&mut rack, &write_req(7, 2 * G, 1))).0,
+            EACCES
+        );
+        assert_eq!(rack.0[&2].stats().guests, 1);
+        // munmap at the home frees the owner's frames.
+        let r = at_home(
+            &mut home,
+            &mut rack,
+            &req(OP_MUNMAP, 7, 2 * G, 4 * 4096, 0, 0),
+        );
+        assert_eq!(status_value(&r).0, OK);
+        assert_eq!(rack.0[&2].frames().used_by(7), 0);
+        assert_eq!(
+            status_value(&peer(&mut rack, &req(OP_READ, 7, 2 * G + 4096, 0, 0, 0))).0,
+            EFAULT
+        );
+        // mremap moves region 1's mapping to the top of the address space:
+        // a region handed out next, so its pages are copied to that owner.
+        let mut grow = req(OP_MREMAP, 7, G, 4 * 4096, 0, 0);
+        grow[24..32].copy_from_slice(&(G + 64).to_le_bytes());
+        grow[36..40].copy_from_slice(&FLAG_MAYMOVE.to_le_bytes());
+        // Region 5 is the home's turn, so the moved mapping's is the peer's.
+        at_home(
+            &mut home,
+            &mut rack,
+            &req(OP_MMAP, 7, 5 * G, 4096, rw, FLAG_FIXED),
+        );
+        // Something right after it, so it cannot grow in place.
+        at_home(
+            &mut home,
+            &mut rack,
+            &req(OP_MMAP, 7, G + 4 * 4096, 4096, rw, FLAG_FIXED),
+        );
+        let (s, new) = status_value(&at_home(&mut home, &mut rack, &grow));
+        assert_eq!(s, OK);
+        assert_ne!(new, G);
+        let owner = match status_value(&at_home(
+            &mut home,
+            &mut rack,
+            &req(OP_READ, 7, new, 0, 0, 0),
+        )) {
+            (NOT_OWNER, o) => o as u32,
+            (OK, _) => 1,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(owner, 2, "copied across components");
+        let out = if owner == 1 {
+            at_home(&mut home, &mut rack, &req(OP_READ, 7, new, 0, 0, 0))
+        } else {
+            peer(&mut rack, &req(OP_READ, 7, new, 0, 0, 0))
+        };
+        assert_eq!(status_value(&out).0, OK);
+        assert!(
+            out[REPLY_LEN..].iter().all(|&b| b == 0x11),
+            "the page moved with its mapping"
+        );
+        assert_eq!(home.frames().used_by(7) + rack.0[&2].frames().used_by(7), 1);
+        // Exit frees everything, on both.
+        let r = at_home(&mut home, &mut rack, &req(OP_EXIT, 7, 0, 0, 0, 0));
+        assert_eq!(status_value(&r).0, OK);
+        assert_eq!(home.stats().frames_free, 64);
+        assert_eq!(rack.0[&2].stats().frames_free, 64);
+        assert_eq!(rack.0[&2].stats().guests, 0);
+    }
+
+    /// A peer that is down: the call takes effect at the home and says
+    /// which component did not answer.
+    #[test]
+    fn a_peer_that_does_not_answer_is_named() {
+        let mut home = Monitor::new(1, &[2], frames(8), 8);
+        let mut rack = Rack(BTreeMap::new());
+        home.handle(&req(OP_NEW, 7, 0x40_0000, 0, 0, 0), &mut rack);
+        let rw = PROT_READ | PROT_WRITE;
+        let first = home.handle(
+            &req(OP_MMAP, 7, VREGION_SIZE, 4096, rw, FLAG_FIXED),
+            &mut rack,
+        );
+        assert_eq!(status_value(&first).0, OK);
+        let second = home.handle(
+            &req(OP_MMAP, 7, 2 * VREGION_SIZE, 4096, rw, FLAG_FIXED),
+            &mut rack,
+        );
+        assert_eq!(status_value(&second), (PEER_FAILED, 2));
+        assert_eq!(home.stats().peer_failures, 1);
+        // Garbage claiming to come from a home gets an error, not a crash.
+        let mut sync = req(OP_SYNC, 7, 0x1000, 4096, 0, FLAG_FROM_HOME);
+        sync[24..32].copy_from_slice(&5u64.to_le_bytes());
+        assert_eq!(status_value(&solo(&mut home, &sync)).0, BAD_REQUEST);
     }
 }

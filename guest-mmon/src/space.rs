@@ -237,6 +237,50 @@ impl AddressSpace {
             .collect()
     }
 
+    /// The VMAs in [start, end), clipped to it, in address order.
+    pub fn clipped(&self, start: u64, end: u64) -> Vec<Vma> {
+        self.vmas
+            .range(..end)
+            .map(|(_, v)| *v)
+            .filter(|v| v.end > start)
+            .map(|v| Vma {
+                start: v.start.max(start),
+                end: v.end.min(end),
+                prot: v.prot,
+            })
+            .collect()
+    }
+
+    /// Makes the VMAs in [start, end) exactly `vmas` (each is clipped to
+    /// the range; empty ones are skipped). A vRegion's owner applies its
+    /// home's changes with this. Returns the parts of the range left
+    /// unmapped, whose frames the caller frees.
+    pub fn replace(&mut self, start: u64, end: u64, vmas: &[Vma]) -> Vec<Range> {
+        self.cut(start, end);
+        let mut gaps = Vec::new();
+        let mut at = start;
+        for v in vmas {
+            let (a, b) = (v.start.max(at), v.end.min(end));
+            if a >= b || v.prot & !PROT_ALL != 0 {
+                continue;
+            }
+            if a > at {
+                gaps.push((at, a));
+            }
+            self.insert(a, b, v.prot);
+            at = b;
+        }
+        if at < end {
+            gaps.push((at, end));
+        }
+        gaps
+    }
+
+    /// Whether the space has no VMA at all.
+    pub fn is_empty(&self) -> bool {
+        self.vmas.is_empty()
+    }
+
     /// mprotect: the whole range must be mapped (ENOMEM otherwise).
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: u32) -> Result<(), MemError> {
         if addr % PAGE != 0 || prot & !PROT_ALL != 0 {

@@ -177,6 +177,10 @@ pub struct BootInfo {
     /// The guest's TSC frequency in kHz (0 if unknown), for timing.
     pub tsc_khz: u32,
     pub fabric_amount: u64,
+    /// Memory role: the components this one hands vRegions to
+    /// (`--vregion-peers`), the first `vregion_peer_count` entries.
+    pub vregion_peer_count: u32,
+    pub vregion_peers: [u32; crate::memory::MAX_VREGION_PEERS],
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

@@ -29,9 +29,32 @@ pub const OP_MREMAP: u32 = 9;
 pub const OP_EXIT: u32 = 10;
 /// Counters; the reply carries a [`MemStats`].
 pub const OP_STATS: u32 = 11;
+/// From a process's home to the owner of a vRegion: the VMAs in
+/// [`addr`, `addr + len`) are now exactly the `arg` [`VmaEntry`]s that
+/// follow (sorted, inside the range); frames of pages outside them are freed.
+pub const OP_SYNC: u32 = 12;
+/// From a home: which pages of [`addr`, `addr + len`) hold a frame here
+/// (`len` at most [`MAX_PRESENT_LEN`]); the reply carries one bit per page.
+pub const OP_PRESENT: u32 = 13;
 
 pub const FLAG_FIXED: u32 = 1;
 pub const FLAG_MAYMOVE: u32 = 2;
+/// The request comes from the process's home component: on OP_READ and
+/// OP_WRITE the protection is not checked (mremap moving pages between
+/// owners), and OP_EXIT frees only this owner's part.
+pub const FLAG_FROM_HOME: u32 = 4;
+
+/// A process's address space is cut into vRegions of this size; each is
+/// owned by exactly one memory component, which holds its pages.
+pub const VREGION_SHIFT: u32 = 30;
+pub const VREGION_SIZE: u64 = 1 << VREGION_SHIFT;
+/// Most VMAs one OP_SYNC carries, so it fits a guest's fabric buffer
+/// (8 KiB of payload); a home splits longer lists.
+pub const MAX_SYNC_ENTRIES: usize = 256;
+/// Most bytes of address space one OP_PRESENT asks about (a 4 KiB bitmap).
+pub const MAX_PRESENT_LEN: u64 = 32768 * PAGE as u64;
+/// Most memory components a home hands vRegions to (`--vregion-peers`).
+pub const MAX_VREGION_PEERS: usize = 15;
 
 /// [`MemReply::status`] values: 0, or the errno Linux would give, or ours.
 pub const OK: u32 = 0;
@@ -45,6 +68,12 @@ pub const EINVAL: u32 = 22;
 pub const OUT_OF_FRAMES: u32 = 1000;
 /// The request could not be parsed.
 pub const BAD_REQUEST: u32 = 1001;
+/// A page request sent to a process's home for a vRegion another memory
+/// component owns; `value` is that component's id. Ask it instead.
+pub const NOT_OWNER: u32 = 1002;
+/// The home could not reach the owner of a vRegion the call touched;
+/// `value` is that component's id. The call took effect at the home.
+pub const PEER_FAILED: u32 = 1003;
 
 #[repr(C)]
 #[derive(
@@ -84,7 +113,31 @@ pub struct MemStats {
     /// Bytes of this component's heap still free (page table and VMAs
     /// grow into it), for measuring their overhead.
     pub heap_free: u64,
+    /// vRegions of the processes homed here that other components own.
+    pub vregions_handed_out: u64,
+    /// Processes homed elsewhere that this component holds vRegions for.
+    pub guests: u64,
+    /// Calls to other memory components that got no answer.
+    pub peer_failures: u64,
+}
+
+/// One VMA in an [`OP_SYNC`].
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct VmaEntry {
+    pub start: u64,
+    pub end: u64,
+    pub prot: u32,
+    pub _pad: u32,
+}
+
+/// The vRegion holding `addr`.
+pub const fn vregion(addr: u64) -> u64 {
+    addr >> VREGION_SHIFT
 }
 
 pub const REQUEST_LEN: usize = core::mem::size_of::<MemRequest>();
 pub const REPLY_LEN: usize = core::mem::size_of::<MemReply>();
+pub const VMA_ENTRY_LEN: usize = core::mem::size_of::<VmaEntry>();

@@ -104,6 +104,12 @@ pub struct Args {
     #[arg(long, value_name = "ID=ADDR", requires = "id")]
     pub peer: Vec<String>,
 
+    /// Memory role: the memory components (their ids, each also given with
+    /// --peer) that this one hands vRegions of the processes homed here to,
+    /// e.g. --vregion-peers 2,3. Without it, the home keeps every vRegion.
+    #[arg(long, value_name = "ID,ID..", value_delimiter = ',', requires = "id")]
+    pub vregion_peers: Vec<u32>,
+
     /// Where same-host peers (`--peer ID=shm`) keep their shared-memory
     /// rings; every component of one rack on a host must use the same one.
     #[arg(long, value_name = "DIR", default_value = "/dev/shm/lego")]

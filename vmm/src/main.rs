@@ -72,6 +72,49 @@ fn image_path(args: &Args) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// `--vregion-peers`: memory components only, each a known peer, at most
+/// [`MAX_VREGION_PEERS`](lego_proto::memory::MAX_VREGION_PEERS), no repeats.
+fn check_vregion_peers<A>(
+    args: &Args,
+    id: u32,
+    peers: &std::collections::HashMap<u32, A>,
+) -> Result<()> {
+    let bad = |why: String| VmmError::BadOption {
+        option: "--vregion-peers",
+        why,
+    };
+    let list = &args.vregion_peers;
+    if list.is_empty() {
+        return Ok(());
+    }
+    if args.role.role() != lego_proto::boot::Role::Memory {
+        return Err(bad("only a memory component hands out vRegions".into()));
+    }
+    if list.len() > lego_proto::memory::MAX_VREGION_PEERS {
+        return Err(bad(format!(
+            "{} components given; at most {} are supported",
+            list.len(),
+            lego_proto::memory::MAX_VREGION_PEERS
+        )));
+    }
+    for (i, p) in list.iter().enumerate() {
+        if *p == id {
+            return Err(bad(format!(
+                "{p} is this component itself; it always owns a process's first vRegion"
+            )));
+        }
+        if !peers.contains_key(p) {
+            return Err(bad(format!(
+                "component {p} has no address; add --peer {p}=ADDR"
+            )));
+        }
+        if list[..i].contains(p) {
+            return Err(bad(format!("component {p} is given twice")));
+        }
+    }
+    Ok(())
+}
+
 fn run(args: &Args, start: Instant) -> Result<i32> {
     let mode = if args.guest_test.is_some() {
         Mode::Test
@@ -116,6 +159,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     });
                 }
             }
+            check_vregion_peers(args, id, &peers)?;
             Some(fabric::Config {
                 id,
                 listen: args.listen.clone(),
@@ -142,6 +186,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         selftest_iterations: args.self_test_iterations,
         fabric,
         fabric_test,
+        vregion_peers: args.vregion_peers.clone(),
     };
     let vm = vm::build(&mut cfg)?;
     if let Some(f) = &vm.shared.fabric {

@@ -26,6 +26,8 @@ pub struct Config {
     pub selftest_iterations: u64,
     pub fabric: Option<crate::fabric::Config>,
     pub fabric_test: Option<(lego_proto::boot::FabricTest, u32, u64)>,
+    /// Checked by the command line: at most MAX_VREGION_PEERS.
+    pub vregion_peers: Vec<u32>,
 }
 
 pub struct Vm {
@@ -63,7 +65,12 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         fabric_peer: cfg.fabric_test.map_or(0, |t| t.1),
         tsc_khz: 0,
         fabric_amount: cfg.fabric_test.map_or(0, |t| t.2),
+        ..Default::default()
     };
+    for (slot, peer) in info.vregion_peers.iter_mut().zip(&cfg.vregion_peers) {
+        *slot = *peer;
+        info.vregion_peer_count += 1;
+    }
     boot::write_idt(&ram, image.isr_table)?;
     let cpuid = kvm_fd
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)

@@ -1,0 +1,262 @@
+//! The owner side of the memory monitor: the pages of the vRegions this
+//! component owns, for every process that has one here, whether the
+//! process's home is this component or another. Page requests are checked
+//! against the VMAs the home last synced for those vRegions.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use lego_proto::memory::*;
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::frames::{FrameStore, Frames, OutOfFrames, Pid};
+use crate::space::{AddressSpace, MemError, Vma};
+
+/// The user part of a process's address space (x86-64, 47 bits).
+pub const USER_LOW: u64 = 0x1000;
+pub const USER_HIGH: u64 = 0x7fff_ffff_f000;
+
+pub struct Owner<S: FrameStore> {
+    pub(crate) store: S,
+    pub(crate) frames: Frames,
+    /// Per process: the VMAs of the vRegions this component owns (a copy of
+    /// its home's, for those vRegions only).
+    spaces: BTreeMap<Pid, AddressSpace>,
+    pub(crate) zero_fills: u64,
+}
+
+pub(crate) fn status(e: MemError) -> u32 {
+    match e {
+        MemError::Invalid => EINVAL,
+        MemError::NoMemory => ENOMEM,
+        MemError::NotMapped => EFAULT,
+        MemError::Permission => EACCES,
+    }
+}
+
+/// A reply: its head, and a page or other bytes after it.
+pub fn reply(status: u32, value: u64, tail: Option<&[u8]>) -> Vec<u8> {
+    let head = MemReply {
+        status,
+        _pad: 0,
+        value,
+    };
+    let mut out = Vec::with_capacity(REPLY_LEN + tail.map_or(0, |p| p.len()));
+    out.extend_from_slice(head.as_bytes());
+    if let Some(p) = tail {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+impl<S: FrameStore> Owner<S> {
+    pub fn new(store: S, frames: u32) -> Owner<S> {
+        Owner {
+            store,
+            frames: Frames::new(frames),
+            spaces: BTreeMap::new(),
+            zero_fills: 0,
+        }
+    }
+
+    pub fn frames(&self) -> &Frames {
+        &self.frames
+    }
+
+    /// Whether this component holds anything for `pid`.
+    pub fn knows(&self, pid: Pid) -> bool {
+        self.spaces.contains_key(&pid)
+    }
+
+    /// The processes this component holds pages or VMAs for.
+    pub fn processes(&self) -> impl Iterator<Item = Pid> + '_ {
+        self.spaces.keys().copied()
+    }
+
+    /// Starts holding pages for `pid` (its home is here).
+    pub fn adopt(&mut self, pid: Pid) {
+        self.spaces
+            .entry(pid)
+            .or_insert_with(|| AddressSpace::new(USER_LOW, USER_HIGH, USER_HIGH));
+    }
+
+    /// Makes pid's VMAs in [start, end) exactly `vmas`, freeing the frames
+    /// of pages no longer mapped. Returns the frames freed.
+    pub fn sync(&mut self, pid: Pid, start: u64, end: u64, vmas: &[Vma]) -> u64 {
+        self.adopt(pid);
+        let Some(space) = self.spaces.get_mut(&pid) else {
+            return 0;
+        };
+        let gaps = space.replace(start, end, vmas);
+        gaps.into_iter()
+            .map(|(a, b)| self.frames.release(pid, a, b))
+            .sum()
+    }
+
+    /// Moves pid's pages in [from, from + len) to `to` (mremap within this
+    /// component); the caller syncs the VMAs.
+    pub fn relocate(&mut self, pid: Pid, from: u64, to: u64, len: u64) {
+        self.frames.relocate(pid, from, to, len);
+    }
+
+    /// Frees everything pid had here. The frames freed.
+    pub fn exit(&mut self, pid: Pid) -> u64 {
+        self.spaces.remove(&pid);
+        self.frames.release_process(pid)
+    }
+
+    /// Which pages of [start, start + len) hold a frame: one bit per page.
+    pub fn present(&self, pid: Pid, start: u64, len: u64) -> Vec<u8> {
+        let pages = len.div_ceil(crate::PAGE);
+        let mut bits = alloc::vec![0u8; pages.div_ceil(8) as usize];
+        for i in 0..pages {
+            if self.frames.lookup(pid, start / crate::PAGE + i).is_some() {
+                bits[(i / 8) as usize] |= 1 << (i % 8);
+            }
+        }
+        bits
+    }
+
+    /// The frame behind (pid, addr) for an access, after the VMA check
+    /// (`write`), or with only the mapping checked (`None`: from the home).
+    fn frame_for(&mut self, pid: Pid, addr: u64, write: Option<bool>) -> Result<u32, u32> {
+        let space = self.spaces.get(&pid).ok_or(ESRCH)?;
+        match write {
+            Some(w) => space.check(addr, w).map(|_| ()).map_err(status)?,
+            None => space.find(addr).map(|_| ()).ok_or(EFAULT)?,
+        }
+        let vpage = addr / crate::PAGE;
+        let fresh = self.frames.lookup(pid, vpage).is_none();
+        let f = self
+            .frames
+            .touch(pid, vpage, &mut self.store)
+            .map_err(|OutOfFrames| OUT_OF_FRAMES)?;
+        if fresh {
+            self.zero_fills += 1;
+        }
+        Ok(f)
+    }
+
+    fn read_page(&mut self, pid: Pid, addr: u64, write: Option<bool>) -> Vec<u8> {
+        match self.frame_for(pid, addr, write) {
+            Ok(f) => {
+                let mut page = [0u8; PAGE];
+                self.store.read(f, &mut page);
+                reply(OK, 0, Some(&page))
+            }
+            Err(s) => reply(s, 0, None),
+        }
+    }
+
+    fn write_page(&mut self, pid: Pid, addr: u64, write: Option<bool>, page: &[u8; PAGE]) -> u32 {
+        match self.frame_for(pid, addr, write) {
+            Ok(f) => {
+                self.store.write(f, page);
+                OK
+            }
+            Err(s) => s,
+        }
+    }
+
+    /// Serves a page request or one from a home (OP_SYNC, OP_PRESENT,
+    /// OP_EXIT with FLAG_FROM_HOME). `rest` is what followed the request.
+    pub fn serve(&mut self, r: &MemRequest, rest: &[u8]) -> Vec<u8> {
+        let from_home = r.flags & FLAG_FROM_HOME != 0;
+        // From the home, the mapping is checked but not the protection.
+        let access = |write: bool| (!from_home).then_some(write);
+        let page = rest.first_chunk::<PAGE>();
+        match r.op {
+            OP_READ => self.read_page(r.pid, r.addr, access(false)),
+            OP_WRITE => match page {
+                Some(p) => reply(self.write_page(r.pid, r.addr, access(true), p), 0, None),
+                None => reply(BAD_REQUEST, 0, None),
+            },
+            OP_READ_WRITE => {
+                let Some(p) = page else {
+                    return reply(BAD_REQUEST, 0, None);
+                };
+                // The write-back first: the read may be of the same page.
+                match self.write_page(r.pid, r.arg, access(true), p) {
+                    OK => self.read_page(r.pid, r.addr, access(false)),
+                    s => reply(s, 0, None),
+                }
+            }
+            OP_SYNC if from_home => match sync_range(r) {
+                Some((start, end)) => {
+                    let Some(vmas) = decode_entries(rest, r.arg) else {
+                        return reply(BAD_REQUEST, 0, None);
+                    };
+                    let freed = self.sync(r.pid, start, end, &vmas);
+                    reply(OK, freed, None)
+                }
+                None => reply(BAD_REQUEST, 0, None),
+            },
+            OP_PRESENT if from_home => {
+                if r.len == 0 || r.len > MAX_PRESENT_LEN || r.addr.checked_add(r.len).is_none() {
+                    return reply(BAD_REQUEST, 0, None);
+                }
+                let bits = self.present(r.pid, r.addr, r.len);
+                reply(OK, 0, Some(&bits))
+            }
+            OP_EXIT if from_home => {
+                if !self.knows(r.pid) && self.frames.used_by(r.pid) == 0 {
+                    return reply(ESRCH, 0, None);
+                }
+                reply(OK, self.exit(r.pid), None)
+            }
+            _ => reply(BAD_REQUEST, 0, None),
+        }
+    }
+}
+
+/// An OP_SYNC's range, if it is page-aligned and inside user space.
+fn sync_range(r: &MemRequest) -> Option<(u64, u64)> {
+    let end = r.addr.checked_add(r.len)?;
+    let aligned = r.addr % crate::PAGE == 0 && r.len % crate::PAGE == 0;
+    (aligned && r.len > 0 && r.addr >= USER_LOW && end <= USER_HIGH).then_some((r.addr, end))
+}
+
+/// `count` VMA entries from `bytes`; None if they are not all there.
+fn decode_entries(bytes: &[u8], count: u64) -> Option<Vec<Vma>> {
+    if count > MAX_SYNC_ENTRIES as u64 {
+        return None;
+    }
+    let n = count as usize;
+    let body = bytes.get(..n * VMA_ENTRY_LEN)?;
+    body.chunks_exact(VMA_ENTRY_LEN)
+        .map(|c| {
+            let e = VmaEntry::read_from_bytes(c).ok()?;
+            let aligned = e.start % crate::PAGE == 0 && e.end % crate::PAGE == 0;
+            (aligned && e.start < e.end).then_some(Vma {
+                start: e.start,
+                end: e.end,
+                prot: e.prot,
+            })
+        })
+        .collect()
+}
+
+/// The bytes of an OP_SYNC for pid's [start, end) carrying `vmas`.
+pub fn encode_sync(pid: Pid, start: u64, end: u64, vmas: &[Vma]) -> Vec<u8> {
+    let head = MemRequest {
+        op: OP_SYNC,
+        pid,
+        addr: start,
+        len: end - start,
+        arg: vmas.len() as u64,
+        prot: 0,
+        flags: FLAG_FROM_HOME,
+    };
+    let mut out = Vec::with_capacity(REQUEST_LEN + vmas.len() * VMA_ENTRY_LEN);
+    out.extend_from_slice(head.as_bytes());
+    for v in vmas {
+        let e = VmaEntry {
+            start: v.start,
+            end: v.end,
+            prot: v.prot,
+            _pad: 0,
+        };
+        out.extend_from_slice(e.as_bytes());
+    }
+    out
+}
