@@ -12,9 +12,10 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::frames::{FrameStore, Frames, OutOfFrames, Pid};
 use crate::space::{AddressSpace, MemError, Vma};
 
-/// The user part of a process's address space (x86-64, 47 bits).
-pub const USER_LOW: u64 = 0x1000;
-pub const USER_HIGH: u64 = 0x7fff_ffff_f000;
+/// The user part of a process's address space: what a processor's
+/// process window can map (`lego_proto::process`).
+pub const USER_LOW: u64 = lego_proto::process::USER_LOW;
+pub const USER_HIGH: u64 = lego_proto::process::USER_TOP;
 
 pub struct Owner<S: FrameStore> {
     pub(crate) store: S,
@@ -166,7 +167,7 @@ impl<S: FrameStore> Owner<S> {
         let access = |write: bool| (!from_home).then_some(write);
         let page = rest.first_chunk::<PAGE>();
         match r.op {
-            OP_READ => self.read_page(r.pid, r.addr, access(false)),
+            OP_READ => self.read_page(r.pid, r.addr, access(r.flags & FLAG_FOR_WRITE != 0)),
             OP_WRITE => match page {
                 Some(p) => reply(self.write_page(r.pid, r.addr, access(true), p), 0, None),
                 None => reply(BAD_REQUEST, 0, None),
@@ -177,7 +178,7 @@ impl<S: FrameStore> Owner<S> {
                 };
                 // The write-back first: the read may be of the same page.
                 match self.write_page(r.pid, r.arg, access(true), p) {
-                    OK => self.read_page(r.pid, r.addr, access(false)),
+                    OK => self.read_page(r.pid, r.addr, access(r.flags & FLAG_FOR_WRITE != 0)),
                     s => reply(s, 0, None),
                 }
             }

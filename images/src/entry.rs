@@ -69,7 +69,7 @@ extern "C" fn image_entry(boot: *const BootInfo, cpu: u32) -> ! {
             Some(test) => testfail::run(test),
             None => boot_mismatch(format_args!("unknown guest test {}", boot.test)),
         },
-        m if m == Mode::Serve as u32 => {
+        m if m == Mode::Serve as u32 || m == Mode::Workload as u32 => {
             println!(
                 "{} monitor booted: {} MiB RAM, {} vCPU(s)",
                 role.name(),

@@ -120,6 +120,8 @@ pub enum Mode {
     Test = 2,
     /// Run a fabric exercise against a peer, report, exit.
     FabricTest = 3,
+    /// Processor: run the built-in workload as a process, report, exit.
+    Workload = 4,
 }
 
 /// Deliberate failures a test can ask the guest for (`Mode::Test`).
@@ -181,6 +183,14 @@ pub struct BootInfo {
     /// (`--vregion-peers`), the first `vregion_peer_count` entries.
     pub vregion_peer_count: u32,
     pub vregion_peers: [u32; crate::memory::MAX_VREGION_PEERS],
+    /// Processor, `Mode::Workload`: the [`Workload`](crate::process::Workload),
+    /// its size in bytes, its process id and home memory component, and
+    /// the ExCache's size in pages (to tell which misses evict).
+    pub workload: u32,
+    pub workload_pid: u32,
+    pub workload_bytes: u64,
+    pub workload_home: u32,
+    pub excache_pages: u32,
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

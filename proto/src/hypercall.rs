@@ -45,6 +45,12 @@ pub const PORT_FABRIC_WAIT: u16 = 0x60a;
 
 /// Does nothing: one VM exit, for measuring what an exit costs.
 pub const PORT_NOP: u16 = 0x60b;
+/// A process starts in a window slot: the address of a
+/// [`ProcessStart`](crate::process::ProcessStart).
+pub const PORT_PROCESS_START: u16 = 0x60c;
+/// The built-in workload finished: the address of a
+/// [`WorkloadReport`](crate::process::WorkloadReport).
+pub const PORT_WORKLOAD_DONE: u16 = 0x60d;
 
 /// Virtqueue size of both fabric queues.
 pub const FABRIC_QUEUE_SIZE: u16 = 64;

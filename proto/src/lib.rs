@@ -14,4 +14,5 @@ pub mod frame;
 pub mod hypercall;
 pub mod memory;
 pub mod pattern;
+pub mod process;
 pub mod selftest;

@@ -43,6 +43,9 @@ pub const FLAG_MAYMOVE: u32 = 2;
 /// OP_WRITE the protection is not checked (mremap moving pages between
 /// owners), and OP_EXIT frees only this owner's part.
 pub const FLAG_FROM_HOME: u32 = 4;
+/// On OP_READ and OP_READ_WRITE: the page is read for writing (an ExCache write miss), so
+/// the mapping must allow writes (EACCES otherwise).
+pub const FLAG_FOR_WRITE: u32 = 8;
 
 /// A process's address space is cut into vRegions of this size; each is
 /// owned by exactly one memory component, which holds its pages.

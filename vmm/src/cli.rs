@@ -100,9 +100,30 @@ pub struct Args {
 
     /// A peer component and its address: --peer 2=127.0.0.1:7002 for TCP,
     /// --peer 2=shm for a component on this host, --peer 2=rdma:HOST:PORT
-    /// for RDMA (its --rdma-listen address). Repeat for each peer.
-    #[arg(long, value_name = "ID=ADDR", requires = "id")]
+    /// for RDMA (its --rdma-listen address). Repeat for each peer. Without
+    /// --id, a component that only calls out gets an id of its own.
+    #[arg(long, value_name = "ID=ADDR")]
     pub peer: Vec<String>,
+
+    /// Processor: the ExCache, the only memory its processes have (e.g.
+    /// 16M); each page is fetched from a memory component on first touch.
+    #[arg(long, value_name = "SIZE")]
+    pub excache: Option<String>,
+
+    /// Processor: which cached page to evict when the ExCache is full.
+    #[arg(long, value_enum, default_value = "fifo", value_name = "POLICY")]
+    pub excache_policy: crate::excache::policy::Policy,
+
+    /// Processor: run a built-in workload as a process instead of serving,
+    /// print one line and exit: pattern:SIZE writes a pseudo-random pattern
+    /// over SIZE bytes and verifies it (e.g. pattern:64M). Needs --excache.
+    #[arg(long, value_name = "KIND:SIZE", requires = "excache")]
+    pub run_workload: Option<String>,
+
+    /// Processor: the memory component that is home to the workload's
+    /// process (default: the lowest-numbered --peer).
+    #[arg(long, value_name = "ID")]
+    pub memory: Option<u32>,
 
     /// Memory role: the memory components (their ids, each also given with
     /// --peer) that this one hands vRegions of the processes homed here to,
@@ -174,6 +195,55 @@ pub fn parse_mem(text: &str) -> Result<u64> {
         )));
     }
     Ok(bytes)
+}
+
+/// A validated `--run-workload`: the workload and its size in bytes.
+pub fn parse_workload(text: &str) -> Result<(lego_proto::process::Workload, u64)> {
+    use lego_proto::process::Workload;
+    let bad = |why: String| VmmError::BadOption {
+        option: "--run-workload",
+        why,
+    };
+    let (kind, size) = text.split_once(':').ok_or_else(|| {
+        bad(format!(
+            "'{text}' is not KIND:SIZE; write it like pattern:64M"
+        ))
+    })?;
+    let kind = match kind {
+        "pattern" => Workload::Pattern,
+        "outside" => Workload::Outside,
+        other => {
+            return Err(bad(format!(
+                "'{other}' is no workload; the one there is: pattern"
+            )))
+        }
+    };
+    let bytes = parse_size::Config::new()
+        .with_binary()
+        .parse_size(size)
+        .map_err(|e| bad(format!("'{size}' is not a size ({e})")))?;
+    if bytes < 4096 || bytes > 1 << 40 {
+        return Err(bad(format!("'{size}' must be between 4K and 1T")));
+    }
+    Ok((kind, bytes.div_ceil(4096) * 4096))
+}
+
+/// A validated `--excache`, in pages.
+pub fn parse_excache(text: &str) -> Result<u32> {
+    let bad = |why: String| VmmError::BadOption {
+        option: "--excache",
+        why,
+    };
+    let bytes = parse_size::Config::new()
+        .with_binary()
+        .parse_size(text)
+        .map_err(|e| bad(format!("'{text}' is not a size ({e}); write it like 16M")))?;
+    if bytes < 4096 * 4 || bytes % 4096 != 0 || bytes / 4096 > u32::MAX as u64 {
+        return Err(bad(format!(
+            "'{text}' must be a multiple of 4K and at least 16K"
+        )));
+    }
+    Ok((bytes / 4096) as u32)
 }
 
 pub fn check_vcpus(n: u32) -> Result<u32> {

@@ -8,6 +8,7 @@ mod boot;
 mod cli;
 mod debug;
 mod error;
+mod excache;
 mod fabric;
 mod gdb;
 mod hypervisor;
@@ -33,6 +34,10 @@ use crate::cli::Args;
 use crate::error::{Result, VmmError};
 use crate::vcpu::{Event, VcpuThread};
 
+/// The ExCache, whose counters are logged when the process ends.
+static EXCACHE: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<excache::ExCache>>> =
+    std::sync::OnceLock::new();
+
 /// The fabric's counters, logged when the process ends.
 static FABRIC_STATS: std::sync::OnceLock<std::sync::Arc<fabric::Stats>> =
     std::sync::OnceLock::new();
@@ -49,6 +54,11 @@ fn main() {
     let result = run(&args, start);
     if let Some(stats) = FABRIC_STATS.get() {
         log::info!("{}", stats.summary());
+    }
+    if let Some(cache) = EXCACHE.get() {
+        if let Ok(c) = cache.lock() {
+            eprintln!("lego-vmm: {}", c.summary());
+        }
     }
     let code = match result {
         Ok(code) => code,
@@ -115,8 +125,14 @@ fn check_vregion_peers<A>(
     Ok(())
 }
 
+fn cfg_home(shared: &vcpu::Shared) -> u32 {
+    shared.workload_home
+}
+
 fn run(args: &Args, start: Instant) -> Result<i32> {
-    let mode = if args.guest_test.is_some() {
+    let mode = if args.run_workload.is_some() {
+        Mode::Workload
+    } else if args.guest_test.is_some() {
         Mode::Test
     } else if args.fabric_test.is_some() {
         Mode::FabricTest
@@ -131,7 +147,12 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             why: "must be at least 1".into(),
         });
     }
-    let fabric = match args.id {
+    // A component that only calls out (a processor running a workload)
+    // needs an id of its own; one unlikely to clash with a rack's.
+    let id = args.id.or_else(|| {
+        (!args.peer.is_empty()).then(|| 0x4000_0000 | (std::process::id() & 0x3fff_ffff))
+    });
+    let fabric = match id {
         None => None,
         Some(0) => {
             return Err(VmmError::BadOption {
@@ -175,6 +196,41 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         .as_deref()
         .map(cli::parse_fabric_test)
         .transpose()?;
+    let workload = args
+        .run_workload
+        .as_deref()
+        .map(cli::parse_workload)
+        .transpose()?;
+    let excache = args
+        .excache
+        .as_deref()
+        .map(cli::parse_excache)
+        .transpose()?;
+    if excache.is_some() && args.role.role() != lego_proto::boot::Role::Processor {
+        return Err(VmmError::BadOption {
+            option: "--excache",
+            why: "only a processor component has an ExCache".into(),
+        });
+    }
+    let home = match (&workload, &fabric) {
+        (None, _) => 0,
+        (Some(_), None) => {
+            return Err(VmmError::BadOption {
+                option: "--run-workload",
+                why: "the workload's memory lives in a memory component: add --peer ID=ADDR".into(),
+            })
+        }
+        (Some(_), Some(f)) => match args.memory {
+            Some(m) if f.peers.contains_key(&m) => m,
+            Some(m) => {
+                return Err(VmmError::BadOption {
+                    option: "--memory",
+                    why: format!("component {m} has no address; add --peer {m}=ADDR"),
+                })
+            }
+            None => f.peers.keys().copied().min().unwrap_or(0),
+        },
+    };
     let mut cfg = vm::Config {
         role: args.role.role(),
         image: image_path(args),
@@ -187,10 +243,20 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         fabric,
         fabric_test,
         vregion_peers: args.vregion_peers.clone(),
+        excache: excache.map(|pages| (pages, args.excache_policy)),
+        workload: workload.map(|(kind, bytes)| vm::WorkloadConfig {
+            kind,
+            bytes,
+            home,
+            pid: std::process::id(),
+        }),
     };
     let vm = vm::build(&mut cfg)?;
     if let Some(f) = &vm.shared.fabric {
         let _ = FABRIC_STATS.set(f.stats.clone());
+    }
+    if let Some(c) = &vm.shared.excache {
+        let _ = EXCACHE.set(c.clone());
     }
     let shared = vm.shared.clone();
 
@@ -328,6 +394,65 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     )));
                 }
                 log::debug!("vCPU {cpu} halted");
+            }
+            Event::WorkloadDone(report) => {
+                gdb_sees_end();
+                let khz = shared.tsc_khz.max(1) as f64;
+                let us = |cycles: u64| cycles as f64 * 1000.0 / khz;
+                let stats = shared.excache.as_ref().and_then(|c| {
+                    c.lock().ok().map(|c| {
+                        (
+                            c.stats.misses,
+                            c.stats.evictions,
+                            c.stats.writebacks,
+                            c.stats.miss_us(0.5),
+                        )
+                    })
+                });
+                let (misses, evictions, writebacks, p50) = stats.unwrap_or_default();
+                use lego_proto::process::*;
+                match report.status {
+                    WORKLOAD_OK => {
+                        println!(
+                            "workload ok bytes={} misses={misses} evictions={evictions} writebacks={writebacks} miss_p50_us={p50:.0}",
+                            report.bytes
+                        );
+                        let names = ["write miss", "write miss + dirty eviction", "read miss + dirty eviction", "read miss + clean eviction"];
+                        for (i, name) in names.iter().enumerate() {
+                            if report.samples[i] > 0 {
+                                log::info!(
+                                    "guest-timed {name}: p50 {:.1} us, p99 {:.1} us ({} pages)",
+                                    us(report.p50[i]),
+                                    us(report.p99[i]),
+                                    report.samples[i]
+                                );
+                            }
+                        }
+                        log::info!("workload ran {:.1} ms in the guest", us(report.cycles) / 1000.0);
+                        return Ok(0);
+                    }
+                    WORKLOAD_WRONG_DATA => {
+                        return Err(VmmError::Guest(format!(
+                            "the workload read back wrong data: {} of {} words differ, the first at {:#x}. The ExCache or a memory component lost a write",
+                            report.wrong_words,
+                            report.bytes / 8,
+                            report.first_bad
+                        )))
+                    }
+                    WORKLOAD_MEMORY_CALL => {
+                        return Err(VmmError::Guest(format!(
+                            "the workload's memory call to component {} failed: {}",
+                            cfg_home(&shared),
+                            excache::client::status_text(report.mem_status)
+                        )))
+                    }
+                    _ => {
+                        return Err(VmmError::Guest(format!(
+                            "the workload could not start (status {}): the processor has no fabric",
+                            report.status
+                        )))
+                    }
+                }
             }
             Event::Failed(report) => {
                 gdb_sees_end();

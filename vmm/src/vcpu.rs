@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use lego_proto::hypercall::*;
+use lego_proto::process::window_decode;
 use vm_memory::{Bytes, GuestAddress};
 use zerocopy::FromBytes;
 
@@ -32,6 +33,11 @@ pub struct Shared {
     pub symbols: Symbols,
     /// Exits to this process, all vCPUs together.
     pub exits: AtomicU64,
+    /// Processor: the ExCache that serves its processes' memory.
+    pub excache: Option<Arc<std::sync::Mutex<crate::excache::ExCache>>>,
+    pub tsc_khz: u32,
+    /// The workload process's home memory component (for messages).
+    pub workload_home: u32,
 }
 
 /// What a vCPU thread (or the signal thread) tells the main thread.
@@ -58,6 +64,8 @@ pub enum Event {
     },
     /// The guest failed; the text is the whole report.
     Failed(String),
+    /// The built-in workload finished.
+    WorkloadDone(lego_proto::process::WorkloadReport),
     /// The VMM failed.
     Error(VmmError),
     Signal(i32),
@@ -76,6 +84,30 @@ pub struct VcpuThread {
     pub last_frame: Option<u64>,
     /// Where KVM last failed to emulate (a retry there is not retried again).
     pub last_emulation_failure: Option<u64>,
+}
+
+/// A process's access to its window that exited: served by the ExCache,
+/// or the sentence that stops the process.
+fn process_access(
+    shared: &Shared,
+    gpa: u64,
+    access: crate::excache::Access<'_>,
+) -> Result<(), String> {
+    let Some(cache) = &shared.excache else {
+        return Err(format!(
+            "a process touched guest-physical {gpa:#x}, in the process window, but this processor has no ExCache (start it with --excache SIZE)"
+        ));
+    };
+    let mut cache = cache
+        .lock()
+        .map_err(|_| "the ExCache lock is poisoned".to_owned())?;
+    cache.access(gpa, access).map_err(|f| {
+        if f.is_segv() {
+            format!("{f}.\nThe process got SIGSEGV and was stopped.")
+        } else {
+            format!("{f}.\nThe process was stopped: its memory cannot be reached.")
+        }
+    })
 }
 
 /// Where a vCPU is relative to the guest's debug handler.
@@ -139,6 +171,18 @@ impl VcpuThread {
                 Ok(VcpuExit::Shutdown) => self.fail_with_state(
                     "triple-faulted (an exception occurred while the CPU could not deliver another; KVM_EXIT_SHUTDOWN), so the vector is unknown; last state",
                 ),
+                Ok(VcpuExit::MmioRead(addr, data)) if window_decode(addr).is_some() => {
+                    match process_access(&self.shared, addr, crate::excache::Access::Read(data)) {
+                        Ok(()) => Next::Continue,
+                        Err(text) => self.fail(text),
+                    }
+                }
+                Ok(VcpuExit::MmioWrite(addr, data)) if window_decode(addr).is_some() => {
+                    match process_access(&self.shared, addr, crate::excache::Access::Write(data)) {
+                        Ok(()) => Next::Continue,
+                        Err(text) => self.fail(text),
+                    }
+                }
                 Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
                     let what = format!(
                         "accessed guest-physical address {addr:#x}, which is neither RAM (--mem is {:#x} bytes) nor a device",
@@ -609,6 +653,32 @@ impl VcpuThread {
                     .map_err(|_| "passed a fabric setup outside guest RAM".to_owned())?;
             }
             PORT_NOP => {}
+            PORT_PROCESS_START => {
+                let p: lego_proto::process::ProcessStart = self.read_arg("process start", value)?;
+                let status = match &self.shared.excache {
+                    None => 1,
+                    Some(c) => match c.lock() {
+                        Ok(mut c) => match c.set_process(p.slot, p.pid, p.home) {
+                            Ok(()) => 0,
+                            Err(why) => {
+                                log::warn!("excache: process {} in slot {}: {why}", p.pid, p.slot);
+                                2
+                            }
+                        },
+                        Err(_) => 3,
+                    },
+                };
+                self.shared
+                    .ram
+                    .write_obj(status, GuestAddress(value as u64 + 12))
+                    .map_err(|_| "passed a process start outside guest RAM".to_owned())?;
+            }
+            PORT_WORKLOAD_DONE => {
+                let r: lego_proto::process::WorkloadReport =
+                    self.read_arg("workload report", value)?;
+                self.send(Event::WorkloadDone(r));
+                return Ok(Next::Stop);
+            }
             PORT_FABRIC_KICK => {
                 if let Some(fabric) = &self.shared.fabric {
                     fabric.kick();

@@ -28,13 +28,23 @@ pub struct Config {
     pub fabric_test: Option<(lego_proto::boot::FabricTest, u32, u64)>,
     /// Checked by the command line: at most MAX_VREGION_PEERS.
     pub vregion_peers: Vec<u32>,
+    /// Processor: the ExCache's pages and eviction policy.
+    pub excache: Option<(u32, crate::excache::policy::Policy)>,
+    pub workload: Option<WorkloadConfig>,
+}
+
+pub struct WorkloadConfig {
+    pub kind: lego_proto::process::Workload,
+    pub bytes: u64,
+    pub home: u32,
+    pub pid: u32,
 }
 
 pub struct Vm {
     pub shared: Arc<Shared>,
     pub vcpus: Vec<(VcpuFd, Option<VcpuStats>)>,
     // Kept open for the life of the VM.
-    _vm: VmFd,
+    _vm: Arc<VmFd>,
     _kvm: Kvm,
 }
 
@@ -65,6 +75,11 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         fabric_peer: cfg.fabric_test.map_or(0, |t| t.1),
         tsc_khz: 0,
         fabric_amount: cfg.fabric_test.map_or(0, |t| t.2),
+        workload: cfg.workload.as_ref().map_or(0, |w| w.kind as u32),
+        workload_pid: cfg.workload.as_ref().map_or(0, |w| w.pid),
+        workload_bytes: cfg.workload.as_ref().map_or(0, |w| w.bytes),
+        workload_home: cfg.workload.as_ref().map_or(0, |w| w.home),
+        excache_pages: cfg.excache.map_or(0, |e| e.0),
         ..Default::default()
     };
     for (slot, peer) in info.vregion_peers.iter_mut().zip(&cfg.vregion_peers) {
@@ -76,6 +91,9 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(kvm("report its supported CPUID"))?;
     let fsgsbase = hypervisor::supports_fsgsbase(&cpuid);
+    if let Some(e) = cpuid.as_slice().iter().find(|e| e.function == 0x8000_0008) {
+        log::debug!("guest physical address bits: {}", e.eax & 0xff);
+    }
     let mut vcpus = Vec::with_capacity(cfg.vcpus as usize);
     let mut pvm = false;
     for cpu in 0..cfg.vcpus {
@@ -112,6 +130,24 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         Some(f) => Some(crate::fabric::Fabric::start(f, ram.clone())?),
         None => None,
     };
+    let vm = Arc::new(vm);
+    let excache = match (cfg.excache, &fabric) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(crate::error::VmmError::BadOption {
+                option: "--excache",
+                why: "the ExCache fetches pages from memory components: add --peer ID=ADDR".into(),
+            })
+        }
+        (Some((pages, policy)), Some(f)) => Some(Arc::new(std::sync::Mutex::new(
+            crate::excache::ExCache::new(&kvm_fd, vm.clone(), f.clone(), pages, policy).map_err(
+                |why| crate::error::VmmError::BadOption {
+                    option: "--excache",
+                    why,
+                },
+            )?,
+        ))),
+    };
     let shared = Arc::new(Shared {
         fabric,
         ram,
@@ -122,6 +158,9 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         debug_handler: image.debug_handler,
         symbols: image.symbols,
         exits: AtomicU64::new(0),
+        excache,
+        tsc_khz: info.tsc_khz,
+        workload_home: cfg.workload.as_ref().map_or(0, |w| w.home),
     });
     Ok(Vm {
         shared,

@@ -534,7 +534,10 @@ fn malformed_memory_requests_get_an_error_reply() {
         },
         None,
     );
-    assert_eq!(r.status, BAD_REQUEST, "an unknown operation, whatever the process");
+    assert_eq!(
+        r.status, BAD_REQUEST,
+        "an unknown operation, whatever the process"
+    );
     c.op(1, OP_NEW, 1, 0x40_0000, 0, 0, 0);
     let (r, _) = c.mem(
         1,

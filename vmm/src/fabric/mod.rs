@@ -147,7 +147,19 @@ pub enum Event {
     Kick,
     /// A whole frame from a peer, already checked.
     Inbound(Vec<u8>),
+    /// A request the VMM itself makes (an ExCache miss); its reply goes to
+    /// `reply`, not to the guest.
+    Call {
+        frame: Vec<u8>,
+        reply: Sender<CallReply>,
+    },
 }
+
+/// Request ids of the VMM's own calls have this bit; the guest's never do.
+pub const VMM_REQUEST: u64 = 1 << 63;
+
+/// The payload of the Data reply to a VMM call, or why there is none.
+pub type CallReply = Result<Vec<u8>, String>;
 
 struct Queues {
     tx: Queue,
@@ -162,6 +174,8 @@ pub struct Fabric {
     rx_used: (Mutex<u16>, Condvar),
     events: Sender<Event>,
     pub stats: Arc<Stats>,
+    next_call: AtomicU64,
+    timeout: Duration,
 }
 
 impl Fabric {
@@ -215,6 +229,8 @@ impl Fabric {
             rx_used: (Mutex::new(0), Condvar::new()),
             events,
             stats,
+            next_call: AtomicU64::new(1),
+            timeout: cfg.timeout,
         });
         let device = Device {
             fabric: fabric.clone(),
@@ -222,6 +238,7 @@ impl Fabric {
             inbox,
             pending: VecDeque::new(),
             outstanding: HashMap::new(),
+            calls: HashMap::new(),
             timeout: cfg.timeout,
         };
         std::thread::Builder::new()
@@ -266,6 +283,26 @@ impl Fabric {
         Ok(())
     }
 
+    /// A request from the VMM itself to component `dst`: the payload of
+    /// its Data reply, or a sentence saying why there is none (the peer is
+    /// unreachable or unknown, or did not answer within the fabric timeout).
+    pub fn call(&self, dst: ComponentId, payload: &[u8]) -> CallReply {
+        let id = VMM_REQUEST | self.next_call.fetch_add(1, Ordering::Relaxed);
+        let header = Header::request(Kind::Data, id, self.id, dst, payload.len() as u32);
+        let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
+        frame.extend_from_slice(&header.encode());
+        frame.extend_from_slice(payload);
+        let (reply, answer) = channel();
+        self.events
+            .send(Event::Call { frame, reply })
+            .map_err(|_| "the fabric device thread has stopped".to_owned())?;
+        // The device thread answers every call within the fabric timeout;
+        // this bound only guards against it having died.
+        answer
+            .recv_timeout(self.timeout + Duration::from_secs(5))
+            .map_err(|_| format!("no answer from component {dst}, not even an error"))?
+    }
+
     /// PORT_FABRIC_KICK.
     pub fn kick(&self) {
         let _ = self.events.send(Event::Kick);
@@ -291,6 +328,8 @@ struct Device {
     pending: VecDeque<Vec<u8>>,
     /// Requests sent to peers and not answered yet: (peer, request id) -> deadline.
     outstanding: HashMap<(ComponentId, u64), (Instant, Header)>,
+    /// The VMM's own calls waiting for their replies, by request id.
+    calls: HashMap<u64, Sender<CallReply>>,
     timeout: Duration,
 }
 
@@ -339,6 +378,21 @@ impl Device {
                 }
                 self.for_guest(bytes);
             }
+            Event::Call { frame, reply } => match frame::decode(&frame) {
+                Ok((h, payload, _)) => {
+                    self.calls.insert(h.request_id, reply);
+                    let mut head = [0u8; HEADER_LEN];
+                    head.copy_from_slice(&frame[..HEADER_LEN]);
+                    let out = Outgoing {
+                        header: head,
+                        payload: Payload::Bytes(payload),
+                    };
+                    self.route_frame(h, &out);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(format!("the VMM made a bad frame: {e:?}")));
+                }
+            },
         }
     }
 
@@ -465,6 +519,13 @@ impl Device {
 
     /// Where a frame from the guest goes.
     fn route_frame(&mut self, header: Header, frame: &Outgoing) {
+        if !header.is_reply()
+            && header.request_id & VMM_REQUEST != 0
+            && !self.calls.contains_key(&header.request_id)
+        {
+            self.bad_from_guest("it uses a request id reserved for the VMM");
+            return;
+        }
         if header.src != self.fabric.id {
             self.bad_from_guest(&format!("it claims to come from component {}", header.src));
             return;
@@ -551,6 +612,24 @@ impl Device {
     }
 
     fn for_guest(&mut self, bytes: Vec<u8>) {
+        // Replies to the VMM's own calls go to the VMM.
+        if let Ok(h) = Header::decode(&bytes) {
+            if h.is_reply() && h.request_id & VMM_REQUEST != 0 {
+                if let Some(waiter) = self.calls.remove(&h.request_id) {
+                    let payload = bytes.get(HEADER_LEN..).unwrap_or_default();
+                    let answer = match h.kind {
+                        Kind::Data => Ok(payload.to_vec()),
+                        Kind::Error => Err(match frame::decode_error(payload) {
+                            Some((code, detail)) => format!("{detail} ({code:?})"),
+                            None => "a malformed error reply".to_owned(),
+                        }),
+                        other => Err(format!("a {other:?} reply")),
+                    };
+                    let _ = waiter.send(answer);
+                }
+                return;
+            }
+        }
         if self.pending.len() >= PENDING_LIMIT {
             self.fabric
                 .stats

@@ -1,0 +1,184 @@
+//! The built-in workload: a process with a working set in the memory
+//! components, run through the ExCache. It writes a pseudo-random pattern
+//! over its memory, reads it all back and verifies every word, timing the
+//! first access to each page (each one a miss once the working set is
+//! bigger than the ExCache).
+
+use alloc::vec::Vec;
+
+use lego_image::{cpu, fabric, hypercall, BootInfo};
+use lego_proto::frame::Kind;
+use lego_proto::hypercall::PORT_PROCESS_START;
+use lego_proto::memory::*;
+use lego_proto::process::*;
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::window;
+
+/// Where the workload's program break starts (as a Linux binary's would).
+const BRK_START: u64 = 0x40_0000;
+/// The most pages per latency class whose times are kept.
+const MAX_SAMPLES: usize = 1 << 16;
+
+/// A memory call to the process's home: its value, or a status.
+fn memory_call(home: u32, req: MemRequest) -> Result<u64, u32> {
+    let out = fabric::call(home, Kind::Data, req.as_bytes(), 10_000).map_err(|_| PEER_FAILED)?;
+    let (reply, _) = MemReply::read_from_prefix(&out.payload).map_err(|_| BAD_REQUEST)?;
+    match reply.status {
+        OK => Ok(reply.value),
+        s => Err(s),
+    }
+}
+
+fn set_process(slot: u32, pid: u32, home: u32) -> u32 {
+    let p = ProcessStart {
+        slot,
+        pid,
+        home,
+        status: 0,
+    };
+    hypercall::out(PORT_PROCESS_START, cpu::phys_of(&p) as u32);
+    // SAFETY: the VMM wrote the status during the hypercall.
+    unsafe { core::ptr::read_volatile(&p.status) }
+}
+
+fn percentiles(samples: &mut [u64]) -> (u64, u64) {
+    if samples.is_empty() {
+        return (0, 0);
+    }
+    samples.sort_unstable();
+    let at = |p: usize| samples[(samples.len() - 1) * p / 100];
+    (at(50), at(99))
+}
+
+pub fn run(boot: &BootInfo) -> WorkloadReport {
+    let mut report = WorkloadReport::default();
+    if fabric::init(boot).is_err() {
+        report.status = WORKLOAD_NO_FABRIC;
+        return report;
+    }
+    let (pid, home, bytes) = (boot.workload_pid, boot.workload_home, boot.workload_bytes);
+    let kind = Workload::from_u32(boot.workload).unwrap_or(Workload::Pattern);
+    let fail = |mut r: WorkloadReport, status| {
+        r.status = WORKLOAD_MEMORY_CALL;
+        r.mem_status = status;
+        r
+    };
+    let new = MemRequest {
+        op: OP_NEW,
+        pid,
+        addr: BRK_START,
+        ..Default::default()
+    };
+    if let Err(s) = memory_call(home, new) {
+        return fail(report, s);
+    }
+    let mmap = MemRequest {
+        op: OP_MMAP,
+        pid,
+        len: bytes,
+        prot: 3,
+        ..Default::default()
+    };
+    let base = match memory_call(home, mmap) {
+        Ok(a) => a,
+        Err(s) => return fail(report, s),
+    };
+    let status = set_process(0, pid, home);
+    assert!(status == 0, "the VMM refused the process (status {status})");
+    // One page more than the mapping for the `outside` workload.
+    let extra = if kind == Workload::Outside { 4096 } else { 0 };
+    if let Err(e) = window::map(0, base, bytes + extra) {
+        panic!("cannot map the workload's memory at {base:#x}: {e:?}");
+    }
+    lego_image::println!(
+        "workload: process {pid}, {} MiB at {base:#x}, home memory component {home}",
+        bytes >> 20
+    );
+
+    let pages = bytes / 4096;
+    let cache = boot.excache_pages as u64;
+    let seed = pid as u64;
+    let mut samples: [Vec<u64>; CLASSES] = Default::default();
+    let mut record = |class: usize, cycles: u64| {
+        if samples[class].len() < MAX_SAMPLES {
+            samples[class].push(cycles);
+        }
+    };
+    let start = cpu::rdtsc();
+    for p in 0..pages {
+        let va = base + p * 4096;
+        // SAFETY: [base, base + bytes) is mapped to the window above.
+        let page = unsafe { core::slice::from_raw_parts_mut(va as *mut u64, 512) };
+        let t0 = cpu::rdtsc();
+        // SAFETY: as above; volatile so the timed first touch is this one.
+        unsafe { core::ptr::write_volatile(&mut page[0], pattern_word(seed, va)) };
+        let t1 = cpu::rdtsc();
+        write_page(seed, va, page);
+        let class = if p < cache {
+            CLASS_WRITE_MISS
+        } else {
+            CLASS_WRITE_MISS_DIRTY_EVICT
+        };
+        record(class, t1 - t0);
+    }
+    for p in 0..pages {
+        let va = base + p * 4096;
+        // SAFETY: as above.
+        let page = unsafe { core::slice::from_raw_parts(va as *const u64, 512) };
+        let t0 = cpu::rdtsc();
+        // SAFETY: as above.
+        let first = unsafe { core::ptr::read_volatile(&page[0]) };
+        let t1 = cpu::rdtsc();
+        core::hint::black_box(first);
+        let wrong = check_page(seed, va, page);
+        if wrong > 0 && report.wrong_words == 0 {
+            report.first_bad = va
+                + 8 * page
+                    .iter()
+                    .enumerate()
+                    .position(|(i, w)| *w != pattern_word(seed, va + 8 * i as u64))
+                    .unwrap_or(0) as u64;
+        }
+        report.wrong_words += wrong;
+        // Only a working set bigger than the cache misses on the way back.
+        if pages > cache {
+            let class = if p < cache {
+                CLASS_READ_MISS_DIRTY_EVICT
+            } else {
+                CLASS_READ_MISS
+            };
+            record(class, t1 - t0);
+        }
+    }
+    report.cycles = cpu::rdtsc() - start;
+    report.bytes = bytes;
+    for (i, s) in samples.iter_mut().enumerate() {
+        report.samples[i] = s.len() as u64;
+        (report.p50[i], report.p99[i]) = percentiles(s);
+    }
+    if report.wrong_words > 0 {
+        report.status = WORKLOAD_WRONG_DATA;
+    }
+    if kind == Workload::Outside {
+        // The memory component has no VMA here: the VMM must stop us.
+        // SAFETY: mapped to the window above (on purpose, past the mmap).
+        let v = unsafe { core::ptr::read_volatile((base + bytes) as *const u64) };
+        core::hint::black_box(v);
+        report.status = WORKLOAD_WRONG_DATA;
+        report.first_bad = base + bytes;
+        report.wrong_words = 1;
+    }
+    let exit = MemRequest {
+        op: OP_EXIT,
+        pid,
+        ..Default::default()
+    };
+    set_process(0, 0, 0);
+    if let Err(s) = memory_call(home, exit) {
+        if report.status == WORKLOAD_OK {
+            return fail(report, s);
+        }
+    }
+    report
+}

@@ -1,0 +1,159 @@
+//! How a processor component lays out process memory, and the built-in
+//! workload both its guest and the host benchmark run.
+//!
+//! A process's pages live in a guest-physical *window* that no memslot
+//! backs until a page is in the ExCache: the guest's page tables map the
+//! process's virtual address `va` to `WINDOW_BASE + (slot << SLOT_SHIFT) + va`,
+//! so a miss tells the VMM the process (its slot) and the virtual page
+//! without asking the guest.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// One past the highest user address (4 TiB). Linux gives 128 TiB; the
+/// window needs the process slot in the guest-physical address too, and
+/// guest-physical addresses have 48 bits here. Processes do not depend on
+/// where mmap places them.
+pub const USER_TOP: u64 = 1 << SLOT_SHIFT;
+/// The lowest user address (page 0 is never mapped).
+pub const USER_LOW: u64 = 0x1000;
+/// The processor monitor's own identity map occupies the first 512 GiB
+/// of every address space for now (it is linked at 4 MiB, where Linux
+/// programs put their text); process memory is mapped above it.
+pub const PROCESS_LOW: u64 = 512 << 30;
+pub const SLOT_SHIFT: u32 = 42;
+pub const WINDOW_BASE: u64 = 1 << 46;
+/// Processes one processor component runs at once.
+pub const MAX_SLOTS: u64 = 16;
+
+/// The guest-physical address of `va` in process slot `slot`.
+pub const fn window_gpa(slot: u64, va: u64) -> u64 {
+    WINDOW_BASE + (slot << SLOT_SHIFT) + va
+}
+
+/// The (slot, virtual address) a guest-physical address stands for.
+pub const fn window_decode(gpa: u64) -> Option<(u64, u64)> {
+    if gpa < WINDOW_BASE {
+        return None;
+    }
+    let off = gpa - WINDOW_BASE;
+    let slot = off >> SLOT_SHIFT;
+    if slot >= MAX_SLOTS {
+        return None;
+    }
+    Some((slot, off & (USER_TOP - 1)))
+}
+
+/// PORT_PROCESS_START's argument: process `pid` now runs in `slot`; its
+/// memory calls go to its home memory component `home`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ProcessStart {
+    pub slot: u32,
+    pub pid: u32,
+    pub home: u32,
+    /// Written by the VMM: 0, or why it refused.
+    pub status: u32,
+}
+
+/// The built-in workloads (`--run-workload KIND:SIZE`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Write a pseudo-random pattern over SIZE bytes, read it all back and
+    /// verify every byte.
+    Pattern = 1,
+    /// Like Pattern, then touch one page past its mapping: the memory
+    /// component says it is not mapped, and the process must be stopped
+    /// with a fault report.
+    Outside = 2,
+}
+
+impl Workload {
+    pub fn from_u32(v: u32) -> Option<Workload> {
+        match v {
+            1 => Some(Workload::Pattern),
+            2 => Some(Workload::Outside),
+            _ => None,
+        }
+    }
+}
+
+/// Latency classes the workload measures, one page's first access each.
+pub const CLASS_WRITE_MISS: usize = 0;
+pub const CLASS_WRITE_MISS_DIRTY_EVICT: usize = 1;
+pub const CLASS_READ_MISS_DIRTY_EVICT: usize = 2;
+pub const CLASS_READ_MISS: usize = 3;
+pub const CLASSES: usize = 4;
+
+/// PORT_WORKLOAD_DONE's argument.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct WorkloadReport {
+    /// 0: verified; otherwise a `WORKLOAD_*` failure.
+    pub status: u32,
+    /// The memory component's status for a failed memory call.
+    pub mem_status: u32,
+    pub bytes: u64,
+    /// The first address whose contents were wrong.
+    pub first_bad: u64,
+    pub wrong_words: u64,
+    /// TSC cycles of the write and verify passes together.
+    pub cycles: u64,
+    /// Per class: p50 and p99 in TSC cycles, and the sample count.
+    pub p50: [u64; CLASSES],
+    pub p99: [u64; CLASSES],
+    pub samples: [u64; CLASSES],
+}
+
+pub const WORKLOAD_OK: u32 = 0;
+pub const WORKLOAD_WRONG_DATA: u32 = 1;
+pub const WORKLOAD_MEMORY_CALL: u32 = 2;
+pub const WORKLOAD_NO_FABRIC: u32 = 3;
+
+/// The value of the 8-byte word at `va` in the pattern of `seed`.
+pub const fn pattern_word(seed: u64, va: u64) -> u64 {
+    let mut x = (va ^ seed.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^ (x >> 29)
+}
+
+/// Writes the pattern into one page at `va` (whose words are `page`).
+pub fn write_page(seed: u64, va: u64, page: &mut [u64]) {
+    for (i, w) in page.iter_mut().enumerate() {
+        *w = pattern_word(seed, va + 8 * i as u64);
+    }
+}
+
+/// Counts the words of the page at `va` that differ from the pattern.
+pub fn check_page(seed: u64, va: u64, page: &[u64]) -> u64 {
+    page.iter()
+        .enumerate()
+        .filter(|(i, w)| **w != pattern_word(seed, va + 8 * *i as u64))
+        .count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_round_trips() {
+        for (slot, va) in [(0, USER_LOW), (3, PROCESS_LOW + 0x1234), (15, USER_TOP - 8)] {
+            assert_eq!(window_decode(window_gpa(slot, va)), Some((slot, va)));
+        }
+        assert_eq!(window_decode(0x1000), None);
+        assert_eq!(window_decode(window_gpa(MAX_SLOTS, 0)), None);
+        assert!(window_gpa(MAX_SLOTS - 1, USER_TOP - 1) < 1 << 48);
+    }
+
+    #[test]
+    fn the_pattern_detects_a_wrong_word() {
+        let mut page = [0u64; 512];
+        write_page(7, 0x1000, &mut page);
+        assert_eq!(check_page(7, 0x1000, &page), 0);
+        page[3] ^= 1;
+        assert_eq!(check_page(7, 0x1000, &page), 1);
+        assert_eq!(check_page(8, 0x1000, &page), 512);
+    }
+}

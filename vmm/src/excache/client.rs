@@ -1,0 +1,120 @@
+//! The processor's client of the memory service: page requests go to the
+//! owner of the page's vRegion, learnt from the home's NOT_OWNER answers
+//! and remembered, so each vRegion costs one redirect.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lego_proto::memory::*;
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::fabric::Fabric;
+
+/// Why a page request got no page.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("memory component {component} did not answer: {why}")]
+    Unreachable { component: u32, why: String },
+    #[error("memory component {component} answered with something that is not a memory reply")]
+    BadReply { component: u32 },
+    #[error("memory component {component} refused: {}", status_text(*.status))]
+    Refused { component: u32, status: u32 },
+    #[error("the owners of vRegion {vregion} kept redirecting (last: component {component})")]
+    Redirects { component: u32, vregion: u64 },
+}
+
+/// What a memory status means, for sentences.
+pub fn status_text(status: u32) -> String {
+    match status {
+        EFAULT => "the address is not mapped (EFAULT)".into(),
+        EACCES => "the mapping does not allow this access (EACCES)".into(),
+        ESRCH => "it does not know the process (ESRCH)".into(),
+        ENOMEM => "out of memory (ENOMEM)".into(),
+        OUT_OF_FRAMES => "it has no free page frame left".into(),
+        BAD_REQUEST => "the request was malformed".into(),
+        s => format!("status {s}"),
+    }
+}
+
+pub struct MemoryClient {
+    fabric: Arc<Fabric>,
+    owners: HashMap<(u32, u64), u32>,
+    pub redirects: u64,
+}
+
+impl MemoryClient {
+    pub fn new(fabric: Arc<Fabric>) -> MemoryClient {
+        MemoryClient {
+            fabric,
+            owners: HashMap::new(),
+            redirects: 0,
+        }
+    }
+
+    /// The component that holds pid's page at `addr`, as far as we know.
+    pub fn owner(&self, pid: u32, home: u32, addr: u64) -> u32 {
+        self.owners
+            .get(&(pid, vregion(addr)))
+            .copied()
+            .unwrap_or(home)
+    }
+
+    /// Forgets what it learnt about pid (it exited).
+    pub fn forget(&mut self, pid: u32) {
+        self.owners.retain(|(p, _), _| *p != pid);
+    }
+
+    /// One request to `dst`: the reply head and what follows it.
+    fn once(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
+        let body = self
+            .fabric
+            .call(dst, request)
+            .map_err(|why| PageError::Unreachable {
+                component: dst,
+                why,
+            })?;
+        let (reply, rest) = MemReply::read_from_prefix(&body)
+            .map_err(|_| PageError::BadReply { component: dst })?;
+        Ok((reply, rest.to_vec()))
+    }
+
+    /// A page request for pid, following redirects (unless `follow` is
+    /// false: a folded read-and-write-back is redirected for either page, so
+    /// the caller unfolds it instead); `page` follows the request. On
+    /// success: the component that answered and what followed the reply head.
+    pub fn request(
+        &mut self,
+        home: u32,
+        req: MemRequest,
+        page: Option<&[u8]>,
+        follow: bool,
+    ) -> Result<(u32, Vec<u8>), PageError> {
+        let mut bytes = req.as_bytes().to_vec();
+        if let Some(p) = page {
+            bytes.extend_from_slice(p);
+        }
+        let region = vregion(req.addr);
+        let mut dst = self.owner(req.pid, home, req.addr);
+        for _ in 0..4 {
+            let (reply, rest) = self.once(dst, &bytes)?;
+            match reply.status {
+                OK => return Ok((dst, rest)),
+                NOT_OWNER if follow => {
+                    self.redirects += 1;
+                    dst = reply.value as u32;
+                    self.owners.insert((req.pid, region), dst);
+                }
+                status => {
+                    return Err(PageError::Refused {
+                        component: dst,
+                        status,
+                    })
+                }
+            }
+        }
+        Err(PageError::Redirects {
+            component: dst,
+            vregion: region,
+        })
+    }
+}

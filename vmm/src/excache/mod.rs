@@ -1,0 +1,471 @@
+//! The processor's ExCache: the only memory its processes have, a bounded
+//! cache of their pages. Process pages live in a guest-physical window
+//! ([`lego_proto::process`]) that no memslot backs; a guest access to an
+//! uncached page exits to the VMM as MMIO (one exit per miss), the VMM
+//! fetches the page from the owning memory component, puts it in a frame
+//! of host memory, maps that frame at the page's guest-physical address
+//! with its own 4 KiB memslot, completes the access and resumes the vCPU.
+//! Later accesses run natively until the page is evicted.
+//!
+//! Dirty pages: a write miss completes the write itself, so its page is
+//! dirty; a read miss maps the page with KVM's dirty logging, and the VMM
+//! reads the slot's one dirty bit when it evicts the page. Evicting a dirty
+//! page writes it back, folded into the fetch (OP_READ_WRITE) when both
+//! pages belong to the same memory component.
+
+pub mod client;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kvm_bindings::{kvm_enable_cap, kvm_userspace_memory_region, KVM_MEM_LOG_DIRTY_PAGES};
+use kvm_ioctls::VmFd;
+use lego_proto::memory::*;
+use lego_proto::process::{window_decode, window_gpa, MAX_SLOTS};
+
+use self::client::{MemoryClient, PageError};
+use self::policy::{Order, Policy};
+use crate::fabric::Fabric;
+
+/// Frame `i` is KVM memslot `FIRST_SLOT + i` (slot 0 is guest RAM).
+const FIRST_SLOT: u32 = 1;
+const PAGE_U64: u64 = PAGE as u64;
+/// `KVM_CAP_DISABLE_QUIRKS2` and `KVM_X86_QUIRK_SLOT_ZAP_ALL`: without the
+/// quirk, deleting a memslot drops only its own shadow entries (PVM.md:
+/// 24 us instead of 115 us, and the other cached pages stay mapped).
+const KVM_CAP_DISABLE_QUIRKS2: u32 = 213;
+const KVM_X86_QUIRK_SLOT_ZAP_ALL: u64 = 1 << 7;
+/// Miss latencies kept for percentiles.
+const MAX_SAMPLES: usize = 1 << 22;
+
+/// Why a process's access could not be served; the process is stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    #[error("no process runs in window slot {slot}")]
+    NoProcess { slot: u64 },
+    #[error("process {pid}: the {access} of {va:#x}: {source}")]
+    Page {
+        pid: u32,
+        va: u64,
+        access: &'static str,
+        source: PageError,
+    },
+    #[error("KVM refused to {what}: {source}")]
+    Kvm {
+        what: &'static str,
+        source: kvm_ioctls::Error,
+    },
+}
+
+impl Fault {
+    /// Whether the memory component said the access is not allowed: the
+    /// process gets SIGSEGV, as on Linux.
+    pub fn is_segv(&self) -> bool {
+        matches!(
+            self,
+            Fault::Page {
+                source: PageError::Refused {
+                    status: EFAULT | EACCES,
+                    ..
+                },
+                ..
+            }
+        )
+    }
+}
+
+/// One guest access that exited.
+pub enum Access<'a> {
+    Read(&'a mut [u8]),
+    Write(&'a [u8]),
+}
+
+#[derive(Clone, Copy)]
+struct Process {
+    pid: u32,
+    home: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    slot: u64,
+    vpage: u64,
+    pid: u32,
+    home: u32,
+    /// The memory component the page came from (its owner).
+    owner: u32,
+    dirty: bool,
+    /// Mapped with dirty logging (a read miss): ask KVM before evicting.
+    logged: bool,
+}
+
+/// Host memory behind the frames.
+struct HostFrames {
+    base: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by the ExCache and only touched under its lock.
+unsafe impl Send for HostFrames {}
+
+impl HostFrames {
+    fn map(len: usize) -> std::io::Result<HostFrames> {
+        // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(HostFrames {
+            base: base.cast(),
+            len,
+        })
+    }
+
+    fn page(&mut self, frame: u32) -> &mut [u8] {
+        let at = frame as usize * PAGE;
+        assert!(at + PAGE <= self.len, "frame {frame} out of range");
+        // SAFETY: inside the mapping; &mut self makes it exclusive here.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(at), PAGE) }
+    }
+
+    fn host_addr(&self, frame: u32) -> u64 {
+        self.base as u64 + frame as u64 * PAGE_U64
+    }
+}
+
+impl Drop for HostFrames {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub misses: u64,
+    pub read_misses: u64,
+    pub write_misses: u64,
+    pub evictions: u64,
+    pub writebacks: u64,
+    /// Write-backs that travelled in the fetch's request.
+    pub folded: u64,
+    samples_us: Vec<u32>,
+}
+
+impl Stats {
+    /// The p-th percentile of miss latency in microseconds.
+    pub fn miss_us(&self, p: f64) -> f64 {
+        let mut s = self.samples_us.clone();
+        if s.is_empty() {
+            return 0.0;
+        }
+        s.sort_unstable();
+        let i = ((s.len() - 1) as f64 * p).round() as usize;
+        s[i] as f64
+    }
+}
+
+pub struct ExCache {
+    vm: Arc<VmFd>,
+    host: HostFrames,
+    entries: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    map: HashMap<(u64, u64), u32>,
+    order: Order,
+    processes: [Option<Process>; MAX_SLOTS as usize],
+    client: MemoryClient,
+    pub stats: Stats,
+}
+
+impl ExCache {
+    /// An ExCache of `pages` frames; checks that KVM has a memslot for each.
+    pub fn new(
+        kvm: &kvm_ioctls::Kvm,
+        vm: Arc<VmFd>,
+        fabric: Arc<Fabric>,
+        pages: u32,
+        policy: Policy,
+    ) -> Result<ExCache, String> {
+        let slots = kvm.get_nr_memslots();
+        if pages as usize + FIRST_SLOT as usize > slots {
+            return Err(format!(
+                "it needs one KVM memslot per page ({pages}), and this KVM has {slots}: use --excache {}M or less",
+                (slots as u64 - 1) * PAGE_U64 >> 20
+            ));
+        }
+        let cap = kvm_enable_cap {
+            cap: KVM_CAP_DISABLE_QUIRKS2,
+            args: [KVM_X86_QUIRK_SLOT_ZAP_ALL, 0, 0, 0],
+            ..Default::default()
+        };
+        if let Err(e) = vm.enable_cap(&cap) {
+            log::warn!("excache: KVM keeps zapping every mapping when a memslot goes ({e}); evictions will cost more");
+        }
+        let host = HostFrames::map(pages as usize * PAGE)
+            .map_err(|e| format!("cannot map {pages} page frames: {e}"))?;
+        Ok(ExCache {
+            vm,
+            host,
+            entries: vec![None; pages as usize],
+            free: (0..pages).rev().collect(),
+            map: HashMap::new(),
+            order: Order::new(policy),
+            processes: [None; MAX_SLOTS as usize],
+            client: MemoryClient::new(fabric),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Process `pid`, homed at memory component `home`, runs in `slot`; pid
+    /// 0 ends the slot's process and drops its pages (its memory is freed
+    /// at the memory components, so nothing is written back).
+    pub fn set_process(&mut self, slot: u32, pid: u32, home: u32) -> Result<(), String> {
+        let s = slot as u64;
+        if s >= MAX_SLOTS {
+            return Err(format!("slot {slot} is not below {MAX_SLOTS}"));
+        }
+        if let Some(old) = self.processes[slot as usize].take() {
+            let frames: Vec<u32> = self
+                .map
+                .iter()
+                .filter(|((sl, _), _)| *sl == s)
+                .map(|(_, f)| *f)
+                .collect();
+            for f in frames {
+                self.unmap(f).map_err(|e| e.to_string())?;
+                self.entries[f as usize] = None;
+                self.free.push(f);
+            }
+            self.order.retain(|f| self.entries[f as usize].is_some());
+            self.client.forget(old.pid);
+        }
+        if pid != 0 {
+            self.processes[slot as usize] = Some(Process { pid, home });
+        }
+        Ok(())
+    }
+
+    pub fn summary(&self) -> String {
+        let s = &self.stats;
+        format!(
+            "excache: {} misses ({} read, {} write), {} evictions, {} write-backs ({} folded into the fetch), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us",
+            s.misses,
+            s.read_misses,
+            s.write_misses,
+            s.evictions,
+            s.writebacks,
+            s.folded,
+            self.client.redirects,
+            s.miss_us(0.5),
+            s.miss_us(0.99)
+        )
+    }
+
+    /// Serves an access to the process window at `gpa` that exited.
+    pub fn access(&mut self, gpa: u64, access: Access<'_>) -> Result<(), Fault> {
+        let Some((slot, va)) = window_decode(gpa) else {
+            return Err(Fault::NoProcess { slot: u64::MAX });
+        };
+        let vpage = va & !(PAGE_U64 - 1);
+        let write = matches!(access, Access::Write(_));
+        let frame = match self.map.get(&(slot, vpage)) {
+            Some(&f) => f,
+            None => self.miss(slot, vpage, write)?,
+        };
+        let off = (va - vpage) as usize;
+        let page = self.host.page(frame);
+        match access {
+            Access::Read(data) => {
+                let n = data.len().min(PAGE - off);
+                data[..n].copy_from_slice(&page[off..off + n]);
+            }
+            Access::Write(data) => {
+                let n = data.len().min(PAGE - off);
+                page[off..off + n].copy_from_slice(&data[..n]);
+                if let Some(e) = self.entries[frame as usize].as_mut() {
+                    e.dirty = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_slot(&self, frame: u32, gpa: u64, size: u64, flags: u32) -> Result<(), Fault> {
+        let region = kvm_userspace_memory_region {
+            slot: FIRST_SLOT + frame,
+            flags,
+            guest_phys_addr: gpa,
+            memory_size: size,
+            userspace_addr: self.host.host_addr(frame),
+        };
+        // SAFETY: the frame's host memory lives as long as the ExCache,
+        // which lives as long as the VM; the slot is removed before the
+        // frame is reused.
+        unsafe { self.vm.set_user_memory_region(region) }.map_err(|source| Fault::Kvm {
+            what: "change an ExCache memslot",
+            source,
+        })
+    }
+
+    fn unmap(&mut self, frame: u32) -> Result<(), Fault> {
+        self.set_slot(frame, 0, 0, 0)
+    }
+
+    /// Whether KVM saw a write to the frame since it last looked.
+    fn written(vm: &VmFd, frame: u32) -> bool {
+        vm.get_dirty_log(FIRST_SLOT + frame, PAGE)
+            .map(|bits| bits.first().is_some_and(|b| b & 1 != 0))
+            .unwrap_or(true)
+    }
+
+    /// A free frame, evicting one if needed. The victim's page is returned
+    /// when it must be written back.
+    fn take_frame(&mut self) -> Result<(u32, Option<(Entry, Vec<u8>)>), Fault> {
+        if let Some(f) = self.free.pop() {
+            return Ok((f, None));
+        }
+        let vm = self.vm.clone();
+        let entries = &mut self.entries;
+        let victim = self
+            .order
+            .victim(|f| match entries[f as usize].as_mut() {
+                Some(e) if e.logged => {
+                    let w = Self::written(&vm, f);
+                    e.dirty |= w;
+                    w
+                }
+                _ => false,
+            })
+            .expect("a full ExCache has frames in its order");
+        let mut entry = self.entries[victim as usize]
+            .take()
+            .expect("every frame in the order holds a page");
+        // Read the dirty bit while the slot exists; no vCPU can write the
+        // page after the slot goes (the faulting one is here).
+        if entry.logged && !entry.dirty {
+            entry.dirty = Self::written(&self.vm, victim);
+        }
+        self.unmap(victim)?;
+        self.map.remove(&(entry.slot, entry.vpage));
+        self.stats.evictions += 1;
+        let back = entry
+            .dirty
+            .then(|| (entry, self.host.page(victim).to_vec()));
+        Ok((victim, back))
+    }
+
+    fn miss(&mut self, slot: u64, vpage: u64, write: bool) -> Result<u32, Fault> {
+        let start = Instant::now();
+        let Some(p) = self.processes[slot as usize] else {
+            return Err(Fault::NoProcess { slot });
+        };
+        let fault = |source| Fault::Page {
+            pid: p.pid,
+            va: vpage,
+            access: if write { "write" } else { "read" },
+            source,
+        };
+        let (frame, back) = self.take_frame()?;
+        let fetched = self.fetch(p, vpage, write, back);
+        let (owner, page) = match fetched {
+            Ok(v) => v,
+            Err(e) => {
+                self.free.push(frame);
+                return Err(fault(e));
+            }
+        };
+        let Some(bytes) = page.get(..PAGE) else {
+            self.free.push(frame);
+            return Err(fault(PageError::BadReply { component: owner }));
+        };
+        self.host.page(frame).copy_from_slice(bytes);
+        // A write miss is dirty already: map it without logging, so the
+        // guest's writes cost nothing more.
+        let flags = if write { 0 } else { KVM_MEM_LOG_DIRTY_PAGES };
+        self.set_slot(frame, window_gpa(slot, vpage), PAGE_U64, flags)?;
+        self.entries[frame as usize] = Some(Entry {
+            slot,
+            vpage,
+            pid: p.pid,
+            home: p.home,
+            owner,
+            dirty: write,
+            logged: !write,
+        });
+        self.map.insert((slot, vpage), frame);
+        self.order.insert(frame);
+        let s = &mut self.stats;
+        s.misses += 1;
+        if write {
+            s.write_misses += 1;
+        } else {
+            s.read_misses += 1;
+        }
+        if s.samples_us.len() < MAX_SAMPLES {
+            s.samples_us
+                .push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        }
+        Ok(frame)
+    }
+
+    /// Fetches pid's page, writing `back` back first (in the same request
+    /// when one component owns both).
+    fn fetch(
+        &mut self,
+        p: Process,
+        vpage: u64,
+        write: bool,
+        back: Option<(Entry, Vec<u8>)>,
+    ) -> Result<(u32, Vec<u8>), PageError> {
+        let read = MemRequest {
+            op: OP_READ,
+            pid: p.pid,
+            addr: vpage,
+            flags: if write { FLAG_FOR_WRITE } else { 0 },
+            ..Default::default()
+        };
+        let Some((victim, data)) = back else {
+            return self.client.request(p.home, read, None, true);
+        };
+        let same = victim.pid == p.pid && victim.owner == self.client.owner(p.pid, p.home, vpage);
+        if same {
+            let both = MemRequest {
+                op: OP_READ_WRITE,
+                arg: victim.vpage,
+                ..read
+            };
+            match self.client.request(victim.owner, both, Some(&data), false) {
+                Ok(out) => {
+                    self.stats.writebacks += 1;
+                    self.stats.folded += 1;
+                    return Ok(out);
+                }
+                // Redirected: the pages have different owners after all.
+                Err(PageError::Refused {
+                    status: NOT_OWNER, ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let wb = MemRequest {
+            op: OP_WRITE,
+            pid: victim.pid,
+            addr: victim.vpage,
+            ..Default::default()
+        };
+        self.client.request(victim.home, wb, Some(&data), true)?;
+        self.stats.writebacks += 1;
+        self.client.request(p.home, read, None, true)
+    }
+}
