@@ -222,7 +222,7 @@ pub fn parse_workload(text: &str) -> Result<(lego_proto::process::Workload, u64)
         .with_binary()
         .parse_size(size)
         .map_err(|e| bad(format!("'{size}' is not a size ({e})")))?;
-    if bytes < 4096 || bytes > 1 << 40 {
+    if !(4096..=1 << 40).contains(&bytes) {
         return Err(bad(format!("'{size}' must be between 4K and 1T")));
     }
     Ok((kind, bytes.div_ceil(4096) * 4096))

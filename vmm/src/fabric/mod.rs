@@ -57,8 +57,10 @@ pub struct Config {
 }
 
 /// One way of moving frames between components. Inbound frames go to the
-/// device thread as [`Event::Inbound`]; `send` moves one whole frame.
-pub trait Transport: Send {
+/// device thread as [`Event::Inbound`]; `send` moves one whole frame. The
+/// device thread and the VMM's own callers (ExCache misses, on vCPU
+/// threads) send through the same transports.
+pub trait Transport: Send + Sync {
     /// Whether frames to `peer` go this way: a peer configured for this
     /// transport, or one that reached us through it (and is answered there).
     fn reaches(&self, peer: ComponentId) -> bool;
@@ -147,12 +149,50 @@ pub enum Event {
     Kick,
     /// A whole frame from a peer, already checked.
     Inbound(Vec<u8>),
-    /// A request the VMM itself makes (an ExCache miss); its reply goes to
-    /// `reply`, not to the guest.
-    Call {
-        frame: Vec<u8>,
-        reply: Sender<CallReply>,
-    },
+}
+
+/// The VMM's own calls waiting for their replies, by request id.
+type Calls = Arc<Mutex<HashMap<u64, Sender<CallReply>>>>;
+
+/// Where transports put what they receive: replies to the VMM's own calls
+/// go straight to the waiting caller (no hop through the device thread,
+/// which costs a thread wake-up per miss); everything else to the device.
+#[derive(Clone)]
+pub struct Events {
+    tx: Sender<Event>,
+    calls: Calls,
+}
+
+impl Events {
+    pub fn send(&self, event: Event) -> Result<(), std::sync::mpsc::SendError<Event>> {
+        if let Event::Inbound(bytes) = &event {
+            if let Some((id, answer)) = vmm_reply(bytes) {
+                if let Some(waiter) = self.calls.lock().ok().and_then(|mut c| c.remove(&id)) {
+                    let _ = waiter.send(answer);
+                }
+                return Ok(());
+            }
+        }
+        self.tx.send(event)
+    }
+}
+
+/// A reply to one of the VMM's own calls: its id and what it says.
+fn vmm_reply(bytes: &[u8]) -> Option<(u64, CallReply)> {
+    let h = Header::decode(bytes).ok()?;
+    if !h.is_reply() || h.request_id & VMM_REQUEST == 0 {
+        return None;
+    }
+    let payload = bytes.get(HEADER_LEN..).unwrap_or_default();
+    let answer = match h.kind {
+        Kind::Data => Ok(payload.to_vec()),
+        Kind::Error => Err(match frame::decode_error(payload) {
+            Some((code, detail)) => format!("{detail} ({code:?})"),
+            None => "a malformed error reply".to_owned(),
+        }),
+        other => Err(format!("a {other:?} reply")),
+    };
+    Some((h.request_id, answer))
 }
 
 /// Request ids of the VMM's own calls have this bit; the guest's never do.
@@ -172,16 +212,23 @@ pub struct Fabric {
     queues: Mutex<Option<Queues>>,
     /// The receive ring's used index, for guests waiting in PORT_FABRIC_WAIT.
     rx_used: (Mutex<u16>, Condvar),
-    events: Sender<Event>,
+    events: Events,
     pub stats: Arc<Stats>,
     next_call: AtomicU64,
     timeout: Duration,
+    transports: Arc<Vec<Box<dyn Transport>>>,
+    calls: Calls,
 }
 
 impl Fabric {
     /// Starts the transport and the device thread.
     pub fn start(cfg: Config, ram: GuestRam) -> crate::error::Result<Arc<Fabric>> {
-        let (events, inbox) = channel();
+        let (tx, inbox) = channel();
+        let calls: Calls = Arc::default();
+        let events = Events {
+            tx,
+            calls: calls.clone(),
+        };
         let stats = Arc::new(Stats::default());
         let shm_peers = cfg
             .peers
@@ -222,6 +269,7 @@ impl Fabric {
             events.clone(),
             stats.clone(),
         )?));
+        let transports = Arc::new(transports);
         let fabric = Arc::new(Fabric {
             id: cfg.id,
             ram,
@@ -231,6 +279,8 @@ impl Fabric {
             stats,
             next_call: AtomicU64::new(1),
             timeout: cfg.timeout,
+            transports: transports.clone(),
+            calls: calls.clone(),
         });
         let device = Device {
             fabric: fabric.clone(),
@@ -238,7 +288,7 @@ impl Fabric {
             inbox,
             pending: VecDeque::new(),
             outstanding: HashMap::new(),
-            calls: HashMap::new(),
+            calls,
             timeout: cfg.timeout,
         };
         std::thread::Builder::new()
@@ -289,18 +339,41 @@ impl Fabric {
     pub fn call(&self, dst: ComponentId, payload: &[u8]) -> CallReply {
         let id = VMM_REQUEST | self.next_call.fetch_add(1, Ordering::Relaxed);
         let header = Header::request(Kind::Data, id, self.id, dst, payload.len() as u32);
-        let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
-        frame.extend_from_slice(&header.encode());
-        frame.extend_from_slice(payload);
+        let Some(t) = self.transports.iter().find(|t| t.reaches(dst)) else {
+            return Err(format!(
+                "component {dst} is not a peer of component {} (add --peer {dst}=ADDR)",
+                self.id
+            ));
+        };
         let (reply, answer) = channel();
-        self.events
-            .send(Event::Call { frame, reply })
-            .map_err(|_| "the fabric device thread has stopped".to_owned())?;
-        // The device thread answers every call within the fabric timeout;
-        // this bound only guards against it having died.
-        answer
-            .recv_timeout(self.timeout + Duration::from_secs(5))
-            .map_err(|_| format!("no answer from component {dst}, not even an error"))?
+        let forget = || {
+            if let Ok(mut c) = self.calls.lock() {
+                c.remove(&id);
+            }
+        };
+        self.calls
+            .lock()
+            .map_err(|_| "the fabric's call table is poisoned".to_owned())?
+            .insert(id, reply);
+        let out = Outgoing {
+            header: header.encode(),
+            payload: Payload::Bytes(payload),
+        };
+        if let Err(why) = t.send(dst, &out) {
+            forget();
+            return Err(format!("component {dst} is unreachable: {why}"));
+        }
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+        match answer.recv_timeout(self.timeout) {
+            Ok(a) => a,
+            Err(_) => {
+                forget();
+                Err(format!(
+                    "component {dst} did not answer within {} ms",
+                    self.timeout.as_millis()
+                ))
+            }
+        }
     }
 
     /// PORT_FABRIC_KICK.
@@ -322,14 +395,14 @@ impl Fabric {
 struct Device {
     fabric: Arc<Fabric>,
     /// Tried in order; shared memory first.
-    transports: Vec<Box<dyn Transport>>,
+    transports: Arc<Vec<Box<dyn Transport>>>,
     inbox: Receiver<Event>,
     /// Frames for the guest, oldest first.
     pending: VecDeque<Vec<u8>>,
     /// Requests sent to peers and not answered yet: (peer, request id) -> deadline.
     outstanding: HashMap<(ComponentId, u64), (Instant, Header)>,
     /// The VMM's own calls waiting for their replies, by request id.
-    calls: HashMap<u64, Sender<CallReply>>,
+    calls: Calls,
     timeout: Duration,
 }
 
@@ -378,21 +451,6 @@ impl Device {
                 }
                 self.for_guest(bytes);
             }
-            Event::Call { frame, reply } => match frame::decode(&frame) {
-                Ok((h, payload, _)) => {
-                    self.calls.insert(h.request_id, reply);
-                    let mut head = [0u8; HEADER_LEN];
-                    head.copy_from_slice(&frame[..HEADER_LEN]);
-                    let out = Outgoing {
-                        header: head,
-                        payload: Payload::Bytes(payload),
-                    };
-                    self.route_frame(h, &out);
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(format!("the VMM made a bad frame: {e:?}")));
-                }
-            },
         }
     }
 
@@ -519,10 +577,7 @@ impl Device {
 
     /// Where a frame from the guest goes.
     fn route_frame(&mut self, header: Header, frame: &Outgoing) {
-        if !header.is_reply()
-            && header.request_id & VMM_REQUEST != 0
-            && !self.calls.contains_key(&header.request_id)
-        {
+        if !header.is_reply() && header.request_id & VMM_REQUEST != 0 {
             self.bad_from_guest("it uses a request id reserved for the VMM");
             return;
         }
@@ -613,22 +668,11 @@ impl Device {
 
     fn for_guest(&mut self, bytes: Vec<u8>) {
         // Replies to the VMM's own calls go to the VMM.
-        if let Ok(h) = Header::decode(&bytes) {
-            if h.is_reply() && h.request_id & VMM_REQUEST != 0 {
-                if let Some(waiter) = self.calls.remove(&h.request_id) {
-                    let payload = bytes.get(HEADER_LEN..).unwrap_or_default();
-                    let answer = match h.kind {
-                        Kind::Data => Ok(payload.to_vec()),
-                        Kind::Error => Err(match frame::decode_error(payload) {
-                            Some((code, detail)) => format!("{detail} ({code:?})"),
-                            None => "a malformed error reply".to_owned(),
-                        }),
-                        other => Err(format!("a {other:?} reply")),
-                    };
-                    let _ = waiter.send(answer);
-                }
-                return;
+        if let Some((id, answer)) = vmm_reply(&bytes) {
+            if let Some(waiter) = self.calls.lock().ok().and_then(|mut c| c.remove(&id)) {
+                let _ = waiter.send(answer);
             }
+            return;
         }
         if self.pending.len() >= PENDING_LIMIT {
             self.fabric

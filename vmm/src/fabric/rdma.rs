@@ -34,7 +34,7 @@ use sideway::ibverbs::queue_pair::{
 use sideway::ibverbs::AccessFlags;
 
 use super::qp_address::{self, QpAddress};
-use super::{Config, Event, Stats};
+use super::{Config, Event, Events, Stats};
 use crate::error::{Result, VmmError};
 
 const PORT: u8 = 1;
@@ -61,7 +61,7 @@ pub struct RdmaTransport {
 
 impl RdmaTransport {
     /// Opens the first RDMA device; fails with a sentence when there is none.
-    pub fn start(cfg: &Config, events: Sender<Event>, stats: Arc<Stats>) -> Result<RdmaTransport> {
+    pub fn start(cfg: &Config, events: Events, stats: Arc<Stats>) -> Result<RdmaTransport> {
         let peers: HashMap<ComponentId, String> = cfg
             .peers
             .iter()
@@ -294,7 +294,7 @@ impl Verbs {
     fn run(
         self,
         inbox: Receiver<Cmd>,
-        events: Sender<Event>,
+        events: Events,
         stats: Arc<Stats>,
         peers: HashMap<ComponentId, String>,
         connected: Arc<Mutex<Vec<ComponentId>>>,
@@ -412,7 +412,7 @@ impl Verbs {
     fn poll_receives(
         &self,
         links: &mut HashMap<ComponentId, Link>,
-        events: &Sender<Event>,
+        events: &Events,
         stats: &Stats,
     ) {
         let Ok(mut poller) = self.cq.start_poll() else {

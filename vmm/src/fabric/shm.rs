@@ -17,13 +17,12 @@ use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lego_proto::frame::{ComponentId, Header, HEADER_LEN};
 
-use super::{Event, Stats};
+use super::{Event, Events, Stats};
 use crate::error::{Result, VmmError};
 
 const MAGIC: u64 = 0x474e_4952_4f47_454c; // "LEGORING"
@@ -237,7 +236,7 @@ impl ShmTransport {
         id: ComponentId,
         peers: Vec<ComponentId>,
         timeout: Duration,
-        events: Sender<Event>,
+        events: Events,
         stats: Arc<Stats>,
     ) -> Result<ShmTransport> {
         std::fs::create_dir_all(dir).map_err(|e| VmmError::BadOption {
@@ -356,7 +355,7 @@ struct Reader {
     id: ComponentId,
     bell: Mapping,
     rings: HashMap<ComponentId, Ring>,
-    events: Sender<Event>,
+    events: Events,
     stats: Arc<Stats>,
     seen: Arc<Mutex<Vec<ComponentId>>>,
 }

@@ -10,13 +10,12 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lego_proto::frame::{ComponentId, Header, HEADER_LEN};
 
-use super::{Config, Event, Stats};
+use super::{Config, Event, Events, Stats};
 use crate::error::{Result, VmmError};
 
 /// Incoming connections served at once. When all are taken, the oldest one
@@ -35,12 +34,12 @@ pub struct TcpTransport {
     inbound: Arc<Mutex<HashMap<ComponentId, TcpStream>>>,
     timeout: Duration,
     id: ComponentId,
-    events: Sender<Event>,
+    events: Events,
     stats: Arc<Stats>,
 }
 
 impl TcpTransport {
-    pub fn start(cfg: &Config, inbound: Sender<Event>, stats: Arc<Stats>) -> Result<TcpTransport> {
+    pub fn start(cfg: &Config, inbound: Events, stats: Arc<Stats>) -> Result<TcpTransport> {
         let back: Arc<Mutex<HashMap<ComponentId, TcpStream>>> = Arc::default();
         if let Some(addr) = &cfg.listen {
             let listener = TcpListener::bind(addr).map_err(|e| VmmError::BadOption {
@@ -178,7 +177,7 @@ type Unproven = Arc<Mutex<std::collections::VecDeque<(u64, TcpStream)>>>;
 fn accept(
     listener: TcpListener,
     id: ComponentId,
-    inbound: Sender<Event>,
+    inbound: Events,
     stats: Arc<Stats>,
     back: BackConns,
     timeout: Duration,
@@ -246,7 +245,7 @@ fn accept(
 fn read_frames(
     mut conn: TcpStream,
     id: ComponentId,
-    inbound: &Sender<Event>,
+    inbound: &Events,
     stats: &Stats,
     back: &BackConns,
     timeout: Duration,
