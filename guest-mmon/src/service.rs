@@ -5,7 +5,7 @@
 //! A process's home is the component that got its OP_NEW. The home keeps
 //! the process's whole address space (every VMA) and cuts it into vRegions:
 //! the first vRegion the process uses is the home's own, the rest are handed
-//! out round-robin over the static list of peers (`--vregion-peers`) and the
+//! out round-robin, per process, over the static list of peers (`--vregion-peers`) and the
 //! home itself. The owner of a vRegion holds its pages and a copy of its
 //! VMAs, which the home sends (OP_SYNC) after every call that changes them.
 //! Page requests go to the owner; the home answers a page request for a
@@ -48,12 +48,13 @@ struct Home {
     regions: BTreeMap<u64, u32>,
     /// Every component that ever owned one of its vRegions (told at exit).
     owners: BTreeSet<u32>,
+    /// Where the round-robin of its vRegions stands.
+    next_peer: usize,
 }
 
 pub struct Monitor<S: FrameStore> {
     id: u32,
     peers: Vec<u32>,
-    next_peer: usize,
     owner: Owner<S>,
     homes: BTreeMap<Pid, Home>,
     requests: u64,
@@ -90,7 +91,6 @@ impl<S: FrameStore> Monitor<S> {
         Monitor {
             id,
             peers: peers.iter().copied().filter(|&p| p != id).collect(),
-            next_peer: 0,
             owner: Owner::new(store, frames),
             homes: BTreeMap::new(),
             requests: 0,
@@ -176,6 +176,7 @@ impl<S: FrameStore> Monitor<S> {
                     space: AddressSpace::new(USER_LOW, USER_HIGH, brk),
                     regions: BTreeMap::new(),
                     owners: BTreeSet::new(),
+                    next_peer: 0,
                 };
                 self.homes.insert(pid, home);
                 self.owner.adopt(pid);
@@ -329,8 +330,8 @@ impl<S: FrameStore> Monitor<S> {
                     self.id
                 } else {
                     let n = self.peers.len() + 1;
-                    let k = self.next_peer % n;
-                    self.next_peer = self.next_peer.wrapping_add(1);
+                    let k = home.next_peer % n;
+                    home.next_peer = home.next_peer.wrapping_add(1);
                     self.peers.get(k).copied().unwrap_or(self.id)
                 };
                 home.regions.insert(i, owner);

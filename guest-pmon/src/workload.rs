@@ -73,28 +73,58 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
     if let Err(s) = memory_call(home, new) {
         return fail(report, s);
     }
-    let mmap = MemRequest {
+    // Two mappings, the second at least a vRegion below the first, so a
+    // rack whose home hands out vRegions spreads the working set over
+    // several memory components (the first vRegion stays at the home).
+    let second_len = (bytes / 2) & !0xfff;
+    let first_len = bytes - second_len;
+    let mmap = |addr: u64, len: u64| MemRequest {
         op: OP_MMAP,
         pid,
-        len: bytes,
+        addr,
+        len,
         prot: 3,
         ..Default::default()
     };
-    let base = match memory_call(home, mmap) {
+    let first = match memory_call(home, mmap(0, first_len)) {
         Ok(a) => a,
         Err(s) => return fail(report, s),
     };
+    let mut ranges = [(first, first_len), (0, 0)];
+    if second_len > 0 {
+        let hint = (first & !(VREGION_SIZE - 1)).saturating_sub(VREGION_SIZE);
+        match memory_call(home, mmap(hint, second_len)) {
+            Ok(a) => ranges[1] = (a, second_len),
+            Err(s) => return fail(report, s),
+        }
+    }
     let status = set_process(0, pid, home);
     assert!(status == 0, "the VMM refused the process (status {status})");
-    // One page more than the mapping for the `outside` workload.
-    let extra = if kind == Workload::Outside { 4096 } else { 0 };
-    if let Err(e) = window::map(0, base, bytes + extra) {
-        panic!("cannot map the workload's memory at {base:#x}: {e:?}");
+    let last = if ranges[1].1 > 0 { 1 } else { 0 };
+    for (i, &(base, len)) in ranges.iter().enumerate().take(last + 1) {
+        // One page more than the last mapping for the `outside` workload.
+        let extra = if kind == Workload::Outside && i == last {
+            4096
+        } else {
+            0
+        };
+        if let Err(e) = window::map(0, base, len + extra) {
+            panic!("cannot map the workload's memory at {base:#x}: {e:?}");
+        }
     }
     lego_image::println!(
-        "workload: process {pid}, {} MiB at {base:#x}, home memory component {home}",
-        bytes >> 20
+        "workload: process {pid}, {} MiB at {first:#x} and {:#x}, home memory component {home}",
+        bytes >> 20,
+        ranges[1].0
     );
+    let page_va = |p: u64| {
+        let in_first = first_len / 4096;
+        if p < in_first {
+            first + p * 4096
+        } else {
+            ranges[1].0 + (p - in_first) * 4096
+        }
+    };
 
     let pages = bytes / 4096;
     let cache = boot.excache_pages as u64;
@@ -107,8 +137,8 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
     };
     let start = cpu::rdtsc();
     for p in 0..pages {
-        let va = base + p * 4096;
-        // SAFETY: [base, base + bytes) is mapped to the window above.
+        let va = page_va(p);
+        // SAFETY: both ranges are mapped to the window above.
         let page = unsafe { core::slice::from_raw_parts_mut(va as *mut u64, 512) };
         let t0 = cpu::rdtsc();
         // SAFETY: as above; volatile so the timed first touch is this one.
@@ -123,7 +153,7 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
         record(class, t1 - t0);
     }
     for p in 0..pages {
-        let va = base + p * 4096;
+        let va = page_va(p);
         // SAFETY: as above.
         let page = unsafe { core::slice::from_raw_parts(va as *const u64, 512) };
         let t0 = cpu::rdtsc();
@@ -162,11 +192,12 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
     }
     if kind == Workload::Outside {
         // The memory component has no VMA here: the VMM must stop us.
+        let past = ranges[last].0 + ranges[last].1;
         // SAFETY: mapped to the window above (on purpose, past the mmap).
-        let v = unsafe { core::ptr::read_volatile((base + bytes) as *const u64) };
+        let v = unsafe { core::ptr::read_volatile(past as *const u64) };
         core::hint::black_box(v);
         report.status = WORKLOAD_WRONG_DATA;
-        report.first_bad = base + bytes;
+        report.first_bad = past;
         report.wrong_words = 1;
     }
     let exit = MemRequest {

@@ -112,31 +112,6 @@ fn page_for(pid: u32, addr: u64) -> Vec<u8> {
     p
 }
 
-fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String) {
-    let id_text = id.to_string();
-    let mut args = vec![
-        "--role",
-        "memory",
-        "--id",
-        &id_text,
-        "--mem",
-        mem,
-        "--listen",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    let mut p = Process::start(&args);
-    let line = p.wait_for("listens on ");
-    let addr = line
-        .split("listens on ")
-        .nth(1)
-        .expect("address")
-        .trim()
-        .to_owned();
-    p.wait_for("fabric: component");
-    (p, addr)
-}
-
 /// A processor's view of the memory components: memory calls go to the
 /// process's home, page requests to the owner of the page's vRegion, which
 /// the home names when asked for a page it does not own.

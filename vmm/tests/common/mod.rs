@@ -201,3 +201,29 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// A memory component listening on a free port: the process and its address.
+pub fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String) {
+    let id_text = id.to_string();
+    let mut args = vec![
+        "--role",
+        "memory",
+        "--id",
+        &id_text,
+        "--mem",
+        mem,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let mut p = Process::start(&args);
+    let line = p.wait_for("listens on ");
+    let addr = line
+        .split("listens on ")
+        .nth(1)
+        .expect("address")
+        .trim()
+        .to_owned();
+    p.wait_for("fabric: component");
+    (p, addr)
+}

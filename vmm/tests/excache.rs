@@ -1,0 +1,241 @@
+//! The processor's ExCache against real memory components: the built-in
+//! workload writes a pseudo-random pattern over a working set four times
+//! the ExCache and verifies every byte, with FIFO and LRU, with one and
+//! two memory components; a memory component dies mid-run; an access
+//! outside every mapping; bad options.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Runs the workload; its exit code, stdout and stderr.
+fn processor(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = vec!["--role", "processor"];
+    all.extend_from_slice(args);
+    let mut p = Process::start(&all);
+    let (code, out) = p.wait(Duration::from_secs(120));
+    (code, out, p.seen.join("\n"))
+}
+
+/// The `key=value` number in the workload's line.
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// 1 MiB of ExCache (256 pages) for a 4 MiB working set (1024 pages):
+/// every page misses on the write pass and again on the read pass, every
+/// written page is written back once, and nothing else.
+fn check_quarter_cache_run(code: Option<i32>, out: &str, err: &str) {
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("workload ok "))
+        .unwrap_or_else(|| panic!("no workload line in {out:?}; stderr: {err}"));
+    assert_eq!(field(line, "bytes"), 4 << 20);
+    assert_eq!(field(line, "misses"), 2048, "{line}");
+    assert_eq!(field(line, "evictions"), 2048 - 256, "{line}");
+    assert_eq!(field(line, "writebacks"), 1024, "{line}");
+    assert!(field(line, "miss_p50_us") > 0);
+}
+
+#[test]
+fn pattern_through_a_quarter_size_excache_fifo_and_lru() {
+    if !kvm_available() {
+        return;
+    }
+    let (m, addr) = memory_component(1, "64M", &[]);
+    let peer = format!("1={addr}");
+    for policy in ["fifo", "lru"] {
+        let (code, out, err) = processor(&[
+            "--excache",
+            "1M",
+            "--excache-policy",
+            policy,
+            "--peer",
+            &peer,
+            "--run-workload",
+            "pattern:4M",
+        ]);
+        check_quarter_cache_run(code, &out, &err);
+    }
+    assert_eq!(m.stop(), Some(0));
+}
+
+#[test]
+fn pattern_over_two_memory_components() {
+    if !kvm_available() {
+        return;
+    }
+    // The home (1) hands the workload's second vRegion to component 2.
+    let (m2, a2) = memory_component(2, "64M", &[]);
+    let p2 = format!("2={a2}");
+    let (m1, a1) = memory_component(1, "64M", &["--peer", &p2, "--vregion-peers", "2"]);
+    let p1 = format!("1={a1}");
+    for policy in ["fifo", "lru"] {
+        let (code, out, err) = processor(&[
+            "--excache",
+            "1M",
+            "--excache-policy",
+            policy,
+            "--peer",
+            &p1,
+            "--peer",
+            &p2,
+            "--run-workload",
+            "pattern:4M",
+        ]);
+        check_quarter_cache_run(code, &out, &err);
+        assert!(
+            err.contains("1 owner redirects"),
+            "the second vRegion was found at component 2: {err}"
+        );
+    }
+    assert_eq!(m1.stop(), Some(0));
+    assert_eq!(m2.stop(), Some(0));
+}
+
+#[test]
+fn a_memory_component_killed_mid_run_stops_the_process_with_a_clear_error() {
+    if !kvm_available() {
+        return;
+    }
+    let (m, addr) = memory_component(1, "128M", &[]);
+    let peer = format!("1={addr}");
+    let mut p = Process::start(&[
+        "--role",
+        "processor",
+        "--excache",
+        "1M",
+        "--peer",
+        &peer,
+        "--fabric-timeout-ms",
+        "1000",
+        "--run-workload",
+        "pattern:64M",
+    ]);
+    p.wait_for("workload: process");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(m);
+    let killed = Instant::now();
+    let (code, out) = p.wait(Duration::from_secs(30));
+    let err = p.seen.join("\n");
+    assert_eq!(code, Some(3), "stdout: {out}\nstderr: {err}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert!(
+        err.contains("memory component 1") && err.contains("cannot be reached"),
+        "{err}"
+    );
+    assert!(!out.contains("workload ok"));
+}
+
+#[test]
+fn an_access_outside_every_mapping_is_a_fault_report() {
+    if !kvm_available() {
+        return;
+    }
+    let (m, addr) = memory_component(1, "32M", &[]);
+    let peer = format!("1={addr}");
+    let (code, out, err) = processor(&[
+        "--excache",
+        "1M",
+        "--peer",
+        &peer,
+        "--run-workload",
+        "outside:64K",
+    ]);
+    assert_eq!(code, Some(3), "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains("not mapped (EFAULT)") && err.contains("SIGSEGV"),
+        "{err}"
+    );
+    // The memory component is fine.
+    assert!(m.stop() == Some(0));
+}
+
+#[test]
+fn excache_options_are_checked() {
+    for (args, option, needle) in [
+        (
+            &["--role", "memory", "--excache", "1M"][..],
+            "--excache",
+            "only a processor",
+        ),
+        (
+            &[
+                "--role",
+                "processor",
+                "--excache",
+                "1M",
+                "--run-workload",
+                "pattern:4M",
+            ][..],
+            "--run-workload",
+            "add --peer",
+        ),
+        (
+            &[
+                "--role",
+                "processor",
+                "--excache",
+                "3K",
+                "--peer",
+                "1=127.0.0.1:9",
+            ][..],
+            "--excache",
+            "multiple of 4K",
+        ),
+        (
+            &[
+                "--role",
+                "processor",
+                "--excache",
+                "1M",
+                "--peer",
+                "1=127.0.0.1:9",
+                "--run-workload",
+                "sort:4M",
+            ][..],
+            "--run-workload",
+            "no workload",
+        ),
+        (
+            &[
+                "--role",
+                "processor",
+                "--excache",
+                "1M",
+                "--peer",
+                "1=127.0.0.1:9",
+                "--memory",
+                "5",
+                "--run-workload",
+                "pattern:4M",
+            ][..],
+            "--memory",
+            "add --peer 5=ADDR",
+        ),
+        (
+            &[
+                "--role",
+                "processor",
+                "--excache",
+                "64G",
+                "--peer",
+                "1=127.0.0.1:9",
+            ][..],
+            "--excache",
+            "memslot",
+        ),
+    ] {
+        expect_failure(&run(args), 2, &[option, needle]);
+    }
+}
