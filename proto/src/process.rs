@@ -105,6 +105,37 @@ pub struct WorkloadReport {
     pub samples: [u64; CLASSES],
 }
 
+/// A Data request whose payload is exactly these bytes, sent to a
+/// processor component, is answered by its VMM with an [`ExCacheStats`].
+pub const EXCACHE_STATS_REQUEST: [u8; 8] = *b"LGXSTATS";
+
+/// Buckets of the miss-latency histogram: bucket `i` counts misses that
+/// took [2^i, 2^(i+1)) microseconds (bucket 0 also counts 0 us).
+pub const MISS_BUCKETS: usize = 16;
+
+/// A processor's ExCache counters. Hits are invisible (they never exit).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ExCacheStats {
+    pub pages: u64,
+    pub cached: u64,
+    pub misses: u64,
+    pub read_misses: u64,
+    pub write_misses: u64,
+    /// First writes to read-missed pages (their mapping is upgraded).
+    pub upgrades: u64,
+    pub evictions: u64,
+    pub writebacks: u64,
+    /// Write-backs carried in the fetch's own request.
+    pub folded: u64,
+    /// Pages fetched ahead of a miss, and those later used.
+    pub prefetched: u64,
+    pub prefetch_hits: u64,
+    pub miss_p50_us: u64,
+    pub miss_p99_us: u64,
+    pub miss_histogram: [u64; MISS_BUCKETS],
+}
+
 pub const WORKLOAD_OK: u32 = 0;
 pub const WORKLOAD_WRONG_DATA: u32 = 1;
 pub const WORKLOAD_MEMORY_CALL: u32 = 2;

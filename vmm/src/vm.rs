@@ -148,6 +148,13 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
             )?,
         ))),
     };
+    if let (Some(cache), Some(f)) = (&excache, &fabric) {
+        let cache = cache.clone();
+        let _ = f.answers.set(Box::new(move || {
+            let stats = cache.lock().map(|c| c.report()).unwrap_or_default();
+            zerocopy::IntoBytes::as_bytes(&stats).to_vec()
+        }));
+    }
     let shared = Arc::new(Shared {
         fabric,
         ram,

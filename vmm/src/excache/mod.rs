@@ -172,6 +172,7 @@ pub struct Stats {
     pub upgrades: u64,
     /// Write-backs that travelled in the fetch's request.
     pub folded: u64,
+    pub histogram: [u64; lego_proto::process::MISS_BUCKETS],
     /// Time spent in misses: all of it, in fabric calls, in memslot ioctls.
     pub miss_ns: u64,
     pub fetch_ns: u64,
@@ -270,6 +271,27 @@ impl ExCache {
             self.processes[slot as usize] = Some(Process { pid, home });
         }
         Ok(())
+    }
+
+    /// The counters, as the fabric's stats request answers them.
+    pub fn report(&self) -> lego_proto::process::ExCacheStats {
+        let s = &self.stats;
+        lego_proto::process::ExCacheStats {
+            pages: self.entries.len() as u64,
+            cached: self.map.len() as u64,
+            misses: s.misses,
+            read_misses: s.read_misses,
+            write_misses: s.write_misses,
+            upgrades: s.upgrades,
+            evictions: s.evictions,
+            writebacks: s.writebacks,
+            folded: s.folded,
+            prefetched: 0,
+            prefetch_hits: 0,
+            miss_p50_us: s.miss_us(0.5) as u64,
+            miss_p99_us: s.miss_us(0.99) as u64,
+            miss_histogram: s.histogram,
+        }
     }
 
     pub fn summary(&self) -> String {
@@ -424,6 +446,9 @@ impl ExCache {
         } else {
             s.read_misses += 1;
         }
+        let us = start.elapsed().as_micros() as u64;
+        let bucket = (63 - us.max(1).leading_zeros() as usize).min(s.histogram.len() - 1);
+        s.histogram[bucket] += 1;
         s.miss_ns += start.elapsed().as_nanos() as u64;
         if s.samples_us.len() < MAX_SAMPLES {
             s.samples_us

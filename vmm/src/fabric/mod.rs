@@ -218,7 +218,12 @@ pub struct Fabric {
     timeout: Duration,
     transports: Arc<Vec<Box<dyn Transport>>>,
     calls: Calls,
+    /// What the VMM answers itself on the fabric (the ExCache's stats).
+    pub answers: std::sync::OnceLock<VmmAnswer>,
 }
+
+/// Makes the VMM's answer to a stats request.
+pub type VmmAnswer = Box<dyn Fn() -> Vec<u8> + Send + Sync>;
 
 impl Fabric {
     /// Starts the transport and the device thread.
@@ -281,6 +286,7 @@ impl Fabric {
             timeout: cfg.timeout,
             transports: transports.clone(),
             calls: calls.clone(),
+            answers: std::sync::OnceLock::new(),
         });
         let device = Device {
             fabric: fabric.clone(),
@@ -447,11 +453,30 @@ impl Device {
                 if let Ok(h) = Header::decode(&bytes) {
                     if h.is_reply() {
                         self.outstanding.remove(&(h.src, h.request_id));
+                    } else if let Some(answer) = self.vmm_answer(&h, &bytes[HEADER_LEN..]) {
+                        let reply = h.reply(Kind::Data, answer.len() as u32);
+                        self.route_frame(
+                            reply,
+                            &Outgoing {
+                                header: reply.encode(),
+                                payload: Payload::Bytes(&answer),
+                            },
+                        );
+                        return;
                     }
                 }
                 self.for_guest(bytes);
             }
         }
+    }
+
+    /// A request the VMM itself answers (the ExCache's stats), if it is one.
+    fn vmm_answer(&self, h: &Header, payload: &[u8]) -> Option<Vec<u8>> {
+        if h.kind != Kind::Data || payload != lego_proto::process::EXCACHE_STATS_REQUEST {
+            return None;
+        }
+        let answer = self.fabric.answers.get()?;
+        Some(answer())
     }
 
     /// Turns guest kicks on or off; when turning them on, returns whether
