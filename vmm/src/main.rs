@@ -429,6 +429,10 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                             }
                         }
                         log::info!("workload ran {:.1} ms in the guest", us(report.cycles) / 1000.0);
+                        log::info!(
+                            "{} exits to the VMM for {misses} misses",
+                            shared.exits.load(Ordering::Relaxed)
+                        );
                         return Ok(0);
                     }
                     WORKLOAD_WRONG_DATA => {
