@@ -189,6 +189,8 @@ fn main() {
                 "processor",
                 "--excache",
                 "4M",
+                "--excache-prefetch",
+                "0",
                 "--peer",
                 &peer_mem,
                 "--run-workload",
@@ -213,7 +215,7 @@ fn main() {
             exits_per_miss.push(exits / misses);
         }
         println!(
-            "  [{name}] misses (guest-timed, 16 MiB through 4 MiB), exits per miss {:.2}:",
+            "  [{name}] misses without prefetching (guest-timed, 16 MiB through 4 MiB), exits per miss {:.2}:",
             median(exits_per_miss)
         );
         for (i, class) in CLASSES.iter().enumerate() {
@@ -244,34 +246,39 @@ fn main() {
             ("tcp", format!("1={mem_addr}")),
             ("shm", "1=shm".to_owned()),
         ] {
-            let cache = format!("{cache}M");
-            let ms = median(
-                (0..RUNS)
-                    .map(|_| {
-                        let (_, err) = run(&[
-                            "--role",
-                            "processor",
-                            "--excache",
-                            &cache,
-                            "--peer",
-                            &peer,
-                            "--run-workload",
-                            &ws,
-                            "--log-level",
-                            "info",
-                        ]);
-                        let line = err
-                            .lines()
-                            .find(|l| l.contains("workload ran"))
-                            .expect("run time");
-                        number_after(line, "ran")
-                    })
-                    .collect(),
-            );
-            println!(
-                "  ExCache {pct:3}% ({cache}) over {name}: {ms:8.1} ms = {:.1}x the host",
-                ms / host
-            );
+            for prefetch in ["0", "4"] {
+                let cache = format!("{cache}M");
+                let mut miss_p50 = Vec::new();
+                let mut times = Vec::new();
+                for _ in 0..RUNS {
+                    let (out, err) = run(&[
+                        "--role",
+                        "processor",
+                        "--excache",
+                        &cache,
+                        "--excache-prefetch",
+                        prefetch,
+                        "--peer",
+                        &peer,
+                        "--run-workload",
+                        &ws,
+                        "--log-level",
+                        "info",
+                    ]);
+                    miss_p50.push(number_after(&out, "miss_p50_us"));
+                    let line = err
+                        .lines()
+                        .find(|l| l.contains("workload ran"))
+                        .expect("run time");
+                    times.push(number_after(line, "ran"));
+                }
+                let ms = median(times);
+                println!(
+                    "  ExCache {pct:3}% ({cache:>3}) over {name}, prefetch {prefetch}: {ms:8.1} ms = {:6.1}x the host; VMM-timed miss p50 {:.0} us",
+                    ms / host,
+                    median(miss_p50)
+                );
+            }
         }
     }
 }

@@ -243,7 +243,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         fabric,
         fabric_test,
         vregion_peers: args.vregion_peers.clone(),
-        excache: excache.map(|pages| (pages, args.excache_policy)),
+        excache: excache.map(|pages| (pages, args.excache_policy, args.excache_prefetch.min(64))),
         workload: workload.map(|(kind, bytes)| vm::WorkloadConfig {
             kind,
             bytes,

@@ -29,7 +29,7 @@ pub struct Config {
     /// Checked by the command line: at most MAX_VREGION_PEERS.
     pub vregion_peers: Vec<u32>,
     /// Processor: the ExCache's pages and eviction policy.
-    pub excache: Option<(u32, crate::excache::policy::Policy)>,
+    pub excache: Option<(u32, crate::excache::policy::Policy, u32)>,
     pub workload: Option<WorkloadConfig>,
 }
 
@@ -139,13 +139,12 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
                 why: "the ExCache fetches pages from memory components: add --peer ID=ADDR".into(),
             })
         }
-        (Some((pages, policy)), Some(f)) => Some(Arc::new(std::sync::Mutex::new(
-            crate::excache::ExCache::new(&kvm_fd, vm.clone(), f.clone(), pages, policy).map_err(
-                |why| crate::error::VmmError::BadOption {
-                    option: "--excache",
-                    why,
-                },
-            )?,
+        (Some((pages, policy, prefetch)), Some(f)) => Some(Arc::new(std::sync::Mutex::new(
+            crate::excache::ExCache::new(&kvm_fd, vm.clone(), f.clone(), pages, policy, prefetch)
+                .map_err(|why| crate::error::VmmError::BadOption {
+                option: "--excache",
+                why,
+            })?,
         ))),
     };
     if let (Some(cache), Some(f)) = (&excache, &fabric) {

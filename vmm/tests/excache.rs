@@ -50,18 +50,40 @@ fn pattern_through_a_quarter_size_excache_fifo_and_lru() {
     }
     let (m, addr) = memory_component(1, "64M", &[]);
     let peer = format!("1={addr}");
-    for policy in ["fifo", "lru"] {
+    // FIFO without prefetching (every write-back folded into a fetch),
+    // LRU with it (write-backs sent on their own, misses served from
+    // prefetched pages).
+    for (policy, prefetch) in [("fifo", "0"), ("lru", "4")] {
         let (code, out, err) = processor(&[
             "--excache",
             "1M",
             "--excache-policy",
             policy,
+            "--excache-prefetch",
+            prefetch,
             "--peer",
             &peer,
             "--run-workload",
             "pattern:4M",
         ]);
         check_quarter_cache_run(code, &out, &err);
+        if prefetch == "0" {
+            assert!(
+                err.contains("1024 write-backs (1024 folded into the fetch), 0 prefetched"),
+                "{err}"
+            );
+        } else {
+            let used = err
+                .split(" prefetched (")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no prefetch count in {err}"));
+            assert!(
+                used > 1500,
+                "sequential passes are served from prefetched pages: {err}"
+            );
+        }
     }
     assert_eq!(m.stop(), Some(0));
 }

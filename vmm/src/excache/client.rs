@@ -8,7 +8,7 @@ use std::sync::Arc;
 use lego_proto::memory::*;
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::fabric::Fabric;
+use crate::fabric::{CallReply, Fabric, PendingCall};
 
 /// Why a page request got no page.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,27 @@ pub fn status_text(status: u32) -> String {
         OUT_OF_FRAMES => "it has no free page frame left".into(),
         BAD_REQUEST => "the request was malformed".into(),
         s => format!("status {s}"),
+    }
+}
+
+fn parse(dst: u32, reply: CallReply) -> Result<(MemReply, Vec<u8>), PageError> {
+    let body = reply.map_err(|why| PageError::Unreachable {
+        component: dst,
+        why,
+    })?;
+    let (head, rest) =
+        MemReply::read_from_prefix(&body).map_err(|_| PageError::BadReply { component: dst })?;
+    Ok((head, rest.to_vec()))
+}
+
+/// Whether the reply to a request sent without waiting says OK.
+pub fn check_reply(dst: u32, reply: CallReply) -> Result<(), PageError> {
+    match parse(dst, reply)? {
+        (r, _) if r.status == OK => Ok(()),
+        (r, _) => Err(PageError::Refused {
+            component: dst,
+            status: r.status,
+        }),
     }
 }
 
@@ -66,16 +87,26 @@ impl MemoryClient {
 
     /// One request to `dst`: the reply head and what follows it.
     fn once(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
-        let body = self
-            .fabric
-            .call(dst, request)
+        parse(dst, self.fabric.call(dst, request))
+    }
+
+    /// Sends a page request to `dst` without waiting (no redirects).
+    pub fn start(
+        &self,
+        dst: u32,
+        req: MemRequest,
+        page: Option<&[u8]>,
+    ) -> Result<PendingCall, PageError> {
+        let mut bytes = req.as_bytes().to_vec();
+        if let Some(p) = page {
+            bytes.extend_from_slice(p);
+        }
+        self.fabric
+            .start_call(dst, &bytes)
             .map_err(|why| PageError::Unreachable {
                 component: dst,
                 why,
-            })?;
-        let (reply, rest) = MemReply::read_from_prefix(&body)
-            .map_err(|_| PageError::BadReply { component: dst })?;
-        Ok((reply, rest.to_vec()))
+            })
     }
 
     /// A page request for pid, following redirects (unless `follow` is

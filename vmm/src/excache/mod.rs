@@ -24,7 +24,7 @@
 pub mod client;
 pub mod policy;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,7 +35,7 @@ use lego_proto::process::{window_decode, window_gpa, MAX_SLOTS};
 
 use self::client::{MemoryClient, PageError};
 use self::policy::{Order, Policy};
-use crate::fabric::Fabric;
+use crate::fabric::{CallReply, Fabric, PendingCall};
 
 /// Frame `i` is KVM memslot `FIRST_SLOT + i` (slot 0 is guest RAM).
 const FIRST_SLOT: u32 = 1;
@@ -172,6 +172,9 @@ pub struct Stats {
     pub upgrades: u64,
     /// Write-backs that travelled in the fetch's request.
     pub folded: u64,
+    /// Pages fetched ahead, and misses they served without a round trip.
+    pub prefetched: u64,
+    pub prefetch_hits: u64,
     pub histogram: [u64; lego_proto::process::MISS_BUCKETS],
     /// Time spent in misses: all of it, in fabric calls, in memslot ioctls.
     pub miss_ns: u64,
@@ -203,6 +206,17 @@ pub struct ExCache {
     processes: [Option<Process>; MAX_SLOTS as usize],
     client: MemoryClient,
     pub stats: Stats,
+    /// Pages fetched after each miss (`--excache-prefetch`).
+    prefetch: u32,
+    /// Prefetches sent and not yet answered, and answered ones waiting in
+    /// the VMM for their miss: they hold no frame and no memslot, so a
+    /// prefetched page that is never used costs nothing but its fetch.
+    inflight: HashMap<(u64, u64), (u32, PendingCall)>,
+    staged: HashMap<(u64, u64), (u32, Vec<u8>)>,
+    staged_order: VecDeque<(u64, u64)>,
+    /// Write-backs sent without waiting (a prefetched page's miss evicted a
+    /// dirty page); checked at every miss and before a process ends.
+    writebacks: Vec<(u32, u64, PendingCall)>,
 }
 
 impl ExCache {
@@ -213,6 +227,7 @@ impl ExCache {
         fabric: Arc<Fabric>,
         pages: u32,
         policy: Policy,
+        prefetch: u32,
     ) -> Result<ExCache, String> {
         let slots = kvm.get_nr_memslots();
         if pages as usize + FIRST_SLOT as usize > slots {
@@ -241,6 +256,11 @@ impl ExCache {
             processes: [None; MAX_SLOTS as usize],
             client: MemoryClient::new(fabric),
             stats: Stats::default(),
+            prefetch,
+            inflight: HashMap::new(),
+            staged: HashMap::new(),
+            staged_order: VecDeque::new(),
+            writebacks: Vec::new(),
         })
     }
 
@@ -253,6 +273,10 @@ impl ExCache {
             return Err(format!("slot {slot} is not below {MAX_SLOTS}"));
         }
         if let Some(old) = self.processes[slot as usize].take() {
+            self.reap_writebacks(true).map_err(|e| e.to_string())?;
+            self.inflight.retain(|(sl, _), _| *sl != s);
+            self.staged.retain(|(sl, _), _| *sl != s);
+            self.staged_order.retain(|(sl, _)| *sl != s);
             let frames: Vec<u32> = self
                 .map
                 .iter()
@@ -286,8 +310,8 @@ impl ExCache {
             evictions: s.evictions,
             writebacks: s.writebacks,
             folded: s.folded,
-            prefetched: 0,
-            prefetch_hits: 0,
+            prefetched: s.prefetched,
+            prefetch_hits: s.prefetch_hits,
             miss_p50_us: s.miss_us(0.5) as u64,
             miss_p99_us: s.miss_us(0.99) as u64,
             miss_histogram: s.histogram,
@@ -297,7 +321,7 @@ impl ExCache {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         format!(
-            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions, {} write-backs ({} folded into the fetch), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us changing memslots",
+            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions, {} write-backs ({} folded into the fetch), {} prefetched ({} used), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us changing memslots",
             s.misses,
             s.read_misses,
             s.write_misses,
@@ -305,6 +329,8 @@ impl ExCache {
             s.evictions,
             s.writebacks,
             s.folded,
+            s.prefetched,
+            s.prefetch_hits,
             self.client.redirects,
             s.miss_us(0.5),
             s.miss_us(0.99),
@@ -409,10 +435,34 @@ impl ExCache {
             access: if write { "write" } else { "read" },
             source,
         };
+        self.reap_writebacks(false)?;
+        self.reap_prefetches();
         let (frame, back) = self.take_frame()?;
+        let key = (slot, vpage);
         let t = Instant::now();
-        let fetched = self.fetch(p, vpage, write, back);
+        let ready = match self.staged.remove(&key) {
+            Some(got) => Some(got),
+            None => self
+                .inflight
+                .remove(&key)
+                .and_then(|(dst, call)| prefetched_page(dst, call.wait())),
+        };
         self.stats.fetch_ns += t.elapsed().as_nanos() as u64;
+        let fetched = match ready {
+            Some(got) => {
+                self.stats.prefetch_hits += 1;
+                match back {
+                    Some(wb) => self.start_writeback(wb).map(|()| got),
+                    None => Ok(got),
+                }
+            }
+            None => {
+                let t = Instant::now();
+                let r = self.fetch(p, vpage, write, back);
+                self.stats.fetch_ns += t.elapsed().as_nanos() as u64;
+                r
+            }
+        };
         let (owner, page) = match fetched {
             Ok(v) => v,
             Err(e) => {
@@ -439,6 +489,7 @@ impl ExCache {
         });
         self.map.insert((slot, vpage), frame);
         self.order.insert(frame);
+        self.prefetch_after(p, slot, vpage);
         let s = &mut self.stats;
         s.misses += 1;
         if write {
@@ -455,6 +506,115 @@ impl ExCache {
                 .push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
         }
         Ok(frame)
+    }
+
+    /// Sends reads of the pages after `vpage` in its vRegion that are not
+    /// cached, staged or on their way, up to the prefetch depth.
+    fn prefetch_after(&mut self, p: Process, slot: u64, vpage: u64) {
+        let limit = 4 * self.prefetch as usize;
+        let dst = self.client.owner(p.pid, p.home, vpage);
+        for k in 1..=self.prefetch as u64 {
+            let q = vpage + k * PAGE_U64;
+            if vregion(q) != vregion(vpage) || self.inflight.len() >= limit {
+                break;
+            }
+            let key = (slot, q);
+            if self.map.contains_key(&key)
+                || self.staged.contains_key(&key)
+                || self.inflight.contains_key(&key)
+            {
+                continue;
+            }
+            // Checked for writing: a staged page then serves a write miss
+            // too; a page the process may not write is simply not staged.
+            let read = MemRequest {
+                op: OP_READ,
+                pid: p.pid,
+                addr: q,
+                flags: FLAG_FOR_WRITE,
+                ..Default::default()
+            };
+            match self.client.start(dst, read, None) {
+                Ok(call) => {
+                    self.inflight.insert(key, (dst, call));
+                    self.stats.prefetched += 1;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Moves answered prefetches to the staging area (bounded: the oldest
+    /// staged pages are dropped first).
+    fn reap_prefetches(&mut self) {
+        let done: Vec<((u64, u64), u32, CallReply)> = self
+            .inflight
+            .iter()
+            .filter_map(|(k, (dst, call))| call.try_reply().map(|r| (*k, *dst, r)))
+            .collect();
+        for (key, dst, reply) in done {
+            self.inflight.remove(&key);
+            if let Some(got) = prefetched_page(dst, reply) {
+                self.staged.insert(key, got);
+                self.staged_order.push_back(key);
+            }
+        }
+        let limit = 4 * self.prefetch as usize;
+        while self.staged.len() > limit {
+            match self.staged_order.pop_front() {
+                Some(k) => {
+                    self.staged.remove(&k);
+                }
+                None => break,
+            }
+        }
+        if self.staged_order.len() > 2 * limit + 64 {
+            let staged = &self.staged;
+            self.staged_order.retain(|k| staged.contains_key(k));
+        }
+    }
+
+    /// Writes a dirty victim back without waiting for the answer. The
+    /// memory component serves one peer's requests in order, so a later
+    /// fetch of the page sees the write.
+    fn start_writeback(&mut self, (victim, data): WriteBack) -> Result<(), PageError> {
+        let wb = MemRequest {
+            op: OP_WRITE,
+            pid: victim.pid,
+            addr: victim.vpage,
+            ..Default::default()
+        };
+        let call = self.client.start(victim.owner, wb, Some(&data))?;
+        self.writebacks.push((victim.pid, victim.vpage, call));
+        self.stats.writebacks += 1;
+        Ok(())
+    }
+
+    /// Checks the answers of write-backs sent without waiting (all of
+    /// them, waiting, with `all`). A failed one stops its process.
+    fn reap_writebacks(&mut self, all: bool) -> Result<(), Fault> {
+        let mut i = 0;
+        while i < self.writebacks.len() {
+            let reply = if all {
+                Some(self.writebacks[i].2.wait_ref())
+            } else {
+                self.writebacks[i].2.try_reply()
+            };
+            let Some(reply) = reply else {
+                i += 1;
+                continue;
+            };
+            let (pid, va, call) = self.writebacks.swap_remove(i);
+            if let Err(source) = client::check_reply(call.dst(), reply) {
+                return Err(Fault::Page {
+                    pid,
+                    va,
+                    access: "write-back",
+                    source,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Fetches pid's page, writing `back` back first (in the same request
@@ -506,4 +666,11 @@ impl ExCache {
         self.stats.writebacks += 1;
         self.client.request(p.home, read, None, true)
     }
+}
+
+/// The page a prefetch brought, if it brought one.
+fn prefetched_page(dst: u32, reply: CallReply) -> Option<(u32, Vec<u8>)> {
+    let body = reply.ok()?;
+    let (head, rest) = <MemReply as zerocopy::FromBytes>::read_from_prefix(&body).ok()?;
+    (head.status == OK && rest.len() >= PAGE).then(|| (dst, rest[..PAGE].to_vec()))
 }

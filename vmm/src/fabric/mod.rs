@@ -195,6 +195,50 @@ fn vmm_reply(bytes: &[u8]) -> Option<(u64, CallReply)> {
     Some((h.request_id, answer))
 }
 
+/// A call of the VMM's own that has been sent; its entry in the call table
+/// goes when it is dropped.
+pub struct PendingCall {
+    fabric: Arc<Fabric>,
+    id: u64,
+    dst: ComponentId,
+    answer: Receiver<CallReply>,
+}
+
+impl PendingCall {
+    /// The reply, if it has come.
+    pub fn try_reply(&self) -> Option<CallReply> {
+        self.answer.try_recv().ok()
+    }
+
+    pub fn dst(&self) -> ComponentId {
+        self.dst
+    }
+
+    /// Waits for the reply, up to the fabric timeout.
+    pub fn wait(self) -> CallReply {
+        self.wait_ref()
+    }
+
+    /// [`wait`](Self::wait), leaving the call to be dropped by its owner.
+    pub fn wait_ref(&self) -> CallReply {
+        self.answer.recv_timeout(self.fabric.timeout).map_err(|_| {
+            format!(
+                "component {} did not answer within {} ms",
+                self.dst,
+                self.fabric.timeout.as_millis()
+            )
+        })?
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.fabric.calls.lock() {
+            c.remove(&self.id);
+        }
+    }
+}
+
 /// Request ids of the VMM's own calls have this bit; the guest's never do.
 pub const VMM_REQUEST: u64 = 1 << 63;
 
@@ -342,7 +386,18 @@ impl Fabric {
     /// A request from the VMM itself to component `dst`: the payload of
     /// its Data reply, or a sentence saying why there is none (the peer is
     /// unreachable or unknown, or did not answer within the fabric timeout).
-    pub fn call(&self, dst: ComponentId, payload: &[u8]) -> CallReply {
+    pub fn call(self: &Arc<Self>, dst: ComponentId, payload: &[u8]) -> CallReply {
+        self.start_call(dst, payload)?.wait()
+    }
+
+    /// Sends a request from the VMM itself and returns without waiting, so
+    /// several can be in flight (prefetches, write-backs); the replies come
+    /// back in any order.
+    pub fn start_call(
+        self: &Arc<Self>,
+        dst: ComponentId,
+        payload: &[u8],
+    ) -> Result<PendingCall, String> {
         let id = VMM_REQUEST | self.next_call.fetch_add(1, Ordering::Relaxed);
         let header = Header::request(Kind::Data, id, self.id, dst, payload.len() as u32);
         let Some(t) = self.transports.iter().find(|t| t.reaches(dst)) else {
@@ -352,34 +407,25 @@ impl Fabric {
             ));
         };
         let (reply, answer) = channel();
-        let forget = || {
-            if let Ok(mut c) = self.calls.lock() {
-                c.remove(&id);
-            }
-        };
         self.calls
             .lock()
             .map_err(|_| "the fabric's call table is poisoned".to_owned())?
             .insert(id, reply);
+        let pending = PendingCall {
+            fabric: self.clone(),
+            id,
+            dst,
+            answer,
+        };
         let out = Outgoing {
             header: header.encode(),
             payload: Payload::Bytes(payload),
         };
         if let Err(why) = t.send(dst, &out) {
-            forget();
             return Err(format!("component {dst} is unreachable: {why}"));
         }
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
-        match answer.recv_timeout(self.timeout) {
-            Ok(a) => a,
-            Err(_) => {
-                forget();
-                Err(format!(
-                    "component {dst} did not answer within {} ms",
-                    self.timeout.as_millis()
-                ))
-            }
-        }
+        Ok(pending)
     }
 
     /// PORT_FABRIC_KICK.
