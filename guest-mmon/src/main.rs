@@ -99,6 +99,7 @@ fn main(boot: &'static BootInfo) -> ! {
     lego_image::println!("fabric: component {} serving", boot.component_id);
     let mut remote = FabricRemote {
         later: VecDeque::new(),
+        dropped: 0,
     };
     loop {
         let m = match remote.later.pop_front() {
@@ -134,7 +135,12 @@ fn answer(m: &Message, kind: Kind, payload: &[u8]) {
 struct FabricRemote {
     /// Requests that arrived during a call and wait for the main loop.
     later: VecDeque<Message>,
+    /// Requests dropped because `later` was full.
+    dropped: u64,
 }
+
+/// Requests kept while a home waits for another component (the heap is small).
+const MAX_LATER: usize = 1024;
 
 /// How long a home waits for another memory component. The VMM answers a
 /// call to a dead or silent peer with an error frame after
@@ -158,15 +164,22 @@ impl<S: FrameStore> Remote<S> for FabricRemote {
                 continue;
             }
             // Another home's request to this owner is served now: that home
-            // may be waiting for us while we wait for it.
-            if m.header.kind == Kind::Data && Monitor::<S>::is_from_home(&m.payload) {
+            // may be waiting for us while we wait for it. Unless requests
+            // for the same process wait already: they go first, in order.
+            let pid_of = |m: &Message| m.payload.get(4..8).map(|b| [b[0], b[1], b[2], b[3]]);
+            let queued_same = self.later.iter().any(|q| pid_of(q) == pid_of(&m));
+            if m.header.kind == Kind::Data && Monitor::<S>::is_from_home(&m.payload) && !queued_same
+            {
                 let out = match zerocopy::FromBytes::read_from_prefix(&m.payload[..]) {
                     Ok((r, rest)) => owner.serve(&r, rest),
                     Err(_) => continue,
                 };
                 answer(&m, Kind::Data, &out);
-            } else {
+            } else if self.later.len() < MAX_LATER {
                 self.later.push_back(m);
+            } else {
+                // The sender's VMM answers it with a timeout error.
+                self.dropped += 1;
             }
         }
         None

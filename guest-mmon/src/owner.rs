@@ -138,12 +138,26 @@ impl<S: FrameStore> Owner<S> {
         Ok(f)
     }
 
-    fn read_page(&mut self, pid: Pid, addr: u64, write: Option<bool>) -> Vec<u8> {
+    fn read_page(&mut self, pid: Pid, addr: u64, write: Option<bool>, peek: bool) -> Vec<u8> {
+        let prot = self
+            .spaces
+            .get(&pid)
+            .and_then(|s| s.find(addr))
+            .map_or(0, |v| v.prot as u64);
+        if peek && self.frames.lookup(pid, addr / crate::PAGE).is_none() {
+            // Checked like a read, answered with zeros, nothing allocated.
+            if let Some(space) = self.spaces.get(&pid) {
+                if let Err(e) = space.check(addr, write.unwrap_or(false)) {
+                    return reply(status(e), 0, None);
+                }
+                return reply(OK, prot, Some(&[0u8; PAGE]));
+            }
+        }
         match self.frame_for(pid, addr, write) {
             Ok(f) => {
                 let mut page = [0u8; PAGE];
                 self.store.read(f, &mut page);
-                reply(OK, 0, Some(&page))
+                reply(OK, prot, Some(&page))
             }
             Err(s) => reply(s, 0, None),
         }
@@ -166,10 +180,21 @@ impl<S: FrameStore> Owner<S> {
         // From the home, the mapping is checked but not the protection.
         let access = |write: bool| (!from_home).then_some(write);
         let page = rest.first_chunk::<PAGE>();
+        // A write-back needs the mapping, not the write permission.
+        let write_back = if r.flags & FLAG_WRITEBACK != 0 {
+            None
+        } else {
+            access(true)
+        };
         match r.op {
-            OP_READ => self.read_page(r.pid, r.addr, access(r.flags & FLAG_FOR_WRITE != 0)),
+            OP_READ => self.read_page(
+                r.pid,
+                r.addr,
+                access(r.flags & FLAG_FOR_WRITE != 0),
+                r.flags & FLAG_PEEK != 0,
+            ),
             OP_WRITE => match page {
-                Some(p) => reply(self.write_page(r.pid, r.addr, access(true), p), 0, None),
+                Some(p) => reply(self.write_page(r.pid, r.addr, write_back, p), 0, None),
                 None => reply(BAD_REQUEST, 0, None),
             },
             OP_READ_WRITE => {
@@ -177,8 +202,10 @@ impl<S: FrameStore> Owner<S> {
                     return reply(BAD_REQUEST, 0, None);
                 };
                 // The write-back first: the read may be of the same page.
-                match self.write_page(r.pid, r.arg, access(true), p) {
-                    OK => self.read_page(r.pid, r.addr, access(r.flags & FLAG_FOR_WRITE != 0)),
+                match self.write_page(r.pid, r.arg, write_back, p) {
+                    OK => {
+                        self.read_page(r.pid, r.addr, access(r.flags & FLAG_FOR_WRITE != 0), false)
+                    }
                     s => reply(s, 0, None),
                 }
             }

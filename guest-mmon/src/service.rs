@@ -792,4 +792,43 @@ mod tests {
         sync[24..32].copy_from_slice(&5u64.to_le_bytes());
         assert_eq!(status_value(&solo(&mut home, &sync)).0, BAD_REQUEST);
     }
+
+    /// What an ExCache relies on: reads say the protection, peeks take no
+    /// frame, write-backs survive an mprotect.
+    #[test]
+    fn peeks_protections_and_write_backs() {
+        let mut m = Monitor::new(1, &[], frames(8), 8);
+        solo(&mut m, &req(OP_NEW, 3, 0x40_0000, 0, 0, 0));
+        let rw = PROT_READ | PROT_WRITE;
+        solo(&mut m, &req(OP_MMAP, 3, 1 << 30, 4 * 4096, rw, FLAG_FIXED));
+        let peek = solo(&mut m, &req(OP_READ, 3, 1 << 30, 0, 0, FLAG_PEEK));
+        assert_eq!(status_value(&peek), (OK, rw as u64));
+        assert!(peek[REPLY_LEN..].iter().all(|&b| b == 0));
+        assert_eq!(m.frames().used_by(3), 0, "a peek takes no frame");
+        assert_eq!(status_value(&solo(&mut m, &write_req(3, 1 << 30, 5))).0, OK);
+        solo(
+            &mut m,
+            &req(OP_MPROTECT, 3, 1 << 30, 4 * 4096, PROT_READ, 0),
+        );
+        assert_eq!(
+            status_value(&solo(&mut m, &write_req(3, 1 << 30, 6))).0,
+            EACCES
+        );
+        let mut wb = write_req(3, 1 << 30, 7);
+        wb[36..40].copy_from_slice(&FLAG_WRITEBACK.to_le_bytes());
+        assert_eq!(
+            status_value(&solo(&mut m, &wb)).0,
+            OK,
+            "dirty data survives mprotect"
+        );
+        let read = solo(&mut m, &req(OP_READ, 3, 1 << 30, 0, 0, 0));
+        assert_eq!(status_value(&read), (OK, PROT_READ as u64));
+        assert!(read[REPLY_LEN..].iter().all(|&b| b == 7));
+        let for_write = solo(&mut m, &req(OP_READ, 3, 1 << 30, 0, 0, FLAG_FOR_WRITE));
+        assert_eq!(status_value(&for_write).0, EACCES);
+        // Outside the mapping, even a write-back fails.
+        let mut wb = write_req(3, 2 << 30, 7);
+        wb[36..40].copy_from_slice(&FLAG_WRITEBACK.to_le_bytes());
+        assert_eq!(status_value(&solo(&mut m, &wb)).0, EFAULT);
+    }
 }

@@ -152,6 +152,21 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
         };
         record(class, t1 - t0);
     }
+    if kind == Workload::ReadOnly {
+        for &(base, len) in ranges.iter().take(last + 1) {
+            let protect = MemRequest {
+                op: OP_MPROTECT,
+                pid,
+                addr: base,
+                len,
+                prot: 1,
+                ..Default::default()
+            };
+            if let Err(s) = memory_call(home, protect) {
+                return fail(report, s);
+            }
+        }
+    }
     for p in 0..pages {
         let va = page_va(p);
         // SAFETY: as above.
@@ -189,6 +204,15 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
     }
     if report.wrong_words > 0 {
         report.status = WORKLOAD_WRONG_DATA;
+    }
+    if kind == Workload::ReadOnly {
+        // The last page read is cached read-only: the VMM must refuse.
+        let va = page_va(pages - 1);
+        // SAFETY: mapped to the window above.
+        unsafe { core::ptr::write_volatile(va as *mut u64, 1) };
+        report.status = WORKLOAD_WRONG_DATA;
+        report.first_bad = va;
+        report.wrong_words = 1;
     }
     if kind == Workload::Outside {
         // The memory component has no VMA here: the VMM must stop us.

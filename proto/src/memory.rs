@@ -7,7 +7,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const PAGE: usize = 4096;
 
-/// Read the page at `addr` (zero-filled on first touch).
+/// Read the page at `addr` (zero-filled on first touch); `value` is the
+/// protection of its VMA, so a cache knows whether it may be written.
 pub const OP_READ: u32 = 1;
 /// Write back the page at `addr`; the page follows the request.
 pub const OP_WRITE: u32 = 2;
@@ -46,6 +47,13 @@ pub const FLAG_FROM_HOME: u32 = 4;
 /// On OP_READ and OP_READ_WRITE: the page is read for writing (an ExCache write miss), so
 /// the mapping must allow writes (EACCES otherwise).
 pub const FLAG_FOR_WRITE: u32 = 8;
+/// On OP_READ: a page never touched reads as zeros without taking a frame
+/// (prefetches, which may never be used).
+pub const FLAG_PEEK: u32 = 16;
+/// On OP_WRITE and OP_READ_WRITE: the page written back was written while
+/// its mapping allowed it, so only the mapping is checked (an mprotect in
+/// between must not lose the data, as on Linux).
+pub const FLAG_WRITEBACK: u32 = 32;
 
 /// A process's address space is cut into vRegions of this size; each is
 /// owned by exactly one memory component, which holds its pages.

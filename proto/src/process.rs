@@ -66,6 +66,10 @@ pub enum Workload {
     /// component says it is not mapped, and the process must be stopped
     /// with a fault report.
     Outside = 2,
+    /// Like Pattern, but the memory is made read-only (mprotect at the
+    /// home) before it is read back, and then written once: the process
+    /// must be stopped with a fault report.
+    ReadOnly = 3,
 }
 
 impl Workload {
@@ -73,6 +77,7 @@ impl Workload {
         match v {
             1 => Some(Workload::Pattern),
             2 => Some(Workload::Outside),
+            3 => Some(Workload::ReadOnly),
             _ => None,
         }
     }

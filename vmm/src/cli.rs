@@ -218,6 +218,7 @@ pub fn parse_workload(text: &str) -> Result<(lego_proto::process::Workload, u64)
     let kind = match kind {
         "pattern" => Workload::Pattern,
         "outside" => Workload::Outside,
+        "readonly" => Workload::ReadOnly,
         other => {
             return Err(bad(format!(
                 "'{other}' is no workload; the one there is: pattern"

@@ -149,9 +149,26 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
     };
     if let (Some(cache), Some(f)) = (&excache, &fabric) {
         let cache = cache.clone();
+        // The device thread answers; a vCPU holds the lock for a whole miss
+        // (a round trip, or a timeout), so it waits a little and otherwise
+        // answers with the last counters it read.
+        let last = std::sync::Mutex::new(lego_proto::process::ExCacheStats::default());
         let _ = f.answers.set(Box::new(move || {
-            let stats = cache.lock().map(|c| c.report()).unwrap_or_default();
-            zerocopy::IntoBytes::as_bytes(&stats).to_vec()
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(20);
+            let stats = loop {
+                if let Ok(c) = cache.try_lock() {
+                    break Some(c.report());
+                }
+                if std::time::Instant::now() > deadline {
+                    break None;
+                }
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            };
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(s) = stats {
+                *last = s;
+            }
+            zerocopy::IntoBytes::as_bytes(&*last).to_vec()
         }));
     }
     let shared = Arc::new(Shared {

@@ -179,6 +179,20 @@ fn an_access_outside_every_mapping_is_a_fault_report() {
         err.contains("not mapped (EFAULT)") && err.contains("SIGSEGV"),
         "{err}"
     );
+    // A write to memory made read-only (the page cached read-only).
+    let (code, out, err) = processor(&[
+        "--excache",
+        "64K",
+        "--peer",
+        &peer,
+        "--run-workload",
+        "readonly:256K",
+    ]);
+    assert_eq!(code, Some(3), "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains("the write of") && err.contains("(EACCES)") && err.contains("SIGSEGV"),
+        "{err}"
+    );
     // The memory component is fine.
     assert!(m.stop() == Some(0));
 }

@@ -119,7 +119,7 @@ impl MemoryClient {
         req: MemRequest,
         page: Option<&[u8]>,
         follow: bool,
-    ) -> Result<(u32, Vec<u8>), PageError> {
+    ) -> Result<(u32, MemReply, Vec<u8>), PageError> {
         let mut bytes = req.as_bytes().to_vec();
         if let Some(p) = page {
             bytes.extend_from_slice(p);
@@ -129,11 +129,19 @@ impl MemoryClient {
         for _ in 0..4 {
             let (reply, rest) = self.once(dst, &bytes)?;
             match reply.status {
-                OK => return Ok((dst, rest)),
+                OK => return Ok((dst, reply, rest)),
                 NOT_OWNER if follow => {
                     self.redirects += 1;
                     dst = reply.value as u32;
                     self.owners.insert((req.pid, region), dst);
+                }
+                // A remembered owner that no longer holds the vRegion (it
+                // was emptied and handed to another): ask the home again.
+                EFAULT | ESRCH
+                    if follow && dst != home && self.owners.contains_key(&(req.pid, region)) =>
+                {
+                    self.owners.remove(&(req.pid, region));
+                    dst = home;
                 }
                 status => {
                     return Err(PageError::Refused {

@@ -40,13 +40,15 @@ use crate::fabric::{CallReply, Fabric, PendingCall};
 /// Frame `i` is KVM memslot `FIRST_SLOT + i` (slot 0 is guest RAM).
 const FIRST_SLOT: u32 = 1;
 const PAGE_U64: u64 = PAGE as u64;
+const PROT_WRITE: u32 = 2;
 /// `KVM_CAP_DISABLE_QUIRKS2` and `KVM_X86_QUIRK_SLOT_ZAP_ALL`: without the
 /// quirk, deleting a memslot drops only its own shadow entries (PVM.md:
 /// 24 us instead of 115 us, and the other cached pages stay mapped).
 const KVM_CAP_DISABLE_QUIRKS2: u32 = 213;
 const KVM_X86_QUIRK_SLOT_ZAP_ALL: u64 = 1 << 7;
-/// Miss latencies kept for percentiles.
-const MAX_SAMPLES: usize = 1 << 22;
+/// Miss latencies kept for percentiles: the most recent ones (the
+/// histogram counts them all).
+const MAX_SAMPLES: usize = 1 << 16;
 
 /// Why a process's access could not be served; the process is stopped.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +108,12 @@ struct Entry {
     owner: u32,
     /// Written since it was fetched; also means mapped writable.
     dirty: bool,
+    /// Its VMA allows writes (the memory component said so with the page).
+    writable: bool,
 }
+
+/// A page from a memory component: who sent it, its VMA's protection, its bytes.
+type Fetched = (u32, u32, Vec<u8>);
 
 /// An evicted dirty page on its way back to its memory component.
 type WriteBack = (Entry, Vec<u8>);
@@ -212,7 +219,7 @@ pub struct ExCache {
     /// the VMM for their miss: they hold no frame and no memslot, so a
     /// prefetched page that is never used costs nothing but its fetch.
     inflight: HashMap<(u64, u64), (u32, PendingCall)>,
-    staged: HashMap<(u64, u64), (u32, Vec<u8>)>,
+    staged: HashMap<(u64, u64), Fetched>,
     staged_order: VecDeque<(u64, u64)>,
     /// Write-backs sent without waiting (a prefetched page's miss evicted a
     /// dirty page); checked at every miss and before a process ends.
@@ -289,6 +296,7 @@ impl ExCache {
                 self.free.push(f);
             }
             self.order.retain(|f| self.entries[f as usize].is_some());
+            self.map.retain(|(sl, _), _| *sl != s);
             self.client.forget(old.pid);
         }
         if pid != 0 {
@@ -351,7 +359,21 @@ impl ExCache {
             Some(&f) => f,
             None => self.miss(slot, vpage, write)?,
         };
-        let upgrade = write && self.entries[frame as usize].is_some_and(|e| !e.dirty);
+        let entry = self.entries[frame as usize];
+        if write && entry.is_some_and(|e| !e.writable) {
+            let pid = self.processes[slot as usize].map_or(0, |p| p.pid);
+            let owner = entry.map_or(0, |e| e.owner);
+            return Err(Fault::Page {
+                pid,
+                va,
+                access: "write",
+                source: PageError::Refused {
+                    component: owner,
+                    status: EACCES,
+                },
+            });
+        }
+        let upgrade = write && entry.is_some_and(|e| !e.dirty);
         if upgrade {
             // The first write to a read-missed page: map it writable (KVM
             // cannot change a memslot's read-only flag in place).
@@ -448,11 +470,19 @@ impl ExCache {
                 .and_then(|(dst, call)| prefetched_page(dst, call.wait())),
         };
         self.stats.fetch_ns += t.elapsed().as_nanos() as u64;
+        // A prefetched page was read without the write check.
+        let ready = ready.filter(|(_, prot, _)| !write || prot & PROT_WRITE != 0);
         let fetched = match ready {
             Some(got) => {
                 self.stats.prefetch_hits += 1;
                 match back {
-                    Some(wb) => self.start_writeback(wb).map(|()| got),
+                    Some(wb) => match self.start_writeback(wb) {
+                        Ok(()) => Ok(got),
+                        Err(f) => {
+                            self.free.push(frame);
+                            return Err(f);
+                        }
+                    },
                     None => Ok(got),
                 }
             }
@@ -463,7 +493,7 @@ impl ExCache {
                 r
             }
         };
-        let (owner, page) = match fetched {
+        let (owner, prot, page) = match fetched {
             Ok(v) => v,
             Err(e) => {
                 self.free.push(frame);
@@ -486,6 +516,7 @@ impl ExCache {
             home: p.home,
             owner,
             dirty: write,
+            writable: prot & PROT_WRITE != 0,
         });
         self.map.insert((slot, vpage), frame);
         self.order.insert(frame);
@@ -501,9 +532,12 @@ impl ExCache {
         let bucket = (63 - us.max(1).leading_zeros() as usize).min(s.histogram.len() - 1);
         s.histogram[bucket] += 1;
         s.miss_ns += start.elapsed().as_nanos() as u64;
+        let sample = us.min(u32::MAX as u64) as u32;
         if s.samples_us.len() < MAX_SAMPLES {
-            s.samples_us
-                .push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            s.samples_us.push(sample);
+        } else {
+            let i = (s.misses as usize) % MAX_SAMPLES;
+            s.samples_us[i] = sample;
         }
         Ok(frame)
     }
@@ -525,13 +559,14 @@ impl ExCache {
             {
                 continue;
             }
-            // Checked for writing: a staged page then serves a write miss
-            // too; a page the process may not write is simply not staged.
+            // A peek: a page never touched costs the memory component no
+            // frame. The reply's protection says whether a write miss may
+            // use it.
             let read = MemRequest {
                 op: OP_READ,
                 pid: p.pid,
                 addr: q,
-                flags: FLAG_FOR_WRITE,
+                flags: FLAG_PEEK,
                 ..Default::default()
             };
             match self.client.start(dst, read, None) {
@@ -577,14 +612,23 @@ impl ExCache {
     /// Writes a dirty victim back without waiting for the answer. The
     /// memory component serves one peer's requests in order, so a later
     /// fetch of the page sees the write.
-    fn start_writeback(&mut self, (victim, data): WriteBack) -> Result<(), PageError> {
+    fn start_writeback(&mut self, (victim, data): WriteBack) -> Result<(), Fault> {
         let wb = MemRequest {
             op: OP_WRITE,
             pid: victim.pid,
             addr: victim.vpage,
+            flags: FLAG_WRITEBACK,
             ..Default::default()
         };
-        let call = self.client.start(victim.owner, wb, Some(&data))?;
+        let call = self
+            .client
+            .start(victim.owner, wb, Some(&data))
+            .map_err(|source| Fault::Page {
+                pid: victim.pid,
+                va: victim.vpage,
+                access: "write-back",
+                source,
+            })?;
         self.writebacks.push((victim.pid, victim.vpage, call));
         self.stats.writebacks += 1;
         Ok(())
@@ -625,7 +669,7 @@ impl ExCache {
         vpage: u64,
         write: bool,
         back: Option<WriteBack>,
-    ) -> Result<(u32, Vec<u8>), PageError> {
+    ) -> Result<Fetched, PageError> {
         let read = MemRequest {
             op: OP_READ,
             pid: p.pid,
@@ -634,20 +678,21 @@ impl ExCache {
             ..Default::default()
         };
         let Some((victim, data)) = back else {
-            return self.client.request(p.home, read, None, true);
+            return self.client.request(p.home, read, None, true).map(fetched);
         };
         let same = victim.pid == p.pid && victim.owner == self.client.owner(p.pid, p.home, vpage);
         if same {
             let both = MemRequest {
                 op: OP_READ_WRITE,
                 arg: victim.vpage,
+                flags: read.flags | FLAG_WRITEBACK,
                 ..read
             };
             match self.client.request(victim.owner, both, Some(&data), false) {
                 Ok(out) => {
                     self.stats.writebacks += 1;
                     self.stats.folded += 1;
-                    return Ok(out);
+                    return Ok(fetched(out));
                 }
                 // Redirected: the pages have different owners after all.
                 Err(PageError::Refused {
@@ -660,17 +705,23 @@ impl ExCache {
             op: OP_WRITE,
             pid: victim.pid,
             addr: victim.vpage,
+            flags: FLAG_WRITEBACK,
             ..Default::default()
         };
         self.client.request(victim.home, wb, Some(&data), true)?;
         self.stats.writebacks += 1;
-        self.client.request(p.home, read, None, true)
+        self.client.request(p.home, read, None, true).map(fetched)
     }
 }
 
 /// The page a prefetch brought, if it brought one.
-fn prefetched_page(dst: u32, reply: CallReply) -> Option<(u32, Vec<u8>)> {
+fn prefetched_page(dst: u32, reply: CallReply) -> Option<Fetched> {
     let body = reply.ok()?;
     let (head, rest) = <MemReply as zerocopy::FromBytes>::read_from_prefix(&body).ok()?;
-    (head.status == OK && rest.len() >= PAGE).then(|| (dst, rest[..PAGE].to_vec()))
+    (head.status == OK && rest.len() >= PAGE)
+        .then(|| (dst, head.value as u32, rest[..PAGE].to_vec()))
+}
+
+fn fetched((dst, head, rest): (u32, MemReply, Vec<u8>)) -> Fetched {
+    (dst, head.value as u32, rest)
 }
