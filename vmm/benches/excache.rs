@@ -15,63 +15,19 @@
 //! Medians of RUNS runs. Build the release images first:
 //! `cargo build --release --workspace`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
+
+use common::{component, host_tcp_p50, median, VMM};
 
 use lego_proto::process::{check_page, write_page};
 
-const VMM: &str = env!("CARGO_BIN_EXE_lego-vmm");
 const RUNS: usize = 3;
 const WORKING_SET_MIB: u64 = 16;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-struct Component(Child);
-
-impl Drop for Component {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A component serving the fabric: (process, its TCP address).
-fn component(role: &str, id: u32) -> (Component, String) {
-    let id = id.to_string();
-    let mut child = Command::new(VMM)
-        .args([
-            "--role",
-            role,
-            "--id",
-            &id,
-            "--mem",
-            "256M",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start a component");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut addr = String::new();
-    for line in lines.by_ref().map_while(Result::ok) {
-        if let Some(a) = line.split("listens on ").nth(1) {
-            addr = a.trim().to_owned();
-        }
-        if line.contains("serving") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (Component(child), addr)
-}
 
 /// Runs lego-vmm to completion; stdout and stderr.
 fn run(args: &[&str]) -> (String, String) {
@@ -95,29 +51,6 @@ fn number_after(text: &str, key: &str) -> f64 {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no number after {key:?} in:\n{text}"))
-}
-
-fn host_tcp_p50() -> f64 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        s.set_nodelay(true).ok();
-        let mut req = [0u8; 72];
-        let reply = vec![1u8; 32 + 16 + 4096];
-        while s.read_exact(&mut req).is_ok() && s.write_all(&reply).is_ok() {}
-    });
-    let mut c = TcpStream::connect(addr).expect("connect");
-    c.set_nodelay(true).ok();
-    let mut buf = vec![0u8; 32 + 16 + 4096];
-    let mut lat = Vec::new();
-    for _ in 0..4000 {
-        let t = Instant::now();
-        c.write_all(&[0u8; 72]).expect("write");
-        c.read_exact(&mut buf).expect("read");
-        lat.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    median(lat)
 }
 
 /// The workload's passes on the host, over fresh (unpopulated) memory; ms.
@@ -155,7 +88,11 @@ fn main() {
     let (_mem, mem_addr) = component("memory", 1);
     let (_echo, echo_addr) = component("storage", 9);
     let ws = format!("pattern:{WORKING_SET_MIB}M");
-    let host_tcp = median((0..RUNS).map(|_| host_tcp_p50()).collect());
+    let host_tcp = median(
+        (0..RUNS)
+            .map(|_| host_tcp_p50(72, 32 + 16 + 4096, 4000))
+            .collect(),
+    );
     println!("floors (medians of {RUNS} runs):");
     println!("  host TCP round trip, 72 B out, 4 KiB back: p50 {host_tcp:.1} us");
     let mut exit_us = Vec::new();

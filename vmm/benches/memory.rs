@@ -7,67 +7,26 @@
 //! (a 40-byte request, a 4 KiB reply). Build the release images first:
 //! `cargo build --release --workspace`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{component, host_tcp_p50, median, VMM};
 
 use lego_proto::frame::{Header, Kind, HEADER_LEN};
 use lego_proto::memory::*;
 use zerocopy::{FromBytes, IntoBytes};
 
-const VMM: &str = env!("CARGO_BIN_EXE_lego-vmm");
 const RUNS: usize = 5;
 const PAGES: u64 = 8192;
 const BASE: u64 = 1 << 30;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn quantile(sorted: &[f64], q: usize) -> f64 {
     sorted[(sorted.len() * q / 100).min(sorted.len() - 1)]
-}
-
-struct Component(Child);
-
-impl Drop for Component {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn component() -> (Component, String) {
-    let mut child = Command::new(VMM)
-        .args([
-            "--role",
-            "memory",
-            "--id",
-            "1",
-            "--mem",
-            "256M",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the memory component");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut addr = String::new();
-    for line in lines.by_ref().map_while(Result::ok) {
-        if let Some(a) = line.split("listens on ").nth(1) {
-            addr = a.trim().to_owned();
-        }
-        if line.contains("fabric: component 1 serving") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (Component(child), addr)
 }
 
 struct Client {
@@ -113,30 +72,6 @@ fn read_all(c: &mut Client) -> Vec<f64> {
     lat
 }
 
-fn host_tcp_p50() -> f64 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        s.set_nodelay(true).ok();
-        let mut req = [0u8; 72];
-        let reply = vec![1u8; HEADER_LEN + REPLY_LEN + PAGE];
-        while s.read_exact(&mut req).is_ok() && s.write_all(&reply).is_ok() {}
-    });
-    let mut c = TcpStream::connect(addr).expect("connect");
-    c.set_nodelay(true).ok();
-    let mut buf = vec![0u8; HEADER_LEN + REPLY_LEN + PAGE];
-    let mut lat = Vec::new();
-    for _ in 0..PAGES {
-        let t = Instant::now();
-        c.write_all(&[0u8; 72]).expect("write");
-        c.read_exact(&mut buf).expect("read");
-        lat.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    quantile(&lat, 50)
-}
-
 fn main() {
     if !Path::new(VMM).with_file_name("guest-mmon").exists() {
         eprintln!(
@@ -144,7 +79,11 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let tcp = median((0..RUNS).map(|_| host_tcp_p50()).collect());
+    let tcp = median(
+        (0..RUNS)
+            .map(|_| host_tcp_p50(72, HEADER_LEN + REPLY_LEN + PAGE, PAGES as usize))
+            .collect(),
+    );
     let (
         mut cold_rate,
         mut warm_rate,
@@ -155,7 +94,7 @@ fn main() {
         mut overhead,
     ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..RUNS {
-        let (_m, addr) = component();
+        let (_m, addr) = component("memory", 1);
         let conn = TcpStream::connect(&addr).expect("connect");
         conn.set_nodelay(true).ok();
         let mut c = Client {

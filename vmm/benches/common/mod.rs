@@ -1,0 +1,84 @@
+//! What the benchmarks share: medians, a component started in the
+//! background, and the host TCP round trip they report against.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+pub const VMM: &str = env!("CARGO_BIN_EXE_lego-vmm");
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// A component serving the fabric, killed when dropped.
+pub struct Component(Child);
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a `role` component with fabric id `id` on a free TCP port and
+/// waits until it serves: the process and its address.
+pub fn component(role: &str, id: u32) -> (Component, String) {
+    let id = id.to_string();
+    let mut child = Command::new(VMM)
+        .args([
+            "--role",
+            role,
+            "--id",
+            &id,
+            "--mem",
+            "256M",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a component");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut addr = String::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(a) = line.split("listens on ").nth(1) {
+            addr = a.trim().to_owned();
+        }
+        if line.contains("serving") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (Component(child), addr)
+}
+
+/// The p50 of `count` host TCP loopback round trips of `request` bytes out
+/// and `reply` bytes back, in microseconds.
+pub fn host_tcp_p50(request: usize, reply: usize, count: usize) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_nodelay(true).ok();
+        let mut req = vec![0u8; request];
+        let answer = vec![1u8; reply];
+        while s.read_exact(&mut req).is_ok() && s.write_all(&answer).is_ok() {}
+    });
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.set_nodelay(true).ok();
+    let (out, mut buf) = (vec![0u8; request], vec![0u8; reply]);
+    let mut lat = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        c.write_all(&out).expect("write");
+        c.read_exact(&mut buf).expect("read");
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    median(lat)
+}
