@@ -40,6 +40,25 @@ fn run(args: &[&str]) -> (String, String) {
     (o, e)
 }
 
+/// The pattern workload over the working set through `cache` of ExCache.
+fn workload(cache: &str, prefetch: &str, peer: &str) -> (String, String) {
+    let ws = format!("pattern:{WORKING_SET_MIB}M");
+    run(&[
+        "--role",
+        "processor",
+        "--excache",
+        cache,
+        "--excache-prefetch",
+        prefetch,
+        "--peer",
+        peer,
+        "--run-workload",
+        &ws,
+        "--log-level",
+        "info",
+    ])
+}
+
 /// The number after `key` (`key=1.5` or `key 1.5 us`) in `text`.
 fn number_after(text: &str, key: &str) -> f64 {
     let rest = text
@@ -87,7 +106,6 @@ fn main() {
     }
     let (_mem, mem_addr) = component("memory", 1);
     let (_echo, echo_addr) = component("storage", 9);
-    let ws = format!("pattern:{WORKING_SET_MIB}M");
     let host_tcp = median(
         (0..RUNS)
             .map(|_| host_tcp_p50(72, 32 + 16 + 4096, 4000))
@@ -121,20 +139,7 @@ fn main() {
         let mut per_class: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); 4];
         let mut exits_per_miss = Vec::new();
         for _ in 0..RUNS {
-            let (_, err) = run(&[
-                "--role",
-                "processor",
-                "--excache",
-                "4M",
-                "--excache-prefetch",
-                "0",
-                "--peer",
-                &peer_mem,
-                "--run-workload",
-                &ws,
-                "--log-level",
-                "info",
-            ]);
+            let (_, err) = workload("4M", "0", &peer_mem);
             for (i, class) in CLASSES.iter().enumerate() {
                 let line = err
                     .lines()
@@ -190,20 +195,7 @@ fn main() {
             let mut times = [Vec::new(), Vec::new()];
             for _ in 0..RUNS {
                 for (i, prefetch) in ["0", "4"].into_iter().enumerate() {
-                    let (out, err) = run(&[
-                        "--role",
-                        "processor",
-                        "--excache",
-                        &cache,
-                        "--excache-prefetch",
-                        prefetch,
-                        "--peer",
-                        &peer,
-                        "--run-workload",
-                        &ws,
-                        "--log-level",
-                        "info",
-                    ]);
+                    let (out, err) = workload(&cache, prefetch, &peer);
                     miss_p50[i].push(number_after(&out, "miss_p50_us"));
                     let line = err
                         .lines()

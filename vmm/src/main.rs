@@ -125,10 +125,6 @@ fn check_vregion_peers<A>(
     Ok(())
 }
 
-fn cfg_home(shared: &vcpu::Shared) -> u32 {
-    shared.workload_home
-}
-
 fn run(args: &Args, start: Instant) -> Result<i32> {
     let mode = if args.run_workload.is_some() {
         Mode::Workload
@@ -446,7 +442,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     WORKLOAD_MEMORY_CALL => {
                         return Err(VmmError::Guest(format!(
                             "the workload's memory call to component {} failed: {}",
-                            cfg_home(&shared),
+                            shared.workload_home,
                             excache::client::status_text(report.mem_status)
                         )))
                     }

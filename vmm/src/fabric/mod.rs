@@ -329,7 +329,7 @@ impl Fabric {
             next_call: AtomicU64::new(1),
             timeout: cfg.timeout,
             transports: transports.clone(),
-            calls: calls.clone(),
+            calls,
             answers: std::sync::OnceLock::new(),
         });
         let device = Device {
@@ -338,7 +338,6 @@ impl Fabric {
             inbox,
             pending: VecDeque::new(),
             outstanding: HashMap::new(),
-            calls,
             timeout: cfg.timeout,
         };
         std::thread::Builder::new()
@@ -453,8 +452,6 @@ struct Device {
     pending: VecDeque<Vec<u8>>,
     /// Requests sent to peers and not answered yet: (peer, request id) -> deadline.
     outstanding: HashMap<(ComponentId, u64), (Instant, Header)>,
-    /// The VMM's own calls waiting for their replies, by request id.
-    calls: Calls,
     timeout: Duration,
 }
 
@@ -738,13 +735,6 @@ impl Device {
     }
 
     fn for_guest(&mut self, bytes: Vec<u8>) {
-        // Replies to the VMM's own calls go to the VMM.
-        if let Some((id, answer)) = vmm_reply(&bytes) {
-            if let Some(waiter) = self.calls.lock().ok().and_then(|mut c| c.remove(&id)) {
-                let _ = waiter.send(answer);
-            }
-            return;
-        }
         if self.pending.len() >= PENDING_LIMIT {
             self.fabric
                 .stats
