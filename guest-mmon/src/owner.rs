@@ -12,10 +12,11 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::frames::{FrameStore, Frames, OutOfFrames, Pid};
 use crate::space::{AddressSpace, MemError, Vma};
 
-/// The user part of a process's address space: what a processor's
-/// process window can map (`lego_proto::process`).
+/// The user part of a process's address space: at most what a processor's
+/// process window can map (`lego_proto::process`); each process's own top
+/// comes with its OP_NEW.
 pub const USER_LOW: u64 = lego_proto::process::USER_LOW;
-pub const USER_HIGH: u64 = lego_proto::process::USER_TOP;
+pub const USER_HIGH: u64 = lego_proto::process::USER_TOP_MAX;
 
 pub struct Owner<S: FrameStore> {
     pub(crate) store: S,

@@ -171,9 +171,14 @@ impl<S: FrameStore> Monitor<S> {
                 if self.homes.contains_key(&pid) || self.owner.knows(pid) {
                     return reply(EEXIST, 0, None);
                 }
-                let brk = r.addr.clamp(USER_LOW, USER_HIGH);
+                let top = match r.len {
+                    0 => USER_HIGH,
+                    t if t & (crate::PAGE - 1) == 0 && t > USER_LOW && t <= USER_HIGH => t,
+                    _ => return reply(EINVAL, 0, None),
+                };
+                let brk = r.addr.clamp(USER_LOW, top);
                 let home = Home {
-                    space: AddressSpace::new(USER_LOW, USER_HIGH, brk),
+                    space: AddressSpace::new(USER_LOW, top, brk),
                     regions: BTreeMap::new(),
                     owners: BTreeSet::new(),
                     next_peer: 0,
@@ -525,6 +530,29 @@ mod tests {
     fn status_value(out: &[u8]) -> (u32, u64) {
         let (r, _) = MemReply::read_from_prefix(out).unwrap();
         (r.status, r.value)
+    }
+
+    #[test]
+    fn a_process_gets_the_address_space_its_processor_can_map() {
+        let mut m = Monitor::new(1, &[], Mem(vec![[0; PAGE]; 8]), 8);
+        let top = 2u64 << 40;
+        assert_eq!(
+            status_value(&solo(&mut m, &req(OP_NEW, 7, 0x40_0000, top, 0, 0))).0,
+            OK
+        );
+        // Top-down mmap starts under the process's own top, not the rack's.
+        let (s, a) = status_value(&solo(
+            &mut m,
+            &req(OP_MMAP, 7, 0, 8192, PROT_READ | PROT_WRITE, 0),
+        ));
+        assert_eq!((s, a), (OK, top - 8192));
+        let fixed_above = req(OP_MMAP, 7, top, 4096, PROT_READ, FLAG_FIXED);
+        assert_eq!(status_value(&solo(&mut m, &fixed_above)).0, ENOMEM);
+        // A top that is not a page boundary, or beyond the rack's, is refused.
+        for bad in [top + 1, USER_HIGH + 4096] {
+            let out = solo(&mut m, &req(OP_NEW, 8, 0x40_0000, bad, 0, 0));
+            assert_eq!(status_value(&out).0, EINVAL);
+        }
     }
 
     #[test]

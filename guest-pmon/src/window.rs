@@ -7,7 +7,7 @@ use alloc::alloc::{alloc_zeroed, Layout};
 
 use lego_image::cpu::virt_to_phys;
 use lego_proto::boot::PML4;
-use lego_proto::process::{window_gpa, PROCESS_LOW, USER_TOP};
+use lego_proto::process::{Window, PROCESS_LOW};
 
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 2;
@@ -19,7 +19,8 @@ const ADDR: u64 = 0x000f_ffff_ffff_f000;
 #[allow(dead_code)]
 #[derive(Debug)]
 pub enum MapError {
-    /// Below [`PROCESS_LOW`] (the monitor's own) or above [`USER_TOP`].
+    /// Below [`PROCESS_LOW`] (the monitor's own) or above the window's
+    /// user top.
     OutOfRange(u64),
     /// A large page is in the way.
     Huge(u64),
@@ -50,9 +51,9 @@ fn next(table: *mut u64, index: u64, va: u64) -> Result<*mut u64, MapError> {
 }
 
 /// Maps [start, start + len) of the process in `slot` to its window.
-pub fn map(slot: u64, start: u64, len: u64) -> Result<(), MapError> {
+pub fn map(window: Window, slot: u64, start: u64, len: u64) -> Result<(), MapError> {
     let end = start.checked_add(len).ok_or(MapError::OutOfRange(start))?;
-    if start < PROCESS_LOW || end > USER_TOP {
+    if start < PROCESS_LOW || end > window.user_top() {
         return Err(MapError::OutOfRange(start));
     }
     let mut va = start & !0xfff;
@@ -62,7 +63,7 @@ pub fn map(slot: u64, start: u64, len: u64) -> Result<(), MapError> {
         let pt = next(pd, (va >> 21) & 511, va)?;
         // SAFETY: a page table page made by `next`; index < 512.
         unsafe {
-            *pt.add(((va >> 12) & 511) as usize) = window_gpa(slot, va) | PRESENT | WRITABLE | USER
+            *pt.add(((va >> 12) & 511) as usize) = window.gpa(slot, va) | PRESENT | WRITABLE | USER
         };
         va += 4096;
     }

@@ -64,10 +64,17 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
         r.mem_status = status;
         r
     };
+    let Some(win) = Window::for_phys_bits(boot.phys_bits) else {
+        panic!(
+            "the VMM started a workload with {}-bit guest-physical addresses, too few for a process window",
+            boot.phys_bits
+        );
+    };
     let new = MemRequest {
         op: OP_NEW,
         pid,
         addr: BRK_START,
+        len: win.user_top(),
         ..Default::default()
     };
     if let Err(s) = memory_call(home, new) {
@@ -108,7 +115,7 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
         } else {
             0
         };
-        if let Err(e) = window::map(0, base, len + extra) {
+        if let Err(e) = window::map(win, 0, base, len + extra) {
             panic!("cannot map the workload's memory at {base:#x}: {e:?}");
         }
     }

@@ -191,6 +191,10 @@ pub struct BootInfo {
     pub workload_bytes: u64,
     pub workload_home: u32,
     pub excache_pages: u32,
+    /// Width of guest-physical addresses (CPUID 0x80000008), which places
+    /// the processor's process window ([`crate::process::Window`]).
+    pub phys_bits: u32,
+    pub _pad: u32,
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

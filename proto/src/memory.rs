@@ -15,7 +15,9 @@ pub const OP_WRITE: u32 = 2;
 /// Write back the page at `arg` and read the page at `addr`, in one request
 /// (an ExCache miss that evicts a dirty page); the page to write follows.
 pub const OP_READ_WRITE: u32 = 3;
-/// Start a process: its program break begins at `addr`.
+/// Start a process: its program break begins at `addr`; its address space
+/// ends at `len` (what the processor's window holds; 0 means
+/// [`USER_TOP_MAX`](crate::process::USER_TOP_MAX)).
 pub const OP_NEW: u32 = 4;
 /// Anonymous mmap of `len` bytes at `addr` (a hint, or exact with
 /// [`FLAG_FIXED`]) with protection `prot`; `value` is the address.

@@ -3,44 +3,84 @@
 //!
 //! A process's pages live in a guest-physical *window* that no memslot
 //! backs until a page is in the ExCache: the guest's page tables map the
-//! process's virtual address `va` to `WINDOW_BASE + (slot << SLOT_SHIFT) + va`,
+//! process's virtual address `va` to `window base + (slot << slot shift) + va`,
 //! so a miss tells the VMM the process (its slot) and the virtual page
 //! without asking the guest.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// One past the highest user address (4 TiB). Linux gives 128 TiB; the
-/// window needs the process slot in the guest-physical address too, and
-/// guest-physical addresses have 48 bits here. Processes do not depend on
-/// where mmap places them.
-pub const USER_TOP: u64 = 1 << SLOT_SHIFT;
+/// The most address space a process can have (Linux's 47-bit user half).
+/// A processor gives each process what its window slot holds
+/// ([`Window::user_top`]) and tells the home memory component at OP_NEW.
+pub const USER_TOP_MAX: u64 = 1 << 47;
 /// The lowest user address (page 0 is never mapped).
 pub const USER_LOW: u64 = 0x1000;
 /// The processor monitor's own identity map occupies the first 512 GiB
 /// of every address space for now (it is linked at 4 MiB, where Linux
 /// programs put their text); process memory is mapped above it.
 pub const PROCESS_LOW: u64 = 512 << 30;
-pub const SLOT_SHIFT: u32 = 42;
-pub const WINDOW_BASE: u64 = 1 << 46;
 /// Processes one processor component runs at once.
 pub const MAX_SLOTS: u64 = 16;
+/// log2 of [`MAX_SLOTS`].
+const SLOT_BITS: u32 = 4;
 
-/// The guest-physical address of `va` in process slot `slot`.
-pub const fn window_gpa(slot: u64, va: u64) -> u64 {
-    WINDOW_BASE + (slot << SLOT_SHIFT) + va
+/// Where a processor's process window lies in guest-physical space: the
+/// upper half of what the CPU can address, cut into [`MAX_SLOTS`] equal
+/// slots. The window must sit below the guest's physical-address width
+/// (CPUID 0x80000008), or the CPU rejects the page-table entries that point
+/// into it (46 bits on the Xeons here, 48 on others, 39 on many desktops),
+/// so both the VMM and the guest derive it from that width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    base: u64,
+    slot_shift: u32,
 }
 
-/// The (slot, virtual address) a guest-physical address stands for.
-pub const fn window_decode(gpa: u64) -> Option<(u64, u64)> {
-    if gpa < WINDOW_BASE {
-        return None;
+impl Window {
+    /// The narrowest address width with room for guest RAM
+    /// ([`crate::boot::MAX_MEM`], 64 GiB) below the window.
+    pub const MIN_PHYS_BITS: u32 = 37;
+
+    /// The window for a guest whose physical addresses have `bits` bits;
+    /// None if they are too few (or more than x86-64 allows).
+    pub const fn for_phys_bits(bits: u32) -> Option<Window> {
+        if bits < Self::MIN_PHYS_BITS || bits > 52 {
+            return None;
+        }
+        Some(Window {
+            base: 1 << (bits - 1),
+            slot_shift: bits - 1 - SLOT_BITS,
+        })
     }
-    let off = gpa - WINDOW_BASE;
-    let slot = off >> SLOT_SHIFT;
-    if slot >= MAX_SLOTS {
-        return None;
+
+    /// One past the highest address a process in this window can use.
+    pub const fn user_top(&self) -> u64 {
+        let slot = 1u64 << self.slot_shift;
+        if slot < USER_TOP_MAX {
+            slot
+        } else {
+            USER_TOP_MAX
+        }
     }
-    Some((slot, off & (USER_TOP - 1)))
+
+    /// The guest-physical address of `va` in process slot `slot`.
+    pub const fn gpa(&self, slot: u64, va: u64) -> u64 {
+        self.base + (slot << self.slot_shift) + va
+    }
+
+    /// The (slot, virtual address) a guest-physical address stands for.
+    pub const fn decode(&self, gpa: u64) -> Option<(u64, u64)> {
+        if gpa < self.base {
+            return None;
+        }
+        let off = gpa - self.base;
+        let slot = off >> self.slot_shift;
+        let va = off & ((1u64 << self.slot_shift) - 1);
+        if slot >= MAX_SLOTS || va >= self.user_top() {
+            return None;
+        }
+        Some((slot, va))
+    }
 }
 
 /// PORT_PROCESS_START's argument: process `pid` now runs in `slot`; its
@@ -175,12 +215,21 @@ mod tests {
 
     #[test]
     fn window_round_trips() {
-        for (slot, va) in [(0, USER_LOW), (3, PROCESS_LOW + 0x1234), (15, USER_TOP - 8)] {
-            assert_eq!(window_decode(window_gpa(slot, va)), Some((slot, va)));
+        for bits in [39, 46, 48, 52] {
+            let w = Window::for_phys_bits(bits).unwrap();
+            let top = w.user_top();
+            for (slot, va) in [(0, USER_LOW), (3, 0x40_1234), (15, top - 8)] {
+                let gpa = w.gpa(slot, va);
+                assert!(gpa < 1 << bits, "{bits} bits: {gpa:#x}");
+                assert!(gpa >= crate::boot::MAX_MEM);
+                assert_eq!(w.decode(gpa), Some((slot, va)));
+            }
+            assert_eq!(w.decode(0x1000), None);
+            assert_eq!(w.decode(w.gpa(MAX_SLOTS, 0)), None);
         }
-        assert_eq!(window_decode(0x1000), None);
-        assert_eq!(window_decode(window_gpa(MAX_SLOTS, 0)), None);
-        assert!(window_gpa(MAX_SLOTS - 1, USER_TOP - 1) < 1 << 48);
+        assert_eq!(Window::for_phys_bits(46).unwrap().user_top(), 2 << 40);
+        assert_eq!(Window::for_phys_bits(52).unwrap().user_top(), USER_TOP_MAX);
+        assert_eq!(Window::for_phys_bits(36), None);
     }
 
     #[test]

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use lego_proto::hypercall::*;
-use lego_proto::process::window_decode;
 use vm_memory::{Bytes, GuestAddress};
 use zerocopy::FromBytes;
 
@@ -35,6 +34,9 @@ pub struct Shared {
     pub exits: AtomicU64,
     /// Processor: the ExCache that serves its processes' memory.
     pub excache: Option<Arc<std::sync::Mutex<crate::excache::ExCache>>>,
+    /// Where process memory lies in guest-physical space (None when the
+    /// CPU's addresses are too narrow for one).
+    pub window: Option<lego_proto::process::Window>,
     pub tsc_khz: u32,
     /// The workload process's home memory component (for messages).
     pub workload_home: u32,
@@ -151,6 +153,8 @@ impl VcpuThread {
                     }
                 }
             }
+            let window = self.shared.window;
+            let in_window = |gpa: u64| window.is_some_and(|w| w.decode(gpa).is_some());
             let exit = self.vcpu.run();
             self.shared.exits.fetch_add(1, Ordering::Relaxed);
             let next = match exit {
@@ -171,13 +175,13 @@ impl VcpuThread {
                 Ok(VcpuExit::Shutdown) => self.fail_with_state(
                     "triple-faulted (an exception occurred while the CPU could not deliver another; KVM_EXIT_SHUTDOWN), so the vector is unknown; last state",
                 ),
-                Ok(VcpuExit::MmioRead(addr, data)) if window_decode(addr).is_some() => {
+                Ok(VcpuExit::MmioRead(addr, data)) if in_window(addr) => {
                     match process_access(&self.shared, addr, crate::excache::Access::Read(data)) {
                         Ok(()) => Next::Continue,
                         Err(text) => self.fail(text),
                     }
                 }
-                Ok(VcpuExit::MmioWrite(addr, data)) if window_decode(addr).is_some() => {
+                Ok(VcpuExit::MmioWrite(addr, data)) if in_window(addr) => {
                     match process_access(&self.shared, addr, crate::excache::Access::Write(data)) {
                         Ok(()) => Next::Continue,
                         Err(text) => self.fail(text),

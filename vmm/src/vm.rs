@@ -91,9 +91,15 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(kvm("report its supported CPUID"))?;
     let fsgsbase = hypervisor::supports_fsgsbase(&cpuid);
-    if let Some(e) = cpuid.as_slice().iter().find(|e| e.function == 0x8000_0008) {
-        log::debug!("guest physical address bits: {}", e.eax & 0xff);
-    }
+    // Without the leaf, the architectural default of 36 bits.
+    let phys_bits = cpuid
+        .as_slice()
+        .iter()
+        .find(|e| e.function == 0x8000_0008)
+        .map_or(36, |e| e.eax & 0xff);
+    log::debug!("guest physical address bits: {phys_bits}");
+    info.phys_bits = phys_bits;
+    let window = lego_proto::process::Window::for_phys_bits(phys_bits);
     let mut vcpus = Vec::with_capacity(cfg.vcpus as usize);
     let mut pvm = false;
     for cpu in 0..cfg.vcpus {
@@ -139,9 +145,26 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
                 why: "the ExCache fetches pages from memory components: add --peer ID=ADDR".into(),
             })
         }
+        (Some(_), Some(_)) if window.is_none() => {
+            return Err(crate::error::VmmError::BadOption {
+                option: "--excache",
+                why: format!(
+                    "this host's CPU gives guests {phys_bits}-bit physical addresses, and the process window needs at least {}: run the processor on another host",
+                    lego_proto::process::Window::MIN_PHYS_BITS
+                ),
+            })
+        }
         (Some((pages, policy, prefetch)), Some(f)) => Some(Arc::new(std::sync::Mutex::new(
-            crate::excache::ExCache::new(&kvm_fd, vm.clone(), f.clone(), pages, policy, prefetch)
-                .map_err(|why| crate::error::VmmError::BadOption {
+            crate::excache::ExCache::new(
+                &kvm_fd,
+                vm.clone(),
+                f.clone(),
+                window.unwrap_or_else(|| unreachable!("checked above")),
+                pages,
+                policy,
+                prefetch,
+            )
+            .map_err(|why| crate::error::VmmError::BadOption {
                 option: "--excache",
                 why,
             })?,
@@ -182,6 +205,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         symbols: image.symbols,
         exits: AtomicU64::new(0),
         excache,
+        window,
         tsc_khz: info.tsc_khz,
         workload_home: cfg.workload.as_ref().map_or(0, |w| w.home),
     });

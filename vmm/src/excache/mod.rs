@@ -31,7 +31,7 @@ use std::time::Instant;
 use kvm_bindings::{kvm_enable_cap, kvm_userspace_memory_region, KVM_MEM_READONLY};
 use kvm_ioctls::VmFd;
 use lego_proto::memory::*;
-use lego_proto::process::{window_decode, window_gpa, MAX_SLOTS};
+use lego_proto::process::{Window, MAX_SLOTS};
 
 use self::client::{MemoryClient, PageError};
 use self::policy::{Order, Policy};
@@ -205,6 +205,7 @@ impl Stats {
 
 pub struct ExCache {
     vm: Arc<VmFd>,
+    window: Window,
     host: HostFrames,
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
@@ -232,6 +233,7 @@ impl ExCache {
         kvm: &kvm_ioctls::Kvm,
         vm: Arc<VmFd>,
         fabric: Arc<Fabric>,
+        window: Window,
         pages: u32,
         policy: Policy,
         prefetch: u32,
@@ -255,6 +257,7 @@ impl ExCache {
             .map_err(|e| format!("cannot map {pages} page frames: {e}"))?;
         Ok(ExCache {
             vm,
+            window,
             host,
             entries: vec![None; pages as usize],
             free: (0..pages).rev().collect(),
@@ -350,7 +353,7 @@ impl ExCache {
 
     /// Serves an access to the process window at `gpa` that exited.
     pub fn access(&mut self, gpa: u64, access: Access<'_>) -> Result<(), Fault> {
-        let Some((slot, va)) = window_decode(gpa) else {
+        let Some((slot, va)) = self.window.decode(gpa) else {
             return Err(Fault::NoProcess { slot: u64::MAX });
         };
         let vpage = va & !(PAGE_U64 - 1);
@@ -378,7 +381,7 @@ impl ExCache {
             // The first write to a read-missed page: map it writable (KVM
             // cannot change a memslot's read-only flag in place).
             self.unmap(frame)?;
-            self.set_slot(frame, window_gpa(slot, vpage), PAGE_U64, 0)?;
+            self.set_slot(frame, self.window.gpa(slot, vpage), PAGE_U64, 0)?;
             self.order.touch(frame);
             self.stats.upgrades += 1;
         }
@@ -508,7 +511,7 @@ impl ExCache {
         // A write miss is dirty already and mapped writable; a read miss is
         // mapped read-only until its first write.
         let flags = if write { 0 } else { KVM_MEM_READONLY };
-        self.set_slot(frame, window_gpa(slot, vpage), PAGE_U64, flags)?;
+        self.set_slot(frame, self.window.gpa(slot, vpage), PAGE_U64, flags)?;
         self.entries[frame as usize] = Some(Entry {
             slot,
             vpage,
