@@ -1,13 +1,16 @@
 //! Maps a process's virtual pages into its slot of the guest-physical
 //! process window (see `lego_proto::process`). No memslot backs the
-//! window: the first access to each page exits to the VMM, whose ExCache
-//! fetches it from a memory component.
+//! window: the first access to each page faults into the VMM, whose
+//! ExCache fetches it from a memory component.
 
 use alloc::alloc::{alloc_zeroed, Layout};
 
-use lego_image::cpu::virt_to_phys;
+use lego_image::cpu::{self as cpu, virt_to_phys};
+use lego_image::hypercall;
 use lego_proto::boot::PML4;
-use lego_proto::process::{Window, PROCESS_LOW};
+use lego_proto::hypercall::PORT_VREGION;
+use lego_proto::memory::VREGION_SHIFT;
+use lego_proto::process::{VRegionMap, Window, PROCESS_LOW};
 
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 2;
@@ -25,6 +28,8 @@ pub enum MapError {
     /// A large page is in the way.
     Huge(u64),
     NoMemory,
+    /// The VMM would not give this vRegion a memslot (it logs why).
+    Refused(u64),
 }
 
 /// The table behind `table[index]`, made if absent. Page tables live in the
@@ -50,22 +55,40 @@ fn next(table: *mut u64, index: u64, va: u64) -> Result<*mut u64, MapError> {
     Ok(phys as *mut u64)
 }
 
-/// Maps [start, start + len) of the process in `slot` to its window.
+/// Maps the vRegions that [start, start + len) touches, of the process in
+/// `slot`, to its window: the VMM first gives each its memslot (an access
+/// to the window without one would be emulated as MMIO), then one page
+/// directory maps the whole vRegion with 2 MiB pages (PVM offers no 1 GiB
+/// pages). Pages the process has not mapped fault at its memory component,
+/// which says so, and the VMM delivers that as a page fault.
 pub fn map(window: Window, slot: u64, start: u64, len: u64) -> Result<(), MapError> {
     let end = start.checked_add(len).ok_or(MapError::OutOfRange(start))?;
     if start < PROCESS_LOW || end > window.user_top() {
         return Err(MapError::OutOfRange(start));
     }
-    let mut va = start & !0xfff;
-    while va < end {
+    let first = start >> VREGION_SHIFT;
+    let last = (end - 1) >> VREGION_SHIFT;
+    for index in first..=last {
+        let va = index << VREGION_SHIFT;
+        let req = VRegionMap {
+            slot: slot as u32,
+            status: 0,
+            index,
+        };
+        hypercall::out(PORT_VREGION, cpu::phys_of(&req) as u32);
+        // SAFETY: the VMM wrote the status during the hypercall.
+        if unsafe { core::ptr::read_volatile(&req.status) } != 0 {
+            return Err(MapError::Refused(va));
+        }
         let pdpt = next(PML4 as *mut u64, (va >> 39) & 511, va)?;
         let pd = next(pdpt, (va >> 30) & 511, va)?;
-        let pt = next(pd, (va >> 21) & 511, va)?;
-        // SAFETY: a page table page made by `next`; index < 512.
-        unsafe {
-            *pt.add(((va >> 12) & 511) as usize) = window.gpa(slot, va) | PRESENT | WRITABLE | USER
-        };
-        va += 4096;
+        for i in 0..512u64 {
+            let at = va + (i << 21);
+            // SAFETY: a page directory made by `next`; i < 512.
+            unsafe {
+                *pd.add(i as usize) = window.gpa(slot, at) | PRESENT | WRITABLE | USER | HUGE
+            };
+        }
     }
     Ok(())
 }

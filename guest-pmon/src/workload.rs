@@ -7,11 +7,9 @@
 use alloc::vec::Vec;
 
 use lego_image::{cpu, fabric, hypercall, BootInfo};
-use lego_proto::frame::Kind;
-use lego_proto::hypercall::PORT_PROCESS_START;
+use lego_proto::hypercall::{PORT_MEMORY_CALL, PORT_PROCESS_START};
 use lego_proto::memory::*;
 use lego_proto::process::*;
-use zerocopy::{FromBytes, IntoBytes};
 
 use crate::window;
 
@@ -20,10 +18,17 @@ const BRK_START: u64 = 0x40_0000;
 /// The most pages per latency class whose times are kept.
 const MAX_SAMPLES: usize = 1 << 16;
 
-/// A memory call to the process's home: its value, or a status.
-fn memory_call(home: u32, req: MemRequest) -> Result<u64, u32> {
-    let out = fabric::call(home, Kind::Data, req.as_bytes(), 10_000).map_err(|_| PEER_FAILED)?;
-    let (reply, _) = MemReply::read_from_prefix(&out.payload).map_err(|_| BAD_REQUEST)?;
+/// A memory call to the process's home, made by the VMM so that its
+/// ExCache follows: its value, or a status.
+fn memory_call(slot: u32, req: MemRequest) -> Result<u64, u32> {
+    let call = MemoryCall {
+        slot,
+        request: req,
+        ..Default::default()
+    };
+    hypercall::out(PORT_MEMORY_CALL, cpu::phys_of(&call) as u32);
+    // SAFETY: the VMM wrote the reply during the hypercall.
+    let reply = unsafe { core::ptr::read_volatile(&call.reply) };
     match reply.status {
         OK => Ok(reply.value),
         s => Err(s),
@@ -36,6 +41,7 @@ fn set_process(slot: u32, pid: u32, home: u32) -> u32 {
         pid,
         home,
         status: 0,
+        flags: 0,
     };
     hypercall::out(PORT_PROCESS_START, cpu::phys_of(&p) as u32);
     // SAFETY: the VMM wrote the status during the hypercall.
@@ -70,6 +76,8 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
             boot.phys_bits
         );
     };
+    let status = set_process(0, pid, home);
+    assert!(status == 0, "the VMM refused the process (status {status})");
     let new = MemRequest {
         op: OP_NEW,
         pid,
@@ -77,7 +85,8 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
         len: win.user_top(),
         ..Default::default()
     };
-    if let Err(s) = memory_call(home, new) {
+    if let Err(s) = memory_call(0, new) {
+        set_process(0, 0, 0);
         return fail(report, s);
     }
     // Two mappings, the second at least a vRegion below the first, so a
@@ -93,20 +102,18 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
         prot: 3,
         ..Default::default()
     };
-    let first = match memory_call(home, mmap(0, first_len)) {
+    let first = match memory_call(0, mmap(0, first_len)) {
         Ok(a) => a,
         Err(s) => return fail(report, s),
     };
     let mut ranges = [(first, first_len), (0, 0)];
     if second_len > 0 {
         let hint = (first & !(VREGION_SIZE - 1)).saturating_sub(VREGION_SIZE);
-        match memory_call(home, mmap(hint, second_len)) {
+        match memory_call(0, mmap(hint, second_len)) {
             Ok(a) => ranges[1] = (a, second_len),
             Err(s) => return fail(report, s),
         }
     }
-    let status = set_process(0, pid, home);
-    assert!(status == 0, "the VMM refused the process (status {status})");
     let last = if ranges[1].1 > 0 { 1 } else { 0 };
     for (i, &(base, len)) in ranges.iter().enumerate().take(last + 1) {
         // One page more than the last mapping for the `outside` workload.
@@ -169,7 +176,7 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
                 prot: 1,
                 ..Default::default()
             };
-            if let Err(s) = memory_call(home, protect) {
+            if let Err(s) = memory_call(0, protect) {
                 return fail(report, s);
             }
         }
@@ -236,8 +243,9 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
         pid,
         ..Default::default()
     };
+    let exited = memory_call(0, exit);
     set_process(0, 0, 0);
-    if let Err(s) = memory_call(home, exit) {
+    if let Err(s) = exited {
         if report.status == WORKLOAD_OK {
             return fail(report, s);
         }

@@ -51,6 +51,12 @@ pub const PORT_PROCESS_START: u16 = 0x60c;
 /// The built-in workload finished: the address of a
 /// [`WorkloadReport`](crate::process::WorkloadReport).
 pub const PORT_WORKLOAD_DONE: u16 = 0x60d;
+/// The address of a [`VRegionMap`](crate::process::VRegionMap): give a
+/// vRegion of a process its memslot before the guest maps it.
+pub const PORT_VREGION: u16 = 0x60e;
+/// The address of a [`MemoryCall`](crate::process::MemoryCall): a memory
+/// call to a process's home, made by the VMM so that its ExCache follows.
+pub const PORT_MEMORY_CALL: u16 = 0x60f;
 
 /// Virtqueue size of both fabric queues.
 pub const FABRIC_QUEUE_SIZE: u16 = 64;

@@ -83,8 +83,9 @@ impl Window {
     }
 }
 
-/// PORT_PROCESS_START's argument: process `pid` now runs in `slot`; its
-/// memory calls go to its home memory component `home`.
+/// PORT_PROCESS_START's argument: process `pid` now runs in `slot` (pid 0:
+/// the slot's process ended); its memory calls go to its home memory
+/// component `home`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ProcessStart {
@@ -93,6 +94,35 @@ pub struct ProcessStart {
     pub home: u32,
     /// Written by the VMM: 0, or why it refused.
     pub status: u32,
+    /// [`PROCESS_FAULTS_TO_GUEST`] or 0.
+    pub flags: u32,
+}
+
+/// An access the memory component refuses is delivered to the guest as a
+/// page fault (a program gets SIGSEGV); without it, it stops the component
+/// (the built-in workload, which runs in the monitor itself).
+pub const PROCESS_FAULTS_TO_GUEST: u32 = 1;
+
+/// PORT_VREGION's argument.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct VRegionMap {
+    pub slot: u32,
+    /// Written by the VMM: 0, or 1 when it refused (it logs why).
+    pub status: u32,
+    /// The vRegion: its address >> `VREGION_SHIFT`.
+    pub index: u64,
+}
+
+/// PORT_MEMORY_CALL's argument: the request, and the reply the VMM writes
+/// (`PEER_FAILED` when the home did not answer).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct MemoryCall {
+    pub slot: u32,
+    pub _pad: u32,
+    pub request: crate::memory::MemRequest,
+    pub reply: crate::memory::MemReply,
 }
 
 /// The built-in workloads (`--run-workload KIND:SIZE`).

@@ -245,12 +245,35 @@ pub fn parse_excache(text: &str) -> Result<u32> {
         .with_binary()
         .parse_size(text)
         .map_err(|e| bad(format!("'{text}' is not a size ({e}); write it like 16M")))?;
-    if bytes < 4096 * 4 || bytes % 4096 != 0 || bytes / 4096 > u32::MAX as u64 {
+    if bytes < 4096 * 4 || bytes % 4096 != 0 {
         return Err(bad(format!(
             "'{text}' must be a multiple of 4K and at least 16K"
         )));
     }
-    Ok((bytes / 4096) as u32)
+    // The cache holds host pages only for what is cached, so any size up
+    // to the host's memory works; beyond it the host would swap the cache.
+    if let Some(host) = host_memory() {
+        if bytes > host {
+            return Err(bad(format!(
+                "{text} is more than this host's {} MiB of memory: use --excache {}M or less",
+                host >> 20,
+                host >> 20
+            )));
+        }
+    }
+    u32::try_from(bytes / 4096)
+        .map_err(|_| bad(format!("{text} is more than 16T, the most it takes")))
+}
+
+/// The host's physical memory in bytes, if the kernel says.
+fn host_memory() -> Option<u64> {
+    // SAFETY: sysinfo fills the struct we own.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return None;
+    }
+    Some(info.totalram as u64 * info.mem_unit as u64)
 }
 
 pub fn check_vcpus(n: u32) -> Result<u32> {

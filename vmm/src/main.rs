@@ -35,8 +35,7 @@ use crate::error::{Result, VmmError};
 use crate::vcpu::{Event, VcpuThread};
 
 /// The ExCache, whose counters are logged when the process ends.
-static EXCACHE: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<excache::ExCache>>> =
-    std::sync::OnceLock::new();
+static EXCACHE: std::sync::OnceLock<std::sync::Arc<excache::ExCache>> = std::sync::OnceLock::new();
 
 /// The fabric's counters, logged when the process ends.
 static FABRIC_STATS: std::sync::OnceLock<std::sync::Arc<fabric::Stats>> =
@@ -56,9 +55,7 @@ fn main() {
         log::info!("{}", stats.summary());
     }
     if let Some(cache) = EXCACHE.get() {
-        if let Ok(c) = cache.lock() {
-            eprintln!("lego-vmm: {}", c.summary());
-        }
+        eprintln!("lego-vmm: {}", cache.summary());
     }
     let code = match result {
         Ok(code) => code,
@@ -269,9 +266,13 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         })
         .map_err(VmmError::Thread)?;
     let gdb_attached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if args.gdb.is_some() || shared.excache.is_some() {
+        // The debugger and the ExCache's fault handlers kick vCPU threads
+        // out of KVM with this signal.
+        debug::install_kick_handler().map_err(VmmError::Thread)?;
+    }
     let (mut links, mut handles, stops) = match &args.gdb {
         Some(_) => {
-            debug::install_kick_handler().map_err(VmmError::Thread)?;
             let (links, handles, stops) = debug::links(cfg.vcpus, &gdb_attached);
             (links.into_iter().map(Some).collect(), handles, Some(stops))
         }
@@ -291,6 +292,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             debug: links[cpu].take(),
             last_frame: None,
             last_emulation_failure: None,
+            mailbox: None,
         };
         let handle = std::thread::Builder::new()
             .name(format!("vcpu{cpu}"))
@@ -395,16 +397,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 gdb_sees_end();
                 let khz = shared.tsc_khz.max(1) as f64;
                 let us = |cycles: u64| cycles as f64 * 1000.0 / khz;
-                let stats = shared.excache.as_ref().and_then(|c| {
-                    c.lock().ok().map(|c| {
-                        (
-                            c.stats.misses,
-                            c.stats.evictions,
-                            c.stats.writebacks,
-                            c.stats.miss_us(0.5),
-                        )
-                    })
-                });
+                let stats = shared.excache.as_ref().map(|c| c.headline());
                 let (misses, evictions, writebacks, p50) = stats.unwrap_or_default();
                 use lego_proto::process::*;
                 match report.status {

@@ -33,7 +33,7 @@ pub struct Shared {
     /// Exits to this process, all vCPUs together.
     pub exits: AtomicU64,
     /// Processor: the ExCache that serves its processes' memory.
-    pub excache: Option<Arc<std::sync::Mutex<crate::excache::ExCache>>>,
+    pub excache: Option<Arc<crate::excache::ExCache>>,
     /// Where process memory lies in guest-physical space (None when the
     /// CPU's addresses are too narrow for one).
     pub window: Option<lego_proto::process::Window>,
@@ -86,30 +86,8 @@ pub struct VcpuThread {
     pub last_frame: Option<u64>,
     /// Where KVM last failed to emulate (a retry there is not retried again).
     pub last_emulation_failure: Option<u64>,
-}
-
-/// A process's access to its window that exited: served by the ExCache,
-/// or the sentence that stops the process.
-fn process_access(
-    shared: &Shared,
-    gpa: u64,
-    access: crate::excache::Access<'_>,
-) -> Result<(), String> {
-    let Some(cache) = &shared.excache else {
-        return Err(format!(
-            "a process touched guest-physical {gpa:#x}, in the process window, but this processor has no ExCache (start it with --excache SIZE)"
-        ));
-    };
-    let mut cache = cache
-        .lock()
-        .map_err(|_| "the ExCache lock is poisoned".to_owned())?;
-    cache.access(gpa, access).map_err(|f| {
-        if f.is_segv() {
-            format!("{f}.\nThe process got SIGSEGV and was stopped.")
-        } else {
-            format!("{f}.\nThe process was stopped: its memory cannot be reached.")
-        }
-    })
+    /// Where the ExCache leaves word of a fault this vCPU waits on.
+    pub mailbox: Option<Arc<crate::excache::Mailbox>>,
 }
 
 /// Where a vCPU is relative to the guest's debug handler.
@@ -127,6 +105,7 @@ enum Next {
 
 impl VcpuThread {
     pub fn run(mut self) {
+        self.mailbox = self.shared.excache.as_ref().map(|c| c.register_vcpu());
         self.run_loop();
         if let Some(link) = &self.debug {
             link.alive.store(false, Ordering::Release);
@@ -153,8 +132,12 @@ impl VcpuThread {
                     }
                 }
             }
-            let window = self.shared.window;
-            let in_window = |gpa: u64| window.is_some_and(|w| w.decode(gpa).is_some());
+            if let Some(next) = self.take_verdict() {
+                if let Next::Stop = next {
+                    return;
+                }
+                continue;
+            }
             let exit = self.vcpu.run();
             self.shared.exits.fetch_add(1, Ordering::Relaxed);
             let next = match exit {
@@ -175,23 +158,16 @@ impl VcpuThread {
                 Ok(VcpuExit::Shutdown) => self.fail_with_state(
                     "triple-faulted (an exception occurred while the CPU could not deliver another; KVM_EXIT_SHUTDOWN), so the vector is unknown; last state",
                 ),
-                Ok(VcpuExit::MmioRead(addr, data)) if in_window(addr) => {
-                    match process_access(&self.shared, addr, crate::excache::Access::Read(data)) {
-                        Ok(()) => Next::Continue,
-                        Err(text) => self.fail(text),
-                    }
-                }
-                Ok(VcpuExit::MmioWrite(addr, data)) if in_window(addr) => {
-                    match process_access(&self.shared, addr, crate::excache::Access::Write(data)) {
-                        Ok(()) => Next::Continue,
-                        Err(text) => self.fail(text),
-                    }
-                }
                 Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
-                    let what = format!(
+                    let window = self.shared.window;
+                    let what = if window.is_some_and(|w| w.decode(addr).is_some()) {
+                        format!("accessed guest-physical address {addr:#x}, in the process window, where no vRegion was set up (PORT_VREGION)")
+                    } else {
+                        format!(
                         "accessed guest-physical address {addr:#x}, which is neither RAM (--mem is {:#x} bytes) nor a device",
                         self.shared.mem_size
-                    );
+                    )
+                    };
                     self.fail_with_state(&what)
                 }
                 Ok(VcpuExit::FailEntry(reason, cpu)) => self.fail_with_state(&format!(
@@ -210,6 +186,8 @@ impl VcpuThread {
                     let what = format!("made an exit this VMM does not handle: {other:?}");
                     self.fail_with_state(&what)
                 }
+                // Kicked: by the debugger, or by the ExCache with a verdict
+                // (taken at the top of the loop).
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Next::Continue,
                 Err(e) => {
                     self.send(Event::Error(VmmError::Kvm {
@@ -223,6 +201,43 @@ impl VcpuThread {
                 return;
             }
         }
+    }
+
+    /// Acts on what the ExCache left for this vCPU, if anything: a page
+    /// fault for the guest at the instruction that faulted (the vCPU left
+    /// KVM right there, kicked out of the fault it waited on), or a stop.
+    fn take_verdict(&mut self) -> Option<Next> {
+        let verdict = self.mailbox.as_ref()?.take()?;
+        Some(match verdict {
+            crate::excache::Verdict::Stop(text) => self.fail(text),
+            crate::excache::Verdict::PageFault {
+                va,
+                write,
+                protection,
+            } => match self.inject_page_fault(va, write, protection) {
+                Ok(()) => Next::Continue,
+                Err(e) => self.fail_with_state(&format!(
+                    "could not be given the page fault of its access to {va:#x} ({e})"
+                )),
+            },
+        })
+    }
+
+    /// Injects #PF with CR2 = `va` and the error code the CPU would give.
+    fn inject_page_fault(&mut self, va: u64, write: bool, protection: bool) -> Result<(), String> {
+        let mut sregs = self.vcpu.get_sregs().map_err(|e| e.to_string())?;
+        let user = sregs.cs.selector & 3 == 3;
+        sregs.cr2 = va;
+        self.vcpu.set_sregs(&sregs).map_err(|e| e.to_string())?;
+        let mut events = self.vcpu.get_vcpu_events().map_err(|e| e.to_string())?;
+        events.exception.injected = 1;
+        events.exception.nr = 14;
+        events.exception.has_error_code = 1;
+        events.exception.error_code =
+            u32::from(protection) | (u32::from(write) << 1) | (u32::from(user) << 2);
+        self.vcpu
+            .set_vcpu_events(&events)
+            .map_err(|e| e.to_string())
     }
 
     /// After a single step (and around other emulated instructions) PVM
@@ -659,23 +674,65 @@ impl VcpuThread {
             PORT_NOP => {}
             PORT_PROCESS_START => {
                 let p: lego_proto::process::ProcessStart = self.read_arg("process start", value)?;
+                let to_guest = p.flags & lego_proto::process::PROCESS_FAULTS_TO_GUEST != 0;
                 let status = match &self.shared.excache {
                     None => 1,
-                    Some(c) => match c.lock() {
-                        Ok(mut c) => match c.set_process(p.slot, p.pid, p.home) {
-                            Ok(()) => 0,
-                            Err(why) => {
-                                log::warn!("excache: process {} in slot {}: {why}", p.pid, p.slot);
-                                2
-                            }
-                        },
-                        Err(_) => 3,
+                    Some(c) => match c.set_process(p.slot, p.pid, p.home, to_guest) {
+                        Ok(()) => 0,
+                        Err(why) => {
+                            log::warn!("excache: process {} in slot {}: {why}", p.pid, p.slot);
+                            2
+                        }
                     },
                 };
                 self.shared
                     .ram
                     .write_obj(status, GuestAddress(value as u64 + 12))
                     .map_err(|_| "passed a process start outside guest RAM".to_owned())?;
+            }
+            PORT_VREGION => {
+                let r: lego_proto::process::VRegionMap = self.read_arg("vRegion map", value)?;
+                let status: u32 = match &self.shared.excache {
+                    None => 1,
+                    Some(c) => match c.ensure_vregion(r.slot, r.index) {
+                        Ok(()) => 0,
+                        Err(why) => {
+                            log::warn!("excache: vRegion {} of slot {}: {why}", r.index, r.slot);
+                            1
+                        }
+                    },
+                };
+                self.shared
+                    .ram
+                    .write_obj(status, GuestAddress(value as u64 + 4))
+                    .map_err(|_| "passed a vRegion map outside guest RAM".to_owned())?;
+            }
+            PORT_MEMORY_CALL => {
+                let mut call: lego_proto::process::MemoryCall =
+                    self.read_arg("memory call", value)?;
+                call.reply = match &self.shared.excache {
+                    None => lego_proto::memory::MemReply {
+                        status: lego_proto::memory::BAD_REQUEST,
+                        ..Default::default()
+                    },
+                    Some(c) => match c.memory_call(call.slot, call.request, &[]) {
+                        Ok((head, _)) => head,
+                        Err(fault) => {
+                            log::warn!("excache: {fault}");
+                            lego_proto::memory::MemReply {
+                                status: lego_proto::memory::PEER_FAILED,
+                                ..Default::default()
+                            }
+                        }
+                    },
+                };
+                self.shared
+                    .ram
+                    .write_slice(
+                        zerocopy::IntoBytes::as_bytes(&call),
+                        GuestAddress(value as u64),
+                    )
+                    .map_err(|_| "passed a memory call outside guest RAM".to_owned())?;
             }
             PORT_WORKLOAD_DONE => {
                 let r: lego_proto::process::WorkloadReport =

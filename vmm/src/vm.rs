@@ -154,8 +154,8 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
                 ),
             })
         }
-        (Some((pages, policy, prefetch)), Some(f)) => Some(Arc::new(std::sync::Mutex::new(
-            crate::excache::ExCache::new(
+        (Some((pages, policy, prefetch)), Some(f)) => {
+            let cache = crate::excache::ExCache::new(
                 &kvm_fd,
                 vm.clone(),
                 f.clone(),
@@ -167,31 +167,20 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
             .map_err(|why| crate::error::VmmError::BadOption {
                 option: "--excache",
                 why,
-            })?,
-        ))),
+            })?;
+            let cache = Arc::new(cache);
+            cache
+                .start_handlers(cfg.vcpus)
+                .map_err(crate::error::VmmError::Thread)?;
+            Some(cache)
+        }
     };
     if let (Some(cache), Some(f)) = (&excache, &fabric) {
+        // The device thread answers; the cache's lock is never held across
+        // a round trip, so this waits at most for a page install.
         let cache = cache.clone();
-        // The device thread answers; a vCPU holds the lock for a whole miss
-        // (a round trip, or a timeout), so it waits a little and otherwise
-        // answers with the last counters it read.
-        let last = std::sync::Mutex::new(lego_proto::process::ExCacheStats::default());
         let _ = f.answers.set(Box::new(move || {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(20);
-            let stats = loop {
-                if let Ok(c) = cache.try_lock() {
-                    break Some(c.report());
-                }
-                if std::time::Instant::now() > deadline {
-                    break None;
-                }
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            };
-            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(s) = stats {
-                *last = s;
-            }
-            zerocopy::IntoBytes::as_bytes(&*last).to_vec()
+            zerocopy::IntoBytes::as_bytes(&cache.report()).to_vec()
         }));
     }
     let shared = Arc::new(Shared {

@@ -3,7 +3,8 @@
 //! and remembered, so each vRegion costs one redirect.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use lego_proto::memory::*;
 use zerocopy::{FromBytes, IntoBytes};
@@ -57,37 +58,49 @@ pub fn check_reply(dst: u32, reply: CallReply) -> Result<(), PageError> {
     }
 }
 
+/// Shared by the ExCache's handler threads: what it learnt about owners
+/// sits behind its own lock, never held across a round trip.
 pub struct MemoryClient {
     fabric: Arc<Fabric>,
-    owners: HashMap<(u32, u64), u32>,
-    pub redirects: u64,
+    owners: Mutex<HashMap<(u32, u64), u32>>,
+    pub redirects: AtomicU64,
 }
 
 impl MemoryClient {
     pub fn new(fabric: Arc<Fabric>) -> MemoryClient {
         MemoryClient {
             fabric,
-            owners: HashMap::new(),
-            redirects: 0,
+            owners: Mutex::new(HashMap::new()),
+            redirects: AtomicU64::new(0),
         }
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<(u32, u64), u32>> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The component that holds pid's page at `addr`, as far as we know.
     pub fn owner(&self, pid: u32, home: u32, addr: u64) -> u32 {
-        self.owners
+        self.owners()
             .get(&(pid, vregion(addr)))
             .copied()
             .unwrap_or(home)
     }
 
     /// Forgets what it learnt about pid (it exited).
-    pub fn forget(&mut self, pid: u32) {
-        self.owners.retain(|(p, _), _| *p != pid);
+    pub fn forget(&self, pid: u32) {
+        self.owners().retain(|(p, _), _| *p != pid);
     }
 
     /// One request to `dst`: the reply head and what follows it.
     fn once(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
         parse(dst, self.fabric.call(dst, request))
+    }
+
+    /// A request that is not about one page (a memory call) to `dst`: the
+    /// reply head, whatever its status, and what follows it.
+    pub fn call(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
+        self.once(dst, request)
     }
 
     /// Sends a page request to `dst` without waiting (no redirects).
@@ -114,7 +127,7 @@ impl MemoryClient {
     /// the caller unfolds it instead); `page` follows the request. On
     /// success: the component that answered and what followed the reply head.
     pub fn request(
-        &mut self,
+        &self,
         home: u32,
         req: MemRequest,
         page: Option<&[u8]>,
@@ -131,16 +144,16 @@ impl MemoryClient {
             match reply.status {
                 OK => return Ok((dst, reply, rest)),
                 NOT_OWNER if follow => {
-                    self.redirects += 1;
+                    self.redirects.fetch_add(1, Ordering::Relaxed);
                     dst = reply.value as u32;
-                    self.owners.insert((req.pid, region), dst);
+                    self.owners().insert((req.pid, region), dst);
                 }
                 // A remembered owner that no longer holds the vRegion (it
                 // was emptied and handed to another): ask the home again.
                 EFAULT | ESRCH
-                    if follow && dst != home && self.owners.contains_key(&(req.pid, region)) =>
+                    if follow && dst != home && self.owners().contains_key(&(req.pid, region)) =>
                 {
-                    self.owners.remove(&(req.pid, region));
+                    self.owners().remove(&(req.pid, region));
                     dst = home;
                 }
                 status => {

@@ -1,60 +1,78 @@
 //! The processor's ExCache: the only memory its processes have, a bounded
-//! cache of their pages. Process pages live in a guest-physical window
-//! ([`lego_proto::process`]) that no memslot backs; a guest access to an
-//! uncached page exits to the VMM as MMIO (one exit per miss), the VMM
-//! fetches the page from the owning memory component, puts it in a frame
-//! of host memory, maps that frame at the page's guest-physical address
-//! with its own 4 KiB memslot, completes the access and resumes the vCPU.
-//! Later accesses run natively until the page is evicted.
+//! cache of their pages, filled from the memory components on demand.
 //!
-//! Dirty pages: a write miss completes the write itself, so its page is
-//! dirty and mapped writable; a read miss maps the page read-only
-//! (`KVM_MEM_READONLY`), and the first write to it exits once more, which
-//! makes it writable and dirty. Evicting a dirty page writes it back,
-//! folded into the fetch (OP_READ_WRITE) when both pages belong to the same
-//! memory component.
+//! Process pages live in a guest-physical window ([`lego_proto::process`]).
+//! Each vRegion a process uses gets one memslot there, backed by a host
+//! reservation registered with a userfaultfd ([`regions`], [`uffd`]). A
+//! vCPU's first touch of a page that is not cached faults inside KVM; one
+//! of our handler threads gets the fault, fetches the page from its owner
+//! and installs it (`UFFDIO_COPY`), and the vCPU goes on. No instruction is
+//! emulated on the way, so real programs' vector loads and stores can miss
+//! like any other access (per-page MMIO memslots, the first design, could
+//! not: KVM's emulator knows no AVX).
 //!
-//! Measured and rejected: KVM's dirty log on read-missed pages. Under PVM's
-//! shadow paging, a page whose guest PTE is already dirty (every page the
-//! process wrote before it was evicted) is mapped writable on a read fault
-//! and logged as dirty, so every re-fetched page was written back: 7168 of
+//! Dirty pages: a write miss installs its page writable, and dirty; a read
+//! miss installs it write-protected, and the first write is a write-protect
+//! fault that makes it writable and dirty. Evicting a dirty page first
+//! write-protects it (so a write from another vCPU waits instead of being
+//! lost), copies it out, drops it (`MADV_DONTNEED`; KVM's MMU notifier
+//! unmaps it from the guest) and writes it back, folded into the fetch
+//! that needed the room when one component owns both pages.
+//!
+//! Measured and rejected: KVM's dirty log. Under PVM's shadow paging, a
+//! page whose guest PTE is already dirty is mapped writable on a read fault
+//! and logged as dirty, so every re-fetched page was written back (7168 of
 //! 7168 evictions in the 16 MiB pattern workload through a 4 MiB cache,
-//! where half of them are clean.
+//! where half of them are clean).
+//!
+//! An access the memory component refuses (EFAULT, EACCES) is a fault for
+//! the process: the handler kicks the faulting vCPU out of KVM with a
+//! signal and leaves it a [`Verdict`]; the vCPU thread injects a page fault
+//! into the guest at the faulting instruction (or, for the built-in
+//! workload, stops the component with a sentence).
+//!
+//! Locking: one mutex over the cache's state, never held across a round
+//! trip to a memory component. A page being fetched is `loading`; a dirty
+//! page on its way back is `flushing` until its write-back is acknowledged,
+//! and a miss on it waits for that, so a fetch never overtakes the write.
 
 pub mod client;
 pub mod policy;
+pub mod regions;
+pub mod uffd;
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use kvm_bindings::{kvm_enable_cap, kvm_userspace_memory_region, KVM_MEM_READONLY};
 use kvm_ioctls::VmFd;
 use lego_proto::memory::*;
 use lego_proto::process::{Window, MAX_SLOTS};
 
 use self::client::{MemoryClient, PageError};
 use self::policy::{Order, Policy};
+use self::regions::Regions;
+use self::uffd::Uffd;
 use crate::fabric::{CallReply, Fabric, PendingCall};
 
-/// Frame `i` is KVM memslot `FIRST_SLOT + i` (slot 0 is guest RAM).
-const FIRST_SLOT: u32 = 1;
 const PAGE_U64: u64 = PAGE as u64;
 const PROT_WRITE: u32 = 2;
+/// Miss latencies kept for percentiles: the most recent ones (the
+/// histogram counts them all).
+const MAX_SAMPLES: usize = 1 << 16;
 /// `KVM_CAP_DISABLE_QUIRKS2` and `KVM_X86_QUIRK_SLOT_ZAP_ALL`: without the
 /// quirk, deleting a memslot drops only its own shadow entries (PVM.md:
 /// 24 us instead of 115 us, and the other cached pages stay mapped).
 const KVM_CAP_DISABLE_QUIRKS2: u32 = 213;
 const KVM_X86_QUIRK_SLOT_ZAP_ALL: u64 = 1 << 7;
-/// Miss latencies kept for percentiles: the most recent ones (the
-/// histogram counts them all).
-const MAX_SAMPLES: usize = 1 << 16;
 
-/// Why a process's access could not be served; the process is stopped.
+/// A cached page: (process slot, page address).
+type Key = (u64, u64);
+
+/// Why a process's access could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum Fault {
-    #[error("no process runs in window slot {slot}")]
-    NoProcess { slot: u64 },
     #[error("process {pid}: the {access} of {va:#x}: {source}")]
     Page {
         pid: u32,
@@ -62,11 +80,8 @@ pub enum Fault {
         access: &'static str,
         source: PageError,
     },
-    #[error("KVM refused to {what}: {source}")]
-    Kvm {
-        what: &'static str,
-        source: kvm_ioctls::Error,
-    },
+    #[error("the ExCache could not {what}: {why}")]
+    Host { what: &'static str, why: String },
 }
 
 impl Fault {
@@ -84,29 +99,60 @@ impl Fault {
             }
         )
     }
+
+    fn host(what: &'static str, e: impl std::fmt::Display) -> Fault {
+        Fault::Host {
+            what,
+            why: e.to_string(),
+        }
+    }
 }
 
-/// One guest access that exited.
-pub enum Access<'a> {
-    Read(&'a mut [u8]),
-    Write(&'a [u8]),
+/// What a vCPU blocked on a fault must do once kicked out of KVM.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Deliver a page fault to the guest at the faulting instruction.
+    PageFault {
+        va: u64,
+        write: bool,
+        /// The page is mapped, but not for this access (EACCES).
+        protection: bool,
+    },
+    /// Stop the component with this sentence.
+    Stop(String),
 }
 
-#[derive(Clone, Copy)]
+/// A vCPU thread, as the handler threads reach it.
+pub struct Mailbox {
+    pub thread: libc::pthread_t,
+    pub verdict: Mutex<Option<Verdict>>,
+}
+
+impl Mailbox {
+    pub fn take(&self) -> Option<Verdict> {
+        self.verdict
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Process {
     pid: u32,
     home: u32,
+    /// Faults go to the guest (a program); otherwise they stop the
+    /// component (the built-in workload runs in the monitor itself).
+    faults_to_guest: bool,
 }
 
 #[derive(Clone, Copy)]
-struct Entry {
-    slot: u64,
-    vpage: u64,
+struct Page {
     pid: u32,
     home: u32,
     /// The memory component the page came from (its owner).
     owner: u32,
-    /// Written since it was fetched; also means mapped writable.
+    /// Written since it was fetched; also means not write-protected.
     dirty: bool,
     /// Its VMA allows writes (the memory component said so with the page).
     writable: bool,
@@ -116,56 +162,10 @@ struct Entry {
 type Fetched = (u32, u32, Vec<u8>);
 
 /// An evicted dirty page on its way back to its memory component.
-type WriteBack = (Entry, Vec<u8>);
-
-/// Host memory behind the frames.
-struct HostFrames {
-    base: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the mapping is owned by the ExCache and only touched under its lock.
-unsafe impl Send for HostFrames {}
-
-impl HostFrames {
-    fn map(len: usize) -> std::io::Result<HostFrames> {
-        // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(HostFrames {
-            base: base.cast(),
-            len,
-        })
-    }
-
-    fn page(&mut self, frame: u32) -> &mut [u8] {
-        let at = frame as usize * PAGE;
-        assert!(at + PAGE <= self.len, "frame {frame} out of range");
-        // SAFETY: inside the mapping; &mut self makes it exclusive here.
-        unsafe { std::slice::from_raw_parts_mut(self.base.add(at), PAGE) }
-    }
-
-    fn host_addr(&self, frame: u32) -> u64 {
-        self.base as u64 + frame as u64 * PAGE_U64
-    }
-}
-
-impl Drop for HostFrames {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping, unmapped once.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
-    }
+struct WriteBack {
+    key: Key,
+    page: Page,
+    data: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -175,18 +175,19 @@ pub struct Stats {
     pub write_misses: u64,
     pub evictions: u64,
     pub writebacks: u64,
-    /// First writes to read-missed pages (one exit each).
+    /// First writes to read-missed pages (one write-protect fault each).
     pub upgrades: u64,
-    /// Write-backs that travelled in the fetch's request.
+    /// Write-backs that travelled in the fetch's own request.
     pub folded: u64,
-    /// Pages fetched ahead, and misses they served without a round trip.
+    /// Pages installed ahead of any access, and faults that found their
+    /// page already on its way (a prefetch, or another vCPU's miss).
     pub prefetched: u64,
     pub prefetch_hits: u64,
     pub histogram: [u64; lego_proto::process::MISS_BUCKETS],
-    /// Time spent in misses: all of it, in fabric calls, in memslot ioctls.
+    /// Time spent in misses: all of it, in fabric calls, installing pages.
     pub miss_ns: u64,
     pub fetch_ns: u64,
-    pub slot_ns: u64,
+    pub install_ns: u64,
     samples_us: Vec<u32>,
 }
 
@@ -201,34 +202,77 @@ impl Stats {
         let i = ((s.len() - 1) as f64 * p).round() as usize;
         s[i] as f64
     }
+
+    fn record_miss(&mut self, write: bool, start: Instant) {
+        self.misses += 1;
+        if write {
+            self.write_misses += 1;
+        } else {
+            self.read_misses += 1;
+        }
+        let us = start.elapsed().as_micros() as u64;
+        let bucket = (63 - us.max(1).leading_zeros() as usize).min(self.histogram.len() - 1);
+        self.histogram[bucket] += 1;
+        self.miss_ns += start.elapsed().as_nanos() as u64;
+        let sample = us.min(u32::MAX as u64) as u32;
+        if self.samples_us.len() < MAX_SAMPLES {
+            self.samples_us.push(sample);
+        } else {
+            let i = (self.misses as usize) % MAX_SAMPLES;
+            self.samples_us[i] = sample;
+        }
+    }
+}
+
+struct State {
+    regions: Regions,
+    pages: BTreeMap<Key, Page>,
+    /// Pages being fetched; true once an invalidation cancelled the fetch
+    /// (its page must not be installed).
+    loading: HashMap<Key, bool>,
+    /// Demand misses in flight: each has room kept for its page (pages
+    /// read ahead make room only once they arrive).
+    demand: usize,
+    /// Dirty pages evicted whose write-back is not acknowledged yet.
+    flushing: HashSet<Key>,
+    order: Order<Key>,
+    capacity: usize,
+    processes: [Option<Process>; MAX_SLOTS as usize],
+    /// Write-backs sent without waiting, with their data (a redirected
+    /// one is sent again).
+    writebacks: Vec<(WriteBack, PendingCall)>,
+    stats: Stats,
 }
 
 pub struct ExCache {
-    vm: Arc<VmFd>,
-    window: Window,
-    host: HostFrames,
-    entries: Vec<Option<Entry>>,
-    free: Vec<u32>,
-    map: HashMap<(u64, u64), u32>,
-    order: Order,
-    processes: [Option<Process>; MAX_SLOTS as usize],
+    uffd: Uffd,
     client: MemoryClient,
-    pub stats: Stats,
+    state: Mutex<State>,
+    /// Signalled when a flushing page's write-back is done.
+    flushed: Condvar,
+    /// The vCPU threads by their thread id, for verdicts.
+    vcpus: Mutex<HashMap<u32, Arc<Mailbox>>>,
     /// Pages fetched after each miss (`--excache-prefetch`).
     prefetch: u32,
-    /// Prefetches sent and not yet answered, and answered ones waiting in
-    /// the VMM for their miss: they hold no frame and no memslot, so a
-    /// prefetched page that is never used costs nothing but its fetch.
-    inflight: HashMap<(u64, u64), (u32, PendingCall)>,
-    staged: HashMap<(u64, u64), Fetched>,
-    staged_order: VecDeque<(u64, u64)>,
-    /// Write-backs sent without waiting (a prefetched page's miss evicted a
-    /// dirty page); checked at every miss and before a process ends.
-    writebacks: Vec<(u32, u64, PendingCall)>,
+}
+
+/// How an access range changes, from a memory call the guest made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RangeChange {
+    /// Unmapped or discarded: cached pages go without a write-back.
+    Drop,
+    /// Protection changed to `prot`: pages that may no longer be written
+    /// are write-protected (dirty ones stay dirty and are written back
+    /// later); with no access at all they are written back and dropped.
+    Protect(u32),
+    /// Dirty pages are written back and stay cached, clean (before the
+    /// memory components copy or move the range).
+    Flush,
 }
 
 impl ExCache {
-    /// An ExCache of `pages` frames; checks that KVM has a memslot for each.
+    /// An ExCache of `pages` pages. Fails with a sentence when the host
+    /// cannot serve faults inside KVM.
     pub fn new(
         kvm: &kvm_ioctls::Kvm,
         vm: Arc<VmFd>,
@@ -238,82 +282,144 @@ impl ExCache {
         policy: Policy,
         prefetch: u32,
     ) -> Result<ExCache, String> {
-        let slots = kvm.get_nr_memslots();
-        if pages as usize + FIRST_SLOT as usize > slots {
-            return Err(format!(
-                "it needs one KVM memslot per page ({pages}), and this KVM has {slots}: use --excache {}M or less",
-                ((slots as u64 - 1) * PAGE_U64) >> 20
-            ));
-        }
-        let cap = kvm_enable_cap {
+        let uffd = Uffd::new().map_err(|e| e.to_string())?;
+        let cap = kvm_bindings::kvm_enable_cap {
             cap: KVM_CAP_DISABLE_QUIRKS2,
             args: [KVM_X86_QUIRK_SLOT_ZAP_ALL, 0, 0, 0],
             ..Default::default()
         };
         if let Err(e) = vm.enable_cap(&cap) {
-            log::warn!("excache: KVM keeps zapping every mapping when a memslot goes ({e}); evictions will cost more");
+            log::warn!("excache: KVM keeps zapping every mapping when a memslot goes ({e}); process exits will cost more");
         }
-        let host = HostFrames::map(pages as usize * PAGE)
-            .map_err(|e| format!("cannot map {pages} page frames: {e}"))?;
+        let memslots = kvm.get_nr_memslots() as u32;
         Ok(ExCache {
-            vm,
-            window,
-            host,
-            entries: vec![None; pages as usize],
-            free: (0..pages).rev().collect(),
-            map: HashMap::new(),
-            order: Order::new(policy),
-            processes: [None; MAX_SLOTS as usize],
+            uffd,
             client: MemoryClient::new(fabric),
-            stats: Stats::default(),
+            state: Mutex::new(State {
+                regions: Regions::new(vm, window, memslots),
+                pages: BTreeMap::new(),
+                loading: HashMap::new(),
+                demand: 0,
+                flushing: HashSet::new(),
+                order: Order::new(policy),
+                capacity: pages.max(1) as usize,
+                processes: [None; MAX_SLOTS as usize],
+                writebacks: Vec::new(),
+                stats: Stats::default(),
+            }),
+            flushed: Condvar::new(),
+            vcpus: Mutex::new(HashMap::new()),
             prefetch,
-            inflight: HashMap::new(),
-            staged: HashMap::new(),
-            staged_order: VecDeque::new(),
-            writebacks: Vec::new(),
         })
     }
 
-    /// Process `pid`, homed at memory component `home`, runs in `slot`; pid
-    /// 0 ends the slot's process and drops its pages (its memory is freed
-    /// at the memory components, so nothing is written back).
-    pub fn set_process(&mut self, slot: u32, pid: u32, home: u32) -> Result<(), String> {
-        let s = slot as u64;
-        if s >= MAX_SLOTS {
-            return Err(format!("slot {slot} is not below {MAX_SLOTS}"));
-        }
-        if let Some(old) = self.processes[slot as usize].take() {
-            self.reap_writebacks(true).map_err(|e| e.to_string())?;
-            self.inflight.retain(|(sl, _), _| *sl != s);
-            self.staged.retain(|(sl, _), _| *sl != s);
-            self.staged_order.retain(|(sl, _)| *sl != s);
-            let frames: Vec<u32> = self
-                .map
-                .iter()
-                .filter(|((sl, _), _)| *sl == s)
-                .map(|(_, f)| *f)
-                .collect();
-            for f in frames {
-                self.unmap(f).map_err(|e| e.to_string())?;
-                self.entries[f as usize] = None;
-                self.free.push(f);
-            }
-            self.order.retain(|f| self.entries[f as usize].is_some());
-            self.map.retain(|(sl, _), _| *sl != s);
-            self.client.forget(old.pid);
-        }
-        if pid != 0 {
-            self.processes[slot as usize] = Some(Process { pid, home });
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts `n` threads serving the processes' faults.
+    pub fn start_handlers(self: &Arc<Self>, n: u32) -> std::io::Result<()> {
+        for i in 0..n.max(1) {
+            let cache = self.clone();
+            std::thread::Builder::new()
+                .name(format!("excache{i}"))
+                .spawn(move || loop {
+                    match cache.uffd.next(1000) {
+                        Ok(Some(fault)) => cache.serve(fault),
+                        Ok(None) => {}
+                        Err(e) => log::warn!("excache: {e}"),
+                    }
+                })?;
         }
         Ok(())
     }
 
+    /// The calling vCPU thread registers itself for verdicts.
+    pub fn register_vcpu(&self) -> Arc<Mailbox> {
+        // SAFETY: gettid and pthread_self have no preconditions.
+        let (tid, thread) = unsafe { (libc::gettid() as u32, libc::pthread_self()) };
+        let mailbox = Arc::new(Mailbox {
+            thread,
+            verdict: Mutex::new(None),
+        });
+        self.vcpus
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tid, mailbox.clone());
+        mailbox
+    }
+
+    /// Leaves a verdict for the vCPU thread `tid` and kicks it out of KVM.
+    fn deliver(&self, tid: u32, verdict: Verdict) {
+        let vcpus = self.vcpus.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mailbox) = vcpus.get(&tid) else {
+            log::warn!("excache: a fault of thread {tid}, which is no vCPU: {verdict:?}");
+            return;
+        };
+        *mailbox.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
+        // SAFETY: the thread is a live vCPU thread (they never end before
+        // the process) and the kick signal has a handler.
+        unsafe { libc::pthread_kill(mailbox.thread, crate::debug::KICK_SIGNAL) };
+    }
+
+    /// Process `pid`, homed at memory component `home`, runs in `slot`; pid
+    /// 0 ends the slot's process and drops its pages and memslots (its
+    /// memory is freed at the memory components, so nothing is written
+    /// back).
+    pub fn set_process(
+        &self,
+        slot: u32,
+        pid: u32,
+        home: u32,
+        faults_to_guest: bool,
+    ) -> Result<(), String> {
+        let s = slot as u64;
+        if s >= MAX_SLOTS {
+            return Err(format!("slot {slot} is not below {MAX_SLOTS}"));
+        }
+        self.drain_writebacks().map_err(|e| e.to_string())?;
+        let mut st = self.lock();
+        if let Some(old) = st.processes[slot as usize].take() {
+            let keys: Vec<Key> = st.pages.keys().copied().filter(|k| k.0 == s).collect();
+            for k in keys {
+                st.pages.remove(&k);
+                st.order.remove(k);
+            }
+            for (k, cancelled) in st.loading.iter_mut() {
+                if k.0 == s {
+                    *cancelled = true;
+                }
+            }
+            st.regions.drop_slot(s);
+            self.client.forget(old.pid);
+        }
+        if pid != 0 {
+            st.processes[slot as usize] = Some(Process {
+                pid,
+                home,
+                faults_to_guest,
+            });
+        }
+        Ok(())
+    }
+
+    /// Gives vRegion `index` of the process in `slot` its memslot, so the
+    /// guest may map it.
+    pub fn ensure_vregion(&self, slot: u32, index: u64) -> Result<(), String> {
+        let mut st = self.lock();
+        if st.processes.get(slot as usize).copied().flatten().is_none() {
+            return Err(format!("no process runs in window slot {slot}"));
+        }
+        st.regions.ensure(&self.uffd, slot as u64, index)
+    }
+
     /// The counters, as the fabric's stats request answers them.
     pub fn report(&self) -> lego_proto::process::ExCacheStats {
-        let s = &self.stats;
+        let st = self.lock();
+        let s = &st.stats;
         lego_proto::process::ExCacheStats {
-            pages: self.entries.len() as u64,
-            cached: self.map.len() as u64,
+            pages: st.capacity as u64,
+            cached: st.pages.len() as u64,
             misses: s.misses,
             read_misses: s.read_misses,
             write_misses: s.write_misses,
@@ -329,10 +435,18 @@ impl ExCache {
         }
     }
 
+    /// (misses, evictions, write-backs, miss p50 in us).
+    pub fn headline(&self) -> (u64, u64, u64, f64) {
+        let st = self.lock();
+        let s = &st.stats;
+        (s.misses, s.evictions, s.writebacks, s.miss_us(0.5))
+    }
+
     pub fn summary(&self) -> String {
-        let s = &self.stats;
+        let st = self.lock();
+        let s = &st.stats;
         format!(
-            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions, {} write-backs ({} folded into the fetch), {} prefetched ({} used), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us changing memslots",
+            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions, {} write-backs ({} folded into the fetch), {} prefetched ({} faults found their page on its way), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us installing",
             s.misses,
             s.read_misses,
             s.write_misses,
@@ -342,332 +456,418 @@ impl ExCache {
             s.folded,
             s.prefetched,
             s.prefetch_hits,
-            self.client.redirects,
+            self.client.redirects.load(Ordering::Relaxed),
             s.miss_us(0.5),
             s.miss_us(0.99),
             s.miss_ns as f64 / 1000.0 / s.misses.max(1) as f64,
             s.fetch_ns as f64 / 1000.0 / s.misses.max(1) as f64,
-            s.slot_ns as f64 / 1000.0 / s.misses.max(1) as f64,
+            s.install_ns as f64 / 1000.0 / s.misses.max(1) as f64,
         )
     }
 
-    /// Serves an access to the process window at `gpa` that exited.
-    pub fn access(&mut self, gpa: u64, access: Access<'_>) -> Result<(), Fault> {
-        let Some((slot, va)) = self.window.decode(gpa) else {
-            return Err(Fault::NoProcess { slot: u64::MAX });
+    /// Serves one fault a vCPU is blocked on.
+    fn serve(&self, f: uffd::Fault) {
+        let mut st = self.lock();
+        let Some(key) = st.regions.page_of(f.addr) else {
+            // Its vRegion went away with its process: let it retry.
+            let _ = self.uffd.wake(f.addr, PAGE_U64);
+            return;
         };
-        let vpage = va & !(PAGE_U64 - 1);
-        let write = matches!(access, Access::Write(_));
-        let frame = match self.map.get(&(slot, vpage)) {
-            Some(&f) => f,
-            None => self.miss(slot, vpage, write)?,
+        loop {
+            if let Some(page) = st.pages.get_mut(&key) {
+                if f.protected || f.write {
+                    if !page.writable {
+                        let (pid, owner) = (page.pid, page.owner);
+                        drop(st);
+                        let fault = Fault::Page {
+                            pid,
+                            va: key.1,
+                            access: "write",
+                            source: PageError::Refused {
+                                component: owner,
+                                status: EACCES,
+                            },
+                        };
+                        self.fail(f.tid, key, true, fault);
+                        return;
+                    }
+                    if !page.dirty {
+                        page.dirty = true;
+                        st.stats.upgrades += 1;
+                        st.order.touch(key);
+                    }
+                    let t = Instant::now();
+                    if let Err(e) = self.uffd.protect(f.addr, PAGE_U64, false) {
+                        log::warn!("excache: {e}");
+                    }
+                    st.stats.install_ns += t.elapsed().as_nanos() as u64;
+                    return;
+                }
+                // Installed meanwhile by another fault.
+                let _ = self.uffd.wake(f.addr, PAGE_U64);
+                return;
+            }
+            if st.loading.contains_key(&key) {
+                // On its way (a prefetch or another vCPU's miss): its
+                // install wakes this fault.
+                st.stats.prefetch_hits += 1;
+                return;
+            }
+            if !st.flushing.contains(&key) {
+                break;
+            }
+            // Its write-back must land before it is read again.
+            drop(st);
+            if let Err(fault) = self.drain_writebacks() {
+                self.fail(f.tid, key, f.write, fault);
+                return;
+            }
+            st = self.lock();
+            while st.flushing.contains(&key) {
+                st = self.flushed.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        self.miss(st, key, f);
+    }
+
+    /// Tells the faulting vCPU what became of its access.
+    fn fail(&self, tid: u32, key: Key, write: bool, fault: Fault) {
+        let to_guest = {
+            let st = self.lock();
+            st.processes[key.0 as usize].is_some_and(|p| p.faults_to_guest)
         };
-        let entry = self.entries[frame as usize];
-        if write && entry.is_some_and(|e| !e.writable) {
-            let pid = self.processes[slot as usize].map_or(0, |p| p.pid);
-            let owner = entry.map_or(0, |e| e.owner);
-            return Err(Fault::Page {
-                pid,
-                va,
+        let verdict = if fault.is_segv() && to_guest {
+            let protection = matches!(
+                fault,
+                Fault::Page {
+                    source: PageError::Refused { status: EACCES, .. },
+                    ..
+                }
+            );
+            Verdict::PageFault {
+                va: key.1,
+                write,
+                protection,
+            }
+        } else if fault.is_segv() {
+            Verdict::Stop(format!(
+                "{fault}.\nThe process got SIGSEGV and was stopped."
+            ))
+        } else {
+            Verdict::Stop(format!(
+                "{fault}.\nThe process was stopped: its memory cannot be reached."
+            ))
+        };
+        self.deliver(tid, verdict);
+    }
+
+    /// A demand miss: fetch the page (making room first), install it, and
+    /// prefetch the next ones.
+    fn miss(&self, mut st: MutexGuard<'_, State>, key: Key, f: uffd::Fault) {
+        let start = Instant::now();
+        let (slot, vpage) = key;
+        let Some(p) = st.processes[slot as usize] else {
+            let _ = self.uffd.wake(f.addr, PAGE_U64);
+            return;
+        };
+        let write = f.write;
+        st.loading.insert(key, false);
+        st.demand += 1;
+        let back = match self.make_room(&mut st, 0) {
+            Ok(b) => b,
+            Err(fault) => {
+                end_demand(&mut st, key);
+                drop(st);
+                self.fail(f.tid, key, write, fault);
+                return;
+            }
+        };
+        let reaped = self.reap_writebacks(&mut st);
+        drop(st);
+        if let Err(fault) = reaped {
+            end_demand(&mut self.lock(), key);
+            self.fail(f.tid, key, write, fault);
+            return;
+        }
+
+        let t = Instant::now();
+        let back_key = back.as_ref().map(|b| b.key);
+        let fetched = self.fetch(p, vpage, write, back);
+        let fetch_ns = t.elapsed().as_nanos() as u64;
+
+        let mut st = self.lock();
+        st.stats.fetch_ns += fetch_ns;
+        let cancelled = end_demand(&mut st, key);
+        if let Some(k) = back_key {
+            // Folded into the fetch, or written back on its own, and
+            // acknowledged either way (or the process stops below).
+            st.flushing.remove(&k);
+            self.flushed.notify_all();
+        }
+        let (owner, prot, page) = match fetched {
+            Ok(v) => v,
+            Err(source) => {
+                drop(st);
+                let _ = self.uffd.wake(f.addr, PAGE_U64);
+                let fault = Fault::Page {
+                    pid: p.pid,
+                    va: vpage,
+                    access: if write { "write" } else { "read" },
+                    source,
+                };
+                self.fail(f.tid, key, write, fault);
+                return;
+            }
+        };
+        if cancelled || st.processes[slot as usize] != Some(p) {
+            drop(st);
+            let _ = self.uffd.wake(f.addr, PAGE_U64);
+            return;
+        }
+        let Some(bytes) = page.get(..PAGE) else {
+            drop(st);
+            let fault = Fault::Page {
+                pid: p.pid,
+                va: vpage,
+                access: if write { "write" } else { "read" },
+                source: PageError::BadReply { component: owner },
+            };
+            self.fail(f.tid, key, write, fault);
+            return;
+        };
+        let writable = prot & PROT_WRITE != 0;
+        if write && !writable {
+            // The memory component checks FLAG_FOR_WRITE; this is belt and braces.
+            drop(st);
+            let fault = Fault::Page {
+                pid: p.pid,
+                va: vpage,
                 access: "write",
                 source: PageError::Refused {
                     component: owner,
                     status: EACCES,
                 },
-            });
+            };
+            self.fail(f.tid, key, write, fault);
+            return;
         }
-        let upgrade = write && entry.is_some_and(|e| !e.dirty);
-        if upgrade {
-            // The first write to a read-missed page: map it writable (KVM
-            // cannot change a memslot's read-only flag in place).
-            self.unmap(frame)?;
-            self.set_slot(frame, self.window.gpa(slot, vpage), PAGE_U64, 0)?;
-            self.order.touch(frame);
-            self.stats.upgrades += 1;
+        if let Err(fault) = self.install(&mut st, key, p, owner, writable, write, bytes) {
+            drop(st);
+            self.fail(f.tid, key, write, fault);
+            return;
         }
-        let off = (va - vpage) as usize;
-        let page = self.host.page(frame);
-        match access {
-            Access::Read(data) => {
-                let n = data.len().min(PAGE - off);
-                data[..n].copy_from_slice(&page[off..off + n]);
-            }
-            Access::Write(data) => {
-                let n = data.len().min(PAGE - off);
-                page[off..off + n].copy_from_slice(&data[..n]);
-                if let Some(e) = self.entries[frame as usize].as_mut() {
-                    e.dirty = true;
-                }
-            }
-        }
+        st.stats.record_miss(write, start);
+        let candidates = self.prefetch_candidates(&mut st, key);
+        drop(st);
+        self.prefetch(p, slot, candidates);
+    }
+
+    /// Puts a fetched page in place and wakes whoever waits on it.
+    #[allow(clippy::too_many_arguments)]
+    fn install(
+        &self,
+        st: &mut State,
+        key: Key,
+        p: Process,
+        owner: u32,
+        writable: bool,
+        dirty: bool,
+        bytes: &[u8],
+    ) -> Result<(), Fault> {
+        let Some(host) = st.regions.host_of(key.0, key.1) else {
+            return Ok(());
+        };
+        let t = Instant::now();
+        self.uffd
+            .copy(host, bytes, !dirty)
+            .map_err(|e| Fault::host("install a page", e))?;
+        st.stats.install_ns += t.elapsed().as_nanos() as u64;
+        st.pages.insert(
+            key,
+            Page {
+                pid: p.pid,
+                home: p.home,
+                owner,
+                dirty,
+                writable,
+            },
+        );
+        st.order.insert(key);
         Ok(())
     }
 
-    fn set_slot(&mut self, frame: u32, gpa: u64, size: u64, flags: u32) -> Result<(), Fault> {
-        let t = Instant::now();
-        let region = kvm_userspace_memory_region {
-            slot: FIRST_SLOT + frame,
-            flags,
-            guest_phys_addr: gpa,
-            memory_size: size,
-            userspace_addr: self.host.host_addr(frame),
-        };
-        // SAFETY: the frame's host memory lives as long as the ExCache,
-        // which lives as long as the VM; the slot is removed before the
-        // frame is reused.
-        let r = unsafe { self.vm.set_user_memory_region(region) }.map_err(|source| Fault::Kvm {
-            what: "change an ExCache memslot",
-            source,
-        });
-        self.stats.slot_ns += t.elapsed().as_nanos() as u64;
-        r
-    }
-
-    fn unmap(&mut self, frame: u32) -> Result<(), Fault> {
-        self.set_slot(frame, 0, 0, 0)
-    }
-
-    /// A free frame, evicting one if needed. The victim's page is returned
-    /// when it must be written back.
-    fn take_frame(&mut self) -> Result<(u32, Option<WriteBack>), Fault> {
-        if let Some(f) = self.free.pop() {
-            return Ok((f, None));
-        }
-        let victim = self
-            .order
-            .victim()
-            .expect("a full ExCache has frames in its order");
-        let entry = self.entries[victim as usize]
-            .take()
-            .expect("every frame in the order holds a page");
-        self.unmap(victim)?;
-        self.map.remove(&(entry.slot, entry.vpage));
-        self.stats.evictions += 1;
-        let back = entry
-            .dirty
-            .then(|| (entry, self.host.page(victim).to_vec()));
-        Ok((victim, back))
-    }
-
-    fn miss(&mut self, slot: u64, vpage: u64, write: bool) -> Result<u32, Fault> {
-        let start = Instant::now();
-        let Some(p) = self.processes[slot as usize] else {
-            return Err(Fault::NoProcess { slot });
-        };
-        let fault = |source| Fault::Page {
-            pid: p.pid,
-            va: vpage,
-            access: if write { "write" } else { "read" },
-            source,
-        };
-        self.reap_writebacks(false)?;
-        self.reap_prefetches();
-        let (frame, back) = self.take_frame()?;
-        let key = (slot, vpage);
-        let t = Instant::now();
-        let ready = match self.staged.remove(&key) {
-            Some(got) => Some(got),
-            None => self
-                .inflight
-                .remove(&key)
-                .and_then(|(dst, call)| prefetched_page(dst, call.wait())),
-        };
-        self.stats.fetch_ns += t.elapsed().as_nanos() as u64;
-        // A prefetched page was read without the write check.
-        let ready = ready.filter(|(_, prot, _)| !write || prot & PROT_WRITE != 0);
-        let fetched = match ready {
-            Some(got) => {
-                self.stats.prefetch_hits += 1;
-                match back {
-                    Some(wb) => match self.start_writeback(wb) {
-                        Ok(()) => Ok(got),
-                        Err(f) => {
-                            self.free.push(frame);
-                            return Err(f);
-                        }
-                    },
-                    None => Ok(got),
-                }
-            }
-            None => {
-                let t = Instant::now();
-                let r = self.fetch(p, vpage, write, back);
-                self.stats.fetch_ns += t.elapsed().as_nanos() as u64;
-                r
-            }
-        };
-        let (owner, prot, page) = match fetched {
-            Ok(v) => v,
-            Err(e) => {
-                self.free.push(frame);
-                return Err(fault(e));
-            }
-        };
-        let Some(bytes) = page.get(..PAGE) else {
-            self.free.push(frame);
-            return Err(fault(PageError::BadReply { component: owner }));
-        };
-        self.host.page(frame).copy_from_slice(bytes);
-        // A write miss is dirty already and mapped writable; a read miss is
-        // mapped read-only until its first write.
-        let flags = if write { 0 } else { KVM_MEM_READONLY };
-        self.set_slot(frame, self.window.gpa(slot, vpage), PAGE_U64, flags)?;
-        self.entries[frame as usize] = Some(Entry {
-            slot,
-            vpage,
-            pid: p.pid,
-            home: p.home,
-            owner,
-            dirty: write,
-            writable: prot & PROT_WRITE != 0,
-        });
-        self.map.insert((slot, vpage), frame);
-        self.order.insert(frame);
-        self.prefetch_after(p, slot, vpage);
-        let s = &mut self.stats;
-        s.misses += 1;
-        if write {
-            s.write_misses += 1;
-        } else {
-            s.read_misses += 1;
-        }
-        let us = start.elapsed().as_micros() as u64;
-        let bucket = (63 - us.max(1).leading_zeros() as usize).min(s.histogram.len() - 1);
-        s.histogram[bucket] += 1;
-        s.miss_ns += start.elapsed().as_nanos() as u64;
-        let sample = us.min(u32::MAX as u64) as u32;
-        if s.samples_us.len() < MAX_SAMPLES {
-            s.samples_us.push(sample);
-        } else {
-            let i = (s.misses as usize) % MAX_SAMPLES;
-            s.samples_us[i] = sample;
-        }
-        Ok(frame)
-    }
-
-    /// Sends reads of the pages after `vpage` in its vRegion that are not
-    /// cached, staged or on their way, up to the prefetch depth.
-    fn prefetch_after(&mut self, p: Process, slot: u64, vpage: u64) {
-        let limit = 4 * self.prefetch as usize;
-        let dst = self.client.owner(p.pid, p.home, vpage);
-        for k in 1..=self.prefetch as u64 {
-            let q = vpage + k * PAGE_U64;
-            if vregion(q) != vregion(vpage) || self.inflight.len() >= limit {
+    /// Evicts pages until the cached ones, the demand misses in flight and
+    /// `more` fit. The last dirty victim is returned for the caller to
+    /// write back (folded into its fetch when it can); others are written
+    /// back without waiting.
+    fn make_room(&self, st: &mut State, more: usize) -> Result<Option<WriteBack>, Fault> {
+        let mut back: Option<WriteBack> = None;
+        while st.pages.len() + st.demand + more > st.capacity {
+            let Some(key) = st.order.victim(|_| false) else {
                 break;
-            }
-            let key = (slot, q);
-            if self.map.contains_key(&key)
-                || self.staged.contains_key(&key)
-                || self.inflight.contains_key(&key)
-            {
-                continue;
-            }
-            // A peek: a page never touched costs the memory component no
-            // frame. The reply's protection says whether a write miss may
-            // use it.
-            let read = MemRequest {
-                op: OP_READ,
-                pid: p.pid,
-                addr: q,
-                flags: FLAG_PEEK,
-                ..Default::default()
             };
-            match self.client.start(dst, read, None) {
-                Ok(call) => {
-                    self.inflight.insert(key, (dst, call));
-                    self.stats.prefetched += 1;
-                }
-                Err(_) => break,
+            let Some(wb) = self.evict(st, key)? else {
+                continue;
+            };
+            if let Some(earlier) = back.replace(wb) {
+                self.start_writeback(st, earlier)?;
             }
         }
+        Ok(back)
     }
 
-    /// Moves answered prefetches to the staging area (bounded: the oldest
-    /// staged pages are dropped first).
-    fn reap_prefetches(&mut self) {
-        let done: Vec<((u64, u64), u32, CallReply)> = self
-            .inflight
-            .iter()
-            .filter_map(|(k, (dst, call))| call.try_reply().map(|r| (*k, *dst, r)))
-            .collect();
-        for (key, dst, reply) in done {
-            self.inflight.remove(&key);
-            if let Some(got) = prefetched_page(dst, reply) {
-                self.staged.insert(key, got);
-                self.staged_order.push_back(key);
-            }
+    /// Takes one page out of the cache; a dirty one comes back with its
+    /// bytes, and stays `flushing` until its write-back is acknowledged.
+    fn evict(&self, st: &mut State, key: Key) -> Result<Option<WriteBack>, Fault> {
+        let Some(page) = st.pages.remove(&key) else {
+            return Ok(None);
+        };
+        st.stats.evictions += 1;
+        let Some(host) = st.regions.host_of(key.0, key.1) else {
+            return Ok(None);
+        };
+        let t = Instant::now();
+        let data = if page.dirty {
+            // Writes from now on wait for us; those before are in the copy.
+            self.uffd
+                .protect(host, PAGE_U64, true)
+                .map_err(|e| Fault::host("write-protect a victim", e))?;
+            // SAFETY: a page of a live reservation, not changing now.
+            let bytes = unsafe { std::slice::from_raw_parts(host as *const u8, PAGE) };
+            Some(bytes.to_vec())
+        } else {
+            None
+        };
+        // SAFETY: one page of our own reservation.
+        let r = unsafe { libc::madvise(host as *mut libc::c_void, PAGE, libc::MADV_DONTNEED) };
+        if r != 0 {
+            return Err(Fault::host(
+                "drop an evicted page",
+                std::io::Error::last_os_error(),
+            ));
         }
-        let limit = 4 * self.prefetch as usize;
-        while self.staged.len() > limit {
-            match self.staged_order.pop_front() {
-                Some(k) => {
-                    self.staged.remove(&k);
-                }
-                None => break,
-            }
-        }
-        if self.staged_order.len() > 2 * limit + 64 {
-            let staged = &self.staged;
-            self.staged_order.retain(|k| staged.contains_key(k));
-        }
+        st.stats.install_ns += t.elapsed().as_nanos() as u64;
+        Ok(data.map(|data| {
+            st.flushing.insert(key);
+            WriteBack { key, page, data }
+        }))
     }
 
-    /// Writes a dirty victim back without waiting for the answer. The
-    /// memory component serves one peer's requests in order, so a later
-    /// fetch of the page sees the write.
-    fn start_writeback(&mut self, (victim, data): WriteBack) -> Result<(), Fault> {
-        let wb = MemRequest {
+    /// The request that writes `wb` back.
+    fn writeback_request(wb: &WriteBack) -> MemRequest {
+        MemRequest {
             op: OP_WRITE,
-            pid: victim.pid,
-            addr: victim.vpage,
+            pid: wb.page.pid,
+            addr: wb.key.1,
             flags: FLAG_WRITEBACK,
             ..Default::default()
-        };
+        }
+    }
+
+    /// Writes a dirty page back without waiting for the answer; it stays
+    /// `flushing` until [`Self::reap_writebacks`] sees the answer.
+    fn start_writeback(&self, st: &mut State, wb: WriteBack) -> Result<(), Fault> {
+        let dst = self.client.owner(wb.page.pid, wb.page.home, wb.key.1);
         let call = self
             .client
-            .start(victim.owner, wb, Some(&data))
+            .start(dst, Self::writeback_request(&wb), Some(&wb.data))
             .map_err(|source| Fault::Page {
-                pid: victim.pid,
-                va: victim.vpage,
+                pid: wb.page.pid,
+                va: wb.key.1,
                 access: "write-back",
                 source,
             })?;
-        self.writebacks.push((victim.pid, victim.vpage, call));
-        self.stats.writebacks += 1;
+        st.stats.writebacks += 1;
+        st.writebacks.push((wb, call));
         Ok(())
     }
 
-    /// Checks the answers of write-backs sent without waiting (all of
-    /// them, waiting, with `all`). A failed one stops its process.
-    fn reap_writebacks(&mut self, all: bool) -> Result<(), Fault> {
+    /// Settles the write-backs that have been answered. One the owner
+    /// redirected (its vRegion moved) is sent again, waiting, through the
+    /// same routing as a fetch.
+    fn reap_writebacks(&self, st: &mut State) -> Result<(), Fault> {
         let mut i = 0;
-        while i < self.writebacks.len() {
-            let reply = if all {
-                Some(self.writebacks[i].2.wait_ref())
-            } else {
-                self.writebacks[i].2.try_reply()
-            };
-            let Some(reply) = reply else {
+        while i < st.writebacks.len() {
+            let Some(reply) = st.writebacks[i].1.try_reply() else {
                 i += 1;
                 continue;
             };
-            let (pid, va, call) = self.writebacks.swap_remove(i);
-            if let Err(source) = client::check_reply(call.dst(), reply) {
-                return Err(Fault::Page {
-                    pid,
-                    va,
-                    access: "write-back",
-                    source,
-                });
-            }
+            let (wb, call) = st.writebacks.swap_remove(i);
+            let key = wb.key;
+            self.settle_writeback(wb, call.dst(), reply)?;
+            st.flushing.remove(&key);
+            self.flushed.notify_all();
         }
         Ok(())
     }
 
+    /// Waits for every write-back in flight (outside the lock).
+    fn drain_writebacks(&self) -> Result<(), Fault> {
+        let pending: Vec<(WriteBack, PendingCall)> = std::mem::take(&mut self.lock().writebacks);
+        let mut result = Ok(());
+        let mut done = Vec::new();
+        for (wb, call) in pending {
+            let dst = call.dst();
+            let key = wb.key;
+            let reply = call.wait();
+            if let Err(f) = self.settle_writeback(wb, dst, reply) {
+                result = Err(f);
+            }
+            done.push(key);
+        }
+        let mut st = self.lock();
+        for k in done {
+            st.flushing.remove(&k);
+        }
+        self.flushed.notify_all();
+        result
+    }
+
+    fn settle_writeback(&self, wb: WriteBack, dst: u32, reply: CallReply) -> Result<(), Fault> {
+        let fault = |source| Fault::Page {
+            pid: wb.page.pid,
+            va: wb.key.1,
+            access: "write-back",
+            source,
+        };
+        let gone = |r: Result<(), PageError>| match r {
+            // The page was unmapped (or its process ended) since it was
+            // evicted: its data went with the mapping, as on Linux.
+            Err(PageError::Refused {
+                status: EFAULT | ESRCH,
+                ..
+            }) => Ok(()),
+            other => other,
+        };
+        match client::check_reply(dst, reply) {
+            Ok(()) => Ok(()),
+            Err(PageError::Refused {
+                status: NOT_OWNER | EFAULT | ESRCH,
+                ..
+            }) if dst != wb.page.home => {
+                // The owner we knew no longer holds the vRegion: the home
+                // knows who does.
+                gone(
+                    self.client
+                        .request(
+                            wb.page.home,
+                            Self::writeback_request(&wb),
+                            Some(&wb.data),
+                            true,
+                        )
+                        .map(|_| ()),
+                )
+                .map_err(fault)
+            }
+            r => gone(r).map_err(fault),
+        }
+    }
+
     /// Fetches pid's page, writing `back` back first (in the same request
-    /// when one component owns both).
+    /// when one component owns both). Write-backs and fetches are routed
+    /// the same way: to the owner the client knows, following redirects.
     fn fetch(
-        &mut self,
+        &self,
         p: Process,
         vpage: u64,
         write: bool,
@@ -680,21 +880,26 @@ impl ExCache {
             flags: if write { FLAG_FOR_WRITE } else { 0 },
             ..Default::default()
         };
-        let Some((victim, data)) = back else {
+        let Some(wb) = back else {
             return self.client.request(p.home, read, None, true).map(fetched);
         };
-        let same = victim.pid == p.pid && victim.owner == self.client.owner(p.pid, p.home, vpage);
+        let victim_owner = self.client.owner(wb.page.pid, wb.page.home, wb.key.1);
+        let same = wb.page.pid == p.pid && victim_owner == self.client.owner(p.pid, p.home, vpage);
         if same {
             let both = MemRequest {
                 op: OP_READ_WRITE,
-                arg: victim.vpage,
+                arg: wb.key.1,
                 flags: read.flags | FLAG_WRITEBACK,
                 ..read
             };
-            match self.client.request(victim.owner, both, Some(&data), false) {
+            match self
+                .client
+                .request(victim_owner, both, Some(&wb.data), false)
+            {
                 Ok(out) => {
-                    self.stats.writebacks += 1;
-                    self.stats.folded += 1;
+                    let mut st = self.lock();
+                    st.stats.writebacks += 1;
+                    st.stats.folded += 1;
                     return Ok(fetched(out));
                 }
                 // Redirected: the pages have different owners after all.
@@ -704,17 +909,257 @@ impl ExCache {
                 Err(e) => return Err(e),
             }
         }
-        let wb = MemRequest {
-            op: OP_WRITE,
-            pid: victim.pid,
-            addr: victim.vpage,
-            flags: FLAG_WRITEBACK,
-            ..Default::default()
-        };
-        self.client.request(victim.home, wb, Some(&data), true)?;
-        self.stats.writebacks += 1;
+        self.client.request(
+            wb.page.home,
+            Self::writeback_request(&wb),
+            Some(&wb.data),
+            true,
+        )?;
+        self.lock().stats.writebacks += 1;
         self.client.request(p.home, read, None, true).map(fetched)
     }
+
+    /// The pages after `key` in its vRegion worth fetching ahead: not
+    /// cached, loading or flushing. They are marked loading here, under
+    /// the lock; each makes room for itself when it arrives.
+    fn prefetch_candidates(&self, st: &mut State, key: Key) -> Vec<Key> {
+        let (slot, vpage) = key;
+        let mut out = Vec::new();
+        for k in 1..=self.prefetch as u64 {
+            let q = vpage + k * PAGE_U64;
+            if vregion(q) != vregion(vpage) {
+                break;
+            }
+            let c = (slot, q);
+            if st.pages.contains_key(&c) || st.loading.contains_key(&c) || st.flushing.contains(&c)
+            {
+                continue;
+            }
+            // Read ahead no more than a quarter of the cache.
+            if 4 * (out.len() + 1) > st.capacity {
+                break;
+            }
+            st.loading.insert(c, false);
+            out.push(c);
+        }
+        out
+    }
+
+    /// Reads the candidates ahead (peeks: a page never touched costs its
+    /// memory component no frame) and installs them write-protected.
+    fn prefetch(&self, p: Process, slot: u64, candidates: Vec<Key>) {
+        if candidates.is_empty() {
+            return;
+        }
+        let mut calls = Vec::new();
+        for &(_, q) in &candidates {
+            let dst = self.client.owner(p.pid, p.home, q);
+            let read = MemRequest {
+                op: OP_READ,
+                pid: p.pid,
+                addr: q,
+                flags: FLAG_PEEK,
+                ..Default::default()
+            };
+            calls.push((q, dst, self.client.start(dst, read, None).ok()));
+        }
+        for (q, dst, call) in calls {
+            let got = call.and_then(|c| prefetched_page(dst, c.wait()));
+            let key = (slot, q);
+            let mut st = self.lock();
+            let cancelled = st.loading.remove(&key).unwrap_or(true);
+            let host = st.regions.host_of(slot, q);
+            match got {
+                Some((owner, prot, bytes))
+                    if !cancelled && st.processes[slot as usize] == Some(p) =>
+                {
+                    let writable = prot & PROT_WRITE != 0;
+                    let room = match self.make_room(&mut st, 1) {
+                        Ok(Some(wb)) => self.start_writeback(&mut st, wb),
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    let installed = room.and_then(|()| {
+                        self.install(&mut st, key, p, owner, writable, false, &bytes)
+                    });
+                    match installed {
+                        Ok(()) => st.stats.prefetched += 1,
+                        Err(e) => {
+                            // The page stays out; a later miss fetches it.
+                            log::warn!("excache: prefetch: {e}");
+                            if let Some(h) = host {
+                                let _ = self.uffd.wake(h, PAGE_U64);
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    // Whoever waits on it retries and misses.
+                    if let Some(h) = host {
+                        let _ = self.uffd.wake(h, PAGE_U64);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A memory call for the process in `slot`, made by the VMM on the
+    /// guest's behalf so that the cache follows it: write-backs in flight
+    /// land first (none can reach a range after it is unmapped and mapped
+    /// again), pages a move copies are written back before, and pages the
+    /// call unmaps or protects are dropped or protected after. Returns the
+    /// reply head and what followed it.
+    pub fn memory_call(
+        &self,
+        slot: u32,
+        req: MemRequest,
+        tail: &[u8],
+    ) -> Result<(MemReply, Vec<u8>), Fault> {
+        let s = slot as u64;
+        let p = self.lock().processes.get(slot as usize).copied().flatten();
+        let Some(p) = p else {
+            return Err(Fault::host(
+                "make a memory call",
+                format!("no process runs in window slot {slot}"),
+            ));
+        };
+        let range = |addr: u64, len: u64| {
+            let start = addr & !(PAGE_U64 - 1);
+            (
+                start,
+                addr.saturating_add(len).saturating_add(PAGE_U64 - 1) & !(PAGE_U64 - 1),
+            )
+        };
+        if req.op == OP_MREMAP {
+            let (a, b) = range(req.addr, req.len);
+            self.change_range(s, a, b, RangeChange::Flush)?;
+        }
+        self.drain_writebacks()?;
+        let mut bytes = zerocopy::IntoBytes::as_bytes(&req).to_vec();
+        bytes.extend_from_slice(tail);
+        let call_fault = |source| Fault::Page {
+            pid: p.pid,
+            va: req.addr,
+            access: "memory call",
+            source,
+        };
+        let reply = self.client.call(p.home, &bytes).map_err(call_fault)?;
+        let (head, rest) = reply;
+        if head.status != OK {
+            return Ok((head, rest));
+        }
+        let after = match req.op {
+            OP_MUNMAP => Some((range(req.addr, req.len), RangeChange::Drop)),
+            OP_MMAP => Some((range(head.value, req.len), RangeChange::Drop)),
+            OP_MPROTECT => Some((range(req.addr, req.len), RangeChange::Protect(req.prot))),
+            OP_MREMAP if head.value != req.addr => {
+                Some((range(req.addr, req.len), RangeChange::Drop))
+            }
+            OP_MREMAP if req.arg < req.len => Some((
+                range(req.addr + req.arg, req.len - req.arg),
+                RangeChange::Drop,
+            )),
+            // A break that shrank: everything above it is gone.
+            OP_BRK => Some(((head.value + PAGE_U64 - 1) & !(PAGE_U64 - 1), u64::MAX))
+                .map(|(a, b)| ((a, b), RangeChange::Drop)),
+            _ => None,
+        };
+        if let Some(((a, b), change)) = after {
+            self.change_range(s, a, b, change)?;
+        }
+        if req.op == OP_EXIT {
+            self.drain_writebacks()?;
+        }
+        Ok((head, rest))
+    }
+
+    /// The cached pages of [start, end) of `slot` follow a memory call
+    /// (see [`RangeChange`]). Waits for what it writes back.
+    fn change_range(&self, s: u64, start: u64, end: u64, change: RangeChange) -> Result<(), Fault> {
+        let mut st = self.lock();
+        let keys: Vec<Key> = st
+            .pages
+            .range((s, start)..(s, end))
+            .map(|(k, _)| *k)
+            .collect();
+        if change != RangeChange::Flush {
+            for (k, cancelled) in st.loading.iter_mut() {
+                if k.0 == s && k.1 >= start && k.1 < end {
+                    *cancelled = true;
+                }
+            }
+        }
+        let mut backs = Vec::new();
+        for key in keys {
+            let Some(host) = st.regions.host_of(key.0, key.1) else {
+                continue;
+            };
+            let page = st.pages[&key];
+            match change {
+                RangeChange::Drop => {
+                    st.pages.remove(&key);
+                    st.order.remove(key);
+                    // SAFETY: one page of our own reservation.
+                    unsafe { libc::madvise(host as *mut libc::c_void, PAGE, libc::MADV_DONTNEED) };
+                }
+                RangeChange::Protect(prot) if prot & 3 == 0 => {
+                    // No access at all: the next touch must fault, and the
+                    // data must survive (written back now).
+                    st.order.remove(key);
+                    if let Some(wb) = self.evict(&mut st, key)? {
+                        backs.push(wb);
+                    }
+                }
+                RangeChange::Protect(prot) => {
+                    let writable = prot & PROT_WRITE != 0;
+                    if !writable && page.dirty {
+                        // Written back now and write-protected: the next
+                        // write faults and finds the page not writable.
+                        backs.push(self.clean(&mut st, key, host, page)?);
+                    }
+                    if let Some(pg) = st.pages.get_mut(&key) {
+                        pg.writable = writable;
+                    }
+                }
+                RangeChange::Flush => {
+                    if page.dirty {
+                        backs.push(self.clean(&mut st, key, host, page)?);
+                    }
+                }
+            }
+        }
+        for wb in backs {
+            self.start_writeback(&mut st, wb)?;
+        }
+        drop(st);
+        self.drain_writebacks()
+    }
+
+    /// Write-protects a dirty page and returns its write-back; it stays
+    /// cached, clean, and `flushing` until the write-back is answered.
+    fn clean(&self, st: &mut State, key: Key, host: u64, page: Page) -> Result<WriteBack, Fault> {
+        self.uffd
+            .protect(host, PAGE_U64, true)
+            .map_err(|e| Fault::host("write-protect a page", e))?;
+        // SAFETY: a page of a live reservation, protected now.
+        let data = unsafe { std::slice::from_raw_parts(host as *const u8, PAGE) }.to_vec();
+        if let Some(pg) = st.pages.get_mut(&key) {
+            pg.dirty = false;
+        }
+        st.flushing.insert(key);
+        Ok(WriteBack { key, page, data })
+    }
+}
+
+/// A demand miss is over: its page is no longer loading. Whether an
+/// invalidation cancelled it.
+fn end_demand(st: &mut State, key: Key) -> bool {
+    st.demand = st.demand.saturating_sub(1);
+    st.loading.remove(&key).unwrap_or(true)
+}
+
+fn fetched((dst, reply, rest): (u32, MemReply, Vec<u8>)) -> Fetched {
+    (dst, reply.value as u32, rest)
 }
 
 /// The page a prefetch brought, if it brought one.
@@ -723,8 +1168,4 @@ fn prefetched_page(dst: u32, reply: CallReply) -> Option<Fetched> {
     let (head, rest) = <MemReply as zerocopy::FromBytes>::read_from_prefix(&body).ok()?;
     (head.status == OK && rest.len() >= PAGE)
         .then(|| (dst, head.value as u32, rest[..PAGE].to_vec()))
-}
-
-fn fetched((dst, head, rest): (u32, MemReply, Vec<u8>)) -> Fetched {
-    (dst, head.value as u32, rest)
 }
