@@ -7,7 +7,7 @@ use alloc::alloc::{alloc_zeroed, Layout};
 
 use lego_image::cpu::{self as cpu, virt_to_phys};
 use lego_image::hypercall;
-use lego_proto::boot::PML4;
+use lego_proto::boot::{upper, PML4};
 use lego_proto::hypercall::PORT_VREGION;
 use lego_proto::memory::VREGION_SHIFT;
 use lego_proto::process::{VRegionMap, Window, PROCESS_LOW};
@@ -33,7 +33,7 @@ pub enum MapError {
 }
 
 /// The table behind `table[index]`, made if absent. Page tables live in the
-/// identity-mapped heap, so their physical and virtual addresses agree.
+/// heap, reached at their upper-half alias.
 fn next(table: *mut u64, index: u64, va: u64) -> Result<*mut u64, MapError> {
     // SAFETY: `table` is a live page table page (the VMM's PML4 or one made
     // here), and index < 512.
@@ -42,7 +42,7 @@ fn next(table: *mut u64, index: u64, va: u64) -> Result<*mut u64, MapError> {
         if *entry & HUGE != 0 {
             return Err(MapError::Huge(va));
         }
-        return Ok((*entry & ADDR) as *mut u64);
+        return Ok(upper(*entry & ADDR) as *mut u64);
     }
     let layout = Layout::from_size_align(4096, 4096).map_err(|_| MapError::NoMemory)?;
     // SAFETY: a non-zero-sized layout.
@@ -52,7 +52,7 @@ fn next(table: *mut u64, index: u64, va: u64) -> Result<*mut u64, MapError> {
     }
     let phys = virt_to_phys(page as u64);
     *entry = phys | PRESENT | WRITABLE | USER;
-    Ok(phys as *mut u64)
+    Ok(page as *mut u64)
 }
 
 /// Maps the vRegions that [start, start + len) touches, of the process in
@@ -80,7 +80,7 @@ pub fn map(window: Window, slot: u64, start: u64, len: u64) -> Result<(), MapErr
         if unsafe { core::ptr::read_volatile(&req.status) } != 0 {
             return Err(MapError::Refused(va));
         }
-        let pdpt = next(PML4 as *mut u64, (va >> 39) & 511, va)?;
+        let pdpt = next(upper(PML4) as *mut u64, (va >> 39) & 511, va)?;
         let pd = next(pdpt, (va >> 30) & 511, va)?;
         for i in 0..512u64 {
             let at = va + (i << 21);

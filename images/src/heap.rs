@@ -42,9 +42,13 @@ pub fn init(boot: &BootInfo) {
         panic!("no room for a heap: the image ends at {start:#x} and RAM at {end:#x}");
     }
     #[cfg(not(test))]
-    // SAFETY: [image_end, mem_size) is identity-mapped RAM that nothing else
-    // uses (the VMM puts stacks and boot structures below the image).
+    // SAFETY: [image_end, mem_size) is RAM that nothing else uses (the VMM
+    // puts stacks and boot structures below the image); the heap hands it
+    // out at its upper-half alias, where the images run.
     unsafe {
-        HEAP.lock().init(start as *mut u8, (end - start) as usize)
+        HEAP.lock().init(
+            lego_proto::boot::upper(start) as *mut u8,
+            (end - start) as usize,
+        )
     };
 }

@@ -45,7 +45,8 @@ pub const STACKS: u64 = 0x20_0000;
 pub const STACK_SIZE: u64 = 128 << 10;
 /// The most vCPUs the fixed layout has stacks and TSS slots for.
 pub const MAX_VCPUS: u32 = 16;
-/// Guest images are linked at this address (see `images/guest.ld`).
+/// Guest images are loaded at this guest-physical address, and run at
+/// [`UPPER_HALF`] + it (see `images/guest.ld`).
 pub const IMAGE_BASE: u64 = 0x40_0000;
 
 /// Under PVM the exception stack must be an upper-half address. PML4 slot
@@ -70,9 +71,15 @@ const _: () = assert!(SEL_TSS as u64 + 16 * MAX_VCPUS as u64 <= 4096);
 const _: () = assert!(EXCEPTION_STACKS + MAX_VCPUS as u64 * EXCEPTION_STACK_SIZE <= STACKS);
 const _: () = assert!(STACKS + MAX_VCPUS as u64 * STACK_SIZE <= IMAGE_BASE);
 
-/// Top of vCPU `cpu`'s ordinary stack (identity-mapped, lower half).
+/// Top of vCPU `cpu`'s ordinary stack, as a guest-physical address.
 pub const fn stack_top(cpu: u32) -> u64 {
     STACKS + (cpu as u64 + 1) * STACK_SIZE
+}
+
+/// The guest-virtual address of guest-physical `phys` in the upper-half
+/// alias, where guest images run.
+pub const fn upper(phys: u64) -> u64 {
+    UPPER_HALF + phys
 }
 
 /// Top of vCPU `cpu`'s exception stack, as the upper-half address the TSS holds.
@@ -122,6 +129,9 @@ pub enum Mode {
     FabricTest = 3,
     /// Processor: run the built-in workload as a process, report, exit.
     Workload = 4,
+    /// Processor: run the user's program (`lego-vmm ... -- PROG ARGS`) until
+    /// it and its children are done; its exit status is lego-vmm's.
+    Program = 5,
 }
 
 /// Deliberate failures a test can ask the guest for (`Mode::Test`).
@@ -194,7 +204,16 @@ pub struct BootInfo {
     /// Width of guest-physical addresses (CPUID 0x80000008), which places
     /// the processor's process window ([`crate::process::Window`]).
     pub phys_bits: u32,
-    pub _pad: u32,
+    /// Processor, `Mode::Program`: the base of the process ids this
+    /// processor gives its processes at their memory components (unique
+    /// per lego-vmm on a host: its pid, shifted).
+    pub pid_base: u32,
+    /// The host's wall clock (ns since 1970) and the guest's TSC at the
+    /// same moment, so the guest tells the time without exits.
+    pub realtime_ns: u64,
+    pub realtime_tsc: u64,
+    /// Entropy from the host, for AT_RANDOM and getrandom.
+    pub seed: [u64; 4],
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

@@ -15,4 +15,5 @@ pub mod hypercall;
 pub mod memory;
 pub mod pattern;
 pub mod process;
+pub mod program;
 pub mod selftest;

@@ -117,7 +117,7 @@ pub fn write_boot_structures(ram: &GuestRam, info: &BootInfo, vcpus: u32) -> Res
 
     let mut gdt = GDT_ENTRIES.to_vec();
     for cpu in 0..vcpus {
-        let [low, high] = tss_descriptor(tss_base(cpu));
+        let [low, high] = tss_descriptor(upper(tss_base(cpu)));
         gdt.push(low);
         gdt.push(high);
     }
@@ -185,7 +185,7 @@ pub fn setup_vcpu(vcpu: &VcpuFd, cpu: u32, vcpus: u32, entry: u64, fsgsbase: boo
     sregs.gs = data;
     sregs.ss = data;
     sregs.tr = kvm_segment {
-        base: tss_base(cpu),
+        base: upper(tss_base(cpu)),
         limit: TSS_LIMIT,
         selector: SEL_TSS + 16 * cpu as u16,
         type_: 0xb,
@@ -199,9 +199,12 @@ pub fn setup_vcpu(vcpu: &VcpuFd, cpu: u32, vcpus: u32, entry: u64, fsgsbase: boo
         limit: 0xffff,
         ..Default::default()
     };
-    sregs.gdt.base = GDT;
+    // Linear addresses in the upper-half alias: a processor's processes
+    // have page tables of their own that map only that half of the
+    // monitor's (the lower half is theirs).
+    sregs.gdt.base = upper(GDT);
     sregs.gdt.limit = gdt_limit(vcpus);
-    sregs.idt.base = IDT;
+    sregs.idt.base = upper(IDT);
     sregs.idt.limit = 256 * 16 - 1;
     sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
     sregs.cr3 = PML4;
@@ -210,10 +213,11 @@ pub fn setup_vcpu(vcpu: &VcpuFd, cpu: u32, vcpus: u32, entry: u64, fsgsbase: boo
     vcpu.set_sregs(&sregs)
         .map_err(kvm("set vCPU segment registers"))?;
 
+    // Images run in the upper-half alias (images/guest.ld).
     let regs = kvm_regs {
         rip: entry,
-        rsp: stack_top(cpu),
-        rdi: BOOT_INFO,
+        rsp: upper(stack_top(cpu)),
+        rdi: upper(BOOT_INFO),
         rsi: cpu as u64,
         rflags: 0x2,
         ..Default::default()

@@ -106,7 +106,8 @@ pub struct Args {
     pub peer: Vec<String>,
 
     /// Processor: the ExCache, the only memory its processes have (e.g.
-    /// 16M); each page is fetched from a memory component on first touch.
+    /// 16M, up to the host's memory); each page is fetched from a memory
+    /// component on first touch.
     #[arg(long, value_name = "SIZE")]
     pub excache: Option<String>,
 
@@ -115,8 +116,7 @@ pub struct Args {
     pub excache_policy: crate::excache::policy::Policy,
 
     /// Processor: pages after a missed one (in its vRegion) to fetch ahead
-    /// of use; a prefetched page's miss costs the exit and the memslot but
-    /// no round trip. 0 turns prefetching off; 4 measured best here.
+    /// of use and install before they are touched. 0 turns prefetching off.
     #[arg(long, value_name = "PAGES", default_value_t = 4)]
     pub excache_prefetch: u32,
 
@@ -173,6 +173,17 @@ pub struct Args {
     /// Make the guest fail on purpose (for the VMM's own tests).
     #[arg(long, value_enum, hide = true)]
     pub guest_test: Option<GuestTestArg>,
+
+    /// Processor running a program: an environment variable it gets, on
+    /// top of PATH, HOME and TERM from the caller. Repeat for each.
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<String>,
+
+    /// Processor: a static x86-64 Linux program (a host path) and its
+    /// arguments, after `--`. Its stdin, stdout and stderr are lego-vmm's;
+    /// lego-vmm exits with its status (128+N when a signal killed it).
+    #[arg(last = true, value_name = "PROGRAM ARGS")]
+    pub program: Vec<std::ffi::OsString>,
 }
 
 /// A validated `--mem`, in bytes.

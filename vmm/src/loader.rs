@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use goblin::elf::{header, program_header, sym, Elf};
-use lego_proto::boot::{IMAGE_BASE, ISR_TABLE_SYMBOL};
+use lego_proto::boot::{IMAGE_BASE, ISR_TABLE_SYMBOL, UPPER_HALF};
 use vm_memory::{Bytes, GuestAddress};
 
 use crate::error::{Result, VmmError};
@@ -16,8 +16,9 @@ pub const MIN_HEAP: u64 = 1 << 20;
 
 /// A loaded image: where to start it, where it ends, and its symbols.
 pub struct Image {
+    /// The entry point's virtual address.
     pub entry: u64,
-    /// Address of the image's table of 32 exception entry points.
+    /// Guest-physical address of the image's table of 32 exception entry points.
     pub isr_table: u64,
     /// Where the guest's #DB/#BP handler runs, if the image says.
     pub debug_handler: Option<DebugHandler>,
@@ -154,13 +155,13 @@ fn plan(path: &Path, bytes: &[u8], mem_size: u64) -> Result<Plan> {
                 mib(mem_size)
             )));
         }
-        if ph.p_vaddr != ph.p_paddr {
+        if ph.p_vaddr != UPPER_HALF.wrapping_add(ph.p_paddr) {
             return Err(not_elf(format!(
-                "a segment is linked at {:#x} but loaded at {:#x}; guest images are identity-mapped (link them with images/guest.ld)",
+                "a segment is linked at {:#x} but loaded at {:#x}; guest images run in the upper-half alias of their load address (link them with images/guest.ld)",
                 ph.p_vaddr, ph.p_paddr
             )));
         }
-        if ph.is_executable() && (ph.p_paddr..seg_end).contains(&elf.entry) {
+        if ph.is_executable() && (ph.p_vaddr..ph.p_vaddr + ph.p_memsz).contains(&elf.entry) {
             entry_ok = true;
         }
         end = end.max(seg_end);
@@ -195,8 +196,10 @@ fn plan(path: &Path, bytes: &[u8], mem_size: u64) -> Result<Plan> {
             .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
             .map(|s| s.st_value)
     };
-    // The table must be loaded from the file: the VMM reads it to build the IDT.
-    let in_file = |addr: u64, len: u64| {
+    // The table must be loaded from the file: the VMM reads it to build the
+    // IDT. Symbols are virtual; segments are placed by physical address.
+    let in_file = |vaddr: u64, len: u64| {
+        let addr = vaddr.wrapping_sub(UPPER_HALF);
         segments.iter().any(|seg| {
             let file_len = (seg.file_range.end - seg.file_range.start) as u64;
             addr >= seg.paddr
@@ -207,6 +210,7 @@ fn plan(path: &Path, bytes: &[u8], mem_size: u64) -> Result<Plan> {
     };
     let isr_table = symbol(ISR_TABLE_SYMBOL)
         .filter(|&a| in_file(a, 32 * 8))
+        .map(|a| a - UPPER_HALF)
         .ok_or_else(|| {
             not_elf(format!(
                 "it has no {ISR_TABLE_SYMBOL} symbol inside its image, so it is not a Lego guest image (or it was stripped)"
@@ -245,6 +249,14 @@ fn mib(bytes: u64) -> String {
 }
 
 /// Function symbols of the image, to name addresses in fault reports.
+/// "function+0xoffset" for `addr` in the ELF file at `path`, if it has
+/// symbols (a user's program, for the line that reports its death).
+pub fn symbolize_file(path: &Path, addr: u64) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let elf = Elf::parse(&bytes).ok()?;
+    Symbols::from_elf(&elf).describe(addr)
+}
+
 #[derive(Default)]
 pub struct Symbols {
     /// (start, size, demangled name), sorted by start.

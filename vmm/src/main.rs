@@ -15,6 +15,7 @@ mod hypervisor;
 mod loader;
 mod memory;
 mod paging;
+mod program;
 mod report;
 mod selftest;
 mod stats;
@@ -123,7 +124,9 @@ fn check_vregion_peers<A>(
 }
 
 fn run(args: &Args, start: Instant) -> Result<i32> {
-    let mode = if args.run_workload.is_some() {
+    let mode = if !args.program.is_empty() {
+        Mode::Program
+    } else if args.run_workload.is_some() {
         Mode::Workload
     } else if args.guest_test.is_some() {
         Mode::Test
@@ -194,26 +197,59 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         .as_deref()
         .map(cli::parse_workload)
         .transpose()?;
-    let excache = args
-        .excache
+    if mode == Mode::Program && args.role.role() != lego_proto::boot::Role::Processor {
+        return Err(VmmError::BadOption {
+            option: "--",
+            why: "only a processor component runs programs (--role processor)".into(),
+        });
+    }
+    if mode == Mode::Program && args.run_workload.is_some() {
+        return Err(VmmError::BadOption {
+            option: "--run-workload",
+            why: "a processor runs either a workload or a program, not both".into(),
+        });
+    }
+    // A program's memory is the ExCache: 64 MiB unless told.
+    let excache_text = match (&args.excache, mode) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Mode::Program) => Some("64M".to_owned()),
+        (None, _) => None,
+    };
+    let excache = excache_text
         .as_deref()
         .map(cli::parse_excache)
         .transpose()?;
+    let program = if mode == Mode::Program {
+        use std::os::unix::ffi::OsStrExt;
+        Some(program::Spec {
+            argv: args.program.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            envp: program::Spec::environment(&args.env),
+        })
+    } else {
+        if !args.env.is_empty() {
+            return Err(VmmError::BadOption {
+                option: "--env",
+                why: "it is for a program: give one after --".into(),
+            });
+        }
+        None
+    };
     if excache.is_some() && args.role.role() != lego_proto::boot::Role::Processor {
         return Err(VmmError::BadOption {
             option: "--excache",
             why: "only a processor component has an ExCache".into(),
         });
     }
-    let home = match (&workload, &fabric) {
-        (None, _) => 0,
-        (Some(_), None) => {
+    let runs = workload.is_some() || program.is_some();
+    let home = match (runs, &fabric) {
+        (false, _) => 0,
+        (true, None) => {
             return Err(VmmError::BadOption {
-                option: "--run-workload",
-                why: "the workload's memory lives in a memory component: add --peer ID=ADDR".into(),
+                option: if program.is_some() { "--" } else { "--run-workload" },
+                why: "a process's memory lives in a memory component: add --peer ID=ADDR (a memory component's address)".into(),
             })
         }
-        (Some(_), Some(f)) => match args.memory {
+        (true, Some(f)) => match args.memory {
             Some(m) if f.peers.contains_key(&m) => m,
             Some(m) => {
                 return Err(VmmError::BadOption {
@@ -243,6 +279,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             home,
             pid: std::process::id(),
         }),
+        program: program.map(|spec| (spec, home)),
     };
     let vm = vm::build(&mut cfg)?;
     if let Some(f) = &vm.shared.fabric {
@@ -393,6 +430,10 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 }
                 log::debug!("vCPU {cpu} halted");
             }
+            Event::ProgramExit(e, path) => {
+                gdb_sees_end();
+                return Ok(program_exit(&e, &path));
+            }
             Event::WorkloadDone(report) => {
                 gdb_sees_end();
                 let khz = shared.tsc_khz.max(1) as f64;
@@ -466,4 +507,69 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
     Err(VmmError::Guest(
         "every vCPU thread ended unexpectedly".into(),
     ))
+}
+
+/// lego-vmm's exit status for the program's end, as a shell reports it;
+/// a death by signal also gets one line on stderr.
+fn program_exit(e: &lego_proto::program::ProgramExit, path: &[u8]) -> i32 {
+    use lego_proto::program::EXIT_SIGNAL;
+    if e.how != EXIT_SIGNAL {
+        return (e.code & 0xff) as i32;
+    }
+    let name = signal_name(e.code);
+    let mut line = format!(
+        "lego-vmm: the program was killed by {name} (signal {})",
+        e.code
+    );
+    if e.fault != 0 {
+        line.push_str(&format!(" at address {:#x}, rip {:#x}", e.addr, e.rip));
+        use std::os::unix::ffi::OsStrExt;
+        let file = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+        if let Some(f) = loader::symbolize_file(file, e.rip.wrapping_sub(e.bias)) {
+            line.push_str(&format!(" in {f}"));
+        }
+    }
+    eprintln!("{line}");
+    128 + (e.code & 0x7f) as i32
+}
+
+fn signal_name(sig: u32) -> String {
+    const NAMES: [&str; 32] = [
+        "signal 0",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    NAMES.get(sig as usize).map_or_else(
+        || format!("SIGRT{}", sig.saturating_sub(32)),
+        |n| (*n).to_owned(),
+    )
 }

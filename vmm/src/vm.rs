@@ -31,6 +31,8 @@ pub struct Config {
     /// Processor: the ExCache's pages and eviction policy.
     pub excache: Option<(u32, crate::excache::policy::Policy, u32)>,
     pub workload: Option<WorkloadConfig>,
+    /// Processor: the user's program and its home memory component.
+    pub program: Option<(crate::program::Spec, u32)>,
 }
 
 pub struct WorkloadConfig {
@@ -78,8 +80,17 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         workload: cfg.workload.as_ref().map_or(0, |w| w.kind as u32),
         workload_pid: cfg.workload.as_ref().map_or(0, |w| w.pid),
         workload_bytes: cfg.workload.as_ref().map_or(0, |w| w.bytes),
-        workload_home: cfg.workload.as_ref().map_or(0, |w| w.home),
+        workload_home: cfg
+            .workload
+            .as_ref()
+            .map(|w| w.home)
+            .or(cfg.program.as_ref().map(|p| p.1))
+            .unwrap_or(0),
         excache_pages: cfg.excache.map_or(0, |e| e.0),
+        // Process ids at the memory components: this lego-vmm's pid in the
+        // high bits, the guest's own pid (below 1024) in the low ones.
+        pid_base: (std::process::id() & 0x3f_ffff) << 10,
+        seed: host_seed(),
         ..Default::default()
     };
     for (slot, peer) in info.vregion_peers.iter_mut().zip(&cfg.vregion_peers) {
@@ -111,11 +122,17 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         let stats = VcpuStats::open(&vcpu);
         vcpus.push((vcpu, stats));
     }
-    // Written once the vCPUs exist: the TSC frequency comes from one.
+    // Written once the vCPUs exist: the TSC frequency comes from one, and
+    // the wall clock is paired with its TSC.
     info.tsc_khz = vcpus
         .first()
         .and_then(|(v, _)| v.get_tsc_khz().ok())
         .unwrap_or(0);
+    if let Some((v, _)) = vcpus.first() {
+        let (ns, tsc) = wall_clock_and_tsc(v);
+        info.realtime_ns = ns;
+        info.realtime_tsc = tsc;
+    }
     boot::write_boot_structures(&ram, &info, cfg.vcpus)?;
     log::info!(
         "{} KVM: {}",
@@ -183,7 +200,15 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
             zerocopy::IntoBytes::as_bytes(&cache.report()).to_vec()
         }));
     }
+    let program = match cfg.program.take() {
+        Some((spec, _)) => Some(Arc::new(
+            crate::program::Program::new(spec, cfg.vcpus)
+                .map_err(crate::error::VmmError::Thread)?,
+        )),
+        None => None,
+    };
     let shared = Arc::new(Shared {
+        program,
         fabric,
         ram,
         mem_size: cfg.mem,
@@ -204,4 +229,32 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         _vm: vm,
         _kvm: kvm_fd,
     })
+}
+
+/// 32 bytes from the host's random source (zeros if it has none: then the
+/// guest mixes in RDRAND).
+fn host_seed() -> [u64; 4] {
+    let mut seed = [0u64; 4];
+    // SAFETY: getrandom fills the 32 bytes of our array.
+    let _ = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), 32, 0) };
+    seed
+}
+
+/// The wall clock in ns since 1970 and the guest TSC read right after it.
+fn wall_clock_and_tsc(vcpu: &VcpuFd) -> (u64, u64) {
+    const MSR_IA32_TSC: u32 = 0x10;
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut msrs = match kvm_bindings::Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
+        index: MSR_IA32_TSC,
+        ..Default::default()
+    }]) {
+        Ok(m) => m,
+        Err(_) => return (ns, 0),
+    };
+    match vcpu.get_msrs(&mut msrs) {
+        Ok(1) => (ns, msrs.as_slice()[0].data),
+        _ => (ns, 0),
+    }
 }

@@ -1073,6 +1073,75 @@ impl ExCache {
         Ok((head, rest))
     }
 
+    /// Writes whole pages into the process in `slot` at its memory
+    /// components, whatever their protection (execve loading a read-only
+    /// text segment), many at a time. Cached copies are dropped first.
+    pub fn load(&self, slot: u32, pages: &[(u64, Vec<u8>)]) -> Result<(), Fault> {
+        const WINDOW: usize = 32;
+        let p = self.lock().processes.get(slot as usize).copied().flatten();
+        let Some(p) = p else {
+            return Err(Fault::host(
+                "load a program",
+                format!("no process runs in window slot {slot}"),
+            ));
+        };
+        for &(va, _) in pages {
+            self.change_range(slot as u64, va, va + PAGE_U64, RangeChange::Drop)?;
+        }
+        let fault = |va, source| Fault::Page {
+            pid: p.pid,
+            va,
+            access: "load",
+            source,
+        };
+        let mut inflight: std::collections::VecDeque<(u64, &Vec<u8>, PendingCall)> =
+            std::collections::VecDeque::new();
+        let mut next = pages.iter();
+        loop {
+            while inflight.len() < WINDOW {
+                let Some((va, data)) = next.next() else {
+                    break;
+                };
+                let wb = MemRequest {
+                    op: OP_WRITE,
+                    pid: p.pid,
+                    addr: *va,
+                    flags: FLAG_WRITEBACK,
+                    ..Default::default()
+                };
+                let dst = self.client.owner(p.pid, p.home, *va);
+                let call = self
+                    .client
+                    .start(dst, wb, Some(data))
+                    .map_err(|e| fault(*va, e))?;
+                inflight.push_back((*va, data, call));
+            }
+            let Some((va, data, call)) = inflight.pop_front() else {
+                return Ok(());
+            };
+            let dst = call.dst();
+            match client::check_reply(dst, call.wait()) {
+                Ok(()) => {}
+                // Owned by another component: the home redirects.
+                Err(PageError::Refused {
+                    status: NOT_OWNER, ..
+                }) => {
+                    let wb = MemRequest {
+                        op: OP_WRITE,
+                        pid: p.pid,
+                        addr: va,
+                        flags: FLAG_WRITEBACK,
+                        ..Default::default()
+                    };
+                    self.client
+                        .request(p.home, wb, Some(data), true)
+                        .map_err(|e| fault(va, e))?;
+                }
+                Err(e) => return Err(fault(va, e)),
+            }
+        }
+    }
+
     /// The cached pages of [start, end) of `slot` follow a memory call
     /// (see [`RangeChange`]). Waits for what it writes back.
     fn change_range(&self, s: u64, start: u64, end: u64, change: RangeChange) -> Result<(), Fault> {

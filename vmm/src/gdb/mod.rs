@@ -123,6 +123,9 @@ fn session(debugger: &mut Debugger, stream: TcpStream, greeting: Duration, attac
     let conn = match conn::GdbConn::new(stream, greeting) {
         Ok(c) => c,
         Err(e) => {
+            // Free for the next client before saying so: whoever reads the
+            // log may connect at once.
+            attached.store(false, Ordering::Release);
             log::warn!("gdb client dropped: {e}");
             return;
         }
@@ -149,8 +152,9 @@ fn session(debugger: &mut Debugger, stream: TcpStream, greeting: Duration, attac
         Err(e) if !debugger.resumed_once() => {
             // Not a debugger we can talk to (a port scan, garbage): the
             // guest keeps waiting for a real one.
-            log::warn!("gdb client dropped: {e}; the guest still waits for gdb");
             debugger.remove_all_breakpoints();
+            attached.store(false, Ordering::Release);
+            log::warn!("gdb client dropped: {e}; the guest still waits for gdb");
             return;
         }
         Err(e) => log::warn!("gdb session ended: {e}; the guest runs on"),

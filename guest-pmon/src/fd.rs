@@ -1,0 +1,282 @@
+//! A process's descriptor table, with Linux's rules: new descriptors take
+//! the lowest free number, `dup` shares the open file (its offset and
+//! status flags) while `FD_CLOEXEC` belongs to the descriptor, fork copies
+//! the table (sharing the open files), execve closes the close-on-exec
+//! ones, and RLIMIT_NOFILE bounds the numbers.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::Cell;
+
+/// Linux's errno values the table gives.
+pub const EBADF: i64 = 9;
+pub const EMFILE: i64 = 24;
+pub const EINVAL: i64 = 22;
+
+/// Open-file status flags a descriptor's file keeps (fcntl F_GETFL/F_SETFL).
+pub const O_RDONLY: u32 = 0;
+pub const O_WRONLY: u32 = 1;
+pub const O_RDWR: u32 = 2;
+pub const O_ACCMODE: u32 = 3;
+pub const O_APPEND: u32 = 0o2000;
+pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_CLOEXEC: u32 = 0o2000000;
+
+/// The default soft RLIMIT_NOFILE.
+pub const DEFAULT_LIMIT: usize = 1024;
+/// The most a process may raise it to here.
+pub const MAX_LIMIT: usize = 65536;
+
+/// What a descriptor leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// lego-vmm's stdin (0), stdout (1) or stderr (2).
+    Stdio(u32),
+    PipeRead(usize),
+    PipeWrite(usize),
+    DevNull,
+    DevZero,
+    DevUrandom,
+}
+
+/// An open file: what it is, its offset and its status flags, shared by
+/// every descriptor that dup or fork made from the same open. The kernel
+/// runs one system call at a time (a big lock), so cells suffice.
+#[derive(Debug)]
+pub struct OpenFile {
+    pub kind: Kind,
+    pub offset: Cell<u64>,
+    pub flags: Cell<u32>,
+}
+
+// SAFETY: every access happens under the kernel's lock.
+unsafe impl Sync for OpenFile {}
+// SAFETY: as above.
+unsafe impl Send for OpenFile {}
+
+impl OpenFile {
+    pub fn new(kind: Kind, flags: u32) -> Arc<OpenFile> {
+        Arc::new(OpenFile {
+            kind,
+            offset: Cell::new(0),
+            flags: Cell::new(flags & !O_CLOEXEC),
+        })
+    }
+
+    pub fn readable(&self) -> bool {
+        self.flags.get() & O_ACCMODE != O_WRONLY
+    }
+
+    pub fn writable(&self) -> bool {
+        self.flags.get() & O_ACCMODE != O_RDONLY
+    }
+
+    pub fn nonblocking(&self) -> bool {
+        self.flags.get() & O_NONBLOCK != 0
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    file: Arc<OpenFile>,
+    cloexec: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct FdTable {
+    slots: Vec<Option<Slot>>,
+    /// RLIMIT_NOFILE: descriptors are below it.
+    pub limit: usize,
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        FdTable::new()
+    }
+}
+
+impl FdTable {
+    pub fn new() -> FdTable {
+        FdTable {
+            slots: Vec::new(),
+            limit: DEFAULT_LIMIT,
+        }
+    }
+
+    /// The table a program starts with: 0, 1, 2 on lego-vmm's stdio.
+    pub fn with_stdio() -> FdTable {
+        let mut t = FdTable::new();
+        for (fd, flags) in [(0, O_RDONLY), (1, O_WRONLY), (2, O_WRONLY)] {
+            let _ = t.install_at(fd, OpenFile::new(Kind::Stdio(fd as u32), flags), false);
+        }
+        t
+    }
+
+    pub fn get(&self, fd: i64) -> Result<&Arc<OpenFile>, i64> {
+        let i = usize::try_from(fd).map_err(|_| EBADF)?;
+        self.slots
+            .get(i)
+            .and_then(|s| s.as_ref())
+            .map(|s| &s.file)
+            .ok_or(EBADF)
+    }
+
+    pub fn cloexec(&self, fd: i64) -> Result<bool, i64> {
+        let i = usize::try_from(fd).map_err(|_| EBADF)?;
+        self.slots
+            .get(i)
+            .and_then(|s| s.as_ref())
+            .map(|s| s.cloexec)
+            .ok_or(EBADF)
+    }
+
+    pub fn set_cloexec(&mut self, fd: i64, on: bool) -> Result<(), i64> {
+        let i = usize::try_from(fd).map_err(|_| EBADF)?;
+        let slot = self
+            .slots
+            .get_mut(i)
+            .and_then(|s| s.as_mut())
+            .ok_or(EBADF)?;
+        slot.cloexec = on;
+        Ok(())
+    }
+
+    /// The lowest free descriptor at or above `from`.
+    fn lowest_free(&self, from: usize) -> Result<usize, i64> {
+        let fd = (from..)
+            .find(|&i| self.slots.get(i).is_none_or(|s| s.is_none()))
+            .unwrap_or(usize::MAX);
+        if fd >= self.limit {
+            return Err(EMFILE);
+        }
+        Ok(fd)
+    }
+
+    /// A new descriptor for `file`, the lowest free one at or above `from`.
+    pub fn install(&mut self, file: Arc<OpenFile>, cloexec: bool, from: usize) -> Result<i64, i64> {
+        let fd = self.lowest_free(from)?;
+        self.install_at(fd, file, cloexec)?;
+        Ok(fd as i64)
+    }
+
+    /// Puts `file` at `fd`, closing what was there; what was there, if any.
+    pub fn install_at(
+        &mut self,
+        fd: usize,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+    ) -> Result<Option<Arc<OpenFile>>, i64> {
+        if fd >= self.limit {
+            return Err(EBADF);
+        }
+        if self.slots.len() <= fd {
+            self.slots.resize(fd + 1, None);
+        }
+        Ok(self.slots[fd]
+            .replace(Slot { file, cloexec })
+            .map(|s| s.file))
+    }
+
+    /// Removes `fd`; its open file (the caller drops the last reference's
+    /// resources: a pipe end).
+    pub fn close(&mut self, fd: i64) -> Result<Arc<OpenFile>, i64> {
+        let i = usize::try_from(fd).map_err(|_| EBADF)?;
+        let slot = self.slots.get_mut(i).and_then(|s| s.take()).ok_or(EBADF)?;
+        Ok(slot.file)
+    }
+
+    /// dup / F_DUPFD(_CLOEXEC): the lowest free descriptor at or above `from`.
+    pub fn dup(&mut self, fd: i64, from: usize, cloexec: bool) -> Result<i64, i64> {
+        let file = self.get(fd)?.clone();
+        if from >= self.limit {
+            return Err(EINVAL);
+        }
+        self.install(file, cloexec, from)
+    }
+
+    /// dup2 / dup3: `new` becomes a copy of `old`; what `new` held is returned.
+    pub fn dup_to(
+        &mut self,
+        old: i64,
+        new: i64,
+        cloexec: bool,
+    ) -> Result<Option<Arc<OpenFile>>, i64> {
+        let file = self.get(old)?.clone();
+        let n = usize::try_from(new).map_err(|_| EBADF)?;
+        self.install_at(n, file, cloexec)
+    }
+
+    /// execve: close-on-exec descriptors go; their files are returned.
+    pub fn exec(&mut self) -> Vec<Arc<OpenFile>> {
+        let mut closed = Vec::new();
+        for s in self.slots.iter_mut() {
+            if s.as_ref().is_some_and(|s| s.cloexec) {
+                if let Some(slot) = s.take() {
+                    closed.push(slot.file);
+                }
+            }
+        }
+        closed
+    }
+
+    /// Every open descriptor and its file.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &Arc<OpenFile>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i as i64, &s.file)))
+    }
+
+    /// Takes every descriptor out (the process exits).
+    pub fn clear(&mut self) -> Vec<Arc<OpenFile>> {
+        self.slots.drain(..).flatten().map(|s| s.file).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_descriptors_take_the_lowest_free_number() {
+        let mut t = FdTable::with_stdio();
+        let f = OpenFile::new(Kind::DevNull, O_RDWR);
+        assert_eq!(t.install(f.clone(), false, 0), Ok(3));
+        assert!(t.close(1).is_ok());
+        assert_eq!(t.install(f.clone(), false, 0), Ok(1));
+        assert_eq!(t.install(f, false, 10), Ok(10));
+        assert_eq!(t.close(99).err(), Some(EBADF));
+        assert_eq!(t.get(-1).err(), Some(EBADF));
+    }
+
+    #[test]
+    fn dup_shares_the_file_and_not_close_on_exec() {
+        let mut t = FdTable::with_stdio();
+        let fd = t
+            .install(OpenFile::new(Kind::DevZero, O_RDONLY), true, 0)
+            .unwrap();
+        let d = t.dup(fd, 0, false).unwrap();
+        t.get(fd).unwrap().offset.set(42);
+        assert_eq!(t.get(d).unwrap().offset.get(), 42, "one open file");
+        assert_eq!(t.cloexec(fd), Ok(true));
+        assert_eq!(t.cloexec(d), Ok(false));
+        let closed = t.exec();
+        assert_eq!(closed.len(), 1);
+        assert!(t.get(fd).is_err() && t.get(d).is_ok());
+        // dup2 onto stdout replaces it.
+        let old = t.dup_to(d, 1, false).unwrap();
+        assert_eq!(old.map(|f| f.kind), Some(Kind::Stdio(1)));
+        assert_eq!(t.get(1).unwrap().kind, Kind::DevZero);
+    }
+
+    #[test]
+    fn the_limit_bounds_descriptors() {
+        let mut t = FdTable::with_stdio();
+        t.limit = 4;
+        let f = OpenFile::new(Kind::DevNull, O_RDWR);
+        assert_eq!(t.install(f.clone(), false, 0), Ok(3));
+        assert_eq!(t.install(f.clone(), false, 0), Err(EMFILE));
+        assert_eq!(t.dup_to(0, 4, false).err(), Some(EBADF));
+        assert_eq!(t.dup(0, 4, false), Err(EINVAL));
+    }
+}

@@ -1,0 +1,17 @@
+//! The processor monitor's logic, in plain `no_std` modules that also run
+//! as host unit tests: loading a static Linux executable and building its
+//! first stack. The unikernel shell (`main.rs`) runs processes with it.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod elf;
+pub mod fd;
+pub mod futex;
+pub mod pipe;
+pub mod signal;
+pub mod stack;
+pub mod sysno;
+
+/// Bytes in a page.
+pub const PAGE: u64 = 4096;

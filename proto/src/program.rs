@@ -1,0 +1,177 @@
+//! How the processor monitor runs a user's program: the hypercalls it makes
+//! to its VMM for what only the host has (the program's file, lego-vmm's
+//! stdin, stdout and stderr, the exit status), and the structs they carry.
+//!
+//! Each hypercall is one exit (about 27 us here), so they sit where a
+//! Linux system call would have to leave the machine anyway: a read of
+//! stdin, a write to stdout, a file read during execve. Calls a process
+//! makes that the monitor can serve alone (getpid, clock_gettime, pipes,
+//! futexes between its threads) never come here.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// The address of a [`ProgramArgs`]: copy the program's argv and
+/// environment into the guest.
+pub const PORT_PROGRAM_ARGS: u16 = 0x610;
+/// The address of a [`HostOpen`]: open a host file for reading (execve of
+/// a host path).
+pub const PORT_HOST_OPEN: u16 = 0x611;
+/// The address of a [`HostRead`].
+pub const PORT_HOST_READ: u16 = 0x612;
+/// EAX = a handle from [`PORT_HOST_OPEN`]: close it.
+pub const PORT_HOST_CLOSE: u16 = 0x613;
+/// The address of a [`Load`]: copy part of an opened host file into a
+/// process's memory at its memory components, page by page.
+pub const PORT_LOAD: u16 = 0x614;
+/// The address of a [`StdioCall`]: write to lego-vmm's stdout or stderr,
+/// read its stdin, or answer an ioctl about one of them.
+pub const PORT_STDIO: u16 = 0x615;
+/// The address of a [`ProgramExit`]: the program is over.
+pub const PORT_PROGRAM_EXIT: u16 = 0x616;
+/// The address of an [`Idle`]: this vCPU has nothing to run; return when
+/// another vCPU kicks it, stdin becomes readable (if asked), or the time is up.
+pub const PORT_IDLE: u16 = 0x617;
+/// EAX = a vCPU index: end that vCPU's [`PORT_IDLE`] (it has work now).
+pub const PORT_KICK: u16 = 0x618;
+
+/// [`StdioCall::op`] values.
+pub const STDIO_WRITE: u32 = 1;
+pub const STDIO_READ: u32 = 2;
+/// An ioctl on the fd; `arg` is the request, the buffer receives the
+/// answer (struct termios or struct winsize); result 0 or -errno.
+pub const STDIO_IOCTL: u32 = 3;
+/// fstat: the buffer receives a [`StdioStat`].
+pub const STDIO_STAT: u32 = 4;
+
+/// Linux's errno values the VMM answers with (negated in results).
+pub const EAGAIN: i64 = 11;
+pub const EBADF: i64 = 9;
+pub const EFAULT: i64 = 14;
+pub const EINVAL: i64 = 22;
+pub const ENOTTY: i64 = 25;
+pub const EPIPE: i64 = 32;
+pub const ENOENT: i64 = 2;
+pub const EIO: i64 = 5;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ProgramArgs {
+    /// Guest-physical buffer: the argv strings, then the environment
+    /// strings, each ending with NUL.
+    pub buf: u64,
+    pub buf_len: u64,
+    /// Written by the VMM: the bytes the blob needs (nothing is copied
+    /// when it exceeds `buf_len`), and the counts.
+    pub needed: u64,
+    pub argc: u32,
+    pub envc: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct HostOpen {
+    /// Guest-physical address and length of the path.
+    pub path: u64,
+    pub path_len: u64,
+    /// Written by the VMM: the handle, the file's size, and 0 or an errno.
+    pub handle: u32,
+    pub errno: u32,
+    pub size: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct HostRead {
+    pub handle: u32,
+    pub _pad: u32,
+    pub offset: u64,
+    /// Guest-physical destination.
+    pub buf: u64,
+    pub len: u64,
+    /// Written by the VMM: bytes read, or -errno.
+    pub result: i64,
+}
+
+/// Copies `filesz` bytes at `offset` of an opened host file to the
+/// process in `slot` at `va` (page-aligned, as segments load), zero-filling
+/// the rest of the last page. Written to the memory components directly,
+/// whatever the mapping's protection (the loader maps text read-only).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Load {
+    pub handle: u32,
+    pub slot: u32,
+    pub offset: u64,
+    pub filesz: u64,
+    pub va: u64,
+    /// Written by the VMM: 0, or an errno (EFAULT when a page was refused).
+    pub result: i64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct StdioCall {
+    /// `STDIO_*`.
+    pub op: u32,
+    /// 0, 1 or 2: lego-vmm's own stdin, stdout, stderr.
+    pub fd: u32,
+    /// Guest-physical buffer.
+    pub buf: u64,
+    pub len: u64,
+    pub arg: u64,
+    /// Written by the VMM: bytes moved, 0 at end of input, or -errno
+    /// (-EAGAIN: no input yet; -EPIPE: nobody reads the output).
+    pub result: i64,
+}
+
+/// What fstat needs about one of lego-vmm's stdio files.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct StdioStat {
+    pub mode: u32,
+    pub _pad: u32,
+    pub size: u64,
+    pub rdev: u64,
+    pub ino: u64,
+    pub dev: u64,
+    pub blksize: u64,
+}
+
+/// [`ProgramExit::how`] values.
+pub const EXIT_STATUS: u32 = 0;
+pub const EXIT_SIGNAL: u32 = 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ProgramExit {
+    /// `EXIT_*`.
+    pub how: u32,
+    /// The exit status (0-255), or the signal number.
+    pub code: u32,
+    /// For a signal from a fault: the faulting address and where.
+    pub addr: u64,
+    pub rip: u64,
+    /// 1 when `addr`/`rip` are meaningful.
+    pub fault: u32,
+    pub _pad: u32,
+    /// The host path of the program that was running (guest-physical,
+    /// length), and its load bias, so the VMM can name the function at `rip`.
+    pub path: u64,
+    pub path_len: u64,
+    pub bias: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Idle {
+    /// Return after this many nanoseconds (0: no limit).
+    pub timeout_ns: u64,
+    /// 1: also return when stdin is readable.
+    pub stdin: u32,
+    /// Written by the VMM: 1 kicked, 2 stdin readable, 3 timed out.
+    pub woke: u32,
+}
+
+pub const WOKE_KICK: u32 = 1;
+pub const WOKE_STDIN: u32 = 2;
+pub const WOKE_TIMEOUT: u32 = 3;

@@ -1,0 +1,303 @@
+//! The user's program, as the processor's VMM serves it: its arguments and
+//! environment, the host files `execve` reads (the program itself), the
+//! stdio it shares with `lego-vmm`, waking idle vCPUs, and loading file
+//! pages into a process's memory at its memory components
+//! (`lego_proto::program`). The system calls themselves are the guest's.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::Mutex;
+
+use lego_proto::program::*;
+
+/// The program to run: `--` and what follows, and `--env`.
+pub struct Spec {
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+}
+
+impl Spec {
+    /// The environment a program gets: PATH, HOME and TERM from the caller
+    /// (with defaults), then each `--env K=V` (a later one replaces).
+    pub fn environment(extra: &[String]) -> Vec<Vec<u8>> {
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut set = |k: &str, v: String| {
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_owned(), v));
+        };
+        set(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        );
+        set("HOME", std::env::var("HOME").unwrap_or_else(|_| "/".into()));
+        set(
+            "TERM",
+            std::env::var("TERM").unwrap_or_else(|_| "dumb".into()),
+        );
+        for kv in extra {
+            if let Some((k, v)) = kv.split_once('=') {
+                set(k, v.to_owned());
+            }
+        }
+        env.into_iter()
+            .map(|(k, v)| format!("{k}={v}").into_bytes())
+            .collect()
+    }
+
+    /// argv then envp, each string NUL-terminated.
+    fn blob(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for s in self.argv.iter().chain(&self.envp) {
+            out.extend_from_slice(s);
+            out.push(0);
+        }
+        out
+    }
+}
+
+/// An eventfd a vCPU's idle wait listens on.
+struct Kick(OwnedFd);
+
+impl Kick {
+    fn new() -> std::io::Result<Kick> {
+        // SAFETY: eventfd returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a descriptor we own.
+        Ok(Kick(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn ring(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a local to our eventfd.
+        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a local from our eventfd (non-blocking).
+        unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+pub struct Program {
+    spec: Spec,
+    files: Mutex<(u32, HashMap<u32, File>)>,
+    kicks: Vec<Kick>,
+    /// Serializes stdin reads between vCPUs.
+    stdin: Mutex<()>,
+}
+
+/// A hypercall's answer for the guest, or why the call was malformed.
+pub type Answer<T> = Result<T, String>;
+
+impl Program {
+    pub fn new(spec: Spec, vcpus: u32) -> std::io::Result<Program> {
+        let kicks = (0..vcpus).map(|_| Kick::new()).collect::<Result<_, _>>()?;
+        Ok(Program {
+            spec,
+            files: Mutex::new((1, HashMap::new())),
+            kicks,
+            stdin: Mutex::new(()),
+        })
+    }
+
+    pub fn args(
+        &self,
+        mut a: ProgramArgs,
+        write: impl Fn(u64, &[u8]) -> Answer<()>,
+    ) -> Answer<ProgramArgs> {
+        let blob = self.spec.blob();
+        a.needed = blob.len() as u64;
+        a.argc = self.spec.argv.len() as u32;
+        a.envc = self.spec.envp.len() as u32;
+        if blob.len() as u64 <= a.buf_len {
+            write(a.buf, &blob)?;
+        }
+        Ok(a)
+    }
+
+    pub fn open(&self, path: &[u8]) -> (u32, u32, u64) {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => return (0, e.raw_os_error().unwrap_or(libc::EIO) as u32, 0),
+        };
+        let meta = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return (0, e.raw_os_error().unwrap_or(libc::EIO) as u32, 0),
+        };
+        if meta.is_dir() {
+            return (0, libc::EISDIR as u32, 0);
+        }
+        if meta.mode() & 0o111 == 0 {
+            return (0, libc::EACCES as u32, 0);
+        }
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if files.1.len() >= 64 {
+            return (0, libc::EMFILE as u32, 0);
+        }
+        let handle = files.0;
+        files.0 = files.0.wrapping_add(1).max(1);
+        files.1.insert(handle, file);
+        (handle, 0, meta.len())
+    }
+
+    /// Reads from an opened file; bytes read or -errno.
+    pub fn read(&self, handle: u32, offset: u64, len: usize) -> Result<Vec<u8>, i64> {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let file = files.1.get(&handle).ok_or(-EBADF)?;
+        let mut buf = vec![0u8; len.min(1 << 20)];
+        let n = file
+            .read_at(&mut buf, offset)
+            .map_err(|e| -(e.raw_os_error().unwrap_or(libc::EIO) as i64))?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    pub fn close(&self, handle: u32) {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        files.1.remove(&handle);
+    }
+
+    /// A write to lego-vmm's stdout (1) or stderr (2): bytes written or -errno.
+    pub fn write(&self, fd: u32, bytes: &[u8]) -> i64 {
+        let r = match fd {
+            1 => {
+                let mut out = std::io::stdout().lock();
+                out.write(bytes).and_then(|n| out.flush().map(|()| n))
+            }
+            2 => std::io::stderr().lock().write(bytes),
+            _ => return -EBADF,
+        };
+        match r {
+            Ok(n) => n as i64,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => -EPIPE,
+            Err(e) => -(e.raw_os_error().unwrap_or(libc::EIO) as i64),
+        }
+    }
+
+    /// A read of lego-vmm's stdin that never blocks: bytes, 0 at the end of
+    /// input, or -EAGAIN when nothing is there yet.
+    pub fn read_stdin(&self, len: usize) -> Result<Vec<u8>, i64> {
+        let _one = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+        if !readable(0, 0) {
+            return Err(-EAGAIN);
+        }
+        let mut buf = vec![0u8; len.min(1 << 20)];
+        // Stdin is readable: one read returns what is there without waiting.
+        match std::io::stdin().lock().read(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(buf)
+            }
+            Err(e) => Err(-(e.raw_os_error().unwrap_or(libc::EIO) as i64)),
+        }
+    }
+
+    /// An ioctl a program makes on stdio: TCGETS, TIOCGWINSZ (answered by
+    /// the host's terminal, or ENOTTY as Linux answers for a pipe or file).
+    pub fn ioctl(&self, fd: u32, request: u64, len: usize) -> Result<Vec<u8>, i64> {
+        if fd > 2 {
+            return Err(-EBADF);
+        }
+        let mut buf = vec![0u8; len.min(4096)];
+        // SAFETY: only the two read-only requests below are passed, each
+        // with a buffer at least as large as its struct (checked by size).
+        let r = match request {
+            0x5401 if len >= std::mem::size_of::<libc::termios>() => unsafe {
+                libc::ioctl(fd as i32, libc::TCGETS, buf.as_mut_ptr())
+            },
+            0x5413 if len >= std::mem::size_of::<libc::winsize>() => unsafe {
+                libc::ioctl(fd as i32, libc::TIOCGWINSZ, buf.as_mut_ptr())
+            },
+            _ => return Err(-EINVAL),
+        };
+        if r < 0 {
+            return Err(-(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::ENOTTY) as i64));
+        }
+        Ok(buf)
+    }
+
+    /// fstat of one of lego-vmm's stdio files.
+    pub fn stat(&self, fd: u32) -> Result<StdioStat, i64> {
+        if fd > 2 {
+            return Err(-EBADF);
+        }
+        // SAFETY: fstat fills the struct we own.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; fd is 0, 1 or 2.
+        if unsafe { libc::fstat(fd as i32, &mut st) } < 0 {
+            return Err(-EBADF);
+        }
+        Ok(StdioStat {
+            mode: st.st_mode,
+            _pad: 0,
+            size: st.st_size as u64,
+            rdev: st.st_rdev,
+            ino: st.st_ino,
+            dev: st.st_dev,
+            blksize: st.st_blksize as u64,
+        })
+    }
+
+    /// Waits for a kick, stdin or the timeout.
+    pub fn idle(&self, cpu: u32, idle: Idle) -> u32 {
+        let Some(kick) = self.kicks.get(cpu as usize) else {
+            return WOKE_TIMEOUT;
+        };
+        let mut fds = [
+            libc::pollfd {
+                fd: kick.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let n = if idle.stdin != 0 { 2 } else { 1 };
+        let timeout = if idle.timeout_ns == 0 {
+            -1
+        } else {
+            idle.timeout_ns.div_ceil(1_000_000).min(i32::MAX as u64) as i32
+        };
+        // SAFETY: n pollfds of a local array.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), n, timeout) };
+        if r <= 0 {
+            return WOKE_TIMEOUT;
+        }
+        if fds[0].revents != 0 {
+            kick.drain();
+            return WOKE_KICK;
+        }
+        WOKE_STDIN
+    }
+
+    pub fn kick(&self, cpu: u32) {
+        if let Some(k) = self.kicks.get(cpu as usize) {
+            k.ring();
+        }
+    }
+}
+
+/// Whether `fd` has input (or is at its end) within `ms` milliseconds.
+fn readable(fd: i32, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, owned here.
+    unsafe { libc::poll(&mut p, 1, ms) > 0 }
+}
