@@ -81,8 +81,12 @@ pub struct FabricSetup {
     pub status: u32,
     /// Guest to VMM.
     pub tx: QueueAddrs,
-    /// VMM to guest; the guest posts writable buffers of [`FABRIC_BUFFER`] bytes.
+    /// VMM to guest; the guest posts writable buffers of `rx_buffer` bytes.
     pub rx: QueueAddrs,
+    /// Bytes of each receive buffer: the largest frame this guest takes.
+    /// Larger frames for it are refused by its VMM with an error frame.
+    pub rx_buffer: u32,
+    pub _pad: u32,
 }
 
 /// The most bytes one console hypercall may carry; longer lines are split.

@@ -82,3 +82,21 @@ pub fn host_tcp_p50(request: usize, reply: usize, count: usize) -> f64 {
     }
     median(lat)
 }
+
+/// The rack key of this host, as the components started here use it.
+pub fn rack_key() -> lego_wire::key::RackKey {
+    let path = lego_wire::key::RackKey::default_path().expect("a default rack key path");
+    lego_wire::key::RackKey::load_or_create(&path).expect("the default rack key")
+}
+
+/// A fabric client connected to the component at `addr` as tool `id`.
+pub fn client(addr: &str, id: u32) -> lego_wire::client::TcpClient {
+    lego_wire::client::TcpClient::connect(
+        addr,
+        id,
+        lego_wire::auth::ROLE_TOOL,
+        &rack_key(),
+        std::time::Duration::from_secs(10),
+    )
+    .expect("connect to the component")
+}
