@@ -171,28 +171,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         ))),
     };
     if let (Some(cache), Some(f)) = (&excache, &fabric) {
-        let cache = cache.clone();
-        // The device thread answers; a vCPU holds the lock for a whole miss
-        // (a round trip, or a timeout), so it waits a little and otherwise
-        // answers with the last counters it read.
-        let last = std::sync::Mutex::new(lego_proto::process::ExCacheStats::default());
-        let _ = f.answers.set(Box::new(move || {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(20);
-            let stats = loop {
-                if let Ok(c) = cache.try_lock() {
-                    break Some(c.report());
-                }
-                if std::time::Instant::now() > deadline {
-                    break None;
-                }
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            };
-            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(s) = stats {
-                *last = s;
-            }
-            zerocopy::IntoBytes::as_bytes(&*last).to_vec()
-        }));
+        let _ = f.answers.set(excache_stats_answer(cache.clone())?);
     }
     let shared = Arc::new(Shared {
         fabric,
@@ -215,4 +194,48 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         _vm: vm,
         _kvm: kvm_fd,
     })
+}
+
+/// The ExCache's answer to a stats request, made on the fabric's device
+/// thread, which must never wait: a vCPU holds the ExCache's lock for a
+/// whole miss (a round trip, or a timeout). When the lock is free the
+/// answer is fresh; otherwise it is the last snapshot, and a helper thread
+/// (asleep until asked) takes a fresh one as soon as the miss is over.
+fn excache_stats_answer(
+    cache: Arc<std::sync::Mutex<crate::excache::ExCache>>,
+) -> Result<crate::fabric::VmmAnswer> {
+    use lego_proto::process::ExCacheStats;
+    let snapshot = Arc::new(std::sync::Mutex::new(ExCacheStats::default()));
+    let (refresh, asked) = std::sync::mpsc::sync_channel::<()>(1);
+    let (helper_cache, helper_snapshot) = (cache.clone(), snapshot.clone());
+    std::thread::Builder::new()
+        .name("excache-stats".into())
+        .spawn(move || {
+            for () in asked {
+                let Ok(c) = helper_cache.lock() else { return };
+                let fresh = c.report();
+                drop(c);
+                if let Ok(mut s) = helper_snapshot.lock() {
+                    *s = fresh;
+                }
+            }
+        })
+        .map_err(crate::error::VmmError::Thread)?;
+    Ok(Box::new(move || {
+        let stats = match cache.try_lock() {
+            Ok(c) => {
+                let fresh = c.report();
+                drop(c);
+                if let Ok(mut s) = snapshot.lock() {
+                    *s = fresh;
+                }
+                fresh
+            }
+            Err(_) => {
+                let _ = refresh.try_send(());
+                snapshot.lock().map(|s| *s).unwrap_or_default()
+            }
+        };
+        zerocopy::IntoBytes::as_bytes(&stats).to_vec()
+    }))
 }
