@@ -267,17 +267,16 @@ fn peer_killed_mid_stream(via: Via, name: &str) {
     let killed = Instant::now();
     let (code, _) = c.wait(Duration::from_secs(20));
     let text = c.seen.join("\n");
+    let took = killed.elapsed();
     assert_eq!(code, Some(3), "{text}");
+    // The README promises "unreachable" at once, not after the 1000 ms
+    // timeout: the peer's death is seen (its pid over shared memory, its
+    // connection closing over TCP) and the requests in flight fail then.
     assert!(
-        text.contains("component 1 is unreachable")
-            || text.contains("component 1 did not answer within 1000 ms"),
+        text.contains("component 1 is unreachable") && !text.contains("did not answer"),
         "{text}"
     );
-    assert!(
-        killed.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        killed.elapsed()
-    );
+    assert!(took < Duration::from_millis(1000), "took {took:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

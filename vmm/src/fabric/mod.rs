@@ -259,13 +259,17 @@ impl Stats {
 
 pub enum Event {
     Kick,
+    /// A peer's process ended (or its connection did): requests to it that
+    /// are still waiting will not be answered, so they fail now.
+    PeerGone(ComponentId, String),
     /// A whole frame from a peer (header and payload), already
     /// authenticated, and the role its sender's VMM stated.
     Inbound(Vec<u8>, SenderRole),
 }
 
-/// The VMM's own calls waiting for their replies, by request id.
-type Calls = Arc<Mutex<HashMap<u64, Sender<CallReply>>>>;
+/// The VMM's own calls waiting for their replies, by request id: where
+/// each went, and who waits.
+type Calls = Arc<Mutex<HashMap<u64, (ComponentId, Sender<CallReply>)>>>;
 
 /// Where transports put what they receive: replies to the VMM's own calls
 /// go straight to the waiting caller (no hop through the device thread,
@@ -280,7 +284,7 @@ impl Events {
     pub fn send(&self, event: Event) -> Result<(), std::sync::mpsc::SendError<Event>> {
         if let Event::Inbound(bytes, _) = &event {
             if let Some((id, answer)) = vmm_reply(bytes) {
-                if let Some(waiter) = self.calls.lock().ok().and_then(|mut c| c.remove(&id)) {
+                if let Some((_, waiter)) = self.calls.lock().ok().and_then(|mut c| c.remove(&id)) {
                     let _ = waiter.send(answer);
                 }
                 return Ok(());
@@ -552,7 +556,7 @@ impl Fabric {
         self.calls
             .lock()
             .map_err(|_| "the fabric's call table is poisoned".to_owned())?
-            .insert(id, reply);
+            .insert(id, (dst, reply));
         let pending = PendingCall {
             fabric: self.clone(),
             id,
@@ -664,6 +668,7 @@ impl Device {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Kick => {}
+            Event::PeerGone(peer, why) => self.peer_gone(peer, &why),
             Event::Inbound(mut bytes, role) => {
                 let Ok(h) = Header::decode(&bytes) else {
                     return;
@@ -691,6 +696,32 @@ impl Device {
                 bytes[4..6].copy_from_slice(&flags.to_le_bytes());
                 self.for_guest(bytes, true);
             }
+        }
+    }
+
+    /// Fails at once every request still waiting for `peer`, the guest's
+    /// and the VMM's own: their replies cannot come any more.
+    fn peer_gone(&mut self, peer: ComponentId, why: &str) {
+        let detail = format!("component {peer} is unreachable: {why}");
+        let waiting: Vec<(ComponentId, u64)> = self
+            .outstanding
+            .keys()
+            .filter(|(dst, _)| *dst == peer)
+            .copied()
+            .collect();
+        for key in waiting {
+            if let Some((_, header)) = self.outstanding.remove(&key) {
+                self.error_reply(&header, ErrorCode::Unreachable, &detail);
+            }
+        }
+        if let Ok(mut calls) = self.fabric.calls.lock() {
+            calls.retain(|_, (dst, waiter)| {
+                let keep = *dst != peer;
+                if !keep {
+                    let _ = waiter.send(Err(detail.clone()));
+                }
+                keep
+            });
         }
     }
 

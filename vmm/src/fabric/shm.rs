@@ -38,6 +38,9 @@ pub struct ShmTransport {
     /// Components whose rings to us we read (they are answered here).
     seen: Arc<Mutex<Vec<ComponentId>>>,
     timeout: Duration,
+    /// The process watched for each peer we send to.
+    watched: Mutex<HashMap<ComponentId, u64>>,
+    events: Events,
 }
 
 impl ShmTransport {
@@ -69,7 +72,7 @@ impl ShmTransport {
             local: local.clone(),
             bell,
             rings: HashMap::new(),
-            events,
+            events: events.clone(),
             stats,
             seen: seen.clone(),
             max_frame: 0,
@@ -89,8 +92,54 @@ impl ShmTransport {
             out: Mutex::new(HashMap::new()),
             seen,
             timeout,
+            watched: Mutex::new(HashMap::new()),
+            events,
         })
     }
+
+    /// Makes sure the device hears at once when the process behind `peer`
+    /// ends, so requests waiting for it fail then, not at their timeout.
+    fn watch(&self, peer: ComponentId, pid: u64) {
+        let Ok(mut watched) = self.watched.lock() else {
+            return;
+        };
+        if watched.get(&peer) == Some(&pid) {
+            return;
+        }
+        watched.insert(peer, pid);
+        let events = self.events.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fabric-watch".into())
+            .spawn(move || {
+                wait_for_exit(pid);
+                let _ = events.send(Event::PeerGone(peer, format!("its process {pid} ended")));
+            });
+        if spawned.is_err() {
+            log::warn!("fabric: no thread to watch component {peer}");
+        }
+    }
+}
+
+/// Blocks until process `pid` has ended (a pidfd becomes readable then).
+fn wait_for_exit(pid: u64) {
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
+    if fd < 0 {
+        // Gone already (ESRCH), or a kernel without pidfds: poll instead.
+        while shm::pid_alive(pid) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        return;
+    }
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; the fd is ours and closed below.
+    while unsafe { libc::poll(&mut p, 1, -1) } < 0 {}
+    // SAFETY: closing the pidfd opened above.
+    unsafe { libc::close(fd) };
 }
 
 impl super::Transport for ShmTransport {
@@ -115,6 +164,9 @@ impl super::Transport for ShmTransport {
             }
         };
         let payload = frame.payload_bytes();
+        if let Ok(pid) = writer.peer_alive() {
+            self.watch(peer, pid);
+        }
         writer
             .send(
                 &self.local.key,

@@ -242,6 +242,11 @@ impl TcpTransport {
                 .spawn(move || {
                     read_frames(reader, opener, &theirs, &sh);
                     sh.forget(serial, theirs.component);
+                    // Replies to what was sent on it can only come on it.
+                    let _ = sh.events.send(Event::PeerGone(
+                        theirs.component,
+                        "its connection closed".into(),
+                    ));
                 })
                 .map_err(|e| format!("no thread for the connection: {e}"))?;
             return Ok(Conn {
