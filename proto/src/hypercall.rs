@@ -109,8 +109,13 @@ pub struct SelfTestReport {
     pub iterations: u64,
     /// Its result; the VMM recomputes it on the host and compares.
     pub result: u64,
-    /// Bytes the heap check allocated and verified.
+    /// Bytes the heap's free count dropped by while the heap check held
+    /// its allocations (at least `selftest::HEAP_CHECK_MIN`).
     pub heap_bytes: u64,
+    /// The lowest and highest guest address the check's allocations
+    /// covered: the heap is RAM above the image, so they must be there.
+    pub heap_low: u64,
+    pub heap_high: u64,
 }
 
 #[repr(C)]

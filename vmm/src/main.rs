@@ -259,6 +259,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         }),
     };
     let vm = vm::build(&mut cfg)?;
+    let heap = vm.heap;
     if let Some(f) = &vm.shared.fabric {
         let _ = FABRIC_STATS.set(f.stats.clone());
     }
@@ -367,6 +368,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     report,
                     emulated,
                     exits: 0,
+                    heap,
                 });
             }
             Event::GuestExit { code } => {

@@ -42,6 +42,8 @@ pub struct WorkloadConfig {
 
 pub struct Vm {
     pub shared: Arc<Shared>,
+    /// Guest-physical [start, end) of the guest's heap (RAM above the image).
+    pub heap: (u64, u64),
     pub vcpus: Vec<(VcpuFd, Option<VcpuStats>)>,
     // Kept open for the life of the VM.
     _vm: Arc<VmFd>,
@@ -190,6 +192,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
     });
     Ok(Vm {
         shared,
+        heap: (image.end, cfg.mem),
         vcpus,
         _vm: vm,
         _kvm: kvm_fd,
