@@ -15,6 +15,8 @@ fn main() {
         "-Wl,--build-id=none",
         "-Wl,-z,norelro",
         "-Wl,-z,noexecstack",
+        // The index gdb uses to find a function's unwind entry.
+        "-Wl,--eh-frame-hdr",
     ] {
         println!("cargo:rustc-link-arg-bins={flag}");
     }
