@@ -201,40 +201,57 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
 
 /// The ExCache's answer to a stats request, made on the fabric's device
 /// thread, which must never wait: a vCPU holds the ExCache's lock for a
-/// whole miss (a round trip, or a timeout). When the lock is free the
-/// answer is fresh; otherwise it is the last snapshot, and a helper thread
-/// (asleep until asked) takes a fresh one as soon as the miss is over.
+/// whole miss (a round trip, or up to the fabric timeout). If the lock is
+/// free at that instant the answer is fresh (so a finished workload's
+/// counters are exact); otherwise it is a snapshot that a helper thread
+/// keeps: taken every [`SNAPSHOT_EVERY`] until misses happen and while
+/// they do, at once when a request found the lock taken, and less and less
+/// often once they stopped, so an idle processor is rarely woken for it.
 fn excache_stats_answer(
     cache: Arc<std::sync::Mutex<crate::excache::ExCache>>,
 ) -> Result<crate::fabric::VmmAnswer> {
     use lego_proto::process::ExCacheStats;
+    use std::sync::mpsc::RecvTimeoutError;
     let snapshot = Arc::new(std::sync::Mutex::new(ExCacheStats::default()));
     let (refresh, asked) = std::sync::mpsc::sync_channel::<()>(1);
     let (helper_cache, helper_snapshot) = (cache.clone(), snapshot.clone());
     std::thread::Builder::new()
         .name("excache-stats".into())
         .spawn(move || {
-            for () in asked {
+            let mut every = SNAPSHOT_EVERY;
+            loop {
+                match asked.recv_timeout(every) {
+                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                // This thread may wait for a miss; the device thread never.
                 let Ok(c) = helper_cache.lock() else { return };
                 let fresh = c.report();
                 drop(c);
-                if let Ok(mut s) = helper_snapshot.lock() {
-                    *s = fresh;
-                }
+                let Ok(mut s) = helper_snapshot.lock() else {
+                    return;
+                };
+                // Backing off only once misses happened and stopped: a
+                // workload may start any time before its first miss.
+                every = if fresh.misses != 0 && fresh.misses == s.misses {
+                    (every * 2).min(SNAPSHOT_IDLE_MAX)
+                } else {
+                    SNAPSHOT_EVERY
+                };
+                *s = fresh;
             }
         })
         .map_err(crate::error::VmmError::Thread)?;
     Ok(Box::new(move || {
-        let stats = match cache.try_lock() {
-            Ok(c) => {
-                let fresh = c.report();
-                drop(c);
+        let fresh = cache.try_lock().ok().map(|c| c.report());
+        let stats = match fresh {
+            Some(fresh) => {
                 if let Ok(mut s) = snapshot.lock() {
                     *s = fresh;
                 }
                 fresh
             }
-            Err(_) => {
+            None => {
                 let _ = refresh.try_send(());
                 snapshot.lock().map(|s| *s).unwrap_or_default()
             }
@@ -242,3 +259,8 @@ fn excache_stats_answer(
         zerocopy::IntoBytes::as_bytes(&stats).to_vec()
     }))
 }
+
+/// How old the ExCache's stats snapshot may be while misses happen.
+const SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How rarely the snapshot is looked at while nothing changes.
+const SNAPSHOT_IDLE_MAX: std::time::Duration = std::time::Duration::from_secs(8);

@@ -46,7 +46,9 @@ struct Conn {
 
 /// Which processes speak for which component id, by connection.
 type Identities = Arc<Mutex<HashMap<ComponentId, Vec<(u64, Hello)>>>>;
-type BackConns = Arc<Mutex<HashMap<ComponentId, Conn>>>;
+/// Connections peers opened to us, newest last: a component is answered
+/// on its newest, and on the one before when that closes.
+type BackConns = Arc<Mutex<HashMap<ComponentId, Vec<Conn>>>>;
 
 /// What the threads of the transport share.
 #[derive(Clone)]
@@ -192,8 +194,11 @@ impl Shared {
             }
         }
         if let Ok(mut back) = self.back.lock() {
-            if back.get(&id).is_some_and(|c| c.serial == serial) {
-                back.remove(&id);
+            if let Some(conns) = back.get_mut(&id) {
+                conns.retain(|c| c.serial != serial);
+                if conns.is_empty() {
+                    back.remove(&id);
+                }
             }
         }
     }
@@ -274,10 +279,11 @@ impl TcpTransport {
                 .back
                 .lock()
                 .map_err(|_| "transport lock poisoned")?;
-            let conn = back.get_mut(&peer).ok_or("no connection from it")?;
+            let conns = back.get_mut(&peer).ok_or("no connection from it")?;
+            let conn = conns.last_mut().ok_or("no connection from it")?;
             return write_frame(conn, peer, local, frame).map_err(|e| {
                 if matches!(e, SendError::Unreachable(_)) {
-                    back.remove(&peer);
+                    conns.pop();
                 }
                 e
             });
@@ -405,15 +411,12 @@ fn serve_accepted(mut conn: TcpStream, serial: u64, shared: &Shared, proven: &dy
         let _ = w.set_write_timeout(Some(shared.timeout));
         let _ = w.set_nodelay(true);
         // The newest connection from a component is the one to answer it on.
-        back.insert(
-            theirs.component,
-            Conn {
-                stream: w,
-                sealer: Sealer::new(theirs.nonce),
-                max_frame: theirs.max_frame as usize,
-                serial,
-            },
-        );
+        back.entry(theirs.component).or_default().push(Conn {
+            stream: w,
+            sealer: Sealer::new(theirs.nonce),
+            max_frame: theirs.max_frame as usize,
+            serial,
+        });
     }
     read_frames(conn, opener, &theirs, shared);
     shared.forget(serial, theirs.component);
