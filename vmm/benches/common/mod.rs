@@ -18,6 +18,12 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 /// A component serving the fabric, killed when dropped.
 pub struct Component(Child);
 
+impl Component {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Component {
     fn drop(&mut self) {
         let _ = self.0.kill();
