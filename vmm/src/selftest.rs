@@ -108,6 +108,32 @@ impl Outcome {
     }
 }
 
+/// Resident memory of this process beyond the pages of guest RAM, in KiB:
+/// the VMM's own footprint. Read from /proc/self/smaps.
+pub fn vmm_rss_kib(guest_ram_host_addr: u64) -> Option<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let (mut total, mut guest) = (0u64, 0u64);
+    let mut in_guest = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ') {
+            if let Some((start, _)) = range.split_once('-') {
+                if let Ok(start) = u64::from_str_radix(start, 16) {
+                    in_guest = start == guest_ram_host_addr;
+                    continue;
+                }
+            }
+        }
+        if let Some(rest) = line.strip_prefix("Rss:") {
+            let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+            total += kib;
+            if in_guest {
+                guest += kib;
+            }
+        }
+    }
+    Some(total - guest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,30 +165,4 @@ mod tests {
         let huge = report(1 << 40, 0x30_0000, 0x3a_0000);
         assert!(check_heap_report(&huge, heap).is_err());
     }
-}
-
-/// Resident memory of this process beyond the pages of guest RAM, in KiB:
-/// the VMM's own footprint. Read from /proc/self/smaps.
-pub fn vmm_rss_kib(guest_ram_host_addr: u64) -> Option<u64> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-    let (mut total, mut guest) = (0u64, 0u64);
-    let mut in_guest = false;
-    for line in smaps.lines() {
-        if let Some((range, _)) = line.split_once(' ') {
-            if let Some((start, _)) = range.split_once('-') {
-                if let Ok(start) = u64::from_str_radix(start, 16) {
-                    in_guest = start == guest_ram_host_addr;
-                    continue;
-                }
-            }
-        }
-        if let Some(rest) = line.strip_prefix("Rss:") {
-            let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
-            total += kib;
-            if in_guest {
-                guest += kib;
-            }
-        }
-    }
-    Some(total - guest)
 }

@@ -296,7 +296,7 @@ fn send_and_expect_close(addr: &str, bytes: &[u8]) {
     conn.set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();
     let _ = conn.write_all(bytes);
-    expect_closed(&mut conn);
+    expect_closed(&conn);
 }
 
 /// Reads until the server closes the connection (it greets first).
