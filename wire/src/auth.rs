@@ -6,8 +6,9 @@
 //!
 //! The nonce makes a frame valid on one channel only (a TCP connection, a
 //! ring as read by one reader process, an RDMA queue pair): the receiver
-//! picks it fresh when the channel opens and never sends it back, so a
-//! frame recorded on one connection is refused on any other. The sequence
+//! picks it at random when the channel opens and tells the sender (it is
+//! not secret, only fresh), so a frame recorded on one connection is
+//! refused on any other. The sequence
 //! number makes a frame valid once: each channel is in order, so the
 //! receiver expects exactly the next number and drops any other.
 //!

@@ -40,7 +40,7 @@ pub enum KeyError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("there is no home directory for the default rack key (HOME is not set): pass --rack-key FILE")]
+    #[error("there is no home directory for the default rack key (HOME is not set, and this user has none in /etc/passwd): pass --rack-key FILE")]
     NoHome,
     #[error("no random numbers for a new rack key: {0}")]
     Random(String),
@@ -92,9 +92,7 @@ impl RackKey {
     pub fn default_path() -> Result<PathBuf, KeyError> {
         let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
             Some(dir) => PathBuf::from(dir),
-            None => {
-                PathBuf::from(std::env::var_os("HOME").ok_or(KeyError::NoHome)?).join(".config")
-            }
+            None => home()?.join(".config"),
         };
         Ok(base.join("lego").join("rack.key"))
     }
@@ -136,6 +134,23 @@ impl RackKey {
             Err(e) => Err(create(e)),
         }
     }
+}
+
+/// This user's home: `$HOME`, else the password database's entry (services
+/// and CI jobs may run without `HOME`).
+fn home() -> Result<PathBuf, KeyError> {
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(h));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() }.to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|_| KeyError::NoHome)?;
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[2] == uid && !f[5].is_empty())
+        .map(|f| PathBuf::from(f[5]))
+        .ok_or(KeyError::NoHome)
 }
 
 fn parse_hex(text: &str) -> Option<RackKey> {
