@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,8 +38,10 @@ pub struct ShmTransport {
     /// Components whose rings to us we read (they are answered here).
     seen: Arc<Mutex<Vec<ComponentId>>>,
     timeout: Duration,
-    /// The process watched for each peer we send to.
-    watched: Mutex<HashMap<ComponentId, u64>>,
+    /// The process watched for each peer we send to, and whether it ended
+    /// (a killed process may linger as a zombie, which signal 0 still
+    /// finds, until its parent reaps it).
+    watched: Mutex<HashMap<ComponentId, (u64, Arc<AtomicBool>)>>,
     events: Events,
 }
 
@@ -99,24 +101,30 @@ impl ShmTransport {
 
     /// Makes sure the device hears at once when the process behind `peer`
     /// ends, so requests waiting for it fail then, not at their timeout.
-    fn watch(&self, peer: ComponentId, pid: u64) {
+    /// Returns false when that process is known to have ended.
+    fn watch(&self, peer: ComponentId, pid: u64) -> bool {
         let Ok(mut watched) = self.watched.lock() else {
-            return;
+            return true;
         };
-        if watched.get(&peer) == Some(&pid) {
-            return;
+        if let Some((watched_pid, ended)) = watched.get(&peer) {
+            if *watched_pid == pid {
+                return !ended.load(Ordering::Acquire);
+            }
         }
-        watched.insert(peer, pid);
+        let ended = Arc::new(AtomicBool::new(false));
+        watched.insert(peer, (pid, ended.clone()));
         let events = self.events.clone();
         let spawned = std::thread::Builder::new()
             .name("fabric-watch".into())
             .spawn(move || {
                 wait_for_exit(pid);
+                ended.store(true, Ordering::Release);
                 let _ = events.send(Event::PeerGone(peer, format!("its process {pid} ended")));
             });
         if spawned.is_err() {
             log::warn!("fabric: no thread to watch component {peer}");
         }
+        true
     }
 }
 
@@ -165,7 +173,9 @@ impl super::Transport for ShmTransport {
         };
         let payload = frame.payload_bytes();
         if let Ok(pid) = writer.peer_alive() {
-            self.watch(peer, pid);
+            if !self.watch(peer, pid) {
+                return Err(SendError::Unreachable(format!("its process {pid} ended")));
+            }
         }
         writer
             .send(

@@ -45,7 +45,7 @@ struct Conn {
 }
 
 /// Which processes speak for which component id, by connection.
-type Identities = Arc<Mutex<HashMap<ComponentId, Vec<(u64, Hello)>>>>;
+type Identities = Arc<Mutex<HashMap<ComponentId, Vec<(u64, Hello, TcpStream)>>>>;
 /// Connections peers opened to us, newest last: a component is answered
 /// on its newest, and on the one before when that closes.
 type BackConns = Arc<Mutex<HashMap<ComponentId, Vec<Conn>>>>;
@@ -162,12 +162,16 @@ impl Shared {
 
     /// Notes that connection `serial` speaks for `hello.component`; says so
     /// when another live process already does.
-    fn register(&self, serial: u64, hello: &Hello) {
+    fn register(&self, serial: u64, hello: &Hello, conn: &TcpStream) {
         let Ok(mut ids) = self.identities.lock() else {
             return;
         };
         let seen = ids.entry(hello.component).or_default();
-        if let Some((_, other)) = seen.iter().find(|(_, h)| h.instance != hello.instance) {
+        // A connection whose reader has not seen its end yet is not a
+        // second process: a restarted peer reconnects while the old
+        // connection's end is still on its way.
+        seen.retain(|(_, _, c)| open(c));
+        if let Some((_, other, _)) = seen.iter().find(|(_, h, _)| h.instance != hello.instance) {
             self.stats.duplicate_ids.fetch_add(1, Ordering::Relaxed);
             log::warn!(
                 "fabric: component {} is answered by two processes, pid {} and pid {} (on this or another host): two components were started with --id {}; stop one",
@@ -181,13 +185,15 @@ impl Shared {
                 hello.component, other.pid, hello.pid, hello.component
             );
         }
-        seen.push((serial, *hello));
+        if let Ok(c) = conn.try_clone() {
+            seen.push((serial, *hello, c));
+        }
     }
 
     fn forget(&self, serial: u64, id: ComponentId) {
         if let Ok(mut ids) = self.identities.lock() {
             if let Some(seen) = ids.get_mut(&id) {
-                seen.retain(|(s, _)| *s != serial);
+                seen.retain(|(s, _, _)| *s != serial);
                 if seen.is_empty() {
                     ids.remove(&id);
                 }
@@ -238,7 +244,7 @@ impl TcpTransport {
             }
             let _ = s.set_read_timeout(None);
             let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
-            shared.register(serial, &theirs);
+            shared.register(serial, &theirs, &s);
             // Replies come back on this connection: read it too.
             let reader = s.try_clone().map_err(|e| format!("{target}: {e}"))?;
             let sh = shared.clone();
@@ -303,6 +309,22 @@ impl TcpTransport {
         conns.insert(peer, conn);
         Ok(())
     }
+}
+
+/// Whether the other end of a connection has not closed it (a peek that
+/// neither blocks nor takes anything: 0 bytes means it ended).
+fn open(conn: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    // SAFETY: recv into a one-byte buffer we own, on a socket we own.
+    let n = unsafe {
+        libc::recv(
+            std::os::unix::io::AsRawFd::as_raw_fd(conn),
+            byte.as_mut_ptr() as *mut libc::c_void,
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n > 0 || (n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock)
 }
 
 /// Seals and writes a frame, header, payload and trailer in one write.
@@ -406,7 +428,7 @@ fn serve_accepted(mut conn: TcpStream, serial: u64, shared: &Shared, proven: &dy
     };
     let _ = conn.set_read_timeout(None);
     proven();
-    shared.register(serial, &theirs);
+    shared.register(serial, &theirs, &conn);
     if let (Ok(mut back), Ok(w)) = (shared.back.lock(), conn.try_clone()) {
         let _ = w.set_write_timeout(Some(shared.timeout));
         let _ = w.set_nodelay(true);
