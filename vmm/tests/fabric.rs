@@ -528,11 +528,12 @@ fn rdma_without_a_device_is_refused_with_a_sentence() {
         &["--rdma-listen", "127.0.0.1:0"][..],
         &["--peer", "2=rdma:127.0.0.1:9"][..],
     ] {
-        let dir = own_shm_dir();
-        let dir = dir.to_string_lossy();
+        let own = own_shm_dir();
+        let dir = own.to_string_lossy();
         let mut all = vec!["--role", "memory", "--id", "1", "--shm-dir", &dir];
         all.extend_from_slice(args);
         let out = run(&all);
+        let _ = std::fs::remove_dir_all(&own);
         if cfg!(feature = "rdma") {
             expect_failure(
                 &out,
