@@ -14,7 +14,7 @@ use lego_image::fabric::{self, FabricError, Message};
 use lego_image::{cpu, heap, BootInfo, Role};
 use lego_proto::frame::Kind;
 use mmon::frames::FrameStore;
-use mmon::owner::Owner;
+use mmon::owner::{Owner, Source};
 use mmon::service::{Monitor, Remote};
 
 lego_image::guest!(Role::Memory, main);
@@ -116,11 +116,20 @@ fn main(boot: &'static BootInfo) -> ! {
         match m.header.kind {
             Kind::Ping => answer(&m, Kind::Pong, &m.payload),
             Kind::Data => {
-                let out = monitor.handle(&m.payload, &mut remote);
+                let out = monitor.handle(source(&m), &m.payload, &mut remote);
                 answer(&m, Kind::Data, &out);
             }
             Kind::Pong | Kind::Error => {}
         }
+    }
+}
+
+/// Who sent a message: its VMM checked the source id (it is the one the
+/// sender's VMM sealed) and says whether the sender is a memory component.
+fn source(m: &Message) -> Source {
+    Source {
+        id: m.header.src,
+        memory: m.header.from_memory(),
     }
 }
 
@@ -171,7 +180,7 @@ impl<S: FrameStore> Remote<S> for FabricRemote {
             if m.header.kind == Kind::Data && Monitor::<S>::is_from_home(&m.payload) && !queued_same
             {
                 let out = match zerocopy::FromBytes::read_from_prefix(&m.payload[..]) {
-                    Ok((r, rest)) => owner.serve(&r, rest),
+                    Ok((r, rest)) => owner.serve_from(source(&m), &r, rest),
                     Err(_) => continue,
                 };
                 answer(&m, Kind::Data, &out);

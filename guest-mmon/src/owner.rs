@@ -18,7 +18,24 @@ use crate::space::{AddressSpace, MemError, Vma};
 pub const USER_LOW: u64 = lego_proto::process::USER_LOW;
 pub const USER_HIGH: u64 = lego_proto::process::USER_TOP_MAX;
 
+/// Who sent a request, as the fabric vouches for it: the frame's source id
+/// (sealed by the sender's VMM, which checked its guest did not forge it)
+/// and whether that VMM says it is a memory component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub id: u32,
+    pub memory: bool,
+}
+
 pub struct Owner<S: FrameStore> {
+    /// This component's id.
+    id: u32,
+    /// The home of each process this component holds anything for: itself
+    /// for the processes homed here, else the memory component whose first
+    /// OP_SYNC brought the process here. Only that one may claim
+    /// FLAG_FROM_HOME for the process.
+    homes: BTreeMap<Pid, u32>,
+    pub(crate) refused_claims: u64,
     pub(crate) store: S,
     pub(crate) frames: Frames,
     /// Per process: the VMAs of the vRegions this component owns (a copy of
@@ -52,8 +69,11 @@ pub fn reply(status: u32, value: u64, tail: Option<&[u8]>) -> Vec<u8> {
 }
 
 impl<S: FrameStore> Owner<S> {
-    pub fn new(store: S, frames: u32) -> Owner<S> {
+    pub fn new(id: u32, store: S, frames: u32) -> Owner<S> {
         Owner {
+            id,
+            homes: BTreeMap::new(),
+            refused_claims: 0,
             store,
             frames: Frames::new(frames),
             spaces: BTreeMap::new(),
@@ -75,8 +95,14 @@ impl<S: FrameStore> Owner<S> {
         self.spaces.keys().copied()
     }
 
-    /// Starts holding pages for `pid` (its home is here).
-    pub fn adopt(&mut self, pid: Pid) {
+    /// Starts holding pages for `pid`, whose home is this component.
+    pub fn adopt_home(&mut self, pid: Pid) {
+        self.homes.insert(pid, self.id);
+        self.adopt(pid);
+    }
+
+    /// Starts holding pages for `pid`.
+    fn adopt(&mut self, pid: Pid) {
         self.spaces
             .entry(pid)
             .or_insert_with(|| AddressSpace::new(USER_LOW, USER_HIGH, USER_HIGH));
@@ -104,6 +130,7 @@ impl<S: FrameStore> Owner<S> {
     /// Frees everything pid had here. The frames freed.
     pub fn exit(&mut self, pid: Pid) -> u64 {
         self.spaces.remove(&pid);
+        self.homes.remove(&pid);
         self.frames.release_process(pid)
     }
 
@@ -174,8 +201,39 @@ impl<S: FrameStore> Owner<S> {
         }
     }
 
+    /// Whether `from` may claim to be the home of process `pid` for `op`;
+    /// the status to refuse it with otherwise. The first OP_SYNC of a
+    /// process from a memory component makes that component its home here.
+    fn check_home_claim(&mut self, pid: Pid, op: u32, from: Source) -> Result<(), u32> {
+        match self.homes.get(&pid) {
+            Some(&home) if home == from.id && home != self.id => Ok(()),
+            None if from.memory && from.id != self.id && op == OP_SYNC => {
+                self.homes.insert(pid, from.id);
+                Ok(())
+            }
+            // Nothing here to protect, nothing to claim.
+            None if from.memory && from.id != self.id => Err(ESRCH),
+            _ => {
+                self.refused_claims += 1;
+                Err(NOT_HOME)
+            }
+        }
+    }
+
+    /// Serves a request that came over the fabric from `from`: its claim to
+    /// be the process's home, if it makes one, is checked first.
+    pub fn serve_from(&mut self, from: Source, r: &MemRequest, rest: &[u8]) -> Vec<u8> {
+        if r.flags & FLAG_FROM_HOME != 0 {
+            if let Err(status) = self.check_home_claim(r.pid, r.op, from) {
+                return reply(status, 0, None);
+            }
+        }
+        self.serve(r, rest)
+    }
+
     /// Serves a page request or one from a home (OP_SYNC, OP_PRESENT,
-    /// OP_EXIT with FLAG_FROM_HOME). `rest` is what followed the request.
+    /// OP_EXIT with FLAG_FROM_HOME), already checked (or made here). `rest`
+    /// is what followed the request.
     pub fn serve(&mut self, r: &MemRequest, rest: &[u8]) -> Vec<u8> {
         let from_home = r.flags & FLAG_FROM_HOME != 0;
         // From the home, the mapping is checked but not the protection.

@@ -18,7 +18,7 @@ use lego_proto::memory::*;
 use zerocopy::FromBytes;
 
 use crate::frames::{FrameStore, Frames, Pid};
-use crate::owner::{encode_sync, reply, status, Owner};
+use crate::owner::{encode_sync, reply, status, Owner, Source};
 use crate::space::{AddressSpace, MemError, Range};
 
 pub use crate::owner::{USER_HIGH, USER_LOW};
@@ -91,7 +91,7 @@ impl<S: FrameStore> Monitor<S> {
         Monitor {
             id,
             peers: peers.iter().copied().filter(|&p| p != id).collect(),
-            owner: Owner::new(store, frames),
+            owner: Owner::new(id, store, frames),
             homes: BTreeMap::new(),
             requests: 0,
             errors: 0,
@@ -129,14 +129,16 @@ impl<S: FrameStore> Monitor<S> {
                 .filter(|p| !self.homes.contains_key(p))
                 .count() as u64,
             peer_failures: self.peer_failures,
+            refused_claims: self.owner.refused_claims,
         }
     }
 
-    /// Serves one request (its bytes as they came off the fabric).
-    pub fn handle(&mut self, bytes: &[u8], remote: &mut dyn Remote<S>) -> Vec<u8> {
+    /// Serves one request (its bytes as they came off the fabric) from
+    /// `from`.
+    pub fn handle(&mut self, from: Source, bytes: &[u8], remote: &mut dyn Remote<S>) -> Vec<u8> {
         self.requests += 1;
         let out = match MemRequest::read_from_prefix(bytes) {
-            Ok((req, rest)) => self.serve(&req, rest, remote),
+            Ok((req, rest)) => self.serve(from, &req, rest, remote),
             Err(_) => reply(BAD_REQUEST, 0, None),
         };
         if status_of(&out).is_none_or(|(s, _)| s != OK) {
@@ -151,7 +153,13 @@ impl<S: FrameStore> Monitor<S> {
         MemRequest::read_from_prefix(bytes).is_ok_and(|(r, _)| r.flags & FLAG_FROM_HOME != 0)
     }
 
-    fn serve(&mut self, r: &MemRequest, rest: &[u8], remote: &mut dyn Remote<S>) -> Vec<u8> {
+    fn serve(
+        &mut self,
+        from: Source,
+        r: &MemRequest,
+        rest: &[u8],
+        remote: &mut dyn Remote<S>,
+    ) -> Vec<u8> {
         let pid = r.pid;
         let from_home = r.flags & FLAG_FROM_HOME != 0;
         match r.op {
@@ -184,7 +192,7 @@ impl<S: FrameStore> Monitor<S> {
                     next_peer: 0,
                 };
                 self.homes.insert(pid, home);
-                self.owner.adopt(pid);
+                self.owner.adopt_home(pid);
                 reply(OK, brk, None)
             }
             OP_EXIT if !from_home => self.exit(pid, remote),
@@ -195,7 +203,7 @@ impl<S: FrameStore> Monitor<S> {
             OP_MMAP | OP_MUNMAP | OP_MPROTECT | OP_BRK | OP_MREMAP if !from_home => {
                 self.memory_call(r, remote)
             }
-            _ => self.owner.serve(r, rest),
+            _ => self.owner.serve_from(from, r, rest),
         }
     }
 
@@ -523,8 +531,19 @@ mod tests {
         .to_vec()
     }
 
+    /// A processor, as the fabric vouches for it.
+    const CLIENT: Source = Source {
+        id: 100,
+        memory: false,
+    };
+    /// Memory component 1, the home in the tests with a rack.
+    const HOME: Source = Source {
+        id: 1,
+        memory: true,
+    };
+
     fn solo(m: &mut Monitor<Mem>, bytes: &[u8]) -> Vec<u8> {
-        m.handle(bytes, &mut NoPeers)
+        m.handle(CLIENT, bytes, &mut NoPeers)
     }
 
     fn status_value(out: &[u8]) -> (u32, u64) {
@@ -652,7 +671,7 @@ mod tests {
 
     impl Remote<Mem> for Rack {
         fn call(&mut self, dst: u32, request: &[u8], _: &mut Owner<Mem>) -> Option<Vec<u8>> {
-            Some(self.0.get_mut(&dst)?.handle(request, &mut NoPeers))
+            Some(self.0.get_mut(&dst)?.handle(HOME, request, &mut NoPeers))
         }
     }
 
@@ -675,7 +694,7 @@ mod tests {
         let mut home = Monitor::new(1, &[2], frames(64), 64);
         let mut rack = Rack(BTreeMap::from([(2, Monitor::new(2, &[], frames(64), 64))]));
         let rw = PROT_READ | PROT_WRITE;
-        let at_home = |m: &mut Monitor<Mem>, rack: &mut Rack, b: &[u8]| m.handle(b, rack);
+        let at_home = |m: &mut Monitor<Mem>, rack: &mut Rack, b: &[u8]| m.handle(CLIENT, b, rack);
         assert_eq!(
             status_value(&at_home(
                 &mut home,
@@ -704,7 +723,8 @@ mod tests {
             )),
             (NOT_OWNER, 2)
         );
-        let peer = |rack: &mut Rack, b: &[u8]| rack.0.get_mut(&2).unwrap().handle(b, &mut NoPeers);
+        let peer =
+            |rack: &mut Rack, b: &[u8]| rack.0.get_mut(&2).unwrap().handle(CLIENT, b, &mut NoPeers);
         assert_eq!(
             status_value(&peer(&mut rack, &write_req(7, 2 * G + 4096, 0xab))).0,
             OK
@@ -802,14 +822,16 @@ mod tests {
     fn a_peer_that_does_not_answer_is_named() {
         let mut home = Monitor::new(1, &[2], frames(8), 8);
         let mut rack = Rack(BTreeMap::new());
-        home.handle(&req(OP_NEW, 7, 0x40_0000, 0, 0, 0), &mut rack);
+        home.handle(CLIENT, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0), &mut rack);
         let rw = PROT_READ | PROT_WRITE;
         let first = home.handle(
+            CLIENT,
             &req(OP_MMAP, 7, VREGION_SIZE, 4096, rw, FLAG_FIXED),
             &mut rack,
         );
         assert_eq!(status_value(&first).0, OK);
         let second = home.handle(
+            CLIENT,
             &req(OP_MMAP, 7, 2 * VREGION_SIZE, 4096, rw, FLAG_FIXED),
             &mut rack,
         );
@@ -818,7 +840,74 @@ mod tests {
         // Garbage claiming to come from a home gets an error, not a crash.
         let mut sync = req(OP_SYNC, 7, 0x1000, 4096, 0, FLAG_FROM_HOME);
         sync[24..32].copy_from_slice(&5u64.to_le_bytes());
-        assert_eq!(status_value(&solo(&mut home, &sync)).0, BAD_REQUEST);
+        let other = Source {
+            id: 3,
+            memory: true,
+        };
+        assert_eq!(
+            status_value(&home.handle(other, &sync, &mut NoPeers)).0,
+            NOT_HOME
+        );
+    }
+
+    /// FLAG_FROM_HOME is a claim: honoured only from the memory component
+    /// that is the process's home, refused and counted from anyone else,
+    /// and nothing changes.
+    #[test]
+    fn home_claims_are_checked_against_the_sender() {
+        const G: u64 = VREGION_SIZE;
+        let mut home = Monitor::new(1, &[2], frames(16), 16);
+        let mut rack = Rack(BTreeMap::from([(2, Monitor::new(2, &[], frames(16), 16))]));
+        let rw = PROT_READ | PROT_WRITE;
+        home.handle(CLIENT, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0), &mut rack);
+        // Region 1 stays home; region 2 goes to component 2, read-only.
+        for (i, prot) in [(1, rw), (2, PROT_READ)] {
+            let r = home.handle(
+                CLIENT,
+                &req(OP_MMAP, 7, i * G, 4096, prot, FLAG_FIXED),
+                &mut rack,
+            );
+            assert_eq!(status_value(&r), (OK, i * G));
+        }
+        let peer = rack.0.get_mut(&2).unwrap();
+        let read = peer.handle(CLIENT, &req(OP_READ, 7, 2 * G, 0, 0, 0), &mut NoPeers);
+        assert_eq!(status_value(&read).0, OK);
+        let mut forged_write = write_req(7, 2 * G, 9);
+        forged_write[36..40].copy_from_slice(&FLAG_FROM_HOME.to_le_bytes());
+        let stranger = Source {
+            id: 3,
+            memory: true,
+        };
+        // A processor claiming to be the home, to write a read-only page.
+        let r = peer.handle(CLIENT, &forged_write, &mut NoPeers);
+        assert_eq!(status_value(&r).0, NOT_HOME);
+        // Another memory component claiming it, to wipe the VMAs.
+        let wipe = encode_sync(7, 2 * G, 3 * G, &[]);
+        let r = peer.handle(stranger, &wipe, &mut NoPeers);
+        assert_eq!(status_value(&r).0, NOT_HOME);
+        // A processor claiming it at the home itself.
+        let mut at_home = write_req(7, G, 9);
+        at_home[36..40].copy_from_slice(&FLAG_FROM_HOME.to_le_bytes());
+        assert_eq!(status_value(&solo(&mut home, &at_home)).0, NOT_HOME);
+        // Nothing changed: the page reads as before, the VMA is there.
+        let peer = rack.0.get_mut(&2).unwrap();
+        let again = peer.handle(CLIENT, &req(OP_READ, 7, 2 * G, 0, 0, 0), &mut NoPeers);
+        assert_eq!(again, read);
+        assert_eq!(peer.stats().refused_claims, 2);
+        assert_eq!(home.stats().refused_claims, 1);
+        // The real home is honoured.
+        let present = req(OP_PRESENT, 7, 2 * G, 4096, 0, FLAG_FROM_HOME);
+        let r = peer.handle(HOME, &present, &mut NoPeers);
+        assert_eq!(status_value(&r).0, OK);
+        // A process this owner never heard of: only a memory component's
+        // OP_SYNC brings it here, and that component is its home from then on.
+        let fresh = encode_sync(9, G, 2 * G, &[]);
+        let r = peer.handle(CLIENT, &fresh, &mut NoPeers);
+        assert_eq!(status_value(&r).0, NOT_HOME);
+        let r = peer.handle(stranger, &fresh, &mut NoPeers);
+        assert_eq!(status_value(&r).0, OK);
+        let r = peer.handle(HOME, &fresh, &mut NoPeers);
+        assert_eq!(status_value(&r).0, NOT_HOME);
     }
 
     /// What an ExCache relies on: reads say the protection, peeks take no

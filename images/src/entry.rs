@@ -5,15 +5,22 @@ use lego_proto::hypercall::{PORT_BOOTED, PORT_EXIT};
 
 use crate::{cpu, heap, hypercall, println, selftest, testfail};
 
-// The VMM has set RSP, RDI (BootInfo) and RSI (vCPU index). Clear RBP so
-// backtraces in gdb end here.
+// The VMM has set RSP, RDI (BootInfo) and RSI (vCPU index). Backtraces in
+// gdb end here: the call-frame information says there is no caller (the
+// return address is undefined, as in the C library's _start), and RBP is
+// cleared for unwinders that follow frame pointers.
 core::arch::global_asm!(
     ".section .text._start, \"ax\"",
     ".global _start",
+    ".type _start, @function",
     "_start:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",
     "xor ebp, ebp",
     "call {entry}",
     "ud2",
+    ".cfi_endproc",
+    ".size _start, . - _start",
     entry = sym image_entry,
 );
 

@@ -78,6 +78,8 @@ pub fn init(boot: &BootInfo) -> Result<(), FabricError> {
         status: u32::MAX,
         tx: tx.addrs(),
         rx: rx.addrs(),
+        rx_buffer: FABRIC_BUFFER,
+        _pad: 0,
     };
     hypercall::call_with(PORT_FABRIC_SETUP, &setup);
     // SAFETY: the VMM wrote `status` during the hypercall.

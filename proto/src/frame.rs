@@ -55,8 +55,13 @@ impl Kind {
 
 /// Flag bits.
 pub const FLAG_REPLY: u16 = 1;
+/// Set only by the VMM that hands a frame to its guest: the frame's sender
+/// is a memory component, as the sender's VMM stated in the frame's
+/// authenticated trailer. A guest never sets it (its VMM drops such a
+/// frame), and whatever a frame carries here on the wire is overwritten.
+pub const FLAG_FROM_MEMORY: u16 = 2;
 /// Flags this version defines; any other bit set is an error.
-pub const KNOWN_FLAGS: u16 = FLAG_REPLY;
+pub const KNOWN_FLAGS: u16 = FLAG_REPLY | FLAG_FROM_MEMORY;
 
 /// Why a request failed, in an [`Kind::Error`] frame.
 #[repr(u32)]
@@ -70,6 +75,10 @@ pub enum ErrorCode {
     UnknownDestination = 3,
     /// The receiver could not parse the request.
     BadRequest = 4,
+    /// The frame is larger than the destination takes.
+    TooLarge = 5,
+    /// The destination's guest did not take the frame in time.
+    NotTaken = 6,
 }
 
 impl ErrorCode {
@@ -79,6 +88,8 @@ impl ErrorCode {
             2 => Some(ErrorCode::Unreachable),
             3 => Some(ErrorCode::UnknownDestination),
             4 => Some(ErrorCode::BadRequest),
+            5 => Some(ErrorCode::TooLarge),
+            6 => Some(ErrorCode::NotTaken),
             _ => None,
         }
     }
@@ -191,6 +202,11 @@ impl Header {
 
     pub const fn is_reply(&self) -> bool {
         self.flags & FLAG_REPLY != 0
+    }
+
+    /// Whether the receiving VMM says the sender is a memory component.
+    pub const fn from_memory(&self) -> bool {
+        self.flags & FLAG_FROM_MEMORY != 0
     }
 
     /// The 32 header bytes.
@@ -355,7 +371,7 @@ mod tests {
             // A flip may only pass where another value is also meaningful:
             // the kind (1 <-> 3 ...), the reply flag, the id and the endpoints.
             if let Ok((got, _, _)) = decode(&bytes) {
-                let meaningful = byte == 3 || (byte == 4 && bit == 0) || (12..28).contains(&byte);
+                let meaningful = byte == 3 || (byte == 4 && bit <= 1) || (12..28).contains(&byte);
                 prop_assert!(meaningful, "byte {} bit {} passed: {:?}", byte, bit, got);
             }
         }

@@ -87,8 +87,12 @@ pub struct FabricSetup {
     pub status: u32,
     /// Guest to VMM.
     pub tx: QueueAddrs,
-    /// VMM to guest; the guest posts writable buffers of [`FABRIC_BUFFER`] bytes.
+    /// VMM to guest; the guest posts writable buffers of `rx_buffer` bytes.
     pub rx: QueueAddrs,
+    /// Bytes of each receive buffer: the largest frame this guest takes.
+    /// Larger frames for it are refused by its VMM with an error frame.
+    pub rx_buffer: u32,
+    pub _pad: u32,
 }
 
 /// The most bytes one console hypercall may carry; longer lines are split.
@@ -111,8 +115,13 @@ pub struct SelfTestReport {
     pub iterations: u64,
     /// Its result; the VMM recomputes it on the host and compares.
     pub result: u64,
-    /// Bytes the heap check allocated and verified.
+    /// Bytes the heap's free count dropped by while the heap check held
+    /// its allocations (at least `selftest::HEAP_CHECK_MIN`).
     pub heap_bytes: u64,
+    /// The lowest and highest guest address the check's allocations
+    /// covered: the heap is RAM above the image, so they must be there.
+    pub heap_low: u64,
+    pub heap_high: u64,
 }
 
 #[repr(C)]

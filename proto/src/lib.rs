@@ -10,6 +10,7 @@
 #![no_std]
 
 pub mod boot;
+pub mod fabric;
 pub mod frame;
 pub mod hypercall;
 pub mod memory;

@@ -44,7 +44,10 @@ pub const FLAG_FIXED: u32 = 1;
 pub const FLAG_MAYMOVE: u32 = 2;
 /// The request comes from the process's home component: on OP_READ and
 /// OP_WRITE the protection is not checked (mremap moving pages between
-/// owners), and OP_EXIT frees only this owner's part.
+/// owners), and OP_EXIT frees only this owner's part. A claim, checked by
+/// the receiver against the frame's authenticated source: honoured only
+/// from the memory component that is the process's home (the one whose
+/// first OP_SYNC gave this owner the process), else [`NOT_HOME`].
 pub const FLAG_FROM_HOME: u32 = 4;
 /// On OP_READ and OP_READ_WRITE: the page is read for writing (an ExCache write miss), so
 /// the mapping must allow writes (EACCES otherwise).
@@ -87,6 +90,10 @@ pub const NOT_OWNER: u32 = 1002;
 /// The home could not reach the owner of a vRegion the call touched;
 /// `value` is that component's id. The call took effect at the home.
 pub const PEER_FAILED: u32 = 1003;
+/// The request claims [`FLAG_FROM_HOME`], but its sender is not the
+/// process's home memory component. Refused and counted
+/// ([`MemStats::refused_claims`]); nothing changed.
+pub const NOT_HOME: u32 = 1004;
 
 #[repr(C)]
 #[derive(
@@ -132,6 +139,8 @@ pub struct MemStats {
     pub guests: u64,
     /// Calls to other memory components that got no answer.
     pub peer_failures: u64,
+    /// Requests refused with [`NOT_HOME`].
+    pub refused_claims: u64,
 }
 
 /// One VMA in an [`OP_SYNC`].

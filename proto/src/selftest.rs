@@ -9,6 +9,11 @@
 /// Iterations the self-test runs by default (the issue asks for at least 10^8).
 pub const DEFAULT_ITERATIONS: u64 = 100_000_000;
 
+/// Bytes the guest's heap check holds at once, at least (a vector of 2^16
+/// u64 and a page); the heap's own count of free bytes must drop by as
+/// much while they are held.
+pub const HEAP_CHECK_MIN: u64 = (1 << 16) * 8 + 4096;
+
 /// Instructions executed per loop iteration: imul, add, dec, jnz.
 pub const INSNS_PER_ITERATION: u64 = 4;
 

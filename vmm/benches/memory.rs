@@ -7,8 +7,6 @@
 //! (a 40-byte request, a 4 KiB reply). Build the release images first:
 //! `cargo build --release --workspace`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::Instant;
 
@@ -17,7 +15,7 @@ mod common;
 
 use common::{component, host_tcp_p50, median, VMM};
 
-use lego_proto::frame::{Header, Kind, HEADER_LEN};
+use lego_proto::frame::{Kind, HEADER_LEN};
 use lego_proto::memory::*;
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -30,25 +28,16 @@ fn quantile(sorted: &[f64], q: usize) -> f64 {
 }
 
 struct Client {
-    conn: TcpStream,
-    next: u64,
+    conn: lego_wire::client::TcpClient,
     reply: Vec<u8>,
 }
 
 impl Client {
     fn call(&mut self, req: &MemRequest) -> MemReply {
-        self.next += 1;
-        let body = req.as_bytes();
-        let mut frame = Header::request(Kind::Data, self.next, 100, 1, body.len() as u32)
-            .encode()
-            .to_vec();
-        frame.extend_from_slice(body);
-        self.conn.write_all(&frame).expect("send");
-        let mut head = [0u8; HEADER_LEN];
-        self.conn.read_exact(&mut head).expect("reply");
-        let h = Header::decode(&head).expect("reply header");
-        self.reply.resize(h.length as usize, 0);
-        self.conn.read_exact(&mut self.reply).expect("reply body");
+        (_, self.reply) = self
+            .conn
+            .call(1, Kind::Data, req.as_bytes())
+            .expect("reply");
         MemReply::read_from_prefix(&self.reply)
             .expect("memory reply")
             .0
@@ -95,11 +84,8 @@ fn main() {
     ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..RUNS {
         let (_m, addr) = component("memory", 1);
-        let conn = TcpStream::connect(&addr).expect("connect");
-        conn.set_nodelay(true).ok();
         let mut c = Client {
-            conn,
-            next: 0,
+            conn: common::client(&addr, 100),
             reply: Vec::new(),
         };
         c.call(&MemRequest {

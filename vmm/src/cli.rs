@@ -142,6 +142,13 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = "/dev/shm/lego")]
     pub shm_dir: PathBuf,
 
+    /// The rack's key (64 hexadecimal digits, readable by its owner only):
+    /// every frame on the fabric is authenticated with it, and frames
+    /// without it are dropped. Every component of a rack needs the same.
+    /// [default: ~/.config/lego/rack.key, created on first use]
+    #[arg(long, value_name = "FILE")]
+    pub rack_key: Option<PathBuf>,
+
     /// Accept RDMA queue-pair connections here (builds with `--features rdma`).
     #[arg(long, value_name = "ADDR", requires = "id")]
     pub rdma_listen: Option<String>,

@@ -38,6 +38,13 @@ pub enum VmmError {
     #[error("invalid {option}: {why}")]
     BadOption { option: &'static str, why: String },
 
+    /// Another live process on this host is this component already.
+    #[error("{0}")]
+    IdTaken(String),
+
+    #[error("{0}")]
+    RackKey(#[from] lego_wire::key::KeyError),
+
     #[error("KVM refused to {what}: {source}")]
     Kvm {
         what: &'static str,
@@ -69,7 +76,9 @@ impl VmmError {
             | VmmError::ImageNotElf { .. }
             | VmmError::ImageTooBig { .. }
             | VmmError::GuestRam { .. }
-            | VmmError::BadOption { .. } => 2,
+            | VmmError::BadOption { .. }
+            | VmmError::IdTaken(_)
+            | VmmError::RackKey(_) => 2,
             VmmError::Guest(_) => 3,
             VmmError::Kvm { .. } | VmmError::Memory(_) | VmmError::Thread(_) => 1,
         }

@@ -177,6 +177,15 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 }
             }
             check_vregion_peers(args, id, &peers)?;
+            let key = match &args.rack_key {
+                Some(path) => lego_wire::key::RackKey::load(path)?,
+                None => {
+                    let path = lego_wire::key::RackKey::default_path()?;
+                    let key = lego_wire::key::RackKey::load_or_create(&path)?;
+                    log::info!("fabric: the rack key is {}", path.display());
+                    key
+                }
+            };
             Some(fabric::Config {
                 id,
                 listen: args.listen.clone(),
@@ -184,6 +193,8 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 timeout: std::time::Duration::from_millis(args.fabric_timeout_ms.max(1)),
                 shm_dir: args.shm_dir.clone(),
                 rdma_listen: args.rdma_listen.clone(),
+                key,
+                role: args.role.role() as u8,
             })
         }
     };
@@ -282,6 +293,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         program: program.map(|spec| (spec, home)),
     };
     let vm = vm::build(&mut cfg)?;
+    let heap = vm.heap;
     if let Some(f) = &vm.shared.fabric {
         let _ = FABRIC_STATS.set(f.stats.clone());
     }
@@ -395,6 +407,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     report,
                     emulated,
                     exits: 0,
+                    heap,
                 });
             }
             Event::GuestExit { code } => {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use lego_proto::hypercall::SelfTestReport;
-use lego_proto::selftest::{compute_loop, INSNS_PER_ITERATION};
+use lego_proto::selftest::{compute_loop, HEAP_CHECK_MIN, INSNS_PER_ITERATION};
 
 use crate::error::VmmError;
 
@@ -21,6 +21,34 @@ pub struct Outcome {
     pub report: SelfTestReport,
     pub emulated: Option<u64>,
     pub exits: u64,
+    /// Guest-physical [start, end) of the guest's heap: RAM above the image.
+    pub heap: (u64, u64),
+}
+
+/// Whether the guest's heap check is believable: its allocator's free count
+/// dropped by at least what the check held, within the heap, and its
+/// blocks lay in the heap.
+pub fn check_heap_report(r: &SelfTestReport, (start, end): (u64, u64)) -> Result<(), String> {
+    if r.heap_bytes < HEAP_CHECK_MIN {
+        return Err(format!(
+            "its allocator's free bytes dropped by {} while the heap check held at least {HEAP_CHECK_MIN}",
+            r.heap_bytes
+        ));
+    }
+    if r.heap_bytes > end.saturating_sub(start) {
+        return Err(format!(
+            "its allocator gave {} bytes from a heap of {}",
+            r.heap_bytes,
+            end.saturating_sub(start)
+        ));
+    }
+    if r.heap_low < start || r.heap_high > end || r.heap_low >= r.heap_high {
+        return Err(format!(
+            "its allocator gave memory at {:#x}..{:#x}, outside the heap {start:#x}..{end:#x}",
+            r.heap_low, r.heap_high
+        ));
+    }
+    Ok(())
 }
 
 impl Outcome {
@@ -41,6 +69,12 @@ impl Outcome {
                 self.role, self.report.result, self.report.iterations, host_result
             )));
         }
+        check_heap_report(&self.report, self.heap).map_err(|why| {
+            VmmError::Guest(format!(
+                "the {} component's heap check failed: {why}",
+                self.role
+            ))
+        })?;
         // The loop alone is a lower bound on what the self-test ran.
         let ran = self.iterations.saturating_mul(INSNS_PER_ITERATION);
         let native = match self.emulated {
@@ -98,4 +132,37 @@ pub fn vmm_rss_kib(guest_ram_host_addr: u64) -> Option<u64> {
         }
     }
     Some(total - guest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(bytes: u64, low: u64, high: u64) -> SelfTestReport {
+        SelfTestReport {
+            heap_bytes: bytes,
+            heap_low: low,
+            heap_high: high,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_heap_check_that_did_not_allocate_or_strayed_is_refused() {
+        let heap = (0x20_0000, 0x800_0000);
+        let good = report(HEAP_CHECK_MIN + 4096, 0x30_0000, 0x3a_0000);
+        assert_eq!(check_heap_report(&good, heap), Ok(()));
+        let none = report(0, 0x30_0000, 0x3a_0000);
+        assert!(check_heap_report(&none, heap)
+            .unwrap_err()
+            .contains("dropped by 0"));
+        let below = report(HEAP_CHECK_MIN, 0x1000, 0x3a_0000);
+        assert!(check_heap_report(&below, heap)
+            .unwrap_err()
+            .contains("outside the heap"));
+        let above = report(HEAP_CHECK_MIN, 0x30_0000, 0x900_0000);
+        assert!(check_heap_report(&above, heap).is_err());
+        let huge = report(1 << 40, 0x30_0000, 0x3a_0000);
+        assert!(check_heap_report(&huge, heap).is_err());
+    }
 }

@@ -44,6 +44,8 @@ pub struct WorkloadConfig {
 
 pub struct Vm {
     pub shared: Arc<Shared>,
+    /// Guest-physical [start, end) of the guest's heap (RAM above the image).
+    pub heap: (u64, u64),
     pub vcpus: Vec<(VcpuFd, Option<VcpuStats>)>,
     // Kept open for the life of the VM.
     _vm: Arc<VmFd>,
@@ -193,12 +195,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         }
     };
     if let (Some(cache), Some(f)) = (&excache, &fabric) {
-        // The device thread answers; the cache's lock is never held across
-        // a round trip, so this waits at most for a page install.
-        let cache = cache.clone();
-        let _ = f.answers.set(Box::new(move || {
-            zerocopy::IntoBytes::as_bytes(&cache.report()).to_vec()
-        }));
+        let _ = f.answers.set(excache_stats_answer(cache.clone()));
     }
     let program = match cfg.program.take() {
         Some((spec, _)) => Some(Arc::new(
@@ -225,6 +222,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
     });
     Ok(Vm {
         shared,
+        heap: (image.end, cfg.mem),
         vcpus,
         _vm: vm,
         _kvm: kvm_fd,
@@ -257,4 +255,20 @@ fn wall_clock_and_tsc(vcpu: &VcpuFd) -> (u64, u64) {
         Ok(1) => (ns, msrs.as_slice()[0].data),
         _ => (ns, 0),
     }
+}
+
+/// The ExCache's answer to a stats request, made on the fabric's device
+/// thread, which must never wait. The cache's lock is held only for local
+/// work (never across a round trip), so it is usually free: then the
+/// answer is fresh (a finished workload's counters are exact) and kept;
+/// when it is taken, the answer is the last one kept.
+fn excache_stats_answer(cache: Arc<crate::excache::ExCache>) -> crate::fabric::VmmAnswer {
+    let last = std::sync::Mutex::new(lego_proto::process::ExCacheStats::default());
+    Box::new(move || {
+        let mut kept = last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(fresh) = cache.try_report() {
+            *kept = fresh;
+        }
+        zerocopy::IntoBytes::as_bytes(&*kept).to_vec()
+    })
 }

@@ -305,9 +305,8 @@ fn excache_options_are_checked() {
 /// The ExCache's counters are readable on the fabric while it runs.
 #[test]
 fn excache_stats_are_answered_on_the_fabric() {
-    use lego_proto::frame::{Header, Kind, HEADER_LEN};
+    use lego_proto::frame::Kind;
     use lego_proto::process::{ExCacheStats, EXCACHE_STATS_REQUEST};
-    use std::io::{Read, Write};
     use zerocopy::FromBytes;
 
     if !kvm_available() {
@@ -338,19 +337,11 @@ fn excache_stats_are_answered_on_the_fabric() {
         .to_owned();
     p.wait_for("workload: process");
     std::thread::sleep(Duration::from_millis(300));
-    let mut conn = std::net::TcpStream::connect(&me).expect("connect to the processor");
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let header = Header::request(Kind::Data, 1, 100, 50, EXCACHE_STATS_REQUEST.len() as u32);
-    let mut frame = header.encode().to_vec();
-    frame.extend_from_slice(&EXCACHE_STATS_REQUEST);
-    conn.write_all(&frame).unwrap();
-    let mut head = [0u8; HEADER_LEN];
-    conn.read_exact(&mut head).expect("a reply");
-    let reply = Header::decode(&head).expect("a valid header");
-    assert!(reply.is_reply() && reply.request_id == 1 && reply.kind == Kind::Data);
-    let mut body = vec![0u8; reply.length as usize];
-    conn.read_exact(&mut body).unwrap();
+    let mut conn = tcp_client(&me, 100);
+    let (reply, body) = conn
+        .call(50, Kind::Data, &EXCACHE_STATS_REQUEST)
+        .expect("a reply");
+    assert!(reply.is_reply() && reply.kind == Kind::Data);
     let stats = ExCacheStats::read_from_bytes(&body).expect("ExCache stats");
     assert_eq!(stats.pages, 256);
     assert!(stats.misses > 0 && stats.cached > 0, "{stats:?}");

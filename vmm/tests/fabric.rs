@@ -267,17 +267,16 @@ fn peer_killed_mid_stream(via: Via, name: &str) {
     let killed = Instant::now();
     let (code, _) = c.wait(Duration::from_secs(20));
     let text = c.seen.join("\n");
+    let took = killed.elapsed();
     assert_eq!(code, Some(3), "{text}");
+    // The README promises "unreachable" at once, not after the 1000 ms
+    // timeout: the peer's death is seen (its pid over shared memory, its
+    // connection closing over TCP) and the requests in flight fail then.
     assert!(
-        text.contains("component 1 is unreachable")
-            || text.contains("component 1 did not answer within 1000 ms"),
+        text.contains("component 1 is unreachable") && !text.contains("did not answer"),
         "{text}"
     );
-    assert!(
-        killed.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        killed.elapsed()
-    );
+    assert!(took < Duration::from_millis(1000), "took {took:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -297,11 +296,20 @@ fn send_and_expect_close(addr: &str, bytes: &[u8]) {
     conn.set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();
     let _ = conn.write_all(bytes);
-    let mut sink = [0u8; 64];
-    match conn.read(&mut sink) {
-        Ok(0) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        other => panic!("the server did not close a bad connection: {other:?}"),
+    expect_closed(&conn);
+}
+
+/// Reads until the server closes the connection (it greets first).
+fn expect_closed(mut conn: &TcpStream) {
+    let mut sink = [0u8; 256];
+    let mut got = 0;
+    loop {
+        match conn.read(&mut sink) {
+            Ok(0) => return,
+            Ok(n) if got + n <= lego_wire::hello::HELLO_LEN => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            other => panic!("the server did not close a bad connection: {other:?}"),
+        }
     }
 }
 
@@ -313,28 +321,31 @@ fn garbage_on_the_fabric_port_is_dropped_and_counted() {
     let dir = shm_dir("garbage");
     let (mut server, peer) = server("storage", 1, Via::Tcp, &dir);
     let addr = peer.trim_start_matches("1=").to_owned();
-    let good = Header::request(Kind::Ping, 1, 5, 1, 0).encode();
-    // Not a frame at all.
+    // Not a greeting at all.
     send_and_expect_close(
         &addr,
-        b"GET / HTTP/1.0\r\n\r\nthis is not the Lego fabric protocol",
+        b"GET / HTTP/1.0\r\nUser-Agent: curl\r\n\r\nthis is not the Lego fabric protocol, and it is longer than a greeting",
     );
-    // A wrong version, an unknown kind, a length over the limit.
+    // Greeted with the rack key, then a wrong version, an unknown kind, a
+    // length over the limit: each connection is closed.
+    let good = Header::request(Kind::Ping, 1, 5, 1, 0).encode();
     let mut v = good;
     v[2] = 99;
-    send_and_expect_close(&addr, &v);
     let mut k = good;
     k[3] = 200;
-    send_and_expect_close(&addr, &k);
     let mut big = good;
     big[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-    send_and_expect_close(&addr, &big);
+    for bad in [v, k, big] {
+        let mut c = tcp_client(&addr, 5);
+        c.write_raw(&bad).unwrap();
+        expect_closed(c.stream());
+    }
     // A frame cut short, then the connection closed.
     {
-        let mut conn = TcpStream::connect(&addr).expect("connect");
+        let mut c = tcp_client(&addr, 5);
         let mut cut = Header::request(Kind::Data, 2, 5, 1, 100).encode().to_vec();
         cut.extend_from_slice(&[1; 10]);
-        let _ = conn.write_all(&cut);
+        c.write_raw(&cut).unwrap();
     }
     // A flood of connections that open and close.
     for _ in 0..200 {
@@ -345,22 +356,19 @@ fn garbage_on_the_fabric_port_is_dropped_and_counted() {
     assert_eq!(code, Some(0), "{err}");
     assert!(server.alive(), "the server is still up");
     server.wait_for("closed the connection from");
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
-    let (code, _) = server.wait(Duration::from_secs(10));
-    assert_eq!(code, Some(0));
-    let summary = server
-        .seen
-        .iter()
-        .find(|l| l.contains("fabric: ") && l.contains("bad from peers"))
-        .cloned()
-        .unwrap_or_default();
-    // Four bad headers closed four connections; the frame cut short is a
-    // fifth bad frame (its connection had already ended).
-    assert!(
-        summary.contains("5 bad from peers (4 connections closed)"),
-        "{summary}"
+    let stats = fabric_stats(&mut tcp_client(&addr, 6), 1);
+    // The greeting that was not one and three bad headers: four bad
+    // frames, four connections closed; the frame cut short had no trailer.
+    assert_eq!(
+        (
+            stats.bad_frames,
+            stats.bad_connections,
+            stats.unauthenticated
+        ),
+        (4, 4, 1),
+        "{stats:?}"
     );
+    assert_eq!(server.stop(), Some(0));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -387,7 +395,7 @@ fn garbage_in_a_shared_memory_ring_is_skipped_and_counted() {
     ring.write_all_at(&[0x5a; 100], 4096 + (tail % (4 << 20)))
         .unwrap();
     ring.write_all_at(&(tail + 100).to_le_bytes(), 64).unwrap();
-    server.wait_for("skipped the ring from component 2");
+    server.wait_for("skipped in the ring from component 2");
     // The server goes on serving the same client.
     let (code, err) = client(2, &peer, &dir, "pingpong:1:5");
     assert_eq!(code, Some(0), "{err}");
@@ -416,7 +424,7 @@ fn idle_connections_held_open_do_not_lock_peers_out() {
         "took {:?}",
         start.elapsed()
     );
-    server.wait_for("closed the oldest that sent no frame");
+    server.wait_for("closed the oldest that sent no greeting");
     drop(held);
     assert_eq!(server.stop(), Some(0));
     let _ = std::fs::remove_dir_all(dir);
@@ -520,9 +528,12 @@ fn rdma_without_a_device_is_refused_with_a_sentence() {
         &["--rdma-listen", "127.0.0.1:0"][..],
         &["--peer", "2=rdma:127.0.0.1:9"][..],
     ] {
-        let mut all = vec!["--role", "memory", "--id", "1"];
+        let own = own_shm_dir();
+        let dir = own.to_string_lossy();
+        let mut all = vec!["--role", "memory", "--id", "1", "--shm-dir", &dir];
         all.extend_from_slice(args);
         let out = run(&all);
+        let _ = std::fs::remove_dir_all(&own);
         if cfg!(feature = "rdma") {
             expect_failure(
                 &out,
@@ -568,6 +579,17 @@ fn bad_fabric_options_get_a_sentence() {
     }
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = run(&["--role", "memory", "--id", "1", "--listen", &addr]);
+    let dir = own_shm_dir();
+    let out = run(&[
+        "--role",
+        "memory",
+        "--id",
+        "1",
+        "--listen",
+        &addr,
+        "--shm-dir",
+        &dir.to_string_lossy(),
+    ]);
+    let _ = std::fs::remove_dir_all(dir);
     expect_failure(&out, 2, &["invalid --listen: cannot listen on", &addr]);
 }

@@ -102,6 +102,31 @@ fn hex_after(text: &str, prefix: &str) -> u64 {
     u64::from_str_radix(&digits, 16).unwrap_or_else(|_| panic!("hex in {word:?}"))
 }
 
+/// The function of each frame of the first backtrace in gdb's output
+/// (`#N  [ADDR in] FUNCTION (ARGS) ...`).
+fn backtrace(text: &str) -> Vec<String> {
+    let mut frames = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((n, rest)) = rest.split_once(' ') else {
+            continue;
+        };
+        let Ok(n) = n.parse::<usize>() else { continue };
+        if n != frames.len() {
+            break;
+        }
+        let rest = rest.trim_start();
+        let rest = match rest.split_once(" in ") {
+            Some((addr, f)) if addr.starts_with("0x") => f,
+            _ => rest,
+        };
+        frames.push(rest.split(" (").next().unwrap_or(rest).trim().to_owned());
+    }
+    frames
+}
+
 #[test]
 fn break_read_step_registers_continue_detach() {
     if !kvm_available() || !gdb_available() {
@@ -114,6 +139,7 @@ fn break_read_step_registers_continue_detach() {
         &[
             "break guest_mmon::announce",
             "continue",
+            "bt",
             "print summary.ram_bytes",
             "stepi",
             "stepi",
@@ -126,6 +152,20 @@ fn break_read_step_registers_continue_detach() {
         ],
     );
     assert!(out.contains("Breakpoint 1, guest_mmon::announce"), "{out}");
+    // The backtrace is exactly the real chain, from the image's entry to
+    // the breakpoint: no frame guessed, none missing, nothing after _start.
+    assert_eq!(
+        backtrace(&out),
+        [
+            "guest_mmon::announce",
+            "guest_mmon::main",
+            "guest_mmon::lego_guest_main",
+            "lego_image::entry::image_entry",
+            "_start",
+        ],
+        "{out}"
+    );
+    assert!(!out.contains("Backtrace stopped"), "{out}");
     assert!(out.contains("$1 = 134217728"), "the variable: {out}");
     let bp = hex_after(&out, "Breakpoint 1 at ");
     let rip = hex_after(&out, "rip");

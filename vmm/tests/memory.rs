@@ -7,12 +7,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
-use lego_proto::frame::{Header, Kind, HEADER_LEN};
+use lego_proto::frame::Kind;
 use lego_proto::memory::*;
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -21,35 +19,25 @@ const RW: u32 = 3;
 const GIB: u64 = 1 << 30;
 
 struct Client {
-    conn: TcpStream,
-    next: u64,
+    conn: lego_wire::client::TcpClient,
 }
 
 impl Client {
     fn connect(addr: &str) -> Client {
-        let conn = TcpStream::connect(addr).expect("connect to the memory component");
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        conn.set_nodelay(true).unwrap();
-        Client { conn, next: 1 }
+        Client {
+            conn: tcp_client(addr, ME),
+        }
     }
 
     /// One request to component `dst`; the reply's payload.
     fn call(&mut self, dst: u32, payload: &[u8]) -> Vec<u8> {
-        let id = self.next;
-        self.next += 1;
-        let header = Header::request(Kind::Data, id, ME, dst, payload.len() as u32);
-        let mut frame = header.encode().to_vec();
-        frame.extend_from_slice(payload);
-        self.conn.write_all(&frame).expect("send");
-        let mut head = [0u8; HEADER_LEN];
-        self.conn.read_exact(&mut head).expect("reply header");
-        let reply = Header::decode(&head).expect("a valid reply header");
-        let mut body = vec![0u8; reply.length as usize];
-        self.conn.read_exact(&mut body).expect("reply body");
-        assert!(
-            reply.is_reply() && reply.request_id == id && reply.src == dst,
-            "{reply:?}"
+        let (reply, body) = self.conn.call(dst, Kind::Data, payload).expect("a reply");
+        assert!(reply.is_reply() && reply.src == dst, "{reply:?}");
+        assert_eq!(
+            reply.kind,
+            Kind::Data,
+            "{:?}",
+            String::from_utf8_lossy(&body)
         );
         body
     }

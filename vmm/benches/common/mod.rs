@@ -18,6 +18,12 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 /// A component serving the fabric, killed when dropped.
 pub struct Component(Child);
 
+impl Component {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Component {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -81,4 +87,22 @@ pub fn host_tcp_p50(request: usize, reply: usize, count: usize) -> f64 {
         lat.push(t.elapsed().as_secs_f64() * 1e6);
     }
     median(lat)
+}
+
+/// The rack key of this host, as the components started here use it.
+pub fn rack_key() -> lego_wire::key::RackKey {
+    let path = lego_wire::key::RackKey::default_path().expect("a default rack key path");
+    lego_wire::key::RackKey::load_or_create(&path).expect("the default rack key")
+}
+
+/// A fabric client connected to the component at `addr` as tool `id`.
+pub fn client(addr: &str, id: u32) -> lego_wire::client::TcpClient {
+    lego_wire::client::TcpClient::connect(
+        addr,
+        id,
+        lego_wire::auth::ROLE_TOOL,
+        &rack_key(),
+        std::time::Duration::from_secs(10),
+    )
+    .expect("connect to the component")
 }

@@ -413,11 +413,17 @@ impl ExCache {
         st.regions.ensure(&self.uffd, slot as u64, index)
     }
 
-    /// The counters, as the fabric's stats request answers them.
-    pub fn report(&self) -> lego_proto::process::ExCacheStats {
-        let st = self.lock();
+    /// The counters, as the fabric's stats request answers them, or None
+    /// when the cache's lock is taken at this instant (the caller must not
+    /// wait). The percentiles are computed after the lock is let go.
+    pub fn try_report(&self) -> Option<lego_proto::process::ExCacheStats> {
+        let st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
         let s = &st.stats;
-        lego_proto::process::ExCacheStats {
+        let mut report = lego_proto::process::ExCacheStats {
             pages: st.capacity as u64,
             cached: st.pages.len() as u64,
             misses: s.misses,
@@ -429,10 +435,17 @@ impl ExCache {
             folded: s.folded,
             prefetched: s.prefetched,
             prefetch_hits: s.prefetch_hits,
-            miss_p50_us: s.miss_us(0.5) as u64,
-            miss_p99_us: s.miss_us(0.99) as u64,
             miss_histogram: s.histogram,
-        }
+            ..Default::default()
+        };
+        let samples = Stats {
+            samples_us: s.samples_us.clone(),
+            ..Default::default()
+        };
+        drop(st);
+        report.miss_p50_us = samples.miss_us(0.5) as u64;
+        report.miss_p99_us = samples.miss_us(0.99) as u64;
+        Some(report)
     }
 
     /// (misses, evictions, write-backs, miss p50 in us).

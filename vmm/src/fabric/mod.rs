@@ -13,7 +13,14 @@
 //!
 //! Every request the guest sends to a peer gets an answer within
 //! `--fabric-timeout-ms`: the peer's reply, or an error frame the VMM makes
-//! (unreachable, unknown destination, timeout).
+//! (unreachable, unknown destination, too large, timeout).
+//!
+//! Between VMMs every frame is authenticated with the rack key
+//! (`lego_wire::auth`); transports check it, and the source id a guest sees
+//! is the one the sender's VMM sealed, which that VMM checked its own guest
+//! did not forge. No frame can hold the device: one the guest cannot take
+//! (too large for its buffers, or its ring full past the fabric timeout) is
+//! refused with an error frame or dropped, and counted.
 
 // Used by the `rdma` feature; compiled and tested without it too.
 #[cfg_attr(not(feature = "rdma"), allow(dead_code))]
@@ -24,13 +31,17 @@ pub mod shm;
 pub mod tcp;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use lego_proto::frame::{self, ComponentId, ErrorCode, Header, Kind, HEADER_LEN};
+use lego_proto::frame::{
+    self, ComponentId, ErrorCode, Header, Kind, FLAG_FROM_MEMORY, HEADER_LEN, MAX_PAYLOAD,
+};
 use lego_proto::hypercall::{FabricSetup, FABRIC_BUFFER, FABRIC_QUEUE_SIZE};
+use lego_wire::auth::SenderRole;
+use lego_wire::key::RackKey;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, VolatileSlice};
 
@@ -40,6 +51,9 @@ use crate::memory::GuestRam;
 const POLL_WINDOW: Duration = Duration::from_micros(200);
 /// Frames for the guest held while its receive ring is full.
 const PENDING_LIMIT: usize = 4096;
+/// How long an idle device thread sleeps when nothing is due: a guest kick
+/// or a frame wakes it at once, so this only bounds a lost wake-up.
+const IDLE_SLEEP: Duration = Duration::from_secs(1);
 
 /// The address that makes a peer a same-host, shared-memory peer.
 pub const SHM: &str = "shm";
@@ -54,6 +68,50 @@ pub struct Config {
     pub shm_dir: std::path::PathBuf,
     /// Where RDMA peers connect their queue pairs (feature `rdma`).
     pub rdma_listen: Option<String>,
+    pub key: RackKey,
+    /// What this component is, as its frames say to their receivers.
+    pub role: SenderRole,
+}
+
+/// What every transport needs to know about this end of the fabric.
+pub struct Local {
+    pub id: ComponentId,
+    pub role: SenderRole,
+    pub key: RackKey,
+    /// The largest frame this component's guest takes (it says so when it
+    /// sets up its queues); told to peers, who refuse larger ones.
+    pub max_frame: AtomicU32,
+}
+
+impl Local {
+    pub fn max_frame(&self) -> usize {
+        self.max_frame.load(Ordering::Relaxed) as usize
+    }
+}
+
+/// Why a transport could not send a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("component {peer} takes frames of at most {max} bytes, and this one has {len}")]
+    TooLarge {
+        peer: ComponentId,
+        len: usize,
+        max: usize,
+    },
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+impl From<String> for SendError {
+    fn from(why: String) -> SendError {
+        SendError::Unreachable(why)
+    }
+}
+
+impl From<&str> for SendError {
+    fn from(why: &str) -> SendError {
+        SendError::Unreachable(why.to_owned())
+    }
 }
 
 /// One way of moving frames between components. Inbound frames go to the
@@ -64,12 +122,15 @@ pub trait Transport: Send + Sync {
     /// Whether frames to `peer` go this way: a peer configured for this
     /// transport, or one that reached us through it (and is answered there).
     fn reaches(&self, peer: ComponentId) -> bool;
-    fn send(&self, peer: ComponentId, frame: &Outgoing) -> Result<(), String>;
+    /// Seals and sends one frame to `peer`.
+    fn send(&self, peer: ComponentId, frame: &Outgoing) -> Result<(), SendError>;
 }
 
 /// A frame on its way out: the header bytes, and a payload that is still
-/// in guest memory when it came from the guest, so a transport copies a
-/// page once, from the guest to the socket, ring or registered buffer.
+/// in guest memory when it came from the guest. A transport copies it into
+/// the VMM once ([`Outgoing::payload_bytes`]) and computes the frame's tag
+/// over that copy: a tag computed over guest memory, which the guest may
+/// still change, could vouch for other bytes than those sent.
 pub struct Outgoing<'a> {
     pub header: [u8; HEADER_LEN],
     pub payload: Payload<'a>,
@@ -98,6 +159,18 @@ impl Outgoing<'_> {
         v
     }
 
+    /// The payload in VMM memory: borrowed, or copied out of the guest.
+    pub fn payload_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &self.payload {
+            Payload::Bytes(b) => std::borrow::Cow::Borrowed(b),
+            Payload::Guest(s) => {
+                let mut v = vec![0u8; s.len()];
+                s.copy_to(&mut v[..]);
+                std::borrow::Cow::Owned(v)
+            }
+        }
+    }
+
     /// Copies the payload into `out`, which must be its length.
     pub fn payload_into(&self, out: &mut [u8]) {
         match &self.payload {
@@ -122,14 +195,26 @@ pub struct Stats {
     pub refused_connections: AtomicU64,
     pub misrouted: AtomicU64,
     pub errors_made: AtomicU64,
+    /// Frames the guest did not take: its ring stayed full past the fabric
+    /// timeout, or the pending queue was full.
     pub guest_full_drops: AtomicU64,
+    /// Frames larger than the guest's buffers (refused with an error frame).
+    pub too_large: AtomicU64,
+    /// Frames (and greetings) without a valid tag for the rack key.
+    pub unauthenticated: AtomicU64,
+    /// Frames with a valid tag seen before (or out of order).
+    pub replayed: AtomicU64,
+    /// Authenticated frames naming another source than their sender.
+    pub forged_source: AtomicU64,
+    /// Times one component id was answered by two processes at once.
+    pub duplicate_ids: AtomicU64,
 }
 
 impl Stats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "fabric: {} frames from the guest, {} to it, {} sent to peers, {} received; dropped: {} bad from the guest, {} bad from peers ({} connections closed), {} connections refused, {} misrouted, {} for a full guest ring; {} error replies made",
+            "fabric: {} frames from the guest, {} to it, {} sent to peers, {} received; dropped: {} bad from the guest, {} bad from peers ({} connections closed), {} connections refused, {} misrouted, {} for a full guest ring, {} too large for the guest, {} unauthenticated, {} replayed, {} with a forged source; {} error replies made; {} duplicate ids seen",
             g(&self.from_guest),
             g(&self.to_guest),
             g(&self.sent),
@@ -140,19 +225,51 @@ impl Stats {
             g(&self.refused_connections),
             g(&self.misrouted),
             g(&self.guest_full_drops),
+            g(&self.too_large),
+            g(&self.unauthenticated),
+            g(&self.replayed),
+            g(&self.forged_source),
             g(&self.errors_made),
+            g(&self.duplicate_ids),
         )
+    }
+
+    /// The counters as the VMM answers a fabric stats request.
+    pub fn snapshot(&self) -> lego_proto::fabric::FabricStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        lego_proto::fabric::FabricStats {
+            from_guest: g(&self.from_guest),
+            to_guest: g(&self.to_guest),
+            sent: g(&self.sent),
+            received: g(&self.received),
+            bad_from_guest: g(&self.bad_from_guest),
+            bad_frames: g(&self.bad_frames),
+            bad_connections: g(&self.bad_connections),
+            misrouted: g(&self.misrouted),
+            errors_made: g(&self.errors_made),
+            guest_full_drops: g(&self.guest_full_drops),
+            too_large: g(&self.too_large),
+            unauthenticated: g(&self.unauthenticated),
+            replayed: g(&self.replayed),
+            forged_source: g(&self.forged_source),
+            duplicate_ids: g(&self.duplicate_ids),
+        }
     }
 }
 
 pub enum Event {
     Kick,
-    /// A whole frame from a peer, already checked.
-    Inbound(Vec<u8>),
+    /// A peer's process ended (or its connection did): requests to it that
+    /// are still waiting will not be answered, so they fail now.
+    PeerGone(ComponentId, String),
+    /// A whole frame from a peer (header and payload), already
+    /// authenticated, and the role its sender's VMM stated.
+    Inbound(Vec<u8>, SenderRole),
 }
 
-/// The VMM's own calls waiting for their replies, by request id.
-type Calls = Arc<Mutex<HashMap<u64, Sender<CallReply>>>>;
+/// The VMM's own calls waiting for their replies, by request id: where
+/// each went, and who waits.
+type Calls = Arc<Mutex<HashMap<u64, (ComponentId, Sender<CallReply>)>>>;
 
 /// Where transports put what they receive: replies to the VMM's own calls
 /// go straight to the waiting caller (no hop through the device thread,
@@ -165,9 +282,9 @@ pub struct Events {
 
 impl Events {
     pub fn send(&self, event: Event) -> Result<(), std::sync::mpsc::SendError<Event>> {
-        if let Event::Inbound(bytes) = &event {
+        if let Event::Inbound(bytes, _) = &event {
             if let Some((id, answer)) = vmm_reply(bytes) {
-                if let Some(waiter) = self.calls.lock().ok().and_then(|mut c| c.remove(&id)) {
+                if let Some((_, waiter)) = self.calls.lock().ok().and_then(|mut c| c.remove(&id)) {
                     let _ = waiter.send(answer);
                 }
                 return Ok(());
@@ -262,11 +379,13 @@ pub struct Fabric {
     timeout: Duration,
     transports: Arc<Vec<Box<dyn Transport>>>,
     calls: Calls,
+    local: Arc<Local>,
     /// What the VMM answers itself on the fabric (the ExCache's stats).
     pub answers: std::sync::OnceLock<VmmAnswer>,
 }
 
-/// Makes the VMM's answer to a stats request.
+/// Makes the VMM's answer to a stats request. It runs on the device
+/// thread, so it must answer from what it has, never wait.
 pub type VmmAnswer = Box<dyn Fn() -> Vec<u8> + Send + Sync>;
 
 impl Fabric {
@@ -279,6 +398,12 @@ impl Fabric {
             calls: calls.clone(),
         };
         let stats = Arc::new(Stats::default());
+        let local = Arc::new(Local {
+            id: cfg.id,
+            role: cfg.role,
+            key: cfg.key.clone(),
+            max_frame: AtomicU32::new(FABRIC_BUFFER),
+        });
         let shm_peers = cfg
             .peers
             .iter()
@@ -292,10 +417,21 @@ impl Fabric {
                 .any(|a| qp_address::parse_peer_addr(a).is_some());
         #[allow(unused_mut)]
         let mut transports: Vec<Box<dyn Transport>> = Vec::new();
+        // Shared memory first: it claims this id on this host, and a
+        // component whose id is taken must stop before it listens.
+        let shm = shm::ShmTransport::start(
+            &cfg.shm_dir,
+            local.clone(),
+            shm_peers,
+            cfg.timeout,
+            events.clone(),
+            stats.clone(),
+        )?;
         if wants_rdma {
             #[cfg(feature = "rdma")]
             transports.push(Box::new(rdma::RdmaTransport::start(
                 &cfg,
+                local.clone(),
                 events.clone(),
                 stats.clone(),
             )?));
@@ -305,16 +441,10 @@ impl Fabric {
                 why: "RDMA was asked for, but this lego-vmm was built without it (cargo build --features rdma)".into(),
             });
         }
-        transports.push(Box::new(shm::ShmTransport::start(
-            &cfg.shm_dir,
-            cfg.id,
-            shm_peers,
-            cfg.timeout,
-            events.clone(),
-            stats.clone(),
-        )?));
+        transports.push(Box::new(shm));
         transports.push(Box::new(tcp::TcpTransport::start(
             &cfg,
+            local.clone(),
             events.clone(),
             stats.clone(),
         )?));
@@ -330,6 +460,7 @@ impl Fabric {
             timeout: cfg.timeout,
             transports: transports.clone(),
             calls,
+            local,
             answers: std::sync::OnceLock::new(),
         });
         let device = Device {
@@ -356,6 +487,14 @@ impl Fabric {
                 s.queue_size
             ));
         }
+        let largest = HEADER_LEN as u32 + MAX_PAYLOAD;
+        if !(HEADER_LEN as u32 + 64..=largest).contains(&s.rx_buffer) {
+            return Err(format!(
+                "receive buffers of {} bytes (from {} to {largest})",
+                s.rx_buffer,
+                HEADER_LEN + 64
+            ));
+        }
         let make = |a: &lego_proto::hypercall::QueueAddrs| -> Result<Queue, String> {
             let mut q = Queue::new(FABRIC_QUEUE_SIZE).map_err(|e| e.to_string())?;
             q.set_size(FABRIC_QUEUE_SIZE);
@@ -378,6 +517,7 @@ impl Fabric {
             .map_err(|e| e.to_string())?;
         *self.queues.lock().map_err(|_| "fabric lock poisoned")? = Some(Queues { tx, rx });
         *self.rx_used.0.lock().map_err(|_| "fabric lock poisoned")? = 0;
+        self.local.max_frame.store(s.rx_buffer, Ordering::Relaxed);
         let _ = self.events.send(Event::Kick);
         Ok(())
     }
@@ -397,6 +537,13 @@ impl Fabric {
         dst: ComponentId,
         payload: &[u8],
     ) -> Result<PendingCall, String> {
+        if payload.len() > FABRIC_BUFFER as usize - HEADER_LEN {
+            return Err(format!(
+                "a request of {} bytes to component {dst} is larger than the fabric carries ({} bytes of payload)",
+                payload.len(),
+                FABRIC_BUFFER as usize - HEADER_LEN
+            ));
+        }
         let id = VMM_REQUEST | self.next_call.fetch_add(1, Ordering::Relaxed);
         let header = Header::request(Kind::Data, id, self.id, dst, payload.len() as u32);
         let Some(t) = self.transports.iter().find(|t| t.reaches(dst)) else {
@@ -409,7 +556,7 @@ impl Fabric {
         self.calls
             .lock()
             .map_err(|_| "the fabric's call table is poisoned".to_owned())?
-            .insert(id, reply);
+            .insert(id, (dst, reply));
         let pending = PendingCall {
             fabric: self.clone(),
             id,
@@ -420,8 +567,12 @@ impl Fabric {
             header: header.encode(),
             payload: Payload::Bytes(payload),
         };
-        if let Err(why) = t.send(dst, &out) {
-            return Err(format!("component {dst} is unreachable: {why}"));
+        match t.send(dst, &out) {
+            Ok(()) => {}
+            Err(e @ SendError::TooLarge { .. }) => return Err(e.to_string()),
+            Err(SendError::Unreachable(why)) => {
+                return Err(format!("component {dst} is unreachable: {why}"))
+            }
         }
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
         Ok(pending)
@@ -442,6 +593,15 @@ impl Fabric {
     }
 }
 
+/// A frame waiting for room in the guest's receive ring.
+struct ForGuest {
+    bytes: Vec<u8>,
+    /// Dropped (a request answered with an error) if not taken by then.
+    deadline: Instant,
+    /// It came from a peer (which a refusal must answer), not from here.
+    from_peer: bool,
+}
+
 /// The device thread's state.
 struct Device {
     fabric: Arc<Fabric>,
@@ -449,7 +609,7 @@ struct Device {
     transports: Arc<Vec<Box<dyn Transport>>>,
     inbox: Receiver<Event>,
     /// Frames for the guest, oldest first.
-    pending: VecDeque<Vec<u8>>,
+    pending: VecDeque<ForGuest>,
     /// Requests sent to peers and not answered yet: (peer, request id) -> deadline.
     outstanding: HashMap<(ComponentId, u64), (Instant, Header)>,
     timeout: Duration,
@@ -474,12 +634,13 @@ impl Device {
                 std::thread::yield_now();
                 continue;
             }
-            // Idle: let the guest kick again, then sleep until something happens.
+            // Idle: let the guest kick again, then sleep until something
+            // happens or a deadline is due.
             if self.set_kicks(true) {
                 self.set_kicks(false);
                 continue;
             }
-            match self.inbox.recv_timeout(Duration::from_millis(5)) {
+            match self.inbox.recv_timeout(self.sleep_for()) {
                 Ok(event) => self.on_event(event),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -489,33 +650,91 @@ impl Device {
         }
     }
 
+    /// How long the idle device may sleep: until the next deadline.
+    fn sleep_for(&self) -> Duration {
+        let now = Instant::now();
+        let next = self
+            .outstanding
+            .values()
+            .map(|(d, _)| *d)
+            .chain(self.pending.front().map(|f| f.deadline))
+            .min();
+        match next {
+            Some(d) => d.saturating_duration_since(now).min(IDLE_SLEEP),
+            None => IDLE_SLEEP,
+        }
+    }
+
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Kick => {}
-            Event::Inbound(bytes) => {
-                if let Ok(h) = Header::decode(&bytes) {
-                    if h.is_reply() {
-                        self.outstanding.remove(&(h.src, h.request_id));
-                    } else if let Some(answer) = self.vmm_answer(&h, &bytes[HEADER_LEN..]) {
-                        let reply = h.reply(Kind::Data, answer.len() as u32);
-                        self.route_frame(
-                            reply,
-                            &Outgoing {
-                                header: reply.encode(),
-                                payload: Payload::Bytes(&answer),
-                            },
-                        );
-                        return;
-                    }
+            Event::PeerGone(peer, why) => self.peer_gone(peer, &why),
+            Event::Inbound(mut bytes, role) => {
+                let Ok(h) = Header::decode(&bytes) else {
+                    return;
+                };
+                if h.is_reply() {
+                    self.outstanding.remove(&(h.src, h.request_id));
+                } else if let Some(answer) = self.vmm_answer(&h, &bytes[HEADER_LEN..]) {
+                    let reply = h.reply(Kind::Data, answer.len() as u32);
+                    self.route_frame(
+                        reply,
+                        &Outgoing {
+                            header: reply.encode(),
+                            payload: Payload::Bytes(&answer),
+                        },
+                    );
+                    return;
                 }
-                self.for_guest(bytes);
+                // The guest learns what the sender's VMM vouched for, and
+                // nothing a frame claims for itself.
+                let flags = if role == lego_proto::boot::Role::Memory as u8 {
+                    h.flags | FLAG_FROM_MEMORY
+                } else {
+                    h.flags & !FLAG_FROM_MEMORY
+                };
+                bytes[4..6].copy_from_slice(&flags.to_le_bytes());
+                self.for_guest(bytes, true);
             }
         }
     }
 
-    /// A request the VMM itself answers (the ExCache's stats), if it is one.
+    /// Fails at once every request still waiting for `peer`, the guest's
+    /// and the VMM's own: their replies cannot come any more.
+    fn peer_gone(&mut self, peer: ComponentId, why: &str) {
+        let detail = format!("component {peer} is unreachable: {why}");
+        let waiting: Vec<(ComponentId, u64)> = self
+            .outstanding
+            .keys()
+            .filter(|(dst, _)| *dst == peer)
+            .copied()
+            .collect();
+        for key in waiting {
+            if let Some((_, header)) = self.outstanding.remove(&key) {
+                self.error_reply(&header, ErrorCode::Unreachable, &detail);
+            }
+        }
+        if let Ok(mut calls) = self.fabric.calls.lock() {
+            calls.retain(|_, (dst, waiter)| {
+                let keep = *dst != peer;
+                if !keep {
+                    let _ = waiter.send(Err(detail.clone()));
+                }
+                keep
+            });
+        }
+    }
+
+    /// A request the VMM itself answers (the fabric's or the ExCache's
+    /// stats), if it is one.
     fn vmm_answer(&self, h: &Header, payload: &[u8]) -> Option<Vec<u8>> {
-        if h.kind != Kind::Data || payload != lego_proto::process::EXCACHE_STATS_REQUEST {
+        if h.kind != Kind::Data {
+            return None;
+        }
+        if payload == lego_proto::fabric::FABRIC_STATS_REQUEST {
+            return Some(zerocopy::IntoBytes::as_bytes(&self.fabric.stats.snapshot()).to_vec());
+        }
+        if payload != lego_proto::process::EXCACHE_STATS_REQUEST {
             return None;
         }
         let answer = self.fabric.answers.get()?;
@@ -574,7 +793,7 @@ impl Device {
     }
 
     /// Routes the frame in one guest buffer, leaving its payload in guest
-    /// memory for the transport to send from (no copy into the VMM).
+    /// memory for the transport to take.
     fn route_guest(&mut self, descs: &[(GuestAddress, u32)]) {
         // The payload slice borrows guest memory, not the device.
         let fabric = self.fabric.clone();
@@ -643,7 +862,7 @@ impl Device {
         }
     }
 
-    /// Where a frame from the guest goes.
+    /// Where a frame from the guest (or made by the VMM for a peer) goes.
     fn route_frame(&mut self, header: Header, frame: &Outgoing) {
         if !header.is_reply() && header.request_id & VMM_REQUEST != 0 {
             self.bad_from_guest("it uses a request id reserved for the VMM");
@@ -653,8 +872,12 @@ impl Device {
             self.bad_from_guest(&format!("it claims to come from component {}", header.src));
             return;
         }
+        if header.from_memory() {
+            self.bad_from_guest("it claims a flag only the receiving VMM sets");
+            return;
+        }
         if header.dst == self.fabric.id {
-            self.for_guest(frame.to_vec());
+            self.for_guest(frame.to_vec(), false);
             return;
         }
         let Some(t) = self.transports.iter().position(|t| t.reaches(header.dst)) else {
@@ -678,13 +901,16 @@ impl Device {
             Ok(()) => {
                 self.fabric.stats.sent.fetch_add(1, Ordering::Relaxed);
             }
-            Err(why) => {
+            Err(e) => {
                 self.outstanding.remove(&(header.dst, header.request_id));
-                self.error_reply(
-                    &header,
-                    ErrorCode::Unreachable,
-                    &format!("component {} is unreachable: {why}", header.dst),
-                );
+                let (code, detail) = match e {
+                    SendError::TooLarge { .. } => (ErrorCode::TooLarge, e.to_string()),
+                    SendError::Unreachable(why) => (
+                        ErrorCode::Unreachable,
+                        format!("component {} is unreachable: {why}", header.dst),
+                    ),
+                };
+                self.error_reply(&header, code, &detail);
             }
         }
     }
@@ -707,15 +933,62 @@ impl Device {
             .stats
             .errors_made
             .fetch_add(1, Ordering::Relaxed);
-        self.for_guest(bytes);
+        self.for_guest(bytes, false);
     }
 
-    /// Requests past their deadline get a timeout error.
+    /// Answers a peer's request that this component cannot deliver with an
+    /// error frame, so the sender learns why at once (replies get none).
+    fn refuse_inbound(&mut self, bytes: &[u8], code: ErrorCode, detail: &str) {
+        let Ok(request) = Header::decode(bytes) else {
+            return;
+        };
+        if request.is_reply() {
+            return;
+        }
+        let mut payload = [0u8; 256];
+        let n = frame::encode_error(code, detail, &mut payload);
+        let reply = request.reply(Kind::Error, n as u32);
+        self.fabric
+            .stats
+            .errors_made
+            .fetch_add(1, Ordering::Relaxed);
+        self.route_frame(
+            reply,
+            &Outgoing {
+                header: reply.encode(),
+                payload: Payload::Bytes(&payload[..n]),
+            },
+        );
+    }
+
+    /// Requests past their deadline get a timeout error; frames the guest
+    /// did not take in time are dropped (a peer's request is answered).
     fn expire(&mut self) {
+        let now = Instant::now();
+        while self.pending.front().is_some_and(|f| f.deadline <= now) {
+            let Some(f) = self.pending.pop_front() else {
+                break;
+            };
+            self.fabric
+                .stats
+                .guest_full_drops
+                .fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "fabric: dropped a frame the guest did not take within {} ms",
+                self.timeout.as_millis()
+            );
+            if f.from_peer {
+                let detail = format!(
+                    "component {}'s guest did not take the frame within {} ms",
+                    self.fabric.id,
+                    self.timeout.as_millis()
+                );
+                self.refuse_inbound(&f.bytes, ErrorCode::NotTaken, &detail);
+            }
+        }
         if self.outstanding.is_empty() {
             return;
         }
-        let now = Instant::now();
         let late: Vec<(ComponentId, u64)> = self
             .outstanding
             .iter()
@@ -734,15 +1007,44 @@ impl Device {
         }
     }
 
-    fn for_guest(&mut self, bytes: Vec<u8>) {
+    /// Queues a frame for the guest, unless it can never take it.
+    fn for_guest(&mut self, bytes: Vec<u8>, from_peer: bool) {
+        let max = self.fabric.local.max_frame();
+        if bytes.len() > max {
+            self.fabric.stats.too_large.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "fabric: refused a frame of {} bytes: the guest takes at most {max}",
+                bytes.len()
+            );
+            if from_peer {
+                let detail = format!(
+                    "component {} takes frames of at most {max} bytes, and this one has {}",
+                    self.fabric.id,
+                    bytes.len()
+                );
+                self.refuse_inbound(&bytes, ErrorCode::TooLarge, &detail);
+            }
+            return;
+        }
         if self.pending.len() >= PENDING_LIMIT {
             self.fabric
                 .stats
                 .guest_full_drops
                 .fetch_add(1, Ordering::Relaxed);
+            if from_peer {
+                let detail = format!(
+                    "component {}'s guest has {PENDING_LIMIT} frames waiting already",
+                    self.fabric.id
+                );
+                self.refuse_inbound(&bytes, ErrorCode::NotTaken, &detail);
+            }
             return;
         }
-        self.pending.push_back(bytes);
+        self.pending.push_back(ForGuest {
+            bytes,
+            deadline: Instant::now() + self.timeout,
+            from_peer,
+        });
     }
 
     /// Moves pending frames into the guest's receive buffers.
@@ -758,11 +1060,12 @@ impl Device {
         };
         let ram = &self.fabric.ram;
         let mut moved = false;
-        while let Some(bytes) = self.pending.front() {
+        while let Some(f) = self.pending.front() {
             let Some(mut chain) = q.rx.pop_descriptor_chain(ram) else {
                 break;
             };
             let head = chain.head_index();
+            let bytes = &f.bytes;
             let written = match chain.next() {
                 Some(desc) if desc.is_write_only() && desc.len() as usize >= bytes.len() => ram
                     .write_slice(bytes, desc.addr())
@@ -771,9 +1074,13 @@ impl Device {
                 _ => 0,
             };
             let _ = q.rx.add_used(ram, head, written);
+            // Delivered, or the guest gave a buffer it cannot be written
+            // to: either way this frame is done, so the next one can go.
+            self.pending.pop_front();
             if written > 0 {
-                self.pending.pop_front();
                 self.fabric.stats.to_guest.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.bad_from_guest("its receive buffer is smaller than it said, or not writable");
             }
             moved = true;
         }

@@ -8,10 +8,13 @@
 //! queue-pair address encoding (`qp_address`), and the refusal to start
 //! without a device, with a sentence.
 //!
-//! Queue pairs are connected by exchanging [`QpAddress`]es over a TCP side
-//! channel: the component that lists `--peer ID=rdma:HOST:PORT` connects
-//! to the peer's `--rdma-listen` address. Verbs objects are not `Send`, so
-//! one thread owns all of them; `send` hands it frames over a channel.
+//! Queue pairs are connected by exchanging [`QpAddress`]es and greetings
+//! (`lego_wire::hello`, with the nonces each end seals its frames with)
+//! over a TCP side channel: the component that lists `--peer
+//! ID=rdma:HOST:PORT` connects to the peer's `--rdma-listen` address. Every
+//! frame carries the same authentication trailer as on TCP and is checked
+//! the same way. Verbs objects are not `Send`, so one thread owns all of
+//! them; `send` hands it frames over a channel.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -23,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use lego_proto::frame::{ComponentId, Header};
 use lego_proto::hypercall::FABRIC_BUFFER;
+use lego_wire::auth::{AuthError, Opener, Sealer, TRAILER_LEN};
+use lego_wire::hello::{self, Hello, HELLO_LEN};
 use sideway::ibverbs::address::{AddressHandleAttribute, Gid};
 use sideway::ibverbs::completion::{GenericCompletionQueue, WorkCompletionStatus};
 use sideway::ibverbs::device::DeviceList;
@@ -34,19 +39,21 @@ use sideway::ibverbs::queue_pair::{
 use sideway::ibverbs::AccessFlags;
 
 use super::qp_address::{self, QpAddress};
-use super::{Config, Event, Events, Stats};
+use super::{Config, Event, Events, Local, SendError, Stats};
 use crate::error::{Result, VmmError};
 
 const PORT: u8 = 1;
 const GID_INDEX: u32 = 0;
 const RECV_DEPTH: usize = 32;
 const SEND_ID: u64 = u64::MAX;
+/// A receive slot: the largest frame an RDMA peer may send, sealed.
+const SLOT: usize = FABRIC_BUFFER as usize + TRAILER_LEN;
 
 enum Cmd {
     Send {
         peer: ComponentId,
         frame: Vec<u8>,
-        done: SyncSender<std::result::Result<(), String>>,
+        done: SyncSender<std::result::Result<(), SendError>>,
     },
     Accept(TcpStream),
 }
@@ -61,7 +68,12 @@ pub struct RdmaTransport {
 
 impl RdmaTransport {
     /// Opens the first RDMA device; fails with a sentence when there is none.
-    pub fn start(cfg: &Config, events: Events, stats: Arc<Stats>) -> Result<RdmaTransport> {
+    pub fn start(
+        cfg: &Config,
+        local: Arc<Local>,
+        events: Events,
+        stats: Arc<Stats>,
+    ) -> Result<RdmaTransport> {
         let peers: HashMap<ComponentId, String> = cfg
             .peers
             .iter()
@@ -70,11 +82,11 @@ impl RdmaTransport {
         let (cmds, inbox) = channel();
         let (ready_tx, ready_rx) = sync_channel(1);
         let connected: Arc<Mutex<Vec<ComponentId>>> = Arc::default();
-        let (id, timeout, conn) = (cfg.id, cfg.timeout, connected.clone());
+        let (timeout, conn) = (cfg.timeout, connected.clone());
         let peer_addrs = peers.clone();
         std::thread::Builder::new()
             .name("fabric-rdma".into())
-            .spawn(move || match Verbs::open(id) {
+            .spawn(move || match Verbs::open(local) {
                 Ok(verbs) => {
                     let _ = ready_tx.send(Ok(()));
                     verbs.run(inbox, events, stats, peer_addrs, conn, timeout);
@@ -122,7 +134,11 @@ impl super::Transport for RdmaTransport {
         self.peers.contains_key(&peer) || self.connected.lock().is_ok_and(|c| c.contains(&peer))
     }
 
-    fn send(&self, peer: ComponentId, frame: &super::Outgoing) -> std::result::Result<(), String> {
+    fn send(
+        &self,
+        peer: ComponentId,
+        frame: &super::Outgoing,
+    ) -> std::result::Result<(), SendError> {
         let (done, result) = sync_channel(1);
         // The verbs thread owns the registered buffer: one copy to get there.
         self.cmds
@@ -134,7 +150,7 @@ impl super::Transport for RdmaTransport {
             .map_err(|_| "the RDMA thread is gone")?;
         result
             .recv_timeout(self.timeout)
-            .map_err(|_| "the RDMA send did not complete in time".to_owned())?
+            .map_err(|_| SendError::from("the RDMA send did not complete in time"))?
     }
 }
 
@@ -148,11 +164,17 @@ struct Link {
     send_mr: Arc<sideway::ibverbs::memory_region::MemoryRegion>,
     recv_buf: Vec<u8>,
     recv_mr: Arc<sideway::ibverbs::memory_region::MemoryRegion>,
+    /// Seals with the peer's nonce; opens with ours.
+    sealer: Sealer,
+    opener: Opener,
+    /// What the peer said in its greeting.
+    theirs: Hello,
 }
 
 /// Everything verbs, owned by the RDMA thread.
 struct Verbs {
     id: ComponentId,
+    local: Arc<Local>,
     /// Kept open for as long as the objects made from it.
     _context: Arc<sideway::ibverbs::device_context::DeviceContext>,
     pd: Arc<sideway::ibverbs::protection_domain::ProtectionDomain>,
@@ -161,7 +183,8 @@ struct Verbs {
 }
 
 impl Verbs {
-    fn open(id: ComponentId) -> std::result::Result<Verbs, String> {
+    fn open(local: Arc<Local>) -> std::result::Result<Verbs, String> {
+        let id = local.id;
         let list = DeviceList::new()
             .map_err(|e| format!("this host has no RDMA device (listing them failed: {e})"))?;
         let device = list
@@ -184,6 +207,7 @@ impl Verbs {
             .map_err(|e| format!("no completion queue ({e})"))?;
         Ok(Verbs {
             id,
+            local,
             _context: context,
             pd,
             cq,
@@ -191,7 +215,12 @@ impl Verbs {
         })
     }
 
-    fn link(&self, peer: ComponentId) -> std::result::Result<(Link, u32), String> {
+    fn link(
+        &self,
+        peer: ComponentId,
+        opener: Opener,
+        theirs: Hello,
+    ) -> std::result::Result<(Link, u32), String> {
         let cqh = GenericCompletionQueue::from(Arc::clone(&self.cq));
         let mut qp = self
             .pd
@@ -209,8 +238,8 @@ impl Verbs {
             .setup_access_flags(AccessFlags::LocalWrite | AccessFlags::RemoteWrite);
         qp.modify(&attr)
             .map_err(|e| format!("queue pair to Init ({e})"))?;
-        let send_buf = vec![0u8; FABRIC_BUFFER as usize];
-        let recv_buf = vec![0u8; FABRIC_BUFFER as usize * RECV_DEPTH];
+        let send_buf = vec![0u8; SLOT];
+        let recv_buf = vec![0u8; SLOT * RECV_DEPTH];
         // SAFETY: the buffers live in the Link next to their registrations.
         let send_mr = unsafe {
             self.pd.reg_mr(
@@ -237,11 +266,35 @@ impl Verbs {
             send_mr,
             recv_buf,
             recv_mr,
+            sealer: Sealer::new(theirs.nonce),
+            opener,
+            theirs,
         };
         for slot in 0..RECV_DEPTH {
             post_recv(&mut link, slot)?;
         }
         Ok((link, psn))
+    }
+
+    /// Exchanges greetings on the side channel: our nonce for their frames,
+    /// theirs for ours.
+    fn greet(&self, stream: &mut TcpStream) -> std::result::Result<(Opener, Hello), String> {
+        let opener = Opener::new();
+        let mine = Hello {
+            role: self.local.role,
+            component: self.id,
+            max_frame: (self.local.max_frame() as u32).min(FABRIC_BUFFER),
+            pid: std::process::id(),
+            instance: hello::instance(),
+            nonce: opener.nonce,
+        };
+        stream
+            .write_all(&mine.encode(&self.local.key))
+            .map_err(|e| e.to_string())?;
+        let mut theirs = [0u8; HELLO_LEN];
+        stream.read_exact(&mut theirs).map_err(|e| e.to_string())?;
+        let hello = Hello::decode(&self.local.key, &theirs).map_err(|e| e.to_string())?;
+        Ok((opener, hello))
     }
 
     fn local(&self, link: &Link, psn: u32) -> QpAddress {
@@ -327,10 +380,17 @@ impl Verbs {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .map_err(|e| e.to_string())?;
+        let (opener, hello) = self.greet(&mut stream)?;
         let mut theirs = [0u8; qp_address::LEN];
         stream.read_exact(&mut theirs).map_err(|e| e.to_string())?;
         let remote = QpAddress::decode(&theirs)?;
-        let (mut link, psn) = self.link(remote.component)?;
+        if hello.component != remote.component {
+            return Err(format!(
+                "its greeting names component {}, its queue pair {}",
+                hello.component, remote.component
+            ));
+        }
+        let (mut link, psn) = self.link(remote.component, opener, hello)?;
         stream
             .write_all(&self.local(&link, psn).encode())
             .map_err(|e| e.to_string())?;
@@ -350,14 +410,19 @@ impl Verbs {
         peer: ComponentId,
         frame: &[u8],
         timeout: Duration,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), SendError> {
         if let std::collections::hash_map::Entry::Vacant(slot) = links.entry(peer) {
             let addr = peers.get(&peer).ok_or("no RDMA connection from it")?;
             let mut stream = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
             stream
                 .set_read_timeout(Some(timeout))
                 .map_err(|e| e.to_string())?;
-            let (mut link, psn) = self.link(peer)?;
+            // Greetings first: the link needs the peer's nonce.
+            let (opener, hello) = self.greet(&mut stream)?;
+            if hello.component != peer {
+                return Err(format!("{addr} is component {}, not {peer}", hello.component).into());
+            }
+            let (mut link, psn) = self.link(peer, opener, hello)?;
             stream
                 .write_all(&self.local(&link, psn).encode())
                 .map_err(|e| e.to_string())?;
@@ -371,13 +436,26 @@ impl Verbs {
             }
         }
         let link = links.get_mut(&peer).ok_or("no link")?;
-        if frame.len() > link.send_buf.len() {
-            return Err(format!(
-                "a frame of {} bytes is too large for RDMA",
-                frame.len()
-            ));
+        let max = (link.theirs.max_frame as usize).min(SLOT - TRAILER_LEN);
+        if frame.len() > max {
+            return Err(SendError::TooLarge {
+                peer,
+                len: frame.len(),
+                max,
+            });
         }
+        let Some(header) = frame.first_chunk::<{ lego_proto::frame::HEADER_LEN }>() else {
+            return Err("a frame shorter than its header".into());
+        };
+        let trailer = link.sealer.seal(
+            &self.local.key,
+            self.local.role,
+            header,
+            &frame[lego_proto::frame::HEADER_LEN..],
+        );
         link.send_buf[..frame.len()].copy_from_slice(frame);
+        link.send_buf[frame.len()..frame.len() + TRAILER_LEN].copy_from_slice(&trailer);
+        let frame_len = frame.len() + TRAILER_LEN;
         let mut guard = link.qp.start_post_send();
         let wr = guard
             .construct_wr(SEND_ID, WorkRequestFlags::Signaled)
@@ -387,7 +465,7 @@ impl Verbs {
             wr.setup_sge(
                 link.send_mr.lkey(),
                 link.send_buf.as_ptr() as _,
-                frame.len() as u32,
+                frame_len as u32,
             )
         };
         guard.post().map_err(|e| format!("post send ({e})"))?;
@@ -400,7 +478,7 @@ impl Verbs {
                         return if wc.status() == WorkCompletionStatus::Success as u32 {
                             Ok(())
                         } else {
-                            Err(format!("send completed with status {}", wc.status()))
+                            Err(format!("send completed with status {}", wc.status()).into())
                         };
                     }
                 }
@@ -431,13 +509,29 @@ impl Verbs {
                 continue;
             };
             if status == WorkCompletionStatus::Success as u32 {
-                let start = slot * FABRIC_BUFFER as usize;
-                let bytes =
-                    &link.recv_buf[start..start + (len as usize).min(FABRIC_BUFFER as usize)];
+                let start = slot * SLOT;
+                let bytes = &link.recv_buf[start..start + (len as usize).min(SLOT)];
                 match Header::decode(bytes) {
-                    Ok(h) if h.frame_len() == bytes.len() && h.dst == self.id => {
-                        stats.received.fetch_add(1, Ordering::Relaxed);
-                        let _ = events.send(Event::Inbound(bytes.to_vec()));
+                    Ok(h) if h.frame_len() + TRAILER_LEN == bytes.len() => {
+                        match link.opener.open(&self.local.key, bytes) {
+                            Ok(_) if h.src != link.theirs.component => {
+                                stats.forged_source.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(_) if h.dst != self.id => {
+                                stats.misrouted.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(o) => {
+                                stats.received.fetch_add(1, Ordering::Relaxed);
+                                let frame = bytes[..h.frame_len()].to_vec();
+                                let _ = events.send(Event::Inbound(frame, o.role));
+                            }
+                            Err(AuthError::Replayed { .. }) => {
+                                stats.replayed.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(_) => {
+                                stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                     }
                     _ => {
                         stats.bad_frames.fetch_add(1, Ordering::Relaxed);
@@ -454,13 +548,13 @@ fn post_recv(link: &mut Link, slot: usize) -> std::result::Result<(), String> {
     let wr_id = (link.peer as u64) << 32 | slot as u64;
     let mut guard = link.qp.start_post_recv();
     let wr = guard.construct_wr(wr_id);
-    let start = slot * FABRIC_BUFFER as usize;
+    let start = slot * SLOT;
     // SAFETY: the slot is inside the registered receive buffer.
     unsafe {
         wr.setup_sge(
             link.recv_mr.lkey(),
             link.recv_buf[start..].as_mut_ptr() as _,
-            FABRIC_BUFFER,
+            SLOT as u32,
         )
     };
     guard.post().map_err(|e| format!("post receive ({e})"))

@@ -3,44 +3,87 @@
 //! Each component listens (`--listen`) and opens one connection to each peer
 //! it sends to (`--peer ID=ADDR`), on first use and again after any failure,
 //! so a peer that restarts is reached again by itself. Incoming connections
-//! are read by one thread each; a connection that sends anything that is not
-//! a valid frame is closed and counted, and never affects the others.
+//! are read by one thread each.
+//!
+//! Both ends of a connection first send a greeting (`lego_wire::hello`,
+//! tagged with the rack key): who they are, the largest frame they take,
+//! and the nonce the other end seals its frames with. A connection whose
+//! greeting or any frame is not authentic, or that sends anything that is
+//! not a frame, is closed and counted, and never affects the others; a
+//! replayed frame, or one naming another source than the greeting did, is
+//! dropped and counted.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lego_proto::frame::{ComponentId, Header, HEADER_LEN};
+use lego_wire::auth::{AuthError, Opener, Sealer, TRAILER_LEN};
+use lego_wire::hello::{self, Hello, HelloError, HELLO_LEN};
 
-use super::{Config, Event, Events, Stats};
+use super::{Config, Event, Events, Local, SendError, Stats};
 use crate::error::{Result, VmmError};
 
 /// Incoming connections served at once. When all are taken, the oldest one
-/// that has not yet sent a valid frame is closed to make room, so a flood of
-/// idle or garbage connections cannot lock real peers out; if every one is
-/// a real peer, the newcomer is refused.
+/// that has not yet sent a valid greeting is closed to make room, so a
+/// flood of idle or garbage connections cannot lock real peers out; if
+/// every one is a real peer, the newcomer is refused.
 const MAX_INBOUND: usize = 64;
-/// A new connection must deliver its first frame within this time.
+/// A new connection must greet within this time.
 const FIRST_FRAME: Duration = Duration::from_secs(10);
+
+/// One connection's sending end.
+struct Conn {
+    stream: TcpStream,
+    sealer: Sealer,
+    /// The largest frame the other end takes.
+    max_frame: usize,
+    serial: u64,
+}
+
+/// Which processes speak for which component id, by connection.
+type Identities = Arc<Mutex<HashMap<ComponentId, Vec<(u64, Hello, TcpStream)>>>>;
+/// Connections peers opened to us, newest last: a component is answered
+/// on its newest, and on the one before when that closes.
+type BackConns = Arc<Mutex<HashMap<ComponentId, Vec<Conn>>>>;
+
+/// What the threads of the transport share.
+#[derive(Clone)]
+struct Shared {
+    local: Arc<Local>,
+    events: Events,
+    stats: Arc<Stats>,
+    back: BackConns,
+    identities: Identities,
+    timeout: Duration,
+}
+
+static SERIAL: AtomicU64 = AtomicU64::new(1);
 
 pub struct TcpTransport {
     peers: HashMap<ComponentId, String>,
-    conns: Mutex<HashMap<ComponentId, TcpStream>>,
-    /// Connections peers opened to us, by the id their frames carry: a
-    /// component that is not one of our `--peer`s is answered on these.
-    inbound: Arc<Mutex<HashMap<ComponentId, TcpStream>>>,
-    timeout: Duration,
-    id: ComponentId,
-    events: Events,
-    stats: Arc<Stats>,
+    conns: Mutex<HashMap<ComponentId, Conn>>,
+    shared: Shared,
 }
 
 impl TcpTransport {
-    pub fn start(cfg: &Config, inbound: Events, stats: Arc<Stats>) -> Result<TcpTransport> {
-        let back: Arc<Mutex<HashMap<ComponentId, TcpStream>>> = Arc::default();
+    pub fn start(
+        cfg: &Config,
+        local: Arc<Local>,
+        events: Events,
+        stats: Arc<Stats>,
+    ) -> Result<TcpTransport> {
+        let shared = Shared {
+            local,
+            events,
+            stats,
+            back: Arc::default(),
+            identities: Arc::default(),
+            timeout: cfg.timeout,
+        };
         if let Some(addr) = &cfg.listen {
             let listener = TcpListener::bind(addr).map_err(|e| VmmError::BadOption {
                 option: "--listen",
@@ -51,12 +94,10 @@ impl TcpTransport {
                 .map_or(addr.clone(), |a| a.to_string());
             log::info!("fabric: component {} listens on {local}", cfg.id);
             eprintln!("lego-vmm: component {} listens on {local}", cfg.id);
-            let id = cfg.id;
-            let (back, inbound, stats) = (back.clone(), inbound.clone(), stats.clone());
-            let timeout = cfg.timeout;
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name("fabric-accept".into())
-                .spawn(move || accept(listener, id, inbound, stats, back, timeout))
+                .spawn(move || accept(listener, shared))
                 .map_err(VmmError::Thread)?;
         }
         Ok(TcpTransport {
@@ -67,11 +108,7 @@ impl TcpTransport {
                 .map(|(k, v)| (*k, v.clone()))
                 .collect(),
             conns: Mutex::new(HashMap::new()),
-            inbound: back,
-            timeout: cfg.timeout,
-            id: cfg.id,
-            events: inbound,
-            stats,
+            shared,
         })
     }
 }
@@ -79,46 +116,156 @@ impl TcpTransport {
 impl super::Transport for TcpTransport {
     /// A configured TCP peer, or one connected to us.
     fn reaches(&self, peer: ComponentId) -> bool {
-        self.peers.contains_key(&peer) || self.inbound.lock().is_ok_and(|m| m.contains_key(&peer))
+        self.peers.contains_key(&peer)
+            || self.shared.back.lock().is_ok_and(|m| m.contains_key(&peer))
     }
 
-    fn send(&self, peer: ComponentId, frame: &super::Outgoing) -> std::result::Result<(), String> {
+    fn send(
+        &self,
+        peer: ComponentId,
+        frame: &super::Outgoing,
+    ) -> std::result::Result<(), SendError> {
         self.send_frame(peer, frame)
     }
 }
 
+impl Shared {
+    fn hello(&self, opener: &Opener) -> [u8; HELLO_LEN] {
+        Hello {
+            role: self.local.role,
+            component: self.local.id,
+            max_frame: self.local.max_frame() as u32,
+            pid: std::process::id(),
+            instance: hello::instance(),
+            nonce: opener.nonce,
+        }
+        .encode(&self.local.key)
+    }
+
+    /// Reads and checks the other end's greeting. A greeting that is not
+    /// one is counted (and its connection too); a connection that closes
+    /// or says nothing is not.
+    fn greeting(&self, conn: &mut TcpStream) -> std::result::Result<Hello, String> {
+        let mut theirs = [0u8; HELLO_LEN];
+        conn.read_exact(&mut theirs)
+            .map_err(|e| format!("no greeting: {e}"))?;
+        Hello::decode(&self.local.key, &theirs).map_err(|e| {
+            let counter = match e {
+                HelloError::BadTag => &self.stats.unauthenticated,
+                _ => &self.stats.bad_frames,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            self.stats.bad_connections.fetch_add(1, Ordering::Relaxed);
+            e.to_string()
+        })
+    }
+
+    /// Notes that connection `serial` speaks for `hello.component`; says so
+    /// when another live process already does.
+    fn register(&self, serial: u64, hello: &Hello, conn: &TcpStream) {
+        let Ok(mut ids) = self.identities.lock() else {
+            return;
+        };
+        let seen = ids.entry(hello.component).or_default();
+        // A connection whose reader has not seen its end yet is not a
+        // second process: a restarted peer reconnects while the old
+        // connection's end is still on its way.
+        seen.retain(|(_, _, c)| open(c));
+        if let Some((_, other, _)) = seen.iter().find(|(_, h, _)| h.instance != hello.instance) {
+            self.stats.duplicate_ids.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "fabric: component {} is answered by two processes, pid {} and pid {} (on this or another host): two components were started with --id {}; stop one",
+                hello.component,
+                other.pid,
+                hello.pid,
+                hello.component
+            );
+            eprintln!(
+                "lego-vmm: component {} is answered by two processes, pid {} and pid {}: two components were started with --id {}; stop one",
+                hello.component, other.pid, hello.pid, hello.component
+            );
+        }
+        if let Ok(c) = conn.try_clone() {
+            seen.push((serial, *hello, c));
+        }
+    }
+
+    fn forget(&self, serial: u64, id: ComponentId) {
+        if let Ok(mut ids) = self.identities.lock() {
+            if let Some(seen) = ids.get_mut(&id) {
+                seen.retain(|(s, _, _)| *s != serial);
+                if seen.is_empty() {
+                    ids.remove(&id);
+                }
+            }
+        }
+        if let Ok(mut back) = self.back.lock() {
+            if let Some(conns) = back.get_mut(&id) {
+                conns.retain(|c| c.serial != serial);
+                if conns.is_empty() {
+                    back.remove(&id);
+                }
+            }
+        }
+    }
+}
+
 impl TcpTransport {
-    fn connect(&self, peer: ComponentId) -> std::result::Result<TcpStream, String> {
+    fn connect(&self, peer: ComponentId) -> std::result::Result<Conn, String> {
         let addr = self.peers.get(&peer).ok_or("not a peer")?;
         let targets: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {addr}: {e}"))?
             .collect();
+        let shared = &self.shared;
         let mut last = format!("{addr} resolves to nothing");
         for target in targets {
-            match TcpStream::connect_timeout(&target, self.timeout) {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    let _ = s.set_write_timeout(Some(self.timeout));
-                    // Replies come back on this connection: read it too.
-                    let reader = s.try_clone().map_err(|e| format!("{target}: {e}"))?;
-                    let (id, events, stats, back, timeout) = (
-                        self.id,
-                        self.events.clone(),
-                        self.stats.clone(),
-                        self.inbound.clone(),
-                        self.timeout,
-                    );
-                    std::thread::Builder::new()
-                        .name("fabric-conn".into())
-                        .spawn(move || {
-                            read_frames(reader, id, &events, &stats, &back, timeout, false, &|| {})
-                        })
-                        .map_err(|e| format!("no thread for the connection: {e}"))?;
-                    return Ok(s);
+            let mut s = match TcpStream::connect_timeout(&target, shared.timeout) {
+                Ok(s) => s,
+                Err(e) => {
+                    last = format!("{target}: {e}");
+                    continue;
                 }
-                Err(e) => last = format!("{target}: {e}"),
+            };
+            let _ = s.set_nodelay(true);
+            let _ = s.set_write_timeout(Some(shared.timeout));
+            let _ = s.set_read_timeout(Some(shared.timeout));
+            let opener = Opener::new();
+            s.write_all(&shared.hello(&opener))
+                .map_err(|e| format!("{target}: {e}"))?;
+            let theirs = shared
+                .greeting(&mut s)
+                .map_err(|e| format!("{target}: {e}"))?;
+            if theirs.component != peer {
+                return Err(format!(
+                    "{target} is component {}, not {peer}",
+                    theirs.component
+                ));
             }
+            let _ = s.set_read_timeout(None);
+            let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+            shared.register(serial, &theirs, &s);
+            // Replies come back on this connection: read it too.
+            let reader = s.try_clone().map_err(|e| format!("{target}: {e}"))?;
+            let sh = shared.clone();
+            std::thread::Builder::new()
+                .name("fabric-conn".into())
+                .spawn(move || {
+                    read_frames(reader, opener, &theirs, &sh);
+                    sh.forget(serial, theirs.component);
+                    // Replies to what was sent on it can only come on it.
+                    let _ = sh.events.send(Event::PeerGone(
+                        theirs.component,
+                        "its connection closed".into(),
+                    ));
+                })
+                .map_err(|e| format!("no thread for the connection: {e}"))?;
+            return Ok(Conn {
+                stream: s,
+                sealer: Sealer::new(theirs.nonce),
+                max_frame: theirs.max_frame as usize,
+                serial,
+            });
         }
         Err(last)
     }
@@ -129,73 +276,105 @@ impl TcpTransport {
         &self,
         peer: ComponentId,
         frame: &super::Outgoing,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), SendError> {
+        let local = &self.shared.local;
         if !self.peers.contains_key(&peer) {
             // Not a configured peer: answer on the connection it opened.
-            let mut back = self.inbound.lock().map_err(|_| "transport lock poisoned")?;
-            let stream = back.get_mut(&peer).ok_or("no connection from it")?;
-            return write_frame(stream, frame).map_err(|e| {
-                back.remove(&peer);
-                format!("sending on its connection: {e}")
+            let mut back = self
+                .shared
+                .back
+                .lock()
+                .map_err(|_| "transport lock poisoned")?;
+            let conns = back.get_mut(&peer).ok_or("no connection from it")?;
+            let conn = conns.last_mut().ok_or("no connection from it")?;
+            return write_frame(conn, peer, local, frame).map_err(|e| {
+                if matches!(e, SendError::Unreachable(_)) {
+                    conns.pop();
+                }
+                e
             });
         }
         let mut conns = self.conns.lock().map_err(|_| "transport lock poisoned")?;
-        if let Some(stream) = conns.get_mut(&peer) {
-            if write_frame(stream, frame).is_ok() {
-                return Ok(());
+        if let Some(conn) = conns.get_mut(&peer) {
+            match write_frame(conn, peer, local, frame) {
+                Ok(()) => return Ok(()),
+                Err(e @ SendError::TooLarge { .. }) => return Err(e),
+                Err(SendError::Unreachable(_)) => {
+                    conns.remove(&peer);
+                }
             }
-            conns.remove(&peer);
         }
-        let mut stream = self.connect(peer)?;
-        write_frame(&mut stream, frame).map_err(|e| format!("sending: {e}"))?;
-        conns.insert(peer, stream);
+        let mut conn = self.connect(peer)?;
+        write_frame(&mut conn, peer, local, frame)?;
+        conns.insert(peer, conn);
         Ok(())
     }
 }
 
-/// Writes a frame; a payload in guest memory goes to the socket from there.
-fn write_frame(stream: &mut TcpStream, frame: &super::Outgoing) -> std::io::Result<()> {
-    match &frame.payload {
-        super::Payload::Bytes(b) => {
-            let mut all = Vec::with_capacity(frame.len());
-            all.extend_from_slice(&frame.header);
-            all.extend_from_slice(b);
-            stream.write_all(&all)
-        }
-        super::Payload::Guest(slice) => {
-            stream.write_all(&frame.header)?;
-            vm_memory::WriteVolatile::write_all_volatile(stream, slice)
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        }
-    }
+/// Whether the other end of a connection has not closed it (a peek that
+/// neither blocks nor takes anything: 0 bytes means it ended).
+fn open(conn: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    // SAFETY: recv into a one-byte buffer we own, on a socket we own.
+    let n = unsafe {
+        libc::recv(
+            std::os::unix::io::AsRawFd::as_raw_fd(conn),
+            byte.as_mut_ptr() as *mut libc::c_void,
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n > 0 || (n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock)
 }
 
-type BackConns = Arc<Mutex<HashMap<ComponentId, TcpStream>>>;
-/// Connections that have not sent a valid frame yet, oldest first.
+/// Seals and writes a frame, header, payload and trailer in one write.
+fn write_frame(
+    conn: &mut Conn,
+    peer: ComponentId,
+    local: &Local,
+    frame: &super::Outgoing,
+) -> std::result::Result<(), SendError> {
+    let len = frame.len();
+    if len > conn.max_frame {
+        return Err(SendError::TooLarge {
+            peer,
+            len,
+            max: conn.max_frame,
+        });
+    }
+    let payload = frame.payload_bytes();
+    let trailer = conn
+        .sealer
+        .seal(&local.key, local.role, &frame.header, &payload);
+    let mut all = Vec::with_capacity(len + TRAILER_LEN);
+    all.extend_from_slice(&frame.header);
+    all.extend_from_slice(&payload);
+    all.extend_from_slice(&trailer);
+    conn.stream
+        .write_all(&all)
+        .map_err(|e| SendError::Unreachable(format!("sending: {e}")))
+}
+
+/// Connections that have not greeted yet, oldest first.
 type Unproven = Arc<Mutex<std::collections::VecDeque<(u64, TcpStream)>>>;
 
-fn accept(
-    listener: TcpListener,
-    id: ComponentId,
-    inbound: Events,
-    stats: Arc<Stats>,
-    back: BackConns,
-    timeout: Duration,
-) {
+fn accept(listener: TcpListener, shared: Shared) {
     let active = Arc::new(AtomicUsize::new(0));
     let unproven: Unproven = Arc::default();
-    let mut serial = 0u64;
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         if active.load(Ordering::Acquire) >= MAX_INBOUND {
             // Make room by closing the oldest connection that proved nothing.
             let oldest = unproven.lock().ok().and_then(|mut u| u.pop_front());
-            stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .refused_connections
+                .fetch_add(1, Ordering::Relaxed);
             match oldest {
                 Some((_, old)) => {
                     let _ = old.shutdown(std::net::Shutdown::Both);
                     log::warn!(
-                        "fabric: {MAX_INBOUND} connections open: closed the oldest that sent no frame"
+                        "fabric: {MAX_INBOUND} connections open: closed the oldest that sent no greeting"
                     );
                 }
                 None => {
@@ -208,18 +387,11 @@ fn accept(
             }
         }
         active.fetch_add(1, Ordering::AcqRel);
-        serial += 1;
-        let me = serial;
+        let me = SERIAL.fetch_add(1, Ordering::Relaxed);
         if let (Ok(mut u), Ok(c)) = (unproven.lock(), conn.try_clone()) {
             u.push_back((me, c));
         }
-        let (active, inbound, stats, back, unproven) = (
-            active.clone(),
-            inbound.clone(),
-            stats.clone(),
-            back.clone(),
-            unproven.clone(),
-        );
+        let (active, shared, unproven) = (active.clone(), shared.clone(), unproven.clone());
         let spawned = std::thread::Builder::new()
             .name("fabric-conn".into())
             .spawn(move || {
@@ -228,7 +400,7 @@ fn accept(
                         u.retain(|(n, _)| *n != me);
                     }
                 };
-                read_frames(conn, id, &inbound, &stats, &back, timeout, true, &proven);
+                serve_accepted(conn, me, &shared, &proven);
                 proven();
                 active.fetch_sub(1, Ordering::AcqRel);
             });
@@ -238,25 +410,50 @@ fn accept(
     }
 }
 
-/// `accepted`: a connection a peer opened (answered on, and it must send
-/// its first frame soon); otherwise one we opened, read for its replies.
-/// `proven` is called once the first valid frame has arrived.
-#[allow(clippy::too_many_arguments)]
-fn read_frames(
-    mut conn: TcpStream,
-    id: ComponentId,
-    inbound: &Events,
-    stats: &Stats,
-    back: &BackConns,
-    timeout: Duration,
-    accepted: bool,
-    proven: &dyn Fn(),
-) {
+/// A connection a peer opened: greetings, then its frames; it is the one
+/// to answer that peer on.
+fn serve_accepted(mut conn: TcpStream, serial: u64, shared: &Shared, proven: &dyn Fn()) {
     let peer = conn.peer_addr().map_or("?".into(), |a| a.to_string());
-    if accepted {
-        let _ = conn.set_read_timeout(Some(FIRST_FRAME));
+    let _ = conn.set_read_timeout(Some(FIRST_FRAME));
+    let opener = Opener::new();
+    if conn.write_all(&shared.hello(&opener)).is_err() {
+        return;
     }
-    let mut first = true;
+    let theirs = match shared.greeting(&mut conn) {
+        Ok(h) => h,
+        Err(why) => {
+            log::warn!("fabric: closed the connection from {peer}: {why}");
+            return;
+        }
+    };
+    let _ = conn.set_read_timeout(None);
+    proven();
+    shared.register(serial, &theirs, &conn);
+    if let (Ok(mut back), Ok(w)) = (shared.back.lock(), conn.try_clone()) {
+        let _ = w.set_write_timeout(Some(shared.timeout));
+        let _ = w.set_nodelay(true);
+        // The newest connection from a component is the one to answer it on.
+        back.entry(theirs.component).or_default().push(Conn {
+            stream: w,
+            sealer: Sealer::new(theirs.nonce),
+            max_frame: theirs.max_frame as usize,
+            serial,
+        });
+    }
+    read_frames(conn, opener, &theirs, shared);
+    shared.forget(serial, theirs.component);
+}
+
+/// Reads frames from a connection whose other end greeted as `theirs`.
+fn read_frames(mut conn: TcpStream, mut opener: Opener, theirs: &Hello, shared: &Shared) {
+    let peer = conn.peer_addr().map_or("?".into(), |a| a.to_string());
+    let stats = &shared.stats;
+    let id = shared.local.id;
+    let close = |counter: &AtomicU64, why: String| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        stats.bad_connections.fetch_add(1, Ordering::Relaxed);
+        log::warn!("fabric: closed the connection from {peer}: {why}");
+    };
     loop {
         let mut head = [0u8; HEADER_LEN];
         match conn.read_exact(&mut head) {
@@ -269,25 +466,36 @@ fn read_frames(
         }
         let header = match Header::decode(&head) {
             Ok(h) => h,
-            Err(e) => {
-                stats.bad_frames.fetch_add(1, Ordering::Relaxed);
-                stats.bad_connections.fetch_add(1, Ordering::Relaxed);
-                log::warn!("fabric: closed the connection from {peer}: {e}");
-                return;
-            }
+            Err(e) => return close(&stats.bad_frames, e.to_string()),
         };
-        let mut frame = Vec::with_capacity(header.frame_len());
-        frame.extend_from_slice(&head);
-        frame.resize(header.frame_len(), 0);
+        let mut frame = vec![0u8; header.frame_len() + TRAILER_LEN];
+        frame[..HEADER_LEN].copy_from_slice(&head);
         if let Err(e) = conn.read_exact(&mut frame[HEADER_LEN..]) {
-            stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+            // Without its trailer a frame is not authentic either.
+            stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
             log::warn!("fabric: connection from {peer} ended inside a frame: {e}");
             return;
         }
-        if first {
-            first = false;
-            let _ = conn.set_read_timeout(None);
-            proven();
+        let role = match opener.open(&shared.local.key, &frame) {
+            Ok(o) => o.role,
+            Err(e @ AuthError::Replayed { .. }) => {
+                stats.replayed.fetch_add(1, Ordering::Relaxed);
+                log::warn!("fabric: dropped a frame from {peer}: {e}");
+                continue;
+            }
+            // The length it carried cannot be trusted either, so nothing
+            // after it can be read as frames.
+            Err(e) => return close(&stats.unauthenticated, e.to_string()),
+        };
+        frame.truncate(header.frame_len());
+        if header.src != theirs.component {
+            stats.forged_source.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "fabric: dropped a frame from {peer} that claims to come from component {}: the connection is component {}'s",
+                header.src,
+                theirs.component
+            );
+            continue;
         }
         if header.dst != id {
             stats.misrouted.fetch_add(1, Ordering::Relaxed);
@@ -297,19 +505,8 @@ fn read_frames(
             );
             continue;
         }
-        // The newest connection from a component is the one to answer it on.
-        if let (true, Ok(mut map), Ok(w)) = (accepted, back.lock(), conn.try_clone()) {
-            let same = map
-                .get(&header.src)
-                .is_some_and(|s| s.peer_addr().ok() == w.peer_addr().ok());
-            if !same {
-                let _ = w.set_write_timeout(Some(timeout));
-                let _ = w.set_nodelay(true);
-                map.insert(header.src, w);
-            }
-        }
         stats.received.fetch_add(1, Ordering::Relaxed);
-        if inbound.send(Event::Inbound(frame)).is_err() {
+        if shared.events.send(Event::Inbound(frame, role)).is_err() {
             return;
         }
     }

@@ -104,6 +104,8 @@ pub struct Process {
     pub child: Child,
     lines: Receiver<String>,
     pub seen: Vec<String>,
+    /// A directory of its own (its shared-memory rings), removed with it.
+    pub own_dir: Option<PathBuf>,
 }
 
 impl Process {
@@ -125,6 +127,7 @@ impl Process {
             child,
             lines,
             seen: Vec::new(),
+            own_dir: None,
         }
     }
 
@@ -199,12 +202,27 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.own_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// A shared-memory directory no other component of the tests uses: one
+/// id is one component per directory, and the tests run at once.
+pub fn own_shm_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = PathBuf::from(format!("/dev/shm/lego-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 /// A memory component listening on a free port: the process and its address.
 pub fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String) {
     let id_text = id.to_string();
+    let dir = own_shm_dir();
+    let dir_text = dir.to_string_lossy().into_owned();
     let mut args = vec![
         "--role",
         "memory",
@@ -214,9 +232,12 @@ pub fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String)
         mem,
         "--listen",
         "127.0.0.1:0",
+        "--shm-dir",
+        &dir_text,
     ];
     args.extend_from_slice(extra);
     let mut p = Process::start(&args);
+    p.own_dir = Some(dir);
     let line = p.wait_for("listens on ");
     let addr = line
         .split("listens on ")
@@ -226,4 +247,35 @@ pub fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String)
         .to_owned();
     p.wait_for("fabric: component");
     (p, addr)
+}
+
+/// The rack key the components started here use: this host's default one,
+/// as for components started by hand (created on first use).
+pub fn rack_key() -> lego_wire::key::RackKey {
+    let path = lego_wire::key::RackKey::default_path().expect("a default rack key path");
+    lego_wire::key::RackKey::load_or_create(&path).expect("the default rack key")
+}
+
+/// A fabric client on TCP speaking as component `id` (a tool, not a component).
+pub fn tcp_client(addr: &str, id: u32) -> lego_wire::client::TcpClient {
+    lego_wire::client::TcpClient::connect(
+        addr,
+        id,
+        lego_wire::auth::ROLE_TOOL,
+        &rack_key(),
+        Duration::from_secs(10),
+    )
+    .expect("connect and greet the component")
+}
+
+/// A component's fabric counters, as its VMM answers them.
+pub fn fabric_stats(
+    client: &mut lego_wire::client::TcpClient,
+    dst: u32,
+) -> lego_proto::fabric::FabricStats {
+    let body = client
+        .data(dst, &lego_proto::fabric::FABRIC_STATS_REQUEST)
+        .expect("the fabric stats");
+    <lego_proto::fabric::FabricStats as zerocopy::FromBytes>::read_from_bytes(&body)
+        .expect("a FabricStats")
 }

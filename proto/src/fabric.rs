@@ -1,0 +1,36 @@
+//! What a component's VMM answers about its own end of the fabric.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// A Data request whose payload is exactly these bytes, sent to any
+/// component, is answered by its VMM (not its guest) with a
+/// [`FabricStats`]: how many frames it dropped, and why.
+pub const FABRIC_STATS_REQUEST: [u8; 8] = *b"LGFSTATS";
+
+/// A VMM's fabric counters since it started.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct FabricStats {
+    pub from_guest: u64,
+    pub to_guest: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub bad_from_guest: u64,
+    /// Frames from peers whose header did not decode or that ended early.
+    pub bad_frames: u64,
+    pub bad_connections: u64,
+    pub misrouted: u64,
+    pub errors_made: u64,
+    /// Frames the guest did not take within the fabric timeout.
+    pub guest_full_drops: u64,
+    /// Frames larger than the guest takes.
+    pub too_large: u64,
+    /// Frames or greetings without a valid tag for the rack key.
+    pub unauthenticated: u64,
+    pub replayed: u64,
+    /// Authenticated frames naming another source than their sender.
+    pub forged_source: u64,
+    pub duplicate_ids: u64,
+}
