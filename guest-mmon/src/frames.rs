@@ -109,6 +109,30 @@ impl Frames {
         }
     }
 
+    /// Copies every page of `from` to `to` (fork): new frames, same bytes.
+    /// The pages copied; on running out of frames, the copies made so far
+    /// stay (the caller ends `to`).
+    pub fn copy_process(
+        &mut self,
+        from: Pid,
+        to: Pid,
+        store: &mut dyn FrameStore,
+    ) -> Result<u64, OutOfFrames> {
+        let pages: Vec<(u64, u32)> = self
+            .table
+            .range((from, 0)..(from, u64::MAX))
+            .map(|(k, f)| (k.1, *f))
+            .collect();
+        let mut buf = [0u8; PAGE as usize];
+        for (i, &(vpage, src)) in pages.iter().enumerate() {
+            let dst = self.touch(to, vpage, store)?;
+            store.read(src, &mut buf);
+            store.write(dst, &buf);
+            let _ = i;
+        }
+        Ok(pages.len() as u64)
+    }
+
     /// Frees everything pid had (the process exited).
     pub fn release_process(&mut self, pid: Pid) -> u64 {
         self.release(pid, 0, u64::MAX - PAGE)

@@ -291,6 +291,22 @@ impl<S: FrameStore> Owner<S> {
                 }
                 reply(OK, self.exit(r.pid), None)
             }
+            OP_FORK if from_home => {
+                let child = r.arg as Pid;
+                if !self.knows(r.pid) || child == r.pid {
+                    return reply(ESRCH, 0, None);
+                }
+                self.adopt(child);
+                let (frames, store) = (&mut self.frames, &mut self.store);
+                match frames.copy_process(r.pid, child, store) {
+                    Ok(n) => reply(OK, n, None),
+                    Err(OutOfFrames) => reply(OUT_OF_FRAMES, 0, None),
+                }
+            }
+            OP_DISCARD if from_home => {
+                let end = r.addr.saturating_add(r.len);
+                reply(OK, self.frames.release(r.pid, r.addr, end), None)
+            }
             _ => reply(BAD_REQUEST, 0, None),
         }
     }

@@ -203,6 +203,8 @@ impl<S: FrameStore> Monitor<S> {
             OP_MMAP | OP_MUNMAP | OP_MPROTECT | OP_BRK | OP_MREMAP if !from_home => {
                 self.memory_call(r, remote)
             }
+            OP_FORK if !from_home => self.fork(pid, r.arg as Pid, remote),
+            OP_DISCARD if !from_home => self.discard(pid, r.addr, r.len, remote),
             _ => self.owner.serve_from(from, r, rest),
         }
     }
@@ -258,6 +260,92 @@ impl<S: FrameStore> Monitor<S> {
             Some(o) => reply(PEER_FAILED, o as u64, None),
             None => reply(OK, freed, None),
         }
+    }
+
+    /// fork: `child` (made by OP_NEW here, still empty) gets a copy of
+    /// `parent`'s mappings, and every owner of a vRegion of the parent
+    /// copies its pages for the child.
+    fn fork(&mut self, parent: Pid, child: Pid, remote: &mut dyn Remote<S>) -> Vec<u8> {
+        let Some(p) = self.homes.get(&parent) else {
+            return reply(ESRCH, 0, None);
+        };
+        let (space, regions, owners, next_peer) =
+            (p.space.clone(), p.regions.clone(), p.owners.clone(), p.next_peer);
+        match self.homes.get_mut(&child) {
+            Some(c) if c.space.is_empty() && c.regions.is_empty() && child != parent => {
+                c.space = space;
+                c.regions = regions;
+                c.owners = owners.clone();
+                c.next_peer = next_peer;
+            }
+            Some(_) => return reply(EEXIST, 0, None),
+            None => return reply(ESRCH, 0, None),
+        }
+        let ranges: Vec<Range> = self
+            .homes
+            .get(&child)
+            .map(|c| c.space.vmas().map(|v| (v.start, v.end)).collect())
+            .unwrap_or_default();
+        let mut failed = self.sync(child, &ranges, remote);
+        let mut copied = 0;
+        let request = MemRequest {
+            op: OP_FORK,
+            pid: parent,
+            arg: child as u64,
+            flags: FLAG_FROM_HOME,
+            ..Default::default()
+        };
+        for o in owners {
+            match self.ask_owner(o, zerocopy::IntoBytes::as_bytes(&request), remote) {
+                Ok(out) => match status_of(&out) {
+                    Some((OK, n)) => copied += n,
+                    Some((OUT_OF_FRAMES, _)) => return reply(OUT_OF_FRAMES, 0, None),
+                    Some((ESRCH, _)) => {}
+                    _ => failed = Some(o),
+                },
+                Err(o) => failed = Some(o),
+            }
+        }
+        match failed {
+            Some(o) => reply(PEER_FAILED, o as u64, None),
+            None => reply(OK, copied, None),
+        }
+    }
+
+    /// MADV_DONTNEED: the owners free the frames of [addr, addr + len).
+    fn discard(&mut self, pid: Pid, addr: u64, len: u64, remote: &mut dyn Remote<S>) -> Vec<u8> {
+        let Some(home) = self.homes.get(&pid) else {
+            return reply(ESRCH, 0, None);
+        };
+        if addr % crate::PAGE != 0 {
+            return reply(EINVAL, 0, None);
+        }
+        let end = addr.saturating_add(page_up(len));
+        let mut asks = Vec::new();
+        for (i, ps, pe) in pieces(addr, end) {
+            if let Some(&o) = home.regions.get(&i) {
+                asks.push((o, ps, pe));
+            }
+        }
+        let mut freed = 0;
+        for (o, ps, pe) in asks {
+            let request = MemRequest {
+                op: OP_DISCARD,
+                pid,
+                addr: ps,
+                len: pe - ps,
+                flags: FLAG_FROM_HOME,
+                ..Default::default()
+            };
+            match self.ask_owner(o, zerocopy::IntoBytes::as_bytes(&request), remote) {
+                Ok(out) => match status_of(&out) {
+                    Some((OK, n)) => freed += n,
+                    _ => return reply(PEER_FAILED, o as u64, None),
+                },
+                Err(o) => return reply(PEER_FAILED, o as u64, None),
+            }
+        }
+        reply(OK, freed, None)
     }
 
     /// mmap, munmap, mprotect, brk and mremap: applied to the home's
@@ -572,6 +660,41 @@ mod tests {
             let out = solo(&mut m, &req(OP_NEW, 8, 0x40_0000, bad, 0, 0));
             assert_eq!(status_value(&out).0, EINVAL);
         }
+    }
+
+    #[test]
+    fn fork_copies_every_page_and_discard_zeroes() {
+        let mut m = Monitor::new(1, &[], Mem(vec![[0; PAGE]; 16]), 16);
+        let rw = PROT_READ | PROT_WRITE;
+        assert_eq!(status_value(&solo(&mut m, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0))).0, OK);
+        let (s, a) = status_value(&solo(&mut m, &req(OP_MMAP, 7, 0, 3 * 4096, rw, 0)));
+        assert_eq!(s, OK);
+        for i in 0..2u8 {
+            let mut w = req(OP_WRITE, 7, a + i as u64 * 4096, 0, 0, 0);
+            w.extend_from_slice(&[i + 1; PAGE]);
+            assert_eq!(status_value(&solo(&mut m, &w)).0, OK);
+        }
+        assert_eq!(status_value(&solo(&mut m, &req(OP_NEW, 8, 0x40_0000, 0, 0, 0))).0, OK);
+        let mut fork = req(OP_FORK, 7, 0, 0, 0, 0);
+        fork[24..32].copy_from_slice(&8u64.to_le_bytes());
+        assert_eq!(status_value(&solo(&mut m, &fork)), (OK, 2), "two pages were touched");
+        // The child reads the parent's bytes; its writes stay its own.
+        let out = solo(&mut m, &req(OP_READ, 8, a + 4096, 0, 0, 0));
+        assert!(out[REPLY_LEN..].iter().all(|&b| b == 2));
+        let mut w = req(OP_WRITE, 8, a, 0, 0, 0);
+        w.extend_from_slice(&[9; PAGE]);
+        assert_eq!(status_value(&solo(&mut m, &w)).0, OK);
+        let out = solo(&mut m, &req(OP_READ, 7, a, 0, 0, 0));
+        assert!(out[REPLY_LEN..].iter().all(|&b| b == 1));
+        // A fork into a process that has mappings is refused.
+        assert_eq!(status_value(&solo(&mut m, &fork)).0, EEXIST);
+        // MADV_DONTNEED: zeros again, the frame freed.
+        let free = m.frames().free_frames();
+        let d = req(OP_DISCARD, 7, a, 4096, 0, 0);
+        assert_eq!(status_value(&solo(&mut m, &d)), (OK, 1));
+        assert_eq!(m.frames().free_frames(), free + 1);
+        let out = solo(&mut m, &req(OP_READ, 7, a, 0, 0, 0));
+        assert!(out[REPLY_LEN..].iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub struct Remapped {
     pub freed: Vec<Range>,
 }
 
+#[derive(Clone)]
 pub struct AddressSpace {
     /// start -> VMA, non-overlapping.
     vmas: BTreeMap<u64, Vma>,

@@ -66,6 +66,12 @@ pub fn read_cr2() -> u64 {
     cr2
 }
 
+/// What a vCPU other than the first does in an image that gives them no
+/// work: nothing.
+pub fn secondary_halts(_boot: &'static lego_proto::boot::BootInfo, _cpu: u32) -> ! {
+    halt_forever()
+}
+
 /// Stops this vCPU for good: HLT with interrupts off exits to the VMM,
 /// which does not resume a halted vCPU.
 pub fn halt_forever() -> ! {

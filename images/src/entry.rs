@@ -27,6 +27,7 @@ core::arch::global_asm!(
 extern "Rust" {
     fn lego_guest_role() -> Role;
     fn lego_guest_main(boot: &'static BootInfo) -> !;
+    fn lego_guest_secondary(boot: &'static BootInfo, cpu: u32) -> !;
 }
 
 /// Stops the guest with a panic the VMM reports: the boot facts are not
@@ -41,6 +42,10 @@ extern "C" fn image_entry(boot: *const BootInfo, cpu: u32) -> ! {
     // The VMM has loaded the IDT already (lego_proto::boot::IDT).
     if cpu != 0 {
         hypercall::out(PORT_BOOTED, cpu);
+        if boot.mode == Mode::Serve as u32 || boot.mode == Mode::Program as u32 {
+            // SAFETY: defined by the guest! macro in the image.
+            unsafe { lego_guest_secondary(boot, cpu) }
+        }
         cpu::halt_forever();
     }
 
@@ -76,7 +81,7 @@ extern "C" fn image_entry(boot: *const BootInfo, cpu: u32) -> ! {
             Some(test) => testfail::run(test),
             None => boot_mismatch(format_args!("unknown guest test {}", boot.test)),
         },
-        m if m == Mode::Serve as u32 || m == Mode::Workload as u32 => {
+        m if m == Mode::Serve as u32 || m == Mode::Workload as u32 || m == Mode::Program as u32 => {
             println!(
                 "{} monitor booted: {} MiB RAM, {} vCPU(s)",
                 role.name(),

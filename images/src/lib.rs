@@ -39,9 +39,15 @@ pub use lego_proto::boot::{BootInfo, Role};
 /// lego_image::guest!(Role::Memory, main);
 /// fn main(boot: &'static BootInfo) -> ! { ... }
 /// ```
+///
+/// A third argument runs on every other vCPU once it has booted (it may
+/// wait for `main` to have set things up); without it they halt.
 #[macro_export]
 macro_rules! guest {
     ($role:expr, $main:path) => {
+        $crate::guest!($role, $main, $crate::cpu::secondary_halts);
+    };
+    ($role:expr, $main:path, $secondary:path) => {
         #[no_mangle]
         pub fn lego_guest_role() -> $crate::Role {
             $role
@@ -50,6 +56,11 @@ macro_rules! guest {
         #[no_mangle]
         pub fn lego_guest_main(boot: &'static $crate::BootInfo) -> ! {
             $main(boot)
+        }
+
+        #[no_mangle]
+        pub fn lego_guest_secondary(boot: &'static $crate::BootInfo, cpu: u32) -> ! {
+            $secondary(boot, cpu)
         }
     };
 }

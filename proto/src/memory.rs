@@ -24,7 +24,9 @@ pub const OP_NEW: u32 = 4;
 pub const OP_MMAP: u32 = 5;
 pub const OP_MUNMAP: u32 = 6;
 pub const OP_MPROTECT: u32 = 7;
-/// Set the break to `addr`; `value` is the break in force.
+/// Set the break to `addr`; `value` is the break in force. A processor
+/// passes the break it knew in `arg` (its ExCache drops what a shrink gives
+/// back); the memory component does not read it.
 pub const OP_BRK: u32 = 8;
 /// Remap `len` bytes at `addr` to `arg` bytes ([`FLAG_MAYMOVE`]); `value` is the address.
 pub const OP_MREMAP: u32 = 9;
@@ -39,6 +41,13 @@ pub const OP_SYNC: u32 = 12;
 /// From a home: which pages of [`addr`, `addr + len`) hold a frame here
 /// (`len` at most [`MAX_PRESENT_LEN`]); the reply carries one bit per page.
 pub const OP_PRESENT: u32 = 13;
+/// fork: every mapping and page of process `pid` is copied to process
+/// `arg` (made with OP_NEW at the same home, still empty), at every memory
+/// component that owns a vRegion of it; `value` is the pages copied.
+pub const OP_FORK: u32 = 14;
+/// The pages of [`addr`, `addr + len`) are zero again, their frames freed
+/// (MADV_DONTNEED); the mappings stay.
+pub const OP_DISCARD: u32 = 15;
 
 pub const FLAG_FIXED: u32 = 1;
 pub const FLAG_MAYMOVE: u32 = 2;

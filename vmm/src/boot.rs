@@ -33,6 +33,7 @@ const CR4_PAE: u64 = 1 << 5;
 const CR4_OSFXSR: u64 = 1 << 9;
 const CR4_OSXMMEXCPT: u64 = 1 << 10;
 const CR4_FSGSBASE: u64 = 1 << 16;
+const CR4_OSXSAVE: u64 = 1 << 18;
 const EFER_SCE: u64 = 1;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
@@ -172,7 +173,14 @@ fn segment(selector: u16, code: bool) -> kvm_segment {
 }
 
 /// Puts vCPU `cpu` in 64-bit mode at `entry` with its own stack.
-pub fn setup_vcpu(vcpu: &VcpuFd, cpu: u32, vcpus: u32, entry: u64, fsgsbase: bool) -> Result<()> {
+pub fn setup_vcpu(
+    vcpu: &VcpuFd,
+    cpu: u32,
+    vcpus: u32,
+    entry: u64,
+    fsgsbase: bool,
+    xcr0: Option<u64>,
+) -> Result<()> {
     set_star(vcpu)?;
     let mut sregs = vcpu
         .get_sregs()
@@ -208,10 +216,21 @@ pub fn setup_vcpu(vcpu: &VcpuFd, cpu: u32, vcpus: u32, entry: u64, fsgsbase: boo
     sregs.idt.limit = 256 * 16 - 1;
     sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
     sregs.cr3 = PML4;
-    sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | if fsgsbase { CR4_FSGSBASE } else { 0 };
+    sregs.cr4 = CR4_PAE
+        | CR4_OSFXSR
+        | CR4_OSXMMEXCPT
+        | if fsgsbase { CR4_FSGSBASE } else { 0 }
+        | if xcr0.is_some() { CR4_OSXSAVE } else { 0 };
     sregs.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
     vcpu.set_sregs(&sregs)
         .map_err(kvm("set vCPU segment registers"))?;
+    if let Some(value) = xcr0 {
+        let mut xcrs = vcpu.get_xcrs().map_err(kvm("read the vCPU's XCR0"))?;
+        xcrs.nr_xcrs = 1;
+        xcrs.xcrs[0].xcr = 0;
+        xcrs.xcrs[0].value = value;
+        vcpu.set_xcrs(&xcrs).map_err(kvm("set the vCPU's XCR0"))?;
+    }
 
     // Images run in the upper-half alias (images/guest.ld).
     let regs = kvm_regs {

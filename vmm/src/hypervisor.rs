@@ -84,3 +84,19 @@ pub fn supports_fsgsbase(cpuid: &kvm_bindings::CpuId) -> bool {
         .iter()
         .any(|e| e.function == 7 && e.index == 0 && e.ebx & 1 != 0)
 }
+
+/// The extended-state features guests get (XCR0), when the CPU has XSAVE:
+/// x87, SSE, AVX and AVX-512 (whatever of those it offers). Processes use
+/// AVX-512 freely here (glibc's string functions do), so the processor
+/// monitor saves and restores them, and lays them out in signal frames.
+/// PKRU and AMX are left out: nothing in Lego offers protection keys, and
+/// Linux hands out AMX only on request (arch_prctl), which Lego refuses.
+pub fn guest_xcr0(cpuid: &kvm_bindings::CpuId) -> Option<u64> {
+    let leaf = |f: u32, i: u32| cpuid.as_slice().iter().find(|e| e.function == f && e.index == i);
+    let xsave = leaf(1, 0).is_some_and(|e| e.ecx & (1 << 26) != 0);
+    if !xsave {
+        return None;
+    }
+    let offered = leaf(0xd, 0).map_or(3, |e| e.eax as u64);
+    Some(offered & 0xe7 | 3)
+}

@@ -104,6 +104,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(kvm("report its supported CPUID"))?;
     let fsgsbase = hypervisor::supports_fsgsbase(&cpuid);
+    let xcr0 = hypervisor::guest_xcr0(&cpuid);
     // Without the leaf, the architectural default of 36 bits.
     let phys_bits = cpuid
         .as_slice()
@@ -119,7 +120,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         let vcpu = vm.create_vcpu(cpu as u64).map_err(kvm("create a vCPU"))?;
         vcpu.set_cpuid2(&cpuid)
             .map_err(kvm("set the vCPU's CPUID"))?;
-        boot::setup_vcpu(&vcpu, cpu, cfg.vcpus, image.entry, fsgsbase)?;
+        boot::setup_vcpu(&vcpu, cpu, cfg.vcpus, image.entry, fsgsbase, xcr0)?;
         pvm = hypervisor::enable_pvm_native(&vcpu)?;
         let stats = VcpuStats::open(&vcpu);
         vcpus.push((vcpu, stats));

@@ -1047,6 +1047,10 @@ impl ExCache {
             let (a, b) = range(req.addr, req.len);
             self.change_range(s, a, b, RangeChange::Flush)?;
         }
+        if req.op == OP_FORK {
+            // The memory components copy what they hold: all of it first.
+            self.change_range(s, 0, u64::MAX, RangeChange::Flush)?;
+        }
         self.drain_writebacks()?;
         let mut bytes = zerocopy::IntoBytes::as_bytes(&req).to_vec();
         bytes.extend_from_slice(tail);
@@ -1065,6 +1069,7 @@ impl ExCache {
             OP_MUNMAP => Some((range(req.addr, req.len), RangeChange::Drop)),
             OP_MMAP => Some((range(head.value, req.len), RangeChange::Drop)),
             OP_MPROTECT => Some((range(req.addr, req.len), RangeChange::Protect(req.prot))),
+            OP_DISCARD => Some((range(req.addr, req.len), RangeChange::Drop)),
             OP_MREMAP if head.value != req.addr => {
                 Some((range(req.addr, req.len), RangeChange::Drop))
             }
@@ -1072,9 +1077,15 @@ impl ExCache {
                 range(req.addr + req.arg, req.len - req.arg),
                 RangeChange::Drop,
             )),
-            // A break that shrank: everything above it is gone.
-            OP_BRK => Some(((head.value + PAGE_U64 - 1) & !(PAGE_U64 - 1), u64::MAX))
-                .map(|(a, b)| ((a, b), RangeChange::Drop)),
+            // A break that shrank: what lay between the new break and the
+            // old one (the caller passes it in `arg`) is gone.
+            OP_BRK if head.value < req.arg => Some((
+                (
+                    (head.value + PAGE_U64 - 1) & !(PAGE_U64 - 1),
+                    (req.arg + PAGE_U64 - 1) & !(PAGE_U64 - 1),
+                ),
+                RangeChange::Drop,
+            )),
             _ => None,
         };
         if let Some(((a, b), change)) = after {

@@ -1,0 +1,324 @@
+//! execve: a static executable from the host becomes a process's image.
+//!
+//! The memory monitor side of loading (LegoOS gives it to the memory
+//! monitor): the segments become VMAs at the home memory component, and
+//! their file bytes are written there directly by the VMM (`PORT_LOAD`),
+//! pipelined, without passing through the ExCache; pages the program never
+//! touches are never fetched. Everything that can fail is done before the
+//! old image is given up, so a failed execve returns an error to a process
+//! that is still whole.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use lego_proto::memory::{MemRequest, FLAG_FIXED, OP_MMAP};
+use pmon::elf::{self, ElfError, Program, Source};
+use pmon::signal::{SigAction, SIG_IGN};
+use rand_core::RngCore;
+
+use super::arch::UserContext;
+use super::host;
+use super::uaccess;
+use super::*;
+
+/// The stack a program starts with (RLIMIT_STACK's default).
+const STACK_SIZE: u64 = 8 << 20;
+
+struct HostFile {
+    handle: u32,
+    size: u64,
+}
+
+impl Source for HostFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&mut self, at: u64, buf: &mut [u8]) -> Result<(), String> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = host::read(self.handle, at + done as u64, &mut buf[done..]);
+            if n <= 0 {
+                return Err(alloc::format!("the host read failed (errno {})", -n));
+            }
+            done += n as usize;
+        }
+        Ok(())
+    }
+}
+
+/// A loaded image, not yet anyone's.
+pub struct Image {
+    pub space: u32,
+    pub entry: u64,
+    pub sp: u64,
+    pub bias: u64,
+}
+
+impl Kernel {
+    /// The first process: `lego-vmm -- PATH ARGS`.
+    pub fn spawn_init(
+        &mut self,
+        path: &[u8],
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    ) -> Result<Pid, Errno> {
+        let pid = self.alloc_id().ok_or(EAGAIN)?;
+        let image = self.load_image(path, &argv, &envp)?;
+        let mut ctx = UserContext::new(self.xsave_size);
+        ctx.frame.rip = image.entry;
+        ctx.frame.rsp = image.sp;
+        let mut rlimits = [(u64::MAX, u64::MAX); 16];
+        rlimits[3] = (STACK_SIZE, u64::MAX); // RLIMIT_STACK
+        rlimits[7] = (pmon::fd::DEFAULT_LIMIT as u64, pmon::fd::MAX_LIMIT as u64); // NOFILE
+        self.procs.insert(
+            pid,
+            Process {
+                pid,
+                ppid: 1,
+                pgid: pid,
+                sid: pid,
+                space: image.space,
+                fds: pmon::fd::FdTable::with_stdio(),
+                actions: [SigAction::default(); 64],
+                pending: VecDeque::new(),
+                threads: alloc::vec![pid],
+                life: Life::Alive,
+                cwd: b"/".to_vec(),
+                umask: 0o022,
+                exe: path.to_vec(),
+                bias: image.bias,
+                exit_signal: pmon::signal::SIGCHLD,
+                vfork_parent: None,
+                rlimits,
+                cycles: 0,
+                child_cycles: 0,
+                start_tsc: lego_image::cpu::rdtsc(),
+            },
+        );
+        self.threads.insert(
+            pid,
+            Thread {
+                tid: pid,
+                pid,
+                ctx: Some(Box::new(ctx)),
+                state: State::Runnable,
+                sigmask: 0,
+                pending: VecDeque::new(),
+                altstack: pmon::signal::AltStack {
+                    flags: pmon::signal::SS_DISABLE,
+                    ..Default::default()
+                },
+                clear_child_tid: 0,
+                restart: false,
+                saved_mask: None,
+                yielded: false,
+            },
+        );
+        self.runq.push_back(pid);
+        Ok(pid)
+    }
+
+    /// Reads, maps and loads the program at `path` into a new space with
+    /// its first stack; nothing of the caller changes.
+    pub fn load_image(
+        &mut self,
+        path: &[u8],
+        argv: &[Vec<u8>],
+        envp: &[Vec<u8>],
+    ) -> Result<Image, Errno> {
+        let (handle, size) = host::open(path)?;
+        let mut file = HostFile { handle, size };
+        let parsed = elf::parse(&mut file, self.window.user_top());
+        let program = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                host::close(handle);
+                lego_image::println!(
+                    "execve {}: {e}",
+                    core::str::from_utf8(path).unwrap_or("?")
+                );
+                return Err(match e {
+                    ElfError::Read(_) => EIO,
+                    _ => ENOEXEC,
+                });
+            }
+        };
+        let space = match self.new_space(program.brk) {
+            Ok(s) => s,
+            Err(e) => {
+                host::close(handle);
+                return Err(e);
+            }
+        };
+        let r = self.fill(space, handle, &program, path, argv, envp);
+        host::close(handle);
+        match r {
+            Ok(sp) => Ok(Image {
+                space,
+                entry: program.entry,
+                sp,
+                bias: program.bias,
+            }),
+            Err(e) => {
+                self.drop_space(space);
+                Err(e)
+            }
+        }
+    }
+
+    /// Maps the segments and the stack, loads the file bytes, writes the
+    /// first stack. The stack pointer.
+    fn fill(
+        &mut self,
+        space_id: u32,
+        handle: u32,
+        program: &Program,
+        path: &[u8],
+        argv: &[Vec<u8>],
+        envp: &[Vec<u8>],
+    ) -> Result<u64, Errno> {
+        let top = self.window.user_top();
+        let Some(entry) = self.spaces.get_mut(&space_id) else {
+            return Err(EINVAL);
+        };
+        let space = &mut entry.space;
+        for seg in &program.segments {
+            let (start, end) = seg.pages();
+            space.call(MemRequest {
+                op: OP_MMAP,
+                addr: start,
+                len: end - start,
+                prot: seg.prot,
+                flags: FLAG_FIXED,
+                ..Default::default()
+            })?;
+        }
+        for seg in &program.segments {
+            if seg.filesz == 0 {
+                continue;
+            }
+            let lead = seg.vaddr & 0xfff;
+            let r = host::load(
+                handle,
+                space.slot,
+                seg.offset - lead,
+                seg.filesz + lead,
+                seg.vaddr - lead,
+            );
+            if r < 0 {
+                return Err(-r);
+            }
+        }
+        // The stack: 8 MiB just under the top, a page of gap above.
+        let stack_top = top - 4096;
+        space.call(MemRequest {
+            op: OP_MMAP,
+            addr: stack_top - STACK_SIZE,
+            len: STACK_SIZE,
+            prot: 3,
+            flags: FLAG_FIXED,
+            ..Default::default()
+        })?;
+        let mut random = [0u8; 16];
+        self.rng.fill_bytes(&mut random);
+        let aux = pmon::stack::Aux {
+            phdr: program.phdr,
+            phent: program.phent,
+            phnum: program.phnum,
+            entry: program.entry,
+            hwcap: self.hwcap,
+            hwcap2: 0,
+            minsigstksz: self.xstate.min_sigstack(),
+            uid: 0,
+            gid: 0,
+        };
+        let a: Vec<&[u8]> = argv.iter().map(|s| s.as_slice()).collect();
+        let e: Vec<&[u8]> = envp.iter().map(|s| s.as_slice()).collect();
+        let built =
+            pmon::stack::build(stack_top, &a, &e, path, random, &aux).map_err(|_| E2BIG)?;
+        // The stack is written through the process's own mapping: load the
+        // space on this vCPU first.
+        let cpu = lego_image::cpu::current_cpu();
+        if let Some(c) = self.cpus.get_mut(cpu as usize) {
+            if let (Some(views), Some(entry)) = (c.views.as_ref(), self.spaces.get(&space_id)) {
+                arch::switch_user_half(views, &entry.space.pml4_entries());
+                c.loaded = Some(space_id);
+            }
+        }
+        let Some(entry) = self.spaces.get_mut(&space_id) else {
+            return Err(EINVAL);
+        };
+        uaccess::write(&mut entry.space, built.sp, &built.image)?;
+        Ok(built.sp)
+    }
+
+    /// execve for thread `tid`: on success its process runs the new image
+    /// (the system call does not return); on failure the errno.
+    pub fn execve(
+        &mut self,
+        tid: Tid,
+        path: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    ) -> Result<(), Errno> {
+        let Some(pid) = self.threads.get(&tid).map(|t| t.pid) else {
+            return Err(ESRCH);
+        };
+        let image = self.load_image(&path, &argv, &envp)?;
+        // The point of no return: other threads go, the old space goes.
+        let others: Vec<Tid> = self
+            .procs
+            .get(&pid)
+            .map(|p| p.threads.iter().copied().filter(|&t| t != tid).collect())
+            .unwrap_or_default();
+        for t in others {
+            self.end_thread(t);
+        }
+        let xsave = self.xsave_size;
+        let closed;
+        let (old_space, vfork_parent) = match self.procs.get_mut(&pid) {
+            Some(p) => {
+                let old = p.space;
+                p.space = image.space;
+                p.exe = path;
+                p.bias = image.bias;
+                p.threads = alloc::vec![tid];
+                closed = p.fds.exec();
+                // Handlers go back to the default; ignored signals stay ignored.
+                for a in p.actions.iter_mut() {
+                    if a.handler != SIG_IGN {
+                        *a = SigAction::default();
+                    }
+                }
+                (old, p.vfork_parent.take())
+            }
+            None => return Err(ESRCH),
+        };
+        for f in closed {
+            self.release_file(f);
+        }
+        self.drop_space(old_space);
+        for c in self.cpus.iter_mut() {
+            if c.loaded == Some(old_space) {
+                c.loaded = None;
+            }
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            let mut ctx = UserContext::new(xsave);
+            ctx.frame.rip = image.entry;
+            ctx.frame.rsp = image.sp;
+            t.ctx = Some(Box::new(ctx));
+            t.altstack = pmon::signal::AltStack {
+                flags: pmon::signal::SS_DISABLE,
+                ..Default::default()
+            };
+            t.clear_child_tid = 0;
+        }
+        if let Some(parent) = vfork_parent {
+            self.wake(parent, OnWake::Return(pid as i64));
+        }
+        Ok(())
+    }
+}

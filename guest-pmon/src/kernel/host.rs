@@ -1,0 +1,156 @@
+//! What only the host has, through the VMM (`lego_proto::program`): the
+//! program's arguments, host files for execve, lego-vmm's stdio, waiting
+//! for work, and the exit status. Each call is one exit.
+
+use alloc::vec::Vec;
+
+use lego_image::cpu::{phys_of, virt_to_phys};
+use lego_image::hypercall;
+use lego_proto::program::*;
+
+/// argv and envp of the program `lego-vmm -- ...` names.
+pub fn program_args() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut a = ProgramArgs::default();
+    hypercall::out(PORT_PROGRAM_ARGS, phys_of(&a) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    let first = unsafe { core::ptr::read_volatile(&a) };
+    let mut buf = alloc::vec![0u8; first.needed as usize];
+    a.buf = virt_to_phys(buf.as_mut_ptr() as u64);
+    a.buf_len = buf.len() as u64;
+    hypercall::out(PORT_PROGRAM_ARGS, phys_of(&a) as u32);
+    // SAFETY: as above.
+    let got = unsafe { core::ptr::read_volatile(&a) };
+    let mut strings = buf.split(|&b| b == 0).map(|s| s.to_vec());
+    let argv: Vec<Vec<u8>> = strings.by_ref().take(got.argc as usize).collect();
+    let envp: Vec<Vec<u8>> = strings.take(got.envc as usize).collect();
+    (argv, envp)
+}
+
+/// An opened host file: its handle and size, or an errno.
+pub fn open(path: &[u8]) -> Result<(u32, u64), i64> {
+    let o = HostOpen {
+        path: virt_to_phys(path.as_ptr() as u64),
+        path_len: path.len() as u64,
+        ..Default::default()
+    };
+    hypercall::out(PORT_HOST_OPEN, phys_of(&o) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    let o = unsafe { core::ptr::read_volatile(&o) };
+    if o.errno != 0 {
+        return Err(o.errno as i64);
+    }
+    Ok((o.handle, o.size))
+}
+
+/// Reads at most `buf.len()` bytes at `offset`: bytes read, or -errno.
+pub fn read(handle: u32, offset: u64, buf: &mut [u8]) -> i64 {
+    let r = HostRead {
+        handle,
+        _pad: 0,
+        offset,
+        buf: virt_to_phys(buf.as_mut_ptr() as u64),
+        len: buf.len() as u64,
+        result: 0,
+    };
+    hypercall::out(PORT_HOST_READ, phys_of(&r) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    unsafe { core::ptr::read_volatile(&r.result) }
+}
+
+pub fn close(handle: u32) {
+    hypercall::out(PORT_HOST_CLOSE, handle);
+}
+
+/// Copies `filesz` bytes of the file at `offset` into the process in
+/// `slot` at `va`, at its memory components. 0 or -errno.
+pub fn load(handle: u32, slot: u32, offset: u64, filesz: u64, va: u64) -> i64 {
+    let l = Load {
+        handle,
+        slot,
+        offset,
+        filesz,
+        va,
+        result: 0,
+    };
+    hypercall::out(PORT_LOAD, phys_of(&l) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    unsafe { core::ptr::read_volatile(&l.result) }
+}
+
+fn stdio(op: u32, fd: u32, buf: u64, len: u64, arg: u64) -> i64 {
+    let c = StdioCall {
+        op,
+        fd,
+        buf,
+        len,
+        arg,
+        result: 0,
+    };
+    hypercall::out(PORT_STDIO, phys_of(&c) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    unsafe { core::ptr::read_volatile(&c.result) }
+}
+
+/// Writes to lego-vmm's stdout (1) or stderr (2).
+pub fn write(fd: u32, data: &[u8]) -> i64 {
+    stdio(STDIO_WRITE, fd, virt_to_phys(data.as_ptr() as u64), data.len() as u64, 0)
+}
+
+/// Reads lego-vmm's stdin without waiting (-EAGAIN when nothing is there).
+pub fn read_stdin(buf: &mut [u8]) -> i64 {
+    stdio(STDIO_READ, 0, virt_to_phys(buf.as_mut_ptr() as u64), buf.len() as u64, 0)
+}
+
+pub fn ioctl(fd: u32, request: u64, buf: &mut [u8]) -> i64 {
+    stdio(
+        STDIO_IOCTL,
+        fd,
+        virt_to_phys(buf.as_mut_ptr() as u64),
+        buf.len() as u64,
+        request,
+    )
+}
+
+pub fn stat(fd: u32) -> Result<StdioStat, i64> {
+    let mut st = StdioStat::default();
+    let r = stdio(
+        STDIO_STAT,
+        fd,
+        virt_to_phys(&mut st as *mut StdioStat as u64),
+        core::mem::size_of::<StdioStat>() as u64,
+        0,
+    );
+    if r < 0 {
+        return Err(r);
+    }
+    // SAFETY: the VMM wrote it during the hypercall.
+    Ok(unsafe { core::ptr::read_volatile(&st) })
+}
+
+/// Waits for a kick, stdin (if asked) or the timeout (0: none).
+pub fn idle(timeout_ns: u64, stdin: bool) -> u32 {
+    let i = Idle {
+        timeout_ns,
+        stdin: stdin as u32,
+        woke: 0,
+    };
+    hypercall::out(PORT_IDLE, phys_of(&i) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    unsafe { core::ptr::read_volatile(&i.woke) }
+}
+
+pub fn kick(cpu: u32) {
+    hypercall::out(PORT_KICK, cpu);
+}
+
+/// The program is over; lego-vmm exits. `path` names the program whose
+/// function the VMM reports for a fault.
+pub fn exit(e: ProgramExit, path: &[u8]) -> ! {
+    let e = ProgramExit {
+        path: virt_to_phys(path.as_ptr() as u64),
+        path_len: path.len() as u64,
+        ..e
+    };
+    hypercall::out(PORT_PROGRAM_EXIT, phys_of(&e) as u32);
+    lego_image::cpu::halt_forever()
+}

@@ -1,0 +1,247 @@
+//! A process's address space as the processor sees it: page tables that
+//! map its half to its slot of the process window, vRegion by vRegion as
+//! it touches them, and the memory calls (made at its home memory
+//! component, through the VMM so the ExCache follows them).
+//!
+//! The page tables hold no knowledge of the process's mappings: every
+//! vRegion it touches is mapped whole (one page directory of 2 MiB pages
+//! into the window), and whether an address is mapped, and how, is the
+//! memory component's to say when the page is first touched. An access it
+//! refuses comes back from the VMM as a page fault on a present page.
+
+use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use lego_image::cpu::{phys_of, virt_to_phys};
+use lego_image::hypercall;
+use lego_proto::boot::upper;
+use lego_proto::hypercall::{PORT_MEMORY_CALL, PORT_PROCESS_START, PORT_VREGION};
+use lego_proto::memory::*;
+use lego_proto::process::{MemoryCall, ProcessStart, VRegionMap, Window, PROCESS_FAULTS_TO_GUEST};
+
+use super::uaccess::UserSpace;
+use super::Errno;
+
+const P: u64 = 1;
+const W: u64 = 2;
+const U: u64 = 4;
+const HUGE: u64 = 1 << 7;
+const ADDR: u64 = 0x000f_ffff_ffff_f000;
+
+fn page() -> Option<*mut u64> {
+    let layout = Layout::from_size_align(4096, 4096).ok()?;
+    // SAFETY: a non-zero-sized layout.
+    let p = unsafe { alloc_zeroed(layout) } as *mut u64;
+    (!p.is_null()).then_some(p)
+}
+
+fn free_page(p: *mut u64) {
+    if let Ok(layout) = Layout::from_size_align(4096, 4096) {
+        // SAFETY: allocated by `page` with this layout.
+        unsafe { dealloc(p as *mut u8, layout) };
+    }
+}
+
+/// One address space: a window slot, its memory components' process id,
+/// and its page tables.
+pub struct Space {
+    pub slot: u32,
+    /// The process id its memory components know it by.
+    pub gpid: u32,
+    pub home: u32,
+    pub window: Window,
+    /// One PDPT per PML4 slot of the user half.
+    pdpts: Vec<*mut u64>,
+    /// vRegion index -> its page directory.
+    pds: BTreeMap<u64, *mut u64>,
+    /// The program break the home last reported.
+    pub brk: u64,
+}
+
+// SAFETY: the page-table pages are owned by the Space and only touched
+// under the kernel's lock.
+unsafe impl Send for Space {}
+
+impl Space {
+    /// A new, empty address space in `slot`; the home memory component is
+    /// told at once (OP_NEW). `brk` is where the break starts.
+    pub fn new(slot: u32, gpid: u32, home: u32, window: Window, brk: u64) -> Result<Space, Errno> {
+        let start = ProcessStart {
+            slot,
+            pid: gpid,
+            home,
+            status: 0,
+            flags: PROCESS_FAULTS_TO_GUEST,
+        };
+        hypercall::out(PORT_PROCESS_START, phys_of(&start) as u32);
+        // SAFETY: the VMM wrote the status during the hypercall.
+        if unsafe { core::ptr::read_volatile(&start.status) } != 0 {
+            return Err(super::EAGAIN);
+        }
+        let slots = window.user_top().div_ceil(1 << 39).max(1) as usize;
+        let mut pdpts = Vec::with_capacity(slots);
+        for _ in 0..slots {
+            pdpts.push(page().ok_or(super::ENOMEM)?);
+        }
+        let mut s = Space {
+            slot,
+            gpid,
+            home,
+            window,
+            pdpts,
+            pds: BTreeMap::new(),
+            brk,
+        };
+        let r = s.call(MemRequest {
+            op: OP_NEW,
+            addr: brk,
+            len: window.user_top(),
+            ..Default::default()
+        });
+        match r {
+            Ok(b) => {
+                s.brk = b;
+                Ok(s)
+            }
+            Err(e) => {
+                s.release();
+                Err(e)
+            }
+        }
+    }
+
+    /// The PML4 entries of this space's user half.
+    pub fn pml4_entries(&self) -> Vec<u64> {
+        self.pdpts.iter().map(|&p| virt_to_phys(p as u64) | P | W | U).collect()
+    }
+
+    /// A memory call at the home, through the VMM: its value, or the errno.
+    pub fn call(&mut self, mut req: MemRequest) -> Result<u64, Errno> {
+        req.pid = self.gpid;
+        let call = MemoryCall {
+            slot: self.slot,
+            request: req,
+            ..Default::default()
+        };
+        hypercall::out(PORT_MEMORY_CALL, phys_of(&call) as u32);
+        // SAFETY: the VMM wrote the reply during the hypercall.
+        let reply = unsafe { core::ptr::read_volatile(&call.reply) };
+        match reply.status {
+            OK => Ok(reply.value),
+            ENOMEM | OUT_OF_FRAMES => Err(super::ENOMEM),
+            EFAULT => Err(super::EFAULT),
+            EACCES => Err(super::EACCES),
+            EINVAL => Err(super::EINVAL),
+            EEXIST => Err(super::EEXIST),
+            ESRCH => Err(super::ESRCH),
+            // The memory component cannot be reached: the process cannot
+            // go on (the VMM has said why on its stderr).
+            _ => Err(super::EIO),
+        }
+    }
+
+    /// Maps vRegion `index` (asking the VMM for its memslot first).
+    fn map_vregion(&mut self, index: u64) -> Result<(), Errno> {
+        if self.pds.contains_key(&index) {
+            return Ok(());
+        }
+        let va = index << VREGION_SHIFT;
+        if va >= self.window.user_top() {
+            return Err(super::EFAULT);
+        }
+        let req = VRegionMap {
+            slot: self.slot,
+            status: 0,
+            index,
+        };
+        hypercall::out(PORT_VREGION, phys_of(&req) as u32);
+        // SAFETY: the VMM wrote the status during the hypercall.
+        if unsafe { core::ptr::read_volatile(&req.status) } != 0 {
+            return Err(super::ENOMEM);
+        }
+        let pd = page().ok_or(super::ENOMEM)?;
+        for i in 0..512u64 {
+            let gpa = self.window.gpa(self.slot as u64, va + (i << 21));
+            // SAFETY: our fresh page directory; i < 512.
+            unsafe { *pd.add(i as usize) = gpa | P | W | U | HUGE };
+        }
+        let pdpt = self.pdpts[(va >> 39) as usize];
+        // SAFETY: one of our PDPTs; the index is < 512.
+        unsafe { *pdpt.add(((va >> 30) & 511) as usize) = virt_to_phys(pd as u64) | P | W | U };
+        self.pds.insert(index, pd);
+        Ok(())
+    }
+
+    /// A page fault the process took at `addr`, for a page-directory that
+    /// is not there yet: maps its vRegion. Err when the address is outside
+    /// the process's half (a SIGSEGV).
+    pub fn fault_in(&mut self, addr: u64) -> Result<bool, Errno> {
+        if addr >= self.window.user_top() {
+            return Err(super::EFAULT);
+        }
+        let index = addr >> VREGION_SHIFT;
+        if self.pds.contains_key(&index) {
+            // Mapped already: the fault is the memory component's refusal.
+            return Ok(false);
+        }
+        self.map_vregion(index)?;
+        Ok(true)
+    }
+
+    /// Frees the page tables and ends the slot's process at the VMM (after
+    /// OP_EXIT at the home).
+    pub fn release(&mut self) {
+        for (_, pd) in core::mem::take(&mut self.pds) {
+            free_page(pd);
+        }
+        for pdpt in self.pdpts.drain(..) {
+            free_page(pdpt);
+        }
+        let end = ProcessStart {
+            slot: self.slot,
+            ..Default::default()
+        };
+        hypercall::out(PORT_PROCESS_START, phys_of(&end) as u32);
+    }
+
+    /// Ends the process at its memory components and frees everything.
+    pub fn destroy(mut self) {
+        let _ = self.call(MemRequest {
+            op: OP_EXIT,
+            ..Default::default()
+        });
+        self.release();
+    }
+
+    /// The page-table page that holds vRegion `index`, for tests of the
+    /// mapping (the physical address, as the window sees it).
+    pub fn pd_phys(&self, index: u64) -> Option<u64> {
+        self.pds.get(&index).map(|&p| virt_to_phys(p as u64))
+    }
+
+    pub fn pdpt_ptr(&self, slot: usize) -> Option<*mut u64> {
+        self.pdpts.get(slot).copied()
+    }
+}
+
+impl UserSpace for Space {
+    fn top(&self) -> u64 {
+        self.window.user_top()
+    }
+
+    fn prepare(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
+        let first = addr >> VREGION_SHIFT;
+        let last = (addr + len - 1) >> VREGION_SHIFT;
+        for index in first..=last {
+            self.map_vregion(index)?;
+        }
+        Ok(())
+    }
+}
+
+/// A page table entry read back for a check (tests and reports).
+pub fn entry_at(table: u64, index: u64) -> u64 {
+    // SAFETY: `table` is a page-table page's physical address in RAM.
+    unsafe { *((upper(table & ADDR) as *const u64).add(index as usize)) }
+}

@@ -1,0 +1,701 @@
+//! The processor monitor's kernel: it runs the user's program (and the
+//! processes and threads it makes) at user privilege, with Linux's system
+//! calls, on every vCPU (`lego-vmm --role processor ... -- PROG ARGS`).
+//!
+//! Shape: the logic that can be tested on a host lives in the `pmon`
+//! library (ELF loading, the first stack, descriptors, pipes, futexes,
+//! signal frames); this module holds the state (processes, threads,
+//! address spaces) under one lock, and each vCPU runs [`cpu_loop`]: pick a
+//! runnable thread, run it at user privilege until it traps
+//! ([`arch::run_user`]), take the lock, handle the trap (a system call, a
+//! fault, the timer), repeat. System calls that must wait (a read of an
+//! empty pipe, futex, wait4, nanosleep) park the thread with what wakes it
+//! and whether the call is made again or returns a value then; a vCPU with
+//! nothing to run waits in its VMM until kicked.
+
+pub mod arch;
+mod exec;
+mod host;
+mod mm;
+mod signals;
+mod syscall;
+mod uaccess;
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+use lego_image::BootInfo;
+use lego_proto::hypercall::TrapFrame;
+use lego_proto::process::Window;
+use pmon::fd::FdTable;
+use pmon::futex::Futexes;
+use pmon::pipe::Pipe;
+use pmon::signal::{AltStack, SigAction, SigInfo, SigSet};
+use spin::Mutex;
+
+use self::arch::{UserContext, Views};
+use self::mm::Space;
+
+/// A positive errno value.
+pub type Errno = i64;
+pub const EPERM: Errno = 1;
+pub const ENOENT: Errno = 2;
+pub const ESRCH: Errno = 3;
+pub const EINTR: Errno = 4;
+pub const EIO: Errno = 5;
+pub const E2BIG: Errno = 7;
+pub const ENOEXEC: Errno = 8;
+pub const EBADF: Errno = 9;
+pub const ECHILD: Errno = 10;
+pub const EAGAIN: Errno = 11;
+pub const ENOMEM: Errno = 12;
+pub const EACCES: Errno = 13;
+pub const EFAULT: Errno = 14;
+pub const EEXIST: Errno = 17;
+pub const ENODEV: Errno = 19;
+pub const ENOTDIR: Errno = 20;
+pub const EISDIR: Errno = 21;
+pub const EINVAL: Errno = 22;
+pub const EMFILE: Errno = 24;
+pub const ENOTTY: Errno = 25;
+pub const ESPIPE: Errno = 29;
+pub const EPIPE: Errno = 32;
+pub const ERANGE: Errno = 34;
+pub const ENAMETOOLONG: Errno = 36;
+pub const ENOSYS: Errno = 38;
+pub const ETIMEDOUT: Errno = 110;
+pub const EOPNOTSUPP: Errno = 95;
+
+pub type Pid = u32;
+pub type Tid = u32;
+
+/// The lowest and one past the highest process and thread ids (the
+/// memory components know spaces by `pid_base | id`, ten bits of id).
+const FIRST_ID: u32 = 2;
+const ID_LIMIT: u32 = 1024;
+
+/// What a parked thread waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Data, room or an end in a pipe.
+    Pipe(usize),
+    Stdin,
+    Futex,
+    /// A child of this process changing state.
+    Child,
+    /// Only time.
+    Sleep,
+    /// A vfork child execs or exits.
+    Vfork(Pid),
+    /// Several things (poll, select): any pipe or stdin change.
+    Any,
+    /// A signal (pause, sigsuspend, rt_sigtimedwait).
+    Signal,
+}
+
+/// What happens when a parked thread wakes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnWake {
+    /// The system call is made again (it checks its condition anew).
+    Retry,
+    /// The system call returns this.
+    Return(i64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Runnable,
+    Running(u32),
+    Blocked {
+        wait: Wait,
+        deadline: Option<u64>,
+        /// What to return when the deadline passes (None: Retry).
+        on_timeout: Option<i64>,
+        on_wake: OnWake,
+        /// A signal may end the wait (EINTR or a restart).
+        interruptible: bool,
+    },
+    Dead,
+}
+
+pub struct Thread {
+    pub tid: Tid,
+    pub pid: Pid,
+    /// None while the thread runs on a vCPU (the vCPU holds it).
+    pub ctx: Option<Box<UserContext>>,
+    pub state: State,
+    pub sigmask: SigSet,
+    pub pending: VecDeque<SigInfo>,
+    pub altstack: AltStack,
+    pub clear_child_tid: u64,
+    /// The system call to make again when it next runs (Retry).
+    pub restart: bool,
+    /// The mask to restore after a sigsuspend-style wait ends.
+    pub saved_mask: Option<SigSet>,
+    /// It called sched_yield: it goes behind the others.
+    pub yielded: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Life {
+    Alive,
+    /// Exited; the wait status its parent will see.
+    Zombie(i32),
+}
+
+pub struct Process {
+    pub pid: Pid,
+    pub ppid: Pid,
+    pub pgid: Pid,
+    pub sid: Pid,
+    pub space: u32,
+    pub fds: FdTable,
+    pub actions: [SigAction; 64],
+    pub pending: VecDeque<SigInfo>,
+    pub threads: Vec<Tid>,
+    pub life: Life,
+    pub cwd: Vec<u8>,
+    pub umask: u32,
+    /// The host path of the program it runs (for /proc/self/exe and the
+    /// VMM's report of a fatal signal) and its load bias.
+    pub exe: Vec<u8>,
+    pub bias: u64,
+    /// The signal its parent gets when it ends (SIGCHLD normally).
+    pub exit_signal: u32,
+    /// A vfork parent waits for this process's exec or exit.
+    pub vfork_parent: Option<Tid>,
+    pub rlimits: [(u64, u64); 16],
+    /// Accumulated CPU time in TSC cycles (user+system, not split).
+    pub cycles: u64,
+    pub child_cycles: u64,
+    pub start_tsc: u64,
+}
+
+/// An address space and how many processes share it (vfork).
+pub struct SpaceEntry {
+    pub space: Space,
+    pub users: u32,
+}
+
+struct Cpu {
+    views: Option<Views>,
+    /// The space whose user half the views hold.
+    loaded: Option<u32>,
+    current: Option<Tid>,
+    idle: bool,
+}
+
+pub struct Kernel {
+    pub window: Window,
+    pub home: u32,
+    pub pid_base: u32,
+    pub tsc_khz: u64,
+    pub realtime_ns: u64,
+    pub realtime_tsc: u64,
+    pub boot_tsc: u64,
+    pub xsave_size: usize,
+    pub xstate: pmon::signal::Xstate,
+    pub hwcap: u64,
+    pub procs: BTreeMap<Pid, Process>,
+    pub threads: BTreeMap<Tid, Thread>,
+    pub spaces: BTreeMap<u32, SpaceEntry>,
+    free_slots: Vec<u32>,
+    next_id: u32,
+    next_space: u32,
+    pub pipes: BTreeMap<usize, Pipe>,
+    next_pipe: usize,
+    pub futexes: Futexes,
+    runq: VecDeque<Tid>,
+    cpus: Vec<Cpu>,
+    pub rng: rand_chacha::ChaCha20Rng,
+    /// System calls made that Lego does not implement, by number.
+    pub missing: BTreeMap<u64, u64>,
+    /// The first process: when it ends, the program is over.
+    pub init: Pid,
+    /// Threads waiting on stdin (an idle vCPU also waits for it).
+    pub stdin_waiters: u32,
+}
+
+pub static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
+/// Secondary vCPUs wait for vCPU 0 to have set the kernel up.
+static READY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// The IDT every vCPU loads.
+static IDT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+    // A trapped instruction: boot only.
+    let r = core::arch::x86_64::__cpuid_count(leaf, sub);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// vCPU 0: set up, start the program, run.
+pub fn start(boot: &'static BootInfo) -> ! {
+    let Some(window) = Window::for_phys_bits(boot.phys_bits) else {
+        panic!("the VMM gave {}-bit guest-physical addresses, too few for processes", boot.phys_bits)
+    };
+    let idt = arch::build_idt();
+    IDT.store(idt as u64, core::sync::atomic::Ordering::Release);
+    let views = arch::init_cpu(0, idt);
+    // The extended state saved for processes: XCR0 0xe7's standard size.
+    let (_, xsize, _, _) = cpuid(0xd, 0);
+    let xsave_size = (xsize as usize).clamp(576, arch::XSAVE_MAX);
+    let (_, _, _, edx1) = cpuid(1, 0);
+    let mut seed = [0u8; 32];
+    for (i, w) in boot.seed.iter().enumerate() {
+        seed[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    // Mix in the CPU's own entropy, where it has some.
+    let mut r: u64 = 0;
+    // SAFETY: rdrand is unprivileged; a failed draw leaves r as it was.
+    if unsafe { core::arch::x86_64::_rdrand64_step(&mut r) } == 1 {
+        for (i, b) in r.to_le_bytes().iter().enumerate() {
+            seed[i] ^= b;
+        }
+    }
+    let mut k = Kernel {
+        window,
+        home: boot.workload_home,
+        pid_base: boot.pid_base,
+        tsc_khz: (boot.tsc_khz as u64).max(1),
+        realtime_ns: boot.realtime_ns,
+        realtime_tsc: boot.realtime_tsc,
+        boot_tsc: lego_image::cpu::rdtsc(),
+        xsave_size,
+        xstate: pmon::signal::Xstate {
+            size: xsave_size as u32,
+            features: 0xe7,
+        },
+        hwcap: edx1 as u64,
+        procs: BTreeMap::new(),
+        threads: BTreeMap::new(),
+        spaces: BTreeMap::new(),
+        free_slots: (0..lego_proto::process::MAX_SLOTS as u32).rev().collect(),
+        next_id: FIRST_ID,
+        next_space: 1,
+        pipes: BTreeMap::new(),
+        next_pipe: 1,
+        futexes: Futexes::new(),
+        runq: VecDeque::new(),
+        cpus: (0..boot.vcpus)
+            .map(|_| Cpu {
+                views: None,
+                loaded: None,
+                current: None,
+                idle: false,
+            })
+            .collect(),
+        rng: <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed),
+        missing: BTreeMap::new(),
+        init: 0,
+        stdin_waiters: 0,
+    };
+    k.cpus[0].views = Some(views);
+    let (argv, envp) = host::program_args();
+    let path = argv.first().cloned().unwrap_or_default();
+    match k.spawn_init(&path, argv, envp) {
+        Ok(pid) => k.init = pid,
+        Err(e) => k.fail_to_start(&path, e),
+    }
+    *KERNEL.lock() = Some(k);
+    READY.store(true, core::sync::atomic::Ordering::Release);
+    cpu_loop(0)
+}
+
+/// Every other vCPU: wait for vCPU 0, then run threads too.
+pub fn secondary(_boot: &'static BootInfo, cpu: u32) -> ! {
+    while !READY.load(core::sync::atomic::Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    let idt = IDT.load(core::sync::atomic::Ordering::Acquire) as *mut u64;
+    let views = arch::init_cpu(cpu, idt);
+    if let Some(k) = KERNEL.lock().as_mut() {
+        k.cpus[cpu as usize].views = Some(views);
+    }
+    cpu_loop(cpu)
+}
+
+/// Runs `f` on the kernel under its lock.
+fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
+    let mut guard = KERNEL.lock();
+    match guard.as_mut() {
+        Some(k) => f(k),
+        None => unreachable!("the kernel is set up before any vCPU loops"),
+    }
+}
+
+const DEBUG: bool = false;
+
+fn cpu_loop(cpu: u32) -> ! {
+    loop {
+        let picked = with(|k| k.pick(cpu));
+        match picked {
+            Some((tid, mut ctx)) => {
+                if DEBUG { lego_image::println!("cpu {cpu}: run {tid} at {:#x} rsp {:#x}", ctx.frame.rip, ctx.frame.rsp); }
+                arch::run_user(&mut ctx);
+                if DEBUG { lego_image::println!("cpu {cpu}: trap {} from {tid} at {:#x} rax {:#x}", ctx.frame.vector, ctx.frame.rip, ctx.frame.gprs[0]); }
+                with(|k| k.trap(cpu, tid, ctx));
+            }
+            None => {
+                let (timeout, stdin) = with(|k| k.idle_plan(cpu));
+                host::idle(timeout, stdin);
+                with(|k| k.cpus[cpu as usize].idle = false);
+            }
+        }
+    }
+}
+
+impl Kernel {
+    /// Nanoseconds since boot.
+    pub fn now_ns(&self) -> u64 {
+        let dt = lego_image::cpu::rdtsc().wrapping_sub(self.boot_tsc);
+        (dt as u128 * 1_000_000 / self.tsc_khz as u128) as u64
+    }
+
+    /// The wall clock, in ns since 1970.
+    pub fn realtime_ns(&self) -> u64 {
+        let dt = lego_image::cpu::rdtsc().wrapping_sub(self.realtime_tsc);
+        self.realtime_ns + (dt as u128 * 1_000_000 / self.tsc_khz as u128) as u64
+    }
+
+    fn alloc_id(&mut self) -> Option<u32> {
+        for _ in FIRST_ID..ID_LIMIT {
+            let id = self.next_id;
+            self.next_id = if id + 1 >= ID_LIMIT { FIRST_ID } else { id + 1 };
+            if !self.procs.contains_key(&id) && !self.threads.contains_key(&id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// A new address space (EAGAIN when all window slots are taken).
+    pub fn new_space(&mut self, brk: u64) -> Result<u32, Errno> {
+        let slot = self.free_slots.pop().ok_or(EAGAIN)?;
+        let id = self.next_space;
+        self.next_space = if id + 1 >= ID_LIMIT { 1 } else { id + 1 };
+        let gpid = self.pid_base | id;
+        match Space::new(slot, gpid, self.home, self.window, brk) {
+            Ok(space) => {
+                self.spaces.insert(id, SpaceEntry { space, users: 1 });
+                Ok(id)
+            }
+            Err(e) => {
+                self.free_slots.push(slot);
+                Err(e)
+            }
+        }
+    }
+
+    /// One user of a space lets go; the last destroys it.
+    pub fn drop_space(&mut self, id: u32) {
+        let last = match self.spaces.get_mut(&id) {
+            Some(e) => {
+                e.users -= 1;
+                e.users == 0
+            }
+            None => false,
+        };
+        if !last {
+            return;
+        }
+        if let Some(e) = self.spaces.remove(&id) {
+            let slot = e.space.slot;
+            e.space.destroy();
+            self.free_slots.push(slot);
+            for c in self.cpus.iter_mut() {
+                if c.loaded == Some(id) {
+                    c.loaded = None;
+                }
+            }
+            let gone = self.futexes.drop_space(id);
+            for t in gone {
+                self.wake(t, OnWake::Return(0));
+            }
+        }
+    }
+
+    pub fn space_of(&mut self, pid: Pid) -> Option<&mut Space> {
+        let id = self.procs.get(&pid)?.space;
+        self.spaces.get_mut(&id).map(|e| &mut e.space)
+    }
+
+    fn fail_to_start(&self, path: &[u8], e: Errno) -> ! {
+        let what = match e {
+            ENOENT => "it does not exist",
+            EACCES => "it is not executable (or not readable)",
+            ENOEXEC => "it is not a static x86-64 executable Lego can run",
+            EISDIR => "it is a directory",
+            E2BIG => "its arguments and environment are too large",
+            EAGAIN => "no window slot was free for it",
+            ENOMEM => "its memory component is out of memory",
+            _ => "loading it failed",
+        };
+        lego_image::println!(
+            "cannot run {}: {what} (errno {e})",
+            core::str::from_utf8(path).unwrap_or("the program")
+        );
+        host::exit(
+            lego_proto::program::ProgramExit {
+                how: lego_proto::program::EXIT_STATUS,
+                code: if e == ENOENT { 127 } else { 126 },
+                ..Default::default()
+            },
+            path,
+        )
+    }
+
+    /// The next thread this vCPU runs, with its context taken out, and its
+    /// address space loaded.
+    fn pick(&mut self, cpu: u32) -> Option<(Tid, Box<UserContext>)> {
+        self.expire_timers();
+        while let Some(tid) = self.runq.pop_front() {
+            let Some(t) = self.threads.get(&tid) else { continue };
+            if t.state != State::Runnable {
+                continue;
+            }
+            let pid = t.pid;
+            if self.threads.get(&tid).is_some_and(|t| t.restart) {
+                // A parked system call made again.
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.restart = false;
+                }
+                self.load_space(cpu, pid);
+                self.cpus[cpu as usize].current = Some(tid);
+                self.syscall(tid);
+                if self.threads.get(&tid).is_none_or(|t| t.state != State::Runnable) {
+                    self.cpus[cpu as usize].current = None;
+                    continue;
+                }
+            }
+            self.load_space(cpu, pid);
+            self.deliver_signals(tid);
+            let Some(t) = self.threads.get_mut(&tid) else { continue };
+            if t.state != State::Runnable {
+                continue;
+            }
+            let ctx = t.ctx.take()?;
+            t.state = State::Running(cpu);
+            self.cpus[cpu as usize].current = Some(tid);
+            return Some((tid, ctx));
+        }
+        None
+    }
+
+    /// Makes this vCPU's user half `pid`'s space.
+    fn load_space(&mut self, cpu: u32, pid: Pid) {
+        let Some(space_id) = self.procs.get(&pid).map(|p| p.space) else {
+            return;
+        };
+        let c = &mut self.cpus[cpu as usize];
+        if c.loaded == Some(space_id) {
+            return;
+        }
+        let (Some(entry), Some(views)) = (self.spaces.get(&space_id), c.views.as_ref()) else {
+            return;
+        };
+        arch::switch_user_half(views, &entry.space.pml4_entries());
+        c.loaded = Some(space_id);
+    }
+
+    /// How long an idle vCPU may sleep, and whether stdin wakes it.
+    fn idle_plan(&mut self, cpu: u32) -> (u64, bool) {
+        self.cpus[cpu as usize].idle = true;
+        let now = self.now_ns();
+        let next = self
+            .threads
+            .values()
+            .filter_map(|t| match t.state {
+                State::Blocked { deadline: Some(d), .. } => Some(d),
+                _ => None,
+            })
+            .min();
+        let timeout = next.map_or(0, |d| d.saturating_sub(now).max(1));
+        // Only one vCPU waits on stdin; the others wait for a kick.
+        let stdin = self.stdin_waiters > 0 && cpu == 0;
+        (timeout, stdin)
+    }
+
+    /// Wakes threads whose deadline passed.
+    fn expire_timers(&mut self) {
+        let now = self.now_ns();
+        let due: Vec<(Tid, Option<i64>)> = self
+            .threads
+            .values()
+            .filter_map(|t| match t.state {
+                State::Blocked {
+                    deadline: Some(d),
+                    on_timeout,
+                    ..
+                } if d <= now => Some((t.tid, on_timeout)),
+                _ => None,
+            })
+            .collect();
+        for (tid, on_timeout) in due {
+            self.futexes.cancel(tid);
+            let w = match on_timeout {
+                Some(v) => OnWake::Return(v),
+                None => OnWake::Retry,
+            };
+            self.wake(tid, w);
+        }
+        // Stdin: whoever waits retries (a vCPU woke for it, or time passed).
+        if self.stdin_waiters > 0 {
+            let waiting: Vec<Tid> = self
+                .threads
+                .values()
+                .filter(|t| matches!(t.state, State::Blocked { wait: Wait::Stdin | Wait::Any, .. }))
+                .map(|t| t.tid)
+                .collect();
+            for t in waiting {
+                self.wake(t, OnWake::Retry);
+            }
+        }
+    }
+
+    /// Parks the current thread.
+    pub fn block(
+        &mut self,
+        tid: Tid,
+        wait: Wait,
+        deadline: Option<u64>,
+        on_timeout: Option<i64>,
+        on_wake: OnWake,
+    ) {
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.state = State::Blocked {
+                wait,
+                deadline,
+                on_timeout,
+                on_wake,
+                interruptible: true,
+            };
+            if matches!(wait, Wait::Stdin | Wait::Any) {
+                self.stdin_waiters += 1;
+            }
+        }
+    }
+
+    /// Makes a parked thread runnable again; `how` says what its system
+    /// call does then.
+    pub fn wake(&mut self, tid: Tid, how: OnWake) {
+        let Some(t) = self.threads.get_mut(&tid) else { return };
+        let State::Blocked { wait, .. } = t.state else { return };
+        if matches!(wait, Wait::Stdin | Wait::Any) {
+            self.stdin_waiters = self.stdin_waiters.saturating_sub(1);
+        }
+        if let Some(ctx) = t.ctx.as_mut() {
+            match how {
+                OnWake::Retry => t.restart = true,
+                OnWake::Return(v) => ctx.frame.gprs[0] = v as u64,
+            }
+        }
+        if let Some(m) = t.saved_mask.take() {
+            t.sigmask = m;
+        }
+        t.state = State::Runnable;
+        self.runq.push_back(tid);
+        self.kick_idle();
+    }
+
+    /// Wakes every thread parked on `wait`, to make its call again.
+    pub fn wake_all(&mut self, wait: Wait) {
+        let who: Vec<Tid> = self
+            .threads
+            .values()
+            .filter(|t| matches!(t.state, State::Blocked { wait: w, .. } if w == wait || w == Wait::Any))
+            .map(|t| t.tid)
+            .collect();
+        for t in who {
+            self.wake(t, OnWake::Retry);
+        }
+    }
+
+    /// Asks an idle vCPU to come and run what is queued.
+    fn kick_idle(&mut self) {
+        if let Some(i) = self.cpus.iter().position(|c| c.idle) {
+            self.cpus[i].idle = false;
+            host::kick(i as u32);
+        }
+    }
+
+    /// A thread came back from user mode.
+    fn trap(&mut self, cpu: u32, tid: Tid, ctx: Box<UserContext>) {
+        self.cpus[cpu as usize].current = None;
+        let vector = ctx.frame.vector;
+        let Some(t) = self.threads.get_mut(&tid) else { return };
+        t.ctx = Some(ctx);
+        if t.state == State::Dead {
+            self.reap_thread(tid);
+            return;
+        }
+        t.state = State::Runnable;
+        match vector {
+            arch::VECTOR_SYSCALL => self.syscall(tid),
+            arch::VECTOR_TIMER => {}
+            v => self.exception(tid, v),
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            if t.state == State::Runnable {
+                if core::mem::take(&mut t.yielded) {
+                    self.runq.push_back(tid);
+                } else {
+                    // Run it next on this vCPU, ahead of others: no switch.
+                    self.runq.push_front(tid);
+                }
+            }
+        }
+    }
+
+    /// An exception a process took: a vRegion to map, or a signal.
+    fn exception(&mut self, tid: Tid, vector: u64) {
+        use pmon::signal::*;
+        let Some(t) = self.threads.get(&tid) else { return };
+        let Some(ctx) = t.ctx.as_ref() else { return };
+        let (rip, err) = (ctx.frame.rip, ctx.frame.error_code);
+        let pid = t.pid;
+        let info = match vector {
+            14 => {
+                let cr2 = lego_image::cpu::read_cr2();
+                match self.space_of(pid).map(|s| s.fault_in(cr2)) {
+                    Some(Ok(true)) => return,
+                    _ => {}
+                }
+                let code = if err & 1 != 0 { SEGV_ACCERR } else { SEGV_MAPERR };
+                SigInfo::fault(SIGSEGV, code, cr2)
+            }
+            0 => SigInfo::fault(SIGFPE, FPE_INTDIV, rip),
+            1 | 3 => SigInfo::fault(SIGTRAP, TRAP_BRKPT, rip),
+            6 => SigInfo::fault(SIGILL, ILL_ILLOPN, rip),
+            16 | 19 => SigInfo::fault(SIGFPE, 0, rip),
+            17 => SigInfo::fault(SIGBUS, BUS_ADRERR, 0),
+            // #GP and anything else: SIGSEGV with no address (SI_KERNEL).
+            _ => SigInfo {
+                code: 0x80,
+                ..SigInfo::fault(SIGSEGV, 0x80, 0)
+            },
+        };
+        self.force_signal(tid, info, err, vector);
+    }
+
+    /// Ends a thread for good once no vCPU holds it.
+    fn reap_thread(&mut self, tid: Tid) {
+        if let Some(t) = self.threads.get(&tid) {
+            if matches!(t.state, State::Running(_)) {
+                return;
+            }
+        }
+        self.threads.remove(&tid);
+    }
+}
+
+/// The name of a system call for the log of missing ones.
+pub fn syscall_name(nr: u64) -> &'static str {
+    pmon::sysno::name(nr).unwrap_or("(unknown)")
+}
+
+/// The frame's system-call arguments.
+pub fn args(f: &TrapFrame) -> [u64; 6] {
+    // rdi, rsi, rdx, r10, r8, r9 in GPR_NAMES order: 5, 4, 3, 9, 7, 8.
+    [f.gprs[5], f.gprs[4], f.gprs[3], f.gprs[9], f.gprs[7], f.gprs[8]]
+}

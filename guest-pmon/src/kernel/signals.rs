@@ -1,0 +1,543 @@
+//! Signals and the ends of threads and processes: queueing (to a thread,
+//! or to a process, taken by any thread that does not block it), waking a
+//! waiting thread (EINTR, or a restart under SA_RESTART), delivery on the
+//! way back to user mode (a Linux frame on the stack, or the default
+//! action), rt_sigreturn, and what dying does to a process: its threads,
+//! descriptors, memory, children and parent.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use pmon::fd::{Kind, OpenFile};
+use pmon::signal::*;
+
+use super::*;
+
+/// Wait statuses, as wait4 reports them.
+pub fn exited(code: i32) -> i32 {
+    (code & 0xff) << 8
+}
+
+pub fn killed(sig: u32, core: bool) -> i32 {
+    sig as i32 | if core { 0x80 } else { 0 }
+}
+
+impl Kernel {
+    /// Queues `info` for process `pid` and wakes a thread that can take it.
+    pub fn signal_process(&mut self, pid: Pid, info: SigInfo) {
+        let Some(p) = self.procs.get_mut(&pid) else { return };
+        if p.life != Life::Alive {
+            return;
+        }
+        let sig = info.signo;
+        let action = p.actions[(sig - 1) as usize];
+        if sig != SIGKILL && sig != SIGSTOP && ignored(sig, &action) {
+            return;
+        }
+        // Standard signals are not queued twice.
+        if sig < 32 && p.pending.iter().any(|i| i.signo == sig) {
+            return;
+        }
+        p.pending.push_back(info);
+        let threads = p.threads.clone();
+        if sig == SIGKILL {
+            self.kill_process(pid, killed(SIGKILL, false), None);
+            return;
+        }
+        for t in threads {
+            if self.threads.get(&t).is_some_and(|th| th.sigmask & bit(sig) == 0) {
+                self.interrupt(t, sig);
+                break;
+            }
+        }
+    }
+
+    /// Queues `info` for thread `tid` (tgkill) and wakes it if it can take it.
+    pub fn signal_thread(&mut self, tid: Tid, info: SigInfo) {
+        let Some(pid) = self.threads.get(&tid).map(|t| t.pid) else {
+            return;
+        };
+        let sig = info.signo;
+        if sig == SIGKILL {
+            self.kill_process(pid, killed(SIGKILL, false), None);
+            return;
+        }
+        let action = self.procs.get(&pid).map(|p| p.actions[(sig - 1) as usize]);
+        if action.is_some_and(|a| sig != SIGSTOP && ignored(sig, &a)) {
+            return;
+        }
+        let Some(t) = self.threads.get_mut(&tid) else { return };
+        if sig < 32 && t.pending.iter().any(|i| i.signo == sig) {
+            return;
+        }
+        t.pending.push_back(info);
+        if t.sigmask & bit(sig) == 0 {
+            self.interrupt(tid, sig);
+        }
+    }
+
+    /// A signal arrived for a thread that may be waiting: end the wait.
+    fn interrupt(&mut self, tid: Tid, sig: u32) {
+        let Some(t) = self.threads.get(&tid) else { return };
+        let State::Blocked {
+            wait,
+            interruptible: true,
+            ..
+        } = t.state
+        else {
+            // Running: it takes the signal when it next enters the monitor.
+            return;
+        };
+        let pid = t.pid;
+        let restart = self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.actions[(sig - 1) as usize].flags & SA_RESTART != 0)
+            && matches!(
+                wait,
+                Wait::Pipe(_) | Wait::Stdin | Wait::Child | Wait::Futex | Wait::Vfork(_)
+            );
+        self.futexes.cancel(tid);
+        if restart {
+            // Back to the `syscall` instruction: it runs again after the
+            // handler returns (rax still holds the call's number).
+            if let Some(ctx) = self.threads.get_mut(&tid).and_then(|t| t.ctx.as_mut()) {
+                ctx.frame.rip -= 2;
+            }
+            self.wake(tid, OnWake::Return(self.syscall_nr(tid) as i64));
+        } else {
+            self.wake(tid, OnWake::Return(-EINTR));
+        }
+    }
+
+    fn syscall_nr(&self, tid: Tid) -> u64 {
+        self.threads
+            .get(&tid)
+            .and_then(|t| t.ctx.as_ref())
+            .map_or(0, |c| c.frame.gprs[0])
+    }
+
+    /// A fault the thread caused: delivered now; if it is blocked or
+    /// ignored, the default action (as Linux forces it).
+    pub fn force_signal(&mut self, tid: Tid, info: SigInfo, err: u64, vector: u64) {
+        let Some(pid) = self.threads.get(&tid).map(|t| t.pid) else {
+            return;
+        };
+        let sig = info.signo;
+        let (blocked, action) = match (self.threads.get(&tid), self.procs.get(&pid)) {
+            (Some(t), Some(p)) => (t.sigmask & bit(sig) != 0, p.actions[(sig - 1) as usize]),
+            _ => return,
+        };
+        if blocked || action.handler == SIG_IGN {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.actions[(sig - 1) as usize] = SigAction::default();
+            }
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.sigmask &= !bit(sig);
+            }
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.pending.push_front(info);
+        }
+        self.deliver_one(tid, Some((err, vector)));
+    }
+
+    /// Before a thread returns to user mode: its deliverable signals.
+    pub fn deliver_signals(&mut self, tid: Tid) {
+        for _ in 0..64 {
+            if !self.deliver_one(tid, None) {
+                return;
+            }
+        }
+    }
+
+    /// Takes one deliverable signal; whether there was one.
+    fn deliver_one(&mut self, tid: Tid, fault: Option<(u64, u64)>) -> bool {
+        let Some(t) = self.threads.get(&tid) else { return false };
+        if t.state != State::Runnable {
+            return false;
+        }
+        let (pid, mask) = (t.pid, t.sigmask);
+        let takes = |i: &SigInfo| i.signo == SIGKILL || i.signo == SIGSTOP || mask & bit(i.signo) == 0;
+        let info = {
+            let t = match self.threads.get_mut(&tid) {
+                Some(t) => t,
+                None => return false,
+            };
+            match t.pending.iter().position(takes) {
+                Some(i) => t.pending.remove(i),
+                None => None,
+            }
+        };
+        let info = match info {
+            Some(i) => i,
+            None => {
+                let Some(p) = self.procs.get_mut(&pid) else { return false };
+                match p.pending.iter().position(takes) {
+                    Some(i) => match p.pending.remove(i) {
+                        Some(i) => i,
+                        None => return false,
+                    },
+                    None => return false,
+                }
+            }
+        };
+        let sig = info.signo;
+        let Some(action) = self.procs.get(&pid).map(|p| p.actions[(sig - 1) as usize]) else {
+            return false;
+        };
+        if action.handler == SIG_DFL || sig == SIGKILL || sig == SIGSTOP {
+            match default_action(sig) {
+                DefaultAction::Ignore | DefaultAction::Continue => {}
+                // No job control: a stop is logged and ignored.
+                DefaultAction::Stop => {
+                    lego_image::println!("process {pid}: signal {sig} would stop it; Lego has no job control, so it goes on");
+                }
+                DefaultAction::Terminate => self.kill_process(pid, killed(sig, false), Some(info)),
+                DefaultAction::Core => self.kill_process(pid, killed(sig, true), Some(info)),
+            }
+            return true;
+        }
+        if action.handler == SIG_IGN {
+            return true;
+        }
+        if let Err(()) = self.build_frame(tid, &info, &action, fault) {
+            // The stack cannot take the frame: the process dies of SIGSEGV.
+            self.kill_process(pid, killed(SIGSEGV, true), Some(SigInfo::fault(SIGSEGV, SEGV_MAPERR, 0)));
+            return true;
+        }
+        if let Some(p) = self.procs.get_mut(&pid) {
+            if action.flags & SA_RESETHAND != 0 {
+                p.actions[(sig - 1) as usize] = SigAction::default();
+            }
+        }
+        true
+    }
+
+    /// Sets the thread up to run `action`'s handler on a Linux frame.
+    fn build_frame(
+        &mut self,
+        tid: Tid,
+        info: &SigInfo,
+        action: &SigAction,
+        fault: Option<(u64, u64)>,
+    ) -> Result<(), ()> {
+        let xstate = self.xstate;
+        let Some(t) = self.threads.get_mut(&tid) else { return Err(()) };
+        let pid = t.pid;
+        let Some(ctx) = t.ctx.as_mut() else { return Err(()) };
+        let f = &ctx.frame;
+        let on_alt = t.altstack.flags & SS_DISABLE == 0
+            && f.rsp.wrapping_sub(t.altstack.sp) < t.altstack.size;
+        let top = if action.flags & SA_ONSTACK != 0 && t.altstack.flags & SS_DISABLE == 0 && !on_alt {
+            t.altstack.sp + t.altstack.size
+        } else {
+            f.rsp
+        };
+        let g = f.gprs;
+        let regs = UserRegs {
+            rax: g[0],
+            rbx: g[1],
+            rcx: g[2],
+            rdx: g[3],
+            rsi: g[4],
+            rdi: g[5],
+            rbp: g[6],
+            r8: g[7],
+            r9: g[8],
+            r10: g[9],
+            r11: g[10],
+            r12: g[11],
+            r13: g[12],
+            r14: g[13],
+            r15: g[14],
+            rip: f.rip,
+            rsp: f.rsp,
+            rflags: f.rflags,
+        };
+        let (err, trapno) = fault.unwrap_or((0, 0));
+        let altstack = AltStack {
+            flags: if on_alt { SS_ONSTACK } else { t.altstack.flags },
+            ..t.altstack
+        };
+        let d = Delivery {
+            regs,
+            info: *info,
+            mask: t.sigmask,
+            altstack,
+            restorer: action.restorer,
+            xsave: &ctx.xsave,
+            err,
+            trapno,
+            cr2: if info.signo == SIGSEGV { info.addr } else { 0 },
+        };
+        let frame = pmon::signal::build(top, &d, xstate);
+        let mut new_mask = t.sigmask | action.mask;
+        if action.flags & SA_NODEFER == 0 {
+            new_mask |= bit(info.signo);
+        }
+        new_mask &= !UNBLOCKABLE;
+        let space_id = self.procs.get(&pid).map(|p| p.space).ok_or(())?;
+        let space = &mut self.spaces.get_mut(&space_id).ok_or(())?.space;
+        uaccess::write(space, frame.sp, &frame.bytes).map_err(|_| ())?;
+        let Some(t) = self.threads.get_mut(&tid) else { return Err(()) };
+        let Some(ctx) = t.ctx.as_mut() else { return Err(()) };
+        t.sigmask = new_mask;
+        let f = &mut ctx.frame;
+        f.rip = action.handler;
+        f.rsp = frame.sp;
+        f.gprs[5] = info.signo as u64; // rdi
+        f.gprs[4] = frame.sp + INFO_OFFSET; // rsi
+        f.gprs[3] = frame.sp + UC_OFFSET; // rdx
+        f.gprs[0] = 0;
+        f.rflags &= !0x100; // the handler does not start single-stepping
+        // The handler starts with a clean FPU, as on Linux.
+        let n = ctx.xsave.len();
+        ctx.xsave.iter_mut().for_each(|b| *b = 0);
+        if n >= 28 {
+            ctx.xsave[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+            ctx.xsave[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// rt_sigreturn: the frame below the stack pointer comes back.
+    pub fn sigreturn(&mut self, tid: Tid) -> Result<(), ()> {
+        let xstate = self.xstate;
+        let Some(t) = self.threads.get(&tid) else { return Err(()) };
+        let pid = t.pid;
+        let sp = t.ctx.as_ref().ok_or(())?.frame.rsp.wrapping_sub(8);
+        let space_id = self.procs.get(&pid).map(|p| p.space).ok_or(())?;
+        let space = &mut self.spaces.get_mut(&space_id).ok_or(())?.space;
+        let bytes = uaccess::read_vec(space, sp, FRAME_SIZE as usize).map_err(|_| ())?;
+        let r = parse(&bytes).ok_or(())?;
+        let mut xsave = None;
+        if let Some(fp) = r.fpstate {
+            let img = uaccess::read_vec(space, fp, xstate.size as usize + 4).map_err(|_| ())?;
+            if !xsave_valid(&img, xstate) || !xsave_header_ok(&img, xstate) {
+                return Err(());
+            }
+            xsave = Some(img);
+        }
+        let t = self.threads.get_mut(&tid).ok_or(())?;
+        let ctx = t.ctx.as_mut().ok_or(())?;
+        let f = &mut ctx.frame;
+        let g = &r.regs;
+        f.gprs = [
+            g.rax, g.rbx, g.rcx, g.rdx, g.rsi, g.rdi, g.rbp, g.r8, g.r9, g.r10, g.r11, g.r12,
+            g.r13, g.r14, g.r15,
+        ];
+        f.rip = g.rip;
+        f.rsp = g.rsp;
+        f.rflags = g.rflags;
+        if let Some(img) = xsave {
+            let n = ctx.xsave.len();
+            ctx.xsave.copy_from_slice(&img[..n]);
+        }
+        ctx.exact = true;
+        t.sigmask = r.mask;
+        if r.altstack.flags & SS_DISABLE == 0 && r.altstack.size > 0 {
+            t.altstack = AltStack {
+                flags: 0,
+                ..r.altstack
+            };
+        }
+        Ok(())
+    }
+
+    /// A thread stops existing (its process may go on).
+    pub fn end_thread(&mut self, tid: Tid) {
+        self.futexes.cancel(tid);
+        let running = self
+            .threads
+            .get(&tid)
+            .is_some_and(|t| matches!(t.state, State::Running(_)));
+        if let Some(t) = self.threads.get_mut(&tid) {
+            if let State::Blocked { wait: Wait::Stdin | Wait::Any, .. } = t.state {
+                self.stdin_waiters = self.stdin_waiters.saturating_sub(1);
+            }
+            t.state = State::Dead;
+        }
+        if !running {
+            self.threads.remove(&tid);
+        }
+        self.runq.retain(|&t| t != tid);
+    }
+
+    /// One thread exits (exit): CLONE_CHILD_CLEARTID is honoured; the last
+    /// thread's exit ends the process with `code`.
+    pub fn exit_thread(&mut self, tid: Tid, code: i32) {
+        let Some(t) = self.threads.get(&tid) else { return };
+        let (pid, clear) = (t.pid, t.clear_child_tid);
+        let last = self.procs.get(&pid).is_none_or(|p| p.threads.len() <= 1);
+        if last {
+            self.kill_process(pid, exited(code), None);
+            return;
+        }
+        if clear != 0 {
+            if let Some(space) = self.space_of(pid) {
+                let _ = uaccess::write_u32(space, clear, 0);
+            }
+            let space_id = self.procs.get(&pid).map_or(0, |p| p.space);
+            let woken = self.futexes.wake((space_id, clear), 1, u32::MAX);
+            for w in woken {
+                self.wake(w, OnWake::Return(0));
+            }
+        }
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.threads.retain(|&t| t != tid);
+        }
+        self.end_thread(tid);
+    }
+
+    /// A process ends with wait status `status` (all its threads).
+    /// `fatal` is the signal that killed it, if one did.
+    pub fn kill_process(&mut self, pid: Pid, status: i32, fatal: Option<SigInfo>) {
+        let Some(p) = self.procs.get_mut(&pid) else { return };
+        if p.life != Life::Alive {
+            return;
+        }
+        p.life = Life::Zombie(status);
+        let threads = core::mem::take(&mut p.threads);
+        let files = p.fds.clear();
+        let space = p.space;
+        let ppid = p.ppid;
+        let exit_signal = p.exit_signal;
+        let vfork_parent = p.vfork_parent.take();
+        let exe = p.exe.clone();
+        let bias = p.bias;
+        // The fault's place, for the VMM's line about the program's death.
+        let fault_rip = threads
+            .first()
+            .and_then(|t| self.threads.get(t))
+            .and_then(|t| t.ctx.as_ref())
+            .map_or(0, |c| c.frame.rip);
+        for t in threads {
+            self.end_thread(t);
+        }
+        for f in files {
+            self.release_file(f);
+        }
+        self.drop_space(space);
+        if let Some(parent) = vfork_parent {
+            self.wake(parent, OnWake::Return(pid as i64));
+        }
+        if pid == self.init {
+            self.program_over(status, fatal, fault_rip, &exe, bias);
+        }
+        // Orphans go to the first process.
+        let init = self.init;
+        for c in self.procs.values_mut() {
+            if c.ppid == pid {
+                c.ppid = init;
+            }
+        }
+        // The parent learns: SIGCHLD and a wake of its waits, or, when it
+        // does not want zombies, nothing left behind.
+        let reap = self.procs.get(&ppid).is_none_or(|pp| {
+            let a = pp.actions[(SIGCHLD - 1) as usize];
+            a.handler == SIG_IGN || a.flags & SA_NOCLDWAIT != 0
+        });
+        if reap {
+            self.procs.remove(&pid);
+        } else if exit_signal != 0 {
+            let (code, st) = if status & 0x7f == 0 {
+                (CLD_EXITED, (status >> 8) & 0xff)
+            } else if status & 0x80 != 0 {
+                (CLD_DUMPED, status & 0x7f)
+            } else {
+                (CLD_KILLED, status & 0x7f)
+            };
+            let mut info = SigInfo::user(exit_signal, code, pid);
+            info.status = st;
+            self.signal_process(ppid, info);
+        }
+        let waiters: Vec<Tid> = self
+            .procs
+            .get(&ppid)
+            .map(|pp| pp.threads.clone())
+            .unwrap_or_default();
+        for w in waiters {
+            if matches!(self.threads.get(&w).map(|t| t.state), Some(State::Blocked { wait: Wait::Child, .. })) {
+                self.wake(w, OnWake::Retry);
+            }
+        }
+    }
+
+    /// The first process ended: so does the program, with its status.
+    fn program_over(&mut self, status: i32, fatal: Option<SigInfo>, rip: u64, exe: &[u8], bias: u64) -> ! {
+        use lego_proto::program::*;
+        if !self.missing.is_empty() {
+            lego_image::println!("system calls Lego does not implement, made by the program:");
+            for (nr, n) in &self.missing {
+                lego_image::println!("  {} ({nr}): {n} time(s)", super::syscall_name(*nr));
+            }
+        }
+        let e = if status & 0x7f == 0 {
+            ProgramExit {
+                how: EXIT_STATUS,
+                code: ((status >> 8) & 0xff) as u32,
+                ..Default::default()
+            }
+        } else {
+            let fault = fatal.filter(|i| matches!(i.signo, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP));
+            ProgramExit {
+                how: EXIT_SIGNAL,
+                code: (status & 0x7f) as u32,
+                addr: fault.map_or(0, |i| i.addr),
+                rip,
+                fault: fault.is_some() as u32,
+                bias,
+                ..Default::default()
+            }
+        };
+        host::exit(e, exe)
+    }
+
+    /// The last descriptor of an open file closed: a pipe end goes.
+    pub fn release_file(&mut self, f: Arc<OpenFile>) {
+        if Arc::strong_count(&f) > 1 {
+            return;
+        }
+        match f.kind {
+            Kind::PipeRead(id) => {
+                if let Some(p) = self.pipes.get_mut(&id) {
+                    p.readers = p.readers.saturating_sub(1);
+                }
+                self.pipe_changed(id);
+            }
+            Kind::PipeWrite(id) => {
+                if let Some(p) = self.pipes.get_mut(&id) {
+                    p.writers = p.writers.saturating_sub(1);
+                }
+                self.pipe_changed(id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Something happened to a pipe: its waiters look again; a pipe with
+    /// no ends left goes.
+    pub fn pipe_changed(&mut self, id: usize) {
+        if self.pipes.get(&id).is_some_and(|p| p.readers == 0 && p.writers == 0) {
+            self.pipes.remove(&id);
+        }
+        self.wake_all(Wait::Pipe(id));
+    }
+}
+
+fn ignored(sig: u32, a: &SigAction) -> bool {
+    a.handler == SIG_IGN || (a.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore)
+}
+
+/// The XSAVE header of an image a program hands back must be one `xrstor`
+/// takes without a fault: only the saved features, standard format, zero
+/// reserved bytes, and an MXCSR without reserved bits.
+fn xsave_header_ok(img: &[u8], x: Xstate) -> bool {
+    let word = |at: usize| u64::from_le_bytes(img[at..at + 8].try_into().unwrap_or([0xff; 8]));
+    let mxcsr = u32::from_le_bytes(img[24..28].try_into().unwrap_or([0xff; 4]));
+    let xstate_bv = word(512);
+    let xcomp_bv = word(520);
+    let reserved = (528..576).step_by(8).all(|at| word(at) == 0);
+    xstate_bv & !x.features == 0 && xcomp_bv == 0 && reserved && mxcsr & !0xffff == 0
+}

@@ -1,0 +1,1991 @@
+//! Linux's system calls, as the processor monitor serves them: decoding
+//! each call's arguments from the frame, checking every pointer, and
+//! answering with Linux's values and errno numbers. A call that must wait
+//! parks its thread (see [`Kernel::block`]); a call Lego does not have
+//! answers ENOSYS and is counted (listed when the program ends).
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use lego_proto::memory::{
+    MemRequest, FLAG_FIXED, FLAG_MAYMOVE, OP_BRK, OP_DISCARD, OP_FORK, OP_MMAP, OP_MPROTECT,
+    OP_MREMAP, OP_MUNMAP,
+};
+use pmon::fd::{Kind, OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
+use pmon::pipe::{Io, Pipe};
+use pmon::signal::*;
+use pmon::sysno as nr;
+use rand_core::RngCore;
+
+use super::arch::UserContext;
+use super::uaccess;
+use super::*;
+
+/// What a system call did.
+pub enum Ret {
+    /// Returns this (a value, or -errno).
+    Val(i64),
+    /// The thread was parked; its return value comes later.
+    Block,
+    /// The thread's registers were replaced (execve, rt_sigreturn), or it
+    /// is gone (exit).
+    NoReturn,
+}
+
+fn err(e: Errno) -> Ret {
+    Ret::Val(-e)
+}
+
+fn val(r: Result<i64, Errno>) -> Ret {
+    match r {
+        Ok(v) => Ret::Val(v),
+        Err(e) => Ret::Val(-e),
+    }
+}
+
+const AT_FDCWD: i64 = -100;
+const AT_EMPTY_PATH: u64 = 0x1000;
+const S_IFCHR: u32 = 0o020000;
+const S_IFIFO: u32 = 0o010000;
+const S_IFREG: u32 = 0o100000;
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_PARENT: u64 = 0x8000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x100000;
+const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+const CLONE_CHILD_SETTID: u64 = 0x1000000;
+
+const WNOHANG: u64 = 1;
+const WUNTRACED: u64 = 2;
+const WEXITED: u64 = 4;
+const WNOWAIT: u64 = 0x0100_0000;
+
+impl Kernel {
+    fn space_mut(&mut self, pid: Pid) -> Result<&mut mm::Space, Errno> {
+        self.space_of(pid).ok_or(ESRCH)
+    }
+
+    fn pid_of(&self, tid: Tid) -> Pid {
+        self.threads.get(&tid).map_or(0, |t| t.pid)
+    }
+
+    fn proc_mut(&mut self, pid: Pid) -> Result<&mut Process, Errno> {
+        self.procs.get_mut(&pid).ok_or(ESRCH)
+    }
+
+    /// Handles the system call in thread `tid`'s frame.
+    pub fn syscall(&mut self, tid: Tid) {
+        let Some(frame) = self.threads.get(&tid).and_then(|t| t.ctx.as_ref()).map(|c| c.frame) else {
+            return;
+        };
+        let n = frame.gprs[0];
+        let a = args(&frame);
+        let ret = self.dispatch(tid, n, a);
+        match ret {
+            Ret::Val(v) => {
+                if let Some(ctx) = self.threads.get_mut(&tid).and_then(|t| t.ctx.as_mut()) {
+                    ctx.frame.gprs[0] = v as u64;
+                }
+            }
+            Ret::Block | Ret::NoReturn => {}
+        }
+    }
+
+    fn dispatch(&mut self, tid: Tid, n: u64, a: [u64; 6]) -> Ret {
+        let pid = self.pid_of(tid);
+        match n {
+            nr::READ => self.sys_read(tid, a[0] as i64, a[1], a[2] as usize),
+            nr::WRITE => self.sys_write(tid, a[0] as i64, a[1], a[2] as usize),
+            nr::READV => self.sys_readv(tid, a[0] as i64, a[1], a[2] as usize),
+            nr::WRITEV => self.sys_writev(tid, a[0] as i64, a[1], a[2] as usize),
+            nr::PREAD64 | nr::PWRITE64 | nr::PREADV | nr::PWRITEV => {
+                match self.file(pid, a[0] as i64) {
+                    Ok(f) if f.kind == Kind::DevNull || f.kind == Kind::DevZero => {
+                        if n == nr::PREAD64 {
+                            self.sys_read(tid, a[0] as i64, a[1], a[2] as usize)
+                        } else {
+                            self.sys_write(tid, a[0] as i64, a[1], a[2] as usize)
+                        }
+                    }
+                    Ok(_) => err(ESPIPE),
+                    Err(e) => err(e),
+                }
+            }
+            nr::CLOSE => self.sys_close(pid, a[0] as i64),
+            nr::DUP => val(self.dup(pid, a[0] as i64, 0, false)),
+            nr::DUP2 => {
+                if a[0] == a[1] {
+                    return val(self.file(pid, a[0] as i64).map(|_| a[0] as i64));
+                }
+                val(self.dup_to(pid, a[0] as i64, a[1] as i64, false))
+            }
+            nr::DUP3 => {
+                if a[0] == a[1] || a[2] & !(O_CLOEXEC as u64) != 0 {
+                    return err(EINVAL);
+                }
+                val(self.dup_to(pid, a[0] as i64, a[1] as i64, a[2] & O_CLOEXEC as u64 != 0))
+            }
+            nr::PIPE => self.sys_pipe(pid, a[0], 0),
+            nr::PIPE2 => self.sys_pipe(pid, a[0], a[1]),
+            nr::FCNTL => self.sys_fcntl(pid, a[0] as i64, a[1], a[2]),
+            nr::LSEEK => match self.file(pid, a[0] as i64) {
+                Ok(f) => match f.kind {
+                    Kind::DevNull | Kind::DevZero | Kind::DevUrandom => Ret::Val(0),
+                    _ => err(ESPIPE),
+                },
+                Err(e) => err(e),
+            },
+            nr::IOCTL => self.sys_ioctl(tid, pid, a[0] as i64, a[1], a[2]),
+            nr::FSTAT => self.sys_fstat(pid, a[0] as i64, a[1]),
+            nr::NEWFSTATAT => self.sys_newfstatat(pid, a[0] as i64, a[1], a[2], a[3]),
+            nr::STAT | nr::LSTAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], 0),
+            nr::STATX => self.sys_statx(pid, a[0] as i64, a[1], a[2], a[4]),
+            nr::OPEN => self.sys_openat(pid, AT_FDCWD, a[0], a[1]),
+            nr::OPENAT => self.sys_openat(pid, a[0] as i64, a[1], a[2]),
+            nr::ACCESS => self.sys_access(pid, a[0]),
+            nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[1]),
+            nr::READLINK => self.sys_readlink(pid, a[0], a[1], a[2] as usize),
+            nr::READLINKAT => self.sys_readlink(pid, a[1], a[2], a[3] as usize),
+            nr::POLL => self.sys_poll(tid, a[0], a[1] as usize, a[2] as i32 as i64),
+            nr::PPOLL => {
+                let timeout = if a[2] == 0 {
+                    -1
+                } else {
+                    match self.read_timespec(pid, a[2]) {
+                        Ok(ns) => (ns / 1_000_000) as i64,
+                        Err(e) => return err(e),
+                    }
+                };
+                self.sys_poll(tid, a[0], a[1] as usize, timeout)
+            }
+            nr::SELECT => self.sys_select(tid, a[0], a[1], a[2], a[3], a[4], false),
+            nr::PSELECT6 => self.sys_select(tid, a[0], a[1], a[2], a[3], a[4], true),
+            nr::GETDENTS64 | nr::GETDENTS => err(ENOTDIR),
+
+            nr::BRK => self.sys_brk(pid, a[0]),
+            nr::MMAP => self.sys_mmap(pid, a[0], a[1], a[2], a[3], a[4] as i64, a[5]),
+            nr::MUNMAP => self.mem(pid, OP_MUNMAP, a[0], a[1], 0, 0, 0),
+            nr::MPROTECT => {
+                if a[2] & !7 & !0x0300_0000 != 0 {
+                    return err(EINVAL);
+                }
+                self.mem(pid, OP_MPROTECT, a[0], a[1], 0, (a[2] & 7) as u32, 0)
+            }
+            nr::MREMAP => {
+                // MREMAP_MAYMOVE (1); MREMAP_FIXED (2) is not supported.
+                if a[3] & !1 != 0 {
+                    return err(EINVAL);
+                }
+                let flags = if a[3] & 1 != 0 { FLAG_MAYMOVE } else { 0 };
+                self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, flags)
+            }
+            nr::MADVISE => self.sys_madvise(pid, a[0], a[1], a[2]),
+            nr::MLOCK | nr::MUNLOCK | nr::MLOCKALL | nr::MUNLOCKALL | nr::MSYNC => Ret::Val(0),
+
+            nr::GETPID => Ret::Val(pid as i64),
+            nr::GETTID => Ret::Val(tid as i64),
+            nr::GETPPID => Ret::Val(self.procs.get(&pid).map_or(0, |p| p.ppid) as i64),
+            nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => Ret::Val(0),
+            nr::SETUID | nr::SETGID | nr::SETREUID | nr::SETREGID | nr::SETRESUID
+            | nr::SETRESGID | nr::SETFSUID | nr::SETFSGID | nr::SETGROUPS => Ret::Val(0),
+            nr::GETRESUID | nr::GETRESGID => {
+                let r = self.space_mut(pid).and_then(|s| {
+                    for p in [a[0], a[1], a[2]] {
+                        uaccess::write_u32(s, p, 0)?;
+                    }
+                    Ok(0)
+                });
+                val(r)
+            }
+            nr::GETGROUPS => Ret::Val(0),
+            nr::GETPGID => {
+                let target = if a[0] == 0 { pid } else { a[0] as Pid };
+                val(self.procs.get(&target).map(|p| p.pgid as i64).ok_or(ESRCH))
+            }
+            nr::GETPGRP => Ret::Val(self.procs.get(&pid).map_or(0, |p| p.pgid) as i64),
+            nr::SETPGID => {
+                let target = if a[0] == 0 { pid } else { a[0] as Pid };
+                let pgid = if a[1] == 0 { target } else { a[1] as Pid };
+                match self.procs.get_mut(&target) {
+                    Some(p) => {
+                        p.pgid = pgid;
+                        Ret::Val(0)
+                    }
+                    None => err(ESRCH),
+                }
+            }
+            nr::GETSID => {
+                let target = if a[0] == 0 { pid } else { a[0] as Pid };
+                val(self.procs.get(&target).map(|p| p.sid as i64).ok_or(ESRCH))
+            }
+            nr::SETSID => match self.procs.get_mut(&pid) {
+                Some(p) => {
+                    p.sid = pid;
+                    p.pgid = pid;
+                    Ret::Val(pid as i64)
+                }
+                None => err(ESRCH),
+            },
+            nr::UNAME => self.sys_uname(pid, a[0]),
+            nr::CLOCK_GETTIME => self.sys_clock_gettime(pid, a[0], a[1]),
+            nr::CLOCK_GETRES => {
+                if a[1] == 0 {
+                    return Ret::Val(0);
+                }
+                val(self.space_mut(pid).and_then(|s| {
+                    uaccess::write(s, a[1], &timespec(1)).map(|_| 0)
+                }))
+            }
+            nr::GETTIMEOFDAY => {
+                if a[0] == 0 {
+                    return Ret::Val(0);
+                }
+                let ns = self.realtime_ns();
+                let mut tv = [0u8; 16];
+                tv[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+                tv[8..].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
+                val(self.space_mut(pid).and_then(|s| uaccess::write(s, a[0], &tv).map(|_| 0)))
+            }
+            nr::TIME => {
+                let t = (self.realtime_ns() / 1_000_000_000) as i64;
+                if a[0] != 0 {
+                    if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write_u64(s, a[0], t as u64)) {
+                        return err(e);
+                    }
+                }
+                Ret::Val(t)
+            }
+            nr::NANOSLEEP => self.sys_nanosleep(tid, 1, 0, a[0], a[1]),
+            nr::CLOCK_NANOSLEEP => self.sys_nanosleep(tid, a[0], a[1], a[2], a[3]),
+            nr::SYSINFO => self.sys_sysinfo(pid, a[0]),
+            nr::TIMES => self.sys_times(pid, a[0]),
+            nr::GETRUSAGE => self.sys_getrusage(pid, a[0] as i64, a[1]),
+
+            nr::ARCH_PRCTL => self.sys_arch_prctl(tid, a[0], a[1]),
+            nr::SET_TID_ADDRESS => {
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.clear_child_tid = a[0];
+                }
+                Ret::Val(tid as i64)
+            }
+            nr::SET_ROBUST_LIST => {
+                if a[1] != 24 {
+                    return err(EINVAL);
+                }
+                Ret::Val(0)
+            }
+            nr::PRLIMIT64 => self.sys_prlimit(pid, a[0] as Pid, a[1], a[2], a[3]),
+            nr::GETRLIMIT => self.sys_prlimit(pid, 0, a[0], 0, a[1]),
+            nr::SETRLIMIT => self.sys_prlimit(pid, 0, a[0], a[1], 0),
+            nr::GETRANDOM => {
+                let len = (a[1] as usize).min(1 << 20);
+                let mut buf = alloc::vec![0u8; len];
+                self.rng.fill_bytes(&mut buf);
+                val(self.space_mut(pid).and_then(|s| uaccess::write(s, a[0], &buf).map(|_| len as i64)))
+            }
+            nr::PRCTL => self.sys_prctl(pid, a[0], a[1]),
+            nr::PERSONALITY => Ret::Val(0),
+            nr::UMASK => match self.procs.get_mut(&pid) {
+                Some(p) => {
+                    let old = p.umask;
+                    p.umask = (a[0] & 0o777) as u32;
+                    Ret::Val(old as i64)
+                }
+                None => err(ESRCH),
+            },
+            nr::GETCWD => self.sys_getcwd(pid, a[0], a[1] as usize),
+            nr::CHDIR => {
+                let path = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, a[0], 4095)) {
+                    Ok(p) => p,
+                    Err(e) => return err(e),
+                };
+                // No file system yet (the storage issue): only / exists.
+                if path == b"/" || path == b"." {
+                    if let Some(p) = self.procs.get_mut(&pid) {
+                        p.cwd = b"/".to_vec();
+                    }
+                    Ret::Val(0)
+                } else {
+                    err(ENOENT)
+                }
+            }
+            nr::FCHDIR => err(ENOTDIR),
+            nr::SCHED_YIELD => {
+                if let Some(t) = self.threads.get(&tid) {
+                    if t.state == State::Runnable && !self.runq.is_empty() {
+                        // Let the others go first.
+                        self.yield_now(tid);
+                    }
+                }
+                Ret::Val(0)
+            }
+            nr::SCHED_GETAFFINITY => {
+                let n = self.cpus.len();
+                let size = (a[1] as usize).min(128);
+                if size < n.div_ceil(8) || size % 8 != 0 {
+                    return err(EINVAL);
+                }
+                let mut mask = alloc::vec![0u8; size];
+                for c in 0..n {
+                    mask[c / 8] |= 1 << (c % 8);
+                }
+                val(self.space_mut(pid).and_then(|s| uaccess::write(s, a[2], &mask).map(|_| size as i64)))
+            }
+            nr::SCHED_SETAFFINITY | nr::SCHED_SETSCHEDULER | nr::SCHED_SETPARAM
+            | nr::SETPRIORITY => Ret::Val(0),
+            nr::SCHED_GETSCHEDULER | nr::GETPRIORITY => Ret::Val(0),
+            nr::SCHED_GETPARAM => val(self.space_mut(pid).and_then(|s| uaccess::write_u32(s, a[1], 0).map(|_| 0))),
+            nr::GETCPU => {
+                let cpu = lego_image::cpu::current_cpu();
+                let r = self.space_mut(pid).and_then(|s| {
+                    if a[0] != 0 {
+                        uaccess::write_u32(s, a[0], cpu)?;
+                    }
+                    if a[1] != 0 {
+                        uaccess::write_u32(s, a[1], 0)?;
+                    }
+                    Ok(0)
+                });
+                val(r)
+            }
+
+            nr::RT_SIGACTION => self.sys_sigaction(pid, a[0] as u32, a[1], a[2], a[3]),
+            nr::RT_SIGPROCMASK => self.sys_sigprocmask(tid, a[0], a[1], a[2], a[3]),
+            nr::RT_SIGRETURN => match self.sigreturn(tid) {
+                Ok(()) => Ret::NoReturn,
+                Err(()) => {
+                    self.force_signal(tid, SigInfo::fault(SIGSEGV, 0x80, 0), 0, 0);
+                    Ret::NoReturn
+                }
+            },
+            nr::RT_SIGPENDING => {
+                let set = self.threads.get(&tid).map_or(0, |t| {
+                    t.pending.iter().fold(0, |s, i| s | bit(i.signo))
+                }) | self.procs.get(&pid).map_or(0, |p| p.pending.iter().fold(0, |s, i| s | bit(i.signo)));
+                val(self.space_mut(pid).and_then(|s| uaccess::write_u64(s, a[0], set).map(|_| 0)))
+            }
+            nr::RT_SIGSUSPEND => {
+                let mask = match self.space_mut(pid).and_then(|s| uaccess::read_u64(s, a[0])) {
+                    Ok(m) => m,
+                    Err(e) => return err(e),
+                };
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.saved_mask = Some(t.sigmask);
+                    t.sigmask = mask & !UNBLOCKABLE;
+                }
+                self.block(tid, Wait::Signal, None, None, OnWake::Return(-EINTR));
+                Ret::Block
+            }
+            nr::PAUSE => {
+                self.block(tid, Wait::Signal, None, None, OnWake::Return(-EINTR));
+                Ret::Block
+            }
+            nr::SIGALTSTACK => self.sys_sigaltstack(tid, pid, a[0], a[1]),
+            nr::KILL => self.sys_kill(pid, a[0] as i32 as i64, a[1] as u32),
+            nr::TGKILL => self.sys_tkill(pid, a[0] as i32 as i64, a[1] as Tid, a[2] as u32),
+            nr::TKILL => self.sys_tkill(pid, -1, a[0] as Tid, a[1] as u32),
+
+            nr::CLONE => self.sys_clone(tid, a[0], a[1], a[2], a[3], a[4]),
+            nr::CLONE3 => err(ENOSYS),
+            nr::FORK => self.sys_clone(tid, SIGCHLD as u64, 0, 0, 0, 0),
+            nr::VFORK => self.sys_clone(tid, CLONE_VM | CLONE_VFORK | SIGCHLD as u64, 0, 0, 0, 0),
+            nr::EXECVE => self.sys_execve(tid, a[0], a[1], a[2]),
+            nr::EXIT => {
+                self.exit_thread(tid, a[0] as i32);
+                Ret::NoReturn
+            }
+            nr::EXIT_GROUP => {
+                self.kill_process(pid, signals::exited(a[0] as i32), None);
+                Ret::NoReturn
+            }
+            nr::WAIT4 => self.sys_wait4(tid, a[0] as i32 as i64, a[1], a[2], a[3]),
+            nr::WAITID => self.sys_waitid(tid, a[0], a[1] as i32 as i64, a[2], a[3]),
+            nr::FUTEX => self.sys_futex(tid, a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32),
+
+            nr::RSEQ | nr::MEMBARRIER | nr::IO_URING_SETUP => err(ENOSYS),
+            other => {
+                *self.missing.entry(other).or_insert(0) += 1;
+                err(ENOSYS)
+            }
+        }
+    }
+
+    fn yield_now(&mut self, tid: Tid) {
+        // The trap handler queues it at the back, after the others.
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.yielded = true;
+        }
+    }
+
+    // ---- descriptors -------------------------------------------------
+
+    fn file(&self, pid: Pid, fd: i64) -> Result<Arc<OpenFile>, Errno> {
+        self.procs.get(&pid).ok_or(ESRCH)?.fds.get(fd).cloned()
+    }
+
+    fn dup(&mut self, pid: Pid, fd: i64, from: usize, cloexec: bool) -> Result<i64, Errno> {
+        self.proc_mut(pid)?.fds.dup(fd, from, cloexec)
+    }
+
+    fn dup_to(&mut self, pid: Pid, old: i64, new: i64, cloexec: bool) -> Result<i64, Errno> {
+        let replaced = self.proc_mut(pid)?.fds.dup_to(old, new, cloexec)?;
+        if let Some(f) = replaced {
+            self.release_file(f);
+        }
+        Ok(new)
+    }
+
+    fn sys_close(&mut self, pid: Pid, fd: i64) -> Ret {
+        match self.proc_mut(pid).and_then(|p| p.fds.close(fd)) {
+            Ok(f) => {
+                self.release_file(f);
+                Ret::Val(0)
+            }
+            Err(e) => err(e),
+        }
+    }
+
+    fn sys_pipe(&mut self, pid: Pid, fds_ptr: u64, flags: u64) -> Ret {
+        if flags & !((O_CLOEXEC | O_NONBLOCK) as u64) != 0 {
+            return err(EINVAL);
+        }
+        let id = self.next_pipe;
+        self.next_pipe += 1;
+        self.pipes.insert(id, Pipe::new());
+        let nb = (flags as u32) & O_NONBLOCK;
+        let cloexec = flags & O_CLOEXEC as u64 != 0;
+        let r = OpenFile::new(Kind::PipeRead(id), O_RDONLY | nb);
+        let w = OpenFile::new(Kind::PipeWrite(id), O_WRONLY | nb);
+        let installed = self.proc_mut(pid).and_then(|p| {
+            let a = p.fds.install(r, cloexec, 0)?;
+            match p.fds.install(w, cloexec, 0) {
+                Ok(b) => Ok((a, b)),
+                Err(e) => {
+                    let _ = p.fds.close(a);
+                    Err(e)
+                }
+            }
+        });
+        let (a, b) = match installed {
+            Ok(v) => v,
+            Err(e) => {
+                self.pipes.remove(&id);
+                return err(e);
+            }
+        };
+        let mut out = [0u8; 8];
+        out[..4].copy_from_slice(&(a as i32).to_le_bytes());
+        out[4..].copy_from_slice(&(b as i32).to_le_bytes());
+        match self.space_mut(pid).and_then(|s| uaccess::write(s, fds_ptr, &out)) {
+            Ok(()) => Ret::Val(0),
+            Err(e) => {
+                for fd in [a, b] {
+                    if let Ok(f) = self.proc_mut(pid).and_then(|p| p.fds.close(fd)) {
+                        self.release_file(f);
+                    }
+                }
+                err(e)
+            }
+        }
+    }
+
+    fn sys_fcntl(&mut self, pid: Pid, fd: i64, cmd: u64, arg: u64) -> Ret {
+        const F_DUPFD: u64 = 0;
+        const F_GETFD: u64 = 1;
+        const F_SETFD: u64 = 2;
+        const F_GETFL: u64 = 3;
+        const F_SETFL: u64 = 4;
+        const F_DUPFD_CLOEXEC: u64 = 1030;
+        const F_GETPIPE_SZ: u64 = 1032;
+        const F_SETPIPE_SZ: u64 = 1031;
+        let Ok(p) = self.proc_mut(pid) else { return err(ESRCH) };
+        match cmd {
+            F_DUPFD | F_DUPFD_CLOEXEC => val(p.fds.dup(fd, arg as usize, cmd == F_DUPFD_CLOEXEC)),
+            F_GETFD => val(p.fds.cloexec(fd).map(|c| c as i64)),
+            F_SETFD => val(p.fds.set_cloexec(fd, arg & 1 != 0).map(|_| 0)),
+            F_GETFL => val(p.fds.get(fd).map(|f| f.flags.get() as i64)),
+            F_SETFL => val(p.fds.get(fd).map(|f| {
+                let keep = f.flags.get() & !(O_APPEND | O_NONBLOCK);
+                f.flags.set(keep | (arg as u32 & (O_APPEND | O_NONBLOCK)));
+                0
+            })),
+            F_GETPIPE_SZ | F_SETPIPE_SZ => match p.fds.get(fd).map(|f| f.kind) {
+                Ok(Kind::PipeRead(_) | Kind::PipeWrite(_)) => Ret::Val(pmon::pipe::CAPACITY as i64),
+                Ok(_) => err(EBADF),
+                Err(e) => err(e),
+            },
+            // Record locks (F_GETLK and friends) come with storage.
+            _ => err(EINVAL),
+        }
+    }
+
+    /// One read from a file, into a kernel buffer; Ok(None): wait.
+    fn read_file(&mut self, f: &Arc<OpenFile>, len: usize) -> Result<Option<Vec<u8>>, Errno> {
+        if !f.readable() {
+            return Err(EBADF);
+        }
+        match f.kind {
+            Kind::DevNull => Ok(Some(Vec::new())),
+            Kind::DevZero => Ok(Some(alloc::vec![0u8; len])),
+            Kind::DevUrandom => {
+                let mut b = alloc::vec![0u8; len];
+                self.rng.fill_bytes(&mut b);
+                Ok(Some(b))
+            }
+            Kind::Stdio(0) => {
+                let mut b = alloc::vec![0u8; len];
+                let n = host::read_stdin(&mut b);
+                if n == -lego_proto::program::EAGAIN {
+                    return if f.nonblocking() { Err(EAGAIN) } else { Ok(None) };
+                }
+                if n < 0 {
+                    return Err(-n);
+                }
+                b.truncate(n as usize);
+                Ok(Some(b))
+            }
+            Kind::Stdio(_) => Err(EBADF),
+            Kind::PipeRead(id) => {
+                let Some(p) = self.pipes.get_mut(&id) else { return Ok(Some(Vec::new())) };
+                let mut b = alloc::vec![0u8; len];
+                match p.read(&mut b) {
+                    Io::Done(n) => {
+                        b.truncate(n);
+                        if n > 0 {
+                            self.pipe_changed(id);
+                        }
+                        Ok(Some(b))
+                    }
+                    Io::Wait => {
+                        if f.nonblocking() {
+                            Err(EAGAIN)
+                        } else {
+                            Ok(None)
+                        }
+                    }
+                    Io::Broken => Err(EPIPE),
+                }
+            }
+            Kind::PipeWrite(_) => Err(EBADF),
+        }
+    }
+
+    /// One write; Ok(None): wait.
+    fn write_file(&mut self, tid: Tid, f: &Arc<OpenFile>, data: &[u8]) -> Result<Option<usize>, Errno> {
+        if !f.writable() {
+            return Err(EBADF);
+        }
+        match f.kind {
+            Kind::DevNull | Kind::DevZero | Kind::DevUrandom => Ok(Some(data.len())),
+            Kind::Stdio(fd @ (1 | 2)) => {
+                let n = host::write(fd, data);
+                if n == -lego_proto::program::EPIPE {
+                    self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
+                    return Err(EPIPE);
+                }
+                if n < 0 {
+                    return Err(-n);
+                }
+                Ok(Some(n as usize))
+            }
+            Kind::Stdio(_) => Err(EBADF),
+            Kind::PipeWrite(id) => {
+                let Some(p) = self.pipes.get_mut(&id) else { return Err(EPIPE) };
+                match p.write(data) {
+                    Io::Done(n) => {
+                        self.pipe_changed(id);
+                        Ok(Some(n))
+                    }
+                    Io::Wait => {
+                        if f.nonblocking() {
+                            Err(EAGAIN)
+                        } else {
+                            Ok(None)
+                        }
+                    }
+                    Io::Broken => {
+                        self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
+                        Err(EPIPE)
+                    }
+                }
+            }
+            Kind::PipeRead(_) => Err(EBADF),
+        }
+    }
+
+    fn wait_of(f: &Arc<OpenFile>) -> Wait {
+        match f.kind {
+            Kind::PipeRead(id) | Kind::PipeWrite(id) => Wait::Pipe(id),
+            _ => Wait::Stdin,
+        }
+    }
+
+    fn sys_read(&mut self, tid: Tid, fd: i64, buf: u64, len: usize) -> Ret {
+        let pid = self.pid_of(tid);
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        let len = len.min(1 << 20);
+        match self.read_file(&f, len) {
+            Ok(Some(data)) => {
+                match self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &data)) {
+                    Ok(()) => Ret::Val(data.len() as i64),
+                    Err(e) => err(e),
+                }
+            }
+            Ok(None) => {
+                self.block(tid, Self::wait_of(&f), None, None, OnWake::Retry);
+                Ret::Block
+            }
+            Err(e) => err(e),
+        }
+    }
+
+    fn sys_write(&mut self, tid: Tid, fd: i64, buf: u64, len: usize) -> Ret {
+        let pid = self.pid_of(tid);
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        let len = len.min(1 << 20);
+        let data = match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, buf, len)) {
+            Ok(d) => d,
+            Err(e) => return err(e),
+        };
+        match self.write_file(tid, &f, &data) {
+            Ok(Some(n)) => Ret::Val(n as i64),
+            Ok(None) => {
+                self.block(tid, Self::wait_of(&f), None, None, OnWake::Retry);
+                Ret::Block
+            }
+            Err(e) => err(e),
+        }
+    }
+
+    fn iovecs(&mut self, pid: Pid, iov: u64, count: usize) -> Result<Vec<(u64, usize)>, Errno> {
+        if count > 1024 {
+            return Err(EINVAL);
+        }
+        let raw = uaccess::read_vec(self.space_mut(pid)?, iov, count * 16)?;
+        Ok(raw
+            .chunks_exact(16)
+            .map(|c| {
+                let base = u64::from_le_bytes(c[..8].try_into().unwrap_or([0; 8]));
+                let len = u64::from_le_bytes(c[8..].try_into().unwrap_or([0; 8]));
+                (base, len as usize)
+            })
+            .collect())
+    }
+
+    fn sys_readv(&mut self, tid: Tid, fd: i64, iov: u64, count: usize) -> Ret {
+        let pid = self.pid_of(tid);
+        let vecs = match self.iovecs(pid, iov, count) {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        let total: usize = vecs.iter().map(|v| v.1).sum::<usize>().min(1 << 20);
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        match self.read_file(&f, total) {
+            Ok(Some(data)) => {
+                let mut off = 0;
+                for (base, len) in vecs {
+                    if off >= data.len() {
+                        break;
+                    }
+                    let n = len.min(data.len() - off);
+                    if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, base, &data[off..off + n])) {
+                        return err(e);
+                    }
+                    off += n;
+                }
+                Ret::Val(data.len() as i64)
+            }
+            Ok(None) => {
+                self.block(tid, Self::wait_of(&f), None, None, OnWake::Retry);
+                Ret::Block
+            }
+            Err(e) => err(e),
+        }
+    }
+
+    fn sys_writev(&mut self, tid: Tid, fd: i64, iov: u64, count: usize) -> Ret {
+        let pid = self.pid_of(tid);
+        let vecs = match self.iovecs(pid, iov, count) {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        let mut data = Vec::new();
+        for (base, len) in vecs {
+            let len = len.min((1 << 20) - data.len().min(1 << 20));
+            match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, base, len)) {
+                Ok(d) => data.extend_from_slice(&d),
+                Err(e) => return err(e),
+            }
+        }
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        match self.write_file(tid, &f, &data) {
+            Ok(Some(n)) => Ret::Val(n as i64),
+            Ok(None) => {
+                self.block(tid, Self::wait_of(&f), None, None, OnWake::Retry);
+                Ret::Block
+            }
+            Err(e) => err(e),
+        }
+    }
+
+    fn sys_ioctl(&mut self, tid: Tid, pid: Pid, fd: i64, req: u64, arg: u64) -> Ret {
+        const TCGETS: u64 = 0x5401;
+        const TIOCGWINSZ: u64 = 0x5413;
+        const TIOCGPGRP: u64 = 0x540f;
+        const FIONREAD: u64 = 0x541b;
+        const FIONBIO: u64 = 0x5421;
+        const FIOCLEX: u64 = 0x5451;
+        const FIONCLEX: u64 = 0x5450;
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        let _ = tid;
+        match (req, f.kind) {
+            (TCGETS | TIOCGWINSZ, Kind::Stdio(n)) => {
+                let size = if req == TCGETS { 60 } else { 8 };
+                let mut buf = alloc::vec![0u8; size];
+                let r = host::ioctl(n, req, &mut buf);
+                if r < 0 {
+                    return Ret::Val(r);
+                }
+                val(self.space_mut(pid).and_then(|s| uaccess::write(s, arg, &buf).map(|_| 0)))
+            }
+            (TIOCGPGRP, Kind::Stdio(_)) => err(ENOTTY),
+            (FIONREAD, Kind::PipeRead(id)) => {
+                let n = self.pipes.get(&id).map_or(0, |p| p.len()) as u32;
+                val(self.space_mut(pid).and_then(|s| uaccess::write_u32(s, arg, n).map(|_| 0)))
+            }
+            (FIONBIO, _) => {
+                let on = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, arg)) {
+                    Ok(v) => v != 0,
+                    Err(e) => return err(e),
+                };
+                let flags = f.flags.get();
+                f.flags.set(if on { flags | O_NONBLOCK } else { flags & !O_NONBLOCK });
+                Ret::Val(0)
+            }
+            (FIOCLEX | FIONCLEX, _) => {
+                val(self.proc_mut(pid).and_then(|p| p.fds.set_cloexec(fd, req == FIOCLEX)).map(|_| 0))
+            }
+            _ => err(ENOTTY),
+        }
+    }
+
+    /// struct stat for an open file.
+    fn stat_of(&mut self, f: &Arc<OpenFile>) -> Result<[u8; 144], Errno> {
+        let (mode, size, rdev, ino, dev, blksize) = match f.kind {
+            Kind::Stdio(n) => {
+                let st = host::stat(n).map_err(|e| -e)?;
+                (st.mode, st.size, st.rdev, st.ino, st.dev, st.blksize)
+            }
+            Kind::PipeRead(id) | Kind::PipeWrite(id) => (S_IFIFO | 0o600, 0, 0, 0x1000 + id as u64, 0xc, 4096),
+            Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
+            Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
+            Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
+        };
+        Ok(stat_bytes(mode, size, rdev, ino, dev, blksize, self.realtime_ns()))
+    }
+
+    fn sys_fstat(&mut self, pid: Pid, fd: i64, buf: u64) -> Ret {
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        let st = match self.stat_of(&f) {
+            Ok(s) => s,
+            Err(e) => return err(e),
+        };
+        val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &st).map(|_| 0)))
+    }
+
+    /// The device files Lego has, by path.
+    fn device(path: &[u8]) -> Option<Kind> {
+        match path {
+            b"/dev/null" => Some(Kind::DevNull),
+            b"/dev/zero" => Some(Kind::DevZero),
+            b"/dev/urandom" | b"/dev/random" => Some(Kind::DevUrandom),
+            _ => None,
+        }
+    }
+
+    fn sys_newfstatat(&mut self, pid: Pid, dirfd: i64, path: u64, buf: u64, flags: u64) -> Ret {
+        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, 4095)) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        if p.is_empty() {
+            if flags & AT_EMPTY_PATH == 0 {
+                return err(ENOENT);
+            }
+            return self.sys_fstat(pid, dirfd, buf);
+        }
+        let st = match Self::device(&p) {
+            Some(kind) => match self.stat_of(&OpenFile::new(kind, O_RDWR)) {
+                Ok(s) => s,
+                Err(e) => return err(e),
+            },
+            None if p == b"/" || p == b"." => stat_bytes(0o040755, 4096, 0, 2, 1, 4096, self.realtime_ns()),
+            None => return err(ENOENT),
+        };
+        val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &st).map(|_| 0)))
+    }
+
+    fn sys_statx(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64, buf: u64) -> Ret {
+        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, 4095)) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        let st = if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
+            match self.file(pid, dirfd).and_then(|f| self.stat_of(&f)) {
+                Ok(s) => s,
+                Err(e) => return err(e),
+            }
+        } else {
+            match Self::device(&p) {
+                Some(kind) => match self.stat_of(&OpenFile::new(kind, O_RDWR)) {
+                    Ok(s) => s,
+                    Err(e) => return err(e),
+                },
+                None => return err(ENOENT),
+            }
+        };
+        // struct stat -> struct statx (the fields programs read).
+        let word = |at: usize| u64::from_le_bytes(st[at..at + 8].try_into().unwrap_or([0; 8]));
+        let mode = u32::from_le_bytes(st[24..28].try_into().unwrap_or([0; 4]));
+        let mut x = [0u8; 256];
+        x[0..4].copy_from_slice(&0x7ffu32.to_le_bytes()); // stx_mask: the basic stats
+        x[4..8].copy_from_slice(&(word(56) as u32).to_le_bytes()); // blksize
+        x[16..20].copy_from_slice(&(word(16) as u32).to_le_bytes()); // nlink
+        x[28..30].copy_from_slice(&(mode as u16).to_le_bytes());
+        x[32..40].copy_from_slice(&word(8).to_le_bytes()); // ino
+        x[40..48].copy_from_slice(&word(48).to_le_bytes()); // size
+        x[48..56].copy_from_slice(&word(64).to_le_bytes()); // blocks
+        let rdev = word(40);
+        x[128..132].copy_from_slice(&((rdev >> 8) as u32).to_le_bytes());
+        x[132..136].copy_from_slice(&((rdev & 0xff) as u32).to_le_bytes());
+        val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &x).map(|_| 0)))
+    }
+
+    fn sys_openat(&mut self, pid: Pid, _dirfd: i64, path: u64, flags: u64) -> Ret {
+        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, 4095)) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        let Some(kind) = Self::device(&p) else {
+            // Files come with the storage component.
+            return err(ENOENT);
+        };
+        let flags = flags as u32;
+        let file = OpenFile::new(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
+        val(self
+            .proc_mut(pid)
+            .and_then(|pr| pr.fds.install(file, flags & O_CLOEXEC != 0, 0)))
+    }
+
+    fn sys_access(&mut self, pid: Pid, path: u64) -> Ret {
+        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, 4095)) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        if Self::device(&p).is_some() || p == b"/" {
+            Ret::Val(0)
+        } else {
+            err(ENOENT)
+        }
+    }
+
+    fn sys_readlink(&mut self, pid: Pid, path: u64, buf: u64, size: usize) -> Ret {
+        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, 4095)) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        if p != b"/proc/self/exe" {
+            return err(ENOENT);
+        }
+        let exe = self.procs.get(&pid).map(|p| p.exe.clone()).unwrap_or_default();
+        let n = exe.len().min(size);
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &exe[..n]).map(|_| n as i64)))
+    }
+
+    fn sys_poll(&mut self, tid: Tid, fds: u64, n: usize, timeout_ms: i64) -> Ret {
+        const POLLIN: u16 = 1;
+        const POLLOUT: u16 = 4;
+        const POLLERR: u16 = 8;
+        const POLLHUP: u16 = 16;
+        const POLLNVAL: u16 = 32;
+        let pid = self.pid_of(tid);
+        if n > 1024 {
+            return err(EINVAL);
+        }
+        let mut raw = match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, fds, n * 8)) {
+            Ok(r) => r,
+            Err(e) => return err(e),
+        };
+        let mut ready = 0;
+        for c in raw.chunks_exact_mut(8) {
+            let fd = i32::from_le_bytes(c[..4].try_into().unwrap_or([0; 4]));
+            let events = u16::from_le_bytes(c[4..6].try_into().unwrap_or([0; 2]));
+            let revents = if fd < 0 {
+                0
+            } else {
+                match self.file(pid, fd as i64) {
+                    Err(_) => POLLNVAL,
+                    Ok(f) => {
+                        let (r, w, hup) = self.readiness(&f);
+                        let mut e = 0;
+                        if r && events & POLLIN != 0 {
+                            e |= POLLIN;
+                        }
+                        if w && events & POLLOUT != 0 {
+                            e |= POLLOUT;
+                        }
+                        if hup {
+                            e |= POLLHUP;
+                        }
+                        if matches!(f.kind, Kind::PipeWrite(id) if self.pipes.get(&id).is_none_or(|p| p.readers == 0)) {
+                            e |= POLLERR;
+                        }
+                        e
+                    }
+                }
+            };
+            c[6..8].copy_from_slice(&revents.to_le_bytes());
+            if revents != 0 {
+                ready += 1;
+            }
+        }
+        if ready > 0 || timeout_ms == 0 {
+            return val(self.space_mut(pid).and_then(|s| uaccess::write(s, fds, &raw).map(|_| ready)));
+        }
+        let deadline = (timeout_ms > 0).then(|| self.now_ns() + timeout_ms as u64 * 1_000_000);
+        self.block_until_ready(tid, deadline, 0);
+        Ret::Block
+    }
+
+    /// Parks a thread of poll or select until something it may be waiting
+    /// for changes (it then looks again), or the deadline (returning `at_timeout`).
+    fn block_until_ready(&mut self, tid: Tid, deadline: Option<u64>, at_timeout: i64) {
+        self.block(tid, Wait::Any, deadline, Some(at_timeout), OnWake::Retry);
+    }
+
+    /// (readable, writable, hung up) for poll and select.
+    fn readiness(&mut self, f: &Arc<OpenFile>) -> (bool, bool, bool) {
+        match f.kind {
+            Kind::PipeRead(id) => match self.pipes.get(&id) {
+                Some(p) => (p.readable(), false, p.writers == 0),
+                None => (true, false, true),
+            },
+            Kind::PipeWrite(id) => match self.pipes.get(&id) {
+                Some(p) => (false, p.writable(), false),
+                None => (false, true, false),
+            },
+            Kind::Stdio(0) => {
+                let mut probe = [0u8; 0];
+                // A zero-byte read tells whether stdin has something (or ended).
+                let n = host::read_stdin(&mut probe);
+                (n != -lego_proto::program::EAGAIN, false, false)
+            }
+            Kind::Stdio(_) => (false, true, false),
+            _ => (true, true, false),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sys_select(&mut self, tid: Tid, n: u64, rd: u64, wr: u64, ex: u64, tv: u64, pselect: bool) -> Ret {
+        let pid = self.pid_of(tid);
+        let n = n as usize;
+        if n > 1024 {
+            return err(EINVAL);
+        }
+        let bytes = n.div_ceil(64) * 8;
+        let read_set = |k: &mut Kernel, p: u64| -> Result<Vec<u8>, Errno> {
+            if p == 0 {
+                Ok(alloc::vec![0u8; bytes])
+            } else {
+                uaccess::read_vec(k.space_mut(pid)?, p, bytes)
+            }
+        };
+        let (r_in, w_in) = match (read_set(self, rd), read_set(self, wr)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return err(e),
+        };
+        let mut r_out = alloc::vec![0u8; bytes];
+        let mut w_out = alloc::vec![0u8; bytes];
+        let mut ready = 0i64;
+        for fd in 0..n {
+            let (want_r, want_w) = (r_in[fd / 8] & (1 << (fd % 8)) != 0, w_in[fd / 8] & (1 << (fd % 8)) != 0);
+            if !want_r && !want_w {
+                continue;
+            }
+            let f = match self.file(pid, fd as i64) {
+                Ok(f) => f,
+                Err(e) => return err(e),
+            };
+            let (r, w, hup) = self.readiness(&f);
+            if want_r && (r || hup) {
+                r_out[fd / 8] |= 1 << (fd % 8);
+                ready += 1;
+            }
+            if want_w && w {
+                w_out[fd / 8] |= 1 << (fd % 8);
+                ready += 1;
+            }
+        }
+        let timeout_ns = if tv == 0 {
+            None
+        } else if pselect {
+            match self.read_timespec(pid, tv) {
+                Ok(ns) => Some(ns),
+                Err(e) => return err(e),
+            }
+        } else {
+            match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, tv, 16)) {
+                Ok(b) => {
+                    let s = u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+                    let us = u64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));
+                    Some(s.saturating_mul(1_000_000_000).saturating_add(us * 1000))
+                }
+                Err(e) => return err(e),
+            }
+        };
+        if ready > 0 || timeout_ns == Some(0) {
+            let r = self.space_mut(pid).and_then(|s| {
+                if rd != 0 {
+                    uaccess::write(s, rd, &r_out)?;
+                }
+                if wr != 0 {
+                    uaccess::write(s, wr, &w_out)?;
+                }
+                if ex != 0 {
+                    uaccess::zero(s, ex, bytes)?;
+                }
+                Ok(ready)
+            });
+            return val(r);
+        }
+        let deadline = timeout_ns.map(|t| self.now_ns() + t);
+        // At the deadline: nothing ready; the sets are cleared by the retry
+        // finding nothing (it returns 0 then with timeout 0).
+        if let Some(d) = deadline {
+            self.block(tid, Wait::Any, Some(d), None, OnWake::Retry);
+            // Make the retry after the deadline a zero-timeout select.
+            if let Some(ctx) = self.threads.get_mut(&tid).and_then(|t| t.ctx.as_mut()) {
+                let _ = ctx;
+            }
+        } else {
+            self.block(tid, Wait::Any, None, None, OnWake::Retry);
+        }
+        Ret::Block
+    }
+
+    // ---- memory --------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn mem(&mut self, pid: Pid, op: u32, addr: u64, len: u64, arg: u64, prot: u32, flags: u32) -> Ret {
+        if addr % 4096 != 0 {
+            return err(EINVAL);
+        }
+        if op == OP_MUNMAP || op == OP_MPROTECT {
+            if len == 0 {
+                return Ret::Val(0);
+            }
+        }
+        let r = self.space_mut(pid).and_then(|s| {
+            s.call(MemRequest {
+                op,
+                addr,
+                len,
+                arg,
+                prot,
+                flags,
+                ..Default::default()
+            })
+        });
+        match (op, r) {
+            (OP_MUNMAP | OP_MPROTECT, Ok(_)) => Ret::Val(0),
+            // mprotect of an unmapped range is ENOMEM on Linux.
+            (OP_MPROTECT, Err(EFAULT)) => err(ENOMEM),
+            (OP_MUNMAP, Err(EFAULT)) => Ret::Val(0),
+            (OP_MREMAP, Err(EFAULT)) => err(EFAULT),
+            (_, r) => val(r.map(|v| v as i64)),
+        }
+    }
+
+    fn sys_brk(&mut self, pid: Pid, addr: u64) -> Ret {
+        let Ok(space) = self.space_mut(pid) else { return Ret::Val(0) };
+        let current = space.brk;
+        if addr == 0 {
+            return Ret::Val(current as i64);
+        }
+        match space.call(MemRequest {
+            op: OP_BRK,
+            addr,
+            arg: current,
+            ..Default::default()
+        }) {
+            Ok(b) => {
+                space.brk = b;
+                Ret::Val(b as i64)
+            }
+            Err(_) => Ret::Val(current as i64),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sys_mmap(&mut self, pid: Pid, addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> Ret {
+        const MAP_SHARED: u64 = 1;
+        const MAP_PRIVATE: u64 = 2;
+        const MAP_FIXED: u64 = 0x10;
+        const MAP_ANONYMOUS: u64 = 0x20;
+        const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+        if len == 0 || off % 4096 != 0 || prot & !7 != 0 {
+            return err(EINVAL);
+        }
+        if flags & (MAP_SHARED | MAP_PRIVATE) == 0 {
+            return err(EINVAL);
+        }
+        if flags & MAP_ANONYMOUS == 0 {
+            // Only /dev/zero maps without storage: it is anonymous memory.
+            match self.file(pid, fd) {
+                Ok(f) if f.kind == Kind::DevZero => {}
+                Ok(_) => return err(ENODEV),
+                Err(e) => return err(e),
+            }
+        }
+        let fixed = flags & MAP_FIXED != 0;
+        let noreplace = flags & MAP_FIXED_NOREPLACE != 0;
+        if (fixed || noreplace) && addr % 4096 != 0 {
+            return err(EINVAL);
+        }
+        let hint = addr & !0xfff;
+        let r = self.space_mut(pid).and_then(|s| {
+            s.call(MemRequest {
+                op: OP_MMAP,
+                addr: hint,
+                len,
+                prot: prot as u32,
+                flags: if fixed { FLAG_FIXED } else { 0 },
+                ..Default::default()
+            })
+        });
+        match r {
+            Ok(a) if noreplace && a != hint => {
+                let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
+                err(EEXIST)
+            }
+            Ok(a) => Ret::Val(a as i64),
+            Err(EINVAL) => err(EINVAL),
+            Err(_) => err(ENOMEM),
+        }
+    }
+
+    fn sys_madvise(&mut self, pid: Pid, addr: u64, len: u64, advice: u64) -> Ret {
+        const MADV_DONTNEED: u64 = 4;
+        const MADV_FREE: u64 = 8;
+        if addr % 4096 != 0 {
+            return err(EINVAL);
+        }
+        if advice == MADV_DONTNEED || advice == MADV_FREE {
+            let r = self.space_mut(pid).and_then(|s| {
+                s.call(MemRequest {
+                    op: OP_DISCARD,
+                    addr,
+                    len,
+                    ..Default::default()
+                })
+            });
+            return match r {
+                Ok(_) | Err(EFAULT) => Ret::Val(0),
+                Err(e) => err(e),
+            };
+        }
+        Ret::Val(0)
+    }
+
+    // ---- identity, time, limits -----------------------------------------
+
+    fn sys_uname(&mut self, pid: Pid, buf: u64) -> Ret {
+        let mut u = [0u8; 6 * 65];
+        let fields: [&[u8]; 6] = [
+            b"Linux",
+            b"lego",
+            b"6.1.0-lego",
+            b"#1 SMP Lego splitkernel",
+            b"x86_64",
+            b"(none)",
+        ];
+        for (i, f) in fields.iter().enumerate() {
+            u[i * 65..i * 65 + f.len()].copy_from_slice(f);
+        }
+        val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &u).map(|_| 0)))
+    }
+
+    fn cpu_ns(&self, pid: Pid) -> u64 {
+        let cycles = self.procs.get(&pid).map_or(0, |p| lego_image::cpu::rdtsc().wrapping_sub(p.start_tsc));
+        (cycles as u128 * 1_000_000 / self.tsc_khz as u128) as u64
+    }
+
+    fn clock_ns(&self, pid: Pid, clock: u64) -> Result<u64, Errno> {
+        match clock {
+            0 | 5 | 8 | 11 => Ok(self.realtime_ns()),
+            1 | 4 | 6 | 7 | 9 => Ok(self.now_ns()),
+            2 | 3 => Ok(self.cpu_ns(pid)),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn sys_clock_gettime(&mut self, pid: Pid, clock: u64, tp: u64) -> Ret {
+        let ns = match self.clock_ns(pid, clock) {
+            Ok(n) => n,
+            Err(e) => return err(e),
+        };
+        val(self.space_mut(pid).and_then(|s| uaccess::write(s, tp, &timespec(ns)).map(|_| 0)))
+    }
+
+    fn read_timespec(&mut self, pid: Pid, at: u64) -> Result<u64, Errno> {
+        let b = uaccess::read_vec(self.space_mut(pid)?, at, 16)?;
+        let s = i64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+        let ns = i64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));
+        if s < 0 || !(0..1_000_000_000).contains(&ns) {
+            return Err(EINVAL);
+        }
+        Ok((s as u64).saturating_mul(1_000_000_000).saturating_add(ns as u64))
+    }
+
+    fn sys_nanosleep(&mut self, tid: Tid, clock: u64, flags: u64, req: u64, _rem: u64) -> Ret {
+        let pid = self.pid_of(tid);
+        let ns = match self.read_timespec(pid, req) {
+            Ok(n) => n,
+            Err(e) => return err(e),
+        };
+        let deadline = if flags & 1 != 0 {
+            // TIMER_ABSTIME against the clock asked for.
+            let now_clock = match self.clock_ns(pid, clock) {
+                Ok(n) => n,
+                Err(e) => return err(e),
+            };
+            self.now_ns() + ns.saturating_sub(now_clock)
+        } else {
+            self.now_ns().saturating_add(ns)
+        };
+        self.block(tid, Wait::Sleep, Some(deadline), Some(0), OnWake::Return(-EINTR));
+        Ret::Block
+    }
+
+    fn sys_sysinfo(&mut self, pid: Pid, buf: u64) -> Ret {
+        let mut s = [0u8; 112];
+        let up = self.now_ns() / 1_000_000_000;
+        s[0..8].copy_from_slice(&up.to_le_bytes());
+        // The ExCache is this processor's memory: report a modest machine.
+        let total: u64 = 1 << 30;
+        s[32..40].copy_from_slice(&total.to_le_bytes());
+        s[40..48].copy_from_slice(&(total / 2).to_le_bytes());
+        s[80..82].copy_from_slice(&(self.procs.len() as u16).to_le_bytes());
+        s[104..108].copy_from_slice(&1u32.to_le_bytes());
+        val(self.space_mut(pid).and_then(|sp| uaccess::write(sp, buf, &s).map(|_| 0)))
+    }
+
+    fn sys_times(&mut self, pid: Pid, buf: u64) -> Ret {
+        let ticks = |ns: u64| ns / 10_000_000;
+        let user = ticks(self.cpu_ns(pid));
+        if buf != 0 {
+            let mut t = [0u8; 32];
+            t[0..8].copy_from_slice(&user.to_le_bytes());
+            if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &t)) {
+                return err(e);
+            }
+        }
+        Ret::Val(ticks(self.now_ns()) as i64 + 1)
+    }
+
+    fn sys_getrusage(&mut self, pid: Pid, who: i64, buf: u64) -> Ret {
+        if !(-1..=1).contains(&who) {
+            return err(EINVAL);
+        }
+        let ns = if who == -1 { 0 } else { self.cpu_ns(pid) };
+        let mut r = [0u8; 144];
+        r[0..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+        r[8..16].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
+        val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &r).map(|_| 0)))
+    }
+
+    fn sys_arch_prctl(&mut self, tid: Tid, code: u64, addr: u64) -> Ret {
+        const ARCH_SET_FS: u64 = 0x1002;
+        const ARCH_GET_FS: u64 = 0x1003;
+        let pid = self.pid_of(tid);
+        match code {
+            ARCH_SET_FS => {
+                if addr >= self.window.user_top() {
+                    return err(EPERM);
+                }
+                if let Some(ctx) = self.threads.get_mut(&tid).and_then(|t| t.ctx.as_mut()) {
+                    ctx.fs_base = addr;
+                }
+                Ret::Val(0)
+            }
+            ARCH_GET_FS => {
+                let fs = self.threads.get(&tid).and_then(|t| t.ctx.as_ref()).map_or(0, |c| c.fs_base);
+                val(self.space_mut(pid).and_then(|s| uaccess::write_u64(s, addr, fs).map(|_| 0)))
+            }
+            // GS, CET, AMX permissions: not offered.
+            _ => err(EINVAL),
+        }
+    }
+
+    fn sys_prlimit(&mut self, pid: Pid, target: Pid, res: u64, new: u64, old: u64) -> Ret {
+        let target = if target == 0 { pid } else { target };
+        if res >= 16 {
+            return err(EINVAL);
+        }
+        let Some(current) = self.procs.get(&target).map(|p| p.rlimits[res as usize]) else {
+            return err(ESRCH);
+        };
+        if old != 0 {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&current.0.to_le_bytes());
+            b[8..].copy_from_slice(&current.1.to_le_bytes());
+            if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, old, &b)) {
+                return err(e);
+            }
+        }
+        if new != 0 {
+            let b = match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, new, 16)) {
+                Ok(b) => b,
+                Err(e) => return err(e),
+            };
+            let soft = u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+            let hard = u64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));
+            if soft > hard {
+                return err(EINVAL);
+            }
+            if let Some(p) = self.procs.get_mut(&target) {
+                p.rlimits[res as usize] = (soft, hard);
+                if res == 7 {
+                    p.fds.limit = (soft as usize).min(pmon::fd::MAX_LIMIT);
+                }
+            }
+        }
+        Ret::Val(0)
+    }
+
+    fn sys_prctl(&mut self, pid: Pid, option: u64, arg: u64) -> Ret {
+        const PR_SET_NAME: u64 = 15;
+        const PR_GET_NAME: u64 = 16;
+        match option {
+            PR_SET_NAME => Ret::Val(0),
+            PR_GET_NAME => {
+                let mut name = [0u8; 16];
+                let exe = self.procs.get(&pid).map(|p| p.exe.clone()).unwrap_or_default();
+                let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+                let n = base.len().min(15);
+                name[..n].copy_from_slice(&base[..n]);
+                val(self.space_mut(pid).and_then(|s| uaccess::write(s, arg, &name).map(|_| 0)))
+            }
+            _ => err(EINVAL),
+        }
+    }
+
+    fn sys_getcwd(&mut self, pid: Pid, buf: u64, size: usize) -> Ret {
+        let mut cwd = self.procs.get(&pid).map(|p| p.cwd.clone()).unwrap_or_default();
+        cwd.push(0);
+        if size < cwd.len() {
+            return err(ERANGE);
+        }
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &cwd).map(|_| cwd.len() as i64)))
+    }
+
+    // ---- signals --------------------------------------------------------
+
+    fn sys_sigaction(&mut self, pid: Pid, sig: u32, act: u64, oact: u64, size: u64) -> Ret {
+        if size != 8 || sig == 0 || sig > NSIG {
+            return err(EINVAL);
+        }
+        let Some(old) = self.procs.get(&pid).map(|p| p.actions[(sig - 1) as usize]) else {
+            return err(ESRCH);
+        };
+        let new = if act != 0 {
+            if sig == SIGKILL || sig == SIGSTOP {
+                return err(EINVAL);
+            }
+            match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, act, 32)) {
+                Ok(b) => match <SigAction as zerocopy::FromBytes>::read_from_bytes(&b) {
+                    Ok(a) => Some(a),
+                    Err(_) => return err(EFAULT),
+                },
+                Err(e) => return err(e),
+            }
+        } else {
+            None
+        };
+        if oact != 0 {
+            if let Err(e) = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, oact, zerocopy::IntoBytes::as_bytes(&old)))
+            {
+                return err(e);
+            }
+        }
+        if let Some(mut a) = new {
+            a.mask &= !UNBLOCKABLE;
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.actions[(sig - 1) as usize] = a;
+                // Setting SIG_IGN (or a default that ignores) drops what is pending.
+                if a.handler == SIG_IGN {
+                    p.pending.retain(|i| i.signo != sig);
+                }
+            }
+        }
+        Ret::Val(0)
+    }
+
+    fn sys_sigprocmask(&mut self, tid: Tid, how: u64, set: u64, oset: u64, size: u64) -> Ret {
+        if size != 8 {
+            return err(EINVAL);
+        }
+        let pid = self.pid_of(tid);
+        let old = self.threads.get(&tid).map_or(0, |t| t.sigmask);
+        if oset != 0 {
+            if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write_u64(s, oset, old)) {
+                return err(e);
+            }
+        }
+        if set != 0 {
+            let s = match self.space_mut(pid).and_then(|sp| uaccess::read_u64(sp, set)) {
+                Ok(v) => v,
+                Err(e) => return err(e),
+            };
+            let new = match how {
+                0 => old | s,
+                1 => old & !s,
+                2 => s,
+                _ => return err(EINVAL),
+            };
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.sigmask = new & !UNBLOCKABLE;
+            }
+        }
+        Ret::Val(0)
+    }
+
+    fn sys_sigaltstack(&mut self, tid: Tid, pid: Pid, ss: u64, oss: u64) -> Ret {
+        let Some(cur) = self.threads.get(&tid).map(|t| t.altstack) else {
+            return err(ESRCH);
+        };
+        let rsp = self.threads.get(&tid).and_then(|t| t.ctx.as_ref()).map_or(0, |c| c.frame.rsp);
+        let on = cur.flags & SS_DISABLE == 0 && rsp.wrapping_sub(cur.sp) < cur.size;
+        if oss != 0 {
+            let report = AltStack {
+                flags: if on { SS_ONSTACK } else { cur.flags },
+                ..cur
+            };
+            if let Err(e) = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, oss, zerocopy::IntoBytes::as_bytes(&report)))
+            {
+                return err(e);
+            }
+        }
+        if ss != 0 {
+            if on {
+                return err(EPERM);
+            }
+            let b = match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, ss, 24)) {
+                Ok(b) => b,
+                Err(e) => return err(e),
+            };
+            let Ok(new) = <AltStack as zerocopy::FromBytes>::read_from_bytes(&b) else {
+                return err(EFAULT);
+            };
+            if new.flags & !(SS_DISABLE | 0x8000_0000) != 0 {
+                return err(EINVAL);
+            }
+            if new.flags & SS_DISABLE == 0 && new.size < 2048 {
+                return err(libc_enomem());
+            }
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.altstack = new;
+            }
+        }
+        Ret::Val(0)
+    }
+
+    fn sys_kill(&mut self, pid: Pid, target: i64, sig: u32) -> Ret {
+        if sig > NSIG {
+            return err(EINVAL);
+        }
+        let targets: Vec<Pid> = match target {
+            t if t > 0 => alloc::vec![t as Pid],
+            0 => {
+                let g = self.procs.get(&pid).map_or(0, |p| p.pgid);
+                self.procs.values().filter(|p| p.pgid == g).map(|p| p.pid).collect()
+            }
+            -1 => self.procs.keys().copied().collect(),
+            t => self.procs.values().filter(|p| p.pgid == (-t) as Pid).map(|p| p.pid).collect(),
+        };
+        let targets: Vec<Pid> = targets
+            .into_iter()
+            .filter(|p| self.procs.get(p).is_some_and(|pr| pr.life == Life::Alive))
+            .collect();
+        if targets.is_empty() {
+            return err(ESRCH);
+        }
+        if sig == 0 {
+            return Ret::Val(0);
+        }
+        for t in targets {
+            self.signal_process(t, SigInfo::user(sig, SI_USER, pid));
+        }
+        Ret::Val(0)
+    }
+
+    fn sys_tkill(&mut self, pid: Pid, tgid: i64, tid: Tid, sig: u32) -> Ret {
+        if sig > NSIG {
+            return err(EINVAL);
+        }
+        let Some(t) = self.threads.get(&tid) else { return err(ESRCH) };
+        if t.state == State::Dead || (tgid >= 0 && t.pid as i64 != tgid) {
+            return err(ESRCH);
+        }
+        if sig != 0 {
+            self.signal_thread(tid, SigInfo::user(sig, SI_TKILL, pid));
+        }
+        Ret::Val(0)
+    }
+
+    // ---- threads and processes ------------------------------------------
+
+    fn sys_clone(&mut self, tid: Tid, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> Ret {
+        let pid = self.pid_of(tid);
+        let thread = flags & CLONE_THREAD != 0;
+        if thread && (flags & CLONE_VM == 0 || flags & CLONE_SIGHAND == 0) {
+            return err(EINVAL);
+        }
+        let Some(new) = self.alloc_id() else { return err(EAGAIN) };
+        let Some(parent_ctx) = self.threads.get(&tid).and_then(|t| t.ctx.as_ref()) else {
+            return err(ESRCH);
+        };
+        let mut ctx = UserContext {
+            frame: parent_ctx.frame,
+            fs_base: parent_ctx.fs_base,
+            xsave: parent_ctx.xsave.clone(),
+            exact: false,
+        };
+        ctx.frame.gprs[0] = 0;
+        if stack != 0 {
+            ctx.frame.rsp = stack;
+        }
+        if flags & CLONE_SETTLS != 0 {
+            ctx.fs_base = tls;
+        }
+        let sigmask = self.threads.get(&tid).map_or(0, |t| t.sigmask);
+        let altstack = self.threads.get(&tid).map_or(AltStack::default(), |t| t.altstack);
+        let child_pid = if thread {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.threads.push(new);
+            }
+            pid
+        } else {
+            let Some(parent) = self.procs.get(&pid) else { return err(ESRCH) };
+            let (space, fds, actions, cwd, umask, exe, bias, rlimits, pgid, sid) = (
+                parent.space,
+                parent.fds.clone(),
+                parent.actions,
+                parent.cwd.clone(),
+                parent.umask,
+                parent.exe.clone(),
+                parent.bias,
+                parent.rlimits,
+                parent.pgid,
+                parent.sid,
+            );
+            let space = if flags & CLONE_VM != 0 {
+                if let Some(e) = self.spaces.get_mut(&space) {
+                    e.users += 1;
+                }
+                space
+            } else {
+                match self.fork_space(space) {
+                    Ok(s) => s,
+                    Err(e) => return err(e),
+                }
+            };
+            let ppid = if flags & CLONE_PARENT != 0 {
+                self.procs.get(&pid).map_or(pid, |p| p.ppid)
+            } else {
+                pid
+            };
+            self.procs.insert(
+                new,
+                Process {
+                    pid: new,
+                    ppid,
+                    pgid,
+                    sid,
+                    space,
+                    fds,
+                    actions,
+                    pending: VecDeque::new(),
+                    threads: alloc::vec![new],
+                    life: Life::Alive,
+                    cwd,
+                    umask,
+                    exe,
+                    bias,
+                    exit_signal: (flags & 0xff) as u32,
+                    vfork_parent: (flags & CLONE_VFORK != 0).then_some(tid),
+                    rlimits,
+                    cycles: 0,
+                    child_cycles: 0,
+                    start_tsc: lego_image::cpu::rdtsc(),
+                },
+            );
+            new
+        };
+        let _ = (CLONE_FS, CLONE_FILES);
+        self.threads.insert(
+            new,
+            Thread {
+                tid: new,
+                pid: child_pid,
+                ctx: Some(alloc::boxed::Box::new(ctx)),
+                state: State::Runnable,
+                sigmask,
+                pending: VecDeque::new(),
+                altstack: if thread { AltStack { flags: SS_DISABLE, ..Default::default() } } else { altstack },
+                clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 },
+                restart: false,
+                saved_mask: None,
+                yielded: false,
+            },
+        );
+        // The tid words: the parent's in its space, the child's in the
+        // child's (the same space for threads and vfork).
+        if flags & CLONE_PARENT_SETTID != 0 {
+            if let Some(s) = self.space_of(pid) {
+                let _ = uaccess::write_u32(s, ptid, new);
+            }
+        }
+        if flags & CLONE_CHILD_SETTID != 0 && (thread || flags & CLONE_VM != 0) {
+            if let Some(s) = self.space_of(pid) {
+                let _ = uaccess::write_u32(s, ctid, new);
+            }
+        }
+        self.runq.push_back(new);
+        self.kick_idle();
+        if flags & CLONE_VFORK != 0 {
+            // The parent waits until the child execs or exits.
+            if let Some(ctx) = self.threads.get_mut(&tid).and_then(|t| t.ctx.as_mut()) {
+                ctx.frame.gprs[0] = new as u64;
+            }
+            self.block(tid, Wait::Vfork(new), None, None, OnWake::Return(new as i64));
+            if let Some(t) = self.threads.get_mut(&tid) {
+                if let State::Blocked { interruptible, .. } = &mut t.state {
+                    *interruptible = false;
+                }
+            }
+            return Ret::Block;
+        }
+        Ret::Val(new as i64)
+    }
+
+    /// A copy of space `from` for a forked child: its dirty pages are
+    /// written back first (the VMM does that for OP_FORK), then the memory
+    /// components copy every mapping and page.
+    fn fork_space(&mut self, from: u32) -> Result<u32, Errno> {
+        let (brk, from_gpid) = match self.spaces.get(&from) {
+            Some(e) => (e.space.brk, e.space.gpid),
+            None => return Err(ESRCH),
+        };
+        let to = self.new_space(brk)?;
+        let child_gpid = self.spaces.get(&to).map_or(0, |e| e.space.gpid);
+        let r = self.spaces.get_mut(&from).map(|e| {
+            e.space.call(MemRequest {
+                op: OP_FORK,
+                arg: child_gpid as u64,
+                ..Default::default()
+            })
+        });
+        let _ = from_gpid;
+        match r {
+            Some(Ok(_)) => Ok(to),
+            Some(Err(e)) => {
+                self.drop_space(to);
+                Err(e)
+            }
+            None => {
+                self.drop_space(to);
+                Err(ESRCH)
+            }
+        }
+    }
+
+    fn sys_execve(&mut self, tid: Tid, path: u64, argv: u64, envp: u64) -> Ret {
+        let pid = self.pid_of(tid);
+        let strings = self.space_mut(pid).and_then(|s| {
+            let p = uaccess::read_cstr(s, path, 4095)?;
+            let a = uaccess::read_strings(s, argv, pmon::stack::MAX_ARGS_BYTES)?;
+            let e = uaccess::read_strings(s, envp, pmon::stack::MAX_ARGS_BYTES)?;
+            Ok((p, a, e))
+        });
+        let (p, a, e) = match strings {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        if p.is_empty() {
+            return err(ENOENT);
+        }
+        match self.execve(tid, p, a, e) {
+            Ok(()) => Ret::NoReturn,
+            Err(e) => err(e),
+        }
+    }
+
+    /// A child of `pid` that wait4's `target` matches, and its state.
+    fn find_child(&self, pid: Pid, target: i64) -> (bool, Option<(Pid, i32)>) {
+        let pgid = self.procs.get(&pid).map_or(0, |p| p.pgid);
+        let matches = |c: &Process| {
+            c.ppid == pid
+                && match target {
+                    t if t > 0 => c.pid == t as Pid,
+                    -1 => true,
+                    0 => c.pgid == pgid,
+                    t => c.pgid == (-t) as Pid,
+                }
+        };
+        let mut any = false;
+        for c in self.procs.values().filter(|c| matches(c)) {
+            any = true;
+            if let Life::Zombie(status) = c.life {
+                return (true, Some((c.pid, status)));
+            }
+        }
+        (any, None)
+    }
+
+    fn sys_wait4(&mut self, tid: Tid, target: i64, status: u64, options: u64, rusage: u64) -> Ret {
+        let pid = self.pid_of(tid);
+        if options & !(WNOHANG | WUNTRACED | 8 | 0x8000_0000 | 0x4000_0000 | 0x2000_0000) != 0 {
+            return err(EINVAL);
+        }
+        match self.find_child(pid, target) {
+            (false, _) => err(ECHILD),
+            (true, Some((child, st))) => {
+                let r = self.space_mut(pid).and_then(|s| {
+                    if status != 0 {
+                        uaccess::write_u32(s, status, st as u32)?;
+                    }
+                    if rusage != 0 {
+                        uaccess::zero(s, rusage, 144)?;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = r {
+                    return err(e);
+                }
+                self.procs.remove(&child);
+                Ret::Val(child as i64)
+            }
+            (true, None) if options & WNOHANG != 0 => Ret::Val(0),
+            (true, None) => {
+                self.block(tid, Wait::Child, None, None, OnWake::Retry);
+                Ret::Block
+            }
+        }
+    }
+
+    fn sys_waitid(&mut self, tid: Tid, idtype: u64, id: i64, infop: u64, options: u64) -> Ret {
+        let pid = self.pid_of(tid);
+        let target = match idtype {
+            0 => -1,       // P_ALL
+            1 => id,       // P_PID
+            2 => -id,      // P_PGID
+            _ => return err(EINVAL),
+        };
+        if options & WEXITED == 0 {
+            return err(EINVAL);
+        }
+        match self.find_child(pid, target) {
+            (false, _) => err(ECHILD),
+            (true, Some((child, st))) => {
+                let (code, status) = if st & 0x7f == 0 {
+                    (CLD_EXITED, (st >> 8) & 0xff)
+                } else {
+                    (if st & 0x80 != 0 { CLD_DUMPED } else { CLD_KILLED }, st & 0x7f)
+                };
+                let mut info = SigInfo::user(SIGCHLD, code, child);
+                info.status = status;
+                if infop != 0 {
+                    if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, infop, &info.encode())) {
+                        return err(e);
+                    }
+                }
+                if options & WNOWAIT == 0 {
+                    self.procs.remove(&child);
+                }
+                Ret::Val(0)
+            }
+            (true, None) if options & WNOHANG != 0 => {
+                if infop != 0 {
+                    if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::zero(s, infop, 128)) {
+                        return err(e);
+                    }
+                }
+                Ret::Val(0)
+            }
+            (true, None) => {
+                self.block(tid, Wait::Child, None, None, OnWake::Retry);
+                Ret::Block
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sys_futex(&mut self, tid: Tid, uaddr: u64, op: u32, v: u32, timeout: u64, uaddr2: u64, v3: u32) -> Ret {
+        use pmon::futex::*;
+        let pid = self.pid_of(tid);
+        if uaddr % 4 != 0 {
+            return err(EINVAL);
+        }
+        let space = self.procs.get(&pid).map_or(0, |p| p.space);
+        let cmd = op & FUTEX_CMD_MASK;
+        let key = (space, uaddr);
+        match cmd {
+            FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+                let bitset = if cmd == FUTEX_WAIT { FUTEX_BITSET_MATCH_ANY } else { v3 };
+                if bitset == 0 {
+                    return err(EINVAL);
+                }
+                let cur = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, uaddr)) {
+                    Ok(c) => c,
+                    Err(e) => return err(e),
+                };
+                if cur != v {
+                    return err(EAGAIN);
+                }
+                let deadline = if timeout == 0 {
+                    None
+                } else {
+                    let ns = match self.read_timespec(pid, timeout) {
+                        Ok(n) => n,
+                        Err(e) => return err(e),
+                    };
+                    if cmd == FUTEX_WAIT {
+                        Some(self.now_ns().saturating_add(ns))
+                    } else {
+                        // WAIT_BITSET's timeout is absolute, on CLOCK_MONOTONIC
+                        // or (FUTEX_CLOCK_REALTIME) the wall clock.
+                        let now_clock = if op & FUTEX_CLOCK_REALTIME != 0 { self.realtime_ns() } else { self.now_ns() };
+                        Some(self.now_ns() + ns.saturating_sub(now_clock))
+                    }
+                };
+                self.futexes.wait(key, tid, bitset);
+                self.block(tid, Wait::Futex, deadline, Some(-ETIMEDOUT), OnWake::Return(0));
+                Ret::Block
+            }
+            FUTEX_WAKE | FUTEX_WAKE_BITSET => {
+                let bitset = if cmd == FUTEX_WAKE { FUTEX_BITSET_MATCH_ANY } else { v3 };
+                if bitset == 0 {
+                    return err(EINVAL);
+                }
+                let woken = self.futexes.wake(key, v, bitset);
+                let n = woken.len();
+                for w in woken {
+                    self.wake(w, OnWake::Return(0));
+                }
+                Ret::Val(n as i64)
+            }
+            FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+                if cmd == FUTEX_CMP_REQUEUE {
+                    let cur = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, uaddr)) {
+                        Ok(c) => c,
+                        Err(e) => return err(e),
+                    };
+                    if cur != v3 {
+                        return err(EAGAIN);
+                    }
+                }
+                let (woken, moved) = self.futexes.requeue(key, (space, uaddr2), v, timeout as u32);
+                let n = woken.len() as i64;
+                for w in woken {
+                    self.wake(w, OnWake::Return(0));
+                }
+                Ret::Val(n + moved as i64)
+            }
+            FUTEX_WAKE_OP => {
+                let old = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, uaddr2)) {
+                    Ok(o) => o,
+                    Err(e) => return err(e),
+                };
+                let Some((new, wake2)) = wake_op(v3, old) else { return err(EINVAL) };
+                if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write_u32(s, uaddr2, new)) {
+                    return err(e);
+                }
+                let mut woken = self.futexes.wake(key, v, FUTEX_BITSET_MATCH_ANY);
+                if wake2 {
+                    woken.extend(self.futexes.wake((space, uaddr2), timeout as u32, FUTEX_BITSET_MATCH_ANY));
+                }
+                let n = woken.len();
+                for w in woken {
+                    self.wake(w, OnWake::Return(0));
+                }
+                Ret::Val(n as i64)
+            }
+            _ => err(ENOSYS),
+        }
+    }
+}
+
+fn libc_enomem() -> Errno {
+    ENOMEM
+}
+
+fn timespec(ns: u64) -> [u8; 16] {
+    let mut t = [0u8; 16];
+    t[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+    t[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
+    t
+}
+
+/// struct stat (x86-64, 144 bytes).
+fn stat_bytes(mode: u32, size: u64, rdev: u64, ino: u64, dev: u64, blksize: u64, now_ns: u64) -> [u8; 144] {
+    let mut s = [0u8; 144];
+    let put = |s: &mut [u8; 144], at: usize, v: u64| s[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut s, 0, dev);
+    put(&mut s, 8, ino);
+    put(&mut s, 16, 1); // nlink
+    s[24..28].copy_from_slice(&mode.to_le_bytes());
+    put(&mut s, 40, rdev);
+    put(&mut s, 48, size);
+    put(&mut s, 56, blksize);
+    put(&mut s, 64, size.div_ceil(512));
+    let (sec, ns) = (now_ns / 1_000_000_000, now_ns % 1_000_000_000);
+    for at in [72, 88, 104] {
+        put(&mut s, at, sec);
+        put(&mut s, at + 8, ns);
+    }
+    let _ = S_IFREG;
+    s
+}
