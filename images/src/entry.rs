@@ -81,7 +81,12 @@ extern "C" fn image_entry(boot: *const BootInfo, cpu: u32) -> ! {
             Some(test) => testfail::run(test),
             None => boot_mismatch(format_args!("unknown guest test {}", boot.test)),
         },
-        m if m == Mode::Serve as u32 || m == Mode::Workload as u32 || m == Mode::Program as u32 => {
+        m if m == Mode::Program as u32 => {
+            // The program's stderr is the user's: the monitor stays quiet.
+            // SAFETY: lego_guest_main is defined by the guest! macro in the image.
+            unsafe { lego_guest_main(boot) }
+        }
+        m if m == Mode::Serve as u32 || m == Mode::Workload as u32 => {
             println!(
                 "{} monitor booted: {} MiB RAM, {} vCPU(s)",
                 role.name(),

@@ -214,6 +214,9 @@ pub struct BootInfo {
     pub realtime_tsc: u64,
     /// Entropy from the host, for AT_RANDOM and getrandom.
     pub seed: [u64; 4],
+    /// 1 on a PVM host (PVM.md): the guest may write PVM's "native" MSR.
+    pub pvm: u32,
+    pub _pad2: u32,
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

@@ -98,6 +98,10 @@ pub struct ProcessStart {
     pub flags: u32,
 }
 
+/// The error-code bit of a page fault the VMM injects because a memory
+/// component refused the access (bit 15, SGX's, which no guest here uses).
+pub const PF_REFUSED: u32 = 1 << 15;
+
 /// An access the memory component refuses is delivered to the guest as a
 /// page fault (a program gets SIGSEGV); without it, it stops the component
 /// (the built-in workload, which runs in the monitor itself).

@@ -56,7 +56,12 @@ fn main() {
         log::info!("{}", stats.summary());
     }
     if let Some(cache) = EXCACHE.get() {
-        eprintln!("lego-vmm: {}", cache.summary());
+        if args.program.is_empty() {
+            eprintln!("lego-vmm: {}", cache.summary());
+        } else {
+            // A program's stderr is its own: the counters go to the log.
+            log::info!("{}", cache.summary());
+        }
     }
     let code = match result {
         Ok(code) => code,

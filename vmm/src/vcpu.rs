@@ -237,8 +237,14 @@ impl VcpuThread {
         events.exception.injected = 1;
         events.exception.nr = 14;
         events.exception.has_error_code = 1;
-        events.exception.error_code =
-            u32::from(protection) | (u32::from(write) << 1) | (u32::from(user) << 2);
+        // Bit 15 says "refused by its memory component" (the CPU sets it
+        // only for SGX, which guests here never see): the monitor then
+        // makes the page fault in its own page tables, so the process
+        // gets the exact address from the CPU (see guest-pmon's mm.rs).
+        events.exception.error_code = u32::from(protection)
+            | (u32::from(write) << 1)
+            | (u32::from(user) << 2)
+            | lego_proto::process::PF_REFUSED;
         self.vcpu
             .set_vcpu_events(&events)
             .map_err(|e| e.to_string())

@@ -125,6 +125,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         let stats = VcpuStats::open(&vcpu);
         vcpus.push((vcpu, stats));
     }
+    info.pvm = pvm as u32;
     // Written once the vCPUs exist: the TSC frequency comes from one, and
     // the wall clock is paired with its TSC.
     info.tsc_khz = vcpus

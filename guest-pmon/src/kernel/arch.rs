@@ -51,6 +51,8 @@ const RO: u64 = PERCPU;
 const RO_KCR3: u64 = 0;
 const RO_UCR3: u64 = 8;
 const RO_ENTRY_TOP: u64 = 16;
+/// Nonzero on a PVM host.
+const RO_PVM: u64 = 24;
 /// Writable in both, and readable by the process (it is its own data):
 /// its stack pointer at a system call, and on the way out its registers
 /// that SYSRET cannot carry (see `lego_user_stub`).
@@ -90,6 +92,9 @@ const RFLAGS_IF: u64 = 0x200;
 const MSR_LSTAR: u32 = 0xc000_0082;
 const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
 const MSR_FS_BASE: u32 = 0xc000_0100;
+/// PVM's "run natively" MSR (PVM.md). On an ordinary KVM the write is
+/// refused with #GP; the monitor only writes it when the VMM said PVM.
+const MSR_PVM_NATIVE: u32 = 0x4b56_4d10;
 /// What SYSCALL clears in RFLAGS (as Linux does: IF off in the monitor).
 const SYSCALL_MASK: u64 = 0x25_7fd5;
 
@@ -126,7 +131,20 @@ core::arch::global_asm!(
     "lego_trap_common:",
     "test byte ptr [rsp + 24], 3",
     "jz lego_kernel_trap",
+    // PVM runs an exception handler emulated (about 1.2 us an
+    // instruction) until it writes its "native" MSR: do that first.
     "push rax",
+    "cmp qword ptr [{ro} + {ro_pvm}], 0",
+    "je 3f",
+    "push rcx",
+    "push rdx",
+    "mov ecx, {pvm_msr}",
+    "mov eax, 1",
+    "xor edx, edx",
+    "wrmsr",
+    "pop rdx",
+    "pop rcx",
+    "3:",
     "mov rax, [{ro} + {ro_kcr3}]",
     "mov cr3, rax",
     // The exception stack is mapped in both views: copy the frame to the
@@ -262,6 +280,7 @@ core::arch::global_asm!(
     ro_kcr3 = const RO_KCR3,
     ro_ucr3 = const RO_UCR3,
     ro_entry_top = const RO_ENTRY_TOP,
+    ro_pvm = const RO_PVM,
     rw_user_rsp = const RW_USER_RSP,
     rw_rax = const RW_RAX,
     rw_rip = const RW_RIP,
@@ -278,6 +297,7 @@ core::arch::global_asm!(
     xmask = const XSAVE_MASK,
     frame_size = const core::mem::size_of::<TrapFrame>(),
     handler = sym kernel_trap,
+    pvm_msr = const MSR_PVM_NATIVE,
 );
 
 /// The extended-state components saved for processes (XCR0 as the VMM
@@ -379,7 +399,7 @@ fn wrmsr(msr: u32, value: u64) {
 
 /// Builds this vCPU's views, its IDT (shared: built by vCPU 0) and its
 /// SYSCALL entry, and switches to its kernel view. `idt` is the IDT page.
-pub fn init_cpu(cpu: u32, idt: *mut u64) -> Views {
+pub fn init_cpu(cpu: u32, idt: *mut u64, pvm: bool) -> Views {
     let kpml4 = odd_page();
     let upml4 = odd_page();
     // Kernel view: slot 511 is a copy of the VMM's alias of RAM, plus this
@@ -428,6 +448,7 @@ pub fn init_cpu(cpu: u32, idt: *mut u64) -> Views {
         *ro.add((RO_KCR3 / 8) as usize) = phys(kpml4);
         *ro.add((RO_UCR3 / 8) as usize) = phys(upml4);
         *ro.add((RO_ENTRY_TOP / 8) as usize) = ENTRY_TOP;
+        *ro.add((RO_PVM / 8) as usize) = pvm as u64;
     }
     let _ = ENTRY_STACK;
     // SAFETY: switching to a view that maps everything the monitor uses

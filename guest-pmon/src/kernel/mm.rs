@@ -55,6 +55,13 @@ pub struct Space {
     pdpts: Vec<*mut u64>,
     /// vRegion index -> its page directory.
     pds: BTreeMap<u64, *mut u64>,
+    /// 2 MiB chunks split into 4 KiB pages (to refuse some of them).
+    pts: BTreeMap<u64, *mut u64>,
+    /// Pages a memory component refused: not present here (or read-only,
+    /// for a write refused), so the CPU faults on them with the exact
+    /// address. Restored when a memory call changes their range.
+    /// (The value: the refusal was for protection, EACCES.)
+    refused: BTreeMap<u64, bool>,
     /// The program break the home last reported.
     pub brk: u64,
 }
@@ -91,6 +98,8 @@ impl Space {
             window,
             pdpts,
             pds: BTreeMap::new(),
+            pts: BTreeMap::new(),
+            refused: BTreeMap::new(),
             brk,
         };
         let r = s.call(MemRequest {
@@ -117,8 +126,18 @@ impl Space {
     }
 
     /// A memory call at the home, through the VMM: its value, or the errno.
+    /// Pages refused in the range it changes are mapped again.
     pub fn call(&mut self, mut req: MemRequest) -> Result<u64, Errno> {
         req.pid = self.gpid;
+        if !self.refused.is_empty() {
+            match req.op {
+                OP_MMAP | OP_MPROTECT | OP_MUNMAP | OP_MREMAP | OP_BRK | OP_DISCARD => {
+                    // Coarse but safe: a call may move or widen ranges.
+                    self.unrefuse(0, u64::MAX);
+                }
+                _ => {}
+            }
+        }
         let call = MemoryCall {
             slot: self.slot,
             request: req,
@@ -189,9 +208,63 @@ impl Space {
         Ok(true)
     }
 
+    /// The VMM said the memory component refused the access to the page at
+    /// `va` (a write, if `write_only`): the page faults in the CPU from now
+    /// on, not present, or read-only for a refused write. Its 2 MiB chunk
+    /// is split into 4 KiB pages first.
+    pub fn refuse(&mut self, va: u64, write_only: bool, protection: bool) -> Result<(), Errno> {
+        let page = va & !0xfff;
+        let chunk = page & !((1 << 21) - 1);
+        let pt = match self.pts.get(&chunk) {
+            Some(&pt) => pt,
+            None => {
+                let Some(&pd) = self.pds.get(&(page >> VREGION_SHIFT)) else {
+                    return Err(super::EFAULT);
+                };
+                let pt = page_table_of_chunk(self.window, self.slot, chunk)?;
+                // SAFETY: our page directory; the index is < 512.
+                unsafe {
+                    *pd.add(((chunk >> 21) & 511) as usize) = virt_to_phys(pt as u64) | P | W | U
+                };
+                self.pts.insert(chunk, pt);
+                pt
+            }
+        };
+        let gpa = self.window.gpa(self.slot as u64, page);
+        let entry = if write_only { gpa | P | U } else { 0 };
+        // SAFETY: our page table; the index is < 512.
+        unsafe { *pt.add(((page >> 12) & 511) as usize) = entry };
+        self.refused.insert(page, protection);
+        Ok(())
+    }
+
+    /// Whether the page at `va` was refused for its protection (EACCES).
+    pub fn refused_for_protection(&self, va: u64) -> bool {
+        self.refused.get(&(va & !0xfff)).copied().unwrap_or(false)
+    }
+
+    /// A memory call changed [start, end): refused pages there are mapped
+    /// again (the memory component decides anew).
+    pub fn unrefuse(&mut self, start: u64, end: u64) {
+        let pages: Vec<u64> = self.refused.range(start..end).map(|(p, _)| *p).collect();
+        for page in pages {
+            self.refused.remove(&page);
+            let chunk = page & !((1 << 21) - 1);
+            if let Some(&pt) = self.pts.get(&chunk) {
+                let gpa = self.window.gpa(self.slot as u64, page);
+                // SAFETY: our page table; the index is < 512.
+                unsafe { *pt.add(((page >> 12) & 511) as usize) = gpa | P | W | U };
+            }
+        }
+    }
+
     /// Frees the page tables and ends the slot's process at the VMM (after
     /// OP_EXIT at the home).
     pub fn release(&mut self) {
+        for (_, pt) in core::mem::take(&mut self.pts) {
+            free_page(pt);
+        }
+        self.refused.clear();
         for (_, pd) in core::mem::take(&mut self.pds) {
             free_page(pd);
         }
@@ -238,6 +311,18 @@ impl UserSpace for Space {
         }
         Ok(())
     }
+}
+
+/// A page table mapping the 2 MiB `chunk` of `slot` to the window, 4 KiB
+/// page by page.
+fn page_table_of_chunk(window: Window, slot: u32, chunk: u64) -> Result<*mut u64, Errno> {
+    let pt = page().ok_or(super::ENOMEM)?;
+    for i in 0..512u64 {
+        let gpa = window.gpa(slot as u64, chunk + (i << 12));
+        // SAFETY: our fresh page table; i < 512.
+        unsafe { *pt.add(i as usize) = gpa | P | W | U };
+    }
+    Ok(pt)
 }
 
 /// A page table entry read back for a check (tests and reports).

@@ -236,7 +236,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
     };
     let idt = arch::build_idt();
     IDT.store(idt as u64, core::sync::atomic::Ordering::Release);
-    let views = arch::init_cpu(0, idt);
+    let views = arch::init_cpu(0, idt, boot.pvm != 0);
     // The extended state saved for processes: XCR0 0xe7's standard size.
     let (_, xsize, _, _) = cpuid(0xd, 0);
     let xsave_size = (xsize as usize).clamp(576, arch::XSAVE_MAX);
@@ -303,12 +303,12 @@ pub fn start(boot: &'static BootInfo) -> ! {
 }
 
 /// Every other vCPU: wait for vCPU 0, then run threads too.
-pub fn secondary(_boot: &'static BootInfo, cpu: u32) -> ! {
+pub fn secondary(boot: &'static BootInfo, cpu: u32) -> ! {
     while !READY.load(core::sync::atomic::Ordering::Acquire) {
         core::hint::spin_loop();
     }
     let idt = IDT.load(core::sync::atomic::Ordering::Acquire) as *mut u64;
-    let views = arch::init_cpu(cpu, idt);
+    let views = arch::init_cpu(cpu, idt, boot.pvm != 0);
     if let Some(k) = KERNEL.lock().as_mut() {
         k.cpus[cpu as usize].views = Some(views);
     }
@@ -590,9 +590,6 @@ impl Kernel {
                 OnWake::Return(v) => ctx.frame.gprs[0] = v as u64,
             }
         }
-        if let Some(m) = t.saved_mask.take() {
-            t.sigmask = m;
-        }
         t.state = State::Runnable;
         self.runq.push_back(tid);
         self.kick_idle();
@@ -657,11 +654,21 @@ impl Kernel {
         let info = match vector {
             14 => {
                 let cr2 = lego_image::cpu::read_cr2();
-                match self.space_of(pid).map(|s| s.fault_in(cr2)) {
-                    Some(Ok(true)) => return,
-                    _ => {}
+                if err & lego_proto::process::PF_REFUSED as u64 != 0 {
+                    // The memory component refused the access: mark the page
+                    // and let the CPU fault on it, with the exact address.
+                    let protection = err & 1 != 0;
+                    let write = err & 2 != 0 && protection;
+                    if let Some(Ok(())) = self.space_of(pid).map(|s| s.refuse(cr2, write, protection)) {
+                        return;
+                    }
                 }
-                let code = if err & 1 != 0 { SEGV_ACCERR } else { SEGV_MAPERR };
+                if let Some(Ok(true)) = self.space_of(pid).map(|s| s.fault_in(cr2)) {
+                    return;
+                }
+                let accerr = err & 1 != 0
+                    || self.space_of(pid).is_some_and(|s| s.refused_for_protection(cr2));
+                let code = if accerr { SEGV_ACCERR } else { SEGV_MAPERR };
                 SigInfo::fault(SIGSEGV, code, cr2)
             }
             0 => SigInfo::fault(SIGFPE, FPE_INTDIV, rip),

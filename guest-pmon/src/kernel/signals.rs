@@ -142,11 +142,26 @@ impl Kernel {
         self.deliver_one(tid, Some((err, vector)));
     }
 
-    /// Before a thread returns to user mode: its deliverable signals.
+    /// Whether a signal is pending for the thread that its mask lets in.
+    pub fn signal_deliverable(&self, tid: Tid) -> bool {
+        let Some(t) = self.threads.get(&tid) else { return false };
+        let open = |i: &SigInfo| i.signo == SIGKILL || t.sigmask & bit(i.signo) == 0;
+        t.pending.iter().any(open)
+            || self.procs.get(&t.pid).is_some_and(|p| p.pending.iter().any(open))
+    }
+
+    /// Before a thread returns to user mode: its deliverable signals. A
+    /// mask sigsuspend replaced comes back once no handler took it along
+    /// in its frame.
     pub fn deliver_signals(&mut self, tid: Tid) {
         for _ in 0..64 {
             if !self.deliver_one(tid, None) {
-                return;
+                break;
+            }
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            if let Some(m) = t.saved_mask.take() {
+                t.sigmask = m;
             }
         }
     }
@@ -260,10 +275,12 @@ impl Kernel {
             flags: if on_alt { SS_ONSTACK } else { t.altstack.flags },
             ..t.altstack
         };
+        // After sigsuspend, the frame restores the mask it replaced.
+        let frame_mask = t.saved_mask.take().unwrap_or(t.sigmask);
         let d = Delivery {
             regs,
             info: *info,
-            mask: t.sigmask,
+            mask: frame_mask,
             altstack,
             restorer: action.restorer,
             xsave: &ctx.xsave,

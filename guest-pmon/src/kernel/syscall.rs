@@ -379,10 +379,16 @@ impl Kernel {
                     t.saved_mask = Some(t.sigmask);
                     t.sigmask = mask & !UNBLOCKABLE;
                 }
+                if self.signal_deliverable(tid) {
+                    return err(EINTR);
+                }
                 self.block(tid, Wait::Signal, None, None, OnWake::Return(-EINTR));
                 Ret::Block
             }
             nr::PAUSE => {
+                if self.signal_deliverable(tid) {
+                    return err(EINTR);
+                }
                 self.block(tid, Wait::Signal, None, None, OnWake::Return(-EINTR));
                 Ret::Block
             }

@@ -378,39 +378,64 @@ impl ExCache {
             return Err(format!("slot {slot} is not below {MAX_SLOTS}"));
         }
         self.drain_writebacks().map_err(|e| e.to_string())?;
-        let mut st = self.lock();
-        if let Some(old) = st.processes[slot as usize].take() {
-            let keys: Vec<Key> = st.pages.keys().copied().filter(|k| k.0 == s).collect();
-            for k in keys {
-                st.pages.remove(&k);
-                st.order.remove(k);
-            }
-            for (k, cancelled) in st.loading.iter_mut() {
-                if k.0 == s {
-                    *cancelled = true;
+        let (gone, vm) = {
+            let mut st = self.lock();
+            let mut gone = Vec::new();
+            if let Some(old) = st.processes[slot as usize].take() {
+                let keys: Vec<Key> = st.pages.keys().copied().filter(|k| k.0 == s).collect();
+                for k in keys {
+                    st.pages.remove(&k);
+                    st.order.remove(k);
                 }
+                for (k, cancelled) in st.loading.iter_mut() {
+                    if k.0 == s {
+                        *cancelled = true;
+                    }
+                }
+                gone = st.regions.take_slot(s);
+                self.client.forget(old.pid);
             }
-            st.regions.drop_slot(s);
-            self.client.forget(old.pid);
+            if pid != 0 {
+                st.processes[slot as usize] = Some(Process {
+                    pid,
+                    home,
+                    faults_to_guest,
+                });
+            }
+            (gone, st.regions.vm.clone())
+        };
+        // Outside the lock: KVM waits for vCPUs blocked on faults, which
+        // wait for handler threads, which need the lock.
+        for r in &gone {
+            r.remove(&vm);
         }
-        if pid != 0 {
-            st.processes[slot as usize] = Some(Process {
-                pid,
-                home,
-                faults_to_guest,
-            });
+        if !gone.is_empty() {
+            self.lock().regions.recycle(&gone);
         }
         Ok(())
     }
 
     /// Gives vRegion `index` of the process in `slot` its memslot, so the
-    /// guest may map it.
+    /// guest may map it. The memslot is installed outside the lock (see
+    /// `regions`); the guest maps the vRegion only after this returns, so
+    /// no fault can come for it meanwhile.
     pub fn ensure_vregion(&self, slot: u32, index: u64) -> Result<(), String> {
-        let mut st = self.lock();
-        if st.processes.get(slot as usize).copied().flatten().is_none() {
-            return Err(format!("no process runs in window slot {slot}"));
+        let (region, vm) = {
+            let mut st = self.lock();
+            if st.processes.get(slot as usize).copied().flatten().is_none() {
+                return Err(format!("no process runs in window slot {slot}"));
+            }
+            let region = st.regions.reserve(&self.uffd, slot as u64, index)?;
+            (region, st.regions.vm.clone())
+        };
+        let Some(region) = region else {
+            return Ok(());
+        };
+        if let Err(e) = region.install(&vm) {
+            self.lock().regions.unreserve(slot as u64, index);
+            return Err(e);
         }
-        st.regions.ensure(&self.uffd, slot as u64, index)
+        Ok(())
     }
 
     /// The counters, as the fabric's stats request answers them, or None
@@ -543,7 +568,9 @@ impl ExCache {
         self.miss(st, key, f);
     }
 
-    /// Tells the faulting vCPU what became of its access.
+    /// Tells the faulting vCPU what became of its access. The fault is not
+    /// woken: the kick ends its wait at the faulting instruction, where the
+    /// verdict applies.
     fn fail(&self, tid: u32, key: Key, write: bool, fault: Fault) {
         let to_guest = {
             let st = self.lock();
@@ -621,7 +648,9 @@ impl ExCache {
             Ok(v) => v,
             Err(source) => {
                 drop(st);
-                let _ = self.uffd.wake(f.addr, PAGE_U64);
+                // The vCPU stays blocked on the fault until the verdict's
+                // kick interrupts it there: a wake would let it run on and
+                // take the verdict at some later instruction.
                 let fault = Fault::Page {
                     pid: p.pid,
                     va: vpage,

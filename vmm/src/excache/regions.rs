@@ -4,6 +4,13 @@
 //! userfaultfd serves. The guest asks for a vRegion before it maps it
 //! (`PORT_VREGION`), so no access ever lands in the window without a
 //! memslot (which KVM would emulate as MMIO).
+//!
+//! Memslots change outside the ExCache's lock, always: KVM waits for every
+//! vCPU to leave its memory-read section before a memslot change is done,
+//! and a vCPU blocked on a page fault stays in it until a handler thread,
+//! which needs the lock, serves the fault. So the bookkeeping here is
+//! split in a part under the lock (reserve, forget) and the memslot calls
+//! the caller makes after letting the lock go.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,14 +25,55 @@ use super::uffd::Uffd;
 /// Memslot 0 is guest RAM.
 const FIRST_SLOT: u32 = 1;
 
-struct Region {
-    host: u64,
-    memslot: u32,
+/// One vRegion's memslot and host reservation.
+#[derive(Clone, Copy, Debug)]
+pub struct Region {
+    pub host: u64,
+    pub memslot: u32,
+    pub gpa: u64,
+}
+
+impl Region {
+    /// Gives KVM the memslot (outside the ExCache's lock).
+    pub fn install(&self, vm: &VmFd) -> Result<(), String> {
+        let region = kvm_userspace_memory_region {
+            slot: self.memslot,
+            flags: 0,
+            guest_phys_addr: self.gpa,
+            memory_size: VREGION_SIZE,
+            userspace_addr: self.host,
+        };
+        // SAFETY: the reservation lives until `remove` deletes the memslot
+        // first and unmaps it after.
+        unsafe { vm.set_user_memory_region(region) }
+            .map_err(|e| format!("KVM refused a vRegion memslot: {e}"))
+    }
+
+    /// Deletes the memslot and frees the host memory (outside the lock).
+    pub fn remove(&self, vm: &VmFd) {
+        let region = kvm_userspace_memory_region {
+            slot: self.memslot,
+            flags: 0,
+            guest_phys_addr: self.gpa,
+            memory_size: 0,
+            userspace_addr: self.host,
+        };
+        // SAFETY: deleting a memslot we created; its memory is unmapped after.
+        if let Err(e) = unsafe { vm.set_user_memory_region(region) } {
+            log::warn!("excache: deleting memslot {}: {e}", self.memslot);
+        }
+        self.unmap();
+    }
+
+    fn unmap(&self) {
+        // SAFETY: our own reservation; KVM no longer maps it.
+        unsafe { libc::munmap(self.host as *mut libc::c_void, VREGION_SIZE as usize) };
+    }
 }
 
 /// The vRegions with memslots, by (process slot, vRegion index).
 pub struct Regions {
-    vm: Arc<VmFd>,
+    pub vm: Arc<VmFd>,
     window: Window,
     max_memslots: u32,
     by_key: HashMap<(u64, u64), Region>,
@@ -48,10 +96,13 @@ impl Regions {
         }
     }
 
-    /// Makes sure vRegion `index` of the process in `slot` has a memslot.
-    pub fn ensure(&mut self, uffd: &Uffd, slot: u64, index: u64) -> Result<(), String> {
+    /// Reserves what vRegion `index` of `slot` needs (a memslot number, the
+    /// host memory, registered with the userfaultfd) and records it; the
+    /// caller installs the memslot after letting the lock go. None if it
+    /// has one already.
+    pub fn reserve(&mut self, uffd: &Uffd, slot: u64, index: u64) -> Result<Option<Region>, String> {
         if self.by_key.contains_key(&(slot, index)) {
-            return Ok(());
+            return Ok(None);
         }
         let va = index << VREGION_SHIFT;
         if va >= self.window.user_top() {
@@ -91,31 +142,28 @@ impl Regions {
                 std::io::Error::last_os_error()
             ));
         }
-        let host = host as u64;
-        let undo = |regions: &mut Regions, why: String| {
-            // SAFETY: our own reservation, unmapped once.
-            unsafe { libc::munmap(host as *mut libc::c_void, VREGION_SIZE as usize) };
-            regions.free_memslots.push(memslot);
-            Err(why)
+        let region = Region {
+            host: host as u64,
+            memslot,
+            gpa: self.window.gpa(slot, va),
         };
-        if let Err(e) = uffd.register(host, VREGION_SIZE) {
-            return undo(self, e.to_string());
+        if let Err(e) = uffd.register(region.host, VREGION_SIZE) {
+            region.unmap();
+            self.free_memslots.push(memslot);
+            return Err(e.to_string());
         }
-        let region = kvm_userspace_memory_region {
-            slot: memslot,
-            flags: 0,
-            guest_phys_addr: self.window.gpa(slot, va),
-            memory_size: VREGION_SIZE,
-            userspace_addr: host,
-        };
-        // SAFETY: the reservation lives until `drop_slot` deletes the
-        // memslot first and unmaps it after.
-        if let Err(e) = unsafe { self.vm.set_user_memory_region(region) } {
-            return undo(self, format!("KVM refused a vRegion memslot: {e}"));
+        self.by_key.insert((slot, index), region);
+        self.by_host.insert(region.host, (slot, index));
+        Ok(Some(region))
+    }
+
+    /// Undoes a reservation whose memslot KVM refused.
+    pub fn unreserve(&mut self, slot: u64, index: u64) {
+        if let Some(r) = self.by_key.remove(&(slot, index)) {
+            self.by_host.remove(&r.host);
+            r.unmap();
+            self.free_memslots.push(r.memslot);
         }
-        self.by_key.insert((slot, index), Region { host, memslot });
-        self.by_host.insert(host, (slot, index));
-        Ok(())
     }
 
     /// The (slot, page address) a host address in a region stands for.
@@ -131,42 +179,36 @@ impl Regions {
         Some(r.host + (va & (VREGION_SIZE - 1) & !0xfff))
     }
 
-    /// Deletes every memslot of `slot` and frees the host memory behind it.
-    pub fn drop_slot(&mut self, slot: u64) {
+    /// Forgets every region of `slot` (faults there are no longer served)
+    /// and returns them for the caller to remove outside the lock; their
+    /// memslot numbers are free again after that.
+    pub fn take_slot(&mut self, slot: u64) -> Vec<Region> {
         let keys: Vec<(u64, u64)> = self
             .by_key
             .keys()
             .copied()
             .filter(|&(s, _)| s == slot)
             .collect();
+        let mut out = Vec::new();
         for key in keys {
-            let Some(r) = self.by_key.remove(&key) else {
-                continue;
-            };
-            self.by_host.remove(&r.host);
-            let region = kvm_userspace_memory_region {
-                slot: r.memslot,
-                flags: 0,
-                guest_phys_addr: self.window.gpa(key.0, key.1 << VREGION_SHIFT),
-                memory_size: 0,
-                userspace_addr: r.host,
-            };
-            // SAFETY: deleting a memslot we created; its memory is unmapped after.
-            match unsafe { self.vm.set_user_memory_region(region) } {
-                Ok(()) => self.free_memslots.push(r.memslot),
-                Err(e) => log::warn!("excache: deleting memslot {}: {e}", r.memslot),
+            if let Some(r) = self.by_key.remove(&key) {
+                self.by_host.remove(&r.host);
+                out.push(r);
             }
-            // SAFETY: our own reservation; KVM no longer maps it.
-            unsafe { libc::munmap(r.host as *mut libc::c_void, VREGION_SIZE as usize) };
         }
+        out
+    }
+
+    /// Memslot numbers whose regions were removed can be used again.
+    pub fn recycle(&mut self, regions: &[Region]) {
+        self.free_memslots.extend(regions.iter().map(|r| r.memslot));
     }
 }
 
 impl Drop for Regions {
     fn drop(&mut self) {
-        let slots: std::collections::BTreeSet<u64> = self.by_key.keys().map(|k| k.0).collect();
-        for s in slots {
-            self.drop_slot(s);
+        for r in self.by_key.values() {
+            r.remove(&self.vm);
         }
     }
 }
