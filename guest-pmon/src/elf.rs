@@ -203,11 +203,11 @@ pub fn parse<S: Source + ?Sized>(src: &mut S, user_top: u64) -> Result<Program, 
     if &ident[..4] != b"\x7fELF" {
         return Err(ElfError::NotElf);
     }
+    if n > 4 && ident[4] == 1 {
+        return Err(ElfError::Class32);
+    }
     if n < 64 {
         return Err(ElfError::Truncated("ELF header"));
-    }
-    if ident[4] == 1 {
-        return Err(ElfError::Class32);
     }
     if ident[4] != 2 {
         return Err(ElfError::NotElf);

@@ -37,6 +37,11 @@ pub enum Kind {
     DevNull,
     DevZero,
     DevUrandom,
+    /// A host file, read-only (until the storage component serves files):
+    /// the VMM's handle.
+    Host(u32),
+    /// A host directory.
+    HostDir(u32),
 }
 
 /// An open file: what it is, its offset and its status flags, shared by
@@ -47,6 +52,9 @@ pub struct OpenFile {
     pub kind: Kind,
     pub offset: Cell<u64>,
     pub flags: Cell<u32>,
+    /// The absolute path it was opened by (files and directories), for
+    /// *at() calls relative to it and fchdir.
+    pub path: alloc::vec::Vec<u8>,
 }
 
 // SAFETY: every access happens under the kernel's lock.
@@ -56,10 +64,15 @@ unsafe impl Send for OpenFile {}
 
 impl OpenFile {
     pub fn new(kind: Kind, flags: u32) -> Arc<OpenFile> {
+        OpenFile::with_path(kind, flags, alloc::vec::Vec::new())
+    }
+
+    pub fn with_path(kind: Kind, flags: u32, path: alloc::vec::Vec<u8>) -> Arc<OpenFile> {
         Arc::new(OpenFile {
             kind,
             offset: Cell::new(0),
             flags: Cell::new(flags & !O_CLOEXEC),
+            path,
         })
     }
 

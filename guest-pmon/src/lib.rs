@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod elf;
 pub mod fd;
 pub mod futex;
+pub mod path;
 pub mod pipe;
 pub mod signal;
 pub mod stack;

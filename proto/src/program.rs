@@ -33,6 +33,77 @@ pub const PORT_PROGRAM_EXIT: u16 = 0x616;
 pub const PORT_IDLE: u16 = 0x617;
 /// EAX = a vCPU index: end that vCPU's [`PORT_IDLE`] (it has work now).
 pub const PORT_KICK: u16 = 0x618;
+/// The address of a [`HostStat`]: stat a host path.
+pub const PORT_HOST_STAT: u16 = 0x619;
+/// The address of a [`HostReaddir`]: read entries of an opened host directory.
+pub const PORT_HOST_READDIR: u16 = 0x61a;
+/// The address of a [`HostReadlink`].
+pub const PORT_HOST_READLINK: u16 = 0x61b;
+
+/// [`HostOpen::flags`]: open to execute (a regular file with an execute
+/// bit), or to read (any file or directory).
+pub const OPEN_EXEC: u32 = 0;
+pub const OPEN_READ: u32 = 1;
+
+/// What stat says of a host file, as Linux's struct stat holds it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct FileStat {
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub _pad: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub blksize: u64,
+    pub blocks: u64,
+    pub atime: u64,
+    pub atime_ns: u64,
+    pub mtime: u64,
+    pub mtime_ns: u64,
+    pub ctime: u64,
+    pub ctime_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct HostStat {
+    pub path: u64,
+    pub path_len: u64,
+    /// 1: follow a final symbolic link (stat), 0: not (lstat).
+    pub follow: u32,
+    /// Written by the VMM.
+    pub errno: u32,
+    pub stat: FileStat,
+}
+
+/// Reads directory entries from the `offset`-th on, as linux_dirent64
+/// records; `result` is the bytes written (0 at the end) or -errno, and
+/// `offset` is advanced past the entries written.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct HostReaddir {
+    pub handle: u32,
+    pub _pad: u32,
+    pub offset: u64,
+    pub buf: u64,
+    pub len: u64,
+    pub result: i64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct HostReadlink {
+    pub path: u64,
+    pub path_len: u64,
+    pub buf: u64,
+    pub len: u64,
+    /// Bytes written, or -errno.
+    pub result: i64,
+}
 
 /// [`StdioCall::op`] values.
 pub const STDIO_WRITE: u32 = 1;
@@ -57,7 +128,7 @@ pub const EIO: i64 = 5;
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ProgramArgs {
     /// Guest-physical buffer: the argv strings, then the environment
-    /// strings, each ending with NUL.
+    /// strings, then lego-vmm's working directory, each ending with NUL.
     pub buf: u64,
     pub buf_len: u64,
     /// Written by the VMM: the bytes the blob needs (nothing is copied
@@ -77,6 +148,11 @@ pub struct HostOpen {
     pub handle: u32,
     pub errno: u32,
     pub size: u64,
+    /// [`OPEN_EXEC`] or [`OPEN_READ`].
+    pub flags: u32,
+    pub _pad: u32,
+    /// Written by the VMM: what stat says of it.
+    pub stat: FileStat,
 }
 
 #[repr(C)]
@@ -159,6 +235,10 @@ pub struct ProgramExit {
     pub path: u64,
     pub path_len: u64,
     pub bias: u64,
+    /// Text: the system calls the program made that Lego does not
+    /// implement, one "name (number): count" per line (logged at info).
+    pub missing: u64,
+    pub missing_len: u64,
 }
 
 #[repr(C)]

@@ -38,6 +38,10 @@ pub enum VmmError {
     #[error("invalid {option}: {why}")]
     BadOption { option: &'static str, why: String },
 
+    /// The program after `--` cannot run on Lego.
+    #[error("cannot run {path}: {why}")]
+    Program { path: String, why: String },
+
     /// Another live process on this host is this component already.
     #[error("{0}")]
     IdTaken(String),
@@ -77,6 +81,7 @@ impl VmmError {
             | VmmError::ImageTooBig { .. }
             | VmmError::GuestRam { .. }
             | VmmError::BadOption { .. }
+            | VmmError::Program { .. }
             | VmmError::IdTaken(_)
             | VmmError::RackKey(_) => 2,
             VmmError::Guest(_) => 3,

@@ -237,6 +237,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         .transpose()?;
     let program = if mode == Mode::Program {
         use std::os::unix::ffi::OsStrExt;
+        program::check(&args.program[0])?;
         Some(program::Spec {
             argv: args.program.iter().map(|a| a.as_bytes().to_vec()).collect(),
             envp: program::Spec::environment(&args.env),

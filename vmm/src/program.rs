@@ -13,6 +13,32 @@ use std::sync::Mutex;
 
 use lego_proto::program::*;
 
+/// Refuses, before anything boots, a program that cannot run: missing,
+/// not a regular executable file, not ELF, 32-bit, truncated, or
+/// dynamically linked (the sentence names its loader).
+pub fn check(path: &std::ffi::OsStr) -> crate::error::Result<()> {
+    let shown = path.to_string_lossy().into_owned();
+    let fail = |why: String| crate::error::VmmError::Program {
+        path: shown.clone(),
+        why,
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        fail(match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".into(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+            _ => e.to_string(),
+        })
+    })?;
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if meta.mode() & 0o111 == 0 {
+        return Err(fail("it is not executable (chmod +x it)".into()));
+    }
+    // Addresses are checked again in the guest against its window.
+    pmon::elf::parse(&mut bytes.as_slice(), lego_proto::process::USER_TOP_MAX)
+        .map(|_| ())
+        .map_err(|e| fail(e.to_string()))
+}
+
 /// The program to run: `--` and what follows, and `--env`.
 pub struct Spec {
     pub argv: Vec<Vec<u8>>,
@@ -47,13 +73,18 @@ impl Spec {
             .collect()
     }
 
-    /// argv then envp, each string NUL-terminated.
+    /// argv, envp, then lego-vmm's working directory (the program's first
+    /// one), each string NUL-terminated.
     fn blob(&self) -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
         let mut out = Vec::new();
         for s in self.argv.iter().chain(&self.envp) {
             out.extend_from_slice(s);
             out.push(0);
         }
+        let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+        out.extend_from_slice(cwd.as_os_str().as_bytes());
+        out.push(0);
         out
     }
 }
@@ -85,9 +116,48 @@ impl Kick {
     }
 }
 
+/// An opened host file: a file to read, or a directory's entries (read
+/// once at open: (inode, type, name)).
+enum Opened {
+    File(File),
+    Dir(Vec<(u64, u8, Vec<u8>)>),
+}
+
+/// struct stat, from the host's metadata.
+fn file_stat(m: &std::fs::Metadata) -> FileStat {
+    FileStat {
+        dev: m.dev(),
+        ino: m.ino(),
+        nlink: m.nlink(),
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+        _pad: 0,
+        rdev: m.rdev(),
+        size: m.size(),
+        blksize: m.blksize(),
+        blocks: m.blocks(),
+        atime: m.atime() as u64,
+        atime_ns: m.atime_nsec() as u64,
+        mtime: m.mtime() as u64,
+        mtime_ns: m.mtime_nsec() as u64,
+        ctime: m.ctime() as u64,
+        ctime_ns: m.ctime_nsec() as u64,
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> u32 {
+    e.raw_os_error().unwrap_or(libc::EIO) as u32
+}
+
+fn os_path(path: &[u8]) -> &std::path::Path {
+    use std::os::unix::ffi::OsStrExt;
+    std::path::Path::new(std::ffi::OsStr::from_bytes(path))
+}
+
 pub struct Program {
     spec: Spec,
-    files: Mutex<(u32, HashMap<u32, File>)>,
+    files: Mutex<(u32, HashMap<u32, Opened>)>,
     kicks: Vec<Kick>,
     /// Serializes stdin reads between vCPUs.
     stdin: Mutex<()>,
@@ -122,37 +192,113 @@ impl Program {
         Ok(a)
     }
 
-    pub fn open(&self, path: &[u8]) -> (u32, u32, u64) {
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) => return (0, e.raw_os_error().unwrap_or(libc::EIO) as u32, 0),
-        };
-        let meta = match file.metadata() {
+    /// Opens a host file to execute or to read (a directory too): (handle,
+    /// errno, stat). Until the storage component serves files, programs see
+    /// the host's files read-only through this.
+    pub fn open(&self, path: &[u8], flags: u32) -> (u32, u32, FileStat) {
+        let path = os_path(path);
+        let meta = match std::fs::metadata(path) {
             Ok(m) => m,
-            Err(e) => return (0, e.raw_os_error().unwrap_or(libc::EIO) as u32, 0),
+            Err(e) => return (0, errno_of(&e), FileStat::default()),
         };
-        if meta.is_dir() {
-            return (0, libc::EISDIR as u32, 0);
-        }
-        if meta.mode() & 0o111 == 0 {
-            return (0, libc::EACCES as u32, 0);
-        }
+        let stat = file_stat(&meta);
+        let opened = if meta.is_dir() {
+            if flags == OPEN_EXEC {
+                return (0, libc::EACCES as u32, stat);
+            }
+            let entries = match std::fs::read_dir(path) {
+                Ok(d) => d,
+                Err(e) => return (0, errno_of(&e), stat),
+            };
+            use std::os::unix::ffi::OsStrExt;
+            use std::os::unix::fs::DirEntryExt;
+            let mut list = vec![
+                (meta.ino(), libc::DT_DIR, b".".to_vec()),
+                (meta.ino(), libc::DT_DIR, b"..".to_vec()),
+            ];
+            for e in entries.flatten() {
+                let kind = match e.file_type() {
+                    Ok(t) if t.is_dir() => libc::DT_DIR,
+                    Ok(t) if t.is_symlink() => libc::DT_LNK,
+                    Ok(t) if t.is_file() => libc::DT_REG,
+                    _ => libc::DT_UNKNOWN,
+                };
+                list.push((e.ino(), kind, e.file_name().as_bytes().to_vec()));
+            }
+            Opened::Dir(list)
+        } else {
+            if flags == OPEN_EXEC && (!meta.is_file() || meta.mode() & 0o111 == 0) {
+                return (0, libc::EACCES as u32, stat);
+            }
+            match File::open(path) {
+                Ok(f) => Opened::File(f),
+                Err(e) => return (0, errno_of(&e), stat),
+            }
+        };
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if files.1.len() >= 64 {
-            return (0, libc::EMFILE as u32, 0);
+        if files.1.len() >= 4096 {
+            return (0, libc::EMFILE as u32, stat);
         }
         let handle = files.0;
         files.0 = files.0.wrapping_add(1).max(1);
-        files.1.insert(handle, file);
-        (handle, 0, meta.len())
+        files.1.insert(handle, opened);
+        (handle, 0, stat)
+    }
+
+    /// stat or lstat of a host path.
+    pub fn stat(&self, path: &[u8], follow: bool) -> Result<FileStat, u32> {
+        let path = os_path(path);
+        let meta = if follow {
+            std::fs::metadata(path)
+        } else {
+            std::fs::symlink_metadata(path)
+        };
+        meta.map(|m| file_stat(&m)).map_err(|e| errno_of(&e))
+    }
+
+    pub fn readlink(&self, path: &[u8]) -> Result<Vec<u8>, i64> {
+        use std::os::unix::ffi::OsStrExt;
+        std::fs::read_link(os_path(path))
+            .map(|t| t.as_os_str().as_bytes().to_vec())
+            .map_err(|e| -(errno_of(&e) as i64))
+    }
+
+    /// linux_dirent64 records of a directory handle from entry `offset`
+    /// on, at most `len` bytes; the bytes and the next offset.
+    pub fn readdir(&self, handle: u32, offset: u64, len: usize) -> Result<(Vec<u8>, u64), i64> {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(Opened::Dir(list)) = files.1.get(&handle) else {
+            return Err(-(libc::ENOTDIR as i64));
+        };
+        let mut out = Vec::new();
+        let mut at = offset as usize;
+        while let Some((ino, kind, name)) = list.get(at) {
+            let reclen = (19 + name.len() + 1).next_multiple_of(8);
+            if out.len() + reclen > len {
+                if out.is_empty() {
+                    return Err(-EINVAL);
+                }
+                break;
+            }
+            out.extend_from_slice(&ino.to_le_bytes());
+            out.extend_from_slice(&((at + 1) as u64).to_le_bytes());
+            out.extend_from_slice(&(reclen as u16).to_le_bytes());
+            out.push(*kind);
+            out.extend_from_slice(name);
+            out.resize(out.len() + reclen - 19 - name.len(), 0);
+            at += 1;
+        }
+        Ok((out, at as u64))
     }
 
     /// Reads from an opened file; bytes read or -errno.
     pub fn read(&self, handle: u32, offset: u64, len: usize) -> Result<Vec<u8>, i64> {
         let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        let file = files.1.get(&handle).ok_or(-EBADF)?;
+        let file = match files.1.get(&handle) {
+            Some(Opened::File(f)) => f,
+            Some(Opened::Dir(_)) => return Err(-(libc::EISDIR as i64)),
+            None => return Err(-EBADF),
+        };
         let mut buf = vec![0u8; len.min(1 << 20)];
         let n = file
             .read_at(&mut buf, offset)
@@ -228,7 +374,7 @@ impl Program {
     }
 
     /// fstat of one of lego-vmm's stdio files.
-    pub fn stat(&self, fd: u32) -> Result<StdioStat, i64> {
+    pub fn stat_stdio(&self, fd: u32) -> Result<StdioStat, i64> {
         if fd > 2 {
             return Err(-EBADF);
         }

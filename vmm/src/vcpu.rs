@@ -676,8 +676,46 @@ impl VcpuThread {
             PORT_HOST_OPEN => {
                 let mut o: HostOpen = self.read_arg("host open", value)?;
                 let path = self.read_bytes("path", o.path, o.path_len, 4096)?;
-                (o.handle, o.errno, o.size) = prog.open(&path);
+                (o.handle, o.errno, o.stat) = prog.open(&path, o.flags);
+                o.size = o.stat.size;
                 self.write_arg("host open", value, &o)?;
+            }
+            PORT_HOST_STAT => {
+                let mut st: HostStat = self.read_arg("host stat", value)?;
+                let path = self.read_bytes("path", st.path, st.path_len, 4096)?;
+                match prog.stat(&path, st.follow != 0) {
+                    Ok(s) => {
+                        st.stat = s;
+                        st.errno = 0;
+                    }
+                    Err(e) => st.errno = e,
+                }
+                self.write_arg("host stat", value, &st)?;
+            }
+            PORT_HOST_READDIR => {
+                let mut r: HostReaddir = self.read_arg("host readdir", value)?;
+                r.result = match prog.readdir(r.handle, r.offset, r.len.min(MAX_IO) as usize) {
+                    Ok((bytes, next)) => {
+                        self.write_bytes("directory buffer", r.buf, &bytes)?;
+                        r.offset = next;
+                        bytes.len() as i64
+                    }
+                    Err(e) => e,
+                };
+                self.write_arg("host readdir", value, &r)?;
+            }
+            PORT_HOST_READLINK => {
+                let mut r: HostReadlink = self.read_arg("host readlink", value)?;
+                let path = self.read_bytes("path", r.path, r.path_len, 4096)?;
+                r.result = match prog.readlink(&path) {
+                    Ok(target) => {
+                        let n = target.len().min(r.len as usize);
+                        self.write_bytes("link buffer", r.buf, &target[..n])?;
+                        n as i64
+                    }
+                    Err(e) => e,
+                };
+                self.write_arg("host readlink", value, &r)?;
             }
             PORT_HOST_READ => {
                 let mut r: HostRead = self.read_arg("host read", value)?;
@@ -720,7 +758,7 @@ impl VcpuThread {
                         }
                         Err(e) => e,
                     },
-                    STDIO_STAT => match prog.stat(c.fd) {
+                    STDIO_STAT => match prog.stat_stdio(c.fd) {
                         Ok(st) => {
                             self.write_bytes(
                                 "stat buffer",
@@ -738,6 +776,13 @@ impl VcpuThread {
             PORT_PROGRAM_EXIT => {
                 let e: ProgramExit = self.read_arg("program exit", value)?;
                 let path = self.read_bytes("program path", e.path, e.path_len, 4096)?;
+                let missing = self.read_text("missing-call list", e.missing, e.missing_len, 1 << 16)?;
+                if !missing.is_empty() {
+                    log::info!("system calls the program made that Lego does not implement:");
+                    for line in missing.lines() {
+                        log::info!("  {line}");
+                    }
+                }
                 self.send(Event::ProgramExit(e, path));
                 return Ok(Next::Stop);
             }
@@ -911,7 +956,7 @@ impl VcpuThread {
                     )
                     .map_err(|_| "passed a memory call outside guest RAM".to_owned())?;
             }
-            port @ lego_proto::program::PORT_PROGRAM_ARGS..=lego_proto::program::PORT_KICK => {
+            port @ lego_proto::program::PORT_PROGRAM_ARGS..=lego_proto::program::PORT_HOST_READLINK => {
                 return self.program_call(port, value);
             }
             PORT_WORKLOAD_DONE => {

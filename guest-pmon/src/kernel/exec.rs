@@ -58,14 +58,18 @@ pub struct Image {
 
 impl Kernel {
     /// The first process: `lego-vmm -- PATH ARGS`.
+    /// `path` is absolute; `given` is the name as the user gave it (what
+    /// AT_EXECFN holds).
     pub fn spawn_init(
         &mut self,
         path: &[u8],
+        given: &[u8],
         argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
+        cwd: Vec<u8>,
     ) -> Result<Pid, Errno> {
         let pid = self.alloc_id().ok_or(EAGAIN)?;
-        let image = self.load_image(path, &argv, &envp)?;
+        let image = self.load_image(path, given, &argv, &envp)?;
         let mut ctx = UserContext::new(self.xsave_size);
         ctx.frame.rip = image.entry;
         ctx.frame.rsp = image.sp;
@@ -85,7 +89,7 @@ impl Kernel {
                 pending: VecDeque::new(),
                 threads: alloc::vec![pid],
                 life: Life::Alive,
-                cwd: b"/".to_vec(),
+                cwd,
                 umask: 0o022,
                 exe: path.to_vec(),
                 bias: image.bias,
@@ -125,6 +129,7 @@ impl Kernel {
     pub fn load_image(
         &mut self,
         path: &[u8],
+        execfn: &[u8],
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
     ) -> Result<Image, Errno> {
@@ -135,10 +140,9 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => {
                 host::close(handle);
-                lego_image::println!(
-                    "execve {}: {e}",
-                    core::str::from_utf8(path).unwrap_or("?")
-                );
+                // A program's execve failing is the program's business (a
+                // shell says "cannot execute"); the VMM checked the first
+                // program before booting.
                 return Err(match e {
                     ElfError::Read(_) => EIO,
                     _ => ENOEXEC,
@@ -152,7 +156,7 @@ impl Kernel {
                 return Err(e);
             }
         };
-        let r = self.fill(space, handle, &program, path, argv, envp);
+        let r = self.fill(space, handle, &program, execfn, argv, envp);
         host::close(handle);
         match r {
             Ok(sp) => Ok(Image {
@@ -266,7 +270,11 @@ impl Kernel {
         let Some(pid) = self.threads.get(&tid).map(|t| t.pid) else {
             return Err(ESRCH);
         };
-        let image = self.load_image(&path, &argv, &envp)?;
+        // Relative to the working directory (the host's files, for now).
+        let cwd = self.procs.get(&pid).map(|p| p.cwd.clone()).unwrap_or_default();
+        let execfn = path.clone();
+        let path = pmon::path::resolve(&cwd, &path);
+        let image = self.load_image(&path, &execfn, &argv, &envp)?;
         // The point of no return: other threads go, the old space goes.
         let others: Vec<Tid> = self
             .procs

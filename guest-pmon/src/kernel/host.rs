@@ -8,8 +8,9 @@ use lego_image::cpu::{phys_of, virt_to_phys};
 use lego_image::hypercall;
 use lego_proto::program::*;
 
-/// argv and envp of the program `lego-vmm -- ...` names.
-pub fn program_args() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+/// argv, envp and the working directory of the program `lego-vmm -- ...`
+/// names.
+pub fn program_args() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<u8>) {
     let mut a = ProgramArgs::default();
     hypercall::out(PORT_PROGRAM_ARGS, phys_of(&a) as u32);
     // SAFETY: the VMM wrote it during the hypercall.
@@ -22,15 +23,23 @@ pub fn program_args() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let got = unsafe { core::ptr::read_volatile(&a) };
     let mut strings = buf.split(|&b| b == 0).map(|s| s.to_vec());
     let argv: Vec<Vec<u8>> = strings.by_ref().take(got.argc as usize).collect();
-    let envp: Vec<Vec<u8>> = strings.take(got.envc as usize).collect();
-    (argv, envp)
+    let envp: Vec<Vec<u8>> = strings.by_ref().take(got.envc as usize).collect();
+    let cwd = strings.next().filter(|c| c.first() == Some(&b'/')).unwrap_or_else(|| b"/".to_vec());
+    (argv, envp, cwd)
 }
 
-/// An opened host file: its handle and size, or an errno.
+/// An opened host file to execute: its handle and size, or an errno.
 pub fn open(path: &[u8]) -> Result<(u32, u64), i64> {
+    open_as(path, OPEN_EXEC).map(|(h, st)| (h, st.size))
+}
+
+/// An opened host file or directory (OPEN_EXEC or OPEN_READ): its handle
+/// and what stat says of it, or an errno.
+pub fn open_as(path: &[u8], flags: u32) -> Result<(u32, FileStat), i64> {
     let o = HostOpen {
         path: virt_to_phys(path.as_ptr() as u64),
         path_len: path.len() as u64,
+        flags,
         ..Default::default()
     };
     hypercall::out(PORT_HOST_OPEN, phys_of(&o) as u32);
@@ -39,7 +48,64 @@ pub fn open(path: &[u8]) -> Result<(u32, u64), i64> {
     if o.errno != 0 {
         return Err(o.errno as i64);
     }
-    Ok((o.handle, o.size))
+    Ok((o.handle, o.stat))
+}
+
+/// stat (follow) or lstat of a host path.
+pub fn stat_path(path: &[u8], follow: bool) -> Result<FileStat, i64> {
+    let st = HostStat {
+        path: virt_to_phys(path.as_ptr() as u64),
+        path_len: path.len() as u64,
+        follow: follow as u32,
+        ..Default::default()
+    };
+    hypercall::out(PORT_HOST_STAT, phys_of(&st) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    let st = unsafe { core::ptr::read_volatile(&st) };
+    if st.errno != 0 {
+        return Err(st.errno as i64);
+    }
+    Ok(st.stat)
+}
+
+/// Directory entries from entry `offset` on: (bytes, next offset).
+pub fn readdir(handle: u32, offset: u64, len: usize) -> Result<(Vec<u8>, u64), i64> {
+    let mut buf = alloc::vec![0u8; len.min(1 << 16)];
+    let r = HostReaddir {
+        handle,
+        _pad: 0,
+        offset,
+        buf: virt_to_phys(buf.as_mut_ptr() as u64),
+        len: buf.len() as u64,
+        result: 0,
+    };
+    hypercall::out(PORT_HOST_READDIR, phys_of(&r) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    let r = unsafe { core::ptr::read_volatile(&r) };
+    if r.result < 0 {
+        return Err(-r.result);
+    }
+    buf.truncate(r.result as usize);
+    Ok((buf, r.offset))
+}
+
+pub fn readlink(path: &[u8]) -> Result<Vec<u8>, i64> {
+    let mut buf = alloc::vec![0u8; 4096];
+    let r = HostReadlink {
+        path: virt_to_phys(path.as_ptr() as u64),
+        path_len: path.len() as u64,
+        buf: virt_to_phys(buf.as_mut_ptr() as u64),
+        len: buf.len() as u64,
+        result: 0,
+    };
+    hypercall::out(PORT_HOST_READLINK, phys_of(&r) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    let n = unsafe { core::ptr::read_volatile(&r.result) };
+    if n < 0 {
+        return Err(-n);
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
 }
 
 /// Reads at most `buf.len()` bytes at `offset`: bytes read, or -errno.
@@ -145,10 +211,12 @@ pub fn kick(cpu: u32) {
 
 /// The program is over; lego-vmm exits. `path` names the program whose
 /// function the VMM reports for a fault.
-pub fn exit(e: ProgramExit, path: &[u8]) -> ! {
+pub fn exit(e: ProgramExit, path: &[u8], missing: &[u8]) -> ! {
     let e = ProgramExit {
         path: virt_to_phys(path.as_ptr() as u64),
         path_len: path.len() as u64,
+        missing: virt_to_phys(missing.as_ptr() as u64),
+        missing_len: missing.len() as u64,
         ..e
     };
     hypercall::out(PORT_PROGRAM_EXIT, phys_of(&e) as u32);

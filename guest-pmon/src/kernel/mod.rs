@@ -291,9 +291,10 @@ pub fn start(boot: &'static BootInfo) -> ! {
         stdin_waiters: 0,
     };
     k.cpus[0].views = Some(views);
-    let (argv, envp) = host::program_args();
-    let path = argv.first().cloned().unwrap_or_default();
-    match k.spawn_init(&path, argv, envp) {
+    let (argv, envp, cwd) = host::program_args();
+    let given = argv.first().cloned().unwrap_or_default();
+    let path = pmon::path::resolve(&cwd, &given);
+    match k.spawn_init(&path, &given, argv, envp, cwd) {
         Ok(pid) => k.init = pid,
         Err(e) => k.fail_to_start(&path, e),
     }
@@ -442,6 +443,7 @@ impl Kernel {
                 ..Default::default()
             },
             path,
+            &[],
         )
     }
 

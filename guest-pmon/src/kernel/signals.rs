@@ -483,12 +483,11 @@ impl Kernel {
 
     /// The first process ended: so does the program, with its status.
     fn program_over(&mut self, status: i32, fatal: Option<SigInfo>, rip: u64, exe: &[u8], bias: u64) -> ! {
+        use core::fmt::Write;
         use lego_proto::program::*;
-        if !self.missing.is_empty() {
-            lego_image::println!("system calls Lego does not implement, made by the program:");
-            for (nr, n) in &self.missing {
-                lego_image::println!("  {} ({nr}): {n} time(s)", super::syscall_name(*nr));
-            }
+        let mut missing = alloc::string::String::new();
+        for (nr, n) in &self.missing {
+            let _ = writeln!(missing, "{} ({nr}): {n} time(s)", super::syscall_name(*nr));
         }
         let e = if status & 0x7f == 0 {
             ProgramExit {
@@ -508,7 +507,7 @@ impl Kernel {
                 ..Default::default()
             }
         };
-        host::exit(e, exe)
+        host::exit(e, exe, missing.as_bytes())
     }
 
     /// The last descriptor of an open file closed: a pipe end goes.
@@ -529,6 +528,7 @@ impl Kernel {
                 }
                 self.pipe_changed(id);
             }
+            Kind::Host(h) | Kind::HostDir(h) => host::close(h),
             _ => {}
         }
     }

@@ -45,6 +45,8 @@ fn val(r: Result<i64, Errno>) -> Ret {
 
 const AT_FDCWD: i64 = -100;
 const AT_EMPTY_PATH: u64 = 0x1000;
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+const EROFS: Errno = 30;
 const S_IFCHR: u32 = 0o020000;
 const S_IFIFO: u32 = 0o010000;
 const S_IFREG: u32 = 0o100000;
@@ -104,7 +106,8 @@ impl Kernel {
             nr::WRITE => self.sys_write(tid, a[0] as i64, a[1], a[2] as usize),
             nr::READV => self.sys_readv(tid, a[0] as i64, a[1], a[2] as usize),
             nr::WRITEV => self.sys_writev(tid, a[0] as i64, a[1], a[2] as usize),
-            nr::PREAD64 | nr::PWRITE64 | nr::PREADV | nr::PWRITEV => {
+            nr::PREAD64 => self.sys_pread(tid, a[0] as i64, a[1], a[2] as usize, a[3]),
+            nr::PWRITE64 | nr::PREADV | nr::PWRITEV => {
                 match self.file(pid, a[0] as i64) {
                     Ok(f) if f.kind == Kind::DevNull || f.kind == Kind::DevZero => {
                         if n == nr::PREAD64 {
@@ -134,24 +137,19 @@ impl Kernel {
             nr::PIPE => self.sys_pipe(pid, a[0], 0),
             nr::PIPE2 => self.sys_pipe(pid, a[0], a[1]),
             nr::FCNTL => self.sys_fcntl(pid, a[0] as i64, a[1], a[2]),
-            nr::LSEEK => match self.file(pid, a[0] as i64) {
-                Ok(f) => match f.kind {
-                    Kind::DevNull | Kind::DevZero | Kind::DevUrandom => Ret::Val(0),
-                    _ => err(ESPIPE),
-                },
-                Err(e) => err(e),
-            },
+            nr::LSEEK => self.sys_lseek(pid, a[0] as i64, a[1] as i64, a[2]),
             nr::IOCTL => self.sys_ioctl(tid, pid, a[0] as i64, a[1], a[2]),
             nr::FSTAT => self.sys_fstat(pid, a[0] as i64, a[1]),
             nr::NEWFSTATAT => self.sys_newfstatat(pid, a[0] as i64, a[1], a[2], a[3]),
-            nr::STAT | nr::LSTAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], 0),
+            nr::STAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], 0),
+            nr::LSTAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], AT_SYMLINK_NOFOLLOW),
             nr::STATX => self.sys_statx(pid, a[0] as i64, a[1], a[2], a[4]),
             nr::OPEN => self.sys_openat(pid, AT_FDCWD, a[0], a[1]),
             nr::OPENAT => self.sys_openat(pid, a[0] as i64, a[1], a[2]),
-            nr::ACCESS => self.sys_access(pid, a[0]),
-            nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[1]),
-            nr::READLINK => self.sys_readlink(pid, a[0], a[1], a[2] as usize),
-            nr::READLINKAT => self.sys_readlink(pid, a[1], a[2], a[3] as usize),
+            nr::ACCESS => self.sys_access(pid, AT_FDCWD, a[0], a[1]),
+            nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[0] as i64, a[1], a[2]),
+            nr::READLINK => self.sys_readlink(pid, AT_FDCWD, a[0], a[1], a[2] as usize),
+            nr::READLINKAT => self.sys_readlink(pid, a[0] as i64, a[1], a[2], a[3] as usize),
             nr::POLL => self.sys_poll(tid, a[0], a[1] as usize, a[2] as i32 as i64),
             nr::PPOLL => {
                 let timeout = if a[2] == 0 {
@@ -166,7 +164,13 @@ impl Kernel {
             }
             nr::SELECT => self.sys_select(tid, a[0], a[1], a[2], a[3], a[4], false),
             nr::PSELECT6 => self.sys_select(tid, a[0], a[1], a[2], a[3], a[4], true),
-            nr::GETDENTS64 | nr::GETDENTS => err(ENOTDIR),
+            nr::GETDENTS64 => self.sys_getdents64(pid, a[0] as i64, a[1], a[2] as usize),
+            nr::GETDENTS => err(ENOSYS),
+            // The host's files are seen read-only until storage serves files.
+            nr::MKDIR | nr::MKDIRAT | nr::RMDIR | nr::UNLINK | nr::UNLINKAT | nr::RENAME
+            | nr::RENAMEAT | nr::RENAMEAT2 | nr::LINK | nr::LINKAT | nr::SYMLINK
+            | nr::SYMLINKAT | nr::CHMOD | nr::FCHMOD | nr::FCHMODAT | nr::CHOWN | nr::FCHOWN
+            | nr::LCHOWN | nr::FCHOWNAT | nr::TRUNCATE | nr::UTIMENSAT | nr::CREAT => err(EROFS),
 
             nr::BRK => self.sys_brk(pid, a[0]),
             nr::MMAP => self.sys_mmap(pid, a[0], a[1], a[2], a[3], a[4] as i64, a[5]),
@@ -301,21 +305,31 @@ impl Kernel {
             },
             nr::GETCWD => self.sys_getcwd(pid, a[0], a[1] as usize),
             nr::CHDIR => {
-                let path = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, a[0], 4095)) {
+                let path = match self.path_arg(pid, AT_FDCWD, a[0]) {
                     Ok(p) => p,
                     Err(e) => return err(e),
                 };
-                // No file system yet (the storage issue): only / exists.
-                if path == b"/" || path == b"." {
-                    if let Some(p) = self.procs.get_mut(&pid) {
-                        p.cwd = b"/".to_vec();
+                match host::stat_path(&path, true) {
+                    Ok(st) if st.mode & 0o170000 == 0o040000 => {
+                        if let Some(p) = self.procs.get_mut(&pid) {
+                            p.cwd = path;
+                        }
+                        Ret::Val(0)
                     }
-                    Ret::Val(0)
-                } else {
-                    err(ENOENT)
+                    Ok(_) => err(ENOTDIR),
+                    Err(e) => err(e),
                 }
             }
-            nr::FCHDIR => err(ENOTDIR),
+            nr::FCHDIR => match self.file(pid, a[0] as i64) {
+                Ok(f) if matches!(f.kind, Kind::HostDir(_)) => {
+                    if let Some(p) = self.procs.get_mut(&pid) {
+                        p.cwd = f.path.clone();
+                    }
+                    Ret::Val(0)
+                }
+                Ok(_) => err(ENOTDIR),
+                Err(e) => err(e),
+            },
             nr::SCHED_YIELD => {
                 if let Some(t) = self.threads.get(&tid) {
                     if t.state == State::Runnable && !self.runq.is_empty() {
@@ -579,7 +593,108 @@ impl Kernel {
                 }
             }
             Kind::PipeWrite(_) => Err(EBADF),
+            Kind::Host(h) => {
+                let mut b = alloc::vec![0u8; len];
+                let n = host::read(h, f.offset.get(), &mut b);
+                if n < 0 {
+                    return Err(-n);
+                }
+                b.truncate(n as usize);
+                f.offset.set(f.offset.get() + n as u64);
+                Ok(Some(b))
+            }
+            Kind::HostDir(_) => Err(EISDIR),
         }
+    }
+
+    fn sys_pread(&mut self, tid: Tid, fd: i64, buf: u64, len: usize, off: u64) -> Ret {
+        let pid = self.pid_of(tid);
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        match f.kind {
+            Kind::Host(h) => {
+                let mut b = alloc::vec![0u8; len.min(1 << 20)];
+                let n = host::read(h, off, &mut b);
+                if n < 0 {
+                    return Ret::Val(n);
+                }
+                b.truncate(n as usize);
+                val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &b).map(|_| n)))
+            }
+            Kind::DevNull | Kind::DevZero | Kind::DevUrandom => self.sys_read(tid, fd, buf, len),
+            Kind::HostDir(_) => err(EISDIR),
+            _ => err(ESPIPE),
+        }
+    }
+
+    fn sys_lseek(&mut self, pid: Pid, fd: i64, off: i64, whence: u64) -> Ret {
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        match f.kind {
+            Kind::DevNull | Kind::DevZero | Kind::DevUrandom => Ret::Val(0),
+            Kind::Host(_) | Kind::HostDir(_) => {
+                let base = match whence {
+                    0 => 0,
+                    1 => f.offset.get() as i64,
+                    2 => match host::stat_path(&f.path, true) {
+                        Ok(st) => st.size as i64,
+                        Err(e) => return err(e),
+                    },
+                    _ => return err(EINVAL),
+                };
+                let Some(new) = base.checked_add(off).filter(|&n| n >= 0) else {
+                    return err(EINVAL);
+                };
+                f.offset.set(new as u64);
+                Ret::Val(new)
+            }
+            _ => err(ESPIPE),
+        }
+    }
+
+    fn sys_getdents64(&mut self, pid: Pid, fd: i64, buf: u64, len: usize) -> Ret {
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        let Kind::HostDir(h) = f.kind else { return err(ENOTDIR) };
+        match host::readdir(h, f.offset.get(), len) {
+            Ok((bytes, next)) => {
+                if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &bytes)) {
+                    return err(e);
+                }
+                f.offset.set(next);
+                Ret::Val(bytes.len() as i64)
+            }
+            Err(e) => err(e),
+        }
+    }
+
+    /// A path argument, made absolute against the working directory or a
+    /// directory descriptor.
+    fn path_arg(&mut self, pid: Pid, dirfd: i64, ptr: u64) -> Result<Vec<u8>, Errno> {
+        let p = uaccess::read_cstr(self.space_mut(pid)?, ptr, pmon::path::PATH_MAX - 1)?;
+        self.resolve(pid, dirfd, &p)
+    }
+
+    fn resolve(&self, pid: Pid, dirfd: i64, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        if p.is_empty() {
+            return Err(ENOENT);
+        }
+        let base = if p.first() == Some(&b'/') || dirfd == AT_FDCWD {
+            self.procs.get(&pid).map(|pr| pr.cwd.clone()).unwrap_or_else(|| b"/".to_vec())
+        } else {
+            let f = self.file(pid, dirfd)?;
+            if !matches!(f.kind, Kind::HostDir(_)) {
+                return Err(ENOTDIR);
+            }
+            f.path.clone()
+        };
+        Ok(pmon::path::resolve(&base, p))
     }
 
     /// One write; Ok(None): wait.
@@ -622,6 +737,7 @@ impl Kernel {
                 }
             }
             Kind::PipeRead(_) => Err(EBADF),
+            Kind::Host(_) | Kind::HostDir(_) => Err(EBADF),
         }
     }
 
@@ -807,6 +923,9 @@ impl Kernel {
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
+            Kind::Host(_) | Kind::HostDir(_) => {
+                return host::stat_path(&f.path, true).map(|st| file_stat_bytes(&st)).map_err(|e| e);
+            }
         };
         Ok(stat_bytes(mode, size, rdev, ino, dev, blksize, self.realtime_ns()))
     }
@@ -833,46 +952,39 @@ impl Kernel {
         }
     }
 
-    fn sys_newfstatat(&mut self, pid: Pid, dirfd: i64, path: u64, buf: u64, flags: u64) -> Ret {
-        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, 4095)) {
-            Ok(p) => p,
-            Err(e) => return err(e),
-        };
+    /// struct stat of a path (a device, the program itself, or a host file).
+    fn stat_path(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64) -> Result<[u8; 144], Errno> {
+        let p = uaccess::read_cstr(self.space_mut(pid)?, path, pmon::path::PATH_MAX - 1)?;
         if p.is_empty() {
             if flags & AT_EMPTY_PATH == 0 {
-                return err(ENOENT);
+                return Err(ENOENT);
             }
-            return self.sys_fstat(pid, dirfd, buf);
+            let f = self.file(pid, dirfd)?;
+            return self.stat_of(&f);
         }
-        let st = match Self::device(&p) {
-            Some(kind) => match self.stat_of(&OpenFile::new(kind, O_RDWR)) {
-                Ok(s) => s,
-                Err(e) => return err(e),
-            },
-            None if p == b"/" || p == b"." => stat_bytes(0o040755, 4096, 0, 2, 1, 4096, self.realtime_ns()),
-            None => return err(ENOENT),
+        if let Some(kind) = Self::device(&p) {
+            return self.stat_of(&OpenFile::new(kind, O_RDWR));
+        }
+        let mut full = self.resolve(pid, dirfd, &p)?;
+        if full == b"/proc/self/exe" {
+            full = self.procs.get(&pid).map(|pr| pr.exe.clone()).unwrap_or_default();
+        }
+        let st = host::stat_path(&full, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        Ok(file_stat_bytes(&st))
+    }
+
+    fn sys_newfstatat(&mut self, pid: Pid, dirfd: i64, path: u64, buf: u64, flags: u64) -> Ret {
+        let st = match self.stat_path(pid, dirfd, path, flags) {
+            Ok(s) => s,
+            Err(e) => return err(e),
         };
         val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &st).map(|_| 0)))
     }
 
     fn sys_statx(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64, buf: u64) -> Ret {
-        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, 4095)) {
-            Ok(p) => p,
+        let st = match self.stat_path(pid, dirfd, path, flags) {
+            Ok(s) => s,
             Err(e) => return err(e),
-        };
-        let st = if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
-            match self.file(pid, dirfd).and_then(|f| self.stat_of(&f)) {
-                Ok(s) => s,
-                Err(e) => return err(e),
-            }
-        } else {
-            match Self::device(&p) {
-                Some(kind) => match self.stat_of(&OpenFile::new(kind, O_RDWR)) {
-                    Ok(s) => s,
-                    Err(e) => return err(e),
-                },
-                None => return err(ENOENT),
-            }
         };
         // struct stat -> struct statx (the fields programs read).
         let word = |at: usize| u64::from_le_bytes(st[at..at + 8].try_into().unwrap_or([0; 8]));
@@ -891,47 +1003,104 @@ impl Kernel {
         val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &x).map(|_| 0)))
     }
 
-    fn sys_openat(&mut self, pid: Pid, _dirfd: i64, path: u64, flags: u64) -> Ret {
-        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, 4095)) {
+    fn sys_openat(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64) -> Ret {
+        const O_CREAT: u32 = 0o100;
+        const O_TRUNC: u32 = 0o1000;
+        const O_DIRECTORY: u32 = 0o200000;
+        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1)) {
             Ok(p) => p,
             Err(e) => return err(e),
-        };
-        let Some(kind) = Self::device(&p) else {
-            // Files come with the storage component.
-            return err(ENOENT);
         };
         let flags = flags as u32;
-        let file = OpenFile::new(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
-        val(self
-            .proc_mut(pid)
-            .and_then(|pr| pr.fds.install(file, flags & O_CLOEXEC != 0, 0)))
+        let cloexec = flags & O_CLOEXEC != 0;
+        if let Some(kind) = Self::device(&p) {
+            let file = OpenFile::new(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
+            return val(self.proc_mut(pid).and_then(|pr| pr.fds.install(file, cloexec, 0)));
+        }
+        let mut full = match self.resolve(pid, dirfd, &p) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        if full == b"/proc/self/exe" {
+            full = self.procs.get(&pid).map(|pr| pr.exe.clone()).unwrap_or_default();
+        }
+        // The host's files, read-only until storage serves files.
+        if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
+            return match host::stat_path(&full, true) {
+                Ok(_) => err(EROFS),
+                Err(ENOENT) if flags & O_CREAT != 0 => err(EROFS),
+                Err(e) => err(e),
+            };
+        }
+        let (handle, st) = match host::open_as(&full, lego_proto::program::OPEN_READ) {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        let is_dir = st.mode & 0o170000 == 0o040000;
+        if flags & O_DIRECTORY != 0 && !is_dir {
+            host::close(handle);
+            return err(ENOTDIR);
+        }
+        let kind = if is_dir { Kind::HostDir(handle) } else { Kind::Host(handle) };
+        let file = OpenFile::with_path(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND), full);
+        match self.proc_mut(pid).and_then(|pr| pr.fds.install(file, cloexec, 0)) {
+            Ok(fd) => Ret::Val(fd),
+            Err(e) => {
+                host::close(handle);
+                err(e)
+            }
+        }
     }
 
-    fn sys_access(&mut self, pid: Pid, path: u64) -> Ret {
-        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, 4095)) {
+    fn sys_access(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64) -> Ret {
+        const W_OK: u64 = 2;
+        const X_OK: u64 = 1;
+        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1)) {
             Ok(p) => p,
             Err(e) => return err(e),
         };
-        if Self::device(&p).is_some() || p == b"/" {
-            Ret::Val(0)
+        if Self::device(&p).is_some() {
+            return Ret::Val(0);
+        }
+        let full = match self.resolve(pid, dirfd, &p) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        match host::stat_path(&full, true) {
+            Ok(_) if mode & W_OK != 0 => err(EROFS),
+            Ok(st) if mode & X_OK != 0 && st.mode & 0o111 == 0 => err(EACCES),
+            Ok(_) => Ret::Val(0),
+            Err(e) => err(e),
+        }
+    }
+
+    fn sys_readlink(&mut self, pid: Pid, dirfd: i64, path: u64, buf: u64, size: usize) -> Ret {
+        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1)) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        if size == 0 {
+            return err(EINVAL);
+        }
+        let target = if p == b"/proc/self/exe" {
+            // Absolute, as Linux gives it.
+            let exe = self.procs.get(&pid).map(|pr| pr.exe.clone()).unwrap_or_default();
+            let cwd = self.procs.get(&pid).map(|pr| pr.cwd.clone()).unwrap_or_default();
+            pmon::path::resolve(&cwd, &exe)
         } else {
-            err(ENOENT)
-        }
-    }
-
-    fn sys_readlink(&mut self, pid: Pid, path: u64, buf: u64, size: usize) -> Ret {
-        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, 4095)) {
-            Ok(p) => p,
-            Err(e) => return err(e),
+            let full = match self.resolve(pid, dirfd, &p) {
+                Ok(f) => f,
+                Err(e) => return err(e),
+            };
+            match host::readlink(&full) {
+                Ok(t) => t,
+                Err(e) => return err(e),
+            }
         };
-        if p != b"/proc/self/exe" {
-            return err(ENOENT);
-        }
-        let exe = self.procs.get(&pid).map(|p| p.exe.clone()).unwrap_or_default();
-        let n = exe.len().min(size);
+        let n = target.len().min(size);
         val(self
             .space_mut(pid)
-            .and_then(|s| uaccess::write(s, buf, &exe[..n]).map(|_| n as i64)))
+            .and_then(|s| uaccess::write(s, buf, &target[..n]).map(|_| n as i64)))
     }
 
     fn sys_poll(&mut self, tid: Tid, fds: u64, n: usize, timeout_ms: i64) -> Ret {
@@ -1171,11 +1340,28 @@ impl Kernel {
         if flags & (MAP_SHARED | MAP_PRIVATE) == 0 {
             return err(EINVAL);
         }
+        // A host file maps as a private copy (its pages written at the
+        // memory components now); shared only when nothing may write it.
+        let mut from_file = None;
         if flags & MAP_ANONYMOUS == 0 {
-            // Only /dev/zero maps without storage: it is anonymous memory.
             match self.file(pid, fd) {
                 Ok(f) if f.kind == Kind::DevZero => {}
-                Ok(_) => return err(ENODEV),
+                Ok(f) => match f.kind {
+                    Kind::Host(h) => {
+                        if !f.readable() {
+                            return err(EACCES);
+                        }
+                        if flags & MAP_SHARED != 0 && prot & 2 != 0 {
+                            return err(EACCES);
+                        }
+                        let size = match host::stat_path(&f.path, true) {
+                            Ok(st) => st.size,
+                            Err(e) => return err(e),
+                        };
+                        from_file = Some((h, size));
+                    }
+                    _ => return err(ENODEV),
+                },
                 Err(e) => return err(e),
             }
         }
@@ -1200,7 +1386,20 @@ impl Kernel {
                 let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                 err(EEXIST)
             }
-            Ok(a) => Ret::Val(a as i64),
+            Ok(a) => {
+                if let Some((h, size)) = from_file {
+                    let n = size.saturating_sub(off).min(len);
+                    let slot = self.space_mut(pid).map_or(0, |s| s.slot);
+                    if n > 0 {
+                        let r = host::load(h, slot, off, n, a);
+                        if r < 0 {
+                            let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
+                            return err(-r);
+                        }
+                    }
+                }
+                Ret::Val(a as i64)
+            }
             Err(EINVAL) => err(EINVAL),
             Err(_) => err(ENOMEM),
         }
@@ -1756,12 +1955,16 @@ impl Kernel {
             let e = uaccess::read_strings(s, envp, pmon::stack::MAX_ARGS_BYTES)?;
             Ok((p, a, e))
         });
-        let (p, a, e) = match strings {
+        let (mut p, a, e) = match strings {
             Ok(v) => v,
             Err(e) => return err(e),
         };
         if p.is_empty() {
             return err(ENOENT);
+        }
+        // The program re-executing itself (busybox runs its applets so).
+        if p == b"/proc/self/exe" {
+            p = self.procs.get(&pid).map(|pr| pr.exe.clone()).unwrap_or_default();
         }
         match self.execve(tid, p, a, e) {
             Ok(()) => Ret::NoReturn,
@@ -1973,6 +2176,29 @@ fn timespec(ns: u64) -> [u8; 16] {
     t[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
     t[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
     t
+}
+
+/// struct stat from a host file's.
+fn file_stat_bytes(st: &lego_proto::program::FileStat) -> [u8; 144] {
+    let mut s = [0u8; 144];
+    let put = |s: &mut [u8; 144], at: usize, v: u64| s[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut s, 0, st.dev);
+    put(&mut s, 8, st.ino);
+    put(&mut s, 16, st.nlink);
+    s[24..28].copy_from_slice(&st.mode.to_le_bytes());
+    s[28..32].copy_from_slice(&st.uid.to_le_bytes());
+    s[32..36].copy_from_slice(&st.gid.to_le_bytes());
+    put(&mut s, 40, st.rdev);
+    put(&mut s, 48, st.size);
+    put(&mut s, 56, st.blksize);
+    put(&mut s, 64, st.blocks);
+    put(&mut s, 72, st.atime);
+    put(&mut s, 80, st.atime_ns);
+    put(&mut s, 88, st.mtime);
+    put(&mut s, 96, st.mtime_ns);
+    put(&mut s, 104, st.ctime);
+    put(&mut s, 112, st.ctime_ns);
+    s
 }
 
 /// struct stat (x86-64, 144 bytes).
