@@ -269,8 +269,12 @@ impl<S: FrameStore> Monitor<S> {
         let Some(p) = self.homes.get(&parent) else {
             return reply(ESRCH, 0, None);
         };
-        let (space, regions, owners, next_peer) =
-            (p.space.clone(), p.regions.clone(), p.owners.clone(), p.next_peer);
+        let (space, regions, owners, next_peer) = (
+            p.space.clone(),
+            p.regions.clone(),
+            p.owners.clone(),
+            p.next_peer,
+        );
         match self.homes.get_mut(&child) {
             Some(c) if c.space.is_empty() && c.regions.is_empty() && child != parent => {
                 c.space = space;
@@ -666,7 +670,10 @@ mod tests {
     fn fork_copies_every_page_and_discard_zeroes() {
         let mut m = Monitor::new(1, &[], Mem(vec![[0; PAGE]; 16]), 16);
         let rw = PROT_READ | PROT_WRITE;
-        assert_eq!(status_value(&solo(&mut m, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0))).0, OK);
+        assert_eq!(
+            status_value(&solo(&mut m, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0))).0,
+            OK
+        );
         let (s, a) = status_value(&solo(&mut m, &req(OP_MMAP, 7, 0, 3 * 4096, rw, 0)));
         assert_eq!(s, OK);
         for i in 0..2u8 {
@@ -674,10 +681,17 @@ mod tests {
             w.extend_from_slice(&[i + 1; PAGE]);
             assert_eq!(status_value(&solo(&mut m, &w)).0, OK);
         }
-        assert_eq!(status_value(&solo(&mut m, &req(OP_NEW, 8, 0x40_0000, 0, 0, 0))).0, OK);
+        assert_eq!(
+            status_value(&solo(&mut m, &req(OP_NEW, 8, 0x40_0000, 0, 0, 0))).0,
+            OK
+        );
         let mut fork = req(OP_FORK, 7, 0, 0, 0, 0);
         fork[24..32].copy_from_slice(&8u64.to_le_bytes());
-        assert_eq!(status_value(&solo(&mut m, &fork)), (OK, 2), "two pages were touched");
+        assert_eq!(
+            status_value(&solo(&mut m, &fork)),
+            (OK, 2),
+            "two pages were touched"
+        );
         // The child reads the parent's bytes; its writes stay its own.
         let out = solo(&mut m, &req(OP_READ, 8, a + 4096, 0, 0, 0));
         assert!(out[REPLY_LEN..].iter().all(|&b| b == 2));

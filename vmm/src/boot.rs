@@ -156,7 +156,7 @@ fn tss_descriptor(base: u64) -> [u64; 2] {
     [low, base >> 32]
 }
 
-fn segment(selector: u16, code: bool) -> kvm_segment {
+pub(crate) fn segment(selector: u16, code: bool) -> kvm_segment {
     kvm_segment {
         base: 0,
         limit: 0xffff_ffff,

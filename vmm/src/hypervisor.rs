@@ -52,6 +52,57 @@ pub fn open(path: &Path) -> Result<Kvm> {
     Ok(kvm)
 }
 
+/// MSRs whose writes decide where the CPU enters the monitor (system-call
+/// and exception entry, EFER, the APIC base) or how PVM runs the guest:
+/// `(first, count)`. The PVM "native" MSR is the one the monitor writes on
+/// every exception entry; it is left out (KVM handles it in the kernel).
+const GUARDED_MSRS: [(u32, u32); 5] = [
+    (0x1b, 1),           // APIC base
+    (0x174, 3),          // SYSENTER CS/ESP/EIP
+    (0xc000_0080, 5),    // EFER, STAR, LSTAR, CSTAR, SFMASK
+    (0xc000_0102, 1),    // KERNEL_GS_BASE
+    (0x4b56_4d00, 0x10), // PVM's own, below the native MSR
+];
+
+/// Sends writes of the [`GUARDED_MSRS`] to the VMM (KVM_EXIT_X86_WRMSR),
+/// which performs them for the monitor and refuses them to processes
+/// (vcpu.rs). Under PVM a process's `wrmsr` otherwise runs as if in the
+/// kernel (measured: a program rewrote LSTAR). Returns false where KVM
+/// lacks MSR filters (then nothing changes).
+pub fn guard_system_msrs(vm: &kvm_ioctls::VmFd, kvm: &Kvm) -> Result<bool> {
+    use kvm_ioctls::{Cap, MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags};
+    if !kvm.check_extension(Cap::X86UserSpaceMsr) || !kvm.check_extension(Cap::X86MsrFilter) {
+        return Ok(false);
+    }
+    let cap = kvm_bindings::kvm_enable_cap {
+        cap: kvm_bindings::KVM_CAP_X86_USER_SPACE_MSR,
+        args: [u64::from(kvm_bindings::KVM_MSR_EXIT_REASON_FILTER), 0, 0, 0],
+        ..Default::default()
+    };
+    vm.enable_cap(&cap).map_err(|e| VmmError::Kvm {
+        what: "send filtered MSR writes to the VMM",
+        source: e,
+    })?;
+    // A zero bit denies (here: sends to the VMM); one bitmap of zeros
+    // covers every range.
+    let deny = [0u8; 2];
+    let ranges: Vec<MsrFilterRange<'_>> = GUARDED_MSRS
+        .iter()
+        .map(|&(base, count)| MsrFilterRange {
+            flags: MsrFilterRangeFlags::WRITE,
+            base,
+            msr_count: count,
+            bitmap: &deny,
+        })
+        .collect();
+    vm.set_msr_filter(MsrFilterDefaultAction::ALLOW, &ranges)
+        .map_err(|e| VmmError::Kvm {
+            what: "set the MSR filter",
+            source: e,
+        })?;
+    Ok(true)
+}
+
 /// Asks for native execution under PVM. Returns whether this is PVM.
 pub fn enable_pvm_native(vcpu: &VcpuFd) -> Result<bool> {
     let msrs = Msrs::from_entries(&[kvm_msr_entry {
@@ -92,7 +143,12 @@ pub fn supports_fsgsbase(cpuid: &kvm_bindings::CpuId) -> bool {
 /// PKRU and AMX are left out: nothing in Lego offers protection keys, and
 /// Linux hands out AMX only on request (arch_prctl), which Lego refuses.
 pub fn guest_xcr0(cpuid: &kvm_bindings::CpuId) -> Option<u64> {
-    let leaf = |f: u32, i: u32| cpuid.as_slice().iter().find(|e| e.function == f && e.index == i);
+    let leaf = |f: u32, i: u32| {
+        cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == f && e.index == i)
+    };
     let xsave = leaf(1, 0).is_some_and(|e| e.ecx & (1 << 26) != 0);
     if !xsave {
         return None;

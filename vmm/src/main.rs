@@ -237,10 +237,12 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         .transpose()?;
     let program = if mode == Mode::Program {
         use std::os::unix::ffi::OsStrExt;
-        program::check(&args.program[0])?;
+        let exe = program::locate(&args.program[0])?;
+        program::check(exe.as_os_str())?;
         Some(program::Spec {
             argv: args.program.iter().map(|a| a.as_bytes().to_vec()).collect(),
             envp: program::Spec::environment(&args.env),
+            exe: exe.as_os_str().as_bytes().to_vec(),
         })
     } else {
         if !args.env.is_empty() {

@@ -13,10 +13,31 @@ use std::sync::Mutex;
 
 use lego_proto::program::*;
 
+/// Finds the program as a shell would: a name with a slash is a path
+/// (relative to the working directory); a bare name is looked up in the
+/// caller's PATH (the program's own PATH may differ; see `--env`).
+pub fn locate(name: &std::ffi::OsStr) -> crate::error::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let given = std::path::Path::new(name);
+    if name.as_bytes().contains(&b'/') {
+        return Ok(given.to_owned());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(given))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0))
+        .ok_or_else(|| crate::error::VmmError::Program {
+            path: given.display().to_string(),
+            why: "no such program in PATH (give its path, such as ./NAME, to run a file here)"
+                .into(),
+        })
+}
+
 /// Refuses, before anything boots, a program that cannot run: missing,
 /// not a regular executable file, not ELF, 32-bit, truncated, or
 /// dynamically linked (the sentence names its loader).
 pub fn check(path: &std::ffi::OsStr) -> crate::error::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
     let shown = path.to_string_lossy().into_owned();
     let fail = |why: String| crate::error::VmmError::Program {
         path: shown.clone(),
@@ -33,6 +54,28 @@ pub fn check(path: &std::ffi::OsStr) -> crate::error::Result<()> {
     if meta.mode() & 0o111 == 0 {
         return Err(fail("it is not executable (chmod +x it)".into()));
     }
+    match pmon::script::parse(&bytes) {
+        pmon::script::Head::NotScript => {}
+        pmon::script::Head::Bad => {
+            return Err(fail(
+                "it starts with #! but names no interpreter in its first 256 bytes".into(),
+            ))
+        }
+        // The interpreter is checked as a program itself (a script whose
+        // interpreter is a script again is left to the monitor).
+        pmon::script::Head::Script { interp, .. } => {
+            let interp = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&interp));
+            return match pmon::script::parse(&std::fs::read(&interp).unwrap_or_default()) {
+                pmon::script::Head::Script { .. } => Ok(()),
+                _ => check(interp.as_os_str()).map_err(|e| {
+                    fail(format!(
+                        "its interpreter {} cannot run: {e}",
+                        interp.display()
+                    ))
+                }),
+            };
+        }
+    }
     // Addresses are checked again in the guest against its window.
     pmon::elf::parse(&mut bytes.as_slice(), lego_proto::process::USER_TOP_MAX)
         .map(|_| ())
@@ -43,6 +86,8 @@ pub fn check(path: &std::ffi::OsStr) -> crate::error::Result<()> {
 pub struct Spec {
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
+    /// The file to execute (found by [`locate`]); argv[0] stays as given.
+    pub exe: Vec<u8>,
 }
 
 impl Spec {
@@ -73,8 +118,8 @@ impl Spec {
             .collect()
     }
 
-    /// argv, envp, then lego-vmm's working directory (the program's first
-    /// one), each string NUL-terminated.
+    /// argv, envp, lego-vmm's working directory (the program's first
+    /// one), then the file to execute, each string NUL-terminated.
     fn blob(&self) -> Vec<u8> {
         use std::os::unix::ffi::OsStrExt;
         let mut out = Vec::new();
@@ -84,6 +129,8 @@ impl Spec {
         }
         let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
         out.extend_from_slice(cwd.as_os_str().as_bytes());
+        out.push(0);
+        out.extend_from_slice(&self.exe);
         out.push(0);
         out
     }

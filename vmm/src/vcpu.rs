@@ -144,21 +144,39 @@ impl VcpuThread {
             }
             let exit = self.vcpu.run();
             self.shared.exits.fetch_add(1, Ordering::Relaxed);
+            // A process may execute anything: under PVM even `out`, `hlt`
+            // and `int n` at user privilege reach the VMM (PVM.md). Only
+            // the monitor, in the upper half, speaks to the VMM; a process
+            // doing so gets #GP, as on hardware.
             let next = match exit {
                 Ok(VcpuExit::IoOut(port, data)) => {
                     let value = data
                         .iter()
                         .rev()
                         .fold(0u32, |acc, &b| (acc << 8) | b as u32);
-                    self.hypercall(port, value, emulated_at_start)
+                    if self.from_process() {
+                        self.refused_from_process("an out instruction")
+                    } else {
+                        self.hypercall(port, value, emulated_at_start)
+                    }
                 }
                 Ok(VcpuExit::IoIn(port, data)) => {
                     // Nothing lives behind any port; reads see a floating bus.
-                    log::debug!("vCPU {} read port {port:#x}; no device there", self.cpu);
                     data.fill(0xff);
-                    Next::Continue
+                    if self.from_process() {
+                        self.refused_from_process("an in instruction")
+                    } else {
+                        log::debug!("vCPU {} read port {port:#x}; no device there", self.cpu);
+                        Next::Continue
+                    }
                 }
-                Ok(VcpuExit::Hlt) => self.halted(),
+                Ok(VcpuExit::Hlt) => {
+                    if self.from_process() {
+                        self.refused_from_process("hlt")
+                    } else {
+                        self.halted()
+                    }
+                }
                 Ok(VcpuExit::Shutdown) => self.fail_with_state(
                     "triple-faulted (an exception occurred while the CPU could not deliver another; KVM_EXIT_SHUTDOWN), so the vector is unknown; last state",
                 ),
@@ -174,18 +192,28 @@ impl VcpuThread {
                     };
                     self.fail_with_state(&what)
                 }
+                Ok(VcpuExit::X86Wrmsr(exit)) => {
+                    let (index, data) = (exit.index, exit.data);
+                    self.guarded_msr_write(index, data)
+                }
                 Ok(VcpuExit::FailEntry(reason, cpu)) => self.fail_with_state(&format!(
                     "could not be entered by KVM (hardware entry failure reason {reason:#x} on host CPU {cpu})"
                 )),
-                Ok(VcpuExit::InternalError) => match self.int3_under_emulation() {
-                    Some(rip) if self.debug.is_some() => {
-                        self.debug_stop(StopKind::Trap { vector: 3, rip }, None)
+                Ok(VcpuExit::InternalError) => {
+                    if self.from_process() {
+                        self.process_emulation_failed()
+                    } else {
+                        match self.int3_under_emulation() {
+                            Some(rip) if self.debug.is_some() => {
+                                self.debug_stop(StopKind::Trap { vector: 3, rip }, None)
+                            }
+                            Some(_) => self.fail_with_state(
+                                "stopped on an exception meant for a debugger, but none is attached (start lego-vmm with --gdb ADDR): breakpoint (#BP), vector 3, met while KVM was emulating; state at the int3",
+                            ),
+                            None => self.emulation_failed(),
+                        }
                     }
-                    Some(_) => self.fail_with_state(
-                        "stopped on an exception meant for a debugger, but none is attached (start lego-vmm with --gdb ADDR): breakpoint (#BP), vector 3, met while KVM was emulating; state at the int3",
-                    ),
-                    None => self.emulation_failed(),
-                },
+                }
                 Ok(other) => {
                     let what = format!("made an exit this VMM does not handle: {other:?}");
                     self.fail_with_state(&what)
@@ -227,10 +255,53 @@ impl VcpuThread {
         })
     }
 
+    /// Whether the vCPU is running a process (lower-half code) rather than
+    /// the monitor.
+    fn from_process(&self) -> bool {
+        self.vcpu
+            .get_regs()
+            .is_ok_and(|r| r.rip < lego_proto::boot::UPPER_HALF)
+    }
+
+    /// A process executed a privileged instruction: #GP(0), which its
+    /// monitor turns into SIGSEGV. The instruction is not retried: RIP is
+    /// where KVM left it (past an in/out/hlt).
+    fn refused_from_process(&mut self, what: &str) -> Next {
+        log::debug!("vCPU {}: a process executed {what}; #GP", self.cpu);
+        match self.inject_exception(13, Some(0)) {
+            Ok(()) => Next::Continue,
+            Err(e) => {
+                self.fail_with_state(&format!("could not give a process #GP for {what} ({e})"))
+            }
+        }
+    }
+
+    fn inject_exception(&mut self, nr: u8, error_code: Option<u32>) -> Result<(), String> {
+        let mut events = self.vcpu.get_vcpu_events().map_err(|e| e.to_string())?;
+        events.exception.injected = 1;
+        events.exception.nr = nr;
+        events.exception.has_error_code = u8::from(error_code.is_some());
+        events.exception.error_code = error_code.unwrap_or(0);
+        self.vcpu
+            .set_vcpu_events(&events)
+            .map_err(|e| e.to_string())
+    }
+
     /// Injects #PF with CR2 = `va` and the error code the CPU would give.
     fn inject_page_fault(&mut self, va: u64, write: bool, protection: bool) -> Result<(), String> {
         let mut sregs = self.vcpu.get_sregs().map_err(|e| e.to_string())?;
-        let user = sregs.cs.selector & 3 == 3;
+        let rip = self.vcpu.get_regs().map_err(|e| e.to_string())?.rip;
+        // PVM runs the monitor at hardware CPL3 and, when a vCPU leaves
+        // KVM_RUN while blocked on a host page fault in monitor code,
+        // reports the hardware's user CS: writing that back would switch
+        // PVM to user mode and deliver the fault through its (unset) user
+        // event entry (measured: a jump to 0). Monitor code lies in the
+        // upper half, processes in the lower.
+        let user = rip < lego_proto::boot::UPPER_HALF;
+        if !user && sregs.cs.selector & 3 == 3 {
+            sregs.cs = crate::boot::segment(lego_proto::boot::SEL_CODE64, true);
+            sregs.ss = crate::boot::segment(lego_proto::boot::SEL_DATA, false);
+        }
         sregs.cr2 = va;
         self.vcpu.set_sregs(&sregs).map_err(|e| e.to_string())?;
         let mut events = self.vcpu.get_vcpu_events().map_err(|e| e.to_string())?;
@@ -293,6 +364,46 @@ impl VcpuThread {
             }
         }
         self.fail_with_state("hit a KVM internal error (KVM could not emulate an instruction)")
+    }
+
+    /// A write to one of the MSRs the VMM guards (hypervisor.rs): done for
+    /// the monitor, #GP for a process.
+    fn guarded_msr_write(&mut self, index: u32, data: u64) -> Next {
+        let refused = if self.from_process() {
+            log::debug!("vCPU {}: a process wrote MSR {index:#x}; #GP", self.cpu);
+            true
+        } else {
+            let entry = kvm_bindings::kvm_msr_entry {
+                index,
+                data,
+                ..Default::default()
+            };
+            let done = kvm_bindings::Msrs::from_entries(&[entry])
+                .ok()
+                .and_then(|msrs| self.vcpu.set_msrs(&msrs).ok());
+            done != Some(1)
+        };
+        // KVM injects #GP on the next entry when the exit says so.
+        // SAFETY: the exit was KVM_EXIT_X86_WRMSR, so `msr` is the
+        // union's live member until the next KVM_RUN.
+        unsafe { self.vcpu.get_kvm_run().__bindgen_anon_1.msr.error = u8::from(refused) };
+        Next::Continue
+    }
+
+    /// KVM could not run an instruction of a process (under PVM: `int n`
+    /// for n other than 3, or anything its emulator lacks right after an
+    /// emulated stretch): retried natively once, then #GP, so the process
+    /// gets SIGSEGV and the component lives on.
+    fn process_emulation_failed(&mut self) -> Next {
+        let rip = self.vcpu.get_regs().map(|r| r.rip).ok();
+        if rip.is_some() && rip != self.last_emulation_failure {
+            self.last_emulation_failure = rip;
+            if crate::hypervisor::enable_pvm_native(&self.vcpu).unwrap_or(false) {
+                return Next::Continue;
+            }
+        }
+        self.last_emulation_failure = None;
+        self.refused_from_process("an instruction KVM cannot run (such as int n)")
     }
 
     fn handler_position(&self) -> HandlerPosition {
@@ -776,7 +887,8 @@ impl VcpuThread {
             PORT_PROGRAM_EXIT => {
                 let e: ProgramExit = self.read_arg("program exit", value)?;
                 let path = self.read_bytes("program path", e.path, e.path_len, 4096)?;
-                let missing = self.read_text("missing-call list", e.missing, e.missing_len, 1 << 16)?;
+                let missing =
+                    self.read_text("missing-call list", e.missing, e.missing_len, 1 << 16)?;
                 if !missing.is_empty() {
                     log::info!("system calls the program made that Lego does not implement:");
                     for line in missing.lines() {
@@ -956,7 +1068,8 @@ impl VcpuThread {
                     )
                     .map_err(|_| "passed a memory call outside guest RAM".to_owned())?;
             }
-            port @ lego_proto::program::PORT_PROGRAM_ARGS..=lego_proto::program::PORT_HOST_READLINK => {
+            port @ lego_proto::program::PORT_PROGRAM_ARGS
+                ..=lego_proto::program::PORT_HOST_READLINK => {
                 return self.program_call(port, value);
             }
             PORT_WORKLOAD_DONE => {

@@ -55,6 +55,9 @@ pub struct Vm {
 pub fn build(cfg: &mut Config) -> Result<Vm> {
     let kvm_fd = hypervisor::open(&cfg.kvm_device)?;
     let vm = kvm_fd.create_vm().map_err(kvm("create a VM"))?;
+    if !hypervisor::guard_system_msrs(&vm, &kvm_fd)? {
+        log::info!("this KVM has no MSR filters: a process's wrmsr is refused by the CPU only (as on ordinary KVM), not checked by the VMM");
+    }
     let ram = memory::create(&vm, cfg.mem)?;
     let image = loader::load(&cfg.image, cfg.role.name(), &ram, cfg.mem)?;
     log::info!(

@@ -54,6 +54,8 @@ pub struct Image {
     pub entry: u64,
     pub sp: u64,
     pub bias: u64,
+    /// The file that runs: the last interpreter for a script.
+    pub exe: Vec<u8>,
 }
 
 impl Kernel {
@@ -69,7 +71,7 @@ impl Kernel {
         cwd: Vec<u8>,
     ) -> Result<Pid, Errno> {
         let pid = self.alloc_id().ok_or(EAGAIN)?;
-        let image = self.load_image(path, given, &argv, &envp)?;
+        let image = self.load_image(path, given, argv, &envp, &cwd)?;
         let mut ctx = UserContext::new(self.xsave_size);
         ctx.frame.rip = image.entry;
         ctx.frame.rsp = image.sp;
@@ -91,7 +93,7 @@ impl Kernel {
                 life: Life::Alive,
                 cwd,
                 umask: 0o022,
-                exe: path.to_vec(),
+                exe: image.exe.clone(),
                 bias: image.bias,
                 exit_signal: pmon::signal::SIGCHLD,
                 vfork_parent: None,
@@ -130,40 +132,72 @@ impl Kernel {
         &mut self,
         path: &[u8],
         execfn: &[u8],
+        argv: Vec<Vec<u8>>,
+        envp: &[Vec<u8>],
+        cwd: &[u8],
+    ) -> Result<Image, Errno> {
+        let mut path = path.to_vec();
+        let mut argv = argv;
+        // The name the next interpreter is given for the file it runs.
+        let mut named = execfn.to_vec();
+        for depth in 0..=pmon::script::MAX_DEPTH {
+            let (handle, size) = host::open(&path)?;
+            let mut file = HostFile { handle, size };
+            let mut head = [0u8; pmon::script::HEAD];
+            let n = (size as usize).min(head.len());
+            if file.read_at(0, &mut head[..n]).is_err() {
+                host::close(handle);
+                return Err(EIO);
+            }
+            match pmon::script::parse(&head[..n]) {
+                pmon::script::Head::NotScript => {
+                    let image = self.load_elf(&mut file, execfn, &argv, envp, path);
+                    host::close(handle);
+                    return image;
+                }
+                pmon::script::Head::Bad => {
+                    host::close(handle);
+                    return Err(ENOEXEC);
+                }
+                pmon::script::Head::Script { interp, arg } => {
+                    host::close(handle);
+                    if depth == pmon::script::MAX_DEPTH {
+                        break;
+                    }
+                    argv = pmon::script::argv(&interp, arg.as_deref(), &named, &argv);
+                    path = pmon::path::resolve(cwd, &interp);
+                    named = interp;
+                }
+            }
+        }
+        Err(ELOOP)
+    }
+
+    /// Loads an ELF executable (the file is the caller's to close).
+    fn load_elf(
+        &mut self,
+        file: &mut HostFile,
+        execfn: &[u8],
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
+        exe: Vec<u8>,
     ) -> Result<Image, Errno> {
-        let (handle, size) = host::open(path)?;
-        let mut file = HostFile { handle, size };
-        let parsed = elf::parse(&mut file, self.window.user_top());
-        let program = match parsed {
+        let program = match elf::parse(file, self.window.user_top()) {
             Ok(p) => p,
-            Err(e) => {
-                host::close(handle);
-                // A program's execve failing is the program's business (a
-                // shell says "cannot execute"); the VMM checked the first
-                // program before booting.
-                return Err(match e {
-                    ElfError::Read(_) => EIO,
-                    _ => ENOEXEC,
-                });
-            }
+            // A program's execve failing is the program's business (a
+            // shell says "cannot execute"); the VMM checked the first
+            // program before booting.
+            Err(ElfError::Read(_)) => return Err(EIO),
+            Err(_) => return Err(ENOEXEC),
         };
-        let space = match self.new_space(program.brk) {
-            Ok(s) => s,
-            Err(e) => {
-                host::close(handle);
-                return Err(e);
-            }
-        };
-        let r = self.fill(space, handle, &program, execfn, argv, envp);
-        host::close(handle);
-        match r {
+        let space = self.new_space(program.brk)?;
+        match self.fill(space, file.handle, &program, execfn, argv, envp) {
             Ok(sp) => Ok(Image {
                 space,
                 entry: program.entry,
                 sp,
                 bias: program.bias,
+                exe,
             }),
             Err(e) => {
                 self.drop_space(space);
@@ -240,8 +274,7 @@ impl Kernel {
         };
         let a: Vec<&[u8]> = argv.iter().map(|s| s.as_slice()).collect();
         let e: Vec<&[u8]> = envp.iter().map(|s| s.as_slice()).collect();
-        let built =
-            pmon::stack::build(stack_top, &a, &e, path, random, &aux).map_err(|_| E2BIG)?;
+        let built = pmon::stack::build(stack_top, &a, &e, path, random, &aux).map_err(|_| E2BIG)?;
         // The stack is written through the process's own mapping: load the
         // space on this vCPU first.
         let cpu = lego_image::cpu::current_cpu();
@@ -271,10 +304,14 @@ impl Kernel {
             return Err(ESRCH);
         };
         // Relative to the working directory (the host's files, for now).
-        let cwd = self.procs.get(&pid).map(|p| p.cwd.clone()).unwrap_or_default();
+        let cwd = self
+            .procs
+            .get(&pid)
+            .map(|p| p.cwd.clone())
+            .unwrap_or_default();
         let execfn = path.clone();
         let path = pmon::path::resolve(&cwd, &path);
-        let image = self.load_image(&path, &execfn, &argv, &envp)?;
+        let image = self.load_image(&path, &execfn, argv, &envp, &cwd)?;
         // The point of no return: other threads go, the old space goes.
         let others: Vec<Tid> = self
             .procs
@@ -290,7 +327,7 @@ impl Kernel {
             Some(p) => {
                 let old = p.space;
                 p.space = image.space;
-                p.exe = path;
+                p.exe = image.exe.clone();
                 p.bias = image.bias;
                 p.threads = alloc::vec![tid];
                 closed = p.fds.exec();

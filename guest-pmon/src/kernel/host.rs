@@ -8,9 +8,8 @@ use lego_image::cpu::{phys_of, virt_to_phys};
 use lego_image::hypercall;
 use lego_proto::program::*;
 
-/// argv, envp and the working directory of the program `lego-vmm -- ...`
-/// names.
-pub fn program_args() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<u8>) {
+/// The first program's argv, envp, working directory and file to execute.
+pub fn program_args() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<u8>, Vec<u8>) {
     let mut a = ProgramArgs::default();
     hypercall::out(PORT_PROGRAM_ARGS, phys_of(&a) as u32);
     // SAFETY: the VMM wrote it during the hypercall.
@@ -24,8 +23,12 @@ pub fn program_args() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<u8>) {
     let mut strings = buf.split(|&b| b == 0).map(|s| s.to_vec());
     let argv: Vec<Vec<u8>> = strings.by_ref().take(got.argc as usize).collect();
     let envp: Vec<Vec<u8>> = strings.by_ref().take(got.envc as usize).collect();
-    let cwd = strings.next().filter(|c| c.first() == Some(&b'/')).unwrap_or_else(|| b"/".to_vec());
-    (argv, envp, cwd)
+    let cwd = strings
+        .next()
+        .filter(|c| c.first() == Some(&b'/'))
+        .unwrap_or_else(|| b"/".to_vec());
+    let exe = strings.next().unwrap_or_default();
+    (argv, envp, cwd, exe)
 }
 
 /// An opened host file to execute: its handle and size, or an errno.
@@ -159,12 +162,24 @@ fn stdio(op: u32, fd: u32, buf: u64, len: u64, arg: u64) -> i64 {
 
 /// Writes to lego-vmm's stdout (1) or stderr (2).
 pub fn write(fd: u32, data: &[u8]) -> i64 {
-    stdio(STDIO_WRITE, fd, virt_to_phys(data.as_ptr() as u64), data.len() as u64, 0)
+    stdio(
+        STDIO_WRITE,
+        fd,
+        virt_to_phys(data.as_ptr() as u64),
+        data.len() as u64,
+        0,
+    )
 }
 
 /// Reads lego-vmm's stdin without waiting (-EAGAIN when nothing is there).
 pub fn read_stdin(buf: &mut [u8]) -> i64 {
-    stdio(STDIO_READ, 0, virt_to_phys(buf.as_mut_ptr() as u64), buf.len() as u64, 0)
+    stdio(
+        STDIO_READ,
+        0,
+        virt_to_phys(buf.as_mut_ptr() as u64),
+        buf.len() as u64,
+        0,
+    )
 }
 
 pub fn ioctl(fd: u32, request: u64, buf: &mut [u8]) -> i64 {

@@ -122,7 +122,10 @@ impl Space {
 
     /// The PML4 entries of this space's user half.
     pub fn pml4_entries(&self) -> Vec<u64> {
-        self.pdpts.iter().map(|&p| virt_to_phys(p as u64) | P | W | U).collect()
+        self.pdpts
+            .iter()
+            .map(|&p| virt_to_phys(p as u64) | P | W | U)
+            .collect()
     }
 
     /// A memory call at the home, through the VMM: its value, or the errno.

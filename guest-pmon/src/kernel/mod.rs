@@ -64,6 +64,7 @@ pub const EPIPE: Errno = 32;
 pub const ERANGE: Errno = 34;
 pub const ENAMETOOLONG: Errno = 36;
 pub const ENOSYS: Errno = 38;
+pub const ELOOP: Errno = 40;
 pub const ETIMEDOUT: Errno = 110;
 pub const EOPNOTSUPP: Errno = 95;
 
@@ -232,7 +233,10 @@ fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
 /// vCPU 0: set up, start the program, run.
 pub fn start(boot: &'static BootInfo) -> ! {
     let Some(window) = Window::for_phys_bits(boot.phys_bits) else {
-        panic!("the VMM gave {}-bit guest-physical addresses, too few for processes", boot.phys_bits)
+        panic!(
+            "the VMM gave {}-bit guest-physical addresses, too few for processes",
+            boot.phys_bits
+        )
     };
     let idt = arch::build_idt();
     IDT.store(idt as u64, core::sync::atomic::Ordering::Release);
@@ -291,9 +295,9 @@ pub fn start(boot: &'static BootInfo) -> ! {
         stdin_waiters: 0,
     };
     k.cpus[0].views = Some(views);
-    let (argv, envp, cwd) = host::program_args();
+    let (argv, envp, cwd, exe) = host::program_args();
     let given = argv.first().cloned().unwrap_or_default();
-    let path = pmon::path::resolve(&cwd, &given);
+    let path = pmon::path::resolve(&cwd, if exe.is_empty() { &given } else { &exe });
     match k.spawn_init(&path, &given, argv, envp, cwd) {
         Ok(pid) => k.init = pid,
         Err(e) => k.fail_to_start(&path, e),
@@ -332,9 +336,22 @@ fn cpu_loop(cpu: u32) -> ! {
         let picked = with(|k| k.pick(cpu));
         match picked {
             Some((tid, mut ctx)) => {
-                if DEBUG { lego_image::println!("cpu {cpu}: run {tid} at {:#x} rsp {:#x}", ctx.frame.rip, ctx.frame.rsp); }
+                if DEBUG {
+                    lego_image::println!(
+                        "cpu {cpu}: run {tid} at {:#x} rsp {:#x}",
+                        ctx.frame.rip,
+                        ctx.frame.rsp
+                    );
+                }
                 arch::run_user(&mut ctx);
-                if DEBUG { lego_image::println!("cpu {cpu}: trap {} from {tid} at {:#x} rax {:#x}", ctx.frame.vector, ctx.frame.rip, ctx.frame.gprs[0]); }
+                if DEBUG {
+                    lego_image::println!(
+                        "cpu {cpu}: trap {} from {tid} at {:#x} rax {:#x}",
+                        ctx.frame.vector,
+                        ctx.frame.rip,
+                        ctx.frame.gprs[0]
+                    );
+                }
                 with(|k| k.trap(cpu, tid, ctx));
             }
             None => {
@@ -452,7 +469,9 @@ impl Kernel {
     fn pick(&mut self, cpu: u32) -> Option<(Tid, Box<UserContext>)> {
         self.expire_timers();
         while let Some(tid) = self.runq.pop_front() {
-            let Some(t) = self.threads.get(&tid) else { continue };
+            let Some(t) = self.threads.get(&tid) else {
+                continue;
+            };
             if t.state != State::Runnable {
                 continue;
             }
@@ -465,14 +484,20 @@ impl Kernel {
                 self.load_space(cpu, pid);
                 self.cpus[cpu as usize].current = Some(tid);
                 self.syscall(tid);
-                if self.threads.get(&tid).is_none_or(|t| t.state != State::Runnable) {
+                if self
+                    .threads
+                    .get(&tid)
+                    .is_none_or(|t| t.state != State::Runnable)
+                {
                     self.cpus[cpu as usize].current = None;
                     continue;
                 }
             }
             self.load_space(cpu, pid);
             self.deliver_signals(tid);
-            let Some(t) = self.threads.get_mut(&tid) else { continue };
+            let Some(t) = self.threads.get_mut(&tid) else {
+                continue;
+            };
             if t.state != State::Runnable {
                 continue;
             }
@@ -508,7 +533,9 @@ impl Kernel {
             .threads
             .values()
             .filter_map(|t| match t.state {
-                State::Blocked { deadline: Some(d), .. } => Some(d),
+                State::Blocked {
+                    deadline: Some(d), ..
+                } => Some(d),
                 _ => None,
             })
             .min();
@@ -546,7 +573,15 @@ impl Kernel {
             let waiting: Vec<Tid> = self
                 .threads
                 .values()
-                .filter(|t| matches!(t.state, State::Blocked { wait: Wait::Stdin | Wait::Any, .. }))
+                .filter(|t| {
+                    matches!(
+                        t.state,
+                        State::Blocked {
+                            wait: Wait::Stdin | Wait::Any,
+                            ..
+                        }
+                    )
+                })
                 .map(|t| t.tid)
                 .collect();
             for t in waiting {
@@ -581,8 +616,12 @@ impl Kernel {
     /// Makes a parked thread runnable again; `how` says what its system
     /// call does then.
     pub fn wake(&mut self, tid: Tid, how: OnWake) {
-        let Some(t) = self.threads.get_mut(&tid) else { return };
-        let State::Blocked { wait, .. } = t.state else { return };
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return;
+        };
+        let State::Blocked { wait, .. } = t.state else {
+            return;
+        };
         if matches!(wait, Wait::Stdin | Wait::Any) {
             self.stdin_waiters = self.stdin_waiters.saturating_sub(1);
         }
@@ -622,7 +661,9 @@ impl Kernel {
     fn trap(&mut self, cpu: u32, tid: Tid, ctx: Box<UserContext>) {
         self.cpus[cpu as usize].current = None;
         let vector = ctx.frame.vector;
-        let Some(t) = self.threads.get_mut(&tid) else { return };
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return;
+        };
         t.ctx = Some(ctx);
         if t.state == State::Dead {
             self.reap_thread(tid);
@@ -649,7 +690,9 @@ impl Kernel {
     /// An exception a process took: a vRegion to map, or a signal.
     fn exception(&mut self, tid: Tid, vector: u64) {
         use pmon::signal::*;
-        let Some(t) = self.threads.get(&tid) else { return };
+        let Some(t) = self.threads.get(&tid) else {
+            return;
+        };
         let Some(ctx) = t.ctx.as_ref() else { return };
         let (rip, err) = (ctx.frame.rip, ctx.frame.error_code);
         let pid = t.pid;
@@ -661,7 +704,9 @@ impl Kernel {
                     // and let the CPU fault on it, with the exact address.
                     let protection = err & 1 != 0;
                     let write = err & 2 != 0 && protection;
-                    if let Some(Ok(())) = self.space_of(pid).map(|s| s.refuse(cr2, write, protection)) {
+                    if let Some(Ok(())) =
+                        self.space_of(pid).map(|s| s.refuse(cr2, write, protection))
+                    {
                         return;
                     }
                 }
@@ -669,7 +714,9 @@ impl Kernel {
                     return;
                 }
                 let accerr = err & 1 != 0
-                    || self.space_of(pid).is_some_and(|s| s.refused_for_protection(cr2));
+                    || self
+                        .space_of(pid)
+                        .is_some_and(|s| s.refused_for_protection(cr2));
                 let code = if accerr { SEGV_ACCERR } else { SEGV_MAPERR };
                 SigInfo::fault(SIGSEGV, code, cr2)
             }
@@ -706,5 +753,7 @@ pub fn syscall_name(nr: u64) -> &'static str {
 /// The frame's system-call arguments.
 pub fn args(f: &TrapFrame) -> [u64; 6] {
     // rdi, rsi, rdx, r10, r8, r9 in GPR_NAMES order: 5, 4, 3, 9, 7, 8.
-    [f.gprs[5], f.gprs[4], f.gprs[3], f.gprs[9], f.gprs[7], f.gprs[8]]
+    [
+        f.gprs[5], f.gprs[4], f.gprs[3], f.gprs[9], f.gprs[7], f.gprs[8],
+    ]
 }

@@ -25,7 +25,9 @@ pub fn killed(sig: u32, core: bool) -> i32 {
 impl Kernel {
     /// Queues `info` for process `pid` and wakes a thread that can take it.
     pub fn signal_process(&mut self, pid: Pid, info: SigInfo) {
-        let Some(p) = self.procs.get_mut(&pid) else { return };
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         if p.life != Life::Alive {
             return;
         }
@@ -45,7 +47,11 @@ impl Kernel {
             return;
         }
         for t in threads {
-            if self.threads.get(&t).is_some_and(|th| th.sigmask & bit(sig) == 0) {
+            if self
+                .threads
+                .get(&t)
+                .is_some_and(|th| th.sigmask & bit(sig) == 0)
+            {
                 self.interrupt(t, sig);
                 break;
             }
@@ -66,7 +72,9 @@ impl Kernel {
         if action.is_some_and(|a| sig != SIGSTOP && ignored(sig, &a)) {
             return;
         }
-        let Some(t) = self.threads.get_mut(&tid) else { return };
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return;
+        };
         if sig < 32 && t.pending.iter().any(|i| i.signo == sig) {
             return;
         }
@@ -78,7 +86,9 @@ impl Kernel {
 
     /// A signal arrived for a thread that may be waiting: end the wait.
     fn interrupt(&mut self, tid: Tid, sig: u32) {
-        let Some(t) = self.threads.get(&tid) else { return };
+        let Some(t) = self.threads.get(&tid) else {
+            return;
+        };
         let State::Blocked {
             wait,
             interruptible: true,
@@ -144,10 +154,15 @@ impl Kernel {
 
     /// Whether a signal is pending for the thread that its mask lets in.
     pub fn signal_deliverable(&self, tid: Tid) -> bool {
-        let Some(t) = self.threads.get(&tid) else { return false };
+        let Some(t) = self.threads.get(&tid) else {
+            return false;
+        };
         let open = |i: &SigInfo| i.signo == SIGKILL || t.sigmask & bit(i.signo) == 0;
         t.pending.iter().any(open)
-            || self.procs.get(&t.pid).is_some_and(|p| p.pending.iter().any(open))
+            || self
+                .procs
+                .get(&t.pid)
+                .is_some_and(|p| p.pending.iter().any(open))
     }
 
     /// Before a thread returns to user mode: its deliverable signals. A
@@ -168,12 +183,15 @@ impl Kernel {
 
     /// Takes one deliverable signal; whether there was one.
     fn deliver_one(&mut self, tid: Tid, fault: Option<(u64, u64)>) -> bool {
-        let Some(t) = self.threads.get(&tid) else { return false };
+        let Some(t) = self.threads.get(&tid) else {
+            return false;
+        };
         if t.state != State::Runnable {
             return false;
         }
         let (pid, mask) = (t.pid, t.sigmask);
-        let takes = |i: &SigInfo| i.signo == SIGKILL || i.signo == SIGSTOP || mask & bit(i.signo) == 0;
+        let takes =
+            |i: &SigInfo| i.signo == SIGKILL || i.signo == SIGSTOP || mask & bit(i.signo) == 0;
         let info = {
             let t = match self.threads.get_mut(&tid) {
                 Some(t) => t,
@@ -187,7 +205,9 @@ impl Kernel {
         let info = match info {
             Some(i) => i,
             None => {
-                let Some(p) = self.procs.get_mut(&pid) else { return false };
+                let Some(p) = self.procs.get_mut(&pid) else {
+                    return false;
+                };
                 match p.pending.iter().position(takes) {
                     Some(i) => match p.pending.remove(i) {
                         Some(i) => i,
@@ -218,7 +238,11 @@ impl Kernel {
         }
         if let Err(()) = self.build_frame(tid, &info, &action, fault) {
             // The stack cannot take the frame: the process dies of SIGSEGV.
-            self.kill_process(pid, killed(SIGSEGV, true), Some(SigInfo::fault(SIGSEGV, SEGV_MAPERR, 0)));
+            self.kill_process(
+                pid,
+                killed(SIGSEGV, true),
+                Some(SigInfo::fault(SIGSEGV, SEGV_MAPERR, 0)),
+            );
             return true;
         }
         if let Some(p) = self.procs.get_mut(&pid) {
@@ -238,13 +262,18 @@ impl Kernel {
         fault: Option<(u64, u64)>,
     ) -> Result<(), ()> {
         let xstate = self.xstate;
-        let Some(t) = self.threads.get_mut(&tid) else { return Err(()) };
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return Err(());
+        };
         let pid = t.pid;
-        let Some(ctx) = t.ctx.as_mut() else { return Err(()) };
+        let Some(ctx) = t.ctx.as_mut() else {
+            return Err(());
+        };
         let f = &ctx.frame;
         let on_alt = t.altstack.flags & SS_DISABLE == 0
             && f.rsp.wrapping_sub(t.altstack.sp) < t.altstack.size;
-        let top = if action.flags & SA_ONSTACK != 0 && t.altstack.flags & SS_DISABLE == 0 && !on_alt {
+        let top = if action.flags & SA_ONSTACK != 0 && t.altstack.flags & SS_DISABLE == 0 && !on_alt
+        {
             t.altstack.sp + t.altstack.size
         } else {
             f.rsp
@@ -297,8 +326,12 @@ impl Kernel {
         let space_id = self.procs.get(&pid).map(|p| p.space).ok_or(())?;
         let space = &mut self.spaces.get_mut(&space_id).ok_or(())?.space;
         uaccess::write(space, frame.sp, &frame.bytes).map_err(|_| ())?;
-        let Some(t) = self.threads.get_mut(&tid) else { return Err(()) };
-        let Some(ctx) = t.ctx.as_mut() else { return Err(()) };
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return Err(());
+        };
+        let Some(ctx) = t.ctx.as_mut() else {
+            return Err(());
+        };
         t.sigmask = new_mask;
         let f = &mut ctx.frame;
         f.rip = action.handler;
@@ -308,7 +341,7 @@ impl Kernel {
         f.gprs[3] = frame.sp + UC_OFFSET; // rdx
         f.gprs[0] = 0;
         f.rflags &= !0x100; // the handler does not start single-stepping
-        // The handler starts with a clean FPU, as on Linux.
+                            // The handler starts with a clean FPU, as on Linux.
         let n = ctx.xsave.len();
         ctx.xsave.iter_mut().for_each(|b| *b = 0);
         if n >= 28 {
@@ -321,7 +354,9 @@ impl Kernel {
     /// rt_sigreturn: the frame below the stack pointer comes back.
     pub fn sigreturn(&mut self, tid: Tid) -> Result<(), ()> {
         let xstate = self.xstate;
-        let Some(t) = self.threads.get(&tid) else { return Err(()) };
+        let Some(t) = self.threads.get(&tid) else {
+            return Err(());
+        };
         let pid = t.pid;
         let sp = t.ctx.as_ref().ok_or(())?.frame.rsp.wrapping_sub(8);
         let space_id = self.procs.get(&pid).map(|p| p.space).ok_or(())?;
@@ -370,7 +405,11 @@ impl Kernel {
             .get(&tid)
             .is_some_and(|t| matches!(t.state, State::Running(_)));
         if let Some(t) = self.threads.get_mut(&tid) {
-            if let State::Blocked { wait: Wait::Stdin | Wait::Any, .. } = t.state {
+            if let State::Blocked {
+                wait: Wait::Stdin | Wait::Any,
+                ..
+            } = t.state
+            {
                 self.stdin_waiters = self.stdin_waiters.saturating_sub(1);
             }
             t.state = State::Dead;
@@ -384,7 +423,9 @@ impl Kernel {
     /// One thread exits (exit): CLONE_CHILD_CLEARTID is honoured; the last
     /// thread's exit ends the process with `code`.
     pub fn exit_thread(&mut self, tid: Tid, code: i32) {
-        let Some(t) = self.threads.get(&tid) else { return };
+        let Some(t) = self.threads.get(&tid) else {
+            return;
+        };
         let (pid, clear) = (t.pid, t.clear_child_tid);
         let last = self.procs.get(&pid).is_none_or(|p| p.threads.len() <= 1);
         if last {
@@ -410,7 +451,9 @@ impl Kernel {
     /// A process ends with wait status `status` (all its threads).
     /// `fatal` is the signal that killed it, if one did.
     pub fn kill_process(&mut self, pid: Pid, status: i32, fatal: Option<SigInfo>) {
-        let Some(p) = self.procs.get_mut(&pid) else { return };
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         if p.life != Life::Alive {
             return;
         }
@@ -475,14 +518,27 @@ impl Kernel {
             .map(|pp| pp.threads.clone())
             .unwrap_or_default();
         for w in waiters {
-            if matches!(self.threads.get(&w).map(|t| t.state), Some(State::Blocked { wait: Wait::Child, .. })) {
+            if matches!(
+                self.threads.get(&w).map(|t| t.state),
+                Some(State::Blocked {
+                    wait: Wait::Child,
+                    ..
+                })
+            ) {
                 self.wake(w, OnWake::Retry);
             }
         }
     }
 
     /// The first process ended: so does the program, with its status.
-    fn program_over(&mut self, status: i32, fatal: Option<SigInfo>, rip: u64, exe: &[u8], bias: u64) -> ! {
+    fn program_over(
+        &mut self,
+        status: i32,
+        fatal: Option<SigInfo>,
+        rip: u64,
+        exe: &[u8],
+        bias: u64,
+    ) -> ! {
         use core::fmt::Write;
         use lego_proto::program::*;
         let mut missing = alloc::string::String::new();
@@ -496,7 +552,8 @@ impl Kernel {
                 ..Default::default()
             }
         } else {
-            let fault = fatal.filter(|i| matches!(i.signo, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP));
+            let fault =
+                fatal.filter(|i| matches!(i.signo, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP));
             ProgramExit {
                 how: EXIT_SIGNAL,
                 code: (status & 0x7f) as u32,
@@ -536,7 +593,11 @@ impl Kernel {
     /// Something happened to a pipe: its waiters look again; a pipe with
     /// no ends left goes.
     pub fn pipe_changed(&mut self, id: usize) {
-        if self.pipes.get(&id).is_some_and(|p| p.readers == 0 && p.writers == 0) {
+        if self
+            .pipes
+            .get(&id)
+            .is_some_and(|p| p.readers == 0 && p.writers == 0)
+        {
             self.pipes.remove(&id);
         }
         self.wake_all(Wait::Pipe(id));

@@ -11,7 +11,9 @@ use lego_proto::memory::{
     MemRequest, FLAG_FIXED, FLAG_MAYMOVE, OP_BRK, OP_DISCARD, OP_FORK, OP_MMAP, OP_MPROTECT,
     OP_MREMAP, OP_MUNMAP,
 };
-use pmon::fd::{Kind, OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
+use pmon::fd::{
+    Kind, OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY,
+};
 use pmon::pipe::{Io, Pipe};
 use pmon::signal::*;
 use pmon::sysno as nr;
@@ -83,7 +85,12 @@ impl Kernel {
 
     /// Handles the system call in thread `tid`'s frame.
     pub fn syscall(&mut self, tid: Tid) {
-        let Some(frame) = self.threads.get(&tid).and_then(|t| t.ctx.as_ref()).map(|c| c.frame) else {
+        let Some(frame) = self
+            .threads
+            .get(&tid)
+            .and_then(|t| t.ctx.as_ref())
+            .map(|c| c.frame)
+        else {
             return;
         };
         let n = frame.gprs[0];
@@ -107,19 +114,17 @@ impl Kernel {
             nr::READV => self.sys_readv(tid, a[0] as i64, a[1], a[2] as usize),
             nr::WRITEV => self.sys_writev(tid, a[0] as i64, a[1], a[2] as usize),
             nr::PREAD64 => self.sys_pread(tid, a[0] as i64, a[1], a[2] as usize, a[3]),
-            nr::PWRITE64 | nr::PREADV | nr::PWRITEV => {
-                match self.file(pid, a[0] as i64) {
-                    Ok(f) if f.kind == Kind::DevNull || f.kind == Kind::DevZero => {
-                        if n == nr::PREAD64 {
-                            self.sys_read(tid, a[0] as i64, a[1], a[2] as usize)
-                        } else {
-                            self.sys_write(tid, a[0] as i64, a[1], a[2] as usize)
-                        }
+            nr::PWRITE64 | nr::PREADV | nr::PWRITEV => match self.file(pid, a[0] as i64) {
+                Ok(f) if f.kind == Kind::DevNull || f.kind == Kind::DevZero => {
+                    if n == nr::PREAD64 {
+                        self.sys_read(tid, a[0] as i64, a[1], a[2] as usize)
+                    } else {
+                        self.sys_write(tid, a[0] as i64, a[1], a[2] as usize)
                     }
-                    Ok(_) => err(ESPIPE),
-                    Err(e) => err(e),
                 }
-            }
+                Ok(_) => err(ESPIPE),
+                Err(e) => err(e),
+            },
             nr::CLOSE => self.sys_close(pid, a[0] as i64),
             nr::DUP => val(self.dup(pid, a[0] as i64, 0, false)),
             nr::DUP2 => {
@@ -167,10 +172,28 @@ impl Kernel {
             nr::GETDENTS64 => self.sys_getdents64(pid, a[0] as i64, a[1], a[2] as usize),
             nr::GETDENTS => err(ENOSYS),
             // The host's files are seen read-only until storage serves files.
-            nr::MKDIR | nr::MKDIRAT | nr::RMDIR | nr::UNLINK | nr::UNLINKAT | nr::RENAME
-            | nr::RENAMEAT | nr::RENAMEAT2 | nr::LINK | nr::LINKAT | nr::SYMLINK
-            | nr::SYMLINKAT | nr::CHMOD | nr::FCHMOD | nr::FCHMODAT | nr::CHOWN | nr::FCHOWN
-            | nr::LCHOWN | nr::FCHOWNAT | nr::TRUNCATE | nr::UTIMENSAT | nr::CREAT => err(EROFS),
+            nr::MKDIR
+            | nr::MKDIRAT
+            | nr::RMDIR
+            | nr::UNLINK
+            | nr::UNLINKAT
+            | nr::RENAME
+            | nr::RENAMEAT
+            | nr::RENAMEAT2
+            | nr::LINK
+            | nr::LINKAT
+            | nr::SYMLINK
+            | nr::SYMLINKAT
+            | nr::CHMOD
+            | nr::FCHMOD
+            | nr::FCHMODAT
+            | nr::CHOWN
+            | nr::FCHOWN
+            | nr::LCHOWN
+            | nr::FCHOWNAT
+            | nr::TRUNCATE
+            | nr::UTIMENSAT
+            | nr::CREAT => err(EROFS),
 
             nr::BRK => self.sys_brk(pid, a[0]),
             nr::MMAP => self.sys_mmap(pid, a[0], a[1], a[2], a[3], a[4] as i64, a[5]),
@@ -196,8 +219,15 @@ impl Kernel {
             nr::GETTID => Ret::Val(tid as i64),
             nr::GETPPID => Ret::Val(self.procs.get(&pid).map_or(0, |p| p.ppid) as i64),
             nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => Ret::Val(0),
-            nr::SETUID | nr::SETGID | nr::SETREUID | nr::SETREGID | nr::SETRESUID
-            | nr::SETRESGID | nr::SETFSUID | nr::SETFSGID | nr::SETGROUPS => Ret::Val(0),
+            nr::SETUID
+            | nr::SETGID
+            | nr::SETREUID
+            | nr::SETREGID
+            | nr::SETRESUID
+            | nr::SETRESGID
+            | nr::SETFSUID
+            | nr::SETFSGID
+            | nr::SETGROUPS => Ret::Val(0),
             nr::GETRESUID | nr::GETRESGID => {
                 let r = self.space_mut(pid).and_then(|s| {
                     for p in [a[0], a[1], a[2]] {
@@ -242,9 +272,9 @@ impl Kernel {
                 if a[1] == 0 {
                     return Ret::Val(0);
                 }
-                val(self.space_mut(pid).and_then(|s| {
-                    uaccess::write(s, a[1], &timespec(1)).map(|_| 0)
-                }))
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, a[1], &timespec(1)).map(|_| 0)))
             }
             nr::GETTIMEOFDAY => {
                 if a[0] == 0 {
@@ -254,12 +284,17 @@ impl Kernel {
                 let mut tv = [0u8; 16];
                 tv[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
                 tv[8..].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
-                val(self.space_mut(pid).and_then(|s| uaccess::write(s, a[0], &tv).map(|_| 0)))
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, a[0], &tv).map(|_| 0)))
             }
             nr::TIME => {
                 let t = (self.realtime_ns() / 1_000_000_000) as i64;
                 if a[0] != 0 {
-                    if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write_u64(s, a[0], t as u64)) {
+                    if let Err(e) = self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::write_u64(s, a[0], t as u64))
+                    {
                         return err(e);
                     }
                 }
@@ -291,7 +326,9 @@ impl Kernel {
                 let len = (a[1] as usize).min(1 << 20);
                 let mut buf = alloc::vec![0u8; len];
                 self.rng.fill_bytes(&mut buf);
-                val(self.space_mut(pid).and_then(|s| uaccess::write(s, a[0], &buf).map(|_| len as i64)))
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, a[0], &buf).map(|_| len as i64)))
             }
             nr::PRCTL => self.sys_prctl(pid, a[0], a[1]),
             nr::PERSONALITY => Ret::Val(0),
@@ -349,12 +386,18 @@ impl Kernel {
                 for c in 0..n {
                     mask[c / 8] |= 1 << (c % 8);
                 }
-                val(self.space_mut(pid).and_then(|s| uaccess::write(s, a[2], &mask).map(|_| size as i64)))
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, a[2], &mask).map(|_| size as i64)))
             }
-            nr::SCHED_SETAFFINITY | nr::SCHED_SETSCHEDULER | nr::SCHED_SETPARAM
+            nr::SCHED_SETAFFINITY
+            | nr::SCHED_SETSCHEDULER
+            | nr::SCHED_SETPARAM
             | nr::SETPRIORITY => Ret::Val(0),
             nr::SCHED_GETSCHEDULER | nr::GETPRIORITY => Ret::Val(0),
-            nr::SCHED_GETPARAM => val(self.space_mut(pid).and_then(|s| uaccess::write_u32(s, a[1], 0).map(|_| 0))),
+            nr::SCHED_GETPARAM => val(self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write_u32(s, a[1], 0).map(|_| 0))),
             nr::GETCPU => {
                 let cpu = lego_image::cpu::current_cpu();
                 let r = self.space_mut(pid).and_then(|s| {
@@ -379,10 +422,17 @@ impl Kernel {
                 }
             },
             nr::RT_SIGPENDING => {
-                let set = self.threads.get(&tid).map_or(0, |t| {
-                    t.pending.iter().fold(0, |s, i| s | bit(i.signo))
-                }) | self.procs.get(&pid).map_or(0, |p| p.pending.iter().fold(0, |s, i| s | bit(i.signo)));
-                val(self.space_mut(pid).and_then(|s| uaccess::write_u64(s, a[0], set).map(|_| 0)))
+                let set = self
+                    .threads
+                    .get(&tid)
+                    .map_or(0, |t| t.pending.iter().fold(0, |s, i| s | bit(i.signo)))
+                    | self
+                        .procs
+                        .get(&pid)
+                        .map_or(0, |p| p.pending.iter().fold(0, |s, i| s | bit(i.signo)));
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u64(s, a[0], set).map(|_| 0)))
             }
             nr::RT_SIGSUSPEND => {
                 let mask = match self.space_mut(pid).and_then(|s| uaccess::read_u64(s, a[0])) {
@@ -426,7 +476,9 @@ impl Kernel {
             }
             nr::WAIT4 => self.sys_wait4(tid, a[0] as i32 as i64, a[1], a[2], a[3]),
             nr::WAITID => self.sys_waitid(tid, a[0], a[1] as i32 as i64, a[2], a[3]),
-            nr::FUTEX => self.sys_futex(tid, a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32),
+            nr::FUTEX => {
+                self.sys_futex(tid, a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32)
+            }
 
             nr::RSEQ | nr::MEMBARRIER | nr::IO_URING_SETUP => err(ENOSYS),
             other => {
@@ -502,7 +554,10 @@ impl Kernel {
         let mut out = [0u8; 8];
         out[..4].copy_from_slice(&(a as i32).to_le_bytes());
         out[4..].copy_from_slice(&(b as i32).to_le_bytes());
-        match self.space_mut(pid).and_then(|s| uaccess::write(s, fds_ptr, &out)) {
+        match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, fds_ptr, &out))
+        {
             Ok(()) => Ret::Val(0),
             Err(e) => {
                 for fd in [a, b] {
@@ -524,7 +579,9 @@ impl Kernel {
         const F_DUPFD_CLOEXEC: u64 = 1030;
         const F_GETPIPE_SZ: u64 = 1032;
         const F_SETPIPE_SZ: u64 = 1031;
-        let Ok(p) = self.proc_mut(pid) else { return err(ESRCH) };
+        let Ok(p) = self.proc_mut(pid) else {
+            return err(ESRCH);
+        };
         match cmd {
             F_DUPFD | F_DUPFD_CLOEXEC => val(p.fds.dup(fd, arg as usize, cmd == F_DUPFD_CLOEXEC)),
             F_GETFD => val(p.fds.cloexec(fd).map(|c| c as i64)),
@@ -562,7 +619,11 @@ impl Kernel {
                 let mut b = alloc::vec![0u8; len];
                 let n = host::read_stdin(&mut b);
                 if n == -lego_proto::program::EAGAIN {
-                    return if f.nonblocking() { Err(EAGAIN) } else { Ok(None) };
+                    return if f.nonblocking() {
+                        Err(EAGAIN)
+                    } else {
+                        Ok(None)
+                    };
                 }
                 if n < 0 {
                     return Err(-n);
@@ -572,7 +633,9 @@ impl Kernel {
             }
             Kind::Stdio(_) => Err(EBADF),
             Kind::PipeRead(id) => {
-                let Some(p) = self.pipes.get_mut(&id) else { return Ok(Some(Vec::new())) };
+                let Some(p) = self.pipes.get_mut(&id) else {
+                    return Ok(Some(Vec::new()));
+                };
                 let mut b = alloc::vec![0u8; len];
                 match p.read(&mut b) {
                     Io::Done(n) => {
@@ -621,7 +684,9 @@ impl Kernel {
                     return Ret::Val(n);
                 }
                 b.truncate(n as usize);
-                val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &b).map(|_| n)))
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, buf, &b).map(|_| n)))
             }
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => self.sys_read(tid, fd, buf, len),
             Kind::HostDir(_) => err(EISDIR),
@@ -661,10 +726,15 @@ impl Kernel {
             Ok(f) => f,
             Err(e) => return err(e),
         };
-        let Kind::HostDir(h) = f.kind else { return err(ENOTDIR) };
+        let Kind::HostDir(h) = f.kind else {
+            return err(ENOTDIR);
+        };
         match host::readdir(h, f.offset.get(), len) {
             Ok((bytes, next)) => {
-                if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &bytes)) {
+                if let Err(e) = self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, buf, &bytes))
+                {
                     return err(e);
                 }
                 f.offset.set(next);
@@ -686,7 +756,10 @@ impl Kernel {
             return Err(ENOENT);
         }
         let base = if p.first() == Some(&b'/') || dirfd == AT_FDCWD {
-            self.procs.get(&pid).map(|pr| pr.cwd.clone()).unwrap_or_else(|| b"/".to_vec())
+            self.procs
+                .get(&pid)
+                .map(|pr| pr.cwd.clone())
+                .unwrap_or_else(|| b"/".to_vec())
         } else {
             let f = self.file(pid, dirfd)?;
             if !matches!(f.kind, Kind::HostDir(_)) {
@@ -698,7 +771,12 @@ impl Kernel {
     }
 
     /// One write; Ok(None): wait.
-    fn write_file(&mut self, tid: Tid, f: &Arc<OpenFile>, data: &[u8]) -> Result<Option<usize>, Errno> {
+    fn write_file(
+        &mut self,
+        tid: Tid,
+        f: &Arc<OpenFile>,
+        data: &[u8],
+    ) -> Result<Option<usize>, Errno> {
         if !f.writable() {
             return Err(EBADF);
         }
@@ -717,7 +795,9 @@ impl Kernel {
             }
             Kind::Stdio(_) => Err(EBADF),
             Kind::PipeWrite(id) => {
-                let Some(p) = self.pipes.get_mut(&id) else { return Err(EPIPE) };
+                let Some(p) = self.pipes.get_mut(&id) else {
+                    return Err(EPIPE);
+                };
                 match p.write(data) {
                     Io::Done(n) => {
                         self.pipe_changed(id);
@@ -757,7 +837,10 @@ impl Kernel {
         let len = len.min(1 << 20);
         match self.read_file(&f, len) {
             Ok(Some(data)) => {
-                match self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &data)) {
+                match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, buf, &data))
+                {
                     Ok(()) => Ret::Val(data.len() as i64),
                     Err(e) => err(e),
                 }
@@ -777,7 +860,10 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let len = len.min(1 << 20);
-        let data = match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, buf, len)) {
+        let data = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_vec(s, buf, len))
+        {
             Ok(d) => d,
             Err(e) => return err(e),
         };
@@ -825,7 +911,10 @@ impl Kernel {
                         break;
                     }
                     let n = len.min(data.len() - off);
-                    if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, base, &data[off..off + n])) {
+                    if let Err(e) = self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::write(s, base, &data[off..off + n]))
+                    {
                         return err(e);
                     }
                     off += n;
@@ -849,7 +938,10 @@ impl Kernel {
         let mut data = Vec::new();
         for (base, len) in vecs {
             let len = len.min((1 << 20) - data.len().min(1 << 20));
-            match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, base, len)) {
+            match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, base, len))
+            {
                 Ok(d) => data.extend_from_slice(&d),
                 Err(e) => return err(e),
             }
@@ -889,12 +981,16 @@ impl Kernel {
                 if r < 0 {
                     return Ret::Val(r);
                 }
-                val(self.space_mut(pid).and_then(|s| uaccess::write(s, arg, &buf).map(|_| 0)))
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, arg, &buf).map(|_| 0)))
             }
             (TIOCGPGRP, Kind::Stdio(_)) => err(ENOTTY),
             (FIONREAD, Kind::PipeRead(id)) => {
                 let n = self.pipes.get(&id).map_or(0, |p| p.len()) as u32;
-                val(self.space_mut(pid).and_then(|s| uaccess::write_u32(s, arg, n).map(|_| 0)))
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u32(s, arg, n).map(|_| 0)))
             }
             (FIONBIO, _) => {
                 let on = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, arg)) {
@@ -902,12 +998,17 @@ impl Kernel {
                     Err(e) => return err(e),
                 };
                 let flags = f.flags.get();
-                f.flags.set(if on { flags | O_NONBLOCK } else { flags & !O_NONBLOCK });
+                f.flags.set(if on {
+                    flags | O_NONBLOCK
+                } else {
+                    flags & !O_NONBLOCK
+                });
                 Ret::Val(0)
             }
-            (FIOCLEX | FIONCLEX, _) => {
-                val(self.proc_mut(pid).and_then(|p| p.fds.set_cloexec(fd, req == FIOCLEX)).map(|_| 0))
-            }
+            (FIOCLEX | FIONCLEX, _) => val(self
+                .proc_mut(pid)
+                .and_then(|p| p.fds.set_cloexec(fd, req == FIOCLEX))
+                .map(|_| 0)),
             _ => err(ENOTTY),
         }
     }
@@ -919,15 +1020,27 @@ impl Kernel {
                 let st = host::stat(n).map_err(|e| -e)?;
                 (st.mode, st.size, st.rdev, st.ino, st.dev, st.blksize)
             }
-            Kind::PipeRead(id) | Kind::PipeWrite(id) => (S_IFIFO | 0o600, 0, 0, 0x1000 + id as u64, 0xc, 4096),
+            Kind::PipeRead(id) | Kind::PipeWrite(id) => {
+                (S_IFIFO | 0o600, 0, 0, 0x1000 + id as u64, 0xc, 4096)
+            }
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
             Kind::Host(_) | Kind::HostDir(_) => {
-                return host::stat_path(&f.path, true).map(|st| file_stat_bytes(&st)).map_err(|e| e);
+                return host::stat_path(&f.path, true)
+                    .map(|st| file_stat_bytes(&st))
+                    .map_err(|e| e);
             }
         };
-        Ok(stat_bytes(mode, size, rdev, ino, dev, blksize, self.realtime_ns()))
+        Ok(stat_bytes(
+            mode,
+            size,
+            rdev,
+            ino,
+            dev,
+            blksize,
+            self.realtime_ns(),
+        ))
     }
 
     fn sys_fstat(&mut self, pid: Pid, fd: i64, buf: u64) -> Ret {
@@ -939,7 +1052,9 @@ impl Kernel {
             Ok(s) => s,
             Err(e) => return err(e),
         };
-        val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &st).map(|_| 0)))
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &st).map(|_| 0)))
     }
 
     /// The device files Lego has, by path.
@@ -953,7 +1068,13 @@ impl Kernel {
     }
 
     /// struct stat of a path (a device, the program itself, or a host file).
-    fn stat_path(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64) -> Result<[u8; 144], Errno> {
+    fn stat_path(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        path: u64,
+        flags: u64,
+    ) -> Result<[u8; 144], Errno> {
         let p = uaccess::read_cstr(self.space_mut(pid)?, path, pmon::path::PATH_MAX - 1)?;
         if p.is_empty() {
             if flags & AT_EMPTY_PATH == 0 {
@@ -967,7 +1088,11 @@ impl Kernel {
         }
         let mut full = self.resolve(pid, dirfd, &p)?;
         if full == b"/proc/self/exe" {
-            full = self.procs.get(&pid).map(|pr| pr.exe.clone()).unwrap_or_default();
+            full = self
+                .procs
+                .get(&pid)
+                .map(|pr| pr.exe.clone())
+                .unwrap_or_default();
         }
         let st = host::stat_path(&full, flags & AT_SYMLINK_NOFOLLOW == 0)?;
         Ok(file_stat_bytes(&st))
@@ -978,7 +1103,9 @@ impl Kernel {
             Ok(s) => s,
             Err(e) => return err(e),
         };
-        val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &st).map(|_| 0)))
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &st).map(|_| 0)))
     }
 
     fn sys_statx(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64, buf: u64) -> Ret {
@@ -1000,14 +1127,19 @@ impl Kernel {
         let rdev = word(40);
         x[128..132].copy_from_slice(&((rdev >> 8) as u32).to_le_bytes());
         x[132..136].copy_from_slice(&((rdev & 0xff) as u32).to_le_bytes());
-        val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &x).map(|_| 0)))
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &x).map(|_| 0)))
     }
 
     fn sys_openat(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64) -> Ret {
         const O_CREAT: u32 = 0o100;
         const O_TRUNC: u32 = 0o1000;
         const O_DIRECTORY: u32 = 0o200000;
-        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1)) {
+        let p = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
+        {
             Ok(p) => p,
             Err(e) => return err(e),
         };
@@ -1015,14 +1147,20 @@ impl Kernel {
         let cloexec = flags & O_CLOEXEC != 0;
         if let Some(kind) = Self::device(&p) {
             let file = OpenFile::new(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
-            return val(self.proc_mut(pid).and_then(|pr| pr.fds.install(file, cloexec, 0)));
+            return val(self
+                .proc_mut(pid)
+                .and_then(|pr| pr.fds.install(file, cloexec, 0)));
         }
         let mut full = match self.resolve(pid, dirfd, &p) {
             Ok(f) => f,
             Err(e) => return err(e),
         };
         if full == b"/proc/self/exe" {
-            full = self.procs.get(&pid).map(|pr| pr.exe.clone()).unwrap_or_default();
+            full = self
+                .procs
+                .get(&pid)
+                .map(|pr| pr.exe.clone())
+                .unwrap_or_default();
         }
         // The host's files, read-only until storage serves files.
         if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
@@ -1041,9 +1179,16 @@ impl Kernel {
             host::close(handle);
             return err(ENOTDIR);
         }
-        let kind = if is_dir { Kind::HostDir(handle) } else { Kind::Host(handle) };
+        let kind = if is_dir {
+            Kind::HostDir(handle)
+        } else {
+            Kind::Host(handle)
+        };
         let file = OpenFile::with_path(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND), full);
-        match self.proc_mut(pid).and_then(|pr| pr.fds.install(file, cloexec, 0)) {
+        match self
+            .proc_mut(pid)
+            .and_then(|pr| pr.fds.install(file, cloexec, 0))
+        {
             Ok(fd) => Ret::Val(fd),
             Err(e) => {
                 host::close(handle);
@@ -1055,7 +1200,10 @@ impl Kernel {
     fn sys_access(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64) -> Ret {
         const W_OK: u64 = 2;
         const X_OK: u64 = 1;
-        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1)) {
+        let p = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
+        {
             Ok(p) => p,
             Err(e) => return err(e),
         };
@@ -1075,7 +1223,10 @@ impl Kernel {
     }
 
     fn sys_readlink(&mut self, pid: Pid, dirfd: i64, path: u64, buf: u64, size: usize) -> Ret {
-        let p = match self.space_mut(pid).and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1)) {
+        let p = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
+        {
             Ok(p) => p,
             Err(e) => return err(e),
         };
@@ -1084,8 +1235,16 @@ impl Kernel {
         }
         let target = if p == b"/proc/self/exe" {
             // Absolute, as Linux gives it.
-            let exe = self.procs.get(&pid).map(|pr| pr.exe.clone()).unwrap_or_default();
-            let cwd = self.procs.get(&pid).map(|pr| pr.cwd.clone()).unwrap_or_default();
+            let exe = self
+                .procs
+                .get(&pid)
+                .map(|pr| pr.exe.clone())
+                .unwrap_or_default();
+            let cwd = self
+                .procs
+                .get(&pid)
+                .map(|pr| pr.cwd.clone())
+                .unwrap_or_default();
             pmon::path::resolve(&cwd, &exe)
         } else {
             let full = match self.resolve(pid, dirfd, &p) {
@@ -1113,7 +1272,10 @@ impl Kernel {
         if n > 1024 {
             return err(EINVAL);
         }
-        let mut raw = match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, fds, n * 8)) {
+        let mut raw = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_vec(s, fds, n * 8))
+        {
             Ok(r) => r,
             Err(e) => return err(e),
         };
@@ -1138,7 +1300,8 @@ impl Kernel {
                         if hup {
                             e |= POLLHUP;
                         }
-                        if matches!(f.kind, Kind::PipeWrite(id) if self.pipes.get(&id).is_none_or(|p| p.readers == 0)) {
+                        if matches!(f.kind, Kind::PipeWrite(id) if self.pipes.get(&id).is_none_or(|p| p.readers == 0))
+                        {
                             e |= POLLERR;
                         }
                         e
@@ -1151,7 +1314,9 @@ impl Kernel {
             }
         }
         if ready > 0 || timeout_ms == 0 {
-            return val(self.space_mut(pid).and_then(|s| uaccess::write(s, fds, &raw).map(|_| ready)));
+            return val(self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, fds, &raw).map(|_| ready)));
         }
         let deadline = (timeout_ms > 0).then(|| self.now_ns() + timeout_ms as u64 * 1_000_000);
         self.block_until_ready(tid, deadline, 0);
@@ -1187,7 +1352,16 @@ impl Kernel {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn sys_select(&mut self, tid: Tid, n: u64, rd: u64, wr: u64, ex: u64, tv: u64, pselect: bool) -> Ret {
+    fn sys_select(
+        &mut self,
+        tid: Tid,
+        n: u64,
+        rd: u64,
+        wr: u64,
+        ex: u64,
+        tv: u64,
+        pselect: bool,
+    ) -> Ret {
         let pid = self.pid_of(tid);
         let n = n as usize;
         if n > 1024 {
@@ -1209,7 +1383,10 @@ impl Kernel {
         let mut w_out = alloc::vec![0u8; bytes];
         let mut ready = 0i64;
         for fd in 0..n {
-            let (want_r, want_w) = (r_in[fd / 8] & (1 << (fd % 8)) != 0, w_in[fd / 8] & (1 << (fd % 8)) != 0);
+            let (want_r, want_w) = (
+                r_in[fd / 8] & (1 << (fd % 8)) != 0,
+                w_in[fd / 8] & (1 << (fd % 8)) != 0,
+            );
             if !want_r && !want_w {
                 continue;
             }
@@ -1235,7 +1412,10 @@ impl Kernel {
                 Err(e) => return err(e),
             }
         } else {
-            match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, tv, 16)) {
+            match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, tv, 16))
+            {
                 Ok(b) => {
                     let s = u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
                     let us = u64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));
@@ -1277,7 +1457,16 @@ impl Kernel {
     // ---- memory --------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
-    fn mem(&mut self, pid: Pid, op: u32, addr: u64, len: u64, arg: u64, prot: u32, flags: u32) -> Ret {
+    fn mem(
+        &mut self,
+        pid: Pid,
+        op: u32,
+        addr: u64,
+        len: u64,
+        arg: u64,
+        prot: u32,
+        flags: u32,
+    ) -> Ret {
         if addr % 4096 != 0 {
             return err(EINVAL);
         }
@@ -1308,7 +1497,9 @@ impl Kernel {
     }
 
     fn sys_brk(&mut self, pid: Pid, addr: u64) -> Ret {
-        let Ok(space) = self.space_mut(pid) else { return Ret::Val(0) };
+        let Ok(space) = self.space_mut(pid) else {
+            return Ret::Val(0);
+        };
         let current = space.brk;
         if addr == 0 {
             return Ret::Val(current as i64);
@@ -1328,7 +1519,16 @@ impl Kernel {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn sys_mmap(&mut self, pid: Pid, addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> Ret {
+    fn sys_mmap(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: i64,
+        off: u64,
+    ) -> Ret {
         const MAP_SHARED: u64 = 1;
         const MAP_PRIVATE: u64 = 2;
         const MAP_FIXED: u64 = 0x10;
@@ -1443,11 +1643,16 @@ impl Kernel {
         for (i, f) in fields.iter().enumerate() {
             u[i * 65..i * 65 + f.len()].copy_from_slice(f);
         }
-        val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &u).map(|_| 0)))
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &u).map(|_| 0)))
     }
 
     fn cpu_ns(&self, pid: Pid) -> u64 {
-        let cycles = self.procs.get(&pid).map_or(0, |p| lego_image::cpu::rdtsc().wrapping_sub(p.start_tsc));
+        let cycles = self
+            .procs
+            .get(&pid)
+            .map_or(0, |p| lego_image::cpu::rdtsc().wrapping_sub(p.start_tsc));
         (cycles as u128 * 1_000_000 / self.tsc_khz as u128) as u64
     }
 
@@ -1465,7 +1670,9 @@ impl Kernel {
             Ok(n) => n,
             Err(e) => return err(e),
         };
-        val(self.space_mut(pid).and_then(|s| uaccess::write(s, tp, &timespec(ns)).map(|_| 0)))
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, tp, &timespec(ns)).map(|_| 0)))
     }
 
     fn read_timespec(&mut self, pid: Pid, at: u64) -> Result<u64, Errno> {
@@ -1475,7 +1682,9 @@ impl Kernel {
         if s < 0 || !(0..1_000_000_000).contains(&ns) {
             return Err(EINVAL);
         }
-        Ok((s as u64).saturating_mul(1_000_000_000).saturating_add(ns as u64))
+        Ok((s as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(ns as u64))
     }
 
     fn sys_nanosleep(&mut self, tid: Tid, clock: u64, flags: u64, req: u64, _rem: u64) -> Ret {
@@ -1494,7 +1703,13 @@ impl Kernel {
         } else {
             self.now_ns().saturating_add(ns)
         };
-        self.block(tid, Wait::Sleep, Some(deadline), Some(0), OnWake::Return(-EINTR));
+        self.block(
+            tid,
+            Wait::Sleep,
+            Some(deadline),
+            Some(0),
+            OnWake::Return(-EINTR),
+        );
         Ret::Block
     }
 
@@ -1508,7 +1723,9 @@ impl Kernel {
         s[40..48].copy_from_slice(&(total / 2).to_le_bytes());
         s[80..82].copy_from_slice(&(self.procs.len() as u16).to_le_bytes());
         s[104..108].copy_from_slice(&1u32.to_le_bytes());
-        val(self.space_mut(pid).and_then(|sp| uaccess::write(sp, buf, &s).map(|_| 0)))
+        val(self
+            .space_mut(pid)
+            .and_then(|sp| uaccess::write(sp, buf, &s).map(|_| 0)))
     }
 
     fn sys_times(&mut self, pid: Pid, buf: u64) -> Ret {
@@ -1532,7 +1749,9 @@ impl Kernel {
         let mut r = [0u8; 144];
         r[0..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
         r[8..16].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
-        val(self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &r).map(|_| 0)))
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &r).map(|_| 0)))
     }
 
     fn sys_arch_prctl(&mut self, tid: Tid, code: u64, addr: u64) -> Ret {
@@ -1550,8 +1769,14 @@ impl Kernel {
                 Ret::Val(0)
             }
             ARCH_GET_FS => {
-                let fs = self.threads.get(&tid).and_then(|t| t.ctx.as_ref()).map_or(0, |c| c.fs_base);
-                val(self.space_mut(pid).and_then(|s| uaccess::write_u64(s, addr, fs).map(|_| 0)))
+                let fs = self
+                    .threads
+                    .get(&tid)
+                    .and_then(|t| t.ctx.as_ref())
+                    .map_or(0, |c| c.fs_base);
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u64(s, addr, fs).map(|_| 0)))
             }
             // GS, CET, AMX permissions: not offered.
             _ => err(EINVAL),
@@ -1575,7 +1800,10 @@ impl Kernel {
             }
         }
         if new != 0 {
-            let b = match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, new, 16)) {
+            let b = match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, new, 16))
+            {
                 Ok(b) => b,
                 Err(e) => return err(e),
             };
@@ -1601,18 +1829,28 @@ impl Kernel {
             PR_SET_NAME => Ret::Val(0),
             PR_GET_NAME => {
                 let mut name = [0u8; 16];
-                let exe = self.procs.get(&pid).map(|p| p.exe.clone()).unwrap_or_default();
+                let exe = self
+                    .procs
+                    .get(&pid)
+                    .map(|p| p.exe.clone())
+                    .unwrap_or_default();
                 let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
                 let n = base.len().min(15);
                 name[..n].copy_from_slice(&base[..n]);
-                val(self.space_mut(pid).and_then(|s| uaccess::write(s, arg, &name).map(|_| 0)))
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, arg, &name).map(|_| 0)))
             }
             _ => err(EINVAL),
         }
     }
 
     fn sys_getcwd(&mut self, pid: Pid, buf: u64, size: usize) -> Ret {
-        let mut cwd = self.procs.get(&pid).map(|p| p.cwd.clone()).unwrap_or_default();
+        let mut cwd = self
+            .procs
+            .get(&pid)
+            .map(|p| p.cwd.clone())
+            .unwrap_or_default();
         cwd.push(0);
         if size < cwd.len() {
             return err(ERANGE);
@@ -1635,7 +1873,10 @@ impl Kernel {
             if sig == SIGKILL || sig == SIGSTOP {
                 return err(EINVAL);
             }
-            match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, act, 32)) {
+            match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, act, 32))
+            {
                 Ok(b) => match <SigAction as zerocopy::FromBytes>::read_from_bytes(&b) {
                     Ok(a) => Some(a),
                     Err(_) => return err(EFAULT),
@@ -1673,12 +1914,18 @@ impl Kernel {
         let pid = self.pid_of(tid);
         let old = self.threads.get(&tid).map_or(0, |t| t.sigmask);
         if oset != 0 {
-            if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write_u64(s, oset, old)) {
+            if let Err(e) = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write_u64(s, oset, old))
+            {
                 return err(e);
             }
         }
         if set != 0 {
-            let s = match self.space_mut(pid).and_then(|sp| uaccess::read_u64(sp, set)) {
+            let s = match self
+                .space_mut(pid)
+                .and_then(|sp| uaccess::read_u64(sp, set))
+            {
                 Ok(v) => v,
                 Err(e) => return err(e),
             };
@@ -1699,7 +1946,11 @@ impl Kernel {
         let Some(cur) = self.threads.get(&tid).map(|t| t.altstack) else {
             return err(ESRCH);
         };
-        let rsp = self.threads.get(&tid).and_then(|t| t.ctx.as_ref()).map_or(0, |c| c.frame.rsp);
+        let rsp = self
+            .threads
+            .get(&tid)
+            .and_then(|t| t.ctx.as_ref())
+            .map_or(0, |c| c.frame.rsp);
         let on = cur.flags & SS_DISABLE == 0 && rsp.wrapping_sub(cur.sp) < cur.size;
         if oss != 0 {
             let report = AltStack {
@@ -1717,7 +1968,10 @@ impl Kernel {
             if on {
                 return err(EPERM);
             }
-            let b = match self.space_mut(pid).and_then(|s| uaccess::read_vec(s, ss, 24)) {
+            let b = match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, ss, 24))
+            {
                 Ok(b) => b,
                 Err(e) => return err(e),
             };
@@ -1745,10 +1999,19 @@ impl Kernel {
             t if t > 0 => alloc::vec![t as Pid],
             0 => {
                 let g = self.procs.get(&pid).map_or(0, |p| p.pgid);
-                self.procs.values().filter(|p| p.pgid == g).map(|p| p.pid).collect()
+                self.procs
+                    .values()
+                    .filter(|p| p.pgid == g)
+                    .map(|p| p.pid)
+                    .collect()
             }
             -1 => self.procs.keys().copied().collect(),
-            t => self.procs.values().filter(|p| p.pgid == (-t) as Pid).map(|p| p.pid).collect(),
+            t => self
+                .procs
+                .values()
+                .filter(|p| p.pgid == (-t) as Pid)
+                .map(|p| p.pid)
+                .collect(),
         };
         let targets: Vec<Pid> = targets
             .into_iter()
@@ -1770,7 +2033,9 @@ impl Kernel {
         if sig > NSIG {
             return err(EINVAL);
         }
-        let Some(t) = self.threads.get(&tid) else { return err(ESRCH) };
+        let Some(t) = self.threads.get(&tid) else {
+            return err(ESRCH);
+        };
         if t.state == State::Dead || (tgid >= 0 && t.pid as i64 != tgid) {
             return err(ESRCH);
         }
@@ -1782,13 +2047,23 @@ impl Kernel {
 
     // ---- threads and processes ------------------------------------------
 
-    fn sys_clone(&mut self, tid: Tid, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> Ret {
+    fn sys_clone(
+        &mut self,
+        tid: Tid,
+        flags: u64,
+        stack: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+    ) -> Ret {
         let pid = self.pid_of(tid);
         let thread = flags & CLONE_THREAD != 0;
         if thread && (flags & CLONE_VM == 0 || flags & CLONE_SIGHAND == 0) {
             return err(EINVAL);
         }
-        let Some(new) = self.alloc_id() else { return err(EAGAIN) };
+        let Some(new) = self.alloc_id() else {
+            return err(EAGAIN);
+        };
         let Some(parent_ctx) = self.threads.get(&tid).and_then(|t| t.ctx.as_ref()) else {
             return err(ESRCH);
         };
@@ -1806,14 +2081,19 @@ impl Kernel {
             ctx.fs_base = tls;
         }
         let sigmask = self.threads.get(&tid).map_or(0, |t| t.sigmask);
-        let altstack = self.threads.get(&tid).map_or(AltStack::default(), |t| t.altstack);
+        let altstack = self
+            .threads
+            .get(&tid)
+            .map_or(AltStack::default(), |t| t.altstack);
         let child_pid = if thread {
             if let Some(p) = self.procs.get_mut(&pid) {
                 p.threads.push(new);
             }
             pid
         } else {
-            let Some(parent) = self.procs.get(&pid) else { return err(ESRCH) };
+            let Some(parent) = self.procs.get(&pid) else {
+                return err(ESRCH);
+            };
             let (space, fds, actions, cwd, umask, exe, bias, rlimits, pgid, sid) = (
                 parent.space,
                 parent.fds.clone(),
@@ -1879,8 +2159,19 @@ impl Kernel {
                 state: State::Runnable,
                 sigmask,
                 pending: VecDeque::new(),
-                altstack: if thread { AltStack { flags: SS_DISABLE, ..Default::default() } } else { altstack },
-                clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 },
+                altstack: if thread {
+                    AltStack {
+                        flags: SS_DISABLE,
+                        ..Default::default()
+                    }
+                } else {
+                    altstack
+                },
+                clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 {
+                    ctid
+                } else {
+                    0
+                },
                 restart: false,
                 saved_mask: None,
                 yielded: false,
@@ -1905,7 +2196,13 @@ impl Kernel {
             if let Some(ctx) = self.threads.get_mut(&tid).and_then(|t| t.ctx.as_mut()) {
                 ctx.frame.gprs[0] = new as u64;
             }
-            self.block(tid, Wait::Vfork(new), None, None, OnWake::Return(new as i64));
+            self.block(
+                tid,
+                Wait::Vfork(new),
+                None,
+                None,
+                OnWake::Return(new as i64),
+            );
             if let Some(t) = self.threads.get_mut(&tid) {
                 if let State::Blocked { interruptible, .. } = &mut t.state {
                     *interruptible = false;
@@ -1964,7 +2261,11 @@ impl Kernel {
         }
         // The program re-executing itself (busybox runs its applets so).
         if p == b"/proc/self/exe" {
-            p = self.procs.get(&pid).map(|pr| pr.exe.clone()).unwrap_or_default();
+            p = self
+                .procs
+                .get(&pid)
+                .map(|pr| pr.exe.clone())
+                .unwrap_or_default();
         }
         match self.execve(tid, p, a, e) {
             Ok(()) => Ret::NoReturn,
@@ -2028,9 +2329,9 @@ impl Kernel {
     fn sys_waitid(&mut self, tid: Tid, idtype: u64, id: i64, infop: u64, options: u64) -> Ret {
         let pid = self.pid_of(tid);
         let target = match idtype {
-            0 => -1,       // P_ALL
-            1 => id,       // P_PID
-            2 => -id,      // P_PGID
+            0 => -1,  // P_ALL
+            1 => id,  // P_PID
+            2 => -id, // P_PGID
             _ => return err(EINVAL),
         };
         if options & WEXITED == 0 {
@@ -2042,12 +2343,22 @@ impl Kernel {
                 let (code, status) = if st & 0x7f == 0 {
                     (CLD_EXITED, (st >> 8) & 0xff)
                 } else {
-                    (if st & 0x80 != 0 { CLD_DUMPED } else { CLD_KILLED }, st & 0x7f)
+                    (
+                        if st & 0x80 != 0 {
+                            CLD_DUMPED
+                        } else {
+                            CLD_KILLED
+                        },
+                        st & 0x7f,
+                    )
                 };
                 let mut info = SigInfo::user(SIGCHLD, code, child);
                 info.status = status;
                 if infop != 0 {
-                    if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, infop, &info.encode())) {
+                    if let Err(e) = self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::write(s, infop, &info.encode()))
+                    {
                         return err(e);
                     }
                 }
@@ -2058,7 +2369,10 @@ impl Kernel {
             }
             (true, None) if options & WNOHANG != 0 => {
                 if infop != 0 {
-                    if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::zero(s, infop, 128)) {
+                    if let Err(e) = self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::zero(s, infop, 128))
+                    {
                         return err(e);
                     }
                 }
@@ -2072,7 +2386,16 @@ impl Kernel {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn sys_futex(&mut self, tid: Tid, uaddr: u64, op: u32, v: u32, timeout: u64, uaddr2: u64, v3: u32) -> Ret {
+    fn sys_futex(
+        &mut self,
+        tid: Tid,
+        uaddr: u64,
+        op: u32,
+        v: u32,
+        timeout: u64,
+        uaddr2: u64,
+        v3: u32,
+    ) -> Ret {
         use pmon::futex::*;
         let pid = self.pid_of(tid);
         if uaddr % 4 != 0 {
@@ -2083,11 +2406,18 @@ impl Kernel {
         let key = (space, uaddr);
         match cmd {
             FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-                let bitset = if cmd == FUTEX_WAIT { FUTEX_BITSET_MATCH_ANY } else { v3 };
+                let bitset = if cmd == FUTEX_WAIT {
+                    FUTEX_BITSET_MATCH_ANY
+                } else {
+                    v3
+                };
                 if bitset == 0 {
                     return err(EINVAL);
                 }
-                let cur = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, uaddr)) {
+                let cur = match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_u32(s, uaddr))
+                {
                     Ok(c) => c,
                     Err(e) => return err(e),
                 };
@@ -2106,16 +2436,30 @@ impl Kernel {
                     } else {
                         // WAIT_BITSET's timeout is absolute, on CLOCK_MONOTONIC
                         // or (FUTEX_CLOCK_REALTIME) the wall clock.
-                        let now_clock = if op & FUTEX_CLOCK_REALTIME != 0 { self.realtime_ns() } else { self.now_ns() };
+                        let now_clock = if op & FUTEX_CLOCK_REALTIME != 0 {
+                            self.realtime_ns()
+                        } else {
+                            self.now_ns()
+                        };
                         Some(self.now_ns() + ns.saturating_sub(now_clock))
                     }
                 };
                 self.futexes.wait(key, tid, bitset);
-                self.block(tid, Wait::Futex, deadline, Some(-ETIMEDOUT), OnWake::Return(0));
+                self.block(
+                    tid,
+                    Wait::Futex,
+                    deadline,
+                    Some(-ETIMEDOUT),
+                    OnWake::Return(0),
+                );
                 Ret::Block
             }
             FUTEX_WAKE | FUTEX_WAKE_BITSET => {
-                let bitset = if cmd == FUTEX_WAKE { FUTEX_BITSET_MATCH_ANY } else { v3 };
+                let bitset = if cmd == FUTEX_WAKE {
+                    FUTEX_BITSET_MATCH_ANY
+                } else {
+                    v3
+                };
                 if bitset == 0 {
                     return err(EINVAL);
                 }
@@ -2128,7 +2472,10 @@ impl Kernel {
             }
             FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
                 if cmd == FUTEX_CMP_REQUEUE {
-                    let cur = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, uaddr)) {
+                    let cur = match self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::read_u32(s, uaddr))
+                    {
                         Ok(c) => c,
                         Err(e) => return err(e),
                     };
@@ -2136,7 +2483,9 @@ impl Kernel {
                         return err(EAGAIN);
                     }
                 }
-                let (woken, moved) = self.futexes.requeue(key, (space, uaddr2), v, timeout as u32);
+                let (woken, moved) = self
+                    .futexes
+                    .requeue(key, (space, uaddr2), v, timeout as u32);
                 let n = woken.len() as i64;
                 for w in woken {
                     self.wake(w, OnWake::Return(0));
@@ -2144,17 +2493,29 @@ impl Kernel {
                 Ret::Val(n + moved as i64)
             }
             FUTEX_WAKE_OP => {
-                let old = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, uaddr2)) {
+                let old = match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_u32(s, uaddr2))
+                {
                     Ok(o) => o,
                     Err(e) => return err(e),
                 };
-                let Some((new, wake2)) = wake_op(v3, old) else { return err(EINVAL) };
-                if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write_u32(s, uaddr2, new)) {
+                let Some((new, wake2)) = wake_op(v3, old) else {
+                    return err(EINVAL);
+                };
+                if let Err(e) = self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u32(s, uaddr2, new))
+                {
                     return err(e);
                 }
                 let mut woken = self.futexes.wake(key, v, FUTEX_BITSET_MATCH_ANY);
                 if wake2 {
-                    woken.extend(self.futexes.wake((space, uaddr2), timeout as u32, FUTEX_BITSET_MATCH_ANY));
+                    woken.extend(self.futexes.wake(
+                        (space, uaddr2),
+                        timeout as u32,
+                        FUTEX_BITSET_MATCH_ANY,
+                    ));
                 }
                 let n = woken.len();
                 for w in woken {
@@ -2181,7 +2542,8 @@ fn timespec(ns: u64) -> [u8; 16] {
 /// struct stat from a host file's.
 fn file_stat_bytes(st: &lego_proto::program::FileStat) -> [u8; 144] {
     let mut s = [0u8; 144];
-    let put = |s: &mut [u8; 144], at: usize, v: u64| s[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    let put =
+        |s: &mut [u8; 144], at: usize, v: u64| s[at..at + 8].copy_from_slice(&v.to_le_bytes());
     put(&mut s, 0, st.dev);
     put(&mut s, 8, st.ino);
     put(&mut s, 16, st.nlink);
@@ -2202,9 +2564,18 @@ fn file_stat_bytes(st: &lego_proto::program::FileStat) -> [u8; 144] {
 }
 
 /// struct stat (x86-64, 144 bytes).
-fn stat_bytes(mode: u32, size: u64, rdev: u64, ino: u64, dev: u64, blksize: u64, now_ns: u64) -> [u8; 144] {
+fn stat_bytes(
+    mode: u32,
+    size: u64,
+    rdev: u64,
+    ino: u64,
+    dev: u64,
+    blksize: u64,
+    now_ns: u64,
+) -> [u8; 144] {
     let mut s = [0u8; 144];
-    let put = |s: &mut [u8; 144], at: usize, v: u64| s[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    let put =
+        |s: &mut [u8; 144], at: usize, v: u64| s[at..at + 8].copy_from_slice(&v.to_le_bytes());
     put(&mut s, 0, dev);
     put(&mut s, 8, ino);
     put(&mut s, 16, 1); // nlink

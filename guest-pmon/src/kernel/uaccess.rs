@@ -151,7 +151,11 @@ pub fn read_cstr(space: &mut dyn UserSpace, addr: u64, max: usize) -> Result<Vec
         read(space, at, &mut buf)?;
         if let Some(end) = buf.iter().position(|&b| b == 0) {
             out.extend_from_slice(&buf[..end]);
-            return if out.len() > max { Err(super::ENAMETOOLONG) } else { Ok(out) };
+            return if out.len() > max {
+                Err(super::ENAMETOOLONG)
+            } else {
+                Ok(out)
+            };
         }
         out.extend_from_slice(&buf);
         if out.len() > max {
@@ -178,8 +182,13 @@ pub fn read_strings(
         if p == 0 {
             return Ok(out);
         }
-        let s = read_cstr(space, p, pmon::stack::MAX_ARG_STRLEN)
-            .map_err(|e| if e == super::ENAMETOOLONG { super::E2BIG } else { e })?;
+        let s = read_cstr(space, p, pmon::stack::MAX_ARG_STRLEN).map_err(|e| {
+            if e == super::ENAMETOOLONG {
+                super::E2BIG
+            } else {
+                e
+            }
+        })?;
         total += s.len() + 1;
         if total > max_total {
             return Err(super::E2BIG);

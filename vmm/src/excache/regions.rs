@@ -100,7 +100,12 @@ impl Regions {
     /// host memory, registered with the userfaultfd) and records it; the
     /// caller installs the memslot after letting the lock go. None if it
     /// has one already.
-    pub fn reserve(&mut self, uffd: &Uffd, slot: u64, index: u64) -> Result<Option<Region>, String> {
+    pub fn reserve(
+        &mut self,
+        uffd: &Uffd,
+        slot: u64,
+        index: u64,
+    ) -> Result<Option<Region>, String> {
         if self.by_key.contains_key(&(slot, index)) {
             return Ok(None);
         }

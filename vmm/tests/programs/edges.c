@@ -1,0 +1,78 @@
+/* What a program gets back for bad requests: the errno Linux gives, never
+ * a crash of the component. Each line is "what: result". */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The errno's name, the same for glibc and musl (their strerror texts
+ * differ). */
+static const char *name(int e) {
+    switch (e) {
+    case EBADF: return "EBADF";
+    case EFAULT: return "EFAULT";
+    case ENOENT: return "ENOENT";
+    case EROFS: return "EROFS";
+    case ENOMEM: return "ENOMEM";
+    case EINVAL: return "EINVAL";
+    case ENOSYS: return "ENOSYS";
+    case ESRCH: return "ESRCH";
+    case EPIPE: return "EPIPE";
+    case EAGAIN: return "EAGAIN";
+    default: return strerror(e);
+    }
+}
+
+static void show(const char *what, long r) {
+    if (r < 0)
+        printf("%s: %s\n", what, name(errno));
+    else
+        printf("%s: ok\n", what);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    show("write to fd 99", write(99, "x", 1));
+    show("close fd 99", close(99));
+    show("write from a bad pointer", syscall(SYS_write, 1, (void *)16, 8));
+    show("open a bad path pointer", syscall(SYS_open, (void *)8, O_RDONLY));
+    show("open a missing file", open("/no/such/file", O_RDONLY));
+    /* Host files are read-only to programs until storage serves files. */
+    show("write to a host file", open("/etc/hostname", O_WRONLY));
+    void *huge = mmap(NULL, 1UL << 46, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    show("mmap 64 TiB", huge == MAP_FAILED ? -1 : 0);
+    show("munmap unaligned", munmap((void *)4097, 4096));
+    show("unknown system call", syscall(1000));
+    show("kill a missing pid", kill(99999, SIGTERM));
+    int fds[2];
+    show("pipe", pipe(fds));
+    write(fds[1], "12345678", 8);
+    show("read into a bad pointer", syscall(SYS_read, fds[0], (void *)0xdead0000UL, 8));
+    close(fds[0]);
+    signal(SIGPIPE, SIG_IGN);
+    show("write to a pipe without readers", write(fds[1], "x", 1));
+    /* A fork bomb that stops at the first refusal: the processor says
+     * EAGAIN when it has no room for another process. */
+    enum { MAX = 100000 };
+    static pid_t kids[MAX];
+    int made = 0, err = 0;
+    for (;;) {
+        pid_t p = fork();
+        if (p == 0) { pause(); _exit(0); }
+        if (p < 0) { err = errno; break; }
+        kids[made++] = p;
+        if (made == MAX) break;
+    }
+    printf("fork until refused: %s after %s\n", name(err), made > 10 ? "more than 10" : "few");
+    for (int i = 0; i < made; i++) kill(kids[i], SIGTERM);
+    int reaped = 0;
+    while (wait(NULL) > 0) reaped++;
+    printf("reaped all: %s\n", reaped == made ? "yes" : "no");
+    return 0;
+}
