@@ -69,6 +69,14 @@ impl Pipe {
         Io::Done(n)
     }
 
+    /// Puts bytes taken by [`Pipe::read`] back in front, as if never read
+    /// (the reader could not take them: its buffer was bad).
+    pub fn unread(&mut self, data: &[u8]) {
+        for &b in data.iter().rev() {
+            self.buf.push_front(b);
+        }
+    }
+
     /// Writes what fits of `data` (all of it or nothing when it is at most
     /// PIPE_BUF bytes, so small writes stay whole).
     pub fn write(&mut self, data: &[u8]) -> Io {

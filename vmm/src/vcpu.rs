@@ -386,7 +386,7 @@ impl VcpuThread {
         // KVM injects #GP on the next entry when the exit says so.
         // SAFETY: the exit was KVM_EXIT_X86_WRMSR, so `msr` is the
         // union's live member until the next KVM_RUN.
-        unsafe { self.vcpu.get_kvm_run().__bindgen_anon_1.msr.error = u8::from(refused) };
+        self.vcpu.get_kvm_run().__bindgen_anon_1.msr.error = u8::from(refused);
         Next::Continue
     }
 

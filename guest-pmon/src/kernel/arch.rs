@@ -258,10 +258,30 @@ core::arch::global_asm!(
     "mov rdi, rsp",
     "cld",
     "call {handler}",
+    // Back to the monitor without IRETQ: after an exception in kernel mode
+    // PVM emulates every instruction (about 1.2 us each) until the native
+    // MSR is written, and a native IRETQ to CS 0x10 faults (PVM.md). So:
+    // write the MSR, keep RIP, RFLAGS and RSP in the scratch page (free
+    // while the monitor runs: the return to a process rewrites them), as
+    // the frame may lie on the interrupted stack itself; restore, switch
+    // stacks, popfq; ret (the monitor has no red zone).
+    "cmp qword ptr [{ro} + {ro_pvm}], 0",
+    "je 4f",
+    "mov ecx, {pvm_msr}",
+    "mov eax, 1",
+    "xor edx, edx",
+    "wrmsr",
+    "4:",
+    "mov rax, [rsp + 136]", "mov [{rw} + {rw_rip}], rax",
+    "mov rax, [rsp + 152]", "mov [{rw} + {rw_rflags}], rax",
+    "mov rax, [rsp + 160]", "mov [{rw} + {rw_rsp}], rax",
     "pop rax", "pop rbx", "pop rcx", "pop rdx", "pop rsi", "pop rdi", "pop rbp",
     "pop r8", "pop r9", "pop r10", "pop r11", "pop r12", "pop r13", "pop r14", "pop r15",
-    "add rsp, 16",
-    "iretq",
+    "mov rsp, [{rw} + {rw_rsp}]",
+    "push qword ptr [{rw} + {rw_rip}]",
+    "push qword ptr [{rw} + {rw_rflags}]",
+    "popfq",
+    "ret",
     ".balign 4096",
     "lego_tramp_end:",
     // The table of stubs (read by `install_idt`).

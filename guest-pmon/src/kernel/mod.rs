@@ -216,6 +216,9 @@ pub struct Kernel {
     pub init: Pid,
     /// Threads waiting on stdin (an idle vCPU also waits for it).
     pub stdin_waiters: u32,
+    /// Bytes read from stdin that a process could not take (a bad
+    /// buffer): the next read of stdin gets them first.
+    pub stdin_back: Vec<u8>,
 }
 
 pub static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -293,6 +296,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         missing: BTreeMap::new(),
         init: 0,
         stdin_waiters: 0,
+        stdin_back: Vec::new(),
     };
     k.cpus[0].views = Some(views);
     let (argv, envp, cwd, exe) = host::program_args();

@@ -615,6 +615,10 @@ impl Kernel {
                 self.rng.fill_bytes(&mut b);
                 Ok(Some(b))
             }
+            Kind::Stdio(0) if !self.stdin_back.is_empty() => {
+                let n = len.min(self.stdin_back.len());
+                Ok(Some(self.stdin_back.drain(..n).collect()))
+            }
             Kind::Stdio(0) => {
                 let mut b = alloc::vec![0u8; len];
                 let n = host::read_stdin(&mut b);
@@ -828,6 +832,30 @@ impl Kernel {
         }
     }
 
+    /// Gives back bytes [`Self::read_file`] took that the reader could not
+    /// store (a bad buffer): no data is lost to an EFAULT, as in Linux.
+    fn unread(&mut self, f: &Arc<OpenFile>, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        match f.kind {
+            Kind::Stdio(0) => {
+                let mut back = data.to_vec();
+                back.append(&mut self.stdin_back);
+                self.stdin_back = back;
+            }
+            Kind::PipeRead(id) => {
+                if let Some(p) = self.pipes.get_mut(&id) {
+                    p.unread(data);
+                }
+            }
+            Kind::Host(_) => f
+                .offset
+                .set(f.offset.get().saturating_sub(data.len() as u64)),
+            _ => {}
+        }
+    }
+
     fn sys_read(&mut self, tid: Tid, fd: i64, buf: u64, len: usize) -> Ret {
         let pid = self.pid_of(tid);
         let f = match self.file(pid, fd) {
@@ -842,7 +870,10 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, buf, &data))
                 {
                     Ok(()) => Ret::Val(data.len() as i64),
-                    Err(e) => err(e),
+                    Err(e) => {
+                        self.unread(&f, &data);
+                        err(e)
+                    }
                 }
             }
             Ok(None) => {
@@ -915,7 +946,13 @@ impl Kernel {
                         .space_mut(pid)
                         .and_then(|s| uaccess::write(s, base, &data[off..off + n]))
                     {
-                        return err(e);
+                        // What was stored counts; the rest stays unread.
+                        self.unread(&f, &data[off..]);
+                        return if off > 0 {
+                            Ret::Val(off as i64)
+                        } else {
+                            err(e)
+                        };
                     }
                     off += n;
                 }
@@ -1340,6 +1377,7 @@ impl Kernel {
                 Some(p) => (false, p.writable(), false),
                 None => (false, true, false),
             },
+            Kind::Stdio(0) if !self.stdin_back.is_empty() => (true, false, false),
             Kind::Stdio(0) => {
                 let mut probe = [0u8; 0];
                 // A zero-byte read tells whether stdin has something (or ended).

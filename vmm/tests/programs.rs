@@ -1,0 +1,527 @@
+//! Real static Linux programs on the processor monitor, against a real
+//! memory component: C programs built here with gcc (glibc) and musl-gcc,
+//! Debian's busybox and bash, each compared with the same program run on
+//! this host (stdout and exit status); a working set four times the
+//! ExCache; 50 MB through stdin and stdout; bad requests, privileged
+//! instructions and programs Lego cannot run.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/programs");
+
+/// What a run left: exit code (128+N for a signal, as a shell reports),
+/// stdout and stderr.
+struct Ran {
+    code: i32,
+    out: Vec<u8>,
+    err: String,
+}
+
+impl Ran {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out).into_owned()
+    }
+}
+
+/// Whether `tools` are installed. CI installs them (.ci/run), so there a
+/// missing one fails the test; elsewhere the test is skipped with a note.
+fn have(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{missing:?} missing on this CI machine (.ci/run installs them: gcc, musl-tools, busybox-static, bash-static)");
+    }
+    eprintln!("skipping: {missing:?} not installed");
+    false
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Libc {
+    Glibc,
+    Musl,
+}
+
+/// `tests/programs/NAME.c` built static with one libc (once per test run).
+fn build(name: &str, libc: Libc) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<(String, Libc), PathBuf>>> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| scratch("programs-bin"));
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .expect("build table");
+    if let Some(p) = built.get(&(name.to_owned(), libc)) {
+        return p.clone();
+    }
+    let (cc, suffix) = match libc {
+        Libc::Glibc => ("gcc", "glibc"),
+        Libc::Musl => ("musl-gcc", "musl"),
+    };
+    let out = dir.join(format!("{name}-{suffix}"));
+    let src = Path::new(SOURCES).join(format!("{name}.c"));
+    let result = Command::new(cc)
+        .args(["-static", "-O1", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cc}: {e}"));
+    assert!(
+        result.status.success(),
+        "{cc} {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    built.insert((name.to_owned(), libc), out.clone());
+    out
+}
+
+/// Runs `cmd` to the end with `input` on stdin, within `limit`.
+fn finish(mut cmd: Command, input: &[u8], limit: Duration) -> Ran {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the program");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    // A program may exit without reading all of it: a broken pipe is fine.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = err.join().unwrap_or_default();
+            panic!(
+                "{cmd:?} did not finish in {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = writer.join();
+    let out = out.join().unwrap_or_default();
+    let err = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or(status.signal().map(|s| 128 + s))
+        .unwrap_or(-1);
+    Ran { code, out, err }
+}
+
+/// A memory component for one test, and the `--peer` that reaches it.
+struct Rack {
+    _memory: Process,
+    peer: String,
+}
+
+impl Rack {
+    fn new() -> Rack {
+        let (memory, addr) = memory_component(1, "512M", &[]);
+        Rack {
+            _memory: memory,
+            peer: format!("1={addr}"),
+        }
+    }
+
+    /// `lego-vmm --role processor ... -- PROGRAM ARGS`.
+    fn run(&self, vmm_args: &[&str], program: &[&str], input: &[u8]) -> Ran {
+        let mut cmd = Command::new(VMM);
+        cmd.args(["--role", "processor", "--peer", &self.peer])
+            .args(vmm_args)
+            .arg("--")
+            .args(program);
+        let ran = finish(cmd, input, Duration::from_secs(240));
+        assert!(
+            !ran.err.contains("panicked at") && !ran.err.contains("stopped on an exception"),
+            "the VMM or the monitor crashed running {program:?}:\n{}",
+            ran.err
+        );
+        ran
+    }
+}
+
+/// The same program on this host, with the environment Lego gives it.
+fn host(program: &[&str], env: &[(&str, &str)], input: &[u8]) -> Ran {
+    let mut cmd = Command::new(program[0]);
+    cmd.args(&program[1..]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    finish(cmd, input, Duration::from_secs(60))
+}
+
+fn same_as_host(
+    rack: &Rack,
+    vmm_args: &[&str],
+    program: &[&str],
+    env: &[(&str, &str)],
+    input: &[u8],
+) {
+    let mut args: Vec<String> = vmm_args.iter().map(|s| s.to_string()).collect();
+    for (k, v) in env {
+        args.push("--env".into());
+        args.push(format!("{k}={v}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let lego = rack.run(&args, program, input);
+    let native = host(program, env, input);
+    assert_eq!(
+        lego.text(),
+        native.text(),
+        "{program:?}: stdout on Lego (left) differs from the host's; Lego's stderr:\n{}",
+        lego.err
+    );
+    assert_eq!(
+        lego.code, native.code,
+        "{program:?}: exit status on Lego (left) and on the host; Lego's stderr:\n{}",
+        lego.err
+    );
+}
+
+#[test]
+fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
+    if !kvm_available() || !have(&["gcc", "musl-gcc"]) {
+        return;
+    }
+    let rack = Rack::new();
+    for libc in [Libc::Glibc, Libc::Musl] {
+        let args = build("args", libc);
+        let args = args.to_str().expect("path");
+        same_as_host(
+            &rack,
+            &[],
+            &[args, "one", "two words", "", "last"],
+            &[("LEGO_TEST", "yes"), ("SPACES", "a b  c")],
+            b"",
+        );
+        for (name, vcpus) in [
+            ("alloc", "1"),
+            ("threads", "2"),
+            ("fork_pipe", "2"),
+            ("signals", "1"),
+        ] {
+            let path = build(name, libc);
+            same_as_host(
+                &rack,
+                &["--vcpus", vcpus],
+                &[path.to_str().expect("path")],
+                &[],
+                b"",
+            );
+        }
+    }
+}
+
+#[test]
+fn a_wild_pointer_ends_the_program_with_sigsegv_and_the_address() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let wild = build("wild", Libc::Glibc);
+    let ran = rack.run(&[], &[wild.to_str().expect("path")], b"");
+    let native = host(&[wild.to_str().expect("path")], &[], b"");
+    assert_eq!(ran.code, 139, "{}", ran.err);
+    assert_eq!(native.code, 139);
+    assert_eq!(ran.text(), native.text());
+    assert!(
+        ran.err
+            .contains("killed by SIGSEGV (signal 11) at address 0x"),
+        "{}",
+        ran.err
+    );
+}
+
+#[test]
+fn bad_requests_get_the_errors_linux_gives() {
+    if !kvm_available() || !have(&["gcc", "musl-gcc"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let expected = "\
+write to fd 99: EBADF
+close fd 99: EBADF
+write from a bad pointer: EFAULT
+open a bad path pointer: EFAULT
+open a missing file: ENOENT
+write to a host file: EROFS
+mmap 64 TiB: ENOMEM
+munmap unaligned: EINVAL
+unknown system call: ENOSYS
+kill a missing pid: ESRCH
+pipe: ok
+read into a bad pointer: EFAULT
+write to a pipe without readers: EPIPE
+fork until refused: EAGAIN after more than 10
+reaped all: yes
+";
+    for libc in [Libc::Glibc, Libc::Musl] {
+        let edges = build("edges", libc);
+        let ran = rack.run(&["--vcpus", "2"], &[edges.to_str().expect("path")], b"");
+        assert_eq!(ran.text(), expected, "{libc:?}; stderr:\n{}", ran.err);
+        assert_eq!(ran.code, 0, "{}", ran.err);
+    }
+}
+
+#[test]
+fn privileged_instructions_in_a_program_are_refused() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let p = build("privileged", Libc::Glibc);
+    let ran = rack.run(&[], &[p.to_str().expect("path")], b"");
+    let text = ran.text();
+    for what in ["out", "in", "hlt", "int 0x81", "wrmsr"] {
+        assert!(
+            text.contains(&format!("{what}: Segmentation fault\n")),
+            "{what} was not refused:\n{text}\n{}",
+            ran.err
+        );
+    }
+    assert!(text.ends_with("still here\n"), "{text}\n{}", ran.err);
+    assert_eq!(ran.code, 0, "{}", ran.err);
+}
+
+/// A directory of busybox applet links, for PATH.
+fn busybox_bin() -> PathBuf {
+    let dir = scratch("busybox-bin");
+    let busybox = which("busybox");
+    for applet in [
+        "sh", "sort", "uniq", "awk", "md5sum", "cat", "tr", "wc", "head", "sed", "grep", "seq",
+    ] {
+        std::os::unix::fs::symlink(&busybox, dir.join(applet)).expect("link an applet");
+    }
+    dir
+}
+
+fn which(tool: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .expect("sh");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[test]
+fn a_busybox_pipeline_over_stdin_matches_the_host() {
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let bin = busybox_bin();
+    let path = bin.to_str().expect("path");
+    let sh = bin.join("sh");
+    let mut input = String::new();
+    for i in 0..5000u32 {
+        input.push_str(&format!("word{}\n", (i * 7919) % 613));
+    }
+    let script = "sort | uniq -c | sort -rn | head -20 | awk '{ n += $1; print $2, $1 } END { print \"total\", n }'; \
+                  seq 1 1000 | md5sum; echo done | tr a-z A-Z";
+    same_as_host(
+        &rack,
+        &["--vcpus", "2"],
+        &[sh.to_str().expect("path"), "-c", script],
+        &[("PATH", path)],
+        input.as_bytes(),
+    );
+}
+
+#[test]
+fn a_bash_script_matches_the_host() {
+    if !kvm_available() || !have(&["bash-static", "busybox"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let bin = busybox_bin();
+    let dir = scratch("bash-script");
+    let script = dir.join("script.sh");
+    let bash = which("bash-static");
+    std::fs::write(
+        &script,
+        format!(
+            "#!{}\n{}",
+            bash.display(),
+            r#"set -e
+fib() { local n=$1; if (( n < 2 )); then echo $n; else echo $(( $(fib $((n-1))) + $(fib $((n-2))) )); fi; }
+for i in 1 2 3 4 5 6 7 8; do printf "%s " "$(fib $i)"; done; echo
+declare -A m=([a]=1 [b]=2); echo "keys: ${!m[@]}" | tr ' ' '\n' | sort | tr '\n' ' '; echo
+x=$( { echo one; echo two; } | wc -l ); echo "lines: $x"
+arr=(z y x); IFS=$'\n' sorted=($(printf '%s\n' "${arr[@]}" | sort)); echo "${sorted[*]}"
+trap 'echo trapped USR1' USR1; kill -USR1 $$; echo "after trap"
+(exit 3) || echo "subshell exited $?"
+echo "args: $#: $*"
+exit 5
+"#
+        ),
+    )
+    .expect("write the script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    // Run as a #! script: the monitor finds bash-static from its first line.
+    same_as_host(
+        &rack,
+        &["--vcpus", "2"],
+        &[script.to_str().expect("path"), "a", "b c"],
+        &[("PATH", bin.to_str().expect("path"))],
+        b"",
+    );
+}
+
+#[test]
+fn fifty_megabytes_through_stdin_and_stdout() {
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let busybox = which("busybox");
+    let busybox = busybox.to_str().expect("path");
+    // Incompressible, and different each run.
+    let mut data = vec![0u8; 50_000_000];
+    let mut x: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let ran = rack.run(&[], &[busybox, "cat"], &data);
+    assert_eq!(ran.code, 0, "{}", ran.err);
+    assert!(
+        ran.out.len() == data.len() && ran.out == data,
+        "cat gave {} bytes back, not the 50 MB it was given",
+        ran.out.len()
+    );
+    let ran = rack.run(&[], &[busybox, "md5sum"], &data);
+    let native = host(&[busybox, "md5sum"], &[], &data);
+    assert_eq!(ran.text(), native.text(), "{}", ran.err);
+}
+
+#[test]
+fn a_working_set_four_times_the_excache() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let p = build("workset", Libc::Glibc);
+    let p = p.to_str().expect("path");
+    let ran = rack.run(
+        &["--excache", "16M", "--log-level", "info"],
+        &[p, "64"],
+        b"",
+    );
+    let native = host(&[p, "64"], &[], b"");
+    assert_eq!(ran.text(), native.text(), "{}", ran.err);
+    assert_eq!(ran.code, 0, "{}", ran.err);
+    // 64 MiB through 16 MiB: pages were evicted and written back.
+    let summary = ran
+        .err
+        .lines()
+        .find(|l| l.contains("excache: "))
+        .unwrap_or_else(|| panic!("no ExCache summary:\n{}", ran.err));
+    let number_before = |what: &str| -> u64 {
+        let at = summary
+            .find(what)
+            .unwrap_or_else(|| panic!("{what} in {summary}"));
+        summary[..at]
+            .split(|c: char| !c.is_ascii_digit())
+            .rfind(|w| !w.is_empty())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a number before {what} in {summary}"))
+    };
+    assert!(number_before(" evictions") > 16384, "{summary}");
+    assert!(number_before(" write-backs") > 8192, "{summary}");
+}
+
+#[test]
+fn programs_lego_cannot_run_are_refused_before_booting() {
+    if !have(&["gcc"]) {
+        return;
+    }
+    let dir = scratch("unrunnable");
+    let src = Path::new(SOURCES).join("args.c");
+    let dynamic = dir.join("dynamic");
+    let status = Command::new("gcc")
+        .arg("-o")
+        .arg(&dynamic)
+        .arg(&src)
+        .status()
+        .expect("gcc");
+    assert!(status.success());
+    let static_bin = build("args", Libc::Glibc);
+    let bytes = std::fs::read(&static_bin).expect("read");
+    let write = |name: &str, content: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, content).expect("write");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        p
+    };
+    let mut elf32 = bytes[..64].to_vec();
+    elf32[4] = 1; // ELFCLASS32
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (
+            dynamic,
+            "dynamically linked (it asks for the loader /lib64/ld-linux-x86-64.so.2)",
+        ),
+        (write("truncated", &bytes[..200]), "truncated"),
+        (write("elf32", &elf32), "32-bit"),
+        (write("text", b"just text\n"), "not an ELF executable"),
+        (write("noexec-script", b"#!\n"), "names no interpreter"),
+        (
+            write("bad-interp", b"#!/no/such/shell\n"),
+            "its interpreter /no/such/shell cannot run",
+        ),
+        (dir.join("missing"), "no such file"),
+    ];
+    for (path, needle) in cases {
+        let out = run(&["--role", "processor", "--", path.to_str().expect("path")]);
+        expect_failure(&out, 2, &[needle]);
+    }
+    let out = run(&["--role", "processor", "--", "no-such-program-anywhere"]);
+    expect_failure(&out, 2, &["no such program in PATH"]);
+}
