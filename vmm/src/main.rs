@@ -15,6 +15,7 @@ mod hypervisor;
 mod loader;
 mod memory;
 mod paging;
+mod preempt;
 mod program;
 mod report;
 mod selftest;

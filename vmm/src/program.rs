@@ -206,6 +206,8 @@ pub struct Program {
     spec: Spec,
     files: Mutex<(u32, HashMap<u32, Opened>)>,
     kicks: Vec<Kick>,
+    /// Interrupts running processes: ticks, and kicks from the monitor.
+    pub preempt: std::sync::Arc<crate::preempt::Preempt>,
     /// Serializes stdin reads between vCPUs.
     stdin: Mutex<()>,
 }
@@ -216,10 +218,14 @@ pub type Answer<T> = Result<T, String>;
 impl Program {
     pub fn new(spec: Spec, vcpus: u32) -> std::io::Result<Program> {
         let kicks = (0..vcpus).map(|_| Kick::new()).collect::<Result<_, _>>()?;
+        let preempt = crate::preempt::Preempt::new(vcpus);
+        // Runs for the life of the VMM process.
+        preempt.start_ticker()?;
         Ok(Program {
             spec,
             files: Mutex::new((1, HashMap::new())),
             kicks,
+            preempt,
             stdin: Mutex::new(()),
         })
     }
@@ -465,8 +471,10 @@ impl Program {
         } else {
             idle.timeout_ns.div_ceil(1_000_000).min(i32::MAX as u64) as i32
         };
+        self.preempt.pause_clock(cpu);
         // SAFETY: n pollfds of a local array.
         let r = unsafe { libc::poll(fds.as_mut_ptr(), n, timeout) };
+        self.preempt.restart_clock(cpu);
         if r <= 0 {
             return WOKE_TIMEOUT;
         }
@@ -477,10 +485,13 @@ impl Program {
         WOKE_STDIN
     }
 
+    /// The monitor wants vCPU `cpu` back: woken if idle, interrupted if
+    /// it runs a process.
     pub fn kick(&self, cpu: u32) {
         if let Some(k) = self.kicks.get(cpu as usize) {
             k.ring();
         }
+        self.preempt.request(cpu);
     }
 }
 

@@ -110,7 +110,14 @@ enum Next {
 impl VcpuThread {
     pub fn run(mut self) {
         self.mailbox = self.shared.excache.as_ref().map(|c| c.register_vcpu());
+        let preempt = self.shared.program.as_ref().map(|p| p.preempt.clone());
+        if let Some(p) = &preempt {
+            p.register(self.cpu, &mut self.vcpu.get_kvm_run().immediate_exit);
+        }
         self.run_loop();
+        if let Some(p) = &preempt {
+            p.unregister(self.cpu);
+        }
         if let Some(link) = &self.debug {
             link.alive.store(false, Ordering::Release);
         }
@@ -118,6 +125,7 @@ impl VcpuThread {
 
     fn run_loop(&mut self) {
         let emulated_at_start = self.stats.as_ref().and_then(VcpuStats::insn_emulation);
+        let preempt = self.shared.program.as_ref().map(|p| p.preempt.clone());
         loop {
             if self.stop_requested() {
                 match self.handler_position() {
@@ -141,6 +149,14 @@ impl VcpuThread {
                     return;
                 }
                 continue;
+            }
+            if let Some(p) = &preempt {
+                // Cleared before looking: a request from now on ends the
+                // next KVM_RUN at once (preempt.rs).
+                self.vcpu.get_kvm_run().immediate_exit = 0;
+                if p.take(self.cpu) {
+                    self.interrupt_process(p);
+                }
             }
             let exit = self.vcpu.run();
             self.shared.exits.fetch_add(1, Ordering::Relaxed);
@@ -253,6 +269,31 @@ impl VcpuThread {
                 )),
             },
         })
+    }
+
+    /// Interrupts the process this vCPU runs, if it runs one (nothing is
+    /// injected into monitor code, nor on top of a pending event).
+    fn interrupt_process(&mut self, preempt: &crate::preempt::Preempt) {
+        if !self.from_process() {
+            return;
+        }
+        let Ok(mut events) = self.vcpu.get_vcpu_events() else {
+            return;
+        };
+        if events.exception.injected != 0
+            || events.exception.pending != 0
+            || events.interrupt.injected != 0
+            || events.nmi.injected != 0
+        {
+            return;
+        }
+        events.interrupt.injected = 1;
+        events.interrupt.nr = crate::preempt::VECTOR_TIMER;
+        events.interrupt.soft = 0;
+        events.interrupt.shadow = 0;
+        if self.vcpu.set_vcpu_events(&events).is_ok() {
+            preempt.restart_clock(self.cpu);
+        }
     }
 
     /// Whether the vCPU is running a process (lower-half code) rather than

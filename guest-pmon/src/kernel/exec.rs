@@ -101,6 +101,7 @@ impl Kernel {
                 cycles: 0,
                 child_cycles: 0,
                 start_tsc: lego_image::cpu::rdtsc(),
+                alarm: None,
             },
         );
         self.threads.insert(

@@ -171,6 +171,9 @@ pub struct Process {
     pub cycles: u64,
     pub child_cycles: u64,
     pub start_tsc: u64,
+    /// ITIMER_REAL (alarm, setitimer): next expiry and period, in ns since
+    /// boot. Kept across execve, not given to a fork child (as in Linux).
+    pub alarm: Option<(u64, u64)>,
 }
 
 /// An address space and how many processes share it (vfork).
@@ -542,6 +545,7 @@ impl Kernel {
                 } => Some(d),
                 _ => None,
             })
+            .chain(self.procs.values().filter_map(|p| p.alarm.map(|a| a.0)))
             .min();
         let timeout = next.map_or(0, |d| d.saturating_sub(now).max(1));
         // Only one vCPU waits on stdin; the others wait for a kick.
@@ -549,9 +553,31 @@ impl Kernel {
         (timeout, stdin)
     }
 
-    /// Wakes threads whose deadline passed.
+    /// Wakes threads whose deadline passed; SIGALRM for expired alarms.
     fn expire_timers(&mut self) {
         let now = self.now_ns();
+        let rung: Vec<Pid> = self
+            .procs
+            .values_mut()
+            .filter_map(|p| match p.alarm {
+                Some((at, period)) if at <= now => {
+                    p.alarm = (period > 0).then(|| {
+                        // Missed periods are not made up (one signal).
+                        let behind = (now - at) / period + 1;
+                        (at + behind * period, period)
+                    });
+                    Some(p.pid)
+                }
+                _ => None,
+            })
+            .collect();
+        for pid in rung {
+            let info = pmon::signal::SigInfo {
+                code: 0x80, // SI_KERNEL, as Linux sends SIGALRM
+                ..pmon::signal::SigInfo::user(pmon::signal::SIGALRM, 0x80, 0)
+            };
+            self.signal_process(pid, info);
+        }
         let due: Vec<(Tid, Option<i64>)> = self
             .threads
             .values()
@@ -676,7 +702,16 @@ impl Kernel {
         t.state = State::Runnable;
         match vector {
             arch::VECTOR_SYSCALL => self.syscall(tid),
-            arch::VECTOR_TIMER => {}
+            // The VMM's tick (or a kick): timers, then the others queued
+            // here get their turn.
+            arch::VECTOR_TIMER => {
+                self.expire_timers();
+                if !self.runq.is_empty() {
+                    if let Some(t) = self.threads.get_mut(&tid) {
+                        t.yielded = true;
+                    }
+                }
+            }
             v => self.exception(tid, v),
         }
         if let Some(t) = self.threads.get_mut(&tid) {

@@ -95,7 +95,11 @@ impl Kernel {
             ..
         } = t.state
         else {
-            // Running: it takes the signal when it next enters the monitor.
+            // Running: it takes the signal when it next enters the monitor;
+            // on a vCPU in user mode, the VMM interrupts it for that.
+            if let State::Running(cpu) = t.state {
+                host::kick(cpu);
+            }
             return;
         };
         let pid = t.pid;
@@ -400,10 +404,14 @@ impl Kernel {
     /// A thread stops existing (its process may go on).
     pub fn end_thread(&mut self, tid: Tid) {
         self.futexes.cancel(tid);
-        let running = self
-            .threads
-            .get(&tid)
-            .is_some_and(|t| matches!(t.state, State::Running(_)));
+        let running = match self.threads.get(&tid).map(|t| t.state) {
+            Some(State::Running(cpu)) => {
+                // Out of user mode at once: its vCPU sees it is dead.
+                host::kick(cpu);
+                true
+            }
+            _ => false,
+        };
         if let Some(t) = self.threads.get_mut(&tid) {
             if let State::Blocked {
                 wait: Wait::Stdin | Wait::Any,

@@ -304,6 +304,9 @@ impl Kernel {
             nr::CLOCK_NANOSLEEP => self.sys_nanosleep(tid, a[0], a[1], a[2], a[3]),
             nr::SYSINFO => self.sys_sysinfo(pid, a[0]),
             nr::TIMES => self.sys_times(pid, a[0]),
+            nr::ALARM => self.sys_alarm(pid, a[0]),
+            nr::SETITIMER => self.sys_setitimer(pid, a[0], a[1], a[2]),
+            nr::GETITIMER => self.sys_setitimer(pid, a[0], 0, a[1]),
             nr::GETRUSAGE => self.sys_getrusage(pid, a[0] as i64, a[1]),
 
             nr::ARCH_PRCTL => self.sys_arch_prctl(tid, a[0], a[1]),
@@ -1751,6 +1754,83 @@ impl Kernel {
         Ret::Block
     }
 
+    /// alarm: the seconds left of the previous alarm (rounded as Linux
+    /// does: to nearest, at least 1 while one is set).
+    fn sys_alarm(&mut self, pid: Pid, secs: u64) -> Ret {
+        let now = self.now_ns();
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return err(ESRCH);
+        };
+        let left = p.alarm.map_or(0, |(at, _)| {
+            let ns = at.saturating_sub(now);
+            ((ns + 500_000_000) / 1_000_000_000).max(1)
+        });
+        let secs = secs & 0xffff_ffff;
+        p.alarm = (secs > 0).then(|| (now + secs * 1_000_000_000, 0));
+        Ret::Val(left as i64)
+    }
+
+    /// setitimer (with `new` 0: getitimer) for ITIMER_REAL. The virtual
+    /// and profiling timers need CPU-time accounting this monitor does not
+    /// keep: EINVAL, and the call is logged as missing.
+    fn sys_setitimer(&mut self, pid: Pid, which: u64, new: u64, old: u64) -> Ret {
+        if which != 0 {
+            *self.missing.entry(nr::SETITIMER).or_insert(0) += 1;
+            return err(EINVAL);
+        }
+        let now = self.now_ns();
+        let to_tv = |ns: u64| [ns / 1_000_000_000, (ns % 1_000_000_000) / 1000];
+        let current = self.procs.get(&pid).and_then(|p| p.alarm);
+        let mut desc = [0u64; 4];
+        if let Some((at, period)) = current {
+            let [a, b] = to_tv(period);
+            let [c, d] = to_tv(at.saturating_sub(now).max(1000));
+            desc = [a, b, c, d];
+        }
+        let wanted = if new != 0 {
+            let raw = match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, new, 32))
+            {
+                Ok(r) => r,
+                Err(e) => return err(e),
+            };
+            let f: Vec<u64> = raw
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect();
+            let ns = |sec: u64, usec: u64| -> Result<u64, Errno> {
+                if sec > i64::MAX as u64 || usec >= 1_000_000 {
+                    return Err(EINVAL);
+                }
+                Ok(sec
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(usec * 1000))
+            };
+            match (ns(f[0], f[1]), ns(f[2], f[3])) {
+                (Ok(period), Ok(value)) => Some((value, period)),
+                _ => return err(EINVAL),
+            }
+        } else {
+            None
+        };
+        if old != 0 {
+            let bytes: Vec<u8> = desc.iter().flat_map(|v| v.to_le_bytes()).collect();
+            if let Err(e) = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, old, &bytes))
+            {
+                return err(e);
+            }
+        }
+        if let Some((value, period)) = wanted {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.alarm = (value > 0).then(|| (now.saturating_add(value), period));
+            }
+        }
+        Ret::Val(0)
+    }
+
     fn sys_sysinfo(&mut self, pid: Pid, buf: u64) -> Ret {
         let mut s = [0u8; 112];
         let up = self.now_ns() / 1_000_000_000;
@@ -2183,6 +2263,7 @@ impl Kernel {
                     cycles: 0,
                     child_cycles: 0,
                     start_tsc: lego_image::cpu::rdtsc(),
+                    alarm: None,
                 },
             );
             new
