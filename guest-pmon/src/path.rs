@@ -46,9 +46,100 @@ fn push<'a>(parts: &mut Vec<&'a [u8]>, p: &'a [u8]) {
     }
 }
 
+/// What a resolved path names before the host's files are asked: the
+/// monitor's own devices and the parts of /proc and /dev/fd that describe
+/// the calling process. The host's /proc must not answer those: it would
+/// describe lego-vmm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Name {
+    Null,
+    Zero,
+    Urandom,
+    /// One of the process's descriptors: /dev/fd/N, /dev/std{in,out,err},
+    /// /proc/self/fd/N (Linux opens the same file again).
+    Fd(i32),
+    /// /proc/self/exe: the program the process runs.
+    Exe,
+    /// /proc/self itself (a symbolic link to the pid's directory).
+    SelfDir,
+    /// Anything else of a process in /proc: not served (ENOENT).
+    Hidden,
+    /// The host's file of that name.
+    Host,
+}
+
+/// Classifies `path` (absolute and normalized, as [`resolve`] gives it)
+/// for process `pid`.
+pub fn name(path: &[u8], pid: u32) -> Name {
+    match path {
+        b"/dev/null" => return Name::Null,
+        b"/dev/zero" => return Name::Zero,
+        b"/dev/urandom" | b"/dev/random" => return Name::Urandom,
+        b"/dev/stdin" => return Name::Fd(0),
+        b"/dev/stdout" => return Name::Fd(1),
+        b"/dev/stderr" => return Name::Fd(2),
+        _ => {}
+    }
+    if let Some(n) = path.strip_prefix(b"/dev/fd/") {
+        return fd_number(n).map_or(Name::Hidden, Name::Fd);
+    }
+    let Some(rest) = path.strip_prefix(b"/proc/") else {
+        return Name::Host;
+    };
+    let (first, tail) = match rest.iter().position(|&c| c == b'/') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let own = first == b"self" || first == b"thread-self" || fd_number(first) == Some(pid as i32);
+    let numeric = !first.is_empty() && first.iter().all(u8::is_ascii_digit);
+    if !own {
+        // Other processes' entries are not served; the rest of /proc
+        // (cpuinfo, meminfo, ...) is the host's.
+        return if numeric { Name::Hidden } else { Name::Host };
+    }
+    match tail {
+        None if numeric => Name::Hidden,
+        None => Name::SelfDir,
+        Some(b"exe") => Name::Exe,
+        Some(t) => match t.strip_prefix(b"fd/") {
+            Some(n) => fd_number(n).map_or(Name::Hidden, Name::Fd),
+            None => Name::Hidden,
+        },
+    }
+}
+
+fn fd_number(text: &[u8]) -> Option<i32> {
+    if text.is_empty() || text.len() > 9 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    core::str::from_utf8(text).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_own_names_are_not_the_hosts() {
+        assert_eq!(name(b"/dev/null", 5), Name::Null);
+        assert_eq!(name(b"/dev/random", 5), Name::Urandom);
+        assert_eq!(name(b"/dev/stdout", 5), Name::Fd(1));
+        assert_eq!(name(b"/dev/fd/63", 5), Name::Fd(63));
+        assert_eq!(name(b"/dev/fd/x", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/self/fd/3", 5), Name::Fd(3));
+        assert_eq!(name(b"/proc/5/fd/3", 5), Name::Fd(3));
+        assert_eq!(name(b"/proc/thread-self/fd/0", 5), Name::Fd(0));
+        assert_eq!(name(b"/proc/self/exe", 5), Name::Exe);
+        assert_eq!(name(b"/proc/5/exe", 5), Name::Exe);
+        assert_eq!(name(b"/proc/self", 5), Name::SelfDir);
+        assert_eq!(name(b"/proc/self/maps", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/6/exe", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/5", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/cpuinfo", 5), Name::Host);
+        assert_eq!(name(b"/proc", 5), Name::Host);
+        assert_eq!(name(b"/etc/passwd", 5), Name::Host);
+        assert_eq!(name(b"/dev/fd/99999999999", 5), Name::Hidden);
+    }
 
     #[test]
     fn paths_resolve_like_linux() {

@@ -216,7 +216,9 @@ pub struct BootInfo {
     pub seed: [u64; 4],
     /// 1 on a PVM host (PVM.md): the guest may write PVM's "native" MSR.
     pub pvm: u32,
-    pub _pad2: u32,
+    /// Processor running a program: 1 to print every system call
+    /// (`--strace`).
+    pub trace_syscalls: u32,
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

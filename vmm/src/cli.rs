@@ -186,6 +186,11 @@ pub struct Args {
     #[arg(long, value_name = "K=V")]
     pub env: Vec<String>,
 
+    /// Processor running a program: print each system call its processes
+    /// make, with arguments and result, on stderr (as `strace -f` does).
+    #[arg(long)]
+    pub strace: bool,
+
     /// Processor: a static x86-64 Linux program (a host path) and its
     /// arguments, after `--`. Its stdin, stdout and stderr are lego-vmm's;
     /// lego-vmm exits with its status (128+N when a signal killed it).

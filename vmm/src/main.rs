@@ -244,8 +244,15 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             argv: args.program.iter().map(|a| a.as_bytes().to_vec()).collect(),
             envp: program::Spec::environment(&args.env),
             exe: exe.as_os_str().as_bytes().to_vec(),
+            trace: args.strace,
         })
     } else {
+        if args.strace {
+            return Err(VmmError::BadOption {
+                option: "--strace",
+                why: "it traces a program: give one after --".into(),
+            });
+        }
         if !args.env.is_empty() {
             return Err(VmmError::BadOption {
                 option: "--env",

@@ -88,6 +88,8 @@ pub struct Spec {
     pub envp: Vec<Vec<u8>>,
     /// The file to execute (found by [`locate`]); argv[0] stays as given.
     pub exe: Vec<u8>,
+    /// `--strace`: the monitor prints every system call.
+    pub trace: bool,
 }
 
 impl Spec {

@@ -96,6 +96,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         // high bits, the guest's own pid (below 1024) in the low ones.
         pid_base: (std::process::id() & 0x3f_ffff) << 10,
         seed: host_seed(),
+        trace_syscalls: cfg.program.as_ref().is_some_and(|p| p.0.trace) as u32,
         ..Default::default()
     };
     for (slot, peer) in info.vregion_peers.iter_mut().zip(&cfg.vregion_peers) {

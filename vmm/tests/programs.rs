@@ -240,6 +240,7 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("threads", "2"),
             ("fork_pipe", "2"),
             ("signals", "1"),
+            ("protect", "1"),
             // Threads that never call the kernel share one vCPU and take
             // SIGALRM and exit_group while computing (the VMM's ticks).
             ("spin", "1"),

@@ -222,6 +222,8 @@ pub struct Kernel {
     /// Bytes read from stdin that a process could not take (a bad
     /// buffer): the next read of stdin gets them first.
     pub stdin_back: Vec<u8>,
+    /// `--strace`: print every system call.
+    pub trace: bool,
 }
 
 pub static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -300,6 +302,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         init: 0,
         stdin_waiters: 0,
         stdin_back: Vec::new(),
+        trace: boot.trace_syscalls != 0,
     };
     k.cpus[0].views = Some(views);
     let (argv, envp, cwd, exe) = host::program_args();

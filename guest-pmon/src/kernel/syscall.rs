@@ -14,6 +14,7 @@ use lego_proto::memory::{
 use pmon::fd::{
     Kind, OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY,
 };
+use pmon::path::Name;
 use pmon::pipe::{Io, Pipe};
 use pmon::signal::*;
 use pmon::sysno as nr;
@@ -96,6 +97,9 @@ impl Kernel {
         let n = frame.gprs[0];
         let a = args(&frame);
         let ret = self.dispatch(tid, n, a);
+        if self.trace {
+            self.trace_syscall(tid, n, &a, &ret);
+        }
         match ret {
             Ret::Val(v) => {
                 if let Some(ctx) = self.threads.get_mut(&tid).and_then(|t| t.ctx.as_mut()) {
@@ -106,55 +110,84 @@ impl Kernel {
         }
     }
 
+    /// `--strace`: one line per call, `[pid tid] name(args) = result`,
+    /// with the arguments in hex (the monitor does not decode them).
+    fn trace_syscall(&self, tid: Tid, n: u64, a: &[u64; 6], ret: &Ret) {
+        let pid = self.threads.get(&tid).map_or(0, |t| t.pid);
+        let result = match ret {
+            Ret::Val(v) if (-4095..0).contains(v) => alloc::format!("-1 errno {}", -v),
+            Ret::Val(v) => alloc::format!("{v:#x}"),
+            Ret::Block => "? (waits)".into(),
+            Ret::NoReturn => "? (no return)".into(),
+        };
+        lego_image::println!(
+            "[{pid} {tid}] {}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = {result}",
+            syscall_name(n),
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            a[4],
+            a[5]
+        );
+    }
+
     fn dispatch(&mut self, tid: Tid, n: u64, a: [u64; 6]) -> Ret {
         let pid = self.pid_of(tid);
         match n {
-            nr::READ => self.sys_read(tid, a[0] as i64, a[1], a[2] as usize),
-            nr::WRITE => self.sys_write(tid, a[0] as i64, a[1], a[2] as usize),
-            nr::READV => self.sys_readv(tid, a[0] as i64, a[1], a[2] as usize),
-            nr::WRITEV => self.sys_writev(tid, a[0] as i64, a[1], a[2] as usize),
-            nr::PREAD64 => self.sys_pread(tid, a[0] as i64, a[1], a[2] as usize, a[3]),
-            nr::PWRITE64 | nr::PREADV | nr::PWRITEV => match self.file(pid, a[0] as i64) {
+            nr::READ => self.sys_read(tid, a[0] as i32 as i64, a[1], a[2] as usize),
+            nr::WRITE => self.sys_write(tid, a[0] as i32 as i64, a[1], a[2] as usize),
+            nr::READV => self.sys_readv(tid, a[0] as i32 as i64, a[1], a[2] as usize),
+            nr::WRITEV => self.sys_writev(tid, a[0] as i32 as i64, a[1], a[2] as usize),
+            nr::PREAD64 => self.sys_pread(tid, a[0] as i32 as i64, a[1], a[2] as usize, a[3]),
+            nr::PWRITE64 | nr::PREADV | nr::PWRITEV => match self.file(pid, a[0] as i32 as i64) {
                 Ok(f) if f.kind == Kind::DevNull || f.kind == Kind::DevZero => {
                     if n == nr::PREAD64 {
-                        self.sys_read(tid, a[0] as i64, a[1], a[2] as usize)
+                        self.sys_read(tid, a[0] as i32 as i64, a[1], a[2] as usize)
                     } else {
-                        self.sys_write(tid, a[0] as i64, a[1], a[2] as usize)
+                        self.sys_write(tid, a[0] as i32 as i64, a[1], a[2] as usize)
                     }
                 }
                 Ok(_) => err(ESPIPE),
                 Err(e) => err(e),
             },
-            nr::CLOSE => self.sys_close(pid, a[0] as i64),
-            nr::DUP => val(self.dup(pid, a[0] as i64, 0, false)),
+            nr::CLOSE => self.sys_close(pid, a[0] as i32 as i64),
+            nr::DUP => val(self.dup(pid, a[0] as i32 as i64, 0, false)),
             nr::DUP2 => {
                 if a[0] == a[1] {
-                    return val(self.file(pid, a[0] as i64).map(|_| a[0] as i64));
+                    return val(self
+                        .file(pid, a[0] as i32 as i64)
+                        .map(|_| a[0] as i32 as i64));
                 }
-                val(self.dup_to(pid, a[0] as i64, a[1] as i64, false))
+                val(self.dup_to(pid, a[0] as i32 as i64, a[1] as i32 as i64, false))
             }
             nr::DUP3 => {
                 if a[0] == a[1] || a[2] & !(O_CLOEXEC as u64) != 0 {
                     return err(EINVAL);
                 }
-                val(self.dup_to(pid, a[0] as i64, a[1] as i64, a[2] & O_CLOEXEC as u64 != 0))
+                val(self.dup_to(
+                    pid,
+                    a[0] as i32 as i64,
+                    a[1] as i32 as i64,
+                    a[2] & O_CLOEXEC as u64 != 0,
+                ))
             }
             nr::PIPE => self.sys_pipe(pid, a[0], 0),
             nr::PIPE2 => self.sys_pipe(pid, a[0], a[1]),
-            nr::FCNTL => self.sys_fcntl(pid, a[0] as i64, a[1], a[2]),
-            nr::LSEEK => self.sys_lseek(pid, a[0] as i64, a[1] as i64, a[2]),
-            nr::IOCTL => self.sys_ioctl(tid, pid, a[0] as i64, a[1], a[2]),
-            nr::FSTAT => self.sys_fstat(pid, a[0] as i64, a[1]),
-            nr::NEWFSTATAT => self.sys_newfstatat(pid, a[0] as i64, a[1], a[2], a[3]),
+            nr::FCNTL => self.sys_fcntl(pid, a[0] as i32 as i64, a[1], a[2]),
+            nr::LSEEK => self.sys_lseek(pid, a[0] as i32 as i64, a[1] as i64, a[2]),
+            nr::IOCTL => self.sys_ioctl(tid, pid, a[0] as i32 as i64, a[1], a[2]),
+            nr::FSTAT => self.sys_fstat(pid, a[0] as i32 as i64, a[1]),
+            nr::NEWFSTATAT => self.sys_newfstatat(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
             nr::STAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], 0),
             nr::LSTAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], AT_SYMLINK_NOFOLLOW),
-            nr::STATX => self.sys_statx(pid, a[0] as i64, a[1], a[2], a[4]),
+            nr::STATX => self.sys_statx(pid, a[0] as i32 as i64, a[1], a[2], a[4]),
             nr::OPEN => self.sys_openat(pid, AT_FDCWD, a[0], a[1]),
-            nr::OPENAT => self.sys_openat(pid, a[0] as i64, a[1], a[2]),
+            nr::OPENAT => self.sys_openat(pid, a[0] as i32 as i64, a[1], a[2]),
             nr::ACCESS => self.sys_access(pid, AT_FDCWD, a[0], a[1]),
-            nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[0] as i64, a[1], a[2]),
+            nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[0] as i32 as i64, a[1], a[2]),
             nr::READLINK => self.sys_readlink(pid, AT_FDCWD, a[0], a[1], a[2] as usize),
-            nr::READLINKAT => self.sys_readlink(pid, a[0] as i64, a[1], a[2], a[3] as usize),
+            nr::READLINKAT => self.sys_readlink(pid, a[0] as i32 as i64, a[1], a[2], a[3] as usize),
             nr::POLL => self.sys_poll(tid, a[0], a[1] as usize, a[2] as i32 as i64),
             nr::PPOLL => {
                 let timeout = if a[2] == 0 {
@@ -169,7 +202,7 @@ impl Kernel {
             }
             nr::SELECT => self.sys_select(tid, a[0], a[1], a[2], a[3], a[4], false),
             nr::PSELECT6 => self.sys_select(tid, a[0], a[1], a[2], a[3], a[4], true),
-            nr::GETDENTS64 => self.sys_getdents64(pid, a[0] as i64, a[1], a[2] as usize),
+            nr::GETDENTS64 => self.sys_getdents64(pid, a[0] as i32 as i64, a[1], a[2] as usize),
             nr::GETDENTS => err(ENOSYS),
             // The host's files are seen read-only until storage serves files.
             nr::MKDIR
@@ -196,7 +229,7 @@ impl Kernel {
             | nr::CREAT => err(EROFS),
 
             nr::BRK => self.sys_brk(pid, a[0]),
-            nr::MMAP => self.sys_mmap(pid, a[0], a[1], a[2], a[3], a[4] as i64, a[5]),
+            nr::MMAP => self.sys_mmap(pid, a[0], a[1], a[2], a[3], a[4] as i32 as i64, a[5]),
             nr::MUNMAP => self.mem(pid, OP_MUNMAP, a[0], a[1], 0, 0, 0),
             nr::MPROTECT => {
                 if a[2] & !7 & !0x0300_0000 != 0 {
@@ -307,7 +340,7 @@ impl Kernel {
             nr::ALARM => self.sys_alarm(pid, a[0]),
             nr::SETITIMER => self.sys_setitimer(pid, a[0], a[1], a[2]),
             nr::GETITIMER => self.sys_setitimer(pid, a[0], 0, a[1]),
-            nr::GETRUSAGE => self.sys_getrusage(pid, a[0] as i64, a[1]),
+            nr::GETRUSAGE => self.sys_getrusage(pid, a[0] as i32 as i64, a[1]),
 
             nr::ARCH_PRCTL => self.sys_arch_prctl(tid, a[0], a[1]),
             nr::SET_TID_ADDRESS => {
@@ -360,7 +393,7 @@ impl Kernel {
                     Err(e) => err(e),
                 }
             }
-            nr::FCHDIR => match self.file(pid, a[0] as i64) {
+            nr::FCHDIR => match self.file(pid, a[0] as i32 as i64) {
                 Ok(f) if matches!(f.kind, Kind::HostDir(_)) => {
                     if let Some(p) = self.procs.get_mut(&pid) {
                         p.cwd = f.path.clone();
@@ -1097,13 +1130,42 @@ impl Kernel {
             .and_then(|s| uaccess::write(s, buf, &st).map(|_| 0)))
     }
 
-    /// The device files Lego has, by path.
-    fn device(path: &[u8]) -> Option<Kind> {
-        match path {
-            b"/dev/null" => Some(Kind::DevNull),
-            b"/dev/zero" => Some(Kind::DevZero),
-            b"/dev/urandom" | b"/dev/random" => Some(Kind::DevUrandom),
+    /// A path resolved and classified (pmon::path::name): the monitor's
+    /// devices and the calling process's /proc and /dev/fd entries are
+    /// answered here, the rest by the host.
+    fn lookup(&self, pid: Pid, dirfd: i64, p: &[u8]) -> Result<(Vec<u8>, Name), Errno> {
+        let full = self.resolve(pid, dirfd, p)?;
+        let name = pmon::path::name(&full, pid);
+        Ok((full, name))
+    }
+
+    fn device(name: Name) -> Option<Kind> {
+        match name {
+            Name::Null => Some(Kind::DevNull),
+            Name::Zero => Some(Kind::DevZero),
+            Name::Urandom => Some(Kind::DevUrandom),
             _ => None,
+        }
+    }
+
+    /// The program process `pid` runs, as an absolute path.
+    fn exe_of(&self, pid: Pid) -> Vec<u8> {
+        self.procs
+            .get(&pid)
+            .map(|pr| pmon::path::resolve(&pr.cwd, &pr.exe))
+            .unwrap_or_default()
+    }
+
+    /// What readlink of /proc/self/fd/N says of a descriptor's file.
+    fn describe(f: &OpenFile) -> Vec<u8> {
+        match f.kind {
+            Kind::Host(_) | Kind::HostDir(_) => f.path.clone(),
+            Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
+            Kind::DevNull => b"/dev/null".to_vec(),
+            Kind::DevZero => b"/dev/zero".to_vec(),
+            Kind::DevUrandom => b"/dev/urandom".to_vec(),
+            // lego-vmm's own stdio: the monitor does not know its name.
+            Kind::Stdio(n) => alloc::format!("/dev/lego-stdio/{n}").into_bytes(),
         }
     }
 
@@ -1123,18 +1185,21 @@ impl Kernel {
             let f = self.file(pid, dirfd)?;
             return self.stat_of(&f);
         }
-        if let Some(kind) = Self::device(&p) {
+        let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+        let (full, name) = self.lookup(pid, dirfd, &p)?;
+        if let Some(kind) = Self::device(name) {
             return self.stat_of(&OpenFile::new(kind, O_RDWR));
         }
-        let mut full = self.resolve(pid, dirfd, &p)?;
-        if full == b"/proc/self/exe" {
-            full = self
-                .procs
-                .get(&pid)
-                .map(|pr| pr.exe.clone())
-                .unwrap_or_default();
-        }
-        let st = host::stat_path(&full, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        let st = match name {
+            Name::Fd(n) => {
+                let f = self.file(pid, n as i64)?;
+                return self.stat_of(&f);
+            }
+            Name::Exe => host::stat_path(&self.exe_of(pid), follow)?,
+            Name::SelfDir => host::stat_path(b"/proc/self", follow)?,
+            Name::Hidden => return Err(ENOENT),
+            _ => host::stat_path(&full, follow)?,
+        };
         Ok(file_stat_bytes(&st))
     }
 
@@ -1185,22 +1250,23 @@ impl Kernel {
         };
         let flags = flags as u32;
         let cloexec = flags & O_CLOEXEC != 0;
-        if let Some(kind) = Self::device(&p) {
+        let (mut full, name) = match self.lookup(pid, dirfd, &p) {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        if let Some(kind) = Self::device(name) {
             let file = OpenFile::new(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
             return val(self
                 .proc_mut(pid)
                 .and_then(|pr| pr.fds.install(file, cloexec, 0)));
         }
-        let mut full = match self.resolve(pid, dirfd, &p) {
-            Ok(f) => f,
-            Err(e) => return err(e),
-        };
-        if full == b"/proc/self/exe" {
-            full = self
-                .procs
-                .get(&pid)
-                .map(|pr| pr.exe.clone())
-                .unwrap_or_default();
+        match name {
+            // Linux opens the file again; sharing the open file is what
+            // matters for pipes (bash's process substitution).
+            Name::Fd(n) => return val(self.dup(pid, n as i64, 0, cloexec)),
+            Name::Exe => full = self.exe_of(pid),
+            Name::SelfDir | Name::Hidden => return err(ENOENT),
+            _ => {}
         }
         // The host's files, read-only until storage serves files.
         if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
@@ -1247,12 +1313,17 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
-        if Self::device(&p).is_some() {
-            return Ret::Val(0);
-        }
-        let full = match self.resolve(pid, dirfd, &p) {
-            Ok(f) => f,
+        let (full, name) = match self.lookup(pid, dirfd, &p) {
+            Ok(v) => v,
             Err(e) => return err(e),
+        };
+        let full = match name {
+            Name::Null | Name::Zero | Name::Urandom => return Ret::Val(0),
+            Name::Fd(n) => return val(self.file(pid, n as i64).map(|_| 0)),
+            Name::Hidden => return err(ENOENT),
+            Name::Exe => self.exe_of(pid),
+            Name::SelfDir => b"/proc/self".to_vec(),
+            Name::Host => full,
         };
         match host::stat_path(&full, true) {
             Ok(_) if mode & W_OK != 0 => err(EROFS),
@@ -1273,28 +1344,23 @@ impl Kernel {
         if size == 0 {
             return err(EINVAL);
         }
-        let target = if p == b"/proc/self/exe" {
-            // Absolute, as Linux gives it.
-            let exe = self
-                .procs
-                .get(&pid)
-                .map(|pr| pr.exe.clone())
-                .unwrap_or_default();
-            let cwd = self
-                .procs
-                .get(&pid)
-                .map(|pr| pr.cwd.clone())
-                .unwrap_or_default();
-            pmon::path::resolve(&cwd, &exe)
-        } else {
-            let full = match self.resolve(pid, dirfd, &p) {
-                Ok(f) => f,
+        let (full, name) = match self.lookup(pid, dirfd, &p) {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        let target = match name {
+            Name::Exe => self.exe_of(pid),
+            Name::SelfDir => alloc::format!("{pid}").into_bytes(),
+            Name::Fd(n) => match self.file(pid, n as i64) {
+                Ok(f) => Self::describe(&f),
                 Err(e) => return err(e),
-            };
-            match host::readlink(&full) {
+            },
+            Name::Hidden => return err(ENOENT),
+            Name::Null | Name::Zero | Name::Urandom => return err(EINVAL),
+            Name::Host => match host::readlink(&full) {
                 Ok(t) => t,
                 Err(e) => return err(e),
-            }
+            },
         };
         let n = target.len().min(size);
         val(self
@@ -2378,13 +2444,18 @@ impl Kernel {
         if p.is_empty() {
             return err(ENOENT);
         }
-        // The program re-executing itself (busybox runs its applets so).
-        if p == b"/proc/self/exe" {
-            p = self
-                .procs
-                .get(&pid)
-                .map(|pr| pr.exe.clone())
-                .unwrap_or_default();
+        // The program re-executing itself (busybox runs its applets so),
+        // or fexecve's /proc/self/fd/N.
+        match self.lookup(pid, AT_FDCWD, &p).map(|v| v.1) {
+            Ok(Name::Exe) => p = self.exe_of(pid),
+            Ok(Name::Fd(n)) => match self.file(pid, n as i64) {
+                Ok(f) if matches!(f.kind, Kind::Host(_)) => p = f.path.clone(),
+                Ok(_) => return err(EACCES),
+                Err(e) => return err(e),
+            },
+            Ok(Name::Hidden | Name::SelfDir) => return err(ENOENT),
+            Ok(Name::Null | Name::Zero | Name::Urandom) => return err(EACCES),
+            _ => {}
         }
         match self.execve(tid, p, a, e) {
             Ok(()) => Ret::NoReturn,
