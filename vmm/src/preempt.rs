@@ -154,6 +154,8 @@ impl Preempt {
             })
     }
 
+    /// Ends the ticker (the VMM's ticker runs for the life of the process).
+    #[cfg(test)]
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }

@@ -170,7 +170,7 @@ impl VcpuThread {
                         .iter()
                         .rev()
                         .fold(0u32, |acc, &b| (acc << 8) | b as u32);
-                    if self.from_process() {
+                    if self.runs_process() {
                         self.refused_from_process("an out instruction")
                     } else {
                         self.hypercall(port, value, emulated_at_start)
@@ -179,7 +179,7 @@ impl VcpuThread {
                 Ok(VcpuExit::IoIn(port, data)) => {
                     // Nothing lives behind any port; reads see a floating bus.
                     data.fill(0xff);
-                    if self.from_process() {
+                    if self.runs_process() {
                         self.refused_from_process("an in instruction")
                     } else {
                         log::debug!("vCPU {} read port {port:#x}; no device there", self.cpu);
@@ -187,7 +187,7 @@ impl VcpuThread {
                     }
                 }
                 Ok(VcpuExit::Hlt) => {
-                    if self.from_process() {
+                    if self.runs_process() {
                         self.refused_from_process("hlt")
                     } else {
                         self.halted()
@@ -216,7 +216,7 @@ impl VcpuThread {
                     "could not be entered by KVM (hardware entry failure reason {reason:#x} on host CPU {cpu})"
                 )),
                 Ok(VcpuExit::InternalError) => {
-                    if self.from_process() {
+                    if self.runs_process() {
                         self.process_emulation_failed()
                     } else {
                         match self.int3_under_emulation() {
@@ -274,7 +274,7 @@ impl VcpuThread {
     /// Interrupts the process this vCPU runs, if it runs one (nothing is
     /// injected into monitor code, nor on top of a pending event).
     fn interrupt_process(&mut self, preempt: &crate::preempt::Preempt) {
-        if !self.from_process() {
+        if !self.runs_process() {
             return;
         }
         let Ok(mut events) = self.vcpu.get_vcpu_events() else {
@@ -298,7 +298,7 @@ impl VcpuThread {
 
     /// Whether the vCPU is running a process (lower-half code) rather than
     /// the monitor.
-    fn from_process(&self) -> bool {
+    fn runs_process(&self) -> bool {
         self.vcpu
             .get_regs()
             .is_ok_and(|r| r.rip < lego_proto::boot::UPPER_HALF)
@@ -410,7 +410,7 @@ impl VcpuThread {
     /// A write to one of the MSRs the VMM guards (hypervisor.rs): done for
     /// the monitor, #GP for a process.
     fn guarded_msr_write(&mut self, index: u32, data: u64) -> Next {
-        let refused = if self.from_process() {
+        let refused = if self.runs_process() {
             log::debug!("vCPU {}: a process wrote MSR {index:#x}; #GP", self.cpu);
             true
         } else {

@@ -497,9 +497,9 @@ struct IdtPointer {
 /// KVM; PVM always uses RSP0, the same stack).
 pub fn build_idt() -> *mut u64 {
     let idt = page();
-    for v in 0..40usize {
-        // SAFETY: a linker-provided table of 40 addresses.
-        let handler = unsafe { lego_trap_table[v] };
+    // SAFETY: a linker-provided table of 40 addresses.
+    let table = unsafe { &lego_trap_table };
+    for (v, &handler) in table.iter().enumerate() {
         let dpl: u64 = if v == 3 { 3 } else { 0 };
         // SAFETY: our fresh page; 2 * v + 1 < 512.
         unsafe {

@@ -100,7 +100,6 @@ impl Kernel {
                 rlimits,
                 cycles: 0,
                 child_cycles: 0,
-                start_tsc: lego_image::cpu::rdtsc(),
                 alarm: None,
             },
         );

@@ -8,8 +8,17 @@ use lego_image::cpu::{phys_of, virt_to_phys};
 use lego_image::hypercall;
 use lego_proto::program::*;
 
-/// The first program's argv, envp, working directory and file to execute.
-pub fn program_args() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<u8>, Vec<u8>) {
+/// What `lego-vmm -- PROGRAM ARGS` gives the first process.
+pub struct FirstProgram {
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    /// lego-vmm's working directory.
+    pub cwd: Vec<u8>,
+    /// The file to execute (PROGRAM as found in PATH).
+    pub exe: Vec<u8>,
+}
+
+pub fn program_args() -> FirstProgram {
     let mut a = ProgramArgs::default();
     hypercall::out(PORT_PROGRAM_ARGS, phys_of(&a) as u32);
     // SAFETY: the VMM wrote it during the hypercall.
@@ -28,7 +37,12 @@ pub fn program_args() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<u8>, Vec<u8>) {
         .filter(|c| c.first() == Some(&b'/'))
         .unwrap_or_else(|| b"/".to_vec());
     let exe = strings.next().unwrap_or_default();
-    (argv, envp, cwd, exe)
+    FirstProgram {
+        argv,
+        envp,
+        cwd,
+        exe,
+    }
 }
 
 /// An opened host file to execute: its handle and size, or an errno.

@@ -15,7 +15,6 @@ use alloc::vec::Vec;
 
 use lego_image::cpu::{phys_of, virt_to_phys};
 use lego_image::hypercall;
-use lego_proto::boot::upper;
 use lego_proto::hypercall::{PORT_MEMORY_CALL, PORT_PROCESS_START, PORT_VREGION};
 use lego_proto::memory::*;
 use lego_proto::process::{MemoryCall, ProcessStart, VRegionMap, Window, PROCESS_FAULTS_TO_GUEST};
@@ -27,7 +26,6 @@ const P: u64 = 1;
 const W: u64 = 2;
 const U: u64 = 4;
 const HUGE: u64 = 1 << 7;
-const ADDR: u64 = 0x000f_ffff_ffff_f000;
 
 fn page() -> Option<*mut u64> {
     let layout = Layout::from_size_align(4096, 4096).ok()?;
@@ -49,7 +47,6 @@ pub struct Space {
     pub slot: u32,
     /// The process id its memory components know it by.
     pub gpid: u32,
-    pub home: u32,
     pub window: Window,
     /// One PDPT per PML4 slot of the user half.
     pdpts: Vec<*mut u64>,
@@ -94,7 +91,6 @@ impl Space {
         let mut s = Space {
             slot,
             gpid,
-            home,
             window,
             pdpts,
             pds: BTreeMap::new(),
@@ -289,16 +285,6 @@ impl Space {
         });
         self.release();
     }
-
-    /// The page-table page that holds vRegion `index`, for tests of the
-    /// mapping (the physical address, as the window sees it).
-    pub fn pd_phys(&self, index: u64) -> Option<u64> {
-        self.pds.get(&index).map(|&p| virt_to_phys(p as u64))
-    }
-
-    pub fn pdpt_ptr(&self, slot: usize) -> Option<*mut u64> {
-        self.pdpts.get(slot).copied()
-    }
 }
 
 impl UserSpace for Space {
@@ -326,10 +312,4 @@ fn page_table_of_chunk(window: Window, slot: u32, chunk: u64) -> Result<*mut u64
         unsafe { *pt.add(i as usize) = gpa | P | W | U };
     }
     Ok(pt)
-}
-
-/// A page table entry read back for a check (tests and reports).
-pub fn entry_at(table: u64, index: u64) -> u64 {
-    // SAFETY: `table` is a page-table page's physical address in RAM.
-    unsafe { *((upper(table & ADDR) as *const u64).add(index as usize)) }
 }

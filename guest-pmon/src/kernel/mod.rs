@@ -57,7 +57,6 @@ pub const ENODEV: Errno = 19;
 pub const ENOTDIR: Errno = 20;
 pub const EISDIR: Errno = 21;
 pub const EINVAL: Errno = 22;
-pub const EMFILE: Errno = 24;
 pub const ENOTTY: Errno = 25;
 pub const ESPIPE: Errno = 29;
 pub const EPIPE: Errno = 32;
@@ -66,7 +65,6 @@ pub const ENAMETOOLONG: Errno = 36;
 pub const ENOSYS: Errno = 38;
 pub const ELOOP: Errno = 40;
 pub const ETIMEDOUT: Errno = 110;
-pub const EOPNOTSUPP: Errno = 95;
 
 pub type Pid = u32;
 pub type Tid = u32;
@@ -167,10 +165,10 @@ pub struct Process {
     /// A vfork parent waits for this process's exec or exit.
     pub vfork_parent: Option<Tid>,
     pub rlimits: [(u64, u64); 16],
-    /// Accumulated CPU time in TSC cycles (user+system, not split).
+    /// CPU time its threads spent in user mode, in TSC cycles.
     pub cycles: u64,
+    /// The same of its children that it waited for.
     pub child_cycles: u64,
-    pub start_tsc: u64,
     /// ITIMER_REAL (alarm, setitimer): next expiry and period, in ns since
     /// boot. Kept across execve, not given to a fork child (as in Linux).
     pub alarm: Option<(u64, u64)>,
@@ -305,7 +303,12 @@ pub fn start(boot: &'static BootInfo) -> ! {
         trace: boot.trace_syscalls != 0,
     };
     k.cpus[0].views = Some(views);
-    let (argv, envp, cwd, exe) = host::program_args();
+    let host::FirstProgram {
+        argv,
+        envp,
+        cwd,
+        exe,
+    } = host::program_args();
     let given = argv.first().cloned().unwrap_or_default();
     let path = pmon::path::resolve(&cwd, if exe.is_empty() { &given } else { &exe });
     match k.spawn_init(&path, &given, argv, envp, cwd) {
@@ -353,7 +356,9 @@ fn cpu_loop(cpu: u32) -> ! {
                         ctx.frame.rsp
                     );
                 }
+                let start = lego_image::cpu::rdtsc();
                 arch::run_user(&mut ctx);
+                let ran = lego_image::cpu::rdtsc().wrapping_sub(start);
                 if DEBUG {
                     lego_image::println!(
                         "cpu {cpu}: trap {} from {tid} at {:#x} rax {:#x}",
@@ -362,7 +367,7 @@ fn cpu_loop(cpu: u32) -> ! {
                         ctx.frame.gprs[0]
                     );
                 }
-                with(|k| k.trap(cpu, tid, ctx));
+                with(|k| k.trap(cpu, tid, ctx, ran));
             }
             None => {
                 let (timeout, stdin) = with(|k| k.idle_plan(cpu));
@@ -691,12 +696,16 @@ impl Kernel {
     }
 
     /// A thread came back from user mode.
-    fn trap(&mut self, cpu: u32, tid: Tid, ctx: Box<UserContext>) {
+    /// `ran`: TSC cycles it spent in user mode.
+    fn trap(&mut self, cpu: u32, tid: Tid, ctx: Box<UserContext>, ran: u64) {
         self.cpus[cpu as usize].current = None;
         let vector = ctx.frame.vector;
         let Some(t) = self.threads.get_mut(&tid) else {
             return;
         };
+        if let Some(p) = self.procs.get_mut(&t.pid) {
+            p.cycles += ran;
+        }
         t.ctx = Some(ctx);
         if t.state == State::Dead {
             self.reap_thread(tid);

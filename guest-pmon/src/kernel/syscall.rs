@@ -1100,9 +1100,7 @@ impl Kernel {
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
             Kind::Host(_) | Kind::HostDir(_) => {
-                return host::stat_path(&f.path, true)
-                    .map(|st| file_stat_bytes(&st))
-                    .map_err(|e| e);
+                return host::stat_path(&f.path, true).map(|st| file_stat_bytes(&st));
             }
         };
         Ok(stat_bytes(
@@ -1577,10 +1575,8 @@ impl Kernel {
         if addr % 4096 != 0 {
             return err(EINVAL);
         }
-        if op == OP_MUNMAP || op == OP_MPROTECT {
-            if len == 0 {
-                return Ret::Val(0);
-            }
+        if (op == OP_MUNMAP || op == OP_MPROTECT) && len == 0 {
+            return Ret::Val(0);
         }
         let r = self.space_mut(pid).and_then(|s| {
             s.call(MemRequest {
@@ -1755,19 +1751,29 @@ impl Kernel {
             .and_then(|s| uaccess::write(s, buf, &u).map(|_| 0)))
     }
 
-    fn cpu_ns(&self, pid: Pid) -> u64 {
-        let cycles = self
-            .procs
+    /// CPU time process `pid` used in user mode (the monitor's own time
+    /// for it is not counted), and that of its waited-for children.
+    fn cpu_ns(&self, pid: Pid) -> (u64, u64) {
+        let to_ns = |c: u64| (c as u128 * 1_000_000 / self.tsc_khz.max(1) as u128) as u64;
+        self.procs
             .get(&pid)
-            .map_or(0, |p| lego_image::cpu::rdtsc().wrapping_sub(p.start_tsc));
-        (cycles as u128 * 1_000_000 / self.tsc_khz as u128) as u64
+            .map_or((0, 0), |p| (to_ns(p.cycles), to_ns(p.child_cycles)))
+    }
+
+    /// A child is reaped: its CPU time joins its parent's children's.
+    fn reap_child(&mut self, parent: Pid, child: Pid) {
+        if let Some(c) = self.procs.remove(&child) {
+            if let Some(p) = self.procs.get_mut(&parent) {
+                p.child_cycles += c.cycles + c.child_cycles;
+            }
+        }
     }
 
     fn clock_ns(&self, pid: Pid, clock: u64) -> Result<u64, Errno> {
         match clock {
             0 | 5 | 8 | 11 => Ok(self.realtime_ns()),
             1 | 4 | 6 | 7 | 9 => Ok(self.now_ns()),
-            2 | 3 => Ok(self.cpu_ns(pid)),
+            2 | 3 => Ok(self.cpu_ns(pid).0),
             _ => Err(EINVAL),
         }
     }
@@ -1914,10 +1920,12 @@ impl Kernel {
 
     fn sys_times(&mut self, pid: Pid, buf: u64) -> Ret {
         let ticks = |ns: u64| ns / 10_000_000;
-        let user = ticks(self.cpu_ns(pid));
+        let (own, children) = self.cpu_ns(pid);
         if buf != 0 {
+            // tms_utime, tms_stime, tms_cutime, tms_cstime.
             let mut t = [0u8; 32];
-            t[0..8].copy_from_slice(&user.to_le_bytes());
+            t[0..8].copy_from_slice(&ticks(own).to_le_bytes());
+            t[16..24].copy_from_slice(&ticks(children).to_le_bytes());
             if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &t)) {
                 return err(e);
             }
@@ -1929,7 +1937,8 @@ impl Kernel {
         if !(-1..=1).contains(&who) {
             return err(EINVAL);
         }
-        let ns = if who == -1 { 0 } else { self.cpu_ns(pid) };
+        let (own, children) = self.cpu_ns(pid);
+        let ns = if who == -1 { children } else { own };
         let mut r = [0u8; 144];
         r[0..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
         r[8..16].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
@@ -2328,7 +2337,6 @@ impl Kernel {
                     rlimits,
                     cycles: 0,
                     child_cycles: 0,
-                    start_tsc: lego_image::cpu::rdtsc(),
                     alarm: None,
                 },
             );
@@ -2505,7 +2513,7 @@ impl Kernel {
                 if let Err(e) = r {
                     return err(e);
                 }
-                self.procs.remove(&child);
+                self.reap_child(pid, child);
                 Ret::Val(child as i64)
             }
             (true, None) if options & WNOHANG != 0 => Ret::Val(0),
@@ -2553,7 +2561,7 @@ impl Kernel {
                     }
                 }
                 if options & WNOWAIT == 0 {
-                    self.procs.remove(&child);
+                    self.reap_child(pid, child);
                 }
                 Ret::Val(0)
             }
