@@ -461,6 +461,15 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             }
             Event::ProgramExit(e, path) => {
                 gdb_sees_end();
+                let sum = |f: fn(&stats::VcpuStats) -> Option<u64>| {
+                    shared.vcpu_stats.iter().filter_map(f).sum::<u64>()
+                };
+                log::info!(
+                    "vCPU exits: {} to lego-vmm, {} in all (KVM's count, with those handled in the kernel); {} instructions emulated",
+                    shared.exits.load(std::sync::atomic::Ordering::Relaxed),
+                    sum(stats::VcpuStats::exits),
+                    sum(stats::VcpuStats::insn_emulation)
+                );
                 return Ok(program_exit(&e, &path));
             }
             Event::WorkloadDone(report) => {

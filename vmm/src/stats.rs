@@ -90,4 +90,13 @@ impl VcpuStats {
     pub fn exits(&self) -> Option<u64> {
         self.read(self.exits)
     }
+
+    /// A second handle on the same counters (for the main thread's report).
+    pub fn try_clone(&self) -> Option<VcpuStats> {
+        Some(VcpuStats {
+            file: self.file.try_clone().ok()?,
+            insn_emulation: self.insn_emulation,
+            exits: self.exits,
+        })
+    }
 }

@@ -34,6 +34,8 @@ pub struct Shared {
     pub symbols: Symbols,
     /// Exits to this process, all vCPUs together.
     pub exits: AtomicU64,
+    /// Every vCPU's KVM counters (for the report at a program's end).
+    pub vcpu_stats: Vec<crate::stats::VcpuStats>,
     /// Processor: the ExCache that serves its processes' memory.
     pub excache: Option<Arc<crate::excache::ExCache>>,
     /// Where process memory lies in guest-physical space (None when the

@@ -221,6 +221,10 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         debug_handler: image.debug_handler,
         symbols: image.symbols,
         exits: AtomicU64::new(0),
+        vcpu_stats: vcpus
+            .iter()
+            .filter_map(|(_, s)| s.as_ref().and_then(|s| s.try_clone()))
+            .collect(),
         excache,
         window,
         tsc_khz: info.tsc_khz,

@@ -1,0 +1,245 @@
+//! `cargo bench -p lego-vmm --bench programs`: static Linux programs on a
+//! processor against the same binary on this host, in the same run.
+//!
+//! * getpid, and a 4 KiB pipe write with its read, per call: Lego's time as
+//!   a multiple of the host's, and vCPU exits per call (to lego-vmm, and
+//!   all of KVM's), from the difference between a run of N calls and a run
+//!   of none.
+//! * Start to exit of a trivial static program (`lego-vmm ... -- calls
+//!   true`, the memory component already up) against the host's fork+exec
+//!   of the same binary.
+//! * A CPU-bound pass over 16 MiB with a 64 MiB ExCache (fits), as a
+//!   multiple of the host.
+//! * The same over 64 MiB with a 16 MiB ExCache (four times the cache),
+//!   against the host and against Linux limited to 16 MiB by the cgroup v1
+//!   memory controller with swap on zram (set up here when run as root on
+//!   a host with the zram module; undone after).
+//!
+//! Times inside the program (clock_gettime), so boot is not counted except
+//! for start-to-exit. Medians of RUNS runs. Build the release images first:
+//! `cargo build --release --workspace`.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use common::{component, median, VMM};
+
+const RUNS: usize = 5;
+const CALLS: &str = "20000";
+
+fn build_program() -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/calls.c");
+    let out = std::env::temp_dir().join(format!("lego-bench-calls-{}", std::process::id()));
+    let ok = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "gcc -static could not build {}", src.display());
+    out
+}
+
+/// The `key=value` number in a program's output.
+fn field(text: &str, key: &str) -> f64 {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {text:?}"))
+}
+
+fn host(prog: &Path, args: &[&str]) -> String {
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .expect("run on the host");
+    assert!(out.status.success(), "{args:?} failed on the host");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the program on Lego: its stdout, and the exit counts from the
+/// VMM's report (to lego-vmm, all).
+fn lego(peer: &str, vmm: &[&str], prog: &Path, args: &[&str]) -> (String, (f64, f64)) {
+    let out = Command::new(VMM)
+        .args(["--role", "processor", "--peer", peer, "--log-level", "info"])
+        .args(vmm)
+        .arg("--")
+        .arg(prog)
+        .args(args)
+        .output()
+        .expect("run lego-vmm");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?} failed on Lego:\n{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("vCPU exits: "))
+        .unwrap_or_else(|| panic!("no exit counts in:\n{err}"));
+    let num = |after: &str| -> f64 {
+        line.split(after)
+            .next()
+            .and_then(|s| s.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        (num(" to lego-vmm"), num(" in all")),
+    )
+}
+
+/// Per-call figures of `what`: (Lego ns, host ns, exits to lego-vmm,
+/// exits in all) per call, medians.
+fn per_call(peer: &str, prog: &Path, what: &str) -> (f64, f64, f64, f64) {
+    let n: f64 = CALLS.parse().unwrap_or(1.0);
+    let mut l = Vec::new();
+    let mut h = Vec::new();
+    let mut vmm_exits = Vec::new();
+    let mut all_exits = Vec::new();
+    for _ in 0..RUNS {
+        let (out, (v1, a1)) = lego(peer, &[], prog, &[what, CALLS]);
+        let (_, (v0, a0)) = lego(peer, &[], prog, &[what, "0"]);
+        l.push(field(&out, "ns_per_op"));
+        vmm_exits.push((v1 - v0) / n);
+        all_exits.push((a1 - a0) / n);
+        h.push(field(&host(prog, &[what, CALLS]), "ns_per_op"));
+    }
+    (median(l), median(h), median(vmm_exits), median(all_exits))
+}
+
+/// Runs `prog args` limited to `limit` bytes of memory with swap on zram,
+/// if this host allows; its output, or why not.
+fn under_zram(prog: &Path, args: &[&str], limit: u64) -> Result<String, String> {
+    let zram = Path::new("/sys/block/zram0");
+    let cg = Path::new("/sys/fs/cgroup/memory");
+    if !zram.exists() {
+        let _ = Command::new("modprobe").arg("zram").status();
+    }
+    if !zram.exists() || !cg.join("memory.limit_in_bytes").exists() {
+        return Err("needs /sys/block/zram0 and the cgroup v1 memory controller".into());
+    }
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+    if swaps.lines().count() > 1 {
+        return Err("a swap device is already active; not touching it".into());
+    }
+    let sh = |cmd: &str| -> Result<(), String> {
+        let ok = Command::new("sh")
+            .args(["-c", cmd])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{cmd}` failed (root needed)"))
+        }
+    };
+    let group = cg.join("lego-bench");
+    let setup = || -> Result<(), String> {
+        sh("echo 1 > /sys/block/zram0/reset")?;
+        sh("echo 1G > /sys/block/zram0/disksize && mkswap /dev/zram0 && swapon /dev/zram0")?;
+        std::fs::create_dir_all(&group).map_err(|e| e.to_string())?;
+        std::fs::write(group.join("memory.limit_in_bytes"), limit.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    let result = setup().and_then(|()| {
+        let cmd = format!(
+            "echo $$ > {}/cgroup.procs && exec {} {}",
+            group.display(),
+            prog.display(),
+            args.join(" ")
+        );
+        let out = Command::new("sh")
+            .args(["-c", &cmd])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    let _ = std::fs::remove_dir(&group);
+    let _ = sh("swapoff /dev/zram0; echo 1 > /sys/block/zram0/reset");
+    result
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("programs: bench");
+        return;
+    }
+    let prog = build_program();
+    let (_memory, addr) = component("memory", 1);
+    let peer = format!("1={addr}");
+
+    for what in ["getpid", "pipe"] {
+        let (l, h, v, a) = per_call(&peer, &prog, what);
+        let name = if what == "pipe" {
+            "4 KiB pipe write + read"
+        } else {
+            "getpid"
+        };
+        println!(
+            "{name:24} lego {:9.0} ns  host {:7.0} ns  ratio {:7.1}x  exits/call: {v:.2} to lego-vmm, {a:.2} in all",
+            l,
+            h,
+            l / h
+        );
+    }
+
+    let mut lego_start = Vec::new();
+    let mut host_start = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        lego(&peer, &[], &prog, &["true"]);
+        lego_start.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        host(&prog, &["true"]);
+        host_start.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (l, h) = (median(lego_start), median(host_start));
+    println!(
+        "start to exit            lego {l:9.1} ms  host fork+exec {h:.2} ms  ratio {:.0}x",
+        l / h
+    );
+
+    let cpu = |vmm: &[&str], args: &[&str]| -> (f64, f64) {
+        let mut l = Vec::new();
+        let mut h = Vec::new();
+        for _ in 0..RUNS {
+            l.push(field(&lego(&peer, vmm, &prog, args).0, "ms"));
+            h.push(field(&host(&prog, args), "ms"));
+        }
+        (median(l), median(h))
+    };
+    let (l, h) = cpu(&["--excache", "64M"], &["cpu", "16", "20"]);
+    println!(
+        "cpu, 16 MiB in 64 MiB    lego {l:9.1} ms  host {h:7.1} ms  ratio {:.3}x",
+        l / h
+    );
+    let args = ["cpu", "64", "3"];
+    let (l, h) = cpu(&["--excache", "16M"], &args);
+    let zram = (0..RUNS)
+        .map(|_| under_zram(&prog, &args, 16 << 20).map(|out| field(&out, "ms")))
+        .collect::<Result<Vec<f64>, String>>();
+    match zram {
+        Ok(z) => {
+            let z = median(z);
+            println!(
+                "cpu, 64 MiB in 16 MiB    lego {l:9.1} ms  host {h:7.1} ms  ratio {:.1}x  linux+zram {z:.1} ms  lego/zram {:.2}x",
+                l / h,
+                l / z
+            );
+        }
+        Err(why) => println!(
+            "cpu, 64 MiB in 16 MiB    lego {l:9.1} ms  host {h:7.1} ms  ratio {:.1}x  (linux+zram not run: {why})",
+            l / h
+        ),
+    }
+    let _ = std::fs::remove_file(&prog);
+}
