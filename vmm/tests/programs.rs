@@ -329,9 +329,10 @@ fn privileged_instructions_in_a_program_are_refused() {
     assert_eq!(ran.code, 0, "{}", ran.err);
 }
 
-/// A directory of busybox applet links, for PATH.
-fn busybox_bin() -> PathBuf {
-    let dir = scratch("busybox-bin");
+/// A directory of busybox applet links, for PATH; one per test, since
+/// tests run in parallel and `scratch` starts a directory afresh.
+fn busybox_bin(test: &str) -> PathBuf {
+    let dir = scratch(&format!("{test}-bin"));
     let busybox = which("busybox");
     for applet in [
         "sh", "sort", "uniq", "awk", "md5sum", "cat", "tr", "wc", "head", "sed", "grep", "seq",
@@ -355,7 +356,7 @@ fn a_busybox_pipeline_over_stdin_matches_the_host() {
         return;
     }
     let rack = Rack::new();
-    let bin = busybox_bin();
+    let bin = busybox_bin("pipeline");
     let path = bin.to_str().expect("path");
     let sh = bin.join("sh");
     let mut input = String::new();
@@ -379,7 +380,7 @@ fn a_bash_script_matches_the_host() {
         return;
     }
     let rack = Rack::new();
-    let bin = busybox_bin();
+    let bin = busybox_bin("bash-script");
     let dir = scratch("bash-script");
     let script = dir.join("script.sh");
     let bash = which("bash-static");

@@ -893,53 +893,39 @@ impl Kernel {
     }
 
     fn sys_read(&mut self, tid: Tid, fd: i64, buf: u64, len: usize) -> Ret {
-        let pid = self.pid_of(tid);
-        let f = match self.file(pid, fd) {
-            Ok(f) => f,
-            Err(e) => return err(e),
-        };
-        let len = len.min(1 << 20);
-        match self.read_file(&f, len) {
-            Ok(Some(data)) => {
-                match self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::write(s, buf, &data))
-                {
-                    Ok(()) => Ret::Val(data.len() as i64),
-                    Err(e) => {
-                        self.unread(&f, &data);
-                        err(e)
-                    }
-                }
-            }
-            Ok(None) => {
-                self.block(tid, Self::wait_of(&f), None, None, OnWake::Retry);
-                Ret::Block
-            }
+        match self.file(self.pid_of(tid), fd) {
+            Ok(f) => self.read_into(tid, &f, &[(buf, len)]),
             Err(e) => err(e),
         }
     }
 
     fn sys_write(&mut self, tid: Tid, fd: i64, buf: u64, len: usize) -> Ret {
+        match self.file(self.pid_of(tid), fd) {
+            Ok(f) => self.write_from(tid, &f, &[(buf, len)]),
+            Err(e) => err(e),
+        }
+    }
+
+    fn sys_readv(&mut self, tid: Tid, fd: i64, iov: u64, count: usize) -> Ret {
         let pid = self.pid_of(tid);
         let f = match self.file(pid, fd) {
             Ok(f) => f,
             Err(e) => return err(e),
         };
-        let len = len.min(1 << 20);
-        let data = match self
-            .space_mut(pid)
-            .and_then(|s| uaccess::read_vec(s, buf, len))
-        {
-            Ok(d) => d,
+        match self.iovecs(pid, iov, count) {
+            Ok(vecs) => self.read_into(tid, &f, &vecs),
+            Err(e) => err(e),
+        }
+    }
+
+    fn sys_writev(&mut self, tid: Tid, fd: i64, iov: u64, count: usize) -> Ret {
+        let pid = self.pid_of(tid);
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
             Err(e) => return err(e),
         };
-        match self.write_file(tid, &f, &data) {
-            Ok(Some(n)) => Ret::Val(n as i64),
-            Ok(None) => {
-                self.block(tid, Self::wait_of(&f), None, None, OnWake::Retry);
-                Ret::Block
-            }
+        match self.iovecs(pid, iov, count) {
+            Ok(vecs) => self.write_from(tid, &f, &vecs),
             Err(e) => err(e),
         }
     }
@@ -959,57 +945,52 @@ impl Kernel {
             .collect())
     }
 
-    fn sys_readv(&mut self, tid: Tid, fd: i64, iov: u64, count: usize) -> Ret {
+    /// One read of `f` scattered over `vecs` (at most 1 MiB a call). A
+    /// buffer that turns out bad keeps what was stored before it and gives
+    /// the rest back to the file (EFAULT if nothing was stored); no data
+    /// means the thread waits until the file has some.
+    fn read_into(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
         let pid = self.pid_of(tid);
-        let vecs = match self.iovecs(pid, iov, count) {
-            Ok(v) => v,
-            Err(e) => return err(e),
-        };
-        let total: usize = vecs.iter().map(|v| v.1).sum::<usize>().min(1 << 20);
-        let f = match self.file(pid, fd) {
-            Ok(f) => f,
-            Err(e) => return err(e),
-        };
-        match self.read_file(&f, total) {
-            Ok(Some(data)) => {
-                let mut off = 0;
-                for (base, len) in vecs {
-                    if off >= data.len() {
-                        break;
-                    }
-                    let n = len.min(data.len() - off);
-                    if let Err(e) = self
-                        .space_mut(pid)
-                        .and_then(|s| uaccess::write(s, base, &data[off..off + n]))
-                    {
-                        // What was stored counts; the rest stays unread.
-                        self.unread(&f, &data[off..]);
-                        return if off > 0 {
-                            Ret::Val(off as i64)
-                        } else {
-                            err(e)
-                        };
-                    }
-                    off += n;
-                }
-                Ret::Val(data.len() as i64)
-            }
+        let total = vecs
+            .iter()
+            .fold(0usize, |t, v| t.saturating_add(v.1))
+            .min(1 << 20);
+        let data = match self.read_file(f, total) {
+            Ok(Some(d)) => d,
             Ok(None) => {
-                self.block(tid, Self::wait_of(&f), None, None, OnWake::Retry);
-                Ret::Block
+                self.block(tid, Self::wait_of(f), None, None, OnWake::Retry);
+                return Ret::Block;
             }
-            Err(e) => err(e),
+            Err(e) => return err(e),
+        };
+        let mut off = 0;
+        for &(base, len) in vecs {
+            if off >= data.len() {
+                break;
+            }
+            let n = len.min(data.len() - off);
+            if let Err(e) = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, base, &data[off..off + n]))
+            {
+                self.unread(f, &data[off..]);
+                return if off > 0 {
+                    Ret::Val(off as i64)
+                } else {
+                    err(e)
+                };
+            }
+            off += n;
         }
+        Ret::Val(data.len() as i64)
     }
 
-    fn sys_writev(&mut self, tid: Tid, fd: i64, iov: u64, count: usize) -> Ret {
+    /// One write to `f` gathered from `vecs` (at most 1 MiB a call); a full
+    /// pipe makes the thread wait.
+    fn write_from(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
         let pid = self.pid_of(tid);
-        let vecs = match self.iovecs(pid, iov, count) {
-            Ok(v) => v,
-            Err(e) => return err(e),
-        };
         let mut data = Vec::new();
-        for (base, len) in vecs {
+        for &(base, len) in vecs {
             let len = len.min((1 << 20) - data.len().min(1 << 20));
             match self
                 .space_mut(pid)
@@ -1019,14 +1000,10 @@ impl Kernel {
                 Err(e) => return err(e),
             }
         }
-        let f = match self.file(pid, fd) {
-            Ok(f) => f,
-            Err(e) => return err(e),
-        };
-        match self.write_file(tid, &f, &data) {
+        match self.write_file(tid, f, &data) {
             Ok(Some(n)) => Ret::Val(n as i64),
             Ok(None) => {
-                self.block(tid, Self::wait_of(&f), None, None, OnWake::Retry);
+                self.block(tid, Self::wait_of(f), None, None, OnWake::Retry);
                 Ret::Block
             }
             Err(e) => err(e),
