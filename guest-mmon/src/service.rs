@@ -185,8 +185,12 @@ impl<S: FrameStore> Monitor<S> {
                     _ => return reply(EINVAL, 0, None),
                 };
                 let brk = r.addr.clamp(USER_LOW, top);
+                let mut space = AddressSpace::new(USER_LOW, top, brk);
+                if r.arg != 0 {
+                    space.set_mmap_base(r.arg);
+                }
                 let home = Home {
-                    space: AddressSpace::new(USER_LOW, top, brk),
+                    space,
                     regions: BTreeMap::new(),
                     owners: BTreeSet::new(),
                     next_peer: 0,
@@ -205,6 +209,7 @@ impl<S: FrameStore> Monitor<S> {
             }
             OP_FORK if !from_home => self.fork(pid, r.arg as Pid, remote),
             OP_DISCARD if !from_home => self.discard(pid, r.addr, r.len, remote),
+            OP_MAPS if !from_home => self.maps(pid, r.addr),
             _ => self.owner.serve_from(from, r, rest),
         }
     }
@@ -314,6 +319,31 @@ impl<S: FrameStore> Monitor<S> {
             Some(o) => reply(PEER_FAILED, o as u64, None),
             None => reply(OK, copied, None),
         }
+    }
+
+    /// The VMAs of `pid` that end above `from`: one chunk of a listing.
+    fn maps(&self, pid: Pid, from: u64) -> Vec<u8> {
+        let Some(home) = self.homes.get(&pid) else {
+            return reply(ESRCH, 0, None);
+        };
+        let mut out = Vec::new();
+        let mut n = 0;
+        for v in home
+            .space
+            .vmas()
+            .filter(|v| v.end > from)
+            .take(MAX_SYNC_ENTRIES)
+        {
+            let e = VmaEntry {
+                start: v.start,
+                end: v.end,
+                prot: v.prot,
+                _pad: 0,
+            };
+            out.extend_from_slice(zerocopy::IntoBytes::as_bytes(&e));
+            n += 1;
+        }
+        reply(OK, n, Some(&out))
     }
 
     /// MADV_DONTNEED: the owners free the frames of [addr, addr + len).
@@ -663,6 +693,56 @@ mod tests {
         for bad in [top + 1, USER_HIGH + 4096] {
             let out = solo(&mut m, &req(OP_NEW, 8, 0x40_0000, bad, 0, 0));
             assert_eq!(status_value(&out).0, EINVAL);
+        }
+    }
+
+    #[test]
+    fn the_maps_are_listed_in_order_and_in_chunks() {
+        let mut m = Monitor::new(1, &[], Mem(vec![[0; PAGE]; 4]), 4);
+        assert_eq!(
+            status_value(&solo(&mut m, &req(OP_MAPS, 7, 0, 0, 0, 0))).0,
+            ESRCH
+        );
+        assert_eq!(
+            status_value(&solo(&mut m, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0))).0,
+            OK
+        );
+        // 300 mappings that cannot merge: every other page, alternating
+        // protections.
+        let base = 0x1000_0000u64;
+        let count = 300u64;
+        for i in 0..count {
+            let prot = if i % 2 == 0 {
+                PROT_READ
+            } else {
+                PROT_READ | PROT_WRITE
+            };
+            let at = base + i * 2 * 4096;
+            let out = solo(&mut m, &req(OP_MMAP, 7, at, 4096, prot, FLAG_FIXED));
+            assert_eq!(status_value(&out), (OK, at));
+        }
+        let mut seen: Vec<VmaEntry> = Vec::new();
+        let mut from = 0;
+        loop {
+            let out = solo(&mut m, &req(OP_MAPS, 7, from, 0, 0, 0));
+            let (status, n) = status_value(&out);
+            assert_eq!(status, OK);
+            assert!(n as usize <= MAX_SYNC_ENTRIES);
+            let body = &out[REPLY_LEN..];
+            assert_eq!(body.len(), n as usize * VMA_ENTRY_LEN);
+            for chunk in body.chunks(VMA_ENTRY_LEN) {
+                seen.push(VmaEntry::read_from_bytes(chunk).unwrap());
+            }
+            if (n as usize) < MAX_SYNC_ENTRIES {
+                break;
+            }
+            from = seen.last().unwrap().end;
+        }
+        assert_eq!(seen.len() as u64, count);
+        for (i, v) in seen.iter().enumerate() {
+            let at = base + i as u64 * 2 * 4096;
+            assert_eq!((v.start, v.end), (at, at + 4096));
+            assert_eq!(v.prot & PROT_WRITE != 0, i % 2 == 1);
         }
     }
 

@@ -59,6 +59,10 @@ pub struct AddressSpace {
     /// Where the heap starts (the end of the loaded program) and ends now.
     brk_start: u64,
     brk: u64,
+    /// Where top-down mmap starts looking (Linux's mmap_base): below the
+    /// main stack's room, so a stack that overflows faults instead of
+    /// running into a mapping.
+    mmap_base: u64,
 }
 
 fn page_up(x: u64) -> Option<u64> {
@@ -75,7 +79,14 @@ impl AddressSpace {
             high,
             brk_start,
             brk: brk_start,
+            mmap_base: high,
         }
+    }
+
+    /// Top-down mmap starts at `base` (clamped into the space) instead of
+    /// the end of the space.
+    pub fn set_mmap_base(&mut self, base: u64) {
+        self.mmap_base = (base & !(PAGE - 1)).clamp(self.low, self.high);
     }
 
     pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
@@ -175,11 +186,11 @@ impl AddressSpace {
         self.merge_around(start, end);
     }
 
-    /// A free range of `len` bytes, highest first below the heap's reach
-    /// (like Linux's top-down mmap layout).
+    /// A free range of `len` bytes, highest first from the mmap base down
+    /// to the heap's reach (like Linux's top-down mmap layout).
     fn find_free(&self, len: u64) -> Option<u64> {
-        let mut top = self.high;
-        for (_, v) in self.vmas.range(..self.high).rev() {
+        let mut top = self.mmap_base;
+        for (_, v) in self.vmas.range(..self.mmap_base).rev() {
             if v.end <= top && top - v.end >= len && top - len >= self.brk {
                 return Some(top - len);
             }
@@ -435,6 +446,26 @@ mod tests {
             );
             assert!(x.start >= LOW && x.end <= HIGH, "{x:?}");
         }
+    }
+
+    #[test]
+    fn top_down_mmap_starts_at_the_mmap_base() {
+        let mut s = space();
+        s.set_mmap_base(HIGH - 64 * PAGE);
+        // The main stack's room above the base is left alone...
+        let a = s.mmap(0, 2 * PAGE, RW, false).unwrap();
+        assert_eq!(a, HIGH - 66 * PAGE);
+        // ...but a fixed mapping or a free hint may go there.
+        assert_eq!(
+            s.mmap(HIGH - 8 * PAGE, 8 * PAGE, RW, true),
+            Ok(HIGH - 8 * PAGE)
+        );
+        assert_eq!(
+            s.mmap(HIGH - 20 * PAGE, PAGE, RW, false),
+            Ok(HIGH - 20 * PAGE)
+        );
+        assert_eq!(s.mmap(0, PAGE, RW, false), Ok(HIGH - 67 * PAGE));
+        invariants(&s);
     }
 
     #[test]

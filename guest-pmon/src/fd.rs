@@ -42,6 +42,9 @@ pub enum Kind {
     Host(u32),
     /// A host directory.
     HostDir(u32),
+    /// A file the monitor made up when it was opened (/proc/self/maps):
+    /// its bytes are the open file's `data`.
+    Generated,
 }
 
 /// An open file: what it is, its offset and its status flags, shared by
@@ -55,6 +58,8 @@ pub struct OpenFile {
     /// The absolute path it was opened by (files and directories), for
     /// *at() calls relative to it and fchdir.
     pub path: alloc::vec::Vec<u8>,
+    /// A generated file's bytes.
+    pub data: alloc::vec::Vec<u8>,
 }
 
 // SAFETY: every access happens under the kernel's lock.
@@ -73,6 +78,18 @@ impl OpenFile {
             offset: Cell::new(0),
             flags: Cell::new(flags & !O_CLOEXEC),
             path,
+            data: alloc::vec::Vec::new(),
+        })
+    }
+
+    /// A generated file named `path` holding `data`, read-only.
+    pub fn generated(path: alloc::vec::Vec<u8>, data: alloc::vec::Vec<u8>) -> Arc<OpenFile> {
+        Arc::new(OpenFile {
+            kind: Kind::Generated,
+            offset: Cell::new(0),
+            flags: Cell::new(O_RDONLY),
+            path,
+            data,
         })
     }
 

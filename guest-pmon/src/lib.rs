@@ -10,6 +10,7 @@ pub mod fd;
 pub mod futex;
 pub mod path;
 pub mod pipe;
+pub mod procfs;
 pub mod script;
 pub mod signal;
 pub mod stack;

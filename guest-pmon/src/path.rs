@@ -62,6 +62,11 @@ pub enum Name {
     Exe,
     /// /proc/self itself (a symbolic link to the pid's directory).
     SelfDir,
+    /// /proc/self/maps: the process's mappings ([`crate::procfs::maps`]).
+    Maps,
+    /// /sys/devices/system/cpu/{online,possible,present}: the processor's
+    /// vCPUs ([`crate::procfs::cpu_list`]).
+    CpuList,
     /// Anything else of a process in /proc: not served (ENOENT).
     Hidden,
     /// The host's file of that name.
@@ -78,6 +83,9 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         b"/dev/stdin" => return Name::Fd(0),
         b"/dev/stdout" => return Name::Fd(1),
         b"/dev/stderr" => return Name::Fd(2),
+        b"/sys/devices/system/cpu/online"
+        | b"/sys/devices/system/cpu/possible"
+        | b"/sys/devices/system/cpu/present" => return Name::CpuList,
         _ => {}
     }
     if let Some(n) = path.strip_prefix(b"/dev/fd/") {
@@ -101,6 +109,7 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         None if numeric => Name::Hidden,
         None => Name::SelfDir,
         Some(b"exe") => Name::Exe,
+        Some(b"maps") => Name::Maps,
         Some(t) => match t.strip_prefix(b"fd/") {
             Some(n) => fd_number(n).map_or(Name::Hidden, Name::Fd),
             None => Name::Hidden,
@@ -132,7 +141,12 @@ mod tests {
         assert_eq!(name(b"/proc/self/exe", 5), Name::Exe);
         assert_eq!(name(b"/proc/5/exe", 5), Name::Exe);
         assert_eq!(name(b"/proc/self", 5), Name::SelfDir);
-        assert_eq!(name(b"/proc/self/maps", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/self/maps", 5), Name::Maps);
+        assert_eq!(name(b"/proc/5/maps", 5), Name::Maps);
+        assert_eq!(name(b"/proc/6/maps", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/self/smaps", 5), Name::Hidden);
+        assert_eq!(name(b"/sys/devices/system/cpu/online", 5), Name::CpuList);
+        assert_eq!(name(b"/sys/devices/system/cpu/cpu0", 5), Name::Host);
         assert_eq!(name(b"/proc/6/exe", 5), Name::Hidden);
         assert_eq!(name(b"/proc/5", 5), Name::Hidden);
         assert_eq!(name(b"/proc/cpuinfo", 5), Name::Host);

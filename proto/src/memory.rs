@@ -17,7 +17,9 @@ pub const OP_WRITE: u32 = 2;
 pub const OP_READ_WRITE: u32 = 3;
 /// Start a process: its program break begins at `addr`; its address space
 /// ends at `len` (what the processor's window holds; 0 means
-/// [`USER_TOP_MAX`](crate::process::USER_TOP_MAX)).
+/// [`USER_TOP_MAX`](crate::process::USER_TOP_MAX)); mmap without a fixed
+/// address or a usable hint looks top-down from `arg` (Linux's mmap_base;
+/// 0: from the end), leaving the room above to the main stack.
 pub const OP_NEW: u32 = 4;
 /// Anonymous mmap of `len` bytes at `addr` (a hint, or exact with
 /// [`FLAG_FIXED`]) with protection `prot`; `value` is the address.
@@ -48,6 +50,11 @@ pub const OP_FORK: u32 = 14;
 /// The pages of [`addr`, `addr + len`) are zero again, their frames freed
 /// (MADV_DONTNEED); the mappings stay.
 pub const OP_DISCARD: u32 = 15;
+/// At a process's home: its VMAs that end above `addr`, in address order,
+/// at most [`MAX_SYNC_ENTRIES`] of them; `value` is how many, and that
+/// many [`VmaEntry`]s follow the reply (fewer than the most: the last).
+/// For /proc/self/maps.
+pub const OP_MAPS: u32 = 16;
 
 pub const FLAG_FIXED: u32 = 1;
 pub const FLAG_MAYMOVE: u32 = 2;

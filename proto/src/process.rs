@@ -124,9 +124,14 @@ pub struct VRegionMap {
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct MemoryCall {
     pub slot: u32,
-    pub _pad: u32,
+    /// Room at `payload` for what follows the reply (OP_MAPS's entries);
+    /// the VMM sets it to the bytes it wrote there.
+    pub payload_len: u32,
     pub request: crate::memory::MemRequest,
     pub reply: crate::memory::MemReply,
+    /// Guest-physical address for what follows the reply; 0 when the
+    /// caller wants none.
+    pub payload: u64,
 }
 
 /// The built-in workloads (`--run-workload KIND:SIZE`).

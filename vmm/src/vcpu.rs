@@ -1087,13 +1087,28 @@ impl VcpuThread {
             PORT_MEMORY_CALL => {
                 let mut call: lego_proto::process::MemoryCall =
                     self.read_arg("memory call", value)?;
+                let room = call.payload_len as usize;
+                call.payload_len = 0;
                 call.reply = match &self.shared.excache {
                     None => lego_proto::memory::MemReply {
                         status: lego_proto::memory::BAD_REQUEST,
                         ..Default::default()
                     },
                     Some(c) => match c.memory_call(call.slot, call.request, &[]) {
-                        Ok((head, _)) => head,
+                        Ok((head, rest)) => {
+                            if call.payload != 0 && !rest.is_empty() {
+                                let n = rest.len().min(room);
+                                self.shared
+                                    .ram
+                                    .write_slice(&rest[..n], GuestAddress(call.payload))
+                                    .map_err(|_| {
+                                        "passed a memory call's payload buffer outside guest RAM"
+                                            .to_owned()
+                                    })?;
+                                call.payload_len = n as u32;
+                            }
+                            head
+                        }
                         Err(fault) => {
                             log::warn!("excache: {fault}");
                             lego_proto::memory::MemReply {

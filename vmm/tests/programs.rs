@@ -241,6 +241,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("fork_pipe", "2"),
             ("signals", "1"),
             ("protect", "1"),
+            // /proc/self/maps, the main thread's stack, a stack overflow.
+            ("procself", "1"),
             // Threads that never call the kernel share one vCPU and take
             // SIGALRM and exit_group while computing (the VMM's ticks).
             ("spin", "1"),
@@ -254,6 +256,31 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
                 &[],
                 b"",
             );
+        }
+    }
+}
+
+#[test]
+fn sysconf_counts_the_processors_vcpus() {
+    if !kvm_available() || !have(&["gcc", "musl-gcc"]) {
+        return;
+    }
+    let rack = Rack::new();
+    for libc in [Libc::Glibc, Libc::Musl] {
+        let path = build("procself", libc);
+        for vcpus in ["1", "3"] {
+            let ran = rack.run(
+                &["--vcpus", vcpus],
+                &[path.to_str().expect("path"), "cpus"],
+                b"",
+            );
+            assert_eq!(
+                ran.text(),
+                format!("{vcpus} online, {vcpus} configured\n"),
+                "{}",
+                ran.err
+            );
+            assert_eq!(ran.code, 0, "{}", ran.err);
         }
     }
 }

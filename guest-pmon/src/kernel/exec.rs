@@ -259,6 +259,7 @@ impl Kernel {
             flags: FLAG_FIXED,
             ..Default::default()
         })?;
+        space.layout = pmon::procfs::Layout::of(program, (stack_top - STACK_SIZE, stack_top));
         let mut random = [0u8; 16];
         self.rng.fill_bytes(&mut random);
         let aux = pmon::stack::Aux {

@@ -22,6 +22,11 @@ use lego_proto::process::{MemoryCall, ProcessStart, VRegionMap, Window, PROCESS_
 use super::uaccess::UserSpace;
 use super::Errno;
 
+/// What top-down mmap leaves free under the top of the address space for
+/// the main stack (8 MiB of it, at the top) to overflow into and fault:
+/// Linux's smallest gap (MIN_GAP) between the stack top and mmap_base.
+const STACK_GAP: u64 = 128 << 20;
+
 const P: u64 = 1;
 const W: u64 = 2;
 const U: u64 = 4;
@@ -61,6 +66,8 @@ pub struct Space {
     refused: BTreeMap<u64, bool>,
     /// The program break the home last reported.
     pub brk: u64,
+    /// Where the program's parts lie (for naming its mappings).
+    pub layout: pmon::procfs::Layout,
 }
 
 // SAFETY: the page-table pages are owned by the Space and only touched
@@ -97,11 +104,13 @@ impl Space {
             pts: BTreeMap::new(),
             refused: BTreeMap::new(),
             brk,
+            layout: pmon::procfs::Layout::default(),
         };
         let r = s.call(MemRequest {
             op: OP_NEW,
             addr: brk,
             len: window.user_top(),
+            arg: window.user_top().saturating_sub(STACK_GAP),
             ..Default::default()
         });
         match r {
@@ -124,9 +133,43 @@ impl Space {
             .collect()
     }
 
+    /// The mappings, as the home keeps them (for /proc/self/maps): one
+    /// OP_MAPS per chunk.
+    pub fn maps(&mut self) -> Result<Vec<VmaEntry>, Errno> {
+        let mut all: Vec<VmaEntry> = Vec::new();
+        let mut buf = alloc::vec![0u8; MAX_SYNC_ENTRIES * VMA_ENTRY_LEN];
+        loop {
+            let from = all.last().map_or(0, |v| v.end);
+            let req = MemRequest {
+                op: OP_MAPS,
+                addr: from,
+                ..Default::default()
+            };
+            let (n, got) = self.call_into(req, &mut buf)?;
+            let got = &buf[..got.min(buf.len())];
+            for chunk in got.chunks_exact(VMA_ENTRY_LEN) {
+                if let Ok(v) = <VmaEntry as zerocopy::FromBytes>::read_from_bytes(chunk) {
+                    all.push(v);
+                }
+            }
+            if n as usize * VMA_ENTRY_LEN != got.len() {
+                return Err(super::EIO);
+            }
+            if (n as usize) < MAX_SYNC_ENTRIES {
+                return Ok(all);
+            }
+        }
+    }
+
     /// A memory call at the home, through the VMM: its value, or the errno.
     /// Pages refused in the range it changes are mapped again.
-    pub fn call(&mut self, mut req: MemRequest) -> Result<u64, Errno> {
+    pub fn call(&mut self, req: MemRequest) -> Result<u64, Errno> {
+        self.call_into(req, &mut []).map(|(v, _)| v)
+    }
+
+    /// [`Self::call`], with what follows the reply copied to `out`: the
+    /// value and the bytes copied.
+    fn call_into(&mut self, mut req: MemRequest, out: &mut [u8]) -> Result<(u64, usize), Errno> {
         req.pid = self.gpid;
         if !self.refused.is_empty() {
             match req.op {
@@ -140,13 +183,25 @@ impl Space {
         let call = MemoryCall {
             slot: self.slot,
             request: req,
+            payload: if out.is_empty() {
+                0
+            } else {
+                virt_to_phys(out.as_ptr() as u64)
+            },
+            payload_len: out.len() as u32,
             ..Default::default()
         };
         hypercall::out(PORT_MEMORY_CALL, phys_of(&call) as u32);
-        // SAFETY: the VMM wrote the reply during the hypercall.
-        let reply = unsafe { core::ptr::read_volatile(&call.reply) };
+        // SAFETY: the VMM wrote the reply and the payload's length during
+        // the hypercall.
+        let (reply, got) = unsafe {
+            (
+                core::ptr::read_volatile(&call.reply),
+                core::ptr::read_volatile(&call.payload_len) as usize,
+            )
+        };
         match reply.status {
-            OK => Ok(reply.value),
+            OK => Ok((reply.value, got)),
             ENOMEM | OUT_OF_FRAMES => Err(super::ENOMEM),
             EFAULT => Err(super::EFAULT),
             EACCES => Err(super::EACCES),

@@ -707,6 +707,11 @@ impl Kernel {
                 Ok(Some(b))
             }
             Kind::HostDir(_) => Err(EISDIR),
+            Kind::Generated => {
+                let b = generated_at(f, f.offset.get(), len);
+                f.offset.set(f.offset.get() + b.len() as u64);
+                Ok(Some(b))
+            }
         }
     }
 
@@ -730,6 +735,12 @@ impl Kernel {
             }
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => self.sys_read(tid, fd, buf, len),
             Kind::HostDir(_) => err(EISDIR),
+            Kind::Generated => {
+                let b = generated_at(&f, off, len);
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, buf, &b).map(|_| b.len() as i64)))
+            }
             _ => err(ESPIPE),
         }
     }
@@ -741,10 +752,11 @@ impl Kernel {
         };
         match f.kind {
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => Ret::Val(0),
-            Kind::Host(_) | Kind::HostDir(_) => {
+            Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => {
                 let base = match whence {
                     0 => 0,
                     1 => f.offset.get() as i64,
+                    2 if f.kind == Kind::Generated => f.data.len() as i64,
                     2 => match host::stat_path(&f.path, true) {
                         Ok(st) => st.size as i64,
                         Err(e) => return err(e),
@@ -857,7 +869,7 @@ impl Kernel {
                 }
             }
             Kind::PipeRead(_) => Err(EBADF),
-            Kind::Host(_) | Kind::HostDir(_) => Err(EBADF),
+            Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
         }
     }
 
@@ -885,7 +897,7 @@ impl Kernel {
                     p.unread(data);
                 }
             }
-            Kind::Host(_) => f
+            Kind::Host(_) | Kind::Generated => f
                 .offset
                 .set(f.offset.get().saturating_sub(data.len() as u64)),
             _ => {}
@@ -1076,6 +1088,8 @@ impl Kernel {
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
+            // As procfs: a regular file of size 0, read to its end.
+            Kind::Generated => (S_IFREG | 0o444, 0, 0, 0x2000, 0x16, 1024),
             Kind::Host(_) | Kind::HostDir(_) => {
                 return host::stat_path(&f.path, true).map(|st| file_stat_bytes(&st));
             }
@@ -1123,6 +1137,14 @@ impl Kernel {
         }
     }
 
+    /// /proc/self/maps of process `pid`, as its home lists the mappings now.
+    fn maps_of(&mut self, pid: Pid) -> Result<Vec<u8>, Errno> {
+        let exe = self.exe_of(pid);
+        let space = self.space_mut(pid)?;
+        let vmas = space.maps()?;
+        Ok(pmon::procfs::maps(&vmas, &space.layout, space.brk, &exe))
+    }
+
     /// The program process `pid` runs, as an absolute path.
     fn exe_of(&self, pid: Pid) -> Vec<u8> {
         self.procs
@@ -1134,7 +1156,7 @@ impl Kernel {
     /// What readlink of /proc/self/fd/N says of a descriptor's file.
     fn describe(f: &OpenFile) -> Vec<u8> {
         match f.kind {
-            Kind::Host(_) | Kind::HostDir(_) => f.path.clone(),
+            Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => f.path.clone(),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
             Kind::DevNull => b"/dev/null".to_vec(),
             Kind::DevZero => b"/dev/zero".to_vec(),
@@ -1172,6 +1194,9 @@ impl Kernel {
             }
             Name::Exe => host::stat_path(&self.exe_of(pid), follow)?,
             Name::SelfDir => host::stat_path(b"/proc/self", follow)?,
+            Name::Maps | Name::CpuList => {
+                return self.stat_of(&OpenFile::generated(full, Vec::new()));
+            }
             Name::Hidden => return Err(ENOENT),
             _ => host::stat_path(&full, follow)?,
         };
@@ -1241,6 +1266,22 @@ impl Kernel {
             Name::Fd(n) => return val(self.dup(pid, n as i64, 0, cloexec)),
             Name::Exe => full = self.exe_of(pid),
             Name::SelfDir | Name::Hidden => return err(ENOENT),
+            Name::Maps | Name::CpuList => {
+                if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
+                    return err(EACCES);
+                }
+                let data = match name {
+                    Name::Maps => match self.maps_of(pid) {
+                        Ok(d) => d,
+                        Err(e) => return err(e),
+                    },
+                    _ => pmon::procfs::cpu_list(self.cpus.len() as u32),
+                };
+                let file = OpenFile::generated(full, data);
+                return val(self
+                    .proc_mut(pid)
+                    .and_then(|pr| pr.fds.install(file, cloexec, 0)));
+            }
             _ => {}
         }
         // The host's files, read-only until storage serves files.
@@ -1298,6 +1339,8 @@ impl Kernel {
             Name::Hidden => return err(ENOENT),
             Name::Exe => self.exe_of(pid),
             Name::SelfDir => b"/proc/self".to_vec(),
+            Name::Maps | Name::CpuList if mode & X_OK != 0 => return err(EACCES),
+            Name::Maps | Name::CpuList => return Ret::Val(0),
             Name::Host => full,
         };
         match host::stat_path(&full, true) {
@@ -1331,7 +1374,9 @@ impl Kernel {
                 Err(e) => return err(e),
             },
             Name::Hidden => return err(ENOENT),
-            Name::Null | Name::Zero | Name::Urandom => return err(EINVAL),
+            Name::Null | Name::Zero | Name::Urandom | Name::Maps | Name::CpuList => {
+                return err(EINVAL)
+            }
             Name::Host => match host::readlink(&full) {
                 Ok(t) => t,
                 Err(e) => return err(e),
@@ -2387,12 +2432,18 @@ impl Kernel {
     /// written back first (the VMM does that for OP_FORK), then the memory
     /// components copy every mapping and page.
     fn fork_space(&mut self, from: u32) -> Result<u32, Errno> {
-        let (brk, from_gpid) = match self.spaces.get(&from) {
-            Some(e) => (e.space.brk, e.space.gpid),
+        let (brk, from_gpid, layout) = match self.spaces.get(&from) {
+            Some(e) => (e.space.brk, e.space.gpid, e.space.layout.clone()),
             None => return Err(ESRCH),
         };
         let to = self.new_space(brk)?;
-        let child_gpid = self.spaces.get(&to).map_or(0, |e| e.space.gpid);
+        let child_gpid = match self.spaces.get_mut(&to) {
+            Some(e) => {
+                e.space.layout = layout;
+                e.space.gpid
+            }
+            None => 0,
+        };
         let r = self.spaces.get_mut(&from).map(|e| {
             e.space.call(MemRequest {
                 op: OP_FORK,
@@ -2701,6 +2752,13 @@ impl Kernel {
             _ => err(ENOSYS),
         }
     }
+}
+
+/// Up to `len` bytes of a generated file from `offset`.
+fn generated_at(f: &OpenFile, offset: u64, len: usize) -> Vec<u8> {
+    let start = (offset as usize).min(f.data.len());
+    let end = start.saturating_add(len).min(f.data.len());
+    f.data[start..end].to_vec()
 }
 
 fn libc_enomem() -> Errno {

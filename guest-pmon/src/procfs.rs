@@ -1,0 +1,180 @@
+//! The files the monitor makes up for a process, as Linux's procfs and
+//! sysfs would show them: /proc/self/maps (glibc's pthread_getattr_np
+//! reads it to find the main thread's stack, and Rust's runtime through
+//! it to tell a stack overflow from any other SIGSEGV) and the CPU lists
+//! in /sys/devices/system/cpu (glibc's sysconf(_SC_NPROCESSORS_ONLN)),
+//! which must count the processor's vCPUs, not the host's CPUs.
+
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use lego_proto::memory::VmaEntry;
+
+use crate::elf::Program;
+
+/// Where a program's parts lie, to name its mappings as Linux does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Each loaded segment's pages and the file offset of the first.
+    pub segments: Vec<(u64, u64, u64)>,
+    /// Where the program break started.
+    pub heap_start: u64,
+    /// The main thread's stack mapping.
+    pub stack: (u64, u64),
+}
+
+impl Layout {
+    pub fn of(program: &Program, stack: (u64, u64)) -> Layout {
+        Layout {
+            segments: program
+                .segments
+                .iter()
+                .map(|s| {
+                    let (start, end) = s.pages();
+                    (start, end, s.offset & !(crate::PAGE - 1))
+                })
+                .collect(),
+            heap_start: program.brk,
+            stack,
+        }
+    }
+}
+
+/// The width Linux pads a maps line to before the name
+/// (`25 + sizeof(void *) * 6 - 1`).
+const NAME_COLUMN: usize = 72;
+
+/// /proc/self/maps: one line per mapping, named after the program for
+/// its segments, `[heap]` for the break's and `[stack]` for the main
+/// thread's stack. `brk` is the break in force. Everything is private
+/// memory to Linux's eyes (device 00:00, inode 0: the program's pages
+/// are copies, not the host's file).
+pub fn maps(vmas: &[VmaEntry], layout: &Layout, brk: u64, exe: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut line = alloc::string::String::new();
+    for v in vmas {
+        line.clear();
+        let name: Option<&[u8]>;
+        let mut offset = 0;
+        if let Some(&(start, _, off)) = layout
+            .segments
+            .iter()
+            .find(|&&(s, e, _)| v.start < e && s < v.end)
+        {
+            name = Some(exe);
+            offset = off + v.start.saturating_sub(start);
+        } else if v.start >= layout.heap_start && v.start < brk.max(layout.heap_start + 1) {
+            name = Some(b"[heap]");
+        } else if v.start < layout.stack.1 && layout.stack.0 < v.end {
+            name = Some(b"[stack]");
+        } else {
+            name = None;
+        }
+        let bit = |b: u32, c: char| if v.prot & b != 0 { c } else { '-' };
+        let _ = write!(
+            line,
+            "{:08x}-{:08x} {}{}{}p {:08x} 00:00 0 ",
+            v.start,
+            v.end,
+            bit(1, 'r'),
+            bit(2, 'w'),
+            bit(4, 'x'),
+            offset
+        );
+        out.extend_from_slice(line.as_bytes());
+        if let Some(name) = name {
+            out.resize(out.len() + NAME_COLUMN.saturating_sub(line.len()), b' ');
+            // Linux's seq_pad puts one more space after the padding (and
+            // there is none left when the line is already wider).
+            if line.len() < NAME_COLUMN {
+                out.push(b' ');
+            }
+            out.extend_from_slice(name);
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The text of /sys/devices/system/cpu/{online,possible,present} for
+/// `n` CPUs: `0` or `0-N`.
+pub fn cpu_list(n: u32) -> Vec<u8> {
+    if n <= 1 {
+        b"0\n".to_vec()
+    } else {
+        alloc::format!("0-{}\n", n - 1).into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vma(start: u64, end: u64, prot: u32) -> VmaEntry {
+        VmaEntry {
+            start,
+            end,
+            prot,
+            _pad: 0,
+        }
+    }
+
+    #[test]
+    fn maps_lines_read_as_linux_writes_them() {
+        let layout = Layout {
+            segments: vec![
+                (0x400000, 0x401000, 0),
+                (0x401000, 0x498000, 0x1000),
+                (0x4c5000, 0x4cc000, 0xc4000),
+            ],
+            heap_start: 0x4cc000,
+            stack: (0x3ff_ff7f_f000, 0x3ff_ffff_f000),
+        };
+        let vmas = [
+            vma(0x400000, 0x401000, 1),
+            vma(0x401000, 0x498000, 5),
+            vma(0x4c5000, 0x4cc000, 3),
+            vma(0x4cc000, 0x4ef000, 3),
+            vma(0x1_0000_0000, 0x1_0002_1000, 3),
+            vma(0x3ff_ff7f_f000, 0x3ff_ffff_f000, 3),
+        ];
+        let text = maps(&vmas, &layout, 0x4ef000, b"/usr/bin/prog");
+        let text = core::str::from_utf8(&text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6);
+        assert_eq!(
+            lines[0],
+            "00400000-00401000 r--p 00000000 00:00 0                                  /usr/bin/prog"
+        );
+        assert_eq!(lines[0].find('/'), Some(NAME_COLUMN + 1));
+        assert!(lines[1].starts_with("00401000-00498000 r-xp 00001000 00:00 0 "));
+        assert!(lines[2].starts_with("004c5000-004cc000 rw-p 000c4000 "));
+        assert!(lines[3].ends_with(" [heap]"));
+        // An anonymous mapping has no name, and a space before the newline.
+        assert_eq!(lines[4], "100000000-100021000 rw-p 00000000 00:00 0 ");
+        assert!(lines[5].starts_with("3ffff7ff000-3fffffff000 rw-p"));
+        assert!(lines[5].ends_with(" [stack]"));
+        // glibc's pthread_getattr_np parses each line with "%lx-%lx".
+        for l in &lines {
+            let (a, rest) = l.split_once('-').unwrap();
+            let b = rest.split(' ').next().unwrap();
+            assert!(u64::from_str_radix(a, 16).unwrap() < u64::from_str_radix(b, 16).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_heap_not_grown_yet_is_not_named() {
+        let layout = Layout {
+            heap_start: 0x500000,
+            ..Default::default()
+        };
+        let text = maps(&[vma(0x600000, 0x601000, 0)], &layout, 0x500000, b"/p");
+        assert_eq!(text, b"00600000-00601000 ---p 00000000 00:00 0 \n");
+    }
+
+    #[test]
+    fn cpu_lists_count_the_vcpus() {
+        assert_eq!(cpu_list(1), b"0\n");
+        assert_eq!(cpu_list(4), b"0-3\n");
+    }
+}
