@@ -42,6 +42,8 @@ pub enum Kind {
     Host(u32),
     /// A host directory.
     HostDir(u32),
+    /// A file or directory of /tmp's tmpfs: its inode.
+    Tmp(u64),
     /// A file the monitor made up when it was opened (/proc/self/maps):
     /// its bytes are the open file's `data`.
     Generated,

@@ -15,6 +15,7 @@ pub mod script;
 pub mod signal;
 pub mod stack;
 pub mod sysno;
+pub mod tmpfs;
 
 /// Bytes in a page.
 pub const PAGE: u64 = 4096;

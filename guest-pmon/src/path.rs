@@ -117,6 +117,16 @@ pub fn name(path: &[u8], pid: u32) -> Name {
     }
 }
 
+/// The part of `path` (absolute, normalized) below the directory
+/// `mount`: `b""` for the mount itself, None outside it.
+pub fn below<'p>(path: &'p [u8], mount: &[u8]) -> Option<&'p [u8]> {
+    match path.strip_prefix(mount) {
+        Some(b"") => Some(b""),
+        Some(rest) => rest.strip_prefix(b"/"),
+        None => None,
+    }
+}
+
 fn fd_number(text: &[u8]) -> Option<i32> {
     if text.is_empty() || text.len() > 9 || !text.iter().all(u8::is_ascii_digit) {
         return None;
@@ -153,6 +163,14 @@ mod tests {
         assert_eq!(name(b"/proc", 5), Name::Host);
         assert_eq!(name(b"/etc/passwd", 5), Name::Host);
         assert_eq!(name(b"/dev/fd/99999999999", 5), Name::Hidden);
+    }
+
+    #[test]
+    fn below_a_mount_point() {
+        assert_eq!(below(b"/tmp", b"/tmp"), Some(&b""[..]));
+        assert_eq!(below(b"/tmp/a/b", b"/tmp"), Some(&b"a/b"[..]));
+        assert_eq!(below(b"/tmpfoo", b"/tmp"), None);
+        assert_eq!(below(b"/var/tmp", b"/tmp"), None);
     }
 
     #[test]

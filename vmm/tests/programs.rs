@@ -243,6 +243,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("protect", "1"),
             // /proc/self/maps, the main thread's stack, a stack overflow.
             ("procself", "1"),
+            // Files in /tmp (the monitor's tmpfs on Lego).
+            ("tmpfiles", "1"),
             // Threads that never call the kernel share one vCPU and take
             // SIGALRM and exit_group while computing (the VMM's ticks).
             ("spin", "1"),
@@ -424,6 +426,11 @@ x=$( { echo one; echo two; } | wc -l ); echo "lines: $x"
 arr=(z y x); IFS=$'\n' sorted=($(printf '%s\n' "${arr[@]}" | sort)); echo "${sorted[*]}"
 trap 'echo trapped USR1' USR1; kill -USR1 $$; echo "after trap"
 (exit 3) || echo "subshell exited $?"
+diff <(seq 1 5) <(seq 2 6) | tail -n +3 || true
+t=$(mktemp); cat > "$t" <<'END'
+a here-document
+END
+sort -r "$t" - <<< "and a here-string"; rm "$t"
 echo "args: $#: $*"
 exit 5
 "#

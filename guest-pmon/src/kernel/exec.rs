@@ -141,6 +141,11 @@ impl Kernel {
         // The name the next interpreter is given for the file it runs.
         let mut named = execfn.to_vec();
         for depth in 0..=pmon::script::MAX_DEPTH {
+            // /tmp's tmpfs is as if mounted noexec (programs are loaded
+            // from the host's files only, for now).
+            if self.tmp_node(&path).is_some() {
+                return Err(EACCES);
+            }
             let (handle, size) = host::open(&path)?;
             let mut file = HostFile { handle, size };
             let mut head = [0u8; pmon::script::HEAD];

@@ -222,6 +222,8 @@ pub struct Kernel {
     pub stdin_back: Vec<u8>,
     /// `--strace`: print every system call.
     pub trace: bool,
+    /// /tmp: files the processes write there, in the monitor's memory.
+    pub tmp: pmon::tmpfs::Tmpfs,
 }
 
 pub static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -301,6 +303,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         stdin_waiters: 0,
         stdin_back: Vec::new(),
         trace: boot.trace_syscalls != 0,
+        // Half the monitor's free memory, as Linux sizes a tmpfs by default.
+        tmp: pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns),
     };
     k.cpus[0].views = Some(views);
     let host::FirstProgram {

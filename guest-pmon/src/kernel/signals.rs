@@ -594,6 +594,7 @@ impl Kernel {
                 self.pipe_changed(id);
             }
             Kind::Host(h) | Kind::HostDir(h) => host::close(h),
+            Kind::Tmp(ino) => self.tmp.release(ino),
             _ => {}
         }
     }

@@ -24,6 +24,8 @@ use super::arch::UserContext;
 use super::uaccess;
 use super::*;
 
+mod tmp;
+
 /// What a system call did.
 pub enum Ret {
     /// Returns this (a value, or -errno).
@@ -140,7 +142,8 @@ impl Kernel {
             nr::READV => self.sys_readv(tid, a[0] as i32 as i64, a[1], a[2] as usize),
             nr::WRITEV => self.sys_writev(tid, a[0] as i32 as i64, a[1], a[2] as usize),
             nr::PREAD64 => self.sys_pread(tid, a[0] as i32 as i64, a[1], a[2] as usize, a[3]),
-            nr::PWRITE64 | nr::PREADV | nr::PWRITEV => match self.file(pid, a[0] as i32 as i64) {
+            nr::PWRITE64 => self.sys_pwrite(pid, a[0] as i32 as i64, a[1], a[2] as usize, a[3]),
+            nr::PREADV | nr::PWRITEV => match self.file(pid, a[0] as i32 as i64) {
                 Ok(f) if f.kind == Kind::DevNull || f.kind == Kind::DevZero => {
                     if n == nr::PREAD64 {
                         self.sys_read(tid, a[0] as i32 as i64, a[1], a[2] as usize)
@@ -182,8 +185,9 @@ impl Kernel {
             nr::STAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], 0),
             nr::LSTAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], AT_SYMLINK_NOFOLLOW),
             nr::STATX => self.sys_statx(pid, a[0] as i32 as i64, a[1], a[2], a[4]),
-            nr::OPEN => self.sys_openat(pid, AT_FDCWD, a[0], a[1]),
-            nr::OPENAT => self.sys_openat(pid, a[0] as i32 as i64, a[1], a[2]),
+            nr::OPEN => self.sys_openat(pid, AT_FDCWD, a[0], a[1], a[2]),
+            nr::OPENAT => self.sys_openat(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
+            nr::CREAT => self.sys_openat(pid, AT_FDCWD, a[0], 0o1101, a[1]),
             nr::ACCESS => self.sys_access(pid, AT_FDCWD, a[0], a[1]),
             nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[0] as i32 as i64, a[1], a[2]),
             nr::READLINK => self.sys_readlink(pid, AT_FDCWD, a[0], a[1], a[2] as usize),
@@ -204,29 +208,47 @@ impl Kernel {
             nr::PSELECT6 => self.sys_select(tid, a[0], a[1], a[2], a[3], a[4], true),
             nr::GETDENTS64 => self.sys_getdents64(pid, a[0] as i32 as i64, a[1], a[2] as usize),
             nr::GETDENTS => err(ENOSYS),
-            // The host's files are seen read-only until storage serves files.
-            nr::MKDIR
-            | nr::MKDIRAT
-            | nr::RMDIR
-            | nr::UNLINK
-            | nr::UNLINKAT
-            | nr::RENAME
-            | nr::RENAMEAT
-            | nr::RENAMEAT2
-            | nr::LINK
-            | nr::LINKAT
-            | nr::SYMLINK
-            | nr::SYMLINKAT
-            | nr::CHMOD
-            | nr::FCHMOD
-            | nr::FCHMODAT
-            | nr::CHOWN
-            | nr::FCHOWN
-            | nr::LCHOWN
-            | nr::FCHOWNAT
-            | nr::TRUNCATE
-            | nr::UTIMENSAT
-            | nr::CREAT => err(EROFS),
+            // Names in /tmp's tmpfs change; the host's files are seen
+            // read-only until storage serves files (EROFS).
+            nr::MKDIR => self.sys_mkdirat(pid, AT_FDCWD, a[0], a[1]),
+            nr::MKDIRAT => self.sys_mkdirat(pid, a[0] as i32 as i64, a[1], a[2]),
+            nr::RMDIR => self.sys_unlinkat(pid, AT_FDCWD, a[0], 0x200),
+            nr::UNLINK => self.sys_unlinkat(pid, AT_FDCWD, a[0], 0),
+            nr::UNLINKAT => self.sys_unlinkat(pid, a[0] as i32 as i64, a[1], a[2]),
+            nr::RENAME => self.sys_renameat(pid, (AT_FDCWD, a[0]), (AT_FDCWD, a[1]), 0),
+            nr::RENAMEAT => self.sys_renameat(
+                pid,
+                (a[0] as i32 as i64, a[1]),
+                (a[2] as i32 as i64, a[3]),
+                0,
+            ),
+            nr::RENAMEAT2 => self.sys_renameat(
+                pid,
+                (a[0] as i32 as i64, a[1]),
+                (a[2] as i32 as i64, a[3]),
+                a[4],
+            ),
+            nr::LINK => self.no_links(pid, AT_FDCWD, a[1]),
+            nr::LINKAT => self.no_links(pid, a[2] as i32 as i64, a[3]),
+            nr::SYMLINK => self.no_links(pid, AT_FDCWD, a[1]),
+            nr::SYMLINKAT => self.no_links(pid, a[1] as i32 as i64, a[2]),
+            nr::CHMOD => self.sys_chmod(pid, AT_FDCWD, Some(a[0]), a[1]),
+            nr::FCHMOD => self.sys_chmod(pid, a[0] as i32 as i64, None, a[1]),
+            nr::FCHMODAT => self.sys_chmod(pid, a[0] as i32 as i64, Some(a[1]), a[2]),
+            nr::CHOWN | nr::LCHOWN => self.sys_chown(pid, AT_FDCWD, Some(a[0])),
+            nr::FCHOWN => self.sys_chown(pid, a[0] as i32 as i64, None),
+            nr::FCHOWNAT => self.sys_chown(pid, a[0] as i32 as i64, Some(a[1])),
+            nr::TRUNCATE => self.sys_truncate(pid, AT_FDCWD, Some(a[0]), a[1]),
+            nr::FTRUNCATE => self.sys_truncate(pid, a[0] as i32 as i64, None, a[1]),
+            nr::UTIMENSAT => self.sys_utimensat(pid, a[0] as i32 as i64, a[1], a[2]),
+            nr::FSYNC | nr::FDATASYNC => match self.file(pid, a[0] as i32 as i64) {
+                // Nothing here is durable (tmpfs) or changes (the host's).
+                Ok(f) if matches!(f.kind, Kind::Tmp(_) | Kind::Host(_) | Kind::HostDir(_)) => {
+                    Ret::Val(0)
+                }
+                Ok(_) => err(EINVAL),
+                Err(e) => err(e),
+            },
 
             nr::BRK => self.sys_brk(pid, a[0]),
             nr::MMAP => self.sys_mmap(pid, a[0], a[1], a[2], a[3], a[4] as i32 as i64, a[5]),
@@ -382,8 +404,12 @@ impl Kernel {
                     Ok(p) => p,
                     Err(e) => return err(e),
                 };
-                match host::stat_path(&path, true) {
-                    Ok(st) if st.mode & 0o170000 == 0o040000 => {
+                let mode = match self.tmp_node(&path) {
+                    Some(ino) => self.tmp.stat(ino).map(|st| st.mode),
+                    None => host::stat_path(&path, true).map(|st| st.mode),
+                };
+                match mode {
+                    Ok(mode) if mode & 0o170000 == 0o040000 => {
                         if let Some(p) = self.procs.get_mut(&pid) {
                             p.cwd = path;
                         }
@@ -394,7 +420,10 @@ impl Kernel {
                 }
             }
             nr::FCHDIR => match self.file(pid, a[0] as i32 as i64) {
-                Ok(f) if matches!(f.kind, Kind::HostDir(_)) => {
+                Ok(f)
+                    if matches!(f.kind, Kind::HostDir(_))
+                        || matches!(f.kind, Kind::Tmp(i) if self.tmp.is_directory(i)) =>
+                {
                     if let Some(p) = self.procs.get_mut(&pid) {
                         p.cwd = f.path.clone();
                     }
@@ -712,6 +741,7 @@ impl Kernel {
                 f.offset.set(f.offset.get() + b.len() as u64);
                 Ok(Some(b))
             }
+            Kind::Tmp(ino) => self.tmp_read(f, ino, len).map(Some),
         }
     }
 
@@ -735,6 +765,18 @@ impl Kernel {
             }
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => self.sys_read(tid, fd, buf, len),
             Kind::HostDir(_) => err(EISDIR),
+            Kind::Tmp(ino) => {
+                let mut b = alloc::vec![0u8; len.min(1 << 20)];
+                let now = self.realtime_ns();
+                let n = match self.tmp.read(ino, off, &mut b, now) {
+                    Ok(n) => n,
+                    Err(e) => return err(e),
+                };
+                b.truncate(n);
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, buf, &b).map(|_| n as i64)))
+            }
             Kind::Generated => {
                 let b = generated_at(&f, off, len);
                 val(self
@@ -752,11 +794,18 @@ impl Kernel {
         };
         match f.kind {
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => Ret::Val(0),
-            Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => {
+            Kind::Host(_) | Kind::HostDir(_) | Kind::Generated | Kind::Tmp(_) => {
                 let base = match whence {
                     0 => 0,
                     1 => f.offset.get() as i64,
                     2 if f.kind == Kind::Generated => f.data.len() as i64,
+                    2 if matches!(f.kind, Kind::Tmp(_)) => match f.kind {
+                        Kind::Tmp(ino) => match self.tmp.stat(ino) {
+                            Ok(st) => st.size as i64,
+                            Err(e) => return err(e),
+                        },
+                        _ => 0,
+                    },
                     2 => match host::stat_path(&f.path, true) {
                         Ok(st) => st.size as i64,
                         Err(e) => return err(e),
@@ -778,6 +827,9 @@ impl Kernel {
             Ok(f) => f,
             Err(e) => return err(e),
         };
+        if let Kind::Tmp(ino) = f.kind {
+            return self.tmp_getdents(pid, &f, ino, buf, len);
+        }
         let Kind::HostDir(h) = f.kind else {
             return err(ENOTDIR);
         };
@@ -814,8 +866,10 @@ impl Kernel {
                 .unwrap_or_else(|| b"/".to_vec())
         } else {
             let f = self.file(pid, dirfd)?;
-            if !matches!(f.kind, Kind::HostDir(_)) {
-                return Err(ENOTDIR);
+            match f.kind {
+                Kind::HostDir(_) => {}
+                Kind::Tmp(ino) if self.tmp.is_directory(ino) => {}
+                _ => return Err(ENOTDIR),
             }
             f.path.clone()
         };
@@ -870,6 +924,7 @@ impl Kernel {
             }
             Kind::PipeRead(_) => Err(EBADF),
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
+            Kind::Tmp(ino) => self.tmp_write(f, ino, data).map(Some),
         }
     }
 
@@ -897,7 +952,7 @@ impl Kernel {
                     p.unread(data);
                 }
             }
-            Kind::Host(_) | Kind::Generated => f
+            Kind::Host(_) | Kind::Generated | Kind::Tmp(_) => f
                 .offset
                 .set(f.offset.get().saturating_sub(data.len() as u64)),
             _ => {}
@@ -1093,6 +1148,7 @@ impl Kernel {
             Kind::Host(_) | Kind::HostDir(_) => {
                 return host::stat_path(&f.path, true).map(|st| file_stat_bytes(&st));
             }
+            Kind::Tmp(ino) => return self.tmp_stat(ino),
         };
         Ok(stat_bytes(
             mode,
@@ -1156,7 +1212,7 @@ impl Kernel {
     /// What readlink of /proc/self/fd/N says of a descriptor's file.
     fn describe(f: &OpenFile) -> Vec<u8> {
         match f.kind {
-            Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => f.path.clone(),
+            Kind::Host(_) | Kind::HostDir(_) | Kind::Generated | Kind::Tmp(_) => f.path.clone(),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
             Kind::DevNull => b"/dev/null".to_vec(),
             Kind::DevZero => b"/dev/zero".to_vec(),
@@ -1198,7 +1254,10 @@ impl Kernel {
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
             Name::Hidden => return Err(ENOENT),
-            _ => host::stat_path(&full, follow)?,
+            _ => match self.tmp_node(&full) {
+                Some(ino) => return self.tmp_stat(ino),
+                None => host::stat_path(&full, follow)?,
+            },
         };
         Ok(file_stat_bytes(&st))
     }
@@ -1237,7 +1296,7 @@ impl Kernel {
             .and_then(|s| uaccess::write(s, buf, &x).map(|_| 0)))
     }
 
-    fn sys_openat(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64) -> Ret {
+    fn sys_openat(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64, mode: u64) -> Ret {
         const O_CREAT: u32 = 0o100;
         const O_TRUNC: u32 = 0o1000;
         const O_DIRECTORY: u32 = 0o200000;
@@ -1284,11 +1343,14 @@ impl Kernel {
             }
             _ => {}
         }
+        if let Some(r) = self.tmp_open(pid, &full, flags, mode as u32, cloexec) {
+            return r;
+        }
         // The host's files, read-only until storage serves files.
         if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
             return match host::stat_path(&full, true) {
                 Ok(_) => err(EROFS),
-                Err(ENOENT) if flags & O_CREAT != 0 => err(EROFS),
+                Err(ENOENT) if flags & O_CREAT != 0 => err(self.cannot_make(&full)),
                 Err(e) => err(e),
             };
         }
@@ -1343,6 +1405,13 @@ impl Kernel {
             Name::Maps | Name::CpuList => return Ret::Val(0),
             Name::Host => full,
         };
+        if let Some(ino) = self.tmp_node(&full) {
+            return match self.tmp.stat(ino) {
+                Ok(st) if mode & X_OK != 0 && st.mode & 0o111 == 0 => err(EACCES),
+                Ok(_) => Ret::Val(0),
+                Err(e) => err(e),
+            };
+        }
         match host::stat_path(&full, true) {
             Ok(_) if mode & W_OK != 0 => err(EROFS),
             Ok(st) if mode & X_OK != 0 && st.mode & 0o111 == 0 => err(EACCES),
@@ -1377,6 +1446,7 @@ impl Kernel {
             Name::Null | Name::Zero | Name::Urandom | Name::Maps | Name::CpuList => {
                 return err(EINVAL)
             }
+            Name::Host if self.tmp_node(&full).is_some() => return err(EINVAL),
             Name::Host => match host::readlink(&full) {
                 Ok(t) => t,
                 Err(e) => return err(e),
@@ -1668,6 +1738,7 @@ impl Kernel {
         // A host file maps as a private copy (its pages written at the
         // memory components now); shared only when nothing may write it.
         let mut from_file = None;
+        let mut from_tmp = None;
         if flags & MAP_ANONYMOUS == 0 {
             match self.file(pid, fd) {
                 Ok(f) if f.kind == Kind::DevZero => {}
@@ -1685,6 +1756,14 @@ impl Kernel {
                         };
                         from_file = Some((h, size));
                     }
+                    // A private copy, written in after mapping; a shared
+                    // writable mapping would not reach the file.
+                    Kind::Tmp(ino) if f.readable() && !self.tmp.is_directory(ino) => {
+                        if flags & MAP_SHARED != 0 && prot & 2 != 0 {
+                            return err(ENODEV);
+                        }
+                        from_tmp = Some(ino);
+                    }
                     _ => return err(ENODEV),
                 },
                 Err(e) => return err(e),
@@ -1696,12 +1775,15 @@ impl Kernel {
             return err(EINVAL);
         }
         let hint = addr & !0xfff;
+        // A tmpfs file's bytes are written through the mapping: writable
+        // until they are in.
+        let first_prot = if from_tmp.is_some() { prot | 3 } else { prot };
         let r = self.space_mut(pid).and_then(|s| {
             s.call(MemRequest {
                 op: OP_MMAP,
                 addr: hint,
                 len,
-                prot: prot as u32,
+                prot: first_prot as u32,
                 flags: if fixed { FLAG_FIXED } else { 0 },
                 ..Default::default()
             })
@@ -1721,6 +1803,12 @@ impl Kernel {
                             let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                             return err(-r);
                         }
+                    }
+                }
+                if let Some(ino) = from_tmp {
+                    if let Err(e) = self.fill_from_tmp(pid, ino, off, a, len, prot) {
+                        let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
+                        return err(e);
                     }
                 }
                 Ret::Val(a as i64)

@@ -1,0 +1,467 @@
+//! /tmp as processes see it: the monitor's tmpfs ([`pmon::tmpfs`]) over
+//! the host's /tmp. A name the tmpfs holds is the tmpfs's; any other name
+//! under /tmp is the host's, read-only as every host file; a new name made
+//! in /tmp or in a directory the tmpfs holds goes to the tmpfs (unless the
+//! host already has it). A listing of /tmp shows the tmpfs's names only.
+//! Everything here is lost when the processor stops: durable files are the
+//! storage component's.
+
+use pmon::tmpfs::{self, Ino};
+
+use super::*;
+
+const O_CREAT: u32 = 0o100;
+const O_EXCL: u32 = 0o200;
+const O_TRUNC: u32 = 0o1000;
+const O_DIRECTORY: u32 = 0o200000;
+const AT_REMOVEDIR: u64 = 0x200;
+const RENAME_NOREPLACE: u64 = 1;
+const EXDEV: Errno = 18;
+const UTIME_NOW: u64 = (1 << 30) - 1;
+const UTIME_OMIT: u64 = (1 << 30) - 2;
+
+/// The part of `full` (absolute, normalized) below /tmp: `b""` for /tmp.
+fn below_tmp(full: &[u8]) -> Option<&[u8]> {
+    pmon::path::below(full, b"/tmp")
+}
+
+impl Kernel {
+    /// The tmpfs node a resolved path names, if any.
+    pub(in crate::kernel) fn tmp_node(&self, full: &[u8]) -> Option<Ino> {
+        self.tmp.lookup(below_tmp(full)?).ok()
+    }
+
+    /// Where a new name `full` is made: in the tmpfs (its path there), or
+    /// None when it would be the host's (read-only).
+    fn tmp_new_name<'a>(&self, full: &'a [u8]) -> Option<&'a [u8]> {
+        let rel = below_tmp(full)?;
+        (self.tmp.has_parent(rel) && host::stat_path(full, false).is_err()).then_some(rel)
+    }
+
+    /// openat of a path under /tmp that the tmpfs holds or makes; None
+    /// when the host's file answers.
+    pub(super) fn tmp_open(
+        &mut self,
+        pid: Pid,
+        full: &[u8],
+        flags: u32,
+        mode: u32,
+        cloexec: bool,
+    ) -> Option<Ret> {
+        let rel = below_tmp(full)?;
+        let now = self.realtime_ns();
+        let ino = match self.tmp.lookup(rel) {
+            Ok(_) if flags & O_CREAT != 0 && flags & O_EXCL != 0 => return Some(err(EEXIST)),
+            Ok(ino) => ino,
+            // A name under a tmpfs file, or too long: the tmpfs's to refuse.
+            Err(e @ (tmpfs::ENOTDIR | tmpfs::ENAMETOOLONG)) => return Some(err(e)),
+            Err(_) if flags & O_CREAT != 0 => {
+                let rel = self.tmp_new_name(full)?;
+                let perm = mode & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
+                match self.tmp.create(rel, perm, true, now) {
+                    Ok((ino, _)) => ino,
+                    Err(e) => return Some(err(e)),
+                }
+            }
+            Err(_) => return None,
+        };
+        let is_dir = self.tmp.is_directory(ino);
+        let access = flags & O_ACCMODE;
+        if is_dir && (access != O_RDONLY || flags & O_CREAT != 0) {
+            return Some(err(EISDIR));
+        }
+        if !is_dir && flags & O_DIRECTORY != 0 {
+            return Some(err(ENOTDIR));
+        }
+        if !is_dir && flags & O_TRUNC != 0 && access != O_RDONLY {
+            if let Err(e) = self.tmp.truncate(ino, 0, now) {
+                return Some(err(e));
+            }
+        }
+        let file = OpenFile::with_path(
+            Kind::Tmp(ino),
+            flags & (O_ACCMODE | O_NONBLOCK | O_APPEND),
+            full.to_vec(),
+        );
+        self.tmp.hold(ino);
+        Some(
+            match self
+                .proc_mut(pid)
+                .and_then(|pr| pr.fds.install(file, cloexec, 0))
+            {
+                Ok(fd) => Ret::Val(fd),
+                Err(e) => {
+                    self.tmp.release(ino);
+                    err(e)
+                }
+            },
+        )
+    }
+
+    /// struct stat of a tmpfs node.
+    pub(super) fn tmp_stat(&self, ino: Ino) -> Result<[u8; 144], Errno> {
+        let st = self.tmp.stat(ino)?;
+        let split = |ns: u64| (ns / 1_000_000_000, ns % 1_000_000_000);
+        let ((a, an), (m, mn), (c, cn)) = (split(st.atime), split(st.mtime), split(st.ctime));
+        Ok(file_stat_bytes(&lego_proto::program::FileStat {
+            // tmpfs's anonymous device, as Linux numbers the first.
+            dev: 0x1b,
+            ino: st.ino,
+            nlink: st.nlink as u64,
+            mode: st.mode,
+            blksize: 4096,
+            size: st.size,
+            blocks: st.blocks,
+            atime: a,
+            atime_ns: an,
+            mtime: m,
+            mtime_ns: mn,
+            ctime: c,
+            ctime_ns: cn,
+            ..Default::default()
+        }))
+    }
+
+    /// One read of an open tmpfs file at its offset.
+    pub(super) fn tmp_read(
+        &mut self,
+        f: &OpenFile,
+        ino: Ino,
+        len: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        let mut b = alloc::vec![0u8; len.min(1 << 20)];
+        let now = self.realtime_ns();
+        let n = self.tmp.read(ino, f.offset.get(), &mut b, now)?;
+        b.truncate(n);
+        f.offset.set(f.offset.get() + n as u64);
+        Ok(b)
+    }
+
+    /// One write to an open tmpfs file, at its offset or its end (O_APPEND).
+    pub(super) fn tmp_write(
+        &mut self,
+        f: &OpenFile,
+        ino: Ino,
+        data: &[u8],
+    ) -> Result<usize, Errno> {
+        let at = if f.flags.get() & O_APPEND != 0 {
+            self.tmp.stat(ino)?.size
+        } else {
+            f.offset.get()
+        };
+        let now = self.realtime_ns();
+        let n = self.tmp.write(ino, at, data, now)?;
+        f.offset.set(at + n as u64);
+        Ok(n)
+    }
+
+    pub(super) fn sys_pwrite(&mut self, pid: Pid, fd: i64, buf: u64, len: usize, off: u64) -> Ret {
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        if (off as i64) < 0 {
+            return err(EINVAL);
+        }
+        match f.kind {
+            Kind::Tmp(ino) if f.writable() => {
+                let data = match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_vec(s, buf, len.min(1 << 20)))
+                {
+                    Ok(d) => d,
+                    Err(e) => return err(e),
+                };
+                let now = self.realtime_ns();
+                val(self.tmp.write(ino, off, &data, now).map(|n| n as i64))
+            }
+            Kind::DevNull | Kind::DevZero if f.writable() => Ret::Val(len as i64),
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(_) => err(ESPIPE),
+            _ => err(EBADF),
+        }
+    }
+
+    /// getdents64 of a tmpfs directory.
+    pub(super) fn tmp_getdents(
+        &mut self,
+        pid: Pid,
+        f: &OpenFile,
+        ino: Ino,
+        buf: u64,
+        len: usize,
+    ) -> Ret {
+        let entries = match self.tmp.list(ino, f.offset.get()) {
+            Ok(e) => e,
+            Err(e) => return err(e),
+        };
+        let bytes = tmpfs::dirents(&entries, len);
+        if bytes.is_empty() && !entries.is_empty() {
+            return err(EINVAL);
+        }
+        let consumed = entries
+            .iter()
+            .scan(0usize, |at, e| {
+                *at += (19 + e.name.len() + 1).next_multiple_of(8);
+                Some((*at, e.next))
+            })
+            .take_while(|&(at, _)| at <= bytes.len())
+            .last();
+        if let Err(e) = self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &bytes))
+        {
+            return err(e);
+        }
+        if let Some((_, next)) = consumed {
+            f.offset.set(next);
+        }
+        Ret::Val(bytes.len() as i64)
+    }
+
+    pub(super) fn sys_mkdirat(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64) -> Ret {
+        let full = match self.path_arg(pid, dirfd, path) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        if self.tmp_node(&full).is_some() || host::stat_path(&full, false).is_ok() {
+            return err(EEXIST);
+        }
+        let Some(rel) = self.tmp_new_name(&full) else {
+            return err(self.cannot_make(&full));
+        };
+        let perm = mode as u32 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
+        let now = self.realtime_ns();
+        val(self.tmp.mkdir(rel, perm, now).map(|_| 0))
+    }
+
+    pub(super) fn sys_unlinkat(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64) -> Ret {
+        if flags & !AT_REMOVEDIR != 0 {
+            return err(EINVAL);
+        }
+        let full = match self.path_arg(pid, dirfd, path) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        let now = self.realtime_ns();
+        match below_tmp(&full) {
+            Some(rel) if self.tmp.lookup(rel).is_ok() => val(if flags & AT_REMOVEDIR != 0 {
+                self.tmp.rmdir(rel, now).map(|_| 0)
+            } else {
+                self.tmp.unlink(rel, now).map(|_| 0)
+            }),
+            _ => match host::stat_path(&full, false) {
+                Ok(_) => err(EROFS),
+                Err(e) => err(e),
+            },
+        }
+    }
+
+    pub(super) fn sys_renameat(
+        &mut self,
+        pid: Pid,
+        (olddir, old): (i64, u64),
+        (newdir, new): (i64, u64),
+        flags: u64,
+    ) -> Ret {
+        if flags & !RENAME_NOREPLACE != 0 {
+            // RENAME_EXCHANGE and RENAME_WHITEOUT: not on this tmpfs.
+            return err(EINVAL);
+        }
+        let (from, to) = match self
+            .path_arg(pid, olddir, old)
+            .and_then(|f| Ok((f, self.path_arg(pid, newdir, new)?)))
+        {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        let now = self.realtime_ns();
+        let (Some(rf), Some(rt)) = (below_tmp(&from), below_tmp(&to)) else {
+            return self.host_rename_error(&from, &to);
+        };
+        if self.tmp.lookup(rf).is_err() {
+            return self.host_rename_error(&from, &to);
+        }
+        let target = self.tmp.lookup(rt).is_ok();
+        if !target && !self.tmp.has_parent(rt) {
+            // Into a directory of the host's /tmp.
+            return err(EXDEV);
+        }
+        if flags & RENAME_NOREPLACE != 0 && (target || host::stat_path(&to, false).is_ok()) {
+            return err(EEXIST);
+        }
+        val(self.tmp.rename(rf, rt, now).map(|_| 0))
+    }
+
+    /// link and symlink: a new name in the tmpfs is not supported (EPERM,
+    /// as a file system without links says); the host's are read-only.
+    pub(super) fn no_links(&mut self, pid: Pid, dirfd: i64, new: u64) -> Ret {
+        let full = match self.path_arg(pid, dirfd, new) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        if self.tmp_node(&full).is_some() || host::stat_path(&full, false).is_ok() {
+            return err(EEXIST);
+        }
+        match self.tmp_new_name(&full) {
+            Some(_) => err(EPERM),
+            None => err(self.cannot_make(&full)),
+        }
+    }
+
+    /// Why a new name `full` that the tmpfs does not take cannot be made:
+    /// its directory is missing (ENOENT) or not one (ENOTDIR), or it is
+    /// the host's (EROFS).
+    pub(super) fn cannot_make(&self, full: &[u8]) -> Errno {
+        let parent = match full.iter().rposition(|&c| c == b'/') {
+            Some(0) => &b"/"[..],
+            Some(i) => &full[..i],
+            None => return ENOENT,
+        };
+        if let Some(ino) = self.tmp_node(parent) {
+            return if self.tmp.is_directory(ino) {
+                EROFS
+            } else {
+                ENOTDIR
+            };
+        }
+        match host::stat_path(parent, true) {
+            Ok(st) if st.mode & 0o170000 == 0o040000 => EROFS,
+            Ok(_) => ENOTDIR,
+            Err(e) => e,
+        }
+    }
+
+    /// rename where a name is the host's: it cannot change.
+    fn host_rename_error(&self, from: &[u8], to: &[u8]) -> Ret {
+        if self.tmp_node(from).is_some() || self.tmp_node(to).is_some() {
+            return err(EXDEV);
+        }
+        match host::stat_path(from, false) {
+            Ok(_) => err(EROFS),
+            Err(e) => err(e),
+        }
+    }
+
+    /// The tmpfs node a path or a descriptor names for a call that changes
+    /// it (truncate, chmod, utimensat): Err(EROFS) for the host's files.
+    fn tmp_target(&mut self, pid: Pid, dirfd: i64, path: Option<u64>) -> Result<Ino, Errno> {
+        let Some(path) = path else {
+            let f = self.file(pid, dirfd)?;
+            return match f.kind {
+                Kind::Tmp(ino) => Ok(ino),
+                Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EROFS),
+                _ => Err(EINVAL),
+            };
+        };
+        let full = self.path_arg(pid, dirfd, path)?;
+        match self.tmp_node(&full) {
+            Some(ino) => Ok(ino),
+            None => host::stat_path(&full, true).and(Err(EROFS)),
+        }
+    }
+
+    pub(super) fn sys_truncate(&mut self, pid: Pid, fd: i64, path: Option<u64>, len: u64) -> Ret {
+        if (len as i64) < 0 {
+            return err(EINVAL);
+        }
+        if path.is_none() {
+            match self.file(pid, fd) {
+                Ok(f) if matches!(f.kind, Kind::Tmp(_)) && !f.writable() => return err(EINVAL),
+                Ok(f) if matches!(f.kind, Kind::Host(_)) && !f.writable() => return err(EINVAL),
+                _ => {}
+            }
+        }
+        let now = self.realtime_ns();
+        match self.tmp_target(pid, fd, path) {
+            Ok(ino) if self.tmp.is_directory(ino) => err(EISDIR),
+            Ok(ino) => val(self.tmp.truncate(ino, len, now).map(|_| 0)),
+            Err(e) => err(e),
+        }
+    }
+
+    pub(super) fn sys_chmod(&mut self, pid: Pid, fd: i64, path: Option<u64>, mode: u64) -> Ret {
+        let now = self.realtime_ns();
+        match self.tmp_target(pid, fd, path) {
+            Ok(ino) => val(self.tmp.chmod(ino, mode as u32, now).map(|_| 0)),
+            Err(e) => err(e),
+        }
+    }
+
+    /// chown of a tmpfs file: every process runs as root, so nothing to
+    /// change; the host's files are read-only.
+    pub(super) fn sys_chown(&mut self, pid: Pid, fd: i64, path: Option<u64>) -> Ret {
+        val(self.tmp_target(pid, fd, path).map(|_| 0))
+    }
+
+    pub(super) fn sys_utimensat(&mut self, pid: Pid, dirfd: i64, path: u64, times: u64) -> Ret {
+        let now = self.realtime_ns();
+        let (atime, mtime) = if times == 0 {
+            (Some(now), Some(now))
+        } else {
+            let t = match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, times, 32))
+            {
+                Ok(t) => t,
+                Err(e) => return err(e),
+            };
+            let word = |at: usize| u64::from_le_bytes(t[at..at + 8].try_into().unwrap_or([0; 8]));
+            let one = |sec: u64, nsec: u64| match nsec {
+                UTIME_NOW => Ok(Some(now)),
+                UTIME_OMIT => Ok(None),
+                n if n < 1_000_000_000 => Ok(Some(sec.saturating_mul(1_000_000_000) + n)),
+                _ => Err(EINVAL),
+            };
+            match (one(word(0), word(8)), one(word(16), word(24))) {
+                (Ok(a), Ok(m)) => (a, m),
+                _ => return err(EINVAL),
+            }
+        };
+        let target = if path == 0 {
+            self.tmp_target(pid, dirfd, None)
+        } else {
+            self.tmp_target(pid, dirfd, Some(path))
+        };
+        match target {
+            Ok(ino) => val(self.tmp.set_times(ino, atime, mtime, now).map(|_| 0)),
+            Err(e) => err(e),
+        }
+    }
+
+    /// A private mapping of a tmpfs file, made writable at `at`: its bytes
+    /// from `offset` are written in, then the mapping gets `prot`.
+    pub(super) fn fill_from_tmp(
+        &mut self,
+        pid: Pid,
+        ino: Ino,
+        offset: u64,
+        at: u64,
+        len: u64,
+        prot: u64,
+    ) -> Result<(), Errno> {
+        let size = self.tmp.stat(ino)?.size;
+        let mut done = 0;
+        let total = size.saturating_sub(offset).min(len);
+        let mut chunk = alloc::vec![0u8; 1 << 20];
+        while done < total {
+            let n = (total - done).min(chunk.len() as u64) as usize;
+            let now = self.realtime_ns();
+            let got = self.tmp.read(ino, offset + done, &mut chunk[..n], now)?;
+            if got == 0 {
+                break;
+            }
+            uaccess::write(self.space_mut(pid)?, at + done, &chunk[..got])?;
+            done += got as u64;
+        }
+        if prot & 3 != 3 {
+            self.space_mut(pid)?.call(MemRequest {
+                op: OP_MPROTECT,
+                addr: at,
+                len,
+                prot: prot as u32,
+                ..Default::default()
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,765 @@
+//! A file system in the processor monitor's memory, for /tmp: what a
+//! program writes there lives as long as the processor runs, as on a
+//! Linux host whose /tmp is a tmpfs. (Durable files are the storage
+//! component's; this is scratch space, so that mkstemp, tmpfile, `sort`
+//! and `diff` work before and without storage.)
+//!
+//! Names are paths below the mount point, already normalized
+//! ([`crate::path::resolve`]) and without the mount's own prefix: `b""` is
+//! the root, `b"a/b"` a file in directory `a`. Files are kept in 4 KiB
+//! pages (holes read as zeros); the pages in use are bounded, and a write
+//! beyond the bound is ENOSPC. A file unlinked while open lives until its
+//! last descriptor closes ([`Tmpfs::hold`], [`Tmpfs::release`]).
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+pub type Ino = u64;
+/// The root directory's inode.
+pub const ROOT: Ino = 1;
+
+pub const ENOENT: i64 = 2;
+pub const EBUSY: i64 = 16;
+pub const EEXIST: i64 = 17;
+pub const ENOTDIR: i64 = 20;
+pub const EISDIR: i64 = 21;
+pub const EINVAL: i64 = 22;
+pub const EFBIG: i64 = 27;
+pub const ENOSPC: i64 = 28;
+pub const ENAMETOOLONG: i64 = 36;
+pub const ENOTEMPTY: i64 = 39;
+
+const S_IFREG: u32 = 0o100000;
+const S_IFDIR: u32 = 0o040000;
+const PAGE: u64 = crate::PAGE;
+/// Linux's NAME_MAX.
+const NAME_MAX: usize = 255;
+/// The largest file: what fits in a signed offset, in whole pages.
+const MAX_SIZE: u64 = 1 << 44;
+
+enum Body {
+    File {
+        size: u64,
+        pages: BTreeMap<u64, Box<[u8; PAGE as usize]>>,
+    },
+    Dir {
+        entries: BTreeMap<Vec<u8>, Ino>,
+        parent: Ino,
+    },
+}
+
+struct Node {
+    body: Body,
+    /// Permission bits (the type is the body's).
+    perm: u32,
+    /// Names that lead to it (a directory counts `.` and its children's `..`).
+    nlink: u32,
+    /// Open files that lead to it.
+    opens: u32,
+    atime: u64,
+    mtime: u64,
+    ctime: u64,
+}
+
+/// What stat says of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub ino: Ino,
+    /// Type and permission bits, as st_mode.
+    pub mode: u32,
+    pub nlink: u32,
+    pub size: u64,
+    /// 512-byte blocks held.
+    pub blocks: u64,
+    pub atime: u64,
+    pub mtime: u64,
+    pub ctime: u64,
+}
+
+/// One directory entry, as getdents64 reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub ino: Ino,
+    pub is_dir: bool,
+    pub name: Vec<u8>,
+    /// Where the next entry is (getdents64's d_off).
+    pub next: u64,
+}
+
+pub struct Tmpfs {
+    nodes: BTreeMap<Ino, Node>,
+    next_ino: Ino,
+    /// Pages held by files, and the most there may be.
+    pages: u64,
+    max_pages: u64,
+}
+
+type Result<T> = core::result::Result<T, i64>;
+
+fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    path.split(|&c| c == b'/').filter(|c| !c.is_empty())
+}
+
+/// `path` split into its directory part and last name.
+fn split_last(path: &[u8]) -> Result<(&[u8], &[u8])> {
+    let path = path.strip_suffix(b"/").unwrap_or(path);
+    let (dir, name) = match path.iter().rposition(|&c| c == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&b""[..], path),
+    };
+    if name.is_empty() {
+        return Err(EBUSY);
+    }
+    if name.len() > NAME_MAX {
+        return Err(ENAMETOOLONG);
+    }
+    Ok((dir, name))
+}
+
+impl Tmpfs {
+    /// An empty file system (its root with permissions 1777, as /tmp) that
+    /// holds at most `max_bytes` of file data.
+    pub fn new(max_bytes: u64, now: u64) -> Tmpfs {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(
+            ROOT,
+            Node {
+                body: Body::Dir {
+                    entries: BTreeMap::new(),
+                    parent: ROOT,
+                },
+                perm: 0o1777,
+                nlink: 2,
+                opens: 0,
+                atime: now,
+                mtime: now,
+                ctime: now,
+            },
+        );
+        Tmpfs {
+            nodes,
+            next_ino: ROOT + 1,
+            pages: 0,
+            max_pages: max_bytes / PAGE,
+        }
+    }
+
+    /// Bytes of file data held.
+    pub fn used(&self) -> u64 {
+        self.pages * PAGE
+    }
+
+    fn node(&self, ino: Ino) -> Result<&Node> {
+        self.nodes.get(&ino).ok_or(ENOENT)
+    }
+
+    fn node_mut(&mut self, ino: Ino) -> Result<&mut Node> {
+        self.nodes.get_mut(&ino).ok_or(ENOENT)
+    }
+
+    fn entries(&self, dir: Ino) -> Result<&BTreeMap<Vec<u8>, Ino>> {
+        match &self.node(dir)?.body {
+            Body::Dir { entries, .. } => Ok(entries),
+            Body::File { .. } => Err(ENOTDIR),
+        }
+    }
+
+    fn entries_mut(&mut self, dir: Ino) -> Result<&mut BTreeMap<Vec<u8>, Ino>> {
+        match &mut self.node_mut(dir)?.body {
+            Body::Dir { entries, .. } => Ok(entries),
+            Body::File { .. } => Err(ENOTDIR),
+        }
+    }
+
+    fn is_dir(&self, ino: Ino) -> bool {
+        matches!(
+            self.nodes.get(&ino).map(|n| &n.body),
+            Some(Body::Dir { .. })
+        )
+    }
+
+    /// The node `path` names.
+    pub fn lookup(&self, path: &[u8]) -> Result<Ino> {
+        let mut at = ROOT;
+        for c in components(path) {
+            if c.len() > NAME_MAX {
+                return Err(ENAMETOOLONG);
+            }
+            at = *self.entries(at)?.get(c).ok_or(ENOENT)?;
+        }
+        Ok(at)
+    }
+
+    /// The directory that would hold `path`'s last name, and the name.
+    fn parent<'p>(&self, path: &'p [u8]) -> Result<(Ino, &'p [u8])> {
+        let (dir, name) = split_last(path)?;
+        let dir = self.lookup(dir)?;
+        if !self.is_dir(dir) {
+            return Err(ENOTDIR);
+        }
+        Ok((dir, name))
+    }
+
+    /// Whether `path`'s directory exists here (so a new name may be made in it).
+    pub fn has_parent(&self, path: &[u8]) -> bool {
+        self.parent(path).is_ok()
+    }
+
+    fn add(&mut self, dir: Ino, name: &[u8], body: Body, perm: u32, now: u64) -> Ino {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        let nlink = if matches!(body, Body::Dir { .. }) {
+            2
+        } else {
+            1
+        };
+        self.nodes.insert(
+            ino,
+            Node {
+                body,
+                perm: perm & 0o7777,
+                nlink,
+                opens: 0,
+                atime: now,
+                mtime: now,
+                ctime: now,
+            },
+        );
+        if let Ok(e) = self.entries_mut(dir) {
+            e.insert(name.to_vec(), ino);
+        }
+        self.touch_dir(dir, now);
+        ino
+    }
+
+    fn touch_dir(&mut self, dir: Ino, now: u64) {
+        if let Ok(n) = self.node_mut(dir) {
+            n.mtime = now;
+            n.ctime = now;
+        }
+    }
+
+    /// open with O_CREAT: the file `path` (made, empty, with `perm` if it
+    /// does not exist; EEXIST if it does and `excl`). Whether it was made.
+    pub fn create(&mut self, path: &[u8], perm: u32, excl: bool, now: u64) -> Result<(Ino, bool)> {
+        let (dir, name) = self.parent(path)?;
+        if let Some(&ino) = self.entries(dir)?.get(name) {
+            return if excl { Err(EEXIST) } else { Ok((ino, false)) };
+        }
+        let body = Body::File {
+            size: 0,
+            pages: BTreeMap::new(),
+        };
+        Ok((self.add(dir, name, body, perm, now), true))
+    }
+
+    pub fn mkdir(&mut self, path: &[u8], perm: u32, now: u64) -> Result<Ino> {
+        let (dir, name) = self.parent(path)?;
+        if self.entries(dir)?.contains_key(name) {
+            return Err(EEXIST);
+        }
+        let body = Body::Dir {
+            entries: BTreeMap::new(),
+            parent: dir,
+        };
+        let ino = self.add(dir, name, body, perm, now);
+        if let Ok(d) = self.node_mut(dir) {
+            d.nlink += 1;
+        }
+        Ok(ino)
+    }
+
+    /// Drops one name of `ino`; the node goes when nothing leads to it.
+    fn unlinked(&mut self, ino: Ino, now: u64) {
+        let gone = match self.nodes.get_mut(&ino) {
+            Some(n) => {
+                n.nlink = match n.body {
+                    Body::Dir { .. } => 0,
+                    Body::File { .. } => n.nlink.saturating_sub(1),
+                };
+                n.ctime = now;
+                n.nlink == 0 && n.opens == 0
+            }
+            None => false,
+        };
+        if gone {
+            self.free(ino);
+        }
+    }
+
+    fn free(&mut self, ino: Ino) {
+        if let Some(Node {
+            body: Body::File { pages, .. },
+            ..
+        }) = self.nodes.remove(&ino)
+        {
+            self.pages -= pages.len() as u64;
+        }
+    }
+
+    pub fn unlink(&mut self, path: &[u8], now: u64) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        let ino = *self.entries(dir)?.get(name).ok_or(ENOENT)?;
+        if self.is_dir(ino) {
+            return Err(EISDIR);
+        }
+        self.entries_mut(dir)?.remove(name);
+        self.touch_dir(dir, now);
+        self.unlinked(ino, now);
+        Ok(())
+    }
+
+    pub fn rmdir(&mut self, path: &[u8], now: u64) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        if name == b"." {
+            return Err(EINVAL);
+        }
+        if name == b".." {
+            return Err(ENOTEMPTY);
+        }
+        let ino = *self.entries(dir)?.get(name).ok_or(ENOENT)?;
+        if !self.entries(ino)?.is_empty() {
+            return Err(ENOTEMPTY);
+        }
+        self.entries_mut(dir)?.remove(name);
+        if let Ok(d) = self.node_mut(dir) {
+            d.nlink -= 1;
+        }
+        self.touch_dir(dir, now);
+        self.unlinked(ino, now);
+        Ok(())
+    }
+
+    /// Whether `ino` is `dir` or below it.
+    fn within(&self, mut ino: Ino, dir: Ino) -> bool {
+        loop {
+            if ino == dir {
+                return true;
+            }
+            match self.nodes.get(&ino).map(|n| &n.body) {
+                Some(Body::Dir { parent, .. }) if *parent != ino => ino = *parent,
+                _ => return false,
+            }
+        }
+    }
+
+    /// rename(2): `to` is replaced atomically if it exists (a directory
+    /// only by an empty directory).
+    pub fn rename(&mut self, from: &[u8], to: &[u8], now: u64) -> Result<()> {
+        let (fdir, fname) = self.parent(from)?;
+        let (tdir, tname) = self.parent(to)?;
+        let ino = *self.entries(fdir)?.get(fname).ok_or(ENOENT)?;
+        let moving_dir = self.is_dir(ino);
+        if moving_dir && self.within(tdir, ino) {
+            return Err(EINVAL);
+        }
+        if let Some(&old) = self.entries(tdir)?.get(tname) {
+            if old == ino {
+                return Ok(());
+            }
+            match (moving_dir, self.is_dir(old)) {
+                (true, false) => return Err(ENOTDIR),
+                (false, true) => return Err(EISDIR),
+                (true, true) if !self.entries(old)?.is_empty() => return Err(ENOTEMPTY),
+                _ => {}
+            }
+            if self.is_dir(old) {
+                if let Ok(d) = self.node_mut(tdir) {
+                    d.nlink -= 1;
+                }
+            }
+            self.unlinked(old, now);
+        }
+        self.entries_mut(fdir)?.remove(fname);
+        self.entries_mut(tdir)?.insert(tname.to_vec(), ino);
+        if moving_dir && fdir != tdir {
+            if let Ok(Node {
+                body: Body::Dir { parent, .. },
+                ..
+            }) = self.node_mut(ino)
+            {
+                *parent = tdir;
+            }
+            if let Ok(d) = self.node_mut(fdir) {
+                d.nlink -= 1;
+            }
+            if let Ok(d) = self.node_mut(tdir) {
+                d.nlink += 1;
+            }
+        }
+        if let Ok(n) = self.node_mut(ino) {
+            n.ctime = now;
+        }
+        self.touch_dir(fdir, now);
+        self.touch_dir(tdir, now);
+        Ok(())
+    }
+
+    /// An open file leads to `ino`.
+    pub fn hold(&mut self, ino: Ino) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.opens += 1;
+        }
+    }
+
+    /// An open file that led to `ino` is closed.
+    pub fn release(&mut self, ino: Ino) {
+        let gone = match self.nodes.get_mut(&ino) {
+            Some(n) => {
+                n.opens = n.opens.saturating_sub(1);
+                n.opens == 0 && n.nlink == 0
+            }
+            None => false,
+        };
+        if gone {
+            self.free(ino);
+        }
+    }
+
+    pub fn stat(&self, ino: Ino) -> Result<Stat> {
+        let n = self.node(ino)?;
+        let (kind, size, blocks) = match &n.body {
+            Body::File { size, pages } => (S_IFREG, *size, pages.len() as u64 * (PAGE / 512)),
+            Body::Dir { entries, .. } => (S_IFDIR, 40 + 20 * entries.len() as u64, 0),
+        };
+        Ok(Stat {
+            ino,
+            mode: kind | n.perm,
+            nlink: n.nlink,
+            size,
+            blocks,
+            atime: n.atime,
+            mtime: n.mtime,
+            ctime: n.ctime,
+        })
+    }
+
+    pub fn is_directory(&self, ino: Ino) -> bool {
+        self.is_dir(ino)
+    }
+
+    /// Reads from `offset` into `buf`: the bytes read (0 at the end).
+    pub fn read(&mut self, ino: Ino, offset: u64, buf: &mut [u8], now: u64) -> Result<usize> {
+        let n = self.node_mut(ino)?;
+        n.atime = now;
+        let Body::File { size, pages } = &n.body else {
+            return Err(EISDIR);
+        };
+        if offset >= *size {
+            return Ok(0);
+        }
+        let len = (buf.len() as u64).min(*size - offset) as usize;
+        let mut done = 0;
+        while done < len {
+            let at = offset + done as u64;
+            let (page, within) = (at / PAGE, (at % PAGE) as usize);
+            let n = (PAGE as usize - within).min(len - done);
+            match pages.get(&page) {
+                Some(p) => buf[done..done + n].copy_from_slice(&p[within..within + n]),
+                None => buf[done..done + n].fill(0),
+            }
+            done += n;
+        }
+        Ok(len)
+    }
+
+    /// Writes `data` at `offset`: the bytes written (short when the file
+    /// system fills; ENOSPC when not one byte fits).
+    pub fn write(&mut self, ino: Ino, offset: u64, data: &[u8], now: u64) -> Result<usize> {
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|e| e > MAX_SIZE)
+        {
+            return Err(EFBIG);
+        }
+        let mut free = self.max_pages.saturating_sub(self.pages);
+        let n = self.nodes.get_mut(&ino).ok_or(ENOENT)?;
+        let Body::File { size, pages } = &mut n.body else {
+            return Err(EISDIR);
+        };
+        let mut done = 0;
+        let mut added = 0;
+        while done < data.len() {
+            let at = offset + done as u64;
+            let (page, within) = (at / PAGE, (at % PAGE) as usize);
+            let k = (PAGE as usize - within).min(data.len() - done);
+            let p = match pages.entry(page) {
+                alloc::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                alloc::collections::btree_map::Entry::Vacant(e) => {
+                    if free == 0 {
+                        break;
+                    }
+                    free -= 1;
+                    added += 1;
+                    e.insert(Box::new([0; PAGE as usize]))
+                }
+            };
+            p[within..within + k].copy_from_slice(&data[done..done + k]);
+            done += k;
+        }
+        if done > 0 {
+            *size = (*size).max(offset + done as u64);
+            n.mtime = now;
+            n.ctime = now;
+        }
+        self.pages += added;
+        if done == 0 && !data.is_empty() {
+            return Err(ENOSPC);
+        }
+        Ok(done)
+    }
+
+    /// ftruncate: the file is `len` bytes long (pages past it are freed;
+    /// growing adds a hole).
+    pub fn truncate(&mut self, ino: Ino, len: u64, now: u64) -> Result<()> {
+        if len > MAX_SIZE {
+            return Err(EFBIG);
+        }
+        let n = self.nodes.get_mut(&ino).ok_or(ENOENT)?;
+        let Body::File { size, pages } = &mut n.body else {
+            return Err(EISDIR);
+        };
+        let keep = len.div_ceil(PAGE);
+        let gone = pages.split_off(&keep).len() as u64;
+        if len % PAGE != 0 {
+            if let Some(p) = pages.get_mut(&(len / PAGE)) {
+                p[(len % PAGE) as usize..].fill(0);
+            }
+        }
+        *size = len;
+        n.mtime = now;
+        n.ctime = now;
+        self.pages -= gone;
+        Ok(())
+    }
+
+    pub fn chmod(&mut self, ino: Ino, perm: u32, now: u64) -> Result<()> {
+        let n = self.node_mut(ino)?;
+        n.perm = perm & 0o7777;
+        n.ctime = now;
+        Ok(())
+    }
+
+    /// utimensat: None leaves a time as it is.
+    pub fn set_times(
+        &mut self,
+        ino: Ino,
+        atime: Option<u64>,
+        mtime: Option<u64>,
+        now: u64,
+    ) -> Result<()> {
+        let n = self.node_mut(ino)?;
+        if let Some(a) = atime {
+            n.atime = a;
+        }
+        if let Some(m) = mtime {
+            n.mtime = m;
+        }
+        n.ctime = now;
+        Ok(())
+    }
+
+    /// The entries of directory `ino` from position `from` (0: the start):
+    /// `.`, `..`, then the names in order.
+    pub fn list(&self, ino: Ino, from: u64) -> Result<Vec<Entry>> {
+        let n = self.node(ino)?;
+        let Body::Dir { entries, parent } = &n.body else {
+            return Err(ENOTDIR);
+        };
+        let mut out = Vec::new();
+        let all = [(b".".to_vec(), ino), (b"..".to_vec(), *parent)]
+            .into_iter()
+            .chain(entries.iter().map(|(k, v)| (k.clone(), *v)));
+        for (i, (name, child)) in all.enumerate().skip(from as usize) {
+            out.push(Entry {
+                ino: child,
+                is_dir: self.is_dir(child),
+                name,
+                next: i as u64 + 1,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Entries encoded as getdents64's `struct linux_dirent64`s, as many as
+/// fit in `room` bytes.
+pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
+    const DT_DIR: u8 = 4;
+    const DT_REG: u8 = 8;
+    let mut out = Vec::new();
+    for e in entries {
+        // ino, off, reclen, type, the name and its NUL, 8-aligned.
+        let len = (19 + e.name.len() + 1).next_multiple_of(8);
+        if out.len() + len > room {
+            break;
+        }
+        let start = out.len();
+        out.extend_from_slice(&e.ino.to_le_bytes());
+        out.extend_from_slice(&e.next.to_le_bytes());
+        out.extend_from_slice(&(len as u16).to_le_bytes());
+        out.push(if e.is_dir { DT_DIR } else { DT_REG });
+        out.extend_from_slice(&e.name);
+        out.resize(start + len, 0);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs() -> Tmpfs {
+        Tmpfs::new(64 * PAGE, 1)
+    }
+
+    fn read_all(t: &mut Tmpfs, ino: Ino) -> Vec<u8> {
+        let mut buf = vec![0u8; t.stat(ino).unwrap().size as usize];
+        let n = t.read(ino, 0, &mut buf, 2).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn files_are_made_written_read_and_truncated() {
+        let mut t = fs();
+        let (f, made) = t.create(b"a.txt", 0o600, true, 5).unwrap();
+        assert!(made);
+        assert_eq!(t.create(b"a.txt", 0o600, true, 5), Err(EEXIST));
+        assert_eq!(t.create(b"a.txt", 0o600, false, 5), Ok((f, false)));
+        assert_eq!(t.write(f, 0, b"hello", 6), Ok(5));
+        // A hole reads as zeros.
+        assert_eq!(t.write(f, 10000, b"end", 7), Ok(3));
+        let st = t.stat(f).unwrap();
+        assert_eq!(
+            (st.size, st.mode, st.nlink, st.mtime),
+            (10003, S_IFREG | 0o600, 1, 7)
+        );
+        assert_eq!(st.blocks, 2 * 8, "the hole's page is not held");
+        let all = read_all(&mut t, f);
+        assert_eq!(&all[..5], b"hello");
+        assert!(all[5..10000].iter().all(|&b| b == 0));
+        assert_eq!(&all[10000..], b"end");
+        let mut buf = [0u8; 8];
+        assert_eq!(t.read(f, 3, &mut buf, 8), Ok(8));
+        assert_eq!(&buf, b"lo\0\0\0\0\0\0");
+        assert_eq!(t.read(f, 20000, &mut buf, 8), Ok(0));
+        t.truncate(f, 3, 9).unwrap();
+        assert_eq!(read_all(&mut t, f), b"hel");
+        assert_eq!(t.used(), PAGE);
+        // Growing again shows zeros, not the old bytes.
+        t.truncate(f, 6, 9).unwrap();
+        assert_eq!(read_all(&mut t, f), b"hel\0\0\0");
+    }
+
+    #[test]
+    fn directories_nest_and_list_in_order() {
+        let mut t = fs();
+        let d = t.mkdir(b"d", 0o755, 2).unwrap();
+        assert_eq!(t.mkdir(b"d", 0o755, 2), Err(EEXIST));
+        assert_eq!(t.mkdir(b"x/y", 0o755, 2), Err(ENOENT));
+        t.create(b"d/b", 0o644, true, 3).unwrap();
+        t.create(b"d/a", 0o644, true, 3).unwrap();
+        t.mkdir(b"d/sub", 0o755, 3).unwrap();
+        assert_eq!(t.create(b"d/a/z", 0o644, true, 3), Err(ENOTDIR));
+        let names: Vec<Vec<u8>> = t.list(d, 0).unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, [&b"."[..], b"..", b"a", b"b", b"sub"]);
+        let rest = t.list(d, 3).unwrap();
+        assert_eq!(rest[0].name, b"b");
+        assert_eq!(rest[0].next, 4);
+        assert_eq!(t.stat(d).unwrap().nlink, 3);
+        assert_eq!(t.stat(ROOT).unwrap().nlink, 3);
+        assert_eq!(t.rmdir(b"d", 4), Err(ENOTEMPTY));
+        assert_eq!(t.unlink(b"d/sub", 4), Err(EISDIR));
+        assert_eq!(t.rmdir(b"d/a", 4), Err(ENOTDIR));
+        t.rmdir(b"d/sub", 4).unwrap();
+        t.unlink(b"d/a", 4).unwrap();
+        t.unlink(b"d/b", 4).unwrap();
+        t.rmdir(b"d", 4).unwrap();
+        assert_eq!(t.lookup(b"d"), Err(ENOENT));
+        assert_eq!(t.stat(ROOT).unwrap().nlink, 2);
+        assert_eq!(t.rmdir(b"", 4), Err(EBUSY));
+        assert_eq!(t.lookup(&[b'n'; 256]), Err(ENAMETOOLONG));
+    }
+
+    #[test]
+    fn rename_replaces_atomically_as_linux_does() {
+        let mut t = fs();
+        let (a, _) = t.create(b"a", 0o644, true, 1).unwrap();
+        let (b, _) = t.create(b"b", 0o644, true, 1).unwrap();
+        t.write(a, 0, b"new", 2).unwrap();
+        t.write(b, 0, b"old", 2).unwrap();
+        t.rename(b"a", b"b", 3).unwrap();
+        assert_eq!(t.lookup(b"a"), Err(ENOENT));
+        assert_eq!(t.lookup(b"b"), Ok(a));
+        assert_eq!(t.used(), PAGE, "the replaced file's page is freed");
+        t.mkdir(b"d", 0o755, 4).unwrap();
+        t.mkdir(b"e", 0o755, 4).unwrap();
+        t.create(b"e/f", 0o644, true, 4).unwrap();
+        assert_eq!(t.rename(b"d", b"e", 5), Err(ENOTEMPTY));
+        assert_eq!(t.rename(b"d", b"b", 5), Err(ENOTDIR));
+        assert_eq!(t.rename(b"b", b"d", 5), Err(EISDIR));
+        assert_eq!(t.rename(b"d", b"d/inside", 5), Err(EINVAL));
+        assert_eq!(t.rename(b"missing", b"x", 5), Err(ENOENT));
+        t.rename(b"d", b"e/d", 5).unwrap();
+        assert_eq!(t.stat(ROOT).unwrap().nlink, 3);
+        let e = t.lookup(b"e").unwrap();
+        assert_eq!(t.stat(e).unwrap().nlink, 3);
+        let d = t.lookup(b"e/d").unwrap();
+        assert_eq!(t.list(d, 1).unwrap()[0].ino, e, "its .. is its new parent");
+        t.rename(b"b", b"b", 6).unwrap();
+        assert_eq!(t.lookup(b"b"), Ok(a));
+    }
+
+    #[test]
+    fn an_unlinked_open_file_lives_until_closed() {
+        let mut t = fs();
+        let (f, _) = t.create(b"f", 0o600, true, 1).unwrap();
+        t.hold(f);
+        t.write(f, 0, &[7; 5000], 2).unwrap();
+        t.unlink(b"f", 3).unwrap();
+        assert_eq!(t.lookup(b"f"), Err(ENOENT));
+        assert_eq!(t.stat(f).unwrap().nlink, 0);
+        assert_eq!(read_all(&mut t, f).len(), 5000);
+        t.release(f);
+        assert_eq!(t.stat(f), Err(ENOENT));
+        assert_eq!(t.used(), 0);
+    }
+
+    #[test]
+    fn dirents_are_linux_dirent64s_that_fit() {
+        let e = |name: &[u8], next| Entry {
+            ino: 9,
+            is_dir: false,
+            name: name.to_vec(),
+            next,
+        };
+        let list = [e(b"abcde", 1), e(b"a-longer-name", 2)];
+        let all = dirents(&list, 4096);
+        assert_eq!(all.len(), 32 + 40);
+        assert_eq!(u64::from_le_bytes(all[0..8].try_into().unwrap()), 9);
+        assert_eq!(u64::from_le_bytes(all[8..16].try_into().unwrap()), 1);
+        assert_eq!(u16::from_le_bytes(all[16..18].try_into().unwrap()), 32);
+        assert_eq!(all[18], 8);
+        assert_eq!(&all[19..25], b"abcde\0");
+        assert_eq!(dirents(&list, 40).len(), 32, "only what fits");
+        assert!(dirents(&list, 31).is_empty());
+    }
+
+    #[test]
+    fn a_full_file_system_says_enospc() {
+        let mut t = Tmpfs::new(2 * PAGE, 1);
+        let (f, _) = t.create(b"f", 0o600, true, 1).unwrap();
+        assert_eq!(
+            t.write(f, 0, &[1; 3 * PAGE as usize], 2),
+            Ok(2 * PAGE as usize)
+        );
+        assert_eq!(t.write(f, 2 * PAGE, &[1; 10], 2), Err(ENOSPC));
+        // Rewriting what is held needs no room.
+        assert_eq!(t.write(f, 0, &[2; 10], 2), Ok(10));
+        assert_eq!(t.write(f, u64::MAX - 2, &[1; 10], 2), Err(EFBIG));
+        t.truncate(f, 0, 3).unwrap();
+        assert_eq!(t.write(f, 0, &[1; 10], 2), Ok(10));
+    }
+}

@@ -1,0 +1,135 @@
+/* Files in /tmp, as programs use them: a private directory from mkdtemp,
+ * files made, written, pwritten, truncated, renamed, listed, mapped,
+ * unlinked while open; tmpfile(); and the errors Linux gives for the
+ * usual mistakes. Everything is removed at the end. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static const char *at(const char *name) {
+    static char buf[4][256];
+    static int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, 256, "%s/%s", dir, name);
+    return b;
+}
+
+static void check(const char *what, int ok) { printf("%s: %s\n", what, ok ? "yes" : "no"); }
+
+static void fails(const char *what, int r, int expect) {
+    printf("%s: %s\n", what, r == -1 && errno == expect ? strerror(expect) : "did not fail as expected");
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int main(void) {
+    strcpy(dir, "/tmp/lego-tmpfiles-XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    struct stat st;
+    check("mkdtemp made a private directory",
+          stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+
+    int fd = open(at("a"), O_CREAT | O_EXCL | O_RDWR, 0640);
+    check("created", fd >= 0);
+    fails("O_EXCL again", open(at("a"), O_CREAT | O_EXCL | O_RDWR, 0640), EEXIST);
+    check("written", write(fd, "hello, world\n", 13) == 13);
+    check("pwritten", pwrite(fd, "HELLO", 5, 0) == 5);
+    check("offset kept by pwrite", lseek(fd, 0, SEEK_CUR) == 13);
+    check("seek to the end", lseek(fd, 0, SEEK_END) == 13);
+    /* A hole, then more. */
+    check("written past the end", pwrite(fd, "!", 1, 20000) == 1);
+    check("size with the hole", fstat(fd, &st) == 0 && st.st_size == 20001 && S_ISREG(st.st_mode) &&
+                                    (st.st_mode & 0777) == 0640);
+    char buf[32] = {0};
+    check("hole reads zeros", pread(fd, buf, 4, 100) == 4 && !memcmp(buf, "\0\0\0\0", 4));
+    check("truncated", ftruncate(fd, 12) == 0 && fstat(fd, &st) == 0 && st.st_size == 12);
+    memset(buf, 0, sizeof buf);
+    check("read back", pread(fd, buf, sizeof buf, 0) == 12 && !strcmp(buf, "HELLO, world"));
+    fsync(fd);
+    close(fd);
+
+    fd = open(at("b"), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    write(fd, "one\n", 4);
+    lseek(fd, 0, SEEK_SET);
+    write(fd, "two\n", 4);
+    close(fd);
+    FILE *f = fopen(at("b"), "r");
+    char line[64];
+    printf("appended:");
+    while (f && fgets(line, sizeof line, f))
+        printf(" %.*s", (int)strlen(line) - 1, line);
+    printf("\n");
+    if (f)
+        fclose(f);
+
+    check("renamed over b", rename(at("a"), at("b")) == 0);
+    fails("the old name", access(at("a"), F_OK), ENOENT);
+    check("mkdir", mkdir(at("sub"), 0755) == 0);
+    fails("mkdir again", mkdir(at("sub"), 0755), EEXIST);
+    close(open(at("sub/inner"), O_CREAT | O_WRONLY, 0644));
+    fails("rmdir of a full directory", rmdir(at("sub")), ENOTEMPTY);
+    fails("unlink of a directory", unlink(at("sub")), EISDIR);
+    fails("a directory opened for writing", open(at("sub"), O_WRONLY), EISDIR);
+    fails("O_DIRECTORY on a file", open(at("b"), O_RDONLY | O_DIRECTORY), ENOTDIR);
+    fails("a file as a directory", open(at("b/x"), O_RDONLY), ENOTDIR);
+    fails("a missing directory", open(at("none/x"), O_CREAT | O_WRONLY, 0644), ENOENT);
+    fails("rmdir of a file", rmdir(at("b")), ENOTDIR);
+
+    DIR *d = opendir(dir);
+    char *names[16];
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < 16)
+        names[n++] = strdup(e->d_name);
+    if (d)
+        closedir(d);
+    qsort(names, n, sizeof *names, by_name);
+    printf("listed:");
+    for (int i = 0; i < n; i++)
+        printf(" %s", names[i]);
+    printf("\n");
+
+    check("chmod", chmod(at("b"), 0604) == 0 && stat(at("b"), &st) == 0 && (st.st_mode & 0777) == 0604);
+    struct timespec times[2] = {{1000000000, 0}, {1234567890, 500}};
+    check("utimensat", utimensat(AT_FDCWD, at("b"), times, 0) == 0 && stat(at("b"), &st) == 0 &&
+                           st.st_mtim.tv_sec == 1234567890 && st.st_mtim.tv_nsec == 500);
+
+    fd = open(at("b"), O_RDONLY);
+    char *m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    check("mapped", m != MAP_FAILED && !memcmp(m, "HELLO, world", 12) && m[12] == 0);
+    if (m != MAP_FAILED)
+        munmap(m, 4096);
+    check("unlinked while open", unlink(at("b")) == 0);
+    memset(buf, 0, sizeof buf);
+    check("still readable", pread(fd, buf, 5, 0) == 5 && !strcmp(buf, "HELLO"));
+    close(fd);
+
+    char cwd[256];
+    check("chdir into it", chdir(at("sub")) == 0 && getcwd(cwd, sizeof cwd) && !strcmp(cwd, at("sub")));
+    check("relative names", access("inner", F_OK) == 0 && unlink("inner") == 0);
+    chdir("/");
+
+    FILE *t = tmpfile();
+    check("tmpfile", t && fputs("scratch", t) >= 0 && fseek(t, 0, SEEK_SET) == 0 && fgets(line, sizeof line, t) &&
+                         !strcmp(line, "scratch"));
+    if (t)
+        fclose(t);
+
+    check("rmdir", rmdir(at("sub")) == 0 && rmdir(dir) == 0);
+    fails("gone", stat(dir, &st), ENOENT);
+    return 0;
+}
