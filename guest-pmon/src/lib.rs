@@ -12,6 +12,7 @@ pub mod path;
 pub mod pipe;
 pub mod procfs;
 pub mod script;
+pub mod shell;
 pub mod signal;
 pub mod stack;
 pub mod sysno;

@@ -238,7 +238,15 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         .transpose()?;
     let program = if mode == Mode::Program {
         use std::os::unix::ffi::OsStrExt;
-        let exe = program::locate(&args.program[0])?;
+        let mut exe = program::locate(&args.program[0])?;
+        if let Some(shell) = program::stand_in(&exe) {
+            log::info!(
+                "{} is dynamically linked: {} runs in its place",
+                exe.display(),
+                shell.display()
+            );
+            exe = shell;
+        }
         program::check(exe.as_os_str())?;
         Some(program::Spec {
             argv: args.program.iter().map(|a| a.as_bytes().to_vec()).collect(),

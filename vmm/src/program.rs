@@ -82,6 +82,24 @@ pub fn check(path: &std::ffi::OsStr) -> crate::error::Result<()> {
         .map_err(|e| fail(e.to_string()))
 }
 
+/// A static shell to run in place of `exe` when it is the system shell
+/// and dynamically linked (`pmon::shell`: the monitor does the same for
+/// a process's execve of /bin/sh).
+pub fn stand_in(exe: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    if !pmon::shell::is_system_shell(exe.as_os_str().as_bytes()) {
+        return None;
+    }
+    let bytes = std::fs::read(exe).ok()?;
+    match pmon::elf::parse(&mut bytes.as_slice(), lego_proto::process::USER_TOP_MAX) {
+        Err(pmon::elf::ElfError::Dynamic(_)) => pmon::shell::STAND_INS
+            .iter()
+            .map(|s| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(s)))
+            .find(|s| check(s.as_os_str()).is_ok()),
+        _ => None,
+    }
+}
+
 /// The program to run: `--` and what follows, and `--env`.
 pub struct Spec {
     pub argv: Vec<Vec<u8>>,

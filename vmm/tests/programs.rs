@@ -245,6 +245,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("procself", "1"),
             // Files in /tmp (the monitor's tmpfs on Lego).
             ("tmpfiles", "1"),
+            // system() and popen(): a static shell for a dynamic /bin/sh.
+            ("system", "1"),
             // Threads that never call the kernel share one vCPU and take
             // SIGALRM and exit_group while computing (the VMM's ticks).
             ("spin", "1"),

@@ -189,6 +189,15 @@ impl Kernel {
     ) -> Result<Image, Errno> {
         let program = match elf::parse(file, self.window.user_top()) {
             Ok(p) => p,
+            Err(ElfError::Dynamic(_)) if pmon::shell::is_system_shell(&exe) => {
+                for shell in pmon::shell::STAND_INS {
+                    match self.load_image(shell, execfn, argv.to_vec(), envp, b"/") {
+                        Err(ENOENT) => continue,
+                        other => return other,
+                    }
+                }
+                return Err(ENOEXEC);
+            }
             // A program's execve failing is the program's business (a
             // shell says "cannot execute"); the VMM checked the first
             // program before booting.
