@@ -44,6 +44,10 @@ pub enum Kind {
     HostDir(u32),
     /// A file or directory of /tmp's tmpfs: its inode.
     Tmp(u64),
+    /// An epoll instance (the kernel's table of them).
+    Epoll(usize),
+    /// An eventfd counter.
+    EventFd(usize),
     /// A file the monitor made up when it was opened (/proc/self/maps):
     /// its bytes are the open file's `data`.
     Generated,

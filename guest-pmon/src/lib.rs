@@ -6,6 +6,7 @@
 extern crate alloc;
 
 pub mod elf;
+pub mod events;
 pub mod fd;
 pub mod futex;
 pub mod path;

@@ -50,7 +50,7 @@ fn have(tools: &[&str]) -> bool {
         return true;
     }
     if std::env::var_os("CI").is_some() {
-        panic!("{missing:?} missing on this CI machine (.ci/run installs them: gcc, musl-tools, busybox-static, bash-static)");
+        panic!("{missing:?} missing on this CI machine (.ci/run installs them: gcc, musl-tools, busybox-static, bash-static, golang-go)");
     }
     eprintln!("skipping: {missing:?} not installed");
     false
@@ -247,6 +247,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("tmpfiles", "1"),
             // system() and popen(): a static shell for a dynamic /bin/sh.
             ("system", "1"),
+            // epoll, eventfd, and timeouts that expire while pipes are busy.
+            ("events", "2"),
             // Threads that never call the kernel share one vCPU and take
             // SIGALRM and exit_group while computing (the VMM's ticks).
             ("spin", "1"),
@@ -262,6 +264,41 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             );
         }
     }
+}
+
+#[test]
+fn a_go_program_matches_the_host() {
+    if !kvm_available() || !have(&["go", "busybox"]) {
+        return;
+    }
+    let out = scratch("go-bin").join("goroutines");
+    let result = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(Path::new(SOURCES).join("goroutines.go"))
+        .env("CGO_ENABLED", "0")
+        .env("GO111MODULE", "off")
+        // Its build cache in cargo's target directory: kept between runs,
+        // and found without a HOME.
+        .env(
+            "GOCACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-cache"),
+        )
+        .output()
+        .expect("run go build");
+    assert!(
+        result.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let rack = Rack::new();
+    same_as_host(
+        &rack,
+        &["--vcpus", "2"],
+        &[out.to_str().expect("path")],
+        &[],
+        b"the quick fox\nthe lazy dog\n",
+    );
 }
 
 #[test]

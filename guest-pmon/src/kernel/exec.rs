@@ -120,6 +120,8 @@ impl Kernel {
                 restart: false,
                 saved_mask: None,
                 yielded: false,
+                retrying: false,
+                wait_deadline: None,
             },
         );
         self.runq.push_back(pid);

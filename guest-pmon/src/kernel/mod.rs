@@ -87,10 +87,14 @@ pub enum Wait {
     Sleep,
     /// A vfork child execs or exits.
     Vfork(Pid),
-    /// Several things (poll, select): any pipe or stdin change.
+    /// Several things (poll, select, epoll_wait): any pipe or eventfd change.
     Any,
+    /// The same, and stdin too.
+    AnyStdin,
     /// A signal (pause, sigsuspend, rt_sigtimedwait).
     Signal,
+    /// An eventfd's counter changing.
+    EventFd(usize),
 }
 
 /// What happens when a parked thread wakes.
@@ -134,6 +138,10 @@ pub struct Thread {
     pub saved_mask: Option<SigSet>,
     /// It called sched_yield: it goes behind the others.
     pub yielded: bool,
+    /// Its system call is being made again after a wake (Retry).
+    pub retrying: bool,
+    /// The deadline of the poll-like call it waits in, as first computed.
+    pub wait_deadline: Option<Option<u64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +232,11 @@ pub struct Kernel {
     pub trace: bool,
     /// /tmp: files the processes write there, in the monitor's memory.
     pub tmp: pmon::tmpfs::Tmpfs,
+    pub epolls: BTreeMap<usize, pmon::events::Epoll>,
+    pub eventfds: BTreeMap<usize, pmon::events::EventFd>,
+    next_event_id: usize,
+    /// Bumped whenever a pipe changes (edge-triggered epoll).
+    pub pipe_generation: BTreeMap<usize, u64>,
 }
 
 pub static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -305,6 +318,10 @@ pub fn start(boot: &'static BootInfo) -> ! {
         trace: boot.trace_syscalls != 0,
         // Half the monitor's free memory, as Linux sizes a tmpfs by default.
         tmp: pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns),
+        epolls: BTreeMap::new(),
+        eventfds: BTreeMap::new(),
+        next_event_id: 1,
+        pipe_generation: BTreeMap::new(),
     };
     k.cpus[0].views = Some(views);
     let host::FirstProgram {
@@ -499,10 +516,14 @@ impl Kernel {
                 // A parked system call made again.
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.restart = false;
+                    t.retrying = true;
                 }
                 self.load_space(cpu, pid);
                 self.cpus[cpu as usize].current = Some(tid);
                 self.syscall(tid);
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.retrying = false;
+                }
                 if self
                     .threads
                     .get(&tid)
@@ -619,7 +640,7 @@ impl Kernel {
                     matches!(
                         t.state,
                         State::Blocked {
-                            wait: Wait::Stdin | Wait::Any,
+                            wait: Wait::Stdin | Wait::AnyStdin,
                             ..
                         }
                     )
@@ -649,7 +670,7 @@ impl Kernel {
                 on_wake,
                 interruptible: true,
             };
-            if matches!(wait, Wait::Stdin | Wait::Any) {
+            if matches!(wait, Wait::Stdin | Wait::AnyStdin) {
                 self.stdin_waiters += 1;
             }
         }
@@ -664,7 +685,7 @@ impl Kernel {
         let State::Blocked { wait, .. } = t.state else {
             return;
         };
-        if matches!(wait, Wait::Stdin | Wait::Any) {
+        if matches!(wait, Wait::Stdin | Wait::AnyStdin) {
             self.stdin_waiters = self.stdin_waiters.saturating_sub(1);
         }
         if let Some(ctx) = t.ctx.as_mut() {
@@ -683,7 +704,7 @@ impl Kernel {
         let who: Vec<Tid> = self
             .threads
             .values()
-            .filter(|t| matches!(t.state, State::Blocked { wait: w, .. } if w == wait || w == Wait::Any))
+            .filter(|t| matches!(t.state, State::Blocked { wait: w, .. } if w == wait || w == Wait::Any || w == Wait::AnyStdin))
             .map(|t| t.tid)
             .collect();
         for t in who {

@@ -414,7 +414,7 @@ impl Kernel {
         };
         if let Some(t) = self.threads.get_mut(&tid) {
             if let State::Blocked {
-                wait: Wait::Stdin | Wait::Any,
+                wait: Wait::Stdin | Wait::AnyStdin,
                 ..
             } = t.state
             {
@@ -595,6 +595,12 @@ impl Kernel {
             }
             Kind::Host(h) | Kind::HostDir(h) => host::close(h),
             Kind::Tmp(ino) => self.tmp.release(ino),
+            Kind::Epoll(id) => {
+                self.epolls.remove(&id);
+            }
+            Kind::EventFd(id) => {
+                self.eventfds.remove(&id);
+            }
             _ => {}
         }
     }
@@ -608,6 +614,9 @@ impl Kernel {
             .is_some_and(|p| p.readers == 0 && p.writers == 0)
         {
             self.pipes.remove(&id);
+            self.pipe_generation.remove(&id);
+        } else {
+            *self.pipe_generation.entry(id).or_insert(0) += 1;
         }
         self.wake_all(Wait::Pipe(id));
     }

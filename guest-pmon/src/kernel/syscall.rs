@@ -24,6 +24,7 @@ use super::arch::UserContext;
 use super::uaccess;
 use super::*;
 
+mod events;
 mod tmp;
 
 /// What a system call did.
@@ -208,6 +209,32 @@ impl Kernel {
             nr::PSELECT6 => self.sys_select(tid, a[0], a[1], a[2], a[3], a[4], true),
             nr::GETDENTS64 => self.sys_getdents64(pid, a[0] as i32 as i64, a[1], a[2] as usize),
             nr::GETDENTS => err(ENOSYS),
+            nr::EPOLL_CREATE if a[0] as i32 <= 0 => err(EINVAL),
+            nr::EPOLL_CREATE => self.sys_epoll_create(pid, 0),
+            nr::EPOLL_CREATE1 => self.sys_epoll_create(pid, a[0]),
+            nr::EPOLL_CTL => {
+                self.sys_epoll_ctl(pid, a[0] as i32 as i64, a[1], a[2] as i32 as i64, a[3])
+            }
+            nr::EPOLL_WAIT | nr::EPOLL_PWAIT => self.sys_epoll_wait(
+                tid,
+                a[0] as i32 as i64,
+                a[1],
+                a[2] as i32 as i64,
+                a[3] as i32 as i64,
+            ),
+            nr::EPOLL_PWAIT2 => {
+                let timeout = if a[3] == 0 {
+                    -1
+                } else {
+                    match self.read_timespec(pid, a[3]) {
+                        Ok(ns) => ns.div_ceil(1_000_000) as i64,
+                        Err(e) => return err(e),
+                    }
+                };
+                self.sys_epoll_wait(tid, a[0] as i32 as i64, a[1], a[2] as i32 as i64, timeout)
+            }
+            nr::EVENTFD => self.sys_eventfd(pid, a[0], 0),
+            nr::EVENTFD2 => self.sys_eventfd(pid, a[0], a[1]),
             // Names in /tmp's tmpfs change; the host's files are seen
             // read-only until storage serves files (EROFS).
             nr::MKDIR => self.sys_mkdirat(pid, AT_FDCWD, a[0], a[1]),
@@ -742,6 +769,8 @@ impl Kernel {
                 Ok(Some(b))
             }
             Kind::Tmp(ino) => self.tmp_read(f, ino, len).map(Some),
+            Kind::EventFd(id) => self.eventfd_read(f, id, len),
+            Kind::Epoll(_) => Err(EINVAL),
         }
     }
 
@@ -925,12 +954,15 @@ impl Kernel {
             Kind::PipeRead(_) => Err(EBADF),
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
             Kind::Tmp(ino) => self.tmp_write(f, ino, data).map(Some),
+            Kind::EventFd(id) => self.eventfd_write(f, id, data),
+            Kind::Epoll(_) => Err(EINVAL),
         }
     }
 
     fn wait_of(f: &Arc<OpenFile>) -> Wait {
         match f.kind {
             Kind::PipeRead(id) | Kind::PipeWrite(id) => Wait::Pipe(id),
+            Kind::EventFd(id) => Wait::EventFd(id),
             _ => Wait::Stdin,
         }
     }
@@ -950,6 +982,11 @@ impl Kernel {
             Kind::PipeRead(id) => {
                 if let Some(p) = self.pipes.get_mut(&id) {
                     p.unread(data);
+                }
+            }
+            Kind::EventFd(id) => {
+                if let (Some(e), Ok(b)) = (self.eventfds.get_mut(&id), data.try_into()) {
+                    let _ = e.write(u64::from_le_bytes(b));
                 }
             }
             Kind::Host(_) | Kind::Generated | Kind::Tmp(_) => f
@@ -1149,6 +1186,8 @@ impl Kernel {
                 return host::stat_path(&f.path, true).map(|st| file_stat_bytes(&st));
             }
             Kind::Tmp(ino) => return self.tmp_stat(ino),
+            // Anonymous inodes, as Linux's.
+            Kind::Epoll(id) | Kind::EventFd(id) => (0o600, 0, 0, 0x3000 + id as u64, 0xe, 4096),
         };
         Ok(stat_bytes(
             mode,
@@ -1217,6 +1256,8 @@ impl Kernel {
             Kind::DevNull => b"/dev/null".to_vec(),
             Kind::DevZero => b"/dev/zero".to_vec(),
             Kind::DevUrandom => b"/dev/urandom".to_vec(),
+            Kind::Epoll(_) => b"anon_inode:[eventpoll]".to_vec(),
+            Kind::EventFd(_) => b"anon_inode:[eventfd]".to_vec(),
             // lego-vmm's own stdio: the monitor does not know its name.
             Kind::Stdio(n) => alloc::format!("/dev/lego-stdio/{n}").into_bytes(),
         }
@@ -1476,6 +1517,7 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let mut ready = 0;
+        let mut stdin = false;
         for c in raw.chunks_exact_mut(8) {
             let fd = i32::from_le_bytes(c[..4].try_into().unwrap_or([0; 4]));
             let events = u16::from_le_bytes(c[4..6].try_into().unwrap_or([0; 2]));
@@ -1485,6 +1527,7 @@ impl Kernel {
                 match self.file(pid, fd as i64) {
                     Err(_) => POLLNVAL,
                     Ok(f) => {
+                        stdin |= f.kind == Kind::Stdio(0);
                         let (r, w, hup) = self.readiness(&f);
                         let mut e = 0;
                         if r && events & POLLIN != 0 {
@@ -1509,20 +1552,41 @@ impl Kernel {
                 ready += 1;
             }
         }
-        if ready > 0 || timeout_ms == 0 {
+        let deadline = self.wait_deadline(
+            tid,
+            (timeout_ms >= 0).then(|| timeout_ms as u64 * 1_000_000),
+        );
+        if ready > 0 || deadline.is_some_and(|d| d <= self.now_ns()) {
             return val(self
                 .space_mut(pid)
                 .and_then(|s| uaccess::write(s, fds, &raw).map(|_| ready)));
         }
-        let deadline = (timeout_ms > 0).then(|| self.now_ns() + timeout_ms as u64 * 1_000_000);
-        self.block_until_ready(tid, deadline, 0);
+        self.park_until_ready(tid, deadline, stdin);
         Ret::Block
     }
 
-    /// Parks a thread of poll or select until something it may be waiting
-    /// for changes (it then looks again), or the deadline (returning `at_timeout`).
-    fn block_until_ready(&mut self, tid: Tid, deadline: Option<u64>, at_timeout: i64) {
-        self.block(tid, Wait::Any, deadline, Some(at_timeout), OnWake::Retry);
+    /// The deadline of a poll-like call that waits `timeout_ns` (None:
+    /// for ever). A call made again after a wake keeps its first deadline,
+    /// so that activity elsewhere cannot postpone its timeout; once it has
+    /// passed the call looks one last time and returns.
+    fn wait_deadline(&mut self, tid: Tid, timeout_ns: Option<u64>) -> Option<u64> {
+        let fresh = timeout_ns.map(|t| self.now_ns().saturating_add(t));
+        match self.threads.get_mut(&tid) {
+            Some(t) if t.retrying => t.wait_deadline.unwrap_or(fresh),
+            Some(t) => {
+                t.wait_deadline = Some(fresh);
+                fresh
+            }
+            None => fresh,
+        }
+    }
+
+    /// Parks a thread of poll, select or epoll_wait until something it may
+    /// be waiting for changes (a pipe, an eventfd, stdin if it watches it)
+    /// or its deadline: either way it looks again.
+    fn park_until_ready(&mut self, tid: Tid, deadline: Option<u64>, stdin: bool) {
+        let wait = if stdin { Wait::AnyStdin } else { Wait::Any };
+        self.block(tid, wait, deadline, None, OnWake::Retry);
     }
 
     /// (readable, writable, hung up) for poll and select.
@@ -1544,6 +1608,11 @@ impl Kernel {
                 (n != -lego_proto::program::EAGAIN, false, false)
             }
             Kind::Stdio(_) => (false, true, false),
+            Kind::EventFd(id) => match self.eventfds.get(&id) {
+                Some(e) => (e.readable(), e.writable(), false),
+                None => (false, false, true),
+            },
+            Kind::Epoll(_) => (false, false, false),
             _ => (true, true, false),
         }
     }
@@ -1579,6 +1648,7 @@ impl Kernel {
         let mut r_out = alloc::vec![0u8; bytes];
         let mut w_out = alloc::vec![0u8; bytes];
         let mut ready = 0i64;
+        let mut stdin = false;
         for fd in 0..n {
             let (want_r, want_w) = (
                 r_in[fd / 8] & (1 << (fd % 8)) != 0,
@@ -1591,6 +1661,7 @@ impl Kernel {
                 Ok(f) => f,
                 Err(e) => return err(e),
             };
+            stdin |= f.kind == Kind::Stdio(0);
             let (r, w, hup) = self.readiness(&f);
             if want_r && (r || hup) {
                 r_out[fd / 8] |= 1 << (fd % 8);
@@ -1621,7 +1692,8 @@ impl Kernel {
                 Err(e) => return err(e),
             }
         };
-        if ready > 0 || timeout_ns == Some(0) {
+        let deadline = self.wait_deadline(tid, timeout_ns);
+        if ready > 0 || deadline.is_some_and(|d| d <= self.now_ns()) {
             let r = self.space_mut(pid).and_then(|s| {
                 if rd != 0 {
                     uaccess::write(s, rd, &r_out)?;
@@ -1636,18 +1708,9 @@ impl Kernel {
             });
             return val(r);
         }
-        let deadline = timeout_ns.map(|t| self.now_ns() + t);
-        // At the deadline: nothing ready; the sets are cleared by the retry
-        // finding nothing (it returns 0 then with timeout 0).
-        if let Some(d) = deadline {
-            self.block(tid, Wait::Any, Some(d), None, OnWake::Retry);
-            // Make the retry after the deadline a zero-timeout select.
-            if let Some(ctx) = self.threads.get_mut(&tid).and_then(|t| t.ctx.as_mut()) {
-                let _ = ctx;
-            }
-        } else {
-            self.block(tid, Wait::Any, None, None, OnWake::Retry);
-        }
+        // At the deadline the retry finds it passed, clears the sets and
+        // returns 0, as Linux does.
+        self.park_until_ready(tid, deadline, stdin);
         Ret::Block
     }
 
@@ -2478,6 +2541,8 @@ impl Kernel {
                 restart: false,
                 saved_mask: None,
                 yielded: false,
+                retrying: false,
+                wait_deadline: None,
             },
         );
         // The tid words: the parent's in its space, the child's in the

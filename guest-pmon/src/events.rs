@@ -1,0 +1,326 @@
+//! epoll and eventfd, as Linux defines them (epoll(7), eventfd(2)):
+//! the Go runtime cannot start a timer without them, and event loops
+//! (libuv, tokio, nginx-style servers) are built on them.
+//!
+//! An epoll instance is an interest list keyed by descriptor number. The
+//! kernel tells [`Epoll::collect`] what each descriptor is now (which open
+//! file, which of EPOLLIN/EPOLLOUT/EPOLLHUP/EPOLLERR hold, and a
+//! generation that changes whenever the file's state may have changed);
+//! level-triggered interests report whenever their events hold,
+//! edge-triggered ones (EPOLLET) once per generation, and EPOLLONESHOT
+//! ones once until EPOLL_CTL_MOD arms them again. An interest whose
+//! descriptor was closed, or now leads to another file, is dropped (Linux
+//! drops it when the file is closed).
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+pub const EPOLLIN: u32 = 0x001;
+pub const EPOLLPRI: u32 = 0x002;
+pub const EPOLLOUT: u32 = 0x004;
+pub const EPOLLERR: u32 = 0x008;
+pub const EPOLLHUP: u32 = 0x010;
+pub const EPOLLRDNORM: u32 = 0x040;
+pub const EPOLLWRNORM: u32 = 0x100;
+pub const EPOLLRDHUP: u32 = 0x2000;
+pub const EPOLLEXCLUSIVE: u32 = 1 << 28;
+pub const EPOLLWAKEUP: u32 = 1 << 29;
+pub const EPOLLONESHOT: u32 = 1 << 30;
+pub const EPOLLET: u32 = 1 << 31;
+
+pub const EPOLL_CTL_ADD: u32 = 1;
+pub const EPOLL_CTL_DEL: u32 = 2;
+pub const EPOLL_CTL_MOD: u32 = 3;
+
+pub const ENOENT: i64 = 2;
+pub const EEXIST: i64 = 17;
+pub const EINVAL: i64 = 22;
+pub const EAGAIN: i64 = 11;
+
+/// The size of one `struct epoll_event` (packed on x86-64).
+pub const EVENT_LEN: usize = 12;
+
+/// What a descriptor is now, for [`Epoll::collect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdState {
+    /// Which open file it leads to (an identity, such as its address).
+    pub file: usize,
+    /// The EPOLL* conditions that hold.
+    pub ready: u32,
+    /// Changes whenever the conditions may have changed.
+    pub generation: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Interest {
+    file: usize,
+    events: u32,
+    data: u64,
+    /// The generation last reported (edge-triggered).
+    reported: Option<u64>,
+    /// EPOLLONESHOT fired: silent until modified.
+    spent: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Epoll {
+    interests: BTreeMap<i32, Interest>,
+}
+
+impl Epoll {
+    pub fn new() -> Epoll {
+        Epoll::default()
+    }
+
+    /// epoll_ctl. `file` identifies the open file `fd` leads to.
+    pub fn ctl(
+        &mut self,
+        op: u32,
+        fd: i32,
+        file: usize,
+        events: u32,
+        data: u64,
+    ) -> Result<(), i64> {
+        // EPOLLEXCLUSIVE is only for ADD, and not with ONESHOT.
+        if events & EPOLLEXCLUSIVE != 0 && (op != EPOLL_CTL_ADD || events & EPOLLONESHOT != 0) {
+            return Err(EINVAL);
+        }
+        let fresh = Interest {
+            file,
+            events,
+            data,
+            reported: None,
+            spent: false,
+        };
+        match op {
+            EPOLL_CTL_ADD => {
+                if self.interests.get(&fd).is_some_and(|i| i.file == file) {
+                    return Err(EEXIST);
+                }
+                self.interests.insert(fd, fresh);
+            }
+            EPOLL_CTL_MOD => match self.interests.get_mut(&fd) {
+                Some(i) if i.file == file => *i = fresh,
+                _ => return Err(ENOENT),
+            },
+            EPOLL_CTL_DEL => match self.interests.get(&fd) {
+                Some(i) if i.file == file => {
+                    self.interests.remove(&fd);
+                }
+                _ => return Err(ENOENT),
+            },
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+
+    /// The descriptors it watches.
+    pub fn fds(&self) -> Vec<i32> {
+        self.interests.keys().copied().collect()
+    }
+
+    /// The events to report now, at most `max`, as (events, data); `state`
+    /// says what each watched descriptor is (None: closed).
+    pub fn collect(
+        &mut self,
+        max: usize,
+        state: impl Fn(i32) -> Option<FdState>,
+    ) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for (&fd, i) in self.interests.iter_mut() {
+            if out.len() == max {
+                break;
+            }
+            let Some(s) = state(fd).filter(|s| s.file == i.file) else {
+                gone.push(fd);
+                continue;
+            };
+            // Errors and hang-ups are reported whether asked for or not.
+            let got = s.ready & (i.events | EPOLLERR | EPOLLHUP);
+            if got == 0 || i.spent {
+                continue;
+            }
+            if i.events & EPOLLET != 0 {
+                if i.reported == Some(s.generation) {
+                    continue;
+                }
+                i.reported = Some(s.generation);
+            }
+            if i.events & EPOLLONESHOT != 0 {
+                i.spent = true;
+            }
+            out.push((got, i.data));
+        }
+        for fd in gone {
+            self.interests.remove(&fd);
+        }
+        out
+    }
+}
+
+/// The bytes of `struct epoll_event`s for `events`.
+pub fn encode(events: &[(u32, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(events.len() * EVENT_LEN);
+    for (e, data) in events {
+        out.extend_from_slice(&e.to_le_bytes());
+        out.extend_from_slice(&data.to_le_bytes());
+    }
+    out
+}
+
+/// An eventfd's counter.
+#[derive(Clone, Debug)]
+pub struct EventFd {
+    count: u64,
+    semaphore: bool,
+    /// Changes with every read and write, for edge-triggered epoll.
+    pub generation: u64,
+}
+
+impl EventFd {
+    pub fn new(initial: u64, semaphore: bool) -> EventFd {
+        EventFd {
+            count: initial,
+            semaphore,
+            generation: 0,
+        }
+    }
+
+    /// A read: the counter (or 1 for a semaphore), or EAGAIN while it is 0.
+    pub fn read(&mut self) -> Result<u64, i64> {
+        if self.count == 0 {
+            return Err(EAGAIN);
+        }
+        let v = if self.semaphore { 1 } else { self.count };
+        self.count -= v;
+        self.generation += 1;
+        Ok(v)
+    }
+
+    /// A write of `v`: EAGAIN while it would pass the largest count
+    /// (2^64 - 2); EINVAL for 2^64 - 1.
+    pub fn write(&mut self, v: u64) -> Result<(), i64> {
+        if v == u64::MAX {
+            return Err(EINVAL);
+        }
+        if u64::MAX - 1 - self.count < v {
+            return Err(EAGAIN);
+        }
+        self.count += v;
+        self.generation += 1;
+        Ok(())
+    }
+
+    pub fn readable(&self) -> bool {
+        self.count > 0
+    }
+
+    pub fn writable(&self) -> bool {
+        self.count < u64::MAX - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(ready: u32, generation: u64) -> Option<FdState> {
+        Some(FdState {
+            file: 7,
+            ready,
+            generation,
+        })
+    }
+
+    #[test]
+    fn ctl_follows_linux() {
+        let mut e = Epoll::new();
+        assert_eq!(e.ctl(EPOLL_CTL_MOD, 3, 7, EPOLLIN, 1), Err(ENOENT));
+        assert_eq!(e.ctl(EPOLL_CTL_DEL, 3, 7, 0, 0), Err(ENOENT));
+        assert_eq!(e.ctl(EPOLL_CTL_ADD, 3, 7, EPOLLIN, 1), Ok(()));
+        assert_eq!(e.ctl(EPOLL_CTL_ADD, 3, 7, EPOLLIN, 1), Err(EEXIST));
+        assert_eq!(e.ctl(EPOLL_CTL_MOD, 3, 7, EPOLLOUT, 2), Ok(()));
+        assert_eq!(e.ctl(9, 3, 7, 0, 0), Err(EINVAL));
+        assert_eq!(
+            e.ctl(EPOLL_CTL_MOD, 3, 7, EPOLLIN | EPOLLEXCLUSIVE, 0),
+            Err(EINVAL)
+        );
+        assert_eq!(e.fds(), [3]);
+        assert_eq!(e.ctl(EPOLL_CTL_DEL, 3, 7, 0, 0), Ok(()));
+        assert!(e.fds().is_empty());
+    }
+
+    #[test]
+    fn level_edge_and_oneshot() {
+        let mut e = Epoll::new();
+        e.ctl(EPOLL_CTL_ADD, 1, 7, EPOLLIN, 10).unwrap();
+        e.ctl(EPOLL_CTL_ADD, 2, 7, EPOLLIN | EPOLLET, 20).unwrap();
+        e.ctl(EPOLL_CTL_ADD, 3, 7, EPOLLIN | EPOLLONESHOT, 30)
+            .unwrap();
+        let all = |_| st(EPOLLIN | EPOLLOUT, 5);
+        // Only what was asked for (EPOLLOUT was not).
+        assert_eq!(
+            e.collect(16, all),
+            [(EPOLLIN, 10), (EPOLLIN, 20), (EPOLLIN, 30)]
+        );
+        // Level: again; edge: not until the state changes; oneshot: spent.
+        assert_eq!(e.collect(16, all), [(EPOLLIN, 10)]);
+        assert_eq!(
+            e.collect(16, |_| st(EPOLLIN, 6)),
+            [(EPOLLIN, 10), (EPOLLIN, 20)]
+        );
+        e.ctl(EPOLL_CTL_MOD, 3, 7, EPOLLIN | EPOLLONESHOT, 31)
+            .unwrap();
+        assert_eq!(
+            e.collect(16, |_| st(EPOLLIN, 6)),
+            [(EPOLLIN, 10), (EPOLLIN, 31)]
+        );
+        // Hang-ups are reported unasked; at most `max`.
+        assert_eq!(e.collect(1, |_| st(EPOLLHUP, 7)), [(EPOLLHUP, 10)]);
+    }
+
+    #[test]
+    fn a_closed_or_replaced_descriptor_is_dropped() {
+        let mut e = Epoll::new();
+        e.ctl(EPOLL_CTL_ADD, 1, 7, EPOLLIN, 10).unwrap();
+        e.ctl(EPOLL_CTL_ADD, 2, 7, EPOLLIN, 20).unwrap();
+        let out = e.collect(16, |fd| match fd {
+            1 => None,
+            _ => Some(FdState {
+                file: 8,
+                ready: EPOLLIN,
+                generation: 0,
+            }),
+        });
+        assert!(out.is_empty());
+        assert!(e.fds().is_empty());
+    }
+
+    #[test]
+    fn events_are_packed_twelve_bytes() {
+        let b = encode(&[(EPOLLIN, 0x1122334455667788)]);
+        assert_eq!(b.len(), EVENT_LEN);
+        assert_eq!(&b[..4], &1u32.to_le_bytes());
+        assert_eq!(&b[4..], &0x1122334455667788u64.to_le_bytes());
+    }
+
+    #[test]
+    fn eventfd_counts_and_blocks_as_linux() {
+        let mut c = EventFd::new(0, false);
+        assert_eq!(c.read(), Err(EAGAIN));
+        c.write(3).unwrap();
+        c.write(4).unwrap();
+        assert_eq!(c.read(), Ok(7));
+        assert!(!c.readable());
+        assert_eq!(c.write(u64::MAX), Err(EINVAL));
+        c.write(u64::MAX - 1).unwrap();
+        assert!(!c.writable());
+        assert_eq!(c.write(1), Err(EAGAIN));
+        let mut s = EventFd::new(2, true);
+        assert_eq!(s.read(), Ok(1));
+        assert_eq!(s.read(), Ok(1));
+        assert_eq!(s.read(), Err(EAGAIN));
+        assert_eq!(s.generation, 2);
+    }
+}

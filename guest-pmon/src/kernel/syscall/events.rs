@@ -1,0 +1,237 @@
+//! epoll and eventfd system calls ([`pmon::events`] holds their rules).
+//! A thread in epoll_wait parks like one in poll: it looks again when any
+//! pipe, eventfd or stdin changes, or at its deadline.
+
+use pmon::events::{self, EventFd, FdState};
+
+use super::*;
+
+const EFD_SEMAPHORE: u64 = 1;
+
+impl Kernel {
+    pub(super) fn sys_epoll_create(&mut self, pid: Pid, flags: u64) -> Ret {
+        if flags & !(O_CLOEXEC as u64) != 0 {
+            return err(EINVAL);
+        }
+        let id = self.next_event_id;
+        self.next_event_id += 1;
+        self.epolls.insert(id, events::Epoll::new());
+        let file = OpenFile::new(Kind::Epoll(id), O_RDWR);
+        match self
+            .proc_mut(pid)
+            .and_then(|p| p.fds.install(file, flags != 0, 0))
+        {
+            Ok(fd) => Ret::Val(fd),
+            Err(e) => {
+                self.epolls.remove(&id);
+                err(e)
+            }
+        }
+    }
+
+    pub(super) fn sys_eventfd(&mut self, pid: Pid, initial: u64, flags: u64) -> Ret {
+        let known = EFD_SEMAPHORE | (O_CLOEXEC | O_NONBLOCK) as u64;
+        if flags & !known != 0 {
+            return err(EINVAL);
+        }
+        let id = self.next_event_id;
+        self.next_event_id += 1;
+        self.eventfds.insert(
+            id,
+            EventFd::new(initial as u32 as u64, flags & EFD_SEMAPHORE != 0),
+        );
+        let file = OpenFile::new(Kind::EventFd(id), O_RDWR | (flags as u32 & O_NONBLOCK));
+        match self
+            .proc_mut(pid)
+            .and_then(|p| p.fds.install(file, flags & O_CLOEXEC as u64 != 0, 0))
+        {
+            Ok(fd) => Ret::Val(fd),
+            Err(e) => {
+                self.eventfds.remove(&id);
+                err(e)
+            }
+        }
+    }
+
+    pub(super) fn sys_epoll_ctl(
+        &mut self,
+        pid: Pid,
+        epfd: i64,
+        op: u64,
+        fd: i64,
+        event: u64,
+    ) -> Ret {
+        let ep = match self.file(pid, epfd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        let target = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        let Kind::Epoll(id) = ep.kind else {
+            return err(EINVAL);
+        };
+        if fd == epfd {
+            return err(EINVAL);
+        }
+        // Regular files and directories are always ready: epoll refuses them.
+        if matches!(
+            target.kind,
+            Kind::Host(_) | Kind::HostDir(_) | Kind::Tmp(_) | Kind::Generated
+        ) {
+            return err(EPERM);
+        }
+        let (mask, data) = if op as u32 == events::EPOLL_CTL_DEL {
+            (0, 0)
+        } else {
+            match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, event, events::EVENT_LEN))
+            {
+                Ok(b) => (
+                    u32::from_le_bytes(b[0..4].try_into().unwrap_or([0; 4])),
+                    u64::from_le_bytes(b[4..12].try_into().unwrap_or([0; 8])),
+                ),
+                Err(e) => return err(e),
+            }
+        };
+        let file = Arc::as_ptr(&target) as usize;
+        match self.epolls.get_mut(&id) {
+            Some(e) => val(e.ctl(op as u32, fd as i32, file, mask, data).map(|_| 0)),
+            None => err(EBADF),
+        }
+    }
+
+    /// epoll_wait, epoll_pwait and epoll_pwait2 (`timeout_ms` < 0: no
+    /// deadline; the signal mask of the p-variants is not applied).
+    pub(super) fn sys_epoll_wait(
+        &mut self,
+        tid: Tid,
+        epfd: i64,
+        out: u64,
+        max: i64,
+        timeout_ms: i64,
+    ) -> Ret {
+        let pid = self.pid_of(tid);
+        if max <= 0 || max > (i32::MAX as i64) / events::EVENT_LEN as i64 {
+            return err(EINVAL);
+        }
+        let ep = match self.file(pid, epfd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        let Kind::Epoll(id) = ep.kind else {
+            return err(EINVAL);
+        };
+        let Some(mut epoll) = self.epolls.remove(&id) else {
+            return err(EBADF);
+        };
+        let mut states = BTreeMap::new();
+        let mut stdin = false;
+        for fd in epoll.fds() {
+            if let Ok(f) = self.file(pid, fd as i64) {
+                stdin |= f.kind == Kind::Stdio(0);
+                let state = self.epoll_state(&f);
+                states.insert(fd, state);
+            }
+        }
+        let ready = epoll.collect(max as usize, |fd| states.get(&fd).copied());
+        self.epolls.insert(id, epoll);
+        let deadline = self.wait_deadline(
+            tid,
+            (timeout_ms >= 0).then(|| timeout_ms as u64 * 1_000_000),
+        );
+        if !ready.is_empty() || deadline.is_some_and(|d| d <= self.now_ns()) {
+            let bytes = events::encode(&ready);
+            return val(self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, out, &bytes).map(|_| ready.len() as i64)));
+        }
+        self.park_until_ready(tid, deadline, stdin);
+        Ret::Block
+    }
+
+    /// What an open file is now, for epoll.
+    fn epoll_state(&mut self, f: &Arc<OpenFile>) -> FdState {
+        let (r, w, hup) = self.readiness(f);
+        let mut ready = 0;
+        if r {
+            ready |= events::EPOLLIN | events::EPOLLRDNORM;
+        }
+        if w {
+            ready |= events::EPOLLOUT | events::EPOLLWRNORM;
+        }
+        if hup {
+            ready |= events::EPOLLHUP | events::EPOLLRDHUP;
+        }
+        if matches!(f.kind, Kind::PipeWrite(id) if self.pipes.get(&id).is_none_or(|p| p.readers == 0))
+        {
+            ready |= events::EPOLLERR;
+        }
+        let generation = match f.kind {
+            Kind::PipeRead(id) | Kind::PipeWrite(id) => {
+                self.pipe_generation.get(&id).copied().unwrap_or(0)
+            }
+            Kind::EventFd(id) => self.eventfds.get(&id).map_or(0, |e| e.generation),
+            // Not tracked: every look is news (edge-triggered acts as
+            // level-triggered).
+            _ => self.now_ns(),
+        };
+        FdState {
+            file: Arc::as_ptr(f) as usize,
+            ready,
+            generation,
+        }
+    }
+
+    /// One read of an eventfd: its 8-byte counter; Ok(None): wait.
+    pub(super) fn eventfd_read(
+        &mut self,
+        f: &OpenFile,
+        id: usize,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, Errno> {
+        if len < 8 {
+            return Err(EINVAL);
+        }
+        let Some(e) = self.eventfds.get_mut(&id) else {
+            return Err(EBADF);
+        };
+        match e.read() {
+            Ok(v) => {
+                self.wake_all(Wait::EventFd(id));
+                Ok(Some(v.to_le_bytes().to_vec()))
+            }
+            Err(_) if f.nonblocking() => Err(EAGAIN),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// One write to an eventfd; Ok(None): wait.
+    pub(super) fn eventfd_write(
+        &mut self,
+        f: &OpenFile,
+        id: usize,
+        data: &[u8],
+    ) -> Result<Option<usize>, Errno> {
+        let Some(v) = data
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+        else {
+            return Err(EINVAL);
+        };
+        let Some(e) = self.eventfds.get_mut(&id) else {
+            return Err(EBADF);
+        };
+        match e.write(v) {
+            Ok(()) => {
+                self.wake_all(Wait::EventFd(id));
+                Ok(Some(8))
+            }
+            Err(events::EAGAIN) if !f.nonblocking() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

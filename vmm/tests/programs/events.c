@@ -1,0 +1,156 @@
+/* epoll and eventfd as event loops use them: level- and edge-triggered
+ * pipes, one-shot interests, hang-ups, a child writing, eventfd counters
+ * and semaphores, timeouts that expire while other pipes stay busy, and
+ * the errors Linux gives. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long ms_since(struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static int busy[2];
+static volatile int stop;
+
+/* Keeps an unrelated pipe busy: a waiter's timeout must still expire. */
+static void *chatter(void *arg) {
+    (void)arg;
+    char c = 'x';
+    while (!stop) {
+        write(busy[1], &c, 1);
+        read(busy[0], &c, 1);
+        usleep(2000);
+    }
+    return NULL;
+}
+
+static int wait_n(int ep, int timeout) {
+    struct epoll_event ev[8];
+    return epoll_wait(ep, ev, 8, timeout);
+}
+
+int main(void) {
+    int p[2];
+    pipe(p);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1234567890};
+    printf("add: %d\n", epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev));
+    printf("add again: %s\n", epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) ? strerror(errno) : "ok");
+    printf("nothing yet: %d\n", wait_n(ep, 0));
+    write(p[1], "ab", 2);
+    struct epoll_event out[4];
+    int n = epoll_wait(ep, out, 4, 1000);
+    printf("level: %d events %#x data %#llx\n", n, out[0].events, (unsigned long long)out[0].data.u64);
+    printf("level again: %d\n", wait_n(ep, 0));
+
+    ev.events = EPOLLIN | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev);
+    printf("edge: %d\n", wait_n(ep, 0));
+    printf("edge, nothing new: %d\n", wait_n(ep, 0));
+    write(p[1], "c", 1);
+    printf("edge, new data: %d\n", wait_n(ep, 0));
+    char buf[16];
+    read(p[0], buf, sizeof buf);
+
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev);
+    write(p[1], "d", 1);
+    int first = wait_n(ep, 0);
+    printf("oneshot: %d then %d\n", first, wait_n(ep, 0));
+    epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev);
+    printf("oneshot rearmed: %d\n", wait_n(ep, 0));
+    read(p[0], buf, sizeof buf);
+
+    /* A child writes later; the parent sleeps in epoll_wait. */
+    ev.events = EPOLLIN;
+    epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev);
+    pid_t child = fork();
+    if (child == 0) {
+        usleep(50000);
+        write(p[1], "child", 5);
+        _exit(0);
+    }
+    n = epoll_wait(ep, out, 4, 5000);
+    n = n == 1 ? (int)read(p[0], buf, sizeof buf) : -1;
+    printf("from the child: %.*s\n", n > 0 ? n : 0, buf);
+    waitpid(child, NULL, 0);
+    close(p[1]);
+    n = epoll_wait(ep, out, 4, 1000);
+    printf("writer gone: %d, hangup %s\n", n, n == 1 && (out[0].events & EPOLLHUP) ? "yes" : "no");
+    int deleted = epoll_ctl(ep, EPOLL_CTL_DEL, p[0], NULL);
+    printf("delete: %d; delete again: %s\n", deleted,
+           epoll_ctl(ep, EPOLL_CTL_DEL, p[0], NULL) ? strerror(errno) : "ok");
+    int file = open("/proc/self/exe", O_RDONLY);
+    ev.events = EPOLLIN;
+    printf("a regular file: %s\n", epoll_ctl(ep, EPOLL_CTL_ADD, file, &ev) ? strerror(errno) : "ok");
+    printf("bad maxevents: %s\n", epoll_wait(ep, out, 0, 0) < 0 ? strerror(errno) : "ok");
+
+    /* eventfd: a counter, a semaphore, a nonblocking one that is empty. */
+    int efd = eventfd(3, 0);
+    uint64_t v = 4;
+    write(efd, &v, 8);
+    read(efd, &v, 8);
+    printf("eventfd read: %llu\n", (unsigned long long)v);
+    int sem = eventfd(2, EFD_SEMAPHORE | EFD_NONBLOCK);
+    uint64_t a = 0, b = 0, c = 0;
+    read(sem, &a, 8);
+    read(sem, &b, 8);
+    int r = read(sem, &c, 8);
+    printf("semaphore: %llu %llu, then %s\n", (unsigned long long)a, (unsigned long long)b,
+           r < 0 ? strerror(errno) : "a value");
+    printf("short read: %s\n", read(efd, buf, 4) < 0 ? strerror(errno) : "ok");
+    ev.events = EPOLLIN | EPOLLET;
+    ev.data.u32 = 77;
+    epoll_ctl(ep, EPOLL_CTL_ADD, sem, &ev);
+    printf("empty eventfd: %d\n", wait_n(ep, 0));
+    v = 1;
+    write(sem, &v, 8);
+    n = epoll_wait(ep, out, 4, 1000);
+    printf("signalled eventfd: %d data %u\n", n, n == 1 ? out[0].data.u32 : 0);
+
+    /* Timeouts expire on time while another pipe keeps changing. */
+    pipe(busy);
+    int quiet[2];
+    pipe(quiet);
+    pthread_t t;
+    pthread_create(&t, NULL, chatter, NULL);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct pollfd pfd = {.fd = quiet[0], .events = POLLIN};
+    r = poll(&pfd, 1, 100);
+    long ms = ms_since(&t0);
+    printf("poll timed out: %d after %s\n", r, ms >= 100 && ms < 2000 ? "about 100 ms" : "the wrong time");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    fd_set rd;
+    FD_ZERO(&rd);
+    FD_SET(quiet[0], &rd);
+    struct timeval tv = {0, 100000};
+    r = select(quiet[0] + 1, &rd, NULL, NULL, &tv);
+    ms = ms_since(&t0);
+    printf("select timed out: %d, set %s, after %s\n", r, FD_ISSET(quiet[0], &rd) ? "kept" : "cleared",
+           ms >= 100 && ms < 2000 ? "about 100 ms" : "the wrong time");
+    int ep2 = epoll_create(1);
+    ev.events = EPOLLIN;
+    epoll_ctl(ep2, EPOLL_CTL_ADD, quiet[0], &ev);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    r = wait_n(ep2, 100);
+    ms = ms_since(&t0);
+    printf("epoll timed out: %d after %s\n", r, ms >= 100 && ms < 2000 ? "about 100 ms" : "the wrong time");
+    stop = 1;
+    pthread_join(t, NULL);
+    return 0;
+}
