@@ -67,6 +67,9 @@ pub enum Name {
     /// /sys/devices/system/cpu/{online,possible,present}: the processor's
     /// vCPUs ([`crate::procfs::cpu_list`]).
     CpuList,
+    /// /proc/meminfo: the home memory component's memory
+    /// ([`crate::procfs::meminfo`]).
+    MemInfo,
     /// Anything else of a process in /proc: not served (ENOENT).
     Hidden,
     /// The host's file of that name.
@@ -86,6 +89,7 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         b"/sys/devices/system/cpu/online"
         | b"/sys/devices/system/cpu/possible"
         | b"/sys/devices/system/cpu/present" => return Name::CpuList,
+        b"/proc/meminfo" => return Name::MemInfo,
         _ => {}
     }
     if let Some(n) = path.strip_prefix(b"/dev/fd/") {
@@ -156,6 +160,7 @@ mod tests {
         assert_eq!(name(b"/proc/6/maps", 5), Name::Hidden);
         assert_eq!(name(b"/proc/self/smaps", 5), Name::Hidden);
         assert_eq!(name(b"/sys/devices/system/cpu/online", 5), Name::CpuList);
+        assert_eq!(name(b"/proc/meminfo", 5), Name::MemInfo);
         assert_eq!(name(b"/sys/devices/system/cpu/cpu0", 5), Name::Host);
         assert_eq!(name(b"/proc/6/exe", 5), Name::Hidden);
         assert_eq!(name(b"/proc/5", 5), Name::Hidden);

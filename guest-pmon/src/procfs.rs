@@ -96,6 +96,30 @@ pub fn maps(vmas: &[VmaEntry], layout: &Layout, brk: u64, exe: &[u8]) -> Vec<u8>
     out
 }
 
+/// /proc/meminfo for a process whose memory is `total` bytes at its home
+/// memory component, `free` of them unused: what `free`, `top` and
+/// runtimes sizing their heaps read. No swap, no page cache (the ExCache
+/// is not the program's memory).
+pub fn meminfo(total: u64, free: u64) -> Vec<u8> {
+    let kib = |b: u64| b / 1024;
+    let mut out = alloc::string::String::new();
+    for (name, v) in [
+        ("MemTotal", kib(total)),
+        ("MemFree", kib(free)),
+        ("MemAvailable", kib(free)),
+        ("Buffers", 0),
+        ("Cached", 0),
+        ("SwapCached", 0),
+        ("SwapTotal", 0),
+        ("SwapFree", 0),
+        ("Shmem", 0),
+        ("SReclaimable", 0),
+    ] {
+        let _ = writeln!(out, "{:<16}{:>8} kB", alloc::format!("{name}:"), v);
+    }
+    out.into_bytes()
+}
+
 /// The text of /sys/devices/system/cpu/{online,possible,present} for
 /// `n` CPUs: `0` or `0-N`.
 pub fn cpu_list(n: u32) -> Vec<u8> {
@@ -170,6 +194,16 @@ mod tests {
         };
         let text = maps(&[vma(0x600000, 0x601000, 0)], &layout, 0x500000, b"/p");
         assert_eq!(text, b"00600000-00601000 ---p 00000000 00:00 0 \n");
+    }
+
+    #[test]
+    fn meminfo_reads_as_linux_writes_it() {
+        let text = meminfo(1 << 30, 256 << 20);
+        let text = core::str::from_utf8(&text).unwrap();
+        let first = text.lines().next().unwrap();
+        assert_eq!(first, "MemTotal:        1048576 kB");
+        assert!(text.contains("\nMemAvailable:     262144 kB\n"));
+        assert!(text.contains("\nSwapTotal:             0 kB\n"));
     }
 
     #[test]

@@ -150,6 +150,16 @@ impl Tmpfs {
         self.pages * PAGE
     }
 
+    /// The most bytes of file data it may hold.
+    pub fn capacity(&self) -> u64 {
+        self.max_pages * PAGE
+    }
+
+    /// Files and directories in it.
+    pub fn nodes(&self) -> u64 {
+        self.nodes.len() as u64
+    }
+
     fn node(&self, ino: Ino) -> Result<&Node> {
         self.nodes.get(&ino).ok_or(ENOENT)
     }

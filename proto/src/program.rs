@@ -39,6 +39,10 @@ pub const PORT_HOST_STAT: u16 = 0x619;
 pub const PORT_HOST_READDIR: u16 = 0x61a;
 /// The address of a [`HostReadlink`].
 pub const PORT_HOST_READLINK: u16 = 0x61b;
+/// The address of a [`HostStatfs`]: statfs of a host path.
+pub const PORT_HOST_STATFS: u16 = 0x61c;
+/// The last of the program ports.
+pub const PORT_PROGRAM_LAST: u16 = PORT_HOST_STATFS;
 
 /// [`HostOpen::flags`]: open to execute (a regular file with an execute
 /// bit), or to read (any file or directory).
@@ -92,6 +96,18 @@ pub struct HostReaddir {
     pub buf: u64,
     pub len: u64,
     pub result: i64,
+}
+
+/// statfs of a host path: `statfs` is Linux's struct statfs (x86-64: 15
+/// 64-bit words), written by the VMM with `errno` 0, or `errno`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct HostStatfs {
+    pub path: u64,
+    pub path_len: u64,
+    pub errno: u32,
+    pub _pad: u32,
+    pub statfs: [u64; 15],
 }
 
 #[repr(C)]

@@ -329,6 +329,42 @@ impl Program {
         meta.map(|m| file_stat(&m)).map_err(|e| errno_of(&e))
     }
 
+    /// statfs(2) of a host path, as Linux's struct statfs words.
+    pub fn statfs(&self, path: &[u8]) -> Result<[u64; 15], u32> {
+        let c = std::ffi::CString::new(path).map_err(|_| libc::EINVAL as u32)?;
+        // SAFETY: all-zero bytes are a valid struct statfs.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a struct statfs to fill.
+        if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+            return Err(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO) as u32);
+        }
+        let fsid: [i32; 2] = {
+            // SAFETY: fsid_t is two ints.
+            unsafe { std::mem::transmute::<libc::fsid_t, [i32; 2]>(st.f_fsid) }
+        };
+        Ok([
+            st.f_type as u64,
+            st.f_bsize as u64,
+            st.f_blocks,
+            st.f_bfree,
+            st.f_bavail,
+            st.f_files,
+            st.f_ffree,
+            (fsid[0] as u32 as u64) | ((fsid[1] as u32 as u64) << 32),
+            st.f_namelen as u64,
+            st.f_frsize as u64,
+            // Mount flags: the libc crate's struct lacks them; the monitor
+            // marks host file systems read-only.
+            0,
+            0,
+            0,
+            0,
+            0,
+        ])
+    }
+
     pub fn readlink(&self, path: &[u8]) -> Result<Vec<u8>, i64> {
         use std::os::unix::ffi::OsStrExt;
         std::fs::read_link(os_path(path))

@@ -858,6 +858,18 @@ impl VcpuThread {
                 };
                 self.write_arg("host readdir", value, &r)?;
             }
+            PORT_HOST_STATFS => {
+                let mut st: HostStatfs = self.read_arg("host statfs", value)?;
+                let path = self.read_bytes("path", st.path, st.path_len, 4096)?;
+                match prog.statfs(&path) {
+                    Ok(words) => {
+                        st.statfs = words;
+                        st.errno = 0;
+                    }
+                    Err(e) => st.errno = e,
+                }
+                self.write_arg("host statfs", value, &st)?;
+            }
             PORT_HOST_READLINK => {
                 let mut r: HostReadlink = self.read_arg("host readlink", value)?;
                 let path = self.read_bytes("path", r.path, r.path_len, 4096)?;
@@ -1127,7 +1139,7 @@ impl VcpuThread {
                     .map_err(|_| "passed a memory call outside guest RAM".to_owned())?;
             }
             port @ lego_proto::program::PORT_PROGRAM_ARGS
-                ..=lego_proto::program::PORT_HOST_READLINK => {
+                ..=lego_proto::program::PORT_PROGRAM_LAST => {
                 return self.program_call(port, value);
             }
             PORT_WORKLOAD_DONE => {

@@ -85,6 +85,22 @@ pub fn stat_path(path: &[u8], follow: bool) -> Result<FileStat, i64> {
     Ok(st.stat)
 }
 
+/// statfs of a host path: Linux's struct statfs, as 15 words.
+pub fn statfs(path: &[u8]) -> Result<[u64; 15], i64> {
+    let st = HostStatfs {
+        path: virt_to_phys(path.as_ptr() as u64),
+        path_len: path.len() as u64,
+        ..Default::default()
+    };
+    hypercall::out(PORT_HOST_STATFS, phys_of(&st) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    let st = unsafe { core::ptr::read_volatile(&st) };
+    if st.errno != 0 {
+        return Err(st.errno as i64);
+    }
+    Ok(st.statfs)
+}
+
 /// Directory entries from entry `offset` on: (bytes, next offset).
 pub fn readdir(handle: u32, offset: u64, len: usize) -> Result<(Vec<u8>, u64), i64> {
     let mut buf = alloc::vec![0u8; len.min(1 << 16)];

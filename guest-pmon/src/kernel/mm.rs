@@ -161,6 +161,19 @@ impl Space {
         }
     }
 
+    /// The home memory component's counters (its frames: the memory a
+    /// process here can have).
+    pub fn home_stats(&mut self) -> Result<MemStats, Errno> {
+        let mut buf = alloc::vec![0u8; core::mem::size_of::<MemStats>()];
+        let req = MemRequest {
+            op: OP_STATS,
+            ..Default::default()
+        };
+        let (_, got) = self.call_into(req, &mut buf)?;
+        <MemStats as zerocopy::FromBytes>::read_from_bytes(&buf[..got.min(buf.len())])
+            .map_err(|_| super::EIO)
+    }
+
     /// A memory call at the home, through the VMM: its value, or the errno.
     /// Pages refused in the range it changes are mapped again.
     pub fn call(&mut self, req: MemRequest) -> Result<u64, Errno> {

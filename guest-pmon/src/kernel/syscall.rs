@@ -268,6 +268,18 @@ impl Kernel {
             nr::TRUNCATE => self.sys_truncate(pid, AT_FDCWD, Some(a[0]), a[1]),
             nr::FTRUNCATE => self.sys_truncate(pid, a[0] as i32 as i64, None, a[1]),
             nr::UTIMENSAT => self.sys_utimensat(pid, a[0] as i32 as i64, a[1], a[2]),
+            // Nothing in Lego's file systems waits to be written.
+            nr::SYNC => Ret::Val(0),
+            nr::SYNCFS => val(self.file(pid, a[0] as i32 as i64).map(|_| 0)),
+            nr::STATFS => self.sys_statfs(pid, Some(a[0]), -1, a[1]),
+            nr::FSTATFS => self.sys_statfs(pid, None, a[0] as i32 as i64, a[1]),
+            nr::SENDFILE => self.sys_sendfile(
+                tid,
+                a[0] as i32 as i64,
+                a[1] as i32 as i64,
+                a[2],
+                a[3] as usize,
+            ),
             nr::FSYNC | nr::FDATASYNC => match self.file(pid, a[0] as i32 as i64) {
                 // Nothing here is durable (tmpfs) or changes (the host's).
                 Ok(f) if matches!(f.kind, Kind::Tmp(_) | Kind::Host(_) | Kind::HostDir(_)) => {
@@ -1089,6 +1101,165 @@ impl Kernel {
         Ret::Val(data.len() as i64)
     }
 
+    /// statfs and fstatfs: the tmpfs's, or the host file system's marked
+    /// read-only (as Lego sees it); pipes, epoll and eventfds get their
+    /// pseudo file systems' magic numbers.
+    fn sys_statfs(&mut self, pid: Pid, path: Option<u64>, fd: i64, buf: u64) -> Ret {
+        const ST_RDONLY: u64 = 1;
+        let host_of = |p: &[u8]| {
+            host::statfs(p).map(|mut w| {
+                w[10] |= ST_RDONLY;
+                w
+            })
+        };
+        let pseudo = |magic: u64| {
+            let mut w = [0u64; 15];
+            (w[0], w[1], w[8], w[9]) = (magic, 4096, 255, 4096);
+            w
+        };
+        let words = match path {
+            Some(p) => match self.path_arg(pid, AT_FDCWD, p) {
+                Ok(full) => match pmon::path::name(&full, pid) {
+                    Name::Hidden => Err(ENOENT),
+                    Name::Fd(n) => match self.file(pid, n as i64) {
+                        Ok(f) => self.statfs_of(&f, host_of, pseudo),
+                        Err(e) => Err(e),
+                    },
+                    Name::Exe => host_of(&self.exe_of(pid)),
+                    Name::Maps | Name::MemInfo | Name::SelfDir => host_of(b"/proc"),
+                    _ if self.tmp_node(&full).is_some() => Ok(self.tmp_statfs()),
+                    _ => host_of(&full),
+                },
+                Err(e) => Err(e),
+            },
+            None => match self.file(pid, fd) {
+                Ok(f) => self.statfs_of(&f, host_of, pseudo),
+                Err(e) => Err(e),
+            },
+        };
+        match words {
+            Ok(w) => {
+                let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, buf, &bytes).map(|_| 0)))
+            }
+            Err(e) => err(e),
+        }
+    }
+
+    fn statfs_of(
+        &self,
+        f: &OpenFile,
+        host_of: impl Fn(&[u8]) -> Result<[u64; 15], Errno>,
+        pseudo: impl Fn(u64) -> [u64; 15],
+    ) -> Result<[u64; 15], Errno> {
+        match f.kind {
+            Kind::Tmp(_) => Ok(self.tmp_statfs()),
+            Kind::Host(_) | Kind::HostDir(_) => host_of(&f.path),
+            Kind::Generated => host_of(b"/proc"),
+            Kind::DevNull | Kind::DevZero | Kind::DevUrandom => host_of(b"/dev"),
+            // PIPEFS_MAGIC and ANON_INODE_FS_MAGIC.
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(_) => Ok(pseudo(0x5049_5045)),
+            Kind::Epoll(_) | Kind::EventFd(_) => Ok(pseudo(0x0904_1934)),
+        }
+    }
+
+    /// sendfile: up to `count` bytes from `in_fd` to `out_fd` (at most
+    /// 1 MiB a call). With `off_ptr`, read at that offset (advanced there)
+    /// and leave the file's own alone. Bytes the output could not take go
+    /// back to the input, so none are lost.
+    fn sys_sendfile(
+        &mut self,
+        tid: Tid,
+        out_fd: i64,
+        in_fd: i64,
+        off_ptr: u64,
+        count: usize,
+    ) -> Ret {
+        let pid = self.pid_of(tid);
+        let (out, input) = match (self.file(pid, out_fd), self.file(pid, in_fd)) {
+            (Ok(o), Ok(i)) => (o, i),
+            (Err(e), _) | (_, Err(e)) => return err(e),
+        };
+        if !input.readable() || !out.writable() {
+            return err(EBADF);
+        }
+        let count = count.min(1 << 20);
+        let positional = if off_ptr == 0 {
+            None
+        } else {
+            match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_u64(s, off_ptr))
+            {
+                Ok(o) if (o as i64) < 0 => return err(EINVAL),
+                Ok(o) => Some(o),
+                Err(e) => return err(e),
+            }
+        };
+        let data = match positional {
+            Some(off) => {
+                let mut b = alloc::vec![0u8; count];
+                let n = match input.kind {
+                    Kind::Host(h) => host::read(h, off, &mut b),
+                    Kind::Tmp(ino) => {
+                        let now = self.realtime_ns();
+                        match self.tmp.read(ino, off, &mut b, now) {
+                            Ok(n) => n as i64,
+                            Err(e) => -e,
+                        }
+                    }
+                    _ => -ESPIPE,
+                };
+                if n < 0 {
+                    return Ret::Val(n);
+                }
+                b.truncate(n as usize);
+                b
+            }
+            None => match self.read_file(&input, count) {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    self.block(tid, Self::wait_of(&input), None, None, OnWake::Retry);
+                    return Ret::Block;
+                }
+                Err(e) => return err(e),
+            },
+        };
+        if data.is_empty() {
+            return Ret::Val(0);
+        }
+        let give_back = |k: &mut Kernel, from: usize| {
+            if positional.is_none() {
+                k.unread(&input, &data[from..]);
+            }
+        };
+        match self.write_file(tid, &out, &data) {
+            Ok(Some(n)) => {
+                give_back(self, n);
+                if let Some(off) = positional {
+                    if let Err(e) = self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::write_u64(s, off_ptr, off + n as u64))
+                    {
+                        return err(e);
+                    }
+                }
+                Ret::Val(n as i64)
+            }
+            Ok(None) => {
+                give_back(self, 0);
+                self.block(tid, Self::wait_of(&out), None, None, OnWake::Retry);
+                Ret::Block
+            }
+            Err(e) => {
+                give_back(self, 0);
+                err(e)
+            }
+        }
+    }
+
     /// One write to `f` gathered from `vecs` (at most 1 MiB a call); a full
     /// pipe makes the thread wait.
     fn write_from(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
@@ -1232,6 +1403,12 @@ impl Kernel {
         }
     }
 
+    /// (total, free) bytes of the home memory component of process `pid`.
+    fn memory_of(&mut self, pid: Pid) -> Result<(u64, u64), Errno> {
+        let st = self.space_mut(pid)?.home_stats()?;
+        Ok((st.frames_total * 4096, st.frames_free * 4096))
+    }
+
     /// /proc/self/maps of process `pid`, as its home lists the mappings now.
     fn maps_of(&mut self, pid: Pid) -> Result<Vec<u8>, Errno> {
         let exe = self.exe_of(pid);
@@ -1291,7 +1468,7 @@ impl Kernel {
             }
             Name::Exe => host::stat_path(&self.exe_of(pid), follow)?,
             Name::SelfDir => host::stat_path(b"/proc/self", follow)?,
-            Name::Maps | Name::CpuList => {
+            Name::Maps | Name::CpuList | Name::MemInfo => {
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
             Name::Hidden => return Err(ENOENT),
@@ -1366,13 +1543,17 @@ impl Kernel {
             Name::Fd(n) => return val(self.dup(pid, n as i64, 0, cloexec)),
             Name::Exe => full = self.exe_of(pid),
             Name::SelfDir | Name::Hidden => return err(ENOENT),
-            Name::Maps | Name::CpuList => {
+            Name::Maps | Name::CpuList | Name::MemInfo => {
                 if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
                     return err(EACCES);
                 }
                 let data = match name {
                     Name::Maps => match self.maps_of(pid) {
                         Ok(d) => d,
+                        Err(e) => return err(e),
+                    },
+                    Name::MemInfo => match self.memory_of(pid) {
+                        Ok((total, free)) => pmon::procfs::meminfo(total, free),
                         Err(e) => return err(e),
                     },
                     _ => pmon::procfs::cpu_list(self.cpus.len() as u32),
@@ -1442,8 +1623,8 @@ impl Kernel {
             Name::Hidden => return err(ENOENT),
             Name::Exe => self.exe_of(pid),
             Name::SelfDir => b"/proc/self".to_vec(),
-            Name::Maps | Name::CpuList if mode & X_OK != 0 => return err(EACCES),
-            Name::Maps | Name::CpuList => return Ret::Val(0),
+            Name::Maps | Name::CpuList | Name::MemInfo if mode & X_OK != 0 => return err(EACCES),
+            Name::Maps | Name::CpuList | Name::MemInfo => return Ret::Val(0),
             Name::Host => full,
         };
         if let Some(ino) = self.tmp_node(&full) {
@@ -1484,9 +1665,12 @@ impl Kernel {
                 Err(e) => return err(e),
             },
             Name::Hidden => return err(ENOENT),
-            Name::Null | Name::Zero | Name::Urandom | Name::Maps | Name::CpuList => {
-                return err(EINVAL)
-            }
+            Name::Null
+            | Name::Zero
+            | Name::Urandom
+            | Name::Maps
+            | Name::CpuList
+            | Name::MemInfo => return err(EINVAL),
             Name::Host if self.tmp_node(&full).is_some() => return err(EINVAL),
             Name::Host => match host::readlink(&full) {
                 Ok(t) => t,
@@ -2080,10 +2264,13 @@ impl Kernel {
         let mut s = [0u8; 112];
         let up = self.now_ns() / 1_000_000_000;
         s[0..8].copy_from_slice(&up.to_le_bytes());
-        // The ExCache is this processor's memory: report a modest machine.
-        let total: u64 = 1 << 30;
+        // A process's memory is its home memory component's.
+        let (total, free) = match self.memory_of(pid) {
+            Ok(m) => m,
+            Err(e) => return err(e),
+        };
         s[32..40].copy_from_slice(&total.to_le_bytes());
-        s[40..48].copy_from_slice(&(total / 2).to_le_bytes());
+        s[40..48].copy_from_slice(&free.to_le_bytes());
         s[80..82].copy_from_slice(&(self.procs.len() as u16).to_le_bytes());
         s[104..108].copy_from_slice(&1u32.to_le_bytes());
         val(self

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -122,6 +125,31 @@ int main(void) {
     check("chdir into it", chdir(at("sub")) == 0 && getcwd(cwd, sizeof cwd) && !strcmp(cwd, at("sub")));
     check("relative names", access("inner", F_OK) == 0 && unlink("inner") == 0);
     chdir("/");
+
+    /* sendfile from a file at an offset, then from the descriptor's own. */
+    int exe = open("/proc/self/exe", O_RDONLY);
+    int copy = open(at("copy"), O_CREAT | O_RDWR | O_TRUNC, 0600);
+    off_t off = 0;
+    ssize_t sent = sendfile(copy, exe, &off, 4096);
+    sent += sendfile(copy, exe, NULL, 100);
+    char a[4196], b[4196];
+    pread(exe, a, sizeof a, 0);
+    memcpy(a + 4096, a, 100);
+    check("sendfile", sent == 4196 && off == 4096 && pread(copy, b, sizeof b, 0) == 4196 && !memcmp(a, b, sizeof a));
+    struct statfs sf;
+    check("fstatfs", fstatfs(copy, &sf) == 0 && sf.f_bsize > 0 && sf.f_namelen == 255);
+    close(copy);
+    close(exe);
+    unlink(at("copy"));
+    struct sysinfo si;
+    long memtotal = -1;
+    FILE *mi = fopen("/proc/meminfo", "r");
+    if (mi && fscanf(mi, "MemTotal: %ld kB", &memtotal) != 1)
+        memtotal = -1;
+    if (mi)
+        fclose(mi);
+    check("sysinfo agrees with /proc/meminfo",
+          sysinfo(&si) == 0 && (long)(si.totalram * si.mem_unit / 1024) == memtotal);
 
     FILE *t = tmpfile();
     check("tmpfile", t && fputs("scratch", t) >= 0 && fseek(t, 0, SEEK_SET) == 0 && fgets(line, sizeof line, t) &&
