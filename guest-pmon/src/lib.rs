@@ -18,6 +18,7 @@ pub mod signal;
 pub mod stack;
 pub mod sysno;
 pub mod tmpfs;
+pub mod vdso;
 
 /// Bytes in a page.
 pub const PAGE: u64 = 4096;

@@ -21,6 +21,8 @@ pub struct Layout {
     pub heap_start: u64,
     /// The main thread's stack mapping.
     pub stack: (u64, u64),
+    /// The vDSO's data page (the object is the page after it).
+    pub vdso: Option<u64>,
 }
 
 impl Layout {
@@ -36,6 +38,7 @@ impl Layout {
                 .collect(),
             heap_start: program.brk,
             stack,
+            vdso: None,
         }
     }
 }
@@ -67,6 +70,10 @@ pub fn maps(vmas: &[VmaEntry], layout: &Layout, brk: u64, exe: &[u8]) -> Vec<u8>
             name = Some(b"[heap]");
         } else if v.start < layout.stack.1 && layout.stack.0 < v.end {
             name = Some(b"[stack]");
+        } else if layout.vdso == Some(v.start) {
+            name = Some(b"[vvar]");
+        } else if layout.vdso.map(|a| a + crate::PAGE) == Some(v.start) {
+            name = Some(b"[vdso]");
         } else {
             name = None;
         }
@@ -153,6 +160,7 @@ mod tests {
             ],
             heap_start: 0x4cc000,
             stack: (0x3ff_ff7f_f000, 0x3ff_ffff_f000),
+            vdso: Some(0x3ff_f00f_e000),
         };
         let vmas = [
             vma(0x400000, 0x401000, 1),
@@ -161,11 +169,14 @@ mod tests {
             vma(0x4cc000, 0x4ef000, 3),
             vma(0x1_0000_0000, 0x1_0002_1000, 3),
             vma(0x3ff_ff7f_f000, 0x3ff_ffff_f000, 3),
+            vma(0x3ff_f00f_e000, 0x3ff_f00f_f000, 1),
+            vma(0x3ff_f00f_f000, 0x3ff_f010_0000, 5),
         ];
         let text = maps(&vmas, &layout, 0x4ef000, b"/usr/bin/prog");
         let text = core::str::from_utf8(&text).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 6);
+        assert_eq!(lines.len(), 8);
+        assert!(lines[6].ends_with(" [vvar]") && lines[7].ends_with(" [vdso]"));
         assert_eq!(
             lines[0],
             "00400000-00401000 r--p 00000000 00:00 0                                  /usr/bin/prog"

@@ -28,6 +28,7 @@ pub const AT_SECURE: u64 = 23;
 pub const AT_RANDOM: u64 = 25;
 pub const AT_HWCAP2: u64 = 26;
 pub const AT_EXECFN: u64 = 31;
+pub const AT_SYSINFO_EHDR: u64 = 33;
 pub const AT_MINSIGSTKSZ: u64 = 51;
 
 /// Linux's MAX_ARG_STRLEN: the longest argument or environment string.
@@ -49,6 +50,8 @@ pub struct Aux {
     pub hwcap2: u64,
     /// The signal frame's size, so programs size alternate stacks.
     pub minsigstksz: u64,
+    /// Where the vDSO's ELF header is (AT_SYSINFO_EHDR); 0: no vDSO.
+    pub vdso: u64,
     pub uid: u64,
     pub gid: u64,
 }
@@ -97,7 +100,7 @@ pub fn build(
     let strings_base = (top - 8 - blob.len() as u64) & !15;
     let addr = |off: usize| strings_base + off as u64;
 
-    let auxv: [(u64, u64); 19] = [
+    let mut auxv: Vec<(u64, u64)> = alloc::vec![
         (AT_HWCAP, aux.hwcap),
         (AT_PAGESZ, 4096),
         (AT_CLKTCK, 100),
@@ -118,6 +121,9 @@ pub fn build(
         (AT_PLATFORM, addr(platform_at)),
         (AT_MINSIGSTKSZ, aux.minsigstksz),
     ];
+    if aux.vdso != 0 {
+        auxv.push((AT_SYSINFO_EHDR, aux.vdso));
+    }
     let mut words: Vec<u64> = Vec::new();
     words.push(argv.len() as u64);
     words.extend(arg_at.iter().map(|&o| addr(o)));
@@ -166,6 +172,7 @@ mod tests {
             entry: 0x401000,
             hwcap: 0x178bfbff,
             minsigstksz: 3456,
+            vdso: 0x7ffe_0000_1000,
             ..Default::default()
         };
         let b = build(
@@ -201,6 +208,7 @@ mod tests {
         assert_eq!(seen[&AT_PAGESZ], 4096);
         assert_eq!(seen[&AT_ENTRY], 0x401000);
         assert_eq!(seen[&AT_MINSIGSTKSZ], 3456);
+        assert_eq!(seen[&AT_SYSINFO_EHDR], 0x7ffe_0000_1000);
         let random = seen[&AT_RANDOM];
         let o = (random - b.sp) as usize;
         assert_eq!(&b.image[o..o + 16], &[7; 16]);

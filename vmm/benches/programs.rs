@@ -1,7 +1,8 @@
 //! `cargo bench -p lego-vmm --bench programs`: static Linux programs on a
 //! processor against the same binary on this host, in the same run.
 //!
-//! * getpid, and a 4 KiB pipe write with its read, per call: Lego's time as
+//! * getpid, clock_gettime (served by the vDSO in user mode), and a 4 KiB
+//!   pipe write with its read, per call: Lego's time as
 //!   a multiple of the host's, and vCPU exits per call (to lego-vmm, and
 //!   all of KVM's), from the difference between a run of N calls and a run
 //!   of none.
@@ -177,12 +178,12 @@ fn main() {
     let (_memory, addr) = component("memory", 1);
     let peer = format!("1={addr}");
 
-    for what in ["getpid", "pipe"] {
+    for what in ["getpid", "clock", "pipe"] {
         let (l, h, v, a) = per_call(&peer, &prog, what);
-        let name = if what == "pipe" {
-            "4 KiB pipe write + read"
-        } else {
-            "getpid"
+        let name = match what {
+            "pipe" => "4 KiB pipe write + read",
+            "clock" => "clock_gettime (vDSO)",
+            _ => "getpid",
         };
         println!(
             "{name:24} lego {:9.0} ns  host {:7.0} ns  ratio {:7.1}x  exits/call: {v:.2} to lego-vmm, {a:.2} in all",

@@ -249,6 +249,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("system", "1"),
             // epoll, eventfd, and timeouts that expire while pipes are busy.
             ("events", "2"),
+            // The vDSO's clocks against the system call's.
+            ("clocks", "1"),
             // Threads that never call the kernel share one vCPU and take
             // SIGALRM and exit_group while computing (the VMM's ticks).
             ("spin", "1"),

@@ -12,7 +12,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use lego_proto::memory::{MemRequest, FLAG_FIXED, OP_MMAP};
+use lego_proto::memory::{MemRequest, FLAG_FIXED, OP_MMAP, OP_MPROTECT};
 use pmon::elf::{self, ElfError, Program, Source};
 use pmon::signal::{SigAction, SIG_IGN};
 use rand_core::RngCore;
@@ -275,7 +275,21 @@ impl Kernel {
             flags: FLAG_FIXED,
             ..Default::default()
         })?;
+        // The vDSO's data and object pages, a MiB below the stack's limit
+        // (inside the room mmap leaves the stack).
+        let vdso = (!self.vdso.is_empty()).then(|| stack_top - STACK_SIZE - (1 << 20) - 2 * 4096);
+        if let Some(at) = vdso {
+            space.call(MemRequest {
+                op: OP_MMAP,
+                addr: at,
+                len: 2 * 4096,
+                prot: 3,
+                flags: FLAG_FIXED,
+                ..Default::default()
+            })?;
+        }
         space.layout = pmon::procfs::Layout::of(program, (stack_top - STACK_SIZE, stack_top));
+        space.layout.vdso = vdso;
         let mut random = [0u8; 16];
         self.rng.fill_bytes(&mut random);
         let aux = pmon::stack::Aux {
@@ -286,6 +300,7 @@ impl Kernel {
             hwcap: self.hwcap,
             hwcap2: 0,
             minsigstksz: self.xstate.min_sigstack(),
+            vdso: vdso.map_or(0, |at| at + 4096),
             uid: 0,
             gid: 0,
         };
@@ -305,6 +320,21 @@ impl Kernel {
             return Err(EINVAL);
         };
         uaccess::write(&mut entry.space, built.sp, &built.image)?;
+        if let Some(at) = vdso {
+            let vvar = self.clock.vvar();
+            let space = &mut entry.space;
+            uaccess::write(space, at, &vvar)?;
+            uaccess::write(space, at + 4096, &self.vdso)?;
+            for (page, prot) in [(at, 1), (at + 4096, 5)] {
+                space.call(MemRequest {
+                    op: OP_MPROTECT,
+                    addr: page,
+                    len: 4096,
+                    prot,
+                    ..Default::default()
+                })?;
+            }
+        }
         Ok(built.sp)
     }
 

@@ -20,6 +20,7 @@ mod mm;
 mod signals;
 mod syscall;
 mod uaccess;
+mod vdso;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -201,9 +202,6 @@ pub struct Kernel {
     pub home: u32,
     pub pid_base: u32,
     pub tsc_khz: u64,
-    pub realtime_ns: u64,
-    pub realtime_tsc: u64,
-    pub boot_tsc: u64,
     pub xsave_size: usize,
     pub xstate: pmon::signal::Xstate,
     pub hwcap: u64,
@@ -237,6 +235,10 @@ pub struct Kernel {
     next_event_id: usize,
     /// Bumped whenever a pipe changes (edge-triggered epoll).
     pub pipe_generation: BTreeMap<usize, u64>,
+    /// The clocks, as the vDSO computes them too.
+    pub clock: pmon::vdso::Clock,
+    /// The vDSO's page, mapped into every process (empty: none).
+    pub vdso: Vec<u8>,
 }
 
 pub static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -278,14 +280,12 @@ pub fn start(boot: &'static BootInfo) -> ! {
             seed[i] ^= b;
         }
     }
+    let boot_tsc = lego_image::cpu::rdtsc();
     let mut k = Kernel {
         window,
         home: boot.workload_home,
         pid_base: boot.pid_base,
         tsc_khz: (boot.tsc_khz as u64).max(1),
-        realtime_ns: boot.realtime_ns,
-        realtime_tsc: boot.realtime_tsc,
-        boot_tsc: lego_image::cpu::rdtsc(),
         xsave_size,
         xstate: pmon::signal::Xstate {
             size: xsave_size as u32,
@@ -322,6 +322,13 @@ pub fn start(boot: &'static BootInfo) -> ! {
         eventfds: BTreeMap::new(),
         next_event_id: 1,
         pipe_generation: BTreeMap::new(),
+        clock: pmon::vdso::Clock::new(
+            (boot.tsc_khz as u64).max(1),
+            boot_tsc,
+            boot.realtime_tsc,
+            boot.realtime_ns,
+        ),
+        vdso: vdso::image(),
     };
     k.cpus[0].views = Some(views);
     let host::FirstProgram {
@@ -402,14 +409,12 @@ fn cpu_loop(cpu: u32) -> ! {
 impl Kernel {
     /// Nanoseconds since boot.
     pub fn now_ns(&self) -> u64 {
-        let dt = lego_image::cpu::rdtsc().wrapping_sub(self.boot_tsc);
-        (dt as u128 * 1_000_000 / self.tsc_khz as u128) as u64
+        self.clock.monotonic(lego_image::cpu::rdtsc())
     }
 
     /// The wall clock, in ns since 1970.
     pub fn realtime_ns(&self) -> u64 {
-        let dt = lego_image::cpu::rdtsc().wrapping_sub(self.realtime_tsc);
-        self.realtime_ns + (dt as u128 * 1_000_000 / self.tsc_khz as u128) as u64
+        self.clock.realtime(lego_image::cpu::rdtsc())
     }
 
     fn alloc_id(&mut self) -> Option<u32> {

@@ -1,5 +1,6 @@
 /* The benchmark program, run the same on the host and on Lego:
  *   calls getpid N        N getpid calls; ns per call
+ *   calls clock N         N clock_gettime(CLOCK_MONOTONIC) calls (the vDSO)
  *   calls pipe N          N rounds of a 4 KiB write to a pipe and its read
  *   calls cpu MIB ROUNDS  ROUNDS passes of arithmetic over MIB of memory
  *   calls true            nothing (start-to-exit)
@@ -26,6 +27,13 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "getpid")) {
         double t0 = now_ns();
         for (long i = 0; i < n; i++) syscall(SYS_getpid);
+        printf("ns_per_op=%.1f\n", n ? (now_ns() - t0) / n : 0.0);
+        return 0;
+    }
+    if (!strcmp(what, "clock")) {
+        struct timespec t;
+        double t0 = now_ns();
+        for (long i = 0; i < n; i++) clock_gettime(CLOCK_MONOTONIC, &t);
         printf("ns_per_op=%.1f\n", n ? (now_ns() - t0) / n : 0.0);
         return 0;
     }

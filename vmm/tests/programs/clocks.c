@@ -1,0 +1,47 @@
+/* Time as programs read it: clock_gettime, gettimeofday and time (on
+ * Lego from the vDSO, in user mode) agree with the system call and never
+ * go backwards; clocks the vDSO does not serve still work; a sleep lasts
+ * as long as the clocks say. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long ns(struct timespec t) { return t.tv_sec * 1000000000LL + t.tv_nsec; }
+
+static int ordered(clockid_t clock) {
+    for (int i = 0; i < 2000; i++) {
+        struct timespec a, b, c;
+        clock_gettime(clock, &a);
+        syscall(SYS_clock_gettime, clock, &b);
+        clock_gettime(clock, &c);
+        if (ns(a) > ns(b) || ns(b) > ns(c) || a.tv_nsec >= 1000000000 || a.tv_nsec < 0)
+            return 0;
+    }
+    return 1;
+}
+
+int main(void) {
+    printf("monotonic agrees with the system call: %s\n", ordered(CLOCK_MONOTONIC) ? "yes" : "no");
+    printf("realtime agrees with the system call: %s\n", ordered(CLOCK_REALTIME) ? "yes" : "no");
+    printf("boottime agrees with the system call: %s\n", ordered(CLOCK_BOOTTIME) ? "yes" : "no");
+    struct timespec rt, cpu;
+    struct timeval tv;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    gettimeofday(&tv, NULL);
+    time_t t = time(NULL);
+    long long us = tv.tv_sec * 1000000LL + tv.tv_usec;
+    printf("gettimeofday agrees: %s\n", us >= ns(rt) / 1000 && us - ns(rt) / 1000 < 1000000 ? "yes" : "no");
+    printf("time agrees: %s\n", t >= rt.tv_sec && t - rt.tv_sec <= 1 ? "yes" : "no");
+    printf("after 2020: %s\n", t > 1577836800 ? "yes" : "no");
+    printf("process CPU clock: %s\n", clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0 ? "yes" : "no");
+    struct timespec a, b, nap = {0, 50 * 1000000};
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    nanosleep(&nap, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long long slept = ns(b) - ns(a);
+    printf("a 50 ms sleep: %s\n", slept >= 50000000 && slept < 2000000000 ? "yes" : "no");
+    return 0;
+}
