@@ -39,23 +39,10 @@ lego_vdso_clock_gettime:
     syscall
     ret
 2:
-    lea r8, [rip + .Lvdso_start - 0x1400]
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
-    sub rax, [r8]
-    mul qword ptr [r8 + 16]
-    shrd rax, rdx, 32
+    call .Lmonotonic_ns
     jmp 4f
 3:
-    lea r8, [rip + .Lvdso_start - 0x1400]
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
-    sub rax, [r8 + 8]
-    mul qword ptr [r8 + 16]
-    shrd rax, rdx, 32
-    add rax, [r8 + 24]
+    call .Lrealtime_ns
 4:
     xor edx, edx
     mov ecx, 1000000000
@@ -74,14 +61,7 @@ lego_vdso_gettimeofday:
 5:
     test rdi, rdi
     je 6f
-    lea r8, [rip + .Lvdso_start - 0x1400]
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
-    sub rax, [r8 + 8]
-    mul qword ptr [r8 + 16]
-    shrd rax, rdx, 32
-    add rax, [r8 + 24]
+    call .Lrealtime_ns
     xor edx, edx
     mov ecx, 1000
     div rcx
@@ -97,14 +77,7 @@ lego_vdso_gettimeofday:
     // time_t time(time_t *t)
     .global lego_vdso_time
 lego_vdso_time:
-    lea r8, [rip + .Lvdso_start - 0x1400]
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
-    sub rax, [r8 + 8]
-    mul qword ptr [r8 + 16]
-    shrd rax, rdx, 32
-    add rax, [r8 + 24]
+    call .Lrealtime_ns
     xor edx, edx
     mov ecx, 1000000000
     div rcx
@@ -112,6 +85,29 @@ lego_vdso_time:
     je 7f
     mov [rdi], rax
 7:
+    ret
+
+    // rax = ns since boot, or (at .Lrealtime_ns) since 1970: the data
+    // page's TSC base (r9: its offset) subtracted, times the multiplier,
+    // shifted by 32, plus the wall clock's base for real time.
+    // Clobbers rdx, r8, r9.
+.Lmonotonic_ns:
+    xor r9d, r9d
+    jmp 8f
+.Lrealtime_ns:
+    mov r9d, 8
+8:
+    lea r8, [rip + .Lvdso_start - 0x1400]
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    sub rax, [r8 + r9]
+    mul qword ptr [r8 + 16]
+    shrd rax, rdx, 32
+    test r9d, r9d
+    je 9f
+    add rax, [r8 + 24]
+9:
     ret
 
     .global lego_vdso_end
