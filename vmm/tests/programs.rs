@@ -367,6 +367,8 @@ unknown system call: ENOSYS
 kill a missing pid: ESRCH
 pipe: ok
 read into a bad pointer: EFAULT
+getpeername of a pipe: ENOTSOCK
+getpeername of fd 99: EBADF
 write to a pipe without readers: EPIPE
 fork until refused: EAGAIN after more than 10
 reaped all: yes

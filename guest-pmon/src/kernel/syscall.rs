@@ -53,6 +53,7 @@ const AT_FDCWD: i64 = -100;
 const AT_EMPTY_PATH: u64 = 0x1000;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const EROFS: Errno = 30;
+const ENOTSOCK: Errno = 88;
 const S_IFCHR: u32 = 0o020000;
 const S_IFIFO: u32 = 0o010000;
 const S_IFREG: u32 = 0o100000;
@@ -268,6 +269,26 @@ impl Kernel {
             nr::TRUNCATE => self.sys_truncate(pid, AT_FDCWD, Some(a[0]), a[1]),
             nr::FTRUNCATE => self.sys_truncate(pid, a[0] as i32 as i64, None, a[1]),
             nr::UTIMENSAT => self.sys_utimensat(pid, a[0] as i32 as i64, a[1], a[2]),
+            // No descriptor is a socket (socket() itself is not
+            // implemented): calls on one say so, as Linux does for a file.
+            // bash, for one, asks getpeername whether stdin is a network
+            // connection, and anything but ENOTSOCK means yes.
+            nr::CONNECT
+            | nr::ACCEPT
+            | nr::ACCEPT4
+            | nr::SENDTO
+            | nr::RECVFROM
+            | nr::SENDMSG
+            | nr::RECVMSG
+            | nr::SENDMMSG
+            | nr::RECVMMSG
+            | nr::SHUTDOWN
+            | nr::BIND
+            | nr::LISTEN
+            | nr::GETSOCKNAME
+            | nr::GETPEERNAME
+            | nr::SETSOCKOPT
+            | nr::GETSOCKOPT => val(self.file(pid, a[0] as i32 as i64).and(Err(ENOTSOCK))),
             // Nothing in Lego's file systems waits to be written.
             nr::SYNC => Ret::Val(0),
             nr::SYNCFS => val(self.file(pid, a[0] as i32 as i64).map(|_| 0)),

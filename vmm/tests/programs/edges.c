@@ -25,6 +25,7 @@ static const char *name(int e) {
     case ESRCH: return "ESRCH";
     case EPIPE: return "EPIPE";
     case EAGAIN: return "EAGAIN";
+    case ENOTSOCK: return "ENOTSOCK";
     default: return strerror(e);
     }
 }
@@ -54,6 +55,9 @@ int main(void) {
     show("pipe", pipe(fds));
     write(fds[1], "12345678", 8);
     show("read into a bad pointer", syscall(SYS_read, fds[0], (void *)0xdead0000UL, 8));
+    /* bash asks this of its stdin: anything but ENOTSOCK means a network. */
+    show("getpeername of a pipe", syscall(SYS_getpeername, fds[0], NULL, NULL));
+    show("getpeername of fd 99", syscall(SYS_getpeername, 99, NULL, NULL));
     close(fds[0]);
     signal(SIGPIPE, SIG_IGN);
     show("write to a pipe without readers", write(fds[1], "x", 1));
