@@ -48,6 +48,48 @@ impl Source for HostFile {
     }
 }
 
+/// A program file: the host's (the VMM loads its pages straight into the
+/// process's memory), or a copy of a file in /tmp's tmpfs.
+enum ExecFile {
+    Host(HostFile),
+    Tmp(Vec<u8>),
+}
+
+impl Source for ExecFile {
+    fn size(&self) -> u64 {
+        match self {
+            ExecFile::Host(h) => h.size,
+            ExecFile::Tmp(b) => b.len() as u64,
+        }
+    }
+
+    fn read_at(&mut self, at: u64, buf: &mut [u8]) -> Result<(), String> {
+        match self {
+            ExecFile::Host(h) => h.read_at(at, buf),
+            ExecFile::Tmp(b) => {
+                let from = usize::try_from(at).map_err(|_| String::from("past the end"))?;
+                let bytes = from
+                    .checked_add(buf.len())
+                    .and_then(|end| b.get(from..end))
+                    .ok_or_else(|| String::from("past the end of the file"))?;
+                buf.copy_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl ExecFile {
+    fn close(&self) {
+        if let ExecFile::Host(h) = self {
+            host::close(h.handle);
+        }
+    }
+}
+
+/// The largest program run from /tmp (it is copied whole to load it).
+const MAX_TMP_PROGRAM: u64 = 256 << 20;
+
 /// A loaded image, not yet anyone's.
 pub struct Image {
     pub space: u32,
@@ -143,31 +185,25 @@ impl Kernel {
         // The name the next interpreter is given for the file it runs.
         let mut named = execfn.to_vec();
         for depth in 0..=pmon::script::MAX_DEPTH {
-            // /tmp's tmpfs is as if mounted noexec (programs are loaded
-            // from the host's files only, for now).
-            if self.tmp_node(&path).is_some() {
-                return Err(EACCES);
-            }
-            let (handle, size) = host::open(&path)?;
-            let mut file = HostFile { handle, size };
+            let mut file = self.open_exec(&path)?;
             let mut head = [0u8; pmon::script::HEAD];
-            let n = (size as usize).min(head.len());
+            let n = (file.size() as usize).min(head.len());
             if file.read_at(0, &mut head[..n]).is_err() {
-                host::close(handle);
+                file.close();
                 return Err(EIO);
             }
             match pmon::script::parse(&head[..n]) {
                 pmon::script::Head::NotScript => {
                     let image = self.load_elf(&mut file, execfn, &argv, envp, path);
-                    host::close(handle);
+                    file.close();
                     return image;
                 }
                 pmon::script::Head::Bad => {
-                    host::close(handle);
+                    file.close();
                     return Err(ENOEXEC);
                 }
                 pmon::script::Head::Script { interp, arg } => {
-                    host::close(handle);
+                    file.close();
                     if depth == pmon::script::MAX_DEPTH {
                         break;
                     }
@@ -180,10 +216,31 @@ impl Kernel {
         Err(ELOOP)
     }
 
+    /// Opens a program to run: a tmpfs file (a regular file with an
+    /// execute bit, as Linux asks) is copied; the host's is opened.
+    fn open_exec(&mut self, path: &[u8]) -> Result<ExecFile, Errno> {
+        let Some(ino) = self.tmp_node(path) else {
+            let (handle, size) = host::open(path)?;
+            return Ok(ExecFile::Host(HostFile { handle, size }));
+        };
+        let st = self.tmp.stat(ino)?;
+        if st.mode & 0o170000 != 0o100000 || st.mode & 0o111 == 0 {
+            return Err(EACCES);
+        }
+        if st.size > MAX_TMP_PROGRAM {
+            return Err(ENOMEM);
+        }
+        let mut bytes = alloc::vec![0u8; st.size as usize];
+        let now = self.realtime_ns();
+        let n = self.tmp.read(ino, 0, &mut bytes, now)?;
+        bytes.truncate(n);
+        Ok(ExecFile::Tmp(bytes))
+    }
+
     /// Loads an ELF executable (the file is the caller's to close).
     fn load_elf(
         &mut self,
-        file: &mut HostFile,
+        file: &mut ExecFile,
         execfn: &[u8],
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
@@ -207,7 +264,7 @@ impl Kernel {
             Err(_) => return Err(ENOEXEC),
         };
         let space = self.new_space(program.brk)?;
-        match self.fill(space, file.handle, &program, execfn, argv, envp) {
+        match self.fill(space, file, &program, execfn, argv, envp) {
             Ok(sp) => Ok(Image {
                 space,
                 entry: program.entry,
@@ -227,7 +284,7 @@ impl Kernel {
     fn fill(
         &mut self,
         space_id: u32,
-        handle: u32,
+        file: &ExecFile,
         program: &Program,
         path: &[u8],
         argv: &[Vec<u8>],
@@ -238,18 +295,24 @@ impl Kernel {
             return Err(EINVAL);
         };
         let space = &mut entry.space;
+        // A tmpfs file's bytes are written through the mapping below:
+        // writable until then.
+        let copied = matches!(file, ExecFile::Tmp(_));
         for seg in &program.segments {
             let (start, end) = seg.pages();
             space.call(MemRequest {
                 op: OP_MMAP,
                 addr: start,
                 len: end - start,
-                prot: seg.prot,
+                prot: if copied { seg.prot | 2 } else { seg.prot },
                 flags: FLAG_FIXED,
                 ..Default::default()
             })?;
         }
         for seg in &program.segments {
+            let ExecFile::Host(HostFile { handle, .. }) = *file else {
+                break;
+            };
             if seg.filesz == 0 {
                 continue;
             }
@@ -320,6 +383,27 @@ impl Kernel {
             return Err(EINVAL);
         };
         uaccess::write(&mut entry.space, built.sp, &built.image)?;
+        if let ExecFile::Tmp(bytes) = file {
+            let space = &mut entry.space;
+            for seg in &program.segments {
+                let from = seg.offset as usize;
+                let data = from
+                    .checked_add(seg.filesz as usize)
+                    .and_then(|end| bytes.get(from..end))
+                    .ok_or(ENOEXEC)?;
+                uaccess::write(space, seg.vaddr, data)?;
+            }
+            for seg in program.segments.iter().filter(|s| s.prot & 2 == 0) {
+                let (start, end) = seg.pages();
+                space.call(MemRequest {
+                    op: OP_MPROTECT,
+                    addr: start,
+                    len: end - start,
+                    prot: seg.prot,
+                    ..Default::default()
+                })?;
+            }
+        }
         if let Some(at) = vdso {
             let vvar = self.clock.vvar();
             let space = &mut entry.space;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysinfo.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -36,7 +37,9 @@ static int by_name(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "child"))
+        return 3;
     strcpy(dir, "/tmp/lego-tmpfiles-XXXXXX");
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
@@ -138,8 +141,25 @@ int main(void) {
     check("sendfile", sent == 4196 && off == 4096 && pread(copy, b, sizeof b, 0) == 4196 && !memcmp(a, b, sizeof a));
     struct statfs sf;
     check("fstatfs", fstatfs(copy, &sf) == 0 && sf.f_bsize > 0 && sf.f_namelen == 255);
+    /* The whole program copied there runs. */
+    off = 0;
+    lseek(copy, 0, SEEK_SET);
+    ftruncate(copy, 0);
+    struct stat self;
+    fstat(exe, &self);
+    while (off < self.st_size && sendfile(copy, exe, &off, self.st_size - off) > 0) {
+    }
+    fchmod(copy, 0755);
     close(copy);
     close(exe);
+    pid_t child = fork();
+    if (child == 0) {
+        execl(at("copy"), "copy", "child", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    check("a program copied to /tmp runs", WIFEXITED(status) && WEXITSTATUS(status) == 3);
     unlink(at("copy"));
     struct sysinfo si;
     long memtotal = -1;

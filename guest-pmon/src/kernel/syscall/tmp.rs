@@ -98,11 +98,10 @@ impl Kernel {
         )
     }
 
-    /// struct statfs (15 words) of the tmpfs: noexec, as it runs nothing.
+    /// struct statfs (15 words) of the tmpfs.
     pub(super) fn tmp_statfs(&self) -> [u64; 15] {
         const TMPFS_MAGIC: u64 = 0x0102_1994;
         const ST_NOSUID: u64 = 2;
-        const ST_NOEXEC: u64 = 8;
         let (cap, used) = (self.tmp.capacity() / 4096, self.tmp.used() / 4096);
         let files = cap.max(1024);
         let mut w = [0u64; 15];
@@ -115,7 +114,7 @@ impl Kernel {
         w[6] = files.saturating_sub(self.tmp.nodes());
         w[8] = 255;
         w[9] = 4096;
-        w[10] = ST_NOSUID | ST_NOEXEC;
+        w[10] = ST_NOSUID;
         w
     }
 
