@@ -219,6 +219,12 @@ pub struct BootInfo {
     /// Processor running a program: 1 to print every system call
     /// (`--strace`).
     pub trace_syscalls: u32,
+    /// Processor running a program: signals lego-vmm received (SIGINT from
+    /// a terminal's Ctrl-C, SIGTERM, SIGHUP, SIGQUIT), bit N-1 for signal
+    /// N, for the program's foreground processes. The VMM sets bits
+    /// atomically while the guest runs and kicks vCPU 0; the guest takes
+    /// them with an atomic swap. Guest memory, so no exit is needed.
+    pub host_signals: u64,
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

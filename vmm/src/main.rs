@@ -327,17 +327,25 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
     let shared = vm.shared.clone();
 
     let (events, inbox) = mpsc::channel();
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
-        .map_err(VmmError::Thread)?;
+    // A program gets the signals a terminal or a kill sends lego-vmm
+    // (forwarded to its foreground processes); anything else stops.
+    let mut caught = vec![libc::SIGINT, libc::SIGTERM];
+    if mode == Mode::Program {
+        caught.extend([libc::SIGHUP, libc::SIGQUIT]);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(caught).map_err(VmmError::Thread)?;
     let signal_events = events.clone();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                let _ = signal_events.send(Event::Signal(sig));
+            for sig in signals.forever() {
+                if signal_events.send(Event::Signal(sig)).is_err() {
+                    break;
+                }
             }
         })
         .map_err(VmmError::Thread)?;
+    let mut forwarded = 0;
     let gdb_attached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if args.gdb.is_some() || shared.excache.is_some() {
         // The debugger and the ExCache's fault handlers kick vCPU threads
@@ -543,6 +551,18 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 if mode == Mode::SelfTest {
                     // No verdict: a script must not take this host as qualified.
                     eprintln!("lego-vmm: stopped by signal {sig} before the self-test finished");
+                    return Ok(128 + sig);
+                }
+                if let Some(prog) = shared.program.as_ref() {
+                    // The program decides (a handler, or the default
+                    // action: its exit status says which). A third signal
+                    // means it does not listen: stop it.
+                    forwarded += 1;
+                    if forwarded < 3 && program::post_signal(&shared.ram, prog, sig) {
+                        log::info!("signal {sig}: passed to the program");
+                        continue;
+                    }
+                    eprintln!("lego-vmm: stopped by signal {sig}");
                     return Ok(128 + sig);
                 }
                 log::info!("signal {sig}: stopping the guest");

@@ -100,6 +100,30 @@ pub fn stand_in(exe: &std::path::Path) -> Option<std::path::PathBuf> {
     }
 }
 
+/// Passes signal `sig`, which lego-vmm received, to the program: a bit in
+/// the boot information the monitor takes at its next tick, and vCPU 0
+/// kicked so that tick comes now. False if it cannot be posted.
+pub fn post_signal(ram: &crate::memory::GuestRam, prog: &Program, sig: i32) -> bool {
+    use vm_memory::{GuestAddress, GuestMemoryBackend};
+    if !(1..=64).contains(&sig) {
+        return false;
+    }
+    let at = lego_proto::boot::BOOT_INFO
+        + core::mem::offset_of!(lego_proto::boot::BootInfo, host_signals) as u64;
+    let Ok(ptr) = ram.get_host_address(GuestAddress(at)) else {
+        return false;
+    };
+    if ptr as usize % 8 != 0 {
+        return false;
+    }
+    // SAFETY: an aligned u64 of guest RAM, mapped for the VM's life; the
+    // guest only swaps it atomically.
+    unsafe { std::sync::atomic::AtomicU64::from_ptr(ptr.cast::<u64>()) }
+        .fetch_or(1 << (sig - 1), std::sync::atomic::Ordering::AcqRel);
+    prog.kick(0);
+    true
+}
+
 /// The program to run: `--` and what follows, and `--env`.
 pub struct Spec {
     pub argv: Vec<Vec<u8>>,

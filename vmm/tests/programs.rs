@@ -303,6 +303,50 @@ fn a_go_program_matches_the_host() {
     );
 }
 
+/// Ctrl-C at lego-vmm's terminal, or a kill: the program gets the signal
+/// (its handler runs, or it dies of it), as a foreground job would.
+#[test]
+fn signals_sent_to_lego_vmm_reach_the_program() {
+    use std::io::BufRead;
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let busybox = which("busybox");
+    let script = "trap 'echo caught INT; exit 5' INT; echo ready; while :; do sleep 0.05; done";
+    for (args, sig, code, said) in [
+        (vec!["sh", "-c", script], libc::SIGINT, 5, "caught INT\n"),
+        (vec!["sleep", "100"], libc::SIGTERM, 128 + libc::SIGTERM, ""),
+        (vec!["sleep", "100"], libc::SIGINT, 128 + libc::SIGINT, ""),
+    ] {
+        let mut child = Command::new(VMM)
+            .args(["--role", "processor", "--peer", &rack.peer, "--"])
+            .arg(&busybox)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lego-vmm");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        if args[0] == "sh" {
+            out.read_line(&mut first).expect("a line");
+            assert_eq!(first, "ready\n");
+        } else {
+            // sleep says nothing: give it time to start.
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).expect("stdout");
+        let status = child.wait().expect("wait");
+        assert_eq!(rest, said, "{args:?}");
+        assert_eq!(status.code(), Some(code), "{args:?} after signal {sig}");
+    }
+}
+
 #[test]
 fn sysconf_counts_the_processors_vcpus() {
     if !kvm_available() || !have(&["gcc", "musl-gcc"]) {

@@ -239,6 +239,8 @@ pub struct Kernel {
     pub clock: pmon::vdso::Clock,
     /// The vDSO's page, mapped into every process (empty: none).
     pub vdso: Vec<u8>,
+    /// The address of [`BootInfo::host_signals`].
+    host_signals: usize,
 }
 
 pub static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -329,6 +331,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
             boot.realtime_ns,
         ),
         vdso: vdso::image(),
+        host_signals: core::ptr::addr_of!(boot.host_signals) as usize,
     };
     k.cpus[0].views = Some(views);
     let host::FirstProgram {
@@ -593,6 +596,7 @@ impl Kernel {
 
     /// Wakes threads whose deadline passed; SIGALRM for expired alarms.
     fn expire_timers(&mut self) {
+        self.take_host_signals();
         let now = self.now_ns();
         let rung: Vec<Pid> = self
             .procs

@@ -24,6 +24,32 @@ pub fn killed(sig: u32, core: bool) -> i32 {
 
 impl Kernel {
     /// Queues `info` for process `pid` and wakes a thread that can take it.
+    /// Signals lego-vmm received (Ctrl-C at its terminal, a kill): each
+    /// goes to the program's foreground process group, the first
+    /// process's, as a terminal sends them to its foreground job.
+    pub fn take_host_signals(&mut self) {
+        let word = self.host_signals as *mut u64;
+        // SAFETY: the word is in the boot information, which stays mapped
+        // for the guest's life; the VMM only sets bits in it atomically.
+        let pending = unsafe { core::sync::atomic::AtomicU64::from_ptr(word) }
+            .swap(0, core::sync::atomic::Ordering::AcqRel);
+        if pending == 0 {
+            return;
+        }
+        let group = self.procs.get(&self.init).map_or(self.init, |p| p.pgid);
+        let members: Vec<Pid> = self
+            .procs
+            .values()
+            .filter(|p| p.pgid == group && p.life == Life::Alive)
+            .map(|p| p.pid)
+            .collect();
+        for sig in (1..=64u32).filter(|s| pending & (1 << (s - 1)) != 0) {
+            for &pid in &members {
+                self.signal_process(pid, SigInfo::user(sig, SI_USER, 0));
+            }
+        }
+    }
+
     pub fn signal_process(&mut self, pid: Pid, info: SigInfo) {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
