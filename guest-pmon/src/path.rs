@@ -70,6 +70,11 @@ pub enum Name {
     /// /proc/meminfo: the home memory component's memory
     /// ([`crate::procfs::meminfo`]).
     MemInfo,
+    /// /proc/cpuinfo: the host's, cut to the vCPUs ([`crate::procfs::cpuinfo`]).
+    CpuInfo,
+    /// /proc/mounts, /proc/self/mounts: with /tmp's tmpfs
+    /// ([`crate::procfs::mounts`]).
+    Mounts,
     /// Anything else of a process in /proc: not served (ENOENT).
     Hidden,
     /// The host's file of that name.
@@ -90,6 +95,8 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         | b"/sys/devices/system/cpu/possible"
         | b"/sys/devices/system/cpu/present" => return Name::CpuList,
         b"/proc/meminfo" => return Name::MemInfo,
+        b"/proc/cpuinfo" => return Name::CpuInfo,
+        b"/proc/mounts" => return Name::Mounts,
         _ => {}
     }
     if let Some(n) = path.strip_prefix(b"/dev/fd/") {
@@ -114,6 +121,7 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         None => Name::SelfDir,
         Some(b"exe") => Name::Exe,
         Some(b"maps") => Name::Maps,
+        Some(b"mounts") => Name::Mounts,
         Some(t) => match t.strip_prefix(b"fd/") {
             Some(n) => fd_number(n).map_or(Name::Hidden, Name::Fd),
             None => Name::Hidden,
@@ -161,10 +169,13 @@ mod tests {
         assert_eq!(name(b"/proc/self/smaps", 5), Name::Hidden);
         assert_eq!(name(b"/sys/devices/system/cpu/online", 5), Name::CpuList);
         assert_eq!(name(b"/proc/meminfo", 5), Name::MemInfo);
+        assert_eq!(name(b"/proc/cpuinfo", 5), Name::CpuInfo);
+        assert_eq!(name(b"/proc/self/mounts", 5), Name::Mounts);
+        assert_eq!(name(b"/proc/mounts", 5), Name::Mounts);
         assert_eq!(name(b"/sys/devices/system/cpu/cpu0", 5), Name::Host);
         assert_eq!(name(b"/proc/6/exe", 5), Name::Hidden);
         assert_eq!(name(b"/proc/5", 5), Name::Hidden);
-        assert_eq!(name(b"/proc/cpuinfo", 5), Name::Host);
+        assert_eq!(name(b"/proc/version", 5), Name::Host);
         assert_eq!(name(b"/proc", 5), Name::Host);
         assert_eq!(name(b"/etc/passwd", 5), Name::Host);
         assert_eq!(name(b"/dev/fd/99999999999", 5), Name::Hidden);

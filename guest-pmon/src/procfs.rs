@@ -127,6 +127,49 @@ pub fn meminfo(total: u64, free: u64) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// /proc/cpuinfo as the processor's `cpus` vCPUs see it: the host's
+/// text, keeping the first `cpus` processor blocks (scripts count the
+/// "processor" lines: `make -j$(grep -c ^processor /proc/cpuinfo)`).
+pub fn cpuinfo(host: &[u8], cpus: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut kept = 0;
+    for block in host
+        .split_inclusive(|&c| c == b'\n')
+        .collect::<Vec<_>>()
+        .split(|l| *l == b"\n")
+    {
+        if block.is_empty() {
+            continue;
+        }
+        if kept == cpus {
+            break;
+        }
+        for line in block {
+            out.extend_from_slice(line);
+        }
+        out.push(b'\n');
+        kept += 1;
+    }
+    out
+}
+
+/// /proc/mounts (and /proc/self/mounts): the host's mount table, with
+/// /tmp the processor's tmpfs in place of whatever the host has there.
+pub fn mounts(host: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in host.split_inclusive(|&c| c == b'\n') {
+        if line.split(|&c| c == b' ').nth(1) == Some(b"/tmp") {
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+    if !out.is_empty() && out.last() != Some(&b'\n') {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n");
+    out
+}
+
 /// The text of /sys/devices/system/cpu/{online,possible,present} for
 /// `n` CPUs: `0` or `0-N`.
 pub fn cpu_list(n: u32) -> Vec<u8> {
@@ -215,6 +258,28 @@ mod tests {
         assert_eq!(first, "MemTotal:        1048576 kB");
         assert!(text.contains("\nMemAvailable:     262144 kB\n"));
         assert!(text.contains("\nSwapTotal:             0 kB\n"));
+    }
+
+    #[test]
+    fn cpuinfo_keeps_one_block_per_vcpu() {
+        let host = b"processor\t: 0\nmodel\t: x\n\nprocessor\t: 1\nmodel\t: x\n\nprocessor\t: 2\nmodel\t: x\n\n";
+        let two = cpuinfo(host, 2);
+        let text = core::str::from_utf8(&two).unwrap();
+        assert_eq!(text.matches("processor").count(), 2);
+        assert!(text.starts_with("processor\t: 0\nmodel\t: x\n\nprocessor\t: 1\n"));
+        assert!(text.ends_with("model\t: x\n\n"));
+        assert_eq!(cpuinfo(host, 9).len(), host.len());
+    }
+
+    #[test]
+    fn mounts_show_the_tmpfs_at_tmp() {
+        let host = b"/dev/vda / ext4 rw 0 0\n/dev/vdb /tmp ext4 rw 0 0\nproc /proc proc rw 0 0";
+        let text = mounts(host);
+        let text = core::str::from_utf8(&text).unwrap();
+        assert_eq!(
+            text,
+            "/dev/vda / ext4 rw 0 0\nproc /proc proc rw 0 0\ntmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n"
+        );
     }
 
     #[test]

@@ -373,6 +373,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             debug: links[cpu].take(),
             last_frame: None,
             last_emulation_failure: None,
+            kicked: false,
             mailbox: None,
         };
         let handle = std::thread::Builder::new()

@@ -92,6 +92,9 @@ pub struct VcpuThread {
     pub last_frame: Option<u64>,
     /// Where KVM last failed to emulate (a retry there is not retried again).
     pub last_emulation_failure: Option<u64>,
+    /// The last KVM_RUN ended by a signal (a kick): only then was the vCPU
+    /// possibly blocked on a fault the ExCache gave a verdict for.
+    pub kicked: bool,
     /// Where the ExCache leaves word of a fault this vCPU waits on.
     pub mailbox: Option<Arc<crate::excache::Mailbox>>,
 }
@@ -161,6 +164,8 @@ impl VcpuThread {
                 }
             }
             let exit = self.vcpu.run();
+            self.kicked =
+                matches!(&exit, Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN);
             self.shared.exits.fetch_add(1, Ordering::Relaxed);
             // A process may execute anything: under PVM even `out`, `hlt`
             // and `int n` at user privilege reach the VMM (PVM.md). Only
@@ -260,6 +265,18 @@ impl VcpuThread {
         let verdict = self.mailbox.as_ref()?.take()?;
         Some(match verdict {
             crate::excache::Verdict::Stop(text) => self.fail(text),
+            // The vCPU left KVM for something else (an exit it handled):
+            // it was not blocked on that access, so the verdict is for a
+            // fault already answered (the kernel may report one fault to
+            // userfaultfd twice). Injected now, it would land on whatever
+            // instruction runs, such as the monitor's next hypercall.
+            crate::excache::Verdict::PageFault { va, .. } if !self.kicked => {
+                log::debug!(
+                    "vCPU {}: a stale verdict for {va:#x} dropped (the vCPU was not waiting on it)",
+                    self.cpu
+                );
+                Next::Continue
+            }
             crate::excache::Verdict::PageFault {
                 va,
                 write,

@@ -85,6 +85,28 @@ pub fn stat_path(path: &[u8], follow: bool) -> Result<FileStat, i64> {
     Ok(st.stat)
 }
 
+/// A whole host file read (a /proc file: its size says 0), at most `max`
+/// bytes.
+pub fn slurp(path: &[u8], max: usize) -> Result<Vec<u8>, i64> {
+    let (handle, _) = open_as(path, OPEN_READ)?;
+    let mut out = Vec::new();
+    let mut chunk = alloc::vec![0u8; 64 << 10];
+    while out.len() < max {
+        let n = read(handle, out.len() as u64, &mut chunk);
+        if n < 0 {
+            close(handle);
+            return Err(-n);
+        }
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&chunk[..n as usize]);
+    }
+    close(handle);
+    out.truncate(max);
+    Ok(out)
+}
+
 /// statfs of a host path: Linux's struct statfs, as 15 words.
 pub fn statfs(path: &[u8]) -> Result<[u64; 15], i64> {
     let st = HostStatfs {

@@ -1489,7 +1489,7 @@ impl Kernel {
             }
             Name::Exe => host::stat_path(&self.exe_of(pid), follow)?,
             Name::SelfDir => host::stat_path(b"/proc/self", follow)?,
-            Name::Maps | Name::CpuList | Name::MemInfo => {
+            Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts => {
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
             Name::Hidden => return Err(ENOENT),
@@ -1564,7 +1564,7 @@ impl Kernel {
             Name::Fd(n) => return val(self.dup(pid, n as i64, 0, cloexec)),
             Name::Exe => full = self.exe_of(pid),
             Name::SelfDir | Name::Hidden => return err(ENOENT),
-            Name::Maps | Name::CpuList | Name::MemInfo => {
+            Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts => {
                 if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
                     return err(EACCES);
                 }
@@ -1575,6 +1575,14 @@ impl Kernel {
                     },
                     Name::MemInfo => match self.memory_of(pid) {
                         Ok((total, free)) => pmon::procfs::meminfo(total, free),
+                        Err(e) => return err(e),
+                    },
+                    Name::CpuInfo => match host::slurp(b"/proc/cpuinfo", 1 << 22) {
+                        Ok(text) => pmon::procfs::cpuinfo(&text, self.cpus.len() as u32),
+                        Err(e) => return err(e),
+                    },
+                    Name::Mounts => match host::slurp(b"/proc/mounts", 1 << 22) {
+                        Ok(text) => pmon::procfs::mounts(&text),
                         Err(e) => return err(e),
                     },
                     _ => pmon::procfs::cpu_list(self.cpus.len() as u32),
@@ -1644,8 +1652,14 @@ impl Kernel {
             Name::Hidden => return err(ENOENT),
             Name::Exe => self.exe_of(pid),
             Name::SelfDir => b"/proc/self".to_vec(),
-            Name::Maps | Name::CpuList | Name::MemInfo if mode & X_OK != 0 => return err(EACCES),
-            Name::Maps | Name::CpuList | Name::MemInfo => return Ret::Val(0),
+            Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts
+                if mode & X_OK != 0 =>
+            {
+                return err(EACCES)
+            }
+            Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts => {
+                return Ret::Val(0)
+            }
             Name::Host => full,
         };
         if let Some(ino) = self.tmp_node(&full) {
@@ -1691,7 +1705,9 @@ impl Kernel {
             | Name::Urandom
             | Name::Maps
             | Name::CpuList
-            | Name::MemInfo => return err(EINVAL),
+            | Name::MemInfo
+            | Name::CpuInfo
+            | Name::Mounts => return err(EINVAL),
             Name::Host if self.tmp_node(&full).is_some() => return err(EINVAL),
             Name::Host => match host::readlink(&full) {
                 Ok(t) => t,

@@ -124,8 +124,10 @@ impl Kernel {
         let split = |ns: u64| (ns / 1_000_000_000, ns % 1_000_000_000);
         let ((a, an), (m, mn), (c, cn)) = (split(st.atime), split(st.mtime), split(st.ctime));
         Ok(file_stat_bytes(&lego_proto::program::FileStat {
-            // tmpfs's anonymous device, as Linux numbers the first.
-            dev: 0x1b,
+            // An anonymous device (0:250) the host is unlikely to have
+            // mounted, so tools that match /tmp to its mount by device
+            // (df) find the tmpfs's line.
+            dev: 0xfa,
             ino: st.ino,
             nlink: st.nlink as u64,
             mode: st.mode,
