@@ -44,6 +44,9 @@ pub enum Kind {
     HostDir(u32),
     /// A file or directory of /tmp's tmpfs: its inode.
     Tmp(u64),
+    /// One end of a socketpair(AF_UNIX, SOCK_STREAM): the pipe it
+    /// receives from and the pipe it sends into.
+    Socket(usize, usize),
     /// An epoll instance (the kernel's table of them).
     Epoll(usize),
     /// An eventfd counter.
@@ -72,6 +75,15 @@ pub struct OpenFile {
 unsafe impl Sync for OpenFile {}
 // SAFETY: as above.
 unsafe impl Send for OpenFile {}
+
+/// A status bit of an open socket's flags that no fcntl flag uses: its
+/// sending side was shut down (shutdown SHUT_WR).
+pub const SHUT_WR_FLAG: u32 = 1 << 30;
+
+/// Whether `f` is a socket whose sending side was shut down.
+pub fn shut_for_writing(f: &OpenFile) -> bool {
+    matches!(f.kind, Kind::Socket(..)) && f.flags.get() & SHUT_WR_FLAG != 0
+}
 
 impl OpenFile {
     pub fn new(kind: Kind, flags: u32) -> Arc<OpenFile> {

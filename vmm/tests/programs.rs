@@ -251,6 +251,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("events", "2"),
             // The vDSO's clocks against the system call's.
             ("clocks", "1"),
+            // socketpair: both ways, flags, shutdown, fork.
+            ("sockets", "1"),
             // Threads that never call the kernel share one vCPU and take
             // SIGALRM and exit_group while computing (the VMM's ticks).
             ("spin", "1"),

@@ -621,6 +621,18 @@ impl Kernel {
             }
             Kind::Host(h) | Kind::HostDir(h) => host::close(h),
             Kind::Tmp(ino) => self.tmp.release(ino),
+            Kind::Socket(rx, tx) => {
+                if let Some(p) = self.pipes.get_mut(&rx) {
+                    p.readers = p.readers.saturating_sub(1);
+                }
+                if !pmon::fd::shut_for_writing(&f) {
+                    if let Some(p) = self.pipes.get_mut(&tx) {
+                        p.writers = p.writers.saturating_sub(1);
+                    }
+                }
+                self.pipe_changed(rx);
+                self.pipe_changed(tx);
+            }
             Kind::Epoll(id) => {
                 self.epolls.remove(&id);
             }

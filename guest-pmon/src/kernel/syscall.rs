@@ -26,6 +26,7 @@ use super::*;
 
 mod events;
 mod tmp;
+mod unix;
 
 /// What a system call did.
 pub enum Ret {
@@ -53,7 +54,6 @@ const AT_FDCWD: i64 = -100;
 const AT_EMPTY_PATH: u64 = 0x1000;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const EROFS: Errno = 30;
-const ENOTSOCK: Errno = 88;
 const S_IFCHR: u32 = 0o020000;
 const S_IFIFO: u32 = 0o010000;
 const S_IFREG: u32 = 0o100000;
@@ -269,10 +269,11 @@ impl Kernel {
             nr::TRUNCATE => self.sys_truncate(pid, AT_FDCWD, Some(a[0]), a[1]),
             nr::FTRUNCATE => self.sys_truncate(pid, a[0] as i32 as i64, None, a[1]),
             nr::UTIMENSAT => self.sys_utimensat(pid, a[0] as i32 as i64, a[1], a[2]),
-            // No descriptor is a socket (socket() itself is not
-            // implemented): calls on one say so, as Linux does for a file.
-            // bash, for one, asks getpeername whether stdin is a network
-            // connection, and anything but ENOTSOCK means yes.
+            // Only socketpair's ends are sockets (socket() itself is not
+            // implemented): calls on anything else answer ENOTSOCK, as
+            // Linux does for a file. bash, for one, asks getpeername
+            // whether stdin is a network connection, and anything but
+            // ENOTSOCK means yes.
             nr::CONNECT
             | nr::ACCEPT
             | nr::ACCEPT4
@@ -288,7 +289,8 @@ impl Kernel {
             | nr::GETSOCKNAME
             | nr::GETPEERNAME
             | nr::SETSOCKOPT
-            | nr::GETSOCKOPT => val(self.file(pid, a[0] as i32 as i64).and(Err(ENOTSOCK))),
+            | nr::GETSOCKOPT => self.sys_socket_call(tid, n, a),
+            nr::SOCKETPAIR => self.sys_socketpair(pid, a[0], a[1], a[2], a[3]),
             // Nothing in Lego's file systems waits to be written.
             nr::SYNC => Ret::Val(0),
             nr::SYNCFS => val(self.file(pid, a[0] as i32 as i64).map(|_| 0)),
@@ -761,29 +763,7 @@ impl Kernel {
                 Ok(Some(b))
             }
             Kind::Stdio(_) => Err(EBADF),
-            Kind::PipeRead(id) => {
-                let Some(p) = self.pipes.get_mut(&id) else {
-                    return Ok(Some(Vec::new()));
-                };
-                let mut b = alloc::vec![0u8; len];
-                match p.read(&mut b) {
-                    Io::Done(n) => {
-                        b.truncate(n);
-                        if n > 0 {
-                            self.pipe_changed(id);
-                        }
-                        Ok(Some(b))
-                    }
-                    Io::Wait => {
-                        if f.nonblocking() {
-                            Err(EAGAIN)
-                        } else {
-                            Ok(None)
-                        }
-                    }
-                    Io::Broken => Err(EPIPE),
-                }
-            }
+            Kind::PipeRead(id) | Kind::Socket(id, _) => self.pipe_read(id, len, f.nonblocking()),
             Kind::PipeWrite(_) => Err(EBADF),
             Kind::Host(h) => {
                 let mut b = alloc::vec![0u8; len];
@@ -962,28 +942,12 @@ impl Kernel {
                 Ok(Some(n as usize))
             }
             Kind::Stdio(_) => Err(EBADF),
-            Kind::PipeWrite(id) => {
-                let Some(p) = self.pipes.get_mut(&id) else {
-                    return Err(EPIPE);
-                };
-                match p.write(data) {
-                    Io::Done(n) => {
-                        self.pipe_changed(id);
-                        Ok(Some(n))
-                    }
-                    Io::Wait => {
-                        if f.nonblocking() {
-                            Err(EAGAIN)
-                        } else {
-                            Ok(None)
-                        }
-                    }
-                    Io::Broken => {
-                        self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
-                        Err(EPIPE)
-                    }
-                }
+            Kind::PipeWrite(id) => self.pipe_write(tid, id, data, f.nonblocking()),
+            Kind::Socket(..) if pmon::fd::shut_for_writing(f) => {
+                self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
+                Err(EPIPE)
             }
+            Kind::Socket(_, id) => self.pipe_write(tid, id, data, f.nonblocking()),
             Kind::PipeRead(_) => Err(EBADF),
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
             Kind::Tmp(ino) => self.tmp_write(f, ino, data).map(Some),
@@ -992,8 +956,62 @@ impl Kernel {
         }
     }
 
-    fn wait_of(f: &Arc<OpenFile>) -> Wait {
+    /// A pipe's bytes (a pipe's read end, a socket's receiving pipe);
+    /// Ok(None): wait.
+    fn pipe_read(
+        &mut self,
+        id: usize,
+        len: usize,
+        nonblocking: bool,
+    ) -> Result<Option<Vec<u8>>, Errno> {
+        let Some(p) = self.pipes.get_mut(&id) else {
+            return Ok(Some(Vec::new()));
+        };
+        let mut b = alloc::vec![0u8; len];
+        match p.read(&mut b) {
+            Io::Done(n) => {
+                b.truncate(n);
+                if n > 0 {
+                    self.pipe_changed(id);
+                }
+                Ok(Some(b))
+            }
+            Io::Wait if nonblocking => Err(EAGAIN),
+            Io::Wait => Ok(None),
+            Io::Broken => Err(EPIPE),
+        }
+    }
+
+    /// Bytes into a pipe (a pipe's write end, a socket's sending pipe);
+    /// Ok(None): wait. No reader left: SIGPIPE and EPIPE.
+    fn pipe_write(
+        &mut self,
+        tid: Tid,
+        id: usize,
+        data: &[u8],
+        nonblocking: bool,
+    ) -> Result<Option<usize>, Errno> {
+        let Some(p) = self.pipes.get_mut(&id) else {
+            return Err(EPIPE);
+        };
+        match p.write(data) {
+            Io::Done(n) => {
+                self.pipe_changed(id);
+                Ok(Some(n))
+            }
+            Io::Wait if nonblocking => Err(EAGAIN),
+            Io::Wait => Ok(None),
+            Io::Broken => {
+                self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
+                Err(EPIPE)
+            }
+        }
+    }
+
+    /// What a thread that must wait to read (or write) `f` waits for.
+    fn wait_of(f: &Arc<OpenFile>, write: bool) -> Wait {
         match f.kind {
+            Kind::Socket(rx, tx) => Wait::Pipe(if write { tx } else { rx }),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => Wait::Pipe(id),
             Kind::EventFd(id) => Wait::EventFd(id),
             _ => Wait::Stdin,
@@ -1012,7 +1030,7 @@ impl Kernel {
                 back.append(&mut self.stdin_back);
                 self.stdin_back = back;
             }
-            Kind::PipeRead(id) => {
+            Kind::PipeRead(id) | Kind::Socket(id, _) => {
                 if let Some(p) = self.pipes.get_mut(&id) {
                     p.unread(data);
                 }
@@ -1095,7 +1113,7 @@ impl Kernel {
         let data = match self.read_file(f, total) {
             Ok(Some(d)) => d,
             Ok(None) => {
-                self.block(tid, Self::wait_of(f), None, None, OnWake::Retry);
+                self.block(tid, Self::wait_of(f, false), None, None, OnWake::Retry);
                 return Ret::Block;
             }
             Err(e) => return err(e),
@@ -1182,6 +1200,8 @@ impl Kernel {
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => host_of(b"/dev"),
             // PIPEFS_MAGIC and ANON_INODE_FS_MAGIC.
             Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(_) => Ok(pseudo(0x5049_5045)),
+            // SOCKFS_MAGIC.
+            Kind::Socket(..) => Ok(pseudo(0x534f_434b)),
             Kind::Epoll(_) | Kind::EventFd(_) => Ok(pseudo(0x0904_1934)),
         }
     }
@@ -1242,7 +1262,7 @@ impl Kernel {
             None => match self.read_file(&input, count) {
                 Ok(Some(d)) => d,
                 Ok(None) => {
-                    self.block(tid, Self::wait_of(&input), None, None, OnWake::Retry);
+                    self.block(tid, Self::wait_of(&input, false), None, None, OnWake::Retry);
                     return Ret::Block;
                 }
                 Err(e) => return err(e),
@@ -1271,7 +1291,7 @@ impl Kernel {
             }
             Ok(None) => {
                 give_back(self, 0);
-                self.block(tid, Self::wait_of(&out), None, None, OnWake::Retry);
+                self.block(tid, Self::wait_of(&out, true), None, None, OnWake::Retry);
                 Ret::Block
             }
             Err(e) => {
@@ -1299,7 +1319,7 @@ impl Kernel {
         match self.write_file(tid, f, &data) {
             Ok(Some(n)) => Ret::Val(n as i64),
             Ok(None) => {
-                self.block(tid, Self::wait_of(f), None, None, OnWake::Retry);
+                self.block(tid, Self::wait_of(f, true), None, None, OnWake::Retry);
                 Ret::Block
             }
             Err(e) => err(e),
@@ -1332,7 +1352,7 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, arg, &buf).map(|_| 0)))
             }
             (TIOCGPGRP, Kind::Stdio(_)) => err(ENOTTY),
-            (FIONREAD, Kind::PipeRead(id)) => {
+            (FIONREAD, Kind::PipeRead(id) | Kind::Socket(id, _)) => {
                 let n = self.pipes.get(&id).map_or(0, |p| p.len()) as u32;
                 val(self
                     .space_mut(pid)
@@ -1369,6 +1389,7 @@ impl Kernel {
             Kind::PipeRead(id) | Kind::PipeWrite(id) => {
                 (S_IFIFO | 0o600, 0, 0, 0x1000 + id as u64, 0xc, 4096)
             }
+            Kind::Socket(id, _) => (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096),
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
@@ -1451,6 +1472,7 @@ impl Kernel {
         match f.kind {
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated | Kind::Tmp(_) => f.path.clone(),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
+            Kind::Socket(id, _) => alloc::format!("socket:[{id}]").into_bytes(),
             Kind::DevNull => b"/dev/null".to_vec(),
             Kind::DevZero => b"/dev/zero".to_vec(),
             Kind::DevUrandom => b"/dev/urandom".to_vec(),
@@ -1829,6 +1851,17 @@ impl Kernel {
                 (n != -lego_proto::program::EAGAIN, false, false)
             }
             Kind::Stdio(_) => (false, true, false),
+            Kind::Socket(rx, tx) => {
+                let (r, hup) = match self.pipes.get(&rx) {
+                    Some(p) => (p.readable(), p.writers == 0),
+                    None => (true, true),
+                };
+                let w = self
+                    .pipes
+                    .get(&tx)
+                    .is_none_or(|p| p.writable() || p.readers == 0);
+                (r || hup, w, hup)
+            }
             Kind::EventFd(id) => match self.eventfds.get(&id) {
                 Some(e) => (e.readable(), e.writable(), false),
                 None => (false, false, true),

@@ -173,6 +173,10 @@ impl Kernel {
             Kind::PipeRead(id) | Kind::PipeWrite(id) => {
                 self.pipe_generation.get(&id).copied().unwrap_or(0)
             }
+            Kind::Socket(rx, tx) => {
+                let g = |id| self.pipe_generation.get(&id).copied().unwrap_or(0);
+                g(rx).wrapping_add(g(tx))
+            }
             Kind::EventFd(id) => self.eventfds.get(&id).map_or(0, |e| e.generation),
             // Not tracked: every look is news (edge-triggered acts as
             // level-triggered).
