@@ -253,6 +253,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("clocks", "1"),
             // socketpair: both ways, flags, shutdown, fork.
             ("sockets", "1"),
+            // prctl: names, dumpable, no_new_privs, the parent-death signal.
+            ("prctl", "2"),
             // Threads that never call the kernel share one vCPU and take
             // SIGALRM and exit_group while computing (the VMM's ticks).
             ("spin", "1"),

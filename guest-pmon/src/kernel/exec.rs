@@ -143,6 +143,9 @@ impl Kernel {
                 cycles: 0,
                 child_cycles: 0,
                 alarm: None,
+                pdeath_signal: 0,
+                dumpable: true,
+                no_new_privs: false,
             },
         );
         self.threads.insert(
@@ -163,6 +166,7 @@ impl Kernel {
                 saved_mask: None,
                 yielded: false,
                 retrying: false,
+                name: [0; 16],
                 wait_deadline: None,
             },
         );
@@ -472,6 +476,10 @@ impl Kernel {
             }
             None => return Err(ESRCH),
         };
+        // Its name is the new program's again, as Linux's comm.
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.name = [0; 16];
+        }
         for f in closed {
             self.release_file(f);
         }

@@ -143,6 +143,8 @@ pub struct Thread {
     pub retrying: bool,
     /// The deadline of the poll-like call it waits in, as first computed.
     pub wait_deadline: Option<Option<u64>>,
+    /// Its name (prctl PR_SET_NAME), NUL-padded; empty: the program's.
+    pub name: [u8; 16],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +183,12 @@ pub struct Process {
     /// ITIMER_REAL (alarm, setitimer): next expiry and period, in ns since
     /// boot. Kept across execve, not given to a fork child (as in Linux).
     pub alarm: Option<(u64, u64)>,
+    /// prctl: the signal it gets when its parent ends (0: none; not
+    /// given to a fork child), whether it is dumpable, and no_new_privs
+    /// (inherited, never unset).
+    pub pdeath_signal: u32,
+    pub dumpable: bool,
+    pub no_new_privs: bool,
 }
 
 /// An address space and how many processes share it (vfork).

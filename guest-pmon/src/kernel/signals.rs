@@ -519,12 +519,20 @@ impl Kernel {
         if pid == self.init {
             self.program_over(status, fatal, fault_rip, &exe, bias);
         }
-        // Orphans go to the first process.
+        // Orphans go to the first process; those that asked for it
+        // (prctl PR_SET_PDEATHSIG) get their signal.
         let init = self.init;
+        let mut bereaved = Vec::new();
         for c in self.procs.values_mut() {
             if c.ppid == pid {
                 c.ppid = init;
+                if c.pdeath_signal != 0 && c.life == Life::Alive {
+                    bereaved.push((c.pid, c.pdeath_signal));
+                }
             }
+        }
+        for (child, sig) in bereaved {
+            self.signal_process(child, SigInfo::user(sig, SI_USER, pid));
         }
         // The parent learns: SIGCHLD and a wake of its waits, or, when it
         // does not want zombies, nothing left behind.

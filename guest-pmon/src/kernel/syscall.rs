@@ -450,7 +450,7 @@ impl Kernel {
                     .space_mut(pid)
                     .and_then(|s| uaccess::write(s, a[0], &buf).map(|_| len as i64)))
             }
-            nr::PRCTL => self.sys_prctl(pid, a[0], a[1]),
+            nr::PRCTL => self.sys_prctl(tid, a),
             nr::PERSONALITY => Ret::Val(0),
             nr::UMASK => match self.procs.get_mut(&pid) {
                 Some(p) => {
@@ -2445,21 +2445,66 @@ impl Kernel {
         Ret::Val(0)
     }
 
-    fn sys_prctl(&mut self, pid: Pid, option: u64, arg: u64) -> Ret {
+    /// prctl: the options programs use on their own process and thread.
+    fn sys_prctl(&mut self, tid: Tid, a: [u64; 6]) -> Ret {
+        const PR_SET_PDEATHSIG: u64 = 1;
+        const PR_GET_PDEATHSIG: u64 = 2;
+        const PR_GET_DUMPABLE: u64 = 3;
+        const PR_SET_DUMPABLE: u64 = 4;
         const PR_SET_NAME: u64 = 15;
         const PR_GET_NAME: u64 = 16;
+        const PR_SET_NO_NEW_PRIVS: u64 = 38;
+        const PR_GET_NO_NEW_PRIVS: u64 = 39;
+        let pid = self.pid_of(tid);
+        let (option, arg) = (a[0], a[1]);
         match option {
-            PR_SET_NAME => Ret::Val(0),
+            PR_SET_PDEATHSIG if arg <= 64 => val(self
+                .proc_mut(pid)
+                .map(|p| p.pdeath_signal = arg as u32)
+                .map(|_| 0)),
+            PR_GET_PDEATHSIG => {
+                let sig = self.procs.get(&pid).map_or(0, |p| p.pdeath_signal);
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u32(s, arg, sig).map(|_| 0)))
+            }
+            PR_GET_DUMPABLE => Ret::Val(self.procs.get(&pid).is_some_and(|p| p.dumpable) as i64),
+            PR_SET_DUMPABLE if arg <= 1 => {
+                val(self.proc_mut(pid).map(|p| p.dumpable = arg == 1).map(|_| 0))
+            }
+            PR_SET_NO_NEW_PRIVS if arg == 1 && a[2..5] == [0, 0, 0] => {
+                val(self.proc_mut(pid).map(|p| p.no_new_privs = true).map(|_| 0))
+            }
+            PR_GET_NO_NEW_PRIVS => {
+                Ret::Val(self.procs.get(&pid).is_some_and(|p| p.no_new_privs) as i64)
+            }
+            PR_SET_NAME => {
+                let name = match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_cstr(s, arg, 15))
+                {
+                    Ok(n) => n,
+                    Err(e) => return err(e),
+                };
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.name = [0; 16];
+                    t.name[..name.len()].copy_from_slice(&name);
+                }
+                Ret::Val(0)
+            }
             PR_GET_NAME => {
-                let mut name = [0u8; 16];
-                let exe = self
-                    .procs
-                    .get(&pid)
-                    .map(|p| p.exe.clone())
-                    .unwrap_or_default();
-                let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
-                let n = base.len().min(15);
-                name[..n].copy_from_slice(&base[..n]);
+                let mut name = self.threads.get(&tid).map_or([0; 16], |t| t.name);
+                if name[0] == 0 {
+                    // Never named: the program's file name, as Linux's comm.
+                    let exe = self
+                        .procs
+                        .get(&pid)
+                        .map(|p| p.exe.clone())
+                        .unwrap_or_default();
+                    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+                    let n = base.len().min(15);
+                    name[..n].copy_from_slice(&base[..n]);
+                }
                 val(self
                     .space_mut(pid)
                     .and_then(|s| uaccess::write(s, arg, &name).map(|_| 0)))
@@ -2729,6 +2774,7 @@ impl Kernel {
                 parent.pgid,
                 parent.sid,
             );
+            let (dumpable, no_new_privs) = (parent.dumpable, parent.no_new_privs);
             let space = if flags & CLONE_VM != 0 {
                 if let Some(e) = self.spaces.get_mut(&space) {
                     e.users += 1;
@@ -2768,6 +2814,9 @@ impl Kernel {
                     cycles: 0,
                     child_cycles: 0,
                     alarm: None,
+                    pdeath_signal: 0,
+                    dumpable,
+                    no_new_privs,
                 },
             );
             new
@@ -2799,6 +2848,7 @@ impl Kernel {
                 saved_mask: None,
                 yielded: false,
                 retrying: false,
+                name: [0; 16],
                 wait_deadline: None,
             },
         );

@@ -1,0 +1,46 @@
+/* prctl as programs use it: the thread's name, dumpable, no_new_privs,
+ * and the parent-death signal a grandchild asks for when its parent ends. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile int got;
+static void h(int s) { got = s; }
+int main(void) {
+    char name[16] = {0};
+    prctl(PR_GET_NAME, name);
+    printf("name: %s\n", name);
+    prctl(PR_SET_NAME, "worker-1");
+    prctl(PR_GET_NAME, name);
+    printf("renamed: %s\n", name);
+    printf("dumpable: %d\n", prctl(PR_GET_DUMPABLE));
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    printf("no_new_privs: %d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+    int p[2];
+    pipe(p);
+    pid_t mid = fork();
+    if (mid == 0) {
+        pid_t leaf = fork();
+        if (leaf == 0) {
+            signal(SIGUSR1, h);
+            prctl(PR_SET_PDEATHSIG, SIGUSR1);
+            int s = 0;
+            prctl(PR_GET_PDEATHSIG, &s);
+            write(p[1], "r", 1);
+            while (!got) usleep(1000);
+            dprintf(p[1], "leaf got signal %d (pdeathsig %d)\n", got, s);
+            _exit(0);
+        }
+        char c;
+        read(p[0], &c, 1);
+        _exit(0);
+    }
+    waitpid(mid, NULL, 0);
+    char buf[64] = {0};
+    close(p[1]);
+    int n = read(p[0], buf, sizeof buf - 1);
+    printf("%.*s", n, buf);
+    return 0;
+}
