@@ -661,9 +661,23 @@ impl Kernel {
         let cloexec = flags & O_CLOEXEC as u64 != 0;
         let r = OpenFile::new(Kind::PipeRead(id), O_RDONLY | nb);
         let w = OpenFile::new(Kind::PipeWrite(id), O_WRONLY | nb);
+        self.install_pair(pid, [r, w], cloexec, fds_ptr, &[id])
+    }
+
+    /// Installs two new open files as the lowest free descriptors and
+    /// writes their numbers (two ints) at `out`; on failure nothing is
+    /// left: the descriptors are closed and the `pipes` made for them go.
+    fn install_pair(
+        &mut self,
+        pid: Pid,
+        [first, second]: [Arc<OpenFile>; 2],
+        cloexec: bool,
+        out: u64,
+        pipes: &[usize],
+    ) -> Ret {
         let installed = self.proc_mut(pid).and_then(|p| {
-            let a = p.fds.install(r, cloexec, 0)?;
-            match p.fds.install(w, cloexec, 0) {
+            let a = p.fds.install(first, cloexec, 0)?;
+            match p.fds.install(second, cloexec, 0) {
                 Ok(b) => Ok((a, b)),
                 Err(e) => {
                     let _ = p.fds.close(a);
@@ -674,16 +688,18 @@ impl Kernel {
         let (a, b) = match installed {
             Ok(v) => v,
             Err(e) => {
-                self.pipes.remove(&id);
+                for id in pipes {
+                    self.pipes.remove(id);
+                }
                 return err(e);
             }
         };
-        let mut out = [0u8; 8];
-        out[..4].copy_from_slice(&(a as i32).to_le_bytes());
-        out[4..].copy_from_slice(&(b as i32).to_le_bytes());
+        let mut fds = [0u8; 8];
+        fds[..4].copy_from_slice(&(a as i32).to_le_bytes());
+        fds[4..].copy_from_slice(&(b as i32).to_le_bytes());
         match self
             .space_mut(pid)
-            .and_then(|s| uaccess::write(s, fds_ptr, &out))
+            .and_then(|s| uaccess::write(s, out, &fds))
         {
             Ok(()) => Ret::Val(0),
             Err(e) => {

@@ -68,42 +68,7 @@ impl Kernel {
         let cloexec = ty & SOCK_CLOEXEC != 0;
         let one = OpenFile::new(Kind::Socket(b, a), O_RDWR | nb);
         let two = OpenFile::new(Kind::Socket(a, b), O_RDWR | nb);
-        let installed = self.proc_mut(pid).and_then(|p| {
-            let x = p.fds.install(one.clone(), cloexec, 0)?;
-            match p.fds.install(two.clone(), cloexec, 0) {
-                Ok(y) => Ok((x, y)),
-                Err(e) => {
-                    let _ = p.fds.close(x);
-                    Err(e)
-                }
-            }
-        });
-        let (x, y) = match installed {
-            Ok(v) => v,
-            Err(e) => {
-                drop((one, two));
-                self.pipes.remove(&a);
-                self.pipes.remove(&b);
-                return err(e);
-            }
-        };
-        let mut fds = [0u8; 8];
-        fds[..4].copy_from_slice(&(x as i32).to_le_bytes());
-        fds[4..].copy_from_slice(&(y as i32).to_le_bytes());
-        match self
-            .space_mut(pid)
-            .and_then(|s| uaccess::write(s, sv, &fds))
-        {
-            Ok(()) => Ret::Val(0),
-            Err(e) => {
-                for fd in [x, y] {
-                    if let Ok(f) = self.proc_mut(pid).and_then(|p| p.fds.close(fd)) {
-                        self.release_file(f);
-                    }
-                }
-                err(e)
-            }
-        }
+        self.install_pair(pid, [one, two], cloexec, sv, &[a, b])
     }
 
     /// The calls on a socket descriptor: served for socketpair ends,
