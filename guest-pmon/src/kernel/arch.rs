@@ -344,16 +344,6 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
             frame.gprs[0] = (-14i64) as u64;
             return;
         }
-        // A refusal the VMM delivered (its own error-code bit) for a
-        // process address, met where the monitor does not touch process
-        // memory: it belongs to an access already answered; the monitor
-        // goes on.
-        let cr2 = lego_image::cpu::read_cr2();
-        if frame.error_code & lego_proto::process::PF_REFUSED as u64 != 0
-            && cr2 < lego_proto::boot::UPPER_HALF
-        {
-            return;
-        }
     }
     let report = lego_proto::hypercall::FaultReport::from_frame(
         frame,
