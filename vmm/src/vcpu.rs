@@ -338,6 +338,10 @@ impl VcpuThread {
 
     fn inject_exception(&mut self, nr: u8, error_code: Option<u32>) -> Result<(), String> {
         let mut events = self.vcpu.get_vcpu_events().map_err(|e| e.to_string())?;
+        // A tick injected before this exit and not yet delivered would be
+        // delivered together with it, mixed (PVM gave vector 32 the
+        // exception's error code); the next tick comes anyway.
+        events.interrupt.injected = 0;
         events.exception.injected = 1;
         events.exception.nr = nr;
         events.exception.has_error_code = u8::from(error_code.is_some());
@@ -365,6 +369,8 @@ impl VcpuThread {
         sregs.cr2 = va;
         self.vcpu.set_sregs(&sregs).map_err(|e| e.to_string())?;
         let mut events = self.vcpu.get_vcpu_events().map_err(|e| e.to_string())?;
+        // As in inject_exception: no undelivered tick along with it.
+        events.interrupt.injected = 0;
         events.exception.injected = 1;
         events.exception.nr = 14;
         events.exception.has_error_code = 1;

@@ -344,6 +344,20 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
             frame.gprs[0] = (-14i64) as u64;
             return;
         }
+        // A refusal the VMM delivered (its own error-code bit) for a
+        // process address, met in monitor code that is no copy from
+        // process memory: that code cannot have made the access, so the
+        // verdict is a late duplicate (a fault the kernel reported twice to
+        // the ExCache, after a tick re-ran the faulting instruction).
+        // Resuming the monitor there is safe: the instruction did not
+        // touch the page.
+        let cr2 = lego_image::cpu::read_cr2();
+        if frame.error_code & lego_proto::process::PF_REFUSED as u64 != 0
+            && cr2 < lego_proto::boot::UPPER_HALF
+            && frame.rip >= lego_proto::boot::UPPER_HALF
+        {
+            return;
+        }
     }
     let report = lego_proto::hypercall::FaultReport::from_frame(
         frame,
