@@ -788,252 +788,17 @@ impl VcpuThread {
         self.fail(text)
     }
 
-    /// Reads a hypercall argument struct from guest RAM, bounds-checked.
+    /// The hypercall arguments in guest RAM.
+    fn args(&self) -> crate::guest_args::GuestArgs<'_> {
+        crate::guest_args::GuestArgs(&self.shared.ram)
+    }
+
     fn read_arg<T: FromBytes>(&self, what: &str, addr: u32) -> Result<T, String> {
-        let mut buf = vec![0u8; std::mem::size_of::<T>()];
-        self.shared
-            .ram
-            .read_slice(&mut buf, GuestAddress(addr as u64))
-            .map_err(|_| format!("passed a {what} argument at {addr:#x}, outside guest RAM"))?;
-        T::read_from_bytes(&buf).map_err(|_| format!("passed a malformed {what} argument"))
+        self.args().read_arg(what, addr)
     }
 
-    /// Reads `len` bytes of guest memory, at most `max`.
-    fn read_bytes(&self, what: &str, addr: u64, len: u64, max: u64) -> Result<Vec<u8>, String> {
-        if len > max {
-            return Err(format!(
-                "passed a {what} of {len} bytes; the limit is {max}"
-            ));
-        }
-        let mut buf = vec![0u8; len as usize];
-        self.shared
-            .ram
-            .read_slice(&mut buf, GuestAddress(addr))
-            .map_err(|_| format!("passed a {what} at {addr:#x}+{len}, outside guest RAM"))?;
-        Ok(buf)
-    }
-
-    fn write_bytes(&self, what: &str, addr: u64, bytes: &[u8]) -> Result<(), String> {
-        self.shared
-            .ram
-            .write_slice(bytes, GuestAddress(addr))
-            .map_err(|_| {
-                format!(
-                    "passed a {what} at {addr:#x}+{}, outside guest RAM",
-                    bytes.len()
-                )
-            })
-    }
-
-    fn write_arg<T: zerocopy::IntoBytes + zerocopy::Immutable>(
-        &self,
-        what: &str,
-        addr: u32,
-        value: &T,
-    ) -> Result<(), String> {
-        self.write_bytes(what, addr as u64, value.as_bytes())
-    }
-
-    /// The hypercalls of a processor running a user's program
-    /// (`lego_proto::program`).
-    fn program_call(&mut self, port: u16, value: u32) -> Result<Next, String> {
-        use lego_proto::program::*;
-        let Some(prog) = self.shared.program.clone() else {
-            return Err("made a program hypercall, but this processor runs no program".into());
-        };
-        const MAX_IO: u64 = 1 << 20;
-        match port {
-            PORT_PROGRAM_ARGS => {
-                let a: ProgramArgs = self.read_arg("program arguments", value)?;
-                let a = prog.args(a, |gpa, bytes| {
-                    self.write_bytes("argument buffer", gpa, bytes)
-                })?;
-                self.write_arg("program arguments", value, &a)?;
-            }
-            PORT_HOST_OPEN => {
-                let mut o: HostOpen = self.read_arg("host open", value)?;
-                let path = self.read_bytes("path", o.path, o.path_len, 4096)?;
-                (o.handle, o.errno, o.stat) = prog.open(&path, o.flags);
-                o.size = o.stat.size;
-                self.write_arg("host open", value, &o)?;
-            }
-            PORT_HOST_STAT => {
-                let mut st: HostStat = self.read_arg("host stat", value)?;
-                let path = self.read_bytes("path", st.path, st.path_len, 4096)?;
-                match prog.stat(&path, st.follow != 0) {
-                    Ok(s) => {
-                        st.stat = s;
-                        st.errno = 0;
-                    }
-                    Err(e) => st.errno = e,
-                }
-                self.write_arg("host stat", value, &st)?;
-            }
-            PORT_HOST_READDIR => {
-                let mut r: HostReaddir = self.read_arg("host readdir", value)?;
-                r.result = match prog.readdir(r.handle, r.offset, r.len.min(MAX_IO) as usize) {
-                    Ok((bytes, next)) => {
-                        self.write_bytes("directory buffer", r.buf, &bytes)?;
-                        r.offset = next;
-                        bytes.len() as i64
-                    }
-                    Err(e) => e,
-                };
-                self.write_arg("host readdir", value, &r)?;
-            }
-            PORT_HOST_STATFS => {
-                let mut st: HostStatfs = self.read_arg("host statfs", value)?;
-                let path = self.read_bytes("path", st.path, st.path_len, 4096)?;
-                match prog.statfs(&path) {
-                    Ok(words) => {
-                        st.statfs = words;
-                        st.errno = 0;
-                    }
-                    Err(e) => st.errno = e,
-                }
-                self.write_arg("host statfs", value, &st)?;
-            }
-            PORT_HOST_READLINK => {
-                let mut r: HostReadlink = self.read_arg("host readlink", value)?;
-                let path = self.read_bytes("path", r.path, r.path_len, 4096)?;
-                r.result = match prog.readlink(&path) {
-                    Ok(target) => {
-                        let n = target.len().min(r.len as usize);
-                        self.write_bytes("link buffer", r.buf, &target[..n])?;
-                        n as i64
-                    }
-                    Err(e) => e,
-                };
-                self.write_arg("host readlink", value, &r)?;
-            }
-            PORT_HOST_READ => {
-                let mut r: HostRead = self.read_arg("host read", value)?;
-                let len = r.len.min(MAX_IO) as usize;
-                r.result = match prog.read(r.handle, r.offset, len) {
-                    Ok(bytes) => {
-                        self.write_bytes("read buffer", r.buf, &bytes)?;
-                        bytes.len() as i64
-                    }
-                    Err(e) => e,
-                };
-                self.write_arg("host read", value, &r)?;
-            }
-            PORT_HOST_CLOSE => prog.close(value),
-            PORT_LOAD => {
-                let mut l: Load = self.read_arg("load", value)?;
-                l.result = self.load(&prog, &l);
-                self.write_arg("load", value, &l)?;
-            }
-            PORT_STDIO => {
-                let mut c: StdioCall = self.read_arg("stdio call", value)?;
-                let len = c.len.min(MAX_IO);
-                c.result = match c.op {
-                    STDIO_WRITE => {
-                        let bytes = self.read_bytes("output", c.buf, len, MAX_IO)?;
-                        prog.write(c.fd, &bytes)
-                    }
-                    STDIO_READ if c.fd == 0 => match prog.read_stdin(len as usize) {
-                        Ok(bytes) => {
-                            self.write_bytes("input buffer", c.buf, &bytes)?;
-                            bytes.len() as i64
-                        }
-                        Err(e) => e,
-                    },
-                    STDIO_READ => -EBADF,
-                    STDIO_IOCTL => match prog.ioctl(c.fd, c.arg, len as usize) {
-                        Ok(bytes) => {
-                            self.write_bytes("ioctl buffer", c.buf, &bytes)?;
-                            0
-                        }
-                        Err(e) => e,
-                    },
-                    STDIO_STAT => match prog.stat_stdio(c.fd) {
-                        Ok(st) => {
-                            self.write_bytes(
-                                "stat buffer",
-                                c.buf,
-                                zerocopy::IntoBytes::as_bytes(&st),
-                            )?;
-                            0
-                        }
-                        Err(e) => e,
-                    },
-                    _ => -EINVAL,
-                };
-                self.write_arg("stdio call", value, &c)?;
-            }
-            PORT_PROGRAM_EXIT => {
-                let e: ProgramExit = self.read_arg("program exit", value)?;
-                let path = self.read_bytes("program path", e.path, e.path_len, 4096)?;
-                let missing =
-                    self.read_text("missing-call list", e.missing, e.missing_len, 1 << 16)?;
-                if !missing.is_empty() {
-                    log::info!("system calls the program made that Lego does not implement:");
-                    for line in missing.lines() {
-                        log::info!("  {line}");
-                    }
-                }
-                self.send(Event::ProgramExit(e, path));
-                return Ok(Next::Stop);
-            }
-            PORT_IDLE => {
-                let mut i: Idle = self.read_arg("idle", value)?;
-                i.woke = prog.idle(self.cpu, i);
-                self.write_arg("idle", value, &i)?;
-            }
-            PORT_KICK => prog.kick(value),
-            _ => {
-                return Err(format!(
-                    "used port {port:#x}, which no program hypercall has"
-                ))
-            }
-        }
-        Ok(Next::Continue)
-    }
-
-    /// PORT_LOAD: the file's pages, written to the process's memory
-    /// components. 0 or -errno.
-    fn load(&self, prog: &crate::program::Program, l: &lego_proto::program::Load) -> i64 {
-        use lego_proto::program::{EFAULT, EINVAL, EIO};
-        let Some(cache) = &self.shared.excache else {
-            return -EINVAL;
-        };
-        if l.va % 4096 != 0 || l.filesz > 1 << 32 {
-            return -EINVAL;
-        }
-        let mut pages = Vec::new();
-        let mut done = 0u64;
-        while done < l.filesz {
-            let n = (l.filesz - done).min(4096);
-            let mut page = match prog.read(l.handle, l.offset + done, n as usize) {
-                Ok(b) if b.len() as u64 == n => b,
-                Ok(_) => return -EIO,
-                Err(e) => return e,
-            };
-            page.resize(4096, 0);
-            pages.push((l.va + done, page));
-            done += 4096;
-        }
-        match cache.load(l.slot, &pages) {
-            Ok(()) => 0,
-            Err(e) => {
-                log::warn!("loading a program: {e}");
-                -EFAULT
-            }
-        }
-    }
-
-    /// Reads `len` bytes of guest text (console line, panic message).
     fn read_text(&self, what: &str, addr: u64, len: u64, max: u64) -> Result<String, String> {
-        if len > max {
-            return Err(format!("sent a {what} of {len} bytes; the limit is {max}"));
-        }
-        let mut buf = vec![0u8; len as usize];
-        self.shared
-            .ram
-            .read_slice(&mut buf, GuestAddress(addr))
-            .map_err(|_| format!("sent a {what} at {addr:#x}+{len}, outside guest RAM"))?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
+        self.args().read_text(what, addr, len, max)
     }
 
     fn hypercall(&mut self, port: u16, value: u32, emulated_at_start: Option<u64>) -> Next {
@@ -1119,51 +884,31 @@ impl VcpuThread {
                     .write_obj(status, GuestAddress(value as u64 + 4))
                     .map_err(|_| "passed a vRegion map outside guest RAM".to_owned())?;
             }
-            PORT_MEMORY_CALL => {
-                let mut call: lego_proto::process::MemoryCall =
-                    self.read_arg("memory call", value)?;
-                let room = call.payload_len as usize;
-                call.payload_len = 0;
-                call.reply = match &self.shared.excache {
-                    None => lego_proto::memory::MemReply {
-                        status: lego_proto::memory::BAD_REQUEST,
-                        ..Default::default()
-                    },
-                    Some(c) => match c.memory_call(call.slot, call.request, &[]) {
-                        Ok((head, rest)) => {
-                            if call.payload != 0 && !rest.is_empty() {
-                                let n = rest.len().min(room);
-                                self.shared
-                                    .ram
-                                    .write_slice(&rest[..n], GuestAddress(call.payload))
-                                    .map_err(|_| {
-                                        "passed a memory call's payload buffer outside guest RAM"
-                                            .to_owned()
-                                    })?;
-                                call.payload_len = n as u32;
-                            }
-                            head
-                        }
-                        Err(fault) => {
-                            log::warn!("excache: {fault}");
-                            lego_proto::memory::MemReply {
-                                status: lego_proto::memory::PEER_FAILED,
-                                ..Default::default()
-                            }
-                        }
-                    },
-                };
-                self.shared
-                    .ram
-                    .write_slice(
-                        zerocopy::IntoBytes::as_bytes(&call),
-                        GuestAddress(value as u64),
-                    )
-                    .map_err(|_| "passed a memory call outside guest RAM".to_owned())?;
-            }
+            PORT_MEMORY_CALL => crate::excache::port::memory_call(
+                self.shared.excache.as_deref(),
+                &self.args(),
+                value,
+            )?,
             port @ lego_proto::program::PORT_PROGRAM_ARGS
                 ..=lego_proto::program::PORT_PROGRAM_LAST => {
-                return self.program_call(port, value);
+                let Some(program) = self.shared.program.as_deref() else {
+                    return Err(
+                        "made a program hypercall, but this processor runs no program".into(),
+                    );
+                };
+                let ports = crate::program_ports::ProgramPorts {
+                    args: self.args(),
+                    program,
+                    excache: self.shared.excache.as_deref(),
+                    cpu: self.cpu,
+                };
+                return Ok(match ports.serve(port, value)? {
+                    crate::program_ports::Served::Continue => Next::Continue,
+                    crate::program_ports::Served::Exit(e, path) => {
+                        self.send(Event::ProgramExit(e, path));
+                        Next::Stop
+                    }
+                });
             }
             PORT_WORKLOAD_DONE => {
                 let r: lego_proto::process::WorkloadReport =

@@ -38,6 +38,7 @@
 
 pub mod client;
 pub mod policy;
+pub mod port;
 pub mod regions;
 pub mod uffd;
 
@@ -252,14 +253,6 @@ pub struct ExCache {
     flushed: Condvar,
     /// The vCPU threads by their thread id, for verdicts.
     vcpus: Mutex<HashMap<u32, Arc<Mailbox>>>,
-    /// Page-fault verdicts given (vCPU thread, page, write) since the
-    /// process's mappings last changed. The kernel may report one access
-    /// twice (a tick took the vCPU out of its fault and it ran the
-    /// instruction again before the first report was answered); the
-    /// second report gets no second verdict, which would land on whatever
-    /// runs by then. A memory call forgets the slot's (the same access
-    /// may be refused again for a new reason).
-    answered: Mutex<std::collections::HashSet<(u32, Key, bool)>>,
     /// Pages fetched after each miss (`--excache-prefetch`).
     prefetch: u32,
 }
@@ -317,7 +310,6 @@ impl ExCache {
             }),
             flushed: Condvar::new(),
             vcpus: Mutex::new(HashMap::new()),
-            answered: Mutex::new(std::collections::HashSet::new()),
             prefetch,
         })
     }
@@ -358,25 +350,6 @@ impl ExCache {
         mailbox
     }
 
-    /// Kicks vCPU thread `tid` out of KVM (to take a pending verdict).
-    fn kick(&self, tid: u32) {
-        let vcpus = self.vcpus.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mailbox) = vcpus.get(&tid) {
-            // SAFETY: a live vCPU thread (they never end before the
-            // process) and the kick signal has a handler.
-            unsafe { libc::pthread_kill(mailbox.thread, crate::debug::KICK_SIGNAL) };
-        }
-    }
-
-    /// Forgets the verdicts given for the process in `slot` (its mappings
-    /// changed).
-    fn forget_answers(&self, slot: u64) {
-        self.answered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|&(_, key, _)| key.0 != slot);
-    }
-
     /// Leaves a verdict for the vCPU thread `tid` and kicks it out of KVM.
     fn deliver(&self, tid: u32, verdict: Verdict) {
         let vcpus = self.vcpus.lock().unwrap_or_else(|p| p.into_inner());
@@ -406,7 +379,6 @@ impl ExCache {
             return Err(format!("slot {slot} is not below {MAX_SLOTS}"));
         }
         self.drain_writebacks().map_err(|e| e.to_string())?;
-        self.forget_answers(s);
         let (gone, vm) = {
             let mut st = self.lock();
             let mut gone = Vec::new();
@@ -605,18 +577,6 @@ impl ExCache {
             let st = self.lock();
             st.processes[key.0 as usize].is_some_and(|p| p.faults_to_guest)
         };
-        if fault.is_segv() && to_guest {
-            let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
-            if !answered.insert((tid, key, write)) {
-                drop(answered);
-                // A second report of an access already answered: the vCPU
-                // left that wait when the verdict's kick came. Kick it
-                // again, in case the verdict still waits for it to leave
-                // KVM (the first kick may have landed outside KVM_RUN).
-                self.kick(tid);
-                return;
-            }
-        }
         let verdict = if fault.is_segv() && to_guest {
             let protection = matches!(
                 fault,
@@ -1106,9 +1066,6 @@ impl ExCache {
                 format!("no process runs in window slot {slot}"),
             ));
         };
-        if !matches!(req.op, OP_MAPS | OP_STATS) {
-            self.forget_answers(s);
-        }
         let range = |addr: u64, len: u64| {
             let start = addr & !(PAGE_U64 - 1);
             (

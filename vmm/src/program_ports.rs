@@ -1,0 +1,209 @@
+//! The hypercalls of a processor running a user's program
+//! (`lego_proto::program`): its arguments and environment, the host files
+//! execve and open read, stdio, statfs, idling and kicks, loading file
+//! pages into a process's memory, and the program's end. A vCPU routes
+//! these ports here; nothing here touches vCPU state.
+
+use crate::guest_args::GuestArgs;
+use crate::program::Program;
+
+/// What a program hypercall asks of the vCPU after it is served.
+pub enum Served {
+    Continue,
+    /// The program is over: its exit and the path of what it ran.
+    Exit(lego_proto::program::ProgramExit, Vec<u8>),
+}
+
+pub struct ProgramPorts<'a> {
+    pub args: GuestArgs<'a>,
+    pub program: &'a Program,
+    pub excache: Option<&'a crate::excache::ExCache>,
+    /// The calling vCPU.
+    pub cpu: u32,
+}
+
+impl ProgramPorts<'_> {
+    /// Serves one of the program hypercalls.
+    pub fn serve(&self, port: u16, value: u32) -> Result<Served, String> {
+        use lego_proto::program::*;
+        let (prog, g) = (self.program, &self.args);
+        const MAX_IO: u64 = 1 << 20;
+        match port {
+            PORT_PROGRAM_ARGS => {
+                let a: ProgramArgs = g.read_arg("program arguments", value)?;
+                let a = prog.args(a, |gpa, bytes| g.write_bytes("argument buffer", gpa, bytes))?;
+                g.write_arg("program arguments", value, &a)?;
+            }
+            PORT_HOST_OPEN => {
+                let mut o: HostOpen = g.read_arg("host open", value)?;
+                let path = g.read_bytes("path", o.path, o.path_len, 4096)?;
+                (o.handle, o.errno, o.stat) = prog.open(&path, o.flags);
+                o.size = o.stat.size;
+                g.write_arg("host open", value, &o)?;
+            }
+            PORT_HOST_STAT => {
+                let mut st: HostStat = g.read_arg("host stat", value)?;
+                let path = g.read_bytes("path", st.path, st.path_len, 4096)?;
+                match prog.stat(&path, st.follow != 0) {
+                    Ok(s) => {
+                        st.stat = s;
+                        st.errno = 0;
+                    }
+                    Err(e) => st.errno = e,
+                }
+                g.write_arg("host stat", value, &st)?;
+            }
+            PORT_HOST_READDIR => {
+                let mut r: HostReaddir = g.read_arg("host readdir", value)?;
+                r.result = match prog.readdir(r.handle, r.offset, r.len.min(MAX_IO) as usize) {
+                    Ok((bytes, next)) => {
+                        g.write_bytes("directory buffer", r.buf, &bytes)?;
+                        r.offset = next;
+                        bytes.len() as i64
+                    }
+                    Err(e) => e,
+                };
+                g.write_arg("host readdir", value, &r)?;
+            }
+            PORT_HOST_STATFS => {
+                let mut st: HostStatfs = g.read_arg("host statfs", value)?;
+                let path = g.read_bytes("path", st.path, st.path_len, 4096)?;
+                match prog.statfs(&path) {
+                    Ok(words) => {
+                        st.statfs = words;
+                        st.errno = 0;
+                    }
+                    Err(e) => st.errno = e,
+                }
+                g.write_arg("host statfs", value, &st)?;
+            }
+            PORT_HOST_READLINK => {
+                let mut r: HostReadlink = g.read_arg("host readlink", value)?;
+                let path = g.read_bytes("path", r.path, r.path_len, 4096)?;
+                r.result = match prog.readlink(&path) {
+                    Ok(target) => {
+                        let n = target.len().min(r.len as usize);
+                        g.write_bytes("link buffer", r.buf, &target[..n])?;
+                        n as i64
+                    }
+                    Err(e) => e,
+                };
+                g.write_arg("host readlink", value, &r)?;
+            }
+            PORT_HOST_READ => {
+                let mut r: HostRead = g.read_arg("host read", value)?;
+                let len = r.len.min(MAX_IO) as usize;
+                r.result = match prog.read(r.handle, r.offset, len) {
+                    Ok(bytes) => {
+                        g.write_bytes("read buffer", r.buf, &bytes)?;
+                        bytes.len() as i64
+                    }
+                    Err(e) => e,
+                };
+                g.write_arg("host read", value, &r)?;
+            }
+            PORT_HOST_CLOSE => prog.close(value),
+            PORT_LOAD => {
+                let mut l: Load = g.read_arg("load", value)?;
+                l.result = self.load(&l);
+                g.write_arg("load", value, &l)?;
+            }
+            PORT_STDIO => {
+                let mut c: StdioCall = g.read_arg("stdio call", value)?;
+                let len = c.len.min(MAX_IO);
+                c.result = match c.op {
+                    STDIO_WRITE => {
+                        let bytes = g.read_bytes("output", c.buf, len, MAX_IO)?;
+                        prog.write(c.fd, &bytes)
+                    }
+                    STDIO_READ if c.fd == 0 => match prog.read_stdin(len as usize) {
+                        Ok(bytes) => {
+                            g.write_bytes("input buffer", c.buf, &bytes)?;
+                            bytes.len() as i64
+                        }
+                        Err(e) => e,
+                    },
+                    STDIO_READ => -EBADF,
+                    STDIO_IOCTL => match prog.ioctl(c.fd, c.arg, len as usize) {
+                        Ok(bytes) => {
+                            g.write_bytes("ioctl buffer", c.buf, &bytes)?;
+                            0
+                        }
+                        Err(e) => e,
+                    },
+                    STDIO_STAT => match prog.stat_stdio(c.fd) {
+                        Ok(st) => {
+                            g.write_bytes(
+                                "stat buffer",
+                                c.buf,
+                                zerocopy::IntoBytes::as_bytes(&st),
+                            )?;
+                            0
+                        }
+                        Err(e) => e,
+                    },
+                    _ => -EINVAL,
+                };
+                g.write_arg("stdio call", value, &c)?;
+            }
+            PORT_PROGRAM_EXIT => {
+                let e: ProgramExit = g.read_arg("program exit", value)?;
+                let path = g.read_bytes("program path", e.path, e.path_len, 4096)?;
+                let missing =
+                    g.read_text("missing-call list", e.missing, e.missing_len, 1 << 16)?;
+                if !missing.is_empty() {
+                    log::info!("system calls the program made that Lego does not implement:");
+                    for line in missing.lines() {
+                        log::info!("  {line}");
+                    }
+                }
+                return Ok(Served::Exit(e, path));
+            }
+            PORT_IDLE => {
+                let mut i: Idle = g.read_arg("idle", value)?;
+                i.woke = prog.idle(self.cpu, i);
+                g.write_arg("idle", value, &i)?;
+            }
+            PORT_KICK => prog.kick(value),
+            _ => {
+                return Err(format!(
+                    "used port {port:#x}, which no program hypercall has"
+                ))
+            }
+        }
+        Ok(Served::Continue)
+    }
+
+    /// PORT_LOAD: the file's pages, written to the process's memory
+    /// components. 0 or -errno.
+    fn load(&self, l: &lego_proto::program::Load) -> i64 {
+        use lego_proto::program::{EFAULT, EINVAL, EIO};
+        let prog = self.program;
+        let Some(cache) = self.excache else {
+            return -EINVAL;
+        };
+        if l.va % 4096 != 0 || l.filesz > 1 << 32 {
+            return -EINVAL;
+        }
+        let mut pages = Vec::new();
+        let mut done = 0u64;
+        while done < l.filesz {
+            let n = (l.filesz - done).min(4096);
+            let mut page = match prog.read(l.handle, l.offset + done, n as usize) {
+                Ok(b) if b.len() as u64 == n => b,
+                Ok(_) => return -EIO,
+                Err(e) => return e,
+            };
+            page.resize(4096, 0);
+            pages.push((l.va + done, page));
+            done += 4096;
+        }
+        match cache.load(l.slot, &pages) {
+            Ok(()) => 0,
+            Err(e) => {
+                log::warn!("loading a program: {e}");
+                -EFAULT
+            }
+        }
+    }
+}
