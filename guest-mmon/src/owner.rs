@@ -54,6 +54,11 @@ pub(crate) fn status(e: MemError) -> u32 {
 }
 
 /// A reply: its head, and a page or other bytes after it.
+/// The status of a reply made by [`reply`].
+fn status_of_reply(out: &[u8]) -> Option<u32> {
+    MemReply::read_from_prefix(out).ok().map(|(h, _)| h.status)
+}
+
 pub fn reply(status: u32, value: u64, tail: Option<&[u8]>) -> Vec<u8> {
     let head = MemReply {
         status,
@@ -191,6 +196,83 @@ impl<S: FrameStore> Owner<S> {
         }
     }
 
+    /// An OP_READ of `len` bytes: the first page as a read, then the pages
+    /// after it in the same VMA and vRegion (at most [`MAX_RUN`]), as peeks.
+    fn read_run(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        write: Option<bool>,
+        peek: bool,
+    ) -> Vec<u8> {
+        let mut out = self.read_page(pid, addr, write, peek);
+        if status_of_reply(&out) != Some(OK) {
+            return out;
+        }
+        let pages = len.div_ceil(crate::PAGE).min(MAX_RUN as u64);
+        let vma_end = self
+            .spaces
+            .get(&pid)
+            .and_then(|s| s.find(addr))
+            .map_or(addr, |v| v.end);
+        let region_end = (vregion(addr) + 1) << VREGION_SHIFT;
+        let end = addr
+            .saturating_add(pages * crate::PAGE)
+            .min(vma_end)
+            .min(region_end);
+        let mut a = (addr & !(crate::PAGE - 1)) + crate::PAGE;
+        let mut page = [0u8; PAGE];
+        while a < end {
+            match self.frames.lookup(pid, a / crate::PAGE) {
+                Some(f) => {
+                    self.store.read(f, &mut page);
+                    out.extend_from_slice(&page);
+                }
+                None => out.extend_from_slice(&[0u8; PAGE]),
+            }
+            a += crate::PAGE;
+        }
+        out
+    }
+
+    /// OP_WRITE_MANY: each page written as an OP_WRITE with `write` would
+    /// be, unless `elsewhere` names another owner of its vRegion. The
+    /// reply carries a status per page.
+    pub fn write_many(
+        &mut self,
+        r: &MemRequest,
+        rest: &[u8],
+        write: Option<bool>,
+        elsewhere: &dyn Fn(u64) -> bool,
+    ) -> Vec<u8> {
+        let n = r.len as usize;
+        if n == 0 || n > MAX_RUN || rest.len() < n * (8 + PAGE) {
+            return reply(BAD_REQUEST, 0, None);
+        }
+        let (addrs, pages) = rest.split_at(n * 8);
+        let mut statuses = Vec::with_capacity(n * 4);
+        let mut written = 0;
+        for i in 0..n {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&addrs[i * 8..i * 8 + 8]);
+            let addr = u64::from_le_bytes(a);
+            let Some(page) = pages[i * PAGE..].first_chunk::<PAGE>() else {
+                return reply(BAD_REQUEST, 0, None);
+            };
+            let status = if elsewhere(addr) {
+                NOT_OWNER
+            } else {
+                self.write_page(r.pid, addr, write, page)
+            };
+            if status == OK {
+                written += 1;
+            }
+            statuses.extend_from_slice(&status.to_le_bytes());
+        }
+        reply(OK, written, Some(&statuses))
+    }
+
     fn write_page(&mut self, pid: Pid, addr: u64, write: Option<bool>, page: &[u8; PAGE]) -> u32 {
         match self.frame_for(pid, addr, write) {
             Ok(f) => {
@@ -246,12 +328,20 @@ impl<S: FrameStore> Owner<S> {
             access(true)
         };
         match r.op {
+            OP_READ if r.len > crate::PAGE => self.read_run(
+                r.pid,
+                r.addr,
+                r.len,
+                access(r.flags & FLAG_FOR_WRITE != 0),
+                r.flags & FLAG_PEEK != 0,
+            ),
             OP_READ => self.read_page(
                 r.pid,
                 r.addr,
                 access(r.flags & FLAG_FOR_WRITE != 0),
                 r.flags & FLAG_PEEK != 0,
             ),
+            OP_WRITE_MANY => self.write_many(r, rest, write_back, &|_| false),
             OP_WRITE => match page {
                 Some(p) => reply(self.write_page(r.pid, r.addr, write_back, p), 0, None),
                 None => reply(BAD_REQUEST, 0, None),

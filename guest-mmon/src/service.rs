@@ -175,6 +175,17 @@ impl<S: FrameStore> Monitor<S> {
                 }
                 self.owner.serve(r, rest)
             }
+            OP_WRITE_MANY if !from_home => {
+                let id = self.id;
+                let elsewhere = |a: u64| {
+                    self.homes
+                        .get(&pid)
+                        .and_then(|h| h.regions.get(&vregion(a)))
+                        .is_some_and(|&o| o != id)
+                };
+                let write = (r.flags & FLAG_WRITEBACK == 0).then_some(true);
+                self.owner.write_many(r, rest, write, &elsewhere)
+            }
             OP_NEW => {
                 if self.homes.contains_key(&pid) || self.owner.knows(pid) {
                     return reply(EEXIST, 0, None);
@@ -1164,5 +1175,52 @@ mod tests {
         let mut wb = write_req(3, 2 << 30, 7);
         wb[36..40].copy_from_slice(&FLAG_WRITEBACK.to_le_bytes());
         assert_eq!(status_value(&solo(&mut m, &wb)).0, EFAULT);
+    }
+
+    /// Runs: one read brings the pages of a run (stopping at the VMA's
+    /// end, peeking: no frame for untouched pages); one OP_WRITE_MANY
+    /// writes pages anywhere, with a status for each.
+    #[test]
+    fn run_reads_and_many_writes() {
+        let mut m = Monitor::new(1, &[], frames(16), 16);
+        solo(&mut m, &req(OP_NEW, 3, 0x40_0000, 0, 0, 0));
+        let rw = PROT_READ | PROT_WRITE;
+        let a = 1u64 << 30;
+        solo(&mut m, &req(OP_MMAP, 3, a, 4 * 4096, rw, FLAG_FIXED));
+        solo(
+            &mut m,
+            &req(OP_MMAP, 3, a + 4 * 4096, 4096, PROT_READ, FLAG_FIXED),
+        );
+        // Pages 1 and 3 written; 0 and 2 never touched; 5 unmapped.
+        let addrs = [a + 4096, a + 3 * 4096, a + 5 * 4096];
+        let mut many = req(OP_WRITE_MANY, 3, 0, addrs.len() as u64, 0, FLAG_WRITEBACK);
+        for x in addrs {
+            many.extend_from_slice(&x.to_le_bytes());
+        }
+        for i in 0..addrs.len() {
+            many.extend_from_slice(&[i as u8 + 1; PAGE]);
+        }
+        let out = solo(&mut m, &many);
+        assert_eq!(status_value(&out), (OK, 2));
+        let statuses: Vec<u32> = out[REPLY_LEN..]
+            .chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(statuses, [OK, OK, EFAULT]);
+        assert_eq!(m.frames().used_by(3), 2);
+        // A run of 8 from page 0 stops at the end of the first VMA.
+        let run = solo(&mut m, &req(OP_READ, 3, a, 8 * 4096, 0, FLAG_PEEK));
+        assert_eq!(status_value(&run), (OK, rw as u64));
+        let pages: Vec<&[u8]> = run[REPLY_LEN..].chunks(PAGE).collect();
+        assert_eq!(pages.len(), 4);
+        for (i, want) in [0u8, 1, 0, 2].into_iter().enumerate() {
+            assert!(pages[i].iter().all(|&b| b == want), "page {i}");
+        }
+        assert_eq!(m.frames().used_by(3), 2, "peeks take no frame");
+        // A short or oversized OP_WRITE_MANY is refused whole.
+        let short = req(OP_WRITE_MANY, 3, 0, 2, 0, FLAG_WRITEBACK);
+        assert_eq!(status_value(&solo(&mut m, &short)).0, BAD_REQUEST);
+        let huge = req(OP_WRITE_MANY, 3, 0, MAX_RUN as u64 + 1, 0, FLAG_WRITEBACK);
+        assert_eq!(status_value(&solo(&mut m, &huge)).0, BAD_REQUEST);
     }
 }

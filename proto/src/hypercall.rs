@@ -61,8 +61,9 @@ pub const PORT_MEMORY_CALL: u16 = 0x60f;
 /// Virtqueue size of both fabric queues.
 pub const FABRIC_QUEUE_SIZE: u16 = 64;
 /// Bytes of each receive buffer, and the largest frame a guest sends:
-/// a frame header and two pages.
-pub const FABRIC_BUFFER: u32 = 32 + 8192;
+/// a frame header and seventeen pages (a run of
+/// [`MAX_RUN`](crate::memory::MAX_RUN) pages and what describes them).
+pub const FABRIC_BUFFER: u32 = 32 + 17 * 4096;
 
 /// [`FabricSetup::status`] values.
 pub const FABRIC_OK: u32 = 0;

@@ -9,6 +9,10 @@ pub const PAGE: usize = 4096;
 
 /// Read the page at `addr` (zero-filled on first touch); `value` is the
 /// protection of its VMA, so a cache knows whether it may be written.
+/// With `len` more than a page (at most [`MAX_RUN`] pages): a run, the
+/// pages from `addr` on that lie in the same VMA and vRegion, read like
+/// [`FLAG_PEEK`] reads after the first (a page never touched is zeros and
+/// takes no frame); the reply carries as many pages as the run holds.
 pub const OP_READ: u32 = 1;
 /// Write back the page at `addr`; the page follows the request.
 pub const OP_WRITE: u32 = 2;
@@ -55,6 +59,14 @@ pub const OP_DISCARD: u32 = 15;
 /// many [`VmaEntry`]s follow the reply (fewer than the most: the last).
 /// For /proc/self/maps.
 pub const OP_MAPS: u32 = 16;
+/// Write back `len` pages (1 to [`MAX_RUN`]), anywhere in the process: the
+/// request is followed by their `len` addresses (u64 each), then the
+/// pages. Each is written as an [`OP_WRITE`] with the request's flags
+/// would be; the reply's `value` is how many were written, and `len`
+/// statuses (u32 each, [`NOT_OWNER`] with no owner id) follow it.
+pub const OP_WRITE_MANY: u32 = 17;
+/// Most pages one run read or one OP_WRITE_MANY carries.
+pub const MAX_RUN: usize = 16;
 
 pub const FLAG_FIXED: u32 = 1;
 pub const FLAG_MAYMOVE: u32 = 2;
@@ -179,3 +191,9 @@ pub const fn vregion(addr: u64) -> u64 {
 pub const REQUEST_LEN: usize = core::mem::size_of::<MemRequest>();
 pub const REPLY_LEN: usize = core::mem::size_of::<MemReply>();
 pub const VMA_ENTRY_LEN: usize = core::mem::size_of::<VmaEntry>();
+
+// The largest page request fits a guest's fabric buffer.
+const _: () = assert!(
+    crate::frame::HEADER_LEN + REQUEST_LEN + MAX_RUN * (8 + PAGE)
+        <= crate::hypercall::FABRIC_BUFFER as usize
+);

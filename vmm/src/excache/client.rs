@@ -58,6 +58,24 @@ pub fn check_reply(dst: u32, reply: CallReply) -> Result<(), PageError> {
     }
 }
 
+/// The per-page statuses of an OP_WRITE_MANY of `n` pages.
+pub fn statuses(dst: u32, reply: CallReply, n: usize) -> Result<Vec<u32>, PageError> {
+    let (head, rest) = parse(dst, reply)?;
+    if head.status != OK {
+        return Err(PageError::Refused {
+            component: dst,
+            status: head.status,
+        });
+    }
+    let bytes = rest
+        .get(..n * 4)
+        .ok_or(PageError::BadReply { component: dst })?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
 /// Shared by the ExCache's handler threads: what it learnt about owners
 /// sits behind its own lock, never held across a round trip.
 pub struct MemoryClient {

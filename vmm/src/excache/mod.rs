@@ -37,6 +37,7 @@
 //! and a miss on it waits for that, so a fetch never overtakes the write.
 
 pub mod client;
+pub mod fresh;
 pub mod policy;
 pub mod port;
 pub mod regions;
@@ -52,13 +53,21 @@ use lego_proto::memory::*;
 use lego_proto::process::{Window, MAX_SLOTS};
 
 use self::client::{MemoryClient, PageError};
+use self::fresh::Fresh;
 use self::policy::{Order, Policy};
 use self::regions::Regions;
 use self::uffd::Uffd;
 use crate::fabric::{CallReply, Fabric, PendingCall};
 
 const PAGE_U64: u64 = PAGE as u64;
+const PROT_READ: u32 = 1;
 const PROT_WRITE: u32 = 2;
+const PROT_EXEC: u32 = 4;
+/// Most fresh pages one miss installs (zeros, no round trip): the pages
+/// after a fresh one are likely next, as with Linux's fault-around.
+const FRESH_RUN: u64 = 32;
+/// Zeros to install fresh pages from.
+static ZEROS: [u8; FRESH_RUN as usize * PAGE] = [0; FRESH_RUN as usize * PAGE];
 /// Miss latencies kept for percentiles: the most recent ones (the
 /// histogram counts them all).
 const MAX_SAMPLES: usize = 1 << 16;
@@ -157,6 +166,9 @@ struct Page {
     dirty: bool,
     /// Its VMA allows writes (the memory component said so with the page).
     writable: bool,
+    /// Installed as fresh zeros (no frame at its memory component): if it
+    /// is still all zeros when evicted, there is nothing to write back.
+    fresh: bool,
 }
 
 /// A page from a memory component: who sent it, its VMA's protection, its bytes.
@@ -180,10 +192,16 @@ pub struct Stats {
     pub upgrades: u64,
     /// Write-backs that travelled in the fetch's own request.
     pub folded: u64,
+    /// Requests that carried write-backs (several pages each, batched).
+    pub writeback_requests: u64,
     /// Pages installed ahead of any access, and faults that found their
     /// page already on its way (a prefetch, or another vCPU's miss).
     pub prefetched: u64,
     pub prefetch_hits: u64,
+    /// Fresh pages installed as zeros without asking a memory component,
+    /// and evicted fresh pages still all zeros (no write-back needed).
+    pub fresh: u64,
+    pub fresh_unwritten: u64,
     pub histogram: [u64; lego_proto::process::MISS_BUCKETS],
     /// Time spent in misses: all of it, in fabric calls, installing pages.
     pub miss_ns: u64,
@@ -239,9 +257,11 @@ struct State {
     order: Order<Key>,
     capacity: usize,
     processes: [Option<Process>; MAX_SLOTS as usize],
-    /// Write-backs sent without waiting, with their data (a redirected
-    /// one is sent again).
-    writebacks: Vec<(WriteBack, PendingCall)>,
+    /// Write-backs sent without waiting, one request each holding one page
+    /// or several, with their data (a redirected one is sent again).
+    writebacks: Vec<(Vec<WriteBack>, PendingCall)>,
+    /// Pages known to read as zeros at their memory component.
+    fresh: Fresh,
     stats: Stats,
 }
 
@@ -306,6 +326,7 @@ impl ExCache {
                 capacity: pages.max(1) as usize,
                 processes: [None; MAX_SLOTS as usize],
                 writebacks: Vec::new(),
+                fresh: Fresh::default(),
                 stats: Stats::default(),
             }),
             flushed: Condvar::new(),
@@ -396,6 +417,7 @@ impl ExCache {
                 gone = st.regions.take_slot(s);
                 self.client.forget(old.pid);
             }
+            st.fresh.clear(s);
             if pid != 0 {
                 st.processes[slot as usize] = Some(Process {
                     pid,
@@ -485,16 +507,19 @@ impl ExCache {
         let st = self.lock();
         let s = &st.stats;
         format!(
-            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions, {} write-backs ({} folded into the fetch), {} prefetched ({} faults found their page on its way), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us installing",
+            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions, {} write-backs in {} requests ({} folded into the fetch), {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us installing",
             s.misses,
             s.read_misses,
             s.write_misses,
             s.upgrades,
             s.evictions,
             s.writebacks,
+            s.writeback_requests,
             s.folded,
             s.prefetched,
             s.prefetch_hits,
+            s.fresh,
+            s.fresh_unwritten,
             self.client.redirects.load(Ordering::Relaxed),
             s.miss_us(0.5),
             s.miss_us(0.99),
@@ -612,9 +637,23 @@ impl ExCache {
             return;
         };
         let write = f.write;
+        if let Some(prot) = st.fresh.prot_of(slot, vpage) {
+            let allowed = if write {
+                prot & PROT_WRITE != 0
+            } else {
+                prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0
+            };
+            if allowed {
+                return self.miss_fresh(st, key, p, f);
+            }
+        }
         st.loading.insert(key, false);
         st.demand += 1;
-        let back = match self.make_room(&mut st, 0) {
+        let back = match self.make_room(&mut st, 0).and_then(|mut backs| {
+            // The last victim travels in the fetch; the others go now.
+            let last = backs.pop();
+            self.start_writebacks(&mut st, backs).map(|()| last)
+        }) {
             Ok(b) => b,
             Err(fault) => {
                 end_demand(&mut st, key);
@@ -705,7 +744,9 @@ impl ExCache {
         self.prefetch(p, slot, candidates);
     }
 
-    /// Puts a fetched page in place and wakes whoever waits on it.
+    /// Puts fetched pages (`bytes`, whole pages from `key` on) in place and
+    /// wakes whoever waits on them. Returns how many were installed: the
+    /// copy stops at a page another fault installed meanwhile.
     #[allow(clippy::too_many_arguments)]
     fn install(
         &self,
@@ -716,73 +757,207 @@ impl ExCache {
         writable: bool,
         dirty: bool,
         bytes: &[u8],
-    ) -> Result<(), Fault> {
+    ) -> Result<u64, Fault> {
         let Some(host) = st.regions.host_of(key.0, key.1) else {
-            return Ok(());
+            return Ok(0);
         };
         let t = Instant::now();
-        self.uffd
+        let copied = self
+            .uffd
             .copy(host, bytes, !dirty)
-            .map_err(|e| Fault::host("install a page", e))?;
+            .map_err(|e| Fault::host("install a page", e))?
+            / PAGE_U64;
         st.stats.install_ns += t.elapsed().as_nanos() as u64;
-        st.pages.insert(
-            key,
-            Page {
-                pid: p.pid,
-                home: p.home,
-                owner,
-                dirty,
-                writable,
-            },
-        );
-        st.order.insert(key);
-        Ok(())
+        for i in 0..copied {
+            let k = (key.0, key.1 + i * PAGE_U64);
+            // What the memory component sent is what counts from now on.
+            st.fresh.remove(k.0, k.1, k.1 + PAGE_U64);
+            st.pages.insert(
+                k,
+                Page {
+                    pid: p.pid,
+                    home: p.home,
+                    owner,
+                    dirty,
+                    writable,
+                    fresh: false,
+                },
+            );
+            st.order.insert(k);
+        }
+        Ok(copied)
+    }
+
+    /// A miss on a fresh page: zeros for it and the fresh pages after it
+    /// (one `UFFDIO_COPY`), no round trip. They are installed writable
+    /// when their mapping allows writes, and counted dirty (a write to
+    /// them is not seen); at eviction one still all zeros is not written
+    /// back.
+    fn miss_fresh(&self, mut st: MutexGuard<'_, State>, key: Key, p: Process, f: uffd::Fault) {
+        let start = Instant::now();
+        let (slot, va) = key;
+        let limit = (vregion(va) + 1) << VREGION_SHIFT;
+        let most = FRESH_RUN.min((st.capacity as u64 / 4).max(1));
+        let mut n = 1;
+        while n < most {
+            let q = va + n * PAGE_U64;
+            let c = (slot, q);
+            if q >= limit
+                || st.fresh.prot_of(slot, q).is_none()
+                || st.pages.contains_key(&c)
+                || st.loading.contains_key(&c)
+                || st.flushing.contains(&c)
+            {
+                break;
+            }
+            n += 1;
+        }
+        let (Some(run), Some(host)) = (
+            st.fresh.take(slot, va, n, limit),
+            st.regions.host_of(slot, va),
+        ) else {
+            drop(st);
+            let _ = self.uffd.wake(f.addr, PAGE_U64);
+            return;
+        };
+        let pages = (run.end - run.start) / PAGE_U64;
+        let writable = run.prot & PROT_WRITE != 0;
+        let room = self
+            .make_room(&mut st, pages as usize)
+            .and_then(|backs| self.start_writebacks(&mut st, backs))
+            .and_then(|()| self.reap_writebacks(&mut st));
+        let t = Instant::now();
+        let copied = room.and_then(|()| {
+            self.uffd
+                .copy(host, &ZEROS[..pages as usize * PAGE], !writable)
+                .map_err(|e| Fault::host("install fresh pages", e))
+        });
+        st.stats.install_ns += t.elapsed().as_nanos() as u64;
+        let copied = match copied {
+            Ok(bytes) => bytes / PAGE_U64,
+            Err(fault) => {
+                // Still fresh at the memory component.
+                st.fresh.insert(slot, run.start, run.end, run.prot);
+                drop(st);
+                self.fail(f.tid, key, f.write, fault);
+                return;
+            }
+        };
+        for i in 0..copied {
+            let k = (slot, va + i * PAGE_U64);
+            st.pages.insert(
+                k,
+                Page {
+                    pid: p.pid,
+                    home: p.home,
+                    owner: self.client.owner(p.pid, p.home, k.1),
+                    dirty: writable,
+                    writable,
+                    fresh: true,
+                },
+            );
+            st.order.insert(k);
+        }
+        if copied < pages {
+            // Stopped at a page someone installed meanwhile: the rest stay fresh.
+            let from = va + (copied + 1) * PAGE_U64;
+            st.fresh.insert(slot, from, run.end, run.prot);
+        }
+        st.stats.fresh += copied;
+        st.stats.record_miss(f.write, start);
     }
 
     /// Evicts pages until the cached ones, the demand misses in flight and
-    /// `more` fit. The last dirty victim is returned for the caller to
-    /// write back (folded into its fetch when it can); others are written
-    /// back without waiting.
-    fn make_room(&self, st: &mut State, more: usize) -> Result<Option<WriteBack>, Fault> {
-        let mut back: Option<WriteBack> = None;
-        while st.pages.len() + st.demand + more > st.capacity {
+    /// `more` fit. The dirty victims are returned for the caller to write
+    /// back (one folded into its fetch when it can, the others batched).
+    fn make_room(&self, st: &mut State, more: usize) -> Result<Vec<WriteBack>, Fault> {
+        let need = (st.pages.len() + st.demand + more).saturating_sub(st.capacity);
+        let mut victims: Vec<Key> = Vec::with_capacity(need);
+        while victims.len() < need {
             let Some(key) = st.order.victim(|_| false) else {
                 break;
             };
-            let Some(wb) = self.evict(st, key)? else {
-                continue;
-            };
-            if let Some(earlier) = back.replace(wb) {
-                self.start_writeback(st, earlier)?;
-            }
+            victims.push(key);
         }
-        Ok(back)
+        // Neighbours in one vRegion leave together (FIFO and LRU both
+        // tend to pick pages in the order a scan cached them).
+        let mut backs = Vec::new();
+        let mut i = 0;
+        while i < victims.len() {
+            let (slot, va) = victims[i];
+            let mut n = 1;
+            while i + (n as usize) < victims.len()
+                && victims[i + n as usize] == (slot, va + n * PAGE_U64)
+                && vregion(va + n * PAGE_U64) == vregion(va)
+            {
+                n += 1;
+            }
+            backs.extend(self.evict_run(st, (slot, va), n)?);
+            i += n as usize;
+        }
+        Ok(backs)
     }
 
     /// Takes one page out of the cache; a dirty one comes back with its
     /// bytes, and stays `flushing` until its write-back is acknowledged.
     fn evict(&self, st: &mut State, key: Key) -> Result<Option<WriteBack>, Fault> {
-        let Some(page) = st.pages.remove(&key) else {
-            return Ok(None);
+        Ok(self.evict_run(st, key, 1)?.pop())
+    }
+
+    /// Takes the cached pages of a run of `n` neighbours from `first` (one
+    /// vRegion) out of the cache with one write-protect and one
+    /// `MADV_DONTNEED` for all of them; the dirty ones come back with their
+    /// bytes, and stay `flushing` until their write-back is acknowledged.
+    fn evict_run(&self, st: &mut State, first: Key, n: u64) -> Result<Vec<WriteBack>, Fault> {
+        let (slot, va) = first;
+        let mut taken = Vec::new();
+        for i in 0..n {
+            let key = (slot, va + i * PAGE_U64);
+            if let Some(page) = st.pages.remove(&key) {
+                st.stats.evictions += 1;
+                taken.push((key, page));
+            }
+        }
+        let Some(host) = st.regions.host_of(slot, va) else {
+            return Ok(Vec::new());
         };
-        st.stats.evictions += 1;
-        let Some(host) = st.regions.host_of(key.0, key.1) else {
-            return Ok(None);
-        };
+        if taken.is_empty() {
+            return Ok(Vec::new());
+        }
+        let len = n * PAGE_U64;
         let t = Instant::now();
-        let data = if page.dirty {
+        if taken.iter().any(|(_, p)| p.dirty) {
             // Writes from now on wait for us; those before are in the copy.
             self.uffd
-                .protect(host, PAGE_U64, true)
+                .protect(host, len, true)
                 .map_err(|e| Fault::host("write-protect a victim", e))?;
+        }
+        let mut backs = Vec::new();
+        for (key, page) in taken {
+            if !page.dirty {
+                continue;
+            }
+            let at = host + (key.1 - va);
             // SAFETY: a page of a live reservation, not changing now.
-            let bytes = unsafe { std::slice::from_raw_parts(host as *const u8, PAGE) };
-            Some(bytes.to_vec())
-        } else {
-            None
-        };
-        // SAFETY: one page of our own reservation.
-        let r = unsafe { libc::madvise(host as *mut libc::c_void, PAGE, libc::MADV_DONTNEED) };
+            let bytes = unsafe { std::slice::from_raw_parts(at as *const u8, PAGE) };
+            if page.fresh && bytes.iter().all(|&b| b == 0) {
+                // Never written: its memory component still has no frame,
+                // which reads as these zeros.
+                st.stats.fresh_unwritten += 1;
+                let prot = PROT_READ | if page.writable { PROT_WRITE } else { 0 };
+                st.fresh.insert(key.0, key.1, key.1 + PAGE_U64, prot);
+                continue;
+            }
+            st.flushing.insert(key);
+            backs.push(WriteBack {
+                key,
+                page,
+                data: bytes.to_vec(),
+            });
+        }
+        // SAFETY: pages of our own reservation.
+        let r =
+            unsafe { libc::madvise(host as *mut libc::c_void, len as usize, libc::MADV_DONTNEED) };
         if r != 0 {
             return Err(Fault::host(
                 "drop an evicted page",
@@ -790,10 +965,7 @@ impl ExCache {
             ));
         }
         st.stats.install_ns += t.elapsed().as_nanos() as u64;
-        Ok(data.map(|data| {
-            st.flushing.insert(key);
-            WriteBack { key, page, data }
-        }))
+        Ok(backs)
     }
 
     /// The request that writes `wb` back.
@@ -807,21 +979,53 @@ impl ExCache {
         }
     }
 
-    /// Writes a dirty page back without waiting for the answer; it stays
-    /// `flushing` until [`Self::reap_writebacks`] sees the answer.
-    fn start_writeback(&self, st: &mut State, wb: WriteBack) -> Result<(), Fault> {
-        let dst = self.client.owner(wb.page.pid, wb.page.home, wb.key.1);
-        let call = self
-            .client
-            .start(dst, Self::writeback_request(&wb), Some(&wb.data))
-            .map_err(|source| Fault::Page {
-                pid: wb.page.pid,
-                va: wb.key.1,
+    /// Writes dirty pages back without waiting for the answers, as few
+    /// requests as they fit in (one per owner and process, at most
+    /// [`MAX_RUN`] pages each); they stay `flushing` until
+    /// [`Self::reap_writebacks`] sees the answers.
+    fn start_writebacks(&self, st: &mut State, backs: Vec<WriteBack>) -> Result<(), Fault> {
+        let mut groups: Vec<(u32, u32, Vec<WriteBack>)> = Vec::new();
+        for wb in backs {
+            let dst = self.client.owner(wb.page.pid, wb.page.home, wb.key.1);
+            match groups
+                .iter_mut()
+                .find(|g| g.0 == dst && g.1 == wb.page.pid && g.2.len() < MAX_RUN)
+            {
+                Some(g) => g.2.push(wb),
+                None => groups.push((dst, wb.page.pid, vec![wb])),
+            }
+        }
+        for (dst, pid, pages) in groups {
+            let started = if let [one] = &pages[..] {
+                self.client
+                    .start(dst, Self::writeback_request(one), Some(&one.data))
+            } else {
+                let req = MemRequest {
+                    op: OP_WRITE_MANY,
+                    pid,
+                    len: pages.len() as u64,
+                    flags: FLAG_WRITEBACK,
+                    ..Default::default()
+                };
+                let mut tail = Vec::with_capacity(pages.len() * (8 + PAGE));
+                for wb in &pages {
+                    tail.extend_from_slice(&wb.key.1.to_le_bytes());
+                }
+                for wb in &pages {
+                    tail.extend_from_slice(&wb.data);
+                }
+                self.client.start(dst, req, Some(&tail))
+            };
+            let call = started.map_err(|source| Fault::Page {
+                pid,
+                va: pages[0].key.1,
                 access: "write-back",
                 source,
             })?;
-        st.stats.writebacks += 1;
-        st.writebacks.push((wb, call));
+            st.stats.writebacks += pages.len() as u64;
+            st.stats.writeback_requests += 1;
+            st.writebacks.push((pages, call));
+        }
         Ok(())
     }
 
@@ -835,28 +1039,31 @@ impl ExCache {
                 i += 1;
                 continue;
             };
-            let (wb, call) = st.writebacks.swap_remove(i);
-            let key = wb.key;
-            self.settle_writeback(wb, call.dst(), reply)?;
-            st.flushing.remove(&key);
+            let (pages, call) = st.writebacks.swap_remove(i);
+            let keys: Vec<Key> = pages.iter().map(|wb| wb.key).collect();
+            let settled = self.settle_writebacks(pages, call.dst(), reply);
+            for key in keys {
+                st.flushing.remove(&key);
+            }
             self.flushed.notify_all();
+            settled?;
         }
         Ok(())
     }
 
     /// Waits for every write-back in flight (outside the lock).
     fn drain_writebacks(&self) -> Result<(), Fault> {
-        let pending: Vec<(WriteBack, PendingCall)> = std::mem::take(&mut self.lock().writebacks);
+        let pending: Vec<(Vec<WriteBack>, PendingCall)> =
+            std::mem::take(&mut self.lock().writebacks);
         let mut result = Ok(());
         let mut done = Vec::new();
-        for (wb, call) in pending {
+        for (pages, call) in pending {
             let dst = call.dst();
-            let key = wb.key;
+            done.extend(pages.iter().map(|wb| wb.key));
             let reply = call.wait();
-            if let Err(f) = self.settle_writeback(wb, dst, reply) {
+            if let Err(f) = self.settle_writebacks(pages, dst, reply) {
                 result = Err(f);
             }
-            done.push(key);
         }
         let mut st = self.lock();
         for k in done {
@@ -866,7 +1073,52 @@ impl ExCache {
         result
     }
 
-    fn settle_writeback(&self, wb: WriteBack, dst: u32, reply: CallReply) -> Result<(), Fault> {
+    /// Settles the answer to one write-back request, of one page or many.
+    fn settle_writebacks(
+        &self,
+        mut pages: Vec<WriteBack>,
+        dst: u32,
+        reply: CallReply,
+    ) -> Result<(), Fault> {
+        if pages.len() == 1 {
+            let wb = pages.remove(0);
+            let r = client::check_reply(dst, reply);
+            return self.settle_writeback(wb, dst, r);
+        }
+        let statuses = match client::statuses(dst, reply, pages.len()) {
+            Ok(s) => s,
+            Err(source) => {
+                return Err(Fault::Page {
+                    pid: pages[0].page.pid,
+                    va: pages[0].key.1,
+                    access: "write-back",
+                    source,
+                })
+            }
+        };
+        let mut result = Ok(());
+        for (wb, status) in pages.into_iter().zip(statuses) {
+            let r = if status == OK {
+                Ok(())
+            } else {
+                Err(PageError::Refused {
+                    component: dst,
+                    status,
+                })
+            };
+            if let Err(f) = self.settle_writeback(wb, dst, r) {
+                result = Err(f);
+            }
+        }
+        result
+    }
+
+    fn settle_writeback(
+        &self,
+        wb: WriteBack,
+        dst: u32,
+        answer: Result<(), PageError>,
+    ) -> Result<(), Fault> {
         let fault = |source| Fault::Page {
             pid: wb.page.pid,
             va: wb.key.1,
@@ -882,14 +1134,16 @@ impl ExCache {
             }) => Ok(()),
             other => other,
         };
-        match client::check_reply(dst, reply) {
+        match answer {
             Ok(()) => Ok(()),
-            Err(PageError::Refused {
-                status: NOT_OWNER | EFAULT | ESRCH,
-                ..
-            }) if dst != wb.page.home => {
-                // The owner we knew no longer holds the vRegion: the home
-                // knows who does.
+            Err(PageError::Refused { status, .. })
+                if status == NOT_OWNER
+                    || (dst != wb.page.home && matches!(status, EFAULT | ESRCH)) =>
+            {
+                // Sent to the home of a vRegion another component owns (a
+                // fresh page's first write-back: no fetch learnt the
+                // owner), or the owner we knew no longer holds it: the
+                // home knows who does.
                 gone(
                     self.client
                         .request(
@@ -942,6 +1196,7 @@ impl ExCache {
                 Ok(out) => {
                     let mut st = self.lock();
                     st.stats.writebacks += 1;
+                    st.stats.writeback_requests += 1;
                     st.stats.folded += 1;
                     return Ok(fetched(out));
                 }
@@ -958,7 +1213,11 @@ impl ExCache {
             Some(&wb.data),
             true,
         )?;
-        self.lock().stats.writebacks += 1;
+        {
+            let mut st = self.lock();
+            st.stats.writebacks += 1;
+            st.stats.writeback_requests += 1;
+        }
         self.client.request(p.home, read, None, true).map(fetched)
     }
 
@@ -974,7 +1233,10 @@ impl ExCache {
                 break;
             }
             let c = (slot, q);
-            if st.pages.contains_key(&c) || st.loading.contains_key(&c) || st.flushing.contains(&c)
+            if st.pages.contains_key(&c)
+                || st.loading.contains_key(&c)
+                || st.flushing.contains(&c)
+                || st.fresh.prot_of(slot, q).is_some()
             {
                 continue;
             }
@@ -988,61 +1250,96 @@ impl ExCache {
         out
     }
 
-    /// Reads the candidates ahead (peeks: a page never touched costs its
-    /// memory component no frame) and installs them write-protected.
+    /// Reads the candidates ahead, one request per run of neighbours
+    /// (peeks: a page never touched costs its memory component no frame),
+    /// and installs each run write-protected as it arrives.
     fn prefetch(&self, p: Process, slot: u64, candidates: Vec<Key>) {
-        if candidates.is_empty() {
-            return;
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for &(_, q) in &candidates {
+            match runs.last_mut() {
+                Some((a, n)) if *a + *n * PAGE_U64 == q && (*n as usize) < MAX_RUN => *n += 1,
+                _ => runs.push((q, 1)),
+            }
         }
         let mut calls = Vec::new();
-        for &(_, q) in &candidates {
-            let dst = self.client.owner(p.pid, p.home, q);
+        for (a, n) in runs {
+            let dst = self.client.owner(p.pid, p.home, a);
             let read = MemRequest {
                 op: OP_READ,
                 pid: p.pid,
-                addr: q,
+                addr: a,
+                len: n * PAGE_U64,
                 flags: FLAG_PEEK,
                 ..Default::default()
             };
-            calls.push((q, dst, self.client.start(dst, read, None).ok()));
+            calls.push((a, n, dst, self.client.start(dst, read, None).ok()));
         }
-        for (q, dst, call) in calls {
-            let got = call.and_then(|c| prefetched_page(dst, c.wait()));
-            let key = (slot, q);
-            let mut st = self.lock();
-            let cancelled = st.loading.remove(&key).unwrap_or(true);
-            let host = st.regions.host_of(slot, q);
-            match got {
-                Some((owner, prot, bytes))
-                    if !cancelled && st.processes[slot as usize] == Some(p) =>
-                {
-                    let writable = prot & PROT_WRITE != 0;
-                    let room = match self.make_room(&mut st, 1) {
-                        Ok(Some(wb)) => self.start_writeback(&mut st, wb),
-                        Ok(None) => Ok(()),
-                        Err(e) => Err(e),
-                    };
-                    let installed = room.and_then(|()| {
-                        self.install(&mut st, key, p, owner, writable, false, &bytes)
-                    });
-                    match installed {
-                        Ok(()) => st.stats.prefetched += 1,
-                        Err(e) => {
-                            // The page stays out; a later miss fetches it.
-                            log::warn!("excache: prefetch: {e}");
-                            if let Some(h) = host {
-                                let _ = self.uffd.wake(h, PAGE_U64);
-                            }
-                        }
-                    }
-                }
-                _ => {
-                    // Whoever waits on it retries and misses.
-                    if let Some(h) = host {
-                        let _ = self.uffd.wake(h, PAGE_U64);
-                    }
-                }
+        for (a, n, dst, call) in calls {
+            let got = call.and_then(|c| prefetched_run(dst, c.wait()));
+            self.install_prefetched(p, slot, a, n as usize, got);
+        }
+    }
+
+    /// Installs what a run read brought: the pages an invalidation did not
+    /// cancel meanwhile. Pages left out are woken (a fault waiting on them
+    /// retries and misses).
+    fn install_prefetched(&self, p: Process, slot: u64, a: u64, n: usize, got: Option<Fetched>) {
+        let mut st = self.lock();
+        let wanted: Vec<bool> = (0..n as u64)
+            .map(|i| !st.loading.remove(&(slot, a + i * PAGE_U64)).unwrap_or(true))
+            .collect();
+        let live = st.processes[slot as usize] == Some(p);
+        let (owner, prot, bytes) = match got {
+            Some(g) if live => g,
+            _ => (0, 0, Vec::new()),
+        };
+        let have = (bytes.len() / PAGE).min(n);
+        let count = wanted[..have].iter().filter(|&&w| w).count();
+        let room = self
+            .make_room(&mut st, count)
+            .and_then(|backs| self.start_writebacks(&mut st, backs));
+        if let Err(e) = &room {
+            log::warn!("excache: prefetch: {e}");
+        }
+        let writable = prot & PROT_WRITE != 0;
+        let mut i = 0;
+        while i < n {
+            if room.is_err() || i >= have || !wanted[i] {
+                self.wake_page(&st, (slot, a + i as u64 * PAGE_U64));
+                i += 1;
+                continue;
             }
+            let mut j = i;
+            while j < have && wanted[j] {
+                j += 1;
+            }
+            let key = (slot, a + i as u64 * PAGE_U64);
+            let installed = self
+                .install(
+                    &mut st,
+                    key,
+                    p,
+                    owner,
+                    writable,
+                    false,
+                    &bytes[i * PAGE..j * PAGE],
+                )
+                .unwrap_or_else(|e| {
+                    // The pages stay out; a later miss fetches them.
+                    log::warn!("excache: prefetch: {e}");
+                    0
+                });
+            st.stats.prefetched += installed;
+            for k in i + installed as usize + 1..j {
+                self.wake_page(&st, (slot, a + k as u64 * PAGE_U64));
+            }
+            i = j;
+        }
+    }
+
+    fn wake_page(&self, st: &State, key: Key) {
+        if let Some(h) = st.regions.host_of(key.0, key.1) {
+            let _ = self.uffd.wake(h, PAGE_U64);
         }
     }
 
@@ -1080,6 +1377,19 @@ impl ExCache {
         if req.op == OP_FORK {
             // The memory components copy what they hold: all of it first.
             self.change_range(s, 0, u64::MAX, RangeChange::Flush)?;
+        }
+        // Whatever the call changes is no longer known fresh; only a new
+        // anonymous mapping is learnt (after it is made).
+        {
+            let mut st = self.lock();
+            match req.op {
+                OP_MUNMAP | OP_MPROTECT | OP_DISCARD => {
+                    let (a, b) = range(req.addr, req.len);
+                    st.fresh.remove(s, a, b);
+                }
+                OP_MMAP | OP_BRK | OP_FORK | OP_MAPS | OP_STATS => {}
+                _ => st.fresh.clear(s),
+            }
         }
         self.drain_writebacks()?;
         let mut bytes = zerocopy::IntoBytes::as_bytes(&req).to_vec();
@@ -1121,6 +1431,11 @@ impl ExCache {
         if let Some(((a, b), change)) = after {
             self.change_range(s, a, b, change)?;
         }
+        if req.op == OP_MMAP {
+            // A new anonymous mapping: no page of it holds a frame anywhere.
+            let (a, b) = range(head.value, req.len);
+            self.lock().fresh.insert(s, a, b, req.prot & 7);
+        }
         if req.op == OP_EXIT {
             self.drain_writebacks()?;
         }
@@ -1141,6 +1456,9 @@ impl ExCache {
         };
         for &(va, _) in pages {
             self.change_range(slot as u64, va, va + PAGE_U64, RangeChange::Drop)?;
+            self.lock()
+                .fresh
+                .remove(slot as u64, va & !(PAGE_U64 - 1), (va | (PAGE_U64 - 1)) + 1);
         }
         let fault = |va, source| Fault::Page {
             pid: p.pid,
@@ -1251,9 +1569,7 @@ impl ExCache {
                 }
             }
         }
-        for wb in backs {
-            self.start_writeback(&mut st, wb)?;
-        }
+        self.start_writebacks(&mut st, backs)?;
         drop(st);
         self.drain_writebacks()
     }
@@ -1268,6 +1584,8 @@ impl ExCache {
         let data = unsafe { std::slice::from_raw_parts(host as *const u8, PAGE) }.to_vec();
         if let Some(pg) = st.pages.get_mut(&key) {
             pg.dirty = false;
+            // Its memory component has a frame for it now.
+            pg.fresh = false;
         }
         st.flushing.insert(key);
         Ok(WriteBack { key, page, data })
@@ -1285,10 +1603,10 @@ fn fetched((dst, reply, rest): (u32, MemReply, Vec<u8>)) -> Fetched {
     (dst, reply.value as u32, rest)
 }
 
-/// The page a prefetch brought, if it brought one.
-fn prefetched_page(dst: u32, reply: CallReply) -> Option<Fetched> {
+/// The pages a run read brought, if it brought any.
+fn prefetched_run(dst: u32, reply: CallReply) -> Option<Fetched> {
     let body = reply.ok()?;
     let (head, rest) = <MemReply as zerocopy::FromBytes>::read_from_prefix(&body).ok()?;
-    (head.status == OK && rest.len() >= PAGE)
-        .then(|| (dst, head.value as u32, rest[..PAGE].to_vec()))
+    let whole = rest.len() / PAGE * PAGE;
+    (head.status == OK && whole > 0).then(|| (dst, head.value as u32, rest[..whole].to_vec()))
 }

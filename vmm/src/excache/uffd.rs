@@ -191,33 +191,38 @@ impl Uffd {
         Ok(())
     }
 
-    /// Installs one page at `dst` from `src` (4 KiB), write-protected or
-    /// not, and wakes whoever waits on it. Ok(false): a page was there
-    /// already (another fault installed it).
-    pub fn copy(&self, dst: u64, src: &[u8], protect: bool) -> Result<bool, UffdError> {
-        assert_eq!(src.len(), 4096, "the ExCache installs whole pages");
+    /// Installs whole pages at `dst` from `src`, write-protected or not,
+    /// and wakes whoever waits on them. Returns the bytes installed: fewer
+    /// than `src` when a page was there already (another fault installed
+    /// it), where the copy stopped.
+    pub fn copy(&self, dst: u64, src: &[u8], protect: bool) -> Result<u64, UffdError> {
+        assert!(
+            !src.is_empty() && src.len() % 4096 == 0,
+            "the ExCache installs whole pages"
+        );
         let mut c = Copy {
             dst,
             src: src.as_ptr() as u64,
-            len: 4096,
+            len: src.len() as u64,
             mode: if protect { UFFDIO_COPY_MODE_WP } else { 0 },
             copy: 0,
         };
-        // SAFETY: UFFDIO_COPY reads 4096 bytes at src (a live slice) and
-        // writes the struct; dst is inside a registered range.
+        // SAFETY: UFFDIO_COPY reads src.len() bytes at src (a live slice)
+        // and writes the struct; dst is inside a registered range.
         let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), UFFDIO_COPY, &mut c) };
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EEXIST) {
-                self.wake(dst, 4096)?;
-                return Ok(false);
+                let done = c.copy.max(0) as u64;
+                self.wake(dst + done, 4096)?;
+                return Ok(done);
             }
             return Err(UffdError::Call {
                 what: "copy a page in",
                 source: e,
             });
         }
-        Ok(true)
+        Ok(src.len() as u64)
     }
 
     /// Write-protects [start, start + len), or lifts the protection (which
