@@ -48,6 +48,21 @@ fn set_process(slot: u32, pid: u32, home: u32) -> u32 {
     unsafe { core::ptr::read_volatile(&p.status) }
 }
 
+/// Checks the page at `va` against the pattern; the report keeps the
+/// count of wrong words and the first wrong address.
+fn verify(report: &mut WorkloadReport, seed: u64, va: u64, page: &[u64]) {
+    let wrong = check_page(seed, va, page);
+    if wrong > 0 && report.wrong_words == 0 {
+        report.first_bad = va
+            + 8 * page
+                .iter()
+                .enumerate()
+                .position(|(i, w)| *w != pattern_word(seed, va + 8 * i as u64))
+                .unwrap_or(0) as u64;
+    }
+    report.wrong_words += wrong;
+}
+
 fn percentiles(samples: &mut [u64]) -> (u64, u64) {
     if samples.is_empty() {
         return (0, 0);
@@ -181,7 +196,27 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
             }
         }
     }
-    for p in 0..pages {
+    if kind == Workload::Random {
+        let mut state = seed | 1;
+        for _ in 0..pages {
+            let (p, write) = random_step(&mut state, pages);
+            let va = page_va(p);
+            // SAFETY: as above.
+            let page = unsafe { core::slice::from_raw_parts_mut(va as *mut u64, 512) };
+            let t0 = cpu::rdtsc();
+            // SAFETY: as above.
+            let first = unsafe { core::ptr::read_volatile(&page[0]) };
+            let t1 = cpu::rdtsc();
+            core::hint::black_box(first);
+            record(CLASS_RANDOM, t1 - t0);
+            if write {
+                write_page(seed, va, page);
+                continue;
+            }
+            verify(&mut report, seed, va, page);
+        }
+    }
+    for p in (0..pages).filter(|_| kind != Workload::Random) {
         let va = page_va(p);
         // SAFETY: as above.
         let page = unsafe { core::slice::from_raw_parts(va as *const u64, 512) };
@@ -190,16 +225,7 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
         let first = unsafe { core::ptr::read_volatile(&page[0]) };
         let t1 = cpu::rdtsc();
         core::hint::black_box(first);
-        let wrong = check_page(seed, va, page);
-        if wrong > 0 && report.wrong_words == 0 {
-            report.first_bad = va
-                + 8 * page
-                    .iter()
-                    .enumerate()
-                    .position(|(i, w)| *w != pattern_word(seed, va + 8 * i as u64))
-                    .unwrap_or(0) as u64;
-        }
-        report.wrong_words += wrong;
+        verify(&mut report, seed, va, page);
         // Only a working set bigger than the cache misses on the way back.
         if pages > cache {
             let class = if p < cache {

@@ -149,6 +149,10 @@ pub enum Workload {
     /// home) before it is read back, and then written once: the process
     /// must be stopped with a fault report.
     ReadOnly = 3,
+    /// Write the pattern over SIZE bytes, then make SIZE/4096 accesses to
+    /// pages picked at random: half read the whole page and verify it,
+    /// half write it again (the same pattern, so it stays verifiable).
+    Random = 4,
 }
 
 impl Workload {
@@ -157,6 +161,7 @@ impl Workload {
             1 => Some(Workload::Pattern),
             2 => Some(Workload::Outside),
             3 => Some(Workload::ReadOnly),
+            4 => Some(Workload::Random),
             _ => None,
         }
     }
@@ -167,7 +172,22 @@ pub const CLASS_WRITE_MISS: usize = 0;
 pub const CLASS_WRITE_MISS_DIRTY_EVICT: usize = 1;
 pub const CLASS_READ_MISS_DIRTY_EVICT: usize = 2;
 pub const CLASS_READ_MISS: usize = 3;
-pub const CLASSES: usize = 4;
+/// The random workload's accesses, hits and misses alike (with a working
+/// set four times the cache, three in four miss, so the median is a miss).
+pub const CLASS_RANDOM: usize = 4;
+pub const CLASSES: usize = 5;
+
+/// The random workload's page sequence: the next state of a xorshift64
+/// (start from any nonzero seed), the page index it picks among `pages`,
+/// and whether the access writes.
+pub fn random_step(state: &mut u64, pages: u64) -> (u64, bool) {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    (x % pages.max(1), (x >> 40) & 1 == 1)
+}
 
 /// PORT_WORKLOAD_DONE's argument.
 #[repr(C)]

@@ -4,13 +4,20 @@
 //! * Per miss, p50 and p99 as the guest times its first access to a page:
 //!   write miss, write miss evicting a dirty page, read miss evicting a
 //!   dirty page, read miss evicting a clean page (a 16 MiB working set
-//!   through a 4 MiB ExCache).
+//!   through a 4 MiB ExCache, prefetching off).
 //! * The floors, measured in the same run: one VM exit (guest-timed no-op
 //!   hypercalls) and one round trip with a 4 KiB reply, both the raw host
 //!   TCP loopback and guest to guest over each transport. Each miss is
 //!   reported as a multiple of (exit + host TCP round trip).
-//! * The workload's run time with the ExCache at 25%, 50% and 100% of its
-//!   working set, against the same code run on the host.
+//! * Side by side, the pattern and random workloads over 64 MiB with the
+//!   ExCache at 25%, 50% and 100% of it (default settings, over TCP): on
+//!   Lego; the same passes natively on this host; and natively under Linux
+//!   limited to the cache's size by a memory cgroup with swap on zram (set
+//!   up here when run as root; said plainly when it cannot be). Printed:
+//!   Lego / native, Lego / zram, the VMM-timed miss p50 and p99 as
+//!   multiples of the floor, exits to the VMM and userfaultfd faults per
+//!   miss, and where a miss's time goes (fetching, installing pages and
+//!   evicting, the rest).
 //!
 //! Medians of RUNS runs. Build the release images first:
 //! `cargo build --release --workspace`.
@@ -22,12 +29,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use common::{component, host_tcp_p50, median, VMM};
+use common::{component, host_tcp_p50, median, under_zram, VMM};
 
-use lego_proto::process::{check_page, write_page};
+use lego_proto::process::{check_page, random_step, write_page};
 
 const RUNS: usize = 3;
+/// The per-class misses: this working set through a quarter of it.
 const WORKING_SET_MIB: u64 = 16;
+/// The side-by-side table's working set.
+const TABLE_MIB: u64 = 64;
 
 /// Runs lego-vmm to completion; stdout and stderr.
 fn run(args: &[&str]) -> (String, String) {
@@ -40,23 +50,15 @@ fn run(args: &[&str]) -> (String, String) {
     (o, e)
 }
 
-/// The pattern workload over the working set through `cache` of ExCache.
-fn workload(cache: &str, prefetch: &str, peer: &str) -> (String, String) {
-    let ws = format!("pattern:{WORKING_SET_MIB}M");
-    run(&[
-        "--role",
-        "processor",
-        "--excache",
-        cache,
-        "--excache-prefetch",
-        prefetch,
-        "--peer",
-        peer,
-        "--run-workload",
-        &ws,
-        "--log-level",
-        "info",
-    ])
+/// A built-in workload (`kind:SIZE`) through `cache` of ExCache;
+/// `prefetch` None keeps the default.
+fn workload(kind: &str, cache: &str, prefetch: Option<&str>, peer: &str) -> (String, String) {
+    let mut args = vec!["--role", "processor", "--excache", cache, "--peer", peer];
+    if let Some(p) = prefetch {
+        args.extend(["--excache-prefetch", p]);
+    }
+    args.extend(["--run-workload", kind, "--log-level", "info"]);
+    run(&args)
 }
 
 /// The number after `key` (`key=1.5` or `key 1.5 us`) in `text`.
@@ -72,21 +74,58 @@ fn number_after(text: &str, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("no number after {key:?} in:\n{text}"))
 }
 
-/// The workload's passes on the host, over fresh (unpopulated) memory; ms.
-fn host_workload_ms(bytes: u64) -> f64 {
+/// The workload's passes on the host, over fresh (unpopulated) memory,
+/// as the guest's workload makes them; ms.
+fn host_workload_ms(kind: &str, bytes: u64) -> f64 {
     let mut mem = vec![0u64; (bytes / 8) as usize];
+    let pages = bytes / 4096;
     let seed = 7;
     let t = Instant::now();
     for (p, page) in mem.chunks_mut(512).enumerate() {
         write_page(seed, p as u64 * 4096, page);
     }
     let mut wrong = 0;
-    for (p, page) in mem.chunks(512).enumerate() {
-        wrong += check_page(seed, p as u64 * 4096, page);
+    if kind == "random" {
+        let mut state = seed | 1;
+        for _ in 0..pages {
+            let (p, write) = random_step(&mut state, pages);
+            let page = &mut mem[p as usize * 512..(p as usize + 1) * 512];
+            if write {
+                write_page(seed, p * 4096, page);
+            } else {
+                wrong += check_page(seed, p * 4096, page);
+            }
+        }
+    } else {
+        for (p, page) in mem.chunks(512).enumerate() {
+            wrong += check_page(seed, p as u64 * 4096, page);
+        }
     }
     let ms = t.elapsed().as_secs_f64() * 1e3;
     assert_eq!(wrong, 0);
     ms
+}
+
+/// The host workload in a process of its own (this benchmark run again
+/// with `host-workload KIND BYTES`), so a cgroup can hold it; its ms.
+fn host_workload_in_child(kind: &str, bytes: u64, limit: Option<u64>) -> Result<f64, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let size = bytes.to_string();
+    let args = ["host-workload", kind, size.as_str()];
+    let out = match limit {
+        Some(l) => under_zram(&me, &args, l)?,
+        None => {
+            let o = Command::new(&me)
+                .args(args)
+                .output()
+                .map_err(|e| e.to_string())?;
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        }
+    };
+    out.trim()
+        .strip_prefix("ms=")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("the host workload printed {out:?}"))
 }
 
 const CLASSES: [&str; 4] = [
@@ -97,6 +136,13 @@ const CLASSES: [&str; 4] = [
 ];
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("host-workload") {
+        let kind = args.get(2).map_or("pattern", String::as_str);
+        let bytes = args.get(3).and_then(|b| b.parse().ok()).unwrap_or(64 << 20);
+        println!("ms={}", host_workload_ms(kind, bytes));
+        return;
+    }
     let images = Path::new(VMM).with_file_name("guest-pmon");
     if !images.exists() || !Path::new(VMM).to_string_lossy().contains("release") {
         eprintln!(
@@ -139,7 +185,8 @@ fn main() {
         let mut per_class: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); 4];
         let mut exits_per_miss = Vec::new();
         for _ in 0..RUNS {
-            let (_, err) = workload("4M", "0", &peer_mem);
+            let ws = format!("pattern:{WORKING_SET_MIB}M");
+            let (_, err) = workload(&ws, "4M", Some("0"), &peer_mem);
             for (i, class) in CLASSES.iter().enumerate() {
                 let line = err
                     .lines()
@@ -172,46 +219,93 @@ fn main() {
             );
         }
     }
-    println!("workload run time, {WORKING_SET_MIB} MiB working set, against the host (medians of {RUNS}):");
-    let host = median(
-        (0..RUNS)
-            .map(|_| host_workload_ms(WORKING_SET_MIB << 20))
-            .collect(),
-    );
-    println!("  host: {host:.1} ms");
-    for (pct, cache) in [
-        (25, WORKING_SET_MIB / 4),
-        (50, WORKING_SET_MIB / 2),
-        (100, WORKING_SET_MIB),
-    ] {
-        for (name, peer) in [
-            ("tcp", format!("1={mem_addr}")),
-            ("shm", "1=shm".to_owned()),
-        ] {
-            // Prefetch off and on alternate run by run, so drift on this
-            // shared host hits both alike.
-            let cache = format!("{cache}M");
-            let mut miss_p50 = [Vec::new(), Vec::new()];
-            let mut times = [Vec::new(), Vec::new()];
+    table(&format!("1={mem_addr}"), floor_tcp(&exit_us, host_tcp));
+}
+
+/// The floor over TCP: a median VM exit plus the host TCP round trip.
+fn floor_tcp(exit_us: &[f64], host_tcp: f64) -> f64 {
+    median(exit_us.to_vec()) + host_tcp
+}
+
+/// The side-by-side table: Lego, native, Linux + zram.
+fn table(peer: &str, floor: f64) {
+    let bytes = TABLE_MIB << 20;
+    println!("side by side, {TABLE_MIB} MiB working set over TCP, default settings (medians of {RUNS}); floor {floor:.1} us:");
+    for kind in ["pattern", "random"] {
+        let native = median(
+            (0..RUNS)
+                .map(|_| host_workload_in_child(kind, bytes, None).expect("the host workload"))
+                .collect(),
+        );
+        println!("  {kind}: native {native:.1} ms");
+        for pct in [25, 50, 100] {
+            let cache_mib = TABLE_MIB * pct / 100;
+            let cache = format!("{cache_mib}M");
+            let spec = format!("{kind}:{TABLE_MIB}M");
+            let mut ms = Vec::new();
+            let mut p50 = Vec::new();
+            let mut p99 = Vec::new();
+            let mut exits = Vec::new();
+            let mut faults = Vec::new();
+            let mut fetch = Vec::new();
+            let mut install = Vec::new();
+            let mut per_miss = Vec::new();
             for _ in 0..RUNS {
-                for (i, prefetch) in ["0", "4"].into_iter().enumerate() {
-                    let (out, err) = workload(&cache, prefetch, &peer);
-                    miss_p50[i].push(number_after(&out, "miss_p50_us"));
-                    let line = err
-                        .lines()
-                        .find(|l| l.contains("workload ran"))
-                        .expect("run time");
-                    times[i].push(number_after(line, "ran"));
+                let (_, err) = workload(&spec, &cache, None, peer);
+                let ran = err
+                    .lines()
+                    .find(|l| l.contains("workload ran"))
+                    .expect("run time");
+                ms.push(number_after(ran, "ran"));
+                let sum = err
+                    .lines()
+                    .find(|l| l.contains("excache: "))
+                    .expect("summary");
+                let misses = number_after(sum, "excache:").max(1.0);
+                let upgrades = sum
+                    .split(" first writes after a read")
+                    .next()
+                    .and_then(|h| h.rsplit(' ').next())
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+                p50.push(number_after(sum, "miss p50"));
+                p99.push(number_after(sum, "p99"));
+                per_miss.push(number_after(sum, "per miss in the VMM"));
+                fetch.push(number_after(sum, "of which"));
+                install.push(number_after(sum, "fetching and"));
+                faults.push((misses + upgrades) / misses);
+                let line = err
+                    .lines()
+                    .find(|l| l.contains("exits to the VMM for"))
+                    .expect("exits line");
+                exits.push(number_after(line, "INFO ]") / misses);
+            }
+            let ms = median(ms);
+            let zram: Result<Vec<f64>, String> = (0..RUNS)
+                .map(|_| host_workload_in_child(kind, bytes, Some(cache_mib << 20)))
+                .collect();
+            let zram_text = match zram {
+                Ok(z) => {
+                    let z = median(z);
+                    format!("linux+zram {z:7.1} ms, lego/zram {:5.2}x", ms / z)
                 }
-            }
-            for (i, prefetch) in ["0", "4"].into_iter().enumerate() {
-                let ms = median(times[i].clone());
-                println!(
-                    "  ExCache {pct:3}% ({cache:>3}) over {name}, prefetch {prefetch}: {ms:8.1} ms = {:6.1}x the host; VMM-timed miss p50 {:.0} us",
-                    ms / host,
-                    median(miss_p50[i].clone())
-                );
-            }
+                Err(why) => format!("linux+zram not run: {why}"),
+            };
+            let (p50, p99) = (median(p50), median(p99));
+            println!(
+                "    ExCache {pct:3}% ({cache:>3}): lego {ms:7.1} ms = {:5.1}x native; {zram_text}",
+                ms / native
+            );
+            println!(
+                "      miss p50 {p50:.0} us ({:.2}x floor), p99 {p99:.0} us ({:.2}x floor); {:.3} exits and {:.2} faults per miss; per miss {:.1} us: {:.1} fetching, {:.1} installing and evicting",
+                p50 / floor,
+                p99 / floor,
+                median(exits),
+                median(faults),
+                median(per_miss),
+                median(fetch),
+                median(install),
+            );
         }
     }
 }

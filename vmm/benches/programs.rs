@@ -24,10 +24,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
-use common::{component, median, VMM};
+use common::{component, median, under_zram, VMM};
 
 const RUNS: usize = 5;
 const CALLS: &str = "20000";
@@ -109,64 +109,6 @@ fn per_call(peer: &str, prog: &Path, what: &str) -> (f64, f64, f64, f64) {
         h.push(field(&host(prog, &[what, CALLS]), "ns_per_op"));
     }
     (median(l), median(h), median(vmm_exits), median(all_exits))
-}
-
-/// Runs `prog args` limited to `limit` bytes of memory with swap on zram,
-/// if this host allows; its output, or why not.
-fn under_zram(prog: &Path, args: &[&str], limit: u64) -> Result<String, String> {
-    let zram = Path::new("/sys/block/zram0");
-    let cg = Path::new("/sys/fs/cgroup/memory");
-    if !zram.exists() {
-        let _ = Command::new("modprobe").arg("zram").status();
-    }
-    if !zram.exists() || !cg.join("memory.limit_in_bytes").exists() {
-        return Err("needs /sys/block/zram0 and the cgroup v1 memory controller".into());
-    }
-    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
-    if swaps.lines().count() > 1 {
-        return Err("a swap device is already active; not touching it".into());
-    }
-    let sh = |cmd: &str| -> Result<(), String> {
-        let ok = Command::new("sh")
-            .args(["-c", cmd])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("`{cmd}` failed (root needed)"))
-        }
-    };
-    let group = cg.join("lego-bench");
-    let setup = || -> Result<(), String> {
-        sh("echo 1 > /sys/block/zram0/reset")?;
-        sh("echo 1G > /sys/block/zram0/disksize && mkswap /dev/zram0 && swapon /dev/zram0")?;
-        std::fs::create_dir_all(&group).map_err(|e| e.to_string())?;
-        std::fs::write(group.join("memory.limit_in_bytes"), limit.to_string())
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    };
-    let result = setup().and_then(|()| {
-        let cmd = format!(
-            "echo $$ > {}/cgroup.procs && exec {} {}",
-            group.display(),
-            prog.display(),
-            args.join(" ")
-        );
-        let out = Command::new("sh")
-            .args(["-c", &cmd])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    });
-    let _ = std::fs::remove_dir(&group);
-    let _ = sh("swapoff /dev/zram0; echo 1 > /sys/block/zram0/reset");
-    result
 }
 
 fn main() {

@@ -116,8 +116,10 @@ pub struct Args {
     pub excache_policy: crate::excache::policy::Policy,
 
     /// Processor: pages after a missed one (in its vRegion) to fetch ahead
-    /// of use and install before they are touched. 0 turns prefetching off.
-    #[arg(long, value_name = "PAGES", default_value_t = 4)]
+    /// of use and install before they are touched, once misses look
+    /// sequential (a miss just past the previous one or its read-ahead).
+    /// 0 turns prefetching off.
+    #[arg(long, value_name = "PAGES", default_value_t = 16)]
     pub excache_prefetch: u32,
 
     /// Processor: run a built-in workload as a process instead of serving,
@@ -242,9 +244,10 @@ pub fn parse_workload(text: &str) -> Result<(lego_proto::process::Workload, u64)
         "pattern" => Workload::Pattern,
         "outside" => Workload::Outside,
         "readonly" => Workload::ReadOnly,
+        "random" => Workload::Random,
         other => {
             return Err(bad(format!(
-                "'{other}' is no workload; the one there is: pattern"
+                "'{other}' is no workload; the ones there are: pattern, random"
             )))
         }
     };

@@ -504,7 +504,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                             "workload ok bytes={} misses={misses} evictions={evictions} writebacks={writebacks} miss_p50_us={p50:.0}",
                             report.bytes
                         );
-                        let names = ["write miss", "write miss + dirty eviction", "read miss + dirty eviction", "read miss + clean eviction"];
+                        let names = ["write miss", "write miss + dirty eviction", "read miss + dirty eviction", "read miss + clean eviction", "random access"];
                         for (i, name) in names.iter().enumerate() {
                             if report.samples[i] > 0 {
                                 log::info!(

@@ -1,8 +1,8 @@
 //! The processor's ExCache against real memory components: the built-in
 //! workload writes a pseudo-random pattern over a working set four times
 //! the ExCache and verifies every byte, with FIFO and LRU, with one and
-//! two memory components; a memory component dies mid-run; an access
-//! outside every mapping; bad options.
+//! two memory components; random accesses to such a working set; a memory
+//! component dies mid-run; an access outside every mapping; bad options.
 
 mod common;
 
@@ -118,6 +118,39 @@ fn pattern_through_a_quarter_size_excache_fifo_and_lru() {
             );
         }
     }
+    assert_eq!(m.stop(), Some(0));
+}
+
+/// Random accesses to a working set four times the cache: every page
+/// read is verified, three in four accesses miss, and little is read
+/// ahead (the misses do not look like a scan).
+#[test]
+fn random_accesses_through_a_quarter_size_excache() {
+    if !kvm_available() {
+        return;
+    }
+    let (m, addr) = memory_component(1, "64M", &[]);
+    let peer = format!("1={addr}");
+    let (code, out, err) = processor(&[
+        "--excache",
+        "1M",
+        "--peer",
+        &peer,
+        "--run-workload",
+        "random:4M",
+    ]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("workload ok bytes=4194304"), "{out}");
+    let read_misses = count_before(&err, " read,");
+    // 1024 accesses, of which about 3/4 miss (the page is not cached).
+    assert!((600..=900).contains(&read_misses), "{err}");
+    let prefetched = count_before(&err, " prefetched");
+    // Only a miss that lands just past the previous one reads ahead (about
+    // 17 in 1024 of them); reading ahead after each would bring thousands.
+    assert!(
+        prefetched < read_misses / 2,
+        "random misses read ahead: {err}"
+    );
     assert_eq!(m.stop(), Some(0));
 }
 

@@ -262,6 +262,8 @@ struct State {
     writebacks: Vec<(Vec<WriteBack>, PendingCall)>,
     /// Pages known to read as zeros at their memory component.
     fresh: Fresh,
+    /// The page of each slot's last demand miss (to see scans).
+    last_miss: [u64; MAX_SLOTS as usize],
     stats: Stats,
 }
 
@@ -327,6 +329,7 @@ impl ExCache {
                 processes: [None; MAX_SLOTS as usize],
                 writebacks: Vec::new(),
                 fresh: Fresh::default(),
+                last_miss: [0; MAX_SLOTS as usize],
                 stats: Stats::default(),
             }),
             flushed: Condvar::new(),
@@ -739,7 +742,16 @@ impl ExCache {
             return;
         }
         st.stats.record_miss(write, start);
-        let candidates = self.prefetch_candidates(&mut st, key);
+        // Read ahead only for a scan: a miss just past the previous one or
+        // past what was read ahead after it. Random misses would only
+        // push useful pages out.
+        let last = std::mem::replace(&mut st.last_miss[slot as usize], vpage);
+        let window = (self.prefetch as u64 + 1) * PAGE_U64;
+        let candidates = if vpage > last && vpage - last <= window {
+            self.prefetch_candidates(&mut st, key)
+        } else {
+            Vec::new()
+        };
         drop(st);
         self.prefetch(p, slot, candidates);
     }
