@@ -7,6 +7,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
+use crate::index::PageIndex;
 use crate::PAGE;
 
 pub type Pid = u32;
@@ -29,6 +30,8 @@ pub struct Frames {
     table: BTreeMap<(Pid, u64), u32>,
     /// Frames in use per process.
     per_process: BTreeMap<Pid, u64>,
+    /// The pages the VMM may serve reads of itself.
+    index: PageIndex,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +44,7 @@ impl Frames {
             total,
             table: BTreeMap::new(),
             per_process: BTreeMap::new(),
+            index: PageIndex::new(total as usize),
         }
     }
 
@@ -86,6 +90,7 @@ impl Frames {
             .map(|(k, _)| *k)
             .collect();
         for k in &keys {
+            self.index.unpublish(k.0, k.1);
             if let Some(f) = self.table.remove(k) {
                 self.free.push(f);
             }
@@ -102,10 +107,13 @@ impl Frames {
             .map(|(k, f)| (*k, *f))
             .collect();
         for (k, _) in &moved {
+            self.index.unpublish(k.0, k.1);
             self.table.remove(k);
         }
         for ((_, vpage), f) in moved {
-            self.table.insert((pid, vpage - from / PAGE + to / PAGE), f);
+            let new = vpage - from / PAGE + to / PAGE;
+            self.index.unpublish(pid, new);
+            self.table.insert((pid, new), f);
         }
     }
 
@@ -131,6 +139,45 @@ impl Frames {
             let _ = i;
         }
         Ok(pages.len() as u64)
+    }
+
+    /// The VMM may serve reads of (pid, vpage) from its frame, whose VMA
+    /// has protection `prot` (nothing happens if it has no frame).
+    pub fn publish(&mut self, pid: Pid, vpage: u64, prot: u32) {
+        if let Some(&f) = self.table.get(&(pid, vpage)) {
+            self.index.publish(pid, vpage, f, prot);
+        }
+    }
+
+    /// The VMM no longer serves pid's pages in [start, end) (byte
+    /// addresses): their VMAs are about to change.
+    pub fn unpublish_range(&mut self, pid: Pid, start: u64, end: u64) {
+        let keys: Vec<u64> = self
+            .table
+            .range((pid, start / PAGE)..(pid, end.div_ceil(PAGE)))
+            .map(|(k, _)| k.1)
+            .collect();
+        for vpage in keys {
+            self.index.unpublish(pid, vpage);
+        }
+    }
+
+    /// Writes `data` into the frame of (pid, vpage), `frame`, so that a
+    /// VMM copy of it made meanwhile is thrown away.
+    pub fn write_frame(
+        &self,
+        pid: Pid,
+        vpage: u64,
+        frame: u32,
+        store: &mut dyn FrameStore,
+        data: &[u8; PAGE as usize],
+    ) {
+        self.index
+            .while_writing(pid, vpage, || store.write(frame, data));
+    }
+
+    pub fn index(&self) -> &PageIndex {
+        &self.index
     }
 
     /// Frees everything pid had (the process exited).

@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod frames;
+pub mod index;
 pub mod owner;
 pub mod service;
 pub mod space;

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use lego_image::fabric::{self, FabricError, Message};
 use lego_image::{cpu, heap, BootInfo, Role};
 use lego_proto::frame::Kind;
+use lego_proto::index::{PageIndexSetup, PORT_PAGE_INDEX};
 use mmon::frames::FrameStore;
 use mmon::owner::{Owner, Source};
 use mmon::service::{Monitor, Remote};
@@ -89,6 +90,7 @@ fn main(boot: &'static BootInfo) -> ! {
     };
     let frames = RamFrames::carve();
     let count = frames.count;
+    let frames_at = cpu::virt_to_phys(frames.base as u64);
     let n = (boot.vregion_peer_count as usize).min(boot.vregion_peers.len());
     let peers = &boot.vregion_peers[..n];
     let mut monitor = Monitor::new(boot.component_id, peers, frames, count);
@@ -96,6 +98,7 @@ fn main(boot: &'static BootInfo) -> ! {
     if !served {
         cpu::halt_forever()
     }
+    offer_page_index(&monitor, frames_at, count);
     lego_image::println!("fabric: component {} serving", boot.component_id);
     let mut remote = FabricRemote {
         later: VecDeque::new(),
@@ -192,6 +195,28 @@ impl<S: FrameStore> Remote<S> for FabricRemote {
             }
         }
         None
+    }
+}
+
+/// Offers the VMM the page index, so it serves page reads of published
+/// pages itself (`lego_proto::index`).
+fn offer_page_index<S: mmon::frames::FrameStore>(monitor: &Monitor<S>, frames_at: u64, count: u32) {
+    let (slots, slot_count) = monitor.frames().index().region();
+    let setup = PageIndexSetup {
+        slots: cpu::virt_to_phys(slots as u64),
+        frames: frames_at,
+        slot_count: slot_count as u32,
+        frame_count: count,
+        status: u32::MAX,
+        _pad: 0,
+    };
+    lego_image::hypercall::out(PORT_PAGE_INDEX, cpu::phys_of(&setup) as u32);
+    // SAFETY: the VMM wrote the status during the hypercall.
+    let status = unsafe { core::ptr::read_volatile(&setup.status) };
+    if status != 0 {
+        lego_image::println!(
+            "memory monitor: the VMM serves no page reads itself (status {status})"
+        );
     }
 }
 

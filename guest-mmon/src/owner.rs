@@ -59,6 +59,11 @@ fn status_of_reply(out: &[u8]) -> Option<u32> {
     MemReply::read_from_prefix(out).ok().map(|(h, _)| h.status)
 }
 
+/// The protection a read reply made by [`reply`] carries.
+fn prot_of(out: &[u8]) -> u32 {
+    MemReply::read_from_prefix(out).map_or(0, |(h, _)| h.value as u32)
+}
+
 pub fn reply(status: u32, value: u64, tail: Option<&[u8]>) -> Vec<u8> {
     let head = MemReply {
         status,
@@ -120,6 +125,8 @@ impl<S: FrameStore> Owner<S> {
         let Some(space) = self.spaces.get_mut(&pid) else {
             return 0;
         };
+        // The VMM must not serve these pages with their old protection.
+        self.frames.unpublish_range(pid, start, end);
         let gaps = space.replace(start, end, vmas);
         gaps.into_iter()
             .map(|(a, b)| self.frames.release(pid, a, b))
@@ -171,12 +178,16 @@ impl<S: FrameStore> Owner<S> {
         Ok(f)
     }
 
-    fn read_page(&mut self, pid: Pid, addr: u64, write: Option<bool>, peek: bool) -> Vec<u8> {
-        let prot = self
-            .spaces
+    /// The protection of the VMA holding `addr` (0 when none does).
+    fn vma_prot(&self, pid: Pid, addr: u64) -> u32 {
+        self.spaces
             .get(&pid)
             .and_then(|s| s.find(addr))
-            .map_or(0, |v| v.prot as u64);
+            .map_or(0, |v| v.prot)
+    }
+
+    fn read_page(&mut self, pid: Pid, addr: u64, write: Option<bool>, peek: bool) -> Vec<u8> {
+        let prot = self.vma_prot(pid, addr) as u64;
         if peek && self.frames.lookup(pid, addr / crate::PAGE).is_none() {
             // Checked like a read, answered with zeros, nothing allocated.
             if let Some(space) = self.spaces.get(&pid) {
@@ -190,6 +201,8 @@ impl<S: FrameStore> Owner<S> {
             Ok(f) => {
                 let mut page = [0u8; PAGE];
                 self.store.read(f, &mut page);
+                // Served here once, checked: the VMM may serve it from now on.
+                self.frames.publish(pid, addr / crate::PAGE, prot as u32);
                 reply(OK, prot, Some(&page))
             }
             Err(s) => reply(s, 0, None),
@@ -228,6 +241,7 @@ impl<S: FrameStore> Owner<S> {
                 Some(f) => {
                     self.store.read(f, &mut page);
                     out.extend_from_slice(&page);
+                    self.frames.publish(pid, a / crate::PAGE, prot_of(&out));
                 }
                 None => out.extend_from_slice(&[0u8; PAGE]),
             }
@@ -276,7 +290,12 @@ impl<S: FrameStore> Owner<S> {
     fn write_page(&mut self, pid: Pid, addr: u64, write: Option<bool>, page: &[u8; PAGE]) -> u32 {
         match self.frame_for(pid, addr, write) {
             Ok(f) => {
-                self.store.write(f, page);
+                let store: &mut dyn FrameStore = &mut self.store;
+                let vpage = addr / crate::PAGE;
+                self.frames.write_frame(pid, vpage, f, store, page);
+                // Its next read (the writer's next miss) needs no guest.
+                let prot = self.vma_prot(pid, addr);
+                self.frames.publish(pid, vpage, prot);
                 OK
             }
             Err(s) => s,

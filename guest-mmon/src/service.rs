@@ -1223,4 +1223,32 @@ mod tests {
         let huge = req(OP_WRITE_MANY, 3, 0, MAX_RUN as u64 + 1, 0, FLAG_WRITEBACK);
         assert_eq!(status_value(&solo(&mut m, &huge)).0, BAD_REQUEST);
     }
+
+    /// The page index the VMM answers reads from: a page is published once
+    /// written or read here, with its VMA's protection, and unpublished
+    /// before its VMA changes or its frame goes.
+    #[test]
+    fn the_page_index_follows_vmas_and_frames() {
+        let mut m = Monitor::new(1, &[], frames(8), 8);
+        solo(&mut m, &req(OP_NEW, 3, 0x40_0000, 0, 0, 0));
+        let rw = PROT_READ | PROT_WRITE;
+        let a = 1u64 << 30;
+        solo(&mut m, &req(OP_MMAP, 3, a, 4 * 4096, rw, FLAG_FIXED));
+        let vpage = a / 4096;
+        let index = |m: &Monitor<Mem>, p: u64| m.frames().index().lookup(3, p).map(|f| f.prot);
+        assert_eq!(index(&m, vpage), None, "nothing published before a write");
+        assert_eq!(status_value(&solo(&mut m, &write_req(3, a, 5))).0, OK);
+        assert_eq!(index(&m, vpage), Some(rw));
+        solo(&mut m, &req(OP_READ, 3, a + 4096, 0, 0, 0));
+        assert_eq!(index(&m, vpage + 1), Some(rw), "a read publishes too");
+        solo(&mut m, &req(OP_MPROTECT, 3, a, 4096, PROT_READ, 0));
+        assert_eq!(index(&m, vpage), None, "mprotect unpublishes first");
+        assert_eq!(index(&m, vpage + 1), Some(rw), "outside the range stays");
+        solo(&mut m, &req(OP_READ, 3, a, 0, 0, 0));
+        assert_eq!(index(&m, vpage), Some(PROT_READ));
+        solo(&mut m, &req(OP_MUNMAP, 3, a, 2 * 4096, 0, 0));
+        assert_eq!(index(&m, vpage), None);
+        assert_eq!(index(&m, vpage + 1), None, "munmap unpublishes");
+        assert_eq!(m.frames().index().live(), 0);
+    }
 }

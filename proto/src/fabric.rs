@@ -33,4 +33,6 @@ pub struct FabricStats {
     /// Authenticated frames naming another source than their sender.
     pub forged_source: u64,
     pub duplicate_ids: u64,
+    /// Page reads a memory component's VMM answered from its page index.
+    pub reads_by_vmm: u64,
 }

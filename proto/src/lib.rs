@@ -13,6 +13,7 @@ pub mod boot;
 pub mod fabric;
 pub mod frame;
 pub mod hypercall;
+pub mod index;
 pub mod memory;
 pub mod pattern;
 pub mod process;

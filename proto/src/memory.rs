@@ -18,6 +18,8 @@ pub const OP_READ: u32 = 1;
 pub const OP_WRITE: u32 = 2;
 /// Write back the page at `arg` and read the page at `addr`, in one request
 /// (an ExCache miss that evicts a dirty page); the page to write follows.
+/// Still served; the ExCache sends the two apart (the read is then
+/// answered by the memory component's VMM from its page index).
 pub const OP_READ_WRITE: u32 = 3;
 /// Start a process: its program break begins at `addr`; its address space
 /// ends at `len` (what the processor's window holds; 0 means

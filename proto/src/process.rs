@@ -230,8 +230,6 @@ pub struct ExCacheStats {
     pub upgrades: u64,
     pub evictions: u64,
     pub writebacks: u64,
-    /// Write-backs carried in the fetch's own request.
-    pub folded: u64,
     /// Pages fetched ahead of a miss, and those later used.
     pub prefetched: u64,
     pub prefetch_hits: u64,

@@ -200,6 +200,33 @@ pub struct Args {
     pub program: Vec<std::ffi::OsString>,
 }
 
+/// Guest RAM a component on the fabric needs at least: its two queues of
+/// `FABRIC_QUEUE_SIZE` buffers of `FABRIC_BUFFER` bytes (8.5 MiB), with
+/// room beside them for the image, stacks and the rest of the heap.
+pub const FABRIC_MIN_MEM: u64 = 16 << 20;
+const _: () = assert!(
+    2 * lego_proto::hypercall::FABRIC_QUEUE_SIZE as u64
+        * lego_proto::hypercall::FABRIC_BUFFER as u64
+        <= FABRIC_MIN_MEM * 3 / 5
+);
+
+/// `--mem` of a component on the fabric: enough for its queues.
+pub fn check_fabric_mem(text: &str, bytes: u64) -> Result<()> {
+    if bytes < FABRIC_MIN_MEM {
+        return Err(VmmError::BadOption {
+            option: "--mem",
+            why: format!(
+                "'{text}' is too little for a component on the fabric: its queues alone take {:.1} MiB; give it at least {}M",
+                2.0 * lego_proto::hypercall::FABRIC_QUEUE_SIZE as f64
+                    * lego_proto::hypercall::FABRIC_BUFFER as f64
+                    / (1 << 20) as f64,
+                FABRIC_MIN_MEM >> 20
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A validated `--mem`, in bytes.
 pub fn parse_mem(text: &str) -> Result<u64> {
     let bad = |why: String| VmmError::BadOption {

@@ -297,10 +297,14 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             None => f.peers.keys().copied().min().unwrap_or(0),
         },
     };
+    let mem = cli::parse_mem(&args.mem)?;
+    if fabric.is_some() {
+        cli::check_fabric_mem(&args.mem, mem)?;
+    }
     let mut cfg = vm::Config {
         role: args.role.role(),
         image: image_path(args),
-        mem: cli::parse_mem(&args.mem)?,
+        mem,
         vcpus: cli::check_vcpus(args.vcpus)?,
         kvm_device: args.kvm_device.clone(),
         mode,

@@ -849,6 +849,29 @@ impl VcpuThread {
                     .map_err(|_| "passed a fabric setup outside guest RAM".to_owned())?;
             }
             PORT_NOP => {}
+            lego_proto::index::PORT_PAGE_INDEX => {
+                let setup: lego_proto::index::PageIndexSetup =
+                    self.read_arg("page index", value)?;
+                let status: u32 = match &self.shared.fabric {
+                    Some(fabric) if self.shared.role == "memory" => {
+                        match fabric.offer_page_index(&setup) {
+                            Ok(()) => 0,
+                            Err(why) => {
+                                log::warn!(
+                                    "fabric: the memory monitor's page index is refused: {why}"
+                                );
+                                2
+                            }
+                        }
+                    }
+                    _ => 1,
+                };
+                // `status` follows two u64 and two u32.
+                self.shared
+                    .ram
+                    .write_obj(status, GuestAddress(value as u64 + 24))
+                    .map_err(|_| "passed a page index setup outside guest RAM".to_owned())?;
+            }
             PORT_PROCESS_START => {
                 let p: lego_proto::process::ProcessStart = self.read_arg("process start", value)?;
                 let to_guest = p.flags & lego_proto::process::PROCESS_FAULTS_TO_GUEST != 0;

@@ -58,13 +58,16 @@ fn check_quarter_cache_run(code: Option<i32>, out: &str, err: &str, prefetch: bo
     assert_eq!(field(line, "bytes"), 4 << 20);
     assert_eq!(field(line, "writebacks"), 1024, "{line}");
     assert!(field(line, "miss_p50_us") > 0);
-    assert_eq!(field(line, "evictions"), 2048 - 256, "{line}");
+    // Every page brought in and not cached at the end was evicted; the
+    // last eviction made room for a few misses more (at most 4 pages).
+    let evictions = field(line, "evictions");
+    assert!((2048 - 256..=2048 - 256 + 4).contains(&evictions), "{line}");
     let fresh = count_before(err, " fresh pages zero-filled here");
     let read_misses = count_before(err, " read,");
     let write_misses = count_before(err, " write)");
     let prefetched = count_before(err, " prefetched");
     let upgrades = count_before(err, " first writes after a read");
-    let requests = count_before(err, " requests (");
+    let requests = count_before(err, " requests,");
     assert_eq!(fresh, 1024, "{err}");
     assert!(
         write_misses <= 1024 / 16,
@@ -74,8 +77,8 @@ fn check_quarter_cache_run(code: Option<i32>, out: &str, err: &str, prefetch: bo
     assert_eq!(read_misses + prefetched, 1024, "{err}");
     // Nothing fetched is written after: no write-protect fault at all.
     assert_eq!(upgrades, 0, "{err}");
-    // Dirty victims leave together, many to a request.
-    assert!(requests <= 256 + 768 / 8, "{err}");
+    // Dirty victims leave together, several to a request.
+    assert!(requests <= 1024 / 2, "{err}");
     if prefetch {
         assert!(
             read_misses < 300,
@@ -109,21 +112,14 @@ fn pattern_through_a_quarter_size_excache_fifo_and_lru() {
             "pattern:4M",
         ]);
         check_quarter_cache_run(code, &out, &err, prefetch != "0");
-        if prefetch == "0" {
-            // The read pass's first 256 misses each evict a dirty page,
-            // which travels in the fetch.
-            assert!(
-                err.contains("(256 folded into the fetch), 0 prefetched"),
-                "{err}"
-            );
-        }
     }
     assert_eq!(m.stop(), Some(0));
 }
 
 /// Random accesses to a working set four times the cache: every page
-/// read is verified, three in four accesses miss, and little is read
-/// ahead (the misses do not look like a scan).
+/// read is verified, three in four accesses miss, little is read ahead
+/// (the misses do not look like a scan), and the memory component's VMM
+/// answers the reads itself.
 #[test]
 fn random_accesses_through_a_quarter_size_excache() {
     if !kvm_available() {
@@ -150,6 +146,15 @@ fn random_accesses_through_a_quarter_size_excache() {
     assert!(
         prefetched < read_misses / 2,
         "random misses read ahead: {err}"
+    );
+    // Every page read was written back before (the write pass), and a
+    // page written back is published: the memory component's VMM answered
+    // the reads from its monitor's page index, without its guest.
+    let stats = fabric_stats(&mut tcp_client(&addr, 100), 1);
+    assert!(
+        stats.reads_by_vmm * 10 >= read_misses * 9,
+        "{} of {read_misses} reads answered by the VMM",
+        stats.reads_by_vmm
     );
     assert_eq!(m.stop(), Some(0));
 }

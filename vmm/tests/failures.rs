@@ -228,6 +228,13 @@ fn bad_options_get_a_sentence() {
         let out = run(&all);
         expect_failure(&out, 2, &[needle]);
     }
+    // A component on the fabric needs room for its queues.
+    let out = run(&["--role", "memory", "--id", "1", "--mem", "8M"]);
+    expect_failure(
+        &out,
+        2,
+        &["too little for a component on the fabric", "at least 16M"],
+    );
     let out = run(&["--role", "graphics"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

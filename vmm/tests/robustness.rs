@@ -74,9 +74,13 @@ fn frames_too_large_or_misaddressed_are_refused_and_the_next_ones_served_over_tc
     let mut c = tcp_client(&addr, ME);
     let max = c.peer.max_frame as usize;
     assert_eq!(max, lego_proto::hypercall::FABRIC_BUFFER as usize);
-    // What the issue found: one well-formed 9000-byte Ping held the
-    // component forever. Now it is refused, with a sentence.
-    let (code, detail) = error_of(c.call(1, Kind::Ping, &[0x42; 9000]).expect("a reply"));
+    // What the issue found: one well-formed Ping larger than the guest's
+    // buffers (9000 bytes then) held the component forever. Now it is
+    // refused, with a sentence.
+    let (code, detail) = error_of(
+        c.call(1, Kind::Ping, &vec![0x42; max + 1000])
+            .expect("a reply"),
+    );
     assert_eq!(code, ErrorCode::TooLarge);
     assert!(
         detail.contains(&format!("takes frames of at most {max} bytes")),
@@ -114,7 +118,8 @@ fn frames_too_large_are_refused_at_the_sender_over_shared_memory() {
     assert_eq!((h.kind, &body[..]), (Kind::Pong, &b"first"[..]));
     // The ring says how large a frame its reader takes: refused here,
     // before anything is queued.
-    let err = c.call(1, Kind::Ping, &[1; 9000]).unwrap_err();
+    let too_large = vec![1; lego_proto::hypercall::FABRIC_BUFFER as usize + 1000];
+    let err = c.call(1, Kind::Ping, &too_large).unwrap_err();
     assert!(
         matches!(
             err,
@@ -122,11 +127,12 @@ fn frames_too_large_are_refused_at_the_sender_over_shared_memory() {
         ),
         "{err}"
     );
-    assert!(
-        err.to_string()
-            .contains("it takes frames of at most 8224 bytes, and this one has 9032"),
-        "{err}"
+    let max = lego_proto::hypercall::FABRIC_BUFFER as usize;
+    let sentence = format!(
+        "it takes frames of at most {max} bytes, and this one has {}",
+        frame::HEADER_LEN + too_large.len()
     );
+    assert!(err.to_string().contains(&sentence), "{err}");
     let (h, _) = c.call(1, Kind::Ping, b"second").expect("a pong");
     assert_eq!(h.kind, Kind::Pong);
     let stats = fabric_stats(&mut tcp_client(&addr, ME + 1), 1);

@@ -140,16 +140,14 @@ impl MemoryClient {
             })
     }
 
-    /// A page request for pid, following redirects (unless `follow` is
-    /// false: a folded read-and-write-back is redirected for either page, so
-    /// the caller unfolds it instead); `page` follows the request. On
-    /// success: the component that answered and what followed the reply head.
+    /// A page request for pid, following redirects; `page` follows the
+    /// request. On success: the component that answered and what followed
+    /// the reply head.
     pub fn request(
         &self,
         home: u32,
         req: MemRequest,
         page: Option<&[u8]>,
-        follow: bool,
     ) -> Result<(u32, MemReply, Vec<u8>), PageError> {
         let mut bytes = req.as_bytes().to_vec();
         if let Some(p) = page {
@@ -161,16 +159,14 @@ impl MemoryClient {
             let (reply, rest) = self.once(dst, &bytes)?;
             match reply.status {
                 OK => return Ok((dst, reply, rest)),
-                NOT_OWNER if follow => {
+                NOT_OWNER => {
                     self.redirects.fetch_add(1, Ordering::Relaxed);
                     dst = reply.value as u32;
                     self.owners().insert((req.pid, region), dst);
                 }
                 // A remembered owner that no longer holds the vRegion (it
                 // was emptied and handed to another): ask the home again.
-                EFAULT | ESRCH
-                    if follow && dst != home && self.owners().contains_key(&(req.pid, region)) =>
-                {
+                EFAULT | ESRCH if dst != home && self.owners().contains_key(&(req.pid, region)) => {
                     self.owners().remove(&(req.pid, region));
                     dst = home;
                 }

@@ -16,8 +16,9 @@
 //! fault that makes it writable and dirty. Evicting a dirty page first
 //! write-protects it (so a write from another vCPU waits instead of being
 //! lost), copies it out, drops it (`MADV_DONTNEED`; KVM's MMU notifier
-//! unmaps it from the guest) and writes it back, folded into the fetch
-//! that needed the room when one component owns both pages.
+//! unmaps it from the guest) and writes it back without waiting, victims
+//! batched (neighbours leave with one write-protect and one
+//! `MADV_DONTNEED`; dirty pages travel up to 16 to a request).
 //!
 //! Measured and rejected: KVM's dirty log. Under PVM's shadow paging, a
 //! page whose guest PTE is already dirty is mapped writable on a read fault
@@ -190,8 +191,6 @@ pub struct Stats {
     pub writebacks: u64,
     /// First writes to read-missed pages (one write-protect fault each).
     pub upgrades: u64,
-    /// Write-backs that travelled in the fetch's own request.
-    pub folded: u64,
     /// Requests that carried write-backs (several pages each, batched).
     pub writeback_requests: u64,
     /// Pages installed ahead of any access, and faults that found their
@@ -483,7 +482,6 @@ impl ExCache {
             upgrades: s.upgrades,
             evictions: s.evictions,
             writebacks: s.writebacks,
-            folded: s.folded,
             prefetched: s.prefetched,
             prefetch_hits: s.prefetch_hits,
             miss_histogram: s.histogram,
@@ -510,7 +508,7 @@ impl ExCache {
         let st = self.lock();
         let s = &st.stats;
         format!(
-            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions, {} write-backs in {} requests ({} folded into the fetch), {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us installing",
+            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions, {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us installing",
             s.misses,
             s.read_misses,
             s.write_misses,
@@ -518,7 +516,6 @@ impl ExCache {
             s.evictions,
             s.writebacks,
             s.writeback_requests,
-            s.folded,
             s.prefetched,
             s.prefetch_hits,
             s.fresh,
@@ -652,12 +649,14 @@ impl ExCache {
         }
         st.loading.insert(key, false);
         st.demand += 1;
-        let back = match self.make_room(&mut st, 0).and_then(|mut backs| {
-            // The last victim travels in the fetch; the others go now.
-            let last = backs.pop();
-            self.start_writebacks(&mut st, backs).map(|()| last)
-        }) {
-            Ok(b) => b,
+        // Write-backs go out first, without waiting: the fetch (of another
+        // page) need not wait for them, and a memory component's VMM
+        // answers it from its page index while its guest takes them.
+        match self
+            .make_room(&mut st, 0)
+            .and_then(|backs| self.start_writebacks(&mut st, backs))
+        {
+            Ok(()) => {}
             Err(fault) => {
                 end_demand(&mut st, key);
                 drop(st);
@@ -674,19 +673,12 @@ impl ExCache {
         }
 
         let t = Instant::now();
-        let back_key = back.as_ref().map(|b| b.key);
-        let fetched = self.fetch(p, vpage, write, back);
+        let fetched = self.fetch(p, vpage, write);
         let fetch_ns = t.elapsed().as_nanos() as u64;
 
         let mut st = self.lock();
         st.stats.fetch_ns += fetch_ns;
         let cancelled = end_demand(&mut st, key);
-        if let Some(k) = back_key {
-            // Folded into the fetch, or written back on its own, and
-            // acknowledged either way (or the process stops below).
-            st.flushing.remove(&k);
-            self.flushed.notify_all();
-        }
         let (owner, prot, page) = match fetched {
             Ok(v) => v,
             Err(source) => {
@@ -881,9 +873,15 @@ impl ExCache {
 
     /// Evicts pages until the cached ones, the demand misses in flight and
     /// `more` fit. The dirty victims are returned for the caller to write
-    /// back (one folded into its fetch when it can, the others batched).
+    /// back (batched).
     fn make_room(&self, st: &mut State, more: usize) -> Result<Vec<WriteBack>, Fault> {
-        let need = (st.pages.len() + st.demand + more).saturating_sub(st.capacity);
+        let mut need = (st.pages.len() + st.demand + more).saturating_sub(st.capacity);
+        if need > 0 {
+            // Make room for a few misses more while at it: their victims'
+            // write-backs then share requests (a send costs about as much
+            // as a 4 KiB page's round trip on these hosts).
+            need = need.max((st.capacity / 64).clamp(1, MAX_RUN));
+        }
         let mut victims: Vec<Key> = Vec::with_capacity(need);
         while victims.len() < need {
             let Some(key) = st.order.victim(|_| false) else {
@@ -1158,12 +1156,7 @@ impl ExCache {
                 // home knows who does.
                 gone(
                     self.client
-                        .request(
-                            wb.page.home,
-                            Self::writeback_request(&wb),
-                            Some(&wb.data),
-                            true,
-                        )
+                        .request(wb.page.home, Self::writeback_request(&wb), Some(&wb.data))
                         .map(|_| ()),
                 )
                 .map_err(fault)
@@ -1172,16 +1165,9 @@ impl ExCache {
         }
     }
 
-    /// Fetches pid's page, writing `back` back first (in the same request
-    /// when one component owns both). Write-backs and fetches are routed
-    /// the same way: to the owner the client knows, following redirects.
-    fn fetch(
-        &self,
-        p: Process,
-        vpage: u64,
-        write: bool,
-        back: Option<WriteBack>,
-    ) -> Result<Fetched, PageError> {
+    /// Fetches pid's page from the owner the client knows, following
+    /// redirects.
+    fn fetch(&self, p: Process, vpage: u64, write: bool) -> Result<Fetched, PageError> {
         let read = MemRequest {
             op: OP_READ,
             pid: p.pid,
@@ -1189,48 +1175,7 @@ impl ExCache {
             flags: if write { FLAG_FOR_WRITE } else { 0 },
             ..Default::default()
         };
-        let Some(wb) = back else {
-            return self.client.request(p.home, read, None, true).map(fetched);
-        };
-        let victim_owner = self.client.owner(wb.page.pid, wb.page.home, wb.key.1);
-        let same = wb.page.pid == p.pid && victim_owner == self.client.owner(p.pid, p.home, vpage);
-        if same {
-            let both = MemRequest {
-                op: OP_READ_WRITE,
-                arg: wb.key.1,
-                flags: read.flags | FLAG_WRITEBACK,
-                ..read
-            };
-            match self
-                .client
-                .request(victim_owner, both, Some(&wb.data), false)
-            {
-                Ok(out) => {
-                    let mut st = self.lock();
-                    st.stats.writebacks += 1;
-                    st.stats.writeback_requests += 1;
-                    st.stats.folded += 1;
-                    return Ok(fetched(out));
-                }
-                // Redirected: the pages have different owners after all.
-                Err(PageError::Refused {
-                    status: NOT_OWNER, ..
-                }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.client.request(
-            wb.page.home,
-            Self::writeback_request(&wb),
-            Some(&wb.data),
-            true,
-        )?;
-        {
-            let mut st = self.lock();
-            st.stats.writebacks += 1;
-            st.stats.writeback_requests += 1;
-        }
-        self.client.request(p.home, read, None, true).map(fetched)
+        self.client.request(p.home, read, None).map(fetched)
     }
 
     /// The pages after `key` in its vRegion worth fetching ahead: not
@@ -1518,7 +1463,7 @@ impl ExCache {
                         ..Default::default()
                     };
                     self.client
-                        .request(p.home, wb, Some(data), true)
+                        .request(p.home, wb, Some(data))
                         .map_err(|e| fault(va, e))?;
                 }
                 Err(e) => return Err(fault(va, e)),

@@ -22,6 +22,7 @@
 //! (too large for its buffers, or its ring full past the fabric timeout) is
 //! refused with an error frame or dropped, and counted.
 
+pub mod page_reads;
 // Used by the `rdma` feature; compiled and tested without it too.
 #[cfg_attr(not(feature = "rdma"), allow(dead_code))]
 pub mod qp_address;
@@ -208,13 +209,17 @@ pub struct Stats {
     pub forged_source: AtomicU64,
     /// Times one component id was answered by two processes at once.
     pub duplicate_ids: AtomicU64,
+    /// Page reads this VMM answered from the memory monitor's page index.
+    pub reads_by_vmm: AtomicU64,
+    /// Time spent answering them, sending included.
+    pub reads_by_vmm_ns: AtomicU64,
 }
 
 impl Stats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "fabric: {} frames from the guest, {} to it, {} sent to peers, {} received; dropped: {} bad from the guest, {} bad from peers ({} connections closed), {} connections refused, {} misrouted, {} for a full guest ring, {} too large for the guest, {} unauthenticated, {} replayed, {} with a forged source; {} error replies made; {} duplicate ids seen",
+            "fabric: {} frames from the guest, {} to it, {} sent to peers, {} received; dropped: {} bad from the guest, {} bad from peers ({} connections closed), {} connections refused, {} misrouted, {} for a full guest ring, {} too large for the guest, {} unauthenticated, {} replayed, {} with a forged source; {} error replies made; {} duplicate ids seen; {} page reads answered by the VMM ({:.1} us each, sending included)",
             g(&self.from_guest),
             g(&self.to_guest),
             g(&self.sent),
@@ -231,6 +236,8 @@ impl Stats {
             g(&self.forged_source),
             g(&self.errors_made),
             g(&self.duplicate_ids),
+            g(&self.reads_by_vmm),
+            g(&self.reads_by_vmm_ns) as f64 / 1000.0 / g(&self.reads_by_vmm).max(1) as f64,
         )
     }
 
@@ -253,6 +260,7 @@ impl Stats {
             replayed: g(&self.replayed),
             forged_source: g(&self.forged_source),
             duplicate_ids: g(&self.duplicate_ids),
+            reads_by_vmm: g(&self.reads_by_vmm),
         }
     }
 }
@@ -278,6 +286,54 @@ type Calls = Arc<Mutex<HashMap<u64, (ComponentId, Sender<CallReply>)>>>;
 pub struct Events {
     tx: Sender<Event>,
     calls: Calls,
+    /// A memory component's page reads, answered on the receiving thread.
+    direct: Arc<std::sync::OnceLock<DirectReads>>,
+}
+
+/// Answers page reads from the memory monitor's page index on the thread
+/// that received them (no hop through the device thread, and no guest).
+struct DirectReads {
+    id: ComponentId,
+    reads: page_reads::PageReads,
+    transports: Arc<Vec<Box<dyn Transport>>>,
+    stats: Arc<Stats>,
+}
+
+impl DirectReads {
+    /// Whether `bytes` (a whole frame) was a page read, answered now.
+    fn answer(&self, bytes: &[u8]) -> bool {
+        let start = Instant::now();
+        let Ok(h) = Header::decode(bytes) else {
+            return false;
+        };
+        if h.is_reply() || h.kind != Kind::Data || h.dst != self.id {
+            return false;
+        }
+        let Some(answer) = self
+            .reads
+            .answer(bytes.get(HEADER_LEN..).unwrap_or_default())
+        else {
+            return false;
+        };
+        let Some(t) = self.transports.iter().find(|t| t.reaches(h.src)) else {
+            return false;
+        };
+        let reply = h.reply(Kind::Data, answer.len() as u32);
+        let out = Outgoing {
+            header: reply.encode(),
+            payload: Payload::Bytes(&answer),
+        };
+        // A reply that cannot be sent is lost like any other: the asker's
+        // VMM times the request out.
+        if t.send(h.src, &out).is_ok() {
+            self.stats.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.reads_by_vmm.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .reads_by_vmm_ns
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        true
+    }
 }
 
 impl Events {
@@ -287,6 +343,9 @@ impl Events {
                 if let Some((_, waiter)) = self.calls.lock().ok().and_then(|mut c| c.remove(&id)) {
                     let _ = waiter.send(answer);
                 }
+                return Ok(());
+            }
+            if self.direct.get().is_some_and(|d| d.answer(bytes)) {
                 return Ok(());
             }
         }
@@ -382,6 +441,9 @@ pub struct Fabric {
     local: Arc<Local>,
     /// What the VMM answers itself on the fabric (the ExCache's stats).
     pub answers: std::sync::OnceLock<VmmAnswer>,
+    /// A memory component's page reads answered from its monitor's page
+    /// index (set once the monitor offers it).
+    direct: Arc<std::sync::OnceLock<DirectReads>>,
 }
 
 /// Makes the VMM's answer to a stats request. It runs on the device
@@ -393,9 +455,11 @@ impl Fabric {
     pub fn start(cfg: Config, ram: GuestRam) -> crate::error::Result<Arc<Fabric>> {
         let (tx, inbox) = channel();
         let calls: Calls = Arc::default();
+        let direct: Arc<std::sync::OnceLock<DirectReads>> = Arc::default();
         let events = Events {
             tx,
             calls: calls.clone(),
+            direct: direct.clone(),
         };
         let stats = Arc::new(Stats::default());
         let local = Arc::new(Local {
@@ -462,6 +526,7 @@ impl Fabric {
             calls,
             local,
             answers: std::sync::OnceLock::new(),
+            direct,
         });
         let device = Device {
             fabric: fabric.clone(),
@@ -476,6 +541,20 @@ impl Fabric {
             .spawn(move || device.run())
             .map_err(crate::error::VmmError::Thread)?;
         Ok(fabric)
+    }
+
+    /// PORT_PAGE_INDEX: from now on, page reads of the pages the memory
+    /// monitor publishes are answered here. Once per guest.
+    pub fn offer_page_index(&self, s: &lego_proto::index::PageIndexSetup) -> Result<(), String> {
+        let reads = page_reads::PageReads::new(&self.ram, s)?;
+        self.direct
+            .set(DirectReads {
+                id: self.id,
+                reads,
+                transports: self.transports.clone(),
+                stats: self.stats.clone(),
+            })
+            .map_err(|_| "the page index was offered already".to_owned())
     }
 
     /// PORT_FABRIC_SETUP: takes the guest's queues. Returns a status for
