@@ -117,8 +117,9 @@ pub struct Args {
 
     /// Processor: pages after a missed one (in its vRegion) to fetch ahead
     /// of use and install before they are touched, once misses look
-    /// sequential (a miss just past the previous one or its read-ahead).
-    /// 0 turns prefetching off.
+    /// sequential (a miss just past the previous one or its read-ahead);
+    /// the window doubles with each miss of a scan, up to 16 times this
+    /// (at most 512). 0 turns prefetching off.
     #[arg(long, value_name = "PAGES", default_value_t = 16)]
     pub excache_prefetch: u32,
 

@@ -313,7 +313,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         fabric,
         fabric_test,
         vregion_peers: args.vregion_peers.clone(),
-        excache: excache.map(|pages| (pages, args.excache_policy, args.excache_prefetch.min(64))),
+        excache: excache.map(|pages| (pages, args.excache_policy, args.excache_prefetch.min(512))),
         workload: workload.map(|(kind, bytes)| vm::WorkloadConfig {
             kind,
             bytes,

@@ -140,6 +140,36 @@ impl MemoryClient {
             })
     }
 
+    /// The answer to a page request already sent to `dst` with
+    /// [`Self::start`]; a redirect (or a stale owner) is followed as
+    /// [`Self::request`] does, from what it taught.
+    pub fn finish(
+        &self,
+        home: u32,
+        req: MemRequest,
+        dst: u32,
+        reply: CallReply,
+    ) -> Result<(u32, MemReply, Vec<u8>), PageError> {
+        let (head, rest) = parse(dst, reply)?;
+        match head.status {
+            OK => Ok((dst, head, rest)),
+            NOT_OWNER => {
+                self.redirects.fetch_add(1, Ordering::Relaxed);
+                self.owners()
+                    .insert((req.pid, vregion(req.addr)), head.value as u32);
+                self.request(home, req, None)
+            }
+            EFAULT | ESRCH if dst != home => {
+                self.owners().remove(&(req.pid, vregion(req.addr)));
+                self.request(home, req, None)
+            }
+            status => Err(PageError::Refused {
+                component: dst,
+                status,
+            }),
+        }
+    }
+
     /// A page request for pid, following redirects; `page` follows the
     /// request. On success: the component that answered and what followed
     /// the reply head.

@@ -67,6 +67,9 @@ const PROT_EXEC: u32 = 4;
 /// Most fresh pages one miss installs (zeros, no round trip): the pages
 /// after a fresh one are likely next, as with Linux's fault-around.
 const FRESH_RUN: u64 = 32;
+/// How much a scan's read-ahead window may grow, as a multiple of
+/// `--excache-prefetch`.
+const MAX_WINDOW_GROWTH: u64 = 16;
 /// Zeros to install fresh pages from.
 static ZEROS: [u8; FRESH_RUN as usize * PAGE] = [0; FRESH_RUN as usize * PAGE];
 /// Miss latencies kept for percentiles: the most recent ones (the
@@ -261,8 +264,10 @@ struct State {
     writebacks: Vec<(Vec<WriteBack>, PendingCall)>,
     /// Pages known to read as zeros at their memory component.
     fresh: Fresh,
-    /// The page of each slot's last demand miss (to see scans).
+    /// The page of each slot's last demand miss (to see scans), and how
+    /// far it reads ahead now.
     last_miss: [u64; MAX_SLOTS as usize],
+    window: [u64; MAX_SLOTS as usize],
     stats: Stats,
 }
 
@@ -329,6 +334,7 @@ impl ExCache {
                 writebacks: Vec::new(),
                 fresh: Fresh::default(),
                 last_miss: [0; MAX_SLOTS as usize],
+                window: [0; MAX_SLOTS as usize],
                 stats: Stats::default(),
             }),
             flushed: Condvar::new(),
@@ -587,8 +593,14 @@ impl ExCache {
                 return;
             }
             st = self.lock();
-            while st.flushing.contains(&key) {
-                st = self.flushed.wait(st).unwrap_or_else(|p| p.into_inner());
+            if st.flushing.contains(&key) {
+                // Its write-back may not be sent yet (a miss sends its
+                // victims' after its own page is in): look again soon.
+                st = self
+                    .flushed
+                    .wait_timeout(st, std::time::Duration::from_millis(1))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
             }
         }
         self.miss(st, key, f);
@@ -649,14 +661,11 @@ impl ExCache {
         }
         st.loading.insert(key, false);
         st.demand += 1;
-        // Write-backs go out first, without waiting: the fetch (of another
-        // page) need not wait for them, and a memory component's VMM
-        // answers it from its page index while its guest takes them.
-        match self
-            .make_room(&mut st, 0)
-            .and_then(|backs| self.start_writebacks(&mut st, backs))
-        {
-            Ok(()) => {}
+        // The victims' write-backs go out while the fetch (of another page)
+        // is in flight, without waiting: a memory component's VMM answers
+        // the fetch from its page index while its guest takes them.
+        let backs = match self.make_room(&mut st, 0) {
+            Ok(b) => b,
             Err(fault) => {
                 end_demand(&mut st, key);
                 drop(st);
@@ -673,7 +682,7 @@ impl ExCache {
         }
 
         let t = Instant::now();
-        let fetched = self.fetch(p, vpage, write);
+        let fetched = self.fetch(p, vpage, write, backs);
         let fetch_ns = t.elapsed().as_nanos() as u64;
 
         let mut st = self.lock();
@@ -736,12 +745,18 @@ impl ExCache {
         st.stats.record_miss(write, start);
         // Read ahead only for a scan: a miss just past the previous one or
         // past what was read ahead after it. Random misses would only
-        // push useful pages out.
-        let last = std::mem::replace(&mut st.last_miss[slot as usize], vpage);
-        let window = (self.prefetch as u64 + 1) * PAGE_U64;
-        let candidates = if vpage > last && vpage - last <= window {
-            self.prefetch_candidates(&mut st, key)
+        // push useful pages out. Each miss of a scan doubles the window
+        // (up to 16 times --excache-prefetch), as Linux's readahead does:
+        // a long scan then waits for one round trip per 256 pages.
+        let s = slot as usize;
+        let last = std::mem::replace(&mut st.last_miss[s], vpage);
+        let window = st.window[s].max(self.prefetch as u64);
+        let candidates = if vpage > last && vpage - last <= (window + 1) * PAGE_U64 {
+            let grown = (window * 2).min(self.prefetch as u64 * MAX_WINDOW_GROWTH);
+            st.window[s] = grown;
+            self.prefetch_candidates(&mut st, key, grown)
         } else {
+            st.window[s] = self.prefetch as u64;
             Vec::new()
         };
         drop(st);
@@ -826,9 +841,10 @@ impl ExCache {
         };
         let pages = (run.end - run.start) / PAGE_U64;
         let writable = run.prot & PROT_WRITE != 0;
+        let mut backs = Vec::new();
         let room = self
             .make_room(&mut st, pages as usize)
-            .and_then(|backs| self.start_writebacks(&mut st, backs))
+            .map(|b| backs = b)
             .and_then(|()| self.reap_writebacks(&mut st));
         let t = Instant::now();
         let copied = room.and_then(|()| {
@@ -840,8 +856,9 @@ impl ExCache {
         let copied = match copied {
             Ok(bytes) => bytes / PAGE_U64,
             Err(fault) => {
-                // Still fresh at the memory component.
+                // Still fresh at the memory component; the victims go back.
                 st.fresh.insert(slot, run.start, run.end, run.prot);
+                let _ = self.start_writebacks(&mut st, backs);
                 drop(st);
                 self.fail(f.tid, key, f.write, fault);
                 return;
@@ -869,6 +886,11 @@ impl ExCache {
         }
         st.stats.fresh += copied;
         st.stats.record_miss(f.write, start);
+        // The vCPU runs on (the copy woke it) while the victims go back.
+        if let Err(fault) = self.start_writebacks(&mut st, backs) {
+            drop(st);
+            self.fail(f.tid, key, f.write, fault);
+        }
     }
 
     /// Evicts pages until the cached ones, the demand misses in flight and
@@ -1166,8 +1188,14 @@ impl ExCache {
     }
 
     /// Fetches pid's page from the owner the client knows, following
-    /// redirects.
-    fn fetch(&self, p: Process, vpage: u64, write: bool) -> Result<Fetched, PageError> {
+    /// redirects; `backs` are written back while the request is in flight.
+    fn fetch(
+        &self,
+        p: Process,
+        vpage: u64,
+        write: bool,
+        backs: Vec<WriteBack>,
+    ) -> Result<Fetched, PageError> {
         let read = MemRequest {
             op: OP_READ,
             pid: p.pid,
@@ -1175,16 +1203,34 @@ impl ExCache {
             flags: if write { FLAG_FOR_WRITE } else { 0 },
             ..Default::default()
         };
-        self.client.request(p.home, read, None).map(fetched)
+        let dst = self.client.owner(p.pid, p.home, vpage);
+        let call = self.client.start(dst, read, None);
+        let sent = {
+            let mut st = self.lock();
+            self.start_writebacks(&mut st, backs)
+        };
+        match sent {
+            Ok(()) => {}
+            Err(Fault::Page { source, .. }) => return Err(source),
+            Err(Fault::Host { what, why }) => {
+                return Err(PageError::Unreachable {
+                    component: dst,
+                    why: format!("could not {what}: {why}"),
+                })
+            }
+        }
+        let call = call?;
+        let reply = call.wait();
+        self.client.finish(p.home, read, dst, reply).map(fetched)
     }
 
     /// The pages after `key` in its vRegion worth fetching ahead: not
     /// cached, loading or flushing. They are marked loading here, under
     /// the lock; each makes room for itself when it arrives.
-    fn prefetch_candidates(&self, st: &mut State, key: Key) -> Vec<Key> {
+    fn prefetch_candidates(&self, st: &mut State, key: Key, window: u64) -> Vec<Key> {
         let (slot, vpage) = key;
         let mut out = Vec::new();
-        for k in 1..=self.prefetch as u64 {
+        for k in 1..=window {
             let q = vpage + k * PAGE_U64;
             if vregion(q) != vregion(vpage) {
                 break;
@@ -1252,9 +1298,8 @@ impl ExCache {
         };
         let have = (bytes.len() / PAGE).min(n);
         let count = wanted[..have].iter().filter(|&&w| w).count();
-        let room = self
-            .make_room(&mut st, count)
-            .and_then(|backs| self.start_writebacks(&mut st, backs));
+        let mut backs = Vec::new();
+        let room = self.make_room(&mut st, count).map(|b| backs = b);
         if let Err(e) = &room {
             log::warn!("excache: prefetch: {e}");
         }
@@ -1291,6 +1336,10 @@ impl ExCache {
                 self.wake_page(&st, (slot, a + k as u64 * PAGE_U64));
             }
             i = j;
+        }
+        // The pages are in (their waiters woken): now the victims go back.
+        if let Err(e) = self.start_writebacks(&mut st, backs) {
+            log::warn!("excache: prefetch: {e}");
         }
     }
 
