@@ -100,8 +100,10 @@ impl PageReads {
         let mut prot = None;
         for i in 0..pages {
             let vpage = first + i;
-            if vregion(vpage * PAGE as u64) != vregion(r.addr) {
-                break;
+            // Garbage addresses stop the run, never overflow.
+            match vpage.checked_mul(PAGE as u64) {
+                Some(at) if vregion(at) == vregion(r.addr) => {}
+                _ => break,
             }
             let Some(found) = index_lookup(slots, r.pid, vpage) else {
                 break;
@@ -223,6 +225,7 @@ mod tests {
         write[..4].copy_from_slice(&OP_WRITE.to_le_bytes());
         assert!(r.answer(&write).is_none());
         assert!(r.answer(&[1, 2, 3]).is_none(), "garbage is left alone");
+        assert!(r.answer(&read(7, u64::MAX / 4096, 16, 0)).is_none());
     }
 
     #[test]
