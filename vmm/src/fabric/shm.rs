@@ -23,6 +23,8 @@ use crate::error::{Result, VmmError};
 
 /// How long the reader polls after the last frame before it sleeps.
 const POLL_WINDOW: Duration = Duration::from_micros(200);
+/// How often a reader that never sleeps still looks for new rings.
+const SCAN_WHILE_BUSY: Duration = Duration::from_millis(100);
 /// How long an idle reader sleeps: a new sender rings the doorbell before
 /// its first frame, so this only bounds how late a ring is found if that
 /// wake-up is lost.
@@ -209,6 +211,9 @@ impl Reader {
     fn run(mut self) {
         let mut last_busy = Instant::now();
         self.scan();
+        // Woken by the bell and not yet seen why.
+        let mut woken = false;
+        let mut last_scan = Instant::now();
         loop {
             let word = self.bell.seen();
             self.update_max_frame();
@@ -220,13 +225,22 @@ impl Reader {
                     Err(()) => return,
                 }
             }
+            if (woken && !busy) || last_scan.elapsed() > SCAN_WHILE_BUSY {
+                // A ring we know did not ring: a new sender did (it rings
+                // before it sends), or a busy reader looks now and then.
+                // Only then is the directory read, which costs milliseconds
+                // when it holds thousands of old rings; reading it after
+                // every ring made each frame wait 2 ms.
+                self.scan();
+                last_scan = Instant::now();
+            }
+            woken = false;
             if busy {
                 last_busy = Instant::now();
             } else if last_busy.elapsed() > POLL_WINDOW {
-                // Sleep until a sender rings (a new sender rings before it
-                // sends, so look for new rings then), or a while.
+                // Sleep until a sender rings, or a while.
                 self.bell.wait(word, IDLE_SLEEP);
-                self.scan();
+                woken = true;
             } else {
                 std::thread::yield_now();
             }
