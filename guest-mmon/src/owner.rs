@@ -53,17 +53,12 @@ pub(crate) fn status(e: MemError) -> u32 {
     }
 }
 
-/// A reply: its head, and a page or other bytes after it.
 /// The status of a reply made by [`reply`].
 fn status_of_reply(out: &[u8]) -> Option<u32> {
     MemReply::read_from_prefix(out).ok().map(|(h, _)| h.status)
 }
 
-/// The protection a read reply made by [`reply`] carries.
-fn prot_of(out: &[u8]) -> u32 {
-    MemReply::read_from_prefix(out).map_or(0, |(h, _)| h.value as u32)
-}
-
+/// A reply: its head, and a page or other bytes after it.
 pub fn reply(status: u32, value: u64, tail: Option<&[u8]>) -> Vec<u8> {
     let head = MemReply {
         status,
@@ -224,11 +219,14 @@ impl<S: FrameStore> Owner<S> {
             return out;
         }
         let pages = len.div_ceil(crate::PAGE).min(MAX_RUN as u64);
-        let vma_end = self
+        let Some((vma_end, prot)) = self
             .spaces
             .get(&pid)
             .and_then(|s| s.find(addr))
-            .map_or(addr, |v| v.end);
+            .map(|v| (v.end, v.prot))
+        else {
+            return out;
+        };
         let region_end = (vregion(addr) + 1) << VREGION_SHIFT;
         let end = addr
             .saturating_add(pages * crate::PAGE)
@@ -241,7 +239,7 @@ impl<S: FrameStore> Owner<S> {
                 Some(f) => {
                     self.store.read(f, &mut page);
                     out.extend_from_slice(&page);
-                    self.frames.publish(pid, a / crate::PAGE, prot_of(&out));
+                    self.frames.publish(pid, a / crate::PAGE, prot);
                 }
                 None => out.extend_from_slice(&[0u8; PAGE]),
             }

@@ -141,8 +141,7 @@ impl MemoryClient {
     }
 
     /// The answer to a page request already sent to `dst` with
-    /// [`Self::start`]; a redirect (or a stale owner) is followed as
-    /// [`Self::request`] does, from what it taught.
+    /// [`Self::start`], redirects followed as [`Self::request`] follows them.
     pub fn finish(
         &self,
         home: u32,
@@ -150,24 +149,7 @@ impl MemoryClient {
         dst: u32,
         reply: CallReply,
     ) -> Result<(u32, MemReply, Vec<u8>), PageError> {
-        let (head, rest) = parse(dst, reply)?;
-        match head.status {
-            OK => Ok((dst, head, rest)),
-            NOT_OWNER => {
-                self.redirects.fetch_add(1, Ordering::Relaxed);
-                self.owners()
-                    .insert((req.pid, vregion(req.addr)), head.value as u32);
-                self.request(home, req, None)
-            }
-            EFAULT | ESRCH if dst != home => {
-                self.owners().remove(&(req.pid, vregion(req.addr)));
-                self.request(home, req, None)
-            }
-            status => Err(PageError::Refused {
-                component: dst,
-                status,
-            }),
-        }
+        self.follow(home, req, req.as_bytes(), dst, reply)
     }
 
     /// A page request for pid, following redirects; `page` follows the
@@ -183,15 +165,29 @@ impl MemoryClient {
         if let Some(p) = page {
             bytes.extend_from_slice(p);
         }
+        let dst = self.owner(req.pid, home, req.addr);
+        let reply = self.fabric.call(dst, &bytes);
+        self.follow(home, req, &bytes, dst, reply)
+    }
+
+    /// Takes `reply` (to `bytes`, sent to `dst`) and, while it redirects,
+    /// asks again where it points.
+    fn follow(
+        &self,
+        home: u32,
+        req: MemRequest,
+        bytes: &[u8],
+        mut dst: u32,
+        mut reply: CallReply,
+    ) -> Result<(u32, MemReply, Vec<u8>), PageError> {
         let region = vregion(req.addr);
-        let mut dst = self.owner(req.pid, home, req.addr);
         for _ in 0..4 {
-            let (reply, rest) = self.once(dst, &bytes)?;
-            match reply.status {
-                OK => return Ok((dst, reply, rest)),
+            let (head, rest) = parse(dst, reply)?;
+            match head.status {
+                OK => return Ok((dst, head, rest)),
                 NOT_OWNER => {
                     self.redirects.fetch_add(1, Ordering::Relaxed);
-                    dst = reply.value as u32;
+                    dst = head.value as u32;
                     self.owners().insert((req.pid, region), dst);
                 }
                 // A remembered owner that no longer holds the vRegion (it
@@ -207,6 +203,7 @@ impl MemoryClient {
                     })
                 }
             }
+            reply = self.fabric.call(dst, bytes);
         }
         Err(PageError::Redirects {
             component: dst,

@@ -175,6 +175,19 @@ struct Page {
     fresh: bool,
 }
 
+/// How pages are installed: where they came from and what they may do.
+#[derive(Clone, Copy)]
+struct Installed {
+    /// The memory component they came from.
+    owner: u32,
+    /// Their VMA allows writes.
+    writable: bool,
+    /// Mapped writable and counted written (else write-protected).
+    dirty: bool,
+    /// Zeros installed here for pages no memory component has a frame for.
+    fresh: bool,
+}
+
 /// A page from a memory component: who sent it, its VMA's protection, its bytes.
 type Fetched = (u32, u32, Vec<u8>);
 
@@ -602,14 +615,10 @@ impl ExCache {
                 return;
             }
             st = self.lock();
-            if st.flushing.contains(&key) {
-                // Its write-back may not be sent yet (a miss sends its
-                // victims' after its own page is in): look again soon.
-                st = self
-                    .flushed
-                    .wait_timeout(st, std::time::Duration::from_millis(1))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+            // Its write-back may not be sent yet (a miss sends its victims'
+            // after its own page is in): wait until it is, or is answered.
+            while st.flushing.contains(&key) && st.writebacks.is_empty() {
+                st = self.flushed.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         }
         self.miss(st, key, f);
@@ -699,17 +708,11 @@ impl ExCache {
         let cancelled = end_demand(&mut st, key);
         let (owner, prot, page) = match fetched {
             Ok(v) => v,
-            Err(source) => {
+            Err(fault) => {
                 drop(st);
                 // The vCPU stays blocked on the fault until the verdict's
                 // kick interrupts it there: a wake would let it run on and
                 // take the verdict at some later instruction.
-                let fault = Fault::Page {
-                    pid: p.pid,
-                    va: vpage,
-                    access: if write { "write" } else { "read" },
-                    source,
-                };
                 self.fail(f.tid, key, write, fault);
                 return;
             }
@@ -746,8 +749,13 @@ impl ExCache {
             self.fail(f.tid, key, write, fault);
             return;
         }
-        let dirty = write || (writable && st.writes_follow_reads());
-        if let Err(fault) = self.install(&mut st, key, p, owner, writable, dirty, bytes) {
+        let how = Installed {
+            owner,
+            writable,
+            dirty: write || (writable && st.writes_follow_reads()),
+            fresh: false,
+        };
+        if let Err(fault) = self.install(&mut st, key, p, how, bytes) {
             drop(st);
             self.fail(f.tid, key, write, fault);
             return;
@@ -778,18 +786,15 @@ impl ExCache {
         self.prefetch(p, slot, candidates);
     }
 
-    /// Puts fetched pages (`bytes`, whole pages from `key` on) in place and
-    /// wakes whoever waits on them. Returns how many were installed: the
-    /// copy stops at a page another fault installed meanwhile.
-    #[allow(clippy::too_many_arguments)]
+    /// Puts pages (`bytes`, whole pages from `key` on) in place and wakes
+    /// whoever waits on them. Returns how many were installed: the copy
+    /// stops at a page another fault installed meanwhile.
     fn install(
         &self,
         st: &mut State,
         key: Key,
         p: Process,
-        owner: u32,
-        writable: bool,
-        dirty: bool,
+        how: Installed,
         bytes: &[u8],
     ) -> Result<u64, Fault> {
         let Some(host) = st.regions.host_of(key.0, key.1) else {
@@ -798,26 +803,28 @@ impl ExCache {
         let t = Instant::now();
         let copied = self
             .uffd
-            .copy(host, bytes, !dirty)
+            .copy(host, bytes, !how.dirty)
             .map_err(|e| Fault::host("install a page", e))?
             / PAGE_U64;
         st.stats.install_ns += t.elapsed().as_nanos() as u64;
-        if writable && !dirty {
+        if how.writable && !how.dirty {
             st.installed_protected(copied);
         }
         for i in 0..copied {
             let k = (key.0, key.1 + i * PAGE_U64);
-            // What the memory component sent is what counts from now on.
-            st.fresh.remove(k.0, k.1, k.1 + PAGE_U64);
+            if !how.fresh {
+                // What the memory component sent counts from now on.
+                st.fresh.remove(k.0, k.1, k.1 + PAGE_U64);
+            }
             st.pages.insert(
                 k,
                 Page {
                     pid: p.pid,
                     home: p.home,
-                    owner,
-                    dirty,
-                    writable,
-                    fresh: false,
+                    owner: how.owner,
+                    dirty: how.dirty,
+                    writable: how.writable,
+                    fresh: how.fresh,
                 },
             );
             st.order.insert(k);
@@ -849,10 +856,7 @@ impl ExCache {
             }
             n += 1;
         }
-        let (Some(run), Some(host)) = (
-            st.fresh.take(slot, va, n, limit),
-            st.regions.host_of(slot, va),
-        ) else {
+        let Some(run) = st.fresh.take(slot, va, n, limit) else {
             drop(st);
             let _ = self.uffd.wake(f.addr, PAGE_U64);
             return;
@@ -864,15 +868,16 @@ impl ExCache {
             .make_room(&mut st, pages as usize)
             .map(|b| backs = b)
             .and_then(|()| self.reap_writebacks(&mut st));
-        let t = Instant::now();
-        let copied = room.and_then(|()| {
-            self.uffd
-                .copy(host, &ZEROS[..pages as usize * PAGE], !writable)
-                .map_err(|e| Fault::host("install fresh pages", e))
-        });
-        st.stats.install_ns += t.elapsed().as_nanos() as u64;
+        let how = Installed {
+            owner: self.client.owner(p.pid, p.home, va),
+            writable,
+            dirty: writable,
+            fresh: true,
+        };
+        let copied =
+            room.and_then(|()| self.install(&mut st, key, p, how, &ZEROS[..pages as usize * PAGE]));
         let copied = match copied {
-            Ok(bytes) => bytes / PAGE_U64,
+            Ok(n) => n,
             Err(fault) => {
                 // Still fresh at the memory component; the victims go back.
                 st.fresh.insert(slot, run.start, run.end, run.prot);
@@ -882,25 +887,15 @@ impl ExCache {
                 return;
             }
         };
-        for i in 0..copied {
-            let k = (slot, va + i * PAGE_U64);
-            st.pages.insert(
-                k,
-                Page {
-                    pid: p.pid,
-                    home: p.home,
-                    owner: self.client.owner(p.pid, p.home, k.1),
-                    dirty: writable,
-                    writable,
-                    fresh: true,
-                },
-            );
-            st.order.insert(k);
-        }
         if copied < pages {
-            // Stopped at a page someone installed meanwhile: the rest stay fresh.
+            // Stopped at a page someone installed meanwhile (or the
+            // vRegion went with its process): the rest stay fresh.
             let from = va + (copied + 1) * PAGE_U64;
             st.fresh.insert(slot, from, run.end, run.prot);
+        }
+        if copied == 0 {
+            // Nothing installed here woke the fault: let it retry.
+            let _ = self.uffd.wake(f.addr, PAGE_U64);
         }
         st.stats.fresh += copied;
         st.stats.record_miss(f.write, start);
@@ -1075,6 +1070,8 @@ impl ExCache {
             st.stats.writebacks += pages.len() as u64;
             st.stats.writeback_requests += 1;
             st.writebacks.push((pages, call));
+            // A miss waiting for one of these pages can drain it now.
+            self.flushed.notify_all();
         }
         Ok(())
     }
@@ -1213,7 +1210,7 @@ impl ExCache {
         vpage: u64,
         write: bool,
         backs: Vec<WriteBack>,
-    ) -> Result<Fetched, PageError> {
+    ) -> Result<Fetched, Fault> {
         let read = MemRequest {
             op: OP_READ,
             pid: p.pid,
@@ -1221,25 +1218,20 @@ impl ExCache {
             flags: if write { FLAG_FOR_WRITE } else { 0 },
             ..Default::default()
         };
+        let fault = |source| Fault::Page {
+            pid: p.pid,
+            va: vpage,
+            access: if write { "write" } else { "read" },
+            source,
+        };
         let dst = self.client.owner(p.pid, p.home, vpage);
         let call = self.client.start(dst, read, None);
-        let sent = {
-            let mut st = self.lock();
-            self.start_writebacks(&mut st, backs)
-        };
-        match sent {
-            Ok(()) => {}
-            Err(Fault::Page { source, .. }) => return Err(source),
-            Err(Fault::Host { what, why }) => {
-                return Err(PageError::Unreachable {
-                    component: dst,
-                    why: format!("could not {what}: {why}"),
-                })
-            }
-        }
-        let call = call?;
-        let reply = call.wait();
-        self.client.finish(p.home, read, dst, reply).map(fetched)
+        self.start_writebacks(&mut self.lock(), backs)?;
+        let reply = call.map_err(fault)?.wait();
+        self.client
+            .finish(p.home, read, dst, reply)
+            .map(fetched)
+            .map_err(fault)
     }
 
     /// The pages after `key` in its vRegion worth fetching ahead: not
@@ -1334,17 +1326,14 @@ impl ExCache {
                 j += 1;
             }
             let key = (slot, a + i as u64 * PAGE_U64);
-            let dirty = writable && st.writes_follow_reads();
+            let how = Installed {
+                owner,
+                writable,
+                dirty: writable && st.writes_follow_reads(),
+                fresh: false,
+            };
             let installed = self
-                .install(
-                    &mut st,
-                    key,
-                    p,
-                    owner,
-                    writable,
-                    dirty,
-                    &bytes[i * PAGE..j * PAGE],
-                )
+                .install(&mut st, key, p, how, &bytes[i * PAGE..j * PAGE])
                 .unwrap_or_else(|e| {
                     // The pages stay out; a later miss fetches them.
                     log::warn!("excache: prefetch: {e}");
@@ -1403,18 +1392,16 @@ impl ExCache {
             // The memory components copy what they hold: all of it first.
             self.change_range(s, 0, u64::MAX, RangeChange::Flush)?;
         }
-        // Whatever the call changes is no longer known fresh; only a new
-        // anonymous mapping is learnt (after it is made).
-        {
-            let mut st = self.lock();
-            match req.op {
-                OP_MUNMAP | OP_MPROTECT | OP_DISCARD => {
-                    let (a, b) = range(req.addr, req.len);
-                    st.fresh.remove(s, a, b);
-                }
-                OP_MMAP | OP_BRK | OP_FORK | OP_MAPS | OP_STATS => {}
-                _ => st.fresh.clear(s),
-            }
+        // A call that moves or ends mappings makes every fresh page of the
+        // process unknown; the ranges others change are forgotten with
+        // their cached pages (change_range), and a new anonymous mapping
+        // is learnt after it is made.
+        let follows_ranges = matches!(
+            req.op,
+            OP_MMAP | OP_MUNMAP | OP_MPROTECT | OP_DISCARD | OP_BRK | OP_FORK | OP_MAPS | OP_STATS
+        );
+        if !follows_ranges {
+            self.lock().fresh.clear(s);
         }
         self.drain_writebacks()?;
         let mut bytes = zerocopy::IntoBytes::as_bytes(&req).to_vec();
@@ -1481,9 +1468,6 @@ impl ExCache {
         };
         for &(va, _) in pages {
             self.change_range(slot as u64, va, va + PAGE_U64, RangeChange::Drop)?;
-            self.lock()
-                .fresh
-                .remove(slot as u64, va & !(PAGE_U64 - 1), (va | (PAGE_U64 - 1)) + 1);
         }
         let fault = |va, source| Fault::Page {
             pid: p.pid,
@@ -1549,6 +1533,9 @@ impl ExCache {
             .map(|(k, _)| *k)
             .collect();
         if change != RangeChange::Flush {
+            // Unmapped, discarded, written by a load or reprotected: what
+            // was fresh there is no longer known to be.
+            st.fresh.remove(s, start, end);
             for (k, cancelled) in st.loading.iter_mut() {
                 if k.0 == s && k.1 >= start && k.1 < end {
                     *cancelled = true;
