@@ -240,6 +240,7 @@ pub fn run(boot: &BootInfo) -> WorkloadReport {
     report.bytes = bytes;
     for (i, s) in samples.iter_mut().enumerate() {
         report.samples[i] = s.len() as u64;
+        report.total[i] = s.iter().sum();
         (report.p50[i], report.p99[i]) = percentiles(s);
     }
     if report.wrong_words > 0 {

@@ -207,6 +207,9 @@ pub struct WorkloadReport {
     pub p50: [u64; CLASSES],
     pub p99: [u64; CLASSES],
     pub samples: [u64; CLASSES],
+    /// Per class: the sum of the samples, in TSC cycles (their mean says
+    /// what the tail costs, which p50 and p99 hide).
+    pub total: [u64; CLASSES],
 }
 
 /// A Data request whose payload is exactly these bytes, sent to a

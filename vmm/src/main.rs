@@ -512,14 +512,24 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                         for (i, name) in names.iter().enumerate() {
                             if report.samples[i] > 0 {
                                 log::info!(
-                                    "guest-timed {name}: p50 {:.1} us, p99 {:.1} us ({} pages)",
+                                    "guest-timed {name}: p50 {:.1} us, p99 {:.1} us, mean {:.1} us ({} pages)",
                                     us(report.p50[i]),
                                     us(report.p99[i]),
+                                    us(report.total[i]) / report.samples[i] as f64,
                                     report.samples[i]
                                 );
                             }
                         }
                         log::info!("workload ran {:.1} ms in the guest", us(report.cycles) / 1000.0);
+                        let sum = |f: fn(&stats::VcpuStats) -> Option<u64>| {
+                            shared.vcpu_stats.iter().filter_map(f).sum::<u64>()
+                        };
+                        log::info!(
+                            "KVM's counts: {} exits (with those handled in the kernel), {} page faults taken, {} fixed",
+                            sum(stats::VcpuStats::exits),
+                            sum(stats::VcpuStats::pf_taken),
+                            sum(stats::VcpuStats::pf_fixed)
+                        );
                         log::info!(
                             "{} exits to the VMM for {misses} misses",
                             shared.exits.load(Ordering::Relaxed)

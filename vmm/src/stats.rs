@@ -20,6 +20,8 @@ pub struct VcpuStats {
     file: File,
     insn_emulation: Option<u64>,
     exits: Option<u64>,
+    pf_taken: Option<u64>,
+    pf_fixed: Option<u64>,
 }
 
 impl VcpuStats {
@@ -40,6 +42,8 @@ impl VcpuStats {
             file,
             insn_emulation: None,
             exits: None,
+            pf_taken: None,
+            pf_fixed: None,
         };
         if let Err(e) = stats.index() {
             log::warn!("cannot parse KVM's vCPU statistics: {e}");
@@ -69,6 +73,8 @@ impl VcpuStats {
             match name {
                 b"insn_emulation" => self.insn_emulation = Some(data_offset + offset),
                 b"exits" => self.exits = Some(data_offset + offset),
+                b"pf_taken" => self.pf_taken = Some(data_offset + offset),
+                b"pf_fixed" => self.pf_fixed = Some(data_offset + offset),
                 _ => {}
             }
         }
@@ -91,12 +97,25 @@ impl VcpuStats {
         self.read(self.exits)
     }
 
+    /// Page faults KVM took for this vCPU (under shadow paging, every
+    /// guest access whose shadow entry is missing or too weak).
+    pub fn pf_taken(&self) -> Option<u64> {
+        self.read(self.pf_taken)
+    }
+
+    /// Of those, the ones KVM fixed by installing a shadow entry.
+    pub fn pf_fixed(&self) -> Option<u64> {
+        self.read(self.pf_fixed)
+    }
+
     /// A second handle on the same counters (for the main thread's report).
     pub fn try_clone(&self) -> Option<VcpuStats> {
         Some(VcpuStats {
             file: self.file.try_clone().ok()?,
             insn_emulation: self.insn_emulation,
             exits: self.exits,
+            pf_taken: self.pf_taken,
+            pf_fixed: self.pf_fixed,
         })
     }
 }

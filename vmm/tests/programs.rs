@@ -608,6 +608,41 @@ fn a_working_set_four_times_the_excache() {
     assert!(number_before(" write-backs") > 8192, "{summary}");
 }
 
+/// Pages fetched for a read and written after (installed writable with a
+/// hash of their content) go back when changed and stay out when not.
+#[test]
+fn pages_read_then_changed_are_written_back() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let p = build("rewrite", Libc::Glibc);
+    let p = p.to_str().expect("path");
+    let ran = rack.run(&["--excache", "8M", "--log-level", "info"], &[p, "32"], b"");
+    let native = host(&[p, "32"], &[], b"");
+    assert_eq!(ran.text(), native.text(), "{}", ran.err);
+    assert_eq!(ran.code, 0, "{}", ran.err);
+    let summary = ran
+        .err
+        .lines()
+        .find(|l| l.contains("excache: "))
+        .unwrap_or_else(|| panic!("no ExCache summary:\n{}", ran.err));
+    let number_after = |what: &str| -> u64 {
+        let at = summary
+            .find(what)
+            .unwrap_or_else(|| panic!("{what} in {summary}"))
+            + what.len();
+        summary[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|w| !w.is_empty())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a number after {what} in {summary}"))
+    };
+    // 32 MiB is 8192 pages: the middle pass leaves half of them as they
+    // came, and they must not be written back.
+    assert!(number_after("evictions (") > 2048, "{summary}");
+}
+
 #[test]
 fn programs_lego_cannot_run_are_refused_before_booting() {
     if !have(&["gcc"]) {

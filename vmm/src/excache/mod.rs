@@ -11,14 +11,23 @@
 //! like any other access (per-page MMIO memslots, the first design, could
 //! not: KVM's emulator knows no AVX).
 //!
-//! Dirty pages: a write miss installs its page writable, and dirty; a read
-//! miss installs it write-protected, and the first write is a write-protect
-//! fault that makes it writable and dirty. Evicting a dirty page first
-//! write-protects it (so a write from another vCPU waits instead of being
-//! lost), copies it out, drops it (`MADV_DONTNEED`; KVM's MMU notifier
-//! unmaps it from the guest) and writes it back without waiting, victims
-//! batched (neighbours leave with one write-protect and one
-//! `MADV_DONTNEED`; dirty pages travel up to 16 to a request).
+//! Dirty pages: a write miss installs its page writable, and dirty. A
+//! page fetched for a read (or read ahead) in a writable mapping is also
+//! installed writable, with a keyed 128-bit hash of what it held
+//! ([`ContentSum`]): at eviction it is written back only if its content
+//! hashes differently now. A write-protected page is one more shadow-page
+//! fault per page under PVM (KVM only maps ahead host pages that are
+//! writable): about 6 us for each page a scan reads, against 0.1 us to
+//! hash it twice. Pages of read-only mappings are installed
+//! write-protected (a write is refused as on Linux); a page written back
+//! by `mprotect` or a flush stays cached write-protected, and its first
+//! write is a write-protect fault that makes it writable and dirty.
+//! Evicting a page that may be dirty first write-protects it (so a write
+//! from another vCPU waits instead of being lost), copies or hashes it,
+//! drops it (`MADV_DONTNEED`; KVM's MMU notifier unmaps it from the guest)
+//! and writes it back without waiting, victims batched (neighbours leave
+//! with one write-protect and one `MADV_DONTNEED`; dirty pages travel up
+//! to 16 to a request).
 //!
 //! Measured and rejected: KVM's dirty log. Under PVM's shadow paging, a
 //! page whose guest PTE is already dirty is mapped writable on a read fault
@@ -173,6 +182,9 @@ struct Page {
     /// Installed as fresh zeros (no frame at its memory component): if it
     /// is still all zeros when evicted, there is nothing to write back.
     fresh: bool,
+    /// Mapped writable without a write seen: the hash of what it held
+    /// then. Unchanged at eviction means clean.
+    sum: Option<u128>,
 }
 
 /// How pages are installed: where they came from and what they may do.
@@ -182,7 +194,8 @@ struct Installed {
     owner: u32,
     /// Their VMA allows writes.
     writable: bool,
-    /// Mapped writable and counted written (else write-protected).
+    /// Counted written. Pages that are not are mapped writable all the
+    /// same when `writable`, with their [`ContentSum`].
     dirty: bool,
     /// Zeros installed here for pages no memory component has a frame for.
     fresh: bool,
@@ -205,8 +218,12 @@ pub struct Stats {
     pub write_misses: u64,
     pub evictions: u64,
     pub writebacks: u64,
-    /// First writes to read-missed pages (one write-protect fault each).
+    /// First writes to write-protected pages of writable mappings (one
+    /// write-protect fault each).
     pub upgrades: u64,
+    /// Pages mapped writable that left the cache as they came (their
+    /// content sum unchanged): no write-back.
+    pub unchanged: u64,
     /// Requests that carried write-backs (several pages each, batched).
     pub writeback_requests: u64,
     /// Pages installed ahead of any access, and faults that found their
@@ -277,10 +294,7 @@ struct State {
     writebacks: Vec<(Vec<WriteBack>, PendingCall)>,
     /// Pages known to read as zeros at their memory component.
     fresh: Fresh,
-    /// Pages installed write-protected and those of them written after,
-    /// lately (halved as they grow): when most are written, pages are
-    /// installed writable at once (see [`State::writes_follow_reads`]).
-    recent: (u32, u32),
+    sums: ContentSum,
     /// The page of each slot's last demand miss (to see scans), and how
     /// far it reads ahead now.
     last_miss: [u64; MAX_SLOTS as usize],
@@ -355,7 +369,7 @@ impl ExCache {
                 last_miss: [0; MAX_SLOTS as usize],
                 window: [0; MAX_SLOTS as usize],
                 window_end: [0; MAX_SLOTS as usize],
-                recent: (0, 0),
+                sums: ContentSum::new(),
                 stats: Stats::default(),
             }),
             flushed: Condvar::new(),
@@ -535,12 +549,13 @@ impl ExCache {
         let st = self.lock();
         let s = &st.stats;
         format!(
-            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions, {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us installing",
+            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions ({} unchanged), {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us installing",
             s.misses,
             s.read_misses,
             s.write_misses,
             s.upgrades,
             s.evictions,
+            s.unchanged,
             s.writebacks,
             s.writeback_requests,
             s.prefetched,
@@ -584,9 +599,9 @@ impl ExCache {
                     }
                     if !page.dirty {
                         page.dirty = true;
+                        page.sum = None;
                         st.stats.upgrades += 1;
                         st.order.touch(key);
-                        st.recent.1 += 1;
                     }
                     let t = Instant::now();
                     if let Err(e) = self.uffd.protect(f.addr, PAGE_U64, false) {
@@ -752,7 +767,7 @@ impl ExCache {
         let how = Installed {
             owner,
             writable,
-            dirty: write || (writable && st.writes_follow_reads()),
+            dirty: write,
             fresh: false,
         };
         if let Err(fault) = self.install(&mut st, key, p, how, bytes) {
@@ -803,13 +818,10 @@ impl ExCache {
         let t = Instant::now();
         let copied = self
             .uffd
-            .copy(host, bytes, !how.dirty)
+            .copy(host, bytes, !how.writable)
             .map_err(|e| Fault::host("install a page", e))?
             / PAGE_U64;
         st.stats.install_ns += t.elapsed().as_nanos() as u64;
-        if how.writable && !how.dirty {
-            st.installed_protected(copied);
-        }
         for i in 0..copied {
             let k = (key.0, key.1 + i * PAGE_U64);
             if !how.fresh {
@@ -825,6 +837,10 @@ impl ExCache {
                     dirty: how.dirty,
                     writable: how.writable,
                     fresh: how.fresh,
+                    sum: (how.writable && !how.dirty).then(|| {
+                        let at = i as usize * PAGE;
+                        st.sums.of(&bytes[at..at + PAGE])
+                    }),
                 },
             );
             st.order.insert(k);
@@ -971,7 +987,7 @@ impl ExCache {
         }
         let len = n * PAGE_U64;
         let t = Instant::now();
-        if taken.iter().any(|(_, p)| p.dirty) {
+        if taken.iter().any(|(_, p)| p.mapped_writable()) {
             // Writes from now on wait for us; those before are in the copy.
             self.uffd
                 .protect(host, len, true)
@@ -979,12 +995,16 @@ impl ExCache {
         }
         let mut backs = Vec::new();
         for (key, page) in taken {
-            if !page.dirty {
+            if !page.mapped_writable() {
                 continue;
             }
             let at = host + (key.1 - va);
             // SAFETY: a page of a live reservation, not changing now.
             let bytes = unsafe { std::slice::from_raw_parts(at as *const u8, PAGE) };
+            if !page.dirty && page.sum == Some(st.sums.of(bytes)) {
+                st.stats.unchanged += 1;
+                continue;
+            }
             if page.fresh && bytes.iter().all(|&b| b == 0) {
                 // Never written: its memory component still has no frame,
                 // which reads as these zeros.
@@ -1329,7 +1349,7 @@ impl ExCache {
             let how = Installed {
                 owner,
                 writable,
-                dirty: writable && st.writes_follow_reads(),
+                dirty: false,
                 fresh: false,
             };
             let installed = self
@@ -1565,18 +1585,18 @@ impl ExCache {
                 }
                 RangeChange::Protect(prot) => {
                     let writable = prot & PROT_WRITE != 0;
-                    if !writable && page.dirty {
+                    if !writable && page.mapped_writable() {
                         // Written back now and write-protected: the next
                         // write faults and finds the page not writable.
-                        backs.push(self.clean(&mut st, key, host, page)?);
+                        backs.extend(self.clean(&mut st, key, host, page)?);
                     }
                     if let Some(pg) = st.pages.get_mut(&key) {
                         pg.writable = writable;
                     }
                 }
                 RangeChange::Flush => {
-                    if page.dirty {
-                        backs.push(self.clean(&mut st, key, host, page)?);
+                    if page.mapped_writable() {
+                        backs.extend(self.clean(&mut st, key, host, page)?);
                     }
                 }
             }
@@ -1586,40 +1606,69 @@ impl ExCache {
         self.drain_writebacks()
     }
 
-    /// Write-protects a dirty page and returns its write-back; it stays
-    /// cached, clean, and `flushing` until the write-back is answered.
-    fn clean(&self, st: &mut State, key: Key, host: u64, page: Page) -> Result<WriteBack, Fault> {
+    /// Write-protects a page mapped writable; if it was written (or its
+    /// content changed), returns its write-back, and it stays `flushing`
+    /// until the write-back is answered. It stays cached, clean.
+    fn clean(
+        &self,
+        st: &mut State,
+        key: Key,
+        host: u64,
+        page: Page,
+    ) -> Result<Option<WriteBack>, Fault> {
         self.uffd
             .protect(host, PAGE_U64, true)
             .map_err(|e| Fault::host("write-protect a page", e))?;
         // SAFETY: a page of a live reservation, protected now.
-        let data = unsafe { std::slice::from_raw_parts(host as *const u8, PAGE) }.to_vec();
+        let bytes = unsafe { std::slice::from_raw_parts(host as *const u8, PAGE) };
+        let unchanged = !page.dirty && page.sum == Some(st.sums.of(bytes));
         if let Some(pg) = st.pages.get_mut(&key) {
             pg.dirty = false;
-            // Its memory component has a frame for it now.
-            pg.fresh = false;
+            pg.sum = None;
+            if !unchanged {
+                // Its memory component has a frame for it now.
+                pg.fresh = false;
+            }
         }
+        if unchanged {
+            return Ok(None);
+        }
+        let data = bytes.to_vec();
         st.flushing.insert(key);
-        Ok(WriteBack { key, page, data })
+        Ok(Some(WriteBack { key, page, data }))
     }
 }
 
-impl State {
-    /// Whether most pages installed write-protected lately were written
-    /// soon after: then a page fetched for a read is installed writable
-    /// and counted dirty, which saves a write-protect fault (35 us here)
-    /// per page at the price of writing back the few that stay clean.
-    fn writes_follow_reads(&self) -> bool {
-        let (installed, written) = self.recent;
-        installed >= 64 && written * 2 > installed
+impl Page {
+    /// Mapped writable: written, or maybe (see [`Page::sum`]).
+    fn mapped_writable(&self) -> bool {
+        self.dirty || self.sum.is_some()
+    }
+}
+
+/// Keyed 128-bit hashes of page contents, to tell at eviction whether a
+/// page mapped writable still holds what its memory component sent.
+/// The key is drawn at start and never leaves this process, so a program
+/// cannot aim for a collision; by chance one is 2^-128 per eviction.
+struct ContentSum {
+    seed: u64,
+}
+
+impl ContentSum {
+    fn new() -> ContentSum {
+        let mut seed = [0u8; 8];
+        // SAFETY: getrandom writes at most 8 bytes into the buffer.
+        let got = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+        let seed = if got == 8 {
+            u64::from_ne_bytes(seed)
+        } else {
+            fastrand::u64(..)
+        };
+        ContentSum { seed }
     }
 
-    /// Counts `n` pages installed write-protected.
-    fn installed_protected(&mut self, n: u64) {
-        self.recent.0 = self.recent.0.saturating_add(n as u32);
-        if self.recent.0 > 4096 {
-            self.recent = (self.recent.0 / 2, self.recent.1 / 2);
-        }
+    fn of(&self, page: &[u8]) -> u128 {
+        xxhash_rust::xxh3::xxh3_128_with_seed(page, self.seed)
     }
 }
 
