@@ -79,6 +79,9 @@ const FRESH_RUN: u64 = 32;
 /// How much a scan's read-ahead window may grow, as a multiple of
 /// `--excache-prefetch`.
 const MAX_WINDOW_GROWTH: u64 = 16;
+/// How soon a refused access must fault again for its refusal to stand
+/// (a woken access retries within microseconds).
+const CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// Zeros to install fresh pages from.
 static ZEROS: [u8; FRESH_RUN as usize * PAGE] = [0; FRESH_RUN as usize * PAGE];
 /// Miss latencies kept for percentiles: the most recent ones (the
@@ -295,6 +298,9 @@ struct State {
     /// Pages known to read as zeros at their memory component.
     fresh: Fresh,
     sums: ContentSum,
+    /// Accesses refused once, by thread and page, waiting for their second
+    /// report (see [`ExCache::fail`]).
+    refused: HashMap<(u32, Key), Instant>,
     /// The page of each slot's last demand miss (to see scans), and how
     /// far it reads ahead now.
     last_miss: [u64; MAX_SLOTS as usize],
@@ -370,6 +376,7 @@ impl ExCache {
                 window: [0; MAX_SLOTS as usize],
                 window_end: [0; MAX_SLOTS as usize],
                 sums: ContentSum::new(),
+                refused: HashMap::new(),
                 stats: Stats::default(),
             }),
             flushed: Condvar::new(),
@@ -642,9 +649,22 @@ impl ExCache {
     /// Tells the faulting vCPU what became of its access. The fault is not
     /// woken: the kick ends its wait at the faulting instruction, where the
     /// verdict applies.
+    ///
+    /// A refused access (SIGSEGV) is confirmed first: the kernel may report
+    /// one fault to userfaultfd twice, and a verdict for a report whose
+    /// access was already served would land on whatever instruction the
+    /// vCPU runs by then (a spurious SIGSEGV). So the first refusal of an
+    /// access only wakes it; a real one faults again at once, and its
+    /// second report (within [`CONFIRM_WITHIN`]) gets the verdict.
     fn fail(&self, tid: u32, key: Key, write: bool, fault: Fault) {
         let to_guest = {
-            let st = self.lock();
+            let mut st = self.lock();
+            if fault.is_segv() && !st.confirm_refusal(tid, key) {
+                if let Some(host) = st.regions.host_of(key.0, key.1) {
+                    let _ = self.uffd.wake(host, PAGE_U64);
+                }
+                return;
+            }
             st.processes[key.0 as usize].is_some_and(|p| p.faults_to_guest)
         };
         let verdict = if fault.is_segv() && to_guest {
@@ -1636,6 +1656,22 @@ impl ExCache {
         let data = bytes.to_vec();
         st.flushing.insert(key);
         Ok(Some(WriteBack { key, page, data }))
+    }
+}
+
+impl State {
+    /// Whether the access of thread `tid` to `key` was refused just before
+    /// (then this is its second report, and the refusal stands); otherwise
+    /// remembers this one.
+    fn confirm_refusal(&mut self, tid: u32, key: Key) -> bool {
+        let now = Instant::now();
+        self.refused
+            .retain(|_, at| now.duration_since(*at) < CONFIRM_WITHIN);
+        if self.refused.remove(&(tid, key)).is_some() {
+            return true;
+        }
+        self.refused.insert((tid, key), now);
+        false
     }
 }
 
