@@ -593,3 +593,48 @@ fn bad_fabric_options_get_a_sentence() {
     let _ = std::fs::remove_dir_all(dir);
     expect_failure(&out, 2, &["invalid --listen: cannot listen on", &addr]);
 }
+
+/// Rings and doorbells of components that are gone are swept: processors
+/// that ran and ended (each with a new id, as without `--id`), and a
+/// doorbell nobody owns, leave only the live component's doorbell.
+#[test]
+fn files_of_components_that_are_gone_are_swept() {
+    if !kvm_available() {
+        return;
+    }
+    let (memory, _) = memory_component(1, "64M", &[]);
+    let dir = memory.own_dir.clone().expect("its own directory");
+    let dir_text = dir.to_string_lossy().into_owned();
+    std::fs::write(dir.join("77.bell"), vec![0u8; 4096]).expect("a stray doorbell");
+    for _ in 0..2 {
+        let out = run(&[
+            "--role",
+            "processor",
+            "--peer",
+            "1=shm",
+            "--shm-dir",
+            &dir_text,
+            "--excache",
+            "16M",
+            "--run-workload",
+            "pattern:4M",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let files = || {
+        let mut v: Vec<String> = std::fs::read_dir(&dir)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(files().len() > 1, "the runs used rings: {:?}", files());
+    // The memory component sweeps every 10 s.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while files() != ["1.bell"] && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(files(), ["1.bell"]);
+}

@@ -532,7 +532,8 @@ fn a_stats_request_is_answered_at_once_while_a_miss_is_stuck() {
         return;
     }
     use lego_proto::process::{ExCacheStats, EXCACHE_STATS_REQUEST};
-    let (m, addr) = memory_component(1, "128M", &[]);
+    // Long enough a run to be caught in the middle (0.4 s for 64 MiB).
+    let (m, addr) = memory_component(1, "512M", &[]);
     let peer = format!("1={addr}");
     let dir = own_shm_dir();
     let mut p = Process::start(&[
@@ -551,7 +552,7 @@ fn a_stats_request_is_answered_at_once_while_a_miss_is_stuck() {
         "--shm-dir",
         &dir.to_string_lossy(),
         "--run-workload",
-        "pattern:64M",
+        "pattern:256M",
     ]);
     p.own_dir = Some(dir);
     let line = p.wait_for("listens on ");

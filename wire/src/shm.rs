@@ -11,7 +11,17 @@
 //!
 //! The doorbell's owner holds an exclusive lock on it for its lifetime:
 //! that is what makes an id live on this host, and a second process asking
-//! for the same id is told the first one's pid. A ring's reader writes its
+//! for the same id is told the first one's pid. A ring's writer holds a
+//! shared lock on it for as long as it writes.
+//!
+//! Files of components that are gone are swept ([`sweep`]): a ring no
+//! writer holds, once its reader has read it all or is gone itself, and a
+//! doorbell no owner holds. Each ring is 4 MiB of the host's memory, and a
+//! processor started without `--id` gets a new id every run, so without
+//! this they piled up (thousands seen), and readers slowed down listing
+//! them. A sweeper takes the file's lock before it unlinks it, and whoever
+//! opens one checks, once it holds its lock, that the name still leads to
+//! the file it locked (else it opens the new one). A ring's reader writes its
 //! pid, the largest frame it takes and its nonce into the ring when it
 //! attaches: a frame is sealed with the ring position as its sequence
 //! number and that nonce, so it is valid once, at one place, for one reader.
@@ -94,6 +104,19 @@ impl Mapping {
         if file.metadata()?.len() < len as u64 {
             file.set_len(len as u64)?;
         }
+        Mapping::map(file, len)
+    }
+
+    /// Maps the first `len` bytes of an existing file, never creating one.
+    fn open_existing(path: &Path, len: usize) -> std::io::Result<Mapping> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        if file.metadata()?.len() < len as u64 {
+            return Err(std::io::Error::other("shorter than its header"));
+        }
+        Mapping::map(file, len)
+    }
+
+    fn map(file: File, len: usize) -> std::io::Result<Mapping> {
         // SAFETY: a shared mapping of a file we just sized; checked below.
         let base = unsafe {
             libc::mmap(
@@ -113,6 +136,23 @@ impl Mapping {
             len,
             file,
         })
+    }
+
+    /// Takes `flock` `op` on the file; whether it was granted.
+    fn lock(&self, op: libc::c_int) -> bool {
+        // SAFETY: flock on the file this mapping keeps open; released when
+        // the file is closed, also when the process dies.
+        unsafe { libc::flock(self.file.as_raw_fd(), op) == 0 }
+    }
+
+    /// Whether `path` still names the file this maps (a sweep may have
+    /// unlinked it between the open and the lock).
+    fn still_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(path), self.file.metadata()) {
+            (Ok(named), Ok(ours)) => named.dev() == ours.dev() && named.ino() == ours.ino(),
+            _ => false,
+        }
     }
 
     fn u64_at(&self, off: usize) -> &AtomicU64 {
@@ -192,21 +232,31 @@ impl OwnBell {
     /// Takes the doorbell of `id` in `dir`, or says who has it.
     pub fn take(dir: &Path, id: ComponentId) -> Result<OwnBell, ShmError> {
         let path = bell_path(dir, id);
-        let map = Mapping::open(&path, BELL_LEN).map_err(|source| ShmError::Io {
-            what: "cannot create the doorbell",
-            path: path.clone(),
-            source,
-        })?;
-        // SAFETY: flock on a file this mapping keeps open; released when the
-        // file is closed, also when the process dies.
-        let locked = unsafe { libc::flock(map.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if locked != 0 {
-            let pid = map.u64_at(BELL_OWNER_PID).load(Ordering::Acquire);
-            return Err(ShmError::Taken { id, pid, path });
+        // A few tries: a sweep holds an ownerless doorbell's lock for a
+        // moment before it unlinks it, and we may have opened that one.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let map = Mapping::open(&path, BELL_LEN).map_err(|source| ShmError::Io {
+                what: "cannot create the doorbell",
+                path: path.clone(),
+                source,
+            })?;
+            if !map.lock(libc::LOCK_EX | libc::LOCK_NB) {
+                let pid = map.u64_at(BELL_OWNER_PID).load(Ordering::Acquire);
+                if pid_alive(pid) || tries >= 50 {
+                    return Err(ShmError::Taken { id, pid, path });
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+            if !map.still_at(&path) {
+                continue;
+            }
+            map.u64_at(BELL_OWNER_PID)
+                .store(std::process::id() as u64, Ordering::Release);
+            return Ok(OwnBell { map });
         }
-        map.u64_at(BELL_OWNER_PID)
-            .store(std::process::id() as u64, Ordering::Release);
-        Ok(OwnBell { map })
     }
 
     /// The futex word's value now, to wait on.
@@ -299,11 +349,25 @@ impl Writer {
             return Err(ShmError::Absent(bell));
         }
         let path = ring_path(dir, me, peer);
-        let ring = Ring::open(&path).map_err(|source| ShmError::Io {
-            what: "cannot open its ring",
-            path,
-            source,
-        })?;
+        let ring = loop {
+            let ring = Ring::open(&path).map_err(|source| ShmError::Io {
+                what: "cannot open its ring",
+                path: path.clone(),
+                source,
+            })?;
+            // Held while we write, so no sweep takes the ring away; one
+            // that unlinked it before we locked makes us open a new one.
+            if !ring.map.lock(libc::LOCK_SH) {
+                return Err(ShmError::Io {
+                    what: "cannot lock its ring",
+                    path,
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            if ring.map.still_at(&path) {
+                break ring;
+            }
+        };
         let bell = Mapping::open(&bell, BELL_LEN).map_err(|source| ShmError::Io {
             what: "cannot open its doorbell",
             path: bell,
@@ -543,4 +607,184 @@ pub fn rings_to(dir: &Path, me: ComponentId) -> Vec<(ComponentId, PathBuf)> {
             Some((src, entry.path()))
         })
         .collect()
+}
+
+/// What a [`sweep`] removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Rings to the sweeping component, read to their end, whose writers
+    /// are gone: the sweeper stops reading them.
+    pub to_me: Vec<ComponentId>,
+    /// Other rings removed: no writer, and a reader that is gone.
+    pub others: usize,
+    /// Doorbells no component owns.
+    pub bells: usize,
+}
+
+/// Removes the files in `dir` of components that are gone (see the module
+/// comment): rings to `me` with no writer that are read to their end,
+/// other rings with no writer whose reader is gone, and doorbells with no
+/// owner. Files it cannot judge are left.
+pub fn sweep(dir: &Path, me: ComponentId) -> Swept {
+    let mut swept = Swept::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return swept;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let path = entry.path();
+        if let Some(ring) = name.strip_suffix(".ring") {
+            let Some((src, dst)) = ring.split_once("-to-") else {
+                continue;
+            };
+            let (Ok(src), Ok(dst)) = (src.parse::<ComponentId>(), dst.parse::<ComponentId>())
+            else {
+                continue;
+            };
+            let Ok(map) = Mapping::open_existing(&path, HEADER) else {
+                continue;
+            };
+            // A writer holds it shared: still in use.
+            if map.u64_at(OFF_MAGIC).load(Ordering::Acquire) != MAGIC
+                || !map.lock(libc::LOCK_EX | libc::LOCK_NB)
+            {
+                continue;
+            }
+            let drained = map.u64_at(OFF_HEAD).load(Ordering::Acquire)
+                == map.u64_at(OFF_TAIL).load(Ordering::Acquire);
+            let reader = map.u64_at(OFF_READER_PID).load(Ordering::Acquire);
+            let removable = if dst == me {
+                drained
+            } else {
+                !pid_alive(reader) && !bell_owned(dir, dst)
+            };
+            if removable && map.still_at(&path) && std::fs::remove_file(&path).is_ok() {
+                if dst == me {
+                    swept.to_me.push(src);
+                } else {
+                    swept.others += 1;
+                }
+            }
+        } else if let Some(id) = name.strip_suffix(".bell") {
+            if id.parse::<ComponentId>().is_err() {
+                continue;
+            }
+            let Ok(map) = Mapping::open_existing(&path, BELL_LEN) else {
+                continue;
+            };
+            if map.lock(libc::LOCK_EX | libc::LOCK_NB)
+                && map.still_at(&path)
+                && std::fs::remove_file(&path).is_ok()
+            {
+                swept.bells += 1;
+            }
+        }
+    }
+    swept
+}
+
+/// Whether component `id`'s doorbell names a live owner (read, not
+/// locked: trying its lock could make its owner's start fail).
+fn bell_owned(dir: &Path, id: ComponentId) -> bool {
+    Mapping::open_existing(&bell_path(dir, id), BELL_LEN)
+        .is_ok_and(|m| pid_alive(m.u64_at(BELL_OWNER_PID).load(Ordering::Acquire)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lego-shm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("a test directory");
+        d
+    }
+
+    fn files(d: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_ring_in_use_stays_and_a_ring_left_behind_goes() {
+        let d = dir("sweep");
+        let _me = OwnBell::take(&d, 1).expect("my bell");
+        let peer = OwnBell::take(&d, 2).expect("a peer's bell");
+        let writer = Writer::open(&d, 2, 1).expect("a ring from 2 to 1");
+        let reader = Reader::attach(&ring_path(&d, 2, 1), 2, 1, 8192).expect("attach");
+        assert_eq!(
+            sweep(&d, 1),
+            Swept::default(),
+            "all in use: {:?}",
+            files(&d)
+        );
+        drop(writer);
+        drop(peer);
+        // The writer and the peer are gone, the ring is read to its end.
+        let swept = sweep(&d, 1);
+        assert_eq!(swept.to_me, vec![2]);
+        assert_eq!(swept.bells, 1);
+        assert_eq!(files(&d), vec!["1.bell".to_owned()]);
+        drop(reader);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn unread_frames_keep_their_ring_until_read() {
+        let d = dir("unread");
+        let key = RackKey::from_bytes([7; 32]);
+        let _me = OwnBell::take(&d, 1).expect("my bell");
+        let peer = OwnBell::take(&d, 2).expect("a peer's bell");
+        let writer = Writer::open(&d, 2, 1).expect("a ring");
+        let mut reader = Reader::attach(&ring_path(&d, 2, 1), 2, 1, 8192).expect("attach");
+        let header = Header {
+            kind: lego_proto::frame::Kind::Ping,
+            flags: 0,
+            length: 0,
+            request_id: 1,
+            src: 2,
+            dst: 1,
+        }
+        .encode();
+        writer
+            .send(&key, auth::ROLE_TOOL, &header, b"", Duration::from_secs(1))
+            .expect("send");
+        drop(writer);
+        drop(peer);
+        assert!(sweep(&d, 1).to_me.is_empty(), "a frame is still to be read");
+        assert_eq!(reader.take(&key, &mut |_| {}), 1);
+        assert_eq!(sweep(&d, 1).to_me, vec![2]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_ring_to_a_component_that_is_gone_goes_once_its_writer_does() {
+        let d = dir("gone");
+        let _me = OwnBell::take(&d, 1).expect("my bell");
+        let other = OwnBell::take(&d, 3).expect("another's bell");
+        let writer = Writer::open(&d, 1, 3).expect("a ring from 1 to 3");
+        drop(other);
+        // Its reader (never attached) is gone, but we still hold it; the
+        // reader's doorbell goes.
+        let swept = sweep(&d, 9);
+        assert_eq!((swept.others, swept.bells), (0, 1), "{:?}", files(&d));
+        drop(writer);
+        let swept = sweep(&d, 9);
+        assert_eq!((swept.others, swept.bells), (1, 0), "{:?}", files(&d));
+        assert_eq!(files(&d), vec!["1.bell".to_owned()]);
+        // A writer after the sweep gets a new ring, not the unlinked one.
+        let _again = OwnBell::take(&d, 3).expect("3 again");
+        let w = Writer::open(&d, 1, 3).expect("a new ring");
+        assert!(w.ring.map.still_at(&ring_path(&d, 1, 3)));
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

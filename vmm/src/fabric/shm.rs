@@ -25,6 +25,9 @@ use crate::error::{Result, VmmError};
 const POLL_WINDOW: Duration = Duration::from_micros(200);
 /// How often a reader that never sleeps still looks for new rings.
 const SCAN_WHILE_BUSY: Duration = Duration::from_millis(100);
+/// How often the reader sweeps the directory of files left by components
+/// that are gone (`lego_wire::shm::sweep`).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// How long an idle reader sleeps: a new sender rings the doorbell before
 /// its first frame, so this only bounds how late a ring is found if that
 /// wake-up is lost.
@@ -35,8 +38,9 @@ pub struct ShmTransport {
     local: Arc<Local>,
     /// Peers configured as `ID=shm`.
     peers: Vec<ComponentId>,
-    /// Rings we write, by destination.
-    out: Mutex<HashMap<ComponentId, shm::Writer>>,
+    /// Rings we write, by destination. A writer holds its ring (no sweep
+    /// removes it), so it goes when its peer's process ends.
+    out: Arc<Mutex<HashMap<ComponentId, shm::Writer>>>,
     /// Components whose rings to us we read (they are answered here).
     seen: Arc<Mutex<Vec<ComponentId>>>,
     timeout: Duration,
@@ -93,7 +97,7 @@ impl ShmTransport {
             dir: dir.to_owned(),
             local,
             peers,
-            out: Mutex::new(HashMap::new()),
+            out: Arc::default(),
             seen,
             timeout,
             watched: Mutex::new(HashMap::new()),
@@ -116,11 +120,17 @@ impl ShmTransport {
         let ended = Arc::new(AtomicBool::new(false));
         watched.insert(peer, (pid, ended.clone()));
         let events = self.events.clone();
+        let out = self.out.clone();
         let spawned = std::thread::Builder::new()
             .name("fabric-watch".into())
             .spawn(move || {
                 wait_for_exit(pid);
                 ended.store(true, Ordering::Release);
+                // Let its ring go (a sweep removes it); a later send to a
+                // component with this id opens a ring again.
+                if let Ok(mut out) = out.lock() {
+                    out.remove(&peer);
+                }
                 let _ = events.send(Event::PeerGone(peer, format!("its process {pid} ended")));
             });
         if spawned.is_err() {
@@ -210,6 +220,8 @@ struct Reader {
 impl Reader {
     fn run(mut self) {
         let mut last_busy = Instant::now();
+        self.sweep();
+        let mut last_sweep = Instant::now();
         self.scan();
         // Woken by the bell and not yet seen why.
         let mut woken = false;
@@ -234,6 +246,10 @@ impl Reader {
                 self.scan();
                 last_scan = Instant::now();
             }
+            if last_sweep.elapsed() > SWEEP_EVERY {
+                self.sweep();
+                last_sweep = Instant::now();
+            }
             woken = false;
             if busy {
                 last_busy = Instant::now();
@@ -255,6 +271,26 @@ impl Reader {
             for r in self.rings.values() {
                 r.set_max_frame(max as u32);
             }
+        }
+    }
+
+    /// Removes the files of components that are gone, and stops reading
+    /// their rings to us.
+    fn sweep(&mut self) {
+        let swept = shm::sweep(&self.dir, self.local.id);
+        for src in &swept.to_me {
+            self.rings.remove(src);
+        }
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.retain(|id| !swept.to_me.contains(id));
+        }
+        if swept != shm::Swept::default() {
+            log::debug!(
+                "fabric: swept {} rings to us, {} other rings and {} doorbells left by components that are gone",
+                swept.to_me.len(),
+                swept.others,
+                swept.bells
+            );
         }
     }
 
