@@ -209,6 +209,8 @@ pub struct Stats {
     pub forged_source: AtomicU64,
     /// Times one component id was answered by two processes at once.
     pub duplicate_ids: AtomicU64,
+    /// Answers to this VMM's own calls that came after the call gave up.
+    pub late_replies: AtomicU64,
     /// Page reads this VMM answered from the memory monitor's page index.
     pub reads_by_vmm: AtomicU64,
     /// Time spent answering them, sending included.
@@ -219,7 +221,7 @@ impl Stats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "fabric: {} frames from the guest, {} to it, {} sent to peers, {} received; dropped: {} bad from the guest, {} bad from peers ({} connections closed), {} connections refused, {} misrouted, {} for a full guest ring, {} too large for the guest, {} unauthenticated, {} replayed, {} with a forged source; {} error replies made; {} duplicate ids seen; {} page reads answered by the VMM ({:.1} us each, sending included)",
+            "fabric: {} frames from the guest, {} to it, {} sent to peers, {} received; dropped: {} bad from the guest, {} bad from peers ({} connections closed), {} connections refused, {} misrouted, {} for a full guest ring, {} too large for the guest, {} unauthenticated, {} replayed, {} with a forged source; {} error replies made; {} duplicate ids seen; {} answers after their call gave up; {} page reads answered by the VMM ({:.1} us each, sending included)",
             g(&self.from_guest),
             g(&self.to_guest),
             g(&self.sent),
@@ -236,6 +238,7 @@ impl Stats {
             g(&self.forged_source),
             g(&self.errors_made),
             g(&self.duplicate_ids),
+            g(&self.late_replies),
             g(&self.reads_by_vmm),
             g(&self.reads_by_vmm_ns) as f64 / 1000.0 / g(&self.reads_by_vmm).max(1) as f64,
         )
@@ -286,6 +289,7 @@ type Calls = Arc<Mutex<HashMap<u64, (ComponentId, Sender<CallReply>)>>>;
 pub struct Events {
     tx: Sender<Event>,
     calls: Calls,
+    stats: Arc<Stats>,
     /// A memory component's page reads, answered on the receiving thread.
     direct: Arc<std::sync::OnceLock<DirectReads>>,
 }
@@ -340,8 +344,15 @@ impl Events {
     pub fn send(&self, event: Event) -> Result<(), std::sync::mpsc::SendError<Event>> {
         if let Event::Inbound(bytes, _) = &event {
             if let Some((id, answer)) = vmm_reply(bytes) {
-                if let Some((_, waiter)) = self.calls.lock().ok().and_then(|mut c| c.remove(&id)) {
-                    let _ = waiter.send(answer);
+                match self.calls.lock().ok().and_then(|mut c| c.remove(&id)) {
+                    Some((_, waiter)) => {
+                        let _ = waiter.send(answer);
+                    }
+                    // Its call gave up (timed out, or its peer was taken
+                    // for dead and replaced): a stale answer, dropped.
+                    None => {
+                        self.stats.late_replies.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 return Ok(());
             }
@@ -384,10 +395,6 @@ impl PendingCall {
     /// The reply, if it has come.
     pub fn try_reply(&self) -> Option<CallReply> {
         self.answer.try_recv().ok()
-    }
-
-    pub fn dst(&self) -> ComponentId {
-        self.dst
     }
 
     /// Waits for the reply, up to the fabric timeout.
@@ -456,12 +463,13 @@ impl Fabric {
         let (tx, inbox) = channel();
         let calls: Calls = Arc::default();
         let direct: Arc<std::sync::OnceLock<DirectReads>> = Arc::default();
+        let stats = Arc::new(Stats::default());
         let events = Events {
             tx,
             calls: calls.clone(),
             direct: direct.clone(),
+            stats: stats.clone(),
         };
-        let stats = Arc::new(Stats::default());
         let local = Arc::new(Local {
             id: cfg.id,
             role: cfg.role,

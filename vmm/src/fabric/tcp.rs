@@ -66,10 +66,22 @@ static SERIAL: AtomicU64 = AtomicU64::new(1);
 pub struct TcpTransport {
     peers: HashMap<ComponentId, String>,
     conns: Mutex<HashMap<ComponentId, Conn>>,
+    /// Peers that stopped reading, and until when a send to them fails at
+    /// once (one fabric timeout): each send would otherwise wait a timeout
+    /// of its own, and a new connection another for its greeting.
+    stuck: Mutex<HashMap<ComponentId, std::time::Instant>>,
     shared: Shared,
 }
 
 impl TcpTransport {
+    /// Whether `peer` was found not reading within the last timeout.
+    fn stuck_now(&self, peer: ComponentId) -> bool {
+        self.stuck.lock().is_ok_and(|s| {
+            s.get(&peer)
+                .is_some_and(|until| std::time::Instant::now() < *until)
+        })
+    }
+
     pub fn start(
         cfg: &Config,
         local: Arc<Local>,
@@ -108,6 +120,7 @@ impl TcpTransport {
                 .map(|(k, v)| (*k, v.clone()))
                 .collect(),
             conns: Mutex::new(HashMap::new()),
+            stuck: Mutex::new(HashMap::new()),
             shared,
         })
     }
@@ -287,25 +300,41 @@ impl TcpTransport {
                 .map_err(|_| "transport lock poisoned")?;
             let conns = back.get_mut(&peer).ok_or("no connection from it")?;
             let conn = conns.last_mut().ok_or("no connection from it")?;
-            return write_frame(conn, peer, local, frame).map_err(|e| {
+            return write_frame(conn, peer, local, frame, self.shared.timeout).map_err(|e| {
                 if matches!(e, SendError::Unreachable(_)) {
                     conns.pop();
                 }
                 e
             });
         }
+        if self.stuck_now(peer) {
+            return Err(stuck_lately());
+        }
         let mut conns = self.conns.lock().map_err(|_| "transport lock poisoned")?;
+        // Another send may have found it stuck while this one waited.
+        if self.stuck_now(peer) {
+            return Err(stuck_lately());
+        }
         if let Some(conn) = conns.get_mut(&peer) {
-            match write_frame(conn, peer, local, frame) {
+            match write_frame(conn, peer, local, frame, self.shared.timeout) {
                 Ok(()) => return Ok(()),
                 Err(e @ SendError::TooLarge { .. }) => return Err(e),
-                Err(SendError::Unreachable(_)) => {
+                Err(SendError::Unreachable(why)) => {
                     conns.remove(&peer);
+                    if why.starts_with(STUCK) {
+                        // Alive but not reading (stopped, or wedged): a new
+                        // connection would wait a fabric timeout more for
+                        // its greeting.
+                        if let Ok(mut s) = self.stuck.lock() {
+                            s.insert(peer, std::time::Instant::now() + self.shared.timeout);
+                        }
+                        return Err(SendError::Unreachable(why));
+                    }
                 }
             }
         }
         let mut conn = self.connect(peer)?;
-        write_frame(&mut conn, peer, local, frame)?;
+        write_frame(&mut conn, peer, local, frame, self.shared.timeout)?;
         conns.insert(peer, conn);
         Ok(())
     }
@@ -333,6 +362,7 @@ fn write_frame(
     peer: ComponentId,
     local: &Local,
     frame: &super::Outgoing,
+    timeout: Duration,
 ) -> std::result::Result<(), SendError> {
     let len = frame.len();
     if len > conn.max_frame {
@@ -350,9 +380,55 @@ fn write_frame(
     all.extend_from_slice(&frame.header);
     all.extend_from_slice(&payload);
     all.extend_from_slice(&trailer);
-    conn.stream
-        .write_all(&all)
-        .map_err(|e| SendError::Unreachable(format!("sending: {e}")))
+    write_within(&mut conn.stream, &all, timeout).map_err(|e| {
+        SendError::Unreachable(match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("{STUCK} (its connection stayed full for the fabric timeout)")
+            }
+            _ => format!("sending: {e}"),
+        })
+    })
+}
+
+/// How a send to a peer that stopped reading begins.
+const STUCK: &str = "it stopped reading";
+
+fn stuck_lately() -> SendError {
+    SendError::Unreachable(format!(
+        "{STUCK} (a send to it found its connection full lately)"
+    ))
+}
+
+/// Writes all of `bytes` within `timeout` in all (the socket's write
+/// timeout alone bounds each partial write, so a slow reader could make
+/// one frame take many timeouts).
+fn write_within(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut at = 0;
+    let mut shortened = false;
+    let result = loop {
+        if at == bytes.len() {
+            break Ok(());
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break Err(std::io::ErrorKind::TimedOut.into());
+        }
+        if at > 0 {
+            let _ = stream.set_write_timeout(Some(left));
+            shortened = true;
+        }
+        match stream.write(&bytes[at..]) {
+            Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    if shortened {
+        let _ = stream.set_write_timeout(Some(timeout));
+    }
+    result
 }
 
 /// Connections that have not greeted yet, oldest first.
