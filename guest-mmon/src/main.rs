@@ -94,7 +94,11 @@ fn main(boot: &'static BootInfo) -> ! {
     let n = (boot.vregion_peer_count as usize).min(boot.vregion_peers.len());
     let peers = &boot.vregion_peers[..n];
     let mut monitor = Monitor::new(boot.component_id, peers, frames, count);
-    lego_image::println!("memory monitor: {count} page frames, vRegion peers {peers:?}");
+    monitor.set_backup(boot.backup);
+    lego_image::println!(
+        "memory monitor: {count} page frames, vRegion peers {peers:?}, backup {}",
+        boot.backup
+    );
     if !served {
         cpu::halt_forever()
     }

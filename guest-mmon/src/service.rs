@@ -60,6 +60,9 @@ pub struct Monitor<S: FrameStore> {
     requests: u64,
     errors: u64,
     peer_failures: u64,
+    /// The component processors also send this one's changes to
+    /// (`--backup`), 0 for none.
+    backup: u32,
 }
 
 fn page_up(x: u64) -> u64 {
@@ -96,7 +99,13 @@ impl<S: FrameStore> Monitor<S> {
             requests: 0,
             errors: 0,
             peer_failures: 0,
+            backup: 0,
         }
+    }
+
+    /// Names the component that keeps a copy of what this one holds.
+    pub fn set_backup(&mut self, backup: u32) {
+        self.backup = backup;
     }
 
     pub fn frames(&self) -> &Frames {
@@ -215,6 +224,7 @@ impl<S: FrameStore> Monitor<S> {
                 let s = self.stats();
                 reply(OK, 0, Some(zerocopy::IntoBytes::as_bytes(&s)))
             }
+            OP_BACKUP => reply(OK, self.backup as u64, None),
             OP_MMAP | OP_MUNMAP | OP_MPROTECT | OP_BRK | OP_MREMAP if !from_home => {
                 self.memory_call(r, remote)
             }

@@ -225,6 +225,10 @@ pub struct BootInfo {
     /// atomically while the guest runs and kicks vCPU 0; the guest takes
     /// them with an atomic swap. Guest memory, so no exit is needed.
     pub host_signals: u64,
+    /// Memory role: the component that keeps a copy of what this one
+    /// holds (`--backup`), 0 for none; answered to OP_BACKUP.
+    pub backup: u32,
+    pub _pad: u32,
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

@@ -67,6 +67,10 @@ pub const OP_MAPS: u32 = 16;
 /// would be; the reply's `value` is how many were written, and `len`
 /// statuses (u32 each, [`NOT_OWNER`] with no owner id) follow it.
 pub const OP_WRITE_MANY: u32 = 17;
+/// Which memory component keeps a copy of everything this one holds
+/// (`--backup`): the reply's `value` is its id, 0 for none. Processors ask
+/// before a process's first call (see the ExCache's client).
+pub const OP_BACKUP: u32 = 18;
 /// Most pages one run read or one OP_WRITE_MANY carries.
 pub const MAX_RUN: usize = 16;
 

@@ -140,6 +140,12 @@ pub struct Args {
     #[arg(long, value_name = "ID,ID..", value_delimiter = ',', requires = "id")]
     pub vregion_peers: Vec<u32>,
 
+    /// Memory role: the memory component that keeps a copy of everything
+    /// this one holds (its processes' pages and mappings). Processors send
+    /// every change to both and go on with the backup if this one dies.
+    #[arg(long, value_name = "ID", requires = "id")]
+    pub backup: Option<u32>,
+
     /// Where same-host peers (`--peer ID=shm`) keep their shared-memory
     /// rings; every component of one rack on a host must use the same one.
     #[arg(long, value_name = "DIR", default_value = "/dev/shm/lego")]

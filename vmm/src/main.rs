@@ -88,6 +88,28 @@ fn image_path(args: &Args) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// `--backup`: memory components only, another component.
+fn check_backup(args: &Args, id: u32) -> Result<()> {
+    let Some(b) = args.backup else {
+        return Ok(());
+    };
+    let bad = |why: String| VmmError::BadOption {
+        option: "--backup",
+        why,
+    };
+    if args.role.role() != lego_proto::boot::Role::Memory {
+        return Err(bad(
+            "only a memory component has a backup (processors learn it from their memory components)".into(),
+        ));
+    }
+    if b == id || b == 0 {
+        return Err(bad(format!(
+            "{b} cannot keep this component's copy: give another memory component's id"
+        )));
+    }
+    Ok(())
+}
+
 /// `--vregion-peers`: memory components only, each a known peer, at most
 /// [`MAX_VREGION_PEERS`](lego_proto::memory::MAX_VREGION_PEERS), no repeats.
 fn check_vregion_peers<A>(
@@ -185,6 +207,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 }
             }
             check_vregion_peers(args, id, &peers)?;
+            check_backup(args, id)?;
             let key = match &args.rack_key {
                 Some(path) => lego_wire::key::RackKey::load(path)?,
                 None => {
@@ -313,6 +336,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         fabric,
         fabric_test,
         vregion_peers: args.vregion_peers.clone(),
+        backup: args.backup.unwrap_or(0),
         excache: excache.map(|pages| (pages, args.excache_policy, args.excache_prefetch.min(512))),
         workload: workload.map(|(kind, bytes)| vm::WorkloadConfig {
             kind,

@@ -28,6 +28,8 @@ pub struct Config {
     pub fabric_test: Option<(lego_proto::boot::FabricTest, u32, u64)>,
     /// Checked by the command line: at most MAX_VREGION_PEERS.
     pub vregion_peers: Vec<u32>,
+    /// Memory: the component that keeps a copy (`--backup`), 0 for none.
+    pub backup: u32,
     /// Processor: the ExCache's pages and eviction policy.
     pub excache: Option<(u32, crate::excache::policy::Policy, u32)>,
     pub workload: Option<WorkloadConfig>,
@@ -99,6 +101,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         trace_syscalls: cfg.program.as_ref().is_some_and(|p| p.0.trace) as u32,
         ..Default::default()
     };
+    info.backup = cfg.backup;
     for (slot, peer) in info.vregion_peers.iter_mut().zip(&cfg.vregion_peers) {
         *slot = *peer;
         info.vregion_peer_count += 1;

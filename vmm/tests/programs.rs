@@ -643,6 +643,41 @@ fn pages_read_then_changed_are_written_back() {
     assert!(number_after("evictions (") > 2048, "{summary}");
 }
 
+/// A program's memory outlives its memory component when it has a backup:
+/// the primary is killed mid-run and the output is the host's.
+#[test]
+fn a_program_finishes_when_its_memory_component_dies() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let (one, a1) = memory_component(1, "512M", &["--backup", "2"]);
+    let (_two, a2) = memory_component(2, "512M", &[]);
+    let p = build("rewrite", Libc::Glibc);
+    let p = p.to_str().expect("path");
+    let (p1, p2) = (format!("1={a1}"), format!("2={a2}"));
+    let mut cmd = Command::new(VMM);
+    cmd.args(["--role", "processor", "--peer", &p1, "--peer", &p2])
+        .args(["--memory", "1", "--excache", "16M", "--log-level", "info"])
+        .args(["--", p, "64"]);
+    let pid = one.child.id() as i32;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        // SAFETY: kill(2) on a child of this test.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let ran = finish(cmd, b"", Duration::from_secs(240));
+    let _ = killer.join();
+    let native = host(&[p, "64"], &[], b"");
+    assert_eq!(ran.text(), native.text(), "{}", ran.err);
+    assert_eq!(ran.code, 0, "{}", ran.err);
+    assert!(
+        ran.err.contains("copies: 1 fail-overs (1 -> 2"),
+        "the kill landed after the run: {}",
+        ran.err
+    );
+    drop(one);
+}
+
 #[test]
 fn programs_lego_cannot_run_are_refused_before_booting() {
     if !have(&["gcc"]) {

@@ -35,18 +35,21 @@ impl Drop for Component {
 /// Starts a `role` component with fabric id `id` on a free TCP port and
 /// waits until it serves: the process and its address.
 pub fn component(role: &str, id: u32) -> (Component, String) {
+    component_with(role, id, &[])
+}
+
+/// [`component`] with more options (a `--mem` there replaces 256M).
+pub fn component_with(role: &str, id: u32, extra: &[&str]) -> (Component, String) {
     let id = id.to_string();
+    let mem: &[&str] = if extra.contains(&"--mem") {
+        &[]
+    } else {
+        &["--mem", "256M"]
+    };
     let mut child = Command::new(VMM)
-        .args([
-            "--role",
-            role,
-            "--id",
-            &id,
-            "--mem",
-            "256M",
-            "--listen",
-            "127.0.0.1:0",
-        ])
+        .args(["--role", role, "--id", &id, "--listen", "127.0.0.1:0"])
+        .args(mem)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -1,14 +1,23 @@
 //! The processor's client of the memory service: page requests go to the
 //! owner of the page's vRegion, learnt from the home's NOT_OWNER answers
 //! and remembered, so each vRegion costs one redirect.
+//!
+//! Copies ([`mirror`](super::mirror)): a memory component started with
+//! `--backup B` says so (OP_BACKUP, asked before its first memory call);
+//! from then on every request that changes what it holds is sent to both,
+//! at once, and counts as done when both answered alike. When it stops
+//! answering, its backup, which holds the same, serves its processes, and
+//! the process goes on at the access that was pending.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use lego_proto::memory::*;
 use zerocopy::{FromBytes, IntoBytes};
 
+use super::mirror::{self, Outcome};
 use crate::fabric::{CallReply, Fabric, PendingCall};
 
 /// Why a page request got no page.
@@ -76,11 +85,90 @@ pub fn statuses(dst: u32, reply: CallReply, n: usize) -> Result<Vec<u32>, PageEr
         .collect())
 }
 
+/// A request on its way, to one component or to it and its backup.
+pub struct Pending {
+    dst: u32,
+    bytes: Vec<u8>,
+    started: Instant,
+    main: Slot,
+    mirror: Option<(u32, Slot)>,
+}
+
+/// One of a [`Pending`]'s calls: sent (its answer not taken yet), or
+/// answered (or failed to go out).
+struct Slot {
+    call: Option<PendingCall>,
+    reply: Mutex<Option<CallReply>>,
+}
+
+impl Slot {
+    fn new(sent: Result<PendingCall, String>) -> Slot {
+        match sent {
+            Ok(call) => Slot {
+                call: Some(call),
+                reply: Mutex::new(None),
+            },
+            Err(why) => Slot {
+                call: None,
+                reply: Mutex::new(Some(Err(why))),
+            },
+        }
+    }
+
+    fn reply(&self) -> std::sync::MutexGuard<'_, Option<CallReply>> {
+        self.reply.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the answer is in, taking it if it came.
+    fn ready(&self) -> bool {
+        let mut r = self.reply();
+        if r.is_none() {
+            *r = self.call.as_ref().and_then(PendingCall::try_reply);
+        }
+        r.is_some()
+    }
+
+    fn wait(self) -> CallReply {
+        match (
+            self.reply.into_inner().unwrap_or_else(|p| p.into_inner()),
+            self.call,
+        ) {
+            (Some(r), _) => r,
+            (None, Some(call)) => call.wait(),
+            (None, None) => Err("nothing was sent".into()),
+        }
+    }
+}
+
+fn gave_up(dst: u32) -> String {
+    format!("component {dst} was taken for dead")
+}
+
+/// What the client knows about copies: who backs up whom, who died and
+/// who serves for them since, and what it cost.
+#[derive(Default)]
+struct Copies {
+    /// Components asked for their backup.
+    asked: HashSet<u32>,
+    /// A component -> its backup, while both answer.
+    backups: HashMap<u32, u32>,
+    /// A component that stopped answering -> the backup serving for it.
+    replaced: HashMap<u32, u32>,
+    /// (dead, backup, how long from the request that found it dead to its
+    /// answer from the backup).
+    failovers: Vec<(u32, u32, Duration)>,
+    /// Backups dropped (they stopped answering, or answered otherwise).
+    lost: Vec<(u32, u32)>,
+}
+
 /// Shared by the ExCache's handler threads: what it learnt about owners
-/// sits behind its own lock, never held across a round trip.
+/// and copies sits behind its own locks, never held across a round trip.
 pub struct MemoryClient {
     fabric: Arc<Fabric>,
     owners: Mutex<HashMap<(u32, u64), u32>>,
+    copies: Mutex<Copies>,
+    /// Held across a memory call sent to both copies.
+    call_order: Mutex<()>,
     pub redirects: AtomicU64,
 }
 
@@ -89,6 +177,8 @@ impl MemoryClient {
         MemoryClient {
             fabric,
             owners: Mutex::new(HashMap::new()),
+            copies: Mutex::new(Copies::default()),
+            call_order: Mutex::new(()),
             redirects: AtomicU64::new(0),
         }
     }
@@ -97,12 +187,187 @@ impl MemoryClient {
         self.owners.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn copies(&self) -> std::sync::MutexGuard<'_, Copies> {
+        self.copies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The component that holds pid's page at `addr`, as far as we know.
     pub fn owner(&self, pid: u32, home: u32, addr: u64) -> u32 {
-        self.owners()
+        let known = self
+            .owners()
             .get(&(pid, vregion(addr)))
             .copied()
-            .unwrap_or(home)
+            .unwrap_or(home);
+        self.route(known)
+    }
+
+    /// Where requests for `dst` go: to it, or to the backup that serves
+    /// for it since it died.
+    pub fn route(&self, dst: u32) -> u32 {
+        let c = self.copies();
+        let mut at = dst;
+        for _ in 0..8 {
+            match c.replaced.get(&at) {
+                Some(&next) => at = next,
+                None => break,
+            }
+        }
+        at
+    }
+
+    /// Asks `dst` for its backup, once. A backup that is itself dead (or
+    /// is `dst`'s own replacement) does not count.
+    fn learn_backup(&self, dst: u32) {
+        if !self.copies().asked.insert(dst) {
+            return;
+        }
+        let ask = MemRequest {
+            op: OP_BACKUP,
+            ..Default::default()
+        };
+        let Ok((head, _)) = parse(dst, self.fabric.call(dst, ask.as_bytes())) else {
+            return;
+        };
+        let backup = head.value as u32;
+        if head.status != OK || backup == 0 || backup == dst {
+            return;
+        }
+        let mut c = self.copies();
+        if c.replaced.contains_key(&backup) {
+            log::warn!(
+                "excache: memory component {dst} names component {backup} as its backup, which stopped answering earlier: one copy of what {dst} holds is left"
+            );
+            return;
+        }
+        c.backups.insert(dst, backup);
+        log::info!("excache: memory component {dst} is backed up at component {backup}: changes go to both");
+    }
+
+    /// The backup a request that changes `dst` also goes to.
+    fn mirror_for(&self, dst: u32, request: &[u8]) -> Option<u32> {
+        let op = MemRequest::read_from_prefix(request).ok()?.0.op;
+        if !mirror::changes_state(op) {
+            return None;
+        }
+        let b = *self.copies().backups.get(&dst)?;
+        (self.route(b) == b && b != dst).then_some(b)
+    }
+
+    /// What the fail-overs and lost copies were, for the summary line;
+    /// None when no memory component had a backup.
+    pub fn copies_summary(&self) -> Option<String> {
+        let c = self.copies();
+        if c.backups.is_empty() && c.failovers.is_empty() && c.lost.is_empty() {
+            return None;
+        }
+        let mut out = format!("{} fail-overs", c.failovers.len());
+        for (dead, to, took) in &c.failovers {
+            out.push_str(&format!(
+                " ({dead} -> {to} in {:.0} ms)",
+                took.as_secs_f64() * 1000.0
+            ));
+        }
+        if !c.lost.is_empty() || !c.replaced.is_empty() {
+            let alone: Vec<String> = c
+                .replaced
+                .values()
+                .map(|b| b.to_string())
+                .chain(c.lost.iter().map(|(p, _)| p.to_string()))
+                .collect();
+            out.push_str(&format!(
+                ", one copy left at component(s) {}",
+                alone.join(", ")
+            ));
+        }
+        Some(out)
+    }
+
+    /// The answers of a request sent to `dst` and maybe its backup, made
+    /// one: the backup's when `dst` is dead (it takes over), `dst`'s
+    /// otherwise (a backup that failed or answered otherwise is dropped).
+    /// A request that went to `dst` alone is sent again to its backup when
+    /// `dst` is dead. Returns who answered.
+    fn settle(
+        &self,
+        dst: u32,
+        bytes: &[u8],
+        started: Instant,
+        main: CallReply,
+        mirror: Option<(u32, CallReply)>,
+    ) -> (u32, CallReply) {
+        match mirror::settle(dst, main, mirror) {
+            Outcome::Agreed(reply) => (dst, reply),
+            Outcome::BackupLost { backup, why, reply } => {
+                let mut c = self.copies();
+                if c.backups.remove(&dst).is_some() {
+                    c.lost.push((dst, backup));
+                    log::warn!(
+                        "excache: backup {backup} of memory component {dst} is dropped ({why}): one copy of what {dst} holds is left"
+                    );
+                }
+                (dst, reply)
+            }
+            Outcome::TakenOver { backup, why, reply } => {
+                self.fail_over(dst, backup, &why, started);
+                (backup, reply)
+            }
+            Outcome::Alone { why } => {
+                let backup = self.copies().backups.get(&dst).copied();
+                let Some(backup) = backup else {
+                    let replaced = self.route(dst);
+                    if replaced != dst {
+                        // Taken over meanwhile (another request found it
+                        // dead first): ask its backup.
+                        return (replaced, self.fabric.call(replaced, bytes));
+                    }
+                    return (dst, Err(self.last_copy_lost(dst, why)));
+                };
+                self.fail_over(dst, backup, &why, started);
+                (backup, self.fabric.call(backup, bytes))
+            }
+            Outcome::BothLost { backup, why, backup_why } => (
+                dst,
+                Err(format!(
+                    "{why}; component {backup}, which kept its copy, did not answer either ({backup_why}): both copies of its memory are lost"
+                )),
+            ),
+        }
+    }
+
+    /// Why `dst` is gone, naming the other copy when `dst` held the last
+    /// one (it had taken over from a dead component, or lost its backup).
+    fn last_copy_lost(&self, dst: u32, why: String) -> String {
+        let c = self.copies();
+        let other = c
+            .replaced
+            .iter()
+            .find(|(_, &to)| to == dst)
+            .map(|(&dead, _)| format!("it had taken over from component {dead}, which died before"))
+            .or_else(|| {
+                c.lost
+                    .iter()
+                    .find(|(p, _)| *p == dst)
+                    .map(|(_, b)| format!("component {b}, which kept its copy, was lost before"))
+            });
+        match other {
+            Some(other) => format!("{why}; {other}: both copies of its memory are lost"),
+            None => why,
+        }
+    }
+
+    /// `dead` stopped answering: its backup serves its processes from now
+    /// on (it holds everything `dead` acknowledged).
+    fn fail_over(&self, dead: u32, backup: u32, why: &str, started: Instant) {
+        let mut c = self.copies();
+        if c.replaced.contains_key(&dead) {
+            return;
+        }
+        c.backups.remove(&dead);
+        c.replaced.insert(dead, backup);
+        c.failovers.push((dead, backup, started.elapsed()));
+        log::warn!(
+            "excache: memory component {dead} stopped answering ({why}); component {backup}, its backup, serves its processes from now on. One copy of their memory is left"
+        );
     }
 
     /// Forgets what it learnt about pid (it exited).
@@ -110,34 +375,94 @@ impl MemoryClient {
         self.owners().retain(|(p, _), _| *p != pid);
     }
 
-    /// One request to `dst`: the reply head and what follows it.
-    fn once(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
-        parse(dst, self.fabric.call(dst, request))
-    }
-
     /// A request that is not about one page (a memory call) to `dst`: the
-    /// reply head, whatever its status, and what follows it.
+    /// reply head, whatever its status, and what follows it. A call that
+    /// changes the process goes to the backup after `dst` has answered
+    /// (an mmap then at the address `dst` chose), so both decide alike.
     pub fn call(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
-        self.once(dst, request)
+        let dst = self.route(dst);
+        self.learn_backup(dst);
+        let started = Instant::now();
+        // Calls that change state reach both copies in one order: two
+        // vCPUs' calls must not cross between the first copy and the
+        // second.
+        let _order = self
+            .mirror_for(dst, request)
+            .map(|_| self.call_order.lock().unwrap_or_else(|p| p.into_inner()));
+        let main = self.fabric.call(dst, request);
+        let mirror = self.mirror_for(dst, request).map(|b| {
+            let again = mirror::for_backup(request, &main);
+            (b, self.fabric.call(b, &again))
+        });
+        let (by, reply) = self.settle(dst, request, started, main, mirror);
+        parse(by, reply)
     }
 
-    /// Sends a page request to `dst` without waiting (no redirects).
-    pub fn start(
-        &self,
-        dst: u32,
-        req: MemRequest,
-        page: Option<&[u8]>,
-    ) -> Result<PendingCall, PageError> {
+    /// Sends a page request to `dst` without waiting (no redirects); one
+    /// that changes what `dst` holds goes to its backup too, at once.
+    pub fn start(&self, dst: u32, req: MemRequest, page: Option<&[u8]>) -> Pending {
         let mut bytes = req.as_bytes().to_vec();
         if let Some(p) = page {
             bytes.extend_from_slice(p);
         }
-        self.fabric
-            .start_call(dst, &bytes)
-            .map_err(|why| PageError::Unreachable {
-                component: dst,
-                why,
-            })
+        let dst = self.route(dst);
+        let started = Instant::now();
+        let mirror = self
+            .mirror_for(dst, &bytes)
+            .map(|b| (b, Slot::new(self.fabric.start_call(b, &bytes))));
+        let main = self.fabric.start_call(dst, &bytes);
+        if let Err(why) = &main {
+            // Taken for dead now, so the requests after this one go to its
+            // backup instead of each finding out (a send to a component
+            // that stopped reading waits a whole fabric timeout).
+            let backup = self.copies().backups.get(&dst).copied();
+            if let Some(b) = backup {
+                self.fail_over(dst, b, why, started);
+            }
+        }
+        Pending {
+            dst,
+            started,
+            main: Slot::new(main),
+            mirror,
+            bytes,
+        }
+    }
+
+    /// The answer to `p` if all of it is in: who answered, and what.
+    pub fn try_reply(&self, p: &Pending) -> Option<(u32, CallReply)> {
+        let main_ready = p.main.ready() || self.route(p.dst) != p.dst;
+        let mirror_ready = p.mirror.as_ref().is_none_or(|(_, s)| s.ready());
+        if !(main_ready && mirror_ready) {
+            return None;
+        }
+        let main = p.main.reply().take().unwrap_or_else(|| Err(gave_up(p.dst)));
+        let mirror = match &p.mirror {
+            Some((b, s)) => Some((*b, s.reply().take()?)),
+            None => None,
+        };
+        Some(self.settle(p.dst, &p.bytes, p.started, main, mirror))
+    }
+
+    /// Waits for all of `p`'s answer: who answered, and what.
+    pub fn wait(&self, p: Pending) -> (u32, CallReply) {
+        let Pending {
+            dst,
+            bytes,
+            started,
+            main,
+            mirror,
+        } = p;
+        let mirror = mirror.map(|(b, s)| (b, s.wait()));
+        // Taken for dead by another request meanwhile: its answer, if it
+        // ever comes, is not waited for (each wait would take a fabric
+        // timeout); the backup's stands.
+        let main = if self.route(dst) != dst && !main.ready() {
+            Err(gave_up(dst))
+        } else {
+            main.wait()
+        };
+        self.settle(dst, &bytes, started, main, mirror)
     }
 
     /// The answer to a page request already sent to `dst` with
@@ -166,7 +491,7 @@ impl MemoryClient {
             bytes.extend_from_slice(p);
         }
         let dst = self.owner(req.pid, home, req.addr);
-        let reply = self.fabric.call(dst, &bytes);
+        let (dst, reply) = self.wait(self.start(dst, req, page));
         self.follow(home, req, &bytes, dst, reply)
     }
 
@@ -182,19 +507,23 @@ impl MemoryClient {
     ) -> Result<(u32, MemReply, Vec<u8>), PageError> {
         let region = vregion(req.addr);
         for _ in 0..4 {
+            if reply.is_err() {
+                // Dead? Its backup, if it has one, answers instead.
+                (dst, reply) = self.settle(dst, bytes, Instant::now(), reply, None);
+            }
             let (head, rest) = parse(dst, reply)?;
             match head.status {
                 OK => return Ok((dst, head, rest)),
                 NOT_OWNER => {
                     self.redirects.fetch_add(1, Ordering::Relaxed);
-                    dst = head.value as u32;
+                    dst = self.route(head.value as u32);
                     self.owners().insert((req.pid, region), dst);
                 }
                 // A remembered owner that no longer holds the vRegion (it
                 // was emptied and handed to another): ask the home again.
                 EFAULT | ESRCH if dst != home && self.owners().contains_key(&(req.pid, region)) => {
                     self.owners().remove(&(req.pid, region));
-                    dst = home;
+                    dst = self.route(home);
                 }
                 status => {
                     return Err(PageError::Refused {

@@ -48,6 +48,7 @@
 
 pub mod client;
 pub mod fresh;
+pub mod mirror;
 pub mod policy;
 pub mod port;
 pub mod regions;
@@ -62,12 +63,12 @@ use kvm_ioctls::VmFd;
 use lego_proto::memory::*;
 use lego_proto::process::{Window, MAX_SLOTS};
 
-use self::client::{MemoryClient, PageError};
+use self::client::{MemoryClient, PageError, Pending};
 use self::fresh::Fresh;
 use self::policy::{Order, Policy};
 use self::regions::Regions;
 use self::uffd::Uffd;
-use crate::fabric::{CallReply, Fabric, PendingCall};
+use crate::fabric::{CallReply, Fabric};
 
 const PAGE_U64: u64 = PAGE as u64;
 const PROT_READ: u32 = 1;
@@ -294,7 +295,7 @@ struct State {
     processes: [Option<Process>; MAX_SLOTS as usize],
     /// Write-backs sent without waiting, one request each holding one page
     /// or several, with their data (a redirected one is sent again).
-    writebacks: Vec<(Vec<WriteBack>, PendingCall)>,
+    writebacks: Vec<(Vec<WriteBack>, Pending)>,
     /// Pages known to read as zeros at their memory component.
     fresh: Fresh,
     sums: ContentSum,
@@ -575,7 +576,11 @@ impl ExCache {
             s.miss_ns as f64 / 1000.0 / s.misses.max(1) as f64,
             s.fetch_ns as f64 / 1000.0 / s.misses.max(1) as f64,
             s.install_ns as f64 / 1000.0 / s.misses.max(1) as f64,
-        )
+        ) + &self
+            .client
+            .copies_summary()
+            .map(|c| format!("; copies: {c}"))
+            .unwrap_or_default()
     }
 
     /// Serves one fault a vCPU is blocked on.
@@ -1081,7 +1086,7 @@ impl ExCache {
             }
         }
         for (dst, pid, pages) in groups {
-            let started = if let [one] = &pages[..] {
+            let call = if let [one] = &pages[..] {
                 self.client
                     .start(dst, Self::writeback_request(one), Some(&one.data))
             } else {
@@ -1101,12 +1106,6 @@ impl ExCache {
                 }
                 self.client.start(dst, req, Some(&tail))
             };
-            let call = started.map_err(|source| Fault::Page {
-                pid,
-                va: pages[0].key.1,
-                access: "write-back",
-                source,
-            })?;
             st.stats.writebacks += pages.len() as u64;
             st.stats.writeback_requests += 1;
             st.writebacks.push((pages, call));
@@ -1122,13 +1121,13 @@ impl ExCache {
     fn reap_writebacks(&self, st: &mut State) -> Result<(), Fault> {
         let mut i = 0;
         while i < st.writebacks.len() {
-            let Some(reply) = st.writebacks[i].1.try_reply() else {
+            let Some((dst, reply)) = self.client.try_reply(&st.writebacks[i].1) else {
                 i += 1;
                 continue;
             };
-            let (pages, call) = st.writebacks.swap_remove(i);
+            let (pages, _) = st.writebacks.swap_remove(i);
             let keys: Vec<Key> = pages.iter().map(|wb| wb.key).collect();
-            let settled = self.settle_writebacks(pages, call.dst(), reply);
+            let settled = self.settle_writebacks(pages, dst, reply);
             for key in keys {
                 st.flushing.remove(&key);
             }
@@ -1140,14 +1139,12 @@ impl ExCache {
 
     /// Waits for every write-back in flight (outside the lock).
     fn drain_writebacks(&self) -> Result<(), Fault> {
-        let pending: Vec<(Vec<WriteBack>, PendingCall)> =
-            std::mem::take(&mut self.lock().writebacks);
+        let pending: Vec<(Vec<WriteBack>, Pending)> = std::mem::take(&mut self.lock().writebacks);
         let mut result = Ok(());
         let mut done = Vec::new();
         for (pages, call) in pending {
-            let dst = call.dst();
             done.extend(pages.iter().map(|wb| wb.key));
-            let reply = call.wait();
+            let (dst, reply) = self.client.wait(call);
             if let Err(f) = self.settle_writebacks(pages, dst, reply) {
                 result = Err(f);
             }
@@ -1267,7 +1264,7 @@ impl ExCache {
         let dst = self.client.owner(p.pid, p.home, vpage);
         let call = self.client.start(dst, read, None);
         self.start_writebacks(&mut self.lock(), backs)?;
-        let reply = call.map_err(fault)?.wait();
+        let (dst, reply) = self.client.wait(call);
         self.client
             .finish(p.home, read, dst, reply)
             .map(fetched)
@@ -1325,10 +1322,11 @@ impl ExCache {
                 flags: FLAG_PEEK,
                 ..Default::default()
             };
-            calls.push((a, n, dst, self.client.start(dst, read, None).ok()));
+            calls.push((a, n, self.client.start(dst, read, None)));
         }
-        for (a, n, dst, call) in calls {
-            let got = call.and_then(|c| prefetched_run(dst, c.wait()));
+        for (a, n, call) in calls {
+            let (dst, reply) = self.client.wait(call);
+            let got = prefetched_run(dst, reply);
             self.install_prefetched(p, slot, a, n as usize, got);
         }
     }
@@ -1515,7 +1513,7 @@ impl ExCache {
             access: "load",
             source,
         };
-        let mut inflight: std::collections::VecDeque<(u64, &Vec<u8>, PendingCall)> =
+        let mut inflight: std::collections::VecDeque<(u64, &Vec<u8>, Pending)> =
             std::collections::VecDeque::new();
         let mut next = pages.iter();
         loop {
@@ -1531,17 +1529,14 @@ impl ExCache {
                     ..Default::default()
                 };
                 let dst = self.client.owner(p.pid, p.home, *va);
-                let call = self
-                    .client
-                    .start(dst, wb, Some(data))
-                    .map_err(|e| fault(*va, e))?;
+                let call = self.client.start(dst, wb, Some(data));
                 inflight.push_back((*va, data, call));
             }
             let Some((va, data, call)) = inflight.pop_front() else {
                 return Ok(());
             };
-            let dst = call.dst();
-            match client::check_reply(dst, call.wait()) {
+            let (dst, reply) = self.client.wait(call);
+            match client::check_reply(dst, reply) {
                 Ok(()) => {}
                 // Owned by another component: the home redirects.
                 Err(PageError::Refused {

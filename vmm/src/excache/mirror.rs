@@ -1,0 +1,258 @@
+//! Copies of a memory component, kept by the processors that use it: the
+//! rules by which a request and its two answers (from a component and from
+//! its backup, `--backup`) become one, with no I/O here.
+//!
+//! Why processors send each change to both copies, rather than the memory
+//! component forwarding it to its backup (LegoOS's way): here a memory
+//! component's monitor is a guest, and a guest-to-guest round trip costs
+//! 120-180 us where a host round trip costs 15-20 us (PVM.md and the
+//! fabric benchmark), so a forwarded write-back would take a second
+//! guest-to-guest trip in series before its answer; sent by the processor
+//! to both at once, it costs the slower of two trips in parallel. The
+//! processor holds every dirty page until it is acknowledged anyway, so
+//! "acknowledged" means "both have it": nothing acknowledged is lost when
+//! either dies. Two components that back up each other cannot wait for
+//! each other. The price: a processor sends its write-backs twice.
+//!
+//! Both copies apply the same requests in the same order (the ExCache
+//! sends a process's memory calls one at a time, after its write-backs in
+//! flight land), so they decide alike; an mmap is sent to the backup at
+//! the address its component chose, and answers that differ drop the
+//! backup (with a warning that one copy is left), never the data.
+
+use lego_proto::memory::*;
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::fabric::CallReply;
+
+/// Whether a request changes what a memory component holds, so its
+/// backup must get it too. Reads are not: a page never written reads as
+/// zeros at either.
+pub fn changes_state(op: u32) -> bool {
+    matches!(
+        op,
+        OP_NEW
+            | OP_EXIT
+            | OP_MMAP
+            | OP_MUNMAP
+            | OP_MPROTECT
+            | OP_BRK
+            | OP_MREMAP
+            | OP_FORK
+            | OP_DISCARD
+            | OP_WRITE
+            | OP_WRITE_MANY
+            | OP_READ_WRITE
+    )
+}
+
+/// The request to send the backup once its component answered `main`: an
+/// mmap goes at the address the component chose (fixed), the rest as they
+/// were.
+pub fn for_backup(request: &[u8], main: &CallReply) -> Vec<u8> {
+    let Ok((mut req, rest)) = MemRequest::read_from_prefix(request) else {
+        return request.to_vec();
+    };
+    let chosen = main
+        .as_ref()
+        .ok()
+        .and_then(|body| MemReply::read_from_prefix(body).ok())
+        .filter(|(head, _)| head.status == OK)
+        .map(|(head, _)| head.value);
+    match chosen {
+        Some(addr) if req.op == OP_MMAP => {
+            req.addr = addr;
+            req.flags |= FLAG_FIXED;
+            let mut out = req.as_bytes().to_vec();
+            out.extend_from_slice(rest);
+            out
+        }
+        _ => request.to_vec(),
+    }
+}
+
+/// What became of a request sent to a component (and maybe its backup).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The component answered (and the backup alike, if it got it).
+    Agreed(CallReply),
+    /// The component answered, its backup failed or answered otherwise:
+    /// the backup is dropped.
+    BackupLost {
+        backup: u32,
+        why: String,
+        reply: CallReply,
+    },
+    /// The component did not answer; its backup did, and takes over.
+    TakenOver {
+        backup: u32,
+        why: String,
+        reply: CallReply,
+    },
+    /// The component did not answer and the request went to it alone.
+    Alone { why: String },
+    /// Neither answered.
+    BothLost {
+        backup: u32,
+        why: String,
+        backup_why: String,
+    },
+}
+
+/// Makes one outcome of a component's answer `main` and its backup's.
+/// An `Err` is an answer that never came (the fabric's error: unreachable,
+/// timed out); a memory status, even a refusal, is an answer.
+pub fn settle(dst: u32, main: CallReply, mirror: Option<(u32, CallReply)>) -> Outcome {
+    let _ = dst;
+    match (main, mirror) {
+        (Ok(body), None) => Outcome::Agreed(Ok(body)),
+        (Ok(body), Some((backup, Ok(copy)))) => {
+            if same_answer(&body, &copy) {
+                Outcome::Agreed(Ok(body))
+            } else {
+                Outcome::BackupLost {
+                    backup,
+                    why: format!(
+                        "it answered otherwise: {} where its component said {}",
+                        describe(&copy),
+                        describe(&body)
+                    ),
+                    reply: Ok(body),
+                }
+            }
+        }
+        (Ok(body), Some((backup, Err(why)))) => Outcome::BackupLost {
+            backup,
+            why,
+            reply: Ok(body),
+        },
+        (Err(why), Some((backup, Ok(copy)))) => Outcome::TakenOver {
+            backup,
+            why,
+            reply: Ok(copy),
+        },
+        (Err(why), Some((backup, Err(backup_why)))) => Outcome::BothLost {
+            backup,
+            why,
+            backup_why,
+        },
+        (Err(why), None) => Outcome::Alone { why },
+    }
+}
+
+/// Whether two memory replies say the same (status, value and what
+/// follows).
+fn same_answer(a: &[u8], b: &[u8]) -> bool {
+    a == b
+}
+
+fn describe(body: &[u8]) -> String {
+    match MemReply::read_from_prefix(body) {
+        Ok((h, _)) => format!("status {} value {:#x}", h.status, h.value),
+        Err(_) => "no memory reply".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u32, value: u64) -> CallReply {
+        Ok(MemReply {
+            status,
+            _pad: 0,
+            value,
+        }
+        .as_bytes()
+        .to_vec())
+    }
+
+    #[test]
+    fn reads_and_lookups_go_to_one_copy_changes_to_both() {
+        for op in [OP_READ, OP_STATS, OP_MAPS, OP_BACKUP, OP_PRESENT] {
+            assert!(!changes_state(op), "op {op}");
+        }
+        for op in [
+            OP_WRITE,
+            OP_WRITE_MANY,
+            OP_MMAP,
+            OP_MUNMAP,
+            OP_NEW,
+            OP_EXIT,
+            OP_FORK,
+        ] {
+            assert!(changes_state(op), "op {op}");
+        }
+    }
+
+    #[test]
+    fn an_mmap_goes_to_the_backup_where_its_component_put_it() {
+        let req = MemRequest {
+            op: OP_MMAP,
+            pid: 7,
+            addr: 0,
+            len: 8192,
+            prot: 3,
+            ..Default::default()
+        };
+        let mut bytes = req.as_bytes().to_vec();
+        bytes.extend_from_slice(b"tail");
+        let out = for_backup(&bytes, &answer(OK, 0x7f00_0000));
+        let (got, rest) = MemRequest::read_from_prefix(&out).expect("a request");
+        assert_eq!(
+            (got.addr, got.flags & FLAG_FIXED),
+            (0x7f00_0000, FLAG_FIXED)
+        );
+        assert_eq!((got.pid, got.len, got.prot), (7, 8192, 3));
+        assert_eq!(rest, b"tail");
+        // Refused, or not an mmap: as it was.
+        assert_eq!(for_backup(&bytes, &answer(ENOMEM, 0)), bytes);
+        assert_eq!(for_backup(&bytes, &Err("gone".into())), bytes);
+        let write = MemRequest {
+            op: OP_WRITE,
+            addr: 0x1000,
+            ..Default::default()
+        };
+        assert_eq!(
+            for_backup(write.as_bytes(), &answer(OK, 5)),
+            write.as_bytes()
+        );
+    }
+
+    #[test]
+    fn two_answers_make_one() {
+        assert_eq!(
+            settle(1, answer(OK, 1), Some((2, answer(OK, 1)))),
+            Outcome::Agreed(answer(OK, 1))
+        );
+        assert_eq!(
+            settle(1, answer(EFAULT, 0), None),
+            Outcome::Agreed(answer(EFAULT, 0))
+        );
+        // A refusal both make is an answer, agreed.
+        assert_eq!(
+            settle(1, answer(EFAULT, 0), Some((2, answer(EFAULT, 0)))),
+            Outcome::Agreed(answer(EFAULT, 0))
+        );
+        assert!(matches!(
+            settle(1, answer(OK, 1), Some((2, answer(OUT_OF_FRAMES, 0)))),
+            Outcome::BackupLost { backup: 2, reply, .. } if reply == answer(OK, 1)
+        ));
+        assert!(matches!(
+            settle(1, answer(OK, 1), Some((2, Err("timed out".into())))),
+            Outcome::BackupLost { backup: 2, reply, .. } if reply == answer(OK, 1)
+        ));
+        assert!(matches!(
+            settle(1, Err("reset".into()), Some((2, answer(OK, 1)))),
+            Outcome::TakenOver { backup: 2, reply, .. } if reply == answer(OK, 1)
+        ));
+        assert!(matches!(
+            settle(1, Err("reset".into()), None),
+            Outcome::Alone { .. }
+        ));
+        assert!(matches!(
+            settle(1, Err("reset".into()), Some((2, Err("reset".into())))),
+            Outcome::BothLost { backup: 2, .. }
+        ));
+    }
+}

@@ -1,0 +1,206 @@
+//! A memory component with a backup (`--backup`) can die and the program
+//! still finishes: real components, killed (or stopped) at many moments of
+//! a workload four times the ExCache, every word verified by the workload.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Memory components 1 (backed up at 2) and 2.
+fn pair(backup_of_2: bool) -> (Process, String, Process, String) {
+    let (one, a1) = memory_component(1, "512M", &["--backup", "2"]);
+    let extra: &[&str] = if backup_of_2 { &["--backup", "1"] } else { &[] };
+    let (two, a2) = memory_component(2, "512M", extra);
+    (one, a1, two, a2)
+}
+
+/// The processor running `workload` through a 16 MiB ExCache, homed at 1.
+fn processor(a1: &str, a2: &str, workload: &str, extra: &[&str]) -> Process {
+    let (p1, p2) = (format!("1={a1}"), format!("2={a2}"));
+    let mut args = vec![
+        "--role",
+        "processor",
+        "--peer",
+        &p1,
+        "--peer",
+        &p2,
+        "--memory",
+        "1",
+        "--excache",
+        "16M",
+        "--run-workload",
+        workload,
+        "--log-level",
+        "info",
+    ];
+    args.extend_from_slice(extra);
+    Process::start(&args)
+}
+
+fn kill9(p: &mut Process) {
+    let _ = p.child.kill();
+    let _ = p.child.wait();
+}
+
+/// The ExCache summary line, once the processor has exited.
+fn summary(p: &Process) -> String {
+    p.seen
+        .iter()
+        .find(|l| l.contains("lego-vmm: excache: "))
+        .cloned()
+        .unwrap_or_else(|| panic!("no ExCache summary:\n{}", p.seen.join("\n")))
+}
+
+#[test]
+fn killing_the_primary_at_any_moment_loses_nothing() {
+    if !kvm_available() {
+        return;
+    }
+    let mut failed_over = 0;
+    let moments = 20;
+    for i in 0..moments {
+        let (mut one, a1, _two, a2) = pair(false);
+        let mut p = processor(&a1, &a2, "pattern:64M", &[]);
+        p.wait_for("workload: process");
+        // From the first write to the last read of a run of about 0.5 s.
+        std::thread::sleep(Duration::from_millis(25 * i));
+        kill9(&mut one);
+        let (code, out) = p.wait(Duration::from_secs(60));
+        let err = p.seen.join("\n");
+        assert_eq!(code, Some(0), "killed after {} ms:\n{out}\n{err}", 25 * i);
+        assert!(out.contains("workload ok"), "{out}\n{err}");
+        if summary(&p).contains("copies: 1 fail-overs") {
+            failed_over += 1;
+            assert!(
+                err.contains("component 2, its backup, serves its processes from now on"),
+                "{err}"
+            );
+        }
+    }
+    // Most kills land while it runs (the rest after it ended).
+    assert!(
+        failed_over >= moments / 2,
+        "{failed_over} of {moments} runs failed over"
+    );
+}
+
+#[test]
+fn killing_the_backup_leaves_one_copy_and_the_run_goes_on() {
+    if !kvm_available() {
+        return;
+    }
+    for delay in [0, 100, 250] {
+        let (_one, a1, mut two, a2) = pair(false);
+        let mut p = processor(&a1, &a2, "pattern:64M", &[]);
+        p.wait_for("workload: process");
+        std::thread::sleep(Duration::from_millis(delay));
+        kill9(&mut two);
+        let (code, out) = p.wait(Duration::from_secs(60));
+        let err = p.seen.join("\n");
+        assert_eq!(code, Some(0), "{out}\n{err}");
+        assert!(out.contains("workload ok"), "{out}\n{err}");
+        let s = summary(&p);
+        if s.contains("one copy left") {
+            assert!(s.contains("copies: 0 fail-overs"), "{s}");
+            assert!(
+                err.contains("backup 2 of memory component 1 is dropped"),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn components_that_back_up_each_other_and_a_restart_in_between() {
+    if !kvm_available() {
+        return;
+    }
+    // Each backs up the other; the primary dies, then the backup carries
+    // the rest alone (its own backup is the dead one).
+    let (mut one, a1, _two, a2) = pair(true);
+    let mut p = processor(&a1, &a2, "pattern:128M", &[]);
+    p.wait_for("workload: process");
+    std::thread::sleep(Duration::from_millis(200));
+    kill9(&mut one);
+    let (code, out) = p.wait(Duration::from_secs(60));
+    let err = p.seen.join("\n");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("workload ok"), "{out}\n{err}");
+    assert!(
+        summary(&p).contains("copies: 1 fail-overs (1 -> 2"),
+        "{}",
+        summary(&p)
+    );
+}
+
+#[test]
+fn losing_both_copies_stops_the_process_naming_both() {
+    if !kvm_available() {
+        return;
+    }
+    let (mut one, a1, mut two, a2) = pair(false);
+    let mut p = processor(&a1, &a2, "pattern:256M", &[]);
+    p.wait_for("workload: process");
+    std::thread::sleep(Duration::from_millis(200));
+    kill9(&mut one);
+    kill9(&mut two);
+    let (code, out) = p.wait(Duration::from_secs(60));
+    let err = p.seen.join("\n");
+    assert_eq!(code, Some(3), "{out}\n{err}");
+    assert!(!out.contains("workload ok"), "{out}");
+    // Killed one after the other: either the request that found 1 dead
+    // found 2 dead too, or 2 had taken over and died after.
+    let at_once = err.contains("memory component 1 did not answer")
+        && err.contains("component 2, which kept its copy, did not answer either");
+    let in_turn = err.contains("memory component 2 did not answer")
+        && err.contains("it had taken over from component 1, which died before");
+    assert!(
+        (at_once || in_turn) && err.contains("both copies of its memory are lost"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stopped_primary_is_replaced_and_not_used_when_it_resumes() {
+    if !kvm_available() {
+        return;
+    }
+    let (one, a1, _two, a2) = pair(false);
+    let mut p = processor(&a1, &a2, "pattern:256M", &["--fabric-timeout-ms", "300"]);
+    p.wait_for("workload: process");
+    std::thread::sleep(Duration::from_millis(150));
+    let pid = one.child.id() as i32;
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let stopped = Instant::now();
+    p.wait_for("serves its processes from now on");
+    let took = stopped.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let (code, out) = p.wait(Duration::from_secs(60));
+    let err = p.seen.join("\n");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("workload ok"), "{out}\n{err}");
+    // Found out within the write timeout and the call's own timeout.
+    assert!(took < Duration::from_secs(3), "fail-over took {took:?}");
+    assert!(
+        summary(&p).contains("copies: 1 fail-overs (1 -> 2"),
+        "{}",
+        summary(&p)
+    );
+}
+
+#[test]
+fn backup_options_are_checked() {
+    let out = run(&["--role", "processor", "--id", "5", "--backup", "2"]);
+    expect_failure(
+        &out,
+        2,
+        &["--backup", "only a memory component has a backup"],
+    );
+    let out = run(&["--role", "memory", "--id", "2", "--backup", "2"]);
+    expect_failure(&out, 2, &["--backup", "cannot keep this component's copy"]);
+}
