@@ -50,6 +50,8 @@ struct Home {
     owners: BTreeSet<u32>,
     /// Where the round-robin of its vRegions stands.
     next_peer: usize,
+    /// A copy kept for another component: every vRegion stays here.
+    keep_all: bool,
 }
 
 pub struct Monitor<S: FrameStore> {
@@ -214,6 +216,7 @@ impl<S: FrameStore> Monitor<S> {
                     regions: BTreeMap::new(),
                     owners: BTreeSet::new(),
                     next_peer: 0,
+                    keep_all: r.flags & FLAG_COPY != 0,
                 };
                 self.homes.insert(pid, home);
                 self.owner.adopt_home(pid);
@@ -482,7 +485,7 @@ impl<S: FrameStore> Monitor<S> {
                     continue;
                 }
                 // The home owns the first; the rest go round the list.
-                let owner = if home.regions.is_empty() || self.peers.is_empty() {
+                let owner = if home.regions.is_empty() || self.peers.is_empty() || home.keep_all {
                     self.id
                 } else {
                     let n = self.peers.len() + 1;
@@ -1086,6 +1089,29 @@ mod tests {
             status_value(&home.handle(other, &sync, &mut NoPeers)).0,
             NOT_HOME
         );
+    }
+
+    /// A process made as a copy for another component (FLAG_COPY) keeps
+    /// every vRegion at this one, peers or not: its pages all land here.
+    #[test]
+    fn a_copy_keeps_every_vregion() {
+        let mut home = Monitor::new(1, &[2], frames(8), 8);
+        let mut rack = Rack(BTreeMap::new());
+        let new = req(OP_NEW, 7, 0x40_0000, 0, 0, FLAG_COPY);
+        assert_eq!(status_value(&home.handle(CLIENT, &new, &mut rack)).0, OK);
+        let rw = PROT_READ | PROT_WRITE;
+        for i in 1..4 {
+            let out = home.handle(
+                CLIENT,
+                &req(OP_MMAP, 7, i * VREGION_SIZE, 4096, rw, FLAG_FIXED),
+                &mut rack,
+            );
+            assert_eq!(status_value(&out), (OK, i * VREGION_SIZE));
+        }
+        assert_eq!(home.stats().vregions_handed_out, 0);
+        assert_eq!(home.stats().peer_failures, 0);
+        let w = home.handle(CLIENT, &write_req(7, 3 * VREGION_SIZE, 9), &mut rack);
+        assert_eq!(status_value(&w).0, OK);
     }
 
     /// FLAG_FROM_HOME is a claim: honoured only from the memory component

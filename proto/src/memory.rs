@@ -93,6 +93,10 @@ pub const FLAG_PEEK: u32 = 16;
 /// its mapping allowed it, so only the mapping is checked (an mprotect in
 /// between must not lose the data, as on Linux).
 pub const FLAG_WRITEBACK: u32 = 32;
+/// On OP_NEW: this component keeps a copy of the process for another (its
+/// processor sends it every change, see OP_BACKUP), so it keeps every
+/// vRegion of the process itself: the copy must hold every page.
+pub const FLAG_COPY: u32 = 64;
 
 /// A process's address space is cut into vRegions of this size; each is
 /// owned by exactly one memory component, which holds its pages.

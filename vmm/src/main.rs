@@ -107,6 +107,11 @@ fn check_backup(args: &Args, id: u32) -> Result<()> {
             "{b} cannot keep this component's copy: give another memory component's id"
         )));
     }
+    if !args.vregion_peers.is_empty() {
+        return Err(bad(
+            "a component with a backup keeps its processes' vRegions itself: drop --vregion-peers (copies of vRegions handed to other components are not kept yet)".into(),
+        ));
+    }
     Ok(())
 }
 

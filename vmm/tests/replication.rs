@@ -203,4 +203,17 @@ fn backup_options_are_checked() {
     );
     let out = run(&["--role", "memory", "--id", "2", "--backup", "2"]);
     expect_failure(&out, 2, &["--backup", "cannot keep this component's copy"]);
+    let out = run(&[
+        "--role",
+        "memory",
+        "--id",
+        "1",
+        "--peer",
+        "3=127.0.0.1:9",
+        "--vregion-peers",
+        "3",
+        "--backup",
+        "2",
+    ]);
+    expect_failure(&out, 2, &["--backup", "drop --vregion-peers"]);
 }

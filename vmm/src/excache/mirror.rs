@@ -47,8 +47,9 @@ pub fn changes_state(op: u32) -> bool {
 }
 
 /// The request to send the backup once its component answered `main`: an
-/// mmap goes at the address the component chose (fixed), the rest as they
-/// were.
+/// mmap goes at the address the component chose (fixed), a new process
+/// as a copy ([`FLAG_COPY`]: the backup hands none of its vRegions to
+/// other components), the rest as they were.
 pub fn for_backup(request: &[u8], main: &CallReply) -> Vec<u8> {
     let Ok((mut req, rest)) = MemRequest::read_from_prefix(request) else {
         return request.to_vec();
@@ -63,12 +64,14 @@ pub fn for_backup(request: &[u8], main: &CallReply) -> Vec<u8> {
         Some(addr) if req.op == OP_MMAP => {
             req.addr = addr;
             req.flags |= FLAG_FIXED;
-            let mut out = req.as_bytes().to_vec();
-            out.extend_from_slice(rest);
-            out
         }
-        _ => request.to_vec(),
+        // The copy keeps every page of the process itself.
+        _ if req.op == OP_NEW => req.flags |= FLAG_COPY,
+        _ => return request.to_vec(),
     }
+    let mut out = req.as_bytes().to_vec();
+    out.extend_from_slice(rest);
+    out
 }
 
 /// What became of a request sent to a component (and maybe its backup).
@@ -217,6 +220,14 @@ mod tests {
             for_backup(write.as_bytes(), &answer(OK, 5)),
             write.as_bytes()
         );
+        let new = MemRequest {
+            op: OP_NEW,
+            pid: 7,
+            ..Default::default()
+        };
+        let out = for_backup(new.as_bytes(), &answer(OK, 0));
+        let (got, _) = MemRequest::read_from_prefix(&out).expect("a request");
+        assert_eq!((got.op, got.pid, got.flags), (OP_NEW, 7, FLAG_COPY));
     }
 
     #[test]
