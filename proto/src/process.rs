@@ -239,6 +239,13 @@ pub struct ExCacheStats {
     pub miss_p50_us: u64,
     pub miss_p99_us: u64,
     pub miss_histogram: [u64; MISS_BUCKETS],
+    /// Memory components this processor took for dead and replaced by
+    /// their backups, the time the last fail-over took (from the request
+    /// that found its component gone to its answer from the backup), and
+    /// the components that hold the only copy of what they serve.
+    pub failovers: u64,
+    pub last_failover_us: u64,
+    pub alone: u64,
 }
 
 pub const WORKLOAD_OK: u32 = 0;

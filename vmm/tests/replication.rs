@@ -168,7 +168,26 @@ fn a_stopped_primary_is_replaced_and_not_used_when_it_resumes() {
         return;
     }
     let (one, a1, _two, a2) = pair(false);
-    let mut p = processor(&a1, &a2, "pattern:256M", &["--fabric-timeout-ms", "300"]);
+    let mut p = processor(
+        &a1,
+        &a2,
+        "pattern:256M",
+        &[
+            "--fabric-timeout-ms",
+            "300",
+            "--id",
+            "50",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let line = p.wait_for("listens on ");
+    let me = line
+        .split("listens on ")
+        .nth(1)
+        .expect("its address")
+        .trim()
+        .to_owned();
     p.wait_for("workload: process");
     std::thread::sleep(Duration::from_millis(150));
     let pid = one.child.id() as i32;
@@ -177,6 +196,15 @@ fn a_stopped_primary_is_replaced_and_not_used_when_it_resumes() {
     let stopped = Instant::now();
     p.wait_for("serves its processes from now on");
     let took = stopped.elapsed();
+    // The stats request says so too.
+    let mut c = tcp_client(&me, 100);
+    let body = c
+        .data(50, &lego_proto::process::EXCACHE_STATS_REQUEST)
+        .expect("the stats");
+    let stats = <lego_proto::process::ExCacheStats as zerocopy::FromBytes>::read_from_bytes(&body)
+        .expect("ExCacheStats");
+    assert_eq!((stats.failovers, stats.alone), (1, 1), "{stats:?}");
+    assert!(stats.last_failover_us > 0, "{stats:?}");
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGCONT) };

@@ -253,6 +253,18 @@ impl MemoryClient {
         (self.route(b) == b && b != dst).then_some(b)
     }
 
+    /// (fail-overs, the last one's time in us, components holding the only
+    /// copy of what they serve), for the stats request.
+    pub fn copies_counts(&self) -> (u64, u64, u64) {
+        let c = self.copies();
+        let last = c.failovers.last().map_or(0, |f| f.2.as_micros() as u64);
+        (
+            c.failovers.len() as u64,
+            last,
+            (c.replaced.len() + c.lost.len()) as u64,
+        )
+    }
+
     /// What the fail-overs and lost copies were, for the summary line;
     /// None when no memory component had a backup.
     pub fn copies_summary(&self) -> Option<String> {

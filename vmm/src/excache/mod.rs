@@ -541,6 +541,7 @@ impl ExCache {
             ..Default::default()
         };
         drop(st);
+        (report.failovers, report.last_failover_us, report.alone) = self.client.copies_counts();
         report.miss_p50_us = samples.miss_us(0.5) as u64;
         report.miss_p99_us = samples.miss_us(0.99) as u64;
         Some(report)
