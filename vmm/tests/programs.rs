@@ -589,23 +589,39 @@ fn a_working_set_four_times_the_excache() {
     assert_eq!(ran.text(), native.text(), "{}", ran.err);
     assert_eq!(ran.code, 0, "{}", ran.err);
     // 64 MiB through 16 MiB: pages were evicted and written back.
-    let summary = ran
-        .err
-        .lines()
+    let summary = excache_summary(&ran.err);
+    assert!(
+        number_near(summary, " evictions", true) > 16384,
+        "{summary}"
+    );
+    assert!(
+        number_near(summary, " write-backs", true) > 8192,
+        "{summary}"
+    );
+}
+
+/// The ExCache's exit line in `err`.
+fn excache_summary(err: &str) -> &str {
+    err.lines()
         .find(|l| l.contains("excache: "))
-        .unwrap_or_else(|| panic!("no ExCache summary:\n{}", ran.err));
-    let number_before = |what: &str| -> u64 {
-        let at = summary
-            .find(what)
-            .unwrap_or_else(|| panic!("{what} in {summary}"));
-        summary[..at]
-            .split(|c: char| !c.is_ascii_digit())
-            .rfind(|w| !w.is_empty())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("a number before {what} in {summary}"))
+        .unwrap_or_else(|| panic!("no ExCache summary:\n{err}"))
+}
+
+/// The number just before (or after) `what` in `summary`.
+fn number_near(summary: &str, what: &str, before: bool) -> u64 {
+    let at = summary
+        .find(what)
+        .unwrap_or_else(|| panic!("{what} in {summary}"));
+    let digits = |c: char| !c.is_ascii_digit();
+    let word = if before {
+        summary[..at].rsplit(digits).find(|w| !w.is_empty())
+    } else {
+        summary[at + what.len()..]
+            .split(digits)
+            .find(|w| !w.is_empty())
     };
-    assert!(number_before(" evictions") > 16384, "{summary}");
-    assert!(number_before(" write-backs") > 8192, "{summary}");
+    word.and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a number near {what} in {summary}"))
 }
 
 /// Pages fetched for a read and written after (installed writable with a
@@ -622,25 +638,13 @@ fn pages_read_then_changed_are_written_back() {
     let native = host(&[p, "32"], &[], b"");
     assert_eq!(ran.text(), native.text(), "{}", ran.err);
     assert_eq!(ran.code, 0, "{}", ran.err);
-    let summary = ran
-        .err
-        .lines()
-        .find(|l| l.contains("excache: "))
-        .unwrap_or_else(|| panic!("no ExCache summary:\n{}", ran.err));
-    let number_after = |what: &str| -> u64 {
-        let at = summary
-            .find(what)
-            .unwrap_or_else(|| panic!("{what} in {summary}"))
-            + what.len();
-        summary[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .find(|w| !w.is_empty())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("a number after {what} in {summary}"))
-    };
+    let summary = excache_summary(&ran.err);
     // 32 MiB is 8192 pages: the middle pass leaves half of them as they
     // came, and they must not be written back.
-    assert!(number_after("evictions (") > 2048, "{summary}");
+    assert!(
+        number_near(summary, "evictions (", false) > 2048,
+        "{summary}"
+    );
 }
 
 /// A program's memory outlives its memory component when it has a backup:
