@@ -249,14 +249,15 @@ impl<S: FrameStore> Owner<S> {
     }
 
     /// OP_WRITE_MANY: each page written as an OP_WRITE with `write` would
-    /// be, unless `elsewhere` names another owner of its vRegion. The
+    /// be, unless `instead` gives its status without writing it (another
+    /// owner holds its vRegion, or a copy keeps the frame it has). The
     /// reply carries a status per page.
     pub fn write_many(
         &mut self,
         r: &MemRequest,
         rest: &[u8],
         write: Option<bool>,
-        elsewhere: &dyn Fn(u64) -> bool,
+        instead: &dyn Fn(u64) -> Option<u32>,
     ) -> Vec<u8> {
         let n = r.len as usize;
         if n == 0 || n > MAX_RUN || rest.len() < n * (8 + PAGE) {
@@ -272,14 +273,16 @@ impl<S: FrameStore> Owner<S> {
             let Some(page) = pages[i * PAGE..].first_chunk::<PAGE>() else {
                 return reply(BAD_REQUEST, 0, None);
             };
-            let status = if elsewhere(addr) {
-                NOT_OWNER
-            } else {
-                self.write_page(r.pid, addr, write, page)
+            let status = match instead(addr) {
+                Some(s) => s,
+                None => {
+                    let s = self.write_page(r.pid, addr, write, page);
+                    if s == OK {
+                        written += 1;
+                    }
+                    s
+                }
             };
-            if status == OK {
-                written += 1;
-            }
             statuses.extend_from_slice(&status.to_le_bytes());
         }
         reply(OK, written, Some(&statuses))
@@ -344,21 +347,19 @@ impl<S: FrameStore> Owner<S> {
         } else {
             access(true)
         };
+        // A read for a copy (FLAG_WRITEBACK) needs the mapping, not the
+        // read permission: data behind PROT_NONE is copied too.
+        let read = if r.flags & FLAG_WRITEBACK != 0 {
+            None
+        } else {
+            access(r.flags & FLAG_FOR_WRITE != 0)
+        };
         match r.op {
-            OP_READ if r.len > crate::PAGE => self.read_run(
-                r.pid,
-                r.addr,
-                r.len,
-                access(r.flags & FLAG_FOR_WRITE != 0),
-                r.flags & FLAG_PEEK != 0,
-            ),
-            OP_READ => self.read_page(
-                r.pid,
-                r.addr,
-                access(r.flags & FLAG_FOR_WRITE != 0),
-                r.flags & FLAG_PEEK != 0,
-            ),
-            OP_WRITE_MANY => self.write_many(r, rest, write_back, &|_| false),
+            OP_READ if r.len > crate::PAGE => {
+                self.read_run(r.pid, r.addr, r.len, read, r.flags & FLAG_PEEK != 0)
+            }
+            OP_READ => self.read_page(r.pid, r.addr, read, r.flags & FLAG_PEEK != 0),
+            OP_WRITE_MANY => self.write_many(r, rest, write_back, &|_| None),
             OP_WRITE => match page {
                 Some(p) => reply(self.write_page(r.pid, r.addr, write_back, p), 0, None),
                 None => reply(BAD_REQUEST, 0, None),

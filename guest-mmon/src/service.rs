@@ -188,14 +188,45 @@ impl<S: FrameStore> Monitor<S> {
             }
             OP_WRITE_MANY if !from_home => {
                 let id = self.id;
-                let elsewhere = |a: u64| {
-                    self.homes
+                // Pages that hold a frame, when asked to leave them: decided
+                // before writing (a request may name a page twice).
+                let kept: Vec<u64> = if r.flags & FLAG_IF_ABSENT != 0 {
+                    let frames = self.owner.frames();
+                    (0..(r.len as usize).min(MAX_RUN))
+                        .filter_map(|i| {
+                            let b: [u8; 8] = rest.get(i * 8..i * 8 + 8)?.try_into().ok()?;
+                            let addr = u64::from_le_bytes(b);
+                            frames.lookup(pid, addr / crate::PAGE).map(|_| addr)
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let instead = |a: u64| {
+                    let elsewhere = self
+                        .homes
                         .get(&pid)
                         .and_then(|h| h.regions.get(&vregion(a)))
-                        .is_some_and(|&o| o != id)
+                        .is_some_and(|&o| o != id);
+                    if elsewhere {
+                        Some(NOT_OWNER)
+                    } else {
+                        kept.contains(&a).then_some(OK)
+                    }
                 };
                 let write = (r.flags & FLAG_WRITEBACK == 0).then_some(true);
-                self.owner.write_many(r, rest, write, &elsewhere)
+                self.owner.write_many(r, rest, write, &instead)
+            }
+            OP_PRESENT if !from_home => {
+                // A processor bringing a new copy of the process up to
+                // date asks its home which pages hold frames.
+                if !self.homes.contains_key(&pid) {
+                    return reply(ESRCH, 0, None);
+                }
+                if r.len == 0 || r.len > MAX_PRESENT_LEN || r.addr.checked_add(r.len).is_none() {
+                    return reply(BAD_REQUEST, 0, None);
+                }
+                reply(OK, 0, Some(&self.owner.present(pid, r.addr, r.len)))
             }
             OP_NEW => {
                 if self.homes.contains_key(&pid) || self.owner.knows(pid) {
@@ -907,7 +938,56 @@ mod tests {
         assert_eq!(m.stats().frames_free, 1);
     }
 
-    /// Other memory components, reached directly; a missing one is down.
+    /// What a processor uses to bring a new copy of a process up to date:
+    /// which pages hold frames at its home, reads past the protection, and
+    /// writes that leave pages already there alone.
+    #[test]
+    fn a_new_copy_is_filled_without_overwriting_newer_pages() {
+        let mut m = Monitor::new(1, &[], frames(8), 8);
+        solo(&mut m, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0));
+        let rw = PROT_READ | PROT_WRITE;
+        let at = 0x1000_0000;
+        let map = req(OP_MMAP, 7, at, 4 * 4096, rw, FLAG_FIXED);
+        assert_eq!(status_value(&solo(&mut m, &map)).0, OK);
+        for (i, byte) in [(0u64, 1u8), (2, 3)] {
+            let w = solo(&mut m, &write_req(7, at + i * 4096, byte));
+            assert_eq!(status_value(&w).0, OK);
+        }
+        let present = solo(&mut m, &req(OP_PRESENT, 7, at, 4 * 4096, 0, 0));
+        assert_eq!(status_value(&present).0, OK);
+        assert_eq!(present[REPLY_LEN], 0b0101, "pages 0 and 2 hold frames");
+        // Unknown process, bad length: refused.
+        let unknown = solo(&mut m, &req(OP_PRESENT, 8, at, 4096, 0, 0));
+        assert_eq!(status_value(&unknown).0, ESRCH);
+        let huge = solo(
+            &mut m,
+            &req(OP_PRESENT, 7, at, MAX_PRESENT_LEN + 4096, 0, 0),
+        );
+        assert_eq!(status_value(&huge).0, BAD_REQUEST);
+        // PROT_NONE: a plain read is refused, a copy's read is not.
+        let none = req(OP_MPROTECT, 7, at, 4096, 0, 0);
+        assert_eq!(status_value(&solo(&mut m, &none)).0, OK);
+        let plain = solo(&mut m, &req(OP_READ, 7, at, 0, 0, 0));
+        assert_eq!(status_value(&plain).0, EACCES);
+        let copy = solo(&mut m, &req(OP_READ, 7, at, 0, 0, FLAG_WRITEBACK));
+        assert_eq!(status_value(&copy).0, OK);
+        assert_eq!(copy[REPLY_LEN], 1);
+        // Pages 0 (has a frame) and 1 (has none), old bytes 9: only page 1
+        // takes them.
+        let mut many = req(OP_WRITE_MANY, 7, 0, 2, 0, FLAG_WRITEBACK | FLAG_IF_ABSENT);
+        many.extend_from_slice(&at.to_le_bytes());
+        many.extend_from_slice(&(at + 4096).to_le_bytes());
+        many.extend_from_slice(&[9u8; 2 * PAGE]);
+        let out = solo(&mut m, &many);
+        assert_eq!(status_value(&out), (OK, 1));
+        let read = |m: &mut Monitor<Mem>, a: u64| {
+            solo(m, &req(OP_READ, 7, a, 0, 0, FLAG_WRITEBACK))[REPLY_LEN]
+        };
+        assert_eq!(read(&mut m, at), 1, "kept");
+        assert_eq!(read(&mut m, at + 4096), 9, "filled");
+    }
+
+    /// Other memory components, reached directly; a missing one is down.    /// Other memory components, reached directly; a missing one is down.
     struct Rack(BTreeMap<u32, Monitor<Mem>>);
 
     impl Remote<Mem> for Rack {

@@ -46,8 +46,9 @@ pub const OP_STATS: u32 = 11;
 /// [`addr`, `addr + len`) are now exactly the `arg` [`VmaEntry`]s that
 /// follow (sorted, inside the range); frames of pages outside them are freed.
 pub const OP_SYNC: u32 = 12;
-/// From a home: which pages of [`addr`, `addr + len`) hold a frame here
-/// (`len` at most [`MAX_PRESENT_LEN`]); the reply carries one bit per page.
+/// From a home, or from a processor to the process's home: which pages of
+/// [`addr`, `addr + len`) hold a frame here (`len` at most
+/// [`MAX_PRESENT_LEN`]); the reply carries one bit per page.
 pub const OP_PRESENT: u32 = 13;
 /// fork: every mapping and page of process `pid` is copied to process
 /// `arg` (made with OP_NEW at the same home, still empty), at every memory
@@ -97,6 +98,10 @@ pub const FLAG_WRITEBACK: u32 = 32;
 /// processor sends it every change, see OP_BACKUP), so it keeps every
 /// vRegion of the process itself: the copy must hold every page.
 pub const FLAG_COPY: u32 = 64;
+/// On OP_WRITE_MANY: pages that already hold a frame are left as they are
+/// (status OK): bringing a new copy up to date must not overwrite what a
+/// newer write put there meanwhile.
+pub const FLAG_IF_ABSENT: u32 = 128;
 
 /// A process's address space is cut into vRegions of this size; each is
 /// owned by exactly one memory component, which holds its pages.

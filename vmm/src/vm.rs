@@ -200,6 +200,9 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
             cache
                 .start_handlers(cfg.vcpus)
                 .map_err(crate::error::VmmError::Thread)?;
+            cache
+                .start_copier()
+                .map_err(crate::error::VmmError::Thread)?;
             Some(cache)
         }
     };

@@ -140,6 +140,17 @@ impl Slot {
     }
 }
 
+/// A request with no more than an op and a process.
+pub fn ask(op: u32, pid: u32) -> Vec<u8> {
+    MemRequest {
+        op,
+        pid,
+        ..Default::default()
+    }
+    .as_bytes()
+    .to_vec()
+}
+
 fn gave_up(dst: u32) -> String {
     format!("component {dst} was taken for dead")
 }
@@ -159,6 +170,73 @@ struct Copies {
     failovers: Vec<(u32, u32, Duration)>,
     /// Backups dropped (they stopped answering, or answered otherwise).
     lost: Vec<(u32, u32)>,
+    /// How each live process was made (its OP_NEW), to make it again at a
+    /// new backup.
+    news: HashMap<u32, Vec<u8>>,
+    /// New copies made while programs ran (two copies again).
+    brought_back: u64,
+    /// Backups still being brought up to date: they get every change, but
+    /// hold only part of the rest, so nothing fails over to them yet.
+    filling: HashSet<u32>,
+}
+
+impl Copies {
+    /// See [`MemoryClient::fail_over`].
+    fn fail_over(&mut self, dead: u32, backup: u32, why: &str, started: Instant) {
+        if self.replaced.contains_key(&dead) {
+            return;
+        }
+        self.backups.remove(&dead);
+        // A component that came back (and kept a copy) is alive again.
+        self.replaced.remove(&backup);
+        self.replaced.insert(dead, backup);
+        self.failovers.push((dead, backup, started.elapsed()));
+        log::warn!(
+            "excache: memory component {dead} stopped answering ({why}); component {backup}, its backup, serves its processes from now on. One copy of their memory is left"
+        );
+    }
+
+    /// `peer` is gone: if it was a primary with a whole backup, the backup
+    /// takes over; if it kept a copy, the copy is lost.
+    fn gone(&mut self, peer: u32, why: &str) {
+        let backup = self
+            .backups
+            .get(&peer)
+            .copied()
+            .filter(|b| !self.filling.contains(b));
+        if let Some(b) = backup {
+            self.fail_over(peer, b, why, Instant::now());
+        }
+        let kept: Vec<u32> = self
+            .backups
+            .iter()
+            .filter(|(_, &b)| b == peer)
+            .map(|(&p, _)| p)
+            .collect();
+        for p in kept {
+            self.backups.remove(&p);
+            self.filling.remove(&peer);
+            self.lost.push((p, peer));
+            log::warn!(
+                "excache: backup {peer} of memory component {p} is gone ({why}): one copy of what {p} holds is left"
+            );
+        }
+    }
+
+    /// Components serving what has one copy left: replacements of dead
+    /// ones, and components whose backup was lost; none with a backup now.
+    fn alone(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .replaced
+            .values()
+            .copied()
+            .chain(self.lost.iter().map(|(p, _)| *p))
+            .filter(|s| !self.backups.contains_key(s) && !self.replaced.contains_key(s))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
 }
 
 /// Shared by the ExCache's handler threads: what it learnt about owners
@@ -166,7 +244,7 @@ struct Copies {
 pub struct MemoryClient {
     fabric: Arc<Fabric>,
     owners: Mutex<HashMap<(u32, u64), u32>>,
-    copies: Mutex<Copies>,
+    copies: Arc<Mutex<Copies>>,
     /// Held across a memory call sent to both copies.
     call_order: Mutex<()>,
     pub redirects: AtomicU64,
@@ -174,10 +252,19 @@ pub struct MemoryClient {
 
 impl MemoryClient {
     pub fn new(fabric: Arc<Fabric>) -> MemoryClient {
+        let copies: Arc<Mutex<Copies>> = Arc::default();
+        // A component found gone while nothing waits on it (its
+        // connection ended, its process exited) is taken for dead at once:
+        // one started again with its id holds nothing of what it held.
+        let on_gone = copies.clone();
+        let _ = fabric.on_peer_gone.set(Box::new(move |peer, why| {
+            let mut c = on_gone.lock().unwrap_or_else(|p| p.into_inner());
+            c.gone(peer, why);
+        }));
         MemoryClient {
             fabric,
             owners: Mutex::new(HashMap::new()),
-            copies: Mutex::new(Copies::default()),
+            copies,
             call_order: Mutex::new(()),
             redirects: AtomicU64::new(0),
         }
@@ -221,11 +308,7 @@ impl MemoryClient {
         if !self.copies().asked.insert(dst) {
             return;
         }
-        let ask = MemRequest {
-            op: OP_BACKUP,
-            ..Default::default()
-        };
-        let Ok((head, _)) = parse(dst, self.fabric.call(dst, ask.as_bytes())) else {
+        let Ok((head, _)) = self.raw(dst, &ask(OP_BACKUP, 0)) else {
             return;
         };
         let backup = head.value as u32;
@@ -243,14 +326,90 @@ impl MemoryClient {
         log::info!("excache: memory component {dst} is backed up at component {backup}: changes go to both");
     }
 
-    /// The backup a request that changes `dst` also goes to.
+    /// The backup a request that changes `dst` also goes to (a component
+    /// id as it is, not routed: a component that came back after a
+    /// fail-over keeps the copy of its replacement).
     fn mirror_for(&self, dst: u32, request: &[u8]) -> Option<u32> {
         let op = MemRequest::read_from_prefix(request).ok()?.0.op;
         if !mirror::changes_state(op) {
             return None;
         }
         let b = *self.copies().backups.get(&dst)?;
-        (self.route(b) == b && b != dst).then_some(b)
+        (b != dst).then_some(b)
+    }
+
+    /// Components left with the only copy, each with the component that
+    /// should keep a copy again: the backup it lost, else its own backup
+    /// (OP_BACKUP), else the one it replaced.
+    pub fn wanting_copy(&self) -> Vec<(u32, u32)> {
+        let (alone, lost, replaced) = {
+            let c = self.copies();
+            (c.alone(), c.lost.clone(), c.replaced.clone())
+        };
+        let mut out = Vec::new();
+        for s in alone {
+            if let Some((_, b)) = lost.iter().rev().find(|(p, _)| *p == s) {
+                out.push((s, *b));
+                continue;
+            }
+            let own = self
+                .raw(s, &ask(OP_BACKUP, 0))
+                .ok()
+                .map(|(h, _)| h.value as u32);
+            match own {
+                Some(b) if b != 0 && b != s => out.push((s, b)),
+                _ => {
+                    if let Some((&dead, _)) = replaced.iter().find(|(_, &to)| to == s) {
+                        out.push((s, dead));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// One request to `dst` as it is: no routing, no copies.
+    pub fn raw(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
+        parse(dst, self.fabric.call(dst, request))
+    }
+
+    /// Holds memory calls back (the same lock that orders them at two
+    /// copies) while a new copy is made.
+    pub fn hold_calls(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.call_order.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How process `pid` was made, if this client made it.
+    pub fn new_request(&self, pid: u32) -> Option<Vec<u8>> {
+        self.copies().news.get(&pid).cloned()
+    }
+
+    /// From now on `copy` gets every change `survivor` gets; it is not a
+    /// backup to fail over to until [`Self::copy_complete`].
+    pub fn add_backup(&self, survivor: u32, copy: u32) {
+        let mut c = self.copies();
+        c.backups.insert(survivor, copy);
+        c.filling.insert(copy);
+    }
+
+    /// `copy` holds all of what `survivor` serves: two copies again.
+    pub fn copy_complete(&self, survivor: u32, copy: u32) {
+        let mut c = self.copies();
+        c.filling.remove(&copy);
+        c.lost.retain(|(p, _)| *p != survivor);
+        c.brought_back += 1;
+    }
+
+    /// A new copy at `copy` failed half-way: `survivor` stays alone.
+    pub fn drop_new_backup(&self, survivor: u32, copy: u32) {
+        let mut c = self.copies();
+        c.filling.remove(&copy);
+        if c.backups.get(&survivor) == Some(&copy) {
+            c.backups.remove(&survivor);
+        }
+        if !c.lost.contains(&(survivor, copy)) {
+            c.lost.push((survivor, copy));
+        }
     }
 
     /// (fail-overs, the last one's time in us, components holding the only
@@ -258,11 +417,7 @@ impl MemoryClient {
     pub fn copies_counts(&self) -> (u64, u64, u64) {
         let c = self.copies();
         let last = c.failovers.last().map_or(0, |f| f.2.as_micros() as u64);
-        (
-            c.failovers.len() as u64,
-            last,
-            (c.replaced.len() + c.lost.len()) as u64,
-        )
+        (c.failovers.len() as u64, last, c.alone().len() as u64)
     }
 
     /// What the fail-overs and lost copies were, for the summary line;
@@ -279,13 +434,11 @@ impl MemoryClient {
                 took.as_secs_f64() * 1000.0
             ));
         }
-        if !c.lost.is_empty() || !c.replaced.is_empty() {
-            let alone: Vec<String> = c
-                .replaced
-                .values()
-                .map(|b| b.to_string())
-                .chain(c.lost.iter().map(|(p, _)| p.to_string()))
-                .collect();
+        if c.brought_back > 0 {
+            out.push_str(&format!(", {} new copies made", c.brought_back));
+        }
+        let alone: Vec<String> = c.alone().iter().map(u32::to_string).collect();
+        if !alone.is_empty() {
             out.push_str(&format!(
                 ", one copy left at component(s) {}",
                 alone.join(", ")
@@ -319,12 +472,24 @@ impl MemoryClient {
                 }
                 (dst, reply)
             }
+            Outcome::TakenOver { backup, why, .. } if self.copies().filling.contains(&backup) => (
+                dst,
+                Err(format!(
+                    "{why}; component {backup} was still being brought up to date as its new copy: the only whole copy of its memory is lost"
+                )),
+            ),
             Outcome::TakenOver { backup, why, reply } => {
                 self.fail_over(dst, backup, &why, started);
                 (backup, reply)
             }
             Outcome::Alone { why } => {
-                let backup = self.copies().backups.get(&dst).copied();
+                let backup = {
+                    let c = self.copies();
+                    c.backups
+                        .get(&dst)
+                        .copied()
+                        .filter(|b| !c.filling.contains(b))
+                };
                 let Some(backup) = backup else {
                     let replaced = self.route(dst);
                     if replaced != dst {
@@ -370,16 +535,7 @@ impl MemoryClient {
     /// `dead` stopped answering: its backup serves its processes from now
     /// on (it holds everything `dead` acknowledged).
     fn fail_over(&self, dead: u32, backup: u32, why: &str, started: Instant) {
-        let mut c = self.copies();
-        if c.replaced.contains_key(&dead) {
-            return;
-        }
-        c.backups.remove(&dead);
-        c.replaced.insert(dead, backup);
-        c.failovers.push((dead, backup, started.elapsed()));
-        log::warn!(
-            "excache: memory component {dead} stopped answering ({why}); component {backup}, its backup, serves its processes from now on. One copy of their memory is left"
-        );
+        self.copies().fail_over(dead, backup, why, started);
     }
 
     /// Forgets what it learnt about pid (it exited).
@@ -407,7 +563,20 @@ impl MemoryClient {
             (b, self.fabric.call(b, &again))
         });
         let (by, reply) = self.settle(dst, request, started, main, mirror);
-        parse(by, reply)
+        let parsed = parse(by, reply);
+        if let (Ok((head, _)), Ok((req, _))) = (&parsed, MemRequest::read_from_prefix(request)) {
+            let mut c = self.copies();
+            match req.op {
+                OP_NEW if head.status == OK => {
+                    c.news.insert(req.pid, request.to_vec());
+                }
+                OP_EXIT => {
+                    c.news.remove(&req.pid);
+                }
+                _ => {}
+            }
+        }
+        parsed
     }
 
     /// Sends a page request to `dst` without waiting (no redirects); one
@@ -427,7 +596,13 @@ impl MemoryClient {
             // Taken for dead now, so the requests after this one go to its
             // backup instead of each finding out (a send to a component
             // that stopped reading waits a whole fabric timeout).
-            let backup = self.copies().backups.get(&dst).copied();
+            let backup = {
+                let c = self.copies();
+                c.backups
+                    .get(&dst)
+                    .copied()
+                    .filter(|b| !c.filling.contains(b))
+            };
             if let Some(b) = backup {
                 self.fail_over(dst, b, why, started);
             }

@@ -52,6 +52,7 @@ pub mod mirror;
 pub mod policy;
 pub mod port;
 pub mod regions;
+pub mod resync;
 pub mod uffd;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

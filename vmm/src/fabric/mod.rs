@@ -448,6 +448,9 @@ pub struct Fabric {
     local: Arc<Local>,
     /// What the VMM answers itself on the fabric (the ExCache's stats).
     pub answers: std::sync::OnceLock<VmmAnswer>,
+    /// Told when a peer is found gone (its connection ended, its process
+    /// exited), on the device thread: it must not wait.
+    pub on_peer_gone: std::sync::OnceLock<PeerGoneHook>,
     /// A memory component's page reads answered from its monitor's page
     /// index (set once the monitor offers it).
     direct: Arc<std::sync::OnceLock<DirectReads>>,
@@ -456,6 +459,9 @@ pub struct Fabric {
 /// Makes the VMM's answer to a stats request. It runs on the device
 /// thread, so it must answer from what it has, never wait.
 pub type VmmAnswer = Box<dyn Fn() -> Vec<u8> + Send + Sync>;
+
+/// See [`Fabric::on_peer_gone`]: the peer and why.
+pub type PeerGoneHook = Box<dyn Fn(ComponentId, &str) + Send + Sync>;
 
 impl Fabric {
     /// Starts the transport and the device thread.
@@ -534,6 +540,7 @@ impl Fabric {
             calls,
             local,
             answers: std::sync::OnceLock::new(),
+            on_peer_gone: std::sync::OnceLock::new(),
             direct,
         });
         let device = Device {
@@ -789,6 +796,9 @@ impl Device {
     /// Fails at once every request still waiting for `peer`, the guest's
     /// and the VMM's own: their replies cannot come any more.
     fn peer_gone(&mut self, peer: ComponentId, why: &str) {
+        if let Some(hook) = self.fabric.on_peer_gone.get() {
+            hook(peer, why);
+        }
         let detail = format!("component {peer} is unreachable: {why}");
         let waiting: Vec<(ComponentId, u64)> = self
             .outstanding
