@@ -211,6 +211,18 @@ fn a_stopped_primary_is_replaced_and_not_used_when_it_resumes() {
     assert!(out.contains("workload ok"), "{out}\n{err}");
     // Found out within the write timeout and the call's own timeout.
     assert!(took < Duration::from_secs(3), "fail-over took {took:?}");
+    // The resumed primary's answers came too late, and were counted.
+    let late = err
+        .lines()
+        .find_map(|l| {
+            l.split(" answers after their call gave up")
+                .next()
+                .filter(|h| h.len() < l.len())
+        })
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no count of late answers:\n{err}"));
+    assert!(late > 0, "{err}");
     assert!(
         summary(&p).contains("copies: 1 fail-overs (1 -> 2"),
         "{}",
