@@ -181,6 +181,15 @@ struct Copies {
 }
 
 impl Copies {
+    /// `dst`'s backup if it holds all of what `dst` holds (not still being
+    /// brought up to date).
+    fn whole_backup(&self, dst: u32) -> Option<u32> {
+        self.backups
+            .get(&dst)
+            .copied()
+            .filter(|b| !self.filling.contains(b))
+    }
+
     /// See [`MemoryClient::fail_over`].
     fn fail_over(&mut self, dead: u32, backup: u32, why: &str, started: Instant) {
         if self.replaced.contains_key(&dead) {
@@ -199,12 +208,7 @@ impl Copies {
     /// `peer` is gone: if it was a primary with a whole backup, the backup
     /// takes over; if it kept a copy, the copy is lost.
     fn gone(&mut self, peer: u32, why: &str) {
-        let backup = self
-            .backups
-            .get(&peer)
-            .copied()
-            .filter(|b| !self.filling.contains(b));
-        if let Some(b) = backup {
+        if let Some(b) = self.whole_backup(peer) {
             self.fail_over(peer, b, why, Instant::now());
         }
         let kept: Vec<u32> = self
@@ -483,13 +487,7 @@ impl MemoryClient {
                 (backup, reply)
             }
             Outcome::Alone { why } => {
-                let backup = {
-                    let c = self.copies();
-                    c.backups
-                        .get(&dst)
-                        .copied()
-                        .filter(|b| !c.filling.contains(b))
-                };
+                let backup = self.copies().whole_backup(dst);
                 let Some(backup) = backup else {
                     let replaced = self.route(dst);
                     if replaced != dst {
@@ -596,13 +594,7 @@ impl MemoryClient {
             // Taken for dead now, so the requests after this one go to its
             // backup instead of each finding out (a send to a component
             // that stopped reading waits a whole fabric timeout).
-            let backup = {
-                let c = self.copies();
-                c.backups
-                    .get(&dst)
-                    .copied()
-                    .filter(|b| !c.filling.contains(b))
-            };
+            let backup = self.copies().whole_backup(dst);
             if let Some(b) = backup {
                 self.fail_over(dst, b, why, started);
             }
