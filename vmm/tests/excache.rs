@@ -350,10 +350,6 @@ fn excache_options_are_checked() {
 /// The ExCache's counters are readable on the fabric while it runs.
 #[test]
 fn excache_stats_are_answered_on_the_fabric() {
-    use lego_proto::frame::Kind;
-    use lego_proto::process::{ExCacheStats, EXCACHE_STATS_REQUEST};
-    use zerocopy::FromBytes;
-
     if !kvm_available() {
         return;
     }
@@ -383,21 +379,7 @@ fn excache_stats_are_answered_on_the_fabric() {
     p.wait_for("workload: process");
     std::thread::sleep(Duration::from_millis(300));
     let mut conn = tcp_client(&me, 100);
-    // An answer made while the cache's lock was taken repeats the last
-    // one (at first, all zeros): ask until a fresh one comes, as a user
-    // watching the counters would.
-    let mut stats = ExCacheStats::default();
-    for _ in 0..50 {
-        let (reply, body) = conn
-            .call(50, Kind::Data, &EXCACHE_STATS_REQUEST)
-            .expect("a reply");
-        assert!(reply.is_reply() && reply.kind == Kind::Data);
-        stats = ExCacheStats::read_from_bytes(&body).expect("ExCache stats");
-        if stats.pages != 0 && stats.misses > 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let stats = excache_stats(&mut conn, 50);
     assert_eq!(stats.pages, 256);
     assert!(stats.misses > 0 && stats.cached > 0, "{stats:?}");
     assert_eq!(stats.miss_histogram.iter().sum::<u64>(), stats.misses);

@@ -195,20 +195,7 @@ fn a_stopped_primary_is_replaced_and_not_used_when_it_resumes() {
     let took = stopped.elapsed();
     // The stats request says so too.
     let mut c = tcp_client(&me, 100);
-    // A busy cache answers its last snapshot (none yet, at first): ask
-    // until one is taken.
-    let mut stats = lego_proto::process::ExCacheStats::default();
-    for _ in 0..100 {
-        let body = c
-            .data(50, &lego_proto::process::EXCACHE_STATS_REQUEST)
-            .expect("the stats");
-        stats = <lego_proto::process::ExCacheStats as zerocopy::FromBytes>::read_from_bytes(&body)
-            .expect("ExCacheStats");
-        if stats.pages > 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let stats = excache_stats(&mut c, 50);
     assert_eq!((stats.failovers, stats.alone), (1, 1), "{stats:?}");
     assert!(stats.last_failover_us > 0, "{stats:?}");
     std::thread::sleep(Duration::from_millis(200));

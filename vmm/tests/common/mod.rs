@@ -279,3 +279,25 @@ pub fn fabric_stats(
     <lego_proto::fabric::FabricStats as zerocopy::FromBytes>::read_from_bytes(&body)
         .expect("a FabricStats")
 }
+
+/// The ExCache counters of processor `id`, over `conn`, asked until one
+/// taken while it runs comes: a cache busy at that instant answers its last
+/// snapshot again (all zeros before the first), as a user watching the
+/// counters would see.
+pub fn excache_stats(
+    conn: &mut lego_wire::client::TcpClient,
+    id: u32,
+) -> lego_proto::process::ExCacheStats {
+    use lego_proto::process::{ExCacheStats, EXCACHE_STATS_REQUEST};
+    use zerocopy::FromBytes;
+    let mut stats = ExCacheStats::default();
+    for _ in 0..100 {
+        let body = conn.data(id, &EXCACHE_STATS_REQUEST).expect("the stats");
+        stats = ExCacheStats::read_from_bytes(&body).expect("ExCache stats");
+        if stats.pages != 0 && stats.misses > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stats
+}
