@@ -301,35 +301,36 @@ impl TcpTransport {
             let conns = back.get_mut(&peer).ok_or("no connection from it")?;
             let conn = conns.last_mut().ok_or("no connection from it")?;
             return write_frame(conn, peer, local, frame, self.shared.timeout).map_err(|e| {
-                if matches!(e, SendError::Unreachable(_)) {
+                if !matches!(e, WriteError::TooLarge(_)) {
                     conns.pop();
                 }
-                e
+                e.into()
             });
         }
-        if self.stuck_now(peer) {
-            return Err(stuck_lately());
-        }
         let mut conns = self.conns.lock().map_err(|_| "transport lock poisoned")?;
-        // Another send may have found it stuck while this one waited.
+        // Checked once the lock is ours: the send that held it may have
+        // found the peer stuck meanwhile.
         if self.stuck_now(peer) {
-            return Err(stuck_lately());
+            return Err(SendError::Unreachable(format!(
+                "{STUCK} (a send to it found its connection full lately)"
+            )));
         }
         if let Some(conn) = conns.get_mut(&peer) {
             match write_frame(conn, peer, local, frame, self.shared.timeout) {
                 Ok(()) => return Ok(()),
-                Err(e @ SendError::TooLarge { .. }) => return Err(e),
-                Err(SendError::Unreachable(why)) => {
+                Err(e @ WriteError::TooLarge(_)) => return Err(e.into()),
+                Err(WriteError::Stuck(why)) => {
+                    // Alive but not reading (stopped, or wedged): a new
+                    // connection would wait a fabric timeout more for its
+                    // greeting.
                     conns.remove(&peer);
-                    if why.starts_with(STUCK) {
-                        // Alive but not reading (stopped, or wedged): a new
-                        // connection would wait a fabric timeout more for
-                        // its greeting.
-                        if let Ok(mut s) = self.stuck.lock() {
-                            s.insert(peer, std::time::Instant::now() + self.shared.timeout);
-                        }
-                        return Err(SendError::Unreachable(why));
+                    if let Ok(mut s) = self.stuck.lock() {
+                        s.insert(peer, std::time::Instant::now() + self.shared.timeout);
                     }
+                    return Err(SendError::Unreachable(why));
+                }
+                Err(WriteError::Failed(_)) => {
+                    conns.remove(&peer);
                 }
             }
         }
@@ -363,14 +364,14 @@ fn write_frame(
     local: &Local,
     frame: &super::Outgoing,
     timeout: Duration,
-) -> std::result::Result<(), SendError> {
+) -> std::result::Result<(), WriteError> {
     let len = frame.len();
     if len > conn.max_frame {
-        return Err(SendError::TooLarge {
+        return Err(WriteError::TooLarge(SendError::TooLarge {
             peer,
             len,
             max: conn.max_frame,
-        });
+        }));
     }
     let payload = frame.payload_bytes();
     let trailer = conn
@@ -380,24 +381,35 @@ fn write_frame(
     all.extend_from_slice(&frame.header);
     all.extend_from_slice(&payload);
     all.extend_from_slice(&trailer);
-    write_within(&mut conn.stream, &all, timeout).map_err(|e| {
-        SendError::Unreachable(match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                format!("{STUCK} (its connection stayed full for the fabric timeout)")
-            }
-            _ => format!("sending: {e}"),
-        })
+    write_within(&mut conn.stream, &all, timeout).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => WriteError::Stuck(
+            format!("{STUCK} (its connection stayed full for the fabric timeout)"),
+        ),
+        _ => WriteError::Failed(format!("sending: {e}")),
     })
+}
+
+/// Why a frame was not written on a connection.
+enum WriteError {
+    /// Larger than the other end takes (the connection is fine).
+    TooLarge(SendError),
+    /// The other end did not read it within the fabric timeout.
+    Stuck(String),
+    /// The connection failed.
+    Failed(String),
+}
+
+impl From<WriteError> for SendError {
+    fn from(e: WriteError) -> SendError {
+        match e {
+            WriteError::TooLarge(e) => e,
+            WriteError::Stuck(why) | WriteError::Failed(why) => SendError::Unreachable(why),
+        }
+    }
 }
 
 /// How a send to a peer that stopped reading begins.
 const STUCK: &str = "it stopped reading";
-
-fn stuck_lately() -> SendError {
-    SendError::Unreachable(format!(
-        "{STUCK} (a send to it found its connection full lately)"
-    ))
-}
 
 /// Writes all of `bytes` within `timeout` in all (the socket's write
 /// timeout alone bounds each partial write, so a slow reader could make
