@@ -247,7 +247,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
 
 /// 32 bytes from the host's random source (zeros if it has none: then the
 /// guest mixes in RDRAND).
-fn host_seed() -> [u64; 4] {
+pub(crate) fn host_seed() -> [u64; 4] {
     let mut seed = [0u64; 4];
     // SAFETY: getrandom fills the 32 bytes of our array.
     let _ = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), 32, 0) };

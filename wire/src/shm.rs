@@ -594,19 +594,19 @@ pub fn rings_to(dir: &Path, me: ComponentId) -> Vec<(ComponentId, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let suffix = format!("-to-{me}.ring");
     entries
         .flatten()
         .filter_map(|entry| {
-            let name = entry.file_name();
-            let src = name
-                .to_str()?
-                .strip_suffix(&suffix)?
-                .parse::<ComponentId>()
-                .ok()?;
-            Some((src, entry.path()))
+            let (src, dst) = ring_ends(entry.file_name().to_str()?)?;
+            (dst == me).then(|| (src, entry.path()))
         })
         .collect()
+}
+
+/// The two ends of the ring a file name [`ring_path`] made names.
+fn ring_ends(name: &str) -> Option<(ComponentId, ComponentId)> {
+    let (src, dst) = name.strip_suffix(".ring")?.split_once("-to-")?;
+    Some((src.parse().ok()?, dst.parse().ok()?))
 }
 
 /// What a [`sweep`] removed.
@@ -636,12 +636,8 @@ pub fn sweep(dir: &Path, me: ComponentId) -> Swept {
             continue;
         };
         let path = entry.path();
-        if let Some(ring) = name.strip_suffix(".ring") {
-            let Some((src, dst)) = ring.split_once("-to-") else {
-                continue;
-            };
-            let (Ok(src), Ok(dst)) = (src.parse::<ComponentId>(), dst.parse::<ComponentId>())
-            else {
+        if name.ends_with(".ring") {
+            let Some((src, dst)) = ring_ends(name) else {
                 continue;
             };
             let Ok(map) = Mapping::open_existing(&path, HEADER) else {

@@ -464,7 +464,7 @@ impl MemoryClient {
         main: CallReply,
         mirror: Option<(u32, CallReply)>,
     ) -> (u32, CallReply) {
-        match mirror::settle(dst, main, mirror) {
+        match mirror::settle(main, mirror) {
             Outcome::Agreed(reply) => (dst, reply),
             Outcome::BackupLost { backup, why, reply } => {
                 let mut c = self.copies();
@@ -539,6 +539,7 @@ impl MemoryClient {
     /// Forgets what it learnt about pid (it exited).
     pub fn forget(&self, pid: u32) {
         self.owners().retain(|(p, _), _| *p != pid);
+        self.copies().news.remove(&pid);
     }
 
     /// A request that is not about one page (a memory call) to `dst`: the
@@ -552,26 +553,19 @@ impl MemoryClient {
         // Calls that change state reach both copies in one order: two
         // vCPUs' calls must not cross between the first copy and the
         // second.
-        let _order = self
-            .mirror_for(dst, request)
-            .map(|_| self.call_order.lock().unwrap_or_else(|p| p.into_inner()));
+        let backup = self.mirror_for(dst, request);
+        let _order = backup.map(|_| self.hold_calls());
         let main = self.fabric.call(dst, request);
-        let mirror = self.mirror_for(dst, request).map(|b| {
+        let mirror = backup.map(|b| {
             let again = mirror::for_backup(request, &main);
             (b, self.fabric.call(b, &again))
         });
         let (by, reply) = self.settle(dst, request, started, main, mirror);
         let parsed = parse(by, reply);
         if let (Ok((head, _)), Ok((req, _))) = (&parsed, MemRequest::read_from_prefix(request)) {
-            let mut c = self.copies();
-            match req.op {
-                OP_NEW if head.status == OK => {
-                    c.news.insert(req.pid, request.to_vec());
-                }
-                OP_EXIT => {
-                    c.news.remove(&req.pid);
-                }
-                _ => {}
+            if req.op == OP_NEW && head.status == OK {
+                // Forgotten with the process (`forget`).
+                self.copies().news.insert(req.pid, request.to_vec());
             }
         }
         parsed

@@ -105,12 +105,12 @@ pub enum Outcome {
 /// Makes one outcome of a component's answer `main` and its backup's.
 /// An `Err` is an answer that never came (the fabric's error: unreachable,
 /// timed out); a memory status, even a refusal, is an answer.
-pub fn settle(dst: u32, main: CallReply, mirror: Option<(u32, CallReply)>) -> Outcome {
-    let _ = dst;
+pub fn settle(main: CallReply, mirror: Option<(u32, CallReply)>) -> Outcome {
     match (main, mirror) {
         (Ok(body), None) => Outcome::Agreed(Ok(body)),
         (Ok(body), Some((backup, Ok(copy)))) => {
-            if same_answer(&body, &copy) {
+            // The same status, value and what follows.
+            if body == copy {
                 Outcome::Agreed(Ok(body))
             } else {
                 Outcome::BackupLost {
@@ -141,12 +141,6 @@ pub fn settle(dst: u32, main: CallReply, mirror: Option<(u32, CallReply)>) -> Ou
         },
         (Err(why), None) => Outcome::Alone { why },
     }
-}
-
-/// Whether two memory replies say the same (status, value and what
-/// follows).
-fn same_answer(a: &[u8], b: &[u8]) -> bool {
-    a == b
 }
 
 fn describe(body: &[u8]) -> String {
@@ -233,36 +227,36 @@ mod tests {
     #[test]
     fn two_answers_make_one() {
         assert_eq!(
-            settle(1, answer(OK, 1), Some((2, answer(OK, 1)))),
+            settle(answer(OK, 1), Some((2, answer(OK, 1)))),
             Outcome::Agreed(answer(OK, 1))
         );
         assert_eq!(
-            settle(1, answer(EFAULT, 0), None),
+            settle(answer(EFAULT, 0), None),
             Outcome::Agreed(answer(EFAULT, 0))
         );
         // A refusal both make is an answer, agreed.
         assert_eq!(
-            settle(1, answer(EFAULT, 0), Some((2, answer(EFAULT, 0)))),
+            settle(answer(EFAULT, 0), Some((2, answer(EFAULT, 0)))),
             Outcome::Agreed(answer(EFAULT, 0))
         );
         assert!(matches!(
-            settle(1, answer(OK, 1), Some((2, answer(OUT_OF_FRAMES, 0)))),
+            settle(answer(OK, 1), Some((2, answer(OUT_OF_FRAMES, 0)))),
             Outcome::BackupLost { backup: 2, reply, .. } if reply == answer(OK, 1)
         ));
         assert!(matches!(
-            settle(1, answer(OK, 1), Some((2, Err("timed out".into())))),
+            settle(answer(OK, 1), Some((2, Err("timed out".into())))),
             Outcome::BackupLost { backup: 2, reply, .. } if reply == answer(OK, 1)
         ));
         assert!(matches!(
-            settle(1, Err("reset".into()), Some((2, answer(OK, 1)))),
+            settle(Err("reset".into()), Some((2, answer(OK, 1)))),
             Outcome::TakenOver { backup: 2, reply, .. } if reply == answer(OK, 1)
         ));
         assert!(matches!(
-            settle(1, Err("reset".into()), None),
+            settle(Err("reset".into()), None),
             Outcome::Alone { .. }
         ));
         assert!(matches!(
-            settle(1, Err("reset".into()), Some((2, Err("reset".into())))),
+            settle(Err("reset".into()), Some((2, Err("reset".into())))),
             Outcome::BothLost { backup: 2, .. }
         ));
     }
