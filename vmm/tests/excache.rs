@@ -369,13 +369,7 @@ fn excache_stats_are_answered_on_the_fabric() {
         "--run-workload",
         "pattern:64M",
     ]);
-    let line = p.wait_for("listens on ");
-    let me = line
-        .split("listens on ")
-        .nth(1)
-        .expect("address")
-        .trim()
-        .to_owned();
+    let me = p.listen_address();
     p.wait_for("workload: process");
     std::thread::sleep(Duration::from_millis(300));
     let mut conn = tcp_client(&me, 100);

@@ -45,13 +45,7 @@ fn server(role: &str, id: u32, via: Via, dir: &str) -> (Process, String) {
     }
     let mut p = Process::start(&args);
     let peer = match via {
-        Via::Tcp => {
-            let line = p.wait_for("listens on ");
-            format!(
-                "{id}={}",
-                line.split("listens on ").nth(1).expect("address").trim()
-            )
-        }
+        Via::Tcp => format!("{id}={}", p.listen_address()),
         Via::Shm => format!("{id}=shm"),
     };
     p.wait_for("fabric: component");

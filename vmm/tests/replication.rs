@@ -178,13 +178,7 @@ fn a_stopped_primary_is_replaced_and_not_used_when_it_resumes() {
             "127.0.0.1:0",
         ],
     );
-    let line = p.wait_for("listens on ");
-    let me = line
-        .split("listens on ")
-        .nth(1)
-        .expect("its address")
-        .trim()
-        .to_owned();
+    let me = p.listen_address();
     p.wait_for("workload: process");
     std::thread::sleep(Duration::from_millis(150));
     let pid = one.child.id() as i32;

@@ -165,8 +165,7 @@ fn a_guest_that_takes_nothing_gets_frames_refused_not_queued_forever() {
         &dir.to_string_lossy(),
     ]);
     p.own_dir = Some(dir);
-    let line = p.wait_for("listens on ");
-    let addr = line.split("listens on ").nth(1).unwrap().trim().to_owned();
+    let addr = p.listen_address();
     let mut c = tcp_client(&addr, ME);
     for i in 0..3u8 {
         let start = Instant::now();
@@ -555,8 +554,7 @@ fn a_stats_request_is_answered_at_once_while_a_miss_is_stuck() {
         "pattern:256M",
     ]);
     p.own_dir = Some(dir);
-    let line = p.wait_for("listens on ");
-    let me = line.split("listens on ").nth(1).unwrap().trim().to_owned();
+    let me = p.listen_address();
     p.wait_for("workload: process");
     // Longer than the snapshot's period: there is one by now.
     std::thread::sleep(Duration::from_millis(600));

@@ -152,6 +152,16 @@ impl Process {
         );
     }
 
+    /// The TCP address it says it listens on (waiting for the line).
+    pub fn listen_address(&mut self) -> String {
+        let line = self.wait_for("listens on ");
+        line.split("listens on ")
+            .nth(1)
+            .expect("an address after 'listens on'")
+            .trim()
+            .to_owned()
+    }
+
     /// Collects what is printed for a moment.
     pub fn drain(&mut self) {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
@@ -238,13 +248,7 @@ pub fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String)
     args.extend_from_slice(extra);
     let mut p = Process::start(&args);
     p.own_dir = Some(dir);
-    let line = p.wait_for("listens on ");
-    let addr = line
-        .split("listens on ")
-        .nth(1)
-        .expect("address")
-        .trim()
-        .to_owned();
+    let addr = p.listen_address();
     p.wait_for("fabric: component");
     (p, addr)
 }
