@@ -1,0 +1,1254 @@
+//! The storage monitor's file system: durable and crash-consistent.
+//!
+//! The namespace and the inode table live in memory ([`tree`]); the disk
+//! holds a checkpoint of them plus a log of every change since ([`log`]);
+//! file data is copy-on-write in 4 KiB blocks, each with its checksum in the
+//! block map. See [`layout`] for where things are on the disk.
+//!
+//! Durability contract: when an operation returns Ok, its data and its log
+//! record have been written to the device (the write calls returned), so the
+//! death of the process cannot lose it; [`Fs::sync`] also flushes the
+//! device, which is what makes it survive a power cut.
+//!
+//! Crash consistency: a change is exactly one log record, and a record is
+//! only written after the data it points to, so a crash at any point leaves
+//! the state before or after each operation. Blocks a record stops using are
+//! only reused after the next flush (or checkpoint), once the record is
+//! durable: until then the metadata on the disk may still point at them.
+//!
+//! Known limits: a write of more than [`CHUNK_BLOCKS`] blocks is several
+//! records (a crash may keep a prefix of it, as POSIX allows); reads do not
+//! update atime (no log record per read); if the namespace outgrows a
+//! checkpoint slot (disk/32, at least 4 MiB: some 50,000 files with short
+//! names at the minimum size), every operation but unlink, rmdir and
+//! truncate fails with ENOSPC once the log needs a checkpoint, and those
+//! three keep working (in the last quarter of the log) so that the user can
+//! shrink the tree until a checkpoint fits again. Nothing is corrupted.
+
+mod codec;
+pub mod layout;
+pub mod log;
+mod space;
+pub mod tree;
+
+use crate::block::{BlockDevice, SECTOR};
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use layout::{CkptHeader, Superblock, BLOCK, SECTORS_PER_BLOCK};
+use log::{BlockRef, Link, Record};
+use space::Space;
+use tree::{Tree, NAME_MAX, ROOT};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+pub const PATH_MAX: usize = 4095;
+/// Symlinks followed while resolving one path, as Linux.
+pub const MAX_HOPS: u32 = 40;
+/// File blocks one write record covers at most: bounds the record (16 KiB)
+/// and the buffer one write needs.
+pub const CHUNK_BLOCKS: u64 = 1024;
+/// The largest file size.
+pub const MAX_FILE: u64 = 1 << 44;
+/// The most one read returns.
+pub const MAX_READ: usize = 64 << 20;
+
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFLNK: u32 = 0o120000;
+
+const B: u64 = BLOCK as u64;
+
+/// A Linux errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    pub const ENOENT: Errno = Errno(2);
+    pub const EIO: Errno = Errno(5);
+    pub const EBADF: Errno = Errno(9);
+    pub const EBUSY: Errno = Errno(16);
+    pub const EEXIST: Errno = Errno(17);
+    pub const ENOTDIR: Errno = Errno(20);
+    pub const EISDIR: Errno = Errno(21);
+    pub const EINVAL: Errno = Errno(22);
+    pub const EFBIG: Errno = Errno(27);
+    pub const ENOSPC: Errno = Errno(28);
+    pub const ENAMETOOLONG: Errno = Errno(36);
+    pub const ENOTEMPTY: Errno = Errno(39);
+    pub const ELOOP: Errno = Errno(40);
+    pub const ESTALE: Errno = Errno(116);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountError {
+    /// No Lego file system on the device: the caller must not write it.
+    NotLego,
+    Version(u32),
+    TooSmall,
+    Damaged(&'static str),
+    Io,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Kind {
+    File = 1,
+    Dir = 2,
+    Symlink = 3,
+}
+
+impl Kind {
+    pub fn from_u8(v: u8) -> Option<Kind> {
+        match v {
+            1 => Some(Kind::File),
+            2 => Some(Kind::Dir),
+            3 => Some(Kind::Symlink),
+            _ => None,
+        }
+    }
+
+    /// Linux's d_type: DT_REG 8, DT_DIR 4, DT_LNK 10.
+    pub fn d_type(self) -> u8 {
+        match self {
+            Kind::File => 8,
+            Kind::Dir => 4,
+            Kind::Symlink => 10,
+        }
+    }
+
+    fn type_bits(self) -> u32 {
+        match self {
+            Kind::File => S_IFREG,
+            Kind::Dir => S_IFDIR,
+            Kind::Symlink => S_IFLNK,
+        }
+    }
+}
+
+/// What mount found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    pub records_replayed: u64,
+    /// The generation of the checkpoint mounted from.
+    pub checkpoint_gen: u64,
+    /// The first sequence number after that checkpoint.
+    pub checkpoint_seq: u64,
+    /// Inodes, the root included.
+    pub files: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub ino: u64,
+    pub mode: u32,
+    pub nlink: u32,
+    pub size: u64,
+    /// 512-byte units allocated.
+    pub blocks: u64,
+    pub atime: u64,
+    pub mtime: u64,
+    pub ctime: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub kind: Kind,
+    /// The cookie to pass to [`Fs::readdir`] to continue after this entry.
+    pub next: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFs {
+    pub block_size: u64,
+    pub blocks: u64,
+    /// Free blocks, counting those freed but reusable only after the next
+    /// flush (an allocation that needs them flushes first).
+    pub blocks_free: u64,
+    pub files: u64,
+    pub name_max: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub used_blocks: u64,
+    pub pending_blocks: u64,
+    pub free_blocks: u64,
+}
+
+/// Where a path led.
+enum Walk {
+    Found {
+        parent: u64,
+        name: Vec<u8>,
+        ino: u64,
+    },
+    /// Everything but the last component exists; the last does not.
+    Missing { parent: u64, name: Vec<u8> },
+}
+
+enum CkptError {
+    TooBig,
+    Io,
+}
+
+pub struct Fs<D: BlockDevice> {
+    dev: D,
+    sb: Superblock,
+    tree: Tree,
+    space: Space,
+    /// Freed by records not yet known durable: reusable after a flush.
+    pending: Vec<u64>,
+    /// Generation and slot of the newest durable checkpoint.
+    gen: u64,
+    slot: usize,
+    ckpt_seq: u64,
+    next_seq: u64,
+    /// Checksum of the last record (or checkpoint header): the next `prev`.
+    prev: u64,
+    /// Sectors of the log in use.
+    log_head: u64,
+    /// Log sectors after which the next record first takes a checkpoint.
+    ckpt_at: u64,
+    /// Sectors a checkpoint may use: the slot, or less for tests.
+    ckpt_limit: u64,
+    /// The [`Fs::weight`] at which the last checkpoint did not fit its slot.
+    too_big: Option<u64>,
+}
+
+fn eio<T>(_: T) -> Errno {
+    Errno::EIO
+}
+
+/// Splits an absolute, normalized path into its components.
+fn parse(path: &[u8]) -> Result<Vec<&[u8]>, Errno> {
+    if path.first() != Some(&b'/') || path.contains(&0) {
+        return Err(Errno::EINVAL);
+    }
+    if path.len() > PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    if path == b"/" {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for c in path[1..].split(|&b| b == b'/') {
+        if c.is_empty() || c == b"." || c == b".." {
+            return Err(Errno::EINVAL);
+        }
+        if c.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+impl<D: BlockDevice> Fs<D> {
+    /// Makes an empty file system on `dev`, overwriting whatever it held.
+    pub fn format(mut dev: D, now: u64) -> Result<Self, MountError> {
+        let sectors = dev.sectors();
+        Superblock::for_device(sectors, 0)?;
+        // Seeding the id with the old superblock makes it differ from the
+        // previous file system's even at the same `now`.
+        let mut id_src = vec![0u8; BLOCK + 16];
+        dev.read(0, &mut id_src[..BLOCK])
+            .map_err(|_| MountError::Io)?;
+        id_src[BLOCK..BLOCK + 8].copy_from_slice(&now.to_le_bytes());
+        id_src[BLOCK + 8..].copy_from_slice(&sectors.to_le_bytes());
+        let sb = Superblock::for_device(sectors, xxh3_64(&id_src))?;
+        let zero = [0u8; SECTOR];
+        for s in [sb.ckpt[1].start, sb.log.start] {
+            dev.write(s, &zero).map_err(|_| MountError::Io)?;
+        }
+        let space = Space::new(sb.data_blocks());
+        let ckpt_at = sb.log.len * 3 / 4;
+        let mut fs = Fs {
+            dev,
+            sb,
+            tree: Tree::new(now),
+            space,
+            pending: Vec::new(),
+            gen: 0,
+            slot: 1,
+            ckpt_seq: 1,
+            next_seq: 1,
+            prev: 0,
+            log_head: 0,
+            ckpt_at,
+            ckpt_limit: u64::MAX,
+            too_big: None,
+        };
+        fs.write_checkpoint().map_err(|_| MountError::Io)?;
+        let sbuf = fs.sb.encode();
+        fs.dev.write(0, &sbuf).map_err(|_| MountError::Io)?;
+        fs.dev.flush().map_err(|_| MountError::Io)?;
+        Ok(fs)
+    }
+
+    /// Recovers the file system on `dev`: the newest valid checkpoint, then
+    /// the log records after it up to the first torn one. Never writes (it
+    /// flushes once, on success).
+    pub fn mount(mut dev: D) -> Result<(Self, Recovery), MountError> {
+        if dev.sectors() < SECTORS_PER_BLOCK {
+            return Err(MountError::NotLego);
+        }
+        let mut b = vec![0u8; BLOCK];
+        dev.read(0, &mut b).map_err(|_| MountError::Io)?;
+        let sb = Superblock::decode(&b, dev.sectors())?;
+        let fs_id = sb.fs_id;
+
+        let mut heads = Vec::new();
+        for (i, r) in sb.ckpt.iter().enumerate() {
+            let mut s = [0u8; SECTOR];
+            dev.read(r.start, &mut s).map_err(|_| MountError::Io)?;
+            if let Some(h) = CkptHeader::decode(&s, fs_id) {
+                if h.len.div_ceil(SECTOR as u64) < r.len {
+                    heads.push((i, h));
+                }
+            }
+        }
+        heads.sort_by_key(|(_, h)| core::cmp::Reverse(h.gen));
+        let mut chosen = None;
+        for (i, h) in heads {
+            let mut p = vec![0u8; h.len.div_ceil(SECTOR as u64) as usize * SECTOR];
+            dev.read(sb.ckpt[i].start + 1, &mut p)
+                .map_err(|_| MountError::Io)?;
+            let p = &p[..h.len as usize];
+            // A checksum mismatch is a checkpoint torn by a crash: it was
+            // never flushed, so the log was not restarted and the older one
+            // is complete. Unless the log holds a record written after it:
+            // then it was complete once and has been damaged since, and the
+            // older one would silently lose everything in between. A
+            // matching checksum over bytes that do not decode is damage too.
+            if xxh3_64_with_seed(p, fs_id) != h.payload_csum {
+                let after = Link {
+                    gen: h.gen,
+                    seq: h.next_seq,
+                    prev: h.csum(fs_id),
+                };
+                let mut first = vec![0u8; SECTOR];
+                dev.read(sb.log.start, &mut first)
+                    .map_err(|_| MountError::Io)?;
+                if let Some(len) = log::expected_len(&first, after) {
+                    let n = log::sectors_for(len).min(sb.log.len);
+                    let mut frame = vec![0u8; n as usize * SECTOR];
+                    dev.read(sb.log.start, &mut frame)
+                        .map_err(|_| MountError::Io)?;
+                    if log::verify(&frame, len, fs_id).is_some() {
+                        return Err(MountError::Damaged("newest checkpoint"));
+                    }
+                }
+                continue;
+            }
+            chosen = Some((i, h, Tree::decode(p).map_err(MountError::Damaged)?));
+            break;
+        }
+        let (slot, h, mut tree) = chosen.ok_or(MountError::Damaged("no valid checkpoint"))?;
+
+        let mut link = Link {
+            gen: h.gen,
+            seq: h.next_seq,
+            prev: h.csum(fs_id),
+        };
+        let mut head = 0u64;
+        let mut replayed = 0u64;
+        let mut first = [0u8; SECTOR];
+        while head < sb.log.len {
+            dev.read(sb.log.start + head, &mut first)
+                .map_err(|_| MountError::Io)?;
+            let Some(len) = log::expected_len(&first, link) else {
+                break;
+            };
+            let n = log::sectors_for(len);
+            if head + n > sb.log.len {
+                break;
+            }
+            let mut frame = vec![0u8; n as usize * SECTOR];
+            frame[..SECTOR].copy_from_slice(&first);
+            if n > 1 {
+                dev.read(sb.log.start + head + 1, &mut frame[SECTOR..])
+                    .map_err(|_| MountError::Io)?;
+            }
+            let Some(c) = log::verify(&frame, len, fs_id) else {
+                break;
+            };
+            let rec = Record::decode(&frame[log::HDR..log::HDR + len])
+                .map_err(|_| MountError::Damaged("undecodable log record"))?;
+            tree.apply(&rec).map_err(MountError::Damaged)?;
+            head += n;
+            link.seq += 1;
+            link.prev = c;
+            replayed += 1;
+        }
+
+        let mut space = Space::new(sb.data_blocks());
+        for i in tree.inodes.values() {
+            for r in i.blocks.values() {
+                if !space.mark(r.phys) {
+                    return Err(MountError::Damaged("data block out of range or shared"));
+                }
+            }
+        }
+        // The blocks the replayed records freed are about to be reused: the
+        // records must be on the medium first, not only in a cache.
+        dev.flush().map_err(|_| MountError::Io)?;
+        let rec = Recovery {
+            records_replayed: replayed,
+            checkpoint_gen: h.gen,
+            checkpoint_seq: h.next_seq,
+            files: tree.inodes.len() as u64,
+        };
+        let ckpt_at = sb.log.len * 3 / 4;
+        Ok((
+            Fs {
+                dev,
+                sb,
+                tree,
+                space,
+                pending: Vec::new(),
+                gen: h.gen,
+                slot,
+                ckpt_seq: h.next_seq,
+                next_seq: link.seq,
+                prev: link.prev,
+                log_head: head,
+                ckpt_at,
+                ckpt_limit: u64::MAX,
+                too_big: None,
+            },
+            rec,
+        ))
+    }
+
+    pub fn into_device(self) -> D {
+        self.dev
+    }
+
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    /// Takes checkpoints after `sectors` of log instead of 3/4 of it: lets
+    /// tests reach checkpoints quickly.
+    pub fn set_checkpoint_threshold(&mut self, sectors: u64) {
+        self.ckpt_at = sectors.clamp(1, self.sb.log.len);
+    }
+
+    /// Pretends checkpoint slots hold only `sectors`: lets tests outgrow one.
+    pub fn set_checkpoint_limit(&mut self, sectors: u64) {
+        self.ckpt_limit = sectors;
+    }
+
+    /// Writes the whole tree into the older checkpoint slot and flushes; on
+    /// success the log restarts empty under the new generation.
+    fn write_checkpoint(&mut self) -> Result<(), CkptError> {
+        let payload = self.tree.encode();
+        let slot = 1 - self.slot;
+        let region = self.sb.ckpt[slot];
+        let psec = payload.len().div_ceil(SECTOR) as u64;
+        if 1 + psec > region.len.min(self.ckpt_limit) {
+            return Err(CkptError::TooBig);
+        }
+        let h = CkptHeader {
+            gen: self.gen + 1,
+            next_seq: self.next_seq,
+            len: payload.len() as u64,
+            payload_csum: xxh3_64_with_seed(&payload, self.sb.fs_id),
+        };
+        // Header and payload in one write: a crash tears it, and the payload
+        // checksum then rejects it.
+        let mut buf = vec![0u8; (1 + psec) as usize * SECTOR];
+        h.encode(self.sb.fs_id, &mut buf[..SECTOR]);
+        buf[SECTOR..SECTOR + payload.len()].copy_from_slice(&payload);
+        self.dev
+            .write(region.start, &buf)
+            .map_err(|_| CkptError::Io)?;
+        // Only once the checkpoint is durable may the log be overwritten.
+        self.dev.flush().map_err(|_| CkptError::Io)?;
+        self.gen = h.gen;
+        self.slot = slot;
+        self.ckpt_seq = h.next_seq;
+        self.prev = h.csum(self.sb.fs_id);
+        self.log_head = 0;
+        self.too_big = None;
+        self.release_pending();
+        Ok(())
+    }
+
+    /// What a checkpoint's size grows with, cheaply: inodes and blocks in use.
+    fn weight(&self) -> u64 {
+        let used = self.space.total() - self.space.free() - self.pending.len() as u64;
+        self.tree.inodes.len() as u64 + used
+    }
+
+    fn release_pending(&mut self) {
+        for b in core::mem::take(&mut self.pending) {
+            self.space.release(b);
+        }
+    }
+
+    /// Takes a checkpoint now.
+    pub fn checkpoint(&mut self) -> Result<(), Errno> {
+        self.write_checkpoint().map_err(|e| match e {
+            CkptError::TooBig => Errno::ENOSPC,
+            CkptError::Io => Errno::EIO,
+        })
+    }
+
+    /// Makes `rec` durable-on-write and applies it: the one way state changes.
+    fn commit(&mut self, rec: &Record) -> Result<(), Errno> {
+        // The operation checked everything already; a record the tree would
+        // reject must never reach the log, or the next mount fails.
+        self.tree.validate(rec).map_err(eio)?;
+        let payload = rec.encode();
+        let n = log::sectors_for(payload.len());
+        if self.log_head + n > self.ckpt_at {
+            // After a checkpoint did not fit, trying again before the tree
+            // got smaller would only serialize it once per operation.
+            if self.too_big.is_none_or(|w| self.weight() < w) {
+                match self.write_checkpoint() {
+                    Ok(()) => {}
+                    Err(CkptError::TooBig) => self.too_big = Some(self.weight()),
+                    Err(CkptError::Io) => return Err(Errno::EIO),
+                }
+            }
+            // The tree outgrew its slot: the rest of the log is kept for
+            // records that shrink the tree, which is what makes a checkpoint
+            // fit again, so growing it is refused at once.
+            let shrinks = matches!(
+                rec,
+                Record::Unlink { .. } | Record::Rmdir { .. } | Record::SetSize { .. }
+            );
+            if self.too_big.is_some() && !shrinks {
+                return Err(Errno::ENOSPC);
+            }
+        }
+        if self.log_head + n > self.sb.log.len {
+            return Err(Errno::ENOSPC);
+        }
+        let link = Link {
+            gen: self.gen,
+            seq: self.next_seq,
+            prev: self.prev,
+        };
+        let (frame, csum) = log::frame(&payload, link, self.sb.fs_id);
+        self.dev
+            .write(self.sb.log.start + self.log_head, &frame)
+            .map_err(eio)?;
+        self.log_head += n;
+        self.next_seq += 1;
+        self.prev = csum;
+        let freed = self.tree.apply(rec).map_err(eio)?;
+        self.pending.extend(freed);
+        Ok(())
+    }
+
+    /// Flushes the device: everything acknowledged before is durable.
+    pub fn sync(&mut self) -> Result<(), Errno> {
+        self.dev.flush().map_err(eio)?;
+        self.release_pending();
+        Ok(())
+    }
+
+    fn walk(&self, path: &[u8], follow_last: bool) -> Result<Walk, Errno> {
+        let comps = parse(path)?;
+        let mut queue: VecDeque<Vec<u8>> = comps.iter().map(|c| c.to_vec()).collect();
+        // The textual path of `cur`: relative targets and their ".." are
+        // resolved against it lexically.
+        let mut walked: Vec<Vec<u8>> = Vec::new();
+        let mut cur = ROOT;
+        let mut hops = 0;
+        loop {
+            let Some(name) = queue.pop_front() else {
+                let i = self.tree.get(cur).ok_or(Errno::EIO)?;
+                return Ok(Walk::Found {
+                    parent: i.parent,
+                    name: i.name.clone(),
+                    ino: cur,
+                });
+            };
+            let last = queue.is_empty();
+            let Some(ino) = self.tree.lookup(cur, &name) else {
+                return if last {
+                    Ok(Walk::Missing { parent: cur, name })
+                } else {
+                    Err(Errno::ENOENT)
+                };
+            };
+            let i = self.tree.get(ino).ok_or(Errno::EIO)?;
+            match i.kind {
+                Kind::Symlink if !last || follow_last => {
+                    hops += 1;
+                    if hops > MAX_HOPS {
+                        return Err(Errno::ELOOP);
+                    }
+                    let mut base = if i.target.first() == Some(&b'/') {
+                        Vec::new()
+                    } else {
+                        core::mem::take(&mut walked)
+                    };
+                    for c in i.target.split(|&b| b == b'/') {
+                        match c {
+                            b"" | b"." => {}
+                            b".." => {
+                                base.pop();
+                            }
+                            c if c.len() > NAME_MAX => return Err(Errno::ENAMETOOLONG),
+                            c => base.push(c.to_vec()),
+                        }
+                    }
+                    base.extend(queue.drain(..));
+                    queue = base.into();
+                    walked.clear();
+                    cur = ROOT;
+                }
+                _ if last => {
+                    return Ok(Walk::Found {
+                        parent: cur,
+                        name,
+                        ino,
+                    })
+                }
+                Kind::Dir => {
+                    walked.push(name);
+                    cur = ino;
+                }
+                _ => return Err(Errno::ENOTDIR),
+            }
+        }
+    }
+
+    fn found(&self, path: &[u8], follow: bool) -> Result<(u64, Vec<u8>, u64), Errno> {
+        match self.walk(path, follow)? {
+            Walk::Found { parent, name, ino } => Ok((parent, name, ino)),
+            Walk::Missing { .. } => Err(Errno::ENOENT),
+        }
+    }
+
+    fn inode(&self, ino: u64) -> Result<&tree::Inode, Errno> {
+        self.tree.get(ino).ok_or(Errno::ESTALE)
+    }
+
+    fn file(&self, ino: u64) -> Result<&tree::Inode, Errno> {
+        let i = self.inode(ino)?;
+        match i.kind {
+            Kind::File => Ok(i),
+            Kind::Dir => Err(Errno::EISDIR),
+            Kind::Symlink => Err(Errno::EINVAL),
+        }
+    }
+
+    pub fn stat_ino(&self, ino: u64) -> Result<Stat, Errno> {
+        let i = self.inode(ino)?;
+        Ok(Stat {
+            ino,
+            mode: i.kind.type_bits() | i.mode,
+            nlink: if i.kind == Kind::Dir {
+                2 + i.subdirs
+            } else {
+                1
+            },
+            size: if i.kind == Kind::Dir { B } else { i.size },
+            blocks: i.blocks.len() as u64 * SECTORS_PER_BLOCK,
+            atime: i.atime,
+            mtime: i.mtime,
+            ctime: i.ctime,
+        })
+    }
+
+    pub fn stat(&self, path: &[u8], follow: bool) -> Result<Stat, Errno> {
+        let (_, _, ino) = self.found(path, follow)?;
+        self.stat_ino(ino)
+    }
+
+    fn make(
+        &mut self,
+        parent: u64,
+        name: Vec<u8>,
+        kind: Kind,
+        mode: u32,
+        target: Vec<u8>,
+        now: u64,
+    ) -> Result<Stat, Errno> {
+        let ino = self.tree.next_ino;
+        self.commit(&Record::Create {
+            parent,
+            name,
+            ino,
+            kind,
+            mode: mode & 0o7777,
+            time: now,
+            target,
+        })?;
+        self.stat_ino(ino)
+    }
+
+    /// O_CREAT: creates a regular file if missing (EEXIST if `excl` and the
+    /// path exists, even as a symlink); `trunc` empties an existing file.
+    pub fn create(
+        &mut self,
+        path: &[u8],
+        mode: u32,
+        excl: bool,
+        trunc: bool,
+        now: u64,
+    ) -> Result<Stat, Errno> {
+        match self.walk(path, !excl)? {
+            Walk::Found { ino, .. } => {
+                if excl {
+                    return Err(Errno::EEXIST);
+                }
+                let i = self.file(ino)?;
+                if trunc && (i.size > 0 || !i.blocks.is_empty()) {
+                    self.truncate_ino(ino, 0, now)?;
+                }
+                self.stat_ino(ino)
+            }
+            Walk::Missing { parent, name } => {
+                self.make(parent, name, Kind::File, mode, Vec::new(), now)
+            }
+        }
+    }
+
+    pub fn mkdir(&mut self, path: &[u8], mode: u32, now: u64) -> Result<Stat, Errno> {
+        match self.walk(path, false)? {
+            Walk::Found { .. } => Err(Errno::EEXIST),
+            Walk::Missing { parent, name } => {
+                self.make(parent, name, Kind::Dir, mode, Vec::new(), now)
+            }
+        }
+    }
+
+    pub fn rmdir(&mut self, path: &[u8], now: u64) -> Result<(), Errno> {
+        let (parent, name, ino) = self.found(path, false)?;
+        if ino == ROOT {
+            return Err(Errno::EBUSY);
+        }
+        let i = self.inode(ino)?;
+        if i.kind != Kind::Dir {
+            return Err(Errno::ENOTDIR);
+        }
+        if !i.children.is_empty() {
+            return Err(Errno::ENOTEMPTY);
+        }
+        self.commit(&Record::Rmdir {
+            parent,
+            name,
+            time: now,
+        })
+    }
+
+    /// Removes a file or symlink; EISDIR on a directory.
+    pub fn unlink(&mut self, path: &[u8], now: u64) -> Result<(), Errno> {
+        let (parent, name, ino) = self.found(path, false)?;
+        if self.inode(ino)?.kind == Kind::Dir {
+            return Err(Errno::EISDIR);
+        }
+        self.commit(&Record::Unlink {
+            parent,
+            name,
+            time: now,
+        })
+    }
+
+    /// Atomic rename, replacing the target as Linux does.
+    pub fn rename(
+        &mut self,
+        from: &[u8],
+        to: &[u8],
+        noreplace: bool,
+        now: u64,
+    ) -> Result<(), Errno> {
+        let (fp, fname, src) = self.found(from, false)?;
+        let (tp, tname, dst) = match self.walk(to, false)? {
+            Walk::Found { parent, name, ino } => (parent, name, Some(ino)),
+            Walk::Missing { parent, name } => (parent, name, None),
+        };
+        if src == ROOT || dst == Some(ROOT) {
+            return Err(Errno::EBUSY);
+        }
+        if noreplace && dst.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        if dst == Some(src) {
+            return Ok(());
+        }
+        let s_dir = self.inode(src)?.kind == Kind::Dir;
+        if s_dir && self.tree.is_within(tp, src) {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(d) = dst {
+            let d = self.inode(d)?;
+            match (s_dir, d.kind == Kind::Dir) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) if !d.children.is_empty() => return Err(Errno::ENOTEMPTY),
+                _ => {}
+            }
+        }
+        self.commit(&Record::Rename {
+            from_parent: fp,
+            from_name: fname,
+            to_parent: tp,
+            to_name: tname,
+            time: now,
+        })
+    }
+
+    pub fn symlink(&mut self, target: &[u8], path: &[u8], now: u64) -> Result<Stat, Errno> {
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        if target.contains(&0) {
+            return Err(Errno::EINVAL);
+        }
+        if target.len() > PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        match self.walk(path, false)? {
+            Walk::Found { .. } => Err(Errno::EEXIST),
+            Walk::Missing { parent, name } => {
+                self.make(parent, name, Kind::Symlink, 0o777, target.to_vec(), now)
+            }
+        }
+    }
+
+    /// EINVAL if `path` is not a symlink.
+    pub fn readlink(&self, path: &[u8]) -> Result<Vec<u8>, Errno> {
+        let (_, _, ino) = self.found(path, false)?;
+        let i = self.inode(ino)?;
+        if i.kind != Kind::Symlink {
+            return Err(Errno::EINVAL);
+        }
+        Ok(i.target.clone())
+    }
+
+    pub fn chmod(&mut self, path: &[u8], mode: u32, now: u64) -> Result<(), Errno> {
+        let (_, _, ino) = self.found(path, true)?;
+        self.chmod_ino(ino, mode, now)
+    }
+
+    pub fn chmod_ino(&mut self, ino: u64, mode: u32, now: u64) -> Result<(), Errno> {
+        self.inode(ino)?;
+        self.commit(&Record::SetMode {
+            ino,
+            mode: mode & 0o7777,
+            time: now,
+        })
+    }
+
+    pub fn set_times(
+        &mut self,
+        path: &[u8],
+        atime: Option<u64>,
+        mtime: Option<u64>,
+        now: u64,
+    ) -> Result<(), Errno> {
+        let (_, _, ino) = self.found(path, true)?;
+        self.set_times_ino(ino, atime, mtime, now)
+    }
+
+    pub fn set_times_ino(
+        &mut self,
+        ino: u64,
+        atime: Option<u64>,
+        mtime: Option<u64>,
+        now: u64,
+    ) -> Result<(), Errno> {
+        self.inode(ino)?;
+        self.commit(&Record::SetTimes {
+            ino,
+            atime,
+            mtime,
+            time: now,
+        })
+    }
+
+    /// Reads the blocks `refs` name, consecutive on the disk, into `buf` in
+    /// one device read, and checks each against its hash: damaged data is
+    /// an error, never returned.
+    fn read_blocks(&mut self, refs: &[BlockRef], buf: &mut [u8]) -> Result<(), Errno> {
+        let Some(first) = refs.first() else {
+            return Ok(());
+        };
+        self.dev
+            .read(self.sb.block_sector(first.phys), buf)
+            .map_err(eio)?;
+        for (r, blk) in refs.iter().zip(buf.chunks_exact(BLOCK)) {
+            if xxh3_64(blk) != r.hash {
+                return Err(Errno::EIO);
+            }
+        }
+        Ok(())
+    }
+
+    /// The current bytes of file block `fb` (zeros for a hole).
+    fn block_content(&mut self, ino: u64, fb: u64) -> Result<Vec<u8>, Errno> {
+        let mut buf = vec![0u8; BLOCK];
+        if let Some(r) = self.file(ino)?.blocks.get(&fb).copied() {
+            self.read_blocks(&[r], &mut buf)?;
+        }
+        Ok(buf)
+    }
+
+    /// Reads up to `len` bytes at `offset`; short at the end of the file,
+    /// and beyond [`MAX_READ`] bytes (a short read, as POSIX allows, rather
+    /// than a buffer the monitor's heap cannot hold).
+    pub fn read_ino(&mut self, ino: u64, offset: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        let i = self.file(ino)?;
+        let len = len.min(MAX_READ);
+        if offset >= i.size || len == 0 {
+            return Ok(Vec::new());
+        }
+        let end = i.size.min(offset.saturating_add(len as u64));
+        let mut out = vec![0u8; (end - offset) as usize];
+        let (fb0, fb1) = (offset / B, end.div_ceil(B));
+        let present: Vec<(u64, BlockRef)> =
+            i.blocks.range(fb0..fb1).map(|(k, v)| (*k, *v)).collect();
+        // One device read per run of blocks consecutive in the file and on
+        // the disk.
+        let mut k = 0;
+        while k < present.len() {
+            let mut n = 1;
+            while k + n < present.len()
+                && present[k + n].0 == present[k].0 + n as u64
+                && present[k + n].1.phys == present[k].1.phys + n as u64
+            {
+                n += 1;
+            }
+            let refs: Vec<BlockRef> = present[k..k + n].iter().map(|p| p.1).collect();
+            let mut buf = vec![0u8; n * BLOCK];
+            self.read_blocks(&refs, &mut buf)?;
+            let run_start = present[k].0 * B;
+            let (lo, hi) = (run_start.max(offset), (run_start + n as u64 * B).min(end));
+            out[(lo - offset) as usize..(hi - offset) as usize]
+                .copy_from_slice(&buf[(lo - run_start) as usize..(hi - run_start) as usize]);
+            k += n;
+        }
+        Ok(out)
+    }
+
+    /// `n` free blocks; flushes first if only blocks awaiting a flush are left.
+    fn allocate(&mut self, n: u64) -> Result<Vec<u64>, Errno> {
+        if self.space.free() < n && !self.pending.is_empty() {
+            self.sync()?;
+        }
+        self.space.alloc(n).ok_or(Errno::ENOSPC)
+    }
+
+    fn release(&mut self, blocks: &[u64]) {
+        for &b in blocks {
+            self.space.release(b);
+        }
+    }
+
+    /// Writes `buf` (whole blocks) to `phys`, one device write per run of
+    /// consecutive blocks.
+    fn write_blocks(&mut self, phys: &[u64], buf: &[u8]) -> Result<(), Errno> {
+        let mut k = 0;
+        while k < phys.len() {
+            let mut n = 1;
+            while k + n < phys.len() && phys[k + n] == phys[k] + n as u64 {
+                n += 1;
+            }
+            self.dev
+                .write(
+                    self.sb.block_sector(phys[k]),
+                    &buf[k * BLOCK..(k + n) * BLOCK],
+                )
+                .map_err(eio)?;
+            k += n;
+        }
+        Ok(())
+    }
+
+    /// Writes new copies of file blocks `fb0..fb0 + n` holding `bytes` at
+    /// `pos`, then the record that switches the file to them.
+    fn write_chunk(
+        &mut self,
+        ino: u64,
+        fb0: u64,
+        n: u64,
+        pos: u64,
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<(), Errno> {
+        let mut buf = vec![0u8; (n * B) as usize];
+        let start = (pos - fb0 * B) as usize;
+        let end = start + bytes.len();
+        let (head_partial, tail_partial) = (start % BLOCK != 0, end % BLOCK != 0);
+        if head_partial || (n == 1 && tail_partial) {
+            buf[..BLOCK].copy_from_slice(&self.block_content(ino, fb0)?);
+        }
+        if tail_partial && n > 1 {
+            let last = (n - 1) as usize;
+            buf[last * BLOCK..].copy_from_slice(&self.block_content(ino, fb0 + n - 1)?);
+        }
+        buf[start..end].copy_from_slice(bytes);
+        let phys = self.allocate(n)?;
+        let result = self.write_blocks(&phys, &buf).and_then(|()| {
+            let refs = phys
+                .iter()
+                .zip(buf.chunks_exact(BLOCK))
+                .map(|(&p, blk)| BlockRef {
+                    phys: p,
+                    hash: xxh3_64(blk),
+                })
+                .collect();
+            let size = self.file(ino)?.size.max(pos + bytes.len() as u64);
+            self.commit(&Record::WriteBlocks {
+                ino,
+                first: fb0,
+                refs,
+                size,
+                time: now,
+            })
+        });
+        if result.is_err() {
+            // Nothing points at them: they can be reused at once.
+            self.release(&phys);
+        }
+        result
+    }
+
+    /// Writes `data` at `offset`, or at the end of the file when `append`;
+    /// returns where it wrote and the new size.
+    pub fn write_ino(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+        now: u64,
+    ) -> Result<(u64, u64), Errno> {
+        let size = self.file(ino)?.size;
+        let off = if append { size } else { offset };
+        if data.is_empty() {
+            return Ok((off, size));
+        }
+        let end = off
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= MAX_FILE)
+            .ok_or(Errno::EFBIG)?;
+        let mut pos = off;
+        while pos < end {
+            let fb0 = pos / B;
+            let fb1 = (fb0 + CHUNK_BLOCKS).min(end.div_ceil(B));
+            let chunk_end = end.min(fb1 * B);
+            let bytes = &data[(pos - off) as usize..(chunk_end - off) as usize];
+            self.write_chunk(ino, fb0, fb1 - fb0, pos, bytes, now)?;
+            pos = chunk_end;
+        }
+        Ok((off, self.file(ino)?.size))
+    }
+
+    pub fn truncate_ino(&mut self, ino: u64, size: u64, now: u64) -> Result<(), Errno> {
+        let i = self.file(ino)?;
+        if size > MAX_FILE {
+            return Err(Errno::EFBIG);
+        }
+        let cut = size % B;
+        // Bytes past the end must read as zeros if the file grows again, so
+        // the block holding the new end gets a zeroed tail (a new copy).
+        let mut tail = None;
+        if size < i.size && cut != 0 && i.blocks.contains_key(&(size / B)) {
+            let mut blk = self.block_content(ino, size / B)?;
+            blk[cut as usize..].fill(0);
+            let phys = self.allocate(1)?;
+            if let Err(e) = self.write_blocks(&phys, &blk) {
+                self.release(&phys);
+                return Err(e);
+            }
+            tail = Some(BlockRef {
+                phys: phys[0],
+                hash: xxh3_64(&blk),
+            });
+        }
+        let r = self.commit(&Record::SetSize {
+            ino,
+            size,
+            time: now,
+            tail,
+        });
+        if let (Err(_), Some(t)) = (&r, tail) {
+            self.release(&[t.phys]);
+        }
+        r
+    }
+
+    /// Entries after `cookie` (0 = from the start, "." and ".." first), at
+    /// most `max` of them, and the cookie to continue from; empty at the
+    /// end. Cookies are hashes of names ([`tree::name_key`]), so a listing
+    /// resumes correctly however the directory changed in between: entries
+    /// present throughout are returned exactly once. Names whose hashes
+    /// collide are returned together, even beyond `max`, so a cookie never
+    /// falls inside such a group.
+    pub fn readdir(
+        &self,
+        ino: u64,
+        cookie: u64,
+        max: usize,
+    ) -> Result<(Vec<DirEntry>, u64), Errno> {
+        let d = self.inode(ino)?;
+        if d.kind != Kind::Dir {
+            return Err(Errno::ENOTDIR);
+        }
+        let mut out = Vec::new();
+        let mut next = cookie;
+        for (c, name, e) in [(1, &b"."[..], ino), (2, &b".."[..], d.parent)] {
+            if cookie < c && out.len() < max {
+                out.push(DirEntry {
+                    name: name.to_vec(),
+                    ino: e,
+                    kind: Kind::Dir,
+                    next: c,
+                });
+                next = c;
+            }
+        }
+        if out.len() < max {
+            let mut it = d
+                .children
+                .range((cookie.max(2).saturating_add(1), Vec::new())..)
+                .peekable();
+            while let Some(((h, _), _)) = it.peek() {
+                let h = *h;
+                let mut group = Vec::new();
+                while let Some(((gh, name), child)) = it.peek() {
+                    if *gh != h {
+                        break;
+                    }
+                    let kind = self.inode(**child)?.kind;
+                    group.push(DirEntry {
+                        name: name.clone(),
+                        ino: **child,
+                        kind,
+                        next: h,
+                    });
+                    it.next();
+                }
+                if !out.is_empty() && out.len() + group.len() > max {
+                    break;
+                }
+                out.extend(group);
+                next = h;
+                if out.len() >= max {
+                    break;
+                }
+            }
+        }
+        Ok((out, next))
+    }
+
+    /// [`Fs::readdir`] of the directory `path` names (symlinks followed).
+    pub fn readdir_path(
+        &self,
+        path: &[u8],
+        cookie: u64,
+        max: usize,
+    ) -> Result<(Vec<DirEntry>, u64), Errno> {
+        let (_, _, ino) = self.found(path, true)?;
+        self.readdir(ino, cookie, max)
+    }
+
+    pub fn statfs(&self) -> StatFs {
+        StatFs {
+            block_size: B,
+            blocks: self.space.total(),
+            blocks_free: self.space.free() + self.pending.len() as u64,
+            files: self.tree.inodes.len() as u64,
+            name_max: NAME_MAX as u32,
+        }
+    }
+
+    /// fsck of the in-memory state: the namespace is one tree with
+    /// consistent back links and counts, and every data block is used by
+    /// exactly one file (or awaits a flush) and the bitmap agrees.
+    pub fn check(&self) -> Result<CheckReport, String> {
+        use alloc::format;
+        let t = &self.tree;
+        let mut rep = CheckReport {
+            files: 0,
+            dirs: 0,
+            symlinks: 0,
+            used_blocks: 0,
+            pending_blocks: self.pending.len() as u64,
+            free_blocks: self.space.free(),
+        };
+        let mut seen = Space::new(self.space.total());
+        for (&ino, i) in &t.inodes {
+            if ino >= t.next_ino {
+                return Err(format!("inode {ino} not below next_ino {}", t.next_ino));
+            }
+            if ino != ROOT {
+                if t.lookup(i.parent, &i.name) != Some(ino) {
+                    return Err(format!("inode {ino} missing from its parent {}", i.parent));
+                }
+                if !t.is_within(ino, ROOT) {
+                    return Err(format!("inode {ino} unreachable"));
+                }
+            }
+            match i.kind {
+                Kind::Dir => {
+                    rep.dirs += 1;
+                    let mut subdirs = 0;
+                    for ((h, name), c) in &i.children {
+                        let ci = t.get(*c).ok_or(format!("dangling entry to {c}"))?;
+                        if ci.parent != ino || &ci.name != name || *h != tree::name_key(name) {
+                            return Err(format!("entry {c} in {ino} disagrees with the inode"));
+                        }
+                        subdirs += (ci.kind == Kind::Dir) as u32;
+                    }
+                    if subdirs != i.subdirs {
+                        return Err(format!(
+                            "nlink of {ino}: {} subdirs, counted {subdirs}",
+                            i.subdirs
+                        ));
+                    }
+                }
+                Kind::Symlink => {
+                    rep.symlinks += 1;
+                    if i.target.is_empty() || i.size != i.target.len() as u64 {
+                        return Err(format!("symlink {ino} target"));
+                    }
+                }
+                Kind::File => rep.files += 1,
+            }
+            if i.kind != Kind::File && !i.blocks.is_empty() {
+                return Err(format!("non-file {ino} has blocks"));
+            }
+            for (fb, r) in &i.blocks {
+                if *fb >= i.size.div_ceil(B) {
+                    return Err(format!("inode {ino} block {fb} beyond size {}", i.size));
+                }
+                if !seen.mark(r.phys) {
+                    return Err(format!("block {} used twice or out of range", r.phys));
+                }
+                rep.used_blocks += 1;
+            }
+        }
+        for &p in &self.pending {
+            if !seen.mark(p) {
+                return Err(format!("pending block {p} also in use"));
+            }
+        }
+        for b in 0..self.space.total() {
+            if seen.is_used(b) != self.space.is_used(b) {
+                return Err(format!("bitmap disagrees at block {b}"));
+            }
+        }
+        if seen.free() != self.space.free() {
+            return Err("free count disagrees".into());
+        }
+        Ok(rep)
+    }
+}
+
+#[cfg(test)]
+mod tests;
