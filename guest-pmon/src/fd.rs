@@ -44,6 +44,10 @@ pub enum Kind {
     HostDir(u32),
     /// A file or directory of /tmp's tmpfs: its inode.
     Tmp(u64),
+    /// A file on the storage component (`--storage`): its inode number.
+    Store(u64),
+    /// A directory on the storage component.
+    StoreDir(u64),
     /// One end of a socketpair(AF_UNIX, SOCK_STREAM): the pipe it
     /// receives from and the pipe it sends into.
     Socket(usize, usize),

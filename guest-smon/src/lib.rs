@@ -8,3 +8,4 @@ extern crate alloc;
 
 pub mod block;
 pub mod fs;
+pub mod service;

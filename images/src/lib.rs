@@ -13,6 +13,7 @@
 
 extern crate alloc;
 
+pub mod block;
 pub mod console;
 pub mod cpu;
 #[cfg(not(test))]

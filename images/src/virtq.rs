@@ -1,6 +1,7 @@
 //! The guest side of a virtio split queue (virtio 1.x, section 2.7), for
-//! the fabric: a descriptor table, an available ring the guest writes and a
-//! used ring the device writes, plus one buffer per descriptor. Everything
+//! the fabric and the disk: a descriptor table, an available ring the guest
+//! writes and a used ring the device writes, plus one buffer per descriptor
+//! (the disk's chains also point at their callers' memory). Everything
 //! lives in heap memory, which is identity-mapped, so a pointer is also the
 //! guest-physical address the device uses.
 //!
@@ -14,9 +15,33 @@ use core::sync::atomic::{fence, Ordering};
 
 use lego_proto::hypercall::QueueAddrs;
 
+const DESC_F_NEXT: u16 = 1;
 const DESC_F_WRITE: u16 = 2;
 /// Set by the device in the used ring's flags while it polls.
 const USED_F_NO_NOTIFY: u16 = 1;
+
+/// One descriptor of a request chain ([`SplitQueue::push_chain`]).
+pub enum Part<'a> {
+    /// Copied into the descriptor's own buffer, for the device to read.
+    Copy(&'a [u8]),
+    /// The descriptor's own buffer, `len` bytes of it, for the device to write.
+    Reply(u32),
+    /// Memory of the caller's, by guest-physical address: it must stay
+    /// valid (and, for the device to write, untouched) until the chain is used.
+    Memory {
+        addr: u64,
+        len: u32,
+        device_writes: bool,
+    },
+}
+
+/// A chain [`SplitQueue::push_chain`] offered: its first descriptor (what
+/// the used ring names) and its last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chain {
+    pub head: u16,
+    pub last: u16,
+}
 
 pub struct SplitQueue {
     size: u16,
@@ -177,6 +202,93 @@ impl SplitQueue {
         self.set_desc(id, len as u32, 0);
         self.publish(id);
         true
+    }
+
+    // --- request chains (the disk) ---
+
+    /// Descriptors not offered to the device.
+    pub fn free_descriptors(&self) -> usize {
+        self.free.len()
+    }
+
+    fn write_desc(&mut self, id: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        // SAFETY: id < size; the descriptor table holds `size` 16-byte entries.
+        unsafe {
+            let d = self.desc.add(id as usize * 16);
+            write_volatile(d as *mut u64, addr);
+            write_volatile(d.add(8) as *mut u32, len);
+            write_volatile(d.add(12) as *mut u16, flags);
+            write_volatile(d.add(14) as *mut u16, next);
+        }
+    }
+
+    /// Offers `parts` as one chain; None (and nothing offered) if there are
+    /// not enough free descriptors or a copied part does not fit its
+    /// buffer. Give the descriptors back with [`release_chain`] once the
+    /// device has used it.
+    ///
+    /// [`release_chain`]: SplitQueue::release_chain
+    pub fn push_chain(&mut self, parts: &[Part]) -> Option<Chain> {
+        let fits = parts.iter().all(|p| match p {
+            Part::Copy(b) => b.len() <= self.buffer_len as usize,
+            Part::Reply(n) => *n <= self.buffer_len,
+            Part::Memory { .. } => true,
+        });
+        if parts.is_empty() || !fits || parts.len() > self.free.len() {
+            return None;
+        }
+        let ids: Vec<u16> = (0..parts.len()).filter_map(|_| self.free.pop()).collect();
+        for (i, (part, &id)) in parts.iter().zip(&ids).enumerate() {
+            let (next, more) = match ids.get(i + 1) {
+                Some(&n) => (n, DESC_F_NEXT),
+                None => (0, 0),
+            };
+            let own = crate::cpu::virt_to_phys(self.buffer(id) as u64);
+            let (addr, len, flags) = match *part {
+                Part::Copy(bytes) => {
+                    // SAFETY: fits in the descriptor's buffer (checked above).
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.buffer(id), bytes.len())
+                    };
+                    (own, bytes.len() as u32, 0)
+                }
+                Part::Reply(n) => (own, n, DESC_F_WRITE),
+                Part::Memory {
+                    addr,
+                    len,
+                    device_writes,
+                } => (addr, len, if device_writes { DESC_F_WRITE } else { 0 }),
+            };
+            self.write_desc(id, addr, len, flags | more, next);
+        }
+        let chain = Chain {
+            head: ids[0],
+            last: ids[ids.len() - 1],
+        };
+        self.publish(chain.head);
+        Some(chain)
+    }
+
+    /// Takes back the descriptors of a used chain that starts at `head`.
+    pub fn release_chain(&mut self, head: u16) {
+        let mut id = head;
+        // A chain is never longer than the queue; the bound guards a table
+        // the device scribbled on.
+        for _ in 0..self.size {
+            self.free.push(id);
+            // SAFETY: id < size; flags and next of its descriptor.
+            let (flags, next) = unsafe {
+                let d = self.desc.add(id as usize * 16);
+                (
+                    read_volatile(d.add(12) as *const u16),
+                    read_volatile(d.add(14) as *const u16),
+                )
+            };
+            if flags & DESC_F_NEXT == 0 || next >= self.size {
+                return;
+            }
+            id = next;
+        }
     }
 
     // --- receive side ---

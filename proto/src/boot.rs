@@ -228,7 +228,9 @@ pub struct BootInfo {
     /// Memory role: the component that keeps a copy of what this one
     /// holds (`--backup`), 0 for none; answered to OP_BACKUP.
     pub backup: u32,
-    pub _pad: u32,
+    /// Processor running a program: the storage component that serves its
+    /// files (`--storage`), 0 for none (the host's files, read-only).
+    pub storage: u32,
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

@@ -43,6 +43,11 @@ pub const PORT_FABRIC_KICK: u16 = 0x609;
 /// differs or the time is up. The guest calls it only when idle.
 pub const PORT_FABRIC_WAIT: u16 = 0x60a;
 
+/// [`PORT_EXIT`] status of a storage component that cannot use its disk
+/// (not a Lego disk, damaged beyond recovery): the guest said why on the
+/// console; `lego-vmm` exits with status 2.
+pub const EXIT_DISK_REFUSED: u32 = 2;
+
 /// Does nothing: one VM exit, for measuring what an exit costs.
 pub const PORT_NOP: u16 = 0x60b;
 /// A process starts in a window slot: the address of a
@@ -57,6 +62,16 @@ pub const PORT_VREGION: u16 = 0x60e;
 /// The address of a [`MemoryCall`](crate::process::MemoryCall): a memory
 /// call to a process's home, made by the VMM so that its ExCache follows.
 pub const PORT_MEMORY_CALL: u16 = 0x60f;
+
+/// EAX = address of a [`BlockSetup`]: the guest's request queue for the
+/// storage component's disk (`--disk`). The VMM writes `status`, and with
+/// a disk `capacity_sectors`, `read_only` and `max_request`, before it
+/// returns. Again later: a new queue replaces the old one.
+pub const PORT_BLOCK_SETUP: u16 = 0x640;
+/// EAX = 0: the block queue has new requests. The VMM serves every request
+/// on the available ring before it returns (one exit per batch), so the
+/// guest finds them all on the used ring right after.
+pub const PORT_BLOCK_KICK: u16 = 0x641;
 
 /// Virtqueue size of both fabric queues.
 pub const FABRIC_QUEUE_SIZE: u16 = 64;
@@ -94,6 +109,76 @@ pub struct FabricSetup {
     /// Larger frames for it are refused by its VMM with an error frame.
     pub rx_buffer: u32,
     pub _pad: u32,
+}
+
+/// The block device speaks virtio-blk (virtio 1.x, section 5.2.6): each
+/// request is a chain of a device-readable [`BlockRequestHeader`], the
+/// data descriptors (device-writable for [`BLOCK_T_IN`] and
+/// [`BLOCK_T_GET_ID`], device-readable for [`BLOCK_T_OUT`]) and a 1-byte
+/// device-writable status.
+pub const BLOCK_SECTOR: u64 = 512;
+/// Descriptors of the queue the guest driver sets up (three per request).
+pub const BLOCK_QUEUE_SIZE: u16 = 64;
+/// The largest queue the VMM takes (a power of two, as every size).
+pub const BLOCK_QUEUE_MAX: u16 = 256;
+/// The most data bytes one request carries; the VMM says so in
+/// [`BlockSetup::max_request`] and fails larger ones with
+/// [`BLOCK_S_IOERR`]. It bounds how long one exit serves a request.
+pub const BLOCK_MAX_REQUEST: u32 = 1 << 20;
+/// Bytes of the identifier a [`BLOCK_T_GET_ID`] request returns
+/// (NUL-padded, not terminated when it fills all 20).
+pub const BLOCK_ID_BYTES: usize = 20;
+
+/// [`BlockRequestHeader::kind`] values.
+pub const BLOCK_T_IN: u32 = 0;
+pub const BLOCK_T_OUT: u32 = 1;
+/// Everything written before is on the host's disk when it completes.
+pub const BLOCK_T_FLUSH: u32 = 4;
+pub const BLOCK_T_GET_ID: u32 = 8;
+
+/// The status byte of a request.
+pub const BLOCK_S_OK: u8 = 0;
+pub const BLOCK_S_IOERR: u8 = 1;
+pub const BLOCK_S_UNSUPP: u8 = 2;
+
+/// [`BlockSetup::status`] values.
+pub const BLOCK_OK: u32 = 0;
+/// This component was started without `--disk`.
+pub const BLOCK_NO_DISK: u32 = 1;
+/// The queue is not valid (size, alignment, outside RAM).
+pub const BLOCK_BAD_QUEUE: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct BlockSetup {
+    /// A power of two up to [`BLOCK_QUEUE_MAX`].
+    pub queue_size: u32,
+    /// Written by the VMM.
+    pub status: u32,
+    pub queue: QueueAddrs,
+    /// Written by the VMM: the disk's size in [`BLOCK_SECTOR`]s.
+    pub capacity_sectors: u64,
+    /// Written by the VMM: 1 when the host file could only be opened for
+    /// reading (writes fail with [`BLOCK_S_IOERR`]).
+    pub read_only: u32,
+    /// Written by the VMM: the most data bytes per request.
+    pub max_request: u32,
+    /// Written by the VMM: 1 when it made the disk for this run (a missing
+    /// or empty file): the guest formats it. A disk that is not new is
+    /// never formatted, whatever it holds.
+    pub fresh: u32,
+    pub _pad: u32,
+}
+
+/// The first 16 bytes of every request (virtio's `virtio_blk_req` head).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct BlockRequestHeader {
+    /// `type` in the specification: [`BLOCK_T_IN`] and the others.
+    pub kind: u32,
+    pub reserved: u32,
+    /// Where the data starts, in [`BLOCK_SECTOR`]s (0 for a flush).
+    pub sector: u64,
 }
 
 /// The most bytes one console hypercall may carry; longer lines are split.

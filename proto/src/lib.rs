@@ -9,6 +9,8 @@
 //! Everything is `no_std` so that the guests and the VMM use the same types.
 #![no_std]
 
+extern crate alloc;
+
 pub mod boot;
 pub mod fabric;
 pub mod frame;
@@ -19,3 +21,4 @@ pub mod pattern;
 pub mod process;
 pub mod program;
 pub mod selftest;
+pub mod storage;

@@ -41,8 +41,11 @@ pub const PORT_HOST_READDIR: u16 = 0x61a;
 pub const PORT_HOST_READLINK: u16 = 0x61b;
 /// The address of a [`HostStatfs`]: statfs of a host path.
 pub const PORT_HOST_STATFS: u16 = 0x61c;
+/// The address of a [`StorageCall`]: a file call to the processor's
+/// storage component (`--storage`).
+pub const PORT_STORAGE_CALL: u16 = 0x61d;
 /// The last of the program ports.
-pub const PORT_PROGRAM_LAST: u16 = PORT_HOST_STATFS;
+pub const PORT_PROGRAM_LAST: u16 = PORT_STORAGE_CALL;
 
 /// [`HostOpen::flags`]: open to execute (a regular file with an execute
 /// bit), or to read (any file or directory).
@@ -71,6 +74,31 @@ pub struct FileStat {
     pub ctime: u64,
     pub ctime_ns: u64,
 }
+
+/// PORT_STORAGE_CALL's argument: a request encoded by
+/// [`crate::storage::encode_request`] at `request`, and room for the reply
+/// at `reply`. The VMM sends the request to the storage component, waits
+/// at most the fabric timeout, and writes the reply and its length, or
+/// `status` [`STORAGE_UNREACHABLE`] (the component did not answer) or
+/// [`STORAGE_NONE`] (this processor has no `--storage`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct StorageCall {
+    pub request: u64,
+    pub request_len: u32,
+    pub reply_room: u32,
+    pub reply: u64,
+    /// Written by the VMM.
+    pub reply_len: u32,
+    pub status: u32,
+}
+
+/// [`StorageCall::status`] values.
+pub const STORAGE_OK: u32 = 0;
+pub const STORAGE_NONE: u32 = 1;
+pub const STORAGE_UNREACHABLE: u32 = 2;
+/// The reply did not fit `reply_room`, or the request was malformed.
+pub const STORAGE_BAD: u32 = 3;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]

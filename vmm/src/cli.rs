@@ -134,6 +134,12 @@ pub struct Args {
     #[arg(long, value_name = "ID")]
     pub memory: Option<u32>,
 
+    /// Processor running a program: the storage component (its id, also
+    /// given with --peer) that serves the program's files. Without it,
+    /// the program reads the host's files and may not change them.
+    #[arg(long, value_name = "ID")]
+    pub storage: Option<u32>,
+
     /// Memory role: the memory components (their ids, each also given with
     /// --peer) that this one hands vRegions of the processes homed here to,
     /// e.g. --vregion-peers 2,3. Without it, the home keeps every vRegion.
@@ -145,6 +151,18 @@ pub struct Args {
     /// every change to both and go on with the backup if this one dies.
     #[arg(long, value_name = "ID", requires = "id")]
     pub backup: Option<u32>,
+
+    /// Storage role: the disk, a host file or block device the guest's file
+    /// system lives on (the VMM never reads what is in it). A missing file
+    /// is created, sparse, with --disk-size bytes; an existing one keeps
+    /// its size. One component at a time may use a disk.
+    #[arg(long, value_name = "PATH")]
+    pub disk: Option<PathBuf>,
+
+    /// Storage role: the size of a disk --disk creates, e.g. 4G (binary
+    /// units, a multiple of 4K, at least 64M) [default: 1G].
+    #[arg(long, value_name = "SIZE", requires = "disk")]
+    pub disk_size: Option<String>,
 
     /// Where same-host peers (`--peer ID=shm`) keep their shared-memory
     /// rings; every component of one rack on a host must use the same one.
@@ -336,6 +354,25 @@ fn host_memory() -> Option<u64> {
     Some(info.totalram as u64 * info.mem_unit as u64)
 }
 
+/// A validated `--disk-size`, in bytes.
+pub fn parse_disk_size(text: &str) -> Result<u64> {
+    let bad = |why: String| VmmError::BadOption {
+        option: "--disk-size",
+        why,
+    };
+    let bytes = parse_size::Config::new()
+        .with_binary()
+        .parse_size(text)
+        .map_err(|e| bad(format!("'{text}' is not a size ({e}); write it like 4G")))?;
+    if !crate::block::valid_size(bytes) {
+        return Err(bad(format!(
+            "'{text}' must be a multiple of 4K and at least {}M",
+            crate::block::MIN_SIZE >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
 pub fn check_vcpus(n: u32) -> Result<u32> {
     if n == 0 || n > MAX_VCPUS {
         return Err(VmmError::BadOption {
@@ -391,6 +428,17 @@ mod tests {
             let err = parse_mem(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad}");
             assert!(err.to_string().contains("--mem"), "{err}");
+        }
+    }
+
+    #[test]
+    fn disk_sizes() {
+        assert_eq!(parse_disk_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_disk_size("4G").unwrap(), 4 << 30);
+        for bad in ["", "1G2", "0", "32M", "65M1K", "100000001"] {
+            let err = parse_disk_size(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(err.to_string().contains("--disk-size"), "{err}");
         }
     }
 

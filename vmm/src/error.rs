@@ -49,6 +49,10 @@ pub enum VmmError {
     #[error("{0}")]
     RackKey(#[from] lego_wire::key::KeyError),
 
+    /// The storage component's `--disk` cannot be used.
+    #[error("{0}")]
+    Disk(#[from] crate::block::DiskError),
+
     #[error("KVM refused to {what}: {source}")]
     Kvm {
         what: &'static str,
@@ -83,7 +87,8 @@ impl VmmError {
             | VmmError::BadOption { .. }
             | VmmError::Program { .. }
             | VmmError::IdTaken(_)
-            | VmmError::RackKey(_) => 2,
+            | VmmError::RackKey(_)
+            | VmmError::Disk(_) => 2,
             VmmError::Guest(_) => 3,
             VmmError::Kvm { .. } | VmmError::Memory(_) | VmmError::Thread(_) => 1,
         }

@@ -4,6 +4,7 @@
 //! thread per vCPU ([`vcpu`]) and a signal thread, and then waits for
 //! events: the guest booting, finishing its self-test, failing, or a signal.
 
+mod block;
 mod boot;
 mod cli;
 mod debug;
@@ -41,6 +42,9 @@ use crate::vcpu::{Event, VcpuThread};
 /// The ExCache, whose counters are logged when the process ends.
 static EXCACHE: std::sync::OnceLock<std::sync::Arc<excache::ExCache>> = std::sync::OnceLock::new();
 
+/// The disk's counters, logged when the process ends.
+static DISK_STATS: std::sync::OnceLock<std::sync::Arc<block::Stats>> = std::sync::OnceLock::new();
+
 /// The fabric's counters, logged when the process ends.
 static FABRIC_STATS: std::sync::OnceLock<std::sync::Arc<fabric::Stats>> =
     std::sync::OnceLock::new();
@@ -56,6 +60,9 @@ fn main() {
         .init();
     let result = run(&args, start);
     if let Some(stats) = FABRIC_STATS.get() {
+        log::info!("{}", stats.summary());
+    }
+    if let Some(stats) = DISK_STATS.get() {
         log::info!("{}", stats.summary());
     }
     if let Some(cache) = EXCACHE.get() {
@@ -86,6 +93,57 @@ fn image_path(args: &Args) -> PathBuf {
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
         .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// `--storage`: a processor running a program, naming a known peer that
+/// is not the program's memory. Returns the id, 0 for none.
+fn check_storage(args: &Args, fabric: &Option<fabric::Config>, program: bool) -> Result<u32> {
+    let Some(s) = args.storage else {
+        return Ok(0);
+    };
+    let bad = |why: String| VmmError::BadOption {
+        option: "--storage",
+        why,
+    };
+    if !program {
+        return Err(bad(
+            "it serves a program's files: give a program after -- (on a processor)".into(),
+        ));
+    }
+    match fabric {
+        Some(f) if f.peers.contains_key(&s) => {}
+        _ => {
+            return Err(bad(format!(
+                "component {s} has no address; add --peer {s}=ADDR"
+            )))
+        }
+    }
+    if args.memory == Some(s) {
+        return Err(bad(format!(
+            "component {s} cannot be both the program's memory (--memory) and its storage"
+        )));
+    }
+    Ok(s)
+}
+
+/// `--disk` and `--disk-size`: the storage component's disk, opened and
+/// locked for this process.
+fn open_disk(args: &Args) -> Result<Option<block::Disk>> {
+    let Some(path) = &args.disk else {
+        return Ok(None);
+    };
+    if args.role.role() != lego_proto::boot::Role::Storage {
+        return Err(VmmError::BadOption {
+            option: "--disk",
+            why: "only a storage component has a disk (--role storage)".into(),
+        });
+    }
+    let size = args
+        .disk_size
+        .as_deref()
+        .map(cli::parse_disk_size)
+        .transpose()?;
+    Ok(Some(block::Disk::open(path, size)?))
 }
 
 /// `--backup`: memory components only, another component.
@@ -269,15 +327,26 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
     let program = if mode == Mode::Program {
         use std::os::unix::ffi::OsStrExt;
         let mut exe = program::locate(&args.program[0])?;
-        if let Some(shell) = program::stand_in(&exe) {
+        // With storage, an absolute path the host does not have is a
+        // program on storage: the processor reads it from there.
+        let on_storage = args.storage.is_some() && exe.is_absolute() && !exe.exists();
+        if on_storage {
             log::info!(
-                "{} is dynamically linked: {} runs in its place",
+                "{} is not on this host: the processor runs it from storage component {}",
                 exe.display(),
-                shell.display()
+                args.storage.unwrap_or(0)
             );
-            exe = shell;
+        } else {
+            if let Some(shell) = program::stand_in(&exe) {
+                log::info!(
+                    "{} is dynamically linked: {} runs in its place",
+                    exe.display(),
+                    shell.display()
+                );
+                exe = shell;
+            }
+            program::check(exe.as_os_str())?;
         }
-        program::check(exe.as_os_str())?;
         Some(program::Spec {
             argv: args.program.iter().map(|a| a.as_bytes().to_vec()).collect(),
             envp: program::Spec::environment(&args.env),
@@ -322,13 +391,21 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     why: format!("component {m} has no address; add --peer {m}=ADDR"),
                 })
             }
-            None => f.peers.keys().copied().min().unwrap_or(0),
+            None => f
+                .peers
+                .keys()
+                .copied()
+                .filter(|&p| Some(p) != args.storage)
+                .min()
+                .unwrap_or(0),
         },
     };
+    let storage = check_storage(args, &fabric, program.is_some())?;
     let mem = cli::parse_mem(&args.mem)?;
     if fabric.is_some() {
         cli::check_fabric_mem(&args.mem, mem)?;
     }
+    let disk = open_disk(args)?;
     let mut cfg = vm::Config {
         role: args.role.role(),
         image: image_path(args),
@@ -350,8 +427,13 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             pid: std::process::id(),
         }),
         program: program.map(|spec| (spec, home)),
+        disk,
+        storage,
     };
     let vm = vm::build(&mut cfg)?;
+    if let Some(b) = &vm.shared.block {
+        let _ = DISK_STATS.set(b.stats.clone());
+    }
     let heap = vm.heap;
     if let Some(f) = &vm.shared.fabric {
         let _ = FABRIC_STATS.set(f.stats.clone());
@@ -480,6 +562,15 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             }
             Event::GuestExit { code } => {
                 gdb_sees_end();
+                if code == lego_proto::hypercall::EXIT_DISK_REFUSED
+                    && role == lego_proto::boot::Role::Storage.name()
+                {
+                    return Err(VmmError::BadOption {
+                        option: "--disk",
+                        why: "the storage monitor cannot use it: its reason is on the line above"
+                            .into(),
+                    });
+                }
                 if code != 0 {
                     return Err(VmmError::Guest(format!(
                         "the {role} component's guest exited with status {code}"

@@ -20,9 +20,44 @@ pub struct ProgramPorts<'a> {
     pub excache: Option<&'a crate::excache::ExCache>,
     /// The calling vCPU.
     pub cpu: u32,
+    /// The fabric and the storage component serving the program's files.
+    pub storage: Option<(&'a std::sync::Arc<crate::fabric::Fabric>, u32)>,
 }
 
 impl ProgramPorts<'_> {
+    /// Sends a file call to the storage component and copies its reply
+    /// into the guest. A component that does not answer within the fabric
+    /// timeout is STORAGE_UNREACHABLE, which the program sees as EIO: file
+    /// calls never hang on a dead storage component.
+    fn storage_call(&self, c: &lego_proto::program::StorageCall) -> Result<(u32, u32), String> {
+        use lego_proto::program::{STORAGE_BAD, STORAGE_NONE, STORAGE_OK, STORAGE_UNREACHABLE};
+        use lego_proto::storage::{MAX_IO, PATH_MAX};
+        let Some((fabric, id)) = self.storage else {
+            return Ok((STORAGE_NONE, 0));
+        };
+        let most = (size_of::<lego_proto::storage::StoreRequest>() + 2 * PATH_MAX + MAX_IO) as u64;
+        let request =
+            self.args
+                .read_bytes("storage request", c.request, c.request_len as u64, most)?;
+        let reply = match fabric.call(id, &request) {
+            Ok(r) => r,
+            Err(why) => {
+                log::warn!("storage component {id} did not answer a file call: {why}");
+                return Ok((STORAGE_UNREACHABLE, 0));
+            }
+        };
+        if reply.len() > c.reply_room as usize {
+            log::warn!(
+                "storage component {id} answered {} bytes where {} were expected",
+                reply.len(),
+                c.reply_room
+            );
+            return Ok((STORAGE_BAD, 0));
+        }
+        self.args.write_bytes("storage reply", c.reply, &reply)?;
+        Ok((STORAGE_OK, reply.len() as u32))
+    }
+
     /// Serves one of the program hypercalls.
     pub fn serve(&self, port: u16, value: u32) -> Result<Served, String> {
         use lego_proto::program::*;
@@ -103,6 +138,11 @@ impl ProgramPorts<'_> {
                 g.write_arg("host read", value, &r)?;
             }
             PORT_HOST_CLOSE => prog.close(value),
+            PORT_STORAGE_CALL => {
+                let mut c: StorageCall = g.read_arg("storage call", value)?;
+                (c.status, c.reply_len) = self.storage_call(&c)?;
+                g.write_arg("storage call", value, &c)?;
+            }
             PORT_LOAD => {
                 let mut l: Load = g.read_arg("load", value)?;
                 l.result = self.load(&l);

@@ -24,6 +24,8 @@ pub struct Shared {
     /// Processor: the user's program, when it runs one.
     pub program: Option<Arc<crate::program::Program>>,
     pub ram: GuestRam,
+    /// Storage: its disk, with `--disk`.
+    pub block: Option<Arc<crate::block::Block>>,
     /// This component's end of the fabric, with `--id`.
     pub fabric: Option<Arc<crate::fabric::Fabric>>,
     pub mem_size: u64,
@@ -44,6 +46,8 @@ pub struct Shared {
     pub tsc_khz: u32,
     /// The workload process's home memory component (for messages).
     pub workload_home: u32,
+    /// Processor running a program: its storage component, 0 for none.
+    pub storage: u32,
 }
 
 /// What a vCPU thread (or the signal thread) tells the main thread.
@@ -848,6 +852,14 @@ impl VcpuThread {
                     .write_obj(status, GuestAddress(value as u64 + 4))
                     .map_err(|_| "passed a fabric setup outside guest RAM".to_owned())?;
             }
+            PORT_BLOCK_SETUP => {
+                crate::block::port_setup(self.shared.block.as_deref(), &self.args(), value)?
+            }
+            PORT_BLOCK_KICK => {
+                if let Some(block) = &self.shared.block {
+                    block.kick(&self.shared.ram);
+                }
+            }
             PORT_NOP => {}
             lego_proto::index::PORT_PAGE_INDEX => {
                 let setup: lego_proto::index::PageIndexSetup =
@@ -924,6 +936,12 @@ impl VcpuThread {
                     program,
                     excache: self.shared.excache.as_deref(),
                     cpu: self.cpu,
+                    storage: self
+                        .shared
+                        .fabric
+                        .as_ref()
+                        .filter(|_| self.shared.storage != 0)
+                        .map(|f| (f, self.shared.storage)),
                 };
                 return Ok(match ports.serve(port, value)? {
                     crate::program_ports::Served::Continue => Next::Continue,

@@ -35,6 +35,11 @@ pub struct Config {
     pub workload: Option<WorkloadConfig>,
     /// Processor: the user's program and its home memory component.
     pub program: Option<(crate::program::Spec, u32)>,
+    /// Storage: the disk (`--disk`), opened and locked.
+    pub disk: Option<crate::block::Disk>,
+    /// Processor running a program: the storage component serving its
+    /// files (`--storage`), 0 for none.
+    pub storage: u32,
 }
 
 pub struct WorkloadConfig {
@@ -102,6 +107,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         ..Default::default()
     };
     info.backup = cfg.backup;
+    info.storage = cfg.storage;
     for (slot, peer) in info.vregion_peers.iter_mut().zip(&cfg.vregion_peers) {
         *slot = *peer;
         info.vregion_peer_count += 1;
@@ -216,7 +222,9 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         )),
         None => None,
     };
+    let block = cfg.disk.take().map(crate::block::Block::new).map(Arc::new);
     let shared = Arc::new(Shared {
+        block,
         program,
         fabric,
         ram,
@@ -235,6 +243,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         window,
         tsc_khz: info.tsc_khz,
         workload_home: cfg.workload.as_ref().map_or(0, |w| w.home),
+        storage: cfg.storage,
     });
     Ok(Vm {
         shared,

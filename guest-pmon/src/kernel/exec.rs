@@ -87,7 +87,8 @@ impl ExecFile {
     }
 }
 
-/// The largest program run from /tmp (it is copied whole to load it).
+/// The largest program run from /tmp or storage (it is copied whole to
+/// load it).
 const MAX_TMP_PROGRAM: u64 = 256 << 20;
 
 /// A loaded image, not yet anyone's.
@@ -223,6 +224,17 @@ impl Kernel {
     /// Opens a program to run: a tmpfs file (a regular file with an
     /// execute bit, as Linux asks) is copied; the host's is opened.
     fn open_exec(&mut self, path: &[u8]) -> Result<ExecFile, Errno> {
+        // On storage, a program is read whole. A name storage does not
+        // have is looked for on the host (read-only, as without storage),
+        // so the host's static programs (busybox, the system shell's
+        // stand-in) still run until programs are copied onto storage.
+        if self.on_storage(path) {
+            match self.store_program(path, MAX_TMP_PROGRAM) {
+                Ok(bytes) => return Ok(ExecFile::Tmp(bytes)),
+                Err(ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let Some(ino) = self.tmp_node(path) else {
             let (handle, size) = host::open(path)?;
             return Ok(ExecFile::Host(HostFile { handle, size }));

@@ -18,6 +18,7 @@ mod exec;
 mod host;
 mod mm;
 mod signals;
+mod store;
 mod syscall;
 mod uaccess;
 mod vdso;
@@ -238,6 +239,8 @@ pub struct Kernel {
     pub trace: bool,
     /// /tmp: files the processes write there, in the monitor's memory.
     pub tmp: pmon::tmpfs::Tmpfs,
+    /// Files are the storage component's (`--storage`), see `syscall::store`.
+    pub storage: bool,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
     pub eventfds: BTreeMap<usize, pmon::events::EventFd>,
     next_event_id: usize,
@@ -327,6 +330,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         stdin_back: Vec::new(),
         trace: boot.trace_syscalls != 0,
         // Half the monitor's free memory, as Linux sizes a tmpfs by default.
+        storage: boot.storage != 0,
         tmp: pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns),
         epolls: BTreeMap::new(),
         eventfds: BTreeMap::new(),
@@ -350,6 +354,13 @@ pub fn start(boot: &'static BootInfo) -> ! {
     } = host::program_args();
     let given = argv.first().cloned().unwrap_or_default();
     let path = pmon::path::resolve(&cwd, if exe.is_empty() { &given } else { &exe });
+    // With storage, the working directory is lego-vmm's if storage has
+    // that directory too, else the root: a process's cwd always exists.
+    let cwd = if k.storage && !k.is_storage_dir(&cwd) {
+        b"/".to_vec()
+    } else {
+        cwd
+    };
     match k.spawn_init(&path, &given, argv, envp, cwd) {
         Ok(pid) => k.init = pid,
         Err(e) => k.fail_to_start(&path, e),

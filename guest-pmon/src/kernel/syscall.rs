@@ -25,6 +25,7 @@ use super::uaccess;
 use super::*;
 
 mod events;
+mod store;
 mod tmp;
 mod unix;
 
@@ -258,8 +259,8 @@ impl Kernel {
             ),
             nr::LINK => self.no_links(pid, AT_FDCWD, a[1]),
             nr::LINKAT => self.no_links(pid, a[2] as i32 as i64, a[3]),
-            nr::SYMLINK => self.no_links(pid, AT_FDCWD, a[1]),
-            nr::SYMLINKAT => self.no_links(pid, a[1] as i32 as i64, a[2]),
+            nr::SYMLINK => self.sys_symlinkat(pid, a[0], AT_FDCWD, a[1]),
+            nr::SYMLINKAT => self.sys_symlinkat(pid, a[0], a[1] as i32 as i64, a[2]),
             nr::CHMOD => self.sys_chmod(pid, AT_FDCWD, Some(a[0]), a[1]),
             nr::FCHMOD => self.sys_chmod(pid, a[0] as i32 as i64, None, a[1]),
             nr::FCHMODAT => self.sys_chmod(pid, a[0] as i32 as i64, Some(a[1]), a[2]),
@@ -292,8 +293,20 @@ impl Kernel {
             | nr::GETSOCKOPT => self.sys_socket_call(tid, n, a),
             nr::SOCKETPAIR => self.sys_socketpair(pid, a[0], a[1], a[2], a[3]),
             // Nothing in Lego's file systems waits to be written.
-            nr::SYNC => Ret::Val(0),
-            nr::SYNCFS => val(self.file(pid, a[0] as i32 as i64).map(|_| 0)),
+            // sync(2) cannot fail; a storage component that does not
+            // answer has lost nothing acknowledged that a retry would save.
+            nr::SYNC => {
+                if self.storage {
+                    let _ = self.store_sync();
+                }
+                Ret::Val(0)
+            }
+            nr::SYNCFS => match self.file(pid, a[0] as i32 as i64) {
+                Ok(f) if matches!(f.kind, Kind::Store(_) | Kind::StoreDir(_)) => {
+                    val(self.store_sync())
+                }
+                r => val(r.map(|_| 0)),
+            },
             nr::STATFS => self.sys_statfs(pid, Some(a[0]), -1, a[1]),
             nr::FSTATFS => self.sys_statfs(pid, None, a[0] as i32 as i64, a[1]),
             nr::SENDFILE => self.sys_sendfile(
@@ -304,6 +317,9 @@ impl Kernel {
                 a[3] as usize,
             ),
             nr::FSYNC | nr::FDATASYNC => match self.file(pid, a[0] as i32 as i64) {
+                Ok(f) if matches!(f.kind, Kind::Store(_) | Kind::StoreDir(_)) => {
+                    val(self.store_sync())
+                }
                 // Nothing here is durable (tmpfs) or changes (the host's).
                 Ok(f) if matches!(f.kind, Kind::Tmp(_) | Kind::Host(_) | Kind::HostDir(_)) => {
                     Ret::Val(0)
@@ -468,6 +484,9 @@ impl Kernel {
                 };
                 let mode = match self.tmp_node(&path) {
                     Some(ino) => self.tmp.stat(ino).map(|st| st.mode),
+                    None if self.on_storage(&path) => {
+                        super::store::stat(&path, true).map(|st| st.mode)
+                    }
                     None => host::stat_path(&path, true).map(|st| st.mode),
                 };
                 match mode {
@@ -483,7 +502,7 @@ impl Kernel {
             }
             nr::FCHDIR => match self.file(pid, a[0] as i32 as i64) {
                 Ok(f)
-                    if matches!(f.kind, Kind::HostDir(_))
+                    if matches!(f.kind, Kind::HostDir(_) | Kind::StoreDir(_))
                         || matches!(f.kind, Kind::Tmp(i) if self.tmp.is_directory(i)) =>
                 {
                     if let Some(p) = self.procs.get_mut(&pid) {
@@ -798,6 +817,8 @@ impl Kernel {
                 Ok(Some(b))
             }
             Kind::Tmp(ino) => self.tmp_read(f, ino, len).map(Some),
+            Kind::Store(ino) => self.store_read(f, ino, len).map(Some),
+            Kind::StoreDir(_) => Err(EISDIR),
             Kind::EventFd(id) => self.eventfd_read(f, id, len),
             Kind::Epoll(_) => Err(EINVAL),
         }
@@ -822,7 +843,9 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, buf, &b).map(|_| n)))
             }
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => self.sys_read(tid, fd, buf, len),
-            Kind::HostDir(_) => err(EISDIR),
+            Kind::HostDir(_) | Kind::StoreDir(_) => err(EISDIR),
+            Kind::Store(_) if !f.readable() => err(EBADF),
+            Kind::Store(ino) => self.store_pread(pid, ino, buf, len, off),
             Kind::Tmp(ino) => {
                 let mut b = alloc::vec![0u8; len.min(1 << 20)];
                 let now = self.realtime_ns();
@@ -852,10 +875,22 @@ impl Kernel {
         };
         match f.kind {
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => Ret::Val(0),
-            Kind::Host(_) | Kind::HostDir(_) | Kind::Generated | Kind::Tmp(_) => {
+            Kind::Host(_)
+            | Kind::HostDir(_)
+            | Kind::Generated
+            | Kind::Tmp(_)
+            | Kind::Store(_)
+            | Kind::StoreDir(_) => {
                 let base = match whence {
                     0 => 0,
                     1 => f.offset.get() as i64,
+                    2 if matches!(f.kind, Kind::Store(_) | Kind::StoreDir(_)) => match f.kind {
+                        Kind::Store(ino) | Kind::StoreDir(ino) => match self.store_size(ino) {
+                            Ok(size) => size as i64,
+                            Err(e) => return err(e),
+                        },
+                        _ => 0,
+                    },
                     2 if f.kind == Kind::Generated => f.data.len() as i64,
                     2 if matches!(f.kind, Kind::Tmp(_)) => match f.kind {
                         Kind::Tmp(ino) => match self.tmp.stat(ino) {
@@ -887,6 +922,9 @@ impl Kernel {
         };
         if let Kind::Tmp(ino) = f.kind {
             return self.tmp_getdents(pid, &f, ino, buf, len);
+        }
+        if let Kind::StoreDir(ino) = f.kind {
+            return self.store_getdents(pid, &f, ino, buf, len);
         }
         let Kind::HostDir(h) = f.kind else {
             return err(ENOTDIR);
@@ -927,6 +965,7 @@ impl Kernel {
             match f.kind {
                 Kind::HostDir(_) => {}
                 Kind::Tmp(ino) if self.tmp.is_directory(ino) => {}
+                Kind::StoreDir(_) => {}
                 _ => return Err(ENOTDIR),
             }
             f.path.clone()
@@ -967,6 +1006,8 @@ impl Kernel {
             Kind::PipeRead(_) => Err(EBADF),
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
             Kind::Tmp(ino) => self.tmp_write(f, ino, data).map(Some),
+            Kind::Store(ino) => self.store_write(f, ino, data).map(Some),
+            Kind::StoreDir(_) => Err(EBADF),
             Kind::EventFd(id) => self.eventfd_write(f, id, data),
             Kind::Epoll(_) => Err(EINVAL),
         }
@@ -1056,7 +1097,7 @@ impl Kernel {
                     let _ = e.write(u64::from_le_bytes(b));
                 }
             }
-            Kind::Host(_) | Kind::Generated | Kind::Tmp(_) => f
+            Kind::Host(_) | Kind::Generated | Kind::Tmp(_) | Kind::Store(_) => f
                 .offset
                 .set(f.offset.get().saturating_sub(data.len() as u64)),
             _ => {}
@@ -1183,6 +1224,7 @@ impl Kernel {
                     Name::Exe => host_of(&self.exe_of(pid)),
                     Name::Maps | Name::MemInfo | Name::SelfDir => host_of(b"/proc"),
                     _ if self.tmp_node(&full).is_some() => Ok(self.tmp_statfs()),
+                    _ if self.on_storage(&full) => self.store_statfs(),
                     _ => host_of(&full),
                 },
                 Err(e) => Err(e),
@@ -1211,6 +1253,7 @@ impl Kernel {
     ) -> Result<[u64; 15], Errno> {
         match f.kind {
             Kind::Tmp(_) => Ok(self.tmp_statfs()),
+            Kind::Store(_) | Kind::StoreDir(_) => self.store_statfs(),
             Kind::Host(_) | Kind::HostDir(_) => host_of(&f.path),
             Kind::Generated => host_of(b"/proc"),
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => host_of(b"/dev"),
@@ -1415,6 +1458,7 @@ impl Kernel {
                 return host::stat_path(&f.path, true).map(|st| file_stat_bytes(&st));
             }
             Kind::Tmp(ino) => return self.tmp_stat(ino),
+            Kind::Store(ino) | Kind::StoreDir(ino) => return self.store_stat_ino(ino),
             // Anonymous inodes, as Linux's.
             Kind::Epoll(id) | Kind::EventFd(id) => (0o600, 0, 0, 0x3000 + id as u64, 0xe, 4096),
         };
@@ -1486,7 +1530,12 @@ impl Kernel {
     /// What readlink of /proc/self/fd/N says of a descriptor's file.
     fn describe(f: &OpenFile) -> Vec<u8> {
         match f.kind {
-            Kind::Host(_) | Kind::HostDir(_) | Kind::Generated | Kind::Tmp(_) => f.path.clone(),
+            Kind::Host(_)
+            | Kind::HostDir(_)
+            | Kind::Generated
+            | Kind::Tmp(_)
+            | Kind::Store(_)
+            | Kind::StoreDir(_) => f.path.clone(),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
             Kind::Socket(id, _) => alloc::format!("socket:[{id}]").into_bytes(),
             Kind::DevNull => b"/dev/null".to_vec(),
@@ -1531,6 +1580,7 @@ impl Kernel {
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
             Name::Hidden => return Err(ENOENT),
+            _ if self.on_storage(&full) => return self.store_stat_path(&full, follow),
             _ => match self.tmp_node(&full) {
                 Some(ino) => return self.tmp_stat(ino),
                 None => host::stat_path(&full, follow)?,
@@ -1635,6 +1685,9 @@ impl Kernel {
         if let Some(r) = self.tmp_open(pid, &full, flags, mode as u32, cloexec) {
             return r;
         }
+        if self.on_storage(&full) {
+            return self.store_open(pid, full, flags, mode as u32, cloexec);
+        }
         // The host's files, read-only until storage serves files.
         if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
             return match host::stat_path(&full, true) {
@@ -1707,6 +1760,14 @@ impl Kernel {
                 Err(e) => err(e),
             };
         }
+        if self.on_storage(&full) {
+            // Every process runs as root: only the execute bits matter.
+            return match super::store::stat(&full, true) {
+                Ok(st) if mode & X_OK != 0 && st.mode & 0o111 == 0 => err(EACCES),
+                Ok(_) => Ret::Val(0),
+                Err(e) => err(e),
+            };
+        }
         match host::stat_path(&full, true) {
             Ok(_) if mode & W_OK != 0 => err(EROFS),
             Ok(st) if mode & X_OK != 0 && st.mode & 0o111 == 0 => err(EACCES),
@@ -1747,6 +1808,10 @@ impl Kernel {
             | Name::CpuInfo
             | Name::Mounts => return err(EINVAL),
             Name::Host if self.tmp_node(&full).is_some() => return err(EINVAL),
+            Name::Host if self.on_storage(&full) => match self.store_readlink(&full) {
+                Ok(t) => t,
+                Err(e) => return err(e),
+            },
             Name::Host => match host::readlink(&full) {
                 Ok(t) => t,
                 Err(e) => return err(e),
@@ -2072,6 +2137,7 @@ impl Kernel {
         // memory components now); shared only when nothing may write it.
         let mut from_file = None;
         let mut from_tmp = None;
+        let mut from_store = None;
         if flags & MAP_ANONYMOUS == 0 {
             match self.file(pid, fd) {
                 Ok(f) if f.kind == Kind::DevZero => {}
@@ -2097,6 +2163,14 @@ impl Kernel {
                         }
                         from_tmp = Some(ino);
                     }
+                    // As the tmpfs's: shared writable mappings of storage
+                    // files are not kept in step with the file yet.
+                    Kind::Store(ino) if f.readable() => {
+                        if flags & MAP_SHARED != 0 && prot & 2 != 0 {
+                            return err(ENODEV);
+                        }
+                        from_store = Some(ino);
+                    }
                     _ => return err(ENODEV),
                 },
                 Err(e) => return err(e),
@@ -2110,7 +2184,11 @@ impl Kernel {
         let hint = addr & !0xfff;
         // A tmpfs file's bytes are written through the mapping: writable
         // until they are in.
-        let first_prot = if from_tmp.is_some() { prot | 3 } else { prot };
+        let first_prot = if from_tmp.is_some() || from_store.is_some() {
+            prot | 3
+        } else {
+            prot
+        };
         let r = self.space_mut(pid).and_then(|s| {
             s.call(MemRequest {
                 op: OP_MMAP,
@@ -2136,6 +2214,12 @@ impl Kernel {
                             let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                             return err(-r);
                         }
+                    }
+                }
+                if let Some(ino) = from_store {
+                    if let Err(e) = self.fill_from_store(pid, ino, off, a, len, prot) {
+                        let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
+                        return err(e);
                     }
                 }
                 if let Some(ino) = from_tmp {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod programs;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -242,6 +244,33 @@ pub fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String)
         mem,
         "--listen",
         "127.0.0.1:0",
+        "--shm-dir",
+        &dir_text,
+    ];
+    args.extend_from_slice(extra);
+    let mut p = Process::start(&args);
+    p.own_dir = Some(dir);
+    let addr = p.listen_address();
+    p.wait_for("fabric: component");
+    (p, addr)
+}
+
+/// A storage component on `disk` listening on a free port: the process
+/// and its address, once its file system is mounted and it serves.
+pub fn storage_component(id: u32, disk: &Path, extra: &[&str]) -> (Process, String) {
+    let id_text = id.to_string();
+    let disk_text = disk.to_string_lossy().into_owned();
+    let dir = own_shm_dir();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let mut args = vec![
+        "--role",
+        "storage",
+        "--id",
+        &id_text,
+        "--listen",
+        "127.0.0.1:0",
+        "--disk",
+        &disk_text,
         "--shm-dir",
         &dir_text,
     ];

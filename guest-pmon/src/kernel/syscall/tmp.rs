@@ -186,6 +186,7 @@ impl Kernel {
             return err(EINVAL);
         }
         match f.kind {
+            Kind::Store(ino) if f.writable() => self.store_pwrite(pid, ino, buf, len, off),
             Kind::Tmp(ino) if f.writable() => {
                 let data = match self
                     .space_mut(pid)
@@ -247,6 +248,9 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
+        if self.on_storage(&full) {
+            return self.store_mkdir(pid, &full, mode as u32);
+        }
         if self.tmp_node(&full).is_some() || host::stat_path(&full, false).is_ok() {
             return err(EEXIST);
         }
@@ -266,6 +270,9 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
+        if self.on_storage(&full) {
+            return self.store_unlink(&full, flags & AT_REMOVEDIR != 0);
+        }
         let now = self.realtime_ns();
         match below_tmp(&full) {
             Some(rel) if self.tmp.lookup(rel).is_ok() => val(if flags & AT_REMOVEDIR != 0 {
@@ -298,6 +305,14 @@ impl Kernel {
             Ok(v) => v,
             Err(e) => return err(e),
         };
+        match (self.on_storage(&from), self.on_storage(&to)) {
+            (true, true) => {
+                let noreplace = flags & RENAME_NOREPLACE != 0;
+                return self.store_rename(&from, &to, noreplace);
+            }
+            (true, false) | (false, true) => return err(EXDEV),
+            (false, false) => {}
+        }
         let now = self.realtime_ns();
         let (Some(rf), Some(rt)) = (below_tmp(&from), below_tmp(&to)) else {
             return self.host_rename_error(&from, &to);
@@ -314,6 +329,26 @@ impl Kernel {
             return err(EEXIST);
         }
         val(self.tmp.rename(rf, rt, now).map(|_| 0))
+    }
+
+    /// symlink: a link on storage; elsewhere as [`Self::no_links`].
+    pub(super) fn sys_symlinkat(&mut self, pid: Pid, target: u64, dirfd: i64, new: u64) -> Ret {
+        let target = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_cstr(s, target, pmon::path::PATH_MAX - 1))
+        {
+            Ok(t) if t.is_empty() => return err(ENOENT),
+            Ok(t) => t,
+            Err(e) => return err(e),
+        };
+        let full = match self.path_arg(pid, dirfd, new) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        if self.on_storage(&full) {
+            return self.store_symlink(&target, &full);
+        }
+        self.no_links(pid, dirfd, new)
     }
 
     /// link and symlink: a new name in the tmpfs is not supported (EPERM,
@@ -384,9 +419,66 @@ impl Kernel {
         }
     }
 
+    /// The storage file a path or a descriptor names for a call that
+    /// changes it: its full path, or its inode when named by descriptor.
+    /// None when it is not on storage.
+    fn store_target(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        path: Option<u64>,
+    ) -> Option<Result<(Vec<u8>, u64), Errno>> {
+        match path {
+            None => match self.file(pid, dirfd) {
+                Ok(f) => match f.kind {
+                    Kind::Store(ino) | Kind::StoreDir(ino) => Some(Ok((Vec::new(), ino))),
+                    _ => None,
+                },
+                Err(e) => Some(Err(e)),
+            },
+            Some(p) => match self.path_arg(pid, dirfd, p) {
+                Ok(full) if self.on_storage(&full) => Some(Ok((full, 0))),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            },
+        }
+    }
+
     pub(super) fn sys_truncate(&mut self, pid: Pid, fd: i64, path: Option<u64>, len: u64) -> Ret {
         if (len as i64) < 0 {
             return err(EINVAL);
+        }
+        if path.is_none() {
+            if let Ok(f) = self.file(pid, fd) {
+                if matches!(f.kind, Kind::Store(_)) && !f.writable() {
+                    return err(EINVAL);
+                }
+                if matches!(f.kind, Kind::StoreDir(_)) {
+                    return err(EINVAL);
+                }
+            }
+        }
+        match self.store_target(pid, fd, path) {
+            Some(Ok((full, ino))) => {
+                let ino = if full.is_empty() {
+                    ino
+                } else {
+                    match super::super::store::stat(&full, true) {
+                        Ok(st) if st.mode & 0o170000 == 0o040000 => return err(EISDIR),
+                        Ok(st) => st.ino,
+                        Err(e) => return err(e),
+                    }
+                };
+                let head = lego_proto::storage::StoreRequest {
+                    op: lego_proto::storage::OP_TRUNCATE,
+                    ino,
+                    offset: len,
+                    ..Default::default()
+                };
+                return self.store_change(head, &[]);
+            }
+            Some(Err(e)) => return err(e),
+            None => {}
         }
         if path.is_none() {
             match self.file(pid, fd) {
@@ -404,6 +496,19 @@ impl Kernel {
     }
 
     pub(super) fn sys_chmod(&mut self, pid: Pid, fd: i64, path: Option<u64>, mode: u64) -> Ret {
+        match self.store_target(pid, fd, path) {
+            Some(Ok((full, ino))) => {
+                let head = lego_proto::storage::StoreRequest {
+                    op: lego_proto::storage::OP_CHMOD,
+                    ino,
+                    mode: mode as u32 & 0o7777,
+                    ..Default::default()
+                };
+                return self.store_change(head, &full);
+            }
+            Some(Err(e)) => return err(e),
+            None => {}
+        }
         let now = self.realtime_ns();
         match self.tmp_target(pid, fd, path) {
             Ok(ino) => val(self.tmp.chmod(ino, mode as u32, now).map(|_| 0)),
@@ -414,6 +519,14 @@ impl Kernel {
     /// chown of a tmpfs file: every process runs as root, so nothing to
     /// change; the host's files are read-only.
     pub(super) fn sys_chown(&mut self, pid: Pid, fd: i64, path: Option<u64>) -> Ret {
+        match self.store_target(pid, fd, path) {
+            Some(Ok((full, ino))) if full.is_empty() => {
+                return val(super::super::store::stat_ino(ino).map(|_| 0))
+            }
+            Some(Ok((full, _))) => return val(super::super::store::stat(&full, true).map(|_| 0)),
+            Some(Err(e)) => return err(e),
+            None => {}
+        }
         val(self.tmp_target(pid, fd, path).map(|_| 0))
     }
 
@@ -441,11 +554,28 @@ impl Kernel {
                 _ => return err(EINVAL),
             }
         };
-        let target = if path == 0 {
-            self.tmp_target(pid, dirfd, None)
-        } else {
-            self.tmp_target(pid, dirfd, Some(path))
-        };
+        let named = (path != 0).then_some(path);
+        match self.store_target(pid, dirfd, named) {
+            Some(Ok((full, ino))) => {
+                let mut head = lego_proto::storage::StoreRequest {
+                    op: lego_proto::storage::OP_UTIMES,
+                    ino,
+                    ..Default::default()
+                };
+                if let Some(a) = atime {
+                    head.flags |= lego_proto::storage::FLAG_ATIME;
+                    head.atime = a;
+                }
+                if let Some(m) = mtime {
+                    head.flags |= lego_proto::storage::FLAG_MTIME;
+                    head.mtime = m;
+                }
+                return self.store_change(head, &full);
+            }
+            Some(Err(e)) => return err(e),
+            None => {}
+        }
+        let target = self.tmp_target(pid, dirfd, named);
         match target {
             Ok(ino) => val(self.tmp.set_times(ino, atime, mtime, now).map(|_| 0)),
             Err(e) => err(e),

@@ -1,0 +1,394 @@
+//! Files on the storage component (`--storage`): with one, every path a
+//! process uses is the storage component's, except /tmp (the monitor's
+//! tmpfs), /dev, /proc and /sys (the monitor's own and the host's).
+//!
+//! The processor keeps what LegoOS's processor keeps: the descriptor
+//! table, each open file's offset and flags, and the path it was opened
+//! by. Each call becomes one stateless request ([`super::super::store`]):
+//! a namespace call carries the full path, a data call the inode number
+//! and the absolute offset. So a storage component restarted on the same
+//! disk serves the files a program already has open.
+
+use lego_proto::storage::{self as sp, StoreRequest, StoreStat};
+use zerocopy::FromBytes;
+
+use super::super::store;
+use super::*;
+
+const O_CREAT: u32 = 0o100;
+const O_EXCL: u32 = 0o200;
+const O_TRUNC: u32 = 0o1000;
+const O_DIRECTORY: u32 = 0o200000;
+const S_IFMT: u32 = 0o170000;
+const S_IFDIR: u32 = 0o040000;
+
+/// Whether `full` (absolute, normalized) is under `dir` or is it.
+fn within(full: &[u8], dir: &[u8]) -> bool {
+    pmon::path::below(full, dir).is_some()
+}
+
+/// struct stat of a storage file.
+fn stat_bytes_of(st: &StoreStat) -> [u8; 144] {
+    let split = |ns: u64| (ns / 1_000_000_000, ns % 1_000_000_000);
+    let ((a, an), (m, mn), (c, cn)) = (split(st.atime), split(st.mtime), split(st.ctime));
+    file_stat_bytes(&lego_proto::program::FileStat {
+        // A device number of its own (0:251), so tools that match files
+        // to mounts by device (df, find -xdev) tell storage apart.
+        dev: 0xfb,
+        ino: st.ino,
+        nlink: st.nlink as u64,
+        mode: st.mode,
+        blksize: 4096,
+        size: st.size,
+        blocks: st.blocks,
+        atime: a,
+        atime_ns: an,
+        mtime: m,
+        mtime_ns: mn,
+        ctime: c,
+        ctime_ns: cn,
+        ..Default::default()
+    })
+}
+
+impl Kernel {
+    /// Whether `full` is served by the storage component.
+    pub(in crate::kernel) fn on_storage(&self, full: &[u8]) -> bool {
+        self.storage
+            && !within(full, b"/tmp")
+            && !within(full, b"/dev")
+            && !within(full, b"/proc")
+            && !within(full, b"/sys")
+    }
+
+    /// Whether `full` is a directory on storage.
+    pub(in crate::kernel) fn is_storage_dir(&self, full: &[u8]) -> bool {
+        self.on_storage(full) && store::stat(full, true).is_ok_and(|st| st.mode & S_IFMT == S_IFDIR)
+    }
+
+    /// openat of a storage path.
+    pub(super) fn store_open(
+        &mut self,
+        pid: Pid,
+        full: Vec<u8>,
+        flags: u32,
+        mode: u32,
+        cloexec: bool,
+    ) -> Ret {
+        let access = flags & O_ACCMODE;
+        let now = self.realtime_ns();
+        let st = if flags & O_CREAT != 0 {
+            let perm = mode & 0o7777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
+            let mut f = sp::FLAG_CREATE;
+            if flags & O_EXCL != 0 {
+                f |= sp::FLAG_EXCL;
+            }
+            if flags & O_TRUNC != 0 && access != O_RDONLY {
+                f |= sp::FLAG_TRUNC;
+            }
+            let head = StoreRequest {
+                op: sp::OP_CREATE,
+                flags: f,
+                mode: perm,
+                now,
+                ..Default::default()
+            };
+            match store::call(head, &full, &[], &[]) {
+                Ok(a) => a.stat,
+                Err(e) => return err(e),
+            }
+        } else {
+            let st = match store::stat(&full, true) {
+                Ok(st) => st,
+                Err(e) => return err(e),
+            };
+            let is_dir = st.mode & S_IFMT == S_IFDIR;
+            if !is_dir && flags & O_TRUNC != 0 && access != O_RDONLY && st.size != 0 {
+                if let Err(e) = store::simple(sp::OP_TRUNCATE, st.ino, 0, now) {
+                    return err(e);
+                }
+            }
+            st
+        };
+        let is_dir = st.mode & S_IFMT == S_IFDIR;
+        if is_dir && access != O_RDONLY {
+            return err(EISDIR);
+        }
+        if !is_dir && flags & O_DIRECTORY != 0 {
+            return err(ENOTDIR);
+        }
+        let kind = if is_dir {
+            Kind::StoreDir(st.ino)
+        } else {
+            Kind::Store(st.ino)
+        };
+        let file = OpenFile::with_path(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND), full);
+        val(self
+            .proc_mut(pid)
+            .and_then(|pr| pr.fds.install(file, cloexec, 0)))
+    }
+
+    /// struct stat of a storage path.
+    pub(super) fn store_stat_path(&self, full: &[u8], follow: bool) -> Result<[u8; 144], Errno> {
+        store::stat(full, follow).map(|st| stat_bytes_of(&st))
+    }
+
+    /// struct stat of an open storage file.
+    pub(super) fn store_stat_ino(&self, ino: u64) -> Result<[u8; 144], Errno> {
+        store::stat_ino(ino).map(|st| stat_bytes_of(&st))
+    }
+
+    /// One read of an open storage file at its offset.
+    pub(super) fn store_read(
+        &mut self,
+        f: &OpenFile,
+        ino: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        let b = store::read(ino, f.offset.get(), len.min(1 << 20))?;
+        f.offset.set(f.offset.get() + b.len() as u64);
+        Ok(b)
+    }
+
+    /// One write to an open storage file, at its offset or its end
+    /// (O_APPEND: the storage component places it, so appends from
+    /// several processes do not overwrite each other).
+    pub(super) fn store_write(
+        &mut self,
+        f: &OpenFile,
+        ino: u64,
+        data: &[u8],
+    ) -> Result<usize, Errno> {
+        let append = f.flags.get() & O_APPEND != 0;
+        let now = self.realtime_ns();
+        let at = store::write(ino, f.offset.get(), data, append, now)?;
+        f.offset.set(at + data.len() as u64);
+        Ok(data.len())
+    }
+
+    /// pread of a storage file.
+    pub(super) fn store_pread(
+        &mut self,
+        pid: Pid,
+        ino: u64,
+        buf: u64,
+        len: usize,
+        off: u64,
+    ) -> Ret {
+        let b = match store::read(ino, off, len.min(1 << 20)) {
+            Ok(b) => b,
+            Err(e) => return err(e),
+        };
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &b).map(|_| b.len() as i64)))
+    }
+
+    /// pwrite of a storage file.
+    pub(super) fn store_pwrite(
+        &mut self,
+        pid: Pid,
+        ino: u64,
+        buf: u64,
+        len: usize,
+        off: u64,
+    ) -> Ret {
+        let data = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_vec(s, buf, len.min(1 << 20)))
+        {
+            Ok(d) => d,
+            Err(e) => return err(e),
+        };
+        let now = self.realtime_ns();
+        val(store::write(ino, off, &data, false, now).map(|_| data.len() as i64))
+    }
+
+    /// The size of an open storage file (lseek SEEK_END).
+    pub(super) fn store_size(&self, ino: u64) -> Result<u64, Errno> {
+        store::stat_ino(ino).map(|st| st.size)
+    }
+
+    /// getdents64 of a storage directory: its entries as linux_dirent64
+    /// records, the open file's offset being the storage's cookie.
+    pub(super) fn store_getdents(
+        &mut self,
+        pid: Pid,
+        f: &OpenFile,
+        ino: u64,
+        buf: u64,
+        len: usize,
+    ) -> Ret {
+        let a = match store::call(
+            StoreRequest {
+                op: sp::OP_READDIR,
+                ino,
+                offset: f.offset.get(),
+                len: len.min(sp::MAX_IO) as u64,
+                ..Default::default()
+            },
+            &[],
+            &[],
+            &[],
+        ) {
+            Ok(a) => a,
+            Err(e) => return err(e),
+        };
+        let mut out = Vec::new();
+        let mut next = f.offset.get();
+        let mut any = false;
+        for (head, name) in sp::dir_entries(&a.data) {
+            any = true;
+            // ino, off, reclen, type, the name and its NUL, 8-aligned.
+            let rec = (19 + name.len() + 1).next_multiple_of(8);
+            if out.len() + rec > len {
+                break;
+            }
+            let start = out.len();
+            out.extend_from_slice(&head.ino.to_le_bytes());
+            out.extend_from_slice(&head.next.to_le_bytes());
+            out.extend_from_slice(&(rec as u16).to_le_bytes());
+            out.push(head.kind);
+            out.extend_from_slice(name);
+            out.resize(start + rec, 0);
+            next = head.next;
+        }
+        if out.is_empty() && any {
+            return err(EINVAL);
+        }
+        if let Err(e) = self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &out))
+        {
+            return err(e);
+        }
+        f.offset.set(next);
+        Ret::Val(out.len() as i64)
+    }
+
+    pub(super) fn store_mkdir(&mut self, pid: Pid, full: &[u8], mode: u32) -> Ret {
+        let perm = mode & 0o7777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
+        let head = StoreRequest {
+            op: sp::OP_MKDIR,
+            mode: perm,
+            now: self.realtime_ns(),
+            ..Default::default()
+        };
+        val(store::call(head, full, &[], &[]).map(|_| 0))
+    }
+
+    pub(super) fn store_unlink(&mut self, full: &[u8], rmdir: bool) -> Ret {
+        let op = if rmdir { sp::OP_RMDIR } else { sp::OP_UNLINK };
+        val(store::on_path(op, full, 0, self.realtime_ns()).map(|_| 0))
+    }
+
+    /// rename within storage. The open files renamed keep working: they
+    /// are reached by inode; their remembered path follows for *at calls.
+    pub(super) fn store_rename(&mut self, from: &[u8], to: &[u8], noreplace: bool) -> Ret {
+        let head = StoreRequest {
+            op: sp::OP_RENAME,
+            flags: if noreplace { sp::FLAG_NOREPLACE } else { 0 },
+            now: self.realtime_ns(),
+            ..Default::default()
+        };
+        val(store::call(head, from, to, &[]).map(|_| 0))
+    }
+
+    pub(super) fn store_symlink(&mut self, target: &[u8], full: &[u8]) -> Ret {
+        let head = StoreRequest {
+            op: sp::OP_SYMLINK,
+            now: self.realtime_ns(),
+            ..Default::default()
+        };
+        val(store::call(head, full, target, &[]).map(|_| 0))
+    }
+
+    pub(super) fn store_readlink(&self, full: &[u8]) -> Result<Vec<u8>, Errno> {
+        store::on_path(sp::OP_READLINK, full, 0, 0).map(|a| a.data)
+    }
+
+    /// chmod, utimensat or truncate of a storage file, named by path (or
+    /// by inode when `path` is empty).
+    pub(super) fn store_change(&mut self, mut head: StoreRequest, path: &[u8]) -> Ret {
+        head.now = self.realtime_ns();
+        val(store::call(head, path, &[], &[]).map(|_| 0))
+    }
+
+    /// statfs of the storage component's file system (struct statfs).
+    pub(super) fn store_statfs(&self) -> Result<[u64; 15], Errno> {
+        const LEGO_STORE_MAGIC: u64 = 0x4c47_5346; // "LGSF"
+        let a = store::simple(sp::OP_STATFS, 0, 0, 0)?;
+        let s = sp::StoreStatFs::read_from_prefix(&a.data)
+            .map(|(s, _)| s)
+            .map_err(|_| EIO)?;
+        let mut w = [0u64; 15];
+        w[0] = LEGO_STORE_MAGIC;
+        w[1] = s.block_size;
+        w[2] = s.blocks;
+        w[3] = s.blocks_free;
+        w[4] = s.blocks_free;
+        w[5] = s.files + s.blocks_free;
+        w[6] = s.blocks_free;
+        w[8] = 255;
+        w[9] = s.block_size;
+        Ok(w)
+    }
+
+    /// fsync, fdatasync, syncfs and sync: everything acknowledged before is
+    /// on the storage component's disk when this returns.
+    pub(super) fn store_sync(&self) -> Result<i64, Errno> {
+        store::simple(sp::OP_SYNC, 0, 0, 0).map(|_| 0)
+    }
+
+    /// A program on storage, read whole to load it (a regular file with an
+    /// execute bit, as Linux asks).
+    pub(in crate::kernel) fn store_program(
+        &self,
+        path: &[u8],
+        most: u64,
+    ) -> Result<Vec<u8>, Errno> {
+        let st = store::stat(path, true)?;
+        if st.mode & S_IFMT != 0o100000 || st.mode & 0o111 == 0 {
+            return Err(EACCES);
+        }
+        if st.size > most {
+            return Err(ENOMEM);
+        }
+        store::read(st.ino, 0, st.size as usize)
+    }
+
+    /// A private mapping of a storage file, made writable at `at`: its
+    /// bytes from `offset` are written in, then the mapping gets `prot`.
+    pub(super) fn fill_from_store(
+        &mut self,
+        pid: Pid,
+        ino: u64,
+        offset: u64,
+        at: u64,
+        len: u64,
+        prot: u64,
+    ) -> Result<(), Errno> {
+        let size = store::stat_ino(ino)?.size;
+        let total = size.saturating_sub(offset).min(len);
+        let mut done = 0;
+        while done < total {
+            let n = (total - done).min(1 << 20) as usize;
+            let chunk = store::read(ino, offset + done, n)?;
+            if chunk.is_empty() {
+                break;
+            }
+            uaccess::write(self.space_mut(pid)?, at + done, &chunk)?;
+            done += chunk.len() as u64;
+        }
+        if prot & 3 != 3 {
+            self.space_mut(pid)?.call(MemRequest {
+                op: OP_MPROTECT,
+                addr: at,
+                len,
+                prot: prot as u32,
+                ..Default::default()
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! The storage monitor's service: one request from the fabric
+//! (`lego_proto::storage`) in, one reply out, against the file system.
+//! Nothing here keeps state between requests except the file system
+//! itself: open files, descriptors and offsets are the processors'.
+
+use alloc::vec::Vec;
+
+use lego_proto::storage::*;
+
+use crate::block::BlockDevice;
+use crate::fs::{Errno, Fs, Stat};
+
+/// The storage monitor: the file system and its counters.
+pub struct Service<D: BlockDevice> {
+    pub fs: Fs<D>,
+    pub stats: StoreStats,
+}
+
+fn to_wire(st: &Stat) -> StoreStat {
+    StoreStat {
+        ino: st.ino,
+        mode: st.mode,
+        nlink: st.nlink,
+        size: st.size,
+        blocks: st.blocks,
+        atime: st.atime,
+        mtime: st.mtime,
+        ctime: st.ctime,
+    }
+}
+
+/// What one request did: the reply's head fields and its data.
+struct Done {
+    value: u64,
+    stat: Option<Stat>,
+    data: Vec<u8>,
+}
+
+impl Done {
+    fn none() -> Done {
+        Done {
+            value: 0,
+            stat: None,
+            data: Vec::new(),
+        }
+    }
+
+    fn stat(st: Stat) -> Done {
+        Done {
+            value: 0,
+            stat: Some(st),
+            data: Vec::new(),
+        }
+    }
+}
+
+impl<D: BlockDevice> Service<D> {
+    pub fn new(fs: Fs<D>, replayed: u64) -> Service<D> {
+        Service {
+            fs,
+            stats: StoreStats {
+                replayed,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Serves one request's bytes; the reply's bytes. A request that
+    /// cannot be parsed is counted and answered EPROTO.
+    pub fn handle(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.stats.requests += 1;
+        let r = match decode_request(bytes) {
+            Ok(r) => r,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return reply_error(EPROTO);
+            }
+        };
+        match self.serve(&r) {
+            Ok(d) => encode_reply(
+                &StoreReply {
+                    value: d.value,
+                    stat: d.stat.as_ref().map(to_wire).unwrap_or_default(),
+                    ..Default::default()
+                },
+                &d.data,
+            ),
+            Err(e) => reply_error(e.0),
+        }
+    }
+
+    fn serve(&mut self, r: &Request<'_>) -> Result<Done, Errno> {
+        let h = &r.head;
+        let now = h.now;
+        let fs = &mut self.fs;
+        Ok(match h.op {
+            OP_STAT => Done::stat(fs.stat(r.path, h.flags & FLAG_FOLLOW != 0)?),
+            OP_STAT_INO => Done::stat(fs.stat_ino(h.ino)?),
+            OP_CREATE => {
+                let st = if h.flags & FLAG_CREATE != 0 {
+                    fs.create(
+                        r.path,
+                        h.mode,
+                        h.flags & FLAG_EXCL != 0,
+                        h.flags & FLAG_TRUNC != 0,
+                        now,
+                    )?
+                } else {
+                    let st = fs.stat(r.path, true)?;
+                    if h.flags & FLAG_TRUNC != 0 {
+                        fs.truncate_ino(st.ino, 0, now)?;
+                    }
+                    fs.stat_ino(st.ino)?
+                };
+                Done::stat(st)
+            }
+            OP_MKDIR => Done::stat(fs.mkdir(r.path, h.mode, now)?),
+            OP_RMDIR => {
+                fs.rmdir(r.path, now)?;
+                Done::none()
+            }
+            OP_UNLINK => {
+                fs.unlink(r.path, now)?;
+                Done::none()
+            }
+            OP_RENAME => {
+                fs.rename(r.path, r.path2, h.flags & FLAG_NOREPLACE != 0, now)?;
+                Done::none()
+            }
+            OP_SYMLINK => Done::stat(fs.symlink(r.path2, r.path, now)?),
+            OP_READLINK => Done {
+                data: fs.readlink(r.path)?,
+                ..Done::none()
+            },
+            OP_CHMOD => {
+                let ino = self.target(r)?;
+                self.fs.chmod_ino(ino, h.mode, now)?;
+                Done::none()
+            }
+            OP_UTIMES => {
+                let ino = self.target(r)?;
+                let atime = (h.flags & FLAG_ATIME != 0).then_some(h.atime);
+                let mtime = (h.flags & FLAG_MTIME != 0).then_some(h.mtime);
+                self.fs.set_times_ino(ino, atime, mtime, now)?;
+                Done::none()
+            }
+            OP_TRUNCATE => {
+                fs.truncate_ino(h.ino, h.offset, now)?;
+                Done::stat(fs.stat_ino(h.ino)?)
+            }
+            OP_READ => {
+                let len = (h.len as usize).min(MAX_IO);
+                let data = fs.read_ino(h.ino, h.offset, len)?;
+                self.stats.bytes_read += data.len() as u64;
+                Done {
+                    data,
+                    ..Done::none()
+                }
+            }
+            OP_WRITE => {
+                let (at, _) =
+                    fs.write_ino(h.ino, h.offset, r.data, h.flags & FLAG_APPEND != 0, now)?;
+                self.stats.bytes_written += r.data.len() as u64;
+                Done {
+                    value: at,
+                    ..Done::none()
+                }
+            }
+            OP_READDIR => self.readdir(h.ino, h.offset, (h.len as usize).min(MAX_IO))?,
+            OP_SYNC => {
+                fs.sync()?;
+                self.stats.syncs += 1;
+                Done::none()
+            }
+            OP_STATFS => {
+                let s = fs.statfs();
+                let wire = StoreStatFs {
+                    block_size: s.block_size,
+                    blocks: s.blocks,
+                    blocks_free: s.blocks_free,
+                    files: s.files,
+                };
+                Done {
+                    data: zerocopy::IntoBytes::as_bytes(&wire).to_vec(),
+                    ..Done::none()
+                }
+            }
+            OP_STATS => Done {
+                data: zerocopy::IntoBytes::as_bytes(&self.stats).to_vec(),
+                ..Done::none()
+            },
+            _ => return Err(Errno(EINVAL)),
+        })
+    }
+
+    /// The inode a chmod or utimes names: its path's (following a final
+    /// link, as chmod does), or `ino` when it has no path (fchmod).
+    fn target(&self, r: &Request<'_>) -> Result<u64, Errno> {
+        if r.path.is_empty() {
+            Ok(r.head.ino)
+        } else {
+            Ok(self.fs.stat(r.path, true)?.ino)
+        }
+    }
+
+    /// Entries of directory `ino` from `cookie`, as many as fit `room`.
+    fn readdir(&self, ino: u64, cookie: u64, room: usize) -> Result<Done, Errno> {
+        let most = room / dir_entry_len(0).max(1);
+        let (entries, _) = self.fs.readdir(ino, cookie, most.max(1))?;
+        let mut data = Vec::new();
+        for e in &entries {
+            if data.len() + dir_entry_len(e.name.len()) > room {
+                break;
+            }
+            push_dir_entry(&mut data, e.ino, e.next, e.kind.d_type(), &e.name);
+        }
+        Ok(Done {
+            data,
+            ..Done::none()
+        })
+    }
+}
+
+fn reply_error(errno: i32) -> Vec<u8> {
+    encode_reply(
+        &StoreReply {
+            errno,
+            ..Default::default()
+        },
+        &[],
+    )
+}

@@ -1,0 +1,227 @@
+/* Files and directories as programs use them, under the directory given
+ * as argv[1] (made here; it must not exist): created, written, pwritten,
+ * appended, truncated, fsynced, renamed (replacing a target), listed,
+ * stat'ed, linked symbolically, chmod'ed, touched, mapped, read back and
+ * removed, with the errors Linux gives for the usual mistakes. The output
+ * names no inode, time or directory, so runs on different file systems
+ * print the same. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static const char *dir;
+
+static const char *at(const char *name) {
+    static char buf[8][512];
+    static int next;
+    char *b = buf[next++ % 8];
+    snprintf(b, sizeof buf[0], "%s/%s", dir, name);
+    return b;
+}
+
+static void check(const char *what, int ok) { printf("%s: %s\n", what, ok ? "yes" : "no"); }
+
+static void fails(const char *what, long r, int expect) {
+    int e = errno;
+    if (r == -1 && e == expect)
+        printf("%s: %s\n", what, strerror(expect));
+    else
+        printf("%s: did not fail as expected (%ld, %s)\n", what, r, strerror(e));
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void list(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) {
+        printf("opendir %s failed: %s\n", path, strerror(errno));
+        return;
+    }
+    char *names[256];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 256) {
+        char kind = e->d_type == DT_DIR ? 'd' : e->d_type == DT_LNK ? 'l' : e->d_type == DT_REG ? 'f' : '?';
+        char *s = malloc(strlen(e->d_name) + 3);
+        sprintf(s, "%c %s", kind, e->d_name);
+        names[n++] = s;
+    }
+    closedir(d);
+    qsort(names, n, sizeof names[0], by_name);
+    printf("listing:");
+    for (int i = 0; i < n; i++) {
+        printf(" [%s]", names[i]);
+        free(names[i]);
+    }
+    printf("\n");
+}
+
+static uint64_t sum(const unsigned char *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: storefiles DIR\n");
+        return 2;
+    }
+    dir = argv[1];
+    struct stat st, st2;
+    check("made the directory", mkdir(dir, 0755) == 0);
+    fails("mkdir again", mkdir(dir, 0755), EEXIST);
+    check("it is a directory", stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
+
+    int fd = open(at("a"), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0640);
+    check("created", fd >= 0);
+    fails("O_EXCL again", open(at("a"), O_CREAT | O_EXCL | O_RDWR, 0640), EEXIST);
+    check("written", write(fd, "hello, world\n", 13) == 13);
+    check("pwritten", pwrite(fd, "HELLO", 5, 0) == 5);
+    check("offset kept by pwrite", lseek(fd, 0, SEEK_CUR) == 13);
+    check("seek to the end", lseek(fd, 0, SEEK_END) == 13);
+    check("written past the end", pwrite(fd, "!", 1, 20000) == 1);
+    check("size after the hole", fstat(fd, &st) == 0 && st.st_size == 20001);
+    check("mode as asked", (st.st_mode & 07777) == 0640 && S_ISREG(st.st_mode));
+    check("one link", st.st_nlink == 1);
+    char buf[64] = {0};
+    check("pread", pread(fd, buf, 13, 0) == 13 && !memcmp(buf, "HELLO, world\n", 13));
+    check("the hole reads as zeros", pread(fd, buf, 4, 100) == 4 && !memcmp(buf, "\0\0\0\0", 4));
+    check("read at the end is 0", pread(fd, buf, 4, 20001) == 0);
+    check("fsync", fsync(fd) == 0);
+    check("fdatasync", fdatasync(fd) == 0);
+    check("ftruncate down", ftruncate(fd, 5) == 0 && fstat(fd, &st) == 0 && st.st_size == 5);
+    check("ftruncate up", ftruncate(fd, 9) == 0 && pread(fd, buf, 9, 0) == 9 && !memcmp(buf, "HELLO\0\0\0\0", 9));
+    close(fd);
+    ino_t ino = st.st_ino;
+
+    fd = open(at("a"), O_WRONLY | O_APPEND);
+    check("append", write(fd, "xy", 2) == 2 && write(fd, "z", 1) == 1);
+    close(fd);
+    check("appended at the end", stat(at("a"), &st) == 0 && st.st_size == 12);
+    fd = open(at("a"), O_RDONLY);
+    check("read back", read(fd, buf, 64) == 12 && !memcmp(buf + 9, "xyz", 3));
+    close(fd);
+
+    /* rename: the same inode under the new name; replacing a target. */
+    int b = open(at("b"), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    check("b written", write(b, "old b\n", 6) == 6);
+    close(b);
+    check("renamed over b", rename(at("a"), at("b")) == 0);
+    fails("a is gone", stat(at("a"), &st), ENOENT);
+    check("b is a's inode", stat(at("b"), &st) == 0 && st.st_ino == ino && st.st_size == 12);
+    b = open(at("b"), O_CREAT | O_WRONLY, 0644);
+    check("b opened again", b >= 0);
+    check("renamed while open", rename(at("b"), at("c")) == 0);
+    check("the open file still writes", write(b, "Q", 1) == 1);
+    close(b);
+    fd = open(at("c"), O_RDONLY);
+    check("and its byte is in c", read(fd, buf, 1) == 1 && buf[0] == 'Q');
+    close(fd);
+    int d = open(at("d"), O_CREAT | O_WRONLY, 0600);
+    close(d);
+    fails("RENAME_NOREPLACE", syscall(SYS_renameat2, AT_FDCWD, at("c"), AT_FDCWD, at("d"), 1), EEXIST);
+
+    /* Directories. */
+    check("mkdir sub", mkdir(at("sub"), 0700) == 0);
+    check("file in sub", close(open(at("sub/f"), O_CREAT | O_WRONLY, 0600)) == 0);
+    fails("rmdir non-empty", rmdir(at("sub")), ENOTEMPTY);
+    fails("unlink a directory", unlink(at("sub")), EISDIR);
+    fails("open a directory to write", open(at("sub"), O_WRONLY), EISDIR);
+    fails("O_DIRECTORY of a file", open(at("c"), O_RDONLY | O_DIRECTORY), ENOTDIR);
+    fails("a path through a file", open(at("c/x"), O_RDONLY), ENOTDIR);
+    fails("a missing file", open(at("nope"), O_RDONLY), ENOENT);
+    fails("in a missing directory", open(at("nope/x"), O_CREAT | O_WRONLY, 0600), ENOENT);
+    fails("rmdir of a file", rmdir(at("c")), ENOTDIR);
+    char longname[300];
+    memset(longname, 'n', 299);
+    longname[299] = 0;
+    fails("a name too long", open(at(longname), O_CREAT | O_WRONLY, 0600), ENAMETOOLONG);
+    check("dir nlink counts sub", stat(dir, &st) == 0 && st.st_nlink == 3);
+    check("moved a directory", rename(at("sub"), at("sub2")) == 0 && stat(at("sub2/f"), &st) == 0);
+
+    /* Symbolic links. */
+    check("symlink", symlink("c", at("link")) == 0);
+    ssize_t n = readlink(at("link"), buf, sizeof buf);
+    check("readlink", n == 1 && buf[0] == 'c');
+    check("stat follows", stat(at("link"), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 12);
+    check("lstat does not", lstat(at("link"), &st) == 0 && S_ISLNK(st.st_mode));
+    fails("readlink of a file", readlink(at("c"), buf, sizeof buf), EINVAL);
+    check("a link to a directory", symlink("sub2", at("dlink")) == 0 && stat(at("dlink/f"), &st) == 0);
+
+    /* Metadata. */
+    check("chmod", chmod(at("c"), 0751) == 0 && stat(at("c"), &st) == 0 && (st.st_mode & 07777) == 0751);
+    check("access X_OK", access(at("c"), X_OK) == 0);
+    check("chmod -x", chmod(at("c"), 0640) == 0);
+    fails("access X_OK of a non-executable", access(at("c"), X_OK), EACCES);
+    struct timespec ts[2] = {{1000000000, 5}, {1200000000, 7}};
+    check("utimensat", utimensat(AT_FDCWD, at("c"), ts, 0) == 0 && stat(at("c"), &st) == 0 &&
+                           st.st_mtim.tv_sec == 1200000000 && st.st_mtim.tv_nsec == 7 &&
+                           st.st_atim.tv_sec == 1000000000);
+    check("truncate by path", truncate(at("c"), 3) == 0 && stat(at("c"), &st) == 0 && st.st_size == 3);
+
+    /* Working directory and relative paths. */
+    char cwd[4096];
+    check("getcwd", getcwd(cwd, sizeof cwd) != 0);
+    check("chdir", chdir(at("sub2")) == 0);
+    check("relative create", close(open("g", O_CREAT | O_WRONLY, 0600)) == 0 && stat(at("sub2/g"), &st) == 0);
+    check("relative ..", stat("../c", &st2) == 0 && st2.st_size == 3);
+    char here[4096];
+    check("getcwd is the directory", getcwd(here, sizeof here) && !strcmp(here, at("sub2")));
+    int dfd = open(".", O_RDONLY | O_DIRECTORY);
+    check("openat relative to a directory", dfd >= 0 && faccessat(dfd, "f", F_OK, 0) == 0);
+    close(dfd);
+    check("back", chdir(cwd) == 0);
+
+    /* A bigger file: written in odd pieces, read back, mapped. */
+    size_t big = 3 << 20;
+    unsigned char *data = malloc(big), *back = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (unsigned char)(i * 2654435761u >> 13);
+    fd = open(at("big"), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    size_t done = 0;
+    while (done < big) {
+        size_t k = big - done < 100003 ? big - done : 100003;
+        if (write(fd, data + done, k) != (ssize_t)k)
+            break;
+        done += k;
+    }
+    check("big written", done == big);
+    check("big fsynced", fsync(fd) == 0);
+    done = 0;
+    while (done < big) {
+        ssize_t k = pread(fd, back + done, big - done, done);
+        if (k <= 0)
+            break;
+        done += k;
+    }
+    check("big read back", done == big && !memcmp(data, back, big));
+    void *m = mmap(0, big, PROT_READ, MAP_PRIVATE, fd, 0);
+    check("big mapped", m != MAP_FAILED && sum(m, big) == sum(data, big));
+    if (m != MAP_FAILED) munmap(m, big);
+    close(fd);
+    printf("big sum %016llx\n", (unsigned long long)sum(data, big));
+
+    list(dir);
+
+    /* Clean up. */
+    check("unlink", unlink(at("c")) == 0 && unlink(at("d")) == 0 && unlink(at("big")) == 0);
+    check("unlink links", unlink(at("link")) == 0 && unlink(at("dlink")) == 0);
+    check("empty sub2", unlink(at("sub2/f")) == 0 && unlink(at("sub2/g")) == 0 && rmdir(at("sub2")) == 0);
+    list(dir);
+    check("rmdir", rmdir(dir) == 0);
+    fails("gone", stat(dir, &st), ENOENT);
+    return 0;
+}
