@@ -9,6 +9,7 @@ pub mod elf;
 pub mod events;
 pub mod fd;
 pub mod futex;
+pub mod locks;
 pub mod path;
 pub mod pipe;
 pub mod procfs;

@@ -97,6 +97,8 @@ pub enum Wait {
     Signal,
     /// An eventfd's counter changing.
     EventFd(usize),
+    /// A file lock given up (F_SETLKW, F_OFD_SETLKW, flock).
+    Lock,
 }
 
 /// What happens when a parked thread wakes.
@@ -241,6 +243,13 @@ pub struct Kernel {
     pub tmp: pmon::tmpfs::Tmpfs,
     /// Files are the storage component's (`--storage`), see `syscall::store`.
     pub storage: bool,
+    /// Advisory locks on files (fcntl, flock), see `syscall::lock`.
+    pub locks: pmon::locks::Locks,
+    /// Storage files unlinked while open here: moved aside (inode ->
+    /// hidden path) and removed when the last open file goes.
+    pub unlinked: BTreeMap<u64, Vec<u8>>,
+    /// Shared writable mappings of storage files, see `syscall::shared`.
+    pub shared_maps: Vec<syscall::SharedMap>,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
     pub eventfds: BTreeMap<usize, pmon::events::EventFd>,
     next_event_id: usize,
@@ -331,6 +340,9 @@ pub fn start(boot: &'static BootInfo) -> ! {
         trace: boot.trace_syscalls != 0,
         // Half the monitor's free memory, as Linux sizes a tmpfs by default.
         storage: boot.storage != 0,
+        locks: pmon::locks::Locks::new(),
+        unlinked: BTreeMap::new(),
+        shared_maps: Vec::new(),
         tmp: pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns),
         epolls: BTreeMap::new(),
         eventfds: BTreeMap::new(),
@@ -480,6 +492,10 @@ impl Kernel {
         if !last {
             return;
         }
+        // Its shared file mappings reach their files before it goes; a
+        // storage component that does not answer loses them (as a disk
+        // error loses dirty pages on Linux).
+        let _ = self.flush_shared(id, 0, u64::MAX, true);
         if let Some(e) = self.spaces.remove(&id) {
             let slot = e.space.slot;
             e.space.destroy();

@@ -512,6 +512,9 @@ impl Kernel {
         for f in files {
             self.release_file(f);
         }
+        if self.locks.release(None, pmon::locks::Owner::Process(pid)) {
+            self.wake_all(Wait::Lock);
+        }
         self.drop_space(space);
         if let Some(parent) = vfork_parent {
             self.wake(parent, OnWake::Return(pid as i64));
@@ -614,6 +617,11 @@ impl Kernel {
         if Arc::strong_count(&f) > 1 {
             return;
         }
+        // The open file's own locks (F_OFD_*, flock) go with it.
+        let id = Arc::as_ptr(&f) as usize;
+        if self.locks.release(None, pmon::locks::Owner::File(id)) {
+            self.wake_all(Wait::Lock);
+        }
         match f.kind {
             Kind::PipeRead(id) => {
                 if let Some(p) = self.pipes.get_mut(&id) {
@@ -629,6 +637,10 @@ impl Kernel {
             }
             Kind::Host(h) | Kind::HostDir(h) => host::close(h),
             Kind::Tmp(ino) => self.tmp.release(ino),
+            Kind::Store(ino) if !self.unlinked.is_empty() => {
+                drop(f);
+                self.store_closed(ino);
+            }
             Kind::Socket(rx, tx) => {
                 if let Some(p) = self.pipes.get_mut(&rx) {
                     p.readers = p.readers.saturating_sub(1);

@@ -25,7 +25,11 @@ use super::uaccess;
 use super::*;
 
 mod events;
+mod lock;
+mod shared;
 mod store;
+
+pub use shared::SharedMap;
 mod tmp;
 mod unix;
 
@@ -180,7 +184,16 @@ impl Kernel {
             }
             nr::PIPE => self.sys_pipe(pid, a[0], 0),
             nr::PIPE2 => self.sys_pipe(pid, a[0], a[1]),
-            nr::FCNTL => self.sys_fcntl(pid, a[0] as i32 as i64, a[1], a[2]),
+            nr::FCNTL => match a[1] {
+                lock::F_GETLK
+                | lock::F_SETLK
+                | lock::F_SETLKW
+                | lock::F_OFD_GETLK
+                | lock::F_OFD_SETLK
+                | lock::F_OFD_SETLKW => self.sys_fcntl_lock(tid, a[0] as i32 as i64, a[1], a[2]),
+                _ => self.sys_fcntl(pid, a[0] as i32 as i64, a[1], a[2]),
+            },
+            nr::FLOCK => self.sys_flock(tid, a[0] as i32 as i64, a[1]),
             nr::LSEEK => self.sys_lseek(pid, a[0] as i32 as i64, a[1] as i64, a[2]),
             nr::IOCTL => self.sys_ioctl(tid, pid, a[0] as i32 as i64, a[1], a[2]),
             nr::FSTAT => self.sys_fstat(pid, a[0] as i32 as i64, a[1]),
@@ -318,6 +331,11 @@ impl Kernel {
             ),
             nr::FSYNC | nr::FDATASYNC => match self.file(pid, a[0] as i32 as i64) {
                 Ok(f) if matches!(f.kind, Kind::Store(_) | Kind::StoreDir(_)) => {
+                    if let Kind::Store(ino) = f.kind {
+                        if let Err(e) = self.flush_file_maps(ino) {
+                            return err(e);
+                        }
+                    }
                     val(self.store_sync())
                 }
                 // Nothing here is durable (tmpfs) or changes (the host's).
@@ -330,7 +348,26 @@ impl Kernel {
 
             nr::BRK => self.sys_brk(pid, a[0]),
             nr::MMAP => self.sys_mmap(pid, a[0], a[1], a[2], a[3], a[4] as i32 as i64, a[5]),
-            nr::MUNMAP => self.mem(pid, OP_MUNMAP, a[0], a[1], 0, 0, 0),
+            nr::MUNMAP => {
+                let space = self.procs.get(&pid).map_or(0, |p| p.space);
+                let end = a[0].saturating_add(a[1].next_multiple_of(4096));
+                let _ = self.flush_shared(space, a[0], end, true);
+                self.mem(pid, OP_MUNMAP, a[0], a[1], 0, 0, 0)
+            }
+            nr::MSYNC => {
+                const MS_ASYNC: u64 = 1;
+                const MS_INVALIDATE: u64 = 2;
+                const MS_SYNC: u64 = 4;
+                if a[0] % 4096 != 0
+                    || a[2] & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+                    || a[2] & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC)
+                {
+                    return err(EINVAL);
+                }
+                let space = self.procs.get(&pid).map_or(0, |p| p.space);
+                let end = a[0].saturating_add(a[1].next_multiple_of(4096));
+                val(self.flush_shared(space, a[0], end, false).map(|_| 0))
+            }
             nr::MPROTECT => {
                 if a[2] & !7 & !0x0300_0000 != 0 {
                     return err(EINVAL);
@@ -343,10 +380,15 @@ impl Kernel {
                     return err(EINVAL);
                 }
                 let flags = if a[3] & 1 != 0 { FLAG_MAYMOVE } else { 0 };
+                // A shared file mapping remapped is written back and is
+                // process memory from then on (decided for now).
+                let space = self.procs.get(&pid).map_or(0, |p| p.space);
+                let end = a[0].saturating_add(a[1].next_multiple_of(4096));
+                let _ = self.flush_shared(space, a[0], end, true);
                 self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, flags)
             }
             nr::MADVISE => self.sys_madvise(pid, a[0], a[1], a[2]),
-            nr::MLOCK | nr::MUNLOCK | nr::MLOCKALL | nr::MUNLOCKALL | nr::MSYNC => Ret::Val(0),
+            nr::MLOCK | nr::MUNLOCK | nr::MLOCKALL | nr::MUNLOCKALL => Ret::Val(0),
 
             nr::GETPID => Ret::Val(pid as i64),
             nr::GETTID => Ret::Val(tid as i64),
@@ -654,6 +696,7 @@ impl Kernel {
     fn dup_to(&mut self, pid: Pid, old: i64, new: i64, cloexec: bool) -> Result<i64, Errno> {
         let replaced = self.proc_mut(pid)?.fds.dup_to(old, new, cloexec)?;
         if let Some(f) = replaced {
+            self.close_drops_locks(pid, &f);
             self.release_file(f);
         }
         Ok(new)
@@ -662,6 +705,7 @@ impl Kernel {
     fn sys_close(&mut self, pid: Pid, fd: i64) -> Ret {
         match self.proc_mut(pid).and_then(|p| p.fds.close(fd)) {
             Ok(f) => {
+                self.close_drops_locks(pid, &f);
                 self.release_file(f);
                 Ret::Val(0)
             }
@@ -759,7 +803,7 @@ impl Kernel {
                 Ok(_) => err(EBADF),
                 Err(e) => err(e),
             },
-            // Record locks (F_GETLK and friends) come with storage.
+            // Record locks are `lock::sys_fcntl_lock`'s.
             _ => err(EINVAL),
         }
     }
@@ -2138,6 +2182,7 @@ impl Kernel {
         let mut from_file = None;
         let mut from_tmp = None;
         let mut from_store = None;
+        let mut shared_map = None;
         if flags & MAP_ANONYMOUS == 0 {
             match self.file(pid, fd) {
                 Ok(f) if f.kind == Kind::DevZero => {}
@@ -2163,11 +2208,14 @@ impl Kernel {
                         }
                         from_tmp = Some(ino);
                     }
-                    // As the tmpfs's: shared writable mappings of storage
-                    // files are not kept in step with the file yet.
+                    // Shared writable: written back to the file later
+                    // (`shared`); it must be open for writing, as on Linux.
                     Kind::Store(ino) if f.readable() => {
                         if flags & MAP_SHARED != 0 && prot & 2 != 0 {
-                            return err(ENODEV);
+                            if !f.writable() {
+                                return err(EACCES);
+                            }
+                            shared_map = Some(ino);
                         }
                         from_store = Some(ino);
                     }
@@ -2216,11 +2264,23 @@ impl Kernel {
                         }
                     }
                 }
+                let space = self.procs.get(&pid).map_or(0, |p| p.space);
+                // What the new mapping replaced stops being shared.
+                let _ = self.flush_shared(space, a, a + len, true);
                 if let Some(ino) = from_store {
                     if let Err(e) = self.fill_from_store(pid, ino, off, a, len, prot) {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                         return err(e);
                     }
+                }
+                if let Some(ino) = shared_map {
+                    self.add_shared_map(SharedMap {
+                        space,
+                        start: a,
+                        end: a + len.next_multiple_of(4096),
+                        ino,
+                        offset: off,
+                    });
                 }
                 if let Some(ino) = from_tmp {
                     if let Err(e) = self.fill_from_tmp(pid, ino, off, a, len, prot) {
@@ -3013,7 +3073,10 @@ impl Kernel {
         });
         let _ = from_gpid;
         match r {
-            Some(Ok(_)) => Ok(to),
+            Some(Ok(_)) => {
+                self.fork_shared_maps(from, to);
+                Ok(to)
+            }
             Some(Err(e)) => {
                 self.drop_space(to);
                 Err(e)

@@ -58,6 +58,11 @@ pub enum Libc {
 
 /// `tests/programs/NAME.c` built static with one libc (once per test run).
 pub fn build(name: &str, libc: Libc) -> PathBuf {
+    build_linked(name, libc, &[])
+}
+
+/// The same, linked with `libs` too (e.g. `-lsqlite3`).
+pub fn build_linked(name: &str, libc: Libc, libs: &[&str]) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<(String, Libc), PathBuf>>> = OnceLock::new();
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| scratch("programs-bin"));
@@ -78,6 +83,7 @@ pub fn build(name: &str, libc: Libc) -> PathBuf {
         .args(["-static", "-O1", "-pthread", "-o"])
         .arg(&out)
         .arg(&src)
+        .args(libs)
         .output()
         .unwrap_or_else(|e| panic!("run {cc}: {e}"));
     assert!(

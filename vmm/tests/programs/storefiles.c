@@ -214,6 +214,39 @@ int main(int argc, char **argv) {
     close(fd);
     printf("big sum %016llx\n", (unsigned long long)sum(data, big));
 
+    /* A shared writable mapping: msync and munmap reach the file, bytes
+     * past its end do not. */
+    int mf = open(at("m"), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    char fill[5000];
+    memset(fill, '.', sizeof fill);
+    check("m written", write(mf, fill, sizeof fill) == sizeof fill);
+    char *sm = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, mf, 0);
+    check("mapped shared", sm != MAP_FAILED);
+    if (sm != MAP_FAILED) {
+        check("the mapping holds the file", sm[0] == '.' && sm[4999] == '.' && sm[5000] == 0);
+        sm[10] = 'A';
+        sm[4999] = 'Z';
+        sm[6000] = 'X';
+        check("msync", msync(sm, 8192, MS_SYNC) == 0);
+        check("written through", pread(mf, buf, 1, 10) == 1 && buf[0] == 'A' && pread(mf, buf, 1, 4999) == 1 && buf[0] == 'Z');
+        check("size kept", fstat(mf, &st) == 0 && st.st_size == 5000);
+        sm[20] = 'B';
+        check("munmap", munmap(sm, 8192) == 0);
+        check("written at munmap", pread(mf, buf, 1, 20) == 1 && buf[0] == 'B');
+    }
+    fails("shared writable on a read-only open", (long)mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, open(at("m"), O_RDONLY), 0), EACCES);
+    close(mf);
+    check("m removed", unlink(at("m")) == 0);
+
+    /* Unlinked while open: the name goes, the file stays until closed. */
+    int u = open(at("u"), O_CREAT | O_RDWR, 0600);
+    check("u written", write(u, "keep", 4) == 4);
+    check("unlinked while open", unlink(at("u")) == 0);
+    fails("its name is gone", stat(at("u"), &st), ENOENT);
+    check("still written and read", pwrite(u, "KEEP", 4, 0) == 4 && pread(u, buf, 4, 0) == 4 && !memcmp(buf, "KEEP", 4));
+    check("fstat still answers", fstat(u, &st) == 0 && st.st_size == 4);
+    check("closed", close(u) == 0);
+
     list(dir);
 
     /* Clean up. */

@@ -20,6 +20,9 @@ const O_EXCL: u32 = 0o200;
 const O_TRUNC: u32 = 0o1000;
 const O_DIRECTORY: u32 = 0o200000;
 const S_IFMT: u32 = 0o170000;
+/// Where files unlinked while open wait for their last close; hidden from
+/// listings of `/`.
+pub(in crate::kernel) const UNLINKED_DIR: &[u8] = b"/.lego-unlinked";
 const S_IFDIR: u32 = 0o040000;
 
 /// Whether `full` (absolute, normalized) is under `dir` or is it.
@@ -237,8 +240,13 @@ impl Kernel {
         let mut out = Vec::new();
         let mut next = f.offset.get();
         let mut any = false;
+        let root = f.path == b"/";
         for (head, name) in sp::dir_entries(&a.data) {
             any = true;
+            if root && name == &UNLINKED_DIR[1..] {
+                next = head.next;
+                continue;
+            }
             // ino, off, reclen, type, the name and its NUL, 8-aligned.
             let rec = (19 + name.len() + 1).next_multiple_of(8);
             if out.len() + rec > len {
@@ -278,8 +286,63 @@ impl Kernel {
     }
 
     pub(super) fn store_unlink(&mut self, full: &[u8], rmdir: bool) -> Ret {
+        let now = self.realtime_ns();
+        if !rmdir {
+            // A file open here keeps its data until its last close, as on
+            // Linux: it moves aside instead (NFS's "silly rename"), since
+            // the storage component keeps no open files.
+            if let Ok(st) = store::stat(full, false) {
+                if st.mode & S_IFMT == 0o100000 && self.store_open_here(st.ino) {
+                    return val(self.move_aside(full, st.ino, now).map(|_| 0));
+                }
+            }
+        }
         let op = if rmdir { sp::OP_RMDIR } else { sp::OP_UNLINK };
-        val(store::on_path(op, full, 0, self.realtime_ns()).map(|_| 0))
+        val(store::on_path(op, full, 0, now).map(|_| 0))
+    }
+
+    /// Whether a process here has storage file `ino` open.
+    fn store_open_here(&self, ino: u64) -> bool {
+        self.procs.values().any(|p| {
+            p.fds
+                .iter()
+                .any(|(_, f)| matches!(f.kind, Kind::Store(i) if i == ino))
+        })
+    }
+
+    /// Moves `full` (file `ino`, open here) to [`UNLINKED_DIR`].
+    fn move_aside(&mut self, full: &[u8], ino: u64, now: u64) -> Result<(), Errno> {
+        let made = StoreRequest {
+            op: sp::OP_MKDIR,
+            mode: 0o700,
+            now,
+            ..Default::default()
+        };
+        match store::call(made, UNLINKED_DIR, &[], &[]) {
+            Ok(_) | Err(EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        let mut aside = UNLINKED_DIR.to_vec();
+        aside.extend_from_slice(alloc::format!("/{ino}").as_bytes());
+        let rename = StoreRequest {
+            op: sp::OP_RENAME,
+            now,
+            ..Default::default()
+        };
+        store::call(rename, full, &aside, &[])?;
+        self.unlinked.insert(ino, aside);
+        Ok(())
+    }
+
+    /// The last open file of storage file `ino` here went: a file moved
+    /// aside by unlink goes for good.
+    pub(in crate::kernel) fn store_closed(&mut self, ino: u64) {
+        if self.store_open_here(ino) {
+            return;
+        }
+        if let Some(aside) = self.unlinked.remove(&ino) {
+            let _ = store::on_path(sp::OP_UNLINK, &aside, 0, self.realtime_ns());
+        }
     }
 
     /// rename within storage. The open files renamed keep working: they

@@ -358,6 +358,15 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
+        // Storage has no hard links either (EPERM, as Linux says for a
+        // file system without them).
+        if self.on_storage(&full) {
+            return match super::super::store::stat(&full, false) {
+                Ok(_) => err(EEXIST),
+                Err(ENOENT) => err(EPERM),
+                Err(e) => err(e),
+            };
+        }
         if self.tmp_node(&full).is_some() || host::stat_path(&full, false).is_ok() {
             return err(EEXIST);
         }

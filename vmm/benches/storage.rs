@@ -1,0 +1,139 @@
+//! `cargo bench -p lego-vmm --bench storage`: a program's file I/O on a
+//! storage component against the same static program on this host writing
+//! a file on the host's disk, runs interleaved in the same process.
+//!
+//! * a sequential write of 256 MiB in 1 MiB writes with an fsync at the end;
+//! * its sequential read back;
+//! * 2000 random 4 KiB preads;
+//! * the median latency of a 4 KiB pwrite + fdatasync (2000 of them).
+//!
+//! Times inside the program (clock_gettime): boot is not counted. Each
+//! figure is a ratio to the host's run next to it; the table prints the
+//! median of RUNS ratios. Build the release images first:
+//! `cargo build --release --workspace`.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{component_with, median, VMM};
+
+const RUNS: usize = 5;
+const MIB: &str = "256";
+const COUNT: &str = "2000";
+const FIELDS: [(&str, &str); 4] = [
+    ("seq_write_ms", "sequential write 256 MiB + fsync"),
+    ("seq_read_ms", "sequential read 256 MiB"),
+    ("rand_read_ms", "2000 random 4 KiB reads"),
+    ("fsync_us", "4 KiB write + fdatasync (median)"),
+];
+
+fn build_program() -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/fsbench.c");
+    let out = std::env::temp_dir().join(format!("lego-bench-fsbench-{}", std::process::id()));
+    let ok = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "gcc -static could not build {}", src.display());
+    out
+}
+
+/// The `key=value` numbers of the program's one line.
+fn fields(text: &str) -> Vec<f64> {
+    FIELDS
+        .iter()
+        .map(|(key, _)| {
+            text.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in {text:?}"))
+        })
+        .collect()
+}
+
+fn main() {
+    if !Path::new("/dev/kvm").exists() {
+        eprintln!("no /dev/kvm: nothing to measure");
+        return;
+    }
+    let prog = build_program();
+    let scratch = std::env::temp_dir().join(format!("lego-bench-storage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).expect("scratch directory");
+    let disk = scratch.join("disk.img");
+    let host_dir = scratch.join("host");
+    std::fs::create_dir_all(&host_dir).expect("host directory");
+    let (_memory, maddr) = component_with("memory", 1, &["--mem", "512M"]);
+    let disk_text = disk.to_string_lossy().into_owned();
+    let (_storage, saddr) = component_with(
+        "storage",
+        3,
+        &["--mem", "512M", "--disk", &disk_text, "--disk-size", "1G"],
+    );
+    let lego = |dir: &str| -> Vec<f64> {
+        let out = Command::new(VMM)
+            .args(["--role", "processor", "--storage", "3", "--excache", "64M"])
+            .args([
+                "--peer",
+                &format!("1={maddr}"),
+                "--peer",
+                &format!("3={saddr}"),
+            ])
+            .arg("--")
+            .arg(&prog)
+            .args([dir, MIB, COUNT])
+            .output()
+            .expect("run lego-vmm");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fields(&text)
+    };
+    let host = || -> Vec<f64> {
+        let out = Command::new(&prog)
+            .arg(&host_dir)
+            .args([MIB, COUNT])
+            .output()
+            .expect("run the program on the host");
+        assert!(out.status.success());
+        fields(&String::from_utf8_lossy(&out.stdout))
+    };
+    let mut ratios = vec![Vec::new(); FIELDS.len()];
+    let mut lego_raw = vec![Vec::new(); FIELDS.len()];
+    let mut host_raw = vec![Vec::new(); FIELDS.len()];
+    for run in 0..RUNS {
+        let h = host();
+        let l = lego("/");
+        eprintln!("run {}: host {h:?}, lego {l:?}", run + 1);
+        for i in 0..FIELDS.len() {
+            ratios[i].push(l[i] / h[i]);
+            lego_raw[i].push(l[i]);
+            host_raw[i].push(h[i]);
+        }
+    }
+    println!("storage: {RUNS} runs each, the same static program on Lego (storage component, 1 GiB disk) and on this host");
+    println!(
+        "{:<36} {:>10} {:>10} {:>16}",
+        "", "host", "Lego", "Lego / host"
+    );
+    for (i, (key, what)) in FIELDS.iter().enumerate() {
+        let unit = if key.ends_with("_us") { "us" } else { "ms" };
+        println!(
+            "{:<36} {:>8.1}{unit} {:>8.1}{unit} {:>15.2}x",
+            what,
+            median(host_raw[i].clone()),
+            median(lego_raw[i].clone()),
+            median(ratios[i].clone()),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = std::fs::remove_file(&prog);
+}
