@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod elf;
 pub mod events;
 pub mod fd;
+pub mod filecache;
 pub mod futex;
 pub mod locks;
 pub mod path;

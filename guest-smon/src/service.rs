@@ -161,9 +161,11 @@ impl<D: BlockDevice> Service<D> {
                 let (at, _) =
                     fs.write_ino(h.ino, h.offset, r.data, h.flags & FLAG_APPEND != 0, now)?;
                 self.stats.bytes_written += r.data.len() as u64;
+                // The file after the write, for the processor's cache.
                 Done {
                     value: at,
-                    ..Done::none()
+                    stat: Some(fs.stat_ino(h.ino)?),
+                    data: Vec::new(),
                 }
             }
             OP_READDIR => self.readdir(h.ino, h.offset, (h.len as usize).min(MAX_IO))?,

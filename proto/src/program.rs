@@ -44,8 +44,11 @@ pub const PORT_HOST_STATFS: u16 = 0x61c;
 /// The address of a [`StorageCall`]: a file call to the processor's
 /// storage component (`--storage`).
 pub const PORT_STORAGE_CALL: u16 = 0x61d;
+/// The address of a [`StorageBatch`]: several file calls sent at once
+/// (the pieces of one large read or write), answered in one exit.
+pub const PORT_STORAGE_BATCH: u16 = 0x61e;
 /// The last of the program ports.
-pub const PORT_PROGRAM_LAST: u16 = PORT_STORAGE_CALL;
+pub const PORT_PROGRAM_LAST: u16 = PORT_STORAGE_BATCH;
 
 /// [`HostOpen::flags`]: open to execute (a regular file with an execute
 /// bit), or to read (any file or directory).
@@ -92,6 +95,21 @@ pub struct StorageCall {
     pub reply_len: u32,
     pub status: u32,
 }
+
+/// PORT_STORAGE_BATCH's argument: `count` (at most
+/// [`STORAGE_BATCH_MAX`]) [`StorageCall`]s at `calls`. The VMM sends them
+/// all before it waits for any, so the storage component serves them back
+/// to back; each gets its own status and reply, as if called alone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct StorageBatch {
+    pub calls: u64,
+    pub count: u32,
+    pub _pad: u32,
+}
+
+/// The most calls one [`StorageBatch`] carries.
+pub const STORAGE_BATCH_MAX: u32 = 32;
 
 /// [`StorageCall::status`] values.
 pub const STORAGE_OK: u32 = 0;

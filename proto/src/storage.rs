@@ -47,7 +47,8 @@ pub const OP_TRUNCATE: u32 = 12;
 /// `len` bytes of `ino` from `offset` (fewer at the end of the file).
 pub const OP_READ: u32 = 13;
 /// The `data_len` bytes that follow, to `ino` at `offset` ([`FLAG_APPEND`]:
-/// at its end); the reply's `value` is the offset written at.
+/// at its end); the reply's `value` is the offset written at, its `stat`
+/// the file after the write.
 pub const OP_WRITE: u32 = 14;
 /// Entries of directory `ino` after `offset` (a cookie, 0 first), at most
 /// `len` bytes of [`DirEntryHead`]s each followed by its name; the reply's

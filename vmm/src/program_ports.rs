@@ -25,37 +25,59 @@ pub struct ProgramPorts<'a> {
 }
 
 impl ProgramPorts<'_> {
-    /// Sends a file call to the storage component and copies its reply
-    /// into the guest. A component that does not answer within the fabric
+    /// Sends file calls to the storage component, all before waiting for
+    /// any, and copies each reply into the guest: (status, reply length)
+    /// for each. A component that does not answer within the fabric
     /// timeout is STORAGE_UNREACHABLE, which the program sees as EIO: file
     /// calls never hang on a dead storage component.
-    fn storage_call(&self, c: &lego_proto::program::StorageCall) -> Result<(u32, u32), String> {
+    fn storage_calls(
+        &self,
+        calls: &[lego_proto::program::StorageCall],
+    ) -> Result<Vec<(u32, u32)>, String> {
         use lego_proto::program::{STORAGE_BAD, STORAGE_NONE, STORAGE_OK, STORAGE_UNREACHABLE};
         use lego_proto::storage::{MAX_IO, PATH_MAX};
         let Some((fabric, id)) = self.storage else {
-            return Ok((STORAGE_NONE, 0));
+            return Ok(vec![(STORAGE_NONE, 0); calls.len()]);
         };
         let most = (size_of::<lego_proto::storage::StoreRequest>() + 2 * PATH_MAX + MAX_IO) as u64;
-        let request =
-            self.args
-                .read_bytes("storage request", c.request, c.request_len as u64, most)?;
-        let reply = match fabric.call(id, &request) {
-            Ok(r) => r,
-            Err(why) => {
-                log::warn!("storage component {id} did not answer a file call: {why}");
-                return Ok((STORAGE_UNREACHABLE, 0));
-            }
-        };
-        if reply.len() > c.reply_room as usize {
-            log::warn!(
-                "storage component {id} answered {} bytes where {} were expected",
-                reply.len(),
-                c.reply_room
-            );
-            return Ok((STORAGE_BAD, 0));
+        let mut pending = Vec::with_capacity(calls.len());
+        for c in calls {
+            let request =
+                self.args
+                    .read_bytes("storage request", c.request, c.request_len as u64, most)?;
+            pending.push(fabric.start_call(id, &request));
         }
-        self.args.write_bytes("storage reply", c.reply, &reply)?;
-        Ok((STORAGE_OK, reply.len() as u32))
+        let mut done = Vec::with_capacity(calls.len());
+        // Once one call found the component silent, the rest of the batch
+        // does not wait a fabric timeout each.
+        let mut silent = false;
+        for (c, p) in calls.iter().zip(pending) {
+            if silent {
+                done.push((STORAGE_UNREACHABLE, 0));
+                continue;
+            }
+            let reply = match p.and_then(|p| p.wait()) {
+                Ok(r) => r,
+                Err(why) => {
+                    log::warn!("storage component {id} did not answer a file call: {why}");
+                    silent = true;
+                    done.push((STORAGE_UNREACHABLE, 0));
+                    continue;
+                }
+            };
+            if reply.len() > c.reply_room as usize {
+                log::warn!(
+                    "storage component {id} answered {} bytes where {} were expected",
+                    reply.len(),
+                    c.reply_room
+                );
+                done.push((STORAGE_BAD, 0));
+                continue;
+            }
+            self.args.write_bytes("storage reply", c.reply, &reply)?;
+            done.push((STORAGE_OK, reply.len() as u32));
+        }
+        Ok(done)
     }
 
     /// Serves one of the program hypercalls.
@@ -140,8 +162,37 @@ impl ProgramPorts<'_> {
             PORT_HOST_CLOSE => prog.close(value),
             PORT_STORAGE_CALL => {
                 let mut c: StorageCall = g.read_arg("storage call", value)?;
-                (c.status, c.reply_len) = self.storage_call(&c)?;
+                (c.status, c.reply_len) = self.storage_calls(&[c])?[0];
                 g.write_arg("storage call", value, &c)?;
+            }
+            PORT_STORAGE_BATCH => {
+                let b: StorageBatch = g.read_arg("storage batch", value)?;
+                if b.count == 0 || b.count > STORAGE_BATCH_MAX {
+                    return Err(format!(
+                        "passed a storage batch of {} calls (1 to {STORAGE_BATCH_MAX})",
+                        b.count
+                    ));
+                }
+                let size = size_of::<StorageCall>() as u64;
+                let bytes = g.read_bytes(
+                    "storage batch",
+                    b.calls,
+                    b.count as u64 * size,
+                    STORAGE_BATCH_MAX as u64 * size,
+                )?;
+                let mut calls: Vec<StorageCall> = bytes
+                    .chunks_exact(size as usize)
+                    .filter_map(|c| zerocopy::FromBytes::read_from_bytes(c).ok())
+                    .collect();
+                let done = self.storage_calls(&calls)?;
+                for (c, (status, len)) in calls.iter_mut().zip(done) {
+                    (c.status, c.reply_len) = (status, len);
+                }
+                let out: Vec<u8> = calls
+                    .iter()
+                    .flat_map(|c| zerocopy::IntoBytes::as_bytes(c).to_vec())
+                    .collect();
+                g.write_bytes("storage batch", b.calls, &out)?;
             }
             PORT_LOAD => {
                 let mut l: Load = g.read_arg("load", value)?;

@@ -425,6 +425,42 @@ fn a_disk_that_is_not_lego_is_refused_and_left_alone() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Close-to-open consistency of the processors' file caches: a program
+/// on one processor reads a file (caching it), another processor rewrites
+/// it, and the first program's next open reads the new bytes.
+#[test]
+fn a_file_changed_by_another_processor_is_read_anew_at_open() {
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let rack = Rack::new("storage-two-processors", "128M");
+    let bb = "/bin/busybox";
+    let got = rack.run(&[], &[bb, "sh", "-c", "echo old contents > /f"], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    let mut reader = rack
+        .command(&[], &[bb, "sh", "-c", "cat /f; read x; cat /f"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the reader");
+    let mut out = BufReader::new(reader.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("a line");
+    assert_eq!(line, "old contents\n");
+    let got = rack.run(&[], &[bb, "sh", "-c", "echo new > /f"], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    {
+        use std::io::Write;
+        let mut stdin = reader.stdin.take().expect("stdin");
+        stdin.write_all(b"go\n").expect("write");
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("the rest");
+    assert!(reader.wait().expect("wait").success());
+    assert_eq!(rest, "new\n");
+}
+
 /// A storage component that dies while a program runs: the program's
 /// next file call fails with EIO within the fabric timeout.
 #[test]

@@ -248,6 +248,10 @@ pub struct Kernel {
     /// Storage files unlinked while open here: moved aside (inode ->
     /// hidden path) and removed when the last open file goes.
     pub unlinked: BTreeMap<u64, Vec<u8>>,
+    /// Storage file data cached here, see `pmon::filecache`.
+    pub fcache: pmon::filecache::FileCache,
+    /// Where the last read of each storage file ended (read-ahead).
+    pub read_ends: BTreeMap<u64, u64>,
     /// Shared writable mappings of storage files, see `syscall::shared`.
     pub shared_maps: Vec<syscall::SharedMap>,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
@@ -343,6 +347,9 @@ pub fn start(boot: &'static BootInfo) -> ! {
         locks: pmon::locks::Locks::new(),
         unlinked: BTreeMap::new(),
         shared_maps: Vec::new(),
+        // A quarter of the monitor's free memory (the tmpfs may take half).
+        fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),
+        read_ends: BTreeMap::new(),
         tmp: pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns),
         epolls: BTreeMap::new(),
         eventfds: BTreeMap::new(),

@@ -8,7 +8,9 @@ use alloc::vec::Vec;
 
 use lego_image::cpu::{phys_of, virt_to_phys};
 use lego_image::hypercall;
-use lego_proto::program::{StorageCall, PORT_STORAGE_CALL, STORAGE_OK};
+use lego_proto::program::{
+    StorageBatch, StorageCall, PORT_STORAGE_BATCH, PORT_STORAGE_CALL, STORAGE_BATCH_MAX, STORAGE_OK,
+};
 use lego_proto::storage::*;
 
 use super::Errno;
@@ -38,6 +40,52 @@ pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Resul
     hypercall::out(PORT_STORAGE_CALL, phys_of(&c) as u32);
     // SAFETY: the VMM wrote it during the hypercall.
     let c = unsafe { core::ptr::read_volatile(&c) };
+    answer(&c, &reply)
+}
+
+/// Data requests (`head`s, each with its data) sent together in one exit,
+/// the storage component serving them back to back: their answers in
+/// order.
+fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
+    let encoded: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|(h, d)| encode_request(h, &[], &[], d))
+        .collect();
+    let mut replies: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|_| alloc::vec![0u8; REPLY_ROOM])
+        .collect();
+    let mut calls: Vec<StorageCall> = encoded
+        .iter()
+        .zip(replies.iter_mut())
+        .map(|(r, reply)| StorageCall {
+            request: virt_to_phys(r.as_ptr() as u64),
+            request_len: r.len() as u32,
+            reply_room: reply.len() as u32,
+            reply: virt_to_phys(reply.as_mut_ptr() as u64),
+            reply_len: 0,
+            status: 0,
+        })
+        .collect();
+    let b = StorageBatch {
+        calls: virt_to_phys(calls.as_mut_ptr() as u64),
+        count: calls.len() as u32,
+        _pad: 0,
+    };
+    hypercall::out(PORT_STORAGE_BATCH, phys_of(&b) as u32);
+    calls
+        .iter()
+        .zip(&replies)
+        .map(|(c, reply)| {
+            // SAFETY: the VMM wrote the calls during the hypercall.
+            let c = unsafe { core::ptr::read_volatile(c) };
+            answer(&c, reply)
+        })
+        .collect()
+}
+
+/// A call's answer, from its status and reply bytes.
+fn answer(c: &StorageCall, reply: &[u8]) -> Result<Answer, Errno> {
     if c.status != STORAGE_OK {
         return Err(EIO as Errno);
     }
@@ -86,56 +134,107 @@ pub fn stat_ino(ino: u64) -> Result<StoreStat, Errno> {
     .map(|a| a.stat)
 }
 
-/// Reads up to `len` bytes of `ino` at `offset`, in as many calls as it
-/// takes (each carries at most MAX_IO); short only at the end of the file.
+/// Reads up to `len` bytes of `ino` at `offset`: pieces of at most
+/// MAX_IO, up to STORAGE_BATCH_MAX of them in one exit; short only at the
+/// end of the file (or at an error after some bytes, as read(2)).
 pub fn read(ino: u64, offset: u64, len: usize) -> Result<Vec<u8>, Errno> {
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
-        let want = (len - out.len()).min(MAX_IO);
-        let a = call(
-            StoreRequest {
-                op: OP_READ,
-                ino,
-                offset: offset + out.len() as u64,
-                len: want as u64,
-                ..Default::default()
-            },
-            &[],
-            &[],
-            &[],
-        )?;
-        let n = a.data.len();
-        out.extend_from_slice(&a.data);
-        if n < want {
-            break;
+        let at = offset + out.len() as u64;
+        let left = len - out.len();
+        let pieces = left.div_ceil(MAX_IO).min(STORAGE_BATCH_MAX as usize);
+        let requests: Vec<(StoreRequest, &[u8])> = (0..pieces)
+            .map(|k| {
+                let head = StoreRequest {
+                    op: OP_READ,
+                    ino,
+                    offset: at + (k * MAX_IO) as u64,
+                    len: (left - k * MAX_IO).min(MAX_IO) as u64,
+                    ..Default::default()
+                };
+                (head, &[][..])
+            })
+            .collect();
+        let answers = if pieces == 1 {
+            alloc::vec![call(requests[0].0, &[], &[], &[])]
+        } else {
+            batch(&requests)
+        };
+        for ((head, _), a) in requests.iter().zip(answers) {
+            match a {
+                Ok(a) => {
+                    let short = (a.data.len() as u64) < head.len;
+                    out.extend_from_slice(&a.data);
+                    if short {
+                        return Ok(out);
+                    }
+                }
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => return Ok(out),
+            }
         }
     }
     Ok(out)
 }
 
-/// Writes `data` to `ino` at `offset` (or at its end with `append`), in
-/// calls of at most MAX_IO; returns the offset the first byte went to.
-pub fn write(ino: u64, offset: u64, data: &[u8], append: bool, now: u64) -> Result<u64, Errno> {
-    let mut first = None;
-    let mut at = offset;
-    for chunk in data.chunks(MAX_IO) {
-        let a = call(
-            StoreRequest {
-                op: OP_WRITE,
-                ino,
-                offset: at,
-                flags: if append { FLAG_APPEND } else { 0 },
-                now,
-                ..Default::default()
-            },
-            &[],
-            &[],
-            chunk,
-        )?;
-        first.get_or_insert(a.value);
-        at = a.value + chunk.len() as u64;
+/// Writes `data` to `ino` at `offset` (or at its end with `append`):
+/// pieces of at most MAX_IO, sent together in one exit unless appending
+/// (each append must land after the one before). Returns the offset the
+/// first byte went to and the bytes written: fewer than asked after an
+/// error (a piece after the failed one may have been written too, as a
+/// disk may write past a failed sector).
+pub fn write(
+    ino: u64,
+    offset: u64,
+    data: &[u8],
+    append: bool,
+    now: u64,
+) -> Result<(u64, usize, Option<StoreStat>), Errno> {
+    let head = |at: u64| StoreRequest {
+        op: OP_WRITE,
+        ino,
+        offset: at,
+        flags: if append { FLAG_APPEND } else { 0 },
+        now,
+        ..Default::default()
+    };
+    let mut last = None;
+    if append || data.len() <= MAX_IO {
+        let mut first = None;
+        let mut done = 0;
+        for chunk in data.chunks(MAX_IO) {
+            let a = match call(head(offset + done as u64), &[], &[], chunk) {
+                Ok(a) => a,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            first.get_or_insert(a.value);
+            last = Some(a.stat);
+            done += chunk.len();
+        }
+        return Ok((first.unwrap_or(offset), done, last));
     }
-    Ok(first.unwrap_or(offset))
+    let mut done = 0;
+    for group in data.chunks(MAX_IO * STORAGE_BATCH_MAX as usize) {
+        let requests: Vec<(StoreRequest, &[u8])> = group
+            .chunks(MAX_IO)
+            .enumerate()
+            .map(|(k, chunk)| (head(offset + (done + k * MAX_IO) as u64), chunk))
+            .collect();
+        for ((_, chunk), a) in requests.iter().zip(batch(&requests)) {
+            match a {
+                Ok(a) => {
+                    done += chunk.len();
+                    // The component serves the pieces in order: the last
+                    // answer is the file after all of them.
+                    last = Some(a.stat);
+                }
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => return Ok((offset, done, last)),
+            }
+        }
+    }
+    Ok((offset, done, last))
 }
 
 pub fn simple(op: u32, ino: u64, offset: u64, now: u64) -> Result<Answer, Errno> {

@@ -111,14 +111,13 @@ impl Kernel {
         }
         let total = (hi - lo).min(size - file_at);
         let mut done = 0;
-        let now = self.realtime_ns();
         while done < total {
             let n = (total - done).min(1 << 20) as usize;
             let bytes = {
                 let space = &mut self.spaces.get_mut(&m.space).ok_or(ESRCH)?.space;
                 uaccess::read_vec(space, lo + done, n)?
             };
-            store::write(m.ino, file_at + done, &bytes, false, now)?;
+            self.file_write(m.ino, file_at + done, &bytes, false)?;
             done += n as u64;
         }
         Ok(())

@@ -54,7 +54,62 @@ fn stat_bytes_of(st: &StoreStat) -> [u8; 144] {
     })
 }
 
+/// What the file cache compares at open.
+fn version(st: &StoreStat) -> pmon::filecache::Version {
+    pmon::filecache::Version {
+        size: st.size,
+        mtime: st.mtime,
+        ctime: st.ctime,
+    }
+}
+
 impl Kernel {
+    /// Reads file `ino` through the processor's file cache: a miss reads
+    /// whole chunks from storage (and, when reads follow each other, up
+    /// to 1 MiB ahead) and keeps them.
+    pub(in crate::kernel) fn file_read(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        use pmon::filecache::CHUNK;
+        if let Some(b) = self.fcache.read(ino, offset, len) {
+            self.read_ends.insert(ino, offset + b.len() as u64);
+            return Ok(b);
+        }
+        let start = offset / CHUNK * CHUNK;
+        let mut end = offset.saturating_add(len as u64).next_multiple_of(CHUNK);
+        // A read where the last one ended: a scan, read ahead.
+        if self.read_ends.get(&ino) == Some(&offset) {
+            end = end.max(start + (1 << 20));
+        }
+        let got = store::read(ino, start, (end - start) as usize)?;
+        self.fcache.fill(ino, start, &got);
+        let from = ((offset - start) as usize).min(got.len());
+        let to = (from + len).min(got.len());
+        self.read_ends.insert(ino, offset + (to - from) as u64);
+        Ok(got[from..to].to_vec())
+    }
+
+    /// Writes file `ino` through to storage, then into the file cache:
+    /// the offset written at and the bytes written.
+    pub(in crate::kernel) fn file_write(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+    ) -> Result<(u64, usize), Errno> {
+        let now = self.realtime_ns();
+        let (at, n, after) = store::write(ino, offset, data, append, now)?;
+        self.fcache.wrote(ino, at, &data[..n]);
+        if let Some(st) = after {
+            self.fcache.changed(ino, version(&st));
+        }
+        Ok((at, n))
+    }
+
     /// Whether `full` is served by the storage component.
     pub(in crate::kernel) fn on_storage(&self, full: &[u8]) -> bool {
         self.storage
@@ -107,15 +162,25 @@ impl Kernel {
             };
             let is_dir = st.mode & S_IFMT == S_IFDIR;
             if !is_dir && flags & O_TRUNC != 0 && access != O_RDONLY && st.size != 0 {
-                if let Err(e) = store::simple(sp::OP_TRUNCATE, st.ino, 0, now) {
-                    return err(e);
+                match store::simple(sp::OP_TRUNCATE, st.ino, 0, now) {
+                    Ok(a) => {
+                        self.fcache.truncated(st.ino, 0);
+                        a.stat
+                    }
+                    Err(e) => return err(e),
                 }
+            } else {
+                st
             }
-            st
         };
         let is_dir = st.mode & S_IFMT == S_IFDIR;
         if is_dir && access != O_RDONLY {
             return err(EISDIR);
+        }
+        // Close-to-open: what this processor cached of the file holds
+        // only if nobody changed it since.
+        if !is_dir {
+            self.fcache.check(st.ino, version(&st));
         }
         if !is_dir && flags & O_DIRECTORY != 0 {
             return err(ENOTDIR);
@@ -148,7 +213,7 @@ impl Kernel {
         ino: u64,
         len: usize,
     ) -> Result<Vec<u8>, Errno> {
-        let b = store::read(ino, f.offset.get(), len.min(1 << 20))?;
+        let b = self.file_read(ino, f.offset.get(), len.min(1 << 20))?;
         f.offset.set(f.offset.get() + b.len() as u64);
         Ok(b)
     }
@@ -163,10 +228,9 @@ impl Kernel {
         data: &[u8],
     ) -> Result<usize, Errno> {
         let append = f.flags.get() & O_APPEND != 0;
-        let now = self.realtime_ns();
-        let at = store::write(ino, f.offset.get(), data, append, now)?;
-        f.offset.set(at + data.len() as u64);
-        Ok(data.len())
+        let (at, n) = self.file_write(ino, f.offset.get(), data, append)?;
+        f.offset.set(at + n as u64);
+        Ok(n)
     }
 
     /// pread of a storage file.
@@ -178,7 +242,7 @@ impl Kernel {
         len: usize,
         off: u64,
     ) -> Ret {
-        let b = match store::read(ino, off, len.min(1 << 20)) {
+        let b = match self.file_read(ino, off, len.min(1 << 20)) {
             Ok(b) => b,
             Err(e) => return err(e),
         };
@@ -203,8 +267,9 @@ impl Kernel {
             Ok(d) => d,
             Err(e) => return err(e),
         };
-        let now = self.realtime_ns();
-        val(store::write(ino, off, &data, false, now).map(|_| data.len() as i64))
+        val(self
+            .file_write(ino, off, &data, false)
+            .map(|(_, n)| n as i64))
     }
 
     /// The size of an open storage file (lseek SEEK_END).
@@ -374,7 +439,16 @@ impl Kernel {
     /// by inode when `path` is empty).
     pub(super) fn store_change(&mut self, mut head: StoreRequest, path: &[u8]) -> Ret {
         head.now = self.realtime_ns();
-        val(store::call(head, path, &[], &[]).map(|_| 0))
+        match store::call(head, path, &[], &[]) {
+            Ok(a) => {
+                if head.op == sp::OP_TRUNCATE {
+                    self.fcache.truncated(head.ino, head.offset);
+                    self.fcache.changed(head.ino, version(&a.stat));
+                }
+                Ret::Val(0)
+            }
+            Err(e) => err(e),
+        }
     }
 
     /// statfs of the storage component's file system (struct statfs).
@@ -406,7 +480,7 @@ impl Kernel {
     /// A program on storage, read whole to load it (a regular file with an
     /// execute bit, as Linux asks).
     pub(in crate::kernel) fn store_program(
-        &self,
+        &mut self,
         path: &[u8],
         most: u64,
     ) -> Result<Vec<u8>, Errno> {
@@ -417,7 +491,8 @@ impl Kernel {
         if st.size > most {
             return Err(ENOMEM);
         }
-        store::read(st.ino, 0, st.size as usize)
+        self.fcache.check(st.ino, version(&st));
+        self.file_read(st.ino, 0, st.size as usize)
     }
 
     /// A private mapping of a storage file, made writable at `at`: its
@@ -436,7 +511,7 @@ impl Kernel {
         let mut done = 0;
         while done < total {
             let n = (total - done).min(1 << 20) as usize;
-            let chunk = store::read(ino, offset + done, n)?;
+            let chunk = self.file_read(ino, offset + done, n)?;
             if chunk.is_empty() {
                 break;
             }

@@ -1,0 +1,332 @@
+//! The processor's cache of storage file data: 64 KiB chunks of files
+//! (by inode), kept in the monitor's memory within a byte budget, oldest
+//! first out. Reads are served from it and fill it a whole chunk run at a
+//! time (which is also the read-ahead); writes go through to the storage
+//! component first and then patch the chunks they touch, so the storage
+//! component always holds everything a program wrote.
+//!
+//! Consistency is NFS's close-to-open: what a processor caches of a file
+//! is checked at each open against the file's size and times at the
+//! storage component, and dropped if another processor changed it; every
+//! process of this processor shares the cache, so they always agree.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+/// Bytes of one chunk (and of one storage request).
+pub const CHUNK: u64 = 64 * 1024;
+
+/// What the cache last knew of a file: its size and change times.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Version {
+    pub size: u64,
+    pub mtime: u64,
+    pub ctime: u64,
+}
+
+/// Counters for the exit line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub hits: u64,
+    pub misses: u64,
+    pub dropped: u64,
+}
+
+pub struct FileCache {
+    budget: u64,
+    used: u64,
+    /// (inode, chunk index) -> the chunk's bytes (shorter than CHUNK only
+    /// for the file's last chunk).
+    chunks: BTreeMap<(u64, u64), Vec<u8>>,
+    order: VecDeque<(u64, u64)>,
+    versions: BTreeMap<u64, Version>,
+    /// Buffers of chunks that left, kept for the next: the monitor's
+    /// allocator (a linked list) slows down when thousands of 64 KiB
+    /// blocks come and go.
+    spare: Vec<Vec<u8>>,
+    pub counts: Counts,
+}
+
+impl FileCache {
+    pub fn new(budget: u64) -> FileCache {
+        FileCache {
+            budget,
+            used: 0,
+            chunks: BTreeMap::new(),
+            order: VecDeque::new(),
+            versions: BTreeMap::new(),
+            spare: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    /// At open: `seen` is the file as the storage component has it now.
+    /// A file changed since it was cached (by another processor) loses
+    /// its chunks.
+    pub fn check(&mut self, ino: u64, seen: Version) {
+        match self.versions.get(&ino) {
+            Some(v) if *v == seen => {}
+            Some(_) => {
+                self.drop_file(ino);
+                self.versions.insert(ino, seen);
+                self.counts.dropped += 1;
+            }
+            None => {
+                self.versions.insert(ino, seen);
+            }
+        }
+    }
+
+    /// This processor changed the file: the storage component's answer
+    /// says what it is now.
+    pub fn changed(&mut self, ino: u64, now: Version) {
+        self.versions.insert(ino, now);
+    }
+
+    /// Bytes [offset, offset + len) of `ino` from the cache, or None if a
+    /// chunk of it is missing. Stops early at the end of the file.
+    pub fn read(&mut self, ino: u64, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let size = self.versions.get(&ino)?.size;
+        let end = size.min(offset.saturating_add(len as u64));
+        if offset >= end {
+            // At or past the end: nothing to read, if the size is known.
+            self.counts.hits += 1;
+            return Some(Vec::new());
+        }
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        let mut at = offset;
+        while at < end {
+            let (index, within) = (at / CHUNK, at % CHUNK);
+            let chunk = self.chunks.get(&(ino, index))?;
+            let stop = (CHUNK.min(within + (end - at))) as usize;
+            let bytes = chunk.get(within as usize..stop.min(chunk.len()))?;
+            if bytes.is_empty() {
+                return None;
+            }
+            out.extend_from_slice(bytes);
+            at += bytes.len() as u64;
+        }
+        self.counts.hits += 1;
+        Some(out)
+    }
+
+    /// Bytes read from storage at `offset` (a chunk boundary): they become
+    /// chunks. The last one may be short (the end of the file).
+    pub fn fill(&mut self, ino: u64, offset: u64, data: &[u8]) {
+        debug_assert_eq!(offset % CHUNK, 0);
+        self.counts.misses += 1;
+        for (k, piece) in data.chunks(CHUNK as usize).enumerate() {
+            let buf = self.buffer(piece);
+            self.put((ino, offset / CHUNK + k as u64), buf);
+        }
+    }
+
+    /// A write of `data` at `offset` that the storage component took:
+    /// the chunks it touches are patched where they hold the bytes around
+    /// it, else dropped (read again when needed).
+    pub fn wrote(&mut self, ino: u64, offset: u64, data: &[u8]) {
+        let mut at = offset;
+        let end = offset + data.len() as u64;
+        while at < end {
+            let (index, within) = (at / CHUNK, (at % CHUNK) as usize);
+            let n = ((CHUNK as usize - within) as u64).min(end - at) as usize;
+            let src = &data[(at - offset) as usize..(at - offset) as usize + n];
+            let key = (ino, index);
+            match self.chunks.get_mut(&key) {
+                // The write starts inside (or right at the end of) what
+                // the chunk holds: patch and perhaps extend it.
+                Some(c) if within <= c.len() => {
+                    let old = c.len();
+                    if within + n > old {
+                        c.resize(within + n, 0);
+                    }
+                    c[within..within + n].copy_from_slice(src);
+                    self.used += (c.len() - old) as u64;
+                }
+                Some(_) => self.remove(key),
+                // A whole new chunk, or the file's new tail from a chunk
+                // boundary: worth keeping (a program reads back what it
+                // wrote).
+                None if within == 0 => {
+                    let buf = self.buffer(src);
+                    self.put(key, buf)
+                }
+                None => {}
+            }
+            at += n as u64;
+        }
+        self.evict();
+    }
+
+    /// The file was truncated (or extended) to `size`.
+    pub fn truncated(&mut self, ino: u64, size: u64) {
+        let keys: Vec<(u64, u64)> = self
+            .chunks
+            .range((ino, size / CHUNK)..=(ino, u64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let start = key.1 * CHUNK;
+            if start >= size {
+                self.remove(key);
+            } else if let Some(c) = self.chunks.get_mut(&key) {
+                let keep = (size - start) as usize;
+                if c.len() > keep {
+                    self.used -= (c.len() - keep) as u64;
+                    c.truncate(keep);
+                }
+            }
+        }
+    }
+
+    /// Drops everything cached of `ino`.
+    pub fn drop_file(&mut self, ino: u64) {
+        let keys: Vec<(u64, u64)> = self
+            .chunks
+            .range((ino, 0)..=(ino, u64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            self.remove(key);
+        }
+    }
+
+    /// A chunk buffer holding `bytes`: a spare one if there is one.
+    fn buffer(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut b = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK as usize));
+        b.clear();
+        b.extend_from_slice(bytes);
+        b
+    }
+
+    fn put(&mut self, key: (u64, u64), bytes: Vec<u8>) {
+        if self.budget == 0 {
+            return;
+        }
+        self.used += bytes.len() as u64;
+        if let Some(old) = self.chunks.insert(key, bytes) {
+            self.used -= old.len() as u64;
+            self.spare.push(old);
+        } else {
+            self.order.push_back(key);
+        }
+        self.evict();
+    }
+
+    fn remove(&mut self, key: (u64, u64)) {
+        if let Some(old) = self.chunks.remove(&key) {
+            self.used -= old.len() as u64;
+            // At most a few spares beyond what the budget holds.
+            if self.spare.len() < 64 {
+                self.spare.push(old);
+            }
+        }
+    }
+
+    /// Oldest chunks out until the cache fits its budget. `order` may name
+    /// chunks already removed; they are skipped.
+    fn evict(&mut self) {
+        while self.used > self.budget {
+            let Some(key) = self.order.pop_front() else {
+                break;
+            };
+            self.remove(key);
+        }
+        // Keep the queue from growing with names of removed chunks.
+        if self.order.len() > 2 * self.chunks.len() + 64 {
+            let chunks = &self.chunks;
+            self.order.retain(|k| chunks.contains_key(k));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(size: u64) -> Version {
+        Version {
+            size,
+            mtime: 1,
+            ctime: 1,
+        }
+    }
+
+    fn bytes(n: usize, seed: u8) -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
+            .collect()
+    }
+
+    #[test]
+    fn reads_come_from_filled_chunks_and_stop_at_the_end() {
+        let mut c = FileCache::new(1 << 20);
+        let data = bytes(100_000, 1);
+        c.check(5, v(100_000));
+        assert_eq!(c.read(5, 0, 10), None);
+        c.fill(5, 0, &data);
+        assert_eq!(c.read(5, 10, 20).as_deref(), Some(&data[10..30]));
+        assert_eq!(c.read(5, 60_000, 40_000).as_deref(), Some(&data[60_000..]));
+        assert_eq!(c.read(5, 100_000, 10).as_deref(), Some(&[][..]));
+        assert_eq!(c.used(), 100_000);
+    }
+
+    #[test]
+    fn writes_patch_extend_or_drop_chunks() {
+        let mut c = FileCache::new(1 << 20);
+        let mut data = bytes(70_000, 2);
+        c.check(1, v(70_000));
+        c.fill(1, 0, &data);
+        // Inside, and past the end of the short last chunk.
+        c.wrote(1, 100, b"hello");
+        data[100..105].copy_from_slice(b"hello");
+        c.wrote(1, 70_000, b"tail");
+        data.extend_from_slice(b"tail");
+        c.changed(1, v(70_004));
+        assert_eq!(c.read(1, 0, 70_004).as_deref(), Some(&data[..]));
+        // A write leaving a gap after a chunk's bytes drops the chunk.
+        c.wrote(1, 70_010, b"x");
+        assert_eq!(c.read(1, CHUNK, 10), None);
+    }
+
+    #[test]
+    fn another_processors_change_drops_the_file_at_open() {
+        let mut c = FileCache::new(1 << 20);
+        c.check(3, v(10));
+        c.fill(3, 0, &bytes(10, 3));
+        c.check(3, v(10));
+        assert!(c.read(3, 0, 10).is_some());
+        c.check(
+            3,
+            Version {
+                size: 10,
+                mtime: 2,
+                ctime: 2,
+            },
+        );
+        assert_eq!(c.read(3, 0, 10), None);
+        assert_eq!(c.counts.dropped, 1);
+    }
+
+    #[test]
+    fn truncation_trims_and_the_budget_evicts_oldest_first() {
+        let mut c = FileCache::new(3 * CHUNK);
+        c.check(9, v(5 * CHUNK));
+        c.fill(9, 0, &bytes(5 * CHUNK as usize, 4));
+        assert!(c.used() <= 3 * CHUNK);
+        assert_eq!(c.read(9, 0, 10), None, "the oldest chunks went first");
+        assert!(c.read(9, 4 * CHUNK, 10).is_some());
+        c.truncated(9, 4 * CHUNK + 5);
+        c.changed(9, v(4 * CHUNK + 5));
+        assert_eq!(c.read(9, 4 * CHUNK, 100).map(|b| b.len()), Some(5));
+        c.drop_file(9);
+        assert_eq!(c.used(), 0);
+    }
+}
