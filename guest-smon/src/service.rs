@@ -16,19 +16,6 @@ pub struct Service<D: BlockDevice> {
     pub stats: StoreStats,
 }
 
-fn to_wire(st: &Stat) -> StoreStat {
-    StoreStat {
-        ino: st.ino,
-        mode: st.mode,
-        nlink: st.nlink,
-        size: st.size,
-        blocks: st.blocks,
-        atime: st.atime,
-        mtime: st.mtime,
-        ctime: st.ctime,
-    }
-}
-
 /// What one request did: the reply's head fields and its data.
 struct Done {
     value: u64,
@@ -80,7 +67,7 @@ impl<D: BlockDevice> Service<D> {
             Ok(d) => encode_reply(
                 &StoreReply {
                     value: d.value,
-                    stat: d.stat.as_ref().map(to_wire).unwrap_or_default(),
+                    stat: d.stat.unwrap_or_default(),
                     ..Default::default()
                 },
                 &d.data,

@@ -23,27 +23,14 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use common::{component, median, under_zram, VMM};
+use common::{build_c, component, median, under_zram, VMM};
 
 const RUNS: usize = 5;
 const CALLS: &str = "20000";
-
-fn build_program() -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/calls.c");
-    let out = std::env::temp_dir().join(format!("lego-bench-calls-{}", std::process::id()));
-    let ok = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "gcc -static could not build {}", src.display());
-    out
-}
 
 /// The `key=value` number in a program's output.
 fn field(text: &str, key: &str) -> f64 {
@@ -116,7 +103,7 @@ fn main() {
         println!("programs: bench");
         return;
     }
-    let prog = build_program();
+    let prog = build_c("calls");
     let (_memory, addr) = component("memory", 1);
     let peer = format!("1={addr}");
 

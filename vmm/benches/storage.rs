@@ -22,10 +22,10 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{component_with, median, VMM};
+use common::{build_c, component_with, median, VMM};
 
 const RUNS: usize = 5;
 const MIB: &str = "256";
@@ -36,19 +36,6 @@ const FIELDS: [(&str, &str); 4] = [
     ("rand_read_ms", "2000 random 4 KiB reads"),
     ("fsync_us", "4 KiB write + fdatasync (median)"),
 ];
-
-fn build_program() -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/fsbench.c");
-    let out = std::env::temp_dir().join(format!("lego-bench-fsbench-{}", std::process::id()));
-    let ok = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "gcc -static could not build {}", src.display());
-    out
-}
 
 /// The `key=value` numbers of the program's one line.
 fn fields(text: &str) -> Vec<f64> {
@@ -68,7 +55,7 @@ fn main() {
         eprintln!("no /dev/kvm: nothing to measure");
         return;
     }
-    let prog = build_program();
+    let prog = build_c("fsbench");
     let scratch = std::env::temp_dir().join(format!("lego-bench-storage-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).expect("scratch directory");

@@ -461,6 +461,52 @@ fn a_file_changed_by_another_processor_is_read_anew_at_open() {
     assert_eq!(rest, "new\n");
 }
 
+/// Stateless requests: a program's open file keeps working across a
+/// restart of the storage component on the same disk (kill -9, then
+/// start again), without the program noticing.
+#[test]
+fn open_files_survive_a_restart_of_the_storage_component() {
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let mut rack = Rack::new("storage-restart", "128M");
+    let mut child = rack
+        .command(
+            &[],
+            &[
+                "/bin/busybox",
+                "sh",
+                "-c",
+                "exec 3<>/f; echo before >&3; echo written; read x; echo after >&3; exec 3>&-; cat /f",
+            ],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("a line");
+    assert_eq!(line, "written\n");
+    let check = rack.restart_storage();
+    assert!(check.contains("clean"), "{check}");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"go\n").expect("write");
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("the rest");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut err).expect("stderr");
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(rest, "before\nafter\n", "{err}");
+    assert!(status.success(), "{err}");
+}
+
 /// A storage component that dies while a program runs: the program's
 /// next file call fails with EIO within the fabric timeout.
 #[test]

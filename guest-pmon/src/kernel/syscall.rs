@@ -3396,6 +3396,29 @@ fn timespec(ns: u64) -> [u8; 16] {
 }
 
 /// struct stat from a host file's.
+/// struct stat of a file the monitor or storage keeps (times in ns since
+/// 1970), on device `dev`.
+fn stat_bytes_ns(dev: u64, st: &lego_proto::storage::StoreStat) -> [u8; 144] {
+    let split = |ns: u64| (ns / 1_000_000_000, ns % 1_000_000_000);
+    let ((a, an), (m, mn), (c, cn)) = (split(st.atime), split(st.mtime), split(st.ctime));
+    file_stat_bytes(&lego_proto::program::FileStat {
+        dev,
+        ino: st.ino,
+        nlink: st.nlink as u64,
+        mode: st.mode,
+        blksize: 4096,
+        size: st.size,
+        blocks: st.blocks,
+        atime: a,
+        atime_ns: an,
+        mtime: m,
+        mtime_ns: mn,
+        ctime: c,
+        ctime_ns: cn,
+        ..Default::default()
+    })
+}
+
 fn file_stat_bytes(st: &lego_proto::program::FileStat) -> [u8; 144] {
     let mut s = [0u8; 144];
     let put =

@@ -138,18 +138,9 @@ pub struct Recovery {
     pub files: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub ino: u64,
-    pub mode: u32,
-    pub nlink: u32,
-    pub size: u64,
-    /// 512-byte units allocated.
-    pub blocks: u64,
-    pub atime: u64,
-    pub mtime: u64,
-    pub ctime: u64,
-}
+/// A file's metadata, as stat reports it: the protocol's own type, so
+/// the service hands it on as it is.
+pub use lego_proto::storage::StoreStat as Stat;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {

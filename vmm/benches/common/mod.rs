@@ -11,6 +11,22 @@ use std::time::Instant;
 
 pub const VMM: &str = env!("CARGO_BIN_EXE_lego-vmm");
 
+/// `benches/programs/NAME.c` built static with gcc, in a scratch path.
+pub fn build_c(name: &str) -> std::path::PathBuf {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/programs")
+        .join(format!("{name}.c"));
+    let out = std::env::temp_dir().join(format!("lego-bench-{name}-{}", std::process::id()));
+    let ok = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "gcc -static could not build {}", src.display());
+    out
+}
+
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]

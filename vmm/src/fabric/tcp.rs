@@ -315,6 +315,11 @@ impl TcpTransport {
                 "{STUCK} (a send to it found its connection full lately)"
             )));
         }
+        // A connection the peer ended (it exited, or was restarted) still
+        // takes one write, which is then lost: a fresh one instead.
+        if conns.get(&peer).is_some_and(|c| !open(&c.stream)) {
+            conns.remove(&peer);
+        }
         if let Some(conn) = conns.get_mut(&peer) {
             match write_frame(conn, peer, local, frame, self.shared.timeout) {
                 Ok(()) => return Ok(()),

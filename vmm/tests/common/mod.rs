@@ -230,18 +230,17 @@ pub fn own_shm_dir() -> PathBuf {
     dir
 }
 
-/// A memory component listening on a free port: the process and its address.
-pub fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String) {
+/// A component of `role` listening on a free port with a shared-memory
+/// directory of its own: the process and its address, once it serves.
+pub fn serving_component(role: &str, id: u32, extra: &[&str]) -> (Process, String) {
     let id_text = id.to_string();
     let dir = own_shm_dir();
     let dir_text = dir.to_string_lossy().into_owned();
     let mut args = vec![
         "--role",
-        "memory",
+        role,
         "--id",
         &id_text,
-        "--mem",
-        mem,
         "--listen",
         "127.0.0.1:0",
         "--shm-dir",
@@ -255,31 +254,20 @@ pub fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String)
     (p, addr)
 }
 
+/// A memory component listening on a free port: the process and its address.
+pub fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String) {
+    let mut args = vec!["--mem", mem];
+    args.extend_from_slice(extra);
+    serving_component("memory", id, &args)
+}
+
 /// A storage component on `disk` listening on a free port: the process
 /// and its address, once its file system is mounted and it serves.
 pub fn storage_component(id: u32, disk: &Path, extra: &[&str]) -> (Process, String) {
-    let id_text = id.to_string();
     let disk_text = disk.to_string_lossy().into_owned();
-    let dir = own_shm_dir();
-    let dir_text = dir.to_string_lossy().into_owned();
-    let mut args = vec![
-        "--role",
-        "storage",
-        "--id",
-        &id_text,
-        "--listen",
-        "127.0.0.1:0",
-        "--disk",
-        &disk_text,
-        "--shm-dir",
-        &dir_text,
-    ];
+    let mut args = vec!["--disk", disk_text.as_str()];
     args.extend_from_slice(extra);
-    let mut p = Process::start(&args);
-    p.own_dir = Some(dir);
-    let addr = p.listen_address();
-    p.wait_for("fabric: component");
-    (p, addr)
+    serving_component("storage", id, &args)
 }
 
 /// The rack key the components started here use: this host's default one,

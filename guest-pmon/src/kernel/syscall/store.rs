@@ -20,6 +20,9 @@ const O_EXCL: u32 = 0o200;
 const O_TRUNC: u32 = 0o1000;
 const O_DIRECTORY: u32 = 0o200000;
 const S_IFMT: u32 = 0o170000;
+/// Storage files' device number (0:251), so tools that match files to
+/// mounts by device (df, find -xdev) tell storage apart.
+const STORE_DEV: u64 = 0xfb;
 /// Where files unlinked while open wait for their last close; hidden from
 /// listings of `/`.
 pub(in crate::kernel) const UNLINKED_DIR: &[u8] = b"/.lego-unlinked";
@@ -28,30 +31,6 @@ const S_IFDIR: u32 = 0o040000;
 /// Whether `full` (absolute, normalized) is under `dir` or is it.
 fn within(full: &[u8], dir: &[u8]) -> bool {
     pmon::path::below(full, dir).is_some()
-}
-
-/// struct stat of a storage file.
-fn stat_bytes_of(st: &StoreStat) -> [u8; 144] {
-    let split = |ns: u64| (ns / 1_000_000_000, ns % 1_000_000_000);
-    let ((a, an), (m, mn), (c, cn)) = (split(st.atime), split(st.mtime), split(st.ctime));
-    file_stat_bytes(&lego_proto::program::FileStat {
-        // A device number of its own (0:251), so tools that match files
-        // to mounts by device (df, find -xdev) tell storage apart.
-        dev: 0xfb,
-        ino: st.ino,
-        nlink: st.nlink as u64,
-        mode: st.mode,
-        blksize: 4096,
-        size: st.size,
-        blocks: st.blocks,
-        atime: a,
-        atime_ns: an,
-        mtime: m,
-        mtime_ns: mn,
-        ctime: c,
-        ctime_ns: cn,
-        ..Default::default()
-    })
 }
 
 /// What the file cache compares at open.
@@ -198,12 +177,12 @@ impl Kernel {
 
     /// struct stat of a storage path.
     pub(super) fn store_stat_path(&self, full: &[u8], follow: bool) -> Result<[u8; 144], Errno> {
-        store::stat(full, follow).map(|st| stat_bytes_of(&st))
+        store::stat(full, follow).map(|st| stat_bytes_ns(STORE_DEV, &st))
     }
 
     /// struct stat of an open storage file.
     pub(super) fn store_stat_ino(&self, ino: u64) -> Result<[u8; 144], Errno> {
-        store::stat_ino(ino).map(|st| stat_bytes_of(&st))
+        store::stat_ino(ino).map(|st| stat_bytes_ns(STORE_DEV, &st))
     }
 
     /// One read of an open storage file at its offset.

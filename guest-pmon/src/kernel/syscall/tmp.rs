@@ -121,27 +121,22 @@ impl Kernel {
     /// struct stat of a tmpfs node.
     pub(super) fn tmp_stat(&self, ino: Ino) -> Result<[u8; 144], Errno> {
         let st = self.tmp.stat(ino)?;
-        let split = |ns: u64| (ns / 1_000_000_000, ns % 1_000_000_000);
-        let ((a, an), (m, mn), (c, cn)) = (split(st.atime), split(st.mtime), split(st.ctime));
-        Ok(file_stat_bytes(&lego_proto::program::FileStat {
-            // An anonymous device (0:250) the host is unlikely to have
-            // mounted, so tools that match /tmp to its mount by device
-            // (df) find the tmpfs's line.
-            dev: 0xfa,
-            ino: st.ino,
-            nlink: st.nlink as u64,
-            mode: st.mode,
-            blksize: 4096,
-            size: st.size,
-            blocks: st.blocks,
-            atime: a,
-            atime_ns: an,
-            mtime: m,
-            mtime_ns: mn,
-            ctime: c,
-            ctime_ns: cn,
-            ..Default::default()
-        }))
+        // An anonymous device (0:250) the host is unlikely to have
+        // mounted, so tools that match /tmp to its mount by device (df)
+        // find the tmpfs's line.
+        Ok(stat_bytes_ns(
+            0xfa,
+            &lego_proto::storage::StoreStat {
+                ino: st.ino,
+                mode: st.mode,
+                nlink: st.nlink,
+                size: st.size,
+                blocks: st.blocks,
+                atime: st.atime,
+                mtime: st.mtime,
+                ctime: st.ctime,
+            },
+        ))
     }
 
     /// One read of an open tmpfs file at its offset.
