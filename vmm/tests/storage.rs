@@ -507,6 +507,74 @@ fn open_files_survive_a_restart_of_the_storage_component() {
     assert!(status.success(), "{err}");
 }
 
+/// A damaged disk: a byte of one file's data flipped in the disk file is
+/// EIO for that file (never its damaged bytes) while the other files read
+/// back whole; a damaged superblock stops the component with a sentence
+/// and exit 2, the disk left as it was.
+#[test]
+fn damage_on_the_disk_is_eio_or_a_refusal_never_data() {
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let mut rack = Rack::new("storage-damage", "128M");
+    let bb = "/bin/busybox";
+    // Two files of recognisable 4 KiB blocks.
+    let block = |c: u8| -> Vec<u8> {
+        (0..4096)
+            .map(|i| if i % 64 == 63 { b'\n' } else { c })
+            .collect()
+    };
+    let (a, b) = (block(b'A'), block(b'B'));
+    for (name, bytes) in [("/a", &a), ("/b", &b)] {
+        let got = rack.run(
+            &[],
+            &[bb, "sh", "-c", &format!("cat > {name} && sync")],
+            bytes,
+        );
+        assert_eq!(got.code, 0, "{}", got.err);
+    }
+    rack.kill_storage();
+    let mut disk = std::fs::read(&rack.disk).expect("read the disk");
+    let at = disk
+        .windows(4096)
+        .position(|w| w == a.as_slice())
+        .expect("file a's block on the disk");
+    disk[at + 100] ^= 0x20;
+    std::fs::write(&rack.disk, &disk).expect("damage the disk");
+    let check = rack.restart_storage();
+    assert!(check.contains("clean"), "{check}");
+    let got = rack.run(
+        &[],
+        &[bb, "sh", "-c", "cat /a; echo status $?; cat /b | wc -c"],
+        b"",
+    );
+    assert!(got.err.contains("Input/output error"), "{}", got.err);
+    // Nothing of a's block (damaged or not) on stdout; b whole.
+    assert_eq!(got.text(), "status 1\n4096\n", "{}", got.err);
+
+    // The superblock itself: refused at start, the disk unchanged.
+    rack.kill_storage();
+    let mut disk = std::fs::read(&rack.disk).expect("read the disk");
+    disk[40] ^= 0xff;
+    std::fs::write(&rack.disk, &disk).expect("damage the superblock");
+    let out = run(&[
+        "--role",
+        "storage",
+        "--disk",
+        rack.disk.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("storage monitor: the disk"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read(&rack.disk).expect("read back") == disk,
+        "the disk changed"
+    );
+}
+
 /// A storage component that dies while a program runs: the program's
 /// next file call fails with EIO within the fabric timeout.
 #[test]
