@@ -6,6 +6,15 @@
 //! (`PORT_BLOCK_KICK`); the vCPU's exit handler serves every request on the
 //! available ring before it returns, so a batch of requests costs one exit
 //! (about 50 us under PVM) and no device thread or interrupt is needed.
+//!
+//! A device thread polling the queue while requests come (as the fabric's
+//! does, so the guest need not kick) was built and measured against this
+//! in one run of `cargo bench -p lego-vmm --bench storage`, 5 runs each,
+//! ratios to the host: sequential write 2.38x polled against 2.40x kicked,
+//! sequential read 21.5x against 18.6x, random 4 KiB reads 334x against
+//! 251x, 4 KiB write + fdatasync 7.5x against 7.7x. On these 2-core hosts
+//! the polling thread, the spinning guest and the fabric's own device
+//! thread compete for the cores: no gain, so kicks it is.
 //! Data moves between the file and guest memory with pread/pwrite, without
 //! a copy in the VMM. A malformed request fails with a status and is
 //! counted; nothing a guest puts in its queue stops the VMM.
