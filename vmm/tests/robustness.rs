@@ -556,11 +556,10 @@ fn a_stats_request_is_answered_at_once_while_a_miss_is_stuck() {
     p.own_dir = Some(dir);
     let me = p.listen_address();
     p.wait_for("workload: process");
-    // Longer than the snapshot's period: there is one by now.
-    std::thread::sleep(Duration::from_millis(600));
+    // Asked until a snapshot taken while it runs comes (a loaded host may
+    // take longer than the snapshot's period to make the first).
     let mut c = tcp_client(&me, ME);
-    let running = c.data(50, &EXCACHE_STATS_REQUEST).expect("the stats");
-    let running = ExCacheStats::read_from_bytes(&running).expect("ExCacheStats");
+    let running = excache_stats(&mut c, 50);
     assert!(running.misses > 0, "{running:?}");
     // The memory component stops answering: the vCPU's miss now waits for
     // the whole fabric timeout.

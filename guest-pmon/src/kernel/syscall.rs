@@ -925,28 +925,32 @@ impl Kernel {
             | Kind::Tmp(_)
             | Kind::Store(_)
             | Kind::StoreDir(_) => {
+                const SEEK_DATA: u64 = 3;
+                const SEEK_HOLE: u64 = 4;
+                const ENXIO: Errno = 6;
+                let size = || -> Result<i64, Errno> { self.file_size(&f).map(|s| s as i64) };
                 let base = match whence {
                     0 => 0,
                     1 => f.offset.get() as i64,
-                    2 if matches!(f.kind, Kind::Store(_) | Kind::StoreDir(_)) => match f.kind {
-                        Kind::Store(ino) | Kind::StoreDir(ino) => match self.store_size(ino) {
-                            Ok(size) => size as i64,
-                            Err(e) => return err(e),
-                        },
-                        _ => 0,
-                    },
-                    2 if f.kind == Kind::Generated => f.data.len() as i64,
-                    2 if matches!(f.kind, Kind::Tmp(_)) => match f.kind {
-                        Kind::Tmp(ino) => match self.tmp.stat(ino) {
-                            Ok(st) => st.size as i64,
-                            Err(e) => return err(e),
-                        },
-                        _ => 0,
-                    },
-                    2 => match host::stat_path(&f.path, true) {
-                        Ok(st) => st.size as i64,
+                    2 => match size() {
+                        Ok(s) => s,
                         Err(e) => return err(e),
                     },
+                    // As Linux's generic answer for a file system that
+                    // does not report holes: all of the file is data, and
+                    // its end is the one hole.
+                    SEEK_DATA | SEEK_HOLE => {
+                        let end = match size() {
+                            Ok(s) => s,
+                            Err(e) => return err(e),
+                        };
+                        if off < 0 || off >= end {
+                            return err(ENXIO);
+                        }
+                        let at = if whence == SEEK_DATA { off } else { end };
+                        f.offset.set(at as u64);
+                        return Ret::Val(at);
+                    }
                     _ => return err(EINVAL),
                 };
                 let Some(new) = base.checked_add(off).filter(|&n| n >= 0) else {

@@ -98,6 +98,9 @@ int main(int argc, char **argv) {
     check("one link", st.st_nlink == 1);
     char buf[64] = {0};
     check("pread", pread(fd, buf, 13, 0) == 13 && !memcmp(buf, "HELLO, world\n", 13));
+    off_t hole = lseek(fd, 0, SEEK_HOLE);
+    check("SEEK_DATA and SEEK_HOLE", lseek(fd, 0, SEEK_DATA) == 0 && hole > 0 && hole <= 20001);
+    fails("SEEK_DATA at the end", lseek(fd, 20001, SEEK_DATA), ENXIO);
     check("the hole reads as zeros", pread(fd, buf, 4, 100) == 4 && !memcmp(buf, "\0\0\0\0", 4));
     check("read at the end is 0", pread(fd, buf, 4, 20001) == 0);
     check("fsync", fsync(fd) == 0);

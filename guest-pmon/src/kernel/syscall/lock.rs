@@ -215,11 +215,12 @@ impl Kernel {
         }
     }
 
-    /// A file's size, for SEEK_END-relative locks.
-    fn file_size(&self, f: &OpenFile) -> Result<u64, Errno> {
+    /// A file's size (SEEK_END, and locks relative to it).
+    pub(super) fn file_size(&self, f: &OpenFile) -> Result<u64, Errno> {
         match f.kind {
             Kind::Store(ino) | Kind::StoreDir(ino) => self.store_size(ino),
             Kind::Tmp(ino) => self.tmp.stat(ino).map(|st| st.size),
+            Kind::Generated => Ok(f.data.len() as u64),
             _ => host::stat_path(&f.path, true).map(|st| st.size),
         }
     }
