@@ -425,6 +425,52 @@ fn a_disk_that_is_not_lego_is_refused_and_left_alone() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A busybox shell script on the rack, talked to line by line: it prints
+/// a line, waits for one on stdin, then goes on to its end.
+struct Talk {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Talk {
+    fn start(rack: &Rack, vmm_args: &[&str], script: &str) -> Talk {
+        let mut child = rack
+            .command(vmm_args, &["/bin/busybox", "sh", "-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the script");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        Talk { child, out }
+    }
+
+    /// The next line it prints.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("a line");
+        line
+    }
+
+    /// Lets it go on: the rest of its stdout, its stderr, and whether it
+    /// exited 0.
+    fn go(mut self) -> (String, String, bool) {
+        {
+            use std::io::Write;
+            let mut stdin = self.child.stdin.take().expect("stdin");
+            stdin.write_all(b"go\n").expect("write");
+        }
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.out, &mut rest).expect("the rest");
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            std::io::Read::read_to_string(&mut e, &mut err).expect("stderr");
+        }
+        let ok = self.child.wait().expect("wait").success();
+        (rest, err, ok)
+    }
+}
+
 /// Close-to-open consistency of the processors' file caches: a program
 /// on one processor reads a file (caching it), another processor rewrites
 /// it, and the first program's next open reads the new bytes.
@@ -437,27 +483,12 @@ fn a_file_changed_by_another_processor_is_read_anew_at_open() {
     let bb = "/bin/busybox";
     let got = rack.run(&[], &[bb, "sh", "-c", "echo old contents > /f"], b"");
     assert_eq!(got.code, 0, "{}", got.err);
-    let mut reader = rack
-        .command(&[], &[bb, "sh", "-c", "cat /f; read x; cat /f"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the reader");
-    let mut out = BufReader::new(reader.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("a line");
-    assert_eq!(line, "old contents\n");
+    let mut reader = Talk::start(&rack, &[], "cat /f; read x; cat /f");
+    assert_eq!(reader.line(), "old contents\n");
     let got = rack.run(&[], &[bb, "sh", "-c", "echo new > /f"], b"");
     assert_eq!(got.code, 0, "{}", got.err);
-    {
-        use std::io::Write;
-        let mut stdin = reader.stdin.take().expect("stdin");
-        stdin.write_all(b"go\n").expect("write");
-    }
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).expect("the rest");
-    assert!(reader.wait().expect("wait").success());
+    let (rest, err, ok) = reader.go();
+    assert!(ok, "{err}");
     assert_eq!(rest, "new\n");
 }
 
@@ -470,41 +501,17 @@ fn open_files_survive_a_restart_of_the_storage_component() {
         return;
     }
     let mut rack = Rack::new("storage-restart", "128M");
-    let mut child = rack
-        .command(
-            &[],
-            &[
-                "/bin/busybox",
-                "sh",
-                "-c",
-                "exec 3<>/f; echo before >&3; echo written; read x; echo after >&3; exec 3>&-; cat /f",
-            ],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("a line");
-    assert_eq!(line, "written\n");
+    let mut writer = Talk::start(
+        &rack,
+        &[],
+        "exec 3<>/f; echo before >&3; echo written; read x; echo after >&3; exec 3>&-; cat /f",
+    );
+    assert_eq!(writer.line(), "written\n");
     let check = rack.restart_storage();
     assert!(check.contains("clean"), "{check}");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(b"go\n").expect("write");
-    }
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).expect("the rest");
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        std::io::Read::read_to_string(&mut e, &mut err).expect("stderr");
-    }
-    let status = child.wait().expect("wait");
+    let (rest, err, ok) = writer.go();
     assert_eq!(rest, "before\nafter\n", "{err}");
-    assert!(status.success(), "{err}");
+    assert!(ok, "{err}");
 }
 
 /// A damaged disk: a byte of one file's data flipped in the disk file is
@@ -583,40 +590,16 @@ fn a_dead_storage_component_is_eio_not_a_hang() {
         return;
     }
     let mut rack = Rack::new("storage-dies", "128M");
-    let mut child = rack
-        .command(
-            &["--fabric-timeout-ms", "1000"],
-            &[
-                "/bin/busybox",
-                "sh",
-                "-c",
-                // Builtins only after the kill: the shell's own open of /f.
-                "echo a > /f && echo written && read x && { read y < /f; echo status $?; }",
-            ],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("a line");
-    assert_eq!(line, "written\n");
+    // Builtins only after the kill: the shell's own open of /f.
+    let mut shell = Talk::start(
+        &rack,
+        &["--fabric-timeout-ms", "1000"],
+        "echo a > /f && echo written && read x && { read y < /f; echo status $?; }",
+    );
+    assert_eq!(shell.line(), "written\n");
     rack.kill_storage();
     let start = Instant::now();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(b"go\n").expect("write");
-    }
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).expect("the rest");
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        std::io::Read::read_to_string(&mut e, &mut err).expect("stderr");
-    }
-    let _ = child.wait();
+    let (rest, err, _) = shell.go();
     assert!(
         start.elapsed() < Duration::from_secs(15),
         "took {:?}",

@@ -502,15 +502,6 @@ impl Kernel {
             uaccess::write(self.space_mut(pid)?, at + done, &chunk)?;
             done += chunk.len() as u64;
         }
-        if prot & 3 != 3 {
-            self.space_mut(pid)?.call(MemRequest {
-                op: OP_MPROTECT,
-                addr: at,
-                len,
-                prot: prot as u32,
-                ..Default::default()
-            })?;
-        }
-        Ok(())
+        self.filled(pid, at, len, prot)
     }
 }

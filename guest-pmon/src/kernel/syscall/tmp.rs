@@ -611,6 +611,12 @@ impl Kernel {
             uaccess::write(self.space_mut(pid)?, at + done, &chunk[..got])?;
             done += got as u64;
         }
+        self.filled(pid, at, len, prot)
+    }
+
+    /// A mapping filled from a file (made writable for it) gets the
+    /// protection it was asked with.
+    pub(super) fn filled(&mut self, pid: Pid, at: u64, len: u64, prot: u64) -> Result<(), Errno> {
         if prot & 3 != 3 {
             self.space_mut(pid)?.call(MemRequest {
                 op: OP_MPROTECT,
