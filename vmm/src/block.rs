@@ -626,6 +626,18 @@ impl WriteVolatile for FileAt<'_> {
     }
 }
 
+/// What a guest's exit `code` means for a component of `role`: a storage
+/// monitor that cannot use its disk (it said why on the console) is the
+/// user's `--disk` refused, exit 2, not a failed guest.
+pub fn refused(role: lego_proto::boot::Role, code: u32) -> Option<crate::error::VmmError> {
+    (role == lego_proto::boot::Role::Storage && code == EXIT_DISK_REFUSED).then(|| {
+        crate::error::VmmError::BadOption {
+            option: "--disk",
+            why: "the storage monitor cannot use it: its reason is on the line above".into(),
+        }
+    })
+}
+
 /// PORT_BLOCK_SETUP: `block` is this component's disk, if it has one. The
 /// whole [`BlockSetup`] is written back with the VMM's fields.
 pub fn port_setup(block: Option<&Block>, args: &GuestArgs, value: u32) -> Result<(), String> {

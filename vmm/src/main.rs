@@ -16,6 +16,7 @@ mod guest_args;
 mod hypervisor;
 mod loader;
 mod memory;
+mod options;
 mod paging;
 mod preempt;
 mod program;
@@ -95,127 +96,6 @@ fn image_path(args: &Args) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// `--storage`: a processor running a program, naming a known peer that
-/// is not the program's memory. Returns the id, 0 for none.
-fn check_storage(args: &Args, fabric: &Option<fabric::Config>, program: bool) -> Result<u32> {
-    let Some(s) = args.storage else {
-        return Ok(0);
-    };
-    let bad = |why: String| VmmError::BadOption {
-        option: "--storage",
-        why,
-    };
-    if !program {
-        return Err(bad(
-            "it serves a program's files: give a program after -- (on a processor)".into(),
-        ));
-    }
-    match fabric {
-        Some(f) if f.peers.contains_key(&s) => {}
-        _ => {
-            return Err(bad(format!(
-                "component {s} has no address; add --peer {s}=ADDR"
-            )))
-        }
-    }
-    if args.memory == Some(s) {
-        return Err(bad(format!(
-            "component {s} cannot be both the program's memory (--memory) and its storage"
-        )));
-    }
-    Ok(s)
-}
-
-/// `--disk` and `--disk-size`: the storage component's disk, opened and
-/// locked for this process.
-fn open_disk(args: &Args) -> Result<Option<block::Disk>> {
-    let Some(path) = &args.disk else {
-        return Ok(None);
-    };
-    if args.role.role() != lego_proto::boot::Role::Storage {
-        return Err(VmmError::BadOption {
-            option: "--disk",
-            why: "only a storage component has a disk (--role storage)".into(),
-        });
-    }
-    let size = args
-        .disk_size
-        .as_deref()
-        .map(cli::parse_disk_size)
-        .transpose()?;
-    Ok(Some(block::Disk::open(path, size)?))
-}
-
-/// `--backup`: memory components only, another component.
-fn check_backup(args: &Args, id: u32) -> Result<()> {
-    let Some(b) = args.backup else {
-        return Ok(());
-    };
-    let bad = |why: String| VmmError::BadOption {
-        option: "--backup",
-        why,
-    };
-    if args.role.role() != lego_proto::boot::Role::Memory {
-        return Err(bad(
-            "only a memory component has a backup (processors learn it from their memory components)".into(),
-        ));
-    }
-    if b == id || b == 0 {
-        return Err(bad(format!(
-            "{b} cannot keep this component's copy: give another memory component's id"
-        )));
-    }
-    if !args.vregion_peers.is_empty() {
-        return Err(bad(
-            "a component with a backup keeps its processes' vRegions itself: drop --vregion-peers (copies of vRegions handed to other components are not kept yet)".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// `--vregion-peers`: memory components only, each a known peer, at most
-/// [`MAX_VREGION_PEERS`](lego_proto::memory::MAX_VREGION_PEERS), no repeats.
-fn check_vregion_peers<A>(
-    args: &Args,
-    id: u32,
-    peers: &std::collections::HashMap<u32, A>,
-) -> Result<()> {
-    let bad = |why: String| VmmError::BadOption {
-        option: "--vregion-peers",
-        why,
-    };
-    let list = &args.vregion_peers;
-    if list.is_empty() {
-        return Ok(());
-    }
-    if args.role.role() != lego_proto::boot::Role::Memory {
-        return Err(bad("only a memory component hands out vRegions".into()));
-    }
-    if list.len() > lego_proto::memory::MAX_VREGION_PEERS {
-        return Err(bad(format!(
-            "{} components given; at most {} are supported",
-            list.len(),
-            lego_proto::memory::MAX_VREGION_PEERS
-        )));
-    }
-    for (i, p) in list.iter().enumerate() {
-        if *p == id {
-            return Err(bad(format!(
-                "{p} is this component itself; it always owns a process's first vRegion"
-            )));
-        }
-        if !peers.contains_key(p) {
-            return Err(bad(format!(
-                "component {p} has no address; add --peer {p}=ADDR"
-            )));
-        }
-        if list[..i].contains(p) {
-            return Err(bad(format!("component {p} is given twice")));
-        }
-    }
-    Ok(())
-}
-
 fn run(args: &Args, start: Instant) -> Result<i32> {
     let mode = if !args.program.is_empty() {
         Mode::Program
@@ -269,8 +149,8 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     });
                 }
             }
-            check_vregion_peers(args, id, &peers)?;
-            check_backup(args, id)?;
+            options::check_vregion_peers(args, id, &peers)?;
+            options::check_backup(args, id)?;
             let key = match &args.rack_key {
                 Some(path) => lego_wire::key::RackKey::load(path)?,
                 None => {
@@ -326,27 +206,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         .transpose()?;
     let program = if mode == Mode::Program {
         use std::os::unix::ffi::OsStrExt;
-        let mut exe = program::locate(&args.program[0])?;
-        // With storage, an absolute path the host does not have is a
-        // program on storage: the processor reads it from there.
-        let on_storage = args.storage.is_some() && exe.is_absolute() && !exe.exists();
-        if on_storage {
-            log::info!(
-                "{} is not on this host: the processor runs it from storage component {}",
-                exe.display(),
-                args.storage.unwrap_or(0)
-            );
-        } else {
-            if let Some(shell) = program::stand_in(&exe) {
-                log::info!(
-                    "{} is dynamically linked: {} runs in its place",
-                    exe.display(),
-                    shell.display()
-                );
-                exe = shell;
-            }
-            program::check(exe.as_os_str())?;
-        }
+        let exe = program::prepare(&args.program[0], args.storage)?;
         Some(program::Spec {
             argv: args.program.iter().map(|a| a.as_bytes().to_vec()).collect(),
             envp: program::Spec::environment(&args.env),
@@ -400,12 +260,12 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 .unwrap_or(0),
         },
     };
-    let storage = check_storage(args, &fabric, program.is_some())?;
+    let storage = options::check_storage(args, &fabric, program.is_some())?;
     let mem = cli::parse_mem(&args.mem)?;
     if fabric.is_some() {
         cli::check_fabric_mem(&args.mem, mem)?;
     }
-    let disk = open_disk(args)?;
+    let disk = options::open_disk(args)?;
     let mut cfg = vm::Config {
         role: args.role.role(),
         image: image_path(args),
@@ -562,14 +422,8 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             }
             Event::GuestExit { code } => {
                 gdb_sees_end();
-                if code == lego_proto::hypercall::EXIT_DISK_REFUSED
-                    && role == lego_proto::boot::Role::Storage.name()
-                {
-                    return Err(VmmError::BadOption {
-                        option: "--disk",
-                        why: "the storage monitor cannot use it: its reason is on the line above"
-                            .into(),
-                    });
+                if let Some(refused) = block::refused(cfg.role, code) {
+                    return Err(refused);
                 }
                 if code != 0 {
                     return Err(VmmError::Guest(format!(

@@ -82,6 +82,38 @@ pub fn check(path: &std::ffi::OsStr) -> crate::error::Result<()> {
         .map_err(|e| fail(e.to_string()))
 }
 
+/// The file to run for `name` (the program after `--`), checked before
+/// anything boots: found as a shell finds it, a static shell in place of
+/// a dynamic system shell. With a storage component (`storage`), an
+/// absolute path this host does not have is a program on storage, which
+/// the processor reads from there (and refuses there if it cannot run).
+pub fn prepare(
+    name: &std::ffi::OsStr,
+    storage: Option<u32>,
+) -> crate::error::Result<std::path::PathBuf> {
+    let exe = locate(name)?;
+    if let Some(id) = storage.filter(|_| exe.is_absolute() && !exe.exists()) {
+        log::info!(
+            "{} is not on this host: the processor runs it from storage component {id}",
+            exe.display()
+        );
+        return Ok(exe);
+    }
+    let exe = match stand_in(&exe) {
+        Some(shell) => {
+            log::info!(
+                "{} is dynamically linked: {} runs in its place",
+                exe.display(),
+                shell.display()
+            );
+            shell
+        }
+        None => exe,
+    };
+    check(exe.as_os_str())?;
+    Ok(exe)
+}
+
 /// A static shell to run in place of `exe` when it is the system shell
 /// and dynamically linked (`pmon::shell`: the monitor does the same for
 /// a process's execve of /bin/sh).
