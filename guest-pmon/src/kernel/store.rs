@@ -22,13 +22,25 @@ pub struct Answer {
     pub data: Vec<u8>,
 }
 
-/// Room for any reply: its head and the most data one carries.
-const REPLY_ROOM: usize = core::mem::size_of::<StoreReply>() + MAX_IO + 2 * PATH_MAX;
+/// Room for the reply to `head`: its own head and the most data that
+/// request may bring back (a read's length, a listing's room, a link's
+/// target), so a stat does not clear 70 KiB and a batch of 32 reads no
+/// more than it reads.
+fn reply_room(head: &StoreRequest) -> usize {
+    let data = match head.op {
+        OP_READ | OP_READDIR => (head.len as usize).min(MAX_IO),
+        OP_READLINK => PATH_MAX,
+        OP_STATFS => core::mem::size_of::<StoreStatFs>(),
+        OP_STATS => core::mem::size_of::<StoreStats>(),
+        _ => 0,
+    };
+    core::mem::size_of::<StoreReply>() + data
+}
 
 /// One request: `head`'s op and arguments, the paths and the data.
 pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Result<Answer, Errno> {
     let request = encode_request(&head, path, path2, data);
-    let mut reply = alloc::vec![0u8; REPLY_ROOM];
+    let mut reply = alloc::vec![0u8; reply_room(&head)];
     let c = StorageCall {
         request: virt_to_phys(request.as_ptr() as u64),
         request_len: request.len() as u32,
@@ -53,7 +65,7 @@ fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
         .collect();
     let mut replies: Vec<Vec<u8>> = requests
         .iter()
-        .map(|_| alloc::vec![0u8; REPLY_ROOM])
+        .map(|(h, _)| alloc::vec![0u8; reply_room(h)])
         .collect();
     let mut calls: Vec<StorageCall> = encoded
         .iter()

@@ -334,12 +334,14 @@ impl Kernel {
 
     pub(super) fn store_unlink(&mut self, full: &[u8], rmdir: bool) -> Ret {
         let now = self.realtime_ns();
-        if !rmdir {
+        // Asked only while some storage file is open here: otherwise an
+        // unlink is one request, not two.
+        if !rmdir && self.store_open_here(None) {
             // A file open here keeps its data until its last close, as on
             // Linux: it moves aside instead (NFS's "silly rename"), since
             // the storage component keeps no open files.
             if let Ok(st) = store::stat(full, false) {
-                if st.mode & S_IFMT == 0o100000 && self.store_open_here(st.ino) {
+                if st.mode & S_IFMT == 0o100000 && self.store_open_here(Some(st.ino)) {
                     return val(self.move_aside(full, st.ino, now).map(|_| 0));
                 }
             }
@@ -348,12 +350,13 @@ impl Kernel {
         val(store::on_path(op, full, 0, now).map(|_| 0))
     }
 
-    /// Whether a process here has storage file `ino` open.
-    fn store_open_here(&self, ino: u64) -> bool {
+    /// Whether a process here has storage file `ino` open (any storage
+    /// file, for None).
+    fn store_open_here(&self, ino: Option<u64>) -> bool {
         self.procs.values().any(|p| {
             p.fds
                 .iter()
-                .any(|(_, f)| matches!(f.kind, Kind::Store(i) if i == ino))
+                .any(|(_, f)| matches!(f.kind, Kind::Store(i) if ino.is_none_or(|n| n == i)))
         })
     }
 
@@ -384,7 +387,7 @@ impl Kernel {
     /// The last open file of storage file `ino` here went: a file moved
     /// aside by unlink goes for good.
     pub(in crate::kernel) fn store_closed(&mut self, ino: u64) {
-        if self.store_open_here(ino) {
+        if self.store_open_here(Some(ino)) {
             return;
         }
         if let Some(aside) = self.unlinked.remove(&ino) {
