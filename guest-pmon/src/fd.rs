@@ -30,8 +30,9 @@ pub const MAX_LIMIT: usize = 65536;
 /// What a descriptor leads to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// lego-vmm's stdin (0), stdout (1) or stderr (2).
-    Stdio(u32),
+    /// Stdin (0), stdout (1) or stderr (2) of a run: lego-vmm's own for
+    /// run 0 (the program after `--`), a `lego run` client's otherwise.
+    Stdio(u32, u32),
     PipeRead(usize),
     PipeWrite(usize),
     DevNull,
@@ -156,10 +157,10 @@ impl FdTable {
     }
 
     /// The table a program starts with: 0, 1, 2 on lego-vmm's stdio.
-    pub fn with_stdio() -> FdTable {
+    pub fn with_stdio(run: u32) -> FdTable {
         let mut t = FdTable::new();
         for (fd, flags) in [(0, O_RDONLY), (1, O_WRONLY), (2, O_WRONLY)] {
-            let _ = t.install_at(fd, OpenFile::new(Kind::Stdio(fd as u32), flags), false);
+            let _ = t.install_at(fd, OpenFile::new(Kind::Stdio(fd as u32, run), flags), false);
         }
         t
     }
@@ -291,7 +292,7 @@ mod tests {
 
     #[test]
     fn new_descriptors_take_the_lowest_free_number() {
-        let mut t = FdTable::with_stdio();
+        let mut t = FdTable::with_stdio(0);
         let f = OpenFile::new(Kind::DevNull, O_RDWR);
         assert_eq!(t.install(f.clone(), false, 0), Ok(3));
         assert!(t.close(1).is_ok());
@@ -303,7 +304,7 @@ mod tests {
 
     #[test]
     fn dup_shares_the_file_and_not_close_on_exec() {
-        let mut t = FdTable::with_stdio();
+        let mut t = FdTable::with_stdio(0);
         let fd = t
             .install(OpenFile::new(Kind::DevZero, O_RDONLY), true, 0)
             .unwrap();
@@ -317,13 +318,13 @@ mod tests {
         assert!(t.get(fd).is_err() && t.get(d).is_ok());
         // dup2 onto stdout replaces it.
         let old = t.dup_to(d, 1, false).unwrap();
-        assert_eq!(old.map(|f| f.kind), Some(Kind::Stdio(1)));
+        assert_eq!(old.map(|f| f.kind), Some(Kind::Stdio(1, 0)));
         assert_eq!(t.get(1).unwrap().kind, Kind::DevZero);
     }
 
     #[test]
     fn the_limit_bounds_descriptors() {
-        let mut t = FdTable::with_stdio();
+        let mut t = FdTable::with_stdio(0);
         t.limit = 4;
         let f = OpenFile::new(Kind::DevNull, O_RDWR);
         assert_eq!(t.install(f.clone(), false, 0), Ok(3));

@@ -63,7 +63,12 @@ impl<D: BlockDevice> Service<D> {
                 return reply_error(EPROTO);
             }
         };
-        match self.serve(&r) {
+        let served = match self.enter_vnode(&r) {
+            Ok(()) => self.serve(&r),
+            Err(e) => Err(e),
+        };
+        self.fs.leave();
+        match served {
             Ok(d) => encode_reply(
                 &StoreReply {
                     value: d.value,
@@ -182,6 +187,38 @@ impl<D: BlockDevice> Service<D> {
         })
     }
 
+    /// Confines the request to its vNode's namespace (made on first use):
+    /// its paths start there, and an inode outside it is as if it did not
+    /// exist (ESTALE), so no request can reach another vNode's files.
+    fn enter_vnode(&mut self, r: &Request<'_>) -> Result<(), Errno> {
+        let v = r.head.vnode;
+        if v == 0 {
+            return Ok(());
+        }
+        let mut dir = VNODES_DIR.to_vec();
+        let root = match self.fs.stat(&dir, false) {
+            Ok(st) => st.ino,
+            Err(_) => self.fs.mkdir(&dir, 0o700, r.head.now)?.ino,
+        };
+        let _ = root;
+        dir.extend_from_slice(alloc::format!("/{v}").as_bytes());
+        let root = match self.fs.stat(&dir, false) {
+            Ok(st) if st.mode & 0o170000 == 0o040000 => st.ino,
+            Ok(_) => return Err(Errno(EIO)),
+            Err(_) => self.fs.mkdir(&dir, 0o755, r.head.now)?.ino,
+        };
+        self.fs.enter(root)?;
+        let by_ino = match r.head.op {
+            OP_STAT_INO | OP_TRUNCATE | OP_READ | OP_WRITE | OP_READDIR => true,
+            OP_CHMOD | OP_UTIMES => r.path.is_empty(),
+            _ => false,
+        };
+        if by_ino && !self.fs.in_namespace(r.head.ino) {
+            return Err(Errno(ESTALE));
+        }
+        Ok(())
+    }
+
     /// The inode a chmod or utimes names: its path's (following a final
     /// link, as chmod does), or `ino` when it has no path (fchmod).
     fn target(&self, r: &Request<'_>) -> Result<u64, Errno> {
@@ -218,4 +255,134 @@ fn reply_error(errno: i32) -> Vec<u8> {
         },
         &[],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::MemDisk;
+
+    fn service() -> Service<MemDisk> {
+        let fs = Fs::format(MemDisk::new(64 << 11), 1).expect("format");
+        Service::new(fs, 0)
+    }
+
+    fn ask(
+        s: &mut Service<MemDisk>,
+        head: StoreRequest,
+        path: &[u8],
+        path2: &[u8],
+        data: &[u8],
+    ) -> (StoreReply, Vec<u8>) {
+        let reply = s.handle(&encode_request(&head, path, path2, data));
+        let (h, d) = decode_reply(&reply).expect("a reply");
+        (h, d.to_vec())
+    }
+
+    fn req(op: u32, vnode: u32) -> StoreRequest {
+        StoreRequest {
+            op,
+            vnode,
+            now: 5,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_vnode_sees_only_its_own_files() {
+        let mut s = service();
+        let create = |vnode| StoreRequest {
+            flags: FLAG_CREATE,
+            mode: 0o644,
+            ..req(OP_CREATE, vnode)
+        };
+        let (h, _) = ask(&mut s, create(1), b"/secret", &[], &[]);
+        assert_eq!(h.errno, OK);
+        let ino = h.stat.ino;
+        let (h, _) = ask(
+            &mut s,
+            StoreRequest {
+                ino,
+                ..req(OP_WRITE, 1)
+            },
+            &[],
+            &[],
+            b"one's data",
+        );
+        assert_eq!(h.errno, OK);
+        // vNode 2: no such path, and the inode is as if it did not exist,
+        // whatever the request (a forged one too).
+        assert_eq!(
+            ask(&mut s, req(OP_STAT, 2), b"/secret", &[], &[]).0.errno,
+            ENOENT
+        );
+        for op in [
+            OP_READ,
+            OP_STAT_INO,
+            OP_WRITE,
+            OP_TRUNCATE,
+            OP_READDIR,
+            OP_CHMOD,
+        ] {
+            let (h, _) = ask(
+                &mut s,
+                StoreRequest {
+                    ino,
+                    len: 100,
+                    ..req(op, 2)
+                },
+                &[],
+                &[],
+                b"x",
+            );
+            assert_eq!(h.errno, ESTALE, "op {op} reached another vNode's inode");
+        }
+        // A symbolic link cannot lead out: its absolute target and its
+        // ".." stay inside the vNode.
+        let (h, _) = ask(&mut s, req(OP_SYMLINK, 2), b"/up", b"../../1/secret", &[]);
+        assert_eq!(h.errno, OK);
+        let (h, _) = ask(
+            &mut s,
+            req(OP_SYMLINK, 2),
+            b"/abs",
+            b"/.vnodes/1/secret",
+            &[],
+        );
+        assert_eq!(h.errno, OK);
+        for link in [&b"/up"[..], b"/abs"] {
+            let st = StoreRequest {
+                flags: FLAG_FOLLOW,
+                ..req(OP_STAT, 2)
+            };
+            assert_eq!(ask(&mut s, st, link, &[], &[]).0.errno, ENOENT);
+        }
+        // Its root cannot be removed or renamed away.
+        assert_ne!(ask(&mut s, req(OP_RMDIR, 2), b"/", &[], &[]).0.errno, OK);
+        assert_ne!(ask(&mut s, req(OP_RENAME, 2), b"/", b"/x", &[]).0.errno, OK);
+        // vNode 1 reads its file; the whole disk (vNode 0) holds both.
+        let (h, d) = ask(
+            &mut s,
+            StoreRequest {
+                ino,
+                len: 100,
+                ..req(OP_READ, 1)
+            },
+            &[],
+            &[],
+            &[],
+        );
+        assert_eq!((h.errno, d.as_slice()), (OK, &b"one's data"[..]));
+        assert_eq!(
+            ask(&mut s, req(OP_STAT, 0), b"/.vnodes/1/secret", &[], &[])
+                .0
+                .errno,
+            OK
+        );
+        assert_eq!(
+            ask(&mut s, req(OP_STAT, 0), b"/.vnodes/2/up", &[], &[])
+                .0
+                .errno,
+            OK
+        );
+    }
 }

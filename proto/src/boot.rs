@@ -231,6 +231,14 @@ pub struct BootInfo {
     /// Processor running a program: the storage component that serves its
     /// files (`--storage`), 0 for none (the host's files, read-only).
     pub storage: u32,
+    /// Processor: 1 when it serves runs (`lego run`) rather than one
+    /// program after `--`.
+    pub serve_runs: u32,
+    pub _pad2: u32,
+    /// Processor serving runs: nonzero when the VMM has requests for the
+    /// monitor (PORT_CONTROL_NEXT). Set like `host_signals`, with vCPU 0
+    /// kicked; the guest takes it with an atomic swap.
+    pub control_pending: u64,
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

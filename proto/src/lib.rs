@@ -7,6 +7,9 @@
 //! ([`selftest`]). Fabric messages between components join here later.
 //!
 //! Everything is `no_std` so that the guests and the VMM use the same types.
+//! The control plane between host processes (the `lego` tool, `lego-globals`
+//! and each `lego-vmm`) is serde types in its own crate, `proto/control`
+//! (`lego-control`): a guest image must not link std, which serde brings.
 #![no_std]
 
 extern crate alloc;

@@ -47,8 +47,15 @@ pub const PORT_STORAGE_CALL: u16 = 0x61d;
 /// The address of a [`StorageBatch`]: several file calls sent at once
 /// (the pieces of one large read or write), answered in one exit.
 pub const PORT_STORAGE_BATCH: u16 = 0x61e;
+/// The address of a [`ControlNext`]: the next thing `lego run`, `ps` or
+/// `kill` asks of a processor that serves runs (`BootInfo::serve_runs`).
+pub const PORT_CONTROL_NEXT: u16 = 0x61f;
+/// The address of a [`ControlDone`]: the answer to one [`ControlNext`].
+pub const PORT_CONTROL_DONE: u16 = 0x620;
+/// The address of a [`RunExit`]: a run's first process ended.
+pub const PORT_RUN_EXIT: u16 = 0x621;
 /// The last of the program ports.
-pub const PORT_PROGRAM_LAST: u16 = PORT_STORAGE_BATCH;
+pub const PORT_PROGRAM_LAST: u16 = PORT_RUN_EXIT;
 
 /// [`HostOpen::flags`]: open to execute (a regular file with an execute
 /// bit), or to read (any file or directory).
@@ -260,6 +267,10 @@ pub struct StdioCall {
     /// Written by the VMM: bytes moved, 0 at end of input, or -errno
     /// (-EAGAIN: no input yet; -EPIPE: nobody reads the output).
     pub result: i64,
+    /// The run whose stdio this is (0: lego-vmm's own, for the program
+    /// after `--`; otherwise a `lego run`'s, see [`ControlNext`]).
+    pub run: u32,
+    pub _pad: u32,
 }
 
 /// What fstat needs about one of lego-vmm's stdio files.
@@ -317,3 +328,60 @@ pub struct Idle {
 pub const WOKE_KICK: u32 = 1;
 pub const WOKE_STDIN: u32 = 2;
 pub const WOKE_TIMEOUT: u32 = 3;
+
+/// [`ControlNext::kind`]: nothing is waiting.
+pub const CONTROL_NONE: u32 = 0;
+/// Start a run: `buf` holds argv, envp, the working directory and the
+/// file to execute, NUL-terminated (as [`PORT_PROGRAM_ARGS`] gives them).
+pub const CONTROL_START: u32 = 1;
+/// Send `signal` to the run's foreground process group (Ctrl-C at `lego run`).
+pub const CONTROL_SIGNAL: u32 = 2;
+/// Send `signal` to process `pid` (`lego kill`); answered 0 or -ESRCH.
+pub const CONTROL_KILL: u32 = 3;
+/// List the processes (`lego ps`): answered with one line per process,
+/// "pid run command".
+pub const CONTROL_PS: u32 = 4;
+
+/// PORT_CONTROL_NEXT's argument. The guest gives a buffer; the VMM writes
+/// the next request. When its strings do not fit, the VMM sets `needed`
+/// and keeps the request for the next call with a larger buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ControlNext {
+    pub buf: u64,
+    pub buf_len: u64,
+    /// Written by the VMM from here on.
+    pub needed: u64,
+    pub kind: u32,
+    /// The request's id, given back in [`ControlDone::id`].
+    pub id: u32,
+    pub run: u32,
+    pub pid: u32,
+    pub signal: u32,
+    /// The run's vNode (its processes' files live in its namespace).
+    pub vnode: u32,
+    pub argc: u32,
+    pub envc: u32,
+}
+
+/// PORT_CONTROL_DONE's argument.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ControlDone {
+    pub id: u32,
+    pub kind: u32,
+    /// START: the first process's pid or -errno; KILL: 0 or -errno.
+    pub result: i64,
+    /// PS: the text (guest-physical, length).
+    pub buf: u64,
+    pub len: u64,
+}
+
+/// PORT_RUN_EXIT's argument: the wait status (as wait4 gives it) of the
+/// run's first process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct RunExit {
+    pub run: u32,
+    pub status: u32,
+}

@@ -119,8 +119,15 @@ pub struct StoreRequest {
     pub path_len: u32,
     pub path2_len: u32,
     pub data_len: u32,
-    pub _pad: u32,
+    /// The vNode the request is for: its paths start at the vNode's own
+    /// directory and its inodes must lie under it (0: the whole disk, for
+    /// racks built by hand without global managers).
+    pub vnode: u32,
 }
+
+/// Where vNode N's namespace lives on a storage component's disk:
+/// `/.vnodes/N`, made on its first request.
+pub const VNODES_DIR: &[u8] = b"/.vnodes";
 
 /// A file's metadata, as stat reports it.
 #[repr(C)]

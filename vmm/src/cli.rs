@@ -95,8 +95,21 @@ pub struct Args {
     pub id: Option<u32>,
 
     /// Listen for fabric connections from peers, e.g. 127.0.0.1:7001.
-    #[arg(long, value_name = "ADDR", requires = "id")]
+    /// Needs --id, or --globals (which gives one).
+    #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+
+    /// The global managers (`lego-globals --listen ADDR`): register there
+    /// on start (role, --listen address, resources; an id is given when
+    /// --id is not), learn the peers from them, and send heartbeats. --peer
+    /// entries are added to what they give.
+    #[arg(long, value_name = "ADDR", requires = "listen")]
+    pub globals: Option<String>,
+
+    /// Processor: serve runs (`lego run`, `ps`, `kill`, `cp`) on this
+    /// address instead of running one program after `--`.
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["run_workload", "program"])]
+    pub control: Option<String>,
 
     /// A peer component and its address: --peer 2=127.0.0.1:7002 for TCP,
     /// --peer 2=shm for a component on this host, --peer 2=rdma:HOST:PORT

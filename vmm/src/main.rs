@@ -12,6 +12,7 @@ mod error;
 mod excache;
 mod fabric;
 mod gdb;
+mod globals;
 mod guest_args;
 mod hypervisor;
 mod loader;
@@ -22,8 +23,10 @@ mod preempt;
 mod program;
 mod program_ports;
 mod report;
+mod runs;
 mod selftest;
 mod stats;
+mod store_files;
 mod vcpu;
 mod vm;
 
@@ -97,7 +100,14 @@ fn image_path(args: &Args) -> PathBuf {
 }
 
 fn run(args: &Args, start: Instant) -> Result<i32> {
-    let mode = if !args.program.is_empty() {
+    let serve_runs = args.control.is_some();
+    if serve_runs && args.role.role() != lego_proto::boot::Role::Processor {
+        return Err(VmmError::BadOption {
+            option: "--control",
+            why: "only a processor component serves runs (--role processor)".into(),
+        });
+    }
+    let mode = if !args.program.is_empty() || serve_runs {
         Mode::Program
     } else if args.run_workload.is_some() {
         Mode::Workload
@@ -116,10 +126,45 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             why: "must be at least 1".into(),
         });
     }
+    if args.listen.is_some() && args.id.is_none() && args.globals.is_none() {
+        return Err(VmmError::BadOption {
+            option: "--listen",
+            why: "a component that listens needs an id: add --id N, or --globals ADDR to be given one".into(),
+        });
+    }
+    // Serving runs: the control address is bound before registering, so
+    // the managers hear the real one (a port 0 becomes a chosen port).
+    let serving = match &args.control {
+        Some(addr) => {
+            let runs = runs::Runs::new(args.id.unwrap_or(0)).map_err(VmmError::Thread)?;
+            let bound = runs.listen(addr).map_err(|e| VmmError::BadOption {
+                option: "--control",
+                why: format!("cannot listen on {addr}: {e}"),
+            })?;
+            Some((runs, bound.to_string()))
+        }
+        None => None,
+    };
+    let membership = match &args.globals {
+        Some(g) => Some(join_rack(args, g, serving.as_ref().map(|r| r.1.clone()))?),
+        None => None,
+    };
+    // Peers the managers know (up, with an address) join those given.
+    let mut peer_texts = args.peer.clone();
+    if let Some((me, known, _, _)) = &membership {
+        for c in known.iter().filter(|c| c.id != *me && c.up) {
+            if !peer_texts.iter().any(|t| {
+                t.split_once('=')
+                    .is_some_and(|(i, _)| i.trim() == c.id.to_string())
+            }) {
+                peer_texts.push(format!("{}={}", c.id, c.fabric));
+            }
+        }
+    }
     // A component that only calls out (a processor running a workload)
     // needs an id of its own; one unlikely to clash with a rack's.
-    let id = args.id.or_else(|| {
-        (!args.peer.is_empty()).then(|| 0x4000_0000 | (std::process::id() & 0x3fff_ffff))
+    let id = args.id.or(membership.as_ref().map(|m| m.0)).or_else(|| {
+        (!peer_texts.is_empty()).then(|| 0x4000_0000 | (std::process::id() & 0x3fff_ffff))
     });
     let fabric = match id {
         None => None,
@@ -131,7 +176,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         }
         Some(id) => {
             let mut peers = std::collections::HashMap::new();
-            for text in &args.peer {
+            for text in &peer_texts {
                 let (peer, addr) = fabric::parse_peer(text).map_err(|why| VmmError::BadOption {
                     option: "--peer",
                     why,
@@ -204,7 +249,14 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         .as_deref()
         .map(cli::parse_excache)
         .transpose()?;
-    let program = if mode == Mode::Program {
+    let program = if serve_runs {
+        Some(program::Spec {
+            argv: Vec::new(),
+            envp: Vec::new(),
+            exe: Vec::new(),
+            trace: args.strace,
+        })
+    } else if mode == Mode::Program {
         use std::os::unix::ffi::OsStrExt;
         let exe = program::prepare(&args.program[0], args.storage)?;
         Some(program::Spec {
@@ -260,7 +312,17 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                 .unwrap_or(0),
         },
     };
-    let storage = options::check_storage(args, &fabric, program.is_some())?;
+    let mut storage = options::check_storage(args, &fabric, program.is_some())?;
+    // Serving runs in a rack: the managers' storage component (the first)
+    // serves the runs' files unless --storage names one.
+    if let (0, Some((_, known, _, _)), true) = (storage, &membership, serve_runs) {
+        storage = known
+            .iter()
+            .filter(|c| c.role == lego_control::Role::Storage && c.up)
+            .map(|c| c.id)
+            .min()
+            .unwrap_or(0);
+    }
     let mem = cli::parse_mem(&args.mem)?;
     if fabric.is_some() {
         cli::check_fabric_mem(&args.mem, mem)?;
@@ -289,6 +351,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         program: program.map(|spec| (spec, home)),
         disk,
         storage,
+        runs: serving.as_ref().map(|r| r.0.clone()),
     };
     let vm = vm::build(&mut cfg)?;
     if let Some(b) = &vm.shared.block {
@@ -302,6 +365,33 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         let _ = EXCACHE.set(c.clone());
     }
     let shared = vm.shared.clone();
+    if let (Some((r, addr)), Some(prog)) = (&serving, &shared.program) {
+        let post = (shared.ram.clone(), prog.clone());
+        r.connect(
+            Box::new(move || program::post_control(&post.0, &post.1)),
+            shared.fabric.clone(),
+            shared.storage,
+        );
+        if let Some(f) = &shared.fabric {
+            r.set_id(f.id);
+        }
+        // A line a script can wait for, as for the fabric's address.
+        eprintln!("lego-vmm: processor serves runs on {addr}");
+    }
+    if let Some((_, _, stream, registration)) = membership {
+        let (runs, cache) = (
+            serving.as_ref().map(|r| r.0.clone()),
+            shared.excache.clone(),
+        );
+        let used = storage_used(args.disk.clone());
+        globals::keep_alive(registration, stream, move || lego_control::Load {
+            processes: runs.as_ref().map_or(0, |r| r.load().0),
+            runs: runs.as_ref().map_or(0, |r| r.load().1),
+            used_bytes: used(),
+            excache: cache.as_ref().map(|c| excache_summary(c)),
+        })
+        .map_err(VmmError::Thread)?;
+    }
 
     let (events, inbox) = mpsc::channel();
     // A program gets the signals a terminal or a kill sends lego-vmm
@@ -544,7 +634,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     eprintln!("lego-vmm: stopped by signal {sig} before the self-test finished");
                     return Ok(128 + sig);
                 }
-                if let Some(prog) = shared.program.as_ref() {
+                if let Some(prog) = shared.program.as_ref().filter(|p| p.runs.is_none()) {
                     // The program decides (a handler, or the default
                     // action: its exit status says which). A third signal
                     // means it does not listen: stop it.
@@ -564,6 +654,95 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
     Err(VmmError::Guest(
         "every vCPU thread ended unexpectedly".into(),
     ))
+}
+
+/// Registers with the global managers at `globals`: (the id given, the
+/// components they know, the connection for heartbeats, what was asked).
+fn join_rack(
+    args: &Args,
+    globals: &str,
+    control: Option<String>,
+) -> Result<(
+    u32,
+    Vec<lego_control::Component>,
+    std::net::TcpStream,
+    globals::Registration,
+)> {
+    let role = match args.role.role() {
+        lego_proto::boot::Role::Processor => lego_control::Role::Processor,
+        lego_proto::boot::Role::Memory => lego_control::Role::Memory,
+        lego_proto::boot::Role::Storage => lego_control::Role::Storage,
+    };
+    let fabric = args.listen.clone().unwrap_or_default();
+    let mem = cli::parse_mem(&args.mem)?;
+    let disk_bytes = match &args.disk {
+        Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0).max(
+            args.disk_size
+                .as_deref()
+                .map(cli::parse_disk_size)
+                .transpose()?
+                .unwrap_or(0),
+        ),
+        None => 0,
+    };
+    let excache_bytes = match &args.excache {
+        Some(t) => cli::parse_excache(t)? as u64 * 4096,
+        None if role == lego_control::Role::Processor => 64 << 20,
+        None => 0,
+    };
+    let mut r = globals::Registration {
+        globals: globals.to_owned(),
+        id: args.id.unwrap_or(0),
+        role,
+        fabric,
+        control,
+        resources: lego_control::Resources {
+            mem_bytes: mem,
+            vcpus: args.vcpus,
+            excache_bytes,
+            disk_bytes,
+        },
+    };
+    let (id, peers, stream) = globals::join(&r)?;
+    r.id = id;
+    Ok((id, peers, stream, r))
+}
+
+/// Storage: the bytes of its disk file the host has allocated (the file
+/// is sparse, so this is what the file system has written), for heartbeats.
+fn storage_used(disk: Option<PathBuf>) -> impl Fn() -> u64 + Send + 'static {
+    use std::os::unix::fs::MetadataExt;
+    move || {
+        disk.as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.blocks() * 512)
+    }
+}
+
+/// The ExCache's figures for a heartbeat: misses and the miss-latency
+/// histogram (hits never exit, so the VMM cannot count them).
+fn excache_summary(cache: &excache::ExCache) -> lego_control::ExcacheSummary {
+    let Some(s) = cache.try_report() else {
+        return lego_control::ExcacheSummary::default();
+    };
+    let histogram = s
+        .miss_histogram
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let bound = if i + 1 == s.miss_histogram.len() {
+                u32::MAX
+            } else {
+                2u32 << i
+            };
+            (bound, n)
+        })
+        .collect();
+    lego_control::ExcacheSummary {
+        hits: 0,
+        misses: s.misses,
+        histogram,
+    }
 }
 
 /// lego-vmm's exit status for the program's end, as a shell reports it;

@@ -156,6 +156,25 @@ pub fn post_signal(ram: &crate::memory::GuestRam, prog: &Program, sig: i32) -> b
     true
 }
 
+/// Tells a monitor serving runs that requests wait (`runs`): a word in
+/// the boot information it swaps at its next tick, and vCPU 0 kicked.
+pub fn post_control(ram: &crate::memory::GuestRam, prog: &Program) {
+    use vm_memory::{GuestAddress, GuestMemoryBackend};
+    let at = lego_proto::boot::BOOT_INFO
+        + core::mem::offset_of!(lego_proto::boot::BootInfo, control_pending) as u64;
+    let Ok(ptr) = ram.get_host_address(GuestAddress(at)) else {
+        return;
+    };
+    if ptr as usize % 8 != 0 {
+        return;
+    }
+    // SAFETY: an aligned u64 of guest RAM, mapped for the VM's life; the
+    // guest only swaps it atomically.
+    unsafe { std::sync::atomic::AtomicU64::from_ptr(ptr.cast::<u64>()) }
+        .store(1, std::sync::atomic::Ordering::Release);
+    prog.kick(0);
+}
+
 /// The program to run: `--` and what follows, and `--env`.
 pub struct Spec {
     pub argv: Vec<Vec<u8>>,
@@ -286,13 +305,19 @@ pub struct Program {
     pub preempt: std::sync::Arc<crate::preempt::Preempt>,
     /// Serializes stdin reads between vCPUs.
     stdin: Mutex<()>,
+    /// Serving runs (`--control`): their stdio and requests.
+    pub runs: Option<std::sync::Arc<crate::runs::Runs>>,
 }
 
 /// A hypercall's answer for the guest, or why the call was malformed.
 pub type Answer<T> = Result<T, String>;
 
 impl Program {
-    pub fn new(spec: Spec, vcpus: u32) -> std::io::Result<Program> {
+    pub fn new(
+        spec: Spec,
+        vcpus: u32,
+        runs: Option<std::sync::Arc<crate::runs::Runs>>,
+    ) -> std::io::Result<Program> {
         let kicks = (0..vcpus).map(|_| Kick::new()).collect::<Result<_, _>>()?;
         let preempt = crate::preempt::Preempt::new(vcpus);
         // Runs for the life of the VMM process.
@@ -303,6 +328,7 @@ impl Program {
             kicks,
             preempt,
             stdin: Mutex::new(()),
+            runs,
         })
     }
 
@@ -477,8 +503,15 @@ impl Program {
         files.1.remove(&handle);
     }
 
-    /// A write to lego-vmm's stdout (1) or stderr (2): bytes written or -errno.
-    pub fn write(&self, fd: u32, bytes: &[u8]) -> i64 {
+    /// A write to a run's stdout (1) or stderr (2) (run 0: lego-vmm's):
+    /// bytes written or -errno.
+    pub fn write(&self, run: u32, fd: u32, bytes: &[u8]) -> i64 {
+        if run != 0 {
+            return match &self.runs {
+                Some(r) if fd == 1 || fd == 2 => r.write(run, fd, bytes),
+                _ => -EBADF,
+            };
+        }
         let r = match fd {
             1 => {
                 let mut out = std::io::stdout().lock();
@@ -494,9 +527,15 @@ impl Program {
         }
     }
 
-    /// A read of lego-vmm's stdin that never blocks: bytes, 0 at the end of
-    /// input, or -EAGAIN when nothing is there yet.
-    pub fn read_stdin(&self, len: usize) -> Result<Vec<u8>, i64> {
+    /// A read of a run's stdin (run 0: lego-vmm's) that never blocks:
+    /// bytes, 0 at the end of input, or -EAGAIN when nothing is there yet.
+    pub fn read_stdin(&self, run: u32, len: usize) -> Result<Vec<u8>, i64> {
+        if run != 0 {
+            return match &self.runs {
+                Some(r) => r.read_stdin(run, len),
+                None => Err(-EBADF),
+            };
+        }
         let _one = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
         if !readable(0, 0) {
             return Err(-EAGAIN);
@@ -514,9 +553,13 @@ impl Program {
 
     /// An ioctl a program makes on stdio: TCGETS, TIOCGWINSZ (answered by
     /// the host's terminal, or ENOTTY as Linux answers for a pipe or file).
-    pub fn ioctl(&self, fd: u32, request: u64, len: usize) -> Result<Vec<u8>, i64> {
+    /// A run's stdio is a connection, never a terminal: ENOTTY.
+    pub fn ioctl(&self, run: u32, fd: u32, request: u64, len: usize) -> Result<Vec<u8>, i64> {
         if fd > 2 {
             return Err(-EBADF);
+        }
+        if run != 0 {
+            return Err(-(libc::ENOTTY as i64));
         }
         let mut buf = vec![0u8; len.min(4096)];
         // SAFETY: only the two read-only requests below are passed, each
@@ -539,9 +582,17 @@ impl Program {
     }
 
     /// fstat of one of lego-vmm's stdio files.
-    pub fn stat_stdio(&self, fd: u32) -> Result<StdioStat, i64> {
+    /// A run's stdio is a pipe to its client, as a program sees it.
+    pub fn stat_stdio(&self, run: u32, fd: u32) -> Result<StdioStat, i64> {
         if fd > 2 {
             return Err(-EBADF);
+        }
+        if run != 0 {
+            return Ok(StdioStat {
+                mode: libc::S_IFIFO | 0o600,
+                blksize: 4096,
+                ..Default::default()
+            });
         }
         // SAFETY: fstat fills the struct we own.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -572,7 +623,8 @@ impl Program {
                 revents: 0,
             },
             libc::pollfd {
-                fd: 0,
+                // Runs' stdin replaces lego-vmm's own, which no run reads.
+                fd: self.runs.as_ref().map_or(0, |r| r.stdin_fd()),
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -593,6 +645,9 @@ impl Program {
         if fds[0].revents != 0 {
             kick.drain();
             return WOKE_KICK;
+        }
+        if let Some(r) = &self.runs {
+            r.drain_stdin_ready();
         }
         WOKE_STDIN
     }

@@ -205,9 +205,9 @@ impl ProgramPorts<'_> {
                 c.result = match c.op {
                     STDIO_WRITE => {
                         let bytes = g.read_bytes("output", c.buf, len, MAX_IO)?;
-                        prog.write(c.fd, &bytes)
+                        prog.write(c.run, c.fd, &bytes)
                     }
-                    STDIO_READ if c.fd == 0 => match prog.read_stdin(len as usize) {
+                    STDIO_READ if c.fd == 0 => match prog.read_stdin(c.run, len as usize) {
                         Ok(bytes) => {
                             g.write_bytes("input buffer", c.buf, &bytes)?;
                             bytes.len() as i64
@@ -215,14 +215,14 @@ impl ProgramPorts<'_> {
                         Err(e) => e,
                     },
                     STDIO_READ => -EBADF,
-                    STDIO_IOCTL => match prog.ioctl(c.fd, c.arg, len as usize) {
+                    STDIO_IOCTL => match prog.ioctl(c.run, c.fd, c.arg, len as usize) {
                         Ok(bytes) => {
                             g.write_bytes("ioctl buffer", c.buf, &bytes)?;
                             0
                         }
                         Err(e) => e,
                     },
-                    STDIO_STAT => match prog.stat_stdio(c.fd) {
+                    STDIO_STAT => match prog.stat_stdio(c.run, c.fd) {
                         Ok(st) => {
                             g.write_bytes(
                                 "stat buffer",
@@ -256,6 +256,14 @@ impl ProgramPorts<'_> {
                 g.write_arg("idle", value, &i)?;
             }
             PORT_KICK => prog.kick(value),
+            PORT_CONTROL_NEXT | PORT_CONTROL_DONE | PORT_RUN_EXIT => {
+                let Some(runs) = &prog.runs else {
+                    return Err(format!(
+                        "the guest used run port {port:#x}, but this processor serves no runs"
+                    ));
+                };
+                self.serve_runs(runs, port, value)?;
+            }
             _ => {
                 return Err(format!(
                     "used port {port:#x}, which no program hypercall has"
@@ -263,6 +271,34 @@ impl ProgramPorts<'_> {
             }
         }
         Ok(Served::Continue)
+    }
+
+    /// The ports of a processor serving runs (`runs`).
+    fn serve_runs(&self, runs: &crate::runs::Runs, port: u16, value: u32) -> Result<(), String> {
+        use lego_proto::program::*;
+        let g = &self.args;
+        match port {
+            PORT_CONTROL_NEXT => {
+                let n: ControlNext = g.read_arg("control request", value)?;
+                let (mut head, blob) = runs.next(n.buf_len);
+                head.buf = n.buf;
+                head.buf_len = n.buf_len;
+                if !blob.is_empty() {
+                    g.write_bytes("control request strings", n.buf, &blob)?;
+                }
+                g.write_arg("control request", value, &head)?;
+            }
+            PORT_CONTROL_DONE => {
+                let d: ControlDone = g.read_arg("control answer", value)?;
+                let data = g.read_bytes("control answer data", d.buf, d.len, 1 << 20)?;
+                runs.done(d.id, d.result, data);
+            }
+            _ => {
+                let e: RunExit = g.read_arg("run exit", value)?;
+                runs.exited(e.run, e.status);
+            }
+        }
+        Ok(())
     }
 
     /// PORT_LOAD: the file's pages, written to the process's memory

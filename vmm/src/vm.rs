@@ -40,6 +40,8 @@ pub struct Config {
     /// Processor running a program: the storage component serving its
     /// files (`--storage`), 0 for none.
     pub storage: u32,
+    /// Processor serving runs (`--control`).
+    pub runs: Option<Arc<crate::runs::Runs>>,
 }
 
 pub struct WorkloadConfig {
@@ -108,6 +110,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
     };
     info.backup = cfg.backup;
     info.storage = cfg.storage;
+    info.serve_runs = cfg.runs.is_some() as u32;
     for (slot, peer) in info.vregion_peers.iter_mut().zip(&cfg.vregion_peers) {
         *slot = *peer;
         info.vregion_peer_count += 1;
@@ -217,7 +220,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
     }
     let program = match cfg.program.take() {
         Some((spec, _)) => Some(Arc::new(
-            crate::program::Program::new(spec, cfg.vcpus)
+            crate::program::Program::new(spec, cfg.vcpus, cfg.runs.clone())
                 .map_err(crate::error::VmmError::Thread)?,
         )),
         None => None,

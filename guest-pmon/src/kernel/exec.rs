@@ -102,7 +102,7 @@ pub struct Image {
 }
 
 impl Kernel {
-    /// The first process: `lego-vmm -- PATH ARGS`.
+    /// The first process: `lego-vmm -- PATH ARGS` (run 0), or a run's.
     /// `path` is absolute; `given` is the name as the user gave it (what
     /// AT_EXECFN holds).
     pub fn spawn_init(
@@ -112,7 +112,9 @@ impl Kernel {
         argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
         cwd: Vec<u8>,
+        origin: super::Origin,
     ) -> Result<Pid, Errno> {
+        let super::Origin { run, vnode } = origin;
         let pid = self.alloc_id().ok_or(EAGAIN)?;
         let image = self.load_image(path, given, argv, &envp, &cwd)?;
         let mut ctx = UserContext::new(self.xsave_size);
@@ -129,7 +131,7 @@ impl Kernel {
                 pgid: pid,
                 sid: pid,
                 space: image.space,
-                fds: pmon::fd::FdTable::with_stdio(),
+                fds: pmon::fd::FdTable::with_stdio(run),
                 actions: [SigAction::default(); 64],
                 pending: VecDeque::new(),
                 threads: alloc::vec![pid],
@@ -147,6 +149,8 @@ impl Kernel {
                 pdeath_signal: 0,
                 dumpable: true,
                 no_new_privs: false,
+                run,
+                vnode,
             },
         );
         self.threads.insert(

@@ -198,7 +198,7 @@ pub fn load(handle: u32, slot: u32, offset: u64, filesz: u64, va: u64) -> i64 {
     unsafe { core::ptr::read_volatile(&l.result) }
 }
 
-fn stdio(op: u32, fd: u32, buf: u64, len: u64, arg: u64) -> i64 {
+fn stdio(run: u32, op: u32, fd: u32, buf: u64, len: u64, arg: u64) -> i64 {
     let c = StdioCall {
         op,
         fd,
@@ -206,15 +206,18 @@ fn stdio(op: u32, fd: u32, buf: u64, len: u64, arg: u64) -> i64 {
         len,
         arg,
         result: 0,
+        run,
+        _pad: 0,
     };
     hypercall::out(PORT_STDIO, phys_of(&c) as u32);
     // SAFETY: the VMM wrote it during the hypercall.
     unsafe { core::ptr::read_volatile(&c.result) }
 }
 
-/// Writes to lego-vmm's stdout (1) or stderr (2).
-pub fn write(fd: u32, data: &[u8]) -> i64 {
+/// Writes to a run's stdout (1) or stderr (2) (run 0: lego-vmm's).
+pub fn write(run: u32, fd: u32, data: &[u8]) -> i64 {
     stdio(
+        run,
         STDIO_WRITE,
         fd,
         virt_to_phys(data.as_ptr() as u64),
@@ -223,9 +226,10 @@ pub fn write(fd: u32, data: &[u8]) -> i64 {
     )
 }
 
-/// Reads lego-vmm's stdin without waiting (-EAGAIN when nothing is there).
-pub fn read_stdin(buf: &mut [u8]) -> i64 {
+/// Reads a run's stdin without waiting (-EAGAIN when nothing is there).
+pub fn read_stdin(run: u32, buf: &mut [u8]) -> i64 {
     stdio(
+        run,
         STDIO_READ,
         0,
         virt_to_phys(buf.as_mut_ptr() as u64),
@@ -234,8 +238,9 @@ pub fn read_stdin(buf: &mut [u8]) -> i64 {
     )
 }
 
-pub fn ioctl(fd: u32, request: u64, buf: &mut [u8]) -> i64 {
+pub fn ioctl(run: u32, fd: u32, request: u64, buf: &mut [u8]) -> i64 {
     stdio(
+        run,
         STDIO_IOCTL,
         fd,
         virt_to_phys(buf.as_mut_ptr() as u64),
@@ -244,9 +249,10 @@ pub fn ioctl(fd: u32, request: u64, buf: &mut [u8]) -> i64 {
     )
 }
 
-pub fn stat(fd: u32) -> Result<StdioStat, i64> {
+pub fn stat(run: u32, fd: u32) -> Result<StdioStat, i64> {
     let mut st = StdioStat::default();
     let r = stdio(
+        run,
         STDIO_STAT,
         fd,
         virt_to_phys(&mut st as *mut StdioStat as u64),

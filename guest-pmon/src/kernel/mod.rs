@@ -17,6 +17,7 @@ pub mod arch;
 mod exec;
 mod host;
 mod mm;
+mod runs;
 mod signals;
 mod store;
 mod syscall;
@@ -192,6 +193,20 @@ pub struct Process {
     pub pdeath_signal: u32,
     pub dumpable: bool,
     pub no_new_privs: bool,
+    /// The run it belongs to (0: the program after `--`), whose stdio its
+    /// first three descriptors are; a fork child stays in its parent's.
+    pub run: u32,
+    /// The vNode whose files it sees on storage (0: the whole disk, for a
+    /// program after `--`); a fork child's is its parent's.
+    pub vnode: u32,
+}
+
+/// Which run a first process starts (0: the program after `--`) and the
+/// vNode whose files it sees (0: the whole disk).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Origin {
+    pub run: u32,
+    pub vnode: u32,
 }
 
 /// An address space and how many processes share it (vfork).
@@ -234,9 +249,14 @@ pub struct Kernel {
     pub init: Pid,
     /// Threads waiting on stdin (an idle vCPU also waits for it).
     pub stdin_waiters: u32,
-    /// Bytes read from stdin that a process could not take (a bad
-    /// buffer): the next read of stdin gets them first.
-    pub stdin_back: Vec<u8>,
+    /// Bytes read from a run's stdin that a process could not take (a
+    /// bad buffer): the next read of that stdin gets them first.
+    pub stdin_back: BTreeMap<u32, Vec<u8>>,
+    /// Serving runs (`lego run`): each run's first process, see `runs`.
+    pub runs: BTreeMap<u32, Pid>,
+    pub serve_runs: bool,
+    /// The address of [`BootInfo::control_pending`].
+    control_pending: usize,
     /// `--strace`: print every system call.
     pub trace: bool,
     /// /tmp: files the processes write there, in the monitor's memory.
@@ -340,9 +360,11 @@ pub fn start(boot: &'static BootInfo) -> ! {
         missing: BTreeMap::new(),
         init: 0,
         stdin_waiters: 0,
-        stdin_back: Vec::new(),
+        stdin_back: BTreeMap::new(),
+        runs: BTreeMap::new(),
+        serve_runs: boot.serve_runs != 0,
+        control_pending: core::ptr::addr_of!(boot.control_pending) as usize,
         trace: boot.trace_syscalls != 0,
-        // Half the monitor's free memory, as Linux sizes a tmpfs by default.
         storage: boot.storage != 0,
         locks: pmon::locks::Locks::new(),
         unlinked: BTreeMap::new(),
@@ -365,6 +387,12 @@ pub fn start(boot: &'static BootInfo) -> ! {
         host_signals: core::ptr::addr_of!(boot.host_signals) as usize,
     };
     k.cpus[0].views = Some(views);
+    if k.serve_runs {
+        lego_image::println!("processor monitor: serving runs");
+        *KERNEL.lock() = Some(k);
+        READY.store(true, core::sync::atomic::Ordering::Release);
+        cpu_loop(0)
+    }
     let host::FirstProgram {
         argv,
         envp,
@@ -380,7 +408,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
     } else {
         cwd
     };
-    match k.spawn_init(&path, &given, argv, envp, cwd) {
+    match k.spawn_init(&path, &given, argv, envp, cwd, Origin::default()) {
         Ok(pid) => k.init = pid,
         Err(e) => k.fail_to_start(&path, e),
     }
@@ -639,6 +667,9 @@ impl Kernel {
     /// Wakes threads whose deadline passed; SIGALRM for expired alarms.
     fn expire_timers(&mut self) {
         self.take_host_signals();
+        if self.serve_runs {
+            self.take_control();
+        }
         let now = self.now_ns();
         let rung: Vec<Pid> = self
             .procs

@@ -492,6 +492,10 @@ impl Kernel {
             return;
         }
         p.life = Life::Zombie(status);
+        // What it leaves behind (shared file mappings written back) goes
+        // to its own vNode's files, whoever's call ends it.
+        let caller_vnode = super::store::vnode();
+        super::store::set_vnode(p.vnode);
         let threads = core::mem::take(&mut p.threads);
         let files = p.fds.clear();
         let space = p.space;
@@ -516,12 +520,14 @@ impl Kernel {
             self.wake_all(Wait::Lock);
         }
         self.drop_space(space);
+        super::store::set_vnode(caller_vnode);
         if let Some(parent) = vfork_parent {
             self.wake(parent, OnWake::Return(pid as i64));
         }
         if pid == self.init {
             self.program_over(status, fatal, fault_rip, &exe, bias);
         }
+        self.run_member_ended(pid, status);
         // Orphans go to the first process; those that asked for it
         // (prctl PR_SET_PDEATHSIG) get their signal.
         let init = self.init;

@@ -37,8 +37,25 @@ fn reply_room(head: &StoreRequest) -> usize {
     core::mem::size_of::<StoreReply>() + data
 }
 
+/// The vNode of the process whose system call the kernel is serving:
+/// every request carries it (the kernel serves calls one at a time,
+/// under its lock, and sets it at each).
+static VNODE: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+pub fn set_vnode(v: u32) {
+    VNODE.store(v, core::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn vnode() -> u32 {
+    VNODE.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// One request: `head`'s op and arguments, the paths and the data.
 pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Result<Answer, Errno> {
+    let head = StoreRequest {
+        vnode: vnode(),
+        ..head
+    };
     let request = encode_request(&head, path, path2, data);
     let mut reply = alloc::vec![0u8; reply_room(&head)];
     let c = StorageCall {
@@ -61,7 +78,13 @@ pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Resul
 fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
     let encoded: Vec<Vec<u8>> = requests
         .iter()
-        .map(|(h, d)| encode_request(h, &[], &[], d))
+        .map(|(h, d)| {
+            let h = StoreRequest {
+                vnode: vnode(),
+                ..*h
+            };
+            encode_request(&h, &[], &[], d)
+        })
         .collect();
     let mut replies: Vec<Vec<u8>> = requests
         .iter()

@@ -105,6 +105,13 @@ impl Kernel {
         };
         let n = frame.gprs[0];
         let a = args(&frame);
+        // Its storage calls are for its vNode's files.
+        let vnode = self
+            .threads
+            .get(&tid)
+            .and_then(|t| self.procs.get(&t.pid))
+            .map_or(0, |p| p.vnode);
+        super::store::set_vnode(vnode);
         let ret = self.dispatch(tid, n, a);
         if self.trace {
             self.trace_syscall(tid, n, &a, &ret);
@@ -821,13 +828,14 @@ impl Kernel {
                 self.rng.fill_bytes(&mut b);
                 Ok(Some(b))
             }
-            Kind::Stdio(0) if !self.stdin_back.is_empty() => {
-                let n = len.min(self.stdin_back.len());
-                Ok(Some(self.stdin_back.drain(..n).collect()))
+            Kind::Stdio(0, run) if self.stdin_back.get(&run).is_some_and(|b| !b.is_empty()) => {
+                let back = self.stdin_back.entry(run).or_default();
+                let n = len.min(back.len());
+                Ok(Some(back.drain(..n).collect()))
             }
-            Kind::Stdio(0) => {
+            Kind::Stdio(0, run) => {
                 let mut b = alloc::vec![0u8; len];
-                let n = host::read_stdin(&mut b);
+                let n = host::read_stdin(run, &mut b);
                 if n == -lego_proto::program::EAGAIN {
                     return if f.nonblocking() {
                         Err(EAGAIN)
@@ -841,7 +849,7 @@ impl Kernel {
                 b.truncate(n as usize);
                 Ok(Some(b))
             }
-            Kind::Stdio(_) => Err(EBADF),
+            Kind::Stdio(..) => Err(EBADF),
             Kind::PipeRead(id) | Kind::Socket(id, _) => self.pipe_read(id, len, f.nonblocking()),
             Kind::PipeWrite(_) => Err(EBADF),
             Kind::Host(h) => {
@@ -1033,8 +1041,8 @@ impl Kernel {
         }
         match f.kind {
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => Ok(Some(data.len())),
-            Kind::Stdio(fd @ (1 | 2)) => {
-                let n = host::write(fd, data);
+            Kind::Stdio(fd @ (1 | 2), run) => {
+                let n = host::write(run, fd, data);
                 if n == -lego_proto::program::EPIPE {
                     self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
                     return Err(EPIPE);
@@ -1044,7 +1052,7 @@ impl Kernel {
                 }
                 Ok(Some(n as usize))
             }
-            Kind::Stdio(_) => Err(EBADF),
+            Kind::Stdio(..) => Err(EBADF),
             Kind::PipeWrite(id) => self.pipe_write(tid, id, data, f.nonblocking()),
             Kind::Socket(..) if pmon::fd::shut_for_writing(f) => {
                 self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
@@ -1130,10 +1138,11 @@ impl Kernel {
             return;
         }
         match f.kind {
-            Kind::Stdio(0) => {
+            Kind::Stdio(0, run) => {
                 let mut back = data.to_vec();
-                back.append(&mut self.stdin_back);
-                self.stdin_back = back;
+                let old = self.stdin_back.entry(run).or_default();
+                back.append(old);
+                *old = back;
             }
             Kind::PipeRead(id) | Kind::Socket(id, _) => {
                 if let Some(p) = self.pipes.get_mut(&id) {
@@ -1306,7 +1315,7 @@ impl Kernel {
             Kind::Generated => host_of(b"/proc"),
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => host_of(b"/dev"),
             // PIPEFS_MAGIC and ANON_INODE_FS_MAGIC.
-            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(_) => Ok(pseudo(0x5049_5045)),
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(..) => Ok(pseudo(0x5049_5045)),
             // SOCKFS_MAGIC.
             Kind::Socket(..) => Ok(pseudo(0x534f_434b)),
             Kind::Epoll(_) | Kind::EventFd(_) => Ok(pseudo(0x0904_1934)),
@@ -1447,10 +1456,10 @@ impl Kernel {
         };
         let _ = tid;
         match (req, f.kind) {
-            (TCGETS | TIOCGWINSZ, Kind::Stdio(n)) => {
+            (TCGETS | TIOCGWINSZ, Kind::Stdio(n, run)) => {
                 let size = if req == TCGETS { 60 } else { 8 };
                 let mut buf = alloc::vec![0u8; size];
-                let r = host::ioctl(n, req, &mut buf);
+                let r = host::ioctl(run, n, req, &mut buf);
                 if r < 0 {
                     return Ret::Val(r);
                 }
@@ -1458,7 +1467,7 @@ impl Kernel {
                     .space_mut(pid)
                     .and_then(|s| uaccess::write(s, arg, &buf).map(|_| 0)))
             }
-            (TIOCGPGRP, Kind::Stdio(_)) => err(ENOTTY),
+            (TIOCGPGRP, Kind::Stdio(..)) => err(ENOTTY),
             (FIONREAD, Kind::PipeRead(id) | Kind::Socket(id, _)) => {
                 let n = self.pipes.get(&id).map_or(0, |p| p.len()) as u32;
                 val(self
@@ -1489,8 +1498,8 @@ impl Kernel {
     /// struct stat for an open file.
     fn stat_of(&mut self, f: &Arc<OpenFile>) -> Result<[u8; 144], Errno> {
         let (mode, size, rdev, ino, dev, blksize) = match f.kind {
-            Kind::Stdio(n) => {
-                let st = host::stat(n).map_err(|e| -e)?;
+            Kind::Stdio(n, run) => {
+                let st = host::stat(run, n).map_err(|e| -e)?;
                 (st.mode, st.size, st.rdev, st.ino, st.dev, st.blksize)
             }
             Kind::PipeRead(id) | Kind::PipeWrite(id) => {
@@ -1592,7 +1601,7 @@ impl Kernel {
             Kind::Epoll(_) => b"anon_inode:[eventpoll]".to_vec(),
             Kind::EventFd(_) => b"anon_inode:[eventfd]".to_vec(),
             // lego-vmm's own stdio: the monitor does not know its name.
-            Kind::Stdio(n) => alloc::format!("/dev/lego-stdio/{n}").into_bytes(),
+            Kind::Stdio(n, _) => alloc::format!("/dev/lego-stdio/{n}").into_bytes(),
         }
     }
 
@@ -1899,7 +1908,7 @@ impl Kernel {
                 match self.file(pid, fd as i64) {
                     Err(_) => POLLNVAL,
                     Ok(f) => {
-                        stdin |= f.kind == Kind::Stdio(0);
+                        stdin |= matches!(f.kind, Kind::Stdio(0, _));
                         let (r, w, hup) = self.readiness(&f);
                         let mut e = 0;
                         if r && events & POLLIN != 0 {
@@ -1972,14 +1981,16 @@ impl Kernel {
                 Some(p) => (false, p.writable(), false),
                 None => (false, true, false),
             },
-            Kind::Stdio(0) if !self.stdin_back.is_empty() => (true, false, false),
-            Kind::Stdio(0) => {
+            Kind::Stdio(0, run) if self.stdin_back.get(&run).is_some_and(|b| !b.is_empty()) => {
+                (true, false, false)
+            }
+            Kind::Stdio(0, run) => {
                 let mut probe = [0u8; 0];
                 // A zero-byte read tells whether stdin has something (or ended).
-                let n = host::read_stdin(&mut probe);
+                let n = host::read_stdin(run, &mut probe);
                 (n != -lego_proto::program::EAGAIN, false, false)
             }
-            Kind::Stdio(_) => (false, true, false),
+            Kind::Stdio(..) => (false, true, false),
             Kind::Socket(rx, tx) => {
                 let (r, hup) = match self.pipes.get(&rx) {
                     Some(p) => (p.readable(), p.writers == 0),
@@ -2044,7 +2055,7 @@ impl Kernel {
                 Ok(f) => f,
                 Err(e) => return err(e),
             };
-            stdin |= f.kind == Kind::Stdio(0);
+            stdin |= matches!(f.kind, Kind::Stdio(0, _));
             let (r, w, hup) = self.readiness(&f);
             if want_r && (r || hup) {
                 r_out[fd / 8] |= 1 << (fd % 8);
@@ -2845,9 +2856,15 @@ impl Kernel {
                 .map(|p| p.pid)
                 .collect(),
         };
+        // Another vNode's processes do not exist for this one.
+        let vnode = self.procs.get(&pid).map_or(0, |p| p.vnode);
         let targets: Vec<Pid> = targets
             .into_iter()
-            .filter(|p| self.procs.get(p).is_some_and(|pr| pr.life == Life::Alive))
+            .filter(|p| {
+                self.procs
+                    .get(p)
+                    .is_some_and(|pr| pr.life == Life::Alive && pr.vnode == vnode)
+            })
             .collect();
         if targets.is_empty() {
             return err(ESRCH);
@@ -2938,7 +2955,12 @@ impl Kernel {
                 parent.pgid,
                 parent.sid,
             );
-            let (dumpable, no_new_privs) = (parent.dumpable, parent.no_new_privs);
+            let (dumpable, no_new_privs, run, vnode) = (
+                parent.dumpable,
+                parent.no_new_privs,
+                parent.run,
+                parent.vnode,
+            );
             let space = if flags & CLONE_VM != 0 {
                 if let Some(e) = self.spaces.get_mut(&space) {
                     e.users += 1;
@@ -2981,6 +3003,8 @@ impl Kernel {
                     pdeath_signal: 0,
                     dumpable,
                     no_new_privs,
+                    run,
+                    vnode,
                 },
             );
             new

@@ -192,6 +192,10 @@ pub struct Fs<D: BlockDevice> {
     dev: D,
     sb: Superblock,
     tree: Tree,
+    /// Where paths start: the disk's root, or a vNode's directory while
+    /// the service serves that vNode ([`Fs::enter`]). Absolute symlink
+    /// targets and `..` never leave it.
+    ns_root: u64,
     space: Space,
     /// Freed by records not yet known durable: reusable after a flush.
     pending: Vec<u64>,
@@ -263,6 +267,7 @@ impl<D: BlockDevice> Fs<D> {
             dev,
             sb,
             tree: Tree::new(now),
+            ns_root: ROOT,
             space,
             pending: Vec::new(),
             gen: 0,
@@ -401,6 +406,7 @@ impl<D: BlockDevice> Fs<D> {
                 dev,
                 sb,
                 tree,
+                ns_root: ROOT,
                 space,
                 pending: Vec::new(),
                 gen: h.gen,
@@ -540,6 +546,27 @@ impl<D: BlockDevice> Fs<D> {
         Ok(())
     }
 
+    /// Paths start at directory `root` until [`Fs::leave`] (a vNode's
+    /// namespace); `root` must be a directory.
+    pub fn enter(&mut self, root: u64) -> Result<(), Errno> {
+        match self.tree.get(root) {
+            Some(i) if i.kind == Kind::Dir => {
+                self.ns_root = root;
+                Ok(())
+            }
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    pub fn leave(&mut self) {
+        self.ns_root = ROOT;
+    }
+
+    /// Whether inode `ino` is the namespace's root or under it.
+    pub fn in_namespace(&self, ino: u64) -> bool {
+        self.tree.is_within(ino, self.ns_root)
+    }
+
     /// Flushes the device: everything acknowledged before is durable.
     pub fn sync(&mut self) -> Result<(), Errno> {
         self.dev.flush().map_err(eio)?;
@@ -553,7 +580,7 @@ impl<D: BlockDevice> Fs<D> {
         // The textual path of `cur`: relative targets and their ".." are
         // resolved against it lexically.
         let mut walked: Vec<Vec<u8>> = Vec::new();
-        let mut cur = ROOT;
+        let mut cur = self.ns_root;
         let mut hops = 0;
         loop {
             let Some(name) = queue.pop_front() else {
@@ -597,7 +624,7 @@ impl<D: BlockDevice> Fs<D> {
                     base.extend(queue.drain(..));
                     queue = base.into();
                     walked.clear();
-                    cur = ROOT;
+                    cur = self.ns_root;
                 }
                 _ if last => {
                     return Ok(Walk::Found {
@@ -718,7 +745,7 @@ impl<D: BlockDevice> Fs<D> {
 
     pub fn rmdir(&mut self, path: &[u8], now: u64) -> Result<(), Errno> {
         let (parent, name, ino) = self.found(path, false)?;
-        if ino == ROOT {
+        if ino == ROOT || ino == self.ns_root {
             return Err(Errno::EBUSY);
         }
         let i = self.inode(ino)?;
@@ -761,7 +788,7 @@ impl<D: BlockDevice> Fs<D> {
             Walk::Found { parent, name, ino } => (parent, name, Some(ino)),
             Walk::Missing { parent, name } => (parent, name, None),
         };
-        if src == ROOT || dst == Some(ROOT) {
+        if src == ROOT || dst == Some(ROOT) || src == self.ns_root || dst == Some(self.ns_root) {
             return Err(Errno::EBUSY);
         }
         if noreplace && dst.is_some() {

@@ -131,7 +131,7 @@ impl Kernel {
         let mut stdin = false;
         for fd in epoll.fds() {
             if let Ok(f) = self.file(pid, fd as i64) {
-                stdin |= f.kind == Kind::Stdio(0);
+                stdin |= matches!(f.kind, Kind::Stdio(0, _));
                 let state = self.epoll_state(&f);
                 states.insert(fd, state);
             }

@@ -194,7 +194,7 @@ impl Kernel {
                 val(self.tmp.write(ino, off, &data, now).map(|n| n as i64))
             }
             Kind::DevNull | Kind::DevZero if f.writable() => Ret::Val(len as i64),
-            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(_) | Kind::Socket(..) => {
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(..) | Kind::Socket(..) => {
                 err(ESPIPE)
             }
             _ => err(EBADF),

@@ -1,0 +1,342 @@
+//! The control plane: messages between host processes, the `lego` tool,
+//! `lego-globals` (the global managers) and each `lego-vmm`. These travel
+//! over plain TCP between host processes, never through a guest, so they
+//! are serde types in postcard rather than fixed layouts (the fabric and
+//! hypercall messages in the other modules are).
+//!
+//! A message on a stream is a 4-byte little-endian length, then that many
+//! bytes of postcard. [`MAX_MESSAGE`] bounds the length so that a garbage
+//! prefix cannot make a reader allocate gigabytes.
+//!
+//! A crate of its own (not a feature of `lego-proto`): the guest images
+//! are built in the same workspace, and feature unification would link
+//! serde's std into them.
+
+#![no_std]
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+/// The largest body one control message may have.
+pub const MAX_MESSAGE: u32 = 16 << 20;
+/// How often a component sends a heartbeat to the global managers.
+pub const HEARTBEAT_MS: u64 = 500;
+/// After this much silence the managers mark a component down.
+pub const DOWN_AFTER_MS: u64 = 3_000;
+/// The vNode a run or a copy uses when none is named.
+pub const DEFAULT_VNODE: &str = "default";
+/// Where `lego run` keeps uploaded programs in a vNode's namespace, named
+/// by the BLAKE3 hash of their contents (so a re-run uploads nothing).
+pub const PROGRAM_DIR: &str = "/.lego/bin";
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Processor,
+    Memory,
+    Storage,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Processor => "processor",
+            Role::Memory => "memory",
+            Role::Storage => "storage",
+        }
+    }
+}
+
+/// What a component brings to the rack.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Guest RAM (memory components: what processes' pages may use).
+    pub mem_bytes: u64,
+    pub vcpus: u32,
+    /// Processors: the ExCache size.
+    pub excache_bytes: u64,
+    /// Storage: the disk's size.
+    pub disk_bytes: u64,
+}
+
+/// The ExCache's figures since the processor started.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExcacheSummary {
+    pub hits: u64,
+    pub misses: u64,
+    /// Demand-miss latency: (upper bound in microseconds, count) per bucket,
+    /// in increasing bounds; the last bound is u32::MAX (everything slower).
+    pub histogram: Vec<(u32, u64)>,
+}
+
+/// What a component reports with each heartbeat.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Processors: processes running now.
+    pub processes: u32,
+    /// Processors: runs started since the component started.
+    pub runs: u64,
+    /// Memory: bytes of processes' pages held; storage: bytes of disk used.
+    pub used_bytes: u64,
+    pub excache: Option<ExcacheSummary>,
+}
+
+/// One component as the managers know it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    pub id: u32,
+    pub role: Role,
+    /// Its fabric address (what other components put in `--peer`).
+    pub fabric: String,
+    /// Processors: the address `lego run`, `ps`, `kill` and `cp` talk to.
+    pub control: Option<String>,
+    pub resources: Resources,
+    pub load: Load,
+    pub up: bool,
+    /// Milliseconds since the managers last heard from it.
+    pub silent_ms: u64,
+    /// The host process id of its `lego-vmm` (for `lego down` on one host).
+    pub host_pid: u32,
+}
+
+/// A named virtual server.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct VNode {
+    pub name: String,
+    pub id: u32,
+    /// The storage component that holds its files.
+    pub storage: u32,
+}
+
+/// To `lego-globals`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum GlobalsRequest {
+    /// A component starting. `id` 0 asks the managers for one (a component
+    /// that registers again from the same fabric address gets its old id).
+    Register {
+        id: u32,
+        role: Role,
+        fabric: String,
+        control: Option<String>,
+        resources: Resources,
+        host_pid: u32,
+    },
+    Heartbeat {
+        id: u32,
+        load: Load,
+    },
+    /// The tool: everything the managers know.
+    Status,
+    /// The tool: where a new process of this vNode should run (made on
+    /// first use).
+    PlaceRun {
+        vnode: String,
+    },
+    /// The tool: the vNode, made on first use, and a processor to reach
+    /// its files through.
+    Locate {
+        vnode: String,
+    },
+}
+
+/// From `lego-globals`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum GlobalsReply {
+    /// The component's id and every component known, up or down.
+    Registered {
+        id: u32,
+        peers: Vec<Component>,
+    },
+    Ack,
+    Status {
+        components: Vec<Component>,
+        vnodes: Vec<VNode>,
+    },
+    /// The processor to run on (the least loaded that is up), the memory
+    /// component to be the process's home (the one with most free memory)
+    /// and the vNode with its storage component.
+    Placed {
+        processor: Component,
+        home: u32,
+        vnode: VNode,
+    },
+    /// A sentence saying what is wrong and what to do.
+    Error(String),
+}
+
+/// Starting a program on a processor.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RunStart {
+    pub vnode: VNode,
+    /// The memory component to home the process on.
+    pub home: u32,
+    /// The program's path in the vNode's namespace.
+    pub exe: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub env: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+}
+
+/// One process on a processor, for `lego ps`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub vnode: String,
+    /// The run it belongs to (its first process's pid).
+    pub run: u32,
+    pub command: String,
+}
+
+/// To a processor's control address. A connection carries either one run
+/// (`Run`, then `Stdin`/`StdinEnd`/`Signal` for it) or one request.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum ProcessorRequest {
+    Run(RunStart),
+    Stdin(Vec<u8>),
+    StdinEnd,
+    /// A signal for the run's process group (Ctrl-C is SIGINT).
+    Signal(i32),
+    Ps,
+    Kill {
+        pid: u32,
+        signal: i32,
+    },
+    /// Create or replace a file in a vNode's namespace; the data follows
+    /// as `Data` messages and an empty `Data` ends it.
+    Put {
+        vnode: VNode,
+        path: Vec<u8>,
+        mode: u32,
+    },
+    Data(Vec<u8>),
+    /// A file's contents, answered with `Data` messages ending with an
+    /// empty one.
+    Get {
+        vnode: VNode,
+        path: Vec<u8>,
+    },
+    /// Whether a file exists (`Done` or `Failed`).
+    Exists {
+        vnode: VNode,
+        path: Vec<u8>,
+    },
+}
+
+/// From a processor's control address.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum ProcessorEvent {
+    Started {
+        pid: u32,
+    },
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    /// The run's first process ended: its exit code, or the signal that
+    /// killed it (then `code` is 128 + signal, as a shell reports it).
+    Exited {
+        code: i32,
+        signal: i32,
+    },
+    Ps(Vec<ProcessInfo>),
+    Data(Vec<u8>),
+    Done,
+    Failed(String),
+}
+
+/// Why a control message could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    TooLong(u32),
+    Malformed,
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DecodeError::TooLong(n) => write!(
+                f,
+                "a control message claims {n} bytes, more than the {MAX_MESSAGE} allowed"
+            ),
+            DecodeError::Malformed => write!(f, "a control message is not well formed"),
+        }
+    }
+}
+
+/// The bytes of one message on a stream: length, then body.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    // postcard cannot fail on these types (no maps with non-string keys,
+    // no unsized sequences); an empty body would be refused by `decode`.
+    let body = postcard::to_allocvec(msg).unwrap_or_default();
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Checks a length prefix before its body is read.
+pub fn check_len(prefix: [u8; 4]) -> Result<usize, DecodeError> {
+    let n = u32::from_le_bytes(prefix);
+    if n == 0 {
+        return Err(DecodeError::Malformed);
+    }
+    if n > MAX_MESSAGE {
+        return Err(DecodeError::TooLong(n));
+    }
+    Ok(n as usize)
+}
+
+/// A message from its body (the bytes after the length prefix).
+pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
+    match postcard::take_from_bytes::<T>(body) {
+        Ok((msg, [])) => Ok(msg),
+        _ => Err(DecodeError::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn a_message_survives_its_encoding() {
+        let m = ProcessorRequest::Run(RunStart {
+            vnode: VNode {
+                name: "web".into(),
+                id: 2,
+                storage: 3,
+            },
+            home: 1,
+            exe: b"/bin/x".to_vec(),
+            argv: vec![b"x".to_vec()],
+            env: vec![],
+            cwd: b"/".to_vec(),
+        });
+        let bytes = encode(&m);
+        let n = check_len(bytes[..4].try_into().unwrap()).unwrap();
+        assert_eq!(n, bytes.len() - 4);
+        assert_eq!(decode::<ProcessorRequest>(&bytes[4..]).unwrap(), m);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert_eq!(check_len([0, 0, 0, 0]), Err(DecodeError::Malformed));
+        assert!(matches!(check_len([0xff; 4]), Err(DecodeError::TooLong(_))));
+        assert!(decode::<GlobalsRequest>(&[0xff, 0xff, 0xff]).is_err());
+        // Trailing bytes after a whole message are refused too.
+        let mut b = encode(&GlobalsRequest::Status);
+        b.push(0);
+        assert!(decode::<GlobalsRequest>(&b[4..]).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_without_panicking(b in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = decode::<GlobalsRequest>(&b);
+            let _ = decode::<GlobalsReply>(&b);
+            let _ = decode::<ProcessorRequest>(&b);
+            let _ = decode::<ProcessorEvent>(&b);
+        }
+    }
+}
