@@ -1,0 +1,355 @@
+//! The managers' rules on made-up clocks: ids, liveness, placement.
+
+use super::*;
+
+const GIB: u64 = 1 << 30;
+
+fn register(
+    s: &mut State,
+    id: u32,
+    role: Role,
+    fabric: &str,
+    r: Resources,
+    now: Instant,
+) -> Outcome {
+    let control = (role == Role::Processor).then(|| format!("{fabric}-control"));
+    s.handle(
+        GlobalsRequest::Register {
+            id,
+            role,
+            fabric: fabric.into(),
+            control,
+            resources: r,
+            host_pid: 42,
+        },
+        now,
+    )
+}
+
+fn registered_id(o: &Outcome) -> u32 {
+    match &o.reply {
+        GlobalsReply::Registered { id, .. } => *id,
+        other => panic!("not registered: {other:?}"),
+    }
+}
+
+fn mem(bytes: u64) -> Resources {
+    Resources {
+        mem_bytes: bytes,
+        ..Resources::default()
+    }
+}
+
+fn disk(bytes: u64) -> Resources {
+    Resources {
+        disk_bytes: bytes,
+        ..Resources::default()
+    }
+}
+
+fn heartbeat(s: &mut State, id: u32, processes: u32, used: u64, now: Instant) -> GlobalsReply {
+    let load = Load {
+        processes,
+        used_bytes: used,
+        ..Load::default()
+    };
+    s.handle(GlobalsRequest::Heartbeat { id, load }, now).reply
+}
+
+fn place(s: &mut State, vnode: &str, now: Instant) -> Result<(u32, u32, VNode), String> {
+    match s
+        .handle(
+            GlobalsRequest::PlaceRun {
+                vnode: vnode.into(),
+            },
+            now,
+        )
+        .reply
+    {
+        GlobalsReply::Placed {
+            processor,
+            home,
+            vnode,
+        } => Ok((processor.id, home, vnode)),
+        GlobalsReply::Error(e) => Err(e),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn ms(t: Instant, ms: u64) -> Instant {
+    t + Duration::from_millis(ms)
+}
+
+/// A small rack: memory 1 and 2, storage 3, processors 4 and 5.
+fn rack(t: Instant) -> State {
+    let mut s = State::restore(Vec::new(), Vec::new(), t);
+    assert_eq!(
+        registered_id(&register(&mut s, 0, Role::Memory, "m1:1", mem(GIB), t)),
+        1
+    );
+    assert_eq!(
+        registered_id(&register(&mut s, 0, Role::Memory, "m2:1", mem(2 * GIB), t)),
+        2
+    );
+    assert_eq!(
+        registered_id(&register(&mut s, 0, Role::Storage, "s:1", disk(GIB), t)),
+        3
+    );
+    assert_eq!(
+        registered_id(&register(
+            &mut s,
+            0,
+            Role::Processor,
+            "p1:1",
+            Resources::default(),
+            t
+        )),
+        4
+    );
+    assert_eq!(
+        registered_id(&register(
+            &mut s,
+            0,
+            Role::Processor,
+            "p2:1",
+            Resources::default(),
+            t
+        )),
+        5
+    );
+    s
+}
+
+#[test]
+fn ids_are_assigned_in_order_and_kept_per_address() {
+    let t = Instant::now();
+    let mut s = rack(t);
+    // The same address registering again gets its id back, without a new
+    // record (nothing changed).
+    let again = register(&mut s, 0, Role::Memory, "m2:1", mem(GIB), t);
+    assert_eq!(registered_id(&again), 2);
+    assert!(again.records.is_empty());
+    // A new address gets the next free id, recorded.
+    let new = register(&mut s, 0, Role::Memory, "m3:1", mem(GIB), t);
+    assert_eq!(registered_id(&new), 6);
+    assert_eq!(
+        new.records,
+        vec![Record::Assign {
+            id: 6,
+            fabric: "m3:1".into(),
+            role: Role::Memory
+        }]
+    );
+    match &new.reply {
+        GlobalsReply::Registered { peers, .. } => assert_eq!(peers.len(), 6),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_asked_for_id_is_taken_unless_a_live_component_holds_it() {
+    let t = Instant::now();
+    let mut s = rack(t);
+    // Held by a live component at another address: refused, with a sentence.
+    match register(&mut s, 1, Role::Memory, "elsewhere:1", mem(GIB), t).reply {
+        GlobalsReply::Error(e) => assert!(
+            e.contains("id 1 belongs to the memory component at m1:1"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A free id is taken, and ids handed out later skip it.
+    assert_eq!(
+        registered_id(&register(&mut s, 9, Role::Memory, "m9:1", mem(GIB), t)),
+        9
+    );
+    assert_eq!(
+        registered_id(&register(&mut s, 0, Role::Memory, "m6:1", mem(GIB), t)),
+        6
+    );
+    // Once its holder is down, another address may take the id; the
+    // address's old id is forgotten.
+    let later = ms(t, DOWN_AFTER_MS + 1);
+    let o = register(&mut s, 1, Role::Memory, "m6:1", mem(GIB), later);
+    assert_eq!(registered_id(&o), 1);
+    assert!(o.records.contains(&Record::Forget { id: 6 }));
+    assert!(o.records.contains(&Record::Assign {
+        id: 1,
+        fabric: "m6:1".into(),
+        role: Role::Memory
+    }));
+}
+
+#[test]
+fn silence_is_down_and_a_heartbeat_is_up_again() {
+    let t = Instant::now();
+    let mut s = rack(t);
+    let just_before = ms(t, DOWN_AFTER_MS - 1);
+    assert!(s.components(just_before).iter().all(|c| c.up));
+    assert_eq!(heartbeat(&mut s, 1, 0, 0, just_before), GlobalsReply::Ack);
+    let after = ms(t, DOWN_AFTER_MS + 100);
+    let comps = s.components(after);
+    assert!(comps[0].up, "memory 1 heartbeated");
+    assert!(!comps[1].up);
+    assert_eq!(comps[1].silent_ms, DOWN_AFTER_MS + 100);
+    // Each fall is reported once.
+    assert_eq!(s.sweep(after), vec![2, 3, 4, 5]);
+    assert!(s.sweep(ms(after, 10)).is_empty());
+    assert_eq!(heartbeat(&mut s, 2, 0, 0, after), GlobalsReply::Ack);
+    assert!(s.components(after)[1].up);
+}
+
+#[test]
+fn a_heartbeat_from_an_unknown_id_asks_to_register() {
+    let t = Instant::now();
+    let mut s = rack(t);
+    match heartbeat(&mut s, 77, 0, 0, t) {
+        GlobalsReply::Error(e) => assert!(e.contains("register first"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn placement_takes_the_least_loaded_processor_and_most_free_memory() {
+    let t = Instant::now();
+    let mut s = rack(t);
+    heartbeat(&mut s, 4, 3, 0, t);
+    heartbeat(&mut s, 5, 1, 0, t);
+    // Memory 2 has more RAM, but most of it is used.
+    heartbeat(&mut s, 2, 0, 2 * GIB - (1 << 20), t);
+    let (p, home, v) = place(&mut s, "web", t).unwrap();
+    assert_eq!((p, home), (5, 1));
+    assert_eq!(
+        v,
+        VNode {
+            name: "web".into(),
+            id: 1,
+            storage: 3
+        }
+    );
+    // A placed run counts until the next heartbeat: 5 now has 1 + 1, then
+    // 1 + 2 ties with 4's 3 and the lower id wins.
+    assert_eq!(place(&mut s, "web", t).unwrap().0, 5);
+    assert_eq!(place(&mut s, "web", t).unwrap().0, 4);
+    // A heartbeat brings the true count, which replaces the guesses.
+    heartbeat(&mut s, 5, 0, 0, t);
+    assert_eq!(place(&mut s, "web", t).unwrap().0, 5);
+    // A second vNode gets the next id; the first keeps its own.
+    assert_eq!(place(&mut s, "db", t).unwrap().2.id, 2);
+    assert_eq!(place(&mut s, "web", t).unwrap().2.id, 1);
+}
+
+#[test]
+fn a_new_vnode_goes_to_the_storage_with_most_free_disk() {
+    let t = Instant::now();
+    let mut s = rack(t);
+    register(&mut s, 0, Role::Storage, "s2:1", disk(4 * GIB), t);
+    heartbeat(&mut s, 6, 0, 3 * GIB + 1, t);
+    let o = s.handle(GlobalsRequest::PlaceRun { vnode: "a".into() }, t);
+    let v = VNode {
+        name: "a".into(),
+        id: 1,
+        storage: 3,
+    };
+    assert_eq!(o.records, vec![Record::VNode(v.clone())]);
+    // Locate makes no new record for a known vNode.
+    let o = s.handle(GlobalsRequest::Locate { vnode: "a".into() }, t);
+    assert!(o.records.is_empty());
+    assert!(matches!(o.reply, GlobalsReply::Placed { vnode, .. } if vnode == v));
+}
+
+#[test]
+fn a_vnode_whose_storage_is_down_cannot_run() {
+    let t = Instant::now();
+    let mut s = rack(t);
+    place(&mut s, "web", t).unwrap();
+    let later = ms(t, DOWN_AFTER_MS + 1);
+    for id in [1, 2, 4, 5] {
+        heartbeat(&mut s, id, 0, 0, later);
+    }
+    let e = place(&mut s, "web", later).unwrap_err();
+    assert_eq!(
+        e,
+        "storage component 3 (s:1) is down; vNode web's files are there"
+    );
+}
+
+#[test]
+fn without_a_processor_or_memory_placement_says_what_to_start() {
+    let t = Instant::now();
+    let mut s = State::restore(Vec::new(), Vec::new(), t);
+    register(&mut s, 0, Role::Storage, "s:1", disk(GIB), t);
+    let e = place(&mut s, "web", t).unwrap_err();
+    assert!(
+        e.contains("no processor is up") && e.contains("lego up"),
+        "{e}"
+    );
+    register(&mut s, 0, Role::Processor, "p:1", Resources::default(), t);
+    let e = place(&mut s, "web", t).unwrap_err();
+    assert!(e.contains("no memory component is up"), "{e}");
+    // Files need no memory: Locate answers with home 0.
+    match s
+        .handle(
+            GlobalsRequest::Locate {
+                vnode: "web".into(),
+            },
+            t,
+        )
+        .reply
+    {
+        GlobalsReply::Placed { home, .. } => assert_eq!(home, 0),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_vnode_names_are_refused() {
+    let t = Instant::now();
+    let mut s = rack(t);
+    for bad in ["", "../x", "a b", ".hidden", &"x".repeat(65)] {
+        let e = place(&mut s, bad, t).unwrap_err();
+        assert!(e.contains("is not a vNode name"), "{e}");
+    }
+}
+
+#[test]
+fn a_restored_state_knows_ids_and_vnodes_but_nothing_is_up() {
+    let t = Instant::now();
+    let v = VNode {
+        name: "web".into(),
+        id: 4,
+        storage: 2,
+    };
+    let ids = vec![
+        (1, "m:1".to_string(), Role::Memory),
+        (2, "s:1".to_string(), Role::Storage),
+    ];
+    let mut s = State::restore(ids, vec![v.clone()], t);
+    assert_eq!(s.counts(), (2, 1));
+    let later = ms(t, 1500);
+    let comps = s.components(later);
+    assert!(comps.iter().all(|c| !c.up && c.silent_ms == 1500));
+    // Restored components were never heard: no down transition to report.
+    assert!(s.sweep(later).is_empty());
+    // Heartbeats are refused until they register; then the same id.
+    assert!(matches!(
+        heartbeat(&mut s, 2, 0, 0, later),
+        GlobalsReply::Error(_)
+    ));
+    let o = register(&mut s, 0, Role::Storage, "s:1", disk(GIB), later);
+    assert_eq!(registered_id(&o), 2);
+    assert!(o.records.is_empty());
+    assert_eq!(heartbeat(&mut s, 2, 0, 0, later), GlobalsReply::Ack);
+    // New vNodes continue after the restored ones.
+    register(&mut s, 0, Role::Memory, "m:1", mem(GIB), later);
+    register(
+        &mut s,
+        0,
+        Role::Processor,
+        "p:1",
+        Resources::default(),
+        later,
+    );
+    assert_eq!(place(&mut s, "web", later).unwrap().2, v);
+    assert_eq!(place(&mut s, "db", later).unwrap().2.id, 5);
+}

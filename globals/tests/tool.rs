@@ -1,0 +1,333 @@
+//! The `lego` tool as a user types it: `up`, `status`, `run`, `cp`, `ps`,
+//! `kill` and `down` on a real rack: `lego-globals` and real `lego-vmm`
+//! components booting under /dev/kvm (the workspace's build, next to the
+//! `lego` binary); and its sentences for bad command lines.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The real lego-vmm and its guest images, where `cargo build --workspace`
+/// put them (beside the `lego` binary the test runs).
+fn vmm() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_lego"));
+    let vmm = bin.parent().unwrap().join("lego-vmm");
+    assert!(
+        vmm.is_file(),
+        "{} is missing: run `cargo build --workspace` first",
+        vmm.display()
+    );
+    vmm
+}
+
+/// Whether this host can boot components (and has the static busybox the
+/// runs use).
+fn can_run() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+        && Path::new(BUSYBOX).is_file()
+}
+
+const BUSYBOX: &str = "/bin/busybox";
+
+fn lego_cmd(home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lego"));
+    c.args(args)
+        .env("LEGO_HOME", home)
+        .env("LEGO_VMM", vmm())
+        .env("LEGO_GLOBALS_BIN", env!("CARGO_BIN_EXE_lego-globals"))
+        .env_remove("LEGO_GLOBALS");
+    c
+}
+
+fn lego(home: &Path, args: &[&str]) -> Output {
+    lego_cmd(home, args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn lego_with_stdin(home: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = lego_cmd(home, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Stops the rack when a test ends, even by a failed assertion, so that
+/// no component outlives it.
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = lego(self.0, &["down"]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Starts a run that prints "ready" and then sleeps; returns once it is
+/// ready.
+fn start_sleeper(home: &Path) -> Child {
+    let mut child = lego_cmd(home, &["run", BUSYBOX, "sh", "-c", "echo ready; sleep 30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    child
+}
+
+/// The pid of the run whose command line holds `needle`, as `lego ps` shows it.
+fn pid_in_ps(home: &Path, needle: &str) -> u32 {
+    let ps = lego(home, &["ps"]);
+    assert!(ps.status.success(), "{}", text(&ps.stderr));
+    let out = text(&ps.stdout);
+    let row = out
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("the run is not in ps:\n{out}"));
+    row.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_rack_comes_up_runs_copies_lists_kills_and_goes_down() {
+    if !can_run() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let _down = Down(h);
+    let up = lego(
+        h,
+        &["up", "--memory", "2", "--processors", "1", "--storage", "1"],
+    );
+    assert!(
+        up.status.success(),
+        "{}\n{}",
+        text(&up.stdout),
+        text(&up.stderr)
+    );
+    let out = text(&up.stdout);
+    assert!(
+        out.contains("rack up in") && out.contains("2 memory, 1 storage, 1 processor"),
+        "{out}"
+    );
+    assert!(lego(h, &["up"]).status.success());
+    assert!(text(&lego(h, &["up"]).stdout).contains("a rack is already up"));
+
+    let status = lego(h, &["status"]);
+    let out = text(&status.stdout);
+    assert!(out.contains("4 components, 4 up"), "{out}");
+
+    // A host program is uploaded and run; stdio and the exit status come back.
+    let run = lego_with_stdin(
+        h,
+        &[
+            "run",
+            "--env",
+            "GREETING=hi",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo \"out $0 $GREETING\"; echo err >&2; cat; exit 3",
+            "one",
+        ],
+        b"from stdin\n",
+    );
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), "out one hi\nfrom stdin\n");
+    assert_eq!(text(&run.stderr), "err\n");
+    // A re-run uploads nothing.
+    let again = lego_with_stdin(h, &["--log-level", "info", "run", BUSYBOX, "true"], b"");
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        text(&again.stderr).contains("is already in vNode default"),
+        "{}",
+        text(&again.stderr)
+    );
+    // The repository's demo, as the README runs it.
+    let demo = Path::new(env!("CARGO_BIN_EXE_lego"))
+        .parent()
+        .unwrap()
+        .join("lego-demo");
+    let run = lego(h, &["run", demo.to_str().unwrap(), "--mem", "16M"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stdout).contains("primes below 33554432:  2063689"),
+        "{}",
+        text(&run.stdout)
+    );
+
+    // Files both ways, in another vNode.
+    let notes = h.join("notes.txt");
+    std::fs::write(&notes, b"some notes\n").unwrap();
+    let cp = lego(h, &["cp", notes.to_str().unwrap(), "lego:web:/data/"]);
+    assert!(cp.status.success(), "{}", text(&cp.stderr));
+    let back = h.join("back.txt");
+    let cp = lego(
+        h,
+        &["cp", "lego:web:/data/notes.txt", back.to_str().unwrap()],
+    );
+    assert!(cp.status.success(), "{}", text(&cp.stderr));
+    assert_eq!(std::fs::read(&back).unwrap(), b"some notes\n");
+    // The default vNode does not have it.
+    let missing = h.join("missing.txt");
+    let cp = lego(
+        h,
+        &["cp", "lego:/data/notes.txt", missing.to_str().unwrap()],
+    );
+    assert_eq!(cp.status.code(), Some(1));
+    assert!(
+        text(&cp.stderr).starts_with("lego cp: default:/data/notes.txt was not read:"),
+        "{}",
+        text(&cp.stderr)
+    );
+    assert!(!missing.exists());
+    let status = text(&lego(h, &["status"]).stdout);
+    assert!(
+        status.contains("web") && status.contains("default"),
+        "{status}"
+    );
+
+    // Several runs at once, each with its own stdio.
+    let runs: Vec<(Child, String)> = (0..4)
+        .map(|i| {
+            let mut c = lego_cmd(h, &["run", BUSYBOX, "tr", "a-z", "A-Z"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let input = format!("run {i} says hello\n").repeat(200 * (i + 1));
+            c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            (c, input.to_uppercase())
+        })
+        .collect();
+    for (c, expect) in runs {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout) == expect,
+            "a concurrent run's output was mixed up"
+        );
+    }
+
+    // A long run shows in ps and is killed by lego kill.
+    let run = start_sleeper(h);
+    let pid = pid_in_ps(h, "sleep 30");
+    let kill = lego(h, &["kill", &pid.to_string()]);
+    assert!(kill.status.success(), "{}", text(&kill.stderr));
+    assert!(text(&kill.stdout).contains(&format!("sent SIGTERM to process {pid}")));
+    assert_eq!(
+        run.wait_with_output().unwrap().status.code(),
+        Some(128 + 15)
+    );
+    let kill = lego(h, &["kill", "-9", &pid.to_string()]);
+    assert_eq!(kill.status.code(), Some(1));
+    assert!(text(&kill.stderr).contains(&format!("no processor took SIGKILL for process {pid}")));
+
+    // Ctrl-C reaches the program as SIGINT.
+    let run = start_sleeper(h);
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
+    assert_eq!(run.wait_with_output().unwrap().status.code(), Some(128 + 2));
+
+    let down = lego(h, &["down"]);
+    assert!(down.status.success());
+    assert!(
+        text(&down.stdout).starts_with("rack down: 5 processes stopped"),
+        "{}",
+        text(&down.stdout)
+    );
+    assert_eq!(text(&lego(h, &["down"]).stdout), "no rack is up\n");
+    let status = lego(h, &["status"]);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(text(&status.stderr).starts_with("lego status: no rack is up"));
+    let run = lego(h, &["run", "/bin/true"]);
+    assert_eq!(run.status.code(), Some(125));
+}
+
+#[test]
+fn a_component_that_dies_at_start_fails_up_with_its_log() {
+    let home = tempfile::tempdir().unwrap();
+    // lego-vmm refuses guest RAM that is not a multiple of 2 MiB.
+    let up = lego(home.path(), &["up", "--memory", "1", "--mem", "3M"]);
+    assert_eq!(up.status.code(), Some(1));
+    let err = text(&up.stderr);
+    assert!(
+        err.contains("memory-1 exited") && err.contains("before it was up"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--mem"),
+        "the component's own sentence is not shown: {err}"
+    );
+    // Nothing is left running and no rack is recorded.
+    assert_eq!(
+        text(&lego(home.path(), &["down"]).stdout),
+        "no rack is up\n"
+    );
+    assert!(!home.path().join("rack/globals.addr").exists());
+}
+
+#[test]
+fn bad_command_lines_get_a_sentence_and_a_failure() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["cp", "a", "b"],
+            "lego cp: one of SRC and DST must be in a vNode",
+        ),
+        (
+            &["cp", "lego:/a", "lego:/b"],
+            "lego cp: one of SRC and DST must be a host path",
+        ),
+        (
+            &["cp", "a", "lego:web"],
+            "names no absolute path in a vNode",
+        ),
+        (
+            &["run", "--vnode", "x", "relative/prog"],
+            "is neither a file on this host nor an absolute path",
+        ),
+        (
+            &["status"],
+            "lego status: no rack is up: start one on this machine with `lego up`",
+        ),
+        (
+            &["status", "--globals", "127.0.0.1:1"],
+            "the global managers at 127.0.0.1:1 do not answer",
+        ),
+    ];
+    for (args, sentence) in cases {
+        let out = lego(h, args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            text(&out.stderr).contains(sentence),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // clap's own errors: missing program, bad signal, bad size.
+    for args in [
+        &["run"][..],
+        &["kill", "-s", "NOPE", "3"],
+        &["up", "--mem", "lots"],
+    ] {
+        let out = lego(h, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
