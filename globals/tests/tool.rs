@@ -331,3 +331,106 @@ fn bad_command_lines_get_a_sentence_and_a_failure() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
 }
+
+/// The rack's components as the managers see them.
+fn components(home: &Path) -> Vec<lego_control::Component> {
+    let addr = std::fs::read_to_string(home.join("rack/globals.addr")).unwrap();
+    let mut g = lego_globals::client::Globals::connect(addr.trim()).unwrap();
+    g.status().unwrap().0
+}
+
+#[test]
+fn a_dead_component_shows_down_and_a_restarted_globals_finds_the_rack_again() {
+    if !can_run() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let _down = Down(h);
+    let up = lego(h, &["up", "--memory", "1"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let run = lego(h, &["run", BUSYBOX, "echo", "before"]);
+    assert_eq!(text(&run.stdout), "before\n", "{}", text(&run.stderr));
+
+    // lego-globals killed -9 and started again on its state: the
+    // components register again, ids and vNodes are kept, runs go on.
+    let addr = std::fs::read_to_string(h.join("rack/globals.addr")).unwrap();
+    let addr = addr.trim().to_owned();
+    let before = components(h);
+    let pids = std::fs::read_to_string(h.join("rack/rack.pids")).unwrap();
+    let globals_pid: i32 = pids
+        .lines()
+        .find(|l| l.contains("globals"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no globals in rack.pids:\n{pids}"));
+    // SAFETY: kill(2) on a process this test's rack started.
+    unsafe { libc::kill(globals_pid, libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let state = h.join("rack/globals");
+    let mut again = Command::new(env!("CARGO_BIN_EXE_lego-globals"))
+        .args(["--listen", &addr, "--state", state.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = std::panic::catch_unwind(|| components(h)).unwrap_or_default();
+        if now.len() == before.len() && now.iter().all(|c| c.up) {
+            let ids = |v: &[lego_control::Component]| {
+                let mut x: Vec<(u32, String)> =
+                    v.iter().map(|c| (c.id, c.fabric.clone())).collect();
+                x.sort();
+                x
+            };
+            assert_eq!(ids(&now), ids(&before), "ids changed across the restart");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rack did not come back to the restarted managers: {now:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let run = lego(h, &["run", "--log-level", "info", BUSYBOX, "echo", "after"]);
+    assert_eq!(text(&run.stdout), "after\n", "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("is already in vNode default"),
+        "the vNode's upload was forgotten: {}",
+        text(&run.stderr)
+    );
+
+    // The storage component dies: shown down within a few seconds, and a
+    // run that needs it fails with a sentence naming it.
+    let storage = components(h)
+        .into_iter()
+        .find(|c| c.role == lego_control::Role::Storage)
+        .unwrap();
+    // SAFETY: kill(2) on a process this test's rack started.
+    unsafe { libc::kill(storage.host_pid as i32, libc::SIGKILL) };
+    let start = std::time::Instant::now();
+    loop {
+        let status = text(&lego(h, &["status"]).stdout);
+        if status
+            .lines()
+            .any(|l| l.starts_with(&format!("{} ", storage.id)) && l.contains("DOWN"))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(8),
+            "the dead storage component is not shown down:\n{status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let run = lego(h, &["run", BUSYBOX, "echo", "no"]);
+    assert_eq!(run.status.code(), Some(125));
+    let err = text(&run.stderr);
+    assert!(
+        err.contains(&format!("storage component {}", storage.id)) && err.contains("down"),
+        "{err}"
+    );
+    let _ = again.kill();
+    let _ = again.wait();
+}
