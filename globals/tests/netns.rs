@@ -1,0 +1,175 @@
+//! A rack across network namespaces (`ci/netns-rack`): each component in a
+//! namespace of its own behind a veth link, with netem's delay and loss
+//! where the kernel has netem; a program and a file copy run correctly
+//! through it, driven from the calling namespace as from another machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_lego"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/netns-rack")
+}
+
+/// Root, `ip`, /dev/kvm and busybox: what the rack needs.
+fn can_run() -> bool {
+    // SAFETY: geteuid has no side effects.
+    let root = unsafe { libc::geteuid() } == 0;
+    let ip = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let kvm = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !(root && ip && kvm && Path::new(BUSYBOX).is_file()) {
+        eprintln!(
+            "skipped: a rack across network namespaces needs root, ip, /dev/kvm and {BUSYBOX}"
+        );
+        return false;
+    }
+    true
+}
+
+struct Rack(PathBuf);
+
+impl Drop for Rack {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("down").arg(&self.0).output();
+    }
+}
+
+fn lego(globals: &str, args: &[&str], input: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut c = Command::new(bin_dir().join("lego"))
+        .args(args)
+        .env("LEGO_GLOBALS", globals)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = input {
+        c.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    c.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn a_rack_across_network_namespaces_runs_a_program() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rack_dir = dir.path().join("rack");
+    let rack = Rack(rack_dir.clone());
+    let up = Command::new(script())
+        .arg("up")
+        .arg(&rack.0)
+        .args([
+            "--bin",
+            bin_dir().to_str().unwrap(),
+            "--delay",
+            "1ms",
+            "--loss",
+            "0.2%",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}\n{}",
+        text(&up.stdout),
+        text(&up.stderr)
+    );
+    let netem = std::fs::read_to_string(rack_dir.join("netem")).unwrap_or_default();
+    eprintln!("links: {}", netem.trim());
+    let globals = std::fs::read_to_string(rack_dir.join("globals.addr")).unwrap();
+    let globals = globals.trim();
+    // Every component is in a namespace of its own: none of them is on
+    // loopback, and the managers see four, all up.
+    let status = text(&lego(globals, &["status"], None).stdout);
+    assert!(status.contains("4 components, 4 up"), "{status}");
+    assert!(!status.contains("127.0.0.1"), "{status}");
+
+    // A program with stdin and a pipeline, whose pages are at the memory
+    // components and whose files are at the storage component, each
+    // across its own link.
+    let input: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| format!("line {}\n", i * 7919 % 20_000).into_bytes())
+        .collect();
+    let run = lego(
+        globals,
+        &[
+            "run",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "cat > /in.txt && sort -n -k2 /in.txt | md5sum && wc -l < /in.txt",
+        ],
+        Some(&input),
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let mut sorted: Vec<u32> = (0..20_000u32).map(|i| i * 7919 % 20_000).collect();
+    sorted.sort();
+    let sorted_text: String = sorted.iter().map(|n| format!("line {n}\n")).collect();
+    let host = Command::new("md5sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(sorted_text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let out = text(&run.stdout);
+    assert_eq!(
+        out.split_whitespace().next(),
+        text(&host.stdout).split_whitespace().next(),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("20000"), "{out}");
+
+    // The file it wrote comes back with lego cp.
+    let back = dir.path().join("in.txt");
+    let cp = lego(
+        globals,
+        &["cp", "lego:/in.txt", back.to_str().unwrap()],
+        None,
+    );
+    assert!(cp.status.success(), "{}", text(&cp.stderr));
+    assert!(std::fs::read(&back).unwrap() == input);
+
+    // The demo, through a 32 MiB ExCache, pages over the links.
+    let demo = bin_dir().join("lego-demo");
+    let run = lego(
+        globals,
+        &["run", demo.to_str().unwrap(), "--mem", "48M"],
+        None,
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stdout).contains("read it all back and counted the same"),
+        "{}",
+        text(&run.stdout)
+    );
+}
