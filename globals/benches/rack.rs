@@ -77,7 +77,13 @@ fn main() {
     for _ in 0..ROUNDS {
         let t = Instant::now();
         let out = Command::new(bin("lego-vmm"))
-            .args(["--role", "memory", "--self-test", "--self-test-iterations", "1"])
+            .args([
+                "--role",
+                "memory",
+                "--self-test",
+                "--self-test-iterations",
+                "1",
+            ])
             .output()
             .expect("lego-vmm");
         assert!(out.status.success());
