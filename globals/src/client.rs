@@ -83,7 +83,7 @@ impl Globals {
 
     pub fn heartbeat(&mut self, id: u32, load: Load) -> Result<(), ClientError> {
         match self.request(&GlobalsRequest::Heartbeat { id, load })? {
-            GlobalsReply::Ack => Ok(()),
+            GlobalsReply::Ack | GlobalsReply::Grants { .. } => Ok(()),
             other => Err(self.unexpected(&other)),
         }
     }
@@ -139,5 +139,6 @@ fn reply_name(r: &GlobalsReply) -> &'static str {
         GlobalsReply::Status { .. } => "Status",
         GlobalsReply::Placed { .. } => "Placed",
         GlobalsReply::Error(_) => "Error",
+        GlobalsReply::Grants { .. } => "Grants",
     }
 }

@@ -58,6 +58,11 @@ impl Rack {
         self.dir.join("logs").join(format!("{name}.log"))
     }
 
+    /// The components' shared-memory rings and doorbells.
+    pub fn shm_dir(&self) -> PathBuf {
+        self.dir.join("shm")
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.join("globals")
     }

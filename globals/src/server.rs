@@ -136,6 +136,25 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) {
     }
 }
 
+/// Waits (a little more than a heartbeat at most) until storage component
+/// `storage` has been sent grants `version`, so that a processor's first
+/// request for a newly granted vNode is not refused. A storage component
+/// that is slow to answer only delays the placement, and its refusals say
+/// what happened.
+fn await_grant(shared: &Mutex<Shared>, storage: u32, version: u64) {
+    let deadline = Instant::now() + Duration::from_millis(3 * HEARTBEAT_MS);
+    while Instant::now() < deadline {
+        if lock(shared).state.grants_sent(storage) >= version {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    log::warn!(
+        "storage component {storage} did not take grants version {version} within {} ms",
+        3 * HEARTBEAT_MS
+    );
+}
+
 /// One request's reply, its decisions stored first. If the store fails the
 /// decisions are undone and the requester is told why.
 fn answer(shared: &Mutex<Shared>, req: GlobalsRequest) -> GlobalsReply {
@@ -147,7 +166,13 @@ fn answer(shared: &Mutex<Shared>, req: GlobalsRequest) -> GlobalsReply {
         return outcome.reply;
     }
     match sh.store.write(&outcome.records) {
-        Ok(()) => outcome.reply,
+        Ok(()) => {
+            drop(guard);
+            if let Some((storage, version)) = outcome.await_grant {
+                await_grant(shared, storage, version);
+            }
+            outcome.reply
+        }
         Err(e) => {
             log::error!("{e}");
             if let Some(before) = before {

@@ -10,11 +10,11 @@
 //! store after a restart; resources, load and liveness do not, so a
 //! restored component stays down until it registers again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use lego_control::{
-    Component, GlobalsReply, GlobalsRequest, Load, Resources, Role, VNode, DOWN_AFTER_MS,
+    Component, GlobalsReply, GlobalsRequest, Grant, Load, Resources, Role, VNode, DOWN_AFTER_MS,
 };
 
 #[cfg(test)]
@@ -29,6 +29,8 @@ pub enum Record {
     Forget { id: u32 },
     /// A vNode was made.
     VNode(VNode),
+    /// A processor may act for a vNode at its storage component.
+    Grant(Grant),
 }
 
 /// A request's answer and what to keep before sending it.
@@ -36,6 +38,9 @@ pub enum Record {
 pub struct Outcome {
     pub reply: GlobalsReply,
     pub records: Vec<Record>,
+    /// A new grant the reply depends on: (the storage component, the
+    /// grants version it must have been sent before the reply goes out).
+    pub await_grant: Option<(u32, u64)>,
 }
 
 impl Outcome {
@@ -43,6 +48,7 @@ impl Outcome {
         Outcome {
             reply,
             records: Vec::new(),
+            await_grant: None,
         }
     }
 
@@ -84,6 +90,11 @@ impl Entry {
 pub struct State {
     components: BTreeMap<u32, Entry>,
     vnodes: BTreeMap<String, VNode>,
+    grants: BTreeSet<Grant>,
+    /// Bumped by every new grant; what each storage component was last
+    /// sent (with a heartbeat's answer).
+    grants_version: u64,
+    grants_sent: BTreeMap<u32, u64>,
     /// When the managers started: a restored component's silence counts
     /// from here.
     started: Instant,
@@ -92,7 +103,12 @@ pub struct State {
 impl State {
     /// The state a store held: ids with their addresses and roles, and the
     /// vNodes.
-    pub fn restore(ids: Vec<(u32, String, Role)>, vnodes: Vec<VNode>, now: Instant) -> State {
+    pub fn restore(
+        ids: Vec<(u32, String, Role)>,
+        vnodes: Vec<VNode>,
+        grants: Vec<Grant>,
+        now: Instant,
+    ) -> State {
         let components = ids
             .into_iter()
             .map(|(id, fabric, role)| {
@@ -111,9 +127,13 @@ impl State {
             })
             .collect();
         let vnodes = vnodes.into_iter().map(|v| (v.name.clone(), v)).collect();
+        let grants: BTreeSet<Grant> = grants.into_iter().collect();
         State {
             components,
             vnodes,
+            grants_version: grants.len() as u64,
+            grants,
+            grants_sent: BTreeMap::new(),
             started: now,
         }
     }
@@ -171,6 +191,11 @@ impl State {
             GlobalsRequest::PlaceRun { vnode } => self.place(&vnode, true, now),
             GlobalsRequest::Locate { vnode } => self.place(&vnode, false, now),
         }
+    }
+
+    /// The grants version storage component `id` was last sent.
+    pub fn grants_sent(&self, id: u32) -> u64 {
+        self.grants_sent.get(&id).copied().unwrap_or(0)
     }
 
     /// Every component known, by id, as the protocol shows it.
@@ -297,6 +322,7 @@ impl State {
                 peers: self.components(now),
             },
             records,
+            await_grant: None,
         }
     }
 
@@ -314,7 +340,27 @@ impl State {
                 e.load = load;
                 e.placed = 0;
                 e.last_heard = Some(now);
-                Outcome::reply(GlobalsReply::Ack)
+                if e.role != Role::Storage {
+                    return Outcome::reply(GlobalsReply::Ack);
+                }
+                // A storage component learns who may use its vNodes.
+                let mine: BTreeSet<u32> = self
+                    .vnodes
+                    .values()
+                    .filter(|v| v.storage == id)
+                    .map(|v| v.id)
+                    .collect();
+                let grants = self
+                    .grants
+                    .iter()
+                    .filter(|g| mine.contains(&g.vnode))
+                    .copied()
+                    .collect();
+                self.grants_sent.insert(id, self.grants_version);
+                Outcome::reply(GlobalsReply::Grants {
+                    version: self.grants_version,
+                    grants,
+                })
             }
             _ => Outcome::error(format!(
                 "component {id} is not registered with these global managers \
@@ -421,6 +467,19 @@ impl State {
                 p.placed = p.placed.saturating_add(1);
             }
         }
+        // The processor may now act for the vNode; its storage component
+        // must know before the processor's first request for it.
+        let grant = Grant {
+            vnode: vnode.id,
+            processor: pid,
+        };
+        let mut await_grant = None;
+        if self.grants.insert(grant) {
+            self.grants_version += 1;
+            records.push(Record::Grant(grant));
+            log::info!("processor {pid} may act for vNode {name}");
+            await_grant = Some((vnode.storage, self.grants_version));
+        }
         Outcome {
             reply: GlobalsReply::Placed {
                 processor,
@@ -428,6 +487,7 @@ impl State {
                 vnode,
             },
             records,
+            await_grant,
         }
     }
 }

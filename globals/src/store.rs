@@ -18,6 +18,8 @@ use crate::state::Record;
 const COMPONENTS: TableDefinition<u32, (&str, u8)> = TableDefinition::new("components");
 /// vNode name → (id, storage component id).
 const VNODES: TableDefinition<&str, (u32, u32)> = TableDefinition::new("vnodes");
+/// (vNode id, processor id): the processor may act for the vNode.
+const GRANTS: TableDefinition<(u32, u32), ()> = TableDefinition::new("grants");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -41,6 +43,7 @@ pub enum StoreError {
 pub struct Loaded {
     pub components: Vec<(u32, String, Role)>,
     pub vnodes: Vec<VNode>,
+    pub grants: Vec<lego_control::Grant>,
 }
 
 pub struct Store {
@@ -115,7 +118,18 @@ impl Store {
                 storage,
             });
         }
-        Ok(Loaded { components, vnodes })
+        let mut grants = Vec::new();
+        let table = tx.open_table(GRANTS).map_err(|e| db_error(&self.path, e))?;
+        for row in table.iter().map_err(|e| db_error(&self.path, e))? {
+            let (k, _) = row.map_err(|e| db_error(&self.path, e))?;
+            let (vnode, processor) = k.value();
+            grants.push(lego_control::Grant { vnode, processor });
+        }
+        Ok(Loaded {
+            components,
+            vnodes,
+            grants,
+        })
     }
 
     /// Keeps `records` in one transaction, durable when this returns.
@@ -126,6 +140,7 @@ impl Store {
                 .open_table(COMPONENTS)
                 .map_err(|e| db_error(&self.path, e))?;
             let mut vnodes = tx.open_table(VNODES).map_err(|e| db_error(&self.path, e))?;
+            let mut grants = tx.open_table(GRANTS).map_err(|e| db_error(&self.path, e))?;
             for r in records {
                 match r {
                     Record::Assign { id, fabric, role } => {
@@ -141,6 +156,11 @@ impl Store {
                     Record::VNode(v) => {
                         vnodes
                             .insert(v.name.as_str(), (v.id, v.storage))
+                            .map_err(|e| db_error(&self.path, e))?;
+                    }
+                    Record::Grant(g) => {
+                        grants
+                            .insert((g.vnode, g.processor), ())
                             .map_err(|e| db_error(&self.path, e))?;
                     }
                 }

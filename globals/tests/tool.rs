@@ -200,6 +200,7 @@ fn a_rack_comes_up_runs_copies_lists_kills_and_goes_down() {
         status.contains("web") && status.contains("default"),
         "{status}"
     );
+    forged_frames_reach_no_vnode(h);
 
     // Several runs at once, each with its own stdio.
     let runs: Vec<(Child, String)> = (0..4)
@@ -433,4 +434,47 @@ fn a_dead_component_shows_down_and_a_restarted_globals_finds_the_rack_again() {
     );
     let _ = again.kill();
     let _ = again.wait();
+}
+
+/// A hand-made fabric frame for a vNode's file, from a component the
+/// managers did not grant the vNode to (a tool holding the rack key), is
+/// refused by the storage component's VMM; so is one without a vNode.
+fn forged_frames_reach_no_vnode(home: &Path) {
+    use lego_proto::storage::*;
+    let addr = std::fs::read_to_string(home.join("rack/globals.addr")).unwrap();
+    let mut g = lego_globals::client::Globals::connect(addr.trim()).unwrap();
+    let (components, vnodes) = g.status().unwrap();
+    let storage = components
+        .iter()
+        .find(|c| c.role == lego_control::Role::Storage)
+        .unwrap();
+    let web = vnodes.iter().find(|v| v.name == "web").unwrap();
+    let key_path = lego_wire::key::RackKey::default_path().unwrap();
+    let key = lego_wire::key::RackKey::load_or_create(&key_path).unwrap();
+    let mut c = lego_wire::client::TcpClient::connect(
+        &storage.fabric,
+        90,
+        lego_wire::auth::ROLE_TOOL,
+        &key,
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    for vnode in [web.id, 0] {
+        let head = StoreRequest {
+            op: OP_STAT,
+            vnode,
+            ..Default::default()
+        };
+        let body = c
+            .data(
+                storage.id,
+                &encode_request(&head, b"/data/notes.txt", &[], &[]),
+            )
+            .unwrap();
+        let (reply, _) = decode_reply(&body).unwrap();
+        assert_eq!(
+            reply.errno, EACCES,
+            "a forged request for vNode {vnode} was served"
+        );
+    }
 }

@@ -96,6 +96,7 @@ pub fn keep_alive(
     mut r: Registration,
     stream: TcpStream,
     load: impl Fn() -> Load + Send + 'static,
+    on_grants: impl Fn(&[lego_control::Grant]) + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("heartbeat".into())
@@ -123,6 +124,10 @@ pub fn keep_alive(
                 };
                 match call(s, &beat) {
                     Ok(GlobalsReply::Ack) => told = false,
+                    Ok(GlobalsReply::Grants { grants, .. }) => {
+                        told = false;
+                        on_grants(&grants);
+                    }
                     Ok(GlobalsReply::Error(why)) => {
                         log::info!("the global managers said: {why}; registering again");
                         match register(s, &r) {

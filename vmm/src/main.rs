@@ -13,6 +13,7 @@ mod excache;
 mod fabric;
 mod gdb;
 mod globals;
+mod grants;
 mod guest_args;
 mod hypervisor;
 mod loader;
@@ -384,12 +385,24 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             shared.excache.clone(),
         );
         let used = storage_used(args.disk.clone());
-        globals::keep_alive(registration, stream, move || lego_control::Load {
-            processes: runs.as_ref().map_or(0, |r| r.load().0),
-            runs: runs.as_ref().map_or(0, |r| r.load().1),
-            used_bytes: used(),
-            excache: cache.as_ref().map(|c| excache_summary(c)),
-        })
+        let grants = std::sync::Arc::new(grants::Grants::default());
+        if let (Some(f), lego_proto::boot::Role::Storage) = (&shared.fabric, cfg.role) {
+            let g = grants.clone();
+            let _ = f
+                .guard
+                .set(Box::new(move |src, payload| g.check(src, payload)));
+        }
+        globals::keep_alive(
+            registration,
+            stream,
+            move || lego_control::Load {
+                processes: runs.as_ref().map_or(0, |r| r.load().0),
+                runs: runs.as_ref().map_or(0, |r| r.load().1),
+                used_bytes: used(),
+                excache: cache.as_ref().map(|c| excache_summary(c)),
+            },
+            move |list| grants.replace(list),
+        )
         .map_err(VmmError::Thread)?;
     }
 

@@ -54,7 +54,12 @@ enum Error {
 
 fn run(args: &Args) -> Result<(), Error> {
     let (store, loaded) = Store::open(&args.state)?;
-    let state = State::restore(loaded.components, loaded.vnodes, Instant::now());
+    let state = State::restore(
+        loaded.components,
+        loaded.vnodes,
+        loaded.grants,
+        Instant::now(),
+    );
     let listener = TcpListener::bind(&args.listen).map_err(|source| Error::Listen {
         addr: args.listen.clone(),
         source,

@@ -82,7 +82,7 @@ fn ms(t: Instant, ms: u64) -> Instant {
 
 /// A small rack: memory 1 and 2, storage 3, processors 4 and 5.
 fn rack(t: Instant) -> State {
-    let mut s = State::restore(Vec::new(), Vec::new(), t);
+    let mut s = State::restore(Vec::new(), Vec::new(), Vec::new(), t);
     assert_eq!(
         registered_id(&register(&mut s, 0, Role::Memory, "m1:1", mem(GIB), t)),
         1
@@ -251,10 +251,38 @@ fn a_new_vnode_goes_to_the_storage_with_most_free_disk() {
         id: 1,
         storage: 3,
     };
-    assert_eq!(o.records, vec![Record::VNode(v.clone())]);
-    // Locate makes no new record for a known vNode.
+    // The vNode, and the processor's grant for it, which the reply waits
+    // for the storage component to have been sent.
+    let grant = Grant {
+        vnode: 1,
+        processor: 4,
+    };
+    assert_eq!(
+        o.records,
+        vec![Record::VNode(v.clone()), Record::Grant(grant)]
+    );
+    assert_eq!(o.await_grant, Some((3, 1)));
+    // Locate makes no new vNode (the least loaded processor is another
+    // one now, which gets a grant of its own).
+    let o = s.handle(GlobalsRequest::Locate { vnode: "a".into() }, t);
+    assert!(o.records.iter().all(|r| matches!(r, Record::Grant(_))));
     let o = s.handle(GlobalsRequest::Locate { vnode: "a".into() }, t);
     assert!(o.records.is_empty());
+    assert_eq!(o.await_grant, None);
+    // The storage component's heartbeat carries the grants of its vNodes.
+    assert_eq!(s.grants_sent(3), 0);
+    let GlobalsReply::Grants { version, grants } = heartbeat(&mut s, 3, 0, 0, t) else {
+        panic!("a storage heartbeat is answered with grants");
+    };
+    assert!(grants.contains(&grant) && grants.iter().all(|g| g.vnode == 1));
+    assert_eq!(s.grants_sent(3), version);
+    assert_eq!(
+        heartbeat(&mut s, 6, 0, 0, t),
+        GlobalsReply::Grants {
+            version,
+            grants: vec![]
+        }
+    );
     assert!(matches!(o.reply, GlobalsReply::Placed { vnode, .. } if vnode == v));
 }
 
@@ -277,7 +305,7 @@ fn a_vnode_whose_storage_is_down_cannot_run() {
 #[test]
 fn without_a_processor_or_memory_placement_says_what_to_start() {
     let t = Instant::now();
-    let mut s = State::restore(Vec::new(), Vec::new(), t);
+    let mut s = State::restore(Vec::new(), Vec::new(), Vec::new(), t);
     register(&mut s, 0, Role::Storage, "s:1", disk(GIB), t);
     let e = place(&mut s, "web", t).unwrap_err();
     assert!(
@@ -324,7 +352,7 @@ fn a_restored_state_knows_ids_and_vnodes_but_nothing_is_up() {
         (1, "m:1".to_string(), Role::Memory),
         (2, "s:1".to_string(), Role::Storage),
     ];
-    let mut s = State::restore(ids, vec![v.clone()], t);
+    let mut s = State::restore(ids, vec![v.clone()], Vec::new(), t);
     assert_eq!(s.counts(), (2, 1));
     let later = ms(t, 1500);
     let comps = s.components(later);
@@ -339,7 +367,10 @@ fn a_restored_state_knows_ids_and_vnodes_but_nothing_is_up() {
     let o = register(&mut s, 0, Role::Storage, "s:1", disk(GIB), later);
     assert_eq!(registered_id(&o), 2);
     assert!(o.records.is_empty());
-    assert_eq!(heartbeat(&mut s, 2, 0, 0, later), GlobalsReply::Ack);
+    assert!(matches!(
+        heartbeat(&mut s, 2, 0, 0, later),
+        GlobalsReply::Grants { .. }
+    ));
     // New vNodes continue after the restored ones.
     register(&mut s, 0, Role::Memory, "m:1", mem(GIB), later);
     register(

@@ -222,6 +222,13 @@ fn plan(rack: &Rack, args: &UpArgs) -> Result<Vec<Planned>, ToolError> {
 fn command_line(rack: &Rack, args: &UpArgs, p: &Planned, globals: &str, n: u32) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     let mut push = |words: &[&str]| v.extend(words.iter().map(|w| w.to_string()));
+    // Component ids are a rack's own, but a component's shared-memory
+    // doorbell is named by its id: each rack keeps them in a directory of
+    // its own, so that two racks on one host do not collide.
+    let shm = rack.shm_dir().to_string_lossy().into_owned();
+    if p.role.is_some() {
+        push(&["--shm-dir", &shm]);
+    }
     match p.role {
         None => push(&[
             "--listen",

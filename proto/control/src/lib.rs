@@ -164,6 +164,23 @@ pub enum GlobalsReply {
     },
     /// A sentence saying what is wrong and what to do.
     Error(String),
+    /// The answer to a storage component's heartbeat: which processors
+    /// may send requests for which of its vNodes (all of them, each time;
+    /// `version` grows with every grant the managers make).
+    Grants {
+        version: u64,
+        grants: Vec<Grant>,
+    },
+}
+
+/// A processor may act for a vNode at its storage component: the managers
+/// grant it when they place a run of the vNode there (or a copy through
+/// it), and the storage component refuses requests for a vNode from any
+/// processor it was not granted to.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Grant {
+    pub vnode: u32,
+    pub processor: u32,
 }
 
 /// Starting a program on a processor.

@@ -448,6 +448,9 @@ pub struct Fabric {
     local: Arc<Local>,
     /// What the VMM answers itself on the fabric (the ExCache's stats).
     pub answers: std::sync::OnceLock<VmmAnswer>,
+    /// Requests the VMM refuses before the guest sees them (a storage
+    /// component's vNode grants): an answer in the guest's place, or None.
+    pub guard: std::sync::OnceLock<VmmGuard>,
     /// Told when a peer is found gone (its connection ended, its process
     /// exited), on the device thread: it must not wait.
     pub on_peer_gone: std::sync::OnceLock<PeerGoneHook>,
@@ -459,6 +462,10 @@ pub struct Fabric {
 /// Makes the VMM's answer to a stats request. It runs on the device
 /// thread, so it must answer from what it has, never wait.
 pub type VmmAnswer = Box<dyn Fn() -> Vec<u8> + Send + Sync>;
+
+/// See [`Fabric::guard`]: the request's (authenticated) source and its
+/// payload. It runs on the device thread, so it must not wait.
+pub type VmmGuard = Box<dyn Fn(ComponentId, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
 
 /// See [`Fabric::on_peer_gone`]: the peer and why.
 pub type PeerGoneHook = Box<dyn Fn(ComponentId, &str) + Send + Sync>;
@@ -540,6 +547,7 @@ impl Fabric {
             calls,
             local,
             answers: std::sync::OnceLock::new(),
+            guard: std::sync::OnceLock::new(),
             on_peer_gone: std::sync::OnceLock::new(),
             direct,
         });
@@ -827,6 +835,9 @@ impl Device {
     fn vmm_answer(&self, h: &Header, payload: &[u8]) -> Option<Vec<u8>> {
         if h.kind != Kind::Data {
             return None;
+        }
+        if let Some(refusal) = self.fabric.guard.get().and_then(|g| g(h.src, payload)) {
+            return Some(refusal);
         }
         if payload == lego_proto::fabric::FABRIC_STATS_REQUEST {
             return Some(zerocopy::IntoBytes::as_bytes(&self.fabric.stats.snapshot()).to_vec());
