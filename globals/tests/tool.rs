@@ -225,6 +225,82 @@ fn a_rack_comes_up_runs_copies_lists_kills_and_goes_down() {
         );
     }
 
+    // The memory manager homes a run at the memory component with the
+    // most free memory: with one run holding pages at one, the next one's
+    // pages go to the other.
+    let holder = lego_cmd(
+        h,
+        &[
+            "run",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "x=$(head -c 12000000 /dev/zero | tr '\\0' a); echo ready; sleep 5; echo ${#x}",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let used = |h: &Path| -> Vec<u64> {
+        let mut m: Vec<(u32, u64)> = components(h)
+            .iter()
+            .filter(|c| c.role == lego_control::Role::Memory)
+            .map(|c| (c.id, c.load.used_bytes))
+            .collect();
+        m.sort();
+        m.into_iter().map(|(_, u)| u).collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let first = loop {
+        let u = used(h);
+        if let Some(i) = u.iter().position(|&b| b >= 8 << 20) {
+            break i;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no memory component reports the run's pages: {u:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let second = lego_cmd(
+        h,
+        &[
+            "run",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "x=$(head -c 12000000 /dev/zero | tr '\\0' b); sleep 3; echo ${#x}",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let u = used(h);
+        if u.iter()
+            .enumerate()
+            .any(|(i, &b)| i != first && b >= 8 << 20)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second run was not homed at the other memory component: {u:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for c in [holder, second] {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            text(&out.stdout).ends_with("12000000\n"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+
     // A long run shows in ps and is killed by lego kill.
     let run = start_sleeper(h);
     let pid = pid_in_ps(h, "sleep 30");

@@ -108,14 +108,22 @@ fn main(boot: &'static BootInfo) -> ! {
         later: VecDeque::new(),
         dropped: 0,
     };
+    let mut served: u32 = 0;
     loop {
+        if served % 256 == 0 {
+            publish_used(boot, &monitor);
+        }
         let m = match remote.later.pop_front() {
             Some(m) => m,
             None => match fabric::recv(1000) {
                 Ok(Some(m)) => m,
-                _ => continue,
+                _ => {
+                    served = 0;
+                    continue;
+                }
             },
         };
+        served = served.wrapping_add(1);
         if m.header.is_reply() {
             // A late reply to a call that already gave up.
             continue;
@@ -129,6 +137,19 @@ fn main(boot: &'static BootInfo) -> ! {
             Kind::Pong | Kind::Error => {}
         }
     }
+}
+
+/// Tells the VMM how much of this component's memory holds pages
+/// (`BootInfo::mem_used`): a store to guest memory, no exit.
+fn publish_used<S: mmon::frames::FrameStore>(boot: &'static BootInfo, monitor: &Monitor<S>) {
+    let frames = monitor.frames();
+    let used = (frames.total() - frames.free_frames()) as u64 * PAGE as u64;
+    // SAFETY: the boot information stays mapped for the guest's life; the
+    // VMM only reads this word.
+    unsafe {
+        core::sync::atomic::AtomicU64::from_ptr(core::ptr::addr_of!(boot.mem_used) as *mut u64)
+            .store(used, core::sync::atomic::Ordering::Relaxed)
+    };
 }
 
 /// Who sent a message: its VMM checked the source id (it is the one the

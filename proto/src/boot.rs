@@ -239,6 +239,10 @@ pub struct BootInfo {
     /// monitor (PORT_CONTROL_NEXT). Set like `host_signals`, with vCPU 0
     /// kicked; the guest takes it with an atomic swap.
     pub control_pending: u64,
+    /// Memory: bytes of page frames holding processes' pages, written by
+    /// the guest now and then (every 256 requests and when idle) for the
+    /// VMM's heartbeats to the managers.
+    pub mem_used: u64,
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

@@ -362,6 +362,10 @@ pub struct ControlNext {
     pub vnode: u32,
     pub argc: u32,
     pub envc: u32,
+    /// START: the memory component to home the run's processes at (the
+    /// managers' choice; 0: the processor's default).
+    pub home: u32,
+    pub _pad: u32,
 }
 
 /// PORT_CONTROL_DONE's argument.

@@ -304,13 +304,26 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     why: format!("component {m} has no address; add --peer {m}=ADDR"),
                 })
             }
-            None => f
-                .peers
-                .keys()
-                .copied()
-                .filter(|&p| Some(p) != args.storage)
-                .min()
-                .unwrap_or(0),
+            // In a rack, the memory manager's rule: the memory component
+            // with the most free memory (of those up when this one joined).
+            None => match membership.as_ref().and_then(|m| {
+                m.1.iter()
+                    .filter(|c| c.role == lego_control::Role::Memory && c.up)
+                    .max_by_key(|c| {
+                        let free = c.resources.mem_bytes.saturating_sub(c.load.used_bytes);
+                        (free, std::cmp::Reverse(c.id))
+                    })
+                    .map(|c| c.id)
+            }) {
+                Some(m) => m,
+                None => f
+                    .peers
+                    .keys()
+                    .copied()
+                    .filter(|&p| Some(p) != args.storage)
+                    .min()
+                    .unwrap_or(0),
+            },
         },
     };
     let mut storage = options::check_storage(args, &fabric, program.is_some())?;
@@ -384,7 +397,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             serving.as_ref().map(|r| r.0.clone()),
             shared.excache.clone(),
         );
-        let used = storage_used(args.disk.clone());
+        let used = used_bytes(args.disk.clone(), &shared);
         let grants = std::sync::Arc::new(grants::Grants::default());
         if let (Some(f), lego_proto::boot::Role::Storage) = (&shared.fabric, cfg.role) {
             let g = grants.clone();
@@ -721,11 +734,24 @@ fn join_rack(
     Ok((id, peers, stream, r))
 }
 
-/// Storage: the bytes of its disk file the host has allocated (the file
-/// is sparse, so this is what the file system has written), for heartbeats.
-fn storage_used(disk: Option<PathBuf>) -> impl Fn() -> u64 + Send + 'static {
+/// What a heartbeat reports as used. Storage: the bytes of its disk file
+/// the host has allocated (the file is sparse, so this is what the file
+/// system has written). Memory: the page frames holding pages, as the
+/// monitor publishes them in its boot information.
+fn used_bytes(
+    disk: Option<PathBuf>,
+    shared: &std::sync::Arc<vcpu::Shared>,
+) -> impl Fn() -> u64 + Send + 'static {
     use std::os::unix::fs::MetadataExt;
+    let ram = shared.ram.clone();
+    let memory = shared.role == "memory";
     move || {
+        if memory {
+            use vm_memory::{Bytes, GuestAddress};
+            let at = lego_proto::boot::BOOT_INFO
+                + core::mem::offset_of!(lego_proto::boot::BootInfo, mem_used) as u64;
+            return ram.read_obj::<u64>(GuestAddress(at)).unwrap_or(0);
+        }
         disk.as_ref()
             .and_then(|p| std::fs::metadata(p).ok())
             .map_or(0, |m| m.blocks() * 512)

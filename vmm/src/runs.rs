@@ -28,6 +28,7 @@ const MONITOR_TIMEOUT: Duration = Duration::from_secs(30);
 struct Item {
     id: u32,
     kind: u32,
+    home: u32,
     run: u32,
     pid: u32,
     signal: u32,
@@ -236,6 +237,7 @@ impl Runs {
             vnode: item.vnode,
             argc: item.argc,
             envc: item.envc,
+            home: item.home,
             ..Default::default()
         };
         if item.blob.len() as u64 > buf_len {
@@ -438,6 +440,7 @@ impl Runs {
         let answer = self.ask(Item {
             id: 0,
             kind: CONTROL_START,
+            home: start.home,
             run,
             pid: 0,
             signal: 0,
@@ -531,6 +534,7 @@ impl Runs {
         let _ = self.ask(Item {
             id: 0,
             kind: CONTROL_SIGNAL,
+            home: 0,
             run,
             pid: 0,
             signal: sig,
@@ -545,6 +549,7 @@ impl Runs {
         let answer = self.ask(Item {
             id: 0,
             kind: CONTROL_PS,
+            home: 0,
             run: 0,
             pid: 0,
             signal: 0,
@@ -593,6 +598,7 @@ impl Runs {
         let answer = self.ask(Item {
             id: 0,
             kind: CONTROL_KILL,
+            home: 0,
             run: 0,
             pid,
             signal: signal as u32,

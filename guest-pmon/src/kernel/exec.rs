@@ -114,7 +114,8 @@ impl Kernel {
         cwd: Vec<u8>,
         origin: super::Origin,
     ) -> Result<Pid, Errno> {
-        let super::Origin { run, vnode } = origin;
+        let super::Origin { run, vnode, home } = origin;
+        self.home_now = home;
         let pid = self.alloc_id().ok_or(EAGAIN)?;
         let image = self.load_image(path, given, argv, &envp, &cwd)?;
         let mut ctx = UserContext::new(self.xsave_size);
@@ -151,6 +152,7 @@ impl Kernel {
                 no_new_privs: false,
                 run,
                 vnode,
+                home,
             },
         );
         self.threads.insert(

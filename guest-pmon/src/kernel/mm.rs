@@ -66,6 +66,8 @@ pub struct Space {
     refused: BTreeMap<u64, bool>,
     /// The program break the home last reported.
     pub brk: u64,
+    /// Its home memory component.
+    pub home: u32,
     /// Where the program's parts lie (for naming its mappings).
     pub layout: pmon::procfs::Layout,
 }
@@ -96,6 +98,7 @@ impl Space {
             pdpts.push(page().ok_or(super::ENOMEM)?);
         }
         let mut s = Space {
+            home,
             slot,
             gpid,
             window,

@@ -199,6 +199,9 @@ pub struct Process {
     /// The vNode whose files it sees on storage (0: the whole disk, for a
     /// program after `--`); a fork child's is its parent's.
     pub vnode: u32,
+    /// The memory component its address spaces are homed at (0: the
+    /// processor's default); a fork child's is its parent's.
+    pub home: u32,
 }
 
 /// Which run a first process starts (0: the program after `--`) and the
@@ -207,6 +210,8 @@ pub struct Process {
 pub struct Origin {
     pub run: u32,
     pub vnode: u32,
+    /// Its home memory component (0: the processor's own default).
+    pub home: u32,
 }
 
 /// An address space and how many processes share it (vfork).
@@ -226,6 +231,9 @@ struct Cpu {
 pub struct Kernel {
     pub window: Window,
     pub home: u32,
+    /// The home of the process whose call is being served (0: `home`):
+    /// where a space made now (exec, fork, a run's start) is homed.
+    pub home_now: u32,
     pub pid_base: u32,
     pub tsc_khz: u64,
     pub xsave_size: usize,
@@ -330,6 +338,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
     let mut k = Kernel {
         window,
         home: boot.workload_home,
+        home_now: 0,
         pid_base: boot.pid_base,
         tsc_khz: (boot.tsc_khz as u64).max(1),
         xsave_size,
@@ -503,7 +512,12 @@ impl Kernel {
         let id = self.next_space;
         self.next_space = if id + 1 >= ID_LIMIT { 1 } else { id + 1 };
         let gpid = self.pid_base | id;
-        match Space::new(slot, gpid, self.home, self.window, brk) {
+        let home = if self.home_now != 0 {
+            self.home_now
+        } else {
+            self.home
+        };
+        match Space::new(slot, gpid, home, self.window, brk) {
             Ok(space) => {
                 self.spaces.insert(id, SpaceEntry { space, users: 1 });
                 Ok(id)

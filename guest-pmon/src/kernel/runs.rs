@@ -119,6 +119,7 @@ impl Kernel {
         let origin = super::Origin {
             run: n.run,
             vnode: n.vnode,
+            home: n.home,
         };
         match self.spawn_init(&path, &given, argv, envp, cwd, origin) {
             Ok(pid) => {

@@ -105,13 +105,15 @@ impl Kernel {
         };
         let n = frame.gprs[0];
         let a = args(&frame);
-        // Its storage calls are for its vNode's files.
-        let vnode = self
+        // Its storage calls are for its vNode's files, and a space it
+        // makes (exec, fork) is homed where its others are.
+        let (vnode, home) = self
             .threads
             .get(&tid)
             .and_then(|t| self.procs.get(&t.pid))
-            .map_or(0, |p| p.vnode);
+            .map_or((0, 0), |p| (p.vnode, p.home));
         super::store::set_vnode(vnode);
+        self.home_now = home;
         let ret = self.dispatch(tid, n, a);
         if self.trace {
             self.trace_syscall(tid, n, &a, &ret);
@@ -2955,11 +2957,12 @@ impl Kernel {
                 parent.pgid,
                 parent.sid,
             );
-            let (dumpable, no_new_privs, run, vnode) = (
+            let (dumpable, no_new_privs, run, vnode, home) = (
                 parent.dumpable,
                 parent.no_new_privs,
                 parent.run,
                 parent.vnode,
+                parent.home,
             );
             let space = if flags & CLONE_VM != 0 {
                 if let Some(e) = self.spaces.get_mut(&space) {
@@ -3005,6 +3008,7 @@ impl Kernel {
                     no_new_privs,
                     run,
                     vnode,
+                    home,
                 },
             );
             new
@@ -3080,10 +3084,17 @@ impl Kernel {
     /// written back first (the VMM does that for OP_FORK), then the memory
     /// components copy every mapping and page.
     fn fork_space(&mut self, from: u32) -> Result<u32, Errno> {
-        let (brk, from_gpid, layout) = match self.spaces.get(&from) {
-            Some(e) => (e.space.brk, e.space.gpid, e.space.layout.clone()),
+        let (brk, from_gpid, layout, home) = match self.spaces.get(&from) {
+            Some(e) => (
+                e.space.brk,
+                e.space.gpid,
+                e.space.layout.clone(),
+                e.space.home,
+            ),
             None => return Err(ESRCH),
         };
+        // The child's memory is copied at the parent's home.
+        self.home_now = home;
         let to = self.new_space(brk)?;
         let child_gpid = match self.spaces.get_mut(&to) {
             Some(e) => {
