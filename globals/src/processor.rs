@@ -107,6 +107,18 @@ impl Processor {
         }
     }
 
+    /// (bytes, inodes) a vNode's files take at its storage component.
+    pub fn usage(&self, vnode: &VNode) -> Result<(u64, u64), ClientError> {
+        let mut conn = self.connect()?;
+        match conn.request(&ProcessorRequest::Usage {
+            vnode: vnode.clone(),
+        })? {
+            ProcessorEvent::Usage { bytes, files } => Ok((bytes, files)),
+            ProcessorEvent::Failed(why) => Err(ClientError::Refused(why)),
+            other => Err(unexpected(&conn, &other)),
+        }
+    }
+
     pub fn ps(&self) -> Result<Vec<ProcessInfo>, ClientError> {
         let mut conn = self.connect()?;
         match conn.request(&ProcessorRequest::Ps)? {
@@ -179,6 +191,7 @@ fn unexpected(conn: &Conn, e: &ProcessorEvent) -> ClientError {
         ProcessorEvent::Data(_) => "Data",
         ProcessorEvent::Done => "Done",
         ProcessorEvent::Failed(_) => "Failed",
+        ProcessorEvent::Usage { .. } => "Usage",
     };
     ClientError::Unexpected {
         peer: format!("the processor at {}", conn.peer()),

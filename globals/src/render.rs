@@ -113,7 +113,12 @@ fn load(c: &Component) -> String {
 
 /// `lego status`: the components, the vNodes, and each processor's
 /// ExCache.
-pub fn status(addr: &str, components: &[Component], vnodes: &[VNode]) -> String {
+pub fn status(
+    addr: &str,
+    components: &[Component],
+    vnodes: &[VNode],
+    usage: &[Option<(u64, u64)>],
+) -> String {
     let up = components.iter().filter(|c| c.up).count();
     let mut out = format!(
         "Rack at {addr}: {} component{}, {up} up; {} vNode{}\n\n",
@@ -142,14 +147,20 @@ pub fn status(addr: &str, components: &[Component], vnodes: &[VNode]) -> String 
     }
     if !vnodes.is_empty() {
         out.push('\n');
-        let mut rows = vec![["VNODE", "ID", "STORAGE"].map(String::from).to_vec()];
-        for v in vnodes {
+        let mut rows = vec![["VNODE", "ID", "STORAGE", "FILES"]
+            .map(String::from)
+            .to_vec()];
+        for (i, v) in vnodes.iter().enumerate() {
+            let files = match usage.get(i).copied().flatten() {
+                Some((b, n)) => format!("{} in {n} inodes", bytes(b)),
+                None => "?".to_string(),
+            };
             let storage = match components.iter().find(|c| c.id == v.storage) {
                 Some(c) if c.up => format!("{} ({})", c.id, c.fabric),
                 Some(c) => format!("{} ({}, DOWN)", c.id, c.fabric),
                 None => format!("{} (unknown)", v.storage),
             };
-            rows.push(vec![v.name.clone(), v.id.to_string(), storage]);
+            rows.push(vec![v.name.clone(), v.id.to_string(), storage, files]);
         }
         out.push_str(&table(&rows));
     }
@@ -322,12 +333,12 @@ mod tests {
             id: 1,
             storage: 2,
         }];
-        let text = status("g:1", &comps, &v);
+        let text = status("g:1", &comps, &v, &[Some((8 << 20, 3))]);
         assert!(text.contains("3 components, 2 up; 1 vNode"), "{text}");
         assert!(text.contains("1 MiB of 1 GiB used"), "{text}");
         assert!(text.contains("DOWN 4.2s"), "{text}");
         assert!(
-            text.contains("web    1   2 (127.0.0.1:7002, DOWN)"),
+            text.contains("web    1   2 (127.0.0.1:7002, DOWN)  8 MiB in 3 inodes"),
             "{text}"
         );
         assert!(

@@ -200,6 +200,13 @@ fn a_rack_comes_up_runs_copies_lists_kills_and_goes_down() {
         status.contains("web") && status.contains("default"),
         "{status}"
     );
+    // web holds its root, /data and the notes: 3 inodes, one 4 KiB block.
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("web ") && l.ends_with("4 KiB in 3 inodes")),
+        "{status}"
+    );
     forged_frames_reach_no_vnode(h);
 
     // Several runs at once, each with its own stdio.

@@ -168,11 +168,14 @@ impl<D: BlockDevice> Service<D> {
             }
             OP_STATFS => {
                 let s = fs.statfs();
+                let (ns_blocks, ns_files) = fs.namespace_usage();
                 let wire = StoreStatFs {
                     block_size: s.block_size,
                     blocks: s.blocks,
                     blocks_free: s.blocks_free,
                     files: s.files,
+                    ns_blocks,
+                    ns_files,
                 };
                 Done {
                     data: zerocopy::IntoBytes::as_bytes(&wire).to_vec(),

@@ -187,6 +187,11 @@ pub struct StoreStatFs {
     pub blocks: u64,
     pub blocks_free: u64,
     pub files: u64,
+    /// Data blocks and inodes under the request's namespace: its vNode's
+    /// directory, or the whole disk for vNode 0 (`lego status` shows each
+    /// vNode's share).
+    pub ns_blocks: u64,
+    pub ns_files: u64,
 }
 
 #[repr(C)]

@@ -364,6 +364,10 @@ impl Runs {
             }
             ProcessorRequest::Get { vnode, path } => self.get(&vnode, &path, &out),
             ProcessorRequest::Exists { vnode, path } => self.exists(&vnode, &path),
+            ProcessorRequest::Usage { vnode } => self
+                .files(&vnode)
+                .and_then(|f| f.usage())
+                .map(|(bytes, files)| ProcessorEvent::Usage { bytes, files }),
             other => Err(format!(
                 "{other:?} must follow a Run on the same connection"
             )),

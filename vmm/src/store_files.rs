@@ -75,6 +75,26 @@ impl StoreFiles<'_> {
         }
     }
 
+    /// (bytes of data blocks, inodes) under the vNode's directory.
+    pub fn usage(&self) -> Result<(u64, u64), String> {
+        let (h, data) = self.call(
+            StoreRequest {
+                op: OP_STATFS,
+                ..Default::default()
+            },
+            &[],
+            &[],
+            &[],
+        )?;
+        if h.errno != OK {
+            return Err(errno_text(h.errno));
+        }
+        let s = <StoreStatFs as zerocopy::FromBytes>::read_from_prefix(&data)
+            .map(|(s, _)| s)
+            .map_err(|_| format!("storage component {} sent a short statfs", self.id))?;
+        Ok((s.ns_blocks.saturating_mul(s.block_size), s.ns_files))
+    }
+
     /// Makes every directory above `path` that is missing (mkdir -p).
     fn make_parents(&self, path: &[u8]) -> Result<(), String> {
         let mut at = 1;

@@ -1185,6 +1185,27 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
+    /// (data blocks, inodes) under the namespace's root ([`Fs::enter`]),
+    /// the root included.
+    pub fn namespace_usage(&self) -> (u64, u64) {
+        let (mut blocks, mut files) = (0u64, 0u64);
+        let mut todo = alloc::vec![self.ns_root];
+        // Bounded by the inode count: the tree has no cycles, but a bug
+        // must not hang the monitor.
+        while let Some(ino) = todo.pop() {
+            if files > self.tree.inodes.len() as u64 {
+                break;
+            }
+            let Some(i) = self.tree.get(ino) else {
+                continue;
+            };
+            files += 1;
+            blocks += i.blocks.len() as u64;
+            todo.extend(i.children.values().copied());
+        }
+        (blocks, files)
+    }
+
     /// fsck of the in-memory state: the namespace is one tree with
     /// consistent back links and counts, and every data block is used by
     /// exactly one file (or awaits a flush) and the bitmap agrees.

@@ -239,6 +239,10 @@ pub enum ProcessorRequest {
         vnode: VNode,
         path: Vec<u8>,
     },
+    /// What a vNode's files take at its storage component (`Usage`).
+    Usage {
+        vnode: VNode,
+    },
 }
 
 /// From a processor's control address.
@@ -259,6 +263,11 @@ pub enum ProcessorEvent {
     Data(Vec<u8>),
     Done,
     Failed(String),
+    /// A vNode's files: bytes of data blocks, and inodes.
+    Usage {
+        bytes: u64,
+        files: u64,
+    },
 }
 
 /// Why a control message could not be read.
