@@ -149,23 +149,13 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     }
 }
 
-/// "65536", "64K", "256M", "1G", "2GiB", "512mb": binary units.
+/// "65536", "64K", "256M", "1G", "2GiB", "512mb": binary units, as
+/// lego-vmm reads sizes.
 fn parse_size(text: &str) -> Result<u64, String> {
-    let bad = || format!("--mem: not a size: {text:?} (try 64M or 1G)");
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let shift = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return Err(bad()),
-    };
-    number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("--mem: too large: {text:?}"))
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(text)
+        .map_err(|e| format!("--mem: not a size: {text:?} ({e}; try 64M or 1G)"))
 }
 
 /// `bytes` for people: "64 MiB", "1.5 GiB", "4096 bytes".
@@ -233,7 +223,8 @@ mod tests {
         assert_eq!(parse_size("2GiB"), Ok(2 << 30));
         assert_eq!(parse_size("512MB"), Ok(512 << 20));
         assert!(parse_size("M").is_err());
-        assert!(parse_size("1.5G").is_err());
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert!(parse_size("lots").is_err());
         assert_eq!(human_size(100), "100 bytes");
         assert_eq!(human_size(64 << 20), "64 MiB");
         assert_eq!(human_size(3 << 29), "1.5 GiB");

@@ -25,6 +25,7 @@ use lego_proto::program::*;
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A request queued for the monitor.
+#[derive(Default)]
 struct Item {
     id: u32,
     kind: u32,
@@ -442,16 +443,14 @@ impl Runs {
             run
         };
         let answer = self.ask(Item {
-            id: 0,
             kind: CONTROL_START,
             home: start.home,
             run,
-            pid: 0,
-            signal: 0,
             vnode: start.vnode.id,
             argc: start.argv.len() as u32,
             envc: start.env.len() as u32,
             blob,
+            ..Default::default()
         });
         let pid = match answer.recv_timeout(MONITOR_TIMEOUT) {
             Ok(d) if d.result > 0 => d.result as u32,
@@ -536,31 +535,17 @@ impl Runs {
 
     fn signal(&self, run: u32, sig: u32) {
         let _ = self.ask(Item {
-            id: 0,
             kind: CONTROL_SIGNAL,
-            home: 0,
             run,
-            pid: 0,
             signal: sig,
-            vnode: 0,
-            argc: 0,
-            envc: 0,
-            blob: Vec::new(),
+            ..Default::default()
         });
     }
 
     fn ps(&self) -> Result<ProcessorEvent, String> {
         let answer = self.ask(Item {
-            id: 0,
             kind: CONTROL_PS,
-            home: 0,
-            run: 0,
-            pid: 0,
-            signal: 0,
-            vnode: 0,
-            argc: 0,
-            envc: 0,
-            blob: Vec::new(),
+            ..Default::default()
         });
         let d = answer
             .recv_timeout(MONITOR_TIMEOUT)
@@ -600,16 +585,10 @@ impl Runs {
             return Err(format!("{signal} is not a signal (1 to 64)"));
         }
         let answer = self.ask(Item {
-            id: 0,
             kind: CONTROL_KILL,
-            home: 0,
-            run: 0,
             pid,
             signal: signal as u32,
-            vnode: 0,
-            argc: 0,
-            envc: 0,
-            blob: Vec::new(),
+            ..Default::default()
         });
         let d = answer
             .recv_timeout(MONITOR_TIMEOUT)

@@ -56,6 +56,21 @@ impl StoreFiles<'_> {
         Ok((h, d.to_vec()))
     }
 
+    /// A request that names only an operation and paths (sync, rename,
+    /// unlink, statfs): its reply's errno checked, its data.
+    fn op(&self, op: u32, path: &[u8], path2: &[u8]) -> Result<(i32, Vec<u8>), String> {
+        let (h, data) = self.call(
+            StoreRequest {
+                op,
+                ..Default::default()
+            },
+            path,
+            path2,
+            &[],
+        )?;
+        Ok((h.errno, data))
+    }
+
     /// stat of `path`: Ok(None) when it does not exist.
     pub fn stat(&self, path: &[u8]) -> Result<Option<StoreStat>, String> {
         let (h, _) = self.call(
@@ -77,17 +92,9 @@ impl StoreFiles<'_> {
 
     /// (bytes of data blocks, inodes) under the vNode's directory.
     pub fn usage(&self) -> Result<(u64, u64), String> {
-        let (h, data) = self.call(
-            StoreRequest {
-                op: OP_STATFS,
-                ..Default::default()
-            },
-            &[],
-            &[],
-            &[],
-        )?;
-        if h.errno != OK {
-            return Err(errno_text(h.errno));
+        let (errno, data) = self.op(OP_STATFS, &[], &[])?;
+        if errno != OK {
+            return Err(errno_text(errno));
         }
         let s = <StoreStatFs as zerocopy::FromBytes>::read_from_prefix(&data)
             .map(|(s, _)| s)
@@ -157,56 +164,24 @@ impl StoreFiles<'_> {
         }
         let ino = h.stat.ino;
         let result = self.fill(ino, &mut next_chunk).and_then(|size| {
-            let (h, _) = self.call(
-                StoreRequest {
-                    op: OP_SYNC,
-                    ..Default::default()
-                },
-                &[],
-                &[],
-                &[],
-            )?;
-            if h.errno != OK {
-                return Err(errno_text(h.errno));
+            let (errno, _) = self.op(OP_SYNC, &[], &[])?;
+            if errno != OK {
+                return Err(errno_text(errno));
             }
-            let (h, _) = self.call(
-                StoreRequest {
-                    op: OP_RENAME,
-                    ..Default::default()
-                },
-                &tmp,
-                path,
-                &[],
-            )?;
-            if h.errno != OK {
+            let (errno, _) = self.op(OP_RENAME, &tmp, path)?;
+            if errno != OK {
                 return Err(format!(
                     "cannot put {} in place: {}",
                     String::from_utf8_lossy(path),
-                    errno_text(h.errno)
+                    errno_text(errno)
                 ));
             }
             // The rename too is on the disk before the copy is reported done.
-            let _ = self.call(
-                StoreRequest {
-                    op: OP_SYNC,
-                    ..Default::default()
-                },
-                &[],
-                &[],
-                &[],
-            )?;
+            self.op(OP_SYNC, &[], &[])?;
             Ok(size)
         });
         if result.is_err() {
-            let _ = self.call(
-                StoreRequest {
-                    op: OP_UNLINK,
-                    ..Default::default()
-                },
-                &tmp,
-                &[],
-                &[],
-            );
+            let _ = self.op(OP_UNLINK, &tmp, &[]);
         }
         result
     }

@@ -5,20 +5,10 @@
 /// Bytes in `text`: a number with an optional K, M, G or T (binary units,
 /// "KiB"/"KB"/"k" spellings accepted), or plain bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let bad = || format!("{text:?} is not a size: write e.g. 512M, 1G or 65536");
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return Err(bad()),
-    };
-    let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
+    let bytes = parse_size::Config::new()
+        .with_binary()
+        .parse_size(text.trim())
+        .map_err(|e| format!("{text:?} is not a size ({e}): write e.g. 512M, 1G or 65536"))?;
     if bytes == 0 {
         return Err(format!("{text:?} is no bytes at all"));
     }
