@@ -106,6 +106,12 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", requires = "listen")]
     pub globals: Option<String>,
 
+    /// The fabric address to register with the global managers, when
+    /// peers reach this component at another address than --listen (a
+    /// relay, NAT, a container's published port).
+    #[arg(long, value_name = "ADDR", requires = "globals")]
+    pub advertise: Option<String>,
+
     /// Processor: serve runs (`lego run`, `ps`, `kill`, `cp`) on this
     /// address instead of running one program after `--`.
     #[arg(long, value_name = "ADDR", conflicts_with_all = ["run_workload", "program"])]

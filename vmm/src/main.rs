@@ -699,7 +699,11 @@ fn join_rack(
         lego_proto::boot::Role::Memory => lego_control::Role::Memory,
         lego_proto::boot::Role::Storage => lego_control::Role::Storage,
     };
-    let fabric = args.listen.clone().unwrap_or_default();
+    let fabric = args
+        .advertise
+        .clone()
+        .or_else(|| args.listen.clone())
+        .unwrap_or_default();
     let mem = cli::parse_mem(&args.mem)?;
     let disk_bytes = match &args.disk {
         Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0).max(
