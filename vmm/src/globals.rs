@@ -5,12 +5,12 @@
 //! heartbeat is then an error, and the component registers again (the
 //! managers give the same id to the same fabric address).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
 use lego_control::{
-    check_len, decode, encode, Component, GlobalsReply, GlobalsRequest, Load, Resources, Role,
+    encode, read_message, Component, GlobalsReply, GlobalsRequest, Load, Resources, Role,
     HEARTBEAT_MS,
 };
 
@@ -31,16 +31,7 @@ fn call(stream: &mut TcpStream, req: &GlobalsRequest) -> std::result::Result<Glo
     stream
         .write_all(&encode(req))
         .map_err(|e| format!("cannot send: {e}"))?;
-    let mut len = [0u8; 4];
-    stream
-        .read_exact(&mut len)
-        .map_err(|e| format!("no answer: {e}"))?;
-    let n = check_len(len).map_err(|e| e.to_string())?;
-    let mut body = vec![0u8; n];
-    stream
-        .read_exact(&mut body)
-        .map_err(|e| format!("the answer was cut: {e}"))?;
-    decode(&body).map_err(|e| e.to_string())
+    read_message(stream)
 }
 
 fn connect(addr: &str) -> std::result::Result<TcpStream, String> {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use lego_control::{
-    check_len, decode, encode, ProcessInfo, ProcessorEvent, ProcessorRequest, RunStart, VNode,
+    encode, read_message, ProcessInfo, ProcessorEvent, ProcessorRequest, RunStart, VNode,
 };
 use lego_proto::program::*;
 
@@ -101,16 +101,7 @@ fn send(stream: &Mutex<TcpStream>, event: &ProcessorEvent) -> std::io::Result<()
 }
 
 fn recv(reader: &mut impl Read) -> Result<ProcessorRequest, String> {
-    let mut len = [0u8; 4];
-    reader
-        .read_exact(&mut len)
-        .map_err(|e| format!("connection ended: {e}"))?;
-    let n = check_len(len).map_err(|e| e.to_string())?;
-    let mut body = vec![0u8; n];
-    reader
-        .read_exact(&mut body)
-        .map_err(|e| format!("connection ended inside a message: {e}"))?;
-    decode(&body).map_err(|e| e.to_string())
+    read_message(reader)
 }
 
 /// What an errno from starting a program means to the user.

@@ -12,11 +12,7 @@
 //! are built in the same workspace, and feature unification would link
 //! serde's std into them.
 
-#![no_std]
-extern crate alloc;
-
-use alloc::string::String;
-use alloc::vec::Vec;
+use serde::de::DeserializeOwned;
 
 use serde::{Deserialize, Serialize};
 
@@ -312,6 +308,19 @@ pub fn check_len(prefix: [u8; 4]) -> Result<usize, DecodeError> {
     Ok(n as usize)
 }
 
+/// Reads one whole message from a stream: a sentence when the stream
+/// ends, or what came is not a message.
+pub fn read_message<T: DeserializeOwned>(r: &mut impl std::io::Read) -> Result<T, String> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)
+        .map_err(|e| format!("the connection ended: {e}"))?;
+    let n = check_len(len).map_err(|e| e.to_string())?;
+    let mut body = vec![0u8; n];
+    r.read_exact(&mut body)
+        .map_err(|e| format!("the connection ended inside a message: {e}"))?;
+    decode(&body).map_err(|e| e.to_string())
+}
+
 /// A message from its body (the bytes after the length prefix).
 pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
     match postcard::take_from_bytes::<T>(body) {
@@ -323,7 +332,6 @@ pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
 
     #[test]
     fn a_message_survives_its_encoding() {
