@@ -242,7 +242,7 @@ fn a_rack_comes_up_runs_copies_lists_kills_and_goes_down() {
             BUSYBOX,
             "sh",
             "-c",
-            "x=$(head -c 12000000 /dev/zero | tr '\\0' a); echo ready; sleep 5; echo ${#x}",
+            "x=$(head -c 12000000 /dev/zero | tr '\\0' a); echo ready; sleep 15; echo ${#x}",
         ],
     )
     .stdin(Stdio::null())
@@ -270,6 +270,7 @@ fn a_rack_comes_up_runs_copies_lists_kills_and_goes_down() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
+    forged_frames_reach_no_pages(h);
     let second = lego_cmd(
         h,
         &[
@@ -293,10 +294,14 @@ fn a_rack_comes_up_runs_copies_lists_kills_and_goes_down() {
         {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the second run was not homed at the other memory component: {u:?}"
-        );
+        if std::time::Instant::now() >= deadline {
+            let out = second.wait_with_output().unwrap();
+            panic!(
+                "the second run was not homed at the other memory component: {u:?}; it said {} / {}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     for c in [holder, second] {
@@ -559,5 +564,48 @@ fn forged_frames_reach_no_vnode(home: &Path) {
             reply.errno, EACCES,
             "a forged request for vNode {vnode} was served"
         );
+    }
+}
+
+/// Hand-made fabric frames (a tool holding the rack key) asking the memory
+/// components for the mappings of the processor's processes: every space
+/// id a run may have had is refused (ESRCH), never served, while a run
+/// holds pages there.
+fn forged_frames_reach_no_pages(home: &Path) {
+    use lego_proto::memory::*;
+    let all = components(home);
+    let processor = all
+        .iter()
+        .find(|c| c.role == lego_control::Role::Processor)
+        .unwrap();
+    // The processor's process ids: its lego-vmm's pid in the high bits.
+    let base = (processor.host_pid & 0x3f_ffff) << 10;
+    let key_path = lego_wire::key::RackKey::default_path().unwrap();
+    let key = lego_wire::key::RackKey::load_or_create(&key_path).unwrap();
+    for m in all.iter().filter(|c| c.role == lego_control::Role::Memory) {
+        let mut c = lego_wire::client::TcpClient::connect(
+            &m.fabric,
+            91,
+            lego_wire::auth::ROLE_TOOL,
+            &key,
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+        for space in 1..40 {
+            let req = MemRequest {
+                op: OP_MAPS,
+                pid: base | space,
+                ..Default::default()
+            };
+            let body = c.data(m.id, zerocopy::IntoBytes::as_bytes(&req)).unwrap();
+            let (reply, _) = <MemReply as zerocopy::FromBytes>::read_from_prefix(&body).unwrap();
+            assert_ne!(
+                reply.status,
+                OK,
+                "memory component {} gave process {:#x}'s mappings to a forged frame",
+                m.id,
+                base | space
+            );
+        }
     }
 }

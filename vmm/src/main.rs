@@ -21,6 +21,7 @@ mod memory;
 mod options;
 mod paging;
 mod preempt;
+mod process_owners;
 mod program;
 mod program_ports;
 mod report;
@@ -399,11 +400,20 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         );
         let used = used_bytes(args.disk.clone(), &shared);
         let grants = std::sync::Arc::new(grants::Grants::default());
-        if let (Some(f), lego_proto::boot::Role::Storage) = (&shared.fabric, cfg.role) {
-            let g = grants.clone();
-            let _ = f
-                .guard
-                .set(Box::new(move |src, payload| g.check(src, payload)));
+        match (&shared.fabric, cfg.role) {
+            (Some(f), lego_proto::boot::Role::Storage) => {
+                let g = grants.clone();
+                let _ = f.guard.set(Box::new(move |src, _, payload, record| {
+                    g.check(src, payload, record)
+                }));
+            }
+            (Some(f), lego_proto::boot::Role::Memory) => {
+                let owners = process_owners::ProcessOwners::default();
+                let _ = f.guard.set(Box::new(move |src, role, payload, record| {
+                    owners.check(src, role, payload, record)
+                }));
+            }
+            _ => {}
         }
         globals::keep_alive(
             registration,

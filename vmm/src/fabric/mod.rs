@@ -292,6 +292,9 @@ pub struct Events {
     stats: Arc<Stats>,
     /// A memory component's page reads, answered on the receiving thread.
     direct: Arc<std::sync::OnceLock<DirectReads>>,
+    /// See [`Fabric::guard`]: a request it refuses is never answered
+    /// directly; the device thread answers the refusal.
+    guard: Arc<std::sync::OnceLock<VmmGuard>>,
 }
 
 /// Answers page reads from the memory monitor's page index on the thread
@@ -356,7 +359,23 @@ impl Events {
                 }
                 return Ok(());
             }
-            if self.direct.get().is_some_and(|d| d.answer(bytes)) {
+            let refused = || {
+                let (Ok(h), Some(payload)) = (Header::decode(bytes), bytes.get(HEADER_LEN..))
+                else {
+                    return false;
+                };
+                let role = match &event {
+                    Event::Inbound(_, role) => *role,
+                    _ => 0,
+                };
+                self.guard
+                    .get()
+                    .is_some_and(|g| g(h.src, role, payload, false).is_some())
+            };
+            if self.direct.get().is_some()
+                && !refused()
+                && self.direct.get().is_some_and(|d| d.answer(bytes))
+            {
                 return Ok(());
             }
         }
@@ -450,7 +469,7 @@ pub struct Fabric {
     pub answers: std::sync::OnceLock<VmmAnswer>,
     /// Requests the VMM refuses before the guest sees them (a storage
     /// component's vNode grants): an answer in the guest's place, or None.
-    pub guard: std::sync::OnceLock<VmmGuard>,
+    pub guard: Arc<std::sync::OnceLock<VmmGuard>>,
     /// Told when a peer is found gone (its connection ended, its process
     /// exited), on the device thread: it must not wait.
     pub on_peer_gone: std::sync::OnceLock<PeerGoneHook>,
@@ -463,9 +482,12 @@ pub struct Fabric {
 /// thread, so it must answer from what it has, never wait.
 pub type VmmAnswer = Box<dyn Fn() -> Vec<u8> + Send + Sync>;
 
-/// See [`Fabric::guard`]: the request's (authenticated) source and its
-/// payload. It runs on the device thread, so it must not wait.
-pub type VmmGuard = Box<dyn Fn(ComponentId, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
+/// See [`Fabric::guard`]: the request's (authenticated) source, the role
+/// its VMM greeted with, and its payload. It runs on the device and the
+/// receiving threads, so it must not wait.
+/// The last argument: count and log a refusal (false when the receiving
+/// thread only asks whether the page index may answer).
+pub type VmmGuard = Box<dyn Fn(ComponentId, u8, &[u8], bool) -> Option<Vec<u8>> + Send + Sync>;
 
 /// See [`Fabric::on_peer_gone`]: the peer and why.
 pub type PeerGoneHook = Box<dyn Fn(ComponentId, &str) + Send + Sync>;
@@ -476,11 +498,13 @@ impl Fabric {
         let (tx, inbox) = channel();
         let calls: Calls = Arc::default();
         let direct: Arc<std::sync::OnceLock<DirectReads>> = Arc::default();
+        let guard: Arc<std::sync::OnceLock<VmmGuard>> = Arc::default();
         let stats = Arc::new(Stats::default());
         let events = Events {
             tx,
             calls: calls.clone(),
             direct: direct.clone(),
+            guard: guard.clone(),
             stats: stats.clone(),
         };
         let local = Arc::new(Local {
@@ -547,7 +571,7 @@ impl Fabric {
             calls,
             local,
             answers: std::sync::OnceLock::new(),
-            guard: std::sync::OnceLock::new(),
+            guard,
             on_peer_gone: std::sync::OnceLock::new(),
             direct,
         });
@@ -777,7 +801,7 @@ impl Device {
                 };
                 if h.is_reply() {
                     self.outstanding.remove(&(h.src, h.request_id));
-                } else if let Some(answer) = self.vmm_answer(&h, &bytes[HEADER_LEN..]) {
+                } else if let Some(answer) = self.vmm_answer(&h, role, &bytes[HEADER_LEN..]) {
                     let reply = h.reply(Kind::Data, answer.len() as u32);
                     self.route_frame(
                         reply,
@@ -832,11 +856,16 @@ impl Device {
 
     /// A request the VMM itself answers (the fabric's or the ExCache's
     /// stats), if it is one.
-    fn vmm_answer(&self, h: &Header, payload: &[u8]) -> Option<Vec<u8>> {
+    fn vmm_answer(&self, h: &Header, role: u8, payload: &[u8]) -> Option<Vec<u8>> {
         if h.kind != Kind::Data {
             return None;
         }
-        if let Some(refusal) = self.fabric.guard.get().and_then(|g| g(h.src, payload)) {
+        if let Some(refusal) = self
+            .fabric
+            .guard
+            .get()
+            .and_then(|g| g(h.src, role, payload, true))
+        {
             return Some(refusal);
         }
         if payload == lego_proto::fabric::FABRIC_STATS_REQUEST {
