@@ -24,6 +24,7 @@ mod preempt;
 mod process_owners;
 mod program;
 mod program_ports;
+mod rack;
 mod report;
 mod runs;
 mod selftest;
@@ -147,25 +148,14 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         }
         None => None,
     };
-    let membership = match &args.globals {
-        Some(g) => Some(join_rack(args, g, serving.as_ref().map(|r| r.1.clone()))?),
-        None => None,
+    let membership = rack::join(args, serving.as_ref().map(|r| r.1.clone()))?;
+    let peer_texts = match &membership {
+        Some(m) => m.peer_texts(&args.peer),
+        None => args.peer.clone(),
     };
-    // Peers the managers know (up, with an address) join those given.
-    let mut peer_texts = args.peer.clone();
-    if let Some((me, known, _, _)) = &membership {
-        for c in known.iter().filter(|c| c.id != *me && c.up) {
-            if !peer_texts.iter().any(|t| {
-                t.split_once('=')
-                    .is_some_and(|(i, _)| i.trim() == c.id.to_string())
-            }) {
-                peer_texts.push(format!("{}={}", c.id, c.fabric));
-            }
-        }
-    }
     // A component that only calls out (a processor running a workload)
     // needs an id of its own; one unlikely to clash with a rack's.
-    let id = args.id.or(membership.as_ref().map(|m| m.0)).or_else(|| {
+    let id = args.id.or(membership.as_ref().map(|m| m.id)).or_else(|| {
         (!peer_texts.is_empty()).then(|| 0x4000_0000 | (std::process::id() & 0x3fff_ffff))
     });
     let fabric = match id {
@@ -305,17 +295,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     why: format!("component {m} has no address; add --peer {m}=ADDR"),
                 })
             }
-            // In a rack, the memory manager's rule: the memory component
-            // with the most free memory (of those up when this one joined).
-            None => match membership.as_ref().and_then(|m| {
-                m.1.iter()
-                    .filter(|c| c.role == lego_control::Role::Memory && c.up)
-                    .max_by_key(|c| {
-                        let free = c.resources.mem_bytes.saturating_sub(c.load.used_bytes);
-                        (free, std::cmp::Reverse(c.id))
-                    })
-                    .map(|c| c.id)
-            }) {
+            None => match membership.as_ref().and_then(rack::Membership::home) {
                 Some(m) => m,
                 None => f
                     .peers
@@ -328,15 +308,10 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         },
     };
     let mut storage = options::check_storage(args, &fabric, program.is_some())?;
-    // Serving runs in a rack: the managers' storage component (the first)
-    // serves the runs' files unless --storage names one.
-    if let (0, Some((_, known, _, _)), true) = (storage, &membership, serve_runs) {
-        storage = known
-            .iter()
-            .filter(|c| c.role == lego_control::Role::Storage && c.up)
-            .map(|c| c.id)
-            .min()
-            .unwrap_or(0);
+    // Serving runs in a rack: the managers' storage component serves the
+    // runs' files unless --storage names one.
+    if let (0, Some(m), true) = (storage, &membership, serve_runs) {
+        storage = m.storage().unwrap_or(0);
     }
     let mem = cli::parse_mem(&args.mem)?;
     if fabric.is_some() {
@@ -393,40 +368,12 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         // A line a script can wait for, as for the fabric's address.
         eprintln!("lego-vmm: processor serves runs on {addr}");
     }
-    if let Some((_, _, stream, registration)) = membership {
-        let (runs, cache) = (
+    if let Some(m) = membership {
+        m.keep_alive(
+            &shared,
             serving.as_ref().map(|r| r.0.clone()),
-            shared.excache.clone(),
-        );
-        let used = used_bytes(args.disk.clone(), &shared);
-        let grants = std::sync::Arc::new(grants::Grants::default());
-        match (&shared.fabric, cfg.role) {
-            (Some(f), lego_proto::boot::Role::Storage) => {
-                let g = grants.clone();
-                let _ = f.guard.set(Box::new(move |src, _, payload, record| {
-                    g.check(src, payload, record)
-                }));
-            }
-            (Some(f), lego_proto::boot::Role::Memory) => {
-                let owners = process_owners::ProcessOwners::default();
-                let _ = f.guard.set(Box::new(move |src, role, payload, record| {
-                    owners.check(src, role, payload, record)
-                }));
-            }
-            _ => {}
-        }
-        globals::keep_alive(
-            registration,
-            stream,
-            move || lego_control::Load {
-                processes: runs.as_ref().map_or(0, |r| r.load().0),
-                runs: runs.as_ref().map_or(0, |r| r.load().1),
-                used_bytes: used(),
-                excache: cache.as_ref().map(|c| excache_summary(c)),
-            },
-            move |list| grants.replace(list),
-        )
-        .map_err(VmmError::Thread)?;
+            args.disk.clone(),
+        )?;
     }
 
     let (events, inbox) = mpsc::channel();
@@ -690,112 +637,6 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
     Err(VmmError::Guest(
         "every vCPU thread ended unexpectedly".into(),
     ))
-}
-
-/// Registers with the global managers at `globals`: (the id given, the
-/// components they know, the connection for heartbeats, what was asked).
-fn join_rack(
-    args: &Args,
-    globals: &str,
-    control: Option<String>,
-) -> Result<(
-    u32,
-    Vec<lego_control::Component>,
-    std::net::TcpStream,
-    globals::Registration,
-)> {
-    let role = match args.role.role() {
-        lego_proto::boot::Role::Processor => lego_control::Role::Processor,
-        lego_proto::boot::Role::Memory => lego_control::Role::Memory,
-        lego_proto::boot::Role::Storage => lego_control::Role::Storage,
-    };
-    let fabric = args
-        .advertise
-        .clone()
-        .or_else(|| args.listen.clone())
-        .unwrap_or_default();
-    let mem = cli::parse_mem(&args.mem)?;
-    let disk_bytes = match &args.disk {
-        Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0).max(
-            args.disk_size
-                .as_deref()
-                .map(cli::parse_disk_size)
-                .transpose()?
-                .unwrap_or(0),
-        ),
-        None => 0,
-    };
-    let excache_bytes = match &args.excache {
-        Some(t) => cli::parse_excache(t)? as u64 * 4096,
-        None if role == lego_control::Role::Processor => 64 << 20,
-        None => 0,
-    };
-    let mut r = globals::Registration {
-        globals: globals.to_owned(),
-        id: args.id.unwrap_or(0),
-        role,
-        fabric,
-        control,
-        resources: lego_control::Resources {
-            mem_bytes: mem,
-            vcpus: args.vcpus,
-            excache_bytes,
-            disk_bytes,
-        },
-    };
-    let (id, peers, stream) = globals::join(&r)?;
-    r.id = id;
-    Ok((id, peers, stream, r))
-}
-
-/// What a heartbeat reports as used. Storage: the bytes of its disk file
-/// the host has allocated (the file is sparse, so this is what the file
-/// system has written). Memory: the page frames holding pages, as the
-/// monitor publishes them in its boot information.
-fn used_bytes(
-    disk: Option<PathBuf>,
-    shared: &std::sync::Arc<vcpu::Shared>,
-) -> impl Fn() -> u64 + Send + 'static {
-    use std::os::unix::fs::MetadataExt;
-    let ram = shared.ram.clone();
-    let memory = shared.role == "memory";
-    move || {
-        if memory {
-            use vm_memory::{Bytes, GuestAddress};
-            let at = lego_proto::boot::BOOT_INFO
-                + core::mem::offset_of!(lego_proto::boot::BootInfo, mem_used) as u64;
-            return ram.read_obj::<u64>(GuestAddress(at)).unwrap_or(0);
-        }
-        disk.as_ref()
-            .and_then(|p| std::fs::metadata(p).ok())
-            .map_or(0, |m| m.blocks() * 512)
-    }
-}
-
-/// The ExCache's figures for a heartbeat: misses and the miss-latency
-/// histogram (hits never exit, so the VMM cannot count them).
-fn excache_summary(cache: &excache::ExCache) -> lego_control::ExcacheSummary {
-    let Some(s) = cache.try_report() else {
-        return lego_control::ExcacheSummary::default();
-    };
-    let histogram = s
-        .miss_histogram
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            let bound = if i + 1 == s.miss_histogram.len() {
-                u32::MAX
-            } else {
-                2u32 << i
-            };
-            (bound, n)
-        })
-        .collect();
-    lego_control::ExcacheSummary {
-        hits: 0,
-        misses: s.misses,
-        histogram,
-    }
 }
 
 /// lego-vmm's exit status for the program's end, as a shell reports it;

@@ -13,14 +13,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use lego_proto::memory::{MemReply, MemRequest, ESRCH, OP_BACKUP, OP_NEW, OP_STATS};
 use zerocopy::{FromBytes, IntoBytes};
 
 #[derive(Default)]
 pub struct ProcessOwners {
-    owners: Mutex<HashMap<u32, u32>>,
+    /// Read on every request, written once per process made.
+    owners: RwLock<HashMap<u32, u32>>,
     pub refused: AtomicU64,
 }
 
@@ -37,16 +38,25 @@ impl ProcessOwners {
         if matches!(r.op, OP_STATS | OP_BACKUP) {
             return None;
         }
-        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-        match owners.get(&r.pid) {
-            Some(&o) if o == src => None,
+        let owner = self
+            .owners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&r.pid)
+            .copied();
+        match owner {
+            Some(o) if o == src => None,
             None => {
                 if r.op == OP_NEW {
-                    owners.insert(r.pid, src);
+                    self.owners
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(r.pid)
+                        .or_insert(src);
                 }
                 None
             }
-            Some(&o) => {
+            Some(o) => {
                 let n = if record {
                     self.refused.fetch_add(1, Ordering::Relaxed)
                 } else {

@@ -50,22 +50,32 @@ pub fn vnode() -> u32 {
     VNODE.load(core::sync::atomic::Ordering::Relaxed)
 }
 
-/// One request: `head`'s op and arguments, the paths and the data.
-pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Result<Answer, Errno> {
+/// A request's bytes, for the vNode of the call being served.
+fn encode(head: &StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Vec<u8> {
     let head = StoreRequest {
         vnode: vnode(),
-        ..head
+        ..*head
     };
-    let request = encode_request(&head, path, path2, data);
-    let mut reply = alloc::vec![0u8; reply_room(&head)];
-    let c = StorageCall {
+    encode_request(&head, path, path2, data)
+}
+
+/// The VMM's view of one call: where its request and its reply room are.
+fn storage_call(request: &[u8], reply: &mut [u8]) -> StorageCall {
+    StorageCall {
         request: virt_to_phys(request.as_ptr() as u64),
         request_len: request.len() as u32,
         reply_room: reply.len() as u32,
         reply: virt_to_phys(reply.as_mut_ptr() as u64),
         reply_len: 0,
         status: 0,
-    };
+    }
+}
+
+/// One request: `head`'s op and arguments, the paths and the data.
+pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Result<Answer, Errno> {
+    let request = encode(&head, path, path2, data);
+    let mut reply = alloc::vec![0u8; reply_room(&head)];
+    let c = storage_call(&request, &mut reply);
     hypercall::out(PORT_STORAGE_CALL, phys_of(&c) as u32);
     // SAFETY: the VMM wrote it during the hypercall.
     let c = unsafe { core::ptr::read_volatile(&c) };
@@ -78,13 +88,7 @@ pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Resul
 fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
     let encoded: Vec<Vec<u8>> = requests
         .iter()
-        .map(|(h, d)| {
-            let h = StoreRequest {
-                vnode: vnode(),
-                ..*h
-            };
-            encode_request(&h, &[], &[], d)
-        })
+        .map(|(h, d)| encode(h, &[], &[], d))
         .collect();
     let mut replies: Vec<Vec<u8>> = requests
         .iter()
@@ -93,14 +97,7 @@ fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
     let mut calls: Vec<StorageCall> = encoded
         .iter()
         .zip(replies.iter_mut())
-        .map(|(r, reply)| StorageCall {
-            request: virt_to_phys(r.as_ptr() as u64),
-            request_len: r.len() as u32,
-            reply_room: reply.len() as u32,
-            reply: virt_to_phys(reply.as_mut_ptr() as u64),
-            reply_len: 0,
-            status: 0,
-        })
+        .map(|(r, reply)| storage_call(r, reply))
         .collect();
     let b = StorageBatch {
         calls: virt_to_phys(calls.as_mut_ptr() as u64),

@@ -372,11 +372,10 @@ impl Events {
                     .get()
                     .is_some_and(|g| g(h.src, role, payload, false).is_some())
             };
-            if self.direct.get().is_some()
-                && !refused()
-                && self.direct.get().is_some_and(|d| d.answer(bytes))
-            {
-                return Ok(());
+            if let Some(d) = self.direct.get() {
+                if !refused() && d.answer(bytes) {
+                    return Ok(());
+                }
             }
         }
         self.tx.send(event)

@@ -1,0 +1,208 @@
+//! This component's membership in a rack run by the global managers
+//! (`--globals`): registering before boot (`join`: the id, and the peers
+//! the managers know), what the rack's decisions mean here (the home for
+//! runs, the storage for their files), and once the VM exists, the
+//! heartbeats with this component's load and the checks the managers'
+//! grants call for (`keep_alive`). The protocol itself is `globals`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lego_control::{Component, Role};
+
+use crate::cli::{self, Args};
+use crate::error::{Result, VmmError};
+
+pub struct Membership {
+    pub id: u32,
+    /// Every component the managers knew when this one registered.
+    pub known: Vec<Component>,
+    stream: std::net::TcpStream,
+    registration: crate::globals::Registration,
+}
+
+/// Registers with the managers of `--globals`, if given; `control` is a
+/// processor's bound control address.
+pub fn join(args: &Args, control: Option<String>) -> Result<Option<Membership>> {
+    let Some(globals) = &args.globals else {
+        return Ok(None);
+    };
+    let role = match args.role.role() {
+        lego_proto::boot::Role::Processor => Role::Processor,
+        lego_proto::boot::Role::Memory => Role::Memory,
+        lego_proto::boot::Role::Storage => Role::Storage,
+    };
+    let fabric = args
+        .advertise
+        .clone()
+        .or_else(|| args.listen.clone())
+        .unwrap_or_default();
+    let disk_bytes = match &args.disk {
+        Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0).max(
+            args.disk_size
+                .as_deref()
+                .map(cli::parse_disk_size)
+                .transpose()?
+                .unwrap_or(0),
+        ),
+        None => 0,
+    };
+    let excache_bytes = match &args.excache {
+        Some(t) => cli::parse_excache(t)? as u64 * 4096,
+        None if role == Role::Processor => 64 << 20,
+        None => 0,
+    };
+    let mut registration = crate::globals::Registration {
+        globals: globals.to_owned(),
+        id: args.id.unwrap_or(0),
+        role,
+        fabric,
+        control,
+        resources: lego_control::Resources {
+            mem_bytes: cli::parse_mem(&args.mem)?,
+            vcpus: args.vcpus,
+            excache_bytes,
+            disk_bytes,
+        },
+    };
+    let (id, known, stream) = crate::globals::join(&registration)?;
+    registration.id = id;
+    Ok(Some(Membership {
+        id,
+        known,
+        stream,
+        registration,
+    }))
+}
+
+impl Membership {
+    /// `--peer` entries, with each other component that is up and that
+    /// they do not name added as ID=ADDR.
+    pub fn peer_texts(&self, given: &[String]) -> Vec<String> {
+        let mut texts = given.to_vec();
+        for c in self.known.iter().filter(|c| c.id != self.id && c.up) {
+            let named = given.iter().any(|t| {
+                t.split_once('=')
+                    .is_some_and(|(i, _)| i.trim() == c.id.to_string())
+            });
+            if !named {
+                texts.push(format!("{}={}", c.id, c.fabric));
+            }
+        }
+        texts
+    }
+
+    /// The memory manager's rule for a home: the memory component with the
+    /// most free memory (of those up when this one joined).
+    pub fn home(&self) -> Option<u32> {
+        self.known
+            .iter()
+            .filter(|c| c.role == Role::Memory && c.up)
+            .max_by_key(|c| {
+                let free = c.resources.mem_bytes.saturating_sub(c.load.used_bytes);
+                (free, std::cmp::Reverse(c.id))
+            })
+            .map(|c| c.id)
+    }
+
+    /// The storage component a processor serving runs reaches (the first
+    /// one up).
+    pub fn storage(&self) -> Option<u32> {
+        self.known
+            .iter()
+            .filter(|c| c.role == Role::Storage && c.up)
+            .map(|c| c.id)
+            .min()
+    }
+
+    /// Once the VM exists: the checks the managers' decisions call for (a
+    /// storage component's vNode grants, a memory component's process
+    /// owners) and the heartbeats, for the life of the process.
+    pub fn keep_alive(
+        self,
+        shared: &Arc<crate::vcpu::Shared>,
+        runs: Option<Arc<crate::runs::Runs>>,
+        disk: Option<PathBuf>,
+    ) -> Result<()> {
+        let grants = Arc::new(crate::grants::Grants::default());
+        match (&shared.fabric, self.registration.role) {
+            (Some(f), Role::Storage) => {
+                let g = grants.clone();
+                let _ = f.guard.set(Box::new(move |src, _, payload, record| {
+                    g.check(src, payload, record)
+                }));
+            }
+            (Some(f), Role::Memory) => {
+                let owners = crate::process_owners::ProcessOwners::default();
+                let _ = f.guard.set(Box::new(move |src, role, payload, record| {
+                    owners.check(src, role, payload, record)
+                }));
+            }
+            _ => {}
+        }
+        let used = used_bytes(disk, shared);
+        let cache = shared.excache.clone();
+        crate::globals::keep_alive(
+            self.registration,
+            self.stream,
+            move || lego_control::Load {
+                processes: runs.as_ref().map_or(0, |r| r.load().0),
+                runs: runs.as_ref().map_or(0, |r| r.load().1),
+                used_bytes: used(),
+                excache: cache.as_ref().map(|c| excache_summary(c)),
+            },
+            move |list| grants.replace(list),
+        )
+        .map_err(VmmError::Thread)
+    }
+}
+
+/// What a heartbeat reports as used. Storage: the bytes of its disk file
+/// the host has allocated (the file is sparse, so this is what the file
+/// system has written). Memory: the page frames holding pages, as the
+/// monitor publishes them in its boot information.
+fn used_bytes(
+    disk: Option<PathBuf>,
+    shared: &Arc<crate::vcpu::Shared>,
+) -> impl Fn() -> u64 + Send + 'static {
+    use std::os::unix::fs::MetadataExt;
+    let ram = shared.ram.clone();
+    let memory = shared.role == "memory";
+    move || {
+        if memory {
+            use vm_memory::{Bytes, GuestAddress};
+            let at = lego_proto::boot::BOOT_INFO
+                + core::mem::offset_of!(lego_proto::boot::BootInfo, mem_used) as u64;
+            return ram.read_obj::<u64>(GuestAddress(at)).unwrap_or(0);
+        }
+        disk.as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.blocks() * 512)
+    }
+}
+
+/// The ExCache's figures for a heartbeat: misses and the miss-latency
+/// histogram (hits never exit, so the VMM cannot count them).
+fn excache_summary(cache: &crate::excache::ExCache) -> lego_control::ExcacheSummary {
+    let Some(s) = cache.try_report() else {
+        return lego_control::ExcacheSummary::default();
+    };
+    let histogram = s
+        .miss_histogram
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let bound = if i + 1 == s.miss_histogram.len() {
+                u32::MAX
+            } else {
+                2u32 << i
+            };
+            (bound, n)
+        })
+        .collect();
+    lego_control::ExcacheSummary {
+        hits: 0,
+        misses: s.misses,
+        histogram,
+    }
+}
