@@ -219,6 +219,10 @@ fn a_rack_across_network_namespaces_runs_a_program() {
             .unwrap();
         let dropped: u64 = text(&drops.stdout).trim().parse().unwrap_or(0);
         eprintln!("packets dropped: {dropped}");
-        assert!(dropped > 0, "no packet was dropped: {}", text(&drops.stderr));
+        assert!(
+            dropped > 0,
+            "no packet was dropped: {}",
+            text(&drops.stderr)
+        );
     }
 }

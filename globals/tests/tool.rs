@@ -578,8 +578,9 @@ fn forged_frames_reach_no_pages(home: &Path) {
         .iter()
         .find(|c| c.role == lego_control::Role::Processor)
         .unwrap();
-    // The processor's process ids: its lego-vmm's pid in the high bits.
-    let base = (processor.host_pid & 0x3f_ffff) << 10;
+    // The processor's process ids in a rack: its component id in the top
+    // twelve bits, its lego-vmm's pid's low ten bits below them.
+    let base = processor.id << 20 | (processor.host_pid & 0x3ff) << 10;
     let key_path = lego_wire::key::RackKey::default_path().unwrap();
     let key = lego_wire::key::RackKey::load_or_create(&key_path).unwrap();
     for m in all.iter().filter(|c| c.role == lego_control::Role::Memory) {
@@ -607,5 +608,22 @@ fn forged_frames_reach_no_pages(home: &Path) {
                 base | space
             );
         }
+        // Nor can a forged frame claim a process id the processor has not
+        // used yet: its OP_NEW is refused, so the processor's own later
+        // OP_NEW for it is not.
+        let req = MemRequest {
+            op: OP_NEW,
+            pid: base | 1000,
+            ..Default::default()
+        };
+        let body = c.data(m.id, zerocopy::IntoBytes::as_bytes(&req)).unwrap();
+        let (reply, _) = <MemReply as zerocopy::FromBytes>::read_from_prefix(&body).unwrap();
+        assert_eq!(
+            reply.status,
+            ESRCH,
+            "memory component {} let a forged frame make process {:#x}",
+            m.id,
+            base | 1000
+        );
     }
 }

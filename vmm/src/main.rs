@@ -318,6 +318,22 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         cli::check_fabric_mem(&args.mem, mem)?;
     }
     let disk = options::open_disk(args)?;
+    // Process ids at the memory components: in a rack, this processor's
+    // id and then this run's (process_owners); else this lego-vmm's pid
+    // in the high bits. The monitor's own pid (below 1024) is the low ten.
+    let pid_base = match (&membership, id) {
+        (Some(_), Some(id)) => {
+            process_owners::rack_pid_base(id).ok_or_else(|| VmmError::BadOption {
+                option: "--globals",
+                why: format!(
+                    "component id {id} does not fit in a rack's process ids ({} bits): a rack has ids below {}",
+                    process_owners::ID_BITS,
+                    1u32 << process_owners::ID_BITS
+                ),
+            })?
+        }
+        _ => (std::process::id() & 0x3f_ffff) << 10,
+    };
     let mut cfg = vm::Config {
         role: args.role.role(),
         image: image_path(args),
@@ -336,12 +352,18 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             kind,
             bytes,
             home,
-            pid: std::process::id(),
+            // In a rack the workload's id must name this processor too.
+            pid: if membership.is_some() {
+                pid_base | 1
+            } else {
+                std::process::id()
+            },
         }),
         program: program.map(|spec| (spec, home)),
         disk,
         storage,
         runs: serving.as_ref().map(|r| r.0.clone()),
+        pid_base,
     };
     let vm = vm::build(&mut cfg)?;
     if let Some(b) = &vm.shared.block {

@@ -1,27 +1,42 @@
 //! A memory component in a rack (`--globals`) serves a process's pages and
-//! mappings only to the processor that made it: the source of a process's
-//! OP_NEW here owns it, and requests for it from any other non-memory
-//! source are refused (ESRCH) by the VMM before the guest or the page
-//! index sees them, and counted. Requests from memory components (homes,
+//! mappings only to the processor that runs it. In a rack a process id
+//! names its processor: the processor's component id is its top
+//! [`ID_BITS`] bits ([`rack_pid_base`]), so the rule needs no state and
+//! holds at every memory component alike: at the home, at the owner of
+//! any of its vRegions, at a backup, and for ids not made yet (a forged
+//! `OP_NEW` cannot claim another processor's future process). A request
+//! from a non-memory source for a process whose id names another
+//! processor is refused (ESRCH) by the VMM before the guest or the page
+//! index sees it, and counted. Requests from memory components (homes,
 //! owners, backups: their VMMs greeted as memory, which the fabric
-//! authenticated) pass, and so do requests for a process made elsewhere
-//! (a vRegion owner's, which a home told about it; not checked here).
-//! Process ids are the processor's own (its lego-vmm's pid in the high
-//! bits), so another processor never names them honestly. Without
-//! `--globals` nothing is checked (racks built by hand, and the tests and
-//! fuzzers that speak as several tools for one process).
+//! authenticated) pass. Without `--globals` nothing is checked (racks
+//! built by hand, and the tests and fuzzers that speak as several tools
+//! for one process), and process ids carry the lego-vmm's pid instead.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
 
-use lego_proto::memory::{MemReply, MemRequest, ESRCH, OP_BACKUP, OP_NEW, OP_STATS};
+use lego_proto::memory::{MemReply, MemRequest, ESRCH, OP_BACKUP, OP_STATS};
 use zerocopy::{FromBytes, IntoBytes};
+
+/// The bits of a rack process id that name its processor; the ten below
+/// them tell apart this processor's lego-vmm runs (its host pid's low
+/// bits), and the lowest ten are the monitor's own process id.
+pub const ID_BITS: u32 = 12;
+const ID_SHIFT: u32 = 32 - ID_BITS;
+
+/// The process id base of processor `id` in a rack; None when the id does
+/// not fit in [`ID_BITS`].
+pub fn rack_pid_base(id: u32) -> Option<u32> {
+    (id < 1 << ID_BITS).then(|| id << ID_SHIFT | (std::process::id() & 0x3ff) << 10)
+}
+
+/// The processor a rack process id names.
+pub fn processor_of(pid: u32) -> u32 {
+    pid >> ID_SHIFT
+}
 
 #[derive(Default)]
 pub struct ProcessOwners {
-    /// Read on every request, written once per process made.
-    owners: RwLock<HashMap<u32, u32>>,
     pub refused: AtomicU64,
 }
 
@@ -35,57 +50,37 @@ impl ProcessOwners {
             return None;
         }
         let (r, _) = MemRequest::read_from_prefix(payload).ok()?;
-        if matches!(r.op, OP_STATS | OP_BACKUP) {
+        if matches!(r.op, OP_STATS | OP_BACKUP) || processor_of(r.pid) == src {
             return None;
         }
-        let owner = self
-            .owners
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&r.pid)
-            .copied();
-        match owner {
-            Some(o) if o == src => None,
-            None => {
-                if r.op == OP_NEW {
-                    self.owners
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .entry(r.pid)
-                        .or_insert(src);
-                }
-                None
-            }
-            Some(o) => {
-                let n = if record {
-                    self.refused.fetch_add(1, Ordering::Relaxed)
-                } else {
-                    1
-                };
-                if record && (n == 0 || n.is_power_of_two()) {
-                    log::warn!(
-                        "refused component {src}'s request for process {:#x}, which runs on processor {o} ({} refused so far)",
-                        r.pid,
-                        n + 1
-                    );
-                }
-                Some(
-                    MemReply {
-                        status: ESRCH,
-                        ..Default::default()
-                    }
-                    .as_bytes()
-                    .to_vec(),
-                )
-            }
+        let n = if record {
+            self.refused.fetch_add(1, Ordering::Relaxed)
+        } else {
+            1
+        };
+        if record && (n == 0 || n.is_power_of_two()) {
+            log::warn!(
+                "refused component {src}'s request for process {:#x}, which runs on processor {} ({} refused so far)",
+                r.pid,
+                processor_of(r.pid),
+                n + 1
+            );
         }
+        Some(
+            MemReply {
+                status: ESRCH,
+                ..Default::default()
+            }
+            .as_bytes()
+            .to_vec(),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lego_proto::memory::OP_READ;
+    use lego_proto::memory::{OP_NEW, OP_READ};
 
     fn req(op: u32, pid: u32) -> Vec<u8> {
         MemRequest {
@@ -102,24 +97,30 @@ mod tests {
         let o = ProcessOwners::default();
         let processor = lego_proto::boot::Role::Processor as u8;
         let memory = lego_proto::boot::Role::Memory as u8;
-        assert!(o.check(4, processor, &req(OP_NEW, 0x400), true).is_none());
-        assert!(o.check(4, processor, &req(OP_READ, 0x400), true).is_none());
+        let four = rack_pid_base(4).expect("fits") | 7;
+        assert_eq!(processor_of(four), 4);
+        assert!(o.check(4, processor, &req(OP_NEW, four), true).is_none());
+        assert!(o.check(4, processor, &req(OP_READ, four), true).is_none());
         let refusal = o
-            .check(5, processor, &req(OP_READ, 0x400), true)
+            .check(5, processor, &req(OP_READ, four), true)
             .expect("refused");
         let (head, _) = MemReply::read_from_prefix(&refusal).expect("a reply");
         assert_eq!(head.status, ESRCH);
-        // Memory components and stats pass; another process is another's.
-        assert!(o.check(2, memory, &req(OP_READ, 0x400), true).is_none());
-        assert!(o.check(5, processor, &req(OP_STATS, 0x400), true).is_none());
-        assert!(o.check(5, processor, &req(OP_NEW, 0x800), true).is_none());
-        // A process made elsewhere is not checked (a vRegion owner's).
-        assert!(o.check(6, processor, &req(OP_READ, 0xc00), true).is_none());
-        assert!(o.check(4, processor, &req(OP_NEW, 0x800), true).is_some());
-        assert_eq!(o.refused.load(Ordering::Relaxed), 2);
+        // Memory components and stats pass.
+        assert!(o.check(2, memory, &req(OP_READ, four), true).is_none());
+        assert!(o.check(5, processor, &req(OP_STATS, four), true).is_none());
+        // Processor 5 cannot make, nor read, a process of processor 4's
+        // that does not exist yet; its own it can.
+        let future = rack_pid_base(4).expect("fits") | 900;
+        assert!(o.check(5, processor, &req(OP_NEW, future), true).is_some());
+        assert!(o.check(5, processor, &req(OP_READ, future), true).is_some());
+        let five = rack_pid_base(5).expect("fits") | 2;
+        assert!(o.check(5, processor, &req(OP_NEW, five), true).is_none());
+        assert_eq!(o.refused.load(Ordering::Relaxed), 3);
         assert!(
             o.check(5, processor, b"junk", true).is_none(),
             "the guest answers junk"
         );
+        assert_eq!(rack_pid_base(1 << ID_BITS), None);
     }
 }

@@ -42,6 +42,9 @@ pub struct Config {
     pub storage: u32,
     /// Processor serving runs (`--control`).
     pub runs: Option<Arc<crate::runs::Runs>>,
+    /// What the processor's process ids at the memory components start
+    /// with (see [`crate::process_owners`]).
+    pub pid_base: u32,
 }
 
 pub struct WorkloadConfig {
@@ -101,9 +104,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
             .or(cfg.program.as_ref().map(|p| p.1))
             .unwrap_or(0),
         excache_pages: cfg.excache.map_or(0, |e| e.0),
-        // Process ids at the memory components: this lego-vmm's pid in the
-        // high bits, the guest's own pid (below 1024) in the low ones.
-        pid_base: (std::process::id() & 0x3f_ffff) << 10,
+        pid_base: cfg.pid_base,
         seed: host_seed(),
         trace_syscalls: cfg.program.as_ref().is_some_and(|p| p.0.trace) as u32,
         ..Default::default()
