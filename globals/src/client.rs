@@ -83,7 +83,7 @@ impl Globals {
 
     pub fn heartbeat(&mut self, id: u32, load: Load) -> Result<(), ClientError> {
         match self.request(&GlobalsRequest::Heartbeat { id, load })? {
-            GlobalsReply::Ack | GlobalsReply::Grants { .. } => Ok(()),
+            GlobalsReply::Peers { .. } | GlobalsReply::Grants { .. } => Ok(()),
             other => Err(self.unexpected(&other)),
         }
     }
@@ -135,7 +135,7 @@ impl Globals {
 fn reply_name(r: &GlobalsReply) -> &'static str {
     match r {
         GlobalsReply::Registered { .. } => "Registered",
-        GlobalsReply::Ack => "Ack",
+        GlobalsReply::Peers { .. } => "Peers",
         GlobalsReply::Status { .. } => "Status",
         GlobalsReply::Placed { .. } => "Placed",
         GlobalsReply::Error(_) => "Error",

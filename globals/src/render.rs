@@ -99,9 +99,12 @@ fn load(c: &Component) -> String {
             if l.runs == 1 { "" } else { "s" }
         ),
         Role::Memory => format!(
-            "{} of {} used",
+            "{} of {} used; {} process{} homed here, vRegions of {} more",
             bytes(l.used_bytes),
-            bytes(c.resources.mem_bytes)
+            bytes(c.resources.mem_bytes),
+            l.processes,
+            if l.processes == 1 { "" } else { "es" },
+            l.held
         ),
         Role::Storage => format!(
             "{} of {} disk used",

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use lego_control::{
-    Component, GlobalsReply, GlobalsRequest, Grant, Load, Resources, Role, VNode, DOWN_AFTER_MS,
+    Component, GlobalsReply, GlobalsRequest, Grant, Load, Peer, Resources, Role, VNode,
+    DOWN_AFTER_MS,
 };
 
 #[cfg(test)]
@@ -326,6 +327,25 @@ impl State {
         }
     }
 
+    /// The components up other than `id`, with memory components' free
+    /// memory: what a heartbeat's answer tells.
+    fn peers_of(&self, id: u32, now: Instant) -> Vec<Peer> {
+        self.components
+            .iter()
+            .filter(|(&other, e)| other != id && e.up(now))
+            .map(|(&other, e)| Peer {
+                id: other,
+                role: e.role,
+                fabric: e.fabric.clone(),
+                free_bytes: if e.role == Role::Memory {
+                    e.resources.mem_bytes.saturating_sub(e.load.used_bytes)
+                } else {
+                    0
+                },
+            })
+            .collect()
+    }
+
     fn heartbeat(&mut self, id: u32, load: Load, now: Instant) -> Outcome {
         match self.components.get_mut(&id) {
             Some(e) if e.last_heard.is_some() => {
@@ -341,7 +361,9 @@ impl State {
                 e.placed = 0;
                 e.last_heard = Some(now);
                 if e.role != Role::Storage {
-                    return Outcome::reply(GlobalsReply::Ack);
+                    return Outcome::reply(GlobalsReply::Peers {
+                        peers: self.peers_of(id, now),
+                    });
                 }
                 // A storage component learns who may use its vNodes.
                 let mine: BTreeSet<u32> = self

@@ -270,6 +270,28 @@ fn a_rack_comes_up_runs_copies_lists_kills_and_goes_down() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
+    // The managers also place its vRegions by free memory: its home keeps
+    // the first (text, data and the 12 MB heap); a stack's vRegion goes to
+    // the other memory component, which has more memory free (the home
+    // counts its own memory less what its monitor took for itself).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut m: Vec<(u32, u32, u32)> = components(h)
+            .iter()
+            .filter(|c| c.role == lego_control::Role::Memory)
+            .map(|c| (c.id, c.load.processes, c.load.held))
+            .collect();
+        m.sort();
+        let other = 1 - first;
+        if m[first].1 >= 1 && m[other].2 >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run's vRegions are not spread (id, homed, held): {m:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     forged_frames_reach_no_pages(h);
     let second = lego_cmd(
         h,

@@ -109,10 +109,12 @@ fn main(boot: &'static BootInfo) -> ! {
         dropped: 0,
     };
     let mut served: u32 = 0;
+    let mut owners_seen = 0;
     loop {
         if served % 256 == 0 {
             publish_used(boot, &monitor);
         }
+        refresh_owners(boot, &mut monitor, &mut owners_seen);
         let m = match remote.later.pop_front() {
             Some(m) => m,
             None => match fabric::recv(1000) {
@@ -150,6 +152,46 @@ fn publish_used<S: mmon::frames::FrameStore>(boot: &'static BootInfo, monitor: &
         core::sync::atomic::AtomicU64::from_ptr(core::ptr::addr_of!(boot.mem_used) as *mut u64)
             .store(used, core::sync::atomic::Ordering::Relaxed)
     };
+    let (homed, held) = monitor.process_counts();
+    // SAFETY: as above.
+    unsafe {
+        core::ptr::write_volatile(core::ptr::addr_of!(boot.processes_homed) as *mut u32, homed);
+        core::ptr::write_volatile(core::ptr::addr_of!(boot.processes_held) as *mut u32, held);
+    }
+}
+
+/// In a rack: takes the managers' vRegion owners when the VMM has written
+/// a new list (a seqlock: an odd or moved number means it is being
+/// written, and the list is read again at the next request).
+fn refresh_owners<S: mmon::frames::FrameStore>(
+    boot: &'static BootInfo,
+    monitor: &mut Monitor<S>,
+    seen: &mut u32,
+) {
+    use core::sync::atomic::{fence, Ordering};
+    // SAFETY: the boot information stays mapped for the guest's life; the
+    // VMM writes these words, the guest only reads them.
+    let read_seq = || unsafe { core::ptr::read_volatile(core::ptr::addr_of!(boot.owner_seq)) };
+    let before = read_seq();
+    if before == *seen || before % 2 == 1 {
+        return;
+    }
+    fence(Ordering::Acquire);
+    // SAFETY: as above.
+    let count = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(boot.owner_count)) } as usize;
+    let mut list = [(0u32, 0u64); lego_proto::memory::MAX_VREGION_PEERS];
+    let n = count.min(list.len());
+    for (i, slot) in list.iter_mut().enumerate().take(n) {
+        // SAFETY: as above.
+        let word = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(boot.owners[i])) };
+        *slot = ((word >> 32) as u32, (word & 0xffff_ffff) << 20);
+    }
+    fence(Ordering::Acquire);
+    if read_seq() != before {
+        return;
+    }
+    *seen = before;
+    monitor.set_rack_owners(&list[..n]);
 }
 
 /// Who sent a message: its VMM checked the source id (it is the one the

@@ -44,6 +44,13 @@ pub struct Owner<S: FrameStore> {
     pub(crate) zero_fills: u64,
 }
 
+impl<S: FrameStore> Owner<S> {
+    /// Processes homed at other components that this one holds vRegions of.
+    pub fn held_for_others(&self) -> usize {
+        self.homes.values().filter(|&&h| h != self.id).count()
+    }
+}
+
 pub(crate) fn status(e: MemError) -> u32 {
     match e {
         MemError::Invalid => EINVAL,

@@ -65,6 +65,45 @@ pub struct Monitor<S: FrameStore> {
     /// The component processors also send this one's changes to
     /// (`--backup`), 0 for none.
     backup: u32,
+    /// In a rack: the other memory components the managers offer as
+    /// vRegion owners with their free memory as last reported, and what
+    /// this one handed out since (see [`Monitor::set_rack_owners`]). None
+    /// outside a rack: the static `peers` rule holds.
+    rack_owners: Option<RackOwners>,
+}
+
+/// The managers' memory components and their free bytes, less a vRegion's
+/// size for each vRegion handed to one since the list came (an empty
+/// vRegion does not show in a component's use yet, and may fill up to its
+/// size), so vRegions handed out between two lists spread by free memory
+/// instead of all going to the component that had most.
+struct RackOwners {
+    others: Vec<(u32, u64)>,
+    /// What this component handed to itself since the list came.
+    own_debit: u64,
+}
+
+impl RackOwners {
+    /// The component with the most free memory (this one, `me` with
+    /// `own_free` bytes free, on a tie), debited a vRegion.
+    fn pick(&mut self, me: u32, own_free: u64) -> u32 {
+        let mine = own_free.saturating_sub(self.own_debit);
+        let best = self
+            .others
+            .iter_mut()
+            .filter(|(id, _)| *id != me)
+            .max_by_key(|(id, free)| (*free, core::cmp::Reverse(*id)));
+        match best {
+            Some((id, free)) if *free > mine => {
+                *free = free.saturating_sub(VREGION_SIZE);
+                *id
+            }
+            _ => {
+                self.own_debit = self.own_debit.saturating_add(VREGION_SIZE);
+                me
+            }
+        }
+    }
 }
 
 fn page_up(x: u64) -> u64 {
@@ -102,7 +141,31 @@ impl<S: FrameStore> Monitor<S> {
             errors: 0,
             peer_failures: 0,
             backup: 0,
+            rack_owners: None,
         }
+    }
+
+    /// In a rack: the memory components (other than this one) the managers
+    /// offer as vRegion owners, each with its free bytes. From now on a
+    /// process's vRegions after its first go to the one with the most free
+    /// memory, this one included (see [`RackOwners`]); a component with a
+    /// backup keeps them all, as with `--vregion-peers`.
+    pub fn set_rack_owners(&mut self, others: &[(u32, u64)]) {
+        self.rack_owners = Some(RackOwners {
+            others: others
+                .iter()
+                .copied()
+                .filter(|&(id, _)| id != self.id)
+                .collect(),
+            own_debit: 0,
+        });
+    }
+
+    /// The processes homed here, and those homed elsewhere whose vRegions
+    /// this component owns.
+    pub fn process_counts(&self) -> (u32, u32) {
+        let held = self.owner.held_for_others();
+        (self.homes.len() as u32, held as u32)
     }
 
     /// Names the component that keeps a copy of what this one holds.
@@ -507,6 +570,7 @@ impl<S: FrameStore> Monitor<S> {
 
     /// Gives an owner to every vRegion in `ranges` that has a VMA and none.
     fn assign(&mut self, pid: Pid, ranges: &[Range]) {
+        let own_free = self.owner.frames().free_frames() as u64 * crate::PAGE;
         let Some(home) = self.homes.get_mut(&pid) else {
             return;
         };
@@ -515,8 +579,13 @@ impl<S: FrameStore> Monitor<S> {
                 if home.regions.contains_key(&i) || home.space.clipped(ps, pe).is_empty() {
                     continue;
                 }
-                // The home owns the first; the rest go round the list.
-                let owner = if home.regions.is_empty() || self.peers.is_empty() || home.keep_all {
+                // The home owns the first; in a rack the rest go by free
+                // memory, else round the static list.
+                let owner = if home.regions.is_empty() || home.keep_all || self.backup != 0 {
+                    self.id
+                } else if let Some(rack) = self.rack_owners.as_mut() {
+                    rack.pick(self.id, own_free)
+                } else if self.peers.is_empty() {
                     self.id
                 } else {
                     let n = self.peers.len() + 1;
@@ -1004,6 +1073,71 @@ mod tests {
         let mut w = req(OP_WRITE, pid, addr, 0, 0, 0);
         w.extend_from_slice(&[byte; PAGE]);
         w
+    }
+
+    /// In a rack the managers' list decides: vRegions after the first go
+    /// to the component with the most free memory, this one included, each
+    /// counting as a whole vRegion until the next list; a component the
+    /// list gives no memory gets none; a component with a backup keeps all.
+    #[test]
+    fn rack_owners_go_by_free_memory() {
+        const G: u64 = VREGION_SIZE;
+        let rw = PROT_READ | PROT_WRITE;
+        // This one has 64 pages free; 2 has 2.5 GiB, 3 has none.
+        let mut home = Monitor::new(1, &[], frames(64), 64);
+        home.set_rack_owners(&[(2, 5 * G / 2), (3, 0), (1, 100 * G)]);
+        let mut rack = Rack(BTreeMap::from([
+            (2, Monitor::new(2, &[], frames(64), 64)),
+            (3, Monitor::new(3, &[], frames(64), 64)),
+        ]));
+        let new = home.handle(CLIENT, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0), &mut rack);
+        assert_eq!(status_value(&new).0, OK);
+        for i in 1..=5 {
+            let r = home.handle(
+                CLIENT,
+                &req(OP_MMAP, 7, i * G, 4096, rw, FLAG_FIXED),
+                &mut rack,
+            );
+            assert_eq!(status_value(&r), (OK, i * G));
+        }
+        let owner_of = |home: &mut Monitor<Mem>, rack: &mut Rack, i: u64| match status_value(
+            &home.handle(CLIENT, &req(OP_READ, 7, i * G, 0, 0, 0), rack),
+        ) {
+            (NOT_OWNER, o) => o as u32,
+            (OK, _) => 1,
+            other => panic!("{other:?}"),
+        };
+        // 1: the home's first. 2, 3 and 4: component 2 (2.5, 1.5 and then
+        // 0.5 GiB free, against this one's 256 KiB). 5: 2 has none left
+        // by the count, so the home keeps it.
+        let owners: Vec<u32> = (1..=5).map(|i| owner_of(&mut home, &mut rack, i)).collect();
+        assert_eq!(owners, [1, 2, 2, 2, 1]);
+        // A new list resets what was counted.
+        home.set_rack_owners(&[(3, 4 * G), (2, 0)]);
+        let r = home.handle(
+            CLIENT,
+            &req(OP_MMAP, 7, 6 * G, 4096, rw, FLAG_FIXED),
+            &mut rack,
+        );
+        assert_eq!(status_value(&r), (OK, 6 * G));
+        assert_eq!(owner_of(&mut home, &mut rack, 6), 3);
+        assert_eq!(home.process_counts(), (1, 0));
+        assert_eq!(rack.0.get(&3).map(|m| m.process_counts()), Some((0, 1)));
+        // With a backup, every vRegion stays at the home.
+        let mut kept = Monitor::new(1, &[], frames(64), 64);
+        kept.set_backup(9);
+        kept.set_rack_owners(&[(2, 100 * G)]);
+        let mut none = Rack(BTreeMap::new());
+        kept.handle(CLIENT, &req(OP_NEW, 8, 0x40_0000, 0, 0, 0), &mut none);
+        for i in 1..=3 {
+            let r = kept.handle(
+                CLIENT,
+                &req(OP_MMAP, 8, i * G, 4096, rw, FLAG_FIXED),
+                &mut none,
+            );
+            assert_eq!(status_value(&r), (OK, i * G));
+        }
+        assert_eq!(kept.stats().vregions_handed_out, 0);
     }
 
     /// A home (1) handing vRegions to a peer (2): the peer holds their

@@ -243,6 +243,19 @@ pub struct BootInfo {
     /// the guest now and then (every 256 requests and when idle) for the
     /// VMM's heartbeats to the managers.
     pub mem_used: u64,
+    /// Memory, written with `mem_used`: the processes homed here, and the
+    /// processes homed elsewhere whose vRegions this component owns.
+    pub processes_homed: u32,
+    pub processes_held: u32,
+    /// Memory in a rack: the other memory components the managers offer
+    /// as vRegion owners, each `id << 32 | free MiB`, the first
+    /// `owner_count`. The VMM rewrites them with each heartbeat's answer
+    /// under `owner_seq` (odd while it writes: a seqlock), and the monitor
+    /// reads them when the number changes. `owner_seq` 0: no list (the
+    /// static `vregion_peers` rule holds).
+    pub owner_seq: u32,
+    pub owner_count: u32,
+    pub owners: [u64; crate::memory::MAX_VREGION_PEERS],
 }
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).

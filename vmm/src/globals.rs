@@ -88,6 +88,7 @@ pub fn keep_alive(
     stream: TcpStream,
     load: impl Fn() -> Load + Send + 'static,
     on_grants: impl Fn(&[lego_control::Grant]) + Send + 'static,
+    on_peers: impl Fn(&[lego_control::Peer]) + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("heartbeat".into())
@@ -114,7 +115,10 @@ pub fn keep_alive(
                     load: load(),
                 };
                 match call(s, &beat) {
-                    Ok(GlobalsReply::Ack) => told = false,
+                    Ok(GlobalsReply::Peers { peers }) => {
+                        told = false;
+                        on_peers(&peers);
+                    }
                     Ok(GlobalsReply::Grants { grants, .. }) => {
                         told = false;
                         on_grants(&grants);

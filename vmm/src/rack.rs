@@ -8,7 +8,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use core::mem::offset_of;
+
 use lego_control::{Component, Role};
+use lego_proto::boot::BootInfo;
 
 use crate::cli::{self, Args};
 use crate::error::{Result, VmmError};
@@ -142,18 +145,105 @@ impl Membership {
         }
         let used = used_bytes(disk, shared);
         let cache = shared.excache.clone();
+        let ram = shared.ram.clone();
+        let memory = shared.role == "memory";
+        let fabric = shared.fabric.clone();
+        let owners = Owners {
+            ram: shared.ram.clone(),
+            seq: 0,
+        };
+        let owners = std::sync::Mutex::new(owners);
         crate::globals::keep_alive(
             self.registration,
             self.stream,
-            move || lego_control::Load {
-                processes: runs.as_ref().map_or(0, |r| r.load().0),
-                runs: runs.as_ref().map_or(0, |r| r.load().1),
-                used_bytes: used(),
-                excache: cache.as_ref().map(|c| excache_summary(c)),
+            move || {
+                let (processes, held) = if memory {
+                    (
+                        boot_word::<u32>(&ram, offset_of!(BootInfo, processes_homed)),
+                        boot_word::<u32>(&ram, offset_of!(BootInfo, processes_held)),
+                    )
+                } else {
+                    (runs.as_ref().map_or(0, |r| r.load().0), 0)
+                };
+                lego_control::Load {
+                    processes,
+                    held,
+                    runs: runs.as_ref().map_or(0, |r| r.load().1),
+                    used_bytes: used(),
+                    excache: cache.as_ref().map(|c| excache_summary(c)),
+                }
             },
             move |list| grants.replace(list),
+            move |peers| {
+                let Some(f) = &fabric else {
+                    return;
+                };
+                for p in peers {
+                    if f.learn_peer(p.id, &p.fabric) {
+                        log::info!(
+                            "the global managers told of {} {} at {}: a peer from now on",
+                            p.role.name(),
+                            p.id,
+                            p.fabric
+                        );
+                    }
+                }
+                if memory {
+                    if let Ok(mut o) = owners.lock() {
+                        o.post(peers);
+                    }
+                }
+            },
         )
         .map_err(VmmError::Thread)
+    }
+}
+
+/// A word the monitor publishes in its boot information.
+fn boot_word<T: vm_memory::ByteValued + Default>(
+    ram: &crate::memory::GuestRam,
+    offset: usize,
+) -> T {
+    use vm_memory::{Bytes, GuestAddress};
+    ram.read_obj::<T>(GuestAddress(lego_proto::boot::BOOT_INFO + offset as u64))
+        .unwrap_or_default()
+}
+
+/// A memory component's vRegion owners: the other memory components the
+/// managers told of, most free memory first, written into the monitor's
+/// boot information under a seqlock (`BootInfo::owner_seq`).
+struct Owners {
+    ram: crate::memory::GuestRam,
+    seq: u32,
+}
+
+impl Owners {
+    fn post(&mut self, peers: &[lego_control::Peer]) {
+        use std::sync::atomic::{fence, Ordering};
+        use vm_memory::{Bytes, GuestAddress};
+        let mut memory: Vec<&lego_control::Peer> =
+            peers.iter().filter(|p| p.role == Role::Memory).collect();
+        memory.sort_by_key(|p| (std::cmp::Reverse(p.free_bytes), p.id));
+        memory.truncate(lego_proto::memory::MAX_VREGION_PEERS);
+        let at = |offset: usize| GuestAddress(lego_proto::boot::BOOT_INFO + offset as u64);
+        let write_seq = |seq: u32| {
+            let _ = self.ram.write_obj(seq, at(offset_of!(BootInfo, owner_seq)));
+        };
+        write_seq(self.seq.wrapping_add(1) | 1);
+        fence(Ordering::SeqCst);
+        for (i, p) in memory.iter().enumerate() {
+            let word = u64::from(p.id) << 32 | (p.free_bytes >> 20).min(u64::from(u32::MAX));
+            let _ = self
+                .ram
+                .write_obj(word, at(offset_of!(BootInfo, owners) + 8 * i));
+        }
+        let _ = self
+            .ram
+            .write_obj(memory.len() as u32, at(offset_of!(BootInfo, owner_count)));
+        fence(Ordering::SeqCst);
+        // Even and never 0 (0: no list).
+        self.seq = (self.seq.wrapping_add(1) | 1).wrapping_add(1).max(2);
+        write_seq(self.seq);
     }
 }
 
@@ -170,10 +260,7 @@ fn used_bytes(
     let memory = shared.role == "memory";
     move || {
         if memory {
-            use vm_memory::{Bytes, GuestAddress};
-            let at = lego_proto::boot::BOOT_INFO
-                + core::mem::offset_of!(lego_proto::boot::BootInfo, mem_used) as u64;
-            return ram.read_obj::<u64>(GuestAddress(at)).unwrap_or(0);
+            return boot_word::<u64>(&ram, offset_of!(BootInfo, mem_used));
         }
         disk.as_ref()
             .and_then(|p| std::fs::metadata(p).ok())

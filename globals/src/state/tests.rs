@@ -186,7 +186,17 @@ fn silence_is_down_and_a_heartbeat_is_up_again() {
     let mut s = rack(t);
     let just_before = ms(t, DOWN_AFTER_MS - 1);
     assert!(s.components(just_before).iter().all(|c| c.up));
-    assert_eq!(heartbeat(&mut s, 1, 0, 0, just_before), GlobalsReply::Ack);
+    // A memory component's heartbeat is answered with the others up and
+    // the memory components' free memory.
+    match heartbeat(&mut s, 1, 0, 0, just_before) {
+        GlobalsReply::Peers { peers } => {
+            assert_eq!(peers.iter().map(|p| p.id).collect::<Vec<_>>(), [2, 3, 4, 5]);
+            assert_eq!(peers[0].free_bytes, 2 * GIB);
+            assert_eq!(peers[0].fabric, "m2:1");
+            assert_eq!(peers[1].free_bytes, 0, "storage");
+        }
+        other => panic!("{other:?}"),
+    }
     let after = ms(t, DOWN_AFTER_MS + 100);
     let comps = s.components(after);
     assert!(comps[0].up, "memory 1 heartbeated");
@@ -195,7 +205,18 @@ fn silence_is_down_and_a_heartbeat_is_up_again() {
     // Each fall is reported once.
     assert_eq!(s.sweep(after), vec![2, 3, 4, 5]);
     assert!(s.sweep(ms(after, 10)).is_empty());
-    assert_eq!(heartbeat(&mut s, 2, 0, 0, after), GlobalsReply::Ack);
+    // Only those up are told: memory 1 is, the rest are not.
+    assert_eq!(
+        heartbeat(&mut s, 2, 0, 0, after),
+        GlobalsReply::Peers {
+            peers: vec![Peer {
+                id: 1,
+                role: Role::Memory,
+                fabric: "m1:1".into(),
+                free_bytes: GIB
+            }]
+        }
+    );
     assert!(s.components(after)[1].up);
 }
 

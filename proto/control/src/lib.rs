@@ -70,8 +70,10 @@ pub struct ExcacheSummary {
 /// What a component reports with each heartbeat.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct Load {
-    /// Processors: processes running now.
+    /// Processors: processes running now; memory: processes homed here.
     pub processes: u32,
+    /// Memory: processes homed elsewhere whose vRegions it owns.
+    pub held: u32,
     /// Processors: runs started since the component started.
     pub runs: u64,
     /// Memory: bytes of processes' pages held; storage: bytes of disk used.
@@ -95,6 +97,17 @@ pub struct Component {
     pub silent_ms: u64,
     /// The host process id of its `lego-vmm` (for `lego down` on one host).
     pub host_pid: u32,
+}
+
+/// Another component, as a heartbeat's answer tells it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: u32,
+    pub role: Role,
+    pub fabric: String,
+    /// Memory components: bytes free (their memory less what they hold,
+    /// as of their last heartbeat); 0 for the others.
+    pub free_bytes: u64,
 }
 
 /// A named virtual server.
@@ -141,11 +154,12 @@ pub enum GlobalsRequest {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum GlobalsReply {
     /// The component's id and every component known, up or down.
-    Registered {
-        id: u32,
-        peers: Vec<Component>,
-    },
-    Ack,
+    Registered { id: u32, peers: Vec<Component> },
+    /// The answer to a processor's or memory component's heartbeat: the
+    /// other components up now, so those that joined after it registered
+    /// become its peers, and a memory component knows which others have
+    /// room for vRegions.
+    Peers { peers: Vec<Peer> },
     Status {
         components: Vec<Component>,
         vnodes: Vec<VNode>,
@@ -163,10 +177,7 @@ pub enum GlobalsReply {
     /// The answer to a storage component's heartbeat: which processors
     /// may send requests for which of its vNodes (all of them, each time;
     /// `version` grows with every grant the managers make).
-    Grants {
-        version: u64,
-        grants: Vec<Grant>,
-    },
+    Grants { version: u64, grants: Vec<Grant> },
 }
 
 /// A processor may act for a vNode at its storage component: the managers

@@ -125,6 +125,11 @@ pub trait Transport: Send + Sync {
     fn reaches(&self, peer: ComponentId) -> bool;
     /// Seals and sends one frame to `peer`.
     fn send(&self, peer: ComponentId, frame: &Outgoing) -> Result<(), SendError>;
+    /// Takes `peer` at `addr` as a peer from now on, if the address is
+    /// this transport's and the peer is not one already: true if taken.
+    fn learn(&self, _peer: ComponentId, _addr: &str) -> bool {
+        false
+    }
 }
 
 /// A frame on its way out: the header bytes, and a payload that is still
@@ -587,6 +592,16 @@ impl Fabric {
             .spawn(move || device.run())
             .map_err(crate::error::VmmError::Thread)?;
         Ok(fabric)
+    }
+
+    /// A component the global managers told of after this one started
+    /// (one that joined the rack since): frames to it go out from now on.
+    /// True if it was not a peer yet.
+    pub fn learn_peer(&self, peer: ComponentId, addr: &str) -> bool {
+        if peer == self.id || self.transports.iter().any(|t| t.reaches(peer)) {
+            return false;
+        }
+        self.transports.iter().any(|t| t.learn(peer, addr))
     }
 
     /// PORT_PAGE_INDEX: from now on, page reads of the pages the memory

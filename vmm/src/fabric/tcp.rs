@@ -64,7 +64,8 @@ struct Shared {
 static SERIAL: AtomicU64 = AtomicU64::new(1);
 
 pub struct TcpTransport {
-    peers: HashMap<ComponentId, String>,
+    /// Those given at start, and those learned since ([`super::Transport::learn`]).
+    peers: std::sync::RwLock<HashMap<ComponentId, String>>,
     conns: Mutex<HashMap<ComponentId, Conn>>,
     /// Peers that stopped reading, and until when a send to them fails at
     /// once (one fabric timeout): each send would otherwise wait a timeout
@@ -74,6 +75,10 @@ pub struct TcpTransport {
 }
 
 impl TcpTransport {
+    fn is_peer(&self, peer: ComponentId) -> bool {
+        self.peers.read().is_ok_and(|p| p.contains_key(&peer))
+    }
+
     /// Whether `peer` was found not reading within the last timeout.
     fn stuck_now(&self, peer: ComponentId) -> bool {
         self.stuck.lock().is_ok_and(|s| {
@@ -113,12 +118,13 @@ impl TcpTransport {
                 .map_err(VmmError::Thread)?;
         }
         Ok(TcpTransport {
-            peers: cfg
-                .peers
-                .iter()
-                .filter(|(_, a)| a.as_str() != super::SHM)
-                .map(|(k, v)| (*k, v.clone()))
-                .collect(),
+            peers: std::sync::RwLock::new(
+                cfg.peers
+                    .iter()
+                    .filter(|(_, a)| a.as_str() != super::SHM)
+                    .map(|(k, v)| (*k, v.clone()))
+                    .collect(),
+            ),
             conns: Mutex::new(HashMap::new()),
             stuck: Mutex::new(HashMap::new()),
             shared,
@@ -129,8 +135,22 @@ impl TcpTransport {
 impl super::Transport for TcpTransport {
     /// A configured TCP peer, or one connected to us.
     fn reaches(&self, peer: ComponentId) -> bool {
-        self.peers.contains_key(&peer)
-            || self.shared.back.lock().is_ok_and(|m| m.contains_key(&peer))
+        self.is_peer(peer) || self.shared.back.lock().is_ok_and(|m| m.contains_key(&peer))
+    }
+
+    /// A `host:port` address (not shared memory, not an RDMA queue pair).
+    fn learn(&self, peer: ComponentId, addr: &str) -> bool {
+        if addr == super::SHM || super::qp_address::parse_peer_addr(addr).is_some() {
+            return false;
+        }
+        let Ok(mut peers) = self.peers.write() else {
+            return false;
+        };
+        if peers.contains_key(&peer) {
+            return false;
+        }
+        peers.insert(peer, addr.to_string());
+        true
     }
 
     fn send(
@@ -225,7 +245,12 @@ impl Shared {
 
 impl TcpTransport {
     fn connect(&self, peer: ComponentId) -> std::result::Result<Conn, String> {
-        let addr = self.peers.get(&peer).ok_or("not a peer")?;
+        let addr = self
+            .peers
+            .read()
+            .ok()
+            .and_then(|p| p.get(&peer).cloned())
+            .ok_or("not a peer")?;
         let targets: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {addr}: {e}"))?
@@ -291,7 +316,7 @@ impl TcpTransport {
         frame: &super::Outgoing,
     ) -> std::result::Result<(), SendError> {
         let local = &self.shared.local;
-        if !self.peers.contains_key(&peer) {
+        if !self.is_peer(peer) {
             // Not a configured peer: answer on the connection it opened.
             let mut back = self
                 .shared
