@@ -99,7 +99,7 @@ fn load(c: &Component) -> String {
             if l.runs == 1 { "" } else { "s" }
         ),
         Role::Memory => format!(
-            "{} of {} used; {} process{} homed here, vRegions of {} more",
+            "{} of {} used; home of {} process{}, holds vRegions of {} more",
             bytes(l.used_bytes),
             bytes(c.resources.mem_bytes),
             l.processes,

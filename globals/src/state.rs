@@ -460,10 +460,12 @@ impl State {
         let vnode = match existing {
             Some(v) => v,
             None => {
+                // Most free disk; on a tie, the fewest vNodes.
+                let held = |id: u32| self.vnodes.values().filter(|v| v.storage == id).count();
                 let storage = up(Role::Storage)
                     .max_by_key(|(&id, e)| {
                         let free = e.resources.disk_bytes.saturating_sub(e.load.used_bytes);
-                        (free, std::cmp::Reverse(id))
+                        (free, std::cmp::Reverse(held(id)), std::cmp::Reverse(id))
                     })
                     .map(|(&id, _)| id);
                 let Some(storage) = storage else {

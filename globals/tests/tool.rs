@@ -649,3 +649,108 @@ fn forged_frames_reach_no_pages(home: &Path) {
         );
     }
 }
+
+/// One processor runs vNodes whose files are on either of two storage
+/// components: a run's file calls go to its vNode's component (the other
+/// one's inode numbers tagged with its id in the processor), a vNode sees
+/// only its own files, and `lego cp` reaches both.
+#[test]
+fn one_processor_serves_vnodes_on_two_storage_components() {
+    if !can_run() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let _down = Down(h);
+    let up = lego(
+        h,
+        &["up", "--memory", "1", "--storage", "2", "--processors", "1"],
+    );
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let run = lego(
+        h,
+        &[
+            "run",
+            "--vnode",
+            "apples",
+            "--",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo apple > /f && mkdir -p /d/e && echo pip > /d/e/g && cat /f",
+        ],
+    );
+    assert_eq!(text(&run.stdout), "apple\n", "{}", text(&run.stderr));
+    let addr = std::fs::read_to_string(h.join("rack/globals.addr")).unwrap();
+    let vnodes = || {
+        let mut g = lego_globals::client::Globals::connect(addr.trim()).unwrap();
+        g.status().unwrap().1
+    };
+    let storage_of = |name: &str| {
+        vnodes()
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| v.storage)
+            .unwrap()
+    };
+    let apples = storage_of("apples");
+    // Once the managers have heard that apples' component holds more (the
+    // program was uploaded there), a new vNode goes to the other.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let used: Vec<(u32, u64)> = components(h)
+            .iter()
+            .filter(|c| c.role == lego_control::Role::Storage)
+            .map(|c| (c.id, c.load.used_bytes))
+            .collect();
+        let of = |id: u32| used.iter().find(|u| u.0 == id).map_or(0, |u| u.1);
+        if used.iter().any(|&(id, b)| id != apples && of(apples) > b) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the storage components' use does not show the upload: {used:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let run = lego(
+        h,
+        &[
+            "run",
+            "--vnode",
+            "bananas",
+            "--",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "cat /f 2>/dev/null || echo none; ls /d 2>/dev/null; echo banana > /f; \
+             mkdir -p /d/e && echo peel > /d/e/g; find /d -type f; cat /f /d/e/g; \
+             [ \"$(stat -c %i /f)\" = \"$(ls -i /f | awk '{print $1}')\" ] && echo same inode",
+        ],
+    );
+    assert_eq!(
+        text(&run.stdout),
+        "none\n/d/e/g\nbanana\npeel\nsame inode\n",
+        "{}",
+        text(&run.stderr)
+    );
+    let bananas = storage_of("bananas");
+    assert_ne!(apples, bananas, "both vNodes are on one storage component");
+    // apples' files are where they were, untouched by bananas' run.
+    let run = lego(
+        h,
+        &[
+            "run", "--vnode", "apples", "--", BUSYBOX, "cat", "/f", "/d/e/g",
+        ],
+    );
+    assert_eq!(text(&run.stdout), "apple\npip\n", "{}", text(&run.stderr));
+    for (vnode, want) in [("apples", "apple\n"), ("bananas", "banana\n")] {
+        let to = h.join(format!("{vnode}.txt"));
+        let cp = lego(
+            h,
+            &["cp", &format!("lego:{vnode}:/f"), to.to_str().unwrap()],
+        );
+        assert!(cp.status.success(), "{}", text(&cp.stderr));
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), want);
+    }
+}

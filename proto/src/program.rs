@@ -101,6 +101,10 @@ pub struct StorageCall {
     /// Written by the VMM.
     pub reply_len: u32,
     pub status: u32,
+    /// The storage component to ask (0: the processor's own, `--storage`
+    /// or the rack's first): a run's vNode may live on another.
+    pub node: u32,
+    pub _pad: u32,
 }
 
 /// PORT_STORAGE_BATCH's argument: `count` (at most
@@ -365,7 +369,9 @@ pub struct ControlNext {
     /// START: the memory component to home the run's processes at (the
     /// managers' choice; 0: the processor's default).
     pub home: u32,
-    pub _pad: u32,
+    /// START: the storage component that holds the run's vNode (0: the
+    /// processor's own).
+    pub storage: u32,
 }
 
 /// PORT_CONTROL_DONE's argument.

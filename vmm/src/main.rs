@@ -382,7 +382,6 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         r.connect(
             Box::new(move || program::post_control(&post.0, &post.1)),
             shared.fabric.clone(),
-            shared.storage,
         );
         if let Some(f) = &shared.fabric {
             r.set_id(f.id);

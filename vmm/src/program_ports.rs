@@ -36,7 +36,7 @@ impl ProgramPorts<'_> {
     ) -> Result<Vec<(u32, u32)>, String> {
         use lego_proto::program::{STORAGE_BAD, STORAGE_NONE, STORAGE_OK, STORAGE_UNREACHABLE};
         use lego_proto::storage::{MAX_IO, PATH_MAX};
-        let Some((fabric, id)) = self.storage else {
+        let Some((fabric, own)) = self.storage else {
             return Ok(vec![(STORAGE_NONE, 0); calls.len()]);
         };
         let most = (size_of::<lego_proto::storage::StoreRequest>() + 2 * PATH_MAX + MAX_IO) as u64;
@@ -45,13 +45,16 @@ impl ProgramPorts<'_> {
             let request =
                 self.args
                     .read_bytes("storage request", c.request, c.request_len as u64, most)?;
-            pending.push(fabric.start_call(id, &request));
+            // A run's vNode may be on another storage component than the
+            // processor's own; the storage component checks the grant.
+            let id = if c.node != 0 { c.node } else { own };
+            pending.push((id, fabric.start_call(id, &request)));
         }
         let mut done = Vec::with_capacity(calls.len());
         // Once one call found the component silent, the rest of the batch
         // does not wait a fabric timeout each.
         let mut silent = false;
-        for (c, p) in calls.iter().zip(pending) {
+        for (c, (id, p)) in calls.iter().zip(pending) {
             if silent {
                 done.push((STORAGE_UNREACHABLE, 0));
                 continue;

@@ -34,6 +34,8 @@ struct Item {
     pid: u32,
     signal: u32,
     vnode: u32,
+    /// The storage component that holds the vNode.
+    storage: u32,
     argc: u32,
     envc: u32,
     blob: Vec<u8>,
@@ -78,8 +80,6 @@ pub struct Runs {
     notify: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// The fabric, for file copies to and from storage components.
     fabric: OnceLock<Arc<crate::fabric::Fabric>>,
-    /// The storage component its processes' files are on (0: none).
-    storage: OnceLock<u32>,
     /// This processor's component id (for messages; known once the
     /// fabric is set up, which may be after the control address).
     id: std::sync::atomic::AtomicU32,
@@ -134,7 +134,6 @@ impl Runs {
             stdin_ready: eventfd()?,
             notify: OnceLock::new(),
             fabric: OnceLock::new(),
-            storage: OnceLock::new(),
             id: std::sync::atomic::AtomicU32::new(id),
         }))
     }
@@ -157,9 +156,7 @@ impl Runs {
         &self,
         notify: Box<dyn Fn() + Send + Sync>,
         fabric: Option<Arc<crate::fabric::Fabric>>,
-        storage: u32,
     ) {
-        let _ = self.storage.set(storage);
         let _ = self.notify.set(notify);
         // Requests that came before the VM was up.
         if !self.lock().queue.is_empty() {
@@ -230,6 +227,7 @@ impl Runs {
             argc: item.argc,
             envc: item.envc,
             home: item.home,
+            storage: item.storage,
             ..Default::default()
         };
         if item.blob.len() as u64 > buf_len {
@@ -395,20 +393,6 @@ impl Runs {
             blob.extend(s.iter().copied().filter(|&b| b != 0));
             blob.push(0);
         }
-        // Inode numbers are a storage component's own, and a processor's
-        // file cache and locks know files by them: its runs' files are on
-        // the one storage component it reaches.
-        let mine = self.storage.get().copied().unwrap_or(0);
-        if start.vnode.storage != mine && start.vnode.id != 0 {
-            let _ = send(
-                &out,
-                &ProcessorEvent::Failed(format!(
-                    "vNode {}'s files are on storage component {}, and processor {} runs programs of storage component {mine} only",
-                    start.vnode.name, start.vnode.storage, self.id()
-                )),
-            );
-            return;
-        }
         let run = {
             let mut inner = self.lock();
             let run = inner.next_run;
@@ -438,6 +422,7 @@ impl Runs {
             home: start.home,
             run,
             vnode: start.vnode.id,
+            storage: start.vnode.storage,
             argc: start.argv.len() as u32,
             envc: start.env.len() as u32,
             blob,

@@ -52,6 +52,7 @@ pub const ENOEXEC: Errno = 8;
 pub const EBADF: Errno = 9;
 pub const ECHILD: Errno = 10;
 pub const EAGAIN: Errno = 11;
+pub const ENXIO: Errno = 6;
 pub const ENOMEM: Errno = 12;
 pub const EACCES: Errno = 13;
 pub const EFAULT: Errno = 14;
@@ -335,6 +336,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         }
     }
     let boot_tsc = lego_image::cpu::rdtsc();
+    store::set_own_storage(boot.storage);
     let mut k = Kernel {
         window,
         home: boot.workload_home,

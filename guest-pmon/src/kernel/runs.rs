@@ -109,6 +109,9 @@ impl Kernel {
         }
         let given = argv.first().cloned().unwrap_or_else(|| exe.clone());
         let path = pmon::path::resolve(&cwd, if exe.is_empty() { &given } else { &exe });
+        if let Err(e) = super::store::place_vnode(n.vnode, n.storage) {
+            return -e;
+        }
         super::store::set_vnode(n.vnode);
         let cwd = if self.storage && !self.is_storage_dir(&cwd) {
             b"/".to_vec()

@@ -4,7 +4,9 @@
 //! does not answer within the fabric timeout is EIO for the call, never a
 //! hang.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use lego_image::cpu::{phys_of, virt_to_phys};
 use lego_image::hypercall;
@@ -13,7 +15,8 @@ use lego_proto::program::{
 };
 use lego_proto::storage::*;
 
-use super::Errno;
+use super::{Errno, ENXIO};
+use zerocopy::FromBytes;
 
 /// What a call gives back: the reply's head and what follows it.
 pub struct Answer {
@@ -39,28 +42,88 @@ fn reply_room(head: &StoreRequest) -> usize {
 
 /// The vNode of the process whose system call the kernel is serving:
 /// every request carries it (the kernel serves calls one at a time,
-/// under its lock, and sets it at each).
-static VNODE: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// under its lock, and sets it at each), and the storage component that
+/// holds it, where its path requests go (0: the processor's own).
+static VNODE: AtomicU32 = AtomicU32::new(0);
+static ROUTE: AtomicU32 = AtomicU32::new(0);
+
+/// The storage component of each vNode whose files are not on the
+/// processor's own (told with each run's start; a vNode stays where it
+/// was made).
+static ELSEWHERE: spin::Mutex<BTreeMap<u32, u32>> = spin::Mutex::new(BTreeMap::new());
+
+/// The processor's own storage component (`--storage`, or the rack's).
+static OWN: AtomicU32 = AtomicU32::new(0);
+
+/// Inode numbers of files on a storage component other than the
+/// processor's own carry its id above this bit, so the file cache, the
+/// locks and the shared mappings, which know files by inode number, never
+/// take two components' files for one; an ino-carrying request goes where
+/// its number says. The own component's numbers are as it gives them.
+const TAG_SHIFT: u32 = 48;
+const INO_MASK: u64 = (1 << TAG_SHIFT) - 1;
+
+pub fn set_own_storage(id: u32) {
+    OWN.store(id, Ordering::Relaxed);
+}
+
+/// A run of `vnode` starts: its files are on storage component `storage`
+/// (0 or the own one: the processor's). None when the component's id does
+/// not fit an inode number's tag.
+pub fn place_vnode(vnode: u32, storage: u32) -> Result<(), Errno> {
+    let mut m = ELSEWHERE.lock();
+    if storage == 0 || storage == OWN.load(Ordering::Relaxed) || vnode == 0 {
+        m.remove(&vnode);
+    } else if storage >> (64 - TAG_SHIFT) != 0 {
+        return Err(ENXIO);
+    } else {
+        m.insert(vnode, storage);
+    }
+    Ok(())
+}
 
 pub fn set_vnode(v: u32) {
-    VNODE.store(v, core::sync::atomic::Ordering::Relaxed);
+    VNODE.store(v, Ordering::Relaxed);
+    let route = ELSEWHERE.lock().get(&v).copied().unwrap_or(0);
+    ROUTE.store(route, Ordering::Relaxed);
 }
 
 pub fn vnode() -> u32 {
-    VNODE.load(core::sync::atomic::Ordering::Relaxed)
+    VNODE.load(Ordering::Relaxed)
 }
 
-/// A request's bytes, for the vNode of the call being served.
-fn encode(head: &StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Vec<u8> {
+/// Where a request goes and its inode number there: by the number's tag
+/// when it has one, else the vNode's component.
+fn route(head: &StoreRequest) -> (u32, u64) {
+    if head.ino == 0 {
+        return (ROUTE.load(Ordering::Relaxed), 0);
+    }
+    ((head.ino >> TAG_SHIFT) as u32, head.ino & INO_MASK)
+}
+
+/// An inode number from component `node` as the processor knows it.
+fn tagged(node: u32, ino: u64) -> u64 {
+    if node == 0 || ino == 0 {
+        ino
+    } else {
+        u64::from(node) << TAG_SHIFT | (ino & INO_MASK)
+    }
+}
+
+/// A request's bytes, for the vNode of the call being served, and the
+/// component it goes to.
+fn encode(head: &StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> (Vec<u8>, u32) {
+    let (node, ino) = route(head);
     let head = StoreRequest {
         vnode: vnode(),
+        ino,
         ..*head
     };
-    encode_request(&head, path, path2, data)
+    (encode_request(&head, path, path2, data), node)
 }
 
 /// The VMM's view of one call: where its request and its reply room are.
-fn storage_call(request: &[u8], reply: &mut [u8]) -> StorageCall {
+fn storage_call(request: &[u8], node: u32, reply: &mut [u8]) -> StorageCall {
     StorageCall {
         request: virt_to_phys(request.as_ptr() as u64),
         request_len: request.len() as u32,
@@ -68,25 +131,27 @@ fn storage_call(request: &[u8], reply: &mut [u8]) -> StorageCall {
         reply: virt_to_phys(reply.as_mut_ptr() as u64),
         reply_len: 0,
         status: 0,
+        node,
+        _pad: 0,
     }
 }
 
 /// One request: `head`'s op and arguments, the paths and the data.
 pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Result<Answer, Errno> {
-    let request = encode(&head, path, path2, data);
+    let (request, node) = encode(&head, path, path2, data);
     let mut reply = alloc::vec![0u8; reply_room(&head)];
-    let c = storage_call(&request, &mut reply);
+    let c = storage_call(&request, node, &mut reply);
     hypercall::out(PORT_STORAGE_CALL, phys_of(&c) as u32);
     // SAFETY: the VMM wrote it during the hypercall.
     let c = unsafe { core::ptr::read_volatile(&c) };
-    answer(&c, &reply)
+    answer(&c, head.op, &reply)
 }
 
 /// Data requests (`head`s, each with its data) sent together in one exit,
 /// the storage component serving them back to back: their answers in
 /// order.
 fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
-    let encoded: Vec<Vec<u8>> = requests
+    let encoded: Vec<(Vec<u8>, u32)> = requests
         .iter()
         .map(|(h, d)| encode(h, &[], &[], d))
         .collect();
@@ -97,7 +162,7 @@ fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
     let mut calls: Vec<StorageCall> = encoded
         .iter()
         .zip(replies.iter_mut())
-        .map(|(r, reply)| storage_call(r, reply))
+        .map(|((r, node), reply)| storage_call(r, *node, reply))
         .collect();
     let b = StorageBatch {
         calls: virt_to_phys(calls.as_mut_ptr() as u64),
@@ -108,16 +173,18 @@ fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
     calls
         .iter()
         .zip(&replies)
-        .map(|(c, reply)| {
+        .zip(requests)
+        .map(|((c, reply), (head, _))| {
             // SAFETY: the VMM wrote the calls during the hypercall.
             let c = unsafe { core::ptr::read_volatile(c) };
-            answer(&c, reply)
+            answer(&c, head.op, reply)
         })
         .collect()
 }
 
-/// A call's answer, from its status and reply bytes.
-fn answer(c: &StorageCall, reply: &[u8]) -> Result<Answer, Errno> {
+/// A call's answer, from its status and reply bytes, its inode numbers
+/// as the processor knows them.
+fn answer(c: &StorageCall, op: u32, reply: &[u8]) -> Result<Answer, Errno> {
     if c.status != STORAGE_OK {
         return Err(EIO as Errno);
     }
@@ -126,11 +193,35 @@ fn answer(c: &StorageCall, reply: &[u8]) -> Result<Answer, Errno> {
     if head.errno != OK {
         return Err(head.errno as Errno);
     }
+    let mut data = data.to_vec();
+    if c.node != 0 && op == OP_READDIR {
+        tag_entries(c.node, &mut data);
+    }
     Ok(Answer {
         value: head.value,
-        stat: head.stat,
-        data: data.to_vec(),
+        stat: StoreStat {
+            ino: tagged(c.node, head.stat.ino),
+            ..head.stat
+        },
+        data,
     })
+}
+
+/// Tags the inode number of every entry of an OP_READDIR reply.
+fn tag_entries(node: u32, data: &mut [u8]) {
+    let mut at = 0;
+    while let Some(rest) = data.get_mut(at..) {
+        let Ok((head, _)) = DirEntryHead::read_from_prefix(rest) else {
+            return;
+        };
+        let len = dir_entry_len(head.name_len as usize);
+        if rest.len() < len {
+            return;
+        }
+        let ino = tagged(node, head.ino).to_le_bytes();
+        rest[..8].copy_from_slice(&ino);
+        at += len;
+    }
 }
 
 /// A request with only an op, a path and flags set.

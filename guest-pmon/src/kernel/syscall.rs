@@ -937,7 +937,6 @@ impl Kernel {
             | Kind::StoreDir(_) => {
                 const SEEK_DATA: u64 = 3;
                 const SEEK_HOLE: u64 = 4;
-                const ENXIO: Errno = 6;
                 let size = || -> Result<i64, Errno> { self.file_size(&f).map(|s| s as i64) };
                 let base = match whence {
                     0 => 0,
