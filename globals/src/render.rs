@@ -181,23 +181,25 @@ pub fn status(
 
 /// One processor's ExCache: hit ratio and the miss-latency histogram.
 pub fn excache(id: u32, x: &ExcacheSummary) -> String {
-    let total = x.hits + x.misses;
-    let mut out = if total == 0 {
-        format!("Processor {id} ExCache: no misses yet\n")
-    } else if x.hits == 0 {
-        // A hit never leaves the guest (the page is mapped), so the VMM
-        // sees misses only: no ratio is shown rather than a false 0%.
-        format!(
-            "Processor {id} ExCache: {} misses (hits never leave the guest, so the VMM cannot count them)\n",
+    let pct = |permille: u32| permille as f64 / 10.0;
+    let mut out = match (x.hit_permille, x.hit_permille_all) {
+        (Some(recent), all) => format!(
+            "Processor {id} ExCache: hit ratio {:.1}% over the last 10 s{} (sampled: of the pages touched, the share found cached); {} misses\n",
+            pct(recent),
+            all.map(|a| format!(", {:.1}% since it started", pct(a)))
+                .unwrap_or_default(),
             x.misses
-        )
-    } else {
-        format!(
-            "Processor {id} ExCache: hit ratio {:.1}% ({} hits, {} misses)\n",
-            100.0 * x.hits as f64 / total as f64,
-            x.hits,
+        ),
+        (None, Some(all)) => format!(
+            "Processor {id} ExCache: idle for 10 s; hit ratio {:.1}% since it started (sampled: of the pages touched, the share found cached); {} misses\n",
+            pct(all),
             x.misses
-        )
+        ),
+        (None, None) if x.misses == 0 => format!("Processor {id} ExCache: no misses yet\n"),
+        (None, None) => format!(
+            "Processor {id} ExCache: {} misses; hit ratio not sampled yet\n",
+            x.misses
+        ),
     };
     if x.histogram.iter().any(|&(_, n)| n > 0) {
         out.push_str("  demand-miss latency:\n");
@@ -316,7 +318,8 @@ mod tests {
             load: Load {
                 used_bytes: 1 << 20,
                 excache: Some(ExcacheSummary {
-                    hits: 3,
+                    hit_permille: Some(750),
+                    hit_permille_all: Some(500),
                     misses: 1,
                     histogram: vec![(10, 1)],
                 }),
@@ -345,7 +348,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Processor 3 ExCache: hit ratio 75.0% (3 hits, 1 misses)"),
+            text.contains(
+                "Processor 3 ExCache: hit ratio 75.0% over the last 10 s, 50.0% since it started"
+            ),
             "{text}"
         );
     }

@@ -334,6 +334,20 @@ fn a_rack_comes_up_runs_copies_lists_kills_and_goes_down() {
             text(&out.stdout)
         );
     }
+    // The processor's ExCache hit ratio, sampled while they ran, shows in
+    // lego status beside its miss histogram.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = text(&lego(h, &["status"]).stdout);
+        if status.contains("ExCache: hit ratio ") && status.contains("demand-miss latency") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no hit ratio in the status: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
 
     // A long run shows in ps and is killed by lego kill.
     let run = start_sleeper(h);

@@ -269,7 +269,7 @@ fn used_bytes(
 }
 
 /// The ExCache's figures for a heartbeat: misses and the miss-latency
-/// histogram (hits never exit, so the VMM cannot count them).
+/// histogram, and the sampled hit ratio.
 fn excache_summary(cache: &crate::excache::ExCache) -> lego_control::ExcacheSummary {
     let Some(s) = cache.try_report() else {
         return lego_control::ExcacheSummary::default();
@@ -287,8 +287,10 @@ fn excache_summary(cache: &crate::excache::ExCache) -> lego_control::ExcacheSumm
             (bound, n)
         })
         .collect();
+    let (recent, all) = cache.hit_ratio();
     lego_control::ExcacheSummary {
-        hits: 0,
+        hit_permille: recent.map(|r| (r * 1000.0).round() as u32),
+        hit_permille_all: all.map(|r| (r * 1000.0).round() as u32),
         misses: s.misses,
         histogram,
     }

@@ -466,6 +466,42 @@ fn a_working_set_four_times_the_excache() {
     );
 }
 
+/// The ExCache's sampled hit ratio: a working set that fits the cache
+/// finds nearly every page it touches cached; pages drawn at random from a
+/// set four times the cache find about a quarter.
+#[test]
+fn the_hit_ratio_follows_the_working_set() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let p = build("hotloop", Libc::Glibc);
+    let p = p.to_str().expect("path");
+    let ratio = |args: &[&str]| {
+        let mut argv = vec![p];
+        argv.extend_from_slice(args);
+        let ran = rack.run(&["--excache", "16M", "--log-level", "info"], &argv, b"");
+        assert_eq!(ran.text(), "done\n", "{}", ran.err);
+        let summary = excache_summary(&ran.err);
+        let at = summary
+            .find("hit ratio ")
+            .unwrap_or_else(|| panic!("no hit ratio in {summary}"));
+        summary[at + "hit ratio ".len()..]
+            .split('%')
+            .next()
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no hit ratio in {summary}"))
+    };
+    let fits = ratio(&["4", "2"]);
+    assert!(fits >= 80.0, "4 MiB through 16 MiB: {fits}%");
+    let thrashes = ratio(&["64", "2", "random"]);
+    eprintln!("hit ratio: {fits}% fitting, {thrashes}% at random over 4 times the cache");
+    assert!(
+        (5.0..=50.0).contains(&thrashes),
+        "64 MiB at random through 16 MiB: {thrashes}%"
+    );
+}
+
 /// The ExCache's exit line in `err`.
 fn excache_summary(err: &str) -> &str {
     err.lines()

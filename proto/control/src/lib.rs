@@ -60,7 +60,11 @@ pub struct Resources {
 /// The ExCache's figures since the processor started.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExcacheSummary {
-    pub hits: u64,
+    /// Of the pages processes touched in about the last 10 s, and since
+    /// the start, the share found cached, in thousandths (sampled: hits
+    /// never leave the guest); None before anything was sampled.
+    pub hit_permille: Option<u32>,
+    pub hit_permille_all: Option<u32>,
     pub misses: u64,
     /// Demand-miss latency: (upper bound in microseconds, count) per bucket,
     /// in increasing bounds; the last bound is u32::MAX (everything slower).

@@ -53,6 +53,7 @@ pub mod policy;
 pub mod port;
 pub mod regions;
 pub mod resync;
+pub mod sample;
 pub mod uffd;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -310,6 +311,8 @@ struct State {
     /// Where a scan's next miss lands: the page past its read-ahead.
     window_end: [u64; MAX_SLOTS as usize],
     stats: Stats,
+    /// The hit-ratio sample: pages taken away this period ([`sample`]).
+    sample: sample::Sampler,
 }
 
 pub struct ExCache {
@@ -360,6 +363,13 @@ impl ExCache {
             log::warn!("excache: KVM keeps zapping every mapping when a memslot goes ({e}); process exits will cost more");
         }
         let memslots = kvm.get_nr_memslots() as u32;
+        let parking = parking_area(&uffd);
+        if let Err(why) = &parking {
+            log::info!("excache: no hit-ratio sampling: {why}");
+        }
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
         Ok(ExCache {
             uffd,
             client: MemoryClient::new(fabric),
@@ -380,6 +390,7 @@ impl ExCache {
                 sums: ContentSum::new(),
                 refused: HashMap::new(),
                 stats: Stats::default(),
+                sample: sample::Sampler::new(parking, seed),
             }),
             flushed: Condvar::new(),
             vcpus: Mutex::new(HashMap::new()),
@@ -405,7 +416,110 @@ impl ExCache {
                     }
                 })?;
         }
+        let cache = self.clone();
+        std::thread::Builder::new()
+            .name("excache-sample".into())
+            .spawn(move || loop {
+                std::thread::sleep(sample::PERIOD);
+                cache.sample_tick();
+            })?;
         Ok(())
+    }
+
+    /// Ends a sampling period: brings back the sampled pages not touched,
+    /// and takes a new sample ([`sample`]).
+    fn sample_tick(&self) {
+        let mut st = self.lock();
+        if st.sample.off.is_some() {
+            return;
+        }
+        let left: Vec<Key> = st.sample.parked.keys().copied().collect();
+        for key in left {
+            if let Err(e) = self.unpark(&mut st, key, false) {
+                log::warn!("excache: {e}; hit-ratio sampling stops");
+                st.sample.off = Some(e.to_string());
+                return;
+            }
+        }
+        let misses = st.stats.misses + st.stats.prefetch_hits;
+        let cached = st.pages.len();
+        st.sample.next_period(cached, misses);
+        // Pages mapped writable only: a write-protected one would come
+        // back without its protection.
+        let mut tries = sample::SAMPLE * 8;
+        while tries > 0 && st.sample.parked.len() < sample::SAMPLE {
+            tries -= 1;
+            let r = st.sample.random();
+            let Some(key) = st.order.pick(r) else {
+                continue;
+            };
+            let Some(writable) = st.pages.get(&key).map(|p| p.mapped_writable()) else {
+                continue;
+            };
+            st.sample.drawn(writable);
+            if !writable
+                || st.sample.parked.contains_key(&key)
+                || st.flushing.contains(&key)
+                || st.loading.contains_key(&key)
+            {
+                continue;
+            }
+            let Some(host) = st.regions.host_of(key.0, key.1) else {
+                continue;
+            };
+            let Some(at) = st.sample.place() else {
+                break;
+            };
+            match self.uffd.move_page(at, host) {
+                Ok(()) => st.sample.parked_at(key, at),
+                Err(e) => {
+                    st.sample.release(at);
+                    log::debug!("excache: a page stays out of the sample: {e}");
+                }
+            }
+        }
+    }
+
+    /// Brings a sampled page back where it was (the guest touched it, its
+    /// period ended, or the cache is about to read or drop it), counted
+    /// touched if `touched`. Moved back; if the kernel will not, copied
+    /// back (its place here still holds it).
+    fn unpark(&self, st: &mut State, key: Key, touched: bool) -> Result<(), Fault> {
+        let at = if touched {
+            st.sample.touched(key)
+        } else {
+            st.sample.parked.remove(&key)
+        };
+        let Some(at) = at else {
+            return Ok(());
+        };
+        let back = match st.regions.host_of(key.0, key.1) {
+            Some(host) => self.uffd.move_page(host, at).or_else(|_| {
+                // SAFETY: the parking place is ours and holds the page.
+                let bytes = unsafe { std::slice::from_raw_parts(at as *const u8, PAGE) };
+                self.uffd.copy(host, bytes, false).map(|_| ())
+            }),
+            None => Ok(()),
+        };
+        // SAFETY: one page of our own parking area, empty or a copy now.
+        unsafe { libc::madvise(at as *mut libc::c_void, PAGE, libc::MADV_DONTNEED) };
+        st.sample.release(at);
+        if touched {
+            st.order.touch(key);
+        }
+        back.map_err(|e| Fault::host("bring back a sampled page", e))
+    }
+
+    /// The share of pages touched recently (about 10 s) that were found
+    /// cached, and over the whole run; None while nothing was touched or
+    /// without sampling.
+    pub fn hit_ratio(&self) -> (Option<f64>, Option<f64>) {
+        let st = self.lock();
+        if st.sample.off.is_some() {
+            return (None, None);
+        }
+        let misses = st.stats.misses + st.stats.prefetch_hits;
+        (st.sample.recent(misses), st.sample.total(misses))
     }
 
     /// The calling vCPU thread registers itself for verdicts.
@@ -460,6 +574,15 @@ impl ExCache {
                 for k in keys {
                     st.pages.remove(&k);
                     st.order.remove(k);
+                    // Its memory goes with it: a sampled page is dropped
+                    // where it is parked.
+                    if let Some(at) = st.sample.parked.remove(&k) {
+                        // SAFETY: one page of our own parking area.
+                        unsafe {
+                            libc::madvise(at as *mut libc::c_void, PAGE, libc::MADV_DONTNEED)
+                        };
+                        st.sample.release(at);
+                    }
                 }
                 for (k, cancelled) in st.loading.iter_mut() {
                     if k.0 == s {
@@ -556,6 +679,16 @@ impl ExCache {
     }
 
     pub fn summary(&self) -> String {
+        let hits = match self.hit_ratio() {
+            (_, Some(r)) => format!(
+                "; hit ratio {:.1}% (sampled: of the pages touched, the share found cached)",
+                r * 100.0
+            ),
+            (_, None) => match &self.lock().sample.off {
+                Some(why) => format!("; hit ratio not sampled ({why})"),
+                None => "; hit ratio not sampled yet".into(),
+            },
+        };
         let st = self.lock();
         let s = &st.stats;
         format!(
@@ -578,11 +711,12 @@ impl ExCache {
             s.miss_ns as f64 / 1000.0 / s.misses.max(1) as f64,
             s.fetch_ns as f64 / 1000.0 / s.misses.max(1) as f64,
             s.install_ns as f64 / 1000.0 / s.misses.max(1) as f64,
-        ) + &self
-            .client
-            .copies_summary()
-            .map(|c| format!("; copies: {c}"))
-            .unwrap_or_default()
+        ) + &hits
+            + &self
+                .client
+                .copies_summary()
+                .map(|c| format!("; copies: {c}"))
+                .unwrap_or_default()
     }
 
     /// Serves one fault a vCPU is blocked on.
@@ -593,6 +727,19 @@ impl ExCache {
             let _ = self.uffd.wake(f.addr, PAGE_U64);
             return;
         };
+        if st.sample.parked.contains_key(&key) {
+            // A sampled page touched: back at once, no fetch.
+            match self.unpark(&mut st, key, true) {
+                Ok(()) => {
+                    let _ = self.uffd.wake(f.addr, PAGE_U64);
+                }
+                Err(fault) => {
+                    drop(st);
+                    self.fail(f.tid, key, f.write, fault);
+                }
+            }
+            return;
+        }
         loop {
             if let Some(page) = st.pages.get_mut(&key) {
                 if f.protected || f.write {
@@ -998,6 +1145,9 @@ impl ExCache {
     /// bytes, and stay `flushing` until their write-back is acknowledged.
     fn evict_run(&self, st: &mut State, first: Key, n: u64) -> Result<Vec<WriteBack>, Fault> {
         let (slot, va) = first;
+        for i in 0..n {
+            self.unpark(st, (slot, va + i * PAGE_U64), false)?;
+        }
         let mut taken = Vec::new();
         for i in 0..n {
             let key = (slot, va + i * PAGE_U64);
@@ -1581,6 +1731,7 @@ impl ExCache {
         }
         let mut backs = Vec::new();
         for key in keys {
+            self.unpark(&mut st, key, false)?;
             let Some(host) = st.regions.host_of(key.0, key.1) else {
                 continue;
             };
@@ -1670,6 +1821,36 @@ impl State {
         self.refused.insert((tid, key), now);
         false
     }
+}
+
+/// The sampler's parking area: [`sample::SAMPLE`] pages of anonymous
+/// memory registered with the userfaultfd (a page can only be moved into
+/// a registered range); never freed, like the cache.
+fn parking_area(uffd: &Uffd) -> Result<u64, String> {
+    if !uffd.moves() {
+        return Err("this kernel cannot move pages (UFFDIO_MOVE, Linux 6.8)".into());
+    }
+    let len = sample::SAMPLE * PAGE;
+    // SAFETY: a fresh anonymous mapping that nothing else refers to.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if at == libc::MAP_FAILED {
+        return Err(format!(
+            "no parking area: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    uffd.register(at as u64, len as u64)
+        .map_err(|e| e.to_string())?;
+    Ok(at as u64)
 }
 
 impl Page {

@@ -17,6 +17,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 const UFFD_API: u64 = 0xaa;
 const UFFD_FEATURE_PAGEFAULT_FLAG_WP: u64 = 1 << 0;
 const UFFD_FEATURE_THREAD_ID: u64 = 1 << 8;
+/// UFFDIO_MOVE (Linux 6.8): a page moved between registered ranges.
+const UFFD_FEATURE_MOVE: u64 = 1 << 16;
 const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
 const UFFDIO_REGISTER_MODE_WP: u64 = 2;
 const UFFDIO_COPY_MODE_WP: u64 = 2;
@@ -68,6 +70,15 @@ struct Copy {
 }
 
 #[repr(C)]
+struct Move {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    moved: i64,
+}
+
+#[repr(C)]
 struct WriteProtect {
     range: Range,
     mode: u64,
@@ -90,6 +101,7 @@ const UFFDIO_REGISTER: libc::c_ulong = iowr(0x00, std::mem::size_of::<Register>(
 const UFFDIO_WAKE: libc::c_ulong = ior(0x02, std::mem::size_of::<Range>());
 const UFFDIO_COPY: libc::c_ulong = iowr(0x03, std::mem::size_of::<Copy>());
 const UFFDIO_WRITEPROTECT: libc::c_ulong = iowr(0x06, std::mem::size_of::<WriteProtect>());
+const UFFDIO_MOVE: libc::c_ulong = iowr(0x05, std::mem::size_of::<Move>());
 
 /// One fault a vCPU is blocked on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +134,8 @@ pub enum UffdError {
 
 pub struct Uffd {
     fd: OwnedFd,
+    /// The kernel moves pages (UFFDIO_MOVE).
+    moves: bool,
 }
 
 fn check(r: libc::c_int, what: &'static str) -> Result<(), UffdError> {
@@ -136,9 +150,46 @@ fn check(r: libc::c_int, what: &'static str) -> Result<(), UffdError> {
 }
 
 impl Uffd {
-    /// A non-blocking userfaultfd with write-protect faults and thread ids.
+    /// A non-blocking userfaultfd with write-protect faults and thread
+    /// ids, and page moves where the kernel has them.
     pub fn new() -> Result<Uffd, UffdError> {
         let flags = libc::O_CLOEXEC | libc::O_NONBLOCK;
+        let fd = Self::open(flags)?;
+        let mut api = Api {
+            api: UFFD_API,
+            features: 0,
+            ioctls: 0,
+        };
+        // The features this kernel has (UFFDIO_API with none asks).
+        // SAFETY: UFFDIO_API reads and writes the struct we pass.
+        let r = unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_API, &mut api) };
+        let has = if r < 0 { 0 } else { api.features };
+        let needed = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_THREAD_ID;
+        if has & needed != needed {
+            return Err(UffdError::Missing("write-protect faults or thread ids"));
+        }
+        // The handshake is once per descriptor: a new one with the
+        // features wanted.
+        drop(fd);
+        let fd = Self::open(flags)?;
+        let mut api = Api {
+            api: UFFD_API,
+            features: needed | (has & UFFD_FEATURE_MOVE),
+            ioctls: 0,
+        };
+        // SAFETY: as above.
+        let r = unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_API, &mut api) };
+        if r < 0 {
+            return Err(UffdError::Missing("write-protect faults or thread ids"));
+        }
+        Ok(Uffd {
+            fd,
+            moves: has & UFFD_FEATURE_MOVE != 0,
+        })
+    }
+
+    /// A new descriptor, not yet through the UFFDIO_API handshake.
+    fn open(flags: libc::c_int) -> Result<OwnedFd, UffdError> {
         // SAFETY: the syscall takes flags and returns a new descriptor or -1.
         let mut raw = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) } as libc::c_int;
         if raw < 0 {
@@ -155,18 +206,35 @@ impl Uffd {
             }
         }
         // SAFETY: raw is a descriptor we just got and own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut api = Api {
-            api: UFFD_API,
-            features: UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_THREAD_ID,
-            ioctls: 0,
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    }
+
+    /// Whether pages can be moved ([`Uffd::move_page`]).
+    pub fn moves(&self) -> bool {
+        self.moves
+    }
+
+    /// Moves the page at `src` to `dst` (both registered here): `src` is
+    /// left empty, and an access there faults. Without waking `dst`.
+    pub fn move_page(&self, dst: u64, src: u64) -> Result<(), UffdError> {
+        const DONTWAKE: u64 = 1;
+        let mut m = Move {
+            dst,
+            src,
+            len: 4096,
+            mode: DONTWAKE,
+            moved: 0,
         };
-        // SAFETY: UFFDIO_API reads and writes the struct we pass.
-        let r = unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_API, &mut api) };
+        // SAFETY: UFFDIO_MOVE reads and writes the struct we pass; both
+        // addresses are in ranges registered with this descriptor.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), UFFDIO_MOVE, &mut m) };
         if r < 0 {
-            return Err(UffdError::Missing("write-protect faults or thread ids"));
+            return Err(UffdError::Call {
+                what: "move a page",
+                source: io::Error::last_os_error(),
+            });
         }
-        Ok(Uffd { fd })
+        Ok(())
     }
 
     /// Serves missing and write-protect faults on [start, start + len).
@@ -288,6 +356,7 @@ mod tests {
         assert_eq!(UFFDIO_WAKE, 0x8010_aa02);
         assert_eq!(UFFDIO_COPY, 0xc028_aa03);
         assert_eq!(UFFDIO_WRITEPROTECT, 0xc018_aa06);
+        assert_eq!(UFFDIO_MOVE, 0xc028_aa05);
         assert_eq!(std::mem::size_of::<Msg>(), 32);
     }
 }
