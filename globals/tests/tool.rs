@@ -768,3 +768,99 @@ fn one_processor_serves_vnodes_on_two_storage_components() {
         assert_eq!(std::fs::read_to_string(&to).unwrap(), want);
     }
 }
+
+/// A memory component started by hand joins a running rack: the processor
+/// and the other memory component learn it from the managers (it was not
+/// there when they registered), and runs use it, as their home or as the
+/// owner of their vRegions.
+#[test]
+fn a_memory_component_that_joins_later_is_used() {
+    if !can_run() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let _down = Down(h);
+    let up = lego(h, &["up", "--memory", "1"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let addr = std::fs::read_to_string(h.join("rack/globals.addr")).unwrap();
+    let mut late = Command::new(vmm())
+        .args([
+            "--role",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--globals",
+            addr.trim(),
+            "--mem",
+            "512M",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let late = Kill(&mut late);
+    let memory = |h: &Path| -> Vec<(u32, u64, u32, u32)> {
+        components(h)
+            .iter()
+            .filter(|c| c.role == lego_control::Role::Memory && c.up)
+            .map(|c| (c.id, c.load.used_bytes, c.load.processes, c.load.held))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while memory(h).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late memory component did not join: {:?}",
+            memory(h)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Both have 512 MiB and hold nothing: the older (the lower id) homes
+    // the next run, and its stack's vRegion goes to the newcomer, which
+    // has more free (the home counts its memory less what its monitor
+    // took); the processor reads those pages from a component that was not
+    // there when it registered.
+    let run = lego_cmd(
+        h,
+        &[
+            "run",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "x=$(head -c 4000000 /dev/zero | tr '\\0' a); sleep 3; echo ${#x}",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let newest = memory(h).iter().map(|m| m.0).max().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let m = memory(h);
+        let homed_old = m.iter().any(|x| x.0 != newest && x.2 >= 1);
+        let held_late = m.iter().any(|x| x.0 == newest && x.3 >= 1);
+        if homed_old && held_late {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run is not homed at the older with a vRegion at the newcomer (id, used, homed, held): {m:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "4000000\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    drop(late);
+}

@@ -148,7 +148,25 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         }
         None => None,
     };
-    let membership = rack::join(args, serving.as_ref().map(|r| r.1.clone()))?;
+    // A rack member registers its fabric address before the fabric starts:
+    // --listen is bound now, so a port 0 is registered as the port the
+    // host gave.
+    let listener = match (&args.globals, &args.listen) {
+        (Some(_), Some(addr)) => {
+            Some(
+                std::net::TcpListener::bind(addr).map_err(|e| VmmError::BadOption {
+                    option: "--listen",
+                    why: format!("cannot listen on {addr}: {e}"),
+                })?,
+            )
+        }
+        _ => None,
+    };
+    let bound = listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string());
+    let membership = rack::join(args, serving.as_ref().map(|r| r.1.clone()), bound)?;
     let peer_texts = match &membership {
         Some(m) => m.peer_texts(&args.peer),
         None => args.peer.clone(),
@@ -200,6 +218,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
             Some(fabric::Config {
                 id,
                 listen: args.listen.clone(),
+                listener,
                 peers,
                 timeout: std::time::Duration::from_millis(args.fabric_timeout_ms.max(1)),
                 shm_dir: args.shm_dir.clone(),

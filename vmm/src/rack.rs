@@ -25,8 +25,12 @@ pub struct Membership {
 }
 
 /// Registers with the managers of `--globals`, if given; `control` is a
-/// processor's bound control address.
-pub fn join(args: &Args, control: Option<String>) -> Result<Option<Membership>> {
+/// processor's bound control address, `bound` the fabric's.
+pub fn join(
+    args: &Args,
+    control: Option<String>,
+    bound: Option<String>,
+) -> Result<Option<Membership>> {
     let Some(globals) = &args.globals else {
         return Ok(None);
     };
@@ -38,6 +42,7 @@ pub fn join(args: &Args, control: Option<String>) -> Result<Option<Membership>> 
     let fabric = args
         .advertise
         .clone()
+        .or(bound)
         .or_else(|| args.listen.clone())
         .unwrap_or_default();
     let disk_bytes = match &args.disk {
@@ -142,6 +147,9 @@ impl Membership {
                 }));
             }
             _ => {}
+        }
+        if let Some(f) = &shared.fabric {
+            f.learns_peers();
         }
         let used = used_bytes(disk, shared);
         let cache = shared.excache.clone();

@@ -32,7 +32,7 @@ pub mod shm;
 pub mod tcp;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -62,6 +62,9 @@ pub const SHM: &str = "shm";
 pub struct Config {
     pub id: ComponentId,
     pub listen: Option<String>,
+    /// `listen` bound already (a rack member registers its address, port
+    /// included, before the fabric starts).
+    pub listener: Option<std::net::TcpListener>,
     /// Peer id -> `host:port` (TCP) or [`SHM`].
     pub peers: HashMap<ComponentId, String>,
     pub timeout: Duration,
@@ -480,7 +483,13 @@ pub struct Fabric {
     /// A memory component's page reads answered from its monitor's page
     /// index (set once the monitor offers it).
     direct: Arc<std::sync::OnceLock<DirectReads>>,
+    /// Peers are learned as the rack grows ([`Fabric::learn_peer`]).
+    learns: AtomicBool,
 }
+
+/// How long a call to a component not known yet waits for it to be
+/// learned: a heartbeat's answer (every 500 ms) and some.
+const LEARN_WAIT: Duration = Duration::from_millis(1500);
 
 /// Makes the VMM's answer to a stats request. It runs on the device
 /// thread, so it must answer from what it has, never wait.
@@ -578,6 +587,7 @@ impl Fabric {
             guard,
             on_peer_gone: std::sync::OnceLock::new(),
             direct,
+            learns: AtomicBool::new(false),
         });
         let device = Device {
             fabric: fabric.clone(),
@@ -592,6 +602,13 @@ impl Fabric {
             .spawn(move || device.run())
             .map_err(crate::error::VmmError::Thread)?;
         Ok(fabric)
+    }
+
+    /// This component is in a rack: peers that join later are learned
+    /// ([`Fabric::learn_peer`]), and a call to one not known yet waits a
+    /// little for it.
+    pub fn learns_peers(&self) {
+        self.learns.store(true, Ordering::Relaxed);
     }
 
     /// A component the global managers told of after this one started
@@ -686,11 +703,21 @@ impl Fabric {
         }
         let id = VMM_REQUEST | self.next_call.fetch_add(1, Ordering::Relaxed);
         let header = Header::request(Kind::Data, id, self.id, dst, payload.len() as u32);
-        let Some(t) = self.transports.iter().find(|t| t.reaches(dst)) else {
-            return Err(format!(
-                "component {dst} is not a peer of component {} (add --peer {dst}=ADDR)",
-                self.id
-            ));
+        // In a rack, a component that joined after this one is learned
+        // from the next heartbeat's answer (every 500 ms): a call to it
+        // (a page request a home redirected there) waits for that.
+        let deadline = std::time::Instant::now() + LEARN_WAIT;
+        let t = loop {
+            if let Some(t) = self.transports.iter().find(|t| t.reaches(dst)) {
+                break t;
+            }
+            if !self.learns.load(Ordering::Relaxed) || std::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "component {dst} is not a peer of component {} (add --peer {dst}=ADDR)",
+                    self.id
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         };
         let (reply, answer) = channel();
         self.calls

@@ -102,7 +102,11 @@ impl TcpTransport {
             timeout: cfg.timeout,
         };
         if let Some(addr) = &cfg.listen {
-            let listener = TcpListener::bind(addr).map_err(|e| VmmError::BadOption {
+            let bound = match &cfg.listener {
+                Some(l) => l.try_clone(),
+                None => TcpListener::bind(addr),
+            };
+            let listener = bound.map_err(|e| VmmError::BadOption {
                 option: "--listen",
                 why: format!("cannot listen on {addr}: {e}"),
             })?;
