@@ -99,12 +99,17 @@ fn load(c: &Component) -> String {
             if l.runs == 1 { "" } else { "s" }
         ),
         Role::Memory => format!(
-            "{} of {} used; home of {} process{}, holds vRegions of {} more",
+            "{} of {} used; home of {} process{}, holds vRegions of {} more{}",
             bytes(l.used_bytes),
             bytes(c.resources.mem_bytes),
             l.processes,
             if l.processes == 1 { "" } else { "es" },
-            l.held
+            l.held,
+            if l.backup == 0 {
+                String::new()
+            } else {
+                format!("; copy at {}", l.backup)
+            }
         ),
         Role::Storage => format!(
             "{} of {} disk used",

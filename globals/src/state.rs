@@ -99,6 +99,12 @@ pub struct State {
     /// When the managers started: a restored component's silence counts
     /// from here.
     started: Instant,
+    /// Copies of memory kept (`--copies`): 2 gives each memory component a
+    /// backup.
+    copies: u8,
+    /// Each memory component's backup, once chosen (kept while both live:
+    /// a primary's copy stays where it was made).
+    backups: BTreeMap<u32, u32>,
 }
 
 impl State {
@@ -136,6 +142,8 @@ impl State {
             grants,
             grants_sent: BTreeMap::new(),
             started: now,
+            copies: 1,
+            backups: BTreeMap::new(),
         }
     }
 
@@ -327,6 +335,44 @@ impl State {
         }
     }
 
+    /// Keeps `copies` copies of memory (1 or 2): with 2, each memory
+    /// component gets a backup as soon as another is up.
+    pub fn with_copies(mut self, copies: u8) -> State {
+        self.copies = copies;
+        self
+    }
+
+    /// Memory component `id`'s backup: the one chosen before, else (with
+    /// two copies) another memory component up, one that backs up no one
+    /// yet if there is one, then the one with the fewest it backs up and
+    /// the most free memory. 0 for none.
+    fn backup_of(&mut self, id: u32, now: Instant) -> u32 {
+        if self.copies < 2 {
+            return 0;
+        }
+        if let Some(&b) = self.backups.get(&id) {
+            return b;
+        }
+        let load = |b: u32| self.backups.values().filter(|&&x| x == b).count();
+        let chosen = self
+            .components
+            .iter()
+            .filter(|(&other, e)| other != id && e.role == Role::Memory && e.up(now))
+            .min_by_key(|(&other, e)| {
+                let free = e.resources.mem_bytes.saturating_sub(e.load.used_bytes);
+                (load(other), std::cmp::Reverse(free), other)
+            })
+            .map(|(&other, _)| other);
+        match chosen {
+            Some(b) => {
+                log::info!("memory component {id} is backed up at memory component {b}");
+                self.backups.insert(id, b);
+                b
+            }
+            None => 0,
+        }
+    }
+
     /// The components up other than `id`, with memory components' free
     /// memory: what a heartbeat's answer tells.
     fn peers_of(&self, id: u32, now: Instant) -> Vec<Peer> {
@@ -361,8 +407,11 @@ impl State {
                 e.placed = 0;
                 e.last_heard = Some(now);
                 if e.role != Role::Storage {
+                    let memory = e.role == Role::Memory;
+                    let backup = if memory { self.backup_of(id, now) } else { 0 };
                     return Outcome::reply(GlobalsReply::Peers {
                         peers: self.peers_of(id, now),
+                        backup,
                     });
                 }
                 // A storage component learns who may use its vNodes.

@@ -864,3 +864,86 @@ fn a_memory_component_that_joins_later_is_used() {
     assert_eq!(out.status.code(), Some(0));
     drop(late);
 }
+
+/// `lego up --copies 2`: each memory component gets a backup from the
+/// managers; a memory component holding a running program's memory (its
+/// home, or the copy: both report it, and the lower id is taken) is killed
+/// (-9) halfway, and the program finishes with the output it has on the
+/// host.
+#[test]
+fn with_two_copies_a_run_outlives_a_memory_component() {
+    if !can_run() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let _down = Down(h);
+    let up = lego(h, &["up", "--copies", "2"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let memory: Vec<lego_control::Component> = components(h)
+        .into_iter()
+        .filter(|c| c.role == lego_control::Role::Memory)
+        .collect();
+    assert_eq!(memory.len(), 2);
+    assert_eq!(memory[0].load.backup, memory[1].id, "{memory:?}");
+    assert_eq!(memory[1].load.backup, memory[0].id, "{memory:?}");
+    let status = text(&lego(h, &["status"]).stdout);
+    assert!(
+        status.contains(&format!("copy at {}", memory[1].id)),
+        "{status}"
+    );
+
+    let demo = Path::new(env!("CARGO_BIN_EXE_lego")).with_file_name("lego-demo");
+    let demo = demo.to_str().unwrap();
+    let host = Command::new(demo).args(["--mem", "160M"]).output().unwrap();
+    assert!(host.status.success());
+    let run = lego_cmd(h, &["run", demo, "--mem", "160M"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A memory component that reports the process and its pages.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let victim = loop {
+        let m: Vec<lego_control::Component> = components(h)
+            .into_iter()
+            .filter(|c| c.role == lego_control::Role::Memory && c.load.processes >= 1)
+            .filter(|c| c.load.used_bytes >= 16 << 20)
+            .collect();
+        if let Some(c) = m.first() {
+            break c.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run's memory does not show"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // SAFETY: kill(2) on a lego-vmm this test's rack started.
+    unsafe { libc::kill(victim.host_pid as i32, libc::SIGKILL) };
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        text(&host.stdout),
+        "{}",
+        text(&out.stderr)
+    );
+    // The managers see it down; the processor said it failed over.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while components(h).iter().any(|c| c.id == victim.id && c.up) {
+        assert!(std::time::Instant::now() < deadline, "still shown up");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let logs = std::fs::read_dir(h.join("rack/logs")).unwrap();
+    let said = logs
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("processor"))
+        .any(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .contains(&format!("memory component {} stopped answering", victim.id))
+        });
+    assert!(said, "the processor did not report the fail-over");
+}

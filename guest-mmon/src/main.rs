@@ -157,6 +157,10 @@ fn publish_used<S: mmon::frames::FrameStore>(boot: &'static BootInfo, monitor: &
     unsafe {
         core::ptr::write_volatile(core::ptr::addr_of!(boot.processes_homed) as *mut u32, homed);
         core::ptr::write_volatile(core::ptr::addr_of!(boot.processes_held) as *mut u32, held);
+        core::ptr::write_volatile(
+            core::ptr::addr_of!(boot.backup_in_use) as *mut u32,
+            monitor.backup(),
+        );
     }
 }
 
@@ -179,6 +183,8 @@ fn refresh_owners<S: mmon::frames::FrameStore>(
     fence(Ordering::Acquire);
     // SAFETY: as above.
     let count = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(boot.owner_count)) } as usize;
+    // SAFETY: as above.
+    let backup = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(boot.backup)) };
     let mut list = [(0u32, 0u64); lego_proto::memory::MAX_VREGION_PEERS];
     let n = count.min(list.len());
     for (i, slot) in list.iter_mut().enumerate().take(n) {
@@ -192,6 +198,11 @@ fn refresh_owners<S: mmon::frames::FrameStore>(
     }
     *seen = before;
     monitor.set_rack_owners(&list[..n]);
+    if backup != 0 && monitor.backup() == 0 {
+        lego_image::println!("memory monitor: the managers named component {backup} as backup");
+        monitor.set_backup(backup);
+        publish_used(boot, monitor);
+    }
 }
 
 /// Who sent a message: its VMM checked the source id (it is the one the

@@ -173,6 +173,11 @@ impl<S: FrameStore> Monitor<S> {
         self.backup = backup;
     }
 
+    /// The component that keeps a copy of what this one holds, 0 for none.
+    pub fn backup(&self) -> u32 {
+        self.backup
+    }
+
     pub fn frames(&self) -> &Frames {
         self.owner.frames()
     }

@@ -247,12 +247,17 @@ pub struct BootInfo {
     /// processes homed elsewhere whose vRegions this component owns.
     pub processes_homed: u32,
     pub processes_held: u32,
+    /// Memory: the backup the monitor names now (`backup`, or one the
+    /// managers gave since, see `owner_seq`), written with `mem_used`.
+    pub backup_in_use: u32,
+    pub _pad3: u32,
     /// Memory in a rack: the other memory components the managers offer
     /// as vRegion owners, each `id << 32 | free MiB`, the first
     /// `owner_count`. The VMM rewrites them with each heartbeat's answer
     /// under `owner_seq` (odd while it writes: a seqlock), and the monitor
     /// reads them when the number changes. `owner_seq` 0: no list (the
-    /// static `vregion_peers` rule holds).
+    /// static `vregion_peers` rule holds). Under the same number the VMM
+    /// also writes `backup` when the managers give this component one.
     pub owner_seq: u32,
     pub owner_count: u32,
     pub owners: [u64; crate::memory::MAX_VREGION_PEERS],

@@ -88,7 +88,7 @@ pub fn keep_alive(
     stream: TcpStream,
     load: impl Fn() -> Load + Send + 'static,
     on_grants: impl Fn(&[lego_control::Grant]) + Send + 'static,
-    on_peers: impl Fn(&[lego_control::Peer]) + Send + 'static,
+    on_peers: impl Fn(&[lego_control::Peer], u32) + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("heartbeat".into())
@@ -115,9 +115,9 @@ pub fn keep_alive(
                     load: load(),
                 };
                 match call(s, &beat) {
-                    Ok(GlobalsReply::Peers { peers }) => {
+                    Ok(GlobalsReply::Peers { peers, backup }) => {
                         told = false;
-                        on_peers(&peers);
+                        on_peers(&peers, backup);
                     }
                     Ok(GlobalsReply::Grants { grants, .. }) => {
                         told = false;

@@ -18,6 +18,8 @@ use crate::error::{Result, VmmError};
 
 pub struct Membership {
     pub id: u32,
+    /// `--backup` was given (the managers' choice does not replace it).
+    backup_given: bool,
     /// Every component the managers knew when this one registered.
     pub known: Vec<Component>,
     stream: std::net::TcpStream,
@@ -77,6 +79,7 @@ pub fn join(
     registration.id = id;
     Ok(Some(Membership {
         id,
+        backup_given: args.backup.is_some(),
         known,
         stream,
         registration,
@@ -155,6 +158,7 @@ impl Membership {
         let cache = shared.excache.clone();
         let ram = shared.ram.clone();
         let memory = shared.role == "memory";
+        let has_backup = self.backup_given;
         let fabric = shared.fabric.clone();
         let owners = Owners {
             ram: shared.ram.clone(),
@@ -176,13 +180,18 @@ impl Membership {
                 lego_control::Load {
                     processes,
                     held,
+                    backup: if memory {
+                        boot_word::<u32>(&ram, offset_of!(BootInfo, backup_in_use))
+                    } else {
+                        0
+                    },
                     runs: runs.as_ref().map_or(0, |r| r.load().1),
                     used_bytes: used(),
                     excache: cache.as_ref().map(|c| excache_summary(c)),
                 }
             },
             move |list| grants.replace(list),
-            move |peers| {
+            move |peers, backup| {
                 let Some(f) = &fabric else {
                     return;
                 };
@@ -198,7 +207,9 @@ impl Membership {
                 }
                 if memory {
                     if let Ok(mut o) = owners.lock() {
-                        o.post(peers);
+                        // A --backup given by hand stands; else the
+                        // managers' (with --copies 2), taken once.
+                        o.post(peers, if has_backup { 0 } else { backup });
                     }
                 }
             },
@@ -226,7 +237,7 @@ struct Owners {
 }
 
 impl Owners {
-    fn post(&mut self, peers: &[lego_control::Peer]) {
+    fn post(&mut self, peers: &[lego_control::Peer], backup: u32) {
         use std::sync::atomic::{fence, Ordering};
         use vm_memory::{Bytes, GuestAddress};
         let mut memory: Vec<&lego_control::Peer> =
@@ -248,6 +259,9 @@ impl Owners {
         let _ = self
             .ram
             .write_obj(memory.len() as u32, at(offset_of!(BootInfo, owner_count)));
+        if backup != 0 {
+            let _ = self.ram.write_obj(backup, at(offset_of!(BootInfo, backup)));
+        }
         fence(Ordering::SeqCst);
         // Even and never 0 (0: no list).
         self.seq = (self.seq.wrapping_add(1) | 1).wrapping_add(1).max(2);

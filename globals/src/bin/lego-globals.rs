@@ -24,6 +24,12 @@ struct Args {
     /// The directory of the managers' durable state (made if missing).
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
+    /// Copies of each memory component's memory: 2 gives each one a
+    /// backup (another memory component) as soon as one is up; the
+    /// processors send every change to both, and a run goes on when one
+    /// of them dies.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    copies: u8,
     /// error, warn, info, debug or trace.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log_level: log::LevelFilter,
@@ -59,7 +65,8 @@ fn run(args: &Args) -> Result<(), Error> {
         loaded.vnodes,
         loaded.grants,
         Instant::now(),
-    );
+    )
+    .with_copies(args.copies);
     let listener = TcpListener::bind(&args.listen).map_err(|source| Error::Listen {
         addr: args.listen.clone(),
         source,

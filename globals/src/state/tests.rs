@@ -189,7 +189,8 @@ fn silence_is_down_and_a_heartbeat_is_up_again() {
     // A memory component's heartbeat is answered with the others up and
     // the memory components' free memory.
     match heartbeat(&mut s, 1, 0, 0, just_before) {
-        GlobalsReply::Peers { peers } => {
+        GlobalsReply::Peers { peers, backup } => {
+            assert_eq!(backup, 0, "one copy kept");
             assert_eq!(peers.iter().map(|p| p.id).collect::<Vec<_>>(), [2, 3, 4, 5]);
             assert_eq!(peers[0].free_bytes, 2 * GIB);
             assert_eq!(peers[0].fabric, "m2:1");
@@ -214,7 +215,8 @@ fn silence_is_down_and_a_heartbeat_is_up_again() {
                 role: Role::Memory,
                 fabric: "m1:1".into(),
                 free_bytes: GIB
-            }]
+            }],
+            backup: 0
         }
     );
     assert!(s.components(after)[1].up);
@@ -404,4 +406,28 @@ fn a_restored_state_knows_ids_and_vnodes_but_nothing_is_up() {
     );
     assert_eq!(place(&mut s, "web", later).unwrap().2, v);
     assert_eq!(place(&mut s, "db", later).unwrap().2.id, 5);
+}
+
+#[test]
+fn with_two_copies_each_memory_component_gets_a_backup_and_keeps_it() {
+    let t = Instant::now();
+    let mut s = rack(t).with_copies(2);
+    let backup_of = |s: &mut State, id, now| match heartbeat(s, id, 0, 0, now) {
+        GlobalsReply::Peers { backup, .. } => backup,
+        other => panic!("{other:?}"),
+    };
+    // Memory 1 and 2 back up each other; storage and processors get none.
+    assert_eq!(backup_of(&mut s, 2, t), 1);
+    assert_eq!(backup_of(&mut s, 1, t), 2);
+    assert_eq!(backup_of(&mut s, 4, t), 0);
+    // Kept while the backup is silent (its copy is where it was made).
+    let later = ms(t, DOWN_AFTER_MS + 100);
+    assert_eq!(backup_of(&mut s, 1, later), 2);
+    // A newcomer gets one of those up: memory 1 (memory 2 is silent).
+    let o = register(&mut s, 0, Role::Memory, "m3:1", mem(GIB), later);
+    let m3 = registered_id(&o);
+    assert_eq!(backup_of(&mut s, m3, later), 1);
+    // One copy (the default): no backups.
+    let mut one = rack(t);
+    assert_eq!(backup_of(&mut one, 1, t), 0);
 }

@@ -47,6 +47,12 @@ pub struct UpArgs {
     /// Size of a new storage disk (an existing one keeps its size).
     #[arg(long, default_value = "1G", value_parser = size_arg, value_name = "SIZE")]
     pub disk_size: String,
+    /// Copies of memory: 2 gives each memory component a backup (with two
+    /// or more of them), so a run goes on when one dies; vRegions then stay
+    /// at their process's home (copies of vRegions handed to other
+    /// components are not kept yet).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub copies: u8,
     /// Seconds the whole rack may take to come up.
     #[arg(long, default_value_t = 60, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -235,6 +241,8 @@ fn command_line(rack: &Rack, args: &UpArgs, p: &Planned, globals: &str, n: u32) 
             &p.listen(),
             "--state",
             &rack.state_dir().to_string_lossy(),
+            "--copies",
+            &args.copies.to_string(),
         ]),
         Some(Role::Memory) => push(&[
             "--role",
@@ -314,8 +322,44 @@ fn start_all(
             progress.starting(line);
         }
         wait_for_components(rack, &mut globals, &addr, started, progress, deadline)?;
+        if args.copies > 1 && args.memory > 1 {
+            // Processes made before their home has a backup would keep
+            // one copy: the processors start once every memory component
+            // names its backup.
+            wait_for_copies(rack, &mut globals, started, deadline)?;
+        }
     }
     Ok(addr)
+}
+
+/// Until every memory component up names its backup.
+fn wait_for_copies(
+    rack: &Rack,
+    globals: &mut Globals,
+    started: &mut [Started],
+    deadline: Deadline,
+) -> Result<(), String> {
+    loop {
+        check_alive(rack, started)?;
+        let without: Vec<u32> = match globals.status() {
+            Ok((components, _)) => components
+                .iter()
+                .filter(|c| c.role == Role::Memory && c.load.backup == 0)
+                .map(|c| c.id)
+                .collect(),
+            Err(e) => return Err(format!("the global managers did not answer: {e}")),
+        };
+        if without.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline.at {
+            return Err(format!(
+                "memory component(s) {without:?} got no backup within {} s",
+                deadline.secs
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn spawn(

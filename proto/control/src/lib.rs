@@ -78,6 +78,9 @@ pub struct Load {
     pub processes: u32,
     /// Memory: processes homed elsewhere whose vRegions it owns.
     pub held: u32,
+    /// Memory: the component that keeps a copy of what it holds, 0 for
+    /// none.
+    pub backup: u32,
     /// Processors: runs started since the component started.
     pub runs: u64,
     /// Memory: bytes of processes' pages held; storage: bytes of disk used.
@@ -163,7 +166,13 @@ pub enum GlobalsReply {
     /// other components up now, so those that joined after it registered
     /// become its peers, and a memory component knows which others have
     /// room for vRegions.
-    Peers { peers: Vec<Peer> },
+    Peers {
+        peers: Vec<Peer>,
+        /// A memory component's backup, when the managers keep two copies
+        /// (`lego-globals --copies 2`): the component that keeps a copy of
+        /// what it holds; 0 for none.
+        backup: u32,
+    },
     Status {
         components: Vec<Component>,
         vnodes: Vec<VNode>,
