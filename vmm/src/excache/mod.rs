@@ -480,6 +480,25 @@ impl ExCache {
         }
     }
 
+    /// A page just installed ahead of any access (read ahead, or fresh
+    /// zeros after the faulting page): parked now if the sample takes it.
+    fn sample_ahead(&self, st: &mut State, key: Key) {
+        if !st.sample.installed_ahead() || !st.pages.get(&key).is_some_and(|p| p.mapped_writable())
+        {
+            return;
+        }
+        let (Some(host), Some(at)) = (st.regions.host_of(key.0, key.1), st.sample.place()) else {
+            return;
+        };
+        match self.uffd.move_page(at, host) {
+            Ok(()) => st.sample.parked_ahead(key, at),
+            Err(e) => {
+                st.sample.release(at);
+                log::debug!("excache: a page read ahead stays out of the sample: {e}");
+            }
+        }
+    }
+
     /// Brings a sampled page back where it was (the guest touched it, its
     /// period ended, or the cache is about to read or drop it), counted
     /// touched if `touched`. Moved back; if the kernel will not, copied
@@ -488,7 +507,7 @@ impl ExCache {
         let at = if touched {
             st.sample.touched(key)
         } else {
-            st.sample.parked.remove(&key)
+            st.sample.untouched(key)
         };
         let Some(at) = at else {
             return Ok(());
@@ -576,7 +595,7 @@ impl ExCache {
                     st.order.remove(k);
                     // Its memory goes with it: a sampled page is dropped
                     // where it is parked.
-                    if let Some(at) = st.sample.parked.remove(&k) {
+                    if let Some(at) = st.sample.untouched(k) {
                         // SAFETY: one page of our own parking area.
                         unsafe {
                             libc::madvise(at as *mut libc::c_void, PAGE, libc::MADV_DONTNEED)
@@ -1089,6 +1108,10 @@ impl ExCache {
         }
         st.stats.fresh += copied;
         st.stats.record_miss(f.write, start);
+        // The pages after the faulting one are installed ahead.
+        for k in 1..copied {
+            self.sample_ahead(&mut st, (slot, va + k * PAGE_U64));
+        }
         // The vCPU runs on (the copy woke it) while the victims go back.
         if let Err(fault) = self.start_writebacks(&mut st, backs) {
             drop(st);
@@ -1530,6 +1553,9 @@ impl ExCache {
                     0
                 });
             st.stats.prefetched += installed;
+            for k in 0..installed {
+                self.sample_ahead(&mut st, (slot, key.1 + k * PAGE_U64));
+            }
             for k in i + installed as usize + 1..j {
                 self.wake_page(&st, (slot, a + k as u64 * PAGE_U64));
             }

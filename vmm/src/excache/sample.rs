@@ -17,8 +17,14 @@
 //! touched share is that of the writable pages (data, heap, stacks), and
 //! it is scaled to the share of the cached pages they are (from the same
 //! draws); hits on read-only pages (program text) are taken to follow
-//! the writable ones. Pages are sampled among those cached when a period
-//! begins.
+//! the writable ones.
+//!
+//! Pages installed during a period without a fault of their own (read
+//! ahead, fresh zeros after the faulting one) are hits when touched, and
+//! a scan through more than the cache touches mostly those: one in every
+//! few of them (as many as [`SAMPLE`] a period, by last period's count)
+//! is parked as it is installed, and the touched share of those, times
+//! the pages installed ahead, is added to the period's hits.
 //!
 //! Cost: each sampled page touched is one fault served here without a
 //! round trip, plus two moves; [`SAMPLE`] pages every [`PERIOD`].
@@ -37,8 +43,11 @@ const WINDOW: usize = 40;
 pub struct Sampler {
     /// Parking places (a page each) not in use.
     free: Vec<u64>,
-    /// The pages taken away this period, and where each is parked.
-    pub parked: HashMap<Key, u64>,
+    /// The pages taken away this period, where each is parked, and
+    /// whether it was taken as it was installed ahead.
+    pub parked: HashMap<Key, (u64, bool)>,
+    /// Park one in this many pages installed ahead (from last period).
+    ahead_every: usize,
     /// Why there is no sampling, if there is none.
     pub off: Option<String>,
     period: Period,
@@ -59,6 +68,10 @@ struct Period {
     /// Draws that found a cached page, and of them a writable one.
     found: usize,
     writable: usize,
+    /// Pages installed ahead this period; of them parked, and touched.
+    ahead: usize,
+    ahead_taken: usize,
+    ahead_touched: usize,
     /// Pages cached when the sample was taken.
     cached: usize,
     /// The misses counter then.
@@ -68,13 +81,20 @@ struct Period {
 impl Period {
     /// (pages found cached, pages missed) by now.
     fn estimate(&self, misses_now: u64) -> (f64, u64) {
-        let hits = if self.taken == 0 || self.writable == 0 {
+        let mut hits = if self.taken == 0 || self.writable == 0 {
             0.0
         } else {
             let writable = self.writable as f64 / self.found as f64;
             self.touched as f64 / self.taken as f64 * self.cached as f64 * writable
         };
+        if self.ahead_taken > 0 {
+            hits += self.ahead_touched as f64 / self.ahead_taken as f64 * self.ahead as f64;
+        }
         (hits, misses_now.saturating_sub(self.misses_before))
+    }
+
+    fn sampled(&self) -> bool {
+        self.taken > 0 || self.ahead_taken > 0
     }
 }
 
@@ -89,6 +109,7 @@ impl Sampler {
         Sampler {
             free,
             parked: HashMap::new(),
+            ahead_every: 1,
             off,
             period: Period::default(),
             recent: VecDeque::new(),
@@ -120,8 +141,25 @@ impl Sampler {
 
     /// The page of `key` is parked at `at` (taken by the sample).
     pub fn parked_at(&mut self, key: Key, at: u64) {
-        self.parked.insert(key, at);
+        self.parked.insert(key, (at, false));
         self.period.taken += 1;
+        self.sampled = true;
+    }
+
+    /// A page was installed ahead of any access to it: whether to park
+    /// it (one in `ahead_every`, while places last).
+    pub fn installed_ahead(&mut self) -> bool {
+        self.period.ahead += 1;
+        self.off.is_none()
+            && self.period.ahead % self.ahead_every == 0
+            && self.period.ahead_taken < SAMPLE
+            && !self.free.is_empty()
+    }
+
+    /// The page of `key`, installed ahead, is parked at `at`.
+    pub fn parked_ahead(&mut self, key: Key, at: u64) {
+        self.parked.insert(key, (at, true));
+        self.period.ahead_taken += 1;
         self.sampled = true;
     }
 
@@ -133,9 +171,18 @@ impl Sampler {
     /// The parked page of `key` was touched: it goes back; its place is
     /// given back by [`Sampler::release`] once it has.
     pub fn touched(&mut self, key: Key) -> Option<u64> {
-        let at = self.parked.remove(&key)?;
-        self.period.touched += 1;
+        let (at, ahead) = self.parked.remove(&key)?;
+        if ahead {
+            self.period.ahead_touched += 1;
+        } else {
+            self.period.touched += 1;
+        }
         Some(at)
+    }
+
+    /// Takes `key` out of the sample untouched: where it is parked.
+    pub fn untouched(&mut self, key: Key) -> Option<u64> {
+        self.parked.remove(&key).map(|(at, _)| at)
     }
 
     /// Ends the period (its parked pages back already) and begins the next
@@ -144,7 +191,7 @@ impl Sampler {
         let (h, m) = self.period.estimate(misses);
         // A period without a sample says nothing of hits: its misses are
         // left out with it (the cache was empty, or all write-protected).
-        if self.period.taken > 0 {
+        if self.period.sampled() {
             self.recent.push_back((h, m));
             if self.recent.len() > WINDOW {
                 self.recent.pop_front();
@@ -152,6 +199,9 @@ impl Sampler {
             self.total.0 += h;
             self.total.1 += m;
         }
+        // Next period's pages installed ahead are sampled at the rate that
+        // would have taken SAMPLE of this one's.
+        self.ahead_every = (self.period.ahead / SAMPLE).max(1);
         self.period = Period {
             cached,
             misses_before: misses,
@@ -179,7 +229,7 @@ impl Sampler {
 
     /// This period so far, if it took a sample.
     fn current(&self, misses_now: u64) -> (f64, u64) {
-        if self.period.taken > 0 {
+        if self.period.sampled() {
             self.period.estimate(misses_now)
         } else {
             (0.0, 0)
@@ -214,7 +264,7 @@ mod tests {
         }
         assert_eq!(s.touched((0, 0)), None, "back already");
         assert_eq!(s.recent(150), Some(375.0 / 475.0));
-        for (k, at) in std::mem::take(&mut s.parked) {
+        for (k, (at, _)) in std::mem::take(&mut s.parked) {
             assert!(k.1 >= 4 * 4096);
             s.release(at);
         }
@@ -228,10 +278,37 @@ mod tests {
         s.parked_at((1, 0), at);
         s.drawn(true);
         assert_eq!(s.total(600), Some(375.0 / 675.0));
-        let back = s.parked.remove(&(1, 0)).expect("parked");
+        let back = s.untouched((1, 0)).expect("parked");
         s.release(back);
         s.next_period(1000, 600);
         assert_eq!(s.total(600), Some(375.0 / 675.0));
+        // Pages installed ahead: 64 last period, so one in two is parked
+        // now; of the 20 installed, 10 parked, 5 touched: 10 more hits.
+        s.next_period(0, 600);
+        (0..64).for_each(|_| {
+            s.installed_ahead();
+        });
+        s.next_period(0, 600);
+        let mut taken = Vec::new();
+        for i in 0..20 {
+            if s.installed_ahead() {
+                let at = s.place().expect("a place");
+                s.parked_ahead((2, i * 4096), at);
+                taken.push((2, i * 4096));
+            }
+        }
+        assert_eq!(taken.len(), 10);
+        for &k in taken.iter().step_by(2) {
+            let at = s.touched(k).expect("parked");
+            s.release(at);
+        }
+        // This period: 10 found cached, 10 missed; with the two before.
+        assert_eq!(s.recent(610), Some((375.0 + 10.0) / (475.0 + 200.0 + 20.0)));
+        for k in s.parked.keys().copied().collect::<Vec<_>>() {
+            let at = s.untouched(k).expect("parked");
+            s.release(at);
+        }
+        s.next_period(0, 610);
         // Places run out at SAMPLE and come back when released.
         let taken: Vec<u64> = std::iter::from_fn(|| s.place()).collect();
         assert_eq!(taken.len(), SAMPLE);
