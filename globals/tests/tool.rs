@@ -68,6 +68,19 @@ impl Drop for Down<'_> {
     }
 }
 
+/// `lego up ARGS` in `home`, which must succeed.
+fn up(home: &Path, args: &[&str]) {
+    let mut argv = vec!["up"];
+    argv.extend_from_slice(args);
+    let out = lego(home, &argv);
+    assert!(
+        out.status.success(),
+        "lego up failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -676,11 +689,7 @@ fn one_processor_serves_vnodes_on_two_storage_components() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let _down = Down(h);
-    let up = lego(
-        h,
-        &["up", "--memory", "1", "--storage", "2", "--processors", "1"],
-    );
-    assert!(up.status.success(), "{}", text(&up.stderr));
+    up(h, &["--memory", "1", "--storage", "2", "--processors", "1"]);
     let run = lego(
         h,
         &[
@@ -781,8 +790,7 @@ fn a_memory_component_that_joins_later_is_used() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let _down = Down(h);
-    let up = lego(h, &["up", "--memory", "1"]);
-    assert!(up.status.success(), "{}", text(&up.stderr));
+    up(h, &["--memory", "1"]);
     let addr = std::fs::read_to_string(h.join("rack/globals.addr")).unwrap();
     let mut late = Command::new(vmm())
         .args([
@@ -878,8 +886,7 @@ fn with_two_copies_a_run_outlives_a_memory_component() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let _down = Down(h);
-    let up = lego(h, &["up", "--copies", "2"]);
-    assert!(up.status.success(), "{}", text(&up.stderr));
+    up(h, &["--copies", "2"]);
     let memory: Vec<lego_control::Component> = components(h)
         .into_iter()
         .filter(|c| c.role == lego_control::Role::Memory)

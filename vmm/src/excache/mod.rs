@@ -467,17 +467,28 @@ impl ExCache {
             let Some(host) = st.regions.host_of(key.0, key.1) else {
                 continue;
             };
-            let Some(at) = st.sample.place() else {
+            if !self.park(&mut st, key, host, false) {
                 break;
-            };
-            match self.uffd.move_page(at, host) {
-                Ok(()) => st.sample.parked_at(key, at),
-                Err(e) => {
-                    st.sample.release(at);
-                    log::debug!("excache: a page stays out of the sample: {e}");
-                }
             }
         }
+    }
+
+    /// Moves the page of `key` (at `host`) to a parking place, taken by
+    /// the period's sample (`ahead`: as it was installed ahead). False
+    /// when no place is free; a page the kernel will not move stays.
+    fn park(&self, st: &mut State, key: Key, host: u64, ahead: bool) -> bool {
+        let Some(at) = st.sample.place() else {
+            return false;
+        };
+        match self.uffd.move_page(at, host) {
+            Ok(()) if ahead => st.sample.parked_ahead(key, at),
+            Ok(()) => st.sample.parked_at(key, at),
+            Err(e) => {
+                st.sample.release(at);
+                log::debug!("excache: a page stays out of the sample: {e}");
+            }
+        }
+        true
     }
 
     /// A page just installed ahead of any access (read ahead, or fresh
@@ -487,15 +498,8 @@ impl ExCache {
         {
             return;
         }
-        let (Some(host), Some(at)) = (st.regions.host_of(key.0, key.1), st.sample.place()) else {
-            return;
-        };
-        match self.uffd.move_page(at, host) {
-            Ok(()) => st.sample.parked_ahead(key, at),
-            Err(e) => {
-                st.sample.release(at);
-                log::debug!("excache: a page read ahead stays out of the sample: {e}");
-            }
+        if let Some(host) = st.regions.host_of(key.0, key.1) {
+            self.park(st, key, host, true);
         }
     }
 
