@@ -75,11 +75,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Racks in namespaces one at a time: a rack's subnet comes from its
+/// directory's name, and two could draw the same.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_rack_across_network_namespaces_runs_a_program() {
     if !can_run() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let rack_dir = dir.path().join("rack");
     let rack = Rack(rack_dir.clone());
@@ -225,4 +230,122 @@ fn a_rack_across_network_namespaces_runs_a_program() {
             text(&drops.stderr)
         );
     }
+}
+
+/// A network partition, with two copies of memory: the memory component
+/// holding a running program's memory loses its link (every packet in or
+/// out dropped) halfway. The processor gives up on it after the fabric
+/// timeout and goes on with the copy; the program's output is the host's.
+/// The managers show it down; healed, it is up again, and the rack runs
+/// programs as before.
+#[test]
+fn a_partitioned_memory_component_is_replaced_and_comes_back() {
+    if !can_run() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let rack = Rack(dir.path().join("rack"));
+    let up = Command::new(script())
+        .arg("up")
+        .arg(&rack.0)
+        .args(["--bin", bin_dir().to_str().unwrap(), "--copies", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}\n{}",
+        text(&up.stdout),
+        text(&up.stderr)
+    );
+    let globals = std::fs::read_to_string(rack.0.join("globals.addr")).unwrap();
+    let globals = globals.trim();
+    let components = || {
+        let mut g = lego_globals::client::Globals::connect(globals).unwrap();
+        g.status().unwrap().0
+    };
+    let demo = bin_dir().join("lego-demo");
+    let demo = demo.to_str().unwrap();
+    let host = Command::new(demo).args(["--mem", "96M"]).output().unwrap();
+    assert!(host.status.success());
+    let run = Command::new(bin_dir().join("lego"))
+        .args(["run", demo, "--mem", "96M"])
+        .env("LEGO_GLOBALS", globals)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let victim = loop {
+        let found = components().into_iter().find(|c| {
+            c.role == lego_control::Role::Memory
+                && c.load.processes >= 1
+                && c.load.used_bytes >= 16 << 20
+        });
+        if let Some(c) = found {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run's memory does not show"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // Its namespace, by its address: m1 is .2, m2 is .3 (ci/netns-rack).
+    let name = if victim
+        .fabric
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .ends_with(".2")
+    {
+        "m1"
+    } else {
+        "m2"
+    };
+    let cut = |how: &str| {
+        let out = Command::new(script())
+            .args([how, rack.0.to_str().unwrap(), name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{how}: {}", text(&out.stderr));
+    };
+    cut("cut");
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        text(&host.stdout),
+        "{}",
+        text(&out.stderr)
+    );
+    let shown = |up: bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !components().iter().any(|c| c.id == victim.id && c.up == up) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "component {} is not shown {}",
+                victim.id,
+                if up { "up" } else { "down" }
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    shown(false);
+    let log = std::fs::read_to_string(rack.0.join("logs/p.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("memory component {} stopped answering", victim.id))
+            || log.contains(&format!("backup {} of memory component", victim.id)),
+        "the processor did not report the lost copy:\n{log}"
+    );
+    cut("heal");
+    shown(true);
+    let again = lego(globals, &["run", demo, "--mem", "16M"], None);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stdout).contains("read it all back and counted the same"),
+        "{}",
+        text(&again.stdout)
+    );
 }
