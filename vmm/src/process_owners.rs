@@ -4,9 +4,10 @@
 //! [`ID_BITS`] bits ([`rack_pid_base`]), so the rule needs no state and
 //! holds at every memory component alike: at the home, at the owner of
 //! any of its vRegions, at a backup, and for ids not made yet (a forged
-//! `OP_NEW` cannot claim another processor's future process). A request
-//! from a non-memory source for a process whose id names another
-//! processor is refused (ESRCH) by the VMM before the guest or the page
+//! `OP_NEW` cannot claim another processor's future process, nor a
+//! forged `OP_FORK` copy into one). A request from a non-memory source
+//! for a process (or a fork's child) whose id names another processor is
+//! refused (ESRCH) by the VMM before the guest or the page
 //! index sees it, and counted. Requests from memory components (homes,
 //! owners, backups: their VMMs greeted as memory, which the fabric
 //! authenticated) pass. Without `--globals` nothing is checked (racks
@@ -15,7 +16,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lego_proto::memory::{MemReply, MemRequest, ESRCH, OP_BACKUP, OP_STATS};
+use lego_proto::memory::{MemReply, MemRequest, ESRCH, OP_BACKUP, OP_FORK, OP_STATS};
 use zerocopy::{FromBytes, IntoBytes};
 
 /// The bits of a rack process id that name its processor; the ten below
@@ -50,7 +51,13 @@ impl ProcessOwners {
             return None;
         }
         let (r, _) = MemRequest::read_from_prefix(payload).ok()?;
-        if matches!(r.op, OP_STATS | OP_BACKUP) || processor_of(r.pid) == src {
+        if matches!(r.op, OP_STATS | OP_BACKUP) {
+            return None;
+        }
+        // A fork's child (in `arg`) must be the same processor's too: the
+        // parent's memory is copied into it.
+        let child_ok = r.op != OP_FORK || processor_of(r.arg as u32) == src && r.arg >> 32 == 0;
+        if processor_of(r.pid) == src && child_ok {
             return None;
         }
         let n = if record {
@@ -83,9 +90,14 @@ mod tests {
     use lego_proto::memory::{OP_NEW, OP_READ};
 
     fn req(op: u32, pid: u32) -> Vec<u8> {
+        fork(op, pid, 0)
+    }
+
+    fn fork(op: u32, pid: u32, child: u32) -> Vec<u8> {
         MemRequest {
             op,
             pid,
+            arg: child as u64,
             ..Default::default()
         }
         .as_bytes()
@@ -117,6 +129,15 @@ mod tests {
         let five = rack_pid_base(5).expect("fits") | 2;
         assert!(o.check(5, processor, &req(OP_NEW, five), true).is_none());
         assert_eq!(o.refused.load(Ordering::Relaxed), 3);
+        // A fork copies into its child: the child must be the forking
+        // processor's own, or another's process would get its memory.
+        assert!(o
+            .check(5, processor, &fork(OP_FORK, five, five + 1), true)
+            .is_none());
+        assert!(o
+            .check(5, processor, &fork(OP_FORK, five, four), true)
+            .is_some());
+        assert_eq!(o.refused.load(Ordering::Relaxed), 4);
         assert!(
             o.check(5, processor, b"junk", true).is_none(),
             "the guest answers junk"

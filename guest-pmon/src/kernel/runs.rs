@@ -109,6 +109,12 @@ impl Kernel {
         }
         let given = argv.first().cloned().unwrap_or_else(|| exe.clone());
         let path = pmon::path::resolve(&cwd, if exe.is_empty() { &given } else { &exe });
+        // A processor without a storage component of its own (none was up
+        // when it joined) serves no files: a vNode's run would see the
+        // host's files and a tmpfs instead of its own.
+        if n.vnode != 0 && !self.storage {
+            return -super::ENXIO;
+        }
         if let Err(e) = super::store::place_vnode(n.vnode, n.storage) {
             return -e;
         }

@@ -323,6 +323,8 @@ pub struct ExCache {
     flushed: Condvar,
     /// The vCPU threads by their thread id, for verdicts.
     vcpus: Mutex<HashMap<u32, Arc<Mailbox>>>,
+    /// The hit ratios last computed ([`ExCache::hit_ratio`]).
+    last_ratio: Mutex<(Option<f64>, Option<f64>)>,
     /// Pages fetched after each miss (`--excache-prefetch`).
     prefetch: u32,
 }
@@ -394,6 +396,7 @@ impl ExCache {
             }),
             flushed: Condvar::new(),
             vcpus: Mutex::new(HashMap::new()),
+            last_ratio: Mutex::new((None, None)),
             prefetch,
         })
     }
@@ -508,12 +511,7 @@ impl ExCache {
     /// touched if `touched`. Moved back; if the kernel will not, copied
     /// back (its place here still holds it).
     fn unpark(&self, st: &mut State, key: Key, touched: bool) -> Result<(), Fault> {
-        let at = if touched {
-            st.sample.touched(key)
-        } else {
-            st.sample.untouched(key)
-        };
-        let Some(at) = at else {
+        let Some(&(at, _)) = st.sample.parked.get(&key) else {
             return Ok(());
         };
         let back = match st.regions.host_of(key.0, key.1) {
@@ -524,25 +522,41 @@ impl ExCache {
             }),
             None => Ok(()),
         };
+        if let Err(e) = back {
+            // The page stays parked, whole: the process that touches it
+            // is stopped with this, and nothing reads its empty place.
+            return Err(Fault::host("bring back a sampled page", e));
+        }
+        if touched {
+            st.sample.touched(key);
+            st.order.touch(key);
+        } else {
+            st.sample.untouched(key);
+        }
         // SAFETY: one page of our own parking area, empty or a copy now.
         unsafe { libc::madvise(at as *mut libc::c_void, PAGE, libc::MADV_DONTNEED) };
         st.sample.release(at);
-        if touched {
-            st.order.touch(key);
-        }
-        back.map_err(|e| Fault::host("bring back a sampled page", e))
+        Ok(())
     }
 
     /// The share of pages touched recently (about 10 s) that were found
     /// cached, and over the whole run; None while nothing was touched or
     /// without sampling.
+    /// Never waits for the cache's lock (a heartbeat asks): while it is
+    /// held, the last figures are given again.
     pub fn hit_ratio(&self) -> (Option<f64>, Option<f64>) {
-        let st = self.lock();
+        let mut last = self.last_ratio.lock().unwrap_or_else(|p| p.into_inner());
+        let st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return *last,
+        };
         if st.sample.off.is_some() {
             return (None, None);
         }
         let misses = st.stats.misses + st.stats.prefetch_hits;
-        (st.sample.recent(misses), st.sample.total(misses))
+        *last = (st.sample.recent(misses), st.sample.total(misses));
+        *last
     }
 
     /// The calling vCPU thread registers itself for verdicts.

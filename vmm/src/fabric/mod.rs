@@ -485,11 +485,16 @@ pub struct Fabric {
     direct: Arc<std::sync::OnceLock<DirectReads>>,
     /// Peers are learned as the rack grows ([`Fabric::learn_peer`]).
     learns: AtomicBool,
+    /// Components a call waited for in vain, and when.
+    unknown: Mutex<HashMap<ComponentId, std::time::Instant>>,
 }
 
 /// How long a call to a component not known yet waits for it to be
-/// learned: a heartbeat's answer (every 500 ms) and some.
+/// learned: a heartbeat's answer (every 500 ms) and some. The caller may
+/// hold the ExCache's lock (a write-back), so the wait is short, and
+/// once in vain it is not waited for again within [`LEARN_AGAIN`].
 const LEARN_WAIT: Duration = Duration::from_millis(1500);
+const LEARN_AGAIN: Duration = Duration::from_secs(10);
 
 /// Makes the VMM's answer to a stats request. It runs on the device
 /// thread, so it must answer from what it has, never wait.
@@ -588,6 +593,7 @@ impl Fabric {
             on_peer_gone: std::sync::OnceLock::new(),
             direct,
             learns: AtomicBool::new(false),
+            unknown: Mutex::new(HashMap::new()),
         });
         let device = Device {
             fabric: fabric.clone(),
@@ -706,12 +712,25 @@ impl Fabric {
         // In a rack, a component that joined after this one is learned
         // from the next heartbeat's answer (every 500 ms): a call to it
         // (a page request a home redirected there) waits for that.
-        let deadline = std::time::Instant::now() + LEARN_WAIT;
+        // A component waited for in vain is not waited for again for a
+        // while (a batch of calls to it would each wait).
+        let now = std::time::Instant::now();
+        let deadline = now + LEARN_WAIT;
+        let waited_in_vain = self.unknown.lock().is_ok_and(|u| {
+            u.get(&dst)
+                .is_some_and(|&t| now.duration_since(t) < LEARN_AGAIN)
+        });
         let t = loop {
             if let Some(t) = self.transports.iter().find(|t| t.reaches(dst)) {
                 break t;
             }
-            if !self.learns.load(Ordering::Relaxed) || std::time::Instant::now() >= deadline {
+            let learning = self.learns.load(Ordering::Relaxed) && !waited_in_vain;
+            if !learning || std::time::Instant::now() >= deadline {
+                if learning {
+                    if let Ok(mut u) = self.unknown.lock() {
+                        u.insert(dst, std::time::Instant::now());
+                    }
+                }
                 return Err(format!(
                     "component {dst} is not a peer of component {} (add --peer {dst}=ADDR)",
                     self.id
