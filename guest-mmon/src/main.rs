@@ -197,7 +197,7 @@ fn refresh_owners<S: mmon::frames::FrameStore>(
         return;
     }
     *seen = before;
-    monitor.set_rack_owners(&list[..n]);
+    monitor.set_rack_owners(&list[..n], boot.mem_size);
     if backup != 0 && monitor.backup() == 0 {
         lego_image::println!("memory monitor: the managers named component {backup} as backup");
         monitor.set_backup(backup);

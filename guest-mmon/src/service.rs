@@ -79,22 +79,29 @@ pub struct Monitor<S: FrameStore> {
 /// instead of all going to the component that had most.
 struct RackOwners {
     others: Vec<(u32, u64)>,
+    /// This component's memory, counted as the managers count the others'
+    /// (its size less the frames holding pages), so the two compare.
+    own_ram: u64,
     /// What this component handed to itself since the list came.
     own_debit: u64,
 }
 
 impl RackOwners {
-    /// The component with the most free memory (this one, `me` with
-    /// `own_free` bytes free, on a tie), debited a vRegion.
-    fn pick(&mut self, me: u32, own_free: u64) -> u32 {
-        let mine = own_free.saturating_sub(self.own_debit);
+    /// The component with the most free memory (another one on a tie,
+    /// so that equal components share), debited a vRegion; this one, `me`,
+    /// has `own_used` bytes of frames holding pages.
+    fn pick(&mut self, me: u32, own_used: u64) -> u32 {
+        let mine = self
+            .own_ram
+            .saturating_sub(own_used)
+            .saturating_sub(self.own_debit);
         let best = self
             .others
             .iter_mut()
             .filter(|(id, _)| *id != me)
             .max_by_key(|(id, free)| (*free, core::cmp::Reverse(*id)));
         match best {
-            Some((id, free)) if *free > mine => {
+            Some((id, free)) if *free >= mine => {
                 *free = free.saturating_sub(VREGION_SIZE);
                 *id
             }
@@ -150,8 +157,9 @@ impl<S: FrameStore> Monitor<S> {
     /// process's vRegions after its first go to the one with the most free
     /// memory, this one included (see [`RackOwners`]); a component with a
     /// backup keeps them all, as with `--vregion-peers`.
-    pub fn set_rack_owners(&mut self, others: &[(u32, u64)]) {
+    pub fn set_rack_owners(&mut self, others: &[(u32, u64)], own_ram: u64) {
         self.rack_owners = Some(RackOwners {
+            own_ram,
             others: others
                 .iter()
                 .copied()
@@ -575,7 +583,8 @@ impl<S: FrameStore> Monitor<S> {
 
     /// Gives an owner to every vRegion in `ranges` that has a VMA and none.
     fn assign(&mut self, pid: Pid, ranges: &[Range]) {
-        let own_free = self.owner.frames().free_frames() as u64 * crate::PAGE;
+        let frames = self.owner.frames();
+        let own_used = (frames.total() - frames.free_frames()) as u64 * crate::PAGE;
         let Some(home) = self.homes.get_mut(&pid) else {
             return;
         };
@@ -589,7 +598,7 @@ impl<S: FrameStore> Monitor<S> {
                 let owner = if home.regions.is_empty() || home.keep_all || self.backup != 0 {
                     self.id
                 } else if let Some(rack) = self.rack_owners.as_mut() {
-                    rack.pick(self.id, own_free)
+                    rack.pick(self.id, own_used)
                 } else if self.peers.is_empty() {
                     self.id
                 } else {
@@ -1088,9 +1097,10 @@ mod tests {
     fn rack_owners_go_by_free_memory() {
         const G: u64 = VREGION_SIZE;
         let rw = PROT_READ | PROT_WRITE;
-        // This one has 64 pages free; 2 has 2.5 GiB, 3 has none.
+        // This one has 256 KiB and holds nothing; 2 has 2.5 GiB free, 3
+        // none.
         let mut home = Monitor::new(1, &[], frames(64), 64);
-        home.set_rack_owners(&[(2, 5 * G / 2), (3, 0), (1, 100 * G)]);
+        home.set_rack_owners(&[(2, 5 * G / 2), (3, 0), (1, 100 * G)], 64 * 4096);
         let mut rack = Rack(BTreeMap::from([
             (2, Monitor::new(2, &[], frames(64), 64)),
             (3, Monitor::new(3, &[], frames(64), 64)),
@@ -1118,7 +1128,7 @@ mod tests {
         let owners: Vec<u32> = (1..=5).map(|i| owner_of(&mut home, &mut rack, i)).collect();
         assert_eq!(owners, [1, 2, 2, 2, 1]);
         // A new list resets what was counted.
-        home.set_rack_owners(&[(3, 4 * G), (2, 0)]);
+        home.set_rack_owners(&[(3, 4 * G), (2, 0)], 64 * 4096);
         let r = home.handle(
             CLIENT,
             &req(OP_MMAP, 7, 6 * G, 4096, rw, FLAG_FIXED),
@@ -1128,10 +1138,25 @@ mod tests {
         assert_eq!(owner_of(&mut home, &mut rack, 6), 3);
         assert_eq!(home.process_counts(), (1, 0));
         assert_eq!(rack.0.get(&3).map(|m| m.process_counts()), Some((0, 1)));
+        // Equal free memory: the next vRegion goes to the other, the one
+        // after (the other debited) stays.
+        let mut even = Monitor::new(1, &[], frames(64), 64);
+        even.set_rack_owners(&[(2, 64 * 4096)], 64 * 4096);
+        let mut two = Rack(BTreeMap::from([(2, Monitor::new(2, &[], frames(64), 64))]));
+        even.handle(CLIENT, &req(OP_NEW, 9, 0x40_0000, 0, 0, 0), &mut two);
+        for i in 1..=3 {
+            let r = even.handle(
+                CLIENT,
+                &req(OP_MMAP, 9, i * G, 4096, rw, FLAG_FIXED),
+                &mut two,
+            );
+            assert_eq!(status_value(&r), (OK, i * G));
+        }
+        assert_eq!(even.stats().vregions_handed_out, 1);
         // With a backup, every vRegion stays at the home.
         let mut kept = Monitor::new(1, &[], frames(64), 64);
         kept.set_backup(9);
-        kept.set_rack_owners(&[(2, 100 * G)]);
+        kept.set_rack_owners(&[(2, 100 * G)], 64 * 4096);
         let mut none = Rack(BTreeMap::new());
         kept.handle(CLIENT, &req(OP_NEW, 8, 0x40_0000, 0, 0, 0), &mut none);
         for i in 1..=3 {
