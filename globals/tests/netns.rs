@@ -5,6 +5,8 @@
 //! file copy run correctly through it, driven from the calling namespace as
 //! from another machine, and the processor's misses show the delay.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -44,6 +46,26 @@ fn can_run() -> bool {
 }
 
 struct Rack(PathBuf);
+
+impl Rack {
+    /// `ci/netns-rack up` with the workspace's binaries and `args`, which
+    /// must succeed.
+    fn up(&self, args: &[&str]) {
+        let up = Command::new(script())
+            .arg("up")
+            .arg(&self.0)
+            .args(["--bin", bin_dir().to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            up.status.success(),
+            "{}\n{}",
+            text(&up.stdout),
+            text(&up.stderr)
+        );
+    }
+}
 
 impl Drop for Rack {
     fn drop(&mut self) {
@@ -88,25 +110,7 @@ fn a_rack_across_network_namespaces_runs_a_program() {
     let dir = tempfile::tempdir().unwrap();
     let rack_dir = dir.path().join("rack");
     let rack = Rack(rack_dir.clone());
-    let up = Command::new(script())
-        .arg("up")
-        .arg(&rack.0)
-        .args([
-            "--bin",
-            bin_dir().to_str().unwrap(),
-            "--delay",
-            "1ms",
-            "--loss",
-            "0.2%",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}\n{}",
-        text(&up.stdout),
-        text(&up.stderr)
-    );
+    rack.up(&["--delay", "1ms", "--loss", "0.2%"]);
     let netem = std::fs::read_to_string(rack_dir.join("netem")).unwrap_or_default();
     eprintln!("links: {}", netem.trim());
     let globals = std::fs::read_to_string(rack_dir.join("globals.addr")).unwrap();
@@ -246,18 +250,7 @@ fn a_partitioned_memory_component_is_replaced_and_comes_back() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let rack = Rack(dir.path().join("rack"));
-    let up = Command::new(script())
-        .arg("up")
-        .arg(&rack.0)
-        .args(["--bin", bin_dir().to_str().unwrap(), "--copies", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}\n{}",
-        text(&up.stdout),
-        text(&up.stderr)
-    );
+    rack.up(&["--copies", "2"]);
     let globals = std::fs::read_to_string(rack.0.join("globals.addr")).unwrap();
     let globals = globals.trim();
     let components = || {
@@ -335,8 +328,7 @@ fn a_partitioned_memory_component_is_replaced_and_comes_back() {
     shown(false);
     let log = std::fs::read_to_string(rack.0.join("logs/p.log")).unwrap_or_default();
     assert!(
-        log.contains(&format!("memory component {} stopped answering", victim.id))
-            || log.contains(&format!("backup {} of memory component", victim.id)),
+        common::reported_lost_copy(&log, victim.id),
         "the processor did not report the lost copy:\n{log}"
     );
     cut("heal");

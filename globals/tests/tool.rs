@@ -3,6 +3,8 @@
 //! components booting under /dev/kvm (the workspace's build, next to the
 //! `lego` binary); and its sentences for bad command lines.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -947,9 +949,7 @@ fn with_two_copies_a_run_outlives_a_memory_component() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("processor"))
         .any(|e| {
             let log = std::fs::read_to_string(e.path()).unwrap_or_default();
-            // The home lost (its backup serves on), or its copy lost.
-            log.contains(&format!("memory component {} stopped answering", victim.id))
-                || log.contains(&format!("backup {} of memory component", victim.id))
+            common::reported_lost_copy(&log, victim.id)
         });
     assert!(said, "the processor did not report the lost copy");
 }

@@ -148,3 +148,10 @@ impl Drop for Beater {
         }
     }
 }
+
+/// Whether a processor's log says it lost memory component `id`'s copy:
+/// the component it served from (its backup took over), or a backup.
+pub fn reported_lost_copy(log: &str, id: u32) -> bool {
+    log.contains(&format!("memory component {id} stopped answering"))
+        || log.contains(&format!("backup {id} of memory component"))
+}
