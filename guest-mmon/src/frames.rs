@@ -176,6 +176,17 @@ impl Frames {
             .while_writing(pid, vpage, || store.write(frame, data));
     }
 
+    /// The VMM serves pid's pages only to requests of `epoch` (see
+    /// `lego_proto::index::EPOCH_VPAGE`).
+    pub fn set_epoch(&mut self, pid: Pid, epoch: u32) {
+        self.index.set_epoch(pid, epoch);
+    }
+
+    /// pid is gone: so is its epoch slot.
+    pub fn drop_epoch(&mut self, pid: Pid) {
+        self.index.drop_epoch(pid);
+    }
+
     pub fn index(&self) -> &PageIndex {
         &self.index
     }

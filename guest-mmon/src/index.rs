@@ -8,8 +8,11 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
+use alloc::collections::BTreeMap;
+
 use lego_proto::index::{
-    index_lookup, index_start, Found, IndexSlot, SLOT_EMPTY, SLOT_GONE, SLOT_LIVE, SLOT_PROT,
+    index_lookup, index_start, Found, IndexSlot, EPOCH_VPAGE, SLOT_EMPTY, SLOT_GONE, SLOT_LIVE,
+    SLOT_PROT,
 };
 
 use crate::frames::Pid;
@@ -19,6 +22,9 @@ pub struct PageIndex {
     /// Live entries and deleted ones (which probes still walk over).
     live: usize,
     gone: usize,
+    /// Each process's epoch slot (`EPOCH_VPAGE`), kept here too so that
+    /// starting the table again keeps them.
+    epochs: BTreeMap<Pid, u32>,
 }
 
 impl PageIndex {
@@ -31,7 +37,20 @@ impl PageIndex {
             slots: slots.into_boxed_slice(),
             live: 0,
             gone: 0,
+            epochs: BTreeMap::new(),
         }
+    }
+
+    /// The VMM serves pid's pages only to requests of `epoch`.
+    pub fn set_epoch(&mut self, pid: Pid, epoch: u32) {
+        self.epochs.insert(pid, epoch);
+        self.publish(pid, EPOCH_VPAGE, epoch, 0);
+    }
+
+    /// pid is gone: its epoch slot too.
+    pub fn drop_epoch(&mut self, pid: Pid) {
+        self.epochs.remove(&pid);
+        self.unpublish(pid, EPOCH_VPAGE);
     }
 
     /// The slots, for the VMM: their address and count.
@@ -84,6 +103,16 @@ impl PageIndex {
             // again as the guest serves them.
             self.clear();
         }
+        self.insert(pid, vpage, frame, state);
+    }
+
+    /// Puts (pid, vpage) in a free slot (one is left: the table is never
+    /// filled past three quarters, but for epoch slots, at most one per
+    /// process, which stop at the last free slot).
+    fn insert(&mut self, pid: Pid, vpage: u64, frame: u32, state: u32) {
+        if self.live + self.gone + 1 >= self.slots.len() {
+            return;
+        }
         let mask = self.mask();
         let mut i = index_start(pid, vpage, mask);
         loop {
@@ -130,7 +159,7 @@ impl PageIndex {
         }
     }
 
-    /// Unpublishes everything.
+    /// Unpublishes every page (epoch slots stay).
     pub fn clear(&mut self) {
         for s in self.slots.iter() {
             if s.state.load(Ordering::Relaxed) != SLOT_EMPTY {
@@ -139,6 +168,10 @@ impl PageIndex {
         }
         self.live = 0;
         self.gone = 0;
+        let epochs: Vec<(Pid, u32)> = self.epochs.iter().map(|(&p, &e)| (p, e)).collect();
+        for (pid, epoch) in epochs {
+            self.insert(pid, EPOCH_VPAGE, epoch, SLOT_LIVE);
+        }
     }
 
     /// What the VMM would find (the reader's lookup, for tests).

@@ -69,7 +69,7 @@ fn status_of_reply(out: &[u8]) -> Option<u32> {
 pub fn reply(status: u32, value: u64, tail: Option<&[u8]>) -> Vec<u8> {
     let head = MemReply {
         status,
-        _pad: 0,
+        epoch: 0,
         value,
     };
     let mut out = Vec::with_capacity(REPLY_LEN + tail.map_or(0, |p| p.len()));
@@ -95,6 +95,10 @@ impl<S: FrameStore> Owner<S> {
 
     pub fn frames(&self) -> &Frames {
         &self.frames
+    }
+
+    pub fn frames_mut(&mut self) -> &mut Frames {
+        &mut self.frames
     }
 
     /// Whether this component holds anything for `pid`.
@@ -145,6 +149,7 @@ impl<S: FrameStore> Owner<S> {
     pub fn exit(&mut self, pid: Pid) -> u64 {
         self.spaces.remove(&pid);
         self.homes.remove(&pid);
+        self.frames.drop_epoch(pid);
         self.frames.release_process(pid)
     }
 
@@ -389,6 +394,10 @@ impl<S: FrameStore> Owner<S> {
                         return reply(BAD_REQUEST, 0, None);
                     };
                     let freed = self.sync(r.pid, start, end, &vmas);
+                    if self.homes.get(&r.pid) != Some(&self.id) {
+                        // Its home's epoch holds here too.
+                        self.frames.set_epoch(r.pid, r.epoch);
+                    }
                     reply(OK, freed, None)
                 }
                 None => reply(BAD_REQUEST, 0, None),
@@ -412,6 +421,9 @@ impl<S: FrameStore> Owner<S> {
                     return reply(ESRCH, 0, None);
                 }
                 self.adopt(child);
+                if self.homes.get(&child) != Some(&self.id) {
+                    self.frames.set_epoch(child, r.epoch);
+                }
                 let (frames, store) = (&mut self.frames, &mut self.store);
                 match frames.copy_process(r.pid, child, store) {
                     Ok(n) => reply(OK, n, None),
@@ -454,8 +466,9 @@ fn decode_entries(bytes: &[u8], count: u64) -> Option<Vec<Vma>> {
         .collect()
 }
 
-/// The bytes of an OP_SYNC for pid's [start, end) carrying `vmas`.
-pub fn encode_sync(pid: Pid, start: u64, end: u64, vmas: &[Vma]) -> Vec<u8> {
+/// The bytes of an OP_SYNC for pid's [start, end) carrying `vmas`, from
+/// a home that holds the process at `epoch`.
+pub fn encode_sync(pid: Pid, epoch: u32, start: u64, end: u64, vmas: &[Vma]) -> Vec<u8> {
     let head = MemRequest {
         op: OP_SYNC,
         pid,
@@ -464,6 +477,8 @@ pub fn encode_sync(pid: Pid, start: u64, end: u64, vmas: &[Vma]) -> Vec<u8> {
         arg: vmas.len() as u64,
         prot: 0,
         flags: FLAG_FROM_HOME,
+        epoch,
+        _pad: 0,
     };
     let mut out = Vec::with_capacity(REQUEST_LEN + vmas.len() * VMA_ENTRY_LEN);
     out.extend_from_slice(head.as_bytes());

@@ -52,6 +52,9 @@ struct Home {
     next_peer: usize,
     /// A copy kept for another component: every vRegion stays here.
     keep_all: bool,
+    /// The epoch this component holds the process at (see
+    /// [`Monitor::check_epoch`]).
+    epoch: u32,
 }
 
 pub struct Monitor<S: FrameStore> {
@@ -62,6 +65,8 @@ pub struct Monitor<S: FrameStore> {
     requests: u64,
     errors: u64,
     peer_failures: u64,
+    stale_refused: u64,
+    takeovers: u64,
     /// The component processors also send this one's changes to
     /// (`--backup`), 0 for none.
     backup: u32,
@@ -147,6 +152,8 @@ impl<S: FrameStore> Monitor<S> {
             requests: 0,
             errors: 0,
             peer_failures: 0,
+            stale_refused: 0,
+            takeovers: 0,
             backup: 0,
             rack_owners: None,
         }
@@ -217,6 +224,8 @@ impl<S: FrameStore> Monitor<S> {
                 .count() as u64,
             peer_failures: self.peer_failures,
             refused_claims: self.owner.refused_claims,
+            stale_refused: self.stale_refused,
+            takeovers: self.takeovers,
         }
     }
 
@@ -225,7 +234,15 @@ impl<S: FrameStore> Monitor<S> {
     pub fn handle(&mut self, from: Source, bytes: &[u8], remote: &mut dyn Remote<S>) -> Vec<u8> {
         self.requests += 1;
         let out = match MemRequest::read_from_prefix(bytes) {
-            Ok((req, rest)) => self.serve(from, &req, rest, remote),
+            Ok((req, rest)) => {
+                let mut out = self.serve(from, &req, rest, remote);
+                // The reply names the epoch the process is held at here.
+                let epoch = self.homes.get(&req.pid).map_or(req.epoch, |h| h.epoch);
+                if let Some(e) = out.get_mut(4..8) {
+                    e.copy_from_slice(&epoch.to_le_bytes());
+                }
+                out
+            }
             Err(_) => reply(BAD_REQUEST, 0, None),
         };
         if status_of(&out).is_none_or(|(s, _)| s != OK) {
@@ -249,6 +266,11 @@ impl<S: FrameStore> Monitor<S> {
     ) -> Vec<u8> {
         let pid = r.pid;
         let from_home = r.flags & FLAG_FROM_HOME != 0;
+        if !from_home {
+            if let Some(refused) = self.check_epoch(r) {
+                return refused;
+            }
+        }
         match r.op {
             OP_READ | OP_WRITE | OP_READ_WRITE if !from_home => {
                 if let Some(home) = self.homes.get(&pid) {
@@ -324,9 +346,11 @@ impl<S: FrameStore> Monitor<S> {
                     owners: BTreeSet::new(),
                     next_peer: 0,
                     keep_all: r.flags & FLAG_COPY != 0,
+                    epoch: r.epoch,
                 };
                 self.homes.insert(pid, home);
                 self.owner.adopt_home(pid);
+                self.owner.frames_mut().set_epoch(pid, r.epoch);
                 reply(OK, brk, None)
             }
             OP_EXIT if !from_home => self.exit(pid, remote),
@@ -343,6 +367,38 @@ impl<S: FrameStore> Monitor<S> {
             OP_MAPS if !from_home => self.maps(pid, r.addr),
             _ => self.owner.serve_from(from, r, rest),
         }
+    }
+
+    /// Whether a processor's request for a process homed here comes at the
+    /// epoch the process is held at; the refusal if not. Epochs are how
+    /// copies tell current from stale: processors start a process at
+    /// epoch 1 at both its copies and raise it when they fail over, with
+    /// [`FLAG_TAKEOVER`] on the requests to the copy that takes over.
+    /// So a request of an older epoch comes from a sender that missed a
+    /// fail-over, and one of a newer epoch without the flag finds this
+    /// copy left behind by one (it was stopped or cut off and replaced):
+    /// both are refused ([`STALE_EPOCH`], counted), and a stale copy never
+    /// serves or takes a page. The exit of a stale copy is let through:
+    /// a processor making a new copy here drops it first. Processes homed
+    /// elsewhere are not checked here: their vRegions are spread only
+    /// without copies, where epochs never change (their home's epoch
+    /// still comes with its OP_SYNC, for the VMM's check).
+    fn check_epoch(&mut self, r: &MemRequest) -> Option<Vec<u8>> {
+        if matches!(r.op, OP_NEW | OP_STATS | OP_BACKUP) {
+            return None;
+        }
+        let home = self.homes.get_mut(&r.pid)?;
+        if r.epoch == home.epoch || (r.epoch > home.epoch && r.op == OP_EXIT) {
+            return None;
+        }
+        if r.epoch > home.epoch && r.flags & FLAG_TAKEOVER != 0 {
+            home.epoch = r.epoch;
+            self.takeovers += 1;
+            self.owner.frames_mut().set_epoch(r.pid, r.epoch);
+            return None;
+        }
+        self.stale_refused += 1;
+        Some(reply(STALE_EPOCH, home.epoch as u64, None))
     }
 
     /// A request to the owner `dst` (this component or another); the
@@ -433,6 +489,7 @@ impl<S: FrameStore> Monitor<S> {
             pid: parent,
             arg: child as u64,
             flags: FLAG_FROM_HOME,
+            epoch: self.homes.get(&child).map_or(0, |c| c.epoch),
             ..Default::default()
         };
         for o in owners {
@@ -638,6 +695,7 @@ impl<S: FrameStore> Monitor<S> {
     fn sync(&mut self, pid: Pid, ranges: &[Range], remote: &mut dyn Remote<S>) -> Option<u32> {
         let mut messages = Vec::new();
         let home = self.homes.get(&pid)?;
+        let epoch = home.epoch;
         for &(a, b) in ranges {
             for (i, ps, pe) in pieces(a, b) {
                 let Some(&owner) = home.regions.get(&i) else {
@@ -652,11 +710,11 @@ impl<S: FrameStore> Monitor<S> {
                         Some(v) if k + 1 < count => v.end,
                         _ => pe,
                     };
-                    messages.push((owner, encode_sync(pid, at, end, chunk)));
+                    messages.push((owner, encode_sync(pid, epoch, at, end, chunk)));
                     at = end;
                 }
                 if vmas.is_empty() {
-                    messages.push((owner, encode_sync(pid, ps, pe, &[])));
+                    messages.push((owner, encode_sync(pid, epoch, ps, pe, &[])));
                 }
             }
         }
@@ -786,6 +844,7 @@ mod tests {
             arg: 0,
             prot,
             flags,
+            ..Default::default()
         }
         .as_bytes()
         .to_vec()
@@ -1390,7 +1449,7 @@ mod tests {
         let r = peer.handle(CLIENT, &forged_write, &mut NoPeers);
         assert_eq!(status_value(&r).0, NOT_HOME);
         // Another memory component claiming it, to wipe the VMAs.
-        let wipe = encode_sync(7, 2 * G, 3 * G, &[]);
+        let wipe = encode_sync(7, 0, 2 * G, 3 * G, &[]);
         let r = peer.handle(stranger, &wipe, &mut NoPeers);
         assert_eq!(status_value(&r).0, NOT_HOME);
         // A processor claiming it at the home itself.
@@ -1409,7 +1468,7 @@ mod tests {
         assert_eq!(status_value(&r).0, OK);
         // A process this owner never heard of: only a memory component's
         // OP_SYNC brings it here, and that component is its home from then on.
-        let fresh = encode_sync(9, G, 2 * G, &[]);
+        let fresh = encode_sync(9, 0, G, 2 * G, &[]);
         let r = peer.handle(CLIENT, &fresh, &mut NoPeers);
         assert_eq!(status_value(&r).0, NOT_HOME);
         let r = peer.handle(stranger, &fresh, &mut NoPeers);
@@ -1529,6 +1588,84 @@ mod tests {
         solo(&mut m, &req(OP_MUNMAP, 3, a, 2 * 4096, 0, 0));
         assert_eq!(index(&m, vpage), None);
         assert_eq!(index(&m, vpage + 1), None, "munmap unpublishes");
+        // What stays is the process's epoch slot, which goes at its exit.
+        assert_eq!(m.frames().index().live(), 1);
+        solo(&mut m, &req(OP_EXIT, 3, 0, 0, 0, 0));
         assert_eq!(m.frames().index().live(), 0);
+    }
+
+    fn at_epoch(op: u32, pid: u32, addr: u64, flags: u32, epoch: u32) -> Vec<u8> {
+        let mut r = MemRequest::read_from_bytes(&req(op, pid, addr, 0, 0, flags)[..REQUEST_LEN])
+            .expect("a request");
+        r.epoch = epoch;
+        r.as_bytes().to_vec()
+    }
+
+    fn reply_epoch(out: &[u8]) -> (u32, u32, u64) {
+        let (r, _) = MemReply::read_from_prefix(out).expect("a reply");
+        (r.status, r.epoch, r.value)
+    }
+
+    /// A copy serves only requests of the epoch it holds the process at:
+    /// an older one comes from a sender that missed a fail-over, a newer
+    /// one without FLAG_TAKEOVER finds a copy that was replaced. The copy
+    /// that takes over rises to the new epoch; a stale copy may still be
+    /// dropped (OP_EXIT), and the VMM's epoch slot follows.
+    #[test]
+    fn epochs_keep_stale_copies_out() {
+        let rw = PROT_READ | PROT_WRITE;
+        let a = 1u64 << 30;
+        let mut m = Monitor::new(2, &[], frames(8), 8);
+        let mut new = MemRequest::read_from_bytes(&req(OP_NEW, 4, 0x40_0000, 0, 0, 0)[..])
+            .expect("a request");
+        new.epoch = 1;
+        assert_eq!(reply_epoch(&solo(&mut m, new.as_bytes())).0, OK);
+        let mut mmap = MemRequest::read_from_bytes(&req(OP_MMAP, 4, a, 4096, rw, FLAG_FIXED)[..])
+            .expect("a request");
+        mmap.epoch = 1;
+        assert_eq!(reply_epoch(&solo(&mut m, mmap.as_bytes())), (OK, 1, a));
+        let slot = |m: &Monitor<Mem>| {
+            m.frames()
+                .index()
+                .lookup(4, lego_proto::index::EPOCH_VPAGE)
+                .map(|f| f.frame)
+        };
+        assert_eq!(slot(&m), Some(1));
+        // A newer epoch without the flag: this copy was left behind.
+        assert_eq!(
+            reply_epoch(&solo(&mut m, &at_epoch(OP_READ, 4, a, 0, 2))),
+            (STALE_EPOCH, 1, 1)
+        );
+        // The copy that takes over rises to it, and serves.
+        assert_eq!(
+            reply_epoch(&solo(&mut m, &at_epoch(OP_READ, 4, a, FLAG_TAKEOVER, 2))).0,
+            OK
+        );
+        assert_eq!(slot(&m), Some(2), "the VMM serves epoch 2 only");
+        assert_eq!(
+            reply_epoch(&solo(&mut m, &at_epoch(OP_READ, 4, a, 0, 2))),
+            (OK, 2, rw as u64)
+        );
+        // The old epoch is refused now, even with the flag.
+        for flags in [0, FLAG_TAKEOVER] {
+            assert_eq!(
+                reply_epoch(&solo(&mut m, &at_epoch(OP_WRITE, 4, a, flags, 1))).0,
+                STALE_EPOCH
+            );
+        }
+        let s = m.stats();
+        assert_eq!((s.stale_refused, s.takeovers), (3, 1));
+        // A stale copy can be dropped by a newer epoch, to be made anew.
+        assert_eq!(
+            reply_epoch(&solo(&mut m, &at_epoch(OP_EXIT, 4, 0, 0, 3))).0,
+            OK
+        );
+        assert_eq!(slot(&m), None);
+        // Processes homed elsewhere and requests with no process are not
+        // checked here.
+        assert_eq!(
+            reply_epoch(&solo(&mut m, &at_epoch(OP_STATS, 0, 0, 0, 9))).0,
+            OK
+        );
     }
 }

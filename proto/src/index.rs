@@ -81,6 +81,14 @@ impl IndexSlot {
     }
 }
 
+/// The vpage of a process's epoch slot: its `frame` holds the epoch the
+/// memory monitor holds the process at (`lego_proto::memory`'s
+/// `MemRequest::epoch`). No page lies there (addresses are below 2^57).
+/// The VMM serves a read only when the process's epoch slot is there and
+/// names the request's epoch; anything else goes to the guest, which
+/// decides.
+pub const EPOCH_VPAGE: u64 = u64::MAX >> 12;
+
 /// Where probing for (pid, vpage) starts, in a table of `mask + 1` slots.
 pub fn index_start(pid: u32, vpage: u64, mask: usize) -> usize {
     let mut x = vpage ^ ((pid as u64) << 40) ^ 0x9e37_79b9_7f4a_7c15;
@@ -135,6 +143,12 @@ pub fn index_lookup(slots: &[IndexSlot], pid: u32, vpage: u64) -> Option<Found> 
         i = (i + 1) & mask;
     }
     None
+}
+
+/// Whether the guest holds `pid` at `epoch`, as its epoch slot says (a
+/// slot met while it changed, or none, says no).
+pub fn epoch_matches(slots: &[IndexSlot], pid: u32, epoch: u32) -> bool {
+    index_lookup(slots, pid, EPOCH_VPAGE).is_some_and(|f| f.frame == epoch)
 }
 
 /// Whether the slot a lookup found is unchanged (call after copying the

@@ -102,6 +102,10 @@ pub const FLAG_COPY: u32 = 64;
 /// (status OK): bringing a new copy up to date must not overwrite what a
 /// newer write put there meanwhile.
 pub const FLAG_IF_ABSENT: u32 = 128;
+/// The component takes over process `pid` from one that died (its copy
+/// became the only one): its record's epoch rises to the request's. Only
+/// processors set it, on requests to the copy they fail over to.
+pub const FLAG_TAKEOVER: u32 = 256;
 
 /// A process's address space is cut into vRegions of this size; each is
 /// owned by exactly one memory component, which holds its pages.
@@ -137,6 +141,12 @@ pub const PEER_FAILED: u32 = 1003;
 /// process's home memory component. Refused and counted
 /// ([`MemStats::refused_claims`]); nothing changed.
 pub const NOT_HOME: u32 = 1004;
+/// The request's epoch is not the one this component holds the process
+/// at (`value`): an older one (the sender has not seen a fail-over this
+/// component took part in), or a newer one without [`FLAG_TAKEOVER`]
+/// (this copy was replaced while it was away, so what it holds may be
+/// stale). Nothing changed; counted ([`MemStats::stale_refused`]).
+pub const STALE_EPOCH: u32 = 1005;
 
 #[repr(C)]
 #[derive(
@@ -150,6 +160,11 @@ pub struct MemRequest {
     pub arg: u64,
     pub prot: u32,
     pub flags: u32,
+    /// Which copy of the process's memory the sender takes as current:
+    /// processors start at 1 and raise it at each fail-over, so a copy
+    /// left behind by one refuses what comes after ([`STALE_EPOCH`]).
+    pub epoch: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -158,7 +173,9 @@ pub struct MemRequest {
 )]
 pub struct MemReply {
     pub status: u32,
-    pub _pad: u32,
+    /// The epoch the component holds the process at (the request's, for a
+    /// process it keeps no epoch for).
+    pub epoch: u32,
     pub value: u64,
 }
 
@@ -184,6 +201,10 @@ pub struct MemStats {
     pub peer_failures: u64,
     /// Requests refused with [`NOT_HOME`].
     pub refused_claims: u64,
+    /// Requests refused with [`STALE_EPOCH`].
+    pub stale_refused: u64,
+    /// Processes taken over from a dead component ([`FLAG_TAKEOVER`]).
+    pub takeovers: u64,
 }
 
 /// One VMA in an [`OP_SYNC`].

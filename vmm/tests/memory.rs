@@ -74,6 +74,7 @@ impl Client {
                 arg: 0,
                 prot,
                 flags,
+                ..Default::default()
             },
             None,
         )

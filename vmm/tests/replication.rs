@@ -179,7 +179,13 @@ fn a_stopped_primary_is_replaced_and_not_used_when_it_resumes() {
         ],
     );
     let me = p.listen_address();
-    p.wait_for("workload: process");
+    let started = p.wait_for("workload: process");
+    let process: u32 = started
+        .split("workload: process ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no process id in {started:?}"));
     std::thread::sleep(Duration::from_millis(150));
     let pid = one.child.id() as i32;
     // SAFETY: kill(2) on our own child.
@@ -192,6 +198,33 @@ fn a_stopped_primary_is_replaced_and_not_used_when_it_resumes() {
     let stats = excache_stats(&mut c, 50);
     assert_eq!((stats.failovers, stats.alone), (1, 1), "{stats:?}");
     assert!(stats.last_failover_us > 0, "{stats:?}");
+    // Epochs: component 2 took the process over at epoch 2, so a request
+    // of epoch 1 (a sender that missed the fail-over) is refused there,
+    // counted, and changes nothing.
+    let mut t = tcp_client(&a2, 101);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while memory_stats(&mut t, 2).takeovers == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "component 2 never took the process over"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stale = lego_proto::memory::MemRequest {
+        op: lego_proto::memory::OP_READ,
+        pid: process,
+        addr: 1 << 30,
+        epoch: 1,
+        ..Default::default()
+    };
+    let (r, _) = mem(&mut t, 2, stale, None);
+    assert_eq!(
+        (r.status, r.value),
+        (lego_proto::memory::STALE_EPOCH, 2),
+        "{r:?}"
+    );
+    let s2 = memory_stats(&mut t, 2);
+    assert!(s2.stale_refused >= 1 && s2.takeovers == 1, "{s2:?}");
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGCONT) };

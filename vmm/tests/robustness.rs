@@ -48,23 +48,6 @@ fn stats_when(
     }
 }
 
-fn memory_stats(c: &mut TcpClient, dst: u32) -> MemStats {
-    let req = MemRequest {
-        op: OP_STATS,
-        ..Default::default()
-    };
-    let body = c.data(dst, req.as_bytes()).expect("memory stats");
-    MemStats::read_from_bytes(&body[REPLY_LEN..]).expect("MemStats")
-}
-
-fn mem(c: &mut TcpClient, dst: u32, req: MemRequest, page: Option<&[u8]>) -> (MemReply, Vec<u8>) {
-    let mut payload = req.as_bytes().to_vec();
-    payload.extend_from_slice(page.unwrap_or_default());
-    let body = c.data(dst, &payload).expect("a memory reply");
-    let (r, rest) = MemReply::read_from_prefix(&body).expect("MemReply");
-    (r, rest.to_vec())
-}
-
 #[test]
 fn frames_too_large_or_misaddressed_are_refused_and_the_next_ones_served_over_tcp() {
     if !kvm_available() {
@@ -356,7 +339,7 @@ fn a_home_claim_from_a_non_home_is_refused_across_components() {
             mem(&mut c, 1, map, None).0,
             MemReply {
                 status: OK,
-                _pad: 0,
+                epoch: 0,
                 value: i << 30
             }
         );

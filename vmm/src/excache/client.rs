@@ -178,9 +178,43 @@ struct Copies {
     /// Backups still being brought up to date: they get every change, but
     /// hold only part of the rest, so nothing fails over to them yet.
     filling: HashSet<u32>,
+    /// Each live process's home, as first named (before any fail-over).
+    homes: HashMap<u32, u32>,
+    /// A home -> the epoch its processes are at: 1, raised at each
+    /// fail-over of the component serving them (see `lego_proto::memory`'s
+    /// [`STALE_EPOCH`]).
+    epochs: HashMap<u32, u32>,
+    /// A process -> the highest epoch a component answered it at: below
+    /// its home's, the copy serving it has yet to take it over.
+    confirmed: HashMap<u32, u32>,
+    /// Answers refused for their epoch (a stale copy's, or one that was
+    /// not the request's).
+    stale: u64,
 }
 
 impl Copies {
+    /// Where requests for `dst` go: to it, or to the backup that serves
+    /// for it since it died.
+    fn route(&self, dst: u32) -> u32 {
+        let mut at = dst;
+        for _ in 0..8 {
+            match self.replaced.get(&at) {
+                Some(&next) => at = next,
+                None => break,
+            }
+        }
+        at
+    }
+
+    /// The epoch of process `pid` (homed at `home` when it is new) and
+    /// whether the copy serving it must take it over (FLAG_TAKEOVER).
+    fn epoch(&self, pid: u32, home: u32) -> (u32, bool) {
+        let home = self.homes.get(&pid).copied().unwrap_or(home);
+        let epoch = self.epochs.get(&home).copied().unwrap_or(1);
+        let confirmed = self.confirmed.get(&pid).copied().unwrap_or(1);
+        (epoch, epoch > confirmed)
+    }
+
     /// `dst`'s backup if it holds all of what `dst` holds (not still being
     /// brought up to date).
     fn whole_backup(&self, dst: u32) -> Option<u32> {
@@ -194,6 +228,20 @@ impl Copies {
     fn fail_over(&mut self, dead: u32, backup: u32, why: &str, started: Instant) {
         if self.replaced.contains_key(&dead) {
             return;
+        }
+        // The processes `dead` served move on to a new epoch: the copy it
+        // leaves behind refuses what comes after (and takes nothing).
+        let moved: Vec<u32> = self
+            .homes
+            .values()
+            .chain(self.epochs.keys())
+            .copied()
+            .filter(|&h| self.route(h) == dead)
+            .collect::<HashSet<u32>>()
+            .into_iter()
+            .collect();
+        for h in moved {
+            *self.epochs.entry(h).or_insert(1) += 1;
         }
         self.backups.remove(&dead);
         // A component that came back (and kept a copy) is alive again.
@@ -295,15 +343,88 @@ impl MemoryClient {
     /// Where requests for `dst` go: to it, or to the backup that serves
     /// for it since it died.
     pub fn route(&self, dst: u32) -> u32 {
-        let c = self.copies();
-        let mut at = dst;
-        for _ in 0..8 {
-            match c.replaced.get(&at) {
-                Some(&next) => at = next,
-                None => break,
-            }
+        self.copies().route(dst)
+    }
+
+    /// Writes process `pid`'s epoch into `bytes` (a request; one about no
+    /// process stays as it is), with FLAG_TAKEOVER while the copy serving
+    /// it has not taken it over yet. `home`: where a new process goes.
+    fn stamp(&self, home: u32, bytes: &mut [u8]) {
+        let Ok((req, _)) = MemRequest::read_from_prefix(bytes) else {
+            return;
+        };
+        if req.pid == 0 {
+            return;
         }
-        at
+        let (epoch, takeover) = self.copies().epoch(req.pid, home);
+        let flags = if takeover && req.op != OP_NEW {
+            req.flags | FLAG_TAKEOVER
+        } else {
+            req.flags & !FLAG_TAKEOVER
+        };
+        let stamped = MemRequest {
+            epoch,
+            flags,
+            ..req
+        };
+        bytes[..REQUEST_LEN].copy_from_slice(stamped.as_bytes());
+    }
+
+    /// `bytes` stamped with the epoch as it is now.
+    fn stamped(&self, home: u32, bytes: &[u8]) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        self.stamp(home, &mut out);
+        out
+    }
+
+    /// The answer `reply` from `dst` to `bytes`, checked for its epoch: a
+    /// refusal of an epoch this processor has moved past since (a
+    /// fail-over happened while the request was on its way) is sent again
+    /// as the epoch is now, once; a refusal of the current epoch (`dst`
+    /// holds a copy left behind by a fail-over) and an answer for an
+    /// epoch that is not the request's are no answer from `dst`, counted.
+    fn vet(&self, dst: u32, bytes: &[u8], reply: CallReply, again: bool) -> CallReply {
+        let (Ok(body), Ok((req, _))) = (&reply, MemRequest::read_from_prefix(bytes)) else {
+            return reply;
+        };
+        let Ok((head, _)) = MemReply::read_from_prefix(body) else {
+            return reply;
+        };
+        if req.pid == 0 {
+            return reply;
+        }
+        if head.status == STALE_EPOCH {
+            let (now, _) = self.copies().epoch(req.pid, dst);
+            if again && req.epoch < now {
+                let resent = self.stamped(dst, bytes);
+                return self.vet(dst, &resent, self.fabric.call(dst, &resent), false);
+            }
+            self.copies().stale += 1;
+            return Err(format!(
+                "it holds process {} at epoch {}, not the epoch {} the request was of: a copy left behind by a fail-over, not used",
+                req.pid, head.value, req.epoch
+            ));
+        }
+        if head.status == OK && head.epoch != req.epoch {
+            self.copies().stale += 1;
+            return Err(format!(
+                "it answered for epoch {} a request of epoch {}: a stale answer, refused",
+                head.epoch, req.epoch
+            ));
+        }
+        if head.status == OK {
+            let mut c = self.copies();
+            let seen = c.confirmed.entry(req.pid).or_insert(1);
+            *seen = (*seen).max(req.epoch);
+        }
+        reply
+    }
+
+    /// `bytes` to `dst`, stamped, its answer vetted.
+    fn send(&self, dst: u32, bytes: &[u8]) -> CallReply {
+        let bytes = self.stamped(dst, bytes);
+        let reply = self.fabric.call(dst, &bytes);
+        self.vet(dst, &bytes, reply, true)
     }
 
     /// Asks `dst` for its backup, once. A backup that is itself dead (or
@@ -374,7 +495,7 @@ impl MemoryClient {
 
     /// One request to `dst` as it is: no routing, no copies.
     pub fn raw(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
-        parse(dst, self.fabric.call(dst, request))
+        parse(dst, self.send(dst, request))
     }
 
     /// Holds memory calls back (the same lock that orders them at two
@@ -441,6 +562,9 @@ impl MemoryClient {
         if c.brought_back > 0 {
             out.push_str(&format!(", {} new copies made", c.brought_back));
         }
+        if c.stale > 0 {
+            out.push_str(&format!(", {} answers refused for their epoch", c.stale));
+        }
         let alone: Vec<String> = c.alone().iter().map(u32::to_string).collect();
         if !alone.is_empty() {
             out.push_str(&format!(
@@ -464,6 +588,10 @@ impl MemoryClient {
         main: CallReply,
         mirror: Option<(u32, CallReply)>,
     ) -> (u32, CallReply) {
+        let main = self.vet(dst, bytes, main, true);
+        // The backup's request may differ from `bytes` (an mmap's address,
+        // a new process's copy flag): not sent again from here.
+        let mirror = mirror.map(|(b, r)| (b, self.vet(b, bytes, r, false)));
         match mirror::settle(main, mirror) {
             Outcome::Agreed(reply) => (dst, reply),
             Outcome::BackupLost { backup, why, reply } => {
@@ -493,12 +621,12 @@ impl MemoryClient {
                     if replaced != dst {
                         // Taken over meanwhile (another request found it
                         // dead first): ask its backup.
-                        return (replaced, self.fabric.call(replaced, bytes));
+                        return (replaced, self.send(replaced, bytes));
                     }
                     return (dst, Err(self.last_copy_lost(dst, why)));
                 };
                 self.fail_over(dst, backup, &why, started);
-                (backup, self.fabric.call(backup, bytes))
+                (backup, self.send(backup, bytes))
             }
             Outcome::BothLost { backup, why, backup_why } => (
                 dst,
@@ -539,7 +667,10 @@ impl MemoryClient {
     /// Forgets what it learnt about pid (it exited).
     pub fn forget(&self, pid: u32) {
         self.owners().retain(|(p, _), _| *p != pid);
-        self.copies().news.remove(&pid);
+        let mut c = self.copies();
+        c.news.remove(&pid);
+        c.homes.remove(&pid);
+        c.confirmed.remove(&pid);
     }
 
     /// A request that is not about one page (a memory call) to `dst`: the
@@ -547,8 +678,10 @@ impl MemoryClient {
     /// changes the process goes to the backup after `dst` has answered
     /// (an mmap then at the address `dst` chose), so both decide alike.
     pub fn call(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
+        let home = dst;
         let dst = self.route(dst);
         self.learn_backup(dst);
+        let request = &self.stamped(home, request)[..];
         let started = Instant::now();
         // Calls that change state reach both copies in one order: two
         // vCPUs' calls must not cross between the first copy and the
@@ -565,7 +698,9 @@ impl MemoryClient {
         if let (Ok((head, _)), Ok((req, _))) = (&parsed, MemRequest::read_from_prefix(request)) {
             if req.op == OP_NEW && head.status == OK {
                 // Forgotten with the process (`forget`).
-                self.copies().news.insert(req.pid, request.to_vec());
+                let mut c = self.copies();
+                c.news.insert(req.pid, request.to_vec());
+                c.homes.insert(req.pid, home);
             }
         }
         parsed
@@ -579,6 +714,7 @@ impl MemoryClient {
             bytes.extend_from_slice(p);
         }
         let dst = self.route(dst);
+        self.stamp(dst, &mut bytes);
         let started = Instant::now();
         let mirror = self
             .mirror_for(dst, &bytes)
@@ -705,11 +841,41 @@ impl MemoryClient {
                     })
                 }
             }
-            reply = self.fabric.call(dst, bytes);
+            reply = self.send(dst, bytes);
         }
         Err(PageError::Redirects {
             component: dst,
             vregion: region,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fail-over moves the processes of the dead component's homes (and
+    /// of homes it had taken over) to a new epoch, to be taken over at the
+    /// backup; other homes stay where they are.
+    #[test]
+    fn a_fail_over_raises_the_epoch_of_what_moved() {
+        let mut c = Copies::default();
+        // Process 7 homed at 1, 8 at 2, 9 at 3.
+        for (pid, home) in [(7, 1), (8, 2), (9, 3)] {
+            c.homes.insert(pid, home);
+        }
+        assert_eq!(c.epoch(7, 1), (1, false));
+        c.fail_over(1, 2, "gone", Instant::now());
+        assert_eq!(c.epoch(7, 1), (2, true), "7 moves on, to be taken over");
+        assert_eq!(c.epoch(8, 2), (1, false), "2's own stay");
+        c.confirmed.insert(7, 2);
+        assert_eq!(c.epoch(7, 1), (2, false), "taken over");
+        // 2 dies in turn: 1's processes and its own move on.
+        c.fail_over(2, 3, "gone", Instant::now());
+        assert_eq!(c.epoch(7, 1), (3, true));
+        assert_eq!(c.epoch(8, 2), (2, true));
+        assert_eq!(c.epoch(9, 3), (1, false));
+        // A new process at a home that moved starts at its epoch.
+        assert_eq!(c.epoch(10, 1), (3, true));
     }
 }

@@ -157,7 +157,7 @@ mod tests {
     fn answer(status: u32, value: u64) -> CallReply {
         Ok(MemReply {
             status,
-            _pad: 0,
+            epoch: 0,
             value,
         }
         .as_bytes()

@@ -6,7 +6,9 @@
 //! page not published, a protection that refuses the access, a slot that
 //! changed while it was read) goes to the guest as before.
 
-use lego_proto::index::{index_lookup, still_valid, IndexSlot, PageIndexSetup, INDEX_SLOT_LEN};
+use lego_proto::index::{
+    epoch_matches, index_lookup, still_valid, IndexSlot, PageIndexSetup, INDEX_SLOT_LEN,
+};
 use lego_proto::memory::*;
 use vm_memory::{GuestAddress, GuestMemoryBackend};
 use zerocopy::{FromBytes, IntoBytes};
@@ -81,7 +83,14 @@ impl PageReads {
     /// for sure; None leaves it to the guest.
     pub fn answer(&self, payload: &[u8]) -> Option<Vec<u8>> {
         let (r, _) = MemRequest::read_from_prefix(payload).ok()?;
-        if r.op != OP_READ || r.flags & FLAG_FROM_HOME != 0 {
+        if r.op != OP_READ || r.flags & (FLAG_FROM_HOME | FLAG_TAKEOVER) != 0 {
+            return None;
+        }
+        let slots = self.slots();
+        // Only at the epoch the guest holds the process at: a stale copy
+        // or a stale sender is the guest's to refuse (or a take-over its
+        // to record).
+        if !epoch_matches(slots, r.pid, r.epoch) {
             return None;
         }
         let need = if r.flags & FLAG_FOR_WRITE != 0 {
@@ -95,7 +104,6 @@ impl PageReads {
         } else {
             1
         };
-        let slots = self.slots();
         let mut out = vec![0u8; REPLY_LEN];
         let mut prot = None;
         for i in 0..pages {
@@ -136,7 +144,7 @@ impl PageReads {
         }
         let head = MemReply {
             status: OK,
-            _pad: 0,
+            epoch: r.epoch,
             value: prot as u64,
         };
         out[..REPLY_LEN].copy_from_slice(head.as_bytes());
@@ -147,7 +155,7 @@ impl PageReads {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lego_proto::index::{index_start, SLOT_LIVE};
+    use lego_proto::index::{index_start, EPOCH_VPAGE, SLOT_LIVE};
     use std::sync::atomic::Ordering;
     use vm_memory::Bytes;
 
@@ -206,6 +214,9 @@ mod tests {
         let r = PageReads::new(&ram, &setup(16)).unwrap();
         publish(&r, 7, 100, 2, PROT_READ);
         publish(&r, 7, 101, 3, PROT_READ);
+        // Not before the guest names the epoch it holds the process at.
+        assert!(r.answer(&read(7, 100, 1, 0)).is_none());
+        publish(&r, 7, EPOCH_VPAGE, 0, 0);
 
         let out = r.answer(&read(7, 100, 1, 0)).expect("a published page");
         let (head, page) = MemReply::read_from_prefix(&out).unwrap();
@@ -226,6 +237,11 @@ mod tests {
         assert!(r.answer(&write).is_none());
         assert!(r.answer(&[1, 2, 3]).is_none(), "garbage is left alone");
         assert!(r.answer(&read(7, u64::MAX / 4096, 16, 0)).is_none());
+        // Another epoch, or a take-over: the guest decides.
+        let mut later = read(7, 100, 1, 0);
+        later[40..44].copy_from_slice(&1u32.to_le_bytes());
+        assert!(r.answer(&later).is_none());
+        assert!(r.answer(&read(7, 100, 1, FLAG_TAKEOVER)).is_none());
     }
 
     #[test]
@@ -236,6 +252,7 @@ mod tests {
         let i = (0..16)
             .find(|&i| slots[i].state.load(Ordering::Relaxed) != 0)
             .unwrap();
+        publish(&r, 7, EPOCH_VPAGE, 0, 0);
         slots[i].write(|_| assert!(r.answer(&read(7, 100, 1, 0)).is_none()));
         assert!(r.answer(&read(7, 100, 1, FLAG_FOR_WRITE)).is_some());
     }

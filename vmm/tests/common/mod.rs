@@ -289,6 +289,37 @@ pub fn tcp_client(addr: &str, id: u32) -> lego_wire::client::TcpClient {
     .expect("connect and greet the component")
 }
 
+/// A memory component's counters (OP_STATS).
+pub fn memory_stats(
+    c: &mut lego_wire::client::TcpClient,
+    dst: u32,
+) -> lego_proto::memory::MemStats {
+    use lego_proto::memory::*;
+    use zerocopy::{FromBytes, IntoBytes};
+    let req = MemRequest {
+        op: OP_STATS,
+        ..Default::default()
+    };
+    let body = c.data(dst, req.as_bytes()).expect("memory stats");
+    MemStats::read_from_bytes(&body[REPLY_LEN..]).expect("MemStats")
+}
+
+/// One memory request (a page after it, if any) and its reply.
+pub fn mem(
+    c: &mut lego_wire::client::TcpClient,
+    dst: u32,
+    req: lego_proto::memory::MemRequest,
+    page: Option<&[u8]>,
+) -> (lego_proto::memory::MemReply, Vec<u8>) {
+    use lego_proto::memory::*;
+    use zerocopy::{FromBytes, IntoBytes};
+    let mut payload = req.as_bytes().to_vec();
+    payload.extend_from_slice(page.unwrap_or_default());
+    let body = c.data(dst, &payload).expect("a memory reply");
+    let (r, rest) = MemReply::read_from_prefix(&body).expect("MemReply");
+    (r, rest.to_vec())
+}
+
 /// A component's fabric counters, as its VMM answers them.
 pub fn fabric_stats(
     client: &mut lego_wire::client::TcpClient,

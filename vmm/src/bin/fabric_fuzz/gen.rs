@@ -111,6 +111,7 @@ fn mem_request(rng: &mut fastrand::Rng, pids: &[u32]) -> MemRequest {
         FLAG_FOR_WRITE,
         FLAG_PEEK,
         FLAG_WRITEBACK,
+        FLAG_TAKEOVER,
     ];
     let mut flags = 0;
     for f in flag_bits {
@@ -141,6 +142,9 @@ fn mem_request(rng: &mut fastrand::Rng, pids: &[u32]) -> MemRequest {
             rng.u32(..)
         },
         flags,
+        // Mostly the epoch the fuzzer's processes start at.
+        epoch: if rng.u8(0..4) == 0 { rng.u32(..) } else { 0 },
+        _pad: 0,
     }
 }
 
