@@ -43,8 +43,13 @@ impl PageIndex {
 
     /// The VMM serves pid's pages only to requests of `epoch`.
     pub fn set_epoch(&mut self, pid: Pid, epoch: u32) {
-        self.epochs.insert(pid, epoch);
+        // Out first, old epoch and all: a publish that starts the table
+        // again puts back the epochs it knows, and must not meet this one
+        // (two live slots for one pid, the VMM reading the older).
+        self.epochs.remove(&pid);
+        self.unpublish(pid, EPOCH_VPAGE);
         self.publish(pid, EPOCH_VPAGE, epoch, 0);
+        self.epochs.insert(pid, epoch);
     }
 
     /// pid is gone: its epoch slot too.
@@ -215,6 +220,42 @@ mod tests {
         });
         assert!(!lego_proto::index::still_valid(&ix.slots, &before));
         assert!(ix.lookup(1, 9).is_some());
+    }
+
+    /// Epoch slots outlive the clears that make room, one per process,
+    /// even when setting one is what fills the table.
+    #[test]
+    fn epoch_slots_stay_one_per_process_through_clears() {
+        let mut ix = PageIndex::new(8);
+        let live_epochs = |ix: &PageIndex, pid: Pid| {
+            ix.slots
+                .iter()
+                .filter(|s| {
+                    s.state.load(Ordering::Relaxed) & SLOT_LIVE != 0
+                        && s.pid.load(Ordering::Relaxed) == pid
+                        && s.vpage.load(Ordering::Relaxed) == EPOCH_VPAGE
+                })
+                .count()
+        };
+        ix.set_epoch(1, 1);
+        ix.set_epoch(2, 1);
+        for round in 0..40u32 {
+            ix.publish(3, u64::from(round), round, 3);
+            // Raised at every fill level, so one raise meets a clear.
+            ix.set_epoch(1, round + 2);
+            assert_eq!(live_epochs(&ix, 1), 1, "round {round}");
+            assert_eq!(live_epochs(&ix, 2), 1, "round {round}");
+            assert_eq!(ix.lookup(1, EPOCH_VPAGE).map(|f| f.frame), Some(round + 2));
+            assert_eq!(ix.lookup(2, EPOCH_VPAGE).map(|f| f.frame), Some(1));
+            // A new process's first epoch, too.
+            ix.set_epoch(100 + round, 7);
+            assert_eq!(live_epochs(&ix, 100 + round), 1, "round {round}");
+            ix.drop_epoch(100 + round);
+            assert_eq!(live_epochs(&ix, 100 + round), 0, "round {round}");
+        }
+        ix.drop_epoch(1);
+        assert_eq!(ix.lookup(1, EPOCH_VPAGE), None);
+        assert_eq!(live_epochs(&ix, 1), 0);
     }
 
     proptest! {

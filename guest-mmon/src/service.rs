@@ -236,8 +236,12 @@ impl<S: FrameStore> Monitor<S> {
         let out = match MemRequest::read_from_prefix(bytes) {
             Ok((req, rest)) => {
                 let mut out = self.serve(from, &req, rest, remote);
-                // The reply names the epoch the process is held at here.
-                let epoch = self.homes.get(&req.pid).map_or(req.epoch, |h| h.epoch);
+                // The reply names the epoch the process is held at here
+                // (counters and the backup's name are no process's state).
+                let epoch = match self.homes.get(&req.pid) {
+                    Some(h) if !matches!(req.op, OP_STATS | OP_BACKUP) => h.epoch,
+                    _ => req.epoch,
+                };
                 if let Some(e) = out.get_mut(4..8) {
                     e.copy_from_slice(&epoch.to_le_bytes());
                 }

@@ -140,6 +140,11 @@ impl Slot {
     }
 }
 
+/// The flags of the request in `bytes` (0 if it is not one).
+fn req_flags(bytes: &[u8]) -> u32 {
+    MemRequest::read_from_prefix(bytes).map_or(0, |(r, _)| r.flags)
+}
+
 /// A request with no more than an op and a process.
 pub fn ask(op: u32, pid: u32) -> Vec<u8> {
     MemRequest {
@@ -184,9 +189,9 @@ struct Copies {
     /// fail-over of the component serving them (see `lego_proto::memory`'s
     /// [`STALE_EPOCH`]).
     epochs: HashMap<u32, u32>,
-    /// A process -> the highest epoch a component answered it at: below
-    /// its home's, the copy serving it has yet to take it over.
-    confirmed: HashMap<u32, u32>,
+    /// (process, component) -> the highest epoch the component answered
+    /// it at: below its home's, a copy serving it has yet to take it over.
+    confirmed: HashMap<(u32, u32), u32>,
     /// Answers refused for their epoch (a stale copy's, or one that was
     /// not the request's).
     stale: u64,
@@ -206,13 +211,16 @@ impl Copies {
         at
     }
 
-    /// The epoch of process `pid` (homed at `home` when it is new) and
-    /// whether the copy serving it must take it over (FLAG_TAKEOVER).
-    fn epoch(&self, pid: u32, home: u32) -> (u32, bool) {
+    /// The epoch of process `pid` (homed at `home` when it is new), and
+    /// whether a request to `dst` must carry FLAG_TAKEOVER: `dst` serves
+    /// the process now (its home, or the copy that replaced it) and has
+    /// not answered it at this epoch yet. Never to a backup: a copy left
+    /// behind must refuse the new epoch, not rise to it.
+    fn epoch(&self, pid: u32, home: u32, dst: u32) -> (u32, bool) {
         let home = self.homes.get(&pid).copied().unwrap_or(home);
         let epoch = self.epochs.get(&home).copied().unwrap_or(1);
-        let confirmed = self.confirmed.get(&pid).copied().unwrap_or(1);
-        (epoch, epoch > confirmed)
+        let confirmed = self.confirmed.get(&(pid, dst)).copied().unwrap_or(1);
+        (epoch, dst == self.route(home) && epoch > confirmed)
     }
 
     /// `dst`'s backup if it holds all of what `dst` holds (not still being
@@ -346,17 +354,18 @@ impl MemoryClient {
         self.copies().route(dst)
     }
 
-    /// Writes process `pid`'s epoch into `bytes` (a request; one about no
-    /// process stays as it is), with FLAG_TAKEOVER while the copy serving
-    /// it has not taken it over yet. `home`: where a new process goes.
-    fn stamp(&self, home: u32, bytes: &mut [u8]) {
+    /// Writes process `pid`'s epoch into `bytes` (a request to `dst`; one
+    /// about no process stays as it is), with FLAG_TAKEOVER while `dst`,
+    /// the copy serving it, has not taken it over yet. `home`: where a
+    /// new process goes.
+    fn stamp(&self, home: u32, dst: u32, bytes: &mut [u8]) {
         let Ok((req, _)) = MemRequest::read_from_prefix(bytes) else {
             return;
         };
         if req.pid == 0 {
             return;
         }
-        let (epoch, takeover) = self.copies().epoch(req.pid, home);
+        let (epoch, takeover) = self.copies().epoch(req.pid, home, dst);
         let flags = if takeover && req.op != OP_NEW {
             req.flags | FLAG_TAKEOVER
         } else {
@@ -370,10 +379,10 @@ impl MemoryClient {
         bytes[..REQUEST_LEN].copy_from_slice(stamped.as_bytes());
     }
 
-    /// `bytes` stamped with the epoch as it is now.
-    fn stamped(&self, home: u32, bytes: &[u8]) -> Vec<u8> {
+    /// `bytes` for `dst`, stamped with the epoch as it is now.
+    fn stamped(&self, home: u32, dst: u32, bytes: &[u8]) -> Vec<u8> {
         let mut out = bytes.to_vec();
-        self.stamp(home, &mut out);
+        self.stamp(home, dst, &mut out);
         out
     }
 
@@ -390,13 +399,14 @@ impl MemoryClient {
         let Ok((head, _)) = MemReply::read_from_prefix(body) else {
             return reply;
         };
-        if req.pid == 0 {
+        // Counters and the backup's name are not the process's state.
+        if req.pid == 0 || matches!(req.op, OP_STATS | OP_BACKUP) {
             return reply;
         }
         if head.status == STALE_EPOCH {
-            let (now, _) = self.copies().epoch(req.pid, dst);
+            let (now, _) = self.copies().epoch(req.pid, dst, dst);
             if again && req.epoch < now {
-                let resent = self.stamped(dst, bytes);
+                let resent = self.stamped(dst, dst, bytes);
                 return self.vet(dst, &resent, self.fabric.call(dst, &resent), false);
             }
             self.copies().stale += 1;
@@ -414,7 +424,7 @@ impl MemoryClient {
         }
         if head.status == OK {
             let mut c = self.copies();
-            let seen = c.confirmed.entry(req.pid).or_insert(1);
+            let seen = c.confirmed.entry((req.pid, dst)).or_insert(1);
             *seen = (*seen).max(req.epoch);
         }
         reply
@@ -422,7 +432,7 @@ impl MemoryClient {
 
     /// `bytes` to `dst`, stamped, its answer vetted.
     fn send(&self, dst: u32, bytes: &[u8]) -> CallReply {
-        let bytes = self.stamped(dst, bytes);
+        let bytes = self.stamped(dst, dst, bytes);
         let reply = self.fabric.call(dst, &bytes);
         self.vet(dst, &bytes, reply, true)
     }
@@ -588,10 +598,6 @@ impl MemoryClient {
         main: CallReply,
         mirror: Option<(u32, CallReply)>,
     ) -> (u32, CallReply) {
-        let main = self.vet(dst, bytes, main, true);
-        // The backup's request may differ from `bytes` (an mmap's address,
-        // a new process's copy flag): not sent again from here.
-        let mirror = mirror.map(|(b, r)| (b, self.vet(b, bytes, r, false)));
         match mirror::settle(main, mirror) {
             Outcome::Agreed(reply) => (dst, reply),
             Outcome::BackupLost { backup, why, reply } => {
@@ -670,7 +676,7 @@ impl MemoryClient {
         let mut c = self.copies();
         c.news.remove(&pid);
         c.homes.remove(&pid);
-        c.confirmed.remove(&pid);
+        c.confirmed.retain(|(p, _), _| *p != pid);
     }
 
     /// A request that is not about one page (a memory call) to `dst`: the
@@ -681,17 +687,18 @@ impl MemoryClient {
         let home = dst;
         let dst = self.route(dst);
         self.learn_backup(dst);
-        let request = &self.stamped(home, request)[..];
+        let request = &self.stamped(home, dst, request)[..];
         let started = Instant::now();
         // Calls that change state reach both copies in one order: two
         // vCPUs' calls must not cross between the first copy and the
         // second.
         let backup = self.mirror_for(dst, request);
         let _order = backup.map(|_| self.hold_calls());
-        let main = self.fabric.call(dst, request);
+        let main = self.vet(dst, request, self.fabric.call(dst, request), true);
         let mirror = backup.map(|b| {
-            let again = mirror::for_backup(request, &main);
-            (b, self.fabric.call(b, &again))
+            let mut again = mirror::for_backup(request, &main);
+            self.stamp(home, b, &mut again);
+            (b, self.vet(b, &again, self.fabric.call(b, &again), true))
         });
         let (by, reply) = self.settle(dst, request, started, main, mirror);
         let parsed = parse(by, reply);
@@ -714,11 +721,19 @@ impl MemoryClient {
             bytes.extend_from_slice(p);
         }
         let dst = self.route(dst);
-        self.stamp(dst, &mut bytes);
+        self.stamp(dst, dst, &mut bytes);
         let started = Instant::now();
-        let mirror = self
-            .mirror_for(dst, &bytes)
-            .map(|b| (b, Slot::new(self.fabric.start_call(b, &bytes))));
+        let mirror = self.mirror_for(dst, &bytes).map(|b| {
+            // A take-over is the serving copy's alone.
+            let sent = if req_flags(&bytes) & FLAG_TAKEOVER != 0 {
+                let mut copy = bytes.clone();
+                self.stamp(dst, b, &mut copy);
+                self.fabric.start_call(b, &copy)
+            } else {
+                self.fabric.start_call(b, &bytes)
+            };
+            (b, Slot::new(sent))
+        });
         let main = self.fabric.start_call(dst, &bytes);
         if let Err(why) = &main {
             // Taken for dead now, so the requests after this one go to its
@@ -750,6 +765,8 @@ impl MemoryClient {
             Some((b, s)) => Some((*b, s.reply().take()?)),
             None => None,
         };
+        let main = self.vet(p.dst, &p.bytes, main, true);
+        let mirror = mirror.map(|(b, r)| (b, self.vet(b, &p.bytes, r, true)));
         Some(self.settle(p.dst, &p.bytes, p.started, main, mirror))
     }
 
@@ -771,6 +788,8 @@ impl MemoryClient {
         } else {
             main.wait()
         };
+        let main = self.vet(dst, &bytes, main, true);
+        let mirror = mirror.map(|(b, r)| (b, self.vet(b, &bytes, r, true)));
         self.settle(dst, &bytes, started, main, mirror)
     }
 
@@ -864,18 +883,23 @@ mod tests {
         for (pid, home) in [(7, 1), (8, 2), (9, 3)] {
             c.homes.insert(pid, home);
         }
-        assert_eq!(c.epoch(7, 1), (1, false));
+        assert_eq!(c.epoch(7, 1, 1), (1, false));
         c.fail_over(1, 2, "gone", Instant::now());
-        assert_eq!(c.epoch(7, 1), (2, true), "7 moves on, to be taken over");
-        assert_eq!(c.epoch(8, 2), (1, false), "2's own stay");
-        c.confirmed.insert(7, 2);
-        assert_eq!(c.epoch(7, 1), (2, false), "taken over");
+        assert_eq!(c.epoch(7, 1, 2), (2, true), "7 moves on, to be taken over");
+        assert_eq!(c.epoch(8, 2, 2), (1, false), "2's own stay");
+        // Only the copy serving it takes it over: not the one it left,
+        // nor a new copy that answered first.
+        assert_eq!(c.epoch(7, 1, 1), (2, false));
+        c.confirmed.insert((7, 1), 2);
+        assert_eq!(c.epoch(7, 1, 2), (2, true));
+        c.confirmed.insert((7, 2), 2);
+        assert_eq!(c.epoch(7, 1, 2), (2, false), "taken over");
         // 2 dies in turn: 1's processes and its own move on.
         c.fail_over(2, 3, "gone", Instant::now());
-        assert_eq!(c.epoch(7, 1), (3, true));
-        assert_eq!(c.epoch(8, 2), (2, true));
-        assert_eq!(c.epoch(9, 3), (1, false));
+        assert_eq!(c.epoch(7, 1, 3), (3, true));
+        assert_eq!(c.epoch(8, 2, 3), (2, true));
+        assert_eq!(c.epoch(9, 3, 3), (1, false));
         // A new process at a home that moved starts at its epoch.
-        assert_eq!(c.epoch(10, 1), (3, true));
+        assert_eq!(c.epoch(10, 1, 3).0, 3);
     }
 }
