@@ -870,7 +870,87 @@ fn a_memory_component_that_joins_later_is_used() {
     let out = run.wait_with_output().unwrap();
     assert_eq!(text(&out.stdout), "4000000\n", "{}", text(&out.stderr));
     assert_eq!(out.status.code(), Some(0));
+    // Started again with its id, at another port: the processor and the
+    // home learn its new address from the managers and use it (they
+    // used to keep dialling the old one).
+    let fabric_of = |h: &Path, id: u32| {
+        components(h)
+            .into_iter()
+            .find(|c| c.id == id && c.up)
+            .map(|c| c.fabric)
+    };
+    let old_addr = fabric_of(h, newest).expect("the late component is up");
     drop(late);
+    // Its id is free again once the managers take it for down.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fabric_of(h, newest).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed component stays up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let id = newest.to_string();
+    let mut again = Command::new(vmm())
+        .args([
+            "--role",
+            "memory",
+            "--id",
+            &id,
+            "--listen",
+            "127.0.0.1:0",
+            "--globals",
+            addr.trim(),
+            "--mem",
+            "512M",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let again = Kill(&mut again);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match fabric_of(h, newest) {
+            Some(a) if a != old_addr => break,
+            seen => assert!(
+                std::time::Instant::now() < deadline,
+                "component {newest} did not come back at a new address (old {old_addr}, now {seen:?})"
+            ),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Two heartbeats: every component has heard of the move.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let run = lego_cmd(
+        h,
+        &[
+            "run",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "x=$(head -c 4000000 /dev/zero | tr '\\0' b); sleep 2; echo ${#x}",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !memory(h).iter().any(|x| x.0 == newest && x.3 >= 1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no vRegion at the restarted component (id, used, homed, held): {:?}",
+            memory(h)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "4000000\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    drop(again);
 }
 
 /// `lego up --copies 2`: each memory component gets a backup from the

@@ -133,6 +133,12 @@ pub trait Transport: Send + Sync {
     fn learn(&self, _peer: ComponentId, _addr: &str) -> bool {
         false
     }
+    /// `peer`, learned before at another address, is at `addr` now (it
+    /// was started again and registered anew): frames go there from now
+    /// on. True if the address changed. Peers named with `--peer` stand.
+    fn relearn(&self, _peer: ComponentId, _addr: &str) -> bool {
+        false
+    }
 }
 
 /// A frame on its way out: the header bytes, and a payload that is still
@@ -621,7 +627,13 @@ impl Fabric {
     /// (one that joined the rack since): frames to it go out from now on.
     /// True if it was not a peer yet.
     pub fn learn_peer(&self, peer: ComponentId, addr: &str) -> bool {
-        if peer == self.id || self.transports.iter().any(|t| t.reaches(peer)) {
+        if peer == self.id {
+            return false;
+        }
+        if self.transports.iter().any(|t| t.relearn(peer, addr)) {
+            return true;
+        }
+        if self.transports.iter().any(|t| t.reaches(peer)) {
             return false;
         }
         self.transports.iter().any(|t| t.learn(peer, addr))

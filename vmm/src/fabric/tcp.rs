@@ -66,6 +66,9 @@ static SERIAL: AtomicU64 = AtomicU64::new(1);
 pub struct TcpTransport {
     /// Those given at start, and those learned since ([`super::Transport::learn`]).
     peers: std::sync::RwLock<HashMap<ComponentId, String>>,
+    /// Peers learned from the global managers (not named with `--peer`):
+    /// their address follows what the managers say.
+    learned: Mutex<std::collections::HashSet<ComponentId>>,
     conns: Mutex<HashMap<ComponentId, Conn>>,
     /// Peers that stopped reading, and until when a send to them fails at
     /// once (one fabric timeout): each send would otherwise wait a timeout
@@ -129,6 +132,7 @@ impl TcpTransport {
                     .map(|(k, v)| (*k, v.clone()))
                     .collect(),
             ),
+            learned: Mutex::new(std::collections::HashSet::new()),
             conns: Mutex::new(HashMap::new()),
             stuck: Mutex::new(HashMap::new()),
             shared,
@@ -154,6 +158,35 @@ impl super::Transport for TcpTransport {
             return false;
         }
         peers.insert(peer, addr.to_string());
+        if let Ok(mut l) = self.learned.lock() {
+            l.insert(peer);
+        }
+        true
+    }
+
+    fn relearn(&self, peer: ComponentId, addr: &str) -> bool {
+        if !self.learned.lock().is_ok_and(|l| l.contains(&peer)) {
+            return false;
+        }
+        let Ok(mut peers) = self.peers.write() else {
+            return false;
+        };
+        match peers.get(&peer) {
+            Some(old) if old != addr => {
+                log::info!("fabric: component {peer} moved from {old} to {addr}");
+                peers.insert(peer, addr.to_string());
+            }
+            _ => return false,
+        }
+        drop(peers);
+        // The connection to the old address, if one is still open, leads
+        // to a component that is gone: the next frame dials the new one.
+        if let Ok(mut c) = self.conns.lock() {
+            c.remove(&peer);
+        }
+        if let Ok(mut s) = self.stuck.lock() {
+            s.remove(&peer);
+        }
         true
     }
 
