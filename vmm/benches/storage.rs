@@ -7,9 +7,6 @@
 //! * 2000 random 4 KiB preads;
 //! * the median latency of a 4 KiB pwrite + fdatasync (2000 of them).
 //!
-//! Each with the processor's monitor at 128 MiB (the default: a 32 MiB
-//! file cache, smaller than the file) and at 1 GiB (a 256 MiB cache).
-//!
 //! Each with the processor's monitor at 128 MiB (the default: a file
 //! cache of about 30 MiB, smaller than the file) and at 2 GiB (about
 //! 500 MiB: the file fits).

@@ -114,7 +114,7 @@ fn start_failure(exe: &[u8], errno: i64) -> String {
         7 => "its arguments and environment are too large",
         11 => "the processor has no room for another process now",
         12 => "its memory component is out of memory",
-        5 => "its storage component did not answer",
+        5 => "its storage or memory component did not answer (the processor's log says which)",
         6 => "this processor has no storage component (none was up when it joined the rack): start it again once one is",
         _ => "loading it failed",
     };

@@ -32,28 +32,41 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(state: &Path) -> Daemon {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_lego-globals"))
-            .args(["--log-level", "warn", "--listen", &addr, "--state"])
-            .arg(state)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("lego-globals starts");
-        let d = Daemon {
-            addr,
-            state: state.to_path_buf(),
-            child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Globals::connect(&d.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "lego-globals did not listen on {}",
-                d.addr
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        // A free port can be taken by another test between our look and
+        // the daemon's bind; a daemon that could not bind exits at once,
+        // and a connection made meanwhile may have reached the other
+        // test's daemon: so its own must still run once connected.
+        for _ in 0..5 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let child = Command::new(env!("CARGO_BIN_EXE_lego-globals"))
+                .args(["--log-level", "warn", "--listen", &addr, "--state"])
+                .arg(state)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("lego-globals starts");
+            let mut d = Daemon {
+                addr,
+                state: state.to_path_buf(),
+                child,
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Globals::connect(&d.addr).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "lego-globals did not listen on {}",
+                    d.addr
+                );
+                if d.child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            if d.child.try_wait().ok().flatten().is_none() {
+                return d;
+            }
         }
-        d
+        panic!("lego-globals did not start on any of 5 free ports");
     }
 
     pub fn client(&self) -> Globals {
