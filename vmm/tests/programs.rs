@@ -575,8 +575,20 @@ fn a_program_finishes_when_its_memory_component_dies() {
         .args(["--memory", "1", "--excache", "16M", "--log-level", "info"])
         .args(["--", p, "64"]);
     let pid = one.child.id() as i32;
+    // Killed once it holds the process and 4 MiB of its pages (a fixed
+    // delay once landed before the processor had booted on a busy host:
+    // a component dead before its backup was learnt has no copy to use).
+    let mut watch = tcp_client(&a1, 100);
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(400));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = memory_stats(&mut watch, 1);
+            let used = s.frames_total - s.frames_free;
+            if (s.processes >= 1 && used >= 1024) || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         // SAFETY: kill(2) on a child of this test.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     });
