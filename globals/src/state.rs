@@ -342,16 +342,21 @@ impl State {
         self
     }
 
-    /// Memory component `id`'s backup: the one chosen before, else (with
-    /// two copies) another memory component up, one that backs up no one
-    /// yet if there is one, then the one with the fewest it backs up and
-    /// the most free memory. 0 for none.
+    /// Memory component `id`'s backup: the one chosen before while it is
+    /// up, else (with two copies) another memory component up, one that
+    /// backs up no one yet if there is one, then the one with the fewest it
+    /// backs up and the most free memory. A backup that is down is kept
+    /// until another can take its place (processors make the copy anew
+    /// there). 0 for none.
     fn backup_of(&mut self, id: u32, now: Instant) -> u32 {
         if self.copies < 2 {
             return 0;
         }
-        if let Some(&b) = self.backups.get(&id) {
-            return b;
+        let before = self.backups.get(&id).copied();
+        if let Some(b) = before {
+            if self.components.get(&b).is_some_and(|e| e.up(now)) {
+                return b;
+            }
         }
         let load = |b: u32| self.backups.values().filter(|&&x| x == b).count();
         let chosen = self
@@ -363,13 +368,20 @@ impl State {
                 (load(other), std::cmp::Reverse(free), other)
             })
             .map(|(&other, _)| other);
-        match chosen {
-            Some(b) => {
+        match (chosen, before) {
+            (Some(b), None) => {
                 log::info!("memory component {id} is backed up at memory component {b}");
                 self.backups.insert(id, b);
                 b
             }
-            None => 0,
+            (Some(b), Some(down)) => {
+                log::warn!(
+                    "memory component {id}'s backup {down} is down: it is backed up at memory component {b} from now on"
+                );
+                self.backups.insert(id, b);
+                b
+            }
+            (None, before) => before.unwrap_or(0),
         }
     }
 

@@ -1033,3 +1033,123 @@ fn with_two_copies_a_run_outlives_a_memory_component() {
         });
     assert!(said, "the processor did not report the lost copy");
 }
+
+/// `lego up --copies 2`, a program holding 10 MB waits on its input; one
+/// memory component is killed for good and a new one joins: the managers
+/// name the newcomer as the survivor's backup, the processor copies the
+/// program's memory there while it runs, and then the survivor is killed
+/// too. The program reads the newcomer's copy and prints what it prints on
+/// the host.
+#[test]
+fn with_two_copies_a_newcomer_replaces_a_dead_backup() {
+    if !can_run() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let _down = Down(h);
+    // An ExCache smaller than the program: its pages live at the copies.
+    up(h, &["--copies", "2", "--excache", "8M"]);
+    let script = "x=$(seq 1 1500000); read go; printf '%s' \"$x\" | md5sum";
+    let mut host = Command::new(BUSYBOX)
+        .args(["sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    host.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let host = host.wait_with_output().unwrap();
+    assert!(host.status.success());
+    let mut run = lego_cmd(h, &["run", BUSYBOX, "sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let memory = |h: &Path| -> Vec<lego_control::Component> {
+        components(h)
+            .into_iter()
+            .filter(|c| c.role == lego_control::Role::Memory && c.up)
+            .collect()
+    };
+    // Both copies hold the string (and the shell around it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let held = loop {
+        let m = memory(h);
+        if m.len() == 2 && m.iter().all(|c| c.load.used_bytes >= 8 << 20) {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the program's memory does not show at both copies: {m:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let (first, survivor) = (&held[0], &held[1]);
+    // SAFETY: kill(2) on a lego-vmm this test's rack started.
+    unsafe { libc::kill(first.host_pid as i32, libc::SIGKILL) };
+    let addr = std::fs::read_to_string(h.join("rack/globals.addr")).unwrap();
+    let mut newcomer = Command::new(vmm())
+        .args([
+            "--role",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--globals",
+            addr.trim(),
+            "--mem",
+            "512M",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _newcomer = Kill(&mut newcomer);
+    // The processor says it made the copy at the newcomer.
+    let copied = |h: &Path| {
+        std::fs::read_dir(h.join("rack/logs"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("processor"))
+            .any(|e| {
+                let log = std::fs::read_to_string(e.path()).unwrap_or_default();
+                log.lines().any(|l| {
+                    l.contains(&format!("keeps a copy of what component {}", survivor.id))
+                        && !l.contains(&format!("component {} keeps", first.id))
+                })
+            })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while !copied(h) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no copy of component {}'s memory at the newcomer; memory components: {:?}",
+            survivor.id,
+            memory(h)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let newest = memory(h).iter().map(|c| c.id).max().unwrap();
+    assert!(newest != first.id && newest != survivor.id);
+    assert_eq!(
+        memory(h)
+            .iter()
+            .find(|c| c.id == survivor.id)
+            .map(|c| c.load.backup),
+        Some(newest)
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(survivor.host_pid as i32, libc::SIGKILL) };
+    run.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), text(&host.stdout));
+}

@@ -409,7 +409,7 @@ fn a_restored_state_knows_ids_and_vnodes_but_nothing_is_up() {
 }
 
 #[test]
-fn with_two_copies_each_memory_component_gets_a_backup_and_keeps_it() {
+fn with_two_copies_each_memory_component_gets_a_backup_and_another_once_it_is_down() {
     let t = Instant::now();
     let mut s = rack(t).with_copies(2);
     let backup_of = |s: &mut State, id, now| match heartbeat(s, id, 0, 0, now) {
@@ -420,13 +420,18 @@ fn with_two_copies_each_memory_component_gets_a_backup_and_keeps_it() {
     assert_eq!(backup_of(&mut s, 2, t), 1);
     assert_eq!(backup_of(&mut s, 1, t), 2);
     assert_eq!(backup_of(&mut s, 4, t), 0);
-    // Kept while the backup is silent (its copy is where it was made).
+    // Kept while the backup is silent and no other is up (its copy is
+    // where it was made).
     let later = ms(t, DOWN_AFTER_MS + 100);
     assert_eq!(backup_of(&mut s, 1, later), 2);
     // A newcomer gets one of those up: memory 1 (memory 2 is silent).
     let o = register(&mut s, 0, Role::Memory, "m3:1", mem(GIB), later);
     let m3 = registered_id(&o);
     assert_eq!(backup_of(&mut s, m3, later), 1);
+    // Memory 1's backup is down and another is up: the newcomer takes its
+    // place (processors copy memory 1's processes there).
+    assert_eq!(backup_of(&mut s, 1, later), m3);
+    assert_eq!(backup_of(&mut s, 1, ms(t, DOWN_AFTER_MS + 200)), m3);
     // One copy (the default): no backups.
     let mut one = rack(t);
     assert_eq!(backup_of(&mut one, 1, t), 0);

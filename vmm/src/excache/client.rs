@@ -156,6 +156,9 @@ pub fn ask(op: u32, pid: u32) -> Vec<u8> {
     .to_vec()
 }
 
+/// How often a component that named no backup is asked again.
+const ASK_UNBACKED_EVERY: Duration = Duration::from_secs(5);
+
 fn gave_up(dst: u32) -> String {
     format!("component {dst} was taken for dead")
 }
@@ -166,6 +169,10 @@ fn gave_up(dst: u32) -> String {
 struct Copies {
     /// Components asked for their backup.
     asked: HashSet<u32>,
+    /// Components that named no backup, with when they were last asked:
+    /// asked again now and then, since one may be given one later (the
+    /// managers name a backup once another memory component is up).
+    unbacked: HashMap<u32, Instant>,
     /// A component -> its backup, while both answer.
     backups: HashMap<u32, u32>,
     /// A component that stopped answering -> the backup serving for it.
@@ -447,7 +454,11 @@ impl MemoryClient {
             return;
         };
         let backup = head.value as u32;
-        if head.status != OK || backup == 0 || backup == dst {
+        if head.status == OK && backup == 0 {
+            self.copies().unbacked.insert(dst, Instant::now());
+            return;
+        }
+        if head.status != OK || backup == dst {
             return;
         }
         let mut c = self.copies();
@@ -474,30 +485,46 @@ impl MemoryClient {
     }
 
     /// Components left with the only copy, each with the component that
-    /// should keep a copy again: the backup it lost, else its own backup
-    /// (OP_BACKUP), else the one it replaced.
+    /// should keep a copy again: its own backup as it names it now
+    /// (OP_BACKUP: the managers may have named another since), else the
+    /// backup it lost, else the one it replaced. Then components that
+    /// named no backup and name one now (asked every [`ASK_UNBACKED_EVERY`]).
     pub fn wanting_copy(&self) -> Vec<(u32, u32)> {
-        let (alone, lost, replaced) = {
+        let (alone, lost, replaced, unbacked) = {
             let c = self.copies();
-            (c.alone(), c.lost.clone(), c.replaced.clone())
+            let due: Vec<u32> = c
+                .unbacked
+                .iter()
+                .filter(|(s, t)| {
+                    t.elapsed() >= ASK_UNBACKED_EVERY
+                        && !c.backups.contains_key(s)
+                        && !c.replaced.contains_key(s)
+                })
+                .map(|(&s, _)| s)
+                .collect();
+            (c.alone(), c.lost.clone(), c.replaced.clone(), due)
+        };
+        let named = |s: u32| {
+            self.raw(s, &ask(OP_BACKUP, 0))
+                .ok()
+                .filter(|(h, _)| h.status == OK)
+                .map(|(h, _)| h.value as u32)
+                .filter(|&b| b != 0 && b != s && !replaced.contains_key(&b))
         };
         let mut out = Vec::new();
         for s in alone {
-            if let Some((_, b)) = lost.iter().rev().find(|(p, _)| *p == s) {
-                out.push((s, *b));
-                continue;
+            let again = named(s)
+                .or_else(|| lost.iter().rev().find(|(p, _)| *p == s).map(|(_, b)| *b))
+                .or_else(|| replaced.iter().find(|(_, &to)| to == s).map(|(&d, _)| d));
+            if let Some(b) = again {
+                out.push((s, b));
             }
-            let own = self
-                .raw(s, &ask(OP_BACKUP, 0))
-                .ok()
-                .map(|(h, _)| h.value as u32);
-            match own {
-                Some(b) if b != 0 && b != s => out.push((s, b)),
-                _ => {
-                    if let Some((&dead, _)) = replaced.iter().find(|(_, &to)| to == s) {
-                        out.push((s, dead));
-                    }
-                }
+        }
+        for s in unbacked {
+            self.copies().unbacked.insert(s, Instant::now());
+            if let Some(b) = named(s) {
+                log::info!("excache: memory component {s} names component {b} as its backup now");
+                out.push((s, b));
             }
         }
         out
@@ -532,6 +559,7 @@ impl MemoryClient {
         let mut c = self.copies();
         c.filling.remove(&copy);
         c.lost.retain(|(p, _)| *p != survivor);
+        c.unbacked.remove(&survivor);
         c.brought_back += 1;
     }
 
