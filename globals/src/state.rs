@@ -352,9 +352,20 @@ impl State {
         if self.copies < 2 {
             return 0;
         }
+        let up_memory = |s: &State, b: u32| {
+            s.components
+                .get(&b)
+                .is_some_and(|e| e.role == Role::Memory && e.up(now))
+        };
+        // After a restart of the managers: the backup it reports using,
+        // if that one is up, so the copies stay where processors made them.
+        let reported = self.components.get(&id).map_or(0, |e| e.load.backup);
+        if !self.backups.contains_key(&id) && reported != id && up_memory(self, reported) {
+            self.backups.insert(id, reported);
+        }
         let before = self.backups.get(&id).copied();
         if let Some(b) = before {
-            if self.components.get(&b).is_some_and(|e| e.up(now)) {
+            if up_memory(self, b) {
                 return b;
             }
         }

@@ -1037,8 +1037,8 @@ fn with_two_copies_a_run_outlives_a_memory_component() {
 /// `lego up --copies 2`, a program holding 10 MB waits on its input; one
 /// memory component is killed for good and a new one joins: the managers
 /// name the newcomer as the survivor's backup, the processor copies the
-/// program's memory there while it runs, and then the survivor is killed
-/// too. The program reads the newcomer's copy and prints what it prints on
+/// program's memory there while the program waits, and then the survivor
+/// is killed too. The program reads the newcomer's copy and prints what it prints on
 /// the host.
 #[test]
 fn with_two_copies_a_newcomer_replaces_a_dead_backup() {
@@ -1102,7 +1102,7 @@ fn with_two_copies_a_newcomer_replaces_a_dead_backup() {
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(h.join("newcomer.log")).unwrap())
         .spawn()
         .unwrap();
     struct Kill<'a>(&'a mut Child);
@@ -1131,21 +1131,33 @@ fn with_two_copies_a_newcomer_replaces_a_dead_backup() {
     while !copied(h) {
         assert!(
             std::time::Instant::now() < deadline,
-            "no copy of component {}'s memory at the newcomer; memory components: {:?}",
+            "no copy of component {}'s memory at the newcomer; memory components: {:?}; the newcomer's log: {}",
             survivor.id,
-            memory(h)
+            memory(h),
+            std::fs::read_to_string(h.join("newcomer.log")).unwrap_or_default()
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let newest = memory(h).iter().map(|c| c.id).max().unwrap();
     assert!(newest != first.id && newest != survivor.id);
-    assert_eq!(
-        memory(h)
+    // The survivor reports its new backup with its next heartbeat.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let m = memory(h);
+        let backup = m
             .iter()
             .find(|c| c.id == survivor.id)
-            .map(|c| c.load.backup),
-        Some(newest)
-    );
+            .map(|c| c.load.backup);
+        if backup == Some(newest) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "component {} does not report {newest} as its backup: {m:?}",
+            survivor.id
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     // SAFETY: as above.
     unsafe { libc::kill(survivor.host_pid as i32, libc::SIGKILL) };
     run.stdin.take().unwrap().write_all(b"go\n").unwrap();

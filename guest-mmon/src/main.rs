@@ -198,9 +198,10 @@ fn refresh_owners<S: mmon::frames::FrameStore>(
     }
     *seen = before;
     monitor.set_rack_owners(&list[..n], boot.mem_size);
-    // A new name replaces the old: the managers name another backup only
-    // when the one before is down (a --backup given by hand never changes,
-    // the VMM does not write over it).
+    // A new name replaces the old: the managers name another backup when
+    // the one before is down, or after their restart when it was never
+    // reported (a --backup given by hand never changes: the VMM does not
+    // write over it).
     if backup != 0 && monitor.backup() != backup {
         lego_image::println!("memory monitor: the managers named component {backup} as backup");
         monitor.set_backup(backup);

@@ -208,7 +208,7 @@ impl Membership {
                 if memory {
                     if let Ok(mut o) = owners.lock() {
                         // A --backup given by hand stands; else the
-                        // managers' (with --copies 2), taken once.
+                        // managers' latest (with --copies 2).
                         o.post(peers, if has_backup { 0 } else { backup });
                     }
                 }

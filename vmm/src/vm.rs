@@ -213,6 +213,18 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
             cache
                 .start_copier()
                 .map_err(crate::error::VmmError::Thread)?;
+            // The home's backup is learnt before the program starts: a
+            // home killed before the first memory call still has its copy
+            // found (it is asked only once, and only while it answers).
+            let home = cfg
+                .workload
+                .as_ref()
+                .map(|w| w.home)
+                .or(cfg.program.as_ref().map(|p| p.1))
+                .unwrap_or(0);
+            if home != 0 {
+                cache.learn_backup(home);
+            }
             Some(cache)
         }
     };

@@ -436,3 +436,26 @@ fn with_two_copies_each_memory_component_gets_a_backup_and_another_once_it_is_do
     let mut one = rack(t);
     assert_eq!(backup_of(&mut one, 1, t), 0);
 }
+
+#[test]
+fn restarted_managers_keep_the_backup_a_memory_component_reports() {
+    let t = Instant::now();
+    let mut s = rack(t).with_copies(2);
+    let m3 = registered_id(&register(&mut s, 0, Role::Memory, "m3:1", mem(GIB), t));
+    let beat = |s: &mut State, id: u32, backup: u32| {
+        let load = Load {
+            backup,
+            ..Load::default()
+        };
+        match s.handle(GlobalsRequest::Heartbeat { id, load }, t).reply {
+            GlobalsReply::Peers { backup, .. } => backup,
+            other => panic!("{other:?}"),
+        }
+    };
+    // By the rule memory 1 would get memory 2 (the most free memory); it
+    // reports memory 3, where processors keep its copies: that stands.
+    assert_eq!(beat(&mut s, 1, m3), m3);
+    assert_eq!(beat(&mut s, 1, 0), m3);
+    // A reported backup that is not an up memory component is not taken.
+    assert_eq!(beat(&mut s, 2, 3), 1);
+}

@@ -158,6 +158,8 @@ pub fn ask(op: u32, pid: u32) -> Vec<u8> {
 
 /// How often a component that named no backup is asked again.
 const ASK_UNBACKED_EVERY: Duration = Duration::from_secs(5);
+/// How often a component left alone is asked for its backup.
+const ASK_ALONE_EVERY: Duration = Duration::from_secs(2);
 
 fn gave_up(dst: u32) -> String {
     format!("component {dst} was taken for dead")
@@ -173,6 +175,9 @@ struct Copies {
     /// asked again now and then, since one may be given one later (the
     /// managers name a backup once another memory component is up).
     unbacked: HashMap<u32, Instant>,
+    /// Components left alone, with when they were last asked for their
+    /// backup (the copier looks every 500 ms).
+    alone_asked: HashMap<u32, Instant>,
     /// A component -> its backup, while both answer.
     backups: HashMap<u32, u32>,
     /// A component that stopped answering -> the backup serving for it.
@@ -271,6 +276,7 @@ impl Copies {
     /// `peer` is gone: if it was a primary with a whole backup, the backup
     /// takes over; if it kept a copy, the copy is lost.
     fn gone(&mut self, peer: u32, why: &str) {
+        self.unbacked.remove(&peer);
         if let Some(b) = self.whole_backup(peer) {
             self.fail_over(peer, b, why, Instant::now());
         }
@@ -444,13 +450,15 @@ impl MemoryClient {
         self.vet(dst, &bytes, reply, true)
     }
 
-    /// Asks `dst` for its backup, once. A backup that is itself dead (or
+    /// Asks `dst` for its backup, once it answers. A backup that is itself dead (or
     /// is `dst`'s own replacement) does not count.
-    fn learn_backup(&self, dst: u32) {
+    pub fn learn_backup(&self, dst: u32) {
         if !self.copies().asked.insert(dst) {
             return;
         }
         let Ok((head, _)) = self.raw(dst, &ask(OP_BACKUP, 0)) else {
+            // Asked again at the next call.
+            self.copies().asked.remove(&dst);
             return;
         };
         let backup = head.value as u32;
@@ -466,6 +474,12 @@ impl MemoryClient {
             log::warn!(
                 "excache: memory component {dst} names component {backup} as its backup, which stopped answering earlier: one copy of what {dst} holds is left"
             );
+            c.unbacked.insert(dst, Instant::now());
+            return;
+        }
+        if c.replaced.values().any(|&to| to == dst) {
+            // It took over from a dead component: what it serves for it is
+            // not at `backup` yet. The copier makes the copy (it is alone).
             return;
         }
         c.backups.insert(dst, backup);
@@ -491,7 +505,21 @@ impl MemoryClient {
     /// named no backup and name one now (asked every [`ASK_UNBACKED_EVERY`]).
     pub fn wanting_copy(&self) -> Vec<(u32, u32)> {
         let (alone, lost, replaced, unbacked) = {
-            let c = self.copies();
+            let mut c = self.copies();
+            // Each alone component asked at most every [`ASK_ALONE_EVERY`].
+            let now = Instant::now();
+            let alone: Vec<u32> = c
+                .alone()
+                .into_iter()
+                .filter(|s| {
+                    c.alone_asked
+                        .get(s)
+                        .is_none_or(|t| now.duration_since(*t) >= ASK_ALONE_EVERY)
+                })
+                .collect();
+            for s in &alone {
+                c.alone_asked.insert(*s, now);
+            }
             let due: Vec<u32> = c
                 .unbacked
                 .iter()
@@ -502,7 +530,7 @@ impl MemoryClient {
                 })
                 .map(|(&s, _)| s)
                 .collect();
-            (c.alone(), c.lost.clone(), c.replaced.clone(), due)
+            (alone, c.lost.clone(), c.replaced.clone(), due)
         };
         let named = |s: u32| {
             self.raw(s, &ask(OP_BACKUP, 0))
@@ -554,13 +582,36 @@ impl MemoryClient {
         c.filling.insert(copy);
     }
 
-    /// `copy` holds all of what `survivor` serves: two copies again.
-    pub fn copy_complete(&self, survivor: u32, copy: u32) {
+    /// `copy` holds all of what `survivor` serves: two copies again. False
+    /// when the new copy was dropped meanwhile (it refused a change, or
+    /// stopped answering): `survivor` stays alone.
+    pub fn copy_complete(&self, survivor: u32, copy: u32) -> bool {
         let mut c = self.copies();
+        if c.backups.get(&survivor) != Some(&copy) {
+            return false;
+        }
         c.filling.remove(&copy);
         c.lost.retain(|(p, _)| *p != survivor);
         c.unbacked.remove(&survivor);
         c.brought_back += 1;
+        true
+    }
+
+    /// `copy` becomes `survivor`'s backup with nothing to copy (none of
+    /// this processor's processes is served there; call with the calls
+    /// held, so none is being made).
+    pub fn adopt_backup(&self, survivor: u32, copy: u32) {
+        let mut c = self.copies();
+        c.backups.insert(survivor, copy);
+        c.filling.remove(&copy);
+        c.lost.retain(|(p, _)| *p != survivor);
+        c.unbacked.remove(&survivor);
+    }
+
+    /// Whether a live process this client made is served at `dst`.
+    pub fn serves_any(&self, dst: u32) -> bool {
+        let c = self.copies();
+        c.homes.values().any(|&h| c.route(h) == dst)
     }
 
     /// A new copy at `copy` failed half-way: `survivor` stays alone.
@@ -720,8 +771,12 @@ impl MemoryClient {
         // Calls that change state reach both copies in one order: two
         // vCPUs' calls must not cross between the first copy and the
         // second.
+        // And none crosses the copier making a new copy (it holds the
+        // same lock), even while there is no backup to send to.
+        let changes =
+            MemRequest::read_from_prefix(request).is_ok_and(|(r, _)| mirror::changes_state(r.op));
+        let _order = changes.then(|| self.hold_calls());
         let backup = self.mirror_for(dst, request);
-        let _order = backup.map(|_| self.hold_calls());
         let main = self.vet(dst, request, self.fabric.call(dst, request), true);
         let mirror = backup.map(|b| {
             let mut again = mirror::for_backup(request, &main);

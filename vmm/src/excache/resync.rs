@@ -68,6 +68,12 @@ impl ExCache {
         Ok(())
     }
 
+    /// Asks memory component `dst` for its backup (see
+    /// [`super::client::MemoryClient::learn_backup`]).
+    pub fn learn_backup(&self, dst: u32) {
+        self.client.learn_backup(dst);
+    }
+
     /// Makes `copy` a backup of `survivor` for this processor's processes
     /// there (see the module comment); the pages copied, None when none of
     /// its processes is served there.
@@ -83,7 +89,14 @@ impl ExCache {
                 .collect()
         };
         if pids.is_empty() {
-            // Nothing of ours to copy there (yet).
+            // Nothing of ours to copy there: with the calls held no process
+            // is being made, so every change from now on goes to both.
+            if !self.client.serves_any(survivor) {
+                self.client.adopt_backup(survivor, copy);
+                log::info!(
+                    "excache: memory component {survivor} is backed up at component {copy}: changes go to both"
+                );
+            }
             return Ok(None);
         }
         let mut maps = Vec::new();
@@ -140,7 +153,11 @@ impl ExCache {
                 pages += self.copy_pages(survivor, copy, pid, v.start, v.end)?;
             }
         }
-        self.client.copy_complete(survivor, copy);
+        if !self.client.copy_complete(survivor, copy) {
+            return Err(format!(
+                "component {copy} was dropped as the new copy while it was made"
+            ));
+        }
         Ok(Some(pages))
     }
 
