@@ -104,6 +104,56 @@ fn start_sleeper(home: &Path) -> Child {
     child
 }
 
+/// A `lego-vmm` started by a test outside `lego up`, killed when dropped.
+struct ByHand(Child);
+
+impl Drop for ByHand {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A memory component started by hand into the rack in `home` (with `id`,
+/// or a new one), listening on a port the host picks; its log goes to
+/// `home/<log>`.
+fn memory_by_hand(home: &Path, id: Option<u32>, log: &str) -> ByHand {
+    let addr = std::fs::read_to_string(home.join("rack/globals.addr")).unwrap();
+    let mut cmd = Command::new(vmm());
+    cmd.args(["--role", "memory", "--listen", "127.0.0.1:0"]);
+    if let Some(id) = id {
+        cmd.args(["--id", &id.to_string()]);
+    }
+    let child = cmd
+        .args(["--globals", addr.trim(), "--mem", "512M"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(home.join(log)).unwrap())
+        .spawn()
+        .unwrap();
+    ByHand(child)
+}
+
+/// Starts `busybox sh -c script` as a run, its output piped.
+fn spawn_script(home: &Path, script: &str, stdin: Stdio) -> Child {
+    lego_cmd(home, &["run", BUSYBOX, "sh", "-c", script])
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits up to `secs` for `ready`, polling every 100 ms; fails with
+/// `what()` if it never is.
+fn wait_until(secs: u64, mut ready: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "{}", what());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The pid of the run whose command line holds `needle`, as `lego ps` shows it.
 fn pid_in_ps(home: &Path, needle: &str) -> u32 {
     let ps = lego(home, &["ps"]);
@@ -792,84 +842,49 @@ fn a_memory_component_that_joins_later_is_used() {
     let h = home.path();
     let _down = Down(h);
     up(h, &["--memory", "1"]);
-    let addr = std::fs::read_to_string(h.join("rack/globals.addr")).unwrap();
-    let mut late = Command::new(vmm())
-        .args([
-            "--role",
-            "memory",
-            "--listen",
-            "127.0.0.1:0",
-            "--globals",
-            addr.trim(),
-            "--mem",
-            "512M",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let late = Kill(&mut late);
-    let memory = |h: &Path| -> Vec<(u32, u64, u32, u32)> {
+    let late = memory_by_hand(h, None, "late.log");
+    // (id, used, homed, held) of a memory component up.
+    type Row = (u32, u64, u32, u32);
+    let memory = |h: &Path| -> Vec<Row> {
         components(h)
             .iter()
             .filter(|c| c.role == lego_control::Role::Memory && c.up)
             .map(|c| (c.id, c.load.used_bytes, c.load.processes, c.load.held))
             .collect()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while memory(h).len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the late memory component did not join: {:?}",
-            memory(h)
+    wait_until(
+        20,
+        || memory(h).len() >= 2,
+        || format!("the late memory component did not join: {:?}", memory(h)),
+    );
+    let newest = memory(h).iter().map(|m| m.0).max().unwrap();
+    // A run of 4 MB that must have a vRegion at `newest`, `check` while it
+    // runs; it prints the length.
+    let run_with_vregion_at = |letter: char, check: &dyn Fn(&[Row]) -> bool| {
+        let script =
+            format!("x=$(head -c 4000000 /dev/zero | tr '\\0' {letter}); sleep 3; echo ${{#x}}");
+        let run = spawn_script(h, &script, Stdio::null());
+        wait_until(
+            10,
+            || check(&memory(h)),
+            || {
+                format!(
+                    "no vRegion at component {newest} (id, used, homed, held): {:?}",
+                    memory(h)
+                )
+            },
         );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+        let out = run.wait_with_output().unwrap();
+        assert_eq!(text(&out.stdout), "4000000\n", "{}", text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0));
+    };
     // Both have 512 MiB and hold nothing: the older (the lower id) homes
     // the next run, and its stack's vRegion goes to the newcomer (a tie
     // goes to another component); the processor reads those pages from a
     // component that was not there when it registered.
-    let run = lego_cmd(
-        h,
-        &[
-            "run",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "x=$(head -c 4000000 /dev/zero | tr '\\0' a); sleep 3; echo ${#x}",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let newest = memory(h).iter().map(|m| m.0).max().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let m = memory(h);
-        let homed_old = m.iter().any(|x| x.0 != newest && x.2 >= 1);
-        let held_late = m.iter().any(|x| x.0 == newest && x.3 >= 1);
-        if homed_old && held_late {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run is not homed at the older with a vRegion at the newcomer (id, used, homed, held): {m:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    let out = run.wait_with_output().unwrap();
-    assert_eq!(text(&out.stdout), "4000000\n", "{}", text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0));
+    run_with_vregion_at('a', &|m| {
+        m.iter().any(|x| x.0 != newest && x.2 >= 1) && m.iter().any(|x| x.0 == newest && x.3 >= 1)
+    });
     // Started again with its id, at another port: the processor and the
     // home learn its new address from the managers and use it (they
     // used to keep dialling the old one).
@@ -882,75 +897,25 @@ fn a_memory_component_that_joins_later_is_used() {
     let old_addr = fabric_of(h, newest).expect("the late component is up");
     drop(late);
     // Its id is free again once the managers take it for down.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while fabric_of(h, newest).is_some() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the killed component stays up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    let id = newest.to_string();
-    let mut again = Command::new(vmm())
-        .args([
-            "--role",
-            "memory",
-            "--id",
-            &id,
-            "--listen",
-            "127.0.0.1:0",
-            "--globals",
-            addr.trim(),
-            "--mem",
-            "512M",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let again = Kill(&mut again);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        match fabric_of(h, newest) {
-            Some(a) if a != old_addr => break,
-            seen => assert!(
-                std::time::Instant::now() < deadline,
-                "component {newest} did not come back at a new address (old {old_addr}, now {seen:?})"
-            ),
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    wait_until(
+        20,
+        || fabric_of(h, newest).is_none(),
+        || "the killed component stays up".into(),
+    );
+    let _again = memory_by_hand(h, Some(newest), "again.log");
+    wait_until(
+        20,
+        || fabric_of(h, newest).is_some_and(|a| a != old_addr),
+        || {
+            format!(
+                "component {newest} did not come back at a new address (old {old_addr}, now {:?})",
+                fabric_of(h, newest)
+            )
+        },
+    );
     // Two heartbeats: every component has heard of the move.
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let run = lego_cmd(
-        h,
-        &[
-            "run",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "x=$(head -c 4000000 /dev/zero | tr '\\0' b); sleep 2; echo ${#x}",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !memory(h).iter().any(|x| x.0 == newest && x.3 >= 1) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no vRegion at the restarted component (id, used, homed, held): {:?}",
-            memory(h)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    let out = run.wait_with_output().unwrap();
-    assert_eq!(text(&out.stdout), "4000000\n", "{}", text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0));
-    drop(again);
+    run_with_vregion_at('b', &|m| m.iter().any(|x| x.0 == newest && x.3 >= 1));
 }
 
 /// `lego up --copies 2`: each memory component gets a backup from the
@@ -1060,12 +1025,7 @@ fn with_two_copies_a_newcomer_replaces_a_dead_backup() {
     host.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let host = host.wait_with_output().unwrap();
     assert!(host.status.success());
-    let mut run = lego_cmd(h, &["run", BUSYBOX, "sh", "-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_script(h, script, Stdio::piped());
     let memory = |h: &Path| -> Vec<lego_control::Component> {
         components(h)
             .into_iter()
@@ -1073,48 +1033,26 @@ fn with_two_copies_a_newcomer_replaces_a_dead_backup() {
             .collect()
     };
     // Both copies hold the string (and the shell around it).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let held = loop {
-        let m = memory(h);
-        if m.len() == 2 && m.iter().all(|c| c.load.used_bytes >= 8 << 20) {
-            break m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the program's memory does not show at both copies: {m:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    wait_until(
+        20,
+        || {
+            let m = memory(h);
+            m.len() == 2 && m.iter().all(|c| c.load.used_bytes >= 8 << 20)
+        },
+        || {
+            format!(
+                "the program's memory does not show at both copies: {:?}",
+                memory(h)
+            )
+        },
+    );
+    let held = memory(h);
     let (first, survivor) = (&held[0], &held[1]);
     // SAFETY: kill(2) on a lego-vmm this test's rack started.
     unsafe { libc::kill(first.host_pid as i32, libc::SIGKILL) };
-    let addr = std::fs::read_to_string(h.join("rack/globals.addr")).unwrap();
-    let mut newcomer = Command::new(vmm())
-        .args([
-            "--role",
-            "memory",
-            "--listen",
-            "127.0.0.1:0",
-            "--globals",
-            addr.trim(),
-            "--mem",
-            "512M",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(h.join("newcomer.log")).unwrap())
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _newcomer = Kill(&mut newcomer);
+    let _newcomer = memory_by_hand(h, None, "newcomer.log");
     // The processor says it made the copy at the newcomer.
-    let copied = |h: &Path| {
+    let copied = || {
         std::fs::read_dir(h.join("rack/logs"))
             .unwrap()
             .filter_map(|e| e.ok())
@@ -1127,37 +1065,34 @@ fn with_two_copies_a_newcomer_replaces_a_dead_backup() {
                 })
             })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    while !copied(h) {
-        assert!(
-            std::time::Instant::now() < deadline,
+    wait_until(40, copied, || {
+        format!(
             "no copy of component {}'s memory at the newcomer; memory components: {:?}; the newcomer's log: {}",
             survivor.id,
             memory(h),
             std::fs::read_to_string(h.join("newcomer.log")).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+        )
+    });
     let newest = memory(h).iter().map(|c| c.id).max().unwrap();
     assert!(newest != first.id && newest != survivor.id);
     // The survivor reports its new backup with its next heartbeat.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let m = memory(h);
-        let backup = m
+    let backup = || {
+        memory(h)
             .iter()
             .find(|c| c.id == survivor.id)
-            .map(|c| c.load.backup);
-        if backup == Some(newest) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "component {} does not report {newest} as its backup: {m:?}",
-            survivor.id
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+            .map(|c| c.load.backup)
+    };
+    wait_until(
+        5,
+        || backup() == Some(newest),
+        || {
+            format!(
+                "component {} reports backup {:?}, not {newest}",
+                survivor.id,
+                backup()
+            )
+        },
+    );
     // SAFETY: as above.
     unsafe { libc::kill(survivor.host_pid as i32, libc::SIGKILL) };
     run.stdin.take().unwrap().write_all(b"go\n").unwrap();
