@@ -7,6 +7,8 @@
 
 extern crate alloc;
 
+#[cfg(test)]
+mod copies_tests;
 pub mod frames;
 pub mod index;
 pub mod owner;

@@ -224,6 +224,29 @@ pub const fn vregion(addr: u64) -> u64 {
     addr >> VREGION_SHIFT
 }
 
+/// The request a backup gets for `request` once the component it copies
+/// answered with `chosen` (the reply's `value` when its status was OK): an
+/// mmap goes at the address the component chose (fixed), a new process as
+/// a copy ([`FLAG_COPY`]: the backup hands none of its vRegions to other
+/// components), the rest as they were. Both copies then decide alike, as
+/// they hold the same state and apply the same requests in one order.
+pub fn for_backup(request: &[u8], chosen: Option<u64>) -> alloc::vec::Vec<u8> {
+    let Ok((mut req, rest)) = MemRequest::read_from_prefix(request) else {
+        return request.to_vec();
+    };
+    match chosen {
+        Some(addr) if req.op == OP_MMAP => {
+            req.addr = addr;
+            req.flags |= FLAG_FIXED;
+        }
+        _ if req.op == OP_NEW => req.flags |= FLAG_COPY,
+        _ => return request.to_vec(),
+    }
+    let mut out = req.as_bytes().to_vec();
+    out.extend_from_slice(rest);
+    out
+}
+
 pub const REQUEST_LEN: usize = core::mem::size_of::<MemRequest>();
 pub const REPLY_LEN: usize = core::mem::size_of::<MemReply>();
 pub const VMA_ENTRY_LEN: usize = core::mem::size_of::<VmaEntry>();

@@ -21,7 +21,7 @@
 //! backup (with a warning that one copy is left), never the data.
 
 use lego_proto::memory::*;
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::FromBytes;
 
 use crate::fabric::CallReply;
 
@@ -46,32 +46,16 @@ pub fn changes_state(op: u32) -> bool {
     )
 }
 
-/// The request to send the backup once its component answered `main`: an
-/// mmap goes at the address the component chose (fixed), a new process
-/// as a copy ([`FLAG_COPY`]: the backup hands none of its vRegions to
-/// other components), the rest as they were.
+/// The request to send the backup once its component answered `main`
+/// (see [`lego_proto::memory::for_backup`]).
 pub fn for_backup(request: &[u8], main: &CallReply) -> Vec<u8> {
-    let Ok((mut req, rest)) = MemRequest::read_from_prefix(request) else {
-        return request.to_vec();
-    };
     let chosen = main
         .as_ref()
         .ok()
         .and_then(|body| MemReply::read_from_prefix(body).ok())
         .filter(|(head, _)| head.status == OK)
         .map(|(head, _)| head.value);
-    match chosen {
-        Some(addr) if req.op == OP_MMAP => {
-            req.addr = addr;
-            req.flags |= FLAG_FIXED;
-        }
-        // The copy keeps every page of the process itself.
-        _ if req.op == OP_NEW => req.flags |= FLAG_COPY,
-        _ => return request.to_vec(),
-    }
-    let mut out = req.as_bytes().to_vec();
-    out.extend_from_slice(rest);
-    out
+    lego_proto::memory::for_backup(request, chosen)
 }
 
 /// What became of a request sent to a component (and maybe its backup).
@@ -153,6 +137,7 @@ fn describe(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerocopy::IntoBytes;
 
     fn answer(status: u32, value: u64) -> CallReply {
         Ok(MemReply {
