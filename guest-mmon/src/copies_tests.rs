@@ -263,7 +263,10 @@ impl Processor {
         assert_eq!(status, OK, "{step:?} refused");
         match step {
             Step::Mmap { .. } => self.maps.push(value),
-            Step::Mremap { map, .. } => self.maps[map] = value,
+            Step::Mremap { map, .. } => {
+                assert_ne!(self.maps[map], value, "the mremap was meant to move");
+                self.maps[map] = value;
+            }
             _ => {}
         }
     }
@@ -294,11 +297,9 @@ fn both(
         let chosen = (status == OK).then_some(value);
         let again = for_backup(&request, chosen);
         let theirs = ask(b, &again);
-        assert_eq!(
-            status_value(&theirs),
-            (status, value),
-            "the copies differ on {step:?}"
-        );
+        // Byte for byte, as the processor's `mirror::settle` compares them
+        // (epoch and per-page statuses included).
+        assert_eq!(theirs, main, "the copies differ on {step:?}");
     }
     p.acknowledged(step, &main);
 }
@@ -344,8 +345,23 @@ fn holds_nothing(m: &mut Monitor<Mem>) -> bool {
     s.processes == 0 && s.frames_free == s.frames_total
 }
 
-/// Every step at both copies, no crash: what each then holds.
-fn undisturbed() -> Vec<(VmaEntry, Vec<[u8; PAGE_LEN]>)> {
+/// The frames a copy has free.
+fn frames_free(m: &mut Monitor<Mem>) -> u64 {
+    let out = ask(m, head(OP_STATS, 0, 0).as_bytes());
+    MemStats::read_from_prefix(&out[REPLY_LEN..])
+        .expect("stats")
+        .0
+        .frames_free
+}
+
+/// What both copies hold after every step, no crash (checked against what
+/// the steps must leave), and their free frames.
+struct Expected {
+    held: Vec<(VmaEntry, Vec<[u8; PAGE_LEN]>)>,
+    frames_free: u64,
+}
+
+fn undisturbed() -> Expected {
     let (mut a, mut b) = (component(1), component(2));
     let mut p = Processor::new();
     for &s in STEPS {
@@ -353,35 +369,127 @@ fn undisturbed() -> Vec<(VmaEntry, Vec<[u8; PAGE_LEN]>)> {
     }
     let held = holds(&mut a, 1);
     assert_eq!(held, holds(&mut b, 1), "the copies differ without a crash");
-    held
+    // What the steps leave, as Linux would: the discarded page reads as
+    // zeros, the moved mapping keeps its page, the break's page is there,
+    // the unmapped page is gone.
+    let page = |at: u64| {
+        held.iter()
+            .find(|(v, _)| v.start <= at && at < v.end)
+            .map(|(v, pages)| pages[((at - v.start) / P) as usize])
+    };
+    assert_eq!(page(p.maps[0]), Some([0; PAGE_LEN]));
+    assert_eq!(page(p.maps[0] + P), Some(page_of(6, p.maps[0] + P)));
+    assert_eq!(page(p.maps[0] + 2 * P), Some(page_of(2, p.maps[0] + 2 * P)));
+    assert_eq!(page(p.maps[0] + 3 * P), None);
+    assert_eq!(page(p.maps[0] + 4 * P), Some(page_of(2, p.maps[0] + 4 * P)));
+    // Written before the move: its content came along.
+    let moved = page(p.maps[1] + 3 * P).expect("the moved page");
+    assert!(moved[8..].iter().all(|&b| b == 3));
+    assert_eq!(
+        page(p.maps[1] + 12 * P),
+        Some(page_of(4, p.maps[1] + 12 * P))
+    );
+    assert_eq!(page(BRK + 2 * P), Some(page_of(5, BRK + 2 * P)));
+    let free = frames_free(&mut a);
+    assert_eq!(free, frames_free(&mut b));
+    Expected {
+        held,
+        frames_free: free,
+    }
+}
+
+/// How the processor finds the primary gone at step k.
+#[derive(Clone, Copy, Debug)]
+enum Death {
+    /// Before sending it (the connection had ended): step k goes to the
+    /// backup alone, at the new epoch, taking the process over.
+    Known,
+    /// Step k reached the primary alone, which died before answering: not
+    /// acknowledged, so sent again to the backup as above.
+    ReachedPrimary,
+    /// Step k went to both in one round (the backup's version made
+    /// without the primary's answer); the primary, which got it or not,
+    /// never answered; the backup's answer stands, and the take-over comes
+    /// with the next request.
+    Mirrored { reached_primary: bool },
+}
+
+const DEATHS: [Death; 4] = [
+    Death::Known,
+    Death::ReachedPrimary,
+    Death::Mirrored {
+        reached_primary: false,
+    },
+    Death::Mirrored {
+        reached_primary: true,
+    },
+];
+
+/// Every step, then the exit.
+fn with_exit() -> Vec<Step> {
+    let mut all = STEPS.to_vec();
+    all.push(Step::Exit);
+    all
 }
 
 #[test]
 fn the_primary_dies_at_every_step_and_the_backup_holds_all() {
     let expected = undisturbed();
-    for k in 0..STEPS.len() {
-        for reached in [false, true] {
+    let all = with_exit();
+    for k in 0..all.len() {
+        for death in DEATHS {
+            let at = format!("the primary died at step {k} ({:?}, {death:?})", all[k]);
             let (mut primary, mut backup) = (component(1), component(2));
             let mut p = Processor::new();
-            for &s in &STEPS[..k] {
+            for &s in &all[..k] {
                 both(&mut p, &mut primary, Some(&mut backup), s);
             }
-            if reached {
-                // It reached the primary, which died before answering:
-                // not acknowledged, so sent again to the backup.
-                let request = p.request(STEPS[k]);
-                ask(&mut primary, &request);
+            let step = all[k];
+            match death {
+                Death::Known | Death::ReachedPrimary => {
+                    if matches!(death, Death::ReachedPrimary) {
+                        let request = p.request(step);
+                        ask(&mut primary, &request);
+                    }
+                    p.epoch = 2;
+                    p.take_over = true;
+                    both(&mut p, &mut backup, None, step);
+                }
+                Death::Mirrored { reached_primary } => {
+                    let request = p.request(step);
+                    if reached_primary {
+                        ask(&mut primary, &request);
+                    }
+                    let theirs = ask(&mut backup, &for_backup(&request, None));
+                    p.acknowledged(step, &theirs);
+                    p.epoch = 2;
+                    p.take_over = true;
+                }
             }
-            p.epoch = 2;
-            p.take_over = true;
-            for &s in &STEPS[k..] {
+            for &s in &all[k + 1..] {
+                if matches!(s, Step::Exit) {
+                    break;
+                }
                 both(&mut p, &mut backup, None, s);
             }
-            let at = format!(
-                "the primary died at step {k} ({:?}, reached: {reached})",
-                STEPS[k]
-            );
-            assert_eq!(holds(&mut backup, 2), expected, "{at}");
+            if matches!(step, Step::Exit) {
+                assert!(holds_nothing(&mut backup), "{at}");
+                continue;
+            }
+            if core::mem::take(&mut p.take_over) {
+                // The last step went to both: the take-over comes with
+                // the processor's next request, a listing here.
+                let mut maps = head(OP_MAPS, 0, 0);
+                maps.epoch = 2;
+                maps.flags = FLAG_TAKEOVER;
+                assert_eq!(
+                    status_value(&ask(&mut backup, maps.as_bytes())).0,
+                    OK,
+                    "{at}"
+                );
+            }
+            assert_eq!(holds(&mut backup, 2), expected.held, "{at}");
+            assert_eq!(frames_free(&mut backup), expected.frames_free, "{at}");
             // The survivor refuses the old epoch, and changes nothing.
             let mut stale = head(OP_WRITE, p.maps[0], 0);
             stale.epoch = 1;
@@ -393,11 +501,19 @@ fn the_primary_dies_at_every_step_and_the_backup_holds_all() {
                 (STALE_EPOCH, 2),
                 "{at}"
             );
-            assert_eq!(holds(&mut backup, 2), expected, "{at}");
+            assert_eq!(holds(&mut backup, 2), expected.held, "{at}");
             // The primary, left behind (stopped, not dead), serves nothing
             // at the new epoch and takes no write.
-            if k > 0 || reached {
-                let mut read = head(OP_READ, p.maps.first().copied().unwrap_or(BRK), 0);
+            let primary_has_it = k > 0
+                || matches!(
+                    death,
+                    Death::ReachedPrimary
+                        | Death::Mirrored {
+                            reached_primary: true
+                        }
+                );
+            if primary_has_it {
+                let mut read = head(OP_READ, p.maps[0], 0);
                 read.epoch = 2;
                 assert_eq!(
                     status_value(&ask(&mut primary, read.as_bytes())).0,
@@ -419,58 +535,47 @@ fn the_primary_dies_at_every_step_and_the_backup_holds_all() {
             assert!(holds_nothing(&mut backup), "{at}, then the exit");
         }
     }
-    // The primary dies at the exit itself.
-    for reached in [false, true] {
-        let (mut primary, mut backup) = (component(1), component(2));
-        let mut p = Processor::new();
-        for &s in STEPS {
-            both(&mut p, &mut primary, Some(&mut backup), s);
-        }
-        if reached {
-            let request = p.request(Step::Exit);
-            ask(&mut primary, &request);
-        }
-        p.epoch = 2;
-        p.take_over = true;
-        both(&mut p, &mut backup, None, Step::Exit);
-        assert!(
-            holds_nothing(&mut backup),
-            "the primary died at the exit, reached: {reached}"
-        );
-    }
 }
 
 #[test]
 fn the_backup_dies_at_every_step_and_the_primary_holds_all() {
     let expected = undisturbed();
-    for k in 0..STEPS.len() {
+    let all = with_exit();
+    for k in 0..all.len() {
         for reached in [false, true] {
+            let at = format!(
+                "the backup died at step {k} ({:?}, reached: {reached})",
+                all[k]
+            );
             let (mut primary, mut backup) = (component(1), component(2));
             let mut p = Processor::new();
-            for &s in &STEPS[..k] {
+            for &s in &all[..k] {
                 both(&mut p, &mut primary, Some(&mut backup), s);
             }
             // The step reaches the primary; the backup dies with or
             // without it, and is dropped: the primary goes on alone, at
             // the same epoch.
-            let request = p.request(STEPS[k]);
+            let request = p.request(all[k]);
             let main = ask(&mut primary, &request);
             if reached {
-                let chosen = Some(status_value(&main).1);
-                ask(&mut backup, &for_backup(&request, chosen));
+                let (status, value) = status_value(&main);
+                ask(
+                    &mut backup,
+                    &for_backup(&request, (status == OK).then_some(value)),
+                );
             }
-            p.acknowledged(STEPS[k], &main);
-            for &s in &STEPS[k + 1..] {
+            p.acknowledged(all[k], &main);
+            if matches!(all[k], Step::Exit) {
+                assert!(holds_nothing(&mut primary), "{at}");
+                continue;
+            }
+            for &s in &all[k + 1..all.len() - 1] {
                 both(&mut p, &mut primary, None, s);
             }
-            assert_eq!(
-                holds(&mut primary, 1),
-                expected,
-                "the backup died at step {k} ({:?}, reached: {reached})",
-                STEPS[k]
-            );
+            assert_eq!(holds(&mut primary, 1), expected.held, "{at}");
+            assert_eq!(frames_free(&mut primary), expected.frames_free, "{at}");
             both(&mut p, &mut primary, None, Step::Exit);
-            assert!(holds_nothing(&mut primary));
+            assert!(holds_nothing(&mut primary), "{at}, then the exit");
         }
     }
 }

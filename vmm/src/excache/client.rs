@@ -251,11 +251,15 @@ impl Copies {
         }
         // The processes `dead` served move on to a new epoch: the copy it
         // leaves behind refuses what comes after (and takes nothing).
+        // `dead` itself too: a process made there next (or whose OP_NEW
+        // was in flight) starts at the new epoch, so that a copy left
+        // behind holding it at the old one is fenced as well.
         let moved: Vec<u32> = self
             .homes
             .values()
             .chain(self.epochs.keys())
             .copied()
+            .chain(std::iter::once(dead))
             .filter(|&h| self.route(h) == dead)
             .collect::<HashSet<u32>>()
             .into_iter()
@@ -959,6 +963,16 @@ mod tests {
     /// A fail-over moves the processes of the dead component's homes (and
     /// of homes it had taken over) to a new epoch, to be taken over at the
     /// backup; other homes stay where they are.
+    /// A home with no process recorded yet (its first OP_NEW was the
+    /// request that found it dead) moves on as well.
+    #[test]
+    fn a_fail_over_raises_the_epoch_of_a_home_with_no_process_yet() {
+        let mut c = Copies::default();
+        c.fail_over(1, 2, "gone", Instant::now());
+        assert_eq!(c.epoch(7, 1, 2), (2, true));
+        assert_eq!(c.epoch(7, 1, 1), (2, false));
+    }
+
     #[test]
     fn a_fail_over_raises_the_epoch_of_what_moved() {
         let mut c = Copies::default();
