@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use lego_proto::memory::*;
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::frames::FrameStore;
+use crate::frames::VecFrames as Mem;
 use crate::owner::Source;
 use crate::service::{Monitor, NoPeers};
 use crate::space::{PROT_READ, PROT_WRITE};
@@ -32,20 +32,6 @@ const PROCESSOR: Source = Source {
     id: 100,
     memory: false,
 };
-
-struct Mem(Vec<[u8; PAGE_LEN]>);
-
-impl FrameStore for Mem {
-    fn read(&self, f: u32, out: &mut [u8; PAGE_LEN]) {
-        *out = self.0[f as usize];
-    }
-    fn write(&mut self, f: u32, d: &[u8; PAGE_LEN]) {
-        self.0[f as usize] = *d;
-    }
-    fn zero(&mut self, f: u32) {
-        self.0[f as usize] = [0; PAGE_LEN];
-    }
-}
 
 fn component(id: u32) -> Monitor<Mem> {
     Monitor::new(id, &[], Mem(alloc::vec![[0; PAGE_LEN]; 64]), 64)

@@ -210,23 +210,28 @@ impl Frames {
         (core::mem::size_of::<(Pid, u64)>() + core::mem::size_of::<u32>()) as u64;
 }
 
+/// Page frames in a vector: the store of the host unit tests.
+#[cfg(test)]
+pub(crate) struct VecFrames(pub Vec<[u8; PAGE as usize]>);
+
+#[cfg(test)]
+impl FrameStore for VecFrames {
+    fn read(&self, f: u32, out: &mut [u8; PAGE as usize]) {
+        *out = self.0[f as usize];
+    }
+    fn write(&mut self, f: u32, d: &[u8; PAGE as usize]) {
+        self.0[f as usize] = *d;
+    }
+    fn zero(&mut self, f: u32) {
+        self.0[f as usize] = [0; PAGE as usize];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct Mem(Vec<[u8; PAGE as usize]>);
-
-    impl FrameStore for Mem {
-        fn read(&self, f: u32, out: &mut [u8; PAGE as usize]) {
-            *out = self.0[f as usize];
-        }
-        fn write(&mut self, f: u32, d: &[u8; PAGE as usize]) {
-            self.0[f as usize] = *d;
-        }
-        fn zero(&mut self, f: u32) {
-            self.0[f as usize] = [0; PAGE as usize];
-        }
-    }
+    use super::VecFrames as Mem;
 
     #[test]
     fn zero_fill_accounting_and_exhaustion() {

@@ -825,19 +825,7 @@ mod tests {
     use crate::space::{PROT_READ, PROT_WRITE};
     use zerocopy::IntoBytes;
 
-    struct Mem(Vec<[u8; PAGE]>);
-
-    impl FrameStore for Mem {
-        fn read(&self, f: u32, out: &mut [u8; PAGE]) {
-            *out = self.0[f as usize];
-        }
-        fn write(&mut self, f: u32, d: &[u8; PAGE]) {
-            self.0[f as usize] = *d;
-        }
-        fn zero(&mut self, f: u32) {
-            self.0[f as usize] = [0; PAGE];
-        }
-    }
+    use crate::frames::VecFrames as Mem;
 
     fn req(op: u32, pid: u32, addr: u64, len: u64, prot: u32, flags: u32) -> Vec<u8> {
         MemRequest {
