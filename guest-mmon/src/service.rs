@@ -239,7 +239,7 @@ impl<S: FrameStore> Monitor<S> {
                 // The reply names the epoch the process is held at here
                 // (counters and the backup's name are no process's state).
                 let epoch = match self.homes.get(&req.pid) {
-                    Some(h) if !matches!(req.op, OP_STATS | OP_BACKUP) => h.epoch,
+                    Some(h) if !about_the_component(req.op) => h.epoch,
                     _ => req.epoch,
                 };
                 if let Some(e) = out.get_mut(4..8) {
@@ -388,7 +388,7 @@ impl<S: FrameStore> Monitor<S> {
     /// without copies, where epochs never change (their home's epoch
     /// still comes with its OP_SYNC, for the VMM's check).
     fn check_epoch(&mut self, r: &MemRequest) -> Option<Vec<u8>> {
-        if matches!(r.op, OP_NEW | OP_STATS | OP_BACKUP) {
+        if r.op == OP_NEW || about_the_component(r.op) {
             return None;
         }
         let home = self.homes.get_mut(&r.pid)?;

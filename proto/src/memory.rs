@@ -224,6 +224,13 @@ pub const fn vregion(addr: u64) -> u64 {
     addr >> VREGION_SHIFT
 }
 
+/// Whether requests of `op` are about the component itself (its counters,
+/// its backup's name), not about the process they may name: no process's
+/// owner or epoch is checked for them, and their answers carry none.
+pub const fn about_the_component(op: u32) -> bool {
+    matches!(op, OP_STATS | OP_BACKUP)
+}
+
 /// The request a backup gets for `request` once the component it copies
 /// answered with `chosen` (the reply's `value` when its status was OK): an
 /// mmap goes at the address the component chose (fixed), a new process as

@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lego_proto::memory::{MemReply, MemRequest, ESRCH, OP_BACKUP, OP_FORK, OP_STATS};
+use lego_proto::memory::{about_the_component, MemReply, MemRequest, ESRCH, OP_FORK};
 use zerocopy::{FromBytes, IntoBytes};
 
 /// The bits of a rack process id that name its processor; the ten below
@@ -51,7 +51,7 @@ impl ProcessOwners {
             return None;
         }
         let (r, _) = MemRequest::read_from_prefix(payload).ok()?;
-        if matches!(r.op, OP_STATS | OP_BACKUP) {
+        if about_the_component(r.op) {
             return None;
         }
         // A fork's child (in `arg`) must be the same processor's too: the
@@ -87,7 +87,7 @@ impl ProcessOwners {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lego_proto::memory::{OP_NEW, OP_READ};
+    use lego_proto::memory::{OP_NEW, OP_READ, OP_STATS};
 
     fn req(op: u32, pid: u32) -> Vec<u8> {
         fork(op, pid, 0)

@@ -47,6 +47,18 @@ pub struct Config {
     pub pid_base: u32,
 }
 
+impl Config {
+    /// Processor: the home memory component of its workload or program,
+    /// 0 for none.
+    pub fn home(&self) -> u32 {
+        self.workload
+            .as_ref()
+            .map(|w| w.home)
+            .or(self.program.as_ref().map(|p| p.1))
+            .unwrap_or(0)
+    }
+}
+
 pub struct WorkloadConfig {
     pub kind: lego_proto::process::Workload,
     pub bytes: u64,
@@ -97,12 +109,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         workload: cfg.workload.as_ref().map_or(0, |w| w.kind as u32),
         workload_pid: cfg.workload.as_ref().map_or(0, |w| w.pid),
         workload_bytes: cfg.workload.as_ref().map_or(0, |w| w.bytes),
-        workload_home: cfg
-            .workload
-            .as_ref()
-            .map(|w| w.home)
-            .or(cfg.program.as_ref().map(|p| p.1))
-            .unwrap_or(0),
+        workload_home: cfg.home(),
         excache_pages: cfg.excache.map_or(0, |e| e.0),
         pid_base: cfg.pid_base,
         seed: host_seed(),
@@ -216,14 +223,8 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
             // The home's backup is learnt before the program starts: a
             // home killed before the first memory call still has its copy
             // found (it is asked only once, and only while it answers).
-            let home = cfg
-                .workload
-                .as_ref()
-                .map(|w| w.home)
-                .or(cfg.program.as_ref().map(|p| p.1))
-                .unwrap_or(0);
-            if home != 0 {
-                cache.learn_backup(home);
+            if cfg.home() != 0 {
+                cache.learn_backup(cfg.home());
             }
             Some(cache)
         }

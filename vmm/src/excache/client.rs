@@ -300,6 +300,14 @@ impl Copies {
         }
     }
 
+    /// `copy` is `survivor`'s whole backup: neither alone nor still
+    /// being filled.
+    fn two_copies(&mut self, survivor: u32, copy: u32) {
+        self.filling.remove(&copy);
+        self.lost.retain(|(p, _)| *p != survivor);
+        self.unbacked.remove(&survivor);
+    }
+
     /// Components serving what has one copy left: replacements of dead
     /// ones, and components whose backup was lost; none with a backup now.
     fn alone(&self) -> Vec<u32> {
@@ -417,7 +425,7 @@ impl MemoryClient {
             return reply;
         };
         // Counters and the backup's name are not the process's state.
-        if req.pid == 0 || matches!(req.op, OP_STATS | OP_BACKUP) {
+        if req.pid == 0 || about_the_component(req.op) {
             return reply;
         }
         if head.status == STALE_EPOCH {
@@ -594,9 +602,7 @@ impl MemoryClient {
         if c.backups.get(&survivor) != Some(&copy) {
             return false;
         }
-        c.filling.remove(&copy);
-        c.lost.retain(|(p, _)| *p != survivor);
-        c.unbacked.remove(&survivor);
+        c.two_copies(survivor, copy);
         c.brought_back += 1;
         true
     }
@@ -607,9 +613,7 @@ impl MemoryClient {
     pub fn adopt_backup(&self, survivor: u32, copy: u32) {
         let mut c = self.copies();
         c.backups.insert(survivor, copy);
-        c.filling.remove(&copy);
-        c.lost.retain(|(p, _)| *p != survivor);
-        c.unbacked.remove(&survivor);
+        c.two_copies(survivor, copy);
     }
 
     /// Whether a live process this client made is served at `dst`.
@@ -852,9 +856,7 @@ impl MemoryClient {
             Some((b, s)) => Some((*b, s.reply().take()?)),
             None => None,
         };
-        let main = self.vet(p.dst, &p.bytes, main, true);
-        let mirror = mirror.map(|(b, r)| (b, self.vet(b, &p.bytes, r, true)));
-        Some(self.settle(p.dst, &p.bytes, p.started, main, mirror))
+        Some(self.settle_page(p.dst, &p.bytes, p.started, main, mirror))
     }
 
     /// Waits for all of `p`'s answer: who answered, and what.
@@ -875,9 +877,22 @@ impl MemoryClient {
         } else {
             main.wait()
         };
-        let main = self.vet(dst, &bytes, main, true);
-        let mirror = mirror.map(|(b, r)| (b, self.vet(b, &bytes, r, true)));
-        self.settle(dst, &bytes, started, main, mirror)
+        self.settle_page(dst, &bytes, started, main, mirror)
+    }
+
+    /// The answers to a page request sent to `dst` (and its backup, with
+    /// the same bytes), vetted for their epoch and made one.
+    fn settle_page(
+        &self,
+        dst: u32,
+        bytes: &[u8],
+        started: Instant,
+        main: CallReply,
+        mirror: Option<(u32, CallReply)>,
+    ) -> (u32, CallReply) {
+        let main = self.vet(dst, bytes, main, true);
+        let mirror = mirror.map(|(b, r)| (b, self.vet(b, bytes, r, true)));
+        self.settle(dst, bytes, started, main, mirror)
     }
 
     /// The answer to a page request already sent to `dst` with
