@@ -10,8 +10,8 @@
 //! epochs must hold: a copy left behind refuses the new epoch and serves
 //! no page at it, the survivor refuses the old one.
 //!
-//! Only copies of processes homed at one component: vRegions handed to
-//! other components are not kept in two copies (see the README).
+//! Processes homed at one component; `spread_copies_tests` has those
+//! whose vRegions are handed to other components.
 
 use alloc::vec::Vec;
 
@@ -23,12 +23,12 @@ use crate::owner::Source;
 use crate::service::{Monitor, NoPeers};
 use crate::space::{PROT_READ, PROT_WRITE};
 
-const PAGE_LEN: usize = crate::PAGE as usize;
-const P: u64 = crate::PAGE;
-const PID: u32 = 7;
-const RW: u32 = PROT_READ | PROT_WRITE;
+pub(crate) const PAGE_LEN: usize = crate::PAGE as usize;
+pub(crate) const P: u64 = crate::PAGE;
+pub(crate) const PID: u32 = 7;
+pub(crate) const RW: u32 = PROT_READ | PROT_WRITE;
 /// The processor, as the fabric vouches for it.
-const PROCESSOR: Source = Source {
+pub(crate) const PROCESSOR: Source = Source {
     id: 100,
     memory: false,
 };
@@ -40,9 +40,14 @@ fn component(id: u32) -> Monitor<Mem> {
 /// One change a program makes; `map` is the index of an earlier mmap
 /// (its address as the serving copy answered it).
 #[derive(Clone, Copy, Debug)]
-enum Step {
+pub(crate) enum Step {
     New,
     Mmap {
+        pages: u64,
+    },
+    /// At `at` (MAP_FIXED).
+    MmapAt {
+        at: u64,
         pages: u64,
     },
     Write {
@@ -86,7 +91,7 @@ enum Step {
     Exit,
 }
 
-const BRK: u64 = 0x40_0000;
+pub(crate) const BRK: u64 = 0x40_0000;
 
 /// A program's changes: mappings made, written, cut, protected, moved
 /// and discarded, and the break grown and written.
@@ -141,13 +146,13 @@ const STEPS: &[Step] = &[
     },
 ];
 
-fn page_of(fill: u8, at: u64) -> [u8; PAGE_LEN] {
+pub(crate) fn page_of(fill: u8, at: u64) -> [u8; PAGE_LEN] {
     let mut p = [fill; PAGE_LEN];
     p[..8].copy_from_slice(&at.to_le_bytes());
     p
 }
 
-fn head(op: u32, addr: u64, len: u64) -> MemRequest {
+pub(crate) fn head(op: u32, addr: u64, len: u64) -> MemRequest {
     MemRequest {
         op,
         pid: PID,
@@ -158,15 +163,15 @@ fn head(op: u32, addr: u64, len: u64) -> MemRequest {
 }
 
 /// The processor's side: where the mappings are, and which epoch it is at.
-struct Processor {
-    maps: Vec<u64>,
-    epoch: u32,
+pub(crate) struct Processor {
+    pub(crate) maps: Vec<u64>,
+    pub(crate) epoch: u32,
     /// The next request to the serving copy takes the process over.
-    take_over: bool,
+    pub(crate) take_over: bool,
 }
 
 impl Processor {
-    fn new() -> Processor {
+    pub(crate) fn new() -> Processor {
         Processor {
             maps: Vec::new(),
             epoch: 1,
@@ -175,12 +180,18 @@ impl Processor {
     }
 
     /// The request for `step`, at this processor's epoch.
-    fn request(&mut self, step: Step) -> Vec<u8> {
+    pub(crate) fn request(&mut self, step: Step) -> Vec<u8> {
         let (mut r, tail): (MemRequest, Vec<u8>) = match step {
             Step::New => (head(OP_NEW, BRK, 0), Vec::new()),
             Step::Mmap { pages } => {
                 let mut r = head(OP_MMAP, 0, pages * P);
                 r.prot = RW;
+                (r, Vec::new())
+            }
+            Step::MmapAt { at, pages } => {
+                let mut r = head(OP_MMAP, at, pages * P);
+                r.prot = RW;
+                r.flags = FLAG_FIXED;
                 (r, Vec::new())
             }
             Step::Write { map, page, fill } => {
@@ -244,11 +255,11 @@ impl Processor {
     }
 
     /// Learns what an acknowledged answer to `step` says.
-    fn acknowledged(&mut self, step: Step, answer: &[u8]) {
+    pub(crate) fn acknowledged(&mut self, step: Step, answer: &[u8]) {
         let (status, value) = status_value(answer);
         assert_eq!(status, OK, "{step:?} refused");
         match step {
-            Step::Mmap { .. } => self.maps.push(value),
+            Step::Mmap { .. } | Step::MmapAt { .. } => self.maps.push(value),
             Step::Mremap { map, .. } => {
                 assert_ne!(self.maps[map], value, "the mremap was meant to move");
                 self.maps[map] = value;
@@ -258,13 +269,13 @@ impl Processor {
     }
 }
 
-fn status_value(out: &[u8]) -> (u32, u64) {
+pub(crate) fn status_value(out: &[u8]) -> (u32, u64) {
     let (r, _) = MemReply::read_from_prefix(out).expect("a reply");
     (r.status, r.value)
 }
 
 /// `request` to `m`, and its reply's (status, value).
-fn ask(m: &mut Monitor<Mem>, request: &[u8]) -> Vec<u8> {
+pub(crate) fn ask(m: &mut Monitor<Mem>, request: &[u8]) -> Vec<u8> {
     m.handle(PROCESSOR, request, &mut NoPeers)
 }
 
@@ -292,7 +303,7 @@ fn both(
 
 /// What a copy holds of the process at `epoch`: its mappings, and every
 /// page of them (read without taking frames).
-fn holds(m: &mut Monitor<Mem>, epoch: u32) -> Vec<(VmaEntry, Vec<[u8; PAGE_LEN]>)> {
+pub(crate) fn holds(m: &mut Monitor<Mem>, epoch: u32) -> Vec<(VmaEntry, Vec<[u8; PAGE_LEN]>)> {
     let mut maps = head(OP_MAPS, 0, 0);
     maps.epoch = epoch;
     let out = ask(m, maps.as_bytes());
@@ -323,7 +334,7 @@ fn holds(m: &mut Monitor<Mem>, epoch: u32) -> Vec<(VmaEntry, Vec<[u8; PAGE_LEN]>
 }
 
 /// Whether `m` holds nothing any more: no process, every frame free.
-fn holds_nothing(m: &mut Monitor<Mem>) -> bool {
+pub(crate) fn holds_nothing(m: &mut Monitor<Mem>) -> bool {
     let out = ask(m, head(OP_STATS, 0, 0).as_bytes());
     let s = MemStats::read_from_prefix(&out[REPLY_LEN..])
         .expect("stats")
@@ -332,7 +343,7 @@ fn holds_nothing(m: &mut Monitor<Mem>) -> bool {
 }
 
 /// The frames a copy has free.
-fn frames_free(m: &mut Monitor<Mem>) -> u64 {
+pub(crate) fn frames_free(m: &mut Monitor<Mem>) -> u64 {
     let out = ask(m, head(OP_STATS, 0, 0).as_bytes());
     MemStats::read_from_prefix(&out[REPLY_LEN..])
         .expect("stats")

@@ -14,6 +14,8 @@ pub mod index;
 pub mod owner;
 pub mod service;
 pub mod space;
+#[cfg(test)]
+mod spread_copies_tests;
 
 /// Bytes in a page.
 pub const PAGE: u64 = 4096;

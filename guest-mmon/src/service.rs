@@ -10,6 +10,12 @@
 //! VMAs, which the home sends (OP_SYNC) after every call that changes them.
 //! Page requests go to the owner; the home answers a page request for a
 //! vRegion it does not own with NOT_OWNER and the owner's id.
+//!
+//! With a backup (`--backup`), the backup holds each process homed here
+//! whole (made with FLAG_COPY, it keeps every vRegion itself) while the
+//! vRegions spread: processors send it every change, the write-backs to
+//! the owners too. So the loss of the home or of any owner leaves one
+//! component that holds all of the process, and the process moves there.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
@@ -163,7 +169,7 @@ impl<S: FrameStore> Monitor<S> {
     /// offer as vRegion owners, each with its free bytes. From now on a
     /// process's vRegions after its first go to the one with the most free
     /// memory, this one included (see [`RackOwners`]); a component with a
-    /// backup keeps them all, as with `--vregion-peers`.
+    /// backup keeps them all.
     pub fn set_rack_owners(&mut self, others: &[(u32, u64)], own_ram: u64) {
         self.rack_owners = Some(RackOwners {
             own_ram,
@@ -321,12 +327,16 @@ impl<S: FrameStore> Monitor<S> {
             }
             OP_PRESENT if !from_home => {
                 // A processor bringing a new copy of the process up to
-                // date asks its home which pages hold frames.
-                if !self.homes.contains_key(&pid) {
+                // date asks which pages hold frames: its home, which sends
+                // it on to the owner of a vRegion handed out, and owners.
+                if !self.homes.contains_key(&pid) && !self.owner.knows(pid) {
                     return reply(ESRCH, 0, None);
                 }
                 if r.len == 0 || r.len > MAX_PRESENT_LEN || r.addr.checked_add(r.len).is_none() {
                     return reply(BAD_REQUEST, 0, None);
+                }
+                if let Some(o) = self.owner_of(pid, r.addr).filter(|&o| o != self.id) {
+                    return reply(NOT_OWNER, o as u64, None);
                 }
                 reply(OK, 0, Some(&self.owner.present(pid, r.addr, r.len)))
             }
@@ -384,9 +394,11 @@ impl<S: FrameStore> Monitor<S> {
     /// both are refused ([`STALE_EPOCH`], counted), and a stale copy never
     /// serves or takes a page. The exit of a stale copy is let through:
     /// a processor making a new copy here drops it first. Processes homed
-    /// elsewhere are not checked here: their vRegions are spread only
-    /// without copies, where epochs never change (their home's epoch
-    /// still comes with its OP_SYNC, for the VMM's check).
+    /// elsewhere are not checked here: a fail-over never lands at the
+    /// owner of a vRegion handed out (the home's backup holds the whole
+    /// process and it moves there whole), so their epochs never change
+    /// while they are spread (their home's epoch still comes with its
+    /// OP_SYNC, for the VMM's check).
     fn check_epoch(&mut self, r: &MemRequest) -> Option<Vec<u8>> {
         if r.op == OP_NEW || about_the_component(r.op) {
             return None;
@@ -656,7 +668,12 @@ impl<S: FrameStore> Monitor<S> {
                 }
                 // The home owns the first; in a rack the rest go by free
                 // memory, else round the static list.
-                let owner = if home.regions.is_empty() || home.keep_all || self.backup != 0 {
+                // With a backup in a rack every vRegion stays here too
+                // (the managers' copies are whole components); with the
+                // static list, the backup keeps a whole copy of each
+                // process (FLAG_COPY) while its vRegions spread.
+                let rack_copy = self.backup != 0 && self.rack_owners.is_some();
+                let owner = if home.regions.is_empty() || home.keep_all || rack_copy {
                     self.id
                 } else if let Some(rack) = self.rack_owners.as_mut() {
                     rack.pick(self.id, own_used)

@@ -77,10 +77,10 @@ pub fn check_backup(args: &Args, id: u32) -> Result<()> {
             "{b} cannot keep this component's copy: give another memory component's id"
         )));
     }
-    if !args.vregion_peers.is_empty() {
-        return Err(bad(
-            "a component with a backup keeps its processes' vRegions itself: drop --vregion-peers (copies of vRegions handed to other components are not kept yet)".into(),
-        ));
+    if args.vregion_peers.contains(&b) {
+        return Err(bad(format!(
+            "component {b} cannot both keep this component's copy and own vRegions handed out by it (the copy holds each process whole): give --backup a component not in --vregion-peers"
+        )));
     }
     Ok(())
 }

@@ -273,7 +273,82 @@ fn backup_options_are_checked() {
         "--vregion-peers",
         "3",
         "--backup",
-        "2",
+        "3",
     ]);
-    expect_failure(&out, 2, &["--backup", "drop --vregion-peers"]);
+    expect_failure(&out, 2, &["--backup", "not in --vregion-peers"]);
+}
+
+/// Memory components 1 (the home, handing vRegions to 2, backed up at 3),
+/// 2 and 3 (`extra_3`: more options for 3), and a processor running
+/// `workload` homed at 1.
+fn trio(workload: &str, extra_3: &[&str]) -> [Process; 4] {
+    let (two, a2) = memory_component(2, "512M", &[]);
+    let (three, a3) = memory_component(3, "512M", extra_3);
+    let (p2, p3) = (format!("2={a2}"), format!("3={a3}"));
+    let (one, a1) = memory_component(
+        1,
+        "512M",
+        &[
+            "--peer",
+            &p2,
+            "--peer",
+            &p3,
+            "--vregion-peers",
+            "2",
+            "--backup",
+            "3",
+        ],
+    );
+    let p = processor(&a1, &a2, workload, &["--peer", &p3]);
+    [p, one, two, three]
+}
+
+/// vRegions over three components: the home (1) hands the workload's
+/// second vRegion to 2 and is backed up at 3, which holds each process
+/// whole. Killing the owner (2) or the home (1) at any moment moves the
+/// process to 3; killing 3 leaves one copy. Every word is verified.
+#[test]
+fn vregions_over_three_components_survive_any_one_of_them() {
+    if !kvm_available() {
+        return;
+    }
+    let mut moved = 0;
+    let mut runs = 0;
+    for (victim, delays) in [
+        (2usize, &[0u64, 60, 120, 200, 300, 450][..]),
+        (1, &[0, 150, 300][..]),
+        (3, &[0, 200][..]),
+    ] {
+        for &delay in delays {
+            let mut all = trio("pattern:64M", &[]);
+            all[0].wait_for("workload: process");
+            std::thread::sleep(Duration::from_millis(delay));
+            kill9(&mut all[victim]);
+            let [p, ..] = &mut all;
+            let (code, out) = p.wait(Duration::from_secs(60));
+            let err = p.seen.join("\n");
+            let what = format!("component {victim} killed after {delay} ms");
+            assert_eq!(code, Some(0), "{what}:\n{out}\n{err}");
+            assert!(out.contains("workload ok"), "{what}:\n{out}\n{err}");
+            let s = summary(p);
+            runs += 1;
+            if s.contains("copies: 1 fail-overs") {
+                moved += 1;
+                assert!(s.contains(&format!("({victim} -> 3")), "{what}: {s}");
+                if victim == 2 {
+                    assert!(
+                        err.contains("which holds vRegions of processes served at component 1, stopped answering") && err.contains("component 3, 1's backup, holds all of their memory"),
+                        "{what}:\n{err}"
+                    );
+                }
+            } else if victim == 3 {
+                assert!(s.contains("copies: 0 fail-overs"), "{what}: {s}");
+                assert!(
+                    err.contains("1 owner redirects"),
+                    "{what}: the second vRegion was at 2:\n{err}"
+                );
+            }
+        }
+    }
+    assert!(moved >= 4, "{moved} of {runs} runs moved the process");
 }

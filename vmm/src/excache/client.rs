@@ -88,6 +88,8 @@ pub fn statuses(dst: u32, reply: CallReply, n: usize) -> Result<Vec<u32>, PageEr
 /// A request on its way, to one component or to it and its backup.
 pub struct Pending {
     dst: u32,
+    /// Whose copy the mirror is: the component serving the process.
+    of: u32,
     bytes: Vec<u8>,
     started: Instant,
     main: Slot,
@@ -182,6 +184,15 @@ struct Copies {
     backups: HashMap<u32, u32>,
     /// A component that stopped answering -> the backup serving for it.
     replaced: HashMap<u32, u32>,
+    /// A home (alive) -> its whole backup, serving its processes since a
+    /// component holding vRegions of one of them stopped answering: the
+    /// backup holds every page of them (see [`Copies::move_home`]).
+    moved: HashMap<u32, u32>,
+    /// Processes held whole where they are served: they moved (or failed
+    /// over) to a copy, which keeps every vRegion itself, so the owners
+    /// of their vRegions are not asked again, even when the requests come
+    /// back to their first home.
+    whole: HashSet<u32>,
     /// (dead, backup, how long from the request that found it dead to its
     /// answer from the backup).
     failovers: Vec<(u32, u32, Duration)>,
@@ -223,16 +234,104 @@ impl Copies {
         at
     }
 
+    /// Where the processes first homed at `home` are served: at it, or
+    /// at the copy that took them over.
+    fn serving(&self, home: u32) -> u32 {
+        self.route(self.moved.get(&home).copied().unwrap_or(home))
+    }
+
+    /// Process `pid`'s home as first named (`home` when it is new).
+    fn home_of(&self, pid: u32, home: u32) -> u32 {
+        self.homes.get(&pid).copied().unwrap_or(home)
+    }
+
+    /// Where a request about process `pid` (homed at `home` when it is
+    /// new) for a vRegion owned by `x` goes, and whose copy its mirror is:
+    /// to `x` while it answers and the process is spread, mirrored to the
+    /// backup of the component serving it; to that component otherwise.
+    /// An `x` taken for dead moves the process ([`Self::move_home`]).
+    fn place(&mut self, pid: u32, home: u32, x: u32) -> (u32, u32) {
+        if pid == 0 {
+            let dst = self.route(x);
+            return (dst, dst);
+        }
+        let first = self.home_of(pid, home);
+        let serving = self.serving(first);
+        if x == first || x == serving || self.whole.contains(&pid) {
+            return (serving, serving);
+        }
+        if self.route(x) == x {
+            return (x, serving);
+        }
+        let why = "it was taken for dead";
+        match self.move_home((first, serving), x, why, Instant::now()) {
+            Some(to) => (to, to),
+            None => (x, serving),
+        }
+    }
+
+    /// The live processes served at `at` now: held whole once they move.
+    fn served_at(&self, at: u32) -> Vec<u32> {
+        self.homes
+            .iter()
+            .filter(|(_, &h)| self.serving(h) == at)
+            .map(|(&pid, _)| pid)
+            .collect()
+    }
     /// The epoch of process `pid` (homed at `home` when it is new), and
     /// whether a request to `dst` must carry FLAG_TAKEOVER: `dst` serves
     /// the process now (its home, or the copy that replaced it) and has
     /// not answered it at this epoch yet. Never to a backup: a copy left
     /// behind must refuse the new epoch, not rise to it.
     fn epoch(&self, pid: u32, home: u32, dst: u32) -> (u32, bool) {
-        let home = self.homes.get(&pid).copied().unwrap_or(home);
+        let home = self.home_of(pid, home);
         let epoch = self.epochs.get(&home).copied().unwrap_or(1);
         let confirmed = self.confirmed.get(&(pid, dst)).copied().unwrap_or(1);
-        (epoch, dst == self.route(home) && epoch > confirmed)
+        (epoch, dst == self.serving(home) && epoch > confirmed)
+    }
+
+    /// A component `owner` holding vRegions of a process first homed at
+    /// `home` stopped answering, found by a request while `from` served
+    /// the process: every process `from` serves moves, at a new epoch, to
+    /// `from`'s whole backup, which holds every page and mapping of them
+    /// (it got every change, the write-backs to owners too), and is held
+    /// whole there from then on. `from`, alive, is left behind with them.
+    /// The component serving the process now (already moved when `from`
+    /// no longer serves it), or None when `from` has no whole backup (the
+    /// pages `owner` held are lost).
+    fn move_home(
+        &mut self,
+        (home, from): (u32, u32),
+        owner: u32,
+        why: &str,
+        started: Instant,
+    ) -> Option<u32> {
+        let serving = self.serving(home);
+        if serving != from {
+            return Some(serving);
+        }
+        let backup = self.whole_backup(from)?;
+        let pids = self.served_at(from);
+        self.whole.extend(pids);
+        let keys: HashSet<u32> = self
+            .homes
+            .values()
+            .chain(self.epochs.keys())
+            .copied()
+            .chain([home, from])
+            .filter(|&h| self.serving(h) == from)
+            .collect();
+        for h in keys {
+            self.moved.insert(h, backup);
+            *self.epochs.entry(h).or_insert(1) += 1;
+        }
+        // It serves them now: no longer the backup of the one left behind.
+        self.backups.remove(&from);
+        self.failovers.push((owner, backup, started.elapsed()));
+        log::warn!(
+            "excache: memory component {owner}, which holds vRegions of processes served at component {from}, stopped answering ({why}); component {backup}, {from}'s backup, holds all of their memory and serves them from now on. One copy of it is left"
+        );
+        Some(backup)
     }
 
     /// `dst`'s backup if it holds all of what `dst` holds (not still being
@@ -249,6 +348,8 @@ impl Copies {
         if self.replaced.contains_key(&dead) {
             return;
         }
+        let pids = self.served_at(dead);
+        self.whole.extend(pids);
         // The processes `dead` served move on to a new epoch: the copy it
         // leaves behind refuses what comes after (and takes nothing).
         // `dead` itself too: a process made there next (or whose OP_NEW
@@ -260,7 +361,7 @@ impl Copies {
             .chain(self.epochs.keys())
             .copied()
             .chain(std::iter::once(dead))
-            .filter(|&h| self.route(h) == dead)
+            .filter(|&h| self.serving(h) == dead)
             .collect::<HashSet<u32>>()
             .into_iter()
             .collect();
@@ -314,6 +415,7 @@ impl Copies {
         let mut v: Vec<u32> = self
             .replaced
             .values()
+            .chain(self.moved.values())
             .copied()
             .chain(self.lost.iter().map(|(p, _)| *p))
             .filter(|s| !self.backups.contains_key(s) && !self.replaced.contains_key(s))
@@ -365,18 +467,46 @@ impl MemoryClient {
 
     /// The component that holds pid's page at `addr`, as far as we know.
     pub fn owner(&self, pid: u32, home: u32, addr: u64) -> u32 {
-        let known = self
-            .owners()
-            .get(&(pid, vregion(addr)))
-            .copied()
-            .unwrap_or(home);
-        self.route(known)
+        let known = self.owners().get(&(pid, vregion(addr))).copied();
+        match known {
+            Some(x) => self.at_owner(pid, home, x),
+            None => self.serving_of(pid, home),
+        }
+    }
+
+    /// Where pid's requests for a vRegion owned by `x` go: to `x` while it
+    /// answers. Once `x` was taken for dead, the process moves to its
+    /// home's whole backup ([`Copies::move_home`]), and so do they.
+    fn at_owner(&self, pid: u32, home: u32, x: u32) -> u32 {
+        self.copies().place(pid, home, x).0
     }
 
     /// Where requests for `dst` go: to it, or to the backup that serves
     /// for it since it died.
     pub fn route(&self, dst: u32) -> u32 {
         self.copies().route(dst)
+    }
+
+    /// Where the processes first homed at `home` are served now.
+    pub fn serving(&self, home: u32) -> u32 {
+        self.copies().serving(home)
+    }
+
+    /// Where process `pid` (homed at `home` when it is new) is served now.
+    fn serving_of(&self, pid: u32, home: u32) -> u32 {
+        let c = self.copies();
+        c.serving(c.home_of(pid, home))
+    }
+
+    /// Whose copy a request about `pid` sent to `dst` mirrors: the
+    /// component serving the process (its backup holds all of it, the
+    /// vRegions handed to `dst` too); `dst`'s own for no process.
+    fn copy_of(&self, pid: u32, dst: u32) -> u32 {
+        let c = self.copies();
+        match c.homes.get(&pid) {
+            Some(&h) if pid != 0 => c.serving(h),
+            _ => dst,
+        }
     }
 
     /// Writes process `pid`'s epoch into `bytes` (a request to `dst`; one
@@ -489,7 +619,11 @@ impl MemoryClient {
             c.unbacked.insert(dst, Instant::now());
             return;
         }
-        if c.replaced.values().any(|&to| to == dst) {
+        if c.replaced
+            .values()
+            .chain(c.moved.values())
+            .any(|&to| to == dst)
+        {
             // It took over from a dead component: what it serves for it is
             // not at `backup` yet. The copier makes the copy (it is alone).
             return;
@@ -498,16 +632,17 @@ impl MemoryClient {
         log::info!("excache: memory component {dst} is backed up at component {backup}: changes go to both");
     }
 
-    /// The backup a request that changes `dst` also goes to (a component
-    /// id as it is, not routed: a component that came back after a
-    /// fail-over keeps the copy of its replacement).
-    fn mirror_for(&self, dst: u32, request: &[u8]) -> Option<u32> {
+    /// The backup a request to `dst` that changes what it holds also goes
+    /// to: `of`'s (see [`Self::copy_of`]; a component id as it is, not
+    /// routed: a component that came back after a fail-over keeps the copy
+    /// of its replacement).
+    fn mirror_for(&self, of: u32, dst: u32, request: &[u8]) -> Option<u32> {
         let op = MemRequest::read_from_prefix(request).ok()?.0.op;
         if !mirror::changes_state(op) {
             return None;
         }
-        let b = *self.copies().backups.get(&dst)?;
-        (b != dst).then_some(b)
+        let b = *self.copies().backups.get(&of)?;
+        (b != dst && b != of).then_some(b)
     }
 
     /// Components left with the only copy, each with the component that
@@ -516,7 +651,7 @@ impl MemoryClient {
     /// backup it lost, else the one it replaced. Then components that
     /// named no backup and name one now (asked every [`ASK_UNBACKED_EVERY`]).
     pub fn wanting_copy(&self) -> Vec<(u32, u32)> {
-        let (alone, lost, replaced, unbacked) = {
+        let (alone, lost, replaced, moved, unbacked) = {
             let mut c = self.copies();
             // Each alone component asked at most every [`ASK_ALONE_EVERY`].
             let now = Instant::now();
@@ -542,7 +677,13 @@ impl MemoryClient {
                 })
                 .map(|(&s, _)| s)
                 .collect();
-            (alone, c.lost.clone(), c.replaced.clone(), due)
+            (
+                alone,
+                c.lost.clone(),
+                c.replaced.clone(),
+                c.moved.clone(),
+                due,
+            )
         };
         let named = |s: u32| {
             self.raw(s, &ask(OP_BACKUP, 0))
@@ -555,7 +696,8 @@ impl MemoryClient {
         for s in alone {
             let again = named(s)
                 .or_else(|| lost.iter().rev().find(|(p, _)| *p == s).map(|(_, b)| *b))
-                .or_else(|| replaced.iter().find(|(_, &to)| to == s).map(|(&d, _)| d));
+                .or_else(|| replaced.iter().find(|(_, &to)| to == s).map(|(&d, _)| d))
+                .or_else(|| moved.iter().find(|(_, &to)| to == s).map(|(&h, _)| h));
             if let Some(b) = again {
                 out.push((s, b));
             }
@@ -619,7 +761,7 @@ impl MemoryClient {
     /// Whether a live process this client made is served at `dst`.
     pub fn serves_any(&self, dst: u32) -> bool {
         let c = self.copies();
-        c.homes.values().any(|&h| c.route(h) == dst)
+        c.homes.values().any(|&h| c.serving(h) == dst)
     }
 
     /// A new copy at `copy` failed half-way: `survivor` stays alone.
@@ -672,27 +814,53 @@ impl MemoryClient {
         Some(out)
     }
 
-    /// The answers of a request sent to `dst` and maybe its backup, made
-    /// one: the backup's when `dst` is dead (it takes over), `dst`'s
-    /// otherwise (a backup that failed or answered otherwise is dropped).
-    /// A request that went to `dst` alone is sent again to its backup when
-    /// `dst` is dead. Returns who answered.
+    /// The answers of a request sent to `dst` and maybe to the backup of
+    /// `of` (the component serving the process, `dst` itself but for a
+    /// vRegion handed to `dst`), made one: the backup's when `dst` is dead
+    /// (it takes over), `dst`'s otherwise (a backup that failed or answered
+    /// otherwise is dropped). A request that went to `dst` alone is sent
+    /// again to the backup when `dst` is dead. When `dst` is not `of` (it
+    /// owns a vRegion of the process) or `of` could not reach such a
+    /// component (PEER_FAILED), the process moves to `of`'s backup, which
+    /// holds all of it. Returns who answered.
     fn settle(
         &self,
-        dst: u32,
+        (dst, of): (u32, u32),
         bytes: &[u8],
         started: Instant,
         main: CallReply,
         mirror: Option<(u32, CallReply)>,
     ) -> (u32, CallReply) {
-        match mirror::settle(main, mirror) {
+        let (op, pid) = MemRequest::read_from_prefix(bytes).map_or((0, 0), |(r, _)| (r.op, r.pid));
+        // The owner of a vRegion of the process that is lost, if any.
+        let mut lost_owner = (dst != of).then_some(dst);
+        let main = match (&main, &mirror) {
+            (Ok(body), Some((_, Ok(_)))) if dst == of => match MemReply::read_from_prefix(body) {
+                Ok((h, _)) if h.status == PEER_FAILED => {
+                    lost_owner = Some(h.value as u32);
+                    Err(format!(
+                        "component {dst}, its home, could not reach component {}, which holds vRegions of process {pid}",
+                        h.value
+                    ))
+                }
+                _ => main,
+            },
+            _ => main,
+        };
+        let move_home = |owner: u32, why: &str| {
+            let mut c = self.copies();
+            let home = c.home_of(pid, of);
+            c.move_home((home, of), owner, why, started)
+        };
+        match mirror::settle(op, dst != of, main, mirror) {
             Outcome::Agreed(reply) => (dst, reply),
             Outcome::BackupLost { backup, why, reply } => {
                 let mut c = self.copies();
-                if c.backups.remove(&dst).is_some() {
-                    c.lost.push((dst, backup));
+                if c.backups.get(&of) == Some(&backup) {
+                    c.backups.remove(&of);
+                    c.lost.push((of, backup));
                     log::warn!(
-                        "excache: backup {backup} of memory component {dst} is dropped ({why}): one copy of what {dst} holds is left"
+                        "excache: backup {backup} of memory component {of} is dropped ({why}): one copy of what {of} holds is left"
                     );
                 }
                 (dst, reply)
@@ -704,9 +872,23 @@ impl MemoryClient {
                 )),
             ),
             Outcome::TakenOver { backup, why, reply } => {
-                self.fail_over(dst, backup, &why, started);
+                match lost_owner {
+                    Some(owner) => {
+                        move_home(owner, &why);
+                    }
+                    None => self.fail_over(dst, backup, &why, started),
+                }
                 (backup, reply)
             }
+            Outcome::Alone { why } if dst != of => match move_home(dst, &why) {
+                Some(to) => (to, self.send(to, bytes)),
+                None => (
+                    dst,
+                    Err(format!(
+                        "{why}; it held the only copy of the vRegions of process {pid} it owns (their home, component {of}, keeps no whole copy)"
+                    )),
+                ),
+            },
             Outcome::Alone { why } => {
                 let backup = self.copies().whole_backup(dst);
                 let Some(backup) = backup else {
@@ -721,7 +903,11 @@ impl MemoryClient {
                 self.fail_over(dst, backup, &why, started);
                 (backup, self.send(backup, bytes))
             }
-            Outcome::BothLost { backup, why, backup_why } => (
+            Outcome::BothLost {
+                backup,
+                why,
+                backup_why,
+            } => (
                 dst,
                 Err(format!(
                     "{why}; component {backup}, which kept its copy, did not answer either ({backup_why}): both copies of its memory are lost"
@@ -739,6 +925,11 @@ impl MemoryClient {
             .iter()
             .find(|(_, &to)| to == dst)
             .map(|(&dead, _)| format!("it had taken over from component {dead}, which died before"))
+            .or_else(|| {
+                c.moved.iter().find(|(_, &to)| to == dst).map(|(&home, _)| {
+                    format!("it had taken over the processes homed at component {home}, which lost a component holding part of them before")
+                })
+            })
             .or_else(|| {
                 c.lost
                     .iter()
@@ -763,6 +954,7 @@ impl MemoryClient {
         let mut c = self.copies();
         c.news.remove(&pid);
         c.homes.remove(&pid);
+        c.whole.remove(&pid);
         c.confirmed.retain(|(p, _), _| *p != pid);
     }
 
@@ -772,7 +964,7 @@ impl MemoryClient {
     /// (an mmap then at the address `dst` chose), so both decide alike.
     pub fn call(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
         let home = dst;
-        let dst = self.route(dst);
+        let dst = self.serving(dst);
         self.learn_backup(dst);
         let request = &self.stamped(home, dst, request)[..];
         let started = Instant::now();
@@ -784,14 +976,15 @@ impl MemoryClient {
         let changes =
             MemRequest::read_from_prefix(request).is_ok_and(|(r, _)| mirror::changes_state(r.op));
         let _order = changes.then(|| self.hold_calls());
-        let backup = self.mirror_for(dst, request);
+        let backup = self.mirror_for(dst, dst, request);
         let main = self.vet(dst, request, self.fabric.call(dst, request), true);
         let mirror = backup.map(|b| {
             let mut again = mirror::for_backup(request, &main);
             self.stamp(home, b, &mut again);
             (b, self.vet(b, &again, self.fabric.call(b, &again), true))
         });
-        let (by, reply) = self.settle(dst, request, started, main, mirror);
+        let (by, reply) = self.settle((dst, dst), request, started, main, mirror);
+        self.exit_left_behind(home, request);
         let parsed = parse(by, reply);
         if let (Ok((head, _)), Ok((req, _))) = (&parsed, MemRequest::read_from_prefix(request)) {
             if req.op == OP_NEW && head.status == OK {
@@ -804,6 +997,32 @@ impl MemoryClient {
         parsed
     }
 
+    /// After the exit of a process that moved whole to its home's backup:
+    /// the home, left behind alive, still holds it (at the old epoch, so
+    /// the exit is let through) and tells the owners of its vRegions to
+    /// drop it too. Not waited for: what it frees is not the program's.
+    fn exit_left_behind(&self, home: u32, request: &[u8]) {
+        let Ok((req, _)) = MemRequest::read_from_prefix(request) else {
+            return;
+        };
+        let left = {
+            let c = self.copies();
+            let first = c.home_of(req.pid, home);
+            let left = c.moved.contains_key(&first) && c.route(first) == first;
+            (req.op == OP_EXIT && left && c.serving(first) != first).then_some(first)
+        };
+        let Some(h) = left else {
+            return;
+        };
+        let bytes = self.stamped(home, h, request);
+        let fabric = self.fabric.clone();
+        let _ = std::thread::Builder::new()
+            .name("excache-exit".into())
+            .spawn(move || {
+                let _ = fabric.call(h, &bytes);
+            });
+    }
+
     /// Sends a page request to `dst` without waiting (no redirects); one
     /// that changes what `dst` holds goes to its backup too, at once.
     pub fn start(&self, dst: u32, req: MemRequest, page: Option<&[u8]>) -> Pending {
@@ -811,10 +1030,10 @@ impl MemoryClient {
         if let Some(p) = page {
             bytes.extend_from_slice(p);
         }
-        let dst = self.route(dst);
+        let (dst, of) = self.copies().place(req.pid, dst, dst);
         self.stamp(dst, dst, &mut bytes);
         let started = Instant::now();
-        let mirror = self.mirror_for(dst, &bytes).map(|b| {
+        let mirror = self.mirror_for(of, dst, &bytes).map(|b| {
             // A take-over is the serving copy's alone.
             let sent = if req_flags(&bytes) & FLAG_TAKEOVER != 0 {
                 let mut copy = bytes.clone();
@@ -837,6 +1056,7 @@ impl MemoryClient {
         }
         Pending {
             dst,
+            of,
             started,
             main: Slot::new(main),
             mirror,
@@ -844,9 +1064,17 @@ impl MemoryClient {
         }
     }
 
+    /// Whether the answer of `dst` to a request about process `pid` is no
+    /// longer waited for: it was taken for dead meanwhile, or it owns a
+    /// vRegion of a process that moved whole to the copy `of` kept since.
+    fn left_behind(&self, dst: u32, of: u32, bytes: &[u8]) -> bool {
+        let pid = MemRequest::read_from_prefix(bytes).map_or(0, |(r, _)| r.pid);
+        self.route(dst) != dst || (dst != of && self.serving_of(pid, of) != of)
+    }
+
     /// The answer to `p` if all of it is in: who answered, and what.
     pub fn try_reply(&self, p: &Pending) -> Option<(u32, CallReply)> {
-        let main_ready = p.main.ready() || self.route(p.dst) != p.dst;
+        let main_ready = p.main.ready() || self.left_behind(p.dst, p.of, &p.bytes);
         let mirror_ready = p.mirror.as_ref().is_none_or(|(_, s)| s.ready());
         if !(main_ready && mirror_ready) {
             return None;
@@ -856,13 +1084,14 @@ impl MemoryClient {
             Some((b, s)) => Some((*b, s.reply().take()?)),
             None => None,
         };
-        Some(self.settle_page(p.dst, &p.bytes, p.started, main, mirror))
+        Some(self.settle_page((p.dst, p.of), &p.bytes, p.started, main, mirror))
     }
 
     /// Waits for all of `p`'s answer: who answered, and what.
     pub fn wait(&self, p: Pending) -> (u32, CallReply) {
         let Pending {
             dst,
+            of,
             bytes,
             started,
             main,
@@ -872,19 +1101,19 @@ impl MemoryClient {
         // Taken for dead by another request meanwhile: its answer, if it
         // ever comes, is not waited for (each wait would take a fabric
         // timeout); the backup's stands.
-        let main = if self.route(dst) != dst && !main.ready() {
+        let main = if self.left_behind(dst, of, &bytes) && !main.ready() {
             Err(gave_up(dst))
         } else {
             main.wait()
         };
-        self.settle_page(dst, &bytes, started, main, mirror)
+        self.settle_page((dst, of), &bytes, started, main, mirror)
     }
 
-    /// The answers to a page request sent to `dst` (and its backup, with
-    /// the same bytes), vetted for their epoch and made one.
+    /// The answers to a page request sent to `dst` (and the backup of
+    /// `of`, with the same bytes), vetted for their epoch and made one.
     fn settle_page(
         &self,
-        dst: u32,
+        (dst, of): (u32, u32),
         bytes: &[u8],
         started: Instant,
         main: CallReply,
@@ -892,7 +1121,7 @@ impl MemoryClient {
     ) -> (u32, CallReply) {
         let main = self.vet(dst, bytes, main, true);
         let mirror = mirror.map(|(b, r)| (b, self.vet(b, bytes, r, true)));
-        self.settle(dst, bytes, started, main, mirror)
+        self.settle((dst, of), bytes, started, main, mirror)
     }
 
     /// The answer to a page request already sent to `dst` with
@@ -938,22 +1167,28 @@ impl MemoryClient {
         let region = vregion(req.addr);
         for _ in 0..4 {
             if reply.is_err() {
-                // Dead? Its backup, if it has one, answers instead.
-                (dst, reply) = self.settle(dst, bytes, Instant::now(), reply, None);
+                // Dead? Its backup, if it has one, answers instead (or,
+                // for the owner of a vRegion, the copy of the whole process).
+                let of = self.copy_of(req.pid, dst);
+                (dst, reply) = self.settle((dst, of), bytes, Instant::now(), reply, None);
             }
             let (head, rest) = parse(dst, reply)?;
             match head.status {
                 OK => return Ok((dst, head, rest)),
                 NOT_OWNER => {
                     self.redirects.fetch_add(1, Ordering::Relaxed);
-                    dst = self.route(head.value as u32);
-                    self.owners().insert((req.pid, region), dst);
+                    let owner = head.value as u32;
+                    self.owners().insert((req.pid, region), owner);
+                    dst = self.at_owner(req.pid, home, owner);
                 }
                 // A remembered owner that no longer holds the vRegion (it
                 // was emptied and handed to another): ask the home again.
-                EFAULT | ESRCH if dst != home && self.owners().contains_key(&(req.pid, region)) => {
+                EFAULT | ESRCH
+                    if dst != self.serving_of(req.pid, home)
+                        && self.owners().contains_key(&(req.pid, region)) =>
+                {
                     self.owners().remove(&(req.pid, region));
-                    dst = self.route(home);
+                    dst = self.serving_of(req.pid, home);
                 }
                 status => {
                     return Err(PageError::Refused {
@@ -986,6 +1221,60 @@ mod tests {
         c.fail_over(1, 2, "gone", Instant::now());
         assert_eq!(c.epoch(7, 1, 2), (2, true));
         assert_eq!(c.epoch(7, 1, 1), (2, false));
+    }
+
+    /// An owner of a vRegion of a process dies: the process's home, alive,
+    /// moves whole to its backup at a new epoch, and is fenced; other homes
+    /// stay; the backup serving them is alone until it gets a copy.
+    #[test]
+    fn losing_an_owner_moves_the_home_to_its_whole_backup() {
+        let mut c = Copies::default();
+        c.homes.insert(7, 1);
+        c.homes.insert(8, 4);
+        c.backups.insert(1, 3);
+        assert_eq!(c.move_home((1, 1), 2, "gone", Instant::now()), Some(3));
+        assert_eq!(c.serving(1), 3);
+        assert!(c.whole.contains(&7) && !c.whole.contains(&8));
+        assert_eq!(c.epoch(7, 1, 3), (2, true));
+        assert_eq!(c.epoch(7, 1, 1), (2, false), "the home left behind");
+        assert_eq!(c.epoch(8, 4, 4), (1, false));
+        assert_eq!(c.alone(), vec![3]);
+        // Found again by another request: nothing more moves.
+        assert_eq!(c.move_home((1, 1), 2, "gone", Instant::now()), Some(3));
+        assert_eq!((c.epoch(7, 1, 3).0, c.failovers.len()), (2, 1));
+        // The copy dies in turn, backed up itself: the processes follow.
+        c.backups.insert(3, 5);
+        c.fail_over(3, 5, "gone", Instant::now());
+        assert_eq!(c.serving(1), 5);
+        assert_eq!(c.epoch(7, 1, 5), (3, true));
+        // A home without a whole backup cannot move.
+        assert_eq!(c.move_home((4, 4), 2, "gone", Instant::now()), None);
+    }
+
+    /// A process that moved whole is not sent to the owners of its
+    /// vRegions again, even when its first home serves it again (holding
+    /// it whole, as the new copy made there); one made since spreads.
+    #[test]
+    fn a_process_held_whole_never_goes_back_to_owners() {
+        let mut c = Copies::default();
+        c.homes.insert(7, 1);
+        c.backups.insert(1, 3);
+        assert_eq!(c.place(7, 1, 2), (2, 1), "at the owner, mirrored to 1's");
+        assert_eq!(c.place(7, 1, 1), (1, 1));
+        c.move_home((1, 1), 2, "gone", Instant::now());
+        assert_eq!(c.place(7, 1, 2), (3, 3));
+        assert!(!c.backups.contains_key(&1), "3 is no backup of 1 now");
+        // The new copy is made at 1, left behind; then 3 dies.
+        c.backups.insert(3, 1);
+        c.fail_over(3, 1, "gone", Instant::now());
+        assert_eq!(c.serving(1), 1);
+        assert_eq!(c.place(7, 1, 2), (1, 1), "held whole at 1");
+        c.homes.insert(8, 1);
+        assert_eq!(c.place(8, 1, 2), (2, 1));
+        // An owner taken for dead moves a spread process at once.
+        c.backups.insert(1, 4);
+        c.replaced.insert(2, 5);
+        assert_eq!(c.place(8, 1, 2), (4, 4));
     }
 
     #[test]

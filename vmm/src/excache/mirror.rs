@@ -86,15 +86,65 @@ pub enum Outcome {
     },
 }
 
-/// Makes one outcome of a component's answer `main` and its backup's.
-/// An `Err` is an answer that never came (the fabric's error: unreachable,
-/// timed out); a memory status, even a refusal, is an answer.
-pub fn settle(main: CallReply, mirror: Option<(u32, CallReply)>) -> Outcome {
+/// Whether the answers of a component (`main`) and of the backup holding
+/// the process (`copy`) to request `op` say the same: the same status,
+/// value and what follows; or `main` sent the request (or, in an
+/// OP_WRITE_MANY, some of its pages) on to the owner of a vRegion it
+/// handed out (NOT_OWNER), or, `at_owner` (`main` owns a vRegion of the
+/// process), no longer holds it (EFAULT, ESRCH: emptied and handed to
+/// another since), and the backup, holding the whole process, took it.
+/// The processor sends those again through the home.
+pub fn alike(op: u32, at_owner: bool, main: &[u8], copy: &[u8]) -> bool {
+    if main == copy {
+        return true;
+    }
+    let (Ok((m, m_rest)), Ok((c, c_rest))) = (
+        MemReply::read_from_prefix(main),
+        MemReply::read_from_prefix(copy),
+    ) else {
+        return false;
+    };
+    let sent_on =
+        |status: u32| status == NOT_OWNER || (at_owner && matches!(status, EFAULT | ESRCH));
+    if sent_on(m.status) {
+        return c.status == OK;
+    }
+    let statuses = |b: &[u8]| -> Vec<u32> {
+        b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    // The value is the pages written: the backup wrote the sent-on ones too.
+    let (ms, cs) = (statuses(m_rest), statuses(c_rest));
+    let elsewhere = ms
+        .iter()
+        .zip(&cs)
+        .filter(|(&a, &b)| a != b && sent_on(a) && b == OK)
+        .count() as u64;
+    op == OP_WRITE_MANY
+        && (m.status, m.epoch) == (c.status, c.epoch)
+        && m.value.checked_add(elsewhere) == Some(c.value)
+        && ms.len() == cs.len()
+        && ms
+            .iter()
+            .zip(&cs)
+            .all(|(&a, &b)| a == b || (sent_on(a) && b == OK))
+}
+
+/// Makes one outcome of a component's answer `main` to request `op` and
+/// the backup's (see [`alike`] for `at_owner`). An `Err` is an answer that
+/// never came (the fabric's error: unreachable, timed out); a memory
+/// status, even a refusal, is an answer.
+pub fn settle(
+    op: u32,
+    at_owner: bool,
+    main: CallReply,
+    mirror: Option<(u32, CallReply)>,
+) -> Outcome {
     match (main, mirror) {
         (Ok(body), None) => Outcome::Agreed(Ok(body)),
         (Ok(body), Some((backup, Ok(copy)))) => {
-            // The same status, value and what follows.
-            if body == copy {
+            if alike(op, at_owner, &body, &copy) {
                 Outcome::Agreed(Ok(body))
             } else {
                 Outcome::BackupLost {
@@ -212,37 +262,133 @@ mod tests {
     #[test]
     fn two_answers_make_one() {
         assert_eq!(
-            settle(answer(OK, 1), Some((2, answer(OK, 1)))),
+            settle(OP_WRITE, false, answer(OK, 1), Some((2, answer(OK, 1)))),
             Outcome::Agreed(answer(OK, 1))
         );
         assert_eq!(
-            settle(answer(EFAULT, 0), None),
+            settle(OP_WRITE, false, answer(EFAULT, 0), None),
             Outcome::Agreed(answer(EFAULT, 0))
         );
         // A refusal both make is an answer, agreed.
         assert_eq!(
-            settle(answer(EFAULT, 0), Some((2, answer(EFAULT, 0)))),
+            settle(
+                OP_WRITE,
+                false,
+                answer(EFAULT, 0),
+                Some((2, answer(EFAULT, 0)))
+            ),
             Outcome::Agreed(answer(EFAULT, 0))
         );
         assert!(matches!(
-            settle(answer(OK, 1), Some((2, answer(OUT_OF_FRAMES, 0)))),
+            settle(OP_WRITE, false, answer(OK, 1), Some((2, answer(OUT_OF_FRAMES, 0)))),
             Outcome::BackupLost { backup: 2, reply, .. } if reply == answer(OK, 1)
         ));
         assert!(matches!(
-            settle(answer(OK, 1), Some((2, Err("timed out".into())))),
+            settle(OP_WRITE, false, answer(OK, 1), Some((2, Err("timed out".into())))),
             Outcome::BackupLost { backup: 2, reply, .. } if reply == answer(OK, 1)
         ));
         assert!(matches!(
-            settle(Err("reset".into()), Some((2, answer(OK, 1)))),
+            settle(OP_WRITE, false, Err("reset".into()), Some((2, answer(OK, 1)))),
             Outcome::TakenOver { backup: 2, reply, .. } if reply == answer(OK, 1)
         ));
         assert!(matches!(
-            settle(Err("reset".into()), None),
+            settle(OP_WRITE, false, Err("reset".into()), None),
             Outcome::Alone { .. }
         ));
         assert!(matches!(
-            settle(Err("reset".into()), Some((2, Err("reset".into())))),
+            settle(
+                OP_WRITE,
+                false,
+                Err("reset".into()),
+                Some((2, Err("reset".into())))
+            ),
             Outcome::BothLost { backup: 2, .. }
+        ));
+    }
+
+    /// A home sends a write-back on to the owner of the page's vRegion;
+    /// its backup holds the whole process and takes it: alike.
+    #[test]
+    fn a_redirect_where_the_backup_took_the_page_is_alike() {
+        let body = |status: u32, value: u64, pages: &[u32]| {
+            let mut b = MemReply {
+                status,
+                epoch: 1,
+                value,
+            }
+            .as_bytes()
+            .to_vec();
+            for s in pages {
+                b.extend_from_slice(&s.to_le_bytes());
+            }
+            b
+        };
+        assert!(alike(
+            OP_WRITE,
+            false,
+            &body(NOT_OWNER, 3, &[]),
+            &body(OK, 0, &[])
+        ));
+        assert!(!alike(
+            OP_WRITE,
+            false,
+            &body(NOT_OWNER, 3, &[]),
+            &body(OUT_OF_FRAMES, 0, &[])
+        ));
+        // The value counts the pages written.
+        let main = body(OK, 2, &[OK, NOT_OWNER, OK]);
+        assert!(alike(
+            OP_WRITE_MANY,
+            false,
+            &main,
+            &body(OK, 3, &[OK, OK, OK])
+        ));
+        assert!(!alike(
+            OP_WRITE_MANY,
+            false,
+            &main,
+            &body(OK, 2, &[OK, OK, OK])
+        ));
+        // Not the other way round, nor another refusal, nor another op.
+        assert!(!alike(
+            OP_WRITE_MANY,
+            false,
+            &body(OK, 3, &[OK, OK, OK]),
+            &main
+        ));
+        assert!(!alike(
+            OP_WRITE_MANY,
+            false,
+            &body(OK, 2, &[OK, EFAULT, OK]),
+            &body(OK, 3, &[OK, OK, OK])
+        ));
+        assert!(!alike(
+            OP_READ_WRITE,
+            false,
+            &main,
+            &body(OK, 3, &[OK, OK, OK])
+        ));
+        assert!(!alike(
+            OP_WRITE,
+            false,
+            &body(EFAULT, 0, &[]),
+            &body(OK, 0, &[])
+        ));
+        // From an owner that no longer holds the vRegion: sent again
+        // through the home.
+        assert!(alike(
+            OP_WRITE,
+            true,
+            &body(EFAULT, 0, &[]),
+            &body(OK, 0, &[])
+        ));
+        let stale = body(OK, 1, &[ESRCH, OK]);
+        assert!(alike(OP_WRITE_MANY, true, &stale, &body(OK, 2, &[OK, OK])));
+        assert!(!alike(
+            OP_WRITE_MANY,
+            false,
+            &stale,
+            &body(OK, 2, &[OK, OK])
         ));
     }
 }

@@ -84,7 +84,7 @@ impl ExCache {
             st.processes
                 .iter()
                 .flatten()
-                .filter(|p| self.client.route(p.home) == survivor)
+                .filter(|p| self.client.serving(p.home) == survivor)
                 .map(|p| p.pid)
                 .collect()
         };
@@ -198,11 +198,12 @@ impl ExCache {
         }
     }
 
-    /// Copies the pages of [start, end) of `pid` that hold frames at `from`
-    /// to `to`, where they are missing; how many.
+    /// Copies the pages of [start, end) of `pid` that hold frames at
+    /// `home` (or at the owner of their vRegion, where the home sends the
+    /// listing on) to `to`, where they are missing; how many.
     fn copy_pages(
         &self,
-        from: u32,
+        home: u32,
         to: u32,
         pid: u32,
         start: u64,
@@ -212,7 +213,9 @@ impl ExCache {
         let mut copied = 0;
         let mut at = start;
         while at < end {
-            let len = (end - at).min(MAX_PRESENT_LEN);
+            // One vRegion at a time: each may be held elsewhere.
+            let region_end = (vregion(at) + 1) << VREGION_SHIFT;
+            let len = (end - at).min(MAX_PRESENT_LEN).min(region_end - at);
             let present = MemRequest {
                 op: OP_PRESENT,
                 pid,
@@ -220,7 +223,20 @@ impl ExCache {
                 len,
                 ..Default::default()
             };
-            let (_, bits) = self.ok(from, present.as_bytes(), "listing the pages")?;
+            let mut from = home;
+            let (head, mut bits) = self
+                .client
+                .raw(from, present.as_bytes())
+                .map_err(|e| format!("listing the pages: {e}"))?;
+            if head.status == NOT_OWNER {
+                from = head.value as u32;
+                bits = self.ok(from, present.as_bytes(), "listing the pages")?.1;
+            } else if head.status != OK {
+                return Err(format!(
+                    "listing the pages at component {from}: {}",
+                    status_text(head.status)
+                ));
+            }
             let held: Vec<u64> = (0..len / page)
                 .filter(|&i| {
                     bits.get((i / 8) as usize)
