@@ -306,7 +306,9 @@ fn trio(workload: &str, extra_3: &[&str]) -> [Process; 4] {
 /// vRegions over three components: the home (1) hands the workload's
 /// second vRegion to 2 and is backed up at 3, which holds each process
 /// whole. Killing the owner (2) or the home (1) at any moment moves the
-/// process to 3; killing 3 leaves one copy. Every word is verified.
+/// process to 3 (after the owner's loss, the home left behind is made its
+/// copy again while the workload runs); killing 3 leaves one copy. Every
+/// word is verified.
 #[test]
 fn vregions_over_three_components_survive_any_one_of_them() {
     if !kvm_available() {
@@ -314,6 +316,7 @@ fn vregions_over_three_components_survive_any_one_of_them() {
     }
     let mut moved = 0;
     let mut runs = 0;
+    let mut copied_again = 0;
     for (victim, delays) in [
         (2usize, &[0u64, 60, 120, 200, 300, 450][..]),
         (1, &[0, 150, 300][..]),
@@ -335,6 +338,14 @@ fn vregions_over_three_components_survive_any_one_of_them() {
             if s.contains("copies: 1 fail-overs") {
                 moved += 1;
                 assert!(s.contains(&format!("({victim} -> 3")), "{what}: {s}");
+                if victim == 2 && s.contains("1 new copies made") {
+                    // At the home left behind, while the workload ran.
+                    assert!(
+                        err.contains("component 1 keeps a copy of what component 3 serves again"),
+                        "{what}:\n{err}"
+                    );
+                    copied_again += 1;
+                }
                 if victim == 2 {
                     assert!(
                         err.contains("which holds vRegions of processes served at component 1, stopped answering") && err.contains("component 3, 1's backup, holds all of their memory"),
@@ -351,4 +362,35 @@ fn vregions_over_three_components_survive_any_one_of_them() {
         }
     }
     assert!(moved >= 4, "{moved} of {runs} runs moved the process");
+    assert!(
+        copied_again >= 1,
+        "no run made two copies again after losing the owner"
+    );
+}
+
+/// vRegions over three components, losing the home's backup (3) and then
+/// the owner of the second vRegion (2): both copies of that memory are
+/// gone, and the process stops with a sentence naming both (exit 3).
+#[test]
+fn losing_an_owner_after_the_whole_copy_stops_the_process_naming_both() {
+    if !kvm_available() {
+        return;
+    }
+    let mut all = trio("pattern:256M", &[]);
+    all[0].wait_for("workload: process");
+    std::thread::sleep(Duration::from_millis(200));
+    kill9(&mut all[3]);
+    all[0].wait_for("backup 3 of memory component 1 is");
+    kill9(&mut all[2]);
+    let [p, ..] = &mut all;
+    let (code, out) = p.wait(Duration::from_secs(60));
+    let err = p.seen.join("\n");
+    assert_eq!(code, Some(3), "{out}\n{err}");
+    assert!(!out.contains("workload ok"), "{out}");
+    assert!(
+        err.contains("memory component 2 did not answer")
+            && err.contains("component 3, which kept the whole copy of the processes served at component 1, was lost before")
+            && err.contains("both copies of that memory are lost"),
+        "{err}"
+    );
 }

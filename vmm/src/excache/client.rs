@@ -882,12 +882,19 @@ impl MemoryClient {
             }
             Outcome::Alone { why } if dst != of => match move_home(dst, &why) {
                 Some(to) => (to, self.send(to, bytes)),
-                None => (
-                    dst,
-                    Err(format!(
-                        "{why}; it held the only copy of the vRegions of process {pid} it owns (their home, component {of}, keeps no whole copy)"
-                    )),
-                ),
+                None => {
+                    let lost = self.copies().lost.iter().rev().find(|(p, _)| *p == of).map(|(_, b)| *b);
+                    let copy = match lost {
+                        Some(b) => format!("component {b}, which kept the whole copy of the processes served at component {of}, was lost before"),
+                        None => format!("component {of}, which serves the process, keeps no whole copy of it"),
+                    };
+                    (
+                        dst,
+                        Err(format!(
+                            "{why}; it held vRegions of process {pid} and {copy}: both copies of that memory are lost"
+                        )),
+                    )
+                }
             },
             Outcome::Alone { why } => {
                 let backup = self.copies().whole_backup(dst);
