@@ -4,6 +4,9 @@
 //! * The pattern and random workloads (64 MiB through a 16 MiB ExCache)
 //!   homed at a memory component without a backup and at one with a
 //!   backup (`--backup`), runs interleaved: run times and their ratio.
+//! * The same with the workload's second vRegion handed to another
+//!   component (`--vregion-peers`), without copies and with a third
+//!   component holding the process whole (`--backup`).
 //! * Fail-over: the primary killed (kill -9) and stopped (SIGSTOP, with
 //!   `--fabric-timeout-ms 500`) in the middle of the pattern workload: the
 //!   time the processor reports from the request that found it gone to
@@ -75,6 +78,53 @@ fn main() {
         }
         println!(
             "  {kind:12} one copy {:7.1} ms, with a backup {:7.1} ms: {:.2}x",
+            median(one),
+            median(two),
+            median(ratios)
+        );
+    }
+    // Spread: the home hands the workload's second vRegion to another
+    // component; with copies, a third holds the process whole.
+    let (_owner, a10) = component_with("memory", 10, &["--mem", "512M"]);
+    let o10 = format!("10={a10}");
+    let (_home, a9) = component_with(
+        "memory",
+        9,
+        &["--mem", "512M", "--peer", &o10, "--vregion-peers", "10"],
+    );
+    let (_owner, a12) = component_with("memory", 12, &["--mem", "512M"]);
+    let (_whole, a13) = component_with("memory", 13, &["--mem", "512M"]);
+    let (o12, o13) = (format!("12={a12}"), format!("13={a13}"));
+    let (_home, a11) = component_with(
+        "memory",
+        11,
+        &[
+            "--mem",
+            "512M",
+            "--peer",
+            &o12,
+            "--peer",
+            &o13,
+            "--vregion-peers",
+            "12",
+            "--backup",
+            "13",
+        ],
+    );
+    let spread = vec![format!("9={a9}"), o10, format!("11={a11}"), o12, o13];
+    println!("  vRegions over two components, and with a third holding a whole copy:");
+    for kind in ["pattern:64M", "random:64M"] {
+        let (mut one, mut two, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            let (a, err) = workload(kind, &spread, "9");
+            assert!(err.contains("1 owner redirects"), "not spread: {err}");
+            let b = workload(kind, &spread, "11").0;
+            ratios.push(b / a);
+            one.push(a);
+            two.push(b);
+        }
+        println!(
+            "  {kind:12} one copy {:7.1} ms, with a whole copy {:7.1} ms: {:.2}x",
             median(one),
             median(two),
             median(ratios)

@@ -394,3 +394,63 @@ fn losing_an_owner_after_the_whole_copy_stops_the_process_naming_both() {
         "{err}"
     );
 }
+
+/// vRegions over three components: the whole copy (3) dies and is started
+/// again with its id while the workload runs; the processor makes it the
+/// copy again, taking the pages of the vRegion handed out from its owner
+/// (2); then the home dies, and the process carries on at 3 with every
+/// word the workload verifies. (Fails when the new copy leaves out the
+/// owner's pages: checked by dropping them.)
+#[test]
+fn a_restarted_whole_copy_is_filled_from_the_owner_and_takes_over() {
+    if !kvm_available() {
+        return;
+    }
+    let a3 = free_address();
+    let start_three = || serving_component_at("memory", 3, &a3, &["--mem", "1G"]).0;
+    let mut three = start_three();
+    let (_two, a2) = memory_component(2, "1G", &[]);
+    let (p2, p3) = (format!("2={a2}"), format!("3={a3}"));
+    let (mut one, a1) = memory_component(
+        1,
+        "1G",
+        &[
+            "--peer",
+            &p2,
+            "--peer",
+            &p3,
+            "--vregion-peers",
+            "2",
+            "--backup",
+            "3",
+        ],
+    );
+    let mut p = processor(&a1, &a2, "pattern:512M", &["--peer", &p3]);
+    p.wait_for("workload: process");
+    // Once the owner holds 64 MiB of the second vRegion (written after the
+    // first), so that the new copy must take them from it.
+    let mut tool = tcp_client(&a2, 900);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = memory_stats(&mut tool, 2);
+        if s.frames_total - s.frames_free >= 16384 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the owner never held 64 MiB");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill9(&mut three);
+    p.wait_for("backup 3 of memory component 1 is");
+    let _three_again = start_three();
+    p.wait_for("component 3 keeps a copy of what component 1 serves again");
+    kill9(&mut one);
+    let (code, out) = p.wait(Duration::from_secs(120));
+    let err = p.seen.join("\n");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("workload ok"), "{out}\n{err}");
+    let s = summary(&p);
+    assert!(
+        s.contains("1 fail-overs (1 -> 3") && s.contains("1 new copies made"),
+        "{s}"
+    );
+}

@@ -233,6 +233,17 @@ pub fn own_shm_dir() -> PathBuf {
 /// A component of `role` listening on a free port with a shared-memory
 /// directory of its own: the process and its address, once it serves.
 pub fn serving_component(role: &str, id: u32, extra: &[&str]) -> (Process, String) {
+    serving_component_at(role, id, "127.0.0.1:0", extra)
+}
+
+/// A component of `role` listening on `listen` (a fixed address, for one
+/// started again where its peers look): the process and its address.
+pub fn serving_component_at(
+    role: &str,
+    id: u32,
+    listen: &str,
+    extra: &[&str],
+) -> (Process, String) {
     let id_text = id.to_string();
     let dir = own_shm_dir();
     let dir_text = dir.to_string_lossy().into_owned();
@@ -242,7 +253,7 @@ pub fn serving_component(role: &str, id: u32, extra: &[&str]) -> (Process, Strin
         "--id",
         &id_text,
         "--listen",
-        "127.0.0.1:0",
+        listen,
         "--shm-dir",
         &dir_text,
     ];
@@ -259,6 +270,12 @@ pub fn memory_component(id: u32, mem: &str, extra: &[&str]) -> (Process, String)
     let mut args = vec!["--mem", mem];
     args.extend_from_slice(extra);
     serving_component("memory", id, &args)
+}
+
+/// A free TCP address on this host, to start a component at again.
+pub fn free_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    l.local_addr().expect("its address").to_string()
 }
 
 /// A storage component on `disk` listening on a free port: the process
