@@ -57,6 +57,30 @@ fn failover_ms(err: &str) -> Option<f64> {
     rest.split(" ms").next()?.trim().parse().ok()
 }
 
+/// The pattern and random workloads homed at `a` and at `b`, runs
+/// interleaved: medians and the median ratio. Each run's stderr must say
+/// `must_say`.
+fn side_by_side(peers: &[String], (a, b): (&str, &str), b_is: &str, must_say: &str) {
+    for kind in ["pattern:64M", "random:64M"] {
+        let (mut one, mut two, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            let (x, err) = workload(kind, peers, a);
+            assert!(err.contains(must_say), "no {must_say:?} in:\n{err}");
+            let (y, err) = workload(kind, peers, b);
+            assert!(err.contains(must_say), "no {must_say:?} in:\n{err}");
+            ratios.push(y / x);
+            one.push(x);
+            two.push(y);
+        }
+        println!(
+            "  {kind:12} one copy {:7.1} ms, {b_is} {:7.1} ms: {:.2}x",
+            median(one),
+            median(two),
+            median(ratios)
+        );
+    }
+}
+
 fn main() {
     if !std::path::Path::new("/dev/kvm").exists() {
         eprintln!("no /dev/kvm: nothing to measure");
@@ -67,22 +91,7 @@ fn main() {
     let (_backup, a4) = component_with("memory", 4, &["--mem", "512M"]);
     let peers = vec![format!("1={a1}"), format!("3={a3}"), format!("4={a4}")];
     println!("64 MiB through a 16 MiB ExCache over TCP, medians of {RUNS} (runs interleaved):");
-    for kind in ["pattern:64M", "random:64M"] {
-        let (mut one, mut two, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..RUNS {
-            let a = workload(kind, &peers, "1").0;
-            let b = workload(kind, &peers, "3").0;
-            ratios.push(b / a);
-            one.push(a);
-            two.push(b);
-        }
-        println!(
-            "  {kind:12} one copy {:7.1} ms, with a backup {:7.1} ms: {:.2}x",
-            median(one),
-            median(two),
-            median(ratios)
-        );
-    }
+    side_by_side(&peers, ("1", "3"), "with a backup", "");
     // Spread: the home hands the workload's second vRegion to another
     // component; with copies, a third holds the process whole.
     let (_owner, a10) = component_with("memory", 10, &["--mem", "512M"]);
@@ -113,23 +122,12 @@ fn main() {
     );
     let spread = vec![format!("9={a9}"), o10, format!("11={a11}"), o12, o13];
     println!("  vRegions over two components, and with a third holding a whole copy:");
-    for kind in ["pattern:64M", "random:64M"] {
-        let (mut one, mut two, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..RUNS {
-            let (a, err) = workload(kind, &spread, "9");
-            assert!(err.contains("1 owner redirects"), "not spread: {err}");
-            let b = workload(kind, &spread, "11").0;
-            ratios.push(b / a);
-            one.push(a);
-            two.push(b);
-        }
-        println!(
-            "  {kind:12} one copy {:7.1} ms, with a whole copy {:7.1} ms: {:.2}x",
-            median(one),
-            median(two),
-            median(ratios)
-        );
-    }
+    side_by_side(
+        &spread,
+        ("9", "11"),
+        "with a whole copy",
+        "1 owner redirects",
+    );
     for (how, signal, timeout) in [
         ("kill -9", libc::SIGKILL, None),
         ("SIGSTOP", libc::SIGSTOP, Some("500")),

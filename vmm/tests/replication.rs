@@ -284,23 +284,26 @@ fn backup_options_are_checked() {
 fn trio(workload: &str, extra_3: &[&str]) -> [Process; 4] {
     let (two, a2) = memory_component(2, "512M", &[]);
     let (three, a3) = memory_component(3, "512M", extra_3);
-    let (p2, p3) = (format!("2={a2}"), format!("3={a3}"));
-    let (one, a1) = memory_component(
-        1,
-        "512M",
-        &[
-            "--peer",
-            &p2,
-            "--peer",
-            &p3,
-            "--vregion-peers",
-            "2",
-            "--backup",
-            "3",
-        ],
-    );
-    let p = processor(&a1, &a2, workload, &["--peer", &p3]);
+    let (one, a1) = spread_home("512M", &a2, &a3);
+    let p = processor(&a1, &a2, workload, &["--peer", &format!("3={a3}")]);
     [p, one, two, three]
+}
+
+/// Memory component 1 with `mem`, handing vRegions to 2 (at `a2`) and
+/// backed up at 3 (at `a3`).
+fn spread_home(mem: &str, a2: &str, a3: &str) -> (Process, String) {
+    let (p2, p3) = (format!("2={a2}"), format!("3={a3}"));
+    let args = [
+        "--peer",
+        &p2,
+        "--peer",
+        &p3,
+        "--vregion-peers",
+        "2",
+        "--backup",
+        "3",
+    ];
+    memory_component(1, mem, &args)
 }
 
 /// vRegions over three components: the home (1) hands the workload's
@@ -410,22 +413,8 @@ fn a_restarted_whole_copy_is_filled_from_the_owner_and_takes_over() {
     let start_three = || serving_component_at("memory", 3, &a3, &["--mem", "1G"]).0;
     let mut three = start_three();
     let (_two, a2) = memory_component(2, "1G", &[]);
-    let (p2, p3) = (format!("2={a2}"), format!("3={a3}"));
-    let (mut one, a1) = memory_component(
-        1,
-        "1G",
-        &[
-            "--peer",
-            &p2,
-            "--peer",
-            &p3,
-            "--vregion-peers",
-            "2",
-            "--backup",
-            "3",
-        ],
-    );
-    let mut p = processor(&a1, &a2, "pattern:512M", &["--peer", &p3]);
+    let (mut one, a1) = spread_home("1G", &a2, &a3);
+    let mut p = processor(&a1, &a2, "pattern:512M", &["--peer", &format!("3={a3}")]);
     p.wait_for("workload: process");
     // Once the owner holds 64 MiB of the second vRegion (written after the
     // first), so that the new copy must take them from it.
