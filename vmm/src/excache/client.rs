@@ -193,6 +193,9 @@ struct Copies {
     /// of their vRegions are not asked again, even when the requests come
     /// back to their first home.
     whole: HashSet<u32>,
+    /// Process -> the component it moved away from, alive, which still
+    /// holds a stale copy of it (dropped at the process's exit).
+    left: HashMap<u32, u32>,
     /// (dead, backup, how long from the request that found it dead to its
     /// answer from the backup).
     failovers: Vec<(u32, u32, Duration)>,
@@ -270,6 +273,18 @@ impl Copies {
         }
     }
 
+    /// The backup a request to `dst` that changes what it holds also goes
+    /// to: `of`'s (a component id as it is, not routed: a component that
+    /// came back after a fail-over keeps the copy of its replacement).
+    fn mirror_for(&self, of: u32, dst: u32, request: &[u8]) -> Option<u32> {
+        let op = MemRequest::read_from_prefix(request).ok()?.0.op;
+        if !mirror::changes_state(op) {
+            return None;
+        }
+        let b = *self.backups.get(&of)?;
+        (b != dst && b != of).then_some(b)
+    }
+
     /// The live processes served at `at` now: held whole once they move.
     fn served_at(&self, at: u32) -> Vec<u32> {
         self.homes
@@ -312,6 +327,9 @@ impl Copies {
         }
         let backup = self.whole_backup(from)?;
         let pids = self.served_at(from);
+        for &pid in &pids {
+            self.left.insert(pid, from);
+        }
         self.whole.extend(pids);
         let keys: HashSet<u32> = self
             .homes
@@ -321,6 +339,8 @@ impl Copies {
             .chain([home, from])
             .filter(|&h| self.serving(h) == from)
             .collect();
+        // Alive: no longer routed to the component that replaced it once.
+        self.replaced.remove(&backup);
         for h in keys {
             self.moved.insert(h, backup);
             *self.epochs.entry(h).or_insert(1) += 1;
@@ -633,16 +653,9 @@ impl MemoryClient {
     }
 
     /// The backup a request to `dst` that changes what it holds also goes
-    /// to: `of`'s (see [`Self::copy_of`]; a component id as it is, not
-    /// routed: a component that came back after a fail-over keeps the copy
-    /// of its replacement).
+    /// to: `of`'s (see [`Copies::place`]).
     fn mirror_for(&self, of: u32, dst: u32, request: &[u8]) -> Option<u32> {
-        let op = MemRequest::read_from_prefix(request).ok()?.0.op;
-        if !mirror::changes_state(op) {
-            return None;
-        }
-        let b = *self.copies().backups.get(&of)?;
-        (b != dst && b != of).then_some(b)
+        self.copies().mirror_for(of, dst, request)
     }
 
     /// Components left with the only copy, each with the component that
@@ -832,6 +845,19 @@ impl MemoryClient {
         mirror: Option<(u32, CallReply)>,
     ) -> (u32, CallReply) {
         let (op, pid) = MemRequest::read_from_prefix(bytes).map_or((0, 0), |(r, _)| (r.op, r.pid));
+        if dst != of {
+            let now_at = self.serving_of(pid, of);
+            if now_at != of {
+                // The process moved while this request to an owner was on
+                // its way: what counts is the answer of the copy serving
+                // it now (it got the request as the mirror), else that
+                // copy's answer to it again.
+                return match mirror {
+                    Some((b, Ok(body))) if b == now_at => (b, Ok(body)),
+                    _ => (now_at, self.send(now_at, bytes)),
+                };
+            }
+        }
         // The owner of a vRegion of the process that is lost, if any.
         let mut lost_owner = (dst != of).then_some(dst);
         let main = match (&main, &mirror) {
@@ -962,6 +988,7 @@ impl MemoryClient {
         c.news.remove(&pid);
         c.homes.remove(&pid);
         c.whole.remove(&pid);
+        c.left.remove(&pid);
         c.confirmed.retain(|(p, _), _| *p != pid);
     }
 
@@ -1012,11 +1039,18 @@ impl MemoryClient {
         let Ok((req, _)) = MemRequest::read_from_prefix(request) else {
             return;
         };
+        if req.op != OP_EXIT {
+            return;
+        }
         let left = {
-            let c = self.copies();
-            let first = c.home_of(req.pid, home);
-            let left = c.moved.contains_key(&first) && c.route(first) == first;
-            (req.op == OP_EXIT && left && c.serving(first) != first).then_some(first)
+            let mut c = self.copies();
+            let serving = c.serving(c.home_of(req.pid, home));
+            // Not one that serves it again, or keeps its copy now (the
+            // exit reached those in order).
+            c.left
+                .remove(&req.pid)
+                .filter(|&x| x != serving && c.backups.get(&serving) != Some(&x))
+                .filter(|&x| c.route(x) == x)
         };
         let Some(h) = left else {
             return;
@@ -1037,10 +1071,16 @@ impl MemoryClient {
         if let Some(p) = page {
             bytes.extend_from_slice(p);
         }
-        let (dst, of) = self.copies().place(req.pid, dst, dst);
+        // Where, and the mirror, decided at once: a move in between would
+        // leave the request without the copy that serves the process.
+        let (dst, of, backup) = {
+            let mut c = self.copies();
+            let (dst, of) = c.place(req.pid, dst, dst);
+            (dst, of, c.mirror_for(of, dst, &bytes))
+        };
         self.stamp(dst, dst, &mut bytes);
         let started = Instant::now();
-        let mirror = self.mirror_for(of, dst, &bytes).map(|b| {
+        let mirror = backup.map(|b| {
             // A take-over is the serving copy's alone.
             let sent = if req_flags(&bytes) & FLAG_TAKEOVER != 0 {
                 let mut copy = bytes.clone();
@@ -1282,6 +1322,24 @@ mod tests {
         c.backups.insert(1, 4);
         c.replaced.insert(2, 5);
         assert_eq!(c.place(8, 1, 2), (4, 4));
+    }
+
+    /// A component that came back and is the home's copy again takes its
+    /// processes when they move: it is no longer routed to the component
+    /// that once replaced it. Only the processes that moved leave a stale
+    /// copy behind.
+    #[test]
+    fn a_move_to_a_component_that_came_back_lands_there() {
+        let mut c = Copies::default();
+        c.homes.insert(7, 1);
+        c.replaced.insert(3, 1);
+        c.backups.insert(1, 3);
+        assert_eq!(c.move_home((1, 1), 2, "gone", Instant::now()), Some(3));
+        assert_eq!(c.serving(1), 3);
+        assert_eq!(c.place(7, 1, 2), (3, 3));
+        assert_eq!(c.left.get(&7), Some(&1));
+        c.homes.insert(8, 1);
+        assert_eq!(c.left.get(&8), None);
     }
 
     #[test]
