@@ -179,7 +179,7 @@ pub fn post_control(ram: &crate::memory::GuestRam, prog: &Program) {
 pub struct Spec {
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
-    /// The file to execute (found by [`locate`]); argv[0] stays as given.
+    /// The file to execute (found by [`locate`]); `argv[0]` stays as given.
     pub exe: Vec<u8>,
     /// `--strace`: the monitor prints every system call.
     pub trace: bool,

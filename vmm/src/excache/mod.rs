@@ -47,6 +47,7 @@
 //! and a miss on it waits for that, so a fetch never overtakes the write.
 
 pub mod client;
+mod copies;
 pub mod fresh;
 pub mod mirror;
 pub mod policy;
