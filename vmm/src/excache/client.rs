@@ -766,17 +766,7 @@ impl MemoryClient {
         if req.op != OP_EXIT {
             return;
         }
-        let left = {
-            let mut c = self.copies();
-            let serving = c.serving(c.home_of(req.pid, home));
-            // Not one that serves it again, or keeps its copy now (the
-            // exit reached those in order).
-            c.left
-                .remove(&req.pid)
-                .filter(|&x| x != serving && c.backups.get(&serving) != Some(&x))
-                .filter(|&x| c.route(x) == x)
-        };
-        let Some(h) = left else {
+        let Some(h) = self.copies().take_left(req.pid, home) else {
             return;
         };
         let bytes = self.stamped(home, h, request);

@@ -132,6 +132,18 @@ impl Copies {
         (b != dst && b != of).then_some(b)
     }
 
+    /// The component process `pid` (homed at `home` when it is new) moved
+    /// away from, alive and holding a stale copy of it, to send its exit
+    /// to; forgotten once taken. None when it serves the process again or
+    /// keeps its copy now (the exit reached those in order), or is dead.
+    pub(super) fn take_left(&mut self, pid: u32, home: u32) -> Option<u32> {
+        let serving = self.serving(self.home_of(pid, home));
+        self.left
+            .remove(&pid)
+            .filter(|&x| x != serving && self.backups.get(&serving) != Some(&x))
+            .filter(|&x| self.route(x) == x)
+    }
+
     /// The live processes served at `at` now: held whole once they move.
     pub(super) fn served_at(&self, at: u32) -> Vec<u32> {
         self.homes
@@ -380,7 +392,18 @@ mod tests {
         assert_eq!(c.place(7, 1, 2), (3, 3));
         assert_eq!(c.left.get(&7), Some(&1));
         c.homes.insert(8, 1);
-        assert_eq!(c.left.get(&8), None);
+        assert_eq!(c.take_left(8, 1), None, "made after the move");
+        // 1, left behind, is made 3's copy: the exit reaches it in order.
+        c.backups.insert(3, 1);
+        assert_eq!(c.take_left(7, 1), None);
+        c.left.insert(7, 1);
+        c.backups.remove(&3);
+        assert_eq!(c.take_left(7, 1), Some(1), "its stale copy is dropped");
+        assert_eq!(c.take_left(7, 1), None, "once");
+        // Dead since: nothing to send.
+        c.left.insert(7, 1);
+        c.replaced.insert(1, 3);
+        assert_eq!(c.take_left(7, 1), None);
     }
 
     #[test]
