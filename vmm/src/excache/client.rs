@@ -246,11 +246,10 @@ impl MemoryClient {
     /// component serving the process (its backup holds all of it, the
     /// vRegions handed to `dst` too); `dst`'s own for no process.
     fn copy_of(&self, pid: u32, dst: u32) -> u32 {
-        let c = self.copies();
-        match c.homes.get(&pid) {
-            Some(&h) if pid != 0 => c.serving(h),
-            _ => dst,
+        if pid == 0 {
+            return dst;
         }
+        self.serving_of(pid, dst)
     }
 
     /// Writes process `pid`'s epoch into `bytes` (a request to `dst`; one
@@ -374,12 +373,6 @@ impl MemoryClient {
         }
         c.backups.insert(dst, backup);
         log::info!("excache: memory component {dst} is backed up at component {backup}: changes go to both");
-    }
-
-    /// The backup a request to `dst` that changes what it holds also goes
-    /// to: `of`'s (see [`Copies::place`]).
-    fn mirror_for(&self, of: u32, dst: u32, request: &[u8]) -> Option<u32> {
-        self.copies().mirror_for(of, dst, request)
     }
 
     /// Components left with the only copy, each with the component that
@@ -734,7 +727,7 @@ impl MemoryClient {
         let changes =
             MemRequest::read_from_prefix(request).is_ok_and(|(r, _)| mirror::changes_state(r.op));
         let _order = changes.then(|| self.hold_calls());
-        let backup = self.mirror_for(dst, dst, request);
+        let backup = self.copies().mirror_for(dst, dst, request);
         let main = self.vet(dst, request, self.fabric.call(dst, request), true);
         let mirror = backup.map(|b| {
             let mut again = mirror::for_backup(request, &main);

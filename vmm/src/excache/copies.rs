@@ -152,6 +152,19 @@ impl Copies {
             .map(|(&pid, _)| pid)
             .collect()
     }
+
+    /// The homes (as first named) whose processes are served at `at`:
+    /// those of live processes, those with an epoch, and `also`.
+    fn homes_served_at(&self, at: u32, also: &[u32]) -> HashSet<u32> {
+        self.homes
+            .values()
+            .chain(self.epochs.keys())
+            .chain(also)
+            .copied()
+            .filter(|&h| self.serving(h) == at)
+            .collect()
+    }
+
     /// The epoch of process `pid` (homed at `home` when it is new), and
     /// whether a request to `dst` must carry FLAG_TAKEOVER: `dst` serves
     /// the process now (its home, or the copy that replaced it) and has
@@ -190,14 +203,7 @@ impl Copies {
             self.left.insert(pid, from);
         }
         self.whole.extend(pids);
-        let keys: HashSet<u32> = self
-            .homes
-            .values()
-            .chain(self.epochs.keys())
-            .copied()
-            .chain([home, from])
-            .filter(|&h| self.serving(h) == from)
-            .collect();
+        let keys = self.homes_served_at(from, &[home, from]);
         // Alive: no longer routed to the component that replaced it once.
         self.replaced.remove(&backup);
         for h in keys {
@@ -235,17 +241,7 @@ impl Copies {
         // `dead` itself too: a process made there next (or whose OP_NEW
         // was in flight) starts at the new epoch, so that a copy left
         // behind holding it at the old one is fenced as well.
-        let moved: Vec<u32> = self
-            .homes
-            .values()
-            .chain(self.epochs.keys())
-            .copied()
-            .chain(std::iter::once(dead))
-            .filter(|&h| self.serving(h) == dead)
-            .collect::<HashSet<u32>>()
-            .into_iter()
-            .collect();
-        for h in moved {
+        for h in self.homes_served_at(dead, &[dead]) {
             *self.epochs.entry(h).or_insert(1) += 1;
         }
         self.backups.remove(&dead);
