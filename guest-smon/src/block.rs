@@ -18,6 +18,12 @@ pub trait BlockDevice {
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError>;
     /// `buf.len()` is a multiple of [`SECTOR`].
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError>;
+    /// The writes `(sector, bytes)` in order, as if one by one: none after
+    /// a failed one is made. A device that can takes them all at once (one
+    /// exit for a file block and the log record naming it).
+    fn write_many(&mut self, writes: &[(u64, &[u8])]) -> Result<(), IoError> {
+        writes.iter().try_for_each(|(s, b)| self.write(*s, b))
+    }
     /// Everything written before is durable when this returns Ok.
     fn flush(&mut self) -> Result<(), IoError>;
 }
@@ -32,6 +38,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     }
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
         (**self).write(sector, buf)
+    }
+    fn write_many(&mut self, writes: &[(u64, &[u8])]) -> Result<(), IoError> {
+        (**self).write_many(writes)
     }
     fn flush(&mut self) -> Result<(), IoError> {
         (**self).flush()

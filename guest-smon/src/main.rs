@@ -31,6 +31,10 @@ impl BlockDevice for VirtioDisk {
         self.0.write(sector, buf).map_err(|_| IoError)
     }
 
+    fn write_many(&mut self, writes: &[(u64, &[u8])]) -> Result<(), IoError> {
+        self.0.write_many(writes).map_err(|_| IoError)
+    }
+
     fn flush(&mut self) -> Result<(), IoError> {
         self.0.flush().map_err(|_| IoError)
     }

@@ -177,6 +177,29 @@ impl Disk {
         self.run(&requests)
     }
 
+    /// Makes the writes `(sector, bytes)` in order with as few exits as fit
+    /// (one for up to a batch of requests): a file block and the log record
+    /// that names it cost one exit, not two. None after a failed one is
+    /// made (the VMM fails the rest of a batch after a failure).
+    pub fn write_many(&mut self, writes: &[(u64, &[u8])]) -> Result<(), BlockError> {
+        if self.read_only {
+            return Err(BlockError::ReadOnly);
+        }
+        let mut requests = Vec::new();
+        for (sector, buf) in writes {
+            self.check(*sector, buf.len())?;
+            let addr = crate::cpu::virt_to_phys(buf.as_ptr() as u64);
+            requests.extend(plan(
+                BLOCK_T_OUT,
+                *sector,
+                addr,
+                buf.len(),
+                self.max_request,
+            ));
+        }
+        self.run(&requests)
+    }
+
     /// Returns once everything written before is on the host's disk.
     pub fn flush(&mut self) -> Result<(), BlockError> {
         self.run(&[Request {
@@ -213,12 +236,14 @@ impl Disk {
     }
 
     /// Queues the requests, as many per exit as fit, and collects their
-    /// statuses; the first failure is the result, after all have run.
+    /// statuses; the first failure is the result, and no batch after the
+    /// one that failed is sent (the VMM already fails the rest of that
+    /// batch unmade), so a write after a failed one never lands.
     fn run(&mut self, requests: &[Request]) -> Result<(), BlockError> {
         if self.broken {
             return Err(BlockError::Lost);
         }
-        let mut result = Ok(());
+        let mut failure = None;
         let mut pending: Vec<Chain> = Vec::with_capacity(PER_KICK);
         for batch in requests.chunks(PER_KICK) {
             for r in batch {
@@ -259,8 +284,8 @@ impl Disk {
                     self.queue.received(chain.last, 1)[0]
                 };
                 self.queue.release_chain(chain.head);
-                if status != BLOCK_S_OK && result.is_ok() {
-                    result = Err(BlockError::Device(status));
+                if status != BLOCK_S_OK && failure.is_none() {
+                    failure = Some(BlockError::Device(status));
                 }
             }
             if !pending.is_empty() {
@@ -268,8 +293,11 @@ impl Disk {
                 self.broken = true;
                 return Err(BlockError::Lost);
             }
+            if let Some(e) = failure {
+                return Err(e);
+            }
         }
-        result
+        Ok(())
     }
 }
 

@@ -383,6 +383,10 @@ impl Block {
             log::debug!("disk: a kick before the queue was set up");
             return;
         };
+        // After a failed request the rest of this kick fails unmade: a
+        // guest batches a file block with the log record that names it, and
+        // the record must not land when the block did not.
+        let mut failed = false;
         while let Some(chain) = q.pop_descriptor_chain(ram) {
             let head = chain.head_index();
             // A chain longer than the queue loops; the iterator stops it,
@@ -395,7 +399,13 @@ impl Block {
                     writable: d.is_write_only(),
                 })
                 .collect();
-            let used = self.serve(ram, &descs);
+            let used = if failed {
+                self.refuse(ram, &descs)
+            } else {
+                let (used, ok) = self.serve(ram, &descs);
+                failed = !ok;
+                used
+            };
             if q.add_used(ram, head, used).is_err() {
                 self.fail(format_args!("its used ring is outside RAM"));
                 return;
@@ -403,8 +413,24 @@ impl Block {
         }
     }
 
-    /// Serves one request chain; returns the bytes written to the guest.
-    fn serve(&self, ram: &GuestRam, descs: &[Desc]) -> u32 {
+    /// Fails one request chain unmade (IOERR): one before it in the same
+    /// kick failed. Returns the bytes written to the guest.
+    fn refuse(&self, ram: &GuestRam, descs: &[Desc]) -> u32 {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        match descs {
+            [_, .., last] if last.writable && last.len == 1 => {
+                match ram.write_obj(BLOCK_S_IOERR, last.addr) {
+                    Ok(()) => 1,
+                    Err(_) => 0,
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    /// Serves one request chain; returns the bytes written to the guest
+    /// and whether it succeeded.
+    fn serve(&self, ram: &GuestRam, descs: &[Desc]) -> (u32, bool) {
         // The status is the last byte of the chain, in a descriptor of its own.
         let status = match descs {
             [_, .., last] if last.writable && last.len == 1 => last.addr,
@@ -413,7 +439,7 @@ impl Block {
                     "sent a request of {} descriptors without a 1-byte writable status last",
                     descs.len()
                 ));
-                return 0;
+                return (0, false);
             }
         };
         let (code, written) = match self.request(ram, &descs[0], &descs[1..descs.len() - 1]) {
@@ -430,9 +456,9 @@ impl Block {
         if ram.write_obj(code, status).is_err() {
             // Nowhere to say so: the guest sees a used length of 0.
             self.fail(format_args!("gave a status byte outside RAM"));
-            return 0;
+            return (0, false);
         }
-        written.saturating_add(1)
+        (written.saturating_add(1), code == BLOCK_S_OK)
     }
 
     fn request(&self, ram: &GuestRam, head: &Desc, data: &[Desc]) -> Result<u32, Failure> {
@@ -912,6 +938,44 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_fails_the_rest_of_its_kick_unmade() {
+        let file = scratch("stop");
+        let mut g = Guest::new(&file);
+        g.ram
+            .write_slice(&[0xcdu8; 512], GuestAddress(DATA))
+            .expect("data");
+        let out = g.submit(&[
+            // A block written past the end of the disk fails...
+            Request {
+                header: Some(header(BLOCK_T_OUT, u64::MAX)),
+                data: &[(DATA, 512, false)],
+                status: true,
+            },
+            // ...so the record after it in the batch is not written.
+            Request {
+                header: Some(header(BLOCK_T_OUT, 0)),
+                data: &[(DATA, 512, false)],
+                status: true,
+            },
+        ]);
+        assert_eq!(out, [(BLOCK_S_IOERR, 1), (BLOCK_S_IOERR, 1)]);
+        let on_disk = std::fs::read(&file.0).expect("disk file");
+        assert!(
+            on_disk[..512].iter().all(|&b| b == 0),
+            "written after a failure"
+        );
+        // The next kick is served.
+        let out = g.submit(&[Request {
+            header: Some(header(BLOCK_T_OUT, 0)),
+            data: &[(DATA, 512, false)],
+            status: true,
+        }]);
+        assert_eq!(out, [(BLOCK_S_OK, 1)]);
+        let on_disk = std::fs::read(&file.0).expect("disk file");
+        assert!(on_disk[..512].iter().all(|&b| b == 0xcd));
+    }
+
+    #[test]
     fn get_id_names_the_file() {
         let file = scratch("id");
         let mut g = Guest::new(&file);
@@ -990,9 +1054,32 @@ mod tests {
                 status: true,
             },
         ]);
+        // The first failure fails the rest of its kick unmade; each is
+        // tried alone below, for its own failure.
         assert_eq!(out[0].1, 0);
         assert_eq!(&out[1..], [(BLOCK_S_IOERR, 1); 3]);
         assert_eq!(g.errors(), 5);
+        let alone: [Request; 3] = [
+            Request {
+                header: None,
+                data: &[(DATA, 512, true)],
+                status: true,
+            },
+            Request {
+                header: None,
+                data: &[(DATA, 8, false)],
+                status: true,
+            },
+            Request {
+                header: Some(header(BLOCK_T_GET_ID, 0)),
+                data: &[],
+                status: true,
+            },
+        ];
+        for r in alone {
+            assert_eq!(g.submit(&[r]), [(BLOCK_S_IOERR, 1)]);
+        }
+        assert_eq!(g.errors(), 8);
         // The device still works.
         assert_eq!(g.one(BLOCK_T_FLUSH, 0, &[]), (BLOCK_S_OK, 1));
     }

@@ -500,6 +500,14 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Makes `rec` durable-on-write and applies it: the one way state changes.
     fn commit(&mut self, rec: &Record) -> Result<(), Errno> {
+        self.commit_with(rec, &[])
+    }
+
+    /// [`Fs::commit`] of `rec` with the blocks it names, `data` (device
+    /// writes), written first in the same device call: one exit for a
+    /// file's new blocks and their record, and no record if a block's write
+    /// failed.
+    fn commit_with(&mut self, rec: &Record, data: &[(u64, &[u8])]) -> Result<(), Errno> {
         // The operation checked everything already; a record the tree would
         // reject must never reach the log, or the next mount fails.
         self.tree.validate(rec).map_err(eio)?;
@@ -535,9 +543,14 @@ impl<D: BlockDevice> Fs<D> {
             prev: self.prev,
         };
         let (frame, csum) = log::frame(&payload, link, self.sb.fs_id);
-        self.dev
-            .write(self.sb.log.start + self.log_head, &frame)
-            .map_err(eio)?;
+        let at = self.sb.log.start + self.log_head;
+        if data.is_empty() {
+            self.dev.write(at, &frame).map_err(eio)?;
+        } else {
+            let mut writes = data.to_vec();
+            writes.push((at, &frame));
+            self.dev.write_many(&writes).map_err(eio)?;
+        }
         self.log_head += n;
         self.next_seq += 1;
         self.prev = csum;
@@ -966,24 +979,23 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
-    /// Writes `buf` (whole blocks) to `phys`, one device write per run of
-    /// consecutive blocks.
-    fn write_blocks(&mut self, phys: &[u64], buf: &[u8]) -> Result<(), Errno> {
+    /// The device writes that put `buf` (whole blocks) at `phys`: one per
+    /// run of consecutive blocks.
+    fn block_writes<'a>(&self, phys: &[u64], buf: &'a [u8]) -> Vec<(u64, &'a [u8])> {
+        let mut out = Vec::new();
         let mut k = 0;
         while k < phys.len() {
             let mut n = 1;
             while k + n < phys.len() && phys[k + n] == phys[k] + n as u64 {
                 n += 1;
             }
-            self.dev
-                .write(
-                    self.sb.block_sector(phys[k]),
-                    &buf[k * BLOCK..(k + n) * BLOCK],
-                )
-                .map_err(eio)?;
+            out.push((
+                self.sb.block_sector(phys[k]),
+                &buf[k * BLOCK..(k + n) * BLOCK],
+            ));
             k += n;
         }
-        Ok(())
+        out
     }
 
     /// Writes new copies of file blocks `fb0..fb0 + n` holding `bytes` at
@@ -1010,23 +1022,27 @@ impl<D: BlockDevice> Fs<D> {
         }
         buf[start..end].copy_from_slice(bytes);
         let phys = self.allocate(n)?;
-        let result = self.write_blocks(&phys, &buf).and_then(|()| {
-            let refs = phys
-                .iter()
-                .zip(buf.chunks_exact(BLOCK))
-                .map(|(&p, blk)| BlockRef {
-                    phys: p,
-                    hash: xxh3_64(blk),
-                })
-                .collect();
-            let size = self.file(ino)?.size.max(pos + bytes.len() as u64);
-            self.commit(&Record::WriteBlocks {
-                ino,
-                first: fb0,
-                refs,
-                size,
-                time: now,
+        let refs = phys
+            .iter()
+            .zip(buf.chunks_exact(BLOCK))
+            .map(|(&p, blk)| BlockRef {
+                phys: p,
+                hash: xxh3_64(blk),
             })
+            .collect();
+        let result = self.file(ino).map(|i| i.size).and_then(|size| {
+            let size = size.max(pos + bytes.len() as u64);
+            let data = self.block_writes(&phys, &buf);
+            self.commit_with(
+                &Record::WriteBlocks {
+                    ino,
+                    first: fb0,
+                    refs,
+                    size,
+                    time: now,
+                },
+                &data,
+            )
         });
         if result.is_err() {
             // Nothing points at them: they can be reused at once.
@@ -1079,21 +1095,29 @@ impl<D: BlockDevice> Fs<D> {
             let mut blk = self.block_content(ino, size / B)?;
             blk[cut as usize..].fill(0);
             let phys = self.allocate(1)?;
-            if let Err(e) = self.write_blocks(&phys, &blk) {
-                self.release(&phys);
-                return Err(e);
-            }
-            tail = Some(BlockRef {
-                phys: phys[0],
-                hash: xxh3_64(&blk),
-            });
+            tail = Some((
+                BlockRef {
+                    phys: phys[0],
+                    hash: xxh3_64(&blk),
+                },
+                blk,
+            ));
         }
-        let r = self.commit(&Record::SetSize {
-            ino,
-            size,
-            time: now,
-            tail,
-        });
+        let data = match &tail {
+            Some((t, blk)) => self.block_writes(&[t.phys], blk),
+            None => Vec::new(),
+        };
+        let tail_ref = tail.as_ref().map(|(t, _)| *t);
+        let r = self.commit_with(
+            &Record::SetSize {
+                ino,
+                size,
+                time: now,
+                tail: tail_ref,
+            },
+            &data,
+        );
+        let tail = tail_ref;
         if let (Err(_), Some(t)) = (&r, tail) {
             self.release(&[t.phys]);
         }
