@@ -6,6 +6,9 @@
 //! (`PORT_BLOCK_KICK`); the vCPU's exit handler serves every request on the
 //! available ring before it returns, so a batch of requests costs one exit
 //! (about 50 us under PVM) and no device thread or interrupt is needed.
+//! The requests of one kick are served in order, and after a failed one the
+//! rest fail unmade: the file system sends a file's new blocks and the log
+//! record naming them in one kick, and the record must not land alone.
 //!
 //! A device thread polling the queue while requests come (as the fabric's
 //! does, so the guest need not kick) was built and measured against this
