@@ -1031,55 +1031,42 @@ mod tests {
         let file = scratch("malformed");
         let mut g = Guest::new(&file);
         assert_eq!(g.one(99, 0, &[]), (BLOCK_S_UNSUPP, 1));
-        let out = g.submit(&[
-            // No status descriptor: nowhere to answer.
-            Request {
-                header: Some(header(BLOCK_T_IN, 0)),
-                data: &[(DATA, 512, true)],
-                status: false,
-            },
-            // No header: the data descriptor is taken as one, and is writable.
-            Request {
-                header: None,
-                data: &[(DATA, 512, true)],
-                status: true,
-            },
-            // A header that is not 16 bytes.
-            Request {
-                header: None,
-                data: &[(DATA, 8, false)],
-                status: true,
-            },
-            // An identifier with nowhere to go.
-            Request {
-                header: Some(header(BLOCK_T_GET_ID, 0)),
-                data: &[],
-                status: true,
-            },
-        ]);
+        let malformed = || -> [Request<'static>; 3] {
+            [
+                // No header: the data descriptor is taken as one, and is writable.
+                Request {
+                    header: None,
+                    data: &[(DATA, 512, true)],
+                    status: true,
+                },
+                // A header that is not 16 bytes.
+                Request {
+                    header: None,
+                    data: &[(DATA, 8, false)],
+                    status: true,
+                },
+                // An identifier with nowhere to go.
+                Request {
+                    header: Some(header(BLOCK_T_GET_ID, 0)),
+                    data: &[],
+                    status: true,
+                },
+            ]
+        };
+        // No status descriptor: nowhere to answer.
+        let mut batch = vec![Request {
+            header: Some(header(BLOCK_T_IN, 0)),
+            data: &[(DATA, 512, true)],
+            status: false,
+        }];
+        batch.extend(malformed());
+        let out = g.submit(&batch);
         // The first failure fails the rest of its kick unmade; each is
         // tried alone below, for its own failure.
         assert_eq!(out[0].1, 0);
         assert_eq!(&out[1..], [(BLOCK_S_IOERR, 1); 3]);
         assert_eq!(g.errors(), 5);
-        let alone: [Request; 3] = [
-            Request {
-                header: None,
-                data: &[(DATA, 512, true)],
-                status: true,
-            },
-            Request {
-                header: None,
-                data: &[(DATA, 8, false)],
-                status: true,
-            },
-            Request {
-                header: Some(header(BLOCK_T_GET_ID, 0)),
-                data: &[],
-                status: true,
-            },
-        ];
-        for r in alone {
+        for r in malformed() {
             assert_eq!(g.submit(&[r]), [(BLOCK_S_IOERR, 1)]);
         }
         assert_eq!(g.errors(), 8);
