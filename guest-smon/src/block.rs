@@ -60,6 +60,8 @@ pub struct MemDisk {
     flushes: u64,
     /// Fail every write once this many write calls have been made.
     fail_writes_after: Option<u64>,
+    /// Fail only the write call made when this many have been made.
+    fail_write: Option<u64>,
 }
 
 impl MemDisk {
@@ -70,6 +72,7 @@ impl MemDisk {
             journal: Vec::new(),
             flushes: 0,
             fail_writes_after: None,
+            fail_write: None,
         }
     }
 
@@ -90,6 +93,12 @@ impl MemDisk {
     /// Makes every write after the first `n` (counted from creation) fail.
     pub fn fail_writes_after(&mut self, n: Option<u64>) {
         self.fail_writes_after = n;
+    }
+
+    /// Fails the one write call made once `n` have been made; the ones
+    /// after it work (a device error on one request).
+    pub fn fail_write(&mut self, n: Option<u64>) {
+        self.fail_write = n;
     }
 
     /// The disk as a crash right after the first `k` write calls leaves it.
@@ -169,6 +178,10 @@ impl BlockDevice for MemDisk {
             return Err(IoError);
         }
         if self.fail_writes_after.is_some_and(|n| self.writes() >= n) {
+            return Err(IoError);
+        }
+        let made = self.writes();
+        if self.fail_write.take_if(|n| *n == made).is_some() {
             return Err(IoError);
         }
         self.apply(sector, buf);

@@ -8,7 +8,10 @@
 //! (about 50 us under PVM) and no device thread or interrupt is needed.
 //! The requests of one kick are served in order, and after a failed one the
 //! rest fail unmade: the file system sends a file's new blocks and the log
-//! record naming them in one kick, and the record must not land alone.
+//! record naming them in one kick, and the record must not land when the
+//! blocks' write failed. (If the host itself loses power before a FLUSH,
+//! its page cache may reach the disk in another order, as before: a record
+//! whose blocks did not is then found by the blocks' hashes, EIO.)
 //!
 //! A device thread polling the queue while requests come (as the fabric's
 //! does, so the guest need not kick) was built and measured against this

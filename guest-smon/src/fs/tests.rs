@@ -715,6 +715,29 @@ fn device_errors_fail_the_operation_and_change_nothing() {
 }
 
 #[test]
+fn a_failed_block_write_keeps_its_record_off_the_disk() {
+    let mut fs = fresh();
+    let f = put(&mut fs, "/f", &pattern(3 * BLOCK, 1));
+    let before = snapshot(&mut fs);
+    // The new blocks' write fails alone; the device works again after it.
+    let w = fs.device().writes();
+    fs.dev.fail_write(Some(w));
+    assert_eq!(
+        fs.write_ino(f, B, &pattern(BLOCK, 2), false, 2),
+        Err(Errno::EIO)
+    );
+    assert_eq!(fs.device().writes(), w, "written after the failed block");
+    assert_eq!(snapshot(&mut fs), before);
+    // So is a truncate's new tail block.
+    fs.dev.fail_write(Some(w));
+    assert_eq!(fs.truncate_ino(f, B + 10, 3), Err(Errno::EIO));
+    assert_eq!(fs.device().writes(), w);
+    let mut fs = remount(fs);
+    assert_eq!(snapshot(&mut fs), before);
+    fs.write_ino(f, B, &pattern(BLOCK, 2), false, 4).unwrap();
+}
+
+#[test]
 fn a_tree_too_big_for_its_slot_gives_enospc_not_damage() {
     let name = |i: u32| format!("/file-with-a-longish-name-{i}");
     let mut fs = fresh();
