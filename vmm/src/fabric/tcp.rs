@@ -623,20 +623,12 @@ fn read_frames(mut conn: TcpStream, mut opener: Opener, theirs: &Hello, shared: 
             Ok(h) => h,
             Err(e) => return close(&stats.bad_frames, e.to_string()),
         };
-        // Read into spare capacity: a zeroed buffer would be written twice
-        // (a 64 KiB memset per page run).
-        let rest = (header.frame_len() + TRAILER_LEN - HEADER_LEN) as u64;
-        let mut frame = Vec::with_capacity(HEADER_LEN + rest as usize);
-        frame.extend_from_slice(&head);
-        let short = match (&mut conn).take(rest).read_to_end(&mut frame) {
-            Ok(n) if n as u64 == rest => None,
-            Ok(n) => Some(format!("{n} of its {rest} bytes came")),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(why) = short {
+        let mut frame = vec![0u8; header.frame_len() + TRAILER_LEN];
+        frame[..HEADER_LEN].copy_from_slice(&head);
+        if let Err(e) = conn.read_exact(&mut frame[HEADER_LEN..]) {
             // Without its trailer a frame is not authentic either.
             stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
-            log::warn!("fabric: connection from {peer} ended inside a frame: {why}");
+            log::warn!("fabric: connection from {peer} ended inside a frame: {e}");
             return;
         }
         let role = match opener.open(&shared.local.key, &frame) {
