@@ -168,13 +168,7 @@ impl Disk {
     /// Writes `buf` (a multiple of 512 bytes) from `sector` on. It is on
     /// the host's disk once [`flush`](Disk::flush) returns.
     pub fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
-        if self.read_only {
-            return Err(BlockError::ReadOnly);
-        }
-        self.check(sector, buf.len())?;
-        let addr = crate::cpu::virt_to_phys(buf.as_ptr() as u64);
-        let requests = plan(BLOCK_T_OUT, sector, addr, buf.len(), self.max_request);
-        self.run(&requests)
+        self.write_many(&[(sector, buf)])
     }
 
     /// Makes the writes `(sector, bytes)` in order with as few exits as fit

@@ -423,13 +423,8 @@ impl Block {
     /// kick failed. Returns the bytes written to the guest.
     fn refuse(&self, ram: &GuestRam, descs: &[Desc]) -> u32 {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
-        match descs {
-            [_, .., last] if last.writable && last.len == 1 => {
-                match ram.write_obj(BLOCK_S_IOERR, last.addr) {
-                    Ok(()) => 1,
-                    Err(_) => 0,
-                }
-            }
+        match status_byte(descs).map(|at| ram.write_obj(BLOCK_S_IOERR, at)) {
+            Some(Ok(())) => 1,
             _ => 0,
         }
     }
@@ -437,10 +432,9 @@ impl Block {
     /// Serves one request chain; returns the bytes written to the guest
     /// and whether it succeeded.
     fn serve(&self, ram: &GuestRam, descs: &[Desc]) -> (u32, bool) {
-        // The status is the last byte of the chain, in a descriptor of its own.
-        let status = match descs {
-            [_, .., last] if last.writable && last.len == 1 => last.addr,
-            _ => {
+        let status = match status_byte(descs) {
+            Some(at) => at,
+            None => {
                 self.fail(format_args!(
                     "sent a request of {} descriptors without a 1-byte writable status last",
                     descs.len()
@@ -594,6 +588,15 @@ impl Block {
         } else {
             log::debug!("disk: the guest {why}");
         }
+    }
+}
+
+/// Where a chain's status goes: its last byte, in a writable descriptor of
+/// its own after at least one other.
+fn status_byte(descs: &[Desc]) -> Option<GuestAddress> {
+    match descs {
+        [_, .., last] if last.writable && last.len == 1 => Some(last.addr),
+        _ => None,
     }
 }
 

@@ -543,14 +543,9 @@ impl<D: BlockDevice> Fs<D> {
             prev: self.prev,
         };
         let (frame, csum) = log::frame(&payload, link, self.sb.fs_id);
-        let at = self.sb.log.start + self.log_head;
-        if data.is_empty() {
-            self.dev.write(at, &frame).map_err(eio)?;
-        } else {
-            let mut writes = data.to_vec();
-            writes.push((at, &frame));
-            self.dev.write_many(&writes).map_err(eio)?;
-        }
+        let mut writes = data.to_vec();
+        writes.push((self.sb.log.start + self.log_head, &frame));
+        self.dev.write_many(&writes).map_err(eio)?;
         self.log_head += n;
         self.next_seq += 1;
         self.prev = csum;
@@ -1117,8 +1112,7 @@ impl<D: BlockDevice> Fs<D> {
             },
             &data,
         );
-        let tail = tail_ref;
-        if let (Err(_), Some(t)) = (&r, tail) {
+        if let (Err(_), Some(t)) = (&r, tail_ref) {
             self.release(&[t.phys]);
         }
         r
