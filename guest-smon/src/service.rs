@@ -120,6 +120,7 @@ impl<D: BlockDevice> Service<D> {
                 Done::none()
             }
             OP_SYMLINK => Done::stat(fs.symlink(r.path2, r.path, now)?),
+            OP_LINK => Done::stat(fs.link(r.path, h.flags & FLAG_FOLLOW != 0, r.path2, now)?),
             OP_READLINK => Done {
                 data: fs.readlink(r.path)?,
                 ..Done::none()

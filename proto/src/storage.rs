@@ -2,7 +2,7 @@
 //! Data frames to a storage component.
 //!
 //! A request is a [`StoreRequest`] followed by `path_len` bytes of path,
-//! `path2_len` bytes of a second path (rename's target, symlink's target)
+//! `path2_len` bytes of a second path (rename's target, symlink's target, a hard link's new name)
 //! and `data_len` bytes of data (a write). A reply is a [`StoreReply`]
 //! followed by `data_len` bytes (a read's bytes, directory entries, a
 //! link's target).
@@ -61,6 +61,10 @@ pub const OP_SYNC: u32 = 16;
 pub const OP_STATFS: u32 = 17;
 /// The component's counters; the reply carries a [`StoreStats`].
 pub const OP_STATS: u32 = 18;
+/// A hard link: a new name `path2` for the file or symbolic link at `path`
+/// ([`FLAG_FOLLOW`]: through a final symbolic link); the reply's `stat` is
+/// the file's, with its new link count.
+pub const OP_LINK: u32 = 19;
 
 pub const FLAG_FOLLOW: u32 = 1;
 pub const FLAG_CREATE: u32 = 2;
@@ -81,6 +85,7 @@ pub const NAME_MAX: usize = 255;
 
 /// [`StoreReply::errno`]: 0, or the errno Linux gives for the call.
 pub const OK: i32 = 0;
+pub const EPERM: i32 = 1;
 pub const ENOENT: i32 = 2;
 pub const EIO: i32 = 5;
 pub const EBADF: i32 = 9;
@@ -93,6 +98,7 @@ pub const EINVAL: i32 = 22;
 pub const EFBIG: i32 = 27;
 pub const ENOSPC: i32 = 28;
 pub const EROFS: i32 = 30;
+pub const EMLINK: i32 = 31;
 pub const ENAMETOOLONG: i32 = 36;
 pub const ENOTEMPTY: i32 = 39;
 pub const ELOOP: i32 = 40;

@@ -214,7 +214,8 @@ fn file_locks_on_storage_are_the_hosts() {
 /// made, stdin (larger than the ExCache) written to a file and streamed
 /// back through md5sum and wc; part of it sorted; ls, wc and rm; then a
 /// program and a script written to storage and run from there (execve of
-/// files on storage). (Sorting all of it would hold five times the
+/// files on storage); hard links made by ln and kept by tar and cp -a.
+/// (Sorting all of it would hold five times the
 /// ExCache in the sort's own memory: minutes of misses, issue 11's part.)
 #[test]
 fn busybox_tools_and_programs_on_storage() {
@@ -312,6 +313,19 @@ fn busybox_tools_and_programs_on_storage() {
         "{}",
         got.err
     );
+
+    // Hard links made by ln, kept by tar and cp -a, as on the host.
+    let links = "mkdir -p $1 && cd $1 && echo abc > a && ln a b && ln -s a s && ln s s2 \
+                 && tar cf t.tar a b s s2 && mkdir x && cd x && tar xf ../t.tar \
+                 && stat -c '%h %s %n' a b s s2 && cp -a . ../y && stat -c '%h %n' ../y/a \
+                 && rm b && stat -c '%h %n' a ../a && ls";
+    let here = rack.dir.join("host-links");
+    let here = here.to_str().expect("UTF-8 path");
+    let want = on_host(bb, &["sh", "-c", links, "sh", here]);
+    let got = rack.run(&[], &[bb, "sh", "-c", links, "sh", "/links"], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    assert_eq!(got.text(), want.text());
+    assert!(want.text().starts_with("2 4 a\n"), "{}", want.text());
 }
 
 /// Every write a program saw acknowledged by fsync survives kill -9 of the

@@ -83,6 +83,14 @@ pub enum Record {
         time: u64,
         tail: Option<BlockRef>,
     },
+    /// A hard link: `parent/name` becomes one more name of file (or
+    /// symlink) `ino`.
+    Link {
+        ino: u64,
+        parent: u64,
+        name: Vec<u8>,
+        time: u64,
+    },
     /// File blocks `first..first + refs.len()` now live in `refs`.
     WriteBlocks {
         ino: u64,
@@ -194,6 +202,18 @@ impl Record {
                     e.u64(r.hash);
                 }
             }
+            Record::Link {
+                ino,
+                parent,
+                name,
+                time,
+            } => {
+                e.u8(9);
+                e.u64(*ino);
+                e.u64(*parent);
+                e.bytes(name);
+                e.u64(*time);
+            }
         }
         e.0
     }
@@ -271,6 +291,12 @@ impl Record {
                     time,
                 }
             }
+            9 => Record::Link {
+                ino: d.u64()?,
+                parent: d.u64()?,
+                name: d.bytes()?.to_vec(),
+                time: d.u64()?,
+            },
             _ => return Err(Malformed("bad record type")),
         };
         if !d.done() {
@@ -383,6 +409,12 @@ mod tests {
                 refs: vec![BlockRef { phys: 9, hash: 1 }; 300],
                 size: 5000,
                 time: 2,
+            },
+            Record::Link {
+                ino: 5,
+                parent: 1,
+                name: b"hard".to_vec(),
+                time: 3,
             },
         ];
         for r in recs {

@@ -65,6 +65,7 @@ pub struct Errno(pub i32);
 
 impl Errno {
     pub const ENOENT: Errno = Errno(2);
+    pub const EPERM: Errno = Errno(1);
     pub const EIO: Errno = Errno(5);
     pub const EBADF: Errno = Errno(9);
     pub const EBUSY: Errno = Errno(16);
@@ -74,6 +75,7 @@ impl Errno {
     pub const EINVAL: Errno = Errno(22);
     pub const EFBIG: Errno = Errno(27);
     pub const ENOSPC: Errno = Errno(28);
+    pub const EMLINK: Errno = Errno(31);
     pub const ENAMETOOLONG: Errno = Errno(36);
     pub const ENOTEMPTY: Errno = Errno(39);
     pub const ELOOP: Errno = Errno(40);
@@ -678,7 +680,7 @@ impl<D: BlockDevice> Fs<D> {
             nlink: if i.kind == Kind::Dir {
                 2 + i.subdirs
             } else {
-                1
+                1 + i.links.len() as u32
             },
             size: if i.kind == Kind::Dir { B } else { i.size },
             blocks: i.blocks.len() as u64 * SECTORS_PER_BLOCK,
@@ -825,6 +827,33 @@ impl<D: BlockDevice> Fs<D> {
             to_name: tname,
             time: now,
         })
+    }
+
+    /// A hard link: `new` becomes another name of the file or symlink at
+    /// `old` (through a final symlink with `follow`). EPERM for a
+    /// directory, as Linux; EEXIST if `new` exists, even as a dangling
+    /// symlink.
+    pub fn link(&mut self, old: &[u8], follow: bool, new: &[u8], now: u64) -> Result<Stat, Errno> {
+        let (_, _, ino) = self.found(old, follow)?;
+        let i = self.inode(ino)?;
+        if i.kind == Kind::Dir {
+            return Err(Errno::EPERM);
+        }
+        if i.links.len() + 1 >= tree::LINK_MAX {
+            return Err(Errno::EMLINK);
+        }
+        match self.walk(new, false)? {
+            Walk::Found { .. } => Err(Errno::EEXIST),
+            Walk::Missing { parent, name } => {
+                self.commit(&Record::Link {
+                    ino,
+                    parent,
+                    name,
+                    time: now,
+                })?;
+                self.stat_ino(ino)
+            }
+        }
     }
 
     pub fn symlink(&mut self, target: &[u8], path: &[u8], now: u64) -> Result<Stat, Errno> {
@@ -1208,6 +1237,8 @@ impl<D: BlockDevice> Fs<D> {
     pub fn namespace_usage(&self) -> (u64, u64) {
         let (mut blocks, mut files) = (0u64, 0u64);
         let mut todo = alloc::vec![self.ns_root];
+        // A file of several names is counted once.
+        let mut linked = alloc::collections::BTreeSet::new();
         // Bounded by the inode count: the tree has no cycles, but a bug
         // must not hang the monitor.
         while let Some(ino) = todo.pop() {
@@ -1217,6 +1248,9 @@ impl<D: BlockDevice> Fs<D> {
             let Some(i) = self.tree.get(ino) else {
                 continue;
             };
+            if !i.links.is_empty() && !linked.insert(ino) {
+                continue;
+            }
             files += 1;
             blocks += i.blocks.len() as u64;
             todo.extend(i.children.values().copied());
@@ -1239,6 +1273,8 @@ impl<D: BlockDevice> Fs<D> {
             free_blocks: self.space.free(),
         };
         let mut seen = Space::new(self.space.total());
+        // Directory entries naming each inode: one per name.
+        let mut entries = alloc::collections::BTreeMap::new();
         for (&ino, i) in &t.inodes {
             if ino >= t.next_ino {
                 return Err(format!("inode {ino} not below next_ino {}", t.next_ino));
@@ -1246,6 +1282,14 @@ impl<D: BlockDevice> Fs<D> {
             if ino != ROOT {
                 if t.lookup(i.parent, &i.name) != Some(ino) {
                     return Err(format!("inode {ino} missing from its parent {}", i.parent));
+                }
+                if i.kind == Kind::Dir && !i.links.is_empty() {
+                    return Err(format!("directory {ino} has hard links"));
+                }
+                for (p, name) in &i.links {
+                    if t.lookup(*p, name) != Some(ino) || (*p == i.parent && name == &i.name) {
+                        return Err(format!("link of {ino} missing from directory {p}"));
+                    }
                 }
                 if !t.is_within(ino, ROOT) {
                     return Err(format!("inode {ino} unreachable"));
@@ -1257,9 +1301,12 @@ impl<D: BlockDevice> Fs<D> {
                     let mut subdirs = 0;
                     for ((h, name), c) in &i.children {
                         let ci = t.get(*c).ok_or(format!("dangling entry to {c}"))?;
-                        if ci.parent != ino || &ci.name != name || *h != tree::name_key(name) {
+                        let named = (ci.parent == ino && &ci.name == name)
+                            || ci.links.iter().any(|(p, n)| *p == ino && n == name);
+                        if !named || *h != tree::name_key(name) {
                             return Err(format!("entry {c} in {ino} disagrees with the inode"));
                         }
+                        *entries.entry(*c).or_insert(0usize) += 1;
                         subdirs += (ci.kind == Kind::Dir) as u32;
                     }
                     if subdirs != i.subdirs {
@@ -1288,6 +1335,12 @@ impl<D: BlockDevice> Fs<D> {
                     return Err(format!("block {} used twice or out of range", r.phys));
                 }
                 rep.used_blocks += 1;
+            }
+        }
+        for (&ino, i) in &t.inodes {
+            let names = if ino == ROOT { 0 } else { 1 + i.links.len() };
+            if entries.get(&ino).copied().unwrap_or(0) != names {
+                return Err(format!("inode {ino} has {names} names but other entries"));
             }
         }
         for &p in &self.pending {

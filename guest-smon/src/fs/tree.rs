@@ -12,6 +12,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 pub const ROOT: u64 = 1;
 pub const NAME_MAX: usize = 255;
+/// Names one file may have, as ext4's limit: EMLINK beyond.
+pub const LINK_MAX: usize = 65000;
 
 /// The readdir cookie of a name: its position in the directory's order.
 /// Hash order, not name order, so that a cookie stays meaningful however
@@ -33,11 +35,14 @@ pub struct Inode {
     pub kind: Kind,
     /// Permission bits only; the type comes from `kind`.
     pub mode: u32,
-    /// The directory holding it (the root's is itself). With no hard links
-    /// every inode has exactly one name, which is what lets a checkpoint
-    /// store the namespace as a list of inodes.
+    /// The directory holding it (the root's is itself): its first name. A
+    /// checkpoint stores the namespace as a list of inodes under their
+    /// first names, then the other names of hard-linked files.
     pub parent: u64,
     pub name: Vec<u8>,
+    /// A file's (or symlink's) other names, hard links: (directory, name).
+    /// Directories have none.
+    pub links: Vec<(u64, Vec<u8>)>,
     pub atime: u64,
     pub mtime: u64,
     pub ctime: u64,
@@ -57,6 +62,7 @@ impl Inode {
             mode: mode & 0o7777,
             parent,
             name,
+            links: Vec::new(),
             atime: time,
             mtime: time,
             ctime: time,
@@ -70,6 +76,33 @@ impl Inode {
 }
 
 type Bad = &'static str;
+
+impl Inode {
+    /// Name `from` of this inode becomes `to`, or goes (None; the inode
+    /// keeps another name, its first name if `from` was that).
+    fn rename_name(&mut self, from: (u64, &[u8]), to: Option<(u64, Vec<u8>)>) -> Result<(), Bad> {
+        let first = self.parent == from.0 && self.name == from.1;
+        let at = self
+            .links
+            .iter()
+            .position(|(p, n)| *p == from.0 && n == from.1);
+        match (first, at, to) {
+            (true, _, Some((p, n))) => (self.parent, self.name) = (p, n),
+            (true, _, None) => {
+                if self.links.is_empty() {
+                    return Err("last name of an inode");
+                }
+                (self.parent, self.name) = self.links.remove(0);
+            }
+            (false, Some(k), Some(to)) => self.links[k] = to,
+            (false, Some(k), None) => {
+                self.links.remove(k);
+            }
+            (false, None, _) => return Err("entry disagrees with the inode"),
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
@@ -99,8 +132,18 @@ impl Tree {
             .copied()
     }
 
-    /// Whether `ino` is `anc` or lies below it.
-    pub fn is_within(&self, mut ino: u64, anc: u64) -> bool {
+    /// Whether `ino` is `anc` or lies below it (by any of its names).
+    pub fn is_within(&self, ino: u64, anc: u64) -> bool {
+        if let Some(i) = self.inodes.get(&ino) {
+            if ino != anc && i.links.iter().any(|(p, _)| self.is_within_by(*p, anc)) {
+                return true;
+            }
+        }
+        self.is_within_by(ino, anc)
+    }
+
+    /// [`Tree::is_within`] by first names only.
+    fn is_within_by(&self, mut ino: u64, anc: u64) -> bool {
         // Bounded: a cycle cannot exist, but a bug must not hang the monitor.
         for _ in 0..=self.inodes.len() {
             if ino == anc {
@@ -196,6 +239,24 @@ impl Tree {
                     return Err("rename of a directory into itself");
                 }
             }
+            Record::Link {
+                ino, parent, name, ..
+            } => {
+                let i = self.inodes.get(ino).ok_or("no such inode")?;
+                if i.kind == Kind::Dir {
+                    return Err("hard link to a directory");
+                }
+                if i.links.len() + 1 >= LINK_MAX {
+                    return Err("too many links");
+                }
+                self.dir(*parent)?;
+                if !valid_name(name) {
+                    return Err("bad name");
+                }
+                if self.lookup(*parent, name).is_some() {
+                    return Err("name exists");
+                }
+            }
             Record::SetMode { ino, .. } | Record::SetTimes { ino, .. } => {
                 self.inodes.get(ino).ok_or("no such inode")?;
             }
@@ -248,15 +309,26 @@ impl Tree {
         Ok(())
     }
 
-    /// Removes `parent/name` from the tree; returns the data blocks it held.
+    /// Removes `parent/name` from the tree; returns the data blocks it held
+    /// (none while the file has other names).
     fn remove(&mut self, parent: u64, name: &[u8], time: u64) -> Result<Vec<u64>, Bad> {
         let ino = self.lookup(parent, name).ok_or("name not found")?;
-        let gone = self.inodes.remove(&ino).ok_or("dangling entry")?;
-        let p = self.get_mut(parent)?;
-        p.children.remove(&(name_key(name), name.to_vec()));
-        let dir = gone.kind == Kind::Dir;
-        self.touch_dir(parent, time, if dir { -1 } else { 0 })?;
-        Ok(gone.blocks.values().map(|b| b.phys).collect())
+        let i = self.get_mut(ino)?;
+        let freed = if i.links.is_empty() {
+            let gone = self.inodes.remove(&ino).ok_or("dangling entry")?;
+            let dir = gone.kind == Kind::Dir;
+            self.touch_dir(parent, time, if dir { -1 } else { 0 })?;
+            gone.blocks.values().map(|b| b.phys).collect()
+        } else {
+            i.rename_name((parent, name), None)?;
+            i.ctime = time;
+            self.touch_dir(parent, time, 0)?;
+            Vec::new()
+        };
+        self.get_mut(parent)?
+            .children
+            .remove(&(name_key(name), name.to_vec()));
+        Ok(freed)
     }
 
     /// Applies `rec`; returns the data blocks it stopped using, which the
@@ -309,8 +381,10 @@ impl Tree {
                     .children
                     .remove(&(name_key(from_name), from_name.clone()));
                 let s = self.get_mut(src)?;
-                s.parent = *to_parent;
-                s.name = to_name.clone();
+                s.rename_name(
+                    (*from_parent, from_name),
+                    Some((*to_parent, to_name.clone())),
+                )?;
                 s.ctime = *time;
                 let sub = if s.kind == Kind::Dir { 1 } else { 0 };
                 self.touch_dir(*from_parent, *time, -sub)?;
@@ -318,6 +392,20 @@ impl Tree {
                     .children
                     .insert((name_key(to_name), to_name.clone()), src);
                 self.touch_dir(*to_parent, *time, sub)?;
+            }
+            Record::Link {
+                ino,
+                parent,
+                name,
+                time,
+            } => {
+                let i = self.get_mut(*ino)?;
+                i.links.push((*parent, name.clone()));
+                i.ctime = *time;
+                self.get_mut(*parent)?
+                    .children
+                    .insert((name_key(name), name.clone()), *ino);
+                self.touch_dir(*parent, *time, 0)?;
             }
             Record::SetMode { ino, mode, time } => {
                 let i = self.get_mut(*ino)?;
@@ -412,8 +500,26 @@ impl Tree {
                     }
                 }
                 Kind::Symlink => e.bytes(&i.target),
-                Kind::Dir => stack.extend(i.children.values().rev()),
+                // Each inode once, under its first name.
+                Kind::Dir => stack.extend(i.children.iter().rev().filter_map(|((_, n), c)| {
+                    let ci = self.inodes.get(c)?;
+                    (ci.parent == ino && &ci.name == n).then_some(*c)
+                })),
             }
+        }
+        // Then the other names of hard-linked files: their directories may
+        // come after the file above. A checkpoint written before hard links
+        // ends before this list.
+        let links: Vec<(u64, &(u64, Vec<u8>))> = self
+            .inodes
+            .iter()
+            .flat_map(|(ino, i)| i.links.iter().map(move |l| (*ino, l)))
+            .collect();
+        e.u64(links.len() as u64);
+        for (ino, (parent, name)) in links {
+            e.u64(ino);
+            e.u64(*parent);
+            e.bytes(name);
         }
         e.0
     }
@@ -484,6 +590,25 @@ impl Tree {
             }
             t.inodes.insert(ino, i);
         }
+        if !d.done() {
+            let links = d.u64().map_err(m)?;
+            for _ in 0..links {
+                let ino = d.u64().map_err(m)?;
+                let parent = d.u64().map_err(m)?;
+                let name = d.bytes().map_err(m)?.to_vec();
+                let rec = Record::Link {
+                    ino,
+                    parent,
+                    name: name.clone(),
+                    time: 0,
+                };
+                t.validate(&rec).map_err(|_| "checkpoint link")?;
+                let i = t.inodes.get_mut(&ino).ok_or("checkpoint link")?;
+                i.links.push((parent, name.clone()));
+                let p = t.inodes.get_mut(&parent).ok_or("checkpoint link")?;
+                p.children.insert((name_key(&name), name), ino);
+            }
+        }
         if !d.done() || t.inodes.is_empty() {
             return Err("checkpoint length");
         }
@@ -548,9 +673,46 @@ mod tests {
         assert_eq!(t.get(1).unwrap().subdirs, 1);
         let back = Tree::decode(&t.encode()).unwrap();
         assert_eq!(back, t);
+        // A checkpoint written before hard links had no list of them.
         let enc = t.encode();
+        assert_eq!(enc[enc.len() - 8..], [0; 8]);
+        assert_eq!(Tree::decode(&enc[..enc.len() - 8]).unwrap(), t);
+
+        // Hard links: to files and symlinks, not directories; the other
+        // names come after the inodes and the file is encoded once.
+        let link = |ino, parent, name: &str| Record::Link {
+            ino,
+            parent,
+            name: name.as_bytes().to_vec(),
+            time: 5,
+        };
+        assert!(t.apply(&link(2, 1, "dd")).is_err());
+        assert!(t.apply(&link(3, 1, "l")).is_err());
+        assert!(t.apply(&link(3, 3, "x")).is_err());
+        t.apply(&link(3, 1, "h")).unwrap();
+        t.apply(&link(3, 2, "g")).unwrap();
+        t.apply(&link(4, 2, "l2")).unwrap();
+        assert_eq!(t.get(3).unwrap().links.len(), 2);
+        assert!(t.is_within(3, 1) && t.is_within(3, 2));
+        let enc = t.encode();
+        assert_eq!(Tree::decode(&enc).unwrap(), t);
         for cut in 0..enc.len() {
-            assert!(Tree::decode(&enc[..cut]).is_err());
+            assert!(Tree::decode(&enc[..cut]).map_or(true, |b| b != t));
         }
+        // Its first name going promotes another; the last one frees it.
+        let unlink = |parent, name: &str| Record::Unlink {
+            parent,
+            name: name.as_bytes().to_vec(),
+            time: 6,
+        };
+        assert_eq!(t.apply(&unlink(2, "f")), Ok(Vec::new()));
+        assert_eq!(
+            (t.get(3).unwrap().parent, &t.get(3).unwrap().name[..]),
+            (1, &b"h"[..])
+        );
+        assert_eq!(t.apply(&unlink(1, "h")), Ok(Vec::new()));
+        assert_eq!(Tree::decode(&t.encode()).unwrap(), t);
+        assert_eq!(t.apply(&unlink(2, "g")), Ok(alloc::vec![7]));
+        assert!(t.get(3).is_none());
     }
 }

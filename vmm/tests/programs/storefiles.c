@@ -1,7 +1,7 @@
 /* Files and directories as programs use them, under the directory given
  * as argv[1] (made here; it must not exist): created, written, pwritten,
  * appended, truncated, fsynced, renamed (replacing a target), listed,
- * stat'ed, linked symbolically, chmod'ed, touched, mapped, read back and
+ * stat'ed, linked symbolically and hard, chmod'ed, touched, mapped, read back and
  * removed, with the errors Linux gives for the usual mistakes. The output
  * names no inode, time or directory, so runs on different file systems
  * print the same. */
@@ -240,6 +240,41 @@ int main(int argc, char **argv) {
     fails("shared writable on a read-only open", (long)mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, open(at("m"), O_RDONLY), 0), EACCES);
     close(mf);
     check("m removed", unlink(at("m")) == 0);
+
+    /* Hard links: one file under two names, which stays until both go. */
+    int hl = open(at("h1"), O_CREAT | O_RDWR, 0644);
+    check("h1 written", write(hl, "hard", 4) == 4);
+    check("link", link(at("h1"), at("h2")) == 0);
+    check("two names, one file", stat(at("h1"), &st) == 0 && stat(at("h2"), &st2) == 0 &&
+          st.st_ino == st2.st_ino && st.st_nlink == 2 && st2.st_nlink == 2);
+    check("fstat sees nlink 2", fstat(hl, &st) == 0 && st.st_nlink == 2);
+    int h2 = open(at("h2"), O_RDWR);
+    check("written through one name, read through the other",
+          pwrite(h2, "HA", 2, 0) == 2 && pread(hl, buf, 4, 0) == 4 && !memcmp(buf, "HArd", 4));
+    close(h2);
+    fails("link over an existing name", link(at("h1"), at("c")), EEXIST);
+    fails("link of a directory", link(at("sub2"), at("sub3")), EPERM);
+    fails("link of a missing file", link(at("nope"), at("h3")), ENOENT);
+    fails("link into a missing directory", link(at("h1"), at("nope/h3")), ENOENT);
+    fails("linkat with a bad flag", linkat(AT_FDCWD, at("h1"), AT_FDCWD, at("h3"), 0x1), EINVAL);
+    check("symlink to h1", symlink("h1", at("hs")) == 0);
+    check("link of a symlink names the symlink", link(at("hs"), at("hs2")) == 0 &&
+          lstat(at("hs2"), &st) == 0 && S_ISLNK(st.st_mode) && st.st_nlink == 2);
+    check("linkat AT_SYMLINK_FOLLOW names its target",
+          linkat(AT_FDCWD, at("hs"), AT_FDCWD, at("h3"), AT_SYMLINK_FOLLOW) == 0 &&
+          lstat(at("h3"), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 3);
+    check("rename onto another name of the same file does nothing",
+          rename(at("h3"), at("h1")) == 0 && stat(at("h3"), &st) == 0 && st.st_nlink == 3);
+    check("a name unlinked while the file is open", unlink(at("h1")) == 0 && fstat(hl, &st) == 0 && st.st_nlink == 2);
+    check("the data stays under the others", pread(hl, buf, 4, 0) == 4 && stat(at("h2"), &st) == 0 &&
+          st.st_size == 4 && st.st_nlink == 2);
+    close(hl);
+    int h3 = open(at("h3"), O_RDONLY);
+    check("read through the last names", h3 >= 0 && read(h3, buf, 4) == 4 && !memcmp(buf, "HArd", 4));
+    close(h3);
+    check("hard links removed", unlink(at("h2")) == 0 && unlink(at("h3")) == 0 && unlink(at("hs")) == 0 &&
+          unlink(at("hs2")) == 0);
+    fails("the file is gone", stat(at("h3"), &st), ENOENT);
 
     /* Unlinked while open: the name goes, the file stays until closed. */
     int u = open(at("u"), O_CREAT | O_RDWR, 0600);

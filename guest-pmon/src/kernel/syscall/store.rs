@@ -340,8 +340,12 @@ impl Kernel {
             // A file open here keeps its data until its last close, as on
             // Linux: it moves aside instead (NFS's "silly rename"), since
             // the storage component keeps no open files.
+            // A file with other names keeps its data through them.
             if let Ok(st) = store::stat(full, false) {
-                if st.mode & S_IFMT == 0o100000 && self.store_open_here(Some(st.ino)) {
+                if st.mode & S_IFMT == 0o100000
+                    && st.nlink == 1
+                    && self.store_open_here(Some(st.ino))
+                {
                     return val(self.move_aside(full, st.ino, now).map(|_| 0));
                 }
             }
@@ -405,6 +409,23 @@ impl Kernel {
             ..Default::default()
         };
         val(store::call(head, from, to, &[]).map(|_| 0))
+    }
+
+    /// A hard link within storage: `to` becomes another name of `from`.
+    pub(super) fn store_link(&mut self, from: &[u8], to: &[u8], follow: bool) -> Ret {
+        let head = StoreRequest {
+            op: sp::OP_LINK,
+            flags: if follow { sp::FLAG_FOLLOW } else { 0 },
+            now: self.realtime_ns(),
+            ..Default::default()
+        };
+        let st = match store::call(head, from, to, &[]) {
+            Ok(a) => a.stat,
+            Err(e) => return err(e),
+        };
+        // Only the file's ctime moved: what the cache holds of it is current.
+        self.fcache.changed(st.ino, version(&st));
+        Ret::Val(0)
     }
 
     pub(super) fn store_symlink(&mut self, target: &[u8], full: &[u8]) -> Ret {

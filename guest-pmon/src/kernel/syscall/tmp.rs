@@ -346,22 +346,44 @@ impl Kernel {
         self.no_links(pid, dirfd, new)
     }
 
-    /// link and symlink: a new name in the tmpfs is not supported (EPERM,
-    /// as a file system without links says); the host's are read-only.
+    /// link and linkat: a hard link on storage (both names there; EXDEV
+    /// between storage and the tmpfs or the host's files, as between two
+    /// Linux file systems); elsewhere as [`Self::no_links`]. AT_EMPTY_PATH
+    /// with an empty path gets ENOENT, as Linux gives a process without
+    /// CAP_DAC_READ_SEARCH: linking an open descriptor is not supported.
+    pub(super) fn sys_linkat(
+        &mut self,
+        pid: Pid,
+        (olddir, old): (i64, u64),
+        (newdir, new): (i64, u64),
+        flags: u64,
+    ) -> Ret {
+        const AT_SYMLINK_FOLLOW: u64 = 0x400;
+        if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+            return err(EINVAL);
+        }
+        let (from, to) = match self
+            .path_arg(pid, olddir, old)
+            .and_then(|f| Ok((f, self.path_arg(pid, newdir, new)?)))
+        {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        match (self.on_storage(&from), self.on_storage(&to)) {
+            (true, true) => self.store_link(&from, &to, flags & AT_SYMLINK_FOLLOW != 0),
+            (true, false) | (false, true) => err(EXDEV),
+            (false, false) => self.no_links(pid, newdir, new),
+        }
+    }
+
+    /// link and symlink off storage: a new name in the tmpfs is not
+    /// supported (EPERM, as a file system without links says); the host's
+    /// are read-only.
     pub(super) fn no_links(&mut self, pid: Pid, dirfd: i64, new: u64) -> Ret {
         let full = match self.path_arg(pid, dirfd, new) {
             Ok(p) => p,
             Err(e) => return err(e),
         };
-        // Storage has no hard links either (EPERM, as Linux says for a
-        // file system without them).
-        if self.on_storage(&full) {
-            return match super::super::store::stat(&full, false) {
-                Ok(_) => err(EEXIST),
-                Err(ENOENT) => err(EPERM),
-                Err(e) => err(e),
-            };
-        }
         if self.tmp_node(&full).is_some() || host::stat_path(&full, false).is_ok() {
             return err(EEXIST);
         }
