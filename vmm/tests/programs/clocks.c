@@ -34,7 +34,9 @@ int main(void) {
     time_t t = time(NULL);
     long long us = tv.tv_sec * 1000000LL + tv.tv_usec;
     printf("gettimeofday agrees: %s\n", us >= ns(rt) / 1000 && us - ns(rt) / 1000 < 1000000 ? "yes" : "no");
-    printf("time agrees: %s\n", t >= rt.tv_sec && t - rt.tv_sec <= 1 ? "yes" : "no");
+    /* glibc's time() reads the coarse clock, which may still be in the
+     * second before (by up to a tick) when the fine one has moved on. */
+    printf("time agrees: %s\n", t >= rt.tv_sec - 1 && t - rt.tv_sec <= 1 ? "yes" : "no");
     printf("after 2020: %s\n", t > 1577836800 ? "yes" : "no");
     printf("process CPU clock: %s\n", clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0 ? "yes" : "no");
     struct timespec a, b, nap = {0, 50 * 1000000};
