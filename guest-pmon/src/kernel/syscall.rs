@@ -26,6 +26,7 @@ use super::*;
 
 mod events;
 mod lock;
+mod positional;
 mod shared;
 mod store;
 
@@ -159,17 +160,36 @@ impl Kernel {
             nr::WRITEV => self.sys_writev(tid, a[0] as i32 as i64, a[1], a[2] as usize),
             nr::PREAD64 => self.sys_pread(tid, a[0] as i32 as i64, a[1], a[2] as usize, a[3]),
             nr::PWRITE64 => self.sys_pwrite(pid, a[0] as i32 as i64, a[1], a[2] as usize, a[3]),
-            nr::PREADV | nr::PWRITEV => match self.file(pid, a[0] as i32 as i64) {
-                Ok(f) if f.kind == Kind::DevNull || f.kind == Kind::DevZero => {
-                    if n == nr::PREAD64 {
-                        self.sys_read(tid, a[0] as i32 as i64, a[1], a[2] as usize)
-                    } else {
-                        self.sys_write(tid, a[0] as i32 as i64, a[1], a[2] as usize)
-                    }
-                }
-                Ok(_) => err(ESPIPE),
-                Err(e) => err(e),
-            },
+            nr::PREADV | nr::PREADV2 => self.sys_preadv(
+                tid,
+                a[0] as i32 as i64,
+                (a[1], a[2] as usize),
+                a[3] as i64,
+                (n == nr::PREADV2).then_some(a[5]),
+            ),
+            nr::PWRITEV | nr::PWRITEV2 => self.sys_pwritev(
+                tid,
+                a[0] as i32 as i64,
+                (a[1], a[2] as usize),
+                a[3] as i64,
+                (n == nr::PWRITEV2).then_some(a[5]),
+            ),
+            nr::COPY_FILE_RANGE => self.sys_copy_file_range(
+                pid,
+                (a[0] as i32 as i64, a[1]),
+                (a[2] as i32 as i64, a[3]),
+                a[4] as usize,
+                a[5],
+            ),
+            nr::FADVISE64 => self.sys_fadvise(pid, a[0] as i32 as i64, a[2] as i64, a[3]),
+            nr::READAHEAD => self.sys_readahead(pid, a[0] as i32 as i64),
+            nr::FALLOCATE => self.sys_fallocate(
+                pid,
+                a[0] as i32 as i64,
+                a[1] & 0xffff_ffff,
+                a[2] as i64,
+                a[3] as i64,
+            ),
             nr::CLOSE => self.sys_close(pid, a[0] as i32 as i64),
             nr::DUP => val(self.dup(pid, a[0] as i32 as i64, 0, false)),
             nr::DUP2 => {
@@ -883,50 +903,6 @@ impl Kernel {
         }
     }
 
-    fn sys_pread(&mut self, tid: Tid, fd: i64, buf: u64, len: usize, off: u64) -> Ret {
-        let pid = self.pid_of(tid);
-        let f = match self.file(pid, fd) {
-            Ok(f) => f,
-            Err(e) => return err(e),
-        };
-        match f.kind {
-            Kind::Host(h) => {
-                let mut b = alloc::vec![0u8; len.min(1 << 20)];
-                let n = host::read(h, off, &mut b);
-                if n < 0 {
-                    return Ret::Val(n);
-                }
-                b.truncate(n as usize);
-                val(self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::write(s, buf, &b).map(|_| n)))
-            }
-            Kind::DevNull | Kind::DevZero | Kind::DevUrandom => self.sys_read(tid, fd, buf, len),
-            Kind::HostDir(_) | Kind::StoreDir(_) => err(EISDIR),
-            Kind::Store(_) if !f.readable() => err(EBADF),
-            Kind::Store(ino) => self.store_pread(pid, ino, buf, len, off),
-            Kind::Tmp(ino) => {
-                let mut b = alloc::vec![0u8; len.min(1 << 20)];
-                let now = self.realtime_ns();
-                let n = match self.tmp.read(ino, off, &mut b, now) {
-                    Ok(n) => n,
-                    Err(e) => return err(e),
-                };
-                b.truncate(n);
-                val(self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::write(s, buf, &b).map(|_| n as i64)))
-            }
-            Kind::Generated => {
-                let b = generated_at(&f, off, len);
-                val(self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::write(s, buf, &b).map(|_| b.len() as i64)))
-            }
-            _ => err(ESPIPE),
-        }
-    }
-
     fn sys_lseek(&mut self, pid: Pid, fd: i64, off: i64, whence: u64) -> Ret {
         let f = match self.file(pid, fd) {
             Ok(f) => f,
@@ -1362,25 +1338,10 @@ impl Kernel {
             }
         };
         let data = match positional {
-            Some(off) => {
-                let mut b = alloc::vec![0u8; count];
-                let n = match input.kind {
-                    Kind::Host(h) => host::read(h, off, &mut b),
-                    Kind::Tmp(ino) => {
-                        let now = self.realtime_ns();
-                        match self.tmp.read(ino, off, &mut b, now) {
-                            Ok(n) => n as i64,
-                            Err(e) => -e,
-                        }
-                    }
-                    _ => -ESPIPE,
-                };
-                if n < 0 {
-                    return Ret::Val(n);
-                }
-                b.truncate(n as usize);
-                b
-            }
+            Some(off) => match self.read_at(&input, off, count) {
+                Ok(b) => b,
+                Err(e) => return err(e),
+            },
             None => match self.read_file(&input, count) {
                 Ok(Some(d)) => d,
                 Ok(None) => {
@@ -1690,6 +1651,8 @@ impl Kernel {
         const O_CREAT: u32 = 0o100;
         const O_TRUNC: u32 = 0o1000;
         const O_DIRECTORY: u32 = 0o200000;
+        const O_TMPFILE: u32 = 0o20000000;
+        const EOPNOTSUPP: Errno = 95;
         let p = match self
             .space_mut(pid)
             .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
@@ -1698,6 +1661,12 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let flags = flags as u32;
+        // Unnamed files: neither the tmpfs nor storage makes them, and
+        // EOPNOTSUPP is what a Linux file system without them answers,
+        // which glibc's tmpfile() and programs take as "use a name".
+        if flags & O_TMPFILE != 0 {
+            return err(EOPNOTSUPP);
+        }
         let cloexec = flags & O_CLOEXEC != 0;
         let (mut full, name) = match self.lookup(pid, dirfd, &p) {
             Ok(v) => v,

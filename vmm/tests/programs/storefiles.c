@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -36,6 +38,14 @@ static void fails(const char *what, long r, int expect) {
         printf("%s: %s\n", what, strerror(expect));
     else
         printf("%s: did not fail as expected (%ld, %s)\n", what, r, strerror(e));
+}
+
+/* `n` bytes of `b`, NULs as '.'. */
+static void show(const char *what, const char *b, long n) {
+    printf("%s: %ld [", what, n);
+    for (long i = 0; i < n; i++)
+        putchar(b[i] ? b[i] : '.');
+    printf("]\n");
 }
 
 static int by_name(const void *a, const void *b) {
@@ -240,6 +250,58 @@ int main(int argc, char **argv) {
     fails("shared writable on a read-only open", (long)mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, open(at("m"), O_RDONLY), 0), EACCES);
     close(mf);
     check("m removed", unlink(at("m")) == 0);
+
+    /* I/O at offsets, vectors, copies between files, advice, fallocate:
+     * what each call returns and the bytes it leaves, as the host has them. */
+    int pv = open(at("pv"), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    char v1[5] = "abcde", v2[7] = "fghijkl", r1[4], r2[20];
+    struct iovec wv[2] = {{v1, 5}, {v2, 7}}, rv[2] = {{r1, 4}, {r2, 20}};
+    printf("pwritev: %zd\n", pwritev(pv, wv, 2, 3));
+    ssize_t got = preadv(pv, rv, 2, 2);
+    printf("preadv: %zd\n", got);
+    show("preadv's first buffer", r1, 4);
+    show("preadv's second buffer", r2, got - 4);
+    printf("offset untouched: %ld\n", (long)lseek(pv, 0, SEEK_CUR));
+    printf("pwritev2 at the offset: %ld", syscall(SYS_pwritev2, pv, wv, 1L, -1L, 0L, 0L));
+    printf(", offset %ld\n", (long)lseek(pv, 0, SEEK_CUR));
+    printf("pwritev2 RWF_APPEND: %ld\n", syscall(SYS_pwritev2, pv, wv, 1L, 0L, 0L, 0x10L));
+    printf("preadv2 at the offset: %ld", syscall(SYS_preadv2, pv, rv, 1L, -1L, 0L, 0L));
+    printf(", offset %ld\n", (long)lseek(pv, 0, SEEK_CUR));
+    show("read", r1, 4);
+    fails("preadv2 with a bad flag", syscall(SYS_preadv2, pv, rv, 1L, 0L, 0L, 1L << 30), EOPNOTSUPP);
+    fails("preadv at a negative offset", preadv(pv, rv, 1, -5), EINVAL);
+    int cp = open(at("cp"), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    loff_t in_at = 5, out_at = 2;
+    printf("copy_file_range at offsets: %zd", copy_file_range(pv, &in_at, cp, &out_at, 8, 0));
+    printf(", now %ld and %ld\n", (long)in_at, (long)out_at);
+    show("copied", buf, pread(cp, buf, sizeof buf, 0));
+    lseek(pv, 17, SEEK_SET);
+    lseek(cp, 0, SEEK_SET);
+    printf("copy_file_range at the files' offsets: %zd", copy_file_range(pv, NULL, cp, NULL, 100, 0));
+    printf(", now %ld and %ld\n", (long)lseek(pv, 0, SEEK_CUR), (long)lseek(cp, 0, SEEK_CUR));
+    printf("copy_file_range at the end: %zd\n", copy_file_range(pv, NULL, cp, NULL, 100, 0));
+    fails("copy_file_range with flags", copy_file_range(pv, NULL, cp, NULL, 1, 1), EINVAL);
+    in_at = 0, out_at = 4;
+    fails("copy_file_range overlapping itself", copy_file_range(pv, &in_at, pv, &out_at, 8, 0), EINVAL);
+    off_t sf_at = 3;
+    printf("sendfile from an offset: %zd", sendfile(cp, pv, &sf_at, 4));
+    printf(", now %ld and %ld\n", (long)sf_at, (long)lseek(pv, 0, SEEK_CUR));
+    show("cp", buf, pread(cp, buf, sizeof buf, 0));
+    printf("posix_fadvise: %d and %d\n", posix_fadvise(pv, 0, 0, POSIX_FADV_SEQUENTIAL), posix_fadvise(pv, 0, 0, 99));
+    printf("readahead: %zd\n", readahead(pv, 0, 4096));
+    check("fallocate grows", fallocate(pv, 0, 0, 10000) == 0 && fstat(pv, &st) == 0 && st.st_size == 10000);
+    check("fallocate KEEP_SIZE", fallocate(pv, FALLOC_FL_KEEP_SIZE, 0, 20000) == 0 && fstat(pv, &st) == 0 && st.st_size == 10000);
+    check("posix_fallocate", posix_fallocate(pv, 5000, 10000) == 0 && fstat(pv, &st) == 0 && st.st_size == 15000);
+    check("punch a hole", fallocate(pv, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4, 8) == 0 && fstat(pv, &st) == 0 && st.st_size == 15000);
+    show("after the hole", buf, pread(pv, buf, 24, 0));
+    fails("punch without KEEP_SIZE", fallocate(pv, FALLOC_FL_PUNCH_HOLE, 0, 8), EOPNOTSUPP);
+    fails("fallocate of no bytes", fallocate(pv, 0, 0, 0), EINVAL);
+    int ro = open(at("pv"), O_RDONLY);
+    fails("fallocate read-only", fallocate(ro, 0, 0, 100), EBADF);
+    close(ro);
+    close(pv);
+    close(cp);
+    check("pv and cp removed", unlink(at("pv")) == 0 && unlink(at("cp")) == 0);
 
     /* Hard links: one file under two names, which stays until both go. */
     int hl = open(at("h1"), O_CREAT | O_RDWR, 0644);

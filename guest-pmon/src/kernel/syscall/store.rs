@@ -215,45 +215,6 @@ impl Kernel {
         Ok(n)
     }
 
-    /// pread of a storage file.
-    pub(super) fn store_pread(
-        &mut self,
-        pid: Pid,
-        ino: u64,
-        buf: u64,
-        len: usize,
-        off: u64,
-    ) -> Ret {
-        let b = match self.file_read(ino, off, len.min(1 << 20)) {
-            Ok(b) => b,
-            Err(e) => return err(e),
-        };
-        val(self
-            .space_mut(pid)
-            .and_then(|s| uaccess::write(s, buf, &b).map(|_| b.len() as i64)))
-    }
-
-    /// pwrite of a storage file.
-    pub(super) fn store_pwrite(
-        &mut self,
-        pid: Pid,
-        ino: u64,
-        buf: u64,
-        len: usize,
-        off: u64,
-    ) -> Ret {
-        let data = match self
-            .space_mut(pid)
-            .and_then(|s| uaccess::read_vec(s, buf, len.min(1 << 20)))
-        {
-            Ok(d) => d,
-            Err(e) => return err(e),
-        };
-        val(self
-            .file_write(ino, off, &data, false)
-            .map(|(_, n)| n as i64))
-    }
-
     /// The size of an open storage file (lseek SEEK_END).
     pub(super) fn store_size(&self, ino: u64) -> Result<u64, Errno> {
         store::stat_ino(ino).map(|st| st.size)

@@ -172,35 +172,6 @@ impl Kernel {
         Ok(n)
     }
 
-    pub(super) fn sys_pwrite(&mut self, pid: Pid, fd: i64, buf: u64, len: usize, off: u64) -> Ret {
-        let f = match self.file(pid, fd) {
-            Ok(f) => f,
-            Err(e) => return err(e),
-        };
-        if (off as i64) < 0 {
-            return err(EINVAL);
-        }
-        match f.kind {
-            Kind::Store(ino) if f.writable() => self.store_pwrite(pid, ino, buf, len, off),
-            Kind::Tmp(ino) if f.writable() => {
-                let data = match self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::read_vec(s, buf, len.min(1 << 20)))
-                {
-                    Ok(d) => d,
-                    Err(e) => return err(e),
-                };
-                let now = self.realtime_ns();
-                val(self.tmp.write(ino, off, &data, now).map(|n| n as i64))
-            }
-            Kind::DevNull | Kind::DevZero if f.writable() => Ret::Val(len as i64),
-            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(..) | Kind::Socket(..) => {
-                err(ESPIPE)
-            }
-            _ => err(EBADF),
-        }
-    }
-
     /// getdents64 of a tmpfs directory.
     pub(super) fn tmp_getdents(
         &mut self,
@@ -372,7 +343,12 @@ impl Kernel {
         match (self.on_storage(&from), self.on_storage(&to)) {
             (true, true) => self.store_link(&from, &to, flags & AT_SYMLINK_FOLLOW != 0),
             (true, false) | (false, true) => err(EXDEV),
-            (false, false) => self.no_links(pid, newdir, new),
+            (false, false) => {
+                if self.tmp_node(&from).is_none() && host::stat_path(&from, false).is_err() {
+                    return err(ENOENT);
+                }
+                self.no_links(pid, newdir, new)
+            }
         }
     }
 

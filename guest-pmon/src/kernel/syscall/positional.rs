@@ -1,0 +1,439 @@
+//! I/O at an explicit offset, whatever kind of file: pread and pwrite and
+//! their vector forms (preadv, pwritev, preadv2, pwritev2), the offsets
+//! of sendfile and copy_file_range, and the calls that only advise or
+//! reserve (posix_fadvise, readahead, fallocate). Each moves at most
+//! 1 MiB a call, a short count as Linux allows; the file's own offset is
+//! left alone unless the call says otherwise.
+
+use super::*;
+
+const EOPNOTSUPP: Errno = 95;
+const EFBIG: Errno = 27;
+/// The most one call moves.
+const MOST: usize = 1 << 20;
+
+/// preadv2/pwritev2 flags Linux 6.18 knows: RWF_HIPRI, RWF_DSYNC,
+/// RWF_SYNC, RWF_NOWAIT, RWF_APPEND, RWF_NOAPPEND, RWF_ATOMIC,
+/// RWF_DONTCACHE. Polling, not waiting, atomicity (one call is one
+/// storage request or less) and cache hints cost nothing to honour here;
+/// DSYNC and SYNC sync, APPEND writes at the end.
+const RWF_DSYNC: u64 = 2;
+const RWF_SYNC: u64 = 4;
+const RWF_APPEND: u64 = 0x10;
+const RWF_KNOWN: u64 = 0xff;
+
+/// fallocate modes.
+const FALLOC_FL_KEEP_SIZE: u64 = 1;
+const FALLOC_FL_PUNCH_HOLE: u64 = 2;
+const FALLOC_FL_ZERO_RANGE: u64 = 0x10;
+
+/// Kinds that are streams, not files with offsets.
+fn is_stream(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::PipeRead(_)
+            | Kind::PipeWrite(_)
+            | Kind::Stdio(..)
+            | Kind::Socket(..)
+            | Kind::Epoll(_)
+            | Kind::EventFd(_)
+    )
+}
+
+impl Kernel {
+    /// Up to `len` bytes (at most 1 MiB) of `f` at `off`.
+    pub(super) fn read_at(
+        &mut self,
+        f: &Arc<OpenFile>,
+        off: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        if is_stream(f.kind) {
+            return Err(ESPIPE);
+        }
+        if (off as i64) < 0 {
+            return Err(EINVAL);
+        }
+        if !f.readable() {
+            return Err(EBADF);
+        }
+        let len = len.min(MOST);
+        match f.kind {
+            Kind::DevNull | Kind::DevZero | Kind::DevUrandom => {
+                self.read_file(f, len).map(Option::unwrap_or_default)
+            }
+            Kind::Host(h) => {
+                let mut b = alloc::vec![0u8; len];
+                let n = host::read(h, off, &mut b);
+                if n < 0 {
+                    return Err(-n);
+                }
+                b.truncate(n as usize);
+                Ok(b)
+            }
+            Kind::Tmp(ino) => {
+                let mut b = alloc::vec![0u8; len];
+                let now = self.realtime_ns();
+                let n = self.tmp.read(ino, off, &mut b, now)?;
+                b.truncate(n);
+                Ok(b)
+            }
+            Kind::Store(ino) => self.file_read(ino, off, len),
+            Kind::Generated => Ok(generated_at(f, off, len)),
+            Kind::HostDir(_) | Kind::StoreDir(_) => Err(EISDIR),
+            _ => Err(ESPIPE),
+        }
+    }
+
+    /// `data` to `f` at `off` (at its end with `append`); how much went.
+    pub(super) fn write_at(
+        &mut self,
+        f: &Arc<OpenFile>,
+        off: u64,
+        data: &[u8],
+        append: bool,
+    ) -> Result<usize, Errno> {
+        if is_stream(f.kind) {
+            return Err(ESPIPE);
+        }
+        if (off as i64) < 0 {
+            return Err(EINVAL);
+        }
+        if !f.writable() {
+            return Err(EBADF);
+        }
+        match f.kind {
+            Kind::DevNull | Kind::DevZero => Ok(data.len()),
+            Kind::Store(ino) => self.file_write(ino, off, data, append).map(|(_, n)| n),
+            Kind::Tmp(ino) => {
+                let at = if append {
+                    self.tmp.stat(ino)?.size
+                } else {
+                    off
+                };
+                let now = self.realtime_ns();
+                self.tmp.write(ino, at, data, now)
+            }
+            _ => Err(EBADF),
+        }
+    }
+
+    pub(super) fn sys_pread(&mut self, tid: Tid, fd: i64, buf: u64, len: usize, off: u64) -> Ret {
+        let pid = self.pid_of(tid);
+        let b = match self.file(pid, fd).and_then(|f| self.read_at(&f, off, len)) {
+            Ok(b) => b,
+            Err(e) => return err(e),
+        };
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &b).map(|_| b.len() as i64)))
+    }
+
+    pub(super) fn sys_pwrite(&mut self, pid: Pid, fd: i64, buf: u64, len: usize, off: u64) -> Ret {
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        // Streams and bad offsets fail before the buffer is read.
+        if let Err(e) = self.write_at(&f, off, &[], false) {
+            return err(e);
+        }
+        let data = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_vec(s, buf, len.min(MOST)))
+        {
+            Ok(d) => d,
+            Err(e) => return err(e),
+        };
+        val(self.write_at(&f, off, &data, false).map(|n| n as i64))
+    }
+
+    /// preadv, and preadv2 (`flags`; offset -1: at the file's offset, as
+    /// readv).
+    pub(super) fn sys_preadv(
+        &mut self,
+        tid: Tid,
+        fd: i64,
+        (iov, count): (u64, usize),
+        off: i64,
+        flags: Option<u64>,
+    ) -> Ret {
+        if flags.is_some_and(|fl| fl & !RWF_KNOWN != 0) {
+            return err(EOPNOTSUPP);
+        }
+        if flags.is_some() && off == -1 {
+            return self.sys_readv(tid, fd, iov, count);
+        }
+        let pid = self.pid_of(tid);
+        let (f, vecs) = match self
+            .file(pid, fd)
+            .and_then(|f| Ok((f, self.iovecs(pid, iov, count)?)))
+        {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        let total = vecs.iter().fold(0usize, |t, v| t.saturating_add(v.1));
+        let data = match self.read_at(&f, off as u64, total) {
+            Ok(d) => d,
+            Err(e) => return err(e),
+        };
+        // Scattered in order; a bad buffer ends it, with what went before.
+        let mut done = 0;
+        for &(base, len) in &vecs {
+            if done == data.len() {
+                break;
+            }
+            let n = len.min(data.len() - done);
+            let put = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, base, &data[done..done + n]));
+            if let Err(e) = put {
+                return if done == 0 {
+                    err(e)
+                } else {
+                    Ret::Val(done as i64)
+                };
+            }
+            done += n;
+        }
+        Ret::Val(done as i64)
+    }
+
+    /// pwritev, and pwritev2 (`flags`; offset -1: at the file's offset, as
+    /// writev; RWF_APPEND at its end; RWF_DSYNC and RWF_SYNC sync).
+    pub(super) fn sys_pwritev(
+        &mut self,
+        tid: Tid,
+        fd: i64,
+        (iov, count): (u64, usize),
+        off: i64,
+        flags: Option<u64>,
+    ) -> Ret {
+        let fl = flags.unwrap_or(0);
+        if fl & !RWF_KNOWN != 0 {
+            return err(EOPNOTSUPP);
+        }
+        if flags.is_some() && off == -1 && fl & RWF_APPEND == 0 {
+            return self.sys_writev(tid, fd, iov, count);
+        }
+        let pid = self.pid_of(tid);
+        let (f, vecs) = match self
+            .file(pid, fd)
+            .and_then(|f| Ok((f, self.iovecs(pid, iov, count)?)))
+        {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        let off = if off == -1 { 0 } else { off as u64 };
+        let append = fl & RWF_APPEND != 0;
+        if let Err(e) = self.write_at(&f, off, &[], append) {
+            return err(e);
+        }
+        // Gathered in order; a bad buffer ends it, with what went before.
+        let mut data = Vec::new();
+        for &(base, len) in &vecs {
+            let n = len.min(MOST - data.len());
+            if n == 0 {
+                continue;
+            }
+            match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, base, n))
+            {
+                Ok(d) => data.extend_from_slice(&d),
+                Err(e) if data.is_empty() => return err(e),
+                Err(_) => break,
+            }
+        }
+        let n = match self.write_at(&f, off, &data, append) {
+            Ok(n) => n,
+            Err(e) => return err(e),
+        };
+        if fl & (RWF_DSYNC | RWF_SYNC) != 0 && matches!(f.kind, Kind::Store(_)) {
+            if let Err(e) = self.store_sync() {
+                return err(e);
+            }
+        }
+        Ret::Val(n as i64)
+    }
+
+    /// copy_file_range: up to `len` bytes (at most 1 MiB a call) from one
+    /// regular file to another, at the offsets the pointers hold (advanced
+    /// there) or at the files' own.
+    pub(super) fn sys_copy_file_range(
+        &mut self,
+        pid: Pid,
+        (in_fd, in_off): (i64, u64),
+        (out_fd, out_off): (i64, u64),
+        len: usize,
+        flags: u64,
+    ) -> Ret {
+        if flags != 0 {
+            return err(EINVAL);
+        }
+        let (input, out) = match self
+            .file(pid, in_fd)
+            .and_then(|i| Ok((i, self.file(pid, out_fd)?)))
+        {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        if !input.readable() || !out.writable() || out.flags.get() & O_APPEND != 0 {
+            return err(EBADF);
+        }
+        let regular = |k: Kind| matches!(k, Kind::Host(_) | Kind::Tmp(_) | Kind::Store(_));
+        for k in [input.kind, out.kind] {
+            if matches!(k, Kind::HostDir(_) | Kind::StoreDir(_)) {
+                return err(EISDIR);
+            }
+            if !regular(k) {
+                return err(EINVAL);
+            }
+        }
+        let at = |k: &mut Kernel, ptr: u64, f: &OpenFile| -> Result<u64, Errno> {
+            if ptr == 0 {
+                return Ok(f.offset.get());
+            }
+            let o = uaccess::read_u64(k.space_mut(pid)?, ptr)?;
+            if (o as i64) < 0 {
+                return Err(EINVAL);
+            }
+            Ok(o)
+        };
+        let (from, to) =
+            match at(self, in_off, &input).and_then(|a| Ok((a, at(self, out_off, &out)?))) {
+                Ok(v) => v,
+                Err(e) => return err(e),
+            };
+        let len = len.min(MOST);
+        // The same file: the ranges must not overlap, as Linux says.
+        if input.kind == out.kind
+            && from < to.saturating_add(len as u64)
+            && to < from.saturating_add(len as u64)
+        {
+            return err(EINVAL);
+        }
+        let data = match self.read_at(&input, from, len) {
+            Ok(d) => d,
+            Err(e) => return err(e),
+        };
+        let n = match self.write_at(&out, to, &data, false) {
+            Ok(n) => n,
+            Err(e) => return err(e),
+        };
+        for (ptr, f, base) in [(in_off, &input, from), (out_off, &out, to)] {
+            let next = base + n as u64;
+            if ptr == 0 {
+                f.offset.set(next);
+            } else if let Err(e) = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write_u64(s, ptr, next))
+            {
+                return err(e);
+            }
+        }
+        Ret::Val(n as i64)
+    }
+
+    /// posix_fadvise and readahead: advice, which costs nothing to take;
+    /// only the descriptor and the arguments are checked, as Linux does.
+    pub(super) fn sys_fadvise(&mut self, pid: Pid, fd: i64, len: i64, advice: u64) -> Ret {
+        match self.file(pid, fd) {
+            Ok(f) if is_stream(f.kind) => err(ESPIPE),
+            Ok(_) if len < 0 || advice > 5 => err(EINVAL),
+            Ok(_) => Ret::Val(0),
+            Err(e) => err(e),
+        }
+    }
+
+    pub(super) fn sys_readahead(&mut self, pid: Pid, fd: i64) -> Ret {
+        match self.file(pid, fd) {
+            Ok(f) if !f.readable() => err(EBADF),
+            Ok(f) if matches!(f.kind, Kind::Host(_) | Kind::Tmp(_) | Kind::Store(_)) => Ret::Val(0),
+            Ok(_) => err(EINVAL),
+            Err(e) => err(e),
+        }
+    }
+
+    /// fallocate of a regular file. Mode 0 grows the file to cover the
+    /// range; FALLOC_FL_KEEP_SIZE alone changes nothing; PUNCH_HOLE (with
+    /// KEEP_SIZE) and ZERO_RANGE make the range read as zeros (written as
+    /// zeros: neither the tmpfs nor storage keeps holes apart from data).
+    /// Decided: no space is reserved ahead, so a later write can still
+    /// get ENOSPC on a full disk. Other modes: EOPNOTSUPP.
+    pub(super) fn sys_fallocate(
+        &mut self,
+        pid: Pid,
+        fd: i64,
+        mode: u64,
+        off: i64,
+        len: i64,
+    ) -> Ret {
+        let known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+        let punch = mode & FALLOC_FL_PUNCH_HOLE != 0;
+        let zero = mode & FALLOC_FL_ZERO_RANGE != 0;
+        if mode & !known != 0 || (punch && (zero || mode & FALLOC_FL_KEEP_SIZE == 0)) {
+            return err(EOPNOTSUPP);
+        }
+        if off < 0 || len <= 0 {
+            return err(EINVAL);
+        }
+        let Some(end) = off.checked_add(len) else {
+            return err(EFBIG);
+        };
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
+            Err(e) => return err(e),
+        };
+        if !f.writable() {
+            return err(EBADF);
+        }
+        match f.kind {
+            Kind::Store(_) | Kind::Tmp(_) => {}
+            Kind::PipeRead(_) | Kind::PipeWrite(_) => return err(ESPIPE),
+            Kind::HostDir(_) | Kind::StoreDir(_) => return err(EISDIR),
+            _ => return err(ENODEV),
+        }
+        let (off, end) = (off as u64, end as u64);
+        let size = match self.file_size(&f) {
+            Ok(s) => s,
+            Err(e) => return err(e),
+        };
+        if punch || zero {
+            let zeros = alloc::vec![0u8; MOST];
+            let mut at = off;
+            while at < end.min(size) {
+                let n = (end.min(size) - at).min(MOST as u64) as usize;
+                match self.write_at(&f, at, &zeros[..n], false) {
+                    Ok(w) if w > 0 => at += w as u64,
+                    Ok(_) => return err(EIO),
+                    Err(e) => return err(e),
+                }
+            }
+        }
+        if mode & FALLOC_FL_KEEP_SIZE == 0 && end > size {
+            return self.grow_to(&f, end);
+        }
+        Ret::Val(0)
+    }
+
+    /// ftruncate up to `size`, for fallocate.
+    fn grow_to(&mut self, f: &OpenFile, size: u64) -> Ret {
+        match f.kind {
+            Kind::Store(ino) => {
+                let head = lego_proto::storage::StoreRequest {
+                    op: lego_proto::storage::OP_TRUNCATE,
+                    ino,
+                    offset: size,
+                    ..Default::default()
+                };
+                self.store_change(head, &[])
+            }
+            Kind::Tmp(ino) => {
+                let now = self.realtime_ns();
+                val(self.tmp.truncate(ino, size, now).map(|_| 0))
+            }
+            _ => err(EBADF),
+        }
+    }
+}
