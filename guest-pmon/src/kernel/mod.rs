@@ -648,6 +648,33 @@ impl Kernel {
         let Some(space_id) = self.procs.get(&pid).map(|p| p.space) else {
             return;
         };
+        self.load_space_id(cpu, space_id);
+    }
+
+    /// Runs `f` with space `space`'s user half loaded on this vCPU (to
+    /// reach another process's mapping from a system call), then loads
+    /// back the one before: user addresses always mean the loaded space.
+    pub(in crate::kernel) fn in_space<T>(
+        &mut self,
+        space: u32,
+        f: impl FnOnce(&mut Kernel) -> T,
+    ) -> T {
+        let cpu = lego_image::cpu::current_cpu();
+        let Some(before) = self.cpus.get(cpu as usize).map(|c| c.loaded) else {
+            return f(self);
+        };
+        if before == Some(space) {
+            return f(self);
+        }
+        self.load_space_id(cpu, space);
+        let out = f(self);
+        if let Some(b) = before {
+            self.load_space_id(cpu, b);
+        }
+        out
+    }
+
+    fn load_space_id(&mut self, cpu: u32, space_id: u32) {
         let c = &mut self.cpus[cpu as usize];
         if c.loaded == Some(space_id) {
             return;

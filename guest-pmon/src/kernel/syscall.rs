@@ -406,6 +406,11 @@ impl Kernel {
                 if a[2] & !7 & !0x0300_0000 != 0 {
                     return err(EINVAL);
                 }
+                let space = self.procs.get(&pid).map_or(0, |p| p.space);
+                let end = a[0].saturating_add(a[1].next_multiple_of(4096));
+                if let Err(e) = self.protect_shared(space, a[0], end, a[2]) {
+                    return err(e);
+                }
                 self.mem(pid, OP_MPROTECT, a[0], a[1], 0, (a[2] & 7) as u32, 0)
             }
             nr::MREMAP => {
@@ -2198,14 +2203,15 @@ impl Kernel {
                         }
                         from_tmp = Some(ino);
                     }
-                    // Shared writable: written back to the file later
-                    // (`shared`); it must be open for writing, as on Linux.
+                    // Shared: kept in step with the file (`shared`);
+                    // writable only if the file is open for writing, as
+                    // on Linux.
                     Kind::Store(ino) if f.readable() => {
-                        if flags & MAP_SHARED != 0 && prot & 2 != 0 {
-                            if !f.writable() {
+                        if flags & MAP_SHARED != 0 {
+                            if prot & 2 != 0 && !f.writable() {
                                 return err(EACCES);
                             }
-                            shared_map = Some(ino);
+                            shared_map = Some((ino, f.writable()));
                         }
                         from_store = Some(ino);
                     }
@@ -2263,13 +2269,15 @@ impl Kernel {
                         return err(e);
                     }
                 }
-                if let Some(ino) = shared_map {
+                if let Some((ino, may_write)) = shared_map {
                     self.add_shared_map(SharedMap {
                         space,
                         start: a,
                         end: a + len.next_multiple_of(4096),
                         ino,
                         offset: off,
+                        writable: prot & 2 != 0,
+                        may_write,
                     });
                 }
                 if let Some(ino) = from_tmp {

@@ -17,6 +17,7 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -302,6 +303,46 @@ int main(int argc, char **argv) {
     close(pv);
     close(cp);
     check("pv and cp removed", unlink(at("pv")) == 0 && unlink(at("cp")) == 0);
+
+    /* Shared mappings follow the file: a write() shows in every mapping of
+     * it, a write through one mapping shows in the others once written
+     * back (msync), in a forked child's too, and a truncate leaves zeros. */
+    int sh = open(at("sh"), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    check("sh written", write(sh, "0123456789", 10) == 10);
+    char *ro1 = mmap(0, 4096, PROT_READ, MAP_SHARED, sh, 0);
+    char *rw1 = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, sh, 0);
+    check("mapped twice", ro1 != MAP_FAILED && rw1 != MAP_FAILED);
+    check("pwrite", pwrite(sh, "ab", 2, 3) == 2);
+    show("a pwrite shows in the read-only mapping", ro1, 10);
+    show("and in the writable one", rw1, 10);
+    memcpy(rw1 + 6, "XY", 2);
+    check("msync", msync(rw1, 4096, MS_SYNC) == 0);
+    show("a write through one mapping shows in the other", ro1, 10);
+    show("and in the file", buf, pread(sh, buf, 10, 0));
+    check("read-only made writable", mprotect(ro1, 4096, PROT_READ | PROT_WRITE) == 0);
+    ro1[0] = 'Z';
+    check("munmap", munmap(ro1, 4096) == 0);
+    show("its write reached the file at munmap", buf, pread(sh, buf, 10, 0));
+    show("and the other mapping", rw1, 10);
+    pid_t kid = fork();
+    if (kid == 0) {
+        rw1[9] = 'K';
+        msync(rw1, 4096, MS_SYNC);
+        _exit(0);
+    }
+    int status;
+    check("child done", waitpid(kid, &status, 0) == kid && WIFEXITED(status));
+    show("the child's write shows in the parent's mapping", rw1, 10);
+    check("truncated", ftruncate(sh, 5) == 0);
+    show("a truncate leaves zeros", rw1, 10);
+    check("munmap", munmap(rw1, 4096) == 0);
+    int rdonly = open(at("sh"), O_RDONLY);
+    char *ro2 = mmap(0, 4096, PROT_READ, MAP_SHARED, rdonly, 0);
+    fails("PROT_WRITE on a read-only open's shared mapping", mprotect(ro2, 4096, PROT_READ | PROT_WRITE), EACCES);
+    munmap(ro2, 4096);
+    close(rdonly);
+    close(sh);
+    check("sh removed", unlink(at("sh")) == 0);
 
     /* Hard links: one file under two names, which stays until both go. */
     int hl = open(at("h1"), O_CREAT | O_RDWR, 0644);

@@ -1,18 +1,27 @@
-//! Shared writable mappings of storage files (mmap MAP_SHARED with
-//! PROT_WRITE). The mapping is process memory at the memory component,
-//! filled from the file when it is made; what the process writes there
-//! reaches the file at msync, munmap, fsync or fdatasync of the file, and
-//! when the space goes (exit, execve): the mapped bytes inside the file's
-//! size are written back, as Linux writes back dirty pages (bytes past the
-//! end of the file are not). Decided for now: the mapping is this space's
-//! own copy. Another process's mapping of the same file sees the changes
-//! once they are written back and it maps the file again, not at once;
-//! a forked child's copy writes back on its own.
+//! Shared mappings of storage files (mmap MAP_SHARED). The mapping is
+//! process memory at the memory component, filled from the file when it
+//! is made, and kept in step with the file in both directions:
+//!
+//! - What a process writes to the file (write, pwrite, truncate, and the
+//!   write-back of another mapping) is written into every shared mapping
+//!   of the file on this processor at once, whatever their protection, as
+//!   one page cache shows it on Linux (LMDB's and SQLite's readers map the
+//!   file and the writer uses write()).
+//! - What a process writes through a mapping reaches the file at msync,
+//!   munmap, fsync or fdatasync of the file, and when the space goes (exit,
+//!   execve): the mapped bytes inside the file's size are written back
+//!   (with no dirty bits from the ExCache yet, the whole mapped range), and
+//!   from the file they reach the other mappings as above.
+//!
+//! Decided for now: between those points each mapping is its own copy, so
+//! two processes writing the same bytes through their mappings without an
+//! msync in between see each other's bytes only then, the later write-back
+//! winning; a forked child's copy of a mapping writes back on its own.
 
 use super::super::store;
 use super::*;
 
-/// One shared writable mapping of a storage file.
+/// One shared mapping of a storage file.
 #[derive(Clone, Copy, Debug)]
 pub struct SharedMap {
     pub space: u32,
@@ -21,6 +30,11 @@ pub struct SharedMap {
     pub ino: u64,
     /// The file offset `start` maps.
     pub offset: u64,
+    /// Mapped with PROT_WRITE, or given it since: written back.
+    pub writable: bool,
+    /// The file was open for writing: PROT_WRITE may be added (EACCES
+    /// otherwise, as Linux).
+    pub may_write: bool,
 }
 
 impl Kernel {
@@ -45,7 +59,7 @@ impl Kernel {
             .shared_maps
             .iter()
             .copied()
-            .filter(|m| m.space == space && m.start < hi && lo < m.end)
+            .filter(|m| m.writable && m.space == space && m.start < hi && lo < m.end)
             .collect();
         let mut result = Ok(());
         for m in &hits {
@@ -83,12 +97,128 @@ impl Kernel {
             .shared_maps
             .iter()
             .copied()
-            .filter(|m| m.ino == ino)
+            .filter(|m| m.writable && m.ino == ino)
             .collect();
         for m in &hits {
             self.write_back_map(m, m.start, m.end)?;
         }
         Ok(())
+    }
+
+    /// mprotect of [lo, hi) in `space` to `prot`: adding PROT_WRITE to a
+    /// shared mapping of a file not open for writing is EACCES; a mapping
+    /// given it is written back from then on.
+    pub(super) fn protect_shared(
+        &mut self,
+        space: u32,
+        lo: u64,
+        hi: u64,
+        prot: u64,
+    ) -> Result<(), Errno> {
+        if prot & 2 == 0 {
+            return Ok(());
+        }
+        let hit = |m: &SharedMap| m.space == space && m.start < hi && lo < m.end;
+        if self.shared_maps.iter().any(|m| hit(m) && !m.may_write) {
+            return Err(EACCES);
+        }
+        for m in self.shared_maps.iter_mut().filter(|m| hit(m)) {
+            m.writable = true;
+        }
+        Ok(())
+    }
+
+    /// Whether file `ino` has a shared mapping here.
+    pub(in crate::kernel) fn has_shared(&self, ino: u64) -> bool {
+        self.shared_maps.iter().any(|m| m.ino == ino)
+    }
+
+    /// File `ino` now holds `bytes` at `at`: every shared mapping of that
+    /// range shows them, but `except` (a space and the start of one of its
+    /// mappings: the one being written back, whose threads may have
+    /// written it again since it was read).
+    pub(in crate::kernel) fn patch_shared(
+        &mut self,
+        ino: u64,
+        at: u64,
+        bytes: &[u8],
+        except: Option<(u32, u64)>,
+    ) {
+        let end = at + bytes.len() as u64;
+        let hits: Vec<SharedMap> = self
+            .shared_maps
+            .iter()
+            .copied()
+            .filter(|m| {
+                m.ino == ino
+                    && except != Some((m.space, m.start))
+                    && m.offset < end
+                    && at < m.offset + (m.end - m.start)
+            })
+            .collect();
+        for m in hits {
+            let lo = at.max(m.offset);
+            let hi = end.min(m.offset + (m.end - m.start));
+            let va = m.start + (lo - m.offset);
+            let part = &bytes[(lo - at) as usize..(hi - at) as usize];
+            // A mapping the memory component will not let us write (it
+            // cannot be reached: the process is stopped with EIO at its
+            // next access anyway) keeps its old bytes.
+            let _ = self.in_space(m.space, |k| k.write_over_protection(m.space, va, part));
+        }
+    }
+
+    /// Bytes [lo, hi) of file `ino` are gone (a truncate): its shared
+    /// mappings show zeros there.
+    pub(in crate::kernel) fn zero_shared(&mut self, ino: u64, lo: u64, hi: u64) {
+        let mapped_end = self
+            .shared_maps
+            .iter()
+            .filter(|m| m.ino == ino)
+            .map(|m| m.offset + (m.end - m.start))
+            .max()
+            .unwrap_or(0);
+        let zeros = alloc::vec![0u8; 1 << 20];
+        let mut at = lo;
+        while at < hi.min(mapped_end) {
+            let n = (hi.min(mapped_end) - at).min(1 << 20);
+            self.patch_shared(ino, at, &zeros[..n as usize], None);
+            at += n;
+        }
+    }
+
+    /// Writes `data` into `space` (loaded) at `va`, whatever the pages'
+    /// protection: pages a process may not write are opened for the write
+    /// and given their protection back.
+    fn write_over_protection(&mut self, space: u32, va: u64, data: &[u8]) -> Result<(), Errno> {
+        let s = &mut self.spaces.get_mut(&space).ok_or(ESRCH)?.space;
+        if uaccess::write(s, va, data).is_ok() {
+            return Ok(());
+        }
+        let (lo, hi) = (va & !0xfff, (va + data.len() as u64).next_multiple_of(4096));
+        let closed: Vec<(u64, u64, u32)> = s
+            .maps()?
+            .iter()
+            .filter(|v| v.start < hi && lo < v.end && v.prot & 3 != 3)
+            .map(|v| (v.start.max(lo), v.end.min(hi), v.prot))
+            .collect();
+        let protect = |s: &mut crate::kernel::mm::Space, start: u64, end: u64, prot: u32| {
+            s.call(MemRequest {
+                op: OP_MPROTECT,
+                addr: start,
+                len: end - start,
+                prot,
+                ..Default::default()
+            })
+        };
+        for &(start, end, prot) in &closed {
+            protect(s, start, end, prot | 3)?;
+        }
+        let wrote = uaccess::write(s, va, data);
+        for &(start, end, prot) in &closed {
+            protect(s, start, end, prot)?;
+        }
+        wrote
     }
 
     /// A forked child's copy of its parent's shared mappings.
@@ -113,11 +243,18 @@ impl Kernel {
         let mut done = 0;
         while done < total {
             let n = (total - done).min(1 << 20) as usize;
-            let bytes = {
-                let space = &mut self.spaces.get_mut(&m.space).ok_or(ESRCH)?.space;
-                uaccess::read_vec(space, lo + done, n)?
-            };
-            self.file_write(m.ino, file_at + done, &bytes, false)?;
+            // The mapping's own space, whichever process asked.
+            let bytes = self.in_space(m.space, |k| {
+                let space = &mut k.spaces.get_mut(&m.space).ok_or(ESRCH)?.space;
+                uaccess::read_vec(space, lo + done, n)
+            })?;
+            self.file_write_except(
+                m.ino,
+                file_at + done,
+                &bytes,
+                false,
+                Some((m.space, m.start)),
+            )?;
             done += n as u64;
         }
         Ok(())

@@ -74,8 +74,8 @@ impl Kernel {
         Ok(got[from..to].to_vec())
     }
 
-    /// Writes file `ino` through to storage, then into the file cache:
-    /// the offset written at and the bytes written.
+    /// Writes file `ino` through to storage, then into the file cache and
+    /// its shared mappings: the offset written at and the bytes written.
     pub(in crate::kernel) fn file_write(
         &mut self,
         ino: u64,
@@ -83,11 +83,26 @@ impl Kernel {
         data: &[u8],
         append: bool,
     ) -> Result<(u64, usize), Errno> {
+        self.file_write_except(ino, offset, data, append, None)
+    }
+
+    /// [`Self::file_write`], leaving the shared mapping `except` alone.
+    pub(in crate::kernel) fn file_write_except(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+        except: Option<(u32, u64)>,
+    ) -> Result<(u64, usize), Errno> {
         let now = self.realtime_ns();
         let (at, n, after) = store::write(ino, offset, data, append, now)?;
         self.fcache.wrote(ino, at, &data[..n]);
         if let Some(st) = after {
             self.fcache.changed(ino, version(&st));
+        }
+        if self.has_shared(ino) {
+            self.patch_shared(ino, at, &data[..n], except);
         }
         Ok((at, n))
     }
@@ -406,11 +421,21 @@ impl Kernel {
     /// by inode when `path` is empty).
     pub(super) fn store_change(&mut self, mut head: StoreRequest, path: &[u8]) -> Ret {
         head.now = self.realtime_ns();
+        // A shrink shows in the shared mappings as zeros where the bytes
+        // went.
+        let before = if head.op == sp::OP_TRUNCATE && self.has_shared(head.ino) {
+            store::stat_ino(head.ino).ok().map(|st| st.size)
+        } else {
+            None
+        };
         match store::call(head, path, &[], &[]) {
             Ok(a) => {
                 if head.op == sp::OP_TRUNCATE {
                     self.fcache.truncated(head.ino, head.offset);
                     self.fcache.changed(head.ino, version(&a.stat));
+                    if let Some(old) = before.filter(|&old| old > head.offset) {
+                        self.zero_shared(head.ino, head.offset, old);
+                    }
                 }
                 Ret::Val(0)
             }
