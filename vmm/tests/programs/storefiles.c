@@ -333,6 +333,21 @@ int main(int argc, char **argv) {
     int status;
     check("child done", waitpid(kid, &status, 0) == kid && WIFEXITED(status));
     show("the child's write shows in the parent's mapping", rw1, 10);
+    int go[2];
+    check("pipe", pipe(go) == 0);
+    kid = fork();
+    if (kid == 0) {
+        char c;
+        read(go[0], &c, 1);
+        fsync(sh);
+        _exit(0);
+    }
+    rw1[1] = 'P';
+    write(go[1], "g", 1);
+    check("child done", waitpid(kid, &status, 0) == kid && WIFEXITED(status));
+    show("the child's fsync wrote the parent's mapping", buf, pread(sh, buf, 10, 0));
+    close(go[0]);
+    close(go[1]);
     check("truncated", ftruncate(sh, 5) == 0);
     show("a truncate leaves zeros", rw1, 10);
     check("munmap", munmap(rw1, 4096) == 0);
