@@ -16,6 +16,12 @@ pub struct Pipe {
     buf: VecDeque<u8>,
     pub readers: u32,
     pub writers: u32,
+    /// A named pipe opened for reading with no writer: reads wait for one
+    /// to come rather than see the end of the file (Linux's open waits;
+    /// here the first read does). Cleared when a writer opens it.
+    pub awaits_writer: bool,
+    /// Likewise for writing with no reader: writes wait, not EPIPE.
+    pub awaits_reader: bool,
 }
 
 /// What a read or write did.
@@ -35,6 +41,8 @@ impl Pipe {
             buf: VecDeque::new(),
             readers: 1,
             writers: 1,
+            awaits_writer: false,
+            awaits_reader: false,
         }
     }
 
@@ -56,7 +64,7 @@ impl Pipe {
             return Io::Done(0);
         }
         if self.buf.is_empty() {
-            return if self.writers == 0 {
+            return if self.writers == 0 && !self.awaits_writer {
                 Io::Done(0)
             } else {
                 Io::Wait
@@ -81,7 +89,11 @@ impl Pipe {
     /// PIPE_BUF bytes, so small writes stay whole).
     pub fn write(&mut self, data: &[u8]) -> Io {
         if self.readers == 0 {
-            return Io::Broken;
+            return if self.awaits_reader {
+                Io::Wait
+            } else {
+                Io::Broken
+            };
         }
         if data.is_empty() {
             return Io::Done(0);
@@ -97,12 +109,44 @@ impl Pipe {
 
     /// Whether a read would not wait (data, or end of file).
     pub fn readable(&self) -> bool {
-        !self.buf.is_empty() || self.writers == 0
+        !self.buf.is_empty() || (self.writers == 0 && !self.awaits_writer)
     }
 
     /// Whether a write would not wait (room for PIPE_BUF bytes, or no reader).
     pub fn writable(&self) -> bool {
-        self.room() >= PIPE_BUF || self.readers == 0
+        if self.readers == 0 {
+            // No reader: EPIPE at once, or a wait for the first one.
+            return !self.awaits_reader;
+        }
+        self.room() >= PIPE_BUF
+    }
+
+    /// A named pipe with no ends yet (mkfifo's, before its first open).
+    pub fn named() -> Pipe {
+        Pipe {
+            readers: 0,
+            writers: 0,
+            ..Pipe::default()
+        }
+    }
+
+    /// A named pipe opened for reading (`wait`: a blocking open, whose
+    /// reads wait for a writer when none has it open).
+    pub fn open_reader(&mut self, wait: bool) {
+        self.readers += 1;
+        self.awaits_reader = false;
+        if self.writers == 0 && wait {
+            self.awaits_writer = true;
+        }
+    }
+
+    /// A named pipe opened for writing (`wait`: a blocking open).
+    pub fn open_writer(&mut self, wait: bool) {
+        self.writers += 1;
+        self.awaits_writer = false;
+        if self.readers == 0 && wait {
+            self.awaits_reader = true;
+        }
     }
 }
 
@@ -137,6 +181,34 @@ mod tests {
         assert!(!p.writable());
         p.readers = 0;
         assert_eq!(p.write(&[3u8; 1]), Io::Broken);
+    }
+
+    #[test]
+    fn a_named_pipe_waits_for_its_other_end() {
+        let mut p = Pipe::named();
+        let mut out = [0u8; 4];
+        // A reader with no writer yet waits, not end of file.
+        p.open_reader(true);
+        assert_eq!(p.read(&mut out), Io::Wait);
+        assert!(!p.readable());
+        p.open_writer(true);
+        assert_eq!(p.write(b"hi"), Io::Done(2));
+        p.writers = 0;
+        assert_eq!(p.read(&mut out), Io::Done(2));
+        // The writer went: end of file for the reader that saw it.
+        assert_eq!(p.read(&mut out), Io::Done(0));
+        // A writer with no reader waits, not EPIPE.
+        let mut q = Pipe::named();
+        q.open_writer(true);
+        assert_eq!(q.write(b"x"), Io::Wait);
+        assert!(!q.writable());
+        q.open_reader(true);
+        assert!(q.writable());
+        assert_eq!(q.write(b"x"), Io::Done(1));
+        // A non-blocking reader sees the end of the file at once.
+        let mut r = Pipe::named();
+        r.open_reader(false);
+        assert_eq!(r.read(&mut out), Io::Done(0));
     }
 
     proptest::proptest! {

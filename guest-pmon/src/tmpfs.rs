@@ -32,6 +32,7 @@ pub const ENOTEMPTY: i64 = 39;
 
 const S_IFREG: u32 = 0o100000;
 const S_IFDIR: u32 = 0o040000;
+const S_IFIFO: u32 = 0o010000;
 const PAGE: u64 = crate::PAGE;
 /// Linux's NAME_MAX.
 const NAME_MAX: usize = 255;
@@ -47,6 +48,8 @@ enum Body {
         entries: BTreeMap<Vec<u8>, Ino>,
         parent: Ino,
     },
+    /// A named pipe (mkfifo): its data is the kernel's pipe, not here.
+    Fifo,
 }
 
 struct Node {
@@ -82,6 +85,7 @@ pub struct Stat {
 pub struct Entry {
     pub ino: Ino,
     pub is_dir: bool,
+    pub is_fifo: bool,
     pub name: Vec<u8>,
     /// Where the next entry is (getdents64's d_off).
     pub next: u64,
@@ -171,14 +175,14 @@ impl Tmpfs {
     fn entries(&self, dir: Ino) -> Result<&BTreeMap<Vec<u8>, Ino>> {
         match &self.node(dir)?.body {
             Body::Dir { entries, .. } => Ok(entries),
-            Body::File { .. } => Err(ENOTDIR),
+            Body::File { .. } | Body::Fifo => Err(ENOTDIR),
         }
     }
 
     fn entries_mut(&mut self, dir: Ino) -> Result<&mut BTreeMap<Vec<u8>, Ino>> {
         match &mut self.node_mut(dir)?.body {
             Body::Dir { entries, .. } => Ok(entries),
-            Body::File { .. } => Err(ENOTDIR),
+            Body::File { .. } | Body::Fifo => Err(ENOTDIR),
         }
     }
 
@@ -264,6 +268,20 @@ impl Tmpfs {
         Ok((self.add(dir, name, body, perm, now), true))
     }
 
+    /// mkfifo: a named pipe at `path`.
+    pub fn mkfifo(&mut self, path: &[u8], perm: u32, now: u64) -> Result<Ino> {
+        let (dir, name) = self.parent(path)?;
+        if self.entries(dir)?.contains_key(name) {
+            return Err(EEXIST);
+        }
+        Ok(self.add(dir, name, Body::Fifo, perm, now))
+    }
+
+    /// Whether `ino` is a named pipe.
+    pub fn is_fifo(&self, ino: Ino) -> bool {
+        matches!(self.nodes.get(&ino).map(|n| &n.body), Some(Body::Fifo))
+    }
+
     pub fn mkdir(&mut self, path: &[u8], perm: u32, now: u64) -> Result<Ino> {
         let (dir, name) = self.parent(path)?;
         if self.entries(dir)?.contains_key(name) {
@@ -286,7 +304,7 @@ impl Tmpfs {
             Some(n) => {
                 n.nlink = match n.body {
                     Body::Dir { .. } => 0,
-                    Body::File { .. } => n.nlink.saturating_sub(1),
+                    Body::File { .. } | Body::Fifo => n.nlink.saturating_sub(1),
                 };
                 n.ctime = now;
                 n.nlink == 0 && n.opens == 0
@@ -432,6 +450,7 @@ impl Tmpfs {
         let (kind, size, blocks) = match &n.body {
             Body::File { size, pages } => (S_IFREG, *size, pages.len() as u64 * (PAGE / 512)),
             Body::Dir { entries, .. } => (S_IFDIR, 40 + 20 * entries.len() as u64, 0),
+            Body::Fifo => (S_IFIFO, 0, 0),
         };
         Ok(Stat {
             ino,
@@ -585,6 +604,7 @@ impl Tmpfs {
             out.push(Entry {
                 ino: child,
                 is_dir: self.is_dir(child),
+                is_fifo: self.is_fifo(child),
                 name,
                 next: i as u64 + 1,
             });
@@ -596,6 +616,7 @@ impl Tmpfs {
 /// Entries encoded as getdents64's `struct linux_dirent64`s, as many as
 /// fit in `room` bytes.
 pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
+    const DT_FIFO: u8 = 1;
     const DT_DIR: u8 = 4;
     const DT_REG: u8 = 8;
     let mut out = Vec::new();
@@ -609,7 +630,13 @@ pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
         out.extend_from_slice(&e.ino.to_le_bytes());
         out.extend_from_slice(&e.next.to_le_bytes());
         out.extend_from_slice(&(len as u16).to_le_bytes());
-        out.push(if e.is_dir { DT_DIR } else { DT_REG });
+        out.push(if e.is_dir {
+            DT_DIR
+        } else if e.is_fifo {
+            DT_FIFO
+        } else {
+            DT_REG
+        });
         out.extend_from_slice(&e.name);
         out.resize(start + len, 0);
     }
@@ -742,6 +769,7 @@ mod tests {
         let e = |name: &[u8], next| Entry {
             ino: 9,
             is_dir: false,
+            is_fifo: false,
             name: name.to_vec(),
             next,
         };

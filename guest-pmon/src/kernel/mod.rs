@@ -247,6 +247,8 @@ pub struct Kernel {
     next_id: u32,
     next_space: u32,
     pub pipes: BTreeMap<usize, Pipe>,
+    /// The tmpfs's named pipes that are open: inode → its pipe.
+    pub fifos: BTreeMap<u64, usize>,
     next_pipe: usize,
     pub futexes: Futexes,
     runq: VecDeque<Tid>,
@@ -356,6 +358,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         next_id: FIRST_ID,
         next_space: 1,
         pipes: BTreeMap::new(),
+        fifos: BTreeMap::new(),
         next_pipe: 1,
         futexes: Futexes::new(),
         runq: VecDeque::new(),

@@ -679,6 +679,7 @@ impl Kernel {
         {
             self.pipes.remove(&id);
             self.pipe_generation.remove(&id);
+            self.fifos.retain(|_, p| *p != id);
         } else {
             *self.pipe_generation.entry(id).or_insert(0) += 1;
         }

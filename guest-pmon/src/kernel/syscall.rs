@@ -25,6 +25,7 @@ use super::uaccess;
 use super::*;
 
 mod events;
+mod fifo;
 mod lock;
 mod positional;
 mod shared;
@@ -281,6 +282,8 @@ impl Kernel {
             nr::EVENTFD2 => self.sys_eventfd(pid, a[0], a[1]),
             // Names in /tmp's tmpfs change; the host's files are seen
             // read-only until storage serves files (EROFS).
+            nr::MKNOD => self.sys_mknodat(pid, AT_FDCWD, a[0], a[1]),
+            nr::MKNODAT => self.sys_mknodat(pid, a[0] as i32 as i64, a[1], a[2]),
             nr::MKDIR => self.sys_mkdirat(pid, AT_FDCWD, a[0], a[1]),
             nr::MKDIRAT => self.sys_mkdirat(pid, a[0] as i32 as i64, a[1], a[2]),
             nr::RMDIR => self.sys_unlinkat(pid, AT_FDCWD, a[0], 0x200),
@@ -1476,6 +1479,10 @@ impl Kernel {
             }
             Kind::PipeRead(id) | Kind::PipeWrite(id) => {
                 (S_IFIFO | 0o600, 0, 0, 0x1000 + id as u64, 0xc, 4096)
+            }
+            // A named pipe opened for reading and writing.
+            Kind::Socket(rx, tx) if rx == tx => {
+                (S_IFIFO | 0o600, 0, 0, 0x1000 + rx as u64, 0xc, 4096)
             }
             Kind::Socket(id, _) => (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096),
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),

@@ -1,6 +1,6 @@
 /* Files in /tmp, as programs use them: a private directory from mkdtemp,
  * files made, written, pwritten, truncated, renamed, listed, mapped,
- * unlinked while open; tmpfile(); and the errors Linux gives for the
+ * unlinked while open; tmpfile(); a named pipe; and the errors Linux gives for the
  * usual mistakes. Everything is removed at the end. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -176,6 +176,45 @@ int main(int argc, char **argv) {
                          !strcmp(line, "scratch"));
     if (t)
         fclose(t);
+
+    /* A named pipe: a child writes, the parent reads to the end; the
+     * reader opens first and waits for the writer. */
+    check("mkfifo", mkfifo(at("fifo"), 0600) == 0);
+    check("a FIFO by stat", stat(at("fifo"), &st) == 0 && S_ISFIFO(st.st_mode));
+    fails("mkfifo over it", mkfifo(at("fifo"), 0600), EEXIST);
+    fails("a non-blocking writer with no reader", open(at("fifo"), O_WRONLY | O_NONBLOCK), ENXIO);
+    pid_t w = fork();
+    if (w == 0) {
+        int fw = open(at("fifo"), O_WRONLY);
+        for (int i = 0; i < 1000; i++)
+            dprintf(fw, "line %d through the fifo\n", i);
+        close(fw);
+        _exit(0);
+    }
+    int fr = open(at("fifo"), O_RDONLY);
+    check("opened for reading", fr >= 0);
+    char big[4096];
+    long total = 0, lines = 0;
+    ssize_t got;
+    while ((got = read(fr, big, sizeof big)) > 0) {
+        total += got;
+        for (ssize_t i = 0; i < got; i++)
+            lines += big[i] == '\n';
+    }
+    printf("read through the fifo: %ld bytes, %ld lines, end %zd\n", total, lines, got);
+    check("fstat says FIFO", fstat(fr, &st) == 0 && S_ISFIFO(st.st_mode));
+    close(fr);
+    waitpid(w, &status, 0);
+    check("writer done", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int rw = open(at("fifo"), O_RDWR);
+    check("O_RDWR does not wait", rw >= 0 && write(rw, "loop", 4) == 4 && read(rw, big, 4) == 4 && !memcmp(big, "loop", 4));
+    close(rw);
+    int nb = open(at("fifo"), O_RDONLY | O_NONBLOCK);
+    check("a non-blocking reader with no writer sees the end", nb >= 0 && read(nb, big, 4) == 0);
+    close(nb);
+    check("mknod of a regular file", mknod(at("plain"), S_IFREG | 0644, 0) == 0 && stat(at("plain"), &st) == 0 &&
+                                         S_ISREG(st.st_mode) && st.st_size == 0);
+    check("fifo and plain unlinked", unlink(at("fifo")) == 0 && unlink(at("plain")) == 0);
 
     check("rmdir", rmdir(at("sub")) == 0 && rmdir(dir) == 0);
     fails("gone", stat(dir, &st), ENOENT);

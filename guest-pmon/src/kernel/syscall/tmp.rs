@@ -33,7 +33,7 @@ impl Kernel {
 
     /// Where a new name `full` is made: in the tmpfs (its path there), or
     /// None when it would be the host's (read-only).
-    fn tmp_new_name<'a>(&self, full: &'a [u8]) -> Option<&'a [u8]> {
+    pub(super) fn tmp_new_name<'a>(&self, full: &'a [u8]) -> Option<&'a [u8]> {
         let rel = below_tmp(full)?;
         (self.tmp.has_parent(rel) && host::stat_path(full, false).is_err()).then_some(rel)
     }
@@ -65,6 +65,12 @@ impl Kernel {
             }
             Err(_) => return None,
         };
+        if self.tmp.is_fifo(ino) {
+            if flags & O_DIRECTORY != 0 {
+                return Some(err(ENOTDIR));
+            }
+            return Some(self.fifo_open(pid, ino, full, flags, cloexec));
+        }
         let is_dir = self.tmp.is_directory(ino);
         let access = flags & O_ACCMODE;
         if is_dir && (access != O_RDONLY || flags & O_CREAT != 0) {

@@ -1,0 +1,144 @@
+//! Named pipes (mkfifo, mknod with S_IFIFO) in the tmpfs: the node is the
+//! tmpfs's, its bytes go through one of the kernel's pipes, made at the
+//! first open and gone when the last end closes (as Linux's pipe inode).
+//!
+//! Linux's open of a FIFO waits for the other end; here the open returns
+//! at once and the first read (or write) waits instead, until a writer (or
+//! reader) has it open, which is what a program sees either way unless it
+//! times the open. O_NONBLOCK: a reader's reads see the end of the file
+//! while no writer has it open; a writer's open fails with ENXIO while no
+//! reader does. O_RDWR never waits (both ends at once, as on Linux).
+//! Decided: named pipes live in the tmpfs only; mknod of one on storage is
+//! EPERM, as a Linux file system without them answers, since the storage
+//! component keeps no open files and a pipe's ends are all on one
+//! processor anyway.
+
+use pmon::pipe::Pipe;
+
+use super::*;
+
+const S_IFMT: u64 = 0o170000;
+const S_IFREG: u64 = 0o100000;
+const S_IFIFO_MODE: u64 = 0o010000;
+
+impl Kernel {
+    /// mknod and mknodat: named pipes in the tmpfs, regular files anywhere
+    /// a file may be made; devices and sockets are EPERM.
+    pub(super) fn sys_mknodat(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64) -> Ret {
+        let full = match self.path_arg(pid, dirfd, path) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
+        let perm = mode as u32 & 0o7777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
+        match mode & S_IFMT {
+            0 | S_IFREG => self.make_regular(&full, perm),
+            S_IFIFO_MODE => self.make_fifo(&full, perm),
+            0o020000 | 0o060000 | 0o140000 => err(EPERM),
+            _ => err(EINVAL),
+        }
+    }
+
+    /// A new empty regular file at `full` (EEXIST if the name is taken).
+    fn make_regular(&mut self, full: &[u8], perm: u32) -> Ret {
+        if self.on_storage(full) {
+            let head = lego_proto::storage::StoreRequest {
+                op: lego_proto::storage::OP_CREATE,
+                flags: lego_proto::storage::FLAG_CREATE | lego_proto::storage::FLAG_EXCL,
+                mode: perm,
+                now: self.realtime_ns(),
+                ..Default::default()
+            };
+            return val(super::super::store::call(head, full, &[], &[]).map(|_| 0));
+        }
+        if self.tmp_node(full).is_some() || host::stat_path(full, false).is_ok() {
+            return err(EEXIST);
+        }
+        let Some(rel) = self.tmp_new_name(full) else {
+            return err(self.cannot_make(full));
+        };
+        let now = self.realtime_ns();
+        val(self.tmp.create(rel, perm, true, now).map(|_| 0))
+    }
+
+    fn make_fifo(&mut self, full: &[u8], perm: u32) -> Ret {
+        if self.on_storage(full) {
+            return match super::super::store::stat(full, false) {
+                Ok(_) => err(EEXIST),
+                Err(ENOENT) => err(EPERM),
+                Err(e) => err(e),
+            };
+        }
+        if self.tmp_node(full).is_some() || host::stat_path(full, false).is_ok() {
+            return err(EEXIST);
+        }
+        let Some(rel) = self.tmp_new_name(full) else {
+            return err(self.cannot_make(full));
+        };
+        let now = self.realtime_ns();
+        val(self.tmp.mkfifo(rel, perm, now).map(|_| 0))
+    }
+
+    /// open of the tmpfs's named pipe `ino`: an end of its pipe.
+    pub(super) fn fifo_open(
+        &mut self,
+        pid: Pid,
+        ino: u64,
+        full: &[u8],
+        flags: u32,
+        cloexec: bool,
+    ) -> Ret {
+        let id = match self.fifos.get(&ino) {
+            Some(&id) if self.pipes.contains_key(&id) => id,
+            _ => {
+                let id = self.next_pipe;
+                self.next_pipe += 1;
+                self.pipes.insert(id, Pipe::named());
+                self.fifos.insert(ino, id);
+                id
+            }
+        };
+        let wait = flags & O_NONBLOCK == 0;
+        let access = flags & O_ACCMODE;
+        let Some(p) = self.pipes.get_mut(&id) else {
+            return err(EIO);
+        };
+        let kind = match access {
+            O_RDONLY => {
+                p.open_reader(wait);
+                Kind::PipeRead(id)
+            }
+            O_WRONLY => {
+                if !wait && p.readers == 0 {
+                    self.pipe_changed(id);
+                    return err(ENXIO);
+                }
+                p.open_writer(wait);
+                Kind::PipeWrite(id)
+            }
+            _ => {
+                p.open_reader(false);
+                p.open_writer(false);
+                Kind::Socket(id, id)
+            }
+        };
+        let file = OpenFile::with_path(
+            kind,
+            flags & (O_ACCMODE | O_NONBLOCK | O_APPEND),
+            full.to_vec(),
+        );
+        let r = self
+            .proc_mut(pid)
+            .and_then(|pr| pr.fds.install(file.clone(), cloexec, 0));
+        match r {
+            Ok(fd) => {
+                // The other end may be waiting for this one.
+                self.pipe_changed(id);
+                Ret::Val(fd)
+            }
+            Err(e) => {
+                self.release_file(file);
+                err(e)
+            }
+        }
+    }
+}
