@@ -21,6 +21,7 @@ pub mod stack;
 pub mod sysno;
 pub mod tmpfs;
 pub mod vdso;
+pub mod writeback;
 
 /// Bytes in a page.
 pub const PAGE: u64 = 4096;

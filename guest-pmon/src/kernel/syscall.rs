@@ -387,7 +387,7 @@ impl Kernel {
             nr::MMAP => self.sys_mmap(pid, a[0], a[1], a[2], a[3], a[4] as i32 as i64, a[5]),
             nr::MUNMAP => {
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
-                let end = a[0].saturating_add(a[1].next_multiple_of(4096));
+                let end = range_end(a[0], a[1]);
                 let _ = self.flush_shared(space, a[0], end, true);
                 self.mem(pid, OP_MUNMAP, a[0], a[1], 0, 0, 0)
             }
@@ -402,7 +402,7 @@ impl Kernel {
                     return err(EINVAL);
                 }
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
-                let end = a[0].saturating_add(a[1].next_multiple_of(4096));
+                let end = range_end(a[0], a[1]);
                 val(self.flush_shared(space, a[0], end, false).map(|_| 0))
             }
             nr::MPROTECT => {
@@ -410,7 +410,7 @@ impl Kernel {
                     return err(EINVAL);
                 }
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
-                let end = a[0].saturating_add(a[1].next_multiple_of(4096));
+                let end = range_end(a[0], a[1]);
                 if let Err(e) = self.protect_shared(space, a[0], end, a[2]) {
                     return err(e);
                 }
@@ -425,7 +425,7 @@ impl Kernel {
                 // A shared file mapping remapped is written back and is
                 // process memory from then on (decided for now).
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
-                let end = a[0].saturating_add(a[1].next_multiple_of(4096));
+                let end = range_end(a[0], a[1]);
                 let _ = self.flush_shared(space, a[0], end, true);
                 self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, flags)
             }
@@ -2179,6 +2179,16 @@ impl Kernel {
         if flags & (MAP_SHARED | MAP_PRIVATE) == 0 {
             return err(EINVAL);
         }
+        // The file range must be one a file can have, as Linux checks.
+        const EOVERFLOW: Errno = 75;
+        if flags & MAP_ANONYMOUS == 0
+            && len
+                .checked_next_multiple_of(4096)
+                .and_then(|l| off.checked_add(l))
+                .is_none_or(|end| end > i64::MAX as u64)
+        {
+            return err(EOVERFLOW);
+        }
         // A host file maps as a private copy (its pages written at the
         // memory components now); shared only when nothing may write it.
         let mut from_file = None;
@@ -2280,7 +2290,7 @@ impl Kernel {
                     self.add_shared_map(SharedMap {
                         space,
                         start: a,
-                        end: a + len.next_multiple_of(4096),
+                        end: range_end(a, len),
                         ino,
                         offset: off,
                         writable: prot & 2 != 0,
@@ -3405,6 +3415,13 @@ impl Kernel {
 }
 
 /// Up to `len` bytes of a generated file from `offset`.
+/// The end of `len` bytes from `addr` rounded up to a page, u64::MAX for
+/// a length that goes past the top (the call then fails on its own).
+fn range_end(addr: u64, len: u64) -> u64 {
+    len.checked_next_multiple_of(4096)
+        .map_or(u64::MAX, |l| addr.saturating_add(l))
+}
+
 fn generated_at(f: &OpenFile, offset: u64, len: usize) -> Vec<u8> {
     let start = (offset as usize).min(f.data.len());
     let end = start.saturating_add(len).min(f.data.len());

@@ -266,6 +266,10 @@ int main(int argc, char **argv) {
     printf("pwritev2 at the offset: %ld", syscall(SYS_pwritev2, pv, wv, 1L, -1L, 0L, 0L));
     printf(", offset %ld\n", (long)lseek(pv, 0, SEEK_CUR));
     printf("pwritev2 RWF_APPEND: %ld\n", syscall(SYS_pwritev2, pv, wv, 1L, 0L, 0L, 0x10L));
+    fails("pwritev at offset -1", pwritev(pv, wv, 1, -1), EINVAL);
+    printf("pwritev2 at the offset, RWF_APPEND: %ld", syscall(SYS_pwritev2, pv, wv, 1L, -1L, 0L, 0x10L));
+    printf(", offset %ld\n", (long)lseek(pv, 0, SEEK_CUR));
+    lseek(pv, 5, SEEK_SET);
     printf("preadv2 at the offset: %ld", syscall(SYS_preadv2, pv, rv, 1L, -1L, 0L, 0L));
     printf(", offset %ld\n", (long)lseek(pv, 0, SEEK_CUR));
     show("read", r1, 4);
@@ -346,6 +350,21 @@ int main(int argc, char **argv) {
     write(go[1], "g", 1);
     check("child done", waitpid(kid, &status, 0) == kid && WIFEXITED(status));
     show("the child's fsync wrote the parent's mapping", buf, pread(sh, buf, 10, 0));
+    close(go[0]);
+    close(go[1]);
+    check("pipe", pipe(go) == 0);
+    kid = fork();
+    if (kid == 0) {
+        char c;
+        read(go[0], &c, 1);
+        _exit(0); /* its copy of the mapping goes: nothing of it changed */
+    }
+    rw1[2] = 'Q';
+    write(go[1], "g", 1);
+    check("child done", waitpid(kid, &status, 0) == kid && WIFEXITED(status));
+    show("a child going keeps the parent's unsaved write", rw1, 10);
+    check("msync", msync(rw1, 4096, MS_SYNC) == 0);
+    show("and is after msync", buf, pread(sh, buf, 10, 0));
     close(go[0]);
     close(go[1]);
     check("truncated", ftruncate(sh, 5) == 0);

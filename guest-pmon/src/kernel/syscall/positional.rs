@@ -199,8 +199,8 @@ impl Kernel {
         Ret::Val(done as i64)
     }
 
-    /// pwritev, and pwritev2 (`flags`; offset -1: at the file's offset, as
-    /// writev; RWF_APPEND at its end; RWF_DSYNC and RWF_SYNC sync).
+    /// pwritev, and pwritev2 (`flags`; offset -1: at the file's offset,
+    /// as writev; RWF_APPEND at its end; RWF_DSYNC and RWF_SYNC sync).
     pub(super) fn sys_pwritev(
         &mut self,
         tid: Tid,
@@ -213,10 +213,13 @@ impl Kernel {
         if fl & !RWF_KNOWN != 0 {
             return err(EOPNOTSUPP);
         }
-        if flags.is_some() && off == -1 && fl & RWF_APPEND == 0 {
+        let pid = self.pid_of(tid);
+        // pwritev2 at offset -1 is writev at the file's offset, which then
+        // moves (to the end, with RWF_APPEND); plain pwritev's -1 is EINVAL.
+        let at_offset = flags.is_some() && off == -1;
+        if at_offset && self.file(pid, fd).is_ok_and(|f| is_stream(f.kind)) {
             return self.sys_writev(tid, fd, iov, count);
         }
-        let pid = self.pid_of(tid);
         let (f, vecs) = match self
             .file(pid, fd)
             .and_then(|f| Ok((f, self.iovecs(pid, iov, count)?)))
@@ -224,8 +227,21 @@ impl Kernel {
             Ok(v) => v,
             Err(e) => return err(e),
         };
-        let off = if off == -1 { 0 } else { off as u64 };
-        let append = fl & RWF_APPEND != 0;
+        let mut append = fl & RWF_APPEND != 0;
+        let off = if at_offset {
+            let at = if append {
+                self.file_size(&f)
+            } else {
+                Ok(f.offset.get())
+            };
+            append = false;
+            match at {
+                Ok(at) => at,
+                Err(e) => return err(e),
+            }
+        } else {
+            off as u64
+        };
         if let Err(e) = self.write_at(&f, off, &[], append) {
             return err(e);
         }
@@ -249,6 +265,9 @@ impl Kernel {
             Ok(n) => n,
             Err(e) => return err(e),
         };
+        if at_offset {
+            f.offset.set(off + n as u64);
+        }
         if fl & (RWF_DSYNC | RWF_SYNC) != 0 && matches!(f.kind, Kind::Store(_)) {
             if let Err(e) = self.store_sync() {
                 return err(e);

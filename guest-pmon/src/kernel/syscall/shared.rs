@@ -195,7 +195,10 @@ impl Kernel {
         if uaccess::write(s, va, data).is_ok() {
             return Ok(());
         }
-        let (lo, hi) = (va & !0xfff, (va + data.len() as u64).next_multiple_of(4096));
+        let lo = va & !0xfff;
+        let hi = (va + data.len() as u64)
+            .checked_next_multiple_of(4096)
+            .ok_or(EFAULT)?;
         let closed: Vec<(u64, u64, u32)> = s
             .maps()?
             .iter()
@@ -232,10 +235,14 @@ impl Kernel {
         self.shared_maps.extend(copies);
     }
 
-    /// Writes [lo, hi) of mapping `m` to its file, within the file's size.
+    /// Writes [lo, hi) of mapping `m` to its file, within the file's size:
+    /// the bytes that differ from the file's, which (every write to the
+    /// file being patched into every mapping) are the ones this mapping
+    /// changed. Only those reach the other mappings, so a write-back never
+    /// undoes bytes another mapping changed and has not written back.
     fn write_back_map(&mut self, m: &SharedMap, lo: u64, hi: u64) -> Result<(), Errno> {
         let size = store::stat_ino(m.ino)?.size;
-        let file_at = m.offset + (lo - m.start);
+        let file_at = m.offset.saturating_add(lo - m.start);
         if file_at >= size {
             return Ok(());
         }
@@ -248,13 +255,17 @@ impl Kernel {
                 let space = &mut k.spaces.get_mut(&m.space).ok_or(ESRCH)?.space;
                 uaccess::read_vec(space, lo + done, n)
             })?;
-            self.file_write_except(
-                m.ino,
-                file_at + done,
-                &bytes,
-                false,
-                Some((m.space, m.start)),
-            )?;
+            let now = self.file_read(m.ino, file_at + done, n)?;
+            let runs = pmon::writeback::changed_runs(&bytes, &now);
+            // To the file in few requests; to the other mappings exactly.
+            for (from, to) in pmon::writeback::joined(&runs, 4096) {
+                let at = file_at + done + from as u64;
+                self.file_write_only(m.ino, at, &bytes[from..to])?;
+            }
+            for (from, to) in runs {
+                let at = file_at + done + from as u64;
+                self.patch_shared(m.ino, at, &bytes[from..to], Some((m.space, m.start)));
+            }
             done += n as u64;
         }
         Ok(())

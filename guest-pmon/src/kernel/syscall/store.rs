@@ -83,26 +83,36 @@ impl Kernel {
         data: &[u8],
         append: bool,
     ) -> Result<(u64, usize), Errno> {
-        self.file_write_except(ino, offset, data, append, None)
+        let (at, n) = self.write_through(ino, offset, data, append)?;
+        if self.has_shared(ino) {
+            self.patch_shared(ino, at, &data[..n], None);
+        }
+        Ok((at, n))
     }
 
-    /// [`Self::file_write`], leaving the shared mapping `except` alone.
-    pub(in crate::kernel) fn file_write_except(
+    /// Writes `data` at `offset` of file `ino` and into the file cache,
+    /// not into its shared mappings (a write-back patches those itself).
+    pub(in crate::kernel) fn file_write_only(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), Errno> {
+        self.write_through(ino, offset, data, false).map(drop)
+    }
+
+    fn write_through(
         &mut self,
         ino: u64,
         offset: u64,
         data: &[u8],
         append: bool,
-        except: Option<(u32, u64)>,
     ) -> Result<(u64, usize), Errno> {
         let now = self.realtime_ns();
         let (at, n, after) = store::write(ino, offset, data, append, now)?;
         self.fcache.wrote(ino, at, &data[..n]);
         if let Some(st) = after {
             self.fcache.changed(ino, version(&st));
-        }
-        if self.has_shared(ino) {
-            self.patch_shared(ino, at, &data[..n], except);
         }
         Ok((at, n))
     }
