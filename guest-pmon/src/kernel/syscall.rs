@@ -411,10 +411,14 @@ impl Kernel {
                 }
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
                 let end = range_end(a[0], a[1]);
-                if let Err(e) = self.protect_shared(space, a[0], end, a[2]) {
+                if let Err(e) = self.may_protect_shared(space, a[0], end, a[2]) {
                     return err(e);
                 }
-                self.mem(pid, OP_MPROTECT, a[0], a[1], 0, (a[2] & 7) as u32, 0)
+                let r = self.mem(pid, OP_MPROTECT, a[0], a[1], 0, (a[2] & 7) as u32, 0);
+                if matches!(r, Ret::Val(0)) {
+                    self.protected_shared(space, a[0], end, a[2]);
+                }
+                r
             }
             nr::MREMAP => {
                 // MREMAP_MAYMOVE (1); MREMAP_FIXED (2) is not supported.
@@ -2250,6 +2254,12 @@ impl Kernel {
         } else {
             prot
         };
+        // A fixed mapping replaces what is there: shared mappings of the
+        // range are written back first, while they still hold their bytes.
+        if fixed {
+            let space = self.procs.get(&pid).map_or(0, |p| p.space);
+            let _ = self.flush_shared(space, hint, range_end(hint, len), true);
+        }
         let r = self.space_mut(pid).and_then(|s| {
             s.call(MemRequest {
                 op: OP_MMAP,

@@ -480,10 +480,18 @@ impl<D: BlockDevice> Fs<D> {
         Ok(())
     }
 
-    /// What a checkpoint's size grows with, cheaply: inodes and blocks in use.
+    /// What a checkpoint's size grows with: inodes, their other names (hard
+    /// links) and blocks in use. Asked only once the log needs a
+    /// checkpoint.
     fn weight(&self) -> u64 {
         let used = self.space.total() - self.space.free() - self.pending.len() as u64;
-        self.tree.inodes.len() as u64 + used
+        let names: u64 = self
+            .tree
+            .inodes
+            .values()
+            .map(|i| i.links.len() as u64)
+            .sum();
+        self.tree.inodes.len() as u64 + names + used
     }
 
     fn release_pending(&mut self) {
@@ -834,17 +842,18 @@ impl<D: BlockDevice> Fs<D> {
     /// directory, as Linux; EEXIST if `new` exists, even as a dangling
     /// symlink.
     pub fn link(&mut self, old: &[u8], follow: bool, new: &[u8], now: u64) -> Result<Stat, Errno> {
+        // As Linux: the old name, then the new one, then what may be linked.
         let (_, _, ino) = self.found(old, follow)?;
-        let i = self.inode(ino)?;
-        if i.kind == Kind::Dir {
-            return Err(Errno::EPERM);
-        }
-        if i.links.len() + 1 >= tree::LINK_MAX {
-            return Err(Errno::EMLINK);
-        }
         match self.walk(new, false)? {
             Walk::Found { .. } => Err(Errno::EEXIST),
             Walk::Missing { parent, name } => {
+                let i = self.inode(ino)?;
+                if i.kind == Kind::Dir {
+                    return Err(Errno::EPERM);
+                }
+                if i.links.len() + 1 >= tree::LINK_MAX {
+                    return Err(Errno::EMLINK);
+                }
                 self.commit(&Record::Link {
                     ino,
                     parent,
@@ -1275,6 +1284,11 @@ impl<D: BlockDevice> Fs<D> {
         let mut seen = Space::new(self.space.total());
         // Directory entries naming each inode: one per name.
         let mut entries = alloc::collections::BTreeMap::new();
+        let link_names: alloc::collections::BTreeSet<(u64, u64, &[u8])> = t
+            .inodes
+            .iter()
+            .flat_map(|(&ino, i)| i.links.iter().map(move |(p, n)| (ino, *p, &n[..])))
+            .collect();
         for (&ino, i) in &t.inodes {
             if ino >= t.next_ino {
                 return Err(format!("inode {ino} not below next_ino {}", t.next_ino));
@@ -1302,7 +1316,7 @@ impl<D: BlockDevice> Fs<D> {
                     for ((h, name), c) in &i.children {
                         let ci = t.get(*c).ok_or(format!("dangling entry to {c}"))?;
                         let named = (ci.parent == ino && &ci.name == name)
-                            || ci.links.iter().any(|(p, n)| *p == ino && n == name);
+                            || link_names.contains(&(*c, ino, &name[..]));
                         if !named || *h != tree::name_key(name) {
                             return Err(format!("entry {c} in {ino} disagrees with the inode"));
                         }

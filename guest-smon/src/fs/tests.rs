@@ -259,6 +259,9 @@ fn hard_links_follow_linux() {
     fs.symlink(b"nowhere", b"/dangling", 1).unwrap();
 
     assert_eq!(fs.link(b"/d", false, b"/d2", 2), Err(Errno::EPERM));
+    // Linux looks at the new name before saying what cannot be linked.
+    assert_eq!(fs.link(b"/d", false, b"/f", 2), Err(Errno::EEXIST));
+    assert_eq!(fs.link(b"/d", false, b"/nope/x", 2), Err(Errno::ENOENT));
     assert_eq!(fs.link(b"/nope", false, b"/x", 2), Err(Errno::ENOENT));
     assert_eq!(fs.link(b"/f", false, b"/d", 2), Err(Errno::EEXIST));
     assert_eq!(fs.link(b"/f", false, b"/dangling", 2), Err(Errno::EEXIST));
@@ -311,6 +314,34 @@ fn hard_links_follow_linux() {
     fs.sync().unwrap();
     let mut fs = remount(fs);
     assert_eq!(snapshot(&mut fs).len(), 5);
+}
+
+/// Names count toward a checkpoint's size: after a tree of many hard
+/// links outgrew its slot, unlinking some of them is what makes room.
+#[test]
+fn unlinking_hard_links_makes_a_checkpoint_fit_again() {
+    let name = |i: u32| format!("/a-link-with-a-longish-name-to-fill-the-slot-{i}");
+    let mut fs = fresh();
+    put(&mut fs, "/f", b"x");
+    fs.set_checkpoint_threshold(16);
+    fs.set_checkpoint_limit(8);
+    let mut made = 0;
+    let e = loop {
+        match fs.link(b"/f", false, name(made).as_bytes(), 1) {
+            Ok(_) => made += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(e, Errno::ENOSPC);
+    let mut i = 0;
+    while fs.mkdir(b"/d", 0o755, 4).is_err() {
+        assert!(i < made, "all {made} links unlinked and still no room");
+        fs.unlink(name(i).as_bytes(), 3).unwrap();
+        i += 1;
+    }
+    assert!(i < made, "{i} of {made}");
+    fs.check().unwrap();
+    remount(fs);
 }
 
 #[test]

@@ -508,13 +508,16 @@ impl Tree {
             }
         }
         // Then the other names of hard-linked files: their directories may
-        // come after the file above. A checkpoint written before hard links
-        // ends before this list.
+        // come after the file above. Without any, the checkpoint ends here,
+        // as one written before hard links did (which older builds read).
         let links: Vec<(u64, &(u64, Vec<u8>))> = self
             .inodes
             .iter()
             .flat_map(|(ino, i)| i.links.iter().map(move |l| (*ino, l)))
             .collect();
+        if links.is_empty() {
+            return e.0;
+        }
         e.u64(links.len() as u64);
         for (ino, (parent, name)) in links {
             e.u64(ino);
@@ -673,10 +676,11 @@ mod tests {
         assert_eq!(t.get(1).unwrap().subdirs, 1);
         let back = Tree::decode(&t.encode()).unwrap();
         assert_eq!(back, t);
-        // A checkpoint written before hard links had no list of them.
+        // Without hard links, no list of them: as before them.
         let enc = t.encode();
-        assert_eq!(enc[enc.len() - 8..], [0; 8]);
-        assert_eq!(Tree::decode(&enc[..enc.len() - 8]).unwrap(), t);
+        let mut listed = enc.clone();
+        listed.extend_from_slice(&[0; 8]);
+        assert_eq!(Tree::decode(&listed).unwrap(), t);
 
         // Hard links: to files and symlinks, not directories; the other
         // names come after the inodes and the file is encoded once.

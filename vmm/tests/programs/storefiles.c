@@ -369,6 +369,11 @@ int main(int argc, char **argv) {
     close(go[1]);
     check("truncated", ftruncate(sh, 5) == 0);
     show("a truncate leaves zeros", rw1, 10);
+    check("written again", pwrite(sh, "abcdefghij", 10, 0) == 10);
+    int tr = open(at("sh"), O_WRONLY | O_TRUNC);
+    check("emptied by O_TRUNC and grown back", tr >= 0 && ftruncate(tr, 10) == 0);
+    show("the old bytes are gone from the mapping", rw1, 10);
+    close(tr);
     check("munmap", munmap(rw1, 4096) == 0);
     int rdonly = open(at("sh"), O_RDONLY);
     char *ro2 = mmap(0, 4096, PROT_READ, MAP_SHARED, rdonly, 0);

@@ -11,6 +11,8 @@ const EOPNOTSUPP: Errno = 95;
 const EFBIG: Errno = 27;
 /// The most one call moves.
 const MOST: usize = 1 << 20;
+/// The most bytes of a file fallocate zeroes (PUNCH_HOLE, ZERO_RANGE).
+const ZERO_MOST: u64 = 64 << 20;
 
 /// preadv2/pwritev2 flags Linux 6.18 knows: RWF_HIPRI, RWF_DSYNC,
 /// RWF_SYNC, RWF_NOWAIT, RWF_APPEND, RWF_NOAPPEND, RWF_ATOMIC,
@@ -377,7 +379,8 @@ impl Kernel {
     /// fallocate of a regular file. Mode 0 grows the file to cover the
     /// range; FALLOC_FL_KEEP_SIZE alone changes nothing; PUNCH_HOLE (with
     /// KEEP_SIZE) and ZERO_RANGE make the range read as zeros (written as
-    /// zeros: neither the tmpfs nor storage keeps holes apart from data).
+    /// zeros, up to 64 MiB of the file's bytes: neither the tmpfs nor the
+    /// storage protocol has a call that drops a range).
     /// Decided: no space is reserved ahead, so a later write can still
     /// get ENOSPC on a full disk. Other modes: EOPNOTSUPP.
     pub(super) fn sys_fallocate(
@@ -418,6 +421,12 @@ impl Kernel {
             Ok(s) => s,
             Err(e) => return err(e),
         };
+        // Zeroing is writing here, one storage request per MiB in the
+        // system call: past ZERO_MOST a caller is told EOPNOTSUPP, as by a
+        // file system without the mode, and writes zeros itself if it must.
+        if (punch || zero) && end.min(size).saturating_sub(off) > ZERO_MOST {
+            return err(EOPNOTSUPP);
+        }
         if punch || zero {
             let zeros = alloc::vec![0u8; MOST];
             let mut at = off;

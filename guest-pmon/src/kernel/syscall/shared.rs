@@ -105,27 +105,36 @@ impl Kernel {
         Ok(())
     }
 
-    /// mprotect of [lo, hi) in `space` to `prot`: adding PROT_WRITE to a
-    /// shared mapping of a file not open for writing is EACCES; a mapping
-    /// given it is written back from then on.
-    pub(super) fn protect_shared(
-        &mut self,
+    /// Before an mprotect of [lo, hi) in `space` to `prot`: adding
+    /// PROT_WRITE to a shared mapping of a file not open for writing is
+    /// EACCES, as on Linux.
+    pub(super) fn may_protect_shared(
+        &self,
         space: u32,
         lo: u64,
         hi: u64,
         prot: u64,
     ) -> Result<(), Errno> {
-        if prot & 2 == 0 {
-            return Ok(());
-        }
         let hit = |m: &SharedMap| m.space == space && m.start < hi && lo < m.end;
-        if self.shared_maps.iter().any(|m| hit(m) && !m.may_write) {
+        if prot & 2 != 0 && self.shared_maps.iter().any(|m| hit(m) && !m.may_write) {
             return Err(EACCES);
         }
-        for m in self.shared_maps.iter_mut().filter(|m| hit(m)) {
+        Ok(())
+    }
+
+    /// After that mprotect succeeded: a mapping given PROT_WRITE is written
+    /// back from then on.
+    pub(super) fn protected_shared(&mut self, space: u32, lo: u64, hi: u64, prot: u64) {
+        if prot & 2 == 0 {
+            return;
+        }
+        for m in self
+            .shared_maps
+            .iter_mut()
+            .filter(|m| m.space == space && m.start < hi && lo < m.end)
+        {
             m.writable = true;
         }
-        Ok(())
     }
 
     /// Whether file `ino` has a shared mapping here.

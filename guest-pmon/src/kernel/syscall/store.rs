@@ -184,6 +184,10 @@ impl Kernel {
         if is_dir && access != O_RDONLY {
             return err(EISDIR);
         }
+        // Emptied by O_TRUNC: its shared mappings show zeros.
+        if !is_dir && flags & O_TRUNC != 0 && access != O_RDONLY && self.has_shared(st.ino) {
+            self.zero_shared(st.ino, 0, u64::MAX);
+        }
         // Close-to-open: what this processor cached of the file holds
         // only if nobody changed it since.
         if !is_dir {

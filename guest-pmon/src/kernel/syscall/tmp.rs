@@ -346,8 +346,19 @@ impl Kernel {
             Ok(v) => v,
             Err(e) => return err(e),
         };
+        let exists = |k: &Kernel, p: &[u8]| {
+            if k.on_storage(p) {
+                super::super::store::stat(p, false).is_ok()
+            } else {
+                k.tmp_node(p).is_some() || host::stat_path(p, false).is_ok()
+            }
+        };
         match (self.on_storage(&from), self.on_storage(&to)) {
             (true, true) => self.store_link(&from, &to, flags & AT_SYMLINK_FOLLOW != 0),
+            // As Linux: the old name must exist and the new one not, then
+            // the two file systems differ.
+            (true, false) | (false, true) if !exists(self, &from) => err(ENOENT),
+            (true, false) | (false, true) if exists(self, &to) => err(EEXIST),
             (true, false) | (false, true) => err(EXDEV),
             (false, false) => {
                 if self.tmp_node(&from).is_none() && host::stat_path(&from, false).is_err() {
