@@ -134,7 +134,12 @@ impl<D: BlockDevice> Service<D> {
                 let ino = self.target(r)?;
                 let atime = (h.flags & FLAG_ATIME != 0).then_some(h.atime);
                 let mtime = (h.flags & FLAG_MTIME != 0).then_some(h.mtime);
-                self.fs.set_times_ino(ino, atime, mtime, now)?;
+                let at = if h.flags & FLAG_KEEP_CTIME != 0 {
+                    self.fs.stat_ino(ino)?.ctime
+                } else {
+                    now
+                };
+                self.fs.set_times_ino(ino, atime, mtime, at)?;
                 Done::none()
             }
             OP_TRUNCATE => {

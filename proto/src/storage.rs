@@ -74,6 +74,9 @@ pub const FLAG_NOREPLACE: u32 = 16;
 pub const FLAG_APPEND: u32 = 32;
 pub const FLAG_ATIME: u32 = 64;
 pub const FLAG_MTIME: u32 = 128;
+/// With [`OP_UTIMES`]: the file's ctime stays (an atime moved by a read,
+/// which Linux does not count as a change of the inode).
+pub const FLAG_KEEP_CTIME: u32 = 256;
 
 /// Most bytes one read or write carries: what fits a guest's fabric
 /// buffer with the headers. Larger calls are cut by the processor.

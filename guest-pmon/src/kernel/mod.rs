@@ -283,6 +283,9 @@ pub struct Kernel {
     pub fcache: pmon::filecache::FileCache,
     /// Where the last read of each storage file ended (read-ahead).
     pub read_ends: BTreeMap<u64, u64>,
+    /// Storage files opened here whose next read moves their atime
+    /// (relatime's rule, decided at open and after a write here).
+    pub atime_due: BTreeMap<u64, bool>,
     /// Shared writable mappings of storage files, see `syscall::shared`.
     pub shared_maps: Vec<syscall::SharedMap>,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
@@ -386,6 +389,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),
         read_ends: BTreeMap::new(),
+        atime_due: BTreeMap::new(),
         tmp: pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns),
         epolls: BTreeMap::new(),
         eventfds: BTreeMap::new(),

@@ -18,7 +18,7 @@
 //!
 //! Known limits: a write of more than [`CHUNK_BLOCKS`] blocks is several
 //! records (a crash may keep a prefix of it, as POSIX allows); reads do not
-//! update atime (no log record per read); if the namespace outgrows a
+//! update atime here (the processor asks, by relatime's rule); if the namespace outgrows a
 //! checkpoint slot (disk/32, at least 4 MiB: some 50,000 files with short
 //! names at the minimum size), every operation but unlink, rmdir and
 //! truncate fails with ENOSPC once the log needs a checkpoint, and those

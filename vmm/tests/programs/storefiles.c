@@ -383,6 +383,25 @@ int main(int argc, char **argv) {
     close(sh);
     check("sh removed", unlink(at("sh")) == 0);
 
+    /* atime by Linux's default rule (relatime): the first read after a
+     * write moves it, the next does not; a read leaves ctime alone. */
+    int af = open(at("at"), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    check("at written", write(af, "x", 1) == 1);
+    usleep(20000);
+    struct stat a0, a1, a2;
+    fstat(af, &a0);
+    pread(af, buf, 1, 0);
+    fstat(af, &a1);
+    usleep(20000);
+    pread(af, buf, 1, 0);
+    fstat(af, &a2);
+    check("a read after a write moves the atime",
+          a1.st_atim.tv_sec * 1000000000LL + a1.st_atim.tv_nsec > a0.st_atim.tv_sec * 1000000000LL + a0.st_atim.tv_nsec);
+    check("the next read does not", a2.st_atim.tv_sec == a1.st_atim.tv_sec && a2.st_atim.tv_nsec == a1.st_atim.tv_nsec);
+    check("a read leaves the ctime", a1.st_ctim.tv_sec == a0.st_ctim.tv_sec && a1.st_ctim.tv_nsec == a0.st_ctim.tv_nsec);
+    close(af);
+    check("at removed", unlink(at("at")) == 0);
+
     /* Hard links: one file under two names, which stays until both go. */
     int hl = open(at("h1"), O_CREAT | O_RDWR, 0644);
     check("h1 written", write(hl, "hard", 4) == 4);

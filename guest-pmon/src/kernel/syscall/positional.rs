@@ -42,6 +42,22 @@ fn is_stream(k: Kind) -> bool {
     )
 }
 
+/// Linux's checks of an I/O at `off` on `f`, in its order: a stream has
+/// no offsets, a negative one is invalid, then the open's access mode
+/// (`allowed`) decides.
+fn usable_at(f: &OpenFile, off: u64, allowed: bool) -> Result<(), Errno> {
+    if is_stream(f.kind) {
+        return Err(ESPIPE);
+    }
+    if (off as i64) < 0 {
+        return Err(EINVAL);
+    }
+    if !allowed {
+        return Err(EBADF);
+    }
+    Ok(())
+}
+
 impl Kernel {
     /// Up to `len` bytes (at most 1 MiB) of `f` at `off`.
     pub(super) fn read_at(
@@ -50,15 +66,7 @@ impl Kernel {
         off: u64,
         len: usize,
     ) -> Result<Vec<u8>, Errno> {
-        if is_stream(f.kind) {
-            return Err(ESPIPE);
-        }
-        if (off as i64) < 0 {
-            return Err(EINVAL);
-        }
-        if !f.readable() {
-            return Err(EBADF);
-        }
+        usable_at(f, off, f.readable())?;
         let len = len.min(MOST);
         match f.kind {
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => {
@@ -80,7 +88,11 @@ impl Kernel {
                 b.truncate(n);
                 Ok(b)
             }
-            Kind::Store(ino) => self.file_read(ino, off, len),
+            Kind::Store(ino) => {
+                let b = self.file_read(ino, off, len)?;
+                self.accessed(ino);
+                Ok(b)
+            }
             Kind::Generated => Ok(generated_at(f, off, len)),
             Kind::HostDir(_) | Kind::StoreDir(_) => Err(EISDIR),
             _ => Err(ESPIPE),
@@ -95,15 +107,7 @@ impl Kernel {
         data: &[u8],
         append: bool,
     ) -> Result<usize, Errno> {
-        if is_stream(f.kind) {
-            return Err(ESPIPE);
-        }
-        if (off as i64) < 0 {
-            return Err(EINVAL);
-        }
-        if !f.writable() {
-            return Err(EBADF);
-        }
+        usable_at(f, off, f.writable())?;
         match f.kind {
             Kind::DevNull | Kind::DevZero => Ok(data.len()),
             Kind::Store(ino) => self.file_write(ino, off, data, append).map(|(_, n)| n),

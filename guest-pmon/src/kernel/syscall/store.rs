@@ -108,6 +108,8 @@ impl Kernel {
         data: &[u8],
         append: bool,
     ) -> Result<(u64, usize), Errno> {
+        // The mtime moves past the atime: the next read moves it again.
+        self.atime_due_set(ino, true);
         let now = self.realtime_ns();
         let (at, n, after) = store::write(ino, offset, data, append, now)?;
         self.fcache.wrote(ino, at, &data[..n]);
@@ -192,6 +194,7 @@ impl Kernel {
         // only if nobody changed it since.
         if !is_dir {
             self.fcache.check(st.ino, version(&st));
+            self.note_atime(&st);
         }
         if !is_dir && flags & O_DIRECTORY != 0 {
             return err(ENOTDIR);
@@ -226,7 +229,45 @@ impl Kernel {
     ) -> Result<Vec<u8>, Errno> {
         let b = self.file_read(ino, f.offset.get(), len.min(1 << 20))?;
         f.offset.set(f.offset.get() + b.len() as u64);
+        self.accessed(ino);
         Ok(b)
+    }
+
+    /// Opened with metadata `st`: whether its next read moves its atime,
+    /// by Linux's default rule (relatime): when the atime is not after the
+    /// mtime or ctime, or a day old.
+    fn note_atime(&mut self, st: &StoreStat) {
+        const DAY_NS: u64 = 24 * 3600 * 1_000_000_000;
+        let due = st.atime <= st.mtime
+            || st.atime <= st.ctime
+            || self.realtime_ns().saturating_sub(st.atime) >= DAY_NS;
+        self.atime_due_set(st.ino, due);
+    }
+
+    fn atime_due_set(&mut self, ino: u64, due: bool) {
+        // Bounded: forgetting only skips an atime update.
+        if self.atime_due.len() >= 4096 {
+            self.atime_due.clear();
+        }
+        self.atime_due.insert(ino, due);
+    }
+
+    /// File `ino` was read (or mapped): its atime moves if due, without
+    /// changing its ctime. A failure here is not the read's.
+    pub(super) fn accessed(&mut self, ino: u64) {
+        if self.atime_due.remove(&ino) != Some(true) {
+            return;
+        }
+        let now = self.realtime_ns();
+        let head = StoreRequest {
+            op: sp::OP_UTIMES,
+            flags: sp::FLAG_ATIME | sp::FLAG_KEEP_CTIME,
+            ino,
+            atime: now,
+            now,
+            ..Default::default()
+        };
+        let _ = store::call(head, &[], &[], &[]);
     }
 
     /// One write to an open storage file, at its offset or its end
@@ -526,6 +567,8 @@ impl Kernel {
             uaccess::write(self.space_mut(pid)?, at + done, &chunk)?;
             done += chunk.len() as u64;
         }
+        // mmap reads the file, for its atime.
+        self.accessed(ino);
         self.filled(pid, at, len, prot)
     }
 }

@@ -270,10 +270,7 @@ impl Kernel {
             // RENAME_EXCHANGE and RENAME_WHITEOUT: not on this tmpfs.
             return err(EINVAL);
         }
-        let (from, to) = match self
-            .path_arg(pid, olddir, old)
-            .and_then(|f| Ok((f, self.path_arg(pid, newdir, new)?)))
-        {
+        let (from, to) = match self.path_pair(pid, (olddir, old), (newdir, new)) {
             Ok(v) => v,
             Err(e) => return err(e),
         };
@@ -301,6 +298,17 @@ impl Kernel {
             return err(EEXIST);
         }
         val(self.tmp.rename(rf, rt, now).map(|_| 0))
+    }
+
+    /// The two path arguments of rename and link, made absolute.
+    fn path_pair(
+        &mut self,
+        pid: Pid,
+        (olddir, old): (i64, u64),
+        (newdir, new): (i64, u64),
+    ) -> Result<(Vec<u8>, Vec<u8>), Errno> {
+        let from = self.path_arg(pid, olddir, old)?;
+        Ok((from, self.path_arg(pid, newdir, new)?))
     }
 
     /// symlink: a link on storage; elsewhere as [`Self::no_links`].
@@ -339,10 +347,7 @@ impl Kernel {
         if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
             return err(EINVAL);
         }
-        let (from, to) = match self
-            .path_arg(pid, olddir, old)
-            .and_then(|f| Ok((f, self.path_arg(pid, newdir, new)?)))
-        {
+        let (from, to) = match self.path_pair(pid, (olddir, old), (newdir, new)) {
             Ok(v) => v,
             Err(e) => return err(e),
         };
