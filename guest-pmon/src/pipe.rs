@@ -130,12 +130,13 @@ impl Pipe {
         }
     }
 
-    /// A named pipe opened for reading (`wait`: a blocking open, whose
-    /// reads wait for a writer when none has it open).
-    pub fn open_reader(&mut self, wait: bool) {
+    /// A named pipe opened for reading: with no writer yet, its reads wait
+    /// for one (a non-blocking one sees the end of the file: the kernel's
+    /// part) and poll reports nothing.
+    pub fn open_reader(&mut self) {
         self.readers += 1;
         self.awaits_reader = false;
-        if self.writers == 0 && wait {
+        if self.writers == 0 {
             self.awaits_writer = true;
         }
     }
@@ -188,7 +189,7 @@ mod tests {
         let mut p = Pipe::named();
         let mut out = [0u8; 4];
         // A reader with no writer yet waits, not end of file.
-        p.open_reader(true);
+        p.open_reader();
         assert_eq!(p.read(&mut out), Io::Wait);
         assert!(!p.readable());
         p.open_writer(true);
@@ -202,12 +203,16 @@ mod tests {
         q.open_writer(true);
         assert_eq!(q.write(b"x"), Io::Wait);
         assert!(!q.writable());
-        q.open_reader(true);
+        q.open_reader();
         assert!(q.writable());
         assert_eq!(q.write(b"x"), Io::Done(1));
-        // A non-blocking reader sees the end of the file at once.
+        // Until a writer comes, poll says nothing either.
         let mut r = Pipe::named();
-        r.open_reader(false);
+        r.open_reader();
+        assert!(!r.readable());
+        r.open_writer(false);
+        r.writers = 0;
+        assert!(r.readable());
         assert_eq!(r.read(&mut out), Io::Done(0));
     }
 

@@ -657,7 +657,10 @@ impl Kernel {
                     }
                 }
                 self.pipe_changed(rx);
-                self.pipe_changed(tx);
+                // A named pipe opened read-write is one pipe both ways.
+                if tx != rx {
+                    self.pipe_changed(tx);
+                }
             }
             Kind::Epoll(id) => {
                 self.epolls.remove(&id);

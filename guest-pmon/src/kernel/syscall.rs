@@ -1083,6 +1083,9 @@ impl Kernel {
                 }
                 Ok(Some(b))
             }
+            // A named pipe no writer has opened yet: Linux's read says end
+            // of file (its poll says nothing, which `readable` keeps).
+            Io::Wait if nonblocking && p.writers == 0 => Ok(Some(Vec::new())),
             Io::Wait if nonblocking => Err(EAGAIN),
             Io::Wait => Ok(None),
             Io::Broken => Err(EPIPE),
@@ -1965,7 +1968,7 @@ impl Kernel {
     fn readiness(&mut self, f: &Arc<OpenFile>) -> (bool, bool, bool) {
         match f.kind {
             Kind::PipeRead(id) => match self.pipes.get(&id) {
-                Some(p) => (p.readable(), false, p.writers == 0),
+                Some(p) => (p.readable(), false, p.writers == 0 && !p.awaits_writer),
                 None => (true, false, true),
             },
             Kind::PipeWrite(id) => match self.pipes.get(&id) {
@@ -2258,7 +2261,7 @@ impl Kernel {
         // range are written back first, while they still hold their bytes.
         if fixed {
             let space = self.procs.get(&pid).map_or(0, |p| p.space);
-            let _ = self.flush_shared(space, hint, range_end(hint, len), true);
+            let _ = self.flush_shared(space, hint, range_end(hint, len), false);
         }
         let r = self.space_mut(pid).and_then(|s| {
             s.call(MemRequest {
@@ -2288,8 +2291,9 @@ impl Kernel {
                     }
                 }
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
-                // What the new mapping replaced stops being shared.
-                let _ = self.flush_shared(space, a, a + len, true);
+                // What the new mapping replaced (written back above) stops
+                // being shared.
+                self.forget_shared(space, a, range_end(a, len));
                 if let Some(ino) = from_store {
                     if let Err(e) = self.fill_from_store(pid, ino, off, a, len, prot) {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
@@ -3092,6 +3096,9 @@ impl Kernel {
     /// written back first (the VMM does that for OP_FORK), then the memory
     /// components copy every mapping and page.
     fn fork_space(&mut self, from: u32) -> Result<u32, Errno> {
+        // The child's copies of shared mappings start equal to the file,
+        // so what they later write back is only the child's own.
+        let _ = self.flush_shared(from, 0, u64::MAX, false);
         let (brk, from_gpid, layout, home) = match self.spaces.get(&from) {
             Some(e) => (
                 e.space.brk,

@@ -267,6 +267,10 @@ int main(int argc, char **argv) {
     printf(", offset %ld\n", (long)lseek(pv, 0, SEEK_CUR));
     printf("pwritev2 RWF_APPEND: %ld\n", syscall(SYS_pwritev2, pv, wv, 1L, 0L, 0L, 0x10L));
     fails("pwritev at offset -1", pwritev(pv, wv, 1, -1), EINVAL);
+    int pa = open(at("pv"), O_WRONLY | O_APPEND);
+    printf("pwritev2 at the offset of an O_APPEND open: %ld", syscall(SYS_pwritev2, pa, wv, 1L, -1L, 0L, 0L));
+    printf(", offset %ld, size %ld\n", (long)lseek(pa, 0, SEEK_CUR), (long)lseek(pa, 0, SEEK_END));
+    close(pa);
     printf("pwritev2 at the offset, RWF_APPEND: %ld", syscall(SYS_pwritev2, pv, wv, 1L, -1L, 0L, 0x10L));
     printf(", offset %ld\n", (long)lseek(pv, 0, SEEK_CUR));
     lseek(pv, 5, SEEK_SET);
@@ -353,6 +357,7 @@ int main(int argc, char **argv) {
     close(go[0]);
     close(go[1]);
     check("pipe", pipe(go) == 0);
+    rw1[3] = 'R'; /* before the fork, not written back */
     kid = fork();
     if (kid == 0) {
         char c;
@@ -360,6 +365,7 @@ int main(int argc, char **argv) {
         _exit(0); /* its copy of the mapping goes: nothing of it changed */
     }
     rw1[2] = 'Q';
+    rw1[3] = 'S';
     write(go[1], "g", 1);
     check("child done", waitpid(kid, &status, 0) == kid && WIFEXITED(status));
     show("a child going keeps the parent's unsaved write", rw1, 10);

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,8 @@ int main(int argc, char **argv) {
     close(rw);
     int nb = open(at("fifo"), O_RDONLY | O_NONBLOCK);
     check("a non-blocking reader with no writer sees the end", nb >= 0 && read(nb, big, 4) == 0);
+    struct pollfd pf = {.fd = nb, .events = POLLIN};
+    check("and poll waits for a writer", poll(&pf, 1, 50) == 0);
     close(nb);
     check("mknod of a regular file", mknod(at("plain"), S_IFREG | 0644, 0) == 0 && stat(at("plain"), &st) == 0 &&
                                          S_ISREG(st.st_mode) && st.st_size == 0);

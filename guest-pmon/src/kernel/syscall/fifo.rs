@@ -6,8 +6,14 @@
 //! at once and the first read (or write) waits instead, until a writer (or
 //! reader) has it open, which is what a program sees either way unless it
 //! times the open. O_NONBLOCK: a reader's reads see the end of the file
-//! while no writer has it open; a writer's open fails with ENXIO while no
-//! reader does. O_RDWR never waits (both ends at once, as on Linux).
+//! while no writer has it open, and poll reports nothing until one came;
+//! a writer's open fails with ENXIO while no reader does. O_RDWR never
+//! waits (both ends at once, as on Linux).
+//!
+//! Known difference: whether reads wait for a writer is the pipe's, not
+//! each open's. A reader that saw the end of the file waits again once a
+//! second reader opens the pipe with no writer, where Linux keeps giving
+//! it the end of the file (likewise for writers and EPIPE).
 //! Decided: named pipes live in the tmpfs only; mknod of one on storage is
 //! EPERM, as a Linux file system without them answers, since the storage
 //! component keeps no open files and a pipe's ends are all on one
@@ -104,7 +110,7 @@ impl Kernel {
         };
         let kind = match access {
             O_RDONLY => {
-                p.open_reader(wait);
+                p.open_reader();
                 Kind::PipeRead(id)
             }
             O_WRONLY => {
@@ -116,7 +122,7 @@ impl Kernel {
                 Kind::PipeWrite(id)
             }
             _ => {
-                p.open_reader(false);
+                p.open_reader();
                 p.open_writer(false);
                 Kind::Socket(id, id)
             }

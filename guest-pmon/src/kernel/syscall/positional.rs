@@ -22,6 +22,7 @@ const ZERO_MOST: u64 = 64 << 20;
 const RWF_DSYNC: u64 = 2;
 const RWF_SYNC: u64 = 4;
 const RWF_APPEND: u64 = 0x10;
+const RWF_NOAPPEND: u64 = 0x20;
 const RWF_KNOWN: u64 = 0xff;
 
 /// fallocate modes.
@@ -99,18 +100,20 @@ impl Kernel {
         }
     }
 
-    /// `data` to `f` at `off` (at its end with `append`); how much went.
+    /// `data` to `f` at `off` (at its end with `append`): where it went
+    /// and how much.
     pub(super) fn write_at(
         &mut self,
         f: &Arc<OpenFile>,
         off: u64,
         data: &[u8],
         append: bool,
-    ) -> Result<usize, Errno> {
+    ) -> Result<(u64, usize), Errno> {
         usable_at(f, off, f.writable())?;
         match f.kind {
-            Kind::DevNull | Kind::DevZero => Ok(data.len()),
-            Kind::Store(ino) => self.file_write(ino, off, data, append).map(|(_, n)| n),
+            Kind::DevNull | Kind::DevZero => Ok((off, data.len())),
+            // Storage places an append itself, after other processors'.
+            Kind::Store(ino) => self.file_write(ino, off, data, append),
             Kind::Tmp(ino) => {
                 let at = if append {
                     self.tmp.stat(ino)?.size
@@ -118,7 +121,7 @@ impl Kernel {
                     off
                 };
                 let now = self.realtime_ns();
-                self.tmp.write(ino, at, data, now)
+                self.tmp.write(ino, at, data, now).map(|n| (at, n))
             }
             _ => Err(EBADF),
         }
@@ -141,7 +144,7 @@ impl Kernel {
             Err(e) => return err(e),
         };
         // Streams and bad offsets fail before the buffer is read.
-        if let Err(e) = self.write_at(&f, off, &[], false) {
+        if let Err(e) = usable_at(&f, off, f.writable()) {
             return err(e);
         }
         let data = match self
@@ -151,7 +154,7 @@ impl Kernel {
             Ok(d) => d,
             Err(e) => return err(e),
         };
-        val(self.write_at(&f, off, &data, false).map(|n| n as i64))
+        val(self.write_at(&f, off, &data, false).map(|(_, n)| n as i64))
     }
 
     /// preadv, and preadv2 (`flags`; offset -1: at the file's offset, as
@@ -233,22 +236,15 @@ impl Kernel {
             Ok(v) => v,
             Err(e) => return err(e),
         };
-        let mut append = fl & RWF_APPEND != 0;
+        // At -1 the open's O_APPEND holds too, unless RWF_NOAPPEND.
+        let append = fl & RWF_APPEND != 0
+            || (at_offset && f.flags.get() & O_APPEND != 0 && fl & RWF_NOAPPEND == 0);
         let off = if at_offset {
-            let at = if append {
-                self.file_size(&f)
-            } else {
-                Ok(f.offset.get())
-            };
-            append = false;
-            match at {
-                Ok(at) => at,
-                Err(e) => return err(e),
-            }
+            f.offset.get()
         } else {
             off as u64
         };
-        if let Err(e) = self.write_at(&f, off, &[], append) {
+        if let Err(e) = usable_at(&f, off, f.writable()) {
             return err(e);
         }
         // Gathered in order; a bad buffer ends it, with what went before.
@@ -268,12 +264,14 @@ impl Kernel {
             }
         }
         let n = match self.write_at(&f, off, &data, append) {
-            Ok(n) => n,
+            Ok((at, n)) => {
+                if at_offset {
+                    f.offset.set(at + n as u64);
+                }
+                n
+            }
             Err(e) => return err(e),
         };
-        if at_offset {
-            f.offset.set(off + n as u64);
-        }
         if fl & (RWF_DSYNC | RWF_SYNC) != 0 && matches!(f.kind, Kind::Store(_)) {
             if let Err(e) = self.store_sync() {
                 return err(e);
@@ -343,7 +341,7 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let n = match self.write_at(&out, to, &data, false) {
-            Ok(n) => n,
+            Ok((_, n)) => n,
             Err(e) => return err(e),
         };
         for (ptr, f, base) in [(in_off, &input, from), (out_off, &out, to)] {
@@ -437,7 +435,7 @@ impl Kernel {
             while at < end.min(size) {
                 let n = (end.min(size) - at).min(MOST as u64) as usize;
                 match self.write_at(&f, at, &zeros[..n], false) {
-                    Ok(w) if w > 0 => at += w as u64,
+                    Ok((_, w)) if w > 0 => at += w as u64,
                     Ok(_) => return err(EIO),
                     Err(e) => return err(e),
                 }

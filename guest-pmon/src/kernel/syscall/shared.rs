@@ -68,26 +68,32 @@ impl Kernel {
             }
         }
         if forget {
-            let mut kept = Vec::with_capacity(self.shared_maps.len() + 1);
-            for m in self.shared_maps.drain(..) {
-                if m.space != space || m.end <= lo || hi <= m.start {
-                    kept.push(m);
-                    continue;
-                }
-                if m.start < lo {
-                    kept.push(SharedMap { end: lo, ..m });
-                }
-                if hi < m.end {
-                    kept.push(SharedMap {
-                        start: hi,
-                        offset: m.offset + (hi - m.start),
-                        ..m
-                    });
-                }
-            }
-            self.shared_maps = kept;
+            self.forget_shared(space, lo, hi);
         }
         result
+    }
+
+    /// [lo, hi) of `space` stops being a shared mapping, without a
+    /// write-back (it was written back before something replaced it).
+    pub(super) fn forget_shared(&mut self, space: u32, lo: u64, hi: u64) {
+        let mut kept = Vec::with_capacity(self.shared_maps.len() + 1);
+        for m in self.shared_maps.drain(..) {
+            if m.space != space || m.end <= lo || hi <= m.start {
+                kept.push(m);
+                continue;
+            }
+            if m.start < lo {
+                kept.push(SharedMap { end: lo, ..m });
+            }
+            if hi < m.end {
+                kept.push(SharedMap {
+                    start: hi,
+                    offset: m.offset + (hi - m.start),
+                    ..m
+                });
+            }
+        }
+        self.shared_maps = kept;
     }
 
     /// Every shared mapping of file `ino`, in every space, written back
@@ -266,14 +272,16 @@ impl Kernel {
             })?;
             let now = self.file_read(m.ino, file_at + done, n)?;
             let runs = pmon::writeback::changed_runs(&bytes, &now);
-            // To the file in few requests; to the other mappings exactly.
+            // To the file in few requests; to the other mappings exactly,
+            // each once its bytes are in the file (a failure later leaves
+            // every mapping agreeing with the file).
             for (from, to) in pmon::writeback::joined(&runs, 4096) {
                 let at = file_at + done + from as u64;
                 self.file_write_only(m.ino, at, &bytes[from..to])?;
-            }
-            for (from, to) in runs {
-                let at = file_at + done + from as u64;
-                self.patch_shared(m.ino, at, &bytes[from..to], Some((m.space, m.start)));
+                for &(a, b) in runs.iter().filter(|r| from <= r.0 && r.1 <= to) {
+                    let at = file_at + done + a as u64;
+                    self.patch_shared(m.ino, at, &bytes[a..b], Some((m.space, m.start)));
+                }
             }
             done += n as u64;
         }
