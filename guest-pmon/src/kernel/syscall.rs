@@ -1607,8 +1607,27 @@ impl Kernel {
             let f = self.file(pid, dirfd)?;
             return self.stat_of(&f);
         }
-        let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
-        let (full, name) = self.lookup(pid, dirfd, &p)?;
+        // "name/" names a directory (through a symlink): anything else
+        // is ENOTDIR, as Linux.
+        if ends_in_slash(&p) {
+            let st = self.stat_path_of(pid, dirfd, &p, true)?;
+            let mode = u32::from_le_bytes(st[24..28].try_into().unwrap_or([0; 4]));
+            if mode & 0o170000 != 0o040000 {
+                return Err(ENOTDIR);
+            }
+            return Ok(st);
+        }
+        self.stat_path_of(pid, dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0)
+    }
+
+    fn stat_path_of(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        p: &[u8],
+        follow: bool,
+    ) -> Result<[u8; 144], Errno> {
+        let (full, name) = self.lookup(pid, dirfd, p)?;
         if let Some(kind) = Self::device(name) {
             return self.stat_of(&OpenFile::new(kind, O_RDWR));
         }
@@ -1679,12 +1698,19 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
-        let flags = flags as u32;
+        let mut flags = flags as u32;
         // Unnamed files: neither the tmpfs nor storage makes them, and
         // EOPNOTSUPP is what a Linux file system without them answers,
         // which glibc's tmpfile() and programs take as "use a name".
         if flags & O_TMPFILE != 0 {
             return err(EOPNOTSUPP);
+        }
+        // "name/" opens a directory only, and never makes a file.
+        if ends_in_slash(&p) {
+            if flags & O_CREAT != 0 {
+                return err(EISDIR);
+            }
+            flags |= O_DIRECTORY;
         }
         let cloexec = flags & O_CLOEXEC != 0;
         let (mut full, name) = match self.lookup(pid, dirfd, &p) {
@@ -3432,6 +3458,11 @@ impl Kernel {
 }
 
 /// Up to `len` bytes of a generated file from `offset`.
+/// Whether a path names a directory by its trailing slash ("/" aside).
+pub(super) fn ends_in_slash(p: &[u8]) -> bool {
+    p.len() > 1 && p.ends_with(b"/")
+}
+
 /// The end of `len` bytes from `addr` rounded up to a page, u64::MAX for
 /// a length that goes past the top (the call then fails on its own).
 fn range_end(addr: u64, len: u64) -> u64 {

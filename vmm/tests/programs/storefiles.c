@@ -408,6 +408,15 @@ int main(int argc, char **argv) {
     close(af);
     check("at removed", unlink(at("at")) == 0);
 
+    /* A trailing slash names a directory. */
+    fails("stat of a file with a slash", stat(at("c/"), &st), ENOTDIR);
+    check("stat of a directory with a slash", stat(at("sub2/"), &st) == 0 && S_ISDIR(st.st_mode));
+    fails("open of a file with a slash", open(at("c/"), O_RDONLY), ENOTDIR);
+    fails("O_CREAT with a slash", open(at("new/"), O_CREAT | O_WRONLY, 0644), EISDIR);
+    fails("unlink of a file with a slash", unlink(at("c/")), ENOTDIR);
+    fails("unlink of a directory with a slash", unlink(at("sub2/")), EISDIR);
+    check("the file is still there", stat(at("c"), &st) == 0);
+
     /* Hard links: one file under two names, which stays until both go. */
     int hl = open(at("h1"), O_CREAT | O_RDWR, 0644);
     check("h1 written", write(hl, "hard", 4) == 4);

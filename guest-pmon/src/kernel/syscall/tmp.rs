@@ -238,6 +238,19 @@ impl Kernel {
         if flags & !AT_REMOVEDIR != 0 {
             return err(EINVAL);
         }
+        // unlink("name/"): ENOTDIR unless it names a directory (which
+        // unlink then refuses), so `rm file/` removes nothing, as Linux.
+        if flags & AT_REMOVEDIR == 0 {
+            let raw = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1));
+            if raw.as_deref().is_ok_and(super::ends_in_slash) {
+                return match self.stat_path(pid, dirfd, path, 0) {
+                    Ok(_) => err(EISDIR),
+                    Err(e) => err(e),
+                };
+            }
+        }
         let full = match self.path_arg(pid, dirfd, path) {
             Ok(p) => p,
             Err(e) => return err(e),
