@@ -25,7 +25,7 @@ mod uaccess;
 mod vdso;
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
 use lego_image::BootInfo;
@@ -284,8 +284,8 @@ pub struct Kernel {
     /// Where the last read of each storage file ended (read-ahead).
     pub read_ends: BTreeMap<u64, u64>,
     /// Storage files opened here whose next read moves their atime
-    /// (relatime's rule, decided at open and after a write here).
-    pub atime_due: BTreeMap<u64, bool>,
+    /// (relatime's rule, decided at open).
+    pub atime_due: BTreeSet<u64>,
     /// Shared writable mappings of storage files, see `syscall::shared`.
     pub shared_maps: Vec<syscall::SharedMap>,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
@@ -389,7 +389,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),
         read_ends: BTreeMap::new(),
-        atime_due: BTreeMap::new(),
+        atime_due: BTreeSet::new(),
         tmp: pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns),
         epolls: BTreeMap::new(),
         eventfds: BTreeMap::new(),

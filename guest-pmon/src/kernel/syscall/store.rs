@@ -108,8 +108,6 @@ impl Kernel {
         data: &[u8],
         append: bool,
     ) -> Result<(u64, usize), Errno> {
-        // The mtime moves past the atime: the next read moves it again.
-        self.atime_due_set(ino, true);
         let now = self.realtime_ns();
         let (at, n, after) = store::write(ino, offset, data, append, now)?;
         self.fcache.wrote(ino, at, &data[..n]);
@@ -235,27 +233,30 @@ impl Kernel {
 
     /// Opened with metadata `st`: whether its next read moves its atime,
     /// by Linux's default rule (relatime): when the atime is not after the
-    /// mtime or ctime, or a day old.
+    /// mtime or ctime, or a day old. Decided once per open, not again after
+    /// this processor's own writes: each move is a request and a log record
+    /// at the storage component, which a program alternating writes and
+    /// reads (SQLite) would pay on every read; the next open catches up.
     fn note_atime(&mut self, st: &StoreStat) {
         const DAY_NS: u64 = 24 * 3600 * 1_000_000_000;
         let due = st.atime <= st.mtime
             || st.atime <= st.ctime
             || self.realtime_ns().saturating_sub(st.atime) >= DAY_NS;
-        self.atime_due_set(st.ino, due);
-    }
-
-    fn atime_due_set(&mut self, ino: u64, due: bool) {
+        if !due {
+            self.atime_due.remove(&st.ino);
+            return;
+        }
         // Bounded: forgetting only skips an atime update.
         if self.atime_due.len() >= 4096 {
             self.atime_due.clear();
         }
-        self.atime_due.insert(ino, due);
+        self.atime_due.insert(st.ino);
     }
 
     /// File `ino` was read (or mapped): its atime moves if due, without
     /// changing its ctime. A failure here is not the read's.
     pub(super) fn accessed(&mut self, ino: u64) {
-        if self.atime_due.remove(&ino) != Some(true) {
+        if !self.atime_due.remove(&ino) {
             return;
         }
         let now = self.realtime_ns();
