@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+pub mod anon;
 pub mod elf;
 pub mod events;
 pub mod fd;

@@ -49,10 +49,18 @@ const NAME_COLUMN: usize = 72;
 
 /// /proc/self/maps: one line per mapping, named after the program for
 /// its segments, `[heap]` for the break's and `[stack]` for the main
-/// thread's stack. `brk` is the break in force. Everything is private
-/// memory to Linux's eyes (device 00:00, inode 0: the program's pages
-/// are copies, not the host's file).
-pub fn maps(vmas: &[VmaEntry], layout: &Layout, brk: u64, exe: &[u8]) -> Vec<u8> {
+/// thread's stack. `brk` is the break in force. Mappings meeting a range
+/// of `shared` are shared anonymous memory (`s`, named `/dev/zero
+/// (deleted)` as Linux names its shmem object); the rest is private
+/// (device 00:00, inode 0: the program's pages are copies, not the host's
+/// file).
+pub fn maps(
+    vmas: &[VmaEntry],
+    layout: &Layout,
+    brk: u64,
+    exe: &[u8],
+    shared: &[(u64, u64)],
+) -> Vec<u8> {
     let mut out = Vec::new();
     let mut line = alloc::string::String::new();
     for v in vmas {
@@ -77,15 +85,21 @@ pub fn maps(vmas: &[VmaEntry], layout: &Layout, brk: u64, exe: &[u8]) -> Vec<u8>
         } else {
             name = None;
         }
+        let is_shared = shared.iter().any(|&(s, e)| v.start < e && s < v.end);
+        let name = match name {
+            None if is_shared => Some(&b"/dev/zero (deleted)"[..]),
+            n => n,
+        };
         let bit = |b: u32, c: char| if v.prot & b != 0 { c } else { '-' };
         let _ = write!(
             line,
-            "{:08x}-{:08x} {}{}{}p {:08x} 00:00 0 ",
+            "{:08x}-{:08x} {}{}{}{} {:08x} 00:00 0 ",
             v.start,
             v.end,
             bit(1, 'r'),
             bit(2, 'w'),
             bit(4, 'x'),
+            if is_shared { 's' } else { 'p' },
             offset
         );
         out.extend_from_slice(line.as_bytes());
@@ -215,7 +229,7 @@ mod tests {
             vma(0x3ff_f00f_e000, 0x3ff_f00f_f000, 1),
             vma(0x3ff_f00f_f000, 0x3ff_f010_0000, 5),
         ];
-        let text = maps(&vmas, &layout, 0x4ef000, b"/usr/bin/prog");
+        let text = maps(&vmas, &layout, 0x4ef000, b"/usr/bin/prog", &[]);
         let text = core::str::from_utf8(&text).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 8);
@@ -241,12 +255,28 @@ mod tests {
     }
 
     #[test]
+    fn shared_anonymous_memory_reads_as_linux_names_it() {
+        let text = maps(
+            &[vma(0x600000, 0x602000, 3), vma(0x700000, 0x701000, 3)],
+            &Layout::default(),
+            0,
+            b"/p",
+            &[(0x601000, 0x602000)],
+        );
+        let text = core::str::from_utf8(&text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("00600000-00602000 rw-s 00000000 00:00 0 "));
+        assert!(lines[0].ends_with(" /dev/zero (deleted)"));
+        assert_eq!(lines[1], "00700000-00701000 rw-p 00000000 00:00 0 ");
+    }
+
+    #[test]
     fn a_heap_not_grown_yet_is_not_named() {
         let layout = Layout {
             heap_start: 0x500000,
             ..Default::default()
         };
-        let text = maps(&[vma(0x600000, 0x601000, 0)], &layout, 0x500000, b"/p");
+        let text = maps(&[vma(0x600000, 0x601000, 0)], &layout, 0x500000, b"/p", &[]);
         assert_eq!(text, b"00600000-00601000 ---p 00000000 00:00 0 \n");
     }
 

@@ -105,6 +105,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("alloc", "1"),
             ("threads", "2"),
             ("fork_pipe", "2"),
+            // MAP_SHARED anonymous memory between processes: atomics,
+            // process-shared semaphores, munmap and mprotect on one side.
+            ("sharedmem", "2"),
             ("signals", "1"),
             ("protect", "1"),
             // /proc/self/maps, the main thread's stack, a stack overflow.

@@ -70,6 +70,10 @@ pub struct Space {
     pub home: u32,
     /// Where the program's parts lie (for naming its mappings).
     pub layout: pmon::procfs::Layout,
+    /// Ranges that show shared anonymous memory: the holder's pages, in
+    /// `holder_slot` (`kernel/syscall/shared_anon.rs`).
+    pub redirects: pmon::anon::Redirects,
+    pub holder_slot: u32,
 }
 
 // SAFETY: the page-table pages are owned by the Space and only touched
@@ -108,6 +112,8 @@ impl Space {
             refused: BTreeMap::new(),
             brk,
             layout: pmon::procfs::Layout::default(),
+            redirects: pmon::anon::Redirects::default(),
+            holder_slot: 0,
         };
         let r = s.call(MemRequest {
             op: OP_NEW,
@@ -278,39 +284,84 @@ impl Space {
         Ok(true)
     }
 
+    /// The page-table entry of the 4 KiB page at `page`: the space's own
+    /// window page, or the holder's page it is redirected to, present and
+    /// writable as the range's protection allows (the CPU enforces it
+    /// there; the memory component sees only the holder's mapping).
+    fn entry_of(&self, page: u64) -> u64 {
+        let Some(p) = self.redirects.find(page) else {
+            return self.window.gpa(self.slot as u64, page) | P | W | U;
+        };
+        let gpa = self
+            .window
+            .gpa(self.holder_slot as u64, p.at + (page - p.start));
+        match p.prot & 7 {
+            0 => 0,
+            prot if prot & 2 != 0 => gpa | P | W | U,
+            _ => gpa | P | U,
+        }
+    }
+
+    /// The 4 KiB page table of `page`'s 2 MiB chunk, splitting the chunk
+    /// (and mapping its vRegion) first.
+    fn page_table(&mut self, page: u64) -> Result<*mut u64, Errno> {
+        let chunk = page & !((1 << 21) - 1);
+        if let Some(&pt) = self.pts.get(&chunk) {
+            return Ok(pt);
+        }
+        self.map_vregion(page >> VREGION_SHIFT)?;
+        let Some(&pd) = self.pds.get(&(page >> VREGION_SHIFT)) else {
+            return Err(super::EFAULT);
+        };
+        let pt = page_table_of_chunk(self.window, self.slot, chunk)?;
+        // SAFETY: our page directory; the index is < 512.
+        unsafe { *pd.add(((chunk >> 21) & 511) as usize) = virt_to_phys(pt as u64) | P | W | U };
+        self.pts.insert(chunk, pt);
+        Ok(pt)
+    }
+
+    /// Rewrites the page-table entries of [start, end) from `redirects`
+    /// (after it changed there). The caller flushes the TLB.
+    pub fn remap(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        let mut page = start & !0xfff;
+        while page < end {
+            let pt = self.page_table(page)?;
+            self.refused.remove(&page);
+            let entry = self.entry_of(page);
+            // SAFETY: our page table; the index is < 512.
+            unsafe { *pt.add(((page >> 12) & 511) as usize) = entry };
+            page += 4096;
+        }
+        Ok(())
+    }
+
     /// The VMM said the memory component refused the access to the page at
     /// `va` (a write, if `write_only`): the page faults in the CPU from now
     /// on, not present, or read-only for a refused write. Its 2 MiB chunk
     /// is split into 4 KiB pages first.
     pub fn refuse(&mut self, va: u64, write_only: bool, protection: bool) -> Result<(), Errno> {
         let page = va & !0xfff;
-        let chunk = page & !((1 << 21) - 1);
-        let pt = match self.pts.get(&chunk) {
-            Some(&pt) => pt,
-            None => {
-                let Some(&pd) = self.pds.get(&(page >> VREGION_SHIFT)) else {
-                    return Err(super::EFAULT);
-                };
-                let pt = page_table_of_chunk(self.window, self.slot, chunk)?;
-                // SAFETY: our page directory; the index is < 512.
-                unsafe {
-                    *pd.add(((chunk >> 21) & 511) as usize) = virt_to_phys(pt as u64) | P | W | U
-                };
-                self.pts.insert(chunk, pt);
-                pt
-            }
+        if !self.pds.contains_key(&(page >> VREGION_SHIFT)) {
+            return Err(super::EFAULT);
+        }
+        let pt = self.page_table(page)?;
+        let entry = if write_only {
+            self.entry_of(page) & !W
+        } else {
+            0
         };
-        let gpa = self.window.gpa(self.slot as u64, page);
-        let entry = if write_only { gpa | P | U } else { 0 };
         // SAFETY: our page table; the index is < 512.
         unsafe { *pt.add(((page >> 12) & 511) as usize) = entry };
         self.refused.insert(page, protection);
         Ok(())
     }
 
-    /// Whether the page at `va` was refused for its protection (EACCES).
+    /// Whether the page at `va` was refused for its protection (EACCES),
+    /// or lies in shared anonymous memory (whose protection the CPU
+    /// enforces here).
     pub fn refused_for_protection(&self, va: u64) -> bool {
         self.refused.get(&(va & !0xfff)).copied().unwrap_or(false)
+            || self.redirects.find(va).is_some()
     }
 
     /// A memory call changed [start, end): refused pages there are mapped
@@ -321,9 +372,9 @@ impl Space {
             self.refused.remove(&page);
             let chunk = page & !((1 << 21) - 1);
             if let Some(&pt) = self.pts.get(&chunk) {
-                let gpa = self.window.gpa(self.slot as u64, page);
+                let entry = self.entry_of(page);
                 // SAFETY: our page table; the index is < 512.
-                unsafe { *pt.add(((page >> 12) & 511) as usize) = gpa | P | W | U };
+                unsafe { *pt.add(((page >> 12) & 511) as usize) = entry };
             }
         }
     }

@@ -288,6 +288,8 @@ pub struct Kernel {
     pub atime_due: BTreeSet<u64>,
     /// Shared writable mappings of storage files, see `syscall::shared`.
     pub shared_maps: Vec<syscall::SharedMap>,
+    /// The holder of shared anonymous memory, while there is any.
+    pub anon: Option<syscall::AnonHolder>,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
     pub eventfds: BTreeMap<usize, pmon::events::EventFd>,
     next_event_id: usize,
@@ -386,6 +388,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         locks: pmon::locks::Locks::new(),
         unlinked: BTreeMap::new(),
         shared_maps: Vec::new(),
+        anon: None,
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),
         read_ends: BTreeMap::new(),
@@ -556,6 +559,7 @@ impl Kernel {
         let _ = self.flush_shared(id, 0, u64::MAX, true);
         if let Some(e) = self.spaces.remove(&id) {
             let slot = e.space.slot;
+            let showed_shared = !e.space.redirects.is_empty();
             e.space.destroy();
             self.free_slots.push(slot);
             for c in self.cpus.iter_mut() {
@@ -566,6 +570,9 @@ impl Kernel {
             let gone = self.futexes.drop_space(id);
             for t in gone {
                 self.wake(t, OnWake::Return(0));
+            }
+            if showed_shared {
+                self.gc_shared_anon();
             }
         }
     }

@@ -471,7 +471,8 @@ impl Kernel {
                 let _ = uaccess::write_u32(space, clear, 0);
             }
             let space_id = self.procs.get(&pid).map_or(0, |p| p.space);
-            let woken = self.futexes.wake((space_id, clear), 1, u32::MAX);
+            let key = self.futex_key(space_id, clear);
+            let woken = self.futexes.wake(key, 1, u32::MAX);
             for w in woken {
                 self.wake(w, OnWake::Return(0));
             }

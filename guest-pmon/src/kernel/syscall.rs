@@ -29,9 +29,11 @@ mod fifo;
 mod lock;
 mod positional;
 mod shared;
+mod shared_anon;
 mod store;
 
 pub use shared::SharedMap;
+pub use shared_anon::AnonHolder;
 mod tmp;
 mod unix;
 
@@ -389,7 +391,11 @@ impl Kernel {
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
                 let end = range_end(a[0], a[1]);
                 let _ = self.flush_shared(space, a[0], end, true);
-                self.mem(pid, OP_MUNMAP, a[0], a[1], 0, 0, 0)
+                let r = self.mem(pid, OP_MUNMAP, a[0], a[1], 0, 0, 0);
+                if matches!(r, Ret::Val(0)) {
+                    self.unshare_anon(space, a[0], end);
+                }
+                r
             }
             nr::MSYNC => {
                 const MS_ASYNC: u64 = 1;
@@ -417,6 +423,7 @@ impl Kernel {
                 let r = self.mem(pid, OP_MPROTECT, a[0], a[1], 0, (a[2] & 7) as u32, 0);
                 if matches!(r, Ret::Val(0)) {
                     self.protected_shared(space, a[0], end, a[2]);
+                    self.protect_shared_anon(space, a[0], end, (a[2] & 7) as u32);
                 }
                 r
             }
@@ -431,6 +438,18 @@ impl Kernel {
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
                 let end = range_end(a[0], a[1]);
                 let _ = self.flush_shared(space, a[0], end, true);
+                // Shared anonymous memory shrinks in place only (decided,
+                // `shared_anon`).
+                if self.meets_shared_anon(space, a[0], end) {
+                    if a[2] == 0 || a[2] > a[1] {
+                        return err(EINVAL);
+                    }
+                    let r = self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, 0);
+                    if matches!(r, Ret::Val(_)) {
+                        self.unshare_anon(space, range_end(a[0], a[2]), end);
+                    }
+                    return r;
+                }
                 self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, flags)
             }
             nr::MADVISE => self.sys_madvise(pid, a[0], a[1], a[2]),
@@ -1559,7 +1578,14 @@ impl Kernel {
         let exe = self.exe_of(pid);
         let space = self.space_mut(pid)?;
         let vmas = space.maps()?;
-        Ok(pmon::procfs::maps(&vmas, &space.layout, space.brk, &exe))
+        let shared: Vec<(u64, u64)> = space.redirects.pieces().map(|p| (p.start, p.end)).collect();
+        Ok(pmon::procfs::maps(
+            &vmas,
+            &space.layout,
+            space.brk,
+            &exe,
+            &shared,
+        ))
     }
 
     /// The program process `pid` runs, as an absolute path.
@@ -2228,9 +2254,14 @@ impl Kernel {
         let mut from_tmp = None;
         let mut from_store = None;
         let mut shared_map = None;
+        // Shared anonymous memory: MAP_SHARED of /dev/zero is the same on
+        // Linux.
+        let mut shared_anon = flags & MAP_SHARED != 0 && flags & MAP_ANONYMOUS != 0;
         if flags & MAP_ANONYMOUS == 0 {
             match self.file(pid, fd) {
-                Ok(f) if f.kind == Kind::DevZero => {}
+                Ok(f) if f.kind == Kind::DevZero => {
+                    shared_anon = flags & MAP_SHARED != 0;
+                }
                 Ok(f) => match f.kind {
                     Kind::Host(h) => {
                         if !f.readable() {
@@ -2320,6 +2351,13 @@ impl Kernel {
                 // What the new mapping replaced (written back above) stops
                 // being shared.
                 self.forget_shared(space, a, range_end(a, len));
+                self.unshare_anon(space, a, range_end(a, len));
+                if shared_anon {
+                    if let Err(e) = self.map_shared_anon(space, a, len, prot as u32) {
+                        let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
+                        return err(e);
+                    }
+                }
                 if let Some(ino) = from_store {
                     if let Err(e) = self.fill_from_store(pid, ino, off, a, len, prot) {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
@@ -3155,6 +3193,7 @@ impl Kernel {
         match r {
             Some(Ok(_)) => {
                 self.fork_shared_maps(from, to);
+                self.fork_shared_anon(from, to);
                 Ok(to)
             }
             Some(Err(e)) => {
@@ -3332,7 +3371,8 @@ impl Kernel {
         }
         let space = self.procs.get(&pid).map_or(0, |p| p.space);
         let cmd = op & FUTEX_CMD_MASK;
-        let key = (space, uaddr);
+        let key = self.futex_key(space, uaddr);
+        let key2 = self.futex_key(space, uaddr2);
         match cmd {
             FUTEX_WAIT | FUTEX_WAIT_BITSET => {
                 let bitset = if cmd == FUTEX_WAIT {
@@ -3412,9 +3452,7 @@ impl Kernel {
                         return err(EAGAIN);
                     }
                 }
-                let (woken, moved) = self
-                    .futexes
-                    .requeue(key, (space, uaddr2), v, timeout as u32);
+                let (woken, moved) = self.futexes.requeue(key, key2, v, timeout as u32);
                 let n = woken.len() as i64;
                 for w in woken {
                     self.wake(w, OnWake::Return(0));
@@ -3440,11 +3478,10 @@ impl Kernel {
                 }
                 let mut woken = self.futexes.wake(key, v, FUTEX_BITSET_MATCH_ANY);
                 if wake2 {
-                    woken.extend(self.futexes.wake(
-                        (space, uaddr2),
-                        timeout as u32,
-                        FUTEX_BITSET_MATCH_ANY,
-                    ));
+                    woken.extend(
+                        self.futexes
+                            .wake(key2, timeout as u32, FUTEX_BITSET_MATCH_ANY),
+                    );
                 }
                 let n = woken.len();
                 for w in woken {

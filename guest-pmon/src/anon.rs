@@ -1,0 +1,230 @@
+//! Shared anonymous memory (`MAP_SHARED | MAP_ANONYMOUS`, and `MAP_SHARED`
+//! of /dev/zero): which ranges of one address space show another space's
+//! pages.
+//!
+//! A process's pages live in its own slot of the process window, so a
+//! forked child's copy of a mapping is a copy. Linux backs shared anonymous
+//! memory with an unlinked tmpfs object that every mapper's page tables
+//! point at; here the object is a range of a hidden holder address space
+//! (its own slot, its pages at a memory component like any process's), and
+//! the mappers' page tables point their pages at the holder's window pages.
+//! All processes of a program run on one processor and share its ExCache,
+//! so they see one page: writes are seen at once, atomics and futexes work
+//! between processes.
+//!
+//! This module keeps the ranges; `kernel/syscall/shared_anon.rs` makes the
+//! objects and writes the page tables.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+/// One redirected range of a space: `[start, end)` shows the holder's
+/// pages from `at` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub start: u64,
+    pub end: u64,
+    /// The holder's address of `start`'s page.
+    pub at: u64,
+    /// The object (its start in the holder) the pages belong to.
+    pub object: u64,
+    /// PROT_ bits the process asked for (the page-table entries follow
+    /// them: the holder's mapping is always readable and writable).
+    pub prot: u32,
+}
+
+/// The redirected ranges of one address space, none overlapping.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Redirects {
+    pieces: BTreeMap<u64, Piece>,
+}
+
+impl Redirects {
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    pub fn pieces(&self) -> impl Iterator<Item = &Piece> {
+        self.pieces.values()
+    }
+
+    /// The piece holding `va`, if any.
+    pub fn find(&self, va: u64) -> Option<&Piece> {
+        self.pieces
+            .range(..=va)
+            .next_back()
+            .map(|(_, p)| p)
+            .filter(|p| va < p.end)
+    }
+
+    /// The holder's address `va` shows, if it is redirected.
+    pub fn target(&self, va: u64) -> Option<u64> {
+        self.find(va).map(|p| p.at + (va - p.start))
+    }
+
+    /// Whether any range shows pages of `object`.
+    pub fn uses(&self, object: u64) -> bool {
+        self.pieces.values().any(|p| p.object == object)
+    }
+
+    /// Redirects `[start, end)` to the holder's pages from `at`; whatever
+    /// was redirected there before stops being so.
+    pub fn insert(&mut self, start: u64, end: u64, at: u64, object: u64, prot: u32) {
+        if start >= end {
+            return;
+        }
+        self.remove(start, end);
+        self.pieces.insert(
+            start,
+            Piece {
+                start,
+                end,
+                at,
+                object,
+                prot,
+            },
+        );
+    }
+
+    /// `[start, end)` stops being redirected. Returns the ranges that were,
+    /// whose page-table entries must go back to the space's own pages.
+    pub fn remove(&mut self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut gone = Vec::new();
+        for p in self.overlapping(start, end) {
+            self.pieces.remove(&p.start);
+            if p.start < start {
+                self.pieces.insert(p.start, Piece { end: start, ..p });
+            }
+            if end < p.end {
+                self.pieces.insert(
+                    end,
+                    Piece {
+                        start: end,
+                        at: p.at + (end - p.start),
+                        ..p
+                    },
+                );
+            }
+            gone.push((p.start.max(start), p.end.min(end)));
+        }
+        gone
+    }
+
+    /// The redirected parts of `[start, end)` take protection `prot`.
+    /// Returns the ranges that changed.
+    pub fn protect(&mut self, start: u64, end: u64, prot: u32) -> Vec<(u64, u64)> {
+        let mut changed = Vec::new();
+        for p in self.overlapping(start, end) {
+            let (s, e) = (p.start.max(start), p.end.min(end));
+            self.remove(s, e);
+            self.pieces.insert(
+                s,
+                Piece {
+                    start: s,
+                    end: e,
+                    at: p.at + (s - p.start),
+                    prot,
+                    ..p
+                },
+            );
+            changed.push((s, e));
+        }
+        changed
+    }
+
+    /// Whether `[start, end)` meets a redirected range.
+    pub fn meets(&self, start: u64, end: u64) -> bool {
+        !self.overlapping(start, end).is_empty()
+    }
+
+    fn overlapping(&self, start: u64, end: u64) -> Vec<Piece> {
+        if start >= end {
+            return Vec::new();
+        }
+        let mut out: Vec<Piece> = Vec::new();
+        if let Some((_, p)) = self.pieces.range(..start).next_back() {
+            if p.end > start {
+                out.push(*p);
+            }
+        }
+        out.extend(self.pieces.range(start..end).map(|(_, p)| *p));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: u64 = 1 << 20;
+
+    fn ranges(r: &Redirects) -> Vec<(u64, u64, u64, u32)> {
+        r.pieces().map(|p| (p.start, p.end, p.at, p.prot)).collect()
+    }
+
+    #[test]
+    fn a_hole_in_the_middle_keeps_both_ends_pointing_at_their_pages() {
+        let mut r = Redirects::default();
+        r.insert(10 * M, 14 * M, 100 * M, 100 * M, 3);
+        let gone = r.remove(11 * M, 12 * M);
+        assert_eq!(gone, [(11 * M, 12 * M)]);
+        assert_eq!(
+            ranges(&r),
+            [(10 * M, 11 * M, 100 * M, 3), (12 * M, 14 * M, 102 * M, 3)]
+        );
+        assert_eq!(r.target(13 * M + 4096), Some(103 * M + 4096));
+        assert_eq!(r.target(11 * M), None);
+        assert_eq!(r.target(14 * M), None);
+        assert!(r.uses(100 * M));
+    }
+
+    #[test]
+    fn removing_across_pieces_returns_only_what_was_redirected() {
+        let mut r = Redirects::default();
+        r.insert(M, 2 * M, 50 * M, 50 * M, 3);
+        r.insert(4 * M, 6 * M, 60 * M, 60 * M, 1);
+        let gone = r.remove(0, 5 * M);
+        assert_eq!(gone, [(M, 2 * M), (4 * M, 5 * M)]);
+        assert_eq!(ranges(&r), [(5 * M, 6 * M, 61 * M, 1)]);
+        assert!(!r.uses(50 * M));
+        assert!(r.uses(60 * M));
+        assert!(r.remove(7 * M, 8 * M).is_empty());
+    }
+
+    #[test]
+    fn protecting_part_of_a_piece_splits_it() {
+        let mut r = Redirects::default();
+        r.insert(0x10000, 0x20000, 0x80000, 0x80000, 3);
+        let changed = r.protect(0x12000, 0x13000, 1);
+        assert_eq!(changed, [(0x12000, 0x13000)]);
+        assert_eq!(
+            ranges(&r),
+            [
+                (0x10000, 0x12000, 0x80000, 3),
+                (0x12000, 0x13000, 0x82000, 1),
+                (0x13000, 0x20000, 0x83000, 3)
+            ]
+        );
+        assert_eq!(r.find(0x12fff).map(|p| p.prot), Some(1));
+        assert!(r.meets(0x1f000, 0x30000));
+        assert!(!r.meets(0x20000, 0x30000));
+        assert!(r.protect(0x30000, 0x40000, 0).is_empty());
+    }
+
+    #[test]
+    fn a_new_range_replaces_what_it_covers() {
+        let mut r = Redirects::default();
+        r.insert(0, 4 * M, 10 * M, 10 * M, 3);
+        r.insert(M, 2 * M, 20 * M, 20 * M, 3);
+        assert_eq!(
+            ranges(&r),
+            [
+                (0, M, 10 * M, 3),
+                (M, 2 * M, 20 * M, 3),
+                (2 * M, 4 * M, 12 * M, 3)
+            ]
+        );
+        r.insert(5 * M, 5 * M, 0, 0, 3);
+        assert_eq!(r.pieces().count(), 3);
+    }
+}

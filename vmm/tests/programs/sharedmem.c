@@ -1,0 +1,198 @@
+/* Shared anonymous memory between a process and its forked children:
+ * MAP_SHARED|MAP_ANONYMOUS and MAP_SHARED of /dev/zero, atomics,
+ * process-shared semaphores (futexes between processes), munmap and
+ * mprotect on one side, and private memory staying private. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <semaphore.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static sigjmp_buf env;
+static volatile int segv_code;
+
+static void on_segv(int sig, siginfo_t *si, void *uc) {
+    (void)sig; (void)uc;
+    segv_code = si->si_code;
+    siglongjmp(env, 1);
+}
+
+static void *shared(size_t len) {
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) { perror("mmap shared"); exit(1); }
+    return p;
+}
+
+static int wait_child(pid_t c) {
+    int st;
+    if (waitpid(c, &st, 0) != c) { perror("waitpid"); exit(1); }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+
+    /* Atomic counting from four processes at once. */
+    long *counter = shared(4096);
+    pid_t kids[4];
+    for (int k = 0; k < 4; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            for (int i = 0; i < 20000; i++) __atomic_fetch_add(counter, 1, __ATOMIC_SEQ_CST);
+            _exit(0);
+        }
+    }
+    for (int k = 0; k < 4; k++) wait_child(kids[k]);
+    printf("counter after 4 x 20000 atomic adds: %ld\n", *counter);
+
+    /* Ping-pong with process-shared semaphores: a futex wait in one
+     * process woken by a post in the other. */
+    struct pp { sem_t ping, pong; int value; } *pp = shared(sizeof *pp);
+    if (sem_init(&pp->ping, 1, 0) || sem_init(&pp->pong, 1, 0)) { perror("sem_init"); return 1; }
+    pid_t c = fork();
+    if (c == 0) {
+        for (int i = 0; i < 300; i++) {
+            sem_wait(&pp->ping);
+            pp->value = pp->value * 3 + 1;
+            sem_post(&pp->pong);
+        }
+        _exit(0);
+    }
+    unsigned sum = 0;
+    for (int i = 0; i < 300; i++) {
+        pp->value = i;
+        sem_post(&pp->ping);
+        sem_wait(&pp->pong);
+        sum += (unsigned)pp->value;
+    }
+    printf("ping-pong: child exit %d, sum %u\n", wait_child(c), sum);
+
+    /* A flag spun on, without any system call between. */
+    volatile int *flag = shared(4096);
+    c = fork();
+    if (c == 0) {
+        while (flag[0] != 1) {}
+        flag[1] = 42;
+        flag[0] = 2;
+        _exit(0);
+    }
+    flag[0] = 1;
+    while (flag[0] != 2) {}
+    printf("spun: child wrote %d, exit %d\n", flag[1], wait_child(c));
+
+    /* MAP_SHARED of /dev/zero is shared anonymous memory too. */
+    int z = open("/dev/zero", O_RDWR);
+    char *zp = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, z, 0);
+    if (zp == MAP_FAILED) { perror("mmap /dev/zero"); return 1; }
+    close(z);
+    c = fork();
+    if (c == 0) { strcpy(zp + 5000, "from the child via /dev/zero"); _exit(0); }
+    wait_child(c);
+    printf("/dev/zero: '%s', first byte %d\n", zp + 5000, zp[0]);
+
+    /* Private memory stays private after a fork. */
+    int *priv = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    priv[0] = 7;
+    c = fork();
+    if (c == 0) { priv[0] = 99; _exit(priv[0] == 99 ? 0 : 1); }
+    printf("private: child exit %d, parent still sees %d\n", wait_child(c), priv[0]);
+
+    /* Several MiB, written by a grandchild, summed by the parent. */
+    size_t big = 8 << 20;
+    uint32_t *words = shared(big);
+    c = fork();
+    if (c == 0) {
+        pid_t g = fork();
+        if (g == 0) {
+            for (size_t i = 0; i < big / 4; i++) words[i] = (uint32_t)(i * 2654435761u);
+            _exit(0);
+        }
+        _exit(wait_child(g));
+    }
+    printf("grandchild: exit %d\n", wait_child(c));
+    uint64_t total = 0;
+    int wrong = 0;
+    for (size_t i = 0; i < big / 4; i++) {
+        total += words[i];
+        wrong += words[i] != (uint32_t)(i * 2654435761u);
+    }
+    printf("8 MiB: sum %llu, wrong words %d\n", (unsigned long long)total, wrong);
+
+    /* The parent unmaps its view and the middle page of another; the
+     * child keeps its own view of both. */
+    int fds[2];
+    if (pipe(fds)) { perror("pipe"); return 1; }
+    char *gone = shared(4096);
+    char *holed = shared(3 * 4096);
+    strcpy(gone, "still here");
+    c = fork();
+    if (c == 0) {
+        char b;
+        if (read(fds[0], &b, 1) != 1) _exit(3);
+        holed[4096] = 'm';
+        holed[8192] = 'e';
+        printf("child after the parent's munmap: '%s' %c%c\n", gone, holed[4096], holed[8192]);
+        _exit(0);
+    }
+    munmap(gone, 4096);
+    munmap(holed + 4096, 4096);
+    if (write(fds[1], "x", 1) != 1) { perror("write"); return 1; }
+    wait_child(c);
+    printf("parent sees the end page: %c\n", holed[8192]);
+
+    /* mprotect read-only in the child: a write is SIGSEGV (SEGV_ACCERR),
+     * and the parent's view stays writable. */
+    char *ro = shared(4096);
+    c = fork();
+    if (c == 0) {
+        struct sigaction sa = {0};
+        sa.sa_sigaction = on_segv;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGSEGV, &sa, NULL);
+        ro[0] = 'a';
+        mprotect(ro, 4096, PROT_READ);
+        if (sigsetjmp(env, 1) == 0) {
+            ro[1] = 'b';
+            printf("child: the write to a read-only view went through\n");
+        } else {
+            printf("child: SIGSEGV, code %s\n", segv_code == SEGV_ACCERR ? "SEGV_ACCERR" : "other");
+        }
+        mprotect(ro, 4096, PROT_READ | PROT_WRITE);
+        ro[2] = 'c';
+        _exit(0);
+    }
+    wait_child(c);
+    ro[3] = 'd';
+    printf("after mprotect: %c %c %c %c\n", ro[0], ro[1] ? ro[1] : '-', ro[2], ro[3]);
+
+    /* /proc/self/maps names it as Linux does. */
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (maps && fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && lo <= (unsigned long)counter &&
+            (unsigned long)counter < hi) {
+            line[strcspn(line, "\n")] = 0;
+            printf("maps: %s, named %s\n", perms, strstr(line, "/dev/zero (deleted)") ? "/dev/zero (deleted)" : "otherwise");
+        }
+    }
+    if (maps) fclose(maps);
+
+    /* mremap shrinks a shared mapping in place. */
+    char *sh = shared(4 * 4096);
+    sh[0] = 's';
+    char *smaller = mremap(sh, 4 * 4096, 4096, 0);
+    c = fork();
+    if (c == 0) { smaller[1] = 't'; _exit(0); }
+    wait_child(c);
+    printf("mremap shrink: %s, '%.2s'\n", smaller == sh ? "in place" : "moved", smaller);
+    return 0;
+}
