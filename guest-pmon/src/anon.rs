@@ -152,6 +152,72 @@ impl Redirects {
     }
 }
 
+/// Which byte ranges of a file an object holds (filled from the file when
+/// first mapped; later writes to the file are patched into these only).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filled {
+    /// start -> end, none overlapping or touching.
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl Filled {
+    /// The parts of [lo, hi) not held yet.
+    pub fn missing(&self, lo: u64, hi: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut at = lo;
+        for (s, e) in self.held(lo, hi) {
+            if at < s {
+                out.push((at, s));
+            }
+            at = e;
+        }
+        if at < hi {
+            out.push((at, hi));
+        }
+        out
+    }
+
+    /// The parts of [lo, hi) held.
+    pub fn held(&self, lo: u64, hi: u64) -> Vec<(u64, u64)> {
+        if lo >= hi {
+            return Vec::new();
+        }
+        let first = self.ranges.range(..=lo).next_back().map_or(lo, |(&s, _)| s);
+        self.ranges
+            .range(first..hi)
+            .filter(|(_, &e)| e > lo)
+            .map(|(&s, &e)| (s.max(lo), e.min(hi)))
+            .collect()
+    }
+
+    /// [lo, hi) is held from now on.
+    pub fn add(&mut self, lo: u64, hi: u64) {
+        if lo >= hi {
+            return;
+        }
+        let (mut lo, mut hi) = (lo, hi);
+        let touching: Vec<(u64, u64)> = {
+            let first = self.ranges.range(..=lo).next_back().map_or(lo, |(&s, _)| s);
+            self.ranges
+                .range(first..=hi)
+                .filter(|(_, &e)| e >= lo)
+                .map(|(&s, &e)| (s, e))
+                .collect()
+        };
+        for (s, e) in touching {
+            self.ranges.remove(&s);
+            lo = lo.min(s);
+            hi = hi.max(e);
+        }
+        self.ranges.insert(lo, hi);
+    }
+
+    /// The end of the last range held (0 for none).
+    pub fn end(&self) -> u64 {
+        self.ranges.values().next_back().copied().unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +292,23 @@ mod tests {
         );
         r.insert(5 * M, 5 * M, 0, 0, 3);
         assert_eq!(r.pieces().count(), 3);
+    }
+
+    #[test]
+    fn filled_ranges_merge_and_report_what_is_missing() {
+        let mut f = Filled::default();
+        assert_eq!(f.missing(0, 10), [(0, 10)]);
+        f.add(2, 4);
+        f.add(6, 8);
+        assert_eq!(f.missing(0, 10), [(0, 2), (4, 6), (8, 10)]);
+        assert_eq!(f.held(3, 7), [(3, 4), (6, 7)]);
+        f.add(4, 6);
+        assert_eq!(f.held(0, 10), [(2, 8)]);
+        assert_eq!(f.missing(3, 7), []);
+        f.add(8, 9);
+        f.add(0, 1);
+        assert_eq!(f.held(0, 100), [(0, 1), (2, 9)]);
+        assert_eq!(f.end(), 9);
+        assert!(f.held(5, 5).is_empty());
     }
 }

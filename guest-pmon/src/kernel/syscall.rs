@@ -2309,6 +2309,11 @@ impl Kernel {
         let hint = addr & !0xfff;
         // A tmpfs file's bytes are written through the mapping: writable
         // until they are in.
+        // A shared mapping of a storage file shows the file's object, not
+        // its own pages.
+        if shared_map.is_some() {
+            from_store = None;
+        }
         let first_prot = if from_tmp.is_some() || from_store.is_some() {
             prot | 3
         } else {
@@ -2365,6 +2370,10 @@ impl Kernel {
                     }
                 }
                 if let Some((ino, may_write)) = shared_map {
+                    if let Err(e) = self.map_file_shared(space, a, len, ino, off, prot as u32) {
+                        let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
+                        return err(e);
+                    }
                     self.add_shared_map(SharedMap {
                         space,
                         start: a,
@@ -3160,9 +3169,6 @@ impl Kernel {
     /// written back first (the VMM does that for OP_FORK), then the memory
     /// components copy every mapping and page.
     fn fork_space(&mut self, from: u32) -> Result<u32, Errno> {
-        // The child's copies of shared mappings start equal to the file,
-        // so what they later write back is only the child's own.
-        let _ = self.flush_shared(from, 0, u64::MAX, false);
         let (brk, from_gpid, layout, home) = match self.spaces.get(&from) {
             Some(e) => (
                 e.space.brk,

@@ -1,22 +1,20 @@
-//! Shared mappings of storage files (mmap MAP_SHARED). The mapping is
-//! process memory at the memory component, filled from the file when it
-//! is made, and kept in step with the file in both directions:
+//! Shared mappings of storage files (mmap MAP_SHARED). Every shared
+//! mapping of a file on this processor shows one object, the file's pages
+//! in the shared-memory holder (`shared_anon`), filled from the file at
+//! the first mapping of each range: as one page cache on Linux, a store
+//! through one mapping is seen at once through every other, in every
+//! process here. The object is kept in step with the file both ways:
 //!
-//! - What a process writes to the file (write, pwrite, truncate, and the
-//!   write-back of another mapping) is written into every shared mapping
-//!   of the file on this processor at once, whatever their protection, as
-//!   one page cache shows it on Linux (LMDB's and SQLite's readers map the
-//!   file and the writer uses write()).
-//! - What a process writes through a mapping reaches the file at msync,
-//!   munmap, fsync or fdatasync of the file, and when the space goes (exit,
-//!   execve): the mapped bytes inside the file's size are written back
-//!   (with no dirty bits from the ExCache yet, the whole mapped range), and
-//!   from the file they reach the other mappings as above.
+//! - What a process writes to the file (write, pwrite, truncate) is
+//!   written into the object at once (LMDB's and SQLite's readers map the
+//!   file while the writer uses write()).
+//! - What processes write through their mappings reaches the file at
+//!   msync, munmap, fsync or fdatasync of the file, and when a mapping
+//!   space goes (exit, execve): the mapped bytes inside the file's size
+//!   that differ from the file's are written back.
 //!
-//! Decided for now: between those points each mapping is its own copy, so
-//! two processes writing the same bytes through their mappings without an
-//! msync in between see each other's bytes only then, the later write-back
-//! winning; a forked child's copy of a mapping writes back on its own.
+//! This list keeps who maps what, for those write-backs and for
+//! mprotect's EACCES.
 
 use super::super::store;
 use super::*;
@@ -148,95 +146,23 @@ impl Kernel {
         self.shared_maps.iter().any(|m| m.ino == ino)
     }
 
-    /// File `ino` now holds `bytes` at `at`: every shared mapping of that
-    /// range shows them, but `except` (a space and the start of one of its
-    /// mappings: the one being written back, whose threads may have
-    /// written it again since it was read).
-    pub(in crate::kernel) fn patch_shared(
-        &mut self,
-        ino: u64,
-        at: u64,
-        bytes: &[u8],
-        except: Option<(u32, u64)>,
-    ) {
-        let end = at + bytes.len() as u64;
-        let hits: Vec<SharedMap> = self
-            .shared_maps
-            .iter()
-            .copied()
-            .filter(|m| {
-                m.ino == ino
-                    && except != Some((m.space, m.start))
-                    && m.offset < end
-                    && at < m.offset + (m.end - m.start)
-            })
-            .collect();
-        for m in hits {
-            let lo = at.max(m.offset);
-            let hi = end.min(m.offset + (m.end - m.start));
-            let va = m.start + (lo - m.offset);
-            let part = &bytes[(lo - at) as usize..(hi - at) as usize];
-            // A mapping the memory component will not let us write (it
-            // cannot be reached: the process is stopped with EIO at its
-            // next access anyway) keeps its old bytes.
-            let _ = self.in_space(m.space, |k| k.write_over_protection(m.space, va, part));
-        }
+    /// File `ino` now holds `bytes` at `at`: every shared mapping of it
+    /// shows them (they all show the file's one object).
+    pub(in crate::kernel) fn patch_shared(&mut self, ino: u64, at: u64, bytes: &[u8]) {
+        self.patch_file_object(ino, at, bytes);
     }
 
     /// Bytes [lo, hi) of file `ino` are gone (a truncate): its shared
     /// mappings show zeros there.
     pub(in crate::kernel) fn zero_shared(&mut self, ino: u64, lo: u64, hi: u64) {
-        let mapped_end = self
-            .shared_maps
-            .iter()
-            .filter(|m| m.ino == ino)
-            .map(|m| m.offset + (m.end - m.start))
-            .max()
-            .unwrap_or(0);
+        let held_end = self.file_object_end(ino);
         let zeros = alloc::vec![0u8; 1 << 20];
         let mut at = lo;
-        while at < hi.min(mapped_end) {
-            let n = (hi.min(mapped_end) - at).min(1 << 20);
-            self.patch_shared(ino, at, &zeros[..n as usize], None);
+        while at < hi.min(held_end) {
+            let n = (hi.min(held_end) - at).min(1 << 20);
+            self.patch_shared(ino, at, &zeros[..n as usize]);
             at += n;
         }
-    }
-
-    /// Writes `data` into `space` (loaded) at `va`, whatever the pages'
-    /// protection: pages a process may not write are opened for the write
-    /// and given their protection back.
-    fn write_over_protection(&mut self, space: u32, va: u64, data: &[u8]) -> Result<(), Errno> {
-        let s = &mut self.spaces.get_mut(&space).ok_or(ESRCH)?.space;
-        if uaccess::write(s, va, data).is_ok() {
-            return Ok(());
-        }
-        let lo = va & !0xfff;
-        let hi = (va + data.len() as u64)
-            .checked_next_multiple_of(4096)
-            .ok_or(EFAULT)?;
-        let closed: Vec<(u64, u64, u32)> = s
-            .maps()?
-            .iter()
-            .filter(|v| v.start < hi && lo < v.end && v.prot & 3 != 3)
-            .map(|v| (v.start.max(lo), v.end.min(hi), v.prot))
-            .collect();
-        let protect = |s: &mut crate::kernel::mm::Space, start: u64, end: u64, prot: u32| {
-            s.call(MemRequest {
-                op: OP_MPROTECT,
-                addr: start,
-                len: end - start,
-                prot,
-                ..Default::default()
-            })
-        };
-        for &(start, end, prot) in &closed {
-            protect(s, start, end, prot | 3)?;
-        }
-        let wrote = uaccess::write(s, va, data);
-        for &(start, end, prot) in &closed {
-            protect(s, start, end, prot)?;
-        }
-        wrote
     }
 
     /// A forked child's copy of its parent's shared mappings.
@@ -251,10 +177,9 @@ impl Kernel {
     }
 
     /// Writes [lo, hi) of mapping `m` to its file, within the file's size:
-    /// the bytes that differ from the file's, which (every write to the
-    /// file being patched into every mapping) are the ones this mapping
-    /// changed. Only those reach the other mappings, so a write-back never
-    /// undoes bytes another mapping changed and has not written back.
+    /// the bytes that differ from the file's (every write to the file
+    /// being patched into the object, they are the ones written through a
+    /// mapping), in few requests.
     fn write_back_map(&mut self, m: &SharedMap, lo: u64, hi: u64) -> Result<(), Errno> {
         let size = store::stat_ino(m.ino)?.size;
         let file_at = m.offset.saturating_add(lo - m.start);
@@ -272,16 +197,9 @@ impl Kernel {
             })?;
             let now = self.file_read(m.ino, file_at + done, n)?;
             let runs = pmon::writeback::changed_runs(&bytes, &now);
-            // To the file in few requests; to the other mappings exactly,
-            // each once its bytes are in the file (a failure later leaves
-            // every mapping agreeing with the file).
             for (from, to) in pmon::writeback::joined(&runs, 4096) {
                 let at = file_at + done + from as u64;
                 self.file_write_only(m.ino, at, &bytes[from..to])?;
-                for &(a, b) in runs.iter().filter(|r| from <= r.0 && r.1 <= to) {
-                    let at = file_at + done + a as u64;
-                    self.patch_shared(m.ino, at, &bytes[a..b], Some((m.space, m.start)));
-                }
             }
             done += n as u64;
         }

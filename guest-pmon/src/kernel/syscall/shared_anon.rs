@@ -18,6 +18,7 @@
 //! it is EINVAL (Linux can). Protection is enforced by the CPU through the
 //! page tables (the holder's mapping is read-write).
 
+use super::super::store;
 use super::super::uaccess::UserSpace;
 use super::*;
 
@@ -25,14 +26,30 @@ use super::*;
 /// any process meet on the holder's address.
 const HOLDER_FUTEX_SPACE: u32 = u32::MAX;
 
-/// The holder of every shared anonymous object.
+/// The holder of every shared object.
 pub struct AnonHolder {
     /// Its address-space id.
     pub space: u32,
     pub slot: u32,
-    /// Object start -> length, in the holder.
-    pub objects: BTreeMap<u64, u64>,
+    /// Object start (in the holder) -> the object.
+    pub objects: BTreeMap<u64, Object>,
+    /// A storage file's inode -> its object's start.
+    pub files: BTreeMap<u64, u64>,
 }
+
+/// One object: shared anonymous memory, or the pages of a storage file
+/// that processes here map shared (file offset `x` at `start + x`).
+pub struct Object {
+    pub len: u64,
+    pub file: Option<u64>,
+    /// For a file: the offsets whose bytes are in (read from the file at
+    /// the first mapping of them).
+    pub filled: pmon::anon::Filled,
+}
+
+/// The least holder range given to a file's object: later mappings of
+/// the file further in must fit (ENOMEM otherwise).
+const FILE_OBJECT_MIN: u64 = 256 << 20;
 
 impl Kernel {
     /// Makes [a, a + len) of `space` (just mapped there, anonymous) shared
@@ -46,6 +63,27 @@ impl Kernel {
     ) -> Result<(), Errno> {
         let end = range_end(a, len);
         let len = end - a;
+        let (holder_slot, at) = self.new_object(len, None)?;
+        let remapped = match self.spaces.get_mut(&space) {
+            Some(e) => {
+                e.space.holder_slot = holder_slot;
+                e.space.redirects.insert(a, end, at, at, prot);
+                e.space.remap(a, end)
+            }
+            None => Err(ESRCH),
+        };
+        if let Err(e) = remapped {
+            self.unshare_anon(space, a, end);
+            self.gc_shared_anon();
+            return Err(e);
+        }
+        self.flush_tlb(space);
+        Ok(())
+    }
+
+    /// A new object of `len` bytes in the holder (made if there is none):
+    /// the holder's slot and the object's start.
+    fn new_object(&mut self, len: u64, file: Option<u64>) -> Result<(u32, u64), Errno> {
         let holder = self.anon_holder()?;
         let made = self.spaces.get_mut(&holder.0).ok_or(ENOMEM).and_then(|e| {
             let at = e.space.call(MemRequest {
@@ -54,8 +92,9 @@ impl Kernel {
                 prot: 3,
                 ..Default::default()
             })?;
-            // The holder's vRegions need their memslots at the VMM: the
-            // mappers' accesses land there.
+            // The holder's vRegions need their memslots at the VMM (the
+            // mappers' accesses land there) and its page tables (the
+            // monitor writes file bytes in through them).
             if let Err(err) = e.space.prepare(at, len) {
                 let _ = e.space.call(MemRequest {
                     op: OP_MUNMAP,
@@ -75,12 +114,70 @@ impl Kernel {
             }
         };
         if let Some(h) = self.anon.as_mut() {
-            h.objects.insert(at, len);
+            h.objects.insert(
+                at,
+                Object {
+                    len,
+                    file,
+                    filled: Default::default(),
+                },
+            );
+            if let Some(ino) = file {
+                h.files.insert(ino, at);
+            }
+        }
+        Ok((holder.1, at))
+    }
+
+    /// Makes [a, a + len) of `space` (just mapped there) show storage file
+    /// `ino` from `offset`, shared with every other mapping of the file
+    /// here: the file's object, whose pages not in yet are read from the
+    /// file first.
+    pub(super) fn map_file_shared(
+        &mut self,
+        space: u32,
+        a: u64,
+        len: u64,
+        ino: u64,
+        offset: u64,
+        prot: u32,
+    ) -> Result<(), Errno> {
+        let end = range_end(a, len);
+        let need = offset.checked_add(end - a).ok_or(ENOMEM)?;
+        let existing = self
+            .anon
+            .as_ref()
+            .and_then(|h| h.files.get(&ino).map(|&at| (h.slot, at)));
+        let (slot, object) = match existing {
+            Some((slot, at)) => {
+                let fits = self
+                    .anon
+                    .as_ref()
+                    .and_then(|h| h.objects.get(&at))
+                    .is_some_and(|o| need <= o.len);
+                if !fits {
+                    return Err(ENOMEM);
+                }
+                (slot, at)
+            }
+            None => {
+                let extent = need
+                    .checked_next_power_of_two()
+                    .ok_or(ENOMEM)?
+                    .max(FILE_OBJECT_MIN);
+                self.new_object(extent, Some(ino))?
+            }
+        };
+        if let Err(e) = self.fill_object(object, ino, offset, need) {
+            self.gc_shared_anon();
+            return Err(e);
         }
         let remapped = match self.spaces.get_mut(&space) {
             Some(e) => {
-                e.space.holder_slot = holder.1;
-                e.space.redirects.insert(a, end, at, at, prot);
+                e.space.holder_slot = slot;
+                e.space
+                    .redirects
+                    .insert(a, end, object + offset, object, prot);
                 e.space.remap(a, end)
             }
             None => Err(ESRCH),
@@ -92,6 +189,75 @@ impl Kernel {
         }
         self.flush_tlb(space);
         Ok(())
+    }
+
+    /// Reads the file's bytes of [lo, hi) that `object` does not hold yet
+    /// into it (what lies past the file's end stays zeros, as the file
+    /// would read).
+    fn fill_object(&mut self, object: u64, ino: u64, lo: u64, hi: u64) -> Result<(), Errno> {
+        let missing = match self.anon.as_ref().and_then(|h| h.objects.get(&object)) {
+            Some(o) => o.filled.missing(lo, hi),
+            None => return Err(ENOMEM),
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let size = store::stat_ino(ino)?.size;
+        let holder = self.anon.as_ref().map_or(0, |h| h.space);
+        for (from, to) in missing {
+            let mut at = from;
+            while at < to.min(size) {
+                let n = (to.min(size) - at).min(1 << 20) as usize;
+                let chunk = self.file_read(ino, at, n)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                self.write_object(holder, object + at, &chunk)?;
+                at += chunk.len() as u64;
+            }
+            if let Some(o) = self.anon.as_mut().and_then(|h| h.objects.get_mut(&object)) {
+                o.filled.add(from, to);
+            }
+        }
+        // mmap reads the file, for its atime.
+        self.accessed(ino);
+        Ok(())
+    }
+
+    /// Writes `bytes` into the holder at `at`.
+    fn write_object(&mut self, holder: u32, at: u64, bytes: &[u8]) -> Result<(), Errno> {
+        self.in_space(holder, |k| {
+            let s = &mut k.spaces.get_mut(&holder).ok_or(ESRCH)?.space;
+            uaccess::write(s, at, bytes).map(|_| ())
+        })
+    }
+
+    /// File `ino` now holds `bytes` at `offset`: its object shows them
+    /// where it holds the file's bytes.
+    pub(in crate::kernel) fn patch_file_object(&mut self, ino: u64, offset: u64, bytes: &[u8]) {
+        let Some((holder, object, held)) = self.anon.as_ref().and_then(|h| {
+            let at = *h.files.get(&ino)?;
+            let o = h.objects.get(&at)?;
+            let end = offset.saturating_add(bytes.len() as u64);
+            Some((h.space, at, o.filled.held(offset, end)))
+        }) else {
+            return;
+        };
+        for (lo, hi) in held {
+            let part = &bytes[(lo - offset) as usize..(hi - offset) as usize];
+            // A holder the memory component will not let us write (it
+            // cannot be reached: the mappers stop with EIO at their next
+            // access anyway) keeps its old bytes.
+            let _ = self.write_object(holder, object + lo, part);
+        }
+    }
+
+    /// The end of what file `ino`'s object holds (0 without one).
+    pub(in crate::kernel) fn file_object_end(&self, ino: u64) -> u64 {
+        self.anon
+            .as_ref()
+            .and_then(|h| h.objects.get(h.files.get(&ino)?))
+            .map_or(0, |o| o.filled.end())
     }
 
     /// [start, end) of `space` stops showing shared anonymous memory
@@ -168,7 +334,7 @@ impl Kernel {
             .objects
             .iter()
             .filter(|(&at, _)| !self.spaces.values().any(|e| e.space.redirects.uses(at)))
-            .map(|(&at, &len)| (at, len))
+            .map(|(&at, o)| (at, o.len))
             .collect();
         for (at, len) in unused {
             if let Some(e) = self.spaces.get_mut(&holder) {
@@ -180,7 +346,9 @@ impl Kernel {
                 });
             }
             if let Some(h) = self.anon.as_mut() {
-                h.objects.remove(&at);
+                if let Some(ino) = h.objects.remove(&at).and_then(|o| o.file) {
+                    h.files.remove(&ino);
+                }
             }
         }
         if self.anon.as_ref().is_some_and(|h| h.objects.is_empty()) {
@@ -213,6 +381,7 @@ impl Kernel {
             space: id,
             slot,
             objects: BTreeMap::new(),
+            files: BTreeMap::new(),
         });
         Ok((id, slot))
     }

@@ -85,7 +85,7 @@ impl Kernel {
     ) -> Result<(u64, usize), Errno> {
         let (at, n) = self.write_through(ino, offset, data, append)?;
         if self.has_shared(ino) {
-            self.patch_shared(ino, at, &data[..n], None);
+            self.patch_shared(ino, at, &data[..n]);
         }
         Ok((at, n))
     }
