@@ -139,6 +139,27 @@ pub fn below<'p>(path: &'p [u8], mount: &[u8]) -> Option<&'p [u8]> {
     }
 }
 
+/// The tmpfs directory that holds /dev/shm's names (hidden from listings
+/// of /tmp).
+pub const DEV_SHM_DIR: &[u8] = b".lego-dev-shm";
+
+/// /dev/shm (POSIX shared memory and named semaphores: shm_open and
+/// sem_open make their files there) is a directory of the processor's
+/// tmpfs, as on Linux where it is a tmpfs mount: a resolved path under it
+/// becomes that directory's path under /tmp.
+pub fn dev_shm_alias(full: Vec<u8>) -> Vec<u8> {
+    let Some(rest) = below(&full, b"/dev/shm") else {
+        return full;
+    };
+    let mut out = b"/tmp/".to_vec();
+    out.extend_from_slice(DEV_SHM_DIR);
+    if !rest.is_empty() {
+        out.push(b'/');
+        out.extend_from_slice(rest);
+    }
+    out
+}
+
 fn fd_number(text: &[u8]) -> Option<i32> {
     if text.is_empty() || text.len() > 9 || !text.iter().all(u8::is_ascii_digit) {
         return None;
@@ -187,6 +208,13 @@ mod tests {
         assert_eq!(below(b"/tmp/a/b", b"/tmp"), Some(&b"a/b"[..]));
         assert_eq!(below(b"/tmpfoo", b"/tmp"), None);
         assert_eq!(below(b"/var/tmp", b"/tmp"), None);
+        assert_eq!(dev_shm_alias(b"/dev/shm".to_vec()), b"/tmp/.lego-dev-shm");
+        assert_eq!(
+            dev_shm_alias(b"/dev/shm/sem.x".to_vec()),
+            b"/tmp/.lego-dev-shm/sem.x"
+        );
+        assert_eq!(dev_shm_alias(b"/dev/shmem".to_vec()), b"/dev/shmem");
+        assert_eq!(dev_shm_alias(b"/dev/null".to_vec()), b"/dev/null");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub type Ino = u64;
 /// The root directory's inode.
 pub const ROOT: Ino = 1;
 
+pub const EPERM: i64 = 1;
 pub const ENOENT: i64 = 2;
 pub const EBUSY: i64 = 16;
 pub const EEXIST: i64 = 17;
@@ -424,6 +425,26 @@ impl Tmpfs {
         Ok(())
     }
 
+    /// link(2): `to` becomes another name of the file `from` names (EPERM
+    /// for a directory, as Linux; EEXIST if `to` is taken).
+    pub fn link(&mut self, from: &[u8], to: &[u8], now: u64) -> Result<()> {
+        let ino = self.lookup(from)?;
+        if self.is_dir(ino) {
+            return Err(EPERM);
+        }
+        let (dir, name) = self.parent(to)?;
+        if self.entries(dir)?.contains_key(name) {
+            return Err(EEXIST);
+        }
+        self.entries_mut(dir)?.insert(name.to_vec(), ino);
+        if let Ok(n) = self.node_mut(ino) {
+            n.nlink += 1;
+            n.ctime = now;
+        }
+        self.touch_dir(dir, now);
+        Ok(())
+    }
+
     /// An open file leads to `ino`.
     pub fn hold(&mut self, ino: Ino) {
         if let Some(n) = self.nodes.get_mut(&ino) {
@@ -646,6 +667,28 @@ pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hard_link_keeps_the_data_until_its_last_name_goes() {
+        let mut t = Tmpfs::new(1 << 20, 0);
+        let (ino, _) = t.create(b"tmp.1", 0o600, true, 0).unwrap();
+        t.write(ino, 0, b"semaphore", 1).unwrap();
+        t.link(b"tmp.1", b"sem.x", 2).unwrap();
+        assert_eq!(t.lookup(b"sem.x"), Ok(ino));
+        assert_eq!(t.stat(ino).unwrap().nlink, 2);
+        assert_eq!(t.link(b"tmp.1", b"sem.x", 3), Err(EEXIST));
+        t.mkdir(b"d", 0o700, 3).unwrap();
+        assert_eq!(t.link(b"d", b"d2", 3), Err(EPERM));
+        assert_eq!(t.link(b"nothing", b"n2", 3), Err(ENOENT));
+        t.unlink(b"tmp.1", 4).unwrap();
+        let mut b = [0u8; 9];
+        assert_eq!(t.read(ino, 0, &mut b, 5), Ok(9));
+        assert_eq!(&b, b"semaphore");
+        assert_eq!(t.stat(ino).unwrap().nlink, 1);
+        t.unlink(b"sem.x", 6).unwrap();
+        assert!(t.stat(ino).is_err());
+        assert_eq!(t.used(), 0);
+    }
 
     fn fs() -> Tmpfs {
         Tmpfs::new(64 * PAGE, 1)

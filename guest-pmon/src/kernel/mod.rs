@@ -393,7 +393,13 @@ pub fn start(boot: &'static BootInfo) -> ! {
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),
         read_ends: BTreeMap::new(),
         atime_due: BTreeSet::new(),
-        tmp: pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns),
+        tmp: {
+            let mut t =
+                pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns);
+            // /dev/shm's names (`pmon::path::dev_shm_alias`).
+            let _ = t.mkdir(pmon::path::DEV_SHM_DIR, 0o1777, boot.realtime_ns);
+            t
+        },
         epolls: BTreeMap::new(),
         eventfds: BTreeMap::new(),
         next_event_id: 1,

@@ -33,7 +33,7 @@ mod shared_anon;
 mod store;
 
 pub use shared::SharedMap;
-pub use shared_anon::AnonHolder;
+pub use shared_anon::{AnonHolder, FileRef};
 mod tmp;
 mod unix;
 
@@ -371,14 +371,20 @@ impl Kernel {
             nr::FSYNC | nr::FDATASYNC => match self.file(pid, a[0] as i32 as i64) {
                 Ok(f) if matches!(f.kind, Kind::Store(_) | Kind::StoreDir(_)) => {
                     if let Kind::Store(ino) = f.kind {
-                        if let Err(e) = self.flush_file_maps(ino) {
+                        if let Err(e) = self.flush_file_maps(FileRef::Store(ino)) {
                             return err(e);
                         }
                     }
                     val(self.store_sync())
                 }
-                // Nothing here is durable (tmpfs) or changes (the host's).
+                // Nothing here is durable (tmpfs) or changes (the host's);
+                // a tmpfs file's shared mappings reach it.
                 Ok(f) if matches!(f.kind, Kind::Tmp(_) | Kind::Host(_) | Kind::HostDir(_)) => {
+                    if let Kind::Tmp(ino) = f.kind {
+                        if let Err(e) = self.flush_file_maps(FileRef::Tmp(ino)) {
+                            return err(e);
+                        }
+                    }
                     Ret::Val(0)
                 }
                 Ok(_) => err(EINVAL),
@@ -1039,7 +1045,7 @@ impl Kernel {
             }
             f.path.clone()
         };
-        Ok(pmon::path::resolve(&base, p))
+        Ok(pmon::path::dev_shm_alias(pmon::path::resolve(&base, p)))
     }
 
     /// One write; Ok(None): wait.
@@ -2276,13 +2282,17 @@ impl Kernel {
                         };
                         from_file = Some((h, size));
                     }
-                    // A private copy, written in after mapping; a shared
-                    // writable mapping would not reach the file.
+                    // Private: a copy, written in after mapping. Shared:
+                    // the file's object, as for storage files below.
                     Kind::Tmp(ino) if f.readable() && !self.tmp.is_directory(ino) => {
-                        if flags & MAP_SHARED != 0 && prot & 2 != 0 {
-                            return err(ENODEV);
+                        if flags & MAP_SHARED != 0 {
+                            if prot & 2 != 0 && !f.writable() {
+                                return err(EACCES);
+                            }
+                            shared_map = Some((FileRef::Tmp(ino), f.writable()));
+                        } else {
+                            from_tmp = Some(ino);
                         }
-                        from_tmp = Some(ino);
                     }
                     // Shared: kept in step with the file (`shared`);
                     // writable only if the file is open for writing, as
@@ -2292,7 +2302,7 @@ impl Kernel {
                             if prot & 2 != 0 && !f.writable() {
                                 return err(EACCES);
                             }
-                            shared_map = Some((ino, f.writable()));
+                            shared_map = Some((FileRef::Store(ino), f.writable()));
                         }
                         from_store = Some(ino);
                     }
@@ -2369,8 +2379,8 @@ impl Kernel {
                         return err(e);
                     }
                 }
-                if let Some((ino, may_write)) = shared_map {
-                    if let Err(e) = self.map_file_shared(space, a, len, ino, off, prot as u32) {
+                if let Some((file, may_write)) = shared_map {
+                    if let Err(e) = self.map_file_shared(space, a, len, file, off, prot as u32) {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                         return err(e);
                     }
@@ -2378,7 +2388,7 @@ impl Kernel {
                         space,
                         start: a,
                         end: range_end(a, len),
-                        ino,
+                        file,
                         offset: off,
                         writable: prot & 2 != 0,
                         may_write,

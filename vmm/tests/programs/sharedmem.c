@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <semaphore.h>
+#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -185,6 +187,78 @@ int main(void) {
         }
     }
     if (maps) fclose(maps);
+
+    /* POSIX shared memory: /dev/shm, opened on its own by a child. */
+    int so = shm_open("/lego-sharedmem-test", O_CREAT | O_RDWR | O_TRUNC, 0600);
+    if (so < 0 || ftruncate(so, 8192) != 0) { perror("shm_open"); return 1; }
+    long *sp = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, so, 0);
+    if (sp == MAP_FAILED) { perror("mmap shm"); return 1; }
+    c = fork();
+    if (c == 0) {
+        int mine = shm_open("/lego-sharedmem-test", O_RDWR, 0);
+        long *kp = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, mine, 0);
+        if (kp == MAP_FAILED) _exit(2);
+        for (int i = 0; i < 10000; i++) __atomic_fetch_add(&kp[1000], 1, __ATOMIC_SEQ_CST);
+        _exit(0);
+    }
+    for (int i = 0; i < 10000; i++) __atomic_fetch_add(&sp[1000], 1, __ATOMIC_SEQ_CST);
+    int shm_child = wait_child(c);
+    printf("shm: child exit %d, count %ld\n", shm_child, sp[1000]);
+    struct stat sst;
+    fstat(so, &sst);
+    long back = 0;
+    msync(sp, 8192, MS_SYNC);
+    pread(so, &back, sizeof back, 1000 * sizeof(long));
+    printf("shm: size %lld, read back %ld\n", (long long)sst.st_size, back);
+    DIR *d = opendir("/dev/shm");
+    int listed = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) listed += strcmp(de->d_name, "lego-sharedmem-test") == 0;
+    if (d) closedir(d);
+    printf("shm: listed in /dev/shm %d; unlink %d\n", listed, shm_unlink("/lego-sharedmem-test"));
+    munmap(sp, 8192);
+    close(so);
+
+    /* A named semaphore (glibc links it into /dev/shm). */
+    sem_t *ns = sem_open("/lego-sharedmem-sem", O_CREAT | O_EXCL, 0600, 0);
+    if (ns == SEM_FAILED) { perror("sem_open"); return 1; }
+    c = fork();
+    if (c == 0) {
+        sem_t *mine = sem_open("/lego-sharedmem-sem", 0);
+        if (mine == SEM_FAILED) _exit(2);
+        sem_post(mine);
+        sem_post(mine);
+        _exit(0);
+    }
+    sem_wait(ns);
+    sem_wait(ns);
+    int sval = -1;
+    sem_getvalue(ns, &sval);
+    printf("named semaphore: two posts taken, child exit %d, value %d, unlink %d\n", wait_child(c), sval,
+           sem_unlink("/lego-sharedmem-sem"));
+    sem_close(ns);
+
+    /* A file in /tmp mapped shared and writable: write() shows in the
+     * mapping, the mapping reaches the file at msync, a truncate zeroes. */
+    int tf = open("/tmp/lego-sharedmem-file", O_CREAT | O_RDWR | O_TRUNC, 0600);
+    if (tf < 0 || ftruncate(tf, 4096) != 0) { perror("tmp file"); return 1; }
+    char *tm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, tf, 0);
+    if (tm == MAP_FAILED) { perror("mmap /tmp"); return 1; }
+    pwrite(tf, "written", 7, 100);
+    printf("tmp: the mapping shows pwrite: %.7s\n", tm + 100);
+    c = fork();
+    if (c == 0) { memcpy(tm + 200, "mapped", 6); _exit(0); }
+    wait_child(c);
+    msync(tm, 4096, MS_SYNC);
+    char tb[7] = {0};
+    pread(tf, tb, 6, 200);
+    printf("tmp: the child's store reached the file: %s\n", tb);
+    ftruncate(tf, 150);
+    ftruncate(tf, 4096);
+    printf("tmp: after a truncate to 150: [%.7s] [%d]\n", tm + 100, tm + 200 == 0 ? -1 : tm[200]);
+    munmap(tm, 4096);
+    close(tf);
+    unlink("/tmp/lego-sharedmem-file");
 
     /* mremap shrinks a shared mapping in place. */
     char *sh = shared(4 * 4096);

@@ -120,8 +120,7 @@ impl Kernel {
                 } else {
                     off
                 };
-                let now = self.realtime_ns();
-                self.tmp.write(ino, at, data, now).map(|n| (at, n))
+                self.tmp_write_at(ino, at, data).map(|n| (at, n))
             }
             _ => Err(EBADF),
         }
@@ -459,10 +458,7 @@ impl Kernel {
                 };
                 self.store_change(head, &[])
             }
-            Kind::Tmp(ino) => {
-                let now = self.realtime_ns();
-                val(self.tmp.truncate(ino, size, now).map(|_| 0))
-            }
+            Kind::Tmp(ino) => val(self.tmp_truncate(ino, size).map(|_| 0)),
             _ => err(EBADF),
         }
     }

@@ -16,7 +16,7 @@
 //! This list keeps who maps what, for those write-backs and for
 //! mprotect's EACCES.
 
-use super::super::store;
+use super::shared_anon::FileRef;
 use super::*;
 
 /// One shared mapping of a storage file.
@@ -25,7 +25,7 @@ pub struct SharedMap {
     pub space: u32,
     pub start: u64,
     pub end: u64,
-    pub ino: u64,
+    pub file: FileRef,
     /// The file offset `start` maps.
     pub offset: u64,
     /// Mapped with PROT_WRITE, or given it since: written back.
@@ -94,14 +94,14 @@ impl Kernel {
         self.shared_maps = kept;
     }
 
-    /// Every shared mapping of file `ino`, in every space, written back
-    /// (fsync of the file).
-    pub(super) fn flush_file_maps(&mut self, ino: u64) -> Result<(), Errno> {
+    /// Every shared mapping of `file`, in every space, written back (fsync
+    /// of the file).
+    pub(super) fn flush_file_maps(&mut self, file: FileRef) -> Result<(), Errno> {
         let hits: Vec<SharedMap> = self
             .shared_maps
             .iter()
             .copied()
-            .filter(|m| m.writable && m.ino == ino)
+            .filter(|m| m.writable && m.file == file)
             .collect();
         for m in &hits {
             self.write_back_map(m, m.start, m.end)?;
@@ -141,26 +141,26 @@ impl Kernel {
         }
     }
 
-    /// Whether file `ino` has a shared mapping here.
-    pub(in crate::kernel) fn has_shared(&self, ino: u64) -> bool {
-        self.shared_maps.iter().any(|m| m.ino == ino)
+    /// Whether `file` has a shared mapping here.
+    pub(in crate::kernel) fn has_shared(&self, file: FileRef) -> bool {
+        self.shared_maps.iter().any(|m| m.file == file)
     }
 
-    /// File `ino` now holds `bytes` at `at`: every shared mapping of it
-    /// shows them (they all show the file's one object).
-    pub(in crate::kernel) fn patch_shared(&mut self, ino: u64, at: u64, bytes: &[u8]) {
-        self.patch_file_object(ino, at, bytes);
+    /// `file` now holds `bytes` at `at`: every shared mapping of it shows
+    /// them (they all show the file's one object).
+    pub(in crate::kernel) fn patch_shared(&mut self, file: FileRef, at: u64, bytes: &[u8]) {
+        self.patch_file_object(file, at, bytes);
     }
 
-    /// Bytes [lo, hi) of file `ino` are gone (a truncate): its shared
-    /// mappings show zeros there.
-    pub(in crate::kernel) fn zero_shared(&mut self, ino: u64, lo: u64, hi: u64) {
-        let held_end = self.file_object_end(ino);
+    /// Bytes [lo, hi) of `file` are gone (a truncate): its shared mappings
+    /// show zeros there.
+    pub(in crate::kernel) fn zero_shared(&mut self, file: FileRef, lo: u64, hi: u64) {
+        let held_end = self.file_object_end(file);
         let zeros = alloc::vec![0u8; 1 << 20];
         let mut at = lo;
         while at < hi.min(held_end) {
             let n = (hi.min(held_end) - at).min(1 << 20);
-            self.patch_shared(ino, at, &zeros[..n as usize]);
+            self.patch_shared(file, at, &zeros[..n as usize]);
             at += n;
         }
     }
@@ -181,7 +181,7 @@ impl Kernel {
     /// being patched into the object, they are the ones written through a
     /// mapping), in few requests.
     fn write_back_map(&mut self, m: &SharedMap, lo: u64, hi: u64) -> Result<(), Errno> {
-        let size = store::stat_ino(m.ino)?.size;
+        let size = self.shared_file_size(m.file)?;
         let file_at = m.offset.saturating_add(lo - m.start);
         if file_at >= size {
             return Ok(());
@@ -195,11 +195,11 @@ impl Kernel {
                 let space = &mut k.spaces.get_mut(&m.space).ok_or(ESRCH)?.space;
                 uaccess::read_vec(space, lo + done, n)
             })?;
-            let now = self.file_read(m.ino, file_at + done, n)?;
+            let now = self.shared_file_read(m.file, file_at + done, n)?;
             let runs = pmon::writeback::changed_runs(&bytes, &now);
             for (from, to) in pmon::writeback::joined(&runs, 4096) {
                 let at = file_at + done + from as u64;
-                self.file_write_only(m.ino, at, &bytes[from..to])?;
+                self.shared_file_write(m.file, at, &bytes[from..to])?;
             }
             done += n as u64;
         }

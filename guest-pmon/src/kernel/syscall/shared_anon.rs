@@ -33,15 +33,23 @@ pub struct AnonHolder {
     pub slot: u32,
     /// Object start (in the holder) -> the object.
     pub objects: BTreeMap<u64, Object>,
-    /// A storage file's inode -> its object's start.
-    pub files: BTreeMap<u64, u64>,
+    /// A file -> its object's start.
+    pub files: BTreeMap<FileRef, u64>,
 }
 
-/// One object: shared anonymous memory, or the pages of a storage file
-/// that processes here map shared (file offset `x` at `start + x`).
+/// A file that may be mapped shared: on the storage component, or in the
+/// processor's tmpfs (/tmp, /dev/shm).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileRef {
+    Store(u64),
+    Tmp(pmon::tmpfs::Ino),
+}
+
+/// One object: shared anonymous memory, or the pages of a file that
+/// processes here map shared (file offset `x` at `start + x`).
 pub struct Object {
     pub len: u64,
-    pub file: Option<u64>,
+    pub file: Option<FileRef>,
     /// For a file: the offsets whose bytes are in (read from the file at
     /// the first mapping of them).
     pub filled: pmon::anon::Filled,
@@ -83,7 +91,7 @@ impl Kernel {
 
     /// A new object of `len` bytes in the holder (made if there is none):
     /// the holder's slot and the object's start.
-    fn new_object(&mut self, len: u64, file: Option<u64>) -> Result<(u32, u64), Errno> {
+    fn new_object(&mut self, len: u64, file: Option<FileRef>) -> Result<(u32, u64), Errno> {
         let holder = self.anon_holder()?;
         let made = self.spaces.get_mut(&holder.0).ok_or(ENOMEM).and_then(|e| {
             let at = e.space.call(MemRequest {
@@ -122,15 +130,15 @@ impl Kernel {
                     filled: Default::default(),
                 },
             );
-            if let Some(ino) = file {
-                h.files.insert(ino, at);
+            if let Some(f) = file {
+                h.files.insert(f, at);
             }
         }
         Ok((holder.1, at))
     }
 
-    /// Makes [a, a + len) of `space` (just mapped there) show storage file
-    /// `ino` from `offset`, shared with every other mapping of the file
+    /// Makes [a, a + len) of `space` (just mapped there) show `file` from
+    /// `offset`, shared with every other mapping of the file
     /// here: the file's object, whose pages not in yet are read from the
     /// file first.
     pub(super) fn map_file_shared(
@@ -138,7 +146,7 @@ impl Kernel {
         space: u32,
         a: u64,
         len: u64,
-        ino: u64,
+        file: FileRef,
         offset: u64,
         prot: u32,
     ) -> Result<(), Errno> {
@@ -147,7 +155,7 @@ impl Kernel {
         let existing = self
             .anon
             .as_ref()
-            .and_then(|h| h.files.get(&ino).map(|&at| (h.slot, at)));
+            .and_then(|h| h.files.get(&file).map(|&at| (h.slot, at)));
         let (slot, object) = match existing {
             Some((slot, at)) => {
                 let fits = self
@@ -165,10 +173,10 @@ impl Kernel {
                     .checked_next_power_of_two()
                     .ok_or(ENOMEM)?
                     .max(FILE_OBJECT_MIN);
-                self.new_object(extent, Some(ino))?
+                self.new_object(extent, Some(file))?
             }
         };
-        if let Err(e) = self.fill_object(object, ino, offset, need) {
+        if let Err(e) = self.fill_object(object, file, offset, need) {
             self.gc_shared_anon();
             return Err(e);
         }
@@ -194,7 +202,7 @@ impl Kernel {
     /// Reads the file's bytes of [lo, hi) that `object` does not hold yet
     /// into it (what lies past the file's end stays zeros, as the file
     /// would read).
-    fn fill_object(&mut self, object: u64, ino: u64, lo: u64, hi: u64) -> Result<(), Errno> {
+    fn fill_object(&mut self, object: u64, file: FileRef, lo: u64, hi: u64) -> Result<(), Errno> {
         let missing = match self.anon.as_ref().and_then(|h| h.objects.get(&object)) {
             Some(o) => o.filled.missing(lo, hi),
             None => return Err(ENOMEM),
@@ -202,13 +210,13 @@ impl Kernel {
         if missing.is_empty() {
             return Ok(());
         }
-        let size = store::stat_ino(ino)?.size;
+        let size = self.shared_file_size(file)?;
         let holder = self.anon.as_ref().map_or(0, |h| h.space);
         for (from, to) in missing {
             let mut at = from;
             while at < to.min(size) {
                 let n = (to.min(size) - at).min(1 << 20) as usize;
-                let chunk = self.file_read(ino, at, n)?;
+                let chunk = self.shared_file_read(file, at, n)?;
                 if chunk.is_empty() {
                     break;
                 }
@@ -220,8 +228,60 @@ impl Kernel {
             }
         }
         // mmap reads the file, for its atime.
-        self.accessed(ino);
+        if let FileRef::Store(ino) = file {
+            self.accessed(ino);
+        }
         Ok(())
+    }
+
+    /// The size of `file`.
+    pub(super) fn shared_file_size(&mut self, file: FileRef) -> Result<u64, Errno> {
+        match file {
+            FileRef::Store(ino) => Ok(store::stat_ino(ino)?.size),
+            FileRef::Tmp(ino) => self.tmp.stat(ino).map(|st| st.size).map_err(|e| e as Errno),
+        }
+    }
+
+    /// Up to `n` bytes of `file` from `at`.
+    pub(super) fn shared_file_read(
+        &mut self,
+        file: FileRef,
+        at: u64,
+        n: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        match file {
+            FileRef::Store(ino) => self.file_read(ino, at, n),
+            FileRef::Tmp(ino) => {
+                let mut b = alloc::vec![0u8; n];
+                let now = self.realtime_ns();
+                let got = self
+                    .tmp
+                    .read(ino, at, &mut b, now)
+                    .map_err(|e| e as Errno)?;
+                b.truncate(got);
+                Ok(b)
+            }
+        }
+    }
+
+    /// Writes `bytes` to `file` at `at` (a mapping's write-back: the
+    /// object has them already).
+    pub(super) fn shared_file_write(
+        &mut self,
+        file: FileRef,
+        at: u64,
+        bytes: &[u8],
+    ) -> Result<(), Errno> {
+        match file {
+            FileRef::Store(ino) => self.file_write_only(ino, at, bytes).map(|_| ()),
+            FileRef::Tmp(ino) => {
+                let now = self.realtime_ns();
+                self.tmp
+                    .write(ino, at, bytes, now)
+                    .map(|_| ())
+                    .map_err(|e| e as Errno)
+            }
+        }
     }
 
     /// Writes `bytes` into the holder at `at`.
@@ -232,11 +292,16 @@ impl Kernel {
         })
     }
 
-    /// File `ino` now holds `bytes` at `offset`: its object shows them
-    /// where it holds the file's bytes.
-    pub(in crate::kernel) fn patch_file_object(&mut self, ino: u64, offset: u64, bytes: &[u8]) {
+    /// `file` now holds `bytes` at `offset`: its object shows them where it
+    /// holds the file's bytes.
+    pub(in crate::kernel) fn patch_file_object(
+        &mut self,
+        file: FileRef,
+        offset: u64,
+        bytes: &[u8],
+    ) {
         let Some((holder, object, held)) = self.anon.as_ref().and_then(|h| {
-            let at = *h.files.get(&ino)?;
+            let at = *h.files.get(&file)?;
             let o = h.objects.get(&at)?;
             let end = offset.saturating_add(bytes.len() as u64);
             Some((h.space, at, o.filled.held(offset, end)))
@@ -252,11 +317,11 @@ impl Kernel {
         }
     }
 
-    /// The end of what file `ino`'s object holds (0 without one).
-    pub(in crate::kernel) fn file_object_end(&self, ino: u64) -> u64 {
+    /// The end of what `file`'s object holds (0 without one).
+    pub(in crate::kernel) fn file_object_end(&self, file: FileRef) -> u64 {
         self.anon
             .as_ref()
-            .and_then(|h| h.objects.get(h.files.get(&ino)?))
+            .and_then(|h| h.objects.get(h.files.get(&file)?))
             .map_or(0, |o| o.filled.end())
     }
 
@@ -346,8 +411,8 @@ impl Kernel {
                 });
             }
             if let Some(h) = self.anon.as_mut() {
-                if let Some(ino) = h.objects.remove(&at).and_then(|o| o.file) {
-                    h.files.remove(&ino);
+                if let Some(f) = h.objects.remove(&at).and_then(|o| o.file) {
+                    h.files.remove(&f);
                 }
             }
         }

@@ -84,8 +84,8 @@ impl Kernel {
         append: bool,
     ) -> Result<(u64, usize), Errno> {
         let (at, n) = self.write_through(ino, offset, data, append)?;
-        if self.has_shared(ino) {
-            self.patch_shared(ino, at, &data[..n]);
+        if self.has_shared(FileRef::Store(ino)) {
+            self.patch_shared(FileRef::Store(ino), at, &data[..n]);
         }
         Ok((at, n))
     }
@@ -185,8 +185,12 @@ impl Kernel {
             return err(EISDIR);
         }
         // Emptied by O_TRUNC: its shared mappings show zeros.
-        if !is_dir && flags & O_TRUNC != 0 && access != O_RDONLY && self.has_shared(st.ino) {
-            self.zero_shared(st.ino, 0, u64::MAX);
+        if !is_dir
+            && flags & O_TRUNC != 0
+            && access != O_RDONLY
+            && self.has_shared(FileRef::Store(st.ino))
+        {
+            self.zero_shared(FileRef::Store(st.ino), 0, u64::MAX);
         }
         // Close-to-open: what this processor cached of the file holds
         // only if nobody changed it since.
@@ -479,7 +483,7 @@ impl Kernel {
         head.now = self.realtime_ns();
         // A shrink shows in the shared mappings as zeros where the bytes
         // went.
-        let before = if head.op == sp::OP_TRUNCATE && self.has_shared(head.ino) {
+        let before = if head.op == sp::OP_TRUNCATE && self.has_shared(FileRef::Store(head.ino)) {
             store::stat_ino(head.ino).ok().map(|st| st.size)
         } else {
             None
@@ -490,7 +494,7 @@ impl Kernel {
                     self.fcache.truncated(head.ino, head.offset);
                     self.fcache.changed(head.ino, version(&a.stat));
                     if let Some(old) = before.filter(|&old| old > head.offset) {
-                        self.zero_shared(head.ino, head.offset, old);
+                        self.zero_shared(FileRef::Store(head.ino), head.offset, old);
                     }
                 }
                 Ret::Val(0)

@@ -26,6 +26,34 @@ fn below_tmp(full: &[u8]) -> Option<&[u8]> {
 }
 
 impl Kernel {
+    /// Writes `data` to tmpfs file `ino` at `at`; its shared mappings show
+    /// the bytes at once.
+    pub(in crate::kernel) fn tmp_write_at(
+        &mut self,
+        ino: Ino,
+        at: u64,
+        data: &[u8],
+    ) -> Result<usize, Errno> {
+        let now = self.realtime_ns();
+        let n = self.tmp.write(ino, at, data, now)?;
+        if self.has_shared(FileRef::Tmp(ino)) {
+            self.patch_shared(FileRef::Tmp(ino), at, &data[..n]);
+        }
+        Ok(n)
+    }
+
+    /// Truncates tmpfs file `ino` to `len`; its shared mappings show zeros
+    /// for what went.
+    pub(in crate::kernel) fn tmp_truncate(&mut self, ino: Ino, len: u64) -> Result<(), Errno> {
+        let now = self.realtime_ns();
+        let old = self.tmp.stat(ino).map_or(0, |st| st.size);
+        self.tmp.truncate(ino, len, now)?;
+        if len < old && self.has_shared(FileRef::Tmp(ino)) {
+            self.zero_shared(FileRef::Tmp(ino), len, old);
+        }
+        Ok(())
+    }
+
     /// The tmpfs node a resolved path names, if any.
     pub(in crate::kernel) fn tmp_node(&self, full: &[u8]) -> Option<Ino> {
         self.tmp.lookup(below_tmp(full)?).ok()
@@ -80,7 +108,7 @@ impl Kernel {
             return Some(err(ENOTDIR));
         }
         if !is_dir && flags & O_TRUNC != 0 && access != O_RDONLY {
-            if let Err(e) = self.tmp.truncate(ino, 0, now) {
+            if let Err(e) = self.tmp_truncate(ino, 0) {
                 return Some(err(e));
             }
         }
@@ -172,8 +200,7 @@ impl Kernel {
         } else {
             f.offset.get()
         };
-        let now = self.realtime_ns();
-        let n = self.tmp.write(ino, at, data, now)?;
+        let n = self.tmp_write_at(ino, at, data)?;
         f.offset.set(at + n as u64);
         Ok(n)
     }
@@ -187,10 +214,14 @@ impl Kernel {
         buf: u64,
         len: usize,
     ) -> Ret {
-        let entries = match self.tmp.list(ino, f.offset.get()) {
+        let mut entries = match self.tmp.list(ino, f.offset.get()) {
             Ok(e) => e,
             Err(e) => return err(e),
         };
+        // /dev/shm's directory is not one of /tmp's names.
+        if ino == tmpfs::ROOT {
+            entries.retain(|e| e.name != pmon::path::DEV_SHM_DIR);
+        }
         let bytes = tmpfs::dirents(&entries, len);
         if bytes.is_empty() && !entries.is_empty() {
             return err(EINVAL);
@@ -344,9 +375,9 @@ impl Kernel {
         self.no_links(pid, dirfd, new)
     }
 
-    /// link and linkat: a hard link on storage (both names there; EXDEV
-    /// between storage and the tmpfs or the host's files, as between two
-    /// Linux file systems); elsewhere as [`Self::no_links`]. AT_EMPTY_PATH
+    /// link and linkat: a hard link on storage or in the tmpfs (both names
+    /// there; EXDEV between storage and the tmpfs or the host's files, as
+    /// between two Linux file systems); elsewhere as [`Self::no_links`]. AT_EMPTY_PATH
     /// with an empty path gets ENOENT, as Linux gives a process without
     /// CAP_DAC_READ_SEARCH: linking an open descriptor is not supported.
     pub(super) fn sys_linkat(
@@ -379,6 +410,16 @@ impl Kernel {
             (true, false) | (false, true) if exists(self, &to) => err(EEXIST),
             (true, false) | (false, true) => err(EXDEV),
             (false, false) => {
+                // Within the tmpfs: another name of the file (glibc's
+                // sem_open links its new semaphore into /dev/shm).
+                if let (Some(_), Some(rel_from), Some(rel_to)) = (
+                    self.tmp_node(&from),
+                    below_tmp(&from),
+                    self.tmp_new_name(&to),
+                ) {
+                    let now = self.realtime_ns();
+                    return val(self.tmp.link(rel_from, rel_to, now).map(|_| 0));
+                }
                 if self.tmp_node(&from).is_none() && host::stat_path(&from, false).is_err() {
                     return err(ENOENT);
                 }
@@ -524,10 +565,9 @@ impl Kernel {
                 _ => {}
             }
         }
-        let now = self.realtime_ns();
         match self.tmp_target(pid, fd, path) {
             Ok(ino) if self.tmp.is_directory(ino) => err(EISDIR),
-            Ok(ino) => val(self.tmp.truncate(ino, len, now).map(|_| 0)),
+            Ok(ino) => val(self.tmp_truncate(ino, len).map(|_| 0)),
             Err(e) => err(e),
         }
     }
