@@ -249,8 +249,12 @@ int main(void) {
     c = fork();
     if (c == 0) { memcpy(tm + 200, "mapped", 6); _exit(0); }
     wait_child(c);
-    msync(tm, 4096, MS_SYNC);
+    memcpy(tm + 300, "stored", 6);
     char tb[7] = {0};
+    pread(tf, tb, 6, 300);
+    printf("tmp: read() sees a store not written back: %s\n", tb);
+    msync(tm, 4096, MS_SYNC);
+    memset(tb, 0, sizeof tb);
     pread(tf, tb, 6, 200);
     printf("tmp: the child's store reached the file: %s\n", tb);
     ftruncate(tf, 150);

@@ -412,6 +412,10 @@ int main(int argc, char **argv) {
     while (cm[512] != 2) {}
     check("co child", waitpid(kid, &status, 0) == kid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     printf("both processes' adds: %ld; the child's flag seen: %ld\n", cm[0], cm[513]);
+    cm[2] = 12345; /* this process's own store, not written back by anyone yet */
+    long early[3] = {0, 0, 0};
+    check("co read before msync", pread(co, early, sizeof early, 0) == sizeof early);
+    printf("read() sees the stores before any msync: %ld %ld\n", early[0], early[2]);
     check("co msync", msync((void *)cm, 8192, MS_SYNC) == 0);
     long fromfile[2] = {0, 0};
     check("co read", pread(co, fromfile, sizeof fromfile[0], 0) == sizeof fromfile[0] &&

@@ -87,10 +87,12 @@ impl Kernel {
                 let now = self.realtime_ns();
                 let n = self.tmp.read(ino, off, &mut b, now)?;
                 b.truncate(n);
+                self.overlay_shared(FileRef::Tmp(ino), off, &mut b);
                 Ok(b)
             }
             Kind::Store(ino) => {
-                let b = self.file_read(ino, off, len)?;
+                let mut b = self.file_read(ino, off, len)?;
+                self.overlay_shared(FileRef::Store(ino), off, &mut b);
                 self.accessed(ino);
                 Ok(b)
             }

@@ -317,6 +317,36 @@ impl Kernel {
         }
     }
 
+    /// `bytes`, just read from `file` at `offset`, as the file's shared
+    /// mappings have them: what processes stored through a mapping and
+    /// have not written back yet reads as stored, as through Linux's page
+    /// cache.
+    pub(in crate::kernel) fn overlay_shared(
+        &mut self,
+        file: FileRef,
+        offset: u64,
+        bytes: &mut [u8],
+    ) {
+        let Some((holder, object, held)) = self.anon.as_ref().and_then(|h| {
+            let at = *h.files.get(&file)?;
+            let o = h.objects.get(&at)?;
+            let end = offset.saturating_add(bytes.len() as u64);
+            Some((h.space, at, o.filled.held(offset, end)))
+        }) else {
+            return;
+        };
+        for (lo, hi) in held {
+            let got = self.in_space(holder, |k| {
+                let s = &mut k.spaces.get_mut(&holder).ok_or(ESRCH)?.space;
+                uaccess::read_vec(s, object + lo, (hi - lo) as usize)
+            });
+            // Unreadable (its memory component is gone): the file's bytes.
+            if let Ok(b) = got {
+                bytes[(lo - offset) as usize..(hi - offset) as usize].copy_from_slice(&b);
+            }
+        }
+    }
+
     /// The end of what `file`'s object holds (0 without one).
     pub(in crate::kernel) fn file_object_end(&self, file: FileRef) -> u64 {
         self.anon

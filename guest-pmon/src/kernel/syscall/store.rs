@@ -229,7 +229,8 @@ impl Kernel {
         ino: u64,
         len: usize,
     ) -> Result<Vec<u8>, Errno> {
-        let b = self.file_read(ino, f.offset.get(), len.min(1 << 20))?;
+        let mut b = self.file_read(ino, f.offset.get(), len.min(1 << 20))?;
+        self.overlay_shared(FileRef::Store(ino), f.offset.get(), &mut b);
         f.offset.set(f.offset.get() + b.len() as u64);
         self.accessed(ino);
         Ok(b)

@@ -184,6 +184,7 @@ impl Kernel {
         let now = self.realtime_ns();
         let n = self.tmp.read(ino, f.offset.get(), &mut b, now)?;
         b.truncate(n);
+        self.overlay_shared(FileRef::Tmp(ino), f.offset.get(), &mut b);
         f.offset.set(f.offset.get() + n as u64);
         Ok(b)
     }
