@@ -192,6 +192,35 @@ fn sqlite_on_storage_is_the_hosts() {
     assert_eq!(got.text(), want.text());
 }
 
+/// SQLite in WAL mode written by four processes at once (each its own
+/// connection; the WAL index is a shared mapping of the -shm file that
+/// each maps on its own): no row lost, the database intact, on storage
+/// and in /tmp, as on the host.
+#[test]
+fn sqlite_wal_between_processes_is_the_hosts() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    if !Path::new("/usr/lib/x86_64-linux-gnu/libsqlite3.a").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "libsqlite3-dev is missing on this CI machine (.ci/run installs it)"
+        );
+        return;
+    }
+    let rack = Rack::new("storage-sqlite-procs", "256M");
+    let prog = build_linked("sqlite_procs", Libc::Glibc, &["-lsqlite3", "-lm"]);
+    let prog = prog.to_str().expect("UTF-8 path");
+    let here = rack.dir.join("host-procs.db");
+    let want = on_host(prog, &[here.to_str().expect("UTF-8")]);
+    assert!(want.text().contains("workers failed 0; rows 1200"));
+    for db in ["/procs.db", "/tmp/lego-sqlite-procs.db"] {
+        let got = rack.run(&["--vcpus", "2"], &[prog, db], b"");
+        assert_eq!(got.code, 0, "{db}: {}", got.err);
+        assert_eq!(got.text(), want.text(), "{db}");
+    }
+}
+
 /// Advisory locks on a storage file between a process and its child:
 /// fcntl record locks (seen, refused, waited for, dropped by a close),
 /// OFD locks and flock, as on this host.
