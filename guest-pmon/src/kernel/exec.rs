@@ -219,7 +219,7 @@ impl Kernel {
                         break;
                     }
                     argv = pmon::script::argv(&interp, arg.as_deref(), &named, &argv);
-                    path = pmon::path::resolve(cwd, &interp);
+                    path = pmon::path::dev_shm_alias(pmon::path::resolve(cwd, &interp));
                     named = interp;
                 }
             }
@@ -463,7 +463,7 @@ impl Kernel {
             .map(|p| p.cwd.clone())
             .unwrap_or_default();
         let execfn = path.clone();
-        let path = pmon::path::resolve(&cwd, &path);
+        let path = pmon::path::dev_shm_alias(pmon::path::resolve(&cwd, &path));
         let image = self.load_image(&path, &execfn, argv, &envp, &cwd)?;
         // The point of no return: other threads go, the old space goes.
         let others: Vec<Tid> = self

@@ -257,9 +257,9 @@ impl Space {
         }
         let pd = page().ok_or(super::ENOMEM)?;
         for i in 0..512u64 {
-            let gpa = self.window.gpa(self.slot as u64, va + (i << 21));
+            let entry = self.chunk_entry(va + (i << 21));
             // SAFETY: our fresh page directory; i < 512.
-            unsafe { *pd.add(i as usize) = gpa | P | W | U | HUGE };
+            unsafe { *pd.add(i as usize) = entry };
         }
         let pdpt = self.pdpts[(va >> 39) as usize];
         // SAFETY: one of our PDPTs; the index is < 512.
@@ -276,7 +276,13 @@ impl Space {
             return Err(super::EFAULT);
         }
         let index = addr >> VREGION_SHIFT;
+        let chunk = addr & !((1 << 21) - 1);
         if self.pds.contains_key(&index) {
+            // A chunk of shared memory touched first: its page table.
+            if !self.pts.contains_key(&chunk) && self.redirects.meets(chunk, chunk + (1 << 21)) {
+                self.page_table(chunk)?;
+                return Ok(true);
+            }
             // Mapped already: the fault is the memory component's refusal.
             return Ok(false);
         }
@@ -302,6 +308,19 @@ impl Space {
         }
     }
 
+    /// The page-directory entry of a 2 MiB chunk with no page table: the
+    /// space's own window pages, one 2 MiB page; or, when it shows shared
+    /// memory, not present, so that its first touch (or the monitor's
+    /// `prepare`) builds its page table: a mapping of many GiB costs page
+    /// tables only where it is used.
+    fn chunk_entry(&self, chunk: u64) -> u64 {
+        if self.redirects.meets(chunk, chunk + (1 << 21)) {
+            0
+        } else {
+            self.window.gpa(self.slot as u64, chunk) | P | W | U | HUGE
+        }
+    }
+
     /// The 4 KiB page table of `page`'s 2 MiB chunk, splitting the chunk
     /// (and mapping its vRegion) first.
     fn page_table(&mut self, page: u64) -> Result<*mut u64, Errno> {
@@ -313,7 +332,12 @@ impl Space {
         let Some(&pd) = self.pds.get(&(page >> VREGION_SHIFT)) else {
             return Err(super::EFAULT);
         };
-        let pt = page_table_of_chunk(self.window, self.slot, chunk)?;
+        let pt = self::page().ok_or(super::ENOMEM)?;
+        for i in 0..512u64 {
+            let entry = self.entry_of(chunk + (i << 12));
+            // SAFETY: our fresh page table; i < 512.
+            unsafe { *pt.add(i as usize) = entry };
+        }
         // SAFETY: our page directory; the index is < 512.
         unsafe { *pd.add(((chunk >> 21) & 511) as usize) = virt_to_phys(pt as u64) | P | W | U };
         self.pts.insert(chunk, pt);
@@ -321,16 +345,43 @@ impl Space {
     }
 
     /// Rewrites the page-table entries of [start, end) from `redirects`
-    /// (after it changed there). The caller flushes the TLB.
-    pub fn remap(&mut self, start: u64, end: u64) -> Result<(), Errno> {
-        let mut page = start & !0xfff;
-        while page < end {
-            let pt = self.page_table(page)?;
-            self.refused.remove(&page);
-            let entry = self.entry_of(page);
-            // SAFETY: our page table; the index is < 512.
-            unsafe { *pt.add(((page >> 12) & 511) as usize) = entry };
-            page += 4096;
+    /// (after it changed there). Allocates nothing: chunks without a page
+    /// table get theirs at first touch. The caller flushes the TLB.
+    pub fn remap(&mut self, start: u64, end: u64) {
+        let mut chunk = start & !((1 << 21) - 1);
+        while chunk < end {
+            let next = chunk + (1 << 21);
+            if let Some(&pt) = self.pts.get(&chunk) {
+                let mut page = start.max(chunk) & !0xfff;
+                while page < end.min(next) {
+                    self.refused.remove(&page);
+                    let entry = self.entry_of(page);
+                    // SAFETY: our page table; the index is < 512.
+                    unsafe { *pt.add(((page >> 12) & 511) as usize) = entry };
+                    page += 4096;
+                }
+            } else if let Some(&pd) = self.pds.get(&(chunk >> VREGION_SHIFT)) {
+                let entry = self.chunk_entry(chunk);
+                // SAFETY: our page directory; the index is < 512.
+                unsafe { *pd.add(((chunk >> 21) & 511) as usize) = entry };
+            }
+            chunk = next;
+        }
+    }
+
+    /// Page tables for the chunks of [addr, addr + len) that show shared
+    /// memory (their first touch, by the process or by the monitor).
+    fn build_shared(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
+        if self.redirects.is_empty() || len == 0 {
+            return Ok(());
+        }
+        let mut chunk = addr & !((1 << 21) - 1);
+        let end = addr.saturating_add(len);
+        while chunk < end {
+            if !self.pts.contains_key(&chunk) && self.redirects.meets(chunk, chunk + (1 << 21)) {
+                self.page_table(chunk)?;
+            }
+            chunk += 1 << 21;
         }
         Ok(())
     }
@@ -420,18 +471,6 @@ impl UserSpace for Space {
         for index in first..=last {
             self.map_vregion(index)?;
         }
-        Ok(())
+        self.build_shared(addr, len)
     }
-}
-
-/// A page table mapping the 2 MiB `chunk` of `slot` to the window, 4 KiB
-/// page by page.
-fn page_table_of_chunk(window: Window, slot: u32, chunk: u64) -> Result<*mut u64, Errno> {
-    let pt = page().ok_or(super::ENOMEM)?;
-    for i in 0..512u64 {
-        let gpa = window.gpa(slot as u64, chunk + (i << 12));
-        // SAFETY: our fresh page table; i < 512.
-        unsafe { *pt.add(i as usize) = gpa | P | W | U };
-    }
-    Ok(pt)
 }

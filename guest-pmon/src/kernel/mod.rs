@@ -225,6 +225,9 @@ struct Cpu {
     views: Option<Views>,
     /// The space whose user half the views hold.
     loaded: Option<u32>,
+    /// Its page tables changed since (shared memory): reload before the
+    /// next run, which also flushes this vCPU's TLB.
+    stale: bool,
     current: Option<Tid>,
     idle: bool,
 }
@@ -371,6 +374,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
             .map(|_| Cpu {
                 views: None,
                 loaded: None,
+                stale: false,
                 current: None,
                 idle: false,
             })
@@ -696,7 +700,7 @@ impl Kernel {
 
     fn load_space_id(&mut self, cpu: u32, space_id: u32) {
         let c = &mut self.cpus[cpu as usize];
-        if c.loaded == Some(space_id) {
+        if c.loaded == Some(space_id) && !c.stale {
             return;
         }
         let (Some(entry), Some(views)) = (self.spaces.get(&space_id), c.views.as_ref()) else {
@@ -704,6 +708,7 @@ impl Kernel {
         };
         arch::switch_user_half(views, &entry.space.pml4_entries());
         c.loaded = Some(space_id);
+        c.stale = false;
     }
 
     /// How long an idle vCPU may sleep, and whether stdin wakes it.

@@ -439,22 +439,12 @@ impl Kernel {
                     return err(EINVAL);
                 }
                 let flags = if a[3] & 1 != 0 { FLAG_MAYMOVE } else { 0 };
-                // A shared file mapping remapped is written back and is
-                // process memory from then on (decided for now).
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
                 let end = range_end(a[0], a[1]);
-                let _ = self.flush_shared(space, a[0], end, true);
-                // Shared anonymous memory shrinks in place only (decided,
-                // `shared_anon`).
+                // Shared memory and shared file mappings move with their
+                // object (`shared_anon`).
                 if self.meets_shared_anon(space, a[0], end) {
-                    if a[2] == 0 || a[2] > a[1] {
-                        return err(EINVAL);
-                    }
-                    let r = self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, 0);
-                    if matches!(r, Ret::Val(_)) {
-                        self.unshare_anon(space, range_end(a[0], a[2]), end);
-                    }
-                    return r;
+                    return self.mremap_shared(pid, space, a[0], a[1], a[2], flags);
                 }
                 self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, flags)
             }
@@ -1584,7 +1574,19 @@ impl Kernel {
         let exe = self.exe_of(pid);
         let space = self.space_mut(pid)?;
         let vmas = space.maps()?;
-        let shared: Vec<(u64, u64)> = space.redirects.pieces().map(|p| (p.start, p.end)).collect();
+        let anon: Vec<u64> = self.anon.as_ref().map_or(Vec::new(), |h| {
+            h.objects
+                .iter()
+                .filter(|(_, o)| o.file.is_none())
+                .map(|(&at, _)| at)
+                .collect()
+        });
+        let space = self.space_mut(pid)?;
+        let shared: Vec<(u64, u64, bool)> = space
+            .redirects
+            .pieces()
+            .map(|p| (p.start, p.end, anon.contains(&p.object)))
+            .collect();
         Ok(pmon::procfs::maps(
             &vmas,
             &space.layout,

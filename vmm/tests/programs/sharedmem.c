@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <semaphore.h>
 #include <dirent.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -260,9 +261,35 @@ int main(void) {
     ftruncate(tf, 150);
     ftruncate(tf, 4096);
     printf("tmp: after a truncate to 150: [%.7s] [%d]\n", tm + 100, tm + 200 == 0 ? -1 : tm[200]);
-    munmap(tm, 4096);
+    /* mremap moves and grows a shared file mapping: the same pages, and
+     * the file's further in. */
+    pwrite(tf, "third", 5, 8192);
+    ftruncate(tf, 3 * 4096);
+    char *grown = mremap(tm, 4096, 3 * 4096, MREMAP_MAYMOVE);
+    if (grown == MAP_FAILED) { perror("mremap grow"); return 1; }
+    memcpy(grown + 8200, "grown", 5);
+    memset(tb, 0, sizeof tb);
+    pread(tf, tb, 5, 8200);
+    printf("tmp: after mremap: [%.7s] [%.5s] [%s]\n", grown + 100, grown + 8192, tb);
+    munmap(grown, 3 * 4096);
     close(tf);
     unlink("/tmp/lego-sharedmem-file");
+
+    /* Shared anonymous memory shrunk and grown back keeps its pages. */
+    char *sg = shared(4 * 4096);
+    strcpy(sg + 3 * 4096, "kept");
+    char *sg1 = mremap(sg, 4 * 4096, 4096, 0);
+    char *sg4 = mremap(sg1, 4096, 4 * 4096, MREMAP_MAYMOVE);
+    printf("anon shrunk and grown: %s\n", sg4 == MAP_FAILED ? "failed" : sg4 + 3 * 4096);
+    if (sg4 != MAP_FAILED) munmap(sg4, 4 * 4096);
+
+    /* /dev/shm is another file system than /tmp. */
+    int x = shm_open("/lego-sharedmem-x", O_CREAT | O_RDWR, 0600);
+    close(x);
+    int rn = rename("/dev/shm/lego-sharedmem-x", "/tmp/lego-sharedmem-x");
+    printf("rename from /dev/shm to /tmp: %s\n", rn == 0 ? "done" : strerror(errno));
+    shm_unlink("/lego-sharedmem-x");
+    unlink("/tmp/lego-sharedmem-x");
 
     /* mremap shrinks a shared mapping in place. */
     char *sh = shared(4 * 4096);

@@ -181,7 +181,13 @@ impl Kernel {
     /// being patched into the object, they are the ones written through a
     /// mapping), in few requests.
     fn write_back_map(&mut self, m: &SharedMap, lo: u64, hi: u64) -> Result<(), Errno> {
-        let size = self.shared_file_size(m.file)?;
+        let size = match self.shared_file_size(m.file) {
+            Ok(s) => s,
+            // A tmpfs file unlinked and closed (shm_unlink): nothing to
+            // write to, as on Linux.
+            Err(ENOENT) if matches!(m.file, FileRef::Tmp(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let file_at = m.offset.saturating_add(lo - m.start);
         if file_at >= size {
             return Ok(());
@@ -190,11 +196,8 @@ impl Kernel {
         let mut done = 0;
         while done < total {
             let n = (total - done).min(1 << 20) as usize;
-            // The mapping's own space, whichever process asked.
-            let bytes = self.in_space(m.space, |k| {
-                let space = &mut k.spaces.get_mut(&m.space).ok_or(ESRCH)?.space;
-                uaccess::read_vec(space, lo + done, n)
-            })?;
+            // From the file's object (whatever the mapping's protection).
+            let bytes = self.read_object(m.file, file_at + done, n)?;
             let now = self.shared_file_read(m.file, file_at + done, n)?;
             let runs = pmon::writeback::changed_runs(&bytes, &now);
             for (from, to) in pmon::writeback::joined(&runs, 4096) {

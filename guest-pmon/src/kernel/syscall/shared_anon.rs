@@ -55,8 +55,11 @@ pub struct Object {
     pub filled: pmon::anon::Filled,
 }
 
-/// The least holder range given to a file's object: later mappings of
-/// the file further in must fit (ENOMEM otherwise).
+/// The least holder range given to a file's object, so that later
+/// mappings of the file further in fit (ENOMEM otherwise, decided: the
+/// object does not move while mapped): 256 MiB, or a 1024th of the
+/// holder's addresses where they are fewer (a 39-bit host: 16 MiB), so
+/// that a thousand files may be mapped at once.
 const FILE_OBJECT_MIN: u64 = 256 << 20;
 
 impl Kernel {
@@ -72,21 +75,7 @@ impl Kernel {
         let end = range_end(a, len);
         let len = end - a;
         let (holder_slot, at) = self.new_object(len, None)?;
-        let remapped = match self.spaces.get_mut(&space) {
-            Some(e) => {
-                e.space.holder_slot = holder_slot;
-                e.space.redirects.insert(a, end, at, at, prot);
-                e.space.remap(a, end)
-            }
-            None => Err(ESRCH),
-        };
-        if let Err(e) = remapped {
-            self.unshare_anon(space, a, end);
-            self.gc_shared_anon();
-            return Err(e);
-        }
-        self.flush_tlb(space);
-        Ok(())
+        self.show_object(space, a, end, holder_slot, at, at, prot)
     }
 
     /// A new object of `len` bytes in the holder (made if there is none):
@@ -169,10 +158,8 @@ impl Kernel {
                 (slot, at)
             }
             None => {
-                let extent = need
-                    .checked_next_power_of_two()
-                    .ok_or(ENOMEM)?
-                    .max(FILE_OBJECT_MIN);
+                let least = (self.window.user_top() / 1024).clamp(64 << 10, FILE_OBJECT_MIN);
+                let extent = need.checked_next_power_of_two().ok_or(ENOMEM)?.max(least);
                 self.new_object(extent, Some(file))?
             }
         };
@@ -180,21 +167,29 @@ impl Kernel {
             self.gc_shared_anon();
             return Err(e);
         }
-        let remapped = match self.spaces.get_mut(&space) {
-            Some(e) => {
-                e.space.holder_slot = slot;
-                e.space
-                    .redirects
-                    .insert(a, end, object + offset, object, prot);
-                e.space.remap(a, end)
-            }
-            None => Err(ESRCH),
-        };
-        if let Err(e) = remapped {
-            self.unshare_anon(space, a, end);
+        self.show_object(space, a, end, slot, object + offset, object, prot)
+    }
+
+    /// [a, end) of `space` shows the holder's pages from `at` (of
+    /// `object`), with `prot`.
+    #[allow(clippy::too_many_arguments)]
+    fn show_object(
+        &mut self,
+        space: u32,
+        a: u64,
+        end: u64,
+        slot: u32,
+        at: u64,
+        object: u64,
+        prot: u32,
+    ) -> Result<(), Errno> {
+        let Some(e) = self.spaces.get_mut(&space) else {
             self.gc_shared_anon();
-            return Err(e);
-        }
+            return Err(ESRCH);
+        };
+        e.space.holder_slot = slot;
+        e.space.redirects.insert(a, end, at, object, prot);
+        e.space.remap(a, end);
         self.flush_tlb(space);
         Ok(())
     }
@@ -317,6 +312,24 @@ impl Kernel {
         }
     }
 
+    /// `n` bytes of `file`'s object from file offset `offset`.
+    pub(super) fn read_object(
+        &mut self,
+        file: FileRef,
+        offset: u64,
+        n: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        let (holder, object) = self
+            .anon
+            .as_ref()
+            .and_then(|h| Some((h.space, *h.files.get(&file)?)))
+            .ok_or(ENOENT)?;
+        self.in_space(holder, |k| {
+            let s = &mut k.spaces.get_mut(&holder).ok_or(ESRCH)?.space;
+            uaccess::read_vec(s, object + offset, n)
+        })
+    }
+
     /// `bytes`, just read from `file` at `offset`, as the file's shared
     /// mappings have them: what processes stored through a mapping and
     /// have not written back yet reads as stored, as through Linux's page
@@ -327,19 +340,17 @@ impl Kernel {
         offset: u64,
         bytes: &mut [u8],
     ) {
-        let Some((holder, object, held)) = self.anon.as_ref().and_then(|h| {
-            let at = *h.files.get(&file)?;
-            let o = h.objects.get(&at)?;
-            let end = offset.saturating_add(bytes.len() as u64);
-            Some((h.space, at, o.filled.held(offset, end)))
+        let Some(held) = self.anon.as_ref().and_then(|h| {
+            let o = h.objects.get(h.files.get(&file)?)?;
+            Some(
+                o.filled
+                    .held(offset, offset.saturating_add(bytes.len() as u64)),
+            )
         }) else {
             return;
         };
         for (lo, hi) in held {
-            let got = self.in_space(holder, |k| {
-                let s = &mut k.spaces.get_mut(&holder).ok_or(ESRCH)?.space;
-                uaccess::read_vec(s, object + lo, (hi - lo) as usize)
-            });
+            let got = self.read_object(file, lo, (hi - lo) as usize);
             // Unreadable (its memory component is gone): the file's bytes.
             if let Ok(b) = got {
                 bytes[(lo - offset) as usize..(hi - offset) as usize].copy_from_slice(&b);
@@ -367,7 +378,7 @@ impl Kernel {
         for (s, t) in e.space.redirects.remove(start, end) {
             // The entries go back to the space's own pages, which the
             // memory component now says are unmapped or something new.
-            let _ = e.space.remap(s, t);
+            e.space.remap(s, t);
         }
         self.flush_tlb(space);
         self.gc_shared_anon();
@@ -384,9 +395,95 @@ impl Kernel {
             return;
         }
         for (s, t) in changed {
-            let _ = e.space.remap(s, t);
+            e.space.remap(s, t);
         }
         self.flush_tlb(space);
+    }
+
+    /// mremap of [old, old + old_len) of `space`, which shows shared memory
+    /// or a shared file mapping: the range must be one mapping of one
+    /// object (EFAULT otherwise, as Linux for a range over several). It
+    /// may shrink, grow within its object (for a file, up to the object's
+    /// extent, filled from the file), and move with MREMAP_MAYMOVE; the
+    /// new range shows the same pages.
+    pub(super) fn mremap_shared(
+        &mut self,
+        pid: Pid,
+        space: u32,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u32,
+    ) -> Ret {
+        let old_end = range_end(old, old_len);
+        if old % 4096 != 0 || new_len == 0 {
+            return err(EINVAL);
+        }
+        let Some(piece) = self
+            .spaces
+            .get(&space)
+            .and_then(|e| e.space.redirects.find(old).copied())
+        else {
+            return err(EFAULT);
+        };
+        if old_end > piece.end {
+            return err(EFAULT);
+        }
+        let at = piece.at + (old - piece.start);
+        let Some((object_len, file)) = self
+            .anon
+            .as_ref()
+            .and_then(|h| h.objects.get(&piece.object))
+            .map(|o| (o.len, o.file))
+        else {
+            return err(EFAULT);
+        };
+        let new_size = range_end(0, new_len);
+        if at + new_size > piece.object + object_len {
+            return err(ENOMEM);
+        }
+        let map = self
+            .shared_maps
+            .iter()
+            .find(|m| m.space == space && m.start <= old && old < m.end)
+            .copied();
+        // What a shrink drops reaches the file first.
+        if new_size < old_end - old {
+            let _ = self.flush_shared(space, old + new_size, old_end, true);
+        }
+        let new = match self.mem(pid, OP_MREMAP, old, old_len, new_len, 0, flags) {
+            Ret::Val(v) if v >= 0 => v as u64,
+            r => return r,
+        };
+        if let (Some(f), true) = (file, new_size > old_end - old) {
+            let from = at - piece.object;
+            if let Err(e) = self.fill_object(piece.object, f, from, from + new_size) {
+                let _ = self.mem(pid, OP_MUNMAP, new, new_len, 0, 0, 0);
+                self.unshare_anon(space, old, old_end);
+                return err(e);
+            }
+        }
+        if let Some(e) = self.spaces.get_mut(&space) {
+            let mut changed = e.space.redirects.remove(old, old_end);
+            e.space
+                .redirects
+                .insert(new, new + new_size, at, piece.object, piece.prot);
+            changed.push((new, new + new_size));
+            for (s, t) in changed {
+                e.space.remap(s, t);
+            }
+        }
+        self.flush_tlb(space);
+        if let Some(m) = map {
+            self.forget_shared(space, old, old_end);
+            self.add_shared_map(SharedMap {
+                start: new,
+                end: new + new_size,
+                offset: m.offset + (old - m.start),
+                ..m
+            });
+        }
+        Ret::Val(new as i64)
     }
 
     /// Whether [start, end) of `space` meets shared anonymous memory.
@@ -412,7 +509,7 @@ impl Kernel {
             e.space.holder_slot = slot;
             e.space.redirects = redirects.clone();
             for p in redirects.pieces() {
-                let _ = e.space.remap(p.start, p.end);
+                e.space.remap(p.start, p.end);
             }
         }
         self.flush_tlb(to);
@@ -481,19 +578,25 @@ impl Kernel {
         Ok((id, slot))
     }
 
-    /// Page-table entries of `space` changed: this vCPU reloads them now,
-    /// others when they next load the space.
+    /// Page-table entries of `space` changed: this vCPU reloads them now;
+    /// one running the space elsewhere is interrupted and reloads them
+    /// before it runs on.
     fn flush_tlb(&mut self, space: u32) {
         let cpu = lego_image::cpu::current_cpu();
-        let mut here = false;
+        let mut others = Vec::new();
         for (i, c) in self.cpus.iter_mut().enumerate() {
             if c.loaded == Some(space) {
-                c.loaded = None;
-                here |= i as u32 == cpu;
+                c.stale = true;
+                if i as u32 != cpu {
+                    others.push(i as u32);
+                }
             }
         }
-        if here {
+        if self.cpus.get(cpu as usize).is_some_and(|c| c.stale) {
             self.load_space_id(cpu, space);
+        }
+        for other in others {
+            host::kick(other);
         }
     }
 }

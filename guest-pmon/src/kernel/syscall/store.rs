@@ -566,10 +566,12 @@ impl Kernel {
         let mut done = 0;
         while done < total {
             let n = (total - done).min(1 << 20) as usize;
-            let chunk = self.file_read(ino, offset + done, n)?;
+            let mut chunk = self.file_read(ino, offset + done, n)?;
             if chunk.is_empty() {
                 break;
             }
+            // As the file's shared mappings have it.
+            self.overlay_shared(FileRef::Store(ino), offset + done, &mut chunk);
             uaccess::write(self.space_mut(pid)?, at + done, &chunk)?;
             done += chunk.len() as u64;
         }

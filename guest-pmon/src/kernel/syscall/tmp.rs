@@ -17,12 +17,20 @@ const O_DIRECTORY: u32 = 0o200000;
 const AT_REMOVEDIR: u64 = 0x200;
 const RENAME_NOREPLACE: u64 = 1;
 const EXDEV: Errno = 18;
+const EBUSY: Errno = 16;
 const UTIME_NOW: u64 = (1 << 30) - 1;
 const UTIME_OMIT: u64 = (1 << 30) - 2;
 
 /// The part of `full` (absolute, normalized) below /tmp: `b""` for /tmp.
 fn below_tmp(full: &[u8]) -> Option<&[u8]> {
     pmon::path::below(full, b"/tmp")
+}
+
+/// Whether tmpfs path `rel` is in /dev/shm (`pmon::path::dev_shm_alias`),
+/// which is another file system to Linux's eyes.
+fn in_dev_shm(rel: &[u8]) -> bool {
+    rel.strip_prefix(pmon::path::DEV_SHM_DIR)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
 }
 
 impl Kernel {
@@ -292,6 +300,8 @@ impl Kernel {
         }
         let now = self.realtime_ns();
         match below_tmp(&full) {
+            // /dev/shm itself, as a mount point.
+            Some(rel) if rel == pmon::path::DEV_SHM_DIR => err(EBUSY),
             Some(rel) if self.tmp.lookup(rel).is_ok() => val(if flags & AT_REMOVEDIR != 0 {
                 self.tmp.rmdir(rel, now).map(|_| 0)
             } else {
@@ -333,6 +343,12 @@ impl Kernel {
         };
         if self.tmp.lookup(rf).is_err() {
             return self.host_rename_error(&from, &to);
+        }
+        if rf == pmon::path::DEV_SHM_DIR || rt == pmon::path::DEV_SHM_DIR {
+            return err(EBUSY);
+        }
+        if in_dev_shm(rf) != in_dev_shm(rt) {
+            return err(EXDEV);
         }
         let target = self.tmp.lookup(rt).is_ok();
         if !target && !self.tmp.has_parent(rt) {
@@ -418,6 +434,9 @@ impl Kernel {
                     below_tmp(&from),
                     self.tmp_new_name(&to),
                 ) {
+                    if in_dev_shm(rel_from) != in_dev_shm(rel_to) {
+                        return err(EXDEV);
+                    }
                     let now = self.realtime_ns();
                     return val(self.tmp.link(rel_from, rel_to, now).map(|_| 0));
                 }
@@ -682,6 +701,8 @@ impl Kernel {
             if got == 0 {
                 break;
             }
+            // As the file's shared mappings have it.
+            self.overlay_shared(FileRef::Tmp(ino), offset + done, &mut chunk[..got]);
             uaccess::write(self.space_mut(pid)?, at + done, &chunk[..got])?;
             done += got as u64;
         }
