@@ -20,6 +20,7 @@ pub mod shell;
 pub mod signal;
 pub mod stack;
 pub mod sysno;
+pub mod sysv;
 pub mod tmpfs;
 pub mod vdso;
 pub mod writeback;

@@ -160,6 +160,27 @@ pub fn dev_shm_alias(full: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// The name a program sees for tmpfs path `full`: its /dev/shm name for
+/// the aliased directory (the inverse of [`dev_shm_alias`]), so getcwd,
+/// /proc/self/fd and `..` from /dev/shm are Linux's.
+pub fn dev_shm_shown(full: Vec<u8>) -> Vec<u8> {
+    let Some(rest) = below(&full, b"/tmp").and_then(|r| r.strip_prefix(DEV_SHM_DIR)) else {
+        return full;
+    };
+    if !(rest.is_empty() || rest.starts_with(b"/")) {
+        return full;
+    }
+    let mut out = b"/dev/shm".to_vec();
+    out.extend_from_slice(rest);
+    out
+}
+
+/// Whether an open file's name is a memfd's (`/memfd:NAME (deleted)`, as
+/// Linux shows it in /proc/self/fd).
+pub fn is_memfd(name: &[u8]) -> bool {
+    name.starts_with(b"/memfd:")
+}
+
 fn fd_number(text: &[u8]) -> Option<i32> {
     if text.is_empty() || text.len() > 9 || !text.iter().all(u8::is_ascii_digit) {
         return None;
@@ -215,6 +236,20 @@ mod tests {
         );
         assert_eq!(dev_shm_alias(b"/dev/shmem".to_vec()), b"/dev/shmem");
         assert_eq!(dev_shm_alias(b"/dev/null".to_vec()), b"/dev/null");
+        assert_eq!(dev_shm_shown(b"/tmp/.lego-dev-shm".to_vec()), b"/dev/shm");
+        assert_eq!(
+            dev_shm_shown(b"/tmp/.lego-dev-shm/a/b".to_vec()),
+            b"/dev/shm/a/b"
+        );
+        assert_eq!(
+            dev_shm_shown(b"/tmp/.lego-dev-shmx".to_vec()),
+            b"/tmp/.lego-dev-shmx"
+        );
+        assert_eq!(dev_shm_shown(b"/tmp/x".to_vec()), b"/tmp/x");
+        assert_eq!(
+            resolve(&dev_shm_shown(b"/tmp/.lego-dev-shm".to_vec()), b"../null"),
+            b"/dev/null"
+        );
     }
 
     #[test]

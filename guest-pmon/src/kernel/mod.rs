@@ -293,6 +293,10 @@ pub struct Kernel {
     pub shared_maps: Vec<syscall::SharedMap>,
     /// The holder of shared anonymous memory, while there is any.
     pub anon: Option<syscall::AnonHolder>,
+    /// System V shared memory segments, and their attaches (space,
+    /// address, segment id).
+    pub sysv: pmon::sysv::Segments,
+    pub sysv_attaches: Vec<(u32, u64, i32)>,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
     pub eventfds: BTreeMap<usize, pmon::events::EventFd>,
     next_event_id: usize,
@@ -393,6 +397,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         unlinked: BTreeMap::new(),
         shared_maps: Vec::new(),
         anon: None,
+        sysv: Default::default(),
+        sysv_attaches: Vec::new(),
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),
         read_ends: BTreeMap::new(),

@@ -31,6 +31,7 @@ mod positional;
 mod shared;
 mod shared_anon;
 mod store;
+mod sysv_shm;
 
 pub use shared::SharedMap;
 pub use shared_anon::{AnonHolder, FileRef};
@@ -235,6 +236,11 @@ impl Kernel {
             nr::STATX => self.sys_statx(pid, a[0] as i32 as i64, a[1], a[2], a[4]),
             nr::OPEN => self.sys_openat(pid, AT_FDCWD, a[0], a[1], a[2]),
             nr::OPENAT => self.sys_openat(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
+            nr::MEMFD_CREATE => self.sys_memfd_create(pid, a[0], a[1]),
+            nr::SHMGET => self.sys_shmget(pid, a[0] as i32, a[1], a[2]),
+            nr::SHMAT => self.sys_shmat(pid, a[0] as i32, a[1], a[2]),
+            nr::SHMDT => self.sys_shmdt(pid, a[0]),
+            nr::SHMCTL => self.sys_shmctl(pid, a[0] as i32, a[1], a[2]),
             nr::CREAT => self.sys_openat(pid, AT_FDCWD, a[0], 0o1101, a[1]),
             nr::ACCESS => self.sys_access(pid, AT_FDCWD, a[0], a[1]),
             nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[0] as i32 as i64, a[1], a[2]),
@@ -595,7 +601,7 @@ impl Kernel {
                 match mode {
                     Ok(mode) if mode & 0o170000 == 0o040000 => {
                         if let Some(p) = self.procs.get_mut(&pid) {
-                            p.cwd = path;
+                            p.cwd = pmon::path::dev_shm_shown(path);
                         }
                         Ret::Val(0)
                     }
@@ -609,7 +615,7 @@ impl Kernel {
                         || matches!(f.kind, Kind::Tmp(i) if self.tmp.is_directory(i)) =>
                 {
                     if let Some(p) = self.procs.get_mut(&pid) {
-                        p.cwd = f.path.clone();
+                        p.cwd = pmon::path::dev_shm_shown(f.path.clone());
                     }
                     Ret::Val(0)
                 }
@@ -846,6 +852,8 @@ impl Kernel {
         const F_DUPFD_CLOEXEC: u64 = 1030;
         const F_GETPIPE_SZ: u64 = 1032;
         const F_SETPIPE_SZ: u64 = 1031;
+        const F_ADD_SEALS: u64 = 1033;
+        const F_GET_SEALS: u64 = 1034;
         let Ok(p) = self.proc_mut(pid) else {
             return err(ESRCH);
         };
@@ -859,6 +867,19 @@ impl Kernel {
                 f.flags.set(keep | (arg as u32 & (O_APPEND | O_NONBLOCK)));
                 0
             })),
+            // A memfd takes no seals (as Linux's without MFD_ALLOW_SEALING:
+            // sealed against more, F_SEAL_SEAL); other files have none.
+            F_GET_SEALS | F_ADD_SEALS => match p.fds.get(fd) {
+                Ok(f) if pmon::path::is_memfd(&f.path) => {
+                    if cmd == F_GET_SEALS {
+                        Ret::Val(1)
+                    } else {
+                        err(EPERM)
+                    }
+                }
+                Ok(_) => err(EINVAL),
+                Err(e) => err(e),
+            },
             F_GETPIPE_SZ | F_SETPIPE_SZ => match p.fds.get(fd).map(|f| f.kind) {
                 Ok(Kind::PipeRead(_) | Kind::PipeWrite(_)) => Ret::Val(pmon::pipe::CAPACITY as i64),
                 Ok(_) => err(EBADF),
@@ -1033,7 +1054,7 @@ impl Kernel {
                 Kind::StoreDir(_) => {}
                 _ => return Err(ENOTDIR),
             }
-            f.path.clone()
+            pmon::path::dev_shm_shown(f.path.clone())
         };
         Ok(pmon::path::dev_shm_alias(pmon::path::resolve(&base, p)))
     }
@@ -1610,9 +1631,9 @@ impl Kernel {
             Kind::Host(_)
             | Kind::HostDir(_)
             | Kind::Generated
-            | Kind::Tmp(_)
             | Kind::Store(_)
             | Kind::StoreDir(_) => f.path.clone(),
+            Kind::Tmp(_) => pmon::path::dev_shm_shown(f.path.clone()),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
             Kind::Socket(id, _) => alloc::format!("socket:[{id}]").into_bytes(),
             Kind::DevNull => b"/dev/null".to_vec(),
@@ -3212,6 +3233,7 @@ impl Kernel {
             Some(Ok(_)) => {
                 self.fork_shared_maps(from, to);
                 self.fork_shared_anon(from, to);
+                self.fork_attaches(from, to);
                 Ok(to)
             }
             Some(Err(e)) => {

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -290,6 +292,80 @@ int main(void) {
     printf("rename from /dev/shm to /tmp: %s\n", rn == 0 ? "done" : strerror(errno));
     shm_unlink("/lego-sharedmem-x");
     unlink("/tmp/lego-sharedmem-x");
+
+    char cwd[256] = "", link[256] = "", proc[64];
+
+    /* memfd_create: an anonymous file, shared through its mappings. */
+    int mf = memfd_create("lego", MFD_CLOEXEC);
+    if (mf < 0 || ftruncate(mf, 4096) != 0 || write(mf, "abc", 3) != 3) { perror("memfd"); return 1; }
+    char *mm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mf, 0);
+    if (mm == MAP_FAILED) { perror("mmap memfd"); return 1; }
+    c = fork();
+    if (c == 0) { mm[1] = 'X'; _exit(0); }
+    wait_child(c);
+    char mb[4] = {0};
+    pread(mf, mb, 3, 0);
+    struct stat mst;
+    fstat(mf, &mst);
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", mf);
+    ssize_t ml = readlink(proc, link, sizeof link - 1);
+    link[ml > 0 ? ml : 0] = 0;
+    int seals = fcntl(mf, F_GET_SEALS);
+    int added = fcntl(mf, F_ADD_SEALS, F_SEAL_SHRINK);
+    printf("memfd: %s, size %lld, links %d, mode %o, %s, seals %d, add %d %s, cloexec %d\n", mb,
+           (long long)mst.st_size, (int)mst.st_nlink, (unsigned)(mst.st_mode & 07777), link, seals, added,
+           added ? strerror(errno) : "", fcntl(mf, F_GETFD));
+    munmap(mm, 4096);
+    close(mf);
+
+    /* System V shared memory: a segment attached twice, inherited by a
+     * child, kept after IPC_RMID while attached. */
+    int sid = shmget(IPC_PRIVATE, 10000, IPC_CREAT | 0600);
+    int *sv = shmat(sid, NULL, 0);
+    if (sid < 0 || sv == (void *)-1) { perror("shmget/shmat"); return 1; }
+    c = fork();
+    if (c == 0) {
+        int *k = shmat(sid, NULL, 0);
+        if (k == (void *)-1) _exit(2);
+        k[0] = 11;
+        sv[1] = 22;
+        _exit(shmdt(k) == 0 ? 0 : 3);
+    }
+    int svc = wait_child(c);
+    struct shmid_ds ds;
+    int st = shmctl(sid, IPC_STAT, &ds);
+    printf("sysv: child %d, stat %d, size %zu, attached %lu, mode %o, words %d %d\n", svc, st,
+           (size_t)ds.shm_segsz, (unsigned long)ds.shm_nattch, (unsigned)(ds.shm_perm.mode & 0777), sv[0], sv[1]);
+    int rm = shmctl(sid, IPC_RMID, NULL);
+    int still = sv[0];
+    int dt1 = shmdt(sv);
+    int dt2 = shmdt(sv);
+    printf("sysv: rmid %d, still there %d, detach %d, again %d (%s)\n", rm, still, dt1, dt2, strerror(errno));
+    printf("sysv: stat after the last detach: %d\n", shmctl(sid, IPC_STAT, &ds));
+    key_t key = 0x4c45474f;
+    int k1 = shmget(key, 8192, IPC_CREAT | IPC_EXCL | 0644);
+    int k2 = shmget(key, 4096, 0);
+    int k3 = shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0644);
+    int e3 = errno;
+    int k4 = shmget(key, 16384, 0);
+    int e4 = errno;
+    int k5 = shmget(IPC_PRIVATE, 0, IPC_CREAT);
+    printf("sysv keys: same %d, excl %d %s, larger %d %s, zero %d\n", k1 == k2, k3, strerror(e3), k4, strerror(e4), k5);
+    shmctl(k1, IPC_RMID, NULL);
+    printf("sysv: after rmid the key is free: %d\n", shmget(key, 4096, 0) == -1 && errno == ENOENT);
+
+    /* Its names as a program sees them. */
+
+    if (chdir("/dev/shm") == 0 && getcwd(cwd, sizeof cwd)) {
+        int y = open("lego-sharedmem-y", O_CREAT | O_RDWR, 0600);
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", y);
+        ssize_t n = readlink(proc, link, sizeof link - 1);
+        link[n > 0 ? n : 0] = 0;
+        close(y);
+        unlink("lego-sharedmem-y");
+        if (chdir("..") == 0 && getcwd(proc, sizeof proc))
+            printf("in /dev/shm: cwd %s, fd %s, parent %s\n", cwd, link, proc);
+    }
 
     /* mremap shrinks a shared mapping in place. */
     char *sh = shared(4 * 4096);

@@ -80,7 +80,11 @@ impl Kernel {
 
     /// A new object of `len` bytes in the holder (made if there is none):
     /// the holder's slot and the object's start.
-    fn new_object(&mut self, len: u64, file: Option<FileRef>) -> Result<(u32, u64), Errno> {
+    pub(super) fn new_object(
+        &mut self,
+        len: u64,
+        file: Option<FileRef>,
+    ) -> Result<(u32, u64), Errno> {
         let holder = self.anon_holder()?;
         let made = self.spaces.get_mut(&holder.0).ok_or(ENOMEM).and_then(|e| {
             let at = e.space.call(MemRequest {
@@ -173,7 +177,7 @@ impl Kernel {
     /// [a, end) of `space` shows the holder's pages from `at` (of
     /// `object`), with `prot`.
     #[allow(clippy::too_many_arguments)]
-    fn show_object(
+    pub(super) fn show_object(
         &mut self,
         space: u32,
         a: u64,
@@ -518,14 +522,21 @@ impl Kernel {
     /// Unmaps the objects no space shows any more; the holder goes with
     /// the last.
     pub(in crate::kernel) fn gc_shared_anon(&mut self) {
+        if self.anon.is_none() {
+            return;
+        }
+        self.prune_attaches();
         let Some(h) = self.anon.as_ref() else {
             return;
         };
         let holder = h.space;
+        // System V segments are kept until IPC_RMID and their last detach.
         let unused: Vec<(u64, u64)> = h
             .objects
             .iter()
-            .filter(|(&at, _)| !self.spaces.values().any(|e| e.space.redirects.uses(at)))
+            .filter(|(&at, _)| {
+                !self.spaces.values().any(|e| e.space.redirects.uses(at)) && !self.sysv.holds(at)
+            })
             .map(|(&at, o)| (at, o.len))
             .collect();
         for (at, len) in unused {

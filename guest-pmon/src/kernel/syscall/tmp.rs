@@ -10,6 +10,7 @@ use pmon::tmpfs::{self, Ino};
 
 use super::*;
 
+const O_RDWR: u32 = 2;
 const O_CREAT: u32 = 0o100;
 const O_EXCL: u32 = 0o200;
 const O_TRUNC: u32 = 0o1000;
@@ -138,6 +139,64 @@ impl Kernel {
                 }
             },
         )
+    }
+
+    /// memfd_create: a tmpfs file with no name, open for reading and
+    /// writing (made and unlinked at once); its shared mappings are
+    /// shared as any tmpfs file's. Seals are not taken (F_ADD_SEALS is
+    /// EPERM, as for a memfd made without MFD_ALLOW_SEALING); MFD_HUGETLB
+    /// is EINVAL, as on a host without huge pages set aside.
+    pub(super) fn sys_memfd_create(&mut self, pid: Pid, name: u64, flags: u64) -> Ret {
+        const MFD_CLOEXEC: u64 = 1;
+        const MFD_ALLOW_SEALING: u64 = 2;
+        const MFD_NOEXEC_SEAL: u64 = 8;
+        const MFD_EXEC: u64 = 0x10;
+        /// NAME_MAX less "memfd:".
+        const MFD_NAME_MAX: usize = 249;
+        if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL | MFD_EXEC) != 0 {
+            return err(EINVAL);
+        }
+        let name = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_cstr(s, name, MFD_NAME_MAX + 1))
+        {
+            Ok(n) if n.len() <= MFD_NAME_MAX => n,
+            Ok(_) => return err(EINVAL),
+            Err(e) => return err(e),
+        };
+        let now = self.realtime_ns();
+        // A name no one has (it goes again before anything can see it).
+        let mut made = Err(EEXIST);
+        for k in 0..64 {
+            let rel = alloc::format!(".lego-memfd-{k}");
+            made = self
+                .tmp
+                .create(rel.as_bytes(), 0o777, true, now)
+                .map(|(ino, _)| (ino, rel));
+            if made != Err(EEXIST) {
+                break;
+            }
+        }
+        let (ino, rel) = match made {
+            Ok(v) => v,
+            Err(e) => return err(e),
+        };
+        let mut shown = b"/memfd:".to_vec();
+        shown.extend_from_slice(&name);
+        shown.extend_from_slice(b" (deleted)");
+        let file = OpenFile::with_path(Kind::Tmp(ino), O_RDWR, shown);
+        self.tmp.hold(ino);
+        let _ = self.tmp.unlink(rel.as_bytes(), now);
+        match self
+            .proc_mut(pid)
+            .and_then(|pr| pr.fds.install(file, flags & MFD_CLOEXEC != 0, 0))
+        {
+            Ok(fd) => Ret::Val(fd),
+            Err(e) => {
+                self.tmp.release(ino);
+                err(e)
+            }
+        }
     }
 
     /// struct statfs (15 words) of the tmpfs.
