@@ -175,12 +175,6 @@ pub fn dev_shm_shown(full: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// Whether an open file's name is a memfd's (`/memfd:NAME (deleted)`, as
-/// Linux shows it in /proc/self/fd).
-pub fn is_memfd(name: &[u8]) -> bool {
-    name.starts_with(b"/memfd:")
-}
-
 fn fd_number(text: &[u8]) -> Option<i32> {
     if text.is_empty() || text.len() > 9 || !text.iter().all(u8::is_ascii_digit) {
         return None;

@@ -50,9 +50,9 @@ const NAME_COLUMN: usize = 72;
 /// /proc/self/maps: one line per mapping, named after the program for
 /// its segments, `[heap]` for the break's and `[stack]` for the main
 /// thread's stack. `brk` is the break in force. Mappings meeting a range
-/// of `shared` are shared (`s`; named `/dev/zero (deleted)`, as Linux
-/// names its shmem object, when the range's flag says it is anonymous
-/// memory); the rest is private
+/// of `shared` are shared (`s`, with the range's name if it has one:
+/// `/dev/zero (deleted)` for shared anonymous memory, as Linux names its
+/// shmem object); the rest is private
 /// (device 00:00, inode 0: the program's pages are copies, not the host's
 /// file).
 pub fn maps(
@@ -60,7 +60,7 @@ pub fn maps(
     layout: &Layout,
     brk: u64,
     exe: &[u8],
-    shared: &[(u64, u64, bool)],
+    shared: &[(u64, u64, Option<Vec<u8>>)],
 ) -> Vec<u8> {
     let mut out = Vec::new();
     let mut line = alloc::string::String::new();
@@ -86,10 +86,10 @@ pub fn maps(
         } else {
             name = None;
         }
-        let hit = shared.iter().find(|&&(s, e, _)| v.start < e && s < v.end);
+        let hit = shared.iter().find(|(s, e, _)| v.start < *e && *s < v.end);
         let is_shared = hit.is_some();
         let name = match name {
-            None if hit.is_some_and(|h| h.2) => Some(&b"/dev/zero (deleted)"[..]),
+            None => hit.and_then(|h| h.2.as_deref()),
             n => n,
         };
         let bit = |b: u32, c: char| if v.prot & b != 0 { c } else { '-' };
@@ -263,7 +263,10 @@ mod tests {
             &Layout::default(),
             0,
             b"/p",
-            &[(0x601000, 0x602000, true), (0x700000, 0x701000, false)],
+            &[
+                (0x601000, 0x602000, Some(b"/dev/zero (deleted)".to_vec())),
+                (0x700000, 0x701000, None),
+            ],
         );
         let text = core::str::from_utf8(&text).unwrap();
         let lines: Vec<&str> = text.lines().collect();

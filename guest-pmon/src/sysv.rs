@@ -111,7 +111,9 @@ pub fn shmid_ds(seg: &Segment, nattch: u64) -> Vec<u8> {
     let mut b = alloc::vec![0u8; 112];
     b[0..4].copy_from_slice(&seg.key.to_le_bytes());
     // uid, gid, cuid, cgid: 0 (every process here runs as root's ids).
-    b[20..24].copy_from_slice(&(seg.mode & 0o777).to_le_bytes());
+    // SHM_DEST: removed, it goes with its last detach.
+    let dest = if seg.removed { 0o1000 } else { 0 };
+    b[20..24].copy_from_slice(&((seg.mode & 0o777) | dest).to_le_bytes());
     b[48..56].copy_from_slice(&seg.size.to_le_bytes());
     b[56..64].copy_from_slice(&seg.atime.to_le_bytes());
     b[64..72].copy_from_slice(&seg.dtime.to_le_bytes());

@@ -296,7 +296,10 @@ pub struct Kernel {
     /// System V shared memory segments, and their attaches (space,
     /// address, segment id).
     pub sysv: pmon::sysv::Segments,
-    pub sysv_attaches: Vec<(u32, u64, i32)>,
+    pub sysv_attaches: Vec<syscall::Attach>,
+    /// Seals of tmpfs files that take them (memfds made with
+    /// MFD_ALLOW_SEALING).
+    pub seals: BTreeMap<pmon::tmpfs::Ino, u32>,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
     pub eventfds: BTreeMap<usize, pmon::events::EventFd>,
     next_event_id: usize,
@@ -399,6 +402,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         anon: None,
         sysv: Default::default(),
         sysv_attaches: Vec::new(),
+        seals: BTreeMap::new(),
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),
         read_ends: BTreeMap::new(),
@@ -694,6 +698,8 @@ impl Kernel {
             return f(self);
         };
         if before == Some(space) {
+            // Reloaded if its page tables changed.
+            self.load_space_id(cpu, space);
             return f(self);
         }
         self.load_space_id(cpu, space);
@@ -880,6 +886,15 @@ impl Kernel {
     /// `ran`: TSC cycles it spent in user mode.
     fn trap(&mut self, cpu: u32, tid: Tid, ctx: Box<UserContext>, ran: u64) {
         self.cpus[cpu as usize].current = None;
+        // Page tables of the loaded space changed while this vCPU ran or
+        // waited for the lock (shared memory): reload them before the
+        // monitor touches user memory through them.
+        if let Some(space) = self.cpus[cpu as usize]
+            .loaded
+            .filter(|_| self.cpus[cpu as usize].stale)
+        {
+            self.load_space_id(cpu, space);
+        }
         let vector = ctx.frame.vector;
         let Some(t) = self.threads.get_mut(&tid) else {
             return;

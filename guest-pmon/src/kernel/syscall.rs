@@ -35,6 +35,7 @@ mod sysv_shm;
 
 pub use shared::SharedMap;
 pub use shared_anon::{AnonHolder, FileRef};
+pub use sysv_shm::Attach;
 mod tmp;
 mod unix;
 
@@ -431,6 +432,9 @@ impl Kernel {
                 let end = range_end(a[0], a[1]);
                 if let Err(e) = self.may_protect_shared(space, a[0], end, a[2]) {
                     return err(e);
+                }
+                if a[2] & 2 != 0 && self.read_only_attach(space, a[0], end) {
+                    return err(EACCES);
                 }
                 let r = self.mem(pid, OP_MPROTECT, a[0], a[1], 0, (a[2] & 7) as u32, 0);
                 if matches!(r, Ret::Val(0)) {
@@ -867,14 +871,13 @@ impl Kernel {
                 f.flags.set(keep | (arg as u32 & (O_APPEND | O_NONBLOCK)));
                 0
             })),
-            // A memfd takes no seals (as Linux's without MFD_ALLOW_SEALING:
-            // sealed against more, F_SEAL_SEAL); other files have none.
-            F_GET_SEALS | F_ADD_SEALS => match p.fds.get(fd) {
-                Ok(f) if pmon::path::is_memfd(&f.path) => {
+            // Seals: on tmpfs files (memfd's `tmp::sys_memfd_create`).
+            F_GET_SEALS | F_ADD_SEALS => match p.fds.get(fd).map(|f| (f.kind, f.writable())) {
+                Ok((Kind::Tmp(ino), writable)) => {
                     if cmd == F_GET_SEALS {
-                        Ret::Val(1)
+                        Ret::Val(self.seals_of(ino) as i64)
                     } else {
-                        err(EPERM)
+                        val(self.add_seals(ino, writable, arg as u32).map(|_| 0))
                     }
                 }
                 Ok(_) => err(EINVAL),
@@ -1602,12 +1605,20 @@ impl Kernel {
                 .map(|(&at, _)| at)
                 .collect()
         });
-        let space = self.space_mut(pid)?;
-        let shared: Vec<(u64, u64, bool)> = space
-            .redirects
-            .pieces()
-            .map(|p| (p.start, p.end, anon.contains(&p.object)))
+        let pieces: Vec<pmon::anon::Piece> =
+            self.space_mut(pid)?.redirects.pieces().copied().collect();
+        let shared: Vec<(u64, u64, Option<Vec<u8>>)> = pieces
+            .iter()
+            .map(|p| {
+                let name = match self.segment_name(p.object) {
+                    Some(n) => Some(n),
+                    None if anon.contains(&p.object) => Some(b"/dev/zero (deleted)".to_vec()),
+                    None => None,
+                };
+                (p.start, p.end, name)
+            })
             .collect();
+        let space = self.space_mut(pid)?;
         Ok(pmon::procfs::maps(
             &vmas,
             &space.layout,
@@ -2311,6 +2322,10 @@ impl Kernel {
                         if flags & MAP_SHARED != 0 {
                             if prot & 2 != 0 && !f.writable() {
                                 return err(EACCES);
+                            }
+                            // Sealed against writes (a memfd's F_SEAL_WRITE).
+                            if prot & 2 != 0 && self.seals_of(ino) & 0x18 != 0 {
+                                return err(EPERM);
                             }
                             shared_map = Some((FileRef::Tmp(ino), f.writable()));
                         } else {

@@ -354,6 +354,59 @@ int main(void) {
     shmctl(k1, IPC_RMID, NULL);
     printf("sysv: after rmid the key is free: %d\n", shmget(key, 4096, 0) == -1 && errno == ENOENT);
 
+    /* Seals on a memfd made to take them. */
+    int sf = memfd_create("sealed", MFD_ALLOW_SEALING);
+    ftruncate(sf, 8192);
+    int g0 = fcntl(sf, F_GET_SEALS);
+    int a1 = fcntl(sf, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+    int t1 = ftruncate(sf, 4096), te1 = errno;
+    int w1 = (int)pwrite(sf, "x", 1, 8192), we1 = errno;
+    int w2 = (int)pwrite(sf, "y", 1, 100);
+    char *sm = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, sf, 0);
+    int a2 = fcntl(sf, F_ADD_SEALS, F_SEAL_WRITE), ae2 = errno;
+    munmap(sm, 8192);
+    int a3 = fcntl(sf, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL);
+    int w3 = (int)pwrite(sf, "z", 1, 100), we3 = errno;
+    void *m3 = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, sf, 0);
+    int me3 = errno;
+    int a4 = fcntl(sf, F_ADD_SEALS, F_SEAL_SHRINK), ae4 = errno;
+    printf("seals: %d %d; shrink %d %s; grow %d %s; inside %d; write seal while mapped %d %s; %d; write %d %s; "
+           "map %s %s; more %d %s; now %d\n",
+           g0, a1, t1, strerror(te1), w1, strerror(we1), w2, a2, strerror(ae2), a3, w3, strerror(we3),
+           m3 == MAP_FAILED ? "refused" : "made", strerror(me3), a4, strerror(ae4), fcntl(sf, F_GET_SEALS));
+    close(sf);
+
+    /* A read-only System V attach stays read-only; a removed segment
+     * says so while attached; /proc/self/maps names it. */
+    int rid = shmget(0x4c45474e, 4096, IPC_CREAT | 0600);
+    char *ra = shmat(rid, NULL, SHM_RDONLY);
+    int mp = mprotect(ra, 4096, PROT_READ | PROT_WRITE), mpe = errno;
+    char want[64], mline[512];
+    int named = 0;
+    snprintf(want, sizeof want, "/SYSV%08x (deleted)", 0x4c45474e);
+    FILE *mf2 = fopen("/proc/self/maps", "r");
+    while (mf2 && fgets(mline, sizeof mline, mf2)) {
+        unsigned long lo, hi;
+        if (sscanf(mline, "%lx-%lx", &lo, &hi) == 2 && lo <= (unsigned long)ra && (unsigned long)ra < hi)
+            named = strstr(mline, want) != NULL && strstr(mline, " r--s ") != NULL;
+    }
+    if (mf2) fclose(mf2);
+    shmctl(rid, IPC_RMID, NULL);
+    struct shmid_ds rds;
+    shmctl(rid, IPC_STAT, &rds);
+    printf("sysv read-only: mprotect %d %s; named %d; removed mode %o\n", mp, strerror(mpe), named,
+           (unsigned)(rds.shm_perm.mode & 01777));
+    shmdt(ra);
+
+    /* Sizes no mapping can have. */
+    char *huge = shared(4096);
+    void *mr = mremap(huge, 4096, ~0xfffUL, MREMAP_MAYMOVE);
+    int mre = errno;
+    void *sa = shmat(shmget(IPC_PRIVATE, 4096, 0600), (void *)~0xfffUL, SHM_REMAP);
+    int sae = errno;
+    printf("too large: mremap %s %s; shmat %s %s\n", mr == MAP_FAILED ? "failed" : "made", strerror(mre),
+           sa == (void *)-1 ? "failed" : "made", strerror(sae));
+
     /* Its names as a program sees them. */
 
     if (chdir("/dev/shm") == 0 && getcwd(cwd, sizeof cwd)) {

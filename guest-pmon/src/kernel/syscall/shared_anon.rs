@@ -443,7 +443,13 @@ impl Kernel {
             return err(EFAULT);
         };
         let new_size = range_end(0, new_len);
-        if at + new_size > piece.object + object_len {
+        if new_size > self.window.user_top() {
+            return err(EINVAL);
+        }
+        if at
+            .checked_add(new_size)
+            .is_none_or(|e| e > piece.object + object_len)
+        {
             return err(ENOMEM);
         }
         let map = self
@@ -451,22 +457,21 @@ impl Kernel {
             .iter()
             .find(|m| m.space == space && m.start <= old && old < m.end)
             .copied();
+        // A file's pages further in are read before anything changes.
+        if let (Some(f), true) = (file, new_size > old_end - old) {
+            let from = at - piece.object;
+            if let Err(e) = self.fill_object(piece.object, f, from, from + new_size) {
+                return err(e);
+            }
+        }
         // What a shrink drops reaches the file first.
         if new_size < old_end - old {
-            let _ = self.flush_shared(space, old + new_size, old_end, true);
+            let _ = self.flush_shared(space, old + new_size, old_end, false);
         }
         let new = match self.mem(pid, OP_MREMAP, old, old_len, new_len, 0, flags) {
             Ret::Val(v) if v >= 0 => v as u64,
             r => return r,
         };
-        if let (Some(f), true) = (file, new_size > old_end - old) {
-            let from = at - piece.object;
-            if let Err(e) = self.fill_object(piece.object, f, from, from + new_size) {
-                let _ = self.mem(pid, OP_MUNMAP, new, new_len, 0, 0, 0);
-                self.unshare_anon(space, old, old_end);
-                return err(e);
-            }
-        }
         if let Some(e) = self.spaces.get_mut(&space) {
             let mut changed = e.space.redirects.remove(old, old_end);
             e.space
@@ -486,6 +491,12 @@ impl Kernel {
                 offset: m.offset + (old - m.start),
                 ..m
             });
+        }
+        // A System V attach moves with it.
+        for a in self.sysv_attaches.iter_mut() {
+            if a.space == space && a.start == old {
+                a.start = new;
+            }
         }
         Ret::Val(new as i64)
     }

@@ -12,6 +12,16 @@ use pmon::sysv::{self, Lookup, Segment};
 
 use super::*;
 
+/// One attach of a segment: a mapping in a space that shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct Attach {
+    pub space: u32,
+    pub start: u64,
+    pub id: i32,
+    /// Attached with SHM_RDONLY: PROT_WRITE may not be added (EACCES).
+    pub read_only: bool,
+}
+
 const SHM_RDONLY: u64 = 0o10000;
 const SHM_RND: u64 = 0o20000;
 const SHM_REMAP: u64 = 0o40000;
@@ -59,6 +69,10 @@ impl Kernel {
         let prot =
             if flags & SHM_RDONLY != 0 { 1 } else { 3 } | if flags & SHM_EXEC != 0 { 4 } else { 0 };
         let len = range_end(0, seg.size);
+        let top = self.window.user_top();
+        if hint.checked_add(len).is_none_or(|end| end > top) {
+            return err(ENOMEM);
+        }
         let space = self.procs.get(&pid).map_or(0, |p| p.space);
         let fixed = hint != 0 && flags & SHM_REMAP != 0;
         if fixed {
@@ -89,7 +103,12 @@ impl Kernel {
             let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
             return err(e);
         }
-        self.sysv_attaches.push((space, a, id));
+        self.sysv_attaches.push(Attach {
+            space,
+            start: a,
+            id,
+            read_only: flags & SHM_RDONLY != 0,
+        });
         let now = self.realtime_ns() / 1_000_000_000;
         if let Some(s) = self.sysv.by_id.get_mut(&id) {
             s.atime = now;
@@ -104,21 +123,42 @@ impl Kernel {
         let Some(i) = self
             .sysv_attaches
             .iter()
-            .position(|&(s, a, _)| s == space && a == addr)
+            .position(|a| a.space == space && a.start == addr)
         else {
             return err(EINVAL);
         };
-        let (_, _, id) = self.sysv_attaches.remove(i);
-        let len = self.sysv.by_id.get(&id).map_or(0, |s| range_end(0, s.size));
-        let r = self.mem(pid, OP_MUNMAP, addr, len, 0, 0, 0);
-        self.unshare_anon(space, addr, addr + len);
+        let id = self.sysv_attaches.remove(i).id;
+        let Some((object, len)) = self
+            .sysv
+            .by_id
+            .get(&id)
+            .map(|s| (s.object, range_end(0, s.size)))
+        else {
+            return err(EINVAL);
+        };
+        // Only what still shows the segment (part may have been unmapped
+        // or moved, and something else mapped there).
+        let pieces: Vec<(u64, u64)> = self.spaces.get(&space).map_or(Vec::new(), |e| {
+            e.space
+                .redirects
+                .pieces()
+                .filter(|p| {
+                    p.object == object && p.start < addr.saturating_add(len) && addr <= p.start
+                })
+                .map(|p| (p.start, p.end))
+                .collect()
+        });
+        for (s, t) in pieces {
+            let _ = self.mem(pid, OP_MUNMAP, s, t - s, 0, 0, 0);
+            self.unshare_anon(space, s, t);
+        }
         let now = self.realtime_ns() / 1_000_000_000;
         if let Some(s) = self.sysv.by_id.get_mut(&id) {
             s.dtime = now;
             s.lpid = pid;
         }
         self.gc_shared_anon();
-        r
+        Ret::Val(0)
     }
 
     pub(super) fn sys_shmctl(&mut self, pid: Pid, id: i32, cmd: u64, buf: u64) -> Ret {
@@ -129,7 +169,7 @@ impl Kernel {
         match cmd {
             sysv::IPC_STAT => {
                 self.prune_attaches();
-                let nattch = self.sysv_attaches.iter().filter(|a| a.2 == id).count() as u64;
+                let nattch = self.sysv_attaches.iter().filter(|a| a.id == id).count() as u64;
                 let Some(seg) = self.sysv.by_id.get(&id) else {
                     return err(EINVAL);
                 };
@@ -168,31 +208,57 @@ impl Kernel {
 
     /// A forked child has its parent's attaches.
     pub(super) fn fork_attaches(&mut self, from: u32, to: u32) {
-        let copies: Vec<(u32, u64, i32)> = self
+        let copies: Vec<Attach> = self
             .sysv_attaches
             .iter()
-            .filter(|a| a.0 == from)
-            .map(|&(_, a, id)| (to, a, id))
+            .filter(|a| a.space == from)
+            .map(|&a| Attach { space: to, ..a })
             .collect();
         self.sysv_attaches.extend(copies);
     }
 
-    /// Attaches whose space is gone or no longer shows the segment there
-    /// (munmap'd, replaced) are forgotten; so are removed segments with
-    /// no attach left.
+    /// Whether adding PROT_WRITE to [lo, hi) of `space` meets an attach
+    /// made with SHM_RDONLY (EACCES on Linux).
+    pub(super) fn read_only_attach(&mut self, space: u32, lo: u64, hi: u64) -> bool {
+        self.prune_attaches();
+        let segs = &self.sysv.by_id;
+        self.sysv_attaches.iter().any(|a| {
+            let len = segs.get(&a.id).map_or(0, |s| range_end(0, s.size));
+            a.read_only && a.space == space && a.start < hi && lo < a.start.saturating_add(len)
+        })
+    }
+
+    /// Attaches whose space is gone or shows none of the segment in its
+    /// range any more (munmap'd, replaced) are forgotten; so are removed
+    /// segments with no attach left.
     pub(in crate::kernel) fn prune_attaches(&mut self) {
         let spaces = &self.spaces;
         let segs = &self.sysv.by_id;
-        self.sysv_attaches.retain(|&(space, a, id)| {
-            let object = segs.get(&id).map(|s| s.object);
-            spaces
-                .get(&space)
-                .and_then(|e| e.space.redirects.find(a).map(|p| p.object))
-                .is_some_and(|o| Some(o) == object)
+        self.sysv_attaches.retain(|a| {
+            let Some(seg) = segs.get(&a.id) else {
+                return false;
+            };
+            let end = a.start.saturating_add(range_end(0, seg.size));
+            spaces.get(&a.space).is_some_and(|e| {
+                e.space
+                    .redirects
+                    .pieces()
+                    .any(|p| p.object == seg.object && p.start < end && a.start < p.end)
+            })
         });
-        let attached: Vec<i32> = self.sysv_attaches.iter().map(|a| a.2).collect();
+        let attached: Vec<i32> = self.sysv_attaches.iter().map(|a| a.id).collect();
         self.sysv
             .by_id
             .retain(|id, s| !s.removed || attached.contains(id));
+    }
+
+    /// /proc/self/maps's name for a range showing `object`, if it is a
+    /// segment's (`/SYSV<key> (deleted)`, as Linux).
+    pub(super) fn segment_name(&self, object: u64) -> Option<Vec<u8>> {
+        self.sysv
+            .by_id
+            .values()
+            .find(|s| s.object == object)
+            .map(|s| alloc::format!("/SYSV{:08x} (deleted)", s.key as u32).into_bytes())
     }
 }

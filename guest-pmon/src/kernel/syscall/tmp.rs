@@ -19,6 +19,12 @@ const AT_REMOVEDIR: u64 = 0x200;
 const RENAME_NOREPLACE: u64 = 1;
 const EXDEV: Errno = 18;
 const EBUSY: Errno = 16;
+const F_SEAL_SEAL: u32 = 1;
+const F_SEAL_SHRINK: u32 = 2;
+const F_SEAL_GROW: u32 = 4;
+const F_SEAL_WRITE: u32 = 8;
+const F_SEAL_FUTURE_WRITE: u32 = 0x10;
+const F_SEAL_EXEC: u32 = 0x20;
 const UTIME_NOW: u64 = (1 << 30) - 1;
 const UTIME_OMIT: u64 = (1 << 30) - 2;
 
@@ -44,6 +50,15 @@ impl Kernel {
         data: &[u8],
     ) -> Result<usize, Errno> {
         let now = self.realtime_ns();
+        let seals = self.seals_of(ino);
+        if seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+            return Err(EPERM);
+        }
+        if seals & F_SEAL_GROW != 0
+            && at.saturating_add(data.len() as u64) > self.tmp.stat(ino).map_or(0, |st| st.size)
+        {
+            return Err(EPERM);
+        }
         let n = self.tmp.write(ino, at, data, now)?;
         if self.has_shared(FileRef::Tmp(ino)) {
             self.patch_shared(FileRef::Tmp(ino), at, &data[..n]);
@@ -56,6 +71,10 @@ impl Kernel {
     pub(in crate::kernel) fn tmp_truncate(&mut self, ino: Ino, len: u64) -> Result<(), Errno> {
         let now = self.realtime_ns();
         let old = self.tmp.stat(ino).map_or(0, |st| st.size);
+        let seals = self.seals_of(ino);
+        if (len < old && seals & F_SEAL_SHRINK != 0) || (len > old && seals & F_SEAL_GROW != 0) {
+            return Err(EPERM);
+        }
         self.tmp.truncate(ino, len, now)?;
         if len < old && self.has_shared(FileRef::Tmp(ino)) {
             self.zero_shared(FileRef::Tmp(ino), len, old);
@@ -141,11 +160,56 @@ impl Kernel {
         )
     }
 
+    /// A tmpfs file's seals: F_SEAL_SEAL (no more) unless it is a memfd
+    /// made with MFD_ALLOW_SEALING, as on Linux.
+    pub(in crate::kernel) fn seals_of(&self, ino: Ino) -> u32 {
+        self.seals.get(&ino).copied().unwrap_or(F_SEAL_SEAL)
+    }
+
+    /// fcntl F_ADD_SEALS on tmpfs file `ino` (open for writing if
+    /// `writable`), with Linux's errors: EPERM when sealed against seals
+    /// or not writable, EINVAL for unknown seals, EBUSY for F_SEAL_WRITE
+    /// while a writable shared mapping of it exists.
+    pub(in crate::kernel) fn add_seals(
+        &mut self,
+        ino: Ino,
+        writable: bool,
+        add: u32,
+    ) -> Result<(), Errno> {
+        const KNOWN: u32 = F_SEAL_SEAL
+            | F_SEAL_SHRINK
+            | F_SEAL_GROW
+            | F_SEAL_WRITE
+            | F_SEAL_FUTURE_WRITE
+            | F_SEAL_EXEC;
+        if add & !KNOWN != 0 {
+            return Err(EINVAL);
+        }
+        if !writable {
+            return Err(EPERM);
+        }
+        let now = self.seals_of(ino);
+        if now & F_SEAL_SEAL != 0 {
+            return Err(EPERM);
+        }
+        if add & F_SEAL_WRITE != 0
+            && self
+                .shared_maps
+                .iter()
+                .any(|m| m.file == FileRef::Tmp(ino) && m.writable)
+        {
+            return Err(EBUSY);
+        }
+        self.seals.insert(ino, now | add);
+        Ok(())
+    }
+
     /// memfd_create: a tmpfs file with no name, open for reading and
     /// writing (made and unlinked at once); its shared mappings are
-    /// shared as any tmpfs file's. Seals are not taken (F_ADD_SEALS is
-    /// EPERM, as for a memfd made without MFD_ALLOW_SEALING); MFD_HUGETLB
-    /// is EINVAL, as on a host without huge pages set aside.
+    /// shared as any tmpfs file's. With MFD_ALLOW_SEALING it takes seals
+    /// (F_SEAL_WRITE, SHRINK, GROW and FUTURE_WRITE are enforced on write
+    /// and truncate; EXEC is kept); without, it is sealed against them.
+    /// MFD_HUGETLB is EINVAL, as on a host without huge pages set aside.
     pub(super) fn sys_memfd_create(&mut self, pid: Pid, name: u64, flags: u64) -> Ret {
         const MFD_CLOEXEC: u64 = 1;
         const MFD_ALLOW_SEALING: u64 = 2;
@@ -185,6 +249,9 @@ impl Kernel {
         shown.extend_from_slice(&name);
         shown.extend_from_slice(b" (deleted)");
         let file = OpenFile::with_path(Kind::Tmp(ino), O_RDWR, shown);
+        if flags & MFD_ALLOW_SEALING != 0 {
+            self.seals.insert(ino, 0);
+        }
         self.tmp.hold(ino);
         let _ = self.tmp.unlink(rel.as_bytes(), now);
         match self
