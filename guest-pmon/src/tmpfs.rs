@@ -34,6 +34,7 @@ pub const ENOTEMPTY: i64 = 39;
 const S_IFREG: u32 = 0o100000;
 const S_IFDIR: u32 = 0o040000;
 const S_IFIFO: u32 = 0o010000;
+const S_IFLNK: u32 = 0o120000;
 const PAGE: u64 = crate::PAGE;
 /// Linux's NAME_MAX.
 const NAME_MAX: usize = 255;
@@ -51,6 +52,8 @@ enum Body {
     },
     /// A named pipe (mkfifo): its data is the kernel's pipe, not here.
     Fifo,
+    /// A symbolic link: its target, as given (the kernel follows it).
+    Symlink(Vec<u8>),
 }
 
 struct Node {
@@ -87,6 +90,7 @@ pub struct Entry {
     pub ino: Ino,
     pub is_dir: bool,
     pub is_fifo: bool,
+    pub is_symlink: bool,
     pub name: Vec<u8>,
     /// Where the next entry is (getdents64's d_off).
     pub next: u64,
@@ -176,14 +180,14 @@ impl Tmpfs {
     fn entries(&self, dir: Ino) -> Result<&BTreeMap<Vec<u8>, Ino>> {
         match &self.node(dir)?.body {
             Body::Dir { entries, .. } => Ok(entries),
-            Body::File { .. } | Body::Fifo => Err(ENOTDIR),
+            Body::File { .. } | Body::Fifo | Body::Symlink(_) => Err(ENOTDIR),
         }
     }
 
     fn entries_mut(&mut self, dir: Ino) -> Result<&mut BTreeMap<Vec<u8>, Ino>> {
         match &mut self.node_mut(dir)?.body {
             Body::Dir { entries, .. } => Ok(entries),
-            Body::File { .. } | Body::Fifo => Err(ENOTDIR),
+            Body::File { .. } | Body::Fifo | Body::Symlink(_) => Err(ENOTDIR),
         }
     }
 
@@ -283,6 +287,32 @@ impl Tmpfs {
         matches!(self.nodes.get(&ino).map(|n| &n.body), Some(Body::Fifo))
     }
 
+    /// symlink(2): `path` names `target` (any bytes; followed by the
+    /// kernel, not here).
+    pub fn symlink(&mut self, path: &[u8], target: &[u8], now: u64) -> Result<Ino> {
+        let (dir, name) = self.parent(path)?;
+        if self.entries(dir)?.contains_key(name) {
+            return Err(EEXIST);
+        }
+        Ok(self.add(dir, name, Body::Symlink(target.to_vec()), 0o777, now))
+    }
+
+    /// A symbolic link's target (EINVAL for anything else, as readlink).
+    pub fn readlink(&self, ino: Ino) -> Result<&[u8]> {
+        match &self.node(ino)?.body {
+            Body::Symlink(t) => Ok(t),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// Whether `ino` is a symbolic link.
+    pub fn is_symlink(&self, ino: Ino) -> bool {
+        matches!(
+            self.nodes.get(&ino).map(|n| &n.body),
+            Some(Body::Symlink(_))
+        )
+    }
+
     pub fn mkdir(&mut self, path: &[u8], perm: u32, now: u64) -> Result<Ino> {
         let (dir, name) = self.parent(path)?;
         if self.entries(dir)?.contains_key(name) {
@@ -305,7 +335,7 @@ impl Tmpfs {
             Some(n) => {
                 n.nlink = match n.body {
                     Body::Dir { .. } => 0,
-                    Body::File { .. } | Body::Fifo => n.nlink.saturating_sub(1),
+                    Body::File { .. } | Body::Fifo | Body::Symlink(_) => n.nlink.saturating_sub(1),
                 };
                 n.ctime = now;
                 n.nlink == 0 && n.opens == 0
@@ -472,6 +502,7 @@ impl Tmpfs {
             Body::File { size, pages } => (S_IFREG, *size, pages.len() as u64 * (PAGE / 512)),
             Body::Dir { entries, .. } => (S_IFDIR, 40 + 20 * entries.len() as u64, 0),
             Body::Fifo => (S_IFIFO, 0, 0),
+            Body::Symlink(t) => (S_IFLNK, t.len() as u64, 0),
         };
         Ok(Stat {
             ino,
@@ -626,6 +657,7 @@ impl Tmpfs {
                 ino: child,
                 is_dir: self.is_dir(child),
                 is_fifo: self.is_fifo(child),
+                is_symlink: self.is_symlink(child),
                 name,
                 next: i as u64 + 1,
             });
@@ -640,6 +672,7 @@ pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
     const DT_FIFO: u8 = 1;
     const DT_DIR: u8 = 4;
     const DT_REG: u8 = 8;
+    const DT_LNK: u8 = 10;
     let mut out = Vec::new();
     for e in entries {
         // ino, off, reclen, type, the name and its NUL, 8-aligned.
@@ -655,6 +688,8 @@ pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
             DT_DIR
         } else if e.is_fifo {
             DT_FIFO
+        } else if e.is_symlink {
+            DT_LNK
         } else {
             DT_REG
         });
@@ -667,6 +702,25 @@ pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symbolic_link_holds_its_target_and_goes_with_unlink() {
+        let mut t = Tmpfs::new(1 << 20, 0);
+        let ino = t.symlink(b"l", b"../f5.txt", 1).unwrap();
+        assert!(t.is_symlink(ino));
+        assert_eq!(t.readlink(ino), Ok(&b"../f5.txt"[..]));
+        let st = t.stat(ino).unwrap();
+        assert_eq!((st.mode, st.size), (0o120777, 9));
+        assert_eq!(t.symlink(b"l", b"x", 2), Err(EEXIST));
+        let (f, _) = t.create(b"f", 0o600, true, 2).unwrap();
+        assert_eq!(t.readlink(f), Err(EINVAL));
+        // Names below a symbolic link are the kernel's to follow.
+        assert_eq!(t.lookup(b"l/x"), Err(ENOTDIR));
+        let listed = t.list(ROOT, 2).unwrap();
+        assert!(listed.iter().any(|e| e.name == b"l" && e.is_symlink));
+        t.unlink(b"l", 3).unwrap();
+        assert!(t.stat(ino).is_err());
+    }
 
     #[test]
     fn a_hard_link_keeps_the_data_until_its_last_name_goes() {
@@ -813,6 +867,7 @@ mod tests {
             ino: 9,
             is_dir: false,
             is_fifo: false,
+            is_symlink: false,
             name: name.to_vec(),
             next,
         };

@@ -219,7 +219,10 @@ impl Kernel {
                         break;
                     }
                     argv = pmon::script::argv(&interp, arg.as_deref(), &named, &argv);
-                    path = pmon::path::dev_shm_alias(pmon::path::resolve(cwd, &interp));
+                    path = self.tmp_links(
+                        pmon::path::dev_shm_alias(pmon::path::resolve(cwd, &interp)),
+                        true,
+                    )?;
                     named = interp;
                 }
             }
@@ -463,7 +466,10 @@ impl Kernel {
             .map(|p| p.cwd.clone())
             .unwrap_or_default();
         let execfn = path.clone();
-        let path = pmon::path::dev_shm_alias(pmon::path::resolve(&cwd, &path));
+        let path = self.tmp_links(
+            pmon::path::dev_shm_alias(pmon::path::resolve(&cwd, &path)),
+            true,
+        )?;
         let image = self.load_image(&path, &execfn, argv, &envp, &cwd)?;
         // The point of no return: other threads go, the old space goes.
         let others: Vec<Tid> = self

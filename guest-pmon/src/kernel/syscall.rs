@@ -591,7 +591,10 @@ impl Kernel {
             },
             nr::GETCWD => self.sys_getcwd(pid, a[0], a[1] as usize),
             nr::CHDIR => {
-                let path = match self.path_arg(pid, AT_FDCWD, a[0]) {
+                let path = match self
+                    .path_arg(pid, AT_FDCWD, a[0])
+                    .and_then(|p| self.follow(p))
+                {
                     Ok(p) => p,
                     Err(e) => return err(e),
                 };
@@ -1059,7 +1062,18 @@ impl Kernel {
             }
             pmon::path::dev_shm_shown(f.path.clone())
         };
-        Ok(pmon::path::dev_shm_alias(pmon::path::resolve(&base, p)))
+        // The tmpfs's symbolic links on the way are followed here; the
+        // last name is the caller's to follow (`follow`).
+        self.tmp_links(
+            pmon::path::dev_shm_alias(pmon::path::resolve(&base, p)),
+            false,
+        )
+    }
+
+    /// A resolved path with its last name followed too, if it is a
+    /// symbolic link of the tmpfs (storage follows its own).
+    fn follow(&self, full: Vec<u8>) -> Result<Vec<u8>, Errno> {
+        self.tmp_links(full, true)
     }
 
     /// One write; Ok(None): wait.
@@ -1307,7 +1321,7 @@ impl Kernel {
             w
         };
         let words = match path {
-            Some(p) => match self.path_arg(pid, AT_FDCWD, p) {
+            Some(p) => match self.path_arg(pid, AT_FDCWD, p).and_then(|p| self.follow(p)) {
                 Ok(full) => match pmon::path::name(&full, pid) {
                     Name::Hidden => Err(ENOENT),
                     Name::Fd(n) => match self.file(pid, n as i64) {
@@ -1578,6 +1592,14 @@ impl Kernel {
         Ok((full, name))
     }
 
+    /// [`Self::lookup`], following the last name if it is a symbolic link
+    /// of the tmpfs.
+    fn lookup_follow(&self, pid: Pid, dirfd: i64, p: &[u8]) -> Result<(Vec<u8>, Name), Errno> {
+        let full = self.follow(self.resolve(pid, dirfd, p)?)?;
+        let name = pmon::path::name(&full, pid);
+        Ok((full, name))
+    }
+
     fn device(name: Name) -> Option<Kind> {
         match name {
             Name::Null => Some(Kind::DevNull),
@@ -1693,7 +1715,11 @@ impl Kernel {
         p: &[u8],
         follow: bool,
     ) -> Result<[u8; 144], Errno> {
-        let (full, name) = self.lookup(pid, dirfd, p)?;
+        let (full, name) = if follow {
+            self.lookup_follow(pid, dirfd, p)?
+        } else {
+            self.lookup(pid, dirfd, p)?
+        };
         if let Some(kind) = Self::device(name) {
             return self.stat_of(&OpenFile::new(kind, O_RDWR));
         }
@@ -1779,10 +1805,27 @@ impl Kernel {
             flags |= O_DIRECTORY;
         }
         let cloexec = flags & O_CLOEXEC != 0;
-        let (mut full, name) = match self.lookup(pid, dirfd, &p) {
+        // The last name is followed unless O_NOFOLLOW, or O_CREAT with
+        // O_EXCL (which must make it), as Linux.
+        const O_EXCL: u32 = 0o200;
+        const O_NOFOLLOW: u32 = 0o400000;
+        let no_follow = flags & O_NOFOLLOW != 0 || flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL;
+        let looked = if no_follow {
+            self.lookup(pid, dirfd, &p)
+        } else {
+            self.lookup_follow(pid, dirfd, &p)
+        };
+        let (mut full, name) = match looked {
             Ok(v) => v,
             Err(e) => return err(e),
         };
+        if no_follow
+            && self
+                .tmp_node(&full)
+                .is_some_and(|ino| self.tmp.is_symlink(ino))
+        {
+            return err(if flags & O_CREAT != 0 { EEXIST } else { ELOOP });
+        }
         if let Some(kind) = Self::device(name) {
             let file = OpenFile::new(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
             return val(self
@@ -1876,7 +1919,7 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
-        let (full, name) = match self.lookup(pid, dirfd, &p) {
+        let (full, name) = match self.lookup_follow(pid, dirfd, &p) {
             Ok(v) => v,
             Err(e) => return err(e),
         };
@@ -1950,7 +1993,15 @@ impl Kernel {
             | Name::MemInfo
             | Name::CpuInfo
             | Name::Mounts => return err(EINVAL),
-            Name::Host if self.tmp_node(&full).is_some() => return err(EINVAL),
+            Name::Host if self.tmp_node(&full).is_some() => {
+                match self
+                    .tmp_node(&full)
+                    .map(|ino| self.tmp.readlink(ino).map(<[u8]>::to_vec))
+                {
+                    Some(Ok(t)) => t,
+                    _ => return err(EINVAL),
+                }
+            }
             Name::Host if self.on_storage(&full) => match self.store_readlink(&full) {
                 Ok(t) => t,
                 Err(e) => return err(e),

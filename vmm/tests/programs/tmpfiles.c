@@ -219,6 +219,61 @@ int main(int argc, char **argv) {
                                          S_ISREG(st.st_mode) && st.st_size == 0);
     check("fifo and plain unlinked", unlink(at("fifo")) == 0 && unlink(at("plain")) == 0);
 
+    /* Symbolic links: to a file and a directory, relative and absolute,
+     * into the host's files and /dev/shm; followed by open and stat, not
+     * by lstat, readlink, unlink, rename or O_NOFOLLOW. */
+    int tf = open(at("target"), O_CREAT | O_RDWR, 0644);
+    check("target written", tf >= 0 && write(tf, "through the link\n", 17) == 17);
+    close(tf);
+    check("symlink", symlink("target", at("ln")) == 0);
+    fails("symlink over a name", symlink("x", at("ln")), EEXIST);
+    char lb[128] = {0};
+    ssize_t ll = readlink(at("ln"), lb, sizeof lb - 1);
+    printf("readlink: %zd [%s]\n", ll, ll > 0 ? lb : "");
+    struct stat ls;
+    check("lstat says a link of its target's length",
+          lstat(at("ln"), &ls) == 0 && S_ISLNK(ls.st_mode) && ls.st_size == 6);
+    check("stat follows it", stat(at("ln"), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 17);
+    int lf = open(at("ln"), O_RDONLY);
+    memset(lb, 0, sizeof lb);
+    check("open follows it", lf >= 0 && read(lf, lb, 17) == 17 && !strcmp(lb, "through the link\n"));
+    close(lf);
+    fails("O_NOFOLLOW", open(at("ln"), O_RDONLY | O_NOFOLLOW), ELOOP);
+    fails("readlink of a file", (int)readlink(at("target"), lb, sizeof lb), EINVAL);
+    check("mkdir sub for links", mkdir(at("sub"), 0755) == 0 || errno == EEXIST);
+    check("a link to a directory", symlink(dir, at("dirln")) == 0);
+    check("a path through it", stat(at("dirln/target"), &st) == 0 && st.st_size == 17);
+    check("a relative link from below", symlink("../target", at("sub/up")) == 0 &&
+                                           stat(at("sub/up"), &st) == 0 && st.st_size == 17);
+    check("a link to the host's files", symlink("/bin", at("host")) == 0 && stat(at("host/sh"), &st) == 0);
+    unlink(at("host"));
+    check("a link into /dev/shm", symlink("/dev/shm", at("shm")) == 0 && stat(at("shm"), &st) == 0 &&
+                                      S_ISDIR(st.st_mode));
+    check("dangling", symlink("nothing-here", at("dangling")) == 0);
+    fails("open of a dangling link", open(at("dangling"), O_RDONLY), ENOENT);
+    int cf = open(at("dangling"), O_CREAT | O_WRONLY, 0600);
+    check("O_CREAT through it makes the target", cf >= 0 && stat(at("nothing-here"), &st) == 0);
+    close(cf);
+    fails("O_CREAT|O_EXCL on a link", open(at("dangling"), O_CREAT | O_EXCL | O_WRONLY, 0600), EEXIST);
+    check("a loop", symlink("loop2", at("loop1")) == 0 && symlink("loop1", at("loop2")) == 0);
+    fails("open of a loop", open(at("loop1"), O_RDONLY), ELOOP);
+    check("rename moves the link", rename(at("ln"), at("ln2")) == 0 && lstat(at("ln2"), &ls) == 0 &&
+                                       S_ISLNK(ls.st_mode) && stat(at("target"), &st) == 0);
+    DIR *ld = opendir(dir);
+    int lnks = 0;
+    struct dirent *lde;
+    while (ld && (lde = readdir(ld)))
+        lnks += lde->d_type == DT_LNK;
+    if (ld) closedir(ld);
+    printf("links listed as DT_LNK: %d\n", lnks);
+    check("getcwd through a link is the real path", chdir(at("dirln")) == 0 && getcwd(lb, sizeof lb) &&
+                                                        !strcmp(lb, dir) && chdir("/") == 0);
+    const char *gone[] = {"ln2", "dirln", "sub/up", "shm", "dangling", "nothing-here", "loop1", "loop2", "target"};
+    int left = 0;
+    for (unsigned i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        left += unlink(at(gone[i])) != 0;
+    check("links unlinked, not their targets", left == 0);
+
     check("rmdir", rmdir(at("sub")) == 0 && rmdir(dir) == 0);
     fails("gone", stat(dir, &st), ENOENT);
     return 0;

@@ -515,7 +515,65 @@ impl Kernel {
         if self.on_storage(&full) {
             return self.store_symlink(&target, &full);
         }
+        if self.tmp_node(&full).is_none() {
+            if let Some(rel) = self.tmp_new_name(&full) {
+                let now = self.realtime_ns();
+                return val(self.tmp.symlink(rel, &target, now).map(|_| 0));
+            }
+        }
         self.no_links(pid, dirfd, new)
+    }
+
+    /// `full` (absolute) with the tmpfs's symbolic links in it followed:
+    /// every directory on the way, and the last name too if `follow_last`.
+    /// A link's target is taken from the link's directory and may lead
+    /// anywhere (storage, the host's files, /dev/shm). ELOOP after 40, as
+    /// Linux.
+    pub(in crate::kernel) fn tmp_links(
+        &self,
+        full: Vec<u8>,
+        follow_last: bool,
+    ) -> Result<Vec<u8>, Errno> {
+        const ELOOP: Errno = 40;
+        let mut full = full;
+        'again: for _ in 0..40 {
+            let Some(rel) = below_tmp(&full) else {
+                return Ok(full);
+            };
+            let names: Vec<&[u8]> = rel
+                .split(|&c| c == b'/')
+                .filter(|c| !c.is_empty())
+                .collect();
+            let mut prefix: Vec<u8> = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                let dir_len = prefix.len();
+                if !prefix.is_empty() {
+                    prefix.push(b'/');
+                }
+                prefix.extend_from_slice(name);
+                let Ok(ino) = self.tmp.lookup(&prefix) else {
+                    return Ok(full);
+                };
+                let last = i + 1 == names.len();
+                if !self.tmp.is_symlink(ino) || (last && !follow_last) {
+                    continue;
+                }
+                let Ok(target) = self.tmp.readlink(ino) else {
+                    return Ok(full);
+                };
+                let mut dir = b"/tmp/".to_vec();
+                dir.extend_from_slice(&prefix[..dir_len]);
+                let mut next = pmon::path::resolve(&dir, target);
+                for rest in &names[i + 1..] {
+                    next.push(b'/');
+                    next.extend_from_slice(rest);
+                }
+                full = pmon::path::dev_shm_alias(pmon::path::resolve(b"/", &next));
+                continue 'again;
+            }
+            return Ok(full);
+        }
+        Err(ELOOP)
     }
 
     /// link and linkat: a hard link on storage or in the tmpfs (both names
@@ -637,6 +695,7 @@ impl Kernel {
             };
         };
         let full = self.path_arg(pid, dirfd, path)?;
+        let full = self.tmp_links(full, true)?;
         match self.tmp_node(&full) {
             Some(ino) => Ok(ino),
             None => host::stat_path(&full, true).and(Err(EROFS)),
