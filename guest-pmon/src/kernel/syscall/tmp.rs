@@ -498,7 +498,8 @@ impl Kernel {
         Ok((from, self.path_arg(pid, newdir, new)?))
     }
 
-    /// symlink: a link on storage; elsewhere as [`Self::no_links`].
+    /// symlink: a link on storage or in the tmpfs; elsewhere as
+    /// [`Self::no_links`].
     pub(super) fn sys_symlinkat(&mut self, pid: Pid, target: u64, dirfd: i64, new: u64) -> Ret {
         let target = match self
             .space_mut(pid)
@@ -632,9 +633,9 @@ impl Kernel {
         }
     }
 
-    /// link and symlink off storage: a new name in the tmpfs is not
-    /// supported (EPERM, as a file system without links says); the host's
-    /// are read-only.
+    /// link and symlink where no link can be made: a name that exists is
+    /// EEXIST; a new name in the tmpfs for one of the host's files is
+    /// EXDEV (another file system); the host's directories are read-only.
     pub(super) fn no_links(&mut self, pid: Pid, dirfd: i64, new: u64) -> Ret {
         let full = match self.path_arg(pid, dirfd, new) {
             Ok(p) => p,
@@ -644,7 +645,7 @@ impl Kernel {
             return err(EEXIST);
         }
         match self.tmp_new_name(&full) {
-            Some(_) => err(EPERM),
+            Some(_) => err(EXDEV),
             None => err(self.cannot_make(&full)),
         }
     }
