@@ -1620,23 +1620,21 @@ impl Kernel {
         let exe = self.exe_of(pid);
         let space = self.space_mut(pid)?;
         let vmas = space.maps()?;
-        let anon: Vec<u64> = self.anon.as_ref().map_or(Vec::new(), |h| {
-            h.objects
-                .iter()
-                .filter(|(_, o)| o.file.is_none())
-                .map(|(&at, _)| at)
-                .collect()
-        });
         let pieces: Vec<pmon::anon::Piece> =
             self.space_mut(pid)?.redirects.pieces().copied().collect();
+        // Named as Linux names them: a System V segment, or anonymous
+        // memory (an object with no file); a file's mapping is not named.
         let shared: Vec<(u64, u64, Option<Vec<u8>>)> = pieces
             .iter()
             .map(|p| {
-                let name = match self.segment_name(p.object) {
-                    Some(n) => Some(n),
-                    None if anon.contains(&p.object) => Some(b"/dev/zero (deleted)".to_vec()),
-                    None => None,
-                };
+                let anonymous = self
+                    .anon
+                    .as_ref()
+                    .and_then(|h| h.objects.get(&p.object))
+                    .is_some_and(|o| o.file.is_none());
+                let name = self
+                    .segment_name(p.object)
+                    .or_else(|| anonymous.then(|| b"/dev/zero (deleted)".to_vec()));
                 (p.start, p.end, name)
             })
             .collect();
@@ -2463,7 +2461,7 @@ impl Kernel {
                     }
                 }
                 if let Some(ino) = from_store {
-                    if let Err(e) = self.fill_from_store(pid, ino, off, a, len, prot) {
+                    if let Err(e) = self.fill_private(pid, FileRef::Store(ino), off, a, len, prot) {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                         return err(e);
                     }
@@ -2484,7 +2482,7 @@ impl Kernel {
                     });
                 }
                 if let Some(ino) = from_tmp {
-                    if let Err(e) = self.fill_from_tmp(pid, ino, off, a, len, prot) {
+                    if let Err(e) = self.fill_private(pid, FileRef::Tmp(ino), off, a, len, prot) {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                         return err(e);
                     }

@@ -82,17 +82,9 @@ impl Kernel {
                 b.truncate(n as usize);
                 Ok(b)
             }
-            Kind::Tmp(ino) => {
-                let mut b = alloc::vec![0u8; len];
-                let now = self.realtime_ns();
-                let n = self.tmp.read(ino, off, &mut b, now)?;
-                b.truncate(n);
-                self.overlay_shared(FileRef::Tmp(ino), off, &mut b);
-                Ok(b)
-            }
+            Kind::Tmp(ino) => self.file_bytes(FileRef::Tmp(ino), off, len),
             Kind::Store(ino) => {
-                let mut b = self.file_read(ino, off, len)?;
-                self.overlay_shared(FileRef::Store(ino), off, &mut b);
+                let b = self.file_bytes(FileRef::Store(ino), off, len)?;
                 self.accessed(ino);
                 Ok(b)
             }

@@ -14,9 +14,9 @@
 //! and atomics and futexes work between the processes. An object is
 //! unmapped from the holder when no space shows any of it any more.
 //!
-//! Decided: mremap may shrink such a mapping in place; moving or growing
-//! it is EINVAL (Linux can). Protection is enforced by the CPU through the
-//! page tables (the holder's mapping is read-write).
+//! mremap shrinks, grows (within the object) and moves such a mapping
+//! (`mremap_shared`). Protection is enforced by the CPU through the page
+//! tables (the holder's mapping is read-write).
 
 use super::super::store;
 use super::super::uaccess::UserSpace;
@@ -261,6 +261,50 @@ impl Kernel {
                 Ok(b)
             }
         }
+    }
+
+    /// Up to `n` bytes of `file` from `at` as processes here see them: with
+    /// what was stored through its shared mappings (`overlay_shared`).
+    pub(in crate::kernel) fn file_bytes(
+        &mut self,
+        file: FileRef,
+        at: u64,
+        n: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        let mut b = self.shared_file_read(file, at, n)?;
+        self.overlay_shared(file, at, &mut b);
+        Ok(b)
+    }
+
+    /// A private mapping of `file`, made writable at `at` for this: its
+    /// bytes from `offset` are written in (as processes here see them),
+    /// then the mapping gets `prot`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fill_private(
+        &mut self,
+        pid: Pid,
+        file: FileRef,
+        offset: u64,
+        at: u64,
+        len: u64,
+        prot: u64,
+    ) -> Result<(), Errno> {
+        let total = self.shared_file_size(file)?.saturating_sub(offset).min(len);
+        let mut done = 0;
+        while done < total {
+            let n = (total - done).min(1 << 20) as usize;
+            let chunk = self.file_bytes(file, offset + done, n)?;
+            if chunk.is_empty() {
+                break;
+            }
+            uaccess::write(self.space_mut(pid)?, at + done, &chunk)?;
+            done += chunk.len() as u64;
+        }
+        // mmap reads the file, for its atime.
+        if let FileRef::Store(ino) = file {
+            self.accessed(ino);
+        }
+        self.filled(pid, at, len, prot)
     }
 
     /// Writes `bytes` to `file` at `at` (a mapping's write-back: the
@@ -606,15 +650,18 @@ impl Kernel {
     fn flush_tlb(&mut self, space: u32) {
         let cpu = lego_image::cpu::current_cpu();
         let mut others = Vec::new();
+        let mut here = false;
         for (i, c) in self.cpus.iter_mut().enumerate() {
             if c.loaded == Some(space) {
                 c.stale = true;
-                if i as u32 != cpu {
+                if i as u32 == cpu {
+                    here = true;
+                } else {
                     others.push(i as u32);
                 }
             }
         }
-        if self.cpus.get(cpu as usize).is_some_and(|c| c.stale) {
+        if here {
             self.load_space_id(cpu, space);
         }
         for other in others {

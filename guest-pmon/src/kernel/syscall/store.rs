@@ -229,8 +229,7 @@ impl Kernel {
         ino: u64,
         len: usize,
     ) -> Result<Vec<u8>, Errno> {
-        let mut b = self.file_read(ino, f.offset.get(), len.min(1 << 20))?;
-        self.overlay_shared(FileRef::Store(ino), f.offset.get(), &mut b);
+        let b = self.file_bytes(FileRef::Store(ino), f.offset.get(), len.min(1 << 20))?;
         f.offset.set(f.offset.get() + b.len() as u64);
         self.accessed(ino);
         Ok(b)
@@ -548,35 +547,5 @@ impl Kernel {
         }
         self.fcache.check(st.ino, version(&st));
         self.file_read(st.ino, 0, st.size as usize)
-    }
-
-    /// A private mapping of a storage file, made writable at `at`: its
-    /// bytes from `offset` are written in, then the mapping gets `prot`.
-    pub(super) fn fill_from_store(
-        &mut self,
-        pid: Pid,
-        ino: u64,
-        offset: u64,
-        at: u64,
-        len: u64,
-        prot: u64,
-    ) -> Result<(), Errno> {
-        let size = store::stat_ino(ino)?.size;
-        let total = size.saturating_sub(offset).min(len);
-        let mut done = 0;
-        while done < total {
-            let n = (total - done).min(1 << 20) as usize;
-            let mut chunk = self.file_read(ino, offset + done, n)?;
-            if chunk.is_empty() {
-                break;
-            }
-            // As the file's shared mappings have it.
-            self.overlay_shared(FileRef::Store(ino), offset + done, &mut chunk);
-            uaccess::write(self.space_mut(pid)?, at + done, &chunk)?;
-            done += chunk.len() as u64;
-        }
-        // mmap reads the file, for its atime.
-        self.accessed(ino);
-        self.filled(pid, at, len, prot)
     }
 }

@@ -314,12 +314,8 @@ impl Kernel {
         ino: Ino,
         len: usize,
     ) -> Result<Vec<u8>, Errno> {
-        let mut b = alloc::vec![0u8; len.min(1 << 20)];
-        let now = self.realtime_ns();
-        let n = self.tmp.read(ino, f.offset.get(), &mut b, now)?;
-        b.truncate(n);
-        self.overlay_shared(FileRef::Tmp(ino), f.offset.get(), &mut b);
-        f.offset.set(f.offset.get() + n as u64);
+        let b = self.file_bytes(FileRef::Tmp(ino), f.offset.get(), len.min(1 << 20))?;
+        f.offset.set(f.offset.get() + b.len() as u64);
         Ok(b)
     }
 
@@ -863,36 +859,6 @@ impl Kernel {
             Ok(ino) => val(self.tmp.set_times(ino, atime, mtime, now).map(|_| 0)),
             Err(e) => err(e),
         }
-    }
-
-    /// A private mapping of a tmpfs file, made writable at `at`: its bytes
-    /// from `offset` are written in, then the mapping gets `prot`.
-    pub(super) fn fill_from_tmp(
-        &mut self,
-        pid: Pid,
-        ino: Ino,
-        offset: u64,
-        at: u64,
-        len: u64,
-        prot: u64,
-    ) -> Result<(), Errno> {
-        let size = self.tmp.stat(ino)?.size;
-        let mut done = 0;
-        let total = size.saturating_sub(offset).min(len);
-        let mut chunk = alloc::vec![0u8; 1 << 20];
-        while done < total {
-            let n = (total - done).min(chunk.len() as u64) as usize;
-            let now = self.realtime_ns();
-            let got = self.tmp.read(ino, offset + done, &mut chunk[..n], now)?;
-            if got == 0 {
-                break;
-            }
-            // As the file's shared mappings have it.
-            self.overlay_shared(FileRef::Tmp(ino), offset + done, &mut chunk[..got]);
-            uaccess::write(self.space_mut(pid)?, at + done, &chunk[..got])?;
-            done += got as u64;
-        }
-        self.filled(pid, at, len, prot)
     }
 
     /// A mapping filled from a file (made writable for it) gets the
