@@ -96,7 +96,8 @@ impl Kernel {
             let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
             return err(EINVAL);
         }
-        self.forget_shared(space, a, a + len);
+        // SHM_REMAP over shared memory: that range stops showing it (file
+        // mappings there were written back and forgotten above).
         self.unshare_anon(space, a, a + len);
         let slot = self.anon.as_ref().map_or(0, |h| h.slot);
         if let Err(e) = self.show_object(space, a, a + len, slot, seg.object, seg.object, prot) {
