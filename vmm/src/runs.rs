@@ -59,6 +59,13 @@ struct Run {
     command: String,
     /// Output could not be written: the client is gone.
     broken: bool,
+    /// Started has been sent. Until then the program's output and exit,
+    /// which can come before the start's answer is handled, are held here,
+    /// so the client always sees Started first.
+    announced: bool,
+    held: Vec<ProcessorEvent>,
+    /// The run ended before it was announced.
+    ended: bool,
 }
 
 #[derive(Default)]
@@ -249,16 +256,29 @@ impl Runs {
     /// PORT_RUN_EXIT: the run's first process ended with wait status
     /// `status`; its client learns and the run is forgotten.
     pub fn exited(&self, run: u32, status: u32) {
-        let Some(r) = self.lock().runs.remove(&run) else {
-            return;
-        };
         let (code, signal) = if status & 0x7f == 0 {
             (((status >> 8) & 0xff) as i32, 0)
         } else {
             let sig = (status & 0x7f) as i32;
             (128 + sig, sig)
         };
-        let _ = send(&r.out, &ProcessorEvent::Exited { code, signal });
+        let event = ProcessorEvent::Exited { code, signal };
+        let r = {
+            let mut inner = self.lock();
+            match inner.runs.get_mut(&run) {
+                Some(r) if !r.announced => {
+                    r.held.push(event);
+                    r.ended = true;
+                    return;
+                }
+                Some(_) => inner.runs.remove(&run),
+                None => None,
+            }
+        };
+        let Some(r) = r else {
+            return;
+        };
+        let _ = send(&r.out, &event);
         let s = r.out.lock().unwrap_or_else(|p| p.into_inner());
         let _ = s.shutdown(std::net::Shutdown::Write);
     }
@@ -266,18 +286,22 @@ impl Runs {
     /// A run's output: bytes written or -errno (-EPIPE once the client is
     /// gone, which gives the writer SIGPIPE as a closed pipe would).
     pub fn write(&self, run: u32, fd: u32, bytes: &[u8]) -> i64 {
-        let out = {
-            let inner = self.lock();
-            match inner.runs.get(&run) {
-                Some(r) if r.broken => return -EPIPE,
-                Some(r) => r.out.clone(),
-                None => return -EPIPE,
-            }
-        };
         let event = if fd == 2 {
             ProcessorEvent::Stderr(bytes.to_vec())
         } else {
             ProcessorEvent::Stdout(bytes.to_vec())
+        };
+        let out = {
+            let mut inner = self.lock();
+            match inner.runs.get_mut(&run) {
+                Some(r) if r.broken => return -EPIPE,
+                Some(r) if !r.announced => {
+                    r.held.push(event);
+                    return bytes.len() as i64;
+                }
+                Some(r) => r.out.clone(),
+                None => return -EPIPE,
+            }
         };
         match send(&out, &event) {
             Ok(()) => bytes.len() as i64,
@@ -414,6 +438,9 @@ impl Runs {
                         .collect::<Vec<_>>()
                         .join(" "),
                     broken: false,
+                    announced: false,
+                    held: Vec::new(),
+                    ended: false,
                 },
             );
             run
@@ -452,15 +479,48 @@ impl Runs {
                 return;
             }
         };
-        if let Some(r) = self.lock().runs.get_mut(&run) {
-            r.leader = pid;
-        }
         log::info!(
             "run {run}: {} started as pid {pid} (vNode {})",
             String::from_utf8_lossy(&start.exe),
             start.vnode.name
         );
-        if send(&out, &ProcessorEvent::Started { pid }).is_err() {
+        // Started, then what was held, with the stream locked throughout:
+        // a writer that finds the run announced waits on the stream, so
+        // nothing overtakes the held events.
+        let gone = {
+            let mut stream = out.lock().unwrap_or_else(|p| p.into_inner());
+            let (held, ended) = {
+                let mut inner = self.lock();
+                match inner.runs.get_mut(&run) {
+                    Some(r) => {
+                        r.leader = pid;
+                        r.announced = true;
+                        let held = std::mem::take(&mut r.held);
+                        let ended = r.ended;
+                        if ended {
+                            inner.runs.remove(&run);
+                        }
+                        (held, ended)
+                    }
+                    None => (Vec::new(), true),
+                }
+            };
+            let mut failed = stream
+                .write_all(&encode(&ProcessorEvent::Started { pid }))
+                .is_err();
+            for event in &held {
+                failed = failed || stream.write_all(&encode(event)).is_err();
+            }
+            if ended {
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            } else if failed {
+                if let Some(r) = self.lock().runs.get_mut(&run) {
+                    r.broken = true;
+                }
+            }
+            failed && !ended
+        };
+        if gone {
             self.signal(run, 1);
         }
         // The client's side: stdin and signals, until it goes.
