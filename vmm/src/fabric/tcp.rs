@@ -440,15 +440,22 @@ fn write_frame(
             max: conn.max_frame,
         }));
     }
-    let payload = frame.payload_bytes();
+    // The payload is read once: bytes the VMM holds are sent from where
+    // they are; guest memory is copied out once (the tag must cover the
+    // bytes sent, which the guest could change meanwhile).
+    let copied;
+    let payload: &[u8] = match &frame.payload {
+        super::Payload::Bytes(b) => b,
+        super::Payload::Guest(_) => {
+            copied = frame.payload_bytes();
+            &copied
+        }
+    };
     let trailer = conn
         .sealer
-        .seal(&local.key, local.role, &frame.header, &payload);
-    let mut all = Vec::with_capacity(len + TRAILER_LEN);
-    all.extend_from_slice(&frame.header);
-    all.extend_from_slice(&payload);
-    all.extend_from_slice(&trailer);
-    write_within(&mut conn.stream, &all, timeout).map_err(|e| match e.kind() {
+        .seal(&local.key, local.role, &frame.header, payload);
+    let parts = [&frame.header[..], payload, &trailer[..]];
+    write_within(&mut conn.stream, &parts, timeout).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => WriteError::Stuck(
             format!("{STUCK} (its connection stayed full for the fabric timeout)"),
         ),
@@ -478,15 +485,18 @@ impl From<WriteError> for SendError {
 /// How a send to a peer that stopped reading begins.
 const STUCK: &str = "it stopped reading";
 
-/// Writes all of `bytes` within `timeout` in all (the socket's write
-/// timeout alone bounds each partial write, so a slow reader could make
-/// one frame take many timeouts).
-fn write_within(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+/// Writes all of `parts`, in order, within `timeout` in all (the socket's
+/// write timeout alone bounds each partial write, so a slow reader could
+/// make one frame take many timeouts).
+fn write_within(stream: &mut TcpStream, parts: &[&[u8]], timeout: Duration) -> std::io::Result<()> {
     let deadline = std::time::Instant::now() + timeout;
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+    let mut bufs = &mut slices[..];
     let mut at = 0;
     let mut shortened = false;
     let result = loop {
-        if at == bytes.len() {
+        if bufs.is_empty() {
             break Ok(());
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -497,9 +507,12 @@ fn write_within(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> std:
             let _ = stream.set_write_timeout(Some(left));
             shortened = true;
         }
-        match stream.write(&bytes[at..]) {
+        match stream.write_vectored(bufs) {
             Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => at += n,
+            Ok(n) => {
+                at += n;
+                std::io::IoSlice::advance_slices(&mut bufs, n);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => break Err(e),
         }
@@ -623,9 +636,20 @@ fn read_frames(mut conn: TcpStream, mut opener: Opener, theirs: &Hello, shared: 
             Ok(h) => h,
             Err(e) => return close(&stats.bad_frames, e.to_string()),
         };
-        let mut frame = vec![0u8; header.frame_len() + TRAILER_LEN];
-        frame[..HEADER_LEN].copy_from_slice(&head);
-        if let Err(e) = conn.read_exact(&mut frame[HEADER_LEN..]) {
+        let whole = header.frame_len() + TRAILER_LEN;
+        let mut frame = Vec::with_capacity(whole);
+        frame.extend_from_slice(&head);
+        // Read into the room as it is (no zeroing first): a frame is up to
+        // a MiB, and every byte of it is written by the read.
+        let rest = (whole - HEADER_LEN) as u64;
+        let read = (&mut conn).take(rest).read_to_end(&mut frame);
+        if let Err(e) = read.and_then(|n| {
+            if n as u64 == rest {
+                Ok(())
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            }
+        }) {
             // Without its trailer a frame is not authentic either.
             stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
             log::warn!("fabric: connection from {peer} ended inside a frame: {e}");
