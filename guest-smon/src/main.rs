@@ -112,5 +112,5 @@ fn main(boot: &'static BootInfo) -> ! {
     }
     let (fs, replayed) = mount(disk, boot.realtime_ns);
     let mut service = Service::new(fs, replayed);
-    fabric::serve_or_idle(boot, move |m| Some(service.handle(&m.payload)))
+    fabric::serve_or_idle(boot, move |payload| Some(service.handle(payload)))
 }

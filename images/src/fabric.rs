@@ -279,21 +279,66 @@ pub fn wait_reply(id: u64, timeout_ms: u16) -> Result<Message, FabricError> {
 
 /// Serves requests forever: Ping is answered with Pong (same bytes); Data
 /// goes to `handler`, whose answer (if any) is sent back as a Data reply.
-pub fn serve(mut handler: impl FnMut(&Message) -> Option<Vec<u8>>) -> ! {
+/// The handler reads the request where it arrived, in the receive ring (a
+/// storage write is 64 KiB: not copied once more); it runs with the fabric
+/// held, so it must not use the fabric itself.
+pub fn serve(mut handler: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> ! {
     loop {
-        let Ok(Some(m)) = recv(1000) else { continue };
-        if m.header.is_reply() {
+        let Ok(Some((header, reply))) = with(|f| f.serve_one(1000, &mut handler)) else {
             continue;
-        }
-        let reply = match m.header.kind {
-            Kind::Ping => Some((Kind::Pong, m.payload.clone())),
-            Kind::Data => handler(&m).map(|p| (Kind::Data, p)),
-            Kind::Pong | Kind::Error => None,
         };
         if let Some((kind, payload)) = reply {
-            let header = m.header.reply(kind, payload.len() as u32);
-            if let Err(e) = send(&header, &payload) {
-                crate::println!("fabric: cannot reply to component {}: {e:?}", m.header.src);
+            let out = header.reply(kind, payload.len() as u32);
+            if let Err(e) = send(&out, &payload) {
+                crate::println!("fabric: cannot reply to component {}: {e:?}", header.src);
+            }
+        }
+    }
+}
+
+/// A request's header and the reply to send, if any.
+type Served = (Header, Option<(Kind, Vec<u8>)>);
+
+impl Fabric {
+    /// Waits up to about `timeout_ms` for the next message and serves it
+    /// in place; None when nothing came.
+    fn serve_one(
+        &mut self,
+        timeout_ms: u16,
+        handler: &mut impl FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Served> {
+        let answer =
+            |header: &Header, payload: &[u8], handler: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>| {
+                if header.is_reply() {
+                    return None;
+                }
+                match header.kind {
+                    Kind::Ping => Some((Kind::Pong, payload.to_vec())),
+                    Kind::Data => handler(payload).map(|p| (Kind::Data, p)),
+                    Kind::Pong | Kind::Error => None,
+                }
+            };
+        if let Some(m) = self.stash.pop_front() {
+            let reply = answer(&m.header, &m.payload, handler);
+            return Some((m.header, reply));
+        }
+        let deadline = self.deadline(timeout_ms);
+        loop {
+            while self.poll() {
+                let Some((id, len)) = self.rx.pop_used() else {
+                    break;
+                };
+                // A frame the VMM already checked cannot be malformed; skip it if it is.
+                let served = frame::decode(self.rx.received(id, len))
+                    .ok()
+                    .map(|(header, payload, _)| (header, answer(&header, payload, handler)));
+                self.rx.repost(id);
+                if served.is_some() {
+                    return served;
+                }
+            }
+            if !self.wait(deadline, timeout_ms) && !self.rx.has_used() {
+                return None;
             }
         }
     }
@@ -301,7 +346,7 @@ pub fn serve(mut handler: impl FnMut(&Message) -> Option<Vec<u8>>) -> ! {
 
 /// What a monitor does once booted: serve the fabric if it has one (with
 /// `handler` for Data requests), else idle until stopped.
-pub fn serve_or_idle(boot: &BootInfo, handler: impl FnMut(&Message) -> Option<Vec<u8>>) -> ! {
+pub fn serve_or_idle(boot: &BootInfo, handler: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> ! {
     match init(boot) {
         Ok(()) => {
             crate::println!("fabric: component {} serving", boot.component_id);
@@ -315,15 +360,15 @@ pub fn serve_or_idle(boot: &BootInfo, handler: impl FnMut(&Message) -> Option<Ve
 /// The Data handler every monitor uses until its own protocol lands (see
 /// `lego_proto::pattern::GIVE`): the request's bytes come back, or n bytes
 /// for a `GIVE` n request.
-pub fn echo(m: &Message) -> Option<Vec<u8>> {
-    match lego_proto::pattern::parse_give(&m.payload) {
+pub fn echo(payload: &[u8]) -> Option<Vec<u8>> {
+    match lego_proto::pattern::parse_give(payload) {
         Some(n) => {
             let n = (n as usize).min(FABRIC_BUFFER as usize - HEADER_LEN);
             let mut reply = alloc::vec![0u8; n];
             lego_proto::pattern::fill(0, &mut reply);
             Some(reply)
         }
-        None => Some(m.payload.clone()),
+        None => Some(payload.to_vec()),
     }
 }
 

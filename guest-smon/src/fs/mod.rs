@@ -1042,18 +1042,27 @@ impl<D: BlockDevice> Fs<D> {
         bytes: &[u8],
         now: u64,
     ) -> Result<(), Errno> {
-        let mut buf = vec![0u8; (n * B) as usize];
         let start = (pos - fb0 * B) as usize;
         let end = start + bytes.len();
-        let (head_partial, tail_partial) = (start % BLOCK != 0, end % BLOCK != 0);
-        if head_partial || (n == 1 && tail_partial) {
-            buf[..BLOCK].copy_from_slice(&self.block_content(ino, fb0)?);
-        }
-        if tail_partial && n > 1 {
-            let last = (n - 1) as usize;
-            buf[last * BLOCK..].copy_from_slice(&self.block_content(ino, fb0 + n - 1)?);
-        }
-        buf[start..end].copy_from_slice(bytes);
+        // Whole blocks are written from the request itself; a partial
+        // block at either end is merged with what the file holds.
+        let merged;
+        let buf: &[u8] = if start == 0 && end == (n * B) as usize {
+            bytes
+        } else {
+            let mut m = vec![0u8; (n * B) as usize];
+            let (head_partial, tail_partial) = (start % BLOCK != 0, end % BLOCK != 0);
+            if head_partial || (n == 1 && tail_partial) {
+                m[..BLOCK].copy_from_slice(&self.block_content(ino, fb0)?);
+            }
+            if tail_partial && n > 1 {
+                let last = (n - 1) as usize;
+                m[last * BLOCK..].copy_from_slice(&self.block_content(ino, fb0 + n - 1)?);
+            }
+            m[start..end].copy_from_slice(bytes);
+            merged = m;
+            &merged
+        };
         let phys = self.allocate(n)?;
         let refs = phys
             .iter()
@@ -1065,7 +1074,7 @@ impl<D: BlockDevice> Fs<D> {
             .collect();
         let result = self.file(ino).map(|i| i.size).and_then(|size| {
             let size = size.max(pos + bytes.len() as u64);
-            let data = self.block_writes(&phys, &buf);
+            let data = self.block_writes(&phys, buf);
             self.commit_with(
                 &Record::WriteBlocks {
                     ino,
