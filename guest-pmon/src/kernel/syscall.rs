@@ -1456,16 +1456,23 @@ impl Kernel {
     /// pipe makes the thread wait.
     fn write_from(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
         let pid = self.pid_of(tid);
-        let mut data = Vec::new();
+        // Up to 1 MiB a call, copied from the process once.
+        const MOST: usize = 1 << 20;
+        let total = vecs
+            .iter()
+            .fold(0usize, |t, &(_, len)| t.saturating_add(len))
+            .min(MOST);
+        let mut data = alloc::vec![0u8; total];
+        let mut at = 0;
         for &(base, len) in vecs {
-            let len = len.min((1 << 20) - data.len().min(1 << 20));
-            match self
+            let len = len.min(total - at);
+            if let Err(e) = self
                 .space_mut(pid)
-                .and_then(|s| uaccess::read_vec(s, base, len))
+                .and_then(|s| uaccess::read(s, base, &mut data[at..at + len]))
             {
-                Ok(d) => data.extend_from_slice(&d),
-                Err(e) => return err(e),
+                return err(e);
             }
+            at += len;
         }
         match self.write_file(tid, f, &data) {
             Ok(Some(n)) => Ret::Val(n as i64),
