@@ -1268,40 +1268,73 @@ impl Kernel {
     /// buffer that turns out bad keeps what was stored before it and gives
     /// the rest back to the file (EFAULT if nothing was stored); no data
     /// means the thread waits until the file has some.
+    /// read/readv: 1 MiB at a time from the file; a regular file fills
+    /// the buffers up to its end in one call, as on Linux (a pipe, socket
+    /// or terminal gives what it has).
     fn read_into(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
-        let pid = self.pid_of(tid);
+        let regular = matches!(
+            f.kind,
+            Kind::Store(_) | Kind::Tmp(_) | Kind::Host(_) | Kind::Generated
+        );
         let total = vecs
             .iter()
             .fold(0usize, |t, v| t.saturating_add(v.1))
-            .min(1 << 20);
-        let data = match self.read_file(f, total) {
-            Ok(Some(d)) => d,
-            Ok(None) => {
-                self.block(tid, Self::wait_of(f, false), None, None, OnWake::Retry);
-                return Ret::Block;
-            }
-            Err(e) => return err(e),
-        };
-        let mut off = 0;
-        for &(base, len) in vecs {
-            if off >= data.len() {
-                break;
-            }
-            let n = len.min(data.len() - off);
-            if let Err(e) = self
-                .space_mut(pid)
-                .and_then(|s| uaccess::write(s, base, &data[off..off + n]))
-            {
-                self.unread(f, &data[off..]);
-                return if off > 0 {
-                    Ret::Val(off as i64)
+            .min(Self::MAX_RW_COUNT);
+        let mut done = 0;
+        loop {
+            let ask = (total - done).min(1 << 20);
+            let data = match self.read_file(f, ask) {
+                Ok(Some(d)) => d,
+                Ok(None) if done > 0 => return Ret::Val(done as i64),
+                Ok(None) => {
+                    self.block(tid, Self::wait_of(f, false), None, None, OnWake::Retry);
+                    return Ret::Block;
+                }
+                Err(_) if done > 0 => return Ret::Val(done as i64),
+                Err(e) => return err(e),
+            };
+            let got = data.len();
+            if let Err((put, e)) = self.scatter(self.pid_of(tid), vecs, done, &data) {
+                self.unread(f, &data[put..]);
+                return if done + put > 0 {
+                    Ret::Val((done + put) as i64)
                 } else {
                     err(e)
                 };
             }
-            off += n;
+            done += got;
+            if !regular || got < ask || done >= total {
+                return Ret::Val(done as i64);
+            }
         }
-        Ret::Val(data.len() as i64)
+    }
+
+    /// Copies `data` into the process's buffers `vecs` from byte `skip` of
+    /// them on; on a fault, the bytes copied before it and the error.
+    pub(super) fn scatter(
+        &mut self,
+        pid: Pid,
+        vecs: &[(u64, usize)],
+        skip: usize,
+        data: &[u8],
+    ) -> Result<(), (usize, Errno)> {
+        let (mut at, mut start) = (0, 0usize);
+        for &(base, vlen) in vecs {
+            if at == data.len() {
+                break;
+            }
+            let end = start.saturating_add(vlen);
+            if end > skip {
+                let from = skip.saturating_sub(start);
+                let n = (vlen - from).min(data.len() - at);
+                self.space_mut(pid)
+                    .and_then(|s| uaccess::write(s, base + from as u64, &data[at..at + n]))
+                    .map_err(|e| (at, e))?;
+                at += n;
+            }
+            start = end;
+        }
+        Ok(())
     }
 
     /// statfs and fstatfs: the tmpfs's, or the host file system's marked
@@ -1454,34 +1487,71 @@ impl Kernel {
 
     /// One write to `f` gathered from `vecs` (at most 1 MiB a call); a full
     /// pipe makes the thread wait.
+    /// Linux's most bytes one read or write moves (INT_MAX rounded down to
+    /// a page).
+    pub(super) const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+    /// write/writev: the bytes are copied from the process 1 MiB at a
+    /// time; a regular file takes them all in one call, as on Linux (a
+    /// pipe, socket or terminal takes what its write takes).
     fn write_from(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
-        let pid = self.pid_of(tid);
-        // Up to 1 MiB a call, copied from the process once.
-        const MOST: usize = 1 << 20;
+        let regular = matches!(f.kind, Kind::Store(_) | Kind::Tmp(_));
         let total = vecs
             .iter()
             .fold(0usize, |t, &(_, len)| t.saturating_add(len))
-            .min(MOST);
-        let mut data = alloc::vec![0u8; total];
-        let mut at = 0;
-        for &(base, len) in vecs {
-            let len = len.min(total - at);
-            if let Err(e) = self
-                .space_mut(pid)
-                .and_then(|s| uaccess::read(s, base, &mut data[at..at + len]))
+            .min(Self::MAX_RW_COUNT);
+        let mut done = 0;
+        loop {
+            let data = match self.gather(self.pid_of(tid), vecs, done, (total - done).min(1 << 20))
             {
-                return err(e);
+                Ok(d) => d,
+                Err(_) if done > 0 => return Ret::Val(done as i64),
+                Err(e) => return err(e),
+            };
+            match self.write_file(tid, f, &data) {
+                Ok(Some(n)) => {
+                    done += n;
+                    if !regular || n < data.len() || done >= total {
+                        return Ret::Val(done as i64);
+                    }
+                }
+                Ok(None) if done > 0 => return Ret::Val(done as i64),
+                Ok(None) => {
+                    self.block(tid, Self::wait_of(f, true), None, None, OnWake::Retry);
+                    return Ret::Block;
+                }
+                Err(_) if done > 0 => return Ret::Val(done as i64),
+                Err(e) => return err(e),
             }
-            at += len;
         }
-        match self.write_file(tid, f, &data) {
-            Ok(Some(n)) => Ret::Val(n as i64),
-            Ok(None) => {
-                self.block(tid, Self::wait_of(f, true), None, None, OnWake::Retry);
-                Ret::Block
+    }
+
+    /// `len` bytes of the process's buffers `vecs`, from byte `skip` of
+    /// them on, copied once.
+    pub(super) fn gather(
+        &mut self,
+        pid: Pid,
+        vecs: &[(u64, usize)],
+        skip: usize,
+        len: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        let mut data = alloc::vec![0u8; len];
+        let (mut at, mut start) = (0, 0usize);
+        for &(base, vlen) in vecs {
+            if at == len {
+                break;
             }
-            Err(e) => err(e),
+            let end = start.saturating_add(vlen);
+            if end > skip {
+                let from = skip.saturating_sub(start);
+                let n = (vlen - from).min(len - at);
+                let s = self.space_mut(pid)?;
+                uaccess::read(s, base + from as u64, &mut data[at..at + n])?;
+                at += n;
+            }
+            start = end;
         }
+        Ok(data)
     }
 
     fn sys_ioctl(&mut self, tid: Tid, pid: Pid, fd: i64, req: u64, arg: u64) -> Ret {

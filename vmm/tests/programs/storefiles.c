@@ -225,6 +225,32 @@ int main(int argc, char **argv) {
     void *m = mmap(0, big, PROT_READ, MAP_PRIVATE, fd, 0);
     check("big mapped", m != MAP_FAILED && sum(m, big) == sum(data, big));
     if (m != MAP_FAILED) munmap(m, big);
+    /* A regular file moves a large call whole, as on Linux: one write,
+     * read, pwrite, pread, writev, readv, pwritev and preadv of 3 MiB (or
+     * of what is left to its end). */
+    memset(back, 0, big);
+    printf("one write of 3 MiB: %zd\n", pwrite(fd, data, big, 0));
+    printf("one pread of 3 MiB: %zd\n", pread(fd, back, big, 0));
+    check("one pread's bytes", !memcmp(data, back, big));
+    printf("one pread from 1 MiB before the end: %zd\n", pread(fd, back, big, big - (1 << 20)));
+    lseek(fd, 0, SEEK_SET);
+    printf("one read of 3 MiB: %zd\n", read(fd, back, big));
+    lseek(fd, 0, SEEK_SET);
+    ssize_t wrote = write(fd, data, big);
+    printf("one write of 3 MiB at the offset: %zd, now at %ld\n", wrote,
+           (long)lseek(fd, 0, SEEK_CUR));
+    struct iovec two[2] = {{data, big / 2 + 5}, {data + big / 2 + 5, big / 2 - 5}};
+    struct iovec into[2] = {{back, 7}, {back + 7, big - 7}};
+    lseek(fd, 0, SEEK_SET);
+    printf("writev of 3 MiB: %zd\n", writev(fd, two, 2));
+    memset(back, 0, big);
+    lseek(fd, 0, SEEK_SET);
+    printf("readv of 3 MiB: %zd\n", readv(fd, into, 2));
+    check("readv's bytes", !memcmp(data, back, big));
+    printf("pwritev of 3 MiB: %zd\n", pwritev(fd, two, 2, 0));
+    memset(back, 0, big);
+    printf("preadv of 3 MiB: %zd\n", preadv(fd, into, 2, 0));
+    check("preadv's bytes", !memcmp(data, back, big));
     close(fd);
     printf("big sum %016llx\n", (unsigned long long)sum(data, big));
 

@@ -1,9 +1,12 @@
 //! I/O at an explicit offset, whatever kind of file: pread and pwrite and
 //! their vector forms (preadv, pwritev, preadv2, pwritev2), the offsets
 //! of sendfile and copy_file_range, and the calls that only advise or
-//! reserve (posix_fadvise, readahead, fallocate). Each moves at most
-//! 1 MiB a call, a short count as Linux allows; the file's own offset is
-//! left alone unless the call says otherwise.
+//! reserve (posix_fadvise, readahead, fallocate). pread and pwrite and
+//! their vector forms move all they are asked (to the end of the file),
+//! 1 MiB at a time, as Linux does for a regular file; sendfile and
+//! copy_file_range move at most 1 MiB a call, a short count as Linux
+//! allows. The file's own offset is left alone unless the call says
+//! otherwise.
 
 use super::*;
 
@@ -121,14 +124,7 @@ impl Kernel {
     }
 
     pub(super) fn sys_pread(&mut self, tid: Tid, fd: i64, buf: u64, len: usize, off: u64) -> Ret {
-        let pid = self.pid_of(tid);
-        let b = match self.file(pid, fd).and_then(|f| self.read_at(&f, off, len)) {
-            Ok(b) => b,
-            Err(e) => return err(e),
-        };
-        val(self
-            .space_mut(pid)
-            .and_then(|s| uaccess::write(s, buf, &b).map(|_| b.len() as i64)))
+        self.read_vecs_at(tid, fd, &[(buf, len)], off)
     }
 
     pub(super) fn sys_pwrite(&mut self, pid: Pid, fd: i64, buf: u64, len: usize, off: u64) -> Ret {
@@ -140,14 +136,84 @@ impl Kernel {
         if let Err(e) = usable_at(&f, off, f.writable()) {
             return err(e);
         }
-        let data = match self
-            .space_mut(pid)
-            .and_then(|s| uaccess::read_vec(s, buf, len.min(MOST)))
-        {
-            Ok(d) => d,
+        match self.write_vecs_at(pid, &f, &[(buf, len)], off, false) {
+            Ok((_, n)) => Ret::Val(n as i64),
+            Err(e) => err(e),
+        }
+    }
+
+    /// The process's buffers `vecs` filled from `fd` at `off`, 1 MiB at a
+    /// time, up to the end of the file; a bad buffer ends it, with what
+    /// went before.
+    fn read_vecs_at(&mut self, tid: Tid, fd: i64, vecs: &[(u64, usize)], off: u64) -> Ret {
+        let pid = self.pid_of(tid);
+        let f = match self.file(pid, fd) {
+            Ok(f) => f,
             Err(e) => return err(e),
         };
-        val(self.write_at(&f, off, &data, false).map(|(_, n)| n as i64))
+        let total = vecs
+            .iter()
+            .fold(0usize, |t, v| t.saturating_add(v.1))
+            .min(Self::MAX_RW_COUNT);
+        let mut done = 0;
+        loop {
+            let ask = (total - done).min(MOST);
+            let data = match self.read_at(&f, off.saturating_add(done as u64), ask) {
+                Ok(d) => d,
+                Err(_) if done > 0 => return Ret::Val(done as i64),
+                Err(e) => return err(e),
+            };
+            let got = data.len();
+            if let Err((put, e)) = self.scatter(pid, vecs, done, &data) {
+                return if done + put > 0 {
+                    Ret::Val((done + put) as i64)
+                } else {
+                    err(e)
+                };
+            }
+            done += got;
+            if got < ask || done >= total {
+                return Ret::Val(done as i64);
+            }
+        }
+    }
+
+    /// The process's buffers `vecs` written to `f` at `off` (each piece at
+    /// the end with `append`), 1 MiB at a time: where the last byte
+    /// written ended and the bytes written, fewer after a bad buffer or an
+    /// error.
+    fn write_vecs_at(
+        &mut self,
+        pid: Pid,
+        f: &Arc<OpenFile>,
+        vecs: &[(u64, usize)],
+        off: u64,
+        append: bool,
+    ) -> Result<(u64, usize), Errno> {
+        let total = vecs
+            .iter()
+            .fold(0usize, |t, v| t.saturating_add(v.1))
+            .min(Self::MAX_RW_COUNT);
+        let (mut done, mut end) = (0, off);
+        loop {
+            let piece = (total - done).min(MOST);
+            let data = match self.gather(pid, vecs, done, piece) {
+                Ok(d) => d,
+                Err(_) if done > 0 => return Ok((end, done)),
+                Err(e) => return Err(e),
+            };
+            match self.write_at(f, off.saturating_add(done as u64), &data, append) {
+                Ok((at, n)) => {
+                    end = at + n as u64;
+                    done += n;
+                    if n < data.len() || done >= total {
+                        return Ok((end, done));
+                    }
+                }
+                Err(_) if done > 0 => return Ok((end, done)),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// preadv, and preadv2 (`flags`; offset -1: at the file's offset, as
@@ -167,38 +233,14 @@ impl Kernel {
             return self.sys_readv(tid, fd, iov, count);
         }
         let pid = self.pid_of(tid);
-        let (f, vecs) = match self
+        let vecs = match self
             .file(pid, fd)
-            .and_then(|f| Ok((f, self.iovecs(pid, iov, count)?)))
+            .and_then(|_| self.iovecs(pid, iov, count))
         {
             Ok(v) => v,
             Err(e) => return err(e),
         };
-        let total = vecs.iter().fold(0usize, |t, v| t.saturating_add(v.1));
-        let data = match self.read_at(&f, off as u64, total) {
-            Ok(d) => d,
-            Err(e) => return err(e),
-        };
-        // Scattered in order; a bad buffer ends it, with what went before.
-        let mut done = 0;
-        for &(base, len) in &vecs {
-            if done == data.len() {
-                break;
-            }
-            let n = len.min(data.len() - done);
-            let put = self
-                .space_mut(pid)
-                .and_then(|s| uaccess::write(s, base, &data[done..done + n]));
-            if let Err(e) = put {
-                return if done == 0 {
-                    err(e)
-                } else {
-                    Ret::Val(done as i64)
-                };
-            }
-            done += n;
-        }
-        Ret::Val(done as i64)
+        self.read_vecs_at(tid, fd, &vecs, off as u64)
     }
 
     /// pwritev, and pwritev2 (`flags`; offset -1: at the file's offset,
