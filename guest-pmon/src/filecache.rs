@@ -87,6 +87,25 @@ impl FileCache {
         self.versions.insert(ino, now);
     }
 
+    /// This processor wrote the file up to `end` at time `now` without
+    /// waiting for the storage component (write-behind): the file as it
+    /// will be once the write is served, which sets the times to the
+    /// request's `now`.
+    pub fn grew(&mut self, ino: u64, end: u64, now: u64) {
+        if let Some(v) = self.versions.get_mut(&ino) {
+            v.size = v.size.max(end);
+            v.mtime = now;
+            v.ctime = now;
+        }
+    }
+
+    /// What the cache knew of `ino` may be wrong (a write-behind failed):
+    /// its chunks and version go; the next open or read asks again.
+    pub fn forget(&mut self, ino: u64) {
+        self.drop_file(ino);
+        self.versions.remove(&ino);
+    }
+
     /// Bytes [offset, offset + len) of `ino` from the cache, or None if a
     /// chunk of it is missing. Stops early at the end of the file.
     pub fn read(&mut self, ino: u64, offset: u64, len: usize) -> Option<Vec<u8>> {
@@ -294,6 +313,37 @@ mod tests {
         // A write leaving a gap after a chunk's bytes drops the chunk.
         c.wrote(1, 70_010, b"x");
         assert_eq!(c.read(1, CHUNK, 10), None);
+    }
+
+    #[test]
+    fn a_write_behind_grows_the_file_as_served_and_a_failure_forgets_it() {
+        let mut c = FileCache::new(1 << 20);
+        let data = bytes(2 * CHUNK as usize, 5);
+        c.check(4, v(0));
+        c.wrote(4, 0, &data);
+        // Not answered yet: the size is what the write makes it, so the
+        // bytes read back are the ones written, and the times are the
+        // request's, as the storage component sets them.
+        c.grew(4, data.len() as u64, 9);
+        assert_eq!(c.read(4, 0, data.len() + 10).as_deref(), Some(&data[..]));
+        c.check(
+            4,
+            Version {
+                size: data.len() as u64,
+                mtime: 9,
+                ctime: 9,
+            },
+        );
+        assert!(c.read(4, 0, 10).is_some(), "its own write is no change");
+        // A smaller write behind does not shrink it.
+        c.grew(4, 10, 10);
+        assert_eq!(c.read(4, 0, data.len()).map(|b| b.len()), Some(data.len()));
+        c.forget(4);
+        assert_eq!(c.read(4, 0, 10), None);
+        assert_eq!(c.used(), 0);
+        // Unknown files are left unknown.
+        c.grew(8, 100, 1);
+        assert_eq!(c.read(8, 0, 10), None);
     }
 
     #[test]

@@ -54,8 +54,17 @@ pub const PORT_CONTROL_NEXT: u16 = 0x61f;
 pub const PORT_CONTROL_DONE: u16 = 0x620;
 /// The address of a [`RunExit`]: a run's first process ended.
 pub const PORT_RUN_EXIT: u16 = 0x621;
+/// The address of a [`StorageBatch`] of file writes sent without waiting
+/// for their answers (write-behind, as a page cache writes back): the
+/// exit returns once they are sent. Their replies are kept by the VMM
+/// ([`StorageCall::reply`] is not written) and collected with
+/// [`PORT_STORAGE_SETTLE`]; at most [`STORAGE_POSTED_MAX`] stay
+/// unanswered, so a post may first wait for the oldest.
+pub const PORT_STORAGE_POST: u16 = 0x622;
+/// The address of a [`StorageSettle`]: waits for posted calls.
+pub const PORT_STORAGE_SETTLE: u16 = 0x623;
 /// The last of the program ports.
-pub const PORT_PROGRAM_LAST: u16 = PORT_RUN_EXIT;
+pub const PORT_PROGRAM_LAST: u16 = PORT_STORAGE_SETTLE;
 
 /// [`HostOpen::flags`]: open to execute (a regular file with an execute
 /// bit), or to read (any file or directory).
@@ -105,6 +114,8 @@ pub struct StorageCall {
     /// or the rack's first): a run's vNode may live on another.
     pub node: u32,
     pub _pad: u32,
+    /// A posted call's tag (the file), returned with its failure.
+    pub tag: u64,
 }
 
 /// PORT_STORAGE_BATCH's argument: `count` (at most
@@ -116,11 +127,33 @@ pub struct StorageCall {
 pub struct StorageBatch {
     pub calls: u64,
     pub count: u32,
-    pub _pad: u32,
+    /// Written by the VMM after a [`PORT_STORAGE_POST`]: posted calls
+    /// that failed and were not reported yet (collect them with
+    /// [`PORT_STORAGE_SETTLE`]).
+    pub failed: u32,
 }
 
 /// The most calls one [`StorageBatch`] carries.
 pub const STORAGE_BATCH_MAX: u32 = 32;
+
+/// Posted calls the VMM lets be unanswered at once (4 MiB of 64 KiB writes).
+pub const STORAGE_POSTED_MAX: u32 = 64;
+
+/// PORT_STORAGE_SETTLE's argument. The VMM waits until at most `keep`
+/// posted calls are unanswered, then reports the oldest failure not yet
+/// reported (`failed` 1, its `tag` and `errno`: the storage component's
+/// answer, or EIO when it did not answer), or `failed` 0; `pending` is
+/// what is still unanswered. Failures are reported once each.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct StorageSettle {
+    pub keep: u32,
+    /// Written by the VMM.
+    pub pending: u32,
+    pub failed: u32,
+    pub errno: u32,
+    pub tag: u64,
+}
 
 /// [`StorageCall::status`] values.
 pub const STORAGE_OK: u32 = 0;

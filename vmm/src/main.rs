@@ -20,6 +20,7 @@ mod loader;
 mod memory;
 mod options;
 mod paging;
+mod posted;
 mod preempt;
 mod process_owners;
 mod program;

@@ -307,6 +307,8 @@ pub struct Program {
     stdin: Mutex<()>,
     /// Serving runs (`--control`): their stdio and requests.
     pub runs: Option<std::sync::Arc<crate::runs::Runs>>,
+    /// File writes sent and not answered yet (write-behind).
+    pub posted: crate::posted::Posted,
 }
 
 /// A hypercall's answer for the guest, or why the call was malformed.
@@ -329,6 +331,7 @@ impl Program {
             preempt,
             stdin: Mutex::new(()),
             runs,
+            posted: crate::posted::Posted::default(),
         })
     }
 

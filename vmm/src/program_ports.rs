@@ -83,6 +83,58 @@ impl ProgramPorts<'_> {
         Ok(done)
     }
 
+    /// The calls of a batch or post.
+    fn read_calls(
+        &self,
+        what: &str,
+        b: &lego_proto::program::StorageBatch,
+    ) -> Result<Vec<lego_proto::program::StorageCall>, String> {
+        use lego_proto::program::{StorageCall, STORAGE_BATCH_MAX};
+        if b.count == 0 || b.count > STORAGE_BATCH_MAX {
+            return Err(format!(
+                "passed a {what} of {} calls (1 to {STORAGE_BATCH_MAX})",
+                b.count
+            ));
+        }
+        let size = size_of::<StorageCall>() as u64;
+        let bytes = self.args.read_bytes(
+            what,
+            b.calls,
+            b.count as u64 * size,
+            STORAGE_BATCH_MAX as u64 * size,
+        )?;
+        Ok(bytes
+            .chunks_exact(size as usize)
+            .filter_map(|c| zerocopy::FromBytes::read_from_bytes(c).ok())
+            .collect())
+    }
+
+    /// Sends file writes without waiting for them (PORT_STORAGE_POST),
+    /// after waiting for the oldest posted ones if too many are
+    /// unanswered. Without a storage component they fail (EIO) at once.
+    fn post(&self, calls: &[lego_proto::program::StorageCall]) -> Result<(), String> {
+        use lego_proto::program::STORAGE_POSTED_MAX;
+        use lego_proto::storage::{MAX_IO, PATH_MAX};
+        let posted = &self.program.posted;
+        let keep = (STORAGE_POSTED_MAX as usize).saturating_sub(calls.len());
+        posted.settle(keep);
+        let most = (size_of::<lego_proto::storage::StoreRequest>() + 2 * PATH_MAX + MAX_IO) as u64;
+        for c in calls {
+            let request =
+                self.args
+                    .read_bytes("storage request", c.request, c.request_len as u64, most)?;
+            let call = match self.storage {
+                Some((fabric, own)) => {
+                    let id = if c.node != 0 { c.node } else { own };
+                    fabric.start_call(id, &request)
+                }
+                None => Err("this processor has no storage component".into()),
+            };
+            posted.add(c.tag, call);
+        }
+        Ok(())
+    }
+
     /// Serves one of the program hypercalls.
     pub fn serve(&self, port: u16, value: u32) -> Result<Served, String> {
         use lego_proto::program::*;
@@ -168,25 +220,26 @@ impl ProgramPorts<'_> {
                 (c.status, c.reply_len) = self.storage_calls(&[c])?[0];
                 g.write_arg("storage call", value, &c)?;
             }
+            PORT_STORAGE_POST => {
+                let mut b: StorageBatch = g.read_arg("storage post", value)?;
+                let calls = self.read_calls("storage post", &b)?;
+                self.post(&calls)?;
+                b.failed = prog.posted.failures();
+                g.write_arg("storage post", value, &b)?;
+            }
+            PORT_STORAGE_SETTLE => {
+                let mut s: StorageSettle = g.read_arg("storage settle", value)?;
+                prog.posted.settle(s.keep as usize);
+                s.pending = prog.posted.pending();
+                (s.failed, s.errno, s.tag) = match prog.posted.take_failure() {
+                    Some((tag, errno)) => (1, errno, tag),
+                    None => (0, 0, 0),
+                };
+                g.write_arg("storage settle", value, &s)?;
+            }
             PORT_STORAGE_BATCH => {
                 let b: StorageBatch = g.read_arg("storage batch", value)?;
-                if b.count == 0 || b.count > STORAGE_BATCH_MAX {
-                    return Err(format!(
-                        "passed a storage batch of {} calls (1 to {STORAGE_BATCH_MAX})",
-                        b.count
-                    ));
-                }
-                let size = size_of::<StorageCall>() as u64;
-                let bytes = g.read_bytes(
-                    "storage batch",
-                    b.calls,
-                    b.count as u64 * size,
-                    STORAGE_BATCH_MAX as u64 * size,
-                )?;
-                let mut calls: Vec<StorageCall> = bytes
-                    .chunks_exact(size as usize)
-                    .filter_map(|c| zerocopy::FromBytes::read_from_bytes(c).ok())
-                    .collect();
+                let mut calls = self.read_calls("storage batch", &b)?;
                 let done = self.storage_calls(&calls)?;
                 for (c, (status, len)) in calls.iter_mut().zip(done) {
                     (c.status, c.reply_len) = (status, len);

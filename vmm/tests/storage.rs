@@ -396,8 +396,14 @@ fn acknowledged_writes_survive_kill_9_of_the_storage_component() {
     let mut kept = Vec::new();
     for moment in 0..20u64 {
         let file = format!("/w{moment}");
+        // Odd moments write records of 128 KiB: writes the processor
+        // posts behind the program, acknowledged by the fsync after each.
+        let kib = if moment % 2 == 1 { "128" } else { "16" };
         let mut writer = rack
-            .command(&["--fabric-timeout-ms", "1000"], &[prog, "write", &file])
+            .command(
+                &["--fabric-timeout-ms", "1000"],
+                &[prog, "write", &file, kib],
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -453,20 +459,43 @@ fn acknowledged_writes_survive_kill_9_of_the_storage_component() {
         let check = rack.restart_storage();
         assert!(check.contains("clean"), "{check}");
         let n = (acked + 1).to_string();
-        let got = rack.run(&[], &[prog, "check", &file, &n], b"");
+        let got = rack.run(&[], &[prog, "check", &file, &n, kib], b"");
         assert_eq!(
             (got.code, got.text()),
             (0, format!("ok {n}\n")),
             "moment {moment}: {}",
             got.err
         );
-        kept.push((file, n));
+        kept.push((file, n, kib));
     }
     // Every earlier run's records are still there after all the crashes.
-    for (file, n) in kept {
-        let got = rack.run(&[], &[prog, "check", &file, &n], b"");
+    for (file, n, kib) in kept {
+        let got = rack.run(&[], &[prog, "check", &file, &n, kib], b"");
         assert_eq!(got.text(), format!("ok {n}\n"), "{file}: {}", got.err);
     }
+}
+
+/// A program filling the disk in 1 MiB writes (which the processor posts
+/// behind it) is told ENOSPC by a write, its fsync or its close, and the
+/// storage component gives the space back once the file is removed.
+#[test]
+fn a_full_disk_is_enospc_for_a_program_writing_behind() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let rack = Rack::new("storage-full", "64M");
+    let prog = build("durable", Libc::Glibc);
+    let prog = prog.to_str().expect("UTF-8 path");
+    let got = rack.run(&[], &[prog, "fill", "/big"], b"");
+    let text = got.text();
+    assert_eq!(got.code, 0, "{text}{}", got.err);
+    let mut lines = text.lines();
+    let full = lines.next().unwrap_or_default();
+    assert!(
+        full.starts_with("full: ") && full.ends_with("said No space left on device"),
+        "{text}"
+    );
+    assert_eq!(lines.next(), Some("space back"), "{text}");
 }
 
 /// A file that is not a Lego disk is refused with a sentence and exit 2,

@@ -286,6 +286,11 @@ pub struct Kernel {
     pub fcache: pmon::filecache::FileCache,
     /// Where the last read of each storage file ended (read-ahead).
     pub read_ends: BTreeMap<u64, u64>,
+    /// Storage writes were posted (write-behind) and may be unanswered.
+    pub posted: bool,
+    /// A posted write to the file failed: the errno its next write, fsync
+    /// or close returns (once), as Linux reports a write-back error.
+    pub write_errors: BTreeMap<u64, Errno>,
     /// Storage files opened here whose next read moves their atime
     /// (relatime's rule, decided at open).
     pub atime_due: BTreeSet<u64>,
@@ -406,6 +411,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),
         read_ends: BTreeMap::new(),
+        posted: false,
+        write_errors: BTreeMap::new(),
         atime_due: BTreeSet::new(),
         tmp: {
             let mut t =

@@ -593,6 +593,8 @@ impl Kernel {
     ) -> ! {
         use core::fmt::Write;
         use lego_proto::program::*;
+        // Writes still on their way are served before lego-vmm goes.
+        self.settle_posted(0);
         let mut missing = alloc::string::String::new();
         for (nr, n) in &self.missing {
             let _ = writeln!(missing, "{} ({nr}): {n} time(s)", super::syscall_name(*nr));
@@ -644,9 +646,15 @@ impl Kernel {
             }
             Kind::Host(h) | Kind::HostDir(h) => host::close(h),
             Kind::Tmp(ino) => self.tmp.release(ino),
-            Kind::Store(ino) if !self.unlinked.is_empty() => {
-                drop(f);
-                self.store_closed(ino);
+            Kind::Store(ino) => {
+                // Close-to-open: what was written is at the storage
+                // component when the last descriptor goes (another
+                // processor, or `lego cp`, may read it next).
+                self.settle_posted(0);
+                if !self.unlinked.is_empty() {
+                    drop(f);
+                    self.store_closed(ino);
+                }
             }
             Kind::Socket(rx, tx) => {
                 if let Some(p) = self.pipes.get_mut(&rx) {

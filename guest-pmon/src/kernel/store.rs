@@ -11,7 +11,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use lego_image::cpu::{phys_of, virt_to_phys};
 use lego_image::hypercall;
 use lego_proto::program::{
-    StorageBatch, StorageCall, PORT_STORAGE_BATCH, PORT_STORAGE_CALL, STORAGE_BATCH_MAX, STORAGE_OK,
+    StorageBatch, StorageCall, StorageSettle, PORT_STORAGE_BATCH, PORT_STORAGE_CALL,
+    PORT_STORAGE_POST, PORT_STORAGE_SETTLE, STORAGE_BATCH_MAX, STORAGE_OK,
 };
 use lego_proto::storage::*;
 
@@ -133,6 +134,7 @@ fn storage_call(request: &[u8], node: u32, reply: &mut [u8]) -> StorageCall {
         status: 0,
         node,
         _pad: 0,
+        tag: 0,
     }
 }
 
@@ -167,7 +169,7 @@ fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
     let b = StorageBatch {
         calls: virt_to_phys(calls.as_mut_ptr() as u64),
         count: calls.len() as u32,
-        _pad: 0,
+        failed: 0,
     };
     hypercall::out(PORT_STORAGE_BATCH, phys_of(&b) as u32);
     calls
@@ -358,6 +360,73 @@ pub fn write(
         }
     }
     Ok((offset, done, last))
+}
+
+/// Writes `data` (more than MAX_IO bytes) at `offset` of `ino` without
+/// waiting for the storage component's answers: the VMM sends the pieces
+/// and keeps their outcome (write-behind). Returns how many posted writes
+/// failed and were not collected yet ([`settle`]).
+pub fn post(ino: u64, offset: u64, data: &[u8], now: u64) -> u32 {
+    let mut failed = 0;
+    for (g, group) in data.chunks(MAX_IO * STORAGE_BATCH_MAX as usize).enumerate() {
+        let base = offset + (g * MAX_IO * STORAGE_BATCH_MAX as usize) as u64;
+        let encoded: Vec<(Vec<u8>, u32)> = group
+            .chunks(MAX_IO)
+            .enumerate()
+            .map(|(k, chunk)| {
+                let head = StoreRequest {
+                    op: OP_WRITE,
+                    ino,
+                    offset: base + (k * MAX_IO) as u64,
+                    now,
+                    ..Default::default()
+                };
+                encode(&head, &[], &[], chunk)
+            })
+            .collect();
+        let calls: Vec<StorageCall> = encoded
+            .iter()
+            .map(|(r, node)| StorageCall {
+                request: virt_to_phys(r.as_ptr() as u64),
+                request_len: r.len() as u32,
+                node: *node,
+                tag: ino,
+                ..Default::default()
+            })
+            .collect();
+        let b = StorageBatch {
+            calls: virt_to_phys(calls.as_ptr() as u64),
+            count: calls.len() as u32,
+            failed: 0,
+        };
+        hypercall::out(PORT_STORAGE_POST, phys_of(&b) as u32);
+        // SAFETY: the VMM wrote it during the hypercall.
+        failed = unsafe { core::ptr::read_volatile(&b) }.failed;
+    }
+    failed
+}
+
+/// Waits until at most `keep` posted writes are unanswered; the failures
+/// not collected before, (file, errno) each, and whether any posted write
+/// is still unanswered.
+pub fn settle(keep: u32) -> (Vec<(u64, Errno)>, bool) {
+    let mut failures = Vec::new();
+    let mut keep = keep;
+    loop {
+        let s = StorageSettle {
+            keep,
+            ..Default::default()
+        };
+        hypercall::out(PORT_STORAGE_SETTLE, phys_of(&s) as u32);
+        // SAFETY: the VMM wrote it during the hypercall.
+        let s = unsafe { core::ptr::read_volatile(&s) };
+        if s.failed == 0 {
+            return (failures, s.pending > 0);
+        }
+        failures.push((s.tag, s.errno as Errno));
+        // The rest of the failures, without waiting again.
+        keep = u32::MAX;
+    }
 }
 
 pub fn simple(op: u32, ino: u64, offset: u64, now: u64) -> Result<Answer, Errno> {

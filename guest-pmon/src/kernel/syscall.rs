@@ -356,13 +356,13 @@ impl Kernel {
             // answer has lost nothing acknowledged that a retry would save.
             nr::SYNC => {
                 if self.storage {
-                    let _ = self.store_sync();
+                    let _ = self.store_sync(None);
                 }
                 Ret::Val(0)
             }
             nr::SYNCFS => match self.file(pid, a[0] as i32 as i64) {
                 Ok(f) if matches!(f.kind, Kind::Store(_) | Kind::StoreDir(_)) => {
-                    val(self.store_sync())
+                    val(self.store_sync(None))
                 }
                 r => val(r.map(|_| 0)),
             },
@@ -377,12 +377,14 @@ impl Kernel {
             ),
             nr::FSYNC | nr::FDATASYNC => match self.file(pid, a[0] as i32 as i64) {
                 Ok(f) if matches!(f.kind, Kind::Store(_) | Kind::StoreDir(_)) => {
+                    let mut file = None;
                     if let Kind::Store(ino) = f.kind {
                         if let Err(e) = self.flush_file_maps(FileRef::Store(ino)) {
                             return err(e);
                         }
+                        file = Some(ino);
                     }
-                    val(self.store_sync())
+                    val(self.store_sync(file))
                 }
                 // Nothing here is durable (tmpfs) or changes (the host's);
                 // a tmpfs file's shared mappings reach it.
@@ -780,7 +782,19 @@ impl Kernel {
         match self.proc_mut(pid).and_then(|p| p.fds.close(fd)) {
             Ok(f) => {
                 self.close_drops_locks(pid, &f);
+                let file = match f.kind {
+                    Kind::Store(ino) => Some(ino),
+                    _ => None,
+                };
                 self.release_file(f);
+                // A write-back error is told at close too (as NFS does):
+                // the descriptor is gone all the same.
+                if let Some(ino) = file {
+                    self.settle_posted(0);
+                    if let Some(e) = self.write_errors.remove(&ino) {
+                        return err(e);
+                    }
+                }
                 Ret::Val(0)
             }
             Err(e) => err(e),

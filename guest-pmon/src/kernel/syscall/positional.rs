@@ -282,33 +282,17 @@ impl Kernel {
         if let Err(e) = usable_at(&f, off, f.writable()) {
             return err(e);
         }
-        // Gathered in order; a bad buffer ends it, with what went before.
-        let mut data = Vec::new();
-        for &(base, len) in &vecs {
-            let n = len.min(MOST - data.len());
-            if n == 0 {
-                continue;
-            }
-            match self
-                .space_mut(pid)
-                .and_then(|s| uaccess::read_vec(s, base, n))
-            {
-                Ok(d) => data.extend_from_slice(&d),
-                Err(e) if data.is_empty() => return err(e),
-                Err(_) => break,
-            }
-        }
-        let n = match self.write_at(&f, off, &data, append) {
-            Ok((at, n)) => {
+        let n = match self.write_vecs_at(pid, &f, &vecs, off, append) {
+            Ok((end, n)) => {
                 if at_offset {
-                    f.offset.set(at + n as u64);
+                    f.offset.set(end);
                 }
                 n
             }
             Err(e) => return err(e),
         };
-        if fl & (RWF_DSYNC | RWF_SYNC) != 0 && matches!(f.kind, Kind::Store(_)) {
-            if let Err(e) = self.store_sync() {
+        if let (true, Kind::Store(ino)) = (fl & (RWF_DSYNC | RWF_SYNC) != 0, f.kind) {
+            if let Err(e) = self.store_sync(Some(ino)) {
                 return err(e);
             }
         }

@@ -74,8 +74,9 @@ impl Kernel {
         Ok(got[from..to].to_vec())
     }
 
-    /// Writes file `ino` through to storage, then into the file cache and
-    /// its shared mappings: the offset written at and the bytes written.
+    /// Writes file `ino` through to storage (a large write is posted
+    /// behind the program, see `write_through`), then into the file cache
+    /// and its shared mappings: the offset written at and the bytes written.
     pub(in crate::kernel) fn file_write(
         &mut self,
         ino: u64,
@@ -83,7 +84,7 @@ impl Kernel {
         data: &[u8],
         append: bool,
     ) -> Result<(u64, usize), Errno> {
-        let (at, n) = self.write_through(ino, offset, data, append)?;
+        let (at, n) = self.write_through(ino, offset, data, append, true)?;
         if self.has_shared(FileRef::Store(ino)) {
             self.patch_shared(FileRef::Store(ino), at, &data[..n]);
         }
@@ -98,17 +99,39 @@ impl Kernel {
         offset: u64,
         data: &[u8],
     ) -> Result<(), Errno> {
-        self.write_through(ino, offset, data, false).map(drop)
+        self.write_through(ino, offset, data, false, false)
+            .map(drop)
     }
 
+    /// A write larger than one request (a program streaming a file), not
+    /// appending, goes `behind` when allowed: the pieces are sent and the
+    /// call returns without waiting for the storage component, which
+    /// serves them in order before anything asked after them, as Linux
+    /// returns once a write is in the page cache. What it did is collected
+    /// later (`settle_posted`); an error is the file's next write's, fsync's
+    /// or close's. Measured: a 256 MiB sequential write in 1 MiB calls
+    /// (README, "Buffering").
     fn write_through(
         &mut self,
         ino: u64,
         offset: u64,
         data: &[u8],
         append: bool,
+        behind: bool,
     ) -> Result<(u64, usize), Errno> {
+        if let Some(e) = self.write_errors.remove(&ino) {
+            return Err(e);
+        }
         let now = self.realtime_ns();
+        if behind && !append && data.len() > sp::MAX_IO {
+            self.posted = true;
+            if store::post(ino, offset, data, now) > 0 {
+                self.settle_posted(u32::MAX);
+            }
+            self.fcache.wrote(ino, offset, data);
+            self.fcache.grew(ino, offset + data.len() as u64, now);
+            return Ok((offset, data.len()));
+        }
         let (at, n, after) = store::write(ino, offset, data, append, now)?;
         self.fcache.wrote(ino, at, &data[..n]);
         if let Some(st) = after {
@@ -524,9 +547,32 @@ impl Kernel {
     }
 
     /// fsync, fdatasync, syncfs and sync: everything acknowledged before is
-    /// on the storage component's disk when this returns.
-    pub(super) fn store_sync(&self) -> Result<i64, Errno> {
-        store::simple(sp::OP_SYNC, 0, 0, 0).map(|_| 0)
+    /// on the storage component's disk when this returns (writes posted
+    /// behind are served first); for a file's fsync, a write of it that
+    /// failed behind the program is the error.
+    pub(super) fn store_sync(&mut self, file: Option<u64>) -> Result<i64, Errno> {
+        self.settle_posted(0);
+        store::simple(sp::OP_SYNC, 0, 0, 0)?;
+        match file.and_then(|ino| self.write_errors.remove(&ino)) {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
+
+    /// Collects what posted writes did, waiting until at most `keep` are
+    /// unanswered: a failed one is its file's error, told once at its next
+    /// write, fsync or close, and the file's cached data is forgotten (the
+    /// storage component has what it has).
+    pub(in crate::kernel) fn settle_posted(&mut self, keep: u32) {
+        if !self.posted {
+            return;
+        }
+        let (failures, pending) = store::settle(keep);
+        for (ino, e) in failures {
+            self.write_errors.entry(ino).or_insert(e);
+            self.fcache.forget(ino);
+        }
+        self.posted = pending;
     }
 
     /// A program on storage, read whole to load it (a regular file with an
