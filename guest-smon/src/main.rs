@@ -112,5 +112,11 @@ fn main(boot: &'static BootInfo) -> ! {
     }
     let (fs, replayed) = mount(disk, boot.realtime_ns);
     let mut service = Service::new(fs, replayed);
-    fabric::serve_or_idle(boot, move |payload| Some(service.handle(payload)))
+    fabric::serve_grouped_or_idle(boot, move |requests| {
+        service
+            .handle_group(requests)
+            .into_iter()
+            .map(Some)
+            .collect()
+    })
 }

@@ -56,6 +56,9 @@ impl<D: BlockDevice> Service<D> {
     /// cannot be parsed is counted and answered EPROTO.
     pub fn handle(&mut self, bytes: &[u8]) -> Vec<u8> {
         self.stats.requests += 1;
+        if self.fs.broken() {
+            return reply_error(EIO);
+        }
         let r = match decode_request(bytes) {
             Ok(r) => r,
             Err(_) => {
@@ -79,6 +82,36 @@ impl<D: BlockDevice> Service<D> {
             ),
             Err(e) => reply_error(e.0),
         }
+    }
+
+    /// Serves requests that arrived together, as one group of the file
+    /// system ([`Fs::open_group`]): their disk writes go in one device
+    /// call, and each reply is made only after it. If that call fails,
+    /// every request of the group that changed something is answered EIO
+    /// (it may not be on the disk), and so is everything after.
+    pub fn handle_group(&mut self, requests: &[&[u8]]) -> Vec<Vec<u8>> {
+        if let [one] = requests {
+            return alloc::vec![self.handle(one)];
+        }
+        self.fs.open_group();
+        let mut changed = Vec::with_capacity(requests.len());
+        let mut replies: Vec<Vec<u8>> = requests
+            .iter()
+            .map(|r| {
+                let before = self.fs.held_count();
+                let reply = self.handle(r);
+                changed.push(self.fs.held_count() != before);
+                reply
+            })
+            .collect();
+        if self.fs.close_group().is_err() {
+            for (reply, changed) in replies.iter_mut().zip(changed) {
+                if changed {
+                    *reply = reply_error(EIO);
+                }
+            }
+        }
+        replies
     }
 
     fn serve(&mut self, r: &Request<'_>) -> Result<Done, Errno> {

@@ -279,15 +279,27 @@ pub fn wait_reply(id: u64, timeout_ms: u16) -> Result<Message, FabricError> {
 
 /// Serves requests forever: Ping is answered with Pong (same bytes); Data
 /// goes to `handler`, whose answer (if any) is sent back as a Data reply.
-/// The handler reads the request where it arrived, in the receive ring (a
-/// storage write is 64 KiB: not copied once more); it runs with the fabric
-/// held, so it must not use the fabric itself.
 pub fn serve(mut handler: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> ! {
+    serve_grouped(move |requests| requests.iter().map(|r| handler(r)).collect())
+}
+
+/// The most requests handed to a grouped handler at once.
+const GROUP_MAX: usize = 32;
+
+/// [`serve`], with the Data requests that are waiting together (up to 32)
+/// handed to `handler` at once; it answers each, in order. The handler
+/// reads them where they arrived, in the receive ring (a storage write is
+/// 64 KiB: not copied once more); it runs with the fabric held, so it must
+/// not use the fabric itself.
+pub fn serve_grouped(mut handler: impl FnMut(&[&[u8]]) -> Vec<Option<Vec<u8>>>) -> ! {
     loop {
-        let Ok(Some((header, reply))) = with(|f| f.serve_one(1000, &mut handler)) else {
+        let Ok(served) = with(|f| f.serve_some(1000, &mut handler)) else {
             continue;
         };
-        if let Some((kind, payload)) = reply {
+        for (header, reply) in served {
+            let Some((kind, payload)) = reply else {
+                continue;
+            };
             let out = header.reply(kind, payload.len() as u32);
             if let Err(e) = send(&out, &payload) {
                 crate::println!("fabric: cannot reply to component {}: {e:?}", header.src);
@@ -299,46 +311,81 @@ pub fn serve(mut handler: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> ! {
 /// A request's header and the reply to send, if any.
 type Served = (Header, Option<(Kind, Vec<u8>)>);
 
+/// The replies to `requests` (header and payload each): Pong for a Ping,
+/// the handler's answers for the Data ones (asked together), nothing for
+/// the rest.
+fn answer_all(
+    requests: &[(Header, &[u8])],
+    handler: &mut impl FnMut(&[&[u8]]) -> Vec<Option<Vec<u8>>>,
+) -> Vec<Served> {
+    let is_data = |h: &Header| !h.is_reply() && h.kind == Kind::Data;
+    let data: Vec<&[u8]> = requests
+        .iter()
+        .filter(|(h, _)| is_data(h))
+        .map(|(_, p)| *p)
+        .collect();
+    let mut answers = if data.is_empty() {
+        Vec::new()
+    } else {
+        handler(&data)
+    }
+    .into_iter();
+    requests
+        .iter()
+        .map(|(h, p)| {
+            let reply = if is_data(h) {
+                answers.next().flatten().map(|r| (Kind::Data, r))
+            } else if !h.is_reply() && h.kind == Kind::Ping {
+                Some((Kind::Pong, p.to_vec()))
+            } else {
+                None
+            };
+            (*h, reply)
+        })
+        .collect()
+}
+
 impl Fabric {
-    /// Waits up to about `timeout_ms` for the next message and serves it
-    /// in place; None when nothing came.
-    fn serve_one(
+    /// Waits up to about `timeout_ms` for messages and serves those
+    /// waiting together, in place; empty when nothing came.
+    fn serve_some(
         &mut self,
         timeout_ms: u16,
-        handler: &mut impl FnMut(&[u8]) -> Option<Vec<u8>>,
-    ) -> Option<Served> {
-        let answer =
-            |header: &Header, payload: &[u8], handler: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>| {
-                if header.is_reply() {
-                    return None;
-                }
-                match header.kind {
-                    Kind::Ping => Some((Kind::Pong, payload.to_vec())),
-                    Kind::Data => handler(payload).map(|p| (Kind::Data, p)),
-                    Kind::Pong | Kind::Error => None,
-                }
-            };
+        handler: &mut impl FnMut(&[&[u8]]) -> Vec<Option<Vec<u8>>>,
+    ) -> Vec<Served> {
         if let Some(m) = self.stash.pop_front() {
-            let reply = answer(&m.header, &m.payload, handler);
-            return Some((m.header, reply));
+            return answer_all(&[(m.header, &m.payload[..])], handler);
         }
         let deadline = self.deadline(timeout_ms);
         loop {
-            while self.poll() {
-                let Some((id, len)) = self.rx.pop_used() else {
-                    break;
-                };
-                // A frame the VMM already checked cannot be malformed; skip it if it is.
-                let served = frame::decode(self.rx.received(id, len))
-                    .ok()
-                    .map(|(header, payload, _)| (header, answer(&header, payload, handler)));
-                self.rx.repost(id);
-                if served.is_some() {
+            if self.poll() {
+                let mut taken = Vec::new();
+                while taken.len() < GROUP_MAX {
+                    match self.rx.pop_used() {
+                        Some(t) => taken.push(t),
+                        None => break,
+                    }
+                }
+                // A frame the VMM already checked cannot be malformed; skip
+                // it if it is.
+                let requests: Vec<(Header, &[u8])> = taken
+                    .iter()
+                    .filter_map(|&(id, len)| {
+                        frame::decode(self.rx.received(id, len))
+                            .ok()
+                            .map(|(header, payload, _)| (header, payload))
+                    })
+                    .collect();
+                let served = answer_all(&requests, handler);
+                for &(id, _) in &taken {
+                    self.rx.repost(id);
+                }
+                if !served.is_empty() {
                     return served;
                 }
             }
             if !self.wait(deadline, timeout_ms) && !self.rx.has_used() {
-                return None;
+                return Vec::new();
             }
         }
     }
@@ -346,11 +393,21 @@ impl Fabric {
 
 /// What a monitor does once booted: serve the fabric if it has one (with
 /// `handler` for Data requests), else idle until stopped.
-pub fn serve_or_idle(boot: &BootInfo, handler: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> ! {
+pub fn serve_or_idle(boot: &BootInfo, mut handler: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> ! {
+    serve_grouped_or_idle(boot, move |requests| {
+        requests.iter().map(|r| handler(r)).collect()
+    })
+}
+
+/// [`serve_or_idle`] with a grouped handler ([`serve_grouped`]).
+pub fn serve_grouped_or_idle(
+    boot: &BootInfo,
+    handler: impl FnMut(&[&[u8]]) -> Vec<Option<Vec<u8>>>,
+) -> ! {
     match init(boot) {
         Ok(()) => {
             crate::println!("fabric: component {} serving", boot.component_id);
-            serve(handler)
+            serve_grouped(handler)
         }
         Err(FabricError::Disabled) => crate::cpu::halt_forever(),
         Err(e) => panic!("the VMM refused the fabric queues: {e:?}"),

@@ -216,6 +216,14 @@ pub struct Fs<D: BlockDevice> {
     ckpt_limit: u64,
     /// The [`Fs::weight`] at which the last checkpoint did not fit its slot.
     too_big: Option<u64>,
+    /// While a group is open ([`Fs::open_group`]): the device writes of its
+    /// changes, in order, not made yet.
+    held: Option<Vec<(u64, Vec<u8>)>>,
+    /// Changes held in groups so far: a request that moved it wrote.
+    held_count: u64,
+    /// A group's device write failed: the tree holds changes the disk may
+    /// not, so every call fails with EIO until the disk is mounted again.
+    broken: bool,
 }
 
 fn eio<T>(_: T) -> Errno {
@@ -281,6 +289,9 @@ impl<D: BlockDevice> Fs<D> {
             ckpt_at,
             ckpt_limit: u64::MAX,
             too_big: None,
+            held: None,
+            held_count: 0,
+            broken: false,
         };
         fs.write_checkpoint().map_err(|_| MountError::Io)?;
         let sbuf = fs.sb.encode();
@@ -420,6 +431,9 @@ impl<D: BlockDevice> Fs<D> {
                 ckpt_at,
                 ckpt_limit: u64::MAX,
                 too_big: None,
+                held: None,
+                held_count: 0,
+                broken: false,
             },
             rec,
         ))
@@ -447,6 +461,9 @@ impl<D: BlockDevice> Fs<D> {
     /// Writes the whole tree into the older checkpoint slot and flushes; on
     /// success the log restarts empty under the new generation.
     fn write_checkpoint(&mut self) -> Result<(), CkptError> {
+        // The records before it reach the log first: the checkpoint holds
+        // their changes, and the log restarts after it.
+        self.write_held().map_err(|_| CkptError::Io)?;
         let payload = self.tree.encode();
         let slot = 1 - self.slot;
         let region = self.sb.ckpt[slot];
@@ -508,6 +525,56 @@ impl<D: BlockDevice> Fs<D> {
         })
     }
 
+    /// Opens a group: until [`Fs::close_group`] the device writes of the
+    /// changes made are held, then made in one device call, in order (a
+    /// storage component serving the requests that arrived together: one
+    /// exit for all their blocks and records instead of one each). The
+    /// changes are seen at once; they may be acknowledged only once the
+    /// group closed without an error. A read of the disk, a checkpoint or
+    /// a flush in between makes the held writes first.
+    pub fn open_group(&mut self) {
+        if self.held.is_none() {
+            self.held = Some(Vec::new());
+        }
+    }
+
+    /// Makes the group's held writes and closes it. An error means some of
+    /// its changes may not be on the disk while the tree has them all: from
+    /// then on every call fails with EIO ([`Fs::broken`]); mounting the
+    /// disk again recovers what reached it.
+    pub fn close_group(&mut self) -> Result<(), Errno> {
+        let r = self.write_held();
+        self.held = None;
+        r
+    }
+
+    /// Changes held in groups so far (a call that moved it changed state).
+    pub fn held_count(&self) -> u64 {
+        self.held_count
+    }
+
+    /// Whether a group's writes failed ([`Fs::close_group`]).
+    pub fn broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Makes the writes held so far in one device call; the group stays
+    /// open.
+    fn write_held(&mut self) -> Result<(), Errno> {
+        if self.broken {
+            return Err(Errno::EIO);
+        }
+        let held = match self.held.as_mut() {
+            Some(h) if !h.is_empty() => core::mem::take(h),
+            _ => return Ok(()),
+        };
+        let writes: Vec<(u64, &[u8])> = held.iter().map(|(s, b)| (*s, &b[..])).collect();
+        self.dev.write_many(&writes).map_err(|_| {
+            self.broken = true;
+            Errno::EIO
+        })
+    }
+
     /// Makes `rec` durable-on-write and applies it: the one way state changes.
     fn commit(&mut self, rec: &Record) -> Result<(), Errno> {
         self.commit_with(rec, &[])
@@ -518,6 +585,9 @@ impl<D: BlockDevice> Fs<D> {
     /// file's new blocks and their record, and no record if a block's write
     /// failed.
     fn commit_with(&mut self, rec: &Record, data: &[(u64, &[u8])]) -> Result<(), Errno> {
+        if self.broken {
+            return Err(Errno::EIO);
+        }
         // The operation checked everything already; a record the tree would
         // reject must never reach the log, or the next mount fails.
         self.tree.validate(rec).map_err(eio)?;
@@ -553,9 +623,19 @@ impl<D: BlockDevice> Fs<D> {
             prev: self.prev,
         };
         let (frame, csum) = log::frame(&payload, link, self.sb.fs_id);
-        let mut writes = data.to_vec();
-        writes.push((self.sb.log.start + self.log_head, &frame));
-        self.dev.write_many(&writes).map_err(eio)?;
+        let at = self.sb.log.start + self.log_head;
+        match self.held.as_mut() {
+            Some(held) => {
+                held.extend(data.iter().map(|(s, b)| (*s, b.to_vec())));
+                held.push((at, frame));
+                self.held_count += 1;
+            }
+            None => {
+                let mut writes = data.to_vec();
+                writes.push((at, &frame));
+                self.dev.write_many(&writes).map_err(eio)?;
+            }
+        }
         self.log_head += n;
         self.next_seq += 1;
         self.prev = csum;
@@ -587,6 +667,7 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Flushes the device: everything acknowledged before is durable.
     pub fn sync(&mut self) -> Result<(), Errno> {
+        self.write_held()?;
         self.dev.flush().map_err(eio)?;
         self.release_pending();
         Ok(())
@@ -941,6 +1022,8 @@ impl<D: BlockDevice> Fs<D> {
         let Some(first) = refs.first() else {
             return Ok(());
         };
+        // A block a held write has not put on the disk yet is read after it.
+        self.write_held()?;
         self.dev
             .read(self.sb.block_sector(first.phys), buf)
             .map_err(eio)?;
