@@ -21,6 +21,10 @@ pub const O_ACCMODE: u32 = 3;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_CLOEXEC: u32 = 0o2000000;
+/// Each write is durable when it returns (O_SYNC is this and `O_SYNC_ONLY`).
+pub const O_DSYNC: u32 = 0o10000;
+/// O_SYNC's own bit (Linux's `__O_SYNC`).
+pub const O_SYNC_ONLY: u32 = 0o4000000;
 
 /// The default soft RLIMIT_NOFILE.
 pub const DEFAULT_LIMIT: usize = 1024;

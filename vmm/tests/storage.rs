@@ -397,13 +397,15 @@ fn acknowledged_writes_survive_kill_9_of_the_storage_component() {
     for moment in 0..20u64 {
         let file = format!("/w{moment}");
         // Odd moments write records of 128 KiB: writes the processor
-        // posts behind the program, acknowledged by the fsync after each.
+        // posts behind the program, acknowledged by the fsync after each,
+        // or every fourth by the write itself, to a file opened O_DSYNC.
         let kib = if moment % 2 == 1 { "128" } else { "16" };
+        let mut args = vec![prog, "write", &file, kib];
+        if moment % 4 == 3 {
+            args.push("dsync");
+        }
         let mut writer = rack
-            .command(
-                &["--fabric-timeout-ms", "1000"],
-                &[prog, "write", &file, kib],
-            )
+            .command(&["--fabric-timeout-ms", "1000"], &args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

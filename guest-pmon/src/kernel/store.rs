@@ -152,6 +152,19 @@ pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Resul
 /// Data requests (`head`s, each with its data) sent together in one exit,
 /// the storage component serving them back to back: their answers in
 /// order.
+/// Hands `calls` to the VMM in one exit through `port` (a batch or a
+/// post); the batch as the VMM left it.
+fn exit_with(port: u16, calls: &mut [StorageCall]) -> StorageBatch {
+    let b = StorageBatch {
+        calls: virt_to_phys(calls.as_mut_ptr() as u64),
+        count: calls.len() as u32,
+        failed: 0,
+    };
+    hypercall::out(port, phys_of(&b) as u32);
+    // SAFETY: the VMM wrote it during the hypercall.
+    unsafe { core::ptr::read_volatile(&b) }
+}
+
 fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
     let encoded: Vec<(Vec<u8>, u32)> = requests
         .iter()
@@ -166,12 +179,7 @@ fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
         .zip(replies.iter_mut())
         .map(|((r, node), reply)| storage_call(r, *node, reply))
         .collect();
-    let b = StorageBatch {
-        calls: virt_to_phys(calls.as_mut_ptr() as u64),
-        count: calls.len() as u32,
-        failed: 0,
-    };
-    hypercall::out(PORT_STORAGE_BATCH, phys_of(&b) as u32);
+    exit_with(PORT_STORAGE_BATCH, &mut calls);
     calls
         .iter()
         .zip(&replies)
@@ -384,7 +392,7 @@ pub fn post(ino: u64, offset: u64, data: &[u8], now: u64) -> u32 {
                 encode(&head, &[], &[], chunk)
             })
             .collect();
-        let calls: Vec<StorageCall> = encoded
+        let mut calls: Vec<StorageCall> = encoded
             .iter()
             .map(|(r, node)| StorageCall {
                 request: virt_to_phys(r.as_ptr() as u64),
@@ -394,14 +402,7 @@ pub fn post(ino: u64, offset: u64, data: &[u8], now: u64) -> u32 {
                 ..Default::default()
             })
             .collect();
-        let b = StorageBatch {
-            calls: virt_to_phys(calls.as_ptr() as u64),
-            count: calls.len() as u32,
-            failed: 0,
-        };
-        hypercall::out(PORT_STORAGE_POST, phys_of(&b) as u32);
-        // SAFETY: the VMM wrote it during the hypercall.
-        failed = unsafe { core::ptr::read_volatile(&b) }.failed;
+        failed = exit_with(PORT_STORAGE_POST, &mut calls).failed;
     }
     failed
 }

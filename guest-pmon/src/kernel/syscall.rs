@@ -12,7 +12,8 @@ use lego_proto::memory::{
     OP_MREMAP, OP_MUNMAP,
 };
 use pmon::fd::{
-    Kind, OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY,
+    Kind, OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_DSYNC, O_NONBLOCK, O_RDONLY, O_RDWR,
+    O_SYNC_ONLY, O_WRONLY,
 };
 use pmon::path::Name;
 use pmon::pipe::{Io, Pipe};
@@ -1290,10 +1291,7 @@ impl Kernel {
             f.kind,
             Kind::Store(_) | Kind::Tmp(_) | Kind::Host(_) | Kind::Generated
         );
-        let total = vecs
-            .iter()
-            .fold(0usize, |t, v| t.saturating_add(v.1))
-            .min(Self::MAX_RW_COUNT);
+        let total = Self::io_total(vecs);
         let mut done = 0;
         loop {
             let ask = (total - done).min(1 << 20);
@@ -1503,17 +1501,21 @@ impl Kernel {
     /// pipe makes the thread wait.
     /// Linux's most bytes one read or write moves (INT_MAX rounded down to
     /// a page).
-    pub(super) const MAX_RW_COUNT: usize = 0x7fff_f000;
+    const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+    /// The bytes a call on the buffers `vecs` moves at most.
+    pub(super) fn io_total(vecs: &[(u64, usize)]) -> usize {
+        vecs.iter()
+            .fold(0usize, |t, &(_, len)| t.saturating_add(len))
+            .min(Self::MAX_RW_COUNT)
+    }
 
     /// write/writev: the bytes are copied from the process 1 MiB at a
     /// time; a regular file takes them all in one call, as on Linux (a
     /// pipe, socket or terminal takes what its write takes).
     fn write_from(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
         let regular = matches!(f.kind, Kind::Store(_) | Kind::Tmp(_));
-        let total = vecs
-            .iter()
-            .fold(0usize, |t, &(_, len)| t.saturating_add(len))
-            .min(Self::MAX_RW_COUNT);
+        let total = Self::io_total(vecs);
         let mut done = 0;
         loop {
             let data = match self.gather(self.pid_of(tid), vecs, done, (total - done).min(1 << 20))

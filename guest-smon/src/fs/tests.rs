@@ -1035,10 +1035,29 @@ fn crash_check(ops: &[Op], threshold: u64) {
     }
     fs.check().unwrap();
     let disk = fs.into_device();
-    let total = disk.writes();
-    for k in after[0]..=total {
+    each_cut(&disk, after[0], |k, torn, mut m| {
         // Ops whose writes all happened before the cut.
         let j = after.iter().rposition(|&a| a <= k).unwrap();
+        let got = snapshot(&mut m);
+        let ok = got == models[j] || models.get(j + 1) == Some(&got);
+        assert!(
+            ok,
+            "cut {k}+{torn} after op {j} ({:?}): {got:?}",
+            ops.get(j)
+        );
+        // The recovered file system keeps working.
+        m.mkdir(b"/after-crash", 0o755, 9).unwrap();
+        m.check().unwrap();
+    });
+}
+
+/// Mounts the disk as a crash after every write call from the `from`th on
+/// (and in the middle of every multi-sector one) would leave it, checks
+/// that it mounts and passes fsck, and hands each to `f` with where it was
+/// cut (write call, sectors of it made).
+fn each_cut(disk: &MemDisk, from: u64, mut f: impl FnMut(u64, usize, Fs<MemDisk>)) {
+    let total = disk.writes();
+    for k in from..=total {
         let len = if k < total { disk.write_len(k) } else { 0 };
         let mut cuts = vec![(k, 0)];
         if len > 1 {
@@ -1047,18 +1066,9 @@ fn crash_check(ops: &[Op], threshold: u64) {
         }
         for (k, torn) in cuts {
             let d = disk.cut_torn(k, torn);
-            let (mut m, _) = Fs::mount(d).unwrap_or_else(|e| panic!("cut {k}+{torn}: {e:?}"));
+            let (m, _) = Fs::mount(d).unwrap_or_else(|e| panic!("cut {k}+{torn}: {e:?}"));
             m.check().unwrap_or_else(|e| panic!("cut {k}+{torn}: {e}"));
-            let got = snapshot(&mut m);
-            let ok = got == models[j] || models.get(j + 1) == Some(&got);
-            assert!(
-                ok,
-                "cut {k}+{torn} after op {j} ({:?}): {got:?}",
-                ops.get(j)
-            );
-            // The recovered file system keeps working.
-            m.mkdir(b"/after-crash", 0o755, 9).unwrap();
-            m.check().unwrap();
+            f(k, torn, m);
         }
     }
 }
@@ -1148,25 +1158,14 @@ fn group_crash_check(setup: &[Op], group: &[Op], threshold: u64) {
     assert_eq!(snapshot(&mut fs), cur, "live state after the group");
     fs.check().unwrap();
     let disk = fs.into_device();
-    let total = disk.writes();
-    assert!(total > start, "the group wrote nothing");
-    for k in start..=total {
-        let len = if k < total { disk.write_len(k) } else { 0 };
-        let mut cuts = vec![(k, 0)];
-        if len > 1 {
-            cuts.push((k, len - 1));
-        }
-        for (k, torn) in cuts {
-            let d = disk.cut_torn(k, torn);
-            let (mut m, _) = Fs::mount(d).unwrap_or_else(|e| panic!("cut {k}+{torn}: {e:?}"));
-            m.check().unwrap_or_else(|e| panic!("cut {k}+{torn}: {e}"));
-            let got = snapshot(&mut m);
-            assert!(
-                models.contains(&got),
-                "cut {k}+{torn}: not the state after a prefix of the group: {got:?}"
-            );
-        }
-    }
+    assert!(disk.writes() > start, "the group wrote nothing");
+    each_cut(&disk, start, |k, torn, mut m| {
+        let got = snapshot(&mut m);
+        assert!(
+            models.contains(&got),
+            "cut {k}+{torn}: not the state after a prefix of the group: {got:?}"
+        );
+    });
 }
 
 #[test]

@@ -1,6 +1,7 @@
-/* Acknowledged writes: `durable write FILE [KIB]` writes records of KIB
- * KiB (16 unless given), each filled from its number, one after another,
- * fsyncs after each and prints "acked N" once fsync returned; it stops at
+/* Acknowledged writes: `durable write FILE [KIB [dsync]]` writes records
+ * of KIB KiB (16 unless given), each filled from its number, one after
+ * another, fsyncs after each (or, with `dsync`, opens the file O_DSYNC and
+ * does not) and prints "acked N" once that returned; it stops at
  * the first error (printing it) or after 100000 records. `durable check
  * FILE N [KIB]` checks that records 0..N are all there, whole, and prints
  * "ok N". `durable fill FILE` writes 1 MiB writes until the disk is full
@@ -76,15 +77,18 @@ int main(int argc, char **argv) {
     setvbuf(stdout, 0, _IOLBF, 0);
     if (argc == 3 && !strcmp(argv[1], "fill"))
         return fill_disk(argv[2]);
-    if ((argc == 4 && !strcmp(argv[1], "write")) || (argc == 5 && !strcmp(argv[1], "check")))
-        RECORD = atol(argv[argc - 1]) * 1024;
+    int dsync = argc == 5 && !strcmp(argv[1], "write") && !strcmp(argv[4], "dsync");
+    if ((argc == 4 && !strcmp(argv[1], "write")) || dsync)
+        RECORD = atol(argv[3]) * 1024;
+    if (argc == 5 && !strcmp(argv[1], "check"))
+        RECORD = atol(argv[4]) * 1024;
     if (RECORD <= 0 || RECORD > 64 * MIB) {
         fprintf(stderr, "durable: a record is 1 KiB to 64 MiB\n");
         return 2;
     }
     unsigned char *want = malloc(RECORD), *got = malloc(RECORD);
-    if ((argc == 3 || argc == 4) && !strcmp(argv[1], "write")) {
-        int fd = open(argv[2], O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if ((argc == 3 || argc == 4 || dsync) && !strcmp(argv[1], "write")) {
+        int fd = open(argv[2], O_CREAT | O_WRONLY | O_TRUNC | (dsync ? O_DSYNC : 0), 0644);
         if (fd < 0 || fsync(fd) != 0) {
             printf("open: %s\n", strerror(errno));
             return 1;
@@ -95,7 +99,7 @@ int main(int argc, char **argv) {
                 printf("write %ld: %s\n", n, strerror(errno));
                 return 1;
             }
-            if (fsync(fd) != 0) {
+            if (!dsync && fsync(fd) != 0) {
                 printf("fsync %ld: %s\n", n, strerror(errno));
                 return 1;
             }
@@ -120,6 +124,6 @@ int main(int argc, char **argv) {
         printf("ok %ld\n", n);
         return 0;
     }
-    fprintf(stderr, "usage: durable write FILE [KIB] | durable check FILE N [KIB] | durable fill FILE\n");
+    fprintf(stderr, "usage: durable write FILE [KIB [dsync]] | durable check FILE N [KIB] | durable fill FILE\n");
     return 2;
 }

@@ -110,7 +110,11 @@ impl Kernel {
         match f.kind {
             Kind::DevNull | Kind::DevZero => Ok((off, data.len())),
             // Storage places an append itself, after other processors'.
-            Kind::Store(ino) => self.file_write(ino, off, data, append),
+            Kind::Store(ino) => {
+                let done = self.file_write(ino, off, data, append)?;
+                self.sync_if_asked(f, ino)?;
+                Ok(done)
+            }
             Kind::Tmp(ino) => {
                 let at = if append {
                     self.tmp.stat(ino)?.size
@@ -151,10 +155,7 @@ impl Kernel {
             Ok(f) => f,
             Err(e) => return err(e),
         };
-        let total = vecs
-            .iter()
-            .fold(0usize, |t, v| t.saturating_add(v.1))
-            .min(Self::MAX_RW_COUNT);
+        let total = Self::io_total(vecs);
         let mut done = 0;
         loop {
             let ask = (total - done).min(MOST);
@@ -190,10 +191,7 @@ impl Kernel {
         off: u64,
         append: bool,
     ) -> Result<(u64, usize), Errno> {
-        let total = vecs
-            .iter()
-            .fold(0usize, |t, v| t.saturating_add(v.1))
-            .min(Self::MAX_RW_COUNT);
+        let total = Self::io_total(vecs);
         let (mut done, mut end) = (0, off);
         loop {
             let piece = (total - done).min(MOST);

@@ -229,7 +229,8 @@ impl Kernel {
         } else {
             Kind::Store(st.ino)
         };
-        let file = OpenFile::with_path(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND), full);
+        let kept = O_ACCMODE | O_NONBLOCK | O_APPEND | O_DSYNC | O_SYNC_ONLY;
+        let file = OpenFile::with_path(kind, flags & kept, full);
         val(self
             .proc_mut(pid)
             .and_then(|pr| pr.fds.install(file, cloexec, 0)))
@@ -310,7 +311,17 @@ impl Kernel {
         let append = f.flags.get() & O_APPEND != 0;
         let (at, n) = self.file_write(ino, f.offset.get(), data, append)?;
         f.offset.set(at + n as u64);
+        self.sync_if_asked(f, ino)?;
         Ok(n)
+    }
+
+    /// A file opened O_DSYNC or O_SYNC: the write just made is on the
+    /// storage component's disk before the call returns.
+    pub(super) fn sync_if_asked(&mut self, f: &OpenFile, ino: u64) -> Result<(), Errno> {
+        if f.flags.get() & O_DSYNC != 0 {
+            self.store_sync(Some(ino))?;
+        }
+        Ok(())
     }
 
     /// The size of an open storage file (lseek SEEK_END).
