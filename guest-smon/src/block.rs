@@ -58,6 +58,9 @@ pub struct MemDisk {
     /// Every write call, in order: (first sector, bytes).
     journal: Vec<(u64, Vec<u8>)>,
     flushes: u64,
+    /// Write calls made, failed ones too (a `write_many` is one): what
+    /// costs an exit each on the virtual disk.
+    calls: u64,
     /// Fail every write once this many write calls have been made.
     fail_writes_after: Option<u64>,
     /// Fail only the write call made when this many have been made.
@@ -71,6 +74,7 @@ impl MemDisk {
             data: BTreeMap::new(),
             journal: Vec::new(),
             flushes: 0,
+            calls: 0,
             fail_writes_after: None,
             fail_write: None,
         }
@@ -88,6 +92,12 @@ impl MemDisk {
 
     pub fn flushes(&self) -> u64 {
         self.flushes
+    }
+
+    /// Write calls made, failed ones too (a `write_many` is one, however
+    /// many writes it carries).
+    pub fn write_calls(&self) -> u64 {
+        self.calls
     }
 
     /// Makes every write after the first `n` (counted from creation) fail.
@@ -174,6 +184,7 @@ impl BlockDevice for MemDisk {
     }
 
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
+        self.calls += 1;
         if !self.in_range(sector, buf.len()) {
             return Err(IoError);
         }
@@ -187,6 +198,13 @@ impl BlockDevice for MemDisk {
         self.apply(sector, buf);
         self.journal.push((sector, buf.to_vec()));
         Ok(())
+    }
+
+    fn write_many(&mut self, writes: &[(u64, &[u8])]) -> Result<(), IoError> {
+        let before = self.calls;
+        let r = writes.iter().try_for_each(|(s, b)| self.write(*s, b));
+        self.calls = before + 1;
+        r
     }
 
     fn flush(&mut self) -> Result<(), IoError> {

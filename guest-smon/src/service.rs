@@ -331,6 +331,42 @@ mod tests {
     }
 
     #[test]
+    fn a_group_is_answered_after_its_disk_write_and_eio_if_it_failed() {
+        let mut s = service();
+        let create = |path: &[u8]| {
+            encode_request(
+                &StoreRequest {
+                    flags: FLAG_CREATE,
+                    mode: 0o644,
+                    ..req(OP_CREATE, 0)
+                },
+                path,
+                &[],
+                &[],
+            )
+        };
+        let stat = encode_request(&req(OP_STAT, 0), b"/", &[], &[]);
+        let errnos = |replies: Vec<Vec<u8>>| -> Vec<i32> {
+            replies
+                .iter()
+                .map(|r| decode_reply(r).expect("a reply").0.errno)
+                .collect()
+        };
+        let calls = s.fs.device().write_calls();
+        let (a, b) = (create(b"/a"), create(b"/b"));
+        assert_eq!(errnos(s.handle_group(&[&a, &stat, &b])), [OK, OK, OK]);
+        assert_eq!(s.fs.device().write_calls(), calls + 1, "one disk write");
+        // The disk fails the next group's write: its changes are EIO, the
+        // stat that changed nothing is answered, and nothing is after.
+        let w = s.fs.device().writes();
+        s.fs.device_mut().fail_writes_after(Some(w));
+        let (c, d) = (create(b"/c"), create(b"/d"));
+        assert_eq!(errnos(s.handle_group(&[&c, &stat, &d])), [EIO, OK, EIO]);
+        s.fs.device_mut().fail_writes_after(None);
+        assert_eq!(errnos(alloc::vec![s.handle(&stat)]), [EIO]);
+    }
+
+    #[test]
     fn a_vnode_sees_only_its_own_files() {
         let mut s = service();
         let create = |vnode| StoreRequest {

@@ -277,17 +277,13 @@ pub fn wait_reply(id: u64, timeout_ms: u16) -> Result<Message, FabricError> {
     }
 }
 
-/// Serves requests forever: Ping is answered with Pong (same bytes); Data
-/// goes to `handler`, whose answer (if any) is sent back as a Data reply.
-pub fn serve(mut handler: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> ! {
-    serve_grouped(move |requests| requests.iter().map(|r| handler(r)).collect())
-}
-
 /// The most requests handed to a grouped handler at once.
 const GROUP_MAX: usize = 32;
 
-/// [`serve`], with the Data requests that are waiting together (up to 32)
-/// handed to `handler` at once; it answers each, in order. The handler
+/// Serves requests forever: Ping is answered with Pong (same bytes); the
+/// Data requests that are waiting together (up to 32) are handed to
+/// `handler` at once, which answers each, in order (an answer is sent back
+/// as a Data reply). The handler
 /// reads them where they arrived, in the receive ring (a storage write is
 /// 64 KiB: not copied once more); it runs with the fabric held, so it must
 /// not use the fabric itself.

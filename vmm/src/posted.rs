@@ -65,21 +65,16 @@ impl Posted {
             let (tag, reply) = {
                 let mut inner = self.lock();
                 let over = inner.calls.len() > keep;
-                let Some((_, front)) = inner.calls.front() else {
+                let Some((tag, call)) = inner.calls.pop_front() else {
                     return;
                 };
-                match front.try_reply() {
-                    Some(reply) => {
-                        let Some((tag, _)) = inner.calls.pop_front() else {
-                            return;
-                        };
-                        (tag, reply)
+                match call.try_reply() {
+                    Some(reply) => (tag, reply),
+                    None if !over => {
+                        inner.calls.push_front((tag, call));
+                        return;
                     }
-                    None if !over => return,
                     None => {
-                        let Some((tag, call)) = inner.calls.pop_front() else {
-                            return;
-                        };
                         drop(inner);
                         let reply = if silent {
                             Err("the storage component is silent".into())

@@ -149,9 +149,6 @@ pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Resul
     answer(&c, head.op, &reply)
 }
 
-/// Data requests (`head`s, each with its data) sent together in one exit,
-/// the storage component serving them back to back: their answers in
-/// order.
 /// Hands `calls` to the VMM in one exit through `port` (a batch or a
 /// post); the batch as the VMM left it.
 fn exit_with(port: u16, calls: &mut [StorageCall]) -> StorageBatch {
@@ -165,6 +162,9 @@ fn exit_with(port: u16, calls: &mut [StorageCall]) -> StorageBatch {
     unsafe { core::ptr::read_volatile(&b) }
 }
 
+/// Data requests (`head`s, each with its data) sent together in one exit,
+/// the storage component serving them back to back: their answers in
+/// order.
 fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
     let encoded: Vec<(Vec<u8>, u32)> = requests
         .iter()

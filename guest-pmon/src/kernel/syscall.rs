@@ -1279,13 +1279,12 @@ impl Kernel {
             .collect())
     }
 
-    /// One read of `f` scattered over `vecs` (at most 1 MiB a call). A
-    /// buffer that turns out bad keeps what was stored before it and gives
-    /// the rest back to the file (EFAULT if nothing was stored); no data
-    /// means the thread waits until the file has some.
-    /// read/readv: 1 MiB at a time from the file; a regular file fills
-    /// the buffers up to its end in one call, as on Linux (a pipe, socket
-    /// or terminal gives what it has).
+    /// read/readv of `f` scattered over `vecs`, 1 MiB at a time: a regular
+    /// file fills the buffers up to its end in one call, as on Linux (a
+    /// pipe, socket or terminal gives what it has). A buffer that turns out
+    /// bad keeps what was stored before it and gives the rest back to the
+    /// file (EFAULT if nothing was stored); no data means the thread waits
+    /// until the file has some.
     fn read_into(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
         let regular = matches!(
             f.kind,
@@ -1497,8 +1496,6 @@ impl Kernel {
         }
     }
 
-    /// One write to `f` gathered from `vecs` (at most 1 MiB a call); a full
-    /// pipe makes the thread wait.
     /// Linux's most bytes one read or write moves (INT_MAX rounded down to
     /// a page).
     const MAX_RW_COUNT: usize = 0x7fff_f000;
@@ -1510,9 +1507,10 @@ impl Kernel {
             .min(Self::MAX_RW_COUNT)
     }
 
-    /// write/writev: the bytes are copied from the process 1 MiB at a
-    /// time; a regular file takes them all in one call, as on Linux (a
-    /// pipe, socket or terminal takes what its write takes).
+    /// write/writev of `f` gathered from `vecs`: the bytes are copied from
+    /// the process 1 MiB at a time; a regular file takes them all in one
+    /// call, as on Linux (a pipe, socket or terminal takes what its write
+    /// takes); a full pipe makes the thread wait.
     fn write_from(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
         let regular = matches!(f.kind, Kind::Store(_) | Kind::Tmp(_));
         let total = Self::io_total(vecs);

@@ -447,6 +447,12 @@ impl<D: BlockDevice> Fs<D> {
         &self.dev
     }
 
+    /// The block device, to change (tests make it fail).
+    #[cfg(test)]
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
     /// Takes checkpoints after `sectors` of log instead of 3/4 of it: lets
     /// tests reach checkpoints quickly.
     pub fn set_checkpoint_threshold(&mut self, sectors: u64) {

@@ -1197,7 +1197,7 @@ fn a_group_writes_together_and_a_crash_in_it_leaves_a_prefix() {
     // call for all of them.
     let mut fs = fresh();
     let f = put(&mut fs, "/f", b"x");
-    let w = fs.device().writes();
+    let (w, calls) = (fs.device().writes(), fs.device().write_calls());
     fs.open_group();
     for k in 0..4u64 {
         fs.write_ino(f, k * 16 * B, &pattern(16 * BLOCK, k as u8), false, 5)
@@ -1210,6 +1210,7 @@ fn a_group_writes_together_and_a_crash_in_it_leaves_a_prefix() {
         w + 8,
         "4 runs of blocks and 4 records"
     );
+    assert_eq!(fs.device().write_calls(), calls + 1, "one device call");
     let mut fs = remount(fs);
     assert_eq!(get(&mut fs, "/f").len(), 64 * BLOCK);
 }
