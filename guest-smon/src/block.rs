@@ -16,6 +16,11 @@ pub trait BlockDevice {
     fn sectors(&self) -> u64;
     /// `buf.len()` is a multiple of [`SECTOR`].
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError>;
+    /// Each `(sector, buf)` as [`BlockDevice::read`]; a device that can
+    /// takes them all at once (one exit for the reads of a group).
+    fn read_many(&mut self, reads: &mut [(u64, &mut [u8])]) -> Result<(), IoError> {
+        reads.iter_mut().try_for_each(|(s, b)| self.read(*s, b))
+    }
     /// `buf.len()` is a multiple of [`SECTOR`].
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError>;
     /// The writes `(sector, bytes)` in order, as if one by one: none after
@@ -35,6 +40,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     }
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
         (**self).read(sector, buf)
+    }
+    fn read_many(&mut self, reads: &mut [(u64, &mut [u8])]) -> Result<(), IoError> {
+        (**self).read_many(reads)
     }
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
         (**self).write(sector, buf)
@@ -61,6 +69,8 @@ pub struct MemDisk {
     /// Write calls made, failed ones too (a `write_many` is one): what
     /// costs an exit each on the virtual disk.
     calls: u64,
+    /// Read calls made (a `read_many` is one).
+    read_calls: u64,
     /// Fail every write once this many write calls have been made.
     fail_writes_after: Option<u64>,
     /// Fail only the write call made when this many have been made.
@@ -75,6 +85,7 @@ impl MemDisk {
             journal: Vec::new(),
             flushes: 0,
             calls: 0,
+            read_calls: 0,
             fail_writes_after: None,
             fail_write: None,
         }
@@ -98,6 +109,12 @@ impl MemDisk {
     /// many writes it carries).
     pub fn write_calls(&self) -> u64 {
         self.calls
+    }
+
+    /// Read calls made (a `read_many` is one, however many reads it
+    /// carries): what costs an exit each on the virtual disk.
+    pub fn read_calls(&self) -> u64 {
+        self.read_calls
     }
 
     /// Makes every write after the first `n` (counted from creation) fail.
@@ -171,6 +188,7 @@ impl BlockDevice for MemDisk {
     }
 
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        self.read_calls += 1;
         if !self.in_range(sector, buf.len()) {
             return Err(IoError);
         }
@@ -198,6 +216,13 @@ impl BlockDevice for MemDisk {
         self.apply(sector, buf);
         self.journal.push((sector, buf.to_vec()));
         Ok(())
+    }
+
+    fn read_many(&mut self, reads: &mut [(u64, &mut [u8])]) -> Result<(), IoError> {
+        let before = self.read_calls;
+        let r = reads.iter_mut().try_for_each(|(s, b)| self.read(*s, b));
+        self.read_calls = before + 1;
+        r
     }
 
     fn write_many(&mut self, writes: &[(u64, &[u8])]) -> Result<(), IoError> {

@@ -27,6 +27,10 @@ impl BlockDevice for VirtioDisk {
         self.0.read(sector, buf).map_err(|_| IoError)
     }
 
+    fn read_many(&mut self, reads: &mut [(u64, &mut [u8])]) -> Result<(), IoError> {
+        self.0.read_many(reads).map_err(|_| IoError)
+    }
+
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
         self.0.write(sector, buf).map_err(|_| IoError)
     }

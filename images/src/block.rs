@@ -165,6 +165,19 @@ impl Disk {
         self.run(&requests)
     }
 
+    /// Reads each `(sector, buf)` with as few exits as fit (one for up to
+    /// a batch of requests): a storage monitor reading the blocks of the
+    /// requests that arrived together pays one exit, not one each.
+    pub fn read_many(&mut self, reads: &mut [(u64, &mut [u8])]) -> Result<(), BlockError> {
+        let mut requests = Vec::new();
+        for (sector, buf) in reads.iter_mut() {
+            self.check(*sector, buf.len())?;
+            let addr = crate::cpu::virt_to_phys(buf.as_mut_ptr() as u64);
+            requests.extend(plan(BLOCK_T_IN, *sector, addr, buf.len(), self.max_request));
+        }
+        self.run(&requests)
+    }
+
     /// Writes `buf` (a multiple of 512 bytes) from `sector` on. It is on
     /// the host's disk once [`flush`](Disk::flush) returns.
     pub fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {

@@ -1309,3 +1309,59 @@ proptest! {
         crash_check(&all, 10);
     }
 }
+
+#[test]
+fn reads_staged_together_take_one_device_read_and_never_go_stale() {
+    let mut fs = fresh();
+    let data = pattern(16 * BLOCK, 3);
+    let f = put(&mut fs, "/f", &data);
+    let other = put(&mut fs, "/g", &pattern(2 * BLOCK, 8));
+    let (fb, gb) = (4 * B, 4 * BLOCK);
+    // Four 16 KiB reads of /f and one of /g, as a group brings them.
+    let wanted: Vec<(u64, u64, usize)> = (0..4)
+        .map(|k| (f, k * fb, gb))
+        .chain([(other, 0, 2 * BLOCK), (999, 0, 10)])
+        .collect();
+    let reads = fs.device().read_calls();
+    fs.stage_reads(&wanted);
+    assert_eq!(fs.device().read_calls(), reads + 1, "one device call");
+    for k in 0..4u64 {
+        let at = (k * fb) as usize;
+        assert_eq!(fs.read_ino(f, k * fb, gb).unwrap(), &data[at..at + gb]);
+    }
+    assert_eq!(
+        fs.read_ino(other, 0, 2 * BLOCK).unwrap(),
+        pattern(2 * BLOCK, 8)
+    );
+    assert_eq!(fs.device().read_calls(), reads + 1, "served from the stage");
+    // A write allocates blocks, which may be staged ones: the stage goes,
+    // and later reads see the new bytes.
+    fs.stage_reads(&wanted);
+    fs.write_ino(f, 0, &[7u8; BLOCK], false, 2).unwrap();
+    let reads = fs.device().read_calls();
+    assert_eq!(fs.read_ino(other, 0, BLOCK).unwrap(), pattern(BLOCK, 8));
+    assert_eq!(fs.device().read_calls(), reads + 1, "the stage went");
+    fs.unlink(b"/g", 3).unwrap();
+    fs.sync().unwrap();
+    let g2 = put(&mut fs, "/g2", &pattern(2 * BLOCK, 9));
+    assert_eq!(fs.read_ino(f, 0, BLOCK).unwrap(), vec![7u8; BLOCK]);
+    assert_eq!(
+        fs.read_ino(g2, 0, 2 * BLOCK).unwrap(),
+        pattern(2 * BLOCK, 9)
+    );
+    // Damage is still found in staged blocks.
+    let phys = fs.tree.get(f).unwrap().blocks[&5].phys;
+    let sector = fs.sb.block_sector(phys);
+    let mut disk = fs.into_device();
+    disk.corrupt(sector + 1, 3);
+    let (mut fs, _) = Fs::mount(disk).unwrap();
+    fs.stage_reads(&wanted[..2]);
+    assert_eq!(fs.read_ino(f, 0, gb).unwrap()[..BLOCK], [7u8; BLOCK]);
+    assert_eq!(fs.read_ino(f, fb, gb), Err(Errno::EIO));
+    // A stage larger than STAGE_MAX stages a part; the rest reads alone.
+    let big = pattern(2 * STAGE_MAX as usize, 4);
+    let h = put(&mut fs, "/big", &big);
+    let half = STAGE_MAX as usize;
+    fs.stage_reads(&[(h, 0, half), (h, half as u64, half)]);
+    assert_eq!(fs.read_ino(h, 0, 2 * half).unwrap(), big);
+}
