@@ -63,8 +63,12 @@ pub const PORT_RUN_EXIT: u16 = 0x621;
 pub const PORT_STORAGE_POST: u16 = 0x622;
 /// The address of a [`StorageSettle`]: waits for posted calls.
 pub const PORT_STORAGE_SETTLE: u16 = 0x623;
+/// The address of a [`StorageFetch`]: file reads started without waiting
+/// (read-ahead behind a program reading a file in order), and earlier ones
+/// collected, in one exit.
+pub const PORT_STORAGE_FETCH: u16 = 0x624;
 /// The last of the program ports.
-pub const PORT_PROGRAM_LAST: u16 = PORT_STORAGE_SETTLE;
+pub const PORT_PROGRAM_LAST: u16 = PORT_STORAGE_FETCH;
 
 /// [`HostOpen::flags`]: open to execute (a regular file with an execute
 /// bit), or to read (any file or directory).
@@ -139,6 +143,29 @@ pub const STORAGE_BATCH_MAX: u32 = 32;
 /// Posted calls the VMM lets be unanswered at once (4 MiB of 64 KiB writes).
 pub const STORAGE_POSTED_MAX: u32 = 64;
 
+/// PORT_STORAGE_FETCH's argument. The VMM first starts the `start_count`
+/// [`StorageCall`]s at `start` (read requests; each call's `tag` names it,
+/// unique among the calls not collected yet) and keeps their replies; then
+/// it takes the `collect_count` calls at `collect`, found by their tags:
+/// with `drop` 0 it waits for each (at most the fabric timeout) and writes
+/// its reply where the call said when it started, and its `status` and
+/// `reply_len` into the call at `collect`, as [`PORT_STORAGE_BATCH`] does;
+/// with `drop` 1 it forgets them. At most [`STORAGE_FETCH_MAX`] calls are
+/// kept: a tag it does not hold is [`STORAGE_NOT_KEPT`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct StorageFetch {
+    pub start: u64,
+    pub collect: u64,
+    pub start_count: u32,
+    pub collect_count: u32,
+    pub drop: u32,
+    pub _pad: u32,
+}
+
+/// Read calls the VMM keeps uncollected at once (8 MiB of 64 KiB reads).
+pub const STORAGE_FETCH_MAX: u32 = 128;
+
 /// PORT_STORAGE_SETTLE's argument. The VMM waits until at most `keep`
 /// posted calls are unanswered, then reports the oldest failure not yet
 /// reported (`failed` 1, its `tag` and `errno`: the storage component's
@@ -161,6 +188,9 @@ pub const STORAGE_NONE: u32 = 1;
 pub const STORAGE_UNREACHABLE: u32 = 2;
 /// The reply did not fit `reply_room`, or the request was malformed.
 pub const STORAGE_BAD: u32 = 3;
+/// A [`PORT_STORAGE_FETCH`] call collected that the VMM does not hold
+/// (it kept [`STORAGE_FETCH_MAX`] already, or the tag was in use).
+pub const STORAGE_NOT_KEPT: u32 = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]

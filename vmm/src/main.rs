@@ -11,6 +11,7 @@ mod debug;
 mod error;
 mod excache;
 mod fabric;
+mod fetched;
 mod gdb;
 mod globals;
 mod grants;

@@ -309,6 +309,8 @@ pub struct Program {
     pub runs: Option<std::sync::Arc<crate::runs::Runs>>,
     /// File writes sent and not answered yet (write-behind).
     pub posted: crate::posted::Posted,
+    /// File reads started ahead of the program, not collected yet.
+    pub fetched: crate::fetched::Fetched,
 }
 
 /// A hypercall's answer for the guest, or why the call was malformed.
@@ -332,6 +334,7 @@ impl Program {
             stdin: Mutex::new(()),
             runs,
             posted: crate::posted::Posted::default(),
+            fetched: crate::fetched::Fetched::default(),
         })
     }
 

@@ -34,73 +34,141 @@ impl ProgramPorts<'_> {
         &self,
         calls: &[lego_proto::program::StorageCall],
     ) -> Result<Vec<(u32, u32)>, String> {
-        use lego_proto::program::{STORAGE_BAD, STORAGE_NONE, STORAGE_OK, STORAGE_UNREACHABLE};
-        use lego_proto::storage::{MAX_IO, PATH_MAX};
-        let Some((fabric, own)) = self.storage else {
+        use lego_proto::program::STORAGE_NONE;
+        if self.storage.is_none() {
             return Ok(vec![(STORAGE_NONE, 0); calls.len()]);
-        };
-        let most = (size_of::<lego_proto::storage::StoreRequest>() + 2 * PATH_MAX + MAX_IO) as u64;
-        let mut pending = Vec::with_capacity(calls.len());
-        for c in calls {
-            let request =
-                self.args
-                    .read_bytes("storage request", c.request, c.request_len as u64, most)?;
-            // A run's vNode may be on another storage component than the
-            // processor's own; the storage component checks the grant.
-            let id = if c.node != 0 { c.node } else { own };
-            pending.push((id, fabric.start_call(id, &request)));
         }
-        let mut done = Vec::with_capacity(calls.len());
+        let pending = calls
+            .iter()
+            .map(|c| self.start_call(c))
+            .collect::<Result<Vec<_>, String>>()?;
         // Once one call found the component silent, the rest of the batch
         // does not wait a fabric timeout each.
         let mut silent = false;
-        for (c, (id, p)) in calls.iter().zip(pending) {
-            if silent {
-                done.push((STORAGE_UNREACHABLE, 0));
-                continue;
-            }
-            let reply = match p.and_then(|p| p.wait()) {
-                Ok(r) => r,
-                Err(why) => {
-                    log::warn!("storage component {id} did not answer a file call: {why}");
-                    silent = true;
-                    done.push((STORAGE_UNREACHABLE, 0));
-                    continue;
-                }
-            };
-            if reply.len() > c.reply_room as usize {
-                log::warn!(
-                    "storage component {id} answered {} bytes where {} were expected",
-                    reply.len(),
-                    c.reply_room
-                );
-                done.push((STORAGE_BAD, 0));
-                continue;
-            }
-            self.args.write_bytes("storage reply", c.reply, &reply)?;
-            done.push((STORAGE_OK, reply.len() as u32));
-        }
-        Ok(done)
+        calls
+            .iter()
+            .zip(pending)
+            .map(|(c, (id, p))| self.finish_call(id, p, c.reply, c.reply_room, &mut silent))
+            .collect()
     }
 
-    /// The calls of a batch or post.
-    fn read_calls(
+    /// Sends one call's request to its storage component: the component
+    /// and the call (or why it was not sent: no storage component, or it
+    /// is unknown).
+    fn start_call(
+        &self,
+        c: &lego_proto::program::StorageCall,
+    ) -> Result<(u32, Result<crate::fabric::PendingCall, String>), String> {
+        use lego_proto::storage::{MAX_IO, PATH_MAX};
+        let most = (size_of::<lego_proto::storage::StoreRequest>() + 2 * PATH_MAX + MAX_IO) as u64;
+        let request =
+            self.args
+                .read_bytes("storage request", c.request, c.request_len as u64, most)?;
+        let Some((fabric, own)) = self.storage else {
+            return Ok((0, Err("this processor has no storage component".into())));
+        };
+        // A run's vNode may be on another storage component than the
+        // processor's own; the storage component checks the grant.
+        let id = if c.node != 0 { c.node } else { own };
+        Ok((id, fabric.start_call(id, &request)))
+    }
+
+    /// Waits for a started call (not at all once `silent`) and copies its
+    /// reply into the guest at `reply` (`room` bytes): its status and
+    /// reply length. A component that does not answer within the fabric
+    /// timeout makes `silent` true.
+    fn finish_call(
+        &self,
+        id: u32,
+        call: Result<crate::fabric::PendingCall, String>,
+        reply: u64,
+        room: u32,
+        silent: &mut bool,
+    ) -> Result<(u32, u32), String> {
+        use lego_proto::program::{STORAGE_BAD, STORAGE_OK, STORAGE_UNREACHABLE};
+        if *silent {
+            return Ok((STORAGE_UNREACHABLE, 0));
+        }
+        let bytes = match call.and_then(|p| p.wait()) {
+            Ok(r) => r,
+            Err(why) => {
+                log::warn!("storage component {id} did not answer a file call: {why}");
+                *silent = true;
+                return Ok((STORAGE_UNREACHABLE, 0));
+            }
+        };
+        if bytes.len() > room as usize {
+            log::warn!(
+                "storage component {id} answered {} bytes where {room} were expected",
+                bytes.len()
+            );
+            return Ok((STORAGE_BAD, 0));
+        }
+        self.args.write_bytes("storage reply", reply, &bytes)?;
+        Ok((STORAGE_OK, bytes.len() as u32))
+    }
+
+    /// Starts reads to keep and collects (or drops) earlier ones
+    /// (PORT_STORAGE_FETCH).
+    fn fetch(&self, f: &lego_proto::program::StorageFetch) -> Result<(), String> {
+        use lego_proto::program::{STORAGE_FETCH_MAX, STORAGE_NOT_KEPT};
+        let fetched = &self.program.fetched;
+        for c in self.call_array("storage fetch", f.start, f.start_count)? {
+            let (node, call) = self.start_call(&c)?;
+            let kept = crate::fetched::Kept {
+                reply: c.reply,
+                room: c.reply_room,
+                node,
+                call,
+            };
+            // One not kept is found missing when collected.
+            fetched.keep(c.tag, kept, STORAGE_FETCH_MAX as usize);
+        }
+        let mut collect = self.call_array("storage fetch", f.collect, f.collect_count)?;
+        if f.drop != 0 {
+            for c in &collect {
+                fetched.take(c.tag);
+            }
+            return Ok(());
+        }
+        let mut silent = false;
+        for c in collect.iter_mut() {
+            (c.status, c.reply_len) = match fetched.take(c.tag) {
+                Some(k) => self.finish_call(k.node, k.call, k.reply, k.room, &mut silent)?,
+                None => (STORAGE_NOT_KEPT, 0),
+            };
+        }
+        let out: Vec<u8> = collect
+            .iter()
+            .flat_map(|c| zerocopy::IntoBytes::as_bytes(c).to_vec())
+            .collect();
+        if !out.is_empty() {
+            self.args.write_bytes("storage fetch", f.collect, &out)?;
+        }
+        Ok(())
+    }
+
+    /// `count` (at most STORAGE_BATCH_MAX) calls at `at` in guest memory.
+    fn call_array(
         &self,
         what: &str,
-        b: &lego_proto::program::StorageBatch,
+        at: u64,
+        count: u32,
     ) -> Result<Vec<lego_proto::program::StorageCall>, String> {
         use lego_proto::program::{StorageCall, STORAGE_BATCH_MAX};
-        if b.count == 0 || b.count > STORAGE_BATCH_MAX {
+        if count > STORAGE_BATCH_MAX {
             return Err(format!(
-                "passed a {what} of {} calls (1 to {STORAGE_BATCH_MAX})",
-                b.count
+                "passed a {what} of {count} calls (at most {STORAGE_BATCH_MAX})"
             ));
+        }
+        if count == 0 {
+            return Ok(Vec::new());
         }
         let size = size_of::<StorageCall>() as u64;
         let bytes = self.args.read_bytes(
             what,
-            b.calls,
-            b.count as u64 * size,
+            at,
+            count as u64 * size,
             STORAGE_BATCH_MAX as u64 * size,
         )?;
         Ok(bytes
@@ -109,27 +177,28 @@ impl ProgramPorts<'_> {
             .collect())
     }
 
+    /// The calls of a batch or post (1 to STORAGE_BATCH_MAX).
+    fn read_calls(
+        &self,
+        what: &str,
+        b: &lego_proto::program::StorageBatch,
+    ) -> Result<Vec<lego_proto::program::StorageCall>, String> {
+        if b.count == 0 {
+            return Err(format!("passed a {what} of no calls"));
+        }
+        self.call_array(what, b.calls, b.count)
+    }
+
     /// Sends file writes without waiting for them (PORT_STORAGE_POST),
     /// after waiting for the oldest posted ones if too many are
     /// unanswered. Without a storage component they fail (EIO) at once.
     fn post(&self, calls: &[lego_proto::program::StorageCall]) -> Result<(), String> {
         use lego_proto::program::STORAGE_POSTED_MAX;
-        use lego_proto::storage::{MAX_IO, PATH_MAX};
         let posted = &self.program.posted;
         let keep = (STORAGE_POSTED_MAX as usize).saturating_sub(calls.len());
         posted.settle(keep);
-        let most = (size_of::<lego_proto::storage::StoreRequest>() + 2 * PATH_MAX + MAX_IO) as u64;
         for c in calls {
-            let request =
-                self.args
-                    .read_bytes("storage request", c.request, c.request_len as u64, most)?;
-            let call = match self.storage {
-                Some((fabric, own)) => {
-                    let id = if c.node != 0 { c.node } else { own };
-                    fabric.start_call(id, &request)
-                }
-                None => Err("this processor has no storage component".into()),
-            };
+            let (_, call) = self.start_call(c)?;
             posted.add(c.tag, call);
         }
         Ok(())
@@ -236,6 +305,10 @@ impl ProgramPorts<'_> {
                     None => (0, 0, 0),
                 };
                 g.write_arg("storage settle", value, &s)?;
+            }
+            PORT_STORAGE_FETCH => {
+                let f: StorageFetch = g.read_arg("storage fetch", value)?;
+                self.fetch(&f)?;
             }
             PORT_STORAGE_BATCH => {
                 let b: StorageBatch = g.read_arg("storage batch", value)?;
