@@ -44,6 +44,10 @@ pub struct FileCache {
     /// allocator (a linked list) slows down when thousands of 64 KiB
     /// blocks come and go.
     spare: Vec<Vec<u8>>,
+    /// Moves whenever what is known of a file changes (a write, a
+    /// truncation, another processor's change): a read-ahead asked for
+    /// before is stale ([`FileCache::generation`]).
+    generations: BTreeMap<u64, u64>,
     pub counts: Counts,
 }
 
@@ -56,12 +60,38 @@ impl FileCache {
             order: VecDeque::new(),
             versions: BTreeMap::new(),
             spare: Vec::new(),
+            generations: BTreeMap::new(),
             counts: Counts::default(),
         }
     }
 
     pub fn used(&self) -> u64 {
         self.used
+    }
+
+    /// The byte budget.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// The file's generation: bytes read from storage while it stays the
+    /// same may be filled in.
+    pub fn generation(&self, ino: u64) -> u64 {
+        self.generations.get(&ino).copied().unwrap_or(0)
+    }
+
+    fn moved(&mut self, ino: u64) {
+        *self.generations.entry(ino).or_insert(0) += 1;
+    }
+
+    /// Whether chunk `index` of `ino` is cached.
+    pub fn holds(&self, ino: u64, index: u64) -> bool {
+        self.chunks.contains_key(&(ino, index))
+    }
+
+    /// The file's size as last known.
+    pub fn size(&self, ino: u64) -> Option<u64> {
+        self.versions.get(&ino).map(|v| v.size)
     }
 
     /// At open: `seen` is the file as the storage component has it now.
@@ -84,6 +114,7 @@ impl FileCache {
     /// This processor changed the file: the storage component's answer
     /// says what it is now.
     pub fn changed(&mut self, ino: u64, now: Version) {
+        self.moved(ino);
         self.versions.insert(ino, now);
     }
 
@@ -92,6 +123,7 @@ impl FileCache {
     /// will be once the write is served, which sets the times to the
     /// request's `now`.
     pub fn grew(&mut self, ino: u64, end: u64, now: u64) {
+        self.moved(ino);
         if let Some(v) = self.versions.get_mut(&ino) {
             v.size = v.size.max(end);
             v.mtime = now;
@@ -148,6 +180,7 @@ impl FileCache {
     /// the chunks it touches are patched where they hold the bytes around
     /// it, else dropped (read again when needed).
     pub fn wrote(&mut self, ino: u64, offset: u64, data: &[u8]) {
+        self.moved(ino);
         let mut at = offset;
         let end = offset + data.len() as u64;
         while at < end {
@@ -183,6 +216,7 @@ impl FileCache {
 
     /// The file was truncated (or extended) to `size`.
     pub fn truncated(&mut self, ino: u64, size: u64) {
+        self.moved(ino);
         let keys: Vec<(u64, u64)> = self
             .chunks
             .range((ino, size / CHUNK)..=(ino, u64::MAX))
@@ -204,6 +238,7 @@ impl FileCache {
 
     /// Drops everything cached of `ino`.
     pub fn drop_file(&mut self, ino: u64) {
+        self.moved(ino);
         let keys: Vec<(u64, u64)> = self
             .chunks
             .range((ino, 0)..=(ino, u64::MAX))
@@ -344,6 +379,35 @@ mod tests {
         // Unknown files are left unknown.
         c.grew(8, 100, 1);
         assert_eq!(c.read(8, 0, 10), None);
+    }
+
+    #[test]
+    fn every_change_moves_the_generation() {
+        let mut c = FileCache::new(1 << 20);
+        c.check(2, v(10));
+        let mut g = c.generation(2);
+        let mut moved = |c: &FileCache, what: &str| {
+            assert!(c.generation(2) > g, "{what} moves it");
+            g = c.generation(2);
+        };
+        c.wrote(2, 0, b"x");
+        moved(&c, "a write");
+        c.grew(2, 20, 3);
+        moved(&c, "a write behind");
+        c.truncated(2, 5);
+        moved(&c, "a truncation");
+        c.changed(2, v(5));
+        moved(&c, "a change");
+        c.check(2, v(6));
+        moved(&c, "another processor's change");
+        c.forget(2);
+        moved(&c, "a failed write behind");
+        let before = c.generation(2);
+        c.check(2, v(6));
+        c.fill(2, 0, &bytes(6, 1));
+        assert!(c.holds(2, 0) && !c.holds(2, 1));
+        assert_eq!(c.generation(2), before, "reads do not");
+        assert_eq!(c.generation(9), 0);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod locks;
 pub mod path;
 pub mod pipe;
 pub mod procfs;
+pub mod readahead;
 pub mod script;
 pub mod shell;
 pub mod signal;

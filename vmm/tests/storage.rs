@@ -532,8 +532,12 @@ struct Talk {
 
 impl Talk {
     fn start(rack: &Rack, vmm_args: &[&str], script: &str) -> Talk {
+        Talk::program(rack, vmm_args, &["/bin/busybox", "sh", "-c", script])
+    }
+
+    fn program(rack: &Rack, vmm_args: &[&str], program: &[&str]) -> Talk {
         let mut child = rack
-            .command(vmm_args, &["/bin/busybox", "sh", "-c", script])
+            .command(vmm_args, program)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -707,6 +711,61 @@ fn a_dead_storage_component_is_eio_not_a_hang() {
     assert!(
         rest.starts_with("status ") && rest != "status 0\n",
         "{rest}"
+    );
+}
+
+/// A program reading a file in order, which the processor reads ahead
+/// of, sees every byte as last written: writes made ahead of where it
+/// reads (a small one, a large one, a child's) and a truncation, as on
+/// this host. A storage component that stops answering under the
+/// read-ahead is EIO within one fabric timeout: not a hang, and not a
+/// timeout for each piece in flight.
+#[test]
+fn a_scan_read_ahead_sees_writes_ahead_and_a_silent_component() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let rack = Rack::new("storage-scan", "128M");
+    let prog = build("scan", Libc::Glibc);
+    let prog = prog.to_str().expect("UTF-8 path");
+    let here = rack.dir.join("host-scan");
+    let here = here.to_str().expect("UTF-8 path");
+    for (args, lego) in [
+        (
+            ["write", here, "8"].as_slice(),
+            ["write", "/f", "8"].as_slice(),
+        ),
+        (&["read", here], &["read", "/f"]),
+    ] {
+        let want = on_host(prog, args);
+        // Each run is a new processor: nothing of the file is cached.
+        let got = rack.run(&[], &[&[prog][..], lego].concat(), b"");
+        assert_eq!(got.code, 0, "on Lego: {}", got.err);
+        assert_eq!(got.text(), want.text(), "{lego:?}");
+    }
+    assert!(rack.run(&[], &[prog, "write", "/g", "8"], b"").code == 0);
+    let mut scan = Talk::program(
+        &rack,
+        &["--fabric-timeout-ms", "1000"],
+        &[prog, "wait", "/g"],
+    );
+    assert_eq!(scan.line(), "waiting\n");
+    // Stopped, not killed: its connection stays up and says nothing, so
+    // every call in flight waits out the timeout.
+    let pid = rack.storage.as_ref().expect("storage").child.id() as i32;
+    // SAFETY: a signal to a child this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let (rest, err, _) = scan.go();
+    // SAFETY: as above; it is killed when the rack goes.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let ms: f64 = rest
+        .strip_prefix("read failed: Input/output error after ")
+        .and_then(|r| r.strip_suffix(" ms\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{rest}\n{err}"));
+    assert!(
+        ms < 1900.0,
+        "one read waited {ms} ms with a timeout of 1000 ms"
     );
 }
 

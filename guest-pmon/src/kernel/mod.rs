@@ -38,6 +38,11 @@ use pmon::signal::{AltStack, SigAction, SigInfo, SigSet};
 use spin::Mutex;
 
 use self::arch::{UserContext, Views};
+
+/// Bytes of a storage file kept in flight ahead of a program reading it
+/// in order, and asked for at once (see `pmon::readahead`).
+const READ_AHEAD_WINDOW: u64 = 8 << 20;
+const READ_AHEAD_PIECE: u64 = 1 << 20;
 use self::mm::Space;
 
 /// A positive errno value.
@@ -286,6 +291,10 @@ pub struct Kernel {
     pub fcache: pmon::filecache::FileCache,
     /// Where the last read of each storage file ended (read-ahead).
     pub read_ends: BTreeMap<u64, u64>,
+    /// Pieces of storage files read ahead of a scan, see
+    /// `pmon::readahead`, and their buffers (by flight id).
+    pub ahead: pmon::readahead::ReadAhead,
+    pub fetches: BTreeMap<u64, store::Fetch>,
     /// Storage writes were posted (write-behind) and may be unanswered.
     pub posted: bool,
     /// A posted write to the file failed: the errno its next write, fsync
@@ -411,6 +420,13 @@ pub fn start(boot: &'static BootInfo) -> ! {
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),
         read_ends: BTreeMap::new(),
+        // At most an eighth of the file cache in flight, so what comes
+        // is not evicted before it is read.
+        ahead: pmon::readahead::ReadAhead::new(
+            (lego_image::heap::free() as u64 / 32).min(READ_AHEAD_WINDOW),
+            READ_AHEAD_PIECE,
+        ),
+        fetches: BTreeMap::new(),
         posted: false,
         write_errors: BTreeMap::new(),
         atime_due: BTreeSet::new(),

@@ -651,6 +651,8 @@ impl Kernel {
                 // component when the last descriptor goes (another
                 // processor, or `lego cp`, may read it next).
                 self.settle_posted(0);
+                // What was read ahead of it is not wanted now.
+                self.drop_ahead_of(ino);
                 if !self.unlinked.is_empty() {
                     drop(f);
                     self.store_closed(ino);

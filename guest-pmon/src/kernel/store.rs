@@ -6,13 +6,14 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use lego_image::cpu::{phys_of, virt_to_phys};
 use lego_image::hypercall;
 use lego_proto::program::{
-    StorageBatch, StorageCall, StorageSettle, PORT_STORAGE_BATCH, PORT_STORAGE_CALL,
-    PORT_STORAGE_POST, PORT_STORAGE_SETTLE, STORAGE_BATCH_MAX, STORAGE_OK,
+    StorageBatch, StorageCall, StorageFetch, StorageSettle, PORT_STORAGE_BATCH, PORT_STORAGE_CALL,
+    PORT_STORAGE_FETCH, PORT_STORAGE_POST, PORT_STORAGE_SETTLE, STORAGE_BATCH_MAX, STORAGE_OK,
+    STORAGE_UNREACHABLE,
 };
 use lego_proto::storage::*;
 
@@ -195,14 +196,7 @@ fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
 /// A call's answer, from its status and reply bytes, its inode numbers
 /// as the processor knows them.
 fn answer(c: &StorageCall, op: u32, reply: &[u8]) -> Result<Answer, Errno> {
-    if c.status != STORAGE_OK {
-        return Err(EIO as Errno);
-    }
-    let got = reply.get(..c.reply_len as usize).ok_or(EIO as Errno)?;
-    let (head, data) = decode_reply(got).map_err(|_| EIO as Errno)?;
-    if head.errno != OK {
-        return Err(head.errno as Errno);
-    }
+    let (head, data) = decoded(c, reply)?;
     let mut data = data.to_vec();
     if c.node != 0 && op == OP_READDIR {
         tag_entries(c.node, &mut data);
@@ -215,6 +209,20 @@ fn answer(c: &StorageCall, op: u32, reply: &[u8]) -> Result<Answer, Errno> {
         },
         data,
     })
+}
+
+/// A call's reply head and data, where the VMM wrote them; an error
+/// reply is its errno, no reply EIO.
+fn decoded<'a>(c: &StorageCall, reply: &'a [u8]) -> Result<(StoreReply, &'a [u8]), Errno> {
+    if c.status != STORAGE_OK {
+        return Err(EIO as Errno);
+    }
+    let got = reply.get(..c.reply_len as usize).ok_or(EIO as Errno)?;
+    let (head, data) = decode_reply(got).map_err(|_| EIO as Errno)?;
+    if head.errno != OK {
+        return Err(head.errno as Errno);
+    }
+    Ok((head, data))
 }
 
 /// Tags the inode number of every entry of an OP_READDIR reply.
@@ -308,6 +316,135 @@ pub fn read(ino: u64, offset: u64, len: usize) -> Result<Vec<u8>, Errno> {
         }
     }
     Ok(out)
+}
+
+/// Reads of a piece of a file started without waiting (read-ahead,
+/// `PORT_STORAGE_FETCH`): the requests and the rooms for their replies
+/// stay here, unmoved, until the VMM collected or dropped them.
+pub struct Fetch {
+    heads: Vec<StoreRequest>,
+    calls: Vec<StorageCall>,
+    _requests: Vec<Vec<u8>>,
+    replies: Vec<Vec<u8>>,
+}
+
+/// Tags of fetched calls: unique among those the VMM keeps.
+static NEXT_FETCH_TAG: AtomicU64 = AtomicU64::new(1);
+
+impl Fetch {
+    /// The reads of `len` bytes (at most STORAGE_BATCH_MAX pieces of
+    /// MAX_IO) of `ino` at `offset`; not sent yet.
+    pub fn new(ino: u64, offset: u64, len: usize) -> Fetch {
+        let heads: Vec<StoreRequest> = (0..len.div_ceil(MAX_IO).min(STORAGE_BATCH_MAX as usize))
+            .map(|k| StoreRequest {
+                op: OP_READ,
+                ino,
+                offset: offset + (k * MAX_IO) as u64,
+                len: (len - k * MAX_IO).min(MAX_IO) as u64,
+                ..Default::default()
+            })
+            .collect();
+        let requests: Vec<(Vec<u8>, u32)> =
+            heads.iter().map(|h| encode(h, &[], &[], &[])).collect();
+        let mut replies: Vec<Vec<u8>> = heads.iter().map(|h| room(reply_room(h))).collect();
+        let calls = requests
+            .iter()
+            .zip(replies.iter_mut())
+            .map(|((r, node), reply)| StorageCall {
+                tag: NEXT_FETCH_TAG.fetch_add(1, Ordering::Relaxed),
+                ..storage_call(r, *node, reply)
+            })
+            .collect();
+        Fetch {
+            heads,
+            calls,
+            _requests: requests.into_iter().map(|(r, _)| r).collect(),
+            replies,
+        }
+    }
+
+    /// Whether the storage component did not answer the first read (it
+    /// is dead or cut off: the read it was for fails, not waits again).
+    pub fn unanswered(&self) -> bool {
+        // SAFETY: the VMM wrote the calls during the collecting exit.
+        self.calls
+            .first()
+            .is_some_and(|c| unsafe { core::ptr::read_volatile(c) }.status == STORAGE_UNREACHABLE)
+    }
+
+    /// What the collected replies brought, in order from the start: each
+    /// piece's offset and bytes, up to the first failed or short piece
+    /// (none if the first failed).
+    pub fn pieces(&self) -> Vec<(u64, &[u8])> {
+        let mut out = Vec::new();
+        for ((c, reply), head) in self.calls.iter().zip(&self.replies).zip(&self.heads) {
+            // SAFETY: the VMM wrote the calls during the collecting exit.
+            let c = unsafe { core::ptr::read_volatile(c) };
+            let Ok((_, data)) = decoded(&c, reply) else {
+                break;
+            };
+            out.push((head.offset, data));
+            if (data.len() as u64) < head.len {
+                break;
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Fetch {
+    /// The reply rooms go back to the pool for the next fetch.
+    fn drop(&mut self) {
+        let mut spare = SPARE_ROOMS.lock();
+        for r in self.replies.drain(..) {
+            if spare.len() < SPARE_ROOMS_MAX {
+                spare.push(r);
+            }
+        }
+    }
+}
+
+/// Reply rooms of fetches that ended, for the next: a fetch needs 1 MiB of
+/// them, which would otherwise be cleared each time.
+static SPARE_ROOMS: spin::Mutex<Vec<Vec<u8>>> = spin::Mutex::new(Vec::new());
+const SPARE_ROOMS_MAX: usize = 128;
+
+/// A reply room of `len` bytes: a spare one if it is that size.
+fn room(len: usize) -> Vec<u8> {
+    let mut spare = SPARE_ROOMS.lock();
+    match spare.iter().position(|r| r.len() == len) {
+        Some(k) => spare.swap_remove(k),
+        None => alloc::vec![0u8; len],
+    }
+}
+
+/// One exit: the VMM starts `start`'s reads, then collects `collect`'s,
+/// waiting for them (or, with `drop`, forgets them: their rooms are not
+/// written again).
+pub fn fetch_exit(start: Option<&mut Fetch>, collect: Option<&mut Fetch>, drop: bool) {
+    let (start, start_count) = match start {
+        Some(f) => (
+            virt_to_phys(f.calls.as_mut_ptr() as u64),
+            f.calls.len() as u32,
+        ),
+        None => (0, 0),
+    };
+    let (collect, collect_count) = match collect {
+        Some(f) => (
+            virt_to_phys(f.calls.as_mut_ptr() as u64),
+            f.calls.len() as u32,
+        ),
+        None => (0, 0),
+    };
+    let f = StorageFetch {
+        start,
+        collect,
+        start_count,
+        collect_count,
+        drop: drop as u32,
+        _pad: 0,
+    };
+    hypercall::out(PORT_STORAGE_FETCH, phys_of(&f) as u32);
 }
 
 /// Writes `data` to `ino` at `offset` (or at its end with `append`):

@@ -1084,10 +1084,16 @@ impl<D: BlockDevice> Fs<D> {
         // the disk.
         for (first, refs) in self.runs(ino, offset, end)? {
             let n = refs.len();
+            let (run_start, run_end) = (first * B, (first + n as u64) * B);
+            // A run wholly inside the read goes straight into the answer.
+            if offset <= run_start && run_end <= end {
+                let at = (run_start - offset) as usize;
+                self.read_blocks(&refs, &mut out[at..at + n * BLOCK])?;
+                continue;
+            }
             let mut buf = vec![0u8; n * BLOCK];
             self.read_blocks(&refs, &mut buf)?;
-            let run_start = first * B;
-            let (lo, hi) = (run_start.max(offset), (run_start + n as u64 * B).min(end));
+            let (lo, hi) = (run_start.max(offset), run_end.min(end));
             out[(lo - offset) as usize..(hi - offset) as usize]
                 .copy_from_slice(&buf[(lo - run_start) as usize..(hi - run_start) as usize]);
         }

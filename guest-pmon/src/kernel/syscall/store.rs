@@ -45,7 +45,8 @@ fn version(st: &StoreStat) -> pmon::filecache::Version {
 impl Kernel {
     /// Reads file `ino` through the processor's file cache: a miss reads
     /// whole chunks from storage (and, when reads follow each other, up
-    /// to 1 MiB ahead) and keeps them.
+    /// to 1 MiB ahead) and keeps them; a read that continues a scan keeps
+    /// the next pieces of the file in flight (`pmon::readahead`).
     pub(in crate::kernel) fn file_read(
         &mut self,
         ino: u64,
@@ -53,25 +54,114 @@ impl Kernel {
         len: usize,
     ) -> Result<Vec<u8>, Errno> {
         use pmon::filecache::CHUNK;
-        if let Some(b) = self.fcache.read(ino, offset, len) {
-            self.read_ends.insert(ino, offset + b.len() as u64);
-            return Ok(b);
+        let scan = self.read_ends.get(&ino) == Some(&offset);
+        let (b, missed) = match self.fcache.read(ino, offset, len) {
+            Some(b) => (b, false),
+            None => (self.file_read_miss(ino, offset, len, scan)?, true),
+        };
+        let end = offset + b.len() as u64;
+        self.read_ends.insert(ino, end);
+        // Small reads look again only as they enter a new chunk.
+        if scan && (missed || end / CHUNK != offset / CHUNK) {
+            self.read_ahead(ino, end);
+        }
+        Ok(b)
+    }
+
+    /// A read the file cache does not hold: from a piece read ahead if
+    /// one holds it, else from storage now.
+    fn file_read_miss(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        len: usize,
+        scan: bool,
+    ) -> Result<Vec<u8>, Errno> {
+        use pmon::filecache::CHUNK;
+        if let Some(f) = self.ahead.covering(ino, offset) {
+            self.collect_ahead(f)?;
+            if let Some(b) = self.fcache.read(ino, offset, len) {
+                return Ok(b);
+            }
         }
         let start = offset / CHUNK * CHUNK;
         let mut end = offset.saturating_add(len as u64).next_multiple_of(CHUNK);
         // A read where the last one ended: a scan, read ahead.
-        if self.read_ends.get(&ino) == Some(&offset) {
+        if scan {
             end = end.max(start + (1 << 20));
         }
         let got = store::read(ino, start, (end - start) as usize)?;
         self.fcache.fill(ino, start, &got);
         let from = ((offset - start) as usize).min(got.len());
         let to = (from + len).min(got.len());
-        self.read_ends.insert(ino, offset + (to - from) as u64);
         if from == 0 && to == got.len() {
             return Ok(got);
         }
         Ok(got[from..to].to_vec())
+    }
+
+    /// A scan of `ino` reached `end`: asks for the pieces of the window
+    /// ahead of it that are neither cached nor in flight, making room by
+    /// dropping another file's oldest piece.
+    fn read_ahead(&mut self, ino: u64, end: u64) {
+        while let Some(size) = self.fcache.size(ino) {
+            let cache = &self.fcache;
+            let Some((at, len)) = self.ahead.next(ino, end, size, |c| cache.holds(ino, c)) else {
+                return;
+            };
+            if self.ahead.full() {
+                match self.ahead.oldest() {
+                    Some(old) if old.ino != ino => self.drop_ahead(old),
+                    // This scan's own pieces: read them first.
+                    _ => return,
+                }
+            }
+            let mut fetch = store::Fetch::new(ino, at, len as usize);
+            store::fetch_exit(Some(&mut fetch), None, false);
+            let flight = self
+                .ahead
+                .started(ino, at, len, self.fcache.generation(ino));
+            self.fetches.insert(flight.id, fetch);
+        }
+    }
+
+    /// Takes a piece read ahead into the file cache, unless the file
+    /// changed since it was asked for. EIO if the storage component did
+    /// not answer it within the fabric timeout (asking again would wait
+    /// as long again); another failure is left to the read, which then
+    /// goes to storage itself and meets it.
+    fn collect_ahead(&mut self, f: pmon::readahead::Flight) -> Result<(), Errno> {
+        self.ahead.ended(f.id);
+        let Some(mut fetch) = self.fetches.remove(&f.id) else {
+            return Ok(());
+        };
+        store::fetch_exit(None, Some(&mut fetch), false);
+        if fetch.unanswered() {
+            return Err(EIO);
+        }
+        if self.fcache.generation(f.ino) != f.generation {
+            return Ok(());
+        }
+        for (at, bytes) in fetch.pieces() {
+            self.fcache.fill(f.ino, at, bytes);
+        }
+        Ok(())
+    }
+
+    /// Forgets the pieces read ahead of `ino` (an exit each).
+    pub(in crate::kernel) fn drop_ahead_of(&mut self, ino: u64) {
+        let flights: Vec<_> = self.ahead.of_file(ino).collect();
+        for f in flights {
+            self.drop_ahead(f);
+        }
+    }
+
+    /// Forgets a piece read ahead (the VMM drops its replies).
+    fn drop_ahead(&mut self, f: pmon::readahead::Flight) {
+        self.ahead.ended(f.id);
+        if let Some(mut fetch) = self.fetches.remove(&f.id) {
+            store::fetch_exit(None, Some(&mut fetch), true);
+        }
     }
 
     /// Writes file `ino` through to storage (a large write is posted
