@@ -16,6 +16,10 @@ use alloc::vec::Vec;
 /// Bytes of one chunk (and of one storage request).
 pub const CHUNK: u64 = 64 * 1024;
 
+/// Spare chunk buffers kept at most: a few beyond what the budget holds,
+/// and the rooms of the pieces read ahead (a few MiB).
+const SPARE_MAX: usize = 160;
+
 /// What the cache last knew of a file: its size and change times.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Version {
@@ -32,12 +36,29 @@ pub struct Counts {
     pub dropped: u64,
 }
 
+/// A chunk's bytes: `buf[skip..]`, shorter than CHUNK only for the
+/// file's last chunk. A chunk read ahead keeps the buffer its reply came
+/// in, after the reply's head, rather than being copied out of it.
+struct Chunk {
+    buf: Vec<u8>,
+    skip: usize,
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.skip..]
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.skip
+    }
+}
+
 pub struct FileCache {
     budget: u64,
     used: u64,
-    /// (inode, chunk index) -> the chunk's bytes (shorter than CHUNK only
-    /// for the file's last chunk).
-    chunks: BTreeMap<(u64, u64), Vec<u8>>,
+    /// (inode, chunk index) -> the chunk.
+    chunks: BTreeMap<(u64, u64), Chunk>,
     order: VecDeque<(u64, u64)>,
     versions: BTreeMap<u64, Version>,
     /// Buffers of chunks that left, kept for the next: the monitor's
@@ -152,7 +173,7 @@ impl FileCache {
         let mut at = offset;
         while at < end {
             let (index, within) = (at / CHUNK, at % CHUNK);
-            let chunk = self.chunks.get(&(ino, index))?;
+            let chunk = self.chunks.get(&(ino, index))?.bytes();
             let stop = (CHUNK.min(within + (end - at))) as usize;
             let bytes = chunk.get(within as usize..stop.min(chunk.len()))?;
             if bytes.is_empty() {
@@ -172,7 +193,57 @@ impl FileCache {
         self.counts.misses += 1;
         for (k, piece) in data.chunks(CHUNK as usize).enumerate() {
             let buf = self.buffer(piece);
-            self.put((ino, offset / CHUNK + k as u64), buf);
+            self.put((ino, offset / CHUNK + k as u64), Chunk { buf, skip: 0 });
+        }
+    }
+
+    /// Bytes read from storage at `offset` (a chunk boundary), at most a
+    /// chunk, which are `buf[data]`: the buffer becomes the chunk as it is.
+    pub fn adopt(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        mut buf: Vec<u8>,
+        data: core::ops::Range<usize>,
+    ) {
+        if offset % CHUNK != 0
+            || data.is_empty()
+            || data.len() as u64 > CHUNK
+            || data.end > buf.len()
+        {
+            self.give_back(buf);
+            return;
+        }
+        buf.truncate(data.end);
+        self.put(
+            (ino, offset / CHUNK),
+            Chunk {
+                buf,
+                skip: data.start,
+            },
+        );
+    }
+
+    /// A buffer of `len` bytes to read into: a spare one if there is one,
+    /// its old bytes left in it (whoever fills it overwrites them).
+    pub fn room(&mut self, len: usize) -> Vec<u8> {
+        match self.spare.pop() {
+            Some(mut b) => {
+                if b.len() < len {
+                    b.resize(len, 0);
+                } else {
+                    b.truncate(len);
+                }
+                b
+            }
+            None => alloc::vec![0u8; len],
+        }
+    }
+
+    /// A buffer from [`FileCache::room`] not kept after all.
+    pub fn give_back(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < SPARE_MAX {
+            self.spare.push(buf);
         }
     }
 
@@ -193,10 +264,11 @@ impl FileCache {
                 // the chunk holds: patch and perhaps extend it.
                 Some(c) if within <= c.len() => {
                     let old = c.len();
+                    let at = c.skip + within;
                     if within + n > old {
-                        c.resize(within + n, 0);
+                        c.buf.resize(at + n, 0);
                     }
-                    c[within..within + n].copy_from_slice(src);
+                    c.buf[at..at + n].copy_from_slice(src);
                     self.used += (c.len() - old) as u64;
                 }
                 Some(_) => self.remove(key),
@@ -205,7 +277,7 @@ impl FileCache {
                 // wrote).
                 None if within == 0 => {
                     let buf = self.buffer(src);
-                    self.put(key, buf)
+                    self.put(key, Chunk { buf, skip: 0 })
                 }
                 None => {}
             }
@@ -230,7 +302,7 @@ impl FileCache {
                 let keep = (size - start) as usize;
                 if c.len() > keep {
                     self.used -= (c.len() - keep) as u64;
-                    c.truncate(keep);
+                    c.buf.truncate(c.skip + keep);
                 }
             }
         }
@@ -260,14 +332,15 @@ impl FileCache {
         b
     }
 
-    fn put(&mut self, key: (u64, u64), bytes: Vec<u8>) {
+    fn put(&mut self, key: (u64, u64), chunk: Chunk) {
         if self.budget == 0 {
+            self.give_back(chunk.buf);
             return;
         }
-        self.used += bytes.len() as u64;
-        if let Some(old) = self.chunks.insert(key, bytes) {
+        self.used += chunk.len() as u64;
+        if let Some(old) = self.chunks.insert(key, chunk) {
             self.used -= old.len() as u64;
-            self.spare.push(old);
+            self.give_back(old.buf);
         } else {
             self.order.push_back(key);
         }
@@ -277,10 +350,7 @@ impl FileCache {
     fn remove(&mut self, key: (u64, u64)) {
         if let Some(old) = self.chunks.remove(&key) {
             self.used -= old.len() as u64;
-            // At most a few spares beyond what the budget holds.
-            if self.spare.len() < 64 {
-                self.spare.push(old);
-            }
+            self.give_back(old.buf);
         }
     }
 
@@ -379,6 +449,45 @@ mod tests {
         // Unknown files are left unknown.
         c.grew(8, 100, 1);
         assert_eq!(c.read(8, 0, 10), None);
+    }
+
+    #[test]
+    fn adopted_buffers_are_chunks_after_their_head() {
+        let mut c = FileCache::new(1 << 20);
+        let data = bytes(CHUNK as usize + 100, 6);
+        c.check(3, v(data.len() as u64));
+        // Two replies with a 40-byte head each, the second short.
+        for (k, piece) in data.chunks(CHUNK as usize).enumerate() {
+            let mut room = c.room(40 + CHUNK as usize);
+            room[40..40 + piece.len()].copy_from_slice(piece);
+            c.adopt(3, k as u64 * CHUNK, room, 40..40 + piece.len());
+        }
+        assert_eq!(c.used(), data.len() as u64);
+        assert_eq!(c.read(3, 0, data.len()).as_deref(), Some(&data[..]));
+        // Writes patch and extend them where their bytes are, truncation
+        // trims them.
+        let mut want = data.clone();
+        c.wrote(3, 10, b"patch");
+        want[10..15].copy_from_slice(b"patch");
+        c.wrote(3, data.len() as u64, b"more");
+        want.extend_from_slice(b"more");
+        c.changed(3, v(want.len() as u64));
+        assert_eq!(c.read(3, 0, want.len()).as_deref(), Some(&want[..]));
+        c.truncated(3, CHUNK + 50);
+        c.changed(3, v(CHUNK + 50));
+        assert_eq!(
+            c.read(3, 0, 1 << 20).as_deref(),
+            Some(&want[..CHUNK as usize + 50])
+        );
+        assert_eq!(c.used(), CHUNK + 50);
+        // A buffer that is not a chunk's worth is given back, not kept.
+        let room = c.room(10);
+        c.adopt(3, 5, room, 0..10);
+        assert_eq!(c.used(), CHUNK + 50);
+        // Rooms come from the spares without losing their length.
+        c.drop_file(3);
+        assert_eq!(c.used(), 0);
+        assert_eq!(c.room(CHUNK as usize + 40).len(), CHUNK as usize + 40);
     }
 
     #[test]

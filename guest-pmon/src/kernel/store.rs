@@ -328,13 +328,19 @@ pub struct Fetch {
     replies: Vec<Vec<u8>>,
 }
 
+/// A piece of a collected fetch: its offset in the file, the room its
+/// reply came in, and where the reply's data is in it (None once a piece
+/// before or this one failed or came short).
+pub type Piece = (u64, Vec<u8>, Option<core::ops::Range<usize>>);
+
 /// Tags of fetched calls: unique among those the VMM keeps.
 static NEXT_FETCH_TAG: AtomicU64 = AtomicU64::new(1);
 
 impl Fetch {
     /// The reads of `len` bytes (at most STORAGE_BATCH_MAX pieces of
-    /// MAX_IO) of `ino` at `offset`; not sent yet.
-    pub fn new(ino: u64, offset: u64, len: usize) -> Fetch {
+    /// MAX_IO) of `ino` at `offset`, their reply rooms from `room`; not
+    /// sent yet.
+    pub fn new(ino: u64, offset: u64, len: usize, mut room: impl FnMut(usize) -> Vec<u8>) -> Fetch {
         let heads: Vec<StoreRequest> = (0..len.div_ceil(MAX_IO).min(STORAGE_BATCH_MAX as usize))
             .map(|k| StoreRequest {
                 op: OP_READ,
@@ -372,49 +378,27 @@ impl Fetch {
             .is_some_and(|c| unsafe { core::ptr::read_volatile(c) }.status == STORAGE_UNREACHABLE)
     }
 
-    /// What the collected replies brought, in order from the start: each
-    /// piece's offset and bytes, up to the first failed or short piece
-    /// (none if the first failed).
-    pub fn pieces(&self) -> Vec<(u64, &[u8])> {
-        let mut out = Vec::new();
-        for ((c, reply), head) in self.calls.iter().zip(&self.replies).zip(&self.heads) {
+    /// Its pieces, once collected (or dropped: then no data is used).
+    pub fn into_pieces(self) -> Vec<Piece> {
+        let mut whole = true;
+        let mut out = Vec::with_capacity(self.replies.len());
+        for ((c, reply), head) in self.calls.iter().zip(self.replies).zip(&self.heads) {
             // SAFETY: the VMM wrote the calls during the collecting exit.
             let c = unsafe { core::ptr::read_volatile(c) };
-            let Ok((_, data)) = decoded(&c, reply) else {
-                break;
+            let data = match decoded(&c, &reply) {
+                Ok((_, data)) if whole => {
+                    let at = data.as_ptr() as usize - reply.as_ptr() as usize;
+                    whole = data.len() as u64 == head.len;
+                    Some(at..at + data.len())
+                }
+                _ => {
+                    whole = false;
+                    None
+                }
             };
-            out.push((head.offset, data));
-            if (data.len() as u64) < head.len {
-                break;
-            }
+            out.push((head.offset, reply, data));
         }
         out
-    }
-}
-
-impl Drop for Fetch {
-    /// The reply rooms go back to the pool for the next fetch.
-    fn drop(&mut self) {
-        let mut spare = SPARE_ROOMS.lock();
-        for r in self.replies.drain(..) {
-            if spare.len() < SPARE_ROOMS_MAX {
-                spare.push(r);
-            }
-        }
-    }
-}
-
-/// Reply rooms of fetches that ended, for the next: a fetch needs 1 MiB of
-/// them, which would otherwise be cleared each time.
-static SPARE_ROOMS: spin::Mutex<Vec<Vec<u8>>> = spin::Mutex::new(Vec::new());
-const SPARE_ROOMS_MAX: usize = 128;
-
-/// A reply room of `len` bytes: a spare one if it is that size.
-fn room(len: usize) -> Vec<u8> {
-    let mut spare = SPARE_ROOMS.lock();
-    match spare.iter().position(|r| r.len() == len) {
-        Some(k) => spare.swap_remove(k),
-        None => alloc::vec![0u8; len],
     }
 }
 

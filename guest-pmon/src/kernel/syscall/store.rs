@@ -116,7 +116,8 @@ impl Kernel {
                     _ => return,
                 }
             }
-            let mut fetch = store::Fetch::new(ino, at, len as usize);
+            let cache = &mut self.fcache;
+            let mut fetch = store::Fetch::new(ino, at, len as usize, |n| cache.room(n));
             store::fetch_exit(Some(&mut fetch), None, false);
             let flight = self
                 .ahead
@@ -136,14 +137,16 @@ impl Kernel {
             return Ok(());
         };
         store::fetch_exit(None, Some(&mut fetch), false);
-        if fetch.unanswered() {
+        let unanswered = fetch.unanswered();
+        let fresh = self.fcache.generation(f.ino) == f.generation;
+        for (at, room, data) in fetch.into_pieces() {
+            match data {
+                Some(data) if fresh => self.fcache.adopt(f.ino, at, room, data),
+                _ => self.fcache.give_back(room),
+            }
+        }
+        if unanswered {
             return Err(EIO);
-        }
-        if self.fcache.generation(f.ino) != f.generation {
-            return Ok(());
-        }
-        for (at, bytes) in fetch.pieces() {
-            self.fcache.fill(f.ino, at, bytes);
         }
         Ok(())
     }
@@ -161,6 +164,9 @@ impl Kernel {
         self.ahead.ended(f.id);
         if let Some(mut fetch) = self.fetches.remove(&f.id) {
             store::fetch_exit(None, Some(&mut fetch), true);
+            for (_, room, _) in fetch.into_pieces() {
+                self.fcache.give_back(room);
+            }
         }
     }
 
