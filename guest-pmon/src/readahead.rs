@@ -37,6 +37,11 @@ pub struct ReadAhead {
     most: usize,
     flights: VecDeque<Flight>,
     next_id: u64,
+    /// The file last looked at, its generation then and how far:
+    /// everything before was cached or in flight, so a scan of a cached
+    /// file does not look at its whole window on every read. A chunk
+    /// evicted since is read when needed, as without read-ahead.
+    looked: Option<(u64, u64, u64)>,
 }
 
 impl ReadAhead {
@@ -51,16 +56,17 @@ impl ReadAhead {
             most: window.div_ceil(piece) as usize,
             flights: VecDeque::new(),
             next_id: 1,
+            looked: None,
         }
     }
 
-    /// After a read of `ino` (`size` bytes) that continued a scan and
-    /// ended at `end`: the piece to ask for next, (offset, length), if the
-    /// window ahead of `end` has a chunk that is neither cached (`holds`)
-    /// nor in flight.
+    /// After a read of `ino` (`size` bytes, of the file cache's
+    /// `generation`) that continued a scan and ended at `end`: the piece
+    /// to ask for next, (offset, length), if the window ahead of `end` has
+    /// a chunk that is neither cached (`holds`) nor in flight.
     pub fn next(
-        &self,
-        ino: u64,
+        &mut self,
+        (ino, generation): (u64, u64),
         end: u64,
         size: u64,
         holds: impl Fn(u64) -> bool,
@@ -70,13 +76,21 @@ impl ReadAhead {
         }
         let stop = size.min(end.saturating_add(self.window));
         let mut at = end / CHUNK * CHUNK;
+        if let Some((.., upto)) = self
+            .looked
+            .filter(|&(i, g, upto)| (i, g) == (ino, generation) && upto <= stop)
+        {
+            at = at.max(upto);
+        }
         while at < stop {
             let flying = self.flights.iter().any(|f| f.covers(ino, at));
             if !flying && !holds(at / CHUNK) {
+                self.looked = Some((ino, generation, at));
                 return Some((at, self.piece.min(size - at)));
             }
             at += CHUNK;
         }
+        self.looked = Some((ino, generation, at));
         None
     }
 
@@ -136,18 +150,18 @@ mod tests {
         let mut r = ReadAhead::new(2 * MIB, MIB);
         let nothing = |_| false;
         // The first piece starts where the read ended.
-        assert_eq!(r.next(7, MIB, 10 * MIB, nothing), Some((MIB, MIB)));
+        assert_eq!(r.next((7, 0), MIB, 10 * MIB, nothing), Some((MIB, MIB)));
         r.started(7, MIB, MIB, 0);
-        assert_eq!(r.next(7, MIB, 10 * MIB, nothing), Some((2 * MIB, MIB)));
+        assert_eq!(r.next((7, 0), MIB, 10 * MIB, nothing), Some((2 * MIB, MIB)));
         r.started(7, 2 * MIB, MIB, 0);
         assert!(r.full());
         assert_eq!(
-            r.next(7, MIB, 10 * MIB, nothing),
+            r.next((7, 0), MIB, 10 * MIB, nothing),
             None,
             "the window is full"
         );
         // Another file's pieces do not count as this one's.
-        assert_eq!(r.next(8, MIB, 10 * MIB, nothing), Some((MIB, MIB)));
+        assert_eq!(r.next((8, 0), MIB, 10 * MIB, nothing), Some((MIB, MIB)));
         // Reading on: the piece holding the read is collected, and the
         // window moves.
         let f = r.covering(7, MIB + 5).expect("in flight");
@@ -155,31 +169,45 @@ mod tests {
         r.ended(f.id);
         assert_eq!(r.oldest().map(|f| f.offset), Some(2 * MIB));
         let cached = |c: u64| c < 2 * MIB / CHUNK;
-        assert_eq!(r.next(7, 2 * MIB, 10 * MIB, cached), Some((3 * MIB, MIB)));
+        assert_eq!(
+            r.next((7, 0), 2 * MIB, 10 * MIB, cached),
+            Some((3 * MIB, MIB))
+        );
         assert_eq!(r.of_file(7).count(), 1);
     }
 
     #[test]
     fn cached_chunks_and_the_end_of_the_file_are_not_asked_for() {
-        let r = ReadAhead::new(4 * MIB, MIB);
+        let mut r = ReadAhead::new(4 * MIB, MIB);
         // Mid-chunk end: the chunk it is in comes first unless cached.
         assert_eq!(
-            r.next(1, CHUNK + 10, 10 * MIB, |_| false),
+            r.next((1, 0), CHUNK + 10, 10 * MIB, |_| false),
             Some((CHUNK, MIB))
         );
         assert_eq!(
-            r.next(1, CHUNK + 10, 10 * MIB, |c| c == 1),
+            r.next((1, 0), CHUNK + 10, 10 * MIB, |c| c == 1),
             Some((2 * CHUNK, MIB))
         );
         // A short last piece, and nothing at or past the end.
         assert_eq!(
-            r.next(1, 3 * CHUNK, 3 * CHUNK + 100, |_| false),
+            r.next((1, 0), 3 * CHUNK, 3 * CHUNK + 100, |_| false),
             Some((3 * CHUNK, 100))
         );
-        assert_eq!(r.next(1, 3 * CHUNK + 100, 3 * CHUNK + 100, |_| false), None);
-        // All of the window cached: nothing.
-        assert_eq!(r.next(1, 0, 10 * MIB, |_| true), None);
+        assert_eq!(
+            r.next((1, 0), 3 * CHUNK + 100, 3 * CHUNK + 100, |_| false),
+            None
+        );
+        // All of the window cached: nothing, and that is not looked at
+        // again until the scan passes it or the file changes.
+        assert_eq!(r.next((1, 0), 0, 10 * MIB, |_| true), None);
+        let evicted = |c: u64| c != 20 && c < 4 * MIB / CHUNK;
+        assert_eq!(r.next((1, 0), MIB, 10 * MIB, evicted), Some((4 * MIB, MIB)));
+        // The file changed: all of the window is looked at again.
+        assert_eq!(
+            r.next((1, 1), MIB, 10 * MIB, evicted),
+            Some((20 * CHUNK, MIB))
+        );
         // No window, no read-ahead.
-        assert_eq!(ReadAhead::new(0, MIB).next(1, 0, MIB, |_| false), None);
+        assert_eq!(ReadAhead::new(0, MIB).next((1, 0), 0, MIB, |_| false), None);
     }
 }

@@ -106,7 +106,8 @@ impl Kernel {
     fn read_ahead(&mut self, ino: u64, end: u64) {
         while let Some(size) = self.fcache.size(ino) {
             let cache = &self.fcache;
-            let Some((at, len)) = self.ahead.next(ino, end, size, |c| cache.holds(ino, c)) else {
+            let file = (ino, cache.generation(ino));
+            let Some((at, len)) = self.ahead.next(file, end, size, |c| cache.holds(ino, c)) else {
                 return;
             };
             if self.ahead.full() {
