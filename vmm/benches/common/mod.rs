@@ -131,35 +131,39 @@ pub fn client(addr: &str, id: u32) -> lego_wire::client::TcpClient {
 /// if this host allows; its output, or why not.
 pub fn under_zram(prog: &std::path::Path, args: &[&str], limit: u64) -> Result<String, String> {
     let zram = std::path::Path::new("/sys/block/zram0");
-    let cg = std::path::Path::new("/sys/fs/cgroup/memory");
     if !zram.exists() {
         let _ = Command::new("modprobe").arg("zram").status();
     }
-    if !zram.exists() || !cg.join("memory.limit_in_bytes").exists() {
-        return Err("needs /sys/block/zram0 and the cgroup v1 memory controller".into());
+    if !zram.exists() {
+        return Err("needs /sys/block/zram0".into());
     }
     let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
     if swaps.lines().count() > 1 {
         return Err("a swap device is already active; not touching it".into());
     }
-    let sh = |cmd: &str| -> Result<(), String> {
-        let ok = Command::new("sh")
-            .args(["-c", cmd])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("`{cmd}` failed (root needed)"))
-        }
-    };
+    let result = sh("echo 1 > /sys/block/zram0/reset")
+        .and_then(|()| {
+            sh("echo 1G > /sys/block/zram0/disksize && mkswap /dev/zram0 && swapon /dev/zram0")
+        })
+        .and_then(|()| under_memory_limit(prog, args, limit));
+    let _ = sh("swapoff /dev/zram0; echo 1 > /sys/block/zram0/reset");
+    result
+}
+
+/// Runs `prog args` in a memory cgroup (v1) of `limit` bytes, which holds
+/// its page cache too, if this host allows; its output, or why not.
+pub fn under_memory_limit(
+    prog: &std::path::Path,
+    args: &[&str],
+    limit: u64,
+) -> Result<String, String> {
+    let cg = std::path::Path::new("/sys/fs/cgroup/memory");
+    if !cg.join("memory.limit_in_bytes").exists() {
+        return Err("needs the cgroup v1 memory controller".into());
+    }
     let group = cg.join("lego-bench");
     let setup = || -> Result<(), String> {
-        sh("echo 1 > /sys/block/zram0/reset")?;
-        sh("echo 1G > /sys/block/zram0/disksize && mkswap /dev/zram0 && swapon /dev/zram0")?;
-        std::fs::create_dir_all(&group).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&group).map_err(|e| format!("{e} (root needed)"))?;
         std::fs::write(group.join("memory.limit_in_bytes"), limit.to_string())
             .map_err(|e| e.to_string())?;
         Ok(())
@@ -181,6 +185,20 @@ pub fn under_zram(prog: &std::path::Path, args: &[&str], limit: u64) -> Result<S
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     });
     let _ = std::fs::remove_dir(&group);
-    let _ = sh("swapoff /dev/zram0; echo 1 > /sys/block/zram0/reset");
     result
+}
+
+/// Runs a shell command quietly: Ok if it succeeded.
+fn sh(cmd: &str) -> Result<(), String> {
+    let ok = Command::new("sh")
+        .args(["-c", cmd])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{cmd}` failed (root needed)"))
+    }
 }
