@@ -94,10 +94,11 @@ impl ReadAhead {
         None
     }
 
-    /// Whether a new piece leaves more than the most in flight: then the
-    /// oldest should go first ([`ReadAhead::oldest`]).
-    pub fn full(&self) -> bool {
-        self.flights.len() >= self.most
+    /// Whether a new piece leaves more than the most in flight, not
+    /// counting `leaving` pieces about to be collected: then the oldest
+    /// should go first ([`ReadAhead::oldest`]).
+    pub fn full(&self, leaving: usize) -> bool {
+        self.flights.len().saturating_sub(leaving) >= self.most
     }
 
     /// The piece in flight longest.
@@ -154,7 +155,8 @@ mod tests {
         r.started(7, MIB, MIB, 0);
         assert_eq!(r.next((7, 0), MIB, 10 * MIB, nothing), Some((2 * MIB, MIB)));
         r.started(7, 2 * MIB, MIB, 0);
-        assert!(r.full());
+        assert!(r.full(0));
+        assert!(!r.full(1), "one about to be collected");
         assert_eq!(
             r.next((7, 0), MIB, 10 * MIB, nothing),
             None,

@@ -320,7 +320,10 @@ pub fn read(ino: u64, offset: u64, len: usize) -> Result<Vec<u8>, Errno> {
 
 /// Reads of a piece of a file started without waiting (read-ahead,
 /// `PORT_STORAGE_FETCH`): the requests and the rooms for their replies
-/// stay here, unmoved, until the VMM collected or dropped them.
+/// stay here, unmoved, until collected or dropped. The VMM writes a room
+/// only in the exit that collects its call, so a fetch forgotten without
+/// a word costs the VMM an entry (of at most STORAGE_FETCH_MAX), never
+/// this memory.
 pub struct Fetch {
     heads: Vec<StoreRequest>,
     calls: Vec<StorageCall>,

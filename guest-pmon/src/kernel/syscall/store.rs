@@ -79,7 +79,8 @@ impl Kernel {
     ) -> Result<Vec<u8>, Errno> {
         use pmon::filecache::CHUNK;
         if let Some(f) = self.ahead.covering(ino, offset) {
-            self.collect_ahead(f)?;
+            let scan_end = scan.then_some(offset.saturating_add(len as u64));
+            self.collect_ahead(f, scan_end)?;
             if let Some(b) = self.fcache.read(ino, offset, len) {
                 return Ok(b);
             }
@@ -101,43 +102,69 @@ impl Kernel {
     }
 
     /// A scan of `ino` reached `end`: asks for the pieces of the window
-    /// ahead of it that are neither cached nor in flight, making room by
-    /// dropping another file's oldest piece.
+    /// ahead of it that are neither cached nor in flight (an exit each).
     fn read_ahead(&mut self, ino: u64, end: u64) {
-        while let Some(size) = self.fcache.size(ino) {
-            let cache = &self.fcache;
-            let file = (ino, cache.generation(ino));
-            let Some((at, len)) = self.ahead.next(file, end, size, |c| cache.holds(ino, c)) else {
-                return;
-            };
-            if self.ahead.full() {
-                match self.ahead.oldest() {
-                    Some(old) if old.ino != ino => self.drop_ahead(old),
-                    // This scan's own pieces: read them first.
-                    _ => return,
-                }
-            }
-            let cache = &mut self.fcache;
-            let mut fetch = store::Fetch::new(ino, at, len as usize, |n| cache.room(n));
+        while let Some((at, len, mut fetch)) = self.next_ahead(ino, end, false) {
             store::fetch_exit(Some(&mut fetch), None, false);
-            let flight = self
-                .ahead
-                .started(ino, at, len, self.fcache.generation(ino));
-            self.fetches.insert(flight.id, fetch);
+            self.ahead_started(ino, at, len, fetch);
         }
     }
 
+    /// The next piece of the scan of `ino` to ask for, made but not sent:
+    /// its offset, length and reads. Room is made by dropping another
+    /// file's oldest piece; with `leaving`, one piece in flight is about
+    /// to be collected and does not count.
+    fn next_ahead(
+        &mut self,
+        ino: u64,
+        end: u64,
+        leaving: bool,
+    ) -> Option<(u64, u64, store::Fetch)> {
+        let size = self.fcache.size(ino)?;
+        let cache = &self.fcache;
+        let file = (ino, cache.generation(ino));
+        let (at, len) = self.ahead.next(file, end, size, |c| cache.holds(ino, c))?;
+        if self.ahead.full(leaving as usize) {
+            match self.ahead.oldest() {
+                Some(old) if old.ino != ino => self.drop_ahead(old),
+                // This scan's own pieces: read them first.
+                _ => return None,
+            }
+        }
+        let cache = &mut self.fcache;
+        let fetch = store::Fetch::new(ino, at, len as usize, |n| cache.room(n));
+        Some((at, len, fetch))
+    }
+
+    /// A piece was asked for: it is in flight.
+    fn ahead_started(&mut self, ino: u64, at: u64, len: u64, fetch: store::Fetch) {
+        let flight = self
+            .ahead
+            .started(ino, at, len, self.fcache.generation(ino));
+        self.fetches.insert(flight.id, fetch);
+    }
+
     /// Takes a piece read ahead into the file cache, unless the file
-    /// changed since it was asked for. EIO if the storage component did
-    /// not answer it within the fabric timeout (asking again would wait
-    /// as long again); another failure is left to the read, which then
-    /// goes to storage itself and meets it.
-    fn collect_ahead(&mut self, f: pmon::readahead::Flight) -> Result<(), Errno> {
-        self.ahead.ended(f.id);
+    /// changed since it was asked for; in the same exit, a scan that
+    /// reaches `scan_end` asks for its next piece. EIO if the storage
+    /// component did not answer within the fabric timeout (asking again
+    /// would wait as long again); another failure is left to the read,
+    /// which then goes to storage itself and meets it.
+    fn collect_ahead(
+        &mut self,
+        f: pmon::readahead::Flight,
+        scan_end: Option<u64>,
+    ) -> Result<(), Errno> {
         let Some(mut fetch) = self.fetches.remove(&f.id) else {
+            self.ahead.ended(f.id);
             return Ok(());
         };
-        store::fetch_exit(None, Some(&mut fetch), false);
+        let mut next = scan_end.and_then(|end| self.next_ahead(f.ino, end, true));
+        self.ahead.ended(f.id);
+        store::fetch_exit(next.as_mut().map(|n| &mut n.2), Some(&mut fetch), false);
+        if let Some((at, len, n)) = next {
+            self.ahead_started(f.ino, at, len, n);
+        }
         let unanswered = fetch.unanswered();
         let fresh = self.fcache.generation(f.ino) == f.generation;
         for (at, room, data) in fetch.into_pieces() {
