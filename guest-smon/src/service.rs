@@ -21,6 +21,8 @@ struct Done {
     value: u64,
     stat: Option<Stat>,
     data: Vec<u8>,
+    /// `data` starts with [`REPLY_HEAD`] bytes left for the reply's head.
+    after_head: bool,
 }
 
 impl Done {
@@ -29,6 +31,7 @@ impl Done {
             value: 0,
             stat: None,
             data: Vec::new(),
+            after_head: false,
         }
     }
 
@@ -37,6 +40,7 @@ impl Done {
             value: 0,
             stat: Some(st),
             data: Vec::new(),
+            after_head: false,
         }
     }
 }
@@ -72,14 +76,18 @@ impl<D: BlockDevice> Service<D> {
         };
         self.fs.leave();
         match served {
-            Ok(d) => encode_reply(
-                &StoreReply {
+            Ok(d) => {
+                let head = StoreReply {
                     value: d.value,
                     stat: d.stat.unwrap_or_default(),
                     ..Default::default()
-                },
-                &d.data,
-            ),
+                };
+                if d.after_head {
+                    encode_reply_in(&head, d.data)
+                } else {
+                    encode_reply(&head, &d.data)
+                }
+            }
             Err(e) => reply_error(e.0),
         }
     }
@@ -189,10 +197,11 @@ impl<D: BlockDevice> Service<D> {
             }
             OP_READ => {
                 let len = (h.len as usize).min(MAX_IO);
-                let data = fs.read_ino(h.ino, h.offset, len)?;
-                self.stats.bytes_read += data.len() as u64;
+                let data = fs.read_ino_after(REPLY_HEAD, h.ino, h.offset, len)?;
+                self.stats.bytes_read += (data.len() - REPLY_HEAD) as u64;
                 Done {
                     data,
+                    after_head: true,
                     ..Done::none()
                 }
             }
@@ -203,8 +212,7 @@ impl<D: BlockDevice> Service<D> {
                 // The file after the write, for the processor's cache.
                 Done {
                     value: at,
-                    stat: Some(fs.stat_ino(h.ino)?),
-                    data: Vec::new(),
+                    ..Done::stat(fs.stat_ino(h.ino)?)
                 }
             }
             OP_READDIR => self.readdir(h.ino, h.offset, (h.len as usize).min(MAX_IO))?,

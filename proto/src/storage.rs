@@ -304,6 +304,24 @@ pub fn encode_reply(head: &StoreReply, data: &[u8]) -> alloc::vec::Vec<u8> {
     out
 }
 
+/// Bytes of a reply's head: [`encode_reply_in`]'s buffer keeps them free
+/// at its start.
+pub const REPLY_HEAD: usize = core::mem::size_of::<StoreReply>();
+
+/// [`encode_reply`] in place: `buf` is the data after [`REPLY_HEAD`]
+/// bytes left for the head, which is written there (a read's 64 KiB is
+/// not copied again).
+pub fn encode_reply_in(head: &StoreReply, mut buf: alloc::vec::Vec<u8>) -> alloc::vec::Vec<u8> {
+    if buf.len() < REPLY_HEAD {
+        buf.resize(REPLY_HEAD, 0);
+    }
+    let mut head = *head;
+    head.magic = STORE_MAGIC;
+    head.data_len = (buf.len() - REPLY_HEAD) as u32;
+    buf[..REPLY_HEAD].copy_from_slice(head.as_bytes());
+    buf
+}
+
 /// Parses a reply; never panics on any input.
 pub fn decode_reply(bytes: &[u8]) -> Result<(StoreReply, &[u8]), DecodeError> {
     let (head, rest) = StoreReply::read_from_prefix(bytes).map_err(|_| DecodeError::Short)?;
@@ -392,6 +410,23 @@ mod tests {
         huge[core::mem::size_of::<StoreRequest>() - 16..][..4]
             .copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(decode_request(&huge), Err(DecodeError::TooLong));
+    }
+
+    #[test]
+    fn a_reply_made_in_place_is_the_reply_made_by_copy() {
+        let head = StoreReply {
+            value: 5,
+            errno: 0,
+            ..Default::default()
+        };
+        let mut buf = alloc::vec![0u8; REPLY_HEAD];
+        buf.extend_from_slice(b"data");
+        assert_eq!(encode_reply_in(&head, buf), encode_reply(&head, b"data"));
+        // A buffer too short for the head is a reply with no data.
+        assert_eq!(
+            encode_reply_in(&head, alloc::vec![1, 2]),
+            encode_reply(&head, b"")
+        );
     }
 
     #[test]

@@ -1073,13 +1073,26 @@ impl<D: BlockDevice> Fs<D> {
     /// and beyond [`MAX_READ`] bytes (a short read, as POSIX allows, rather
     /// than a buffer the monitor's heap cannot hold).
     pub fn read_ino(&mut self, ino: u64, offset: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        self.read_ino_after(0, ino, offset, len)
+    }
+
+    /// [`Fs::read_ino`] into a buffer that starts with `head` bytes left
+    /// free (a reply's head, written there without copying the data).
+    pub fn read_ino_after(
+        &mut self,
+        head: usize,
+        ino: u64,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, Errno> {
         let i = self.file(ino)?;
         let len = len.min(MAX_READ);
         if offset >= i.size || len == 0 {
-            return Ok(Vec::new());
+            return Ok(vec![0u8; head]);
         }
         let end = i.size.min(offset.saturating_add(len as u64));
-        let mut out = vec![0u8; (end - offset) as usize];
+        let mut buf = vec![0u8; head + (end - offset) as usize];
+        let out = &mut buf[head..];
         // One device read per run of blocks consecutive in the file and on
         // the disk.
         for (first, refs) in self.runs(ino, offset, end)? {
@@ -1091,13 +1104,13 @@ impl<D: BlockDevice> Fs<D> {
                 self.read_blocks(&refs, &mut out[at..at + n * BLOCK])?;
                 continue;
             }
-            let mut buf = vec![0u8; n * BLOCK];
-            self.read_blocks(&refs, &mut buf)?;
+            let mut run = vec![0u8; n * BLOCK];
+            self.read_blocks(&refs, &mut run)?;
             let (lo, hi) = (run_start.max(offset), run_end.min(end));
             out[(lo - offset) as usize..(hi - offset) as usize]
-                .copy_from_slice(&buf[(lo - run_start) as usize..(hi - run_start) as usize]);
+                .copy_from_slice(&run[(lo - run_start) as usize..(hi - run_start) as usize]);
         }
-        Ok(out)
+        Ok(buf)
     }
 
     /// The blocks of `ino` that hold bytes [offset, end), as runs
