@@ -183,20 +183,21 @@ impl super::Transport for ShmTransport {
                 e.insert(w)
             }
         };
-        let payload = frame.payload_bytes();
         if let Ok(pid) = writer.peer_alive() {
             if !self.watch(peer, pid) {
                 return Err(SendError::Unreachable(format!("its process {pid} ended")));
             }
         }
-        writer
-            .send(
-                &self.local.key,
-                self.local.role,
-                &frame.header,
-                &payload,
-                self.timeout,
-            )
+        frame
+            .with_payload(|payload| {
+                writer.send(
+                    &self.local.key,
+                    self.local.role,
+                    &frame.header,
+                    payload,
+                    self.timeout,
+                )
+            })
             .map_err(|e| match e {
                 ShmError::TooLarge { len, max } => SendError::TooLarge { peer, len, max },
                 other => SendError::Unreachable(other.to_string()),

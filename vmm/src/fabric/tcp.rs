@@ -443,24 +443,20 @@ fn write_frame(
     // The payload is read once: bytes the VMM holds are sent from where
     // they are; guest memory is copied out once (the tag must cover the
     // bytes sent, which the guest could change meanwhile).
-    let copied;
-    let payload: &[u8] = match &frame.payload {
-        super::Payload::Bytes(b) => b,
-        super::Payload::Guest(_) => {
-            copied = frame.payload_bytes();
-            &copied
-        }
-    };
-    let trailer = conn
-        .sealer
-        .seal(&local.key, local.role, &frame.header, payload);
-    let parts = [&frame.header[..], payload, &trailer[..]];
-    write_within(&mut conn.stream, &parts, timeout).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => WriteError::Stuck(
-            format!("{STUCK} (its connection stayed full for the fabric timeout)"),
-        ),
-        _ => WriteError::Failed(format!("sending: {e}")),
-    })
+    frame
+        .with_payload(|payload| {
+            let trailer = conn
+                .sealer
+                .seal(&local.key, local.role, &frame.header, payload);
+            let parts = [&frame.header[..], payload, &trailer[..]];
+            write_within(&mut conn.stream, &parts, timeout)
+        })
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => WriteError::Stuck(
+                format!("{STUCK} (its connection stayed full for the fabric timeout)"),
+            ),
+            _ => WriteError::Failed(format!("sending: {e}")),
+        })
 }
 
 /// Why a frame was not written on a connection.
