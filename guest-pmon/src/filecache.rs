@@ -16,6 +16,12 @@ use alloc::vec::Vec;
 /// Bytes of one chunk (and of one storage request).
 pub const CHUNK: u64 = 64 * 1024;
 
+/// A buffer's capacity: a chunk and a storage reply's head in front of
+/// it, so a buffer serves as a chunk or as a room for a read's reply
+/// without growing (a Vec that grows doubles: a chunk would hold 128 KiB
+/// of the monitor's heap while the budget counts 64).
+const BUFFER: usize = CHUNK as usize + lego_proto::storage::REPLY_HEAD;
+
 /// Spare chunk buffers kept at most: a few beyond what the budget holds,
 /// and the rooms of the pieces read ahead (a few MiB).
 const SPARE_MAX: usize = 160;
@@ -227,17 +233,18 @@ impl FileCache {
     /// A buffer of `len` bytes to read into: a spare one if there is one,
     /// its old bytes left in it (whoever fills it overwrites them).
     pub fn room(&mut self, len: usize) -> Vec<u8> {
-        match self.spare.pop() {
-            Some(mut b) => {
-                if b.len() < len {
-                    b.resize(len, 0);
-                } else {
-                    b.truncate(len);
-                }
-                b
-            }
-            None => alloc::vec![0u8; len],
+        let Some(mut b) = self.spare.pop() else {
+            let mut b = Vec::with_capacity(len.max(BUFFER));
+            b.resize(len, 0);
+            return b;
+        };
+        if b.len() < len {
+            b.reserve_exact(len - b.len());
+            b.resize(len, 0);
+        } else {
+            b.truncate(len);
         }
+        b
     }
 
     /// A buffer from [`FileCache::room`] not kept after all.
@@ -326,7 +333,7 @@ impl FileCache {
         let mut b = self
             .spare
             .pop()
-            .unwrap_or_else(|| Vec::with_capacity(CHUNK as usize));
+            .unwrap_or_else(|| Vec::with_capacity(BUFFER));
         b.clear();
         b.extend_from_slice(bytes);
         b
@@ -484,10 +491,15 @@ mod tests {
         let room = c.room(10);
         c.adopt(3, 5, room, 0..10);
         assert_eq!(c.used(), CHUNK + 50);
-        // Rooms come from the spares without losing their length.
+        // Rooms come from the spares without losing their length, and a
+        // reply's room fits a spare chunk's buffer without growing it.
         c.drop_file(3);
         assert_eq!(c.used(), 0);
         assert_eq!(c.room(CHUNK as usize + 40).len(), CHUNK as usize + 40);
+        c.fill(4, 0, &bytes(100, 1));
+        c.drop_file(4);
+        let room = c.room(BUFFER);
+        assert_eq!((room.len(), room.capacity()), (BUFFER, BUFFER));
     }
 
     #[test]
