@@ -42,21 +42,38 @@ pub struct Counts {
     pub dropped: u64,
 }
 
-/// A chunk's bytes: `buf[skip..]`, shorter than CHUNK only for the
-/// file's last chunk. A chunk read ahead keeps the buffer its reply came
-/// in, after the reply's head, rather than being copied out of it.
+/// A chunk's bytes: `buf[skip..]`, which are the chunk's from byte
+/// `first` on. A whole chunk starts at 0 and is shorter than CHUNK only
+/// at the file's end; a random read's few blocks are a part of one
+/// ([`FileCache::fill_part`]). A chunk read ahead keeps the buffer its
+/// reply came in, after the reply's head, rather than being copied out
+/// of it.
 struct Chunk {
     buf: Vec<u8>,
     skip: usize,
+    first: usize,
 }
 
 impl Chunk {
+    fn whole(buf: Vec<u8>, skip: usize) -> Chunk {
+        Chunk {
+            buf,
+            skip,
+            first: 0,
+        }
+    }
+
     fn bytes(&self) -> &[u8] {
         &self.buf[self.skip..]
     }
 
     fn len(&self) -> usize {
         self.buf.len() - self.skip
+    }
+
+    /// Where its bytes end in the chunk.
+    fn end(&self) -> usize {
+        self.first + self.len()
     }
 }
 
@@ -111,9 +128,13 @@ impl FileCache {
         *self.generations.entry(ino).or_insert(0) += 1;
     }
 
-    /// Whether chunk `index` of `ino` is cached.
+    /// Whether chunk `index` of `ino` is cached whole (to the file's end
+    /// if that comes first).
     pub fn holds(&self, ino: u64, index: u64) -> bool {
-        self.chunks.contains_key(&(ino, index))
+        let size = self.size(ino).unwrap_or(0);
+        self.chunks.get(&(ino, index)).is_some_and(|c| {
+            c.first == 0 && (c.len() as u64 == CHUNK || index * CHUNK + c.len() as u64 >= size)
+        })
     }
 
     /// The file's size as last known.
@@ -178,10 +199,13 @@ impl FileCache {
         let mut out = Vec::with_capacity((end - offset) as usize);
         let mut at = offset;
         while at < end {
-            let (index, within) = (at / CHUNK, at % CHUNK);
-            let chunk = self.chunks.get(&(ino, index))?.bytes();
-            let stop = (CHUNK.min(within + (end - at))) as usize;
-            let bytes = chunk.get(within as usize..stop.min(chunk.len()))?;
+            let (index, within) = (at / CHUNK, (at % CHUNK) as usize);
+            let chunk = self.chunks.get(&(ino, index))?;
+            let stop = (CHUNK as usize).min(within + (end - at) as usize);
+            let from = within.checked_sub(chunk.first)?;
+            let bytes = chunk
+                .bytes()
+                .get(from..stop.min(chunk.end()) - chunk.first)?;
             if bytes.is_empty() {
                 return None;
             }
@@ -199,8 +223,33 @@ impl FileCache {
         self.counts.misses += 1;
         for (k, piece) in data.chunks(CHUNK as usize).enumerate() {
             let buf = self.buffer(piece);
-            self.put((ino, offset / CHUNK + k as u64), Chunk { buf, skip: 0 });
+            self.put((ino, offset / CHUNK + k as u64), Chunk::whole(buf, 0));
         }
+    }
+
+    /// Bytes read from storage at `offset`, all inside one chunk (a random
+    /// read's blocks, not the whole chunk): kept as that part of the
+    /// chunk, unless the chunk holds more already.
+    pub fn fill_part(&mut self, ino: u64, offset: u64, data: &[u8]) {
+        let (index, first) = (offset / CHUNK, (offset % CHUNK) as usize);
+        if data.is_empty() || first + data.len() > CHUNK as usize {
+            return;
+        }
+        self.counts.misses += 1;
+        if let Some(c) = self.chunks.get(&(ino, index)) {
+            if c.first <= first && first + data.len() <= c.end() {
+                return;
+            }
+        }
+        // Its own size: a chunk's buffer would hold 64 KiB for a few.
+        self.put(
+            (ino, index),
+            Chunk {
+                buf: data.to_vec(),
+                skip: 0,
+                first,
+            },
+        );
     }
 
     /// Bytes read from storage at `offset` (a chunk boundary), at most a
@@ -221,13 +270,7 @@ impl FileCache {
             return;
         }
         buf.truncate(data.end);
-        self.put(
-            (ino, offset / CHUNK),
-            Chunk {
-                buf,
-                skip: data.start,
-            },
-        );
+        self.put((ino, offset / CHUNK), Chunk::whole(buf, data.start));
     }
 
     /// A buffer of `len` bytes to read into: a spare one if there is one,
@@ -249,7 +292,8 @@ impl FileCache {
 
     /// A buffer from [`FileCache::room`] not kept after all.
     pub fn give_back(&mut self, buf: Vec<u8>) {
-        if self.spare.len() < SPARE_MAX {
+        // Only buffers that hold a chunk without growing.
+        if self.spare.len() < SPARE_MAX && buf.capacity() >= BUFFER {
             self.spare.push(buf);
         }
     }
@@ -269,10 +313,10 @@ impl FileCache {
             match self.chunks.get_mut(&key) {
                 // The write starts inside (or right at the end of) what
                 // the chunk holds: patch and perhaps extend it.
-                Some(c) if within <= c.len() => {
+                Some(c) if c.first <= within && within <= c.end() => {
                     let old = c.len();
-                    let at = c.skip + within;
-                    if within + n > old {
+                    let at = c.skip + within - c.first;
+                    if at + n > c.buf.len() {
                         c.buf.resize(at + n, 0);
                     }
                     c.buf[at..at + n].copy_from_slice(src);
@@ -284,7 +328,7 @@ impl FileCache {
                 // wrote).
                 None if within == 0 => {
                     let buf = self.buffer(src);
-                    self.put(key, Chunk { buf, skip: 0 })
+                    self.put(key, Chunk::whole(buf, 0))
                 }
                 None => {}
             }
@@ -303,14 +347,15 @@ impl FileCache {
             .collect();
         for key in keys {
             let start = key.1 * CHUNK;
-            if start >= size {
-                self.remove(key);
-            } else if let Some(c) = self.chunks.get_mut(&key) {
-                let keep = (size - start) as usize;
-                if c.len() > keep {
-                    self.used -= (c.len() - keep) as u64;
-                    c.buf.truncate(c.skip + keep);
+            let keep = size.saturating_sub(start) as usize;
+            match self.chunks.get_mut(&key) {
+                Some(c) if c.first < keep && c.end() > keep => {
+                    self.used -= (c.end() - keep) as u64;
+                    c.buf.truncate(c.skip + keep - c.first);
                 }
+                Some(c) if c.first < keep => {}
+                Some(_) => self.remove(key),
+                None => {}
             }
         }
     }
@@ -500,6 +545,57 @@ mod tests {
         c.drop_file(4);
         let room = c.room(BUFFER);
         assert_eq!((room.len(), room.capacity()), (BUFFER, BUFFER));
+    }
+
+    #[test]
+    fn parts_of_chunks_serve_what_they_hold_and_follow_writes() {
+        let mut c = FileCache::new(1 << 20);
+        let data = bytes(3 * CHUNK as usize, 8);
+        c.check(6, v(data.len() as u64));
+        let at = CHUNK as usize + 8192;
+        c.fill_part(6, at as u64, &data[at..at + 4096]);
+        assert_eq!(c.used(), 4096);
+        // What it holds, and nothing around it.
+        assert_eq!(
+            c.read(6, at as u64 + 10, 100).as_deref(),
+            Some(&data[at + 10..at + 110])
+        );
+        assert_eq!(c.read(6, at as u64 - 1, 2), None);
+        assert_eq!(c.read(6, at as u64 + 4000, 200), None);
+        assert!(!c.holds(6, 1), "a part is not the whole chunk");
+        // A part inside it changes nothing; another replaces it.
+        c.fill_part(6, at as u64 + 4096 - 512, &data[at + 4096 - 512..at + 4096]);
+        assert_eq!(c.used(), 4096);
+        // Writes: inside or right after it patch and extend it; one that
+        // leaves a gap, or starts before it, drops it.
+        let mut want = data.clone();
+        c.wrote(6, at as u64 + 4, b"xy");
+        want[at + 4..at + 6].copy_from_slice(b"xy");
+        c.wrote(6, at as u64 + 4096, b"tail");
+        want[at + 4096..at + 4100].copy_from_slice(b"tail");
+        assert_eq!(
+            c.read(6, at as u64, 4100).as_deref(),
+            Some(&want[at..at + 4100])
+        );
+        c.wrote(6, at as u64 - 10, b"before");
+        assert_eq!(c.read(6, at as u64, 10), None);
+        // Truncation inside a part trims it; before it, removes it.
+        c.fill_part(6, at as u64, &want[at..at + 4096]);
+        c.truncated(6, at as u64 + 100);
+        c.changed(6, v(at as u64 + 100));
+        assert_eq!(
+            c.read(6, at as u64, 4096).as_deref(),
+            Some(&want[at..at + 100])
+        );
+        c.truncated(6, at as u64 - 1);
+        assert_eq!(c.used(), 0);
+        // A whole chunk read later replaces a part, and is held.
+        c.fill_part(6, 0, &data[..4096]);
+        c.fill(6, 0, &data[..CHUNK as usize]);
+        assert!(c.holds(6, 0));
+        // Garbage: a part crossing its chunk's end is not kept.
+        c.fill_part(6, CHUNK - 10, &data[..20]);
+        assert_eq!(c.used(), CHUNK);
     }
 
     #[test]

