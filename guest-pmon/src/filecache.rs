@@ -113,11 +113,6 @@ impl FileCache {
         self.used
     }
 
-    /// The byte budget.
-    pub fn budget(&self) -> u64 {
-        self.budget
-    }
-
     /// The file's generation: bytes read from storage while it stays the
     /// same may be filled in.
     pub fn generation(&self, ino: u64) -> u64 {

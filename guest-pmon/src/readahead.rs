@@ -134,10 +134,6 @@ impl ReadAhead {
     pub fn ended(&mut self, id: u64) {
         self.flights.retain(|f| f.id != id);
     }
-
-    pub fn in_flight(&self) -> usize {
-        self.flights.len()
-    }
 }
 
 #[cfg(test)]

@@ -1085,12 +1085,9 @@ impl<D: BlockDevice> Fs<D> {
         offset: u64,
         len: usize,
     ) -> Result<Vec<u8>, Errno> {
-        let i = self.file(ino)?;
-        let len = len.min(MAX_READ);
-        if offset >= i.size || len == 0 {
+        let Some(end) = self.read_end(ino, offset, len)? else {
             return Ok(vec![0u8; head]);
-        }
-        let end = i.size.min(offset.saturating_add(len as u64));
+        };
         let mut buf = vec![0u8; head + (end - offset) as usize];
         let out = &mut buf[head..];
         // One device read per run of blocks consecutive in the file and on
@@ -1111,6 +1108,14 @@ impl<D: BlockDevice> Fs<D> {
                 .copy_from_slice(&run[(lo - run_start) as usize..(hi - run_start) as usize]);
         }
         Ok(buf)
+    }
+
+    /// Where a read of `len` bytes of `ino` at `offset` ends: short at the
+    /// end of the file and beyond [`MAX_READ`]; None if it reads nothing.
+    fn read_end(&self, ino: u64, offset: u64, len: usize) -> Result<Option<u64>, Errno> {
+        let size = self.file(ino)?.size;
+        let end = size.min(offset.saturating_add(len.min(MAX_READ) as u64));
+        Ok((offset < end).then_some(end))
     }
 
     /// The blocks of `ino` that hold bytes [offset, end), as runs
@@ -1150,11 +1155,9 @@ impl<D: BlockDevice> Fs<D> {
         // requests would make alone.
         let mut extents: Vec<(u64, u64)> = Vec::new();
         for &(ino, offset, len) in wanted {
-            let Ok(i) = self.file(ino) else { continue };
-            let end = i.size.min(offset.saturating_add(len.min(MAX_READ) as u64));
-            if offset >= end {
+            let Ok(Some(end)) = self.read_end(ino, offset, len) else {
                 continue;
-            }
+            };
             if let Ok(runs) = self.runs(ino, offset, end) {
                 extents.extend(runs.iter().map(|(_, r)| (r[0].phys, r.len() as u64)));
             }

@@ -42,6 +42,17 @@ fn version(st: &StoreStat) -> pmon::filecache::Version {
     }
 }
 
+/// The `len` bytes from `skip` on of what a read from storage brought
+/// (fewer at the file's end): `got` itself when that is all of it.
+fn asked(got: Vec<u8>, skip: usize, len: usize) -> Vec<u8> {
+    let from = skip.min(got.len());
+    let to = (from + len).min(got.len());
+    if from == 0 && to == got.len() {
+        return got;
+    }
+    got[from..to].to_vec()
+}
+
 /// A random read reads whole blocks of this size (the storage
 /// component's), and at most [`PART_MAX`] bytes of them; a larger one
 /// reads whole chunks.
@@ -106,9 +117,7 @@ impl Kernel {
         if !scan && b0 < b1 && b1 - b0 <= PART_MAX && b0 / CHUNK == (b1 - 1) / CHUNK {
             let got = store::read(ino, b0, (b1 - b0) as usize)?;
             self.fcache.fill_part(ino, b0, &got);
-            let from = ((offset - b0) as usize).min(got.len());
-            let to = (from + len).min(got.len());
-            return Ok(got[from..to].to_vec());
+            return Ok(asked(got, (offset - b0) as usize, len));
         }
         let start = offset / CHUNK * CHUNK;
         let mut end = offset.saturating_add(len as u64).next_multiple_of(CHUNK);
@@ -118,12 +127,7 @@ impl Kernel {
         }
         let got = store::read(ino, start, (end - start) as usize)?;
         self.fcache.fill(ino, start, &got);
-        let from = ((offset - start) as usize).min(got.len());
-        let to = (from + len).min(got.len());
-        if from == 0 && to == got.len() {
-            return Ok(got);
-        }
-        Ok(got[from..to].to_vec())
+        Ok(asked(got, (offset - start) as usize, len))
     }
 
     /// A scan of `ino` reached `end`: asks for the pieces of the window
