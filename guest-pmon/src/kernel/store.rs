@@ -372,13 +372,14 @@ impl Fetch {
         }
     }
 
-    /// Whether the storage component did not answer the first read (it
-    /// is dead or cut off: the read it was for fails, not waits again).
+    /// Whether the storage component left one of its reads unanswered
+    /// (it is dead or cut off: a read that needed it fails, not waits
+    /// again).
     pub fn unanswered(&self) -> bool {
-        // SAFETY: the VMM wrote the calls during the collecting exit.
-        self.calls
-            .first()
-            .is_some_and(|c| unsafe { core::ptr::read_volatile(c) }.status == STORAGE_UNREACHABLE)
+        self.calls.iter().any(|c| {
+            // SAFETY: the VMM wrote the calls during the collecting exit.
+            unsafe { core::ptr::read_volatile(c) }.status == STORAGE_UNREACHABLE
+        })
     }
 
     /// Its pieces, once collected (or dropped: then no data is used).

@@ -97,9 +97,13 @@ impl Kernel {
         use pmon::filecache::CHUNK;
         if let Some(f) = self.ahead.covering(ino, offset) {
             let scan_end = scan.then_some(offset.saturating_add(len as u64));
-            self.collect_ahead(f, scan_end)?;
+            let silent = self.collect_ahead(f, scan_end);
             if let Some(b) = self.fcache.read(ino, offset, len) {
                 return Ok(b);
+            }
+            // Asking again would wait as long again.
+            if silent {
+                return Err(EIO);
             }
         }
         // A small read that continues nothing (a random one) reads just its
@@ -173,20 +177,16 @@ impl Kernel {
         self.fetches.insert(flight.id, fetch);
     }
 
-    /// Takes a piece read ahead into the file cache, unless the file
-    /// changed since it was asked for; in the same exit, a scan that
-    /// reaches `scan_end` asks for its next piece. EIO if the storage
-    /// component did not answer within the fabric timeout (asking again
-    /// would wait as long again); another failure is left to the read,
-    /// which then goes to storage itself and meets it.
-    fn collect_ahead(
-        &mut self,
-        f: pmon::readahead::Flight,
-        scan_end: Option<u64>,
-    ) -> Result<(), Errno> {
+    /// Takes a piece read ahead into the file cache, what came of it,
+    /// unless the file changed since it was asked for; in the same exit, a
+    /// scan that reaches `scan_end` asks for its next piece. True if the
+    /// storage component left some of it unanswered within the fabric
+    /// timeout; another failure is left to the read, which then goes to
+    /// storage itself and meets it.
+    fn collect_ahead(&mut self, f: pmon::readahead::Flight, scan_end: Option<u64>) -> bool {
         let Some(mut fetch) = self.fetches.remove(&f.id) else {
             self.ahead.ended(f.id);
-            return Ok(());
+            return false;
         };
         let mut next = scan_end.and_then(|end| self.next_ahead(f.ino, end, true));
         self.ahead.ended(f.id);
@@ -202,10 +202,7 @@ impl Kernel {
                 _ => self.fcache.give_back(room),
             }
         }
-        if unanswered {
-            return Err(EIO);
-        }
-        Ok(())
+        unanswered
     }
 
     /// Forgets the pieces read ahead of `ino` (an exit each).
