@@ -59,18 +59,31 @@ impl ProgramPorts<'_> {
         &self,
         c: &lego_proto::program::StorageCall,
     ) -> Result<(u32, Result<crate::fabric::PendingCall, String>), String> {
+        let (id, request) = self.request_of(c)?;
+        let Some((fabric, _)) = self.storage else {
+            return Ok((0, Err("this processor has no storage component".into())));
+        };
+        // Posted writes whose component restarted go again first.
+        self.program.posted.resend_failed(fabric);
+        Ok((id, fabric.start_call(id, &request)))
+    }
+
+    /// A call's request, read from the guest, and the storage component it
+    /// goes to (0 without one).
+    fn request_of(&self, c: &lego_proto::program::StorageCall) -> Result<(u32, Vec<u8>), String> {
         use lego_proto::storage::{MAX_IO, PATH_MAX};
         let most = (size_of::<lego_proto::storage::StoreRequest>() + 2 * PATH_MAX + MAX_IO) as u64;
         let request =
             self.args
                 .read_bytes("storage request", c.request, c.request_len as u64, most)?;
-        let Some((fabric, own)) = self.storage else {
-            return Ok((0, Err("this processor has no storage component".into())));
-        };
         // A run's vNode may be on another storage component than the
         // processor's own; the storage component checks the grant.
-        let id = if c.node != 0 { c.node } else { own };
-        Ok((id, fabric.start_call(id, &request)))
+        let id = match self.storage {
+            Some((_, own)) if c.node == 0 => own,
+            Some(_) => c.node,
+            None => 0,
+        };
+        Ok((id, request))
     }
 
     /// Waits for a started call (not at all once `silent`) and copies its
@@ -195,11 +208,19 @@ impl ProgramPorts<'_> {
     fn post(&self, calls: &[lego_proto::program::StorageCall]) -> Result<(), String> {
         use lego_proto::program::STORAGE_POSTED_MAX;
         let posted = &self.program.posted;
+        let Some((fabric, _)) = self.storage else {
+            for c in calls {
+                posted.fail(c.tag);
+            }
+            return Ok(());
+        };
         let keep = (STORAGE_POSTED_MAX as usize).saturating_sub(calls.len());
-        posted.settle(keep);
+        posted.settle(fabric, keep);
+        posted.resend_failed(fabric);
         for c in calls {
-            let (_, call) = self.start_call(c)?;
-            posted.add(c.tag, call);
+            let (id, request) = self.request_of(c)?;
+            let call = fabric.start_call(id, &request);
+            posted.add(fabric, c.tag, id, request, call);
         }
         Ok(())
     }
@@ -298,7 +319,9 @@ impl ProgramPorts<'_> {
             }
             PORT_STORAGE_SETTLE => {
                 let mut s: StorageSettle = g.read_arg("storage settle", value)?;
-                prog.posted.settle(s.keep as usize);
+                if let Some((fabric, _)) = self.storage {
+                    prog.posted.settle(fabric, s.keep as usize);
+                }
                 s.pending = prog.posted.pending();
                 (s.failed, s.errno, s.tag) = match prog.posted.take_failure() {
                     Some((tag, errno)) => (1, errno, tag),

@@ -464,6 +464,10 @@ impl Drop for PendingCall {
     }
 }
 
+/// What the failure of a call to a component that cannot be reached says
+/// ([`Fabric::is_unreachable`]).
+const UNREACHABLE: &str = "is unreachable";
+
 /// Request ids of the VMM's own calls have this bit; the guest's never do.
 pub const VMM_REQUEST: u64 = 1 << 63;
 
@@ -707,6 +711,18 @@ impl Fabric {
         Ok(())
     }
 
+    /// The fabric timeout (`--fabric-timeout-ms`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether a call failed because its component could not be reached
+    /// (its connection ended or could not be made), as opposed to not
+    /// answering in time: the sentences made here and in [`Self::start_call`].
+    pub fn is_unreachable(why: &str) -> bool {
+        why.contains(UNREACHABLE)
+    }
+
     /// A request from the VMM itself to component `dst`: the payload of
     /// its Data reply, or a sentence saying why there is none (the peer is
     /// unreachable or unknown, or did not answer within the fabric timeout).
@@ -779,7 +795,7 @@ impl Fabric {
             Ok(()) => {}
             Err(e @ SendError::TooLarge { .. }) => return Err(e.to_string()),
             Err(SendError::Unreachable(why)) => {
-                return Err(format!("component {dst} is unreachable: {why}"))
+                return Err(format!("component {dst} {UNREACHABLE}: {why}"))
             }
         }
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
@@ -913,7 +929,7 @@ impl Device {
         if let Some(hook) = self.fabric.on_peer_gone.get() {
             hook(peer, why);
         }
-        let detail = format!("component {peer} is unreachable: {why}");
+        let detail = format!("component {peer} {UNREACHABLE}: {why}");
         let waiting: Vec<(ComponentId, u64)> = self
             .outstanding
             .keys()
