@@ -31,6 +31,13 @@ pub trait BlockDevice {
     }
     /// Everything written before is durable when this returns Ok.
     fn flush(&mut self) -> Result<(), IoError>;
+    /// [`BlockDevice::write_many`], then [`BlockDevice::flush`] unless a
+    /// write failed. A device that can makes both in one exit (a sync
+    /// that follows a group's writes: a program's write and fsync).
+    fn write_many_and_flush(&mut self, writes: &[(u64, &[u8])]) -> Result<(), IoError> {
+        self.write_many(writes)?;
+        self.flush()
+    }
 }
 
 /// A borrowed device is a device: the caller keeps it when mount fails.
@@ -53,6 +60,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     fn flush(&mut self) -> Result<(), IoError> {
         (**self).flush()
     }
+    fn write_many_and_flush(&mut self, writes: &[(u64, &[u8])]) -> Result<(), IoError> {
+        (**self).write_many_and_flush(writes)
+    }
 }
 
 /// An in-memory disk for tests. It is sparse (never-written sectors read as
@@ -66,8 +76,10 @@ pub struct MemDisk {
     /// Every write call, in order: (first sector, bytes).
     journal: Vec<(u64, Vec<u8>)>,
     flushes: u64,
-    /// Write calls made, failed ones too (a `write_many` is one): what
-    /// costs an exit each on the virtual disk.
+    /// Flushes made on their own (not after writes in the same call).
+    flush_calls: u64,
+    /// Write calls made, failed ones too (a `write_many` is one, so is a
+    /// `write_many_and_flush`): what costs an exit each on the virtual disk.
     calls: u64,
     /// Read calls made (a `read_many` is one).
     read_calls: u64,
@@ -84,6 +96,7 @@ impl MemDisk {
             data: BTreeMap::new(),
             journal: Vec::new(),
             flushes: 0,
+            flush_calls: 0,
             calls: 0,
             read_calls: 0,
             fail_writes_after: None,
@@ -103,6 +116,11 @@ impl MemDisk {
 
     pub fn flushes(&self) -> u64 {
         self.flushes
+    }
+
+    /// Flushes made on their own: each an exit on the virtual disk.
+    pub fn flush_calls(&self) -> u64 {
+        self.flush_calls
     }
 
     /// Write calls made, failed ones too (a `write_many` is one, however
@@ -233,6 +251,13 @@ impl BlockDevice for MemDisk {
     }
 
     fn flush(&mut self) -> Result<(), IoError> {
+        self.flushes += 1;
+        self.flush_calls += 1;
+        Ok(())
+    }
+
+    fn write_many_and_flush(&mut self, writes: &[(u64, &[u8])]) -> Result<(), IoError> {
+        self.write_many(writes)?;
         self.flushes += 1;
         Ok(())
     }

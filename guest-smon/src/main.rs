@@ -42,6 +42,10 @@ impl BlockDevice for VirtioDisk {
     fn flush(&mut self) -> Result<(), IoError> {
         self.0.flush().map_err(|_| IoError)
     }
+
+    fn write_many_and_flush(&mut self, writes: &[(u64, &[u8])]) -> Result<(), IoError> {
+        self.0.write_many_and_flush(writes).map_err(|_| IoError)
+    }
 }
 
 /// Says why the disk cannot be used and stops the component (the VMM

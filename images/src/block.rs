@@ -62,6 +62,14 @@ struct Request {
     len: u32,
 }
 
+/// A flush: every write before it is on the host's disk when it is done.
+const FLUSH: Request = Request {
+    kind: BLOCK_T_FLUSH,
+    sector: 0,
+    addr: 0,
+    len: 0,
+};
+
 /// The requests that move `len` bytes at `addr` from `sector` on, each at
 /// most `max` bytes (a multiple of the sector size).
 fn plan(kind: u32, sector: u64, addr: u64, len: usize, max: u32) -> Vec<Request> {
@@ -189,6 +197,21 @@ impl Disk {
     /// that names it cost one exit, not two. None after a failed one is
     /// made (the VMM fails the rest of a batch after a failure).
     pub fn write_many(&mut self, writes: &[(u64, &[u8])]) -> Result<(), BlockError> {
+        let requests = self.plan_writes(writes)?;
+        self.run(&requests)
+    }
+
+    /// [`Disk::write_many`] and [`Disk::flush`] in one exit (for up to a
+    /// batch of requests): the flush is made after the writes, and not at
+    /// all if one of them failed.
+    pub fn write_many_and_flush(&mut self, writes: &[(u64, &[u8])]) -> Result<(), BlockError> {
+        let mut requests = self.plan_writes(writes)?;
+        requests.push(FLUSH);
+        self.run(&requests)
+    }
+
+    /// The requests that make `writes`, in order.
+    fn plan_writes(&self, writes: &[(u64, &[u8])]) -> Result<Vec<Request>, BlockError> {
         if self.read_only {
             return Err(BlockError::ReadOnly);
         }
@@ -204,17 +227,12 @@ impl Disk {
                 self.max_request,
             ));
         }
-        self.run(&requests)
+        Ok(requests)
     }
 
     /// Returns once everything written before is on the host's disk.
     pub fn flush(&mut self) -> Result<(), BlockError> {
-        self.run(&[Request {
-            kind: BLOCK_T_FLUSH,
-            sector: 0,
-            addr: 0,
-            len: 0,
-        }])
+        self.run(&[FLUSH])
     }
 
     /// The disk's identifier (NUL-padded): stable for one host file.

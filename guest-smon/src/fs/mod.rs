@@ -683,8 +683,21 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Flushes the device: everything acknowledged before is durable.
     pub fn sync(&mut self) -> Result<(), Errno> {
-        self.write_held()?;
-        self.dev.flush().map_err(eio)?;
+        if self.broken {
+            return Err(Errno::EIO);
+        }
+        // The group's held writes (a program's write and fsync arrive
+        // together) and the flush in one device call.
+        let held = self.held.as_mut().map(core::mem::take).unwrap_or_default();
+        if held.is_empty() {
+            self.dev.flush().map_err(eio)?;
+        } else {
+            let writes: Vec<(u64, &[u8])> = held.iter().map(|(s, b)| (*s, &b[..])).collect();
+            self.dev.write_many_and_flush(&writes).map_err(|_| {
+                self.broken = true;
+                Errno::EIO
+            })?;
+        }
         self.release_pending();
         Ok(())
     }

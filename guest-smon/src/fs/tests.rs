@@ -1216,6 +1216,46 @@ fn a_group_writes_together_and_a_crash_in_it_leaves_a_prefix() {
 }
 
 #[test]
+fn a_write_and_a_sync_in_one_group_are_one_device_call() {
+    // A program's gathered write and its fsync arrive together: the
+    // write's block and record and the flush go in one call.
+    let mut fs = fresh();
+    let f = put(&mut fs, "/f", b"x");
+    let d = fs.device();
+    let (calls, flushes, alone) = (d.write_calls(), d.flushes(), d.flush_calls());
+    fs.open_group();
+    fs.write_ino(f, 0, &pattern(BLOCK, 7), false, 5).unwrap();
+    fs.sync().unwrap();
+    let d = fs.device();
+    assert_eq!(d.write_calls(), calls + 1, "one device call");
+    assert_eq!(d.flushes(), flushes + 1, "flushed");
+    assert_eq!(d.flush_calls(), alone, "flushed in the same call");
+    fs.close_group().unwrap();
+    assert_eq!(
+        fs.device().write_calls(),
+        calls + 1,
+        "nothing left at the close"
+    );
+    // Mounted again, the synced write is there.
+    let mut fs = remount(fs);
+    assert_eq!(get(&mut fs, "/f"), pattern(BLOCK, 7));
+    // A failed write in it: no flush, and the component fails from then on.
+    let f = ino(&fs, "/f");
+    let w = fs.device().writes();
+    fs.open_group();
+    fs.write_ino(f, 0, &pattern(BLOCK, 8), false, 6).unwrap();
+    fs.dev.fail_writes_after(Some(w));
+    let flushes = fs.device().flushes();
+    assert_eq!(fs.sync(), Err(Errno::EIO));
+    assert_eq!(
+        fs.device().flushes(),
+        flushes,
+        "no flush after a failed write"
+    );
+    assert!(fs.broken());
+}
+
+#[test]
 fn a_group_whose_write_fails_leaves_the_disk_as_before_and_fails_everything() {
     let mut fs = fresh();
     put(&mut fs, "/f", b"keep");
