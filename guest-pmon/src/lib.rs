@@ -11,6 +11,7 @@ pub mod events;
 pub mod fd;
 pub mod filecache;
 pub mod futex;
+pub mod gather;
 pub mod locks;
 pub mod path;
 pub mod pipe;

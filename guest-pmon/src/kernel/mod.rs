@@ -295,8 +295,6 @@ pub struct Kernel {
     /// `pmon::readahead`, and their buffers (by flight id).
     pub ahead: pmon::readahead::ReadAhead,
     pub fetches: BTreeMap<u64, store::Fetch>,
-    /// Storage writes were posted (write-behind) and may be unanswered.
-    pub posted: bool,
     /// A posted write to the file failed: the errno its next write, fsync
     /// or close returns (once), as Linux reports a write-back error.
     pub write_errors: BTreeMap<u64, Errno>,
@@ -427,7 +425,6 @@ pub fn start(boot: &'static BootInfo) -> ! {
             READ_AHEAD_PIECE,
         ),
         fetches: BTreeMap::new(),
-        posted: false,
         write_errors: BTreeMap::new(),
         atime_due: BTreeSet::new(),
         tmp: {
@@ -748,6 +745,8 @@ impl Kernel {
 
     /// How long an idle vCPU may sleep, and whether stdin wakes it.
     fn idle_plan(&mut self, cpu: u32) -> (u64, bool) {
+        // Nothing to run: the gathered writes go now.
+        store::flush();
         self.cpus[cpu as usize].idle = true;
         let now = self.now_ns();
         let next = self
@@ -769,6 +768,7 @@ impl Kernel {
 
     /// Wakes threads whose deadline passed; SIGALRM for expired alarms.
     fn expire_timers(&mut self) {
+        store::flush_if_stale(self.now_ns());
         self.take_host_signals();
         if self.serve_runs {
             self.take_control();

@@ -6,7 +6,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use lego_image::cpu::{phys_of, virt_to_phys};
 use lego_image::hypercall;
@@ -18,6 +18,7 @@ use lego_proto::program::{
 use lego_proto::storage::*;
 
 use super::{Errno, ENXIO};
+use pmon::gather::Gathered;
 use zerocopy::FromBytes;
 
 /// What a call gives back: the reply's head and what follows it.
@@ -56,6 +57,23 @@ static ELSEWHERE: spin::Mutex<BTreeMap<u32, u32>> = spin::Mutex::new(BTreeMap::n
 
 /// The processor's own storage component (`--storage`, or the rack's).
 static OWN: AtomicU32 = AtomicU32::new(0);
+
+/// A gathered write's file: the component it goes to, the vNode of the
+/// call that made it, its number there, and its number here (the tag its
+/// outcome is told by).
+type FileKey = (u32, u32, u64, u64);
+
+/// Small writes not sent yet (`pmon::gather`): they go, posted, before
+/// anything else is asked of storage.
+static GATHERED: spin::Mutex<Gathered<FileKey>> = spin::Mutex::new(Gathered::new(MAX_IO));
+
+/// Calls were posted and their outcome not all collected ([`settle`]).
+static POSTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether writes are gathered or posted and not settled yet.
+pub fn unsettled() -> bool {
+    POSTED.load(Ordering::Relaxed) || !GATHERED.lock().is_empty()
+}
 
 /// Inode numbers of files on a storage component other than the
 /// processor's own carry its id above this bit, so the file cache, the
@@ -141,6 +159,7 @@ fn storage_call(request: &[u8], node: u32, reply: &mut [u8]) -> StorageCall {
 
 /// One request: `head`'s op and arguments, the paths and the data.
 pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Result<Answer, Errno> {
+    flush();
     let (request, node) = encode(&head, path, path2, data);
     let mut reply = alloc::vec![0u8; reply_room(&head)];
     let c = storage_call(&request, node, &mut reply);
@@ -167,6 +186,7 @@ fn exit_with(port: u16, calls: &mut [StorageCall]) -> StorageBatch {
 /// the storage component serving them back to back: their answers in
 /// order.
 fn batch(requests: &[(StoreRequest, &[u8])]) -> Vec<Result<Answer, Errno>> {
+    flush();
     let encoded: Vec<(Vec<u8>, u32)> = requests
         .iter()
         .map(|(h, d)| encode(h, &[], &[], d))
@@ -410,6 +430,10 @@ impl Fetch {
 /// waiting for them (or, with `drop`, forgets them: their rooms are not
 /// written again).
 pub fn fetch_exit(start: Option<&mut Fetch>, collect: Option<&mut Fetch>, drop: bool) {
+    if start.is_some() {
+        // Reads asked now see the writes made before.
+        flush();
+    }
     let (start, start_count) = match start {
         Some(f) => (
             virt_to_phys(f.calls.as_mut_ptr() as u64),
@@ -500,7 +524,7 @@ pub fn write(
 /// and keeps their outcome (write-behind). Returns how many posted writes
 /// failed and were not collected yet ([`settle`]).
 pub fn post(ino: u64, offset: u64, data: &[u8], now: u64) -> u32 {
-    let mut failed = 0;
+    let mut failed = flush();
     for (g, group) in data.chunks(MAX_IO * STORAGE_BATCH_MAX as usize).enumerate() {
         let base = offset + (g * MAX_IO * STORAGE_BATCH_MAX as usize) as u64;
         let encoded: Vec<(Vec<u8>, u32)> = group
@@ -527,15 +551,136 @@ pub fn post(ino: u64, offset: u64, data: &[u8], now: u64) -> u32 {
                 ..Default::default()
             })
             .collect();
+        POSTED.store(true, Ordering::Relaxed);
         failed = exit_with(PORT_STORAGE_POST, &mut calls).failed;
     }
     failed
+}
+
+/// Holds a write of at most MAX_IO bytes at `offset` of `ino` (made at
+/// `now` on the wall clock, `at` on the monotonic one) until the next
+/// call to storage, or sends it with the others gathered when enough
+/// are. Returns how many posted writes failed and were not collected yet.
+pub fn gather(ino: u64, offset: u64, data: &[u8], now: u64, at: u64) -> u32 {
+    let (node, there) = route(&StoreRequest {
+        ino,
+        ..Default::default()
+    });
+    let full = GATHERED
+        .lock()
+        .add((node, vnode(), there, ino), offset, data, now, at);
+    if full {
+        flush()
+    } else {
+        0
+    }
+}
+
+/// Sends the gathered writes, posted, in one exit (for up to
+/// STORAGE_BATCH_MAX). Returns how many posted writes failed and were not
+/// collected yet.
+pub fn flush() -> u32 {
+    let held = GATHERED.lock().take();
+    if held.is_empty() {
+        return 0;
+    }
+    let encoded = encode_gathered(&held);
+    let mut calls: Vec<StorageCall> = encoded
+        .iter()
+        .map(|(r, node, tag)| StorageCall {
+            request: virt_to_phys(r.as_ptr() as u64),
+            request_len: r.len() as u32,
+            node: *node,
+            tag: *tag,
+            ..Default::default()
+        })
+        .collect();
+    POSTED.store(true, Ordering::Relaxed);
+    let mut failed = 0;
+    for group in calls.chunks_mut(STORAGE_BATCH_MAX as usize) {
+        failed = exit_with(PORT_STORAGE_POST, group).failed;
+    }
+    failed
+}
+
+/// [`flush`] when the oldest gathered write is old enough (`at`,
+/// monotonic): called from the monitor's timers.
+pub fn flush_if_stale(at: u64) -> u32 {
+    let stale = GATHERED.lock().stale(at);
+    if stale {
+        flush()
+    } else {
+        0
+    }
+}
+
+/// The requests of gathered writes: each one's bytes, component and tag.
+fn encode_gathered(held: &[pmon::gather::Held<FileKey>]) -> Vec<(Vec<u8>, u32, u64)> {
+    held.iter()
+        .map(|h| {
+            let (node, vnode, ino, tag) = h.file;
+            let head = StoreRequest {
+                op: OP_WRITE,
+                vnode,
+                ino,
+                offset: h.offset,
+                now: h.now,
+                ..Default::default()
+            };
+            (encode_request(&head, &[], &[], &h.data), node, tag)
+        })
+        .collect()
+}
+
+/// A sync at the storage component of `ino` (0: the vNode's), with the
+/// gathered writes before it in the same exit, waited for: the component
+/// serves them as one group (the writes' blocks and records and the flush
+/// in one disk call), so a program's write and fsync cost one round trip.
+/// Returns the writes that failed (file, errno) and the sync's outcome.
+/// Writes posted before are served before these, so collecting them
+/// after this does not wait ([`settle`]).
+pub fn sync(ino: u64) -> (Vec<(u64, Errno)>, Result<(), Errno>) {
+    let held = GATHERED.lock().take();
+    let head = StoreRequest {
+        op: OP_SYNC,
+        ino,
+        ..Default::default()
+    };
+    let mut encoded = encode_gathered(&held);
+    let (r, node) = encode(&head, &[], &[], &[]);
+    encoded.push((r, node, 0));
+    let room = core::mem::size_of::<StoreReply>();
+    let mut replies: Vec<Vec<u8>> = encoded.iter().map(|_| alloc::vec![0u8; room]).collect();
+    let mut calls: Vec<StorageCall> = encoded
+        .iter()
+        .zip(replies.iter_mut())
+        .map(|((r, node, _), reply)| storage_call(r, *node, reply))
+        .collect();
+    for group in calls.chunks_mut(STORAGE_BATCH_MAX as usize) {
+        exit_with(PORT_STORAGE_BATCH, group);
+    }
+    let mut outcomes = calls.iter().zip(&replies).map(|(c, reply)| {
+        // SAFETY: the VMM wrote the calls during the hypercalls.
+        let c = unsafe { core::ptr::read_volatile(c) };
+        decoded(&c, reply).map(drop)
+    });
+    let failed: Vec<(u64, Errno)> = (&mut outcomes)
+        .take(held.len())
+        .zip(&held)
+        .filter_map(|(r, h)| r.err().map(|e| (h.file.3, e)))
+        .collect();
+    let synced = outcomes.next().unwrap_or(Err(EIO as Errno));
+    (failed, synced)
 }
 
 /// Waits until at most `keep` posted writes are unanswered; the failures
 /// not collected before, (file, errno) each, and whether any posted write
 /// is still unanswered.
 pub fn settle(keep: u32) -> (Vec<(u64, Errno)>, bool) {
+    if keep < u32::MAX {
+        // Waiting for the posted writes includes the gathered ones.
+        flush();
+    }
     let mut failures = Vec::new();
     let mut keep = keep;
     loop {
@@ -547,6 +692,7 @@ pub fn settle(keep: u32) -> (Vec<(u64, Errno)>, bool) {
         // SAFETY: the VMM wrote it during the hypercall.
         let s = unsafe { core::ptr::read_volatile(&s) };
         if s.failed == 0 {
+            POSTED.store(s.pending > 0, Ordering::Relaxed);
             return (failures, s.pending > 0);
         }
         failures.push((s.tag, s.errno as Errno));
