@@ -616,6 +616,35 @@ fn open_files_survive_a_restart_of_the_storage_component() {
     assert!(ok, "{err}");
 }
 
+/// Small writes are gathered on the processor (write-behind), but not
+/// kept there once the program waits: another processor reads them while
+/// the writer still has the file open, as it would through Linux's page
+/// cache on one machine.
+#[test]
+fn gathered_writes_reach_storage_when_the_program_waits() {
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let rack = Rack::new("storage-gathered", "128M");
+    let bb = "/bin/busybox";
+    let mut writer = Talk::start(
+        &rack,
+        &[],
+        "exec 3>/g; echo one >&3; echo two >&3; echo written; read x; echo three >&3; exec 3>&-; cat /g",
+    );
+    assert_eq!(writer.line(), "written\n");
+    let got = rack.run(&[], &[bb, "cat", "/g"], b"");
+    assert_eq!(
+        (got.code, got.text().as_str()),
+        (0, "one\ntwo\n"),
+        "{}",
+        got.err
+    );
+    let (rest, err, ok) = writer.go();
+    assert!(ok, "{err}");
+    assert_eq!(rest, "one\ntwo\nthree\n");
+}
+
 /// A damaged disk: a byte of one file's data flipped in the disk file is
 /// EIO for that file (never its damaged bytes) while the other files read
 /// back whole; a damaged superblock stops the component with a sentence
