@@ -298,6 +298,8 @@ pub struct Stats {
     pub written_bytes: AtomicU64,
     pub flushes: AtomicU64,
     pub ids: AtomicU64,
+    /// Bytes of the disk file's holes filled with zeros ([`crate::holes`]).
+    pub holes_filled: AtomicU64,
     /// Requests that failed (IOERR or UNSUPP), and chains that could not
     /// even be answered.
     pub errors: AtomicU64,
@@ -308,12 +310,13 @@ impl Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mib = |c: &AtomicU64| get(c) as f64 / (1 << 20) as f64;
         format!(
-            "disk: {} reads ({:.1} MiB), {} writes ({:.1} MiB), {} flushes, {} errors",
+            "disk: {} reads ({:.1} MiB), {} writes ({:.1} MiB), {} flushes ({:.1} MiB of holes filled ahead), {} errors",
             get(&self.reads),
             mib(&self.read_bytes),
             get(&self.writes),
             mib(&self.written_bytes),
             get(&self.flushes),
+            mib(&self.holes_filled),
             get(&self.errors)
         )
     }
@@ -331,6 +334,8 @@ struct Desc {
 pub struct Block {
     disk: Disk,
     queue: Mutex<Option<Queue>>,
+    /// The disk file's holes, filled ahead of a writer that syncs often.
+    holes: Mutex<crate::holes::Holes>,
     pub stats: std::sync::Arc<Stats>,
 }
 
@@ -339,6 +344,7 @@ impl Block {
         Block {
             disk,
             queue: Mutex::new(None),
+            holes: Default::default(),
             stats: Default::default(),
         }
     }
@@ -490,6 +496,14 @@ impl Block {
                     .sync_data()
                     .map_err(|e| Failure::Io(format!("flush failed on the host: {e}")))?;
                 self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+                let mut holes = self.holes.lock().unwrap_or_else(|p| p.into_inner());
+                match holes.after_flush(&self.disk.file, self.disk.size) {
+                    Ok(n) => {
+                        self.stats.holes_filled.fetch_add(n, Ordering::Relaxed);
+                    }
+                    // Only a cost: the disk reads the same either way.
+                    Err(e) => log::debug!("disk: holes not filled ahead: {e}"),
+                }
                 Ok(0)
             }
             BLOCK_T_GET_ID => {
@@ -576,6 +590,10 @@ impl Block {
         } else {
             self.stats.writes.fetch_add(1, Ordering::Relaxed);
             self.stats.written_bytes.fetch_add(total, Ordering::Relaxed);
+            self.holes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .wrote(header.sector * BLOCK_SECTOR, total);
             Ok(0)
         }
     }

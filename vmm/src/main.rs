@@ -16,6 +16,7 @@ mod gdb;
 mod globals;
 mod grants;
 mod guest_args;
+mod holes;
 mod hypervisor;
 mod loader;
 mod memory;
