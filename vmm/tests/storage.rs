@@ -479,7 +479,8 @@ fn acknowledged_writes_survive_kill_9_of_the_storage_component() {
 
 /// A program filling the disk in 1 MiB writes (which the processor posts
 /// behind it) is told ENOSPC by a write, its fsync or its close, and the
-/// storage component gives the space back once the file is removed.
+/// storage component gives the space back once the file is removed; in
+/// 4 KiB writes (gathered), by a write.
 #[test]
 fn a_full_disk_is_enospc_for_a_program_writing_behind() {
     if !kvm_available() || !have(&["gcc"]) {
@@ -498,6 +499,16 @@ fn a_full_disk_is_enospc_for_a_program_writing_behind() {
         "{text}"
     );
     assert_eq!(lines.next(), Some("space back"), "{text}");
+    // In 4 KiB writes, which are gathered: the failure of a gathered
+    // write is told by a write soon after, and the space comes back.
+    let got = rack.run(&[], &[prog, "fill", "/small", "4"], b"");
+    let text = got.text();
+    assert_eq!(got.code, 0, "{text}{}", got.err);
+    assert_eq!(
+        text, "full: a write said No space left on device\nspace back\n",
+        "{}",
+        got.err
+    );
 }
 
 /// A file that is not a Lego disk is refused with a sentence and exit 2,

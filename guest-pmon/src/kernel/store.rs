@@ -70,6 +70,11 @@ static GATHERED: spin::Mutex<Gathered<FileKey>> = spin::Mutex::new(Gathered::new
 /// Calls were posted and their outcome not all collected ([`settle`]).
 static POSTED: AtomicBool = AtomicBool::new(false);
 
+/// A flush the kernel did not make itself (before another call) was told
+/// of failed posted writes: the next gathered write says so, so that the
+/// failure is collected and the file's next write reports it.
+static FAILED_UNSEEN: AtomicBool = AtomicBool::new(false);
+
 /// Whether writes are gathered or posted and not settled yet.
 pub fn unsettled() -> bool {
     POSTED.load(Ordering::Relaxed) || !GATHERED.lock().is_empty()
@@ -569,11 +574,8 @@ pub fn gather(ino: u64, offset: u64, data: &[u8], now: u64, at: u64) -> u32 {
     let full = GATHERED
         .lock()
         .add((node, vnode(), there, ino), offset, data, now, at);
-    if full {
-        flush()
-    } else {
-        0
-    }
+    let failed = if full { flush() } else { 0 };
+    failed.max(FAILED_UNSEEN.swap(false, Ordering::Relaxed) as u32)
 }
 
 /// Sends the gathered writes, posted, in one exit (for up to
@@ -599,6 +601,9 @@ pub fn flush() -> u32 {
     let mut failed = 0;
     for group in calls.chunks_mut(STORAGE_BATCH_MAX as usize) {
         failed = exit_with(PORT_STORAGE_POST, group).failed;
+    }
+    if failed > 0 {
+        FAILED_UNSEEN.store(true, Ordering::Relaxed);
     }
     failed
 }

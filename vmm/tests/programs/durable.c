@@ -4,10 +4,11 @@
  * does not) and prints "acked N" once that returned; it stops at
  * the first error (printing it) or after 100000 records. `durable check
  * FILE N [KIB]` checks that records 0..N are all there, whole, and prints
- * "ok N". `durable fill FILE` writes 1 MiB writes until the disk is full
- * and says which call told it (a write, the fsync or the close: where a
- * write-back error may surface), then removes FILE and checks that the
- * space came back with a 2 MiB file written, synced and read back. */
+ * "ok N". `durable fill FILE [KIB]` writes writes of KIB KiB (1024 unless
+ * given) until the disk is full and says which call told it (a write, the
+ * fsync or the close: where a write-back error may surface), then removes
+ * FILE and checks that the space came back with a 2 MiB file written,
+ * synced and read back. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ static void fill(unsigned char *b, long n) {
 
 /* Fills the disk with FILE; 0 if the disk said ENOSPC and gave the space
  * back once FILE was removed. */
-static int fill_disk(const char *file) {
+static int fill_disk(const char *file, long size) {
     unsigned char *b = malloc(2 * MIB), *c = malloc(2 * MIB);
     memset(b, 0x5a, 2 * MIB);
     int fd = open(file, O_CREAT | O_WRONLY | O_TRUNC, 0644);
@@ -42,8 +43,8 @@ static int fill_disk(const char *file) {
     const char *where = 0;
     int err = 0;
     long n = 0;
-    for (; n < 4096; n++) {
-        if (write(fd, b, MIB) != MIB) {
+    for (; n < 4096L * MIB / size; n++) {
+        if (write(fd, b, size) != size) {
             where = "a write", err = errno;
             break;
         }
@@ -53,7 +54,7 @@ static int fill_disk(const char *file) {
     if (close(fd) != 0 && !where)
         where = "the close", err = errno;
     if (!where) {
-        printf("%ld MiB written and no error\n", n);
+        printf("%ld MiB written and no error\n", n * size / MIB);
         return 1;
     }
     printf("full: %s said %s\n", where, strerror(err));
@@ -75,8 +76,8 @@ static int fill_disk(const char *file) {
 
 int main(int argc, char **argv) {
     setvbuf(stdout, 0, _IOLBF, 0);
-    if (argc == 3 && !strcmp(argv[1], "fill"))
-        return fill_disk(argv[2]);
+    if ((argc == 3 || argc == 4) && !strcmp(argv[1], "fill"))
+        return fill_disk(argv[2], argc == 4 ? atol(argv[3]) * 1024 : MIB);
     int dsync = argc == 5 && !strcmp(argv[1], "write") && !strcmp(argv[4], "dsync");
     if ((argc == 4 && !strcmp(argv[1], "write")) || dsync)
         RECORD = atol(argv[3]) * 1024;
