@@ -529,35 +529,43 @@ pub fn write(
 /// and keeps their outcome (write-behind). Returns how many posted writes
 /// failed and were not collected yet ([`settle`]).
 pub fn post(ino: u64, offset: u64, data: &[u8], now: u64) -> u32 {
-    let mut failed = flush();
-    for (g, group) in data.chunks(MAX_IO * STORAGE_BATCH_MAX as usize).enumerate() {
-        let base = offset + (g * MAX_IO * STORAGE_BATCH_MAX as usize) as u64;
-        let encoded: Vec<(Vec<u8>, u32)> = group
-            .chunks(MAX_IO)
-            .enumerate()
-            .map(|(k, chunk)| {
-                let head = StoreRequest {
-                    op: OP_WRITE,
-                    ino,
-                    offset: base + (k * MAX_IO) as u64,
-                    now,
-                    ..Default::default()
-                };
-                encode(&head, &[], &[], chunk)
-            })
-            .collect();
-        let mut calls: Vec<StorageCall> = encoded
-            .iter()
-            .map(|(r, node)| StorageCall {
-                request: virt_to_phys(r.as_ptr() as u64),
-                request_len: r.len() as u32,
-                node: *node,
-                tag: ino,
+    flush();
+    let encoded: Vec<(Vec<u8>, u32, u64)> = data
+        .chunks(MAX_IO)
+        .enumerate()
+        .map(|(k, chunk)| {
+            let head = StoreRequest {
+                op: OP_WRITE,
+                ino,
+                offset: offset + (k * MAX_IO) as u64,
+                now,
                 ..Default::default()
-            })
-            .collect();
-        POSTED.store(true, Ordering::Relaxed);
-        failed = exit_with(PORT_STORAGE_POST, &mut calls).failed;
+            };
+            let (r, node) = encode(&head, &[], &[], chunk);
+            (r, node, ino)
+        })
+        .collect();
+    post_encoded(&encoded)
+}
+
+/// Posts encoded requests (each with its component and tag), up to
+/// STORAGE_BATCH_MAX an exit. Returns how many posted calls failed and
+/// were not collected yet.
+fn post_encoded(encoded: &[(Vec<u8>, u32, u64)]) -> u32 {
+    let mut calls: Vec<StorageCall> = encoded
+        .iter()
+        .map(|(r, node, tag)| StorageCall {
+            request: virt_to_phys(r.as_ptr() as u64),
+            request_len: r.len() as u32,
+            node: *node,
+            tag: *tag,
+            ..Default::default()
+        })
+        .collect();
+    POSTED.store(true, Ordering::Relaxed);
+    let mut failed = 0;
+    for group in calls.chunks_mut(STORAGE_BATCH_MAX as usize) {
+        failed = exit_with(PORT_STORAGE_POST, group).failed;
     }
     failed
 }
@@ -586,22 +594,7 @@ pub fn flush() -> u32 {
     if held.is_empty() {
         return 0;
     }
-    let encoded = encode_gathered(&held);
-    let mut calls: Vec<StorageCall> = encoded
-        .iter()
-        .map(|(r, node, tag)| StorageCall {
-            request: virt_to_phys(r.as_ptr() as u64),
-            request_len: r.len() as u32,
-            node: *node,
-            tag: *tag,
-            ..Default::default()
-        })
-        .collect();
-    POSTED.store(true, Ordering::Relaxed);
-    let mut failed = 0;
-    for group in calls.chunks_mut(STORAGE_BATCH_MAX as usize) {
-        failed = exit_with(PORT_STORAGE_POST, group).failed;
-    }
+    let failed = post_encoded(&encode_gathered(&held));
     if failed > 0 {
         FAILED_UNSEEN.store(true, Ordering::Relaxed);
     }
@@ -698,6 +691,8 @@ pub fn settle(keep: u32) -> (Vec<(u64, Errno)>, bool) {
         let s = unsafe { core::ptr::read_volatile(&s) };
         if s.failed == 0 {
             POSTED.store(s.pending > 0, Ordering::Relaxed);
+            // Every failure told so far is collected now.
+            FAILED_UNSEEN.store(false, Ordering::Relaxed);
             return (failures, s.pending > 0);
         }
         failures.push((s.tag, s.errno as Errno));
