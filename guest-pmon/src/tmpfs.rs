@@ -523,7 +523,12 @@ impl Tmpfs {
     /// Reads from `offset` into `buf`: the bytes read (0 at the end).
     pub fn read(&mut self, ino: Ino, offset: u64, buf: &mut [u8], now: u64) -> Result<usize> {
         let n = self.node_mut(ino)?;
-        n.atime = now;
+        // Linux's default rule (relatime): a read moves the atime only
+        // when it is not after the last change, or a day old.
+        const DAY_NS: u64 = 86_400 * 1_000_000_000;
+        if n.atime <= n.mtime || n.atime <= n.ctime || now.saturating_sub(n.atime) >= DAY_NS {
+            n.atime = now;
+        }
         let Body::File { size, pages } = &n.body else {
             return Err(EISDIR);
         };
@@ -742,6 +747,28 @@ mod tests {
         t.unlink(b"sem.x", 6).unwrap();
         assert!(t.stat(ino).is_err());
         assert_eq!(t.used(), 0);
+    }
+
+    #[test]
+    fn a_read_moves_the_atime_once_after_a_change_or_after_a_day() {
+        const DAY: u64 = 86_400 * 1_000_000_000;
+        let mut t = Tmpfs::new(1 << 20, 0);
+        let (ino, _) = t.create(b"f", 0o600, true, 10).unwrap();
+        t.write(ino, 0, b"x", 20).unwrap();
+        let mut b = [0u8; 1];
+        t.read(ino, 0, &mut b, 30).unwrap();
+        assert_eq!(t.stat(ino).unwrap().atime, 30);
+        t.read(ino, 0, &mut b, 40).unwrap();
+        assert_eq!(t.stat(ino).unwrap().atime, 30, "a second read leaves it");
+        t.write(ino, 0, b"y", 50).unwrap();
+        t.read(ino, 0, &mut b, 60).unwrap();
+        assert_eq!(
+            t.stat(ino).unwrap().atime,
+            60,
+            "the first read after a write"
+        );
+        t.read(ino, 0, &mut b, 60 + DAY).unwrap();
+        assert_eq!(t.stat(ino).unwrap().atime, 60 + DAY, "a day later");
     }
 
     fn fs() -> Tmpfs {

@@ -175,12 +175,12 @@ impl<D: BlockDevice> Service<D> {
                 ..Done::none()
             },
             OP_CHMOD => {
-                let ino = self.target(r)?;
+                let ino = self.target(r, true)?;
                 self.fs.chmod_ino(ino, h.mode, now)?;
                 Done::none()
             }
             OP_UTIMES => {
-                let ino = self.target(r)?;
+                let ino = self.target(r, h.flags & FLAG_FOLLOW != 0)?;
                 let atime = (h.flags & FLAG_ATIME != 0).then_some(h.atime);
                 let mtime = (h.flags & FLAG_MTIME != 0).then_some(h.mtime);
                 let at = if h.flags & FLAG_KEEP_CTIME != 0 {
@@ -279,11 +279,11 @@ impl<D: BlockDevice> Service<D> {
 
     /// The inode a chmod or utimes names: its path's (following a final
     /// link, as chmod does), or `ino` when it has no path (fchmod).
-    fn target(&self, r: &Request<'_>) -> Result<u64, Errno> {
+    fn target(&self, r: &Request<'_>, follow: bool) -> Result<u64, Errno> {
         if r.path.is_empty() {
             Ok(r.head.ino)
         } else {
-            Ok(self.fs.stat(r.path, true)?.ino)
+            Ok(self.fs.stat(r.path, follow)?.ino)
         }
     }
 

@@ -40,7 +40,9 @@ pub const OP_READLINK: u32 = 9;
 /// Permission bits of `path` (or of `ino` when `path_len` is 0) to `mode`.
 pub const OP_CHMOD: u32 = 10;
 /// Times of `path` (or of `ino` when `path_len` is 0): [`FLAG_ATIME`]
-/// sets `atime`, [`FLAG_MTIME`] sets `mtime` (ns since 1970).
+/// sets `atime`, [`FLAG_MTIME`] sets `mtime` (ns since 1970). A path's
+/// last symbolic link is followed only with [`FLAG_FOLLOW`]
+/// (utimensat's AT_SYMLINK_NOFOLLOW names the link itself).
 pub const OP_UTIMES: u32 = 11;
 /// The size of `ino` becomes `offset`.
 pub const OP_TRUNCATE: u32 = 12;

@@ -113,8 +113,8 @@ impl Drop for Rack {
     }
 }
 
-/// A static C program's file calls on storage print what they print on
-/// this host's file system: creates, writes, holes, appends, renames over
+/// A static C program's file calls on storage (and in the tmpfs) print
+/// what they print on this host's file system: creates, writes, holes, appends, renames over
 /// a target and while open, directories, links, metadata, relative paths,
 /// a 3 MiB file read back and mapped, and Linux's errors.
 #[test]
@@ -137,14 +137,18 @@ fn file_calls_on_storage_are_the_hosts() {
             Duration::from_secs(60),
         );
         assert_eq!(want.code, 0, "on the host: {}", want.err);
-        let dir = format!("/files-{libc:?}");
-        let got = rack.run(&[], &[prog, &dir], b"");
-        assert_eq!(got.code, 0, "on Lego: {}", got.err);
-        assert_eq!(
-            got.text(),
-            want.text(),
-            "{libc:?}: Lego's output differs from the host's"
-        );
+        // On storage, and in the processor's tmpfs (/tmp), whose name
+        // must not be one of this host's files (those show through).
+        let tmp = format!("/tmp/lego-files-{libc:?}-{}", std::process::id());
+        for dir in [format!("/files-{libc:?}"), tmp] {
+            let got = rack.run(&[], &[prog, &dir], b"");
+            assert_eq!(got.code, 0, "on Lego: {}", got.err);
+            assert_eq!(
+                got.text(),
+                want.text(),
+                "{libc:?} in {dir}: Lego's output differs from the host's"
+            );
+        }
     }
 }
 

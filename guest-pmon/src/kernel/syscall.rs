@@ -324,12 +324,16 @@ impl Kernel {
             nr::CHMOD => self.sys_chmod(pid, AT_FDCWD, Some(a[0]), a[1]),
             nr::FCHMOD => self.sys_chmod(pid, a[0] as i32 as i64, None, a[1]),
             nr::FCHMODAT => self.sys_chmod(pid, a[0] as i32 as i64, Some(a[1]), a[2]),
-            nr::CHOWN | nr::LCHOWN => self.sys_chown(pid, AT_FDCWD, Some(a[0])),
-            nr::FCHOWN => self.sys_chown(pid, a[0] as i32 as i64, None),
-            nr::FCHOWNAT => self.sys_chown(pid, a[0] as i32 as i64, Some(a[1])),
+            nr::CHOWN => self.sys_chown(pid, AT_FDCWD, Some(a[0]), true, 0),
+            nr::LCHOWN => self.sys_chown(pid, AT_FDCWD, Some(a[0]), false, 0),
+            nr::FCHOWN => self.sys_chown(pid, a[0] as i32 as i64, None, true, 0),
+            nr::FCHOWNAT => self.sys_chown(pid, a[0] as i32 as i64, Some(a[1]), true, a[4]),
             nr::TRUNCATE => self.sys_truncate(pid, AT_FDCWD, Some(a[0]), a[1]),
             nr::FTRUNCATE => self.sys_truncate(pid, a[0] as i32 as i64, None, a[1]),
-            nr::UTIMENSAT => self.sys_utimensat(pid, a[0] as i32 as i64, a[1], a[2]),
+            nr::UTIMENSAT => self.sys_utimensat(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
+            nr::UTIME => self.sys_utimes(pid, AT_FDCWD, a[0], a[1], false),
+            nr::UTIMES => self.sys_utimes(pid, AT_FDCWD, a[0], a[1], true),
+            nr::FUTIMESAT => self.sys_utimes(pid, a[0] as i32 as i64, a[1], a[2], true),
             // Only socketpair's ends are sockets (socket() itself is not
             // implemented): calls on anything else answer ENOTSOCK, as
             // Linux does for a file. bash, for one, asks getpeername

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
@@ -174,6 +175,20 @@ int main(int argc, char **argv) {
     check("lstat does not", lstat(at("link"), &st) == 0 && S_ISLNK(st.st_mode));
     fails("readlink of a file", readlink(at("c"), buf, sizeof buf), EINVAL);
     check("a link to a directory", symlink("sub2", at("dlink")) == 0 && stat(at("dlink/f"), &st) == 0);
+    /* A link whose target does not exist yet (cp -a and tar make links
+     * first): its owner and times are its own. */
+    check("a dangling link", symlink("later", at("dangling")) == 0);
+    check("lchown", lchown(at("dangling"), getuid(), getgid()) == 0);
+    check("fchownat AT_SYMLINK_NOFOLLOW",
+          fchownat(AT_FDCWD, at("dangling"), getuid(), getgid(), AT_SYMLINK_NOFOLLOW) == 0);
+    fails("chown follows it", chown(at("dangling"), getuid(), getgid()), ENOENT);
+    struct timespec lt[2] = {{900000000, 0}, {900000001, 3}};
+    check("utimensat AT_SYMLINK_NOFOLLOW",
+          utimensat(AT_FDCWD, at("dangling"), lt, AT_SYMLINK_NOFOLLOW) == 0 &&
+          lstat(at("dangling"), &st) == 0 && st.st_mtim.tv_sec == 900000001 && st.st_mtim.tv_nsec == 3);
+    fails("utimensat follows it", utimensat(AT_FDCWD, at("dangling"), lt, 0), ENOENT);
+    fails("utimensat with a bad flag", utimensat(AT_FDCWD, at("c"), lt, 0x2), EINVAL);
+    check("the link removed", unlink(at("dangling")) == 0);
 
     /* Metadata. */
     check("chmod", chmod(at("c"), 0751) == 0 && stat(at("c"), &st) == 0 && (st.st_mode & 07777) == 0751);
@@ -185,6 +200,16 @@ int main(int argc, char **argv) {
                            st.st_mtim.tv_sec == 1200000000 && st.st_mtim.tv_nsec == 7 &&
                            st.st_atim.tv_sec == 1000000000);
     check("truncate by path", truncate(at("c"), 3) == 0 && stat(at("c"), &st) == 0 && st.st_size == 3);
+    int cfd = open(at("c"), O_RDONLY);
+    check("fchownat AT_EMPTY_PATH", fchownat(cfd, "", getuid(), getgid(), AT_EMPTY_PATH) == 0);
+    fails("fchownat of an empty path", fchownat(cfd, "", getuid(), getgid(), 0), ENOENT);
+    close(cfd);
+    struct timeval tv[2] = {{1100000000, 0}, {1300000000, 250000}};
+    check("utimes (the old call)", syscall(SYS_utimes, at("c"), tv) == 0 && stat(at("c"), &st) == 0 &&
+          st.st_mtim.tv_sec == 1300000000 && st.st_mtim.tv_nsec == 250000000);
+    struct { long actime, modtime; } ub = {1100000000, 1400000000};
+    check("utime (the oldest)", syscall(SYS_utime, at("c"), &ub) == 0 && stat(at("c"), &st) == 0 &&
+          st.st_mtim.tv_sec == 1400000000 && st.st_atim.tv_sec == 1100000000);
 
     /* Working directory and relative paths. */
     char cwd[4096];

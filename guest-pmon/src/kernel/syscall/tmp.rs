@@ -608,6 +608,12 @@ impl Kernel {
             (true, false) | (false, true) if exists(self, &to) => err(EEXIST),
             (true, false) | (false, true) => err(EXDEV),
             (false, false) => {
+                // AT_SYMLINK_FOLLOW links what a symbolic link names;
+                // without it, the link itself.
+                let from = match self.tmp_links(from, flags & AT_SYMLINK_FOLLOW != 0) {
+                    Ok(p) => p,
+                    Err(e) => return err(e),
+                };
                 // Within the tmpfs: another name of the file (glibc's
                 // sem_open links its new semaphore into /dev/shm).
                 if let (Some(_), Some(rel_from), Some(rel_to)) = (
@@ -683,6 +689,17 @@ impl Kernel {
     /// The tmpfs node a path or a descriptor names for a call that changes
     /// it (truncate, chmod, utimensat): Err(EROFS) for the host's files.
     fn tmp_target(&mut self, pid: Pid, dirfd: i64, path: Option<u64>) -> Result<Ino, Errno> {
+        self.tmp_target_at(pid, dirfd, path, true)
+    }
+
+    /// [`Self::tmp_target`], naming a symbolic link itself unless `follow`.
+    fn tmp_target_at(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        path: Option<u64>,
+        follow: bool,
+    ) -> Result<Ino, Errno> {
         let Some(path) = path else {
             let f = self.file(pid, dirfd)?;
             return match f.kind {
@@ -692,10 +709,10 @@ impl Kernel {
             };
         };
         let full = self.path_arg(pid, dirfd, path)?;
-        let full = self.tmp_links(full, true)?;
+        let full = self.tmp_links(full, follow)?;
         match self.tmp_node(&full) {
             Some(ino) => Ok(ino),
-            None => host::stat_path(&full, true).and(Err(EROFS)),
+            None => host::stat_path(&full, follow).and(Err(EROFS)),
         }
     }
 
@@ -797,19 +814,67 @@ impl Kernel {
 
     /// chown of a tmpfs file: every process runs as root, so nothing to
     /// change; the host's files are read-only.
-    pub(super) fn sys_chown(&mut self, pid: Pid, fd: i64, path: Option<u64>) -> Ret {
+    /// lchown and fchownat with AT_SYMLINK_NOFOLLOW name a symbolic link
+    /// itself (cp -a and tar give a link its owner before its target
+    /// exists); `flags` are fchownat's.
+    pub(super) fn sys_chown(
+        &mut self,
+        pid: Pid,
+        fd: i64,
+        path: Option<u64>,
+        follow: bool,
+        flags: u64,
+    ) -> Ret {
+        if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+            return err(EINVAL);
+        }
+        let follow = follow && flags & AT_SYMLINK_NOFOLLOW == 0;
+        let path = match self.empty_path_names_fd(pid, path, flags) {
+            Ok(p) => p,
+            Err(e) => return err(e),
+        };
         match self.store_target(pid, fd, path) {
             Some(Ok((full, ino))) if full.is_empty() => {
                 return val(super::super::store::stat_ino(ino).map(|_| 0))
             }
-            Some(Ok((full, _))) => return val(super::super::store::stat(&full, true).map(|_| 0)),
+            Some(Ok((full, _))) => return val(super::super::store::stat(&full, follow).map(|_| 0)),
             Some(Err(e)) => return err(e),
             None => {}
         }
-        val(self.tmp_target(pid, fd, path).map(|_| 0))
+        val(self.tmp_target_at(pid, fd, path, follow).map(|_| 0))
     }
 
-    pub(super) fn sys_utimensat(&mut self, pid: Pid, dirfd: i64, path: u64, times: u64) -> Ret {
+    /// None (the call names the descriptor) for an empty path with
+    /// AT_EMPTY_PATH; an empty path without it is ENOENT, as Linux.
+    fn empty_path_names_fd(
+        &mut self,
+        pid: Pid,
+        path: Option<u64>,
+        flags: u64,
+    ) -> Result<Option<u64>, Errno> {
+        let Some(p) = path else {
+            return Ok(None);
+        };
+        let first = uaccess::read_vec(self.space_mut(pid)?, p, 1)?;
+        match (first.first(), flags & AT_EMPTY_PATH != 0) {
+            (Some(0), true) => Ok(None),
+            (Some(0), false) => Err(ENOENT),
+            _ => Ok(Some(p)),
+        }
+    }
+
+    pub(super) fn sys_utimensat(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        path: u64,
+        times: u64,
+        flags: u64,
+    ) -> Ret {
+        if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 || (path == 0 && flags != 0) {
+            return err(EINVAL);
+        }
+        let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
         let now = self.realtime_ns();
         let (atime, mtime) = if times == 0 {
             (Some(now), Some(now))
@@ -833,7 +898,67 @@ impl Kernel {
                 _ => return err(EINVAL),
             }
         };
+        let named = match self.empty_path_names_fd(pid, (path != 0).then_some(path), flags) {
+            Ok(n) => n,
+            Err(e) => return err(e),
+        };
+        self.set_times(pid, dirfd, named, (atime, mtime), follow)
+    }
+
+    /// utime, utimes and futimesat (older programs and libcs call them):
+    /// utimensat with times in seconds (`utimbuf`, `micros` false) or
+    /// timevals, none meaning now.
+    pub(super) fn sys_utimes(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        path: u64,
+        times: u64,
+        micros: bool,
+    ) -> Ret {
+        if path == 0 && dirfd == AT_FDCWD {
+            return err(EFAULT);
+        }
+        let now = self.realtime_ns();
+        let (atime, mtime) = if times == 0 {
+            (now, now)
+        } else {
+            let len = if micros { 32 } else { 16 };
+            let t = match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, times, len))
+            {
+                Ok(t) => t,
+                Err(e) => return err(e),
+            };
+            let word = |at: usize| u64::from_le_bytes(t[at..at + 8].try_into().unwrap_or([0; 8]));
+            if !micros {
+                (
+                    word(0).saturating_mul(1_000_000_000),
+                    word(8).saturating_mul(1_000_000_000),
+                )
+            } else if word(8) >= 1_000_000 || word(24) >= 1_000_000 {
+                return err(EINVAL);
+            } else {
+                let ns = |sec: u64, us: u64| sec.saturating_mul(1_000_000_000) + us * 1000;
+                (ns(word(0), word(8)), ns(word(16), word(24)))
+            }
+        };
         let named = (path != 0).then_some(path);
+        self.set_times(pid, dirfd, named, (Some(atime), Some(mtime)), true)
+    }
+
+    /// Sets (or leaves, None) the access and modification times of what
+    /// `path` names, or the descriptor `dirfd` when there is no path.
+    fn set_times(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        named: Option<u64>,
+        (atime, mtime): (Option<u64>, Option<u64>),
+        follow: bool,
+    ) -> Ret {
+        let now = self.realtime_ns();
         match self.store_target(pid, dirfd, named) {
             Some(Ok((full, ino))) => {
                 let mut head = lego_proto::storage::StoreRequest {
@@ -841,6 +966,9 @@ impl Kernel {
                     ino,
                     ..Default::default()
                 };
+                if follow {
+                    head.flags |= lego_proto::storage::FLAG_FOLLOW;
+                }
                 if let Some(a) = atime {
                     head.flags |= lego_proto::storage::FLAG_ATIME;
                     head.atime = a;
@@ -854,7 +982,7 @@ impl Kernel {
             Some(Err(e)) => return err(e),
             None => {}
         }
-        let target = self.tmp_target(pid, dirfd, named);
+        let target = self.tmp_target_at(pid, dirfd, named, follow);
         match target {
             Ok(ino) => val(self.tmp.set_times(ino, atime, mtime, now).map(|_| 0)),
             Err(e) => err(e),
