@@ -46,7 +46,9 @@
 //! instead of 445 us per MiB, reads of recently used blocks come from the
 //! host's page cache, and guest buffers need no alignment. So the file is
 //! opened buffered and FLUSH is `fdatasync` (the file's size never changes,
-//! so no metadata needs more).
+//! so no metadata needs more). Past every 8 MiB written, the host is asked
+//! to start writing them out ([`crate::write_out`]), so that a flush after
+//! a long write waits for its last few MiB rather than all of it.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -54,6 +56,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::Mutex;
 
 use lego_proto::hypercall::*;
@@ -300,6 +303,8 @@ pub struct Stats {
     pub ids: AtomicU64,
     /// Bytes of the disk file's holes filled with zeros ([`crate::holes`]).
     pub holes_filled: AtomicU64,
+    /// Write-outs started ahead of a flush ([`crate::write_out`]).
+    pub write_outs: AtomicU64,
     /// Requests that failed (IOERR or UNSUPP), and chains that could not
     /// even be answered.
     pub errors: AtomicU64,
@@ -310,16 +315,56 @@ impl Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mib = |c: &AtomicU64| get(c) as f64 / (1 << 20) as f64;
         format!(
-            "disk: {} reads ({:.1} MiB), {} writes ({:.1} MiB), {} flushes ({:.1} MiB of holes filled ahead), {} errors",
+            "disk: {} reads ({:.1} MiB), {} writes ({:.1} MiB), {} flushes ({:.1} MiB of holes filled ahead), {} write-outs started, {} errors",
             get(&self.reads),
             mib(&self.read_bytes),
             get(&self.writes),
             mib(&self.written_bytes),
             get(&self.flushes),
             mib(&self.holes_filled),
+            get(&self.write_outs),
             get(&self.errors)
         )
     }
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: starts the write-out and
+/// waits for none of it.
+fn start_write_out(file: &File, stats: &Stats, offset: u64, len: u64) {
+    // SAFETY: a plain system call on a descriptor that `file` keeps open.
+    let r = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+    if r == 0 {
+        stats.write_outs.fetch_add(1, Ordering::Relaxed);
+    } else {
+        // Only a cost: the next FLUSH writes it all the same.
+        log::debug!(
+            "disk: write-out not started: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+/// The thread that starts write-outs, with its own descriptor of the disk
+/// file; it ends when the device (the sender) goes.
+fn write_out_thread(disk: &Disk, stats: std::sync::Arc<Stats>) -> Option<Sender<(u64, u64)>> {
+    let file = disk.file.try_clone().ok()?;
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, u64)>();
+    std::thread::Builder::new()
+        .name("disk-write-out".into())
+        .spawn(move || {
+            for (offset, len) in rx {
+                start_write_out(&file, &stats, offset, len);
+            }
+        })
+        .ok()?;
+    Some(tx)
 }
 
 /// A descriptor of a request chain: where, how long, device-writable.
@@ -336,16 +381,25 @@ pub struct Block {
     queue: Mutex<Option<Queue>>,
     /// The disk file's holes, filled ahead of a writer that syncs often.
     holes: Mutex<crate::holes::Holes>,
+    /// What was written since the host's write-out was last started.
+    write_out: Mutex<crate::write_out::WriteOut>,
+    /// Where write-outs are started (none if the thread could not be
+    /// made: then on the vCPU).
+    write_out_thread: Option<Sender<(u64, u64)>>,
     pub stats: std::sync::Arc<Stats>,
 }
 
 impl Block {
     pub fn new(disk: Disk) -> Block {
+        let stats: std::sync::Arc<Stats> = Default::default();
+        let thread = write_out_thread(&disk, stats.clone());
         Block {
             disk,
             queue: Mutex::new(None),
             holes: Default::default(),
-            stats: Default::default(),
+            write_out: Default::default(),
+            write_out_thread: thread,
+            stats,
         }
     }
 
@@ -496,6 +550,10 @@ impl Block {
                     .sync_data()
                     .map_err(|e| Failure::Io(format!("flush failed on the host: {e}")))?;
                 self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+                self.write_out
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .flushed();
                 let mut holes = self.holes.lock().unwrap_or_else(|p| p.into_inner());
                 match holes.after_flush(&self.disk.file, self.disk.size) {
                     Ok(n) => {
@@ -594,11 +652,33 @@ impl Block {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .wrote(header.sector * BLOCK_SECTOR, total);
+            let start = self
+                .write_out
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .wrote(header.sector * BLOCK_SECTOR, total);
+            if let Some((offset, len)) = start {
+                self.start_write_out(offset, len);
+            }
             Ok(0)
         }
     }
 
     /// Counts a failed request and says why (loudly for the first few).
+    /// Has the host start writing `len` bytes at `offset` of the disk file
+    /// to its disk ([`crate::write_out`]), on the write-out thread: the
+    /// call can wait for room in the disk's queue (0.9 ms a start here,
+    /// 8 MiB each), which the vCPU need not.
+    fn start_write_out(&self, offset: u64, len: u64) {
+        let sent = self
+            .write_out_thread
+            .as_ref()
+            .is_some_and(|tx| tx.send((offset, len)).is_ok());
+        if !sent {
+            start_write_out(&self.disk.file, &self.stats, offset, len);
+        }
+    }
+
     fn fail(&self, why: std::fmt::Arguments) {
         let n = self.stats.errors.fetch_add(1, Ordering::Relaxed);
         if n < LOUD_ERRORS {
@@ -929,6 +1009,39 @@ mod tests {
             "{}",
             s.summary()
         );
+    }
+
+    #[test]
+    fn the_hosts_write_out_starts_once_8_mib_are_written_and_not_before() {
+        let file = scratch("write-out");
+        let mut g = Guest::new(&file);
+        let mib = 1u32 << 20;
+        let starts = |g: &Guest| g.block.stats.write_outs.load(Ordering::Relaxed);
+        for i in 0..(crate::write_out::START_AFTER >> 20) {
+            let sector = i * (mib as u64 / 512);
+            assert_eq!(
+                g.one(BLOCK_T_OUT, sector, &[(DATA, mib, false)]).0,
+                BLOCK_S_OK
+            );
+            if i == 0 {
+                // A flush between forgets what came before it.
+                assert_eq!(g.one(BLOCK_T_FLUSH, 0, &[]).0, BLOCK_S_OK);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(starts(&g), 0, "started before 8 MiB since the flush");
+        let last = crate::write_out::START_AFTER / 512;
+        assert_eq!(
+            g.one(BLOCK_T_OUT, last, &[(DATA, mib, false)]).0,
+            BLOCK_S_OK
+        );
+        // Started on the write-out thread: wait for it.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while starts(&g) == 0 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(starts(&g), 1);
+        assert_eq!(g.errors(), 0);
     }
 
     #[test]

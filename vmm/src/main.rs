@@ -35,6 +35,7 @@ mod stats;
 mod store_files;
 mod vcpu;
 mod vm;
+mod write_out;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
