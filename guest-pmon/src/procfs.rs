@@ -171,16 +171,35 @@ pub fn cpuinfo(host: &[u8], cpus: u32) -> Vec<u8> {
 
 /// /proc/mounts (and /proc/self/mounts): the host's mount table, with
 /// /tmp the processor's tmpfs in place of whatever the host has there.
-pub fn mounts(host: &[u8]) -> Vec<u8> {
+/// With a storage component (`storage`), its file system is `/`, and of
+/// the host's mounts only those under /dev, /proc and /sys still show
+/// (every other path is storage's), so `df` names what a program writes
+/// to.
+pub fn mounts(host: &[u8], storage: bool) -> Vec<u8> {
     let mut out = Vec::new();
+    if storage {
+        out.extend_from_slice(b"lego-storage / legofs rw,relatime 0 0\n");
+    }
+    let within = |at: &[u8], dir: &[u8]| {
+        at.strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
+    };
     for line in host.split_inclusive(|&c| c == b'\n') {
-        if line.split(|&c| c == b' ').nth(1) == Some(b"/tmp") {
+        let at = line.split(|&c| c == b' ').nth(1).unwrap_or_default();
+        if within(at, b"/tmp") {
+            continue;
+        }
+        if storage
+            && ![&b"/dev"[..], b"/proc", b"/sys"]
+                .iter()
+                .any(|d| within(at, d))
+        {
             continue;
         }
         out.extend_from_slice(line);
-    }
-    if !out.is_empty() && out.last() != Some(&b'\n') {
-        out.push(b'\n');
+        if out.last() != Some(&b'\n') {
+            out.push(b'\n');
+        }
     }
     out.extend_from_slice(b"tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n");
     out
@@ -309,11 +328,26 @@ mod tests {
     #[test]
     fn mounts_show_the_tmpfs_at_tmp() {
         let host = b"/dev/vda / ext4 rw 0 0\n/dev/vdb /tmp ext4 rw 0 0\nproc /proc proc rw 0 0";
-        let text = mounts(host);
+        let text = mounts(host, false);
         let text = core::str::from_utf8(&text).unwrap();
         assert_eq!(
             text,
             "/dev/vda / ext4 rw 0 0\nproc /proc proc rw 0 0\ntmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n"
+        );
+    }
+
+    #[test]
+    fn with_storage_the_root_is_storage_and_the_hosts_other_mounts_go() {
+        let host = b"/dev/vda / ext4 rw 0 0\n/dev/vdb /home ext4 rw 0 0\n\
+            devpts /dev/pts devpts rw 0 0\nproc /proc proc rw 0 0\n/dev/vdc /tmpx ext4 rw 0 0\n\
+            sysfs /sys sysfs rw 0 0";
+        let text = mounts(host, true);
+        let text = core::str::from_utf8(&text).unwrap();
+        assert_eq!(
+            text,
+            "lego-storage / legofs rw,relatime 0 0\ndevpts /dev/pts devpts rw 0 0\n\
+             proc /proc proc rw 0 0\nsysfs /sys sysfs rw 0 0\n\
+             tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n"
         );
     }
 

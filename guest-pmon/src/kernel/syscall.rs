@@ -1949,7 +1949,7 @@ impl Kernel {
                         Err(e) => return err(e),
                     },
                     Name::Mounts => match host::slurp(b"/proc/mounts", 1 << 22) {
-                        Ok(text) => pmon::procfs::mounts(&text),
+                        Ok(text) => pmon::procfs::mounts(&text, self.storage),
                         Err(e) => return err(e),
                     },
                     _ => pmon::procfs::cpu_list(self.cpus.len() as u32),

@@ -801,7 +801,14 @@ impl<D: BlockDevice> Fs<D> {
                 1 + i.links.len() as u32
             },
             size: if i.kind == Kind::Dir { B } else { i.size },
-            blocks: i.blocks.len() as u64 * SECTORS_PER_BLOCK,
+            // A directory's entries live in the tree, not in blocks of its
+            // own; it shows the one block its size says, as on ext4 (so
+            // `du` counts it).
+            blocks: if i.kind == Kind::Dir {
+                SECTORS_PER_BLOCK
+            } else {
+                i.blocks.len() as u64 * SECTORS_PER_BLOCK
+            },
             atime: i.atime,
             mtime: i.mtime,
             ctime: i.ctime,

@@ -273,6 +273,9 @@ fn hard_links_follow_linux() {
     let st = fs.link(b"/f", false, b"/d/g", 7).unwrap();
     assert_eq!((st.ino, st.nlink, st.ctime), (f, 2, 7));
     assert_eq!(fs.stat(b"/d", true).unwrap().mtime, 7);
+    // A directory shows the one block its size says (du counts it).
+    let d = fs.stat(b"/d", true).unwrap();
+    assert_eq!((d.size, d.blocks), (4096, 8));
     fs.write_ino(ino(&fs, "/d/g"), 4, b"+more", false, 8)
         .unwrap();
     assert_eq!(get(&mut fs, "/f"), b"data+more");
