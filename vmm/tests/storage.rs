@@ -245,6 +245,23 @@ fn file_locks_on_storage_are_the_hosts() {
     assert_eq!(got.text(), want.text());
 }
 
+/// A program started from the host's file runs that file again through
+/// /proc/self/exe (busybox runs its applets so) once storage has a file of
+/// the same name, as Linux runs the same inode: the shell's `cat` failed
+/// with "Exec format error" when storage's /bin/busybox was not busybox.
+#[test]
+fn a_host_program_runs_itself_again_when_storage_has_its_name() {
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let rack = Rack::new("storage-self-exe", "256M");
+    let script = "mkdir -p /bin && echo other > /bin/busybox && chmod 755 /bin/busybox \
+                  && echo hi | cat && cat /bin/busybox";
+    let got = rack.run(&[], &["/bin/busybox", "sh", "-c", script], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    assert_eq!(got.text(), "hi\nother\n");
+}
+
 /// Debian's busybox on storage, as the issue's user runs it: a directory
 /// made, stdin (larger than the ExCache) written to a file and streamed
 /// back through md5sum and wc; part of it sorted, and a whole file larger

@@ -99,6 +99,8 @@ pub struct Image {
     pub bias: u64,
     /// The file that runs: the last interpreter for a script.
     pub exe: Vec<u8>,
+    /// It is the host's file, not storage's or the tmpfs's.
+    pub exe_on_host: bool,
 }
 
 impl Kernel {
@@ -140,6 +142,7 @@ impl Kernel {
                 cwd,
                 umask: 0o022,
                 exe: image.exe.clone(),
+                exe_on_host: image.exe_on_host,
                 bias: image.bias,
                 exit_signal: pmon::signal::SIGCHLD,
                 vfork_parent: None,
@@ -237,7 +240,7 @@ impl Kernel {
         // have is looked for on the host (read-only, as without storage),
         // so the host's static programs (busybox, the system shell's
         // stand-in) still run until programs are copied onto storage.
-        if self.on_storage(path) {
+        if self.on_storage(path) && !core::mem::take(&mut self.exec_host_first) {
             match self.store_program(path, MAX_TMP_PROGRAM) {
                 Ok(bytes) => return Ok(ExecFile::Tmp(bytes)),
                 Err(ENOENT) => {}
@@ -296,6 +299,7 @@ impl Kernel {
                 sp,
                 bias: program.bias,
                 exe,
+                exe_on_host: matches!(file, ExecFile::Host(_)),
             }),
             Err(e) => {
                 self.drop_space(space);
@@ -487,6 +491,7 @@ impl Kernel {
                 let old = p.space;
                 p.space = image.space;
                 p.exe = image.exe.clone();
+                p.exe_on_host = image.exe_on_host;
                 p.bias = image.bias;
                 p.threads = alloc::vec![tid];
                 closed = p.fds.exec();

@@ -180,6 +180,10 @@ pub struct Process {
     /// The host path of the program it runs (for /proc/self/exe and the
     /// VMM's report of a fatal signal) and its load bias.
     pub exe: Vec<u8>,
+    /// Its program was the host's file at `exe` (not storage's): its
+    /// execve of /proc/self/exe runs that file again even if storage has
+    /// one of the same name by then, as Linux runs the same inode.
+    pub exe_on_host: bool,
     pub bias: u64,
     /// The signal its parent gets when it ends (SIGCHLD normally).
     pub exit_signal: u32,
@@ -301,6 +305,10 @@ pub struct Kernel {
     /// Storage files opened here whose next read moves their atime
     /// (relatime's rule, decided at open).
     pub atime_due: BTreeSet<u64>,
+    /// The execve under way runs a process's own program again
+    /// (/proc/self/exe), which was the host's: the first file it opens is
+    /// the host's, not storage's of the same name.
+    pub exec_host_first: bool,
     /// Shared writable mappings of storage files, see `syscall::shared`.
     pub shared_maps: Vec<syscall::SharedMap>,
     /// The holder of shared anonymous memory, while there is any.
@@ -427,6 +435,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         fetches: BTreeMap::new(),
         write_errors: BTreeMap::new(),
         atime_due: BTreeSet::new(),
+        exec_host_first: false,
         tmp: {
             let mut t =
                 pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns);

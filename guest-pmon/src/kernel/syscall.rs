@@ -3222,13 +3222,14 @@ impl Kernel {
             let Some(parent) = self.procs.get(&pid) else {
                 return err(ESRCH);
             };
-            let (space, fds, actions, cwd, umask, exe, bias, rlimits, pgid, sid) = (
+            let (space, fds, actions, cwd, umask, exe, exe_on_host, bias, rlimits, pgid, sid) = (
                 parent.space,
                 parent.fds.clone(),
                 parent.actions,
                 parent.cwd.clone(),
                 parent.umask,
                 parent.exe.clone(),
+                parent.exe_on_host,
                 parent.bias,
                 parent.rlimits,
                 parent.pgid,
@@ -3273,6 +3274,7 @@ impl Kernel {
                     cwd,
                     umask,
                     exe,
+                    exe_on_host,
                     bias,
                     exit_signal: (flags & 0xff) as u32,
                     vfork_parent: (flags & CLONE_VFORK != 0).then_some(tid),
@@ -3424,7 +3426,10 @@ impl Kernel {
         // The program re-executing itself (busybox runs its applets so),
         // or fexecve's /proc/self/fd/N.
         match self.lookup(pid, AT_FDCWD, &p).map(|v| v.1) {
-            Ok(Name::Exe) => p = self.exe_of(pid),
+            Ok(Name::Exe) => {
+                p = self.exe_of(pid);
+                self.exec_host_first = self.procs.get(&pid).is_some_and(|pr| pr.exe_on_host);
+            }
             Ok(Name::Fd(n)) => match self.file(pid, n as i64) {
                 Ok(f) if matches!(f.kind, Kind::Host(_)) => p = f.path.clone(),
                 Ok(_) => return err(EACCES),
@@ -3434,7 +3439,9 @@ impl Kernel {
             Ok(Name::Null | Name::Zero | Name::Urandom) => return err(EACCES),
             _ => {}
         }
-        match self.execve(tid, p, a, e) {
+        let done = self.execve(tid, p, a, e);
+        self.exec_host_first = false;
+        match done {
             Ok(()) => Ret::NoReturn,
             Err(e) => err(e),
         }
