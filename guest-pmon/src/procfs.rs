@@ -170,7 +170,8 @@ pub fn cpuinfo(host: &[u8], cpus: u32) -> Vec<u8> {
 }
 
 /// /proc/mounts (and /proc/self/mounts): the host's mount table, with
-/// /tmp the processor's tmpfs in place of whatever the host has there.
+/// /tmp and /dev/shm the processor's tmpfs in place of whatever the host
+/// has there.
 /// With a storage component (`storage`), its file system is `/`, and of
 /// the host's mounts only those under /dev, /proc and /sys still show
 /// (every other path is storage's), so `df` names what a program writes
@@ -180,13 +181,16 @@ pub fn mounts(host: &[u8], storage: bool) -> Vec<u8> {
     if storage {
         out.extend_from_slice(b"lego-storage / legofs rw,relatime 0 0\n");
     }
+    // /dev/shm is a directory of the same tmpfs: `df` finds a path's
+    // mount by its device, and the first line of it names /tmp.
+    out.extend_from_slice(TMPFS_LINE);
     let within = |at: &[u8], dir: &[u8]| {
         at.strip_prefix(dir)
             .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
     };
     for line in host.split_inclusive(|&c| c == b'\n') {
         let at = line.split(|&c| c == b' ').nth(1).unwrap_or_default();
-        if within(at, b"/tmp") {
+        if within(at, b"/tmp") || within(at, b"/dev/shm") {
             continue;
         }
         if storage
@@ -201,9 +205,11 @@ pub fn mounts(host: &[u8], storage: bool) -> Vec<u8> {
             out.push(b'\n');
         }
     }
-    out.extend_from_slice(b"tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n");
+    out.extend_from_slice(b"tmpfs /dev/shm tmpfs rw,nosuid,nodev,relatime 0 0\n");
     out
 }
+
+const TMPFS_LINE: &[u8] = b"tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n";
 
 /// The text of /sys/devices/system/cpu/{online,possible,present} for
 /// `n` CPUs: `0` or `0-N`.
@@ -327,12 +333,14 @@ mod tests {
 
     #[test]
     fn mounts_show_the_tmpfs_at_tmp() {
-        let host = b"/dev/vda / ext4 rw 0 0\n/dev/vdb /tmp ext4 rw 0 0\nproc /proc proc rw 0 0";
+        let host = b"/dev/vda / ext4 rw 0 0\n/dev/vdb /tmp ext4 rw 0 0\nproc /proc proc rw 0 0\n\
+            tmpfs /dev/shm tmpfs rw 0 0";
         let text = mounts(host, false);
         let text = core::str::from_utf8(&text).unwrap();
         assert_eq!(
             text,
-            "/dev/vda / ext4 rw 0 0\nproc /proc proc rw 0 0\ntmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n"
+            "tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n/dev/vda / ext4 rw 0 0\n\
+             proc /proc proc rw 0 0\ntmpfs /dev/shm tmpfs rw,nosuid,nodev,relatime 0 0\n"
         );
     }
 
@@ -345,9 +353,10 @@ mod tests {
         let text = core::str::from_utf8(&text).unwrap();
         assert_eq!(
             text,
-            "lego-storage / legofs rw,relatime 0 0\ndevpts /dev/pts devpts rw 0 0\n\
+            "lego-storage / legofs rw,relatime 0 0\n\
+             tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\ndevpts /dev/pts devpts rw 0 0\n\
              proc /proc proc rw 0 0\nsysfs /sys sysfs rw 0 0\n\
-             tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n"
+             tmpfs /dev/shm tmpfs rw,nosuid,nodev,relatime 0 0\n"
         );
     }
 
