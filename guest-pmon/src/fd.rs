@@ -56,6 +56,10 @@ pub enum Kind {
     /// One end of a socketpair(AF_UNIX, SOCK_STREAM): the pipe it
     /// receives from and the pipe it sends into.
     Socket(usize, usize),
+    /// An AF_UNIX socket made by socket() and not connected: bound,
+    /// listening or neither (the kernel's [`crate::unixsock`] id). It
+    /// becomes a `Socket` when it connects.
+    Unix(usize),
     /// An epoll instance (the kernel's table of them).
     Epoll(usize),
     /// An eventfd counter.

@@ -24,6 +24,7 @@ pub mod stack;
 pub mod sysno;
 pub mod sysv;
 pub mod tmpfs;
+pub mod unixsock;
 pub mod vdso;
 pub mod writeback;
 

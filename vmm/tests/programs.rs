@@ -122,6 +122,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("clocks", "1"),
             // socketpair: both ways, flags, shutdown, fork.
             ("sockets", "1"),
+            // AF_UNIX sockets with names: a server and forked clients.
+            ("unixsock", "2"),
             // prctl: names, dumpable, no_new_privs, the parent-death signal.
             ("prctl", "2"),
             // Threads that never call the kernel share one vCPU and take

@@ -261,6 +261,11 @@ pub struct Kernel {
     pub pipes: BTreeMap<usize, Pipe>,
     /// The tmpfs's named pipes that are open: inode → its pipe.
     pub fifos: BTreeMap<u64, usize>,
+    /// AF_UNIX sockets not connected yet, and their names.
+    pub unix: pmon::unixsock::UnixSockets,
+    /// The names of a connected AF_UNIX end, by the pipe it receives
+    /// from: its own and its peer's (None: unnamed).
+    pub unix_names: BTreeMap<usize, (Option<pmon::unixsock::Name>, Option<pmon::unixsock::Name>)>,
     next_pipe: usize,
     pub futexes: Futexes,
     runq: VecDeque<Tid>,
@@ -394,6 +399,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         next_space: 1,
         pipes: BTreeMap::new(),
         fifos: BTreeMap::new(),
+        unix: Default::default(),
+        unix_names: BTreeMap::new(),
         next_pipe: 1,
         futexes: Futexes::new(),
         runq: VecDeque::new(),

@@ -659,6 +659,7 @@ impl Kernel {
                 }
             }
             Kind::Socket(rx, tx) => {
+                self.unix_names.remove(&rx);
                 if let Some(p) = self.pipes.get_mut(&rx) {
                     p.readers = p.readers.saturating_sub(1);
                 }
@@ -672,6 +673,22 @@ impl Kernel {
                 if tx != rx {
                     self.pipe_changed(tx);
                 }
+            }
+            Kind::Unix(id) => {
+                // Connections it had waiting end: their clients read the
+                // end of the file and get EPIPE.
+                for (rx, tx) in self.unix.close(id) {
+                    if let Some(p) = self.pipes.get_mut(&rx) {
+                        p.readers = p.readers.saturating_sub(1);
+                    }
+                    if let Some(p) = self.pipes.get_mut(&tx) {
+                        p.writers = p.writers.saturating_sub(1);
+                    }
+                    self.unix_names.remove(&rx);
+                    self.pipe_changed(rx);
+                    self.pipe_changed(tx);
+                }
+                self.pipe_changed(id);
             }
             Kind::Epoll(id) => {
                 self.epolls.remove(&id);

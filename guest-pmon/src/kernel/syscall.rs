@@ -356,6 +356,7 @@ impl Kernel {
             | nr::SETSOCKOPT
             | nr::GETSOCKOPT => self.sys_socket_call(tid, n, a),
             nr::SOCKETPAIR => self.sys_socketpair(pid, a[0], a[1], a[2], a[3]),
+            nr::SOCKET => self.sys_socket(pid, a[0], a[1], a[2]),
             // Nothing in Lego's file systems waits to be written.
             // sync(2) cannot fail; a storage component that does not
             // answer has lost nothing acknowledged that a retry would save.
@@ -951,6 +952,8 @@ impl Kernel {
             }
             Kind::Stdio(..) => Err(EBADF),
             Kind::PipeRead(id) | Kind::Socket(id, _) => self.pipe_read(id, len, f.nonblocking()),
+            // As Linux reads an unconnected stream socket.
+            Kind::Unix(_) => Err(EINVAL),
             Kind::PipeWrite(_) => Err(EBADF),
             Kind::Host(h) => {
                 let mut b = alloc::vec![0u8; len];
@@ -1125,6 +1128,7 @@ impl Kernel {
                 Err(EPIPE)
             }
             Kind::Socket(_, id) => self.pipe_write(tid, id, data, f.nonblocking()),
+            Kind::Unix(_) => Err(unix::ENOTCONN),
             Kind::PipeRead(_) => Err(EBADF),
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
             Kind::Tmp(ino) => self.tmp_write(f, ino, data).map(Some),
@@ -1415,7 +1419,7 @@ impl Kernel {
             // PIPEFS_MAGIC and ANON_INODE_FS_MAGIC.
             Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(..) => Ok(pseudo(0x5049_5045)),
             // SOCKFS_MAGIC.
-            Kind::Socket(..) => Ok(pseudo(0x534f_434b)),
+            Kind::Socket(..) | Kind::Unix(_) => Ok(pseudo(0x534f_434b)),
             Kind::Epoll(_) | Kind::EventFd(_) => Ok(pseudo(0x0904_1934)),
         }
     }
@@ -1639,7 +1643,7 @@ impl Kernel {
             Kind::Socket(rx, tx) if rx == tx => {
                 (S_IFIFO | 0o600, 0, 0, 0x1000 + rx as u64, 0xc, 4096)
             }
-            Kind::Socket(id, _) => (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096),
+            Kind::Socket(id, _) | Kind::Unix(id) => (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096),
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
@@ -1761,7 +1765,7 @@ impl Kernel {
             | Kind::StoreDir(_) => f.path.clone(),
             Kind::Tmp(_) => pmon::path::dev_shm_shown(f.path.clone()),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
-            Kind::Socket(id, _) => alloc::format!("socket:[{id}]").into_bytes(),
+            Kind::Socket(id, _) | Kind::Unix(id) => alloc::format!("socket:[{id}]").into_bytes(),
             Kind::DevNull => b"/dev/null".to_vec(),
             Kind::DevZero => b"/dev/zero".to_vec(),
             Kind::DevUrandom => b"/dev/urandom".to_vec(),
@@ -2236,6 +2240,11 @@ impl Kernel {
                 Some(e) => (e.readable(), e.writable(), false),
                 None => (false, false, true),
             },
+            // A listener is readable with a connection to accept; a
+            // socket that neither listens nor is connected is hung up,
+            // as Linux polls an unconnected stream socket.
+            Kind::Unix(id) if self.unix.is_listening(id) => (self.unix.ready(id), false, false),
+            Kind::Unix(_) => (false, false, true),
             Kind::Epoll(_) => (false, false, false),
             _ => (true, true, false),
         }

@@ -41,6 +41,7 @@ fn is_stream(k: Kind) -> bool {
             | Kind::PipeWrite(_)
             | Kind::Stdio(..)
             | Kind::Socket(..)
+            | Kind::Unix(_)
             | Kind::Epoll(_)
             | Kind::EventFd(_)
     )

@@ -1,12 +1,16 @@
-//! socketpair(AF_UNIX, SOCK_STREAM): two connected ends, each a pair of
+//! AF_UNIX stream sockets. socketpair: two connected ends, each a pair of
 //! the monitor's pipes (one to receive from, one to send into), so they
 //! read, write, poll, block and end as pipes do. Event loops make one to
 //! wake themselves (tokio's signal and process handling, for one).
-//! Sockets with addresses (socket, bind, connect) are not served: they
-//! need the network the rack does not give processes yet. The calls that
-//! take a descriptor answer ENOTSOCK for anything else, as Linux does.
+//! socket, bind, listen, connect and accept: the same ends, made when a
+//! connection is accepted into a listener's queue, between processes of
+//! this processor (names: [`pmon::unixsock`]). Internet sockets are not
+//! served (EAFNOSUPPORT): they need the network the rack does not give
+//! processes yet. The calls that take a descriptor answer ENOTSOCK for
+//! anything else, as Linux does.
 
 use pmon::fd::SHUT_WR_FLAG;
+use pmon::unixsock::{Name, SockAddr};
 
 use super::*;
 
@@ -28,7 +32,9 @@ const EPROTONOSUPPORT: Errno = 93;
 const EOPNOTSUPP: Errno = 95;
 const EAFNOSUPPORT: Errno = 97;
 const EISCONN: Errno = 106;
+pub(super) const ENOTCONN: Errno = 107;
 const ENOPROTOOPT: Errno = 92;
+const SO_ACCEPTCONN: u64 = 30;
 
 impl Kernel {
     pub(super) fn sys_socketpair(
@@ -71,7 +77,42 @@ impl Kernel {
         self.install_pair(pid, [one, two], cloexec, sv, &[a, b])
     }
 
-    /// The calls on a socket descriptor: served for socketpair ends,
+    /// socket(AF_UNIX, SOCK_STREAM): a socket to bind, listen or connect.
+    pub(super) fn sys_socket(&mut self, pid: Pid, domain: u64, ty: u64, protocol: u64) -> Ret {
+        match domain {
+            AF_UNIX => {}
+            _ => return err(EAFNOSUPPORT),
+        }
+        if ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != SOCK_STREAM {
+            // Datagram and sequenced sockets keep message boundaries,
+            // which pipes do not.
+            return err(EPROTONOSUPPORT);
+        }
+        if protocol != 0 {
+            return err(EPROTONOSUPPORT);
+        }
+        let id = self.next_pipe;
+        self.next_pipe += 1;
+        self.unix.open(id);
+        let nb = if ty & SOCK_NONBLOCK != 0 {
+            O_NONBLOCK
+        } else {
+            0
+        };
+        let file = OpenFile::new(Kind::Unix(id), O_RDWR | nb);
+        match self
+            .proc_mut(pid)
+            .and_then(|p| p.fds.install(file, ty & SOCK_CLOEXEC != 0, 0))
+        {
+            Ok(fd) => Ret::Val(fd),
+            Err(e) => {
+                self.unix.close(id);
+                err(e)
+            }
+        }
+    }
+
+    /// The calls on a socket descriptor: served for AF_UNIX sockets,
     /// ENOTSOCK for any other file.
     pub(super) fn sys_socket_call(&mut self, tid: Tid, n: u64, a: [u64; 6]) -> Ret {
         let pid = self.pid_of(tid);
@@ -79,8 +120,10 @@ impl Kernel {
             Ok(f) => f,
             Err(e) => return err(e),
         };
-        let Kind::Socket(rx, tx) = f.kind else {
-            return err(ENOTSOCK);
+        let (rx, tx) = match f.kind {
+            Kind::Socket(rx, tx) => (rx, tx),
+            Kind::Unix(id) => return self.unconnected_call(tid, &f, id, n, a),
+            _ => return err(ENOTSOCK),
         };
         match n {
             nr::SENDTO => self.socket_send(tid, &f, tx, &[(a[1], a[2] as usize)], a[3]),
@@ -155,7 +198,7 @@ impl Kernel {
                 }
                 let v: u32 = match a[2] {
                     SO_TYPE => SOCK_STREAM as u32,
-                    SO_ERROR => 0,
+                    SO_ERROR | SO_ACCEPTCONN => 0,
                     SO_SNDBUF | SO_RCVBUF => pmon::pipe::CAPACITY as u32,
                     _ => return err(ENOPROTOOPT),
                 };
@@ -169,20 +212,218 @@ impl Kernel {
             nr::SETSOCKOPT if a[1] == SOL_SOCKET => Ret::Val(0),
             nr::SETSOCKOPT => err(ENOPROTOOPT),
             nr::GETSOCKNAME | nr::GETPEERNAME => {
-                // An unnamed AF_UNIX socket: just the family.
-                let r = self.space_mut(pid).and_then(|s| {
-                    let room = uaccess::read_u32(s, a[2])?;
-                    if room >= 2 {
-                        uaccess::write(s, a[1], &(AF_UNIX as u16).to_le_bytes())?;
-                    }
-                    uaccess::write_u32(s, a[2], 2)
-                });
-                val(r.map(|_| 0))
+                // A socketpair's ends are unnamed: just the family.
+                let names = self.unix_names.get(&rx);
+                let name = match (n, names) {
+                    (nr::GETSOCKNAME, Some((own, _))) => own.clone(),
+                    (_, Some((_, peer))) => peer.clone(),
+                    _ => None,
+                };
+                val(self.put_sockaddr(pid, a[1], a[2], name.as_ref()).map(|_| 0))
             }
             // Connecting, binding, listening: these ends are connected.
             nr::CONNECT => err(EISCONN),
             _ => err(EOPNOTSUPP),
         }
+    }
+
+    /// A sockaddr for `name` (None: just the family) into `addr`, as much
+    /// as `*len` says fits; `*len` becomes its full length.
+    fn put_sockaddr(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        name: Option<&Name>,
+    ) -> Result<(), Errno> {
+        let bytes = match name {
+            Some(n) => n.sockaddr(),
+            None => (AF_UNIX as u16).to_le_bytes().to_vec(),
+        };
+        let s = self.space_mut(pid)?;
+        let room = uaccess::read_u32(s, len)? as usize;
+        uaccess::write(s, addr, &bytes[..room.min(bytes.len())])?;
+        uaccess::write_u32(s, len, bytes.len() as u32)
+    }
+
+    /// The name a `sockaddr_un` at `addr` (`len` bytes) gives, a path made
+    /// absolute from the working directory; None: just the family.
+    fn sockaddr_name(&mut self, pid: Pid, addr: u64, len: u64) -> Result<Option<Name>, Errno> {
+        if !(2..=110).contains(&len) {
+            return Err(EINVAL);
+        }
+        let bytes = uaccess::read_vec(self.space_mut(pid)?, addr, len as usize)?;
+        Ok(match pmon::unixsock::parse_sockaddr(&bytes)? {
+            None => None,
+            Some(SockAddr::Abstract(a)) => Some(Name::Abstract(a)),
+            Some(SockAddr::Path(p)) if p.is_empty() => return Err(ENOENT),
+            Some(SockAddr::Path(p)) => {
+                let cwd = self
+                    .procs
+                    .get(&pid)
+                    .map(|p| p.cwd.clone())
+                    .unwrap_or_default();
+                Some(Name::Path(pmon::path::resolve(&cwd, &p)))
+            }
+        })
+    }
+
+    /// The calls on a socket that is not connected: bind, listen,
+    /// connect, accept, and what a socket may be asked before.
+    fn unconnected_call(
+        &mut self,
+        tid: Tid,
+        f: &Arc<OpenFile>,
+        id: usize,
+        n: u64,
+        a: [u64; 6],
+    ) -> Ret {
+        let pid = self.pid_of(tid);
+        if !self.unix.exists(id) {
+            // Connected through another descriptor of the same open file.
+            return err(EISCONN);
+        }
+        match n {
+            nr::BIND => match self.sockaddr_name(pid, a[1], a[2]) {
+                Ok(name) => val(self.unix.bind(id, name).map(|_| 0)),
+                Err(e) => err(e),
+            },
+            nr::LISTEN => val(self.unix.listen(id, a[1] as i32).map(|_| 0)),
+            nr::CONNECT => self.unix_connect(tid, f, id, a),
+            nr::ACCEPT => self.unix_accept(tid, f, id, a, 0),
+            nr::ACCEPT4 => self.unix_accept(tid, f, id, a, a[3]),
+            nr::GETSOCKNAME => {
+                let name = self.unix.name_of(id).cloned();
+                val(self.put_sockaddr(pid, a[1], a[2], name.as_ref()).map(|_| 0))
+            }
+            nr::GETSOCKOPT if a[1] == SOL_SOCKET => {
+                let v: u32 = match a[2] {
+                    SO_TYPE => SOCK_STREAM as u32,
+                    SO_ERROR => 0,
+                    SO_ACCEPTCONN => self.unix.is_listening(id) as u32,
+                    SO_SNDBUF | SO_RCVBUF => pmon::pipe::CAPACITY as u32,
+                    _ => return err(ENOPROTOOPT),
+                };
+                let r = self.space_mut(pid).and_then(|s| {
+                    uaccess::write_u32(s, a[3], v)?;
+                    uaccess::write_u32(s, a[4], 4)
+                });
+                val(r.map(|_| 0))
+            }
+            nr::GETSOCKOPT => err(ENOPROTOOPT),
+            nr::SETSOCKOPT if a[1] == SOL_SOCKET => Ret::Val(0),
+            nr::SETSOCKOPT => err(ENOPROTOOPT),
+            // Sending, receiving, shutting down or naming a peer needs one.
+            _ => err(ENOTCONN),
+        }
+    }
+
+    /// connect: a connection queued at the listener the address names;
+    /// the descriptor becomes the client's end of it. Waits while the
+    /// listener's queue is full (EAGAIN if non-blocking).
+    fn unix_connect(&mut self, tid: Tid, f: &Arc<OpenFile>, id: usize, a: [u64; 6]) -> Ret {
+        let pid = self.pid_of(tid);
+        let name = match self.sockaddr_name(pid, a[1], a[2]) {
+            Ok(Some(n)) => n,
+            Ok(None) => return err(EINVAL),
+            Err(e) => return err(e),
+        };
+        let listener = match self.unix.listener(&name) {
+            Ok(l) => l,
+            Err(EAGAIN) if !f.nonblocking() => {
+                // Its queue is full: an accept there makes room.
+                if let Ok(l) = self.unix.listening_at(&name) {
+                    self.block(tid, Wait::Pipe(l), None, None, OnWake::Retry);
+                    return Ret::Block;
+                }
+                return err(EAGAIN);
+            }
+            Err(e) => return err(e),
+        };
+        // Client to server, and back.
+        let (up, down) = (self.next_pipe, self.next_pipe + 1);
+        self.next_pipe += 2;
+        for p in [up, down] {
+            let mut pipe = Pipe::new();
+            (pipe.readers, pipe.writers) = (1, 1);
+            self.pipes.insert(p, pipe);
+        }
+        let own = self.unix.name_of(id).cloned();
+        let client = OpenFile::new(
+            Kind::Socket(down, up),
+            O_RDWR | (f.flags.get() & O_NONBLOCK),
+        );
+        let fd = a[0] as i32 as i64;
+        let replaced = self.proc_mut(pid).and_then(|p| {
+            let cloexec = p.fds.cloexec(fd)?;
+            p.fds.install_at(fd as usize, client, cloexec)
+        });
+        if let Err(e) = replaced {
+            self.pipes.remove(&up);
+            self.pipes.remove(&down);
+            return err(e);
+        }
+        // This socket is a connection now: it names nothing and takes
+        // no connections.
+        self.unix.close(id);
+        self.unix_names
+            .insert(down, (own.clone(), Some(name.clone())));
+        self.unix.queue(listener, up, down, own);
+        // The listener's accept and its pollers look again.
+        self.pipe_changed(listener);
+        Ret::Val(0)
+    }
+
+    /// accept and accept4: the oldest connection queued, as a new
+    /// descriptor; waits for one unless non-blocking.
+    fn unix_accept(
+        &mut self,
+        tid: Tid,
+        f: &Arc<OpenFile>,
+        id: usize,
+        a: [u64; 6],
+        flags: u64,
+    ) -> Ret {
+        let pid = self.pid_of(tid);
+        if !self.unix.is_listening(id) {
+            return err(EINVAL);
+        }
+        if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+            return err(EINVAL);
+        }
+        let Some((rx, tx, client)) = self.unix.accept(id) else {
+            if f.nonblocking() {
+                return err(EAGAIN);
+            }
+            self.block(tid, Wait::Pipe(id), None, None, OnWake::Retry);
+            return Ret::Block;
+        };
+        // A connect waiting for room in the queue tries again.
+        self.wake_all(Wait::Pipe(id));
+        let nb = if flags & SOCK_NONBLOCK != 0 {
+            O_NONBLOCK
+        } else {
+            0
+        };
+        let server = OpenFile::new(Kind::Socket(rx, tx), O_RDWR | nb);
+        let own = self.unix.name_of(id).cloned();
+        self.unix_names.insert(rx, (own, client.clone()));
+        let installed = self
+            .proc_mut(pid)
+            .and_then(|p| p.fds.install(server.clone(), flags & SOCK_CLOEXEC != 0, 0));
+        let fd = match installed {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.release_file(server);
+                return err(e);
+            }
+        };
+        if a[1] != 0 && a[2] != 0 {
+            if let Err(e) = self.put_sockaddr(pid, a[1], a[2], client.as_ref()) {
+                return err(e);
+            }
+        }
+        Ret::Val(fd)
     }
 
     fn socket_send(

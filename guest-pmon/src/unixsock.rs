@@ -1,0 +1,323 @@
+//! AF_UNIX stream sockets with addresses, between the processes of one
+//! processor: which socket holds which name, which listen, and the
+//! connections waiting to be accepted. The kernel makes each connection of
+//! two of its pipes, as socketpair's ends are, so that once connected a
+//! socket reads, writes, polls and ends as those do.
+//!
+//! Decided: names are the processor's own. A path name is not made a file
+//! (no socket inode appears in the directory, so `ls` does not show it and
+//! it need not be unlinked before the next bind; a connect to a path a
+//! closed socket had is ECONNREFUSED, as its file would make it); an
+//! abstract name (a
+//! leading NUL) is what Linux has. A name's socket and its connections are
+//! on one processor: a program and its clients run together, as they do
+//! on a Linux host without a network between them.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+
+pub const EINVAL: i64 = 22;
+pub const EADDRINUSE: i64 = 98;
+pub const ECONNREFUSED: i64 = 111;
+pub const ENOENT: i64 = 2;
+pub const EAGAIN: i64 = 11;
+pub const EISCONN: i64 = 106;
+
+/// Most connections a listener keeps waiting (Linux's SOMAXCONN).
+pub const MAX_BACKLOG: usize = 4096;
+
+/// A name as programs give it in a `sockaddr_un`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Name {
+    /// An absolute, normalized path.
+    Path(Vec<u8>),
+    /// The bytes after the leading NUL.
+    Abstract(Vec<u8>),
+}
+
+impl Name {
+    /// The `sun_path` bytes and the address length that name it.
+    pub fn sockaddr(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&1u16.to_le_bytes());
+        match self {
+            Name::Path(p) => {
+                out.extend_from_slice(p);
+                out.push(0);
+            }
+            Name::Abstract(a) => {
+                out.push(0);
+                out.extend_from_slice(a);
+            }
+        }
+        out
+    }
+}
+
+/// What a `sockaddr_un` of `len` bytes says (`bytes` holds them): a name,
+/// None for an address of just the family (autobind), or EINVAL.
+pub fn parse_sockaddr(bytes: &[u8]) -> Result<Option<SockAddr>, i64> {
+    if bytes.len() < 2 || u16::from_le_bytes([bytes[0], bytes[1]]) != 1 {
+        return Err(EINVAL);
+    }
+    let path = &bytes[2..];
+    if path.is_empty() {
+        return Ok(None);
+    }
+    if path.len() > 108 {
+        return Err(EINVAL);
+    }
+    if path[0] == 0 {
+        return Ok(Some(SockAddr::Abstract(path[1..].to_vec())));
+    }
+    let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+    Ok(Some(SockAddr::Path(path[..end].to_vec())))
+}
+
+/// A parsed address before a path is made absolute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SockAddr {
+    /// As given, perhaps relative to the working directory.
+    Path(Vec<u8>),
+    Abstract(Vec<u8>),
+}
+
+#[derive(Debug, Default)]
+struct Sock {
+    name: Option<Name>,
+    /// Listening, with at most this many connections waiting.
+    listening: Option<usize>,
+    /// Connections waiting for accept: the pipes of the server's end
+    /// (receive, send) and the name of the client (None: unnamed).
+    waiting: VecDeque<(usize, usize, Option<Name>)>,
+}
+
+/// Every AF_UNIX socket of the processor not yet connected, by id.
+#[derive(Debug, Default)]
+pub struct UnixSockets {
+    socks: BTreeMap<usize, Sock>,
+    names: BTreeMap<Name, usize>,
+    /// Path names of sockets closed since (bounded: forgetting one turns
+    /// ECONNREFUSED into ENOENT).
+    former: BTreeSet<Name>,
+    next_auto: u32,
+}
+
+impl UnixSockets {
+    /// A new socket `id` (unique among the kernel's pipe and socket ids).
+    pub fn open(&mut self, id: usize) {
+        self.socks.insert(id, Sock::default());
+    }
+
+    pub fn exists(&self, id: usize) -> bool {
+        self.socks.contains_key(&id)
+    }
+
+    /// bind: `name` (None: an abstract name of Linux's autobind form,
+    /// five hex digits) becomes socket `id`'s.
+    pub fn bind(&mut self, id: usize, name: Option<Name>) -> Result<(), i64> {
+        let bound = self.socks.get(&id).ok_or(EINVAL)?.name.is_some();
+        if bound {
+            return Err(EINVAL);
+        }
+        let name = match name {
+            Some(n) => n,
+            None => self.auto_name()?,
+        };
+        if self.names.contains_key(&name) {
+            return Err(EADDRINUSE);
+        }
+        self.former.remove(&name);
+        self.names.insert(name.clone(), id);
+        if let Some(s) = self.socks.get_mut(&id) {
+            s.name = Some(name);
+        }
+        Ok(())
+    }
+
+    fn auto_name(&mut self) -> Result<Name, i64> {
+        for _ in 0..0x10_0000 {
+            self.next_auto = (self.next_auto + 1) & 0xf_ffff;
+            let n = Name::Abstract(alloc::format!("{:05x}", self.next_auto).into_bytes());
+            if !self.names.contains_key(&n) {
+                return Ok(n);
+            }
+        }
+        Err(EADDRINUSE)
+    }
+
+    /// listen: socket `id` takes connections, up to `backlog` waiting. It
+    /// must have a name (EINVAL, as Linux: no listening on an unbound
+    /// socket; a bind of just the family gives it one).
+    pub fn listen(&mut self, id: usize, backlog: i32) -> Result<(), i64> {
+        if self.socks.get(&id).ok_or(EINVAL)?.name.is_none() {
+            return Err(EINVAL);
+        }
+        let most = (backlog.max(1) as usize).min(MAX_BACKLOG);
+        if let Some(s) = self.socks.get_mut(&id) {
+            s.listening = Some(most);
+        }
+        Ok(())
+    }
+
+    pub fn is_listening(&self, id: usize) -> bool {
+        self.socks.get(&id).is_some_and(|s| s.listening.is_some())
+    }
+
+    pub fn name_of(&self, id: usize) -> Option<&Name> {
+        self.socks.get(&id).and_then(|s| s.name.as_ref())
+    }
+
+    /// Where a connection to `name` goes: its listener's id. ENOENT when
+    /// no socket has the name (Linux: no such file, or ECONNREFUSED for
+    /// an abstract one), ECONNREFUSED when it does not listen, EAGAIN when
+    /// its backlog is full.
+    pub fn listener(&self, name: &Name) -> Result<usize, i64> {
+        let Some(&id) = self.names.get(name) else {
+            return Err(match name {
+                Name::Path(_) if !self.former.contains(name) => ENOENT,
+                _ => ECONNREFUSED,
+            });
+        };
+        let s = self.socks.get(&id).ok_or(ECONNREFUSED)?;
+        match s.listening {
+            None => Err(ECONNREFUSED),
+            Some(most) if s.waiting.len() >= most => Err(EAGAIN),
+            Some(_) => Ok(id),
+        }
+    }
+
+    /// The socket that has `name`, listening or not.
+    pub fn listening_at(&self, name: &Name) -> Result<usize, i64> {
+        self.names.get(name).copied().ok_or(ECONNREFUSED)
+    }
+
+    /// A connection for listener `id` to accept: the server end's pipes.
+    pub fn queue(&mut self, id: usize, rx: usize, tx: usize, client: Option<Name>) {
+        if let Some(s) = self.socks.get_mut(&id) {
+            s.waiting.push_back((rx, tx, client));
+        }
+    }
+
+    /// Whether listener `id` has a connection waiting.
+    pub fn ready(&self, id: usize) -> bool {
+        self.socks.get(&id).is_some_and(|s| !s.waiting.is_empty())
+    }
+
+    /// accept: the oldest connection waiting for `id`.
+    pub fn accept(&mut self, id: usize) -> Option<(usize, usize, Option<Name>)> {
+        self.socks.get_mut(&id)?.waiting.pop_front()
+    }
+
+    /// Socket `id` connected (its descriptor is a connection now) or
+    /// closed: its name goes, and the connections it had waiting, whose
+    /// pipes the kernel closes.
+    pub fn close(&mut self, id: usize) -> Vec<(usize, usize)> {
+        let Some(s) = self.socks.remove(&id) else {
+            return Vec::new();
+        };
+        if let Some(n) = s.name {
+            self.names.remove(&n);
+            if matches!(n, Name::Path(_)) {
+                if self.former.len() >= 4096 {
+                    self.former.clear();
+                }
+                self.former.insert(n);
+            }
+        }
+        s.waiting.into_iter().map(|(rx, tx, _)| (rx, tx)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> Name {
+        Name::Path(p.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_listener_takes_connections_in_order_up_to_its_backlog() {
+        let mut u = UnixSockets::default();
+        u.open(1);
+        assert_eq!(u.listener(&path("/tmp/s")), Err(ENOENT));
+        u.bind(1, Some(path("/tmp/s"))).unwrap();
+        assert_eq!(
+            u.listener(&path("/tmp/s")),
+            Err(ECONNREFUSED),
+            "not listening"
+        );
+        u.listen(1, 2).unwrap();
+        assert_eq!(u.listener(&path("/tmp/s")), Ok(1));
+        assert!(!u.ready(1));
+        u.queue(1, 10, 11, None);
+        u.queue(1, 12, 13, Some(Name::Abstract(b"c".to_vec())));
+        assert_eq!(u.listener(&path("/tmp/s")), Err(EAGAIN), "backlog full");
+        assert!(u.ready(1));
+        assert_eq!(u.accept(1), Some((10, 11, None)));
+        assert_eq!(u.accept(1).map(|c| c.0), Some(12));
+        assert_eq!(u.accept(1), None);
+    }
+
+    #[test]
+    fn names_are_unique_and_go_with_their_socket() {
+        let mut u = UnixSockets::default();
+        u.open(1);
+        u.open(2);
+        u.bind(1, Some(Name::Abstract(b"x".to_vec()))).unwrap();
+        assert_eq!(
+            u.bind(2, Some(Name::Abstract(b"x".to_vec()))),
+            Err(EADDRINUSE)
+        );
+        assert_eq!(u.bind(1, Some(path("/a"))), Err(EINVAL), "bound already");
+        u.listen(1, 5).unwrap();
+        u.queue(1, 7, 8, None);
+        assert_eq!(u.close(1), vec![(7, 8)]);
+        u.bind(2, Some(path("/p"))).unwrap();
+        u.close(2);
+        assert_eq!(
+            u.listener(&path("/p")),
+            Err(ECONNREFUSED),
+            "its file would stay"
+        );
+        u.open(2);
+        assert_eq!(
+            u.listener(&Name::Abstract(b"x".to_vec())),
+            Err(ECONNREFUSED)
+        );
+        u.bind(2, Some(Name::Abstract(b"x".to_vec()))).unwrap();
+    }
+
+    #[test]
+    fn a_bind_without_a_name_gives_an_abstract_one() {
+        let mut u = UnixSockets::default();
+        u.open(3);
+        assert_eq!(u.listen(3, 0), Err(EINVAL), "unbound");
+        u.bind(3, None).unwrap();
+        u.listen(3, 0).unwrap();
+        let name = u.name_of(3).cloned().unwrap();
+        assert!(matches!(&name, Name::Abstract(a) if a.len() == 5));
+        assert_eq!(u.listener(&name), Ok(3));
+    }
+
+    #[test]
+    fn addresses_parse_as_linux_reads_them() {
+        assert_eq!(parse_sockaddr(&[1, 0]), Ok(None));
+        assert_eq!(
+            parse_sockaddr(b"\x01\x00/tmp/s\0junk"),
+            Ok(Some(SockAddr::Path(b"/tmp/s".to_vec())))
+        );
+        assert_eq!(
+            parse_sockaddr(b"\x01\x00\0ab\0c"),
+            Ok(Some(SockAddr::Abstract(b"ab\0c".to_vec())))
+        );
+        assert_eq!(parse_sockaddr(b"\x02\x00/x"), Err(EINVAL));
+        assert_eq!(parse_sockaddr(&[1]), Err(EINVAL));
+        assert_eq!(path("/tmp/s").sockaddr(), b"\x01\x00/tmp/s\0".to_vec());
+        assert_eq!(
+            Name::Abstract(b"q".to_vec()).sockaddr(),
+            b"\x01\x00\0q".to_vec()
+        );
+    }
+}
