@@ -192,25 +192,7 @@ impl Kernel {
                 }
                 _ => err(EINVAL),
             },
-            nr::GETSOCKOPT => {
-                if a[1] != SOL_SOCKET {
-                    return err(ENOPROTOOPT);
-                }
-                let v: u32 = match a[2] {
-                    SO_TYPE => SOCK_STREAM as u32,
-                    SO_ERROR | SO_ACCEPTCONN => 0,
-                    SO_SNDBUF | SO_RCVBUF => pmon::pipe::CAPACITY as u32,
-                    _ => return err(ENOPROTOOPT),
-                };
-                let r = self.space_mut(pid).and_then(|s| {
-                    uaccess::write_u32(s, a[3], v)?;
-                    uaccess::write_u32(s, a[4], 4)
-                });
-                val(r.map(|_| 0))
-            }
-            // Buffer sizes and the like are taken and have no effect.
-            nr::SETSOCKOPT if a[1] == SOL_SOCKET => Ret::Val(0),
-            nr::SETSOCKOPT => err(ENOPROTOOPT),
+            nr::GETSOCKOPT | nr::SETSOCKOPT => self.socket_option(pid, n, a, false),
             nr::GETSOCKNAME | nr::GETPEERNAME => {
                 // A socketpair's ends are unnamed: just the family.
                 let names = self.unix_names.get(&rx);
@@ -225,6 +207,30 @@ impl Kernel {
             nr::CONNECT => err(EISCONN),
             _ => err(EOPNOTSUPP),
         }
+    }
+
+    /// getsockopt and setsockopt at SOL_SOCKET: the type, no pending
+    /// error, whether it listens, the pipes' size; what is set (buffer
+    /// sizes and the like) is taken and has no effect.
+    fn socket_option(&mut self, pid: Pid, n: u64, a: [u64; 6], listening: bool) -> Ret {
+        if a[1] != SOL_SOCKET {
+            return err(ENOPROTOOPT);
+        }
+        if n == nr::SETSOCKOPT {
+            return Ret::Val(0);
+        }
+        let v: u32 = match a[2] {
+            SO_TYPE => SOCK_STREAM as u32,
+            SO_ERROR => 0,
+            SO_ACCEPTCONN => listening as u32,
+            SO_SNDBUF | SO_RCVBUF => pmon::pipe::CAPACITY as u32,
+            _ => return err(ENOPROTOOPT),
+        };
+        let r = self.space_mut(pid).and_then(|s| {
+            uaccess::write_u32(s, a[3], v)?;
+            uaccess::write_u32(s, a[4], 4)
+        });
+        val(r.map(|_| 0))
     }
 
     /// A sockaddr for `name` (None: just the family) into `addr`, as much
@@ -296,23 +302,10 @@ impl Kernel {
                 let name = self.unix.name_of(id).cloned();
                 val(self.put_sockaddr(pid, a[1], a[2], name.as_ref()).map(|_| 0))
             }
-            nr::GETSOCKOPT if a[1] == SOL_SOCKET => {
-                let v: u32 = match a[2] {
-                    SO_TYPE => SOCK_STREAM as u32,
-                    SO_ERROR => 0,
-                    SO_ACCEPTCONN => self.unix.is_listening(id) as u32,
-                    SO_SNDBUF | SO_RCVBUF => pmon::pipe::CAPACITY as u32,
-                    _ => return err(ENOPROTOOPT),
-                };
-                let r = self.space_mut(pid).and_then(|s| {
-                    uaccess::write_u32(s, a[3], v)?;
-                    uaccess::write_u32(s, a[4], 4)
-                });
-                val(r.map(|_| 0))
+            nr::GETSOCKOPT | nr::SETSOCKOPT => {
+                let listening = self.unix.is_listening(id);
+                self.socket_option(pid, n, a, listening)
             }
-            nr::GETSOCKOPT => err(ENOPROTOOPT),
-            nr::SETSOCKOPT if a[1] == SOL_SOCKET => Ret::Val(0),
-            nr::SETSOCKOPT => err(ENOPROTOOPT),
             // Sending, receiving, shutting down or naming a peer needs one.
             _ => err(ENOTCONN),
         }
