@@ -2326,7 +2326,15 @@ impl Kernel {
             }
         };
         let deadline = self.wait_deadline(tid, timeout_ns);
-        if ready > 0 || deadline.is_some_and(|d| d <= self.now_ns()) {
+        let now = self.now_ns();
+        if ready > 0 || deadline.is_some_and(|d| d <= now) {
+            // As Linux: the timeout is left holding the time not waited.
+            let left = deadline.map_or(0, |d| d.saturating_sub(now));
+            let (sec, frac) = if pselect {
+                (left / 1_000_000_000, left % 1_000_000_000)
+            } else {
+                (left / 1_000_000_000, left % 1_000_000_000 / 1000)
+            };
             let r = self.space_mut(pid).and_then(|s| {
                 if rd != 0 {
                     uaccess::write(s, rd, &r_out)?;
@@ -2336,6 +2344,10 @@ impl Kernel {
                 }
                 if ex != 0 {
                     uaccess::zero(s, ex, bytes)?;
+                }
+                if tv != 0 {
+                    uaccess::write_u64(s, tv, sec)?;
+                    uaccess::write_u64(s, tv + 8, frac)?;
                 }
                 Ok(ready)
             });
