@@ -688,7 +688,10 @@ impl Kernel {
                     self.pipe_changed(rx);
                     self.pipe_changed(tx);
                 }
+                // Its waiters look again (and find it gone); its id was
+                // never a pipe, so nothing of it is kept.
                 self.pipe_changed(id);
+                self.pipe_generation.remove(&id);
             }
             Kind::Epoll(id) => {
                 self.epolls.remove(&id);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -118,6 +119,13 @@ int main(void) {
             client(&a, alen, msgs[i]);
         if (i == 0) {
             check("poll: a connection to accept", poll(&pf, 1, 5000) == 1 && (pf.revents & POLLIN));
+        }
+        if (i == 2) {
+            int ep = epoll_create1(0);
+            struct epoll_event ev = {.events = EPOLLIN, .data.fd = l}, out;
+            check("epoll: a connection to accept", ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) == 0 &&
+                                                       epoll_wait(ep, &out, 1, 5000) == 1 && out.data.fd == l);
+            close(ep);
         }
         int n = serve(l, i == 1 ? SOCK_CLOEXEC : 0);
         printf("served %s: %d bytes, client %d\n", msgs[i], n, waited(c));
