@@ -119,7 +119,7 @@ impl Kernel {
         let super::Origin { run, vnode, home } = origin;
         self.home_now = home;
         let pid = self.alloc_id().ok_or(EAGAIN)?;
-        let image = self.load_image(path, given, argv, &envp, &cwd)?;
+        let image = self.load_image(path, given, argv, &envp, &cwd, false)?;
         let mut ctx = UserContext::new(self.xsave_size);
         ctx.frame.rip = image.entry;
         ctx.frame.rsp = image.sp;
@@ -185,7 +185,9 @@ impl Kernel {
     }
 
     /// Reads, maps and loads the program at `path` into a new space with
-    /// its first stack; nothing of the caller changes.
+    /// its first stack; nothing of the caller changes. `on_host`: `path`
+    /// is the host's file even where storage has one of that name (a
+    /// process running its own program again, as Linux runs its inode).
     pub fn load_image(
         &mut self,
         path: &[u8],
@@ -193,13 +195,14 @@ impl Kernel {
         argv: Vec<Vec<u8>>,
         envp: &[Vec<u8>],
         cwd: &[u8],
+        on_host: bool,
     ) -> Result<Image, Errno> {
         let mut path = path.to_vec();
         let mut argv = argv;
         // The name the next interpreter is given for the file it runs.
         let mut named = execfn.to_vec();
         for depth in 0..=pmon::script::MAX_DEPTH {
-            let mut file = self.open_exec(&path)?;
+            let mut file = self.open_exec(&path, on_host && depth == 0)?;
             let mut head = [0u8; pmon::script::HEAD];
             let n = (file.size() as usize).min(head.len());
             if file.read_at(0, &mut head[..n]).is_err() {
@@ -235,12 +238,12 @@ impl Kernel {
 
     /// Opens a program to run: a tmpfs file (a regular file with an
     /// execute bit, as Linux asks) is copied; the host's is opened.
-    fn open_exec(&mut self, path: &[u8]) -> Result<ExecFile, Errno> {
+    fn open_exec(&mut self, path: &[u8], on_host: bool) -> Result<ExecFile, Errno> {
         // On storage, a program is read whole. A name storage does not
         // have is looked for on the host (read-only, as without storage),
         // so the host's static programs (busybox, the system shell's
         // stand-in) still run until programs are copied onto storage.
-        if self.on_storage(path) && !core::mem::take(&mut self.exec_host_first) {
+        if self.on_storage(path) && !on_host {
             match self.store_program(path, MAX_TMP_PROGRAM) {
                 Ok(bytes) => return Ok(ExecFile::Tmp(bytes)),
                 Err(ENOENT) => {}
@@ -278,7 +281,7 @@ impl Kernel {
             Ok(p) => p,
             Err(ElfError::Dynamic(_)) if pmon::shell::is_system_shell(&exe) => {
                 for shell in pmon::shell::STAND_INS {
-                    match self.load_image(shell, execfn, argv.to_vec(), envp, b"/") {
+                    match self.load_image(shell, execfn, argv.to_vec(), envp, b"/", false) {
                         Err(ENOENT) => continue,
                         other => return other,
                     }
@@ -452,13 +455,15 @@ impl Kernel {
     }
 
     /// execve for thread `tid`: on success its process runs the new image
-    /// (the system call does not return); on failure the errno.
+    /// (the system call does not return); on failure the errno. `on_host`
+    /// as [`Self::load_image`]'s.
     pub fn execve(
         &mut self,
         tid: Tid,
         path: Vec<u8>,
         argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
+        on_host: bool,
     ) -> Result<(), Errno> {
         let Some(pid) = self.threads.get(&tid).map(|t| t.pid) else {
             return Err(ESRCH);
@@ -474,7 +479,7 @@ impl Kernel {
             pmon::path::dev_shm_alias(pmon::path::resolve(&cwd, &path)),
             true,
         )?;
-        let image = self.load_image(&path, &execfn, argv, &envp, &cwd)?;
+        let image = self.load_image(&path, &execfn, argv, &envp, &cwd, on_host)?;
         // The point of no return: other threads go, the old space goes.
         let others: Vec<Tid> = self
             .procs

@@ -310,10 +310,6 @@ pub struct Kernel {
     /// Storage files opened here whose next read moves their atime
     /// (relatime's rule, decided at open).
     pub atime_due: BTreeSet<u64>,
-    /// The execve under way runs a process's own program again
-    /// (/proc/self/exe), which was the host's: the first file it opens is
-    /// the host's, not storage's of the same name.
-    pub exec_host_first: bool,
     /// Shared writable mappings of storage files, see `syscall::shared`.
     pub shared_maps: Vec<syscall::SharedMap>,
     /// The holder of shared anonymous memory, while there is any.
@@ -442,7 +438,6 @@ pub fn start(boot: &'static BootInfo) -> ! {
         fetches: BTreeMap::new(),
         write_errors: BTreeMap::new(),
         atime_due: BTreeSet::new(),
-        exec_host_first: false,
         tmp: {
             let mut t =
                 pmon::tmpfs::Tmpfs::new(lego_image::heap::free() as u64 / 2, boot.realtime_ns);

@@ -3445,14 +3445,19 @@ impl Kernel {
             return err(ENOENT);
         }
         // The program re-executing itself (busybox runs its applets so),
-        // or fexecve's /proc/self/fd/N.
+        // or fexecve's /proc/self/fd/N: the file it names, even where
+        // storage has one of the same name since.
+        let mut on_host = false;
         match self.lookup(pid, AT_FDCWD, &p).map(|v| v.1) {
             Ok(Name::Exe) => {
                 p = self.exe_of(pid);
-                self.exec_host_first = self.procs.get(&pid).is_some_and(|pr| pr.exe_on_host);
+                on_host = self.procs.get(&pid).is_some_and(|pr| pr.exe_on_host);
             }
             Ok(Name::Fd(n)) => match self.file(pid, n as i64) {
-                Ok(f) if matches!(f.kind, Kind::Host(_)) => p = f.path.clone(),
+                Ok(f) if matches!(f.kind, Kind::Host(_)) => {
+                    p = f.path.clone();
+                    on_host = true;
+                }
                 Ok(_) => return err(EACCES),
                 Err(e) => return err(e),
             },
@@ -3460,9 +3465,7 @@ impl Kernel {
             Ok(Name::Null | Name::Zero | Name::Urandom) => return err(EACCES),
             _ => {}
         }
-        let done = self.execve(tid, p, a, e);
-        self.exec_host_first = false;
-        match done {
+        match self.execve(tid, p, a, e, on_host) {
             Ok(()) => Ret::NoReturn,
             Err(e) => err(e),
         }

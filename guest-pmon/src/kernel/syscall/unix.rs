@@ -66,11 +66,7 @@ impl Kernel {
             (p.readers, p.writers) = (1, 1);
             self.pipes.insert(id, p);
         }
-        let nb = if ty & SOCK_NONBLOCK != 0 {
-            O_NONBLOCK
-        } else {
-            0
-        };
+        let nb = nonblock(ty);
         let cloexec = ty & SOCK_CLOEXEC != 0;
         let one = OpenFile::new(Kind::Socket(b, a), O_RDWR | nb);
         let two = OpenFile::new(Kind::Socket(a, b), O_RDWR | nb);
@@ -94,11 +90,7 @@ impl Kernel {
         let id = self.next_pipe;
         self.next_pipe += 1;
         self.unix.open(id);
-        let nb = if ty & SOCK_NONBLOCK != 0 {
-            O_NONBLOCK
-        } else {
-            0
-        };
+        let nb = nonblock(ty);
         let file = OpenFile::new(Kind::Unix(id), O_RDWR | nb);
         match self
             .proc_mut(pid)
@@ -393,30 +385,27 @@ impl Kernel {
         };
         // A connect waiting for room in the queue tries again.
         self.wake_all(Wait::Pipe(id));
-        let nb = if flags & SOCK_NONBLOCK != 0 {
-            O_NONBLOCK
-        } else {
-            0
-        };
-        let server = OpenFile::new(Kind::Socket(rx, tx), O_RDWR | nb);
+        let server = OpenFile::new(Kind::Socket(rx, tx), O_RDWR | nonblock(flags));
         let own = self.unix.name_of(id).cloned();
         self.unix_names.insert(rx, (own, client.clone()));
-        let installed = self
-            .proc_mut(pid)
-            .and_then(|p| p.fds.install(server.clone(), flags & SOCK_CLOEXEC != 0, 0));
-        let fd = match installed {
-            Ok(fd) => fd,
+        // The peer's address first: as on Linux, a bad buffer (EFAULT)
+        // drops the connection rather than leave a descriptor unreported.
+        let told = if a[1] != 0 && a[2] != 0 {
+            self.put_sockaddr(pid, a[1], a[2], client.as_ref())
+        } else {
+            Ok(())
+        };
+        let installed = told.and_then(|()| {
+            self.proc_mut(pid)
+                .and_then(|p| p.fds.install(server.clone(), flags & SOCK_CLOEXEC != 0, 0))
+        });
+        match installed {
+            Ok(fd) => Ret::Val(fd),
             Err(e) => {
                 self.release_file(server);
-                return err(e);
-            }
-        };
-        if a[1] != 0 && a[2] != 0 {
-            if let Err(e) = self.put_sockaddr(pid, a[1], a[2], client.as_ref()) {
-                return err(e);
+                err(e)
             }
         }
-        Ret::Val(fd)
     }
 
     fn socket_send(
@@ -457,5 +446,14 @@ impl Kernel {
             return err(EAGAIN);
         }
         self.read_into(tid, f, vecs)
+    }
+}
+
+/// O_NONBLOCK if a socket's type (or accept4's flags) asks for it.
+fn nonblock(ty: u64) -> u32 {
+    if ty & SOCK_NONBLOCK != 0 {
+        O_NONBLOCK
+    } else {
+        0
     }
 }
