@@ -29,6 +29,7 @@ pub mod qp_address;
 #[cfg(feature = "rdma")]
 pub mod rdma;
 pub mod shm;
+pub mod spin;
 pub mod tcp;
 
 use std::collections::{HashMap, VecDeque};
@@ -446,6 +447,9 @@ impl PendingCall {
 
     /// [`wait`](Self::wait), leaving the call to be dropped by its owner.
     pub fn wait_ref(&self) -> CallReply {
+        if let Some(reply) = self.poll_first() {
+            return reply;
+        }
         self.answer.recv_timeout(self.fabric.timeout).map_err(|_| {
             format!(
                 "component {} did not answer within {} ms",
@@ -453,6 +457,33 @@ impl PendingCall {
                 self.fabric.timeout.as_millis()
             )
         })?
+    }
+
+    /// The answer if it comes while this thread polls for it, when polling
+    /// has paid off on this thread lately ([`spin`]).
+    fn poll_first(&self) -> Option<CallReply> {
+        thread_local! {
+            static SPIN: std::cell::Cell<spin::Spin> = std::cell::Cell::new(spin::Spin::default());
+        }
+        let mut s = SPIN.get();
+        if !s.should_poll() {
+            SPIN.set(s);
+            return None;
+        }
+        let start = std::time::Instant::now();
+        let budget = Duration::from_micros(spin::POLL_US);
+        let got = loop {
+            if let Ok(reply) = self.answer.try_recv() {
+                break Some(reply);
+            }
+            if start.elapsed() >= budget {
+                break None;
+            }
+            std::hint::spin_loop();
+        };
+        s.polled(got.is_some());
+        SPIN.set(s);
+        got
     }
 }
 
