@@ -150,6 +150,17 @@ pub trait Transport: Send + Sync {
 pub struct Outgoing<'a> {
     pub header: [u8; HEADER_LEN],
     pub payload: Payload<'a>,
+    /// The payload already hashed under the rack's key, when the same
+    /// bytes go to several components: a transport that can seals with it
+    /// instead of hashing them again.
+    pub absorbed: Option<&'a lego_wire::auth::Absorbed>,
+}
+
+/// A payload and its hash under the rack's key ([`Fabric::share`]): the
+/// two cannot part, so a frame is never sealed with another's hash.
+pub struct Shared<'a> {
+    payload: &'a [u8],
+    absorbed: lego_wire::auth::Absorbed,
 }
 
 pub enum Payload<'a> {
@@ -354,6 +365,7 @@ impl DirectReads {
         let out = Outgoing {
             header: reply.encode(),
             payload: Payload::Bytes(&answer),
+            absorbed: None,
         };
         // A reply that cannot be sent is lost like any other: the asker's
         // VMM times the request out.
@@ -769,6 +781,35 @@ impl Fabric {
         dst: ComponentId,
         payload: &[u8],
     ) -> Result<PendingCall, String> {
+        self.start_call_absorbed(dst, payload, None)
+    }
+
+    /// `payload` hashed under the rack's key once, for
+    /// [`Fabric::start_shared_call`] to each component it goes to.
+    pub fn share<'a>(&self, payload: &'a [u8]) -> Shared<'a> {
+        Shared {
+            payload,
+            absorbed: lego_wire::auth::absorb(&self.local.key, payload),
+        }
+    }
+
+    /// [`Fabric::start_call`] of a payload sent to several components,
+    /// hashed once for all of them (over TCP; other transports hash it
+    /// for each).
+    pub fn start_shared_call(
+        self: &Arc<Self>,
+        dst: ComponentId,
+        shared: &Shared<'_>,
+    ) -> Result<PendingCall, String> {
+        self.start_call_absorbed(dst, shared.payload, Some(&shared.absorbed))
+    }
+
+    fn start_call_absorbed(
+        self: &Arc<Self>,
+        dst: ComponentId,
+        payload: &[u8],
+        absorbed: Option<&lego_wire::auth::Absorbed>,
+    ) -> Result<PendingCall, String> {
         if payload.len() > FABRIC_BUFFER as usize - HEADER_LEN {
             return Err(format!(
                 "a request of {} bytes to component {dst} is larger than the fabric carries ({} bytes of payload)",
@@ -821,6 +862,7 @@ impl Fabric {
         let out = Outgoing {
             header: header.encode(),
             payload: Payload::Bytes(payload),
+            absorbed,
         };
         match t.send(dst, &out) {
             Ok(()) => {}
@@ -937,6 +979,7 @@ impl Device {
                         &Outgoing {
                             header: reply.encode(),
                             payload: Payload::Bytes(&answer),
+                            absorbed: None,
                         },
                     );
                     return;
@@ -1096,6 +1139,7 @@ impl Device {
                 &Outgoing {
                     header: head,
                     payload: Payload::Guest(p),
+                    absorbed: None,
                 },
             ),
             _ => self.bad_from_guest("its header, length or buffer is wrong"),
@@ -1121,6 +1165,7 @@ impl Device {
                     &Outgoing {
                         header: head,
                         payload: Payload::Bytes(payload),
+                        absorbed: None,
                     },
                 )
             }
@@ -1223,6 +1268,7 @@ impl Device {
             &Outgoing {
                 header: reply.encode(),
                 payload: Payload::Bytes(&payload[..n]),
+                absorbed: None,
             },
         );
     }

@@ -445,9 +445,17 @@ fn write_frame(
     // bytes sent, which the guest could change meanwhile).
     frame
         .with_payload(|payload| {
-            let trailer = conn
-                .sealer
-                .seal(&local.key, local.role, &frame.header, payload);
+            let trailer = match (frame.absorbed, &frame.payload) {
+                // Only bytes the VMM holds: a guest's could change between
+                // the hash and the send.
+                (Some(absorbed), super::Payload::Bytes(_)) => {
+                    conn.sealer
+                        .seal_absorbed(absorbed, local.role, &frame.header)
+                }
+                _ => conn
+                    .sealer
+                    .seal(&local.key, local.role, &frame.header, payload),
+            };
             let parts = [&frame.header[..], payload, &trailer[..]];
             write_within(&mut conn.stream, &parts, timeout)
         })
