@@ -15,9 +15,9 @@
 //! lowers it by more, and a thread that stopped polling tries again now and
 //! then, as adaptive mutexes spin only while spinning pays.
 
-/// How long a wait for a call's answer polls before it sleeps: longer than an answer from a
-/// memory component's VMM takes (about 45 us here), shorter than an
-/// answer that needs the memory component's guest.
+/// How long a wait for a call's answer polls before it sleeps: longer
+/// than an answer from a memory component's VMM takes (about 45 us here),
+/// shorter than an answer that needs the memory component's guest.
 pub const POLL_US: u64 = 60;
 
 /// The most the score goes up to: a run of answers in time.
