@@ -1,6 +1,12 @@
-//! epoll and eventfd, as Linux defines them (epoll(7), eventfd(2)):
-//! the Go runtime cannot start a timer without them, and event loops
-//! (libuv, tokio, nginx-style servers) are built on them.
+//! epoll, eventfd and timerfd, as Linux defines them (epoll(7),
+//! eventfd(2), timerfd_create(2)): the Go runtime cannot start a timer
+//! without the first two, and event loops (libuv, tokio, nginx-style
+//! servers, systemd-style daemons) are built on them.
+//!
+//! A timerfd is an eventfd whose counter the timer raises: a read returns
+//! the expirations since the last read (and waits while there are none),
+//! epoll and poll see it readable when it has some. [`TimerFd`] keeps when
+//! it expires next and its period.
 //!
 //! An epoll instance is an interest list keyed by descriptor number. The
 //! kernel tells [`Epoll::collect`] what each descriptor is now (which open
@@ -198,6 +204,19 @@ impl EventFd {
         Ok(v)
     }
 
+    /// Expirations of the timer of a timerfd: counted, never refused (the
+    /// count stops at the largest).
+    pub fn add(&mut self, v: u64) {
+        self.count = self.count.saturating_add(v).min(u64::MAX - 1);
+        self.generation += 1;
+    }
+
+    /// timerfd_settime forgets the expirations not read.
+    pub fn clear(&mut self) {
+        self.count = 0;
+        self.generation += 1;
+    }
+
     /// A write of `v`: EAGAIN while it would pass the largest count
     /// (2^64 - 2); EINVAL for 2^64 - 1.
     pub fn write(&mut self, v: u64) -> Result<(), i64> {
@@ -218,6 +237,48 @@ impl EventFd {
 
     pub fn writable(&self) -> bool {
         self.count < u64::MAX - 1
+    }
+}
+
+/// A timerfd's timer: when it expires next (ns on the monotonic clock)
+/// and its period (0: once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimerFd {
+    pub next: Option<u64>,
+    pub interval: u64,
+}
+
+impl TimerFd {
+    /// timerfd_settime: a `value` of 0 disarms; else it expires first at
+    /// `first` (ns, monotonic) and then every `interval` ns.
+    pub fn arm(&mut self, first: Option<u64>, interval: u64) {
+        self.next = first;
+        self.interval = if first.is_some() { interval } else { 0 };
+    }
+
+    /// The expirations up to `now` (0 if none is due), the timer moved to
+    /// its next one. Missed periods all count, as in Linux.
+    pub fn expire(&mut self, now: u64) -> u64 {
+        let Some(at) = self.next.filter(|&at| at <= now) else {
+            return 0;
+        };
+        if self.interval == 0 {
+            self.next = None;
+            return 1;
+        }
+        let n = (now - at) / self.interval + 1;
+        self.next = Some(at.saturating_add(n.saturating_mul(self.interval)));
+        n
+    }
+
+    /// timerfd_gettime: the time until the next expiration (0: disarmed)
+    /// and the period, in ns.
+    pub fn remaining(&self, now: u64) -> (u64, u64) {
+        match self.next {
+            // A due expiration not yet counted: about to happen.
+            Some(at) => (at.saturating_sub(now).max(1), self.interval),
+            None => (0, 0),
+        }
     }
 }
 
@@ -322,5 +383,28 @@ mod tests {
         assert_eq!(s.read(), Ok(1));
         assert_eq!(s.read(), Err(EAGAIN));
         assert_eq!(s.generation, 2);
+    }
+
+    #[test]
+    fn a_timerfd_counts_every_expiration_once() {
+        let mut t = TimerFd::default();
+        assert_eq!(t.expire(100), 0, "disarmed");
+        t.arm(Some(1_000), 0);
+        assert_eq!(t.expire(999), 0);
+        assert_eq!(t.remaining(400), (600, 0));
+        assert_eq!(t.expire(1_000), 1);
+        assert_eq!(t.expire(5_000), 0, "once only");
+        assert_eq!(t.remaining(5_000), (0, 0));
+        // Periodic: the missed periods count, and it goes on from where
+        // it should have been, not from now.
+        t.arm(Some(1_000), 300);
+        assert_eq!(t.expire(1_650), 3);
+        assert_eq!(t.next, Some(1_900));
+        assert_eq!(t.remaining(1_650), (250, 300));
+        assert_eq!(t.expire(1_899), 0);
+        assert_eq!(t.expire(1_900), 1);
+        t.arm(None, 300);
+        assert_eq!(t.expire(u64::MAX), 0);
+        assert_eq!(t.remaining(0), (0, 0));
     }
 }
