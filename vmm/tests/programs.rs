@@ -118,6 +118,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("system", "1"),
             // epoll, eventfd, and timeouts that expire while pipes are busy.
             ("events", "2"),
+            // timerfd: one-shot, periodic, absolute, poll and epoll, errors.
+            ("timerfd", "1"),
             // The vDSO's clocks against the system call's.
             ("clocks", "1"),
             // socketpair: both ways, flags, shutdown, fork.

@@ -323,6 +323,10 @@ pub struct Kernel {
     pub seals: BTreeMap<pmon::tmpfs::Ino, u32>,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
     pub eventfds: BTreeMap<usize, pmon::events::EventFd>,
+    /// The timers of the eventfds that are timerfds.
+    pub timerfds: BTreeMap<usize, pmon::events::TimerFd>,
+    /// And their clocks (CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME).
+    pub timerfd_clock: BTreeMap<usize, u64>,
     next_event_id: usize,
     /// Bumped whenever a pipe changes (edge-triggered epoll).
     pub pipe_generation: BTreeMap<usize, u64>,
@@ -447,6 +451,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         },
         epolls: BTreeMap::new(),
         eventfds: BTreeMap::new(),
+        timerfds: BTreeMap::new(),
+        timerfd_clock: BTreeMap::new(),
         next_event_id: 1,
         pipe_generation: BTreeMap::new(),
         clock: pmon::vdso::Clock::new(
@@ -770,6 +776,7 @@ impl Kernel {
                 _ => None,
             })
             .chain(self.procs.values().filter_map(|p| p.alarm.map(|a| a.0)))
+            .chain(self.timerfds.values().filter_map(|t| t.next))
             .min();
         let timeout = next.map_or(0, |d| d.saturating_sub(now).max(1));
         // Only one vCPU waits on stdin; the others wait for a kick.
@@ -800,6 +807,17 @@ impl Kernel {
                 _ => None,
             })
             .collect();
+        let fired: Vec<(usize, u64)> = self
+            .timerfds
+            .iter_mut()
+            .filter_map(|(&id, t)| Some((id, t.expire(now))).filter(|&(_, n)| n > 0))
+            .collect();
+        for (id, n) in fired {
+            if let Some(e) = self.eventfds.get_mut(&id) {
+                e.add(n);
+            }
+            self.wake_all(Wait::EventFd(id));
+        }
         for pid in rung {
             let info = pmon::signal::SigInfo {
                 code: 0x80, // SI_KERNEL, as Linux sends SIGALRM

@@ -698,6 +698,8 @@ impl Kernel {
             }
             Kind::EventFd(id) => {
                 self.eventfds.remove(&id);
+                self.timerfds.remove(&id);
+                self.timerfd_clock.remove(&id);
             }
             _ => {}
         }

@@ -290,6 +290,9 @@ impl Kernel {
             }
             nr::EVENTFD => self.sys_eventfd(pid, a[0], 0),
             nr::EVENTFD2 => self.sys_eventfd(pid, a[0], a[1]),
+            nr::TIMERFD_CREATE => self.sys_timerfd_create(pid, a[0], a[1]),
+            nr::TIMERFD_SETTIME => self.sys_timerfd_settime(pid, a[0] as i64, a[1], a[2], a[3]),
+            nr::TIMERFD_GETTIME => self.sys_timerfd_gettime(pid, a[0] as i64, a[1]),
             // Names in /tmp's tmpfs change; the host's files are seen
             // read-only until storage serves files (EROFS).
             nr::MKNOD => self.sys_mknodat(pid, AT_FDCWD, a[0], a[1]),

@@ -7,6 +7,12 @@ use pmon::events::{self, EventFd, FdState};
 use super::*;
 
 const EFD_SEMAPHORE: u64 = 1;
+const CLOCK_REALTIME: u64 = 0;
+const CLOCK_MONOTONIC: u64 = 1;
+const CLOCK_BOOTTIME: u64 = 7;
+const TFD_TIMER_ABSTIME: u64 = 1;
+const TFD_TIMER_CANCEL_ON_SET: u64 = 2;
+const NS: u64 = 1_000_000_000;
 
 impl Kernel {
     pub(super) fn sys_epoll_create(&mut self, pid: Pid, flags: u64) -> Ret {
@@ -50,6 +56,143 @@ impl Kernel {
                 self.eventfds.remove(&id);
                 err(e)
             }
+        }
+    }
+
+    /// timerfd_create: an eventfd whose counter its timer raises
+    /// ([`pmon::events::TimerFd`]). CLOCK_MONOTONIC and CLOCK_BOOTTIME
+    /// are the same clock here (nothing suspends); CLOCK_REALTIME timers
+    /// are set against the wall clock as it is when they are armed.
+    pub(super) fn sys_timerfd_create(&mut self, pid: Pid, clock: u64, flags: u64) -> Ret {
+        if !matches!(clock, CLOCK_REALTIME | CLOCK_MONOTONIC | CLOCK_BOOTTIME) {
+            return err(EINVAL);
+        }
+        if flags & !((O_CLOEXEC | O_NONBLOCK) as u64) != 0 {
+            return err(EINVAL);
+        }
+        let id = self.next_event_id;
+        self.next_event_id += 1;
+        self.eventfds.insert(id, EventFd::new(0, false));
+        self.timerfds.insert(id, events::TimerFd::default());
+        self.timerfd_clock.insert(id, clock);
+        let file = OpenFile::new(Kind::EventFd(id), O_RDWR | (flags as u32 & O_NONBLOCK));
+        match self
+            .proc_mut(pid)
+            .and_then(|p| p.fds.install(file, flags & O_CLOEXEC as u64 != 0, 0))
+        {
+            Ok(fd) => Ret::Val(fd),
+            Err(e) => {
+                self.eventfds.remove(&id);
+                self.timerfds.remove(&id);
+                self.timerfd_clock.remove(&id);
+                err(e)
+            }
+        }
+    }
+
+    /// The timerfd `fd` leads to: its id; EBADF for no descriptor, EINVAL
+    /// for one that is not a timerfd.
+    fn timerfd_of(&self, pid: Pid, fd: i64) -> Result<usize, Errno> {
+        match self.file(pid, fd)?.kind {
+            Kind::EventFd(id) if self.timerfds.contains_key(&id) => Ok(id),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// The current setting of timerfd `id` as an itimerspec's bytes.
+    fn timerfd_setting(&self, id: usize) -> Vec<u8> {
+        let (left, period) = self
+            .timerfds
+            .get(&id)
+            .map_or((0, 0), |t| t.remaining(self.now_ns()));
+        [period / NS, period % NS, left / NS, left % NS]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    }
+
+    pub(super) fn sys_timerfd_settime(
+        &mut self,
+        pid: Pid,
+        fd: i64,
+        flags: u64,
+        new: u64,
+        old: u64,
+    ) -> Ret {
+        let id = match self.timerfd_of(pid, fd) {
+            Ok(id) => id,
+            Err(e) => return err(e),
+        };
+        if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
+            return err(EINVAL);
+        }
+        let raw = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_vec(s, new, 32))
+        {
+            Ok(r) => r,
+            Err(e) => return err(e),
+        };
+        let f: Vec<u64> = raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+        let ns = |sec: u64, nsec: u64| -> Result<u64, Errno> {
+            if sec > i64::MAX as u64 || nsec >= NS {
+                return Err(EINVAL);
+            }
+            Ok(sec.saturating_mul(NS).saturating_add(nsec))
+        };
+        let (period, value) = match (ns(f[0], f[1]), ns(f[2], f[3])) {
+            (Ok(p), Ok(v)) => (p, v),
+            _ => return err(EINVAL),
+        };
+        if old != 0 {
+            let bytes = self.timerfd_setting(id);
+            if let Err(e) = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, old, &bytes))
+            {
+                return err(e);
+            }
+        }
+        let now = self.now_ns();
+        let first = (value > 0).then(|| {
+            if flags & TFD_TIMER_ABSTIME == 0 {
+                return now.saturating_add(value);
+            }
+            // An absolute time on the timer's clock, as monotonic ns (one
+            // already past expires at once).
+            match self.timerfd_clock.get(&id) {
+                Some(&CLOCK_REALTIME) => {
+                    let wall = self.realtime_ns();
+                    now.saturating_add(value.saturating_sub(wall))
+                }
+                _ => value,
+            }
+        });
+        if let Some(t) = self.timerfds.get_mut(&id) {
+            t.arm(first, period);
+        }
+        if let Some(e) = self.eventfds.get_mut(&id) {
+            e.clear();
+        }
+        self.wake_all(Wait::EventFd(id));
+        Ret::Val(0)
+    }
+
+    pub(super) fn sys_timerfd_gettime(&mut self, pid: Pid, fd: i64, out: u64) -> Ret {
+        let id = match self.timerfd_of(pid, fd) {
+            Ok(id) => id,
+            Err(e) => return err(e),
+        };
+        let bytes = self.timerfd_setting(id);
+        match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, out, &bytes))
+        {
+            Ok(()) => Ret::Val(0),
+            Err(e) => err(e),
         }
     }
 
@@ -219,6 +362,9 @@ impl Kernel {
         id: usize,
         data: &[u8],
     ) -> Result<Option<usize>, Errno> {
+        if self.timerfds.contains_key(&id) {
+            return Err(EINVAL);
+        }
         let Some(v) = data
             .get(..8)
             .and_then(|b| b.try_into().ok())
