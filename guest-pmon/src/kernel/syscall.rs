@@ -2765,17 +2765,13 @@ impl Kernel {
             desc = [a, b, c, d];
         }
         let wanted = if new != 0 {
-            let raw = match self
+            let f = match self
                 .space_mut(pid)
-                .and_then(|s| uaccess::read_vec(s, new, 32))
+                .and_then(|s| uaccess::read_u64s::<4>(s, new))
             {
-                Ok(r) => r,
+                Ok(f) => f,
                 Err(e) => return err(e),
             };
-            let f: Vec<u64> = raw
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect();
             let ns = |sec: u64, usec: u64| -> Result<u64, Errno> {
                 if sec > i64::MAX as u64 || usec >= 1_000_000 {
                     return Err(EINVAL);

@@ -118,6 +118,15 @@ pub fn read_vec(space: &mut dyn UserSpace, addr: u64, len: usize) -> Result<Vec<
     Ok(v)
 }
 
+/// `N` consecutive u64s (a timespec pair, an itimerval).
+pub fn read_u64s<const N: usize>(space: &mut dyn UserSpace, addr: u64) -> Result<[u64; N], Errno> {
+    let mut out = [0u64; N];
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = read_u64(space, addr.checked_add(8 * i as u64).ok_or(EFAULT)?)?;
+    }
+    Ok(out)
+}
+
 pub fn read_u64(space: &mut dyn UserSpace, addr: u64) -> Result<u64, Errno> {
     let mut b = [0u8; 8];
     read(space, addr, &mut b)?;

@@ -46,6 +46,12 @@ impl Kernel {
             id,
             EventFd::new(initial as u32 as u64, flags & EFD_SEMAPHORE != 0),
         );
+        self.install_eventfd(pid, id, flags)
+    }
+
+    /// A descriptor for eventfd `id` (a timerfd too), O_NONBLOCK and
+    /// O_CLOEXEC as `flags` say; the eventfd goes if none can be had.
+    fn install_eventfd(&mut self, pid: Pid, id: usize, flags: u64) -> Ret {
         let file = OpenFile::new(Kind::EventFd(id), O_RDWR | (flags as u32 & O_NONBLOCK));
         match self
             .proc_mut(pid)
@@ -54,6 +60,8 @@ impl Kernel {
             Ok(fd) => Ret::Val(fd),
             Err(e) => {
                 self.eventfds.remove(&id);
+                self.timerfds.remove(&id);
+                self.timerfd_clock.remove(&id);
                 err(e)
             }
         }
@@ -75,19 +83,7 @@ impl Kernel {
         self.eventfds.insert(id, EventFd::new(0, false));
         self.timerfds.insert(id, events::TimerFd::default());
         self.timerfd_clock.insert(id, clock);
-        let file = OpenFile::new(Kind::EventFd(id), O_RDWR | (flags as u32 & O_NONBLOCK));
-        match self
-            .proc_mut(pid)
-            .and_then(|p| p.fds.install(file, flags & O_CLOEXEC as u64 != 0, 0))
-        {
-            Ok(fd) => Ret::Val(fd),
-            Err(e) => {
-                self.eventfds.remove(&id);
-                self.timerfds.remove(&id);
-                self.timerfd_clock.remove(&id);
-                err(e)
-            }
-        }
+        self.install_eventfd(pid, id, flags)
     }
 
     /// The timerfd `fd` leads to: its id; EBADF for no descriptor, EINVAL
@@ -126,17 +122,13 @@ impl Kernel {
         if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
             return err(EINVAL);
         }
-        let raw = match self
+        let f = match self
             .space_mut(pid)
-            .and_then(|s| uaccess::read_vec(s, new, 32))
+            .and_then(|s| uaccess::read_u64s::<4>(s, new))
         {
-            Ok(r) => r,
+            Ok(f) => f,
             Err(e) => return err(e),
         };
-        let f: Vec<u64> = raw
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect();
         let ns = |sec: u64, nsec: u64| -> Result<u64, Errno> {
             if sec > i64::MAX as u64 || nsec >= NS {
                 return Err(EINVAL);
