@@ -240,12 +240,14 @@ impl EventFd {
     }
 }
 
-/// A timerfd's timer: when it expires next (ns on the monotonic clock)
-/// and its period (0: once).
+/// A timerfd's timer: when it expires next (ns on the monotonic clock),
+/// its period (0: once), and whether its clock is the wall clock (an
+/// absolute time is then the wall clock's).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TimerFd {
     pub next: Option<u64>,
     pub interval: u64,
+    pub realtime: bool,
 }
 
 impl TimerFd {

@@ -325,8 +325,6 @@ pub struct Kernel {
     pub eventfds: BTreeMap<usize, pmon::events::EventFd>,
     /// The timers of the eventfds that are timerfds.
     pub timerfds: BTreeMap<usize, pmon::events::TimerFd>,
-    /// And their clocks (CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME).
-    pub timerfd_clock: BTreeMap<usize, u64>,
     next_event_id: usize,
     /// Bumped whenever a pipe changes (edge-triggered epoll).
     pub pipe_generation: BTreeMap<usize, u64>,
@@ -452,7 +450,6 @@ pub fn start(boot: &'static BootInfo) -> ! {
         epolls: BTreeMap::new(),
         eventfds: BTreeMap::new(),
         timerfds: BTreeMap::new(),
-        timerfd_clock: BTreeMap::new(),
         next_event_id: 1,
         pipe_generation: BTreeMap::new(),
         clock: pmon::vdso::Clock::new(

@@ -699,7 +699,6 @@ impl Kernel {
             Kind::EventFd(id) => {
                 self.eventfds.remove(&id);
                 self.timerfds.remove(&id);
-                self.timerfd_clock.remove(&id);
             }
             _ => {}
         }

@@ -128,6 +128,9 @@ int main(void) {
     s.it_value.tv_nsec = 1000000000;
     TRY("bad nsec", timerfd_settime(t, 0, &s, NULL));
     s = ms(10, 0);
+    s.it_interval.tv_sec = -1;
+    TRY("negative seconds", timerfd_settime(t, 0, &s, NULL));
+    s = ms(10, 0);
     TRY("bad settime flags", timerfd_settime(t, 0x100, &s, NULL));
     TRY("not a timerfd", timerfd_settime(ep, 0, &s, NULL));
     TRY("no descriptor", timerfd_gettime(99, &cur));

@@ -12,7 +12,6 @@ const CLOCK_MONOTONIC: u64 = 1;
 const CLOCK_BOOTTIME: u64 = 7;
 const TFD_TIMER_ABSTIME: u64 = 1;
 const TFD_TIMER_CANCEL_ON_SET: u64 = 2;
-const NS: u64 = 1_000_000_000;
 
 impl Kernel {
     pub(super) fn sys_epoll_create(&mut self, pid: Pid, flags: u64) -> Ret {
@@ -61,7 +60,6 @@ impl Kernel {
             Err(e) => {
                 self.eventfds.remove(&id);
                 self.timerfds.remove(&id);
-                self.timerfd_clock.remove(&id);
                 err(e)
             }
         }
@@ -81,8 +79,11 @@ impl Kernel {
         let id = self.next_event_id;
         self.next_event_id += 1;
         self.eventfds.insert(id, EventFd::new(0, false));
-        self.timerfds.insert(id, events::TimerFd::default());
-        self.timerfd_clock.insert(id, clock);
+        let timer = events::TimerFd {
+            realtime: clock == CLOCK_REALTIME,
+            ..Default::default()
+        };
+        self.timerfds.insert(id, timer);
         self.install_eventfd(pid, id, flags)
     }
 
@@ -101,10 +102,7 @@ impl Kernel {
             .timerfds
             .get(&id)
             .map_or((0, 0), |t| t.remaining(self.now_ns()));
-        [period / NS, period % NS, left / NS, left % NS]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect()
+        [timespec(period), timespec(left)].concat()
     }
 
     pub(super) fn sys_timerfd_settime(
@@ -122,22 +120,13 @@ impl Kernel {
         if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
             return err(EINVAL);
         }
-        let f = match self
-            .space_mut(pid)
-            .and_then(|s| uaccess::read_u64s::<4>(s, new))
-        {
-            Ok(f) => f,
+        // struct itimerspec: the period, then the value.
+        let setting = self
+            .read_timespec(pid, new)
+            .and_then(|p| Ok((p, self.read_timespec(pid, new.wrapping_add(16))?)));
+        let (period, value) = match setting {
+            Ok(s) => s,
             Err(e) => return err(e),
-        };
-        let ns = |sec: u64, nsec: u64| -> Result<u64, Errno> {
-            if sec > i64::MAX as u64 || nsec >= NS {
-                return Err(EINVAL);
-            }
-            Ok(sec.saturating_mul(NS).saturating_add(nsec))
-        };
-        let (period, value) = match (ns(f[0], f[1]), ns(f[2], f[3])) {
-            (Ok(p), Ok(v)) => (p, v),
-            _ => return err(EINVAL),
         };
         if old != 0 {
             let bytes = self.timerfd_setting(id);
@@ -155,12 +144,10 @@ impl Kernel {
             }
             // An absolute time on the timer's clock, as monotonic ns (one
             // already past expires at once).
-            match self.timerfd_clock.get(&id) {
-                Some(&CLOCK_REALTIME) => {
-                    let wall = self.realtime_ns();
-                    now.saturating_add(value.saturating_sub(wall))
-                }
-                _ => value,
+            if self.timerfds.get(&id).is_some_and(|t| t.realtime) {
+                now.saturating_add(value.saturating_sub(self.realtime_ns()))
+            } else {
+                value
             }
         });
         if let Some(t) = self.timerfds.get_mut(&id) {
