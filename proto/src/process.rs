@@ -19,14 +19,23 @@ pub const USER_LOW: u64 = 0x1000;
 /// of every address space for now (it is linked at 4 MiB, where Linux
 /// programs put their text); process memory is mapped above it.
 pub const PROCESS_LOW: u64 = 512 << 30;
-/// Processes one processor component runs at once.
-pub const MAX_SLOTS: u64 = 16;
+/// The most processes one processor component runs at once (on a CPU
+/// with 48 or more physical-address bits; [`Window::slots`] says how many
+/// the CPU at hand allows).
+pub const MAX_SLOTS: u64 = 64;
 /// log2 of [`MAX_SLOTS`].
-const SLOT_BITS: u32 = 4;
+const MAX_SLOT_BITS: u32 = 6;
+/// log2 of the fewest slots a window has (16).
+const MIN_SLOT_BITS: u32 = 4;
+/// log2 of the address space a process keeps when the window has room for
+/// more than 16 slots: 1 TiB, above where Go's heap hints start (768 GiB).
+const ROOMY_SLOT_SHIFT: u32 = 40;
 
 /// Where a processor's process window lies in guest-physical space: the
-/// upper half of what the CPU can address, cut into [`MAX_SLOTS`] equal
-/// slots. The window must sit below the guest's physical-address width
+/// upper half of what the CPU can address, cut into equal slots, one per
+/// process: as many as give each at least 1 TiB, between 16 and
+/// [`MAX_SLOTS`] (16 of 2 TiB with 46 bits were too few for a shell
+/// running jobs or `make -j`: one more fork was EAGAIN). The window must sit below the guest's physical-address width
 /// (CPUID 0x80000008), or the CPU rejects the page-table entries that point
 /// into it (46 bits on the Xeons here, 48 on others, 39 on many desktops),
 /// so both the VMM and the guest derive it from that width.
@@ -47,10 +56,25 @@ impl Window {
         if bits < Self::MIN_PHYS_BITS || bits > 52 {
             return None;
         }
+        // The window's half of the address space, cut in 2^slot_bits.
+        let half = bits - 1;
+        let roomy = half.saturating_sub(ROOMY_SLOT_SHIFT);
+        let slot_bits = if roomy > MAX_SLOT_BITS {
+            MAX_SLOT_BITS
+        } else if roomy < MIN_SLOT_BITS {
+            MIN_SLOT_BITS
+        } else {
+            roomy
+        };
         Some(Window {
-            base: 1 << (bits - 1),
-            slot_shift: bits - 1 - SLOT_BITS,
+            base: 1 << half,
+            slot_shift: half - slot_bits,
         })
+    }
+
+    /// How many processes the window holds at once.
+    pub const fn slots(&self) -> u64 {
+        1 << (self.base.trailing_zeros() - self.slot_shift)
     }
 
     /// One past the highest address a process in this window can use.
@@ -76,7 +100,7 @@ impl Window {
         let off = gpa - self.base;
         let slot = off >> self.slot_shift;
         let va = off & ((1u64 << self.slot_shift) - 1);
-        if slot >= MAX_SLOTS || va >= self.user_top() {
+        if slot >= self.slots() || va >= self.user_top() {
             return None;
         }
         Some((slot, va))
@@ -285,17 +309,27 @@ mod tests {
         for bits in [39, 46, 48, 52] {
             let w = Window::for_phys_bits(bits).unwrap();
             let top = w.user_top();
-            for (slot, va) in [(0, USER_LOW), (3, 0x40_1234), (15, top - 8)] {
+            let last = w.slots() - 1;
+            for (slot, va) in [(0, USER_LOW), (3, 0x40_1234), (last, top - 8)] {
                 let gpa = w.gpa(slot, va);
                 assert!(gpa < 1 << bits, "{bits} bits: {gpa:#x}");
                 assert!(gpa >= crate::boot::MAX_MEM);
                 assert_eq!(w.decode(gpa), Some((slot, va)));
             }
             assert_eq!(w.decode(0x1000), None);
-            assert_eq!(w.decode(w.gpa(MAX_SLOTS, 0)), None);
+            assert_eq!(w.decode(w.gpa(w.slots(), 0)), None);
+            assert!(w.slots() >= 16 && w.slots() <= MAX_SLOTS);
         }
-        assert_eq!(Window::for_phys_bits(46).unwrap().user_top(), 2 << 40);
-        assert_eq!(Window::for_phys_bits(52).unwrap().user_top(), USER_TOP_MAX);
+        // These Xeons: 32 processes of 1 TiB (16 of 2 TiB before).
+        let w = Window::for_phys_bits(46).unwrap();
+        assert_eq!((w.slots(), w.user_top()), (32, 1 << 40));
+        let w = Window::for_phys_bits(48).unwrap();
+        assert_eq!((w.slots(), w.user_top()), (64, 2 << 40));
+        // Narrow CPUs keep 16 smaller slots.
+        let w = Window::for_phys_bits(39).unwrap();
+        assert_eq!((w.slots(), w.user_top()), (16, 1 << 34));
+        let w = Window::for_phys_bits(52).unwrap();
+        assert_eq!((w.slots(), w.user_top()), (64, 32 << 40));
         assert_eq!(Window::for_phys_bits(36), None);
     }
 

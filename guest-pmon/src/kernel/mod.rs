@@ -392,7 +392,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         procs: BTreeMap::new(),
         threads: BTreeMap::new(),
         spaces: BTreeMap::new(),
-        free_slots: (0..lego_proto::process::MAX_SLOTS as u32).rev().collect(),
+        free_slots: (0..window.slots() as u32).rev().collect(),
         next_id: FIRST_ID,
         next_space: 1,
         pipes: BTreeMap::new(),

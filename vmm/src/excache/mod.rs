@@ -636,8 +636,9 @@ impl ExCache {
         faults_to_guest: bool,
     ) -> Result<(), String> {
         let s = slot as u64;
-        if s >= MAX_SLOTS {
-            return Err(format!("slot {slot} is not below {MAX_SLOTS}"));
+        let slots = self.lock().regions.window().slots();
+        if s >= slots {
+            return Err(format!("slot {slot} is not below {slots}"));
         }
         self.drain_writebacks().map_err(|e| e.to_string())?;
         let (gone, vm) = {

@@ -96,6 +96,10 @@ impl Regions {
         }
     }
 
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
     /// Reserves what vRegion `index` of `slot` needs (a memslot number, the
     /// host memory, registered with the userfaultfd) and records it; the
     /// caller installs the memslot after letting the lock go. None if it
