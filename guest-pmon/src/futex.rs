@@ -8,6 +8,14 @@
 //! between a waiter's check and its sleep cannot be lost. Waiters are
 //! keyed by (address space, address): threads of one process share the
 //! space; a forked child has its own even at the same addresses.
+//!
+//! Also what Linux's robust and priority-inheritance futexes mean for the
+//! word (`futex(2)`, Documentation/locking/robust-futex*.rst and
+//! pi-futex.rst): the owner's TID in the low 30 bits, FUTEX_WAITERS and
+//! FUTEX_OWNER_DIED above it. There are no priorities here, so a PI futex
+//! is a lock the kernel hands to its oldest waiter; what programs need
+//! from it is that musl and glibc accept PTHREAD_PRIO_INHERIT and that
+//! its lock, unlock and owner-died rules hold.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -23,6 +31,22 @@ pub const FUTEX_PRIVATE_FLAG: u32 = 128;
 pub const FUTEX_CLOCK_REALTIME: u32 = 256;
 pub const FUTEX_CMD_MASK: u32 = !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
 pub const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
+pub const FUTEX_LOCK_PI: u32 = 6;
+pub const FUTEX_UNLOCK_PI: u32 = 7;
+pub const FUTEX_TRYLOCK_PI: u32 = 8;
+/// LOCK_PI with its timeout on CLOCK_MONOTONIC (or FUTEX_CLOCK_REALTIME).
+pub const FUTEX_LOCK_PI2: u32 = 13;
+
+/// The word's bits: the owner, and the two flags above it.
+pub const FUTEX_WAITERS: u32 = 0x8000_0000;
+pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+pub const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// `struct robust_list_head`'s size, the only one set_robust_list takes.
+pub const ROBUST_LIST_HEAD_LEN: u64 = 24;
+/// The most entries walked at an exit (Linux's ROBUST_LIST_LIMIT): a list
+/// made circular by a bug ends.
+pub const ROBUST_LIST_LIMIT: usize = 2048;
 
 /// Which word: (address space id, user address).
 pub type Key = (u32, u64);
@@ -101,6 +125,14 @@ impl Futexes {
         (woken, count)
     }
 
+    /// How many wait on `key`.
+    pub fn waiting(&self, key: Key) -> usize {
+        self.queues
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, q)| q.len())
+    }
+
     /// A thread stops waiting without a wake (timeout, signal, exit).
     /// Whether it was still queued.
     pub fn cancel(&mut self, tid: u32) -> bool {
@@ -125,6 +157,97 @@ impl Futexes {
         self.tidy();
         gone
     }
+}
+
+/// What FUTEX_LOCK_PI (or TRYLOCK_PI) by `tid` does with a word holding
+/// `val`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PiLock {
+    /// No owner: the caller owns it, the word becomes this (OWNER_DIED
+    /// kept, for the caller to see; WAITERS when others still wait).
+    Take(u32),
+    /// Owned by another: the word becomes this (WAITERS set, so that the
+    /// owner's unlock comes to the kernel) and the caller waits.
+    Wait(u32),
+    /// The caller owns it already: EDEADLK.
+    Deadlock,
+}
+
+pub fn pi_lock(val: u32, tid: u32, others_wait: bool) -> PiLock {
+    match val & FUTEX_TID_MASK {
+        0 => PiLock::Take(
+            (val & FUTEX_OWNER_DIED) | tid | if others_wait { FUTEX_WAITERS } else { 0 },
+        ),
+        owner if owner == tid => PiLock::Deadlock,
+        _ => PiLock::Wait(val | FUTEX_WAITERS),
+    }
+}
+
+/// The word after its owner lets go (FUTEX_UNLOCK_PI, or the owner died
+/// holding it: `died`): the oldest waiter `next` owns it, WAITERS while
+/// `more` wait behind it; with none it is free.
+pub fn pi_hand_over(next: Option<u32>, more: bool, died: bool) -> u32 {
+    let died = if died { FUTEX_OWNER_DIED } else { 0 };
+    match next {
+        Some(t) => (t & FUTEX_TID_MASK) | died | if more { FUTEX_WAITERS } else { 0 },
+        None => died,
+    }
+}
+
+/// A robust futex word `val` whose owner `tid` ended: the word to write
+/// (the owner gone, OWNER_DIED set, WAITERS kept) and whether to wake a
+/// waiter; None when `tid` does not own it (left alone, as Linux does).
+pub fn owner_died(val: u32, tid: u32) -> Option<(u32, bool)> {
+    if val & FUTEX_TID_MASK != tid {
+        return None;
+    }
+    Some((
+        (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED,
+        val & FUTEX_WAITERS != 0,
+    ))
+}
+
+/// The futex words a thread's robust list names, as Linux walks it at the
+/// thread's exit: `head` is the address set_robust_list gave, `read`
+/// reads a user word (None: unreadable, which ends the walk). Each is
+/// (word address, is PI); then the pending one, if any
+/// (`list_op_pending`: a lock being taken or released when the thread
+/// ended).
+pub type RobustWord = (u64, bool);
+
+pub fn robust_words(
+    head: u64,
+    mut read: impl FnMut(u64) -> Option<u64>,
+) -> (Vec<RobustWord>, Option<RobustWord>) {
+    let mut words = Vec::new();
+    let (Some(first), Some(offset), Some(pending)) = (
+        read(head),
+        read(head.wrapping_add(8)),
+        read(head.wrapping_add(16)),
+    ) else {
+        return (words, None);
+    };
+    // An entry's low bit says its futex is PI; the word lies at the
+    // entry plus the (signed) offset.
+    let word = |entry: u64| (entry & !1).wrapping_add(offset);
+    let pending_entry = pending & !1;
+    let mut entry = first;
+    for _ in 0..ROBUST_LIST_LIMIT {
+        if entry & !1 == head {
+            break;
+        }
+        // The next link is read before the word is touched.
+        let next = read(entry & !1);
+        if entry & !1 != pending_entry {
+            words.push((word(entry), entry & 1 != 0));
+        }
+        match next {
+            Some(n) => entry = n,
+            None => break,
+        }
+    }
+    let pending = (pending_entry != 0).then(|| (word(pending), pending & 1 != 0));
+    (words, pending)
 }
 
 /// FUTEX_WAKE_OP's operation on the second word: the new value and whether
@@ -207,6 +330,71 @@ mod tests {
         assert!(f.cancel(7));
         assert!(!f.cancel(7));
         assert!(f.wake((1, 8), 1, FUTEX_BITSET_MATCH_ANY).is_empty());
+    }
+
+    #[test]
+    fn pi_words_follow_linuxs_rules() {
+        // Free: taken; a dead owner's mark stays for the taker to see.
+        assert_eq!(pi_lock(0, 7, false), PiLock::Take(7));
+        assert_eq!(
+            pi_lock(FUTEX_OWNER_DIED, 7, true),
+            PiLock::Take(FUTEX_OWNER_DIED | FUTEX_WAITERS | 7)
+        );
+        assert_eq!(pi_lock(7, 7, false), PiLock::Deadlock);
+        assert_eq!(pi_lock(9, 7, false), PiLock::Wait(9 | FUTEX_WAITERS));
+        // Unlock hands it to the oldest waiter.
+        assert_eq!(pi_hand_over(Some(8), false, false), 8);
+        assert_eq!(pi_hand_over(Some(8), true, false), 8 | FUTEX_WAITERS);
+        assert_eq!(pi_hand_over(None, false, false), 0);
+        assert_eq!(pi_hand_over(Some(8), false, true), 8 | FUTEX_OWNER_DIED);
+        assert_eq!(pi_hand_over(None, false, true), FUTEX_OWNER_DIED);
+    }
+
+    #[test]
+    fn a_dead_owners_robust_words_are_marked() {
+        assert_eq!(owner_died(7, 7), Some((FUTEX_OWNER_DIED, false)));
+        assert_eq!(
+            owner_died(7 | FUTEX_WAITERS, 7),
+            Some((FUTEX_OWNER_DIED | FUTEX_WAITERS, true))
+        );
+        assert_eq!(owner_died(8, 7), None, "another's lock is left alone");
+        assert_eq!(owner_died(0, 7), None);
+    }
+
+    #[test]
+    fn robust_lists_are_walked_as_linux_does() {
+        use alloc::collections::BTreeMap;
+        // head at 0x100 -> entry 0x200 -> entry 0x301 (PI) -> head; the
+        // word lies 8 bytes before each entry (offset -8); entry 0x200 is
+        // also pending, so it comes once, last.
+        let mut mem = BTreeMap::new();
+        mem.insert(0x100u64, 0x200u64);
+        mem.insert(0x108, (-8i64) as u64);
+        mem.insert(0x110, 0x200);
+        mem.insert(0x200, 0x301);
+        mem.insert(0x300, 0x100);
+        let read = |a: u64| mem.get(&a).copied();
+        assert_eq!(
+            robust_words(0x100, read),
+            (alloc::vec![(0x2f8, true)], Some((0x1f8, false)))
+        );
+        // A loop ends at the limit; an unreadable link ends the walk.
+        let mut looped = BTreeMap::new();
+        looped.insert(0x100u64, 0x200u64);
+        looped.insert(0x108, 0);
+        looped.insert(0x110, 0);
+        looped.insert(0x200, 0x200);
+        let (words, _) = robust_words(0x100, |a| looped.get(&a).copied());
+        assert_eq!(words.len(), ROBUST_LIST_LIMIT);
+        let mut broken = BTreeMap::new();
+        broken.insert(0x100u64, 0x200u64);
+        broken.insert(0x108, 0);
+        broken.insert(0x110, 0);
+        assert_eq!(
+            robust_words(0x100, |a| broken.get(&a).copied()),
+            (alloc::vec![(0x200, false)], None)
+        );
+        assert_eq!(robust_words(0x100, |_| None), (alloc::vec![], None));
     }
 
     #[test]

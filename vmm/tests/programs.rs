@@ -122,6 +122,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("timerfd", "1"),
             // Thirty processes alive at once (16 was the most before).
             ("forks", "2"),
+            // Robust and PI mutexes: owners that end holding them (threads,
+            // a forked child in shared memory), contention, timeouts.
+            ("robust", "2"),
             // The vDSO's clocks against the system call's.
             ("clocks", "1"),
             // socketpair: both ways, flags, shutdown, fork.

@@ -172,6 +172,7 @@ impl Kernel {
                     ..Default::default()
                 },
                 clear_child_tid: 0,
+                robust_list: 0,
                 restart: false,
                 saved_mask: None,
                 yielded: false,
@@ -480,13 +481,18 @@ impl Kernel {
             true,
         )?;
         let image = self.load_image(&path, &execfn, argv, &envp, &cwd, on_host)?;
-        // The point of no return: other threads go, the old space goes.
-        let others: Vec<Tid> = self
+        // The point of no return: other threads go, the old space goes;
+        // every thread's robust locks are released first, as Linux's exec
+        // does (the new program registers its own list).
+        let all: Vec<Tid> = self
             .procs
             .get(&pid)
-            .map(|p| p.threads.iter().copied().filter(|&t| t != tid).collect())
+            .map(|p| p.threads.clone())
             .unwrap_or_default();
-        for t in others {
+        for &t in &all {
+            self.release_robust_list(t);
+        }
+        for t in all.into_iter().filter(|&t| t != tid) {
             self.end_thread(t);
         }
         let xsave = self.xsave_size;

@@ -90,6 +90,8 @@ pub enum Wait {
     Pipe(usize),
     Stdin,
     Futex,
+    /// A PI futex's owner handing it over (FUTEX_LOCK_PI).
+    FutexPi,
     /// A child of this process changing state.
     Child,
     /// Only time.
@@ -143,6 +145,9 @@ pub struct Thread {
     pub pending: VecDeque<SigInfo>,
     pub altstack: AltStack,
     pub clear_child_tid: u64,
+    /// set_robust_list's head: the robust locks it holds, marked when it
+    /// ends.
+    pub robust_list: u64,
     /// The system call to make again when it next runs (Retry).
     pub restart: bool,
     /// The mask to restore after a sigsuspend-style wait ends.

@@ -129,14 +129,17 @@ impl Kernel {
             return;
         };
         let pid = t.pid;
-        let restart = self
-            .procs
-            .get(&pid)
-            .is_some_and(|p| p.actions[(sig - 1) as usize].flags & SA_RESTART != 0)
-            && matches!(
-                wait,
-                Wait::Pipe(_) | Wait::Stdin | Wait::Child | Wait::Futex | Wait::Vfork(_)
-            );
+        // A PI lock's wait is made again whatever the handler's flags, as
+        // Linux's is (it never fails with EINTR).
+        let restart = wait == Wait::FutexPi
+            || self
+                .procs
+                .get(&pid)
+                .is_some_and(|p| p.actions[(sig - 1) as usize].flags & SA_RESTART != 0)
+                && matches!(
+                    wait,
+                    Wait::Pipe(_) | Wait::Stdin | Wait::Child | Wait::Futex | Wait::Vfork(_)
+                );
         self.futexes.cancel(tid);
         if restart {
             // Back to the `syscall` instruction: it runs again after the
@@ -466,6 +469,8 @@ impl Kernel {
             self.kill_process(pid, exited(code), None);
             return;
         }
+        // As Linux: its robust locks first, then CLONE_CHILD_CLEARTID.
+        self.release_robust_list(tid);
         if clear != 0 {
             if let Some(space) = self.space_of(pid) {
                 let _ = uaccess::write_u32(space, clear, 0);
@@ -492,6 +497,15 @@ impl Kernel {
         if p.life != Life::Alive {
             return;
         }
+        // Its threads' robust locks, while its memory is still there (a
+        // lock in memory shared with another process matters to it).
+        let holders = p.threads.clone();
+        for t in holders {
+            self.release_robust_list(t);
+        }
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         p.life = Life::Zombie(status);
         // What it leaves behind (shared file mappings written back) goes
         // to its own vNode's files, whoever's call ends it.

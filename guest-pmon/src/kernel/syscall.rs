@@ -28,6 +28,7 @@ use super::*;
 mod events;
 mod fifo;
 mod lock;
+mod owner_futex;
 mod positional;
 mod shared;
 mod shared_anon;
@@ -573,12 +574,8 @@ impl Kernel {
                 }
                 Ret::Val(tid as i64)
             }
-            nr::SET_ROBUST_LIST => {
-                if a[1] != 24 {
-                    return err(EINVAL);
-                }
-                Ret::Val(0)
-            }
+            nr::SET_ROBUST_LIST => self.sys_set_robust_list(tid, a[0], a[1]),
+            nr::GET_ROBUST_LIST => self.sys_get_robust_list(tid, a[0], a[1], a[2]),
             nr::PRLIMIT64 => self.sys_prlimit(pid, a[0] as Pid, a[1], a[2], a[3]),
             nr::GETRLIMIT => self.sys_prlimit(pid, 0, a[0], 0, a[1]),
             nr::SETRLIMIT => self.sys_prlimit(pid, 0, a[0], a[1], 0),
@@ -3335,6 +3332,7 @@ impl Kernel {
                 } else {
                     0
                 },
+                robust_list: 0,
                 restart: false,
                 saved_mask: None,
                 yielded: false,
@@ -3350,10 +3348,16 @@ impl Kernel {
                 let _ = uaccess::write_u32(s, ptid, new);
             }
         }
-        if flags & CLONE_CHILD_SETTID != 0 && (thread || flags & CLONE_VM != 0) {
-            if let Some(s) = self.space_of(pid) {
-                let _ = uaccess::write_u32(s, ctid, new);
-            }
+        // A forked child's was skipped once: glibc caches the TID it finds
+        // there, and its child then locked mutexes (and robust ones) with
+        // its parent's TID.
+        if flags & CLONE_CHILD_SETTID != 0 {
+            let child_space = self.procs.get(&child_pid).map_or(0, |p| p.space);
+            self.in_space(child_space, |k| {
+                if let Some(s) = k.space_of(child_pid) {
+                    let _ = uaccess::write_u32(s, ctid, new);
+                }
+            });
         }
         self.runq.push_back(new);
         self.kick_idle();
@@ -3717,6 +3721,9 @@ impl Kernel {
                     self.wake(w, OnWake::Return(0));
                 }
                 Ret::Val(n as i64)
+            }
+            FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI | FUTEX_UNLOCK_PI => {
+                self.sys_futex_pi(tid, uaddr, op, timeout)
             }
             _ => err(ENOSYS),
         }

@@ -31,16 +31,30 @@ core::arch::global_asm!(
     "rep stosb",
     "lego_zero_user_fixup:",
     "ret",
+    // fn lego_cmpxchg_user(word, old, new, seen) -> 0 or -EFAULT; *seen
+    // is what the word held (old when it was swapped)
+    ".global lego_cmpxchg_user, lego_cmpxchg_user_insn, lego_cmpxchg_user_fixup",
+    "lego_cmpxchg_user:",
+    "mov eax, esi",
+    "lego_cmpxchg_user_insn:",
+    "lock cmpxchg dword ptr [rdi], edx",
+    "mov dword ptr [rcx], eax",
+    "xor eax, eax",
+    "lego_cmpxchg_user_fixup:",
+    "ret",
     ".text",
 );
 
 extern "C" {
     fn lego_copy_user(dst: *mut u8, src: *const u8, n: usize) -> i64;
     fn lego_zero_user(dst: *mut u8, n: usize) -> i64;
+    fn lego_cmpxchg_user(word: *mut u32, old: u32, new: u32, seen: *mut u32) -> i64;
     static lego_copy_user_insn: u8;
     static lego_copy_user_fixup: u8;
     static lego_zero_user_insn: u8;
     static lego_zero_user_fixup: u8;
+    static lego_cmpxchg_user_insn: u8;
+    static lego_cmpxchg_user_fixup: u8;
 }
 
 /// Where to resume after a fault at `rip` in monitor code, if it is one
@@ -56,6 +70,10 @@ pub fn fixup(rip: u64) -> Option<u64> {
             (
                 &lego_zero_user_insn as *const u8 as u64,
                 &lego_zero_user_fixup as *const u8 as u64,
+            ),
+            (
+                &lego_cmpxchg_user_insn as *const u8 as u64,
+                &lego_cmpxchg_user_fixup as *const u8 as u64,
             ),
         ]
     };
@@ -137,6 +155,23 @@ pub fn read_u32(space: &mut dyn UserSpace, addr: u64) -> Result<u32, Errno> {
     let mut b = [0u8; 4];
     read(space, addr, &mut b)?;
     Ok(u32::from_le_bytes(b))
+}
+
+/// Changes the aligned word at `addr` from `old` to `new` atomically, as
+/// a thread of the process on another vCPU could change it meanwhile
+/// (futex words); what it held: `old` when it was changed.
+pub fn cmpxchg_u32(space: &mut dyn UserSpace, addr: u64, old: u32, new: u32) -> Result<u32, Errno> {
+    if addr % 4 != 0 {
+        return Err(EFAULT);
+    }
+    check(space, addr, 4)?;
+    let mut seen = 0u32;
+    // SAFETY: an aligned word in the process's half; a refused page
+    // faults into the fixup.
+    match unsafe { lego_cmpxchg_user(addr as *mut u32, old, new, &mut seen) } {
+        0 => Ok(seen),
+        _ => Err(EFAULT),
+    }
 }
 
 pub fn write_u64(space: &mut dyn UserSpace, addr: u64, v: u64) -> Result<(), Errno> {
