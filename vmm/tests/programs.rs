@@ -125,6 +125,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // Robust and PI mutexes: owners that end holding them (threads,
             // a forked child in shared memory), contention, timeouts.
             ("robust", "2"),
+            // System V semaphores: waits, SEM_UNDO, timeouts, removal.
+            ("sysvsem", "2"),
             // The vDSO's clocks against the system call's.
             ("clocks", "1"),
             // socketpair: both ways, flags, shutdown, fork.

@@ -108,6 +108,8 @@ pub enum Wait {
     EventFd(usize),
     /// A file lock given up (F_SETLKW, F_OFD_SETLKW, flock).
     Lock,
+    /// A System V semaphore set changing.
+    Sem,
 }
 
 /// What happens when a parked thread wakes.
@@ -323,6 +325,10 @@ pub struct Kernel {
     /// address, segment id).
     pub sysv: pmon::sysv::Segments,
     pub sysv_attaches: Vec<syscall::Attach>,
+    /// System V semaphore sets, and who waits on which (set, semaphore,
+    /// for zero) for GETNCNT and GETZCNT.
+    pub sems: pmon::sysv_sem::Semaphores,
+    pub sem_waiters: BTreeMap<Tid, (i32, u16, bool)>,
     /// Seals of tmpfs files that take them (memfds made with
     /// MFD_ALLOW_SEALING).
     pub seals: BTreeMap<pmon::tmpfs::Ino, u32>,
@@ -432,6 +438,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         anon: None,
         sysv: Default::default(),
         sysv_attaches: Vec::new(),
+        sems: Default::default(),
+        sem_waiters: BTreeMap::new(),
         seals: BTreeMap::new(),
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),

@@ -531,6 +531,7 @@ impl Kernel {
         for f in files {
             self.release_file(f);
         }
+        self.sem_exit(pid);
         if self.locks.release(None, pmon::locks::Owner::Process(pid)) {
             self.wake_all(Wait::Lock);
         }

@@ -33,6 +33,7 @@ mod positional;
 mod shared;
 mod shared_anon;
 mod store;
+mod sysv_sem;
 mod sysv_shm;
 
 pub use shared::SharedMap;
@@ -244,6 +245,10 @@ impl Kernel {
             nr::SHMAT => self.sys_shmat(pid, a[0] as i32, a[1], a[2]),
             nr::SHMDT => self.sys_shmdt(pid, a[0]),
             nr::SHMCTL => self.sys_shmctl(pid, a[0] as i32, a[1], a[2]),
+            nr::SEMGET => self.sys_semget(a[0] as i32, a[1], a[2]),
+            nr::SEMOP => self.sys_semtimedop(tid, a[0] as i32, a[1], a[2], 0),
+            nr::SEMTIMEDOP => self.sys_semtimedop(tid, a[0] as i32, a[1], a[2], a[3]),
+            nr::SEMCTL => self.sys_semctl(pid, a[0] as i32, a[1], a[2], a[3]),
             nr::CREAT => self.sys_openat(pid, AT_FDCWD, a[0], 0o1101, a[1]),
             nr::ACCESS => self.sys_access(pid, AT_FDCWD, a[0], a[1]),
             nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[0] as i32 as i64, a[1], a[2]),
