@@ -23,6 +23,7 @@ pub mod signal;
 pub mod stack;
 pub mod sysno;
 pub mod sysv;
+pub mod sysv_msg;
 pub mod sysv_sem;
 pub mod tmpfs;
 pub mod unixsock;

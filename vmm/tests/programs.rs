@@ -127,6 +127,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("robust", "2"),
             // System V semaphores: waits, SEM_UNDO, timeouts, removal.
             ("sysvsem", "2"),
+            // System V message queues: types, full and empty queues, removal.
+            ("sysvmsg", "2"),
             // The vDSO's clocks against the system call's.
             ("clocks", "1"),
             // socketpair: both ways, flags, shutdown, fork.

@@ -110,6 +110,8 @@ pub enum Wait {
     Lock,
     /// A System V semaphore set changing.
     Sem,
+    /// A System V message queue changing.
+    Msg,
 }
 
 /// What happens when a parked thread wakes.
@@ -329,6 +331,8 @@ pub struct Kernel {
     /// for zero) for GETNCNT and GETZCNT.
     pub sems: pmon::sysv_sem::Semaphores,
     pub sem_waiters: BTreeMap<Tid, (i32, u16, bool)>,
+    /// System V message queues.
+    pub msgs: pmon::sysv_msg::Queues,
     /// Seals of tmpfs files that take them (memfds made with
     /// MFD_ALLOW_SEALING).
     pub seals: BTreeMap<pmon::tmpfs::Ino, u32>,
@@ -440,6 +444,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         sysv_attaches: Vec::new(),
         sems: Default::default(),
         sem_waiters: BTreeMap::new(),
+        msgs: Default::default(),
         seals: BTreeMap::new(),
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),

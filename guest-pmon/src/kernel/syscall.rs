@@ -33,6 +33,7 @@ mod positional;
 mod shared;
 mod shared_anon;
 mod store;
+mod sysv_msg;
 mod sysv_sem;
 mod sysv_shm;
 
@@ -249,6 +250,10 @@ impl Kernel {
             nr::SEMOP => self.sys_semtimedop(tid, a[0] as i32, a[1], a[2], 0),
             nr::SEMTIMEDOP => self.sys_semtimedop(tid, a[0] as i32, a[1], a[2], a[3]),
             nr::SEMCTL => self.sys_semctl(pid, a[0] as i32, a[1], a[2], a[3]),
+            nr::MSGGET => self.sys_msgget(a[0] as i32, a[1]),
+            nr::MSGSND => self.sys_msgsnd(tid, a[0] as i32, a[1], a[2], a[3]),
+            nr::MSGRCV => self.sys_msgrcv(tid, a[0] as i32, a[1], a[2], a[3] as i64, a[4]),
+            nr::MSGCTL => self.sys_msgctl(pid, a[0] as i32, a[1], a[2]),
             nr::CREAT => self.sys_openat(pid, AT_FDCWD, a[0], 0o1101, a[1]),
             nr::ACCESS => self.sys_access(pid, AT_FDCWD, a[0], a[1]),
             nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[0] as i32 as i64, a[1], a[2]),
