@@ -64,6 +64,8 @@ pub enum Kind {
     Epoll(usize),
     /// An eventfd counter.
     EventFd(usize),
+    /// A signalfd (the kernel's table of their sets).
+    SignalFd(usize),
     /// A file the monitor made up when it was opened (/proc/self/maps):
     /// its bytes are the open file's `data`.
     Generated,

@@ -12,6 +12,7 @@ pub mod fd;
 pub mod filecache;
 pub mod futex;
 pub mod gather;
+pub mod inet;
 pub mod locks;
 pub mod path;
 pub mod pipe;

@@ -169,6 +169,8 @@ pub struct SigInfo {
     pub uid: u32,
     /// SIGCHLD: the child's exit status or signal.
     pub status: i32,
+    /// sigqueue's value (si_value), for the signals a process queues.
+    pub value: u64,
 }
 
 impl SigInfo {
@@ -181,6 +183,7 @@ impl SigInfo {
             pid,
             uid: 0,
             status: 0,
+            value: 0,
         }
     }
 
@@ -193,6 +196,7 @@ impl SigInfo {
             pid: 0,
             uid: 0,
             status: 0,
+            value: 0,
         }
     }
 
@@ -213,6 +217,8 @@ impl SigInfo {
             b[20..24].copy_from_slice(&self.uid.to_le_bytes());
             if self.signo == SIGCHLD {
                 b[24..28].copy_from_slice(&self.status.to_le_bytes());
+            } else {
+                b[24..32].copy_from_slice(&self.value.to_le_bytes());
             }
         }
         b

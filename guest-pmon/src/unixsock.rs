@@ -33,11 +33,17 @@ pub enum Name {
     Path(Vec<u8>),
     /// The bytes after the leading NUL.
     Abstract(Vec<u8>),
+    /// An AF_INET or AF_INET6 socket's address on the loopback
+    /// (`crate::inet`): listeners are found by its port alone.
+    Inet(crate::inet::InetName),
 }
 
 impl Name {
     /// The `sun_path` bytes and the address length that name it.
     pub fn sockaddr(&self) -> Vec<u8> {
+        if let Name::Inet(n) = self {
+            return n.sockaddr();
+        }
         let mut out = Vec::new();
         out.extend_from_slice(&1u16.to_le_bytes());
         match self {
@@ -49,8 +55,17 @@ impl Name {
                 out.push(0);
                 out.extend_from_slice(a);
             }
+            Name::Inet(_) => {}
         }
         out
+    }
+
+    /// What finds this name's socket: an address's port, or the name.
+    fn key(&self) -> Name {
+        match self {
+            Name::Inet(n) => Name::Inet(n.key()),
+            other => other.clone(),
+        }
     }
 }
 
@@ -84,6 +99,8 @@ pub enum SockAddr {
 
 #[derive(Debug, Default)]
 struct Sock {
+    /// Some(is IPv6) for an AF_INET or AF_INET6 socket.
+    inet: Option<bool>,
     name: Option<Name>,
     /// Listening, with at most this many connections waiting.
     listening: Option<usize>,
@@ -101,6 +118,7 @@ pub struct UnixSockets {
     /// ECONNREFUSED into ENOENT).
     former: BTreeSet<Name>,
     next_auto: u32,
+    next_port: u32,
 }
 
 impl UnixSockets {
@@ -109,30 +127,72 @@ impl UnixSockets {
         self.socks.insert(id, Sock::default());
     }
 
+    /// A new AF_INET (`v6` false) or AF_INET6 socket `id`.
+    pub fn open_inet(&mut self, id: usize, v6: bool) {
+        self.socks.insert(
+            id,
+            Sock {
+                inet: Some(v6),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Some(is IPv6) for an AF_INET or AF_INET6 socket.
+    pub fn inet(&self, id: usize) -> Option<bool> {
+        self.socks.get(&id).and_then(|s| s.inet)
+    }
+
     pub fn exists(&self, id: usize) -> bool {
         self.socks.contains_key(&id)
     }
 
     /// bind: `name` (None: an abstract name of Linux's autobind form,
-    /// five hex digits) becomes socket `id`'s.
+    /// five hex digits; an address with port 0: a free port of Linux's
+    /// ephemeral range) becomes socket `id`'s.
     pub fn bind(&mut self, id: usize, name: Option<Name>) -> Result<(), i64> {
         let bound = self.socks.get(&id).ok_or(EINVAL)?.name.is_some();
         if bound {
             return Err(EINVAL);
         }
         let name = match name {
+            Some(Name::Inet(n)) if n.port == 0 => Name::Inet(crate::inet::InetName {
+                port: self.free_port()?,
+                ..n
+            }),
             Some(n) => n,
             None => self.auto_name()?,
         };
-        if self.names.contains_key(&name) {
+        if self.names.contains_key(&name.key()) {
             return Err(EADDRINUSE);
         }
         self.former.remove(&name);
-        self.names.insert(name.clone(), id);
+        self.names.insert(name.key(), id);
         if let Some(s) = self.socks.get_mut(&id) {
             s.name = Some(name);
         }
         Ok(())
+    }
+
+    /// A port no socket has, taken in turn from the ephemeral range.
+    fn free_port(&mut self) -> Result<u16, i64> {
+        let (lo, hi) = (
+            *crate::inet::EPHEMERAL.start(),
+            *crate::inet::EPHEMERAL.end(),
+        );
+        let span = (hi - lo) as u32 + 1;
+        for _ in 0..span {
+            self.next_port = (self.next_port + 1) % span;
+            let port = lo + self.next_port as u16;
+            let key = Name::Inet(crate::inet::InetName {
+                port,
+                addr: crate::inet::Addr::Any4,
+            });
+            if !self.names.contains_key(&key) {
+                return Ok(port);
+            }
+        }
+        Err(EADDRINUSE)
     }
 
     fn auto_name(&mut self) -> Result<Name, i64> {
@@ -173,7 +233,7 @@ impl UnixSockets {
     /// an abstract one), ECONNREFUSED when it does not listen, EAGAIN when
     /// its backlog is full.
     pub fn listener(&self, name: &Name) -> Result<usize, i64> {
-        let Some(&id) = self.names.get(name) else {
+        let Some(&id) = self.names.get(&name.key()) else {
             return Err(match name {
                 Name::Path(_) if !self.former.contains(name) => ENOENT,
                 _ => ECONNREFUSED,
@@ -189,7 +249,7 @@ impl UnixSockets {
 
     /// The socket that has `name`, listening or not.
     pub fn listening_at(&self, name: &Name) -> Result<usize, i64> {
-        self.names.get(name).copied().ok_or(ECONNREFUSED)
+        self.names.get(&name.key()).copied().ok_or(ECONNREFUSED)
     }
 
     /// A connection for listener `id` to accept: the server end's pipes.
@@ -217,7 +277,7 @@ impl UnixSockets {
             return Vec::new();
         };
         if let Some(n) = s.name {
-            self.names.remove(&n);
+            self.names.remove(&n.key());
             if matches!(n, Name::Path(_)) {
                 if self.former.len() >= 4096 {
                     self.former.clear();
@@ -299,6 +359,33 @@ mod tests {
         let name = u.name_of(3).cloned().unwrap();
         assert!(matches!(&name, Name::Abstract(a) if a.len() == 5));
         assert_eq!(u.listener(&name), Ok(3));
+    }
+
+    #[test]
+    fn ports_are_names_whatever_the_family() {
+        use crate::inet::{Addr, InetName};
+        let at = |port, addr| Name::Inet(InetName { port, addr });
+        let mut u = UnixSockets::default();
+        u.open(1);
+        u.open(2);
+        u.open(3);
+        u.bind(1, Some(at(8080, Addr::Any6))).unwrap();
+        u.listen(1, 5).unwrap();
+        // An IPv4 connection reaches the IPv6 listener; the port is taken.
+        assert_eq!(u.listener(&at(8080, Addr::Loopback4)), Ok(1));
+        assert_eq!(u.bind(2, Some(at(8080, Addr::Loopback4))), Err(EADDRINUSE));
+        assert_eq!(u.listener(&at(8081, Addr::Loopback4)), Err(ECONNREFUSED));
+        // Port 0: one of the ephemeral range, a different one each time.
+        u.bind(2, Some(at(0, Addr::Any4))).unwrap();
+        u.bind(3, Some(at(0, Addr::Loopback4))).unwrap();
+        let port = |id| match u.name_of(id) {
+            Some(Name::Inet(n)) => n.port,
+            _ => 0,
+        };
+        assert!(crate::inet::EPHEMERAL.contains(&port(2)));
+        assert_ne!(port(2), port(3));
+        u.close(1);
+        assert_eq!(u.listener(&at(8080, Addr::Loopback6)), Err(ECONNREFUSED));
     }
 
     #[test]

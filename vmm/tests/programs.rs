@@ -129,6 +129,12 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("sysvsem", "2"),
             // System V message queues: types, full and empty queues, removal.
             ("sysvmsg", "2"),
+            // TCP on the loopback: IPv4, IPv6, a v4 client of a v6 server.
+            ("inet", "2"),
+            // sigwait, sigwaitinfo, sigtimedwait and sigqueue.
+            ("sigwait", "2"),
+            // signalfd: records, poll and epoll, SIGCHLD, a blocking read.
+            ("signalfd", "2"),
             // The vDSO's clocks against the system call's.
             ("clocks", "1"),
             // socketpair: both ways, flags, shutdown, fork.
@@ -159,34 +165,41 @@ fn a_go_program_matches_the_host() {
     if !kvm_available() || !have(&["go", "busybox"]) {
         return;
     }
-    let out = scratch("go-bin").join("goroutines");
-    let result = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg(Path::new(SOURCES).join("goroutines.go"))
-        .env("CGO_ENABLED", "0")
-        .env("GO111MODULE", "off")
-        // Its build cache in cargo's target directory: kept between runs,
-        // and found without a HOME.
-        .env(
-            "GOCACHE",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-cache"),
-        )
-        .output()
-        .expect("run go build");
-    assert!(
-        result.status.success(),
-        "go build: {}",
-        String::from_utf8_lossy(&result.stderr)
-    );
     let rack = Rack::new();
-    same_as_host(
-        &rack,
-        &["--vcpus", "2"],
-        &[out.to_str().expect("path")],
-        &[],
-        b"the quick fox\nthe lazy dog\n",
-    );
+    // goroutines.go reads its input; loopback.go serves HTTP to itself
+    // over TCP on the loopback (net/http, epoll, accept4, IPv6).
+    for (name, input) in [
+        ("goroutines", &b"the quick fox\nthe lazy dog\n"[..]),
+        ("loopback", &b""[..]),
+    ] {
+        let out = scratch("go-bin").join(name);
+        let result = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(Path::new(SOURCES).join(format!("{name}.go")))
+            .env("CGO_ENABLED", "0")
+            .env("GO111MODULE", "off")
+            // Its build cache in cargo's target directory: kept between
+            // runs, and found without a HOME.
+            .env(
+                "GOCACHE",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-cache"),
+            )
+            .output()
+            .expect("run go build");
+        assert!(
+            result.status.success(),
+            "go build {name}: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        same_as_host(
+            &rack,
+            &["--vcpus", "2"],
+            &[out.to_str().expect("path")],
+            &[],
+            input,
+        );
+    }
 }
 
 /// Ctrl-C at lego-vmm's terminal, or a kill: the program gets the signal

@@ -102,8 +102,10 @@ pub enum Wait {
     Any,
     /// The same, and stdin too.
     AnyStdin,
-    /// A signal (pause, sigsuspend, rt_sigtimedwait).
+    /// A signal (pause, sigsuspend).
     Signal,
+    /// One of these signals pending (rt_sigtimedwait; others interrupt).
+    Signals(u64),
     /// An eventfd's counter changing.
     EventFd(usize),
     /// A file lock given up (F_SETLKW, F_OFD_SETLKW, flock).
@@ -333,6 +335,10 @@ pub struct Kernel {
     pub sem_waiters: BTreeMap<Tid, (i32, u16, bool)>,
     /// System V message queues.
     pub msgs: pmon::sysv_msg::Queues,
+    /// The set each signalfd reads, by id.
+    pub signalfds: BTreeMap<usize, u64>,
+    /// The thread whose system call is being made (0 between calls).
+    pub caller: Tid,
     /// Seals of tmpfs files that take them (memfds made with
     /// MFD_ALLOW_SEALING).
     pub seals: BTreeMap<pmon::tmpfs::Ino, u32>,
@@ -445,6 +451,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         sems: Default::default(),
         sem_waiters: BTreeMap::new(),
         msgs: Default::default(),
+        signalfds: BTreeMap::new(),
+        caller: 0,
         seals: BTreeMap::new(),
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),

@@ -59,7 +59,18 @@ impl Kernel {
         }
         let sig = info.signo;
         let action = p.actions[(sig - 1) as usize];
-        if sig != SIGKILL && sig != SIGSTOP && ignored(sig, &action) {
+        // A blocked signal is never ignored, as Linux's (its action may
+        // change before it is unblocked, and sigwait or a signalfd may
+        // take it): a blocked SIGCHLD is there to be read.
+        let leader_blocks = p
+            .threads
+            .first()
+            .and_then(|t| self.threads.get(t))
+            .is_some_and(|t| t.sigmask & bit(sig) != 0);
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if sig != SIGKILL && sig != SIGSTOP && ignored(sig, &action) && !leader_blocks {
             return;
         }
         // Standard signals are not queued twice.
@@ -68,8 +79,15 @@ impl Kernel {
         }
         p.pending.push_back(info);
         let threads = p.threads.clone();
+        self.signalfds_look_again();
         if sig == SIGKILL {
             self.kill_process(pid, killed(SIGKILL, false), None);
+            return;
+        }
+        // A thread waiting for it in rt_sigtimedwait takes it first, as
+        // Linux hands a signal to a thread that wants it.
+        if let Some(&t) = threads.iter().find(|&&t| self.waits_for(t, sig)) {
+            self.interrupt(t, sig);
             return;
         }
         for t in threads {
@@ -84,6 +102,22 @@ impl Kernel {
         }
     }
 
+    /// A signal was queued: while signalfds are open, the threads in
+    /// poll, select and epoll_wait look again (one may watch a signalfd).
+    fn signalfds_look_again(&mut self) {
+        if !self.signalfds.is_empty() {
+            self.wake_all(Wait::Any);
+            self.wake_all(Wait::AnyStdin);
+        }
+    }
+
+    /// Whether thread `tid` waits for `sig` in rt_sigtimedwait.
+    fn waits_for(&self, tid: Tid, sig: u32) -> bool {
+        self.threads.get(&tid).is_some_and(|t| {
+            matches!(t.state, State::Blocked { wait: Wait::Signals(m), .. } if m & bit(sig) != 0)
+        })
+    }
+
     /// Queues `info` for thread `tid` (tgkill) and wakes it if it can take it.
     pub fn signal_thread(&mut self, tid: Tid, info: SigInfo) {
         let Some(pid) = self.threads.get(&tid).map(|t| t.pid) else {
@@ -95,7 +129,11 @@ impl Kernel {
             return;
         }
         let action = self.procs.get(&pid).map(|p| p.actions[(sig - 1) as usize]);
-        if action.is_some_and(|a| sig != SIGSTOP && ignored(sig, &a)) {
+        let blocked = self
+            .threads
+            .get(&tid)
+            .is_some_and(|t| t.sigmask & bit(sig) != 0);
+        if action.is_some_and(|a| sig != SIGSTOP && ignored(sig, &a)) && !blocked {
             return;
         }
         let Some(t) = self.threads.get_mut(&tid) else {
@@ -105,7 +143,13 @@ impl Kernel {
             return;
         }
         t.pending.push_back(info);
-        if t.sigmask & bit(sig) == 0 {
+        self.signalfds_look_again();
+        if self
+            .threads
+            .get(&tid)
+            .is_some_and(|t| t.sigmask & bit(sig) == 0)
+            || self.waits_for(tid, sig)
+        {
             self.interrupt(tid, sig);
         }
     }
@@ -129,6 +173,14 @@ impl Kernel {
             return;
         };
         let pid = t.pid;
+        // rt_sigtimedwait's thread takes a signal it waits for by making
+        // its call again, which dequeues it (no handler runs).
+        if let Wait::Signals(m) = wait {
+            if m & bit(sig) != 0 {
+                self.wake(tid, OnWake::Retry);
+                return;
+            }
+        }
         // A PI lock's wait is made again whatever the handler's flags, as
         // Linux's is (it never fails with EINTR).
         let restart = wait == Wait::FutexPi
@@ -196,6 +248,43 @@ impl Kernel {
                 .procs
                 .get(&t.pid)
                 .is_some_and(|p| p.pending.iter().any(open))
+    }
+
+    /// Takes the pending signal of `mask` that Linux would hand out first
+    /// to thread `tid` (rt_sigtimedwait, signalfd): its own before its
+    /// process's, the lowest number first, the oldest of a number first.
+    pub fn take_pending(&mut self, tid: Tid, mask: u64) -> Option<SigInfo> {
+        let pid = self.threads.get(&tid)?.pid;
+        let lowest = |q: &VecDeque<SigInfo>| {
+            q.iter()
+                .enumerate()
+                .filter(|(_, i)| mask & bit(i.signo) != 0)
+                .min_by_key(|(at, i)| (i.signo, *at))
+                .map(|(at, i)| (i.signo, at))
+        };
+        let own = self.threads.get(&tid).and_then(|t| lowest(&t.pending));
+        let shared = self.procs.get(&pid).and_then(|p| lowest(&p.pending));
+        match (own, shared) {
+            (Some((a, at)), Some((b, _))) if a <= b => {
+                self.threads.get_mut(&tid)?.pending.remove(at)
+            }
+            (Some((_, at)), None) => self.threads.get_mut(&tid)?.pending.remove(at),
+            (_, Some((_, at))) => self.procs.get_mut(&pid)?.pending.remove(at),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether a signal of `mask` is pending for thread `tid`.
+    pub fn pending_in(&self, tid: Tid, mask: u64) -> bool {
+        let Some(t) = self.threads.get(&tid) else {
+            return false;
+        };
+        let hit = |i: &SigInfo| mask & bit(i.signo) != 0;
+        t.pending.iter().any(hit)
+            || self
+                .procs
+                .get(&t.pid)
+                .is_some_and(|p| p.pending.iter().any(hit))
     }
 
     /// Before a thread returns to user mode: its deliverable signals. A
@@ -714,6 +803,9 @@ impl Kernel {
             Kind::EventFd(id) => {
                 self.eventfds.remove(&id);
                 self.timerfds.remove(&id);
+            }
+            Kind::SignalFd(id) => {
+                self.signalfds.remove(&id);
             }
             _ => {}
         }

@@ -32,6 +32,7 @@ mod owner_futex;
 mod positional;
 mod shared;
 mod shared_anon;
+mod signalfd;
 mod store;
 mod sysv_msg;
 mod sysv_sem;
@@ -105,6 +106,7 @@ impl Kernel {
 
     /// Handles the system call in thread `tid`'s frame.
     pub fn syscall(&mut self, tid: Tid) {
+        self.caller = tid;
         let Some(frame) = self
             .threads
             .get(&tid)
@@ -190,6 +192,10 @@ impl Kernel {
                 a[4] as usize,
                 a[5],
             ),
+            // No splicing: EINVAL, what Linux answers for descriptors it
+            // cannot splice, is what callers take as "copy it yourself"
+            // (Go's io.Copy between sockets gave up on ENOSYS).
+            nr::SPLICE | nr::TEE | nr::VMSPLICE => err(EINVAL),
             nr::FADVISE64 => self.sys_fadvise(pid, a[0] as i32 as i64, a[2] as i64, a[3]),
             nr::READAHEAD => self.sys_readahead(pid, a[0] as i32 as i64),
             nr::FALLOCATE => self.sys_fallocate(
@@ -301,6 +307,8 @@ impl Kernel {
             }
             nr::EVENTFD => self.sys_eventfd(pid, a[0], 0),
             nr::EVENTFD2 => self.sys_eventfd(pid, a[0], a[1]),
+            nr::SIGNALFD => self.sys_signalfd(pid, a[0] as i32 as i64, a[1], a[2], 0),
+            nr::SIGNALFD4 => self.sys_signalfd(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
             nr::TIMERFD_CREATE => self.sys_timerfd_create(pid, a[0], a[1]),
             nr::TIMERFD_SETTIME => self.sys_timerfd_settime(pid, a[0] as i64, a[1], a[2], a[3]),
             nr::TIMERFD_GETTIME => self.sys_timerfd_gettime(pid, a[0] as i64, a[1]),
@@ -729,6 +737,7 @@ impl Kernel {
                 self.block(tid, Wait::Signal, None, None, OnWake::Return(-EINTR));
                 Ret::Block
             }
+            nr::RT_SIGTIMEDWAIT => self.sys_sigtimedwait(tid, a[0], a[1], a[2], a[3]),
             nr::PAUSE => {
                 if self.signal_deliverable(tid) {
                     return err(EINTR);
@@ -740,6 +749,10 @@ impl Kernel {
             nr::KILL => self.sys_kill(pid, a[0] as i32 as i64, a[1] as u32),
             nr::TGKILL => self.sys_tkill(pid, a[0] as i32 as i64, a[1] as Tid, a[2] as u32),
             nr::TKILL => self.sys_tkill(pid, -1, a[0] as Tid, a[1] as u32),
+            nr::RT_SIGQUEUEINFO => self.sys_sigqueueinfo(pid, a[0] as i32 as i64, None, a[1], a[2]),
+            nr::RT_TGSIGQUEUEINFO => {
+                self.sys_sigqueueinfo(pid, a[0] as i32 as i64, Some(a[1] as Tid), a[2], a[3])
+            }
 
             nr::CLONE => self.sys_clone(tid, a[0], a[1], a[2], a[3], a[4]),
             nr::CLONE3 => err(ENOSYS),
@@ -766,6 +779,57 @@ impl Kernel {
                 err(ENOSYS)
             }
         }
+    }
+
+    /// rt_sigtimedwait (sigwait, sigwaitinfo, sigtimedwait): takes a
+    /// pending signal of the set, or waits for one (the set is normally
+    /// blocked, so it stays pending rather than run a handler); a signal
+    /// outside the set that a handler takes ends the wait with EINTR, the
+    /// timeout with EAGAIN.
+    fn sys_sigtimedwait(&mut self, tid: Tid, set: u64, info: u64, timeout: u64, size: u64) -> Ret {
+        let pid = self.pid_of(tid);
+        if size != 8 {
+            return err(EINVAL);
+        }
+        let mask = match self.space_mut(pid).and_then(|s| uaccess::read_u64(s, set)) {
+            Ok(m) => m & !UNBLOCKABLE,
+            Err(e) => return err(e),
+        };
+        let timeout_ns = if timeout == 0 {
+            None
+        } else {
+            match self.read_timespec(pid, timeout) {
+                Ok(ns) => Some(ns),
+                Err(e) => return err(e),
+            }
+        };
+        if let Some(got) = self.take_pending(tid, mask) {
+            if info != 0 {
+                if let Err(e) = self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, info, &got.encode()))
+                {
+                    return err(e);
+                }
+            }
+            return Ret::Val(got.signo as i64);
+        }
+        let deadline = self.wait_deadline(tid, timeout_ns);
+        if deadline.is_some_and(|d| d <= self.now_ns()) {
+            return err(EAGAIN);
+        }
+        // Another deliverable signal ends the wait at once.
+        if self.signal_deliverable(tid) {
+            return err(EINTR);
+        }
+        self.block(
+            tid,
+            Wait::Signals(mask),
+            deadline,
+            Some(-EAGAIN),
+            OnWake::Retry,
+        );
+        Ret::Block
     }
 
     fn yield_now(&mut self, tid: Tid) {
@@ -985,6 +1049,10 @@ impl Kernel {
             Kind::Store(ino) => self.store_read(f, ino, len).map(Some),
             Kind::StoreDir(_) => Err(EISDIR),
             Kind::EventFd(id) => self.eventfd_read(f, id, len),
+            Kind::SignalFd(id) => match self.caller() {
+                Some(tid) => self.signalfd_read(tid, f, id, len),
+                None => Err(EINVAL),
+            },
             Kind::Epoll(_) => Err(EINVAL),
         }
     }
@@ -1145,6 +1213,7 @@ impl Kernel {
             Kind::Store(ino) => self.store_write(f, ino, data).map(Some),
             Kind::StoreDir(_) => Err(EBADF),
             Kind::EventFd(id) => self.eventfd_write(f, id, data),
+            Kind::SignalFd(_) => Err(EINVAL),
             Kind::Epoll(_) => Err(EINVAL),
         }
     }
@@ -1205,8 +1274,9 @@ impl Kernel {
     }
 
     /// What a thread that must wait to read (or write) `f` waits for.
-    fn wait_of(f: &Arc<OpenFile>, write: bool) -> Wait {
+    fn wait_of(&self, f: &Arc<OpenFile>, write: bool) -> Wait {
         match f.kind {
+            Kind::SignalFd(id) => Wait::Signals(self.signalfd_mask(id)),
             Kind::Socket(rx, tx) => Wait::Pipe(if write { tx } else { rx }),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => Wait::Pipe(id),
             Kind::EventFd(id) => Wait::EventFd(id),
@@ -1316,7 +1386,7 @@ impl Kernel {
                 Ok(Some(d)) => d,
                 Ok(None) if done > 0 => return Ret::Val(done as i64),
                 Ok(None) => {
-                    self.block(tid, Self::wait_of(f, false), None, None, OnWake::Retry);
+                    self.block(tid, self.wait_of(f, false), None, None, OnWake::Retry);
                     return Ret::Block;
                 }
                 Err(_) if done > 0 => return Ret::Val(done as i64),
@@ -1430,7 +1500,7 @@ impl Kernel {
             Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(..) => Ok(pseudo(0x5049_5045)),
             // SOCKFS_MAGIC.
             Kind::Socket(..) | Kind::Unix(_) => Ok(pseudo(0x534f_434b)),
-            Kind::Epoll(_) | Kind::EventFd(_) => Ok(pseudo(0x0904_1934)),
+            Kind::Epoll(_) | Kind::EventFd(_) | Kind::SignalFd(_) => Ok(pseudo(0x0904_1934)),
         }
     }
 
@@ -1475,7 +1545,7 @@ impl Kernel {
             None => match self.read_file(&input, count) {
                 Ok(Some(d)) => d,
                 Ok(None) => {
-                    self.block(tid, Self::wait_of(&input, false), None, None, OnWake::Retry);
+                    self.block(tid, self.wait_of(&input, false), None, None, OnWake::Retry);
                     return Ret::Block;
                 }
                 Err(e) => return err(e),
@@ -1504,7 +1574,7 @@ impl Kernel {
             }
             Ok(None) => {
                 give_back(self, 0);
-                self.block(tid, Self::wait_of(&out, true), None, None, OnWake::Retry);
+                self.block(tid, self.wait_of(&out, true), None, None, OnWake::Retry);
                 Ret::Block
             }
             Err(e) => {
@@ -1549,7 +1619,7 @@ impl Kernel {
                 }
                 Ok(None) if done > 0 => return Ret::Val(done as i64),
                 Ok(None) => {
-                    self.block(tid, Self::wait_of(f, true), None, None, OnWake::Retry);
+                    self.block(tid, self.wait_of(f, true), None, None, OnWake::Retry);
                     return Ret::Block;
                 }
                 Err(_) if done > 0 => return Ret::Val(done as i64),
@@ -1665,7 +1735,9 @@ impl Kernel {
             Kind::Tmp(ino) => return self.tmp_stat(ino),
             Kind::Store(ino) | Kind::StoreDir(ino) => return self.store_stat_ino(ino),
             // Anonymous inodes, as Linux's.
-            Kind::Epoll(id) | Kind::EventFd(id) => (0o600, 0, 0, 0x3000 + id as u64, 0xe, 4096),
+            Kind::Epoll(id) | Kind::EventFd(id) | Kind::SignalFd(id) => {
+                (0o600, 0, 0, 0x3000 + id as u64, 0xe, 4096)
+            }
         };
         Ok(stat_bytes(
             mode,
@@ -1781,6 +1853,7 @@ impl Kernel {
             Kind::DevUrandom => b"/dev/urandom".to_vec(),
             Kind::Epoll(_) => b"anon_inode:[eventpoll]".to_vec(),
             Kind::EventFd(_) => b"anon_inode:[eventfd]".to_vec(),
+            Kind::SignalFd(_) => b"anon_inode:[signalfd]".to_vec(),
             // lego-vmm's own stdio: the monitor does not know its name.
             Kind::Stdio(n, _) => alloc::format!("/dev/lego-stdio/{n}").into_bytes(),
         }
@@ -2255,6 +2328,11 @@ impl Kernel {
             // as Linux polls an unconnected stream socket.
             Kind::Unix(id) if self.unix.is_listening(id) => (self.unix.ready(id), false, false),
             Kind::Unix(_) => (false, false, true),
+            Kind::SignalFd(id) => {
+                let mask = self.signalfd_mask(id);
+                let ready = self.caller().is_some_and(|t| self.pending_in(t, mask));
+                (ready, false, false)
+            }
             Kind::Epoll(_) => (false, false, false),
             _ => (true, true, false),
         }
@@ -3196,6 +3274,69 @@ impl Kernel {
         }
         if sig != 0 {
             self.signal_thread(tid, SigInfo::user(sig, SI_TKILL, pid));
+        }
+        Ret::Val(0)
+    }
+
+    /// rt_sigqueueinfo and rt_tgsigqueueinfo (sigqueue,
+    /// pthread_sigqueue): `sig` with the caller's siginfo (its code, pid,
+    /// uid and value) for process `tgid` or its thread `tid`. As Linux, a
+    /// process may claim to be the kernel (a code of 0 or more) or tkill
+    /// only to itself (EPERM otherwise).
+    fn sys_sigqueueinfo(
+        &mut self,
+        pid: Pid,
+        tgid: i64,
+        tid: Option<Tid>,
+        sig: u64,
+        at: u64,
+    ) -> Ret {
+        const SI_TKILL: i32 = -6;
+        if sig > NSIG as u64 {
+            return err(EINVAL);
+        }
+        let bytes = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_vec(s, at, 32))
+        {
+            Ok(b) => b,
+            Err(e) => return err(e),
+        };
+        let word = |i: usize| i32::from_le_bytes(bytes[i..i + 4].try_into().unwrap_or([0; 4]));
+        let code = word(8);
+        if (code >= 0 || code == SI_TKILL) && tgid != pid as i64 {
+            return err(EPERM);
+        }
+        let vnode = self.procs.get(&pid).map_or(0, |p| p.vnode);
+        let alive = |k: &Kernel, p: Pid| {
+            k.procs
+                .get(&p)
+                .is_some_and(|pr| pr.life == Life::Alive && pr.vnode == vnode)
+        };
+        if tgid <= 0 || !alive(self, tgid as Pid) {
+            return err(ESRCH);
+        }
+        if let Some(t) = tid {
+            if self
+                .threads
+                .get(&t)
+                .is_none_or(|th| th.state == State::Dead || th.pid as i64 != tgid)
+            {
+                return err(ESRCH);
+            }
+        }
+        if sig == 0 {
+            return Ret::Val(0);
+        }
+        let info = SigInfo {
+            pid: word(16) as u32,
+            uid: word(20) as u32,
+            value: u64::from_le_bytes(bytes[24..32].try_into().unwrap_or([0; 8])),
+            ..SigInfo::user(sig as u32, code, 0)
+        };
+        match tid {
+            Some(t) => self.signal_thread(t, info),
+            None => self.signal_process(tgid as Pid, info),
         }
         Ret::Val(0)
     }

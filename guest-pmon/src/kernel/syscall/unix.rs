@@ -4,12 +4,16 @@
 //! wake themselves (tokio's signal and process handling, for one).
 //! socket, bind, listen, connect and accept: the same ends, made when a
 //! connection is accepted into a listener's queue, between processes of
-//! this processor (names: [`pmon::unixsock`]). Internet sockets are not
-//! served (EAFNOSUPPORT): they need the network the rack does not give
-//! processes yet. The calls that take a descriptor answer ENOTSOCK for
-//! anything else, as Linux does.
+//! this processor (names: [`pmon::unixsock`]). AF_INET and AF_INET6
+//! stream sockets are the same connections, named by loopback addresses
+//! and ports ([`pmon::inet`]): the processes of a processor reach each
+//! other at 127.0.0.1 and ::1; no other network is given to processes
+//! (another address is ENETUNREACH), and datagram sockets are not served
+//! (EPROTONOSUPPORT: pipes keep no message boundaries). The calls that
+//! take a descriptor answer ENOTSOCK for anything else, as Linux does.
 
 use pmon::fd::SHUT_WR_FLAG;
+use pmon::inet::InetName;
 use pmon::unixsock::{Name, SockAddr};
 
 use super::*;
@@ -35,6 +39,11 @@ const EISCONN: Errno = 106;
 pub(super) const ENOTCONN: Errno = 107;
 const ENOPROTOOPT: Errno = 92;
 const SO_ACCEPTCONN: u64 = 30;
+const SO_PROTOCOL: u64 = 38;
+const SO_DOMAIN: u64 = 39;
+const IPPROTO_IP: u64 = 0;
+const IPPROTO_TCP: u64 = 6;
+const IPPROTO_IPV6: u64 = 41;
 
 impl Kernel {
     pub(super) fn sys_socketpair(
@@ -73,23 +82,29 @@ impl Kernel {
         self.install_pair(pid, [one, two], cloexec, sv, &[a, b])
     }
 
-    /// socket(AF_UNIX, SOCK_STREAM): a socket to bind, listen or connect.
+    /// socket(AF_UNIX, AF_INET or AF_INET6, SOCK_STREAM): a socket to
+    /// bind, listen or connect.
     pub(super) fn sys_socket(&mut self, pid: Pid, domain: u64, ty: u64, protocol: u64) -> Ret {
-        match domain {
-            AF_UNIX => {}
+        let inet = match domain {
+            AF_UNIX => None,
+            AF_INET => Some(false),
+            AF_INET6 => Some(true),
             _ => return err(EAFNOSUPPORT),
-        }
+        };
         if ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != SOCK_STREAM {
             // Datagram and sequenced sockets keep message boundaries,
             // which pipes do not.
             return err(EPROTONOSUPPORT);
         }
-        if protocol != 0 {
+        if protocol != 0 && !(inet.is_some() && protocol == IPPROTO_TCP) {
             return err(EPROTONOSUPPORT);
         }
         let id = self.next_pipe;
         self.next_pipe += 1;
-        self.unix.open(id);
+        match inet {
+            Some(v6) => self.unix.open_inet(id, v6),
+            None => self.unix.open(id),
+        }
         let nb = nonblock(ty);
         let file = OpenFile::new(Kind::Unix(id), O_RDWR | nb);
         match self
@@ -184,7 +199,13 @@ impl Kernel {
                 }
                 _ => err(EINVAL),
             },
-            nr::GETSOCKOPT | nr::SETSOCKOPT => self.socket_option(pid, n, a, false),
+            nr::GETSOCKOPT | nr::SETSOCKOPT => {
+                let inet = match self.unix_names.get(&rx) {
+                    Some((Some(Name::Inet(n)), _)) => Some(n.v6()),
+                    _ => None,
+                };
+                self.socket_option(pid, n, a, false, inet)
+            }
             nr::GETSOCKNAME | nr::GETPEERNAME => {
                 // A socketpair's ends are unnamed: just the family.
                 let names = self.unix_names.get(&rx);
@@ -201,21 +222,45 @@ impl Kernel {
         }
     }
 
-    /// getsockopt and setsockopt at SOL_SOCKET: the type, no pending
-    /// error, whether it listens, the pipes' size; what is set (buffer
-    /// sizes and the like) is taken and has no effect.
-    fn socket_option(&mut self, pid: Pid, n: u64, a: [u64; 6], listening: bool) -> Ret {
-        if a[1] != SOL_SOCKET {
+    /// getsockopt and setsockopt at SOL_SOCKET: the type, the family, no
+    /// pending error, whether it listens, the pipes' size; what is set
+    /// (buffer sizes and the like) is taken and has no effect. An internet
+    /// socket also takes TCP's and IP's options (TCP_NODELAY, IP_TOS and
+    /// the like), which a loopback made of pipes has no use for; reading
+    /// one gives 0.
+    fn socket_option(
+        &mut self,
+        pid: Pid,
+        n: u64,
+        a: [u64; 6],
+        listening: bool,
+        inet: Option<bool>,
+    ) -> Ret {
+        let ip_level = matches!(a[1], IPPROTO_IP | IPPROTO_TCP | IPPROTO_IPV6);
+        if a[1] != SOL_SOCKET && !(inet.is_some() && ip_level) {
             return err(ENOPROTOOPT);
         }
         if n == nr::SETSOCKOPT {
             return Ret::Val(0);
         }
         let v: u32 = match a[2] {
+            _ if a[1] != SOL_SOCKET => 0,
             SO_TYPE => SOCK_STREAM as u32,
             SO_ERROR => 0,
             SO_ACCEPTCONN => listening as u32,
             SO_SNDBUF | SO_RCVBUF => pmon::pipe::CAPACITY as u32,
+            SO_DOMAIN => match inet {
+                None => AF_UNIX as u32,
+                Some(false) => AF_INET as u32,
+                Some(true) => AF_INET6 as u32,
+            },
+            SO_PROTOCOL => {
+                if inet.is_some() {
+                    IPPROTO_TCP as u32
+                } else {
+                    0
+                }
+            }
             _ => return err(ENOPROTOOPT),
         };
         let r = self.space_mut(pid).and_then(|s| {
@@ -242,6 +287,23 @@ impl Kernel {
         let room = uaccess::read_u32(s, len)? as usize;
         uaccess::write(s, addr, &bytes[..room.min(bytes.len())])?;
         uaccess::write_u32(s, len, bytes.len() as u32)
+    }
+
+    /// The address a socket of family `v6` is given at `addr` (`len`
+    /// bytes) to bind to (`bind`) or to connect to.
+    fn sockaddr_inet(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        v6: bool,
+        bind: bool,
+    ) -> Result<InetName, Errno> {
+        if len > 128 {
+            return Err(EINVAL);
+        }
+        let bytes = uaccess::read_vec(self.space_mut(pid)?, addr, len as usize)?;
+        pmon::inet::parse(&bytes, v6, bind)
     }
 
     /// The name a `sockaddr_un` at `addr` (`len` bytes) gives, a path made
@@ -281,22 +343,43 @@ impl Kernel {
             // Connected through another descriptor of the same open file.
             return err(EISCONN);
         }
+        let inet = self.unix.inet(id);
         match n {
-            nr::BIND => match self.sockaddr_name(pid, a[1], a[2]) {
-                Ok(name) => val(self.unix.bind(id, name).map(|_| 0)),
-                Err(e) => err(e),
-            },
-            nr::LISTEN => val(self.unix.listen(id, a[1] as i32).map(|_| 0)),
+            nr::BIND => {
+                let name = match inet {
+                    Some(v6) => self
+                        .sockaddr_inet(pid, a[1], a[2], v6, true)
+                        .map(|n| Some(Name::Inet(n))),
+                    None => self.sockaddr_name(pid, a[1], a[2]),
+                };
+                match name {
+                    Ok(name) => val(self.unix.bind(id, name).map(|_| 0)),
+                    Err(e) => err(e),
+                }
+            }
+            nr::LISTEN => {
+                // An internet socket listens on a port of its own if it
+                // was never bound, as Linux's does.
+                if let (Some(v6), None) = (inet, self.unix.name_of(id)) {
+                    if let Err(e) = self.unix.bind(id, Some(Name::Inet(InetName::unbound(v6)))) {
+                        return err(e);
+                    }
+                }
+                val(self.unix.listen(id, a[1] as i32).map(|_| 0))
+            }
             nr::CONNECT => self.unix_connect(tid, f, id, a),
             nr::ACCEPT => self.unix_accept(tid, f, id, a, 0),
             nr::ACCEPT4 => self.unix_accept(tid, f, id, a, a[3]),
             nr::GETSOCKNAME => {
-                let name = self.unix.name_of(id).cloned();
+                let name = match (self.unix.name_of(id).cloned(), inet) {
+                    (None, Some(v6)) => Some(Name::Inet(InetName::unbound(v6))),
+                    (name, _) => name,
+                };
                 val(self.put_sockaddr(pid, a[1], a[2], name.as_ref()).map(|_| 0))
             }
             nr::GETSOCKOPT | nr::SETSOCKOPT => {
                 let listening = self.unix.is_listening(id);
-                self.socket_option(pid, n, a, listening)
+                self.socket_option(pid, n, a, listening, inet)
             }
             // Sending, receiving, shutting down or naming a peer needs one.
             _ => err(ENOTCONN),
@@ -308,10 +391,18 @@ impl Kernel {
     /// listener's queue is full (EAGAIN if non-blocking).
     fn unix_connect(&mut self, tid: Tid, f: &Arc<OpenFile>, id: usize, a: [u64; 6]) -> Ret {
         let pid = self.pid_of(tid);
-        let name = match self.sockaddr_name(pid, a[1], a[2]) {
-            Ok(Some(n)) => n,
-            Ok(None) => return err(EINVAL),
-            Err(e) => return err(e),
+        let inet = self.unix.inet(id);
+        let name = match inet {
+            // A wildcard address is this host, as on Linux.
+            Some(v6) => match self.sockaddr_inet(pid, a[1], a[2], v6, false) {
+                Ok(n) => Name::Inet(n.local()),
+                Err(e) => return err(e),
+            },
+            None => match self.sockaddr_name(pid, a[1], a[2]) {
+                Ok(Some(n)) => n,
+                Ok(None) => return err(EINVAL),
+                Err(e) => return err(e),
+            },
         };
         let listener = match self.unix.listener(&name) {
             Ok(l) => l,
@@ -333,7 +424,19 @@ impl Kernel {
             (pipe.readers, pipe.writers) = (1, 1);
             self.pipes.insert(p, pipe);
         }
-        let own = self.unix.name_of(id).cloned();
+        // An internet client has an address of its own: its bound one on
+        // the loopback, or a port of the ephemeral range.
+        if let (Some(v6), None) = (inet, self.unix.name_of(id)) {
+            if let Err(e) = self.unix.bind(id, Some(Name::Inet(InetName::unbound(v6)))) {
+                self.pipes.remove(&up);
+                self.pipes.remove(&down);
+                return err(e);
+            }
+        }
+        let own = match self.unix.name_of(id).cloned() {
+            Some(Name::Inet(n)) => Some(Name::Inet(n.local())),
+            other => other,
+        };
         let client = OpenFile::new(
             Kind::Socket(down, up),
             O_RDWR | (f.flags.get() & O_NONBLOCK),
@@ -387,6 +490,20 @@ impl Kernel {
         self.wake_all(Wait::Pipe(id));
         let server = OpenFile::new(Kind::Socket(rx, tx), O_RDWR | nonblock(flags));
         let own = self.unix.name_of(id).cloned();
+        // An internet connection's ends, each in the family of the socket
+        // that asks: a v4 client of a v6 server is ::ffff:127.0.0.1.
+        let (own, client) = match (own, client) {
+            (Some(Name::Inet(s)), Some(Name::Inet(c))) => {
+                let here = if s.v6() && !c.v6() {
+                    c.seen_from(true).addr
+                } else {
+                    s.local().addr
+                };
+                let own = pmon::inet::InetName { addr: here, ..s };
+                (Some(Name::Inet(own)), Some(Name::Inet(c.seen_from(s.v6()))))
+            }
+            other => other,
+        };
         self.unix_names.insert(rx, (own, client.clone()));
         // The peer's address first: as on Linux, a bad buffer (EFAULT)
         // drops the connection rather than leave a descriptor unreported.

@@ -1,0 +1,168 @@
+/* TCP on the loopback between processes: IPv4 and IPv6 listeners, a v4
+ * client of a v6 server, the names each end sees, poll on a listener,
+ * and the errors Linux gives. Ports are the ephemeral ones given. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SHOW(what, expr)                                                     \
+    do {                                                                     \
+        errno = 0;                                                           \
+        long r_ = (expr);                                                    \
+        printf("%s: %ld%s%s\n", what, r_, r_ < 0 ? " " : "",                 \
+               r_ < 0 ? strerror(errno) : "");                               \
+    } while (0)
+
+static void name(const char *what, int fd, int peer)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int r = peer ? getpeername(fd, (void *)&ss, &len) : getsockname(fd, (void *)&ss, &len);
+    if (r) {
+        printf("%s: %s\n", what, strerror(errno));
+        return;
+    }
+    char text[64];
+    int port;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (void *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+        port = ntohs(in->sin_port);
+    } else {
+        struct sockaddr_in6 *in6 = (void *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+        port = ntohs(in6->sin6_port);
+    }
+    printf("%s: family %d, %s, port %s, length %u\n", what, ss.ss_family, text,
+           port == 0 ? "0" : port >= 32768 ? "ephemeral" : "fixed", len);
+}
+
+static int port_of(int fd)
+{
+    struct sockaddr_in6 ss;
+    socklen_t len = sizeof ss;
+    getsockname(fd, (void *)&ss, &len);
+    return ntohs(ss.sin6_port);
+}
+
+/* A forked client connects to port, sends a line, reads the echo. */
+static void client(int family, const char *addr, int port)
+{
+    if (fork())
+        return;
+    int c = socket(family, SOCK_STREAM, 0);
+    struct sockaddr_storage ss = { 0 };
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (void *)&ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        inet_pton(AF_INET, addr, &in->sin_addr);
+    } else {
+        struct sockaddr_in6 *in6 = (void *)&ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        inet_pton(AF_INET6, addr, &in6->sin6_addr);
+    }
+    if (connect(c, (void *)&ss, family == AF_INET ? sizeof(struct sockaddr_in)
+                                                   : sizeof(struct sockaddr_in6)))
+        _exit(10);
+    if (write(c, "ping\n", 5) != 5)
+        _exit(11);
+    char buf[16];
+    ssize_t n = read(c, buf, sizeof buf);
+    /* Printed before the server prints again (it waits for us). */
+    name("  client's own name", c, 0);
+    name("  client's peer", c, 1);
+    _exit(n == 5 && memcmp(buf, "pong\n", 5) == 0 ? 0 : 12);
+}
+
+static void serve(const char *what, int family, const char *bind_to, int cfamily,
+                  const char *caddr)
+{
+    printf("%s:\n", what);
+    int s = socket(family, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_storage ss = { 0 };
+    socklen_t len;
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (void *)&ss;
+        in->sin_family = AF_INET;
+        inet_pton(AF_INET, bind_to, &in->sin_addr);
+        len = sizeof *in;
+    } else {
+        struct sockaddr_in6 *in6 = (void *)&ss;
+        in6->sin6_family = AF_INET6;
+        inet_pton(AF_INET6, bind_to, &in6->sin6_addr);
+        len = sizeof *in6;
+    }
+    SHOW("  bind", bind(s, (void *)&ss, len));
+    SHOW("  listen", listen(s, 4));
+    name("  listener", s, 0);
+    struct pollfd p = { s, POLLIN };
+    SHOW("  poll before a client", poll(&p, 1, 0));
+    client(cfamily, caddr, port_of(s));
+    int polled = poll(&p, 1, 5000);
+    int a = accept(s, 0, 0);
+    char buf[16];
+    ssize_t n = read(a, buf, sizeof buf);
+    ssize_t w = write(a, "pong\n", 5);
+    int st;
+    wait(&st);
+    printf("  poll with a client: %d\n", polled);
+    name("  accepted end's own name", a, 0);
+    name("  accepted end's peer", a, 1);
+    printf("  read %zd: %.4s, wrote %zd\n", n, buf, w);
+    printf("  client exit status %d\n", WEXITSTATUS(st));
+    int nodelay = 1;
+    SHOW("  TCP_NODELAY", setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay));
+    int v;
+    socklen_t vl = sizeof v;
+    getsockopt(a, SOL_SOCKET, SO_DOMAIN, &v, &vl);
+    printf("  SO_DOMAIN %d\n", v);
+    getsockopt(a, SOL_SOCKET, SO_PROTOCOL, &v, &vl);
+    printf("  SO_PROTOCOL %d\n", v);
+    close(a);
+    close(s);
+}
+
+int main(void)
+{
+    setvbuf(stdout, 0, _IONBF, 0);
+    serve("IPv4", AF_INET, "127.0.0.1", AF_INET, "127.0.0.1");
+    serve("IPv4 on the wildcard", AF_INET, "0.0.0.0", AF_INET, "127.0.0.1");
+    serve("IPv6", AF_INET6, "::1", AF_INET6, "::1");
+    serve("IPv6 wildcard, IPv4 client", AF_INET6, "::", AF_INET, "127.0.0.1");
+
+    printf("errors:\n");
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    name("  an unbound socket", s, 0);
+    name("  its peer", s, 1);
+    struct sockaddr_in in = { AF_INET, 0, { htonl(INADDR_LOOPBACK) } };
+    bind(s, (void *)&in, sizeof in);
+    in.sin_port = htons(port_of(s));
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    SHOW("  connect to a port bound but not listening", connect(t, (void *)&in, sizeof in));
+    listen(s, 1);
+    int u = socket(AF_INET, SOCK_STREAM, 0);
+    SHOW("  bind to a port in use", bind(u, (void *)&in, sizeof in));
+    struct sockaddr_in far = { AF_INET, htons(80), { htonl(0x0a000001) } };
+    SHOW("  bind to an address not this host's", bind(u, (void *)&far, sizeof far));
+    SHOW("  bind with a short address", bind(u, (void *)&in, 4));
+    int fl = SOCK_NONBLOCK;
+    int nb = socket(AF_INET, SOCK_STREAM | fl, 0);
+    bind(nb, (void *)&(struct sockaddr_in){ AF_INET, 0, { htonl(INADDR_LOOPBACK) } }, sizeof in);
+    listen(nb, 1);
+    SHOW("  accept with none waiting, non-blocking", accept(nb, 0, 0));
+    SHOW("  listen without bind", listen(u, 1));
+    name("  then its name", u, 0);
+    return 0;
+}
