@@ -66,6 +66,8 @@ pub enum Kind {
     EventFd(usize),
     /// A signalfd (the kernel's table of their sets).
     SignalFd(usize),
+    /// A UDP socket on the loopback (`crate::dgram`).
+    Dgram(usize),
     /// A file the monitor made up when it was opened (/proc/self/maps):
     /// its bytes are the open file's `data`.
     Generated,

@@ -131,6 +131,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("sysvmsg", "2"),
             // TCP on the loopback: IPv4, IPv6, a v4 client of a v6 server.
             ("inet", "2"),
+            // UDP on the loopback: datagrams, MSG_TRUNC, SO_RCVTIMEO, IPv6.
+            ("udp", "2"),
             // sigwait, sigwaitinfo, sigtimedwait and sigqueue.
             ("sigwait", "2"),
             // signalfd: records, poll and epoll, SIGCHLD, a blocking read.

@@ -114,6 +114,8 @@ pub enum Wait {
     Sem,
     /// A System V message queue changing.
     Msg,
+    /// A datagram for this UDP socket.
+    Dgram(usize),
 }
 
 /// What happens when a parked thread wakes.
@@ -337,6 +339,9 @@ pub struct Kernel {
     pub msgs: pmon::sysv_msg::Queues,
     /// The set each signalfd reads, by id.
     pub signalfds: BTreeMap<usize, u64>,
+    /// UDP sockets on the loopback, and their SO_RCVTIMEO (ns).
+    pub dgrams: pmon::dgram::Datagrams,
+    pub udp_timeouts: BTreeMap<usize, u64>,
     /// The thread whose system call is being made (0 between calls).
     pub caller: Tid,
     /// Seals of tmpfs files that take them (memfds made with
@@ -452,6 +457,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         sem_waiters: BTreeMap::new(),
         msgs: Default::default(),
         signalfds: BTreeMap::new(),
+        dgrams: Default::default(),
+        udp_timeouts: BTreeMap::new(),
         caller: 0,
         seals: BTreeMap::new(),
         // A quarter of the monitor's free memory (the tmpfs may take half).

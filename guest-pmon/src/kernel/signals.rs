@@ -778,6 +778,10 @@ impl Kernel {
                     self.pipe_changed(tx);
                 }
             }
+            Kind::Dgram(id) => {
+                self.dgrams.close(id);
+                self.udp_timeouts.remove(&id);
+            }
             Kind::Unix(id) => {
                 // Connections it had waiting end: their clients read the
                 // end of the file and get EPIPE.

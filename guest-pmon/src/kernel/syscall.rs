@@ -42,6 +42,7 @@ pub use shared::SharedMap;
 pub use shared_anon::{AnonHolder, FileRef};
 pub use sysv_shm::Attach;
 mod tmp;
+mod udp;
 mod unix;
 
 /// What a system call did.
@@ -1028,6 +1029,7 @@ impl Kernel {
             Kind::PipeRead(id) | Kind::Socket(id, _) => self.pipe_read(id, len, f.nonblocking()),
             // As Linux reads an unconnected stream socket.
             Kind::Unix(_) => Err(EINVAL),
+            Kind::Dgram(id) => self.udp_read(f, id, len),
             Kind::PipeWrite(_) => Err(EBADF),
             Kind::Host(h) => {
                 let mut b = alloc::vec![0u8; len];
@@ -1207,6 +1209,7 @@ impl Kernel {
             }
             Kind::Socket(_, id) => self.pipe_write(tid, id, data, f.nonblocking()),
             Kind::Unix(_) => Err(unix::ENOTCONN),
+            Kind::Dgram(id) => self.udp_write(id, data),
             Kind::PipeRead(_) => Err(EBADF),
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
             Kind::Tmp(ino) => self.tmp_write(f, ino, data).map(Some),
@@ -1277,6 +1280,7 @@ impl Kernel {
     fn wait_of(&self, f: &Arc<OpenFile>, write: bool) -> Wait {
         match f.kind {
             Kind::SignalFd(id) => Wait::Signals(self.signalfd_mask(id)),
+            Kind::Dgram(id) => Wait::Dgram(id),
             Kind::Socket(rx, tx) => Wait::Pipe(if write { tx } else { rx }),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => Wait::Pipe(id),
             Kind::EventFd(id) => Wait::EventFd(id),
@@ -1499,7 +1503,7 @@ impl Kernel {
             // PIPEFS_MAGIC and ANON_INODE_FS_MAGIC.
             Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(..) => Ok(pseudo(0x5049_5045)),
             // SOCKFS_MAGIC.
-            Kind::Socket(..) | Kind::Unix(_) => Ok(pseudo(0x534f_434b)),
+            Kind::Socket(..) | Kind::Unix(_) | Kind::Dgram(_) => Ok(pseudo(0x534f_434b)),
             Kind::Epoll(_) | Kind::EventFd(_) | Kind::SignalFd(_) => Ok(pseudo(0x0904_1934)),
         }
     }
@@ -1723,7 +1727,9 @@ impl Kernel {
             Kind::Socket(rx, tx) if rx == tx => {
                 (S_IFIFO | 0o600, 0, 0, 0x1000 + rx as u64, 0xc, 4096)
             }
-            Kind::Socket(id, _) | Kind::Unix(id) => (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096),
+            Kind::Socket(id, _) | Kind::Unix(id) | Kind::Dgram(id) => {
+                (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096)
+            }
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
@@ -1847,7 +1853,9 @@ impl Kernel {
             | Kind::StoreDir(_) => f.path.clone(),
             Kind::Tmp(_) => pmon::path::dev_shm_shown(f.path.clone()),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
-            Kind::Socket(id, _) | Kind::Unix(id) => alloc::format!("socket:[{id}]").into_bytes(),
+            Kind::Socket(id, _) | Kind::Unix(id) | Kind::Dgram(id) => {
+                alloc::format!("socket:[{id}]").into_bytes()
+            }
             Kind::DevNull => b"/dev/null".to_vec(),
             Kind::DevZero => b"/dev/zero".to_vec(),
             Kind::DevUrandom => b"/dev/urandom".to_vec(),
@@ -2328,6 +2336,7 @@ impl Kernel {
             // as Linux polls an unconnected stream socket.
             Kind::Unix(id) if self.unix.is_listening(id) => (self.unix.ready(id), false, false),
             Kind::Unix(_) => (false, false, true),
+            Kind::Dgram(id) => (self.dgrams.readable(id), true, false),
             Kind::SignalFd(id) => {
                 let mask = self.signalfd_mask(id);
                 let ready = self.caller().is_some_and(|t| self.pending_in(t, mask));

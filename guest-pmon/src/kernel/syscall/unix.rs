@@ -44,6 +44,8 @@ const SO_DOMAIN: u64 = 39;
 const IPPROTO_IP: u64 = 0;
 const IPPROTO_TCP: u64 = 6;
 const IPPROTO_IPV6: u64 = 41;
+const IPPROTO_UDP: u64 = 17;
+const SOCK_DGRAM: u64 = 2;
 
 impl Kernel {
     pub(super) fn sys_socketpair(
@@ -91,9 +93,15 @@ impl Kernel {
             AF_INET6 => Some(true),
             _ => return err(EAFNOSUPPORT),
         };
+        if let (Some(v6), SOCK_DGRAM) = (inet, ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
+            if protocol != 0 && protocol != IPPROTO_UDP {
+                return err(EPROTONOSUPPORT);
+            }
+            return self.sys_udp_socket(pid, v6, ty);
+        }
         if ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != SOCK_STREAM {
-            // Datagram and sequenced sockets keep message boundaries,
-            // which pipes do not.
+            // AF_UNIX datagram and sequenced sockets keep message
+            // boundaries, which pipes do not.
             return err(EPROTONOSUPPORT);
         }
         if protocol != 0 && !(inet.is_some() && protocol == IPPROTO_TCP) {
@@ -130,6 +138,7 @@ impl Kernel {
         let (rx, tx) = match f.kind {
             Kind::Socket(rx, tx) => (rx, tx),
             Kind::Unix(id) => return self.unconnected_call(tid, &f, id, n, a),
+            Kind::Dgram(id) => return self.udp_call(tid, &f, id, n, a),
             _ => return err(ENOTSOCK),
         };
         match n {

@@ -1,0 +1,247 @@
+//! UDP on the loopback: AF_INET and AF_INET6 datagram sockets between the
+//! processes of one processor. Each socket keeps the datagrams sent to its
+//! port, each whole with its sender's address, as Linux's UDP does: a
+//! datagram to a port no socket has is dropped (UDP promises nothing), so
+//! is one that finds its receiver's buffer full, and a read takes one
+//! datagram whatever its size (the rest of a long one is cut, MSG_TRUNC).
+//! UDP ports are their own names, apart from TCP's.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+use crate::inet::{Addr, InetName, EPHEMERAL};
+
+/// What a socket may hold unread (Linux's default rmem).
+pub const RCVBUF: usize = 212_992;
+/// The largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+const EINVAL: i64 = 22;
+const EMSGSIZE: i64 = 90;
+const EADDRINUSE: i64 = 98;
+const EDESTADDRREQ: i64 = 89;
+
+#[derive(Debug, Default)]
+struct Sock {
+    v6: bool,
+    name: Option<InetName>,
+    peer: Option<InetName>,
+    queue: VecDeque<(InetName, Vec<u8>)>,
+    bytes: usize,
+}
+
+/// Every datagram socket of the processor, by id.
+#[derive(Debug, Default)]
+pub struct Datagrams {
+    socks: BTreeMap<usize, Sock>,
+    ports: BTreeMap<u16, usize>,
+    next_port: u32,
+}
+
+impl Datagrams {
+    pub fn open(&mut self, id: usize, v6: bool) {
+        self.socks.insert(
+            id,
+            Sock {
+                v6,
+                ..Default::default()
+            },
+        );
+    }
+
+    pub fn close(&mut self, id: usize) {
+        if let Some(s) = self.socks.remove(&id) {
+            if let Some(n) = s.name {
+                self.ports.remove(&n.port);
+            }
+        }
+    }
+
+    pub fn is_v6(&self, id: usize) -> bool {
+        self.socks.get(&id).is_some_and(|s| s.v6)
+    }
+
+    pub fn name_of(&self, id: usize) -> Option<InetName> {
+        self.socks.get(&id).and_then(|s| s.name)
+    }
+
+    pub fn peer_of(&self, id: usize) -> Option<InetName> {
+        self.socks.get(&id).and_then(|s| s.peer)
+    }
+
+    /// bind: port 0 takes a free one of the ephemeral range.
+    pub fn bind(&mut self, id: usize, name: InetName) -> Result<(), i64> {
+        if self.socks.get(&id).ok_or(EINVAL)?.name.is_some() {
+            return Err(EINVAL);
+        }
+        let port = match name.port {
+            0 => self.free_port()?,
+            p if self.ports.contains_key(&p) => return Err(EADDRINUSE),
+            p => p,
+        };
+        self.ports.insert(port, id);
+        if let Some(s) = self.socks.get_mut(&id) {
+            s.name = Some(InetName { port, ..name });
+        }
+        Ok(())
+    }
+
+    fn free_port(&mut self) -> Result<u16, i64> {
+        let (lo, hi) = (*EPHEMERAL.start(), *EPHEMERAL.end());
+        let span = (hi - lo) as u32 + 1;
+        for _ in 0..span {
+            self.next_port = (self.next_port + 1) % span;
+            let port = lo + self.next_port as u16;
+            if !self.ports.contains_key(&port) {
+                return Ok(port);
+            }
+        }
+        Err(EADDRINUSE)
+    }
+
+    /// A socket about to send or connect gets a name if it has none.
+    fn autobind(&mut self, id: usize) -> Result<InetName, i64> {
+        if let Some(n) = self.name_of(id) {
+            return Ok(n);
+        }
+        let any = InetName::unbound(self.is_v6(id));
+        self.bind(id, any)?;
+        self.name_of(id).ok_or(EINVAL)
+    }
+
+    /// connect: where send goes and the only sender read from (None:
+    /// AF_UNSPEC, dissolve it).
+    pub fn connect(&mut self, id: usize, peer: Option<InetName>) -> Result<(), i64> {
+        if peer.is_some() {
+            self.autobind(id)?;
+        }
+        let s = self.socks.get_mut(&id).ok_or(EINVAL)?;
+        s.peer = peer.map(|p| p.local());
+        Ok(())
+    }
+
+    /// sendto (`to`) or send (the connected peer): Ok(true) if a socket
+    /// took it (the kernel wakes its readers), Ok(false) if it was
+    /// dropped.
+    pub fn send(&mut self, id: usize, to: Option<InetName>, data: &[u8]) -> Result<bool, i64> {
+        if data.len() > MAX_DATAGRAM {
+            return Err(EMSGSIZE);
+        }
+        let to = match to.or_else(|| self.peer_of(id)) {
+            Some(t) => t,
+            None => return Err(EDESTADDRREQ),
+        };
+        let from = self.autobind(id)?.local();
+        let Some(&dest) = self.ports.get(&to.port) else {
+            return Ok(false);
+        };
+        let Some(d) = self.socks.get_mut(&dest) else {
+            return Ok(false);
+        };
+        // A connected socket reads only its peer.
+        if d.peer.is_some_and(|p| p.port != from.port) {
+            return Ok(false);
+        }
+        if d.bytes + data.len() > RCVBUF {
+            return Ok(false);
+        }
+        d.bytes += data.len();
+        let seen = from.seen_from(d.v6);
+        d.queue.push_back((seen, data.to_vec()));
+        Ok(true)
+    }
+
+    /// The next datagram for `id` (taken unless `peek`): its sender and
+    /// its bytes, whole.
+    pub fn receive(&mut self, id: usize, peek: bool) -> Option<(InetName, Vec<u8>)> {
+        let s = self.socks.get_mut(&id)?;
+        if peek {
+            return s.queue.front().cloned();
+        }
+        let (from, data) = s.queue.pop_front()?;
+        s.bytes -= data.len();
+        Some((from, data))
+    }
+
+    pub fn readable(&self, id: usize) -> bool {
+        self.socks.get(&id).is_some_and(|s| !s.queue.is_empty())
+    }
+
+    /// The socket bound to `port`, if any (its readers to wake).
+    pub fn at_port(&self, port: u16) -> Option<usize> {
+        self.ports.get(&port).copied()
+    }
+}
+
+/// The wildcard of a family, as a datagram socket's unbound name.
+pub fn unbound(v6: bool) -> InetName {
+    InetName {
+        port: 0,
+        addr: if v6 { Addr::Any6 } else { Addr::Any4 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lo(port: u16) -> InetName {
+        InetName {
+            port,
+            addr: Addr::Loopback4,
+        }
+    }
+
+    #[test]
+    fn datagrams_arrive_whole_with_their_sender() {
+        let mut d = Datagrams::default();
+        d.open(1, false);
+        d.open(2, false);
+        d.bind(1, unbound(false)).unwrap();
+        let port = d.name_of(1).unwrap().port;
+        assert!(EPHEMERAL.contains(&port));
+        assert_eq!(d.send(2, Some(lo(port)), b"one"), Ok(true));
+        assert_eq!(d.send(2, Some(lo(port)), b"two!"), Ok(true));
+        let sender = d.name_of(2).unwrap().port;
+        assert_eq!(d.receive(1, true).map(|r| r.1), Some(b"one".to_vec()));
+        assert_eq!(d.receive(1, false), Some((lo(sender), b"one".to_vec())));
+        assert_eq!(d.receive(1, false).map(|r| r.1), Some(b"two!".to_vec()));
+        assert_eq!(d.receive(1, false), None);
+        // No socket at the port: dropped, not an error.
+        assert_eq!(d.send(2, Some(lo(9)), b"x"), Ok(false));
+        assert_eq!(d.send(2, None, b"x"), Err(EDESTADDRREQ));
+        assert_eq!(
+            d.send(2, Some(lo(port)), &[0; MAX_DATAGRAM + 1]),
+            Err(EMSGSIZE)
+        );
+    }
+
+    #[test]
+    fn ports_buffers_and_connected_sockets() {
+        let mut d = Datagrams::default();
+        for id in 1..=3 {
+            d.open(id, false);
+        }
+        d.bind(1, lo(5000)).unwrap();
+        assert_eq!(d.bind(2, lo(5000)), Err(EADDRINUSE));
+        assert_eq!(d.bind(1, lo(5001)), Err(EINVAL), "bound already");
+        // Connected to 2's port, 1 drops what 3 sends.
+        d.bind(2, lo(5002)).unwrap();
+        d.connect(1, Some(lo(5002))).unwrap();
+        assert_eq!(d.send(3, Some(lo(5000)), b"x"), Ok(false));
+        assert_eq!(d.send(2, Some(lo(5000)), b"y"), Ok(true));
+        assert_eq!(d.send(1, None, b"to 2"), Ok(true));
+        assert_eq!(d.receive(2, false).map(|r| r.0.port), Some(5000));
+        // A full buffer drops.
+        let big = alloc::vec![0u8; MAX_DATAGRAM];
+        let mut taken = 0;
+        while d.send(1, None, &big) == Ok(true) {
+            taken += 1;
+        }
+        assert_eq!(taken, RCVBUF / MAX_DATAGRAM);
+        d.close(2);
+        assert_eq!(d.at_port(5002), None);
+        d.open(4, true);
+        d.bind(4, lo(5002)).unwrap();
+    }
+}

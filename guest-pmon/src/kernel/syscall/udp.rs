@@ -1,0 +1,341 @@
+//! UDP sockets on the loopback (`socket(AF_INET or AF_INET6, SOCK_DGRAM)`,
+//! [`pmon::dgram`]): bind, connect, sendto, recvfrom, sendmsg, recvmsg,
+//! read, write, the names, SO_RCVTIMEO, poll and epoll. A receive with
+//! nothing queued waits for a datagram (or SO_RCVTIMEO, then EAGAIN); a
+//! send never waits (a datagram that finds no room is dropped, as UDP may
+//! drop it).
+
+use pmon::dgram::{self, MAX_DATAGRAM};
+use pmon::inet::InetName;
+
+use super::*;
+
+const SOL_SOCKET: u64 = 1;
+const SO_TYPE: u64 = 3;
+const SO_ERROR: u64 = 4;
+const SO_SNDBUF: u64 = 7;
+const SO_RCVBUF: u64 = 8;
+const SO_RCVTIMEO: u64 = 20;
+const SO_PROTOCOL: u64 = 38;
+const SO_DOMAIN: u64 = 39;
+const SOCK_DGRAM: u32 = 2;
+const IPPROTO_UDP: u32 = 17;
+const MSG_PEEK: u64 = 2;
+const MSG_TRUNC: u64 = 0x20;
+const MSG_DONTWAIT: u64 = 0x40;
+const AF_UNSPEC: u16 = 0;
+const ENOPROTOOPT: Errno = 92;
+const EOPNOTSUPP: Errno = 95;
+const ENOTCONN: Errno = 107;
+
+impl Kernel {
+    /// socket(AF_INET or AF_INET6, SOCK_DGRAM, 0 or IPPROTO_UDP).
+    pub(super) fn sys_udp_socket(&mut self, pid: Pid, v6: bool, ty: u64) -> Ret {
+        let id = self.next_pipe;
+        self.next_pipe += 1;
+        self.dgrams.open(id, v6);
+        let nb = if ty & O_NONBLOCK as u64 != 0 {
+            O_NONBLOCK
+        } else {
+            0
+        };
+        let file = OpenFile::new(Kind::Dgram(id), O_RDWR | nb);
+        match self
+            .proc_mut(pid)
+            .and_then(|p| p.fds.install(file, ty & O_CLOEXEC as u64 != 0, 0))
+        {
+            Ok(fd) => Ret::Val(fd),
+            Err(e) => {
+                self.dgrams.close(id);
+                err(e)
+            }
+        }
+    }
+
+    /// The socket calls on UDP socket `id`.
+    pub(super) fn udp_call(
+        &mut self,
+        tid: Tid,
+        f: &Arc<OpenFile>,
+        id: usize,
+        n: u64,
+        a: [u64; 6],
+    ) -> Ret {
+        let pid = self.pid_of(tid);
+        let v6 = self.dgrams.is_v6(id);
+        match n {
+            nr::BIND => match self.udp_address(pid, a[1], a[2], v6, true) {
+                Ok(Some(name)) => val(self.dgrams.bind(id, name).map(|_| 0)),
+                Ok(None) => err(EINVAL),
+                Err(e) => err(e),
+            },
+            nr::CONNECT => match self.udp_address(pid, a[1], a[2], v6, false) {
+                Ok(peer) => val(self.dgrams.connect(id, peer).map(|_| 0)),
+                Err(e) => err(e),
+            },
+            nr::SENDTO => {
+                let data = match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_vec(s, a[1], (a[2] as usize).min(MAX_DATAGRAM + 1)))
+                {
+                    Ok(d) => d,
+                    Err(e) => return err(e),
+                };
+                let to = if a[4] != 0 {
+                    match self.udp_address(pid, a[4], a[5], v6, false) {
+                        Ok(t) => t,
+                        Err(e) => return err(e),
+                    }
+                } else {
+                    None
+                };
+                self.udp_send(id, to, &data)
+            }
+            nr::RECVFROM => self.udp_recv(
+                tid,
+                f,
+                id,
+                &[(a[1], a[2] as usize)],
+                a[3],
+                (a[4], a[5]),
+                None,
+            ),
+            nr::SENDMSG | nr::RECVMSG => {
+                let hdr = match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_vec(s, a[1], 56))
+                {
+                    Ok(h) => h,
+                    Err(e) => return err(e),
+                };
+                let word =
+                    |at: usize| u64::from_le_bytes(hdr[at..at + 8].try_into().unwrap_or([0; 8]));
+                let (name, namelen, iov, iovlen) =
+                    (word(0), word(8) as u32 as u64, word(16), word(24));
+                if iovlen > 1024 {
+                    return err(EINVAL);
+                }
+                let vecs = match self.iovecs(pid, iov, iovlen as usize) {
+                    Ok(v) => v,
+                    Err(e) => return err(e),
+                };
+                if n == nr::RECVMSG {
+                    return self.udp_recv(tid, f, id, &vecs, a[2], (name, a[1] + 8), Some(a[1]));
+                }
+                let mut data = Vec::new();
+                for &(at, len) in &vecs {
+                    if data.len() + len > MAX_DATAGRAM + 1 {
+                        break;
+                    }
+                    match self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::read_vec(s, at, len))
+                    {
+                        Ok(d) => data.extend_from_slice(&d),
+                        Err(e) => return err(e),
+                    }
+                }
+                let to = if name != 0 {
+                    match self.udp_address(pid, name, namelen, v6, false) {
+                        Ok(t) => t,
+                        Err(e) => return err(e),
+                    }
+                } else {
+                    None
+                };
+                self.udp_send(id, to, &data)
+            }
+            nr::GETSOCKNAME => {
+                let name = self.dgrams.name_of(id).unwrap_or(dgram::unbound(v6));
+                val(self.put_inet(pid, a[1], a[2], &name).map(|_| 0))
+            }
+            nr::GETPEERNAME => match self.dgrams.peer_of(id) {
+                Some(p) => val(self.put_inet(pid, a[1], a[2], &p.seen_from(v6)).map(|_| 0)),
+                None => err(ENOTCONN),
+            },
+            nr::SETSOCKOPT => {
+                if a[1] == SOL_SOCKET && a[2] == SO_RCVTIMEO {
+                    let tv = match self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::read_u64s::<2>(s, a[3]))
+                    {
+                        Ok(t) => t,
+                        Err(e) => return err(e),
+                    };
+                    if tv[1] >= 1_000_000 {
+                        return err(pmon::unixsock::EINVAL);
+                    }
+                    let ns = tv[0]
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(tv[1] * 1000);
+                    self.udp_timeouts.insert(id, ns);
+                }
+                Ret::Val(0)
+            }
+            nr::GETSOCKOPT => {
+                let v: u32 = match (a[1], a[2]) {
+                    (SOL_SOCKET, SO_TYPE) => SOCK_DGRAM,
+                    (SOL_SOCKET, SO_ERROR) => 0,
+                    (SOL_SOCKET, SO_SNDBUF | SO_RCVBUF) => dgram::RCVBUF as u32,
+                    (SOL_SOCKET, SO_DOMAIN) => {
+                        if v6 {
+                            10
+                        } else {
+                            2
+                        }
+                    }
+                    (SOL_SOCKET, SO_PROTOCOL) => IPPROTO_UDP,
+                    (SOL_SOCKET, _) => return err(ENOPROTOOPT),
+                    _ => 0,
+                };
+                let r = self.space_mut(pid).and_then(|s| {
+                    uaccess::write_u32(s, a[3], v)?;
+                    uaccess::write_u32(s, a[4], 4)
+                });
+                val(r.map(|_| 0))
+            }
+            nr::SHUTDOWN => Ret::Val(0),
+            _ => err(EOPNOTSUPP),
+        }
+    }
+
+    /// The address at `at` (`len` bytes) for a UDP socket; None for
+    /// AF_UNSPEC (connect's way to forget a peer).
+    fn udp_address(
+        &mut self,
+        pid: Pid,
+        at: u64,
+        len: u64,
+        v6: bool,
+        bind: bool,
+    ) -> Result<Option<InetName>, Errno> {
+        if !(2..=128).contains(&len) {
+            return Err(EINVAL);
+        }
+        let bytes = uaccess::read_vec(self.space_mut(pid)?, at, len as usize)?;
+        if !bind && u16::from_le_bytes([bytes[0], bytes[1]]) == AF_UNSPEC {
+            return Ok(None);
+        }
+        let name = pmon::inet::parse(&bytes, v6, bind)?;
+        Ok(Some(if bind { name } else { name.local() }))
+    }
+
+    fn put_inet(&mut self, pid: Pid, addr: u64, len: u64, name: &InetName) -> Result<(), Errno> {
+        let bytes = name.sockaddr();
+        let s = self.space_mut(pid)?;
+        let room = uaccess::read_u32(s, len)? as usize;
+        uaccess::write(s, addr, &bytes[..room.min(bytes.len())])?;
+        uaccess::write_u32(s, len, bytes.len() as u32)
+    }
+
+    fn udp_send(&mut self, id: usize, to: Option<InetName>, data: &[u8]) -> Ret {
+        let dest = to
+            .or(self.dgrams.peer_of(id))
+            .and_then(|t| self.dgrams.at_port(t.port));
+        match self.dgrams.send(id, to, data) {
+            Ok(delivered) => {
+                if let (true, Some(d)) = (delivered, dest) {
+                    self.wake_all(Wait::Dgram(d));
+                    self.wake_all(Wait::Any);
+                    self.wake_all(Wait::AnyStdin);
+                }
+                Ret::Val(data.len() as i64)
+            }
+            Err(e) => err(e),
+        }
+    }
+
+    /// recvfrom and recvmsg: one datagram into `vecs`; its sender into
+    /// (`name`, `namelen`) if asked; recvmsg's flags (MSG_TRUNC) at
+    /// `msghdr` + 48.
+    #[allow(clippy::too_many_arguments)]
+    fn udp_recv(
+        &mut self,
+        tid: Tid,
+        f: &Arc<OpenFile>,
+        id: usize,
+        vecs: &[(u64, usize)],
+        flags: u64,
+        (name, namelen): (u64, u64),
+        msghdr: Option<u64>,
+    ) -> Ret {
+        let pid = self.pid_of(tid);
+        let Some((from, data)) = self.dgrams.receive(id, flags & MSG_PEEK != 0) else {
+            if f.nonblocking() || flags & MSG_DONTWAIT != 0 {
+                return err(EAGAIN);
+            }
+            let timeout = self.udp_timeouts.get(&id).copied().filter(|&t| t > 0);
+            let deadline = self.wait_deadline(tid, timeout);
+            if deadline.is_some_and(|d| d <= self.now_ns()) {
+                return err(EAGAIN);
+            }
+            self.block(tid, Wait::Dgram(id), deadline, Some(-EAGAIN), OnWake::Retry);
+            return Ret::Block;
+        };
+        let mut copied = 0;
+        for &(at, len) in vecs {
+            if copied >= data.len() {
+                break;
+            }
+            let piece = &data[copied..(copied + len).min(data.len())];
+            if let Err(e) = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, at, piece))
+            {
+                return err(e);
+            }
+            copied += piece.len();
+        }
+        let v6 = self.dgrams.is_v6(id);
+        if name != 0 && namelen != 0 {
+            if let Err(e) = self.put_inet(pid, name, namelen, &from.seen_from(v6)) {
+                return err(e);
+            }
+        }
+        if let Some(h) = msghdr {
+            let truncated = if copied < data.len() {
+                MSG_TRUNC as u32
+            } else {
+                0
+            };
+            let r = self.space_mut(pid).and_then(|s| {
+                uaccess::write_u64(s, h + 40, 0)?;
+                uaccess::write_u32(s, h + 48, truncated)
+            });
+            if let Err(e) = r {
+                return err(e);
+            }
+        }
+        if flags & MSG_TRUNC != 0 {
+            Ret::Val(data.len() as i64)
+        } else {
+            Ret::Val(copied as i64)
+        }
+    }
+
+    /// read(2) of a UDP socket: one datagram; Ok(None): wait.
+    pub(super) fn udp_read(
+        &mut self,
+        f: &OpenFile,
+        id: usize,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, Errno> {
+        match self.dgrams.receive(id, false) {
+            Some((_, mut data)) => {
+                data.truncate(len);
+                Ok(Some(data))
+            }
+            None if f.nonblocking() => Err(EAGAIN),
+            None => Ok(None),
+        }
+    }
+
+    /// write(2) of a UDP socket: one datagram to its peer.
+    pub(super) fn udp_write(&mut self, id: usize, data: &[u8]) -> Result<Option<usize>, Errno> {
+        match self.udp_send(id, None, data) {
+            Ret::Val(n) if n >= 0 => Ok(Some(n as usize)),
+            Ret::Val(n) => Err(-n),
+            _ => Err(EINVAL),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+/* UDP on the loopback: datagrams whole with their sender, a connected
+ * socket, recvmsg's MSG_TRUNC, SO_RCVTIMEO, poll, a forked sender, IPv6,
+ * and a datagram to a port nobody has (sent, and lost). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SHOW(what, expr)                                                     \
+    do {                                                                     \
+        errno = 0;                                                           \
+        long r_ = (expr);                                                    \
+        printf("%s: %ld%s%s\n", what, r_, r_ < 0 ? " " : "",                 \
+               r_ < 0 ? strerror(errno) : "");                               \
+    } while (0)
+
+static int port_of(int fd)
+{
+    struct sockaddr_in6 ss;
+    socklen_t len = sizeof ss;
+    getsockname(fd, (void *)&ss, &len);
+    return ntohs(ss.sin6_port);
+}
+
+static struct sockaddr_in lo(int port)
+{
+    struct sockaddr_in a = { AF_INET, htons(port), { htonl(INADDR_LOOPBACK) } };
+    return a;
+}
+
+int main(void)
+{
+    setvbuf(stdout, 0, _IONBF, 0);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in any = { AF_INET };
+    SHOW("bind", bind(s, (void *)&any, sizeof any));
+    int port = port_of(s);
+    printf("port is ephemeral: %s\n", port >= 32768 ? "yes" : "no");
+    int c = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to = lo(port);
+    SHOW("sendto", sendto(c, "hello", 5, 0, (void *)&to, sizeof to));
+    SHOW("sendto", sendto(c, "a longer datagram", 17, 0, (void *)&to, sizeof to));
+    struct pollfd p = { s, POLLIN };
+    int polled = poll(&p, 1, 1000);
+    printf("poll: %d revents %d\n", polled, p.revents);
+    char buf[64] = { 0 };
+    struct sockaddr_in from;
+    socklen_t fl = sizeof from;
+    SHOW("recvfrom", recvfrom(s, buf, sizeof buf, 0, (void *)&from, &fl));
+    printf("  \"%s\" from 127.0.0.1: %s, its port: %s\n", buf,
+           from.sin_addr.s_addr == htonl(INADDR_LOOPBACK) ? "yes" : "no",
+           ntohs(from.sin_port) == port_of(c) ? "the sender's" : "another");
+    struct iovec iov = { buf, 6 };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+    memset(buf, 0, sizeof buf);
+    SHOW("recvmsg into 6 bytes", recvmsg(s, &m, 0));
+    printf("  \"%s\", MSG_TRUNC %s\n", buf, m.msg_flags & MSG_TRUNC ? "set" : "clear");
+
+    struct timeval tv = { 0, 20000 };
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SHOW("recv with SO_RCVTIMEO", recv(s, buf, sizeof buf, 0));
+    SHOW("recv MSG_DONTWAIT", recv(s, buf, sizeof buf, MSG_DONTWAIT));
+
+    /* Connected: send and write go to the peer. */
+    SHOW("connect", connect(c, (void *)&to, sizeof to));
+    SHOW("send", send(c, "via send", 8, 0));
+    SHOW("write", write(c, "via write", 9));
+    memset(buf, 0, sizeof buf);
+    SHOW("read", read(s, buf, sizeof buf));
+    printf("  \"%s\"\n", buf);
+    memset(buf, 0, sizeof buf);
+    SHOW("recv", recv(s, buf, sizeof buf, 0));
+    printf("  \"%s\"\n", buf);
+
+    /* A forked sender. */
+    if (fork() == 0) {
+        int k = socket(AF_INET, SOCK_DGRAM, 0);
+        sendto(k, "from a child", 12, 0, (void *)&to, sizeof to);
+        _exit(0);
+    }
+    tv.tv_usec = 0;
+    tv.tv_sec = 5;
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    memset(buf, 0, sizeof buf);
+    SHOW("recv from the child", recv(s, buf, sizeof buf, 0));
+    printf("  \"%s\"\n", buf);
+    wait(0);
+
+    /* IPv6, and a port nobody has. */
+    int s6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    bind(s6, (void *)&a6, sizeof a6);
+    a6.sin6_port = htons(port_of(s6));
+    int c6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    SHOW("sendto ::1", sendto(c6, "six", 3, 0, (void *)&a6, sizeof a6));
+    SHOW("recv on ::1", recv(s6, buf, sizeof buf, 0));
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in nobody = lo(port_of(u) == 9 ? 10 : 9);
+    SHOW("sendto a port nobody has", sendto(u, "lost", 4, 0, (void *)&nobody, sizeof nobody));
+    SHOW("send unconnected", send(u, "x", 1, 0));
+    int t = socket(AF_INET, SOCK_DGRAM, 0);
+    SHOW("bind to a port in use", bind(t, (void *)&to, sizeof to));
+    int v;
+    socklen_t vl = sizeof v;
+    getsockopt(s, SOL_SOCKET, SO_TYPE, &v, &vl);
+    printf("SO_TYPE %d\n", v);
+    return 0;
+}
