@@ -137,6 +137,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("sigwait", "2"),
             // signalfd: records, poll and epoll, SIGCHLD, a blocking read.
             ("signalfd", "2"),
+            // ITIMER_VIRTUAL and ITIMER_PROF on CPU time.
+            ("itimer", "2"),
             // The vDSO's clocks against the system call's.
             ("clocks", "1"),
             // socketpair: both ways, flags, shutdown, fork.

@@ -150,6 +150,7 @@ impl Kernel {
                 cycles: 0,
                 child_cycles: 0,
                 alarm: None,
+                cpu_timers: [None; 2],
                 pdeath_signal: 0,
                 dumpable: true,
                 no_new_privs: false,

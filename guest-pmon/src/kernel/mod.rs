@@ -210,6 +210,9 @@ pub struct Process {
     /// ITIMER_REAL (alarm, setitimer): next expiry and period, in ns since
     /// boot. Kept across execve, not given to a fork child (as in Linux).
     pub alarm: Option<(u64, u64)>,
+    /// ITIMER_VIRTUAL and ITIMER_PROF: (expiry, period) in ns of the
+    /// process's CPU time.
+    pub cpu_timers: [Option<(u64, u64)>; 2],
     /// prctl: the signal it gets when its parent ends (0: none; not
     /// given to a fork child), whether it is dumpable, and no_new_privs
     /// (inherited, never unset).
@@ -981,10 +984,17 @@ impl Kernel {
         let Some(t) = self.threads.get_mut(&tid) else {
             return;
         };
-        if let Some(p) = self.procs.get_mut(&t.pid) {
-            p.cycles += ran;
-        }
+        let pid = t.pid;
         t.ctx = Some(ctx);
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.cycles += ran;
+            if p.cpu_timers.iter().any(Option::is_some) {
+                self.expire_cpu_timers(pid);
+            }
+        }
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return;
+        };
         if t.state == State::Dead {
             self.reap_thread(tid);
             return;

@@ -111,6 +111,39 @@ impl Kernel {
         }
     }
 
+    /// ITIMER_VIRTUAL and ITIMER_PROF of process `pid` that its CPU time
+    /// has reached: SIGVTALRM and SIGPROF, and each reloaded with its
+    /// period (or disarmed).
+    pub fn expire_cpu_timers(&mut self, pid: Pid) {
+        let used = self.cpu_ns(pid).0;
+        let mut fire = Vec::new();
+        if let Some(p) = self.procs.get_mut(&pid) {
+            for (i, timer) in p.cpu_timers.iter_mut().enumerate() {
+                let Some((at, period)) = *timer else {
+                    continue;
+                };
+                if used < at {
+                    continue;
+                }
+                fire.push(if i == 0 { SIGVTALRM } else { SIGPROF });
+                *timer = (period > 0).then(|| {
+                    let next = at.saturating_add(period);
+                    (
+                        if next > used {
+                            next
+                        } else {
+                            used.saturating_add(period)
+                        },
+                        period,
+                    )
+                });
+            }
+        }
+        for sig in fire {
+            self.signal_process(pid, SigInfo::user(sig, 0x80, 0));
+        }
+    }
+
     /// Whether thread `tid` waits for `sig` in rt_sigtimedwait.
     fn waits_for(&self, tid: Tid, sig: u32) -> bool {
         self.threads.get(&tid).is_some_and(|t| {
