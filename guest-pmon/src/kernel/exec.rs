@@ -152,6 +152,7 @@ impl Kernel {
                 alarm: None,
                 cpu_timers: [None; 2],
                 pdeath_signal: 0,
+                subreaper: false,
                 dumpable: true,
                 no_new_privs: false,
                 run,

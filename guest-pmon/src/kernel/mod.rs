@@ -217,6 +217,9 @@ pub struct Process {
     /// given to a fork child), whether it is dumpable, and no_new_privs
     /// (inherited, never unset).
     pub pdeath_signal: u32,
+    /// prctl PR_SET_CHILD_SUBREAPER: orphans below it come to it, not to
+    /// the first process (kept across execve, not given to a fork child).
+    pub subreaper: bool,
     pub dumpable: bool,
     pub no_new_privs: bool,
     /// The run it belongs to (0: the program after `--`), whose stdio its

@@ -666,17 +666,35 @@ impl Kernel {
             self.program_over(status, fatal, fault_rip, &exe, bias);
         }
         self.run_member_ended(pid, status);
-        // Orphans go to the first process; those that asked for it
-        // (prctl PR_SET_PDEATHSIG) get their signal.
-        let init = self.init;
+        // Orphans go to the nearest living ancestor that is a subreaper
+        // (prctl PR_SET_CHILD_SUBREAPER), else to the first process; those
+        // that asked for it (prctl PR_SET_PDEATHSIG) get their signal.
+        let mut heir = self.init;
+        let mut a = ppid;
+        for _ in 0..ID_LIMIT {
+            match self.procs.get(&a) {
+                Some(p) if p.life == Life::Alive && p.subreaper => {
+                    heir = a;
+                    break;
+                }
+                Some(p) if p.ppid != a => a = p.ppid,
+                _ => break,
+            }
+        }
         let mut bereaved = Vec::new();
+        let mut zombies = false;
         for c in self.procs.values_mut() {
             if c.ppid == pid {
-                c.ppid = init;
+                c.ppid = heir;
+                zombies |= c.life != Life::Alive;
                 if c.pdeath_signal != 0 && c.life == Life::Alive {
                     bereaved.push((c.pid, c.pdeath_signal));
                 }
             }
+        }
+        if zombies {
+            // Its new parent's wait may reap them now.
+            self.wake_all(Wait::Child);
         }
         for (child, sig) in bereaved {
             self.signal_process(child, SigInfo::user(sig, SI_USER, pid));

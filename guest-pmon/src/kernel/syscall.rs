@@ -3033,6 +3033,8 @@ impl Kernel {
         const PR_SET_DUMPABLE: u64 = 4;
         const PR_SET_NAME: u64 = 15;
         const PR_GET_NAME: u64 = 16;
+        const PR_SET_CHILD_SUBREAPER: u64 = 36;
+        const PR_GET_CHILD_SUBREAPER: u64 = 37;
         const PR_SET_NO_NEW_PRIVS: u64 = 38;
         const PR_GET_NO_NEW_PRIVS: u64 = 39;
         let pid = self.pid_of(tid);
@@ -3042,6 +3044,16 @@ impl Kernel {
                 .proc_mut(pid)
                 .map(|p| p.pdeath_signal = arg as u32)
                 .map(|_| 0)),
+            PR_SET_CHILD_SUBREAPER => val(self
+                .proc_mut(pid)
+                .map(|p| p.subreaper = arg != 0)
+                .map(|_| 0)),
+            PR_GET_CHILD_SUBREAPER => {
+                let v = self.procs.get(&pid).is_some_and(|p| p.subreaper) as u32;
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u32(s, arg, v).map(|_| 0)))
+            }
             PR_GET_PDEATHSIG => {
                 let sig = self.procs.get(&pid).map_or(0, |p| p.pdeath_signal);
                 val(self
@@ -3474,6 +3486,7 @@ impl Kernel {
                     // Not inherited by a forked child, as Linux's.
                     cpu_timers: [None; 2],
                     pdeath_signal: 0,
+                    subreaper: false,
                     dumpable,
                     no_new_privs,
                     run,
