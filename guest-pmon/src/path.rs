@@ -75,10 +75,25 @@ pub enum Name {
     /// /proc/mounts, /proc/self/mounts: with /tmp's tmpfs
     /// ([`crate::procfs::mounts`]).
     Mounts,
+    /// /proc/PID/{stat,status,cmdline,comm} of any process (self too):
+    /// made by the kernel from what it keeps ([`crate::procfs::stat`]).
+    Proc(u32, ProcFile),
+    /// /proc/PID of another process: a directory if that process is one
+    /// of this processor's.
+    ProcDir(u32),
     /// Anything else of a process in /proc: not served (ENOENT).
     Hidden,
     /// The host's file of that name.
     Host,
+}
+
+/// The files of /proc/PID that any process may read of another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcFile {
+    Stat,
+    Status,
+    Cmdline,
+    Comm,
 }
 
 /// Classifies `path` (absolute and normalized, as [`resolve`] gives it)
@@ -111,6 +126,26 @@ pub fn name(path: &[u8], pid: u32) -> Name {
     };
     let own = first == b"self" || first == b"thread-self" || fd_number(first) == Some(pid as i32);
     let numeric = !first.is_empty() && first.iter().all(u8::is_ascii_digit);
+    let target = if numeric {
+        fd_number(first).map(|n| n as u32)
+    } else if own {
+        Some(pid)
+    } else {
+        None
+    };
+    let file = match tail {
+        Some(b"stat") => Some(ProcFile::Stat),
+        Some(b"status") => Some(ProcFile::Status),
+        Some(b"cmdline") => Some(ProcFile::Cmdline),
+        Some(b"comm") => Some(ProcFile::Comm),
+        _ => None,
+    };
+    match (target, file, tail) {
+        (Some(t), Some(f), _) => return Name::Proc(t, f),
+        (Some(t), None, None) if numeric => return Name::ProcDir(t),
+        (None, _, _) if numeric => return Name::Hidden,
+        _ => {}
+    }
     if !own {
         // Other processes' entries are not served; the rest of /proc
         // (cpuinfo, meminfo, ...) is the host's.
@@ -210,7 +245,19 @@ mod tests {
         assert_eq!(name(b"/proc/mounts", 5), Name::Mounts);
         assert_eq!(name(b"/sys/devices/system/cpu/cpu0", 5), Name::Host);
         assert_eq!(name(b"/proc/6/exe", 5), Name::Hidden);
-        assert_eq!(name(b"/proc/5", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/5", 5), Name::ProcDir(5));
+        assert_eq!(name(b"/proc/6", 5), Name::ProcDir(6));
+        assert_eq!(name(b"/proc/6/stat", 5), Name::Proc(6, ProcFile::Stat));
+        assert_eq!(
+            name(b"/proc/self/status", 5),
+            Name::Proc(5, ProcFile::Status)
+        );
+        assert_eq!(
+            name(b"/proc/self/cmdline", 5),
+            Name::Proc(5, ProcFile::Cmdline)
+        );
+        assert_eq!(name(b"/proc/7/comm", 5), Name::Proc(7, ProcFile::Comm));
+        assert_eq!(name(b"/proc/99999999999/stat", 5), Name::Hidden);
         assert_eq!(name(b"/proc/version", 5), Name::Host);
         assert_eq!(name(b"/proc", 5), Name::Host);
         assert_eq!(name(b"/etc/passwd", 5), Name::Host);

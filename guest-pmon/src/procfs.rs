@@ -221,6 +221,111 @@ pub fn cpu_list(n: u32) -> Vec<u8> {
     }
 }
 
+/// What /proc/PID/stat and /proc/PID/status say of a process (times in
+/// clock ticks of 1/100 s, Linux's USER_HZ).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub pgid: u32,
+    pub sid: u32,
+    /// 'R' running or runnable, 'S' sleeping, 'Z' a zombie.
+    pub state: u8,
+    /// Its name (comm: 15 bytes at most).
+    pub comm: Vec<u8>,
+    pub threads: u32,
+    pub utime: u64,
+    pub cutime: u64,
+    /// Since boot.
+    pub start: u64,
+    pub vsize: u64,
+    pub umask: u32,
+    pub pending: u64,
+    pub shared_pending: u64,
+    pub blocked: u64,
+    pub ignored: u64,
+    pub caught: u64,
+    pub fds: u32,
+}
+
+fn state_name(state: u8) -> &'static str {
+    match state {
+        b'R' => "R (running)",
+        b'Z' => "Z (zombie)",
+        _ => "S (sleeping)",
+    }
+}
+
+/// /proc/PID/stat: Linux's 52 fields (`fs/proc/array.c`); what the
+/// processor does not keep (faults, addresses, kernel stack) is 0, as
+/// Linux shows it to another user.
+pub fn stat(p: &ProcInfo) -> Vec<u8> {
+    let mut out = alloc::string::String::new();
+    let comm = alloc::string::String::from_utf8_lossy(&p.comm);
+    let _ = write!(
+        out,
+        "{} ({}) {} {} {} {} 0 -1 4194560 0 0 0 0 {} 0 {} 0 20 0 {} 0 {} {} 0 18446744073709551615",
+        p.pid,
+        comm,
+        p.state as char,
+        p.ppid,
+        p.pgid,
+        p.sid,
+        p.utime,
+        p.cutime,
+        p.threads,
+        p.start,
+        p.vsize,
+    );
+    // startcode, endcode, startstack, kstkesp, kstkeip.
+    out.push_str(" 0 0 0 0 0");
+    let _ = write!(
+        out,
+        " {} {} {} {}",
+        (p.pending | p.shared_pending) as u32,
+        p.blocked as u32,
+        p.ignored as u32,
+        p.caught as u32
+    );
+    // wchan, nswap, cnswap, exit_signal, processor, rt_priority, policy,
+    // blkio ticks, guest times, data, brk, args, env, exit code.
+    out.push_str(" 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+    out.into_bytes()
+}
+
+/// /proc/PID/status: the lines ps, top and scripts read.
+pub fn status(p: &ProcInfo) -> Vec<u8> {
+    let mut out = alloc::string::String::new();
+    let comm = alloc::string::String::from_utf8_lossy(&p.comm);
+    let _ = write!(
+        out,
+        "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{}\nTgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\n\
+         TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t{}\nGroups:\t\n\
+         VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{}\n\
+         SigQ:\t0/{}\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\n\
+         SigCgt:\t{:016x}\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\n\
+         CapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\nNoNewPrivs:\t0\n\
+         Cpus_allowed_list:\t0\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+        p.umask,
+        state_name(p.state),
+        p.pid,
+        p.pid,
+        p.ppid,
+        p.fds.next_multiple_of(64).max(64),
+        p.vsize / 1024,
+        p.vsize / 1024,
+        0,
+        p.threads,
+        u16::MAX,
+        p.pending,
+        p.shared_pending,
+        p.blocked,
+        p.ignored,
+        p.caught,
+    );
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,5 +469,38 @@ mod tests {
     fn cpu_lists_count_the_vcpus() {
         assert_eq!(cpu_list(1), b"0\n");
         assert_eq!(cpu_list(4), b"0-3\n");
+    }
+
+    #[test]
+    fn stat_and_status_read_as_linuxs() {
+        let p = ProcInfo {
+            pid: 7,
+            ppid: 2,
+            pgid: 7,
+            sid: 2,
+            state: b'S',
+            comm: b"sleep".to_vec(),
+            threads: 1,
+            utime: 3,
+            start: 120,
+            vsize: 4 << 20,
+            umask: 0o22,
+            blocked: 1 << 9,
+            ..Default::default()
+        };
+        let st = alloc::string::String::from_utf8(stat(&p)).unwrap();
+        let fields: Vec<&str> = st.trim_end().split(' ').collect();
+        assert_eq!(fields.len(), 52, "{st}");
+        assert_eq!(&fields[..5], &["7", "(sleep)", "S", "2", "7"]);
+        // utime, num_threads, starttime, vsize, blocked.
+        assert_eq!(
+            (fields[13], fields[19], fields[21], fields[22], fields[31]),
+            ("3", "1", "120", "4194304", "512")
+        );
+        let status = alloc::string::String::from_utf8(status(&p)).unwrap();
+        assert!(status.starts_with("Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\n"));
+        assert!(status.contains("\nPPid:\t2\n"));
+        assert!(status.contains("\nVmSize:\t    4096 kB\n"));
+        assert!(status.contains("\nSigBlk:\t0000000000000200\n"));
     }
 }

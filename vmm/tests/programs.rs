@@ -141,6 +141,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("itimer", "2"),
             // prctl(PR_SET_CHILD_SUBREAPER): orphans adopted below the first.
             ("subreaper", "1"),
+            // /proc/PID/{stat,status,cmdline,comm}, /proc listing.
+            ("procpid", "1"),
             // The vDSO's clocks against the system call's.
             ("clocks", "1"),
             // socketpair: both ways, flags, shutdown, fork.

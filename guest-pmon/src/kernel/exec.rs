@@ -101,6 +101,8 @@ pub struct Image {
     pub exe: Vec<u8>,
     /// It is the host's file, not storage's or the tmpfs's.
     pub exe_on_host: bool,
+    /// Its arguments, each ended by a NUL.
+    pub cmdline: Vec<u8>,
 }
 
 impl Kernel {
@@ -151,6 +153,8 @@ impl Kernel {
                 child_cycles: 0,
                 alarm: None,
                 cpu_timers: [None; 2],
+                cmdline: image.cmdline.clone(),
+                started: self.now_ns(),
                 pdeath_signal: 0,
                 subreaper: false,
                 dumpable: true,
@@ -306,6 +310,10 @@ impl Kernel {
                 bias: program.bias,
                 exe,
                 exe_on_host: matches!(file, ExecFile::Host(_)),
+                cmdline: argv
+                    .iter()
+                    .flat_map(|a| a.iter().copied().chain([0]))
+                    .collect(),
             }),
             Err(e) => {
                 self.drop_space(space);
@@ -505,6 +513,7 @@ impl Kernel {
                 p.space = image.space;
                 p.exe = image.exe.clone();
                 p.exe_on_host = image.exe_on_host;
+                p.cmdline = image.cmdline.clone();
                 p.bias = image.bias;
                 p.threads = alloc::vec![tid];
                 closed = p.fds.exec();

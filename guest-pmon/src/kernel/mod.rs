@@ -213,6 +213,10 @@ pub struct Process {
     /// ITIMER_VIRTUAL and ITIMER_PROF: (expiry, period) in ns of the
     /// process's CPU time.
     pub cpu_timers: [Option<(u64, u64)>; 2],
+    /// Its arguments, each ended by a NUL (/proc/PID/cmdline), and when
+    /// it started (ns since boot; /proc/PID/stat).
+    pub cmdline: Vec<u8>,
+    pub started: u64,
     /// prctl: the signal it gets when its parent ends (0: none; not
     /// given to a fork child), whether it is dumpable, and no_new_privs
     /// (inherited, never unset).

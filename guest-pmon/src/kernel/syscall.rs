@@ -30,6 +30,7 @@ mod fifo;
 mod lock;
 mod owner_futex;
 mod positional;
+mod procpid;
 mod shared;
 mod shared_anon;
 mod signalfd;
@@ -1123,6 +1124,9 @@ impl Kernel {
         let Kind::HostDir(h) = f.kind else {
             return err(ENOTDIR);
         };
+        if f.path == b"/proc" {
+            return self.proc_getdents(pid, &f, h, buf, len);
+        }
         match host::readdir(h, f.offset.get(), len) {
             Ok((bytes, next)) => {
                 if let Err(e) = self
@@ -1465,7 +1469,11 @@ impl Kernel {
                         Err(e) => Err(e),
                     },
                     Name::Exe => host_of(&self.exe_of(pid)),
-                    Name::Maps | Name::MemInfo | Name::SelfDir => host_of(b"/proc"),
+                    Name::Maps
+                    | Name::MemInfo
+                    | Name::SelfDir
+                    | Name::Proc(..)
+                    | Name::ProcDir(_) => host_of(b"/proc"),
                     _ if self.tmp_node(&full).is_some() => Ok(self.tmp_statfs()),
                     _ if self.on_storage(&full) => self.store_statfs(),
                     _ => host_of(&full),
@@ -1921,6 +1929,11 @@ impl Kernel {
             Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts => {
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
+            Name::Proc(p, _) if self.sees_process(pid, p) => {
+                return self.stat_of(&OpenFile::generated(full, Vec::new()));
+            }
+            Name::ProcDir(p) if self.sees_process(pid, p) => host::stat_path(b"/proc/self", true)?,
+            Name::Proc(..) | Name::ProcDir(_) => return Err(ENOENT),
             Name::Hidden => return Err(ENOENT),
             _ if self.on_storage(&full) => return self.store_stat_path(&full, follow),
             _ => match self.tmp_node(&full) {
@@ -2025,7 +2038,20 @@ impl Kernel {
             // matters for pipes (bash's process substitution).
             Name::Fd(n) => return val(self.dup(pid, n as i64, 0, cloexec)),
             Name::Exe => full = self.exe_of(pid),
-            Name::SelfDir | Name::Hidden => return err(ENOENT),
+            Name::SelfDir | Name::Hidden | Name::ProcDir(_) => return err(ENOENT),
+            Name::Proc(p, file) => {
+                if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
+                    return err(EACCES);
+                }
+                let data = match self.proc_file(pid, p, file) {
+                    Ok(d) => d,
+                    Err(e) => return err(e),
+                };
+                let file = OpenFile::generated(full, data);
+                return val(self
+                    .proc_mut(pid)
+                    .and_then(|pr| pr.fds.install(file, cloexec, 0)));
+            }
             Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts => {
                 if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
                     return err(EACCES);
@@ -2125,6 +2151,11 @@ impl Kernel {
             Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts => {
                 return Ret::Val(0)
             }
+            Name::Proc(p, _) | Name::ProcDir(p) if !self.sees_process(pid, p) => {
+                return err(ENOENT)
+            }
+            Name::Proc(..) if mode & X_OK != 0 => return err(EACCES),
+            Name::Proc(..) | Name::ProcDir(_) => return Ret::Val(0),
             Name::Host => full,
         };
         if let Some(ino) = self.tmp_node(&full) {
@@ -2180,7 +2211,9 @@ impl Kernel {
             | Name::CpuList
             | Name::MemInfo
             | Name::CpuInfo
-            | Name::Mounts => return err(EINVAL),
+            | Name::Mounts
+            | Name::Proc(..)
+            | Name::ProcDir(_) => return err(EINVAL),
             Name::Host if self.tmp_node(&full).is_some() => {
                 match self
                     .tmp_node(&full)
@@ -3436,6 +3469,7 @@ impl Kernel {
                 parent.pgid,
                 parent.sid,
             );
+            let cmdline = parent.cmdline.clone();
             let (dumpable, no_new_privs, run, vnode, home) = (
                 parent.dumpable,
                 parent.no_new_privs,
@@ -3485,6 +3519,8 @@ impl Kernel {
                     alarm: None,
                     // Not inherited by a forked child, as Linux's.
                     cpu_timers: [None; 2],
+                    cmdline,
+                    started: self.now_ns(),
                     pdeath_signal: 0,
                     subreaper: false,
                     dumpable,

@@ -11,6 +11,25 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Waits (at most 5 s) until process `pid` sleeps in a system call: what
+ * the next step must find it doing. */
+static void wait_asleep(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 5000; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = 0;
+        char *s = strrchr(buf, ')');
+        if (s && s[1] == ' ' && s[2] == 'S')
+            return;
+        usleep(1000);
+    }
+}
+
 static void on_usr2(int sig)
 {
     (void)sig;
@@ -89,7 +108,8 @@ int main(void)
     printf("timeout: %d %s\n", r, strerror(errno));
     signal(SIGUSR2, on_usr2);
     if (fork() == 0) {
-        usleep(20000);
+        /* Once the parent waits in sigtimedwait. */
+        wait_asleep(getppid());
         kill(getppid(), SIGUSR2);
         _exit(0);
     }

@@ -22,6 +22,25 @@ struct msg {
                r_ < 0 ? strerror(errno) : "");                               \
     } while (0)
 
+/* Waits (at most 5 s) until process `pid` sleeps in a system call: what
+ * the next step must find it doing. */
+static void wait_asleep(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 5000; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = 0;
+        char *s = strrchr(buf, ')');
+        if (s && s[1] == ' ' && s[2] == 'S')
+            return;
+        usleep(1000);
+    }
+}
+
 static int send(int q, long type, const char *text, int flags)
 {
     struct msg m = { type };
@@ -91,13 +110,14 @@ int main(void)
     printf("the waiting sender got in: %s\n", WEXITSTATUS(st) == 0 ? "yes" : "no");
     take(q, 2, 0);
 
-    /* A receiver learns of the queue's removal. */
-    if (fork() == 0) {
+    /* A receiver learns of the queue's removal (removed once it waits). */
+    pid_t receiver = fork();
+    if (receiver == 0) {
         struct msg m;
         long n = msgrcv(q, &m, sizeof m.text, 42, 0);
         _exit(n == -1 && errno == EIDRM ? 0 : 1);
     }
-    usleep(20000);
+    wait_asleep(receiver);
     SHOW("IPC_RMID", msgctl(q, IPC_RMID, 0));
     wait(&st);
     printf("the waiter saw EIDRM: %s\n", WEXITSTATUS(st) == 0 ? "yes" : "no");

@@ -1,0 +1,223 @@
+//! /proc/PID of this processor's processes: stat, status, cmdline and
+//! comm for any of them (ps, top, pgrep, pidof and killall read these for
+//! each number in /proc), and /proc listed with their numbers in place of
+//! the host's.
+//!
+//! Decided: a process's memory lives at its memory component, so its
+//! VmSize is its mappings' total (asked of its home) and VmRSS is 0; CPU
+//! time is user time (the monitor's time for it is not counted); a
+//! process of another vNode does not exist here, as for kill.
+
+use pmon::path::ProcFile;
+use pmon::procfs::ProcInfo;
+use pmon::tmpfs::Entry;
+
+use super::*;
+
+/// Clock ticks (USER_HZ, 100 a second) in `ns`.
+fn ticks(ns: u64) -> u64 {
+    ns / 10_000_000
+}
+
+impl Kernel {
+    /// Whether `caller` sees process `pid` (alive or a zombie).
+    pub(super) fn sees_process(&self, caller: Pid, pid: Pid) -> bool {
+        let vnode = self.procs.get(&caller).map_or(0, |p| p.vnode);
+        self.procs.get(&pid).is_some_and(|p| p.vnode == vnode)
+    }
+
+    /// The bytes of /proc/PID/`file` of process `pid`.
+    pub(super) fn proc_file(
+        &mut self,
+        caller: Pid,
+        pid: Pid,
+        file: ProcFile,
+    ) -> Result<Vec<u8>, Errno> {
+        if !self.sees_process(caller, pid) {
+            return Err(ENOENT);
+        }
+        let Some(p) = self.procs.get(&pid) else {
+            return Err(ENOENT);
+        };
+        let zombie = p.life != Life::Alive;
+        let comm = self.comm_of(pid);
+        match file {
+            ProcFile::Cmdline if zombie => return Ok(Vec::new()),
+            ProcFile::Cmdline => return Ok(p.cmdline.clone()),
+            ProcFile::Comm => {
+                let mut c = comm;
+                c.push(b'\n');
+                return Ok(c);
+            }
+            _ => {}
+        }
+        let threads = p.threads.clone();
+        let state = if zombie {
+            b'Z'
+        } else if threads.iter().any(|t| {
+            self.threads
+                .get(t)
+                .is_some_and(|t| matches!(t.state, State::Running(_) | State::Runnable))
+        }) {
+            b'R'
+        } else {
+            b'S'
+        };
+        let first = threads.first().and_then(|t| self.threads.get(t));
+        let bit = |i: usize| 1u64 << i;
+        let (ignored, caught) = p
+            .actions
+            .iter()
+            .enumerate()
+            .fold((0, 0), |(ig, ca), (i, a)| {
+                if a.handler == SIG_IGN {
+                    (ig | bit(i), ca)
+                } else if a.handler != SIG_DFL {
+                    (ig, ca | bit(i))
+                } else {
+                    (ig, ca)
+                }
+            });
+        let pending_of = |q: &VecDeque<SigInfo>| {
+            q.iter()
+                .fold(0u64, |s, i| s | 1u64.checked_shl(i.signo - 1).unwrap_or(0))
+        };
+        let (cpu, child_cpu) = self.cpu_ns(pid);
+        let mut info = ProcInfo {
+            pid,
+            ppid: p.ppid,
+            pgid: p.pgid,
+            sid: p.sid,
+            state,
+            comm,
+            threads: threads.len().max(1) as u32,
+            utime: ticks(cpu),
+            cutime: ticks(child_cpu),
+            start: ticks(p.started),
+            vsize: 0,
+            umask: p.umask,
+            pending: first.map_or(0, |t| pending_of(&t.pending)),
+            shared_pending: pending_of(&p.pending),
+            blocked: first.map_or(0, |t| t.sigmask),
+            ignored,
+            caught,
+            fds: 64,
+        };
+        if !zombie {
+            if let Some(space) = self.space_of(pid) {
+                if let Ok(vmas) = space.maps() {
+                    info.vsize = vmas.iter().map(|v| v.end.saturating_sub(v.start)).sum();
+                }
+            }
+        }
+        Ok(match file {
+            ProcFile::Stat => pmon::procfs::stat(&info),
+            _ => pmon::procfs::status(&info),
+        })
+    }
+
+    /// A process's name: its first thread's (prctl PR_SET_NAME), else its
+    /// program's file name, 15 bytes at most, as Linux's comm.
+    fn comm_of(&self, pid: Pid) -> Vec<u8> {
+        let named = self
+            .procs
+            .get(&pid)
+            .and_then(|p| p.threads.first())
+            .and_then(|t| self.threads.get(t))
+            .map(|t| t.name)
+            .filter(|n| n[0] != 0);
+        if let Some(n) = named {
+            let end = n.iter().position(|&c| c == 0).unwrap_or(n.len());
+            return n[..end].to_vec();
+        }
+        let exe = self
+            .procs
+            .get(&pid)
+            .map(|p| p.exe.clone())
+            .unwrap_or_default();
+        let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+        base[..base.len().min(15)].to_vec()
+    }
+
+    /// getdents64 of /proc: the host's names but its process numbers, and
+    /// this processor's processes in their place.
+    pub(super) fn proc_getdents(
+        &mut self,
+        pid: Pid,
+        f: &OpenFile,
+        h: u32,
+        buf: u64,
+        len: usize,
+    ) -> Ret {
+        let mut names: Vec<(Vec<u8>, bool)> = Vec::new();
+        let mut at = 0;
+        loop {
+            let (bytes, next) = match host::readdir(h, at, 1 << 16) {
+                Ok(r) => r,
+                Err(e) => return err(e),
+            };
+            if bytes.is_empty() {
+                break;
+            }
+            let mut i = 0;
+            while i + 19 <= bytes.len() {
+                let reclen = u16::from_le_bytes([bytes[i + 16], bytes[i + 17]]) as usize;
+                if reclen < 20 || i + reclen > bytes.len() {
+                    break;
+                }
+                let dtype = bytes[i + 18];
+                let raw = &bytes[i + 19..i + reclen];
+                let name = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
+                let numeric = !name.is_empty() && name.iter().all(u8::is_ascii_digit);
+                if !numeric {
+                    names.push((name.to_vec(), dtype == 4));
+                }
+                i += reclen;
+            }
+            if next == at {
+                break;
+            }
+            at = next;
+        }
+        let vnode = self.procs.get(&pid).map_or(0, |p| p.vnode);
+        for p in self.procs.values().filter(|p| p.vnode == vnode) {
+            names.push((alloc::format!("{}", p.pid).into_bytes(), true));
+        }
+        let from = f.offset.get() as usize;
+        let entries: Vec<Entry> = names
+            .into_iter()
+            .enumerate()
+            .skip(from)
+            .map(|(i, (name, is_dir))| Entry {
+                ino: 0x7000 + i as u64,
+                is_dir,
+                is_fifo: false,
+                is_symlink: !is_dir,
+                name,
+                next: i as u64 + 1,
+            })
+            .collect();
+        let bytes = pmon::tmpfs::dirents(&entries, len);
+        if bytes.is_empty() && !entries.is_empty() {
+            return err(EINVAL);
+        }
+        let taken = entries
+            .iter()
+            .scan(0usize, |used, e| {
+                *used += (19 + e.name.len() + 1).next_multiple_of(8);
+                Some((*used, e.next))
+            })
+            .take_while(|&(used, _)| used <= bytes.len())
+            .last();
+        if let Err(e) = self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &bytes))
+        {
+            return err(e);
+        }
+        if let Some((_, next)) = taken {
+            f.offset.set(next);
+        }
+        Ret::Val(bytes.len() as i64)
+    }
+}
