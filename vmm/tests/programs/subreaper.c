@@ -14,30 +14,29 @@ static void reaper(void)
     printf("set: %d\n", prctl(PR_SET_CHILD_SUBREAPER, 1));
     prctl(PR_GET_CHILD_SUBREAPER, &v);
     printf("subreaper after: %d\n", v);
-    pid_t me = getpid();
     int up[2];
     pipe(up);
     pid_t mid = fork();
     if (mid == 0) {
-        if (fork() == 0) {
-            /* The grandchild: waits for its parent to go, then says who
-             * its parent is now. */
+        pid_t orphan = fork();
+        if (orphan == 0) {
+            /* The grandchild: waits for its parent to go, then ends. */
             while (getppid() == mid)
                 usleep(1000);
-            char c = getppid() == me ? 'y' : 'n';
-            write(up[1], &c, 1);
             _exit(7);
         }
+        write(up[1], &orphan, sizeof orphan);
         _exit(0);
     }
     close(up[1]);
     int st;
     waitpid(mid, &st, 0);
-    char c = '?';
-    read(up[0], &c, 1);
-    printf("the orphan's parent is the subreaper: %c\n", c);
+    pid_t orphan = 0;
+    read(up[0], &orphan, sizeof orphan);
+    /* Only a parent can wait for it: the subreaper, not the first process. */
     pid_t got = wait(&st);
-    printf("it reaped the orphan: %s, status %d\n", got > 0 ? "yes" : "no", WEXITSTATUS(st));
+    printf("it reaped the orphan: %s, status %d\n", got == orphan ? "yes" : "no",
+           WEXITSTATUS(st));
     if (fork() == 0) {
         v = -1;
         prctl(PR_GET_CHILD_SUBREAPER, &v);
