@@ -91,11 +91,7 @@ impl Segments {
 
     /// Records a new segment; its id.
     pub fn add(&mut self, seg: Segment) -> i32 {
-        let mut id = self.next;
-        while self.by_id.contains_key(&id) {
-            id = id.wrapping_add(1) & 0x7fff_ffff;
-        }
-        self.next = id.wrapping_add(1) & 0x7fff_ffff;
+        let id = next_id(&self.by_id, &mut self.next);
         self.by_id.insert(id, seg);
         id
     }
@@ -104,6 +100,25 @@ impl Segments {
     pub fn holds(&self, object: u64) -> bool {
         self.by_id.values().any(|s| s.object == object)
     }
+}
+
+/// The next id free in `by_id` from `next` (which moves past it): ids
+/// of segments, semaphore sets and message queues, positive and reused
+/// only after they wrap.
+pub fn next_id<T>(by_id: &BTreeMap<i32, T>, next: &mut i32) -> i32 {
+    let mut id = *next;
+    while by_id.contains_key(&id) {
+        id = id.wrapping_add(1) & 0x7fff_ffff;
+    }
+    *next = id.wrapping_add(1) & 0x7fff_ffff;
+    id
+}
+
+/// The id SEM_STAT or MSG_STAT's `index` (a place in the kernel's table,
+/// not an id) names.
+pub fn id_at_index<T>(by_id: &BTreeMap<i32, T>, index: i32) -> Option<i32> {
+    let i = usize::try_from(index).ok()?;
+    by_id.keys().nth(i).copied()
 }
 
 /// `struct shmid_ds` (112 bytes) of a segment with `nattch` attaches.

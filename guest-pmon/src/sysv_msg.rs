@@ -103,11 +103,7 @@ impl Queues {
 
     /// A new empty queue; its id.
     pub fn create(&mut self, key: i32, mode: u32, now: u64) -> i32 {
-        let mut id = self.next;
-        while self.by_id.contains_key(&id) {
-            id = id.wrapping_add(1) & 0x7fff_ffff;
-        }
-        self.next = id.wrapping_add(1) & 0x7fff_ffff;
+        let id = crate::sysv::next_id(&self.by_id, &mut self.next);
         self.by_id.insert(
             id,
             Queue {

@@ -27,6 +27,7 @@ use super::*;
 
 mod events;
 mod fifo;
+mod ipc;
 mod lock;
 mod owner_futex;
 mod positional;
@@ -2304,6 +2305,17 @@ impl Kernel {
         Ret::Block
     }
 
+    /// The monitor's deadline for an absolute time `at` (ns) on the wall
+    /// clock (`realtime`) or CLOCK_MONOTONIC.
+    pub(super) fn absolute_deadline(&self, at: u64, realtime: bool) -> u64 {
+        let now_clock = if realtime {
+            self.realtime_ns()
+        } else {
+            self.now_ns()
+        };
+        self.now_ns() + at.saturating_sub(now_clock)
+    }
+
     /// The deadline of a poll-like call that waits `timeout_ns` (None:
     /// for ever). A call made again after a wake keeps its first deadline,
     /// so that activity elsewhere cannot postpone its timeout; once it has
@@ -3861,12 +3873,7 @@ impl Kernel {
                     } else {
                         // WAIT_BITSET's timeout is absolute, on CLOCK_MONOTONIC
                         // or (FUTEX_CLOCK_REALTIME) the wall clock.
-                        let now_clock = if op & FUTEX_CLOCK_REALTIME != 0 {
-                            self.realtime_ns()
-                        } else {
-                            self.now_ns()
-                        };
-                        Some(self.now_ns() + ns.saturating_sub(now_clock))
+                        Some(self.absolute_deadline(ns, op & FUTEX_CLOCK_REALTIME != 0))
                     }
                 };
                 self.futexes.wait(key, tid, bitset);

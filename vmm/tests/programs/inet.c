@@ -13,13 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SHOW(what, expr)                                                     \
-    do {                                                                     \
-        errno = 0;                                                           \
-        long r_ = (expr);                                                    \
-        printf("%s: %ld%s%s\n", what, r_, r_ < 0 ? " " : "",                 \
-               r_ < 0 ? strerror(errno) : "");                               \
-    } while (0)
+#include "check.h"
 
 static void name(const char *what, int fd, int peer)
 {

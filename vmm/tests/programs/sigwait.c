@@ -11,24 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Waits (at most 5 s) until process `pid` sleeps in a system call: what
- * the next step must find it doing. */
-static void wait_asleep(pid_t pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    for (int i = 0; i < 5000; i++) {
-        FILE *f = fopen(path, "r");
-        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f)
-            fclose(f);
-        buf[n] = 0;
-        char *s = strrchr(buf, ')');
-        if (s && s[1] == ' ' && s[2] == 'S')
-            return;
-        usleep(1000);
-    }
-}
+#include "check.h"
 
 static void on_usr2(int sig)
 {

@@ -9,37 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
+
 struct msg {
     long type;
     char text[64];
 };
-
-#define SHOW(what, expr)                                                     \
-    do {                                                                     \
-        errno = 0;                                                           \
-        long r_ = (expr);                                                    \
-        printf("%s: %ld%s%s\n", what, r_, r_ < 0 ? " " : "",                 \
-               r_ < 0 ? strerror(errno) : "");                               \
-    } while (0)
-
-/* Waits (at most 5 s) until process `pid` sleeps in a system call: what
- * the next step must find it doing. */
-static void wait_asleep(pid_t pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    for (int i = 0; i < 5000; i++) {
-        FILE *f = fopen(path, "r");
-        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f)
-            fclose(f);
-        buf[n] = 0;
-        char *s = strrchr(buf, ')');
-        if (s && s[1] == ' ' && s[2] == 'S')
-            return;
-        usleep(1000);
-    }
-}
 
 static int send(int q, long type, const char *text, int flags)
 {

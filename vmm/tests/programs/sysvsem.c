@@ -10,16 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+
 union semun { int val; struct semid_ds *buf; unsigned short *array; };
 
 /* The call's result, and errno's name when it failed. */
-#define SHOW(what, expr)                                                     \
-    do {                                                                     \
-        errno = 0;                                                           \
-        long r_ = (expr);                                                    \
-        printf("%s: %ld%s%s\n", what, r_, r_ < 0 ? " " : "",                \
-               r_ < 0 ? strerror(errno) : "");                               \
-    } while (0)
 
 static int op(int id, int num, int delta, int flg)
 {

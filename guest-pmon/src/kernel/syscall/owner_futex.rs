@@ -226,12 +226,7 @@ impl Kernel {
                 Err(e) => return err(e),
             };
             let realtime = cmd == FUTEX_LOCK_PI || op & FUTEX_CLOCK_REALTIME != 0;
-            let now_clock = if realtime {
-                self.realtime_ns()
-            } else {
-                self.now_ns()
-            };
-            Some(self.now_ns() + ns.saturating_sub(now_clock))
+            Some(self.absolute_deadline(ns, realtime))
         };
         self.futexes.wait(key, tid, FUTEX_BITSET_MATCH_ANY);
         self.block(

@@ -159,9 +159,9 @@ impl Kernel {
         }
         // MSG_STAT names a queue by its index in the kernel's table.
         let id = if cmd == MSG_STAT || cmd == MSG_STAT_ANY {
-            match self.msgs.by_id.keys().nth(id.max(0) as usize) {
-                Some(&k) if id >= 0 => k,
-                _ => return err(EINVAL),
+            match pmon::sysv::id_at_index(&self.msgs.by_id, id) {
+                Some(k) => k,
+                None => return err(EINVAL),
             }
         } else {
             id
@@ -177,20 +177,10 @@ impl Kernel {
             }
             pmon::sysv::IPC_STAT | MSG_STAT | MSG_STAT_ANY => {
                 let ds = msqid_ds(q);
-                match self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::write(s, arg, &ds))
-                {
-                    Ok(()) if cmd == pmon::sysv::IPC_STAT => Ret::Val(0),
-                    Ok(()) => Ret::Val(id as i64),
-                    Err(e) => err(e),
-                }
+                self.ipc_stat(pid, arg, &ds, cmd == pmon::sysv::IPC_STAT, id)
             }
             pmon::sysv::IPC_SET => {
-                let ds = match self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::read_vec(s, arg, MSQID_DS_LEN))
-                {
+                let ds = match self.ipc_set_ds(pid, arg, MSQID_DS_LEN) {
                     Ok(b) => b,
                     Err(e) => return err(e),
                 };

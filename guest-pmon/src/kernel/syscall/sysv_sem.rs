@@ -163,9 +163,9 @@ impl Kernel {
         }
         // SEM_STAT names a set by its index in the kernel's table.
         let id = if cmd == SEM_STAT || cmd == SEM_STAT_ANY {
-            match self.sems.by_id.keys().nth(id.max(0) as usize) {
-                Some(&k) if id >= 0 => k,
-                _ => return err(EINVAL),
+            match pmon::sysv::id_at_index(&self.sems.by_id, id) {
+                Some(k) => k,
+                None => return err(EINVAL),
             }
         } else {
             id
@@ -183,20 +183,10 @@ impl Kernel {
             }
             pmon::sysv::IPC_STAT | SEM_STAT | SEM_STAT_ANY => {
                 let ds = semid_ds(set);
-                match self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::write(s, arg, &ds))
-                {
-                    Ok(()) if cmd == pmon::sysv::IPC_STAT => Ret::Val(0),
-                    Ok(()) => Ret::Val(id as i64),
-                    Err(e) => err(e),
-                }
+                self.ipc_stat(pid, arg, &ds, cmd == pmon::sysv::IPC_STAT, id)
             }
             pmon::sysv::IPC_SET => {
-                let ds = match self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::read_vec(s, arg, SEMID_DS_LEN))
-                {
+                let ds = match self.ipc_set_ds(pid, arg, SEMID_DS_LEN) {
                     Ok(b) => b,
                     Err(e) => return err(e),
                 };

@@ -101,24 +101,11 @@ impl Kernel {
                 None,
             ),
             nr::SENDMSG | nr::RECVMSG => {
-                let hdr = match self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::read_vec(s, a[1], 56))
-                {
+                let (hdr, vecs) = match self.msghdr(pid, a[1]) {
                     Ok(h) => h,
                     Err(e) => return err(e),
                 };
-                let word =
-                    |at: usize| u64::from_le_bytes(hdr[at..at + 8].try_into().unwrap_or([0; 8]));
-                let (name, namelen, iov, iovlen) =
-                    (word(0), word(8) as u32 as u64, word(16), word(24));
-                if iovlen > 1024 {
-                    return err(EINVAL);
-                }
-                let vecs = match self.iovecs(pid, iov, iovlen as usize) {
-                    Ok(v) => v,
-                    Err(e) => return err(e),
-                };
+                let (name, namelen) = (hdr.name, hdr.namelen);
                 if n == nr::RECVMSG {
                     return self.udp_recv(tid, f, id, &vecs, a[2], (name, a[1] + 8), Some(a[1]));
                 }

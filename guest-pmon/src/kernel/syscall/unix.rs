@@ -156,23 +156,11 @@ impl Kernel {
                 self.socket_recv(tid, &f, rx, &[(a[1], a[2] as usize)], a[3])
             }
             nr::SENDMSG | nr::RECVMSG => {
-                let hdr = match self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::read_vec(s, a[1], 56))
-                {
+                let (hdr, vecs) = match self.msghdr(pid, a[1]) {
                     Ok(h) => h,
                     Err(e) => return err(e),
                 };
-                let word =
-                    |at: usize| u64::from_le_bytes(hdr[at..at + 8].try_into().unwrap_or([0; 8]));
-                let (iov, iovlen, controllen) = (word(16), word(24), word(40));
-                if iovlen > 1024 {
-                    return err(EINVAL);
-                }
-                let vecs = match self.iovecs(pid, iov, iovlen as usize) {
-                    Ok(v) => v,
-                    Err(e) => return err(e),
-                };
+                let controllen = hdr.controllen;
                 if n == nr::SENDMSG {
                     // Passing descriptors or credentials (control data)
                     // is not served.
@@ -229,6 +217,28 @@ impl Kernel {
             nr::CONNECT => err(EISCONN),
             _ => err(EOPNOTSUPP),
         }
+    }
+
+    /// The `struct msghdr` at `at` of sendmsg or recvmsg, and its iovecs.
+    pub(super) fn msghdr(
+        &mut self,
+        pid: Pid,
+        at: u64,
+    ) -> Result<(MsgHdr, Vec<(u64, usize)>), Errno> {
+        let b = uaccess::read_vec(self.space_mut(pid)?, at, 56)?;
+        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        let hdr = MsgHdr {
+            name: word(0),
+            namelen: word(8) as u32 as u64,
+            iov: word(16),
+            iovlen: word(24),
+            controllen: word(40),
+        };
+        if hdr.iovlen > 1024 {
+            return Err(EINVAL);
+        }
+        let vecs = self.iovecs(pid, hdr.iov, hdr.iovlen as usize)?;
+        Ok((hdr, vecs))
     }
 
     /// getsockopt and setsockopt at SOL_SOCKET: the type, the family, no
@@ -573,6 +583,15 @@ impl Kernel {
         }
         self.read_into(tid, f, vecs)
     }
+}
+
+/// The fields of a `struct msghdr` the socket calls use.
+pub(super) struct MsgHdr {
+    pub name: u64,
+    pub namelen: u64,
+    pub iov: u64,
+    pub iovlen: u64,
+    pub controllen: u64,
 }
 
 /// O_NONBLOCK if a socket's type (or accept4's flags) asks for it.
