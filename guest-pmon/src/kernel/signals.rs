@@ -70,7 +70,8 @@ impl Kernel {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
-        if sig != SIGKILL && sig != SIGSTOP && ignored(sig, &action) && !leader_blocks {
+        let ignoring = sig != SIGKILL && sig != SIGSTOP && ignored(sig, &action);
+        if ignoring && !leader_blocks {
             return;
         }
         // Standard signals are not queued twice.
@@ -88,6 +89,10 @@ impl Kernel {
         // Linux hands a signal to a thread that wants it.
         if let Some(&t) = threads.iter().find(|&&t| self.waits_for(t, sig)) {
             self.interrupt(t, sig);
+            return;
+        }
+        // Kept only for sigwait and signalfd: it interrupts no one.
+        if ignoring {
             return;
         }
         for t in threads {
@@ -166,7 +171,8 @@ impl Kernel {
             .threads
             .get(&tid)
             .is_some_and(|t| t.sigmask & bit(sig) != 0);
-        if action.is_some_and(|a| sig != SIGSTOP && ignored(sig, &a)) && !blocked {
+        let ignoring = action.is_some_and(|a| sig != SIGSTOP && ignored(sig, &a));
+        if ignoring && !blocked {
             return;
         }
         let Some(t) = self.threads.get_mut(&tid) else {
@@ -177,12 +183,11 @@ impl Kernel {
         }
         t.pending.push_back(info);
         self.signalfds_look_again();
-        if self
+        let open = self
             .threads
             .get(&tid)
-            .is_some_and(|t| t.sigmask & bit(sig) == 0)
-            || self.waits_for(tid, sig)
-        {
+            .is_some_and(|t| t.sigmask & bit(sig) == 0);
+        if (open && !ignoring) || self.waits_for(tid, sig) {
             self.interrupt(tid, sig);
         }
     }
@@ -275,7 +280,14 @@ impl Kernel {
         let Some(t) = self.threads.get(&tid) else {
             return false;
         };
-        let open = |i: &SigInfo| i.signo == SIGKILL || t.sigmask & bit(i.signo) == 0;
+        // A signal its action ignores (queued while blocked) ends no wait:
+        // Linux drops it on the way out and makes the call again.
+        let actions = self.procs.get(&t.pid).map(|p| p.actions);
+        let open = |i: &SigInfo| {
+            i.signo == SIGKILL
+                || (t.sigmask & bit(i.signo) == 0
+                    && !actions.is_some_and(|a| ignored(i.signo, &a[(i.signo - 1) as usize])))
+        };
         t.pending.iter().any(open)
             || self
                 .procs
