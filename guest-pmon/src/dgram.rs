@@ -9,7 +9,7 @@
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
-use crate::inet::{Addr, InetName, EPHEMERAL};
+use crate::inet::{Addr, InetName};
 
 /// What a socket may hold unread (Linux's default rmem).
 pub const RCVBUF: usize = 212_992;
@@ -87,16 +87,8 @@ impl Datagrams {
     }
 
     fn free_port(&mut self) -> Result<u16, i64> {
-        let (lo, hi) = (*EPHEMERAL.start(), *EPHEMERAL.end());
-        let span = (hi - lo) as u32 + 1;
-        for _ in 0..span {
-            self.next_port = (self.next_port + 1) % span;
-            let port = lo + self.next_port as u16;
-            if !self.ports.contains_key(&port) {
-                return Ok(port);
-            }
-        }
-        Err(EADDRINUSE)
+        let ports = &self.ports;
+        crate::inet::free_port(&mut self.next_port, |p| ports.contains_key(&p)).ok_or(EADDRINUSE)
     }
 
     /// A socket about to send or connect gets a name if it has none.
@@ -199,7 +191,7 @@ mod tests {
         d.open(2, false);
         d.bind(1, unbound(false)).unwrap();
         let port = d.name_of(1).unwrap().port;
-        assert!(EPHEMERAL.contains(&port));
+        assert!(crate::inet::EPHEMERAL.contains(&port));
         assert_eq!(d.send(2, Some(lo(port)), b"one"), Ok(true));
         assert_eq!(d.send(2, Some(lo(port)), b"two!"), Ok(true));
         let sender = d.name_of(2).unwrap().port;

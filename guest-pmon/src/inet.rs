@@ -121,6 +121,22 @@ impl InetName {
     }
 }
 
+/// A port of the ephemeral range that `taken` does not hold, tried in
+/// turn from the one after `next` (which moves to it): what bind to port
+/// 0 gives, for TCP and UDP alike.
+pub fn free_port(next: &mut u32, taken: impl Fn(u16) -> bool) -> Option<u16> {
+    let (lo, hi) = (*EPHEMERAL.start(), *EPHEMERAL.end());
+    let span = (hi - lo) as u32 + 1;
+    for _ in 0..span {
+        *next = (*next + 1) % span;
+        let port = lo + *next as u16;
+        if !taken(port) {
+            return Some(port);
+        }
+    }
+    None
+}
+
 /// The address a socket of family `v6` is given to bind (`bind`) or to
 /// connect to, from the caller's bytes.
 pub fn parse(bytes: &[u8], v6: bool, bind: bool) -> Result<InetName, i64> {

@@ -176,23 +176,14 @@ impl UnixSockets {
 
     /// A port no socket has, taken in turn from the ephemeral range.
     fn free_port(&mut self) -> Result<u16, i64> {
-        let (lo, hi) = (
-            *crate::inet::EPHEMERAL.start(),
-            *crate::inet::EPHEMERAL.end(),
-        );
-        let span = (hi - lo) as u32 + 1;
-        for _ in 0..span {
-            self.next_port = (self.next_port + 1) % span;
-            let port = lo + self.next_port as u16;
-            let key = Name::Inet(crate::inet::InetName {
+        let names = &self.names;
+        crate::inet::free_port(&mut self.next_port, |port| {
+            names.contains_key(&Name::Inet(crate::inet::InetName {
                 port,
                 addr: crate::inet::Addr::Any4,
-            });
-            if !self.names.contains_key(&key) {
-                return Ok(port);
-            }
-        }
-        Err(EADDRINUSE)
+            }))
+        })
+        .ok_or(EADDRINUSE)
     }
 
     fn auto_name(&mut self) -> Result<Name, i64> {

@@ -352,7 +352,8 @@ pub struct Kernel {
     /// UDP sockets on the loopback, and their SO_RCVTIMEO (ns).
     pub dgrams: pmon::dgram::Datagrams,
     pub udp_timeouts: BTreeMap<usize, u64>,
-    /// The thread whose system call is being made (0 between calls).
+    /// The thread whose system call is being made (or was last; 0 before
+    /// the first): whose signals a signalfd read or poll sees.
     pub caller: Tid,
     /// Seals of tmpfs files that take them (memfds made with
     /// MFD_ALLOW_SEALING).

@@ -798,13 +798,9 @@ impl Kernel {
             Ok(m) => m & !UNBLOCKABLE,
             Err(e) => return err(e),
         };
-        let timeout_ns = if timeout == 0 {
-            None
-        } else {
-            match self.read_timespec(pid, timeout) {
-                Ok(ns) => Some(ns),
-                Err(e) => return err(e),
-            }
+        let timeout_ns = match self.read_timeout(pid, timeout) {
+            Ok(t) => t,
+            Err(e) => return err(e),
         };
         if let Some(got) = self.take_pending(tid, mask) {
             if info != 0 {
@@ -2832,6 +2828,14 @@ impl Kernel {
             .and_then(|s| uaccess::write(s, tp, &timespec(ns)).map(|_| 0)))
     }
 
+    /// A timeout argument: None for a null pointer (wait for ever).
+    fn read_timeout(&mut self, pid: Pid, at: u64) -> Result<Option<u64>, Errno> {
+        if at == 0 {
+            return Ok(None);
+        }
+        self.read_timespec(pid, at).map(Some)
+    }
+
     fn read_timespec(&mut self, pid: Pid, at: u64) -> Result<u64, Errno> {
         let b = uaccess::read_vec(self.space_mut(pid)?, at, 16)?;
         let s = i64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
@@ -3130,18 +3134,9 @@ impl Kernel {
                 Ret::Val(0)
             }
             PR_GET_NAME => {
-                let mut name = self.threads.get(&tid).map_or([0; 16], |t| t.name);
-                if name[0] == 0 {
-                    // Never named: the program's file name, as Linux's comm.
-                    let exe = self
-                        .procs
-                        .get(&pid)
-                        .map(|p| p.exe.clone())
-                        .unwrap_or_default();
-                    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
-                    let n = base.len().min(15);
-                    name[..n].copy_from_slice(&base[..n]);
-                }
+                let mut name = [0u8; 16];
+                let comm = self.comm_of(tid);
+                name[..comm.len()].copy_from_slice(&comm);
                 val(self
                     .space_mut(pid)
                     .and_then(|s| uaccess::write(s, arg, &name).map(|_| 0)))
@@ -3861,20 +3856,15 @@ impl Kernel {
                 if cur != v {
                     return err(EAGAIN);
                 }
-                let deadline = if timeout == 0 {
-                    None
-                } else {
-                    let ns = match self.read_timespec(pid, timeout) {
-                        Ok(n) => n,
-                        Err(e) => return err(e),
-                    };
-                    if cmd == FUTEX_WAIT {
-                        Some(self.now_ns().saturating_add(ns))
-                    } else {
-                        // WAIT_BITSET's timeout is absolute, on CLOCK_MONOTONIC
-                        // or (FUTEX_CLOCK_REALTIME) the wall clock.
+                let deadline = match self.read_timeout(pid, timeout) {
+                    Ok(None) => None,
+                    Ok(Some(ns)) if cmd == FUTEX_WAIT => Some(self.now_ns().saturating_add(ns)),
+                    // WAIT_BITSET's timeout is absolute, on CLOCK_MONOTONIC
+                    // or (FUTEX_CLOCK_REALTIME) the wall clock.
+                    Ok(Some(ns)) => {
                         Some(self.absolute_deadline(ns, op & FUTEX_CLOCK_REALTIME != 0))
                     }
+                    Err(e) => return err(e),
                 };
                 self.futexes.wait(key, tid, bitset);
                 self.block(

@@ -169,17 +169,15 @@ impl Kernel {
         let cmd = op & FUTEX_CMD_MASK;
         let space = self.procs.get(&pid).map_or(0, |p| p.space);
         let key = self.futex_key(space, uaddr);
-        if uaddr % 4 != 0 {
-            return err(EINVAL);
-        }
-        let val = match self
-            .space_mut(pid)
-            .and_then(|s| uaccess::read_u32(s, uaddr))
-        {
-            Ok(v) => v,
-            Err(e) => return err(e),
-        };
+        // (sys_futex checked the word's alignment.)
         if cmd == FUTEX_UNLOCK_PI {
+            let val = match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_u32(s, uaddr))
+            {
+                Ok(v) => v,
+                Err(e) => return err(e),
+            };
             if val & FUTEX_TID_MASK != tid {
                 return err(EPERM);
             }
@@ -218,15 +216,10 @@ impl Kernel {
         }
         // LOCK_PI's timeout is absolute on CLOCK_REALTIME; LOCK_PI2's on
         // CLOCK_MONOTONIC unless FUTEX_CLOCK_REALTIME says otherwise.
-        let deadline = if timeout == 0 {
-            None
-        } else {
-            let ns = match self.read_timespec(pid, timeout) {
-                Ok(n) => n,
-                Err(e) => return err(e),
-            };
-            let realtime = cmd == FUTEX_LOCK_PI || op & FUTEX_CLOCK_REALTIME != 0;
-            Some(self.absolute_deadline(ns, realtime))
+        let realtime = cmd == FUTEX_LOCK_PI || op & FUTEX_CLOCK_REALTIME != 0;
+        let deadline = match self.read_timeout(pid, timeout) {
+            Ok(at) => at.map(|ns| self.absolute_deadline(ns, realtime)),
+            Err(e) => return err(e),
         };
         self.futexes.wait(key, tid, FUTEX_BITSET_MATCH_ANY);
         self.block(

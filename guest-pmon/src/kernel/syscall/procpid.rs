@@ -14,6 +14,10 @@ use pmon::tmpfs::Entry;
 
 use super::*;
 
+/// getdents64's d_type of a directory and of a symbolic link.
+const DT_DIR: u8 = 4;
+const DT_LNK: u8 = 10;
+
 /// Clock ticks (USER_HZ, 100 a second) in `ns`.
 fn ticks(ns: u64) -> u64 {
     ns / 10_000_000
@@ -40,7 +44,10 @@ impl Kernel {
             return Err(ENOENT);
         };
         let zombie = p.life != Life::Alive;
-        let comm = self.comm_of(pid);
+        let comm = p
+            .threads
+            .first()
+            .map_or_else(Vec::new, |&t| self.comm_of(t));
         match file {
             ProcFile::Cmdline if zombie => return Ok(Vec::new()),
             ProcFile::Cmdline => return Ok(p.cmdline.clone()),
@@ -116,25 +123,17 @@ impl Kernel {
         })
     }
 
-    /// A process's name: its first thread's (prctl PR_SET_NAME), else its
-    /// program's file name, 15 bytes at most, as Linux's comm.
-    fn comm_of(&self, pid: Pid) -> Vec<u8> {
-        let named = self
-            .procs
-            .get(&pid)
-            .and_then(|p| p.threads.first())
-            .and_then(|t| self.threads.get(t))
-            .map(|t| t.name)
-            .filter(|n| n[0] != 0);
-        if let Some(n) = named {
-            let end = n.iter().position(|&c| c == 0).unwrap_or(n.len());
-            return n[..end].to_vec();
+    /// A thread's name (comm): the one prctl PR_SET_NAME gave, else its
+    /// program's file name, 15 bytes at most, as Linux's.
+    pub(super) fn comm_of(&self, tid: Tid) -> Vec<u8> {
+        let Some(t) = self.threads.get(&tid) else {
+            return Vec::new();
+        };
+        if t.name[0] != 0 {
+            let end = t.name.iter().position(|&c| c == 0).unwrap_or(t.name.len());
+            return t.name[..end].to_vec();
         }
-        let exe = self
-            .procs
-            .get(&pid)
-            .map(|p| p.exe.clone())
-            .unwrap_or_default();
+        let exe = self.procs.get(&t.pid).map_or(&[][..], |p| &p.exe[..]);
         let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
         base[..base.len().min(15)].to_vec()
     }
@@ -149,7 +148,9 @@ impl Kernel {
         buf: u64,
         len: usize,
     ) -> Ret {
-        let mut names: Vec<(Vec<u8>, bool)> = Vec::new();
+        // (name, d_type): the host's files keep theirs (its /proc/self is
+        // a symbolic link, cpuinfo a regular file).
+        let mut names: Vec<(Vec<u8>, u8)> = Vec::new();
         let mut at = 0;
         loop {
             let (bytes, next) = match host::readdir(h, at, 1 << 16) {
@@ -170,7 +171,7 @@ impl Kernel {
                 let name = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
                 let numeric = !name.is_empty() && name.iter().all(u8::is_ascii_digit);
                 if !numeric {
-                    names.push((name.to_vec(), dtype == 4));
+                    names.push((name.to_vec(), dtype));
                 }
                 i += reclen;
             }
@@ -181,43 +182,22 @@ impl Kernel {
         }
         let vnode = self.procs.get(&pid).map_or(0, |p| p.vnode);
         for p in self.procs.values().filter(|p| p.vnode == vnode) {
-            names.push((alloc::format!("{}", p.pid).into_bytes(), true));
+            names.push((alloc::format!("{}", p.pid).into_bytes(), DT_DIR));
         }
         let from = f.offset.get() as usize;
         let entries: Vec<Entry> = names
             .into_iter()
             .enumerate()
             .skip(from)
-            .map(|(i, (name, is_dir))| Entry {
+            .map(|(i, (name, dtype))| Entry {
                 ino: 0x7000 + i as u64,
-                is_dir,
+                is_dir: dtype == DT_DIR,
                 is_fifo: false,
-                is_symlink: !is_dir,
+                is_symlink: dtype == DT_LNK,
                 name,
                 next: i as u64 + 1,
             })
             .collect();
-        let bytes = pmon::tmpfs::dirents(&entries, len);
-        if bytes.is_empty() && !entries.is_empty() {
-            return err(EINVAL);
-        }
-        let taken = entries
-            .iter()
-            .scan(0usize, |used, e| {
-                *used += (19 + e.name.len() + 1).next_multiple_of(8);
-                Some((*used, e.next))
-            })
-            .take_while(|&(used, _)| used <= bytes.len())
-            .last();
-        if let Err(e) = self
-            .space_mut(pid)
-            .and_then(|s| uaccess::write(s, buf, &bytes))
-        {
-            return err(e);
-        }
-        if let Some((_, next)) = taken {
-            f.offset.set(next);
-        }
-        Ret::Val(bytes.len() as i64)
+        self.put_dirents(pid, f, &entries, buf, len)
     }
 }

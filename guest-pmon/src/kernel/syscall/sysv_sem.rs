@@ -64,13 +64,9 @@ impl Kernel {
             Ok(b) => b,
             Err(e) => return err(e),
         };
-        let timeout_ns = if timeout == 0 {
-            None
-        } else {
-            match self.read_timespec(pid, timeout) {
-                Ok(ns) => Some(ns),
-                Err(e) => return err(e),
-            }
+        let timeout_ns = match self.read_timeout(pid, timeout) {
+            Ok(t) => t,
+            Err(e) => return err(e),
         };
         if retrying && !self.sems.by_id.contains_key(&id) {
             return err(EIDRM);
@@ -125,33 +121,22 @@ impl Kernel {
             // semopm, semume, semusz, semvmx, semaem.
             let used = self.sems.by_id.len() as i32;
             let sems: usize = self.sems.by_id.values().map(|s| s.vals.len()).sum();
-            let info: [i32; 10] = if cmd == SEM_INFO {
-                [
-                    SEMMNI as i32,
-                    SEMMNI as i32,
-                    i32::MAX,
-                    SEMMNI as i32,
-                    SEMMSL as i32,
-                    SEMOPM as i32,
-                    SEMOPM as i32,
-                    used,
-                    SEMVMX,
-                    sems as i32,
-                ]
-            } else {
-                [
-                    SEMMNI as i32,
-                    SEMMNI as i32,
-                    i32::MAX,
-                    SEMMNI as i32,
-                    SEMMSL as i32,
-                    SEMOPM as i32,
-                    SEMOPM as i32,
-                    20,
-                    SEMVMX,
-                    SEMVMX,
-                ]
-            };
+            let mut info: [i32; 10] = [
+                SEMMNI as i32,
+                SEMMNI as i32,
+                i32::MAX,
+                SEMMNI as i32,
+                SEMMSL as i32,
+                SEMOPM as i32,
+                SEMOPM as i32,
+                20,
+                SEMVMX,
+                SEMVMX,
+            ];
+            if cmd == SEM_INFO {
+                // semusz and semaem count what is in use.
+                (info[7], info[9]) = (used, sems as i32);
+            }
             let bytes: Vec<u8> = info.iter().flat_map(|v| v.to_le_bytes()).collect();
             return match self
                 .space_mut(pid)

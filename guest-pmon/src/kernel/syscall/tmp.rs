@@ -353,7 +353,21 @@ impl Kernel {
         if ino == tmpfs::ROOT {
             entries.retain(|e| e.name != pmon::path::DEV_SHM_DIR);
         }
-        let bytes = tmpfs::dirents(&entries, len);
+        self.put_dirents(pid, f, &entries, buf, len)
+    }
+
+    /// getdents64's answer from `entries` (those from the directory's
+    /// offset on): as many as fit in `len` bytes at `buf`, the offset moved
+    /// past them; EINVAL when not even the first fits.
+    pub(super) fn put_dirents(
+        &mut self,
+        pid: Pid,
+        f: &OpenFile,
+        entries: &[tmpfs::Entry],
+        buf: u64,
+        len: usize,
+    ) -> Ret {
+        let bytes = tmpfs::dirents(entries, len);
         if bytes.is_empty() && !entries.is_empty() {
             return err(EINVAL);
         }

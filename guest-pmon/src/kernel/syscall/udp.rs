@@ -7,26 +7,21 @@
 
 use pmon::dgram::{self, MAX_DATAGRAM};
 use pmon::inet::InetName;
+use pmon::unixsock::Name;
 
 use super::*;
 
-const SOL_SOCKET: u64 = 1;
-const SO_TYPE: u64 = 3;
-const SO_ERROR: u64 = 4;
-const SO_SNDBUF: u64 = 7;
-const SO_RCVBUF: u64 = 8;
+use super::unix::{
+    ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, MSG_DONTWAIT, SOL_SOCKET, SO_DOMAIN, SO_ERROR, SO_PROTOCOL,
+    SO_RCVBUF, SO_SNDBUF, SO_TYPE,
+};
+
 const SO_RCVTIMEO: u64 = 20;
-const SO_PROTOCOL: u64 = 38;
-const SO_DOMAIN: u64 = 39;
 const SOCK_DGRAM: u32 = 2;
 const IPPROTO_UDP: u32 = 17;
 const MSG_PEEK: u64 = 2;
 const MSG_TRUNC: u64 = 0x20;
-const MSG_DONTWAIT: u64 = 0x40;
 const AF_UNSPEC: u16 = 0;
-const ENOPROTOOPT: Errno = 92;
-const EOPNOTSUPP: Errno = 95;
-const ENOTCONN: Errno = 107;
 
 impl Kernel {
     /// socket(AF_INET or AF_INET6, SOCK_DGRAM, 0 or IPPROTO_UDP).
@@ -134,10 +129,14 @@ impl Kernel {
             }
             nr::GETSOCKNAME => {
                 let name = self.dgrams.name_of(id).unwrap_or(dgram::unbound(v6));
-                val(self.put_inet(pid, a[1], a[2], &name).map(|_| 0))
+                val(self
+                    .put_sockaddr(pid, a[1], a[2], Some(&Name::Inet(name)))
+                    .map(|_| 0))
             }
             nr::GETPEERNAME => match self.dgrams.peer_of(id) {
-                Some(p) => val(self.put_inet(pid, a[1], a[2], &p.seen_from(v6)).map(|_| 0)),
+                Some(p) => val(self
+                    .put_sockaddr(pid, a[1], a[2], Some(&Name::Inet(p.seen_from(v6))))
+                    .map(|_| 0)),
                 None => err(ENOTCONN),
             },
             nr::SETSOCKOPT => {
@@ -207,14 +206,6 @@ impl Kernel {
         Ok(Some(if bind { name } else { name.local() }))
     }
 
-    fn put_inet(&mut self, pid: Pid, addr: u64, len: u64, name: &InetName) -> Result<(), Errno> {
-        let bytes = name.sockaddr();
-        let s = self.space_mut(pid)?;
-        let room = uaccess::read_u32(s, len)? as usize;
-        uaccess::write(s, addr, &bytes[..room.min(bytes.len())])?;
-        uaccess::write_u32(s, len, bytes.len() as u32)
-    }
-
     fn udp_send(&mut self, id: usize, to: Option<InetName>, data: &[u8]) -> Ret {
         let dest = to
             .or(self.dgrams.peer_of(id))
@@ -275,7 +266,9 @@ impl Kernel {
         }
         let v6 = self.dgrams.is_v6(id);
         if name != 0 && namelen != 0 {
-            if let Err(e) = self.put_inet(pid, name, namelen, &from.seen_from(v6)) {
+            if let Err(e) =
+                self.put_sockaddr(pid, name, namelen, Some(&Name::Inet(from.seen_from(v6))))
+            {
                 return err(e);
             }
         }

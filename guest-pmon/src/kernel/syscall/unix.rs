@@ -24,23 +24,23 @@ const AF_INET6: u64 = 10;
 const SOCK_STREAM: u64 = 1;
 const SOCK_NONBLOCK: u64 = 0o4000;
 const SOCK_CLOEXEC: u64 = 0o2000000;
-const SOL_SOCKET: u64 = 1;
-const SO_TYPE: u64 = 3;
-const SO_ERROR: u64 = 4;
-const SO_SNDBUF: u64 = 7;
-const SO_RCVBUF: u64 = 8;
-const MSG_DONTWAIT: u64 = 0x40;
+pub(super) const SOL_SOCKET: u64 = 1;
+pub(super) const SO_TYPE: u64 = 3;
+pub(super) const SO_ERROR: u64 = 4;
+pub(super) const SO_SNDBUF: u64 = 7;
+pub(super) const SO_RCVBUF: u64 = 8;
+pub(super) const MSG_DONTWAIT: u64 = 0x40;
 const MSG_NOSIGNAL: u64 = 0x4000;
 const ENOTSOCK: Errno = 88;
 const EPROTONOSUPPORT: Errno = 93;
-const EOPNOTSUPP: Errno = 95;
+pub(super) const EOPNOTSUPP: Errno = 95;
 const EAFNOSUPPORT: Errno = 97;
 const EISCONN: Errno = 106;
 pub(super) const ENOTCONN: Errno = 107;
-const ENOPROTOOPT: Errno = 92;
+pub(super) const ENOPROTOOPT: Errno = 92;
 const SO_ACCEPTCONN: u64 = 30;
-const SO_PROTOCOL: u64 = 38;
-const SO_DOMAIN: u64 = 39;
+pub(super) const SO_PROTOCOL: u64 = 38;
+pub(super) const SO_DOMAIN: u64 = 39;
 const IPPROTO_IP: u64 = 0;
 const IPPROTO_TCP: u64 = 6;
 const IPPROTO_IPV6: u64 = 41;
@@ -291,7 +291,7 @@ impl Kernel {
 
     /// A sockaddr for `name` (None: just the family) into `addr`, as much
     /// as `*len` says fits; `*len` becomes its full length.
-    fn put_sockaddr(
+    pub(super) fn put_sockaddr(
         &mut self,
         pid: Pid,
         addr: u64,
