@@ -58,6 +58,9 @@ pub enum Name {
     /// One of the process's descriptors: /dev/fd/N, /dev/std{in,out,err},
     /// /proc/self/fd/N (Linux opens the same file again).
     Fd(i32),
+    /// /proc/self/fd and /dev/fd: a directory listing the process's open
+    /// descriptors (glibc's closefrom reads it when close_range is missing).
+    FdDir,
     /// /proc/self/exe: the program the process runs.
     Exe,
     /// /proc/self itself (a symbolic link to the pid's directory).
@@ -103,6 +106,7 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         b"/dev/null" => return Name::Null,
         b"/dev/zero" => return Name::Zero,
         b"/dev/urandom" | b"/dev/random" => return Name::Urandom,
+        b"/dev/fd" => return Name::FdDir,
         b"/dev/stdin" => return Name::Fd(0),
         b"/dev/stdout" => return Name::Fd(1),
         b"/dev/stderr" => return Name::Fd(2),
@@ -157,6 +161,7 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         Some(b"exe") => Name::Exe,
         Some(b"maps") => Name::Maps,
         Some(b"mounts") => Name::Mounts,
+        Some(b"fd") => Name::FdDir,
         Some(t) => match t.strip_prefix(b"fd/") {
             Some(n) => fd_number(n).map_or(Name::Hidden, Name::Fd),
             None => Name::Hidden,
@@ -231,6 +236,10 @@ mod tests {
         assert_eq!(name(b"/proc/self/fd/3", 5), Name::Fd(3));
         assert_eq!(name(b"/proc/5/fd/3", 5), Name::Fd(3));
         assert_eq!(name(b"/proc/thread-self/fd/0", 5), Name::Fd(0));
+        assert_eq!(name(b"/proc/self/fd", 5), Name::FdDir);
+        assert_eq!(name(b"/proc/5/fd", 5), Name::FdDir);
+        assert_eq!(name(b"/dev/fd", 5), Name::FdDir);
+        assert_eq!(name(b"/proc/6/fd", 5), Name::Hidden);
         assert_eq!(name(b"/proc/self/exe", 5), Name::Exe);
         assert_eq!(name(b"/proc/5/exe", 5), Name::Exe);
         assert_eq!(name(b"/proc/self", 5), Name::SelfDir);

@@ -109,7 +109,12 @@ fn put64(b: &mut [u8], at: usize, v: u64) {
 /// The object's page: `code` at [`CODE_OFFSET`], and each symbol (name,
 /// offset in `code`) exported as a global function of version LINUX_2.6.
 pub fn image(code: &[u8], symbols: &[(&[u8], usize)]) -> Result<Vec<u8>, VdsoError> {
-    if CODE_OFFSET + code.len() > PAGE {
+    // Section headers (and their names) end the page, as in Linux's vDSO:
+    // dietlibc finds the symbols through them (.dynstr and .dynsym), not
+    // through the dynamic section.
+    let shoff = PAGE - SECTIONS.len() * 64;
+    let shstrtab = shoff - SECTIONS.iter().map(|s| s.0.len() + 1).sum::<usize>() - 1;
+    if CODE_OFFSET + code.len() > shstrtab {
         return Err(VdsoError::CodeTooBig(code.len()));
     }
     if symbols.iter().any(|&(_, off)| off >= code.len()) {
@@ -217,7 +222,7 @@ pub fn image(code: &[u8], symbols: &[(&[u8], usize)]) -> Result<Vec<u8>, VdsoErr
         put32(&mut p, d + 16, if i == 0 { 28 } else { 0 }); // vd_next
         put32(&mut p, d + 20, name); // vda_name
     }
-    // Symbols: global functions in "section 1" (any index but undefined).
+    // Symbols: global functions in section 1, .text.
     for (i, (&(_, off), &name)) in symbols.iter().zip(&names).enumerate() {
         let s = symtab + (i + 1) * 24;
         put32(&mut p, s, name);
@@ -227,8 +232,70 @@ pub fn image(code: &[u8], symbols: &[(&[u8], usize)]) -> Result<Vec<u8>, VdsoErr
     }
     p[strtab..strtab + strings.len()].copy_from_slice(&strings);
     p[CODE_OFFSET..CODE_OFFSET + code.len()].copy_from_slice(code);
+
+    // Section headers: where each table above is, by kind.
+    put64(&mut p, 40, shoff as u64); // e_shoff
+    put16(&mut p, 60, SECTIONS.len() as u16); // e_shnum
+    put16(&mut p, 62, (SECTIONS.len() - 1) as u16); // e_shstrndx: the last
+    let mut name = shstrtab + 1;
+    for (i, &(sname, kind)) in SECTIONS.iter().enumerate().skip(1) {
+        p[name..name + sname.len()].copy_from_slice(sname);
+        // (type, flags, offset = address, size, link, info, entry size)
+        let (ty, flags, at, size, link, info, entsize) = match kind {
+            Section::Null => continue,
+            Section::Text => (1u32, 6u64, CODE_OFFSET, code.len(), 0u32, 0u32, 0u64),
+            Section::DynSym => (11, 2, symtab, nsym * 24, 3, 1, 24),
+            Section::DynStr => (3, 2, strtab, strings.len(), 0, 0, 0),
+            Section::Hash => (5, 2, hash, (3 + nsym) * 4, 2, 0, 4),
+            Section::VerSym => (0x6fff_ffff, 2, versym, nsym * 2, 2, 0, 2),
+            Section::VerDef => (0x6fff_fffd, 2, verdef, 2 * 28, 3, 2, 0),
+            Section::Dynamic => (6, 2, dynamic, dyn_entries * 16, 3, 0, 16),
+            Section::ShStrTab => (3, 0, shstrtab, shoff - shstrtab, 0, 0, 0),
+        };
+        let sh = shoff + i * 64;
+        put32(&mut p, sh, (name - shstrtab) as u32);
+        put32(&mut p, sh + 4, ty);
+        put64(&mut p, sh + 8, flags);
+        // Loaded sections sit at their offset (the object is linked at 0).
+        put64(&mut p, sh + 16, if flags & 2 != 0 { at as u64 } else { 0 });
+        put64(&mut p, sh + 24, at as u64);
+        put64(&mut p, sh + 32, size as u64);
+        put32(&mut p, sh + 40, link);
+        put32(&mut p, sh + 44, info);
+        put64(&mut p, sh + 48, if kind == Section::Text { 16 } else { 8 });
+        put64(&mut p, sh + 56, entsize);
+        name += sname.len() + 1;
+    }
     Ok(p)
 }
+
+/// The object's sections, in their header order (symbols name `.text` as
+/// section 1; `.dynsym` links `.dynstr` as 3, the tables after it
+/// `.dynsym` as 2).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Null,
+    Text,
+    DynSym,
+    DynStr,
+    Hash,
+    VerSym,
+    VerDef,
+    Dynamic,
+    ShStrTab,
+}
+
+const SECTIONS: [(&[u8], Section); 9] = [
+    (b"", Section::Null),
+    (b".text", Section::Text),
+    (b".dynsym", Section::DynSym),
+    (b".dynstr", Section::DynStr),
+    (b".hash", Section::Hash),
+    (b".gnu.version", Section::VerSym),
+    (b".gnu.version_d", Section::VerDef),
+    (b".dynamic", Section::Dynamic),
+    (b".shstrtab", Section::ShStrTab),
+];
 
 #[cfg(test)]
 mod tests {
@@ -330,6 +397,54 @@ mod tests {
         assert_eq!(lookup(&image, b"__vdso_getcpu", b"LINUX_2.6"), None);
         assert_eq!(lookup(&image, b"__vdso_time", b"LINUX_2.5"), None);
         assert_eq!(&image[CODE_OFFSET..CODE_OFFSET + 64], &code);
+    }
+
+    /// Looks a symbol up the way dietlibc does: the first loaded string
+    /// table and every .dynsym found by the section headers, the address
+    /// from the symbol's section.
+    fn lookup_by_sections(image: &[u8], name: &[u8]) -> Option<u64> {
+        let shoff = u64_at(image, 40) as usize;
+        let shent = u16_at(image, 58) as usize;
+        let sh = |i: usize| shoff + i * shent;
+        let count = u16_at(image, 60) as usize;
+        let strtab = (0..count)
+            .map(sh)
+            .find(|&h| u32_at(image, h + 4) == 3 && u64_at(image, h + 8) & 2 != 0)?;
+        let strtab = u64_at(image, strtab + 24) as usize;
+        for h in (0..count).map(sh).filter(|&h| u32_at(image, h + 4) == 11) {
+            let (at, size, ent) = (
+                u64_at(image, h + 24) as usize,
+                u64_at(image, h + 32) as usize,
+                u64_at(image, h + 56) as usize,
+            );
+            for s in (at..at + size).step_by(ent) {
+                if cstr(image, strtab + u32_at(image, s) as usize) == name {
+                    let sec = sh(u16_at(image, s + 6) as usize);
+                    return Some(
+                        u64_at(image, sec + 24) + u64_at(image, s + 8) - u64_at(image, sec + 16),
+                    );
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn symbols_are_found_through_the_section_headers_as_dietlibc_finds_them() {
+        let code = [0xc3u8; 64];
+        let image = image(&code, &[(b"__vdso_gettimeofday", 16), (b"time", 32)]).unwrap();
+        assert_eq!(
+            lookup_by_sections(&image, b"__vdso_gettimeofday"),
+            Some(0x410)
+        );
+        assert_eq!(lookup_by_sections(&image, b"time"), Some(0x420));
+        assert_eq!(lookup_by_sections(&image, b"getcpu"), None);
+        // The section names are where e_shstrndx says.
+        let shoff = u64_at(&image, 40) as usize;
+        let names = shoff + u16_at(&image, 62) as usize * 64;
+        let names = u64_at(&image, names + 24) as usize;
+        let text = u32_at(&image, shoff + 64) as usize;
+        assert_eq!(cstr(&image, names + text), b".text");
     }
 
     #[test]

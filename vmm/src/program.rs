@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Mutex;
@@ -519,11 +519,8 @@ impl Program {
             };
         }
         let r = match fd {
-            1 => {
-                let mut out = std::io::stdout().lock();
-                out.write(bytes).and_then(|n| out.flush().map(|()| n))
-            }
-            2 => std::io::stderr().lock().write(bytes),
+            1 => write_through(&mut std::io::stdout().lock(), bytes),
+            2 => write_through(&mut std::io::stderr().lock(), bytes),
             _ => return -EBADF,
         };
         match r {
@@ -669,6 +666,28 @@ impl Program {
 }
 
 /// Whether `fd` has input (or is at its end) within `ms` milliseconds.
+/// All of `bytes` to the program's stdout or stderr, as Linux's write to
+/// a blocking file or pipe takes everything unless it fails. (std's stdout
+/// is line-buffered: its `write` returns at the last newline when the rest
+/// is longer than its buffer, and a program that does not loop on short
+/// writes would lose the rest.) A failure after some bytes returns those.
+fn write_through(out: &mut impl std::io::Write, bytes: &[u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match out.write(&bytes[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    match out.flush() {
+        Err(e) if done == 0 => Err(e),
+        _ => Ok(done),
+    }
+}
+
 fn readable(fd: i32, ms: i32) -> bool {
     let mut p = libc::pollfd {
         fd,

@@ -145,6 +145,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("procpid", "1"),
             // The vDSO's clocks against the system call's.
             ("clocks", "1"),
+            // /proc/self/fd and /dev/fd listed; close_range.
+            ("fdtable", "1"),
             // socketpair: both ways, flags, shutdown, fork.
             ("sockets", "1"),
             // AF_UNIX sockets with names: a server and forked clients.

@@ -32,6 +32,7 @@ mod lock;
 mod owner_futex;
 mod positional;
 mod procpid;
+use procpid::FD_DIR;
 mod shared;
 mod shared_anon;
 mod signalfd;
@@ -209,6 +210,7 @@ impl Kernel {
                 a[3] as i64,
             ),
             nr::CLOSE => self.sys_close(pid, a[0] as i32 as i64),
+            nr::CLOSE_RANGE => self.sys_close_range(pid, a[0] as u32, a[1] as u32, a[2]),
             nr::DUP => val(self.dup(pid, a[0] as i32 as i64, 0, false)),
             nr::DUP2 => {
                 if a[0] == a[1] {
@@ -857,6 +859,40 @@ impl Kernel {
         Ok(new)
     }
 
+    /// close_range(first, last, flags): every open descriptor in
+    /// [first, last] closed, or with CLOSE_RANGE_CLOEXEC marked close-on-exec.
+    /// CLOSE_RANGE_UNSHARE asks for a table of the caller's own first; a
+    /// process's table is its own here (threads share it as CLONE_FILES
+    /// does, and unsharing it is not offered), so the range is applied to it.
+    fn sys_close_range(&mut self, pid: Pid, first: u32, last: u32, flags: u64) -> Ret {
+        const CLOSE_RANGE_UNSHARE: u64 = 1 << 1;
+        const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+        if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+            return err(EINVAL);
+        }
+        let fds: Vec<i64> = match self.procs.get(&pid) {
+            Some(p) => p
+                .fds
+                .iter()
+                .map(|(fd, _)| fd)
+                .filter(|&fd| fd >= first as i64 && fd <= last as i64)
+                .collect(),
+            None => return err(ESRCH),
+        };
+        for fd in fds {
+            if flags & CLOSE_RANGE_CLOEXEC != 0 {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    let _ = p.fds.set_cloexec(fd, true);
+                }
+            } else {
+                // close_range reports no write-back error of a file: the
+                // descriptors are gone all the same, as close says.
+                let _ = self.sys_close(pid, fd);
+            }
+        }
+        Ret::Val(0)
+    }
+
     fn sys_close(&mut self, pid: Pid, fd: i64) -> Ret {
         match self.proc_mut(pid).and_then(|p| p.fds.close(fd)) {
             Ok(f) => {
@@ -1123,6 +1159,9 @@ impl Kernel {
         };
         if f.path == b"/proc" {
             return self.proc_getdents(pid, &f, h, buf, len);
+        }
+        if f.path == FD_DIR {
+            return self.fd_getdents(pid, &f, buf, len);
         }
         match host::readdir(h, f.offset.get(), len) {
             Ok((bytes, next)) => {
@@ -1469,6 +1508,7 @@ impl Kernel {
                     Name::Maps
                     | Name::MemInfo
                     | Name::SelfDir
+                    | Name::FdDir
                     | Name::Proc(..)
                     | Name::ProcDir(_) => host_of(b"/proc"),
                     _ if self.tmp_node(&full).is_some() => Ok(self.tmp_statfs()),
@@ -1923,6 +1963,7 @@ impl Kernel {
             }
             Name::Exe => host::stat_path(&self.exe_of(pid), follow)?,
             Name::SelfDir => host::stat_path(b"/proc/self", follow)?,
+            Name::FdDir => host::stat_path(FD_DIR, true)?,
             Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts => {
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
@@ -2036,6 +2077,10 @@ impl Kernel {
             Name::Fd(n) => return val(self.dup(pid, n as i64, 0, cloexec)),
             Name::Exe => full = self.exe_of(pid),
             Name::SelfDir | Name::Hidden | Name::ProcDir(_) => return err(ENOENT),
+            Name::FdDir if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 => {
+                return err(EISDIR)
+            }
+            Name::FdDir => return self.open_fd_dir(pid, flags, cloexec),
             Name::Proc(p, file) => {
                 if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
                     return err(EACCES);
@@ -2152,7 +2197,7 @@ impl Kernel {
                 return err(ENOENT)
             }
             Name::Proc(..) if mode & X_OK != 0 => return err(EACCES),
-            Name::Proc(..) | Name::ProcDir(_) => return Ret::Val(0),
+            Name::Proc(..) | Name::ProcDir(_) | Name::FdDir => return Ret::Val(0),
             Name::Host => full,
         };
         if let Some(ino) = self.tmp_node(&full) {
@@ -2210,7 +2255,8 @@ impl Kernel {
             | Name::CpuInfo
             | Name::Mounts
             | Name::Proc(..)
-            | Name::ProcDir(_) => return err(EINVAL),
+            | Name::ProcDir(_)
+            | Name::FdDir => return err(EINVAL),
             Name::Host if self.tmp_node(&full).is_some() => {
                 match self
                     .tmp_node(&full)

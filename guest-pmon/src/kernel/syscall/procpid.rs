@@ -200,4 +200,58 @@ impl Kernel {
             .collect();
         self.put_dirents(pid, f, &entries, buf, len)
     }
+
+    /// /proc/self/fd (or /dev/fd) opened: a directory of the host's, for
+    /// its fstat, whose listing [`Self::fd_getdents`] makes.
+    /// (The caller refuses opens for writing: EISDIR.)
+    pub(super) fn open_fd_dir(&mut self, pid: Pid, flags: u32, cloexec: bool) -> Ret {
+        let handle = match host::open_as(FD_DIR, lego_proto::program::OPEN_READ) {
+            Ok((h, _)) => h,
+            Err(e) => return err(e),
+        };
+        let file = OpenFile::with_path(Kind::HostDir(handle), flags & O_NONBLOCK, FD_DIR.to_vec());
+        match self
+            .proc_mut(pid)
+            .and_then(|pr| pr.fds.install(file, cloexec, 0))
+        {
+            Ok(fd) => Ret::Val(fd),
+            Err(e) => {
+                host::close(handle);
+                err(e)
+            }
+        }
+    }
+
+    /// The listing of /proc/self/fd: `.`, `..` and the caller's open
+    /// descriptors as symbolic links, as Linux lists them.
+    pub(super) fn fd_getdents(&mut self, pid: Pid, f: &OpenFile, buf: u64, len: usize) -> Ret {
+        let mut names: Vec<(Vec<u8>, u8)> =
+            alloc::vec![(b".".to_vec(), DT_DIR), (b"..".to_vec(), DT_DIR)];
+        if let Some(p) = self.procs.get(&pid) {
+            names.extend(
+                p.fds
+                    .iter()
+                    .map(|(fd, _)| (alloc::format!("{fd}").into_bytes(), DT_LNK)),
+            );
+        }
+        let from = f.offset.get() as usize;
+        let entries: Vec<Entry> = names
+            .into_iter()
+            .enumerate()
+            .skip(from)
+            .map(|(i, (name, dtype))| Entry {
+                ino: 0x7800 + i as u64,
+                is_dir: dtype == DT_DIR,
+                is_fifo: false,
+                is_symlink: dtype == DT_LNK,
+                name,
+                next: i as u64 + 1,
+            })
+            .collect();
+        self.put_dirents(pid, f, &entries, buf, len)
+    }
 }
+
+/// Where a process's /proc/self/fd opens on the host (lego-vmm's own,
+/// for a directory's fstat); its listing is the process's.
+pub(super) const FD_DIR: &[u8] = b"/proc/self/fd";
