@@ -1,13 +1,13 @@
-//! Reading a static x86-64 Linux executable: what `execve` needs to map it.
+//! Reading an x86-64 Linux executable: what `execve` needs to map it.
 //!
-//! Two kinds load: `ET_EXEC` (linked at fixed addresses, as gcc -static
-//! and Debian's busybox-static are) and static-pie (`ET_DYN` without an
-//! interpreter, as `gcc -static-pie` makes; it relocates itself, so it only
-//! needs a load address). A dynamically linked program (one with
-//! `PT_INTERP`) is refused with the interpreter's name: Lego has no
-//! dynamic loader and no shared libraries to give it. Every field that
-//! comes from the file is checked; a malformed file is an error with a
-//! sentence, never a panic.
+//! `ET_EXEC` loads where it was linked (gcc -static, Debian's
+//! busybox-static); `ET_DYN` (a static-pie, a PIE, or a dynamic loader
+//! itself) relocates itself and only needs a load address. A dynamically
+//! linked program names its loader (`PT_INTERP`, [`Program::interp`]):
+//! `execve` maps that loader too and starts there, as Linux does, and the
+//! loader maps the shared libraries with the process's own calls. Every
+//! field that comes from the file is checked; a malformed file is an error
+//! with a sentence, never a panic.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -102,8 +102,8 @@ pub enum ElfError {
     Class32,
     BigEndian,
     Machine(u16),
-    /// `PT_INTERP`: the program wants this dynamic loader.
-    Dynamic(String),
+    /// A dynamic loader that itself names a loader (Linux: ELIBBAD).
+    LoaderNotStatic(String),
     /// Not an executable (a relocatable object, a core dump...).
     Type(u16),
     /// A program header that cannot be loaded, and why.
@@ -119,13 +119,22 @@ impl core::fmt::Display for ElfError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ElfError::NotElf => write!(f, "it is not an ELF executable (no ELF magic bytes)"),
-            ElfError::Truncated(what) => write!(f, "it is truncated: the file ends inside its {what}"),
-            ElfError::Class32 => write!(f, "it is a 32-bit program; Lego runs x86-64 programs only"),
-            ElfError::BigEndian => write!(f, "it is a big-endian ELF; Lego runs x86-64 programs only"),
-            ElfError::Machine(m) => write!(f, "it is built for another machine (ELF e_machine {m}), not x86-64"),
-            ElfError::Dynamic(interp) => write!(
+            ElfError::Truncated(what) => {
+                write!(f, "it is truncated: the file ends inside its {what}")
+            }
+            ElfError::Class32 => {
+                write!(f, "it is a 32-bit program; Lego runs x86-64 programs only")
+            }
+            ElfError::BigEndian => {
+                write!(f, "it is a big-endian ELF; Lego runs x86-64 programs only")
+            }
+            ElfError::Machine(m) => write!(
                 f,
-                "it is dynamically linked (it asks for the loader {interp}); Lego runs static executables only: rebuild it with -static"
+                "it is built for another machine (ELF e_machine {m}), not x86-64"
+            ),
+            ElfError::LoaderNotStatic(interp) => write!(
+                f,
+                "it is a dynamic loader that asks for a loader itself ({interp})"
             ),
             ElfError::Type(t) => write!(f, "it is not an executable (ELF type {t})"),
             ElfError::Segment(why) => write!(f, "one of its program headers is invalid: {why}"),
@@ -178,6 +187,8 @@ pub struct Program {
     pub exec_stack: bool,
     /// The thread-local storage template's size (PT_TLS), for the record.
     pub tls_size: u64,
+    /// `PT_INTERP`: the dynamic loader the program asks for (a path).
+    pub interp: Option<Vec<u8>>,
 }
 
 fn read<S: Source + ?Sized>(src: &mut S, at: u64, buf: &mut [u8]) -> Result<(), ElfError> {
@@ -194,6 +205,16 @@ fn read<S: Source + ?Sized>(src: &mut S, at: u64, buf: &mut [u8]) -> Result<(), 
 /// static-pie is placed at two thirds of it (as Linux places PIEs at
 /// two thirds of its address space).
 pub fn parse<S: Source + ?Sized>(src: &mut S, user_top: u64) -> Result<Program, ElfError> {
+    parse_at(src, user_top, (user_top / 3 * 2) & !(PAGE - 1))
+}
+
+/// [`parse`] with an `ET_DYN` file's lowest page placed at `base` (page
+/// aligned): where `execve` puts a program's dynamic loader.
+pub fn parse_at<S: Source + ?Sized>(
+    src: &mut S,
+    user_top: u64,
+    base: u64,
+) -> Result<Program, ElfError> {
     let mut ident = [0u8; 64];
     if src.size() < 4 {
         return Err(ElfError::NotElf);
@@ -239,15 +260,21 @@ pub fn parse<S: Source + ?Sized>(src: &mut S, user_top: u64) -> Result<Program, 
         .filter_map(|c| Phdr::read_from_bytes(c).ok())
         .collect();
 
-    // A dynamic program names its loader; say which.
-    if let Some(interp) = phdrs.iter().find(|p| p.p_type == PT_INTERP) {
-        let len = interp.filesz.min(256) as usize;
-        let mut name = alloc::vec![0u8; len];
-        read(src, interp.offset, &mut name).map_err(|_| ElfError::Truncated("PT_INTERP"))?;
-        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        let text = String::from_utf8_lossy(&name[..end]).into_owned();
-        return Err(ElfError::Dynamic(text));
-    }
+    // A dynamic program names its loader.
+    let interp = match phdrs.iter().find(|p| p.p_type == PT_INTERP) {
+        Some(p) => {
+            let len = p.filesz.min(256) as usize;
+            let mut name = alloc::vec![0u8; len];
+            read(src, p.offset, &mut name).map_err(|_| ElfError::Truncated("PT_INTERP"))?;
+            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            name.truncate(end);
+            if name.first() != Some(&b'/') {
+                return Err(ElfError::Segment("PT_INTERP names no absolute path"));
+            }
+            Some(name)
+        }
+        None => None,
+    };
 
     let loads: Vec<&Phdr> = phdrs
         .iter()
@@ -262,8 +289,8 @@ pub fn parse<S: Source + ?Sized>(src: &mut S, user_top: u64) -> Result<Program, 
         .min()
         .unwrap_or(0);
     let bias = if eh.e_type == ET_DYN {
-        // Static-pie: two thirds up, page-aligned, minus its own base.
-        ((user_top / 3 * 2) & !(PAGE - 1)).wrapping_sub(lowest)
+        // Placed at `base`, minus its own lowest address.
+        base.wrapping_sub(lowest)
     } else {
         0
     };
@@ -356,6 +383,7 @@ pub fn parse<S: Source + ?Sized>(src: &mut S, user_top: u64) -> Result<Program, 
         brk,
         exec_stack,
         tls_size,
+        interp,
     })
 }
 
@@ -437,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dynamic_program_is_refused_with_its_loader() {
+    fn a_dynamic_program_names_its_loader() {
         let mut f = elf(
             ET_DYN,
             0x1000,
@@ -448,9 +476,18 @@ mod tests {
             0x2000,
         );
         f[0x200..0x200 + 28].copy_from_slice(b"/lib64/ld-linux-x86-64.so.2\0");
-        let e = parse(&mut f.as_slice(), TOP).unwrap_err();
-        assert_eq!(e, ElfError::Dynamic("/lib64/ld-linux-x86-64.so.2".into()));
-        assert!(alloc::format!("{e}").contains("dynamically linked"));
+        let p = parse(&mut f.as_slice(), TOP).unwrap();
+        assert_eq!(
+            p.interp.as_deref(),
+            Some(&b"/lib64/ld-linux-x86-64.so.2"[..])
+        );
+        // A loader is placed where execve asks.
+        let p = parse_at(&mut f.as_slice(), TOP, 0x5000_0000).unwrap();
+        assert_eq!(p.segments[0].vaddr, 0x5000_0000);
+        assert_eq!(p.entry, 0x5000_1000);
+        // A relative loader name is refused.
+        f[0x200] = b'l';
+        assert!(parse(&mut f.as_slice(), TOP).is_err());
     }
 
     #[test]

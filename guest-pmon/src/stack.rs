@@ -44,6 +44,8 @@ pub struct Aux {
     pub phent: u64,
     pub phnum: u64,
     pub entry: u64,
+    /// Where the dynamic loader is (AT_BASE); 0 for a static program.
+    pub base: u64,
     /// CPUID.1:EDX, as Linux reports it.
     pub hwcap: u64,
     /// Bit 1: the FSGSBASE instructions are enabled for user space.
@@ -107,7 +109,7 @@ pub fn build(
         (AT_PHDR, aux.phdr),
         (AT_PHENT, aux.phent),
         (AT_PHNUM, aux.phnum),
-        (AT_BASE, 0),
+        (AT_BASE, aux.base),
         (AT_FLAGS, 0),
         (AT_ENTRY, aux.entry),
         (AT_UID, aux.uid),
@@ -170,6 +172,7 @@ mod tests {
             phent: 56,
             phnum: 9,
             entry: 0x401000,
+            base: 0,
             hwcap: 0x178bfbff,
             minsigstksz: 3456,
             vdso: 0x7ffe_0000_1000,

@@ -35,7 +35,8 @@ pub fn locate(name: &std::ffi::OsStr) -> crate::error::Result<std::path::PathBuf
 
 /// Refuses, before anything boots, a program that cannot run: missing,
 /// not a regular executable file, not ELF, 32-bit, truncated, or
-/// dynamically linked (the sentence names its loader).
+/// dynamically linked with a loader this host does not have or that
+/// cannot run (the sentence names it).
 pub fn check(path: &std::ffi::OsStr) -> crate::error::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let shown = path.to_string_lossy().into_owned();
@@ -77,9 +78,27 @@ pub fn check(path: &std::ffi::OsStr) -> crate::error::Result<()> {
         }
     }
     // Addresses are checked again in the guest against its window.
-    pmon::elf::parse(&mut bytes.as_slice(), lego_proto::process::USER_TOP_MAX)
-        .map(|_| ())
-        .map_err(|e| fail(e.to_string()))
+    let program = pmon::elf::parse(&mut bytes.as_slice(), lego_proto::process::USER_TOP_MAX)
+        .map_err(|e| fail(e.to_string()))?;
+    let Some(interp) = program.interp else {
+        return Ok(());
+    };
+    let loader = std::path::Path::new(std::ffi::OsStr::from_bytes(&interp));
+    let why = match std::fs::read(loader) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "there is no such file".to_string(),
+        Err(e) => e.to_string(),
+        Ok(bytes) => {
+            match pmon::elf::parse(&mut bytes.as_slice(), lego_proto::process::USER_TOP_MAX) {
+                Ok(p) if p.interp.is_none() => return Ok(()),
+                Ok(_) => "it asks for a loader itself".to_string(),
+                Err(e) => e.to_string(),
+            }
+        }
+    };
+    Err(fail(format!(
+        "it is dynamically linked and its loader {} cannot run: {why} (install the libraries it was built against, or rebuild it with -static)",
+        loader.display()
+    )))
 }
 
 /// The file to run for `name` (the program after `--`), checked before
@@ -124,7 +143,7 @@ pub fn stand_in(exe: &std::path::Path) -> Option<std::path::PathBuf> {
     }
     let bytes = std::fs::read(exe).ok()?;
     match pmon::elf::parse(&mut bytes.as_slice(), lego_proto::process::USER_TOP_MAX) {
-        Err(pmon::elf::ElfError::Dynamic(_)) => pmon::shell::STAND_INS
+        Ok(p) if p.interp.is_some() => pmon::shell::STAND_INS
             .iter()
             .map(|s| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(s)))
             .find(|s| check(s.as_os_str()).is_ok()),

@@ -754,6 +754,58 @@ fn a_restarted_component_is_made_a_copy_again_and_takes_over() {
     assert!(text.contains("1 new copies made"), "{text}");
 }
 
+/// A dynamically linked program runs with the host's loader and shared
+/// libraries (PIE and not), and a static program runs the host's
+/// dynamically linked tools (Debian's coreutils) with execve.
+#[test]
+fn dynamically_linked_programs_run_as_on_the_host() {
+    if !kvm_available() || !have(&["gcc", "busybox"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let dir = scratch("dynamic-bin");
+    for (name, pie, vcpus) in [
+        ("args", "-pie", "1"),
+        ("threads", "-no-pie", "2"),
+        ("fdtable", "-pie", "1"),
+    ] {
+        let out = dir.join(format!("{name}{pie}"));
+        let status = Command::new("gcc")
+            .args(["-O1", "-pthread", pie, "-o"])
+            .arg(&out)
+            .arg(Path::new(SOURCES).join(format!("{name}.c")))
+            .status()
+            .expect("gcc");
+        assert!(status.success(), "gcc {name}");
+        same_as_host(
+            &rack,
+            &["--vcpus", vcpus],
+            &[out.to_str().expect("path"), "one", "two words"],
+            &[],
+            b"",
+        );
+    }
+    let busybox = which("busybox");
+    let expr = which("expr");
+    let sort = which("sort");
+    same_as_host(
+        &rack,
+        &[],
+        &[
+            busybox.to_str().expect("path"),
+            "sh",
+            "-c",
+            &format!(
+                "{} 6 '*' 7; printf 'b\\na\\n' | {} -r; echo $?",
+                expr.display(),
+                sort.display()
+            ),
+        ],
+        &[],
+        b"",
+    );
+}
+
 #[test]
 fn programs_lego_cannot_run_are_refused_before_booting() {
     if !have(&["gcc"]) {
@@ -761,8 +813,10 @@ fn programs_lego_cannot_run_are_refused_before_booting() {
     }
     let dir = scratch("unrunnable");
     let src = Path::new(SOURCES).join("args.c");
+    // A dynamically linked program whose loader this host does not have.
     let dynamic = dir.join("dynamic");
     let status = Command::new("gcc")
+        .arg("-Wl,--dynamic-linker=/no/such/ld.so")
         .arg("-o")
         .arg(&dynamic)
         .arg(&src)
@@ -783,7 +837,7 @@ fn programs_lego_cannot_run_are_refused_before_booting() {
     let cases: Vec<(PathBuf, &str)> = vec![
         (
             dynamic,
-            "dynamically linked (it asks for the loader /lib64/ld-linux-x86-64.so.2)",
+            "dynamically linked and its loader /no/such/ld.so cannot run: there is no such file",
         ),
         (write("truncated", &bytes[..200]), "truncated"),
         (write("elf32", &elf32), "32-bit"),

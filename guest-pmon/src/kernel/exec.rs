@@ -284,9 +284,9 @@ impl Kernel {
         envp: &[Vec<u8>],
         exe: Vec<u8>,
     ) -> Result<Image, Errno> {
-        let program = match elf::parse(file, self.window.user_top()) {
-            Ok(p) => p,
-            Err(ElfError::Dynamic(_)) if pmon::shell::is_system_shell(&exe) => {
+        let top = self.window.user_top();
+        let program = match elf::parse(file, top) {
+            Ok(p) if p.interp.is_some() && pmon::shell::is_system_shell(&exe) => {
                 for shell in pmon::shell::STAND_INS {
                     match self.load_image(shell, execfn, argv.to_vec(), envp, b"/", false) {
                         Err(ENOENT) => continue,
@@ -295,17 +295,51 @@ impl Kernel {
                 }
                 return Err(ENOEXEC);
             }
+            Ok(p) => p,
             // A program's execve failing is the program's business (a
             // shell says "cannot execute"); the VMM checked the first
             // program before booting.
             Err(ElfError::Read(_)) => return Err(EIO),
             Err(_) => return Err(ENOEXEC),
         };
-        let space = self.new_space(program.brk)?;
-        match self.fill(space, file, &program, execfn, argv, envp) {
+        // A dynamically linked program: its loader is mapped too, a third
+        // of the way up (below a PIE's two thirds, far above a fixed
+        // program's break), and the process starts there.
+        let mut loader = match &program.interp {
+            Some(path) => {
+                let mut lf = self.open_exec(path, false)?;
+                match elf::parse_at(&mut lf, top, (top / 3) & !0xfff) {
+                    Ok(p) if p.interp.is_none() => Some((lf, p)),
+                    Ok(_) | Err(_) => {
+                        lf.close();
+                        return Err(ELIBBAD);
+                    }
+                }
+            }
+            None => None,
+        };
+        let space = match self.new_space(program.brk) {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some((lf, _)) = loader.take() {
+                    lf.close();
+                }
+                return Err(e);
+            }
+        };
+        let mut parts: Vec<(&ExecFile, &Program)> = alloc::vec![(&*file, &program)];
+        if let Some((lf, lp)) = &loader {
+            parts.push((lf, lp));
+        }
+        let filled = self.fill(space, &parts, execfn, argv, envp);
+        let entry = loader.as_ref().map_or(program.entry, |(_, lp)| lp.entry);
+        if let Some((lf, _)) = loader.take() {
+            lf.close();
+        }
+        match filled {
             Ok(sp) => Ok(Image {
                 space,
-                entry: program.entry,
+                entry,
                 sp,
                 bias: program.bias,
                 exe,
@@ -323,12 +357,12 @@ impl Kernel {
     }
 
     /// Maps the segments and the stack, loads the file bytes, writes the
-    /// first stack. The stack pointer.
+    /// first stack. The stack pointer. `parts`: the program, then its
+    /// dynamic loader if it has one.
     fn fill(
         &mut self,
         space_id: u32,
-        file: &ExecFile,
-        program: &Program,
+        parts: &[(&ExecFile, &Program)],
         path: &[u8],
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
@@ -338,37 +372,42 @@ impl Kernel {
             return Err(EINVAL);
         };
         let space = &mut entry.space;
-        // A tmpfs file's bytes are written through the mapping below:
-        // writable until then.
-        let copied = matches!(file, ExecFile::Tmp(_));
-        for seg in &program.segments {
-            let (start, end) = seg.pages();
-            space.call(MemRequest {
-                op: OP_MMAP,
-                addr: start,
-                len: end - start,
-                prot: if copied { seg.prot | 2 } else { seg.prot },
-                flags: FLAG_FIXED,
-                ..Default::default()
-            })?;
-        }
-        for seg in &program.segments {
-            let ExecFile::Host(HostFile { handle, .. }) = *file else {
-                break;
-            };
-            if seg.filesz == 0 {
-                continue;
+        let Some(&(_, program)) = parts.first() else {
+            return Err(EINVAL);
+        };
+        for &(file, part) in parts {
+            // A tmpfs file's bytes are written through the mapping below:
+            // writable until then.
+            let copied = matches!(file, ExecFile::Tmp(_));
+            for seg in &part.segments {
+                let (start, end) = seg.pages();
+                space.call(MemRequest {
+                    op: OP_MMAP,
+                    addr: start,
+                    len: end - start,
+                    prot: if copied { seg.prot | 2 } else { seg.prot },
+                    flags: FLAG_FIXED,
+                    ..Default::default()
+                })?;
             }
-            let lead = seg.vaddr & 0xfff;
-            let r = host::load(
-                handle,
-                space.slot,
-                seg.offset - lead,
-                seg.filesz + lead,
-                seg.vaddr - lead,
-            );
-            if r < 0 {
-                return Err(-r);
+            for seg in &part.segments {
+                let ExecFile::Host(HostFile { handle, .. }) = *file else {
+                    break;
+                };
+                if seg.filesz == 0 {
+                    continue;
+                }
+                let lead = seg.vaddr & 0xfff;
+                let r = host::load(
+                    handle,
+                    space.slot,
+                    seg.offset - lead,
+                    seg.filesz + lead,
+                    seg.vaddr - lead,
+                );
+                if r < 0 {
+                    return Err(-r);
+                }
             }
         }
         // The stack: 8 MiB just under the top, a page of gap above.
@@ -403,6 +442,7 @@ impl Kernel {
             phent: program.phent,
             phnum: program.phnum,
             entry: program.entry,
+            base: parts.get(1).map_or(0, |(_, loader)| loader.bias),
             hwcap: self.hwcap,
             hwcap2: 0,
             minsigstksz: self.xstate.min_sigstack(),
@@ -426,9 +466,12 @@ impl Kernel {
             return Err(EINVAL);
         };
         uaccess::write(&mut entry.space, built.sp, &built.image)?;
-        if let ExecFile::Tmp(bytes) = file {
+        for &(file, part) in parts {
+            let ExecFile::Tmp(bytes) = file else {
+                continue;
+            };
             let space = &mut entry.space;
-            for seg in &program.segments {
+            for seg in &part.segments {
                 let from = seg.offset as usize;
                 let data = from
                     .checked_add(seg.filesz as usize)
@@ -436,7 +479,7 @@ impl Kernel {
                     .ok_or(ENOEXEC)?;
                 uaccess::write(space, seg.vaddr, data)?;
             }
-            for seg in program.segments.iter().filter(|s| s.prot & 2 == 0) {
+            for seg in part.segments.iter().filter(|s| s.prot & 2 == 0) {
                 let (start, end) = seg.pages();
                 space.call(MemRequest {
                     op: OP_MPROTECT,

@@ -54,6 +54,8 @@ pub const EINTR: Errno = 4;
 pub const EIO: Errno = 5;
 pub const E2BIG: Errno = 7;
 pub const ENOEXEC: Errno = 8;
+/// A program's dynamic loader cannot be run.
+pub const ELIBBAD: Errno = 80;
 pub const EBADF: Errno = 9;
 pub const ECHILD: Errno = 10;
 pub const EAGAIN: Errno = 11;
