@@ -169,6 +169,23 @@ pub fn name(path: &[u8], pid: u32) -> Name {
     }
 }
 
+/// Whether `path` (absolute, normalized) is where a dynamic loader finds
+/// shared libraries (glibc's and musl's default directories, and
+/// ld.so's cache): with storage, those the storage component lacks are
+/// the host's, read-only, as programs are.
+pub fn system_library(path: &[u8]) -> bool {
+    path == b"/etc/ld.so.cache"
+        || [
+            &b"/lib"[..],
+            b"/lib64",
+            b"/usr/lib",
+            b"/usr/lib64",
+            b"/usr/local/lib",
+        ]
+        .iter()
+        .any(|dir| below(path, dir).is_some_and(|rest| !rest.is_empty()))
+}
+
 /// The part of `path` (absolute, normalized) below the directory
 /// `mount`: `b""` for the mount itself, None outside it.
 pub fn below<'p>(path: &'p [u8], mount: &[u8]) -> Option<&'p [u8]> {
@@ -237,6 +254,11 @@ mod tests {
         assert_eq!(name(b"/proc/5/fd/3", 5), Name::Fd(3));
         assert_eq!(name(b"/proc/thread-self/fd/0", 5), Name::Fd(0));
         assert_eq!(name(b"/proc/self/fd", 5), Name::FdDir);
+        assert!(system_library(b"/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(system_library(b"/etc/ld.so.cache"));
+        assert!(!system_library(b"/lib"));
+        assert!(!system_library(b"/library/x"));
+        assert!(!system_library(b"/etc/passwd"));
         assert_eq!(name(b"/proc/5/fd", 5), Name::FdDir);
         assert_eq!(name(b"/dev/fd", 5), Name::FdDir);
         assert_eq!(name(b"/proc/6/fd", 5), Name::Hidden);

@@ -262,6 +262,43 @@ fn a_host_program_runs_itself_again_when_storage_has_its_name() {
     assert_eq!(got.text(), "hi\nother\n");
 }
 
+/// A dynamically linked program with storage: its loader and the shared
+/// libraries storage does not have are the host's (read-only), its files
+/// storage's; and a dynamically linked tool of the host run by a shell.
+#[test]
+fn a_dynamically_linked_program_with_storage() {
+    if !kvm_available() || !have(&["gcc", "busybox"]) {
+        return;
+    }
+    let rack = Rack::new("storage-dynamic", "256M");
+    let prog = rack.dir.join("storefiles-dynamic");
+    let status = Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(&prog)
+        .arg(Path::new(SOURCES).join("storefiles.c"))
+        .status()
+        .expect("gcc");
+    assert!(status.success());
+    let prog = prog.to_str().expect("UTF-8 path");
+    let want = on_host(prog, &[rack.dir.join("host").to_str().expect("path")]);
+    let got = rack.run(&[], &[prog, "/files-dynamic"], b"");
+    assert_eq!(got.code, 0, "on Lego: {}", got.err);
+    assert_eq!(
+        got.text(),
+        want.text(),
+        "Lego's output differs from the host's"
+    );
+    let cat = Command::new("sh")
+        .args(["-c", "command -v cat"])
+        .output()
+        .expect("sh");
+    let cat = String::from_utf8_lossy(&cat.stdout).trim().to_owned();
+    let script = format!("mkdir -p /d && echo stored > /d/f && {cat} /d/f");
+    let got = rack.run(&[], &["/bin/busybox", "sh", "-c", &script], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    assert_eq!(got.text(), "stored\n");
+}
+
 /// Debian's busybox on storage, as the user runs it: a directory
 /// made, stdin (larger than the ExCache) written to a file and streamed
 /// back through md5sum and wc; part of it sorted, and a whole file larger
