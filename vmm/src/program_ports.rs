@@ -464,18 +464,22 @@ impl ProgramPorts<'_> {
         if l.va % 4096 != 0 || l.filesz > 1 << 32 {
             return -EINVAL;
         }
+        // Read a MiB at a time (one pread, not one per page).
         let mut pages = Vec::new();
         let mut done = 0u64;
         while done < l.filesz {
-            let n = (l.filesz - done).min(4096);
-            let mut page = match prog.read(l.handle, l.offset + done, n as usize) {
+            let n = (l.filesz - done).min(1 << 20);
+            let chunk = match prog.read(l.handle, l.offset + done, n as usize) {
                 Ok(b) if b.len() as u64 == n => b,
                 Ok(_) => return -EIO,
                 Err(e) => return e,
             };
-            page.resize(4096, 0);
-            pages.push((l.va + done, page));
-            done += 4096;
+            for (i, bytes) in chunk.chunks(4096).enumerate() {
+                let mut page = bytes.to_vec();
+                page.resize(4096, 0);
+                pages.push((l.va + done + i as u64 * 4096, page));
+            }
+            done += n;
         }
         match cache.load(l.slot, &pages) {
             Ok(()) => 0,
