@@ -297,6 +297,15 @@ fn a_dynamically_linked_program_with_storage() {
     let got = rack.run(&[], &["/bin/busybox", "sh", "-c", &script], b"");
     assert_eq!(got.code, 0, "{}", got.err);
     assert_eq!(got.text(), "stored\n");
+    // python3 finds its standard library beside the libraries (by stat
+    // and listing), and writes its file on storage.
+    if have(&["python3"]) {
+        let py = "import os, json; open('/d/p.json', 'w').write(json.dumps([1, 2])); \
+                  print(json.load(open('/d/p.json')), sorted(os.listdir('/d')))";
+        let got = rack.run(&[], &["/usr/bin/python3", "-c", py], b"");
+        assert_eq!(got.code, 0, "{}", got.err);
+        assert_eq!(got.text(), "[1, 2] ['f', 'p.json']\n");
+    }
 }
 
 /// Debian's busybox on storage, as the issue's user runs it: a directory

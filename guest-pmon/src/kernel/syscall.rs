@@ -2168,17 +2168,7 @@ impl Kernel {
             return r;
         }
         if self.on_storage(&full) {
-            let reads = flags & O_ACCMODE == O_RDONLY && flags & (O_CREAT | O_TRUNC) == 0;
-            if !reads || !pmon::path::system_library(&full) {
-                return self.store_open(pid, full, flags, mode as u32, cloexec);
-            }
-            // The shared libraries a dynamically linked program loads:
-            // storage's if it has them, else the host's (read-only), as
-            // its programs are.
-            match self.store_open(pid, full.clone(), flags, mode as u32, cloexec) {
-                Ret::Val(r) if r == -ENOENT => {}
-                other => return other,
-            }
+            return self.store_open(pid, full, flags, mode as u32, cloexec);
         }
         // The host's files, read-only until storage serves files.
         if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {

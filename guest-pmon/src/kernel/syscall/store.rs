@@ -303,6 +303,11 @@ impl Kernel {
             && !within(full, b"/dev")
             && !within(full, b"/proc")
             && !within(full, b"/sys")
+            // The shared libraries (and what lives beside them, such as
+            // python3's standard library) of the host's dynamically
+            // linked programs: storage's where it has the name, else the
+            // host's, read-only, as the host's programs are.
+            && (!pmon::path::system_library(full) || store::stat(full, false) != Err(ENOENT))
     }
 
     /// Whether `full` is a directory on storage.
