@@ -138,7 +138,7 @@ pub fn up(args: &UpArgs) -> Result<i32, ToolError> {
                 count(Role::Storage),
                 count(Role::Processor),
             );
-            println!("try: lego run /path/to/static-program   (`lego status` shows the rack, `lego down` stops it)");
+            println!("try: lego run /path/to/program   (`lego status` shows the rack, `lego down` stops it)");
             Ok(0)
         }
         Err(why) => {
