@@ -628,9 +628,9 @@ impl ExCache {
     }
 
     /// Process `pid`, homed at memory component `home`, runs in `slot`; pid
-    /// 0 ends the slot's process and drops its pages and memslots (its
-    /// memory is freed at the memory components, so nothing is written
-    /// back).
+    /// 0 ends the slot's process and drops its pages (its memory is freed
+    /// at the memory components, so nothing is written back); its memslots
+    /// stay for the slot's next process (`Regions::empty_slot`).
     pub fn set_process(
         &self,
         slot: u32,
@@ -667,7 +667,9 @@ impl ExCache {
                         *cancelled = true;
                     }
                 }
-                gone = st.regions.take_slot(s);
+                if !st.regions.empty_slot(s) {
+                    gone = st.regions.take_slot(s);
+                }
                 self.client.forget(old.pid);
             }
             st.fresh.clear(s);
