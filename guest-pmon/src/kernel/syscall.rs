@@ -2193,6 +2193,12 @@ impl Kernel {
             Kind::Host(handle)
         };
         let file = OpenFile::with_path(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND), full);
+        self.install_host(pid, handle, file, cloexec)
+    }
+
+    /// A descriptor for `file`, open on the host as `handle` (closed
+    /// there when no descriptor is left for it).
+    fn install_host(&mut self, pid: Pid, handle: u32, file: Arc<OpenFile>, cloexec: bool) -> Ret {
         match self
             .proc_mut(pid)
             .and_then(|pr| pr.fds.install(file, cloexec, 0))

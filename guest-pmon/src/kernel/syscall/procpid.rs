@@ -184,13 +184,28 @@ impl Kernel {
         for p in self.procs.values().filter(|p| p.vnode == vnode) {
             names.push((alloc::format!("{}", p.pid).into_bytes(), DT_DIR));
         }
+        self.put_listing(pid, f, names, 0x7000, buf, len)
+    }
+
+    /// A made-up directory's listing, (name, d_type) in order, from the
+    /// open file's offset on (an index into it); inode numbers from
+    /// `ino_base`.
+    fn put_listing(
+        &mut self,
+        pid: Pid,
+        f: &OpenFile,
+        names: Vec<(Vec<u8>, u8)>,
+        ino_base: u64,
+        buf: u64,
+        len: usize,
+    ) -> Ret {
         let from = f.offset.get() as usize;
         let entries: Vec<Entry> = names
             .into_iter()
             .enumerate()
             .skip(from)
             .map(|(i, (name, dtype))| Entry {
-                ino: 0x7000 + i as u64,
+                ino: ino_base + i as u64,
                 is_dir: dtype == DT_DIR,
                 is_fifo: false,
                 is_symlink: dtype == DT_LNK,
@@ -210,16 +225,7 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let file = OpenFile::with_path(Kind::HostDir(handle), flags & O_NONBLOCK, FD_DIR.to_vec());
-        match self
-            .proc_mut(pid)
-            .and_then(|pr| pr.fds.install(file, cloexec, 0))
-        {
-            Ok(fd) => Ret::Val(fd),
-            Err(e) => {
-                host::close(handle);
-                err(e)
-            }
-        }
+        self.install_host(pid, handle, file, cloexec)
     }
 
     /// The listing of /proc/self/fd: `.`, `..` and the caller's open
@@ -234,21 +240,7 @@ impl Kernel {
                     .map(|(fd, _)| (alloc::format!("{fd}").into_bytes(), DT_LNK)),
             );
         }
-        let from = f.offset.get() as usize;
-        let entries: Vec<Entry> = names
-            .into_iter()
-            .enumerate()
-            .skip(from)
-            .map(|(i, (name, dtype))| Entry {
-                ino: 0x7800 + i as u64,
-                is_dir: dtype == DT_DIR,
-                is_fifo: false,
-                is_symlink: dtype == DT_LNK,
-                name,
-                next: i as u64 + 1,
-            })
-            .collect();
-        self.put_dirents(pid, f, &entries, buf, len)
+        self.put_listing(pid, f, names, 0x7800, buf, len)
     }
 }
 
