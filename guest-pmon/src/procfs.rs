@@ -23,23 +23,34 @@ pub struct Layout {
     pub stack: (u64, u64),
     /// The vDSO's data page (the object is the page after it).
     pub vdso: Option<u64>,
+    /// A dynamically linked program's loader: its segments as
+    /// `segments`, and its path.
+    pub loader: Vec<(u64, u64, u64)>,
+    pub loader_name: Vec<u8>,
 }
 
 impl Layout {
     pub fn of(program: &Program, stack: (u64, u64)) -> Layout {
         Layout {
-            segments: program
-                .segments
-                .iter()
-                .map(|s| {
-                    let (start, end) = s.pages();
-                    (start, end, s.offset & !(crate::PAGE - 1))
-                })
-                .collect(),
+            segments: Self::pages_of(program),
             heap_start: program.brk,
             stack,
             vdso: None,
+            loader: Vec::new(),
+            loader_name: Vec::new(),
         }
+    }
+
+    /// Each segment's pages and the file offset of the first.
+    pub fn pages_of(program: &Program) -> Vec<(u64, u64, u64)> {
+        program
+            .segments
+            .iter()
+            .map(|s| {
+                let (start, end) = s.pages();
+                (start, end, s.offset & !(crate::PAGE - 1))
+            })
+            .collect()
     }
 }
 
@@ -68,13 +79,17 @@ pub fn maps(
         line.clear();
         let name: Option<&[u8]>;
         let mut offset = 0;
-        if let Some(&(start, _, off)) = layout
-            .segments
-            .iter()
-            .find(|&&(s, e, _)| v.start < e && s < v.end)
-        {
+        let within = |segs: &[(u64, u64, u64)]| {
+            segs.iter()
+                .find(|&&(s, e, _)| v.start < e && s < v.end)
+                .map(|&(s, _, off)| off + v.start.saturating_sub(s))
+        };
+        if let Some(off) = within(&layout.segments) {
             name = Some(exe);
-            offset = off + v.start.saturating_sub(start);
+            offset = off;
+        } else if let Some(off) = within(&layout.loader) {
+            name = Some(&layout.loader_name);
+            offset = off;
         } else if v.start >= layout.heap_start && v.start < brk.max(layout.heap_start + 1) {
             name = Some(b"[heap]");
         } else if v.start < layout.stack.1 && layout.stack.0 < v.end {
@@ -350,6 +365,8 @@ mod tests {
             heap_start: 0x4cc000,
             stack: (0x3ff_ff7f_f000, 0x3ff_ffff_f000),
             vdso: Some(0x3ff_f00f_e000),
+            loader: vec![(0x2_0000_0000, 0x2_0000_2000, 0x1000)],
+            loader_name: b"/lib64/ld.so".to_vec(),
         };
         let vmas = [
             vma(0x400000, 0x401000, 1),
@@ -360,11 +377,15 @@ mod tests {
             vma(0x3ff_ff7f_f000, 0x3ff_ffff_f000, 3),
             vma(0x3ff_f00f_e000, 0x3ff_f00f_f000, 1),
             vma(0x3ff_f00f_f000, 0x3ff_f010_0000, 5),
+            vma(0x2_0000_1000, 0x2_0000_2000, 5),
         ];
         let text = maps(&vmas, &layout, 0x4ef000, b"/usr/bin/prog", &[]);
         let text = core::str::from_utf8(&text).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 8);
+        assert_eq!(lines.len(), 9);
+        // The loader's second page: its name, and its offset in the file.
+        assert!(lines[8].starts_with("200001000-200002000 r-xp 00002000 "));
+        assert!(lines[8].ends_with(" /lib64/ld.so"));
         assert!(lines[6].ends_with(" [vvar]") && lines[7].ends_with(" [vdso]"));
         assert_eq!(
             lines[0],

@@ -434,6 +434,10 @@ impl Kernel {
             })?;
         }
         space.layout = pmon::procfs::Layout::of(program, (stack_top - STACK_SIZE, stack_top));
+        if let (Some(&(_, loader)), Some(name)) = (parts.get(1), program.interp.as_ref()) {
+            space.layout.loader = pmon::procfs::Layout::pages_of(loader);
+            space.layout.loader_name = name.clone();
+        }
         space.layout.vdso = vdso;
         let mut random = [0u8; 16];
         self.rng.fill_bytes(&mut random);
