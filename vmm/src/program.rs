@@ -684,7 +684,6 @@ impl Program {
     }
 }
 
-/// Whether `fd` has input (or is at its end) within `ms` milliseconds.
 /// All of `bytes` to the program's stdout or stderr, as Linux's write to
 /// a blocking file or pipe takes everything unless it fails. (std's stdout
 /// is line-buffered: its `write` returns at the last newline when the rest
@@ -707,6 +706,7 @@ fn write_through(out: &mut impl std::io::Write, bytes: &[u8]) -> std::io::Result
     }
 }
 
+/// Whether `fd` has input (or is at its end) within `ms` milliseconds.
 fn readable(fd: i32, ms: i32) -> bool {
     let mut p = libc::pollfd {
         fd,

@@ -305,7 +305,7 @@ impl Kernel {
         // A dynamically linked program: its loader is mapped too, a third
         // of the way up (below a PIE's two thirds, far above a fixed
         // program's break), and the process starts there.
-        let mut loader = match &program.interp {
+        let loader = match &program.interp {
             Some(path) => {
                 let mut lf = self.open_exec(path, false)?;
                 match elf::parse_at(&mut lf, top, (top / 3) & !0xfff) {
@@ -318,42 +318,35 @@ impl Kernel {
             }
             None => None,
         };
-        let space = match self.new_space(program.brk) {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some((lf, _)) = loader.take() {
-                    lf.close();
-                }
-                return Err(e);
-            }
-        };
         let mut parts: Vec<(&ExecFile, &Program)> = alloc::vec![(&*file, &program)];
         if let Some((lf, lp)) = &loader {
             parts.push((lf, lp));
         }
-        let filled = self.fill(space, &parts, execfn, argv, envp);
-        let entry = loader.as_ref().map_or(program.entry, |(_, lp)| lp.entry);
-        if let Some((lf, _)) = loader.take() {
+        let entry = parts.last().map_or(program.entry, |(_, p)| p.entry);
+        let image = self.new_space(program.brk).and_then(|space| {
+            match self.fill(space, &parts, execfn, argv, envp) {
+                Ok(sp) => Ok(Image {
+                    space,
+                    entry,
+                    sp,
+                    bias: program.bias,
+                    exe,
+                    exe_on_host: matches!(file, ExecFile::Host(_)),
+                    cmdline: argv
+                        .iter()
+                        .flat_map(|a| a.iter().copied().chain([0]))
+                        .collect(),
+                }),
+                Err(e) => {
+                    self.drop_space(space);
+                    Err(e)
+                }
+            }
+        });
+        if let Some((lf, _)) = loader {
             lf.close();
         }
-        match filled {
-            Ok(sp) => Ok(Image {
-                space,
-                entry,
-                sp,
-                bias: program.bias,
-                exe,
-                exe_on_host: matches!(file, ExecFile::Host(_)),
-                cmdline: argv
-                    .iter()
-                    .flat_map(|a| a.iter().copied().chain([0]))
-                    .collect(),
-            }),
-            Err(e) => {
-                self.drop_space(space);
-                Err(e)
-            }
-        }
+        image
     }
 
     /// Maps the segments and the stack, loads the file bytes, writes the

@@ -2036,9 +2036,10 @@ impl Kernel {
         x[32..40].copy_from_slice(&word(8).to_le_bytes()); // ino
         x[40..48].copy_from_slice(&word(48).to_le_bytes()); // size
         x[48..56].copy_from_slice(&word(64).to_le_bytes()); // blocks
-        x[20..28].copy_from_slice(&st[28..36]); // uid, gid
-                                                // atime, ctime, mtime: seconds and nanoseconds (btime is not
-                                                // offered: the mask leaves it out).
+                                                            // uid and gid.
+        x[20..28].copy_from_slice(&st[28..36]);
+        // atime, ctime, mtime: seconds and nanoseconds (btime is not
+        // offered: the mask leaves it out).
         for (to, from) in [(64, 72), (96, 104), (112, 88)] {
             x[to..to + 8].copy_from_slice(&word(from).to_le_bytes());
             x[to + 8..to + 12].copy_from_slice(&(word(from + 8) as u32).to_le_bytes());

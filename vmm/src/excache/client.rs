@@ -70,6 +70,19 @@ pub fn check_reply(dst: u32, reply: CallReply) -> Result<(), PageError> {
     }
 }
 
+/// What follows an OP_WRITE_MANY request: the pages' addresses, then
+/// the pages, in one order.
+pub fn write_many_body(pages: &[(u64, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(pages.len() * (8 + PAGE));
+    for (va, _) in pages {
+        body.extend_from_slice(&va.to_le_bytes());
+    }
+    for (_, data) in pages {
+        body.extend_from_slice(data);
+    }
+    body
+}
+
 /// The per-page statuses of an OP_WRITE_MANY of `n` pages.
 pub fn statuses(dst: u32, reply: CallReply, n: usize) -> Result<Vec<u32>, PageError> {
     let (head, rest) = parse(dst, reply)?;

@@ -1333,14 +1333,10 @@ impl ExCache {
                     flags: FLAG_WRITEBACK,
                     ..Default::default()
                 };
-                let mut tail = Vec::with_capacity(pages.len() * (8 + PAGE));
-                for wb in &pages {
-                    tail.extend_from_slice(&wb.key.1.to_le_bytes());
-                }
-                for wb in &pages {
-                    tail.extend_from_slice(&wb.data);
-                }
-                self.client.start(dst, req, Some(&tail))
+                let body: Vec<(u64, &[u8])> =
+                    pages.iter().map(|wb| (wb.key.1, &wb.data[..])).collect();
+                self.client
+                    .start(dst, req, Some(&client::write_many_body(&body)))
             };
             st.stats.writebacks += pages.len() as u64;
             st.stats.writeback_requests += 1;
@@ -1786,14 +1782,9 @@ impl ExCache {
                     flags: FLAG_WRITEBACK,
                     ..Default::default()
                 };
-                let mut tail = Vec::with_capacity(run.len() * (8 + PAGE));
-                for (va, _) in run {
-                    tail.extend_from_slice(&va.to_le_bytes());
-                }
-                for (_, data) in run {
-                    tail.extend_from_slice(data);
-                }
-                inflight.push_back((run, self.client.start(dst, req, Some(&tail))));
+                let body: Vec<(u64, &[u8])> = run.iter().map(|(va, d)| (*va, &d[..])).collect();
+                let body = client::write_many_body(&body);
+                inflight.push_back((run, self.client.start(dst, req, Some(&body))));
             }
             let Some((run, call)) = inflight.pop_front() else {
                 return Ok(());

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use lego_proto::memory::*;
 use zerocopy::{FromBytes, IntoBytes};
 
-use super::client::{ask, status_text};
+use super::client::{self, ask, status_text};
 use super::ExCache;
 
 /// How often the copier looks for components left with the only copy.
@@ -281,11 +281,10 @@ impl ExCache {
                     flags: FLAG_WRITEBACK | FLAG_IF_ABSENT,
                     ..Default::default()
                 };
+                let body: Vec<(u64, &[u8])> =
+                    run.iter().copied().zip(data.chunks_exact(PAGE)).collect();
                 let mut bytes = write.as_bytes().to_vec();
-                for a in run {
-                    bytes.extend_from_slice(&a.to_le_bytes());
-                }
-                bytes.extend_from_slice(&data[..run.len() * PAGE]);
+                bytes.extend_from_slice(&client::write_many_body(&body));
                 let (_, statuses) = self.ok(to, &bytes, "writing pages")?;
                 let refused = statuses
                     .chunks_exact(4)
