@@ -192,6 +192,38 @@ impl Kernel {
         }
     }
 
+    /// A thread that has just parked in a system call while a signal it
+    /// takes is already pending is interrupted at once, as Linux checks
+    /// for a pending signal before it sleeps. Such a signal came while the
+    /// thread was not parked: during its call, or between a wake and its
+    /// call made again (a child's exit closing pipes the parent's epoll
+    /// watches wakes it just before SIGCHLD comes), when there was no wait
+    /// to interrupt; without this it waited for the next wake, which may
+    /// never come (Python's multiprocessing forkserver).
+    pub fn interrupt_if_signalled(&mut self, tid: Tid) {
+        let Some(t) = self.threads.get(&tid) else {
+            return;
+        };
+        let (pid, mask) = (t.pid, t.sigmask);
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        let takes = |i: &&SigInfo| {
+            i.signo == SIGKILL
+                || (mask & bit(i.signo) == 0
+                    && !ignored(i.signo, &p.actions[(i.signo - 1) as usize]))
+        };
+        let sig = t
+            .pending
+            .iter()
+            .find(takes)
+            .or_else(|| p.pending.iter().find(takes))
+            .map(|i| i.signo);
+        if let Some(sig) = sig {
+            self.interrupt(tid, sig);
+        }
+    }
+
     /// A signal arrived for a thread that may be waiting: end the wait.
     fn interrupt(&mut self, tid: Tid, sig: u32) {
         let Some(t) = self.threads.get(&tid) else {

@@ -140,7 +140,8 @@ impl Kernel {
                     ctx.frame.gprs[0] = v as u64;
                 }
             }
-            Ret::Block | Ret::NoReturn => {}
+            Ret::Block => self.interrupt_if_signalled(tid),
+            Ret::NoReturn => {}
         }
     }
 

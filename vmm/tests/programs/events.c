@@ -1,12 +1,14 @@
 /* epoll and eventfd as event loops use them: level- and edge-triggered
  * pipes, one-shot interests, hang-ups, a child writing, eventfd counters
- * and semaphores, timeouts that expire while other pipes stay busy, and
- * the errors Linux gives. */
+ * and semaphores, timeouts that expire while other pipes stay busy, a
+ * child's SIGCHLD interrupting a wait its exit also wakes, and the errors
+ * Linux gives. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,45 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t chld;
+static void on_chld(int sig) { (void)sig; chld++; }
+
+/* A child holds the last descriptors of a pipe (the parent closed its
+ * own after the fork): its exit closes them, which wakes the parent's
+ * epoll wait (finding nothing ready) just before SIGCHLD comes. The
+ * signal must still end the wait with EINTR, as on Linux, which is how
+ * event loops learn of children (Python's multiprocessing forkserver
+ * waited forever). */
+static void sigchld_ends_a_woken_wait(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_chld;
+    sigaction(SIGCHLD, &sa, NULL);
+    int p[2];
+    pipe(p);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = p[0]};
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+    int q[2];
+    pipe(q);
+    pid_t child = fork();
+    if (child == 0) {
+        usleep(100000);
+        _exit(0);
+    }
+    close(q[0]);
+    close(q[1]);
+    struct epoll_event out;
+    errno = 0;
+    int r = epoll_wait(ep, &out, 1, 5000);
+    printf("epoll_wait as a child ends: %d %s, handler ran %d\n", r, r < 0 ? strerror(errno) : "",
+           (int)chld);
+    waitpid(child, NULL, 0);
+    close(ep);
+    close(p[0]);
+    close(p[1]);
+    signal(SIGCHLD, SIG_DFL);
+}
 
 static long ms_since(struct timespec *t0) {
     struct timespec t;
@@ -155,5 +196,6 @@ int main(void) {
     printf("epoll timed out: %d after %s\n", r, ms >= 100 && ms < 2000 ? "about 100 ms" : "the wrong time");
     stop = 1;
     pthread_join(t, NULL);
+    sigchld_ends_a_woken_wait();
     return 0;
 }
