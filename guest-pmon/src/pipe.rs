@@ -3,17 +3,66 @@
 //! exists and returns 0 (end of file) when none does; a write waits while
 //! the pipe is full and fails with EPIPE (and SIGPIPE) when no reader
 //! exists; writes of at most PIPE_BUF bytes are atomic.
+//!
+//! AF_UNIX sockets are made of the same pipes, one each way, and add two
+//! things pipes lack. Descriptors sent with the bytes (SCM_RIGHTS) ride
+//! with them: a stream read that reaches such bytes takes the descriptors
+//! and stops at their end, as Linux's does. And SOCK_SEQPACKET and
+//! SOCK_DGRAM pipes keep messages: a write is one message or nothing, and
+//! a read takes one message, whatever of it fits.
 
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use crate::fd::OpenFile;
 
 /// Linux's default pipe capacity.
 pub const CAPACITY: usize = 65536;
 /// Writes this size or smaller are never interleaved with others.
 pub const PIPE_BUF: usize = 4096;
+/// What a message socket holds unsent to its reader (Linux's default
+/// socket buffer, `wmem_default`).
+pub const MESSAGE_CAPACITY: usize = 212_992;
+/// The longest message (Linux: the send buffer less 32 bytes).
+pub const MAX_MESSAGE: usize = MESSAGE_CAPACITY - 32;
+/// The most messages one holds (Linux's `net.unix.max_dgram_qlen`).
+pub const MAX_MESSAGES: usize = 512;
+
+/// How a pipe keeps what is written to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Bytes: pipes and SOCK_STREAM sockets.
+    #[default]
+    Stream,
+    /// SOCK_SEQPACKET: messages; the end of the file once no writer is
+    /// left.
+    Packets,
+    /// SOCK_DGRAM: messages; a writer gone is no end of the file (reads
+    /// wait, as on Linux, where a datagram socket may be sent to again).
+    Datagrams,
+}
+
+/// Bytes sent in one write that a reader must see apart: a message, or
+/// (in a stream) the bytes descriptors came with.
+#[derive(Debug)]
+struct Record {
+    /// Where its first byte is: bytes ever written before it.
+    start: u64,
+    len: usize,
+    rights: Vec<Arc<OpenFile>>,
+}
 
 #[derive(Debug, Default)]
 pub struct Pipe {
     buf: VecDeque<u8>,
+    cap: usize,
+    mode: Mode,
+    /// Messages (message modes), or sends that carried descriptors
+    /// (streams), oldest first.
+    records: VecDeque<Record>,
+    /// Bytes ever taken out of `buf`.
+    taken: u64,
     pub readers: u32,
     pub writers: u32,
     /// A named pipe opened for reading with no writer: reads wait for one
@@ -22,6 +71,9 @@ pub struct Pipe {
     pub awaits_writer: bool,
     /// Likewise for writing with no reader: writes wait, not EPIPE.
     pub awaits_reader: bool,
+    /// The process at the sending end, as its reader's SO_PEERCRED gives
+    /// it (sockets only).
+    pub sender: u32,
 }
 
 /// What a read or write did.
@@ -33,17 +85,47 @@ pub enum Io {
     Wait,
     /// A write with no reader left.
     Broken,
+    /// A message longer than a message pipe takes (EMSGSIZE).
+    TooBig,
+}
+
+/// What one read took: the bytes, the whole length of the message they
+/// are the start of (the bytes' length in a stream), and the descriptors
+/// that came with them.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub data: Vec<u8>,
+    pub whole: usize,
+    pub rights: Vec<Arc<OpenFile>>,
 }
 
 impl Pipe {
     pub fn new() -> Pipe {
         Pipe {
-            buf: VecDeque::new(),
+            cap: CAPACITY,
             readers: 1,
             writers: 1,
-            awaits_writer: false,
-            awaits_reader: false,
+            ..Pipe::default()
         }
+    }
+
+    /// One direction of an AF_UNIX socket of `mode`, with one end each
+    /// way, whose writer is process `sender`.
+    pub fn socket(mode: Mode, sender: u32) -> Pipe {
+        Pipe {
+            cap: if mode == Mode::Stream {
+                CAPACITY
+            } else {
+                MESSAGE_CAPACITY
+            },
+            mode,
+            sender,
+            ..Pipe::new()
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     pub fn len(&self) -> usize {
@@ -54,46 +136,163 @@ impl Pipe {
         self.buf.is_empty()
     }
 
+    /// What FIONREAD says: the bytes waiting, or a datagram socket's next
+    /// message's length.
+    pub fn pending(&self) -> usize {
+        match self.mode {
+            Mode::Datagrams => self.records.front().map_or(0, |r| r.len),
+            _ => self.buf.len(),
+        }
+    }
+
+    /// Its size (F_GETPIPE_SZ, SO_SNDBUF).
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
     /// Free room.
     pub fn room(&self) -> usize {
-        CAPACITY - self.buf.len()
+        self.cap.saturating_sub(self.buf.len())
+    }
+
+    /// Whether the writers have all gone for good: the end of the file for
+    /// a reader, a hang-up for poll. Never for a datagram socket.
+    pub fn hung_up(&self) -> bool {
+        self.writers == 0 && self.mode != Mode::Datagrams
+    }
+
+    /// What a reader with nothing to read gets: the end of the file, or a
+    /// wait.
+    fn nothing(&self) -> Result<Taken, Io> {
+        if self.hung_up() && !self.awaits_writer {
+            Ok(Taken::default())
+        } else {
+            Err(Io::Wait)
+        }
+    }
+
+    /// One read of at most `len` bytes; `peek` leaves them (and the
+    /// descriptors, which are then shared) where they were.
+    pub fn take(&mut self, len: usize, peek: bool) -> Result<Taken, Io> {
+        if self.mode != Mode::Stream {
+            let Some(r) = self.records.front() else {
+                return self.nothing();
+            };
+            let whole = r.len;
+            let data: Vec<u8> = self.buf.iter().take(whole.min(len)).copied().collect();
+            if peek {
+                let rights = r.rights.clone();
+                return Ok(Taken {
+                    data,
+                    whole,
+                    rights,
+                });
+            }
+            let rights = self
+                .records
+                .pop_front()
+                .map(|r| r.rights)
+                .unwrap_or_default();
+            self.buf.drain(..whole);
+            self.taken += whole as u64;
+            return Ok(Taken {
+                data,
+                whole,
+                rights,
+            });
+        }
+        if len == 0 {
+            return Ok(Taken::default());
+        }
+        if self.buf.is_empty() {
+            return self.nothing();
+        }
+        let mut n = len.min(self.buf.len());
+        let mut rights = Vec::new();
+        // The first record not yet read is the only one a read can reach:
+        // it ends the read, which takes its descriptors.
+        if let Some(r) = self.records.front() {
+            if r.start < self.taken + n as u64 {
+                n = n.min((r.start + r.len as u64 - self.taken) as usize);
+                rights = if peek {
+                    r.rights.clone()
+                } else {
+                    self.records
+                        .pop_front()
+                        .map(|r| r.rights)
+                        .unwrap_or_default()
+                };
+            }
+        }
+        let data: Vec<u8> = if peek {
+            self.buf.iter().take(n).copied().collect()
+        } else {
+            self.taken += n as u64;
+            self.buf.drain(..n).collect()
+        };
+        Ok(Taken {
+            data,
+            whole: n,
+            rights,
+        })
     }
 
     pub fn read(&mut self, out: &mut [u8]) -> Io {
-        if out.is_empty() {
-            return Io::Done(0);
+        match self.take(out.len(), false) {
+            Ok(t) => {
+                out[..t.data.len()].copy_from_slice(&t.data);
+                Io::Done(t.data.len())
+            }
+            Err(io) => io,
         }
-        if self.buf.is_empty() {
-            return if self.writers == 0 && !self.awaits_writer {
-                Io::Done(0)
-            } else {
-                Io::Wait
-            };
-        }
-        let n = out.len().min(self.buf.len());
-        for (o, b) in out.iter_mut().zip(self.buf.drain(..n)) {
-            *o = b;
-        }
-        Io::Done(n)
     }
 
-    /// Puts bytes taken by [`Pipe::read`] back in front, as if never read
-    /// (the reader could not take them: its buffer was bad).
+    /// Puts bytes taken by [`Pipe::take`] back in front, as if never read
+    /// (the reader could not take them: its buffer was bad). A message is
+    /// lost, as Linux loses a datagram it could not copy out.
     pub fn unread(&mut self, data: &[u8]) {
+        if self.mode != Mode::Stream {
+            return;
+        }
         for &b in data.iter().rev() {
             self.buf.push_front(b);
         }
+        self.taken -= data.len() as u64;
     }
 
     /// Writes what fits of `data` (all of it or nothing when it is at most
     /// PIPE_BUF bytes, so small writes stay whole).
     pub fn write(&mut self, data: &[u8]) -> Io {
+        self.send(data, Vec::new())
+    }
+
+    /// Writes `data` with descriptors `rights`, which go with the first
+    /// bytes written (a stream) or the message. Nothing written (a wait, no
+    /// reader, or nothing to send in a stream) drops them: they are the
+    /// sender's copies.
+    pub fn send(&mut self, data: &[u8], rights: Vec<Arc<OpenFile>>) -> Io {
         if self.readers == 0 {
             return if self.awaits_reader {
                 Io::Wait
             } else {
                 Io::Broken
             };
+        }
+        let start = self.taken + self.buf.len() as u64;
+        if self.mode != Mode::Stream {
+            if data.len() > MAX_MESSAGE {
+                return Io::TooBig;
+            }
+            if self.room() < data.len() || self.records.len() >= MAX_MESSAGES {
+                return Io::Wait;
+            }
+            self.buf.extend(data);
+            self.records.push_back(Record {
+                start,
+                len: data.len(),
+                rights,
+            });
+            return Io::Done(data.len());
         }
         if data.is_empty() {
             return Io::Done(0);
@@ -104,12 +303,32 @@ impl Pipe {
         }
         let n = data.len().min(room);
         self.buf.extend(&data[..n]);
+        if !rights.is_empty() {
+            self.records.push_back(Record {
+                start,
+                len: n,
+                rights,
+            });
+        }
         Io::Done(n)
+    }
+
+    /// The descriptors in flight, taken out (the reader is gone: they go
+    /// with it, as the files of a socket's queue do on Linux).
+    pub fn drop_rights(&mut self) -> Vec<Arc<OpenFile>> {
+        self.records
+            .iter_mut()
+            .flat_map(|r| core::mem::take(&mut r.rights))
+            .collect()
     }
 
     /// Whether a read would not wait (data, or end of file).
     pub fn readable(&self) -> bool {
-        !self.buf.is_empty() || (self.writers == 0 && !self.awaits_writer)
+        let ready = match self.mode {
+            Mode::Stream => !self.buf.is_empty(),
+            _ => !self.records.is_empty(),
+        };
+        ready || (self.hung_up() && !self.awaits_writer)
     }
 
     /// Whether a write would not wait (room for PIPE_BUF bytes, or no reader).
@@ -118,7 +337,7 @@ impl Pipe {
             // No reader: EPIPE at once, or a wait for the first one.
             return !self.awaits_reader;
         }
-        self.room() >= PIPE_BUF
+        self.room() >= PIPE_BUF && self.records.len() < MAX_MESSAGES
     }
 
     /// A named pipe with no ends yet (mkfifo's, before its first open).
@@ -126,7 +345,7 @@ impl Pipe {
         Pipe {
             readers: 0,
             writers: 0,
-            ..Pipe::default()
+            ..Pipe::new()
         }
     }
 
@@ -216,6 +435,85 @@ mod tests {
         assert_eq!(r.read(&mut out), Io::Done(0));
     }
 
+    fn file() -> Arc<OpenFile> {
+        OpenFile::new(crate::fd::Kind::DevNull, 0)
+    }
+
+    #[test]
+    fn a_stream_read_stops_after_the_bytes_descriptors_came_with() {
+        let mut p = Pipe::socket(Mode::Stream, 7);
+        assert_eq!(p.write(b"AAA"), Io::Done(3));
+        assert_eq!(p.send(b"BBB", alloc::vec![file(), file()]), Io::Done(3));
+        assert_eq!(p.write(b"CCC"), Io::Done(3));
+        // A peek sees them and leaves them.
+        let t = p.take(100, true).unwrap();
+        assert_eq!((t.data.as_slice(), t.rights.len()), (&b"AAABBB"[..], 2));
+        let t = p.take(100, false).unwrap();
+        assert_eq!((t.data.as_slice(), t.rights.len()), (&b"AAABBB"[..], 2));
+        let t = p.take(100, false).unwrap();
+        assert_eq!((t.data.as_slice(), t.rights.len()), (&b"CCC"[..], 0));
+        // A read of part of them takes the descriptors; the rest of their
+        // bytes then read on into what follows.
+        p.send(b"DDD", alloc::vec![file()]);
+        p.write(b"EEE");
+        let t = p.take(2, false).unwrap();
+        assert_eq!((t.data.as_slice(), t.rights.len()), (&b"DD"[..], 1));
+        let t = p.take(100, false).unwrap();
+        assert_eq!((t.data.as_slice(), t.rights.len()), (&b"DEEE"[..], 0));
+        // Bytes given back keep their place; nothing is sent without bytes.
+        p.write(b"xyz");
+        let t = p.take(2, false).unwrap();
+        p.unread(&t.data);
+        assert_eq!(p.send(b"", alloc::vec![file()]), Io::Done(0));
+        assert_eq!(p.take(100, false).unwrap().data, b"xyz");
+        assert_eq!(p.sender, 7);
+    }
+
+    #[test]
+    fn message_pipes_keep_boundaries_and_their_descriptors() {
+        for mode in [Mode::Packets, Mode::Datagrams] {
+            let mut p = Pipe::socket(mode, 1);
+            p.write(b"hello");
+            p.write(b"");
+            p.send(b"0123456789", alloc::vec![file()]);
+            assert_eq!(p.pending(), if mode == Mode::Datagrams { 5 } else { 15 });
+            let t = p.take(4, true).unwrap();
+            assert_eq!((t.data.as_slice(), t.whole), (&b"hell"[..], 5));
+            let t = p.take(4, false).unwrap();
+            assert_eq!((t.data.as_slice(), t.whole), (&b"hell"[..], 5));
+            let t = p.take(4, false).unwrap();
+            assert_eq!((t.data.len(), t.whole), (0, 0));
+            assert!(p.readable(), "a message is left");
+            let t = p.take(100, false).unwrap();
+            assert_eq!((t.data.as_slice(), t.rights.len()), (&b"0123456789"[..], 1));
+            assert_eq!(p.take(100, false).unwrap_err(), Io::Wait);
+            assert_eq!(p.write(&alloc::vec![0; MAX_MESSAGE + 1]), Io::TooBig);
+            assert_eq!(p.write(&alloc::vec![0; MAX_MESSAGE]), Io::Done(MAX_MESSAGE));
+            assert_eq!(p.write(&alloc::vec![0; 100]), Io::Wait, "full");
+            p.take(0, false).unwrap();
+            // The writer goes: the end of a seqpacket's file, but a
+            // datagram socket's reader waits.
+            p.writers = 0;
+            if mode == Mode::Packets {
+                assert_eq!(p.take(10, false).unwrap().whole, 0);
+                assert!(p.readable() && p.hung_up());
+            } else {
+                assert_eq!(p.take(10, false).unwrap_err(), Io::Wait);
+                assert!(!p.readable() && !p.hung_up());
+            }
+        }
+        let mut p = Pipe::socket(Mode::Datagrams, 1);
+        for _ in 0..MAX_MESSAGES {
+            assert_eq!(p.write(b"m"), Io::Done(1));
+        }
+        assert!(!p.writable());
+        assert_eq!(p.write(b"m"), Io::Wait);
+        let mut q = Pipe::socket(Mode::Packets, 1);
+        q.send(b"r", alloc::vec![file(), file()]);
+        assert_eq!(q.drop_rights().len(), 2);
+        assert_eq!(q.take(1, false).unwrap().rights.len(), 0);
+    }
+
     proptest::proptest! {
         #[test]
         fn what_goes_in_comes_out(chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..9000), 0..20)) {
@@ -231,7 +529,7 @@ mod tests {
                             let mut out = [0u8; 3000];
                             if let Io::Done(n) = p.read(&mut out) { got.extend_from_slice(&out[..n]); }
                         }
-                        Io::Broken => unreachable!(),
+                        Io::Broken | Io::TooBig => unreachable!(),
                     }
                 }
             }

@@ -34,6 +34,7 @@ pub const ENOTEMPTY: i64 = 39;
 const S_IFREG: u32 = 0o100000;
 const S_IFDIR: u32 = 0o040000;
 const S_IFIFO: u32 = 0o010000;
+const S_IFSOCK: u32 = 0o140000;
 const S_IFLNK: u32 = 0o120000;
 const PAGE: u64 = crate::PAGE;
 /// Linux's NAME_MAX.
@@ -52,6 +53,8 @@ enum Body {
     },
     /// A named pipe (mkfifo): its data is the kernel's pipe, not here.
     Fifo,
+    /// An AF_UNIX socket's name (bind): the socket is the kernel's.
+    Socket,
     /// A symbolic link: its target, as given (the kernel follows it).
     Symlink(Vec<u8>),
 }
@@ -90,6 +93,7 @@ pub struct Entry {
     pub ino: Ino,
     pub is_dir: bool,
     pub is_fifo: bool,
+    pub is_socket: bool,
     pub is_symlink: bool,
     pub name: Vec<u8>,
     /// Where the next entry is (getdents64's d_off).
@@ -180,14 +184,14 @@ impl Tmpfs {
     fn entries(&self, dir: Ino) -> Result<&BTreeMap<Vec<u8>, Ino>> {
         match &self.node(dir)?.body {
             Body::Dir { entries, .. } => Ok(entries),
-            Body::File { .. } | Body::Fifo | Body::Symlink(_) => Err(ENOTDIR),
+            Body::File { .. } | Body::Fifo | Body::Socket | Body::Symlink(_) => Err(ENOTDIR),
         }
     }
 
     fn entries_mut(&mut self, dir: Ino) -> Result<&mut BTreeMap<Vec<u8>, Ino>> {
         match &mut self.node_mut(dir)?.body {
             Body::Dir { entries, .. } => Ok(entries),
-            Body::File { .. } | Body::Fifo | Body::Symlink(_) => Err(ENOTDIR),
+            Body::File { .. } | Body::Fifo | Body::Socket | Body::Symlink(_) => Err(ENOTDIR),
         }
     }
 
@@ -275,11 +279,27 @@ impl Tmpfs {
 
     /// mkfifo: a named pipe at `path`.
     pub fn mkfifo(&mut self, path: &[u8], perm: u32, now: u64) -> Result<Ino> {
+        self.add_new(path, Body::Fifo, perm, now)
+    }
+
+    /// A new node at `path` (EEXIST if the name is taken).
+    fn add_new(&mut self, path: &[u8], body: Body, perm: u32, now: u64) -> Result<Ino> {
         let (dir, name) = self.parent(path)?;
         if self.entries(dir)?.contains_key(name) {
             return Err(EEXIST);
         }
-        Ok(self.add(dir, name, Body::Fifo, perm, now))
+        Ok(self.add(dir, name, body, perm, now))
+    }
+
+    /// bind of an AF_UNIX socket to `path`: a socket node there (EEXIST
+    /// if the name is taken).
+    pub fn mksock(&mut self, path: &[u8], perm: u32, now: u64) -> Result<Ino> {
+        self.add_new(path, Body::Socket, perm, now)
+    }
+
+    /// Whether `ino` is a socket's name.
+    pub fn is_socket(&self, ino: Ino) -> bool {
+        matches!(self.nodes.get(&ino).map(|n| &n.body), Some(Body::Socket))
     }
 
     /// Whether `ino` is a named pipe.
@@ -290,11 +310,7 @@ impl Tmpfs {
     /// symlink(2): `path` names `target` (any bytes; followed by the
     /// kernel, not here).
     pub fn symlink(&mut self, path: &[u8], target: &[u8], now: u64) -> Result<Ino> {
-        let (dir, name) = self.parent(path)?;
-        if self.entries(dir)?.contains_key(name) {
-            return Err(EEXIST);
-        }
-        Ok(self.add(dir, name, Body::Symlink(target.to_vec()), 0o777, now))
+        self.add_new(path, Body::Symlink(target.to_vec()), 0o777, now)
     }
 
     /// A symbolic link's target (EINVAL for anything else, as readlink).
@@ -335,7 +351,9 @@ impl Tmpfs {
             Some(n) => {
                 n.nlink = match n.body {
                     Body::Dir { .. } => 0,
-                    Body::File { .. } | Body::Fifo | Body::Symlink(_) => n.nlink.saturating_sub(1),
+                    Body::File { .. } | Body::Fifo | Body::Socket | Body::Symlink(_) => {
+                        n.nlink.saturating_sub(1)
+                    }
                 };
                 n.ctime = now;
                 n.nlink == 0 && n.opens == 0
@@ -502,6 +520,7 @@ impl Tmpfs {
             Body::File { size, pages } => (S_IFREG, *size, pages.len() as u64 * (PAGE / 512)),
             Body::Dir { entries, .. } => (S_IFDIR, 40 + 20 * entries.len() as u64, 0),
             Body::Fifo => (S_IFIFO, 0, 0),
+            Body::Socket => (S_IFSOCK, 0, 0),
             Body::Symlink(t) => (S_IFLNK, t.len() as u64, 0),
         };
         Ok(Stat {
@@ -662,6 +681,7 @@ impl Tmpfs {
                 ino: child,
                 is_dir: self.is_dir(child),
                 is_fifo: self.is_fifo(child),
+                is_socket: self.is_socket(child),
                 is_symlink: self.is_symlink(child),
                 name,
                 next: i as u64 + 1,
@@ -678,6 +698,7 @@ pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
     const DT_DIR: u8 = 4;
     const DT_REG: u8 = 8;
     const DT_LNK: u8 = 10;
+    const DT_SOCK: u8 = 12;
     let mut out = Vec::new();
     for e in entries {
         // ino, off, reclen, type, the name and its NUL, 8-aligned.
@@ -693,6 +714,8 @@ pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
             DT_DIR
         } else if e.is_fifo {
             DT_FIFO
+        } else if e.is_socket {
+            DT_SOCK
         } else if e.is_symlink {
             DT_LNK
         } else {
@@ -894,6 +917,7 @@ mod tests {
             ino: 9,
             is_dir: false,
             is_fifo: false,
+            is_socket: false,
             is_symlink: false,
             name: name.to_vec(),
             next,

@@ -4,14 +4,19 @@
 //! two of its pipes, as socketpair's ends are, so that once connected a
 //! socket reads, writes, polls and ends as those do.
 //!
-//! Decided: names are the processor's own. A path name is not made a file
-//! (no socket inode appears in the directory, so `ls` does not show it and
-//! it need not be unlinked before the next bind; a connect to a path a
-//! closed socket had is ECONNREFUSED, as its file would make it); an
-//! abstract name (a
-//! leading NUL) is what Linux has. A name's socket and its connections are
-//! on one processor: a program and its clients run together, as they do
-//! on a Linux host without a network between them.
+//! Decided: names are the processor's own. A path under /tmp (the
+//! processor's tmpfs) is made a socket file by bind, as on Linux: `ls`
+//! shows it, chmod and unlink work on it, a second bind to it is
+//! EADDRINUSE until it is unlinked, and a connect finds the socket by that
+//! file (its node), so a connect to the file of a closed socket is
+//! ECONNREFUSED and one to an unlinked name ENOENT. A path elsewhere (the
+//! host's read-only files, or storage, which keeps no special files) is
+//! not made a file: it is a name in this table (`ls` does not show it, no
+//! unlink is needed before the next bind, and a connect to the path a
+//! closed socket had is ECONNREFUSED, as its file would make it). An
+//! abstract name (a leading NUL) is what Linux has. A name's socket and
+//! its connections are on one processor: a program and its clients run
+//! together, as they do on a Linux host without a network between them.
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
@@ -22,6 +27,7 @@ pub const ECONNREFUSED: i64 = 111;
 pub const ENOENT: i64 = 2;
 pub const EAGAIN: i64 = 11;
 pub const EISCONN: i64 = 106;
+pub const EPROTOTYPE: i64 = 91;
 
 /// Most connections a listener keeps waiting (Linux's SOMAXCONN).
 pub const MAX_BACKLOG: usize = 4096;
@@ -104,6 +110,13 @@ struct Sock {
     name: Option<Name>,
     /// Listening, with at most this many connections waiting.
     listening: Option<usize>,
+    /// SOCK_SEQPACKET (its connections keep messages), not SOCK_STREAM.
+    packets: bool,
+    /// The process that made it listen: its connections' clients see it
+    /// in SO_PEERCRED, as on Linux.
+    owner: u32,
+    /// The tmpfs node its path name made, which connects find it by.
+    node: Option<u64>,
     /// Connections waiting for accept: the pipes of the server's end
     /// (receive, send) and the name of the client (None: unnamed).
     waiting: VecDeque<(usize, usize, Option<Name>)>,
@@ -114,6 +127,8 @@ struct Sock {
 pub struct UnixSockets {
     socks: BTreeMap<usize, Sock>,
     names: BTreeMap<Name, usize>,
+    /// Sockets by the file their name made (paths in the tmpfs).
+    nodes: BTreeMap<u64, usize>,
     /// Path names of sockets closed since (bounded: forgetting one turns
     /// ECONNREFUSED into ENOENT).
     former: BTreeSet<Name>,
@@ -125,6 +140,27 @@ impl UnixSockets {
     /// A new socket `id` (unique among the kernel's pipe and socket ids).
     pub fn open(&mut self, id: usize) {
         self.socks.insert(id, Sock::default());
+    }
+
+    /// A new AF_UNIX SOCK_SEQPACKET socket `id`.
+    pub fn open_packets(&mut self, id: usize) {
+        self.socks.insert(
+            id,
+            Sock {
+                packets: true,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Whether socket `id` is a SOCK_SEQPACKET one.
+    pub fn packets(&self, id: usize) -> bool {
+        self.socks.get(&id).is_some_and(|s| s.packets)
+    }
+
+    /// The process that made listener `id` listen.
+    pub fn owner(&self, id: usize) -> u32 {
+        self.socks.get(&id).map_or(0, |s| s.owner)
     }
 
     /// A new AF_INET (`v6` false) or AF_INET6 socket `id`.
@@ -174,6 +210,19 @@ impl UnixSockets {
         Ok(())
     }
 
+    /// bind to path `name` whose socket file the kernel made: node
+    /// `node` of the tmpfs. The file, not the path, finds it from now on.
+    pub fn bind_node(&mut self, id: usize, name: Name, node: u64) -> Result<(), i64> {
+        let s = self.socks.get_mut(&id).ok_or(EINVAL)?;
+        if s.name.is_some() {
+            return Err(EINVAL);
+        }
+        s.name = Some(name);
+        s.node = Some(node);
+        self.nodes.insert(node, id);
+        Ok(())
+    }
+
     /// A port no socket has, taken in turn from the ephemeral range.
     fn free_port(&mut self) -> Result<u16, i64> {
         let names = &self.names;
@@ -197,16 +246,18 @@ impl UnixSockets {
         Err(EADDRINUSE)
     }
 
-    /// listen: socket `id` takes connections, up to `backlog` waiting. It
-    /// must have a name (EINVAL, as Linux: no listening on an unbound
-    /// socket; a bind of just the family gives it one).
-    pub fn listen(&mut self, id: usize, backlog: i32) -> Result<(), i64> {
+    /// listen: socket `id` takes connections, up to `backlog` waiting, for
+    /// process `owner`. It must have a name (EINVAL, as Linux: no
+    /// listening on an unbound socket; a bind of just the family gives it
+    /// one).
+    pub fn listen(&mut self, id: usize, backlog: i32, owner: u32) -> Result<(), i64> {
         if self.socks.get(&id).ok_or(EINVAL)?.name.is_none() {
             return Err(EINVAL);
         }
         let most = (backlog.max(1) as usize).min(MAX_BACKLOG);
         if let Some(s) = self.socks.get_mut(&id) {
             s.listening = Some(most);
+            s.owner = owner;
         }
         Ok(())
     }
@@ -221,26 +272,43 @@ impl UnixSockets {
 
     /// Where a connection to `name` goes: its listener's id. ENOENT when
     /// no socket has the name (Linux: no such file, or ECONNREFUSED for
-    /// an abstract one), ECONNREFUSED when it does not listen, EAGAIN when
-    /// its backlog is full.
-    pub fn listener(&self, name: &Name) -> Result<usize, i64> {
-        let Some(&id) = self.names.get(&name.key()) else {
-            return Err(match name {
+    /// an abstract one), then as [`Self::accepting`] says.
+    pub fn listener(&self, name: &Name, packets: bool) -> Result<usize, i64> {
+        self.accepting(self.named(name)?, packets)
+    }
+
+    /// The socket that has `name`, listening or not: ENOENT or
+    /// ECONNREFUSED when none does, as [`Self::listener`] says.
+    pub fn named(&self, name: &Name) -> Result<usize, i64> {
+        match self.names.get(&name.key()) {
+            Some(&id) => Ok(id),
+            None => Err(match name {
                 Name::Path(_) if !self.former.contains(name) => ENOENT,
                 _ => ECONNREFUSED,
-            });
-        };
+            }),
+        }
+    }
+
+    /// The socket whose name made tmpfs node `node`: ECONNREFUSED if it
+    /// has closed, as a socket file with no socket is on Linux.
+    pub fn at_node(&self, node: u64) -> Result<usize, i64> {
+        self.nodes.get(&node).copied().ok_or(ECONNREFUSED)
+    }
+
+    /// Socket `id` if it takes a connection from a client of its type
+    /// (`packets`: SOCK_SEQPACKET) now: EPROTOTYPE for the other type,
+    /// ECONNREFUSED when it does not listen, EAGAIN when its backlog is
+    /// full.
+    pub fn accepting(&self, id: usize, packets: bool) -> Result<usize, i64> {
         let s = self.socks.get(&id).ok_or(ECONNREFUSED)?;
+        if s.packets != packets {
+            return Err(EPROTOTYPE);
+        }
         match s.listening {
             None => Err(ECONNREFUSED),
             Some(most) if s.waiting.len() >= most => Err(EAGAIN),
             Some(_) => Ok(id),
         }
-    }
-
-    /// The socket that has `name`, listening or not.
-    pub fn listening_at(&self, name: &Name) -> Result<usize, i64> {
-        self.names.get(&name.key()).copied().ok_or(ECONNREFUSED)
     }
 
     /// A connection for listener `id` to accept: the server end's pipes.
@@ -267,6 +335,11 @@ impl UnixSockets {
         let Some(s) = self.socks.remove(&id) else {
             return Vec::new();
         };
+        if let Some(node) = s.node {
+            // The file stays; the socket it leads to is gone.
+            self.nodes.remove(&node);
+            return s.waiting.into_iter().map(|(rx, tx, _)| (rx, tx)).collect();
+        }
         if let Some(n) = s.name {
             self.names.remove(&n.key());
             if matches!(n, Name::Path(_)) {
@@ -292,19 +365,28 @@ mod tests {
     fn a_listener_takes_connections_in_order_up_to_its_backlog() {
         let mut u = UnixSockets::default();
         u.open(1);
-        assert_eq!(u.listener(&path("/tmp/s")), Err(ENOENT));
+        assert_eq!(u.listener(&path("/tmp/s"), false), Err(ENOENT));
         u.bind(1, Some(path("/tmp/s"))).unwrap();
         assert_eq!(
-            u.listener(&path("/tmp/s")),
+            u.listener(&path("/tmp/s"), false),
             Err(ECONNREFUSED),
             "not listening"
         );
-        u.listen(1, 2).unwrap();
-        assert_eq!(u.listener(&path("/tmp/s")), Ok(1));
+        u.listen(1, 2, 0).unwrap();
+        assert_eq!(u.listener(&path("/tmp/s"), false), Ok(1));
+        assert_eq!(
+            u.listener(&path("/tmp/s"), true),
+            Err(EPROTOTYPE),
+            "a SOCK_SEQPACKET client of a stream listener"
+        );
         assert!(!u.ready(1));
         u.queue(1, 10, 11, None);
         u.queue(1, 12, 13, Some(Name::Abstract(b"c".to_vec())));
-        assert_eq!(u.listener(&path("/tmp/s")), Err(EAGAIN), "backlog full");
+        assert_eq!(
+            u.listener(&path("/tmp/s"), false),
+            Err(EAGAIN),
+            "backlog full"
+        );
         assert!(u.ready(1));
         assert_eq!(u.accept(1), Some((10, 11, None)));
         assert_eq!(u.accept(1).map(|c| c.0), Some(12));
@@ -322,19 +404,19 @@ mod tests {
             Err(EADDRINUSE)
         );
         assert_eq!(u.bind(1, Some(path("/a"))), Err(EINVAL), "bound already");
-        u.listen(1, 5).unwrap();
+        u.listen(1, 5, 0).unwrap();
         u.queue(1, 7, 8, None);
         assert_eq!(u.close(1), vec![(7, 8)]);
         u.bind(2, Some(path("/p"))).unwrap();
         u.close(2);
         assert_eq!(
-            u.listener(&path("/p")),
+            u.listener(&path("/p"), false),
             Err(ECONNREFUSED),
             "its file would stay"
         );
         u.open(2);
         assert_eq!(
-            u.listener(&Name::Abstract(b"x".to_vec())),
+            u.listener(&Name::Abstract(b"x".to_vec()), false),
             Err(ECONNREFUSED)
         );
         u.bind(2, Some(Name::Abstract(b"x".to_vec()))).unwrap();
@@ -344,12 +426,12 @@ mod tests {
     fn a_bind_without_a_name_gives_an_abstract_one() {
         let mut u = UnixSockets::default();
         u.open(3);
-        assert_eq!(u.listen(3, 0), Err(EINVAL), "unbound");
+        assert_eq!(u.listen(3, 0, 0), Err(EINVAL), "unbound");
         u.bind(3, None).unwrap();
-        u.listen(3, 0).unwrap();
+        u.listen(3, 0, 0).unwrap();
         let name = u.name_of(3).cloned().unwrap();
         assert!(matches!(&name, Name::Abstract(a) if a.len() == 5));
-        assert_eq!(u.listener(&name), Ok(3));
+        assert_eq!(u.listener(&name, false), Ok(3));
     }
 
     #[test]
@@ -361,11 +443,14 @@ mod tests {
         u.open(2);
         u.open(3);
         u.bind(1, Some(at(8080, Addr::Any6))).unwrap();
-        u.listen(1, 5).unwrap();
+        u.listen(1, 5, 0).unwrap();
         // An IPv4 connection reaches the IPv6 listener; the port is taken.
-        assert_eq!(u.listener(&at(8080, Addr::Loopback4)), Ok(1));
+        assert_eq!(u.listener(&at(8080, Addr::Loopback4), false), Ok(1));
         assert_eq!(u.bind(2, Some(at(8080, Addr::Loopback4))), Err(EADDRINUSE));
-        assert_eq!(u.listener(&at(8081, Addr::Loopback4)), Err(ECONNREFUSED));
+        assert_eq!(
+            u.listener(&at(8081, Addr::Loopback4), false),
+            Err(ECONNREFUSED)
+        );
         // Port 0: one of the ephemeral range, a different one each time.
         u.bind(2, Some(at(0, Addr::Any4))).unwrap();
         u.bind(3, Some(at(0, Addr::Loopback4))).unwrap();
@@ -376,7 +461,10 @@ mod tests {
         assert!(crate::inet::EPHEMERAL.contains(&port(2)));
         assert_ne!(port(2), port(3));
         u.close(1);
-        assert_eq!(u.listener(&at(8080, Addr::Loopback6)), Err(ECONNREFUSED));
+        assert_eq!(
+            u.listener(&at(8080, Addr::Loopback6), false),
+            Err(ECONNREFUSED)
+        );
     }
 
     #[test]

@@ -151,6 +151,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("sockets", "1"),
             // AF_UNIX sockets with names: a server and forked clients.
             ("unixsock", "2"),
+            // Descriptors passed (SCM_RIGHTS), SOCK_SEQPACKET and
+            // SOCK_DGRAM pairs, socket files in /tmp, SO_PEERCRED.
+            ("passfd", "2"),
             // prctl: names, dumpable, no_new_privs, the parent-death signal.
             ("prctl", "2"),
             // Threads that never call the kernel share one vCPU and take

@@ -913,6 +913,15 @@ impl Kernel {
     /// Something happened to a pipe: its waiters look again; a pipe with
     /// no ends left goes.
     pub fn pipe_changed(&mut self, id: usize) {
+        // Descriptors sent to a reader that is gone go with it (each may
+        // be the last of its file: released as a close would).
+        let orphans = match self.pipes.get_mut(&id) {
+            Some(p) if p.readers == 0 => p.drop_rights(),
+            _ => Vec::new(),
+        };
+        for f in orphans {
+            self.release_file(f);
+        }
         if self
             .pipes
             .get(&id)

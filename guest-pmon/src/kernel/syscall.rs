@@ -74,6 +74,8 @@ const AT_FDCWD: i64 = -100;
 const AT_EMPTY_PATH: u64 = 0x1000;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const EROFS: Errno = 30;
+const EMSGSIZE: Errno = 90;
+const ECONNREFUSED: Errno = 111;
 const S_IFCHR: u32 = 0o020000;
 const S_IFIFO: u32 = 0o010000;
 const S_IFREG: u32 = 0o100000;
@@ -1263,8 +1265,9 @@ impl Kernel {
         }
     }
 
-    /// A pipe's bytes (a pipe's read end, a socket's receiving pipe);
-    /// Ok(None): wait.
+    /// A pipe's bytes (a pipe's read end, a socket's receiving pipe: one
+    /// message of a message socket); Ok(None): wait. Descriptors sent with
+    /// them are closed: a read has no room for them.
     fn pipe_read(
         &mut self,
         id: usize,
@@ -1274,21 +1277,23 @@ impl Kernel {
         let Some(p) = self.pipes.get_mut(&id) else {
             return Ok(Some(Vec::new()));
         };
-        let mut b = alloc::vec![0u8; len];
-        match p.read(&mut b) {
-            Io::Done(n) => {
-                b.truncate(n);
-                if n > 0 {
+        let stream = p.mode() == pmon::pipe::Mode::Stream;
+        match p.take(len, false) {
+            Ok(t) => {
+                if t.whole > 0 || !stream {
                     self.pipe_changed(id);
                 }
-                Ok(Some(b))
+                for f in t.rights {
+                    self.release_file(f);
+                }
+                Ok(Some(t.data))
             }
             // A named pipe no writer has opened yet: Linux's read says end
             // of file (its poll says nothing, which `readable` keeps).
-            Io::Wait if nonblocking && p.writers == 0 => Ok(Some(Vec::new())),
-            Io::Wait if nonblocking => Err(EAGAIN),
-            Io::Wait => Ok(None),
-            Io::Broken => Err(EPIPE),
+            Err(Io::Wait) if nonblocking && p.writers == 0 && stream => Ok(Some(Vec::new())),
+            Err(Io::Wait) if nonblocking => Err(EAGAIN),
+            Err(Io::Wait) => Ok(None),
+            Err(_) => Err(EPIPE),
         }
     }
 
@@ -1301,16 +1306,33 @@ impl Kernel {
         data: &[u8],
         nonblocking: bool,
     ) -> Result<Option<usize>, Errno> {
+        self.pipe_send(tid, id, data, Vec::new(), nonblocking)
+    }
+
+    /// [`Self::pipe_write`] with descriptors going along (SCM_RIGHTS). A
+    /// datagram socket whose peer is gone refuses, without SIGPIPE, as
+    /// Linux's does.
+    pub(super) fn pipe_send(
+        &mut self,
+        tid: Tid,
+        id: usize,
+        data: &[u8],
+        rights: Vec<Arc<OpenFile>>,
+        nonblocking: bool,
+    ) -> Result<Option<usize>, Errno> {
         let Some(p) = self.pipes.get_mut(&id) else {
             return Err(EPIPE);
         };
-        match p.write(data) {
+        let datagrams = p.mode() == pmon::pipe::Mode::Datagrams;
+        match p.send(data, rights) {
             Io::Done(n) => {
                 self.pipe_changed(id);
                 Ok(Some(n))
             }
             Io::Wait if nonblocking => Err(EAGAIN),
             Io::Wait => Ok(None),
+            Io::TooBig => Err(EMSGSIZE),
+            Io::Broken if datagrams => Err(ECONNREFUSED),
             Io::Broken => {
                 self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
                 Err(EPIPE)
@@ -1734,7 +1756,7 @@ impl Kernel {
             }
             (TIOCGPGRP, Kind::Stdio(..)) => err(ENOTTY),
             (FIONREAD, Kind::PipeRead(id) | Kind::Socket(id, _)) => {
-                let n = self.pipes.get(&id).map_or(0, |p| p.len()) as u32;
+                let n = self.pipes.get(&id).map_or(0, |p| p.pending()) as u32;
                 val(self
                     .space_mut(pid)
                     .and_then(|s| uaccess::write_u32(s, arg, n).map(|_| 0)))
@@ -2453,7 +2475,7 @@ impl Kernel {
             Kind::Stdio(..) => (false, true, false),
             Kind::Socket(rx, tx) => {
                 let (r, hup) = match self.pipes.get(&rx) {
-                    Some(p) => (p.readable(), p.writers == 0),
+                    Some(p) => (p.readable(), p.hung_up()),
                     None => (true, true),
                 };
                 let w = self

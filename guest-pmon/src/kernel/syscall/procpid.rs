@@ -208,6 +208,7 @@ impl Kernel {
                 ino: ino_base + i as u64,
                 is_dir: dtype == DT_DIR,
                 is_fifo: false,
+                is_socket: false,
                 is_symlink: dtype == DT_LNK,
                 name,
                 next: i as u64 + 1,

@@ -29,7 +29,7 @@ const UTIME_NOW: u64 = (1 << 30) - 1;
 const UTIME_OMIT: u64 = (1 << 30) - 2;
 
 /// The part of `full` (absolute, normalized) below /tmp: `b""` for /tmp.
-fn below_tmp(full: &[u8]) -> Option<&[u8]> {
+pub(super) fn below_tmp(full: &[u8]) -> Option<&[u8]> {
     pmon::path::below(full, b"/tmp")
 }
 
@@ -121,6 +121,10 @@ impl Kernel {
             }
             Err(_) => return None,
         };
+        if self.tmp.is_socket(ino) {
+            // A socket is connected to, not opened.
+            return Some(err(ENXIO));
+        }
         if self.tmp.is_fifo(ino) {
             if flags & O_DIRECTORY != 0 {
                 return Some(err(ENOTDIR));

@@ -1,19 +1,26 @@
-//! AF_UNIX stream sockets. socketpair: two connected ends, each a pair of
-//! the monitor's pipes (one to receive from, one to send into), so they
-//! read, write, poll, block and end as pipes do. Event loops make one to
-//! wake themselves (tokio's signal and process handling, for one).
-//! socket, bind, listen, connect and accept: the same ends, made when a
-//! connection is accepted into a listener's queue, between processes of
-//! this processor (names: [`pmon::unixsock`]). AF_INET and AF_INET6
-//! stream sockets are the same connections, named by loopback addresses
-//! and ports ([`pmon::inet`]): the processes of a processor reach each
-//! other at 127.0.0.1 and ::1; no other network is given to processes
-//! (another address is ENETUNREACH), and datagram sockets are not served
-//! (EPROTONOSUPPORT: pipes keep no message boundaries). The calls that
-//! take a descriptor answer ENOTSOCK for anything else, as Linux does.
+//! AF_UNIX sockets. socketpair: two connected ends, each a pair of the
+//! monitor's pipes (one to receive from, one to send into), so they read,
+//! write, poll, block and end as pipes do; SOCK_SEQPACKET and SOCK_DGRAM
+//! pairs keep message boundaries in those pipes ([`pmon::pipe::Mode`]).
+//! Event loops make one to wake themselves (tokio's signal and process
+//! handling, for one). socket, bind, listen, connect and accept: the same
+//! ends (SOCK_STREAM or SOCK_SEQPACKET), made when a connection is
+//! accepted into a listener's queue, between processes of this processor
+//! (names: [`pmon::unixsock`]). Descriptors pass with SCM_RIGHTS
+//! ([`pmon::cmsg`]): they ride in the pipe with the bytes sent and are
+//! installed in the receiver's table by the recvmsg that reads those
+//! bytes. AF_INET and AF_INET6 stream sockets are the same connections,
+//! named by loopback addresses and ports ([`pmon::inet`]): the processes
+//! of a processor reach each other at 127.0.0.1 and ::1; no other network
+//! is given to processes (another address is ENETUNREACH). AF_UNIX
+//! datagram sockets with names (socket(AF_UNIX, SOCK_DGRAM) to bind and
+//! sendto) are not served (EPROTONOSUPPORT). The calls that take a
+//! descriptor answer ENOTSOCK for anything else, as Linux does.
 
+use pmon::cmsg;
 use pmon::fd::SHUT_WR_FLAG;
 use pmon::inet::InetName;
+use pmon::pipe::Mode;
 use pmon::unixsock::{Name, SockAddr};
 
 use super::*;
@@ -30,7 +37,19 @@ pub(super) const SO_ERROR: u64 = 4;
 pub(super) const SO_SNDBUF: u64 = 7;
 pub(super) const SO_RCVBUF: u64 = 8;
 pub(super) const MSG_DONTWAIT: u64 = 0x40;
+pub(super) const MSG_PEEK: u64 = 2;
+pub(super) const MSG_TRUNC: u64 = 0x20;
+const MSG_CTRUNC: u32 = 8;
+const MSG_WAITALL: u64 = 0x100;
 const MSG_NOSIGNAL: u64 = 0x4000;
+const MSG_CMSG_CLOEXEC: u64 = 0x4000_0000;
+const SO_PASSCRED: u64 = 16;
+const SO_PEERCRED: u64 = 17;
+const SOCK_SEQPACKET: u64 = 5;
+const ENOBUFS: Errno = 105;
+/// The uid and gid SO_PEERCRED gives for a socket with no peer (Linux's
+/// overflow ids).
+const NO_ID: u32 = 65534;
 const ENOTSOCK: Errno = 88;
 const EPROTONOSUPPORT: Errno = 93;
 pub(super) const EOPNOTSUPP: Errno = 95;
@@ -62,20 +81,19 @@ impl Kernel {
             AF_INET | AF_INET6 => return err(EOPNOTSUPP),
             _ => return err(EAFNOSUPPORT),
         }
-        if ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != SOCK_STREAM {
-            // Datagram and sequenced sockets keep message boundaries,
-            // which pipes do not.
-            return err(EPROTONOSUPPORT);
-        }
+        let mode = match ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC) {
+            SOCK_STREAM => Mode::Stream,
+            SOCK_SEQPACKET => Mode::Packets,
+            SOCK_DGRAM => Mode::Datagrams,
+            _ => return err(EPROTONOSUPPORT),
+        };
         if protocol != 0 {
             return err(EPROTONOSUPPORT);
         }
         let (a, b) = (self.next_pipe, self.next_pipe + 1);
         self.next_pipe += 2;
         for id in [a, b] {
-            let mut p = Pipe::new();
-            (p.readers, p.writers) = (1, 1);
-            self.pipes.insert(id, p);
+            self.pipes.insert(id, Pipe::socket(mode, pid));
         }
         let nb = nonblock(ty);
         let cloexec = ty & SOCK_CLOEXEC != 0;
@@ -99,11 +117,12 @@ impl Kernel {
             }
             return self.sys_udp_socket(pid, v6, ty);
         }
-        if ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != SOCK_STREAM {
-            // AF_UNIX datagram and sequenced sockets keep message
-            // boundaries, which pipes do not.
-            return err(EPROTONOSUPPORT);
-        }
+        let packets = match (ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC), inet) {
+            (SOCK_STREAM, _) => false,
+            (SOCK_SEQPACKET, None) => true,
+            // Named AF_UNIX datagram sockets are not served.
+            _ => return err(EPROTONOSUPPORT),
+        };
         if protocol != 0 && !(inet.is_some() && protocol == IPPROTO_TCP) {
             return err(EPROTONOSUPPORT);
         }
@@ -111,6 +130,7 @@ impl Kernel {
         self.next_pipe += 1;
         match inet {
             Some(v6) => self.unix.open_inet(id, v6),
+            None if packets => self.unix.open_packets(id),
             None => self.unix.open(id),
         }
         let nb = nonblock(ty);
@@ -142,7 +162,7 @@ impl Kernel {
             _ => return err(ENOTSOCK),
         };
         match n {
-            nr::SENDTO => self.socket_send(tid, &f, tx, &[(a[1], a[2] as usize)], a[3]),
+            nr::SENDTO => self.socket_send(tid, &f, tx, &[(a[1], a[2] as usize)], a[3], Vec::new()),
             nr::RECVFROM => {
                 if a[4] != 0 && a[5] != 0 {
                     // No address: the peer is unnamed.
@@ -153,34 +173,31 @@ impl Kernel {
                         return err(e);
                     }
                 }
-                self.socket_recv(tid, &f, rx, &[(a[1], a[2] as usize)], a[3])
+                self.socket_recv(tid, &f, rx, &[(a[1], a[2] as usize)], a[3], None)
             }
-            nr::SENDMSG | nr::RECVMSG => {
+            nr::SENDMSG => {
                 let (hdr, vecs) = match self.msghdr(pid, a[1]) {
                     Ok(h) => h,
                     Err(e) => return err(e),
                 };
-                let controllen = hdr.controllen;
-                if n == nr::SENDMSG {
-                    // Passing descriptors or credentials (control data)
-                    // is not served.
-                    if controllen != 0 {
-                        return err(EOPNOTSUPP);
-                    }
-                    return self.socket_send(tid, &f, tx, &vecs, a[2]);
+                match self.rights_sent(pid, &hdr) {
+                    Ok(rights) => self.socket_send(tid, &f, tx, &vecs, a[2], rights),
+                    Err(e) => err(e),
                 }
-                // Nothing comes with the bytes: no address, no control
-                // data, no flags.
-                let clear = |k: &mut Kernel| -> Result<(), Errno> {
-                    let s = k.space_mut(pid)?;
-                    uaccess::write_u32(s, a[1] + 8, 0)?;
-                    uaccess::write_u64(s, a[1] + 40, 0)?;
-                    uaccess::write_u32(s, a[1] + 48, 0)
+            }
+            nr::RECVMSG => {
+                let (hdr, vecs) = match self.msghdr(pid, a[1]) {
+                    Ok(h) => h,
+                    Err(e) => return err(e),
                 };
-                if let Err(e) = clear(self) {
+                // No address: the peer is unnamed.
+                if let Err(e) = self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u32(s, a[1] + 8, 0))
+                {
                     return err(e);
                 }
-                self.socket_recv(tid, &f, rx, &vecs, a[2])
+                self.socket_recv(tid, &f, rx, &vecs, a[2], Some((a[1], hdr)))
             }
             nr::SHUTDOWN => match a[1] {
                 0 => Ret::Val(0),
@@ -201,7 +218,21 @@ impl Kernel {
                     Some((Some(Name::Inet(n)), _)) => Some(n.v6()),
                     _ => None,
                 };
-                self.socket_option(pid, n, a, false, inet)
+                let (mode, peer) = self
+                    .pipes
+                    .get(&rx)
+                    .map_or((Mode::Stream, None), |p| (p.mode(), Some(p.sender)));
+                let sock = Sock {
+                    ty: match mode {
+                        Mode::Stream => SOCK_STREAM,
+                        Mode::Packets => SOCK_SEQPACKET,
+                        Mode::Datagrams => SOCK_DGRAM,
+                    },
+                    listening: false,
+                    inet,
+                    peer,
+                };
+                self.socket_option(pid, n, a, sock)
             }
             nr::GETSOCKNAME | nr::GETPEERNAME => {
                 // A socketpair's ends are unnamed: just the family.
@@ -232,6 +263,7 @@ impl Kernel {
             namelen: word(8) as u32 as u64,
             iov: word(16),
             iovlen: word(24),
+            control: word(32),
             controllen: word(40),
         };
         if hdr.iovlen > 1024 {
@@ -247,14 +279,8 @@ impl Kernel {
     /// socket also takes TCP's and IP's options (TCP_NODELAY, IP_TOS and
     /// the like), which a loopback made of pipes has no use for; reading
     /// one gives 0.
-    fn socket_option(
-        &mut self,
-        pid: Pid,
-        n: u64,
-        a: [u64; 6],
-        listening: bool,
-        inet: Option<bool>,
-    ) -> Ret {
+    fn socket_option(&mut self, pid: Pid, n: u64, a: [u64; 6], sock: Sock) -> Ret {
+        let inet = sock.inet;
         let ip_level = matches!(a[1], IPPROTO_IP | IPPROTO_TCP | IPPROTO_IPV6);
         if a[1] != SOL_SOCKET && !(inet.is_some() && ip_level) {
             return err(ENOPROTOOPT);
@@ -262,12 +288,25 @@ impl Kernel {
         if n == nr::SETSOCKOPT {
             return Ret::Val(0);
         }
+        if a[1] == SOL_SOCKET && a[2] == SO_PEERCRED {
+            // struct ucred: the peer's pid, uid and gid (every process
+            // here is root's); a socket with no peer: pid 0.
+            let (p, id) = sock.peer.map_or((0, NO_ID), |p| (p, 0));
+            let cred: Vec<u8> = [p, id, id].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let r = self.space_mut(pid).and_then(|s| {
+                let room = uaccess::read_u32(s, a[4])? as usize;
+                uaccess::write(s, a[3], &cred[..room.min(cred.len())])?;
+                uaccess::write_u32(s, a[4], room.min(cred.len()) as u32)
+            });
+            return val(r.map(|_| 0));
+        }
         let v: u32 = match a[2] {
             _ if a[1] != SOL_SOCKET => 0,
-            SO_TYPE => SOCK_STREAM as u32,
-            SO_ERROR => 0,
-            SO_ACCEPTCONN => listening as u32,
-            SO_SNDBUF | SO_RCVBUF => pmon::pipe::CAPACITY as u32,
+            SO_TYPE => sock.ty as u32,
+            SO_ERROR | SO_PASSCRED => 0,
+            SO_ACCEPTCONN => sock.listening as u32,
+            SO_SNDBUF | SO_RCVBUF if sock.ty == SOCK_STREAM => pmon::pipe::CAPACITY as u32,
+            SO_SNDBUF | SO_RCVBUF => pmon::pipe::MESSAGE_CAPACITY as u32,
             SO_DOMAIN => match inet {
                 None => AF_UNIX as u32,
                 Some(false) => AF_INET as u32,
@@ -372,6 +411,9 @@ impl Kernel {
                     None => self.sockaddr_name(pid, a[1], a[2]),
                 };
                 match name {
+                    Ok(Some(Name::Path(p))) if super::tmp::below_tmp(&p).is_some() => {
+                        val(self.bind_tmp(pid, id, p).map(|_| 0))
+                    }
                     Ok(name) => val(self.unix.bind(id, name).map(|_| 0)),
                     Err(e) => err(e),
                 }
@@ -384,7 +426,7 @@ impl Kernel {
                         return err(e);
                     }
                 }
-                val(self.unix.listen(id, a[1] as i32).map(|_| 0))
+                val(self.unix.listen(id, a[1] as i32, pid).map(|_| 0))
             }
             nr::CONNECT => self.unix_connect(tid, f, id, a),
             nr::ACCEPT => self.unix_accept(tid, f, id, a, 0),
@@ -397,11 +439,55 @@ impl Kernel {
                 val(self.put_sockaddr(pid, a[1], a[2], name.as_ref()).map(|_| 0))
             }
             nr::GETSOCKOPT | nr::SETSOCKOPT => {
-                let listening = self.unix.is_listening(id);
-                self.socket_option(pid, n, a, listening, inet)
+                let sock = Sock {
+                    ty: if self.unix.packets(id) {
+                        SOCK_SEQPACKET
+                    } else {
+                        SOCK_STREAM
+                    },
+                    listening: self.unix.is_listening(id),
+                    inet,
+                    peer: None,
+                };
+                self.socket_option(pid, n, a, sock)
             }
             // Sending, receiving, shutting down or naming a peer needs one.
             _ => err(ENOTCONN),
+        }
+    }
+
+    /// bind of socket `id` to `path` under /tmp: a socket file made there
+    /// (EADDRINUSE if the name exists, as on Linux; ENOENT without its
+    /// directory), which finds the socket from then on.
+    fn bind_tmp(&mut self, pid: Pid, id: usize, path: Vec<u8>) -> Result<(), Errno> {
+        if self.unix.name_of(id).is_some() {
+            return Err(EINVAL);
+        }
+        if self.tmp_node(&path).is_some() || host::stat_path(&path, false).is_ok() {
+            return Err(pmon::unixsock::EADDRINUSE);
+        }
+        let Some(rel) = self.tmp_new_name(&path) else {
+            return Err(ENOENT);
+        };
+        let perm = 0o777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
+        let now = self.realtime_ns();
+        let node = self.tmp.mksock(rel, perm, now)?;
+        self.unix.bind_node(id, Name::Path(path), node)
+    }
+
+    /// The socket a connect to `name` reaches: under /tmp, the one whose
+    /// socket file the path leads to (ENOENT without a file, ECONNREFUSED
+    /// for a file that is no socket's); elsewhere the one with the name.
+    fn socket_at(&self, name: &Name) -> Result<usize, Errno> {
+        match name {
+            Name::Path(p) if super::tmp::below_tmp(p).is_some() => {
+                let ino = self.tmp_node(&self.follow(p.clone())?).ok_or(ENOENT)?;
+                if !self.tmp.is_socket(ino) {
+                    return Err(ECONNREFUSED);
+                }
+                self.unix.at_node(ino)
+            }
+            other => self.unix.named(other),
         }
     }
 
@@ -423,26 +509,29 @@ impl Kernel {
                 Err(e) => return err(e),
             },
         };
-        let listener = match self.unix.listener(&name) {
+        let packets = self.unix.packets(id);
+        let target = match self.socket_at(&name) {
+            Ok(t) => t,
+            Err(e) => return err(e),
+        };
+        let listener = match self.unix.accepting(target, packets) {
             Ok(l) => l,
             Err(EAGAIN) if !f.nonblocking() => {
                 // Its queue is full: an accept there makes room.
-                if let Ok(l) = self.unix.listening_at(&name) {
-                    self.block(tid, Wait::Pipe(l), None, None, OnWake::Retry);
-                    return Ret::Block;
-                }
-                return err(EAGAIN);
+                self.block(tid, Wait::Pipe(target), None, None, OnWake::Retry);
+                return Ret::Block;
             }
             Err(e) => return err(e),
         };
         // Client to server, and back.
         let (up, down) = (self.next_pipe, self.next_pipe + 1);
         self.next_pipe += 2;
-        for p in [up, down] {
-            let mut pipe = Pipe::new();
-            (pipe.readers, pipe.writers) = (1, 1);
-            self.pipes.insert(p, pipe);
-        }
+        let mode = if packets { Mode::Packets } else { Mode::Stream };
+        // Each end sees the other's process as its peer: the server the
+        // client, the client the process that made the server listen.
+        self.pipes.insert(up, Pipe::socket(mode, pid));
+        let server = self.unix.owner(listener);
+        self.pipes.insert(down, Pipe::socket(mode, server));
         // An internet client has an address of its own: its bound one on
         // the loopback, or a port of the ephemeral range.
         if let (Some(v6), None) = (inet, self.unix.name_of(id)) {
@@ -544,6 +633,8 @@ impl Kernel {
         }
     }
 
+    /// send, sendto, sendmsg on a connected AF_UNIX socket: the bytes of
+    /// `vecs`, with descriptors `rights` (SCM_RIGHTS) riding along.
     fn socket_send(
         &mut self,
         tid: Tid,
@@ -551,20 +642,72 @@ impl Kernel {
         tx: usize,
         vecs: &[(u64, usize)],
         flags: u64,
+        rights: Vec<Arc<OpenFile>>,
     ) -> Ret {
-        let peer_gone = self.pipes.get(&tx).is_none_or(|p| p.readers == 0);
+        let (peer_gone, datagrams) = self.pipes.get(&tx).map_or((true, false), |p| {
+            (p.readers == 0, p.mode() == Mode::Datagrams)
+        });
+        if peer_gone && datagrams {
+            return err(ECONNREFUSED);
+        }
         if flags & MSG_NOSIGNAL != 0 && (peer_gone || pmon::fd::shut_for_writing(f)) {
             return err(EPIPE);
         }
-        if flags & MSG_DONTWAIT != 0
-            && !peer_gone
-            && self.pipes.get(&tx).is_some_and(|p| !p.writable())
-        {
+        let nonblocking = f.nonblocking() || flags & MSG_DONTWAIT != 0;
+        if nonblocking && !peer_gone && self.pipes.get(&tx).is_some_and(|p| !p.writable()) {
             return err(EAGAIN);
         }
-        self.write_from(tid, f, vecs)
+        if rights.is_empty() {
+            return self.write_from(tid, f, vecs);
+        }
+        if pmon::fd::shut_for_writing(f) {
+            self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
+            return err(EPIPE);
+        }
+        let total = Self::io_total(vecs).min(1 << 20);
+        let data = match self.gather(self.pid_of(tid), vecs, 0, total) {
+            Ok(d) => d,
+            Err(e) => return err(e),
+        };
+        match self.pipe_send(tid, tx, &data, rights, nonblocking) {
+            Ok(Some(n)) => Ret::Val(n as i64),
+            Ok(None) => {
+                self.block(tid, Wait::Pipe(tx), None, None, OnWake::Retry);
+                Ret::Block
+            }
+            Err(e) => err(e),
+        }
     }
 
+    /// The descriptors a sendmsg's control data passes (SCM_RIGHTS), each
+    /// the caller's open file: EBADF for one it does not have, EINVAL for
+    /// control data Linux refuses, ENOBUFS past its size limit.
+    fn rights_sent(&mut self, pid: Pid, hdr: &MsgHdr) -> Result<Vec<Arc<OpenFile>>, Errno> {
+        if hdr.controllen == 0 {
+            return Ok(Vec::new());
+        }
+        if hdr.controllen > cmsg::MAX_CONTROL as u64 {
+            return Err(ENOBUFS);
+        }
+        let control =
+            uaccess::read_vec(self.space_mut(pid)?, hdr.control, hdr.controllen as usize)?;
+        cmsg::rights(&control)?
+            .into_iter()
+            .map(|fd| self.file(pid, fd as i64))
+            .collect()
+    }
+
+    /// recv, recvfrom, recvmsg on a connected AF_UNIX socket: what one read
+    /// takes (a stream's bytes up to the end of those that carried
+    /// descriptors, or one message), copied into `vecs` before anything is
+    /// taken, so a bad buffer loses nothing. For recvmsg (`msg`: the
+    /// msghdr's address and fields) the descriptors that came are
+    /// installed as far as its control buffer has room (the rest closed,
+    /// MSG_CTRUNC) and a cut message says MSG_TRUNC; otherwise they are
+    /// closed, as Linux closes them. MSG_PEEK leaves everything queued (the
+    /// descriptors are installed all the same); MSG_WAITALL waits for the
+    /// whole buffer on a stream when it fits the pipe; MSG_TRUNC returns a
+    /// message's whole length.
     fn socket_recv(
         &mut self,
         tid: Tid,
@@ -572,16 +715,126 @@ impl Kernel {
         rx: usize,
         vecs: &[(u64, usize)],
         flags: u64,
+        msg: Option<(u64, MsgHdr)>,
     ) -> Ret {
-        if flags & MSG_DONTWAIT != 0
-            && self
+        let pid = self.pid_of(tid);
+        let peek = flags & MSG_PEEK != 0;
+        let nonblocking = f.nonblocking() || flags & MSG_DONTWAIT != 0;
+        let total = Self::io_total(vecs).min(1 << 20);
+        let Some(p) = self.pipes.get_mut(&rx) else {
+            return Ret::Val(0);
+        };
+        let stream = p.mode() == Mode::Stream;
+        let short = stream && p.len() < total && total <= p.capacity() && !p.hung_up();
+        let wait = if flags & MSG_WAITALL != 0 && !peek && !nonblocking && short {
+            Err(pmon::pipe::Io::Wait)
+        } else {
+            p.take(total, true)
+        };
+        let seen = match wait {
+            Ok(t) => t,
+            Err(pmon::pipe::Io::Wait) if nonblocking => return err(EAGAIN),
+            Err(_) => {
+                self.block(tid, Wait::Pipe(rx), None, None, OnWake::Retry);
+                return Ret::Block;
+            }
+        };
+        let copied = match self.scatter(pid, vecs, 0, &seen.data) {
+            Ok(()) => seen.data.len(),
+            Err((0, e)) if !seen.data.is_empty() => return err(e),
+            Err((put, _)) => put,
+        };
+        let whole = seen.whole;
+        let rights = if peek {
+            seen.rights
+        } else {
+            drop(seen.rights);
+            let taken = self
                 .pipes
-                .get(&rx)
-                .is_some_and(|p| !p.readable() && p.writers > 0)
-        {
-            return err(EAGAIN);
+                .get_mut(&rx)
+                .and_then(|p| p.take(copied, false).ok())
+                .unwrap_or_default();
+            self.pipe_changed(rx);
+            taken.rights
+        };
+        let mut out_flags = 0;
+        if !stream && copied < whole {
+            out_flags |= MSG_TRUNC as u32;
         }
-        self.read_into(tid, f, vecs)
+        match msg {
+            Some((at, hdr)) => {
+                let cloexec = flags & MSG_CMSG_CLOEXEC != 0;
+                let (control, cut) = self.install_rights(pid, rights, &hdr, cloexec);
+                if cut {
+                    out_flags |= MSG_CTRUNC;
+                }
+                let r = self.space_mut(pid).and_then(|s| {
+                    uaccess::write_u64(s, at + 40, control as u64)?;
+                    uaccess::write_u32(s, at + 48, out_flags)
+                });
+                if let Err(e) = r {
+                    return err(e);
+                }
+            }
+            None => {
+                for r in rights {
+                    self.release_file(r);
+                }
+            }
+        }
+        if flags & MSG_TRUNC != 0 && !stream {
+            Ret::Val(whole as i64)
+        } else {
+            Ret::Val(copied as i64)
+        }
+    }
+
+    /// Descriptors received into the caller's table and named in its
+    /// control buffer, as many as both have room for; the others are
+    /// closed. The control bytes written, and whether some were cut.
+    fn install_rights(
+        &mut self,
+        pid: Pid,
+        rights: Vec<Arc<OpenFile>>,
+        hdr: &MsgHdr,
+        cloexec: bool,
+    ) -> (usize, bool) {
+        if rights.is_empty() {
+            return (0, false);
+        }
+        let room = cmsg::room(hdr.controllen as usize);
+        let mut fds = Vec::new();
+        let mut left = Vec::new();
+        for r in rights {
+            let installed = if fds.len() < room {
+                self.proc_mut(pid)
+                    .and_then(|p| p.fds.install(r.clone(), cloexec, 0))
+                    .ok()
+            } else {
+                None
+            };
+            match installed {
+                Some(fd) => fds.push(fd as i32),
+                None => left.push(r),
+            }
+        }
+        let message = cmsg::rights_message(&fds, hdr.controllen as usize);
+        let written = self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, hdr.control, &message));
+        if written.is_err() {
+            // The buffer is bad: the descriptors are not the caller's.
+            for fd in fds.drain(..) {
+                if let Ok(f) = self.proc_mut(pid).and_then(|p| p.fds.close(fd as i64)) {
+                    self.release_file(f);
+                }
+            }
+        }
+        let cut = !left.is_empty() || written.is_err();
+        for r in left {
+            self.release_file(r);
+        }
+        (if fds.is_empty() { 0 } else { message.len() }, cut)
     }
 }
 
@@ -591,7 +844,18 @@ pub(super) struct MsgHdr {
     pub namelen: u64,
     pub iov: u64,
     pub iovlen: u64,
+    pub control: u64,
     pub controllen: u64,
+}
+
+/// What getsockopt says of a socket.
+struct Sock {
+    ty: u64,
+    listening: bool,
+    /// Some(is IPv6) for an internet socket.
+    inet: Option<bool>,
+    /// The process at the other end (SO_PEERCRED), if connected.
+    peer: Option<Pid>,
 }
 
 /// O_NONBLOCK if a socket's type (or accept4's flags) asks for it.

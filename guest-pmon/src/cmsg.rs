@@ -1,0 +1,163 @@
+//! Control messages of sendmsg and recvmsg (runs of `struct cmsghdr` in
+//! `msg_control`), with the rules of Linux's `__scm_send` and
+//! `scm_detach_fds`: what a sender's control data asks to pass, and what a
+//! receiver's buffer gets back for descriptors that came with the bytes.
+
+use alloc::vec::Vec;
+
+const EINVAL: i64 = 22;
+
+pub const SOL_SOCKET: u32 = 1;
+/// Descriptors passed (`int`s after the header).
+pub const SCM_RIGHTS: u32 = 1;
+/// The sender's pid, uid and gid (`struct ucred`).
+pub const SCM_CREDENTIALS: u32 = 2;
+/// The most descriptors one send may carry (Linux's SCM_MAX_FD).
+pub const SCM_MAX_FD: usize = 253;
+/// The most control data a send may give (Linux's `optmem_max`; more is
+/// ENOBUFS).
+pub const MAX_CONTROL: usize = 131_072;
+
+/// `sizeof(struct cmsghdr)` on x86-64: a length (u64), a level and a type.
+const HEADER: usize = 16;
+
+fn align(n: usize) -> usize {
+    n.saturating_add(7) & !7
+}
+
+/// The descriptors a sender's control data passes (SCM_RIGHTS, in order),
+/// or EINVAL: a header whose length is short or runs past the buffer, a
+/// type of SOL_SOCKET other than SCM_RIGHTS and SCM_CREDENTIALS, a
+/// credentials message of the wrong size, or more than [`SCM_MAX_FD`]
+/// descriptors. Other levels are skipped, as Linux's AF_UNIX skips them.
+pub fn rights(control: &[u8]) -> Result<Vec<i32>, i64> {
+    let mut fds = Vec::new();
+    let mut at = 0usize;
+    while control.len().saturating_sub(at) >= HEADER {
+        let word = |i: usize, n: usize| -> u64 {
+            let mut b = [0u8; 8];
+            b[..n].copy_from_slice(&control[at + i..at + i + n]);
+            u64::from_le_bytes(b)
+        };
+        let len = word(0, 8);
+        let (level, ty) = (word(8, 4) as u32, word(12, 4) as u32);
+        if len < HEADER as u64 || len > (control.len() - at) as u64 {
+            return Err(EINVAL);
+        }
+        let len = len as usize;
+        if level == SOL_SOCKET {
+            match ty {
+                SCM_RIGHTS => {
+                    let n = (len - HEADER) / 4;
+                    if fds.len() + n > SCM_MAX_FD {
+                        return Err(EINVAL);
+                    }
+                    let data = &control[at + HEADER..at + HEADER + n * 4];
+                    fds.extend(
+                        data.chunks_exact(4)
+                            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                    );
+                }
+                // Taken, and nothing done with them: no receiver here asks
+                // for credentials (SO_PASSCRED), and SO_PEERCRED says who
+                // the peer is.
+                SCM_CREDENTIALS if len == HEADER + 12 => {}
+                _ => return Err(EINVAL),
+            }
+        }
+        at = at.saturating_add(align(len));
+    }
+    Ok(fds)
+}
+
+/// How many descriptors fit in a receiver's control buffer of
+/// `controllen` bytes (one header, then `int`s).
+pub fn room(controllen: usize) -> usize {
+    controllen.saturating_sub(HEADER) / 4
+}
+
+/// The SCM_RIGHTS message for `fds` (those that fit, see [`room`]) as a
+/// receiver's buffer of `controllen` bytes gets it: header, descriptors
+/// and padding, cut to the buffer; empty when none fit.
+pub fn rights_message(fds: &[i32], controllen: usize) -> Vec<u8> {
+    if fds.is_empty() || room(controllen) == 0 {
+        return Vec::new();
+    }
+    let fds = &fds[..fds.len().min(room(controllen))];
+    let mut out = Vec::with_capacity(align(HEADER + fds.len() * 4));
+    out.extend_from_slice(&((HEADER + fds.len() * 4) as u64).to_le_bytes());
+    out.extend_from_slice(&SOL_SOCKET.to_le_bytes());
+    out.extend_from_slice(&SCM_RIGHTS.to_le_bytes());
+    for fd in fds {
+        out.extend_from_slice(&fd.to_le_bytes());
+    }
+    out.resize(align(out.len()).min(controllen), 0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(level: u32, ty: u32, data: &[u8], len: Option<u64>) -> Vec<u8> {
+        let mut m = Vec::new();
+        let l = len.unwrap_or((HEADER + data.len()) as u64);
+        m.extend_from_slice(&l.to_le_bytes());
+        m.extend_from_slice(&level.to_le_bytes());
+        m.extend_from_slice(&ty.to_le_bytes());
+        m.extend_from_slice(data);
+        m.resize(align(m.len()), 0);
+        m
+    }
+
+    fn ints(v: &[i32]) -> Vec<u8> {
+        v.iter().flat_map(|i| i.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn rights_are_read_in_order_across_messages() {
+        let mut c = message(SOL_SOCKET, SCM_RIGHTS, &ints(&[3, 4, 5]), None);
+        c.extend(message(6, 77, b"tcp's", None));
+        c.extend(message(SOL_SOCKET, SCM_CREDENTIALS, &[0; 12], None));
+        c.extend(message(SOL_SOCKET, SCM_RIGHTS, &ints(&[9]), None));
+        assert_eq!(rights(&c), Ok(alloc::vec![3, 4, 5, 9]));
+        // Less than a header left over ends the run.
+        c.extend([0u8; 8]);
+        assert_eq!(rights(&c), Ok(alloc::vec![3, 4, 5, 9]));
+        assert_eq!(rights(&[]), Ok(alloc::vec![]));
+    }
+
+    #[test]
+    fn bad_control_data_is_einval() {
+        let fds = ints(&[3]);
+        let past = message(SOL_SOCKET, SCM_RIGHTS, &fds, Some(200));
+        assert_eq!(rights(&past), Err(EINVAL), "longer than the buffer");
+        let short = message(SOL_SOCKET, SCM_RIGHTS, &fds, Some(8));
+        assert_eq!(rights(&short), Err(EINVAL), "shorter than a header");
+        let unknown = message(SOL_SOCKET, 77, &fds, None);
+        assert_eq!(rights(&unknown), Err(EINVAL));
+        let creds = message(SOL_SOCKET, SCM_CREDENTIALS, &[0; 8], None);
+        assert_eq!(rights(&creds), Err(EINVAL), "credentials are 12 bytes");
+        let many: Vec<i32> = (0..254).collect();
+        let too_many = message(SOL_SOCKET, SCM_RIGHTS, &ints(&many), None);
+        assert_eq!(rights(&too_many), Err(EINVAL));
+        let most = message(SOL_SOCKET, SCM_RIGHTS, &ints(&many[..253]), None);
+        assert_eq!(rights(&most).map(|v| v.len()), Ok(253));
+    }
+
+    #[test]
+    fn a_receiver_gets_what_fits() {
+        // CMSG_SPACE(4) = 24 bytes hold two descriptors, as on Linux.
+        assert_eq!(room(24), 2);
+        assert_eq!(room(15), 0);
+        let m = rights_message(&[7, 8, 9], 24);
+        assert_eq!(m.len(), 24);
+        assert_eq!(u64::from_le_bytes(m[..8].try_into().unwrap()), 24);
+        assert_eq!(&m[16..], &ints(&[7, 8])[..]);
+        // One descriptor: cmsg_len 20, padded to 24.
+        let m = rights_message(&[7], 64);
+        assert_eq!((m.len(), m[0]), (24, 20));
+        assert!(rights_message(&[7], 16).is_empty());
+        assert!(rights_message(&[], 64).is_empty());
+    }
+}
