@@ -23,6 +23,9 @@ pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_CLOEXEC: u32 = 0o2000000;
 /// Each write is durable when it returns (O_SYNC is this and `O_SYNC_ONLY`).
 pub const O_DSYNC: u32 = 0o10000;
+/// A descriptor that only names a file (for fstat, *at() calls, fchdir):
+/// it neither reads nor writes.
+pub const O_PATH: u32 = 0o10000000;
 /// O_SYNC's own bit (Linux's `__O_SYNC`).
 pub const O_SYNC_ONLY: u32 = 0o4000000;
 
@@ -129,11 +132,13 @@ impl OpenFile {
     }
 
     pub fn readable(&self) -> bool {
-        self.flags.get() & O_ACCMODE != O_WRONLY
+        let f = self.flags.get();
+        f & O_ACCMODE != O_WRONLY && f & O_PATH == 0
     }
 
     pub fn writable(&self) -> bool {
-        self.flags.get() & O_ACCMODE != O_RDONLY
+        let f = self.flags.get();
+        f & O_ACCMODE != O_RDONLY && f & O_PATH == 0
     }
 
     pub fn nonblocking(&self) -> bool {

@@ -20,6 +20,7 @@ pub mod path;
 pub mod pipe;
 pub mod procfs;
 pub mod readahead;
+pub mod sched;
 pub mod script;
 pub mod shell;
 pub mod signal;

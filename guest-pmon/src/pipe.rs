@@ -19,6 +19,8 @@ use crate::fd::OpenFile;
 
 /// Linux's default pipe capacity.
 pub const CAPACITY: usize = 65536;
+/// The largest a pipe may be made (Linux's `/proc/sys/fs/pipe-max-size`).
+pub const MAX_CAPACITY: usize = 1 << 20;
 /// Writes this size or smaller are never interleaved with others.
 pub const PIPE_BUF: usize = 4096;
 /// What a message socket holds unsent to its reader (Linux's default
@@ -148,6 +150,25 @@ impl Pipe {
     /// Its size (F_GETPIPE_SZ, SO_SNDBUF).
     pub fn capacity(&self) -> usize {
         self.cap
+    }
+
+    /// F_SETPIPE_SZ: the capacity becomes `bytes` rounded up to a power of
+    /// two of pages (one page at least), at most [`MAX_CAPACITY`] (EPERM
+    /// past it, Linux's `pipe-max-size`), and never less than what it
+    /// holds (EBUSY). The new capacity.
+    pub fn set_capacity(&mut self, bytes: u64) -> Result<usize, i64> {
+        const EPERM: i64 = 1;
+        const EBUSY: i64 = 16;
+        let want = bytes.max(PIPE_BUF as u64);
+        if want > MAX_CAPACITY as u64 {
+            return Err(EPERM);
+        }
+        let cap = (want as usize).next_power_of_two();
+        if cap < self.buf.len() {
+            return Err(EBUSY);
+        }
+        self.cap = cap;
+        Ok(cap)
     }
 
     /// Free room.
@@ -433,6 +454,19 @@ mod tests {
         r.writers = 0;
         assert!(r.readable());
         assert_eq!(r.read(&mut out), Io::Done(0));
+    }
+
+    #[test]
+    fn a_pipe_is_resized_in_powers_of_two_of_pages() {
+        let mut p = Pipe::new();
+        assert_eq!(p.set_capacity(0), Ok(4096));
+        assert_eq!(p.set_capacity(5000), Ok(8192));
+        assert_eq!(p.write(&[1u8; 8192]), Io::Done(8192));
+        assert_eq!(p.write(&[1u8; 1]), Io::Wait, "full at its new size");
+        assert_eq!(p.set_capacity(4096), Err(16), "holds more than that");
+        assert_eq!(p.set_capacity(MAX_CAPACITY as u64), Ok(MAX_CAPACITY));
+        assert_eq!(p.set_capacity(MAX_CAPACITY as u64 + 1), Err(1));
+        assert_eq!(p.capacity(), MAX_CAPACITY);
     }
 
     fn file() -> Arc<OpenFile> {

@@ -261,6 +261,10 @@ pub struct ProcInfo {
     pub ignored: u64,
     pub caught: u64,
     pub fds: u32,
+    /// Its supplementary groups.
+    pub groups: Vec<u32>,
+    /// The CPUs its first thread may run on, one bit each.
+    pub cpus_allowed: u64,
 }
 
 fn state_name(state: u8) -> &'static str {
@@ -311,22 +315,26 @@ pub fn stat(p: &ProcInfo) -> Vec<u8> {
 /// /proc/PID/status: the lines ps, top and scripts read.
 pub fn status(p: &ProcInfo) -> Vec<u8> {
     let mut out = alloc::string::String::new();
+    let groups: Vec<alloc::string::String> =
+        p.groups.iter().map(|g| alloc::format!("{g} ")).collect();
+    let groups = groups.concat();
     let comm = alloc::string::String::from_utf8_lossy(&p.comm);
     let _ = write!(
         out,
         "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{}\nTgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\n\
-         TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t{}\nGroups:\t\n\
+         TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t{}\nGroups:\t{}\n\
          VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{}\n\
          SigQ:\t0/{}\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\n\
          SigCgt:\t{:016x}\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\n\
          CapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\nNoNewPrivs:\t0\n\
-         Cpus_allowed_list:\t0\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+         Cpus_allowed_list:\t{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         p.umask,
         state_name(p.state),
         p.pid,
         p.pid,
         p.ppid,
         p.fds.next_multiple_of(64).max(64),
+        groups,
         p.vsize / 1024,
         p.vsize / 1024,
         0,
@@ -337,8 +345,33 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
         p.blocked,
         p.ignored,
         p.caught,
+        cpu_list_of(p.cpus_allowed),
     );
     out.into_bytes()
+}
+
+/// A CPU set as Linux lists it: ranges, "0-1,3".
+fn cpu_list_of(mask: u64) -> alloc::string::String {
+    let mut out = alloc::string::String::new();
+    let mut cpu = 0;
+    while cpu < 64 {
+        if mask & (1 << cpu) == 0 {
+            cpu += 1;
+            continue;
+        }
+        let first = cpu;
+        while cpu < 64 && mask & (1 << cpu) != 0 {
+            cpu += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let _ = match cpu - 1 - first {
+            0 => write!(out, "{first}"),
+            _ => write!(out, "{first}-{}", cpu - 1),
+        };
+    }
+    out
 }
 
 #[cfg(test)]
@@ -507,6 +540,8 @@ mod tests {
             vsize: 4 << 20,
             umask: 0o22,
             blocked: 1 << 9,
+            groups: alloc::vec![4, 27],
+            cpus_allowed: 0b1011,
             ..Default::default()
         };
         let st = alloc::string::String::from_utf8(stat(&p)).unwrap();
@@ -523,5 +558,7 @@ mod tests {
         assert!(status.contains("\nPPid:\t2\n"));
         assert!(status.contains("\nVmSize:\t    4096 kB\n"));
         assert!(status.contains("\nSigBlk:\t0000000000000200\n"));
+        assert!(status.contains("\nGroups:\t4 27 \n"), "{status}");
+        assert!(status.contains("\nCpus_allowed_list:\t0-1,3\n"), "{status}");
     }
 }

@@ -149,6 +149,7 @@ impl Kernel {
                 exit_signal: pmon::signal::SIGCHLD,
                 vfork_parent: None,
                 rlimits,
+                groups: Vec::new(),
                 cycles: 0,
                 child_cycles: 0,
                 alarm: None,
@@ -185,6 +186,7 @@ impl Kernel {
                 retrying: false,
                 name: [0; 16],
                 wait_deadline: None,
+                sched: pmon::sched::Sched::new(self.cpus.len()),
             },
         );
         self.runq.push_back(pid);

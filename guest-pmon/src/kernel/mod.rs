@@ -170,6 +170,9 @@ pub struct Thread {
     pub wait_deadline: Option<Option<u64>>,
     /// Its name (prctl PR_SET_NAME), NUL-padded; empty: the program's.
     pub name: [u8; 16],
+    /// Its policy, priority, nice value and CPUs (kept and reported; see
+    /// [`pmon::sched`]).
+    pub sched: pmon::sched::Sched,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,6 +208,8 @@ pub struct Process {
     /// A vfork parent waits for this process's exec or exit.
     pub vfork_parent: Option<Tid>,
     pub rlimits: [(u64, u64); 16],
+    /// Its supplementary groups (setgroups).
+    pub groups: Vec<u32>,
     /// CPU time its threads spent in user mode, in TSC cycles.
     pub cycles: u64,
     /// The same of its children that it waited for.

@@ -12,7 +12,7 @@ use lego_proto::memory::{
     OP_MREMAP, OP_MUNMAP,
 };
 use pmon::fd::{
-    Kind, OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_DSYNC, O_NONBLOCK, O_RDONLY, O_RDWR,
+    Kind, OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_DSYNC, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR,
     O_SYNC_ONLY, O_WRONLY,
 };
 use pmon::path::Name;
@@ -511,8 +511,7 @@ impl Kernel {
             | nr::SETRESUID
             | nr::SETRESGID
             | nr::SETFSUID
-            | nr::SETFSGID
-            | nr::SETGROUPS => Ret::Val(0),
+            | nr::SETFSGID => Ret::Val(0),
             nr::GETRESUID | nr::GETRESGID => {
                 let r = self.space_mut(pid).and_then(|s| {
                     for p in [a[0], a[1], a[2]] {
@@ -522,7 +521,6 @@ impl Kernel {
                 });
                 val(r)
             }
-            nr::GETGROUPS => Ret::Val(0),
             nr::GETPGID => {
                 let target = if a[0] == 0 { pid } else { a[0] as Pid };
                 val(self.procs.get(&target).map(|p| p.pgid as i64).ok_or(ESRCH))
@@ -673,28 +671,19 @@ impl Kernel {
                 }
                 Ret::Val(0)
             }
-            nr::SCHED_GETAFFINITY => {
-                let n = self.cpus.len();
-                let size = (a[1] as usize).min(128);
-                if size < n.div_ceil(8) || size % 8 != 0 {
-                    return err(EINVAL);
-                }
-                let mut mask = alloc::vec![0u8; size];
-                for c in 0..n {
-                    mask[c / 8] |= 1 << (c % 8);
-                }
-                val(self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::write(s, a[2], &mask).map(|_| size as i64)))
-            }
-            nr::SCHED_SETAFFINITY
-            | nr::SCHED_SETSCHEDULER
+            nr::SCHED_SETSCHEDULER
             | nr::SCHED_SETPARAM
-            | nr::SETPRIORITY => Ret::Val(0),
-            nr::SCHED_GETSCHEDULER | nr::GETPRIORITY => Ret::Val(0),
-            nr::SCHED_GETPARAM => val(self
-                .space_mut(pid)
-                .and_then(|s| uaccess::write_u32(s, a[1], 0).map(|_| 0))),
+            | nr::SCHED_GETSCHEDULER
+            | nr::SCHED_GETPARAM
+            | nr::SCHED_GET_PRIORITY_MAX
+            | nr::SCHED_GET_PRIORITY_MIN
+            | nr::SCHED_RR_GET_INTERVAL
+            | nr::SCHED_SETAFFINITY
+            | nr::SCHED_GETAFFINITY
+            | nr::GETPRIORITY
+            | nr::SETPRIORITY
+            | nr::SETGROUPS
+            | nr::GETGROUPS => self.sys_sched(tid, n, a),
             nr::GETCPU => {
                 let cpu = lego_image::cpu::current_cpu();
                 let r = self.space_mut(pid).and_then(|s| {
@@ -1020,7 +1009,18 @@ impl Kernel {
                 Err(e) => err(e),
             },
             F_GETPIPE_SZ | F_SETPIPE_SZ => match p.fds.get(fd).map(|f| f.kind) {
-                Ok(Kind::PipeRead(_) | Kind::PipeWrite(_)) => Ret::Val(pmon::pipe::CAPACITY as i64),
+                Ok(Kind::PipeRead(id) | Kind::PipeWrite(id)) => {
+                    let Some(pipe) = self.pipes.get_mut(&id) else {
+                        return err(EBADF);
+                    };
+                    if cmd == F_GETPIPE_SZ {
+                        return Ret::Val(pipe.capacity() as i64);
+                    }
+                    let r = pipe.set_capacity(arg);
+                    // Writers waiting for room look again.
+                    self.pipe_changed(id);
+                    val(r.map(|n| n as i64))
+                }
                 Ok(_) => err(EBADF),
                 Err(e) => err(e),
             },
@@ -2080,7 +2080,27 @@ impl Kernel {
             .and_then(|s| uaccess::write(s, buf, &x).map(|_| 0)))
     }
 
+    /// openat. O_PATH gives a descriptor that only names the file (the
+    /// other flags but O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW ignored, as
+    /// Linux ignores them): it opens a symbolic link itself with
+    /// O_NOFOLLOW (glibc's fchmodat(AT_SYMLINK_NOFOLLOW) looks at it so),
+    /// and a named pipe or socket without opening either.
     fn sys_openat(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64, mode: u64) -> Ret {
+        let flags = flags as u32;
+        if flags & O_PATH == 0 {
+            return self.open_file(pid, dirfd, path, flags, mode as u32);
+        }
+        const KEPT: u32 = O_CLOEXEC | 0o200000 | 0o400000;
+        let r = self.open_file(pid, dirfd, path, flags & (KEPT | O_PATH), 0);
+        if let Ret::Val(fd) = r {
+            if let Ok(f) = self.file(pid, fd) {
+                f.flags.set((f.flags.get() & !O_ACCMODE) | O_PATH);
+            }
+        }
+        r
+    }
+
+    fn open_file(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u32, mode: u32) -> Ret {
         const O_CREAT: u32 = 0o100;
         const O_TRUNC: u32 = 0o1000;
         const O_DIRECTORY: u32 = 0o200000;
@@ -2093,7 +2113,8 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
-        let mut flags = flags as u32;
+        let mut flags = flags;
+        let path_only = flags & O_PATH != 0;
         // Unnamed files: neither the tmpfs nor storage makes them, and
         // EOPNOTSUPP is what a Linux file system without them answers,
         // which glibc's tmpfile() and programs take as "use a name".
@@ -2122,6 +2143,9 @@ impl Kernel {
             Ok(v) => v,
             Err(e) => return err(e),
         };
+        if let (true, Some(ino)) = (path_only, self.tmp_node(&full)) {
+            return self.tmp_path_open(pid, ino, full, flags, cloexec);
+        }
         if no_follow
             && self
                 .tmp_node(&full)
@@ -2188,11 +2212,11 @@ impl Kernel {
             }
             _ => {}
         }
-        if let Some(r) = self.tmp_open(pid, &full, flags, mode as u32, cloexec) {
+        if let Some(r) = self.tmp_open(pid, &full, flags, mode, cloexec) {
             return r;
         }
         if self.on_storage(&full) {
-            return self.store_open(pid, full, flags, mode as u32, cloexec);
+            return self.store_open(pid, full, flags, mode, cloexec);
         }
         // The host's files, read-only until storage serves files.
         if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
@@ -2358,7 +2382,8 @@ impl Kernel {
         const POLLHUP: u16 = 16;
         const POLLNVAL: u16 = 32;
         let pid = self.pid_of(tid);
-        if n > 1024 {
+        // Linux's bound: the descriptors a process may have.
+        if n > self.procs.get(&pid).map_or(0, |p| p.fds.limit) {
             return err(EINVAL);
         }
         let mut raw = match self
@@ -3566,6 +3591,12 @@ impl Kernel {
             ctx.fs_base = tls;
         }
         let sigmask = self.threads.get(&tid).map_or(0, |t| t.sigmask);
+        let sched = self
+            .threads
+            .get(&tid)
+            .map_or(pmon::sched::Sched::new(self.cpus.len()), |t| {
+                t.sched.for_child()
+            });
         let altstack = self
             .threads
             .get(&tid)
@@ -3593,6 +3624,7 @@ impl Kernel {
                 parent.sid,
             );
             let cmdline = parent.cmdline.clone();
+            let groups = parent.groups.clone();
             let (dumpable, no_new_privs, run, vnode, home) = (
                 parent.dumpable,
                 parent.no_new_privs,
@@ -3637,6 +3669,7 @@ impl Kernel {
                     exit_signal: (flags & 0xff) as u32,
                     vfork_parent: (flags & CLONE_VFORK != 0).then_some(tid),
                     rlimits,
+                    groups,
                     cycles: 0,
                     child_cycles: 0,
                     alarm: None,
@@ -3685,6 +3718,7 @@ impl Kernel {
                 retrying: false,
                 name: [0; 16],
                 wait_deadline: None,
+                sched,
             },
         );
         // The tid words: the parent's in its space, the child's in the

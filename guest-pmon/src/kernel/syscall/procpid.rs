@@ -109,6 +109,8 @@ impl Kernel {
             ignored,
             caught,
             fds: 64,
+            groups: p.groups.clone(),
+            cpus_allowed: first.map_or(0, |t| t.sched.affinity),
         };
         if !zombie {
             if let Some(space) = self.space_of(pid) {

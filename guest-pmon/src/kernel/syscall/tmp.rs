@@ -164,6 +164,33 @@ impl Kernel {
         )
     }
 
+    /// open with O_PATH of tmpfs node `ino` (any kind: a symbolic link
+    /// itself, a named pipe or socket unopened): a descriptor naming it.
+    pub(super) fn tmp_path_open(
+        &mut self,
+        pid: Pid,
+        ino: Ino,
+        full: Vec<u8>,
+        flags: u32,
+        cloexec: bool,
+    ) -> Ret {
+        if flags & O_DIRECTORY != 0 && !self.tmp.is_directory(ino) {
+            return err(ENOTDIR);
+        }
+        let file = OpenFile::with_path(Kind::Tmp(ino), O_PATH, full);
+        self.tmp.hold(ino);
+        match self
+            .proc_mut(pid)
+            .and_then(|pr| pr.fds.install(file, cloexec, 0))
+        {
+            Ok(fd) => Ret::Val(fd),
+            Err(e) => {
+                self.tmp.release(ino);
+                err(e)
+            }
+        }
+    }
+
     /// A tmpfs file's seals: F_SEAL_SEAL (no more) unless it is a memfd
     /// made with MFD_ALLOW_SEALING, as on Linux.
     pub(in crate::kernel) fn seals_of(&self, ino: Ino) -> u32 {
@@ -810,6 +837,15 @@ impl Kernel {
     }
 
     pub(super) fn sys_chmod(&mut self, pid: Pid, fd: i64, path: Option<u64>, mode: u64) -> Ret {
+        // /proc/self/fd/N is the open file itself (glibc's
+        // fchmodat(AT_SYMLINK_NOFOLLOW) changes a file this way).
+        let (fd, path) = match path.map(|p| self.path_arg(pid, fd, p)) {
+            Some(Ok(full)) => match pmon::path::name(&full, pid) {
+                Name::Fd(n) => (n as i64, None),
+                _ => (fd, path),
+            },
+            _ => (fd, path),
+        };
         match self.store_target(pid, fd, path) {
             Some(Ok((full, ino))) => {
                 let head = lego_proto::storage::StoreRequest {

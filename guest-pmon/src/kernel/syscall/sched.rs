@@ -1,0 +1,234 @@
+//! Scheduling attributes and supplementary groups, kept per thread and
+//! per process with Linux's checks ([`pmon::sched`] says what the
+//! scheduler does with them): sched_setscheduler, sched_setparam and
+//! their getters, sched_get_priority_min/max, sched_rr_get_interval,
+//! sched_setaffinity/getaffinity, setpriority/getpriority (nice values;
+//! PRIO_PROCESS, PRIO_PGRP, PRIO_USER), setgroups/getgroups.
+
+use pmon::sched::{priority_range, Sched};
+
+use super::*;
+
+const PRIO_PROCESS: u64 = 0;
+const PRIO_PGRP: u64 = 1;
+const PRIO_USER: u64 = 2;
+/// Linux's NGROUPS_MAX.
+const NGROUPS_MAX: usize = 65536;
+/// How often the VMM takes a vCPU back from a thread (`vmm/src/preempt.rs`):
+/// the time slice sched_rr_get_interval reports.
+const SLICE_NS: u64 = 10_000_000;
+
+impl Kernel {
+    /// The thread a sched_* call's `pid` names: the caller for 0; EINVAL
+    /// for a negative one and ESRCH for one that does not exist, as Linux.
+    fn sched_target(&self, tid: Tid, pid: u64) -> Result<Tid, Errno> {
+        let pid = pid as i32;
+        if pid < 0 {
+            return Err(EINVAL);
+        }
+        let t = if pid == 0 { tid } else { pid as Tid };
+        match self.threads.get(&t) {
+            Some(th) if th.state != State::Dead => Ok(t),
+            _ => Err(ESRCH),
+        }
+    }
+
+    fn sched_of(&mut self, t: Tid) -> Result<&mut Sched, Errno> {
+        self.threads.get_mut(&t).map(|t| &mut t.sched).ok_or(ESRCH)
+    }
+
+    pub(super) fn sys_sched(&mut self, tid: Tid, n: u64, a: [u64; 6]) -> Ret {
+        let pid = self.pid_of(tid);
+        match n {
+            nr::SCHED_SETSCHEDULER | nr::SCHED_SETPARAM => {
+                let r = self.sched_target(tid, a[0]).and_then(|t| {
+                    let param = if n == nr::SCHED_SETSCHEDULER {
+                        a[2]
+                    } else {
+                        a[1]
+                    };
+                    if param == 0 {
+                        return Err(EINVAL);
+                    }
+                    let prio = uaccess::read_u32(self.space_mut(pid)?, param)? as i32 as i64;
+                    let policy = (n == nr::SCHED_SETSCHEDULER).then_some(a[1] as i32 as i64);
+                    self.sched_of(t)?.set(policy, prio)
+                });
+                val(r.map(|_| 0))
+            }
+            nr::SCHED_GETSCHEDULER => val(self
+                .sched_target(tid, a[0])
+                .and_then(|t| self.sched_of(t).map(|s| s.scheduler() as i64))),
+            nr::SCHED_GETPARAM => {
+                let r = self.sched_target(tid, a[0]).and_then(|t| {
+                    if a[1] == 0 {
+                        return Err(EINVAL);
+                    }
+                    let prio = self.sched_of(t)?.priority;
+                    uaccess::write_u32(self.space_mut(pid)?, a[1], prio).map(|_| 0)
+                });
+                val(r)
+            }
+            nr::SCHED_GET_PRIORITY_MAX | nr::SCHED_GET_PRIORITY_MIN => {
+                let r = u32::try_from(a[0] as i32).map_err(|_| EINVAL);
+                val(r.and_then(priority_range).map(|(min, max)| {
+                    if n == nr::SCHED_GET_PRIORITY_MAX {
+                        max as i64
+                    } else {
+                        min as i64
+                    }
+                }))
+            }
+            nr::SCHED_RR_GET_INTERVAL => {
+                let r = self.sched_target(tid, a[0]).and_then(|t| {
+                    let ns = self.sched_of(t)?.interval_ns(SLICE_NS);
+                    let ts: Vec<u8> = [ns / 1_000_000_000, ns % 1_000_000_000]
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect();
+                    uaccess::write(self.space_mut(pid)?, a[1], &ts).map(|_| 0)
+                });
+                val(r)
+            }
+            nr::SCHED_SETAFFINITY => {
+                let cpus = self.cpus.len();
+                let r = self.affinity_target(tid, a[0]).and_then(|t| {
+                    let len = (a[1] as usize).min(128);
+                    let mask = uaccess::read_vec(self.space_mut(pid)?, a[2], len)?;
+                    self.sched_of(t)?.set_affinity(&mask, cpus)
+                });
+                val(r.map(|_| 0))
+            }
+            nr::SCHED_GETAFFINITY => {
+                let n = self.cpus.len();
+                let size = (a[1] as usize).min(128);
+                if size < n.div_ceil(8) || size % 8 != 0 {
+                    return err(EINVAL);
+                }
+                let r = self.affinity_target(tid, a[0]).and_then(|t| {
+                    let bits = self.sched_of(t)?.affinity;
+                    let mut mask = alloc::vec![0u8; size];
+                    for (i, b) in mask.iter_mut().take(8).enumerate() {
+                        *b = (bits >> (8 * i)) as u8;
+                    }
+                    uaccess::write(self.space_mut(pid)?, a[2], &mask).map(|_| size as i64)
+                });
+                val(r)
+            }
+            nr::GETPRIORITY | nr::SETPRIORITY => {
+                let who = match self.priority_targets(tid, a[0], a[1]) {
+                    Ok(w) => w,
+                    Err(e) => return err(e),
+                };
+                let mut best = 0;
+                for t in who {
+                    if let Some(th) = self.threads.get_mut(&t) {
+                        if n == nr::SETPRIORITY {
+                            th.sched.set_nice(a[2] as i32 as i64);
+                        }
+                        best = best.max(th.sched.priority_value());
+                    }
+                }
+                Ret::Val(if n == nr::SETPRIORITY { 0 } else { best })
+            }
+            nr::SETGROUPS => {
+                let size = a[0] as i32;
+                if size < 0 || size as usize > NGROUPS_MAX {
+                    return err(EINVAL);
+                }
+                let raw = match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_vec(s, a[1], size as usize * 4))
+                {
+                    Ok(r) => r,
+                    Err(e) => return err(e),
+                };
+                // Linux keeps them sorted, and getgroups gives them so.
+                let mut groups: Vec<u32> = raw
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                groups.sort_unstable();
+                val(self.proc_mut(pid).map(|p| {
+                    p.groups = groups;
+                    0
+                }))
+            }
+            nr::GETGROUPS => {
+                let groups = self
+                    .procs
+                    .get(&pid)
+                    .map(|p| p.groups.clone())
+                    .unwrap_or_default();
+                let size = a[0] as i32;
+                if size < 0 {
+                    return err(EINVAL);
+                }
+                if size == 0 {
+                    return Ret::Val(groups.len() as i64);
+                }
+                if (size as usize) < groups.len() {
+                    return err(EINVAL);
+                }
+                let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write(s, a[1], &bytes))
+                    .map(|_| groups.len() as i64))
+            }
+            _ => err(ENOSYS),
+        }
+    }
+
+    /// The thread sched_setaffinity/getaffinity's `pid` names (ESRCH for a
+    /// negative one, as Linux finds no such task).
+    fn affinity_target(&self, tid: Tid, pid: u64) -> Result<Tid, Errno> {
+        if (pid as i32) < 0 {
+            return Err(ESRCH);
+        }
+        self.sched_target(tid, pid)
+    }
+
+    /// The threads setpriority/getpriority's `which` and `who` name: a
+    /// thread (PRIO_PROCESS), a process group's threads, or a user's
+    /// (every process here is root's, uid 0). ESRCH when none.
+    fn priority_targets(&self, tid: Tid, which: u64, who: u64) -> Result<Vec<Tid>, Errno> {
+        let who = who as i32;
+        let pid = self.pid_of(tid);
+        let threads: Vec<Tid> = match which {
+            PRIO_PROCESS => {
+                let t = if who == 0 { tid } else { who as Tid };
+                self.threads
+                    .get(&t)
+                    .filter(|th| th.state != State::Dead)
+                    .map(|th| th.tid)
+                    .into_iter()
+                    .collect()
+            }
+            PRIO_PGRP => {
+                let group = if who == 0 {
+                    self.procs.get(&pid).map_or(0, |p| p.pgid)
+                } else {
+                    who as Pid
+                };
+                self.procs
+                    .values()
+                    .filter(|p| p.pgid == group && p.life == Life::Alive)
+                    .flat_map(|p| p.threads.iter().copied())
+                    .collect()
+            }
+            PRIO_USER if who == 0 => self
+                .procs
+                .values()
+                .filter(|p| p.life == Life::Alive)
+                .flat_map(|p| p.threads.iter().copied())
+                .collect(),
+            PRIO_USER => Vec::new(),
+            _ => return Err(EINVAL),
+        };
+        if threads.is_empty() {
+            return Err(ESRCH);
+        }
+        Ok(threads)
+    }
+}

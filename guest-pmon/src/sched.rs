@@ -1,0 +1,217 @@
+//! A thread's scheduling attributes as Linux keeps and checks them: the
+//! policy (sched_setscheduler), its real-time priority (sched_setparam),
+//! the nice value (setpriority), and the CPUs it may run on
+//! (sched_setaffinity), with the errors Linux gives for bad values.
+//!
+//! Decided: they are kept, inherited by fork and clone (a policy with
+//! SCHED_RESET_ON_FORK is not) and reported, and every process may set
+//! them (processes here are root's), but the monitor's scheduler runs
+//! every runnable thread in turn on any vCPU whatever they say: a program
+//! that raises its priority or pins a thread runs as before. Programs and
+//! tools (`nice`, `chrt`, `taskset`, runtimes sizing thread pools) see
+//! what they set.
+
+const EINVAL: i64 = 22;
+
+pub const SCHED_OTHER: u32 = 0;
+pub const SCHED_FIFO: u32 = 1;
+pub const SCHED_RR: u32 = 2;
+pub const SCHED_BATCH: u32 = 3;
+pub const SCHED_IDLE: u32 = 5;
+/// Set only by sched_setattr (not served: ENOSYS), so sched_setscheduler
+/// refuses it, as Linux's does; its priorities are 0.
+pub const SCHED_DEADLINE: u32 = 6;
+/// A flag on the policy: a child starts with SCHED_OTHER and a nice value
+/// of at least 0.
+pub const SCHED_RESET_ON_FORK: u32 = 0x4000_0000;
+
+/// The nice values Linux allows.
+pub const NICE_MIN: i32 = -20;
+pub const NICE_MAX: i32 = 19;
+
+/// A thread's attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sched {
+    pub policy: u32,
+    /// The real-time priority (1-99 for SCHED_FIFO and SCHED_RR, 0
+    /// otherwise).
+    pub priority: u32,
+    pub reset_on_fork: bool,
+    pub nice: i32,
+    /// The CPUs it may run on, one bit each (the processor has at most 64
+    /// vCPUs).
+    pub affinity: u64,
+}
+
+impl Sched {
+    /// A first thread's: SCHED_OTHER, nice 0, any of `cpus` vCPUs.
+    pub fn new(cpus: usize) -> Sched {
+        Sched {
+            policy: SCHED_OTHER,
+            priority: 0,
+            reset_on_fork: false,
+            nice: 0,
+            affinity: all_cpus(cpus),
+        }
+    }
+
+    /// sched_getscheduler's answer.
+    pub fn scheduler(&self) -> u32 {
+        self.policy
+            | if self.reset_on_fork {
+                SCHED_RESET_ON_FORK
+            } else {
+                0
+            }
+    }
+
+    /// sched_setscheduler (`policy` None: sched_setparam, which keeps the
+    /// policy).
+    pub fn set(&mut self, policy: Option<i64>, priority: i64) -> Result<(), i64> {
+        let (policy, reset) = match policy {
+            None => (self.policy, self.reset_on_fork),
+            Some(p) if p < 0 => return Err(EINVAL),
+            Some(p) => {
+                let p = p as u64;
+                let reset = p & SCHED_RESET_ON_FORK as u64 != 0;
+                let p = p & !(SCHED_RESET_ON_FORK as u64);
+                (u32::try_from(p).map_err(|_| EINVAL)?, reset)
+            }
+        };
+        if policy == SCHED_DEADLINE {
+            return Err(EINVAL);
+        }
+        let (min, max) = priority_range(policy)?;
+        if priority < min as i64 || priority > max as i64 {
+            return Err(EINVAL);
+        }
+        self.policy = policy;
+        self.priority = priority as u32;
+        self.reset_on_fork = reset;
+        Ok(())
+    }
+
+    /// setpriority: Linux clamps the value into the nice range.
+    pub fn set_nice(&mut self, nice: i64) {
+        self.nice = nice.clamp(NICE_MIN as i64, NICE_MAX as i64) as i32;
+    }
+
+    /// getpriority's raw answer (`20 - nice`, so it is never negative;
+    /// libc turns it back).
+    pub fn priority_value(&self) -> i64 {
+        20 - self.nice as i64
+    }
+
+    /// sched_rr_get_interval: the time slice, `tick_ns` (how often the
+    /// monitor takes a vCPU back from a thread), none for SCHED_FIFO, which
+    /// has no slice.
+    pub fn interval_ns(&self, tick_ns: u64) -> u64 {
+        if self.policy == SCHED_FIFO {
+            0
+        } else {
+            tick_ns
+        }
+    }
+
+    /// sched_setaffinity with `mask` (bytes, CPU 0 first) on a processor of
+    /// `cpus` vCPUs: EINVAL if it names none of them.
+    pub fn set_affinity(&mut self, mask: &[u8], cpus: usize) -> Result<(), i64> {
+        let mut bits = 0u64;
+        for (i, b) in mask.iter().take(8).enumerate() {
+            bits |= (*b as u64) << (8 * i);
+        }
+        let bits = bits & all_cpus(cpus);
+        if bits == 0 {
+            return Err(EINVAL);
+        }
+        self.affinity = bits;
+        Ok(())
+    }
+
+    /// A new thread's or child's: the same, unless SCHED_RESET_ON_FORK.
+    pub fn for_child(&self) -> Sched {
+        if !self.reset_on_fork {
+            return *self;
+        }
+        Sched {
+            policy: SCHED_OTHER,
+            priority: 0,
+            reset_on_fork: false,
+            nice: self.nice.max(0),
+            affinity: self.affinity,
+        }
+    }
+}
+
+/// The bits of `cpus` vCPUs.
+fn all_cpus(cpus: usize) -> u64 {
+    if cpus >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << cpus) - 1
+    }
+}
+
+/// sched_get_priority_min and _max of `policy`.
+pub fn priority_range(policy: u32) -> Result<(u32, u32), i64> {
+    match policy {
+        SCHED_FIFO | SCHED_RR => Ok((1, 99)),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE | SCHED_DEADLINE => Ok((0, 0)),
+        _ => Err(EINVAL),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_and_priorities_are_checked_as_linux_checks_them() {
+        let mut s = Sched::new(2);
+        assert_eq!(s.set(Some(SCHED_FIFO as i64), 0), Err(EINVAL));
+        assert_eq!(s.set(Some(SCHED_FIFO as i64), 100), Err(EINVAL));
+        assert_eq!(s.set(Some(SCHED_OTHER as i64), 1), Err(EINVAL));
+        assert_eq!(s.set(Some(4), 0), Err(EINVAL), "SCHED_ISO is not Linux's");
+        assert_eq!(s.set(Some(-1), 0), Err(EINVAL));
+        assert_eq!(s.set(Some(SCHED_DEADLINE as i64), 0), Err(EINVAL));
+        assert_eq!(s, Sched::new(2), "nothing changed");
+        s.set(Some(SCHED_RR as i64), 50).unwrap();
+        assert_eq!((s.scheduler(), s.priority), (SCHED_RR, 50));
+        s.set(None, 7).unwrap();
+        assert_eq!((s.policy, s.priority), (SCHED_RR, 7));
+        assert_eq!(s.set(None, 0), Err(EINVAL), "RR needs a priority");
+        assert_eq!(s.interval_ns(10_000_000), 10_000_000);
+        s.set(Some(SCHED_FIFO as i64), 1).unwrap();
+        assert_eq!(s.interval_ns(10_000_000), 0);
+        assert_eq!(priority_range(SCHED_IDLE), Ok((0, 0)));
+        assert_eq!(priority_range(9), Err(EINVAL));
+    }
+
+    #[test]
+    fn reset_on_fork_gives_children_the_default_policy() {
+        let mut s = Sched::new(4);
+        s.set(Some((SCHED_FIFO | SCHED_RESET_ON_FORK) as i64), 10)
+            .unwrap();
+        s.set_nice(-5);
+        assert_eq!(s.scheduler(), SCHED_FIFO | SCHED_RESET_ON_FORK);
+        let c = s.for_child();
+        assert_eq!((c.scheduler(), c.priority, c.nice), (SCHED_OTHER, 0, 0));
+        s.set(Some(SCHED_BATCH as i64), 0).unwrap();
+        s.set_nice(3);
+        assert_eq!(s.for_child(), s);
+    }
+
+    #[test]
+    fn nice_is_clamped_and_affinity_must_name_a_vcpu() {
+        let mut s = Sched::new(2);
+        s.set_nice(-100);
+        assert_eq!((s.nice, s.priority_value()), (-20, 40));
+        s.set_nice(100);
+        assert_eq!((s.nice, s.priority_value()), (19, 1));
+        assert_eq!(s.affinity, 0b11);
+        assert_eq!(s.set_affinity(&[0b100], 2), Err(EINVAL), "no such vCPU");
+        s.set_affinity(&[0b110, 0xff], 2).unwrap();
+        assert_eq!(s.affinity, 0b10);
+        assert_eq!(Sched::new(64).affinity, u64::MAX);
+    }
+}
