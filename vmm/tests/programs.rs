@@ -157,6 +157,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // nice, scheduling policies, affinity, groups, pipe sizes,
             // O_PATH, poll past 1024 descriptors.
             ("schedattr", "2"),
+            // splice, tee and vmsplice between files, pipes and sockets.
+            ("splice", "1"),
             // prctl: names, dumpable, no_new_privs, the parent-death signal.
             ("prctl", "2"),
             // Threads that never call the kernel share one vCPU and take

@@ -32,10 +32,12 @@ mod lock;
 mod owner_futex;
 mod positional;
 mod procpid;
+mod sched;
 use procpid::FD_DIR;
 mod shared;
 mod shared_anon;
 mod signalfd;
+mod splice;
 mod store;
 mod sysv_msg;
 mod sysv_sem;
@@ -199,10 +201,21 @@ impl Kernel {
                 a[4] as usize,
                 a[5],
             ),
-            // No splicing: EINVAL, what Linux answers for descriptors it
-            // cannot splice, is what callers take as "copy it yourself"
-            // (Go's io.Copy between sockets gave up on ENOSYS).
-            nr::SPLICE | nr::TEE | nr::VMSPLICE => err(EINVAL),
+            nr::SPLICE => self.sys_splice(
+                tid,
+                (a[0] as i32 as i64, a[1]),
+                (a[2] as i32 as i64, a[3]),
+                a[4] as usize,
+                a[5],
+            ),
+            nr::TEE => self.sys_tee(
+                tid,
+                a[0] as i32 as i64,
+                a[1] as i32 as i64,
+                a[2] as usize,
+                a[3],
+            ),
+            nr::VMSPLICE => self.sys_vmsplice(tid, a[0] as i32 as i64, a[1], a[2] as usize, a[3]),
             nr::FADVISE64 => self.sys_fadvise(pid, a[0] as i32 as i64, a[2] as i64, a[3]),
             nr::READAHEAD => self.sys_readahead(pid, a[0] as i32 as i64),
             nr::FALLOCATE => self.sys_fallocate(
@@ -1574,86 +1587,6 @@ impl Kernel {
             // SOCKFS_MAGIC.
             Kind::Socket(..) | Kind::Unix(_) | Kind::Dgram(_) => Ok(pseudo(0x534f_434b)),
             Kind::Epoll(_) | Kind::EventFd(_) | Kind::SignalFd(_) => Ok(pseudo(0x0904_1934)),
-        }
-    }
-
-    /// sendfile: up to `count` bytes from `in_fd` to `out_fd` (at most
-    /// 1 MiB a call). With `off_ptr`, read at that offset (advanced there)
-    /// and leave the file's own alone. Bytes the output could not take go
-    /// back to the input, so none are lost.
-    fn sys_sendfile(
-        &mut self,
-        tid: Tid,
-        out_fd: i64,
-        in_fd: i64,
-        off_ptr: u64,
-        count: usize,
-    ) -> Ret {
-        let pid = self.pid_of(tid);
-        let (out, input) = match (self.file(pid, out_fd), self.file(pid, in_fd)) {
-            (Ok(o), Ok(i)) => (o, i),
-            (Err(e), _) | (_, Err(e)) => return err(e),
-        };
-        if !input.readable() || !out.writable() {
-            return err(EBADF);
-        }
-        let count = count.min(1 << 20);
-        let positional = if off_ptr == 0 {
-            None
-        } else {
-            match self
-                .space_mut(pid)
-                .and_then(|s| uaccess::read_u64(s, off_ptr))
-            {
-                Ok(o) if (o as i64) < 0 => return err(EINVAL),
-                Ok(o) => Some(o),
-                Err(e) => return err(e),
-            }
-        };
-        let data = match positional {
-            Some(off) => match self.read_at(&input, off, count) {
-                Ok(b) => b,
-                Err(e) => return err(e),
-            },
-            None => match self.read_file(&input, count) {
-                Ok(Some(d)) => d,
-                Ok(None) => {
-                    self.block(tid, self.wait_of(&input, false), None, None, OnWake::Retry);
-                    return Ret::Block;
-                }
-                Err(e) => return err(e),
-            },
-        };
-        if data.is_empty() {
-            return Ret::Val(0);
-        }
-        let give_back = |k: &mut Kernel, from: usize| {
-            if positional.is_none() {
-                k.unread(&input, &data[from..]);
-            }
-        };
-        match self.write_file(tid, &out, &data) {
-            Ok(Some(n)) => {
-                give_back(self, n);
-                if let Some(off) = positional {
-                    if let Err(e) = self
-                        .space_mut(pid)
-                        .and_then(|s| uaccess::write_u64(s, off_ptr, off + n as u64))
-                    {
-                        return err(e);
-                    }
-                }
-                Ret::Val(n as i64)
-            }
-            Ok(None) => {
-                give_back(self, 0);
-                self.block(tid, self.wait_of(&out, true), None, None, OnWake::Retry);
-                Ret::Block
-            }
-            Err(e) => {
-                give_back(self, 0);
-                err(e)
-            }
         }
     }
 
