@@ -67,6 +67,10 @@ struct Node {
     nlink: u32,
     /// Open files that lead to it.
     opens: u32,
+    /// Its owner and group (chown; root's when made: every process here
+    /// is root's).
+    uid: u32,
+    gid: u32,
     atime: u64,
     mtime: u64,
     ctime: u64,
@@ -85,6 +89,8 @@ pub struct Stat {
     pub atime: u64,
     pub mtime: u64,
     pub ctime: u64,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// One directory entry, as getdents64 reports it.
@@ -145,6 +151,8 @@ impl Tmpfs {
                 perm: 0o1777,
                 nlink: 2,
                 opens: 0,
+                uid: 0,
+                gid: 0,
                 atime: now,
                 mtime: now,
                 ctime: now,
@@ -244,6 +252,8 @@ impl Tmpfs {
                 perm: perm & 0o7777,
                 nlink,
                 opens: 0,
+                uid: 0,
+                gid: 0,
                 atime: now,
                 mtime: now,
                 ctime: now,
@@ -532,6 +542,8 @@ impl Tmpfs {
             atime: n.atime,
             mtime: n.mtime,
             ctime: n.ctime,
+            uid: n.uid,
+            gid: n.gid,
         })
     }
 
@@ -642,6 +654,30 @@ impl Tmpfs {
     pub fn chmod(&mut self, ino: Ino, perm: u32, now: u64) -> Result<()> {
         let n = self.node_mut(ino)?;
         n.perm = perm & 0o7777;
+        n.ctime = now;
+        Ok(())
+    }
+
+    /// chown: None leaves the owner or group as it is. As Linux, a
+    /// change clears a regular file's set-user-ID bit, and its set-group-ID
+    /// bit when the group may execute it, whoever makes it.
+    pub fn chown(&mut self, ino: Ino, uid: Option<u32>, gid: Option<u32>, now: u64) -> Result<()> {
+        const S_ISUID: u32 = 0o4000;
+        const S_ISGID: u32 = 0o2000;
+        const S_IXGRP: u32 = 0o010;
+        let n = self.node_mut(ino)?;
+        if let Some(u) = uid {
+            n.uid = u;
+        }
+        if let Some(g) = gid {
+            n.gid = g;
+        }
+        if matches!(n.body, Body::File { .. }) && (uid.is_some() || gid.is_some()) {
+            n.perm &= !S_ISUID;
+            if n.perm & S_IXGRP != 0 {
+                n.perm &= !S_ISGID;
+            }
+        }
         n.ctime = now;
         Ok(())
     }
@@ -909,6 +945,29 @@ mod tests {
         t.release(f);
         assert_eq!(t.stat(f), Err(ENOENT));
         assert_eq!(t.used(), 0);
+    }
+
+    #[test]
+    fn chown_keeps_owners_and_clears_set_id_bits() {
+        let mut t = Tmpfs::new(1 << 20, 0);
+        let (f, _) = t.create(b"f", 0o6755, true, 0).unwrap();
+        t.chown(f, Some(1000), None, 5).unwrap();
+        let st = t.stat(f).unwrap();
+        assert_eq!(
+            (st.uid, st.gid, st.mode & 0o7777, st.ctime),
+            (1000, 0, 0o755, 5)
+        );
+        // Set-group-ID without group execute (mandatory locking) stays.
+        let (g, _) = t.create(b"g", 0o2644, true, 0).unwrap();
+        t.chown(g, None, Some(50), 6).unwrap();
+        let st = t.stat(g).unwrap();
+        assert_eq!((st.uid, st.gid, st.mode & 0o7777), (0, 50, 0o2644));
+        // A directory keeps its bits.
+        t.mkdir(b"d", 0o2775, 0).unwrap();
+        let d = t.lookup(b"d").unwrap();
+        t.chown(d, Some(1), Some(1), 7).unwrap();
+        assert_eq!(t.stat(d).unwrap().mode & 0o7777, 0o2775);
+        assert_eq!(t.chown(999, Some(1), None, 0), Err(ENOENT));
     }
 
     #[test]

@@ -368,10 +368,17 @@ impl Kernel {
             nr::CHMOD => self.sys_chmod(pid, AT_FDCWD, Some(a[0]), a[1]),
             nr::FCHMOD => self.sys_chmod(pid, a[0] as i32 as i64, None, a[1]),
             nr::FCHMODAT => self.sys_chmod(pid, a[0] as i32 as i64, Some(a[1]), a[2]),
-            nr::CHOWN => self.sys_chown(pid, AT_FDCWD, Some(a[0]), true, 0),
-            nr::LCHOWN => self.sys_chown(pid, AT_FDCWD, Some(a[0]), false, 0),
-            nr::FCHOWN => self.sys_chown(pid, a[0] as i32 as i64, None, true, 0),
-            nr::FCHOWNAT => self.sys_chown(pid, a[0] as i32 as i64, Some(a[1]), true, a[4]),
+            nr::CHOWN => self.sys_chown(pid, AT_FDCWD, Some(a[0]), (a[1], a[2]), true, 0),
+            nr::LCHOWN => self.sys_chown(pid, AT_FDCWD, Some(a[0]), (a[1], a[2]), false, 0),
+            nr::FCHOWN => self.sys_chown(pid, a[0] as i32 as i64, None, (a[1], a[2]), true, 0),
+            nr::FCHOWNAT => self.sys_chown(
+                pid,
+                a[0] as i32 as i64,
+                Some(a[1]),
+                (a[2], a[3]),
+                true,
+                a[4],
+            ),
             nr::TRUNCATE => self.sys_truncate(pid, AT_FDCWD, Some(a[0]), a[1]),
             nr::FTRUNCATE => self.sys_truncate(pid, a[0] as i32 as i64, None, a[1]),
             nr::UTIMENSAT => self.sys_utimensat(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
@@ -564,7 +571,18 @@ impl Kernel {
             },
             nr::UNAME => self.sys_uname(pid, a[0]),
             nr::CLOCK_GETTIME => self.sys_clock_gettime(pid, a[0], a[1]),
+            // The wall clock is the host's: setting it takes a privilege no
+            // process here has (Linux's answer without CAP_SYS_TIME); the
+            // other clocks cannot be set at all.
+            nr::CLOCK_SETTIME => match a[0] as i32 {
+                0 | 11 => err(EPERM),
+                _ => err(EINVAL),
+            },
+            nr::SETTIMEOFDAY => err(EPERM),
             nr::CLOCK_GETRES => {
+                if let Err(e) = self.clock_ns(pid, a[0]) {
+                    return err(e);
+                }
                 if a[1] == 0 {
                     return Ret::Val(0);
                 }
@@ -2884,12 +2902,47 @@ impl Kernel {
     }
 
     fn clock_ns(&self, pid: Pid, clock: u64) -> Result<u64, Errno> {
-        match clock {
+        let id = clock as i32;
+        if id < 0 {
+            return self.cpu_clock_ns(pid, id);
+        }
+        match id {
             0 | 5 | 8 | 11 => Ok(self.realtime_ns()),
             1 | 4 | 6 | 7 | 9 => Ok(self.now_ns()),
             2 | 3 => Ok(self.cpu_ns(pid).0),
             _ => Err(EINVAL),
         }
+    }
+
+    /// A CPU-time clock of a process or thread by id, as
+    /// clock_getcpuclockid and pthread_getcpuclockid make them (`~id << 3`,
+    /// bit 2 for a thread, the low bits the kind): the process's time in
+    /// user mode, which is also its threads' here (the monitor counts time
+    /// per process). EINVAL for no such process, a thread of another
+    /// process, or a kind Linux lacks, as Linux answers.
+    fn cpu_clock_ns(&self, pid: Pid, id: i32) -> Result<u64, Errno> {
+        if id & 3 == 3 {
+            return Err(EINVAL);
+        }
+        let who = !(id >> 3) as u32;
+        let owner = if id & 4 != 0 {
+            match who {
+                0 => pid,
+                t => self
+                    .threads
+                    .get(&t)
+                    .map(|th| th.pid)
+                    .filter(|&p| p == pid)
+                    .ok_or(EINVAL)?,
+            }
+        } else {
+            match who {
+                0 => pid,
+                p if self.procs.contains_key(&p) => p,
+                _ => return Err(EINVAL),
+            }
+        };
+        Ok(self.cpu_ns(owner).0)
     }
 
     fn sys_clock_gettime(&mut self, pid: Pid, clock: u64, tp: u64) -> Ret {

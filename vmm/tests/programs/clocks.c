@@ -3,7 +3,10 @@
  * go backwards; clocks the vDSO does not serve still work; a sleep lasts
  * as long as the clocks say. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -45,5 +48,23 @@ int main(void) {
     clock_gettime(CLOCK_MONOTONIC, &b);
     long long slept = ns(b) - ns(a);
     printf("a 50 ms sleep: %s\n", slept >= 50000000 && slept < 2000000000 ? "yes" : "no");
+
+    /* CPU clocks by id (Python's time.pthread_getcpuclockid), and what
+     * may not be set. */
+    clockid_t c;
+    int r = clock_getcpuclockid(getpid(), &c);
+    printf("clock_getcpuclockid: %s, reads %s\n", r ? strerror(r) : "ok",
+           clock_gettime(c, &cpu) == 0 ? "yes" : strerror(errno));
+    r = pthread_getcpuclockid(pthread_self(), &c);
+    printf("pthread_getcpuclockid: %s, reads %s\n", r ? strerror(r) : "ok",
+           clock_gettime(c, &cpu) == 0 ? "yes" : strerror(errno));
+    printf("another process's: %s\n", strerror(clock_getcpuclockid(999999, &c)));
+    printf("a CPU clock of no one: %s\n",
+           clock_gettime((~999999 << 3) | 2, &cpu) == 0 ? "reads" : strerror(errno));
+    printf("a CPU clock of kind 3: %s\n",
+           clock_gettime((~0 << 3) | 3, &cpu) == 0 ? "reads" : strerror(errno));
+    printf("getres of clock 99: %s\n", clock_getres(99, &cpu) == 0 ? "ok" : strerror(errno));
+    printf("set the monotonic clock: %s\n",
+           clock_settime(CLOCK_MONOTONIC, &a) == 0 ? "ok" : strerror(errno));
     return 0;
 }

@@ -274,6 +274,26 @@ int main(int argc, char **argv) {
         left += unlink(at(gone[i])) != 0;
     check("links unlinked, not their targets", left == 0);
 
+    /* Owners: chown keeps them (tar and cp -a as root give files theirs),
+     * -1 leaves one, the set-user-ID bit goes, lchown names a link. */
+    int of = open(at("owned"), O_CREAT | O_WRONLY, 0644);
+    fchmod(of, 06755);
+    check("chown", chown(at("owned"), 1000, 100) == 0);
+    stat(at("owned"), &st);
+    printf("owner %u, group %u, mode %o\n", st.st_uid, st.st_gid, st.st_mode & 07777);
+    check("fchown keeping the owner", fchown(of, -1, 200) == 0);
+    fstat(of, &st);
+    printf("owner %u, group %u\n", st.st_uid, st.st_gid);
+    symlink("owned", at("ownedln"));
+    check("lchown", lchown(at("ownedln"), 7, 8) == 0);
+    lstat(at("ownedln"), &st);
+    struct stat target;
+    stat(at("ownedln"), &target);
+    printf("the link %u:%u, its target %u:%u\n", st.st_uid, st.st_gid, target.st_uid, target.st_gid);
+    close(of);
+    unlink(at("ownedln"));
+    unlink(at("owned"));
+
     check("rmdir", rmdir(at("sub")) == 0 && rmdir(dir) == 0);
     fails("gone", stat(dir, &st), ENOENT);
     return 0;

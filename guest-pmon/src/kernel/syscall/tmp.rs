@@ -323,7 +323,7 @@ impl Kernel {
         // An anonymous device (0:250) the host is unlikely to have
         // mounted, so tools that match /tmp to its mount by device (df)
         // find the tmpfs's line.
-        Ok(stat_bytes_ns(
+        let mut bytes = stat_bytes_ns(
             0xfa,
             &lego_proto::storage::StoreStat {
                 ino: st.ino,
@@ -335,7 +335,11 @@ impl Kernel {
                 mtime: st.mtime,
                 ctime: st.ctime,
             },
-        ))
+        );
+        // st_uid and st_gid.
+        bytes[28..32].copy_from_slice(&st.uid.to_le_bytes());
+        bytes[32..36].copy_from_slice(&st.gid.to_le_bytes());
+        Ok(bytes)
     }
 
     /// One read of an open tmpfs file at its offset.
@@ -866,16 +870,18 @@ impl Kernel {
         }
     }
 
-    /// chown of a tmpfs file: every process runs as root, so nothing to
-    /// change; the host's files are read-only.
-    /// lchown and fchownat with AT_SYMLINK_NOFOLLOW name a symbolic link
-    /// itself (cp -a and tar give a link its owner before its target
-    /// exists); `flags` are fchownat's.
+    /// chown, fchown, lchown, fchownat: a tmpfs file keeps its owner and
+    /// group (-1 leaves one as it is); storage keeps none (its files are
+    /// root's, the change is checked and dropped); the host's files are
+    /// read-only. lchown and fchownat with AT_SYMLINK_NOFOLLOW name a
+    /// symbolic link itself (cp -a and tar give a link its owner before its
+    /// target exists); `flags` are fchownat's.
     pub(super) fn sys_chown(
         &mut self,
         pid: Pid,
         fd: i64,
         path: Option<u64>,
+        (uid, gid): (u64, u64),
         follow: bool,
         flags: u64,
     ) -> Ret {
@@ -895,7 +901,12 @@ impl Kernel {
             Some(Err(e)) => return err(e),
             None => {}
         }
-        val(self.tmp_target_at(pid, fd, path, follow).map(|_| 0))
+        let id = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
+        let now = self.realtime_ns();
+        let r = self
+            .tmp_target_at(pid, fd, path, follow)
+            .and_then(|ino| self.tmp.chown(ino, id(uid), id(gid), now));
+        val(r.map(|_| 0))
     }
 
     /// None (the call names the descriptor) for an empty path with
