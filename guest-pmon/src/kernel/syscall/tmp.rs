@@ -149,19 +149,23 @@ impl Kernel {
             flags & (O_ACCMODE | O_NONBLOCK | O_APPEND),
             full.to_vec(),
         );
+        Some(self.install_tmp(pid, ino, file, cloexec))
+    }
+
+    /// A descriptor for `file`, open on tmpfs node `ino` (held while a
+    /// descriptor leads to it).
+    fn install_tmp(&mut self, pid: Pid, ino: Ino, file: Arc<OpenFile>, cloexec: bool) -> Ret {
         self.tmp.hold(ino);
-        Some(
-            match self
-                .proc_mut(pid)
-                .and_then(|pr| pr.fds.install(file, cloexec, 0))
-            {
-                Ok(fd) => Ret::Val(fd),
-                Err(e) => {
-                    self.tmp.release(ino);
-                    err(e)
-                }
-            },
-        )
+        match self
+            .proc_mut(pid)
+            .and_then(|pr| pr.fds.install(file, cloexec, 0))
+        {
+            Ok(fd) => Ret::Val(fd),
+            Err(e) => {
+                self.tmp.release(ino);
+                err(e)
+            }
+        }
     }
 
     /// open with O_PATH of tmpfs node `ino` (any kind: a symbolic link
@@ -178,17 +182,7 @@ impl Kernel {
             return err(ENOTDIR);
         }
         let file = OpenFile::with_path(Kind::Tmp(ino), O_PATH, full);
-        self.tmp.hold(ino);
-        match self
-            .proc_mut(pid)
-            .and_then(|pr| pr.fds.install(file, cloexec, 0))
-        {
-            Ok(fd) => Ret::Val(fd),
-            Err(e) => {
-                self.tmp.release(ino);
-                err(e)
-            }
-        }
+        self.install_tmp(pid, ino, file, cloexec)
     }
 
     /// A tmpfs file's seals: F_SEAL_SEAL (no more) unless it is a memfd
