@@ -296,6 +296,10 @@ pub struct Kernel {
     /// The names of a connected AF_UNIX end, by the pipe it receives
     /// from: its own and its peer's (None: unnamed).
     pub unix_names: BTreeMap<usize, (Option<pmon::unixsock::Name>, Option<pmon::unixsock::Name>)>,
+    /// The options set on AF_UNIX, TCP and seqpacket sockets (level and
+    /// name to value), by the socket's id (a connected end's: the pipe it
+    /// receives from).
+    pub sock_options: BTreeMap<usize, BTreeMap<(u64, u64), u32>>,
     next_pipe: usize,
     pub futexes: Futexes,
     runq: VecDeque<Tid>,
@@ -443,6 +447,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         fifos: BTreeMap::new(),
         unix: Default::default(),
         unix_names: BTreeMap::new(),
+        sock_options: BTreeMap::new(),
         next_pipe: 1,
         futexes: Futexes::new(),
         runq: VecDeque::new(),

@@ -859,6 +859,7 @@ impl Kernel {
             }
             Kind::Socket(rx, tx) => {
                 self.unix_names.remove(&rx);
+                self.sock_options.remove(&rx);
                 if let Some(p) = self.pipes.get_mut(&rx) {
                     p.readers = p.readers.saturating_sub(1);
                 }
@@ -878,6 +879,7 @@ impl Kernel {
                 self.udp_timeouts.remove(&id);
             }
             Kind::Unix(id) => {
+                self.sock_options.remove(&id);
                 // Connections it had waiting end: their clients read the
                 // end of the file and get EPIPE.
                 for (rx, tx) in self.unix.close(id) {

@@ -124,6 +124,10 @@ static void serve(const char *what, int family, const char *bind_to, int cfamily
     printf("  SO_DOMAIN %d\n", v);
     getsockopt(a, SOL_SOCKET, SO_PROTOCOL, &v, &vl);
     printf("  SO_PROTOCOL %d\n", v);
+    getsockopt(a, IPPROTO_TCP, TCP_NODELAY, &v, &vl);
+    printf("  TCP_NODELAY reads %d\n", v);
+    getsockopt(s, SOL_SOCKET, SO_REUSEADDR, &v, &vl);
+    printf("  the listener's SO_REUSEADDR %d\n", v);
     close(a);
     close(s);
 }

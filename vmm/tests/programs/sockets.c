@@ -72,6 +72,30 @@ int main(void) {
     printf("child gone, send: %s\n", e(send(sv[0], "x", 1, MSG_NOSIGNAL)));
     close(sv[0]);
 
+    /* Options a program sets read back as Linux gives them. */
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    int v = -1;
+    socklen_t vl = sizeof v;
+    getsockopt(sv[0], SOL_SOCKET, SO_REUSEADDR, &v, &vl);
+    printf("SO_REUSEADDR unset: %d\n", v);
+    int on = 5, zero = 0, ten = 10;
+    setsockopt(sv[0], SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    getsockopt(sv[0], SOL_SOCKET, SO_KEEPALIVE, &v, &vl);
+    printf("SO_KEEPALIVE set to 5 reads %d\n", v);
+    getsockopt(sv[1], SOL_SOCKET, SO_KEEPALIVE, &v, &vl);
+    printf("the other end's: %d\n", v);
+    getsockopt(sv[0], SOL_SOCKET, SO_RCVLOWAT, &v, &vl);
+    printf("SO_RCVLOWAT unset: %d\n", v);
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVLOWAT, &zero, sizeof zero);
+    getsockopt(sv[0], SOL_SOCKET, SO_RCVLOWAT, &v, &vl);
+    printf("SO_RCVLOWAT set to 0 reads %d\n", v);
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVLOWAT, &ten, sizeof ten);
+    getsockopt(sv[0], SOL_SOCKET, SO_RCVLOWAT, &v, &vl);
+    printf("set to 10 reads %d\n", v);
+    printf("a short value: %s\n", e(setsockopt(sv[0], SOL_SOCKET, SO_REUSEADDR, &on, 2)));
+    close(sv[0]);
+    close(sv[1]);
+
     printf("AF_INET pair: %s\n", e(socketpair(AF_INET, SOCK_STREAM, 0, sv)));
     printf("getpeername of a file: %s\n", e(getpeername(1, NULL, NULL)));
     return 0;

@@ -44,6 +44,24 @@ const MSG_WAITALL: u64 = 0x100;
 const MSG_NOSIGNAL: u64 = 0x4000;
 const MSG_CMSG_CLOEXEC: u64 = 0x4000_0000;
 const SO_PASSCRED: u64 = 16;
+const SO_PRIORITY: u64 = 12;
+const SO_RCVLOWAT: u64 = 18;
+const SO_SNDLOWAT: u64 = 19;
+const TCP_NODELAY: u64 = 1;
+/// SOL_SOCKET options whose value is kept and read back: SO_REUSEADDR,
+/// SO_BROADCAST, SO_KEEPALIVE, SO_OOBINLINE, SO_PRIORITY, SO_REUSEPORT,
+/// SO_PASSCRED, SO_RCVLOWAT, SO_SNDLOWAT.
+const KEPT_OPTIONS: [u64; 9] = [
+    2,
+    6,
+    9,
+    10,
+    SO_PRIORITY,
+    15,
+    SO_PASSCRED,
+    SO_RCVLOWAT,
+    SO_SNDLOWAT,
+];
 const SO_PEERCRED: u64 = 17;
 const SOCK_SEQPACKET: u64 = 5;
 const ENOBUFS: Errno = 105;
@@ -231,6 +249,7 @@ impl Kernel {
                     listening: false,
                     inet,
                     peer,
+                    key: rx,
                 };
                 self.socket_option(pid, n, a, sock)
             }
@@ -274,19 +293,59 @@ impl Kernel {
     }
 
     /// getsockopt and setsockopt at SOL_SOCKET: the type, the family, no
-    /// pending error, whether it listens, the pipes' size; what is set
-    /// (buffer sizes and the like) is taken and has no effect. An internet
-    /// socket also takes TCP's and IP's options (TCP_NODELAY, IP_TOS and
-    /// the like), which a loopback made of pipes has no use for; reading
-    /// one gives 0.
+    /// pending error, whether it listens, the pipes' size. The flags and
+    /// numbers a program sets (SO_REUSEADDR, SO_KEEPALIVE, SO_RCVLOWAT and
+    /// the like; an internet socket's TCP_NODELAY, IP_TOS and the like)
+    /// are kept and read back as Linux gives them (a flag as 1), and have
+    /// no effect on a loopback made of pipes; one never set reads as
+    /// Linux's default. Buffer sizes and timeouts are taken and read as
+    /// the pipes' (they were 0 until CPython's test suite read one).
     fn socket_option(&mut self, pid: Pid, n: u64, a: [u64; 6], sock: Sock) -> Ret {
         let inet = sock.inet;
         let ip_level = matches!(a[1], IPPROTO_IP | IPPROTO_TCP | IPPROTO_IPV6);
         if a[1] != SOL_SOCKET && !(inet.is_some() && ip_level) {
             return err(ENOPROTOOPT);
         }
+        let kept = a[1] != SOL_SOCKET || KEPT_OPTIONS.contains(&a[2]);
         if n == nr::SETSOCKOPT {
+            if !kept {
+                return Ret::Val(0);
+            }
+            if a[4] < 4 {
+                return err(EINVAL);
+            }
+            let v = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, a[3])) {
+                Ok(v) => v,
+                Err(e) => return err(e),
+            };
+            let v = match (a[1], a[2]) {
+                (SOL_SOCKET, SO_RCVLOWAT) => v.clamp(1, i32::MAX as u32),
+                (SOL_SOCKET, SO_PRIORITY) => v,
+                (SOL_SOCKET, _) | (IPPROTO_TCP, TCP_NODELAY) => (v != 0) as u32,
+                _ => v,
+            };
+            self.sock_options
+                .entry(sock.key)
+                .or_default()
+                .insert((a[1], a[2]), v);
             return Ret::Val(0);
+        }
+        if kept {
+            let default = match (a[1], a[2]) {
+                (SOL_SOCKET, SO_RCVLOWAT | SO_SNDLOWAT) => 1,
+                _ => 0,
+            };
+            let v = self
+                .sock_options
+                .get(&sock.key)
+                .and_then(|o| o.get(&(a[1], a[2])))
+                .copied()
+                .unwrap_or(default);
+            let r = self.space_mut(pid).and_then(|s| {
+                uaccess::write_u32(s, a[3], v)?;
+                uaccess::write_u32(s, a[4], 4)
+            });
+            return val(r.map(|_| 0));
         }
         if a[1] == SOL_SOCKET && a[2] == SO_PEERCRED {
             // struct ucred: the peer's pid, uid and gid (every process
@@ -303,7 +362,7 @@ impl Kernel {
         let v: u32 = match a[2] {
             _ if a[1] != SOL_SOCKET => 0,
             SO_TYPE => sock.ty as u32,
-            SO_ERROR | SO_PASSCRED => 0,
+            SO_ERROR => 0,
             SO_ACCEPTCONN => sock.listening as u32,
             SO_SNDBUF | SO_RCVBUF if sock.ty == SOCK_STREAM => pmon::pipe::CAPACITY as u32,
             SO_SNDBUF | SO_RCVBUF => pmon::pipe::MESSAGE_CAPACITY as u32,
@@ -448,6 +507,7 @@ impl Kernel {
                     listening: self.unix.is_listening(id),
                     inet,
                     peer: None,
+                    key: id,
                 };
                 self.socket_option(pid, n, a, sock)
             }
@@ -560,8 +620,11 @@ impl Kernel {
             return err(e);
         }
         // This socket is a connection now: it names nothing and takes
-        // no connections.
+        // no connections; its options go with it.
         self.unix.close(id);
+        if let Some(o) = self.sock_options.remove(&id) {
+            self.sock_options.insert(down, o);
+        }
         self.unix_names
             .insert(down, (own.clone(), Some(name.clone())));
         self.unix.queue(listener, up, down, own);
@@ -613,6 +676,11 @@ impl Kernel {
             other => other,
         };
         self.unix_names.insert(rx, (own, client.clone()));
+        // An accepted socket starts with its listener's options, as
+        // Linux's copy of the listening socket does.
+        if let Some(o) = self.sock_options.get(&id).cloned() {
+            self.sock_options.insert(rx, o);
+        }
         // The peer's address first: as on Linux, a bad buffer (EFAULT)
         // drops the connection rather than leave a descriptor unreported.
         let told = if a[1] != 0 && a[2] != 0 {
@@ -856,6 +924,8 @@ struct Sock {
     inet: Option<bool>,
     /// The process at the other end (SO_PEERCRED), if connected.
     peer: Option<Pid>,
+    /// Its options' key in `sock_options`.
+    key: usize,
 }
 
 /// O_NONBLOCK if a socket's type (or accept4's flags) asks for it.
