@@ -297,9 +297,9 @@ pub struct Kernel {
     /// from: its own and its peer's (None: unnamed).
     pub unix_names: BTreeMap<usize, (Option<pmon::unixsock::Name>, Option<pmon::unixsock::Name>)>,
     /// The options set on AF_UNIX, TCP and seqpacket sockets (level and
-    /// name to value), by the socket's id (a connected end's: the pipe it
-    /// receives from).
-    pub sock_options: BTreeMap<usize, BTreeMap<(u64, u64), u32>>,
+    /// name to value; SO_RCVTIMEO and SO_SNDTIMEO in ns), by the socket's
+    /// id (a connected end's: the pipe it receives from).
+    pub sock_options: BTreeMap<usize, BTreeMap<(u64, u64), u64>>,
     next_pipe: usize,
     pub futexes: Futexes,
     runq: VecDeque<Tid>,

@@ -1485,7 +1485,17 @@ impl Kernel {
                 Ok(Some(d)) => d,
                 Ok(None) if done > 0 => return Ret::Val(done as i64),
                 Ok(None) => {
-                    self.block(tid, self.wait_of(f, false), None, None, OnWake::Retry);
+                    let (deadline, on_timeout) = match self.io_deadline(tid, f, false) {
+                        Ok(d) => d,
+                        Err(e) => return err(e),
+                    };
+                    self.block(
+                        tid,
+                        self.wait_of(f, false),
+                        deadline,
+                        on_timeout,
+                        OnWake::Retry,
+                    );
                     return Ret::Block;
                 }
                 Err(_) if done > 0 => return Ret::Val(done as i64),
@@ -1643,7 +1653,17 @@ impl Kernel {
                 }
                 Ok(None) if done > 0 => return Ret::Val(done as i64),
                 Ok(None) => {
-                    self.block(tid, self.wait_of(f, true), None, None, OnWake::Retry);
+                    let (deadline, on_timeout) = match self.io_deadline(tid, f, true) {
+                        Ok(d) => d,
+                        Err(e) => return err(e),
+                    };
+                    self.block(
+                        tid,
+                        self.wait_of(f, true),
+                        deadline,
+                        on_timeout,
+                        OnWake::Retry,
+                    );
                     return Ret::Block;
                 }
                 Err(_) if done > 0 => return Ret::Val(done as i64),

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *e(int r) { return r < 0 ? strerror(errno) : "ok"; }
@@ -93,6 +95,31 @@ int main(void) {
     getsockopt(sv[0], SOL_SOCKET, SO_RCVLOWAT, &v, &vl);
     printf("set to 10 reads %d\n", v);
     printf("a short value: %s\n", e(setsockopt(sv[0], SOL_SOCKET, SO_REUSEADDR, &on, 2)));
+
+    /* SO_RCVTIMEO and SO_SNDTIMEO end a wait with EAGAIN. */
+    struct timeval tv = {0, 100000}, back = {0, 0};
+    printf("SO_RCVTIMEO: %s\n", e(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv)));
+    socklen_t gl = sizeof back;
+    getsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &back, &gl);
+    printf("reads back %ld.%06ld, %u bytes\n", (long)back.tv_sec, (long)back.tv_usec, gl);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long rv = recv(sv[0], buf, sizeof buf, 0);
+    int saved = errno;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    errno = saved;
+    printf("recv with nothing: %s, after %s\n", e(rv), ms >= 100 && ms < 2000 ? "about 100 ms" : "the wrong time");
+    printf("read with nothing: %s\n", e(read(sv[0], buf, sizeof buf)));
+    struct timeval bad = {0, 2000000};
+    printf("2 000 000 us: %s\n", e(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &bad, sizeof bad)));
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    static char fill[4096];
+    while (write(sv[1], fill, sizeof fill) > 0)
+        ;
+    fcntl(sv[1], F_SETFL, 0);
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    printf("send into a full socket: %s\n", e(send(sv[1], fill, sizeof fill, 0)));
     close(sv[0]);
     close(sv[1]);
 

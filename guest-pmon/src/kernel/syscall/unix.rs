@@ -46,6 +46,8 @@ const MSG_CMSG_CLOEXEC: u64 = 0x4000_0000;
 const SO_PASSCRED: u64 = 16;
 const SO_PRIORITY: u64 = 12;
 const SO_RCVLOWAT: u64 = 18;
+const SO_RCVTIMEO: u64 = 20;
+const SO_SNDTIMEO: u64 = 21;
 const SO_SNDLOWAT: u64 = 19;
 const TCP_NODELAY: u64 = 1;
 /// SOL_SOCKET options whose value is kept and read back: SO_REUSEADDR,
@@ -306,6 +308,9 @@ impl Kernel {
         if a[1] != SOL_SOCKET && !(inet.is_some() && ip_level) {
             return err(ENOPROTOOPT);
         }
+        if a[1] == SOL_SOCKET && matches!(a[2], SO_RCVTIMEO | SO_SNDTIMEO) {
+            return self.socket_timeout_option(pid, n, a, sock.key);
+        }
         let kept = a[1] != SOL_SOCKET || KEPT_OPTIONS.contains(&a[2]);
         if n == nr::SETSOCKOPT {
             if !kept {
@@ -318,11 +323,11 @@ impl Kernel {
                 Ok(v) => v,
                 Err(e) => return err(e),
             };
-            let v = match (a[1], a[2]) {
-                (SOL_SOCKET, SO_RCVLOWAT) => v.clamp(1, i32::MAX as u32),
-                (SOL_SOCKET, SO_PRIORITY) => v,
-                (SOL_SOCKET, _) | (IPPROTO_TCP, TCP_NODELAY) => (v != 0) as u32,
-                _ => v,
+            let v: u64 = match (a[1], a[2]) {
+                (SOL_SOCKET, SO_RCVLOWAT) => v.clamp(1, i32::MAX as u32) as u64,
+                (SOL_SOCKET, SO_PRIORITY) => v as u64,
+                (SOL_SOCKET, _) | (IPPROTO_TCP, TCP_NODELAY) => (v != 0) as u64,
+                _ => v as u64,
             };
             self.sock_options
                 .entry(sock.key)
@@ -342,7 +347,7 @@ impl Kernel {
                 .copied()
                 .unwrap_or(default);
             let r = self.space_mut(pid).and_then(|s| {
-                uaccess::write_u32(s, a[3], v)?;
+                uaccess::write_u32(s, a[3], v as u32)?;
                 uaccess::write_u32(s, a[4], 4)
             });
             return val(r.map(|_| 0));
@@ -385,6 +390,88 @@ impl Kernel {
             uaccess::write_u32(s, a[4], 4)
         });
         val(r.map(|_| 0))
+    }
+
+    /// SO_RCVTIMEO and SO_SNDTIMEO (a `struct timeval`; 0: no limit):
+    /// kept in ns for socket `key`; a wait to receive or send then ends
+    /// with EAGAIN at that time ([`Self::io_deadline`]). EDOM for
+    /// microseconds past a second, as Linux.
+    fn socket_timeout_option(&mut self, pid: Pid, n: u64, a: [u64; 6], key: usize) -> Ret {
+        const EDOM: Errno = 33;
+        if n == nr::SETSOCKOPT {
+            if a[4] < 16 {
+                return err(EINVAL);
+            }
+            let tv = match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_u64s::<2>(s, a[3]))
+            {
+                Ok(t) => t,
+                Err(e) => return err(e),
+            };
+            if tv[1] >= 1_000_000 {
+                return err(EDOM);
+            }
+            // A negative time is no limit, as Linux takes it.
+            let ns = if (tv[0] as i64) < 0 {
+                0
+            } else {
+                tv[0]
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(tv[1] * 1000)
+            };
+            self.sock_options
+                .entry(key)
+                .or_default()
+                .insert((SOL_SOCKET, a[2]), ns);
+            return Ret::Val(0);
+        }
+        let ns = self
+            .sock_options
+            .get(&key)
+            .and_then(|o| o.get(&(SOL_SOCKET, a[2])))
+            .copied()
+            .unwrap_or(0);
+        let tv: Vec<u8> = [ns / 1_000_000_000, (ns % 1_000_000_000) / 1000]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let r = self.space_mut(pid).and_then(|s| {
+            let room = (uaccess::read_u32(s, a[4])? as usize).min(tv.len());
+            uaccess::write(s, a[3], &tv[..room])?;
+            uaccess::write_u32(s, a[4], room as u32)
+        });
+        val(r.map(|_| 0))
+    }
+
+    /// When a wait of thread `tid` to receive from (or send into, `write`)
+    /// `f` ends by its socket's SO_RCVTIMEO (SO_SNDTIMEO): the deadline
+    /// and what the call then returns (EAGAIN); none for other files or
+    /// without a limit. EAGAIN at once when the time has passed.
+    pub(super) fn io_deadline(
+        &mut self,
+        tid: Tid,
+        f: &OpenFile,
+        write: bool,
+    ) -> Result<(Option<u64>, Option<i64>), Errno> {
+        let Kind::Socket(rx, _) = f.kind else {
+            return Ok((None, None));
+        };
+        let name = if write { SO_SNDTIMEO } else { SO_RCVTIMEO };
+        let limit = self
+            .sock_options
+            .get(&rx)
+            .and_then(|o| o.get(&(SOL_SOCKET, name)))
+            .copied()
+            .filter(|&ns| ns > 0);
+        let Some(ns) = limit else {
+            return Ok((None, None));
+        };
+        let deadline = self.wait_deadline(tid, Some(ns));
+        if deadline.is_some_and(|d| d <= self.now_ns()) {
+            return Err(EAGAIN);
+        }
+        Ok((deadline, Some(-EAGAIN)))
     }
 
     /// A sockaddr for `name` (None: just the family) into `addr`, as much
@@ -740,7 +827,11 @@ impl Kernel {
         match self.pipe_send(tid, tx, &data, rights, nonblocking) {
             Ok(Some(n)) => Ret::Val(n as i64),
             Ok(None) => {
-                self.block(tid, Wait::Pipe(tx), None, None, OnWake::Retry);
+                let (deadline, on_timeout) = match self.io_deadline(tid, f, true) {
+                    Ok(d) => d,
+                    Err(e) => return err(e),
+                };
+                self.block(tid, Wait::Pipe(tx), deadline, on_timeout, OnWake::Retry);
                 Ret::Block
             }
             Err(e) => err(e),
@@ -803,7 +894,11 @@ impl Kernel {
             Ok(t) => t,
             Err(pmon::pipe::Io::Wait) if nonblocking => return err(EAGAIN),
             Err(_) => {
-                self.block(tid, Wait::Pipe(rx), None, None, OnWake::Retry);
+                let (deadline, on_timeout) = match self.io_deadline(tid, f, false) {
+                    Ok(d) => d,
+                    Err(e) => return err(e),
+                };
+                self.block(tid, Wait::Pipe(rx), deadline, on_timeout, OnWake::Retry);
                 return Ret::Block;
             }
         };
