@@ -135,10 +135,15 @@ impl Process {
 
     /// Waits (30 s at most) for a stderr line containing `needle`.
     pub fn wait_for(&mut self, needle: &str) -> String {
+        self.wait_for_within(needle, Duration::from_secs(30))
+    }
+
+    /// Waits (`limit` at most) for a stderr line containing `needle`.
+    pub fn wait_for_within(&mut self, needle: &str, limit: Duration) -> String {
         if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
             return l.clone();
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
                 self.seen.push(line.clone());
