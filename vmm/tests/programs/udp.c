@@ -57,6 +57,9 @@ int main(void)
     SHOW("recvmsg into 6 bytes", recvmsg(s, &m, 0));
     printf("  \"%s\", MSG_TRUNC %s\n", buf, m.msg_flags & MSG_TRUNC ? "set" : "clear");
 
+    struct timeval bad = { 0, 1000000 };
+    SHOW("SO_RCVTIMEO of a million microseconds", setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &bad, sizeof bad));
+    SHOW("SO_RCVTIMEO too short", setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &bad, 8));
     struct timeval tv = { 0, 20000 };
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     SHOW("recv with SO_RCVTIMEO", recv(s, buf, sizeof buf, 0));

@@ -139,19 +139,10 @@ impl Kernel {
             },
             nr::SETSOCKOPT => {
                 if a[1] == SOL_SOCKET && a[2] == SO_RCVTIMEO {
-                    let tv = match self
-                        .space_mut(pid)
-                        .and_then(|s| uaccess::read_u64s::<2>(s, a[3]))
-                    {
-                        Ok(t) => t,
+                    let ns = match self.timeout_value(pid, a[3], a[4]) {
+                        Ok(ns) => ns,
                         Err(e) => return err(e),
                     };
-                    if tv[1] >= 1_000_000 {
-                        return err(pmon::unixsock::EINVAL);
-                    }
-                    let ns = tv[0]
-                        .saturating_mul(1_000_000_000)
-                        .saturating_add(tv[1] * 1000);
                     self.udp_timeouts.insert(id, ns);
                 }
                 Ret::Val(0)

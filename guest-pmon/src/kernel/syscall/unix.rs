@@ -397,28 +397,10 @@ impl Kernel {
     /// with EAGAIN at that time ([`Self::io_deadline`]). EDOM for
     /// microseconds past a second, as Linux.
     fn socket_timeout_option(&mut self, pid: Pid, n: u64, a: [u64; 6], key: usize) -> Ret {
-        const EDOM: Errno = 33;
         if n == nr::SETSOCKOPT {
-            if a[4] < 16 {
-                return err(EINVAL);
-            }
-            let tv = match self
-                .space_mut(pid)
-                .and_then(|s| uaccess::read_u64s::<2>(s, a[3]))
-            {
-                Ok(t) => t,
+            let ns = match self.timeout_value(pid, a[3], a[4]) {
+                Ok(ns) => ns,
                 Err(e) => return err(e),
-            };
-            if tv[1] >= 1_000_000 {
-                return err(EDOM);
-            }
-            // A negative time is no limit, as Linux takes it.
-            let ns = if (tv[0] as i64) < 0 {
-                0
-            } else {
-                tv[0]
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(tv[1] * 1000)
             };
             self.sock_options
                 .entry(key)
@@ -442,6 +424,28 @@ impl Kernel {
             uaccess::write_u32(s, a[4], room as u32)
         });
         val(r.map(|_| 0))
+    }
+
+    /// The `struct timeval` of an SO_RCVTIMEO or SO_SNDTIMEO a program
+    /// sets (`len` bytes at `at`), in ns; 0 is no limit. Shared by every
+    /// socket family, so each answers as Linux's `sock_set_timeout` does:
+    /// EINVAL for a short option, EDOM for microseconds past a second,
+    /// and a negative time taken as no limit.
+    pub(super) fn timeout_value(&mut self, pid: Pid, at: u64, len: u64) -> Result<u64, Errno> {
+        const EDOM: Errno = 33;
+        if len < 16 {
+            return Err(EINVAL);
+        }
+        let tv = uaccess::read_u64s::<2>(self.space_mut(pid)?, at)?;
+        if tv[1] >= 1_000_000 {
+            return Err(EDOM);
+        }
+        if (tv[0] as i64) < 0 {
+            return Ok(0);
+        }
+        Ok(tv[0]
+            .saturating_mul(1_000_000_000)
+            .saturating_add(tv[1] * 1000))
     }
 
     /// When a wait of thread `tid` to receive from (or send into, `write`)
