@@ -63,6 +63,10 @@ pub enum Kind {
     /// listening or neither (the kernel's [`crate::unixsock`] id). It
     /// becomes a `Socket` when it connects.
     Unix(usize),
+    /// An AF_UNIX SOCK_DGRAM socket made by socket(): the id of the pipe
+    /// its messages queue in, which is also its [`crate::unixsock`] id.
+    /// It stays this kind whether it binds or connects.
+    UnixDgram(usize),
     /// An epoll instance (the kernel's table of them).
     Epoll(usize),
     /// An eventfd counter.

@@ -16,6 +16,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::fd::OpenFile;
+use crate::unixsock::Name;
 
 /// Linux's default pipe capacity.
 pub const CAPACITY: usize = 65536;
@@ -53,6 +54,9 @@ struct Record {
     start: u64,
     len: usize,
     rights: Vec<Arc<OpenFile>>,
+    /// The sender's name (a named datagram socket's messages): what the
+    /// reader's recvfrom gives; None for an unnamed sender.
+    from: Option<Name>,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +103,8 @@ pub struct Taken {
     pub data: Vec<u8>,
     pub whole: usize,
     pub rights: Vec<Arc<OpenFile>>,
+    /// The message's sender, where it had a name.
+    pub from: Option<Name>,
 }
 
 impl Pipe {
@@ -202,17 +208,17 @@ impl Pipe {
             let whole = r.len;
             let data: Vec<u8> = self.buf.iter().take(whole.min(len)).copied().collect();
             if peek {
-                let rights = r.rights.clone();
                 return Ok(Taken {
                     data,
                     whole,
-                    rights,
+                    rights: r.rights.clone(),
+                    from: r.from.clone(),
                 });
             }
-            let rights = self
+            let (rights, from) = self
                 .records
                 .pop_front()
-                .map(|r| r.rights)
+                .map(|r| (r.rights, r.from))
                 .unwrap_or_default();
             self.buf.drain(..whole);
             self.taken += whole as u64;
@@ -220,6 +226,7 @@ impl Pipe {
                 data,
                 whole,
                 rights,
+                from,
             });
         }
         if len == 0 {
@@ -255,6 +262,7 @@ impl Pipe {
             data,
             whole: n,
             rights,
+            from: None,
         })
     }
 
@@ -292,6 +300,12 @@ impl Pipe {
     /// reader, or nothing to send in a stream) drops them: they are the
     /// sender's copies.
     pub fn send(&mut self, data: &[u8], rights: Vec<Arc<OpenFile>>) -> Io {
+        self.send_from(data, rights, None)
+    }
+
+    /// [`Self::send`] by a sender named `from`, which a message keeps for
+    /// its reader (a stream keeps no sender).
+    pub fn send_from(&mut self, data: &[u8], rights: Vec<Arc<OpenFile>>, from: Option<Name>) -> Io {
         if self.readers == 0 {
             return if self.awaits_reader {
                 Io::Wait
@@ -312,6 +326,7 @@ impl Pipe {
                 start,
                 len: data.len(),
                 rights,
+                from,
             });
             return Io::Done(data.len());
         }
@@ -329,6 +344,7 @@ impl Pipe {
                 start,
                 len: n,
                 rights,
+                from: None,
             });
         }
         Io::Done(n)
@@ -542,6 +558,14 @@ mod tests {
         }
         assert!(!p.writable());
         assert_eq!(p.write(b"m"), Io::Wait);
+        // A named datagram socket's messages keep their senders.
+        let mut d = Pipe::socket(Mode::Datagrams, 1);
+        let name = Name::Abstract(b"c".to_vec());
+        d.send_from(b"one", Vec::new(), Some(name.clone()));
+        d.send(b"two", Vec::new());
+        assert_eq!(d.take(9, true).unwrap().from.as_ref(), Some(&name));
+        assert_eq!(d.take(9, false).unwrap().from, Some(name));
+        assert_eq!(d.take(9, false).unwrap().from, None);
         let mut q = Pipe::socket(Mode::Packets, 1);
         q.send(b"r", alloc::vec![file(), file()]);
         assert_eq!(q.drop_rights().len(), 2);

@@ -112,6 +112,9 @@ struct Sock {
     listening: Option<usize>,
     /// SOCK_SEQPACKET (its connections keep messages), not SOCK_STREAM.
     packets: bool,
+    /// A SOCK_DGRAM socket (its id is its receiving pipe's), and the
+    /// socket it is connected to, if any, with that one's name then.
+    dgram: Option<Option<(usize, Option<Name>)>>,
     /// The process that made it listen: its connections' clients see it
     /// in SO_PEERCRED, as on Linux.
     owner: u32,
@@ -151,6 +154,52 @@ impl UnixSockets {
                 ..Default::default()
             },
         );
+    }
+
+    /// A new AF_UNIX SOCK_DGRAM socket `id`: the id of the pipe its
+    /// messages queue in. Unlike a stream socket it stays in this table
+    /// until it closes, named or not, connected or not.
+    pub fn open_dgram(&mut self, id: usize) {
+        self.socks.insert(
+            id,
+            Sock {
+                dgram: Some(None),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Whether socket `id` is a SOCK_DGRAM one.
+    pub fn is_dgram(&self, id: usize) -> bool {
+        self.socks.get(&id).is_some_and(|s| s.dgram.is_some())
+    }
+
+    /// connect of datagram socket `id`: `peer` (None: disconnect, as
+    /// connect with AF_UNSPEC or a send that finds the peer gone) becomes
+    /// where its sends without an address go.
+    pub fn dgram_connect(&mut self, id: usize, peer: Option<usize>) {
+        let name = peer.and_then(|p| self.name_of(p).cloned());
+        if let Some(Sock { dgram: Some(d), .. }) = self.socks.get_mut(&id) {
+            *d = peer.map(|p| (p, name));
+        }
+    }
+
+    /// The socket datagram socket `id` is connected to, and its name then.
+    pub fn dgram_peer(&self, id: usize) -> Option<(usize, Option<Name>)> {
+        self.socks.get(&id)?.dgram.clone().flatten()
+    }
+
+    /// Where datagram socket `from` may send to socket `to`: EPROTOTYPE
+    /// when `to` is no datagram socket, EPERM when it is connected to
+    /// another (Linux's `unix_may_send`), ECONNREFUSED when it is gone.
+    pub fn may_send(&self, from: usize, to: usize) -> Result<usize, i64> {
+        const EPERM: i64 = 1;
+        let s = self.socks.get(&to).ok_or(ECONNREFUSED)?;
+        match &s.dgram {
+            None => Err(EPROTOTYPE),
+            Some(Some((peer, _))) if *peer != from => Err(EPERM),
+            Some(_) => Ok(to),
+        }
     }
 
     /// Whether socket `id` is a SOCK_SEQPACKET one.
@@ -301,7 +350,7 @@ impl UnixSockets {
     /// full.
     pub fn accepting(&self, id: usize, packets: bool) -> Result<usize, i64> {
         let s = self.socks.get(&id).ok_or(ECONNREFUSED)?;
-        if s.packets != packets {
+        if s.packets != packets || s.dgram.is_some() {
             return Err(EPROTOTYPE);
         }
         match s.listening {
@@ -420,6 +469,39 @@ mod tests {
             Err(ECONNREFUSED)
         );
         u.bind(2, Some(Name::Abstract(b"x".to_vec()))).unwrap();
+    }
+
+    #[test]
+    fn datagram_sockets_send_to_their_kind_and_respect_connections() {
+        let mut u = UnixSockets::default();
+        u.open_dgram(1);
+        u.open_dgram(2);
+        u.open_dgram(3);
+        u.open(4);
+        u.bind(1, Some(path("/s"))).unwrap();
+        u.bind(4, Some(path("/stream"))).unwrap();
+        u.listen(4, 1, 0).unwrap();
+        assert_eq!(u.named(&path("/s")), Ok(1));
+        assert_eq!(u.may_send(2, 1), Ok(1));
+        assert_eq!(u.may_send(2, 4), Err(EPROTOTYPE), "a stream listener");
+        assert_eq!(
+            u.listener(&path("/s"), false),
+            Err(EPROTOTYPE),
+            "a stream client of a datagram socket"
+        );
+        // 1 connected to 2 takes messages from 2 only.
+        u.dgram_connect(1, Some(2));
+        assert_eq!(u.may_send(2, 1), Ok(1));
+        assert_eq!(u.may_send(3, 1), Err(1), "EPERM: connected to 2");
+        u.dgram_connect(3, Some(1));
+        assert_eq!(u.dgram_peer(3), Some((1, Some(path("/s")))));
+        u.dgram_connect(1, None);
+        assert_eq!(u.may_send(3, 1), Ok(1));
+        // Closed: its name refuses, and so does its id.
+        u.close(1);
+        assert_eq!(u.may_send(3, 1), Err(ECONNREFUSED));
+        assert_eq!(u.named(&path("/s")), Err(ECONNREFUSED));
+        assert!(u.is_dgram(2) && !u.is_dgram(4) && !u.is_dgram(1));
     }
 
     #[test]

@@ -154,6 +154,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // Descriptors passed (SCM_RIGHTS), SOCK_SEQPACKET and
             // SOCK_DGRAM pairs, socket files in /tmp, SO_PEERCRED.
             ("passfd", "2"),
+            // AF_UNIX datagram sockets with names: sendto and recvfrom
+            // with senders' names, connect's rules, a closed receiver.
+            ("unixdgram", "2"),
             // nice, scheduling policies, affinity, groups, pipe sizes,
             // O_PATH, poll past 1024 descriptors.
             ("schedattr", "2"),

@@ -874,6 +874,7 @@ impl Kernel {
                     self.pipe_changed(tx);
                 }
             }
+            Kind::UnixDgram(id) => self.close_unix_dgram(id),
             Kind::Dgram(id) => {
                 self.dgrams.close(id);
                 self.udp_timeouts.remove(&id);

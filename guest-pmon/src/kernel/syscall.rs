@@ -1095,7 +1095,9 @@ impl Kernel {
                 Ok(Some(b))
             }
             Kind::Stdio(..) => Err(EBADF),
-            Kind::PipeRead(id) | Kind::Socket(id, _) => self.pipe_read(id, len, f.nonblocking()),
+            Kind::PipeRead(id) | Kind::Socket(id, _) | Kind::UnixDgram(id) => {
+                self.pipe_read(id, len, f.nonblocking())
+            }
             // As Linux reads an unconnected stream socket.
             Kind::Unix(_) => Err(EINVAL),
             Kind::Dgram(id) => self.udp_read(f, id, len),
@@ -1284,6 +1286,7 @@ impl Kernel {
             }
             Kind::Socket(_, id) => self.pipe_write(tid, id, data, f.nonblocking()),
             Kind::Unix(_) => Err(unix::ENOTCONN),
+            Kind::UnixDgram(id) => self.unix_dgram_write(tid, f, id, data),
             Kind::Dgram(id) => self.udp_write(id, data),
             Kind::PipeRead(_) => Err(EBADF),
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
@@ -1337,12 +1340,13 @@ impl Kernel {
         data: &[u8],
         nonblocking: bool,
     ) -> Result<Option<usize>, Errno> {
-        self.pipe_send(tid, id, data, Vec::new(), nonblocking)
+        self.pipe_send(tid, id, data, Vec::new(), nonblocking, None)
     }
 
-    /// [`Self::pipe_write`] with descriptors going along (SCM_RIGHTS). A
-    /// datagram socket whose peer is gone refuses, without SIGPIPE, as
-    /// Linux's does.
+    /// [`Self::pipe_write`] with descriptors going along (SCM_RIGHTS), by
+    /// a sender named `from` (a named datagram socket). A datagram
+    /// socket whose peer is gone refuses, without SIGPIPE, as Linux's
+    /// does.
     pub(super) fn pipe_send(
         &mut self,
         tid: Tid,
@@ -1350,12 +1354,13 @@ impl Kernel {
         data: &[u8],
         rights: Vec<Arc<OpenFile>>,
         nonblocking: bool,
+        from: Option<pmon::unixsock::Name>,
     ) -> Result<Option<usize>, Errno> {
         let Some(p) = self.pipes.get_mut(&id) else {
             return Err(EPIPE);
         };
         let datagrams = p.mode() == pmon::pipe::Mode::Datagrams;
-        match p.send(data, rights) {
+        match p.send_from(data, rights, from) {
             Io::Done(n) => {
                 self.pipe_changed(id);
                 Ok(Some(n))
@@ -1377,6 +1382,11 @@ impl Kernel {
             Kind::SignalFd(id) => Wait::Signals(self.signalfd_mask(id)),
             Kind::Dgram(id) => Wait::Dgram(id),
             Kind::Socket(rx, tx) => Wait::Pipe(if write { tx } else { rx }),
+            // A writer waits for room at its peer.
+            Kind::UnixDgram(id) => Wait::Pipe(match self.unix.dgram_peer(id) {
+                Some((peer, _)) if write => peer,
+                _ => id,
+            }),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => Wait::Pipe(id),
             Kind::EventFd(id) => Wait::EventFd(id),
             _ => Wait::Stdin,
@@ -1396,7 +1406,7 @@ impl Kernel {
                 back.append(old);
                 *old = back;
             }
-            Kind::PipeRead(id) | Kind::Socket(id, _) => {
+            Kind::PipeRead(id) | Kind::Socket(id, _) | Kind::UnixDgram(id) => {
                 if let Some(p) = self.pipes.get_mut(&id) {
                     p.unread(data);
                 }
@@ -1613,7 +1623,9 @@ impl Kernel {
             // PIPEFS_MAGIC and ANON_INODE_FS_MAGIC.
             Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(..) => Ok(pseudo(0x5049_5045)),
             // SOCKFS_MAGIC.
-            Kind::Socket(..) | Kind::Unix(_) | Kind::Dgram(_) => Ok(pseudo(0x534f_434b)),
+            Kind::Socket(..) | Kind::Unix(_) | Kind::UnixDgram(_) | Kind::Dgram(_) => {
+                Ok(pseudo(0x534f_434b))
+            }
             Kind::Epoll(_) | Kind::EventFd(_) | Kind::SignalFd(_) => Ok(pseudo(0x0904_1934)),
         }
     }
@@ -1726,7 +1738,7 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, arg, &buf).map(|_| 0)))
             }
             (TIOCGPGRP, Kind::Stdio(..)) => err(ENOTTY),
-            (FIONREAD, Kind::PipeRead(id) | Kind::Socket(id, _)) => {
+            (FIONREAD, Kind::PipeRead(id) | Kind::Socket(id, _) | Kind::UnixDgram(id)) => {
                 let n = self.pipes.get(&id).map_or(0, |p| p.pending()) as u32;
                 val(self
                     .space_mut(pid)
@@ -1767,7 +1779,7 @@ impl Kernel {
             Kind::Socket(rx, tx) if rx == tx => {
                 (S_IFIFO | 0o600, 0, 0, 0x1000 + rx as u64, 0xc, 4096)
             }
-            Kind::Socket(id, _) | Kind::Unix(id) | Kind::Dgram(id) => {
+            Kind::Socket(id, _) | Kind::Unix(id) | Kind::UnixDgram(id) | Kind::Dgram(id) => {
                 (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096)
             }
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
@@ -1893,7 +1905,7 @@ impl Kernel {
             | Kind::StoreDir(_) => f.path.clone(),
             Kind::Tmp(_) => pmon::path::dev_shm_shown(f.path.clone()),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
-            Kind::Socket(id, _) | Kind::Unix(id) | Kind::Dgram(id) => {
+            Kind::Socket(id, _) | Kind::Unix(id) | Kind::UnixDgram(id) | Kind::Dgram(id) => {
                 alloc::format!("socket:[{id}]").into_bytes()
             }
             Kind::DevNull => b"/dev/null".to_vec(),
@@ -2490,6 +2502,10 @@ impl Kernel {
             Kind::Unix(id) if self.unix.is_listening(id) => (self.unix.ready(id), false, false),
             Kind::Unix(_) => (false, false, true),
             Kind::Dgram(id) => (self.dgrams.readable(id), true, false),
+            Kind::UnixDgram(id) => {
+                let (r, w) = self.unix_dgram_ready(id);
+                (r, w, false)
+            }
             Kind::SignalFd(id) => {
                 let mask = self.signalfd_mask(id);
                 let ready = self.caller().is_some_and(|t| self.pending_in(t, mask));

@@ -299,6 +299,11 @@ impl Kernel {
                 let g = |id| self.pipe_generation.get(&id).copied().unwrap_or(0);
                 g(rx).wrapping_add(g(tx))
             }
+            Kind::UnixDgram(id) => {
+                let g = |id| self.pipe_generation.get(&id).copied().unwrap_or(0);
+                let peer = self.unix.dgram_peer(id).map_or(0, |(p, _)| g(p));
+                g(id).wrapping_add(peer)
+            }
             Kind::EventFd(id) => self.eventfds.get(&id).map_or(0, |e| e.generation),
             // Not tracked: every look is news (edge-triggered acts as
             // level-triggered).

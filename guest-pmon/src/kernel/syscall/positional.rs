@@ -42,6 +42,7 @@ fn is_stream(k: Kind) -> bool {
             | Kind::Stdio(..)
             | Kind::Socket(..)
             | Kind::Unix(_)
+            | Kind::UnixDgram(_)
             | Kind::Dgram(_)
             | Kind::Epoll(_)
             | Kind::EventFd(_)

@@ -13,9 +13,11 @@
 //! named by loopback addresses and ports ([`pmon::inet`]): the processes
 //! of a processor reach each other at 127.0.0.1 and ::1; no other network
 //! is given to processes (another address is ENETUNREACH). AF_UNIX
-//! datagram sockets with names (socket(AF_UNIX, SOCK_DGRAM) to bind and
-//! sendto) are not served (EPROTONOSUPPORT). The calls that take a
-//! descriptor answer ENOTSOCK for anything else, as Linux does.
+//! datagram sockets made by socket() to bind, connect and sendto are
+//! [`dgram`]'s. The calls that take a descriptor answer ENOTSOCK for
+//! anything else, as Linux does.
+
+mod dgram;
 
 use pmon::cmsg;
 use pmon::fd::SHUT_WR_FLAG;
@@ -140,7 +142,7 @@ impl Kernel {
         let packets = match (ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC), inet) {
             (SOCK_STREAM, _) => false,
             (SOCK_SEQPACKET, None) => true,
-            // Named AF_UNIX datagram sockets are not served.
+            (SOCK_DGRAM, None) if protocol == 0 => return self.sys_unix_dgram_socket(pid, ty),
             _ => return err(EPROTONOSUPPORT),
         };
         if protocol != 0 && !(inet.is_some() && protocol == IPPROTO_TCP) {
@@ -178,6 +180,7 @@ impl Kernel {
         let (rx, tx) = match f.kind {
             Kind::Socket(rx, tx) => (rx, tx),
             Kind::Unix(id) => return self.unconnected_call(tid, &f, id, n, a),
+            Kind::UnixDgram(id) => return self.unix_dgram_call(tid, &f, id, n, a),
             Kind::Dgram(id) => return self.udp_call(tid, &f, id, n, a),
             _ => return err(ENOTSOCK),
         };
@@ -193,7 +196,7 @@ impl Kernel {
                         return err(e);
                     }
                 }
-                self.socket_recv(tid, &f, rx, &[(a[1], a[2] as usize)], a[3], None)
+                self.socket_recv(tid, &f, rx, &[(a[1], a[2] as usize)], a[3], None, None)
             }
             nr::SENDMSG => {
                 let (hdr, vecs) = match self.msghdr(pid, a[1]) {
@@ -217,7 +220,7 @@ impl Kernel {
                 {
                     return err(e);
                 }
-                self.socket_recv(tid, &f, rx, &vecs, a[2], Some((a[1], hdr)))
+                self.socket_recv(tid, &f, rx, &vecs, a[2], Some((a[1], hdr)), None)
             }
             nr::SHUTDOWN => match a[1] {
                 0 => Ret::Val(0),
@@ -458,7 +461,7 @@ impl Kernel {
         f: &OpenFile,
         write: bool,
     ) -> Result<(Option<u64>, Option<i64>), Errno> {
-        let Kind::Socket(rx, _) = f.kind else {
+        let (Kind::Socket(rx, _) | Kind::UnixDgram(rx)) = f.kind else {
             return Ok((None, None));
         };
         let name = if write { SO_SNDTIMEO } else { SO_RCVTIMEO };
@@ -553,21 +556,7 @@ impl Kernel {
         }
         let inet = self.unix.inet(id);
         match n {
-            nr::BIND => {
-                let name = match inet {
-                    Some(v6) => self
-                        .sockaddr_inet(pid, a[1], a[2], v6, true)
-                        .map(|n| Some(Name::Inet(n))),
-                    None => self.sockaddr_name(pid, a[1], a[2]),
-                };
-                match name {
-                    Ok(Some(Name::Path(p))) if super::tmp::below_tmp(&p).is_some() => {
-                        val(self.bind_tmp(pid, id, p).map(|_| 0))
-                    }
-                    Ok(name) => val(self.unix.bind(id, name).map(|_| 0)),
-                    Err(e) => err(e),
-                }
-            }
+            nr::BIND => val(self.unix_bind(pid, id, a[1], a[2]).map(|_| 0)),
             nr::LISTEN => {
                 // An internet socket listens on a port of its own if it
                 // was never bound, as Linux's does.
@@ -607,15 +596,31 @@ impl Kernel {
         }
     }
 
+    /// bind of socket `id` to the address at `addr` (`len` bytes): a path
+    /// under /tmp makes a socket file; just the family, an abstract name
+    /// of Linux's autobind form.
+    fn unix_bind(&mut self, pid: Pid, id: usize, addr: u64, len: u64) -> Result<(), Errno> {
+        let name = match self.unix.inet(id) {
+            Some(v6) => Some(Name::Inet(self.sockaddr_inet(pid, addr, len, v6, true)?)),
+            None => self.sockaddr_name(pid, addr, len)?,
+        };
+        match name {
+            Some(Name::Path(p)) if super::tmp::below_tmp(&p).is_some() => self.bind_tmp(pid, id, p),
+            name => self.unix.bind(id, name),
+        }
+    }
+
     /// bind of socket `id` to `path` under /tmp: a socket file made there
     /// (EADDRINUSE if the name exists, as on Linux; ENOENT without its
     /// directory), which finds the socket from then on.
     fn bind_tmp(&mut self, pid: Pid, id: usize, path: Vec<u8>) -> Result<(), Errno> {
-        if self.unix.name_of(id).is_some() {
-            return Err(EINVAL);
-        }
+        // The file first, as Linux makes it before it looks at the socket:
+        // binding a bound socket to its own path again is EADDRINUSE.
         if self.tmp_node(&path).is_some() || host::stat_path(&path, false).is_ok() {
             return Err(pmon::unixsock::EADDRINUSE);
+        }
+        if self.unix.name_of(id).is_some() {
+            return Err(EINVAL);
         }
         let Some(rel) = self.tmp_new_name(&path) else {
             return Err(ENOENT);
@@ -828,7 +833,7 @@ impl Kernel {
             Ok(d) => d,
             Err(e) => return err(e),
         };
-        match self.pipe_send(tid, tx, &data, rights, nonblocking) {
+        match self.pipe_send(tid, tx, &data, rights, nonblocking, None) {
             Ok(Some(n)) => Ret::Val(n as i64),
             Ok(None) => {
                 let (deadline, on_timeout) = match self.io_deadline(tid, f, true) {
@@ -870,7 +875,10 @@ impl Kernel {
     /// closed, as Linux closes them. MSG_PEEK leaves everything queued (the
     /// descriptors are installed all the same); MSG_WAITALL waits for the
     /// whole buffer on a stream when it fits the pipe; MSG_TRUNC returns a
-    /// message's whole length.
+    /// message's whole length. `from` (an address buffer and where its
+    /// length is) gets the message's sender: its name, or an empty
+    /// address for an unnamed one, as Linux gives it.
+    #[allow(clippy::too_many_arguments)]
     fn socket_recv(
         &mut self,
         tid: Tid,
@@ -879,6 +887,7 @@ impl Kernel {
         vecs: &[(u64, usize)],
         flags: u64,
         msg: Option<(u64, MsgHdr)>,
+        from: Option<(u64, u64)>,
     ) -> Ret {
         let pid = self.pid_of(tid);
         let peek = flags & MSG_PEEK != 0;
@@ -912,6 +921,17 @@ impl Kernel {
             Err((put, _)) => put,
         };
         let whole = seen.whole;
+        if let Some((addr, len)) = from {
+            let told = match &seen.from {
+                Some(name) => self.put_sockaddr(pid, addr, len, Some(name)),
+                None => self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u32(s, len, 0)),
+            };
+            if let Err(e) = told {
+                return err(e);
+            }
+        }
         let rights = if peek {
             seen.rights
         } else {
