@@ -150,9 +150,9 @@ impl Kernel {
         buf: u64,
         len: usize,
     ) -> Ret {
-        // (name, d_type): the host's files keep theirs (its /proc/self is
+        // (place, name, d_type): the host's files keep theirs (its /proc/self is
         // a symbolic link, cpuinfo a regular file).
-        let mut names: Vec<(Vec<u8>, u8)> = Vec::new();
+        let mut names: Vec<(u64, Vec<u8>, u8)> = Vec::new();
         let mut at = 0;
         loop {
             let (bytes, next) = match host::readdir(h, at, 1 << 16) {
@@ -173,7 +173,7 @@ impl Kernel {
                 let name = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
                 let numeric = !name.is_empty() && name.iter().all(u8::is_ascii_digit);
                 if !numeric {
-                    names.push((name.to_vec(), dtype));
+                    names.push((names.len() as u64, name.to_vec(), dtype));
                 }
                 i += reclen;
             }
@@ -183,37 +183,41 @@ impl Kernel {
             at = next;
         }
         let vnode = self.procs.get(&pid).map_or(0, |p| p.vnode);
+        // Processes after the host's names, each at a place of its own
+        // (its pid past them), as Linux's: one that ends between two
+        // reads moves no other.
         for p in self.procs.values().filter(|p| p.vnode == vnode) {
-            names.push((alloc::format!("{}", p.pid).into_bytes(), DT_DIR));
+            let at = PIDS_AT + p.pid as u64;
+            names.push((at, alloc::format!("{}", p.pid).into_bytes(), DT_DIR));
         }
         self.put_listing(pid, f, names, 0x7000, buf, len)
     }
 
-    /// A made-up directory's listing, (name, d_type) in order, from the
-    /// open file's offset on (an index into it); inode numbers from
-    /// `ino_base`.
+    /// A made-up directory's listing, (place, name, d_type) in ascending
+    /// places, from the open file's offset (a place) on; inode numbers
+    /// from `ino_base`. An entry's place stays while others come and go,
+    /// so a program that closes or reaps between reads skips nothing.
     fn put_listing(
         &mut self,
         pid: Pid,
         f: &OpenFile,
-        names: Vec<(Vec<u8>, u8)>,
+        names: Vec<(u64, Vec<u8>, u8)>,
         ino_base: u64,
         buf: u64,
         len: usize,
     ) -> Ret {
-        let from = f.offset.get() as usize;
+        let from = f.offset.get();
         let entries: Vec<Entry> = names
             .into_iter()
-            .enumerate()
-            .skip(from)
-            .map(|(i, (name, dtype))| Entry {
-                ino: ino_base + i as u64,
+            .filter(|&(at, _, _)| at >= from)
+            .map(|(at, name, dtype)| Entry {
+                ino: ino_base + at,
                 is_dir: dtype == DT_DIR,
                 is_fifo: false,
                 is_socket: false,
                 is_symlink: dtype == DT_LNK,
                 name,
-                next: i as u64 + 1,
+                next: at + 1,
             })
             .collect();
         self.put_dirents(pid, f, &entries, buf, len)
@@ -234,18 +238,24 @@ impl Kernel {
     /// The listing of /proc/self/fd: `.`, `..` and the caller's open
     /// descriptors as symbolic links, as Linux lists them.
     pub(super) fn fd_getdents(&mut self, pid: Pid, f: &OpenFile, buf: u64, len: usize) -> Ret {
-        let mut names: Vec<(Vec<u8>, u8)> =
-            alloc::vec![(b".".to_vec(), DT_DIR), (b"..".to_vec(), DT_DIR)];
+        // A descriptor's place is its number past `.` and `..`, as on
+        // Linux: CPython's subprocess closes descriptors while it reads
+        // this listing a few entries at a time.
+        let mut names: Vec<(u64, Vec<u8>, u8)> =
+            alloc::vec![(0, b".".to_vec(), DT_DIR), (1, b"..".to_vec(), DT_DIR)];
         if let Some(p) = self.procs.get(&pid) {
             names.extend(
                 p.fds
                     .iter()
-                    .map(|(fd, _)| (alloc::format!("{fd}").into_bytes(), DT_LNK)),
+                    .map(|(fd, _)| (fd as u64 + 2, alloc::format!("{fd}").into_bytes(), DT_LNK)),
             );
         }
         self.put_listing(pid, f, names, 0x7800, buf, len)
     }
 }
+
+/// Where /proc's listing places its processes: past the host's names.
+const PIDS_AT: u64 = 1 << 20;
 
 /// Where a process's /proc/self/fd opens on the host (lego-vmm's own,
 /// for a directory's fstat); its listing is the process's.
