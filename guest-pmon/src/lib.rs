@@ -7,6 +7,7 @@ extern crate alloc;
 
 pub mod anon;
 pub mod cmsg;
+pub mod cred;
 pub mod dgram;
 pub mod elf;
 pub mod events;

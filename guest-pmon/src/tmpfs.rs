@@ -112,6 +112,9 @@ pub struct Tmpfs {
     /// Pages held by files, and the most there may be.
     pages: u64,
     max_pages: u64,
+    /// The owner and group of the nodes made from now on
+    /// ([`Tmpfs::made_by`]).
+    maker: (u32, u32),
 }
 
 type Result<T> = core::result::Result<T, i64>;
@@ -163,7 +166,15 @@ impl Tmpfs {
             next_ino: ROOT + 1,
             pages: 0,
             max_pages: max_bytes / PAGE,
+            maker: (0, 0),
         }
+    }
+
+    /// Nodes made from now on (files, directories, links, pipes,
+    /// sockets) belong to user `uid` and group `gid`: the file system ids
+    /// of the process that makes them.
+    pub fn made_by(&mut self, uid: u32, gid: u32) {
+        self.maker = (uid, gid);
     }
 
     /// Bytes of file data held.
@@ -252,8 +263,8 @@ impl Tmpfs {
                 perm: perm & 0o7777,
                 nlink,
                 opens: 0,
-                uid: 0,
-                gid: 0,
+                uid: self.maker.0,
+                gid: self.maker.1,
                 atime: now,
                 mtime: now,
                 ctime: now,

@@ -157,6 +157,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // AF_UNIX datagram sockets with names: sendto and recvfrom
             // with senders' names, connect's rules, a closed receiver.
             ("unixdgram", "2"),
+            // User and group ids: dropping root for good, a saved root
+            // taken back, kill between users, a zombie's kill.
+            ("creds", "1"),
             // nice, scheduling policies, affinity, groups, pipe sizes,
             // O_PATH, poll past 1024 descriptors.
             ("schedattr", "2"),

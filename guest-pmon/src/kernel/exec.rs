@@ -150,6 +150,7 @@ impl Kernel {
                 vfork_parent: None,
                 rlimits,
                 groups: Vec::new(),
+                cred: pmon::cred::Cred::default(),
                 cycles: 0,
                 child_cycles: 0,
                 alarm: None,
@@ -556,6 +557,8 @@ impl Kernel {
                 p.exe = image.exe.clone();
                 p.exe_on_host = image.exe_on_host;
                 p.cmdline = image.cmdline.clone();
+                p.cred.uid.exec();
+                p.cred.gid.exec();
                 p.bias = image.bias;
                 p.threads = alloc::vec![tid];
                 closed = p.fds.exec();

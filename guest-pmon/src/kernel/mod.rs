@@ -210,6 +210,8 @@ pub struct Process {
     pub rlimits: [(u64, u64); 16],
     /// Its supplementary groups (setgroups).
     pub groups: Vec<u32>,
+    /// Its user and group ids ([`pmon::cred`]).
+    pub cred: pmon::cred::Cred,
     /// CPU time its threads spent in user mode, in TSC cycles.
     pub cycles: u64,
     /// The same of its children that it waited for.

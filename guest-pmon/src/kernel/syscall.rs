@@ -27,6 +27,7 @@ use super::*;
 
 mod events;
 mod fifo;
+mod ids;
 mod ipc;
 mod lock;
 mod owner_futex;
@@ -523,24 +524,20 @@ impl Kernel {
             nr::GETPID => Ret::Val(pid as i64),
             nr::GETTID => Ret::Val(tid as i64),
             nr::GETPPID => Ret::Val(self.procs.get(&pid).map_or(0, |p| p.ppid) as i64),
-            nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => Ret::Val(0),
-            nr::SETUID
+            nr::GETUID
+            | nr::GETEUID
+            | nr::GETGID
+            | nr::GETEGID
+            | nr::SETUID
             | nr::SETGID
             | nr::SETREUID
             | nr::SETREGID
             | nr::SETRESUID
             | nr::SETRESGID
             | nr::SETFSUID
-            | nr::SETFSGID => Ret::Val(0),
-            nr::GETRESUID | nr::GETRESGID => {
-                let r = self.space_mut(pid).and_then(|s| {
-                    for p in [a[0], a[1], a[2]] {
-                        uaccess::write_u32(s, p, 0)?;
-                    }
-                    Ok(0)
-                });
-                val(r)
-            }
+            | nr::SETFSGID
+            | nr::GETRESUID
+            | nr::GETRESGID => self.sys_ids(pid, n, a),
             nr::GETPGID => {
                 let target = if a[0] == 0 { pid } else { a[0] as Pid };
                 val(self.procs.get(&target).map(|p| p.pgid as i64).ok_or(ESRCH))
@@ -3468,7 +3465,8 @@ impl Kernel {
                     .map(|p| p.pid)
                     .collect()
             }
-            -1 => self.procs.keys().copied().collect(),
+            // Every process but the caller, as Linux's.
+            -1 => self.procs.keys().copied().filter(|&p| p != pid).collect(),
             t => self
                 .procs
                 .values()
@@ -3476,18 +3474,33 @@ impl Kernel {
                 .map(|p| p.pid)
                 .collect(),
         };
-        // Another vNode's processes do not exist for this one.
+        // Another vNode's processes do not exist for this one. A zombie
+        // does until it is reaped, as on Linux: the signal is lost on it,
+        // and the call succeeds.
         let vnode = self.procs.get(&pid).map_or(0, |p| p.vnode);
         let targets: Vec<Pid> = targets
             .into_iter()
-            .filter(|p| {
-                self.procs
-                    .get(p)
-                    .is_some_and(|pr| pr.life == Life::Alive && pr.vnode == vnode)
-            })
+            .filter(|p| self.procs.get(p).is_some_and(|pr| pr.vnode == vnode))
             .collect();
         if targets.is_empty() {
             return err(ESRCH);
+        }
+        // Those the caller may signal (its own user's, or any for root;
+        // SIGCONT within its session): EPERM when none is.
+        let (me, session) = self
+            .procs
+            .get(&pid)
+            .map_or((Default::default(), 0), |p| (p.cred, p.sid));
+        let targets: Vec<Pid> = targets
+            .into_iter()
+            .filter(|t| {
+                self.procs
+                    .get(t)
+                    .is_some_and(|p| me.may_signal(&p.cred) || (sig == SIGCONT && p.sid == session))
+            })
+            .collect();
+        if targets.is_empty() {
+            return err(pmon::cred::EPERM);
         }
         if sig == 0 {
             return Ret::Val(0);
@@ -3647,6 +3660,7 @@ impl Kernel {
             );
             let cmdline = parent.cmdline.clone();
             let groups = parent.groups.clone();
+            let cred = parent.cred;
             let (dumpable, no_new_privs, run, vnode, home) = (
                 parent.dumpable,
                 parent.no_new_privs,
@@ -3692,6 +3706,7 @@ impl Kernel {
                     vfork_parent: (flags & CLONE_VFORK != 0).then_some(tid),
                     rlimits,
                     groups,
+                    cred,
                     cycles: 0,
                     child_cycles: 0,
                     alarm: None,

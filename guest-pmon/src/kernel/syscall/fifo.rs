@@ -37,15 +37,15 @@ impl Kernel {
         };
         let perm = mode as u32 & 0o7777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
         match mode & S_IFMT {
-            0 | S_IFREG => self.make_regular(&full, perm),
-            S_IFIFO_MODE => self.make_fifo(&full, perm),
+            0 | S_IFREG => self.make_regular(pid, &full, perm),
+            S_IFIFO_MODE => self.make_fifo(pid, &full, perm),
             0o020000 | 0o060000 | 0o140000 => err(EPERM),
             _ => err(EINVAL),
         }
     }
 
     /// A new empty regular file at `full` (EEXIST if the name is taken).
-    fn make_regular(&mut self, full: &[u8], perm: u32) -> Ret {
+    fn make_regular(&mut self, pid: Pid, full: &[u8], perm: u32) -> Ret {
         if self.on_storage(full) {
             let head = lego_proto::storage::StoreRequest {
                 op: lego_proto::storage::OP_CREATE,
@@ -63,10 +63,12 @@ impl Kernel {
             return err(self.cannot_make(full));
         };
         let now = self.realtime_ns();
+        let (uid, gid) = self.creator_of(pid);
+        self.tmp.made_by(uid, gid);
         val(self.tmp.create(rel, perm, true, now).map(|_| 0))
     }
 
-    fn make_fifo(&mut self, full: &[u8], perm: u32) -> Ret {
+    fn make_fifo(&mut self, pid: Pid, full: &[u8], perm: u32) -> Ret {
         if self.on_storage(full) {
             return match super::super::store::stat(full, false) {
                 Ok(_) => err(EEXIST),
@@ -81,6 +83,8 @@ impl Kernel {
             return err(self.cannot_make(full));
         };
         let now = self.realtime_ns();
+        let (uid, gid) = self.creator_of(pid);
+        self.tmp.made_by(uid, gid);
         val(self.tmp.mkfifo(rel, perm, now).map(|_| 0))
     }
 

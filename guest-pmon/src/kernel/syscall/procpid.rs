@@ -110,6 +110,7 @@ impl Kernel {
             caught,
             fds: 64,
             groups: p.groups.clone(),
+            cred: p.cred,
             cpus_allowed: first.map_or(0, |t| t.sched.affinity),
         };
         if !zombie {

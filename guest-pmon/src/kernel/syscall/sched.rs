@@ -132,6 +132,10 @@ impl Kernel {
                 Ret::Val(if n == nr::SETPRIORITY { 0 } else { best })
             }
             nr::SETGROUPS => {
+                // CAP_SETGID: root's.
+                if !self.procs.get(&pid).is_some_and(|p| p.cred.privileged()) {
+                    return err(pmon::cred::EPERM);
+                }
                 let size = a[0] as i32;
                 if size < 0 || size as usize > NGROUPS_MAX {
                     return err(EINVAL);

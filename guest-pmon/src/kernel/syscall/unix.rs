@@ -356,10 +356,16 @@ impl Kernel {
             return val(r.map(|_| 0));
         }
         if a[1] == SOL_SOCKET && a[2] == SO_PEERCRED {
-            // struct ucred: the peer's pid, uid and gid (every process
-            // here is root's); a socket with no peer: pid 0.
-            let (p, id) = sock.peer.map_or((0, NO_ID), |p| (p, 0));
-            let cred: Vec<u8> = [p, id, id].iter().flat_map(|v| v.to_le_bytes()).collect();
+            // struct ucred: the peer's pid and its effective uid and gid
+            // (now: Linux's are those at connect); no peer: pid 0.
+            let ucred = match sock.peer {
+                Some(p) => {
+                    let c = self.procs.get(&p).map(|pr| pr.cred).unwrap_or_default();
+                    [p, c.uid.effective, c.gid.effective]
+                }
+                None => [0, NO_ID, NO_ID],
+            };
+            let cred: Vec<u8> = ucred.iter().flat_map(|v| v.to_le_bytes()).collect();
             let r = self.space_mut(pid).and_then(|s| {
                 let room = uaccess::read_u32(s, a[4])? as usize;
                 uaccess::write(s, a[3], &cred[..room.min(cred.len())])?;
@@ -627,6 +633,8 @@ impl Kernel {
         };
         let perm = 0o777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
         let now = self.realtime_ns();
+        let (uid, gid) = self.creator_of(pid);
+        self.tmp.made_by(uid, gid);
         let node = self.tmp.mksock(rel, perm, now)?;
         self.unix.bind_node(id, Name::Path(path), node)
     }

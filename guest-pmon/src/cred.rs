@@ -1,0 +1,229 @@
+//! A process's user and group ids, and Linux's rules for changing them
+//! (setuid(2), setreuid(2), setresuid(2), setfsuid(2) and their group
+//! twins; credentials(7)). Every program starts as root, as the VMM's
+//! user runs it; one that gives root up (a daemon dropping to `nobody`,
+//! CPython's `subprocess(user=...)`) reads its new ids back and cannot
+//! take root again, which such programs check. Decided: the ids are kept,
+//! reported (`getuid`, `/proc/PID/status`), inherited, stamped on the files
+//! a process makes in /tmp, and checked by `kill`; file access is not
+//! checked against them (a process keeps root's reach over files, as if it
+//! held CAP_DAC_OVERRIDE), and set-user-ID files do not change ids at
+//! `execve`. Privilege is Linux's capability rule reduced to ids: a
+//! process whose effective id is 0 may set any id.
+
+/// Linux's EPERM.
+pub const EPERM: i64 = 1;
+
+/// One kind of id (user or group): real, effective, saved, file system.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ids {
+    pub real: u32,
+    pub effective: u32,
+    pub saved: u32,
+    pub fs: u32,
+}
+
+/// "Leave it as it is" in the calls' arguments: (uid_t)-1.
+const KEEP: u32 = u32::MAX;
+
+impl Ids {
+    fn is(&self, id: u32) -> bool {
+        id == self.real || id == self.effective || id == self.saved
+    }
+
+    /// setuid: a privileged caller sets all four; another may set its
+    /// effective (and file system) id to its real or saved one.
+    pub fn set(&mut self, id: u32, privileged: bool) -> Result<(), i64> {
+        if id == KEEP {
+            return Err(22);
+        }
+        if privileged {
+            *self = Ids {
+                real: id,
+                effective: id,
+                saved: id,
+                fs: id,
+            };
+        } else if id == self.real || id == self.saved {
+            self.effective = id;
+            self.fs = id;
+        } else {
+            return Err(EPERM);
+        }
+        Ok(())
+    }
+
+    /// setreuid: a new real id must be the real or effective one, a new
+    /// effective one any of the three, unless privileged; the saved id
+    /// follows the effective one when the real one is set or the
+    /// effective one becomes other than the old real one.
+    pub fn set_re(&mut self, real: u32, effective: u32, privileged: bool) -> Result<(), i64> {
+        let old = *self;
+        if !privileged {
+            if real != KEEP && real != old.real && real != old.effective {
+                return Err(EPERM);
+            }
+            if effective != KEEP && !old.is(effective) {
+                return Err(EPERM);
+            }
+        }
+        if real != KEEP {
+            self.real = real;
+        }
+        if effective != KEEP {
+            self.effective = effective;
+        }
+        if real != KEEP || (effective != KEEP && effective != old.real) {
+            self.saved = self.effective;
+        }
+        self.fs = self.effective;
+        Ok(())
+    }
+
+    /// setresuid: each id given must be one of the three unless
+    /// privileged.
+    pub fn set_res(
+        &mut self,
+        real: u32,
+        effective: u32,
+        saved: u32,
+        privileged: bool,
+    ) -> Result<(), i64> {
+        if !privileged
+            && [real, effective, saved]
+                .iter()
+                .any(|&i| i != KEEP && !self.is(i))
+        {
+            return Err(EPERM);
+        }
+        for (slot, id) in [
+            (&mut self.real, real),
+            (&mut self.effective, effective),
+            (&mut self.saved, saved),
+        ] {
+            if id != KEEP {
+                *slot = id;
+            }
+        }
+        self.fs = self.effective;
+        Ok(())
+    }
+
+    /// setfsuid: the old file system id, whether or not it changed (a
+    /// privileged caller, or one of the caller's ids).
+    pub fn set_fs(&mut self, id: u32, privileged: bool) -> u32 {
+        let old = self.fs;
+        if id != KEEP && (privileged || self.is(id) || id == self.fs) {
+            self.fs = id;
+        }
+        old
+    }
+
+    /// execve: the saved id becomes the effective one.
+    pub fn exec(&mut self) {
+        self.saved = self.effective;
+    }
+}
+
+/// A process's credentials.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cred {
+    pub uid: Ids,
+    pub gid: Ids,
+}
+
+impl Cred {
+    /// Whether it may change any id (CAP_SETUID, CAP_SETGID): root's.
+    pub fn privileged(&self) -> bool {
+        self.uid.effective == 0
+    }
+
+    /// Whether a process with these credentials may send a signal to one
+    /// with `target`'s (kill(2)): privileged, or its real or effective
+    /// user id is the target's real or saved one.
+    pub fn may_signal(&self, target: &Cred) -> bool {
+        self.privileged()
+            || [self.uid.real, self.uid.effective]
+                .iter()
+                .any(|&u| u == target.uid.real || u == target.uid.saved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(real: u32, effective: u32, saved: u32) -> Ids {
+        Ids {
+            real,
+            effective,
+            saved,
+            fs: effective,
+        }
+    }
+
+    #[test]
+    fn root_dropping_to_a_user_cannot_come_back() {
+        let mut u = Ids::default();
+        u.set(65534, true).unwrap();
+        assert_eq!(u, ids(65534, 65534, 65534));
+        assert_eq!(u.set(0, false), Err(EPERM));
+        assert_eq!(u.set_re(0, KEEP, false), Err(EPERM));
+        assert_eq!(u.set_res(KEEP, 0, KEEP, false), Err(EPERM));
+        assert_eq!(u.set_fs(0, false), 65534);
+        assert_eq!(u.fs, 65534, "not changed");
+    }
+
+    #[test]
+    fn a_saved_root_can_be_taken_back() {
+        let mut u = Ids::default();
+        // Effective only: the saved id stays root.
+        u.set_res(KEEP, 1000, KEEP, true).unwrap();
+        assert_eq!(u, ids(0, 1000, 0));
+        assert_eq!(u.set(0, false), Ok(()));
+        assert_eq!(u, ids(0, 0, 0));
+        // setreuid with a new effective id other than the real one moves
+        // the saved id.
+        u.set_re(KEEP, 1000, true).unwrap();
+        assert_eq!(u, ids(0, 1000, 1000));
+        assert_eq!(u.set(0, false), Ok(()), "the real id");
+        // Swapping real and effective, as programs do for a moment.
+        let mut v = ids(1000, 0, 0);
+        v.set_re(0, 1000, true).unwrap();
+        assert_eq!(v, ids(0, 1000, 1000));
+        v.set_re(1000, 0, false).unwrap();
+        assert_eq!(v, ids(1000, 0, 0));
+    }
+
+    #[test]
+    fn an_unprivileged_caller_moves_among_its_own_ids() {
+        let mut u = ids(1000, 1001, 1002);
+        assert_eq!(u.set_res(1002, 1000, 1001, false), Ok(()));
+        assert_eq!(u, ids(1002, 1000, 1001));
+        assert_eq!(u.set_res(7, KEEP, KEEP, false), Err(EPERM));
+        assert_eq!(u.set(1001, false), Ok(()));
+        assert_eq!((u.effective, u.fs), (1001, 1001));
+        assert_eq!(u.set_fs(1002, false), 1001);
+        assert_eq!(u.fs, 1002);
+        u.exec();
+        assert_eq!(u.saved, u.effective);
+        assert_eq!(u.set(KEEP, true), Err(22));
+    }
+
+    #[test]
+    fn signals_go_to_the_same_user_or_from_root() {
+        let root = Cred::default();
+        let mut nobody = Cred::default();
+        nobody.uid.set(65534, true).unwrap();
+        let mut other = Cred::default();
+        other.uid.set(1000, true).unwrap();
+        assert!(root.may_signal(&nobody));
+        assert!(nobody.may_signal(&nobody));
+        assert!(!nobody.may_signal(&root));
+        assert!(!nobody.may_signal(&other));
+        // A set-user-ID-like process: real 1000, effective root.
+        let mut mixed = Cred::default();
+        mixed.uid.set_res(1000, 0, 0, true).unwrap();
+        assert!(other.may_signal(&mixed), "its real id is the sender's");
+    }
+}
