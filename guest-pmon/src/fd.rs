@@ -67,6 +67,10 @@ pub enum Kind {
     /// its messages queue in, which is also its [`crate::unixsock`] id.
     /// It stays this kind whether it binds or connects.
     UnixDgram(usize),
+    /// The master end of a pseudo-terminal (the kernel's id of it).
+    PtyMaster(usize),
+    /// The slave end (/dev/pts/N) of a pseudo-terminal.
+    PtySlave(usize),
     /// An epoll instance (the kernel's table of them).
     Epoll(usize),
     /// An eventfd counter.

@@ -20,6 +20,7 @@ pub mod locks;
 pub mod path;
 pub mod pipe;
 pub mod procfs;
+pub mod pty;
 pub mod readahead;
 pub mod sched;
 pub mod script;

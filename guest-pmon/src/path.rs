@@ -55,6 +55,10 @@ pub enum Name {
     Null,
     Zero,
     Urandom,
+    /// /dev/ptmx: a new pseudo-terminal's master ([`crate::pty`]).
+    Ptmx,
+    /// /dev/pts/N: a pseudo-terminal's slave.
+    Pts(u32),
     /// One of the process's descriptors: /dev/fd/N, /dev/std{in,out,err},
     /// /proc/self/fd/N (Linux opens the same file again).
     Fd(i32),
@@ -107,6 +111,7 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         b"/dev/zero" => return Name::Zero,
         b"/dev/urandom" | b"/dev/random" => return Name::Urandom,
         b"/dev/fd" => return Name::FdDir,
+        b"/dev/ptmx" | b"/dev/pts/ptmx" => return Name::Ptmx,
         b"/dev/stdin" => return Name::Fd(0),
         b"/dev/stdout" => return Name::Fd(1),
         b"/dev/stderr" => return Name::Fd(2),
@@ -120,6 +125,9 @@ pub fn name(path: &[u8], pid: u32) -> Name {
     }
     if let Some(n) = path.strip_prefix(b"/dev/fd/") {
         return fd_number(n).map_or(Name::Hidden, Name::Fd);
+    }
+    if let Some(n) = path.strip_prefix(b"/dev/pts/") {
+        return fd_number(n).map_or(Name::Hidden, |n| Name::Pts(n as u32));
     }
     let Some(rest) = path.strip_prefix(b"/proc/") else {
         return Name::Host;

@@ -160,6 +160,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // User and group ids: dropping root for good, a saved root
             // taken back, kill between users, a zombie's kill.
             ("creds", "1"),
+            // Pseudo-terminals: canonical lines and echo, raw mode, ^C to
+            // a child's foreground group, hang-ups; openpty.
+            ("pty", "1"),
             // nice, scheduling policies, affinity, groups, pipe sizes,
             // O_PATH, poll past 1024 descriptors.
             ("schedattr", "2"),

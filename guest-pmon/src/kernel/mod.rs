@@ -295,6 +295,9 @@ pub struct Kernel {
     pub fifos: BTreeMap<u64, usize>,
     /// AF_UNIX sockets not connected yet, and their names.
     pub unix: pmon::unixsock::UnixSockets,
+    /// Pseudo-terminals by id (a number from the pipes' ids, which
+    /// their waiters wait on): the /dev/pts number and the terminal.
+    pub ptys: BTreeMap<usize, (u32, pmon::pty::Pty)>,
     /// The names of a connected AF_UNIX end, by the pipe it receives
     /// from: its own and its peer's (None: unnamed).
     pub unix_names: BTreeMap<usize, (Option<pmon::unixsock::Name>, Option<pmon::unixsock::Name>)>,
@@ -448,6 +451,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         pipes: BTreeMap::new(),
         fifos: BTreeMap::new(),
         unix: Default::default(),
+        ptys: BTreeMap::new(),
         unix_names: BTreeMap::new(),
         sock_options: BTreeMap::new(),
         next_pipe: 1,

@@ -875,6 +875,8 @@ impl Kernel {
                 }
             }
             Kind::UnixDgram(id) => self.close_unix_dgram(id),
+            Kind::PtyMaster(id) => self.close_pty(id, true),
+            Kind::PtySlave(id) => self.close_pty(id, false),
             Kind::Dgram(id) => {
                 self.dgrams.close(id);
                 self.udp_timeouts.remove(&id);

@@ -33,6 +33,7 @@ mod lock;
 mod owner_futex;
 mod positional;
 mod procpid;
+mod pty;
 mod sched;
 use procpid::FD_DIR;
 mod shared;
@@ -261,7 +262,9 @@ impl Kernel {
             },
             nr::FLOCK => self.sys_flock(tid, a[0] as i32 as i64, a[1]),
             nr::LSEEK => self.sys_lseek(pid, a[0] as i32 as i64, a[1] as i64, a[2]),
-            nr::IOCTL => self.sys_ioctl(tid, pid, a[0] as i32 as i64, a[1], a[2]),
+            // The request is an unsigned int: musl passes TIOCGPTN
+            // sign-extended.
+            nr::IOCTL => self.sys_ioctl(tid, pid, a[0] as i32 as i64, a[1] as u32 as u64, a[2]),
             nr::FSTAT => self.sys_fstat(pid, a[0] as i32 as i64, a[1]),
             nr::NEWFSTATAT => self.sys_newfstatat(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
             nr::SETXATTR..=nr::FREMOVEXATTR => self.sys_xattr(pid, n, a[0]),
@@ -1098,6 +1101,8 @@ impl Kernel {
             // As Linux reads an unconnected stream socket.
             Kind::Unix(_) => Err(EINVAL),
             Kind::Dgram(id) => self.udp_read(f, id, len),
+            Kind::PtyMaster(id) => self.pty_read(f, id, true, len),
+            Kind::PtySlave(id) => self.pty_read(f, id, false, len),
             Kind::PipeWrite(_) => Err(EBADF),
             Kind::Host(h) => {
                 let mut b = alloc::vec![0u8; len];
@@ -1284,6 +1289,8 @@ impl Kernel {
             Kind::Socket(_, id) => self.pipe_write(tid, id, data, f.nonblocking()),
             Kind::Unix(_) => Err(unix::ENOTCONN),
             Kind::UnixDgram(id) => self.unix_dgram_write(tid, f, id, data),
+            Kind::PtyMaster(id) => self.pty_write(f, id, true, data),
+            Kind::PtySlave(id) => self.pty_write(f, id, false, data),
             Kind::Dgram(id) => self.udp_write(id, data),
             Kind::PipeRead(_) => Err(EBADF),
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
@@ -1385,6 +1392,7 @@ impl Kernel {
                 _ => id,
             }),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => Wait::Pipe(id),
+            Kind::PtyMaster(id) | Kind::PtySlave(id) => Wait::Pipe(id),
             Kind::EventFd(id) => Wait::EventFd(id),
             _ => Wait::Stdin,
         }
@@ -1617,6 +1625,8 @@ impl Kernel {
             Kind::Host(_) | Kind::HostDir(_) => host_of(&f.path),
             Kind::Generated => host_of(b"/proc"),
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => host_of(b"/dev"),
+            // DEVPTS_SUPER_MAGIC.
+            Kind::PtyMaster(_) | Kind::PtySlave(_) => Ok(pseudo(0x1cd1)),
             // PIPEFS_MAGIC and ANON_INODE_FS_MAGIC.
             Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(..) => Ok(pseudo(0x5049_5045)),
             // SOCKFS_MAGIC.
@@ -1722,6 +1732,12 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let _ = tid;
+        if let (Kind::PtyMaster(id) | Kind::PtySlave(id), false) =
+            (f.kind, matches!(req, FIONBIO | FIOCLEX | FIONCLEX))
+        {
+            let master = matches!(f.kind, Kind::PtyMaster(_));
+            return self.pty_ioctl(pid, &f, id, master, req, arg);
+        }
         match (req, f.kind) {
             (TCGETS | TIOCGWINSZ, Kind::Stdio(n, run)) => {
                 let size = if req == TCGETS { 60 } else { 8 };
@@ -1782,6 +1798,10 @@ impl Kernel {
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
+            Kind::PtyMaster(id) | Kind::PtySlave(id) => {
+                let (mode, rdev, ino) = self.pty_stat(id, matches!(f.kind, Kind::PtyMaster(_)));
+                (mode, 0, rdev, ino, 6, 1024)
+            }
             // As procfs: a regular file of size 0, read to its end.
             Kind::Generated => (S_IFREG | 0o444, 0, 0, 0x2000, 0x16, 1024),
             Kind::Host(_) | Kind::HostDir(_) => {
@@ -1899,7 +1919,9 @@ impl Kernel {
             | Kind::HostDir(_)
             | Kind::Generated
             | Kind::Store(_)
-            | Kind::StoreDir(_) => f.path.clone(),
+            | Kind::StoreDir(_)
+            | Kind::PtyMaster(_)
+            | Kind::PtySlave(_) => f.path.clone(),
             Kind::Tmp(_) => pmon::path::dev_shm_shown(f.path.clone()),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
             Kind::Socket(id, _) | Kind::Unix(id) | Kind::UnixDgram(id) | Kind::Dgram(id) => {
@@ -1964,6 +1986,11 @@ impl Kernel {
             Name::Fd(n) => {
                 let f = self.file(pid, n as i64)?;
                 return self.stat_of(&f);
+            }
+            Name::Ptmx => return self.stat_of(&OpenFile::new(Kind::PtyMaster(usize::MAX), 0)),
+            Name::Pts(n) => {
+                let id = self.pty_numbered(n).ok_or(ENOENT)?;
+                return self.stat_of(&OpenFile::new(Kind::PtySlave(id), 0));
             }
             Name::Exe => host::stat_path(&self.exe_of(pid), follow)?,
             Name::SelfDir => host::stat_path(b"/proc/self", follow)?,
@@ -2143,6 +2170,13 @@ impl Kernel {
             // Linux opens the file again; sharing the open file is what
             // matters for pipes (bash's process substitution).
             Name::Fd(n) => return val(self.dup(pid, n as i64, 0, cloexec)),
+            Name::Ptmx => return self.open_ptmx(pid, flags, cloexec),
+            Name::Pts(n) => {
+                return match self.pty_numbered(n) {
+                    Some(id) => self.open_pty_slave(pid, id, flags, cloexec),
+                    None => err(ENOENT),
+                }
+            }
             Name::Exe => full = self.exe_of(pid),
             Name::SelfDir | Name::Hidden | Name::ProcDir(_) => return err(ENOENT),
             Name::FdDir if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 => {
@@ -2254,7 +2288,8 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let full = match name {
-            Name::Null | Name::Zero | Name::Urandom => return Ret::Val(0),
+            Name::Null | Name::Zero | Name::Urandom | Name::Ptmx => return Ret::Val(0),
+            Name::Pts(n) => return val(self.pty_numbered(n).map(|_| 0).ok_or(ENOENT)),
             Name::Fd(n) => return val(self.file(pid, n as i64).map(|_| 0)),
             Name::Hidden => return err(ENOENT),
             Name::Exe => self.exe_of(pid),
@@ -2323,6 +2358,8 @@ impl Kernel {
             Name::Null
             | Name::Zero
             | Name::Urandom
+            | Name::Ptmx
+            | Name::Pts(_)
             | Name::Maps
             | Name::CpuList
             | Name::MemInfo
@@ -2503,6 +2540,8 @@ impl Kernel {
                 let (r, w) = self.unix_dgram_ready(id);
                 (r, w, false)
             }
+            Kind::PtyMaster(id) => self.pty_ready(id, true),
+            Kind::PtySlave(id) => self.pty_ready(id, false),
             Kind::SignalFd(id) => {
                 let mask = self.signalfd_mask(id);
                 let ready = self.caller().is_some_and(|t| self.pending_in(t, mask));

@@ -299,6 +299,9 @@ impl Kernel {
                 let g = |id| self.pipe_generation.get(&id).copied().unwrap_or(0);
                 g(rx).wrapping_add(g(tx))
             }
+            Kind::PtyMaster(id) | Kind::PtySlave(id) => {
+                self.pipe_generation.get(&id).copied().unwrap_or(0)
+            }
             Kind::UnixDgram(id) => {
                 let g = |id| self.pipe_generation.get(&id).copied().unwrap_or(0);
                 let peer = self.unix.dgram_peer(id).map_or(0, |(p, _)| g(p));

@@ -44,6 +44,8 @@ fn is_stream(k: Kind) -> bool {
             | Kind::Unix(_)
             | Kind::UnixDgram(_)
             | Kind::Dgram(_)
+            | Kind::PtyMaster(_)
+            | Kind::PtySlave(_)
             | Kind::Epoll(_)
             | Kind::EventFd(_)
     )
