@@ -163,6 +163,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // Pseudo-terminals: canonical lines and echo, raw mode, ^C to
             // a child's foreground group, hang-ups; openpty.
             ("pty", "1"),
+            // Sessions and groups: setsid and setpgid's rules.
+            ("sessions", "1"),
             // nice, scheduling policies, affinity, groups, pipe sizes,
             // O_PATH, poll past 1024 descriptors.
             ("schedattr", "2"),

@@ -132,9 +132,13 @@ impl Kernel {
             pid,
             Process {
                 pid,
+                // As a shell starts a program: the leader of a group of
+                // its own, in the session of whoever ran lego-vmm (outside
+                // the processor, as its parent is), so that setpgid(0, 0)
+                // works and setsid() is EPERM, as on the host.
                 ppid: 1,
                 pgid: pid,
-                sid: pid,
+                sid: 1,
                 space: image.space,
                 fds: pmon::fd::FdTable::with_stdio(run),
                 actions: [SigAction::default(); 64],

@@ -546,21 +546,14 @@ impl Kernel {
                 val(self.procs.get(&target).map(|p| p.pgid as i64).ok_or(ESRCH))
             }
             nr::GETPGRP => Ret::Val(self.procs.get(&pid).map_or(0, |p| p.pgid) as i64),
-            nr::SETPGID => {
-                let target = if a[0] == 0 { pid } else { a[0] as Pid };
-                let pgid = if a[1] == 0 { target } else { a[1] as Pid };
-                match self.procs.get_mut(&target) {
-                    Some(p) => {
-                        p.pgid = pgid;
-                        Ret::Val(0)
-                    }
-                    None => err(ESRCH),
-                }
-            }
+            nr::SETPGID => val(self.setpgid(pid, a[0] as i32, a[1] as i32).map(|_| 0)),
             nr::GETSID => {
                 let target = if a[0] == 0 { pid } else { a[0] as Pid };
                 val(self.procs.get(&target).map(|p| p.sid as i64).ok_or(ESRCH))
             }
+            // A group's leader cannot leave it (EPERM), as Linux: a
+            // daemon forks first.
+            nr::SETSID if self.procs.values().any(|p| p.pgid == pid) => err(EPERM),
             nr::SETSID => match self.procs.get_mut(&pid) {
                 Some(p) => {
                     p.sid = pid;
@@ -3488,6 +3481,32 @@ impl Kernel {
             }
         }
         Ret::Val(0)
+    }
+
+    /// setpgid with Linux's checks: the caller or a child of its (ESRCH),
+    /// not a session leader and in the caller's session (EPERM), into a
+    /// new group of its own or an existing one of that session (EPERM).
+    fn setpgid(&mut self, pid: Pid, target: i32, pgid: i32) -> Result<(), Errno> {
+        if target < 0 || pgid < 0 {
+            return Err(EINVAL);
+        }
+        let target = if target == 0 { pid } else { target as Pid };
+        let pgid = if pgid == 0 { target } else { pgid as Pid };
+        let sid = self.procs.get(&pid).map(|p| p.sid).ok_or(ESRCH)?;
+        let t = self.procs.get(&target).ok_or(ESRCH)?;
+        if target != pid && t.ppid != pid {
+            return Err(ESRCH);
+        }
+        if t.sid == target || t.sid != sid {
+            return Err(EPERM);
+        }
+        if pgid != target && !self.procs.values().any(|p| p.pgid == pgid && p.sid == sid) {
+            return Err(EPERM);
+        }
+        if let Some(t) = self.procs.get_mut(&target) {
+            t.pgid = pgid;
+        }
+        Ok(())
     }
 
     fn sys_kill(&mut self, pid: Pid, target: i64, sig: u32) -> Ret {
