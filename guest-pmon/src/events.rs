@@ -120,6 +120,16 @@ impl Epoll {
         Ok(())
     }
 
+    /// Descriptor `fd` leads to open file `to` now where it led to `from`
+    /// (a socket that connected became a connection in its place): what
+    /// was watched on it stays watched, as Linux's open file stays.
+    pub fn rebind(&mut self, fd: i32, from: usize, to: usize) {
+        if let Some(i) = self.interests.get_mut(&fd).filter(|i| i.file == from) {
+            i.file = to;
+            i.reported = None;
+        }
+    }
+
     /// The descriptors it watches.
     pub fn fds(&self) -> Vec<i32> {
         self.interests.keys().copied().collect()
@@ -312,6 +322,20 @@ mod tests {
         assert_eq!(e.fds(), [3]);
         assert_eq!(e.ctl(EPOLL_CTL_DEL, 3, 7, 0, 0), Ok(()));
         assert!(e.fds().is_empty());
+    }
+
+    #[test]
+    fn a_watch_follows_a_socket_that_became_a_connection() {
+        let mut e = Epoll::new();
+        e.ctl(EPOLL_CTL_ADD, 4, 5, EPOLLOUT, 1).unwrap();
+        e.ctl(EPOLL_CTL_ADD, 3, 5, EPOLLOUT, 2).unwrap();
+        // File 5 at descriptor 4 became file 7 (`st`'s); only that watch
+        // moves, and a rebind from another file moves nothing.
+        e.rebind(4, 6, 8);
+        e.rebind(4, 5, 7);
+        assert_eq!(e.collect(8, |_| st(EPOLLOUT, 1)), vec![(EPOLLOUT, 1)]);
+        assert_eq!(e.fds(), [4], "3 still led to file 5: dropped");
+        assert_eq!(e.ctl(EPOLL_CTL_DEL, 4, 7, 0, 0), Ok(()));
     }
 
     #[test]

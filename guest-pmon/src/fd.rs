@@ -108,6 +108,10 @@ unsafe impl Send for OpenFile {}
 /// sending side was shut down (shutdown SHUT_WR).
 pub const SHUT_WR_FLAG: u32 = 1 << 30;
 
+/// A status bit of a TCP socket whose non-blocking connect said
+/// EINPROGRESS: the next connect reports that it is done (0), once.
+pub const CONNECTING_FLAG: u32 = 1 << 29;
+
 /// Whether `f` is a socket whose sending side was shut down.
 pub fn shut_for_writing(f: &OpenFile) -> bool {
     matches!(f.kind, Kind::Socket(..)) && f.flags.get() & SHUT_WR_FLAG != 0

@@ -2427,6 +2427,7 @@ impl Kernel {
                             e |= POLLHUP;
                         }
                         if matches!(f.kind, Kind::PipeWrite(id) if self.pipes.get(&id).is_none_or(|p| p.readers == 0))
+                            || matches!(f.kind, Kind::Unix(id) if self.connect_failed(id))
                         {
                             e |= POLLERR;
                         }
@@ -2527,6 +2528,8 @@ impl Kernel {
             // socket that neither listens nor is connected is hung up,
             // as Linux polls an unconnected stream socket.
             Kind::Unix(id) if self.unix.is_listening(id) => (self.unix.ready(id), false, false),
+            // A TCP connect that failed after EINPROGRESS.
+            Kind::Unix(id) if self.connect_failed(id) => (true, true, true),
             Kind::Unix(_) => (false, false, true),
             Kind::Dgram(id) => (self.dgrams.readable(id), true, false),
             Kind::UnixDgram(id) => {

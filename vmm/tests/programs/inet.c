@@ -162,5 +162,33 @@ int main(void)
     SHOW("  accept with none waiting, non-blocking", accept(nb, 0, 0));
     SHOW("  listen without bind", listen(u, 1));
     name("  then its name", u, 0);
+
+    /* A non-blocking connect is in progress, then done (asyncio, libuv
+     * and Go connect so); one refused says so by SO_ERROR and poll. */
+    struct sockaddr_in to = { AF_INET, htons(port_of(nb)), { htonl(INADDR_LOOPBACK) } };
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    SHOW("non-blocking connect", connect(c, (void *)&to, sizeof to));
+    struct pollfd p = { c, POLLOUT, 0 };
+    int pr = poll(&p, 1, 2000);
+    printf("  poll %d, POLLOUT %s\n", pr, p.revents & POLLOUT ? "yes" : "no");
+    int soerr = -1;
+    socklen_t sl = sizeof soerr;
+    getsockopt(c, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    printf("  SO_ERROR %d\n", soerr);
+    SHOW("  connect again", connect(c, (void *)&to, sizeof to));
+    SHOW("  and again", connect(c, (void *)&to, sizeof to));
+    int a = accept(nb, 0, 0);
+    printf("  accepted: %s\n", a >= 0 ? "yes" : strerror(errno));
+    close(s);
+    int r = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    SHOW("non-blocking connect to a closed port", connect(r, (void *)&in, sizeof in));
+    p.fd = r;
+    pr = poll(&p, 1, 2000);
+    printf("  poll %d, POLLOUT %s, POLLERR %s\n", pr, p.revents & POLLOUT ? "yes" : "no",
+           p.revents & POLLERR ? "yes" : "no");
+    getsockopt(r, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    printf("  SO_ERROR %s\n", strerror(soerr));
+    getsockopt(r, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    printf("  then SO_ERROR %d\n", soerr);
     return 0;
 }

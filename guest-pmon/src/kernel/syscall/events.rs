@@ -288,6 +288,7 @@ impl Kernel {
             ready |= events::EPOLLHUP | events::EPOLLRDHUP;
         }
         if matches!(f.kind, Kind::PipeWrite(id) if self.pipes.get(&id).is_none_or(|p| p.readers == 0))
+            || matches!(f.kind, Kind::Unix(id) if self.connect_failed(id))
         {
             ready |= events::EPOLLERR;
         }

@@ -20,7 +20,7 @@
 mod dgram;
 
 use pmon::cmsg;
-use pmon::fd::SHUT_WR_FLAG;
+use pmon::fd::{CONNECTING_FLAG, SHUT_WR_FLAG};
 use pmon::inet::InetName;
 use pmon::pipe::Mode;
 use pmon::unixsock::{Name, SockAddr};
@@ -77,6 +77,7 @@ const EPROTONOSUPPORT: Errno = 93;
 pub(super) const EOPNOTSUPP: Errno = 95;
 const EAFNOSUPPORT: Errno = 97;
 const EISCONN: Errno = 106;
+const EINPROGRESS: Errno = 115;
 pub(super) const ENOTCONN: Errno = 107;
 pub(super) const ENOPROTOOPT: Errno = 92;
 const SO_ACCEPTCONN: u64 = 30;
@@ -268,6 +269,11 @@ impl Kernel {
                 };
                 val(self.put_sockaddr(pid, a[1], a[2], name.as_ref()).map(|_| 0))
             }
+            // A TCP connect that said EINPROGRESS is done: said once.
+            nr::CONNECT if f.flags.get() & CONNECTING_FLAG != 0 => {
+                f.flags.set(f.flags.get() & !CONNECTING_FLAG);
+                Ret::Val(0)
+            }
             // Connecting, binding, listening: these ends are connected.
             nr::CONNECT => err(EISCONN),
             _ => err(EOPNOTSUPP),
@@ -376,7 +382,7 @@ impl Kernel {
         let v: u32 = match a[2] {
             _ if a[1] != SOL_SOCKET => 0,
             SO_TYPE => sock.ty as u32,
-            SO_ERROR => 0,
+            SO_ERROR => self.take_connect_error(sock.key).unwrap_or(0) as u32,
             SO_ACCEPTCONN => sock.listening as u32,
             SO_SNDBUF | SO_RCVBUF if sock.ty == SOCK_STREAM => pmon::pipe::CAPACITY as u32,
             SO_SNDBUF | SO_RCVBUF => pmon::pipe::MESSAGE_CAPACITY as u32,
@@ -673,17 +679,32 @@ impl Kernel {
                 Err(e) => return err(e),
             },
         };
+        // A TCP connect's earlier failure, kept for its report.
+        if let Some(e) = self.take_connect_error(id) {
+            return err(e);
+        }
         let packets = self.unix.packets(id);
-        let target = match self.socket_at(&name) {
-            Ok(t) => t,
-            Err(e) => return err(e),
-        };
-        let listener = match self.unix.accepting(target, packets) {
+        let listener = match self
+            .socket_at(&name)
+            .and_then(|t| self.unix.accepting(t, packets))
+        {
             Ok(l) => l,
             Err(EAGAIN) if !f.nonblocking() => {
                 // Its queue is full: an accept there makes room.
+                let target = self.socket_at(&name).unwrap_or(id);
                 self.block(tid, Wait::Pipe(target), None, None, OnWake::Retry);
                 return Ret::Block;
+            }
+            // A non-blocking TCP connect does not wait for the answer, as
+            // Linux's: EINPROGRESS, the refusal kept for SO_ERROR, poll
+            // and the next connect.
+            Err(e) if inet.is_some() && f.nonblocking() && e != EAGAIN => {
+                self.sock_options
+                    .entry(id)
+                    .or_default()
+                    .insert((SOL_SOCKET, SO_ERROR), e as u64);
+                self.pipe_changed(id);
+                return err(EINPROGRESS);
             }
             Err(e) => return err(e),
         };
@@ -709,9 +730,13 @@ impl Kernel {
             Some(Name::Inet(n)) => Some(Name::Inet(n.local())),
             other => other,
         };
+        // A non-blocking TCP connect is not done at once on Linux: it
+        // says EINPROGRESS, and the socket is writable when it is.
+        let in_progress = inet.is_some() && f.nonblocking();
+        let connecting = if in_progress { CONNECTING_FLAG } else { 0 };
         let client = OpenFile::new(
             Kind::Socket(down, up),
-            O_RDWR | (f.flags.get() & O_NONBLOCK),
+            O_RDWR | (f.flags.get() & O_NONBLOCK) | connecting,
         );
         let fd = a[0] as i32 as i64;
         let replaced = self.proc_mut(pid).and_then(|p| {
@@ -722,6 +747,13 @@ impl Kernel {
             self.pipes.remove(&up);
             self.pipes.remove(&down);
             return err(e);
+        }
+        // What epoll watched on the socket, it watches on the connection.
+        if let Ok(now) = self.file(pid, fd) {
+            let (from, to) = (Arc::as_ptr(f) as usize, Arc::as_ptr(&now) as usize);
+            for e in self.epolls.values_mut() {
+                e.rebind(fd as i32, from, to);
+            }
         }
         // This socket is a connection now: it names nothing and takes
         // no connections; its options go with it.
@@ -734,7 +766,27 @@ impl Kernel {
         self.unix.queue(listener, up, down, own);
         // The listener's accept and its pollers look again.
         self.pipe_changed(listener);
+        if in_progress {
+            return err(EINPROGRESS);
+        }
         Ret::Val(0)
+    }
+
+    /// The error a non-blocking TCP connect of unconnected socket `id`
+    /// ended with, taken (SO_ERROR and the next connect report it once).
+    pub(super) fn take_connect_error(&mut self, id: usize) -> Option<Errno> {
+        let e = self
+            .sock_options
+            .get_mut(&id)?
+            .remove(&(SOL_SOCKET, SO_ERROR))?;
+        Some(e as Errno)
+    }
+
+    /// Whether unconnected socket `id` holds such an error (poll: POLLERR).
+    pub(super) fn connect_failed(&self, id: usize) -> bool {
+        self.sock_options
+            .get(&id)
+            .is_some_and(|o| o.contains_key(&(SOL_SOCKET, SO_ERROR)))
     }
 
     /// accept and accept4: the oldest connection queued, as a new
