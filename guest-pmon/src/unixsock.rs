@@ -107,6 +107,9 @@ pub enum SockAddr {
 struct Sock {
     /// Some(is IPv6) for an AF_INET or AF_INET6 socket.
     inet: Option<bool>,
+    /// An AF_INET6 socket with IPV6_V6ONLY when it was bound: its port is
+    /// apart from IPv4's.
+    v6only: bool,
     name: Option<Name>,
     /// Listening, with at most this many connections waiting.
     listening: Option<usize>,
@@ -228,6 +231,57 @@ impl UnixSockets {
         self.socks.get(&id).and_then(|s| s.inet)
     }
 
+    /// IPV6_V6ONLY of AF_INET6 socket `id`, as it binds.
+    pub fn set_v6only(&mut self, id: usize, on: bool) {
+        if let Some(s) = self.socks.get_mut(&id).filter(|s| s.inet == Some(true)) {
+            s.v6only = on;
+        }
+    }
+
+    /// What finds socket `id` by its name `name`: its name, or for an
+    /// internet socket its port, under IPv4's (shared by IPv6 sockets
+    /// that take IPv4 too) or, for a v6-only one, IPv6's alone.
+    fn key_of(&self, id: usize, name: &Name) -> Name {
+        match name {
+            Name::Inet(n) if self.socks.get(&id).is_some_and(|s| s.v6only) => {
+                Name::Inet(crate::inet::InetName {
+                    port: n.port,
+                    addr: crate::inet::Addr::Any6,
+                })
+            }
+            other => other.key(),
+        }
+    }
+
+    /// Whether port-name `key` (IPv4's) is held by an IPv6 socket.
+    fn held_by_v6(&self, key: &Name) -> bool {
+        self.names
+            .get(key)
+            .and_then(|id| self.socks.get(id))
+            .is_some_and(|s| s.inet == Some(true))
+    }
+
+    /// Whether `name` may be bound by socket `id`: an internet port is
+    /// taken for IPv4 by an IPv4 socket or an IPv6 one taking IPv4 too,
+    /// for IPv6 by any IPv6 socket (Linux's rules with IPV6_V6ONLY).
+    fn taken(&self, id: usize, name: &Name) -> bool {
+        let Name::Inet(n) = name else {
+            return self.names.contains_key(&name.key());
+        };
+        let v4 = name.key();
+        let v6 = Name::Inet(crate::inet::InetName {
+            port: n.port,
+            addr: crate::inet::Addr::Any6,
+        });
+        match self.socks.get(&id) {
+            Some(s) if s.v6only => self.names.contains_key(&v6) || self.held_by_v6(&v4),
+            Some(s) if s.inet == Some(true) => {
+                self.names.contains_key(&v4) || self.names.contains_key(&v6)
+            }
+            _ => self.names.contains_key(&v4),
+        }
+    }
+
     pub fn exists(&self, id: usize) -> bool {
         self.socks.contains_key(&id)
     }
@@ -248,11 +302,12 @@ impl UnixSockets {
             Some(n) => n,
             None => self.auto_name()?,
         };
-        if self.names.contains_key(&name.key()) {
+        if self.taken(id, &name) {
             return Err(EADDRINUSE);
         }
         self.former.remove(&name);
-        self.names.insert(name.key(), id);
+        let key = self.key_of(id, &name);
+        self.names.insert(key, id);
         if let Some(s) = self.socks.get_mut(&id) {
             s.name = Some(name);
         }
@@ -276,10 +331,9 @@ impl UnixSockets {
     fn free_port(&mut self) -> Result<u16, i64> {
         let names = &self.names;
         crate::inet::free_port(&mut self.next_port, |port| {
-            names.contains_key(&Name::Inet(crate::inet::InetName {
-                port,
-                addr: crate::inet::Addr::Any4,
-            }))
+            [crate::inet::Addr::Any4, crate::inet::Addr::Any6]
+                .iter()
+                .any(|&addr| names.contains_key(&Name::Inet(crate::inet::InetName { port, addr })))
         })
         .ok_or(EADDRINUSE)
     }
@@ -329,7 +383,28 @@ impl UnixSockets {
     /// The socket that has `name`, listening or not: ENOENT or
     /// ECONNREFUSED when none does, as [`Self::listener`] says.
     pub fn named(&self, name: &Name) -> Result<usize, i64> {
-        match self.names.get(&name.key()) {
+        // An IPv6 client reaches a v6-only socket of the port, else one
+        // that takes both families; an IPv4 client (or an IPv6 one to a
+        // mapped IPv4 address) reaches those that take IPv4.
+        let found = match name {
+            Name::Inet(n)
+                if matches!(
+                    n.addr,
+                    crate::inet::Addr::Any6 | crate::inet::Addr::Loopback6
+                ) =>
+            {
+                let v6 = Name::Inet(crate::inet::InetName {
+                    port: n.port,
+                    addr: crate::inet::Addr::Any6,
+                });
+                let v4 = name.key();
+                self.names
+                    .get(&v6)
+                    .or(self.names.get(&v4).filter(|_| self.held_by_v6(&v4)))
+            }
+            _ => self.names.get(&name.key()),
+        };
+        match found {
             Some(&id) => Ok(id),
             None => Err(match name {
                 Name::Path(_) if !self.former.contains(name) => ENOENT,
@@ -390,7 +465,14 @@ impl UnixSockets {
             return s.waiting.into_iter().map(|(rx, tx, _)| (rx, tx)).collect();
         }
         if let Some(n) = s.name {
-            self.names.remove(&n.key());
+            let key = match &n {
+                Name::Inet(i) if s.v6only => Name::Inet(crate::inet::InetName {
+                    port: i.port,
+                    addr: crate::inet::Addr::Any6,
+                }),
+                other => other.key(),
+            };
+            self.names.remove(&key);
             if matches!(n, Name::Path(_)) {
                 if self.former.len() >= 4096 {
                     self.former.clear();
@@ -546,6 +628,43 @@ mod tests {
         assert_eq!(
             u.listener(&at(8080, Addr::Loopback6), false),
             Err(ECONNREFUSED)
+        );
+    }
+
+    #[test]
+    fn a_v6_only_socket_shares_its_port_with_ipv4() {
+        use crate::inet::{Addr, InetName};
+        let at = |port, addr| Name::Inet(InetName { port, addr });
+        let mut u = UnixSockets::default();
+        u.open_inet(1, false);
+        u.open_inet(2, true);
+        u.open_inet(3, true);
+        u.set_v6only(2, true);
+        u.bind(1, Some(at(8080, Addr::Any4))).unwrap();
+        u.bind(2, Some(at(8080, Addr::Any6))).unwrap();
+        assert_eq!(
+            u.bind(3, Some(at(8080, Addr::Any6))),
+            Err(EADDRINUSE),
+            "both families taken"
+        );
+        u.listen(1, 5, 0).unwrap();
+        u.listen(2, 5, 0).unwrap();
+        assert_eq!(u.listener(&at(8080, Addr::Loopback4), false), Ok(1));
+        assert_eq!(u.listener(&at(8080, Addr::Loopback6), false), Ok(2));
+        u.close(2);
+        assert_eq!(
+            u.listener(&at(8080, Addr::Loopback6), false),
+            Err(ECONNREFUSED),
+            "an IPv4 listener takes no IPv6 client"
+        );
+        u.bind(3, Some(at(8080, Addr::Any6))).unwrap_err();
+        u.close(1);
+        u.bind(3, Some(at(8080, Addr::Any6))).unwrap();
+        u.listen(3, 5, 0).unwrap();
+        assert_eq!(
+            u.listener(&at(8080, Addr::Loopback4), false),
+            Ok(3),
+            "dual stack"
         );
     }
 

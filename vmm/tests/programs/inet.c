@@ -190,5 +190,31 @@ int main(void)
     printf("  SO_ERROR %s\n", strerror(soerr));
     getsockopt(r, SOL_SOCKET, SO_ERROR, &soerr, &sl);
     printf("  then SO_ERROR %d\n", soerr);
+
+    /* IPV6_V6ONLY: an IPv6 socket on an IPv4 socket's port, as asyncio's
+     * create_server binds both families. */
+    int l4 = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in any4 = { AF_INET, 0, { htonl(INADDR_ANY) } };
+    bind(l4, (void *)&any4, sizeof any4);
+    listen(l4, 4);
+    int port = port_of(l4);
+    struct sockaddr_in6 any6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT };
+    int both = socket(AF_INET6, SOCK_STREAM, 0);
+    SHOW("an IPv6 socket taking both families, on that port", bind(both, (void *)&any6, sizeof any6));
+    int l6 = socket(AF_INET6, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    SHOW("a v6-only one", bind(l6, (void *)&any6, sizeof any6));
+    listen(l6, 4);
+    struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    struct sockaddr_in lo4 = { AF_INET, htons(port), { htonl(INADDR_LOOPBACK) } };
+    int c6 = socket(AF_INET6, SOCK_STREAM, 0), c4 = socket(AF_INET, SOCK_STREAM, 0);
+    SHOW("  an IPv6 client", connect(c6, (void *)&lo6, sizeof lo6));
+    SHOW("  an IPv4 client", connect(c4, (void *)&lo4, sizeof lo4));
+    int a6 = accept(l6, 0, 0), a4 = accept(l4, 0, 0);
+    printf("  each on its own listener: %s\n", a6 >= 0 && a4 >= 0 ? "yes" : "no");
+    close(l6);
+    int c6b = socket(AF_INET6, SOCK_STREAM, 0);
+    SHOW("  an IPv6 client with only the IPv4 listener", connect(c6b, (void *)&lo6, sizeof lo6));
     return 0;
 }

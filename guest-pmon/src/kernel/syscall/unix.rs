@@ -86,6 +86,7 @@ pub(super) const SO_DOMAIN: u64 = 39;
 const IPPROTO_IP: u64 = 0;
 const IPPROTO_TCP: u64 = 6;
 const IPPROTO_IPV6: u64 = 41;
+const IPV6_V6ONLY: u64 = 26;
 const IPPROTO_UDP: u64 = 17;
 const SOCK_DGRAM: u64 = 2;
 
@@ -616,6 +617,13 @@ impl Kernel {
             Some(v6) => Some(Name::Inet(self.sockaddr_inet(pid, addr, len, v6, true)?)),
             None => self.sockaddr_name(pid, addr, len)?,
         };
+        // IPV6_V6ONLY as the socket binds: its port apart from IPv4's.
+        let v6only = self
+            .sock_options
+            .get(&id)
+            .and_then(|o| o.get(&(IPPROTO_IPV6, IPV6_V6ONLY)))
+            .is_some_and(|&v| v != 0);
+        self.unix.set_v6only(id, v6only);
         match name {
             Some(Name::Path(p)) if super::tmp::below_tmp(&p).is_some() => self.bind_tmp(pid, id, p),
             name => self.unix.bind(id, name),
