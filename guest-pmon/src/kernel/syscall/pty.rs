@@ -6,6 +6,7 @@
 //! that wait, poll, signals for the foreground group, hang-ups.
 
 use pmon::pty::{Pty, Raised, Read, Termios};
+use pmon::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTSTP, SIGWINCH};
 
 use super::*;
 
@@ -32,11 +33,6 @@ const O_NOCTTY: u32 = 0o400;
 const ENOSPC: Errno = 28;
 /// si_code of a signal the kernel raises (a terminal's ^C).
 const SI_KERNEL: i32 = 0x80;
-const SIGHUP: u32 = 1;
-const SIGINT: u32 = 2;
-const SIGQUIT: u32 = 3;
-const SIGTSTP: u32 = 20;
-const SIGWINCH: u32 = 28;
 /// The major numbers of Linux's ptmx (5, 2) and of its slaves.
 const PTS_MAJOR: u64 = 136;
 

@@ -901,14 +901,31 @@ impl Kernel {
             Ok(d) => d,
             Err(e) => return err(e),
         };
-        match self.pipe_send(tid, tx, &data, rights, nonblocking, None) {
+        self.send_or_wait(tid, f, tx, &data, rights, nonblocking, None)
+    }
+
+    /// `data` (with `rights`, sent by `from`) into socket pipe `dst`, or
+    /// the caller parked until there is room: the call is made again then,
+    /// or ends with EAGAIN at its SO_SNDTIMEO.
+    #[allow(clippy::too_many_arguments)]
+    fn send_or_wait(
+        &mut self,
+        tid: Tid,
+        f: &Arc<OpenFile>,
+        dst: usize,
+        data: &[u8],
+        rights: Vec<Arc<OpenFile>>,
+        nonblocking: bool,
+        from: Option<Name>,
+    ) -> Ret {
+        match self.pipe_send(tid, dst, data, rights, nonblocking, from) {
             Ok(Some(n)) => Ret::Val(n as i64),
             Ok(None) => {
                 let (deadline, on_timeout) = match self.io_deadline(tid, f, true) {
                     Ok(d) => d,
                     Err(e) => return err(e),
                 };
-                self.block(tid, Wait::Pipe(tx), deadline, on_timeout, OnWake::Retry);
+                self.block(tid, Wait::Pipe(dst), deadline, on_timeout, OnWake::Retry);
                 Ret::Block
             }
             Err(e) => err(e),

@@ -228,18 +228,7 @@ impl Kernel {
         };
         let nonblocking = f.nonblocking() || flags & MSG_DONTWAIT != 0;
         let from = self.unix.name_of(id).cloned();
-        match self.pipe_send(tid, dst, &data, rights, nonblocking, from) {
-            Ok(Some(n)) => Ret::Val(n as i64),
-            Ok(None) => {
-                let (deadline, on_timeout) = match self.io_deadline(tid, f, true) {
-                    Ok(d) => d,
-                    Err(e) => return err(e),
-                };
-                self.block(tid, Wait::Pipe(dst), deadline, on_timeout, OnWake::Retry);
-                Ret::Block
-            }
-            Err(e) => err(e),
-        }
+        self.send_or_wait(tid, f, dst, &data, rights, nonblocking, from)
     }
 
     /// write() on datagram socket `id`: a message to its peer (ENOTCONN
