@@ -37,6 +37,32 @@ pub enum PageError {
 }
 
 /// What a memory status means, for sentences.
+/// [`MemoryClient::stamp`] with the copies' state held: the epoch and
+/// FLAG_TAKEOVER decided together with where the request goes. Decided
+/// apart, a fail-over in between stamped a request for the component it
+/// replaced with the new epoch and no take-over, which the backup refused
+/// as stale: both copies were then taken for lost.
+fn stamp_in(c: &Copies, home: u32, dst: u32, bytes: &mut [u8]) {
+    let Ok((req, _)) = MemRequest::read_from_prefix(bytes) else {
+        return;
+    };
+    if req.pid == 0 {
+        return;
+    }
+    let (epoch, takeover) = c.epoch(req.pid, home, dst);
+    let flags = if takeover && req.op != OP_NEW {
+        req.flags | FLAG_TAKEOVER
+    } else {
+        req.flags & !FLAG_TAKEOVER
+    };
+    let stamped = MemRequest {
+        epoch,
+        flags,
+        ..req
+    };
+    bytes[..REQUEST_LEN].copy_from_slice(stamped.as_bytes());
+}
+
 pub fn status_text(status: u32) -> String {
     match status {
         EFAULT => "the address is not mapped (EFAULT)".into(),
@@ -270,24 +296,7 @@ impl MemoryClient {
     /// the copy serving it, has not taken it over yet. `home`: where a
     /// new process goes.
     fn stamp(&self, home: u32, dst: u32, bytes: &mut [u8]) {
-        let Ok((req, _)) = MemRequest::read_from_prefix(bytes) else {
-            return;
-        };
-        if req.pid == 0 {
-            return;
-        }
-        let (epoch, takeover) = self.copies().epoch(req.pid, home, dst);
-        let flags = if takeover && req.op != OP_NEW {
-            req.flags | FLAG_TAKEOVER
-        } else {
-            req.flags & !FLAG_TAKEOVER
-        };
-        let stamped = MemRequest {
-            epoch,
-            flags,
-            ..req
-        };
-        bytes[..REQUEST_LEN].copy_from_slice(stamped.as_bytes());
+        stamp_in(&self.copies(), home, dst, bytes);
     }
 
     /// `bytes` for `dst`, stamped with the epoch as it is now.
@@ -796,9 +805,10 @@ impl MemoryClient {
         let (dst, of, backup) = {
             let mut c = self.copies();
             let (dst, of) = c.place(req.pid, dst, dst);
-            (dst, of, c.mirror_for(of, dst, &bytes))
+            let backup = c.mirror_for(of, dst, &bytes);
+            stamp_in(&c, dst, dst, &mut bytes);
+            (dst, of, backup)
         };
-        self.stamp(dst, dst, &mut bytes);
         let started = Instant::now();
         // The same bytes to both copies are hashed for the fabric once (a
         // write-back's 64 KiB cost the handler thread about 12 us each).
