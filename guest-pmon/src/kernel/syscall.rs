@@ -1014,7 +1014,11 @@ impl Kernel {
             F_DUPFD | F_DUPFD_CLOEXEC => val(p.fds.dup(fd, arg as usize, cmd == F_DUPFD_CLOEXEC)),
             F_GETFD => val(p.fds.cloexec(fd).map(|c| c as i64)),
             F_SETFD => val(p.fds.set_cloexec(fd, arg & 1 != 0).map(|_| 0)),
-            F_GETFL => val(p.fds.get(fd).map(|f| f.flags.get() as i64)),
+            // Without the monitor's own bits (a socket shut down or
+            // connecting), which no program set.
+            F_GETFL => val(p.fds.get(fd).map(|f| {
+                (f.flags.get() & !(pmon::fd::SHUT_WR_FLAG | pmon::fd::CONNECTING_FLAG)) as i64
+            })),
             F_SETFL => val(p.fds.get(fd).map(|f| {
                 let keep = f.flags.get() & !(O_APPEND | O_NONBLOCK);
                 f.flags.set(keep | (arg as u32 & (O_APPEND | O_NONBLOCK)));

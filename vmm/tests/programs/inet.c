@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -168,6 +169,8 @@ int main(void)
     struct sockaddr_in to = { AF_INET, htons(port_of(nb)), { htonl(INADDR_LOOPBACK) } };
     int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     SHOW("non-blocking connect", connect(c, (void *)&to, sizeof to));
+    printf("  F_GETFL is O_RDWR|O_NONBLOCK: %s\n",
+           fcntl(c, F_GETFL) == (O_RDWR | O_NONBLOCK) ? "yes" : "no");
     struct pollfd p = { c, POLLOUT, 0 };
     int pr = poll(&p, 1, 2000);
     printf("  poll %d, POLLOUT %s\n", pr, p.revents & POLLOUT ? "yes" : "no");
