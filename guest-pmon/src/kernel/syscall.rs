@@ -1733,7 +1733,7 @@ impl Kernel {
             (f.kind, matches!(req, FIONBIO | FIOCLEX | FIONCLEX))
         {
             let master = matches!(f.kind, Kind::PtyMaster(_));
-            return self.pty_ioctl(pid, &f, id, master, req, arg);
+            return self.pty_ioctl(pid, id, master, req, arg);
         }
         match (req, f.kind) {
             (TCGETS | TIOCGWINSZ, Kind::Stdio(n, run)) => {

@@ -63,8 +63,7 @@ impl Kernel {
             return err(self.cannot_make(full));
         };
         let now = self.realtime_ns();
-        let (uid, gid) = self.creator_of(pid);
-        self.tmp.made_by(uid, gid);
+        self.tmp_made_by(pid);
         val(self.tmp.create(rel, perm, true, now).map(|_| 0))
     }
 
@@ -83,8 +82,7 @@ impl Kernel {
             return err(self.cannot_make(full));
         };
         let now = self.realtime_ns();
-        let (uid, gid) = self.creator_of(pid);
-        self.tmp.made_by(uid, gid);
+        self.tmp_made_by(pid);
         val(self.tmp.mkfifo(rel, perm, now).map(|_| 0))
     }
 

@@ -54,11 +54,13 @@ impl Kernel {
         }
     }
 
-    /// The owner and group a file the process makes gets: its file system
-    /// ids.
-    pub(super) fn creator_of(&self, pid: Pid) -> (u32, u32) {
-        self.procs
+    /// Files /tmp makes from now on belong to process `pid`'s file system
+    /// ids (called before each node a process makes there).
+    pub(super) fn tmp_made_by(&mut self, pid: Pid) {
+        let (uid, gid) = self
+            .procs
             .get(&pid)
-            .map_or((0, 0), |p| (p.cred.uid.fs, p.cred.gid.fs))
+            .map_or((0, 0), |p| (p.cred.uid.fs, p.cred.gid.fs));
+        self.tmp.made_by(uid, gid);
     }
 }

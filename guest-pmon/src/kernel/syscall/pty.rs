@@ -250,14 +250,15 @@ impl Kernel {
             p.slaves = p.slaves.saturating_sub(1);
             None
         };
-        if p.masters == 0 && p.slaves == 0 {
-            self.ptys.remove(&id);
-            self.pipe_generation.remove(&id);
-        }
+        let gone = p.masters == 0 && p.slaves == 0;
         if let Some(group) = hangup {
             self.signal_group(group, SIGHUP);
         }
         self.pty_changed(id);
+        if gone {
+            self.ptys.remove(&id);
+            self.pipe_generation.remove(&id);
+        }
     }
 
     /// struct stat's mode, rdev and inode of either end.
@@ -274,7 +275,6 @@ impl Kernel {
     pub(super) fn pty_ioctl(
         &mut self,
         pid: Pid,
-        f: &Arc<OpenFile>,
         id: usize,
         master: bool,
         req: u64,
@@ -441,10 +441,7 @@ impl Kernel {
                 }
                 Ret::Val(0)
             }
-            _ => {
-                let _ = f;
-                err(ENOTTY)
-            }
+            _ => err(ENOTTY),
         }
     }
 }

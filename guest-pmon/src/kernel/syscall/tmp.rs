@@ -114,8 +114,7 @@ impl Kernel {
             Err(_) if flags & O_CREAT != 0 => {
                 let rel = self.tmp_new_name(full)?;
                 let perm = mode & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
-                let (uid, gid) = self.creator_of(pid);
-                self.tmp.made_by(uid, gid);
+                self.tmp_made_by(pid);
                 match self.tmp.create(rel, perm, true, now) {
                     Ok((ino, _)) => ino,
                     Err(e) => return Some(err(e)),
@@ -438,8 +437,7 @@ impl Kernel {
         };
         let perm = mode as u32 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
         let now = self.realtime_ns();
-        let (uid, gid) = self.creator_of(pid);
-        self.tmp.made_by(uid, gid);
+        self.tmp_made_by(pid);
         val(self.tmp.mkdir(rel, perm, now).map(|_| 0))
     }
 
@@ -562,8 +560,7 @@ impl Kernel {
         if self.tmp_node(&full).is_none() {
             if let Some(rel) = self.tmp_new_name(&full) {
                 let now = self.realtime_ns();
-                let (uid, gid) = self.creator_of(pid);
-                self.tmp.made_by(uid, gid);
+                self.tmp_made_by(pid);
                 return val(self.tmp.symlink(rel, &target, now).map(|_| 0));
             }
         }

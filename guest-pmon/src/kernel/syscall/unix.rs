@@ -647,8 +647,7 @@ impl Kernel {
         };
         let perm = 0o777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
         let now = self.realtime_ns();
-        let (uid, gid) = self.creator_of(pid);
-        self.tmp.made_by(uid, gid);
+        self.tmp_made_by(pid);
         let node = self.tmp.mksock(rel, perm, now)?;
         self.unix.bind_node(id, Name::Path(path), node)
     }
