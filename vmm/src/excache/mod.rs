@@ -246,7 +246,9 @@ pub struct Stats {
     pub fresh: u64,
     pub fresh_unwritten: u64,
     pub histogram: [u64; lego_proto::process::MISS_BUCKETS],
-    /// Time spent in misses: all of it, in fabric calls, installing pages.
+    /// Time spent in misses: all of it, in fabric calls, installing pages
+    /// and evicting. A miss evicts while its fetch is in flight, so the
+    /// fetch and eviction times overlap and may add up to more than all.
     pub miss_ns: u64,
     pub fetch_ns: u64,
     pub install_ns: u64,
@@ -772,7 +774,7 @@ impl ExCache {
         let st = self.lock();
         let s = &st.stats;
         format!(
-            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions ({} unchanged), {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, of which {:.1} us fetching and {:.1} us installing",
+            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions ({} unchanged), {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, including {:.1} us fetching and {:.1} us installing and evicting (which overlap)",
             s.misses,
             s.read_misses,
             s.write_misses,
@@ -1454,7 +1456,8 @@ impl ExCache {
     }
 
     /// Fetches pid's page from the owner the client knows, following
-    /// redirects; `backs` are written back while the request is in flight.
+    /// redirects; room for it is made, and the victims' write-backs sent,
+    /// while the request is in flight.
     fn fetch(&self, p: Process, vpage: u64, write: bool) -> Result<Fetched, Fault> {
         let read = MemRequest {
             op: OP_READ,
@@ -1471,11 +1474,10 @@ impl ExCache {
         };
         let dst = self.client.owner(p.pid, p.home, vpage);
         let call = self.client.start(dst, read, None);
-        // Room is made while the fetch is in flight (write-protect, hash,
-        // drop: 15-20 us a miss here, which used to come before the fetch
-        // was sent), and the victims' write-backs go out beside it without
-        // waiting: a memory component's VMM answers the fetch from its
-        // page index while its guest takes them.
+        // Evicting (write-protect, hash, drop: 15-20 us a miss here) would
+        // delay the fetch if done first. The write-backs are not waited
+        // for: a memory component's VMM answers the fetch from its page
+        // index while its guest takes them.
         let room = {
             let mut st = self.lock();
             self.make_room(&mut st, 0)
