@@ -2430,9 +2430,7 @@ impl Kernel {
                         if hup {
                             e |= POLLHUP;
                         }
-                        if matches!(f.kind, Kind::PipeWrite(id) if self.pipes.get(&id).is_none_or(|p| p.readers == 0))
-                            || matches!(f.kind, Kind::Unix(id) if self.connect_failed(id))
-                        {
+                        if self.has_error(&f) {
                             e |= POLLERR;
                         }
                         e
@@ -2490,6 +2488,17 @@ impl Kernel {
     fn park_until_ready(&mut self, tid: Tid, deadline: Option<u64>, stdin: bool) {
         let wait = if stdin { Wait::AnyStdin } else { Wait::Any };
         self.block(tid, wait, deadline, None, OnWake::Retry);
+    }
+
+    /// Whether `f` holds an error condition (poll's POLLERR, epoll's
+    /// EPOLLERR): a pipe's write end whose readers are gone, or a TCP
+    /// connect that failed after EINPROGRESS.
+    pub(super) fn has_error(&self, f: &OpenFile) -> bool {
+        match f.kind {
+            Kind::PipeWrite(id) => self.pipes.get(&id).is_none_or(|p| p.readers == 0),
+            Kind::Unix(id) => self.connect_failed(id),
+            _ => false,
+        }
     }
 
     /// (readable, writable, hung up) for poll and select.
@@ -2598,11 +2607,16 @@ impl Kernel {
             };
             stdin |= matches!(f.kind, Kind::Stdio(0, _));
             let (r, w, hup) = self.readiness(&f);
-            if want_r && (r || hup) {
+            // Linux's select counts an error condition as both readable
+            // and writable (POLLIN_SET and POLLOUT_SET hold EPOLLERR):
+            // asyncio learns that a child closed its stdin pipe by
+            // watching the pipe's write end for reading.
+            let error = self.has_error(&f);
+            if want_r && (r || hup || error) {
                 r_out[fd / 8] |= 1 << (fd % 8);
                 ready += 1;
             }
-            if want_w && w {
+            if want_w && (w || error) {
                 w_out[fd / 8] |= 1 << (fd % 8);
                 ready += 1;
             }

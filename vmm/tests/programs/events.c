@@ -84,6 +84,49 @@ static int wait_n(int ep, int timeout) {
     return epoll_wait(ep, ev, 8, timeout);
 }
 
+/* A pipe's write end whose readers are gone holds an error: poll and
+ * epoll say POLLERR, select counts it readable and writable. asyncio
+ * watches a child's stdin pipe for reading to learn the child is gone. */
+static void write_end_without_readers(void) {
+    signal(SIGCHLD, SIG_DFL); /* no EINTR race with the wake */
+    int p[2];
+    pipe(p);
+    pid_t child = fork();
+    if (child == 0) {
+        close(p[1]);
+        char c;
+        read(p[0], &c, 1); /* until the parent says */
+        _exit(0);
+    }
+    close(p[0]);
+    write(p[1], "x", 1);
+    fd_set rd, wr;
+    FD_ZERO(&rd);
+    FD_SET(p[1], &rd);
+    /* Blocks until the child exits and its read end goes with it. */
+    int r = select(p[1] + 1, &rd, NULL, NULL, NULL);
+    printf("select on a write end whose reader exited: %d, readable %d\n", r, FD_ISSET(p[1], &rd) != 0);
+    FD_ZERO(&rd);
+    FD_ZERO(&wr);
+    FD_SET(p[1], &rd);
+    FD_SET(p[1], &wr);
+    struct timeval tv = {0, 0};
+    r = select(p[1] + 1, &rd, &wr, NULL, &tv);
+    printf("select again: %d, readable %d, writable %d\n", r, FD_ISSET(p[1], &rd) != 0, FD_ISSET(p[1], &wr) != 0);
+    struct pollfd pfd = {.fd = p[1], .events = 0};
+    r = poll(&pfd, 1, 0);
+    printf("poll with no events asked: %d, revents %#x\n", r, pfd.revents);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 9}, out;
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[1], &ev);
+    r = epoll_wait(ep, &out, 1, 0);
+    printf("epoll: %d, events %#x\n", r, r == 1 ? out.events : 0);
+    int status;
+    waitpid(child, &status, 0);
+    close(ep);
+    close(p[1]);
+}
+
 int main(void) {
     int p[2];
     pipe(p);
@@ -197,5 +240,6 @@ int main(void) {
     stop = 1;
     pthread_join(t, NULL);
     sigchld_ends_a_woken_wait();
+    write_end_without_readers();
     return 0;
 }

@@ -287,9 +287,7 @@ impl Kernel {
         if hup {
             ready |= events::EPOLLHUP | events::EPOLLRDHUP;
         }
-        if matches!(f.kind, Kind::PipeWrite(id) if self.pipes.get(&id).is_none_or(|p| p.readers == 0))
-            || matches!(f.kind, Kind::Unix(id) if self.connect_failed(id))
-        {
+        if self.has_error(f) {
             ready |= events::EPOLLERR;
         }
         let generation = match f.kind {
