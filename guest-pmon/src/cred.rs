@@ -147,6 +147,20 @@ impl Cred {
                 .iter()
                 .any(|&u| u == target.uid.real || u == target.uid.saved)
     }
+
+    /// Whether a process with these credentials may reach into one with
+    /// `target`'s (ptrace's PTRACE_MODE_REALCREDS, as pidfd_getfd asks):
+    /// privileged, or its real user and group ids are every one of the
+    /// target's user and group ids, and the target is `dumpable`.
+    pub fn may_trace(&self, target: &Cred, dumpable: bool) -> bool {
+        let all = |mine: u32, theirs: &Ids| {
+            [theirs.real, theirs.effective, theirs.saved]
+                .iter()
+                .all(|&id| id == mine)
+        };
+        self.privileged()
+            || (dumpable && all(self.uid.real, &target.uid) && all(self.gid.real, &target.gid))
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +174,20 @@ mod tests {
             saved,
             fs: effective,
         }
+    }
+
+    #[test]
+    fn tracing_needs_every_id_of_the_target_or_root() {
+        let user = |u: Ids, g: Ids| Cred { uid: u, gid: g };
+        let me = user(ids(1000, 1000, 1000), ids(100, 100, 100));
+        assert!(me.may_trace(&me, true));
+        assert!(!me.may_trace(&me, false), "not dumpable");
+        // A set-user-id program run by the same user keeps another id.
+        assert!(!me.may_trace(&user(ids(1000, 0, 0), ids(100, 100, 100)), true));
+        assert!(!me.may_trace(&user(ids(1000, 1000, 1000), ids(100, 5, 100)), true));
+        let root = Cred::default();
+        assert!(root.may_trace(&me, false));
+        assert!(!me.may_trace(&root, true));
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub enum Kind {
     SignalFd(usize),
     /// A UDP socket on the loopback (`crate::dgram`).
     Dgram(usize),
+    /// A process's descriptor (pidfd_open, CLONE_PIDFD): its id and its
+    /// start time, which tell it from a later process given the same id.
+    PidFd(u32, u64),
     /// A file the monitor made up when it was opened (/proc/self/maps):
     /// its bytes are the open file's `data`.
     Generated,
@@ -224,7 +227,7 @@ impl FdTable {
     }
 
     /// The lowest free descriptor at or above `from`.
-    fn lowest_free(&self, from: usize) -> Result<usize, i64> {
+    pub fn lowest_free(&self, from: usize) -> Result<usize, i64> {
         let fd = (from..)
             .find(|&i| self.slots.get(i).is_none_or(|s| s.is_none()))
             .unwrap_or(usize::MAX);

@@ -174,6 +174,13 @@ pub struct SigInfo {
 }
 
 impl SigInfo {
+    /// Whether a siginfo a program made claims the kernel or tkill sent
+    /// it (a code of 0 or more, or SI_TKILL): Linux lets a process send
+    /// such a one only to itself.
+    pub fn claims_kernel(&self) -> bool {
+        self.code >= 0 || self.code == SI_TKILL
+    }
+
     pub fn user(signo: u32, code: i32, pid: u32) -> SigInfo {
         SigInfo {
             signo,

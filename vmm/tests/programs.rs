@@ -116,8 +116,12 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("tmpfiles", "1"),
             // system() and popen(): a static shell for a dynamic /bin/sh.
             ("system", "1"),
-            // epoll, eventfd, and timeouts that expire while pipes are busy.
+            // epoll, eventfd, timeouts that expire while pipes are busy,
+            // a pipe's write end without readers in select, poll and epoll.
             ("events", "2"),
+            // pidfd_open, CLONE_PIDFD, pidfd_send_signal, pidfd_getfd,
+            // waitid(P_PIDFD), a pidfd in poll, select and epoll.
+            ("pidfd", "2"),
             // timerfd: one-shot, periodic, absolute, poll and epoll, errors.
             ("timerfd", "1"),
             // Thirty processes alive at once (16 was the most before).

@@ -779,6 +779,9 @@ impl Kernel {
                 self.wake(w, OnWake::Retry);
             }
         }
+        // Threads in poll, select and epoll_wait look again: one may
+        // watch this process's pidfd.
+        self.wake_all(Wait::Any);
     }
 
     /// The first process ended: so does the program, with its status.

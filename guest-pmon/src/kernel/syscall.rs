@@ -31,6 +31,7 @@ mod ids;
 mod ipc;
 mod lock;
 mod owner_futex;
+mod pidfd;
 mod positional;
 mod procpid;
 mod pty;
@@ -88,6 +89,7 @@ const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
 const CLONE_FILES: u64 = 0x400;
 const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_PIDFD: u64 = 0x1000;
 const CLONE_VFORK: u64 = 0x4000;
 const CLONE_PARENT: u64 = 0x8000;
 const CLONE_THREAD: u64 = 0x10000;
@@ -769,6 +771,13 @@ impl Kernel {
             }
             nr::SIGALTSTACK => self.sys_sigaltstack(tid, pid, a[0], a[1]),
             nr::KILL => self.sys_kill(pid, a[0] as i32 as i64, a[1] as u32),
+            nr::PIDFD_OPEN => self.sys_pidfd_open(pid, a[0] as i32 as i64, a[1]),
+            nr::PIDFD_SEND_SIGNAL => {
+                self.sys_pidfd_send_signal(pid, a[0] as i32 as i64, a[1], a[2], a[3])
+            }
+            nr::PIDFD_GETFD => {
+                self.sys_pidfd_getfd(pid, a[0] as i32 as i64, a[1] as i32 as i64, a[2])
+            }
             nr::TGKILL => self.sys_tkill(pid, a[0] as i32 as i64, a[1] as Tid, a[2] as u32),
             nr::TKILL => self.sys_tkill(pid, -1, a[0] as Tid, a[1] as u32),
             nr::RT_SIGQUEUEINFO => self.sys_sigqueueinfo(pid, a[0] as i32 as i64, None, a[1], a[2]),
@@ -1125,7 +1134,7 @@ impl Kernel {
                 Some(tid) => self.signalfd_read(tid, f, id, len),
                 None => Err(EINVAL),
             },
-            Kind::Epoll(_) => Err(EINVAL),
+            Kind::Epoll(_) | Kind::PidFd(..) => Err(EINVAL),
         }
     }
 
@@ -1296,7 +1305,7 @@ impl Kernel {
             Kind::StoreDir(_) => Err(EBADF),
             Kind::EventFd(id) => self.eventfd_write(f, id, data),
             Kind::SignalFd(_) => Err(EINVAL),
-            Kind::Epoll(_) => Err(EINVAL),
+            Kind::Epoll(_) | Kind::PidFd(..) => Err(EINVAL),
         }
     }
 
@@ -1630,7 +1639,9 @@ impl Kernel {
             Kind::Socket(..) | Kind::Unix(_) | Kind::UnixDgram(_) | Kind::Dgram(_) => {
                 Ok(pseudo(0x534f_434b))
             }
-            Kind::Epoll(_) | Kind::EventFd(_) | Kind::SignalFd(_) => Ok(pseudo(0x0904_1934)),
+            Kind::Epoll(_) | Kind::EventFd(_) | Kind::SignalFd(_) | Kind::PidFd(..) => {
+                Ok(pseudo(0x0904_1934))
+            }
         }
     }
 
@@ -1810,6 +1821,9 @@ impl Kernel {
             Kind::Epoll(id) | Kind::EventFd(id) | Kind::SignalFd(id) => {
                 (0o600, 0, 0, 0x3000 + id as u64, 0xe, 4096)
             }
+            // One inode per process, as Linux's pidfs gives (two pidfds of
+            // one process compare equal).
+            Kind::PidFd(target, _) => (0o600, 0, 0, 0x1_0000_0000 + target as u64, 0xe, 4096),
         };
         Ok(stat_bytes(
             mode,
@@ -1930,6 +1944,7 @@ impl Kernel {
             Kind::Epoll(_) => b"anon_inode:[eventpoll]".to_vec(),
             Kind::EventFd(_) => b"anon_inode:[eventfd]".to_vec(),
             Kind::SignalFd(_) => b"anon_inode:[signalfd]".to_vec(),
+            Kind::PidFd(..) => b"anon_inode:[pidfd]".to_vec(),
             // lego-vmm's own stdio: the monitor does not know its name.
             Kind::Stdio(n, _) => alloc::format!("/dev/lego-stdio/{n}").into_bytes(),
         }
@@ -2557,6 +2572,7 @@ impl Kernel {
                 (ready, false, false)
             }
             Kind::Epoll(_) => (false, false, false),
+            Kind::PidFd(target, started) => self.pidfd_readiness(target, started),
             _ => (true, true, false),
         }
     }
@@ -3553,6 +3569,14 @@ impl Kernel {
                 .map(|p| p.pid)
                 .collect(),
         };
+        self.kill_targets(pid, targets, SigInfo::user(sig, SI_USER, pid), false)
+    }
+
+    /// Sends `info` from `pid` to those of `targets` it may signal (to the
+    /// leading thread of each if `thread`): ESRCH when none exists, EPERM
+    /// when none may be signalled; signal 0 only asks.
+    fn kill_targets(&mut self, pid: Pid, targets: Vec<Pid>, info: SigInfo, thread: bool) -> Ret {
+        let sig = info.signo;
         // Another vNode's processes do not exist for this one. A zombie
         // does until it is reaped, as on Linux: the signal is lost on it,
         // and the call succeeds.
@@ -3585,7 +3609,17 @@ impl Kernel {
             return Ret::Val(0);
         }
         for t in targets {
-            self.signal_process(t, SigInfo::user(sig, SI_USER, pid));
+            // A process's leading thread has its id; once it has ended
+            // the process takes the signal.
+            let leader = self
+                .threads
+                .get(&t)
+                .is_some_and(|th| th.state != State::Dead);
+            if thread && leader {
+                self.signal_thread(t, info);
+            } else {
+                self.signal_process(t, info);
+            }
         }
         Ret::Val(0)
     }
@@ -3619,20 +3653,14 @@ impl Kernel {
         sig: u64,
         at: u64,
     ) -> Ret {
-        const SI_TKILL: i32 = -6;
         if sig > NSIG as u64 {
             return err(EINVAL);
         }
-        let bytes = match self
-            .space_mut(pid)
-            .and_then(|s| uaccess::read_vec(s, at, 32))
-        {
-            Ok(b) => b,
+        let info = match self.user_siginfo(pid, at, sig) {
+            Ok((info, _)) => info,
             Err(e) => return err(e),
         };
-        let word = |i: usize| i32::from_le_bytes(bytes[i..i + 4].try_into().unwrap_or([0; 4]));
-        let code = word(8);
-        if (code >= 0 || code == SI_TKILL) && tgid != pid as i64 {
+        if info.claims_kernel() && tgid != pid as i64 {
             return err(EPERM);
         }
         let vnode = self.procs.get(&pid).map_or(0, |p| p.vnode);
@@ -3656,17 +3684,26 @@ impl Kernel {
         if sig == 0 {
             return Ret::Val(0);
         }
-        let info = SigInfo {
-            pid: word(16) as u32,
-            uid: word(20) as u32,
-            value: u64::from_le_bytes(bytes[24..32].try_into().unwrap_or([0; 8])),
-            ..SigInfo::user(sig as u32, code, 0)
-        };
         match tid {
             Some(t) => self.signal_thread(t, info),
             None => self.signal_process(tgid as Pid, info),
         }
         Ret::Val(0)
+    }
+
+    /// A siginfo a program gives (rt_sigqueueinfo, pidfd_send_signal) for
+    /// signal `sig`: its code, pid, uid and value, and the signal number it
+    /// names itself (si_signo).
+    fn user_siginfo(&mut self, pid: Pid, at: u64, sig: u64) -> Result<(SigInfo, i32), Errno> {
+        let bytes = uaccess::read_vec(self.space_mut(pid)?, at, 32)?;
+        let word = |i: usize| i32::from_le_bytes(bytes[i..i + 4].try_into().unwrap_or([0; 4]));
+        let info = SigInfo {
+            pid: word(16) as u32,
+            uid: word(20) as u32,
+            value: u64::from_le_bytes(bytes[24..32].try_into().unwrap_or([0; 8])),
+            ..SigInfo::user(sig as u32, word(8), 0)
+        };
+        Ok((info, word(0)))
     }
 
     // ---- threads and processes ------------------------------------------
@@ -3684,6 +3721,18 @@ impl Kernel {
         let thread = flags & CLONE_THREAD != 0;
         if thread && (flags & CLONE_VM == 0 || flags & CLONE_SIGHAND == 0) {
             return err(EINVAL);
+        }
+        // CLONE_PIDFD writes the pidfd where CLONE_PARENT_SETTID writes the
+        // id, and a thread has no pidfd (before Linux 6.9): EINVAL, as
+        // Linux. Its descriptor must be had before the child is made.
+        let want_pidfd = flags & CLONE_PIDFD != 0;
+        if want_pidfd {
+            if thread || flags & CLONE_PARENT_SETTID != 0 {
+                return err(EINVAL);
+            }
+            if let Err(e) = self.proc_mut(pid).and_then(|p| p.fds.lowest_free(0)) {
+                return err(e);
+            }
         }
         let Some(new) = self.alloc_id() else {
             return err(EAGAIN);
@@ -3837,6 +3886,16 @@ impl Kernel {
                 sched,
             },
         );
+        if want_pidfd {
+            let started = self.procs.get(&child_pid).map_or(0, |p| p.started);
+            // A free slot was seen above and nothing ran since.
+            let fd = self
+                .install_pidfd(pid, child_pid, started, false)
+                .unwrap_or(-1);
+            if let Some(s) = self.space_of(pid) {
+                let _ = uaccess::write_u32(s, ptid, fd as u32);
+            }
+        }
         // The tid words: the parent's in its space, the child's in the
         // child's (the same space for threads and vfork).
         if flags & CLONE_PARENT_SETTID != 0 {
@@ -4025,15 +4084,24 @@ impl Kernel {
 
     fn sys_waitid(&mut self, tid: Tid, idtype: u64, id: i64, infop: u64, options: u64) -> Ret {
         let pid = self.pid_of(tid);
+        if options & WEXITED == 0 {
+            return err(EINVAL);
+        }
+        // A wait on a non-blocking pidfd that would block is EAGAIN.
+        let mut nonblock = false;
         let target = match idtype {
             0 => -1,  // P_ALL
             1 => id,  // P_PID
             2 => -id, // P_PGID
+            3 => match self.pidfd_wait_target(pid, id) {
+                Ok((t, nb)) => {
+                    nonblock = nb;
+                    t as i64
+                }
+                Err(e) => return err(e),
+            },
             _ => return err(EINVAL),
         };
-        if options & WEXITED == 0 {
-            return err(EINVAL);
-        }
         match self.find_child(pid, target) {
             (false, _) => err(ECHILD),
             (true, Some((child, st))) => {
@@ -4064,6 +4132,7 @@ impl Kernel {
                 }
                 Ret::Val(0)
             }
+            (true, None) if nonblock && options & WNOHANG == 0 => err(EAGAIN),
             (true, None) if options & WNOHANG != 0 => {
                 if infop != 0 {
                     if let Err(e) = self
