@@ -82,6 +82,9 @@ pub enum Kind {
     /// A process's descriptor (pidfd_open, CLONE_PIDFD): its id and its
     /// start time, which tell it from a later process given the same id.
     PidFd(u32, u64),
+    /// /proc/PID opened as a directory: the process's id and start time
+    /// (pidfd_send_signal takes it for a pidfd, as Linux does).
+    ProcDir(u32, u64),
     /// A file the monitor made up when it was opened (/proc/self/maps):
     /// its bytes are the open file's `data`.
     Generated,

@@ -677,8 +677,10 @@ impl Kernel {
             }
             nr::FCHDIR => match self.file(pid, a[0] as i32 as i64) {
                 Ok(f)
-                    if matches!(f.kind, Kind::HostDir(_) | Kind::StoreDir(_))
-                        || matches!(f.kind, Kind::Tmp(i) if self.tmp.is_directory(i)) =>
+                    if matches!(
+                        f.kind,
+                        Kind::HostDir(_) | Kind::StoreDir(_) | Kind::ProcDir(..)
+                    ) || matches!(f.kind, Kind::Tmp(i) if self.tmp.is_directory(i)) =>
                 {
                     if let Some(p) = self.procs.get_mut(&pid) {
                         p.cwd = pmon::path::dev_shm_shown(f.path.clone());
@@ -1135,6 +1137,7 @@ impl Kernel {
                 None => Err(EINVAL),
             },
             Kind::Epoll(_) | Kind::PidFd(..) => Err(EINVAL),
+            Kind::ProcDir(..) => Err(EISDIR),
         }
     }
 
@@ -1150,7 +1153,8 @@ impl Kernel {
             | Kind::Generated
             | Kind::Tmp(_)
             | Kind::Store(_)
-            | Kind::StoreDir(_) => {
+            | Kind::StoreDir(_)
+            | Kind::ProcDir(..) => {
                 const SEEK_DATA: u64 = 3;
                 const SEEK_HOLE: u64 = 4;
                 let size = || -> Result<i64, Errno> { self.file_size(&f).map(|s| s as i64) };
@@ -1199,6 +1203,9 @@ impl Kernel {
         if let Kind::StoreDir(ino) = f.kind {
             return self.store_getdents(pid, &f, ino, buf, len);
         }
+        if let Kind::ProcDir(target, started) = f.kind {
+            return self.proc_dir_getdents(pid, &f, target, started, buf, len);
+        }
         let Kind::HostDir(h) = f.kind else {
             return err(ENOTDIR);
         };
@@ -1242,7 +1249,7 @@ impl Kernel {
         } else {
             let f = self.file(pid, dirfd)?;
             match f.kind {
-                Kind::HostDir(_) => {}
+                Kind::HostDir(_) | Kind::ProcDir(..) => {}
                 Kind::Tmp(ino) if self.tmp.is_directory(ino) => {}
                 Kind::StoreDir(_) => {}
                 _ => return Err(ENOTDIR),
@@ -1306,6 +1313,7 @@ impl Kernel {
             Kind::EventFd(id) => self.eventfd_write(f, id, data),
             Kind::SignalFd(_) => Err(EINVAL),
             Kind::Epoll(_) | Kind::PidFd(..) => Err(EINVAL),
+            Kind::ProcDir(..) => Err(EBADF),
         }
     }
 
@@ -1629,7 +1637,7 @@ impl Kernel {
             Kind::Tmp(_) => Ok(self.tmp_statfs()),
             Kind::Store(_) | Kind::StoreDir(_) => self.store_statfs(),
             Kind::Host(_) | Kind::HostDir(_) => host_of(&f.path),
-            Kind::Generated => host_of(b"/proc"),
+            Kind::Generated | Kind::ProcDir(..) => host_of(b"/proc"),
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => host_of(b"/dev"),
             // DEVPTS_SUPER_MAGIC.
             Kind::PtyMaster(_) | Kind::PtySlave(_) => Ok(pseudo(0x1cd1)),
@@ -1812,6 +1820,10 @@ impl Kernel {
             }
             // As procfs: a regular file of size 0, read to its end.
             Kind::Generated => (S_IFREG | 0o444, 0, 0, 0x2000, 0x16, 1024),
+            // Any process's directory is lego-vmm's own, for its fstat.
+            Kind::ProcDir(..) => {
+                return host::stat_path(b"/proc/self", true).map(|st| file_stat_bytes(&st));
+            }
             Kind::Host(_) | Kind::HostDir(_) => {
                 return host::stat_path(&f.path, true).map(|st| file_stat_bytes(&st));
             }
@@ -1945,6 +1957,7 @@ impl Kernel {
             Kind::EventFd(_) => b"anon_inode:[eventfd]".to_vec(),
             Kind::SignalFd(_) => b"anon_inode:[signalfd]".to_vec(),
             Kind::PidFd(..) => b"anon_inode:[pidfd]".to_vec(),
+            Kind::ProcDir(target, _) => alloc::format!("/proc/{target}").into_bytes(),
             // lego-vmm's own stdio: the monitor does not know its name.
             Kind::Stdio(n, _) => alloc::format!("/dev/lego-stdio/{n}").into_bytes(),
         }
@@ -2190,7 +2203,17 @@ impl Kernel {
                 }
             }
             Name::Exe => full = self.exe_of(pid),
-            Name::SelfDir | Name::Hidden | Name::ProcDir(_) => return err(ENOENT),
+            // /proc/self is a symbolic link to /proc/PID.
+            Name::SelfDir if no_follow => return err(ELOOP),
+            Name::ProcDir(p) if !self.sees_process(pid, p) => return err(ENOENT),
+            Name::SelfDir | Name::ProcDir(_)
+                if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 =>
+            {
+                return err(EISDIR)
+            }
+            Name::SelfDir => return self.open_proc_dir(pid, pid, flags, cloexec),
+            Name::ProcDir(p) => return self.open_proc_dir(pid, p, flags, cloexec),
+            Name::Hidden => return err(ENOENT),
             Name::FdDir if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 => {
                 return err(EISDIR)
             }

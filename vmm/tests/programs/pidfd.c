@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,6 +79,65 @@ static void *idle_thread(void *arg) {
     thread_id = syscall(SYS_gettid);
     pause();
     return arg;
+}
+
+/* Whether directory `fd` lists `name`. */
+static int lists(int fd, const char *name) {
+    int d = dup(fd);
+    DIR *dir = fdopendir(d);
+    rewinddir(dir);
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(dir)) != NULL)
+        found |= strcmp(e->d_name, name) == 0;
+    closedir(dir);
+    return found;
+}
+
+/* /proc/PID opened as a directory: listed, a base for openat, and a
+ * pidfd for pidfd_send_signal (not for waitid). */
+static void proc_dirs(void) {
+    int self = open("/proc/self", O_RDONLY | O_DIRECTORY);
+    struct stat st;
+    fstat(self, &st);
+    printf("/proc/self as a directory: %s, S_ISDIR %d, lists stat %d and fd %d\n", self >= 0 ? "ok" : strerror(errno),
+           S_ISDIR(st.st_mode), lists(self, "stat"), lists(self, "fd"));
+    char path[64], link[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", self);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    link[n > 0 ? n : 0] = 0;
+    char want[64];
+    snprintf(want, sizeof want, "/proc/%d", getpid());
+    printf("its link is /proc/PID: %d\n", strcmp(link, want) == 0);
+    int stat_fd = openat(self, "stat", O_RDONLY);
+    char buf[64] = {0};
+    n = read(stat_fd, buf, sizeof buf - 1);
+    char mine[16];
+    snprintf(mine, sizeof mine, "%d (", getpid());
+    printf("openat(it, \"stat\") starts with the pid: %d\n", n > 0 && strncmp(buf, mine, strlen(mine)) == 0);
+    close(stat_fd);
+    SHOW("signal 0 through it", pidfd_send_signal(self, 0, NULL, 0));
+    siginfo_t si;
+    SHOW("waitid(P_PIDFD) of it", waitid(P_PIDFD, self, &si, WEXITED));
+    close(self);
+    SHOW("/proc/self for writing", open("/proc/self", O_WRONLY));
+    SHOW("/proc/self with O_NOFOLLOW", open("/proc/self", O_RDONLY | O_NOFOLLOW));
+    SHOW("/proc of no process", open("/proc/4000000", O_RDONLY | O_DIRECTORY));
+    int gate[2];
+    pid_t child = waiting_child(gate);
+    snprintf(path, sizeof path, "/proc/%d", child);
+    int dir = open(path, O_RDONLY | O_DIRECTORY);
+    printf("a child's directory: %s, lists status %d\n", dir >= 0 ? "ok" : strerror(errno), lists(dir, "status"));
+    SHOW("SIGKILL through it", pidfd_send_signal(dir, SIGKILL, NULL, 0));
+    int status;
+    waitpid(child, &status, 0);
+    printf("the child: killed by %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    SHOW("signal through it once reaped", pidfd_send_signal(dir, 0, NULL, 0));
+    lseek(dir, 0, SEEK_SET);
+    char ents[512];
+    SHOW("listing it once reaped", syscall(SYS_getdents64, dir, ents, sizeof ents));
+    close(dir);
+    close(gate[1]);
 }
 
 int main(void) {
@@ -227,5 +287,6 @@ int main(void) {
     SHOW("clone(CLONE_PIDFD | CLONE_PARENT_SETTID)",
          syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0, &cfd, 0, 0));
     SHOW("waitid(P_PIDFD) on stdout", waitid(P_PIDFD, 1, &si, WEXITED));
+    proc_dirs();
     return 0;
 }

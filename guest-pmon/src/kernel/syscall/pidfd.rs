@@ -64,10 +64,13 @@ impl Kernel {
 
     /// The process pidfd `fd` of `pid` names (EBADF for another kind of
     /// descriptor, as Linux), and whether the pidfd is non-blocking.
-    fn pidfd_of(&self, pid: Pid, fd: i64) -> Result<(Pid, u64, bool), Errno> {
+    /// `proc_dir`: an open /proc/PID stands for a pidfd too (only
+    /// pidfd_send_signal takes one, as Linux).
+    fn pidfd_of(&self, pid: Pid, fd: i64, proc_dir: bool) -> Result<(Pid, u64, bool), Errno> {
         let f = self.file(pid, fd)?;
         match f.kind {
             Kind::PidFd(target, started) => Ok((target, started, f.nonblocking())),
+            Kind::ProcDir(target, started) if proc_dir => Ok((target, started, false)),
             _ => Err(EBADF),
         }
     }
@@ -101,7 +104,7 @@ impl Kernel {
         if flags & !scopes != 0 || flags.count_ones() > 1 {
             return err(EINVAL);
         }
-        let (target, started, _) = match self.pidfd_of(pid, fd) {
+        let (target, started, _) = match self.pidfd_of(pid, fd, true) {
             Ok(t) => t,
             Err(e) => return err(e),
         };
@@ -146,7 +149,7 @@ impl Kernel {
         if flags != 0 {
             return err(EINVAL);
         }
-        let (target, started, _) = match self.pidfd_of(pid, fd) {
+        let (target, started, _) = match self.pidfd_of(pid, fd, false) {
             Ok(t) => t,
             Err(e) => return err(e),
         };
@@ -174,7 +177,7 @@ impl Kernel {
     /// says whether the pidfd is O_NONBLOCK (a wait that would block is
     /// EAGAIN then, since Linux 5.10).
     pub(super) fn pidfd_wait_target(&self, pid: Pid, fd: i64) -> Result<(Pid, bool), Errno> {
-        let (target, started, nonblock) = self.pidfd_of(pid, fd)?;
+        let (target, started, nonblock) = self.pidfd_of(pid, fd, false)?;
         if self.pidfd_state(target, started) == PidFdState::Reaped {
             return Err(ECHILD);
         }

@@ -224,6 +224,70 @@ impl Kernel {
         self.put_dirents(pid, f, &entries, buf, len)
     }
 
+    /// /proc/PID opened (/proc/self too): a directory that lists what is
+    /// served of the process and that *at calls can start from; ENOENT
+    /// for a process not seen here, as Linux. (The caller refuses opens for
+    /// writing: EISDIR.)
+    pub(super) fn open_proc_dir(
+        &mut self,
+        pid: Pid,
+        target: Pid,
+        flags: u32,
+        cloexec: bool,
+    ) -> Ret {
+        if !self.sees_process(pid, target) {
+            return err(ENOENT);
+        }
+        let started = self.procs.get(&target).map_or(0, |p| p.started);
+        let file = OpenFile::with_path(
+            Kind::ProcDir(target, started),
+            flags & O_NONBLOCK,
+            alloc::format!("/proc/{target}").into_bytes(),
+        );
+        val(self
+            .proc_mut(pid)
+            .and_then(|p| p.fds.install(file, cloexec, 0)))
+    }
+
+    /// The listing of an open /proc/PID: the files served of that process
+    /// (more of the caller's own), ENOENT once it is reaped, as Linux.
+    pub(super) fn proc_dir_getdents(
+        &mut self,
+        pid: Pid,
+        f: &OpenFile,
+        target: Pid,
+        started: u64,
+        buf: u64,
+        len: usize,
+    ) -> Ret {
+        if self.procs.get(&target).is_none_or(|p| p.started != started) {
+            return err(ENOENT);
+        }
+        const DT_REG: u8 = 8;
+        let mut files: Vec<(&[u8], u8)> = alloc::vec![
+            (b".", DT_DIR),
+            (b"..", DT_DIR),
+            (b"cmdline", DT_REG),
+            (b"comm", DT_REG),
+            (b"stat", DT_REG),
+            (b"status", DT_REG),
+        ];
+        if target == pid {
+            files.extend([
+                (&b"exe"[..], DT_LNK),
+                (b"fd", DT_DIR),
+                (b"maps", DT_REG),
+                (b"mounts", DT_REG),
+            ]);
+        }
+        let names = files
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, dtype))| (i as u64, name.to_vec(), dtype))
+            .collect();
+        self.put_listing(pid, f, names, 0x7c00, buf, len)
+    }
+
     /// /proc/self/fd (or /dev/fd) opened: a directory of the host's, for
     /// its fstat, whose listing [`Self::fd_getdents`] makes.
     /// (The caller refuses opens for writing: EISDIR.)
