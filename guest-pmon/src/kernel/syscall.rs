@@ -773,13 +773,20 @@ impl Kernel {
             }
             nr::SIGALTSTACK => self.sys_sigaltstack(tid, pid, a[0], a[1]),
             nr::KILL => self.sys_kill(pid, a[0] as i32 as i64, a[1] as u32),
-            nr::PIDFD_OPEN => self.sys_pidfd_open(pid, a[0] as i32 as i64, a[1]),
-            nr::PIDFD_SEND_SIGNAL => {
-                self.sys_pidfd_send_signal(pid, a[0] as i32 as i64, a[1], a[2], a[3])
-            }
-            nr::PIDFD_GETFD => {
-                self.sys_pidfd_getfd(pid, a[0] as i32 as i64, a[1] as i32 as i64, a[2])
-            }
+            nr::PIDFD_OPEN => self.sys_pidfd_open(pid, a[0] as i32 as i64, a[1] as u32 as u64),
+            nr::PIDFD_SEND_SIGNAL => self.sys_pidfd_send_signal(
+                tid,
+                a[0] as i32 as i64,
+                a[1] as u32 as u64,
+                a[2],
+                a[3] as u32 as u64,
+            ),
+            nr::PIDFD_GETFD => self.sys_pidfd_getfd(
+                pid,
+                a[0] as i32 as i64,
+                a[1] as i32 as i64,
+                a[2] as u32 as u64,
+            ),
             nr::TGKILL => self.sys_tkill(pid, a[0] as i32 as i64, a[1] as Tid, a[2] as u32),
             nr::TKILL => self.sys_tkill(pid, -1, a[0] as Tid, a[1] as u32),
             nr::RT_SIGQUEUEINFO => self.sys_sigqueueinfo(pid, a[0] as i32 as i64, None, a[1], a[2]),
@@ -1835,7 +1842,7 @@ impl Kernel {
             }
             // One inode per process, as Linux's pidfs gives (two pidfds of
             // one process compare equal).
-            Kind::PidFd(target, _) => (0o600, 0, 0, 0x1_0000_0000 + target as u64, 0xe, 4096),
+            Kind::PidFd(_, started) => (0o600, 0, 0, (1 << 63) | started, 0xe, 4096),
         };
         Ok(stat_bytes(
             mode,
@@ -3024,6 +3031,8 @@ impl Kernel {
                 p.child_cycles += c.cycles + c.child_cycles;
             }
         }
+        // A pidfd of the child hangs up now: its pollers look again.
+        self.wake_all(Wait::Any);
     }
 
     fn clock_ns(&self, pid: Pid, clock: u64) -> Result<u64, Errno> {
@@ -3748,15 +3757,27 @@ impl Kernel {
         // CLONE_PIDFD writes the pidfd where CLONE_PARENT_SETTID writes the
         // id, and a thread has no pidfd (before Linux 6.9): EINVAL, as
         // Linux. Its descriptor must be had before the child is made.
-        let want_pidfd = flags & CLONE_PIDFD != 0;
-        if want_pidfd {
-            if thread || flags & CLONE_PARENT_SETTID != 0 {
+        let pidfd_at = if flags & CLONE_PIDFD != 0 {
+            const CLONE_DETACHED: u64 = 0x40_0000;
+            if thread || flags & (CLONE_PARENT_SETTID | CLONE_DETACHED) != 0 {
                 return err(EINVAL);
             }
-            if let Err(e) = self.proc_mut(pid).and_then(|p| p.fds.lowest_free(0)) {
+            // Its number is written first: a bad pointer is EFAULT with no
+            // child made, as Linux.
+            let fd = match self.proc_mut(pid).and_then(|p| p.fds.lowest_free(0)) {
+                Ok(fd) => fd,
+                Err(e) => return err(e),
+            };
+            if let Err(e) = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write_u32(s, ptid, fd as u32))
+            {
                 return err(e);
             }
-        }
+            Some(fd)
+        } else {
+            None
+        };
         let Some(new) = self.alloc_id() else {
             return err(EAGAIN);
         };
@@ -3909,14 +3930,12 @@ impl Kernel {
                 sched,
             },
         );
-        if want_pidfd {
+        if let Some(fd) = pidfd_at {
+            // The slot found free above: nothing has run since.
             let started = self.procs.get(&child_pid).map_or(0, |p| p.started);
-            // A free slot was seen above and nothing ran since.
-            let fd = self
-                .install_pidfd(pid, child_pid, started, false)
-                .unwrap_or(-1);
-            if let Some(s) = self.space_of(pid) {
-                let _ = uaccess::write_u32(s, ptid, fd as u32);
+            let file = OpenFile::new(Kind::PidFd(child_pid, started), O_RDWR);
+            if let Some(p) = self.procs.get_mut(&pid) {
+                let _ = p.fds.install_at(fd, file, true);
             }
         }
         // The tid words: the parent's in its space, the child's in the
@@ -4116,6 +4135,7 @@ impl Kernel {
             0 => -1,  // P_ALL
             1 => id,  // P_PID
             2 => -id, // P_PGID
+            3 if id < 0 => return err(EINVAL),
             3 => match self.pidfd_wait_target(pid, id) {
                 Ok((t, nb)) => {
                     nonblock = nb;

@@ -287,6 +287,30 @@ int main(void) {
     SHOW("clone(CLONE_PIDFD | CLONE_PARENT_SETTID)",
          syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0, &cfd, 0, 0));
     SHOW("waitid(P_PIDFD) on stdout", waitid(P_PIDFD, 1, &si, WEXITED));
+    SHOW("clone(CLONE_PIDFD) with a bad pointer", syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, (void *)8, 0, 0));
+    SHOW("  and no child was made", waitpid(-1, &status, WNOHANG));
+
+    /* An exited child's descriptors are gone. */
+    child = waiting_child(gate);
+    fd = pidfd_open(child, 0);
+    close(gate[1]);
+    ready(fd, 5000);
+    SHOW("getfd of an exited child", pidfd_getfd(fd, 0, 0));
+    SHOW("getfd of its own process", pidfd_getfd(self, 1, 0) >= 0 ? 1 : -1);
+    waitpid(child, &status, 0);
+    close(fd);
+
+    /* PIDFD_SIGNAL_PROCESS_GROUP: the group the pidfd's id leads. */
+    child = waiting_child(gate);
+    setpgid(child, child);
+    fd = pidfd_open(child, 0);
+    SHOW("SIGTERM to the child's group", pidfd_send_signal(fd, SIGTERM, NULL, 4));
+    waitpid(child, &status, 0);
+    printf("the child: killed by %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    SHOW("to its group once reaped", pidfd_send_signal(fd, 0, NULL, 4));
+    SHOW("two scopes at once", pidfd_send_signal(fd, 0, NULL, 3));
+    close(fd);
+    close(gate[1]);
     proc_dirs();
     return 0;
 }

@@ -94,7 +94,7 @@ impl Kernel {
 
     pub(super) fn sys_pidfd_send_signal(
         &mut self,
-        pid: Pid,
+        tid: Tid,
         fd: i64,
         sig: u64,
         info: u64,
@@ -104,12 +104,20 @@ impl Kernel {
         if flags & !scopes != 0 || flags.count_ones() > 1 {
             return err(EINVAL);
         }
+        let pid = self.pid_of(tid);
         let (target, started, _) = match self.pidfd_of(pid, fd, true) {
             Ok(t) => t,
             Err(e) => return err(e),
         };
+        let group = flags & PIDFD_SIGNAL_PROCESS_GROUP != 0;
         let info = if info == 0 {
-            SigInfo::user(sig as u32, SI_USER, pid)
+            // As tgkill's, to one thread.
+            let code = if flags & PIDFD_SIGNAL_THREAD != 0 {
+                SI_TKILL
+            } else {
+                SI_USER
+            };
+            SigInfo::user(sig as u32, code, pid)
         } else {
             let (info, signo) = match self.user_siginfo(pid, info, sig) {
                 Ok(i) => i,
@@ -118,28 +126,36 @@ impl Kernel {
             if signo as u64 != sig {
                 return err(EINVAL);
             }
-            // Only to itself may a process claim to be the kernel.
-            if (target != pid || flags & PIDFD_SIGNAL_PROCESS_GROUP != 0) && info.claims_kernel() {
+            // Only to itself may a process claim to be the kernel: the
+            // calling thread must be the one the pidfd names (its
+            // process's leader), as Linux.
+            if (target != tid || group) && info.claims_kernel() {
                 return err(pmon::cred::EPERM);
             }
             info
         };
-        // Linux's order: a reaped process before a bad signal number.
-        if self.pidfd_state(target, started) == PidFdState::Reaped {
+        // Linux's order: a reaped process before a bad signal number. A
+        // group is the one the pidfd's id names, which outlives its
+        // leader; but not once the id is another process's.
+        let reused = self
+            .procs
+            .get(&target)
+            .is_some_and(|p| p.started != started);
+        let state = self.pidfd_state(target, started);
+        if reused || (!group && state == PidFdState::Reaped) {
             return err(ESRCH);
         }
         if sig > NSIG as u64 {
             return err(EINVAL);
         }
-        if flags & PIDFD_SIGNAL_PROCESS_GROUP != 0 {
-            let pgid = self.procs.get(&target).map_or(0, |p| p.pgid);
-            let group = self
+        if group {
+            let members = self
                 .procs
                 .values()
-                .filter(|p| p.pgid == pgid)
+                .filter(|p| p.pgid == target)
                 .map(|p| p.pid)
                 .collect();
-            return self.kill_targets(pid, group, info, false);
+            return self.kill_targets(pid, members, info, false);
         }
         let thread = flags & PIDFD_SIGNAL_THREAD != 0;
         self.kill_targets(pid, alloc::vec![target], info, thread)
@@ -153,17 +169,19 @@ impl Kernel {
             Ok(t) => t,
             Err(e) => return err(e),
         };
-        if self.pidfd_state(target, started) == PidFdState::Reaped {
+        // An exited process has no files to give: ESRCH, as Linux 6.9 on
+        // (EBADF before).
+        if self.pidfd_state(target, started) != PidFdState::Alive {
             return err(ESRCH);
         }
         let me = self.procs.get(&pid).map(|p| p.cred).unwrap_or_default();
         let Some(p) = self.procs.get(&target) else {
             return err(ESRCH);
         };
-        if !me.may_trace(&p.cred, p.dumpable) {
+        // Its own process a caller may always reach.
+        if target != pid && !me.may_trace(&p.cred, p.dumpable) {
             return err(pmon::cred::EPERM);
         }
-        // An exited process's table is empty: EBADF, as Linux.
         let file = match p.fds.get(target_fd) {
             Ok(f) => f.clone(),
             Err(e) => return err(e),
