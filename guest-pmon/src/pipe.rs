@@ -80,6 +80,13 @@ pub struct Pipe {
     /// The process at the sending end, as its reader's SO_PEERCRED gives
     /// it (sockets only).
     pub sender: u32,
+    /// One direction of a TCP connection: once its reader has closed
+    /// having read everything, the next send is taken and dropped, as
+    /// Linux's is (the peer's kernel answers it with a reset), and only
+    /// the sends after it fail.
+    pub tcp: bool,
+    /// That send has been taken.
+    reset: bool,
 }
 
 /// What a read or write did.
@@ -130,6 +137,15 @@ impl Pipe {
             sender,
             ..Pipe::new()
         }
+    }
+
+    /// Whether a send fails (EPIPE) for want of a reader: none is left,
+    /// none is awaited, and it is not a TCP connection's first send after
+    /// its reader closed (see `tcp`).
+    pub fn refuses_send(&self) -> bool {
+        self.readers == 0
+            && !self.awaits_reader
+            && !(self.tcp && !self.reset && self.buf.is_empty())
     }
 
     pub fn mode(&self) -> Mode {
@@ -309,8 +325,11 @@ impl Pipe {
         if self.readers == 0 {
             return if self.awaits_reader {
                 Io::Wait
-            } else {
+            } else if self.refuses_send() {
                 Io::Broken
+            } else {
+                self.reset = true;
+                Io::Done(data.len())
             };
         }
         let start = self.taken + self.buf.len() as u64;
@@ -438,6 +457,22 @@ mod tests {
         assert!(!p.writable());
         p.readers = 0;
         assert_eq!(p.write(&[3u8; 1]), Io::Broken);
+    }
+
+    #[test]
+    fn a_tcp_send_after_the_peer_closed_is_taken_once() {
+        let mut p = Pipe::socket(Mode::Stream, 1);
+        p.tcp = true;
+        p.readers = 0;
+        assert_eq!(p.write(b"lost"), Io::Done(4));
+        assert_eq!(p.write(b"x"), Io::Broken);
+        // A peer that closed with bytes unread reset the connection at
+        // once: no send is taken.
+        let mut q = Pipe::socket(Mode::Stream, 1);
+        q.tcp = true;
+        assert_eq!(q.write(b"unread"), Io::Done(6));
+        q.readers = 0;
+        assert_eq!(q.write(b"x"), Io::Broken);
     }
 
     #[test]

@@ -133,6 +133,29 @@ static void serve(const char *what, int family, const char *bind_to, int cfamily
     close(s);
 }
 
+/* A peer that closed: its FIN reads as the end, the first send is taken
+ * (the peer's kernel answers with a reset), the next one fails. */
+static void send_after_peer_closed(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in in = { AF_INET, 0, { htonl(INADDR_LOOPBACK) } };
+    bind(l, (void *)&in, sizeof in);
+    listen(l, 1);
+    in.sin_port = htons(port_of(l));
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (void *)&in, sizeof in);
+    int a = accept(l, 0, 0);
+    close(c);
+    char b[4];
+    printf("send after the peer closed:\n");
+    SHOW("  read", read(a, b, sizeof b));
+    SHOW("  first send", send(a, "late", 4, MSG_NOSIGNAL));
+    usleep(100000); /* the reset's way back */
+    SHOW("  second send", send(a, "late", 4, MSG_NOSIGNAL));
+    close(a);
+    close(l);
+}
+
 int main(void)
 {
     setvbuf(stdout, 0, _IONBF, 0);
@@ -140,6 +163,7 @@ int main(void)
     serve("IPv4 on the wildcard", AF_INET, "0.0.0.0", AF_INET, "127.0.0.1");
     serve("IPv6", AF_INET6, "::1", AF_INET6, "::1");
     serve("IPv6 wildcard, IPv4 client", AF_INET6, "::", AF_INET, "127.0.0.1");
+    send_after_peer_closed();
 
     printf("errors:\n");
     int s = socket(AF_INET, SOCK_STREAM, 0);

@@ -721,9 +721,13 @@ impl Kernel {
         let mode = if packets { Mode::Packets } else { Mode::Stream };
         // Each end sees the other's process as its peer: the server the
         // client, the client the process that made the server listen.
-        self.pipes.insert(up, Pipe::socket(mode, pid));
         let server = self.unix.owner(listener);
-        self.pipes.insert(down, Pipe::socket(mode, server));
+        let tcp = inet.is_some() && !packets;
+        for (id, sender) in [(up, pid), (down, server)] {
+            let mut p = Pipe::socket(mode, sender);
+            p.tcp = tcp;
+            self.pipes.insert(id, p);
+        }
         // An internet client has an address of its own: its bound one on
         // the loopback, or a port of the ephemeral range.
         if let (Some(v6), None) = (inet, self.unix.name_of(id)) {
@@ -876,7 +880,7 @@ impl Kernel {
         rights: Vec<Arc<OpenFile>>,
     ) -> Ret {
         let (peer_gone, datagrams) = self.pipes.get(&tx).map_or((true, false), |p| {
-            (p.readers == 0, p.mode() == Mode::Datagrams)
+            (p.refuses_send(), p.mode() == Mode::Datagrams)
         });
         if peer_gone && datagrams {
             return err(ECONNREFUSED);
