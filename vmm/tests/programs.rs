@@ -305,6 +305,34 @@ fn sysconf_counts_the_processors_vcpus() {
 }
 
 #[test]
+fn root_names_the_processor_and_others_may_not() {
+    if !kvm_available() || !have(&["gcc", "musl-gcc"]) {
+        return;
+    }
+    let rack = Rack::new();
+    for libc in [Libc::Glibc, Libc::Musl] {
+        let path = build("uts", libc);
+        let ran = rack.run(&[], &[path.to_str().expect("path")], b"");
+        assert_eq!(
+            ran.text(),
+            "at start: lego (none)\n\
+             sethostname: 0\n\
+             setdomainname: 0\n\
+             after: box-7 rack.example\n\
+             65 bytes: -1 Invalid argument\n\
+             64 bytes: 0\n\
+             gethostname: 64 bytes\n\
+             in a child: box-7 rack.example\n\
+             not root: -1 Operation not permitted\n\
+             at the end: box-7 rack.example\n",
+            "{}",
+            ran.err
+        );
+        assert_eq!(ran.code, 0, "{}", ran.err);
+    }
+}
+
+#[test]
 fn a_wild_pointer_ends_the_program_with_sigsegv_and_the_address() {
     if !kvm_available() || !have(&["gcc"]) {
         return;

@@ -565,6 +565,8 @@ impl Kernel {
                 None => err(ESRCH),
             },
             nr::UNAME => self.sys_uname(pid, a[0]),
+            nr::SETHOSTNAME => self.sys_set_uts_name(pid, 0, a[0], a[1]),
+            nr::SETDOMAINNAME => self.sys_set_uts_name(pid, 1, a[0], a[1]),
             nr::CLOCK_GETTIME => self.sys_clock_gettime(pid, a[0], a[1]),
             // The wall clock is the host's: setting it takes a privilege no
             // process here has (Linux's answer without CAP_SYS_TIME); the
@@ -3001,11 +3003,11 @@ impl Kernel {
         let mut u = [0u8; 6 * 65];
         let fields: [&[u8]; 6] = [
             b"Linux",
-            b"lego",
+            &self.uts_names[0],
             b"6.1.0-lego",
             b"#1 SMP Lego splitkernel",
             b"x86_64",
-            b"(none)",
+            &self.uts_names[1],
         ];
         for (i, f) in fields.iter().enumerate() {
             u[i * 65..i * 65 + f.len()].copy_from_slice(f);
@@ -3013,6 +3015,28 @@ impl Kernel {
         val(self
             .space_mut(pid)
             .and_then(|s| uaccess::write(s, buf, &u).map(|_| 0)))
+    }
+
+    /// sethostname (`which` 0) and setdomainname (1): root's (Linux asks
+    /// CAP_SYS_ADMIN), up to 64 bytes, taken as they are (no NUL needed).
+    fn sys_set_uts_name(&mut self, pid: Pid, which: usize, name: u64, len: u64) -> Ret {
+        let len = len as i32;
+        if !self.procs.get(&pid).is_some_and(|p| p.cred.privileged()) {
+            return err(EPERM);
+        }
+        if !(0..=64).contains(&len) {
+            return err(EINVAL);
+        }
+        match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_vec(s, name, len as usize))
+        {
+            Ok(bytes) => {
+                self.uts_names[which] = bytes;
+                Ret::Val(0)
+            }
+            Err(e) => err(e),
+        }
     }
 
     /// CPU time process `pid` used in user mode (the monitor's own time
