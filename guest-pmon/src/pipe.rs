@@ -85,8 +85,14 @@ pub struct Pipe {
     /// Linux's is (the peer's kernel answers it with a reset), and only
     /// the sends after it fail.
     pub tcp: bool,
-    /// That send has been taken.
+    /// That send has been taken, or the reader reset the connection.
     reset: bool,
+    /// The other direction's reader closed with bytes unread, which resets
+    /// a TCP connection (Linux sends a reset, not a FIN): this direction's
+    /// reader has ECONNRESET pending, reported once by the first read past
+    /// the bytes sent before (`take`, `Io::Reset`), its first send, or
+    /// SO_ERROR; after that reads see the end and sends EPIPE.
+    pub reset_by_peer: bool,
 }
 
 /// What a read or write did.
@@ -100,6 +106,8 @@ pub enum Io {
     Broken,
     /// A message longer than a message pipe takes (EMSGSIZE).
     TooBig,
+    /// The connection was reset by the peer (ECONNRESET), reported once.
+    Reset,
 }
 
 /// What one read took: the bytes, the whole length of the message they
@@ -146,6 +154,34 @@ impl Pipe {
         self.readers == 0
             && !self.awaits_reader
             && !(self.tcp && !self.reset && self.buf.is_empty())
+    }
+
+    /// A reader of a stream or packet socket's direction closed its end.
+    /// The last one leaving bytes unread resets the connection (TCP sends
+    /// a reset, not a FIN; AF_UNIX sets the peer's error the same way):
+    /// true says so, and the caller marks the other direction
+    /// `reset_by_peer`.
+    pub fn socket_reader_left(&mut self) -> bool {
+        self.readers = self.readers.saturating_sub(1);
+        if self.readers > 0 || self.buf.is_empty() {
+            return false;
+        }
+        self.reset_by_reader();
+        true
+    }
+
+    /// The reader reset the connection: what was unread is dropped and
+    /// sends fail from now on.
+    pub fn reset_by_reader(&mut self) {
+        self.taken += self.buf.len() as u64;
+        self.buf.clear();
+        self.records.clear();
+        self.reset = true;
+    }
+
+    /// Takes a pending `reset_by_peer` (a send or SO_ERROR reports it).
+    pub fn take_reset(&mut self) -> bool {
+        core::mem::take(&mut self.reset_by_peer)
     }
 
     pub fn mode(&self) -> Mode {
@@ -218,6 +254,12 @@ impl Pipe {
     /// descriptors, which are then shared) where they were.
     pub fn take(&mut self, len: usize, peek: bool) -> Result<Taken, Io> {
         if self.mode != Mode::Stream {
+            // A packet socket reports a reset before what it holds, as
+            // Linux's seqpacket receive does.
+            if self.reset_by_peer {
+                self.reset_by_peer = false;
+                return Err(Io::Reset);
+            }
             let Some(r) = self.records.front() else {
                 return self.nothing();
             };
@@ -249,6 +291,11 @@ impl Pipe {
             return Ok(Taken::default());
         }
         if self.buf.is_empty() {
+            // Reported even to a peek, as Linux's sock_error takes it.
+            if self.reset_by_peer && self.hung_up() {
+                self.reset_by_peer = false;
+                return Err(Io::Reset);
+            }
             return self.nothing();
         }
         let mut n = len.min(self.buf.len());
@@ -476,6 +523,31 @@ mod tests {
     }
 
     #[test]
+    fn a_tcp_reader_closing_with_bytes_unread_resets_the_connection() {
+        let mut there = Pipe::socket(Mode::Stream, 1);
+        there.tcp = true;
+        assert_eq!(there.write(b"unread"), Io::Done(6));
+        assert!(there.socket_reader_left());
+        assert_eq!(there.len(), 0);
+        assert_eq!(there.write(b"x"), Io::Broken);
+        // The way back: what was sent before the reset is read, then the
+        // reset once (a peek takes it too), then the end.
+        let mut back = Pipe::socket(Mode::Stream, 2);
+        back.tcp = true;
+        assert_eq!(back.write(b"ok"), Io::Done(2));
+        back.writers = 0;
+        back.reset_by_peer = true;
+        let mut b = [0u8; 8];
+        assert_eq!(back.read(&mut b), Io::Done(2));
+        assert!(matches!(back.take(8, true), Err(Io::Reset)));
+        assert_eq!(back.read(&mut b), Io::Done(0));
+        // A reader that read everything closes with a FIN, no reset.
+        let mut read_all = Pipe::socket(Mode::Stream, 1);
+        read_all.tcp = true;
+        assert!(!read_all.socket_reader_left());
+    }
+
+    #[test]
     fn a_named_pipe_waits_for_its_other_end() {
         let mut p = Pipe::named();
         let mut out = [0u8; 4];
@@ -622,7 +694,7 @@ mod tests {
                             let mut out = [0u8; 3000];
                             if let Io::Done(n) = p.read(&mut out) { got.extend_from_slice(&out[..n]); }
                         }
-                        Io::Broken | Io::TooBig => unreachable!(),
+                        Io::Broken | Io::TooBig | Io::Reset => unreachable!(),
                     }
                 }
             }

@@ -135,6 +135,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("sysvmsg", "2"),
             // TCP on the loopback: IPv4, IPv6, a v4 client of a v6 server.
             ("inet", "2"),
+            // Connections reset: closed with bytes unread, listeners
+            // closed with connections queued; AF_UNIX and TCP.
+            ("resets", "1"),
             // UDP on the loopback: datagrams, MSG_TRUNC, SO_RCVTIMEO, IPv6.
             ("udp", "2"),
             // sigwait, sigwaitinfo, sigtimedwait and sigqueue.

@@ -863,8 +863,24 @@ impl Kernel {
             Kind::Socket(rx, tx) => {
                 self.unix_names.remove(&rx);
                 self.sock_options.remove(&rx);
-                if let Some(p) = self.pipes.get_mut(&rx) {
-                    p.readers = p.readers.saturating_sub(1);
+                // A named pipe opened read-write (rx == tx) keeps what it
+                // holds for its next reader, as a pipe does.
+                let (reset, tcp) = match self.pipes.get_mut(&rx) {
+                    Some(p) if tx == rx => {
+                        p.readers = p.readers.saturating_sub(1);
+                        (false, false)
+                    }
+                    Some(p) => (p.socket_reader_left(), p.tcp),
+                    None => (false, false),
+                };
+                // Closed with bytes unread: the peer has ECONNRESET to
+                // report, but for a TCP peer that already had this side's
+                // FIN (shutdown), whose reads see the end (Linux's
+                // CLOSE_WAIT takes a reset as EPIPE).
+                if reset && !(tcp && pmon::fd::shut_for_writing(&f)) {
+                    if let Some(p) = self.pipes.get_mut(&tx) {
+                        p.reset_by_peer = true;
+                    }
                 }
                 if !pmon::fd::shut_for_writing(&f) {
                     if let Some(p) = self.pipes.get_mut(&tx) {
@@ -886,14 +902,17 @@ impl Kernel {
             }
             Kind::Unix(id) => {
                 self.sock_options.remove(&id);
-                // Connections it had waiting end: their clients read the
-                // end of the file and get EPIPE.
+                // Connections it had waiting end: Linux resets them (TCP
+                // and AF_UNIX alike), so their clients' first read (or a
+                // TCP client's first send) is ECONNRESET, then EPIPE.
                 for (rx, tx) in self.unix.close(id) {
                     if let Some(p) = self.pipes.get_mut(&rx) {
                         p.readers = p.readers.saturating_sub(1);
+                        p.reset_by_reader();
                     }
                     if let Some(p) = self.pipes.get_mut(&tx) {
                         p.writers = p.writers.saturating_sub(1);
+                        p.reset_by_peer = true;
                     }
                     self.unix_names.remove(&rx);
                     self.pipe_changed(rx);

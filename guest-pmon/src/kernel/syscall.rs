@@ -81,6 +81,7 @@ const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const EROFS: Errno = 30;
 const EMSGSIZE: Errno = 90;
 const ECONNREFUSED: Errno = 111;
+const ECONNRESET: Errno = 104;
 const S_IFCHR: u32 = 0o020000;
 const S_IFIFO: u32 = 0o010000;
 const S_IFREG: u32 = 0o100000;
@@ -1304,6 +1305,7 @@ impl Kernel {
             }
             Kind::Stdio(..) => Err(EBADF),
             Kind::PipeWrite(id) => self.pipe_write(tid, id, data, f.nonblocking()),
+            Kind::Socket(rx, tx) if self.send_takes_reset(rx, tx) => Err(ECONNRESET),
             Kind::Socket(..) if pmon::fd::shut_for_writing(f) => {
                 self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
                 Err(EPIPE)
@@ -1354,6 +1356,7 @@ impl Kernel {
             Err(Io::Wait) if nonblocking && p.writers == 0 && stream => Ok(Some(Vec::new())),
             Err(Io::Wait) if nonblocking => Err(EAGAIN),
             Err(Io::Wait) => Ok(None),
+            Err(Io::Reset) => Err(ECONNRESET),
             Err(_) => Err(EPIPE),
         }
     }
@@ -1395,6 +1398,7 @@ impl Kernel {
             Io::Wait if nonblocking => Err(EAGAIN),
             Io::Wait => Ok(None),
             Io::TooBig => Err(EMSGSIZE),
+            Io::Reset => Err(ECONNRESET),
             Io::Broken if datagrams => Err(ECONNREFUSED),
             Io::Broken => {
                 self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
@@ -2544,8 +2548,25 @@ impl Kernel {
         match f.kind {
             Kind::PipeWrite(id) => self.pipes.get(&id).is_none_or(|p| p.readers == 0),
             Kind::Unix(id) => self.connect_failed(id),
+            Kind::Socket(rx, _) => self.pipes.get(&rx).is_some_and(|p| p.reset_by_peer),
             _ => false,
         }
+    }
+
+    /// Whether a send on TCP or SOCK_SEQPACKET connection (rx, tx)
+    /// reports its peer's reset now (taking it): Linux's send reports a
+    /// pending socket error before EPIPE, without SIGPIPE. An AF_UNIX
+    /// stream's send does not: it fails with EPIPE and leaves the error to
+    /// the next read or SO_ERROR.
+    pub(super) fn send_takes_reset(&mut self, rx: usize, tx: usize) -> bool {
+        if !self
+            .pipes
+            .get(&tx)
+            .is_some_and(|p| p.tcp || p.mode() == pmon::pipe::Mode::Packets)
+        {
+            return false;
+        }
+        self.pipes.get_mut(&rx).is_some_and(|p| p.take_reset())
     }
 
     /// (readable, writable, hung up) for poll and select.

@@ -224,6 +224,7 @@ impl Kernel {
         };
         let data = match p.take(len.min(MOST), true) {
             Ok(t) => t.data,
+            Err(Io::Reset) => return err(ECONNRESET),
             Err(_) if nonblocking => return err(EAGAIN),
             Err(_) => {
                 self.block(tid, Wait::Pipe(src), None, None, OnWake::Retry);

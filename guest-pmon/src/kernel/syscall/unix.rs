@@ -383,7 +383,18 @@ impl Kernel {
         let v: u32 = match a[2] {
             _ if a[1] != SOL_SOCKET => 0,
             SO_TYPE => sock.ty as u32,
-            SO_ERROR => self.take_connect_error(sock.key).unwrap_or(0) as u32,
+            SO_ERROR => match self.take_connect_error(sock.key) {
+                Some(e) => e as u32,
+                // A connection's reset, taken (sock.key is its rx).
+                None if self
+                    .pipes
+                    .get_mut(&sock.key)
+                    .is_some_and(|p| p.take_reset()) =>
+                {
+                    ECONNRESET as u32
+                }
+                None => 0,
+            },
             SO_ACCEPTCONN => sock.listening as u32,
             SO_SNDBUF | SO_RCVBUF if sock.ty == SOCK_STREAM => pmon::pipe::CAPACITY as u32,
             SO_SNDBUF | SO_RCVBUF => pmon::pipe::MESSAGE_CAPACITY as u32,
@@ -879,6 +890,11 @@ impl Kernel {
         flags: u64,
         rights: Vec<Arc<OpenFile>>,
     ) -> Ret {
+        if let Kind::Socket(rx, _) = f.kind {
+            if self.send_takes_reset(rx, tx) {
+                return err(ECONNRESET);
+            }
+        }
         let (peer_gone, datagrams) = self.pipes.get(&tx).map_or((true, false), |p| {
             (p.refuses_send(), p.mode() == Mode::Datagrams)
         });
@@ -993,6 +1009,7 @@ impl Kernel {
         };
         let seen = match wait {
             Ok(t) => t,
+            Err(pmon::pipe::Io::Reset) => return err(ECONNRESET),
             Err(pmon::pipe::Io::Wait) if nonblocking => return err(EAGAIN),
             Err(_) => {
                 let (deadline, on_timeout) = match self.io_deadline(tid, f, false) {

@@ -1,0 +1,160 @@
+/* A connection whose other end closed with bytes unread is reset, as
+ * Linux resets it: AF_UNIX pairs (stream: what was sent before is read
+ * first; seqpacket: the reset first), TCP on the loopback (the first send
+ * reports the reset too), and listeners closed with connections queued.
+ * poll shows POLLERR while the reset is pending; SO_ERROR takes it. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "check.h"
+
+static void revents(int fd)
+{
+    struct pollfd p = {fd, POLLIN | POLLOUT, 0};
+    poll(&p, 1, 0);
+    printf("  poll:%s%s%s%s\n", p.revents & POLLIN ? " in" : "", p.revents & POLLOUT ? " out" : "",
+           p.revents & POLLERR ? " err" : "", p.revents & POLLHUP ? " hup" : "");
+}
+
+static void so_error(int fd)
+{
+    int e = -1;
+    socklen_t l = sizeof e;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l);
+    printf("  SO_ERROR: %s\n", e ? strerror(e) : "none");
+}
+
+static void pair(const char *what, int type)
+{
+    char b[8];
+    int sv[2];
+    printf("%s, closed with bytes unread:\n", what);
+    socketpair(AF_UNIX, type, 0, sv);
+    write(sv[1], "to-a", 4);
+    write(sv[0], "to-b", 4);
+    close(sv[0]);
+    revents(sv[1]);
+    SHOW("  read", read(sv[1], b, sizeof b));
+    SHOW("  read", read(sv[1], b, sizeof b));
+    SHOW("  send", send(sv[1], "x", 1, 0));
+    SHOW("  read", read(sv[1], b, sizeof b));
+    close(sv[1]);
+    printf("%s, a send first:\n", what);
+    socketpair(AF_UNIX, type, 0, sv);
+    write(sv[1], "to-a", 4);
+    close(sv[0]);
+    SHOW("  send", send(sv[1], "x", 1, 0));
+    so_error(sv[1]);
+    SHOW("  read", read(sv[1], b, sizeof b));
+    close(sv[1]);
+    printf("%s, closed having read everything:\n", what);
+    socketpair(AF_UNIX, type, 0, sv);
+    close(sv[0]);
+    revents(sv[1]);
+    SHOW("  read", read(sv[1], b, sizeof b));
+    close(sv[1]);
+}
+
+static int tcp_listener(struct sockaddr_in *in)
+{
+    socklen_t len = sizeof *in;
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    in->sin_family = AF_INET;
+    in->sin_port = 0;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(l, (void *)in, sizeof *in);
+    listen(l, 4);
+    getsockname(l, (void *)in, &len);
+    return l;
+}
+
+static void tcp(void)
+{
+    char b[8];
+    struct sockaddr_in in;
+    int l = tcp_listener(&in);
+    printf("TCP, closed with bytes unread:\n");
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (void *)&in, sizeof in);
+    int a = accept(l, 0, 0);
+    write(c, "unread", 6);
+    write(a, "ok", 2);
+    usleep(20000);
+    close(a);
+    usleep(20000);
+    revents(c);
+    SHOW("  read", read(c, b, sizeof b));
+    SHOW("  read", read(c, b, sizeof b));
+    SHOW("  read", read(c, b, sizeof b));
+    SHOW("  send", send(c, "x", 1, MSG_NOSIGNAL));
+    close(c);
+    printf("TCP, a send first:\n");
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (void *)&in, sizeof in);
+    a = accept(l, 0, 0);
+    write(c, "unread", 6);
+    usleep(20000);
+    close(a);
+    usleep(20000);
+    SHOW("  send", send(c, "x", 1, 0));
+    SHOW("  send", send(c, "x", 1, 0));
+    SHOW("  read", read(c, b, sizeof b));
+    close(c);
+    printf("TCP, SO_ERROR takes it:\n");
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (void *)&in, sizeof in);
+    a = accept(l, 0, 0);
+    write(c, "unread", 6);
+    usleep(20000);
+    close(a);
+    usleep(20000);
+    so_error(c);
+    so_error(c);
+    SHOW("  read", read(c, b, sizeof b));
+    close(c);
+    printf("TCP, the listener closed with the connection queued:\n");
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (void *)&in, sizeof in);
+    close(l);
+    usleep(20000);
+    SHOW("  read", read(c, b, sizeof b));
+    SHOW("  read", read(c, b, sizeof b));
+    SHOW("  send", send(c, "x", 1, 0));
+    close(c);
+}
+
+static void unix_listener(void)
+{
+    char b[8];
+    struct sockaddr_un un = {AF_UNIX};
+    snprintf(un.sun_path, sizeof un.sun_path, "/tmp/resets-%d.sock", (int)getpid());
+    unlink(un.sun_path);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    bind(l, (void *)&un, sizeof un);
+    listen(l, 4);
+    int c = socket(AF_UNIX, SOCK_STREAM, 0);
+    connect(c, (void *)&un, sizeof un);
+    close(l);
+    printf("AF_UNIX, the listener closed with the connection queued:\n");
+    SHOW("  read", read(c, b, sizeof b));
+    SHOW("  read", read(c, b, sizeof b));
+    SHOW("  send", send(c, "x", 1, 0));
+    close(c);
+    unlink(un.sun_path);
+}
+
+int main(void)
+{
+    setvbuf(stdout, 0, _IONBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    pair("stream pair", SOCK_STREAM);
+    pair("seqpacket pair", SOCK_SEQPACKET);
+    tcp();
+    unix_listener();
+    return 0;
+}
