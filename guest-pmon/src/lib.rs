@@ -20,6 +20,7 @@ pub mod locks;
 pub mod path;
 pub mod pipe;
 pub mod procfs;
+pub mod ptimer;
 pub mod pty;
 pub mod readahead;
 pub mod sched;

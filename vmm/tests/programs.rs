@@ -124,6 +124,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("pidfd", "2"),
             // timerfd: one-shot, periodic, absolute, poll and epoll, errors.
             ("timerfd", "1"),
+            // POSIX timers: signals, overruns, absolute times, CPU time,
+            // a thread's, SIGEV_THREAD, signalfd, fork, errors.
+            ("ptimers", "2"),
             // Thirty processes alive at once (16 was the most before).
             ("forks", "2"),
             // Robust and PI mutexes: owners that end holding them (threads,

@@ -159,6 +159,7 @@ impl Kernel {
                 child_cycles: 0,
                 alarm: None,
                 cpu_timers: [None; 2],
+                timers: Default::default(),
                 cmdline: image.cmdline.clone(),
                 started: self.now_ns(),
                 pdeath_signal: 0,
@@ -566,6 +567,7 @@ impl Kernel {
                 p.bias = image.bias;
                 p.threads = alloc::vec![tid];
                 closed = p.fds.exec();
+                p.timers = Default::default();
                 // Handlers go back to the default; ignored signals stay ignored.
                 for a in p.actions.iter_mut() {
                     if a.handler != SIG_IGN {

@@ -222,6 +222,9 @@ pub struct Process {
     /// ITIMER_VIRTUAL and ITIMER_PROF: (expiry, period) in ns of the
     /// process's CPU time.
     pub cpu_timers: [Option<(u64, u64)>; 2],
+    /// Its POSIX timers (timer_create; gone at execve, not given to a
+    /// fork child).
+    pub timers: pmon::ptimer::Timers,
     /// Its arguments, each ended by a NUL (/proc/PID/cmdline), and when
     /// it started (ns since boot; /proc/PID/stat).
     pub cmdline: Vec<u8>,
@@ -840,6 +843,11 @@ impl Kernel {
                 _ => None,
             })
             .chain(self.procs.values().filter_map(|p| p.alarm.map(|a| a.0)))
+            .chain(
+                self.procs
+                    .values()
+                    .filter_map(|p| p.timers.next(pmon::ptimer::Base::Monotonic)),
+            )
             .chain(self.timerfds.values().filter_map(|t| t.next))
             .min();
         let timeout = next.map_or(0, |d| d.saturating_sub(now).max(1));
@@ -881,6 +889,17 @@ impl Kernel {
                 e.add(n);
             }
             self.wake_all(Wait::EventFd(id));
+        }
+        let timers: Vec<(Pid, Vec<(i32, u64)>)> = self
+            .procs
+            .values_mut()
+            .filter(|p| !p.timers.is_empty())
+            .map(|p| (p.pid, p.timers.expire(pmon::ptimer::Base::Monotonic, now)))
+            .collect();
+        for (pid, due) in timers {
+            for (id, n) in due {
+                self.timer_expired(pid, id, n);
+            }
         }
         for pid in rung {
             let info = pmon::signal::SigInfo {
@@ -1019,7 +1038,9 @@ impl Kernel {
         t.ctx = Some(ctx);
         if let Some(p) = self.procs.get_mut(&pid) {
             p.cycles += ran;
-            if p.cpu_timers.iter().any(Option::is_some) {
+            if p.cpu_timers.iter().any(Option::is_some)
+                || p.timers.next(pmon::ptimer::Base::CpuTime).is_some()
+            {
                 self.expire_cpu_timers(pid);
             }
         }

@@ -147,6 +147,12 @@ impl Kernel {
         for sig in fire {
             self.signal_process(pid, SigInfo::user(sig, 0x80, 0));
         }
+        let due = self.procs.get_mut(&pid).map_or(Vec::new(), |p| {
+            p.timers.expire(pmon::ptimer::Base::CpuTime, used)
+        });
+        for (id, n) in due {
+            self.timer_expired(pid, id, n);
+        }
     }
 
     /// Whether thread `tid` waits for `sig` in rt_sigtimedwait.
@@ -332,6 +338,12 @@ impl Kernel {
     /// process's, the lowest number first, the oldest of a number first.
     pub fn take_pending(&mut self, tid: Tid, mask: u64) -> Option<SigInfo> {
         let pid = self.threads.get(&tid)?.pid;
+        let info = self.take_pending_of(tid, pid, mask)?;
+        self.timer_signal_taken(pid, &info);
+        Some(info)
+    }
+
+    fn take_pending_of(&mut self, tid: Tid, pid: Pid, mask: u64) -> Option<SigInfo> {
         let lowest = |q: &VecDeque<SigInfo>| {
             q.iter()
                 .enumerate()
@@ -416,6 +428,7 @@ impl Kernel {
                 }
             }
         };
+        self.timer_signal_taken(pid, &info);
         let sig = info.signo;
         let Some(action) = self.procs.get(&pid).map(|p| p.actions[(sig - 1) as usize]) else {
             return false;

@@ -49,6 +49,7 @@ mod sysv_shm;
 pub use shared::SharedMap;
 pub use shared_anon::{AnonHolder, FileRef};
 pub use sysv_shm::Attach;
+mod timers;
 mod tmp;
 mod udp;
 mod unix;
@@ -617,6 +618,11 @@ impl Kernel {
             nr::SYSINFO => self.sys_sysinfo(pid, a[0]),
             nr::TIMES => self.sys_times(pid, a[0]),
             nr::ALARM => self.sys_alarm(pid, a[0]),
+            nr::TIMER_CREATE => self.sys_timer_create(tid, a[0], a[1], a[2]),
+            nr::TIMER_SETTIME => self.sys_timer_settime(pid, a[0], a[1], a[2], a[3]),
+            nr::TIMER_GETTIME => self.sys_timer_gettime(pid, a[0], a[1]),
+            nr::TIMER_GETOVERRUN => self.sys_timer_getoverrun(pid, a[0]),
+            nr::TIMER_DELETE => self.sys_timer_delete(pid, a[0]),
             nr::SETITIMER => self.sys_setitimer(pid, a[0], a[1], a[2]),
             nr::GETITIMER => self.sys_setitimer(pid, a[0], 0, a[1]),
             nr::GETRUSAGE => self.sys_getrusage(pid, a[0] as i32 as i64, a[1]),
@@ -3929,6 +3935,7 @@ impl Kernel {
                     alarm: None,
                     // Not inherited by a forked child, as Linux's.
                     cpu_timers: [None; 2],
+                    timers: Default::default(),
                     cmdline,
                     started: self.now_ns(),
                     pdeath_signal: 0,

@@ -108,8 +108,14 @@ fn signalfd_siginfo(i: &SigInfo) -> [u8; SIGNALFD_SIGINFO_LEN] {
     b[0..4].copy_from_slice(&i.signo.to_le_bytes());
     b[4..8].copy_from_slice(&i.errno.to_le_bytes());
     b[8..12].copy_from_slice(&i.code.to_le_bytes());
-    b[12..16].copy_from_slice(&i.pid.to_le_bytes());
-    b[16..20].copy_from_slice(&i.uid.to_le_bytes());
+    if i.code == pmon::ptimer::SI_TIMER {
+        // A timer's: its id in ssi_tid, its overrun in ssi_overrun.
+        b[24..28].copy_from_slice(&i.pid.to_le_bytes());
+        b[32..36].copy_from_slice(&i.uid.to_le_bytes());
+    } else {
+        b[12..16].copy_from_slice(&i.pid.to_le_bytes());
+        b[16..20].copy_from_slice(&i.uid.to_le_bytes());
+    }
     if i.signo == SIGCHLD {
         b[40..44].copy_from_slice(&i.status.to_le_bytes());
     }
