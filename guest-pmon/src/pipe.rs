@@ -93,6 +93,11 @@ pub struct Pipe {
     /// the bytes sent before (`take`, `Io::Reset`), its first send, or
     /// SO_ERROR; after that reads see the end and sends EPIPE.
     pub reset_by_peer: bool,
+    /// TCP only: the reader had closed, and its kernel answered a send
+    /// with a reset (Linux's CLOSE_WAIT): EPIPE is pending for the
+    /// writer, shown by POLLERR and SO_ERROR and taken by its next send,
+    /// which fails with EPIPE anyway; its reads still see the end.
+    pub writer_error: bool,
 }
 
 /// What a read or write did.
@@ -163,7 +168,9 @@ impl Pipe {
     /// `reset_by_peer`.
     pub fn socket_reader_left(&mut self) -> bool {
         self.readers = self.readers.saturating_sub(1);
-        if self.readers > 0 || self.buf.is_empty() {
+        // A datagram socket's peer is never reset (Linux sets the error
+        // for streams and packets only).
+        if self.readers > 0 || self.buf.is_empty() || self.mode == Mode::Datagrams {
             return false;
         }
         self.reset_by_reader();
@@ -373,9 +380,11 @@ impl Pipe {
             return if self.awaits_reader {
                 Io::Wait
             } else if self.refuses_send() {
+                self.writer_error = false;
                 Io::Broken
             } else {
                 self.reset = true;
+                self.writer_error = true;
                 Io::Done(data.len())
             };
         }

@@ -151,13 +151,24 @@ impl Timers {
         self.by_id.is_empty()
     }
 
-    /// The earliest expiration on `base`.
+    /// The earliest expiration on `base` that tells anyone (a SIGEV_NONE
+    /// timer is only read, so it wakes no vCPU: `silent_to` moves it).
     pub fn next(&self, base: Base) -> Option<u64> {
         self.by_id
             .values()
-            .filter(|t| t.base == base)
+            .filter(|t| t.base == base && t.notify != Notify::Nothing)
             .filter_map(|t| t.clock.next)
             .min()
+    }
+
+    /// Timer `id`, a SIGEV_NONE one moved past its expirations up to
+    /// `now` (timer_gettime reads it so).
+    pub fn silent_to(&mut self, id: i32, now: u64) -> Option<&Timer> {
+        let t = self.by_id.get_mut(&id)?;
+        if t.notify == Notify::Nothing {
+            t.clock.expire(now);
+        }
+        Some(t)
     }
 
     /// The timers on `base` due at `now`, each with its expirations (more
@@ -166,7 +177,7 @@ impl Timers {
     pub fn expire(&mut self, base: Base, now: u64) -> alloc::vec::Vec<(i32, u64)> {
         self.by_id
             .iter_mut()
-            .filter(|(_, t)| t.base == base)
+            .filter(|(_, t)| t.base == base && t.notify != Notify::Nothing)
             .filter_map(|(&id, t)| Some((id, t.clock.expire(now))).filter(|&(_, n)| n > 0))
             .collect()
     }
@@ -235,6 +246,14 @@ mod tests {
         assert_eq!(ts.next(Base::Monotonic), Some(130));
         assert_eq!(ts.expire(Base::CpuTime, 60), alloc::vec![(b, 1)]);
         assert_eq!(ts.next(Base::CpuTime), None);
+        // A SIGEV_NONE timer wakes nothing; read, it has moved on.
+        let mut quiet = Timer::new(Base::Monotonic, false, Notify::Nothing, 0);
+        quiet.clock.arm(Some(10), 1);
+        let q = ts.create(quiet).unwrap_or(-1);
+        assert_eq!(ts.next(Base::Monotonic), Some(130));
+        assert!(ts.expire(Base::Monotonic, 129).is_empty());
+        let moved = ts.silent_to(q, 1000).map(|t| t.clock.remaining(1000));
+        assert_eq!(moved, Some((1, 1)));
     }
 
     #[test]

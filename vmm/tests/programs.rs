@@ -178,6 +178,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // nice, scheduling policies, affinity, groups, pipe sizes,
             // O_PATH, poll past 1024 descriptors.
             ("schedattr", "2"),
+            // sched_setattr/getattr, ioprio, mincore, mlock2,
+            // sync_file_range.
+            ("hints", "1"),
             // splice, tee and vmsplice between files, pipes and sockets.
             ("splice", "1"),
             // prctl: names, dumpable, no_new_privs, the parent-death signal.

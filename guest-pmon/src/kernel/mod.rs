@@ -294,9 +294,10 @@ pub struct Kernel {
     next_id: u32,
     next_space: u32,
     /// The node and domain names uname gives (sethostname,
-    /// setdomainname): one set for every process of this processor, as
-    /// processes of one UTS namespace share them; not kept past its run.
-    pub uts_names: [Vec<u8>; 2],
+    /// setdomainname) by run: each run is a UTS namespace of its own, as a
+    /// container is, whose processes share them; none set: `lego` and
+    /// `(none)`. They go with the run.
+    pub uts_names: BTreeMap<u32, [Vec<u8>; 2]>,
     pub pipes: BTreeMap<usize, Pipe>,
     /// The tmpfs's named pipes that are open: inode → its pipe.
     pub fifos: BTreeMap<u64, usize>,
@@ -455,7 +456,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         free_slots: (0..window.slots() as u32).rev().collect(),
         next_id: FIRST_ID,
         next_space: 1,
-        uts_names: [b"lego".to_vec(), b"(none)".to_vec()],
+        uts_names: BTreeMap::new(),
         pipes: BTreeMap::new(),
         fifos: BTreeMap::new(),
         unix: Default::default(),

@@ -185,6 +185,7 @@ impl Kernel {
         };
         self.runs.remove(&run);
         self.stdin_back.remove(&run);
+        self.uts_names.remove(&run);
         let e = RunExit {
             run,
             status: status as u32,

@@ -7,6 +7,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use pmon::ptimer::SI_TIMER;
 
 use pmon::fd::{Kind, OpenFile};
 use pmon::signal::*;
@@ -74,8 +75,9 @@ impl Kernel {
         if ignoring && !leader_blocks {
             return;
         }
-        // Standard signals are not queued twice.
-        if sig < 32 && p.pending.iter().any(|i| i.signo == sig) {
+        // Standard signals are not queued twice; a timer's has a place of
+        // its own, as in Linux (it is queued once per timer).
+        if sig < 32 && info.code != SI_TIMER && p.pending.iter().any(|i| i.signo == sig) {
             return;
         }
         p.pending.push_back(info);
@@ -184,7 +186,7 @@ impl Kernel {
         let Some(t) = self.threads.get_mut(&tid) else {
             return;
         };
-        if sig < 32 && t.pending.iter().any(|i| i.signo == sig) {
+        if sig < 32 && info.code != SI_TIMER && t.pending.iter().any(|i| i.signo == sig) {
             return;
         }
         t.pending.push_back(info);
@@ -686,6 +688,11 @@ impl Kernel {
             return;
         };
         p.life = Life::Zombie(status);
+        // Its timers end with it (Linux's exit_itimers), not when it is
+        // reaped: a zombie's would go on waking an idle vCPU.
+        p.timers = Default::default();
+        p.alarm = None;
+        p.cpu_timers = [None; 2];
         // What it leaves behind (shared file mappings written back) goes
         // to its own vNode's files, whoever's call ends it.
         let caller_vnode = super::store::vnode();
@@ -893,6 +900,11 @@ impl Kernel {
                 if reset && !(tcp && pmon::fd::shut_for_writing(&f)) {
                     if let Some(p) = self.pipes.get_mut(&tx) {
                         p.reset_by_peer = true;
+                    }
+                } else if reset {
+                    // The peer had this side's FIN: EPIPE waits for it.
+                    if let Some(p) = self.pipes.get_mut(&rx) {
+                        p.writer_error = true;
                     }
                 }
                 if !pmon::fd::shut_for_writing(&f) {

@@ -440,30 +440,10 @@ impl Kernel {
                 a[2],
                 a[3] as usize,
             ),
-            nr::FSYNC | nr::FDATASYNC => match self.file(pid, a[0] as i32 as i64) {
-                Ok(f) if matches!(f.kind, Kind::Store(_) | Kind::StoreDir(_)) => {
-                    let mut file = None;
-                    if let Kind::Store(ino) = f.kind {
-                        if let Err(e) = self.flush_file_maps(FileRef::Store(ino)) {
-                            return err(e);
-                        }
-                        file = Some(ino);
-                    }
-                    val(self.store_sync(file))
-                }
-                // Nothing here is durable (tmpfs) or changes (the host's);
-                // a tmpfs file's shared mappings reach it.
-                Ok(f) if matches!(f.kind, Kind::Tmp(_) | Kind::Host(_) | Kind::HostDir(_)) => {
-                    if let Kind::Tmp(ino) = f.kind {
-                        if let Err(e) = self.flush_file_maps(FileRef::Tmp(ino)) {
-                            return err(e);
-                        }
-                    }
-                    Ret::Val(0)
-                }
-                Ok(_) => err(EINVAL),
-                Err(e) => err(e),
-            },
+            nr::FSYNC | nr::FDATASYNC => self.sys_fsync(pid, a[0] as i32 as i64),
+            nr::SYNC_FILE_RANGE => {
+                self.sys_sync_file_range(pid, a[0] as i32 as i64, a[1], a[2], a[3])
+            }
 
             nr::BRK => self.sys_brk(pid, a[0]),
             nr::MMAP => self.sys_mmap(pid, a[0], a[1], a[2], a[3], a[4] as i32 as i64, a[5]),
@@ -526,7 +506,13 @@ impl Kernel {
                 self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, flags)
             }
             nr::MADVISE => self.sys_madvise(pid, a[0], a[1], a[2]),
+            // Nothing of a process is ever swapped out here: every page
+            // is as good as locked.
             nr::MLOCK | nr::MUNLOCK | nr::MLOCKALL | nr::MUNLOCKALL => Ret::Val(0),
+            // MLOCK_ONFAULT is its one flag.
+            nr::MLOCK2 if a[2] & !1 != 0 => err(EINVAL),
+            nr::MLOCK2 => Ret::Val(0),
+            nr::MINCORE => self.sys_mincore(pid, a[0], a[1], a[2]),
 
             nr::GETPID => Ret::Val(pid as i64),
             nr::GETTID => Ret::Val(tid as i64),
@@ -719,6 +705,10 @@ impl Kernel {
             | nr::SCHED_GETAFFINITY
             | nr::GETPRIORITY
             | nr::SETPRIORITY
+            | nr::SCHED_SETATTR
+            | nr::SCHED_GETATTR
+            | nr::IOPRIO_SET
+            | nr::IOPRIO_GET
             | nr::SETGROUPS
             | nr::GETGROUPS => self.sys_sched(tid, n, a),
             nr::GETCPU => {
@@ -2554,7 +2544,10 @@ impl Kernel {
         match f.kind {
             Kind::PipeWrite(id) => self.pipes.get(&id).is_none_or(|p| p.readers == 0),
             Kind::Unix(id) => self.connect_failed(id),
-            Kind::Socket(rx, _) => self.pipes.get(&rx).is_some_and(|p| p.reset_by_peer),
+            Kind::Socket(rx, tx) => {
+                self.pipes.get(&rx).is_some_and(|p| p.reset_by_peer)
+                    || self.pipes.get(&tx).is_some_and(|p| p.writer_error)
+            }
             _ => false,
         }
     }
@@ -3024,17 +3017,134 @@ impl Kernel {
         Ret::Val(0)
     }
 
+    /// fsync and fdatasync: a storage file's writes (and its shared
+    /// mappings' stores) are at the storage component when it returns.
+    fn sys_fsync(&mut self, pid: Pid, fd: i64) -> Ret {
+        match self.file(pid, fd) {
+            Ok(f) if matches!(f.kind, Kind::Store(_) | Kind::StoreDir(_)) => {
+                let mut file = None;
+                if let Kind::Store(ino) = f.kind {
+                    if let Err(e) = self.flush_file_maps(FileRef::Store(ino)) {
+                        return err(e);
+                    }
+                    file = Some(ino);
+                }
+                val(self.store_sync(file))
+            }
+            // Nothing here is durable (tmpfs) or changes (the host's);
+            // a tmpfs file's shared mappings reach it.
+            Ok(f) if matches!(f.kind, Kind::Tmp(_) | Kind::Host(_) | Kind::HostDir(_)) => {
+                if let Kind::Tmp(ino) = f.kind {
+                    if let Err(e) = self.flush_file_maps(FileRef::Tmp(ino)) {
+                        return err(e);
+                    }
+                }
+                Ret::Val(0)
+            }
+            Ok(_) => err(EINVAL),
+            Err(e) => err(e),
+        }
+    }
+
+    /// sync_file_range, with Linux's checks: SYNC_FILE_RANGE_WAIT_AFTER
+    /// waits for the range to be written, which here is an fdatasync of
+    /// the file (writes reach the storage component whole, not by range);
+    /// without it the call only starts what the monitor's write-behind
+    /// starts anyway. ESPIPE for what is not a file or directory.
+    fn sys_sync_file_range(&mut self, pid: Pid, fd: i64, offset: u64, len: u64, flags: u64) -> Ret {
+        const WAIT_AFTER: u64 = 4;
+        let end = (offset as i64).checked_add(len as i64);
+        if flags & !7 != 0 || (offset as i64) < 0 || end.is_none_or(|e| e < 0) {
+            return err(EINVAL);
+        }
+        match self.file(pid, fd) {
+            Ok(f) if flags & WAIT_AFTER != 0 && matches!(f.kind, Kind::Store(_) | Kind::Tmp(_)) => {
+                self.sys_fsync(pid, fd)
+            }
+            Ok(f)
+                if matches!(
+                    f.kind,
+                    Kind::Host(_)
+                        | Kind::HostDir(_)
+                        | Kind::Tmp(_)
+                        | Kind::Store(_)
+                        | Kind::StoreDir(_)
+                        | Kind::Generated
+                        | Kind::ProcDir(..)
+                ) =>
+            {
+                Ret::Val(0)
+            }
+            Ok(_) => err(ESPIPE),
+            Err(e) => err(e),
+        }
+    }
+
+    /// mincore: one byte per page of a range that must be mapped whole
+    /// (ENOMEM otherwise). Decided: every page is reported resident: a
+    /// process's memory is held in its memory components' RAM, never
+    /// swapped, and a page never touched costs no disk read either (Linux
+    /// reports those 0).
+    fn sys_mincore(&mut self, pid: Pid, addr: u64, len: u64, vec: u64) -> Ret {
+        if addr % 4096 != 0 {
+            return err(EINVAL);
+        }
+        if len == 0 {
+            return Ret::Val(0);
+        }
+        let Some(end) = addr
+            .checked_add(len)
+            .and_then(|e| e.checked_next_multiple_of(4096))
+        else {
+            return err(ENOMEM);
+        };
+        let maps = match self.space_mut(pid).and_then(|s| s.maps()) {
+            Ok(m) => m,
+            Err(e) => return err(e),
+        };
+        // The range is covered by mappings without a hole.
+        let mut at = addr;
+        for v in maps.iter().filter(|v| v.end > addr && v.start < end) {
+            if v.start > at {
+                break;
+            }
+            at = at.max(v.end);
+        }
+        if at < end {
+            return err(ENOMEM);
+        }
+        let pages = ((end - addr) / 4096) as usize;
+        let ones = alloc::vec![1u8; pages.min(1 << 20)];
+        let mut done = 0;
+        while done < pages {
+            let n = (pages - done).min(ones.len());
+            let r = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, vec + done as u64, &ones[..n]));
+            if let Err(e) = r {
+                return err(e);
+            }
+            done += n;
+        }
+        Ret::Val(0)
+    }
+
     // ---- identity, time, limits -----------------------------------------
 
     fn sys_uname(&mut self, pid: Pid, buf: u64) -> Ret {
         let mut u = [0u8; 6 * 65];
+        let run = self.procs.get(&pid).map_or(0, |p| p.run);
+        let (node, domain): (&[u8], &[u8]) = match self.uts_names.get(&run) {
+            Some([node, domain]) => (node, domain),
+            None => (b"lego", b"(none)"),
+        };
         let fields: [&[u8]; 6] = [
             b"Linux",
-            &self.uts_names[0],
+            node,
             b"6.1.0-lego",
             b"#1 SMP Lego splitkernel",
             b"x86_64",
-            &self.uts_names[1],
+            domain,
         ];
         for (i, f) in fields.iter().enumerate() {
             u[i * 65..i * 65 + f.len()].copy_from_slice(f);
@@ -3059,7 +3169,10 @@ impl Kernel {
             .and_then(|s| uaccess::read_vec(s, name, len as usize))
         {
             Ok(bytes) => {
-                self.uts_names[which] = bytes;
+                let run = self.procs.get(&pid).map_or(0, |p| p.run);
+                self.uts_names
+                    .entry(run)
+                    .or_insert_with(|| [b"lego".to_vec(), b"(none)".to_vec()])[which] = bytes;
                 Ret::Val(0)
             }
             Err(e) => err(e),

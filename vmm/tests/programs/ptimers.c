@@ -101,9 +101,34 @@ static void overruns(void)
     int over = timer_getoverrun(t);
     printf("  sigwaitinfo %d, one signal for many expirations: %s, getoverrun agrees: %s\n",
            sig == SIGUSR2, si.si_overrun >= 5 ? "yes" : "no", over == si.si_overrun ? "yes" : "no");
+    arm(t, 0, 0, 0);
+    SHOW("  getoverrun after settime", timer_getoverrun(t));
     timer_delete(t);
     struct timespec zero = {0, 0};
     SHOW("  nothing more queued once deleted", sigtimedwait(&set, &si, &zero));
+    printf("two timers on one standard signal, due together:\n");
+    timer_t two[2];
+    for (int i = 0; i < 2; i++) {
+        ev.sigev_value.sival_int = i + 1;
+        timer_create(CLOCK_MONOTONIC, &ev, &two[i]);
+    }
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_nsec += 20000000;
+    if (at.tv_nsec >= 1000000000)
+        at.tv_sec++, at.tv_nsec -= 1000000000;
+    struct itimerspec its = {{0, 0}, at};
+    for (int i = 0; i < 2; i++)
+        timer_settime(two[i], TIMER_ABSTIME, &its, 0);
+    usleep(60000);
+    int values = 0;
+    struct timespec wait1 = {1, 0};
+    for (int i = 0; i < 2; i++)
+        if (sigtimedwait(&set, &si, &wait1) == SIGUSR2 && si.si_code == SI_TIMER)
+            values += si.si_value.sival_int;
+    printf("  both taken: %s\n", values == 3 ? "yes" : "no");
+    for (int i = 0; i < 2; i++)
+        timer_delete(two[i]);
     sigprocmask(SIG_UNBLOCK, &set, 0);
 }
 

@@ -73,6 +73,62 @@ static int tcp_listener(struct sockaddr_in *in)
     return l;
 }
 
+static void datagram_pair(void)
+{
+    char b[8];
+    int sv[2];
+    printf("datagram pair, closed with bytes unread (no reset):\n");
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+    write(sv[1], "to-a", 4);
+    write(sv[0], "to-b", 4);
+    close(sv[0]);
+    revents(sv[1]);
+    SHOW("  recv", recv(sv[1], b, sizeof b, MSG_DONTWAIT));
+    SHOW("  recv", recv(sv[1], b, sizeof b, MSG_DONTWAIT));
+    so_error(sv[1]);
+    SHOW("  send", send(sv[1], "x", 1, 0));
+    close(sv[1]);
+}
+
+/* The peer's reset after it had sent its FIN (Linux's CLOSE_WAIT):
+ * EPIPE waits, shown by poll and SO_ERROR; reads see the end. */
+static void tcp_close_wait(void)
+{
+    char b[8];
+    struct sockaddr_in in;
+    int l = tcp_listener(&in);
+    printf("TCP, a send taken after the peer closed:\n");
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (void *)&in, sizeof in);
+    int a = accept(l, 0, 0);
+    close(a);
+    usleep(20000);
+    SHOW("  send", send(c, "x", 1, 0));
+    usleep(20000);
+    revents(c);
+    SHOW("  read", read(c, b, sizeof b));
+    so_error(c);
+    revents(c);
+    SHOW("  send", send(c, "x", 1, 0));
+    close(c);
+    printf("TCP, the peer shut down its side, then closed with bytes unread:\n");
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (void *)&in, sizeof in);
+    a = accept(l, 0, 0);
+    write(c, "unread", 6);
+    shutdown(a, SHUT_WR);
+    usleep(20000);
+    close(a);
+    usleep(20000);
+    revents(c);
+    SHOW("  read", read(c, b, sizeof b));
+    SHOW("  send", send(c, "x", 1, 0));
+    so_error(c);
+    revents(c);
+    close(c);
+    close(l);
+}
+
 static void tcp(void)
 {
     char b[8];
@@ -154,7 +210,9 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     pair("stream pair", SOCK_STREAM);
     pair("seqpacket pair", SOCK_SEQPACKET);
+    datagram_pair();
     tcp();
+    tcp_close_wait();
     unix_listener();
     return 0;
 }

@@ -3,9 +3,13 @@
 //! scheduler does with them): sched_setscheduler, sched_setparam and
 //! their getters, sched_get_priority_min/max, sched_rr_get_interval,
 //! sched_setaffinity/getaffinity, setpriority/getpriority (nice values;
-//! PRIO_PROCESS, PRIO_PGRP, PRIO_USER), setgroups/getgroups.
+//! PRIO_PROCESS, PRIO_PGRP, PRIO_USER), sched_setattr/getattr,
+//! ioprio_set/get (kept per thread, inherited; no disk here orders by
+//! them), setgroups/getgroups.
 
-use pmon::sched::{priority_range, Sched};
+use pmon::sched::{
+    check_ioprio, ioprio_best, priority_range, Sched, SCHED_ATTR_LEN, SCHED_ATTR_SIZE_VER0,
+};
 
 use super::*;
 
@@ -17,6 +21,9 @@ const NGROUPS_MAX: usize = 65536;
 /// How often the VMM takes a vCPU back from a thread (`vmm/src/preempt.rs`):
 /// the time slice sched_rr_get_interval reports.
 const SLICE_NS: u64 = 10_000_000;
+const E2BIG: Errno = 7;
+/// The most of a `struct sched_attr` Linux reads or writes.
+const SCHED_ATTR_MAX: usize = 4096;
 
 impl Kernel {
     /// The thread a sched_* call's `pid` names: the caller for 0; EINVAL
@@ -131,6 +138,65 @@ impl Kernel {
                 }
                 Ret::Val(if n == nr::SETPRIORITY { 0 } else { best })
             }
+            nr::SCHED_GETATTR => {
+                let size = a[2] as u32 as usize;
+                if a[1] == 0
+                    || (a[0] as i32) < 0
+                    || !(SCHED_ATTR_SIZE_VER0..=SCHED_ATTR_MAX).contains(&size)
+                    || a[3] != 0
+                {
+                    return err(EINVAL);
+                }
+                let r = self.sched_target(tid, a[0]).and_then(|t| {
+                    let mut attr = self.sched_of(t)?.attr();
+                    let size = size.min(SCHED_ATTR_LEN);
+                    attr[..4].copy_from_slice(&(size as u32).to_le_bytes());
+                    uaccess::write(self.space_mut(pid)?, a[1], &attr[..size]).map(|_| 0)
+                });
+                val(r)
+            }
+            nr::SCHED_SETATTR => {
+                if a[1] == 0 || (a[0] as i32) < 0 || a[2] != 0 {
+                    return err(EINVAL);
+                }
+                let attr = match self.read_sched_attr(pid, a[1]) {
+                    Ok(attr) => attr,
+                    Err(e) => return err(e),
+                };
+                let r = self
+                    .sched_target(tid, a[0])
+                    .and_then(|t| self.sched_of(t)?.set_attr(&attr));
+                val(r.map(|_| 0))
+            }
+            nr::IOPRIO_SET => {
+                let privileged = self.procs.get(&pid).is_some_and(|p| p.cred.privileged());
+                let r = check_ioprio(a[2] as i32 as i64, privileged)
+                    .and_then(|v| Ok((v, self.ioprio_targets(tid, a[0], a[1])?)));
+                match r {
+                    Ok((v, targets)) => {
+                        for t in targets {
+                            if let Some(th) = self.threads.get_mut(&t) {
+                                th.sched.ioprio = v;
+                            }
+                        }
+                        Ret::Val(0)
+                    }
+                    Err(e) => err(e),
+                }
+            }
+            nr::IOPRIO_GET => {
+                let targets = match self.ioprio_targets(tid, a[0], a[1]) {
+                    Ok(t) => t,
+                    Err(e) => return err(e),
+                };
+                let mut values = targets
+                    .iter()
+                    .filter_map(|t| self.threads.get(t).map(|th| th.sched.ioprio));
+                // A process's own value as it is; a group's or a user's,
+                // the best of them, as Linux compares them.
+                let first = values.next().unwrap_or(0);
+                Ret::Val(values.fold(first, ioprio_best) as i64)
+            }
             nr::SETGROUPS => {
                 // CAP_SETGID: root's.
                 if !self.procs.get(&pid).is_some_and(|p| p.cred.privileged()) {
@@ -191,6 +257,44 @@ impl Kernel {
             return Err(ESRCH);
         }
         self.sched_target(tid, pid)
+    }
+
+    /// A `struct sched_attr` from the caller, by Linux's size rules: 0
+    /// means the first size; one under it or past a page, or longer than
+    /// this monitor knows with anything but zeros in the rest, is E2BIG,
+    /// with the size known written back into it.
+    fn read_sched_attr(&mut self, pid: Pid, at: u64) -> Result<[u8; SCHED_ATTR_LEN], Errno> {
+        let space = self.space_mut(pid)?;
+        let size = match uaccess::read_u32(space, at)? as usize {
+            0 => SCHED_ATTR_SIZE_VER0,
+            s => s,
+        };
+        let too_big = |space: &mut dyn uaccess::UserSpace| {
+            uaccess::write_u32(space, at, SCHED_ATTR_LEN as u32)?;
+            Err(E2BIG)
+        };
+        if !(SCHED_ATTR_SIZE_VER0..=SCHED_ATTR_MAX).contains(&size) {
+            return too_big(space);
+        }
+        if size > SCHED_ATTR_LEN {
+            let rest = uaccess::read_vec(space, at + SCHED_ATTR_LEN as u64, size - SCHED_ATTR_LEN)?;
+            if rest.iter().any(|&b| b != 0) {
+                return too_big(space);
+            }
+        }
+        let mut attr = [0u8; SCHED_ATTR_LEN];
+        let n = size.min(SCHED_ATTR_LEN);
+        uaccess::read(space, at, &mut attr[..n])?;
+        Ok(attr)
+    }
+
+    /// The threads ioprio_set/get's `which` (IOPRIO_WHO_PROCESS, _PGRP,
+    /// _USER: setpriority's, one higher) and `who` name.
+    fn ioprio_targets(&self, tid: Tid, which: u64, who: u64) -> Result<Vec<Tid>, Errno> {
+        match which {
+            1..=3 => self.priority_targets(tid, which - 1, who),
+            _ => Err(EINVAL),
+        }
     }
 
     /// The threads setpriority/getpriority's `which` and `who` name: a

@@ -105,13 +105,19 @@ impl Kernel {
     }
 
     /// Timer `id`'s setting as a struct itimerspec (period, then value).
-    fn timer_setting(&self, pid: Pid, id: i32) -> Result<[u8; 32], Errno> {
-        let t = self
+    fn timer_setting(&mut self, pid: Pid, id: i32) -> Result<[u8; 32], Errno> {
+        let t = *self
             .procs
             .get(&pid)
             .and_then(|p| p.timers.get(id))
             .ok_or(EINVAL)?;
-        let (left, period) = t.clock.remaining(self.timer_now(pid, t));
+        let now = self.timer_now(pid, &t);
+        let t = self
+            .procs
+            .get_mut(&pid)
+            .and_then(|p| p.timers.silent_to(id, now))
+            .ok_or(EINVAL)?;
+        let (left, period) = t.clock.remaining(now);
         let mut b = [0u8; 32];
         b[..16].copy_from_slice(&timespec(period));
         b[16..].copy_from_slice(&timespec(left));
@@ -158,6 +164,7 @@ impl Kernel {
         });
         if let Some(t) = self.procs.get_mut(&pid).and_then(|p| p.timers.get_mut(id)) {
             t.clock.arm(first, period);
+            t.overrun_last = 0;
         }
         // Due already (an absolute time past): it fires now, not at the
         // next tick.

@@ -257,6 +257,7 @@ impl Kernel {
                     inet,
                     peer,
                     key: rx,
+                    sends_into: Some(tx),
                 };
                 self.socket_option(pid, n, a, sock)
             }
@@ -392,6 +393,13 @@ impl Kernel {
                     .is_some_and(|p| p.take_reset()) =>
                 {
                     ECONNRESET as u32
+                }
+                None if sock
+                    .sends_into
+                    .and_then(|tx| self.pipes.get_mut(&tx))
+                    .is_some_and(|p| core::mem::take(&mut p.writer_error)) =>
+                {
+                    EPIPE as u32
                 }
                 None => 0,
             },
@@ -612,6 +620,7 @@ impl Kernel {
                     inet,
                     peer: None,
                     key: id,
+                    sends_into: None,
                 };
                 self.socket_option(pid, n, a, sock)
             }
@@ -1148,6 +1157,8 @@ struct Sock {
     inet: Option<bool>,
     /// The process at the other end (SO_PEERCRED), if connected.
     peer: Option<Pid>,
+    /// The pipe a connected socket sends into.
+    sends_into: Option<usize>,
     /// Its options' key in `sock_options`.
     key: usize,
 }

@@ -142,6 +142,7 @@ impl Kernel {
                     inet: None,
                     peer: None,
                     key: id,
+                    sends_into: None,
                 };
                 self.socket_option(pid, n, a, sock)
             }
