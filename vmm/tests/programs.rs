@@ -116,6 +116,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("tmpfiles", "1"),
             // system() and popen(): a static shell for a dynamic /bin/sh.
             ("system", "1"),
+            // execveat and fexecve: by a directory, a descriptor, scripts.
+            ("execat", "1"),
             // epoll, eventfd, timeouts that expire while pipes are busy,
             // a pipe's write end without readers in select, poll and epoll.
             ("events", "2"),

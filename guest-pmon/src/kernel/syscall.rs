@@ -798,6 +798,7 @@ impl Kernel {
             nr::FORK => self.sys_clone(tid, SIGCHLD as u64, 0, 0, 0, 0),
             nr::VFORK => self.sys_clone(tid, CLONE_VM | CLONE_VFORK | SIGCHLD as u64, 0, 0, 0, 0),
             nr::EXECVE => self.sys_execve(tid, a[0], a[1], a[2]),
+            nr::EXECVEAT => self.sys_execveat(tid, a[0] as i32 as i64, a[1], a[2], a[3], a[4]),
             nr::EXIT => {
                 self.exit_thread(tid, a[0] as i32);
                 Ret::NoReturn
@@ -4195,6 +4196,38 @@ impl Kernel {
     }
 
     fn sys_execve(&mut self, tid: Tid, path: u64, argv: u64, envp: u64) -> Ret {
+        self.sys_execveat(tid, AT_FDCWD, path, argv, envp, 0)
+    }
+
+    /// The file an open descriptor executes (fexecve, /proc/self/fd/N,
+    /// execveat's AT_EMPTY_PATH): a file of the host, the tmpfs or
+    /// storage, by the path it was opened by (and whether it is the
+    /// host's); EACCES for a directory or anything else.
+    fn exec_of_fd(&self, pid: Pid, fd: i64) -> Result<(Vec<u8>, bool), Errno> {
+        let f = self.file(pid, fd)?;
+        match f.kind {
+            Kind::Host(_) => Ok((f.path.clone(), true)),
+            Kind::Store(_) => Ok((f.path.clone(), false)),
+            Kind::Tmp(ino) if !self.tmp.is_directory(ino) => Ok((f.path.clone(), false)),
+            _ => Err(EACCES),
+        }
+    }
+
+    /// execveat: execve of a path relative to `dirfd`, or with
+    /// AT_EMPTY_PATH of the file `dirfd` is open on (glibc's and musl's
+    /// fexecve); AT_SYMLINK_NOFOLLOW refuses a symbolic link (ELOOP).
+    fn sys_execveat(
+        &mut self,
+        tid: Tid,
+        dirfd: i64,
+        path: u64,
+        argv: u64,
+        envp: u64,
+        flags: u64,
+    ) -> Ret {
+        if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+            return err(EINVAL);
+        }
         let pid = self.pid_of(tid);
         let strings = self.space_mut(pid).and_then(|s| {
             let p = uaccess::read_cstr(s, path, 4095)?;
@@ -4206,24 +4239,40 @@ impl Kernel {
             Ok(v) => v,
             Err(e) => return err(e),
         };
+        let mut on_host = false;
         if p.is_empty() {
-            return err(ENOENT);
+            if flags & AT_EMPTY_PATH == 0 {
+                return err(ENOENT);
+            }
+            match self.exec_of_fd(pid, dirfd) {
+                Ok((file, host)) => (p, on_host) = (file, host),
+                Err(e) => return err(e),
+            }
+        } else if dirfd != AT_FDCWD && p.first() != Some(&b'/') {
+            match self.resolve(pid, dirfd, &p) {
+                Ok(full) => p = full,
+                Err(e) => return err(e),
+            }
+        }
+        if flags & AT_SYMLINK_NOFOLLOW != 0 {
+            match self.resolve(pid, AT_FDCWD, &p) {
+                Ok(full) if self.follow(full.clone()).is_ok_and(|f| f != full) => {
+                    return err(ELOOP)
+                }
+                Ok(_) => {}
+                Err(e) => return err(e),
+            }
         }
         // The program re-executing itself (busybox runs its applets so),
         // or fexecve's /proc/self/fd/N: the file it names, even where
         // storage has one of the same name since.
-        let mut on_host = false;
         match self.lookup(pid, AT_FDCWD, &p).map(|v| v.1) {
             Ok(Name::Exe) => {
                 p = self.exe_of(pid);
                 on_host = self.procs.get(&pid).is_some_and(|pr| pr.exe_on_host);
             }
-            Ok(Name::Fd(n)) => match self.file(pid, n as i64) {
-                Ok(f) if matches!(f.kind, Kind::Host(_)) => {
-                    p = f.path.clone();
-                    on_host = true;
-                }
-                Ok(_) => return err(EACCES),
+            Ok(Name::Fd(n)) => match self.exec_of_fd(pid, n as i64) {
+                Ok((file, host)) => (p, on_host) = (file, host),
                 Err(e) => return err(e),
             },
             Ok(Name::Hidden | Name::SelfDir) => return err(ENOENT),
