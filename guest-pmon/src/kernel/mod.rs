@@ -276,6 +276,14 @@ struct Cpu {
     idle: bool,
 }
 
+/// The first process's parent: whoever ran lego-vmm, outside the
+/// processor, seen as process 1 (init's place, as a container's programs
+/// see a parent outside their namespace). It exists for the calls that
+/// ask after a parent, kill(ppid, 0), getsid, getpgid and sched_get*,
+/// with a root's defaults, and may not be signalled or changed (EPERM),
+/// unless a process here has id 1.
+pub const OUTSIDE: Pid = 1;
+
 pub struct Kernel {
     pub window: Window,
     pub home: u32,
@@ -298,6 +306,9 @@ pub struct Kernel {
     /// container is, whose processes share them; none set: `lego` and
     /// `(none)`. They go with the run.
     pub uts_names: BTreeMap<u32, [Vec<u8>; 2]>,
+    /// What sched_get* answer of [`OUTSIDE`]: the defaults, made again
+    /// for each call (nothing sets them).
+    pub outside_sched: pmon::sched::Sched,
     pub pipes: BTreeMap<usize, Pipe>,
     /// The tmpfs's named pipes that are open: inode → its pipe.
     pub fifos: BTreeMap<u64, usize>,
@@ -457,6 +468,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         next_id: FIRST_ID,
         next_space: 1,
         uts_names: BTreeMap::new(),
+        outside_sched: pmon::sched::Sched::new(1),
         pipes: BTreeMap::new(),
         fifos: BTreeMap::new(),
         unix: Default::default(),

@@ -533,12 +533,18 @@ impl Kernel {
             | nr::GETRESGID => self.sys_ids(pid, n, a),
             nr::GETPGID => {
                 let target = if a[0] == 0 { pid } else { a[0] as Pid };
+                if self.is_outside(target) {
+                    return Ret::Val(OUTSIDE as i64);
+                }
                 val(self.procs.get(&target).map(|p| p.pgid as i64).ok_or(ESRCH))
             }
             nr::GETPGRP => Ret::Val(self.procs.get(&pid).map_or(0, |p| p.pgid) as i64),
             nr::SETPGID => val(self.setpgid(pid, a[0] as i32, a[1] as i32).map(|_| 0)),
             nr::GETSID => {
                 let target = if a[0] == 0 { pid } else { a[0] as Pid };
+                if self.is_outside(target) {
+                    return Ret::Val(OUTSIDE as i64);
+                }
                 val(self.procs.get(&target).map(|p| p.sid as i64).ok_or(ESRCH))
             }
             // A group's leader cannot leave it (EPERM), as Linux: a
@@ -2553,6 +2559,12 @@ impl Kernel {
         }
     }
 
+    /// Whether `id` names the parent outside ([`OUTSIDE`]): no process or
+    /// thread here has that id.
+    pub(super) fn is_outside(&self, id: u32) -> bool {
+        id == OUTSIDE && !self.procs.contains_key(&id) && !self.threads.contains_key(&id)
+    }
+
     /// Whether a send on TCP or SOCK_SEQPACKET connection (rx, tx)
     /// reports its peer's reset now (taking it): Linux's send reports a
     /// pending socket error before EPIPE, without SIGPIPE. An AF_UNIX
@@ -3746,6 +3758,20 @@ impl Kernel {
     fn sys_kill(&mut self, pid: Pid, target: i64, sig: u32) -> Ret {
         if sig > NSIG {
             return err(EINVAL);
+        }
+        // The parent outside (root's, as the first process starts): who
+        // may signal root may ask whether it is there.
+        if target == OUTSIDE as i64 && self.is_outside(OUTSIDE) {
+            let root = pmon::cred::Cred::default();
+            let may = self
+                .procs
+                .get(&pid)
+                .is_some_and(|p| p.cred.may_signal(&root));
+            return if sig == 0 && may {
+                Ret::Val(0)
+            } else {
+                err(pmon::cred::EPERM)
+            };
         }
         let targets: Vec<Pid> = match target {
             t if t > 0 => alloc::vec![t as Pid],

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -50,6 +52,12 @@ int main(int argc, char **argv) {
     const char *execfn = (const char *)getauxval(AT_EXECFN);
     printf("execfn matches argv[0]: %s\n", execfn && strcmp(execfn, argv[0]) == 0 ? "yes" : "no");
     printf("pid>0: %s ppid>0: %s\n", getpid() > 0 ? "yes" : "no", getppid() > 0 ? "yes" : "no");
+    /* The parent, outside the processor on Lego, is there to ask after. */
+    int param = -1;
+    long got_param = syscall(SYS_sched_getparam, getppid(), &param);
+    printf("the parent: kill 0 %ld, scheduler %ld, param %ld (%d), session>0 %d, group>0 %d\n",
+           (long)kill(getppid(), 0), syscall(SYS_sched_getscheduler, getppid()), got_param, param,
+           getsid(getppid()) > 0, getpgid(getppid()) > 0);
     int (*tod)(struct timeval *, void *) = by_sections("__vdso_gettimeofday");
     struct timeval tv = {0, 0};
     printf("vdso gettimeofday by sections: %s\n",

@@ -34,6 +34,9 @@ impl Kernel {
             return Err(EINVAL);
         }
         let t = if pid == 0 { tid } else { pid as Tid };
+        if self.is_outside(t) {
+            return Ok(t);
+        }
         match self.threads.get(&t) {
             Some(th) if th.state != State::Dead => Ok(t),
             _ => Err(ESRCH),
@@ -41,11 +44,23 @@ impl Kernel {
     }
 
     fn sched_of(&mut self, t: Tid) -> Result<&mut Sched, Errno> {
+        if self.is_outside(t) {
+            self.outside_sched = Sched::new(self.cpus.len());
+            return Ok(&mut self.outside_sched);
+        }
         self.threads.get_mut(&t).map(|t| &mut t.sched).ok_or(ESRCH)
     }
 
     pub(super) fn sys_sched(&mut self, tid: Tid, n: u64, a: [u64; 6]) -> Ret {
         let pid = self.pid_of(tid);
+        // The parent outside is read, never changed.
+        let changes = matches!(
+            n,
+            nr::SCHED_SETSCHEDULER | nr::SCHED_SETPARAM | nr::SCHED_SETAFFINITY | nr::SCHED_SETATTR
+        );
+        if changes && self.is_outside(a[0] as i32 as u32) {
+            return err(pmon::cred::EPERM);
+        }
         match n {
             nr::SCHED_SETSCHEDULER | nr::SCHED_SETPARAM => {
                 let r = self.sched_target(tid, a[0]).and_then(|t| {
