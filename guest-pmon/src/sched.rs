@@ -6,8 +6,8 @@
 //! Linux gives for bad values.
 //!
 //! Decided: they are kept, inherited by fork and clone (a policy with
-//! SCHED_RESET_ON_FORK is not) and reported, and every process may set
-//! them (processes here are root's), but the monitor's scheduler runs
+//! SCHED_RESET_ON_FORK is not) and reported, with Linux's permission
+//! rules (the kernel's `sched` calls check them), but the monitor's scheduler runs
 //! every runnable thread in turn on any vCPU whatever they say: a program
 //! that raises its priority or pins a thread runs as before. Programs and
 //! tools (`nice`, `chrt`, `taskset`, runtimes sizing thread pools) see
@@ -149,12 +149,21 @@ impl Sched {
         if policy == SCHED_DEADLINE {
             return Err(EINVAL);
         }
+        let priority = if flags & SCHED_FLAG_KEEP_PARAMS != 0 {
+            self.priority
+        } else {
+            priority
+        };
         let (min, max) = priority_range(policy)?;
         if priority < min || priority > max {
             return Err(EINVAL);
         }
-        self.reset_on_fork = flags & SCHED_FLAG_RESET_ON_FORK != 0;
-        // Linux's KEEP_PARAMS keeps the policy as well as its parameters.
+        // KEEP_POLICY keeps the reset-on-fork flag too; KEEP_PARAMS
+        // checks the thread's own parameters against the policy asked
+        // for, then keeps the policy as well, as Linux's does.
+        if flags & SCHED_FLAG_KEEP_POLICY == 0 {
+            self.reset_on_fork = flags & SCHED_FLAG_RESET_ON_FORK != 0;
+        }
         if flags & SCHED_FLAG_KEEP_PARAMS != 0 {
             return Ok(());
         }

@@ -442,7 +442,7 @@ impl Kernel {
             ),
             nr::FSYNC | nr::FDATASYNC => self.sys_fsync(pid, a[0] as i32 as i64),
             nr::SYNC_FILE_RANGE => {
-                self.sys_sync_file_range(pid, a[0] as i32 as i64, a[1], a[2], a[3])
+                self.sys_sync_file_range(pid, a[0] as i32 as i64, a[1], a[2], a[3] as u32 as u64)
             }
 
             nr::BRK => self.sys_brk(pid, a[0]),
@@ -510,7 +510,7 @@ impl Kernel {
             // is as good as locked.
             nr::MLOCK | nr::MUNLOCK | nr::MLOCKALL | nr::MUNLOCKALL => Ret::Val(0),
             // MLOCK_ONFAULT is its one flag.
-            nr::MLOCK2 if a[2] & !1 != 0 => err(EINVAL),
+            nr::MLOCK2 if a[2] as u32 & !1 != 0 => err(EINVAL),
             nr::MLOCK2 => Ret::Val(0),
             nr::MINCORE => self.sys_mincore(pid, a[0], a[1], a[2]),
 
@@ -804,7 +804,14 @@ impl Kernel {
             nr::FORK => self.sys_clone(tid, SIGCHLD as u64, 0, 0, 0, 0),
             nr::VFORK => self.sys_clone(tid, CLONE_VM | CLONE_VFORK | SIGCHLD as u64, 0, 0, 0, 0),
             nr::EXECVE => self.sys_execve(tid, a[0], a[1], a[2]),
-            nr::EXECVEAT => self.sys_execveat(tid, a[0] as i32 as i64, a[1], a[2], a[3], a[4]),
+            nr::EXECVEAT => self.sys_execveat(
+                tid,
+                a[0] as i32 as i64,
+                a[1],
+                a[2],
+                a[3],
+                a[4] as u32 as u64,
+            ),
             nr::EXIT => {
                 self.exit_thread(tid, a[0] as i32);
                 Ret::NoReturn
@@ -3068,7 +3075,8 @@ impl Kernel {
         const WAIT_AFTER: u64 = 4;
         let end = (offset as i64).checked_add(len as i64);
         if flags & !7 != 0 || (offset as i64) < 0 || end.is_none_or(|e| e < 0) {
-            return err(EINVAL);
+            // A bad descriptor is told first, as Linux's.
+            return err(self.file(pid, fd).err().unwrap_or(EINVAL));
         }
         match self.file(pid, fd) {
             Ok(f) if flags & WAIT_AFTER != 0 && matches!(f.kind, Kind::Store(_) | Kind::Tmp(_)) => {
@@ -4228,13 +4236,32 @@ impl Kernel {
     /// The file an open descriptor executes (fexecve, /proc/self/fd/N,
     /// execveat's AT_EMPTY_PATH): a file of the host, the tmpfs or
     /// storage, by the path it was opened by (and whether it is the
-    /// host's); EACCES for a directory or anything else.
+    /// host's); EACCES for a directory or anything else. Linux runs the
+    /// open file itself; the loader here reads a program by its path, so
+    /// a tmpfs or storage file that no longer has that name (renamed,
+    /// removed, a memfd) is ENOENT rather than whatever has the name now.
     fn exec_of_fd(&self, pid: Pid, fd: i64) -> Result<(Vec<u8>, bool), Errno> {
         let f = self.file(pid, fd)?;
         match f.kind {
             Kind::Host(_) => Ok((f.path.clone(), true)),
-            Kind::Store(_) => Ok((f.path.clone(), false)),
-            Kind::Tmp(ino) if !self.tmp.is_directory(ino) => Ok((f.path.clone(), false)),
+            Kind::Store(ino) => {
+                let now = self.store_stat_path(&f.path, false).ok();
+                let same = now.is_some_and(|st| st[8..16] == ino.to_le_bytes());
+                if same {
+                    Ok((f.path.clone(), false))
+                } else {
+                    Err(ENOENT)
+                }
+            }
+            Kind::Tmp(ino) if !self.tmp.is_directory(ino) => {
+                let full = pmon::path::dev_shm_alias(f.path.clone());
+                let now = tmp::below_tmp(&full).and_then(|rel| self.tmp.lookup(rel).ok());
+                if now == Some(ino) {
+                    Ok((f.path.clone(), false))
+                } else {
+                    Err(ENOENT)
+                }
+            }
             _ => Err(EACCES),
         }
     }

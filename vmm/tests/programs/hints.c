@@ -113,6 +113,31 @@ static void io_priorities(void)
     SHOW("  get", syscall(SYS_ioprio_get, 1, 0));
 }
 
+/* Without root: another user's process is not the caller's to change,
+ * and its own nice value only goes up. */
+static void not_root(void)
+{
+    printf("not root:\n");
+    pid_t parent = getpid();
+    if (fork() == 0) {
+        setresuid(1000, 1000, 1000);
+        SHOW("  setpriority of root's process", setpriority(PRIO_PROCESS, parent, 5));
+        SHOW("  ioprio_set of root's process", syscall(SYS_ioprio_set, 1, parent, 3 << 13));
+        struct attr other = {.size = 48};
+        SHOW("  sched_setattr of root's process", syscall(SYS_sched_setattr, parent, &other, 0));
+        struct sched_param sp = {1};
+        SHOW("  SCHED_FIFO for itself", sched_setscheduler(0, SCHED_FIFO, &sp));
+        SHOW("  nice 5 for itself", setpriority(PRIO_PROCESS, 0, 5));
+        SHOW("  then nice 3", setpriority(PRIO_PROCESS, 0, 3));
+        SHOW("  then nice 3 by sched_setattr", setattr(48, SCHED_OTHER, 0, 3, 0));
+        SHOW("  nice 7 by sched_setattr", setattr(48, SCHED_OTHER, 0, 7, 0));
+        SHOW("  its own I/O priority", syscall(SYS_ioprio_set, 1, 0, 3 << 13));
+        SHOW("  real-time I/O priority", syscall(SYS_ioprio_set, 1, 0, 1 << 13));
+        _exit(0);
+    }
+    wait(0);
+}
+
 static void memory(void)
 {
     printf("mincore and mlock2:\n");
@@ -161,6 +186,7 @@ int main(void)
     setvbuf(stdout, 0, _IONBF, 0);
     sched_attrs();
     io_priorities();
+    not_root();
     memory();
     file_ranges();
     return 0;

@@ -74,7 +74,12 @@ impl Kernel {
                     }
                     let prio = uaccess::read_u32(self.space_mut(pid)?, param)? as i32 as i64;
                     let policy = (n == nr::SCHED_SETSCHEDULER).then_some(a[1] as i32 as i64);
-                    self.sched_of(t)?.set(policy, prio)
+                    self.may_change(pid, t)?;
+                    let mut new = *self.sched_of(t)?;
+                    new.set(policy, prio)?;
+                    self.may_take(pid, t, &new)?;
+                    *self.sched_of(t)? = new;
+                    Ok(())
                 });
                 val(r.map(|_| 0))
             }
@@ -117,6 +122,7 @@ impl Kernel {
                 let r = self.affinity_target(tid, a[0]).and_then(|t| {
                     let len = (a[1] as usize).min(128);
                     let mask = uaccess::read_vec(self.space_mut(pid)?, a[2], len)?;
+                    self.may_change(pid, t)?;
                     self.sched_of(t)?.set_affinity(&mask, cpus)
                 });
                 val(r.map(|_| 0))
@@ -143,22 +149,43 @@ impl Kernel {
                     Err(e) => return err(e),
                 };
                 let mut best = 0;
+                // As Linux's set_one_prio: each target it may not change
+                // is EPERM, a lower nice value without privilege EACCES;
+                // the others change, and the last error is the answer.
+                let mut error = None;
                 for t in who {
-                    if let Some(th) = self.threads.get_mut(&t) {
-                        if n == nr::SETPRIORITY {
-                            th.sched.set_nice(a[2] as i32 as i64);
+                    if n == nr::SETPRIORITY {
+                        let Some(mut new) = self.threads.get(&t).map(|th| th.sched) else {
+                            continue;
+                        };
+                        new.set_nice(a[2] as i32 as i64);
+                        if let Err(e) = self.may_change(pid, t) {
+                            error = Some(e);
+                            continue;
                         }
+                        if self.may_take(pid, t, &new).is_err() {
+                            error = Some(EACCES);
+                            continue;
+                        }
+                        if let Some(th) = self.threads.get_mut(&t) {
+                            th.sched = new;
+                        }
+                    }
+                    if let Some(th) = self.threads.get(&t) {
                         best = best.max(th.sched.priority_value());
                     }
                 }
-                Ret::Val(if n == nr::SETPRIORITY { 0 } else { best })
+                match error {
+                    Some(e) => err(e),
+                    None => Ret::Val(if n == nr::SETPRIORITY { 0 } else { best }),
+                }
             }
             nr::SCHED_GETATTR => {
                 let size = a[2] as u32 as usize;
                 if a[1] == 0
                     || (a[0] as i32) < 0
                     || !(SCHED_ATTR_SIZE_VER0..=SCHED_ATTR_MAX).contains(&size)
-                    || a[3] != 0
+                    || a[3] as u32 != 0
                 {
                     return err(EINVAL);
                 }
@@ -171,16 +198,21 @@ impl Kernel {
                 val(r)
             }
             nr::SCHED_SETATTR => {
-                if a[1] == 0 || (a[0] as i32) < 0 || a[2] != 0 {
+                if a[1] == 0 || (a[0] as i32) < 0 || a[2] as u32 != 0 {
                     return err(EINVAL);
                 }
                 let attr = match self.read_sched_attr(pid, a[1]) {
                     Ok(attr) => attr,
                     Err(e) => return err(e),
                 };
-                let r = self
-                    .sched_target(tid, a[0])
-                    .and_then(|t| self.sched_of(t)?.set_attr(&attr));
+                let r = self.sched_target(tid, a[0]).and_then(|t| {
+                    self.may_change(pid, t)?;
+                    let mut new = *self.sched_of(t)?;
+                    new.set_attr(&attr)?;
+                    self.may_take(pid, t, &new)?;
+                    *self.sched_of(t)? = new;
+                    Ok(())
+                });
                 val(r.map(|_| 0))
             }
             nr::IOPRIO_SET => {
@@ -189,12 +221,17 @@ impl Kernel {
                     .and_then(|v| Ok((v, self.ioprio_targets(tid, a[0], a[1])?)));
                 match r {
                     Ok((v, targets)) => {
+                        let mut error = None;
                         for t in targets {
+                            if let Err(e) = self.may_change(pid, t) {
+                                error = Some(e);
+                                continue;
+                            }
                             if let Some(th) = self.threads.get_mut(&t) {
                                 th.sched.ioprio = v;
                             }
                         }
-                        Ret::Val(0)
+                        error.map_or(Ret::Val(0), err)
                     }
                     Err(e) => err(e),
                 }
@@ -274,6 +311,43 @@ impl Kernel {
         self.sched_target(tid, pid)
     }
 
+    /// Whether process `pid` may change thread `t`'s attributes (Linux's
+    /// check_same_owner): privileged, or its effective user id is the
+    /// target's real or effective one. EPERM otherwise.
+    fn may_change(&self, pid: Pid, t: Tid) -> Result<(), Errno> {
+        let me = self.procs.get(&pid).map(|p| p.cred).unwrap_or_default();
+        let target = self
+            .threads
+            .get(&t)
+            .and_then(|th| self.procs.get(&th.pid))
+            .map(|p| p.cred);
+        let own = target
+            .is_some_and(|c| me.uid.effective == c.uid.real || me.uid.effective == c.uid.effective);
+        if me.privileged() || own {
+            Ok(())
+        } else {
+            Err(pmon::cred::EPERM)
+        }
+    }
+
+    /// Whether process `pid` may give thread `t` the attributes `new`
+    /// without privilege: no real-time policy and no lower nice value
+    /// (RLIMIT_RTPRIO and RLIMIT_NICE are 0 here, as Linux's defaults).
+    /// EPERM otherwise.
+    fn may_take(&self, pid: Pid, t: Tid, new: &Sched) -> Result<(), Errno> {
+        if self.procs.get(&pid).is_some_and(|p| p.cred.privileged()) {
+            return Ok(());
+        }
+        let old = self.threads.get(&t).map(|th| th.sched);
+        let rt = new.priority > 0 && old.is_none_or(|o| new.priority > o.priority);
+        let lower = old.is_some_and(|o| new.nice < o.nice);
+        if rt || lower {
+            Err(pmon::cred::EPERM)
+        } else {
+            Ok(())
+        }
+    }
+
     /// A `struct sched_attr` from the caller, by Linux's size rules: 0
     /// means the first size; one under it or past a page, or longer than
     /// this monitor knows with anything but zeros in the rest, is E2BIG,
@@ -340,13 +414,19 @@ impl Kernel {
                     .flat_map(|p| p.threads.iter().copied())
                     .collect()
             }
-            PRIO_USER if who == 0 => self
-                .procs
-                .values()
-                .filter(|p| p.life == Life::Alive)
-                .flat_map(|p| p.threads.iter().copied())
-                .collect(),
-            PRIO_USER => Vec::new(),
+            PRIO_USER => {
+                // A user's processes by real user id; 0 is the caller's.
+                let uid = if who == 0 {
+                    self.procs.get(&pid).map_or(0, |p| p.cred.uid.real)
+                } else {
+                    who as u32
+                };
+                self.procs
+                    .values()
+                    .filter(|p| p.life == Life::Alive && p.cred.uid.real == uid)
+                    .flat_map(|p| p.threads.iter().copied())
+                    .collect()
+            }
             _ => return Err(EINVAL),
         };
         if threads.is_empty() {
