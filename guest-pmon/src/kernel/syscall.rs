@@ -3294,6 +3294,12 @@ impl Kernel {
             .saturating_add(ns as u64))
     }
 
+    /// A `struct itimerspec` at `at`: (period, value) in ns.
+    fn read_itimerspec(&mut self, pid: Pid, at: u64) -> Result<(u64, u64), Errno> {
+        let period = self.read_timespec(pid, at)?;
+        Ok((period, self.read_timespec(pid, at.wrapping_add(16))?))
+    }
+
     fn sys_nanosleep(&mut self, tid: Tid, clock: u64, flags: u64, req: u64, _rem: u64) -> Ret {
         let pid = self.pid_of(tid);
         let ns = match self.read_timespec(pid, req) {
@@ -4616,6 +4622,14 @@ fn generated_at(f: &OpenFile, offset: u64, len: usize) -> Vec<u8> {
 
 fn libc_enomem() -> Errno {
     ENOMEM
+}
+
+/// A `struct itimerspec`: the period, then the time left.
+fn itimerspec(period: u64, left: u64) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[..16].copy_from_slice(&timespec(period));
+    b[16..].copy_from_slice(&timespec(left));
+    b
 }
 
 fn timespec(ns: u64) -> [u8; 16] {

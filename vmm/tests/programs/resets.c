@@ -92,15 +92,24 @@ static void datagram_pair(void)
 
 /* The peer's reset after it had sent its FIN (Linux's CLOSE_WAIT):
  * EPIPE waits, shown by poll and SO_ERROR; reads see the end. */
+/* A connection to listener `l` at `in`: the client's end, and the
+ * accepted one in *a. */
+static int tcp_connection(int l, struct sockaddr_in *in, int *a)
+{
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (void *)in, sizeof *in);
+    *a = accept(l, 0, 0);
+    return c;
+}
+
 static void tcp_close_wait(void)
 {
     char b[8];
     struct sockaddr_in in;
     int l = tcp_listener(&in);
     printf("TCP, a send taken after the peer closed:\n");
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    connect(c, (void *)&in, sizeof in);
-    int a = accept(l, 0, 0);
+    int a;
+    int c = tcp_connection(l, &in, &a);
     close(a);
     usleep(20000);
     SHOW("  send", send(c, "x", 1, 0));
@@ -112,9 +121,7 @@ static void tcp_close_wait(void)
     SHOW("  send", send(c, "x", 1, 0));
     close(c);
     printf("TCP, the peer shut down its side, then closed with bytes unread:\n");
-    c = socket(AF_INET, SOCK_STREAM, 0);
-    connect(c, (void *)&in, sizeof in);
-    a = accept(l, 0, 0);
+    c = tcp_connection(l, &in, &a);
     write(c, "unread", 6);
     shutdown(a, SHUT_WR);
     usleep(20000);
@@ -135,9 +142,8 @@ static void tcp(void)
     struct sockaddr_in in;
     int l = tcp_listener(&in);
     printf("TCP, closed with bytes unread:\n");
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    connect(c, (void *)&in, sizeof in);
-    int a = accept(l, 0, 0);
+    int a;
+    int c = tcp_connection(l, &in, &a);
     write(c, "unread", 6);
     write(a, "ok", 2);
     usleep(20000);
@@ -150,9 +156,7 @@ static void tcp(void)
     SHOW("  send", send(c, "x", 1, MSG_NOSIGNAL));
     close(c);
     printf("TCP, a send first:\n");
-    c = socket(AF_INET, SOCK_STREAM, 0);
-    connect(c, (void *)&in, sizeof in);
-    a = accept(l, 0, 0);
+    c = tcp_connection(l, &in, &a);
     write(c, "unread", 6);
     usleep(20000);
     close(a);
@@ -162,9 +166,7 @@ static void tcp(void)
     SHOW("  read", read(c, b, sizeof b));
     close(c);
     printf("TCP, SO_ERROR takes it:\n");
-    c = socket(AF_INET, SOCK_STREAM, 0);
-    connect(c, (void *)&in, sizeof in);
-    a = accept(l, 0, 0);
+    c = tcp_connection(l, &in, &a);
     write(c, "unread", 6);
     usleep(20000);
     close(a);

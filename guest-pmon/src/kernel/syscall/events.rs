@@ -97,12 +97,12 @@ impl Kernel {
     }
 
     /// The current setting of timerfd `id` as an itimerspec's bytes.
-    fn timerfd_setting(&self, id: usize) -> Vec<u8> {
+    fn timerfd_setting(&self, id: usize) -> [u8; 32] {
         let (left, period) = self
             .timerfds
             .get(&id)
             .map_or((0, 0), |t| t.remaining(self.now_ns()));
-        [timespec(period), timespec(left)].concat()
+        itimerspec(period, left)
     }
 
     pub(super) fn sys_timerfd_settime(
@@ -120,11 +120,7 @@ impl Kernel {
         if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
             return err(EINVAL);
         }
-        // struct itimerspec: the period, then the value.
-        let setting = self
-            .read_timespec(pid, new)
-            .and_then(|p| Ok((p, self.read_timespec(pid, new.wrapping_add(16))?)));
-        let (period, value) = match setting {
+        let (period, value) = match self.read_itimerspec(pid, new) {
             Ok(s) => s,
             Err(e) => return err(e),
         };

@@ -118,10 +118,7 @@ impl Kernel {
             .and_then(|p| p.timers.silent_to(id, now))
             .ok_or(EINVAL)?;
         let (left, period) = t.clock.remaining(now);
-        let mut b = [0u8; 32];
-        b[..16].copy_from_slice(&timespec(period));
-        b[16..].copy_from_slice(&timespec(left));
-        Ok(b)
+        Ok(itimerspec(period, left))
     }
 
     pub(super) fn sys_timer_settime(
@@ -140,10 +137,7 @@ impl Kernel {
         if new == 0 {
             return err(EINVAL);
         }
-        let setting = self
-            .read_timespec(pid, new)
-            .and_then(|p| Ok((p, self.read_timespec(pid, new.wrapping_add(16))?)));
-        let (period, value) = match setting {
+        let (period, value) = match self.read_itimerspec(pid, new) {
             Ok(s) => s,
             Err(e) => return err(e),
         };
