@@ -306,9 +306,6 @@ pub struct Kernel {
     /// container is, whose processes share them; none set: `lego` and
     /// `(none)`. They go with the run.
     pub uts_names: BTreeMap<u32, [Vec<u8>; 2]>,
-    /// What sched_get* answer of [`OUTSIDE`]: the defaults, made again
-    /// for each call (nothing sets them).
-    pub outside_sched: pmon::sched::Sched,
     pub pipes: BTreeMap<usize, Pipe>,
     /// The tmpfs's named pipes that are open: inode → its pipe.
     pub fifos: BTreeMap<u64, usize>,
@@ -468,7 +465,6 @@ pub fn start(boot: &'static BootInfo) -> ! {
         next_id: FIRST_ID,
         next_space: 1,
         uts_names: BTreeMap::new(),
-        outside_sched: pmon::sched::Sched::new(1),
         pipes: BTreeMap::new(),
         fifos: BTreeMap::new(),
         unix: Default::default(),

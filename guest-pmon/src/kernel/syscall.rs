@@ -4252,6 +4252,7 @@ impl Kernel {
             Kind::Host(_) => Ok((f.path.clone(), true)),
             Kind::Store(ino) => {
                 let now = self.store_stat_path(&f.path, false).ok();
+                // struct stat's st_ino.
                 let same = now.is_some_and(|st| st[8..16] == ino.to_le_bytes());
                 if same {
                     Ok((f.path.clone(), false))

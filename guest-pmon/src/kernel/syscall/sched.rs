@@ -43,12 +43,19 @@ impl Kernel {
         }
     }
 
-    fn sched_of(&mut self, t: Tid) -> Result<&mut Sched, Errno> {
+    /// Thread `t`'s attributes (the parent outside: a root's defaults).
+    fn sched_of(&self, t: Tid) -> Result<Sched, Errno> {
         if self.is_outside(t) {
-            self.outside_sched = Sched::new(self.cpus.len());
-            return Ok(&mut self.outside_sched);
+            return Ok(Sched::new(self.cpus.len()));
         }
-        self.threads.get_mut(&t).map(|t| &mut t.sched).ok_or(ESRCH)
+        self.threads.get(&t).map(|t| t.sched).ok_or(ESRCH)
+    }
+
+    /// Gives thread `t` the attributes `new`.
+    fn set_sched(&mut self, t: Tid, new: Sched) -> Result<(), Errno> {
+        let th = self.threads.get_mut(&t).ok_or(ESRCH)?;
+        th.sched = new;
+        Ok(())
     }
 
     pub(super) fn sys_sched(&mut self, tid: Tid, n: u64, a: [u64; 6]) -> Ret {
@@ -75,11 +82,10 @@ impl Kernel {
                     let prio = uaccess::read_u32(self.space_mut(pid)?, param)? as i32 as i64;
                     let policy = (n == nr::SCHED_SETSCHEDULER).then_some(a[1] as i32 as i64);
                     self.may_change(pid, t)?;
-                    let mut new = *self.sched_of(t)?;
+                    let mut new = self.sched_of(t)?;
                     new.set(policy, prio)?;
                     self.may_take(pid, t, &new)?;
-                    *self.sched_of(t)? = new;
-                    Ok(())
+                    self.set_sched(t, new)
                 });
                 val(r.map(|_| 0))
             }
@@ -123,7 +129,9 @@ impl Kernel {
                     let len = (a[1] as usize).min(128);
                     let mask = uaccess::read_vec(self.space_mut(pid)?, a[2], len)?;
                     self.may_change(pid, t)?;
-                    self.sched_of(t)?.set_affinity(&mask, cpus)
+                    let mut new = self.sched_of(t)?;
+                    new.set_affinity(&mask, cpus)?;
+                    self.set_sched(t, new)
                 });
                 val(r.map(|_| 0))
             }
@@ -167,9 +175,7 @@ impl Kernel {
                             error = Some(EACCES);
                             continue;
                         }
-                        if let Some(th) = self.threads.get_mut(&t) {
-                            th.sched = new;
-                        }
+                        self.set_sched(t, new).ok();
                     }
                     if let Some(th) = self.threads.get(&t) {
                         best = best.max(th.sched.priority_value());
@@ -207,11 +213,10 @@ impl Kernel {
                 };
                 let r = self.sched_target(tid, a[0]).and_then(|t| {
                     self.may_change(pid, t)?;
-                    let mut new = *self.sched_of(t)?;
+                    let mut new = self.sched_of(t)?;
                     new.set_attr(&attr)?;
                     self.may_take(pid, t, &new)?;
-                    *self.sched_of(t)? = new;
-                    Ok(())
+                    self.set_sched(t, new)
                 });
                 val(r.map(|_| 0))
             }

@@ -27,15 +27,12 @@ impl Kernel {
         let event = if sevp == 0 {
             None
         } else {
+            let mut raw = [0u8; 20];
             match self
                 .space_mut(pid)
-                .and_then(|s| uaccess::read_vec(s, sevp, 20))
+                .and_then(|s| uaccess::read(s, sevp, &mut raw))
             {
-                Ok(b) => {
-                    let mut raw = [0u8; 20];
-                    raw.copy_from_slice(&b);
-                    Some(SigEvent::decode(&raw))
-                }
+                Ok(()) => Some(SigEvent::decode(&raw)),
                 Err(e) => return err(e),
             }
         };
