@@ -52,12 +52,14 @@ int main(int argc, char **argv) {
     const char *execfn = (const char *)getauxval(AT_EXECFN);
     printf("execfn matches argv[0]: %s\n", execfn && strcmp(execfn, argv[0]) == 0 ? "yes" : "no");
     printf("pid>0: %s ppid>0: %s\n", getpid() > 0 ? "yes" : "no", getppid() > 0 ? "yes" : "no");
-    /* The parent, outside the processor on Lego, is there to ask after. */
+    /* The parent, outside the processor on Lego, is there to ask after. Its session and group
+     * are only said to be known: in a container they are 0 (their leaders are outside the pid
+     * namespace). */
     int param = -1;
     long got_param = syscall(SYS_sched_getparam, getppid(), &param);
-    printf("the parent: kill 0 %ld, scheduler %ld, param %ld (%d), session>0 %d, group>0 %d\n",
+    printf("the parent: kill 0 %ld, scheduler %ld, param %ld (%d), session known %d, group known %d\n",
            (long)kill(getppid(), 0), syscall(SYS_sched_getscheduler, getppid()), got_param, param,
-           getsid(getppid()) > 0, getpgid(getppid()) > 0);
+           getsid(getppid()) >= 0, getpgid(getppid()) >= 0);
     int (*tod)(struct timeval *, void *) = by_sections("__vdso_gettimeofday");
     struct timeval tv = {0, 0};
     printf("vdso gettimeofday by sections: %s\n",
