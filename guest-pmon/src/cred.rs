@@ -8,8 +8,11 @@
 //! a process makes in /tmp, and checked by `kill`; file access is not
 //! checked against them (a process keeps root's reach over files, as if it
 //! held CAP_DAC_OVERRIDE), and set-user-ID files do not change ids at
-//! `execve`. Privilege is Linux's capability rule reduced to ids: a
-//! process whose effective id is 0 may set any id.
+//! `execve`. Privilege is Linux's capabilities ([`crate::caps`]): a process
+//! holding CAP_SETUID (CAP_SETGID) may set any user (group) id, and its
+//! capabilities follow its user ids as Linux's do.
+
+use crate::caps::{self, Caps};
 
 /// Linux's EPERM.
 pub const EPERM: i64 = 1;
@@ -130,19 +133,54 @@ impl Ids {
 pub struct Cred {
     pub uid: Ids,
     pub gid: Ids,
+    pub caps: Caps,
 }
 
 impl Cred {
-    /// Whether it may change any id (CAP_SETUID, CAP_SETGID): root's.
-    pub fn privileged(&self) -> bool {
-        self.uid.effective == 0
+    /// Whether its effective capabilities hold `cap` ([`crate::caps`]).
+    pub fn capable(&self, cap: u32) -> bool {
+        self.caps.has(cap)
+    }
+
+    fn uids(&self) -> crate::caps::Uids {
+        (self.uid.real, self.uid.effective, self.uid.saved)
+    }
+
+    /// Changes the user ids with `change` (given whether CAP_SETUID is
+    /// held) and the capabilities with them, as setuid, setreuid and
+    /// setresuid do.
+    pub fn change_uid<T>(
+        &mut self,
+        change: impl FnOnce(&mut Ids, bool) -> Result<T, i64>,
+    ) -> Result<T, i64> {
+        let old = self.uids();
+        let privileged = self.capable(caps::SETUID);
+        let v = change(&mut self.uid, privileged)?;
+        let new = self.uids();
+        self.caps.after_setuid(old, new);
+        Ok(v)
+    }
+
+    /// setfsuid: the old file system id.
+    pub fn change_fsuid(&mut self, id: u32) -> u32 {
+        let old = self.uid.set_fs(id, self.capable(caps::SETUID));
+        self.caps.after_setfsuid(old, self.uid.fs);
+        old
+    }
+
+    /// execve of a file with no set-user-ID bit or file capabilities.
+    pub fn exec(&mut self) {
+        self.uid.exec();
+        self.gid.exec();
+        let uids = self.uids();
+        self.caps.exec(uids);
     }
 
     /// Whether a process with these credentials may send a signal to one
     /// with `target`'s (kill(2)): privileged, or its real or effective
-    /// user id is the target's real or saved one.
+    /// user id is the target's real or saved one (CAP_KILL).
     pub fn may_signal(&self, target: &Cred) -> bool {
-        self.privileged()
+        self.capable(caps::KILL)
             || [self.uid.real, self.uid.effective]
                 .iter()
                 .any(|&u| u == target.uid.real || u == target.uid.saved)
@@ -158,7 +196,7 @@ impl Cred {
                 .iter()
                 .all(|&id| id == mine)
         };
-        self.privileged()
+        self.capable(caps::SYS_PTRACE)
             || (dumpable && all(self.uid.real, &target.uid) && all(self.gid.real, &target.gid))
     }
 }
@@ -178,7 +216,13 @@ mod tests {
 
     #[test]
     fn tracing_needs_every_id_of_the_target_or_root() {
-        let user = |u: Ids, g: Ids| Cred { uid: u, gid: g };
+        let user = |u: Ids, g: Ids| {
+            let mut c = Cred::default();
+            c.change_uid(|ids, p| ids.set_res(u.real, u.effective, u.saved, p))
+                .unwrap();
+            c.gid = g;
+            c
+        };
         let me = user(ids(1000, 1000, 1000), ids(100, 100, 100));
         assert!(me.may_trace(&me, true));
         assert!(!me.may_trace(&me, false), "not dumpable");
@@ -242,16 +286,16 @@ mod tests {
     fn signals_go_to_the_same_user_or_from_root() {
         let root = Cred::default();
         let mut nobody = Cred::default();
-        nobody.uid.set(65534, true).unwrap();
+        nobody.change_uid(|u, p| u.set(65534, p)).unwrap();
         let mut other = Cred::default();
-        other.uid.set(1000, true).unwrap();
+        other.change_uid(|u, p| u.set(1000, p)).unwrap();
         assert!(root.may_signal(&nobody));
         assert!(nobody.may_signal(&nobody));
         assert!(!nobody.may_signal(&root));
         assert!(!nobody.may_signal(&other));
         // A set-user-ID-like process: real 1000, effective root.
         let mut mixed = Cred::default();
-        mixed.uid.set_res(1000, 0, 0, true).unwrap();
+        mixed.change_uid(|u, p| u.set_res(1000, 0, 0, p)).unwrap();
         assert!(other.may_signal(&mixed), "its real id is the sender's");
     }
 }

@@ -6,6 +6,7 @@
 extern crate alloc;
 
 pub mod anon;
+pub mod caps;
 pub mod cmsg;
 pub mod cred;
 pub mod dgram;

@@ -267,6 +267,8 @@ pub struct ProcInfo {
     pub cred: crate::cred::Cred,
     /// The CPUs its first thread may run on, one bit each.
     pub cpus_allowed: u64,
+    /// prctl(PR_SET_NO_NEW_PRIVS) was called.
+    pub no_new_privs: bool,
 }
 
 fn state_name(state: u8) -> &'static str {
@@ -322,23 +324,15 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
     let groups = groups.concat();
     let comm = alloc::string::String::from_utf8_lossy(&p.comm);
     let (u, g) = (p.cred.uid, p.cred.gid);
-    // Root's capabilities while its effective id is 0, kept (permitted)
-    // while any id is, as Linux's ids-to-capabilities rule has it.
-    let all = 0x1ff_ffff_ffffu64;
-    let effective = if u.effective == 0 { all } else { 0 };
-    let permitted = if u.real == 0 || u.effective == 0 || u.saved == 0 {
-        all
-    } else {
-        0
-    };
+    let caps = p.cred.caps;
     let _ = write!(
         out,
         "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{}\nTgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\n\
          TracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{}\nGroups:\t{}\n\
          VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{}\n\
          SigQ:\t0/{}\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\n\
-         SigCgt:\t{:016x}\nCapInh:\t0000000000000000\nCapPrm:\t{:016x}\n\
-         CapEff:\t{:016x}\nCapBnd:\t000001ffffffffff\nNoNewPrivs:\t0\n\
+         SigCgt:\t{:016x}\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\n\
+         CapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\n\
          Cpus_allowed_list:\t{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         p.umask,
         state_name(p.state),
@@ -365,8 +359,12 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
         p.blocked,
         p.ignored,
         p.caught,
-        permitted,
-        effective,
+        caps.inheritable,
+        caps.permitted,
+        caps.effective,
+        caps.bounding,
+        caps.ambient,
+        p.no_new_privs as u8,
         cpu_list_of(p.cpus_allowed),
     );
     out.into_bytes()
@@ -581,14 +579,15 @@ mod tests {
         assert!(status.contains("\nVmSize:\t    4096 kB\n"));
         assert!(status.contains("\nSigBlk:\t0000000000000200\n"));
         assert!(status.contains("\nUid:\t0\t0\t0\t0\n"));
-        assert!(status.contains("\nCapEff:\t000001ffffffffff\n"));
+        assert!(status.contains("\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\n"));
         let mut nobody = p.clone();
-        nobody.cred.uid.set(65534, true).unwrap();
+        nobody.cred.change_uid(|u, p| u.set(65534, p)).unwrap();
         nobody.cred.gid.set_res(1, 2, 3, true).unwrap();
         let status = alloc::string::String::from_utf8(super::status(&nobody)).unwrap();
         assert!(status.contains("\nUid:\t65534\t65534\t65534\t65534\n"));
         assert!(status.contains("\nGid:\t1\t2\t3\t2\n"));
         assert!(status.contains("\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"));
+        assert!(status.contains("\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\n"));
         assert!(status.contains("\nGroups:\t4 27 \n"), "{status}");
         assert!(status.contains("\nCpus_allowed_list:\t0-1,3\n"), "{status}");
     }

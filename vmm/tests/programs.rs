@@ -172,6 +172,10 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // User and group ids: dropping root for good, a saved root
             // taken back, kill between users, a zombie's kill.
             ("creds", "1"),
+            // Capabilities: capget/capset's rules, CAP_KILL dropped and
+            // taken back, keep-caps, the bounding and ambient sets,
+            // execve's rule for root and for a user.
+            ("caps", "1"),
             // Pseudo-terminals: canonical lines and echo, raw mode, ^C to
             // a child's foreground group, hang-ups; openpty.
             ("pty", "1"),

@@ -562,8 +562,7 @@ impl Kernel {
                 p.exe = image.exe.clone();
                 p.exe_on_host = image.exe_on_host;
                 p.cmdline = image.cmdline.clone();
-                p.cred.uid.exec();
-                p.cred.gid.exec();
+                p.cred.exec();
                 p.bias = image.bias;
                 p.threads = alloc::vec![tid];
                 closed = p.fds.exec();

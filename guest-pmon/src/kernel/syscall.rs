@@ -25,6 +25,7 @@ use super::arch::UserContext;
 use super::uaccess;
 use super::*;
 
+mod caps;
 mod events;
 mod fifo;
 mod ids;
@@ -640,6 +641,8 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, a[0], &buf).map(|_| len as i64)))
             }
             nr::PRCTL => self.sys_prctl(tid, a),
+            nr::CAPGET => self.sys_capget(tid, a[0], a[1]),
+            nr::CAPSET => self.sys_capset(tid, a[0], a[1]),
             nr::PERSONALITY => Ret::Val(0),
             nr::UMASK => match self.procs.get_mut(&pid) {
                 Some(p) => {
@@ -3179,7 +3182,11 @@ impl Kernel {
     /// CAP_SYS_ADMIN), up to 64 bytes, taken as they are (no NUL needed).
     fn sys_set_uts_name(&mut self, pid: Pid, which: usize, name: u64, len: u64) -> Ret {
         let len = len as i32;
-        if !self.procs.get(&pid).is_some_and(|p| p.cred.privileged()) {
+        if !self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.cred.capable(pmon::caps::SYS_ADMIN))
+        {
             return err(EPERM);
         }
         if !(0..=64).contains(&len) {
@@ -3539,6 +3546,9 @@ impl Kernel {
         const PR_SET_NO_NEW_PRIVS: u64 = 38;
         const PR_GET_NO_NEW_PRIVS: u64 = 39;
         let pid = self.pid_of(tid);
+        if let Some(r) = self.prctl_caps(pid, a) {
+            return r;
+        }
         let (option, arg) = (a[0], a[1]);
         match option {
             PR_SET_PDEATHSIG if arg <= 64 => val(self

@@ -1,6 +1,7 @@
 //! User and group ids: getuid and its kin, setuid, setreuid, setresuid,
 //! setfsuid and their group twins, with Linux's rules ([`pmon::cred`]).
 
+use pmon::caps;
 use pmon::cred::Ids;
 
 use super::*;
@@ -11,7 +12,9 @@ impl Kernel {
             return err(ESRCH);
         };
         let id = |i: usize| a[i] as u32;
-        let privileged = cred.privileged();
+        // CAP_SETGID for group ids; user ids go through the credentials,
+        // which move the capabilities with them.
+        let setgid = cred.capable(caps::SETGID);
         let mut new = cred;
         let done = match n {
             nr::GETUID => return Ret::Val(cred.uid.real as i64),
@@ -33,14 +36,16 @@ impl Kernel {
                 return val(r);
             }
             // The old id, whether or not it changed, as Linux's.
-            nr::SETFSUID => Ok(new.uid.set_fs(id(0), privileged)),
-            nr::SETFSGID => Ok(new.gid.set_fs(id(0), privileged)),
-            nr::SETUID => new.uid.set(id(0), privileged).map(|_| 0),
-            nr::SETGID => new.gid.set(id(0), privileged).map(|_| 0),
-            nr::SETREUID => new.uid.set_re(id(0), id(1), privileged).map(|_| 0),
-            nr::SETREGID => new.gid.set_re(id(0), id(1), privileged).map(|_| 0),
-            nr::SETRESUID => new.uid.set_res(id(0), id(1), id(2), privileged).map(|_| 0),
-            nr::SETRESGID => new.gid.set_res(id(0), id(1), id(2), privileged).map(|_| 0),
+            nr::SETFSUID => Ok(new.change_fsuid(id(0))),
+            nr::SETFSGID => Ok(new.gid.set_fs(id(0), setgid)),
+            nr::SETUID => new.change_uid(|u, p| u.set(id(0), p)).map(|_| 0),
+            nr::SETGID => new.gid.set(id(0), setgid).map(|_| 0),
+            nr::SETREUID => new.change_uid(|u, p| u.set_re(id(0), id(1), p)).map(|_| 0),
+            nr::SETREGID => new.gid.set_re(id(0), id(1), setgid).map(|_| 0),
+            nr::SETRESUID => new
+                .change_uid(|u, p| u.set_res(id(0), id(1), id(2), p))
+                .map(|_| 0),
+            nr::SETRESGID => new.gid.set_res(id(0), id(1), id(2), setgid).map(|_| 0),
             _ => return err(ENOSYS),
         };
         match done {

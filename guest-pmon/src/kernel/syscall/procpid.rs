@@ -112,6 +112,7 @@ impl Kernel {
             groups: p.groups.clone(),
             cred: p.cred,
             cpus_allowed: first.map_or(0, |t| t.sched.affinity),
+            no_new_privs: p.no_new_privs,
         };
         if !zombie {
             if let Some(space) = self.space_of(pid) {

@@ -221,7 +221,10 @@ impl Kernel {
                 val(r.map(|_| 0))
             }
             nr::IOPRIO_SET => {
-                let privileged = self.procs.get(&pid).is_some_and(|p| p.cred.privileged());
+                // Linux asks CAP_SYS_NICE or CAP_SYS_ADMIN for the real-time class.
+                let privileged = self.procs.get(&pid).is_some_and(|p| {
+                    p.cred.capable(pmon::caps::SYS_NICE) || p.cred.capable(pmon::caps::SYS_ADMIN)
+                });
                 let r = check_ioprio(a[2] as i32 as i64, privileged)
                     .and_then(|v| Ok((v, self.ioprio_targets(tid, a[0], a[1])?)));
                 match r {
@@ -255,8 +258,11 @@ impl Kernel {
                 Ret::Val(values.fold(first, ioprio_best) as i64)
             }
             nr::SETGROUPS => {
-                // CAP_SETGID: root's.
-                if !self.procs.get(&pid).is_some_and(|p| p.cred.privileged()) {
+                if !self
+                    .procs
+                    .get(&pid)
+                    .is_some_and(|p| p.cred.capable(pmon::caps::SETGID))
+                {
                     return err(pmon::cred::EPERM);
                 }
                 let size = a[0] as i32;
@@ -328,7 +334,7 @@ impl Kernel {
             .map(|p| p.cred);
         let own = target
             .is_some_and(|c| me.uid.effective == c.uid.real || me.uid.effective == c.uid.effective);
-        if me.privileged() || own {
+        if me.capable(pmon::caps::SYS_NICE) || own {
             Ok(())
         } else {
             Err(pmon::cred::EPERM)
@@ -340,7 +346,11 @@ impl Kernel {
     /// (RLIMIT_RTPRIO and RLIMIT_NICE are 0 here, as Linux's defaults).
     /// EPERM otherwise.
     fn may_take(&self, pid: Pid, t: Tid, new: &Sched) -> Result<(), Errno> {
-        if self.procs.get(&pid).is_some_and(|p| p.cred.privileged()) {
+        if self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.cred.capable(pmon::caps::SYS_NICE))
+        {
             return Ok(());
         }
         let old = self.threads.get(&t).map(|th| th.sched);
