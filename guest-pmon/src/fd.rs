@@ -77,6 +77,8 @@ pub enum Kind {
     EventFd(usize),
     /// A signalfd (the kernel's table of their sets).
     SignalFd(usize),
+    /// An inotify instance (the kernel's table of them).
+    Inotify(usize),
     /// A UDP socket on the loopback (`crate::dgram`).
     Dgram(usize),
     /// A process's descriptor (pidfd_open, CLONE_PIDFD): its id and its

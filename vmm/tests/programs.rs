@@ -176,6 +176,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // taken back, keep-caps, the bounding and ambient sets,
             // execve's rule for root and for a user.
             ("caps", "1"),
+            // inotify in the tmpfs: a directory's and a file's watches,
+            // renames, links, removals, one-shot watches, errors.
+            ("inotify", "1"),
             // Pseudo-terminals: canonical lines and echo, raw mode, ^C to
             // a child's foreground group, hang-ups; openpty.
             ("pty", "1"),

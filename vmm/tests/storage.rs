@@ -152,6 +152,27 @@ fn file_calls_on_storage_are_the_hosts() {
     }
 }
 
+/// inotify on storage: the watchers hear what they hear on this host
+/// (`inotify.c`, run in a directory of storage's root).
+#[test]
+fn inotify_on_storage_is_the_hosts() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let rack = Rack::new("storage-inotify", "256M");
+    let prog = build("inotify", Libc::Glibc);
+    let prog = prog.to_str().expect("UTF-8 path");
+    let here = rack.dir.to_str().expect("UTF-8 path").to_string();
+    let want = on_host(prog, &[&here]);
+    let got = rack.run(&[], &[prog, "/"], b"");
+    assert_eq!(got.code, 0, "on Lego: {}", got.err);
+    assert_eq!(
+        got.text(),
+        want.text(),
+        "Lego's output differs from the host's"
+    );
+}
+
 /// The same program on this host with `args`, its output.
 fn on_host(prog: &str, args: &[&str]) -> Ran {
     let mut c = Command::new(prog);

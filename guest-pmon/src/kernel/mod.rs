@@ -381,6 +381,14 @@ pub struct Kernel {
     pub msgs: pmon::sysv_msg::Queues,
     /// The set each signalfd reads, by id.
     pub signalfds: BTreeMap<usize, u64>,
+    /// inotify instances, by the id their descriptors carry (from the
+    /// eventfds' ids; their waiters wait as an eventfd's do).
+    pub inotifies: BTreeMap<usize, pmon::inotify::Instance>,
+    /// The last cookie that paired an IN_MOVED_FROM with its IN_MOVED_TO.
+    pub next_cookie: u32,
+    /// Files whose last name went while they were open: their watches
+    /// hear IN_DELETE_SELF when the last descriptor closes, as Linux's.
+    pub doomed: Vec<pmon::inotify::Key>,
     /// UDP sockets on the loopback, and their SO_RCVTIMEO (ns).
     pub dgrams: pmon::dgram::Datagrams,
     pub udp_timeouts: BTreeMap<usize, u64>,
@@ -503,6 +511,9 @@ pub fn start(boot: &'static BootInfo) -> ! {
         sem_waiters: BTreeMap::new(),
         msgs: Default::default(),
         signalfds: BTreeMap::new(),
+        inotifies: BTreeMap::new(),
+        next_cookie: 0,
+        doomed: Vec::new(),
         dgrams: Default::default(),
         udp_timeouts: BTreeMap::new(),
         caller: 0,

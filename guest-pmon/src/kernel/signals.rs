@@ -848,6 +848,16 @@ impl Kernel {
         if Arc::strong_count(&f) > 1 {
             return;
         }
+        // Its watchers hear it closed.
+        let closed = if f.writable() {
+            pmon::inotify::IN_CLOSE_WRITE
+        } else {
+            pmon::inotify::IN_CLOSE_NOWRITE
+        };
+        self.notify_open_file(&f, closed);
+        if !self.doomed.is_empty() {
+            self.notify_last_close(&f);
+        }
         // The open file's own locks (F_OFD_*, flock) go with it.
         let id = Arc::as_ptr(&f) as usize;
         if self.locks.release(None, pmon::locks::Owner::File(id)) {
@@ -957,6 +967,9 @@ impl Kernel {
             }
             Kind::SignalFd(id) => {
                 self.signalfds.remove(&id);
+            }
+            Kind::Inotify(id) => {
+                self.inotifies.remove(&id);
             }
             _ => {}
         }

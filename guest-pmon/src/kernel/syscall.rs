@@ -29,6 +29,7 @@ mod caps;
 mod events;
 mod fifo;
 mod ids;
+mod inotify;
 mod ipc;
 mod lock;
 mod owner_futex;
@@ -141,7 +142,13 @@ impl Kernel {
             .map_or((0, 0), |p| (p.vnode, p.home));
         super::store::set_vnode(vnode);
         self.home_now = home;
-        let ret = self.dispatch(tid, n, a);
+        // Only while some program watches files (inotify) does a call
+        // look at what it will change.
+        let ret = if self.inotifies.is_empty() {
+            self.dispatch(tid, n, a)
+        } else {
+            self.dispatch_watched(tid, n, a)
+        };
         if self.trace {
             self.trace_syscall(tid, n, &a, &ret);
         }
@@ -642,6 +649,12 @@ impl Kernel {
             }
             nr::PRCTL => self.sys_prctl(tid, a),
             nr::CAPGET => self.sys_capget(tid, a[0], a[1]),
+            nr::INOTIFY_INIT => self.sys_inotify_init(pid, 0),
+            nr::INOTIFY_INIT1 => self.sys_inotify_init(pid, a[0]),
+            nr::INOTIFY_ADD_WATCH => {
+                self.sys_inotify_add_watch(pid, a[0] as i32 as i64, a[1], a[2])
+            }
+            nr::INOTIFY_RM_WATCH => self.sys_inotify_rm_watch(pid, a[0] as i32 as i64, a[1]),
             nr::CAPSET => self.sys_capset(tid, a[0], a[1]),
             nr::PERSONALITY => Ret::Val(0),
             nr::UMASK => match self.procs.get_mut(&pid) {
@@ -1159,6 +1172,7 @@ impl Kernel {
                 Some(tid) => self.signalfd_read(tid, f, id, len),
                 None => Err(EINVAL),
             },
+            Kind::Inotify(id) => self.inotify_read(f, id, len),
             Kind::Epoll(_) | Kind::PidFd(..) => Err(EINVAL),
             Kind::ProcDir(..) => Err(EISDIR),
         }
@@ -1335,7 +1349,7 @@ impl Kernel {
             Kind::Store(ino) => self.store_write(f, ino, data).map(Some),
             Kind::StoreDir(_) => Err(EBADF),
             Kind::EventFd(id) => self.eventfd_write(f, id, data),
-            Kind::SignalFd(_) => Err(EINVAL),
+            Kind::SignalFd(_) | Kind::Inotify(_) => Err(EINVAL),
             Kind::Epoll(_) | Kind::PidFd(..) => Err(EINVAL),
             Kind::ProcDir(..) => Err(EBADF),
         }
@@ -1433,7 +1447,7 @@ impl Kernel {
             }),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => Wait::Pipe(id),
             Kind::PtyMaster(id) | Kind::PtySlave(id) => Wait::Pipe(id),
-            Kind::EventFd(id) => Wait::EventFd(id),
+            Kind::EventFd(id) | Kind::Inotify(id) => Wait::EventFd(id),
             _ => Wait::Stdin,
         }
     }
@@ -1673,9 +1687,11 @@ impl Kernel {
             Kind::Socket(..) | Kind::Unix(_) | Kind::UnixDgram(_) | Kind::Dgram(_) => {
                 Ok(pseudo(0x534f_434b))
             }
-            Kind::Epoll(_) | Kind::EventFd(_) | Kind::SignalFd(_) | Kind::PidFd(..) => {
-                Ok(pseudo(0x0904_1934))
-            }
+            Kind::Epoll(_)
+            | Kind::EventFd(_)
+            | Kind::SignalFd(_)
+            | Kind::Inotify(_)
+            | Kind::PidFd(..) => Ok(pseudo(0x0904_1934)),
         }
     }
 
@@ -1793,6 +1809,12 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, arg, &buf).map(|_| 0)))
             }
             (TIOCGPGRP, Kind::Stdio(..)) => err(ENOTTY),
+            (FIONREAD, Kind::Inotify(id)) => {
+                let n = self.inotifies.get(&id).map_or(0, |i| i.pending_bytes()) as u32;
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u32(s, arg, n).map(|_| 0)))
+            }
             (FIONREAD, Kind::PipeRead(id) | Kind::Socket(id, _) | Kind::UnixDgram(id)) => {
                 let n = self.pipes.get(&id).map_or(0, |p| p.pending()) as u32;
                 val(self
@@ -1856,7 +1878,7 @@ impl Kernel {
             Kind::Tmp(ino) => return self.tmp_stat(ino),
             Kind::Store(ino) | Kind::StoreDir(ino) => return self.store_stat_ino(ino),
             // Anonymous inodes, as Linux's.
-            Kind::Epoll(id) | Kind::EventFd(id) | Kind::SignalFd(id) => {
+            Kind::Epoll(id) | Kind::EventFd(id) | Kind::SignalFd(id) | Kind::Inotify(id) => {
                 (0o600, 0, 0, 0x3000 + id as u64, 0xe, 4096)
             }
             // One inode per process, as Linux's pidfs gives (two pidfds of
@@ -1982,6 +2004,7 @@ impl Kernel {
             Kind::Epoll(_) => b"anon_inode:[eventpoll]".to_vec(),
             Kind::EventFd(_) => b"anon_inode:[eventfd]".to_vec(),
             Kind::SignalFd(_) => b"anon_inode:[signalfd]".to_vec(),
+            Kind::Inotify(_) => b"anon_inode:inotify".to_vec(),
             Kind::PidFd(..) => b"anon_inode:[pidfd]".to_vec(),
             Kind::ProcDir(target, _) => alloc::format!("/proc/{target}").into_bytes(),
             // lego-vmm's own stdio: the monitor does not know its name.
@@ -2647,6 +2670,10 @@ impl Kernel {
                 (ready, false, false)
             }
             Kind::Epoll(_) => (false, false, false),
+            Kind::Inotify(id) => match self.inotifies.get(&id) {
+                Some(i) => (!i.is_empty(), false, false),
+                None => (false, false, true),
+            },
             Kind::PidFd(target, started) => self.pidfd_readiness(target, started),
             _ => (true, true, false),
         }
