@@ -38,6 +38,7 @@ pub mod tmpfs;
 pub mod unixsock;
 pub mod vdso;
 pub mod writeback;
+pub mod xattr;
 
 /// Bytes in a page.
 pub const PAGE: u64 = 4096;

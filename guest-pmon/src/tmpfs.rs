@@ -74,6 +74,8 @@ struct Node {
     atime: u64,
     mtime: u64,
     ctime: u64,
+    /// Its extended attributes.
+    xattrs: crate::xattr::Xattrs,
 }
 
 /// What stat says of a node.
@@ -159,6 +161,7 @@ impl Tmpfs {
                 atime: now,
                 mtime: now,
                 ctime: now,
+                xattrs: Default::default(),
             },
         );
         Tmpfs {
@@ -268,6 +271,7 @@ impl Tmpfs {
                 atime: now,
                 mtime: now,
                 ctime: now,
+                xattrs: Default::default(),
             },
         );
         if let Ok(e) = self.entries_mut(dir) {
@@ -659,6 +663,33 @@ impl Tmpfs {
         n.mtime = now;
         n.ctime = now;
         self.pages -= gone;
+        Ok(())
+    }
+
+    /// Whether node `ino` is a regular file or a directory, as the user
+    /// namespace of extended attributes asks.
+    pub fn xattr_owner(&self, ino: Ino) -> Result<crate::xattr::Owner> {
+        Ok(match self.node(ino)?.body {
+            Body::File { .. } | Body::Dir { .. } => crate::xattr::Owner::FileOrDir,
+            _ => crate::xattr::Owner::Other,
+        })
+    }
+
+    pub fn xattrs(&self, ino: Ino) -> Result<&crate::xattr::Xattrs> {
+        Ok(&self.node(ino)?.xattrs)
+    }
+
+    /// Changes node `ino`'s extended attributes with `change`; its ctime
+    /// moves when it succeeds.
+    pub fn change_xattrs(
+        &mut self,
+        ino: Ino,
+        now: u64,
+        change: impl FnOnce(&mut crate::xattr::Xattrs) -> Result<()>,
+    ) -> Result<()> {
+        let n = self.node_mut(ino)?;
+        change(&mut n.xattrs)?;
+        n.ctime = now;
         Ok(())
     }
 

@@ -179,6 +179,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // inotify in the tmpfs: a directory's and a file's watches,
             // renames, links, removals, one-shot watches, errors.
             ("inotify", "1"),
+            // Extended attributes in the tmpfs: user.* by path, descriptor
+            // and link, CREATE/REPLACE, sizes, Linux's errors.
+            ("xattr", "1"),
             // Pseudo-terminals: canonical lines and echo, raw mode, ^C to
             // a child's foreground group, hang-ups; openpty.
             ("pty", "1"),

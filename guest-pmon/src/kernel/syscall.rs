@@ -55,6 +55,7 @@ mod timers;
 mod tmp;
 mod udp;
 mod unix;
+mod xattr;
 
 /// What a system call did.
 pub enum Ret {
@@ -279,7 +280,7 @@ impl Kernel {
             nr::IOCTL => self.sys_ioctl(tid, pid, a[0] as i32 as i64, a[1] as u32 as u64, a[2]),
             nr::FSTAT => self.sys_fstat(pid, a[0] as i32 as i64, a[1]),
             nr::NEWFSTATAT => self.sys_newfstatat(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
-            nr::SETXATTR..=nr::FREMOVEXATTR => self.sys_xattr(pid, n, a[0]),
+            nr::SETXATTR..=nr::FREMOVEXATTR => self.sys_xattr(pid, n, a),
             nr::STAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], 0),
             nr::LSTAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], AT_SYMLINK_NOFOLLOW),
             nr::STATX => self.sys_statx(pid, a[0] as i32 as i64, a[1], a[2], a[4]),
@@ -2092,28 +2093,6 @@ impl Kernel {
     /// no attribute (ENODATA), a list is empty, a set is refused
     /// (EOPNOTSUPP, as a file system without them answers). GNU ls -l
     /// asks for ACLs this way and reports ENOSYS as an error.
-    fn sys_xattr(&mut self, pid: Pid, call: u64, target: u64) -> Ret {
-        const ENODATA: Errno = 61;
-        const EOPNOTSUPP: Errno = 95;
-        let exists = match call {
-            nr::FSETXATTR | nr::FGETXATTR | nr::FLISTXATTR | nr::FREMOVEXATTR => {
-                self.file(pid, target as i32 as i64).map(|_| ())
-            }
-            nr::LSETXATTR | nr::LGETXATTR | nr::LLISTXATTR | nr::LREMOVEXATTR => self
-                .stat_path(pid, AT_FDCWD, target, AT_SYMLINK_NOFOLLOW)
-                .map(|_| ()),
-            _ => self.stat_path(pid, AT_FDCWD, target, 0).map(|_| ()),
-        };
-        if let Err(e) = exists {
-            return err(e);
-        }
-        match call {
-            nr::SETXATTR | nr::LSETXATTR | nr::FSETXATTR => err(EOPNOTSUPP),
-            nr::LISTXATTR | nr::LLISTXATTR | nr::FLISTXATTR => Ret::Val(0),
-            _ => err(ENODATA),
-        }
-    }
-
     fn sys_newfstatat(&mut self, pid: Pid, dirfd: i64, path: u64, buf: u64, flags: u64) -> Ret {
         let st = match self.stat_path(pid, dirfd, path, flags) {
             Ok(s) => s,

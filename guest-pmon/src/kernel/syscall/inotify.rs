@@ -468,9 +468,15 @@ impl Kernel {
                 let full = path(self, AT_FDCWD, a[0]).and_then(|f| self.follow(f).ok());
                 opt(full, &|f| Before::Changed(f, inotify::IN_ATTRIB))
             }
-            nr::LCHOWN => opt(path(self, AT_FDCWD, a[0]), &|f| {
-                Before::Changed(f, inotify::IN_ATTRIB)
-            }),
+            nr::SETXATTR | nr::REMOVEXATTR => {
+                let full = path(self, AT_FDCWD, a[0]).and_then(|f| self.follow(f).ok());
+                opt(full, &|f| Before::Changed(f, inotify::IN_ATTRIB))
+            }
+            nr::LCHOWN | nr::LSETXATTR | nr::LREMOVEXATTR => {
+                opt(path(self, AT_FDCWD, a[0]), &|f| {
+                    Before::Changed(f, inotify::IN_ATTRIB)
+                })
+            }
             nr::TRUNCATE => {
                 let full = path(self, AT_FDCWD, a[0]).and_then(|f| self.follow(f).ok());
                 opt(full, &|f| Before::Changed(f, inotify::IN_MODIFY))
@@ -541,7 +547,9 @@ impl Kernel {
                 on_fd(self, 0, inotify::IN_MODIFY)
             }
             nr::GETDENTS64 => on_fd(self, 0, inotify::IN_ACCESS),
-            nr::FCHMOD | nr::FCHOWN => on_fd(self, 0, inotify::IN_ATTRIB),
+            nr::FCHMOD | nr::FCHOWN | nr::FSETXATTR | nr::FREMOVEXATTR => {
+                on_fd(self, 0, inotify::IN_ATTRIB)
+            }
             nr::FCHMODAT | nr::FCHOWNAT | nr::UTIMENSAT if a[1] == 0 => {
                 on_fd(self, 0, inotify::IN_ATTRIB)
             }
