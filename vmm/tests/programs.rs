@@ -182,6 +182,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // Extended attributes in the tmpfs: user.* by path, descriptor
             // and link, CREATE/REPLACE, sizes, Linux's errors.
             ("xattr", "1"),
+            // process_vm_readv/writev between a parent and its child.
+            ("vmaccess", "2"),
             // Pseudo-terminals: canonical lines and echo, raw mode, ^C to
             // a child's foreground group, hang-ups; openpty.
             ("pty", "1"),

@@ -55,6 +55,7 @@ mod timers;
 mod tmp;
 mod udp;
 mod unix;
+mod vm_access;
 mod xattr;
 
 /// What a system call did.
@@ -650,6 +651,8 @@ impl Kernel {
             }
             nr::PRCTL => self.sys_prctl(tid, a),
             nr::CAPGET => self.sys_capget(tid, a[0], a[1]),
+            nr::PROCESS_VM_READV => self.sys_process_vm(tid, false, a),
+            nr::PROCESS_VM_WRITEV => self.sys_process_vm(tid, true, a),
             nr::INOTIFY_INIT => self.sys_inotify_init(pid, 0),
             nr::INOTIFY_INIT1 => self.sys_inotify_init(pid, a[0]),
             nr::INOTIFY_ADD_WATCH => {
