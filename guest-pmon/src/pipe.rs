@@ -93,6 +93,10 @@ pub struct Pipe {
     /// the bytes sent before (`take`, `Io::Reset`), its first send, or
     /// SO_ERROR; after that reads see the end and sends EPIPE.
     pub reset_by_peer: bool,
+    /// The peer reset the connection at some time (it stays reset after
+    /// the error is taken): a TCP socket has no peer any more (getpeername
+    /// is ENOTCONN, Linux's CLOSE state).
+    pub was_reset: bool,
     /// TCP only: the reader had closed, and its kernel answered a send
     /// with a reset (Linux's CLOSE_WAIT): EPIPE is pending for the
     /// writer, shown by POLLERR and SO_ERROR and taken by its next send,
@@ -184,6 +188,13 @@ impl Pipe {
         self.buf.clear();
         self.records.clear();
         self.reset = true;
+    }
+
+    /// The peer reset the connection: this direction's reader has
+    /// ECONNRESET pending.
+    pub fn peer_reset(&mut self) {
+        self.reset_by_peer = true;
+        self.was_reset = true;
     }
 
     /// Takes a pending `reset_by_peer` (a send or SO_ERROR reports it).

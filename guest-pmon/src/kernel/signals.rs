@@ -891,6 +891,8 @@ impl Kernel {
                 }
             }
             Kind::Socket(rx, tx) => {
+                // SO_LINGER at 0 seconds: an abortive close.
+                let abort = self.linger_aborts(rx);
                 self.unix_names.remove(&rx);
                 self.sock_options.remove(&rx);
                 // A named pipe opened read-write (rx == tx) keeps what it
@@ -900,6 +902,13 @@ impl Kernel {
                         p.readers = p.readers.saturating_sub(1);
                         (false, false)
                     }
+                    // A TCP connection closed abortively is reset whatever
+                    // was read (Linux sends RST at once).
+                    Some(p) if abort && p.tcp => {
+                        p.readers = p.readers.saturating_sub(1);
+                        p.reset_by_reader();
+                        (true, true)
+                    }
                     Some(p) => (p.socket_reader_left(), p.tcp),
                     None => (false, false),
                 };
@@ -907,9 +916,9 @@ impl Kernel {
                 // report, but for a TCP peer that already had this side's
                 // FIN (shutdown), whose reads see the end (Linux's
                 // CLOSE_WAIT takes a reset as EPIPE).
-                if reset && !(tcp && pmon::fd::shut_for_writing(&f)) {
+                if reset && (abort || !(tcp && pmon::fd::shut_for_writing(&f))) {
                     if let Some(p) = self.pipes.get_mut(&tx) {
-                        p.reset_by_peer = true;
+                        p.peer_reset();
                     }
                 } else if reset {
                     // The peer had this side's FIN: EPIPE waits for it.
@@ -947,7 +956,7 @@ impl Kernel {
                     }
                     if let Some(p) = self.pipes.get_mut(&tx) {
                         p.writers = p.writers.saturating_sub(1);
-                        p.reset_by_peer = true;
+                        p.peer_reset();
                     }
                     self.unix_names.remove(&rx);
                     self.pipe_changed(rx);

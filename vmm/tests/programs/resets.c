@@ -2,7 +2,8 @@
  * Linux resets it: AF_UNIX pairs (stream: what was sent before is read
  * first; seqpacket: the reset first), TCP on the loopback (the first send
  * reports the reset too), and listeners closed with connections queued.
- * poll shows POLLERR while the reset is pending; SO_ERROR takes it. */
+ * poll shows POLLERR while the reset is pending; SO_ERROR takes it.
+ * SO_LINGER at 0 resets a TCP connection at close. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -206,6 +207,57 @@ static void unix_listener(void)
     unlink(un.sun_path);
 }
 
+/* SO_LINGER at 0 seconds: close resets the connection at once (an
+ * abortive close), even with nothing unread; the peer reads what came
+ * before, then ECONNRESET, and has no peer name any more. */
+static void tcp_linger(void)
+{
+    char b[64];
+    struct sockaddr_in in;
+    int l = tcp_listener(&in);
+    int a;
+    int c = tcp_connection(l, &in, &a);
+    struct linger lg = {1, 0}, got = {7, 7};
+    socklen_t len = sizeof got;
+    printf("TCP, closed with SO_LINGER {1, 0}:\n");
+    SHOW("  setsockopt SO_LINGER", setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+    SHOW("  getsockopt SO_LINGER", getsockopt(c, SOL_SOCKET, SO_LINGER, &got, &len));
+    printf("  linger: on %d, %d s, %d bytes\n", got.l_onoff != 0, got.l_linger, (int)len);
+    SHOW("  setsockopt SO_LINGER short", setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, 4));
+    SHOW("  send", send(c, "before", 6, 0));
+    SHOW("  getpeername before", getpeername(a, (void *)&in, &len));
+    close(c);
+    struct sockaddr_in peer;
+    len = sizeof peer;
+    SHOW("  getpeername after", getpeername(a, (void *)&peer, &len));
+    revents(a);
+    SHOW("  recv", recv(a, b, sizeof b, MSG_DONTWAIT));
+    SHOW("  recv", recv(a, b, sizeof b, MSG_DONTWAIT));
+    SHOW("  recv", recv(a, b, sizeof b, MSG_DONTWAIT));
+    SHOW("  send", send(a, "x", 1, MSG_NOSIGNAL));
+    close(a);
+    close(l);
+}
+
+/* UDP keeps the SOL_SOCKET flags a program sets, as TCP does. */
+static void udp_options(void)
+{
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    int v = -1, one = 1;
+    socklen_t len = sizeof v;
+    printf("UDP options:\n");
+    SHOW("  getsockopt SO_BROADCAST", getsockopt(u, SOL_SOCKET, SO_BROADCAST, &v, &len));
+    printf("  SO_BROADCAST %d\n", v);
+    SHOW("  setsockopt SO_BROADCAST", setsockopt(u, SOL_SOCKET, SO_BROADCAST, &one, sizeof one));
+    SHOW("  getsockopt SO_BROADCAST", getsockopt(u, SOL_SOCKET, SO_BROADCAST, &v, &len));
+    printf("  SO_BROADCAST %d\n", v);
+    SHOW("  getsockopt SO_REUSEPORT", getsockopt(u, SOL_SOCKET, SO_REUSEPORT, &v, &len));
+    printf("  SO_REUSEPORT %d\n", v);
+    SHOW("  getsockopt SO_TYPE", getsockopt(u, SOL_SOCKET, SO_TYPE, &v, &len));
+    printf("  SO_TYPE %d\n", v);
+    close(u);
+}
+
 int main(void)
 {
     setvbuf(stdout, 0, _IONBF, 0);
@@ -216,5 +268,7 @@ int main(void)
     tcp();
     tcp_close_wait();
     unix_listener();
+    tcp_linger();
+    udp_options();
     return 0;
 }

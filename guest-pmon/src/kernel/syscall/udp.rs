@@ -12,8 +12,8 @@ use pmon::unixsock::Name;
 use super::*;
 
 use super::unix::{
-    ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOL_SOCKET, SO_DOMAIN,
-    SO_ERROR, SO_PROTOCOL, SO_RCVBUF, SO_SNDBUF, SO_TYPE,
+    ENOTCONN, EOPNOTSUPP, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOL_SOCKET, SO_DOMAIN, SO_ERROR,
+    SO_PROTOCOL, SO_RCVBUF, SO_SNDBUF, SO_TYPE,
 };
 
 const SO_RCVTIMEO: u64 = 20;
@@ -137,37 +137,60 @@ impl Kernel {
                     .map(|_| 0)),
                 None => err(ENOTCONN),
             },
-            nr::SETSOCKOPT => {
-                if a[1] == SOL_SOCKET && a[2] == SO_RCVTIMEO {
-                    let ns = match self.timeout_value(pid, a[3], a[4]) {
-                        Ok(ns) => ns,
-                        Err(e) => return err(e),
-                    };
-                    self.udp_timeouts.insert(id, ns);
-                }
+            nr::SETSOCKOPT if a[1] == SOL_SOCKET && a[2] == SO_RCVTIMEO => {
+                let ns = match self.timeout_value(pid, a[3], a[4]) {
+                    Ok(ns) => ns,
+                    Err(e) => return err(e),
+                };
+                self.udp_timeouts.insert(id, ns);
                 Ret::Val(0)
             }
-            nr::GETSOCKOPT => {
-                let v: u32 = match (a[1], a[2]) {
-                    (SOL_SOCKET, SO_TYPE) => SOCK_DGRAM,
-                    (SOL_SOCKET, SO_ERROR) => 0,
-                    (SOL_SOCKET, SO_SNDBUF | SO_RCVBUF) => dgram::RCVBUF as u32,
-                    (SOL_SOCKET, SO_DOMAIN) => {
-                        if v6 {
-                            10
-                        } else {
-                            2
-                        }
-                    }
-                    (SOL_SOCKET, SO_PROTOCOL) => IPPROTO_UDP,
-                    (SOL_SOCKET, _) => return err(ENOPROTOOPT),
-                    _ => 0,
+            nr::GETSOCKOPT if a[1] == SOL_SOCKET && a[2] == SO_RCVTIMEO => {
+                let ns = self.udp_timeouts.get(&id).copied().unwrap_or(0);
+                let tv: Vec<u8> = [ns / 1_000_000_000, (ns % 1_000_000_000) / 1000]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect();
+                let r = self.space_mut(pid).and_then(|s| {
+                    let room = (uaccess::read_u32(s, a[4])? as usize).min(tv.len());
+                    uaccess::write(s, a[3], &tv[..room])?;
+                    uaccess::write_u32(s, a[4], room as u32)
+                });
+                val(r.map(|_| 0))
+            }
+            nr::GETSOCKOPT
+                if a[1] == SOL_SOCKET
+                    && matches!(
+                        a[2],
+                        SO_TYPE | SO_ERROR | SO_SNDBUF | SO_RCVBUF | SO_DOMAIN | SO_PROTOCOL
+                    ) =>
+            {
+                let v: u32 = match a[2] {
+                    SO_TYPE => SOCK_DGRAM,
+                    SO_ERROR => 0,
+                    SO_SNDBUF | SO_RCVBUF => dgram::RCVBUF as u32,
+                    SO_DOMAIN if v6 => 10,
+                    SO_DOMAIN => 2,
+                    _ => IPPROTO_UDP,
                 };
                 let r = self.space_mut(pid).and_then(|s| {
                     uaccess::write_u32(s, a[3], v)?;
                     uaccess::write_u32(s, a[4], 4)
                 });
                 val(r.map(|_| 0))
+            }
+            // The rest are kept and read back as for every socket
+            // (SO_BROADCAST, SO_REUSEPORT, SO_LINGER, IP and UDP levels).
+            nr::SETSOCKOPT | nr::GETSOCKOPT => {
+                let sock = super::unix::Sock {
+                    ty: SOCK_DGRAM as u64,
+                    listening: false,
+                    inet: Some(v6),
+                    peer: None,
+                    sends_into: None,
+                    key: id,
+                };
+                self.socket_option(pid, n, a, sock)
             }
             nr::SHUTDOWN => Ret::Val(0),
             _ => err(EOPNOTSUPP),

@@ -67,6 +67,7 @@ const KEPT_OPTIONS: [u64; 9] = [
     SO_SNDLOWAT,
 ];
 const SO_PEERCRED: u64 = 17;
+const SO_LINGER: u64 = 13;
 const SOCK_SEQPACKET: u64 = 5;
 const ENOBUFS: Errno = 105;
 /// The uid and gid SO_PEERCRED gives for a socket with no peer (Linux's
@@ -261,6 +262,11 @@ impl Kernel {
                 };
                 self.socket_option(pid, n, a, sock)
             }
+            // A TCP connection reset by its peer has none any more
+            // (Linux's CLOSE state).
+            nr::GETPEERNAME if self.pipes.get(&rx).is_some_and(|p| p.tcp && p.was_reset) => {
+                err(ENOTCONN)
+            }
             nr::GETSOCKNAME | nr::GETPEERNAME => {
                 // A socketpair's ends are unnamed: just the family.
                 let names = self.unix_names.get(&rx);
@@ -313,14 +319,18 @@ impl Kernel {
     /// no effect on a loopback made of pipes; one never set reads as
     /// Linux's default. Buffer sizes and timeouts are taken and read as
     /// the pipes' (they were 0 until CPython's test suite read one).
-    fn socket_option(&mut self, pid: Pid, n: u64, a: [u64; 6], sock: Sock) -> Ret {
+    pub(super) fn socket_option(&mut self, pid: Pid, n: u64, a: [u64; 6], sock: Sock) -> Ret {
         let inet = sock.inet;
-        let ip_level = matches!(a[1], IPPROTO_IP | IPPROTO_TCP | IPPROTO_IPV6);
+        let udp = sock.ty == SOCK_DGRAM && a[1] == IPPROTO_UDP;
+        let ip_level = matches!(a[1], IPPROTO_IP | IPPROTO_TCP | IPPROTO_IPV6) || udp;
         if a[1] != SOL_SOCKET && !(inet.is_some() && ip_level) {
             return err(ENOPROTOOPT);
         }
         if a[1] == SOL_SOCKET && matches!(a[2], SO_RCVTIMEO | SO_SNDTIMEO) {
             return self.socket_timeout_option(pid, n, a, sock.key);
+        }
+        if a[1] == SOL_SOCKET && a[2] == SO_LINGER {
+            return self.linger_option(pid, n, a, sock.key);
         }
         let kept = a[1] != SOL_SOCKET || KEPT_OPTIONS.contains(&a[2]);
         if n == nr::SETSOCKOPT {
@@ -425,6 +435,55 @@ impl Kernel {
             uaccess::write_u32(s, a[4], 4)
         });
         val(r.map(|_| 0))
+    }
+
+    /// SO_LINGER (a `struct linger`): kept as on, off and seconds; a TCP
+    /// socket closed with it on at 0 seconds resets its connection
+    /// (Linux's abortive close, [`linger_aborts`]).
+    fn linger_option(&mut self, pid: Pid, n: u64, a: [u64; 6], key: usize) -> Ret {
+        if n == nr::SETSOCKOPT {
+            if a[4] < 8 {
+                return err(EINVAL);
+            }
+            let l = match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, a[3], 8))
+            {
+                Ok(b) => b,
+                Err(e) => return err(e),
+            };
+            let on = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) != 0;
+            let secs = u32::from_le_bytes([l[4], l[5], l[6], l[7]]);
+            self.sock_options
+                .entry(key)
+                .or_default()
+                .insert((SOL_SOCKET, SO_LINGER), ((on as u64) << 32) | secs as u64);
+            return Ret::Val(0);
+        }
+        let v = self
+            .sock_options
+            .get(&key)
+            .and_then(|o| o.get(&(SOL_SOCKET, SO_LINGER)))
+            .copied()
+            .unwrap_or(0);
+        let mut l = [0u8; 8];
+        l[..4].copy_from_slice(&((v >> 32) as u32).to_le_bytes());
+        l[4..].copy_from_slice(&(v as u32).to_le_bytes());
+        let r = self.space_mut(pid).and_then(|s| {
+            let room = (uaccess::read_u32(s, a[4])? as usize).min(l.len());
+            uaccess::write(s, a[3], &l[..room])?;
+            uaccess::write_u32(s, a[4], room as u32)
+        });
+        val(r.map(|_| 0))
+    }
+
+    /// Whether socket `key` is set to linger 0 seconds: its close resets
+    /// a TCP connection instead of ending it.
+    pub(in crate::kernel) fn linger_aborts(&self, key: usize) -> bool {
+        self.sock_options
+            .get(&key)
+            .and_then(|o| o.get(&(SOL_SOCKET, SO_LINGER)))
+            .is_some_and(|&v| v == 1 << 32)
     }
 
     /// SO_RCVTIMEO and SO_SNDTIMEO (a `struct timeval`; 0: no limit):
@@ -1150,17 +1209,17 @@ pub(super) struct MsgHdr {
 }
 
 /// What getsockopt says of a socket.
-struct Sock {
-    ty: u64,
-    listening: bool,
+pub(super) struct Sock {
+    pub ty: u64,
+    pub listening: bool,
     /// Some(is IPv6) for an internet socket.
-    inet: Option<bool>,
+    pub inet: Option<bool>,
     /// The process at the other end (SO_PEERCRED), if connected.
-    peer: Option<Pid>,
+    pub peer: Option<Pid>,
     /// The pipe a connected socket sends into.
-    sends_into: Option<usize>,
+    pub sends_into: Option<usize>,
     /// Its options' key in `sock_options`.
-    key: usize,
+    pub key: usize,
 }
 
 /// O_NONBLOCK if a socket's type (or accept4's flags) asks for it.
