@@ -4,7 +4,11 @@
 //! datagram to a port no socket has is dropped (UDP promises nothing), so
 //! is one that finds its receiver's buffer full, and a read takes one
 //! datagram whatever its size (the rest of a long one is cut, MSG_TRUNC).
-//! UDP ports are their own names, apart from TCP's.
+//! UDP ports are their own names, apart from TCP's. UDP-Lite (RFC 3828,
+//! IPPROTO_UDPLITE) sockets are the same with ports of their own: on the
+//! loopback no byte is damaged, so a datagram's checksum coverage changes
+//! nothing but whether a receiver that asked for more coverage than its
+//! sender gave takes it (Linux drops it).
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -24,6 +28,13 @@ const EDESTADDRREQ: i64 = 89;
 #[derive(Debug, Default)]
 struct Sock {
     v6: bool,
+    /// UDP-Lite, not UDP.
+    lite: bool,
+    /// UDP-Lite's checksum coverage: what its datagrams carry
+    /// (UDPLITE_SEND_CSCOV; 0: all) and, once set, the least it takes
+    /// (UDPLITE_RECV_CSCOV; 0: all, so partly covered ones are dropped).
+    send_cscov: u16,
+    recv_cscov: Option<u16>,
     name: Option<InetName>,
     peer: Option<InetName>,
     queue: VecDeque<(InetName, Vec<u8>)>,
@@ -34,16 +45,22 @@ struct Sock {
 #[derive(Debug, Default)]
 pub struct Datagrams {
     socks: BTreeMap<usize, Sock>,
-    ports: BTreeMap<u16, usize>,
+    /// By protocol (UDP-Lite or not) and port.
+    ports: BTreeMap<(bool, u16), usize>,
     next_port: u32,
 }
 
+/// UDPLITE_SEND_CSCOV and UDPLITE_RECV_CSCOV.
+pub const UDPLITE_SEND_CSCOV: u64 = 10;
+pub const UDPLITE_RECV_CSCOV: u64 = 11;
+
 impl Datagrams {
-    pub fn open(&mut self, id: usize, v6: bool) {
+    pub fn open(&mut self, id: usize, v6: bool, lite: bool) {
         self.socks.insert(
             id,
             Sock {
                 v6,
+                lite,
                 ..Default::default()
             },
         );
@@ -52,8 +69,47 @@ impl Datagrams {
     pub fn close(&mut self, id: usize) {
         if let Some(s) = self.socks.remove(&id) {
             if let Some(n) = s.name {
-                self.ports.remove(&n.port);
+                self.ports.remove(&(s.lite, n.port));
             }
+        }
+    }
+
+    pub fn is_lite(&self, id: usize) -> bool {
+        self.socks.get(&id).is_some_and(|s| s.lite)
+    }
+
+    /// setsockopt of UDPLITE_SEND_CSCOV or UDPLITE_RECV_CSCOV: as Linux,
+    /// 1 to 7 are 8 (the header is always covered), and past 65535 is
+    /// 65535; a UDP socket has no such option (ENOPROTOOPT).
+    pub fn set_coverage(&mut self, id: usize, which: u64, v: i32) -> Result<(), i64> {
+        const ENOPROTOOPT: i64 = 92;
+        let s = self
+            .socks
+            .get_mut(&id)
+            .filter(|s| s.lite)
+            .ok_or(ENOPROTOOPT)?;
+        let v = match v {
+            1..=7 => 8,
+            v if v > 0xffff => 0xffff,
+            // Linux stores what it is given, a negative value as its low bits.
+            v => v as u16,
+        };
+        match which {
+            UDPLITE_SEND_CSCOV => s.send_cscov = v,
+            UDPLITE_RECV_CSCOV => s.recv_cscov = Some(v),
+            _ => return Err(ENOPROTOOPT),
+        }
+        Ok(())
+    }
+
+    /// getsockopt of a coverage option.
+    pub fn coverage(&self, id: usize, which: u64) -> Result<u16, i64> {
+        const ENOPROTOOPT: i64 = 92;
+        let s = self.socks.get(&id).filter(|s| s.lite).ok_or(ENOPROTOOPT)?;
+        match which {
+            UDPLITE_SEND_CSCOV => Ok(s.send_cscov),
+            UDPLITE_RECV_CSCOV => Ok(s.recv_cscov.unwrap_or(0)),
+            _ => Err(ENOPROTOOPT),
         }
     }
 
@@ -74,21 +130,23 @@ impl Datagrams {
         if self.socks.get(&id).ok_or(EINVAL)?.name.is_some() {
             return Err(EINVAL);
         }
+        let lite = self.is_lite(id);
         let port = match name.port {
-            0 => self.free_port()?,
-            p if self.ports.contains_key(&p) => return Err(EADDRINUSE),
+            0 => self.free_port(lite)?,
+            p if self.ports.contains_key(&(lite, p)) => return Err(EADDRINUSE),
             p => p,
         };
-        self.ports.insert(port, id);
+        self.ports.insert((lite, port), id);
         if let Some(s) = self.socks.get_mut(&id) {
             s.name = Some(InetName { port, ..name });
         }
         Ok(())
     }
 
-    fn free_port(&mut self) -> Result<u16, i64> {
+    fn free_port(&mut self, lite: bool) -> Result<u16, i64> {
         let ports = &self.ports;
-        crate::inet::free_port(&mut self.next_port, |p| ports.contains_key(&p)).ok_or(EADDRINUSE)
+        crate::inet::free_port(&mut self.next_port, |p| ports.contains_key(&(lite, p)))
+            .ok_or(EADDRINUSE)
     }
 
     /// A socket about to send or connect gets a name if it has none.
@@ -124,7 +182,11 @@ impl Datagrams {
             None => return Err(EDESTADDRREQ),
         };
         let from = self.autobind(id)?.local();
-        let Some(&dest) = self.ports.get(&to.port) else {
+        let (lite, cscov) = self
+            .socks
+            .get(&id)
+            .map_or((false, 0), |s| (s.lite, s.send_cscov));
+        let Some(&dest) = self.ports.get(&(lite, to.port)) else {
             return Ok(false);
         };
         let Some(d) = self.socks.get_mut(&dest) else {
@@ -132,6 +194,12 @@ impl Datagrams {
         };
         // A connected socket reads only its peer.
         if d.peer.is_some_and(|p| p.port != from.port) {
+            return Ok(false);
+        }
+        // A UDP-Lite receiver that set a coverage drops a partly covered
+        // datagram that covers less (0: it wants all of each).
+        let partial = cscov != 0 && (cscov as usize) < 8 + data.len();
+        if lite && partial && d.recv_cscov.is_some_and(|r| r == 0 || cscov < r) {
             return Ok(false);
         }
         if d.bytes + data.len() > RCVBUF {
@@ -159,9 +227,10 @@ impl Datagrams {
         self.socks.get(&id).is_some_and(|s| !s.queue.is_empty())
     }
 
-    /// The socket bound to `port`, if any (its readers to wake).
-    pub fn at_port(&self, port: u16) -> Option<usize> {
-        self.ports.get(&port).copied()
+    /// The socket of `lite`'s protocol bound to `port`, if any (its
+    /// readers to wake).
+    pub fn at_port(&self, lite: bool, port: u16) -> Option<usize> {
+        self.ports.get(&(lite, port)).copied()
     }
 }
 
@@ -187,8 +256,8 @@ mod tests {
     #[test]
     fn datagrams_arrive_whole_with_their_sender() {
         let mut d = Datagrams::default();
-        d.open(1, false);
-        d.open(2, false);
+        d.open(1, false, false);
+        d.open(2, false, false);
         d.bind(1, unbound(false)).unwrap();
         let port = d.name_of(1).unwrap().port;
         assert!(crate::inet::EPHEMERAL.contains(&port));
@@ -212,7 +281,7 @@ mod tests {
     fn ports_buffers_and_connected_sockets() {
         let mut d = Datagrams::default();
         for id in 1..=3 {
-            d.open(id, false);
+            d.open(id, false, false);
         }
         d.bind(1, lo(5000)).unwrap();
         assert_eq!(d.bind(2, lo(5000)), Err(EADDRINUSE));
@@ -232,8 +301,37 @@ mod tests {
         }
         assert_eq!(taken, RCVBUF / MAX_DATAGRAM);
         d.close(2);
-        assert_eq!(d.at_port(5002), None);
-        d.open(4, true);
+        assert_eq!(d.at_port(false, 5002), None);
+        d.open(4, true, false);
         d.bind(4, lo(5002)).unwrap();
+    }
+
+    #[test]
+    fn udp_lite_has_its_own_ports_and_coverage() {
+        let mut d = Datagrams::default();
+        d.open(1, false, false);
+        d.open(2, false, true);
+        d.open(3, false, true);
+        d.bind(1, lo(6000)).unwrap();
+        d.bind(2, lo(6000)).unwrap();
+        assert_eq!(d.at_port(true, 6000), Some(2));
+        // From UDP-Lite to the port: the UDP-Lite socket takes it.
+        assert_eq!(d.send(3, Some(lo(6000)), b"lite"), Ok(true));
+        assert_eq!(d.receive(2, false).map(|r| r.1), Some(b"lite".to_vec()));
+        assert!(d.receive(1, false).is_none());
+        assert_eq!(
+            d.set_coverage(1, UDPLITE_SEND_CSCOV, 20),
+            Err(92),
+            "UDP has none"
+        );
+        d.set_coverage(3, UDPLITE_SEND_CSCOV, 3).unwrap();
+        assert_eq!(d.coverage(3, UDPLITE_SEND_CSCOV), Ok(8));
+        d.set_coverage(2, UDPLITE_RECV_CSCOV, 20).unwrap();
+        // 8 bytes covered, 20 asked for: dropped; a short datagram is
+        // covered whole.
+        assert_eq!(d.send(3, Some(lo(6000)), &[0; 30]), Ok(false));
+        assert_eq!(d.send(3, Some(lo(6000)), b"ab"), Ok(false));
+        d.set_coverage(3, UDPLITE_SEND_CSCOV, 0).unwrap();
+        assert_eq!(d.send(3, Some(lo(6000)), &[0; 30]), Ok(true));
     }
 }

@@ -29,6 +29,48 @@ static struct sockaddr_in lo(int port)
     return a;
 }
 
+/* UDP-Lite (IPPROTO_UDPLITE): datagrams as UDP's, ports of its own, and
+ * the checksum coverage options. */
+#ifndef IPPROTO_UDPLITE
+#define IPPROTO_UDPLITE 136
+#endif
+#define UDPLITE_SEND_CSCOV 10
+#define UDPLITE_RECV_CSCOV 11
+static void udp_lite(void)
+{
+    char buf[64];
+    int l = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE);
+    SHOW("UDP-Lite socket", l >= 0);
+    struct sockaddr_in any = lo(0);
+    bind(l, (void *)&any, sizeof any);
+    struct sockaddr_in at = lo(port_of(l));
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    SHOW("a UDP socket on the same port", bind(u, (void *)&at, sizeof at));
+    int c = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE);
+    SHOW("sendto from UDP-Lite", sendto(c, "lite", 4, 0, (void *)&at, sizeof at));
+    SHOW("recv on the UDP-Lite socket", recv(l, buf, sizeof buf, MSG_DONTWAIT));
+    SHOW("recv on the UDP socket", recv(u, buf, sizeof buf, MSG_DONTWAIT));
+    int v = -1;
+    socklen_t vl = sizeof v;
+    getsockopt(l, SOL_SOCKET, SO_PROTOCOL, &v, &vl);
+    printf("SO_PROTOCOL %d\n", v);
+    int three = 3, twenty = 20, zero = 0;
+    SHOW("send coverage 3", setsockopt(c, IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, &three, sizeof three));
+    SHOW("get send coverage", getsockopt(c, IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, &v, &vl));
+    printf("send coverage %d\n", v);
+    SHOW("coverage on UDP", setsockopt(u, IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, &three, sizeof three));
+    SHOW("receive coverage 20", setsockopt(l, IPPROTO_UDPLITE, UDPLITE_RECV_CSCOV, &twenty, sizeof twenty));
+    char long_one[40] = {0};
+    SHOW("sendto, 8 bytes covered", sendto(c, long_one, sizeof long_one, 0, (void *)&at, sizeof at));
+    SHOW("recv (dropped: covers too little)", recv(l, buf, sizeof buf, MSG_DONTWAIT));
+    SHOW("send coverage 0 (all)", setsockopt(c, IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, &zero, sizeof zero));
+    SHOW("sendto, all covered", sendto(c, long_one, sizeof long_one, 0, (void *)&at, sizeof at));
+    SHOW("recv", recv(l, buf, sizeof buf, MSG_DONTWAIT));
+    close(l);
+    close(u);
+    close(c);
+}
+
 int main(void)
 {
     setvbuf(stdout, 0, _IONBF, 0);
@@ -108,5 +150,6 @@ int main(void)
     socklen_t vl = sizeof v;
     getsockopt(s, SOL_SOCKET, SO_TYPE, &v, &vl);
     printf("SO_TYPE %d\n", v);
+    udp_lite();
     return 0;
 }

@@ -12,8 +12,8 @@ use pmon::unixsock::Name;
 use super::*;
 
 use super::unix::{
-    ENOTCONN, EOPNOTSUPP, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOL_SOCKET, SO_DOMAIN, SO_ERROR,
-    SO_PROTOCOL, SO_RCVBUF, SO_SNDBUF, SO_TYPE,
+    ENOTCONN, EOPNOTSUPP, IPPROTO_UDPLITE, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOL_SOCKET,
+    SO_DOMAIN, SO_ERROR, SO_PROTOCOL, SO_RCVBUF, SO_SNDBUF, SO_TYPE,
 };
 
 const SO_RCVTIMEO: u64 = 20;
@@ -22,11 +22,12 @@ const IPPROTO_UDP: u32 = 17;
 const AF_UNSPEC: u16 = 0;
 
 impl Kernel {
-    /// socket(AF_INET or AF_INET6, SOCK_DGRAM, 0 or IPPROTO_UDP).
-    pub(super) fn sys_udp_socket(&mut self, pid: Pid, v6: bool, ty: u64) -> Ret {
+    /// socket(AF_INET or AF_INET6, SOCK_DGRAM, 0 or IPPROTO_UDP), or
+    /// IPPROTO_UDPLITE (`lite`).
+    pub(super) fn sys_udp_socket(&mut self, pid: Pid, v6: bool, ty: u64, lite: bool) -> Ret {
         let id = self.next_pipe;
         self.next_pipe += 1;
-        self.dgrams.open(id, v6);
+        self.dgrams.open(id, v6, lite);
         let nb = if ty & O_NONBLOCK as u64 != 0 {
             O_NONBLOCK
         } else {
@@ -171,10 +172,36 @@ impl Kernel {
                     SO_SNDBUF | SO_RCVBUF => dgram::RCVBUF as u32,
                     SO_DOMAIN if v6 => 10,
                     SO_DOMAIN => 2,
+                    _ if self.dgrams.is_lite(id) => IPPROTO_UDPLITE as u32,
                     _ => IPPROTO_UDP,
                 };
                 let r = self.space_mut(pid).and_then(|s| {
                     uaccess::write_u32(s, a[3], v)?;
+                    uaccess::write_u32(s, a[4], 4)
+                });
+                val(r.map(|_| 0))
+            }
+            // UDP-Lite's checksum coverage (ENOPROTOOPT for UDP).
+            nr::SETSOCKOPT
+                if a[1] == IPPROTO_UDPLITE
+                    && matches!(a[2], dgram::UDPLITE_SEND_CSCOV | dgram::UDPLITE_RECV_CSCOV) =>
+            {
+                if a[4] < 4 {
+                    return err(EINVAL);
+                }
+                let r = self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_u32(s, a[3]))
+                    .and_then(|v| self.dgrams.set_coverage(id, a[2], v as i32));
+                val(r.map(|_| 0))
+            }
+            nr::GETSOCKOPT
+                if a[1] == IPPROTO_UDPLITE
+                    && matches!(a[2], dgram::UDPLITE_SEND_CSCOV | dgram::UDPLITE_RECV_CSCOV) =>
+            {
+                let r = self.dgrams.coverage(id, a[2]).and_then(|v| {
+                    let s = self.space_mut(pid)?;
+                    uaccess::write_u32(s, a[3], v as u32)?;
                     uaccess::write_u32(s, a[4], 4)
                 });
                 val(r.map(|_| 0))
@@ -221,7 +248,7 @@ impl Kernel {
     fn udp_send(&mut self, id: usize, to: Option<InetName>, data: &[u8]) -> Ret {
         let dest = to
             .or(self.dgrams.peer_of(id))
-            .and_then(|t| self.dgrams.at_port(t.port));
+            .and_then(|t| self.dgrams.at_port(self.dgrams.is_lite(id), t.port));
         match self.dgrams.send(id, to, data) {
             Ok(delivered) => {
                 if let (true, Some(d)) = (delivered, dest) {

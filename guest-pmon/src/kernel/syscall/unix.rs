@@ -89,6 +89,7 @@ const IPPROTO_TCP: u64 = 6;
 const IPPROTO_IPV6: u64 = 41;
 const IPV6_V6ONLY: u64 = 26;
 const IPPROTO_UDP: u64 = 17;
+pub(super) const IPPROTO_UDPLITE: u64 = 136;
 const SOCK_DGRAM: u64 = 2;
 
 impl Kernel {
@@ -137,10 +138,11 @@ impl Kernel {
             _ => return err(EAFNOSUPPORT),
         };
         if let (Some(v6), SOCK_DGRAM) = (inet, ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
-            if protocol != 0 && protocol != IPPROTO_UDP {
-                return err(EPROTONOSUPPORT);
-            }
-            return self.sys_udp_socket(pid, v6, ty);
+            return match protocol {
+                0 | IPPROTO_UDP => self.sys_udp_socket(pid, v6, ty, false),
+                IPPROTO_UDPLITE => self.sys_udp_socket(pid, v6, ty, true),
+                _ => err(EPROTONOSUPPORT),
+            };
         }
         let packets = match (ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC), inet) {
             (SOCK_STREAM, _) => false,
@@ -321,7 +323,7 @@ impl Kernel {
     /// the pipes' (they were 0 until CPython's test suite read one).
     pub(super) fn socket_option(&mut self, pid: Pid, n: u64, a: [u64; 6], sock: Sock) -> Ret {
         let inet = sock.inet;
-        let udp = sock.ty == SOCK_DGRAM && a[1] == IPPROTO_UDP;
+        let udp = sock.ty == SOCK_DGRAM && matches!(a[1], IPPROTO_UDP | IPPROTO_UDPLITE);
         let ip_level = matches!(a[1], IPPROTO_IP | IPPROTO_TCP | IPPROTO_IPV6) || udp;
         if a[1] != SOL_SOCKET && !(inet.is_some() && ip_level) {
             return err(ENOPROTOOPT);
