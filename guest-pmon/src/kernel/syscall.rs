@@ -518,10 +518,17 @@ impl Kernel {
             nr::MADVISE => self.sys_madvise(pid, a[0], a[1], a[2]),
             // Nothing of a process is ever swapped out here: every page
             // is as good as locked.
-            nr::MLOCK | nr::MUNLOCK | nr::MLOCKALL | nr::MUNLOCKALL => Ret::Val(0),
+            // Memory is not paged out behind a program's back here (the
+            // ExCache holds what it touches, its memory component the
+            // rest), so a lock has nothing to do but check its range, which
+            // must be mapped whole (ENOMEM), as Linux's.
+            nr::MLOCK | nr::MUNLOCK => val(self.mapped_whole(pid, a[0], a[1]).map(|_| 0)),
             // MLOCK_ONFAULT is its one flag.
             nr::MLOCK2 if a[2] as u32 & !1 != 0 => err(EINVAL),
-            nr::MLOCK2 => Ret::Val(0),
+            nr::MLOCK2 => val(self.mapped_whole(pid, a[0], a[1]).map(|_| 0)),
+            // MCL_CURRENT and MCL_FUTURE, either with MCL_ONFAULT.
+            nr::MLOCKALL if a[0] as u32 & !7 != 0 || a[0] & 3 == 0 => err(EINVAL),
+            nr::MLOCKALL | nr::MUNLOCKALL => Ret::Val(0),
             nr::MINCORE => self.sys_mincore(pid, a[0], a[1], a[2]),
 
             nr::GETPID => Ret::Val(pid as i64),
@@ -3118,6 +3125,31 @@ impl Kernel {
     /// process's memory is held in its memory components' RAM, never
     /// swapped, and a page never touched costs no disk read either (Linux
     /// reports those 0).
+    /// [addr, addr + len), widened to whole pages, is mapped without a
+    /// hole: Ok(its end), else ENOMEM.
+    fn mapped_whole(&mut self, pid: Pid, addr: u64, len: u64) -> Result<u64, Errno> {
+        let start = addr & !4095;
+        let end = addr
+            .checked_add(len)
+            .and_then(|e| e.checked_next_multiple_of(4096))
+            .ok_or(ENOMEM)?;
+        if len == 0 {
+            return Ok(end);
+        }
+        let maps = self.space_mut(pid)?.maps()?;
+        let mut at = start;
+        for v in maps.iter().filter(|v| v.end > start && v.start < end) {
+            if v.start > at {
+                break;
+            }
+            at = at.max(v.end);
+        }
+        if at < end {
+            return Err(ENOMEM);
+        }
+        Ok(end)
+    }
+
     fn sys_mincore(&mut self, pid: Pid, addr: u64, len: u64, vec: u64) -> Ret {
         if addr % 4096 != 0 {
             return err(EINVAL);
@@ -3125,27 +3157,10 @@ impl Kernel {
         if len == 0 {
             return Ret::Val(0);
         }
-        let Some(end) = addr
-            .checked_add(len)
-            .and_then(|e| e.checked_next_multiple_of(4096))
-        else {
-            return err(ENOMEM);
-        };
-        let maps = match self.space_mut(pid).and_then(|s| s.maps()) {
-            Ok(m) => m,
+        let end = match self.mapped_whole(pid, addr, len) {
+            Ok(e) => e,
             Err(e) => return err(e),
         };
-        // The range is covered by mappings without a hole.
-        let mut at = addr;
-        for v in maps.iter().filter(|v| v.end > addr && v.start < end) {
-            if v.start > at {
-                break;
-            }
-            at = at.max(v.end);
-        }
-        if at < end {
-            return err(ENOMEM);
-        }
         let pages = ((end - addr) / 4096) as usize;
         let ones = alloc::vec![1u8; pages.min(1 << 20)];
         let mut done = 0;

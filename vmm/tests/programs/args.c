@@ -1,11 +1,13 @@
 /* argv, the environment Lego gives, the auxiliary vector libc reads, the
  * vDSO as dietlibc reads it, and a raw write to stdout. */
 #include <elf.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/auxv.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -60,6 +62,9 @@ int main(int argc, char **argv) {
     printf("the parent: kill 0 %ld, scheduler %ld, param %ld (%d), session known %d, group known %d\n",
            (long)kill(getppid(), 0), syscall(SYS_sched_getscheduler, getppid()), got_param, param,
            getsid(getppid()) >= 0, getpgid(getppid()) >= 0);
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, getppid());
+    printf("the parent's nice value read: %s\n", prio >= -20 && prio <= 19 && errno == 0 ? "yes" : "no");
     int (*tod)(struct timeval *, void *) = by_sections("__vdso_gettimeofday");
     struct timeval tv = {0, 0};
     printf("vdso gettimeofday by sections: %s\n",

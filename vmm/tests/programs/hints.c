@@ -157,6 +157,13 @@ static void memory(void)
     SHOW("  mlock2 MLOCK_ONFAULT", syscall(SYS_mlock2, m, 4096, 1));
     SHOW("  mlock2 flag 2", syscall(SYS_mlock2, m, 4096, 2));
     SHOW("  munlock", munlock(m, 4096));
+    SHOW("  mlock2 over the hole", syscall(SYS_mlock2, m, 4 * 4096, 0));
+    SHOW("  mlock over the hole", mlock(m + 100, 2 * 4096));
+    SHOW("  mlock unaligned, mapped", mlock(m + 100, 100));
+    SHOW("  munlock over the hole", munlock(m, 4 * 4096));
+    SHOW("  mlockall(0)", mlockall(0));
+    SHOW("  mlockall(MCL_ONFAULT)", mlockall(4));
+    SHOW("  munlockall", munlockall());
 }
 
 static void file_ranges(void)

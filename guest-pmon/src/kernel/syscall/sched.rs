@@ -151,6 +151,22 @@ impl Kernel {
                 });
                 val(r)
             }
+            // The parent outside, by pid: a root's defaults, read only.
+            nr::GETPRIORITY | nr::IOPRIO_GET
+                if self.outside_by_pid(n == nr::IOPRIO_GET, a[0], a[1]) =>
+            {
+                let defaults = Sched::new(self.cpus.len());
+                Ret::Val(if n == nr::GETPRIORITY {
+                    defaults.priority_value()
+                } else {
+                    defaults.ioprio as i64
+                })
+            }
+            nr::SETPRIORITY | nr::IOPRIO_SET
+                if self.outside_by_pid(n == nr::IOPRIO_SET, a[0], a[1]) =>
+            {
+                err(pmon::cred::EPERM)
+            }
             nr::GETPRIORITY | nr::SETPRIORITY => {
                 let who = match self.priority_targets(tid, a[0], a[1]) {
                     Ok(w) => w,
@@ -390,6 +406,12 @@ impl Kernel {
         let n = size.min(SCHED_ATTR_LEN);
         uaccess::read(space, at, &mut attr[..n])?;
         Ok(attr)
+    }
+
+    /// Whether a priority call's `which` and `who` name the parent outside
+    /// by its pid (`io`: ioprio's numbering, one higher).
+    fn outside_by_pid(&self, io: bool, which: u64, who: u64) -> bool {
+        which == PRIO_PROCESS + io as u64 && self.is_outside(who as i32 as u32)
     }
 
     /// The threads ioprio_set/get's `which` (IOPRIO_WHO_PROCESS, _PGRP,
