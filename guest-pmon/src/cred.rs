@@ -189,15 +189,21 @@ impl Cred {
     /// Whether a process with these credentials may reach into one with
     /// `target`'s (ptrace's PTRACE_MODE_REALCREDS, as pidfd_getfd asks):
     /// privileged, or its real user and group ids are every one of the
-    /// target's user and group ids, and the target is `dumpable`.
+    /// target's user and group ids, the target is `dumpable`, and it holds
+    /// no permitted capability the caller lacks.
     pub fn may_trace(&self, target: &Cred, dumpable: bool) -> bool {
         let all = |mine: u32, theirs: &Ids| {
             [theirs.real, theirs.effective, theirs.saved]
                 .iter()
                 .all(|&id| id == mine)
         };
+        // Without CAP_SYS_PTRACE, also none of the target's permitted
+        // capabilities may be beyond the caller's (cap_ptrace_access_check).
         self.capable(caps::SYS_PTRACE)
-            || (dumpable && all(self.uid.real, &target.uid) && all(self.gid.real, &target.gid))
+            || (dumpable
+                && all(self.uid.real, &target.uid)
+                && all(self.gid.real, &target.gid)
+                && target.caps.permitted & !self.caps.permitted == 0)
     }
 }
 

@@ -88,10 +88,10 @@ impl Datagrams {
             .get_mut(&id)
             .filter(|s| s.lite)
             .ok_or(ENOPROTOOPT)?;
+        // As Linux: anything below 8 but 0 (negative too) is 8.
         let v = match v {
-            1..=7 => 8,
+            v if v != 0 && v < 8 => 8,
             v if v > 0xffff => 0xffff,
-            // Linux stores what it is given, a negative value as its low bits.
             v => v as u16,
         };
         match which {

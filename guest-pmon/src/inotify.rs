@@ -47,9 +47,44 @@ const CHILD_EVENTS: u32 = IN_ACCESS
     | IN_MOVED_TO
     | IN_CREATE
     | IN_DELETE;
-/// The flags inotify_add_watch takes besides events.
-const WATCH_FLAGS: u32 =
-    IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK | IN_MASK_CREATE | IN_MASK_ADD | IN_ONESHOT;
+/// Every bit inotify_add_watch knows (Linux's ALL_INOTIFY_BITS): a mask
+/// with another is EINVAL, and so is one with none of these.
+const ALL_BITS: u32 = ALL_EVENTS
+    | 0x2000 // IN_UNMOUNT
+    | IN_Q_OVERFLOW
+    | IN_IGNORED
+    | IN_ONLYDIR
+    | IN_DONT_FOLLOW
+    | IN_EXCL_UNLINK
+    | IN_MASK_CREATE
+    | IN_MASK_ADD
+    | IN_ISDIR
+    | IN_ONESHOT;
+
+/// Linux's default /proc/sys/fs/inotify/max_user_instances.
+pub const MAX_INSTANCES: usize = 128;
+/// The most watches of all instances together (ENOSPC past it; Linux's
+/// max_user_watches scales with memory, from 8192 up).
+pub const MAX_WATCHES: usize = 65536;
+
+/// inotify_add_watch's check of its mask's bits, made before it looks at
+/// its descriptor, as Linux's.
+pub fn check_bits(mask: u32) -> Result<(), i64> {
+    if mask & ALL_BITS == 0 || mask & !ALL_BITS != 0 {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// Its check that IN_MASK_ADD and IN_MASK_CREATE are not both given,
+/// made once the descriptor is found.
+pub fn check_mask(mask: u32) -> Result<(), i64> {
+    check_bits(mask)?;
+    if mask & (IN_MASK_ADD | IN_MASK_CREATE) == IN_MASK_ADD | IN_MASK_CREATE {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
 
 /// Linux's default /proc/sys/fs/inotify/max_queued_events.
 pub const MAX_QUEUED: usize = 16384;
@@ -139,12 +174,7 @@ impl Instance {
     /// same watch, its mask replaced (or added to, IN_MASK_ADD; EEXIST
     /// with IN_MASK_CREATE).
     pub fn add(&mut self, path: &[u8], key: Option<Key>, mask: u32) -> Result<i32, i64> {
-        if mask & ALL_EVENTS == 0
-            || mask & !(ALL_EVENTS | WATCH_FLAGS) != 0
-            || mask & (IN_MASK_ADD | IN_MASK_CREATE) == IN_MASK_ADD | IN_MASK_CREATE
-        {
-            return Err(EINVAL);
-        }
+        check_mask(mask)?;
         let kept = mask & (ALL_EVENTS | IN_EXCL_UNLINK | IN_ONESHOT);
         if let Some(w) = self.watches.iter_mut().find(|w| same(w, path, key)) {
             if mask & IN_MASK_CREATE != 0 {
@@ -211,10 +241,12 @@ impl Instance {
     pub fn deliver(&mut self, c: &Change) {
         let event = c.mask & ALL_EVENTS;
         let (dir, name) = split(c.path);
-        let mut heard: Vec<(usize, bool)> = Vec::new();
+        // (watch, heard as the parent, queued): a watch whose object went
+        // (IN_DELETE_SELF) goes whatever it asked for, with IN_IGNORED.
+        let mut heard: Vec<(usize, bool, bool)> = Vec::new();
         for (i, w) in self.watches.iter().enumerate() {
             if c.to_parent && event & CHILD_EVENTS != 0 && w.path == dir && w.mask & event != 0 {
-                heard.push((i, true));
+                heard.push((i, true, true));
             }
         }
         for (i, w) in self.watches.iter().enumerate() {
@@ -222,20 +254,22 @@ impl Instance {
                 (Some(a), Some(b)) => a == b,
                 _ => w.path == c.path,
             };
-            if c.to_self && mine && w.mask & event != 0 {
-                heard.push((i, false));
+            if c.to_self && mine && (w.mask & event != 0 || event == IN_DELETE_SELF) {
+                heard.push((i, false, w.mask & event != 0));
             }
         }
         let mut gone: Vec<i32> = Vec::new();
-        for (i, parent) in heard {
+        for (i, parent, queued) in heard {
             let w = &self.watches[i];
             let (wd, oneshot) = (w.wd, w.mask & IN_ONESHOT != 0);
             if gone.contains(&wd) {
                 continue;
             }
-            let named: &[u8] = if parent { name } else { &[] };
-            self.queue(wd, c.mask, c.cookie, named);
-            if oneshot || (!parent && event == IN_DELETE_SELF) {
+            if queued {
+                let named: &[u8] = if parent { name } else { &[] };
+                self.queue(wd, c.mask, c.cookie, named);
+            }
+            if (queued && oneshot) || (!parent && event == IN_DELETE_SELF) {
                 gone.push(wd);
             }
         }
@@ -263,6 +297,29 @@ impl Instance {
         self.watches
             .iter()
             .any(|w| w.path == path || w.path == dir || (key.is_some() && w.key == key))
+    }
+
+    /// Whether a watch is on a storage inode (found by inode only after
+    /// a look at storage).
+    pub fn watches_storage(&self) -> bool {
+        self.watches
+            .iter()
+            .any(|w| matches!(w.key, Some(Key::Store(_))))
+    }
+
+    /// How many watches it has.
+    pub fn watch_count(&self) -> usize {
+        self.watches.len()
+    }
+
+    /// RENAME_EXCHANGE swapped `a` and `b`: their watches (and those below
+    /// them) trade paths.
+    pub fn exchanged(&mut self, a: &[u8], b: &[u8]) {
+        let mut tmp = a.to_vec();
+        tmp.extend_from_slice(b"\0exchanging");
+        self.renamed(a, &tmp);
+        self.renamed(b, a);
+        self.renamed(&tmp, b);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -402,6 +459,10 @@ mod tests {
                 (b, IN_IGNORED, 0, Vec::new())
             ]
         );
+        // A watch that did not ask for IN_DELETE_SELF goes all the same.
+        let m = i.add(b"/tmp/m", None, IN_MODIFY).unwrap();
+        i.deliver(&change(b"/tmp/m", None, IN_DELETE_SELF));
+        assert_eq!(events(&mut i), [(m, IN_IGNORED, 0, Vec::new())]);
         let c = i.add(b"/tmp/c", None, IN_OPEN).unwrap();
         assert_eq!(i.remove(c), Ok(()));
         assert_eq!(i.remove(c), Err(EINVAL));
@@ -412,7 +473,10 @@ mod tests {
     fn bad_masks_are_einval_and_renames_carry_watches() {
         let mut i = Instance::default();
         assert_eq!(i.add(b"/x", None, 0), Err(EINVAL));
-        assert_eq!(i.add(b"/x", None, IN_OPEN | 0x8000), Err(EINVAL));
+        // Bits Linux knows are taken, even without an event.
+        assert!(i.add(b"/x", None, IN_OPEN | IN_IGNORED).is_ok());
+        assert!(i.add(b"/y", None, IN_ONLYDIR).is_ok());
+        assert_eq!(i.add(b"/x", None, IN_OPEN | 0x1_0000), Err(EINVAL));
         assert_eq!(
             i.add(b"/x", None, IN_OPEN | IN_MASK_ADD | IN_MASK_CREATE),
             Err(EINVAL)

@@ -37,6 +37,11 @@ const S_IFIFO: u32 = 0o010000;
 const S_IFSOCK: u32 = 0o140000;
 const S_IFLNK: u32 = 0o120000;
 const PAGE: u64 = crate::PAGE;
+/// The pages a node's extended attributes are charged.
+fn xattr_pages(x: &crate::xattr::Xattrs) -> u64 {
+    (x.bytes() as u64).div_ceil(PAGE)
+}
+
 /// Linux's NAME_MAX.
 const NAME_MAX: usize = 255;
 /// The largest file: what fits in a signed offset, in whole pages.
@@ -391,11 +396,11 @@ impl Tmpfs {
     }
 
     fn free(&mut self, ino: Ino) {
-        if let Some(Node {
-            body: Body::File { pages, .. },
-            ..
-        }) = self.nodes.remove(&ino)
-        {
+        let Some(n) = self.nodes.remove(&ino) else {
+            return;
+        };
+        self.pages -= xattr_pages(&n.xattrs);
+        if let Body::File { pages, .. } = n.body {
             self.pages -= pages.len() as u64;
         }
     }
@@ -492,6 +497,53 @@ impl Tmpfs {
         }
         if let Ok(n) = self.node_mut(ino) {
             n.ctime = now;
+        }
+        self.touch_dir(fdir, now);
+        self.touch_dir(tdir, now);
+        Ok(())
+    }
+
+    /// renameat2(RENAME_EXCHANGE): `from` and `to`, both there, trade
+    /// places at once. EINVAL if a directory would move into itself.
+    pub fn exchange(&mut self, from: &[u8], to: &[u8], now: u64) -> Result<()> {
+        let (fdir, fname) = self.parent(from)?;
+        let (tdir, tname) = self.parent(to)?;
+        let a = *self.entries(fdir)?.get(fname).ok_or(ENOENT)?;
+        let b = *self.entries(tdir)?.get(tname).ok_or(ENOENT)?;
+        if a == b {
+            return Ok(());
+        }
+        if (self.is_dir(a) && self.within(tdir, a)) || (self.is_dir(b) && self.within(fdir, b)) {
+            return Err(EINVAL);
+        }
+        self.entries_mut(fdir)?.insert(fname.to_vec(), b);
+        self.entries_mut(tdir)?.insert(tname.to_vec(), a);
+        if fdir != tdir {
+            // A directory's `..` follows it, and its old and new parents'
+            // link counts with it.
+            for (ino, from_dir, to_dir) in [(a, fdir, tdir), (b, tdir, fdir)] {
+                if !self.is_dir(ino) {
+                    continue;
+                }
+                if let Ok(Node {
+                    body: Body::Dir { parent, .. },
+                    ..
+                }) = self.node_mut(ino)
+                {
+                    *parent = to_dir;
+                }
+                if let Ok(d) = self.node_mut(from_dir) {
+                    d.nlink -= 1;
+                }
+                if let Ok(d) = self.node_mut(to_dir) {
+                    d.nlink += 1;
+                }
+            }
+        }
+        for ino in [a, b] {
+            if let Ok(n) = self.node_mut(ino) {
+                n.ctime = now;
+            }
         }
         self.touch_dir(fdir, now);
         self.touch_dir(tdir, now);
@@ -680,16 +732,25 @@ impl Tmpfs {
     }
 
     /// Changes node `ino`'s extended attributes with `change`; its ctime
-    /// moves when it succeeds.
+    /// moves when it succeeds. Their bytes take room as file data does
+    /// (whole pages per node): ENOSPC when the file system is full.
     pub fn change_xattrs(
         &mut self,
         ino: Ino,
         now: u64,
         change: impl FnOnce(&mut crate::xattr::Xattrs) -> Result<()>,
     ) -> Result<()> {
+        let free = self.max_pages.saturating_sub(self.pages);
         let n = self.node_mut(ino)?;
-        change(&mut n.xattrs)?;
+        let mut new = n.xattrs.clone();
+        change(&mut new)?;
+        let (before, after) = (xattr_pages(&n.xattrs), xattr_pages(&new));
+        if after > before + free {
+            return Err(ENOSPC);
+        }
+        n.xattrs = new;
         n.ctime = now;
+        self.pages = self.pages - before + after;
         Ok(())
     }
 
@@ -808,6 +869,54 @@ pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exchange_swaps_names_and_moves_directories_parents() {
+        let mut t = Tmpfs::new(1 << 20, 0);
+        t.mkdir(b"d", 0o755, 0).unwrap();
+        t.mkdir(b"d/sub", 0o755, 0).unwrap();
+        let (f, _) = t.create(b"f", 0o600, true, 0).unwrap();
+        let sub = t.lookup(b"d/sub").unwrap();
+        let d = t.lookup(b"d").unwrap();
+        let root_links = t.stat(ROOT).unwrap().nlink;
+        t.exchange(b"f", b"d/sub", 1).unwrap();
+        assert_eq!(t.lookup(b"f"), Ok(sub));
+        assert_eq!(t.lookup(b"d/sub"), Ok(f));
+        assert_eq!(
+            t.stat(ROOT).unwrap().nlink,
+            root_links + 1,
+            "a directory came in"
+        );
+        assert_eq!(t.stat(d).unwrap().nlink, 2, "its directory went");
+        assert_eq!(t.exchange(b"f", b"nope", 2), Err(ENOENT));
+        // A directory cannot trade places with something inside it.
+        t.mkdir(b"f/in", 0o755, 3).unwrap();
+        assert_eq!(t.exchange(b"f", b"f/in", 3), Err(EINVAL));
+    }
+
+    #[test]
+    fn extended_attributes_take_room_and_give_it_back() {
+        // Four pages in all.
+        let mut t = Tmpfs::new(4 * PAGE, 0);
+        let (f, _) = t.create(b"f", 0o600, true, 0).unwrap();
+        let (g, _) = t.create(b"g", 0o600, true, 0).unwrap();
+        let value = alloc::vec![7u8; 3 * PAGE as usize];
+        t.change_xattrs(f, 1, |x| x.set(b"user.a", &value, 0))
+            .unwrap();
+        assert_eq!(t.used(), 4 * PAGE, "3 pages and a few bytes: 4");
+        assert_eq!(
+            t.change_xattrs(g, 1, |x| x.set(b"user.b", b"1", 0)),
+            Err(ENOSPC)
+        );
+        assert_eq!(t.write(g, 0, b"x", 1), Err(ENOSPC));
+        t.unlink(b"f", 2).unwrap();
+        assert_eq!(t.used(), 0);
+        t.change_xattrs(g, 3, |x| x.set(b"user.b", b"1", 0))
+            .unwrap();
+        assert_eq!(t.used(), PAGE);
+        t.change_xattrs(g, 4, |x| x.remove(b"user.b")).unwrap();
+        assert_eq!(t.used(), 0);
+    }
 
     #[test]
     fn a_symbolic_link_holds_its_target_and_goes_with_unlink() {

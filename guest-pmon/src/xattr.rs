@@ -72,6 +72,11 @@ pub struct Xattrs {
 }
 
 impl Xattrs {
+    /// The bytes of its names and values.
+    pub fn bytes(&self) -> usize {
+        self.total()
+    }
+
     fn total(&self) -> usize {
         self.values.iter().map(|(k, v)| k.len() + v.len()).sum()
     }

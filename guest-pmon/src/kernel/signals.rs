@@ -943,6 +943,7 @@ impl Kernel {
             Kind::Dgram(id) => {
                 self.dgrams.close(id);
                 self.udp_timeouts.remove(&id);
+                self.sock_options.remove(&id);
             }
             Kind::Unix(id) => {
                 self.sock_options.remove(&id);

@@ -224,6 +224,14 @@ static void tcp_linger(void)
     SHOW("  getsockopt SO_LINGER", getsockopt(c, SOL_SOCKET, SO_LINGER, &got, &len));
     printf("  linger: on %d, %d s, %d bytes\n", got.l_onoff != 0, got.l_linger, (int)len);
     SHOW("  setsockopt SO_LINGER short", setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, 4));
+    /* Turned off, it keeps its seconds. */
+    struct linger five = {1, 5}, off = {0, 10};
+    setsockopt(c, SOL_SOCKET, SO_LINGER, &five, sizeof five);
+    setsockopt(c, SOL_SOCKET, SO_LINGER, &off, sizeof off);
+    len = sizeof got;
+    getsockopt(c, SOL_SOCKET, SO_LINGER, &got, &len);
+    printf("  after {1, 5} then {0, 10}: on %d, %d s\n", got.l_onoff != 0, got.l_linger);
+    setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     SHOW("  send", send(c, "before", 6, 0));
     SHOW("  getpeername before", getpeername(a, (void *)&in, &len));
     close(c);

@@ -59,6 +59,10 @@ static void udp_lite(void)
     SHOW("get send coverage", getsockopt(c, IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, &v, &vl));
     printf("send coverage %d\n", v);
     SHOW("coverage on UDP", setsockopt(u, IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, &three, sizeof three));
+    int minus = -5;
+    SHOW("send coverage -5 at SOL_UDP", setsockopt(c, IPPROTO_UDP, UDPLITE_SEND_CSCOV, &minus, sizeof minus));
+    SHOW("get it at SOL_UDP", getsockopt(c, IPPROTO_UDP, UDPLITE_SEND_CSCOV, &v, &vl));
+    printf("send coverage %d\n", v);
     SHOW("receive coverage 20", setsockopt(l, IPPROTO_UDPLITE, UDPLITE_RECV_CSCOV, &twenty, sizeof twenty));
     char long_one[40] = {0};
     SHOW("sendto, 8 bytes covered", sendto(c, long_one, sizeof long_one, 0, (void *)&at, sizeof at));

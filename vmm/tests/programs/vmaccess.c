@@ -88,6 +88,7 @@ int main(void)
     SHOW("1025 buffers", process_vm_readv(c, local, 1025, remote, 1, 0));
     SHOW("no such process", process_vm_readv(999999, local, 1, remote, 1, 0));
     SHOW("nothing to copy", process_vm_readv(c, local, 0, remote, 1, 0));
+    SHOW("nothing to copy, no such process", process_vm_readv(999999, local, 0, remote, 1, 0));
     SHOW("its own memory", process_vm_readv(getpid(), local, 1, remote, 1, 0));
 
     if (write(down[1], "g", 1) != 1)

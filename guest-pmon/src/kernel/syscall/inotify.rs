@@ -14,10 +14,16 @@ use pmon::inotify::{self, Change, Instance, Key};
 
 use super::*;
 
+const EMFILE: Errno = 24;
+const ENOSPC: Errno = 28;
+
 impl Kernel {
     pub(super) fn sys_inotify_init(&mut self, pid: Pid, flags: u64) -> Ret {
         if flags & !((O_CLOEXEC | O_NONBLOCK) as u64) != 0 {
             return err(EINVAL);
+        }
+        if self.inotifies.len() >= inotify::MAX_INSTANCES {
+            return err(EMFILE);
         }
         let id = self.next_event_id;
         self.next_event_id += 1;
@@ -45,7 +51,14 @@ impl Kernel {
     pub(super) fn sys_inotify_add_watch(&mut self, pid: Pid, fd: i64, path: u64, mask: u64) -> Ret {
         let mask = mask as u32;
         let r = (|| {
-            let id = self.inotify_of(pid, fd)?;
+            // Linux's order: the mask's bits, the descriptor, the rest of
+            // the mask, the kind of descriptor, then the path.
+            inotify::check_bits(mask)?;
+            let f = self.file(pid, fd)?;
+            inotify::check_mask(mask)?;
+            let Kind::Inotify(id) = f.kind else {
+                return Err(EINVAL);
+            };
             let p = uaccess::read_cstr(self.space_mut(pid)?, path, pmon::path::PATH_MAX - 1)?;
             let follow = mask & inotify::IN_DONT_FOLLOW == 0;
             let st = self.stat_path_of(pid, AT_FDCWD, &p, follow)?;
@@ -60,7 +73,12 @@ impl Kernel {
             }
             let ino = u64::from_le_bytes(st[8..16].try_into().unwrap_or([0; 8]));
             let key = self.key_at(&full, ino);
+            let watches: usize = self.inotifies.values().map(|i| i.watch_count()).sum();
             let i = self.inotifies.get_mut(&id).ok_or(EBADF)?;
+            let known = i.watches_near(&full, key);
+            if watches >= inotify::MAX_WATCHES && !known {
+                return Err(ENOSPC);
+            }
             i.add(&full, key, mask).map(|wd| wd as i64)
         })();
         val(r)
@@ -139,6 +157,14 @@ impl Kernel {
             Kind::HostDir(_) => (None, true),
             _ => return,
         };
+        // Most files are watched by nobody: nothing to copy or tell.
+        if !self
+            .inotifies
+            .values()
+            .any(|i| i.watches_near(&f.path, key))
+        {
+            return;
+        }
         let path = f.path.clone();
         self.notify(Change {
             path: &path,
@@ -153,7 +179,7 @@ impl Kernel {
     /// Something happened to the object at `full` (by path): `mask` to
     /// its watch and its directory's.
     pub(in crate::kernel) fn notify_path(&mut self, full: &[u8], mask: u32) {
-        if self.inotifies.is_empty() {
+        if !self.may_hear_of(full) {
             return;
         }
         let (key, dir) = self.key_and_dir(full);
@@ -165,6 +191,18 @@ impl Kernel {
             to_self: true,
             to_parent: true,
         });
+    }
+
+    /// Whether a watch may hear of something at `full`: it or its
+    /// directory is watched by path, or it may be watched by inode (the
+    /// tmpfs's are looked up cheaply; a storage object is looked at only
+    /// while some watch is on storage, since the look is a round trip).
+    fn may_hear_of(&self, full: &[u8]) -> bool {
+        self.inotifies.values().any(|i| {
+            i.watches_near(full, None)
+                || (i.watches_storage() && self.on_storage(full))
+                || self.tmp_node(full).is_some()
+        })
     }
 
     /// The inode key of the object at `full`, and whether it is a
@@ -272,6 +310,22 @@ impl Kernel {
             return;
         };
         let isdir = if dir { inotify::IN_ISDIR } else { 0 };
+        self.notify_unlinked(full, key, dir, last);
+        self.notify(Change {
+            path: full,
+            key: None,
+            mask: inotify::IN_DELETE | isdir,
+            cookie: 0,
+            to_self: false,
+            to_parent: true,
+        });
+    }
+
+    /// The name `full` of an object (`key`, `dir`) went, `last` if it was
+    /// its last: a file's watch hears IN_ATTRIB (its link count), and the
+    /// object's IN_DELETE_SELF once its inode goes, which for a file still
+    /// open is at its last close.
+    fn notify_unlinked(&mut self, full: &[u8], key: Option<Key>, dir: bool, last: bool) {
         let to_self = |mask| Change {
             path: full,
             key,
@@ -284,21 +338,12 @@ impl Kernel {
             self.notify(to_self(inotify::IN_ATTRIB));
         }
         match key {
-            // Open still: the inode goes with the last descriptor.
             Some(k) if last && !dir && self.open_anywhere(k) => self.doomed.push(k),
             // Linux marks neither IN_DELETE_SELF nor IN_MOVE_SELF with
             // IN_ISDIR.
             _ if last => self.notify(to_self(inotify::IN_DELETE_SELF)),
             _ => {}
         }
-        self.notify(Change {
-            path: full,
-            key: None,
-            mask: inotify::IN_DELETE | isdir,
-            cookie: 0,
-            to_self: false,
-            to_parent: true,
-        });
     }
 
     /// `from` was renamed to `to` (`what`: the moved object's
@@ -312,7 +357,50 @@ impl Kernel {
         to: &[u8],
         what: Option<(Option<Key>, bool, bool)>,
         replaced: Option<(Option<Key>, bool, bool)>,
+        exchange: bool,
     ) {
+        let Some((key, _, _)) = what else {
+            return;
+        };
+        // Onto itself, or another name of itself: nothing moved.
+        if key.is_some() && replaced.is_some_and(|(k, _, _)| k == key) {
+            return;
+        }
+        self.notify_moved(from, to, what);
+        if exchange {
+            // Each moved, in turn, and the watches trade paths.
+            self.notify_move_self(to, key);
+            self.notify_moved(to, from, replaced);
+            self.notify_move_self(from, replaced.and_then(|r| r.0));
+            for i in self.inotifies.values_mut() {
+                i.exchanged(from, to);
+            }
+            return;
+        }
+        if let Some((rkey, rdir, last)) = replaced {
+            self.notify_unlinked(to, rkey, rdir, last);
+        }
+        for i in self.inotifies.values_mut() {
+            i.renamed(from, to);
+        }
+        self.notify_move_self(to, key);
+    }
+
+    /// The object (`key`) now at `path` moved: its own watch hears.
+    fn notify_move_self(&mut self, path: &[u8], key: Option<Key>) {
+        self.notify(Change {
+            path,
+            key,
+            mask: inotify::IN_MOVE_SELF,
+            cookie: 0,
+            to_self: true,
+            to_parent: false,
+        });
+    }
+
+    /// IN_MOVED_FROM and IN_MOVED_TO of one move, with one cookie (and
+    /// for an exchange, the object's IN_MOVE_SELF).
+    fn notify_moved(&mut self, from: &[u8], to: &[u8], what: Option<(Option<Key>, bool, bool)>) {
         let Some((key, dir, _)) = what else {
             return;
         };
@@ -329,32 +417,7 @@ impl Kernel {
                 to_parent: true,
             });
         }
-        if let Some((rkey, rdir, _)) = replaced {
-            for mask in [inotify::IN_ATTRIB, inotify::IN_DELETE_SELF] {
-                if rdir && mask == inotify::IN_ATTRIB {
-                    continue;
-                }
-                self.notify(Change {
-                    path: to,
-                    key: rkey,
-                    mask,
-                    cookie: 0,
-                    to_self: true,
-                    to_parent: false,
-                });
-            }
-        }
-        for i in self.inotifies.values_mut() {
-            i.renamed(from, to);
-        }
-        self.notify(Change {
-            path: to,
-            key,
-            mask: inotify::IN_MOVE_SELF,
-            cookie: 0,
-            to_self: true,
-            to_parent: false,
-        });
+        let _ = key;
     }
 }
 
@@ -414,10 +477,19 @@ impl Kernel {
                     return Before::Nothing;
                 }
                 let full = path(self, dirfd, ptr).and_then(|f| self.follow(f).ok());
-                opt(full, &|f| {
-                    let there = self.key_and_dir(&f).0.is_some() || host_has(&f);
-                    Before::Open(f, there)
-                })
+                // Whether it was there matters only to its directory's
+                // watch (IN_CREATE).
+                let watched = |k: &Kernel, f: &[u8]| {
+                    let (dir, _) = inotify::split(f);
+                    k.inotifies.values().any(|i| i.watches_near(dir, None))
+                };
+                match full {
+                    Some(f) if watched(self, &f) => {
+                        let there = self.key_and_dir(&f).0.is_some() || host_has(&f);
+                        Before::Open(f, there)
+                    }
+                    _ => Before::Nothing,
+                }
             }
             nr::MKDIR => opt(path(self, AT_FDCWD, a[0]), &|f| Before::Made(f, true)),
             nr::MKDIRAT => opt(path(self, fd(0), a[1]), &|f| Before::Made(f, true)),
@@ -511,7 +583,9 @@ impl Kernel {
             }
             Before::Removed(full, what) => self.notify_removed(&full, what),
             Before::Renamed(from, to, (what, replaced)) => {
-                self.notify_renamed(&from, &to, what, replaced)
+                // renameat2's RENAME_EXCHANGE.
+                let exchange = n == nr::RENAMEAT2 && a[4] & 2 != 0;
+                self.notify_renamed(&from, &to, what, replaced, exchange)
             }
             Before::Linked(old, new) => {
                 let (key, _) = self.key_and_dir(&new);

@@ -17,6 +17,7 @@ const O_TRUNC: u32 = 0o1000;
 const O_DIRECTORY: u32 = 0o200000;
 const AT_REMOVEDIR: u64 = 0x200;
 const RENAME_NOREPLACE: u64 = 1;
+const RENAME_EXCHANGE: u64 = 2;
 const EXDEV: Errno = 18;
 const EBUSY: Errno = 16;
 const F_SEAL_SEAL: u32 = 1;
@@ -488,15 +489,22 @@ impl Kernel {
         (newdir, new): (i64, u64),
         flags: u64,
     ) -> Ret {
-        if flags & !RENAME_NOREPLACE != 0 {
-            // RENAME_EXCHANGE and RENAME_WHITEOUT: not on this tmpfs.
+        // RENAME_WHITEOUT is an overlay file system's; EXCHANGE excludes
+        // NOREPLACE.
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
+            || flags & (RENAME_NOREPLACE | RENAME_EXCHANGE) == RENAME_NOREPLACE | RENAME_EXCHANGE
+        {
             return err(EINVAL);
         }
+        let exchange = flags & RENAME_EXCHANGE != 0;
         let (from, to) = match self.path_pair(pid, (olddir, old), (newdir, new)) {
             Ok(v) => v,
             Err(e) => return err(e),
         };
         match (self.on_storage(&from), self.on_storage(&to)) {
+            // Decided: storage does not exchange (its rename is one
+            // request that replaces; an exchange would need a new one).
+            (true, true) if exchange => return err(EINVAL),
             (true, true) => {
                 let noreplace = flags & RENAME_NOREPLACE != 0;
                 return self.store_rename(&from, &to, noreplace);
@@ -518,6 +526,17 @@ impl Kernel {
             return err(EXDEV);
         }
         let target = self.tmp.lookup(rt).is_ok();
+        if exchange {
+            if !target {
+                // A host file cannot move.
+                return if host::stat_path(&to, false).is_ok() {
+                    err(EXDEV)
+                } else {
+                    err(ENOENT)
+                };
+            }
+            return val(self.tmp.exchange(rf, rt, now).map(|_| 0));
+        }
         if !target && !self.tmp.has_parent(rt) {
             // Into a directory of the host's /tmp.
             return err(EXDEV);

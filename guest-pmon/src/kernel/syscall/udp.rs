@@ -105,7 +105,7 @@ impl Kernel {
                 }
                 let mut data = Vec::new();
                 for &(at, len) in &vecs {
-                    if data.len() + len > MAX_DATAGRAM + 1 {
+                    if data.len().saturating_add(len) > MAX_DATAGRAM + 1 {
                         break;
                     }
                     match self
@@ -181,9 +181,10 @@ impl Kernel {
                 });
                 val(r.map(|_| 0))
             }
-            // UDP-Lite's checksum coverage (ENOPROTOOPT for UDP).
+            // UDP-Lite's checksum coverage (ENOPROTOOPT for UDP), at
+            // SOL_UDPLITE or SOL_UDP, as Linux takes it.
             nr::SETSOCKOPT
-                if a[1] == IPPROTO_UDPLITE
+                if matches!(a[1], IPPROTO_UDPLITE | 17)
                     && matches!(a[2], dgram::UDPLITE_SEND_CSCOV | dgram::UDPLITE_RECV_CSCOV) =>
             {
                 if a[4] < 4 {
@@ -196,7 +197,7 @@ impl Kernel {
                 val(r.map(|_| 0))
             }
             nr::GETSOCKOPT
-                if a[1] == IPPROTO_UDPLITE
+                if matches!(a[1], IPPROTO_UDPLITE | 17)
                     && matches!(a[2], dgram::UDPLITE_SEND_CSCOV | dgram::UDPLITE_RECV_CSCOV) =>
             {
                 let r = self.dgrams.coverage(id, a[2]).and_then(|v| {

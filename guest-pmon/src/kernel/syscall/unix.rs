@@ -455,7 +455,15 @@ impl Kernel {
                 Err(e) => return err(e),
             };
             let on = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) != 0;
-            let secs = u32::from_le_bytes([l[4], l[5], l[6], l[7]]);
+            // Turned off, it keeps the seconds it had (Linux's).
+            let secs = if on {
+                u32::from_le_bytes([l[4], l[5], l[6], l[7]])
+            } else {
+                self.sock_options
+                    .get(&key)
+                    .and_then(|o| o.get(&(SOL_SOCKET, SO_LINGER)))
+                    .map_or(0, |&v| v as u32)
+            };
             self.sock_options
                 .entry(key)
                 .or_default()

@@ -14,20 +14,22 @@ impl Kernel {
         if a[5] != 0 {
             return err(EINVAL);
         }
-        let (local, remote) = match self
-            .iovecs(pid, a[1], a[2] as usize)
-            .and_then(|l| Ok((l, self.iovecs(pid, a[3], a[4] as usize)?)))
-        {
-            Ok(v) => v,
+        let total = |v: &[(u64, usize)]| v.iter().try_fold(0usize, |s, &(_, n)| s.checked_add(n));
+        let too_big = |v: &[(u64, usize)]| total(v).is_none_or(|t| t > isize::MAX as usize);
+        let local = match self.iovecs(pid, a[1], a[2] as usize) {
+            Ok(l) if too_big(&l) => return err(EINVAL),
+            Ok(l) => l,
             Err(e) => return err(e),
         };
-        let total = |v: &[(u64, usize)]| v.iter().try_fold(0usize, |s, &(_, n)| s.checked_add(n));
-        if [&local, &remote]
-            .iter()
-            .any(|v| total(v).is_none_or(|t| t > isize::MAX as usize))
-        {
-            return err(EINVAL);
+        // Nothing to copy is 0 before the target is looked at (Linux's).
+        if total(&local) == Some(0) {
+            return Ret::Val(0);
         }
+        let remote = match self.iovecs(pid, a[3], a[4] as usize) {
+            Ok(r) if too_big(&r) => return err(EINVAL),
+            Ok(r) => r,
+            Err(e) => return err(e),
+        };
         // The target: a process or any of its threads.
         let target = a[0] as i32;
         let target = match self.threads.get(&(target as Tid)) {

@@ -67,6 +67,10 @@ impl Kernel {
             let size = (a[2] as usize).min(xattr::SIZE_MAX);
             return self.give(pid, a[1], &names, size);
         }
+        // setxattr's flags are checked before its name (Linux's order).
+        if set && a[4] as u32 as u64 & !(xattr::XATTR_CREATE | xattr::XATTR_REPLACE) != 0 {
+            return err(EINVAL);
+        }
         let name = match self
             .space_mut(pid)
             .and_then(|s| uaccess::read_cstr(s, a[1], xattr::NAME_MAX))
