@@ -82,6 +82,9 @@ pub enum Name {
     /// /proc/mounts, /proc/self/mounts: with /tmp's tmpfs
     /// ([`crate::procfs::mounts`]).
     Mounts,
+    /// /proc/self/mountinfo: the same mounts in mountinfo's layout
+    /// ([`crate::procfs::mountinfo`]).
+    MountInfo,
     /// /proc/PID/{stat,status,cmdline,comm} of any process (self too):
     /// made by the kernel from what it keeps ([`crate::procfs::stat`]).
     Proc(u32, ProcFile),
@@ -101,6 +104,14 @@ pub enum ProcFile {
     Status,
     Cmdline,
     Comm,
+    /// The environment execve gave it (another user's: EACCES).
+    Environ,
+    /// Its auxiliary vector (another user's: EACCES).
+    Auxv,
+    Limits,
+    Statm,
+    /// Its control group: the root of cgroup v2 (the processor has none).
+    Cgroup,
 }
 
 /// Classifies `path` (absolute and normalized, as [`resolve`] gives it)
@@ -150,6 +161,11 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         Some(b"status") => Some(ProcFile::Status),
         Some(b"cmdline") => Some(ProcFile::Cmdline),
         Some(b"comm") => Some(ProcFile::Comm),
+        Some(b"environ") => Some(ProcFile::Environ),
+        Some(b"auxv") => Some(ProcFile::Auxv),
+        Some(b"limits") => Some(ProcFile::Limits),
+        Some(b"statm") => Some(ProcFile::Statm),
+        Some(b"cgroup") => Some(ProcFile::Cgroup),
         _ => None,
     };
     match (target, file, tail) {
@@ -169,6 +185,7 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         Some(b"exe") => Name::Exe,
         Some(b"maps") => Name::Maps,
         Some(b"mounts") => Name::Mounts,
+        Some(b"mountinfo") => Name::MountInfo,
         Some(b"fd") => Name::FdDir,
         Some(t) => match t.strip_prefix(b"fd/") {
             Some(n) => fd_number(n).map_or(Name::Hidden, Name::Fd),

@@ -5,6 +5,7 @@
 //! in /sys/devices/system/cpu (glibc's sysconf(_SC_NPROCESSORS_ONLN)),
 //! which must count the processor's vCPUs, not the host's CPUs.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
@@ -222,6 +223,119 @@ pub fn mounts(host: &[u8], storage: bool) -> Vec<u8> {
     }
     out.extend_from_slice(b"tmpfs /dev/shm tmpfs rw,nosuid,nodev,relatime 0 0\n");
     out
+}
+
+/// /proc/self/mountinfo made from the lines of [`mounts`]: one line per
+/// mount, numbered from 20 in order, each the child of the first (the
+/// root), with a device number of its own (0:N, as virtual file systems
+/// show), as libmount and container-aware runtimes read it.
+pub fn mountinfo(mounts: &[u8]) -> Vec<u8> {
+    let mut out = String::new();
+    let lines: Vec<Vec<&[u8]>> = mounts
+        .split(|&c| c == b'\n')
+        .map(|l| l.split(|&c| c == b' ').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
+    // The root's mount first (its parent is outside, 1); the others are
+    // its children.
+    let root = lines.iter().position(|f| f[1] == b"/");
+    let order = root
+        .into_iter()
+        .chain((0..lines.len()).filter(|&i| Some(i) != root));
+    for (n, i) in order.enumerate() {
+        let f = &lines[i];
+        let (source, at, fstype, opts) = (f[0], f[1], f[2], f[3]);
+        let id = 20 + n;
+        let parent = if Some(i) == root || root.is_none() {
+            1
+        } else {
+            20
+        };
+        // Per-mount flags first, the file system's own after the dash.
+        let mount_opts: Vec<&[u8]> = opts
+            .split(|&c| c == b',')
+            .filter(|o| {
+                [
+                    &b"rw"[..],
+                    b"ro",
+                    b"nosuid",
+                    b"nodev",
+                    b"noexec",
+                    b"relatime",
+                    b"noatime",
+                ]
+                .contains(o)
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "{id} {parent} 0:{} / {} {} - {} {} {}\n",
+            id + 10,
+            String::from_utf8_lossy(at),
+            String::from_utf8_lossy(&mount_opts.join(&b","[..])),
+            String::from_utf8_lossy(fstype),
+            String::from_utf8_lossy(source),
+            String::from_utf8_lossy(opts),
+        );
+    }
+    out.into_bytes()
+}
+
+/// /proc/PID/limits: each resource's soft and hard limit, in Linux's
+/// layout (`rlimits` by resource number; u64::MAX is unlimited).
+pub fn limits(rlimits: &[(u64, u64); 16]) -> Vec<u8> {
+    const ROWS: [(&str, &str); 16] = [
+        ("Max cpu time", "seconds"),
+        ("Max file size", "bytes"),
+        ("Max data size", "bytes"),
+        ("Max stack size", "bytes"),
+        ("Max core file size", "bytes"),
+        ("Max resident set", "bytes"),
+        ("Max processes", "processes"),
+        ("Max open files", "files"),
+        ("Max locked memory", "bytes"),
+        ("Max address space", "bytes"),
+        ("Max file locks", "locks"),
+        ("Max pending signals", "signals"),
+        ("Max msgqueue size", "bytes"),
+        ("Max nice priority", ""),
+        ("Max realtime priority", ""),
+        ("Max realtime timeout", "us"),
+    ];
+    let mut out = alloc::format!(
+        "{:<25} {:<20} {:<20} {:<10}\n",
+        "Limit",
+        "Soft Limit",
+        "Hard Limit",
+        "Units"
+    );
+    let shown = |v: u64| {
+        if v == u64::MAX {
+            String::from("unlimited")
+        } else {
+            alloc::format!("{v}")
+        }
+    };
+    for ((name, unit), &(soft, hard)) in ROWS.iter().zip(rlimits.iter()) {
+        let _ = write!(
+            out,
+            "{:<25} {:<20} {:<20} {:<10}\n",
+            name,
+            shown(soft),
+            shown(hard),
+            unit
+        );
+    }
+    out.into_bytes()
+}
+
+/// /proc/PID/statm: sizes in pages (size, resident, shared, text, lib,
+/// data, dirty). The monitor keeps only the mapped size, which counts as
+/// data; resident is 0, as status's VmRSS (memory lives at the memory
+/// component).
+pub fn statm(vsize: u64) -> Vec<u8> {
+    let pages = vsize / 4096;
+    alloc::format!("{pages} 0 0 0 0 {pages} 0\n").into_bytes()
 }
 
 const TMPFS_LINE: &[u8] = b"tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n";
@@ -508,6 +622,35 @@ mod tests {
         assert!(text.starts_with("processor\t: 0\nmodel\t: x\n\nprocessor\t: 1\n"));
         assert!(text.ends_with("model\t: x\n\n"));
         assert_eq!(cpuinfo(host, 9).len(), host.len());
+    }
+
+    #[test]
+    fn mountinfo_puts_the_root_first_and_the_rest_below_it() {
+        let m = b"tmpfs /tmp tmpfs rw,nosuid 0 0\n/dev/vda / ext4 rw,relatime,errors=remount-ro 0 0\nproc /proc proc rw 0 0\n";
+        let text = alloc::string::String::from_utf8(mountinfo(m)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "20 1 0:30 / / rw,relatime - ext4 /dev/vda rw,relatime,errors=remount-ro",
+                "21 20 0:31 / /tmp rw,nosuid - tmpfs tmpfs rw,nosuid",
+                "22 20 0:32 / /proc rw - proc proc rw",
+            ]
+        );
+    }
+
+    #[test]
+    fn limits_read_as_linuxs() {
+        let mut r = [(u64::MAX, u64::MAX); 16];
+        r[7] = (1024, 65536);
+        let text = alloc::string::String::from_utf8(limits(&r)).unwrap();
+        assert!(text.starts_with(
+            "Limit                     Soft Limit           Hard Limit           Units     \n"
+        ));
+        assert!(text.contains(
+            "\nMax open files            1024                 65536                files     \n"
+        ));
+        assert_eq!(text.lines().count(), 17);
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct Built {
     /// The bytes of [sp, top).
     pub image: Vec<u8>,
     pub sp: u64,
+    /// The auxiliary vector's words, AT_NULL's included, as
+    /// /proc/PID/auxv gives them.
+    pub auxv: Vec<u8>,
 }
 
 /// Lays out the stack whose highest byte is just below `top`.
@@ -126,6 +129,12 @@ pub fn build(
     if aux.vdso != 0 {
         auxv.push((AT_SYSINFO_EHDR, aux.vdso));
     }
+    let auxv_bytes: Vec<u8> = auxv
+        .iter()
+        .flat_map(|&(k, v)| [k, v])
+        .chain([AT_NULL, 0])
+        .flat_map(u64::to_le_bytes)
+        .collect();
     let mut words: Vec<u64> = Vec::new();
     words.push(argv.len() as u64);
     words.extend(arg_at.iter().map(|&o| addr(o)));
@@ -146,7 +155,11 @@ pub fn build(
     }
     let at = (strings_base - sp) as usize;
     image[at..at + blob.len()].copy_from_slice(&blob);
-    Ok(Built { image, sp })
+    Ok(Built {
+        image,
+        sp,
+        auxv: auxv_bytes,
+    })
 }
 
 #[cfg(test)]

@@ -103,6 +103,10 @@ pub struct Image {
     pub exe_on_host: bool,
     /// Its arguments, each ended by a NUL.
     pub cmdline: Vec<u8>,
+    /// Its environment, each string ended by a NUL.
+    pub environ: Vec<u8>,
+    /// Its auxiliary vector's words.
+    pub auxv: Vec<u8>,
 }
 
 impl Kernel {
@@ -161,6 +165,8 @@ impl Kernel {
                 cpu_timers: [None; 2],
                 timers: Default::default(),
                 cmdline: image.cmdline.clone(),
+                environ: image.environ.clone(),
+                auxv: image.auxv.clone(),
                 started: self.now_ns(),
                 pdeath_signal: 0,
                 subreaper: false,
@@ -333,7 +339,7 @@ impl Kernel {
         let entry = parts.last().map_or(program.entry, |(_, p)| p.entry);
         let image = self.new_space(program.brk).and_then(|space| {
             match self.fill(space, &parts, execfn, argv, envp) {
-                Ok(sp) => Ok(Image {
+                Ok((sp, auxv)) => Ok(Image {
                     space,
                     entry,
                     sp,
@@ -344,6 +350,11 @@ impl Kernel {
                         .iter()
                         .flat_map(|a| a.iter().copied().chain([0]))
                         .collect(),
+                    environ: envp
+                        .iter()
+                        .flat_map(|a| a.iter().copied().chain([0]))
+                        .collect(),
+                    auxv,
                 }),
                 Err(e) => {
                     self.drop_space(space);
@@ -367,7 +378,7 @@ impl Kernel {
         path: &[u8],
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
-    ) -> Result<u64, Errno> {
+    ) -> Result<(u64, Vec<u8>), Errno> {
         let top = self.window.user_top();
         let Some(entry) = self.spaces.get_mut(&space_id) else {
             return Err(EINVAL);
@@ -510,7 +521,7 @@ impl Kernel {
                 })?;
             }
         }
-        Ok(built.sp)
+        Ok((built.sp, built.auxv))
     }
 
     /// execve for thread `tid`: on success its process runs the new image
@@ -562,6 +573,8 @@ impl Kernel {
                 p.exe = image.exe.clone();
                 p.exe_on_host = image.exe_on_host;
                 p.cmdline = image.cmdline.clone();
+                p.environ = image.environ.clone();
+                p.auxv = image.auxv.clone();
                 p.cred.exec();
                 p.bias = image.bias;
                 p.threads = alloc::vec![tid];

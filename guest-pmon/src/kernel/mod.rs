@@ -228,6 +228,10 @@ pub struct Process {
     /// Its arguments, each ended by a NUL (/proc/PID/cmdline), and when
     /// it started (ns since boot; /proc/PID/stat).
     pub cmdline: Vec<u8>,
+    /// Its environment and auxiliary vector as execve gave them
+    /// (/proc/PID/environ, /proc/PID/auxv).
+    pub environ: Vec<u8>,
+    pub auxv: Vec<u8>,
     pub started: u64,
     /// prctl: the signal it gets when its parent ends (0: none; not
     /// given to a fork child), whether it is dumpable, and no_new_privs

@@ -2080,7 +2080,12 @@ impl Kernel {
             Name::Exe => host::stat_path(&self.exe_of(pid), follow)?,
             Name::SelfDir => host::stat_path(b"/proc/self", follow)?,
             Name::FdDir => host::stat_path(FD_DIR, true)?,
-            Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts => {
+            Name::Maps
+            | Name::CpuList
+            | Name::MemInfo
+            | Name::CpuInfo
+            | Name::Mounts
+            | Name::MountInfo => {
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
             Name::Proc(p, _) if self.sees_process(pid, p) => {
@@ -2269,7 +2274,12 @@ impl Kernel {
                     .proc_mut(pid)
                     .and_then(|pr| pr.fds.install(file, cloexec, 0)));
             }
-            Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts => {
+            Name::Maps
+            | Name::CpuList
+            | Name::MemInfo
+            | Name::CpuInfo
+            | Name::Mounts
+            | Name::MountInfo => {
                 if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
                     return err(EACCES);
                 }
@@ -2288,6 +2298,12 @@ impl Kernel {
                     },
                     Name::Mounts => match host::slurp(b"/proc/mounts", 1 << 22) {
                         Ok(text) => pmon::procfs::mounts(&text, self.storage),
+                        Err(e) => return err(e),
+                    },
+                    Name::MountInfo => match host::slurp(b"/proc/mounts", 1 << 22) {
+                        Ok(text) => {
+                            pmon::procfs::mountinfo(&pmon::procfs::mounts(&text, self.storage))
+                        }
                         Err(e) => return err(e),
                     },
                     _ => pmon::procfs::cpu_list(self.cpus.len() as u32),
@@ -2367,14 +2383,22 @@ impl Kernel {
             Name::Hidden => return err(ENOENT),
             Name::Exe => self.exe_of(pid),
             Name::SelfDir => b"/proc/self".to_vec(),
-            Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts
+            Name::Maps
+            | Name::CpuList
+            | Name::MemInfo
+            | Name::CpuInfo
+            | Name::Mounts
+            | Name::MountInfo
                 if mode & X_OK != 0 =>
             {
                 return err(EACCES)
             }
-            Name::Maps | Name::CpuList | Name::MemInfo | Name::CpuInfo | Name::Mounts => {
-                return Ret::Val(0)
-            }
+            Name::Maps
+            | Name::CpuList
+            | Name::MemInfo
+            | Name::CpuInfo
+            | Name::Mounts
+            | Name::MountInfo => return Ret::Val(0),
             Name::Proc(p, _) | Name::ProcDir(p) if !self.sees_process(pid, p) => {
                 return err(ENOENT)
             }
@@ -2438,6 +2462,7 @@ impl Kernel {
             | Name::MemInfo
             | Name::CpuInfo
             | Name::Mounts
+            | Name::MountInfo
             | Name::Proc(..)
             | Name::ProcDir(_)
             | Name::FdDir => return err(EINVAL),
@@ -4070,6 +4095,7 @@ impl Kernel {
                 parent.sid,
             );
             let cmdline = parent.cmdline.clone();
+            let (environ, auxv) = (parent.environ.clone(), parent.auxv.clone());
             let groups = parent.groups.clone();
             let cred = parent.cred;
             let (dumpable, no_new_privs, run, vnode, home) = (
@@ -4125,6 +4151,8 @@ impl Kernel {
                     cpu_timers: [None; 2],
                     timers: Default::default(),
                     cmdline,
+                    environ,
+                    auxv,
                     started: self.now_ns(),
                     pdeath_signal: 0,
                     subreaper: false,

@@ -7,13 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static char *slurp(const char *path, size_t *len)
 {
-    static char buf[8192];
+    static char buf[1 << 20];
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
@@ -40,6 +42,62 @@ static int listed(pid_t pid)
 static const char *yes(int b)
 {
     return b ? "yes" : "no";
+}
+
+extern char **environ;
+
+/* /proc/self/{environ,auxv,limits,statm,mountinfo} against what the
+ * process knows of itself (the values differ by host; their agreement
+ * does not). */
+static void own_files(void)
+{
+    size_t n = 0;
+    char *env = slurp("/proc/self/environ", &n);
+    size_t want = 0;
+    int same = env != NULL;
+    for (char **e = environ; *e && same; e++) {
+        size_t l = strlen(*e) + 1;
+        same = want + l <= n && memcmp(env + want, *e, l) == 0;
+        want += l;
+    }
+    printf("environ: the environment %s\n", yes(same && want == n));
+    char *aux = slurp("/proc/self/auxv", &n);
+    int page = 0, entry = 0, ended = 0;
+    for (size_t i = 0; aux && i + 16 <= n; i += 16) {
+        unsigned long k, v;
+        memcpy(&k, aux + i, 8);
+        memcpy(&v, aux + i + 8, 8);
+        page |= k == AT_PAGESZ && v == 4096;
+        entry |= k == AT_ENTRY && v == getauxval(AT_ENTRY);
+        ended |= k == AT_NULL && i + 16 == n;
+    }
+    printf("auxv: page size %s, entry %s, ends with AT_NULL %s\n", yes(page), yes(entry), yes(ended));
+    char *lim = slurp("/proc/self/limits", &n);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    char row[128];
+    snprintf(row, sizeof row, "\nMax open files            %-20lu ", (unsigned long)rl.rlim_cur);
+    int lines = 0;
+    for (size_t i = 0; lim && i < n; i++)
+        lines += lim[i] == '\n';
+    printf("limits: %d lines, open files as getrlimit %s\n", lines, yes(lim && strstr(lim, row)));
+    char *statm = slurp("/proc/self/statm", &n);
+    unsigned long f[7] = {0};
+    int got = statm ? sscanf(statm, "%lu %lu %lu %lu %lu %lu %lu", f, f + 1, f + 2, f + 3, f + 4, f + 5, f + 6) : 0;
+    printf("statm: %d fields, size over 64 KiB %s\n", got, yes(f[0] * 4096 > 65536));
+    char *mi = slurp("/proc/self/mountinfo", &n);
+    int root = 0, dashed = 1;
+    for (char *line = mi; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = 0;
+        char at[256];
+        if (sscanf(line, "%*d %*d %*s %*s %255s", at) == 1 && !strcmp(at, "/"))
+            root = 1;
+        dashed &= strstr(line, " - ") != NULL;
+        line = end ? end + 1 : line + strlen(line);
+    }
+    printf("mountinfo: the root mounted %s, every line has its dash %s\n", yes(root), yes(dashed));
 }
 
 int main(int argc, char **argv)
@@ -102,5 +160,6 @@ int main(int argc, char **argv)
     waitpid(child, 0, 0);
     printf("after reaping: listed %s, stat %s\n", yes(listed(child)),
            slurp(path, &n) ? "still there" : "gone");
+    own_files();
     return 0;
 }

@@ -48,9 +48,23 @@ impl Kernel {
             .threads
             .first()
             .map_or_else(Vec::new, |&t| self.comm_of(t));
+        // Its environment and auxiliary vector are for who may trace it
+        // (Linux's PTRACE_MODE_READ).
+        if matches!(file, ProcFile::Environ | ProcFile::Auxv) && caller != pid {
+            let me = self.procs.get(&caller).map(|c| c.cred).unwrap_or_default();
+            if !me.may_trace(&p.cred, p.dumpable) {
+                return Err(EACCES);
+            }
+        }
         match file {
-            ProcFile::Cmdline if zombie => return Ok(Vec::new()),
+            ProcFile::Cmdline | ProcFile::Environ | ProcFile::Auxv if zombie => {
+                return Ok(Vec::new())
+            }
             ProcFile::Cmdline => return Ok(p.cmdline.clone()),
+            ProcFile::Environ => return Ok(p.environ.clone()),
+            ProcFile::Auxv => return Ok(p.auxv.clone()),
+            ProcFile::Limits => return Ok(pmon::procfs::limits(&p.rlimits)),
+            ProcFile::Cgroup => return Ok(b"0::/\n".to_vec()),
             ProcFile::Comm => {
                 let mut c = comm;
                 c.push(b'\n');
@@ -123,6 +137,7 @@ impl Kernel {
         }
         Ok(match file {
             ProcFile::Stat => pmon::procfs::stat(&info),
+            ProcFile::Statm => pmon::procfs::statm(info.vsize),
             _ => pmon::procfs::status(&info),
         })
     }
@@ -268,9 +283,14 @@ impl Kernel {
         let mut files: Vec<(&[u8], u8)> = alloc::vec![
             (b".", DT_DIR),
             (b"..", DT_DIR),
+            (b"auxv", DT_REG),
+            (b"cgroup", DT_REG),
             (b"cmdline", DT_REG),
             (b"comm", DT_REG),
+            (b"environ", DT_REG),
+            (b"limits", DT_REG),
             (b"stat", DT_REG),
+            (b"statm", DT_REG),
             (b"status", DT_REG),
         ];
         if target == pid {
@@ -278,6 +298,7 @@ impl Kernel {
                 (&b"exe"[..], DT_LNK),
                 (b"fd", DT_DIR),
                 (b"maps", DT_REG),
+                (b"mountinfo", DT_REG),
                 (b"mounts", DT_REG),
             ]);
         }
