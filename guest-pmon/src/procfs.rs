@@ -267,9 +267,9 @@ pub fn mountinfo(mounts: &[u8]) -> Vec<u8> {
                 .contains(o)
             })
             .collect();
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "{id} {parent} 0:{} / {} {} - {} {} {}\n",
+            "{id} {parent} 0:{} / {} {} - {} {} {}",
             id + 10,
             String::from_utf8_lossy(at),
             String::from_utf8_lossy(&mount_opts.join(&b","[..])),
@@ -317,9 +317,9 @@ pub fn limits(rlimits: &[(u64, u64); 16]) -> Vec<u8> {
         }
     };
     for ((name, unit), &(soft, hard)) in ROWS.iter().zip(rlimits.iter()) {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "{:<25} {:<20} {:<20} {:<10}\n",
+            "{:<25} {:<20} {:<20} {:<10}",
             name,
             shown(soft),
             shown(hard),
