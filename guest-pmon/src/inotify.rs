@@ -147,6 +147,9 @@ pub struct Change<'a> {
     pub to_self: bool,
     /// Whether its directory's watch hears of it (with its name).
     pub to_parent: bool,
+    /// It is an open file whose last name went: a directory's watch with
+    /// IN_EXCL_UNLINK does not hear of it.
+    pub unlinked: bool,
 }
 
 /// The directory part and the last name of an absolute path.
@@ -245,7 +248,13 @@ impl Instance {
         // (IN_DELETE_SELF) goes whatever it asked for, with IN_IGNORED.
         let mut heard: Vec<(usize, bool, bool)> = Vec::new();
         for (i, w) in self.watches.iter().enumerate() {
-            if c.to_parent && event & CHILD_EVENTS != 0 && w.path == dir && w.mask & event != 0 {
+            let excluded = c.unlinked && w.mask & IN_EXCL_UNLINK != 0;
+            if c.to_parent
+                && !excluded
+                && event & CHILD_EVENTS != 0
+                && w.path == dir
+                && w.mask & event != 0
+            {
                 heard.push((i, true, true));
             }
         }
@@ -375,6 +384,7 @@ mod tests {
             cookie: 0,
             to_self: true,
             to_parent: true,
+            unlinked: false,
         }
     }
 
@@ -425,6 +435,22 @@ mod tests {
             i.add(b"/tmp/d/f", Some(Key::Tmp(3)), IN_ATTRIB | IN_MASK_CREATE),
             Err(EEXIST)
         );
+    }
+
+    #[test]
+    fn excl_unlink_leaves_out_unlinked_children() {
+        let mut i = Instance::default();
+        let plain = i.add(b"/tmp", None, IN_MODIFY).unwrap();
+        let mut j = Instance::default();
+        j.add(b"/tmp", None, IN_MODIFY | IN_EXCL_UNLINK).unwrap();
+        let c = Change {
+            unlinked: true,
+            ..change(b"/tmp/gone", None, IN_MODIFY)
+        };
+        i.deliver(&c);
+        j.deliver(&c);
+        assert_eq!(events(&mut i), [(plain, IN_MODIFY, 0, b"gone".to_vec())]);
+        assert!(j.is_empty());
     }
 
     #[test]

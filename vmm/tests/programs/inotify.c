@@ -152,6 +152,20 @@ static void more(const char *base, int exchange)
     drain("p (once q) unlinked");
     unlink(q);
     drain("q unlinked: its watch asked only for IN_MODIFY");
+    /* IN_EXCL_UNLINK: a child written after its last name went is not
+     * heard of by the directory. */
+    char u[128];
+    at(u, "u");
+    int ufd = open(u, O_WRONLY | O_CREAT, 0600);
+    drain("u made");
+    inotify_add_watch(in, dir, IN_MODIFY | IN_EXCL_UNLINK | IN_MASK_ADD);
+    if (write(ufd, "1", 1) != 1)
+        perror("write");
+    unlink(u);
+    if (write(ufd, "2", 1) != 1)
+        perror("write");
+    close(ufd);
+    drain("u written, unlinked, written again");
     SHOW("IN_ONLYDIR alone", inotify_add_watch(in, dir, IN_ONLYDIR) > 0);
     SHOW("ADD and CREATE on a bad fd", inotify_add_watch(99, "/no/such", IN_MASK_ADD | IN_MASK_CREATE));
     rmdir(dir);

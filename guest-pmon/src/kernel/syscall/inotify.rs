@@ -166,6 +166,12 @@ impl Kernel {
             return;
         }
         let path = f.path.clone();
+        // Its last name gone (IN_EXCL_UNLINK leaves it out).
+        let unlinked = match f.kind {
+            Kind::Tmp(ino) => self.tmp.stat(ino).is_ok_and(|st| st.nlink == 0),
+            Kind::Store(ino) => self.unlinked.contains_key(&ino),
+            _ => false,
+        };
         self.notify(Change {
             path: &path,
             key,
@@ -173,6 +179,7 @@ impl Kernel {
             cookie: 0,
             to_self: true,
             to_parent: true,
+            unlinked,
         });
     }
 
@@ -190,6 +197,7 @@ impl Kernel {
             cookie: 0,
             to_self: true,
             to_parent: true,
+            unlinked: false,
         });
     }
 
@@ -252,6 +260,7 @@ impl Kernel {
             cookie: 0,
             to_self: true,
             to_parent: false,
+            unlinked: false,
         });
     }
 
@@ -268,6 +277,7 @@ impl Kernel {
             cookie: 0,
             to_self: false,
             to_parent: true,
+            unlinked: false,
         });
     }
 
@@ -318,6 +328,7 @@ impl Kernel {
             cookie: 0,
             to_self: false,
             to_parent: true,
+            unlinked: false,
         });
     }
 
@@ -333,6 +344,7 @@ impl Kernel {
             cookie: 0,
             to_self: true,
             to_parent: false,
+            unlinked: false,
         };
         if !dir {
             self.notify(to_self(inotify::IN_ATTRIB));
@@ -395,6 +407,7 @@ impl Kernel {
             cookie: 0,
             to_self: true,
             to_parent: false,
+            unlinked: false,
         });
     }
 
@@ -415,6 +428,7 @@ impl Kernel {
                 cookie,
                 to_self: false,
                 to_parent: true,
+                unlinked: false,
             });
         }
         let _ = key;
@@ -596,6 +610,7 @@ impl Kernel {
                     cookie: 0,
                     to_self: true,
                     to_parent: false,
+                    unlinked: false,
                 });
                 self.notify_created(&new, false);
             }
