@@ -79,6 +79,8 @@ pub enum Kind {
     SignalFd(usize),
     /// An inotify instance (the kernel's table of them).
     Inotify(usize),
+    /// A NETLINK_ROUTE socket (`crate::netlink`).
+    Netlink(usize),
     /// A UDP socket on the loopback (`crate::dgram`).
     Dgram(usize),
     /// A process's descriptor (pidfd_open, CLONE_PIDFD): its id and its

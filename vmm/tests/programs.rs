@@ -184,6 +184,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("xattr", "1"),
             // process_vm_readv/writev between a parent and its child.
             ("vmaccess", "2"),
+            // getifaddrs, if_nameindex and a raw NETLINK_ROUTE dump.
+            ("ifaddrs", "1"),
             // Pseudo-terminals: canonical lines and echo, raw mode, ^C to
             // a child's foreground group, hang-ups; openpty.
             ("pty", "1"),

@@ -396,6 +396,8 @@ pub struct Kernel {
     /// UDP sockets on the loopback, and their SO_RCVTIMEO (ns).
     pub dgrams: pmon::dgram::Datagrams,
     pub udp_timeouts: BTreeMap<usize, u64>,
+    /// NETLINK_ROUTE sockets and their types (SOCK_RAW or SOCK_DGRAM).
+    pub netlinks: BTreeMap<usize, (pmon::netlink::Socket, u64)>,
     /// The thread whose system call is being made (or was last; 0 before
     /// the first): whose signals a signalfd read or poll sees.
     pub caller: Tid,
@@ -520,6 +522,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         doomed: Vec::new(),
         dgrams: Default::default(),
         udp_timeouts: BTreeMap::new(),
+        netlinks: BTreeMap::new(),
         caller: 0,
         seals: BTreeMap::new(),
         // A quarter of the monitor's free memory (the tmpfs may take half).

@@ -981,6 +981,9 @@ impl Kernel {
             Kind::Inotify(id) => {
                 self.inotifies.remove(&id);
             }
+            Kind::Netlink(id) => {
+                self.netlinks.remove(&id);
+            }
             _ => {}
         }
     }

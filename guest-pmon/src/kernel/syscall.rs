@@ -32,6 +32,7 @@ mod ids;
 mod inotify;
 mod ipc;
 mod lock;
+mod netlink;
 mod owner_futex;
 mod pidfd;
 mod positional;
@@ -1184,6 +1185,7 @@ impl Kernel {
                 None => Err(EINVAL),
             },
             Kind::Inotify(id) => self.inotify_read(f, id, len),
+            Kind::Netlink(id) => self.netlink_read(f, id, len),
             Kind::Epoll(_) | Kind::PidFd(..) => Err(EINVAL),
             Kind::ProcDir(..) => Err(EISDIR),
         }
@@ -1361,6 +1363,10 @@ impl Kernel {
             Kind::StoreDir(_) => Err(EBADF),
             Kind::EventFd(id) => self.eventfd_write(f, id, data),
             Kind::SignalFd(_) | Kind::Inotify(_) => Err(EINVAL),
+            Kind::Netlink(id) => match self.netlink_send(id, data) {
+                Ret::Val(n) => Ok(Some(n as usize)),
+                _ => Ok(Some(data.len())),
+            },
             Kind::Epoll(_) | Kind::PidFd(..) => Err(EINVAL),
             Kind::ProcDir(..) => Err(EBADF),
         }
@@ -1695,9 +1701,11 @@ impl Kernel {
             // PIPEFS_MAGIC and ANON_INODE_FS_MAGIC.
             Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Stdio(..) => Ok(pseudo(0x5049_5045)),
             // SOCKFS_MAGIC.
-            Kind::Socket(..) | Kind::Unix(_) | Kind::UnixDgram(_) | Kind::Dgram(_) => {
-                Ok(pseudo(0x534f_434b))
-            }
+            Kind::Socket(..)
+            | Kind::Unix(_)
+            | Kind::UnixDgram(_)
+            | Kind::Dgram(_)
+            | Kind::Netlink(_) => Ok(pseudo(0x534f_434b)),
             Kind::Epoll(_)
             | Kind::EventFd(_)
             | Kind::SignalFd(_)
@@ -1867,9 +1875,11 @@ impl Kernel {
             Kind::Socket(rx, tx) if rx == tx => {
                 (S_IFIFO | 0o600, 0, 0, 0x1000 + rx as u64, 0xc, 4096)
             }
-            Kind::Socket(id, _) | Kind::Unix(id) | Kind::UnixDgram(id) | Kind::Dgram(id) => {
-                (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096)
-            }
+            Kind::Socket(id, _)
+            | Kind::Unix(id)
+            | Kind::UnixDgram(id)
+            | Kind::Dgram(id)
+            | Kind::Netlink(id) => (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096),
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
@@ -2006,9 +2016,11 @@ impl Kernel {
             | Kind::PtySlave(_) => f.path.clone(),
             Kind::Tmp(_) => pmon::path::dev_shm_shown(f.path.clone()),
             Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
-            Kind::Socket(id, _) | Kind::Unix(id) | Kind::UnixDgram(id) | Kind::Dgram(id) => {
-                alloc::format!("socket:[{id}]").into_bytes()
-            }
+            Kind::Socket(id, _)
+            | Kind::Unix(id)
+            | Kind::UnixDgram(id)
+            | Kind::Dgram(id)
+            | Kind::Netlink(id) => alloc::format!("socket:[{id}]").into_bytes(),
             Kind::DevNull => b"/dev/null".to_vec(),
             Kind::DevZero => b"/dev/zero".to_vec(),
             Kind::DevUrandom => b"/dev/urandom".to_vec(),
@@ -2672,6 +2684,11 @@ impl Kernel {
             Kind::Unix(id) if self.connect_failed(id) => (true, true, true),
             Kind::Unix(_) => (false, false, true),
             Kind::Dgram(id) => (self.dgrams.readable(id), true, false),
+            Kind::Netlink(id) => (
+                self.netlinks.get(&id).is_some_and(|(s, _)| s.readable()),
+                true,
+                false,
+            ),
             Kind::UnixDgram(id) => {
                 let (r, w) = self.unix_dgram_ready(id);
                 (r, w, false)

@@ -91,6 +91,7 @@ const IPV6_V6ONLY: u64 = 26;
 const IPPROTO_UDP: u64 = 17;
 pub(super) const IPPROTO_UDPLITE: u64 = 136;
 const SOCK_DGRAM: u64 = 2;
+const AF_NETLINK: u64 = 16;
 
 impl Kernel {
     pub(super) fn sys_socketpair(
@@ -135,6 +136,7 @@ impl Kernel {
             AF_UNIX => None,
             AF_INET => Some(false),
             AF_INET6 => Some(true),
+            AF_NETLINK => return self.sys_netlink_socket(pid, ty, protocol),
             _ => return err(EAFNOSUPPORT),
         };
         if let (Some(v6), SOCK_DGRAM) = (inet, ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
@@ -187,6 +189,7 @@ impl Kernel {
             Kind::Unix(id) => return self.unconnected_call(tid, &f, id, n, a),
             Kind::UnixDgram(id) => return self.unix_dgram_call(tid, &f, id, n, a),
             Kind::Dgram(id) => return self.udp_call(tid, &f, id, n, a),
+            Kind::Netlink(id) => return self.netlink_call(tid, &f, id, n, a),
             _ => return err(ENOTSOCK),
         };
         match n {

@@ -1,0 +1,288 @@
+//! NETLINK_ROUTE sockets, as far as programs use them to learn the
+//! machine's network interfaces: dumps of links (RTM_GETLINK) and of
+//! addresses (RTM_GETADDR), which glibc's getifaddrs and if_nameindex,
+//! Go's net.Interfaces and libuv (Node's os.networkInterfaces) make.
+//!
+//! Decided: the only network a process here has is the loopback
+//! (`pmon::inet`), so the only interface is `lo` (index 1) with 127.0.0.1/8
+//! and ::1/128; every other request is answered with EOPNOTSUPP in an
+//! NLMSG_ERROR, as Linux answers a request it has no handler for, and
+//! nothing is ever multicast to a socket.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+pub const NLMSG_ERROR: u16 = 2;
+pub const NLMSG_DONE: u16 = 3;
+pub const RTM_NEWLINK: u16 = 16;
+pub const RTM_GETLINK: u16 = 18;
+pub const RTM_NEWADDR: u16 = 20;
+pub const RTM_GETADDR: u16 = 22;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_MULTI: u16 = 2;
+const NLM_F_DUMP: u16 = 0x300;
+const HEADER: usize = 16;
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const EOPNOTSUPP: i32 = 95;
+const EINVAL: i32 = 22;
+
+/// The loopback interface's index and name.
+pub const LO_INDEX: u32 = 1;
+pub const LO_NAME: &[u8] = b"lo";
+/// IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP.
+pub const LO_FLAGS: u32 = 0x1 | 0x8 | 0x40 | 0x1_0000;
+const ARPHRD_LOOPBACK: u16 = 772;
+const RT_SCOPE_HOST: u8 = 254;
+const IFA_F_PERMANENT: u8 = 0x80;
+
+/// One socket: its port id and the datagrams waiting to be read.
+#[derive(Clone, Debug, Default)]
+pub struct Socket {
+    pub port: u32,
+    queue: VecDeque<Vec<u8>>,
+}
+
+fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+/// Appends a route attribute (`struct rtattr` and its data, padded).
+fn attr(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+    out.extend_from_slice(&((4 + data.len()) as u16).to_le_bytes());
+    out.extend_from_slice(&kind.to_le_bytes());
+    out.extend_from_slice(data);
+    out.resize(align4(out.len()), 0);
+}
+
+/// A message: its header for `seq` and `port`, then `body`.
+fn message(kind: u16, flags: u16, seq: u32, port: u32, body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(HEADER + body.len());
+    m.extend_from_slice(&((HEADER + body.len()) as u32).to_le_bytes());
+    m.extend_from_slice(&kind.to_le_bytes());
+    m.extend_from_slice(&flags.to_le_bytes());
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.extend_from_slice(&port.to_le_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// RTM_NEWLINK of `lo`.
+fn lo_link() -> Vec<u8> {
+    let mut b = Vec::new();
+    // struct ifinfomsg: family, pad, type, index, flags, change.
+    b.extend_from_slice(&[0, 0]);
+    b.extend_from_slice(&ARPHRD_LOOPBACK.to_le_bytes());
+    b.extend_from_slice(&(LO_INDEX as i32).to_le_bytes());
+    b.extend_from_slice(&LO_FLAGS.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    attr(&mut b, 3, b"lo\0"); // IFLA_IFNAME
+    attr(&mut b, 1, &[0; 6]); // IFLA_ADDRESS
+    attr(&mut b, 2, &[0; 6]); // IFLA_BROADCAST
+    attr(&mut b, 4, &65536u32.to_le_bytes()); // IFLA_MTU
+    attr(&mut b, 13, &1000u32.to_le_bytes()); // IFLA_TXQLEN
+    attr(&mut b, 16, &[0]); // IFLA_OPERSTATE: unknown, as lo's
+    b
+}
+
+/// RTM_NEWADDR of lo's address of family `family`.
+fn lo_addr(family: u8) -> Vec<u8> {
+    let mut b = Vec::new();
+    let (prefix, addr): (u8, &[u8]) = if family == AF_INET {
+        (8, &[127, 0, 0, 1])
+    } else {
+        (128, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+    };
+    // struct ifaddrmsg: family, prefix length, flags, scope, index.
+    b.extend_from_slice(&[family, prefix, IFA_F_PERMANENT, RT_SCOPE_HOST]);
+    b.extend_from_slice(&LO_INDEX.to_le_bytes());
+    attr(&mut b, 1, addr); // IFA_ADDRESS
+    if family == AF_INET {
+        attr(&mut b, 2, addr); // IFA_LOCAL
+        attr(&mut b, 3, b"lo\0"); // IFA_LABEL
+    }
+    attr(&mut b, 8, &(IFA_F_PERMANENT as u32).to_le_bytes()); // IFA_FLAGS
+    b
+}
+
+impl Socket {
+    pub fn new(port: u32) -> Socket {
+        Socket {
+            port,
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// A datagram a program sent: each request in it is answered, in
+    /// order, with datagrams queued to be read.
+    pub fn request(&mut self, bytes: &[u8]) {
+        let mut at = 0;
+        while bytes.len() - at >= HEADER {
+            let h = &bytes[at..];
+            let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+            if len < HEADER || len > h.len() {
+                // Linux drops a malformed message, and what follows it.
+                break;
+            }
+            let kind = u16::from_le_bytes([h[4], h[5]]);
+            let flags = u16::from_le_bytes([h[6], h[7]]);
+            let seq = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+            self.answer(&h[..len], kind, flags, seq);
+            at += align4(len);
+        }
+    }
+
+    fn answer(&mut self, msg: &[u8], kind: u16, flags: u16, seq: u32) {
+        if flags & NLM_F_REQUEST == 0 {
+            // Not a request: nothing to answer.
+            return;
+        }
+        // The family asked for (rtgenmsg's or ifaddrmsg's first byte); 0
+        // or one without addresses (AF_PACKET, glibc's) means all.
+        let family = msg.get(HEADER).copied().unwrap_or(0);
+        let port = self.port;
+        let multi = NLM_F_MULTI;
+        match kind {
+            RTM_GETLINK | RTM_GETADDR if flags & NLM_F_DUMP == NLM_F_DUMP => {
+                let mut out = Vec::new();
+                if kind == RTM_GETLINK {
+                    out.extend(message(RTM_NEWLINK, multi, seq, port, &lo_link()));
+                } else {
+                    for f in [AF_INET, AF_INET6] {
+                        if family == f || (family != AF_INET && family != AF_INET6) {
+                            out.extend(message(RTM_NEWADDR, multi, seq, port, &lo_addr(f)));
+                        }
+                    }
+                }
+                self.queue.push_back(out);
+                self.queue
+                    .push_back(message(NLMSG_DONE, multi, seq, port, &0i32.to_le_bytes()));
+            }
+            // A single link by index or name: lo, or ENODEV.
+            RTM_GETLINK => {
+                let index = msg
+                    .get(HEADER + 4..HEADER + 8)
+                    .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                if index == LO_INDEX as i32 || index == 0 {
+                    self.queue
+                        .push_back(message(RTM_NEWLINK, 0, seq, port, &lo_link()));
+                } else {
+                    self.error(msg, seq, 19);
+                }
+            }
+            RTM_GETADDR => self.error(msg, seq, EINVAL),
+            _ => self.error(msg, seq, EOPNOTSUPP),
+        }
+    }
+
+    /// NLMSG_ERROR: the negative errno and the request it answers,
+    /// whole, as Linux returns it with an error.
+    fn error(&mut self, msg: &[u8], seq: u32, errno: i32) {
+        let mut body = (-errno).to_le_bytes().to_vec();
+        body.extend_from_slice(msg);
+        body.resize(align4(body.len()), 0);
+        self.queue
+            .push_back(message(NLMSG_ERROR, 0, seq, self.port, &body));
+    }
+
+    /// The next datagram (taken unless `peek`).
+    pub fn receive(&mut self, peek: bool) -> Option<Vec<u8>> {
+        if peek {
+            return self.queue.front().cloned();
+        }
+        self.queue.pop_front()
+    }
+
+    pub fn readable(&self) -> bool {
+        !self.queue.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(kind: u16, flags: u16, seq: u32, family: u8) -> Vec<u8> {
+        message(kind, flags, seq, 0, &[family, 0, 0, 0])
+    }
+
+    /// The messages of a datagram: (type, flags, seq, port, body).
+    fn messages(d: &[u8]) -> Vec<(u16, u16, u32, u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < d.len() {
+            let len = u32::from_le_bytes(d[at..at + 4].try_into().unwrap()) as usize;
+            let w16 = |o: usize| u16::from_le_bytes([d[at + o], d[at + o + 1]]);
+            let w32 = |o: usize| u32::from_le_bytes(d[at + o..at + o + 4].try_into().unwrap());
+            out.push((
+                w16(4),
+                w16(6),
+                w32(8),
+                w32(12),
+                d[at + 16..at + len].to_vec(),
+            ));
+            at += align4(len);
+        }
+        out
+    }
+
+    #[test]
+    fn a_link_dump_gives_lo_then_done() {
+        let mut s = Socket::new(77);
+        s.request(&request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 5, 17));
+        let first = messages(&s.receive(false).unwrap());
+        assert_eq!(first.len(), 1);
+        let (kind, flags, seq, port, body) = &first[0];
+        assert_eq!(
+            (*kind, *flags, *seq, *port),
+            (RTM_NEWLINK, NLM_F_MULTI, 5, 77)
+        );
+        assert_eq!(i32::from_le_bytes(body[4..8].try_into().unwrap()), 1);
+        assert!(body.windows(3).any(|w| w == b"lo\0"));
+        let done = messages(&s.receive(false).unwrap());
+        assert_eq!(done[0].0, NLMSG_DONE);
+        assert!(s.receive(false).is_none());
+    }
+
+    #[test]
+    fn an_address_dump_gives_each_family_asked_for() {
+        let mut s = Socket::new(1);
+        s.request(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0));
+        let all = messages(&s.receive(false).unwrap());
+        let families: Vec<u8> = all.iter().map(|m| m.4[0]).collect();
+        assert_eq!(families, [AF_INET, AF_INET6]);
+        assert_eq!(
+            &all[0].4[..4],
+            &[AF_INET, 8, IFA_F_PERMANENT, RT_SCOPE_HOST]
+        );
+        s.receive(false);
+        s.request(&request(
+            RTM_GETADDR,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            2,
+            AF_INET6,
+        ));
+        let v6 = messages(&s.receive(false).unwrap());
+        assert_eq!(v6.len(), 1);
+        assert_eq!(v6[0].4[1], 128);
+    }
+
+    #[test]
+    fn other_requests_and_garbage_get_errors_or_nothing() {
+        let mut s = Socket::new(1);
+        s.request(&request(99, NLM_F_REQUEST, 9, 0));
+        let e = messages(&s.receive(false).unwrap());
+        assert_eq!(e[0].0, NLMSG_ERROR);
+        assert_eq!(
+            i32::from_le_bytes(e[0].4[..4].try_into().unwrap()),
+            -EOPNOTSUPP
+        );
+        // A header whose length runs past the datagram, and a short one.
+        let mut bad = request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0);
+        bad[0] = 200;
+        s.request(&bad);
+        s.request(&[1, 2, 3]);
+        assert!(!s.readable());
+    }
+}

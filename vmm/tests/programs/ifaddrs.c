@@ -1,0 +1,148 @@
+/* The network interfaces as programs learn them: getifaddrs (glibc and
+ * musl ask the kernel over a NETLINK_ROUTE socket), if_nameindex,
+ * if_nametoindex, and a raw RTM_GETLINK dump read back message by
+ * message, as Go's net.Interfaces makes it. Prints the loopback's lines
+ * only (a host has other interfaces; Lego's processes have just lo). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Netlink's structures, written out: musl's tool chain has no kernel
+ * headers. */
+#define NETLINK_ROUTE 0
+#define NLM_F_REQUEST 1
+#define NLM_F_DUMP 0x300
+#define NLMSG_ERROR 2
+#define NLMSG_DONE 3
+#define RTM_NEWLINK 16
+#define RTM_GETLINK 18
+#define IFLA_IFNAME 3
+struct sockaddr_nl {
+    unsigned short nl_family, nl_pad;
+    unsigned nl_pid, nl_groups;
+};
+struct nlmsghdr {
+    unsigned nlmsg_len;
+    unsigned short nlmsg_type, nlmsg_flags;
+    unsigned nlmsg_seq, nlmsg_pid;
+};
+struct rtgenmsg {
+    unsigned char rtgen_family;
+};
+struct ifinfomsg {
+    unsigned char ifi_family, pad;
+    unsigned short ifi_type;
+    int ifi_index;
+    unsigned ifi_flags, ifi_change;
+};
+struct rtattr {
+    unsigned short rta_len, rta_type;
+};
+#define ALIGN4(n) (((n) + 3) & ~3u)
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    struct ifaddrs *all;
+    if (getifaddrs(&all) != 0) {
+        printf("getifaddrs: %s\n", strerror(errno));
+    } else {
+        for (struct ifaddrs *i = all; i; i = i->ifa_next) {
+            if (strcmp(i->ifa_name, "lo"))
+                continue;
+            int family = i->ifa_addr ? i->ifa_addr->sa_family : -1;
+            char text[64] = "-";
+            if (family == AF_INET)
+                inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, text, sizeof text);
+            else if (family == AF_INET6)
+                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, text, sizeof text);
+            char mask[64] = "-";
+            if (family == AF_INET && i->ifa_netmask)
+                inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_netmask)->sin_addr, mask, sizeof mask);
+            printf("getifaddrs: lo family %s address %s netmask %s up %d loopback %d\n",
+                   family == AF_INET ? "inet" : family == AF_INET6 ? "inet6" : "packet", text, mask,
+                   !!(i->ifa_flags & IFF_UP), !!(i->ifa_flags & IFF_LOOPBACK));
+        }
+        freeifaddrs(all);
+    }
+    struct if_nameindex *ni = if_nameindex();
+    int lo = -1;
+    for (struct if_nameindex *p = ni; p && p->if_index; p++)
+        if (!strcmp(p->if_name, "lo"))
+            lo = p->if_index;
+    printf("if_nameindex: lo is %d\n", lo);
+    if (ni)
+        if_freenameindex(ni);
+
+    /* A raw dump. */
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    struct sockaddr_nl me = {.nl_family = AF_NETLINK};
+    printf("socket %d bind %d\n", s >= 0, bind(s, (void *)&me, sizeof me));
+    socklen_t len = sizeof me;
+    getsockname(s, (void *)&me, &len);
+    printf("port id set: %d, family %d, length %u\n", me.nl_pid != 0, me.nl_family, len);
+    struct {
+        struct nlmsghdr h;
+        struct rtgenmsg g;
+    } req = {{sizeof req, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 42, 0}, {AF_UNSPEC}};
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    printf("sendto %zd\n", sendto(s, &req, sizeof req, 0, (void *)&kernel, sizeof kernel));
+    char buf[8192] __attribute__((aligned(4)));
+    int done = 0, links = 0, saw_lo = 0, good_seq = 1;
+    while (!done) {
+        ssize_t n = recv(s, buf, sizeof buf, 0);
+        if (n <= 0)
+            break;
+        for (ssize_t at = 0; at + (ssize_t)sizeof(struct nlmsghdr) <= n;) {
+            struct nlmsghdr *h = (void *)(buf + at);
+            if (h->nlmsg_len < sizeof *h || at + h->nlmsg_len > (size_t)n)
+                break;
+            at += ALIGN4(h->nlmsg_len);
+            good_seq &= h->nlmsg_seq == 42 && h->nlmsg_pid == me.nl_pid;
+            if (h->nlmsg_type == NLMSG_DONE) {
+                done = 1;
+                break;
+            }
+            if (h->nlmsg_type != RTM_NEWLINK)
+                continue;
+            links++;
+            struct ifinfomsg *ifi = (void *)(h + 1);
+            char *a = (char *)(ifi + 1), *end = (char *)h + h->nlmsg_len;
+            while (a + sizeof(struct rtattr) <= end) {
+                struct rtattr *r = (void *)a;
+                if (r->rta_len < sizeof *r)
+                    break;
+                if (r->rta_type == IFLA_IFNAME && !strcmp(a + sizeof *r, "lo"))
+                    saw_lo = ifi->ifi_index == 1 && (ifi->ifi_flags & IFF_LOOPBACK);
+                a += ALIGN4(r->rta_len);
+            }
+        }
+    }
+    printf("dump: done %d, some links %d, lo is index 1 %d, seq and port %d\n", done, links > 0,
+           saw_lo, good_seq);
+    /* A request the kernel does not serve this way: an error back. */
+    struct {
+        struct nlmsghdr h;
+        struct rtgenmsg g;
+    } bad = {{sizeof bad, 0x7f, NLM_F_REQUEST, 43, 0}, {AF_UNSPEC}};
+    send(s, &bad, sizeof bad, 0);
+    ssize_t n = recv(s, buf, sizeof buf, MSG_DONTWAIT);
+    struct nlmsghdr *h = (void *)buf;
+    int code = 0;
+    if (n >= (ssize_t)(sizeof *h + 4))
+        memcpy(&code, h + 1, 4);
+    printf("unknown request: %zd bytes, type error %d, errno %s\n", n,
+           n > 0 && h->nlmsg_type == NLMSG_ERROR, n > 0 ? strerror(-code) : "-");
+    errno = 0;
+    n = recv(s, buf, sizeof buf, MSG_DONTWAIT);
+    printf("nothing more: %zd %s\n", n, strerror(errno));
+    close(s);
+    return 0;
+}
