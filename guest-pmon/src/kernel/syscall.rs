@@ -1796,6 +1796,32 @@ impl Kernel {
         Ok(data)
     }
 
+    /// SIOCGIFNAME (index to name) or SIOCGIFINDEX (name to index) in the
+    /// `struct ifreq` at `arg`: its 16-byte name, then the index. ENODEV
+    /// for any interface but lo.
+    fn interface_ioctl(&mut self, pid: Pid, req: u64, arg: u64) -> Result<i64, Errno> {
+        const ENODEV: Errno = 19;
+        let s = self.space_mut(pid)?;
+        let mut ifr = [0u8; 20];
+        uaccess::read(s, arg, &mut ifr)?;
+        let lo = pmon::netlink::LO_INDEX;
+        if req == 0x8910 {
+            if u32::from_le_bytes([ifr[16], ifr[17], ifr[18], ifr[19]]) != lo {
+                return Err(ENODEV);
+            }
+            let mut name = [0u8; 16];
+            name[..2].copy_from_slice(pmon::netlink::LO_NAME);
+            uaccess::write(s, arg, &name)?;
+        } else {
+            let end = ifr[..16].iter().position(|&c| c == 0).unwrap_or(16);
+            if &ifr[..end] != pmon::netlink::LO_NAME {
+                return Err(ENODEV);
+            }
+            uaccess::write_u32(s, arg + 16, lo)?;
+        }
+        Ok(0)
+    }
+
     fn sys_ioctl(&mut self, tid: Tid, pid: Pid, fd: i64, req: u64, arg: u64) -> Ret {
         const TCGETS: u64 = 0x5401;
         const TIOCGWINSZ: u64 = 0x5413;
@@ -1828,6 +1854,16 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, arg, &buf).map(|_| 0)))
             }
             (TIOCGPGRP, Kind::Stdio(..)) => err(ENOTTY),
+            // SIOCGIFNAME and SIOCGIFINDEX on a socket (if_indextoname,
+            // if_nametoindex): the one interface, lo (`pmon::netlink`).
+            (
+                0x8910 | 0x8933,
+                Kind::Socket(..)
+                | Kind::Unix(_)
+                | Kind::UnixDgram(_)
+                | Kind::Dgram(_)
+                | Kind::Netlink(_),
+            ) => val(self.interface_ioctl(pid, req, arg)),
             (FIONREAD, Kind::Inotify(id)) => {
                 let n = self.inotifies.get(&id).map_or(0, |i| i.pending_bytes()) as u32;
                 val(self

@@ -78,6 +78,13 @@ int main(void)
         if (!strcmp(p->if_name, "lo"))
             lo = p->if_index;
     printf("if_nameindex: lo is %d\n", lo);
+    char name[IF_NAMESIZE] = "";
+    errno = 0;
+    printf("if_nametoindex(lo) %u, if_indextoname(1) %s\n", if_nametoindex("lo"),
+           if_indextoname(1, name) ? name : strerror(errno));
+    errno = 0;
+    unsigned none = if_nametoindex("no-such-if");
+    printf("if_nametoindex(no-such-if) %u %s\n", none, strerror(errno));
     if (ni)
         if_freenameindex(ni);
 
