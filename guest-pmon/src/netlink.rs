@@ -22,6 +22,8 @@ const NLM_F_REQUEST: u16 = 1;
 const NLM_F_MULTI: u16 = 2;
 const NLM_F_DUMP: u16 = 0x300;
 const HEADER: usize = 16;
+/// What a socket holds unread at most (Linux's default receive buffer).
+const RCVBUF: usize = 212_992;
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -118,7 +120,7 @@ impl Socket {
     /// order, with datagrams queued to be read.
     pub fn request(&mut self, bytes: &[u8]) {
         let mut at = 0;
-        while bytes.len() - at >= HEADER {
+        while at + HEADER <= bytes.len() {
             let h = &bytes[at..];
             let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
             if len < HEADER || len > h.len() {
@@ -134,6 +136,11 @@ impl Socket {
     }
 
     fn answer(&mut self, msg: &[u8], kind: u16, flags: u16, seq: u32) {
+        // A reader that never reads: past its receive buffer, answers are
+        // dropped, as Linux drops them (ENOBUFS aside).
+        if self.queue.iter().map(Vec::len).sum::<usize>() > RCVBUF {
+            return;
+        }
         if flags & NLM_F_REQUEST == 0 {
             // Not a request: nothing to answer.
             return;
@@ -284,5 +291,17 @@ mod tests {
         s.request(&bad);
         s.request(&[1, 2, 3]);
         assert!(!s.readable());
+        // A message whose padded length runs past the datagram's end.
+        let mut odd = request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 2, 0);
+        odd.truncate(17);
+        odd[0] = 17;
+        s.request(&odd);
+        assert!(s.readable());
+        // Requests nobody reads stop being answered.
+        let mut t = Socket::new(1);
+        for _ in 0..10_000 {
+            t.request(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0));
+        }
+        assert!(t.queue.iter().map(Vec::len).sum::<usize>() < 2 * RCVBUF);
     }
 }
