@@ -20,6 +20,8 @@ pub const RTM_NEWADDR: u16 = 20;
 pub const RTM_GETADDR: u16 = 22;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_MULTI: u16 = 2;
+const NLM_F_ACK: u16 = 4;
+const NLM_F_CAPPED: u16 = 0x100;
 const NLM_F_DUMP: u16 = 0x300;
 const HEADER: usize = 16;
 /// What a socket holds unread at most (Linux's default receive buffer).
@@ -29,6 +31,7 @@ const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 const EOPNOTSUPP: i32 = 95;
 const EINVAL: i32 = 22;
+const ENODEV: i32 = 19;
 
 /// The loopback interface's index and name.
 pub const LO_INDEX: u32 = 1;
@@ -43,7 +46,11 @@ const IFA_F_PERMANENT: u8 = 0x80;
 #[derive(Clone, Debug, Default)]
 pub struct Socket {
     pub port: u32,
+    /// Whether it has its port id yet (bind, or its first send): before,
+    /// getsockname says 0, as Linux's.
+    pub bound: bool,
     queue: VecDeque<Vec<u8>>,
+    queued: usize,
 }
 
 fn align4(n: usize) -> usize {
@@ -56,6 +63,22 @@ fn attr(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
     out.extend_from_slice(&kind.to_le_bytes());
     out.extend_from_slice(data);
     out.resize(align4(out.len()), 0);
+}
+
+/// The data of the first route attribute of type `kind` among `attrs`.
+fn find_attr(mut attrs: &[u8], kind: u16) -> Option<&[u8]> {
+    while attrs.len() >= 4 {
+        let len = u16::from_le_bytes([attrs[0], attrs[1]]) as usize;
+        let ty = u16::from_le_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if ty == kind {
+            return Some(&attrs[4..len]);
+        }
+        attrs = &attrs[align4(len).min(attrs.len())..];
+    }
+    None
 }
 
 /// A message: its header for `seq` and `port`, then `body`.
@@ -112,13 +135,14 @@ impl Socket {
     pub fn new(port: u32) -> Socket {
         Socket {
             port,
-            queue: VecDeque::new(),
+            ..Default::default()
         }
     }
 
-    /// A datagram a program sent: each request in it is answered, in
+    /// A datagram a program sent: each message in it is answered, in
     /// order, with datagrams queued to be read.
     pub fn request(&mut self, bytes: &[u8]) {
+        self.bound = true;
         let mut at = 0;
         while at + HEADER <= bytes.len() {
             let h = &bytes[at..];
@@ -135,14 +159,25 @@ impl Socket {
         }
     }
 
+    fn push(&mut self, datagram: Vec<u8>) {
+        self.queued += datagram.len();
+        self.queue.push_back(datagram);
+    }
+
     fn answer(&mut self, msg: &[u8], kind: u16, flags: u16, seq: u32) {
         // A reader that never reads: past its receive buffer, answers are
         // dropped, as Linux drops them (ENOBUFS aside).
-        if self.queue.iter().map(Vec::len).sum::<usize>() > RCVBUF {
+        if self.queued > RCVBUF {
+            return;
+        }
+        // Control messages (NOOP, ERROR, DONE, OVERRUN) ask nothing.
+        if kind < RTM_NEWLINK {
             return;
         }
         if flags & NLM_F_REQUEST == 0 {
-            // Not a request: nothing to answer.
+            if flags & NLM_F_ACK != 0 {
+                self.ack(msg, seq);
+            }
             return;
         }
         // The family asked for (rtgenmsg's or ifaddrmsg's first byte); 0
@@ -151,6 +186,7 @@ impl Socket {
         let port = self.port;
         let multi = NLM_F_MULTI;
         match kind {
+            // Dumps: no acknowledgement, NLMSG_DONE alone at the end.
             RTM_GETLINK | RTM_GETADDR if flags & NLM_F_DUMP == NLM_F_DUMP => {
                 let mut out = Vec::new();
                 if kind == RTM_GETLINK {
@@ -162,23 +198,33 @@ impl Socket {
                         }
                     }
                 }
-                self.queue.push_back(out);
-                self.queue
-                    .push_back(message(NLMSG_DONE, multi, seq, port, &0i32.to_le_bytes()));
+                self.push(out);
+                self.push(message(NLMSG_DONE, multi, seq, port, &0i32.to_le_bytes()));
             }
-            // A single link by index or name: lo, or ENODEV.
+            // One link, by index or else by name (IFLA_IFNAME or
+            // IFLA_ALT_IFNAME): lo, or ENODEV; neither is EINVAL.
             RTM_GETLINK => {
                 let index = msg
                     .get(HEADER + 4..HEADER + 8)
                     .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                if index == LO_INDEX as i32 || index == 0 {
-                    self.queue
-                        .push_back(message(RTM_NEWLINK, 0, seq, port, &lo_link()));
-                } else {
-                    self.error(msg, seq, 19);
+                let attrs = msg.get(HEADER + 16..).unwrap_or(&[]);
+                let name = find_attr(attrs, 3).or_else(|| find_attr(attrs, 53));
+                let found = match (index, name) {
+                    (i, _) if i > 0 => Ok(i == LO_INDEX as i32),
+                    (_, Some(n)) => Ok(n.split(|&c| c == 0).next() == Some(LO_NAME)),
+                    _ => Err(EINVAL),
+                };
+                match found {
+                    Ok(true) => {
+                        self.push(message(RTM_NEWLINK, 0, seq, port, &lo_link()));
+                        if flags & NLM_F_ACK != 0 {
+                            self.ack(msg, seq);
+                        }
+                    }
+                    Ok(false) => self.error(msg, seq, ENODEV),
+                    Err(e) => self.error(msg, seq, e),
                 }
             }
-            RTM_GETADDR => self.error(msg, seq, EINVAL),
             _ => self.error(msg, seq, EOPNOTSUPP),
         }
     }
@@ -189,8 +235,15 @@ impl Socket {
         let mut body = (-errno).to_le_bytes().to_vec();
         body.extend_from_slice(msg);
         body.resize(align4(body.len()), 0);
-        self.queue
-            .push_back(message(NLMSG_ERROR, 0, seq, self.port, &body));
+        self.push(message(NLMSG_ERROR, 0, seq, self.port, &body));
+    }
+
+    /// An acknowledgement (NLMSG_ERROR with 0): the request's header only
+    /// (NLM_F_CAPPED).
+    fn ack(&mut self, msg: &[u8], seq: u32) {
+        let mut body = 0i32.to_le_bytes().to_vec();
+        body.extend_from_slice(&msg[..HEADER]);
+        self.push(message(NLMSG_ERROR, NLM_F_CAPPED, seq, self.port, &body));
     }
 
     /// The next datagram (taken unless `peek`).
@@ -198,7 +251,9 @@ impl Socket {
         if peek {
             return self.queue.front().cloned();
         }
-        self.queue.pop_front()
+        let d = self.queue.pop_front()?;
+        self.queued -= d.len();
+        Some(d)
     }
 
     pub fn readable(&self) -> bool {
@@ -276,6 +331,34 @@ mod tests {
     }
 
     #[test]
+    fn one_link_by_index_or_name_and_acks() {
+        let mut s = Socket::new(3);
+        let mut by_name = message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, 7, 0, &[0; 16]);
+        attr(&mut by_name, 3, b"lo\0");
+        let n = by_name.len() as u32;
+        by_name[..4].copy_from_slice(&n.to_le_bytes());
+        s.request(&by_name);
+        let link = messages(&s.receive(false).unwrap());
+        assert_eq!((link[0].0, link[0].1), (RTM_NEWLINK, 0));
+        let ack = messages(&s.receive(false).unwrap());
+        assert_eq!((ack[0].0, ack[0].1), (NLMSG_ERROR, NLM_F_CAPPED));
+        assert_eq!(&ack[0].4[..4], &[0; 4]);
+        let mut other = message(RTM_GETLINK, NLM_F_REQUEST, 8, 0, &[0; 16]);
+        attr(&mut other, 3, b"eth0\0");
+        let n = other.len() as u32;
+        other[..4].copy_from_slice(&n.to_le_bytes());
+        s.request(&other);
+        let e = messages(&s.receive(false).unwrap());
+        assert_eq!(i32::from_le_bytes(e[0].4[..4].try_into().unwrap()), -ENODEV);
+        s.request(&message(RTM_GETLINK, NLM_F_REQUEST, 9, 0, &[0; 16]));
+        let e = messages(&s.receive(false).unwrap());
+        assert_eq!(i32::from_le_bytes(e[0].4[..4].try_into().unwrap()), -EINVAL);
+        // A control message asks nothing.
+        s.request(&message(1, NLM_F_REQUEST | NLM_F_ACK, 10, 0, &[]));
+        assert!(!s.readable());
+    }
+
+    #[test]
     fn other_requests_and_garbage_get_errors_or_nothing() {
         let mut s = Socket::new(1);
         s.request(&request(99, NLM_F_REQUEST, 9, 0));
@@ -302,6 +385,7 @@ mod tests {
         for _ in 0..10_000 {
             t.request(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0));
         }
-        assert!(t.queue.iter().map(Vec::len).sum::<usize>() < 2 * RCVBUF);
+        assert!(t.queued < 2 * RCVBUF);
+        assert_eq!(t.queued, t.queue.iter().map(Vec::len).sum::<usize>());
     }
 }

@@ -227,9 +227,11 @@ pub fn mounts(host: &[u8], storage: bool) -> Vec<u8> {
 
 /// /proc/self/mountinfo made from the lines of [`mounts`]: one line per
 /// mount, numbered from 20 in order, each the child of the first (the
-/// root), with a device number of its own (0:N, as virtual file systems
-/// show), as libmount and container-aware runtimes read it.
-pub fn mountinfo(mounts: &[u8]) -> Vec<u8> {
+/// root), with the device number `dev` gives for its mount point (what
+/// stat says there, so tools that match a file to its mount by device,
+/// df and libmount, find the right line), as libmount and
+/// container-aware runtimes read it.
+pub fn mountinfo(mounts: &[u8], dev: impl Fn(&[u8]) -> u64) -> Vec<u8> {
     let mut out = String::new();
     let lines: Vec<Vec<&[u8]>> = mounts
         .split(|&c| c == b'\n')
@@ -267,10 +269,15 @@ pub fn mountinfo(mounts: &[u8]) -> Vec<u8> {
                 .contains(o)
             })
             .collect();
+        // Linux's split of a device number into major and minor.
+        let d = dev(at);
+        let (major, minor) = (
+            ((d >> 8) & 0xfff) | ((d >> 32) & !0xfff),
+            (d & 0xff) | ((d >> 12) & !0xff),
+        );
         let _ = writeln!(
             out,
-            "{id} {parent} 0:{} / {} {} - {} {} {}",
-            id + 10,
+            "{id} {parent} {major}:{minor} / {} {} - {} {} {}",
             String::from_utf8_lossy(at),
             String::from_utf8_lossy(&mount_opts.join(&b","[..])),
             String::from_utf8_lossy(fstype),
@@ -317,14 +324,12 @@ pub fn limits(rlimits: &[(u64, u64); 16]) -> Vec<u8> {
         }
     };
     for ((name, unit), &(soft, hard)) in ROWS.iter().zip(rlimits.iter()) {
-        let _ = writeln!(
-            out,
-            "{:<25} {:<20} {:<20} {:<10}",
-            name,
-            shown(soft),
-            shown(hard),
-            unit
-        );
+        let _ = write!(out, "{:<25} {:<20} {:<20} ", name, shown(soft), shown(hard));
+        // A row without units ends there, as Linux's.
+        if !unit.is_empty() {
+            let _ = write!(out, "{unit:<10}");
+        }
+        out.push('\n');
     }
     out.into_bytes()
 }
@@ -627,14 +632,15 @@ mod tests {
     #[test]
     fn mountinfo_puts_the_root_first_and_the_rest_below_it() {
         let m = b"tmpfs /tmp tmpfs rw,nosuid 0 0\n/dev/vda / ext4 rw,relatime,errors=remount-ro 0 0\nproc /proc proc rw 0 0\n";
-        let text = alloc::string::String::from_utf8(mountinfo(m)).unwrap();
+        let dev = |at: &[u8]| if at == b"/tmp" { 0xfa } else { (8 << 8) | 1 };
+        let text = alloc::string::String::from_utf8(mountinfo(m, dev)).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines,
             [
-                "20 1 0:30 / / rw,relatime - ext4 /dev/vda rw,relatime,errors=remount-ro",
-                "21 20 0:31 / /tmp rw,nosuid - tmpfs tmpfs rw,nosuid",
-                "22 20 0:32 / /proc rw - proc proc rw",
+                "20 1 8:1 / / rw,relatime - ext4 /dev/vda rw,relatime,errors=remount-ro",
+                "21 20 0:250 / /tmp rw,nosuid - tmpfs tmpfs rw,nosuid",
+                "22 20 8:1 / /proc rw - proc proc rw",
             ]
         );
     }

@@ -1364,6 +1364,7 @@ impl Kernel {
             Kind::EventFd(id) => self.eventfd_write(f, id, data),
             Kind::SignalFd(_) | Kind::Inotify(_) => Err(EINVAL),
             Kind::Netlink(id) => match self.netlink_send(id, data) {
+                Ret::Val(n) if n < 0 => Err(-n),
                 Ret::Val(n) => Ok(Some(n as usize)),
                 _ => Ok(Some(data.len())),
             },
@@ -1465,6 +1466,7 @@ impl Kernel {
             Kind::PipeRead(id) | Kind::PipeWrite(id) => Wait::Pipe(id),
             Kind::PtyMaster(id) | Kind::PtySlave(id) => Wait::Pipe(id),
             Kind::EventFd(id) | Kind::Inotify(id) => Wait::EventFd(id),
+            Kind::Netlink(id) => Wait::Dgram(id),
             _ => Wait::Stdin,
         }
     }
@@ -1542,14 +1544,19 @@ impl Kernel {
             return Err(EINVAL);
         }
         let raw = uaccess::read_vec(self.space_mut(pid)?, iov, count * 16)?;
-        Ok(raw
+        let vecs: Vec<(u64, usize)> = raw
             .chunks_exact(16)
             .map(|c| {
                 let base = u64::from_le_bytes(c[..8].try_into().unwrap_or([0; 8]));
                 let len = u64::from_le_bytes(c[8..].try_into().unwrap_or([0; 8]));
                 (base, len as usize)
             })
-            .collect())
+            .collect();
+        // A length that is negative as an ssize_t is EINVAL, as Linux's.
+        if vecs.iter().any(|&(_, len)| len > isize::MAX as usize) {
+            return Err(EINVAL);
+        }
+        Ok(vecs)
     }
 
     /// read/readv of `f` scattered over `vecs`, 1 MiB at a time: a regular
@@ -2350,7 +2357,16 @@ impl Kernel {
                     },
                     Name::MountInfo => match host::slurp(b"/proc/mounts", 1 << 22) {
                         Ok(text) => {
-                            pmon::procfs::mountinfo(&pmon::procfs::mounts(&text, self.storage))
+                            let storage = self.storage;
+                            // What stat gives at each mount point: the
+                            // tmpfs's and storage's own devices, else the
+                            // host's.
+                            let dev = |at: &[u8]| match at {
+                                b"/tmp" | b"/dev/shm" => 0xfa,
+                                b"/" if storage => 0xfb,
+                                _ => host::stat_path(at, true).map_or(0, |st| st.dev),
+                            };
+                            pmon::procfs::mountinfo(&pmon::procfs::mounts(&text, storage), dev)
                         }
                         Err(e) => return err(e),
                     },

@@ -19,6 +19,7 @@ const EPROTONOSUPPORT: Errno = 93;
 const ESOCKTNOSUPPORT: Errno = 94;
 const EADDRINUSE: Errno = 98;
 const ENOPROTOOPT: Errno = 92;
+const EMSGSIZE: Errno = 90;
 /// The most one send may carry (Linux's is the socket's send buffer).
 const MAX_SEND: usize = 64 * 1024;
 
@@ -82,7 +83,8 @@ impl Kernel {
         a: [u64; 6],
     ) -> Ret {
         let pid = self.pid_of(tid);
-        let Some((port, ty)) = self.netlinks.get(&id).map(|(s, ty)| (s.port, *ty)) else {
+        let Some((port, bound, ty)) = self.netlinks.get(&id).map(|(s, ty)| (s.port, s.bound, *ty))
+        else {
             return err(EBADF);
         };
         match n {
@@ -108,16 +110,24 @@ impl Kernel {
                         s.port = want;
                     }
                 }
+                if let Some((s, _)) = self.netlinks.get_mut(&id) {
+                    s.bound = true;
+                }
                 Ret::Val(0)
             }
             nr::CONNECT => Ret::Val(0),
-            nr::GETSOCKNAME => val(self.put_netlink_name(pid, a[1], a[2], port).map(|_| 0)),
+            // Its port id once bound (bind, or its first send), 0 before.
+            nr::GETSOCKNAME => {
+                let shown = if bound { port } else { 0 };
+                val(self.put_netlink_name(pid, a[1], a[2], shown).map(|_| 0))
+            }
             // Its peer is the kernel, port 0.
             nr::GETPEERNAME => val(self.put_netlink_name(pid, a[1], a[2], 0).map(|_| 0)),
+            nr::SENDTO if a[2] as usize > MAX_SEND => err(EMSGSIZE),
             nr::SENDTO => {
                 match self
                     .space_mut(pid)
-                    .and_then(|s| uaccess::read_vec(s, a[1], (a[2] as usize).min(MAX_SEND)))
+                    .and_then(|s| uaccess::read_vec(s, a[1], a[2] as usize))
                 {
                     Ok(d) => self.netlink_send(id, &d),
                     Err(e) => err(e),
@@ -128,12 +138,14 @@ impl Kernel {
                     Ok(h) => h,
                     Err(e) => return err(e),
                 };
+                if vecs.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l)) > MAX_SEND {
+                    return err(EMSGSIZE);
+                }
                 let mut data = Vec::new();
                 for (at, len) in vecs {
-                    let room = MAX_SEND.saturating_sub(data.len()).min(len);
                     match self
                         .space_mut(pid)
-                        .and_then(|s| uaccess::read_vec(s, at, room))
+                        .and_then(|s| uaccess::read_vec(s, at, len))
                     {
                         Ok(d) => data.extend_from_slice(&d),
                         Err(e) => return err(e),
@@ -174,6 +186,9 @@ impl Kernel {
                     _ => return err(ENOPROTOOPT),
                 };
                 let r = self.space_mut(pid).and_then(|s| {
+                    if uaccess::read_u32(s, a[4])? < 4 {
+                        return Err(EINVAL);
+                    }
                     uaccess::write_u32(s, a[3], v)?;
                     uaccess::write_u32(s, a[4], 4)
                 });
@@ -184,8 +199,12 @@ impl Kernel {
         }
     }
 
-    /// A datagram sent to the kernel: its requests are answered.
+    /// A datagram sent to the kernel: its requests are answered. Larger
+    /// than the send buffer is EMSGSIZE, as Linux's.
     pub(super) fn netlink_send(&mut self, id: usize, data: &[u8]) -> Ret {
+        if data.len() > MAX_SEND {
+            return err(EMSGSIZE);
+        }
         if let Some((s, _)) = self.netlinks.get_mut(&id) {
             s.request(data);
         }
@@ -239,7 +258,7 @@ impl Kernel {
             if copied >= data.len() {
                 break;
             }
-            let piece = &data[copied..(copied + len).min(data.len())];
+            let piece = &data[copied..copied.saturating_add(len).min(data.len())];
             if let Err(e) = self
                 .space_mut(pid)
                 .and_then(|s| uaccess::write(s, at, piece))

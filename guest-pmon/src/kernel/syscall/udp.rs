@@ -295,7 +295,7 @@ impl Kernel {
             if copied >= data.len() {
                 break;
             }
-            let piece = &data[copied..(copied + len).min(data.len())];
+            let piece = &data[copied..copied.saturating_add(len).min(data.len())];
             if let Err(e) = self
                 .space_mut(pid)
                 .and_then(|s| uaccess::write(s, at, piece))
