@@ -7,9 +7,7 @@ use pmon::netlink::Socket;
 
 use super::*;
 
-use super::unix::{
-    EOPNOTSUPP, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOL_SOCKET, SO_DOMAIN, SO_PROTOCOL,
-};
+use super::unix::{EOPNOTSUPP, MSG_DONTWAIT, MSG_PEEK, SOL_SOCKET, SO_DOMAIN, SO_PROTOCOL};
 
 const AF_NETLINK: u16 = 16;
 const SOCK_DGRAM: u64 = 2;
@@ -253,44 +251,12 @@ impl Kernel {
             self.block(tid, Wait::Dgram(id), None, None, OnWake::Retry);
             return Ret::Block;
         };
-        let mut copied = 0;
-        for &(at, len) in vecs {
-            if copied >= data.len() {
-                break;
-            }
-            let piece = &data[copied..copied.saturating_add(len).min(data.len())];
-            if let Err(e) = self
-                .space_mut(pid)
-                .and_then(|s| uaccess::write(s, at, piece))
-            {
-                return err(e);
-            }
-            copied += piece.len();
-        }
         // From the kernel: port 0.
         if name != 0 && namelen != 0 {
             if let Err(e) = self.put_netlink_name(pid, name, namelen, 0) {
                 return err(e);
             }
         }
-        if let Some(h) = msghdr {
-            let truncated = if copied < data.len() {
-                MSG_TRUNC as u32
-            } else {
-                0
-            };
-            let r = self.space_mut(pid).and_then(|s| {
-                uaccess::write_u64(s, h + 40, 0)?;
-                uaccess::write_u32(s, h + 48, truncated)
-            });
-            if let Err(e) = r {
-                return err(e);
-            }
-        }
-        if flags & MSG_TRUNC != 0 {
-            Ret::Val(data.len() as i64)
-        } else {
-            Ret::Val(copied as i64)
-        }
+        self.give_datagram(pid, vecs, &data, flags, msghdr)
     }
 }

@@ -148,16 +148,7 @@ impl Kernel {
             }
             nr::GETSOCKOPT if a[1] == SOL_SOCKET && a[2] == SO_RCVTIMEO => {
                 let ns = self.udp_timeouts.get(&id).copied().unwrap_or(0);
-                let tv: Vec<u8> = [ns / 1_000_000_000, (ns % 1_000_000_000) / 1000]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect();
-                let r = self.space_mut(pid).and_then(|s| {
-                    let room = (uaccess::read_u32(s, a[4])? as usize).min(tv.len());
-                    uaccess::write(s, a[3], &tv[..room])?;
-                    uaccess::write_u32(s, a[4], room as u32)
-                });
-                val(r.map(|_| 0))
+                self.put_timeout_option(pid, a, ns)
             }
             nr::GETSOCKOPT
                 if a[1] == SOL_SOCKET
@@ -290,20 +281,6 @@ impl Kernel {
             self.block(tid, Wait::Dgram(id), deadline, Some(-EAGAIN), OnWake::Retry);
             return Ret::Block;
         };
-        let mut copied = 0;
-        for &(at, len) in vecs {
-            if copied >= data.len() {
-                break;
-            }
-            let piece = &data[copied..copied.saturating_add(len).min(data.len())];
-            if let Err(e) = self
-                .space_mut(pid)
-                .and_then(|s| uaccess::write(s, at, piece))
-            {
-                return err(e);
-            }
-            copied += piece.len();
-        }
         let v6 = self.dgrams.is_v6(id);
         if name != 0 && namelen != 0 {
             if let Err(e) =
@@ -311,6 +288,26 @@ impl Kernel {
             {
                 return err(e);
             }
+        }
+        self.give_datagram(pid, vecs, &data, flags, msghdr)
+    }
+
+    /// The rest of a receive of one datagram (UDP, netlink): its bytes
+    /// into `vecs` (the rest cut), recvmsg's flags (MSG_TRUNC when cut)
+    /// and no control data, and the length copied, or the datagram's
+    /// whole length with MSG_TRUNC in `flags`.
+    pub(super) fn give_datagram(
+        &mut self,
+        pid: Pid,
+        vecs: &[(u64, usize)],
+        data: &[u8],
+        flags: u64,
+        msghdr: Option<u64>,
+    ) -> Ret {
+        let room = vecs.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l));
+        let copied = room.min(data.len());
+        if let Err((_, e)) = self.scatter(pid, vecs, 0, &data[..copied]) {
+            return err(e);
         }
         if let Some(h) = msghdr {
             let truncated = if copied < data.len() {

@@ -521,6 +521,12 @@ impl Kernel {
             .and_then(|o| o.get(&(SOL_SOCKET, a[2])))
             .copied()
             .unwrap_or(0);
+        self.put_timeout_option(pid, a, ns)
+    }
+
+    /// getsockopt's answer of a timeout of `ns` (0: none) as the `struct
+    /// timeval` SO_RCVTIMEO and SO_SNDTIMEO give, cut to the caller's room.
+    pub(super) fn put_timeout_option(&mut self, pid: Pid, a: [u64; 6], ns: u64) -> Ret {
         let tv: Vec<u8> = [ns / 1_000_000_000, (ns % 1_000_000_000) / 1000]
             .iter()
             .flat_map(|v| v.to_le_bytes())
