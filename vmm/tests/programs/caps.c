@@ -23,12 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SHOW(what, expr)                                                     \
-    do {                                                                     \
-        errno = 0;                                                           \
-        long r_ = (long)(expr);                                              \
-        printf("%-40s %ld %s\n", what, r_, r_ < 0 ? strerror(errno) : "");   \
-    } while (0)
+#include "check.h"
+
 
 #define BIT(c) (1ull << (c))
 enum { CHOWN = 0, DAC_OVERRIDE = 1, FOWNER = 3, KILL = 5, SETGID = 6, SETUID = 7, SETPCAP = 8,

@@ -20,12 +20,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SHOW(what, expr)                                                     \
-    do {                                                                     \
-        errno = 0;                                                           \
-        long r_ = (long)(expr);                                              \
-        printf("%-36s %ld %s\n", what, r_, r_ < 0 ? strerror(errno) : "");   \
-    } while (0)
+#include "check.h"
+
 
 static int in;
 static char dir[64];

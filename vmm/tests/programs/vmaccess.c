@@ -14,12 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SHOW(what, expr)                                                     \
-    do {                                                                     \
-        errno = 0;                                                           \
-        long r_ = (long)(expr);                                              \
-        printf("%-40s %ld %s\n", what, r_, r_ < 0 ? strerror(errno) : "");   \
-    } while (0)
+#include "check.h"
+
 
 static char shared_text[200000];
 

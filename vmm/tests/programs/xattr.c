@@ -15,12 +15,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define SHOW(what, expr)                                                     \
-    do {                                                                     \
-        errno = 0;                                                           \
-        long r_ = (long)(expr);                                              \
-        printf("%-40s %ld %s\n", what, r_, r_ < 0 ? strerror(errno) : "");   \
-    } while (0)
+#include "check.h"
+
 
 static int by_name(const void *a, const void *b)
 {

@@ -411,10 +411,9 @@ impl Kernel {
         });
     }
 
-    /// IN_MOVED_FROM and IN_MOVED_TO of one move, with one cookie (and
-    /// for an exchange, the object's IN_MOVE_SELF).
+    /// IN_MOVED_FROM and IN_MOVED_TO of one move, with one cookie.
     fn notify_moved(&mut self, from: &[u8], to: &[u8], what: Option<(Option<Key>, bool, bool)>) {
-        let Some((key, dir, _)) = what else {
+        let Some((_, dir, _)) = what else {
             return;
         };
         self.next_cookie = self.next_cookie.wrapping_add(1).max(1);
@@ -431,7 +430,6 @@ impl Kernel {
                 unlinked: false,
             });
         }
-        let _ = key;
     }
 }
 
