@@ -33,35 +33,14 @@ impl Kernel {
             .procs
             .get(&pid)
             .is_some_and(|p| p.cred.capable(pmon::caps::SYS_ADMIN));
-        let ino = match ino {
-            Target::Tmp(ino) => ino,
-            Target::None(owner) => {
-                // The namespace's rules first (a pipe's user.* is EPERM),
-                // then a file system that keeps nothing.
-                if !list {
-                    let name = self
-                        .space_mut(pid)
-                        .and_then(|s| uaccess::read_cstr(s, a[1], xattr::NAME_MAX));
-                    let name = match name {
-                        Ok(n) => n,
-                        Err(ENAMETOOLONG) => return err(ERANGE),
-                        Err(e) => return err(e),
-                    };
-                    if let Err(e) = xattr::check(&name, owner, set || remove, admin) {
-                        return err(e);
-                    }
-                }
-                return match () {
-                    _ if set => err(EOPNOTSUPP),
-                    _ if list => Ret::Val(0),
-                    _ => err(ENODATA),
-                };
-            }
-        };
         if list {
-            let names = match self.tmp.xattrs(ino) {
-                Ok(x) => x.list(admin),
-                Err(e) => return err(e),
+            let names = match ino {
+                // A file system that keeps nothing lists nothing.
+                Target::None(_) => return Ret::Val(0),
+                Target::Tmp(ino) => match self.tmp.xattrs(ino) {
+                    Ok(x) => x.list(admin),
+                    Err(e) => return err(e),
+                },
             };
             // XATTR_LIST_MAX: a larger buffer is as good as that one.
             let size = (a[2] as usize).min(xattr::SIZE_MAX);
@@ -79,13 +58,21 @@ impl Kernel {
             Err(ENAMETOOLONG) => return err(ERANGE),
             Err(e) => return err(e),
         };
-        let owner = match self.tmp.xattr_owner(ino) {
-            Ok(o) => o,
-            Err(e) => return err(e),
+        let owner = match ino {
+            Target::Tmp(ino) => match self.tmp.xattr_owner(ino) {
+                Ok(o) => o,
+                Err(e) => return err(e),
+            },
+            Target::None(owner) => owner,
         };
+        // The namespace's rules first (a pipe's user.* is EPERM), then a
+        // file system that keeps nothing.
         if let Err(e) = xattr::check(&name, owner, set || remove, admin) {
             return err(e);
         }
+        let Target::Tmp(ino) = ino else {
+            return if set { err(EOPNOTSUPP) } else { err(ENODATA) };
+        };
         let now = self.realtime_ns();
         if set {
             let size = a[3] as usize;
