@@ -2,7 +2,7 @@
  * pipes, one-shot interests, hang-ups, a child writing, eventfd counters
  * and semaphores, timeouts that expire while other pipes stay busy, a
  * child's SIGCHLD interrupting a wait its exit also wakes, and the errors
- * Linux gives. */
+ * Linux gives, and a ready descriptor added under a sleeping waiter. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -127,6 +127,44 @@ static void write_end_without_readers(void) {
     close(p[1]);
 }
 
+/* A descriptor that is ready when it is added (or modified) wakes a
+ * thread already asleep in epoll_wait on the same instance, as Go's
+ * netpoller sleeps while another thread adds a socket whose connect
+ * failed at once (Lego woke nobody: Go's program hung). */
+static int waiter_ep;
+static void *waiter(void *arg) {
+    struct epoll_event ev;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int n = epoll_wait(waiter_ep, &ev, 1, 5000);
+    long ms = ms_since(&t0);
+    printf("%s: %d %s\n", (const char *)arg, n, ms < 3000 ? "at once" : "at its timeout");
+    return NULL;
+}
+
+static void ready_when_added_wakes_a_waiter(void) {
+    int p[2];
+    pipe(p);
+    write(p[1], "x", 1);
+    waiter_ep = epoll_create1(0);
+    pthread_t t;
+    pthread_create(&t, NULL, waiter, "woken by an add");
+    usleep(100000);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = p[0]};
+    epoll_ctl(waiter_ep, EPOLL_CTL_ADD, p[0], &ev);
+    pthread_join(t, NULL);
+    ev.events = 0;
+    epoll_ctl(waiter_ep, EPOLL_CTL_MOD, p[0], &ev);
+    pthread_create(&t, NULL, waiter, "woken by a modify");
+    usleep(100000);
+    ev.events = EPOLLIN;
+    epoll_ctl(waiter_ep, EPOLL_CTL_MOD, p[0], &ev);
+    pthread_join(t, NULL);
+    close(waiter_ep);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void) {
     int p[2];
     pipe(p);
@@ -241,5 +279,6 @@ int main(void) {
     pthread_join(t, NULL);
     sigchld_ends_a_woken_wait();
     write_end_without_readers();
+    ready_when_added_wakes_a_waiter();
     return 0;
 }

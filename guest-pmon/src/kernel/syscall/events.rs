@@ -215,10 +215,22 @@ impl Kernel {
             }
         };
         let file = Arc::as_ptr(&target) as usize;
-        match self.epolls.get_mut(&id) {
-            Some(e) => val(e.ctl(op as u32, fd as i32, file, mask, data).map(|_| 0)),
-            None => err(EBADF),
+        let done = match self.epolls.get_mut(&id) {
+            Some(e) => e.ctl(op as u32, fd as i32, file, mask, data),
+            None => return err(EBADF),
+        };
+        // A descriptor watched from now on that is ready already wakes a
+        // thread parked in epoll_wait, as Linux's ep_insert and ep_modify
+        // do: Go adds a socket whose non-blocking connect was refused
+        // while its netpoller sleeps on another vCPU, and nothing else
+        // would ever wake it.
+        if done.is_ok() && op as u32 != events::EPOLL_CTL_DEL {
+            let state = self.epoll_state(&target);
+            if state.ready & (mask | events::EPOLLERR | events::EPOLLHUP) != 0 {
+                self.wake_all(Wait::Any);
+            }
         }
+        val(done.map(|_| 0))
     }
 
     /// epoll_wait, epoll_pwait and epoll_pwait2 (`timeout_ms` < 0: no
