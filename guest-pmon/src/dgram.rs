@@ -24,6 +24,8 @@ const EINVAL: i64 = 22;
 const EMSGSIZE: i64 = 90;
 const EADDRINUSE: i64 = 98;
 const EDESTADDRREQ: i64 = 89;
+const EPIPE: i64 = 32;
+const ENOTCONN: i64 = 107;
 
 #[derive(Debug, Default)]
 struct Sock {
@@ -39,7 +41,13 @@ struct Sock {
     peer: Option<InetName>,
     queue: VecDeque<(InetName, Vec<u8>)>,
     bytes: usize,
+    /// Linux's sk_shutdown: [`SHUT_READING`] and [`SHUT_SENDING`].
+    shut: u8,
 }
+
+/// A socket's sides shut by shutdown(2).
+const SHUT_READING: u8 = 1;
+const SHUT_SENDING: u8 = 2;
 
 /// Every datagram socket of the processor, by id.
 #[derive(Debug, Default)]
@@ -174,6 +182,13 @@ impl Datagrams {
     /// took it (the kernel wakes its readers), Ok(false) if it was
     /// dropped.
     pub fn send(&mut self, id: usize, to: Option<InetName>, data: &[u8]) -> Result<bool, i64> {
+        if self
+            .socks
+            .get(&id)
+            .is_some_and(|s| s.shut & SHUT_SENDING != 0)
+        {
+            return Err(EPIPE);
+        }
         if data.len() > MAX_DATAGRAM {
             return Err(EMSGSIZE);
         }
@@ -221,6 +236,36 @@ impl Datagrams {
         let (from, data) = s.queue.pop_front()?;
         s.bytes -= data.len();
         Some((from, data))
+    }
+
+    /// shutdown(2) with `how` (0: reading, 1: sending, 2: both; EINVAL
+    /// past that). As Linux's, the sides are shut even when the socket
+    /// has no peer, which is then ENOTCONN.
+    pub fn shutdown(&mut self, id: usize, how: u64) -> Result<(), i64> {
+        if how > 2 {
+            return Err(EINVAL);
+        }
+        let s = self.socks.get_mut(&id).ok_or(EINVAL)?;
+        s.shut |= how as u8 + 1;
+        if s.peer.is_none() {
+            return Err(ENOTCONN);
+        }
+        Ok(())
+    }
+
+    /// Whether `id` was shut for reading: a receive that finds no
+    /// datagram returns 0 rather than wait.
+    pub fn read_shut(&self, id: usize) -> bool {
+        self.socks
+            .get(&id)
+            .is_some_and(|s| s.shut & SHUT_READING != 0)
+    }
+
+    /// Whether both sides of `id` are shut (poll's POLLHUP).
+    pub fn shut_both(&self, id: usize) -> bool {
+        self.socks
+            .get(&id)
+            .is_some_and(|s| s.shut == SHUT_READING | SHUT_SENDING)
     }
 
     pub fn readable(&self, id: usize) -> bool {
@@ -333,5 +378,23 @@ mod tests {
         assert_eq!(d.send(3, Some(lo(6000)), b"ab"), Ok(false));
         d.set_coverage(3, UDPLITE_SEND_CSCOV, 0).unwrap();
         assert_eq!(d.send(3, Some(lo(6000)), &[0; 30]), Ok(true));
+    }
+
+    #[test]
+    fn shutdown_shuts_sides_even_without_a_peer() {
+        let mut d = Datagrams::default();
+        d.open(1, false, false);
+        d.bind(1, unbound(false)).unwrap();
+        let port = d.name_of(1).unwrap().port;
+        assert_eq!(d.shutdown(1, 3), Err(EINVAL));
+        assert_eq!(d.shutdown(1, 0), Err(ENOTCONN));
+        assert!(d.read_shut(1) && !d.shut_both(1));
+        d.connect(1, Some(lo(port))).unwrap();
+        // A datagram already sent is still read; the side is shut after.
+        assert_eq!(d.send(1, None, b"kept"), Ok(true));
+        assert_eq!(d.shutdown(1, 1), Ok(()));
+        assert!(d.shut_both(1));
+        assert_eq!(d.send(1, None, b"late"), Err(EPIPE));
+        assert_eq!(d.receive(1, false).map(|r| r.1), Some(b"kept".to_vec()));
     }
 }

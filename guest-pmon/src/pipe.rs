@@ -102,6 +102,11 @@ pub struct Pipe {
     /// writer, shown by POLLERR and SO_ERROR and taken by its next send,
     /// which fails with EPIPE anyway; its reads still see the end.
     pub writer_error: bool,
+    /// Its socket was shut for reading (shutdown SHUT_RD): reads past what
+    /// is buffered see the end, and an AF_UNIX peer's sends fail with
+    /// EPIPE (Linux sets the peer's SEND_SHUTDOWN); a TCP peer's are still
+    /// taken, as Linux's TCP keeps taking them.
+    pub read_shut: bool,
 }
 
 /// What a read or write did.
@@ -160,9 +165,16 @@ impl Pipe {
     /// none is awaited, and it is not a TCP connection's first send after
     /// its reader closed (see `tcp`).
     pub fn refuses_send(&self) -> bool {
-        self.readers == 0
-            && !self.awaits_reader
-            && !(self.tcp && !self.reset && self.buf.is_empty())
+        (self.read_shut && !self.tcp)
+            || (self.readers == 0
+                && !self.awaits_reader
+                && !(self.tcp && !self.reset && self.buf.is_empty()))
+    }
+
+    /// Whether a reader that finds nothing buffered sees the end: the
+    /// writers have gone, or the reader's socket was shut for reading.
+    pub fn ended(&self) -> bool {
+        self.hung_up() || self.read_shut
     }
 
     /// A reader of a stream or packet socket's direction closed its end.
@@ -195,6 +207,13 @@ impl Pipe {
     pub fn peer_reset(&mut self) {
         self.reset_by_peer = true;
         self.was_reset = true;
+    }
+
+    /// Whether this direction was reset: its reader reset the connection,
+    /// or a TCP send after its reader closed was answered with a reset
+    /// (Linux's connection is CLOSE then: poll says POLLHUP).
+    pub fn is_reset(&self) -> bool {
+        self.reset
     }
 
     /// Takes a pending `reset_by_peer` (a send or SO_ERROR reports it).
@@ -261,7 +280,7 @@ impl Pipe {
     /// What a reader with nothing to read gets: the end of the file, or a
     /// wait.
     fn nothing(&self) -> Result<Taken, Io> {
-        if self.hung_up() && !self.awaits_writer {
+        if self.ended() && !self.awaits_writer {
             Ok(Taken::default())
         } else {
             Err(Io::Wait)
@@ -387,6 +406,9 @@ impl Pipe {
     /// [`Self::send`] by a sender named `from`, which a message keeps for
     /// its reader (a stream keeps no sender).
     pub fn send_from(&mut self, data: &[u8], rights: Vec<Arc<OpenFile>>, from: Option<Name>) -> Io {
+        if self.read_shut && !self.tcp {
+            return Io::Broken;
+        }
         if self.readers == 0 {
             return if self.awaits_reader {
                 Io::Wait
@@ -451,11 +473,14 @@ impl Pipe {
             Mode::Stream => !self.buf.is_empty(),
             _ => !self.records.is_empty(),
         };
-        ready || (self.hung_up() && !self.awaits_writer)
+        ready || (self.ended() && !self.awaits_writer)
     }
 
     /// Whether a write would not wait (room for PIPE_BUF bytes, or no reader).
     pub fn writable(&self) -> bool {
+        if self.read_shut && !self.tcp {
+            return true;
+        }
         if self.readers == 0 {
             // No reader: EPIPE at once, or a wait for the first one.
             return !self.awaits_reader;
@@ -722,5 +747,22 @@ mod tests {
             while let Io::Done(n) = p.read(&mut out) { if n == 0 { break; } got.extend_from_slice(&out[..n]); }
             proptest::prop_assert_eq!(sent, got);
         }
+    }
+
+    #[test]
+    fn a_socket_shut_for_reading_ends_after_what_it_holds() {
+        let mut p = Pipe::socket(Mode::Stream, 1);
+        assert_eq!(p.write(b"abc"), Io::Done(3));
+        p.read_shut = true;
+        assert!(p.readable());
+        let mut out = [0u8; 8];
+        assert_eq!(p.read(&mut out), Io::Done(3));
+        assert_eq!(p.read(&mut out), Io::Done(0));
+        // AF_UNIX: the peer's sends are refused; TCP: still taken.
+        assert!(p.refuses_send());
+        assert_eq!(p.write(b"x"), Io::Broken);
+        p.tcp = true;
+        assert!(!p.refuses_send());
+        assert_eq!(p.write(b"x"), Io::Done(1));
     }
 }

@@ -126,6 +126,9 @@ struct Sock {
     /// Connections waiting for accept: the pipes of the server's end
     /// (receive, send) and the name of the client (None: unnamed).
     waiting: VecDeque<(usize, usize, Option<Name>)>,
+    /// Shut for reading while unconnected (Linux's AF_UNIX shutdown needs
+    /// no peer): poll says readable and POLLRDHUP.
+    read_shut: bool,
 }
 
 /// Every AF_UNIX socket of the processor not yet connected, by id.
@@ -450,6 +453,33 @@ impl UnixSockets {
     /// accept: the oldest connection waiting for `id`.
     pub fn accept(&mut self, id: usize) -> Option<(usize, usize, Option<Name>)> {
         self.socks.get_mut(&id)?.waiting.pop_front()
+    }
+
+    /// shutdown(SHUT_RD) of AF_UNIX socket `id`, neither connected nor
+    /// listening.
+    pub fn shut_reading(&mut self, id: usize) {
+        if let Some(s) = self.socks.get_mut(&id) {
+            s.read_shut = true;
+        }
+    }
+
+    /// Whether [`Self::shut_reading`] was done to `id`.
+    pub fn reading_shut(&self, id: usize) -> bool {
+        self.socks.get(&id).is_some_and(|s| s.read_shut)
+    }
+
+    /// shutdown(SHUT_RD) of listener `id`: it takes no more connections
+    /// (connects are refused, accept is EINVAL, as Linux's listener
+    /// becomes a closed socket) and keeps its name. The connections it had
+    /// waiting, whose pipes the kernel resets. Linux's AF_UNIX listener
+    /// would still hand those out to accept; here they end for both
+    /// families, as TCP's do.
+    pub fn stop_listening(&mut self, id: usize) -> Vec<(usize, usize)> {
+        let Some(s) = self.socks.get_mut(&id) else {
+            return Vec::new();
+        };
+        s.listening = None;
+        s.waiting.drain(..).map(|(rx, tx, _)| (rx, tx)).collect()
     }
 
     /// Socket `id` connected (its descriptor is a connection now) or

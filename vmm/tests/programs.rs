@@ -121,6 +121,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // epoll, eventfd, timeouts that expire while pipes are busy,
             // a pipe's write end without readers in select, poll and epoll.
             ("events", "2"),
+            // shutdown: sleepers in recv and accept woken by another
+            // thread's, half-closes, poll's shut sides, TCP, AF_UNIX, UDP.
+            ("shutdown", "2"),
             // pidfd_open, CLONE_PIDFD, pidfd_send_signal, pidfd_getfd,
             // waitid(P_PIDFD), a pidfd in poll, select and epoll.
             ("pidfd", "2"),

@@ -947,22 +947,8 @@ impl Kernel {
             }
             Kind::Unix(id) => {
                 self.sock_options.remove(&id);
-                // Connections it had waiting end: Linux resets them (TCP
-                // and AF_UNIX alike), so their clients' first read (or a
-                // TCP client's first send) is ECONNRESET, then EPIPE.
-                for (rx, tx) in self.unix.close(id) {
-                    if let Some(p) = self.pipes.get_mut(&rx) {
-                        p.readers = p.readers.saturating_sub(1);
-                        p.reset_by_reader();
-                    }
-                    if let Some(p) = self.pipes.get_mut(&tx) {
-                        p.writers = p.writers.saturating_sub(1);
-                        p.peer_reset();
-                    }
-                    self.unix_names.remove(&rx);
-                    self.pipe_changed(rx);
-                    self.pipe_changed(tx);
-                }
+                let waiting = self.unix.close(id);
+                self.reset_waiting(waiting);
                 // Its waiters look again (and find it gone); its id was
                 // never a pipe, so nothing of it is kept.
                 self.pipe_changed(id);
@@ -990,6 +976,26 @@ impl Kernel {
 
     /// Something happened to a pipe: its waiters look again; a pipe with
     /// no ends left goes.
+    /// Connections a listener had waiting for accept end as it closes or
+    /// is shut down: Linux resets them (TCP and AF_UNIX alike), so their
+    /// clients' first read (or a TCP client's first send) is ECONNRESET,
+    /// then EPIPE. `waiting`: the server ends' pipes (receive, send).
+    pub fn reset_waiting(&mut self, waiting: Vec<(usize, usize)>) {
+        for (rx, tx) in waiting {
+            if let Some(p) = self.pipes.get_mut(&rx) {
+                p.readers = p.readers.saturating_sub(1);
+                p.reset_by_reader();
+            }
+            if let Some(p) = self.pipes.get_mut(&tx) {
+                p.writers = p.writers.saturating_sub(1);
+                p.peer_reset();
+            }
+            self.unix_names.remove(&rx);
+            self.pipe_changed(rx);
+            self.pipe_changed(tx);
+        }
+    }
+
     pub fn pipe_changed(&mut self, id: usize) {
         // Descriptors sent to a reader that is gone go with it (each may
         // be the last of its file: released as a close would).

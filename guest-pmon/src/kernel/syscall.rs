@@ -2560,6 +2560,9 @@ impl Kernel {
         const POLLERR: u16 = 8;
         const POLLHUP: u16 = 16;
         const POLLNVAL: u16 = 32;
+        const POLLRDNORM: u16 = 0x40;
+        const POLLWRNORM: u16 = 0x100;
+        const POLLRDHUP: u16 = 0x2000;
         let pid = self.pid_of(tid);
         // Linux's bound: the descriptors a process may have.
         if n > self.procs.get(&pid).map_or(0, |p| p.fds.limit) {
@@ -2586,11 +2589,14 @@ impl Kernel {
                         stdin |= matches!(f.kind, Kind::Stdio(0, _));
                         let (r, w, hup) = self.readiness(&f);
                         let mut e = 0;
-                        if r && events & POLLIN != 0 {
-                            e |= POLLIN;
+                        if r {
+                            e |= events & (POLLIN | POLLRDNORM);
                         }
-                        if w && events & POLLOUT != 0 {
-                            e |= POLLOUT;
+                        if w {
+                            e |= events & (POLLOUT | POLLWRNORM);
+                        }
+                        if events & POLLRDHUP != 0 && self.read_shut_down(&f) {
+                            e |= POLLRDHUP;
                         }
                         if hup {
                             e |= POLLHUP;
@@ -2655,6 +2661,19 @@ impl Kernel {
         self.block(tid, wait, deadline, None, OnWake::Retry);
     }
 
+    /// Whether `f` is a socket whose receiving side is shut (poll's
+    /// POLLRDHUP): by this end (SHUT_RD), by its peer's end of writing,
+    /// or by a failed connect. Never a pipe's: Linux reports POLLRDHUP for
+    /// sockets only.
+    pub(super) fn read_shut_down(&self, f: &OpenFile) -> bool {
+        match f.kind {
+            Kind::Socket(rx, _) => self.pipes.get(&rx).is_none_or(|p| p.ended()),
+            Kind::Unix(id) => self.connect_failed(id) || self.unix.reading_shut(id),
+            Kind::Dgram(id) => self.dgrams.read_shut(id),
+            _ => false,
+        }
+    }
+
     /// Whether `f` holds an error condition (poll's POLLERR, epoll's
     /// EPOLLERR): a pipe's write end whose readers are gone, or a TCP
     /// connect that failed after EINPROGRESS.
@@ -2714,15 +2733,28 @@ impl Kernel {
             }
             Kind::Stdio(..) => (false, true, false),
             Kind::Socket(rx, tx) => {
-                let (r, hup) = match self.pipes.get(&rx) {
-                    Some(p) => (p.readable(), p.hung_up()),
-                    None => (true, true),
+                let (r, ended, tcp, reset) = match self.pipes.get(&rx) {
+                    Some(p) => (p.readable(), p.ended(), p.tcp, p.was_reset),
+                    None => (true, true, false, false),
                 };
-                let w = self
-                    .pipes
-                    .get(&tx)
-                    .is_none_or(|p| p.writable() || p.readers == 0);
-                (r || hup, w, hup)
+                let (w, peer_shut, sent_reset) = match self.pipes.get(&tx) {
+                    Some(p) => (
+                        p.writable() || p.readers == 0,
+                        p.readers == 0 || p.read_shut,
+                        p.is_reset(),
+                    ),
+                    None => (true, true, false),
+                };
+                // Linux's POLLHUP: both directions shut. TCP counts only
+                // this end's shutdowns (a peer's close is a FIN: readable,
+                // POLLRDHUP) and a reset; AF_UNIX counts the peer's too.
+                let sent_shut = f.flags.get() & pmon::fd::SHUT_WR_FLAG != 0;
+                let hup = if tcp {
+                    reset || sent_reset || (ended && sent_shut)
+                } else {
+                    ended && (sent_shut || peer_shut)
+                };
+                (r || ended, w, hup)
             }
             Kind::EventFd(id) => match self.eventfds.get(&id) {
                 Some(e) => (e.readable(), e.writable(), false),
@@ -2734,8 +2766,13 @@ impl Kernel {
             Kind::Unix(id) if self.unix.is_listening(id) => (self.unix.ready(id), false, false),
             // A TCP connect that failed after EINPROGRESS.
             Kind::Unix(id) if self.connect_failed(id) => (true, true, true),
-            Kind::Unix(_) => (false, false, true),
-            Kind::Dgram(id) => (self.dgrams.readable(id), true, false),
+            // Writable and hung up, as Linux polls a closed stream socket.
+            Kind::Unix(id) => (self.unix.reading_shut(id), true, true),
+            Kind::Dgram(id) => (
+                self.dgrams.readable(id) || self.dgrams.read_shut(id),
+                true,
+                self.dgrams.shut_both(id),
+            ),
             Kind::Netlink(id) => (
                 self.netlinks.get(&id).is_some_and(|(s, _)| s.readable()),
                 true,

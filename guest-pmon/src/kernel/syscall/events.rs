@@ -293,7 +293,10 @@ impl Kernel {
             ready |= events::EPOLLOUT | events::EPOLLWRNORM;
         }
         if hup {
-            ready |= events::EPOLLHUP | events::EPOLLRDHUP;
+            ready |= events::EPOLLHUP;
+        }
+        if self.read_shut_down(f) {
+            ready |= events::EPOLLRDHUP;
         }
         if self.has_error(f) {
             ready |= events::EPOLLERR;

@@ -211,7 +211,14 @@ impl Kernel {
                 };
                 self.socket_option(pid, n, a, sock)
             }
-            nr::SHUTDOWN => Ret::Val(0),
+            nr::SHUTDOWN => {
+                let done = self.dgrams.shutdown(id, a[1]);
+                // A receiver asleep on it (another thread) wakes to 0.
+                if a[1] != super::unix::SHUT_WR {
+                    self.wake_all(Wait::Dgram(id));
+                }
+                val(done.map(|_| 0))
+            }
             _ => err(EOPNOTSUPP),
         }
     }
@@ -270,6 +277,9 @@ impl Kernel {
     ) -> Ret {
         let pid = self.pid_of(tid);
         let Some((from, data)) = self.dgrams.receive(id, flags & MSG_PEEK != 0) else {
+            if self.dgrams.read_shut(id) {
+                return Ret::Val(0);
+            }
             if f.nonblocking() || flags & MSG_DONTWAIT != 0 {
                 return err(EAGAIN);
             }
@@ -342,6 +352,7 @@ impl Kernel {
                 data.truncate(len);
                 Ok(Some(data))
             }
+            None if self.dgrams.read_shut(id) => Ok(Some(Vec::new())),
             None if f.nonblocking() => Err(EAGAIN),
             None => Ok(None),
         }

@@ -33,6 +33,10 @@ const AF_INET6: u64 = 10;
 const SOCK_STREAM: u64 = 1;
 const SOCK_NONBLOCK: u64 = 0o4000;
 const SOCK_CLOEXEC: u64 = 0o2000000;
+/// shutdown's `how`.
+pub(super) const SHUT_RD: u64 = 0;
+pub(super) const SHUT_WR: u64 = 1;
+pub(super) const SHUT_RDWR: u64 = 2;
 pub(super) const SOL_SOCKET: u64 = 1;
 pub(super) const SO_TYPE: u64 = 3;
 pub(super) const SO_ERROR: u64 = 4;
@@ -230,20 +234,28 @@ impl Kernel {
                 }
                 self.socket_recv(tid, &f, rx, &vecs, a[2], Some((a[1], hdr)), None)
             }
-            nr::SHUTDOWN => match a[1] {
-                0 => Ret::Val(0),
-                1 | 2 => {
-                    if f.flags.get() & SHUT_WR_FLAG == 0 {
-                        f.flags.set(f.flags.get() | SHUT_WR_FLAG);
-                        if let Some(p) = self.pipes.get_mut(&tx) {
-                            p.writers = p.writers.saturating_sub(1);
-                        }
-                        self.pipe_changed(tx);
-                    }
-                    Ret::Val(0)
+            nr::SHUTDOWN => {
+                let how = a[1];
+                if how > SHUT_RDWR {
+                    return err(EINVAL);
                 }
-                _ => err(EINVAL),
-            },
+                // Reading: a reader asleep on it (another thread) wakes to
+                // the end, as servers stop their reader threads.
+                if how != SHUT_WR {
+                    if let Some(p) = self.pipes.get_mut(&rx) {
+                        p.read_shut = true;
+                    }
+                    self.pipe_changed(rx);
+                }
+                if how != SHUT_RD && f.flags.get() & SHUT_WR_FLAG == 0 {
+                    f.flags.set(f.flags.get() | SHUT_WR_FLAG);
+                    if let Some(p) = self.pipes.get_mut(&tx) {
+                        p.writers = p.writers.saturating_sub(1);
+                    }
+                    self.pipe_changed(tx);
+                }
+                Ret::Val(0)
+            }
             nr::GETSOCKOPT | nr::SETSOCKOPT => {
                 let inet = match self.unix_names.get(&rx) {
                     Some((Some(Name::Inet(n)), _)) => Some(n.v6()),
@@ -701,6 +713,25 @@ impl Kernel {
                     sends_into: None,
                 };
                 self.socket_option(pid, n, a, sock)
+            }
+            nr::SHUTDOWN if a[1] > SHUT_RDWR => err(EINVAL),
+            // A listener shut for reading takes no more connections; its
+            // sleepers in accept wake to EINVAL.
+            nr::SHUTDOWN if self.unix.is_listening(id) => {
+                if a[1] != SHUT_WR {
+                    let waiting = self.unix.stop_listening(id);
+                    self.reset_waiting(waiting);
+                    self.pipe_changed(id);
+                }
+                Ret::Val(0)
+            }
+            // Linux's AF_UNIX shutdown does not ask for a peer.
+            nr::SHUTDOWN if inet.is_none() => {
+                if a[1] != SHUT_WR {
+                    self.unix.shut_reading(id);
+                    self.pipe_changed(id);
+                }
+                Ret::Val(0)
             }
             // Sending, receiving, shutting down or naming a peer needs one.
             _ => err(ENOTCONN),
