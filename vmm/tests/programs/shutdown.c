@@ -160,6 +160,17 @@ int main(void) {
     close(ul);
     unlink(un.sun_path);
 
+    puts("AF_UNIX datagrams");
+    int d[2];
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, d);
+    send(d[1], "one", 3, 0);
+    woken_by_shutdown(recv_thread, d[0], SHUT_RD, "  recv after SHUT_RD takes what was queued");
+    woken_by_shutdown(recv_thread, d[0], SHUT_RD, "  then recv");
+    SHOW("  peer's send", send(d[1], "two", 3, MSG_NOSIGNAL));
+    show_poll("  poll after SHUT_RD", d[0]);
+    close(d[0]);
+    close(d[1]);
+
     puts("UDP");
     int u = socket(AF_INET, SOCK_DGRAM, 0);
     SHOW("  unconnected", shutdown(u, SHUT_RDWR));

@@ -1013,9 +1013,15 @@ impl Kernel {
                 return err(ECONNRESET);
             }
         }
-        let (peer_gone, datagrams) = self.pipes.get(&tx).map_or((true, false), |p| {
-            (p.refuses_send(), p.mode() == Mode::Datagrams)
-        });
+        let (peer_gone, datagrams, peer_shut) =
+            self.pipes.get(&tx).map_or((true, false, false), |p| {
+                (p.refuses_send(), p.mode() == Mode::Datagrams, p.read_shut)
+            });
+        // A datagram peer shut for reading: EPIPE without SIGPIPE, as
+        // Linux's unix_dgram_sendmsg.
+        if datagrams && peer_shut {
+            return err(EPIPE);
+        }
         if peer_gone && datagrams {
             return err(ECONNREFUSED);
         }

@@ -127,14 +127,24 @@ impl Kernel {
                 }
                 None => err(ENOTCONN),
             },
-            nr::SHUTDOWN => match a[1] {
-                0 => Ret::Val(0),
-                1 | 2 => {
-                    f.flags.set(f.flags.get() | SHUT_WR_FLAG);
-                    Ret::Val(0)
+            nr::SHUTDOWN => {
+                let how = a[1];
+                if how > SHUT_RDWR {
+                    return err(EINVAL);
                 }
-                _ => err(EINVAL),
-            },
+                // Reading: a receiver asleep wakes to 0, and senders get
+                // EPIPE, as Linux's unix_dgram_sendmsg gives them.
+                if how != SHUT_WR {
+                    if let Some(p) = self.pipes.get_mut(&id) {
+                        p.read_shut = true;
+                    }
+                    self.pipe_changed(id);
+                }
+                if how != SHUT_RD {
+                    f.flags.set(f.flags.get() | SHUT_WR_FLAG);
+                }
+                Ret::Val(0)
+            }
             nr::GETSOCKOPT | nr::SETSOCKOPT => {
                 let sock = Sock {
                     ty: SOCK_DGRAM,
