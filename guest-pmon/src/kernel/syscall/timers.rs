@@ -157,6 +157,7 @@ impl Kernel {
             t.clock.arm(first, period);
             t.overrun_last = 0;
         }
+        self.drop_timer_signal(pid, id);
         // Due already (an absolute time past): it fires now, not at the
         // next tick.
         if first.is_some_and(|f| f <= now) {
@@ -200,8 +201,28 @@ impl Kernel {
             .get_mut(&pid)
             .and_then(|p| p.timers.remove(id as i32))
         {
-            Some(_) => Ret::Val(0),
+            Some(_) => {
+                self.drop_timer_signal(pid, id as i32);
+                Ret::Val(0)
+            }
             None => err(EINVAL),
+        }
+    }
+
+    /// Timer `id` of process `pid` was deleted or set anew: a signal it
+    /// queued and nobody took yet goes, as Linux (6.13 on) drops the
+    /// signal of a deleted or re-armed timer rather than deliver it.
+    fn drop_timer_signal(&mut self, pid: Pid, id: i32) {
+        let mine = |i: &SigInfo| i.code == SI_TIMER && i.pid == id as u32;
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        p.pending.retain(|i| !mine(i));
+        let threads = p.threads.clone();
+        for tid in threads {
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.pending.retain(|i| !mine(i));
+            }
         }
     }
 
