@@ -37,6 +37,7 @@ pub const LINUX_IMMUTABLE: u32 = 9;
 pub const SYS_PTRACE: u32 = 19;
 pub const SYS_ADMIN: u32 = 21;
 pub const SYS_NICE: u32 = 23;
+pub const SYS_RESOURCE: u32 = 24;
 pub const MKNOD: u32 = 27;
 pub const MAC_OVERRIDE: u32 = 32;
 

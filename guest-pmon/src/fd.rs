@@ -79,6 +79,8 @@ pub enum Kind {
     SignalFd(usize),
     /// An inotify instance (the kernel's table of them).
     Inotify(usize),
+    /// A POSIX message queue (`crate::mqueue`'s id of it).
+    MQueue(usize),
     /// A NETLINK_ROUTE socket (`crate::netlink`).
     Netlink(usize),
     /// A UDP socket on the loopback (`crate::dgram`).

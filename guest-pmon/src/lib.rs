@@ -19,6 +19,7 @@ pub mod gather;
 pub mod inet;
 pub mod inotify;
 pub mod locks;
+pub mod mqueue;
 pub mod netlink;
 pub mod path;
 pub mod pipe;

@@ -247,6 +247,12 @@ impl Socket {
     }
 
     /// The next datagram (taken unless `peek`).
+    /// A datagram the kernel sends it on its own (a message queue's
+    /// SIGEV_THREAD notification), queued like an answer.
+    pub fn deliver(&mut self, datagram: Vec<u8>) {
+        self.push(datagram);
+    }
+
     pub fn receive(&mut self, peek: bool) -> Option<Vec<u8>> {
         if peek {
             return self.queue.front().cloned();

@@ -124,6 +124,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // shutdown: sleepers in recv and accept woken by another
             // thread's, half-closes, poll's shut sides, TCP, AF_UNIX, UDP.
             ("shutdown", "2"),
+            // POSIX message queues: priorities, waits, timeouts, poll,
+            // notification by signal and by the C library's thread.
+            ("mqueue", "2"),
             // pidfd_open, CLONE_PIDFD, pidfd_send_signal, pidfd_getfd,
             // waitid(P_PIDFD), a pidfd in poll, select and epoll.
             ("pidfd", "2"),

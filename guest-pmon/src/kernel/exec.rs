@@ -132,6 +132,7 @@ impl Kernel {
         let mut rlimits = [(u64::MAX, u64::MAX); 16];
         rlimits[3] = (STACK_SIZE, u64::MAX); // RLIMIT_STACK
         rlimits[7] = (pmon::fd::DEFAULT_LIMIT as u64, pmon::fd::MAX_LIMIT as u64); // NOFILE
+        rlimits[12] = (819_200, 819_200); // RLIMIT_MSGQUEUE, Linux's default
         self.procs.insert(
             pid,
             Process {

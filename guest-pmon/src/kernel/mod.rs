@@ -118,6 +118,10 @@ pub enum Wait {
     Msg,
     /// A datagram for this UDP socket.
     Dgram(usize),
+    /// Room in this POSIX message queue.
+    MQueueSend(usize),
+    /// A message in this POSIX message queue.
+    MQueueReceive(usize),
 }
 
 /// What happens when a parked thread wakes.
@@ -383,6 +387,8 @@ pub struct Kernel {
     pub sem_waiters: BTreeMap<Tid, (i32, u16, bool)>,
     /// System V message queues.
     pub msgs: pmon::sysv_msg::Queues,
+    /// POSIX message queues.
+    pub mqueues: pmon::mqueue::MQueues,
     /// The set each signalfd reads, by id.
     pub signalfds: BTreeMap<usize, u64>,
     /// inotify instances, by the id their descriptors carry (from the
@@ -516,6 +522,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         sems: Default::default(),
         sem_waiters: BTreeMap::new(),
         msgs: Default::default(),
+        mqueues: Default::default(),
         signalfds: BTreeMap::new(),
         inotifies: BTreeMap::new(),
         next_cookie: 0,

@@ -684,6 +684,8 @@ impl Kernel {
         for t in holders {
             self.release_robust_list(t);
         }
+        // Its message queue registrations (Linux's exit drops them).
+        self.mq_forget_process(pid);
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
@@ -970,6 +972,7 @@ impl Kernel {
             Kind::Netlink(id) => {
                 self.netlinks.remove(&id);
             }
+            Kind::MQueue(id) => self.mqueues.close(id),
             _ => {}
         }
     }

@@ -32,6 +32,7 @@ mod ids;
 mod inotify;
 mod ipc;
 mod lock;
+mod mqueue;
 mod netlink;
 mod owner_futex;
 mod pidfd;
@@ -297,6 +298,16 @@ impl Kernel {
             nr::SEMOP => self.sys_semtimedop(tid, a[0] as i32, a[1], a[2], 0),
             nr::SEMTIMEDOP => self.sys_semtimedop(tid, a[0] as i32, a[1], a[2], a[3]),
             nr::SEMCTL => self.sys_semctl(pid, a[0] as i32, a[1], a[2], a[3]),
+            nr::MQ_OPEN => self.sys_mq_open(pid, a[0], a[1], a[2], a[3]),
+            nr::MQ_UNLINK => self.sys_mq_unlink(pid, a[0]),
+            nr::MQ_TIMEDSEND => {
+                self.sys_mq_timedsend(tid, a[0] as i32 as i64, a[1], a[2], a[3], a[4])
+            }
+            nr::MQ_TIMEDRECEIVE => {
+                self.sys_mq_timedreceive(tid, a[0] as i32 as i64, a[1], a[2], a[3], a[4])
+            }
+            nr::MQ_NOTIFY => self.sys_mq_notify(pid, a[0] as i32 as i64, a[1]),
+            nr::MQ_GETSETATTR => self.sys_mq_getsetattr(pid, a[0] as i32 as i64, a[1], a[2]),
             nr::MSGGET => self.sys_msgget(a[0] as i32, a[1]),
             nr::MSGSND => self.sys_msgsnd(tid, a[0] as i32, a[1], a[2], a[3]),
             nr::MSGRCV => self.sys_msgrcv(tid, a[0] as i32, a[1], a[2], a[3] as i64, a[4]),
@@ -929,7 +940,7 @@ impl Kernel {
     fn dup_to(&mut self, pid: Pid, old: i64, new: i64, cloexec: bool) -> Result<i64, Errno> {
         let replaced = self.proc_mut(pid)?.fds.dup_to(old, new, cloexec)?;
         if let Some(f) = replaced {
-            self.close_drops_locks(pid, &f);
+            self.descriptor_closed(pid, &f);
             self.release_file(f);
         }
         Ok(new)
@@ -969,10 +980,20 @@ impl Kernel {
         Ret::Val(0)
     }
 
+    /// What a close of one of process `pid`'s descriptors of `f` ends
+    /// whether or not it was `f`'s last (Linux's flush): the process's
+    /// record locks on the file and its notification on a message queue.
+    fn descriptor_closed(&mut self, pid: Pid, f: &OpenFile) {
+        self.close_drops_locks(pid, f);
+        if let Kind::MQueue(id) = f.kind {
+            self.mq_descriptor_closed(pid, id);
+        }
+    }
+
     fn sys_close(&mut self, pid: Pid, fd: i64) -> Ret {
         match self.proc_mut(pid).and_then(|p| p.fds.close(fd)) {
             Ok(f) => {
-                self.close_drops_locks(pid, &f);
+                self.descriptor_closed(pid, &f);
                 let file = match f.kind {
                     Kind::Store(ino) => Some(ino),
                     _ => None,
@@ -1186,6 +1207,7 @@ impl Kernel {
             },
             Kind::Inotify(id) => self.inotify_read(f, id, len),
             Kind::Netlink(id) => self.netlink_read(f, id, len),
+            Kind::MQueue(id) => self.mq_read(f, id, len).map(Some),
             Kind::Epoll(_) | Kind::PidFd(..) => Err(EINVAL),
             Kind::ProcDir(..) => Err(EISDIR),
         }
@@ -1368,7 +1390,8 @@ impl Kernel {
                 Ret::Val(n) => Ok(Some(n as usize)),
                 _ => Ok(Some(data.len())),
             },
-            Kind::Epoll(_) | Kind::PidFd(..) => Err(EINVAL),
+            // Linux's mqueue files have no write.
+            Kind::Epoll(_) | Kind::PidFd(..) | Kind::MQueue(_) => Err(EINVAL),
             Kind::ProcDir(..) => Err(EBADF),
         }
     }
@@ -1718,6 +1741,8 @@ impl Kernel {
             | Kind::SignalFd(_)
             | Kind::Inotify(_)
             | Kind::PidFd(..) => Ok(pseudo(0x0904_1934)),
+            // MQUEUE_MAGIC.
+            Kind::MQueue(_) => Ok(pseudo(0x1980_0202)),
         }
     }
 
@@ -1932,6 +1957,11 @@ impl Kernel {
             }
             // As procfs: a regular file of size 0, read to its end.
             Kind::Generated => (S_IFREG | 0o444, 0, 0, 0x2000, 0x16, 1024),
+            // As Linux's mqueue file system: the status line's size.
+            Kind::MQueue(id) => {
+                let mode = self.mqueues.queues.get(&id).map_or(0, |q| q.mode);
+                (S_IFREG | mode, 80, 0, 0x6000 + id as u64, 0x13, 4096)
+            }
             // Any process's directory is lego-vmm's own, for its fstat.
             Kind::ProcDir(..) => {
                 return host::stat_path(b"/proc/self", true).map(|st| file_stat_bytes(&st));
@@ -2072,6 +2102,7 @@ impl Kernel {
             Kind::SignalFd(_) => b"anon_inode:[signalfd]".to_vec(),
             Kind::Inotify(_) => b"anon_inode:inotify".to_vec(),
             Kind::PidFd(..) => b"anon_inode:[pidfd]".to_vec(),
+            Kind::MQueue(_) => f.path.clone(),
             Kind::ProcDir(target, _) => alloc::format!("/proc/{target}").into_bytes(),
             // lego-vmm's own stdio: the monitor does not know its name.
             Kind::Stdio(n, _) => alloc::format!("/dev/lego-stdio/{n}").into_bytes(),
@@ -2795,6 +2826,10 @@ impl Kernel {
                 None => (false, false, true),
             },
             Kind::PidFd(target, started) => self.pidfd_readiness(target, started),
+            Kind::MQueue(id) => match self.mqueues.queues.get(&id) {
+                Some(q) => (q.readable(), q.writable(), false),
+                None => (false, false, true),
+            },
             _ => (true, true, false),
         }
     }

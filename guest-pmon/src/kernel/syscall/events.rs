@@ -319,6 +319,7 @@ impl Kernel {
             }
             Kind::EventFd(id) => self.eventfds.get(&id).map_or(0, |e| e.generation),
             Kind::Inotify(id) => self.inotifies.get(&id).map_or(0, |i| i.generation),
+            Kind::MQueue(id) => self.mqueues.queues.get(&id).map_or(0, |q| q.generation),
             // A process's life moves one way: its stage is the generation.
             Kind::PidFd(target, started) => self.pidfd_state(target, started) as u64,
             // Not tracked: every look is news (edge-triggered acts as
