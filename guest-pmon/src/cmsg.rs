@@ -95,6 +95,58 @@ pub fn rights_message(fds: &[i32], controllen: usize) -> Vec<u8> {
     out
 }
 
+/// The messages of a sender's control data as (level, type, data), for
+/// the levels other than SOL_SOCKET that a socket reads (IP_TTL, IP_TOS,
+/// IPV6_HOPLIMIT, IPV6_TCLASS); EINVAL for a header whose length is short
+/// or runs past the buffer.
+pub fn messages(control: &[u8]) -> Result<Vec<(u32, u32, Vec<u8>)>, i64> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while control.len().saturating_sub(at) >= HEADER {
+        let word = |i: usize| {
+            control[i..i + 4]
+                .try_into()
+                .map(u32::from_le_bytes)
+                .unwrap_or(0)
+        };
+        let len = control[at..at + 8]
+            .try_into()
+            .map(u64::from_le_bytes)
+            .unwrap_or(0) as usize;
+        if len < HEADER || len > control.len() - at {
+            return Err(EINVAL);
+        }
+        out.push((
+            word(at + 8),
+            word(at + 12),
+            control[at + HEADER..at + len].to_vec(),
+        ));
+        at = at.saturating_add(align(len));
+    }
+    Ok(out)
+}
+
+/// Appends one control message to `out`, a receiver's buffer of
+/// `controllen` bytes, as Linux's `put_cmsg`: cut to the room left (its
+/// header's length says what was kept), none at all without room for a
+/// header. False when it was cut or left out (the receiver's MSG_CTRUNC).
+pub fn put(out: &mut Vec<u8>, controllen: usize, level: u32, ty: u32, data: &[u8]) -> bool {
+    let left = controllen.saturating_sub(out.len());
+    if left < HEADER {
+        return false;
+    }
+    let start = out.len();
+    let whole = HEADER + data.len();
+    let kept = whole.min(left);
+    out.extend_from_slice(&(kept as u64).to_le_bytes());
+    out.extend_from_slice(&level.to_le_bytes());
+    out.extend_from_slice(&ty.to_le_bytes());
+    out.extend_from_slice(&data[..kept - HEADER]);
+    // The padding to the next message, as far as the buffer goes.
+    out.resize(start + align(whole).min(left), 0);
+    kept == whole
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +211,26 @@ mod tests {
         assert_eq!((m.len(), m[0]), (24, 20));
         assert!(rights_message(&[7], 16).is_empty());
         assert!(rights_message(&[], 64).is_empty());
+    }
+
+    #[test]
+    fn put_cuts_as_linux_and_messages_reads_back() {
+        let mut out = Vec::new();
+        assert!(put(&mut out, 64, 41, 52, &64i32.to_le_bytes()));
+        assert_eq!(out.len(), 24);
+        // Room for a header and 2 of 4 bytes: cut, its length says 18.
+        let mut cut = Vec::new();
+        assert!(!put(&mut cut, 18, 41, 52, &64i32.to_le_bytes()));
+        assert_eq!(cut.len(), 18);
+        assert_eq!(u64::from_le_bytes(cut[..8].try_into().unwrap()), 18);
+        // No room for a header: nothing.
+        let mut none = Vec::new();
+        assert!(!put(&mut none, 15, 41, 52, &[1]));
+        assert!(none.is_empty());
+        assert_eq!(
+            messages(&out),
+            Ok(alloc::vec![(41, 52, 64i32.to_le_bytes().to_vec())])
+        );
+        assert_eq!(messages(&out[..19]), Err(EINVAL));
     }
 }

@@ -39,7 +39,7 @@ struct Sock {
     recv_cscov: Option<u16>,
     name: Option<InetName>,
     peer: Option<InetName>,
-    queue: VecDeque<(InetName, Vec<u8>)>,
+    queue: VecDeque<(InetName, Vec<u8>, Marks)>,
     bytes: usize,
     /// Linux's sk_shutdown: [`SHUT_READING`] and [`SHUT_SENDING`].
     shut: u8,
@@ -48,6 +48,27 @@ struct Sock {
 /// A socket's sides shut by shutdown(2).
 const SHUT_READING: u8 = 1;
 const SHUT_SENDING: u8 = 2;
+
+/// What the IP header of a datagram carried that a receiver may ask for
+/// (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS and their IPv6 kin): the hop limit
+/// (TTL), the traffic class (TOS) and the address it was sent to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marks {
+    pub hops: u8,
+    pub tclass: u8,
+    pub dest: InetName,
+}
+
+impl Marks {
+    /// Linux's defaults for a sender that set nothing: 64 hops, class 0.
+    pub fn default_to(dest: InetName) -> Marks {
+        Marks {
+            hops: 64,
+            tclass: 0,
+            dest,
+        }
+    }
+}
 
 /// Every datagram socket of the processor, by id.
 #[derive(Debug, Default)]
@@ -182,6 +203,19 @@ impl Datagrams {
     /// took it (the kernel wakes its readers), Ok(false) if it was
     /// dropped.
     pub fn send(&mut self, id: usize, to: Option<InetName>, data: &[u8]) -> Result<bool, i64> {
+        self.send_marked(id, to, data, 64, 0)
+    }
+
+    /// [`Self::send`] with the hop limit and traffic class its IP header
+    /// carries.
+    pub fn send_marked(
+        &mut self,
+        id: usize,
+        to: Option<InetName>,
+        data: &[u8],
+        hops: u8,
+        tclass: u8,
+    ) -> Result<bool, i64> {
         if self
             .socks
             .get(&id)
@@ -222,20 +256,31 @@ impl Datagrams {
         }
         d.bytes += data.len();
         let seen = from.seen_from(d.v6);
-        d.queue.push_back((seen, data.to_vec()));
+        let marks = Marks {
+            hops,
+            tclass,
+            dest: to.local(),
+        };
+        d.queue.push_back((seen, data.to_vec(), marks));
         Ok(true)
     }
 
     /// The next datagram for `id` (taken unless `peek`): its sender and
     /// its bytes, whole.
     pub fn receive(&mut self, id: usize, peek: bool) -> Option<(InetName, Vec<u8>)> {
+        self.receive_marked(id, peek)
+            .map(|(from, data, _)| (from, data))
+    }
+
+    /// [`Self::receive`] with what the datagram's IP header carried.
+    pub fn receive_marked(&mut self, id: usize, peek: bool) -> Option<(InetName, Vec<u8>, Marks)> {
         let s = self.socks.get_mut(&id)?;
         if peek {
             return s.queue.front().cloned();
         }
-        let (from, data) = s.queue.pop_front()?;
+        let (from, data, marks) = s.queue.pop_front()?;
         s.bytes -= data.len();
-        Some((from, data))
+        Some((from, data, marks))
     }
 
     /// shutdown(2) with `how` (0: reading, 1: sending, 2: both; EINVAL

@@ -257,6 +257,6 @@ impl Kernel {
                 return err(e);
             }
         }
-        self.give_datagram(pid, vecs, &data, flags, msghdr)
+        self.give_datagram(pid, vecs, &data, flags, msghdr, None)
     }
 }

@@ -5,14 +5,15 @@
 //! send never waits (a datagram that finds no room is dropped, as UDP may
 //! drop it).
 
-use pmon::dgram::{self, MAX_DATAGRAM};
-use pmon::inet::InetName;
+use pmon::cmsg;
+use pmon::dgram::{self, Marks, MAX_DATAGRAM};
+use pmon::inet::{Addr, InetName};
 use pmon::unixsock::Name;
 
 use super::*;
 
 use super::unix::{
-    ENOTCONN, EOPNOTSUPP, IPPROTO_UDPLITE, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOL_SOCKET,
+    ENOBUFS, ENOTCONN, EOPNOTSUPP, IPPROTO_UDPLITE, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOL_SOCKET,
     SO_DOMAIN, SO_ERROR, SO_PROTOCOL, SO_RCVBUF, SO_SNDBUF, SO_TYPE,
 };
 
@@ -20,6 +21,21 @@ const SO_RCVTIMEO: u64 = 20;
 const SOCK_DGRAM: u32 = 2;
 const IPPROTO_UDP: u32 = 17;
 const AF_UNSPEC: u16 = 0;
+const IPPROTO_IP: u64 = 0;
+const IPPROTO_IPV6: u64 = 41;
+const IP_TOS: u64 = 1;
+const IP_TTL: u64 = 2;
+const IP_PKTINFO: u64 = 8;
+const IP_RECVTTL: u64 = 12;
+const IP_RECVTOS: u64 = 13;
+const IPV6_UNICAST_HOPS: u64 = 16;
+const IPV6_RECVPKTINFO: u64 = 49;
+const IPV6_PKTINFO: u64 = 50;
+const IPV6_RECVHOPLIMIT: u64 = 51;
+const IPV6_HOPLIMIT: u64 = 52;
+const IPV6_RECVTCLASS: u64 = 66;
+const IPV6_TCLASS: u64 = 67;
+const MSG_CTRUNC: u32 = 8;
 
 impl Kernel {
     /// socket(AF_INET or AF_INET6, SOCK_DGRAM, 0 or IPPROTO_UDP), or
@@ -124,7 +140,23 @@ impl Kernel {
                 } else {
                     None
                 };
-                self.udp_send(id, to, &data)
+                let control = if hdr.controllen == 0 {
+                    Vec::new()
+                } else if hdr.controllen > cmsg::MAX_CONTROL as u64 {
+                    return err(ENOBUFS);
+                } else {
+                    match self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::read_vec(s, hdr.control, hdr.controllen as usize))
+                    {
+                        Ok(c) => c,
+                        Err(e) => return err(e),
+                    }
+                };
+                match self.udp_marks(id, &control) {
+                    Ok(marks) => self.udp_send_marked(id, to, &data, marks),
+                    Err(e) => err(e),
+                }
             }
             nr::GETSOCKNAME => {
                 let name = self.dgrams.name_of(id).unwrap_or(dgram::unbound(v6));
@@ -245,10 +277,24 @@ impl Kernel {
     }
 
     fn udp_send(&mut self, id: usize, to: Option<InetName>, data: &[u8]) -> Ret {
+        match self.udp_marks(id, &[]) {
+            Ok(marks) => self.udp_send_marked(id, to, data, marks),
+            Err(e) => err(e),
+        }
+    }
+
+    /// A datagram whose IP header carries `(hops, tclass)`.
+    fn udp_send_marked(
+        &mut self,
+        id: usize,
+        to: Option<InetName>,
+        data: &[u8],
+        (hops, tclass): (u8, u8),
+    ) -> Ret {
         let dest = to
             .or(self.dgrams.peer_of(id))
             .and_then(|t| self.dgrams.at_port(self.dgrams.is_lite(id), t.port));
-        match self.dgrams.send(id, to, data) {
+        match self.dgrams.send_marked(id, to, data, hops, tclass) {
             Ok(delivered) => {
                 if let (true, Some(d)) = (delivered, dest) {
                     self.wake_all(Wait::Dgram(d));
@@ -276,7 +322,8 @@ impl Kernel {
         msghdr: Option<u64>,
     ) -> Ret {
         let pid = self.pid_of(tid);
-        let Some((from, data)) = self.dgrams.receive(id, flags & MSG_PEEK != 0) else {
+        let Some((from, data, marks)) = self.dgrams.receive_marked(id, flags & MSG_PEEK != 0)
+        else {
             if self.dgrams.read_shut(id) {
                 return Ret::Val(0);
             }
@@ -299,13 +346,141 @@ impl Kernel {
                 return err(e);
             }
         }
-        self.give_datagram(pid, vecs, &data, flags, msghdr)
+        let control = match msghdr {
+            Some(h) => match self.udp_control(pid, id, h, &marks) {
+                Ok(c) => Some(c),
+                Err(e) => return err(e),
+            },
+            None => None,
+        };
+        self.give_datagram(pid, vecs, &data, flags, msghdr, control)
+    }
+
+    /// The control messages a recvmsg on `id` gets for a datagram with
+    /// `marks`, for the buffer msghdr `h` names: those of the IP_PKTINFO,
+    /// IP_RECVTTL, IP_RECVTOS, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT and
+    /// IPV6_RECVTCLASS the socket set, in Linux's order, and whether any
+    /// was cut (MSG_CTRUNC).
+    fn udp_control(
+        &mut self,
+        pid: Pid,
+        id: usize,
+        h: u64,
+        marks: &Marks,
+    ) -> Result<(u64, Vec<u8>, bool), Errno> {
+        let (at, room) = {
+            let s = self.space_mut(pid)?;
+            (uaccess::read_u64(s, h + 32)?, uaccess::read_u64(s, h + 40)?)
+        };
+        let room = (room as usize).min(pmon::cmsg::MAX_CONTROL);
+        let on = |level: u64, opt: u64| {
+            self.sock_options
+                .get(&id)
+                .and_then(|o| o.get(&(level, opt)))
+                .is_some_and(|&v| v != 0)
+        };
+        let mut out = Vec::new();
+        let mut whole = true;
+        // The receiving socket's family decides, as it does for the
+        // sender's address; the only IPv4 address here is 127.0.0.1.
+        if !self.dgrams.is_v6(id) {
+            let addr = [127, 0, 0, 1];
+            if on(IPPROTO_IP, IP_PKTINFO) {
+                // struct in_pktinfo: the interface (lo), the local address
+                // and the one the datagram was sent to.
+                let mut info = 1i32.to_le_bytes().to_vec();
+                info.extend_from_slice(&addr);
+                info.extend_from_slice(&addr);
+                whole &= cmsg::put(&mut out, room, 0, IP_PKTINFO as u32, &info);
+            }
+            if on(IPPROTO_IP, IP_RECVTTL) {
+                let ttl = (marks.hops as i32).to_le_bytes();
+                whole &= cmsg::put(&mut out, room, 0, IP_TTL as u32, &ttl);
+            }
+            if on(IPPROTO_IP, IP_RECVTOS) {
+                whole &= cmsg::put(&mut out, room, 0, IP_TOS as u32, &[marks.tclass]);
+            }
+        } else {
+            if on(IPPROTO_IPV6, IPV6_RECVPKTINFO) {
+                // struct in6_pktinfo: the address sent to, the interface.
+                let mut info = match marks.dest.addr {
+                    Addr::Loopback6 | Addr::Any6 => 1u128.to_be_bytes().to_vec(),
+                    _ => 0xffff_7f00_0001u128.to_be_bytes().to_vec(),
+                };
+                info.extend_from_slice(&1u32.to_le_bytes());
+                whole &= cmsg::put(&mut out, room, 41, IPV6_PKTINFO as u32, &info);
+            }
+            if on(IPPROTO_IPV6, IPV6_RECVHOPLIMIT) {
+                let hops = (marks.hops as i32).to_le_bytes();
+                whole &= cmsg::put(&mut out, room, 41, IPV6_HOPLIMIT as u32, &hops);
+            }
+            if on(IPPROTO_IPV6, IPV6_RECVTCLASS) {
+                let class = (marks.tclass as i32).to_le_bytes();
+                whole &= cmsg::put(&mut out, room, 41, IPV6_TCLASS as u32, &class);
+            }
+        }
+        Ok((at, out, !whole))
+    }
+
+    /// The hop limit and traffic class `id`'s next datagram carries: its
+    /// socket options' (IP_TTL and IP_TOS, or IPV6_UNICAST_HOPS and
+    /// IPV6_TCLASS), unless the sendmsg's control data (`control`) gives
+    /// others; EINVAL for control data Linux refuses.
+    fn udp_marks(&self, id: usize, control: &[u8]) -> Result<(u8, u8), Errno> {
+        let opt = |level: u64, o: u64| {
+            self.sock_options
+                .get(&id)
+                .and_then(|m| m.get(&(level, o)))
+                .copied()
+        };
+        let (mut hops, mut class) = if self.dgrams.is_v6(id) {
+            (
+                opt(IPPROTO_IPV6, IPV6_UNICAST_HOPS).filter(|&v| v <= 255),
+                opt(IPPROTO_IPV6, IPV6_TCLASS).filter(|&v| v <= 255),
+            )
+        } else {
+            (
+                opt(IPPROTO_IP, IP_TTL).filter(|&v| (1..=255).contains(&v)),
+                opt(IPPROTO_IP, IP_TOS),
+            )
+        };
+        let int = |d: &[u8]| -> Result<i32, Errno> {
+            Ok(i32::from_le_bytes(d.try_into().map_err(|_| EINVAL)?))
+        };
+        for (level, ty, data) in cmsg::messages(control)? {
+            match (level as u64, ty as u64) {
+                (IPPROTO_IP, IP_TTL) => match int(&data)? {
+                    v @ 1..=255 => hops = Some(v as u64),
+                    _ => return Err(EINVAL),
+                },
+                (IPPROTO_IP, IP_TOS) => {
+                    class = Some(match data.len() {
+                        1 => data[0] as u64,
+                        _ => (int(&data)? & 0xff) as u64,
+                    })
+                }
+                // -1: the socket's own.
+                (IPPROTO_IPV6, IPV6_HOPLIMIT) => match int(&data)? {
+                    -1 => {}
+                    v @ 0..=255 => hops = Some(v as u64),
+                    _ => return Err(EINVAL),
+                },
+                (IPPROTO_IPV6, IPV6_TCLASS) => match int(&data)? {
+                    -1 => {}
+                    v @ 0..=255 => class = Some(v as u64),
+                    _ => return Err(EINVAL),
+                },
+                _ => {}
+            }
+        }
+        Ok((hops.unwrap_or(64) as u8, class.unwrap_or(0) as u8))
     }
 
     /// The rest of a receive of one datagram (UDP, netlink): its bytes
     /// into `vecs` (the rest cut), recvmsg's flags (MSG_TRUNC when cut)
-    /// and no control data, and the length copied, or the datagram's
-    /// whole length with MSG_TRUNC in `flags`.
+    /// and its control data (`control`: where, the bytes, and whether
+    /// some were cut: MSG_CTRUNC; none without), and the length copied,
+    /// or the datagram's whole length with MSG_TRUNC in `flags`.
     pub(super) fn give_datagram(
         &mut self,
         pid: Pid,
@@ -313,6 +488,7 @@ impl Kernel {
         data: &[u8],
         flags: u64,
         msghdr: Option<u64>,
+        control: Option<(u64, Vec<u8>, bool)>,
     ) -> Ret {
         let room = vecs.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l));
         let copied = room.min(data.len());
@@ -320,14 +496,21 @@ impl Kernel {
             return err(e);
         }
         if let Some(h) = msghdr {
-            let truncated = if copied < data.len() {
+            let mut out_flags = if copied < data.len() {
                 MSG_TRUNC as u32
             } else {
                 0
             };
+            let (at, bytes, cut) = control.unwrap_or((0, Vec::new(), false));
+            if cut {
+                out_flags |= MSG_CTRUNC;
+            }
             let r = self.space_mut(pid).and_then(|s| {
-                uaccess::write_u64(s, h + 40, 0)?;
-                uaccess::write_u32(s, h + 48, truncated)
+                if !bytes.is_empty() {
+                    uaccess::write(s, at, &bytes)?;
+                }
+                uaccess::write_u64(s, h + 40, bytes.len() as u64)?;
+                uaccess::write_u32(s, h + 48, out_flags)
             });
             if let Err(e) = r {
                 return err(e);

@@ -73,7 +73,7 @@ const KEPT_OPTIONS: [u64; 9] = [
 const SO_PEERCRED: u64 = 17;
 const SO_LINGER: u64 = 13;
 const SOCK_SEQPACKET: u64 = 5;
-const ENOBUFS: Errno = 105;
+pub(super) const ENOBUFS: Errno = 105;
 /// The uid and gid SO_PEERCRED gives for a socket with no peer (Linux's
 /// overflow ids).
 const NO_ID: u32 = 65534;
