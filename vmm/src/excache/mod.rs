@@ -311,6 +311,12 @@ struct State {
     /// Accesses refused once, by thread and page, waiting for their second
     /// report (see [`ExCache::fail`]).
     refused: HashMap<(u32, Key), Instant>,
+    /// Processes whose end (OP_EXIT) was asked of their memory components
+    /// while they still hold their slot. A process killed on one vCPU can
+    /// be inside a fault there while its parent, on another, reaps it:
+    /// that fault then fails (the memory component no longer knows the
+    /// process) and must be dropped, not stop the run.
+    ended: HashSet<u32>,
     /// The page of each slot's last demand miss (to see scans), and how
     /// far it reads ahead now.
     last_miss: [u64; MAX_SLOTS as usize],
@@ -401,6 +407,7 @@ impl ExCache {
                 window_end: [0; MAX_SLOTS as usize],
                 sums: ContentSum::new(),
                 refused: HashMap::new(),
+                ended: HashSet::new(),
                 stats: Stats::default(),
                 sample: sample::Sampler::new(parking, seed),
             }),
@@ -650,6 +657,7 @@ impl ExCache {
             let mut st = self.lock();
             let mut gone = Vec::new();
             if let Some(old) = st.processes[slot as usize].take() {
+                st.ended.remove(&old.pid);
                 let keys: Vec<Key> = st.pages.keys().copied().filter(|k| k.0 == s).collect();
                 for k in keys {
                     st.pages.remove(&k);
@@ -895,6 +903,17 @@ impl ExCache {
     fn fail(&self, tid: u32, key: Key, write: bool, fault: Fault) {
         let to_guest = {
             let mut st = self.lock();
+            // The process ended meanwhile: its vCPU is being taken back by
+            // the guest, and nothing of it is to be served any more.
+            if let Fault::Page { pid, .. } = fault {
+                let holder = st.processes[key.0 as usize].map(|p| p.pid);
+                if st.ended.contains(&pid) || holder != Some(pid) {
+                    if let Some(host) = st.regions.host_of(key.0, key.1) {
+                        let _ = self.uffd.wake(host, PAGE_U64);
+                    }
+                    return;
+                }
+            }
             if fault.is_segv() && !st.confirm_refusal(tid, key) {
                 if let Some(host) = st.regions.host_of(key.0, key.1) {
                     let _ = self.uffd.wake(host, PAGE_U64);
@@ -933,7 +952,7 @@ impl ExCache {
     fn miss(&self, mut st: MutexGuard<'_, State>, key: Key, f: uffd::Fault) {
         let start = Instant::now();
         let (slot, vpage) = key;
-        let Some(p) = st.processes[slot as usize] else {
+        let Some(p) = st.processes[slot as usize].filter(|p| !st.ended.contains(&p.pid)) else {
             let _ = self.uffd.wake(f.addr, PAGE_U64);
             return;
         };
@@ -1649,6 +1668,10 @@ impl ExCache {
         if req.op == OP_MREMAP {
             let (a, b) = range(req.addr, req.len);
             self.change_range(s, a, b, RangeChange::Flush)?;
+        }
+        if req.op == OP_EXIT {
+            // Before the memory components forget it (see `State::ended`).
+            self.lock().ended.insert(p.pid);
         }
         if req.op == OP_FORK {
             // The memory components copy what they hold: all of it first.
