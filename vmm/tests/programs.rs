@@ -130,6 +130,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // UDP control messages: IP_PKTINFO, TTL, TOS and their IPv6
             // kin, set by socket options or the send's control data.
             ("udpcmsg", "1"),
+            // fexecve of a memfd and of a deleted file.
+            ("memexec", "1"),
             // pidfd_open, CLONE_PIDFD, pidfd_send_signal, pidfd_getfd,
             // waitid(P_PIDFD), a pidfd in poll, select and epoll.
             ("pidfd", "2"),

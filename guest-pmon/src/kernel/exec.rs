@@ -224,7 +224,16 @@ impl Kernel {
         // The name the next interpreter is given for the file it runs.
         let mut named = execfn.to_vec();
         for depth in 0..=pmon::script::MAX_DEPTH {
-            let mut file = self.open_exec(&path, on_host && depth == 0)?;
+            // A file with no name (fexecve of a memfd) is read by its inode.
+            let unnamed = if depth == 0 {
+                self.exec_inode.take()
+            } else {
+                None
+            };
+            let mut file = match unnamed {
+                Some(ino) => self.tmp_program(ino)?,
+                None => self.open_exec(&path, on_host && depth == 0)?,
+            };
             let mut head = [0u8; pmon::script::HEAD];
             let n = (file.size() as usize).min(head.len());
             if file.read_at(0, &mut head[..n]).is_err() {
@@ -276,6 +285,12 @@ impl Kernel {
             let (handle, size) = host::open(path)?;
             return Ok(ExecFile::Host(HostFile { handle, size }));
         };
+        self.tmp_program(ino)
+    }
+
+    /// The program in tmpfs file `ino`, read whole: EACCES unless it is a
+    /// regular file someone may execute.
+    fn tmp_program(&mut self, ino: u64) -> Result<ExecFile, Errno> {
         let st = self.tmp.stat(ino)?;
         if st.mode & 0o170000 != 0o100000 || st.mode & 0o111 == 0 {
             return Err(EACCES);

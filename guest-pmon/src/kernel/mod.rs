@@ -389,6 +389,9 @@ pub struct Kernel {
     pub msgs: pmon::sysv_msg::Queues,
     /// POSIX message queues.
     pub mqueues: pmon::mqueue::MQueues,
+    /// A tmpfs file with no name that an execveat runs (fexecve of a
+    /// memfd or of a deleted file): the next load reads it by inode, once.
+    pub exec_inode: Option<u64>,
     /// The set each signalfd reads, by id.
     pub signalfds: BTreeMap<usize, u64>,
     /// inotify instances, by the id their descriptors carry (from the
@@ -523,6 +526,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         sem_waiters: BTreeMap::new(),
         msgs: Default::default(),
         mqueues: Default::default(),
+        exec_inode: None,
         signalfds: BTreeMap::new(),
         inotifies: BTreeMap::new(),
         next_cookie: 0,

@@ -4449,7 +4449,7 @@ impl Kernel {
     /// open file itself; the loader here reads a program by its path, so
     /// a tmpfs or storage file that no longer has that name (renamed,
     /// removed, a memfd) is ENOENT rather than whatever has the name now.
-    fn exec_of_fd(&self, pid: Pid, fd: i64) -> Result<(Vec<u8>, bool), Errno> {
+    fn exec_of_fd(&mut self, pid: Pid, fd: i64) -> Result<(Vec<u8>, bool), Errno> {
         let f = self.file(pid, fd)?;
         match f.kind {
             Kind::Host(_) => Ok((f.path.clone(), true)),
@@ -4467,10 +4467,17 @@ impl Kernel {
                 let full = pmon::path::dev_shm_alias(f.path.clone());
                 let now = tmp::below_tmp(&full).and_then(|rel| self.tmp.lookup(rel).ok());
                 if now == Some(ino) {
-                    Ok((f.path.clone(), false))
-                } else {
-                    Err(ENOENT)
+                    return Ok((f.path.clone(), false));
                 }
+                // No name leads to it (a memfd, a deleted file): the load
+                // reads the inode, and the program's /proc/self/exe says
+                // so, as Linux's.
+                self.exec_inode = Some(ino);
+                let mut shown = f.path.clone();
+                if !shown.ends_with(b" (deleted)") {
+                    shown.extend_from_slice(b" (deleted)");
+                }
+                Ok((shown, false))
             }
             _ => Err(EACCES),
         }
@@ -4542,7 +4549,10 @@ impl Kernel {
             Ok(Name::Null | Name::Zero | Name::Urandom) => return err(EACCES),
             _ => {}
         }
-        match self.execve(tid, p, a, e, on_host) {
+        let done = self.execve(tid, p, a, e, on_host);
+        // Taken by the load, or left by a failure before it.
+        self.exec_inode = None;
+        match done {
             Ok(()) => Ret::NoReturn,
             Err(e) => err(e),
         }
