@@ -142,12 +142,22 @@ impl Kernel {
         Ok((f, id))
     }
 
-    /// A timeout argument (absolute, CLOCK_REALTIME) as a deadline on the
-    /// monitor's clock: EINVAL for a bad one, as Linux checks it first.
-    fn mq_deadline(&mut self, pid: Pid, at: u64) -> Result<Option<u64>, Errno> {
-        Ok(self
-            .read_timeout(pid, at)?
-            .map(|ns| self.absolute_deadline(ns, true)))
+    /// What a send (`write`) or receive starts from, in Linux's order:
+    /// its timeout (absolute, CLOCK_REALTIME) as a deadline on the
+    /// monitor's clock (EINVAL for a bad one), then the queue `fd` is open
+    /// on for that (EBADF).
+    fn mq_call(
+        &mut self,
+        pid: Pid,
+        fd: i64,
+        write: bool,
+        timeout: u64,
+    ) -> Result<(Arc<OpenFile>, usize, Option<u64>), Errno> {
+        let deadline = self
+            .read_timeout(pid, timeout)?
+            .map(|ns| self.absolute_deadline(ns, true));
+        let (f, id) = self.mq_file(pid, fd, Some(write))?;
+        Ok((f, id, deadline))
     }
 
     /// Parks `tid` on queue `id` (`sending`: for room) until it changes
@@ -189,11 +199,7 @@ impl Kernel {
         if prio >= pmon::mqueue::PRIO_MAX as u64 {
             return err(EINVAL);
         }
-        let deadline = match self.mq_deadline(pid, timeout) {
-            Ok(d) => d,
-            Err(e) => return err(e),
-        };
-        let (f, id) = match self.mq_file(pid, fd, Some(true)) {
+        let (f, id, deadline) = match self.mq_call(pid, fd, true, timeout) {
             Ok(x) => x,
             Err(e) => return err(e),
         };
@@ -238,11 +244,7 @@ impl Kernel {
         timeout: u64,
     ) -> Ret {
         let pid = self.pid_of(tid);
-        let deadline = match self.mq_deadline(pid, timeout) {
-            Ok(d) => d,
-            Err(e) => return err(e),
-        };
-        let (f, id) = match self.mq_file(pid, fd, Some(false)) {
+        let (f, id, deadline) = match self.mq_call(pid, fd, false, timeout) {
             Ok(x) => x,
             Err(e) => return err(e),
         };

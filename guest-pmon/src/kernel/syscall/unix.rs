@@ -242,10 +242,7 @@ impl Kernel {
                 // Reading: a reader asleep on it (another thread) wakes to
                 // the end, as servers stop their reader threads.
                 if how != SHUT_WR {
-                    if let Some(p) = self.pipes.get_mut(&rx) {
-                        p.read_shut = true;
-                    }
-                    self.pipe_changed(rx);
+                    self.shut_for_reading(rx);
                 }
                 if how != SHUT_RD && f.flags.get() & SHUT_WR_FLAG == 0 {
                     f.flags.set(f.flags.get() | SHUT_WR_FLAG);
@@ -910,6 +907,15 @@ impl Kernel {
             return err(EINPROGRESS);
         }
         Ret::Val(0)
+    }
+
+    /// Receiving pipe `rx` of a socket shut for reading (SHUT_RD): its
+    /// readers see the end past what it holds, and wake to it.
+    pub(super) fn shut_for_reading(&mut self, rx: usize) {
+        if let Some(p) = self.pipes.get_mut(&rx) {
+            p.read_shut = true;
+        }
+        self.pipe_changed(rx);
     }
 
     /// The error a non-blocking TCP connect of unconnected socket `id`

@@ -135,10 +135,7 @@ impl Kernel {
                 // Reading: a receiver asleep wakes to 0, and senders get
                 // EPIPE, as Linux's unix_dgram_sendmsg gives them.
                 if how != SHUT_WR {
-                    if let Some(p) = self.pipes.get_mut(&id) {
-                        p.read_shut = true;
-                    }
-                    self.pipe_changed(id);
+                    self.shut_for_reading(id);
                 }
                 if how != SHUT_RD {
                     f.flags.set(f.flags.get() | SHUT_WR_FLAG);
