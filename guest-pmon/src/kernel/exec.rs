@@ -610,7 +610,10 @@ impl Kernel {
         if let Some(t) = self.threads.get_mut(&tid) {
             t.name = [0; 16];
         }
+        // Closed as close(2) closes them: the process's record locks on
+        // those files and its message queue notifications go too.
         for f in closed {
+            self.descriptor_closed(pid, &f);
             self.release_file(f);
         }
         self.drop_space(old_space);

@@ -983,7 +983,7 @@ impl Kernel {
     /// What a close of one of process `pid`'s descriptors of `f` ends
     /// whether or not it was `f`'s last (Linux's flush): the process's
     /// record locks on the file and its notification on a message queue.
-    fn descriptor_closed(&mut self, pid: Pid, f: &OpenFile) {
+    pub(in crate::kernel) fn descriptor_closed(&mut self, pid: Pid, f: &OpenFile) {
         self.close_drops_locks(pid, f);
         if let Kind::MQueue(id) = f.kind {
             self.mq_descriptor_closed(pid, id);

@@ -49,7 +49,16 @@ static void on_message(union sigval v) {
     pthread_mutex_unlock(&lock);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    /* The program again, after an exec that closed the descriptor its
+     * registration was made through (close-on-exec). */
+    if (argc == 3 && strcmp(argv[1], "after-exec") == 0) {
+        mqd_t q = mq_open(argv[2], O_RDONLY);
+        struct sigevent none = {.sigev_notify = SIGEV_NONE};
+        SHOW("notify after an exec closed the queue", mq_notify(q, &none));
+        mq_notify(q, NULL);
+        return 0;
+    }
     snprintf(name, sizeof name, "/lego-test-mq-%d", (int)getpid());
     struct mq_attr attr = {.mq_maxmsg = 3, .mq_msgsize = 32};
     mqd_t q = mq_open(name, O_CREAT | O_EXCL | O_RDWR, 0600, &attr);
@@ -171,6 +180,19 @@ int main(void) {
     }
     pthread_mutex_unlock(&lock);
     printf("thread told: %d\n", thread_told);
+
+    /* A process that registered through a close-on-exec descriptor and
+     * then execs: the exec's close gave the registration up. */
+    fflush(stdout);
+    pid_t execer = fork();
+    if (execer == 0) {
+        mqd_t c = mq_open(name, O_RDONLY | O_CLOEXEC);
+        struct sigevent none = {.sigev_notify = SIGEV_NONE};
+        mq_notify(c, &none);
+        execl("/proc/self/exe", "mqueue", "after-exec", name, (char *)NULL);
+        _exit(127);
+    }
+    waitpid(execer, NULL, 0);
 
     /* Unlinked while open: still usable, the name gone. */
     SHOW("unlink", mq_unlink(name));

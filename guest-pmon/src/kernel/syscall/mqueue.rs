@@ -11,7 +11,8 @@
 //! and musl make it, sends its 32-byte cookie to their NETLINK_ROUTE
 //! socket, whose helper thread then runs the function. A registration
 //! ends when it fires, when its process gives it up (a null sigevent),
-//! closes any descriptor of the queue (close, dup2 over it) or exits.
+//! closes any descriptor of the queue (close, dup2 over it, an exec's
+//! close-on-exec) or exits.
 //!
 //! Decided: there is no /dev/mqueue to list or mount; queues are named only
 //! through these calls.
