@@ -59,17 +59,6 @@ pub struct Marks {
     pub dest: InetName,
 }
 
-impl Marks {
-    /// Linux's defaults for a sender that set nothing: 64 hops, class 0.
-    pub fn default_to(dest: InetName) -> Marks {
-        Marks {
-            hops: 64,
-            tclass: 0,
-            dest,
-        }
-    }
-}
-
 /// Every datagram socket of the processor, by id.
 #[derive(Debug, Default)]
 pub struct Datagrams {
@@ -201,13 +190,8 @@ impl Datagrams {
 
     /// sendto (`to`) or send (the connected peer): Ok(true) if a socket
     /// took it (the kernel wakes its readers), Ok(false) if it was
-    /// dropped.
-    pub fn send(&mut self, id: usize, to: Option<InetName>, data: &[u8]) -> Result<bool, i64> {
-        self.send_marked(id, to, data, 64, 0)
-    }
-
-    /// [`Self::send`] with the hop limit and traffic class its IP header
-    /// carries.
+    /// dropped. `hops` and `tclass`: the hop limit and traffic class its
+    /// IP header carries.
     pub fn send_marked(
         &mut self,
         id: usize,
@@ -336,6 +320,11 @@ pub fn unbound(v6: bool) -> InetName {
 mod tests {
     use super::*;
 
+    /// A send with Linux's default marks.
+    fn send(d: &mut Datagrams, id: usize, to: Option<InetName>, data: &[u8]) -> Result<bool, i64> {
+        d.send_marked(id, to, data, 64, 0)
+    }
+
     fn lo(port: u16) -> InetName {
         InetName {
             port,
@@ -351,18 +340,18 @@ mod tests {
         d.bind(1, unbound(false)).unwrap();
         let port = d.name_of(1).unwrap().port;
         assert!(crate::inet::EPHEMERAL.contains(&port));
-        assert_eq!(d.send(2, Some(lo(port)), b"one"), Ok(true));
-        assert_eq!(d.send(2, Some(lo(port)), b"two!"), Ok(true));
+        assert_eq!(send(&mut d, 2, Some(lo(port)), b"one"), Ok(true));
+        assert_eq!(send(&mut d, 2, Some(lo(port)), b"two!"), Ok(true));
         let sender = d.name_of(2).unwrap().port;
         assert_eq!(d.receive(1, true).map(|r| r.1), Some(b"one".to_vec()));
         assert_eq!(d.receive(1, false), Some((lo(sender), b"one".to_vec())));
         assert_eq!(d.receive(1, false).map(|r| r.1), Some(b"two!".to_vec()));
         assert_eq!(d.receive(1, false), None);
         // No socket at the port: dropped, not an error.
-        assert_eq!(d.send(2, Some(lo(9)), b"x"), Ok(false));
-        assert_eq!(d.send(2, None, b"x"), Err(EDESTADDRREQ));
+        assert_eq!(send(&mut d, 2, Some(lo(9)), b"x"), Ok(false));
+        assert_eq!(send(&mut d, 2, None, b"x"), Err(EDESTADDRREQ));
         assert_eq!(
-            d.send(2, Some(lo(port)), &[0; MAX_DATAGRAM + 1]),
+            send(&mut d, 2, Some(lo(port)), &[0; MAX_DATAGRAM + 1]),
             Err(EMSGSIZE)
         );
     }
@@ -379,14 +368,14 @@ mod tests {
         // Connected to 2's port, 1 drops what 3 sends.
         d.bind(2, lo(5002)).unwrap();
         d.connect(1, Some(lo(5002))).unwrap();
-        assert_eq!(d.send(3, Some(lo(5000)), b"x"), Ok(false));
-        assert_eq!(d.send(2, Some(lo(5000)), b"y"), Ok(true));
-        assert_eq!(d.send(1, None, b"to 2"), Ok(true));
+        assert_eq!(send(&mut d, 3, Some(lo(5000)), b"x"), Ok(false));
+        assert_eq!(send(&mut d, 2, Some(lo(5000)), b"y"), Ok(true));
+        assert_eq!(send(&mut d, 1, None, b"to 2"), Ok(true));
         assert_eq!(d.receive(2, false).map(|r| r.0.port), Some(5000));
         // A full buffer drops.
         let big = alloc::vec![0u8; MAX_DATAGRAM];
         let mut taken = 0;
-        while d.send(1, None, &big) == Ok(true) {
+        while send(&mut d, 1, None, &big) == Ok(true) {
             taken += 1;
         }
         assert_eq!(taken, RCVBUF / MAX_DATAGRAM);
@@ -406,7 +395,7 @@ mod tests {
         d.bind(2, lo(6000)).unwrap();
         assert_eq!(d.at_port(true, 6000), Some(2));
         // From UDP-Lite to the port: the UDP-Lite socket takes it.
-        assert_eq!(d.send(3, Some(lo(6000)), b"lite"), Ok(true));
+        assert_eq!(send(&mut d, 3, Some(lo(6000)), b"lite"), Ok(true));
         assert_eq!(d.receive(2, false).map(|r| r.1), Some(b"lite".to_vec()));
         assert!(d.receive(1, false).is_none());
         assert_eq!(
@@ -419,10 +408,10 @@ mod tests {
         d.set_coverage(2, UDPLITE_RECV_CSCOV, 20).unwrap();
         // 8 bytes covered, 20 asked for: dropped; a short datagram is
         // covered whole.
-        assert_eq!(d.send(3, Some(lo(6000)), &[0; 30]), Ok(false));
-        assert_eq!(d.send(3, Some(lo(6000)), b"ab"), Ok(false));
+        assert_eq!(send(&mut d, 3, Some(lo(6000)), &[0; 30]), Ok(false));
+        assert_eq!(send(&mut d, 3, Some(lo(6000)), b"ab"), Ok(false));
         d.set_coverage(3, UDPLITE_SEND_CSCOV, 0).unwrap();
-        assert_eq!(d.send(3, Some(lo(6000)), &[0; 30]), Ok(true));
+        assert_eq!(send(&mut d, 3, Some(lo(6000)), &[0; 30]), Ok(true));
     }
 
     #[test]
@@ -436,10 +425,22 @@ mod tests {
         assert!(d.read_shut(1) && !d.shut_both(1));
         d.connect(1, Some(lo(port))).unwrap();
         // A datagram already sent is still read; the side is shut after.
-        assert_eq!(d.send(1, None, b"kept"), Ok(true));
+        assert_eq!(send(&mut d, 1, None, b"kept"), Ok(true));
         assert_eq!(d.shutdown(1, 1), Ok(()));
         assert!(d.shut_both(1));
-        assert_eq!(d.send(1, None, b"late"), Err(EPIPE));
+        assert_eq!(send(&mut d, 1, None, b"late"), Err(EPIPE));
         assert_eq!(d.receive(1, false).map(|r| r.1), Some(b"kept".to_vec()));
+    }
+
+    #[test]
+    fn a_datagram_keeps_the_marks_it_was_sent_with() {
+        let mut d = Datagrams::default();
+        d.open(1, false, false);
+        d.bind(1, unbound(false)).unwrap();
+        let port = d.name_of(1).unwrap().port;
+        assert_eq!(d.send_marked(1, Some(lo(port)), b"x", 7, 0x10), Ok(true));
+        let (_, data, marks) = d.receive_marked(1, true).unwrap();
+        assert_eq!((data, marks.hops, marks.tclass), (b"x".to_vec(), 7, 0x10));
+        assert_eq!(marks.dest, lo(port));
     }
 }
