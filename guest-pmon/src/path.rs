@@ -116,6 +116,23 @@ pub enum ProcFile {
 
 /// Classifies `path` (absolute and normalized, as [`resolve`] gives it)
 /// for process `pid`.
+impl Name {
+    /// Whether it is a file the monitor makes up whole when it is opened
+    /// (read-only, never executable): maps, the CPU lists, meminfo,
+    /// cpuinfo, mounts and mountinfo.
+    pub fn is_generated(&self) -> bool {
+        matches!(
+            self,
+            Name::Maps
+                | Name::CpuList
+                | Name::MemInfo
+                | Name::CpuInfo
+                | Name::Mounts
+                | Name::MountInfo
+        )
+    }
+}
+
 pub fn name(path: &[u8], pid: u32) -> Name {
     match path {
         b"/dev/null" => return Name::Null,

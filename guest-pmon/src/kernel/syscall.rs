@@ -2166,12 +2166,7 @@ impl Kernel {
             Name::Exe => host::stat_path(&self.exe_of(pid), follow)?,
             Name::SelfDir => host::stat_path(b"/proc/self", follow)?,
             Name::FdDir => host::stat_path(FD_DIR, true)?,
-            Name::Maps
-            | Name::CpuList
-            | Name::MemInfo
-            | Name::CpuInfo
-            | Name::Mounts
-            | Name::MountInfo => {
+            n if n.is_generated() => {
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
             Name::Proc(p, _) if self.sees_process(pid, p) => {
@@ -2360,12 +2355,7 @@ impl Kernel {
                     .proc_mut(pid)
                     .and_then(|pr| pr.fds.install(file, cloexec, 0)));
             }
-            Name::Maps
-            | Name::CpuList
-            | Name::MemInfo
-            | Name::CpuInfo
-            | Name::Mounts
-            | Name::MountInfo => {
+            n if n.is_generated() => {
                 if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
                     return err(EACCES);
                 }
@@ -2483,17 +2473,13 @@ impl Kernel {
             | Name::MemInfo
             | Name::CpuInfo
             | Name::Mounts
-            | Name::MountInfo
-                if mode & X_OK != 0 =>
-            {
-                return err(EACCES)
+            | Name::MountInfo => {
+                return if mode & X_OK != 0 {
+                    err(EACCES)
+                } else {
+                    Ret::Val(0)
+                }
             }
-            Name::Maps
-            | Name::CpuList
-            | Name::MemInfo
-            | Name::CpuInfo
-            | Name::Mounts
-            | Name::MountInfo => return Ret::Val(0),
             Name::Proc(p, _) | Name::ProcDir(p) if !self.sees_process(pid, p) => {
                 return err(ENOENT)
             }

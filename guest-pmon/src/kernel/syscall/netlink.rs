@@ -42,16 +42,7 @@ impl Kernel {
             pid
         };
         self.netlinks.insert(id, (Socket::new(port), base));
-        let nb = if ty & O_NONBLOCK as u64 != 0 {
-            O_NONBLOCK
-        } else {
-            0
-        };
-        let file = OpenFile::new(Kind::Netlink(id), O_RDWR | nb);
-        match self
-            .proc_mut(pid)
-            .and_then(|p| p.fds.install(file, ty & O_CLOEXEC as u64 != 0, 0))
-        {
+        match self.install_socket(pid, Kind::Netlink(id), ty) {
             Ok(fd) => Ret::Val(fd),
             Err(e) => {
                 self.netlinks.remove(&id);

@@ -44,16 +44,7 @@ impl Kernel {
         let id = self.next_pipe;
         self.next_pipe += 1;
         self.dgrams.open(id, v6, lite);
-        let nb = if ty & O_NONBLOCK as u64 != 0 {
-            O_NONBLOCK
-        } else {
-            0
-        };
-        let file = OpenFile::new(Kind::Dgram(id), O_RDWR | nb);
-        match self
-            .proc_mut(pid)
-            .and_then(|p| p.fds.install(file, ty & O_CLOEXEC as u64 != 0, 0))
-        {
+        match self.install_socket(pid, Kind::Dgram(id), ty) {
             Ok(fd) => Ret::Val(fd),
             Err(e) => {
                 self.dgrams.close(id);

@@ -166,12 +166,7 @@ impl Kernel {
             None if packets => self.unix.open_packets(id),
             None => self.unix.open(id),
         }
-        let nb = nonblock(ty);
-        let file = OpenFile::new(Kind::Unix(id), O_RDWR | nb);
-        match self
-            .proc_mut(pid)
-            .and_then(|p| p.fds.install(file, ty & SOCK_CLOEXEC != 0, 0))
-        {
+        match self.install_socket(pid, Kind::Unix(id), ty) {
             Ok(fd) => Ret::Val(fd),
             Err(e) => {
                 self.unix.close(id);
@@ -1285,6 +1280,17 @@ pub(super) struct Sock {
 }
 
 /// O_NONBLOCK if a socket's type (or accept4's flags) asks for it.
+impl Kernel {
+    /// A new socket of `kind` for process `pid`, as socket()'s `ty` asks
+    /// (SOCK_NONBLOCK, SOCK_CLOEXEC): its descriptor. On an error the
+    /// caller forgets what it made for it.
+    pub(super) fn install_socket(&mut self, pid: Pid, kind: Kind, ty: u64) -> Result<i64, Errno> {
+        let file = OpenFile::new(kind, O_RDWR | nonblock(ty));
+        self.proc_mut(pid)
+            .and_then(|p| p.fds.install(file, ty & SOCK_CLOEXEC != 0, 0))
+    }
+}
+
 fn nonblock(ty: u64) -> u32 {
     if ty & SOCK_NONBLOCK != 0 {
         O_NONBLOCK

@@ -25,11 +25,7 @@ impl Kernel {
         self.next_pipe += 1;
         self.pipes.insert(id, Pipe::socket(Mode::Datagrams, pid));
         self.unix.open_dgram(id);
-        let file = OpenFile::new(Kind::UnixDgram(id), O_RDWR | nonblock(ty));
-        match self
-            .proc_mut(pid)
-            .and_then(|p| p.fds.install(file, ty & SOCK_CLOEXEC != 0, 0))
-        {
+        match self.install_socket(pid, Kind::UnixDgram(id), ty) {
             Ok(fd) => Ret::Val(fd),
             Err(e) => {
                 self.close_unix_dgram(id);
