@@ -72,11 +72,29 @@ impl Frames {
         vpage: u64,
         store: &mut dyn FrameStore,
     ) -> Result<u32, OutOfFrames> {
+        self.take(pid, vpage, Some(store))
+    }
+
+    /// [`Frames::touch`] for a page about to be written whole: a new frame
+    /// is not zeroed first (a processor's write-back of fresh memory would
+    /// otherwise write each frame twice).
+    pub fn touch_to_overwrite(&mut self, pid: Pid, vpage: u64) -> Result<u32, OutOfFrames> {
+        self.take(pid, vpage, None)
+    }
+
+    fn take(
+        &mut self,
+        pid: Pid,
+        vpage: u64,
+        zero_in: Option<&mut dyn FrameStore>,
+    ) -> Result<u32, OutOfFrames> {
         if let Some(f) = self.lookup(pid, vpage) {
             return Ok(f);
         }
         let f = self.free.pop().ok_or(OutOfFrames)?;
-        store.zero(f);
+        if let Some(store) = zero_in {
+            store.zero(f);
+        }
         self.table.insert((pid, vpage), f);
         *self.per_process.entry(pid).or_default() += 1;
         Ok(f)

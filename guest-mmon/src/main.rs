@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use lego_image::fabric::{self, FabricError, Message};
 use lego_image::{cpu, heap, BootInfo, Role};
 use lego_proto::frame::Kind;
+use lego_proto::hypercall::FABRIC_MEMORY_BUFFER;
 use lego_proto::index::{PageIndexSetup, PORT_PAGE_INDEX};
 use mmon::frames::FrameStore;
 use mmon::owner::{Owner, Source};
@@ -83,7 +84,7 @@ fn main(boot: &'static BootInfo) -> ! {
     };
     announce(&summary);
     // The fabric's queues first, then frames from what is left.
-    let served = match fabric::init(boot) {
+    let served = match fabric::init_with(boot, FABRIC_MEMORY_BUFFER) {
         Ok(()) => true,
         Err(FabricError::Disabled) => false,
         Err(e) => panic!("the VMM refused the fabric queues: {e:?}"),
@@ -219,10 +220,7 @@ fn source(m: &Message) -> Source {
 }
 
 fn answer(m: &Message, kind: Kind, payload: &[u8]) {
-    let header = m.header.reply(kind, payload.len() as u32);
-    if let Err(e) = fabric::send(&header, payload) {
-        lego_image::println!("fabric: cannot reply to component {}: {e:?}", m.header.src);
-    }
+    fabric::reply_to(&m.header, kind, payload);
 }
 
 /// Calls to the other memory components, for the homes here.

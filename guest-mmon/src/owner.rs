@@ -167,7 +167,14 @@ impl<S: FrameStore> Owner<S> {
 
     /// The frame behind (pid, addr) for an access, after the VMA check
     /// (`write`), or with only the mapping checked (`None`: from the home).
-    fn frame_for(&mut self, pid: Pid, addr: u64, write: Option<bool>) -> Result<u32, u32> {
+    /// A new frame is zeroed unless the caller `overwrites` it whole.
+    fn frame_for(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        write: Option<bool>,
+        overwrites: bool,
+    ) -> Result<u32, u32> {
         let space = self.spaces.get(&pid).ok_or(ESRCH)?;
         match write {
             Some(w) => space.check(addr, w).map(|_| ()).map_err(status)?,
@@ -175,10 +182,12 @@ impl<S: FrameStore> Owner<S> {
         }
         let vpage = addr / crate::PAGE;
         let fresh = self.frames.lookup(pid, vpage).is_none();
-        let f = self
-            .frames
-            .touch(pid, vpage, &mut self.store)
-            .map_err(|OutOfFrames| OUT_OF_FRAMES)?;
+        let f = if overwrites {
+            self.frames.touch_to_overwrite(pid, vpage)
+        } else {
+            self.frames.touch(pid, vpage, &mut self.store)
+        }
+        .map_err(|OutOfFrames| OUT_OF_FRAMES)?;
         if fresh {
             self.zero_fills += 1;
         }
@@ -204,7 +213,7 @@ impl<S: FrameStore> Owner<S> {
                 return reply(OK, prot, Some(&[0u8; PAGE]));
             }
         }
-        match self.frame_for(pid, addr, write) {
+        match self.frame_for(pid, addr, write, false) {
             Ok(f) => {
                 let mut page = [0u8; PAGE];
                 self.store.read(f, &mut page);
@@ -272,7 +281,7 @@ impl<S: FrameStore> Owner<S> {
         instead: &dyn Fn(u64) -> Option<u32>,
     ) -> Vec<u8> {
         let n = r.len as usize;
-        if n == 0 || n > MAX_RUN || rest.len() < n * (8 + PAGE) {
+        if n == 0 || n > MAX_WRITE_RUN || rest.len() < n * (8 + PAGE) {
             return reply(BAD_REQUEST, 0, None);
         }
         let (addrs, pages) = rest.split_at(n * 8);
@@ -301,7 +310,7 @@ impl<S: FrameStore> Owner<S> {
     }
 
     fn write_page(&mut self, pid: Pid, addr: u64, write: Option<bool>, page: &[u8; PAGE]) -> u32 {
-        match self.frame_for(pid, addr, write) {
+        match self.frame_for(pid, addr, write, true) {
             Ok(f) => {
                 let store: &mut dyn FrameStore = &mut self.store;
                 let vpage = addr / crate::PAGE;

@@ -300,7 +300,7 @@ impl<S: FrameStore> Monitor<S> {
                 // before writing (a request may name a page twice).
                 let kept: Vec<u64> = if r.flags & FLAG_IF_ABSENT != 0 {
                     let frames = self.owner.frames();
-                    (0..(r.len as usize).min(MAX_RUN))
+                    (0..(r.len as usize).min(MAX_WRITE_RUN))
                         .filter_map(|i| {
                             let b: [u8; 8] = rest.get(i * 8..i * 8 + 8)?.try_into().ok()?;
                             let addr = u64::from_le_bytes(b);
@@ -1568,7 +1568,14 @@ mod tests {
         // A short or oversized OP_WRITE_MANY is refused whole.
         let short = req(OP_WRITE_MANY, 3, 0, 2, 0, FLAG_WRITEBACK);
         assert_eq!(status_value(&solo(&mut m, &short)).0, BAD_REQUEST);
-        let huge = req(OP_WRITE_MANY, 3, 0, MAX_RUN as u64 + 1, 0, FLAG_WRITEBACK);
+        let huge = req(
+            OP_WRITE_MANY,
+            3,
+            0,
+            MAX_WRITE_RUN as u64 + 1,
+            0,
+            FLAG_WRITEBACK,
+        );
         assert_eq!(status_value(&solo(&mut m, &huge)).0, BAD_REQUEST);
     }
 

@@ -64,21 +64,30 @@ struct Fabric {
 
 static FABRIC: Mutex<Option<Fabric>> = Mutex::new(None);
 
-/// Sets up the queues with the VMM. Fails with `Disabled` when the
-/// component has no fabric.
+/// Sets up the queues with the VMM, with receive buffers of
+/// [`FABRIC_BUFFER`] bytes. Fails with `Disabled` when the component has
+/// no fabric.
 pub fn init(boot: &BootInfo) -> Result<(), FabricError> {
+    init_with(boot, FABRIC_BUFFER)
+}
+
+/// [`init`] with receive buffers of `rx_buffer` bytes (at least
+/// [`FABRIC_BUFFER`]): a monitor that takes larger frames (a memory
+/// monitor's write-backs) says so.
+pub fn init_with(boot: &BootInfo, rx_buffer: u32) -> Result<(), FabricError> {
     if boot.component_id == 0 {
         return Err(FabricError::Disabled);
     }
+    let rx_buffer = rx_buffer.max(FABRIC_BUFFER);
     let tx = SplitQueue::new(FABRIC_QUEUE_SIZE, FABRIC_BUFFER);
-    let mut rx = SplitQueue::new(FABRIC_QUEUE_SIZE, FABRIC_BUFFER);
+    let mut rx = SplitQueue::new(FABRIC_QUEUE_SIZE, rx_buffer);
     rx.post_all();
     let setup = FabricSetup {
         queue_size: FABRIC_QUEUE_SIZE as u32,
         status: u32::MAX,
         tx: tx.addrs(),
         rx: rx.addrs(),
-        rx_buffer: FABRIC_BUFFER,
+        rx_buffer,
         _pad: 0,
     };
     hypercall::call_with(PORT_FABRIC_SETUP, &setup);
@@ -296,10 +305,31 @@ pub fn serve_grouped(mut handler: impl FnMut(&[&[u8]]) -> Vec<Option<Vec<u8>>>) 
             let Some((kind, payload)) = reply else {
                 continue;
             };
-            let out = header.reply(kind, payload.len() as u32);
-            if let Err(e) = send(&out, &payload) {
-                crate::println!("fabric: cannot reply to component {}: {e:?}", header.src);
-            }
+            reply_to(&header, kind, &payload);
+        }
+    }
+}
+
+/// Sends the reply of `kind` to the request `header`; a reply larger than
+/// this guest sends becomes an error reply with a sentence (a memory
+/// monitor takes larger frames than any guest sends, so a Ping that large
+/// is answered, not left to the caller's timeout).
+pub fn reply_to(header: &Header, kind: Kind, payload: &[u8]) {
+    let out = header.reply(kind, payload.len() as u32);
+    match send(&out, payload) {
+        Ok(()) => {}
+        Err(FabricError::TooLarge(n)) => {
+            let detail = alloc::format!(
+                "the reply of {n} bytes is larger than component {} sends ({} bytes of payload)",
+                header.dst,
+                FABRIC_BUFFER as usize - HEADER_LEN
+            );
+            let mut err = [0u8; 256];
+            let len = frame::encode_error(ErrorCode::TooLarge, &detail, &mut err);
+            let _ = send(&header.reply(Kind::Error, len as u32), &err[..len]);
+        }
+        Err(e) => {
+            crate::println!("fabric: cannot reply to component {}: {e:?}", header.src);
         }
     }
 }

@@ -79,6 +79,12 @@ pub const FABRIC_QUEUE_SIZE: u16 = 64;
 /// a frame header and seventeen pages (a run of
 /// [`MAX_RUN`](crate::memory::MAX_RUN) pages and what describes them).
 pub const FABRIC_BUFFER: u32 = 32 + 17 * 4096;
+/// Bytes of each receive buffer of a memory monitor, which takes
+/// write-backs of up to [`MAX_WRITE_RUN`](crate::memory::MAX_WRITE_RUN)
+/// pages in one frame: a frame header and sixty-five pages. Its VMM
+/// offers frames this large from the start, before its guest sets up the
+/// queues (a processor learns the size when it connects).
+pub const FABRIC_MEMORY_BUFFER: u32 = 32 + 65 * 4096;
 
 /// [`FabricSetup::status`] values.
 pub const FABRIC_OK: u32 = 0;

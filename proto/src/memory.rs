@@ -62,7 +62,7 @@ pub const OP_DISCARD: u32 = 15;
 /// many [`VmaEntry`]s follow the reply (fewer than the most: the last).
 /// For /proc/self/maps.
 pub const OP_MAPS: u32 = 16;
-/// Write back `len` pages (1 to [`MAX_RUN`]), anywhere in the process: the
+/// Write back `len` pages (1 to [`MAX_WRITE_RUN`]), anywhere in the process: the
 /// request is followed by their `len` addresses (u64 each), then the
 /// pages. Each is written as an [`OP_WRITE`] with the request's flags
 /// would be; the reply's `value` is how many were written, and `len`
@@ -72,8 +72,13 @@ pub const OP_WRITE_MANY: u32 = 17;
 /// (`--backup`): the reply's `value` is its id, 0 for none. Processors ask
 /// before a process's first call (see the ExCache's client).
 pub const OP_BACKUP: u32 = 18;
-/// Most pages one run read or one OP_WRITE_MANY carries.
+/// Most pages one run read carries.
 pub const MAX_RUN: usize = 16;
+/// Most pages one OP_WRITE_MANY carries. Larger than a read run: a
+/// processor evicts in batches and each request costs its receiver a wake
+/// of the memory guest whatever it carries, once at each copy when the
+/// component has a backup (measured in the README's Copies section).
+pub const MAX_WRITE_RUN: usize = 64;
 
 pub const FLAG_FIXED: u32 = 1;
 pub const FLAG_MAYMOVE: u32 = 2;
@@ -258,8 +263,13 @@ pub const REQUEST_LEN: usize = core::mem::size_of::<MemRequest>();
 pub const REPLY_LEN: usize = core::mem::size_of::<MemReply>();
 pub const VMA_ENTRY_LEN: usize = core::mem::size_of::<VmaEntry>();
 
-// The largest page request fits a guest's fabric buffer.
+// The largest page run fits a guest's fabric buffer, and the largest
+// write-back a memory monitor's.
 const _: () = assert!(
     crate::frame::HEADER_LEN + REQUEST_LEN + MAX_RUN * (8 + PAGE)
         <= crate::hypercall::FABRIC_BUFFER as usize
+);
+const _: () = assert!(
+    crate::frame::HEADER_LEN + REQUEST_LEN + MAX_WRITE_RUN * (8 + PAGE)
+        <= crate::hypercall::FABRIC_MEMORY_BUFFER as usize
 );

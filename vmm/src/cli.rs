@@ -244,27 +244,44 @@ pub struct Args {
     pub program: Vec<std::ffi::OsString>,
 }
 
-/// Guest RAM a component on the fabric needs at least: its two queues of
-/// `FABRIC_QUEUE_SIZE` buffers of `FABRIC_BUFFER` bytes (8.5 MiB), with
-/// room beside them for the image, stacks and the rest of the heap.
-pub const FABRIC_MIN_MEM: u64 = 16 << 20;
+/// Bytes of a component's two fabric queues: `FABRIC_QUEUE_SIZE` buffers
+/// to send, of `FABRIC_BUFFER` bytes, and as many to receive, larger at a
+/// memory monitor (`FABRIC_MEMORY_BUFFER`, for its write-backs).
+const fn fabric_queue_bytes(memory: bool) -> u64 {
+    use lego_proto::hypercall::{FABRIC_BUFFER, FABRIC_MEMORY_BUFFER, FABRIC_QUEUE_SIZE};
+    let rx = if memory {
+        FABRIC_MEMORY_BUFFER
+    } else {
+        FABRIC_BUFFER
+    };
+    FABRIC_QUEUE_SIZE as u64 * (FABRIC_BUFFER as u64 + rx as u64)
+}
+
+/// Guest RAM a component on the fabric needs at least: its queues (8.5
+/// MiB; 20.5 MiB at a memory component), with room beside them for the
+/// image, stacks and the rest of the heap.
+pub const fn fabric_min_mem(role: lego_proto::boot::Role) -> u64 {
+    match role {
+        lego_proto::boot::Role::Memory => 40 << 20,
+        _ => 16 << 20,
+    }
+}
 const _: () = assert!(
-    2 * lego_proto::hypercall::FABRIC_QUEUE_SIZE as u64
-        * lego_proto::hypercall::FABRIC_BUFFER as u64
-        <= FABRIC_MIN_MEM * 3 / 5
+    fabric_queue_bytes(false) <= fabric_min_mem(lego_proto::boot::Role::Processor) * 3 / 5
+        && fabric_queue_bytes(true) <= fabric_min_mem(lego_proto::boot::Role::Memory) * 3 / 5
 );
 
 /// `--mem` of a component on the fabric: enough for its queues.
-pub fn check_fabric_mem(text: &str, bytes: u64) -> Result<()> {
-    if bytes < FABRIC_MIN_MEM {
+pub fn check_fabric_mem(role: lego_proto::boot::Role, text: &str, bytes: u64) -> Result<()> {
+    let least = fabric_min_mem(role);
+    if bytes < least {
+        let queues = fabric_queue_bytes(role == lego_proto::boot::Role::Memory);
         return Err(VmmError::BadOption {
             option: "--mem",
             why: format!(
                 "'{text}' is too little for a component on the fabric: its queues alone take {:.1} MiB; give it at least {}M",
-                2.0 * lego_proto::hypercall::FABRIC_QUEUE_SIZE as f64
-                    * lego_proto::hypercall::FABRIC_BUFFER as f64
-                    / (1 << 20) as f64,
-                FABRIC_MIN_MEM >> 20
+                queues as f64 / (1 << 20) as f64,
+                least >> 20
             ),
         });
     }

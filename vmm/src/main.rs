@@ -338,7 +338,7 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
     }
     let mem = cli::parse_mem(&args.mem)?;
     if fabric.is_some() {
-        cli::check_fabric_mem(&args.mem, mem)?;
+        cli::check_fabric_mem(args.role.role(), &args.mem, mem)?;
     }
     let disk = options::open_disk(args)?;
     // Process ids at the memory components: in a rack, this processor's

@@ -235,7 +235,7 @@ fn an_access_outside_every_mapping_is_a_fault_report() {
     if !kvm_available() {
         return;
     }
-    let (m, addr) = memory_component(1, "32M", &[]);
+    let (m, addr) = memory_component(1, "64M", &[]);
     let peer = format!("1={addr}");
     let (code, out, err) = processor(&[
         "--excache",

@@ -229,7 +229,13 @@ fn bad_options_get_a_sentence() {
         expect_failure(&out, 2, &[needle]);
     }
     // A component on the fabric needs room for its queues.
-    let out = run(&["--role", "memory", "--id", "1", "--mem", "8M"]);
+    let out = run(&["--role", "memory", "--id", "1", "--mem", "32M"]);
+    expect_failure(
+        &out,
+        2,
+        &["too little for a component on the fabric", "at least 40M"],
+    );
+    let out = run(&["--role", "storage", "--id", "1", "--mem", "8M"]);
     expect_failure(
         &out,
         2,

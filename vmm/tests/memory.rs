@@ -354,11 +354,11 @@ fn a_dead_vregion_peer_is_named_and_the_home_keeps_serving() {
     if !kvm_available() {
         return;
     }
-    let (m2, a2) = memory_component(2, "32M", &[]);
+    let (m2, a2) = memory_component(2, "64M", &[]);
     let peer = format!("2={a2}");
     let (m1, a1) = memory_component(
         1,
-        "32M",
+        "64M",
         &[
             "--peer",
             &peer,
@@ -446,11 +446,11 @@ fn out_of_frames_is_an_error_and_the_component_stays_healthy() {
     if !kvm_available() {
         return;
     }
-    // The least a component on the fabric may have (its queues take 8.5 MiB).
-    let (m, addr) = memory_component(1, "16M", &[]);
+    // The least a memory component may have (its queues take 20.5 MiB).
+    let (m, addr) = memory_component(1, "40M", &[]);
     let mut c = Client::connect(&addr);
     let total = c.stats(1).frames_total;
-    assert!(total > 16 && total < 16 * 256, "{total} frames");
+    assert!(total > 16 && total < 40 * 256, "{total} frames");
     c.op(1, OP_NEW, 1, 0x40_0000, 0, 0, 0);
     c.op(
         1,
@@ -483,7 +483,7 @@ fn malformed_memory_requests_get_an_error_reply() {
     if !kvm_available() {
         return;
     }
-    let (m, addr) = memory_component(1, "32M", &[]);
+    let (m, addr) = memory_component(1, "64M", &[]);
     let mut c = Client::connect(&addr);
     let body = c.call(1, b"hello");
     assert_eq!(

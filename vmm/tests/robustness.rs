@@ -56,7 +56,8 @@ fn frames_too_large_or_misaddressed_are_refused_and_the_next_ones_served_over_tc
     let (m, addr) = memory_component(1, "128M", &[]);
     let mut c = tcp_client(&addr, ME);
     let max = c.peer.max_frame as usize;
-    assert_eq!(max, lego_proto::hypercall::FABRIC_BUFFER as usize);
+    // A memory component takes write-backs of 64 pages.
+    assert_eq!(max, lego_proto::hypercall::FABRIC_MEMORY_BUFFER as usize);
     // What the issue found: one well-formed Ping larger than the guest's
     // buffers (9000 bytes then) held the component forever. Now it is
     // refused, with a sentence.
@@ -70,9 +71,18 @@ fn frames_too_large_or_misaddressed_are_refused_and_the_next_ones_served_over_tc
         "{detail}"
     );
     // The boundary: the largest frame the guest takes goes through, one
-    // byte more does not.
+    // byte more does not. The guest sends smaller frames than it takes:
+    // its Pong that large is an error with a sentence, and the largest
+    // Pong it sends comes back whole.
     let at_limit = vec![7u8; max - frame::HEADER_LEN];
-    ping(&mut c, 1, &at_limit);
+    let (code, detail) = error_of(c.call(1, Kind::Ping, &at_limit).expect("a reply"));
+    assert_eq!(code, ErrorCode::TooLarge);
+    assert!(
+        detail.contains("is larger than component 1 sends"),
+        "{detail}"
+    );
+    let largest_sent = lego_proto::hypercall::FABRIC_BUFFER as usize - frame::HEADER_LEN;
+    ping(&mut c, 1, &vec![9u8; largest_sent]);
     let over = vec![7u8; max - frame::HEADER_LEN + 1];
     let (code, _) = error_of(c.call(1, Kind::Ping, &over).expect("a reply"));
     assert_eq!(code, ErrorCode::TooLarge);
@@ -101,7 +111,7 @@ fn frames_too_large_are_refused_at_the_sender_over_shared_memory() {
     assert_eq!((h.kind, &body[..]), (Kind::Pong, &b"first"[..]));
     // The ring says how large a frame its reader takes: refused here,
     // before anything is queued.
-    let too_large = vec![1; lego_proto::hypercall::FABRIC_BUFFER as usize + 1000];
+    let too_large = vec![1; lego_proto::hypercall::FABRIC_MEMORY_BUFFER as usize + 1000];
     let err = c.call(1, Kind::Ping, &too_large).unwrap_err();
     assert!(
         matches!(
@@ -110,7 +120,7 @@ fn frames_too_large_are_refused_at_the_sender_over_shared_memory() {
         ),
         "{err}"
     );
-    let max = lego_proto::hypercall::FABRIC_BUFFER as usize;
+    let max = lego_proto::hypercall::FABRIC_MEMORY_BUFFER as usize;
     let sentence = format!(
         "it takes frames of at most {max} bytes, and this one has {}",
         frame::HEADER_LEN + too_large.len()

@@ -1191,8 +1191,9 @@ impl ExCache {
         if need > 0 {
             // Make room for a few misses more while at it: their victims'
             // write-backs then share requests (a send costs about as much
-            // as a 4 KiB page's round trip on these hosts).
-            need = need.max((st.capacity / 64).clamp(1, MAX_RUN));
+            // as a 4 KiB page's round trip on these hosts, and a request
+            // wakes the memory guest, at each copy).
+            need = need.max((st.capacity / 64).clamp(1, MAX_WRITE_RUN));
         }
         let mut victims: Vec<Key> = Vec::with_capacity(need);
         while victims.len() < need {
@@ -1310,7 +1311,7 @@ impl ExCache {
 
     /// Writes dirty pages back without waiting for the answers, as few
     /// requests as they fit in (one per owner and process, at most
-    /// [`MAX_RUN`] pages each); they stay `flushing` until
+    /// [`MAX_WRITE_RUN`] pages each); they stay `flushing` until
     /// [`Self::reap_writebacks`] sees the answers.
     fn start_writebacks(&self, st: &mut State, backs: Vec<WriteBack>) -> Result<(), Fault> {
         let mut groups: Vec<(u32, u32, Vec<WriteBack>)> = Vec::new();
@@ -1318,7 +1319,7 @@ impl ExCache {
             let dst = self.client.owner(wb.page.pid, wb.page.home, wb.key.1);
             match groups
                 .iter_mut()
-                .find(|g| g.0 == dst && g.1 == wb.page.pid && g.2.len() < MAX_RUN)
+                .find(|g| g.0 == dst && g.1 == wb.page.pid && g.2.len() < MAX_WRITE_RUN)
             {
                 Some(g) => g.2.push(wb),
                 None => groups.push((dst, wb.page.pid, vec![wb])),

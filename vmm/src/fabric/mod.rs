@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use lego_proto::frame::{
     self, ComponentId, ErrorCode, Header, Kind, FLAG_FROM_MEMORY, HEADER_LEN, MAX_PAYLOAD,
 };
-use lego_proto::hypercall::{FabricSetup, FABRIC_BUFFER, FABRIC_QUEUE_SIZE};
+use lego_proto::hypercall::{FabricSetup, FABRIC_BUFFER, FABRIC_MEMORY_BUFFER, FABRIC_QUEUE_SIZE};
 use lego_wire::auth::SenderRole;
 use lego_wire::key::RackKey;
 use virtio_queue::{Queue, QueueT};
@@ -592,7 +592,13 @@ impl Fabric {
             id: cfg.id,
             role: cfg.role,
             key: cfg.key.clone(),
-            max_frame: AtomicU32::new(FABRIC_BUFFER),
+            // A memory monitor takes larger frames (write-backs); peers
+            // learn this on connecting, maybe before its guest is up.
+            max_frame: AtomicU32::new(if cfg.role == lego_proto::boot::Role::Memory as u8 {
+                FABRIC_MEMORY_BUFFER
+            } else {
+                FABRIC_BUFFER
+            }),
         });
         let shm_peers = cfg
             .peers
@@ -810,11 +816,13 @@ impl Fabric {
         payload: &[u8],
         absorbed: Option<&lego_wire::auth::Absorbed>,
     ) -> Result<PendingCall, String> {
-        if payload.len() > FABRIC_BUFFER as usize - HEADER_LEN {
+        // The largest frame any guest takes (a memory monitor's); the
+        // transport refuses what is larger than `dst` itself takes.
+        if payload.len() > FABRIC_MEMORY_BUFFER as usize - HEADER_LEN {
             return Err(format!(
                 "a request of {} bytes to component {dst} is larger than the fabric carries ({} bytes of payload)",
                 payload.len(),
-                FABRIC_BUFFER as usize - HEADER_LEN
+                FABRIC_MEMORY_BUFFER as usize - HEADER_LEN
             ));
         }
         let id = VMM_REQUEST | self.next_call.fetch_add(1, Ordering::Relaxed);
