@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lego_proto::frame::{ComponentId, Header};
-use lego_proto::hypercall::FABRIC_BUFFER;
+use lego_proto::hypercall::FABRIC_MEMORY_BUFFER;
 use lego_wire::auth::{AuthError, Opener, Sealer, TRAILER_LEN};
 use lego_wire::hello::{self, Hello, HELLO_LEN};
 use sideway::ibverbs::address::{AddressHandleAttribute, Gid};
@@ -46,8 +46,9 @@ const PORT: u8 = 1;
 const GID_INDEX: u32 = 0;
 const RECV_DEPTH: usize = 32;
 const SEND_ID: u64 = u64::MAX;
-/// A receive slot: the largest frame an RDMA peer may send, sealed.
-const SLOT: usize = FABRIC_BUFFER as usize + TRAILER_LEN;
+/// A receive slot: the largest frame an RDMA peer may send, sealed (a
+/// write-back to a memory component, the largest frame any guest takes).
+const SLOT: usize = FABRIC_MEMORY_BUFFER as usize + TRAILER_LEN;
 
 enum Cmd {
     Send {
@@ -283,7 +284,7 @@ impl Verbs {
         let mine = Hello {
             role: self.local.role,
             component: self.id,
-            max_frame: (self.local.max_frame() as u32).min(FABRIC_BUFFER),
+            max_frame: (self.local.max_frame() as u32).min(FABRIC_MEMORY_BUFFER),
             pid: std::process::id(),
             instance: hello::instance(),
             nonce: opener.nonce,
