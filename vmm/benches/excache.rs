@@ -279,7 +279,7 @@ fn table(peer: &str, floor: f64) {
                 p50.push(number_after(sum, "miss p50"));
                 p99.push(number_after(sum, "p99"));
                 per_miss.push(number_after(sum, "per miss in the VMM"));
-                fetch.push(number_after(sum, "of which"));
+                fetch.push(number_after(sum, "including"));
                 install.push(number_after(sum, "fetching and"));
                 faults.push((misses + upgrades) / misses);
                 let line = err
