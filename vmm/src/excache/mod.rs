@@ -1734,6 +1734,15 @@ impl ExCache {
             let (a, b) = range(head.value, req.len);
             self.lock().fresh.insert(s, a, b, req.prot & 7);
         }
+        if req.op == OP_BRK && head.value > req.arg {
+            // A break that grew: the pages above the old break's page are
+            // new to the heap's VMA, so none holds a frame (a shrink gave
+            // its pages back), as with a new mapping. Programs whose malloc
+            // grows the break (CPython's) then take their new heap without
+            // a round trip a page.
+            let (a, b) = (range(req.arg, 0).1, range(head.value, 0).1);
+            self.lock().fresh.insert(s, a, b, PROT_READ | PROT_WRITE);
+        }
         if req.op == OP_EXIT {
             self.drain_writebacks()?;
         }

@@ -1,12 +1,44 @@
 /* Allocation-heavy work: brk, mmap (large blocks), realloc growing through
- * mremap, free, and a checksum of everything written. */
+ * mremap, free, and a checksum of everything written; then the break moved
+ * by hand: what a grown break adds reads as zeros, also where the break
+ * had been and was given back, while the page the break ends in keeps its
+ * bytes. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+/* The break grown by 1 MiB, written, shrunk to a point inside a page and
+ * grown again: "zeros" counts the nonzero bytes above the old break's page
+ * (Linux: 0), "kept" whether the partial page kept what was written. */
 static unsigned long long mix(unsigned long long x) {
     x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; return x;
+}
+
+static char *set_break(char *to) { return (char *)syscall(SYS_brk, to); }
+
+static void break_by_hand(void) {
+    char *base = set_break(0);
+    if (set_break(base + (1 << 20)) != base + (1 << 20)) { puts("brk grow failed"); return; }
+    memset(base, 0x5a, 1 << 20);
+    char *mid = base + (256 << 10) + 100;
+    if (set_break(mid) != mid) { puts("brk shrink failed"); return; }
+    char *top = mid + (512 << 10);
+    if (set_break(top) != top) { puts("brk regrow failed"); return; }
+    char *page_end = (char *)(((uintptr_t)mid + 4095) & ~(uintptr_t)4095);
+    size_t nonzero = 0;
+    for (char *p = page_end; p < top; p++) nonzero += *p != 0;
+    int kept = 1;
+    for (char *p = mid; p < page_end; p++) kept &= *p == 0x5a;
+    /* Fresh pages taken first by a write, then read back. */
+    for (char *p = page_end; p < top; p += 4096) *p = 7;
+    size_t sevens = 0;
+    for (char *p = page_end; p < top; p += 4096) sevens += *p == 7;
+    printf("break: zeros nonzero=%zu kept=%d sevens=%zu\n", nonzero, kept, sevens);
+    set_break(base);
 }
 
 int main(void) {
@@ -44,5 +76,6 @@ int main(void) {
     sum += m[0];
     printf("sum=%llu len=%zu\n", sum, len);
     free(big);
+    break_by_hand();
     return 0;
 }
