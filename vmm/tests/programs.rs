@@ -132,6 +132,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("udpcmsg", "1"),
             // fexecve of a memfd and of a deleted file.
             ("memexec", "1"),
+            // Blocking writes larger than a pipe or a stream socket holds
+            // write everything; a signal ends one with the count written.
+            ("bigwrite", "2"),
             // pidfd_open, CLONE_PIDFD, pidfd_send_signal, pidfd_getfd,
             // waitid(P_PIDFD), a pidfd in poll, select and epoll.
             ("pidfd", "2"),

@@ -197,6 +197,7 @@ impl Kernel {
                 saved_mask: None,
                 yielded: false,
                 retrying: false,
+                written: 0,
                 name: [0; 16],
                 wait_deadline: None,
                 sched: pmon::sched::Sched::new(self.cpus.len()),

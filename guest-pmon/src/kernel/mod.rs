@@ -170,6 +170,11 @@ pub struct Thread {
     pub yielded: bool,
     /// Its system call is being made again after a wake (Retry).
     pub retrying: bool,
+    /// Bytes a blocking write to a pipe or stream socket wrote before it
+    /// waited for room: the call goes on from there when made again, and
+    /// returns them if a signal or its timeout ends the wait (Linux's
+    /// pipe_write and stream sends write everything unless interrupted).
+    pub written: usize,
     /// The deadline of the poll-like call it waits in, as first computed.
     pub wait_deadline: Option<Option<u64>>,
     /// Its name (prctl PR_SET_NAME), NUL-padded; empty: the program's.
@@ -1026,7 +1031,10 @@ impl Kernel {
         if let Some(ctx) = t.ctx.as_mut() {
             match how {
                 OnWake::Retry => t.restart = true,
-                OnWake::Return(v) => ctx.frame.gprs[0] = v as u64,
+                OnWake::Return(v) => {
+                    ctx.frame.gprs[0] = v as u64;
+                    t.written = 0;
+                }
             }
         }
         t.state = State::Runnable;

@@ -259,6 +259,14 @@ impl Kernel {
                 return;
             }
         }
+        // A write that wrote some of its bytes before it waited returns
+        // their count: no EINTR, no restart.
+        let written = self.threads.get(&tid).map_or(0, |t| t.written);
+        if written > 0 {
+            self.futexes.cancel(tid);
+            self.wake(tid, OnWake::Return(written as i64));
+            return;
+        }
         // A PI lock's wait is made again whatever the handler's flags, as
         // Linux's is (it never fails with EINTR).
         let restart = wait == Wait::FutexPi

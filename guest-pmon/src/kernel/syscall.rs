@@ -1763,8 +1763,18 @@ impl Kernel {
     /// takes); a full pipe makes the thread wait.
     fn write_from(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
         let regular = matches!(f.kind, Kind::Store(_) | Kind::Tmp(_));
+        // A blocking write to a pipe or stream socket writes everything,
+        // waiting for room as often as it takes (a signal or a send
+        // timeout ends it with the count written so far).
+        let whole = !f.nonblocking() && matches!(f.kind, Kind::PipeWrite(_) | Kind::Socket(..));
         let total = Self::io_total(vecs);
-        let mut done = 0;
+        let mut done = match self.threads.get(&tid) {
+            Some(t) if t.retrying && whole => t.written.min(total),
+            _ => 0,
+        };
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.written = 0;
+        }
         loop {
             let data = match self.gather(self.pid_of(tid), vecs, done, (total - done).min(1 << 20))
             {
@@ -1775,16 +1785,23 @@ impl Kernel {
             match self.write_file(tid, f, &data) {
                 Ok(Some(n)) => {
                     done += n;
-                    if !regular || n < data.len() || done >= total {
+                    if done >= total || !(regular || whole) || (regular && n < data.len()) {
                         return Ret::Val(done as i64);
                     }
                 }
-                Ok(None) if done > 0 => return Ret::Val(done as i64),
+                Ok(None) if done > 0 && !whole => return Ret::Val(done as i64),
                 Ok(None) => {
-                    let (deadline, on_timeout) = match self.io_deadline(tid, f, true) {
+                    let (deadline, mut on_timeout) = match self.io_deadline(tid, f, true) {
                         Ok(d) => d,
+                        Err(_) if done > 0 => return Ret::Val(done as i64),
                         Err(e) => return err(e),
                     };
+                    if done > 0 {
+                        on_timeout = Some(done as i64);
+                        if let Some(t) = self.threads.get_mut(&tid) {
+                            t.written = done;
+                        }
+                    }
                     self.block(
                         tid,
                         self.wait_of(f, true),
@@ -4320,6 +4337,7 @@ impl Kernel {
                 saved_mask: None,
                 yielded: false,
                 retrying: false,
+                written: 0,
                 name: [0; 16],
                 wait_deadline: None,
                 sched,
