@@ -1533,7 +1533,7 @@ impl Kernel {
 
     fn sys_write(&mut self, tid: Tid, fd: i64, buf: u64, len: usize) -> Ret {
         match self.file(self.pid_of(tid), fd) {
-            Ok(f) => self.write_from(tid, &f, &[(buf, len)]),
+            Ok(f) => self.write_from(tid, &f, &[(buf, len)], false),
             Err(e) => err(e),
         }
     }
@@ -1557,7 +1557,7 @@ impl Kernel {
             Err(e) => return err(e),
         };
         match self.iovecs(pid, iov, count) {
-            Ok(vecs) => self.write_from(tid, &f, &vecs),
+            Ok(vecs) => self.write_from(tid, &f, &vecs, false),
             Err(e) => err(e),
         }
     }
@@ -1759,14 +1759,23 @@ impl Kernel {
 
     /// write/writev of `f` gathered from `vecs`: the bytes are copied from
     /// the process 1 MiB at a time; a regular file takes them all in one
-    /// call, as on Linux (a pipe, socket or terminal takes what its write
-    /// takes); a full pipe makes the thread wait.
-    fn write_from(&mut self, tid: Tid, f: &Arc<OpenFile>, vecs: &[(u64, usize)]) -> Ret {
+    /// call, as on Linux, and so does a blocking pipe or stream socket,
+    /// waiting for room (a terminal or datagram takes what its write
+    /// takes); a full pipe makes the thread wait. `dont_wait`: a send with
+    /// MSG_DONTWAIT (or a non-blocking vmsplice) on a blocking descriptor.
+    pub(super) fn write_from(
+        &mut self,
+        tid: Tid,
+        f: &Arc<OpenFile>,
+        vecs: &[(u64, usize)],
+        dont_wait: bool,
+    ) -> Ret {
         let regular = matches!(f.kind, Kind::Store(_) | Kind::Tmp(_));
         // A blocking write to a pipe or stream socket writes everything,
         // waiting for room as often as it takes (a signal or a send
         // timeout ends it with the count written so far).
-        let whole = !f.nonblocking() && matches!(f.kind, Kind::PipeWrite(_) | Kind::Socket(..));
+        let whole = !(f.nonblocking() || dont_wait)
+            && matches!(f.kind, Kind::PipeWrite(_) | Kind::Socket(..));
         let total = Self::io_total(vecs);
         let mut done = match self.threads.get(&tid) {
             Some(t) if t.retrying && whole => t.written.min(total),

@@ -45,7 +45,9 @@ static void whole(const char *what, int wfd, int rfd, int vectored) {
     pthread_t t;
     pthread_create(&t, NULL, drain, &r);
     ssize_t n;
-    if (vectored) {
+    if (vectored == 2) {
+        n = send(wfd, out, BIG, 0);
+    } else if (vectored) {
         struct iovec iov[2] = { { out, BIG / 2 }, { out + BIG / 2, BIG / 2 } };
         n = writev(wfd, iov, 2);
     } else {
@@ -96,6 +98,13 @@ int main(void) {
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) != 0) { perror("socketpair"); return 1; }
     whole("stream socket write", s[0], s[1], 0);
     whole("stream socket writev", s[0], s[1], 1);
+    whole("stream socket send", s[0], s[1], 2);
+    /* MSG_DONTWAIT on a blocking socket: what fits, then EAGAIN. */
+    ssize_t some = send(s[0], out, BIG, MSG_DONTWAIT);
+    errno = 0;
+    ssize_t more = send(s[0], out, BIG, MSG_DONTWAIT);
+    printf("MSG_DONTWAIT: some but not all: %s, then EAGAIN: %s\n",
+           some > 0 && some < BIG ? "yes" : "no", more < 0 && errno == EAGAIN ? "yes" : "no");
     close(s[0]);
     close(s[1]);
     interrupted(0);

@@ -278,7 +278,7 @@ impl Kernel {
                 if nonblocking && !ready(self, id, true) {
                     return err(EAGAIN);
                 }
-                self.write_from(tid, &f, &vecs)
+                self.write_from(tid, &f, &vecs, nonblocking)
             }
             Kind::PipeRead(id) if f.readable() => {
                 if nonblocking && !ready(self, id, false) {

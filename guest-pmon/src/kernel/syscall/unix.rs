@@ -1034,7 +1034,7 @@ impl Kernel {
             return err(EAGAIN);
         }
         if rights.is_empty() {
-            return self.write_from(tid, f, vecs);
+            return self.write_from(tid, f, vecs, nonblocking);
         }
         if pmon::fd::shut_for_writing(f) {
             self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
