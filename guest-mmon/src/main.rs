@@ -13,7 +13,6 @@ use alloc::vec::Vec;
 use lego_image::fabric::{self, FabricError, Message};
 use lego_image::{cpu, heap, BootInfo, Role};
 use lego_proto::frame::Kind;
-use lego_proto::hypercall::FABRIC_MEMORY_BUFFER;
 use lego_proto::index::{PageIndexSetup, PORT_PAGE_INDEX};
 use mmon::frames::FrameStore;
 use mmon::owner::{Owner, Source};
@@ -84,7 +83,7 @@ fn main(boot: &'static BootInfo) -> ! {
     };
     announce(&summary);
     // The fabric's queues first, then frames from what is left.
-    let served = match fabric::init_with(boot, FABRIC_MEMORY_BUFFER) {
+    let served = match fabric::init(boot) {
         Ok(()) => true,
         Err(FabricError::Disabled) => false,
         Err(e) => panic!("the VMM refused the fabric queues: {e:?}"),

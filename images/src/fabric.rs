@@ -64,21 +64,16 @@ struct Fabric {
 
 static FABRIC: Mutex<Option<Fabric>> = Mutex::new(None);
 
-/// Sets up the queues with the VMM, with receive buffers of
-/// [`FABRIC_BUFFER`] bytes. Fails with `Disabled` when the component has
-/// no fabric.
+/// Sets up the queues with the VMM, with receive buffers as large as the
+/// component's role takes (`fabric_rx_buffer`: a memory monitor's hold
+/// its write-backs). Fails with `Disabled` when the component has no
+/// fabric.
 pub fn init(boot: &BootInfo) -> Result<(), FabricError> {
-    init_with(boot, FABRIC_BUFFER)
-}
-
-/// [`init`] with receive buffers of `rx_buffer` bytes (at least
-/// [`FABRIC_BUFFER`]): a monitor that takes larger frames (a memory
-/// monitor's write-backs) says so.
-pub fn init_with(boot: &BootInfo, rx_buffer: u32) -> Result<(), FabricError> {
     if boot.component_id == 0 {
         return Err(FabricError::Disabled);
     }
-    let rx_buffer = rx_buffer.max(FABRIC_BUFFER);
+    let rx_buffer = lego_proto::boot::Role::from_u32(boot.role)
+        .map_or(FABRIC_BUFFER, lego_proto::hypercall::fabric_rx_buffer);
     let tx = SplitQueue::new(FABRIC_QUEUE_SIZE, FABRIC_BUFFER);
     let mut rx = SplitQueue::new(FABRIC_QUEUE_SIZE, rx_buffer);
     rx.post_all();

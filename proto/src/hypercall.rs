@@ -86,6 +86,17 @@ pub const FABRIC_BUFFER: u32 = 32 + 17 * 4096;
 /// queues (a processor learns the size when it connects).
 pub const FABRIC_MEMORY_BUFFER: u32 = 32 + 65 * 4096;
 
+/// Bytes of each receive buffer of a component in `role`, and so the
+/// largest frame it takes: [`FABRIC_MEMORY_BUFFER`] at a memory monitor,
+/// [`FABRIC_BUFFER`] at the others. Its guest sets its queue up with
+/// these, and its VMM offers frames this large from the start.
+pub const fn fabric_rx_buffer(role: crate::boot::Role) -> u32 {
+    match role {
+        crate::boot::Role::Memory => FABRIC_MEMORY_BUFFER,
+        _ => FABRIC_BUFFER,
+    }
+}
+
 /// [`FabricSetup::status`] values.
 pub const FABRIC_OK: u32 = 0;
 /// This component was started without a fabric (`--id`).

@@ -245,16 +245,11 @@ pub struct Args {
 }
 
 /// Bytes of a component's two fabric queues: `FABRIC_QUEUE_SIZE` buffers
-/// to send, of `FABRIC_BUFFER` bytes, and as many to receive, larger at a
-/// memory monitor (`FABRIC_MEMORY_BUFFER`, for its write-backs).
-const fn fabric_queue_bytes(memory: bool) -> u64 {
-    use lego_proto::hypercall::{FABRIC_BUFFER, FABRIC_MEMORY_BUFFER, FABRIC_QUEUE_SIZE};
-    let rx = if memory {
-        FABRIC_MEMORY_BUFFER
-    } else {
-        FABRIC_BUFFER
-    };
-    FABRIC_QUEUE_SIZE as u64 * (FABRIC_BUFFER as u64 + rx as u64)
+/// to send, of `FABRIC_BUFFER` bytes, and as many to receive, of its
+/// role's size (larger at a memory monitor, for its write-backs).
+const fn fabric_queue_bytes(role: lego_proto::boot::Role) -> u64 {
+    use lego_proto::hypercall::{fabric_rx_buffer, FABRIC_BUFFER, FABRIC_QUEUE_SIZE};
+    FABRIC_QUEUE_SIZE as u64 * (FABRIC_BUFFER as u64 + fabric_rx_buffer(role) as u64)
 }
 
 /// Guest RAM a component on the fabric needs at least: its queues (8.5
@@ -267,15 +262,19 @@ pub const fn fabric_min_mem(role: lego_proto::boot::Role) -> u64 {
     }
 }
 const _: () = assert!(
-    fabric_queue_bytes(false) <= fabric_min_mem(lego_proto::boot::Role::Processor) * 3 / 5
-        && fabric_queue_bytes(true) <= fabric_min_mem(lego_proto::boot::Role::Memory) * 3 / 5
+    fabric_queue_bytes(lego_proto::boot::Role::Processor)
+        <= fabric_min_mem(lego_proto::boot::Role::Processor) * 3 / 5
+        && fabric_queue_bytes(lego_proto::boot::Role::Storage)
+            <= fabric_min_mem(lego_proto::boot::Role::Storage) * 3 / 5
+        && fabric_queue_bytes(lego_proto::boot::Role::Memory)
+            <= fabric_min_mem(lego_proto::boot::Role::Memory) * 3 / 5
 );
 
 /// `--mem` of a component on the fabric: enough for its queues.
 pub fn check_fabric_mem(role: lego_proto::boot::Role, text: &str, bytes: u64) -> Result<()> {
     let least = fabric_min_mem(role);
     if bytes < least {
-        let queues = fabric_queue_bytes(role == lego_proto::boot::Role::Memory);
+        let queues = fabric_queue_bytes(role);
         return Err(VmmError::BadOption {
             option: "--mem",
             why: format!(

@@ -592,13 +592,13 @@ impl Fabric {
             id: cfg.id,
             role: cfg.role,
             key: cfg.key.clone(),
-            // A memory monitor takes larger frames (write-backs); peers
-            // learn this on connecting, maybe before its guest is up.
-            max_frame: AtomicU32::new(if cfg.role == lego_proto::boot::Role::Memory as u8 {
-                FABRIC_MEMORY_BUFFER
-            } else {
-                FABRIC_BUFFER
-            }),
+            // What the guest's queue will take (a memory monitor's are
+            // larger); peers learn it on connecting, maybe before the
+            // guest is up.
+            max_frame: AtomicU32::new(
+                lego_proto::boot::Role::from_u32(cfg.role as u32)
+                    .map_or(FABRIC_BUFFER, lego_proto::hypercall::fabric_rx_buffer),
+            ),
         });
         let shm_peers = cfg
             .peers
