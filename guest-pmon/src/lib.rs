@@ -31,6 +31,7 @@ pub mod sched;
 pub mod script;
 pub mod shell;
 pub mod signal;
+pub mod sockbuf;
 pub mod stack;
 pub mod sysno;
 pub mod sysv;

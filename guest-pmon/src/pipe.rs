@@ -107,6 +107,26 @@ pub struct Pipe {
     /// EPIPE (Linux sets the peer's SEND_SHUTDOWN); a TCP peer's are still
     /// taken, as Linux's TCP keeps taking them.
     pub read_shut: bool,
+    /// Urgent data (a stream send with MSG_OOB): where the last urgent
+    /// byte sent is in the stream, until a read passes it.
+    urgent: Option<Urgent>,
+    /// The reader keeps urgent bytes in the stream (SO_OOBINLINE) rather
+    /// than apart, as its socket's option says now.
+    pub oob_inline: bool,
+}
+
+/// The urgent mark of a stream, as Linux's TCP keeps it (and AF_UNIX's
+/// MSG_OOB): the last byte of a send with MSG_OOB is urgent. Reads stop
+/// before it; without SO_OOBINLINE they skip it, and recv with MSG_OOB
+/// takes it (once); with it, it is read in line. A newer urgent byte
+/// moves the mark, and the older one is read in line. A read past the
+/// mark ends it.
+#[derive(Clone, Copy, Debug)]
+struct Urgent {
+    /// Bytes ever written before it.
+    at: u64,
+    /// Taken with MSG_OOB already.
+    taken: bool,
 }
 
 /// What a read or write did.
@@ -238,6 +258,12 @@ impl Pipe {
     pub fn pending(&self) -> usize {
         match self.mode {
             Mode::Datagrams => self.records.front().map_or(0, |r| r.len),
+            // Up to the urgent mark, unless it is kept in line (Linux's
+            // SIOCINQ).
+            Mode::Stream => match self.urgent {
+                Some(u) if !self.oob_inline && u.at >= self.taken => (u.at - self.taken) as usize,
+                _ => self.buf.len(),
+            },
             _ => self.buf.len(),
         }
     }
@@ -264,6 +290,13 @@ impl Pipe {
         }
         self.cap = cap;
         Ok(cap)
+    }
+
+    /// A stream socket's direction holds `bytes` from now on (SO_SNDBUF,
+    /// SO_RCVBUF: `crate::sockbuf`); what it holds already stays, and a
+    /// writer waits until it has drained below.
+    pub fn hold(&mut self, bytes: usize) {
+        self.cap = bytes.max(1);
     }
 
     /// Free room.
@@ -327,7 +360,24 @@ impl Pipe {
         if len == 0 {
             return Ok(Taken::default());
         }
-        if self.buf.is_empty() {
+        // Urgent data: a read stops at the mark, and skips the urgent
+        // byte there unless it is kept in line.
+        let mut skip = 0;
+        let mut limit = len;
+        if let Some(u) = self.urgent {
+            if u.at == self.taken && !self.oob_inline && !self.buf.is_empty() {
+                skip = 1;
+            } else if u.at > self.taken {
+                limit = limit.min((u.at - self.taken) as usize);
+            }
+        }
+        if skip == 1 && !peek {
+            self.buf.pop_front();
+            self.taken += 1;
+            self.urgent = None;
+        }
+        let skip = if peek { skip } else { 0 };
+        if self.buf.len() <= skip {
             // Reported even to a peek, as Linux's sock_error takes it.
             if self.reset_by_peer && self.hung_up() {
                 self.reset_by_peer = false;
@@ -335,7 +385,7 @@ impl Pipe {
             }
             return self.nothing();
         }
-        let mut n = len.min(self.buf.len());
+        let mut n = limit.min(self.buf.len() - skip);
         let mut rights = Vec::new();
         // The first record not yet read is the only one a read can reach:
         // it ends the read, which takes its descriptors.
@@ -353,9 +403,12 @@ impl Pipe {
             }
         }
         let data: Vec<u8> = if peek {
-            self.buf.iter().take(n).copied().collect()
+            self.buf.iter().skip(skip).take(n).copied().collect()
         } else {
             self.taken += n as u64;
+            if self.urgent.is_some_and(|u| u.at < self.taken) {
+                self.urgent = None;
+            }
             self.buf.drain(..n).collect()
         };
         Ok(Taken {
@@ -416,9 +469,11 @@ impl Pipe {
                 self.writer_error = false;
                 Io::Broken
             } else {
+                // Linux queues what its send buffer takes before the
+                // peer's reset comes back, and no more.
                 self.reset = true;
                 self.writer_error = true;
-                Io::Done(data.len())
+                Io::Done(data.len().min(self.cap))
             };
         }
         let start = self.taken + self.buf.len() as u64;
@@ -467,10 +522,50 @@ impl Pipe {
             .collect()
     }
 
+    /// The last byte written is urgent (a send with MSG_OOB): the mark
+    /// moves to it. Nothing written, nothing marked.
+    pub fn mark_urgent(&mut self) {
+        if self.mode == Mode::Stream && !self.buf.is_empty() {
+            self.urgent = Some(Urgent {
+                at: self.taken + self.buf.len() as u64 - 1,
+                taken: false,
+            });
+        }
+    }
+
+    /// recv with MSG_OOB: the urgent byte, taken once unless `peek`; None
+    /// when there is none to take (none sent, taken already, passed by a
+    /// read, or kept in line: Linux's EINVAL).
+    pub fn take_urgent(&mut self, peek: bool) -> Option<u8> {
+        let u = self.urgent.as_mut()?;
+        if u.taken || self.oob_inline || u.at < self.taken {
+            return None;
+        }
+        let b = self.buf.get((u.at - self.taken) as usize).copied()?;
+        if !peek {
+            u.taken = true;
+        }
+        Some(b)
+    }
+
+    /// Urgent data not yet taken (POLLPRI, select's exceptional set).
+    pub fn urgent_pending(&self) -> bool {
+        self.urgent.is_some_and(|u| !u.taken)
+    }
+
+    /// The next read starts at the urgent mark (SIOCATMARK).
+    pub fn at_mark(&self) -> bool {
+        self.urgent.is_some_and(|u| u.at == self.taken)
+    }
+
     /// Whether a read would not wait (data, or end of file).
     pub fn readable(&self) -> bool {
+        let hidden = match self.urgent {
+            Some(u) if u.at == self.taken && !self.oob_inline => 1,
+            _ => 0,
+        };
         let ready = match self.mode {
-            Mode::Stream => !self.buf.is_empty(),
+            Mode::Stream => self.buf.len() > hidden,
             _ => !self.records.is_empty(),
         };
         ready || (self.ended() && !self.awaits_writer)
@@ -551,6 +646,76 @@ mod tests {
         assert_eq!(p.write(&[3u8; 1]), Io::Broken);
     }
 
+    fn read_all(p: &mut Pipe) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Ok(t) = p.take(100, false) {
+            if t.data.is_empty() {
+                break;
+            }
+            out.extend(t.data);
+        }
+        out
+    }
+
+    #[test]
+    fn urgent_data_is_apart_from_the_stream_and_reads_stop_at_its_mark() {
+        let mut p = Pipe::socket(Mode::Stream, 1);
+        p.write(b"ab");
+        p.write(b"cd");
+        p.mark_urgent();
+        p.write(b"ef");
+        assert!(p.urgent_pending());
+        assert!(!p.at_mark());
+        assert_eq!(p.pending(), 3);
+        // A read stops before the urgent byte; a peek too.
+        assert_eq!(p.take(100, true).map(|t| t.data), Ok(b"abc".to_vec()));
+        assert_eq!(p.take(100, false).map(|t| t.data), Ok(b"abc".to_vec()));
+        assert!(p.at_mark());
+        assert_eq!(p.take_urgent(true), Some(b'd'));
+        assert_eq!(p.take_urgent(false), Some(b'd'));
+        assert_eq!(p.take_urgent(false), None);
+        assert!(!p.urgent_pending());
+        // The next read skips it.
+        assert_eq!(p.take(100, true).map(|t| t.data), Ok(b"ef".to_vec()));
+        assert_eq!(read_all(&mut p), b"ef".to_vec());
+        assert!(!p.at_mark());
+    }
+
+    #[test]
+    fn an_urgent_byte_not_taken_is_lost_to_a_read_past_it() {
+        let mut p = Pipe::socket(Mode::Stream, 1);
+        p.write(b"x");
+        p.mark_urgent();
+        // Only the hidden byte: nothing to read.
+        assert!(!p.readable());
+        p.write(b"yz");
+        assert!(p.readable());
+        assert_eq!(read_all(&mut p), b"yz".to_vec());
+        assert_eq!(p.take_urgent(false), None);
+    }
+
+    #[test]
+    fn a_newer_urgent_byte_puts_the_older_in_line_and_oobinline_keeps_both() {
+        let mut p = Pipe::socket(Mode::Stream, 1);
+        p.write(b"1");
+        p.mark_urgent();
+        p.write(b"2");
+        p.mark_urgent();
+        assert_eq!(p.take_urgent(true), Some(b'2'));
+        assert_eq!(read_all(&mut p), b"1".to_vec());
+        let mut q = Pipe::socket(Mode::Stream, 1);
+        q.oob_inline = true;
+        q.write(b"ab");
+        q.mark_urgent();
+        q.write(b"c");
+        assert!(q.urgent_pending());
+        assert_eq!(q.take_urgent(false), None);
+        assert_eq!(q.take(100, false).map(|t| t.data), Ok(b"a".to_vec()));
+        assert!(q.at_mark());
+        assert_eq!(read_all(&mut q), b"bc".to_vec());
+        assert!(!q.urgent_pending());
+    }
+
     #[test]
     fn a_tcp_send_after_the_peer_closed_is_taken_once() {
         let mut p = Pipe::socket(Mode::Stream, 1);
@@ -558,6 +723,11 @@ mod tests {
         p.readers = 0;
         assert_eq!(p.write(b"lost"), Io::Done(4));
         assert_eq!(p.write(b"x"), Io::Broken);
+        // As much as the connection holds, not all of a large send.
+        let mut big = Pipe::socket(Mode::Stream, 1);
+        big.tcp = true;
+        big.readers = 0;
+        assert_eq!(big.write(&[0u8; CAPACITY + 1]), Io::Done(CAPACITY));
         // A peer that closed with bytes unread reset the connection at
         // once: no send is taken.
         let mut q = Pipe::socket(Mode::Stream, 1);

@@ -157,6 +157,12 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // Connections reset: closed with bytes unread, listeners
             // closed with connections queued; AF_UNIX and TCP.
             ("resets", "1"),
+            // SO_SNDBUF and SO_RCVBUF: kept as Linux keeps them, and a
+            // connection sized by them holds that little.
+            ("sockbuf", "1"),
+            // TCP urgent data: MSG_OOB, POLLPRI, select's exceptional set,
+            // SIOCATMARK, SO_OOBINLINE.
+            ("urgent", "1"),
             // UDP on the loopback: datagrams, MSG_TRUNC, SO_RCVTIMEO, IPv6.
             ("udp", "2"),
             // sigwait, sigwaitinfo, sigtimedwait and sigqueue.

@@ -1885,6 +1885,8 @@ impl Kernel {
         const TIOCGWINSZ: u64 = 0x5413;
         const TIOCGPGRP: u64 = 0x540f;
         const FIONREAD: u64 = 0x541b;
+        // Whether the next read starts at the urgent mark.
+        const SIOCATMARK: u64 = 0x8905;
         const FIONBIO: u64 = 0x5421;
         const FIOCLEX: u64 = 0x5451;
         const FIONCLEX: u64 = 0x5450;
@@ -1927,6 +1929,12 @@ impl Kernel {
                 val(self
                     .space_mut(pid)
                     .and_then(|s| uaccess::write_u32(s, arg, n).map(|_| 0)))
+            }
+            (SIOCATMARK, Kind::Socket(id, _)) => {
+                let at = self.pipes.get(&id).is_some_and(|p| p.at_mark()) as u32;
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u32(s, arg, at).map(|_| 0)))
             }
             (FIONREAD, Kind::PipeRead(id) | Kind::Socket(id, _) | Kind::UnixDgram(id)) => {
                 let n = self.pipes.get(&id).map_or(0, |p| p.pending()) as u32;
@@ -2599,6 +2607,7 @@ impl Kernel {
 
     fn sys_poll(&mut self, tid: Tid, fds: u64, n: usize, timeout_ms: i64) -> Ret {
         const POLLIN: u16 = 1;
+        const POLLPRI: u16 = 2;
         const POLLOUT: u16 = 4;
         const POLLERR: u16 = 8;
         const POLLHUP: u16 = 16;
@@ -2637,6 +2646,9 @@ impl Kernel {
                         }
                         if w {
                             e |= events & (POLLOUT | POLLWRNORM);
+                        }
+                        if events & POLLPRI != 0 && self.urgent(&f) {
+                            e |= POLLPRI;
                         }
                         if events & POLLRDHUP != 0 && self.read_shut_down(&f) {
                             e |= POLLRDHUP;
@@ -2752,6 +2764,14 @@ impl Kernel {
             return false;
         }
         self.pipes.get_mut(&rx).is_some_and(|p| p.take_reset())
+    }
+
+    /// Whether a socket holds urgent data not taken (POLLPRI).
+    pub(super) fn urgent(&self, f: &Arc<OpenFile>) -> bool {
+        match f.kind {
+            Kind::Socket(rx, _) => self.pipes.get(&rx).is_some_and(|p| p.urgent_pending()),
+            _ => false,
+        }
     }
 
     /// (readable, writable, hung up) for poll and select.
@@ -2870,20 +2890,23 @@ impl Kernel {
                 uaccess::read_vec(k.space_mut(pid)?, p, bytes)
             }
         };
-        let (r_in, w_in) = match (read_set(self, rd), read_set(self, wr)) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return err(e),
+        let (r_in, w_in, x_in) = match (read_set(self, rd), read_set(self, wr), read_set(self, ex))
+        {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return err(e),
         };
         let mut r_out = alloc::vec![0u8; bytes];
         let mut w_out = alloc::vec![0u8; bytes];
+        let mut x_out = alloc::vec![0u8; bytes];
         let mut ready = 0i64;
         let mut stdin = false;
         for fd in 0..n {
-            let (want_r, want_w) = (
+            let (want_r, want_w, want_x) = (
                 r_in[fd / 8] & (1 << (fd % 8)) != 0,
                 w_in[fd / 8] & (1 << (fd % 8)) != 0,
+                x_in[fd / 8] & (1 << (fd % 8)) != 0,
             );
-            if !want_r && !want_w {
+            if !want_r && !want_w && !want_x {
                 continue;
             }
             let f = match self.file(pid, fd as i64) {
@@ -2903,6 +2926,11 @@ impl Kernel {
             }
             if want_w && (w || error) {
                 w_out[fd / 8] |= 1 << (fd % 8);
+                ready += 1;
+            }
+            // The exceptional condition: urgent data (POLLPRI).
+            if want_x && self.urgent(&f) {
+                x_out[fd / 8] |= 1 << (fd % 8);
                 ready += 1;
             }
         }
@@ -2944,7 +2972,7 @@ impl Kernel {
                     uaccess::write(s, wr, &w_out)?;
                 }
                 if ex != 0 {
-                    uaccess::zero(s, ex, bytes)?;
+                    uaccess::write(s, ex, &x_out)?;
                 }
                 if tv != 0 {
                     uaccess::write_u64(s, tv, sec)?;

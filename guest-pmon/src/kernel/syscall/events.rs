@@ -292,6 +292,9 @@ impl Kernel {
         if w {
             ready |= events::EPOLLOUT | events::EPOLLWRNORM;
         }
+        if self.urgent(f) {
+            ready |= events::EPOLLPRI;
+        }
         if hup {
             ready |= events::EPOLLHUP;
         }

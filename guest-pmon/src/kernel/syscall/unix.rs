@@ -40,8 +40,7 @@ pub(super) const SHUT_RDWR: u64 = 2;
 pub(super) const SOL_SOCKET: u64 = 1;
 pub(super) const SO_TYPE: u64 = 3;
 pub(super) const SO_ERROR: u64 = 4;
-pub(super) const SO_SNDBUF: u64 = 7;
-pub(super) const SO_RCVBUF: u64 = 8;
+pub(super) use pmon::sockbuf::{SO_RCVBUF, SO_SNDBUF};
 pub(super) const MSG_DONTWAIT: u64 = 0x40;
 pub(super) const MSG_PEEK: u64 = 2;
 pub(super) const MSG_TRUNC: u64 = 0x20;
@@ -63,7 +62,7 @@ const KEPT_OPTIONS: [u64; 9] = [
     2,
     6,
     9,
-    10,
+    SO_OOBINLINE,
     SO_PRIORITY,
     15,
     SO_PASSCRED,
@@ -71,6 +70,8 @@ const KEPT_OPTIONS: [u64; 9] = [
     SO_SNDLOWAT,
 ];
 const SO_PEERCRED: u64 = 17;
+const SO_OOBINLINE: u64 = 10;
+pub(super) const MSG_OOB: u64 = 1;
 const SO_LINGER: u64 = 13;
 const SOCK_SEQPACKET: u64 = 5;
 pub(super) const ENOBUFS: Errno = 105;
@@ -341,6 +342,9 @@ impl Kernel {
         if a[1] == SOL_SOCKET && a[2] == SO_LINGER {
             return self.linger_option(pid, n, a, sock.key);
         }
+        if a[1] == SOL_SOCKET && matches!(a[2], SO_SNDBUF | SO_RCVBUF) && sock.ty == SOCK_STREAM {
+            return self.buffer_option(pid, n, a, sock);
+        }
         let kept = a[1] != SOL_SOCKET || KEPT_OPTIONS.contains(&a[2]);
         if n == nr::SETSOCKOPT {
             if !kept {
@@ -363,6 +367,9 @@ impl Kernel {
                 .entry(sock.key)
                 .or_default()
                 .insert((a[1], a[2]), v);
+            if let (SOL_SOCKET, SO_OOBINLINE, Some(tx)) = (a[1], a[2], sock.sends_into) {
+                self.apply_options(sock.key, tx);
+            }
             return Ret::Val(0);
         }
         if kept {
@@ -423,7 +430,6 @@ impl Kernel {
                 None => 0,
             },
             SO_ACCEPTCONN => sock.listening as u32,
-            SO_SNDBUF | SO_RCVBUF if sock.ty == SOCK_STREAM => pmon::pipe::CAPACITY as u32,
             SO_SNDBUF | SO_RCVBUF => pmon::pipe::MESSAGE_CAPACITY as u32,
             SO_DOMAIN => match inet {
                 None => AF_UNIX as u32,
@@ -444,6 +450,68 @@ impl Kernel {
             uaccess::write_u32(s, a[4], 4)
         });
         val(r.map(|_| 0))
+    }
+
+    /// SO_SNDBUF and SO_RCVBUF of a stream socket (`pmon::sockbuf`): kept
+    /// as Linux keeps them, and a connection's directions sized by them.
+    fn buffer_option(&mut self, pid: Pid, n: u64, a: [u64; 6], sock: Sock) -> Ret {
+        let tcp = sock.inet.is_some();
+        if n == nr::SETSOCKOPT {
+            if a[4] < 4 {
+                return err(EINVAL);
+            }
+            let v = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, a[3])) {
+                Ok(v) => v,
+                Err(e) => return err(e),
+            };
+            self.sock_options
+                .entry(sock.key)
+                .or_default()
+                .insert((SOL_SOCKET, a[2]), pmon::sockbuf::stored(a[2], v));
+            if let Some(tx) = sock.sends_into {
+                self.apply_options(sock.key, tx);
+            }
+            return Ret::Val(0);
+        }
+        let v = self
+            .sock_options
+            .get(&sock.key)
+            .and_then(|o| o.get(&(SOL_SOCKET, a[2])))
+            .copied()
+            .unwrap_or_else(|| pmon::sockbuf::default(a[2], tcp));
+        let r = self.space_mut(pid).and_then(|s| {
+            uaccess::write_u32(s, a[3], v as u32)?;
+            uaccess::write_u32(s, a[4], 4)
+        });
+        val(r.map(|_| 0))
+    }
+
+    /// What the options of the two ends of the stream connection whose
+    /// end receives from `rx` and sends into `tx` say of its directions:
+    /// their sizes, from SO_SNDBUF and SO_RCVBUF (`pmon::sockbuf`), and
+    /// whether each reader keeps urgent data in line (SO_OOBINLINE). The
+    /// other end's options are keyed by the pipe it receives from, `tx`.
+    pub(super) fn apply_options(&mut self, rx: usize, tx: usize) {
+        for (pipe, sender, receiver) in [(tx, rx, tx), (rx, tx, rx)] {
+            let opt = |key: usize, o: u64| {
+                self.sock_options
+                    .get(&key)
+                    .and_then(|m| m.get(&(SOL_SOCKET, o)))
+                    .copied()
+            };
+            let (send, receive) = (opt(sender, SO_SNDBUF), opt(receiver, SO_RCVBUF));
+            let inline = opt(receiver, SO_OOBINLINE).is_some_and(|v| v != 0);
+            let Some(p) = self.pipes.get_mut(&pipe) else {
+                continue;
+            };
+            if p.mode() != Mode::Stream {
+                continue;
+            }
+            p.hold(pmon::sockbuf::capacity(p.tcp, send, receive));
+            p.oob_inline = inline;
+            // Writers waiting for room look again.
+            self.pipe_changed(pipe);
+        }
     }
 
     /// SO_LINGER (a `struct linger`): kept as on, off and seconds; a TCP
@@ -893,6 +961,7 @@ impl Kernel {
         if let Some(o) = self.sock_options.remove(&id) {
             self.sock_options.insert(down, o);
         }
+        self.apply_options(down, up);
         self.unix_names
             .insert(down, (own.clone(), Some(name.clone())));
         self.unix.queue(listener, up, down, own);
@@ -978,6 +1047,7 @@ impl Kernel {
         if let Some(o) = self.sock_options.get(&id).cloned() {
             self.sock_options.insert(rx, o);
         }
+        self.apply_options(rx, tx);
         // The peer's address first: as on Linux, a bad buffer (EFAULT)
         // drops the connection rather than leave a descriptor unreported.
         let told = if a[1] != 0 && a[2] != 0 {
@@ -1018,6 +1088,27 @@ impl Kernel {
             self.pipes.get(&tx).map_or((true, false, false), |p| {
                 (p.refuses_send(), p.mode() == Mode::Datagrams, p.read_shut)
             });
+        if flags & MSG_OOB != 0 {
+            // Urgent data is a stream's (TCP, and AF_UNIX since Linux
+            // 5.15): its last byte becomes the urgent byte.
+            if self
+                .pipes
+                .get(&tx)
+                .is_some_and(|p| p.mode() != Mode::Stream)
+            {
+                return err(EOPNOTSUPP);
+            }
+            let sent = self.socket_send(tid, f, tx, vecs, flags & !MSG_OOB, rights);
+            if let Ret::Val(n) = sent {
+                if n > 0 {
+                    if let Some(p) = self.pipes.get_mut(&tx) {
+                        p.mark_urgent();
+                    }
+                    self.pipe_changed(tx);
+                }
+            }
+            return sent;
+        }
         // A datagram peer shut for reading: EPIPE without SIGPIPE, as
         // Linux's unix_dgram_sendmsg.
         if datagrams && peer_shut {
@@ -1126,6 +1217,9 @@ impl Kernel {
             return Ret::Val(0);
         };
         let stream = p.mode() == Mode::Stream;
+        if flags & MSG_OOB != 0 {
+            return self.recv_urgent(pid, rx, vecs, peek, msg.map(|(at, _)| at));
+        }
         let short = stream && p.len() < total && total <= p.capacity() && !p.hung_up();
         let wait = if flags & MSG_WAITALL != 0 && !peek && !nonblocking && short {
             Err(pmon::pipe::Io::Wait)
@@ -1204,6 +1298,53 @@ impl Kernel {
         } else {
             Ret::Val(copied as i64)
         }
+    }
+
+    /// recv with MSG_OOB on a connected socket: the urgent byte
+    /// (`pmon::pipe`), never waited for; EINVAL when there is none to
+    /// take, as Linux's TCP answers, and EOPNOTSUPP on a message socket.
+    /// recvmsg (`msg`: the msghdr's address) says MSG_OOB in its flags.
+    fn recv_urgent(
+        &mut self,
+        pid: Pid,
+        rx: usize,
+        vecs: &[(u64, usize)],
+        peek: bool,
+        msg: Option<u64>,
+    ) -> Ret {
+        let Some(p) = self.pipes.get_mut(&rx) else {
+            return err(EINVAL);
+        };
+        if p.mode() != Mode::Stream {
+            return err(EOPNOTSUPP);
+        }
+        let Some(byte) = p.take_urgent(true) else {
+            return err(EINVAL);
+        };
+        // Copied before it is taken: a bad buffer loses nothing.
+        let want = Self::io_total(vecs) > 0;
+        if want {
+            if let Err((_, e)) = self.scatter(pid, vecs, 0, &[byte]) {
+                return err(e);
+            }
+        }
+        if !peek {
+            if let Some(p) = self.pipes.get_mut(&rx) {
+                p.take_urgent(false);
+            }
+            self.pipe_changed(rx);
+        }
+        if let Some(at) = msg {
+            let out_flags = MSG_OOB as u32 | if want { 0 } else { MSG_TRUNC as u32 };
+            let r = self.space_mut(pid).and_then(|s| {
+                uaccess::write_u64(s, at + 40, 0)?;
+                uaccess::write_u32(s, at + 48, out_flags)
+            });
+            if let Err(e) = r {
+                return err(e);
+            }
+        }
+        Ret::Val(want as i64)
     }
 
     /// Descriptors received into the caller's table and named in its
