@@ -433,11 +433,7 @@ impl<S: FrameStore> Owner<S> {
                 if self.homes.get(&child) != Some(&self.id) {
                     self.frames.set_epoch(child, r.epoch);
                 }
-                let (frames, store) = (&mut self.frames, &mut self.store);
-                match frames.copy_process(r.pid, child, store) {
-                    Ok(n) => reply(OK, n, None),
-                    Err(OutOfFrames) => reply(OUT_OF_FRAMES, 0, None),
-                }
+                reply(OK, self.frames.copy_process(r.pid, child), None)
             }
             OP_DISCARD if from_home => {
                 let end = r.addr.saturating_add(r.len);
