@@ -163,6 +163,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // TCP urgent data: MSG_OOB, POLLPRI, select's exceptional set,
             // SIOCATMARK, SO_OOBINLINE.
             ("urgent", "1"),
+            // Paths deeper than PATH_MAX in /tmp; EISDIR before EROFS.
+            ("deeppath", "1"),
             // UDP on the loopback: datagrams, MSG_TRUNC, SO_RCVTIMEO, IPv6.
             ("udp", "2"),
             // sigwait, sigwaitinfo, sigtimedwait and sigqueue.

@@ -53,6 +53,7 @@ pub fn open(path: &[u8]) -> Result<(u32, u64), i64> {
 /// An opened host file or directory (OPEN_EXEC or OPEN_READ): its handle
 /// and what stat says of it, or an errno.
 pub fn open_as(path: &[u8], flags: u32) -> Result<(u32, FileStat), i64> {
+    check_len(path)?;
     let o = HostOpen {
         path: virt_to_phys(path.as_ptr() as u64),
         path_len: path.len() as u64,
@@ -68,8 +69,18 @@ pub fn open_as(path: &[u8], flags: u32) -> Result<(u32, FileStat), i64> {
     Ok((o.handle, o.stat))
 }
 
+/// The VMM takes paths of at most PATH_MAX bytes and stops a guest that
+/// passes a longer one: a program's long path is ENAMETOOLONG before that.
+fn check_len(path: &[u8]) -> Result<(), i64> {
+    if path.len() >= pmon::path::PATH_MAX {
+        return Err(super::ENAMETOOLONG);
+    }
+    Ok(())
+}
+
 /// stat (follow) or lstat of a host path.
 pub fn stat_path(path: &[u8], follow: bool) -> Result<FileStat, i64> {
+    check_len(path)?;
     let st = HostStat {
         path: virt_to_phys(path.as_ptr() as u64),
         path_len: path.len() as u64,
@@ -109,6 +120,7 @@ pub fn slurp(path: &[u8], max: usize) -> Result<Vec<u8>, i64> {
 
 /// statfs of a host path: Linux's struct statfs, as 15 words.
 pub fn statfs(path: &[u8]) -> Result<[u64; 15], i64> {
+    check_len(path)?;
     let st = HostStatfs {
         path: virt_to_phys(path.as_ptr() as u64),
         path_len: path.len() as u64,
@@ -145,6 +157,7 @@ pub fn readdir(handle: u32, offset: u64, len: usize) -> Result<(Vec<u8>, u64), i
 }
 
 pub fn readlink(path: &[u8]) -> Result<Vec<u8>, i64> {
+    check_len(path)?;
     let mut buf = alloc::vec![0u8; 4096];
     let r = HostReadlink {
         path: virt_to_phys(path.as_ptr() as u64),

@@ -1330,10 +1330,19 @@ impl Kernel {
         };
         // The tmpfs's symbolic links on the way are followed here; the
         // last name is the caller's to follow (`follow`).
-        self.tmp_links(
+        let full = self.tmp_links(
             pmon::path::dev_shm_alias(pmon::path::resolve(&base, p)),
             false,
-        )
+        )?;
+        // Decided: requests to storage and to the host's files carry the
+        // whole path, which Linux bounds by PATH_MAX, so a path whose
+        // absolute form is longer is ENAMETOOLONG there, even where Linux
+        // would reach it relative to a deep working directory. The tmpfs
+        // (/tmp, /dev/shm) is the monitor's own and takes any depth.
+        if full.len() >= pmon::path::PATH_MAX && tmp::below_tmp(&full).is_none() {
+            return Err(ENAMETOOLONG);
+        }
+        Ok(full)
     }
 
     /// A resolved path with its last name followed too, if it is a
@@ -2443,6 +2452,10 @@ impl Kernel {
         // The host's files, read-only until storage serves files.
         if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
             return match host::stat_path(&full, true) {
+                // A directory opened for writing, with O_CREAT or O_TRUNC
+                // is EISDIR before the file system's EROFS, as in Linux's
+                // do_open and may_open.
+                Ok(st) if st.mode & 0o170000 == 0o040000 => err(EISDIR),
                 Ok(_) => err(EROFS),
                 Err(ENOENT) if flags & O_CREAT != 0 => err(self.cannot_make(&full)),
                 Err(e) => err(e),

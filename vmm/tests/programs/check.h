@@ -5,9 +5,12 @@
 #ifndef LEGO_TEST_CHECK_H
 #define LEGO_TEST_CHECK_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -36,6 +39,21 @@ static inline void wait_asleep(pid_t pid)
             return;
         usleep(1000);
     }
+}
+
+/* A TCP listener on 127.0.0.1 at a port the kernel picks; `a` gets its
+ * address. */
+static inline int tcp_listener(struct sockaddr_in *a)
+{
+    socklen_t l = sizeof *a;
+    memset(a, 0, sizeof *a);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int srv = socket(AF_INET, SOCK_STREAM, 0);
+    bind(srv, (struct sockaddr *)a, sizeof *a);
+    listen(srv, 4);
+    getsockname(srv, (struct sockaddr *)a, &l);
+    return srv;
 }
 
 #endif

@@ -116,6 +116,8 @@ static void rights(void)
     send_fds(sv[0], "y", 1, &fd, 1);
     recv_fds(sv[1], buf, sizeof buf, 1, got, &n, &flags, MSG_CMSG_CLOEXEC);
     printf("MSG_CMSG_CLOEXEC: %d %s\n", n, fcntl(got[0], F_GETFD) == FD_CLOEXEC ? "set" : "not set");
+    /* Said back in msg_flags, as Linux's recvmsg keeps it (Go checks). */
+    printf("  msg_flags has it: %s\n", flags & MSG_CMSG_CLOEXEC ? "yes" : "no");
     close(got[0]);
 
     /* Room for two of three (Linux counts what fits after one header):

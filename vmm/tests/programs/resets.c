@@ -61,19 +61,6 @@ static void pair(const char *what, int type)
     close(sv[1]);
 }
 
-static int tcp_listener(struct sockaddr_in *in)
-{
-    socklen_t len = sizeof *in;
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    in->sin_family = AF_INET;
-    in->sin_port = 0;
-    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(l, (void *)in, sizeof *in);
-    listen(l, 4);
-    getsockname(l, (void *)in, &len);
-    return l;
-}
-
 static void datagram_pair(void)
 {
     char b[8];

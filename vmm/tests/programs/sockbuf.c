@@ -53,12 +53,8 @@ static const char *bounded(long n)
  * options), the client sized after connect. */
 static void tcp_pair(int rcvbuf, int sndbuf, int *c, int *s)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    int srv = socket(AF_INET, SOCK_STREAM, 0);
-    bind(srv, (struct sockaddr *)&a, sizeof a);
-    listen(srv, 1);
-    getsockname(srv, (struct sockaddr *)&a, &l);
+    struct sockaddr_in a;
+    int srv = tcp_listener(&a);
     if (rcvbuf)
         set(srv, SO_RCVBUF, rcvbuf);
     *c = socket(AF_INET, SOCK_STREAM, 0);

@@ -16,7 +16,7 @@ struct msg {
     char text[64];
 };
 
-static int send(int q, long type, const char *text, int flags)
+static int put_msg(int q, long type, const char *text, int flags)
 {
     struct msg m = { type };
     strcpy(m.text, text);
@@ -39,10 +39,10 @@ int main(void)
     setvbuf(stdout, 0, _IONBF, 0);
     int q = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
     printf("msgget: %s\n", q >= 0 ? "ok" : strerror(errno));
-    send(q, 3, "three", 0);
-    send(q, 1, "one", 0);
-    send(q, 2, "two", 0);
-    send(q, 1, "one again", 0);
+    put_msg(q, 3, "three", 0);
+    put_msg(q, 1, "one", 0);
+    put_msg(q, 2, "two", 0);
+    put_msg(q, 1, "one again", 0);
     struct msqid_ds ds;
     msgctl(q, IPC_STAT, &ds);
     printf("qnum %lu cbytes %lu mode %o\n", (unsigned long)ds.msg_qnum,
@@ -52,8 +52,8 @@ int main(void)
     take(q, 1, MSG_EXCEPT);
     take(q, 0, 0);
     take(q, 0, IPC_NOWAIT);
-    SHOW("type 0", send(q, 0, "x", 0));
-    send(q, 5, "a message too long for a small buffer", 0);
+    SHOW("type 0", put_msg(q, 0, "x", 0));
+    put_msg(q, 5, "a message too long for a small buffer", 0);
     struct msg small;
     SHOW("short buffer", msgrcv(q, &small, 4, 0, 0));
     SHOW("short buffer, MSG_NOERROR", msgrcv(q, &small, 4, 0, MSG_NOERROR));
@@ -65,7 +65,7 @@ int main(void)
         _exit(n == 6 && strcmp(m.text, "hello") == 0 ? 0 : 1);
     }
     usleep(20000);
-    send(q, 9, "hello", 0);
+    put_msg(q, 9, "hello", 0);
     int st;
     wait(&st);
     printf("the waiting child got it: %s\n", WEXITSTATUS(st) == 0 ? "yes" : "no");
@@ -74,11 +74,11 @@ int main(void)
     ds.msg_qbytes = 100;
     SHOW("IPC_SET", msgctl(q, IPC_SET, &ds));
     int sent = 0;
-    while (send(q, 1, "0123456789012345678", IPC_NOWAIT) == 0)
+    while (put_msg(q, 1, "0123456789012345678", IPC_NOWAIT) == 0)
         sent++;
     printf("sent %d before it was full: %s\n", sent, strerror(errno));
     if (fork() == 0)
-        _exit(send(q, 2, "late", 0) == 0 ? 0 : 1);
+        _exit(put_msg(q, 2, "late", 0) == 0 ? 0 : 1);
     usleep(20000);
     take(q, 0, 0);
     wait(&st);
@@ -96,7 +96,7 @@ int main(void)
     SHOW("IPC_RMID", msgctl(q, IPC_RMID, 0));
     wait(&st);
     printf("the waiter saw EIDRM: %s\n", WEXITSTATUS(st) == 0 ? "yes" : "no");
-    SHOW("after removal", send(q, 1, "x", 0));
+    SHOW("after removal", put_msg(q, 1, "x", 0));
     SHOW("msgget without IPC_CREAT", msgget(0x5eed, 0));
     return 0;
 }

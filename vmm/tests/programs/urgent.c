@@ -18,12 +18,8 @@
 
 static void tcp_pair(int *c, int *s)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    int srv = socket(AF_INET, SOCK_STREAM, 0);
-    bind(srv, (struct sockaddr *)&a, sizeof a);
-    listen(srv, 1);
-    getsockname(srv, (struct sockaddr *)&a, &l);
+    struct sockaddr_in a;
+    int srv = tcp_listener(&a);
     *c = socket(AF_INET, SOCK_STREAM, 0);
     connect(*c, (struct sockaddr *)&a, sizeof a);
     *s = accept(srv, 0, 0);

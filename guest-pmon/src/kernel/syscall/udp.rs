@@ -487,11 +487,10 @@ impl Kernel {
             return err(e);
         }
         if let Some(h) = msghdr {
-            let mut out_flags = if copied < data.len() {
-                MSG_TRUNC as u32
-            } else {
-                0
-            };
+            let mut out_flags = (flags & unix::MSG_CMSG_CLOEXEC) as u32;
+            if copied < data.len() {
+                out_flags |= MSG_TRUNC as u32;
+            }
             let (at, bytes, cut) = control.unwrap_or((0, Vec::new(), false));
             if cut {
                 out_flags |= MSG_CTRUNC;

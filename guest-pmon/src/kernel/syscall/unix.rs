@@ -47,7 +47,9 @@ pub(super) const MSG_TRUNC: u64 = 0x20;
 const MSG_CTRUNC: u32 = 8;
 const MSG_WAITALL: u64 = 0x100;
 const MSG_NOSIGNAL: u64 = 0x4000;
-const MSG_CMSG_CLOEXEC: u64 = 0x4000_0000;
+/// Asked of recvmsg, and said back in its msg_flags, as Linux's
+/// ___sys_recvmsg keeps it.
+pub(super) const MSG_CMSG_CLOEXEC: u64 = 0x4000_0000;
 const SO_PASSCRED: u64 = 16;
 const SO_PRIORITY: u64 = 12;
 const SO_RCVLOWAT: u64 = 18;
@@ -1218,7 +1220,8 @@ impl Kernel {
         };
         let stream = p.mode() == Mode::Stream;
         if flags & MSG_OOB != 0 {
-            return self.recv_urgent(pid, rx, vecs, peek, msg.map(|(at, _)| at));
+            let asked = (flags & MSG_CMSG_CLOEXEC) as u32;
+            return self.recv_urgent(pid, rx, vecs, peek, msg.map(|(at, _)| (at, asked)));
         }
         let short = stream && p.len() < total && total <= p.capacity() && !p.hung_up();
         let wait = if flags & MSG_WAITALL != 0 && !peek && !nonblocking && short {
@@ -1268,7 +1271,7 @@ impl Kernel {
             self.pipe_changed(rx);
             taken.rights
         };
-        let mut out_flags = 0;
+        let mut out_flags = (flags & MSG_CMSG_CLOEXEC) as u32;
         if !stream && copied < whole {
             out_flags |= MSG_TRUNC as u32;
         }
@@ -1303,14 +1306,15 @@ impl Kernel {
     /// recv with MSG_OOB on a connected socket: the urgent byte
     /// (`pmon::pipe`), never waited for; EINVAL when there is none to
     /// take, as Linux's TCP answers, and EOPNOTSUPP on a message socket.
-    /// recvmsg (`msg`: the msghdr's address) says MSG_OOB in its flags.
+    /// recvmsg (`msg`: the msghdr's address and the flags it says back)
+    /// says MSG_OOB in its flags.
     fn recv_urgent(
         &mut self,
         pid: Pid,
         rx: usize,
         vecs: &[(u64, usize)],
         peek: bool,
-        msg: Option<u64>,
+        msg: Option<(u64, u32)>,
     ) -> Ret {
         let Some(p) = self.pipes.get_mut(&rx) else {
             return err(EINVAL);
@@ -1334,8 +1338,8 @@ impl Kernel {
             }
             self.pipe_changed(rx);
         }
-        if let Some(at) = msg {
-            let out_flags = MSG_OOB as u32 | if want { 0 } else { MSG_TRUNC as u32 };
+        if let Some((at, asked)) = msg {
+            let out_flags = asked | MSG_OOB as u32 | if want { 0 } else { MSG_TRUNC as u32 };
             let r = self.space_mut(pid).and_then(|s| {
                 uaccess::write_u64(s, at + 40, 0)?;
                 uaccess::write_u32(s, at + 48, out_flags)
