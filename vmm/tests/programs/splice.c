@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -90,6 +91,20 @@ int main(void)
     struct iovec out[2] = {{a, 2}, {b, 6}};
     printf("vmsplice out: %zd %s|%s\n", vmsplice(p[0], out, 2, 0), a, b);
     printf("vmsplice of a file: %s\n", e(vmsplice(f, in, 2, 0)));
+
+    /* sendfile takes no pipe as its input (Linux's pipes have no
+     * splice_read): EINVAL, empty or not, which Go's io.Copy from a pipe
+     * to a TCP connection takes as "use read and write". A socket is
+     * taken. */
+    int so[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, so);
+    printf("sendfile from an empty pipe: %s\n", e(sendfile(so[0], q[0], NULL, 10)));
+    write(q[1], "xy", 2);
+    printf("sendfile from a pipe: %s\n", e(sendfile(so[0], q[0], NULL, 10)));
+    write(so[1], "zw", 2);
+    printf("sendfile from a socket: %s\n", e(sendfile(q[1], so[0], NULL, 10)));
+    close(so[0]);
+    close(so[1]);
 
     /* The writers gone: the end of the file. */
     close(p[1]);

@@ -1,6 +1,7 @@
 //! Bytes moved between descriptors inside the monitor: sendfile, splice,
 //! tee and vmsplice, with Linux's rules for which descriptors each takes
-//! (splice: one end a pipe, offsets only for the other; tee: two pipes,
+//! (sendfile: no pipe as input; splice: one end a pipe, offsets only for
+//! the other; tee: two pipes,
 //! the input's bytes left where they were; vmsplice: a pipe and the
 //! caller's memory). Each moves at most 1 MiB a call, a short count as
 //! Linux allows; bytes the output could not take go back to the input,
@@ -74,6 +75,13 @@ impl Kernel {
             Ok(v) => v,
             Err(e) => return err(e),
         };
+        // Linux's pipes cannot be read by sendfile (no splice_read):
+        // EINVAL, which Go's io.Copy from a pipe to a TCP connection takes
+        // as "use read and write"; an EAGAIN here left it waiting on the
+        // socket for good.
+        if matches!(input.kind, Kind::PipeRead(_)) {
+            return err(EINVAL);
+        }
         match self.at(pid, off_ptr) {
             Ok(from) => self.transfer(tid, &input, from, &out, At::Own, count, false),
             Err(e) => err(e),
