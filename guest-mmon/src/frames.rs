@@ -121,6 +121,7 @@ impl Frames {
     }
 
     /// Frames named by more than one page.
+    #[cfg(test)]
     pub fn shared_frames(&self) -> usize {
         self.shared.len()
     }

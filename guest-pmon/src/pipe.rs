@@ -362,21 +362,22 @@ impl Pipe {
         }
         // Urgent data: a read stops at the mark, and skips the urgent
         // byte there unless it is kept in line.
+        // A peek leaves the skipped byte where it is and looks past it.
         let mut skip = 0;
         let mut limit = len;
-        if let Some(u) = self.urgent {
-            if u.at == self.taken && !self.oob_inline && !self.buf.is_empty() {
-                skip = 1;
-            } else if u.at > self.taken {
-                limit = limit.min((u.at - self.taken) as usize);
+        match self.urgent {
+            Some(u) if u.at == self.taken && !self.oob_inline && !self.buf.is_empty() => {
+                if peek {
+                    skip = 1;
+                } else {
+                    self.buf.pop_front();
+                    self.taken += 1;
+                    self.urgent = None;
+                }
             }
+            Some(u) if u.at > self.taken => limit = limit.min((u.at - self.taken) as usize),
+            _ => {}
         }
-        if skip == 1 && !peek {
-            self.buf.pop_front();
-            self.taken += 1;
-            self.urgent = None;
-        }
-        let skip = if peek { skip } else { 0 };
         if self.buf.len() <= skip {
             // Reported even to a peek, as Linux's sock_error takes it.
             if self.reset_by_peer && self.hung_up() {

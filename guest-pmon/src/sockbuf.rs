@@ -23,7 +23,7 @@ pub const SO_SNDBUF: u64 = 7;
 pub const SO_RCVBUF: u64 = 8;
 
 /// Linux's default `net.core.wmem_max` and `net.core.rmem_max`.
-const SIZE_MAX: u64 = 212_992;
+const WMEM_MAX: u64 = 212_992;
 /// SOCK_MIN_SNDBUF and SOCK_MIN_RCVBUF as this host's Linux reports them.
 const MIN_SNDBUF: u64 = 4608;
 const MIN_RCVBUF: u64 = 2304;
@@ -37,7 +37,7 @@ pub fn stored(option: u64, asked: u32) -> u64 {
     } else {
         MIN_RCVBUF
     };
-    ((asked as u64).min(SIZE_MAX) * 2).max(floor)
+    ((asked as u64).min(WMEM_MAX) * 2).max(floor)
 }
 
 /// What `getsockopt` says for a stream socket that set no size: Linux's
@@ -47,7 +47,7 @@ pub fn default(option: u64, tcp: bool) -> u64 {
     match (tcp, option) {
         (true, SO_SNDBUF) => 16_384,
         (true, _) => 131_072,
-        (false, _) => SIZE_MAX,
+        (false, _) => WMEM_MAX,
     }
 }
 
@@ -78,9 +78,9 @@ mod tests {
         assert_eq!(stored(SO_RCVBUF, 4096), 8192);
         assert_eq!(stored(SO_SNDBUF, 1), MIN_SNDBUF);
         assert_eq!(stored(SO_RCVBUF, 0), MIN_RCVBUF);
-        assert_eq!(stored(SO_SNDBUF, 1 << 30), 2 * SIZE_MAX);
+        assert_eq!(stored(SO_SNDBUF, 1 << 30), 2 * WMEM_MAX);
         // A negative int is a huge unsigned one.
-        assert_eq!(stored(SO_RCVBUF, -5i32 as u32), 2 * SIZE_MAX);
+        assert_eq!(stored(SO_RCVBUF, -5i32 as u32), 2 * WMEM_MAX);
     }
 
     #[test]
@@ -98,6 +98,6 @@ mod tests {
         assert_eq!(capacity(false, Some(8192), None), 4096);
         // One end sized: the other's default counts.
         assert_eq!(capacity(true, None, Some(8192)), 8192 + 4096);
-        assert_eq!(capacity(true, Some(2 * SIZE_MAX), None), 212_992 + 65_536);
+        assert_eq!(capacity(true, Some(2 * WMEM_MAX), None), 212_992 + 65_536);
     }
 }
