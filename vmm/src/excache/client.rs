@@ -21,7 +21,7 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use super::copies::Copies;
 use super::mirror::{self, Outcome};
-use crate::fabric::{CallReply, Fabric, PendingCall};
+use crate::fabric::{CallReply, Fabric, PendingCall, ReplyBytes};
 
 /// Why a page request got no page.
 #[derive(Debug, thiserror::Error)]
@@ -75,14 +75,14 @@ pub fn status_text(status: u32) -> String {
     }
 }
 
-fn parse(dst: u32, reply: CallReply) -> Result<(MemReply, Vec<u8>), PageError> {
+fn parse(dst: u32, reply: CallReply) -> Result<(MemReply, ReplyBytes), PageError> {
     let body = reply.map_err(|why| PageError::Unreachable {
         component: dst,
         why,
     })?;
-    let (head, rest) =
+    let (head, _) =
         MemReply::read_from_prefix(&body).map_err(|_| PageError::BadReply { component: dst })?;
-    Ok((head, rest.to_vec()))
+    Ok((head, body.skip(size_of::<MemReply>())))
 }
 
 /// Whether the reply to a request sent without waiting says OK.
@@ -465,7 +465,7 @@ impl MemoryClient {
     }
 
     /// One request to `dst` as it is: no routing, no copies.
-    pub fn raw(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
+    pub fn raw(&self, dst: u32, request: &[u8]) -> Result<(MemReply, ReplyBytes), PageError> {
         parse(dst, self.send(dst, request))
     }
 
@@ -735,7 +735,7 @@ impl MemoryClient {
     /// reply head, whatever its status, and what follows it. A call that
     /// changes the process goes to the backup after `dst` has answered
     /// (an mmap then at the address `dst` chose), so both decide alike.
-    pub fn call(&self, dst: u32, request: &[u8]) -> Result<(MemReply, Vec<u8>), PageError> {
+    pub fn call(&self, dst: u32, request: &[u8]) -> Result<(MemReply, ReplyBytes), PageError> {
         let home = dst;
         let dst = self.serving(dst);
         self.learn_backup(dst);
@@ -918,7 +918,7 @@ impl MemoryClient {
         req: MemRequest,
         dst: u32,
         reply: CallReply,
-    ) -> Result<(u32, MemReply, Vec<u8>), PageError> {
+    ) -> Result<(u32, MemReply, ReplyBytes), PageError> {
         self.follow(home, req, req.as_bytes(), dst, reply)
     }
 
@@ -930,7 +930,7 @@ impl MemoryClient {
         home: u32,
         req: MemRequest,
         page: Option<&[u8]>,
-    ) -> Result<(u32, MemReply, Vec<u8>), PageError> {
+    ) -> Result<(u32, MemReply, ReplyBytes), PageError> {
         let mut bytes = req.as_bytes().to_vec();
         if let Some(p) = page {
             bytes.extend_from_slice(p);
@@ -949,7 +949,7 @@ impl MemoryClient {
         bytes: &[u8],
         mut dst: u32,
         mut reply: CallReply,
-    ) -> Result<(u32, MemReply, Vec<u8>), PageError> {
+    ) -> Result<(u32, MemReply, ReplyBytes), PageError> {
         let region = vregion(req.addr);
         for _ in 0..4 {
             if reply.is_err() {

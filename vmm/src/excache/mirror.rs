@@ -196,7 +196,8 @@ mod tests {
             value,
         }
         .as_bytes()
-        .to_vec())
+        .to_vec()
+        .into())
     }
 
     #[test]

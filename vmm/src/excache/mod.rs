@@ -72,7 +72,7 @@ use self::policy::{Order, Policy};
 use self::regions::Regions;
 use self::uffd::Uffd;
 use crate::fabric::spin::Spin;
-use crate::fabric::{CallReply, Fabric};
+use crate::fabric::{CallReply, Fabric, ReplyBytes};
 
 const PAGE_U64: u64 = PAGE as u64;
 /// How long a handler thread that just served a fault polls for the next
@@ -213,7 +213,7 @@ struct Installed {
 }
 
 /// A page from a memory component: who sent it, its VMA's protection, its bytes.
-type Fetched = (u32, u32, Vec<u8>);
+type Fetched = (u32, u32, ReplyBytes);
 
 /// An evicted dirty page on its way back to its memory component.
 struct WriteBack {
@@ -1583,7 +1583,7 @@ impl ExCache {
         let live = st.processes[slot as usize] == Some(p);
         let (owner, prot, bytes) = match got {
             Some(g) if live => g,
-            _ => (0, 0, Vec::new()),
+            _ => (0, 0, ReplyBytes::default()),
         };
         let have = (bytes.len() / PAGE).min(n);
         let count = wanted[..have].iter().filter(|&&w| w).count();
@@ -1650,7 +1650,7 @@ impl ExCache {
         slot: u32,
         req: MemRequest,
         tail: &[u8],
-    ) -> Result<(MemReply, Vec<u8>), Fault> {
+    ) -> Result<(MemReply, ReplyBytes), Fault> {
         let s = slot as u64;
         let p = self.lock().processes.get(slot as usize).copied().flatten();
         let Some(p) = p else {
@@ -2021,7 +2021,7 @@ fn end_demand(st: &mut State, key: Key) -> bool {
     st.loading.remove(&key).unwrap_or(true)
 }
 
-fn fetched((dst, reply, rest): (u32, MemReply, Vec<u8>)) -> Fetched {
+fn fetched((dst, reply, rest): (u32, MemReply, ReplyBytes)) -> Fetched {
     (dst, reply.value as u32, rest)
 }
 
@@ -2030,5 +2030,7 @@ fn prefetched_run(dst: u32, reply: CallReply) -> Option<Fetched> {
     let body = reply.ok()?;
     let (head, rest) = <MemReply as zerocopy::FromBytes>::read_from_prefix(&body).ok()?;
     let whole = rest.len() / PAGE * PAGE;
-    (head.status == OK && whole > 0).then(|| (dst, head.value as u32, rest[..whole].to_vec()))
+    let mut pages = body.skip(size_of::<MemReply>());
+    pages.truncate(whole);
+    (head.status == OK && whole > 0).then_some((dst, head.value as u32, pages))
 }

@@ -22,6 +22,7 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use super::client::{self, ask, status_text};
 use super::ExCache;
+use crate::fabric::ReplyBytes;
 
 /// How often the copier looks for components left with the only copy.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
@@ -162,7 +163,7 @@ impl ExCache {
     }
 
     /// A request answered OK: the reply's value and what followed it.
-    fn ok(&self, dst: u32, request: &[u8], what: &str) -> Result<(u64, Vec<u8>), String> {
+    fn ok(&self, dst: u32, request: &[u8], what: &str) -> Result<(u64, ReplyBytes), String> {
         let (head, rest) = self
             .client
             .raw(dst, request)
@@ -257,7 +258,8 @@ impl ExCache {
                     flags: FLAG_WRITEBACK,
                     ..Default::default()
                 };
-                let (_, mut data) = self.ok(from, read.as_bytes(), "reading a page")?;
+                let (_, data) = self.ok(from, read.as_bytes(), "reading a page")?;
+                let mut data = data.into_vec();
                 // A run read may stop early (a page freed meanwhile): the
                 // rest one by one.
                 let mut got = data.len() / PAGE;
