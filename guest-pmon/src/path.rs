@@ -91,6 +91,14 @@ pub enum Name {
     /// /proc/PID of another process: a directory if that process is one
     /// of this processor's.
     ProcDir(u32),
+    /// /proc/PID/task: a directory of the process's threads, by id.
+    TaskDir(u32),
+    /// /proc/PID/task/TID: that thread's directory, if it is one of the
+    /// process's (the kernel checks; then it is /proc/TID, as Linux serves
+    /// a thread's files at its id too).
+    Task(u32, u32),
+    /// /proc/PID/task/TID/FILE: that thread's file.
+    TaskFile(u32, u32, ProcFile),
     /// Anything else of a process in /proc: not served (ENOENT).
     Hidden,
     /// The host's file of that name.
@@ -133,6 +141,22 @@ impl Name {
     }
 }
 
+/// The file of /proc/PID (or of a thread of it) named `name`.
+fn proc_file(name: &[u8]) -> Option<ProcFile> {
+    Some(match name {
+        b"stat" => ProcFile::Stat,
+        b"status" => ProcFile::Status,
+        b"cmdline" => ProcFile::Cmdline,
+        b"comm" => ProcFile::Comm,
+        b"environ" => ProcFile::Environ,
+        b"auxv" => ProcFile::Auxv,
+        b"limits" => ProcFile::Limits,
+        b"statm" => ProcFile::Statm,
+        b"cgroup" => ProcFile::Cgroup,
+        _ => return None,
+    })
+}
+
 pub fn name(path: &[u8], pid: u32) -> Name {
     match path {
         b"/dev/null" => return Name::Null,
@@ -173,18 +197,25 @@ pub fn name(path: &[u8], pid: u32) -> Name {
     } else {
         None
     };
-    let file = match tail {
-        Some(b"stat") => Some(ProcFile::Stat),
-        Some(b"status") => Some(ProcFile::Status),
-        Some(b"cmdline") => Some(ProcFile::Cmdline),
-        Some(b"comm") => Some(ProcFile::Comm),
-        Some(b"environ") => Some(ProcFile::Environ),
-        Some(b"auxv") => Some(ProcFile::Auxv),
-        Some(b"limits") => Some(ProcFile::Limits),
-        Some(b"statm") => Some(ProcFile::Statm),
-        Some(b"cgroup") => Some(ProcFile::Cgroup),
-        _ => None,
-    };
+    let file = tail.and_then(proc_file);
+    if let (Some(t), Some(task)) = (target, tail.and_then(|r| r.strip_prefix(b"task"))) {
+        match task {
+            b"" => return Name::TaskDir(t),
+            [b'/', rest @ ..] => {
+                let (id, file) = match rest.iter().position(|&c| c == b'/') {
+                    Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                    None => (rest, None),
+                };
+                let id = fd_number(id).map(|n| n as u32);
+                return match (id, file.map(proc_file)) {
+                    (Some(id), None) => Name::Task(t, id),
+                    (Some(id), Some(Some(f))) => Name::TaskFile(t, id, f),
+                    _ => Name::Hidden,
+                };
+            }
+            _ => {}
+        }
+    }
     match (target, file, tail) {
         (Some(t), Some(f), _) => return Name::Proc(t, f),
         (Some(t), None, None) if numeric => return Name::ProcDir(t),
@@ -331,6 +362,20 @@ mod tests {
         );
         assert_eq!(name(b"/proc/7/comm", 5), Name::Proc(7, ProcFile::Comm));
         assert_eq!(name(b"/proc/99999999999/stat", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/self/task", 5), Name::TaskDir(5));
+        assert_eq!(name(b"/proc/6/task", 5), Name::TaskDir(6));
+        assert_eq!(name(b"/proc/self/task/8", 5), Name::Task(5, 8));
+        assert_eq!(
+            name(b"/proc/6/task/9/status", 5),
+            Name::TaskFile(6, 9, ProcFile::Status)
+        );
+        assert_eq!(
+            name(b"/proc/self/task/5/comm", 5),
+            Name::TaskFile(5, 5, ProcFile::Comm)
+        );
+        assert_eq!(name(b"/proc/self/task/5/maps", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/self/task/x", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/self/tasks", 5), Name::Hidden);
         assert_eq!(name(b"/proc/version", 5), Name::Host);
         assert_eq!(name(b"/proc", 5), Name::Host);
         assert_eq!(name(b"/etc/passwd", 5), Name::Host);

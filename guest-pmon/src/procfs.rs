@@ -360,6 +360,9 @@ pub fn cpu_list(n: u32) -> Vec<u8> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcInfo {
     pub pid: u32,
+    /// The thread it describes: /proc/PID/task/TID's (the process's own
+    /// files describe its first thread, whose id is the pid).
+    pub tid: u32,
     pub ppid: u32,
     pub pgid: u32,
     pub sid: u32,
@@ -407,7 +410,7 @@ pub fn stat(p: &ProcInfo) -> Vec<u8> {
     let _ = write!(
         out,
         "{} ({}) {} {} {} {} 0 -1 4194560 0 0 0 0 {} 0 {} 0 20 0 {} 0 {} {} 0 18446744073709551615",
-        p.pid,
+        p.tid,
         comm,
         p.state as char,
         p.ppid,
@@ -456,7 +459,7 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
         p.umask,
         state_name(p.state),
         p.pid,
-        p.pid,
+        p.tid,
         p.ppid,
         u.real,
         u.effective,
@@ -698,6 +701,7 @@ mod tests {
     fn stat_and_status_read_as_linuxs() {
         let p = ProcInfo {
             pid: 7,
+            tid: 7,
             ppid: 2,
             pgid: 7,
             sid: 2,
@@ -738,6 +742,19 @@ mod tests {
         assert!(status.contains("\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"));
         assert!(status.contains("\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\n"));
         assert!(status.contains("\nGroups:\t4 27 \n"), "{status}");
+        // A thread's: its own id first in stat, Pid in status, the
+        // process's as Tgid.
+        let thread = ProcInfo {
+            tid: 9,
+            ..p.clone()
+        };
+        let st = alloc::string::String::from_utf8(stat(&thread)).unwrap();
+        assert!(st.starts_with("9 (sleep) S 2 7 "), "{st}");
+        let status = alloc::string::String::from_utf8(super::status(&thread)).unwrap();
+        assert!(
+            status.contains("\nTgid:\t7\nNgid:\t0\nPid:\t9\n"),
+            "{status}"
+        );
         assert!(status.contains("\nCpus_allowed_list:\t0-1,3\n"), "{status}");
     }
 }

@@ -1276,6 +1276,9 @@ impl Kernel {
             return self.store_getdents(pid, &f, ino, buf, len);
         }
         if let Kind::ProcDir(target, started) = f.kind {
+            if f.path.ends_with(b"/task") {
+                return self.task_dir_getdents(pid, &f, target, started, buf, len);
+            }
             return self.proc_dir_getdents(pid, &f, target, started, buf, len);
         }
         let Kind::HostDir(h) = f.kind else {
@@ -1688,7 +1691,7 @@ impl Kernel {
         };
         let words = match path {
             Some(p) => match self.path_arg(pid, AT_FDCWD, p).and_then(|p| self.follow(p)) {
-                Ok(full) => match pmon::path::name(&full, pid) {
+                Ok(full) => match self.task_name(pid, pmon::path::name(&full, pid)) {
                     Name::Hidden => Err(ENOENT),
                     Name::Fd(n) => match self.file(pid, n as i64) {
                         Ok(f) => self.statfs_of(&f, host_of, pseudo),
@@ -1700,7 +1703,10 @@ impl Kernel {
                     | Name::SelfDir
                     | Name::FdDir
                     | Name::Proc(..)
-                    | Name::ProcDir(_) => host_of(b"/proc"),
+                    | Name::ProcDir(_)
+                    | Name::TaskDir(_)
+                    | Name::Task(..)
+                    | Name::TaskFile(..) => host_of(b"/proc"),
                     _ if self.tmp_node(&full).is_some() => Ok(self.tmp_statfs()),
                     _ if self.on_storage(&full) => self.store_statfs(),
                     _ => host_of(&full),
@@ -2052,7 +2058,7 @@ impl Kernel {
     /// answered here, the rest by the host.
     fn lookup(&self, pid: Pid, dirfd: i64, p: &[u8]) -> Result<(Vec<u8>, Name), Errno> {
         let full = self.resolve(pid, dirfd, p)?;
-        let name = pmon::path::name(&full, pid);
+        let name = self.task_name(pid, pmon::path::name(&full, pid));
         Ok((full, name))
     }
 
@@ -2060,7 +2066,7 @@ impl Kernel {
     /// of the tmpfs.
     fn lookup_follow(&self, pid: Pid, dirfd: i64, p: &[u8]) -> Result<(Vec<u8>, Name), Errno> {
         let full = self.follow(self.resolve(pid, dirfd, p)?)?;
-        let name = pmon::path::name(&full, pid);
+        let name = self.task_name(pid, pmon::path::name(&full, pid));
         Ok((full, name))
     }
 
@@ -2146,7 +2152,8 @@ impl Kernel {
             Kind::Inotify(_) => b"anon_inode:inotify".to_vec(),
             Kind::PidFd(..) => b"anon_inode:[pidfd]".to_vec(),
             Kind::MQueue(_) => f.path.clone(),
-            Kind::ProcDir(target, _) => alloc::format!("/proc/{target}").into_bytes(),
+            // /proc/PID, or its task directory or a thread's in it.
+            Kind::ProcDir(..) => f.path.clone(),
             // lego-vmm's own stdio: the monitor does not know its name.
             Kind::Stdio(n, _) => alloc::format!("/dev/lego-stdio/{n}").into_bytes(),
         }
@@ -2217,6 +2224,9 @@ impl Kernel {
             }
             Name::ProcDir(p) if self.sees_process(pid, p) => host::stat_path(b"/proc/self", true)?,
             Name::Proc(..) | Name::ProcDir(_) => return Err(ENOENT),
+            // (Checked by `task_name`.)
+            Name::TaskDir(_) | Name::Task(..) => host::stat_path(b"/proc/self", true)?,
+            Name::TaskFile(..) => return self.stat_of(&OpenFile::generated(full, Vec::new())),
             Name::Hidden => return Err(ENOENT),
             _ if self.on_storage(&full) => return self.store_stat_path(&full, follow),
             _ => match self.tmp_node(&full) {
@@ -2373,23 +2383,31 @@ impl Kernel {
             // /proc/self is a symbolic link to /proc/PID.
             Name::SelfDir if no_follow => return err(ELOOP),
             Name::ProcDir(p) if !self.sees_process(pid, p) => return err(ENOENT),
-            Name::SelfDir | Name::ProcDir(_)
+            Name::SelfDir | Name::ProcDir(_) | Name::TaskDir(_) | Name::Task(..)
                 if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 =>
             {
                 return err(EISDIR)
             }
-            Name::SelfDir => return self.open_proc_dir(pid, pid, flags, cloexec),
-            Name::ProcDir(p) => return self.open_proc_dir(pid, p, flags, cloexec),
+            Name::SelfDir => return self.open_proc_dir(pid, pid, None, flags, cloexec),
+            Name::ProcDir(p) => return self.open_proc_dir(pid, p, None, flags, cloexec),
+            Name::TaskDir(p) => return self.open_proc_dir(pid, p, Some(None), flags, cloexec),
+            Name::Task(p, t) => return self.open_proc_dir(pid, p, Some(Some(t)), flags, cloexec),
             Name::Hidden => return err(ENOENT),
             Name::FdDir if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 => {
                 return err(EISDIR)
             }
             Name::FdDir => return self.open_fd_dir(pid, flags, cloexec),
-            Name::Proc(p, file) => {
-                if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
-                    return err(EACCES);
-                }
-                let data = match self.proc_file(pid, p, file) {
+            Name::Proc(..) | Name::TaskFile(..)
+                if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 =>
+            {
+                return err(EACCES)
+            }
+            Name::Proc(p, file) | Name::TaskFile(p, _, file) => {
+                let tid = match name {
+                    Name::TaskFile(_, t, _) => t,
+                    _ => p,
+                };
+                let data = match self.proc_file(pid, p, tid, file) {
                     Ok(d) => d,
                     Err(e) => return err(e),
                 };
@@ -2530,8 +2548,13 @@ impl Kernel {
             Name::Proc(p, _) | Name::ProcDir(p) if !self.sees_process(pid, p) => {
                 return err(ENOENT)
             }
-            Name::Proc(..) if mode & X_OK != 0 => return err(EACCES),
-            Name::Proc(..) | Name::ProcDir(_) | Name::FdDir => return Ret::Val(0),
+            Name::Proc(..) | Name::TaskFile(..) if mode & X_OK != 0 => return err(EACCES),
+            Name::Proc(..)
+            | Name::ProcDir(_)
+            | Name::FdDir
+            | Name::TaskDir(_)
+            | Name::Task(..)
+            | Name::TaskFile(..) => return Ret::Val(0),
             Name::Host => full,
         };
         if let Some(ino) = self.tmp_node(&full) {
@@ -2593,6 +2616,9 @@ impl Kernel {
             | Name::MountInfo
             | Name::Proc(..)
             | Name::ProcDir(_)
+            | Name::TaskDir(_)
+            | Name::Task(..)
+            | Name::TaskFile(..)
             | Name::FdDir => return err(EINVAL),
             Name::Host if self.tmp_node(&full).is_some() => {
                 match self

@@ -1,9 +1,13 @@
 /* /proc/PID: stat, status, cmdline and comm of this process and of a
  * child, /proc listing both, and the child's entries gone once reaped
- * (what ps, top, pgrep and pidof read). Prints what holds, so the host's
- * and Lego's outputs compare. */
+ * (what ps, top, pgrep and pidof read); /proc/self/task with a directory
+ * per thread (ps -L, top -H). Prints what holds, so the host's and Lego's
+ * outputs compare. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +104,101 @@ static void own_files(void)
     printf("mountinfo: the root mounted %s, every line has its dash %s\n", yes(root), yes(dashed));
 }
 
+static pthread_barrier_t named, done;
+static pid_t tids[3];
+
+static void *worker(void *arg)
+{
+    long i = (long)arg;
+    char name[16];
+    snprintf(name, sizeof name, "worker-%ld", i);
+    prctl(PR_SET_NAME, name);
+    tids[i] = gettid();
+    pthread_barrier_wait(&named);
+    pthread_barrier_wait(&done);
+    return 0;
+}
+
+/* /proc/self/task: each thread's directory, its comm, stat and status. */
+static void tasks(void)
+{
+    pthread_t t[2];
+    tids[0] = gettid();
+    pthread_barrier_init(&named, 0, 3);
+    pthread_barrier_init(&done, 0, 3);
+    for (long i = 1; i <= 2; i++)
+        pthread_create(&t[i - 1], 0, worker, (void *)i);
+    pthread_barrier_wait(&named);
+    DIR *d = opendir("/proc/self/task");
+    int count = 0, found = 0, dots = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') {
+            dots++;
+            continue;
+        }
+        count++;
+        for (int i = 0; i < 3; i++)
+            found += atoi(e->d_name) == tids[i] && e->d_type == DT_DIR;
+    }
+    printf("task listing: %d threads, %d of ours, %d dot entries\n", count, found, dots);
+    int taskfd = d ? dirfd(d) : -1;
+    for (int i = 0; i < 3; i++) {
+        char path[128], comm[64] = "";
+        size_t n;
+        snprintf(path, sizeof path, "/proc/%d/task/%d/comm", getpid(), tids[i]);
+        char *s = slurp(path, &n);
+        printf("thread %d comm: %s", i, s ? s : "missing\n");
+        snprintf(path, sizeof path, "/proc/self/task/%d/stat", tids[i]);
+        s = slurp(path, &n);
+        int id = 0;
+        char state = '?';
+        if (s)
+            sscanf(s, "%d (%63[^)]) %c", &id, comm, &state);
+        printf("thread %d stat: own id %s, name %s\n", i, id == tids[i] ? "yes" : "no", comm);
+        /* status through the task directory's descriptor. */
+        snprintf(path, sizeof path, "%d/status", tids[i]);
+        int fd = openat(taskfd, path, O_RDONLY);
+        char buf[4096] = "";
+        if (fd >= 0) {
+            read(fd, buf, sizeof buf - 1);
+            close(fd);
+        }
+        char want[64];
+        snprintf(want, sizeof want, "\nTgid:\t%d\n", getpid());
+        char *pid_line = strstr(buf, "\nPid:\t");
+        printf("thread %d status: tgid %s, pid %s\n", i, strstr(buf, want) ? "yes" : "no",
+               pid_line && atoi(pid_line + 6) == tids[i] ? "yes" : "no");
+        snprintf(path, sizeof path, "/proc/self/task/%d", tids[i]);
+        DIR *td = opendir(path);
+        int has_stat = 0;
+        while (td && (e = readdir(td)))
+            has_stat += strcmp(e->d_name, "stat") == 0 || strcmp(e->d_name, "status") == 0;
+        printf("thread %d directory: %s, stat and status listed %s\n", i, td ? "opens" : "missing",
+               has_stat == 2 ? "yes" : "no");
+        if (td)
+            closedir(td);
+    }
+    if (d)
+        closedir(d);
+    char path[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", 999999);
+    errno = 0;
+    printf("a thread not there: %s\n", open(path, O_RDONLY) < 0 && errno == ENOENT ? "ENOENT" : "opened");
+    printf("writing a thread's comm file: %s\n",
+           open("/proc/self/task/1/comm", O_WRONLY) < 0 ? "refused" : "opened");
+    pthread_barrier_wait(&done);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], 0);
+    d = opendir("/proc/self/task");
+    count = 0;
+    while (d && (e = readdir(d)))
+        count += e->d_name[0] != '.';
+    printf("after joining: %d thread(s)\n", count);
+    if (d)
+        closedir(d);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, 0, _IONBF, 0);
@@ -161,5 +260,6 @@ int main(int argc, char **argv)
     printf("after reaping: listed %s, stat %s\n", yes(listed(child)),
            slurp(path, &n) ? "still there" : "gone");
     own_files();
+    tasks();
     return 0;
 }

@@ -1,7 +1,9 @@
 //! /proc/PID of this processor's processes: stat, status, cmdline and
 //! comm for any of them (ps, top, pgrep, pidof and killall read these for
 //! each number in /proc), and /proc listed with their numbers in place of
-//! the host's.
+//! the host's; /proc/PID/task lists a process's threads, and
+//! /proc/PID/task/TID holds each one's stat, status and comm (`ps -L`,
+//! `top -H`, Go's syscall tests reading every thread's ids).
 //!
 //! Decided: a process's memory lives at its memory component, so its
 //! VmSize is its mappings' total (asked of its home) and VmRSS is 0; CPU
@@ -30,11 +32,30 @@ impl Kernel {
         self.procs.get(&pid).is_some_and(|p| p.vnode == vnode)
     }
 
-    /// The bytes of /proc/PID/`file` of process `pid`.
+    /// A /proc/PID/task name checked: the thread must be one of the
+    /// process's, and the process one `caller` sees (else Hidden, ENOENT).
+    pub(super) fn task_name(&self, caller: Pid, name: Name) -> Name {
+        let of = |pid: Pid, tid: Pid| {
+            self.sees_process(caller, pid)
+                && self.procs.get(&pid).is_some_and(|p| {
+                    p.threads.contains(&tid) || (tid == pid && p.life != Life::Alive)
+                })
+        };
+        match name {
+            Name::TaskDir(p) if !self.sees_process(caller, p) => Name::Hidden,
+            Name::Task(p, t) | Name::TaskFile(p, t, _) if !of(p, t) => Name::Hidden,
+            n => n,
+        }
+    }
+
+    /// The bytes of /proc/PID/`file` of process `pid`, or of its thread
+    /// `tid` (/proc/PID/task/TID/`file`; `pid` itself for the process's
+    /// own files, which describe its first thread).
     pub(super) fn proc_file(
         &mut self,
         caller: Pid,
         pid: Pid,
+        tid: Pid,
         file: ProcFile,
     ) -> Result<Vec<u8>, Errno> {
         if !self.sees_process(caller, pid) {
@@ -44,10 +65,12 @@ impl Kernel {
             return Err(ENOENT);
         };
         let zombie = p.life != Life::Alive;
-        let comm = p
-            .threads
-            .first()
-            .map_or_else(Vec::new, |&t| self.comm_of(t));
+        // The thread described: the first one, unless another is named.
+        let thread = match p.threads.first() {
+            _ if tid != pid && p.threads.contains(&tid) => Some(tid),
+            first => first.copied(),
+        };
+        let comm = thread.map_or_else(Vec::new, |t| self.comm_of(t));
         // Its environment and auxiliary vector are for who may trace it
         // (Linux's PTRACE_MODE_READ).
         if matches!(file, ProcFile::Environ | ProcFile::Auxv) && caller != pid {
@@ -73,9 +96,14 @@ impl Kernel {
             _ => {}
         }
         let threads = p.threads.clone();
+        // A thread's own state; the process is running if any thread is.
+        let shown: &[Pid] = match thread {
+            Some(t) if t != pid => core::slice::from_ref(&tid),
+            _ => &threads,
+        };
         let state = if zombie {
             b'Z'
-        } else if threads.iter().any(|t| {
+        } else if shown.iter().any(|t| {
             self.threads
                 .get(t)
                 .is_some_and(|t| matches!(t.state, State::Running(_) | State::Runnable))
@@ -84,7 +112,7 @@ impl Kernel {
         } else {
             b'S'
         };
-        let first = threads.first().and_then(|t| self.threads.get(t));
+        let first = thread.and_then(|t| self.threads.get(&t));
         let bit = |i: usize| 1u64 << i;
         let (ignored, caught) = p
             .actions
@@ -106,6 +134,7 @@ impl Kernel {
         let (cpu, child_cpu) = self.cpu_ns(pid);
         let mut info = ProcInfo {
             pid,
+            tid,
             ppid: p.ppid,
             pgid: p.pgid,
             sid: p.sid,
@@ -244,10 +273,14 @@ impl Kernel {
     /// served of the process and that *at calls can start from; ENOENT
     /// for a process not seen here, as Linux. (The caller refuses opens for
     /// writing: EISDIR.)
+    /// `task`: its task directory (`Some(None)`) or the directory of its
+    /// thread TID in it (`Some(Some(TID))`), which the open file's path
+    /// tells apart (its listing and the *at calls from it go by it).
     pub(super) fn open_proc_dir(
         &mut self,
         pid: Pid,
         target: Pid,
+        task: Option<Option<Pid>>,
         flags: u32,
         cloexec: bool,
     ) -> Ret {
@@ -255,10 +288,15 @@ impl Kernel {
             return err(ENOENT);
         }
         let started = self.procs.get(&target).map_or(0, |p| p.started);
+        let path = match task {
+            None => alloc::format!("/proc/{target}"),
+            Some(None) => alloc::format!("/proc/{target}/task"),
+            Some(Some(tid)) => alloc::format!("/proc/{target}/task/{tid}"),
+        };
         let file = OpenFile::with_path(
             Kind::ProcDir(target, started),
             flags & O_NONBLOCK,
-            alloc::format!("/proc/{target}").into_bytes(),
+            path.into_bytes(),
         );
         val(self
             .proc_mut(pid)
@@ -293,7 +331,8 @@ impl Kernel {
             (b"statm", DT_REG),
             (b"status", DT_REG),
         ];
-        if target == pid {
+        // A thread's directory serves only the files above.
+        if target == pid && !f.path.windows(6).any(|w| w == b"/task/") {
             files.extend([
                 (&b"exe"[..], DT_LNK),
                 (b"fd", DT_DIR),
@@ -308,6 +347,32 @@ impl Kernel {
             .map(|(i, (name, dtype))| (i as u64, name.to_vec(), dtype))
             .collect();
         self.put_listing(pid, f, names, 0x7c00, buf, len)
+    }
+
+    /// The listing of an open /proc/PID/task: `.`, `..` and a directory
+    /// per thread, by id (ENOENT once the process is reaped).
+    pub(super) fn task_dir_getdents(
+        &mut self,
+        pid: Pid,
+        f: &OpenFile,
+        target: Pid,
+        started: u64,
+        buf: u64,
+        len: usize,
+    ) -> Ret {
+        let Some(p) = self.procs.get(&target).filter(|p| p.started == started) else {
+            return err(ENOENT);
+        };
+        let mut names: Vec<(u64, Vec<u8>, u8)> =
+            alloc::vec![(0, b".".to_vec(), DT_DIR), (1, b"..".to_vec(), DT_DIR)];
+        // Each at a place of its own (its id past `..`), as in /proc.
+        let mut tids = p.threads.clone();
+        tids.sort_unstable();
+        names.extend(
+            tids.iter()
+                .map(|&t| (2 + t as u64, alloc::format!("{t}").into_bytes(), DT_DIR)),
+        );
+        self.put_listing(pid, f, names, 0x7400, buf, len)
     }
 
     /// /proc/self/fd (or /dev/fd) opened: a directory of the host's, for
