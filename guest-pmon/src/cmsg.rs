@@ -58,9 +58,7 @@ pub fn rights(control: &[u8]) -> Result<Vec<i32>, i64> {
                             .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])),
                     );
                 }
-                // Taken, and nothing done with them: no receiver here asks
-                // for credentials (SO_PASSCRED), and SO_PEERCRED says who
-                // the peer is.
+                // Checked and sent by the kernel ([`credentials`]).
                 SCM_CREDENTIALS if len == HEADER + 12 => {}
                 _ => return Err(EINVAL),
             }
@@ -68,6 +66,65 @@ pub fn rights(control: &[u8]) -> Result<Vec<i32>, i64> {
         at = at.saturating_add(align(len));
     }
     Ok(fds)
+}
+
+/// A `struct ucred`: a sender's pid, user and group, as SCM_CREDENTIALS
+/// carries them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ucred {
+    pub pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Ucred {
+    /// Linux's for a message whose sender is not known (no pid, the
+    /// overflow ids).
+    pub const UNKNOWN: Ucred = Ucred {
+        pid: 0,
+        uid: 65534,
+        gid: 65534,
+    };
+
+    pub fn bytes(&self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&self.pid.to_le_bytes());
+        b[4..8].copy_from_slice(&self.uid.to_le_bytes());
+        b[8..].copy_from_slice(&self.gid.to_le_bytes());
+        b
+    }
+}
+
+/// The credentials a sender's control data claims (its last
+/// SCM_CREDENTIALS message), for the kernel to check; malformed control
+/// data is [`rights`]'s to refuse.
+pub fn credentials(control: &[u8]) -> Option<Ucred> {
+    let mut found = None;
+    let mut at = 0usize;
+    while control.len().saturating_sub(at) >= HEADER {
+        let word = |i: usize| {
+            control
+                .get(at + i..at + i + 4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_le_bytes)
+        };
+        let len = control
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_le_bytes) as usize;
+        if len < HEADER || len > control.len() - at {
+            break;
+        }
+        if word(8) == SOL_SOCKET && word(12) == SCM_CREDENTIALS && len == HEADER + 12 {
+            found = Some(Ucred {
+                pid: word(HEADER),
+                uid: word(HEADER + 4),
+                gid: word(HEADER + 8),
+            });
+        }
+        at = at.saturating_add(align(len));
+    }
+    found
 }
 
 /// How many descriptors fit in a receiver's control buffer of
@@ -164,6 +221,45 @@ mod tests {
 
     fn ints(v: &[i32]) -> Vec<u8> {
         v.iter().flat_map(|i| i.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn credentials_are_the_last_ones_given() {
+        let ucred = |pid: u32, uid: u32, gid: u32| Ucred { pid, uid, gid }.bytes();
+        let mut c = message(SOL_SOCKET, SCM_RIGHTS, &ints(&[3]), None);
+        assert_eq!(credentials(&c), None);
+        c.extend(message(
+            SOL_SOCKET,
+            SCM_CREDENTIALS,
+            &ucred(7, 1000, 100),
+            None,
+        ));
+        assert_eq!(
+            credentials(&c),
+            Some(Ucred {
+                pid: 7,
+                uid: 1000,
+                gid: 100
+            })
+        );
+        c.extend(message(SOL_SOCKET, SCM_CREDENTIALS, &ucred(8, 0, 0), None));
+        assert_eq!(credentials(&c).map(|u| u.pid), Some(8));
+        // Another level's message of the same type is not credentials.
+        let other = message(41, SCM_CREDENTIALS, &ucred(9, 0, 0), None);
+        assert_eq!(credentials(&other), None);
+        // A receiver's buffer gets it as Linux writes it.
+        let mut out = Vec::new();
+        assert!(put(
+            &mut out,
+            64,
+            SOL_SOCKET,
+            SCM_CREDENTIALS,
+            &ucred(7, 1000, 100)
+        ));
+        assert_eq!(
+            out,
+            message(SOL_SOCKET, SCM_CREDENTIALS, &ucred(7, 1000, 100), None)
+        );
     }
 
     #[test]

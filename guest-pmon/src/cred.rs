@@ -142,6 +142,15 @@ impl Cred {
         self.caps.has(cap)
     }
 
+    /// Whether it may send `uid` and `gid` as its own in SCM_CREDENTIALS
+    /// (Linux's `scm_check_creds`: one of its real, effective and saved
+    /// ids, or CAP_SETUID and CAP_SETGID; the pid is the caller's to check).
+    pub fn may_claim(&self, uid: u32, gid: u32) -> bool {
+        let own = |ids: &Ids, id: u32| ids.real == id || ids.effective == id || ids.saved == id;
+        (own(&self.uid, uid) || self.capable(crate::caps::SETUID))
+            && (own(&self.gid, gid) || self.capable(crate::caps::SETGID))
+    }
+
     fn uids(&self) -> crate::caps::Uids {
         (self.uid.real, self.uid.effective, self.uid.saved)
     }

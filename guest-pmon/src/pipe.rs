@@ -15,6 +15,7 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use crate::cmsg::Ucred;
 use crate::fd::OpenFile;
 use crate::unixsock::Name;
 
@@ -57,6 +58,9 @@ struct Record {
     /// The sender's name (a named datagram socket's messages): what the
     /// reader's recvfrom gives; None for an unnamed sender.
     from: Option<Name>,
+    /// Who sent it (SCM_CREDENTIALS): a message's sender, or the
+    /// credentials a stream's send claimed; None in a stream otherwise.
+    creds: Option<Ucred>,
 }
 
 #[derive(Debug, Default)]
@@ -154,6 +158,8 @@ pub struct Taken {
     pub rights: Vec<Arc<OpenFile>>,
     /// The message's sender, where it had a name.
     pub from: Option<Name>,
+    /// Who sent it, where the send said ([`Pipe::send_as`]).
+    pub creds: Option<Ucred>,
 }
 
 impl Pipe {
@@ -341,12 +347,13 @@ impl Pipe {
                     whole,
                     rights: r.rights.clone(),
                     from: r.from.clone(),
+                    creds: r.creds,
                 });
             }
-            let (rights, from) = self
+            let (rights, from, creds) = self
                 .records
                 .pop_front()
-                .map(|r| (r.rights, r.from))
+                .map(|r| (r.rights, r.from, r.creds))
                 .unwrap_or_default();
             self.buf.drain(..whole);
             self.taken += whole as u64;
@@ -355,6 +362,7 @@ impl Pipe {
                 whole,
                 rights,
                 from,
+                creds,
             });
         }
         if len == 0 {
@@ -388,11 +396,13 @@ impl Pipe {
         }
         let mut n = limit.min(self.buf.len() - skip);
         let mut rights = Vec::new();
+        let mut creds = None;
         // The first record not yet read is the only one a read can reach:
         // it ends the read, which takes its descriptors.
         if let Some(r) = self.records.front() {
             if r.start < self.taken + n as u64 {
                 n = n.min((r.start + r.len as u64 - self.taken) as usize);
+                creds = r.creds;
                 rights = if peek {
                     r.rights.clone()
                 } else {
@@ -417,6 +427,7 @@ impl Pipe {
             whole: n,
             rights,
             from: None,
+            creds,
         })
     }
 
@@ -460,6 +471,21 @@ impl Pipe {
     /// [`Self::send`] by a sender named `from`, which a message keeps for
     /// its reader (a stream keeps no sender).
     pub fn send_from(&mut self, data: &[u8], rights: Vec<Arc<OpenFile>>, from: Option<Name>) -> Io {
+        self.send_as(data, rights, from, None)
+    }
+
+    /// [`Self::send_from`] with the sender's credentials: a message keeps
+    /// them; in a stream, bytes sent with them are read apart from others
+    /// (a read stops at their end, as Linux's does not glue sends of other
+    /// credentials), so only credentials a send claimed explicitly are
+    /// given here for a stream.
+    pub fn send_as(
+        &mut self,
+        data: &[u8],
+        rights: Vec<Arc<OpenFile>>,
+        from: Option<Name>,
+        creds: Option<Ucred>,
+    ) -> Io {
         if self.read_shut && !self.tcp {
             return Io::Broken;
         }
@@ -491,6 +517,7 @@ impl Pipe {
                 len: data.len(),
                 rights,
                 from,
+                creds,
             });
             return Io::Done(data.len());
         }
@@ -503,12 +530,13 @@ impl Pipe {
         }
         let n = data.len().min(room);
         self.buf.extend(&data[..n]);
-        if !rights.is_empty() {
+        if !rights.is_empty() || creds.is_some() {
             self.records.push_back(Record {
                 start,
                 len: n,
                 rights,
                 from: None,
+                creds,
             });
         }
         Io::Done(n)

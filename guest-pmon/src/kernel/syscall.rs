@@ -1450,13 +1450,14 @@ impl Kernel {
         data: &[u8],
         nonblocking: bool,
     ) -> Result<Option<usize>, Errno> {
-        self.pipe_send(tid, id, data, Vec::new(), nonblocking, None)
+        self.pipe_send(tid, id, data, Vec::new(), nonblocking, None, None)
     }
 
     /// [`Self::pipe_write`] with descriptors going along (SCM_RIGHTS), by
     /// a sender named `from` (a named datagram socket). A datagram
     /// socket whose peer is gone refuses, without SIGPIPE, as Linux's
     /// does.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn pipe_send(
         &mut self,
         tid: Tid,
@@ -1465,12 +1466,23 @@ impl Kernel {
         rights: Vec<Arc<OpenFile>>,
         nonblocking: bool,
         from: Option<pmon::unixsock::Name>,
+        creds: Option<pmon::cmsg::Ucred>,
     ) -> Result<Option<usize>, Errno> {
+        // A message always says who sent it; a stream's bytes only when
+        // the send claimed credentials (`Pipe::send_as`).
+        let message = self
+            .pipes
+            .get(&id)
+            .is_some_and(|p| p.mode() != pmon::pipe::Mode::Stream);
+        let creds = match creds {
+            None if message => Some(self.ucred_of(self.pid_of(tid))),
+            c => c,
+        };
         let Some(p) = self.pipes.get_mut(&id) else {
             return Err(EPIPE);
         };
         let datagrams = p.mode() == pmon::pipe::Mode::Datagrams;
-        match p.send_from(data, rights, from) {
+        match p.send_as(data, rights, from, creds) {
             Io::Done(n) => {
                 self.pipe_changed(id);
                 Ok(Some(n))

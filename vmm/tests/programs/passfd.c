@@ -3,8 +3,9 @@
  * connection, read back with room for fewer, with plain read, peeked),
  * where a stream read stops around them, SOCK_SEQPACKET and SOCK_DGRAM
  * pairs and a SOCK_SEQPACKET server keeping message boundaries, MSG_PEEK,
- * MSG_TRUNC, MSG_WAITALL, SO_PEERCRED, and the errors Linux gives for bad
- * control data. Prints what it saw, to compare with the host. */
+ * MSG_TRUNC, MSG_WAITALL, SO_PEERCRED, SCM_CREDENTIALS with SO_PASSCRED,
+ * and the errors Linux gives for bad control data. Prints what it saw, to
+ * compare with the host. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -444,6 +445,127 @@ static void waitall(void)
     close(sv[1]);
 }
 
+/* Sends `len` bytes on `fd`, claiming `cred` if given (and passing `pass`
+ * if not -1); the send's result. */
+static long send_creds(int fd, const char *data, size_t len, const struct ucred *cred, int pass)
+{
+    char control[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct iovec iov = {(void *)data, len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control};
+    size_t used = 0;
+    if (cred) {
+        struct cmsghdr *c = (struct cmsghdr *)control;
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_CREDENTIALS;
+        c->cmsg_len = CMSG_LEN(sizeof *cred);
+        memcpy(CMSG_DATA(c), cred, sizeof *cred);
+        used = CMSG_SPACE(sizeof *cred);
+    }
+    if (pass >= 0) {
+        struct cmsghdr *c = (struct cmsghdr *)(control + used);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &pass, sizeof(int));
+        used += CMSG_SPACE(sizeof(int));
+    }
+    m.msg_controllen = used;
+    if (!used)
+        m.msg_control = 0;
+    return sendmsg(fd, &m, 0);
+}
+
+/* Receives on `fd` with a control buffer of `room` bytes and says what
+ * came: the bytes, the credentials (whose they are), descriptors, flags. */
+static void recv_creds(const char *what, int fd, size_t room)
+{
+    char control[256], data[16] = {0};
+    memset(control, 0, sizeof control);
+    struct iovec iov = {data, sizeof data - 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                       .msg_controllen = room};
+    long n = recvmsg(fd, &m, MSG_DONTWAIT);
+    printf("%s: %ld bytes '%s',", what, n, n > 0 ? data : "");
+    int any = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        any = 1;
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+            c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred u;
+            memcpy(&u, CMSG_DATA(c), sizeof u);
+            printf(" credentials (pid %s, uid %s, gid %s)", u.pid == getpid() ? "mine" : "other",
+                   u.uid == getuid() ? "mine" : "other", u.gid == getgid() ? "mine" : "other");
+        } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int got;
+            memcpy(&got, CMSG_DATA(c), sizeof got);
+            printf(" a descriptor");
+            close(got);
+        } else {
+            printf(" a message of type %d, %zu bytes", c->cmsg_type, (size_t)c->cmsg_len);
+        }
+    }
+    printf("%s%s\n", any ? "" : " no control data",
+           m.msg_flags & MSG_CTRUNC ? ", MSG_CTRUNC" : "");
+}
+
+/* SCM_CREDENTIALS: given by the kernel to a receiver that set SO_PASSCRED
+ * (the sender's own, or what it claimed and may claim), before any
+ * descriptors; refused (EPERM) when not the sender's. */
+static void credentials(void)
+{
+    int one = 1;
+    struct ucred me = {getpid(), getuid(), getgid()};
+    for (int ty = 0; ty < 2; ty++) {
+        int type = ty ? SOCK_DGRAM : SOCK_STREAM;
+        const char *name = ty ? "datagram" : "stream";
+        char what[64];
+        int sv[2];
+        socketpair(AF_UNIX, type, 0, sv);
+        snprintf(what, sizeof what, "%s without SO_PASSCRED", name);
+        send_creds(sv[1], "a", 1, &me, -1);
+        recv_creds(what, sv[0], 256);
+        setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+        snprintf(what, sizeof what, "%s, claimed", name);
+        printf("%s: send %s\n", what, e(send_creds(sv[1], "b", 1, &me, -1)));
+        recv_creds(what, sv[0], 256);
+        snprintf(what, sizeof what, "%s, not claimed", name);
+        send_creds(sv[1], "c", 1, 0, -1);
+        recv_creds(what, sv[0], 256);
+        snprintf(what, sizeof what, "%s, with a descriptor", name);
+        send_creds(sv[1], "d", 1, &me, sv[1]);
+        recv_creds(what, sv[0], 256);
+        snprintf(what, sizeof what, "%s, no room", name);
+        send_creds(sv[1], "e", 1, &me, -1);
+        recv_creds(what, sv[0], 8);
+        if (type == SOCK_DGRAM) {
+            send_creds(sv[1], "", 0, &me, -1);
+            recv_creds("datagram, empty", sv[0], 256);
+        }
+        struct ucred other = me;
+        other.pid = getpid() + 100000;
+        fflush(stdout);
+        pid_t child = fork();
+        if (child == 0) {
+            /* Without privileges: only one's own may be claimed. */
+            if (getuid() == 0 && (setgid(65534) || setuid(65534)))
+                _exit(1);
+            struct ucred root = {getpid(), 0, 0};
+            printf("%s: claiming root %s\n", name, e(send_creds(sv[1], "f", 1, &root, -1)));
+            printf("%s: claiming another pid %s\n", name, e(send_creds(sv[1], "f", 1, &other, -1)));
+            struct ucred own = {getpid(), getuid(), getgid()};
+            printf("%s: claiming its own %s\n", name, e(send_creds(sv[1], "g", 1, &own, -1)));
+            fflush(stdout);
+            _exit(0);
+        }
+        waitpid(child, 0, 0);
+        snprintf(what, sizeof what, "%s, from the child", name);
+        recv_creds(what, sv[0], 256);
+        close(sv[0]);
+        close(sv[1]);
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -454,6 +576,7 @@ int main(void)
     seqpacket_server();
     socket_files();
     waitall();
+    credentials();
     fflush(stdout);
     return 0;
 }

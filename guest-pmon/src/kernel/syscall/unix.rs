@@ -19,7 +19,7 @@
 
 mod dgram;
 
-use pmon::cmsg;
+use pmon::cmsg::{self, Ucred};
 use pmon::fd::{CONNECTING_FLAG, SHUT_WR_FLAG};
 use pmon::inet::InetName;
 use pmon::pipe::Mode;
@@ -195,7 +195,15 @@ impl Kernel {
             _ => return err(ENOTSOCK),
         };
         match n {
-            nr::SENDTO => self.socket_send(tid, &f, tx, &[(a[1], a[2] as usize)], a[3], Vec::new()),
+            nr::SENDTO => self.socket_send(
+                tid,
+                &f,
+                tx,
+                &[(a[1], a[2] as usize)],
+                a[3],
+                Vec::new(),
+                None,
+            ),
             nr::RECVFROM => {
                 if a[4] != 0 && a[5] != 0 {
                     // No address: the peer is unnamed.
@@ -214,7 +222,9 @@ impl Kernel {
                     Err(e) => return err(e),
                 };
                 match self.rights_sent(pid, &hdr) {
-                    Ok(rights) => self.socket_send(tid, &f, tx, &vecs, a[2], rights),
+                    Ok((rights, creds)) => {
+                        self.socket_send(tid, &f, tx, &vecs, a[2], rights, creds)
+                    }
                     Err(e) => err(e),
                 }
             }
@@ -1072,6 +1082,7 @@ impl Kernel {
 
     /// send, sendto, sendmsg on a connected AF_UNIX socket: the bytes of
     /// `vecs`, with descriptors `rights` (SCM_RIGHTS) riding along.
+    #[allow(clippy::too_many_arguments)]
     fn socket_send(
         &mut self,
         tid: Tid,
@@ -1080,6 +1091,7 @@ impl Kernel {
         vecs: &[(u64, usize)],
         flags: u64,
         rights: Vec<Arc<OpenFile>>,
+        creds: Option<Ucred>,
     ) -> Ret {
         if let Kind::Socket(rx, _) = f.kind {
             if self.send_takes_reset(rx, tx) {
@@ -1100,7 +1112,7 @@ impl Kernel {
             {
                 return err(EOPNOTSUPP);
             }
-            let sent = self.socket_send(tid, f, tx, vecs, flags & !MSG_OOB, rights);
+            let sent = self.socket_send(tid, f, tx, vecs, flags & !MSG_OOB, rights, creds);
             if let Ret::Val(n) = sent {
                 if n > 0 {
                     if let Some(p) = self.pipes.get_mut(&tx) {
@@ -1126,7 +1138,7 @@ impl Kernel {
         if nonblocking && !peer_gone && self.pipes.get(&tx).is_some_and(|p| !p.writable()) {
             return err(EAGAIN);
         }
-        if rights.is_empty() {
+        if rights.is_empty() && creds.is_none() {
             return self.write_from(tid, f, vecs, nonblocking);
         }
         if pmon::fd::shut_for_writing(f) {
@@ -1138,7 +1150,7 @@ impl Kernel {
             Ok(d) => d,
             Err(e) => return err(e),
         };
-        self.send_or_wait(tid, f, tx, &data, rights, nonblocking, None)
+        self.send_or_wait(tid, f, tx, &data, rights, nonblocking, None, creds)
     }
 
     /// `data` (with `rights`, sent by `from`) into socket pipe `dst`, or
@@ -1154,8 +1166,9 @@ impl Kernel {
         rights: Vec<Arc<OpenFile>>,
         nonblocking: bool,
         from: Option<Name>,
+        creds: Option<Ucred>,
     ) -> Ret {
-        match self.pipe_send(tid, dst, data, rights, nonblocking, from) {
+        match self.pipe_send(tid, dst, data, rights, nonblocking, from, creds) {
             Ok(Some(n)) => Ret::Val(n as i64),
             Ok(None) => {
                 let (deadline, on_timeout) = match self.io_deadline(tid, f, true) {
@@ -1170,21 +1183,50 @@ impl Kernel {
     }
 
     /// The descriptors a sendmsg's control data passes (SCM_RIGHTS), each
-    /// the caller's open file: EBADF for one it does not have, EINVAL for
-    /// control data Linux refuses, ENOBUFS past its size limit.
-    fn rights_sent(&mut self, pid: Pid, hdr: &MsgHdr) -> Result<Vec<Arc<OpenFile>>, Errno> {
+    /// the caller's open file, and the credentials it claims
+    /// (SCM_CREDENTIALS): EBADF for a descriptor it does not have, EPERM
+    /// for credentials that are not its own (Linux's `scm_check_creds`),
+    /// EINVAL for control data Linux refuses, ENOBUFS past its size limit.
+    pub(super) fn rights_sent(
+        &mut self,
+        pid: Pid,
+        hdr: &MsgHdr,
+    ) -> Result<(Vec<Arc<OpenFile>>, Option<Ucred>), Errno> {
         if hdr.controllen == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         if hdr.controllen > cmsg::MAX_CONTROL as u64 {
             return Err(ENOBUFS);
         }
         let control =
             uaccess::read_vec(self.space_mut(pid)?, hdr.control, hdr.controllen as usize)?;
-        cmsg::rights(&control)?
+        let fds = cmsg::rights(&control)?;
+        let creds = cmsg::credentials(&control);
+        if let Some(c) = creds {
+            let cred = self.procs.get(&pid).map(|p| p.cred).unwrap_or_default();
+            let own_pid = c.pid == pid || cred.capable(pmon::caps::SYS_ADMIN);
+            if !own_pid || !cred.may_claim(c.uid, c.gid) {
+                return Err(EPERM);
+            }
+        }
+        let rights = fds
             .into_iter()
             .map(|fd| self.file(pid, fd as i64))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((rights, creds))
+    }
+
+    /// Who process `pid` is, as a message it sends says (its real user
+    /// and group, as Linux's `scm_send`).
+    pub(super) fn ucred_of(&self, pid: Pid) -> Ucred {
+        match self.procs.get(&pid) {
+            Some(p) => Ucred {
+                pid,
+                uid: p.cred.uid.real,
+                gid: p.cred.gid.real,
+            },
+            None => Ucred::UNKNOWN,
+        }
     }
 
     /// recv, recvfrom, recvmsg on a connected AF_UNIX socket: what one read
@@ -1248,6 +1290,7 @@ impl Kernel {
             Err((put, _)) => put,
         };
         let whole = seen.whole;
+        let sent_by = seen.creds;
         if let Some((addr, len)) = from {
             let told = match &seen.from {
                 Some(name) => self.put_sockaddr(pid, addr, len, Some(name)),
@@ -1278,8 +1321,40 @@ impl Kernel {
         match msg {
             Some((at, hdr)) => {
                 let cloexec = flags & MSG_CMSG_CLOEXEC != 0;
-                let (control, cut) = self.install_rights(pid, rights, &hdr, cloexec);
-                if cut {
+                // SO_PASSCRED: who sent it comes first, as Linux's
+                // scm_recv puts it before the descriptors.
+                let creds = match self.passes_creds(rx) {
+                    true => Some(sent_by.unwrap_or_else(|| self.stream_sender(rx))),
+                    false => None,
+                };
+                let (before, creds_cut) = match creds {
+                    Some(c) => {
+                        let mut out = Vec::new();
+                        let whole = cmsg::put(
+                            &mut out,
+                            hdr.controllen as usize,
+                            cmsg::SOL_SOCKET,
+                            cmsg::SCM_CREDENTIALS,
+                            &c.bytes(),
+                        );
+                        if let Err(e) = self
+                            .space_mut(pid)
+                            .and_then(|s| uaccess::write(s, hdr.control, &out))
+                        {
+                            return err(e);
+                        }
+                        (out.len(), !whole)
+                    }
+                    None => (0, false),
+                };
+                let rest = MsgHdr {
+                    control: hdr.control + before as u64,
+                    controllen: hdr.controllen.saturating_sub(before as u64),
+                    ..hdr
+                };
+                let (control, cut) = self.install_rights(pid, rights, &rest, cloexec);
+                let control = control + before;
+                if cut || creds_cut {
                     out_flags |= MSG_CTRUNC;
                 }
                 let r = self.space_mut(pid).and_then(|s| {
@@ -1349,6 +1424,24 @@ impl Kernel {
             }
         }
         Ret::Val(want as i64)
+    }
+
+    /// Whether the socket reading pipe `rx` asked for its senders'
+    /// credentials (SO_PASSCRED).
+    fn passes_creds(&self, rx: usize) -> bool {
+        self.sock_options
+            .get(&rx)
+            .and_then(|o| o.get(&(SOL_SOCKET, SO_PASSCRED)))
+            .is_some_and(|&v| v != 0)
+    }
+
+    /// Who sends into stream pipe `rx` when its bytes did not say: the
+    /// process at its other end now.
+    fn stream_sender(&self, rx: usize) -> Ucred {
+        match self.pipes.get(&rx).map(|p| p.sender) {
+            Some(pid) if pid != 0 => self.ucred_of(pid),
+            _ => Ucred::UNKNOWN,
+        }
     }
 
     /// Descriptors received into the caller's table and named in its

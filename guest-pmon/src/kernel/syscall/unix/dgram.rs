@@ -70,7 +70,16 @@ impl Kernel {
                 } else {
                     None
                 };
-                self.unix_dgram_send(tid, f, id, &[(a[1], a[2] as usize)], a[3], to, Vec::new())
+                self.unix_dgram_send(
+                    tid,
+                    f,
+                    id,
+                    &[(a[1], a[2] as usize)],
+                    a[3],
+                    to,
+                    Vec::new(),
+                    None,
+                )
             }
             nr::SENDMSG => {
                 let (hdr, vecs) = match self.msghdr(pid, a[1]) {
@@ -87,7 +96,9 @@ impl Kernel {
                     None
                 };
                 match self.rights_sent(pid, &hdr) {
-                    Ok(rights) => self.unix_dgram_send(tid, f, id, &vecs, a[2], to, rights),
+                    Ok((rights, creds)) => {
+                        self.unix_dgram_send(tid, f, id, &vecs, a[2], to, rights, creds)
+                    }
                     Err(e) => err(e),
                 }
             }
@@ -211,6 +222,7 @@ impl Kernel {
         flags: u64,
         to: Option<Name>,
         rights: Vec<Arc<OpenFile>>,
+        creds: Option<Ucred>,
     ) -> Ret {
         if f.flags.get() & SHUT_WR_FLAG != 0 {
             if flags & MSG_NOSIGNAL == 0 {
@@ -232,7 +244,7 @@ impl Kernel {
         };
         let nonblocking = f.nonblocking() || flags & MSG_DONTWAIT != 0;
         let from = self.unix.name_of(id).cloned();
-        self.send_or_wait(tid, f, dst, &data, rights, nonblocking, from)
+        self.send_or_wait(tid, f, dst, &data, rights, nonblocking, from, creds)
     }
 
     /// write() on datagram socket `id`: a message to its peer (ENOTCONN
@@ -250,7 +262,7 @@ impl Kernel {
         }
         let dst = self.dgram_destination(id, None)?;
         let from = self.unix.name_of(id).cloned();
-        self.pipe_send(tid, dst, data, Vec::new(), f.nonblocking(), from)
+        self.pipe_send(tid, dst, data, Vec::new(), f.nonblocking(), from, None)
     }
 
     /// What poll sees of datagram socket `id`: readable with a message
