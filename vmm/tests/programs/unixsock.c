@@ -92,6 +92,10 @@ int main(void) {
     check("bind", bind(l, (struct sockaddr *)&a, alen) == 0);
     int other = socket(AF_UNIX, SOCK_STREAM, 0);
     fails("bind of a name taken", bind(other, (struct sockaddr *)&a, alen), EADDRINUSE);
+    /* A path that names a directory already ("//" is "/"): no socket
+     * file can be made there. */
+    struct sockaddr_un root = {.sun_family = AF_UNIX, .sun_path = "//"};
+    fails("bind to a directory's path", bind(other, (struct sockaddr *)&root, sizeof root), EADDRINUSE);
     fails("connect before listen", connect(other, (struct sockaddr *)&a, alen), ECONNREFUSED);
     close(other);
     check("listen", listen(l, 8) == 0);

@@ -827,8 +827,21 @@ impl Kernel {
         self.unix.set_v6only(id, v6only);
         match name {
             Some(Name::Path(p)) if super::tmp::below_tmp(&p).is_some() => self.bind_tmp(pid, id, p),
+            // Elsewhere the name is kept here alone, but a path that names
+            // a file already (a directory: "//" is "/") is taken, as the
+            // socket file Linux makes could not be.
+            Some(Name::Path(p)) if self.file_exists(&p) => Err(pmon::unixsock::EADDRINUSE),
             name => self.unix.bind(id, name),
         }
+    }
+
+    /// Whether `path` (absolute, normalized, outside /tmp) names a file:
+    /// on storage when it is storage's, else on the host.
+    fn file_exists(&self, path: &[u8]) -> bool {
+        if self.on_storage(path) {
+            return self.store_stat_path(path, false).is_ok();
+        }
+        host::stat_path(path, false).is_ok()
     }
 
     /// bind of socket `id` to `path` under /tmp: a socket file made there
