@@ -30,6 +30,8 @@ const ENOTCONN: i64 = 107;
 #[derive(Debug, Default)]
 struct Sock {
     v6: bool,
+    /// IPV6_V6ONLY when it bound: its port apart from IPv4's.
+    v6only: bool,
     /// UDP-Lite, not UDP.
     lite: bool,
     /// UDP-Lite's checksum coverage: what its datagrams carry
@@ -63,8 +65,9 @@ pub struct Marks {
 #[derive(Debug, Default)]
 pub struct Datagrams {
     socks: BTreeMap<usize, Sock>,
-    /// By protocol (UDP-Lite or not) and port.
-    ports: BTreeMap<(bool, u16), usize>,
+    /// By protocol (UDP-Lite or not), port and family (IPv6's ::1 apart
+    /// from IPv4's 127.0.0.1, [`sides`]).
+    ports: BTreeMap<(bool, u16, bool), usize>,
     next_port: u32,
 }
 
@@ -87,8 +90,19 @@ impl Datagrams {
     pub fn close(&mut self, id: usize) {
         if let Some(s) = self.socks.remove(&id) {
             if let Some(n) = s.name {
-                self.ports.remove(&(s.lite, n.port));
+                for v6 in sides(&n, s.v6only) {
+                    if self.ports.get(&(s.lite, n.port, v6)) == Some(&id) {
+                        self.ports.remove(&(s.lite, n.port, v6));
+                    }
+                }
             }
+        }
+    }
+
+    /// IPV6_V6ONLY of IPv6 socket `id`, as it binds.
+    pub fn set_v6only(&mut self, id: usize, on: bool) {
+        if let Some(s) = self.socks.get_mut(&id).filter(|s| s.v6) {
+            s.v6only = on;
         }
     }
 
@@ -149,12 +163,20 @@ impl Datagrams {
             return Err(EINVAL);
         }
         let lite = self.is_lite(id);
+        let v6only = self.socks.get(&id).is_some_and(|s| s.v6only);
+        let taken = |ports: &BTreeMap<_, _>, p: u16| {
+            sides(&name, v6only)
+                .iter()
+                .any(|&v6| ports.contains_key(&(lite, p, v6)))
+        };
         let port = match name.port {
             0 => self.free_port(lite)?,
-            p if self.ports.contains_key(&(lite, p)) => return Err(EADDRINUSE),
+            p if taken(&self.ports, p) => return Err(EADDRINUSE),
             p => p,
         };
-        self.ports.insert((lite, port), id);
+        for v6 in sides(&name, v6only) {
+            self.ports.insert((lite, port, v6), id);
+        }
         if let Some(s) = self.socks.get_mut(&id) {
             s.name = Some(InetName { port, ..name });
         }
@@ -163,8 +185,10 @@ impl Datagrams {
 
     fn free_port(&mut self, lite: bool) -> Result<u16, i64> {
         let ports = &self.ports;
-        crate::inet::free_port(&mut self.next_port, |p| ports.contains_key(&(lite, p)))
-            .ok_or(EADDRINUSE)
+        crate::inet::free_port(&mut self.next_port, |p| {
+            ports.contains_key(&(lite, p, false)) || ports.contains_key(&(lite, p, true))
+        })
+        .ok_or(EADDRINUSE)
     }
 
     /// A socket about to send or connect gets a name if it has none.
@@ -219,7 +243,7 @@ impl Datagrams {
             .socks
             .get(&id)
             .map_or((false, 0), |s| (s.lite, s.send_cscov));
-        let Some(&dest) = self.ports.get(&(lite, to.port)) else {
+        let Some(&dest) = self.ports.get(&(lite, to.port, to_v6(&to))) else {
             return Ok(false);
         };
         let Some(d) = self.socks.get_mut(&dest) else {
@@ -301,11 +325,28 @@ impl Datagrams {
         self.socks.get(&id).is_some_and(|s| !s.queue.is_empty())
     }
 
-    /// The socket of `lite`'s protocol bound to `port`, if any (its
-    /// readers to wake).
-    pub fn at_port(&self, lite: bool, port: u16) -> Option<usize> {
-        self.ports.get(&(lite, port)).copied()
+    /// The socket of `lite`'s protocol a datagram sent to `to` reaches,
+    /// if any (its readers to wake).
+    pub fn at(&self, lite: bool, to: InetName) -> Option<usize> {
+        self.ports.get(&(lite, to.port, to_v6(&to))).copied()
     }
+}
+
+/// The families whose port a socket bound to `name` takes (true:
+/// IPv6's): IPv6's wildcard takes both unless the socket is v6-only, as
+/// Linux's (`net.ipv6.bindv6only` 0); IPv4 mapped into IPv6 is IPv4's.
+fn sides(name: &InetName, v6only: bool) -> Vec<bool> {
+    match name.addr {
+        Addr::Loopback6 => alloc::vec![true],
+        Addr::Any6 if v6only => alloc::vec![true],
+        Addr::Any6 => alloc::vec![false, true],
+        _ => alloc::vec![false],
+    }
+}
+
+/// Whether a datagram sent to `to` is for IPv6's side of its port.
+fn to_v6(to: &InetName) -> bool {
+    matches!(to.addr, Addr::Loopback6 | Addr::Any6)
 }
 
 /// The wildcard of a family, as a datagram socket's unbound name.
@@ -330,6 +371,36 @@ mod tests {
             port,
             addr: Addr::Loopback4,
         }
+    }
+
+    #[test]
+    fn ports_of_the_two_families_are_apart() {
+        let at = |port, addr| InetName { port, addr };
+        let mut d = Datagrams::default();
+        d.open(1, false, false);
+        d.open(2, true, false);
+        d.open(3, true, false);
+        d.open(4, true, false);
+        d.bind(1, lo(7000)).unwrap();
+        d.bind(2, at(7000, Addr::Loopback6)).unwrap();
+        assert_eq!(send(&mut d, 3, Some(lo(7000)), b"four"), Ok(true));
+        assert_eq!(
+            send(&mut d, 3, Some(at(7000, Addr::Loopback6)), b"six"),
+            Ok(true)
+        );
+        assert_eq!(d.receive(1, false).map(|r| r.1), Some(b"four".to_vec()));
+        assert_eq!(d.receive(2, false).map(|r| r.1), Some(b"six".to_vec()));
+        assert_eq!(d.bind(4, at(7000, Addr::Any6)), Err(EADDRINUSE));
+        d.close(2);
+        assert_eq!(
+            d.bind(4, at(7000, Addr::Any6)),
+            Err(EADDRINUSE),
+            "IPv4's is 1's"
+        );
+        d.set_v6only(4, true);
+        d.bind(4, at(7000, Addr::Any6)).unwrap();
+        assert_eq!(d.at(false, lo(7000)), Some(1));
+        assert_eq!(d.at(false, at(7000, Addr::Loopback6)), Some(4));
     }
 
     #[test]
@@ -380,7 +451,7 @@ mod tests {
         }
         assert_eq!(taken, RCVBUF / MAX_DATAGRAM);
         d.close(2);
-        assert_eq!(d.at_port(false, 5002), None);
+        assert_eq!(d.at(false, lo(5002)), None);
         d.open(4, true, false);
         d.bind(4, lo(5002)).unwrap();
     }
@@ -393,7 +464,7 @@ mod tests {
         d.open(3, false, true);
         d.bind(1, lo(6000)).unwrap();
         d.bind(2, lo(6000)).unwrap();
-        assert_eq!(d.at_port(true, 6000), Some(2));
+        assert_eq!(d.at(true, lo(6000)), Some(2));
         // From UDP-Lite to the port: the UDP-Lite socket takes it.
         assert_eq!(send(&mut d, 3, Some(lo(6000)), b"lite"), Ok(true));
         assert_eq!(d.receive(2, false).map(|r| r.1), Some(b"lite".to_vec()));

@@ -75,6 +75,21 @@ impl Name {
     }
 }
 
+/// The keys a socket bound to `name` is found by ([`UnixSockets::keys_of`]).
+fn keys(name: &Name, v6only: bool) -> Vec<Name> {
+    use crate::inet::{Addr, InetName};
+    let Name::Inet(n) = name else {
+        return alloc::vec![name.key()];
+    };
+    let family = |addr| Name::Inet(InetName { port: n.port, addr });
+    match n.addr {
+        Addr::Loopback6 => alloc::vec![family(Addr::Any6)],
+        Addr::Any6 if v6only => alloc::vec![family(Addr::Any6)],
+        Addr::Any6 => alloc::vec![family(Addr::Any4), family(Addr::Any6)],
+        _ => alloc::vec![family(Addr::Any4)],
+    }
+}
+
 /// What a `sockaddr_un` of `len` bytes says (`bytes` holds them): a name,
 /// None for an address of just the family (autobind), or EINVAL.
 pub fn parse_sockaddr(bytes: &[u8]) -> Result<Option<SockAddr>, i64> {
@@ -242,47 +257,22 @@ impl UnixSockets {
     }
 
     /// What finds socket `id` by its name `name`: its name, or for an
-    /// internet socket its port, under IPv4's (shared by IPv6 sockets
-    /// that take IPv4 too) or, for a v6-only one, IPv6's alone.
-    fn key_of(&self, id: usize, name: &Name) -> Name {
-        match name {
-            Name::Inet(n) if self.socks.get(&id).is_some_and(|s| s.v6only) => {
-                Name::Inet(crate::inet::InetName {
-                    port: n.port,
-                    addr: crate::inet::Addr::Any6,
-                })
-            }
-            other => other.key(),
-        }
+    /// internet socket its port in each family it takes: IPv4's
+    /// (127.0.0.1, the IPv4 wildcard, and IPv4 mapped into IPv6) under
+    /// the port's IPv4 wildcard, IPv6's (::1) under its IPv6 one. A
+    /// socket bound to IPv6's wildcard takes both families unless it is
+    /// v6-only, as Linux's (`net.ipv6.bindv6only` 0); 127.0.0.1 and ::1
+    /// are apart.
+    fn keys_of(&self, id: usize, name: &Name) -> Vec<Name> {
+        keys(name, self.socks.get(&id).is_some_and(|s| s.v6only))
     }
 
-    /// Whether port-name `key` (IPv4's) is held by an IPv6 socket.
-    fn held_by_v6(&self, key: &Name) -> bool {
-        self.names
-            .get(key)
-            .and_then(|id| self.socks.get(id))
-            .is_some_and(|s| s.inet == Some(true))
-    }
-
-    /// Whether `name` may be bound by socket `id`: an internet port is
-    /// taken for IPv4 by an IPv4 socket or an IPv6 one taking IPv4 too,
-    /// for IPv6 by any IPv6 socket (Linux's rules with IPV6_V6ONLY).
+    /// Whether `name` may be bound by socket `id`: none of the families'
+    /// ports it would take is another socket's.
     fn taken(&self, id: usize, name: &Name) -> bool {
-        let Name::Inet(n) = name else {
-            return self.names.contains_key(&name.key());
-        };
-        let v4 = name.key();
-        let v6 = Name::Inet(crate::inet::InetName {
-            port: n.port,
-            addr: crate::inet::Addr::Any6,
-        });
-        match self.socks.get(&id) {
-            Some(s) if s.v6only => self.names.contains_key(&v6) || self.held_by_v6(&v4),
-            Some(s) if s.inet == Some(true) => {
-                self.names.contains_key(&v4) || self.names.contains_key(&v6)
-            }
-            _ => self.names.contains_key(&v4),
-        }
+        self.keys_of(id, name)
+            .iter()
+            .any(|k| self.names.contains_key(k))
     }
 
     pub fn exists(&self, id: usize) -> bool {
@@ -309,8 +299,9 @@ impl UnixSockets {
             return Err(EADDRINUSE);
         }
         self.former.remove(&name);
-        let key = self.key_of(id, &name);
-        self.names.insert(key, id);
+        for key in self.keys_of(id, &name) {
+            self.names.insert(key, id);
+        }
         if let Some(s) = self.socks.get_mut(&id) {
             s.name = Some(name);
         }
@@ -386,9 +377,9 @@ impl UnixSockets {
     /// The socket that has `name`, listening or not: ENOENT or
     /// ECONNREFUSED when none does, as [`Self::listener`] says.
     pub fn named(&self, name: &Name) -> Result<usize, i64> {
-        // An IPv6 client reaches a v6-only socket of the port, else one
-        // that takes both families; an IPv4 client (or an IPv6 one to a
-        // mapped IPv4 address) reaches those that take IPv4.
+        // A client to ::1 reaches the socket that took the port's IPv6
+        // side, one to 127.0.0.1 (or IPv4 mapped into IPv6) its IPv4
+        // side ([`Self::keys_of`]).
         let found = match name {
             Name::Inet(n)
                 if matches!(
@@ -396,14 +387,10 @@ impl UnixSockets {
                     crate::inet::Addr::Any6 | crate::inet::Addr::Loopback6
                 ) =>
             {
-                let v6 = Name::Inet(crate::inet::InetName {
+                self.names.get(&Name::Inet(crate::inet::InetName {
                     port: n.port,
                     addr: crate::inet::Addr::Any6,
-                });
-                let v4 = name.key();
-                self.names
-                    .get(&v6)
-                    .or(self.names.get(&v4).filter(|_| self.held_by_v6(&v4)))
+                }))
             }
             _ => self.names.get(&name.key()),
         };
@@ -495,14 +482,11 @@ impl UnixSockets {
             return s.waiting.into_iter().map(|(rx, tx, _)| (rx, tx)).collect();
         }
         if let Some(n) = s.name {
-            let key = match &n {
-                Name::Inet(i) if s.v6only => Name::Inet(crate::inet::InetName {
-                    port: i.port,
-                    addr: crate::inet::Addr::Any6,
-                }),
-                other => other.key(),
-            };
-            self.names.remove(&key);
+            for key in keys(&n, s.v6only) {
+                if self.names.get(&key) == Some(&id) {
+                    self.names.remove(&key);
+                }
+            }
             if matches!(n, Name::Path(_)) {
                 if self.former.len() >= 4096 {
                     self.former.clear();
@@ -696,6 +680,42 @@ mod tests {
             Ok(3),
             "dual stack"
         );
+    }
+
+    #[test]
+    fn loopbacks_of_the_two_families_are_apart() {
+        use crate::inet::{Addr, InetName};
+        let at = |port, addr| Name::Inet(InetName { port, addr });
+        let mut u = UnixSockets::default();
+        for id in 1..=5 {
+            u.open_inet(id, id % 2 == 0);
+        }
+        // 127.0.0.1 and ::1 on one port: two sockets, each its clients.
+        u.bind(1, Some(at(9000, Addr::Loopback4))).unwrap();
+        u.bind(2, Some(at(9000, Addr::Loopback6))).unwrap();
+        u.listen(1, 5, 0).unwrap();
+        u.listen(2, 5, 0).unwrap();
+        assert_eq!(u.listener(&at(9000, Addr::Loopback4), false), Ok(1));
+        assert_eq!(u.listener(&at(9000, Addr::Mapped4), false), Ok(1));
+        assert_eq!(u.listener(&at(9000, Addr::Loopback6), false), Ok(2));
+        // A wildcard covers its family's loopback, IPv6's both.
+        assert_eq!(u.bind(3, Some(at(9000, Addr::Any4))), Err(EADDRINUSE));
+        assert_eq!(u.bind(4, Some(at(9000, Addr::Any6))), Err(EADDRINUSE));
+        u.close(2);
+        assert_eq!(
+            u.bind(4, Some(at(9000, Addr::Any6))),
+            Err(EADDRINUSE),
+            "IPv4's side is still 1's"
+        );
+        u.set_v6only(4, true);
+        u.bind(4, Some(at(9000, Addr::Any6))).unwrap();
+        u.close(1);
+        assert_eq!(
+            u.listener(&at(9000, Addr::Loopback4), false),
+            Err(ECONNREFUSED)
+        );
+        u.bind(3, Some(at(9000, Addr::Any4))).unwrap();
+        assert_eq!(u.bind(5, Some(at(9000, Addr::Loopback4))), Err(EADDRINUSE));
     }
 
     #[test]

@@ -156,6 +156,44 @@ static void send_after_peer_closed(void)
     close(l);
 }
 
+/* 127.0.0.1 and ::1 are apart: one port, a listener on each, each
+ * reached by its own family's clients; a wildcard covers them. */
+static void loopbacks_apart(void)
+{
+    int v4 = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in in = { AF_INET, 0, { htonl(INADDR_LOOPBACK) } };
+    bind(v4, (void *)&in, sizeof in);
+    int port = port_of(v4);
+    int v6 = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+                                .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    printf("loopbacks: ::1 on 127.0.0.1's port: %s\n",
+           bind(v6, (void *)&in6, sizeof in6) ? strerror(errno) : "ok");
+    listen(v4, 4);
+    listen(v6, 4);
+    in.sin_port = htons(port);
+    int c4 = socket(AF_INET, SOCK_STREAM, 0), c6 = socket(AF_INET6, SOCK_STREAM, 0);
+    printf("  connect to 127.0.0.1: %s\n", connect(c4, (void *)&in, sizeof in) ? strerror(errno) : "ok");
+    printf("  connect to ::1: %s\n", connect(c6, (void *)&in6, sizeof in6) ? strerror(errno) : "ok");
+    struct pollfd p[2] = { { v4, POLLIN, 0 }, { v6, POLLIN, 0 } };
+    poll(p, 2, 2000);
+    int a4 = accept(v4, 0, 0), a6 = accept(v6, 0, 0);
+    int more4 = accept(v4, 0, 0), more6 = accept(v6, 0, 0);
+    printf("  the IPv4 listener took %d, the IPv6 one %d\n", (a4 >= 0) + (more4 >= 0),
+           (a6 >= 0) + (more6 >= 0));
+    name("  the IPv6 one's client", a6, 1);
+    int any6 = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 wild = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+    SHOW("  [::] on that port", bind(any6, (void *)&wild, sizeof wild));
+    int any4 = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in wild4 = { AF_INET, htons(port), { 0 } };
+    SHOW("  0.0.0.0 on that port", bind(any4, (void *)&wild4, sizeof wild4));
+    int fds[] = { v4, v6, c4, c6, a4, a6, any6, any4 };
+    for (unsigned i = 0; i < sizeof fds / sizeof *fds; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 int main(void)
 {
     setvbuf(stdout, 0, _IONBF, 0);
@@ -164,6 +202,7 @@ int main(void)
     serve("IPv6", AF_INET6, "::1", AF_INET6, "::1");
     serve("IPv6 wildcard, IPv4 client", AF_INET6, "::", AF_INET, "127.0.0.1");
     send_after_peer_closed();
+    loopbacks_apart();
 
     printf("errors:\n");
     int s = socket(AF_INET, SOCK_STREAM, 0);

@@ -75,6 +75,43 @@ static void udp_lite(void)
     close(c);
 }
 
+/* 127.0.0.1 and ::1 are apart: a socket on each of one port, each
+ * gets what is sent to its own address; IPv6's wildcard covers both. */
+static void loopbacks_apart(void)
+{
+    int v4 = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in in = lo(0);
+    bind(v4, (void *)&in, sizeof in);
+    int port = port_of(v4);
+    in = lo(port);
+    int v6 = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+                                .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    SHOW("loopbacks: ::1 on 127.0.0.1's port", bind(v6, (void *)&in6, sizeof in6));
+    int c4 = socket(AF_INET, SOCK_DGRAM, 0), c6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    sendto(c4, "four", 4, 0, (void *)&in, sizeof in);
+    sendto(c6, "six", 3, 0, (void *)&in6, sizeof in6);
+    char b4[8] = { 0 }, b6[8] = { 0 };
+    struct pollfd p[2] = { { v4, POLLIN, 0 }, { v6, POLLIN, 0 } };
+    for (int i = 0; i < 20 && poll(p, 2, 100) >= 0 && !((p[0].revents & POLLIN) && (p[1].revents & POLLIN)); i++)
+        ;
+    recv(v4, b4, sizeof b4 - 1, 0);
+    recv(v6, b6, sizeof b6 - 1, 0);
+    printf("  127.0.0.1's socket got '%s', ::1's '%s'\n", b4, b6);
+    int any6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 wild = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+    SHOW("  [::] on that port", bind(any6, (void *)&wild, sizeof wild));
+    int only = 1;
+    int o6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    setsockopt(o6, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only);
+    SHOW("  [::] v6-only on that port", bind(o6, (void *)&wild, sizeof wild));
+    close(v6);
+    SHOW("  [::] v6-only once ::1's is closed", bind(o6, (void *)&wild, sizeof wild));
+    int fds[] = { v4, c4, c6, any6, o6 };
+    for (unsigned i = 0; i < sizeof fds / sizeof *fds; i++)
+        close(fds[i]);
+}
+
 int main(void)
 {
     setvbuf(stdout, 0, _IONBF, 0);
@@ -155,5 +192,6 @@ int main(void)
     getsockopt(s, SOL_SOCKET, SO_TYPE, &v, &vl);
     printf("SO_TYPE %d\n", v);
     udp_lite();
+    loopbacks_apart();
     return 0;
 }

@@ -66,7 +66,16 @@ impl Kernel {
         let v6 = self.dgrams.is_v6(id);
         match n {
             nr::BIND => match self.udp_address(pid, a[1], a[2], v6, true) {
-                Ok(Some(name)) => val(self.dgrams.bind(id, name).map(|_| 0)),
+                Ok(Some(name)) => {
+                    // IPV6_V6ONLY as the socket binds: its port apart from IPv4's.
+                    let v6only = self
+                        .sock_options
+                        .get(&id)
+                        .and_then(|o| o.get(&(IPPROTO_IPV6, super::unix::IPV6_V6ONLY)))
+                        .is_some_and(|&v| v != 0);
+                    self.dgrams.set_v6only(id, v6only);
+                    val(self.dgrams.bind(id, name).map(|_| 0))
+                }
                 Ok(None) => err(EINVAL),
                 Err(e) => err(e),
             },
@@ -284,7 +293,7 @@ impl Kernel {
     ) -> Ret {
         let dest = to
             .or(self.dgrams.peer_of(id))
-            .and_then(|t| self.dgrams.at_port(self.dgrams.is_lite(id), t.port));
+            .and_then(|t| self.dgrams.at(self.dgrams.is_lite(id), t));
         match self.dgrams.send_marked(id, to, data, hops, tclass) {
             Ok(delivered) => {
                 if let (true, Some(d)) = (delivered, dest) {
