@@ -65,8 +65,8 @@ pub struct Marks {
 #[derive(Debug, Default)]
 pub struct Datagrams {
     socks: BTreeMap<usize, Sock>,
-    /// By protocol (UDP-Lite or not), port and family (IPv6's ::1 apart
-    /// from IPv4's 127.0.0.1, [`sides`]).
+    /// By protocol (UDP-Lite or not), port and side of the port (true:
+    /// IPv6's, [`InetName::sides`]).
     ports: BTreeMap<(bool, u16, bool), usize>,
     next_port: u32,
 }
@@ -90,7 +90,7 @@ impl Datagrams {
     pub fn close(&mut self, id: usize) {
         if let Some(s) = self.socks.remove(&id) {
             if let Some(n) = s.name {
-                for v6 in sides(&n, s.v6only) {
+                for &v6 in n.sides(s.v6only) {
                     if self.ports.get(&(s.lite, n.port, v6)) == Some(&id) {
                         self.ports.remove(&(s.lite, n.port, v6));
                     }
@@ -165,7 +165,7 @@ impl Datagrams {
         let lite = self.is_lite(id);
         let v6only = self.socks.get(&id).is_some_and(|s| s.v6only);
         let taken = |ports: &BTreeMap<_, _>, p: u16| {
-            sides(&name, v6only)
+            name.sides(v6only)
                 .iter()
                 .any(|&v6| ports.contains_key(&(lite, p, v6)))
         };
@@ -174,7 +174,7 @@ impl Datagrams {
             p if taken(&self.ports, p) => return Err(EADDRINUSE),
             p => p,
         };
-        for v6 in sides(&name, v6only) {
+        for &v6 in name.sides(v6only) {
             self.ports.insert((lite, port, v6), id);
         }
         if let Some(s) = self.socks.get_mut(&id) {
@@ -243,7 +243,7 @@ impl Datagrams {
             .socks
             .get(&id)
             .map_or((false, 0), |s| (s.lite, s.send_cscov));
-        let Some(&dest) = self.ports.get(&(lite, to.port, to_v6(&to))) else {
+        let Some(&dest) = self.ports.get(&(lite, to.port, to.reaches_v6())) else {
             return Ok(false);
         };
         let Some(d) = self.socks.get_mut(&dest) else {
@@ -328,25 +328,8 @@ impl Datagrams {
     /// The socket of `lite`'s protocol a datagram sent to `to` reaches,
     /// if any (its readers to wake).
     pub fn at(&self, lite: bool, to: InetName) -> Option<usize> {
-        self.ports.get(&(lite, to.port, to_v6(&to))).copied()
+        self.ports.get(&(lite, to.port, to.reaches_v6())).copied()
     }
-}
-
-/// The families whose port a socket bound to `name` takes (true:
-/// IPv6's): IPv6's wildcard takes both unless the socket is v6-only, as
-/// Linux's (`net.ipv6.bindv6only` 0); IPv4 mapped into IPv6 is IPv4's.
-fn sides(name: &InetName, v6only: bool) -> Vec<bool> {
-    match name.addr {
-        Addr::Loopback6 => alloc::vec![true],
-        Addr::Any6 if v6only => alloc::vec![true],
-        Addr::Any6 => alloc::vec![false, true],
-        _ => alloc::vec![false],
-    }
-}
-
-/// Whether a datagram sent to `to` is for IPv6's side of its port.
-fn to_v6(to: &InetName) -> bool {
-    matches!(to.addr, Addr::Loopback6 | Addr::Any6)
 }
 
 /// The wildcard of a family, as a datagram socket's unbound name.

@@ -49,6 +49,26 @@ pub struct InetName {
 }
 
 impl InetName {
+    /// The sides of its port a socket bound here takes (false: IPv4's,
+    /// true: IPv6's), which no other socket may take too: IPv4's
+    /// addresses and IPv4 mapped into IPv6 take IPv4's, ::1 IPv6's, and
+    /// IPv6's wildcard both unless the socket is v6-only, as Linux's
+    /// (`net.ipv6.bindv6only` 0). 127.0.0.1 and ::1 are apart.
+    pub fn sides(&self, v6only: bool) -> &'static [bool] {
+        match self.addr {
+            Addr::Loopback6 => &[true],
+            Addr::Any6 if v6only => &[true],
+            Addr::Any6 => &[false, true],
+            Addr::Any4 | Addr::Loopback4 | Addr::Mapped4 => &[false],
+        }
+    }
+
+    /// Whether a connection or datagram sent here reaches the IPv6 side
+    /// of its port ([`Self::sides`]).
+    pub fn reaches_v6(&self) -> bool {
+        matches!(self.addr, Addr::Any6 | Addr::Loopback6)
+    }
+
     pub fn v6(&self) -> bool {
         matches!(self.addr, Addr::Any6 | Addr::Loopback6 | Addr::Mapped4)
     }

@@ -77,17 +77,20 @@ impl Name {
 
 /// The keys a socket bound to `name` is found by ([`UnixSockets::keys_of`]).
 fn keys(name: &Name, v6only: bool) -> Vec<Name> {
-    use crate::inet::{Addr, InetName};
     let Name::Inet(n) = name else {
         return alloc::vec![name.key()];
     };
-    let family = |addr| Name::Inet(InetName { port: n.port, addr });
-    match n.addr {
-        Addr::Loopback6 => alloc::vec![family(Addr::Any6)],
-        Addr::Any6 if v6only => alloc::vec![family(Addr::Any6)],
-        Addr::Any6 => alloc::vec![family(Addr::Any4), family(Addr::Any6)],
-        _ => alloc::vec![family(Addr::Any4)],
-    }
+    n.sides(v6only)
+        .iter()
+        .map(|&v6| side_key(n.port, v6))
+        .collect()
+}
+
+/// The key of one side of an internet port: under its wildcard address.
+fn side_key(port: u16, v6: bool) -> Name {
+    use crate::inet::{Addr, InetName};
+    let addr = if v6 { Addr::Any6 } else { Addr::Any4 };
+    Name::Inet(InetName { port, addr })
 }
 
 /// What a `sockaddr_un` of `len` bytes says (`bytes` holds them): a name,
@@ -257,12 +260,8 @@ impl UnixSockets {
     }
 
     /// What finds socket `id` by its name `name`: its name, or for an
-    /// internet socket its port in each family it takes: IPv4's
-    /// (127.0.0.1, the IPv4 wildcard, and IPv4 mapped into IPv6) under
-    /// the port's IPv4 wildcard, IPv6's (::1) under its IPv6 one. A
-    /// socket bound to IPv6's wildcard takes both families unless it is
-    /// v6-only, as Linux's (`net.ipv6.bindv6only` 0); 127.0.0.1 and ::1
-    /// are apart.
+    /// internet socket each side of its port it takes
+    /// ([`crate::inet::InetName::sides`]), under that side's wildcard.
     fn keys_of(&self, id: usize, name: &Name) -> Vec<Name> {
         keys(name, self.socks.get(&id).is_some_and(|s| s.v6only))
     }
@@ -381,17 +380,7 @@ impl UnixSockets {
         // side, one to 127.0.0.1 (or IPv4 mapped into IPv6) its IPv4
         // side ([`Self::keys_of`]).
         let found = match name {
-            Name::Inet(n)
-                if matches!(
-                    n.addr,
-                    crate::inet::Addr::Any6 | crate::inet::Addr::Loopback6
-                ) =>
-            {
-                self.names.get(&Name::Inet(crate::inet::InetName {
-                    port: n.port,
-                    addr: crate::inet::Addr::Any6,
-                }))
-            }
+            Name::Inet(n) => self.names.get(&side_key(n.port, n.reaches_v6())),
             _ => self.names.get(&name.key()),
         };
         match found {

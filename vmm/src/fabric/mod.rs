@@ -1494,3 +1494,24 @@ pub fn parse_peer(text: &str) -> Result<(ComponentId, String), String> {
     }
     Ok((id, addr.trim().to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ReplyBytes;
+
+    #[test]
+    fn reply_bytes_are_the_frame_past_their_start() {
+        let frame: Vec<u8> = (0..10).collect();
+        let r = ReplyBytes::new(frame.clone(), 3);
+        assert_eq!(&*r, &frame[3..]);
+        let mut past = r.clone().skip(4);
+        assert_eq!(&*past, &frame[7..]);
+        past.truncate(2);
+        assert_eq!(&*past, &[7, 8]);
+        assert_eq!(past.into_vec(), vec![7, 8]);
+        // Past the end: nothing, never a panic.
+        assert!(r.clone().skip(100).is_empty());
+        assert!(ReplyBytes::new(frame.clone(), 50).is_empty());
+        assert_eq!(ReplyBytes::from(frame.clone()).into_vec(), frame);
+    }
+}

@@ -66,9 +66,11 @@ impl Kernel {
         };
         let zombie = p.life != Life::Alive;
         // The thread described: the first one, unless another is named.
-        let thread = match p.threads.first() {
-            _ if tid != pid && p.threads.contains(&tid) => Some(tid),
-            first => first.copied(),
+        let named = tid != pid && p.threads.contains(&tid);
+        let thread = if named {
+            Some(tid)
+        } else {
+            p.threads.first().copied()
         };
         let comm = thread.map_or_else(Vec::new, |t| self.comm_of(t));
         // Its environment and auxiliary vector are for who may trace it
@@ -97,9 +99,10 @@ impl Kernel {
         }
         let threads = p.threads.clone();
         // A thread's own state; the process is running if any thread is.
-        let shown: &[Pid] = match thread {
-            Some(t) if t != pid => core::slice::from_ref(&tid),
-            _ => &threads,
+        let shown: &[Pid] = if named {
+            core::slice::from_ref(&tid)
+        } else {
+            &threads
         };
         let state = if zombie {
             b'Z'

@@ -67,13 +67,7 @@ impl Kernel {
         match n {
             nr::BIND => match self.udp_address(pid, a[1], a[2], v6, true) {
                 Ok(Some(name)) => {
-                    // IPV6_V6ONLY as the socket binds: its port apart from IPv4's.
-                    let v6only = self
-                        .sock_options
-                        .get(&id)
-                        .and_then(|o| o.get(&(IPPROTO_IPV6, super::unix::IPV6_V6ONLY)))
-                        .is_some_and(|&v| v != 0);
-                    self.dgrams.set_v6only(id, v6only);
+                    self.dgrams.set_v6only(id, self.v6only_option(id));
                     val(self.dgrams.bind(id, name).map(|_| 0))
                 }
                 Ok(None) => err(EINVAL),

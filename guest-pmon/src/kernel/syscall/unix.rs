@@ -94,7 +94,7 @@ pub(super) const SO_DOMAIN: u64 = 39;
 const IPPROTO_IP: u64 = 0;
 const IPPROTO_TCP: u64 = 6;
 const IPPROTO_IPV6: u64 = 41;
-pub(super) const IPV6_V6ONLY: u64 = 26;
+const IPV6_V6ONLY: u64 = 26;
 const IPPROTO_UDP: u64 = 17;
 pub(super) const IPPROTO_UDPLITE: u64 = 136;
 const SOCK_DGRAM: u64 = 2;
@@ -818,13 +818,7 @@ impl Kernel {
             Some(v6) => Some(Name::Inet(self.sockaddr_inet(pid, addr, len, v6, true)?)),
             None => self.sockaddr_name(pid, addr, len)?,
         };
-        // IPV6_V6ONLY as the socket binds: its port apart from IPv4's.
-        let v6only = self
-            .sock_options
-            .get(&id)
-            .and_then(|o| o.get(&(IPPROTO_IPV6, IPV6_V6ONLY)))
-            .is_some_and(|&v| v != 0);
-        self.unix.set_v6only(id, v6only);
+        self.unix.set_v6only(id, self.v6only_option(id));
         match name {
             Some(Name::Path(p)) if super::tmp::below_tmp(&p).is_some() => self.bind_tmp(pid, id, p),
             // Elsewhere the name is kept here alone, but a path that names
@@ -833,6 +827,15 @@ impl Kernel {
             Some(Name::Path(p)) if self.file_exists(&p) => Err(pmon::unixsock::EADDRINUSE),
             name => self.unix.bind(id, name),
         }
+    }
+
+    /// IPV6_V6ONLY of socket `id`, which decides as it binds whether its
+    /// port is apart from IPv4's.
+    pub(super) fn v6only_option(&self, id: usize) -> bool {
+        self.sock_options
+            .get(&id)
+            .and_then(|o| o.get(&(IPPROTO_IPV6, IPV6_V6ONLY)))
+            .is_some_and(|&v| v != 0)
     }
 
     /// Whether `path` (absolute, normalized, outside /tmp) names a file:
@@ -1350,13 +1353,15 @@ impl Kernel {
                             cmsg::SCM_CREDENTIALS,
                             &c.bytes(),
                         );
-                        if let Err(e) = self
+                        // A bad buffer loses the credentials, not the
+                        // bytes already taken (Linux's put_cmsg failing).
+                        match self
                             .space_mut(pid)
                             .and_then(|s| uaccess::write(s, hdr.control, &out))
                         {
-                            return err(e);
+                            Ok(()) => (out.len(), !whole),
+                            Err(_) => (0, true),
                         }
-                        (out.len(), !whole)
                     }
                     None => (0, false),
                 };
