@@ -470,10 +470,20 @@ impl PendingCall {
 
     /// [`wait`](Self::wait), leaving the call to be dropped by its owner.
     pub fn wait_ref(&self) -> CallReply {
-        if let Some(reply) = self.poll_first() {
-            return reply;
+        thread_local! {
+            static SPIN: std::cell::Cell<spin::Spin> = std::cell::Cell::new(spin::Spin::default());
         }
-        self.answer.recv_timeout(self.fabric.timeout).map_err(|_| {
+        let mut s = SPIN.get();
+        let start = std::time::Instant::now();
+        let mut got = self.poll_first(&mut s, start);
+        if got.is_none() {
+            got = self.answer.recv_timeout(self.fabric.timeout).ok();
+        }
+        if got.is_some() {
+            s.answered_after(start.elapsed().as_micros() as u64);
+        }
+        SPIN.set(s);
+        got.ok_or_else(|| {
             format!(
                 "component {} did not answer within {} ms",
                 self.dst,
@@ -483,18 +493,13 @@ impl PendingCall {
     }
 
     /// The answer if it comes while this thread polls for it, when polling
-    /// has paid off on this thread lately ([`spin`]).
-    fn poll_first(&self) -> Option<CallReply> {
-        thread_local! {
-            static SPIN: std::cell::Cell<spin::Spin> = std::cell::Cell::new(spin::Spin::default());
-        }
-        let mut s = SPIN.get();
+    /// has paid off on this thread lately ([`spin`]), for as long as
+    /// answers have taken lately.
+    fn poll_first(&self, s: &mut spin::Spin, start: std::time::Instant) -> Option<CallReply> {
         if !s.should_poll() {
-            SPIN.set(s);
             return None;
         }
-        let start = std::time::Instant::now();
-        let budget = Duration::from_micros(spin::POLL_US);
+        let budget = Duration::from_micros(s.budget_us());
         let got = loop {
             if let Ok(reply) = self.answer.try_recv() {
                 break Some(reply);
@@ -505,7 +510,6 @@ impl PendingCall {
             std::hint::spin_loop();
         };
         s.polled(got.is_some());
-        SPIN.set(s);
         got
     }
 }

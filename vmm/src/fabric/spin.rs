@@ -15,10 +15,20 @@
 //! lowers it by more, and a thread that stopped polling tries again now and
 //! then, as adaptive mutexes spin only while spinning pays.
 
-/// How long a wait for a call's answer polls before it sleeps: longer
-/// than an answer from a memory component's VMM takes (about 45 us here),
-/// shorter than an answer that needs the memory component's guest.
+/// How long a wait for a call's answer polls before it sleeps, until the
+/// thread has seen a few answers: longer than an answer from a memory
+/// component's VMM takes (about 45 us on a quiet day here), shorter than
+/// an answer that needs the memory component's guest.
 pub const POLL_US: u64 = 60;
+/// Once it has, it polls a quarter longer than the median of its last
+/// [`RECENT`] answers took, within these bounds. These hosts drift: the
+/// same answer took 45 us one day and 100 us another (an exit 27 us and
+/// 55 us), and a fixed 60 us then let nearly every caller fall asleep
+/// and be woken across cores. A median, not a mean, so the answers that
+/// needed a guest (three times as long) do not stretch every poll.
+const POLL_MIN_US: u64 = 30;
+const POLL_MAX_US: u64 = 200;
+const RECENT: usize = 16;
 
 /// The most the score goes up to: a run of answers in time.
 const HIGH: i32 = 8;
@@ -33,6 +43,11 @@ const PROBE_EVERY: u32 = 16;
 pub struct Spin {
     score: i32,
     skipped: u32,
+    /// How long recent answers took (us, saturated), oldest overwritten.
+    recent: [u16; RECENT],
+    /// Where the next goes, and how many there are (at most RECENT).
+    next: u8,
+    held: u8,
 }
 
 impl Spin {
@@ -47,6 +62,26 @@ impl Spin {
             return true;
         }
         false
+    }
+
+    /// How long the next poll may last.
+    pub fn budget_us(&self) -> u64 {
+        let n = usize::from(self.held);
+        if n < RECENT / 4 {
+            return POLL_US;
+        }
+        let mut r = self.recent;
+        let r = &mut r[..n];
+        r.sort_unstable();
+        let median = u64::from(r[n / 2]);
+        (median + median / 4).clamp(POLL_MIN_US, POLL_MAX_US)
+    }
+
+    /// An answer came `us` after the wait began (polled for or slept on).
+    pub fn answered_after(&mut self, us: u64) {
+        self.recent[usize::from(self.next)] = us.min(u64::from(u16::MAX)) as u16;
+        self.next = (self.next + 1) % RECENT as u8;
+        self.held = (self.held + 1).min(RECENT as u8);
     }
 
     /// A poll ended: its answer came while it polled (`in_time`), or not.
@@ -108,5 +143,29 @@ mod tests {
         while !s.should_poll() {}
         s.polled(true);
         assert!(s.should_poll(), "one answer in time is enough");
+    }
+
+    #[test]
+    fn the_poll_lasts_a_quarter_longer_than_recent_answers_took() {
+        let mut s = Spin::default();
+        assert_eq!(s.budget_us(), POLL_US, "nothing seen yet");
+        for _ in 0..RECENT {
+            s.answered_after(100);
+        }
+        assert_eq!(s.budget_us(), 125);
+        // A few slow answers (a guest woken) do not stretch it.
+        for _ in 0..RECENT / 4 {
+            s.answered_after(5000);
+        }
+        assert_eq!(s.budget_us(), 125);
+        // Quick answers bring it down, to the floor at most.
+        for _ in 0..RECENT {
+            s.answered_after(4);
+        }
+        assert_eq!(s.budget_us(), POLL_MIN_US);
+        for _ in 0..RECENT {
+            s.answered_after(1_000_000);
+        }
+        assert_eq!(s.budget_us(), POLL_MAX_US);
     }
 }
