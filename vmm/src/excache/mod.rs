@@ -75,9 +75,6 @@ use crate::fabric::spin::Spin;
 use crate::fabric::{CallReply, Fabric, ReplyBytes};
 
 const PAGE_U64: u64 = PAGE as u64;
-/// How long a handler thread that just served a fault polls for the next
-/// one before it sleeps, while that pays ([`ExCache::poll_fault`]).
-const FAULT_POLL: std::time::Duration = std::time::Duration::from_micros(40);
 const PROT_READ: u32 = 1;
 const PROT_WRITE: u32 = 2;
 const PROT_EXEC: u32 = 4;
@@ -431,6 +428,9 @@ impl ExCache {
                 .spawn(move || {
                     let mut spin = Spin::default();
                     let mut next = None;
+                    // When the last fault was served: how long the next
+                    // took to come tells how long to poll for one.
+                    let mut served: Option<Instant> = None;
                     loop {
                         let fault = match next.take() {
                             Some(f) => f,
@@ -443,9 +443,14 @@ impl ExCache {
                                 }
                             },
                         };
+                        if let Some(at) = served.take() {
+                            spin.answered_after(at.elapsed().as_micros() as u64);
+                        }
                         cache.serve(fault);
+                        let at = Instant::now();
+                        served = Some(at);
                         if spin.should_poll() {
-                            next = cache.poll_fault();
+                            next = cache.poll_fault(at, spin.budget_us());
                             spin.polled(next.is_some());
                         }
                     }
@@ -461,17 +466,19 @@ impl ExCache {
         Ok(())
     }
 
-    /// The next fault if one comes within [`FAULT_POLL`]: a process that
+    /// The next fault if one comes within `budget_us` of `start` (a
+    /// quarter longer than the next fault took to come lately, within
+    /// 30-200 us: [`Spin::budget_us`]; it was a fixed 40 us): a process that
     /// missed often misses again soon after its page came (the random
     /// workload: within about 20 us), and a handler asleep in `poll` is
     /// woken across cores, about 25 us under PVM.
-    fn poll_fault(&self) -> Option<uffd::Fault> {
-        let start = Instant::now();
+    fn poll_fault(&self, start: Instant, budget_us: u64) -> Option<uffd::Fault> {
+        let budget = std::time::Duration::from_micros(budget_us);
         loop {
             if let Ok(Some(f)) = self.uffd.next(0) {
                 return Some(f);
             }
-            if start.elapsed() >= FAULT_POLL {
+            if start.elapsed() >= budget {
                 return None;
             }
             std::hint::spin_loop();
