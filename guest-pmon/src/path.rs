@@ -207,9 +207,12 @@ pub fn name(path: &[u8], pid: u32) -> Name {
                     None => (rest, None),
                 };
                 let id = fd_number(id).map(|n| n as u32);
-                return match (id, file.map(proc_file)) {
+                return match (id, file.map(|f| (f, proc_file(f)))) {
                     (Some(id), None) => Name::Task(t, id),
-                    (Some(id), Some(Some(f))) => Name::TaskFile(t, id, f),
+                    (Some(id), Some((_, Some(f)))) => Name::TaskFile(t, id, f),
+                    // A thread's other entries (fd, exe, maps, ...) are
+                    // its process's, for the calling process's threads.
+                    (Some(_), Some((rest, None))) if own => own_entry(Some(rest)),
                     _ => Name::Hidden,
                 };
             }
@@ -229,6 +232,14 @@ pub fn name(path: &[u8], pid: u32) -> Name {
     }
     match tail {
         None if numeric => Name::Hidden,
+        tail => own_entry(tail),
+    }
+}
+
+/// The calling process's own entry `tail` of /proc/self (None: the
+/// directory itself).
+fn own_entry(tail: Option<&[u8]>) -> Name {
+    match tail {
         None => Name::SelfDir,
         Some(b"exe") => Name::Exe,
         Some(b"maps") => Name::Maps,
@@ -266,6 +277,22 @@ pub fn below<'p>(path: &'p [u8], mount: &[u8]) -> Option<&'p [u8]> {
         Some(b"") => Some(b""),
         Some(rest) => rest.strip_prefix(b"/"),
         None => None,
+    }
+}
+
+/// /proc/thread-self is Linux's symbolic link to the calling thread's
+/// /proc/PID/task/TID: a resolved path below it becomes that path, so a
+/// thread reads its own stat, status and comm there (programs that name
+/// or time their threads read /proc/thread-self/comm and stat).
+/// /proc/thread-self itself stays, so readlink can answer for it.
+pub fn thread_self(full: Vec<u8>, pid: u32, tid: u32) -> Vec<u8> {
+    match below(&full, b"/proc/thread-self") {
+        Some(rest) if !rest.is_empty() => {
+            let mut out = alloc::format!("/proc/{pid}/task/{tid}/").into_bytes();
+            out.extend_from_slice(rest);
+            out
+        }
+        _ => full,
     }
 }
 
@@ -373,7 +400,9 @@ mod tests {
             name(b"/proc/self/task/5/comm", 5),
             Name::TaskFile(5, 5, ProcFile::Comm)
         );
-        assert_eq!(name(b"/proc/self/task/5/maps", 5), Name::Hidden);
+        // Linux has a thread's maps, fd and exe too: its process's.
+        assert_eq!(name(b"/proc/self/task/5/maps", 5), Name::Maps);
+        assert_eq!(name(b"/proc/self/task/5/nonsense", 5), Name::Hidden);
         assert_eq!(name(b"/proc/self/task/x", 5), Name::Hidden);
         assert_eq!(name(b"/proc/self/tasks", 5), Name::Hidden);
         assert_eq!(name(b"/proc/version", 5), Name::Host);
@@ -419,5 +448,26 @@ mod tests {
         assert_eq!(resolve(b"/", b"../../.."), b"/");
         assert_eq!(resolve(b"/a/b", b"."), b"/a/b");
         assert_eq!(resolve(b"/a/b", b""), b"/a/b");
+    }
+
+    #[test]
+    fn thread_self_is_the_calling_threads_task_directory() {
+        let t = |p: &[u8]| thread_self(p.to_vec(), 5, 7);
+        assert_eq!(t(b"/proc/thread-self/comm"), b"/proc/5/task/7/comm");
+        assert_eq!(t(b"/proc/thread-self/fd/3"), b"/proc/5/task/7/fd/3");
+        // The link itself stays (readlink answers for it), and so do
+        // names that only start alike.
+        assert_eq!(t(b"/proc/thread-self"), b"/proc/thread-self");
+        assert_eq!(t(b"/proc/thread-selfie/x"), b"/proc/thread-selfie/x");
+        assert_eq!(
+            name(&t(b"/proc/thread-self/comm"), 5),
+            Name::TaskFile(5, 7, ProcFile::Comm)
+        );
+        // A thread's other entries are its process's.
+        assert_eq!(name(&t(b"/proc/thread-self/fd/0"), 5), Name::Fd(0));
+        assert_eq!(name(&t(b"/proc/thread-self/exe"), 5), Name::Exe);
+        assert_eq!(name(&t(b"/proc/thread-self/fd"), 5), Name::FdDir);
+        // Not another process's.
+        assert_eq!(name(b"/proc/6/task/7/fd/0", 5), Name::Hidden);
     }
 }

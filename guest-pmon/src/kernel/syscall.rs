@@ -1334,7 +1334,11 @@ impl Kernel {
         // The tmpfs's symbolic links on the way are followed here; the
         // last name is the caller's to follow (`follow`).
         let full = self.tmp_links(
-            pmon::path::dev_shm_alias(pmon::path::resolve(&base, p)),
+            pmon::path::dev_shm_alias(pmon::path::thread_self(
+                pmon::path::resolve(&base, p),
+                pid,
+                self.caller,
+            )),
             false,
         )?;
         // Decided: requests to storage and to the host's files carry the
@@ -2609,6 +2613,9 @@ impl Kernel {
         };
         let target = match name {
             Name::Exe => self.exe_of(pid),
+            Name::SelfDir if full == b"/proc/thread-self" => {
+                alloc::format!("{pid}/task/{}", self.caller).into_bytes()
+            }
             Name::SelfDir => alloc::format!("{pid}").into_bytes(),
             Name::Fd(n) => match self.file(pid, n as i64) {
                 Ok(f) => Self::describe(&f),

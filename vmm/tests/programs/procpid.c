@@ -106,6 +106,30 @@ static void own_files(void)
 
 static pthread_barrier_t named, done;
 static pid_t tids[3];
+static int self_seen[3];
+
+/* /proc/thread-self is the calling thread's /proc/PID/task/TID: its link,
+ * its comm and its stat's id are this thread's. */
+static int thread_self_ok(const char *name)
+{
+    char link[64] = "", want[64], path[64];
+    snprintf(want, sizeof want, "%d/task/%d", getpid(), gettid());
+    ssize_t n = readlink("/proc/thread-self", link, sizeof link - 1);
+    int ok = n > 0 && !strcmp(link, want);
+    /* Threads read at once here: no shared buffer. */
+    char comm[64] = "", stat[64] = "";
+    int fd = open("/proc/thread-self/comm", O_RDONLY);
+    ok &= fd >= 0 && read(fd, comm, sizeof comm - 1) > 0;
+    close(fd);
+    ok &= !strncmp(comm, name, strlen(name)) && comm[strlen(name)] == '\n';
+    fd = open("/proc/thread-self/stat", O_RDONLY);
+    ok &= fd >= 0 && read(fd, stat, sizeof stat - 1) > 0;
+    close(fd);
+    ok &= atoi(stat) == gettid();
+    snprintf(path, sizeof path, "/proc/thread-self/fd/%d", 1);
+    ok &= access(path, F_OK) == 0;
+    return ok;
+}
 
 static void *worker(void *arg)
 {
@@ -114,6 +138,7 @@ static void *worker(void *arg)
     snprintf(name, sizeof name, "worker-%ld", i);
     prctl(PR_SET_NAME, name);
     tids[i] = gettid();
+    self_seen[i] = thread_self_ok(name);
     pthread_barrier_wait(&named);
     pthread_barrier_wait(&done);
     return 0;
@@ -128,7 +153,14 @@ static void tasks(void)
     pthread_barrier_init(&done, 0, 3);
     for (long i = 1; i <= 2; i++)
         pthread_create(&t[i - 1], 0, worker, (void *)i);
+    size_t len;
+    char *own = slurp("/proc/self/comm", &len);
+    if (own && strchr(own, '\n'))
+        *strchr(own, '\n') = 0;
+    self_seen[0] = thread_self_ok(own ? own : "?");
     pthread_barrier_wait(&named);
+    printf("/proc/thread-self: each thread's own %s %s %s\n", yes(self_seen[0]), yes(self_seen[1]),
+           yes(self_seen[2]));
     DIR *d = opendir("/proc/self/task");
     int count = 0, found = 0, dots = 0;
     struct dirent *e;
