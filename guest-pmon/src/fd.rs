@@ -109,7 +109,16 @@ pub struct OpenFile {
     pub path: alloc::vec::Vec<u8>,
     /// A generated file's bytes.
     pub data: alloc::vec::Vec<u8>,
+    /// Who hears of it by signal (F_SETOWN, F_SETOWN_EX): the owner's
+    /// kind (F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP) and id, 0 for none.
+    pub owner: Cell<(i32, i32)>,
+    /// The signal it sends them (F_SETSIG; 0: SIGIO).
+    pub sig: Cell<u32>,
 }
+
+pub const F_OWNER_TID: i32 = 0;
+pub const F_OWNER_PID: i32 = 1;
+pub const F_OWNER_PGRP: i32 = 2;
 
 // SAFETY: every access happens under the kernel's lock.
 unsafe impl Sync for OpenFile {}
@@ -141,6 +150,8 @@ impl OpenFile {
             flags: Cell::new(flags & !O_CLOEXEC),
             path,
             data: alloc::vec::Vec::new(),
+            owner: Cell::new((F_OWNER_PID, 0)),
+            sig: Cell::new(0),
         })
     }
 
@@ -152,6 +163,8 @@ impl OpenFile {
             flags: Cell::new(O_RDONLY),
             path,
             data,
+            owner: Cell::new((F_OWNER_PID, 0)),
+            sig: Cell::new(0),
         })
     }
 

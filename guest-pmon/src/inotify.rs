@@ -69,6 +69,36 @@ pub const MAX_WATCHES: usize = 65536;
 
 /// inotify_add_watch's check of its mask's bits, made before it looks at
 /// its descriptor, as Linux's.
+/// dnotify's events (fcntl F_NOTIFY), which the monitor serves with an
+/// inotify watch of its own (`kernel/syscall/dnotify.rs`).
+pub const DN_ACCESS: u64 = 0x1;
+pub const DN_MODIFY: u64 = 0x2;
+pub const DN_CREATE: u64 = 0x4;
+pub const DN_DELETE: u64 = 0x8;
+pub const DN_RENAME: u64 = 0x10;
+pub const DN_ATTRIB: u64 = 0x20;
+pub const DN_EVENTS: u64 = 0x3f;
+pub const DN_MULTISHOT: u64 = 0x8000_0000;
+
+/// The inotify events that make up dnotify's `events`, as Linux maps
+/// both onto fsnotify's (dnotify.c's convert_arg).
+pub fn from_dnotify(events: u64) -> u32 {
+    let mut m = 0;
+    for (dn, inotify) in [
+        (DN_ACCESS, IN_ACCESS),
+        (DN_MODIFY, IN_MODIFY),
+        (DN_CREATE, IN_CREATE | IN_MOVED_TO),
+        (DN_DELETE, IN_DELETE | IN_MOVED_FROM),
+        (DN_RENAME, IN_MOVED_FROM | IN_MOVED_TO),
+        (DN_ATTRIB, IN_ATTRIB),
+    ] {
+        if events & dn != 0 {
+            m |= inotify;
+        }
+    }
+    m
+}
+
 pub fn check_bits(mask: u32) -> Result<(), i64> {
     if mask & ALL_BITS == 0 || mask & !ALL_BITS != 0 {
         return Err(EINVAL);
@@ -529,5 +559,17 @@ mod tests {
         let all = events(&mut i);
         assert_eq!(all.len(), MAX_QUEUED + 1);
         assert_eq!(all.last().map(|e| (e.0, e.1)), Some((-1, IN_Q_OVERFLOW)));
+    }
+
+    #[test]
+    fn each_dnotify_event_is_linuxs_inotify_events() {
+        assert_eq!(from_dnotify(0), 0);
+        assert_eq!(from_dnotify(DN_MULTISHOT), 0);
+        assert_eq!(from_dnotify(DN_ACCESS), IN_ACCESS);
+        assert_eq!(from_dnotify(DN_CREATE), IN_CREATE | IN_MOVED_TO);
+        assert_eq!(
+            from_dnotify(DN_DELETE | DN_ATTRIB),
+            IN_DELETE | IN_MOVED_FROM | IN_ATTRIB
+        );
     }
 }

@@ -194,6 +194,18 @@ impl SigInfo {
         }
     }
 
+    /// A signal of the SIGPOLL kind (dnotify, F_SETSIG): `si_band` and
+    /// `si_fd` lie where a sender's pid, uid and value do, so they are
+    /// carried in those fields.
+    pub fn poll(signo: u32, code: i32, band: i64, fd: i32) -> SigInfo {
+        SigInfo {
+            pid: band as u32,
+            uid: (band >> 32) as u32,
+            value: fd as u32 as u64,
+            ..SigInfo::user(signo, code, 0)
+        }
+    }
+
     pub fn fault(signo: u32, code: i32, addr: u64) -> SigInfo {
         SigInfo {
             signo,

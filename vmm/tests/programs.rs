@@ -181,6 +181,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("clocks", "1"),
             // /proc/self/fd and /dev/fd listed; close_range.
             ("fdtable", "1"),
+            // dnotify (F_NOTIFY) and a descriptor's owner and signal
+            // (F_SETOWN, F_SETOWN_EX, F_SETSIG).
+            ("dnotify", "1"),
             // socketpair: both ways, flags, shutdown, fork.
             ("sockets", "1"),
             // AF_UNIX sockets with names: a server and forked clients.

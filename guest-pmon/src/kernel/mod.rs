@@ -423,6 +423,9 @@ pub struct Kernel {
     /// The timers of the eventfds that are timerfds.
     pub timerfds: BTreeMap<usize, pmon::events::TimerFd>,
     next_event_id: usize,
+    /// The inotify instances that carry a directory's dnotify (F_NOTIFY)
+    /// registration, by instance id.
+    pub dnotifies: BTreeMap<usize, syscall::Dnotify>,
     /// Bumped whenever a pipe changes (edge-triggered epoll).
     pub pipe_generation: BTreeMap<usize, u64>,
     /// The clocks, as the vDSO computes them too.
@@ -534,6 +537,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         exec_inode: None,
         signalfds: BTreeMap::new(),
         inotifies: BTreeMap::new(),
+        dnotifies: BTreeMap::new(),
         next_cookie: 0,
         doomed: Vec::new(),
         dgrams: Default::default(),

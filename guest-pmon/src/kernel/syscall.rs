@@ -26,6 +26,8 @@ use super::uaccess;
 use super::*;
 
 mod caps;
+mod dnotify;
+pub use dnotify::Dnotify;
 mod events;
 mod fifo;
 mod ids;
@@ -1087,10 +1089,46 @@ impl Kernel {
         const F_SETPIPE_SZ: u64 = 1031;
         const F_ADD_SEALS: u64 = 1033;
         const F_GET_SEALS: u64 = 1034;
+        const F_SETOWN: u64 = 8;
+        const F_GETOWN: u64 = 9;
+        const F_SETSIG: u64 = 10;
+        const F_GETSIG: u64 = 11;
+        const F_SETOWN_EX: u64 = 15;
+        const F_GETOWN_EX: u64 = 16;
+        const F_NOTIFY: u64 = 1026;
+        match cmd {
+            F_NOTIFY => return self.sys_fcntl_notify(pid, fd, arg),
+            F_SETOWN_EX | F_GETOWN_EX => {
+                return self.fcntl_owner_ex(pid, fd, cmd == F_SETOWN_EX, arg)
+            }
+            _ => {}
+        }
         let Ok(p) = self.proc_mut(pid) else {
             return err(ESRCH);
         };
         match cmd {
+            // Who hears of the descriptor by signal (dnotify's signal;
+            // O_ASYNC's SIGIO is not sent: decided, README): a pid, or a
+            // process group as its negation.
+            F_SETOWN => val(p.fds.get(fd).map(|f| {
+                let who = arg as i32;
+                f.owner.set(if who < 0 {
+                    (pmon::fd::F_OWNER_PGRP, who.wrapping_neg())
+                } else {
+                    (pmon::fd::F_OWNER_PID, who)
+                });
+                0
+            })),
+            F_GETOWN => val(p.fds.get(fd).map(|f| match f.owner.get() {
+                (pmon::fd::F_OWNER_PGRP, g) => -i64::from(g),
+                (_, id) => i64::from(id),
+            })),
+            F_SETSIG if arg > 64 => err(EINVAL),
+            F_SETSIG => val(p.fds.get(fd).map(|f| {
+                f.sig.set(arg as u32);
+                0
+            })),
+            F_GETSIG => val(p.fds.get(fd).map(|f| i64::from(f.sig.get()))),
             F_DUPFD | F_DUPFD_CLOEXEC => val(p.fds.dup(fd, arg as usize, cmd == F_DUPFD_CLOEXEC)),
             F_GETFD => val(p.fds.cloexec(fd).map(|c| c as i64)),
             F_SETFD => val(p.fds.set_cloexec(fd, arg & 1 != 0).map(|_| 0)),

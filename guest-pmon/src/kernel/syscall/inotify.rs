@@ -136,6 +136,12 @@ impl Kernel {
                 woken.push(*id);
             }
         }
+        if !self.dnotifies.is_empty() {
+            let (heard, rest): (Vec<usize>, Vec<usize>) =
+                woken.iter().partition(|id| self.dnotifies.contains_key(id));
+            woken = rest;
+            self.dnotify_heard(&heard);
+        }
         for id in woken {
             self.wake_all(Wait::EventFd(id));
         }
@@ -215,7 +221,7 @@ impl Kernel {
 
     /// The inode key of the object at `full`, and whether it is a
     /// directory (None and false when it is not there).
-    fn key_and_dir(&self, full: &[u8]) -> (Option<Key>, bool) {
+    pub(super) fn key_and_dir(&self, full: &[u8]) -> (Option<Key>, bool) {
         if self.on_storage(full) {
             return match self.store_stat_path(full, false) {
                 Ok(st) => {
