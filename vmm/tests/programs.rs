@@ -173,7 +173,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("signalfd", "2"),
             // ITIMER_VIRTUAL and ITIMER_PROF on CPU time.
             ("itimer", "2"),
-            // prctl(PR_SET_CHILD_SUBREAPER): orphans adopted below the first.
+            // prctl(PR_SET_CHILD_SUBREAPER): orphans adopted below the first;
+            // without one, by init outside the program.
             ("subreaper", "1"),
             // /proc/PID/{stat,status,cmdline,comm}, /proc listing.
             ("procpid", "1"),

@@ -741,9 +741,12 @@ impl Kernel {
         }
         self.run_member_ended(pid, status);
         // Orphans go to the nearest living ancestor that is a subreaper
-        // (prctl PR_SET_CHILD_SUBREAPER), else to the first process; those
-        // that asked for it (prctl PR_SET_PDEATHSIG) get their signal.
-        let mut heir = self.init;
+        // (prctl PR_SET_CHILD_SUBREAPER), else to init, outside the
+        // program ([`OUTSIDE`], as on a host: the first process is not
+        // process 1 and no shell or test runner expects another's
+        // grandchildren), which reaps them; those that asked for it
+        // (prctl PR_SET_PDEATHSIG) get their signal.
+        let mut heir = OUTSIDE;
         let mut a = ppid;
         for _ in 0..ID_LIMIT {
             match self.procs.get(&a) {
@@ -756,17 +759,25 @@ impl Kernel {
             }
         }
         let mut bereaved = Vec::new();
-        let mut zombies = false;
+        let mut zombies = Vec::new();
         for c in self.procs.values_mut() {
             if c.ppid == pid {
                 c.ppid = heir;
-                zombies |= c.life != Life::Alive;
+                if c.life != Life::Alive {
+                    zombies.push(c.pid);
+                }
                 if c.pdeath_signal != 0 && c.life == Life::Alive {
                     bereaved.push((c.pid, c.pdeath_signal));
                 }
             }
         }
-        if zombies {
+        if heir == OUTSIDE {
+            // Init reaps them at once.
+            for z in zombies.drain(..) {
+                self.procs.remove(&z);
+            }
+        }
+        if !zombies.is_empty() {
             // Its new parent's wait may reap them now.
             self.wake_all(Wait::Child);
         }
