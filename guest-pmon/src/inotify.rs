@@ -67,8 +67,6 @@ pub const MAX_INSTANCES: usize = 128;
 /// max_user_watches scales with memory, from 8192 up).
 pub const MAX_WATCHES: usize = 65536;
 
-/// inotify_add_watch's check of its mask's bits, made before it looks at
-/// its descriptor, as Linux's.
 /// dnotify's events (fcntl F_NOTIFY), which the monitor serves with an
 /// inotify watch of its own (`kernel/syscall/dnotify.rs`).
 pub const DN_ACCESS: u64 = 0x1;
@@ -99,6 +97,8 @@ pub fn from_dnotify(events: u64) -> u32 {
     m
 }
 
+/// inotify_add_watch's check of its mask's bits, made before it looks at
+/// its descriptor, as Linux's.
 pub fn check_bits(mask: u32) -> Result<(), i64> {
     if mask & ALL_BITS == 0 || mask & !ALL_BITS != 0 {
         return Err(EINVAL);

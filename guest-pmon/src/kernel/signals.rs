@@ -773,11 +773,10 @@ impl Kernel {
         }
         if heir == OUTSIDE {
             // Init reaps them at once.
-            for z in zombies.drain(..) {
+            for z in zombies {
                 self.procs.remove(&z);
             }
-        }
-        if !zombies.is_empty() {
+        } else if !zombies.is_empty() {
             // Its new parent's wait may reap them now.
             self.wake_all(Wait::Child);
         }

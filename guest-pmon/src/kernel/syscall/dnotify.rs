@@ -26,8 +26,8 @@ const SI_KERNEL: i32 = 0x80;
 
 /// One directory's registration.
 pub struct Dnotify {
-    pub pid: Pid,
-    pub fd: i64,
+    pid: Pid,
+    fd: i64,
     file: Weak<OpenFile>,
     /// The DN_ events asked for.
     events: u64,
