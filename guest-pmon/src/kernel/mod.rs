@@ -33,6 +33,7 @@ use lego_proto::hypercall::TrapFrame;
 use lego_proto::process::Window;
 use pmon::fd::FdTable;
 use pmon::futex::Futexes;
+use pmon::ids::Cycle;
 use pmon::pipe::Pipe;
 use pmon::signal::{AltStack, SigAction, SigInfo, SigSet};
 use spin::Mutex;
@@ -312,8 +313,10 @@ pub struct Kernel {
     pub threads: BTreeMap<Tid, Thread>,
     pub spaces: BTreeMap<u32, SpaceEntry>,
     free_slots: Vec<u32>,
-    next_id: u32,
-    next_space: u32,
+    /// Process and thread ids.
+    ids: Cycle,
+    /// Address-space ids (`pid_base | id` at the memory components).
+    space_ids: Cycle,
     /// The node and domain names uname gives (sethostname,
     /// setdomainname) by run: each run is a UTS namespace of its own, as a
     /// container is, whose processes share them; none set: `lego` and
@@ -493,8 +496,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         threads: BTreeMap::new(),
         spaces: BTreeMap::new(),
         free_slots: (0..window.slots() as u32).rev().collect(),
-        next_id: FIRST_ID,
-        next_space: 1,
+        ids: Cycle::new(FIRST_ID, ID_LIMIT),
+        space_ids: Cycle::new(1, ID_LIMIT),
         uts_names: BTreeMap::new(),
         pipes: BTreeMap::new(),
         fifos: BTreeMap::new(),
@@ -679,29 +682,34 @@ impl Kernel {
     }
 
     fn alloc_id(&mut self) -> Option<u32> {
-        for _ in FIRST_ID..ID_LIMIT {
-            let id = self.next_id;
-            self.next_id = if id + 1 >= ID_LIMIT { FIRST_ID } else { id + 1 };
-            if !self.procs.contains_key(&id) && !self.threads.contains_key(&id) {
-                return Some(id);
-            }
-        }
-        None
+        let (procs, threads) = (&self.procs, &self.threads);
+        self.ids
+            .take(|id| procs.contains_key(&id) || threads.contains_key(&id))
     }
 
     /// A new address space (EAGAIN when all window slots are taken).
     pub fn new_space(&mut self, brk: u64) -> Result<u32, Errno> {
         let slot = self.free_slots.pop().ok_or(EAGAIN)?;
-        let id = self.next_space;
-        self.next_space = if id + 1 >= ID_LIMIT { 1 } else { id + 1 };
-        let gpid = self.pid_base | id;
         let home = if self.home_now != 0 {
             self.home_now
         } else {
             self.home
         };
-        match Space::new(slot, gpid, home, self.window, brk) {
-            Ok(space) => {
+        // A home that still knows an id (its exit was lost with a
+        // component that did not answer) refuses it: the next one is tried.
+        let mut result = Err(EAGAIN);
+        for _ in 0..4 {
+            let spaces = &self.spaces;
+            let Some(id) = self.space_ids.take(|id| spaces.contains_key(&id)) else {
+                break;
+            };
+            result = Space::new(slot, self.pid_base | id, home, self.window, brk).map(|s| (id, s));
+            if result.as_ref().err() != Some(&EEXIST) {
+                break;
+            }
+        }
+        match result {
+            Ok((id, space)) => {
                 self.spaces.insert(id, SpaceEntry { space, users: 1 });
                 Ok(id)
             }
