@@ -133,6 +133,17 @@ pub const SHUT_WR_FLAG: u32 = 1 << 30;
 /// EINPROGRESS: the next connect reports that it is done (0), once.
 pub const CONNECTING_FLAG: u32 = 1 << 29;
 
+/// A status bit of a named pipe's end opened without O_NONBLOCK. Linux's
+/// open would have waited for the other end (here the end's first read or
+/// write does), so until a writer has come, this reader's reads wait, or
+/// say EAGAIN once the end was made non-blocking (Go opens FIFOs so, then
+/// polls them), rather than the end of the file that a reader opened
+/// O_NONBLOCK sees.
+pub const WAITED_OPEN_FLAG: u32 = 1 << 28;
+
+/// The status bits above, which F_GETFL does not show.
+pub const STATUS_BITS: u32 = SHUT_WR_FLAG | CONNECTING_FLAG | WAITED_OPEN_FLAG;
+
 /// Whether `f` is a socket whose sending side was shut down.
 pub fn shut_for_writing(f: &OpenFile) -> bool {
     matches!(f.kind, Kind::Socket(..)) && f.flags.get() & SHUT_WR_FLAG != 0

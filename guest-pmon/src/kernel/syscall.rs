@@ -1134,9 +1134,10 @@ impl Kernel {
             F_SETFD => val(p.fds.set_cloexec(fd, arg & 1 != 0).map(|_| 0)),
             // Without the monitor's own bits (a socket shut down or
             // connecting), which no program set.
-            F_GETFL => val(p.fds.get(fd).map(|f| {
-                (f.flags.get() & !(pmon::fd::SHUT_WR_FLAG | pmon::fd::CONNECTING_FLAG)) as i64
-            })),
+            F_GETFL => val(p
+                .fds
+                .get(fd)
+                .map(|f| (f.flags.get() & !pmon::fd::STATUS_BITS) as i64)),
             F_SETFL => val(p.fds.get(fd).map(|f| {
                 let keep = f.flags.get() & !(O_APPEND | O_NONBLOCK);
                 f.flags.set(keep | (arg as u32 & (O_APPEND | O_NONBLOCK)));
@@ -1211,7 +1212,8 @@ impl Kernel {
             }
             Kind::Stdio(..) => Err(EBADF),
             Kind::PipeRead(id) | Kind::Socket(id, _) | Kind::UnixDgram(id) => {
-                self.pipe_read(id, len, f.nonblocking())
+                let waited_open = f.flags.get() & pmon::fd::WAITED_OPEN_FLAG != 0;
+                self.pipe_read(id, len, f.nonblocking(), waited_open)
             }
             // As Linux reads an unconnected stream socket.
             Kind::Unix(_) => Err(EINVAL),
@@ -1452,12 +1454,14 @@ impl Kernel {
 
     /// A pipe's bytes (a pipe's read end, a socket's receiving pipe: one
     /// message of a message socket); Ok(None): wait. Descriptors sent with
-    /// them are closed: a read has no room for them.
+    /// them are closed: a read has no room for them. `waited_open`: a
+    /// named pipe's reader opened without O_NONBLOCK (`WAITED_OPEN_FLAG`).
     fn pipe_read(
         &mut self,
         id: usize,
         len: usize,
         nonblocking: bool,
+        waited_open: bool,
     ) -> Result<Option<Vec<u8>>, Errno> {
         let Some(p) = self.pipes.get_mut(&id) else {
             return Ok(Some(Vec::new()));
@@ -1473,9 +1477,13 @@ impl Kernel {
                 }
                 Ok(Some(t.data))
             }
-            // A named pipe no writer has opened yet: Linux's read says end
-            // of file (its poll says nothing, which `readable` keeps).
-            Err(Io::Wait) if nonblocking && p.writers == 0 && stream => Ok(Some(Vec::new())),
+            // A named pipe no writer has opened yet, opened O_NONBLOCK:
+            // Linux's read says end of file (its poll says nothing, which
+            // `readable` keeps). Opened blocking, Linux's open would still
+            // be waiting for a writer: EAGAIN below.
+            Err(Io::Wait) if nonblocking && p.writers == 0 && stream && !waited_open => {
+                Ok(Some(Vec::new()))
+            }
             Err(Io::Wait) if nonblocking => Err(EAGAIN),
             Err(Io::Wait) => Ok(None),
             Err(Io::Reset) => Err(ECONNRESET),

@@ -215,6 +215,30 @@ int main(int argc, char **argv) {
     struct pollfd pf = {.fd = nb, .events = POLLIN};
     check("and poll waits for a writer", poll(&pf, 1, 50) == 0);
     close(nb);
+    /* A reader opened blocking, then made non-blocking, as Go opens a FIFO
+     * to poll it: its open waited for the writer (which comes late), so
+     * its first read is bytes or EAGAIN, never the end of the file. */
+    w = fork();
+    if (w == 0) {
+        usleep(100000);
+        int fw = open(at("fifo"), O_WRONLY);
+        usleep(20000);
+        _exit(fw >= 0 && write(fw, "late", 4) == 4 ? 0 : 1);
+    }
+    int br = open(at("fifo"), O_RDONLY);
+    check("a blocking reader's open", br >= 0 && fcntl(br, F_SETFL, O_NONBLOCK) == 0);
+    got = read(br, big, sizeof big);
+    check("made non-blocking, its first read is not the end", got == 4 || (got < 0 && errno == EAGAIN));
+    long late = got > 0 ? got : 0;
+    while (late < 4 && poll(&(struct pollfd){.fd = br, .events = POLLIN}, 1, 5000) == 1 &&
+           (got = read(br, big + late, sizeof big - late)) > 0)
+        late += got;
+    check("it reads what the late writer wrote", late == 4 && !memcmp(big, "late", 4));
+    check("then the end, once the writer is gone",
+          poll(&(struct pollfd){.fd = br, .events = POLLIN}, 1, 5000) == 1 && read(br, big, 4) == 0);
+    close(br);
+    waitpid(w, &status, 0);
+    check("late writer done", WIFEXITED(status) && WEXITSTATUS(status) == 0);
     check("mknod of a regular file", mknod(at("plain"), S_IFREG | 0644, 0) == 0 && stat(at("plain"), &st) == 0 &&
                                          S_ISREG(st.st_mode) && st.st_size == 0);
     check("fifo and plain unlinked", unlink(at("fifo")) == 0 && unlink(at("plain")) == 0);

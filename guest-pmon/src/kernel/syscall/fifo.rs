@@ -5,9 +5,13 @@
 //! Linux's open of a FIFO waits for the other end; here the open returns
 //! at once and the first read (or write) waits instead, until a writer (or
 //! reader) has it open, which is what a program sees either way unless it
-//! times the open. O_NONBLOCK: a reader's reads see the end of the file
-//! while no writer has it open, and poll reports nothing until one came;
-//! a writer's open fails with ENXIO while no reader does. O_RDWR never
+//! times the open. An end opened so and made non-blocking afterwards (Go
+//! opens FIFOs blocking, then polls them) says EAGAIN until the other end
+//! came, as Linux's open would not have returned yet: before, its reader
+//! saw the end of the file at once (Go's os test `TestFifoEOF` hung).
+//! Opened O_NONBLOCK: a reader's reads see the end of the file while no
+//! writer has it open, and poll reports nothing until one came; a
+//! writer's open fails with ENXIO while no reader does. O_RDWR never
 //! waits (both ends at once, as on Linux).
 //!
 //! Known difference: whether reads wait for a writer is the pipe's, not
@@ -129,9 +133,14 @@ impl Kernel {
                 Kind::Socket(id, id)
             }
         };
+        let waited = if wait && access != O_RDWR {
+            pmon::fd::WAITED_OPEN_FLAG
+        } else {
+            0
+        };
         let file = OpenFile::with_path(
             kind,
-            flags & (O_ACCMODE | O_NONBLOCK | O_APPEND),
+            flags & (O_ACCMODE | O_NONBLOCK | O_APPEND) | waited,
             full.to_vec(),
         );
         let r = self
