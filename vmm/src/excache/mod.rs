@@ -81,6 +81,11 @@ const PROT_EXEC: u32 = 4;
 /// Most fresh pages one miss installs (zeros, no round trip): the pages
 /// after a fresh one are likely next, as with Linux's fault-around.
 const FRESH_RUN: u64 = 32;
+/// The most pages a forked child's cache starts with (1 MiB of its
+/// parent's read-only pages, `seed_child`): a shell's child runs a few
+/// hundred pages of its code; a large parent's many more are not worth
+/// copying for a child that may exec at once.
+const SEED_MAX: usize = 256;
 /// How much a scan's read-ahead window may grow, as a multiple of
 /// `--excache-prefetch`.
 const MAX_WINDOW_GROWTH: u64 = 16;
@@ -242,6 +247,9 @@ pub struct Stats {
     /// and evicted fresh pages still all zeros (no write-back needed).
     pub fresh: u64,
     pub fresh_unwritten: u64,
+    /// Pages a forked child's cache started with: its parent's
+    /// (`seed_child`).
+    pub seeded: u64,
     pub histogram: [u64; lego_proto::process::MISS_BUCKETS],
     /// Time spent in misses: all of it, in fabric calls, installing pages
     /// and evicting. A miss evicts while its fetch is in flight, so the
@@ -789,7 +797,7 @@ impl ExCache {
         let st = self.lock();
         let s = &st.stats;
         format!(
-            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions ({} unchanged), {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, including {:.1} us fetching and {:.1} us installing and evicting (which overlap)",
+            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions ({} unchanged), {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} pages given to forked children, {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, including {:.1} us fetching and {:.1} us installing and evicting (which overlap)",
             s.misses,
             s.read_misses,
             s.write_misses,
@@ -802,6 +810,7 @@ impl ExCache {
             s.prefetch_hits,
             s.fresh,
             s.fresh_unwritten,
+            s.seeded,
             self.client.redirects.load(Ordering::Relaxed),
             s.miss_us(0.5),
             s.miss_us(0.99),
@@ -1753,7 +1762,99 @@ impl ExCache {
         if req.op == OP_EXIT {
             self.drain_writebacks()?;
         }
+        if req.op == OP_FORK {
+            self.seed_child(s, req.arg as u32);
+        }
         Ok((head, rest))
+    }
+
+    /// After a fork, the child's cache starts with copies of the parent's
+    /// cached pages of read-only mappings (its program's text and
+    /// constants), as much as fits in free room, up to [`SEED_MAX`] pages:
+    /// what the memory component now holds for the child (the fork shared
+    /// the parent's frames, and read-only pages cannot have changed since
+    /// they were fetched), so the child runs its parent's code without a
+    /// miss a page. Writable pages are left to be fetched: they are fewer
+    /// and may change in either. Best effort: a vRegion the child cannot
+    /// have (no room for its memslot) is left out.
+    fn seed_child(&self, parent: u64, child_pid: u32) {
+        let st = self.lock();
+        let Some(child) = st
+            .processes
+            .iter()
+            .position(|p| p.is_some_and(|p| p.pid == child_pid))
+        else {
+            return;
+        };
+        let Some(cp) = st.processes[child] else {
+            return;
+        };
+        let room = st
+            .capacity
+            .saturating_sub(st.pages.len() + st.demand)
+            .min(SEED_MAX);
+        let keys: Vec<u64> = st
+            .pages
+            .range((parent, 0)..(parent + 1, 0))
+            .filter(|(k, p)| !p.writable && !st.sample.parked.contains_key(k))
+            .map(|(k, _)| k.1)
+            .take(room)
+            .collect();
+        drop(st);
+        let mut vregions: Vec<u64> = keys.iter().map(|&va| vregion(va)).collect();
+        vregions.dedup();
+        for index in vregions {
+            if let Err(e) = self.ensure_vregion(child as u32, index) {
+                log::debug!("excache: a forked child's vRegion is not seeded: {e}");
+            }
+        }
+        let mut st = self.lock();
+        let mut i = 0;
+        while i < keys.len() {
+            // A run of neighbours in one vRegion: one copy.
+            let va = keys[i];
+            let mut n = 1;
+            while i + n < keys.len()
+                && keys[i + n] == va + n as u64 * PAGE_U64
+                && vregion(keys[i + n]) == vregion(va)
+            {
+                n += 1;
+            }
+            i += n;
+            let ckey = (child as u64, va);
+            let Some(from) = st.regions.host_of(parent, va) else {
+                continue;
+            };
+            // Still cached at the parent, unparked, and nothing of the
+            // child's there yet (the lock was let go meanwhile).
+            let whole = (0..n as u64).all(|j| {
+                let (pk, ck) = ((parent, va + j * PAGE_U64), (ckey.0, va + j * PAGE_U64));
+                st.pages.get(&pk).is_some_and(|p| !p.writable)
+                    && !st.sample.parked.contains_key(&pk)
+                    && !st.pages.contains_key(&ck)
+                    && !st.loading.contains_key(&ck)
+            });
+            if !whole {
+                continue;
+            }
+            // SAFETY: cached pages of the parent's live reservation, which
+            // its read-only mapping keeps from changing; the cache's lock
+            // keeps them from being evicted while they are read.
+            let bytes = unsafe { std::slice::from_raw_parts(from as *const u8, n * PAGE) };
+            let how = Installed {
+                owner: self.client.owner(cp.pid, cp.home, va),
+                writable: false,
+                dirty: false,
+                fresh: false,
+            };
+            match self.install(&mut st, ckey, cp, how, bytes) {
+                Ok(copied) => st.stats.seeded += copied,
+                Err(e) => {
+                    log::debug!("excache: seeding a forked child stopped: {e}");
+                    return;
+                }
+            }
+        }
     }
 
     /// Writes whole pages into the process in `slot` at its memory
