@@ -318,6 +318,12 @@ pub struct Load {
     pub va: u64,
     /// Written by the VMM: 0, or an errno (EFAULT when a page was refused).
     pub result: i64,
+    /// The segment's protection (PROT_*): pages of a read-only one are
+    /// also kept in the ExCache, as a page read from the memory component
+    /// would be, when it has room (the program runs its code without a
+    /// miss a page).
+    pub prot: u32,
+    pub _reserved: u32,
 }
 
 #[repr(C)]

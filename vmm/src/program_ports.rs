@@ -481,7 +481,7 @@ impl ProgramPorts<'_> {
             }
             done += n;
         }
-        match cache.load(l.slot, &pages) {
+        match cache.load(l.slot, &pages, l.prot) {
             Ok(()) => 0,
             Err(e) => {
                 log::warn!("loading a program: {e}");

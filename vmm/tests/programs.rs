@@ -655,21 +655,24 @@ fn the_hit_ratio_follows_the_working_set() {
     );
 }
 
-/// A forked child starts with its parent's cached code: busybox sh's
-/// subshells run the shell's own text without a miss a page, and print
-/// what they print on the host.
+/// A forked child starts with its parent's cached code, and a program
+/// execve loads with its own: busybox sh's subshells run the shell's text
+/// without a miss a page, as do the programs it runs, and print what they
+/// print on the host.
 #[test]
-fn a_forked_child_starts_with_its_parents_code_cached() {
+fn forked_and_loaded_programs_start_with_their_code_cached() {
     if !kvm_available() || !have(&["busybox"]) {
         return;
     }
     let rack = Rack::new();
     let busybox = which("busybox");
     let busybox = busybox.to_str().expect("path");
-    let script = "n=0; for i in $(seq 40); do n=$((n + $(echo $i))); done; echo $n";
+    let script = format!(
+        "n=0; for i in $(seq 40); do n=$((n + $(echo $i))); done; {busybox} true && echo $n"
+    );
     let ran = rack.run(
         &["--excache", "64M", "--log-level", "info"],
-        &[busybox, "sh", "-c", script],
+        &[busybox, "sh", "-c", &script],
         b"",
     );
     assert_eq!(ran.text(), "820\n", "{}", ran.err);
@@ -682,6 +685,9 @@ fn a_forked_child_starts_with_its_parents_code_cached() {
     // pages its parent wrote).
     assert!(seeded >= 40 * 20, "{summary}");
     assert!(misses < seeded, "{summary}");
+    // busybox's code, loaded by execve: several hundred pages.
+    let kept = number_near(summary, " loaded by execve kept", true);
+    assert!(kept >= 100, "{summary}");
 }
 
 /// The ExCache's exit line in `err`.

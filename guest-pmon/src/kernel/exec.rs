@@ -433,6 +433,7 @@ impl Kernel {
                     seg.offset - lead,
                     seg.filesz + lead,
                     seg.vaddr - lead,
+                    seg.prot,
                 );
                 if r < 0 {
                     return Err(-r);

@@ -196,8 +196,9 @@ pub fn close(handle: u32) {
 }
 
 /// Copies `filesz` bytes of the file at `offset` into the process in
-/// `slot` at `va`, at its memory components. 0 or -errno.
-pub fn load(handle: u32, slot: u32, offset: u64, filesz: u64, va: u64) -> i64 {
+/// `slot` at `va`, at its memory components, for a segment of protection
+/// `prot`. 0 or -errno.
+pub fn load(handle: u32, slot: u32, offset: u64, filesz: u64, va: u64, prot: u32) -> i64 {
     let l = Load {
         handle,
         slot,
@@ -205,6 +206,8 @@ pub fn load(handle: u32, slot: u32, offset: u64, filesz: u64, va: u64) -> i64 {
         filesz,
         va,
         result: 0,
+        prot,
+        _reserved: 0,
     };
     hypercall::out(PORT_LOAD, phys_of(&l) as u32);
     // SAFETY: the VMM wrote it during the hypercall.

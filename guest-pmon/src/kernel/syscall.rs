@@ -3291,7 +3291,7 @@ impl Kernel {
                     let n = size.saturating_sub(off).min(len);
                     let slot = self.space_mut(pid).map_or(0, |s| s.slot);
                     if n > 0 {
-                        let r = host::load(h, slot, off, n, a);
+                        let r = host::load(h, slot, off, n, a, first_prot as u32);
                         if r < 0 {
                             let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                             return err(-r);
