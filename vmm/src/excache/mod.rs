@@ -1804,13 +1804,7 @@ impl ExCache {
             .take(room)
             .collect();
         drop(st);
-        let mut vregions: Vec<u64> = keys.iter().map(|&va| vregion(va)).collect();
-        vregions.dedup();
-        for index in vregions {
-            if let Err(e) = self.ensure_vregion(child as u32, index) {
-                log::debug!("excache: a forked child's vRegion is not seeded: {e}");
-            }
-        }
+        self.ensure_vregions(child as u32, keys.iter().copied());
         let mut st = self.lock();
         let mut i = 0;
         while i < keys.len() {
@@ -1844,13 +1838,7 @@ impl ExCache {
             // its read-only mapping keeps from changing; the cache's lock
             // keeps them from being evicted while they are read.
             let bytes = unsafe { std::slice::from_raw_parts(from as *const u8, n * PAGE) };
-            let how = Installed {
-                owner: self.client.owner(cp.pid, cp.home, va),
-                writable: false,
-                dirty: false,
-                fresh: false,
-            };
-            match self.install(&mut st, ckey, cp, how, bytes) {
+            match self.install_read_only(&mut st, ckey, cp, bytes) {
                 Ok(copied) => st.stats.seeded += copied,
                 Err(e) => {
                     log::debug!("excache: seeding a forked child stopped: {e}");
@@ -1964,6 +1952,38 @@ impl ExCache {
         }
     }
 
+    /// The vRegions of `vas` (in order) reserved for `slot`, for pages the
+    /// cache installs before the guest maps them. Best effort: one with no
+    /// room for its memslot stays out, and so do its pages.
+    fn ensure_vregions(&self, slot: u32, vas: impl Iterator<Item = u64>) {
+        let mut vregions: Vec<u64> = vas.map(vregion).collect();
+        vregions.dedup();
+        for index in vregions {
+            if let Err(e) = self.ensure_vregion(slot, index) {
+                log::debug!("excache: pages of vRegion {index} are not installed ahead: {e}");
+            }
+        }
+    }
+
+    /// Installs `bytes` at `key` as clean, write-protected pages of a
+    /// read-only mapping, as the memory component holds them (copies for
+    /// a forked child, a segment execve loaded).
+    fn install_read_only(
+        &self,
+        st: &mut State,
+        key: Key,
+        p: Process,
+        bytes: &[u8],
+    ) -> Result<u64, Fault> {
+        let how = Installed {
+            owner: self.client.owner(p.pid, p.home, key.1),
+            writable: false,
+            dirty: false,
+            fresh: false,
+        };
+        self.install(st, key, p, how, bytes)
+    }
+
     /// After a load of a read-only segment, its pages stay cached (clean,
     /// write-protected: what its memory component now holds), as many as
     /// fit in free room, at most [`SEED_MAX`] for each segment: a program
@@ -1978,13 +1998,7 @@ impl ExCache {
                 .min(SEED_MAX)
         };
         let pages = &pages[..pages.len().min(room)];
-        let mut vregions: Vec<u64> = pages.iter().map(|&(va, _)| vregion(va)).collect();
-        vregions.dedup();
-        for index in vregions {
-            if let Err(e) = self.ensure_vregion(slot, index) {
-                log::debug!("excache: a loaded segment is not kept: {e}");
-            }
-        }
+        self.ensure_vregions(slot, pages.iter().map(|&(va, _)| va));
         let s = slot as u64;
         let mut st = self.lock();
         for &(va, ref data) in pages {
@@ -1996,13 +2010,7 @@ impl ExCache {
             {
                 continue;
             }
-            let how = Installed {
-                owner: self.client.owner(p.pid, p.home, va),
-                writable: false,
-                dirty: false,
-                fresh: false,
-            };
-            match self.install(&mut st, key, p, how, data) {
+            match self.install_read_only(&mut st, key, p, data) {
                 Ok(n) => st.stats.kept_loaded += n,
                 Err(e) => {
                     log::debug!("excache: keeping a loaded segment stopped: {e}");
