@@ -81,11 +81,12 @@ const PROT_EXEC: u32 = 4;
 /// Most fresh pages one miss installs (zeros, no round trip): the pages
 /// after a fresh one are likely next, as with Linux's fault-around.
 const FRESH_RUN: u64 = 32;
-/// The most pages a forked child's cache starts with (1 MiB of its
-/// parent's read-only pages, `seed_child`): a shell's child runs a few
-/// hundred pages of its code; a large parent's many more are not worth
-/// copying for a child that may exec at once.
-const SEED_MAX: usize = 256;
+/// The most pages a forked child's cache starts with (4 MiB of its
+/// parent's clean ones, `seed_child`), and that a segment execve loads
+/// leaves cached (`keep_loaded`): a shell's child touches a few hundred
+/// pages; a large parent's many more are not worth copying for a child
+/// that may exec at once.
+const SEED_MAX: usize = 1024;
 /// How much a scan's read-ahead window may grow, as a multiple of
 /// `--excache-prefetch`.
 const MAX_WINDOW_GROWTH: u64 = 16;
@@ -1772,14 +1773,13 @@ impl ExCache {
     }
 
     /// After a fork, the child's cache starts with copies of the parent's
-    /// cached pages of read-only mappings (its program's text and
-    /// constants), as much as fits in free room, up to [`SEED_MAX`] pages:
-    /// what the memory component now holds for the child (the fork shared
-    /// the parent's frames, and read-only pages cannot have changed since
-    /// they were fetched), so the child runs its parent's code without a
-    /// miss a page. Writable pages are left to be fetched: they are fewer
-    /// and may change in either. Best effort: a vRegion the child cannot
-    /// have (no room for its memslot) is left out.
+    /// cached clean pages (its program's code and constants, and its data,
+    /// heap and stack as the fork wrote them back), as much as fits in free
+    /// room, up to [`SEED_MAX`] pages: what the memory component now holds
+    /// for the child (the fork shared the parent's frames), so the child
+    /// runs without a miss a page it shares with its parent. Best effort:
+    /// a vRegion the child cannot have (no room for its memslot) is left
+    /// out.
     fn seed_child(&self, parent: u64, child_pid: u32) {
         let st = self.lock();
         let Some(child) = st
@@ -1796,24 +1796,29 @@ impl ExCache {
             .capacity
             .saturating_sub(st.pages.len() + st.demand)
             .min(SEED_MAX);
-        let keys: Vec<u64> = st
+        // Pages write-protected since they were fetched or written back
+        // (the fork's flush wrote back and protected them all): any write
+        // since would have faulted and made the page dirty, under this
+        // lock. So each holds what the memory component gave the child.
+        let keys: Vec<(u64, bool)> = st
             .pages
             .range((parent, 0)..(parent + 1, 0))
-            .filter(|(k, p)| !p.writable && !st.sample.parked.contains_key(k))
-            .map(|(k, _)| k.1)
+            .filter(|(k, p)| !p.mapped_writable() && !st.sample.parked.contains_key(k))
+            .map(|(k, p)| (k.1, p.writable))
             .take(room)
             .collect();
         drop(st);
-        self.ensure_vregions(child as u32, keys.iter().copied());
+        self.ensure_vregions(child as u32, keys.iter().map(|&(va, _)| va));
         let mut st = self.lock();
         let mut i = 0;
         while i < keys.len() {
-            // A run of neighbours in one vRegion: one copy.
-            let va = keys[i];
+            // A run of neighbours in one vRegion, of one protection: one
+            // copy.
+            let (va, writable) = keys[i];
             let mut n = 1;
             while i + n < keys.len()
-                && keys[i + n] == va + n as u64 * PAGE_U64
-                && vregion(keys[i + n]) == vregion(va)
+                && keys[i + n] == (va + n as u64 * PAGE_U64, writable)
+                && vregion(keys[i + n].0) == vregion(va)
             {
                 n += 1;
             }
@@ -1822,11 +1827,13 @@ impl ExCache {
             let Some(from) = st.regions.host_of(parent, va) else {
                 continue;
             };
-            // Still cached at the parent, unparked, and nothing of the
-            // child's there yet (the lock was let go meanwhile).
+            // Still as they were at the parent, and nothing of the child's
+            // there yet (the lock was let go meanwhile).
             let whole = (0..n as u64).all(|j| {
                 let (pk, ck) = ((parent, va + j * PAGE_U64), (ckey.0, va + j * PAGE_U64));
-                st.pages.get(&pk).is_some_and(|p| !p.writable)
+                st.pages
+                    .get(&pk)
+                    .is_some_and(|p| !p.mapped_writable() && p.writable == writable)
                     && !st.sample.parked.contains_key(&pk)
                     && !st.pages.contains_key(&ck)
                     && !st.loading.contains_key(&ck)
@@ -1834,11 +1841,11 @@ impl ExCache {
             if !whole {
                 continue;
             }
-            // SAFETY: cached pages of the parent's live reservation, which
-            // its read-only mapping keeps from changing; the cache's lock
-            // keeps them from being evicted while they are read.
+            // SAFETY: cached pages of the parent's live reservation,
+            // write-protected (a write waits for this lock), kept from
+            // eviction by the lock while they are read.
             let bytes = unsafe { std::slice::from_raw_parts(from as *const u8, n * PAGE) };
-            match self.install_read_only(&mut st, ckey, cp, bytes) {
+            match self.install_clean(&mut st, ckey, cp, writable, bytes) {
                 Ok(copied) => st.stats.seeded += copied,
                 Err(e) => {
                     log::debug!("excache: seeding a forked child stopped: {e}");
@@ -1965,19 +1972,21 @@ impl ExCache {
         }
     }
 
-    /// Installs `bytes` at `key` as clean, write-protected pages of a
-    /// read-only mapping, as the memory component holds them (copies for
-    /// a forked child, a segment execve loaded).
-    fn install_read_only(
+    /// Installs `bytes` at `key` as clean pages, as the memory component
+    /// holds them (copies for a forked child, a segment execve loaded), of
+    /// a mapping that allows writes or not: writable ones with a hash of
+    /// their content, as a page fetched for a read.
+    fn install_clean(
         &self,
         st: &mut State,
         key: Key,
         p: Process,
+        writable: bool,
         bytes: &[u8],
     ) -> Result<u64, Fault> {
         let how = Installed {
             owner: self.client.owner(p.pid, p.home, key.1),
-            writable: false,
+            writable,
             dirty: false,
             fresh: false,
         };
@@ -2010,7 +2019,7 @@ impl ExCache {
             {
                 continue;
             }
-            match self.install_read_only(&mut st, key, p, data) {
+            match self.install_clean(&mut st, key, p, false, data) {
                 Ok(n) => st.stats.kept_loaded += n,
                 Err(e) => {
                     log::debug!("excache: keeping a loaded segment stopped: {e}");
