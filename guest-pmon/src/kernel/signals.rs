@@ -38,16 +38,21 @@ impl Kernel {
             return;
         }
         let group = self.procs.get(&self.init).map_or(self.init, |p| p.pgid);
+        for sig in (1..=64u32).filter(|s| pending & (1 << (s - 1)) != 0) {
+            self.signal_group(group, SigInfo::user(sig, SI_USER, 0));
+        }
+    }
+
+    /// `info` to every living member of process group `group`.
+    pub fn signal_group(&mut self, group: Pid, info: SigInfo) {
         let members: Vec<Pid> = self
             .procs
             .values()
             .filter(|p| p.pgid == group && p.life == Life::Alive)
             .map(|p| p.pid)
             .collect();
-        for sig in (1..=64u32).filter(|s| pending & (1 << (s - 1)) != 0) {
-            for &pid in &members {
-                self.signal_process(pid, SigInfo::user(sig, SI_USER, 0));
-            }
+        for pid in members {
+            self.signal_process(pid, info);
         }
     }
 

@@ -164,17 +164,7 @@ impl Kernel {
         match file.owner.get() {
             (_, 0) => {}
             (F_OWNER_TID, tid) => self.signal_thread(tid as Tid, info),
-            (F_OWNER_PGRP, group) => {
-                let members: Vec<Pid> = self
-                    .procs
-                    .values()
-                    .filter(|p| p.pgid == group as Pid && p.life == Life::Alive)
-                    .map(|p| p.pid)
-                    .collect();
-                for pid in members {
-                    self.signal_process(pid, info);
-                }
-            }
+            (F_OWNER_PGRP, group) => self.signal_group(group as Pid, info),
             (_, pid) => self.signal_process(pid as Pid, info),
         }
     }

@@ -194,7 +194,7 @@ impl Kernel {
                     Raised::Quit => SIGQUIT,
                     Raised::Suspend => SIGTSTP,
                 };
-                self.signal_group(group, sig);
+                self.signal_tty_group(group, sig);
             }
         }
         self.pty_changed(id);
@@ -205,16 +205,9 @@ impl Kernel {
         }
     }
 
-    fn signal_group(&mut self, group: Pid, sig: u32) {
-        let members: Vec<Pid> = self
-            .procs
-            .values()
-            .filter(|p| p.pgid == group)
-            .map(|p| p.pid)
-            .collect();
-        for m in members {
-            self.signal_process(m, SigInfo::user(sig, SI_KERNEL, 0));
-        }
+    /// A terminal's signal (^C, hang-up, resize) to a process group.
+    fn signal_tty_group(&mut self, group: Pid, sig: u32) {
+        self.signal_group(group, SigInfo::user(sig, SI_KERNEL, 0));
     }
 
     /// Its readers, writers and pollers look again.
@@ -252,7 +245,7 @@ impl Kernel {
         };
         let gone = p.masters == 0 && p.slaves == 0;
         if let Some(group) = hangup {
-            self.signal_group(group, SIGHUP);
+            self.signal_tty_group(group, SIGHUP);
         }
         self.pty_changed(id);
         if gone {
@@ -345,7 +338,7 @@ impl Kernel {
                 let changed = pty.winsize != size;
                 pty.winsize = size;
                 if let (true, Some(group)) = (changed, pty.foreground) {
-                    self.signal_group(group, SIGWINCH);
+                    self.signal_tty_group(group, SIGWINCH);
                 }
                 Ret::Val(0)
             }
