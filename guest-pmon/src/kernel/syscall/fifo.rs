@@ -133,7 +133,9 @@ impl Kernel {
                 Kind::Socket(id, id)
             }
         };
-        let waited = if wait && access != O_RDWR {
+        // Only a reader's reads look at it (a writer's wait is the pipe's
+        // `awaits_reader`).
+        let waited = if wait && access == O_RDONLY {
             pmon::fd::WAITED_OPEN_FLAG
         } else {
             0
