@@ -2010,16 +2010,36 @@ impl ExCache {
         self.ensure_vregions(slot, pages.iter().map(|&(va, _)| va));
         let s = slot as u64;
         let mut st = self.lock();
-        for &(va, ref data) in pages {
+        let free = |st: &State, va: u64| {
             let key = (s, va);
-            if redirected.contains(&va)
-                || st.pages.contains_key(&key)
-                || st.loading.contains_key(&key)
-                || st.flushing.contains(&key)
-            {
+            !redirected.contains(&va)
+                && !st.pages.contains_key(&key)
+                && !st.loading.contains_key(&key)
+                && !st.flushing.contains(&key)
+        };
+        let mut i = 0;
+        while i < pages.len() {
+            let va = pages[i].0;
+            if !free(&st, va) {
+                i += 1;
                 continue;
             }
-            match self.install_clean(&mut st, key, p, false, data) {
+            // A run of neighbours in one vRegion: one copy.
+            let mut n = 1;
+            while i + n < pages.len()
+                && pages[i + n].0 == va + n as u64 * PAGE_U64
+                && vregion(pages[i + n].0) == vregion(va)
+                && free(&st, pages[i + n].0)
+            {
+                n += 1;
+            }
+            let run: Vec<u8> = pages[i..i + n]
+                .iter()
+                .map(|(_, d)| d.as_slice())
+                .collect::<Vec<_>>()
+                .concat();
+            i += n;
+            match self.install_clean(&mut st, (s, va), p, false, &run) {
                 Ok(n) => st.stats.kept_loaded += n,
                 Err(e) => {
                     log::debug!("excache: keeping a loaded segment stopped: {e}");
