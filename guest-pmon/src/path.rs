@@ -59,18 +59,25 @@ pub enum Name {
     Ptmx,
     /// /dev/pts/N: a pseudo-terminal's slave.
     Pts(u32),
-    /// One of the process's descriptors: /dev/fd/N, /dev/std{in,out,err},
-    /// /proc/self/fd/N (Linux opens the same file again).
-    Fd(i32),
-    /// /proc/self/fd and /dev/fd: a directory listing the process's open
-    /// descriptors (glibc's closefrom reads it when close_range is missing).
-    FdDir,
-    /// /proc/self/exe: the program the process runs.
-    Exe,
+    /// Descriptor N of process PID: /dev/fd/N, /dev/std{in,out,err},
+    /// /proc/self/fd/N of the caller, /proc/PID/fd/N of any process
+    /// (Linux opens the same file again).
+    Fd(u32, i32),
+    /// /proc/PID/fd (/proc/self/fd and /dev/fd: the caller's): a directory
+    /// listing the process's open descriptors (glibc's closefrom reads
+    /// it when close_range is missing; lsof and ps read other processes').
+    FdDir(u32),
+    /// /proc/PID/exe: the program the process runs (ps takes a command's
+    /// name from it; a process without one is a kernel thread to it).
+    Exe(u32),
+    /// /proc/PID/cwd: the process's working directory.
+    Cwd(u32),
+    /// /proc/PID/root: its root directory, `/` (no process changes it).
+    Root(u32),
     /// /proc/self itself (a symbolic link to the pid's directory).
     SelfDir,
-    /// /proc/self/maps: the process's mappings ([`crate::procfs::maps`]).
-    Maps,
+    /// /proc/PID/maps: the process's mappings ([`crate::procfs::maps`]).
+    Maps(u32),
     /// /sys/devices/system/cpu/{online,possible,present}: the processor's
     /// vCPUs ([`crate::procfs::cpu_list`]).
     CpuList,
@@ -131,7 +138,7 @@ impl Name {
     pub fn is_generated(&self) -> bool {
         matches!(
             self,
-            Name::Maps
+            Name::Maps(_)
                 | Name::CpuList
                 | Name::MemInfo
                 | Name::CpuInfo
@@ -162,11 +169,11 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         b"/dev/null" => return Name::Null,
         b"/dev/zero" => return Name::Zero,
         b"/dev/urandom" | b"/dev/random" => return Name::Urandom,
-        b"/dev/fd" => return Name::FdDir,
+        b"/dev/fd" => return Name::FdDir(pid),
         b"/dev/ptmx" | b"/dev/pts/ptmx" => return Name::Ptmx,
-        b"/dev/stdin" => return Name::Fd(0),
-        b"/dev/stdout" => return Name::Fd(1),
-        b"/dev/stderr" => return Name::Fd(2),
+        b"/dev/stdin" => return Name::Fd(pid, 0),
+        b"/dev/stdout" => return Name::Fd(pid, 1),
+        b"/dev/stderr" => return Name::Fd(pid, 2),
         b"/sys/devices/system/cpu/online"
         | b"/sys/devices/system/cpu/possible"
         | b"/sys/devices/system/cpu/present" => return Name::CpuList,
@@ -176,7 +183,7 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         _ => {}
     }
     if let Some(n) = path.strip_prefix(b"/dev/fd/") {
-        return fd_number(n).map_or(Name::Hidden, Name::Fd);
+        return fd_number(n).map_or(Name::Hidden, |n| Name::Fd(pid, n));
     }
     if let Some(n) = path.strip_prefix(b"/dev/pts/") {
         return fd_number(n).map_or(Name::Hidden, |n| Name::Pts(n as u32));
@@ -211,8 +218,8 @@ pub fn name(path: &[u8], pid: u32) -> Name {
                     (Some(id), None) => Name::Task(t, id),
                     (Some(id), Some((_, Some(f)))) => Name::TaskFile(t, id, f),
                     // A thread's other entries (fd, exe, maps, ...) are
-                    // its process's, for the calling process's threads.
-                    (Some(_), Some((rest, None))) if own => own_entry(Some(rest)),
+                    // its process's.
+                    (Some(_), Some((rest, None))) => entry(t, rest),
                     _ => Name::Hidden,
                 };
             }
@@ -225,29 +232,28 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         (None, _, _) if numeric => return Name::Hidden,
         _ => {}
     }
-    if !own {
-        // Other processes' entries are not served; the rest of /proc
-        // (cpuinfo, meminfo, ...) is the host's.
-        return if numeric { Name::Hidden } else { Name::Host };
-    }
-    match tail {
-        None if numeric => Name::Hidden,
-        tail => own_entry(tail),
+    match (target, tail) {
+        (Some(t), Some(tail)) => entry(t, tail),
+        (Some(_), None) if !numeric => Name::SelfDir,
+        (Some(_), None) => Name::Hidden,
+        // The rest of /proc (cpuinfo, version, ...) is the host's.
+        (None, _) => Name::Host,
     }
 }
 
-/// The calling process's own entry `tail` of /proc/self (None: the
-/// directory itself).
-fn own_entry(tail: Option<&[u8]>) -> Name {
+/// Entry `tail` of process `pid`'s /proc/PID (or of one of its threads'):
+/// the kernel checks that the caller may see it.
+fn entry(pid: u32, tail: &[u8]) -> Name {
     match tail {
-        None => Name::SelfDir,
-        Some(b"exe") => Name::Exe,
-        Some(b"maps") => Name::Maps,
-        Some(b"mounts") => Name::Mounts,
-        Some(b"mountinfo") => Name::MountInfo,
-        Some(b"fd") => Name::FdDir,
-        Some(t) => match t.strip_prefix(b"fd/") {
-            Some(n) => fd_number(n).map_or(Name::Hidden, Name::Fd),
+        b"exe" => Name::Exe(pid),
+        b"cwd" => Name::Cwd(pid),
+        b"root" => Name::Root(pid),
+        b"maps" => Name::Maps(pid),
+        b"mounts" => Name::Mounts,
+        b"mountinfo" => Name::MountInfo,
+        b"fd" => Name::FdDir(pid),
+        t => match t.strip_prefix(b"fd/") {
+            Some(n) => fd_number(n).map_or(Name::Hidden, |n| Name::Fd(pid, n)),
             None => Name::Hidden,
         },
     }
@@ -332,6 +338,19 @@ pub fn dev_shm_shown(full: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// The path an open /proc/PID/fd directory keeps (its listing and the
+/// *at calls from it go by it).
+pub fn fd_dir(pid: u32) -> Vec<u8> {
+    alloc::format!("/proc/{pid}/fd").into_bytes()
+}
+
+/// The process whose descriptors the open directory at `path` lists, if
+/// it is one [`fd_dir`] named.
+pub fn fd_dir_of(path: &[u8]) -> Option<u32> {
+    let n = path.strip_prefix(b"/proc/")?.strip_suffix(b"/fd")?;
+    fd_number(n).map(|n| n as u32)
+}
+
 fn fd_number(text: &[u8]) -> Option<i32> {
     if text.is_empty() || text.len() > 9 || !text.iter().all(u8::is_ascii_digit) {
         return None;
@@ -347,27 +366,27 @@ mod tests {
     fn the_process_own_names_are_not_the_hosts() {
         assert_eq!(name(b"/dev/null", 5), Name::Null);
         assert_eq!(name(b"/dev/random", 5), Name::Urandom);
-        assert_eq!(name(b"/dev/stdout", 5), Name::Fd(1));
-        assert_eq!(name(b"/dev/fd/63", 5), Name::Fd(63));
+        assert_eq!(name(b"/dev/stdout", 5), Name::Fd(5, 1));
+        assert_eq!(name(b"/dev/fd/63", 5), Name::Fd(5, 63));
         assert_eq!(name(b"/dev/fd/x", 5), Name::Hidden);
-        assert_eq!(name(b"/proc/self/fd/3", 5), Name::Fd(3));
-        assert_eq!(name(b"/proc/5/fd/3", 5), Name::Fd(3));
-        assert_eq!(name(b"/proc/thread-self/fd/0", 5), Name::Fd(0));
-        assert_eq!(name(b"/proc/self/fd", 5), Name::FdDir);
+        assert_eq!(name(b"/proc/self/fd/3", 5), Name::Fd(5, 3));
+        assert_eq!(name(b"/proc/5/fd/3", 5), Name::Fd(5, 3));
+        assert_eq!(name(b"/proc/thread-self/fd/0", 5), Name::Fd(5, 0));
+        assert_eq!(name(b"/proc/self/fd", 5), Name::FdDir(5));
         assert!(system_library(b"/lib/x86_64-linux-gnu/libc.so.6"));
         assert!(system_library(b"/etc/ld.so.cache"));
         assert!(!system_library(b"/lib"));
         assert!(!system_library(b"/library/x"));
         assert!(!system_library(b"/etc/passwd"));
-        assert_eq!(name(b"/proc/5/fd", 5), Name::FdDir);
-        assert_eq!(name(b"/dev/fd", 5), Name::FdDir);
-        assert_eq!(name(b"/proc/6/fd", 5), Name::Hidden);
-        assert_eq!(name(b"/proc/self/exe", 5), Name::Exe);
-        assert_eq!(name(b"/proc/5/exe", 5), Name::Exe);
+        assert_eq!(name(b"/proc/5/fd", 5), Name::FdDir(5));
+        assert_eq!(name(b"/dev/fd", 5), Name::FdDir(5));
+        assert_eq!(name(b"/proc/6/fd", 5), Name::FdDir(6));
+        assert_eq!(name(b"/proc/self/exe", 5), Name::Exe(5));
+        assert_eq!(name(b"/proc/5/exe", 5), Name::Exe(5));
         assert_eq!(name(b"/proc/self", 5), Name::SelfDir);
-        assert_eq!(name(b"/proc/self/maps", 5), Name::Maps);
-        assert_eq!(name(b"/proc/5/maps", 5), Name::Maps);
-        assert_eq!(name(b"/proc/6/maps", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/self/maps", 5), Name::Maps(5));
+        assert_eq!(name(b"/proc/5/maps", 5), Name::Maps(5));
+        assert_eq!(name(b"/proc/6/maps", 5), Name::Maps(6));
         assert_eq!(name(b"/proc/self/smaps", 5), Name::Hidden);
         assert_eq!(name(b"/sys/devices/system/cpu/online", 5), Name::CpuList);
         assert_eq!(name(b"/proc/meminfo", 5), Name::MemInfo);
@@ -375,7 +394,11 @@ mod tests {
         assert_eq!(name(b"/proc/self/mounts", 5), Name::Mounts);
         assert_eq!(name(b"/proc/mounts", 5), Name::Mounts);
         assert_eq!(name(b"/sys/devices/system/cpu/cpu0", 5), Name::Host);
-        assert_eq!(name(b"/proc/6/exe", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/6/exe", 5), Name::Exe(6));
+        assert_eq!(name(b"/proc/6/fd/2", 5), Name::Fd(6, 2));
+        assert_eq!(name(b"/proc/6/cwd", 5), Name::Cwd(6));
+        assert_eq!(name(b"/proc/self/root", 5), Name::Root(5));
+        assert_eq!(name(b"/proc/6/environx", 5), Name::Hidden);
         assert_eq!(name(b"/proc/5", 5), Name::ProcDir(5));
         assert_eq!(name(b"/proc/6", 5), Name::ProcDir(6));
         assert_eq!(name(b"/proc/6/stat", 5), Name::Proc(6, ProcFile::Stat));
@@ -401,7 +424,8 @@ mod tests {
             Name::TaskFile(5, 5, ProcFile::Comm)
         );
         // Linux has a thread's maps, fd and exe too: its process's.
-        assert_eq!(name(b"/proc/self/task/5/maps", 5), Name::Maps);
+        assert_eq!(name(b"/proc/self/task/5/maps", 5), Name::Maps(5));
+        assert_eq!(name(b"/proc/6/task/7/exe", 5), Name::Exe(6));
         assert_eq!(name(b"/proc/self/task/5/nonsense", 5), Name::Hidden);
         assert_eq!(name(b"/proc/self/task/x", 5), Name::Hidden);
         assert_eq!(name(b"/proc/self/tasks", 5), Name::Hidden);
@@ -409,6 +433,15 @@ mod tests {
         assert_eq!(name(b"/proc", 5), Name::Host);
         assert_eq!(name(b"/etc/passwd", 5), Name::Host);
         assert_eq!(name(b"/dev/fd/99999999999", 5), Name::Hidden);
+    }
+
+    #[test]
+    fn an_open_fd_directory_names_its_process() {
+        assert_eq!(fd_dir_of(&fd_dir(42)), Some(42));
+        assert_eq!(fd_dir_of(b"/proc/self/fd"), None);
+        assert_eq!(fd_dir_of(b"/proc/42/fdx"), None);
+        assert_eq!(fd_dir_of(b"/proc/42/fd/3"), None);
+        assert_eq!(fd_dir_of(b"/tmp/42/fd"), None);
     }
 
     #[test]
@@ -464,10 +497,10 @@ mod tests {
             Name::TaskFile(5, 7, ProcFile::Comm)
         );
         // A thread's other entries are its process's.
-        assert_eq!(name(&t(b"/proc/thread-self/fd/0"), 5), Name::Fd(0));
-        assert_eq!(name(&t(b"/proc/thread-self/exe"), 5), Name::Exe);
-        assert_eq!(name(&t(b"/proc/thread-self/fd"), 5), Name::FdDir);
-        // Not another process's.
-        assert_eq!(name(b"/proc/6/task/7/fd/0", 5), Name::Hidden);
+        assert_eq!(name(&t(b"/proc/thread-self/fd/0"), 5), Name::Fd(5, 0));
+        assert_eq!(name(&t(b"/proc/thread-self/exe"), 5), Name::Exe(5));
+        assert_eq!(name(&t(b"/proc/thread-self/fd"), 5), Name::FdDir(5));
+        // Another process's thread's: that process's.
+        assert_eq!(name(b"/proc/6/task/7/fd/0", 5), Name::Fd(6, 0));
     }
 }

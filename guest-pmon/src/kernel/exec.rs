@@ -544,7 +544,7 @@ impl Kernel {
 
     /// execve for thread `tid`: on success its process runs the new image
     /// (the system call does not return); on failure the errno. `on_host`
-    /// as [`Self::load_image`]'s.
+    /// as [`Self::load_image`]'s; `comm` the name it takes.
     pub fn execve(
         &mut self,
         tid: Tid,
@@ -552,6 +552,7 @@ impl Kernel {
         argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
         on_host: bool,
+        comm: &[u8],
     ) -> Result<(), Errno> {
         let Some(pid) = self.threads.get(&tid).map(|t| t.pid) else {
             return Err(ESRCH);
@@ -608,9 +609,12 @@ impl Kernel {
             }
             None => return Err(ESRCH),
         };
-        // Its name is the new program's again, as Linux's comm.
+        // Its name is the new program's, as Linux's comm: the name it was
+        // run by (15 bytes at most).
         if let Some(t) = self.threads.get_mut(&tid) {
             t.name = [0; 16];
+            let n = comm.len().min(15);
+            t.name[..n].copy_from_slice(&comm[..n]);
         }
         // Closed as close(2) closes them: the process's record locks on
         // those files and its message queue notifications go too.

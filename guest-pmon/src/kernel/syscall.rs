@@ -1327,8 +1327,8 @@ impl Kernel {
         if f.path == b"/proc" {
             return self.proc_getdents(pid, &f, h, buf, len);
         }
-        if f.path == FD_DIR {
-            return self.fd_getdents(pid, &f, buf, len);
+        if let Some(target) = pmon::path::fd_dir_of(&f.path) {
+            return self.fd_getdents(pid, target, &f, buf, len);
         }
         match host::readdir(h, f.offset.get(), len) {
             Ok((bytes, next)) => {
@@ -1752,18 +1752,21 @@ impl Kernel {
             w
         };
         let words = match path {
-            Some(p) => match self.path_arg(pid, AT_FDCWD, p).and_then(|p| self.follow(p)) {
-                Ok(full) => match self.task_name(pid, pmon::path::name(&full, pid)) {
+            Some(p) => match self
+                .path_arg(pid, AT_FDCWD, p)
+                .and_then(|p| self.lookup_follow(pid, AT_FDCWD, &p))
+            {
+                // (/proc/PID/{exe,cwd,root} are followed.)
+                Ok((full, name)) => match name {
                     Name::Hidden => Err(ENOENT),
-                    Name::Fd(n) => match self.file(pid, n as i64) {
+                    Name::Fd(t, n) => match self.fd_file(pid, t, n) {
                         Ok(f) => self.statfs_of(&f, host_of, pseudo),
                         Err(e) => Err(e),
                     },
-                    Name::Exe => host_of(&self.exe_of(pid)),
-                    Name::Maps
+                    Name::Maps(_)
                     | Name::MemInfo
                     | Name::SelfDir
-                    | Name::FdDir
+                    | Name::FdDir(_)
                     | Name::Proc(..)
                     | Name::ProcDir(_)
                     | Name::TaskDir(_)
@@ -2125,11 +2128,18 @@ impl Kernel {
     }
 
     /// [`Self::lookup`], following the last name if it is a symbolic link
-    /// of the tmpfs.
+    /// of the tmpfs or /proc/PID/{exe,cwd,root}.
     fn lookup_follow(&self, pid: Pid, dirfd: i64, p: &[u8]) -> Result<(Vec<u8>, Name), Errno> {
         let full = self.follow(self.resolve(pid, dirfd, p)?)?;
         let name = self.task_name(pid, pmon::path::name(&full, pid));
-        Ok((full, name))
+        match name {
+            Name::Exe(_) | Name::Cwd(_) | Name::Root(_) => {
+                let to = self.follow(self.link_target(pid, name)?)?;
+                let name = self.task_name(pid, pmon::path::name(&to, pid));
+                Ok((to, name))
+            }
+            _ => Ok((full, name)),
+        }
     }
 
     fn device(name: Name) -> Option<Kind> {
@@ -2266,18 +2276,40 @@ impl Kernel {
             return self.stat_of(&OpenFile::new(kind, O_RDWR));
         }
         let st = match name {
-            Name::Fd(n) => {
-                let f = self.file(pid, n as i64)?;
-                return self.stat_of(&f);
+            Name::Fd(t, n) => {
+                let f = self.fd_file(pid, t, n)?;
+                if follow || !full.starts_with(b"/proc/") {
+                    return self.stat_of(&f);
+                }
+                // lstat of /proc/PID/fd/N: the link, its permission bits
+                // the descriptor's access (lr-x, l-wx or lrwx), as Linux.
+                let mut st = host::stat_path(b"/proc/self/exe", false)?;
+                let access = f.flags.get() & O_ACCMODE;
+                st.mode = 0o120000
+                    | if access != O_WRONLY { 0o500 } else { 0o100 }
+                    | if access != O_RDONLY { 0o200 } else { 0 };
+                st.size = 64;
+                st
             }
             Name::Ptmx => return self.stat_of(&OpenFile::new(Kind::PtyMaster(usize::MAX), 0)),
             Name::Pts(n) => {
                 let id = self.pty_numbered(n).ok_or(ENOENT)?;
                 return self.stat_of(&OpenFile::new(Kind::PtySlave(id), 0));
             }
-            Name::Exe => host::stat_path(&self.exe_of(pid), follow)?,
+            // Not followed (lookup_follow follows them): the links.
+            Name::Exe(_) | Name::Cwd(_) | Name::Root(_) => {
+                self.link_target(pid, name)?;
+                host::stat_path(b"/proc/self/exe", false)?
+            }
             Name::SelfDir => host::stat_path(b"/proc/self", follow)?,
-            Name::FdDir => host::stat_path(FD_DIR, true)?,
+            Name::FdDir(t) => {
+                self.reach(pid, t)?;
+                host::stat_path(FD_DIR, true)?
+            }
+            Name::Maps(t) => {
+                self.reach(pid, t)?;
+                return self.stat_of(&OpenFile::generated(full, Vec::new()));
+            }
             n if n.is_generated() => {
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
@@ -2410,7 +2442,7 @@ impl Kernel {
         } else {
             self.lookup_follow(pid, dirfd, &p)
         };
-        let (mut full, name) = match looked {
+        let (full, name) = match looked {
             Ok(v) => v,
             Err(e) => return err(e),
         };
@@ -2433,7 +2465,17 @@ impl Kernel {
         match name {
             // Linux opens the file again; sharing the open file is what
             // matters for pipes (bash's process substitution).
-            Name::Fd(n) => return val(self.dup(pid, n as i64, 0, cloexec)),
+            Name::Fd(t, n) if t == pid => {
+                return val(self
+                    .fd_file(pid, t, n)
+                    .and_then(|_| self.dup(pid, n as i64, 0, cloexec)))
+            }
+            // Another process's: its open file, as pidfd_getfd gives it.
+            Name::Fd(t, n) => {
+                return val(self
+                    .fd_file(pid, t, n)
+                    .and_then(|f| self.proc_mut(pid)?.fds.install(f, cloexec, 0)))
+            }
             Name::Ptmx => return self.open_ptmx(pid, flags, cloexec),
             Name::Pts(n) => {
                 return match self.pty_numbered(n) {
@@ -2441,7 +2483,9 @@ impl Kernel {
                     None => err(ENOENT),
                 }
             }
-            Name::Exe => full = self.exe_of(pid),
+            // Symbolic links, not followed (O_NOFOLLOW): lookup_follow
+            // follows them.
+            Name::Exe(_) | Name::Cwd(_) | Name::Root(_) => return err(ELOOP),
             // /proc/self is a symbolic link to /proc/PID.
             Name::SelfDir if no_follow => return err(ELOOP),
             Name::ProcDir(p) if !self.sees_process(pid, p) => return err(ENOENT),
@@ -2455,10 +2499,15 @@ impl Kernel {
             Name::TaskDir(p) => return self.open_proc_dir(pid, p, Some(None), flags, cloexec),
             Name::Task(p, t) => return self.open_proc_dir(pid, p, Some(Some(t)), flags, cloexec),
             Name::Hidden => return err(ENOENT),
-            Name::FdDir if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 => {
+            Name::FdDir(_) if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 => {
                 return err(EISDIR)
             }
-            Name::FdDir => return self.open_fd_dir(pid, flags, cloexec),
+            Name::FdDir(t) => {
+                if let Err(e) = self.reach(pid, t) {
+                    return err(e);
+                }
+                return self.open_fd_dir(pid, t, flags, cloexec);
+            }
             Name::Proc(..) | Name::TaskFile(..)
                 if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 =>
             {
@@ -2483,7 +2532,7 @@ impl Kernel {
                     return err(EACCES);
                 }
                 let data = match name {
-                    Name::Maps => match self.maps_of(pid) {
+                    Name::Maps(t) => match self.reach(pid, t).and_then(|()| self.maps_of(t)) {
                         Ok(d) => d,
                         Err(e) => return err(e),
                     },
@@ -2591,11 +2640,15 @@ impl Kernel {
         let full = match name {
             Name::Null | Name::Zero | Name::Urandom | Name::Ptmx => return Ret::Val(0),
             Name::Pts(n) => return val(self.pty_numbered(n).map(|_| 0).ok_or(ENOENT)),
-            Name::Fd(n) => return val(self.file(pid, n as i64).map(|_| 0)),
+            Name::Fd(t, n) => return val(self.fd_file(pid, t, n).map(|_| 0)),
             Name::Hidden => return err(ENOENT),
-            Name::Exe => self.exe_of(pid),
+            // (Followed by lookup_follow.)
+            Name::Exe(_) | Name::Cwd(_) | Name::Root(_) => return err(ENOENT),
             Name::SelfDir => b"/proc/self".to_vec(),
-            Name::Maps
+            Name::Maps(t) | Name::FdDir(t) if t != pid => {
+                return val(self.reach(pid, t).map(|()| 0))
+            }
+            Name::Maps(_)
             | Name::CpuList
             | Name::MemInfo
             | Name::CpuInfo
@@ -2613,7 +2666,7 @@ impl Kernel {
             Name::Proc(..) | Name::TaskFile(..) if mode & X_OK != 0 => return err(EACCES),
             Name::Proc(..)
             | Name::ProcDir(_)
-            | Name::FdDir
+            | Name::FdDir(_)
             | Name::TaskDir(_)
             | Name::Task(..)
             | Name::TaskFile(..) => return Ret::Val(0),
@@ -2658,12 +2711,15 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let target = match name {
-            Name::Exe => self.exe_of(pid),
+            Name::Exe(_) | Name::Cwd(_) | Name::Root(_) => match self.link_target(pid, name) {
+                Ok(t) => t,
+                Err(e) => return err(e),
+            },
             Name::SelfDir if full == b"/proc/thread-self" => {
                 alloc::format!("{pid}/task/{}", self.caller).into_bytes()
             }
             Name::SelfDir => alloc::format!("{pid}").into_bytes(),
-            Name::Fd(n) => match self.file(pid, n as i64) {
+            Name::Fd(t, n) => match self.fd_file(pid, t, n) {
                 Ok(f) => Self::describe(&f),
                 Err(e) => return err(e),
             },
@@ -2673,7 +2729,7 @@ impl Kernel {
             | Name::Urandom
             | Name::Ptmx
             | Name::Pts(_)
-            | Name::Maps
+            | Name::Maps(_)
             | Name::CpuList
             | Name::MemInfo
             | Name::CpuInfo
@@ -2684,7 +2740,7 @@ impl Kernel {
             | Name::TaskDir(_)
             | Name::Task(..)
             | Name::TaskFile(..)
-            | Name::FdDir => return err(EINVAL),
+            | Name::FdDir(_) => return err(EINVAL),
             Name::Host if self.tmp_node(&full).is_some() => {
                 match self
                     .tmp_node(&full)
@@ -4654,6 +4710,10 @@ impl Kernel {
             Ok(v) => v,
             Err(e) => return err(e),
         };
+        // The new program's name (comm) is the last part of the name it
+        // was run by, as Linux's: "exe" for /proc/self/exe (busybox then
+        // names itself for its applet), a link's own name, not its target's.
+        let mut comm = p.rsplit(|&c| c == b'/').next().unwrap_or_default().to_vec();
         let mut on_host = false;
         if p.is_empty() {
             if flags & AT_EMPTY_PATH == 0 {
@@ -4663,6 +4723,9 @@ impl Kernel {
                 Ok((file, host)) => (p, on_host) = (file, host),
                 Err(e) => return err(e),
             }
+            // fexecve: the file's own name (Linux 6.13 on; "N" of
+            // /dev/fd/N before).
+            comm = p.rsplit(|&c| c == b'/').next().unwrap_or_default().to_vec();
         } else if dirfd != AT_FDCWD && p.first() != Some(&b'/') {
             match self.resolve(pid, dirfd, &p) {
                 Ok(full) => p = full,
@@ -4680,21 +4743,50 @@ impl Kernel {
         }
         // The program re-executing itself (busybox runs its applets so),
         // or fexecve's /proc/self/fd/N: the file it names, even where
-        // storage has one of the same name since.
-        match self.lookup(pid, AT_FDCWD, &p).map(|v| v.1) {
-            Ok(Name::Exe) => {
-                p = self.exe_of(pid);
-                on_host = self.procs.get(&pid).is_some_and(|pr| pr.exe_on_host);
-            }
-            Ok(Name::Fd(n)) => match self.exec_of_fd(pid, n as i64) {
+        // storage has one of the same name since. A symbolic link of the
+        // tmpfs to one of them is followed first: the host's /proc must
+        // never answer (its /proc/self/exe is lego-vmm).
+        let followed = self
+            .resolve(pid, AT_FDCWD, &p)
+            .and_then(|full| self.follow(full))
+            .map(|full| self.task_name(pid, pmon::path::name(&full, pid)));
+        match followed {
+            Ok(Name::Exe(t)) => match self.link_target(pid, Name::Exe(t)) {
+                Ok(exe) => {
+                    p = exe;
+                    on_host = self.procs.get(&t).is_some_and(|pr| pr.exe_on_host);
+                }
+                Err(e) => return err(e),
+            },
+            Ok(Name::Fd(t, n)) if t != pid => match self.reach(pid, t) {
+                Ok(()) => match self.exec_of_fd(t, n as i64) {
+                    Ok((file, host)) => (p, on_host) = (file, host),
+                    Err(e) => return err(e),
+                },
+                Err(e) => return err(e),
+            },
+            Ok(Name::Fd(_, n)) => match self.exec_of_fd(pid, n as i64) {
                 Ok((file, host)) => (p, on_host) = (file, host),
                 Err(e) => return err(e),
             },
             Ok(Name::Hidden | Name::SelfDir) => return err(ENOENT),
-            Ok(Name::Null | Name::Zero | Name::Urandom) => return err(EACCES),
+            Ok(
+                Name::Null
+                | Name::Zero
+                | Name::Urandom
+                | Name::Cwd(_)
+                | Name::Root(_)
+                | Name::FdDir(_)
+                | Name::Maps(_)
+                | Name::Proc(..)
+                | Name::ProcDir(_)
+                | Name::TaskDir(_)
+                | Name::Task(..)
+                | Name::TaskFile(..),
+            ) => return err(EACCES),
             _ => {}
         }
-        let done = self.execve(tid, p, a, e, on_host);
+        let done = self.execve(tid, p, a, e, on_host, &comm);
         // Taken by the load, or left by a failure before it.
         self.exec_inode = None;
         match done {

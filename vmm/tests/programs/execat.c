@@ -2,7 +2,8 @@
  * descriptor, by an open descriptor (AT_EMPTY_PATH, as glibc's and musl's
  * fexecve do it), a script by its descriptor, and the errors Linux gives
  * (a flag it lacks, an empty path without AT_EMPTY_PATH, a directory, a
- * bad descriptor, a symbolic link with AT_SYMLINK_NOFOLLOW). */
+ * bad descriptor, a symbolic link with AT_SYMLINK_NOFOLLOW); the name each
+ * runs by (/proc/self/comm). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <libgen.h>
@@ -36,7 +37,13 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, 0, _IONBF, 0);
     if (argc > 1) {
-        printf("  running with %s\n", argv[1]);
+        char comm[32] = "";
+        FILE *f = fopen("/proc/self/comm", "r");
+        if (f && fgets(comm, sizeof comm, f))
+            comm[strcspn(comm, "\n")] = 0;
+        if (f)
+            fclose(f);
+        printf("  running with %s, named %s\n", argv[1], comm);
         return 0;
     }
     char exe[256];
@@ -64,6 +71,14 @@ int main(int argc, char **argv)
     symlink(script, link);
     run("AT_SYMLINK_NOFOLLOW on a link", AT_FDCWD, link, AT_SYMLINK_NOFOLLOW, "x", 0);
     run("the link followed", AT_FDCWD, link, 0, "through a link", 0);
+    /* Named by the name it was run by: "exe" (busybox renames itself for
+     * its applet then), a link's own name (15 bytes of it). */
+    run("/proc/self/exe", AT_FDCWD, "/proc/self/exe", 0, "itself", 0);
+    char self_link[64];
+    snprintf(self_link, sizeof self_link, "/tmp/execat-self-link-%d", (int)getpid());
+    symlink("/proc/self/exe", self_link);
+    run("a link to /proc/self/exe", AT_FDCWD, self_link, 0, "itself through a link", 0);
+    unlink(self_link);
     run("flag 1", dir, base, 1, "x", 0);
     run("an empty path", self, "", 0, "x", 0);
     run("a directory", dir, "", AT_EMPTY_PATH, "x", 0);

@@ -1,8 +1,9 @@
 /* /proc/PID: stat, status, cmdline and comm of this process and of a
  * child, /proc listing both, and the child's entries gone once reaped
- * (what ps, top, pgrep and pidof read); /proc/self/task with a directory
- * per thread (ps -L, top -H). Prints what holds, so the host's and Lego's
- * outputs compare. */
+ * (what ps, top, pgrep and pidof read); the child's exe, cwd, root, fd
+ * and maps (what ps names commands by and lsof reads); /proc/self/task
+ * with a directory per thread (ps -L, top -H). Prints what holds, so the
+ * host's and Lego's outputs compare. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +48,79 @@ static int listed(pid_t pid)
 static const char *yes(int b)
 {
     return b ? "yes" : "no";
+}
+
+static int link_is(const char *path, const char *want)
+{
+    char got[4096];
+    ssize_t n = readlink(path, got, sizeof got - 1);
+    if (n < 0)
+        return 0;
+    got[n] = 0;
+    return strcmp(got, want) == 0;
+}
+
+/* Another process's exe, cwd, root, fd and maps: as its own would be. */
+static void child_entries(pid_t child, int rfd)
+{
+    char path[128], exe[4096] = "", cwd[4096] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0)
+        exe[n] = 0;
+    getcwd(cwd, sizeof cwd);
+    snprintf(path, sizeof path, "/proc/%d/exe", child);
+    printf("child exe: the same program %s\n", yes(n > 0 && link_is(path, exe)));
+    snprintf(path, sizeof path, "/proc/%d/cwd", child);
+    printf("child cwd: the working directory %s\n", yes(link_is(path, cwd)));
+    snprintf(path, sizeof path, "/proc/%d/root", child);
+    printf("child root: / %s\n", yes(link_is(path, "/")));
+    struct stat st;
+    snprintf(path, sizeof path, "/proc/%d/exe", child);
+    printf("child exe followed: a regular file %s, lstat a link %s\n",
+           yes(stat(path, &st) == 0 && S_ISREG(st.st_mode)),
+           yes(lstat(path, &st) == 0 && S_ISLNK(st.st_mode)));
+    snprintf(path, sizeof path, "/proc/%d/cwd/.", child);
+    printf("child cwd followed: a directory %s\n", yes(stat(path, &st) == 0 && S_ISDIR(st.st_mode)));
+    snprintf(path, sizeof path, "/proc/%d/fd", child);
+    DIR *d = opendir(path);
+    int has_rfd = 0, has_stdout = 0, links = 1;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        has_rfd |= atoi(e->d_name) == rfd;
+        has_stdout |= atoi(e->d_name) == 1;
+        links &= e->d_type == DT_LNK;
+    }
+    if (d)
+        closedir(d);
+    printf("child fd listing: opens %s, its pipe %s, stdout %s, all links %s\n", yes(d != NULL),
+           yes(has_rfd), yes(has_stdout), yes(links));
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", child, rfd);
+    char target[256] = "";
+    n = readlink(path, target, sizeof target - 1);
+    if (n > 0)
+        target[n] = 0;
+    printf("child pipe: named pipe:[...] %s\n", yes(strncmp(target, "pipe:[", 6) == 0));
+    int is_link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+    printf("child pipe lstat: a link %s, read-only lr-x %s\n", yes(is_link),
+           yes((st.st_mode & 0777) == 0500));
+    printf("child pipe followed: a FIFO %s\n", yes(stat(path, &st) == 0 && S_ISFIFO(st.st_mode)));
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", child, 900);
+    errno = 0;
+    printf("child closed descriptor: %s\n", readlink(path, target, sizeof target) < 0 && errno == ENOENT ? "ENOENT" : "there");
+    snprintf(path, sizeof path, "/proc/%d/maps", child);
+    size_t len;
+    char *maps = slurp(path, &len);
+    printf("child maps: its program mapped %s\n", yes(maps && exe[0] && strstr(maps, exe)));
+    snprintf(path, sizeof path, "/proc/%d", child);
+    d = opendir(path);
+    int seen = 0;
+    while (d && (e = readdir(d)))
+        seen += !strcmp(e->d_name, "exe") || !strcmp(e->d_name, "fd") || !strcmp(e->d_name, "cwd");
+    if (d)
+        closedir(d);
+    printf("child directory: exe, cwd and fd listed %s\n", yes(seen == 3));
 }
 
 extern char **environ;
@@ -287,10 +362,15 @@ int main(int argc, char **argv)
     printf("child stat: pid %s, parent %s, state %c\n", yes(cpid == child), yes(cppid == getpid()),
            cstate);
     printf("listed: me %s, child %s\n", yes(listed(getpid())), yes(listed(child)));
+    child_entries(child, go[0]);
     write(go[1], "x", 1);
     waitpid(child, 0, 0);
     printf("after reaping: listed %s, stat %s\n", yes(listed(child)),
            slurp(path, &n) ? "still there" : "gone");
+    snprintf(path, sizeof path, "/proc/%d/exe", child);
+    char link[64];
+    errno = 0;
+    printf("after reaping: exe %s\n", readlink(path, link, sizeof link) < 0 && errno == ENOENT ? "ENOENT" : "there");
     own_files();
     tasks();
     return 0;

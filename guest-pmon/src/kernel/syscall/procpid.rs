@@ -3,7 +3,10 @@
 //! each number in /proc), and /proc listed with their numbers in place of
 //! the host's; /proc/PID/task lists a process's threads, and
 //! /proc/PID/task/TID holds each one's stat, status and comm (`ps -L`,
-//! `top -H`, Go's syscall tests reading every thread's ids).
+//! `top -H`, Go's syscall tests reading every thread's ids). Its exe, cwd,
+//! root, fd and maps too, for whoever may trace it (Linux's
+//! PTRACE_MODE_READ): toybox's ps names a command by its exe and takes a
+//! process without one for a kernel thread; lsof reads every fd.
 //!
 //! Decided: a process's memory lives at its memory component, so its
 //! VmSize is its mappings' total (asked of its home) and VmRSS is 0; CPU
@@ -30,6 +33,52 @@ impl Kernel {
     pub(super) fn sees_process(&self, caller: Pid, pid: Pid) -> bool {
         let vnode = self.procs.get(&caller).map_or(0, |p| p.vnode);
         self.procs.get(&pid).is_some_and(|p| p.vnode == vnode)
+    }
+
+    /// Whether `caller` may look into process `target`'s program,
+    /// directories, descriptors and mappings (/proc/PID/{exe,cwd,root,fd,
+    /// maps}): its own always; another's if it sees it (else ENOENT), it
+    /// has not exited (a zombie has none of these: ENOENT), and it may
+    /// trace it (else EACCES, Linux's PTRACE_MODE_READ check).
+    pub(super) fn reach(&self, caller: Pid, target: Pid) -> Result<(), Errno> {
+        if caller == target {
+            return Ok(());
+        }
+        let Some(p) = self
+            .procs
+            .get(&target)
+            .filter(|_| self.sees_process(caller, target))
+        else {
+            return Err(ENOENT);
+        };
+        if p.life != Life::Alive {
+            return Err(ENOENT);
+        }
+        let me = self.procs.get(&caller).map(|c| c.cred).unwrap_or_default();
+        if !me.may_trace(&p.cred, p.dumpable) {
+            return Err(EACCES);
+        }
+        Ok(())
+    }
+
+    /// The open file of /proc/PID/fd/N (or /dev/fd/N) for `caller`: a
+    /// closed descriptor's name does not exist (ENOENT), as on Linux.
+    pub(super) fn fd_file(&self, caller: Pid, target: Pid, n: i32) -> Result<Arc<OpenFile>, Errno> {
+        self.reach(caller, target)?;
+        self.file(target, n as i64)
+            .map_err(|e| if e == EBADF { ENOENT } else { e })
+    }
+
+    /// Where /proc/PID/exe, cwd or root (`name`) links to, for `caller`.
+    pub(super) fn link_target(&self, caller: Pid, name: Name) -> Result<Vec<u8>, Errno> {
+        match name {
+            Name::Exe(t) => self.reach(caller, t).map(|()| self.exe_of(t)),
+            Name::Cwd(t) => self
+                .reach(caller, t)
+                .and_then(|()| self.procs.get(&t).map(|p| p.cwd.clone()).ok_or(ENOENT)),
+            Name::Root(t) => self.reach(caller, t).map(|()| b"/".to_vec()),
+            _ => Err(EINVAL),
+        }
     }
 
     /// A /proc/PID/task name checked: the thread must be one of the
@@ -334,14 +383,17 @@ impl Kernel {
             (b"statm", DT_REG),
             (b"status", DT_REG),
         ];
-        // A thread's directory serves only the files above.
-        if target == pid && !f.path.windows(6).any(|w| w == b"/task/") {
+        // A thread's directory lists only the files above (its exe, fd,
+        // ... are its process's and open all the same).
+        if !f.path.windows(6).any(|w| w == b"/task/") {
             files.extend([
-                (&b"exe"[..], DT_LNK),
+                (&b"cwd"[..], DT_LNK),
+                (b"exe", DT_LNK),
                 (b"fd", DT_DIR),
                 (b"maps", DT_REG),
                 (b"mountinfo", DT_REG),
                 (b"mounts", DT_REG),
+                (b"root", DT_LNK),
             ]);
         }
         let names = files
@@ -378,27 +430,41 @@ impl Kernel {
         self.put_listing(pid, f, names, 0x7400, buf, len)
     }
 
-    /// /proc/self/fd (or /dev/fd) opened: a directory of the host's, for
-    /// its fstat, whose listing [`Self::fd_getdents`] makes.
-    /// (The caller refuses opens for writing: EISDIR.)
-    pub(super) fn open_fd_dir(&mut self, pid: Pid, flags: u32, cloexec: bool) -> Ret {
+    /// /proc/PID/fd (/proc/self/fd, /dev/fd) of process `target` opened
+    /// by `pid`: a directory of the host's, for its fstat, whose listing
+    /// [`Self::fd_getdents`] makes of `target`'s descriptors, as Linux's
+    /// stays the process's it was opened for. (The caller checked that
+    /// `pid` may look, and refuses opens for writing: EISDIR.)
+    pub(super) fn open_fd_dir(&mut self, pid: Pid, target: Pid, flags: u32, cloexec: bool) -> Ret {
         let handle = match host::open_as(FD_DIR, lego_proto::program::OPEN_READ) {
             Ok((h, _)) => h,
             Err(e) => return err(e),
         };
-        let file = OpenFile::with_path(Kind::HostDir(handle), flags & O_NONBLOCK, FD_DIR.to_vec());
+        let path = pmon::path::fd_dir(target);
+        let file = OpenFile::with_path(Kind::HostDir(handle), flags & O_NONBLOCK, path);
         self.install_host(pid, handle, file, cloexec)
     }
 
-    /// The listing of /proc/self/fd: `.`, `..` and the caller's open
-    /// descriptors as symbolic links, as Linux lists them.
-    pub(super) fn fd_getdents(&mut self, pid: Pid, f: &OpenFile, buf: u64, len: usize) -> Ret {
+    /// The listing of an open /proc/PID/fd: `.`, `..` and process
+    /// `target`'s open descriptors as symbolic links, as Linux lists them
+    /// (ENOENT once it has exited).
+    pub(super) fn fd_getdents(
+        &mut self,
+        pid: Pid,
+        target: Pid,
+        f: &OpenFile,
+        buf: u64,
+        len: usize,
+    ) -> Ret {
         // A descriptor's place is its number past `.` and `..`, as on
         // Linux: CPython's subprocess closes descriptors while it reads
         // this listing a few entries at a time.
         let mut names: Vec<(u64, Vec<u8>, u8)> =
             alloc::vec![(0, b".".to_vec(), DT_DIR), (1, b"..".to_vec(), DT_DIR)];
-        if let Some(p) = self.procs.get(&pid) {
+        if target != pid && self.reach(pid, target).is_err() {
+            return err(ENOENT);
+        }
+        if let Some(p) = self.procs.get(&target) {
             names.extend(
                 p.fds
                     .iter()
@@ -412,6 +478,6 @@ impl Kernel {
 /// Where /proc's listing places its processes: past the host's names.
 const PIDS_AT: u64 = 1 << 20;
 
-/// Where a process's /proc/self/fd opens on the host (lego-vmm's own,
+/// Where a process's /proc/PID/fd opens on the host (lego-vmm's own,
 /// for a directory's fstat); its listing is the process's.
 pub(super) const FD_DIR: &[u8] = b"/proc/self/fd";

@@ -861,7 +861,7 @@ impl Kernel {
         // fchmodat(AT_SYMLINK_NOFOLLOW) changes a file this way).
         let (fd, path) = match path.map(|p| self.path_arg(pid, fd, p)) {
             Some(Ok(full)) => match pmon::path::name(&full, pid) {
-                Name::Fd(n) => (n as i64, None),
+                Name::Fd(t, n) if t == pid => (n as i64, None),
                 _ => (fd, path),
             },
             _ => (fd, path),
