@@ -84,6 +84,13 @@ pub enum Name {
     /// /proc/meminfo: the home memory component's memory
     /// ([`crate::procfs::meminfo`]).
     MemInfo,
+    /// /proc/uptime: the processor's time since its monitor booted and its
+    /// vCPUs' idle time ([`crate::procfs::uptime`]), on the clock
+    /// CLOCK_BOOTTIME and /proc/PID/stat's start times go by.
+    Uptime,
+    /// /proc/stat: the host's, its boot time the monitor's
+    /// ([`crate::procfs::stat_file`]), so ps's start times are right.
+    Stat,
     /// /proc/cpuinfo: the host's, cut to the vCPUs ([`crate::procfs::cpuinfo`]).
     CpuInfo,
     /// /proc/mounts, /proc/self/mounts: with /tmp's tmpfs
@@ -141,6 +148,8 @@ impl Name {
             Name::Maps(_)
                 | Name::CpuList
                 | Name::MemInfo
+                | Name::Uptime
+                | Name::Stat
                 | Name::CpuInfo
                 | Name::Mounts
                 | Name::MountInfo
@@ -178,6 +187,8 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         | b"/sys/devices/system/cpu/possible"
         | b"/sys/devices/system/cpu/present" => return Name::CpuList,
         b"/proc/meminfo" => return Name::MemInfo,
+        b"/proc/uptime" => return Name::Uptime,
+        b"/proc/stat" => return Name::Stat,
         b"/proc/cpuinfo" => return Name::CpuInfo,
         b"/proc/mounts" => return Name::Mounts,
         _ => {}
@@ -390,6 +401,9 @@ mod tests {
         assert_eq!(name(b"/proc/self/smaps", 5), Name::Hidden);
         assert_eq!(name(b"/sys/devices/system/cpu/online", 5), Name::CpuList);
         assert_eq!(name(b"/proc/meminfo", 5), Name::MemInfo);
+        assert_eq!(name(b"/proc/uptime", 5), Name::Uptime);
+        assert_eq!(name(b"/proc/stat", 5), Name::Stat);
+        assert_eq!(name(b"/proc/5/stat", 5), Name::Proc(5, ProcFile::Stat));
         assert_eq!(name(b"/proc/cpuinfo", 5), Name::CpuInfo);
         assert_eq!(name(b"/proc/self/mounts", 5), Name::Mounts);
         assert_eq!(name(b"/proc/mounts", 5), Name::Mounts);

@@ -185,6 +185,31 @@ pub fn cpuinfo(host: &[u8], cpus: u32) -> Vec<u8> {
     out
 }
 
+/// /proc/uptime: seconds since boot and the vCPUs' idle seconds summed,
+/// two decimals each, as Linux writes it.
+pub fn uptime(up_ns: u64, idle_ns: u64) -> Vec<u8> {
+    let cs = |ns: u64| {
+        let c = ns / 10_000_000;
+        alloc::format!("{}.{:02}", c / 100, c % 100)
+    };
+    alloc::format!("{} {}\n", cs(up_ns), cs(idle_ns)).into_bytes()
+}
+
+/// /proc/stat: the host's, with its `btime` line (the boot's wall-clock
+/// second) the processor's `btime`, which with a process's start time
+/// (ticks since that boot) gives when it started.
+pub fn stat_file(host: &[u8], btime: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(host.len());
+    for line in host.split_inclusive(|&c| c == b'\n') {
+        if line.starts_with(b"btime ") {
+            out.extend_from_slice(alloc::format!("btime {btime}\n").as_bytes());
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
 /// /proc/mounts (and /proc/self/mounts): the host's mount table, with
 /// /tmp and /dev/shm the processor's tmpfs in place of whatever the host
 /// has there.
@@ -619,6 +644,19 @@ mod tests {
         assert_eq!(first, "MemTotal:        1048576 kB");
         assert!(text.contains("\nMemAvailable:     262144 kB\n"));
         assert!(text.contains("\nSwapTotal:             0 kB\n"));
+    }
+
+    #[test]
+    fn uptime_and_boot_time_are_the_processors() {
+        assert_eq!(uptime(3_456_789_000, 120_000_000), b"3.45 0.12\n");
+        assert_eq!(uptime(0, 0), b"0.00 0.00\n");
+        let host = b"cpu  1 2 3 4\nintr 5\nbtime 1700000000\nprocesses 9\n";
+        let got = stat_file(host, 1800000123);
+        assert_eq!(
+            got,
+            b"cpu  1 2 3 4\nintr 5\nbtime 1800000123\nprocesses 9\n"
+        );
+        assert_eq!(stat_file(b"cpu  1\n", 7), b"cpu  1\n");
     }
 
     #[test]

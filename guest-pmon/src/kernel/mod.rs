@@ -288,6 +288,8 @@ struct Cpu {
     stale: bool,
     current: Option<Tid>,
     idle: bool,
+    /// Time spent idle (waiting in the VMM for work), for /proc/uptime.
+    idle_ns: u64,
 }
 
 /// The first process's parent: whoever ran lego-vmm, outside the
@@ -515,6 +517,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
                 stale: false,
                 current: None,
                 idle: false,
+                idle_ns: 0,
             })
             .collect(),
         rng: <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed),
@@ -662,9 +665,17 @@ fn cpu_loop(cpu: u32) -> ! {
                 with(|k| k.trap(cpu, tid, ctx, ran));
             }
             None => {
-                let (timeout, stdin) = with(|k| k.idle_plan(cpu));
+                let (timeout, stdin, since) = with(|k| {
+                    let (timeout, stdin) = k.idle_plan(cpu);
+                    (timeout, stdin, k.now_ns())
+                });
                 host::idle(timeout, stdin);
-                with(|k| k.cpus[cpu as usize].idle = false);
+                with(|k| {
+                    let waited = k.now_ns().saturating_sub(since);
+                    let c = &mut k.cpus[cpu as usize];
+                    c.idle = false;
+                    c.idle_ns += waited;
+                });
             }
         }
     }

@@ -2540,6 +2540,19 @@ impl Kernel {
                         Ok((total, free)) => pmon::procfs::meminfo(total, free),
                         Err(e) => return err(e),
                     },
+                    Name::Uptime => {
+                        let idle = self.cpus.iter().map(|c| c.idle_ns).sum();
+                        pmon::procfs::uptime(self.now_ns(), idle)
+                    }
+                    Name::Stat => match host::slurp(b"/proc/stat", 1 << 22) {
+                        Ok(text) => {
+                            // Rounded once, so that it does not move.
+                            let btime =
+                                self.realtime_ns().saturating_sub(self.now_ns()) / 1_000_000_000;
+                            pmon::procfs::stat_file(&text, btime)
+                        }
+                        Err(e) => return err(e),
+                    },
                     Name::CpuInfo => match host::slurp(b"/proc/cpuinfo", 1 << 22) {
                         Ok(text) => pmon::procfs::cpuinfo(&text, self.cpus.len() as u32),
                         Err(e) => return err(e),
@@ -2651,6 +2664,8 @@ impl Kernel {
             Name::Maps(_)
             | Name::CpuList
             | Name::MemInfo
+            | Name::Uptime
+            | Name::Stat
             | Name::CpuInfo
             | Name::Mounts
             | Name::MountInfo => {
@@ -2732,6 +2747,8 @@ impl Kernel {
             | Name::Maps(_)
             | Name::CpuList
             | Name::MemInfo
+            | Name::Uptime
+            | Name::Stat
             | Name::CpuInfo
             | Name::Mounts
             | Name::MountInfo

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char *slurp(const char *path, size_t *len)
@@ -177,6 +178,33 @@ static void own_files(void)
         line = end ? end + 1 : line + strlen(line);
     }
     printf("mountinfo: the root mounted %s, every line has its dash %s\n", yes(root), yes(dashed));
+}
+
+/* /proc/uptime on the clock CLOCK_BOOTTIME keeps, and /proc/stat's btime
+ * with this process's start time (ticks since boot) the time it started:
+ * what ps's STIME and top's uptime and %CPU are made of. */
+static void clocks(void)
+{
+    size_t n;
+    char *up = slurp("/proc/uptime", &n);
+    double secs = up ? atof(up) : -1;
+    struct timespec boot;
+    clock_gettime(CLOCK_BOOTTIME, &boot);
+    double diff = secs - (boot.tv_sec + boot.tv_nsec / 1e9);
+    printf("uptime: CLOCK_BOOTTIME's %s\n", yes(diff > -1 && diff < 1));
+    char *st = slurp("/proc/stat", &n);
+    char *b = st ? strstr(st, "\nbtime ") : 0;
+    long long btime = b ? atoll(b + 7) : 0;
+    char *me = slurp("/proc/self/stat", &n);
+    char *f = me ? strrchr(me, ')') : 0;
+    unsigned long long start = 0;
+    /* The 22nd field; the 3rd follows the name. */
+    for (int field = 2; f && *f && field < 22; f++)
+        if (*f == ' ' && ++field == 22)
+            start = strtoull(f + 1, 0, 10);
+    long long started = btime + (long long)(start / sysconf(_SC_CLK_TCK));
+    long long now = time(0);
+    printf("start time: btime and the start ticks give now %s\n", yes(started >= now - 3 && started <= now + 1));
 }
 
 static pthread_barrier_t named, done;
@@ -372,6 +400,7 @@ int main(int argc, char **argv)
     errno = 0;
     printf("after reaping: exe %s\n", readlink(path, link, sizeof link) < 0 && errno == ENOENT ? "ENOENT" : "there");
     own_files();
+    clocks();
     tasks();
     return 0;
 }
