@@ -129,6 +129,10 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         .map_err(kvm("report its supported CPUID"))?;
     let fsgsbase = hypervisor::supports_fsgsbase(&cpuid);
     let xcr0 = hypervisor::guest_xcr0(&cpuid);
+    let mut cpuid = cpuid;
+    if xcr0.is_some() {
+        hypervisor::offer_xsave(&mut cpuid);
+    }
     // Without the leaf, the architectural default of 36 bits.
     let phys_bits = cpuid
         .as_slice()

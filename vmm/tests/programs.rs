@@ -183,6 +183,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("procpid", "1"),
             // The vDSO's clocks against the system call's.
             ("clocks", "1"),
+            // CPUID's OSXSAVE and XCR0: the code paths programs pick.
+            ("cpufeatures", "1"),
             // /proc/self/fd and /dev/fd listed; close_range.
             ("fdtable", "1"),
             // dnotify (F_NOTIFY) and a descriptor's owner and signal
