@@ -349,6 +349,49 @@ pub fn dev_shm_shown(full: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// Linux's name of a program in /proc/PID/exe: `path` (absolute,
+/// normalized) with every symbolic link on the way followed (`readlink`
+/// answers for a link, None for anything else), at most 40 as Linux
+/// follows. glibc's ld.so takes $ORIGIN from /proc/self/exe: Debian's
+/// /usr/bin/java is a link to a link to .../jvm/.../bin/java, whose
+/// RUNPATH $ORIGIN/../lib finds libjli.so only from the real directory.
+/// Too many links leave `path` as it was.
+pub fn canonical(path: &[u8], readlink: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
+    let mut now = path.to_vec();
+    for _ in 0..40 {
+        let parts: Vec<&[u8]> = now
+            .split(|&c| c == b'/')
+            .filter(|p| !p.is_empty())
+            .collect();
+        let mut prefix = Vec::with_capacity(now.len());
+        let mut next = None;
+        for (i, part) in parts.iter().enumerate() {
+            let dir_len = prefix.len();
+            prefix.push(b'/');
+            prefix.extend_from_slice(part);
+            if let Some(target) = readlink(&prefix) {
+                let dir = if dir_len == 0 {
+                    &b"/"[..]
+                } else {
+                    &prefix[..dir_len]
+                };
+                let mut joined = target;
+                for rest in &parts[i + 1..] {
+                    joined.push(b'/');
+                    joined.extend_from_slice(rest);
+                }
+                next = Some(resolve(dir, &joined));
+                break;
+            }
+        }
+        match next {
+            Some(n) => now = n,
+            None => return now,
+        }
+    }
+    path.to_vec()
+}
+
 /// The path an open /proc/PID/fd directory keeps (its listing and the
 /// *at calls from it go by it).
 pub fn fd_dir(pid: u32) -> Vec<u8> {
@@ -447,6 +490,28 @@ mod tests {
         assert_eq!(name(b"/proc", 5), Name::Host);
         assert_eq!(name(b"/etc/passwd", 5), Name::Host);
         assert_eq!(name(b"/dev/fd/99999999999", 5), Name::Hidden);
+    }
+
+    #[test]
+    fn a_program_is_named_by_its_real_path() {
+        let links = |p: &[u8]| -> Option<Vec<u8>> {
+            match p {
+                b"/bin" => Some(b"usr/bin".to_vec()),
+                b"/usr/bin/java" => Some(b"/etc/alternatives/java".to_vec()),
+                b"/etc/alternatives/java" => Some(b"/usr/lib/jvm/j17/bin/java".to_vec()),
+                b"/usr/lib/jvm/j17" => Some(b"../jvm-real/j17".to_vec()),
+                b"/loop" => Some(b"/loop".to_vec()),
+                _ => None,
+            }
+        };
+        assert_eq!(canonical(b"/bin/busybox", links), b"/usr/bin/busybox");
+        assert_eq!(
+            canonical(b"/bin/java", links),
+            b"/usr/lib/jvm-real/j17/bin/java"
+        );
+        assert_eq!(canonical(b"/usr/local/x", links), b"/usr/local/x");
+        assert_eq!(canonical(b"/loop/x", links), b"/loop/x");
+        assert_eq!(canonical(b"/", links), b"/");
     }
 
     #[test]

@@ -927,6 +927,45 @@ fn dynamically_linked_programs_run_as_on_the_host() {
             b"",
         );
     }
+    // Run through a symbolic link, a program finds its library by
+    // RUNPATH $ORIGIN/../lib: ld.so takes $ORIGIN from /proc/self/exe,
+    // which must be the real path (Debian's java, a link to a link, finds
+    // libjli.so so).
+    let real = dir.join("real");
+    std::fs::create_dir_all(real.join("lib")).expect("lib dir");
+    std::fs::create_dir_all(real.join("bin")).expect("bin dir");
+    std::fs::write(
+        dir.join("liborigin.c"),
+        "int origin_answer(void) { return 42; }\n",
+    )
+    .expect("library source");
+    std::fs::write(
+        dir.join("origin.c"),
+        "#include <stdio.h>\n#include <unistd.h>\nint origin_answer(void);\n\
+         int main(void) { char p[4096]; ssize_t n = readlink(\"/proc/self/exe\", p, sizeof p - 1);\n\
+         p[n > 0 ? n : 0] = 0; printf(\"the library says %d; /proc/self/exe %s\\n\", origin_answer(), p); return 0; }\n",
+    )
+    .expect("program source");
+    let lib = Command::new("gcc")
+        .args(["-O1", "-shared", "-fPIC", "-o"])
+        .arg(real.join("lib/liborigin.so"))
+        .arg(dir.join("liborigin.c"))
+        .status()
+        .expect("gcc");
+    assert!(lib.success(), "gcc liborigin.so");
+    let prog = Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(real.join("bin/origin"))
+        .arg(dir.join("origin.c"))
+        .arg(format!("-L{}", real.join("lib").display()))
+        .args(["-lorigin", "-Wl,-rpath,$ORIGIN/../lib"])
+        .status()
+        .expect("gcc");
+    assert!(prog.success(), "gcc origin");
+    let link = dir.join("origin-link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(real.join("bin/origin"), &link).expect("symlink");
+    same_as_host(&rack, &[], &[link.to_str().expect("path")], &[], b"");
     let busybox = which("busybox");
     let expr = which("expr");
     let sort = which("sort");

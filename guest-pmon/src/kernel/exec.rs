@@ -349,6 +349,13 @@ impl Kernel {
             }
             None => None,
         };
+        // The host's programs are named by their real path, as Linux's
+        // /proc/PID/exe (tmpfs links were followed by the caller).
+        let exe = if matches!(file, ExecFile::Host(_)) {
+            pmon::path::canonical(&exe, |p| host::readlink(p).ok())
+        } else {
+            exe
+        };
         let mut parts: Vec<(&ExecFile, &Program)> = alloc::vec![(&*file, &program)];
         if let Some((lf, lp)) = &loader {
             parts.push((lf, lp));
