@@ -507,6 +507,37 @@ fn a_busybox_pipeline_over_stdin_matches_the_host() {
 }
 
 #[test]
+fn a_file_of_the_hosts_tmp_written_is_copied_up_and_the_hosts_left_alone() {
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let name = format!("/tmp/lego-copy-up-{}.txt", std::process::id());
+    std::fs::write(&name, "the host's line\n").expect("the host's file");
+    let busybox = which("busybox");
+    // Appended to (copied up with its bytes), replaced (O_TRUNC), then
+    // removed from the tmpfs: the host's shows through again.
+    let script = format!(
+        "cat {name}; echo appended >> {name}; cat {name}; echo replaced > {name}; cat {name}; \
+         rm {name}; cat {name}"
+    );
+    let ran = rack.run(
+        &[],
+        &[busybox.to_str().expect("path"), "sh", "-c", &script],
+        b"",
+    );
+    let host_after = std::fs::read_to_string(&name);
+    let _ = std::fs::remove_file(&name);
+    assert_eq!(
+        ran.text(),
+        "the host's line\nthe host's line\nappended\nreplaced\nthe host's line\n",
+        "{}",
+        ran.err
+    );
+    assert_eq!(host_after.expect("the host's file"), "the host's line\n");
+}
+
+#[test]
 fn a_bash_script_matches_the_host() {
     if !kvm_available() || !have(&["bash-static", "busybox"]) {
         return;

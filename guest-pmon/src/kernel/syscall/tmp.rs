@@ -112,6 +112,23 @@ impl Kernel {
             Ok(ino) => ino,
             // A name under a tmpfs file, or too long: the tmpfs's to refuse.
             Err(e @ (tmpfs::ENOTDIR | tmpfs::ENAMETOOLONG)) => return Some(err(e)),
+            // The host's file opened for writing: copied up first.
+            Err(_) if flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0 => {
+                match self.tmp_copy_up(pid, full, flags & O_TRUNC != 0) {
+                    Some(Ok(ino)) => ino,
+                    Some(Err(e)) => return Some(err(e)),
+                    None if flags & O_CREAT != 0 => {
+                        let rel = self.tmp_new_name(full)?;
+                        let perm = mode & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
+                        self.tmp_made_by(pid);
+                        match self.tmp.create(rel, perm, true, now) {
+                            Ok((ino, _)) => ino,
+                            Err(e) => return Some(err(e)),
+                        }
+                    }
+                    None => return None,
+                }
+            }
             Err(_) if flags & O_CREAT != 0 => {
                 let rel = self.tmp_new_name(full)?;
                 let perm = mode & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
@@ -152,6 +169,59 @@ impl Kernel {
             full.to_vec(),
         );
         Some(self.install_tmp(pid, ino, file, cloexec))
+    }
+
+    /// A regular file of the host's /tmp showing through (by name, read-only)
+    /// that a process opens for writing: copied into the tmpfs first, its
+    /// bytes (unless `trunc`) and permission bits, as overlayfs copies a
+    /// lower file up, so that /tmp stays writable whatever the host keeps
+    /// there; the copy shadows the host's file from then on. None when the
+    /// host has no such regular file or the tmpfs has no directory for it.
+    fn tmp_copy_up(&mut self, pid: Pid, full: &[u8], trunc: bool) -> Option<Result<Ino, Errno>> {
+        let rel = below_tmp(full)?;
+        if !self.tmp.has_parent(rel) {
+            return None;
+        }
+        let st = host::stat_path(full, false).ok()?;
+        if st.mode & 0o170000 != 0o100000 {
+            return None;
+        }
+        let now = self.realtime_ns();
+        self.tmp_made_by(pid);
+        let ino = match self.tmp.create(rel, st.mode & 0o7777, true, now) {
+            Ok((ino, _)) => ino,
+            Err(e) => return Some(Err(e)),
+        };
+        if trunc || st.size == 0 {
+            return Some(Ok(ino));
+        }
+        let copied = host::open_as(full, lego_proto::program::OPEN_READ).and_then(|(h, _)| {
+            let mut buf = alloc::vec![0u8; 64 << 10];
+            let mut at = 0u64;
+            let result = loop {
+                let n = host::read(h, at, &mut buf);
+                if n < 0 {
+                    break Err(-n);
+                }
+                if n == 0 {
+                    break Ok(());
+                }
+                if let Err(e) = self.tmp.write(ino, at, &buf[..n as usize], now) {
+                    break Err(e);
+                }
+                at += n as u64;
+            };
+            host::close(h);
+            result
+        });
+        match copied {
+            Ok(()) => Some(Ok(ino)),
+            Err(e) => {
+                // Nothing half-copied stays: the host's file shows again.
+                let _ = self.tmp.unlink(rel, now);
+                Some(Err(e))
+            }
+        }
     }
 
     /// A descriptor for `file`, open on tmpfs node `ino` (held while a
