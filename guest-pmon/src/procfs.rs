@@ -422,6 +422,7 @@ fn state_name(state: u8) -> &'static str {
     match state {
         b'R' => "R (running)",
         b'Z' => "Z (zombie)",
+        b'T' => "T (stopped)",
         _ => "S (sleeping)",
     }
 }

@@ -185,6 +185,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("clocks", "1"),
             // CPUID's OSXSAVE and XCR0: the code paths programs pick.
             ("cpufeatures", "1"),
+            // Job control: stop and continue, the parent's waits and
+            // SIGCHLD, a read across a stop, a caught SIGTSTP.
+            ("jobstop", "2"),
             // /proc/self/fd and /dev/fd listed; close_range.
             ("fdtable", "1"),
             // dnotify (F_NOTIFY) and a descriptor's owner and signal

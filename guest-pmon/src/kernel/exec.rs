@@ -173,6 +173,7 @@ impl Kernel {
                 subreaper: false,
                 dumpable: true,
                 no_new_privs: false,
+                job: JobState::default(),
                 run,
                 vnode,
                 home,

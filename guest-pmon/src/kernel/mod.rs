@@ -252,6 +252,9 @@ pub struct Process {
     pub subreaper: bool,
     pub dumpable: bool,
     pub no_new_privs: bool,
+    /// Job control: stopped or not, and what its parent's wait is yet to
+    /// be told.
+    pub job: JobState,
     /// The run it belongs to (0: the program after `--`), whose stdio its
     /// first three descriptors are; a fork child stays in its parent's.
     pub run: u32,
@@ -290,6 +293,18 @@ struct Cpu {
     idle: bool,
     /// Time spent idle (waiting in the VMM for work), for /proc/uptime.
     idle_ns: u64,
+}
+
+/// A process's job-control state (`kernel::signals::stop_process`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobState {
+    /// Stopped by a stop signal: none of its threads runs until SIGCONT.
+    pub stopped: bool,
+    /// The signal that stopped it, until a wait with WUNTRACED (WSTOPPED)
+    /// reports it.
+    pub stop_report: Option<u32>,
+    /// Continued since it stopped, until a wait with WCONTINUED reports it.
+    pub cont_report: bool,
 }
 
 /// The first process's parent: whoever ran lego-vmm, outside the
@@ -810,6 +825,11 @@ impl Kernel {
                 continue;
             }
             let pid = t.pid;
+            // A stopped process's threads wait, runnable, for SIGCONT
+            // (`continue_process` puts them back in the queue).
+            if self.procs.get(&pid).is_some_and(|p| p.job.stopped) {
+                continue;
+            }
             if self.threads.get(&tid).is_some_and(|t| t.restart) {
                 // A parked system call made again.
                 if let Some(t) = self.threads.get_mut(&tid) {
@@ -833,6 +853,11 @@ impl Kernel {
             }
             self.load_space(cpu, pid);
             self.deliver_signals(tid);
+            // (A signal taken now may have stopped it.)
+            if self.procs.get(&pid).is_some_and(|p| p.job.stopped) {
+                self.cpus[cpu as usize].current = None;
+                continue;
+            }
             let Some(t) = self.threads.get_mut(&tid) else {
                 continue;
             };

@@ -65,6 +65,12 @@ impl Kernel {
         }
         let sig = info.signo;
         let action = p.actions[(sig - 1) as usize];
+        if self.job_control(pid, sig, &action, None) {
+            return;
+        }
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         // A blocked signal is never ignored, as Linux's (its action may
         // change before it is unblocked, and sigwait or a signalfd may
         // take it): a blocked SIGCHLD is there to be read.
@@ -180,6 +186,11 @@ impl Kernel {
             return;
         }
         let action = self.procs.get(&pid).map(|p| p.actions[(sig - 1) as usize]);
+        if let Some(a) = action {
+            if self.job_control(pid, sig, &a, Some(tid)) {
+                return;
+            }
+        }
         let blocked = self
             .threads
             .get(&tid)
@@ -451,9 +462,12 @@ impl Kernel {
         if action.handler == SIG_DFL || sig == SIGKILL || sig == SIGSTOP {
             match default_action(sig) {
                 DefaultAction::Ignore | DefaultAction::Continue => {}
-                // No job control: a stop is logged and ignored.
+                // Blocked when it was sent, taken now: it stops the
+                // process now (`job_control` stops it when sent).
                 DefaultAction::Stop => {
-                    lego_image::println!("process {pid}: signal {sig} would stop it; Lego has no job control, so it goes on");
+                    if sig == SIGSTOP || !self.group_orphaned(pid) {
+                        self.stop_process(pid, sig);
+                    }
                 }
                 DefaultAction::Terminate => self.kill_process(pid, killed(sig, false), Some(info)),
                 DefaultAction::Core => self.kill_process(pid, killed(sig, true), Some(info)),
@@ -808,6 +822,13 @@ impl Kernel {
             info.status = st;
             self.signal_process(ppid, info);
         }
+        self.wake_child_waiters(ppid);
+    }
+
+    /// A child of `ppid` changed (ended, stopped, continued): its waits
+    /// look again, and so do the threads in poll, select and epoll_wait
+    /// (one may watch the child's pidfd).
+    fn wake_child_waiters(&mut self, ppid: Pid) {
         let waiters: Vec<Tid> = self
             .procs
             .get(&ppid)
@@ -824,9 +845,152 @@ impl Kernel {
                 self.wake(w, OnWake::Retry);
             }
         }
-        // Threads in poll, select and epoll_wait look again: one may
-        // watch this process's pidfd.
         self.wake_all(Wait::Any);
+    }
+
+    /// Job control at the moment `sig` is sent to process `pid` (to its
+    /// thread `thread` for tgkill), as Linux's prepare_signal: SIGCONT
+    /// continues a stopped process and drops its pending stop signals,
+    /// whatever its action, then goes on as any signal; a stop signal
+    /// drops a pending SIGCONT, and one that stops (SIGSTOP, or another
+    /// neither caught nor blocked) stops the process at once instead of
+    /// being queued, so that no system call of it ends with EINTR. SIGTSTP,
+    /// SIGTTIN and SIGTTOU to a process of an orphaned group are dropped.
+    /// True when nothing more is to be done with the signal.
+    fn job_control(&mut self, pid: Pid, sig: u32, action: &SigAction, thread: Option<Tid>) -> bool {
+        if sig == SIGCONT {
+            self.continue_process(pid);
+            return false;
+        }
+        if STOP_SIGNALS & bit(sig) == 0 {
+            return false;
+        }
+        self.drop_pending(pid, bit(SIGCONT));
+        if sig != SIGSTOP && action.handler != SIG_DFL {
+            return false;
+        }
+        let threads = match thread {
+            Some(t) => alloc::vec![t],
+            None => self
+                .procs
+                .get(&pid)
+                .map(|p| p.threads.clone())
+                .unwrap_or_default(),
+        };
+        let blocked = threads.iter().all(|t| {
+            self.threads
+                .get(t)
+                .is_some_and(|t| t.sigmask & bit(sig) != 0)
+        });
+        if sig != SIGSTOP && blocked {
+            // Queued; it stops the process when taken (`deliver_one`).
+            return false;
+        }
+        if sig == SIGSTOP || !self.group_orphaned(pid) {
+            self.stop_process(pid, sig);
+        }
+        true
+    }
+
+    /// Drops the signals of `mask` pending for process `pid` and its threads.
+    fn drop_pending(&mut self, pid: Pid, mask: SigSet) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        p.pending.retain(|i| mask & bit(i.signo) == 0);
+        for t in p.threads.clone() {
+            if let Some(t) = self.threads.get_mut(&t) {
+                t.pending.retain(|i| mask & bit(i.signo) == 0);
+            }
+        }
+    }
+
+    /// Stops process `pid` (a stop signal `sig`'s default action): none of
+    /// its threads runs until SIGCONT (`pick` passes them by; one running
+    /// on another vCPU is kicked into the monitor), and its parent learns:
+    /// SIGCHLD with CLD_STOPPED unless it set SA_NOCLDSTOP, and waits with
+    /// WUNTRACED report it once. SIGKILL still ends it.
+    pub fn stop_process(&mut self, pid: Pid, sig: u32) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if p.life != Life::Alive || p.job.stopped {
+            return;
+        }
+        p.job = JobState {
+            stopped: true,
+            stop_report: Some(sig),
+            cont_report: false,
+        };
+        for t in p.threads.clone() {
+            if let Some(State::Running(cpu)) = self.threads.get(&t).map(|t| t.state) {
+                host::kick(cpu);
+            }
+        }
+        self.tell_parent_of_job(pid, CLD_STOPPED, sig);
+    }
+
+    /// SIGCONT to process `pid`: its pending stop signals go and, if it was
+    /// stopped, its threads run again and its parent learns (SIGCHLD with
+    /// CLD_CONTINUED unless SA_NOCLDSTOP; WCONTINUED waits).
+    pub fn continue_process(&mut self, pid: Pid) {
+        self.drop_pending(pid, STOP_SIGNALS);
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if !p.job.stopped {
+            return;
+        }
+        p.job = JobState {
+            stopped: false,
+            stop_report: None,
+            cont_report: true,
+        };
+        for t in p.threads.clone() {
+            if self
+                .threads
+                .get(&t)
+                .is_some_and(|t| t.state == State::Runnable)
+            {
+                self.runq.push_back(t);
+            }
+        }
+        self.kick_idle();
+        self.tell_parent_of_job(pid, CLD_CONTINUED, SIGCONT);
+    }
+
+    fn tell_parent_of_job(&mut self, pid: Pid, code: i32, sig: u32) {
+        let Some(ppid) = self.procs.get(&pid).map(|p| p.ppid) else {
+            return;
+        };
+        let quiet = self
+            .procs
+            .get(&ppid)
+            .is_none_or(|pp| pp.actions[(SIGCHLD - 1) as usize].flags & SA_NOCLDSTOP != 0);
+        if !quiet {
+            let mut info = SigInfo::user(SIGCHLD, code, pid);
+            info.status = sig as i32;
+            self.signal_process(ppid, info);
+        }
+        self.wake_child_waiters(ppid);
+    }
+
+    /// Whether the process group of `pid` is orphaned: no member has a
+    /// parent in another group of its session (the parent outside the
+    /// processor, whoever ran lego-vmm, counts as one, as the shell that
+    /// ran it would).
+    fn group_orphaned(&self, pid: Pid) -> bool {
+        let Some(pgid) = self.procs.get(&pid).map(|p| p.pgid) else {
+            return true;
+        };
+        !self
+            .procs
+            .values()
+            .filter(|m| m.pgid == pgid && m.life == Life::Alive)
+            .any(|m| match self.procs.get(&m.ppid) {
+                Some(q) => q.pgid != pgid && q.sid == m.sid,
+                None => true,
+            })
     }
 
     /// The first process ended: so does the program, with its status.
@@ -1047,8 +1211,16 @@ impl Kernel {
     }
 }
 
+/// Whether `sig` under action `a` would do nothing when delivered: SIGCONT
+/// by default too (it continued the process when it was sent), as Linux's
+/// sig_handler_ignored: it interrupts no system call.
 fn ignored(sig: u32, a: &SigAction) -> bool {
-    a.handler == SIG_IGN || (a.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore)
+    a.handler == SIG_IGN
+        || (a.handler == SIG_DFL
+            && matches!(
+                default_action(sig),
+                DefaultAction::Ignore | DefaultAction::Continue
+            ))
 }
 
 /// The XSAVE header of an image a program hands back must be one `xrstor`

@@ -109,7 +109,19 @@ const CLONE_CHILD_CLEARTID: u64 = 0x200000;
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
 
 const WNOHANG: u64 = 1;
+/// (WSTOPPED for waitid.)
 const WUNTRACED: u64 = 2;
+const WCONTINUED: u64 = 8;
+
+/// What a wait reports of a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    /// Its wait status.
+    Ended(i32),
+    /// Stopped by this signal.
+    Stopped(u32),
+    Continued,
+}
 const WEXITED: u64 = 4;
 const WNOWAIT: u64 = 0x0100_0000;
 
@@ -4516,6 +4528,7 @@ impl Kernel {
                     subreaper: false,
                     dumpable,
                     no_new_privs,
+                    job: JobState::default(),
                     run,
                     vnode,
                     home,
@@ -4812,8 +4825,10 @@ impl Kernel {
         }
     }
 
-    /// A child of `pid` that wait4's `target` matches, and its state.
-    fn find_child(&self, pid: Pid, target: i64) -> (bool, Option<(Pid, i32)>) {
+    /// A child of `pid` that wait4's `target` matches, and what a wait
+    /// with `options` reports of it: its end (WEXITED), its stop
+    /// (WUNTRACED, WSTOPPED) or its continuing (WCONTINUED).
+    fn find_child(&self, pid: Pid, target: i64, options: u64) -> (bool, Option<(Pid, Change)>) {
         let pgid = self.procs.get(&pid).map_or(0, |p| p.pgid);
         let matches = |c: &Process| {
             c.ppid == pid
@@ -4827,21 +4842,57 @@ impl Kernel {
         let mut any = false;
         for c in self.procs.values().filter(|c| matches(c)) {
             any = true;
-            if let Life::Zombie(status) = c.life {
-                return (true, Some((c.pid, status)));
+            match (c.life, c.job) {
+                (Life::Zombie(status), _) if options & WEXITED != 0 => {
+                    return (true, Some((c.pid, Change::Ended(status))));
+                }
+                (
+                    Life::Alive,
+                    JobState {
+                        stop_report: Some(sig),
+                        ..
+                    },
+                ) if options & WUNTRACED != 0 => {
+                    return (true, Some((c.pid, Change::Stopped(sig))))
+                }
+                (
+                    Life::Alive,
+                    JobState {
+                        cont_report: true, ..
+                    },
+                ) if options & WCONTINUED != 0 => return (true, Some((c.pid, Change::Continued))),
+                _ => {}
             }
         }
         (any, None)
     }
 
+    /// A reported stop or continue is reported once (unless WNOWAIT).
+    fn reported(&mut self, child: Pid, change: Change) {
+        if let Some(c) = self.procs.get_mut(&child) {
+            match change {
+                Change::Stopped(_) => c.job.stop_report = None,
+                Change::Continued => c.job.cont_report = false,
+                Change::Ended(_) => {}
+            }
+        }
+    }
+
     fn sys_wait4(&mut self, tid: Tid, target: i64, status: u64, options: u64, rusage: u64) -> Ret {
         let pid = self.pid_of(tid);
-        if options & !(WNOHANG | WUNTRACED | 8 | 0x8000_0000 | 0x4000_0000 | 0x2000_0000) != 0 {
+        if options & !(WNOHANG | WUNTRACED | WCONTINUED | 0x8000_0000 | 0x4000_0000 | 0x2000_0000)
+            != 0
+        {
             return err(EINVAL);
         }
-        match self.find_child(pid, target) {
+        match self.find_child(pid, target, options | WEXITED) {
             (false, _) => err(ECHILD),
-            (true, Some((child, st))) => {
+            (true, Some((child, change))) => {
+                let st = match change {
+                    Change::Ended(st) => st,
+                    Change::Stopped(sig) => ((sig as i32) << 8) | 0x7f,
+                    Change::Continued => 0xffff,
+                };
                 let r = self.space_mut(pid).and_then(|s| {
                     if status != 0 {
                         uaccess::write_u32(s, status, st as u32)?;
@@ -4854,7 +4905,10 @@ impl Kernel {
                 if let Err(e) = r {
                     return err(e);
                 }
-                self.reap_child(pid, child);
+                match change {
+                    Change::Ended(_) => self.reap_child(pid, child),
+                    _ => self.reported(child, change),
+                }
                 Ret::Val(child as i64)
             }
             (true, None) if options & WNOHANG != 0 => Ret::Val(0),
@@ -4865,9 +4919,40 @@ impl Kernel {
         }
     }
 
+    /// waitid's report of a child's stop or continue.
+    fn waitid_report(
+        &mut self,
+        pid: Pid,
+        infop: u64,
+        options: u64,
+        child: Pid,
+        code: i32,
+        status: i32,
+    ) -> Ret {
+        let mut info = SigInfo::user(SIGCHLD, code, child);
+        info.status = status;
+        if infop != 0 {
+            if let Err(e) = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, infop, &info.encode()))
+            {
+                return err(e);
+            }
+        }
+        if options & WNOWAIT == 0 {
+            let change = if code == CLD_STOPPED {
+                Change::Stopped(status as u32)
+            } else {
+                Change::Continued
+            };
+            self.reported(child, change);
+        }
+        Ret::Val(0)
+    }
+
     fn sys_waitid(&mut self, tid: Tid, idtype: u64, id: i64, infop: u64, options: u64) -> Ret {
         let pid = self.pid_of(tid);
-        if options & WEXITED == 0 {
+        if options & (WEXITED | WUNTRACED | WCONTINUED) == 0 {
             return err(EINVAL);
         }
         // A wait on a non-blocking pidfd that would block is EAGAIN.
@@ -4886,9 +4971,15 @@ impl Kernel {
             },
             _ => return err(EINVAL),
         };
-        match self.find_child(pid, target) {
+        match self.find_child(pid, target, options) {
             (false, _) => err(ECHILD),
-            (true, Some((child, st))) => {
+            (true, Some((child, Change::Stopped(sig)))) => {
+                self.waitid_report(pid, infop, options, child, CLD_STOPPED, sig as i32)
+            }
+            (true, Some((child, Change::Continued))) => {
+                self.waitid_report(pid, infop, options, child, CLD_CONTINUED, SIGCONT as i32)
+            }
+            (true, Some((child, Change::Ended(st)))) => {
                 let (code, status) = if st & 0x7f == 0 {
                     (CLD_EXITED, (st >> 8) & 0xff)
                 } else {

@@ -155,6 +155,8 @@ impl Kernel {
         };
         let state = if zombie {
             b'Z'
+        } else if p.job.stopped {
+            b'T'
         } else if shown.iter().any(|t| {
             self.threads
                 .get(t)
