@@ -188,6 +188,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // Job control: stop and continue, the parent's waits and
             // SIGCHLD, a read across a stop, a caught SIGTSTP.
             ("jobstop", "2"),
+            // ppoll, pselect and epoll_pwait under their signal masks.
+            ("callmask", "1"),
             // /proc/self/fd and /dev/fd listed; close_range.
             ("fdtable", "1"),
             // dnotify (F_NOTIFY) and a descriptor's owner and signal

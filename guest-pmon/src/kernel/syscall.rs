@@ -341,10 +341,27 @@ impl Kernel {
                         Err(e) => return err(e),
                     }
                 };
-                self.sys_poll(tid, a[0], a[1] as usize, timeout)
+                self.with_call_mask(tid, a[3], a[4], |k| {
+                    k.sys_poll(tid, a[0], a[1] as usize, timeout)
+                })
             }
             nr::SELECT => self.sys_select(tid, a[0], a[1], a[2], a[3], a[4], false),
-            nr::PSELECT6 => self.sys_select(tid, a[0], a[1], a[2], a[3], a[4], true),
+            nr::PSELECT6 => {
+                // The sixth argument points at { sigset pointer, its size }.
+                let (mask, size) = if a[5] == 0 {
+                    (0, 0)
+                } else {
+                    match self.space_mut(pid).and_then(|s| {
+                        Ok((uaccess::read_u64(s, a[5])?, uaccess::read_u64(s, a[5] + 8)?))
+                    }) {
+                        Ok(v) => v,
+                        Err(e) => return err(e),
+                    }
+                };
+                self.with_call_mask(tid, mask, size, |k| {
+                    k.sys_select(tid, a[0], a[1], a[2], a[3], a[4], true)
+                })
+            }
             nr::GETDENTS64 => self.sys_getdents64(pid, a[0] as i32 as i64, a[1], a[2] as usize),
             nr::GETDENTS => err(ENOSYS),
             nr::EPOLL_CREATE if a[0] as i32 <= 0 => err(EINVAL),
@@ -353,13 +370,22 @@ impl Kernel {
             nr::EPOLL_CTL => {
                 self.sys_epoll_ctl(pid, a[0] as i32 as i64, a[1], a[2] as i32 as i64, a[3])
             }
-            nr::EPOLL_WAIT | nr::EPOLL_PWAIT => self.sys_epoll_wait(
+            nr::EPOLL_WAIT => self.sys_epoll_wait(
                 tid,
                 a[0] as i32 as i64,
                 a[1],
                 a[2] as i32 as i64,
                 a[3] as i32 as i64,
             ),
+            nr::EPOLL_PWAIT => self.with_call_mask(tid, a[4], a[5], |k| {
+                k.sys_epoll_wait(
+                    tid,
+                    a[0] as i32 as i64,
+                    a[1],
+                    a[2] as i32 as i64,
+                    a[3] as i32 as i64,
+                )
+            }),
             nr::EPOLL_PWAIT2 => {
                 let timeout = if a[3] == 0 {
                     -1
@@ -369,7 +395,9 @@ impl Kernel {
                         Err(e) => return err(e),
                     }
                 };
-                self.sys_epoll_wait(tid, a[0] as i32 as i64, a[1], a[2] as i32 as i64, timeout)
+                self.with_call_mask(tid, a[4], a[5], |k| {
+                    k.sys_epoll_wait(tid, a[0] as i32 as i64, a[1], a[2] as i32 as i64, timeout)
+                })
             }
             nr::EVENTFD => self.sys_eventfd(pid, a[0], 0),
             nr::EVENTFD2 => self.sys_eventfd(pid, a[0], a[1]),
@@ -3053,6 +3081,56 @@ impl Kernel {
             },
             _ => (true, true, false),
         }
+    }
+
+    /// ppoll, pselect6 and epoll_pwait(2) with a signal mask (`mask`, a
+    /// user pointer to `size` bytes; 0: none): the thread waits under
+    /// that mask, as Linux's set_user_sigmask, so that a signal blocked
+    /// until the call (make's SIGCHLD around its jobserver's pselect)
+    /// ends the wait with EINTR and its handler runs, the frame keeping
+    /// the mask from before. Returning otherwise, the mask from before
+    /// comes back at once. A call made again after a wake keeps the mask
+    /// saved the first time.
+    fn with_call_mask(
+        &mut self,
+        tid: Tid,
+        mask: u64,
+        size: u64,
+        call: impl FnOnce(&mut Kernel) -> Ret,
+    ) -> Ret {
+        if mask == 0 {
+            return call(self);
+        }
+        if size != 8 {
+            return err(EINVAL);
+        }
+        let pid = self.pid_of(tid);
+        let new = match self.space_mut(pid).and_then(|s| uaccess::read_u64(s, mask)) {
+            Ok(m) => m & !UNBLOCKABLE,
+            Err(e) => return err(e),
+        };
+        if let Some(t) = self.threads.get_mut(&tid) {
+            if t.saved_mask.is_none() {
+                t.saved_mask = Some(t.sigmask);
+            }
+            t.sigmask = new;
+        }
+        // Ready at once, it returns so (a signal pending stays so, under
+        // the mask from before); about to wait, a signal pending and open
+        // under the new mask ends the wait (`interrupt_if_signalled`).
+        let r = call(self);
+        match r {
+            Ret::Block | Ret::NoReturn => {}
+            Ret::Val(v) if v == -EINTR => {}
+            Ret::Val(_) => {
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    if let Some(m) = t.saved_mask.take() {
+                        t.sigmask = m;
+                    }
+                }
+            }
+        }
+        r
     }
 
     #[allow(clippy::too_many_arguments)]
