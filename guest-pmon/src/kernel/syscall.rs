@@ -4997,16 +4997,24 @@ impl Kernel {
         }
     }
 
-    /// waitid's report of a child's stop or continue.
+    /// waitid's report of `change` in `child`: its siginfo at `infop`,
+    /// then, unless WNOWAIT, the child reaped (an end) or the report used
+    /// up (a stop, a continue).
     fn waitid_report(
         &mut self,
         pid: Pid,
         infop: u64,
         options: u64,
         child: Pid,
-        code: i32,
-        status: i32,
+        change: Change,
     ) -> Ret {
+        let (code, status) = match change {
+            Change::Ended(st) if st & 0x7f == 0 => (CLD_EXITED, (st >> 8) & 0xff),
+            Change::Ended(st) if st & 0x80 != 0 => (CLD_DUMPED, st & 0x7f),
+            Change::Ended(st) => (CLD_KILLED, st & 0x7f),
+            Change::Stopped(sig) => (CLD_STOPPED, sig as i32),
+            Change::Continued => (CLD_CONTINUED, SIGCONT as i32),
+        };
         let mut info = SigInfo::user(SIGCHLD, code, child);
         info.status = status;
         if infop != 0 {
@@ -5018,12 +5026,10 @@ impl Kernel {
             }
         }
         if options & WNOWAIT == 0 {
-            let change = if code == CLD_STOPPED {
-                Change::Stopped(status as u32)
-            } else {
-                Change::Continued
-            };
-            self.reported(child, change);
+            match change {
+                Change::Ended(_) => self.reap_child(pid, child),
+                _ => self.reported(child, change),
+            }
         }
         Ret::Val(0)
     }
@@ -5051,40 +5057,7 @@ impl Kernel {
         };
         match self.find_child(pid, target, options) {
             (false, _) => err(ECHILD),
-            (true, Some((child, Change::Stopped(sig)))) => {
-                self.waitid_report(pid, infop, options, child, CLD_STOPPED, sig as i32)
-            }
-            (true, Some((child, Change::Continued))) => {
-                self.waitid_report(pid, infop, options, child, CLD_CONTINUED, SIGCONT as i32)
-            }
-            (true, Some((child, Change::Ended(st)))) => {
-                let (code, status) = if st & 0x7f == 0 {
-                    (CLD_EXITED, (st >> 8) & 0xff)
-                } else {
-                    (
-                        if st & 0x80 != 0 {
-                            CLD_DUMPED
-                        } else {
-                            CLD_KILLED
-                        },
-                        st & 0x7f,
-                    )
-                };
-                let mut info = SigInfo::user(SIGCHLD, code, child);
-                info.status = status;
-                if infop != 0 {
-                    if let Err(e) = self
-                        .space_mut(pid)
-                        .and_then(|s| uaccess::write(s, infop, &info.encode()))
-                    {
-                        return err(e);
-                    }
-                }
-                if options & WNOWAIT == 0 {
-                    self.reap_child(pid, child);
-                }
-                Ret::Val(0)
-            }
+            (true, Some((child, change))) => self.waitid_report(pid, infop, options, child, change),
             (true, None) if nonblock && options & WNOHANG == 0 => err(EAGAIN),
             (true, None) if options & WNOHANG != 0 => {
                 if infop != 0 {

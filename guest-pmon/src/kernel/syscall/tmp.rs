@@ -106,7 +106,6 @@ impl Kernel {
         cloexec: bool,
     ) -> Option<Ret> {
         let rel = below_tmp(full)?;
-        let now = self.realtime_ns();
         let ino = match self.tmp.lookup(rel) {
             Ok(_) if flags & O_CREAT != 0 && flags & O_EXCL != 0 => return Some(err(EEXIST)),
             Ok(ino) => ino,
@@ -117,27 +116,17 @@ impl Kernel {
                 match self.tmp_copy_up(pid, full, flags & O_TRUNC != 0) {
                     Some(Ok(ino)) => ino,
                     Some(Err(e)) => return Some(err(e)),
-                    None if flags & O_CREAT != 0 => {
-                        let rel = self.tmp_new_name(full)?;
-                        let perm = mode & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
-                        self.tmp_made_by(pid);
-                        match self.tmp.create(rel, perm, true, now) {
-                            Ok((ino, _)) => ino,
-                            Err(e) => return Some(err(e)),
-                        }
-                    }
+                    None if flags & O_CREAT != 0 => match self.tmp_create_new(pid, full, mode)? {
+                        Ok(ino) => ino,
+                        Err(e) => return Some(err(e)),
+                    },
                     None => return None,
                 }
             }
-            Err(_) if flags & O_CREAT != 0 => {
-                let rel = self.tmp_new_name(full)?;
-                let perm = mode & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
-                self.tmp_made_by(pid);
-                match self.tmp.create(rel, perm, true, now) {
-                    Ok((ino, _)) => ino,
-                    Err(e) => return Some(err(e)),
-                }
-            }
+            Err(_) if flags & O_CREAT != 0 => match self.tmp_create_new(pid, full, mode)? {
+                Ok(ino) => ino,
+                Err(e) => return Some(err(e)),
+            },
             Err(_) => return None,
         };
         if self.tmp.is_socket(ino) {
@@ -169,6 +158,16 @@ impl Kernel {
             full.to_vec(),
         );
         Some(self.install_tmp(pid, ino, file, cloexec))
+    }
+
+    /// O_CREAT's new tmpfs file at `full` (`mode` less the umask), or None
+    /// when the name would be the host's (`tmp_new_name`).
+    fn tmp_create_new(&mut self, pid: Pid, full: &[u8], mode: u32) -> Option<Result<Ino, Errno>> {
+        let rel = self.tmp_new_name(full)?;
+        let perm = mode & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
+        self.tmp_made_by(pid);
+        let now = self.realtime_ns();
+        Some(self.tmp.create(rel, perm, true, now).map(|(ino, _)| ino))
     }
 
     /// A regular file of the host's /tmp showing through (by name, read-only)
