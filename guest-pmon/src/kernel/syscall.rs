@@ -1843,7 +1843,7 @@ impl Kernel {
         match f.kind {
             Kind::Tmp(_) => Ok(self.tmp_statfs()),
             Kind::Store(_) | Kind::StoreDir(_) => self.store_statfs(),
-            Kind::Host(_) | Kind::HostDir(_) => host_of(&f.path),
+            Kind::Host(_) | Kind::HostDir(_) => host_of(procpid::on_host(f)),
             Kind::Generated | Kind::ProcDir(..) => host_of(b"/proc"),
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => host_of(b"/dev"),
             // DEVPTS_SUPER_MAGIC.
@@ -2121,7 +2121,7 @@ impl Kernel {
                 return host::stat_path(b"/proc/self", true).map(|st| file_stat_bytes(&st));
             }
             Kind::Host(_) | Kind::HostDir(_) => {
-                return host::stat_path(&f.path, true).map(|st| file_stat_bytes(&st));
+                return host::stat_path(procpid::on_host(f), true).map(|st| file_stat_bytes(&st));
             }
             Kind::Tmp(ino) => return self.tmp_stat(ino),
             Kind::Store(ino) | Kind::StoreDir(ino) => return self.store_stat_ino(ino),
@@ -3371,7 +3371,7 @@ impl Kernel {
                         if flags & MAP_SHARED != 0 && prot & 2 != 0 {
                             return err(EACCES);
                         }
-                        let size = match host::stat_path(&f.path, true) {
+                        let size = match host::stat_path(procpid::on_host(&f), true) {
                             Ok(st) => st.size,
                             Err(e) => return err(e),
                         };

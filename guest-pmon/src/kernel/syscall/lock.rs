@@ -221,7 +221,7 @@ impl Kernel {
             Kind::Store(ino) | Kind::StoreDir(ino) => self.store_size(ino),
             Kind::Tmp(ino) => self.tmp.stat(ino).map(|st| st.size),
             Kind::Generated => Ok(f.data.len() as u64),
-            _ => host::stat_path(&f.path, true).map(|st| st.size),
+            _ => host::stat_path(super::procpid::on_host(f), true).map(|st| st.size),
         }
     }
 }

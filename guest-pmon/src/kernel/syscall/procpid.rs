@@ -480,6 +480,18 @@ impl Kernel {
 /// Where /proc's listing places its processes: past the host's names.
 const PIDS_AT: u64 = 1 << 20;
 
+/// The host's name of a host file or directory open as `f`: its path,
+/// but lego-vmm's own /proc/self/fd for an open /proc/PID/fd, whose path
+/// names a Lego process (the host's /proc/PID is another process, or
+/// none: its fstat was ENOENT at times in a pid namespace).
+pub(super) fn on_host(f: &OpenFile) -> &[u8] {
+    if pmon::path::fd_dir_of(&f.path).is_some() {
+        FD_DIR
+    } else {
+        &f.path
+    }
+}
+
 /// Where a process's /proc/PID/fd opens on the host (lego-vmm's own,
 /// for a directory's fstat); its listing is the process's.
 pub(super) const FD_DIR: &[u8] = b"/proc/self/fd";
