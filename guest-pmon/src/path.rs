@@ -392,6 +392,11 @@ pub fn canonical(path: &[u8], readlink: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Ve
     path.to_vec()
 }
 
+/// The last name of `path` (all of it when it has no `/`).
+pub fn last(path: &[u8]) -> &[u8] {
+    path.rsplit(|&c| c == b'/').next().unwrap_or(path)
+}
+
 /// The path an open /proc/PID/fd directory keeps (its listing and the
 /// *at calls from it go by it).
 pub fn fd_dir(pid: u32) -> Vec<u8> {
@@ -512,6 +517,9 @@ mod tests {
         assert_eq!(canonical(b"/usr/local/x", links), b"/usr/local/x");
         assert_eq!(canonical(b"/loop/x", links), b"/loop/x");
         assert_eq!(canonical(b"/", links), b"/");
+        assert_eq!(last(b"/proc/self/exe"), b"exe");
+        assert_eq!(last(b"sleep"), b"sleep");
+        assert_eq!(last(b""), b"");
     }
 
     #[test]

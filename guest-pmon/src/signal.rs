@@ -74,6 +74,18 @@ pub const CLD_DUMPED: i32 = 3;
 pub const CLD_STOPPED: i32 = 5;
 pub const CLD_CONTINUED: i32 = 6;
 
+/// SIGCHLD's si_code and si_status for a child that ended with wait
+/// status `status`: exited (its code), killed or dumped (the signal).
+pub fn child_ended(status: i32) -> (i32, i32) {
+    if status & 0x7f == 0 {
+        (CLD_EXITED, (status >> 8) & 0xff)
+    } else if status & 0x80 != 0 {
+        (CLD_DUMPED, status & 0x7f)
+    } else {
+        (CLD_KILLED, status & 0x7f)
+    }
+}
+
 /// The signals whose default action stops a process.
 pub const STOP_SIGNALS: SigSet = bit(SIGSTOP) | bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU);
 
@@ -481,6 +493,16 @@ pub fn xsave_valid(img: &[u8], xstate: Xstate) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_childs_end_as_sigchld_says_it() {
+        assert_eq!(child_ended(3 << 8), (CLD_EXITED, 3));
+        assert_eq!(child_ended(SIGTERM as i32), (CLD_KILLED, SIGTERM as i32));
+        assert_eq!(
+            child_ended(SIGSEGV as i32 | 0x80),
+            (CLD_DUMPED, SIGSEGV as i32)
+        );
+    }
 
     const X: Xstate = Xstate {
         size: 2696,

@@ -464,11 +464,7 @@ impl Kernel {
                 DefaultAction::Ignore | DefaultAction::Continue => {}
                 // Blocked when it was sent, taken now: it stops the
                 // process now (`job_control` stops it when sent).
-                DefaultAction::Stop => {
-                    if sig == SIGSTOP || !self.group_orphaned(pid) {
-                        self.stop_process(pid, sig);
-                    }
-                }
+                DefaultAction::Stop => self.stop_process(pid, sig),
                 DefaultAction::Terminate => self.kill_process(pid, killed(sig, false), Some(info)),
                 DefaultAction::Core => self.kill_process(pid, killed(sig, true), Some(info)),
             }
@@ -811,13 +807,7 @@ impl Kernel {
         if reap {
             self.procs.remove(&pid);
         } else if exit_signal != 0 {
-            let (code, st) = if status & 0x7f == 0 {
-                (CLD_EXITED, (status >> 8) & 0xff)
-            } else if status & 0x80 != 0 {
-                (CLD_DUMPED, status & 0x7f)
-            } else {
-                (CLD_KILLED, status & 0x7f)
-            };
+            let (code, st) = child_ended(status);
             let mut info = SigInfo::user(exit_signal, code, pid);
             info.status = st;
             self.signal_process(ppid, info);
@@ -886,9 +876,7 @@ impl Kernel {
             // Queued; it stops the process when taken (`deliver_one`).
             return false;
         }
-        if sig == SIGSTOP || !self.group_orphaned(pid) {
-            self.stop_process(pid, sig);
-        }
+        self.stop_process(pid, sig);
         true
     }
 
@@ -909,8 +897,13 @@ impl Kernel {
     /// its threads runs until SIGCONT (`pick` passes them by; one running
     /// on another vCPU is kicked into the monitor), and its parent learns:
     /// SIGCHLD with CLD_STOPPED unless it set SA_NOCLDSTOP, and waits with
-    /// WUNTRACED report it once. SIGKILL still ends it.
+    /// WUNTRACED report it once. SIGKILL still ends it. SIGTSTP, SIGTTIN
+    /// and SIGTTOU do not stop a process of an orphaned group (Linux drops
+    /// them: no one is left to continue it).
     pub fn stop_process(&mut self, pid: Pid, sig: u32) {
+        if sig != SIGSTOP && self.group_orphaned(pid) {
+            return;
+        }
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };

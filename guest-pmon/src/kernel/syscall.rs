@@ -112,6 +112,8 @@ const WNOHANG: u64 = 1;
 /// (WSTOPPED for waitid.)
 const WUNTRACED: u64 = 2;
 const WCONTINUED: u64 = 8;
+const WEXITED: u64 = 4;
+const WNOWAIT: u64 = 0x0100_0000;
 
 /// What a wait reports of a child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,8 +124,6 @@ enum Change {
     Stopped(u32),
     Continued,
 }
-const WEXITED: u64 = 4;
-const WNOWAIT: u64 = 0x0100_0000;
 
 impl Kernel {
     fn space_mut(&mut self, pid: Pid) -> Result<&mut mm::Space, Errno> {
@@ -4821,7 +4821,7 @@ impl Kernel {
         // The new program's name (comm) is the last part of the name it
         // was run by, as Linux's: "exe" for /proc/self/exe (busybox then
         // names itself for its applet), a link's own name, not its target's.
-        let mut comm = p.rsplit(|&c| c == b'/').next().unwrap_or_default().to_vec();
+        let mut comm = pmon::path::last(&p).to_vec();
         let mut on_host = false;
         if p.is_empty() {
             if flags & AT_EMPTY_PATH == 0 {
@@ -4833,7 +4833,7 @@ impl Kernel {
             }
             // fexecve: the file's own name (Linux 6.13 on; "N" of
             // /dev/fd/N before).
-            comm = p.rsplit(|&c| c == b'/').next().unwrap_or_default().to_vec();
+            comm = pmon::path::last(&p).to_vec();
         } else if dirfd != AT_FDCWD && p.first() != Some(&b'/') {
             match self.resolve(pid, dirfd, &p) {
                 Ok(full) => p = full,
@@ -4945,13 +4945,20 @@ impl Kernel {
         (any, None)
     }
 
-    /// A reported stop or continue is reported once (unless WNOWAIT).
-    fn reported(&mut self, child: Pid, change: Change) {
-        if let Some(c) = self.procs.get_mut(&child) {
-            match change {
-                Change::Stopped(_) => c.job.stop_report = None,
-                Change::Continued => c.job.cont_report = false,
-                Change::Ended(_) => {}
+    /// A wait took `change` of `child` (not WNOWAIT): an ended child is
+    /// reaped, a stop or a continue is reported once.
+    fn waited(&mut self, parent: Pid, child: Pid, change: Change) {
+        match change {
+            Change::Ended(_) => self.reap_child(parent, child),
+            Change::Stopped(_) => {
+                if let Some(c) = self.procs.get_mut(&child) {
+                    c.job.stop_report = None;
+                }
+            }
+            Change::Continued => {
+                if let Some(c) = self.procs.get_mut(&child) {
+                    c.job.cont_report = false;
+                }
             }
         }
     }
@@ -4983,10 +4990,7 @@ impl Kernel {
                 if let Err(e) = r {
                     return err(e);
                 }
-                match change {
-                    Change::Ended(_) => self.reap_child(pid, child),
-                    _ => self.reported(child, change),
-                }
+                self.waited(pid, child, change);
                 Ret::Val(child as i64)
             }
             (true, None) if options & WNOHANG != 0 => Ret::Val(0),
@@ -5009,9 +5013,7 @@ impl Kernel {
         change: Change,
     ) -> Ret {
         let (code, status) = match change {
-            Change::Ended(st) if st & 0x7f == 0 => (CLD_EXITED, (st >> 8) & 0xff),
-            Change::Ended(st) if st & 0x80 != 0 => (CLD_DUMPED, st & 0x7f),
-            Change::Ended(st) => (CLD_KILLED, st & 0x7f),
+            Change::Ended(st) => child_ended(st),
             Change::Stopped(sig) => (CLD_STOPPED, sig as i32),
             Change::Continued => (CLD_CONTINUED, SIGCONT as i32),
         };
@@ -5026,10 +5028,7 @@ impl Kernel {
             }
         }
         if options & WNOWAIT == 0 {
-            match change {
-                Change::Ended(_) => self.reap_child(pid, child),
-                _ => self.reported(child, change),
-            }
+            self.waited(pid, child, change);
         }
         Ret::Val(0)
     }

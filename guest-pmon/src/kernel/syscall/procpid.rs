@@ -236,7 +236,7 @@ impl Kernel {
             return t.name[..end].to_vec();
         }
         let exe = self.procs.get(&t.pid).map_or(&[][..], |p| &p.exe[..]);
-        let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+        let base = pmon::path::last(exe);
         base[..base.len().min(15)].to_vec()
     }
 
@@ -463,7 +463,7 @@ impl Kernel {
         // this listing a few entries at a time.
         let mut names: Vec<(u64, Vec<u8>, u8)> =
             alloc::vec![(0, b".".to_vec(), DT_DIR), (1, b"..".to_vec(), DT_DIR)];
-        if target != pid && self.reach(pid, target).is_err() {
+        if self.reach(pid, target).is_err() {
             return err(ENOENT);
         }
         if let Some(p) = self.procs.get(&target) {
