@@ -397,6 +397,16 @@ pub fn last(path: &[u8]) -> &[u8] {
     path.rsplit(|&c| c == b'/').next().unwrap_or(path)
 }
 
+/// The directory of absolute `path`: `/` for a name in the root, None
+/// for the root itself or a path with no `/`.
+pub fn parent(path: &[u8]) -> Option<&[u8]> {
+    match path.iter().rposition(|&c| c == b'/') {
+        Some(0) if path.len() > 1 => Some(b"/"),
+        Some(0) | None => None,
+        Some(i) => Some(&path[..i]),
+    }
+}
+
 /// The path an open /proc/PID/fd directory keeps (its listing and the
 /// *at calls from it go by it).
 pub fn fd_dir(pid: u32) -> Vec<u8> {
@@ -520,6 +530,10 @@ mod tests {
         assert_eq!(last(b"/proc/self/exe"), b"exe");
         assert_eq!(last(b"sleep"), b"sleep");
         assert_eq!(last(b""), b"");
+        assert_eq!(parent(b"/tmp/a/b"), Some(&b"/tmp/a"[..]));
+        assert_eq!(parent(b"/tmp"), Some(&b"/"[..]));
+        assert_eq!(parent(b"/"), None);
+        assert_eq!(parent(b"tmp"), None);
     }
 
     #[test]

@@ -830,6 +830,29 @@ impl Tmpfs {
     }
 }
 
+/// One entry of a getdents64 answer read back: (d_ino, name, d_type).
+pub type Dirent = (u64, Vec<u8>, u8);
+
+/// The entries of a getdents64 answer (`struct linux_dirent64`s, as the
+/// host's readdir gives them), up to the first malformed one.
+pub fn parse_dirents(bytes: &[u8]) -> Vec<Dirent> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 19 <= bytes.len() {
+        let reclen = u16::from_le_bytes([bytes[i + 16], bytes[i + 17]]) as usize;
+        if reclen < 20 || i + reclen > bytes.len() {
+            break;
+        }
+        let mut ino = [0u8; 8];
+        ino.copy_from_slice(&bytes[i..i + 8]);
+        let raw = &bytes[i + 19..i + reclen];
+        let name = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
+        out.push((u64::from_le_bytes(ino), name.to_vec(), bytes[i + 18]));
+        i += reclen;
+    }
+    out
+}
+
 /// Entries encoded as getdents64's `struct linux_dirent64`s, as many as
 /// fit in `room` bytes.
 pub fn dirents(entries: &[Entry], room: usize) -> Vec<u8> {
@@ -1142,6 +1165,16 @@ mod tests {
         assert_eq!(&all[19..25], b"abcde\0");
         assert_eq!(dirents(&list, 40).len(), 32, "only what fits");
         assert!(dirents(&list, 31).is_empty());
+        assert_eq!(
+            parse_dirents(&all),
+            [(9, b"abcde".to_vec(), 8), (9, b"a-longer-name".to_vec(), 8)]
+        );
+        // A record whose length runs past the end, or is too short, ends it.
+        assert_eq!(parse_dirents(&all[..60]).len(), 1);
+        let mut bad = all.clone();
+        bad[16] = 4;
+        assert!(parse_dirents(&bad).is_empty());
+        assert!(parse_dirents(&[0; 10]).is_empty());
     }
 
     #[test]

@@ -543,6 +543,58 @@ fn a_file_of_the_hosts_tmp_written_is_copied_up_and_the_hosts_left_alone() {
 }
 
 #[test]
+fn a_directory_of_the_hosts_tmp_takes_new_names_and_lists_both() {
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let rack = Rack::new();
+    // As nginx's prefix under /tmp: its own files beside the host's.
+    let dir = format!("/tmp/lego-copy-up-dir-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(format!("{dir}/html")).expect("the host's directory");
+    std::fs::write(format!("{dir}/html/index.html"), "the host's page\n").expect("file");
+    std::fs::write(format!("{dir}/conf"), "the host's conf\n").expect("file");
+    let busybox = which("busybox");
+    let script = format!(
+        "echo log > {dir}/error.log && mkdir {dir}/body {dir}/html/new && \
+         echo made > {dir}/html/new/x && ln -s conf {dir}/conf.link && \
+         mv {dir}/error.log {dir}/html/old.log && ls {dir} && ls {dir}/html && \
+         cat {dir}/html/index.html {dir}/conf.link {dir}/html/new/x {dir}/html/old.log && \
+         rmdir {dir}/body && ls {dir}"
+    );
+    let ran = rack.run(
+        &[],
+        &[busybox.to_str().expect("path"), "sh", "-c", &script],
+        b"",
+    );
+    let host_after: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            let mut v: Vec<String> = d
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        ran.text(),
+        "body\nconf\nconf.link\nhtml\n\
+         index.html\nnew\nold.log\n\
+         the host's page\nthe host's conf\nmade\nlog\n\
+         conf\nconf.link\nhtml\n",
+        "{}",
+        ran.err
+    );
+    assert_eq!(
+        host_after,
+        ["conf", "html"],
+        "the host's directory is untouched"
+    );
+}
+
+#[test]
 fn a_bash_script_matches_the_host() {
     if !kvm_available() || !have(&["bash-static", "busybox"]) {
         return;

@@ -262,20 +262,11 @@ impl Kernel {
             if bytes.is_empty() {
                 break;
             }
-            let mut i = 0;
-            while i + 19 <= bytes.len() {
-                let reclen = u16::from_le_bytes([bytes[i + 16], bytes[i + 17]]) as usize;
-                if reclen < 20 || i + reclen > bytes.len() {
-                    break;
-                }
-                let dtype = bytes[i + 18];
-                let raw = &bytes[i + 19..i + reclen];
-                let name = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
+            for (_, name, dtype) in pmon::tmpfs::parse_dirents(&bytes) {
                 let numeric = !name.is_empty() && name.iter().all(u8::is_ascii_digit);
                 if !numeric {
-                    names.push((names.len() as u64, name.to_vec(), dtype));
+                    names.push((names.len() as u64, name, dtype));
                 }
-                i += reclen;
             }
             if next == at {
                 break;

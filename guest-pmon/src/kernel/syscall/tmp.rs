@@ -89,10 +89,80 @@ impl Kernel {
     }
 
     /// Where a new name `full` is made: in the tmpfs (its path there), or
-    /// None when it would be the host's (read-only).
-    pub(super) fn tmp_new_name<'a>(&self, full: &'a [u8]) -> Option<&'a [u8]> {
+    /// None when it would be the host's (read-only). A directory of the
+    /// host's /tmp it goes in is copied up first (`tmp_copy_up_dirs`).
+    pub(super) fn tmp_new_name<'a>(&mut self, full: &'a [u8]) -> Option<&'a [u8]> {
         let rel = below_tmp(full)?;
-        (self.tmp.has_parent(rel) && host::stat_path(full, false).is_err()).then_some(rel)
+        if host::stat_path(full, false).is_ok() {
+            return None;
+        }
+        if !self.tmp.has_parent(rel) {
+            self.tmp_copy_up_dirs(rel);
+        }
+        self.tmp.has_parent(rel).then_some(rel)
+    }
+
+    /// Whether the tmpfs would take new name `full` (`tmp_new_name`),
+    /// copying nothing.
+    fn tmp_would_take(&self, full: &[u8]) -> bool {
+        let Some(rel) = below_tmp(full) else {
+            return false;
+        };
+        if host::stat_path(full, false).is_ok() {
+            return false;
+        }
+        self.tmp.has_parent(rel)
+            || pmon::path::parent(full).is_some_and(|dir| {
+                below_tmp(dir).is_some_and(|r| !r.is_empty())
+                    && host::stat_path(dir, false).is_ok_and(|st| st.mode & 0o170000 == 0o040000)
+            })
+    }
+
+    /// Copies the directories of the host's /tmp that lead to tmpfs path
+    /// `rel` into the tmpfs (permission bits, owner and times), as overlayfs
+    /// copies a lower directory up before it makes a name in it; such a
+    /// directory then lists the host's names beside its own
+    /// (`tmp_getdents`) and a name it lacks is still the host's. Stops at
+    /// the first name on the way that is neither the tmpfs's directory nor
+    /// the host's (a file, a symbolic link, nothing): the caller's error.
+    fn tmp_copy_up_dirs(&mut self, rel: &[u8]) {
+        let Some(cut) = rel.iter().rposition(|&c| c == b'/') else {
+            return;
+        };
+        let ends = rel[..cut]
+            .iter()
+            .enumerate()
+            .filter(|&(_, &c)| c == b'/')
+            .map(|(i, _)| i)
+            .chain([cut]);
+        for end in ends {
+            let dir = &rel[..end];
+            match self.tmp.lookup(dir) {
+                Ok(ino) if self.tmp.is_directory(ino) => continue,
+                Ok(_) => return,
+                Err(_) => {}
+            }
+            let mut host_dir = b"/tmp/".to_vec();
+            host_dir.extend_from_slice(dir);
+            let Ok(st) = host::stat_path(&host_dir, false) else {
+                return;
+            };
+            if st.mode & 0o170000 != 0o040000 {
+                return;
+            }
+            let now = self.realtime_ns();
+            self.tmp.made_by(st.uid, st.gid);
+            let Ok(ino) = self.tmp.mkdir(dir, st.mode & 0o7777, now) else {
+                return;
+            };
+            let ns = |s: u64, n: u64| s.saturating_mul(1_000_000_000).saturating_add(n);
+            let _ = self.tmp.set_times(
+                ino,
+                Some(ns(st.atime, st.atime_ns)),
+                Some(ns(st.mtime, st.mtime_ns)),
+                now,
+            );
+        }
     }
 
     /// openat of a path under /tmp that the tmpfs holds or makes; None
@@ -178,12 +248,15 @@ impl Kernel {
     /// host has no such regular file or the tmpfs has no directory for it.
     fn tmp_copy_up(&mut self, pid: Pid, full: &[u8], trunc: bool) -> Option<Result<Ino, Errno>> {
         let rel = below_tmp(full)?;
-        if !self.tmp.has_parent(rel) {
-            return None;
-        }
         let st = host::stat_path(full, false).ok()?;
         if st.mode & 0o170000 != 0o100000 {
             return None;
+        }
+        if !self.tmp.has_parent(rel) {
+            self.tmp_copy_up_dirs(rel);
+            if !self.tmp.has_parent(rel) {
+                return None;
+            }
         }
         let now = self.realtime_ns();
         self.tmp_made_by(pid);
@@ -452,8 +525,56 @@ impl Kernel {
         // /dev/shm's directory is not one of /tmp's names.
         if ino == tmpfs::ROOT {
             entries.retain(|e| e.name != pmon::path::DEV_SHM_DIR);
+        } else if let Some(lower) = self.host_dir_under(ino, &f.path) {
+            // A directory copied up over the host's (`tmp_copy_up_dirs`):
+            // the host's names it does not have follow its own, each at a
+            // place past any of the tmpfs's.
+            const HOST_AT: u64 = 1 << 40;
+            let from = f.offset.get().saturating_sub(HOST_AT) as usize;
+            if f.offset.get() >= HOST_AT {
+                entries.clear();
+            }
+            let own = self.tmp.list(ino, 0).unwrap_or_default();
+            let extra = lower
+                .into_iter()
+                .filter(|(_, name, _)| name != b"." && name != b"..")
+                .filter(|(_, name, _)| !own.iter().any(|e| &e.name == name));
+            for (j, (host_ino, name, dtype)) in extra.enumerate().skip(from) {
+                entries.push(tmpfs::Entry {
+                    ino: host_ino,
+                    is_dir: dtype == 4,
+                    is_fifo: dtype == 1,
+                    is_socket: dtype == 12,
+                    is_symlink: dtype == 10,
+                    name,
+                    next: HOST_AT + j as u64 + 1,
+                });
+            }
         }
         self.put_dirents(pid, f, &entries, buf, len)
+    }
+
+    /// The entries of the host's directory at `path` when tmpfs directory
+    /// `ino` lies over it (a directory of the host's /tmp copied up); None
+    /// for /tmp's own directories.
+    fn host_dir_under(&self, ino: Ino, path: &[u8]) -> Option<Vec<tmpfs::Dirent>> {
+        if ino == tmpfs::ROOT || below_tmp(path).is_none_or(|r| r.is_empty()) {
+            return None;
+        }
+        let (h, st) = host::open_as(path, lego_proto::program::OPEN_READ).ok()?;
+        let mut out = Vec::new();
+        if st.mode & 0o170000 == 0o040000 {
+            let mut at = 0;
+            while let Ok((bytes, next)) = host::readdir(h, at, 1 << 16) {
+                if bytes.is_empty() || next == at {
+                    break;
+                }
+                out.extend(tmpfs::parse_dirents(&bytes));
+                at = next;
+            }
+        }
+        host::close(h);
+        (!out.is_empty()).then_some(out)
     }
 
     /// getdents64's answer from `entries` (those from the directory's
@@ -607,8 +728,11 @@ impl Kernel {
             return val(self.tmp.exchange(rf, rt, now).map(|_| 0));
         }
         if !target && !self.tmp.has_parent(rt) {
-            // Into a directory of the host's /tmp.
-            return err(EXDEV);
+            // Into a directory of the host's /tmp: copied up first.
+            self.tmp_copy_up_dirs(rt);
+            if !self.tmp.has_parent(rt) {
+                return err(EXDEV);
+            }
         }
         if flags & RENAME_NOREPLACE != 0 && (target || host::stat_path(&to, false).is_ok()) {
             return err(EEXIST);
@@ -780,9 +904,10 @@ impl Kernel {
         if self.tmp_node(&full).is_some() || host::stat_path(&full, false).is_ok() {
             return err(EEXIST);
         }
-        match self.tmp_new_name(&full) {
-            Some(_) => err(EXDEV),
-            None => err(self.cannot_make(&full)),
+        if self.tmp_would_take(&full) {
+            err(EXDEV)
+        } else {
+            err(self.cannot_make(&full))
         }
     }
 
@@ -790,10 +915,8 @@ impl Kernel {
     /// its directory is missing (ENOENT) or not one (ENOTDIR), or it is
     /// the host's (EROFS).
     pub(super) fn cannot_make(&self, full: &[u8]) -> Errno {
-        let parent = match full.iter().rposition(|&c| c == b'/') {
-            Some(0) => &b"/"[..],
-            Some(i) => &full[..i],
-            None => return ENOENT,
+        let Some(parent) = pmon::path::parent(full) else {
+            return ENOENT;
         };
         if let Some(ino) = self.tmp_node(parent) {
             return if self.tmp.is_directory(ino) {
