@@ -62,6 +62,8 @@ pub const SIG_IGN: u64 = 1;
 /// si_code values.
 pub const SI_USER: i32 = 0;
 pub const SI_TKILL: i32 = -6;
+/// A signal the kernel sends on its own (SIGIO, a terminal's SIGINT).
+pub const SI_KERNEL: i32 = 0x80;
 pub const SEGV_MAPERR: i32 = 1;
 pub const SEGV_ACCERR: i32 = 2;
 pub const BUS_ADRERR: i32 = 2;

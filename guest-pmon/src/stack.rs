@@ -64,6 +64,16 @@ pub enum StackError {
     TooBig,
 }
 
+/// Where a process's argument and environment strings lie: Linux's
+/// `arg_start`, `arg_end` (which is `env_start`) and `env_end`, which
+/// /proc/PID/cmdline reads (a program may write its own title there).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArgArea {
+    pub start: u64,
+    pub end: u64,
+    pub env_end: u64,
+}
+
 /// The stack's bytes and where the stack pointer starts.
 pub struct Built {
     /// The bytes of [sp, top).
@@ -72,6 +82,7 @@ pub struct Built {
     /// The auxiliary vector's words, AT_NULL's included, as
     /// /proc/PID/auxv gives them.
     pub auxv: Vec<u8>,
+    pub args: ArgArea,
 }
 
 /// Lays out the stack whose highest byte is just below `top`.
@@ -159,6 +170,11 @@ pub fn build(
         image,
         sp,
         auxv: auxv_bytes,
+        args: ArgArea {
+            start: addr(0),
+            end: addr(env_at.first().copied().unwrap_or(execfn_at)),
+            env_end: addr(execfn_at),
+        },
     })
 }
 
@@ -208,6 +224,11 @@ mod tests {
         assert_eq!(word(&b, b.sp + 24), 0);
         assert_eq!(cstr(&b, word(&b, b.sp + 32)), b"PATH=/bin");
         assert_eq!(cstr(&b, word(&b, b.sp + 40)), b"HOME=/");
+        // /proc/PID/cmdline's area: the argument strings, then the
+        // environment's up to the end of the last.
+        assert_eq!(b.args.start, word(&b, b.sp + 8));
+        assert_eq!(b.args.end, word(&b, b.sp + 32));
+        assert_eq!(b.args.env_end, word(&b, b.sp + 40) + 7);
         assert_eq!(word(&b, b.sp + 48), 0);
         // The auxiliary vector: find entries by type.
         let mut at = b.sp + 56;

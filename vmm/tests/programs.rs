@@ -195,6 +195,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // dnotify (F_NOTIFY) and a descriptor's owner and signal
             // (F_SETOWN, F_SETOWN_EX, F_SETSIG).
             ("dnotify", "1"),
+            // O_ASYNC's SIGIO (F_SETFL, FIOASYNC, F_SETSIG's siginfo) and a
+            // title written over the arguments read from /proc/self/cmdline.
+            ("sigio", "2"),
             // socketpair: both ways, flags, shutdown, fork.
             ("sockets", "1"),
             // AF_UNIX sockets with names: a server and forked clients.

@@ -107,6 +107,8 @@ pub struct Image {
     pub environ: Vec<u8>,
     /// Its auxiliary vector's words.
     pub auxv: Vec<u8>,
+    /// Where its argument strings lie on its stack.
+    pub args: pmon::stack::ArgArea,
 }
 
 impl Kernel {
@@ -168,6 +170,7 @@ impl Kernel {
                 cmdline: image.cmdline.clone(),
                 environ: image.environ.clone(),
                 auxv: image.auxv.clone(),
+                args: image.args,
                 started: self.now_ns(),
                 pdeath_signal: 0,
                 subreaper: false,
@@ -364,7 +367,7 @@ impl Kernel {
         let entry = parts.last().map_or(program.entry, |(_, p)| p.entry);
         let image = self.new_space(program.brk).and_then(|space| {
             match self.fill(space, &parts, execfn, argv, envp) {
-                Ok((sp, auxv)) => Ok(Image {
+                Ok((sp, auxv, args)) => Ok(Image {
                     space,
                     entry,
                     sp,
@@ -380,6 +383,7 @@ impl Kernel {
                         .flat_map(|a| a.iter().copied().chain([0]))
                         .collect(),
                     auxv,
+                    args,
                 }),
                 Err(e) => {
                     self.drop_space(space);
@@ -403,7 +407,7 @@ impl Kernel {
         path: &[u8],
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
-    ) -> Result<(u64, Vec<u8>), Errno> {
+    ) -> Result<(u64, Vec<u8>, pmon::stack::ArgArea), Errno> {
         let top = self.window.user_top();
         let Some(entry) = self.spaces.get_mut(&space_id) else {
             return Err(EINVAL);
@@ -547,7 +551,7 @@ impl Kernel {
                 })?;
             }
         }
-        Ok((built.sp, built.auxv))
+        Ok((built.sp, built.auxv, built.args))
     }
 
     /// execve for thread `tid`: on success its process runs the new image
@@ -602,6 +606,7 @@ impl Kernel {
                 p.cmdline = image.cmdline.clone();
                 p.environ = image.environ.clone();
                 p.auxv = image.auxv.clone();
+                p.args = image.args;
                 p.cred.exec();
                 p.bias = image.bias;
                 p.threads = alloc::vec![tid];

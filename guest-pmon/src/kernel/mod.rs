@@ -242,6 +242,8 @@ pub struct Process {
     /// (/proc/PID/environ, /proc/PID/auxv).
     pub environ: Vec<u8>,
     pub auxv: Vec<u8>,
+    /// Where its argument strings lie (/proc/PID/cmdline reads them).
+    pub args: pmon::stack::ArgArea,
     pub started: u64,
     /// prctl: the signal it gets when its parent ends (0: none; not
     /// given to a fork child), whether it is dumpable, and no_new_privs
@@ -446,6 +448,8 @@ pub struct Kernel {
     /// The inotify instances that carry a directory's dnotify (F_NOTIFY)
     /// registration, by instance id.
     pub dnotifies: BTreeMap<usize, syscall::Dnotify>,
+    /// The files with O_ASYNC whose owners hear of them by signal.
+    pub asyncs: Vec<syscall::AsyncFile>,
     /// Bumped whenever a pipe changes (edge-triggered epoll).
     pub pipe_generation: BTreeMap<usize, u64>,
     /// The clocks, as the vDSO computes them too.
@@ -559,6 +563,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         signalfds: BTreeMap::new(),
         inotifies: BTreeMap::new(),
         dnotifies: BTreeMap::new(),
+        asyncs: Vec::new(),
         next_cookie: 0,
         doomed: Vec::new(),
         dgrams: Default::default(),

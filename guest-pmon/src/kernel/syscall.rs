@@ -28,6 +28,7 @@ use super::*;
 mod caps;
 mod dnotify;
 pub use dnotify::Dnotify;
+pub use sigio::AsyncFile;
 mod events;
 mod fifo;
 mod ids;
@@ -45,6 +46,7 @@ mod sched;
 use procpid::FD_DIR;
 mod shared;
 mod shared_anon;
+mod sigio;
 mod signalfd;
 mod splice;
 mod store;
@@ -167,6 +169,9 @@ impl Kernel {
         } else {
             self.dispatch_watched(tid, n, a)
         };
+        if !self.asyncs.is_empty() {
+            self.async_news();
+        }
         if self.trace {
             self.trace_syscall(tid, n, &a, &ret);
         }
@@ -1138,6 +1143,19 @@ impl Kernel {
         const F_NOTIFY: u64 = 1026;
         match cmd {
             F_NOTIFY => return self.sys_fcntl_notify(pid, fd, arg),
+            F_SETFL => {
+                let f = match self.file(pid, fd) {
+                    Ok(f) => f,
+                    Err(e) => return err(e),
+                };
+                let keep = f.flags.get() & !(O_APPEND | O_NONBLOCK);
+                f.flags.set(keep | (arg as u32 & (O_APPEND | O_NONBLOCK)));
+                let on = arg as u32 & sigio::O_ASYNC != 0;
+                if on != (f.flags.get() & sigio::O_ASYNC != 0) {
+                    self.set_async(&f, fd, on);
+                }
+                return Ret::Val(0);
+            }
             F_SETOWN_EX | F_GETOWN_EX => {
                 return self.fcntl_owner_ex(pid, fd, cmd == F_SETOWN_EX, arg)
             }
@@ -1147,9 +1165,9 @@ impl Kernel {
             return err(ESRCH);
         };
         match cmd {
-            // Who hears of the descriptor by signal (dnotify's signal;
-            // O_ASYNC's SIGIO is not sent: decided, README): a pid, or a
-            // process group as its negation.
+            // Who hears of the descriptor by signal (dnotify's and
+            // O_ASYNC's, `sigio`): a pid, or a process group as its
+            // negation.
             F_SETOWN => val(p.fds.get(fd).map(|f| {
                 let who = arg as i32;
                 f.owner.set(if who < 0 {
@@ -1178,11 +1196,7 @@ impl Kernel {
                 .fds
                 .get(fd)
                 .map(|f| (f.flags.get() & !pmon::fd::STATUS_BITS) as i64)),
-            F_SETFL => val(p.fds.get(fd).map(|f| {
-                let keep = f.flags.get() & !(O_APPEND | O_NONBLOCK);
-                f.flags.set(keep | (arg as u32 & (O_APPEND | O_NONBLOCK)));
-                0
-            })),
+
             // Seals: on tmpfs files (memfd's `tmp::sys_memfd_create`).
             F_GET_SEALS | F_ADD_SEALS => match p.fds.get(fd).map(|f| (f.kind, f.writable())) {
                 Ok((Kind::Tmp(ino), writable)) => {
@@ -2010,14 +2024,16 @@ impl Kernel {
         const FIONBIO: u64 = 0x5421;
         const FIOCLEX: u64 = 0x5451;
         const FIONCLEX: u64 = 0x5450;
+        const FIOASYNC: u64 = 0x5452;
         let f = match self.file(pid, fd) {
             Ok(f) => f,
             Err(e) => return err(e),
         };
         let _ = tid;
-        if let (Kind::PtyMaster(id) | Kind::PtySlave(id), false) =
-            (f.kind, matches!(req, FIONBIO | FIOCLEX | FIONCLEX))
-        {
+        if let (Kind::PtyMaster(id) | Kind::PtySlave(id), false) = (
+            f.kind,
+            matches!(req, FIONBIO | FIOCLEX | FIONCLEX | FIOASYNC),
+        ) {
             let master = matches!(f.kind, Kind::PtyMaster(_));
             return self.pty_ioctl(pid, id, master, req, arg);
         }
@@ -2073,6 +2089,16 @@ impl Kernel {
                 } else {
                     flags & !O_NONBLOCK
                 });
+                Ret::Val(0)
+            }
+            (FIOASYNC, _) => {
+                let on = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, arg)) {
+                    Ok(v) => v != 0,
+                    Err(e) => return err(e),
+                };
+                if on != (f.flags.get() & sigio::O_ASYNC != 0) {
+                    self.set_async(&f, fd, on);
+                }
                 Ret::Val(0)
             }
             (FIOCLEX | FIONCLEX, _) => val(self
@@ -4542,7 +4568,7 @@ impl Kernel {
                 parent.pgid,
                 parent.sid,
             );
-            let cmdline = parent.cmdline.clone();
+            let (cmdline, args) = (parent.cmdline.clone(), parent.args);
             let (environ, auxv) = (parent.environ.clone(), parent.auxv.clone());
             let groups = parent.groups.clone();
             let cred = parent.cred;
@@ -4601,6 +4627,7 @@ impl Kernel {
                     cmdline,
                     environ,
                     auxv,
+                    args,
                     started: self.now_ns(),
                     pdeath_signal: 0,
                     subreaper: false,

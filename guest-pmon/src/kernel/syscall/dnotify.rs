@@ -21,8 +21,6 @@ use super::*;
 /// (POLLIN | POLLRDNORM | POLLMSG).
 const POLL_MSG: i32 = 3;
 const BAND_MSG: i64 = 0x1 | 0x40 | 0x400;
-/// `si_code` of a plain SIGIO from the kernel.
-const SI_KERNEL: i32 = 0x80;
 
 /// One directory's registration.
 pub struct Dnotify {
@@ -116,7 +114,7 @@ impl Kernel {
             if let Some(i) = self.inotifies.get_mut(&id) {
                 let _ = i.read(i.pending_bytes());
             }
-            self.signal_owner(&file, fd);
+            self.signal_owner(&file, fd, (POLL_MSG, BAND_MSG));
             if !multishot {
                 self.drop_dnotify(id);
             }
@@ -152,20 +150,5 @@ impl Kernel {
         }
         f.owner.set((kind, id));
         Ret::Val(0)
-    }
-
-    /// Signals the owner of `file` (descriptor `fd`), as Linux's
-    /// send_sigio: SIGIO, or the F_SETSIG signal with the descriptor.
-    fn signal_owner(&mut self, file: &OpenFile, fd: i64) {
-        let info = match file.sig.get() {
-            0 => SigInfo::user(SIGIO, SI_KERNEL, 0),
-            sig => SigInfo::poll(sig, POLL_MSG, BAND_MSG, fd as i32),
-        };
-        match file.owner.get() {
-            (_, 0) => {}
-            (F_OWNER_TID, tid) => self.signal_thread(tid as Tid, info),
-            (F_OWNER_PGRP, group) => self.signal_group(group as Pid, info),
-            (_, pid) => self.signal_process(pid as Pid, info),
-        }
     }
 }

@@ -283,7 +283,7 @@ impl Kernel {
     }
 
     /// What an open file is now, for epoll.
-    fn epoll_state(&mut self, f: &Arc<OpenFile>) -> FdState {
+    pub(super) fn epoll_state(&mut self, f: &Arc<OpenFile>) -> FdState {
         let (r, w, hup) = self.readiness(f);
         let mut ready = 0;
         if r {

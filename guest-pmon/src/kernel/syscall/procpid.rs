@@ -97,6 +97,37 @@ impl Kernel {
         }
     }
 
+    /// /proc/PID/cmdline as Linux reads it, from the process's memory: its
+    /// argument strings as they are now, or, when the program wrote over
+    /// the end of the last one (setproctitle: nginx's `nginx: worker
+    /// process`, PostgreSQL's backends), its title up to the first NUL,
+    /// which may run on into the environment's strings (a page at most).
+    /// None when they cannot be read.
+    fn live_cmdline(&mut self, pid: Pid) -> Option<Vec<u8>> {
+        let (area, space) = self.procs.get(&pid).map(|p| (p.args, p.space))?;
+        if area.end <= area.start {
+            return None;
+        }
+        let read = |k: &mut Kernel, at: u64, len: u64| -> Option<Vec<u8>> {
+            let mut buf = alloc::vec![0u8; len as usize];
+            k.in_space(space, |k| {
+                k.space_mut(pid)
+                    .and_then(|s| uaccess::read(s, at, &mut buf))
+            })
+            .ok()?;
+            Some(buf)
+        };
+        if read(self, area.end - 1, 1)? == [0] {
+            return read(self, area.start, area.end - area.start);
+        }
+        let env_end = area.env_end.max(area.end);
+        let mut title = read(self, area.start, (env_end - area.start).min(4096))?;
+        if let Some(nul) = title.iter().position(|&c| c == 0) {
+            title.truncate(nul + 1);
+        }
+        Some(title)
+    }
+
     /// The bytes of /proc/PID/`file` of process `pid`, or of its thread
     /// `tid` (/proc/PID/task/TID/`file`; `pid` itself for the process's
     /// own files, which describe its first thread).
@@ -134,7 +165,10 @@ impl Kernel {
             ProcFile::Cmdline | ProcFile::Environ | ProcFile::Auxv if zombie => {
                 return Ok(Vec::new())
             }
-            ProcFile::Cmdline => return Ok(p.cmdline.clone()),
+            ProcFile::Cmdline => {
+                let at_exec = p.cmdline.clone();
+                return Ok(self.live_cmdline(pid).unwrap_or(at_exec));
+            }
             ProcFile::Environ => return Ok(p.environ.clone()),
             ProcFile::Auxv => return Ok(p.auxv.clone()),
             ProcFile::Limits => return Ok(pmon::procfs::limits(&p.rlimits)),

@@ -31,8 +31,6 @@ const TIOCSPTLCK: u64 = 0x4004_5431;
 const TIOCGPTPEER: u64 = 0x5441;
 const O_NOCTTY: u32 = 0o400;
 const ENOSPC: Errno = 28;
-/// si_code of a signal the kernel raises (a terminal's ^C).
-const SI_KERNEL: i32 = 0x80;
 /// The major numbers of Linux's ptmx (5, 2) and of its slaves.
 const PTS_MAJOR: u64 = 136;
 
