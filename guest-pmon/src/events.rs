@@ -135,6 +135,19 @@ impl Epoll {
         self.interests.keys().copied().collect()
     }
 
+    /// Whether `collect` would report anything now (an epoll instance
+    /// watched by another is readable then), changing nothing.
+    pub fn any_ready(&self, state: impl Fn(i32) -> Option<FdState>) -> bool {
+        self.interests.iter().any(|(&fd, i)| {
+            state(fd).is_some_and(|s| {
+                s.file == i.file
+                    && s.ready & (i.events | EPOLLERR | EPOLLHUP) != 0
+                    && !i.spent
+                    && (i.events & EPOLLET == 0 || i.reported != Some(s.generation))
+            })
+        })
+    }
+
     /// The events to report now, at most `max`, as (events, data); `state`
     /// says what each watched descriptor is (None: closed).
     pub fn collect(

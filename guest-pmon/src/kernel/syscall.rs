@@ -3095,7 +3095,9 @@ impl Kernel {
                 let ready = self.caller().is_some_and(|t| self.pending_in(t, mask));
                 (ready, false, false)
             }
-            Kind::Epoll(_) => (false, false, false),
+            // Taken out of the table while it is looked at, so an
+            // instance met again (a loop ELOOP did not stop) is not ready.
+            Kind::Epoll(id) => (self.epoll_readable(id), false, false),
             Kind::Inotify(id) => match self.inotifies.get(&id) {
                 Some(i) => (!i.is_empty(), false, false),
                 None => (false, false, true),

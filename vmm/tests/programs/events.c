@@ -2,7 +2,9 @@
  * pipes, one-shot interests, hang-ups, a child writing, eventfd counters
  * and semaphores, timeouts that expire while other pipes stay busy, a
  * child's SIGCHLD interrupting a wait its exit also wakes, and the errors
- * Linux gives, and a ready descriptor added under a sleeping waiter. */
+ * Linux gives, and a ready descriptor added under a sleeping waiter; an
+ * epoll instance watched by another (readable while it has events, in
+ * poll too) and the loops and depths ELOOP refuses. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -165,6 +167,47 @@ static void ready_when_added_wakes_a_waiter(void) {
     close(p[1]);
 }
 
+static void nested(void) {
+    int inner = epoll_create1(0), outer = epoll_create1(0), p[2];
+    pipe(p);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+    epoll_ctl(inner, EPOLL_CTL_ADD, p[0], &ev);
+    ev.data.u64 = 8;
+    printf("inner in outer: %d\n", epoll_ctl(outer, EPOLL_CTL_ADD, inner, &ev));
+    struct epoll_event got[4];
+    printf("outer, nothing yet: %d\n", epoll_wait(outer, got, 4, 0));
+    struct pollfd pf = {.fd = inner, .events = POLLIN};
+    printf("poll of inner, nothing yet: %d\n", poll(&pf, 1, 0));
+    write(p[1], "x", 1);
+    int n = epoll_wait(outer, got, 4, 100);
+    printf("outer after a write: %d, data %llu, events %#x\n", n,
+           n > 0 ? (unsigned long long)got[0].data.u64 : 0ULL, n > 0 ? got[0].events : 0);
+    n = poll(&pf, 1, 0);
+    printf("poll of inner: %d revents %#x\n", n, pf.revents);
+    n = epoll_wait(inner, got, 4, 0);
+    printf("inner: %d, data %llu\n", n, n > 0 ? (unsigned long long)got[0].data.u64 : 0ULL);
+    /* Loops. */
+    errno = 0;
+    n = epoll_ctl(inner, EPOLL_CTL_ADD, outer, &ev);
+    printf("outer in inner: %d errno %s\n", n, errno == ELOOP ? "ELOOP" : strerror(errno));
+    errno = 0;
+    n = epoll_ctl(inner, EPOLL_CTL_ADD, inner, &ev);
+    printf("itself: %d errno %s\n", n, errno == EINVAL ? "EINVAL" : strerror(errno));
+    int chain[7];
+    chain[0] = outer;
+    int depth_refused = -1;
+    for (int i = 1; i < 7; i++) {
+        chain[i] = epoll_create1(0);
+        if (epoll_ctl(chain[i], EPOLL_CTL_ADD, chain[i - 1], &ev) != 0) {
+            depth_refused = errno == ELOOP ? i : -2;
+            break;
+        }
+    }
+    printf("a chain is refused at level %d\n", depth_refused);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void) {
     int p[2];
     pipe(p);
@@ -280,5 +323,6 @@ int main(void) {
     sigchld_ends_a_woken_wait();
     write_end_without_readers();
     ready_when_added_wakes_a_waiter();
+    nested();
     return 0;
 }

@@ -193,6 +193,14 @@ impl Kernel {
         if fd == epfd {
             return err(EINVAL);
         }
+        // An epoll instance in another: no loop, and no deeper than
+        // Linux's nesting limit.
+        if let (Kind::Epoll(inner), true) = (target.kind, op as u32 == events::EPOLL_CTL_ADD) {
+            if self.epoll_reaches(pid, inner, id, 0) {
+                const ELOOP: Errno = 40;
+                return err(ELOOP);
+            }
+        }
         // Regular files and directories are always ready: epoll refuses them.
         if matches!(
             target.kind,
@@ -280,6 +288,41 @@ impl Kernel {
         }
         self.park_until_ready(tid, deadline, stdin);
         Ret::Block
+    }
+
+    /// Whether epoll instance `from` watches `to`, itself or through the
+    /// instances it watches (descriptors of process `pid`), or watches a
+    /// chain deeper than Linux's EPOLL_MAX_NESTS (4).
+    fn epoll_reaches(&mut self, pid: Pid, from: usize, to: usize, depth: u32) -> bool {
+        if from == to || depth >= 4 {
+            return true;
+        }
+        let fds = self.epolls.get(&from).map(|e| e.fds()).unwrap_or_default();
+        fds.into_iter()
+            .any(|fd| match self.file(pid, fd as i64).map(|f| f.kind) {
+                Ok(Kind::Epoll(inner)) => self.epoll_reaches(pid, inner, to, depth + 1),
+                _ => false,
+            })
+    }
+
+    /// Whether epoll instance `id` has events to report (so it is
+    /// readable where another epoll, poll or select watches it); its
+    /// descriptors are the calling process's.
+    pub(super) fn epoll_readable(&mut self, id: usize) -> bool {
+        let pid = self.caller().map_or(0, |t| self.pid_of(t));
+        let Some(epoll) = self.epolls.remove(&id) else {
+            return false;
+        };
+        let mut states = BTreeMap::new();
+        for fd in epoll.fds() {
+            if let Ok(f) = self.file(pid, fd as i64) {
+                let state = self.epoll_state(&f);
+                states.insert(fd, state);
+            }
+        }
+        let ready = epoll.any_ready(|fd| states.get(&fd).copied());
+        self.epolls.insert(id, epoll);
+        ready
     }
 
     /// What an open file is now, for epoll.
