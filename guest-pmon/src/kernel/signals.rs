@@ -57,6 +57,11 @@ impl Kernel {
     }
 
     pub fn signal_process(&mut self, pid: Pid, info: SigInfo) {
+        // Only signals 1-64 are queued (the callers check what a program
+        // asks for; this keeps a slip from indexing past the actions).
+        if !(1..=64).contains(&info.signo) {
+            return;
+        }
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
@@ -181,6 +186,9 @@ impl Kernel {
             return;
         };
         let sig = info.signo;
+        if !(1..=64).contains(&sig) {
+            return;
+        }
         if sig == SIGKILL {
             self.kill_process(pid, killed(SIGKILL, false), None);
             return;
@@ -806,7 +814,9 @@ impl Kernel {
         });
         if reap {
             self.procs.remove(&pid);
-        } else if exit_signal != 0 {
+        } else if (1..=64).contains(&exit_signal) {
+            // clone's exit signal may be any byte; Linux sends only a
+            // valid one, and 0 means none.
             let (code, st) = child_ended(status);
             let mut info = SigInfo::user(exit_signal, code, pid);
             info.status = st;

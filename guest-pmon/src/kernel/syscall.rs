@@ -4934,11 +4934,16 @@ impl Kernel {
 
     /// A child of `pid` that wait4's `target` matches, and what a wait
     /// with `options` reports of it: its end (WEXITED), its stop
-    /// (WUNTRACED, WSTOPPED) or its continuing (WCONTINUED).
+    /// (WUNTRACED, WSTOPPED) or its continuing (WCONTINUED). As Linux's, a
+    /// "clone" child (whose exit signal is not SIGCHLD) is waited for only
+    /// with __WCLONE, the others only without it, all with __WALL.
     fn find_child(&self, pid: Pid, target: i64, options: u64) -> (bool, Option<(Pid, Change)>) {
+        const WCLONE: u64 = 0x8000_0000;
+        const WALL: u64 = 0x4000_0000;
         let pgid = self.procs.get(&pid).map_or(0, |p| p.pgid);
         let matches = |c: &Process| {
             c.ppid == pid
+                && (options & WALL != 0 || (c.exit_signal != SIGCHLD) == (options & WCLONE != 0))
                 && match target {
                     t if t > 0 => c.pid == t as Pid,
                     -1 => true,

@@ -290,6 +290,20 @@ int main(void) {
     SHOW("clone(CLONE_PIDFD) with a bad pointer", syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, (void *)8, 0, 0));
     SHOW("  and no child was made", waitpid(-1, &status, WNOHANG));
 
+    /* A child whose exit signal is no signal (200, or 0): its end sends
+     * nothing, and only __WALL waits for it. */
+    for (int sig = 0; sig <= 200; sig += 200) {
+        long c = syscall(SYS_clone, (long)sig, 0, 0, 0, 0);
+        if (c == 0)
+            _exit(4);
+        usleep(50 * 1000);
+        r = waitpid((pid_t)c, &status, WNOHANG);
+        printf("exit signal %d: a plain waitpid: %s\n", sig, r < 0 ? strerror(errno) : "found it");
+        r = waitpid((pid_t)c, &status, __WALL);
+        printf("  __WALL: %s, status %d\n", r == c ? "reaped" : strerror(errno),
+               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+
     /* An exited child's descriptors are gone. */
     child = waiting_child(gate);
     fd = pidfd_open(child, 0);
