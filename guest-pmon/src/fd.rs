@@ -44,6 +44,7 @@ pub enum Kind {
     PipeWrite(usize),
     DevNull,
     DevZero,
+    DevFull,
     DevUrandom,
     /// A host file, read-only (until the storage component serves files):
     /// the VMM's handle.

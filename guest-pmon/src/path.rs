@@ -54,6 +54,8 @@ fn push<'a>(parts: &mut Vec<&'a [u8]>, p: &'a [u8]) {
 pub enum Name {
     Null,
     Zero,
+    /// /dev/full: reads zeros, every write ENOSPC.
+    Full,
     Urandom,
     /// /dev/ptmx: a new pseudo-terminal's master ([`crate::pty`]).
     Ptmx,
@@ -177,6 +179,7 @@ pub fn name(path: &[u8], pid: u32) -> Name {
     match path {
         b"/dev/null" => return Name::Null,
         b"/dev/zero" => return Name::Zero,
+        b"/dev/full" => return Name::Full,
         b"/dev/urandom" | b"/dev/random" => return Name::Urandom,
         b"/dev/fd" => return Name::FdDir(pid),
         b"/dev/ptmx" | b"/dev/pts/ptmx" => return Name::Ptmx,

@@ -198,6 +198,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // O_ASYNC's SIGIO (F_SETFL, FIOASYNC, F_SETSIG's siginfo) and a
             // title written over the arguments read from /proc/self/cmdline.
             ("sigio", "2"),
+            // RLIMIT_FSIZE: short writes, EFBIG and SIGXFSZ; /dev/full.
+            ("fsize", "1"),
             // socketpair: both ways, flags, shutdown, fork.
             ("sockets", "1"),
             // AF_UNIX sockets with names: a server and forked clients.

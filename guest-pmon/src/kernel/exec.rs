@@ -135,6 +135,7 @@ impl Kernel {
         rlimits[3] = (STACK_SIZE, u64::MAX); // RLIMIT_STACK
         rlimits[7] = (pmon::fd::DEFAULT_LIMIT as u64, pmon::fd::MAX_LIMIT as u64); // NOFILE
         rlimits[12] = (819_200, 819_200); // RLIMIT_MSGQUEUE, Linux's default
+        rlimits[8] = (8 << 20, 8 << 20); // RLIMIT_MEMLOCK, Linux's default since 5.16
         self.procs.insert(
             pid,
             Process {

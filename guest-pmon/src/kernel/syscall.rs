@@ -90,6 +90,7 @@ const AT_FDCWD: i64 = -100;
 const AT_EMPTY_PATH: u64 = 0x1000;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const EROFS: Errno = 30;
+const ENOSPC: Errno = 28;
 const EMSGSIZE: Errno = 90;
 const ECONNREFUSED: Errno = 111;
 const ECONNRESET: Errno = 104;
@@ -1237,7 +1238,7 @@ impl Kernel {
         }
         match f.kind {
             Kind::DevNull => Ok(Some(Vec::new())),
-            Kind::DevZero => Ok(Some(alloc::vec![0u8; len])),
+            Kind::DevZero | Kind::DevFull => Ok(Some(alloc::vec![0u8; len])),
             Kind::DevUrandom => {
                 let mut b = alloc::vec![0u8; len];
                 self.rng.fill_bytes(&mut b);
@@ -1313,7 +1314,7 @@ impl Kernel {
             Err(e) => return err(e),
         };
         match f.kind {
-            Kind::DevNull | Kind::DevZero | Kind::DevUrandom => Ret::Val(0),
+            Kind::DevNull | Kind::DevZero | Kind::DevFull | Kind::DevUrandom => Ret::Val(0),
             Kind::Host(_)
             | Kind::HostDir(_)
             | Kind::Generated
@@ -1464,6 +1465,7 @@ impl Kernel {
         }
         match f.kind {
             Kind::DevNull | Kind::DevZero | Kind::DevUrandom => Ok(Some(data.len())),
+            Kind::DevFull => Err(ENOSPC),
             Kind::Stdio(fd @ (1 | 2), run) => {
                 let n = host::write(run, fd, data);
                 if n == -lego_proto::program::EPIPE {
@@ -1490,8 +1492,24 @@ impl Kernel {
             Kind::Dgram(id) => self.udp_write(id, data),
             Kind::PipeRead(_) => Err(EBADF),
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
-            Kind::Tmp(ino) => self.tmp_write(f, ino, data).map(Some),
-            Kind::Store(ino) => self.store_write(f, ino, data).map(Some),
+            Kind::Tmp(ino) => {
+                let at = if f.flags.get() & O_APPEND != 0 {
+                    self.tmp.stat(ino)?.size
+                } else {
+                    f.offset.get()
+                };
+                let data = &data[..self.within_fsize(at, data.len())?];
+                self.tmp_write(f, ino, data).map(Some)
+            }
+            Kind::Store(ino) => {
+                let at = if f.flags.get() & O_APPEND != 0 {
+                    self.store_size(ino)?
+                } else {
+                    f.offset.get()
+                };
+                let data = &data[..self.within_fsize(at, data.len())?];
+                self.store_write(f, ino, data).map(Some)
+            }
             Kind::StoreDir(_) => Err(EBADF),
             Kind::EventFd(id) => self.eventfd_write(f, id, data),
             Kind::SignalFd(_) | Kind::Inotify(_) => Err(EINVAL),
@@ -1859,7 +1877,7 @@ impl Kernel {
             Kind::Store(_) | Kind::StoreDir(_) => self.store_statfs(),
             Kind::Host(_) | Kind::HostDir(_) => host_of(procpid::on_host(f)),
             Kind::Generated | Kind::ProcDir(..) => host_of(b"/proc"),
-            Kind::DevNull | Kind::DevZero | Kind::DevUrandom => host_of(b"/dev"),
+            Kind::DevNull | Kind::DevZero | Kind::DevFull | Kind::DevUrandom => host_of(b"/dev"),
             // DEVPTS_SUPER_MAGIC.
             Kind::PtyMaster(_) | Kind::PtySlave(_) => Ok(pseudo(0x1cd1)),
             // PIPEFS_MAGIC and ANON_INODE_FS_MAGIC.
@@ -2130,6 +2148,7 @@ impl Kernel {
             | Kind::Netlink(id) => (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096),
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
+            Kind::DevFull => (S_IFCHR | 0o666, 0, (1 << 8) | 7, 8, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
             Kind::PtyMaster(id) | Kind::PtySlave(id) => {
                 let (mode, rdev, ino) = self.pty_stat(id, matches!(f.kind, Kind::PtyMaster(_)));
@@ -2212,6 +2231,7 @@ impl Kernel {
         match name {
             Name::Null => Some(Kind::DevNull),
             Name::Zero => Some(Kind::DevZero),
+            Name::Full => Some(Kind::DevFull),
             Name::Urandom => Some(Kind::DevUrandom),
             _ => None,
         }
@@ -2283,6 +2303,7 @@ impl Kernel {
             | Kind::Netlink(id) => alloc::format!("socket:[{id}]").into_bytes(),
             Kind::DevNull => b"/dev/null".to_vec(),
             Kind::DevZero => b"/dev/zero".to_vec(),
+            Kind::DevFull => b"/dev/full".to_vec(),
             Kind::DevUrandom => b"/dev/urandom".to_vec(),
             Kind::Epoll(_) => b"anon_inode:[eventpoll]".to_vec(),
             Kind::EventFd(_) => b"anon_inode:[eventfd]".to_vec(),
@@ -2717,7 +2738,9 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let full = match name {
-            Name::Null | Name::Zero | Name::Urandom | Name::Ptmx => return Ret::Val(0),
+            Name::Null | Name::Zero | Name::Full | Name::Urandom | Name::Ptmx => {
+                return Ret::Val(0)
+            }
             Name::Pts(n) => return val(self.pty_numbered(n).map(|_| 0).ok_or(ENOENT)),
             Name::Fd(t, n) => return val(self.fd_file(pid, t, n).map(|_| 0)),
             Name::Hidden => return err(ENOENT),
@@ -2807,6 +2830,7 @@ impl Kernel {
             Name::Hidden => return err(ENOENT),
             Name::Null
             | Name::Zero
+            | Name::Full
             | Name::Urandom
             | Name::Ptmx
             | Name::Pts(_)
@@ -4910,6 +4934,7 @@ impl Kernel {
             Ok(
                 Name::Null
                 | Name::Zero
+                | Name::Full
                 | Name::Urandom
                 | Name::Cwd(_)
                 | Name::Root(_)

@@ -15,7 +15,6 @@ use pmon::inotify::{self, Change, Instance, Key};
 use super::*;
 
 const EMFILE: Errno = 24;
-const ENOSPC: Errno = 28;
 
 impl Kernel {
     pub(super) fn sys_inotify_init(&mut self, pid: Pid, flags: u64) -> Ret {

@@ -11,7 +11,7 @@
 use super::*;
 
 const EOPNOTSUPP: Errno = 95;
-const EFBIG: Errno = 27;
+pub(super) const EFBIG: Errno = 27;
 /// The most one call moves.
 const MOST: usize = 1 << 20;
 /// The most bytes of a file fallocate zeroes (PUNCH_HOLE, ZERO_RANGE).
@@ -78,7 +78,7 @@ impl Kernel {
         usable_at(f, off, f.readable())?;
         let len = len.min(MOST);
         match f.kind {
-            Kind::DevNull | Kind::DevZero | Kind::DevUrandom => {
+            Kind::DevNull | Kind::DevZero | Kind::DevFull | Kind::DevUrandom => {
                 self.read_file(f, len).map(Option::unwrap_or_default)
             }
             Kind::Host(h) => {
@@ -102,6 +102,26 @@ impl Kernel {
         }
     }
 
+    /// RLIMIT_FSIZE at a write of `len` bytes (or a truncate or
+    /// fallocate to `at` + `len`) at `at`, as Linux's: how many of them
+    /// may be written; at or past the limit, SIGXFSZ to the caller and
+    /// EFBIG. Nothing, as nothing is written, is always allowed.
+    pub(super) fn within_fsize(&mut self, at: u64, len: usize) -> Result<usize, Errno> {
+        let Some(tid) = self.caller() else {
+            return Ok(len);
+        };
+        let pid = self.pid_of(tid);
+        let limit = self.procs.get(&pid).map_or(u64::MAX, |p| p.rlimits[1].0);
+        if limit == u64::MAX || len == 0 {
+            return Ok(len);
+        }
+        if at >= limit {
+            self.signal_thread(tid, SigInfo::user(SIGXFSZ, SI_USER, pid));
+            return Err(EFBIG);
+        }
+        Ok(len.min((limit - at).min(usize::MAX as u64) as usize))
+    }
+
     /// `data` to `f` at `off` (at its end with `append`): where it went
     /// and how much.
     pub(super) fn write_at(
@@ -114,8 +134,11 @@ impl Kernel {
         usable_at(f, off, f.writable())?;
         match f.kind {
             Kind::DevNull | Kind::DevZero => Ok((off, data.len())),
+            Kind::DevFull => Err(ENOSPC),
             // Storage places an append itself, after other processors'.
             Kind::Store(ino) => {
+                let at = if append { self.store_size(ino)? } else { off };
+                let data = &data[..self.within_fsize(at, data.len())?];
                 let done = self.file_write(ino, off, data, append)?;
                 self.sync_if_asked(f, ino)?;
                 Ok(done)
@@ -126,6 +149,7 @@ impl Kernel {
                 } else {
                     off
                 };
+                let data = &data[..self.within_fsize(at, data.len())?];
                 self.tmp_write_at(ino, at, data).map(|n| (at, n))
             }
             _ => Err(EBADF),
@@ -464,6 +488,9 @@ impl Kernel {
             }
         }
         if mode & FALLOC_FL_KEEP_SIZE == 0 && end > size {
+            if let Err(e) = self.within_fsize(end - 1, 1) {
+                return err(e);
+            }
             return self.grow_to(&f, end);
         }
         Ret::Val(0)

@@ -1002,6 +1002,12 @@ impl Kernel {
         if (len as i64) < 0 {
             return err(EINVAL);
         }
+        // Past RLIMIT_FSIZE: SIGXFSZ and EFBIG, as Linux's.
+        if len > 0 {
+            if let Err(e) = self.within_fsize(len - 1, 1) {
+                return err(e);
+            }
+        }
         if path.is_none() {
             if let Ok(f) = self.file(pid, fd) {
                 if matches!(f.kind, Kind::Store(_)) && !f.writable() {
