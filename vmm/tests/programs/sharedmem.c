@@ -336,6 +336,23 @@ int main(void) {
     int st = shmctl(sid, IPC_STAT, &ds);
     printf("sysv: child %d, stat %d, size %zu, attached %lu, mode %o, words %d %d\n", svc, st,
            (size_t)ds.shm_segsz, (unsigned long)ds.shm_nattch, (unsigned)(ds.shm_perm.mode & 0777), sv[0], sv[1]);
+    /* What ipcs reads: the limits, the use, and each segment by its
+     * place in the table (SHM_STAT gives back its id). */
+    struct shminfo si;
+    int top = shmctl(0, IPC_INFO, (struct shmid_ds *)&si);
+    printf("sysv: IPC_INFO %s, shmmin %lu, shmmax large %d\n", top >= 0 ? "ok" : strerror(errno),
+           (unsigned long)si.shmmin, si.shmmax > (1UL << 40));
+    struct shm_info su;
+    int top2 = shmctl(0, SHM_INFO, (struct shmid_ds *)&su);
+    printf("sysv: SHM_INFO %s, in use %d\n", top2 >= 0 ? "ok" : strerror(errno), su.used_ids >= 1);
+    int found = 0;
+    for (int i = 0; i <= top2; i++) {
+        struct shmid_ds d;
+        int got = shmctl(i, SHM_STAT, &d);
+        if (got == sid)
+            found = d.shm_segsz == 10000;
+    }
+    printf("sysv: SHM_STAT finds it: %d\n", found);
     int rm = shmctl(sid, IPC_RMID, NULL);
     int still = sv[0];
     int dt1 = shmdt(sv);

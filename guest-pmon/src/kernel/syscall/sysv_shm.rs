@@ -4,7 +4,9 @@
 //! IPC_RMID); an attach is a mapping that shows it. Attaches are
 //! inherited by fork and go at exit and execve, as on Linux.
 //!
-//! Decided: IPC_INFO, SHM_INFO and SHM_STAT are EINVAL; SHM_HUGETLB is
+//! IPC_INFO gives Linux's default limits, SHM_INFO what is in use, and
+//! SHM_STAT / SHM_STAT_ANY a segment by its place in the table, as
+//! `ipcs -m` reads them (stress-ng checks them). Decided: SHM_HUGETLB is
 //! taken as ordinary memory; every process here has root's ids, so only
 //! the mode is kept.
 
@@ -163,7 +165,56 @@ impl Kernel {
     }
 
     pub(super) fn sys_shmctl(&mut self, pid: Pid, id: i32, cmd: u64, buf: u64) -> Ret {
+        const IPC_INFO: u64 = 3;
+        const SHM_STAT: u64 = 13;
+        const SHM_INFO: u64 = 14;
+        const SHM_STAT_ANY: u64 = 15;
         let cmd = cmd & !sysv::IPC_64;
+        self.prune_attaches();
+        // The highest place in use in the table (0 with none).
+        let top = self.sysv.by_id.len().saturating_sub(1) as i64;
+        if cmd == IPC_INFO || cmd == SHM_INFO {
+            let info: Vec<u8> = if cmd == IPC_INFO {
+                // struct shminfo: shmmax, shmmin, shmmni, shmseg, shmall
+                // and four unused words; Linux's defaults.
+                let most = u64::MAX - (1 << 24);
+                [most, 1, 4096, 4096, most, 0, 0, 0, 0]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect()
+            } else {
+                // struct shm_info: used_ids, then shm_tot and shm_rss in
+                // pages, swap figures 0.
+                let pages: u64 = self
+                    .sysv
+                    .by_id
+                    .values()
+                    .map(|s| s.size.div_ceil(4096))
+                    .sum();
+                let mut b = (self.sysv.by_id.len() as u32).to_le_bytes().to_vec();
+                b.extend_from_slice(&[0; 4]);
+                for v in [pages, pages, 0, 0, 0] {
+                    b.extend_from_slice(&v.to_le_bytes());
+                }
+                b
+            };
+            return val(self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, buf, &info).map(|_| top)));
+        }
+        if cmd == SHM_STAT || cmd == SHM_STAT_ANY {
+            let Some(found) = sysv::id_at_index(&self.sysv.by_id, id) else {
+                return err(EINVAL);
+            };
+            let nattch = self.sysv_attaches.iter().filter(|a| a.id == found).count() as u64;
+            let Some(seg) = self.sysv.by_id.get(&found) else {
+                return err(EINVAL);
+            };
+            let ds = sysv::shmid_ds(seg, nattch);
+            return val(self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write(s, buf, &ds).map(|_| found as i64)));
+        }
         if !self.sysv.by_id.contains_key(&id) || id < 0 {
             return err(EINVAL);
         }
