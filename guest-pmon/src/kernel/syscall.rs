@@ -3558,10 +3558,23 @@ impl Kernel {
         }
     }
 
+    /// madvise: DONTNEED and FREE drop the pages (read back as zeros);
+    /// the other hints Linux knows are taken and change nothing here.
+    /// Decided: MADV_WIPEONFORK and MADV_KEEPONFORK are EINVAL, as from a
+    /// Linux before 4.14, so that a library that relies on a wiped page to
+    /// see a fork (BoringSSL's and LibreSSL's random state) falls back to
+    /// its own check rather than believe a wipe that does not happen; an
+    /// advice Linux does not know is EINVAL.
     fn sys_madvise(&mut self, pid: Pid, addr: u64, len: u64, advice: u64) -> Ret {
         const MADV_DONTNEED: u64 = 4;
         const MADV_FREE: u64 = 8;
+        const MADV_WIPEONFORK: u64 = 18;
+        const MADV_KEEPONFORK: u64 = 19;
         if addr % 4096 != 0 {
+            return err(EINVAL);
+        }
+        let known = matches!(advice, 0..=4 | 8..=17 | 20..=25 | 100 | 101);
+        if !known || advice == MADV_WIPEONFORK || advice == MADV_KEEPONFORK {
             return err(EINVAL);
         }
         if advice == MADV_DONTNEED || advice == MADV_FREE {

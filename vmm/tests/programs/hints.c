@@ -1,8 +1,9 @@
 /* Calls that set or read attributes the system keeps as hints: a
  * thread's scheduling attributes through sched_setattr and
  * sched_getattr, its I/O priority (ioprio_set, ioprio_get; a fork child
- * inherits it), mincore, mlock2 and sync_file_range, with the errors Linux
- * gives. */
+ * inherits it), mincore, mlock2, madvise and sync_file_range, with the
+ * errors Linux gives; MADV_WIPEONFORK either wipes the child's copy or is
+ * refused, never taken and ignored. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
@@ -188,9 +189,32 @@ static void file_ranges(void)
     unlink(path);
 }
 
+static void advice(void)
+{
+    char *p = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p[0] = 7;
+    SHOW("madvise of an advice Linux does not know", madvise(p, 4096, 99));
+    SHOW("madvise MADV_DONTNEED", madvise(p, 4096, MADV_DONTNEED));
+    printf("  reads back zero: %d\n", p[0] == 0);
+    SHOW("madvise MADV_RANDOM", madvise(p, 8192, MADV_RANDOM));
+    p[0] = 9;
+    int r = madvise(p, 4096, MADV_WIPEONFORK);
+    int refused = r == -1 && errno == EINVAL;
+    pid_t c = fork();
+    if (c == 0)
+        _exit(p[0]);
+    int st = 0;
+    waitpid(c, &st, 0);
+    int wiped = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    printf("MADV_WIPEONFORK honest (wiped or refused): %d\n", (r == 0 && wiped) || refused);
+    printf("  the parent's page kept: %d\n", p[0] == 9);
+    munmap(p, 8192);
+}
+
 int main(void)
 {
     setvbuf(stdout, 0, _IONBF, 0);
+    advice();
     sched_attrs();
     io_priorities();
     not_root();
