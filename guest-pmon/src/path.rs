@@ -36,6 +36,43 @@ pub fn resolve(base: &[u8], path: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `path` resolved against `base` (absolute) for a process whose root
+/// directory is `root` (chroot): an absolute path and `..` stop at the
+/// root, and the result is the whole path from the monitor's root. A
+/// base outside the root (a working directory kept across chroot) is
+/// taken as the root.
+pub fn resolve_in(root: &[u8], base: &[u8], path: &[u8]) -> Vec<u8> {
+    if root == b"/" {
+        return resolve(base, path);
+    }
+    let inside = shown_in(root, base);
+    let rel = if inside == base && base != root {
+        b"/".to_vec()
+    } else {
+        inside
+    };
+    let within = resolve(&rel, path);
+    if within == b"/" {
+        return root.to_vec();
+    }
+    let mut out = root.to_vec();
+    out.extend_from_slice(&within);
+    out
+}
+
+/// Whole path `full` as a process whose root directory is `root` sees
+/// it (getcwd): `/` for the root itself, unchanged when outside it.
+pub fn shown_in(root: &[u8], full: &[u8]) -> Vec<u8> {
+    if root == b"/" {
+        return full.to_vec();
+    }
+    match full.strip_prefix(root) {
+        Some(b"") => b"/".to_vec(),
+        Some(rest) if rest.starts_with(b"/") => rest.to_vec(),
+        _ => full.to_vec(),
+    }
+}
+
 fn push<'a>(parts: &mut Vec<&'a [u8]>, p: &'a [u8]) {
     match p {
         b"" | b"." => {}
@@ -537,6 +574,24 @@ mod tests {
         assert_eq!(parent(b"/tmp"), Some(&b"/"[..]));
         assert_eq!(parent(b"/"), None);
         assert_eq!(parent(b"tmp"), None);
+    }
+
+    #[test]
+    fn a_changed_root_bounds_paths() {
+        let r = &b"/srv/jail"[..];
+        assert_eq!(resolve_in(b"/", b"/a", b"b"), b"/a/b");
+        assert_eq!(resolve_in(r, b"/srv/jail", b"/etc/x"), b"/srv/jail/etc/x");
+        assert_eq!(resolve_in(r, b"/srv/jail/d", b"../../../.."), b"/srv/jail");
+        assert_eq!(resolve_in(r, b"/srv/jail/d", b"e"), b"/srv/jail/d/e");
+        assert_eq!(resolve_in(r, b"/srv/jail", b"/../etc"), b"/srv/jail/etc");
+        // A working directory outside the root counts as the root.
+        assert_eq!(resolve_in(r, b"/home", b"x"), b"/srv/jail/x");
+        // A sibling whose name starts the same is outside.
+        assert_eq!(resolve_in(r, b"/srv/jailbreak", b"x"), b"/srv/jail/x");
+        assert_eq!(shown_in(r, b"/srv/jail"), b"/");
+        assert_eq!(shown_in(r, b"/srv/jail/d"), b"/d");
+        assert_eq!(shown_in(r, b"/srv/jailbreak"), b"/srv/jailbreak");
+        assert_eq!(shown_in(b"/", b"/x"), b"/x");
     }
 
     #[test]

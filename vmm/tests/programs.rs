@@ -200,6 +200,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("sigio", "2"),
             // RLIMIT_FSIZE: short writes, EFBIG and SIGXFSZ; /dev/full.
             ("fsize", "1"),
+            // chroot: paths, `..`, getcwd and a child in the new root.
+            ("chroot", "1"),
             // socketpair: both ways, flags, shutdown, fork.
             ("sockets", "1"),
             // AF_UNIX sockets with names: a server and forked clients.

@@ -154,6 +154,7 @@ impl Kernel {
                 threads: alloc::vec![pid],
                 life: Life::Alive,
                 cwd,
+                root: b"/".to_vec(),
                 umask: 0o022,
                 exe: image.exe.clone(),
                 exe_on_host: image.exe_on_host,

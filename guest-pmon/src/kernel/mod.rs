@@ -204,6 +204,8 @@ pub struct Process {
     pub threads: Vec<Tid>,
     pub life: Life,
     pub cwd: Vec<u8>,
+    /// Its root directory (chroot), a whole path; `/` unless changed.
+    pub root: Vec<u8>,
     pub umask: u32,
     /// The host path of the program it runs (for /proc/self/exe and the
     /// VMM's report of a fatal signal) and its load bias.

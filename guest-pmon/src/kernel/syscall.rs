@@ -737,30 +737,30 @@ impl Kernel {
                 None => err(ESRCH),
             },
             nr::GETCWD => self.sys_getcwd(pid, a[0], a[1] as usize),
-            nr::CHDIR => {
-                let path = match self
-                    .path_arg(pid, AT_FDCWD, a[0])
-                    .and_then(|p| self.follow(p))
-                {
+            nr::CHDIR => match self.directory_arg(pid, a[0]) {
+                Ok(path) => {
+                    if let Some(p) = self.procs.get_mut(&pid) {
+                        p.cwd = pmon::path::dev_shm_shown(path);
+                    }
+                    Ret::Val(0)
+                }
+                Err(e) => err(e),
+            },
+            // The root directory paths resolve in from now on (absolute
+            // paths and `..` stop there), for this process and the
+            // children it makes. CAP_SYS_CHROOT, as Linux.
+            nr::CHROOT => {
+                let path = match self.directory_arg(pid, a[0]) {
                     Ok(p) => p,
                     Err(e) => return err(e),
                 };
-                let mode = match self.tmp_node(&path) {
-                    Some(ino) => self.tmp.stat(ino).map(|st| st.mode),
-                    None if self.on_storage(&path) => {
-                        super::store::stat(&path, true).map(|st| st.mode)
-                    }
-                    None => host::stat_path(&path, true).map(|st| st.mode),
-                };
-                match mode {
-                    Ok(mode) if mode & 0o170000 == 0o040000 => {
-                        if let Some(p) = self.procs.get_mut(&pid) {
-                            p.cwd = pmon::path::dev_shm_shown(path);
-                        }
+                match self.procs.get_mut(&pid) {
+                    Some(p) if !p.cred.capable(pmon::caps::SYS_CHROOT) => err(EPERM),
+                    Some(p) => {
+                        p.root = path;
                         Ret::Val(0)
                     }
-                    Ok(_) => err(ENOTDIR),
-                    Err(e) => err(e),
+                    None => err(ESRCH),
                 }
             }
             nr::FCHDIR => match self.file(pid, a[0] as i32 as i64) {
@@ -1400,6 +1400,23 @@ impl Kernel {
         }
     }
 
+    /// A path argument that must name a directory (chdir, chroot), made
+    /// absolute with its links followed: ENOTDIR for anything else.
+    fn directory_arg(&mut self, pid: Pid, ptr: u64) -> Result<Vec<u8>, Errno> {
+        let path = self
+            .path_arg(pid, AT_FDCWD, ptr)
+            .and_then(|p| self.follow(p))?;
+        let mode = match self.tmp_node(&path) {
+            Some(ino) => self.tmp.stat(ino).map(|st| st.mode),
+            None if self.on_storage(&path) => super::store::stat(&path, true).map(|st| st.mode),
+            None => host::stat_path(&path, true).map(|st| st.mode),
+        }?;
+        if mode & 0o170000 != 0o040000 {
+            return Err(ENOTDIR);
+        }
+        Ok(path)
+    }
+
     /// A path argument, made absolute against the working directory or a
     /// directory descriptor.
     fn path_arg(&mut self, pid: Pid, dirfd: i64, ptr: u64) -> Result<Vec<u8>, Errno> {
@@ -1411,6 +1428,10 @@ impl Kernel {
         if p.is_empty() {
             return Err(ENOENT);
         }
+        let root = self
+            .procs
+            .get(&pid)
+            .map_or_else(|| b"/".to_vec(), |pr| pr.root.clone());
         let base = if p.first() == Some(&b'/') || dirfd == AT_FDCWD {
             self.procs
                 .get(&pid)
@@ -1430,7 +1451,7 @@ impl Kernel {
         // last name is the caller's to follow (`follow`).
         let full = self.tmp_links(
             pmon::path::dev_shm_alias(pmon::path::thread_self(
-                pmon::path::resolve(&base, p),
+                pmon::path::resolve_in(&root, &base, p),
                 pid,
                 self.caller,
             )),
@@ -4173,7 +4194,7 @@ impl Kernel {
         let mut cwd = self
             .procs
             .get(&pid)
-            .map(|p| p.cwd.clone())
+            .map(|p| pmon::path::shown_in(&p.root, &p.cwd))
             .unwrap_or_default();
         cwd.push(0);
         if size < cwd.len() {
@@ -4594,11 +4615,12 @@ impl Kernel {
             let Some(parent) = self.procs.get(&pid) else {
                 return err(ESRCH);
             };
-            let (space, fds, actions, cwd, umask, exe, exe_on_host, bias, rlimits, pgid, sid) = (
+            let (space, fds, actions, cwd, root, umask, exe, exe_on_host, bias, rlimits, pgid, sid) = (
                 parent.space,
                 parent.fds.clone(),
                 parent.actions,
                 parent.cwd.clone(),
+                parent.root.clone(),
                 parent.umask,
                 parent.exe.clone(),
                 parent.exe_on_host,
@@ -4648,6 +4670,7 @@ impl Kernel {
                     threads: alloc::vec![new],
                     life: Life::Alive,
                     cwd,
+                    root,
                     umask,
                     exe,
                     exe_on_host,

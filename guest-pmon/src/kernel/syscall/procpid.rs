@@ -76,7 +76,11 @@ impl Kernel {
             Name::Cwd(t) => self
                 .reach(caller, t)
                 .and_then(|()| self.procs.get(&t).map(|p| p.cwd.clone()).ok_or(ENOENT)),
-            Name::Root(t) => self.reach(caller, t).map(|()| b"/".to_vec()),
+            Name::Root(t) => self.reach(caller, t).map(|()| {
+                self.procs
+                    .get(&t)
+                    .map_or_else(|| b"/".to_vec(), |p| p.root.clone())
+            }),
             _ => Err(EINVAL),
         }
     }

@@ -723,12 +723,12 @@ impl Kernel {
             Some(SockAddr::Abstract(a)) => Some(Name::Abstract(a)),
             Some(SockAddr::Path(p)) if p.is_empty() => return Err(ENOENT),
             Some(SockAddr::Path(p)) => {
-                let cwd = self
+                let (root, cwd) = self
                     .procs
                     .get(&pid)
-                    .map(|p| p.cwd.clone())
-                    .unwrap_or_default();
-                Some(Name::Path(pmon::path::resolve(&cwd, &p)))
+                    .map(|p| (p.root.clone(), p.cwd.clone()))
+                    .unwrap_or_else(|| (b"/".to_vec(), b"/".to_vec()));
+                Some(Name::Path(pmon::path::resolve_in(&root, &cwd, &p)))
             }
         })
     }
