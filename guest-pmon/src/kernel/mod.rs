@@ -442,6 +442,10 @@ pub struct Kernel {
     /// Seals of tmpfs files that take them (memfds made with
     /// MFD_ALLOW_SEALING).
     pub seals: BTreeMap<pmon::tmpfs::Ino, u32>,
+    /// The tmpfs directories copied up over a directory of the host's
+    /// /tmp, whose listings show the host's names too (tmpfs inode
+    /// numbers are never reused).
+    pub tmp_over_host: BTreeSet<pmon::tmpfs::Ino>,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
     pub eventfds: BTreeMap<usize, pmon::events::EventFd>,
     /// The timers of the eventfds that are timerfds.
@@ -573,6 +577,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         netlinks: BTreeMap::new(),
         caller: 0,
         seals: BTreeMap::new(),
+        tmp_over_host: BTreeSet::new(),
         // A quarter of the monitor's free memory (the tmpfs may take half).
         fcache: pmon::filecache::FileCache::new(lego_image::heap::free() as u64 / 4),
         read_ends: BTreeMap::new(),

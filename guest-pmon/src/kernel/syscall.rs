@@ -1151,10 +1151,7 @@ impl Kernel {
                 };
                 let keep = f.flags.get() & !(O_APPEND | O_NONBLOCK);
                 f.flags.set(keep | (arg as u32 & (O_APPEND | O_NONBLOCK)));
-                let on = arg as u32 & sigio::O_ASYNC != 0;
-                if on != (f.flags.get() & sigio::O_ASYNC != 0) {
-                    self.set_async(&f, fd, on);
-                }
+                self.set_async(&f, fd, arg as u32 & sigio::O_ASYNC != 0);
                 return Ret::Val(0);
             }
             F_SETOWN_EX | F_GETOWN_EX => {
@@ -1197,7 +1194,6 @@ impl Kernel {
                 .fds
                 .get(fd)
                 .map(|f| (f.flags.get() & !pmon::fd::STATUS_BITS) as i64)),
-
             // Seals: on tmpfs files (memfd's `tmp::sys_memfd_create`).
             F_GET_SEALS | F_ADD_SEALS => match p.fds.get(fd).map(|f| (f.kind, f.writable())) {
                 Ok((Kind::Tmp(ino), writable)) => {
@@ -1514,21 +1510,13 @@ impl Kernel {
             Kind::PipeRead(_) => Err(EBADF),
             Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
             Kind::Tmp(ino) => {
-                let at = if f.flags.get() & O_APPEND != 0 {
-                    self.tmp.stat(ino)?.size
-                } else {
-                    f.offset.get()
-                };
-                let data = &data[..self.within_fsize(at, data.len())?];
+                let append = f.flags.get() & O_APPEND != 0;
+                let data = &data[..self.write_room(f, f.offset.get(), data.len(), append)?];
                 self.tmp_write(f, ino, data).map(Some)
             }
             Kind::Store(ino) => {
-                let at = if f.flags.get() & O_APPEND != 0 {
-                    self.store_size(ino)?
-                } else {
-                    f.offset.get()
-                };
-                let data = &data[..self.within_fsize(at, data.len())?];
+                let append = f.flags.get() & O_APPEND != 0;
+                let data = &data[..self.write_room(f, f.offset.get(), data.len(), append)?];
                 self.store_write(f, ino, data).map(Some)
             }
             Kind::StoreDir(_) => Err(EBADF),
@@ -2135,9 +2123,7 @@ impl Kernel {
                     Ok(v) => v != 0,
                     Err(e) => return err(e),
                 };
-                if on != (f.flags.get() & sigio::O_ASYNC != 0) {
-                    self.set_async(&f, fd, on);
-                }
+                self.set_async(&f, fd, on);
                 Ret::Val(0)
             }
             (FIOCLEX | FIONCLEX, _) => val(self

@@ -103,10 +103,16 @@ impl Kernel {
     }
 
     /// RLIMIT_FSIZE at a write of `len` bytes (or a truncate or
-    /// fallocate to `at` + `len`) at `at`, as Linux's: how many of them
-    /// may be written; at or past the limit, SIGXFSZ to the caller and
-    /// EFBIG. Nothing, as nothing is written, is always allowed.
-    pub(super) fn within_fsize(&mut self, at: u64, len: usize) -> Result<usize, Errno> {
+    /// fallocate to `at` + `len`) at the place `at` gives, as Linux's: how
+    /// many of them may be written; at or past the limit, SIGXFSZ to the
+    /// caller and EFBIG. Nothing, as nothing is written, is always allowed.
+    /// The place is only asked for under a limit (an append's is the
+    /// file's size: a storage request).
+    pub(super) fn within_fsize(
+        &mut self,
+        len: usize,
+        at: impl FnOnce(&Self) -> Result<u64, Errno>,
+    ) -> Result<usize, Errno> {
         let Some(tid) = self.caller() else {
             return Ok(len);
         };
@@ -115,11 +121,24 @@ impl Kernel {
         if limit == u64::MAX || len == 0 {
             return Ok(len);
         }
+        let at = at(self)?;
         if at >= limit {
             self.signal_thread(tid, SigInfo::user(SIGXFSZ, SI_USER, pid));
             return Err(EFBIG);
         }
         Ok(len.min((limit - at).min(usize::MAX as u64) as usize))
+    }
+
+    /// How many of `len` bytes a write to `f` at `off` (at its end with
+    /// `append`) may take under RLIMIT_FSIZE (`within_fsize`).
+    pub(super) fn write_room(
+        &mut self,
+        f: &OpenFile,
+        off: u64,
+        len: usize,
+        append: bool,
+    ) -> Result<usize, Errno> {
+        self.within_fsize(len, |k| if append { k.file_size(f) } else { Ok(off) })
     }
 
     /// `data` to `f` at `off` (at its end with `append`): where it went
@@ -137,8 +156,7 @@ impl Kernel {
             Kind::DevFull => Err(ENOSPC),
             // Storage places an append itself, after other processors'.
             Kind::Store(ino) => {
-                let at = if append { self.store_size(ino)? } else { off };
-                let data = &data[..self.within_fsize(at, data.len())?];
+                let data = &data[..self.write_room(f, off, data.len(), append)?];
                 let done = self.file_write(ino, off, data, append)?;
                 self.sync_if_asked(f, ino)?;
                 Ok(done)
@@ -149,7 +167,7 @@ impl Kernel {
                 } else {
                     off
                 };
-                let data = &data[..self.within_fsize(at, data.len())?];
+                let data = &data[..self.write_room(f, off, data.len(), append)?];
                 self.tmp_write_at(ino, at, data).map(|n| (at, n))
             }
             _ => Err(EBADF),
@@ -488,7 +506,7 @@ impl Kernel {
             }
         }
         if mode & FALLOC_FL_KEEP_SIZE == 0 && end > size {
-            if let Err(e) = self.within_fsize(end - 1, 1) {
+            if let Err(e) = self.within_fsize(1, |_| Ok(end - 1)) {
                 return err(e);
             }
             return self.grow_to(&f, end);

@@ -11,8 +11,9 @@
 //! every system call while any exists, since every change to these files
 //! is some system call's. A look signals when a condition (readable,
 //! writable, urgent data, error, hang-up) starts to hold, and again while a
-//! file stays readable after it changed (more data came), as each write
-//! signals a Linux reader. A pipe's reason is POLL_IN for its readers and
+//! file stays readable after it changed (more data came, as each write
+//! signals a Linux reader; also after a read that left some, where Linux
+//! would not: a spare SIGIO, which its handlers take as a hint to look). A pipe's reason is POLL_IN for its readers and
 //! POLL_OUT for its writers, whatever changed. Files of other kinds keep the flag (F_GETFL
 //! shows it) and signal nothing, as Linux's files without `fasync`.
 
@@ -45,9 +46,12 @@ pub struct AsyncFile {
 
 impl Kernel {
     /// O_ASYNC set or cleared on descriptor `fd`'s file (F_SETFL,
-    /// FIOASYNC).
+    /// FIOASYNC); setting it again changes nothing.
     pub(super) fn set_async(&mut self, f: &Arc<OpenFile>, fd: i64, on: bool) {
         let flags = f.flags.get();
+        if on == (flags & O_ASYNC != 0) {
+            return;
+        }
         f.flags.set(if on {
             flags | O_ASYNC
         } else {

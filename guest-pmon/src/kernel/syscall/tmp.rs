@@ -155,6 +155,7 @@ impl Kernel {
             let Ok(ino) = self.tmp.mkdir(dir, st.mode & 0o7777, now) else {
                 return;
             };
+            self.tmp_over_host.insert(ino);
             let ns = |s: u64, n: u64| s.saturating_mul(1_000_000_000).saturating_add(n);
             let _ = self.tmp.set_times(
                 ino,
@@ -555,10 +556,11 @@ impl Kernel {
     }
 
     /// The entries of the host's directory at `path` when tmpfs directory
-    /// `ino` lies over it (a directory of the host's /tmp copied up); None
-    /// for /tmp's own directories.
+    /// `ino` lies over it (a directory of the host's /tmp copied up, and
+    /// still at its name); None for the tmpfs's own directories, which ask
+    /// the host nothing.
     fn host_dir_under(&self, ino: Ino, path: &[u8]) -> Option<Vec<tmpfs::Dirent>> {
-        if ino == tmpfs::ROOT || below_tmp(path).is_none_or(|r| r.is_empty()) {
+        if !self.tmp_over_host.contains(&ino) || below_tmp(path).is_none_or(|r| r.is_empty()) {
             return None;
         }
         let (h, st) = host::open_as(path, lego_proto::program::OPEN_READ).ok()?;
@@ -661,7 +663,13 @@ impl Kernel {
             // /dev/shm itself, as a mount point.
             Some(rel) if rel == pmon::path::DEV_SHM_DIR => err(EBUSY),
             Some(rel) if self.tmp.lookup(rel).is_ok() => val(if flags & AT_REMOVEDIR != 0 {
-                self.tmp.rmdir(rel, now).map(|_| 0)
+                let ino = self.tmp.lookup(rel).ok();
+                self.tmp.rmdir(rel, now).map(|_| {
+                    if let Some(ino) = ino {
+                        self.tmp_over_host.remove(&ino);
+                    }
+                    0
+                })
             } else {
                 self.tmp.unlink(rel, now).map(|_| 0)
             }),
@@ -1004,7 +1012,7 @@ impl Kernel {
         }
         // Past RLIMIT_FSIZE: SIGXFSZ and EFBIG, as Linux's.
         if len > 0 {
-            if let Err(e) = self.within_fsize(len - 1, 1) {
+            if let Err(e) = self.within_fsize(1, |_| Ok(len - 1)) {
                 return err(e);
             }
         }
