@@ -45,7 +45,8 @@ fn count_before(err: &str, after: &str) -> u64 {
 
 /// 1 MiB of ExCache (256 pages) for a 4 MiB working set (1024 pages).
 /// The write pass touches fresh memory: its pages are zeros installed by
-/// the VMM without asking a memory component, a run of them per fault.
+/// the VMM without asking a memory component, a run of them per fault
+/// and, as the pass goes on, more ahead of it.
 /// The read pass brings every page back once, by a miss or, with
 /// prefetching, read ahead in runs. Every written page is written back
 /// exactly once, in batches.
@@ -69,9 +70,11 @@ fn check_quarter_cache_run(code: Option<i32>, out: &str, err: &str, prefetch: bo
     let upgrades = count_before(err, " first writes after a read");
     let requests = count_before(err, " requests,");
     assert_eq!(fresh, 1024, "{err}");
+    // A run of them per fault, and a write scan has the next runs
+    // installed ahead of it (32 faults without).
     assert!(
-        write_misses <= 1024 / 16,
-        "a fault per run of fresh pages: {err}"
+        write_misses <= 1024 / 64,
+        "a fault per run of fresh pages and more ahead: {err}"
     );
     assert_eq!(field(line, "misses"), read_misses + write_misses, "{line}");
     assert_eq!(read_misses + prefetched, 1024, "{err}");

@@ -81,6 +81,9 @@ const PROT_EXEC: u32 = 4;
 /// Most fresh pages one miss installs (zeros, no round trip): the pages
 /// after a fresh one are likely next, as with Linux's fault-around.
 const FRESH_RUN: u64 = 32;
+/// How far a write scan over fresh memory has its zeros installed ahead,
+/// as a multiple of [`FRESH_RUN`] (at most a quarter of the cache).
+const FRESH_AHEAD_GROWTH: u64 = 8;
 /// The most pages a forked child's cache starts with (4 MiB of its
 /// parent's clean ones, `seed_child`), and that a segment execve loads
 /// leaves cached (`keep_loaded`): a shell's child touches a few hundred
@@ -331,6 +334,11 @@ struct State {
     window: [u64; MAX_SLOTS as usize],
     /// Where a scan's next miss lands: the page past its read-ahead.
     window_end: [u64; MAX_SLOTS as usize],
+    /// The page past the fresh pages last installed for each slot (where a
+    /// write scan over fresh memory faults next), and how many it
+    /// installs ahead now.
+    fresh_end: [u64; MAX_SLOTS as usize],
+    fresh_window: [u64; MAX_SLOTS as usize],
     stats: Stats,
     /// The hit-ratio sample: pages taken away this period ([`sample`]).
     sample: sample::Sampler,
@@ -413,6 +421,8 @@ impl ExCache {
                 last_miss: [0; MAX_SLOTS as usize],
                 window: [0; MAX_SLOTS as usize],
                 window_end: [0; MAX_SLOTS as usize],
+                fresh_end: [0; MAX_SLOTS as usize],
+                fresh_window: [0; MAX_SLOTS as usize],
                 sums: ContentSum::new(),
                 refused: HashMap::new(),
                 ended: HashSet::new(),
@@ -1130,12 +1140,80 @@ impl ExCache {
     /// when their mapping allows writes, and counted dirty (a write to
     /// them is not seen); at eviction one still all zeros is not written
     /// back.
-    fn miss_fresh(&self, mut st: MutexGuard<'_, State>, key: Key, p: Process, f: uffd::Fault) {
+    ///
+    /// A miss just past the fresh pages this slot got last is a write scan
+    /// over fresh memory (a heap, a buffer or an array being filled): once
+    /// its vCPU runs on, the next fresh pages go in ahead of it, twice as
+    /// many at each such miss (up to [`FRESH_AHEAD_GROWTH`] runs), as a
+    /// scan's read-ahead grows. Each run's copy wakes a fault that came
+    /// meanwhile on it, so a vCPU that catches up waits for one run only.
+    fn miss_fresh<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        key: Key,
+        p: Process,
+        f: uffd::Fault,
+    ) {
         let start = Instant::now();
         let (slot, va) = key;
-        let limit = (vregion(va) + 1) << VREGION_SHIFT;
         let most = FRESH_RUN.min((st.capacity as u64 / 4).max(1));
-        let mut n = 1;
+        let copied = match self.install_fresh(&mut st, key, p, most) {
+            Ok(n) => n,
+            Err(fault) => {
+                drop(st);
+                self.fail(f.tid, key, f.write, fault);
+                return;
+            }
+        };
+        if copied == 0 {
+            // Nothing installed here woke the fault: let it retry.
+            drop(st);
+            let _ = self.uffd.wake(f.addr, PAGE_U64);
+            return;
+        }
+        st.stats.record_miss(f.write, start);
+        let s = slot as usize;
+        let end = va + copied * PAGE_U64;
+        if va != st.fresh_end[s] {
+            st.fresh_end[s] = end;
+            st.fresh_window[s] = 0;
+            return;
+        }
+        let window = (st.fresh_window[s].max(FRESH_RUN) * 2)
+            .min(FRESH_RUN * FRESH_AHEAD_GROWTH)
+            .min(st.capacity as u64 / 4);
+        st.fresh_window[s] = window;
+        let stop = end + window * PAGE_U64;
+        let mut at = end;
+        while at < stop {
+            // Other vCPUs' faults get the lock between runs.
+            drop(st);
+            st = self.lock();
+            if st.processes[s] != Some(p) || st.ended.contains(&p.pid) {
+                return;
+            }
+            let most = most.min((stop - at) / PAGE_U64);
+            match self.install_fresh(&mut st, (slot, at), p, most) {
+                Ok(0) => break,
+                Ok(n) => at += n * PAGE_U64,
+                Err(e) => {
+                    // Still fresh at the memory component; a miss gets them.
+                    log::warn!("excache: fresh pages ahead: {e}");
+                    break;
+                }
+            }
+        }
+        st.fresh_end[s] = at;
+    }
+
+    /// Zeros for the fresh pages from `key` on: at most `most`, not past
+    /// the vRegion, stopping at one that is not fresh, or is cached or on
+    /// its way. Room is made first; the copy wakes faults waiting on the
+    /// pages, then the victims go back. Returns how many went in.
+    fn install_fresh(&self, st: &mut State, key: Key, p: Process, most: u64) -> Result<u64, Fault> {
+        let (slot, va) = key;
+        let limit = (vregion(va) + 1) << VREGION_SHIFT;
+        let mut n = 0;
         while n < most {
             let q = va + n * PAGE_U64;
             let c = (slot, q);
@@ -1149,18 +1227,19 @@ impl ExCache {
             }
             n += 1;
         }
+        if n == 0 {
+            return Ok(0);
+        }
         let Some(run) = st.fresh.take(slot, va, n, limit) else {
-            drop(st);
-            let _ = self.uffd.wake(f.addr, PAGE_U64);
-            return;
+            return Ok(0);
         };
         let pages = (run.end - run.start) / PAGE_U64;
         let writable = run.prot & PROT_WRITE != 0;
         let mut backs = Vec::new();
         let room = self
-            .make_room(&mut st, pages as usize)
+            .make_room(st, pages as usize)
             .map(|b| backs = b)
-            .and_then(|()| self.reap_writebacks(&mut st));
+            .and_then(|()| self.reap_writebacks(st));
         let how = Installed {
             owner: self.client.owner(p.pid, p.home, va),
             writable,
@@ -1168,16 +1247,14 @@ impl ExCache {
             fresh: true,
         };
         let copied =
-            room.and_then(|()| self.install(&mut st, key, p, how, &ZEROS[..pages as usize * PAGE]));
+            room.and_then(|()| self.install(st, key, p, how, &ZEROS[..pages as usize * PAGE]));
         let copied = match copied {
             Ok(n) => n,
             Err(fault) => {
                 // Still fresh at the memory component; the victims go back.
                 st.fresh.insert(slot, run.start, run.end, run.prot);
-                let _ = self.start_writebacks(&mut st, backs);
-                drop(st);
-                self.fail(f.tid, key, f.write, fault);
-                return;
+                let _ = self.start_writebacks(st, backs);
+                return Err(fault);
             }
         };
         if copied < pages {
@@ -1186,21 +1263,15 @@ impl ExCache {
             let from = va + (copied + 1) * PAGE_U64;
             st.fresh.insert(slot, from, run.end, run.prot);
         }
-        if copied == 0 {
-            // Nothing installed here woke the fault: let it retry.
-            let _ = self.uffd.wake(f.addr, PAGE_U64);
-        }
         st.stats.fresh += copied;
-        st.stats.record_miss(f.write, start);
-        // The pages after the faulting one are installed ahead.
+        // The pages after the first are installed ahead of any access.
         for k in 1..copied {
-            self.sample_ahead(&mut st, (slot, va + k * PAGE_U64));
+            self.sample_ahead(st, (slot, va + k * PAGE_U64));
         }
-        // The vCPU runs on (the copy woke it) while the victims go back.
-        if let Err(fault) = self.start_writebacks(&mut st, backs) {
-            drop(st);
-            self.fail(f.tid, key, f.write, fault);
-        }
+        // The faults on them run on (the copy woke them) while the victims
+        // go back.
+        self.start_writebacks(st, backs)?;
+        Ok(copied)
     }
 
     /// Evicts pages until the cached ones, the demand misses in flight and
