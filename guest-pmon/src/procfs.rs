@@ -216,7 +216,9 @@ pub fn stat_file(host: &[u8], btime: u64) -> Vec<u8> {
 /// With a storage component (`storage`), its file system is `/`, and of
 /// the host's mounts only those under /dev, /proc and /sys still show
 /// (every other path is storage's), so `df` names what a program writes
-/// to.
+/// to. The host's mounts say `ro`, as statfs does: Lego serves the host's
+/// files read-only (a program looking for a writable tmpfs or disk in the
+/// table, as stress-ng does, would otherwise pick one and get EROFS).
 pub fn mounts(host: &[u8], storage: bool) -> Vec<u8> {
     let mut out = Vec::new();
     if storage {
@@ -241,12 +243,33 @@ pub fn mounts(host: &[u8], storage: bool) -> Vec<u8> {
         {
             continue;
         }
-        out.extend_from_slice(line);
+        out.extend_from_slice(&read_only(line));
         if out.last() != Some(&b'\n') {
             out.push(b'\n');
         }
     }
     out.extend_from_slice(b"tmpfs /dev/shm tmpfs rw,nosuid,nodev,relatime 0 0\n");
+    out
+}
+
+/// A mount table line with its `rw` option made `ro`.
+fn read_only(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    for (i, field) in line.split(|&c| c == b' ').enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        if i != 3 {
+            out.extend_from_slice(field);
+            continue;
+        }
+        for (j, opt) in field.split(|&c| c == b',').enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(if opt == b"rw" { b"ro" } else { opt });
+        }
+    }
     out
 }
 
@@ -703,14 +726,16 @@ mod tests {
 
     #[test]
     fn mounts_show_the_tmpfs_at_tmp() {
-        let host = b"/dev/vda / ext4 rw 0 0\n/dev/vdb /tmp ext4 rw 0 0\nproc /proc proc rw 0 0\n\
-            tmpfs /dev/shm tmpfs rw 0 0";
+        let host =
+            b"/dev/vda / ext4 rw,relatime,errors=remount-ro 0 0\n/dev/vdb /tmp ext4 rw 0 0\n\
+            proc /proc proc rw 0 0\ntmpfs /dev/shm tmpfs rw 0 0";
         let text = mounts(host, false);
         let text = core::str::from_utf8(&text).unwrap();
         assert_eq!(
             text,
-            "tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n/dev/vda / ext4 rw 0 0\n\
-             proc /proc proc rw 0 0\ntmpfs /dev/shm tmpfs rw,nosuid,nodev,relatime 0 0\n"
+            "tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n\
+             /dev/vda / ext4 ro,relatime,errors=remount-ro 0 0\n\
+             proc /proc proc ro 0 0\ntmpfs /dev/shm tmpfs rw,nosuid,nodev,relatime 0 0\n"
         );
     }
 
@@ -724,8 +749,8 @@ mod tests {
         assert_eq!(
             text,
             "lego-storage / legofs rw,relatime 0 0\n\
-             tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\ndevpts /dev/pts devpts rw 0 0\n\
-             proc /proc proc rw 0 0\nsysfs /sys sysfs rw 0 0\n\
+             tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\ndevpts /dev/pts devpts ro 0 0\n\
+             proc /proc proc ro 0 0\nsysfs /sys sysfs ro 0 0\n\
              tmpfs /dev/shm tmpfs rw,nosuid,nodev,relatime 0 0\n"
         );
     }

@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,6 +179,25 @@ static void own_files(void)
         line = end ? end + 1 : line + strlen(line);
     }
     printf("mountinfo: the root mounted %s, every line has its dash %s\n", yes(root), yes(dashed));
+    /* /proc/mounts against statvfs: a mount that says ro is read-only to
+     * statvfs, one that says rw is not (a program looking for a writable
+     * file system in the table goes by what it says). */
+    char *mt = slurp("/proc/mounts", &n);
+    int agree = mt != NULL, checked = 0;
+    for (char *line = mt; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = 0;
+        char at[256], opts[512];
+        struct statvfs v;
+        if (sscanf(line, "%*s %255s %*s %511s", at, opts) == 2 && statvfs(at, &v) == 0) {
+            int ro = !strncmp(opts, "ro", 2) && (opts[2] == ',' || !opts[2]);
+            agree &= ro == !!(v.f_flag & ST_RDONLY);
+            checked++;
+        }
+        line = end ? end + 1 : line + strlen(line);
+    }
+    printf("mounts: ro and rw as statvfs says %s\n", yes(agree && checked > 1));
 }
 
 /* /proc/uptime on the clock CLOCK_BOOTTIME keeps, and /proc/stat's btime
