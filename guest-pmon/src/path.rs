@@ -397,6 +397,34 @@ pub fn dev_shm_shown(full: Vec<u8>) -> Vec<u8> {
 /// RUNPATH $ORIGIN/../lib finds libjli.so only from the real directory.
 /// Too many links leave `path` as it was.
 pub fn canonical(path: &[u8], readlink: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
+    walk_links(path, readlink, |_| false).unwrap_or_else(|| path.to_vec())
+}
+
+/// Where host path `path` (absolute, normalized) leads when a symbolic
+/// link of the host's on the way (`readlink` answers for a link) points
+/// into a tree Lego serves itself (/proc, /sys, /dev, /tmp): the path
+/// from there on, to be looked up in Lego's view (Debian's /etc/mtab is a
+/// link to /proc/mounts, whose host file lists the host's mounts). None
+/// when the links keep to the host's files, or loop.
+pub fn leaves_host(path: &[u8], readlink: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+    walk_links(path, readlink, served_here).filter(|p| served_here(p))
+}
+
+/// Whether absolute `path` is in a tree Lego serves itself.
+pub fn served_here(path: &[u8]) -> bool {
+    [&b"/proc"[..], b"/sys", b"/dev", b"/tmp"].iter().any(|t| {
+        path.strip_prefix(*t)
+            .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
+    })
+}
+
+/// `path` with the symbolic links on the way followed until none is left
+/// or `stop` holds for the path so far; None after 40 links.
+fn walk_links(
+    path: &[u8],
+    readlink: impl Fn(&[u8]) -> Option<Vec<u8>>,
+    stop: impl Fn(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
     let mut now = path.to_vec();
     for _ in 0..40 {
         let parts: Vec<&[u8]> = now
@@ -425,11 +453,12 @@ pub fn canonical(path: &[u8], readlink: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Ve
             }
         }
         match next {
+            Some(n) if stop(&n) => return Some(n),
             Some(n) => now = n,
-            None => return now,
+            None => return Some(now),
         }
     }
-    path.to_vec()
+    None
 }
 
 /// The last name of `path` (all of it when it has no `/`).
@@ -545,6 +574,40 @@ mod tests {
         assert_eq!(name(b"/proc", 5), Name::Host);
         assert_eq!(name(b"/etc/passwd", 5), Name::Host);
         assert_eq!(name(b"/dev/fd/99999999999", 5), Name::Hidden);
+    }
+
+    #[test]
+    fn a_host_link_into_a_tree_lego_serves_leads_there() {
+        let links = |p: &[u8]| -> Option<Vec<u8>> {
+            match p {
+                b"/etc/mtab" => Some(b"../proc/self/mounts".to_vec()),
+                b"/etc/abs" => Some(b"/proc/mounts".to_vec()),
+                b"/var/shm" => Some(b"/etc/shm".to_vec()),
+                b"/etc/shm" => Some(b"/dev/shm".to_vec()),
+                b"/etc/resolv.conf" => Some(b"../run/resolv.conf".to_vec()),
+                b"/etc/procfoo" => Some(b"/procfoo".to_vec()),
+                b"/loop" => Some(b"/loop".to_vec()),
+                _ => None,
+            }
+        };
+        assert_eq!(
+            leaves_host(b"/etc/mtab", links).as_deref(),
+            Some(&b"/proc/self/mounts"[..])
+        );
+        assert_eq!(
+            leaves_host(b"/etc/abs", links).as_deref(),
+            Some(&b"/proc/mounts"[..])
+        );
+        // Through a directory link, two links deep.
+        assert_eq!(
+            leaves_host(b"/var/shm/x", links).as_deref(),
+            Some(&b"/dev/shm/x"[..])
+        );
+        assert_eq!(leaves_host(b"/etc/resolv.conf", links), None);
+        assert_eq!(leaves_host(b"/etc/procfoo", links), None);
+        assert_eq!(leaves_host(b"/etc/passwd", links), None);
+        assert_eq!(leaves_host(b"/loop/x", links), None);
+        assert!(served_here(b"/tmp") && served_here(b"/sys/x") && !served_here(b"/tmpx"));
     }
 
     #[test]

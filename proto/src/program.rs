@@ -74,6 +74,13 @@ pub const PORT_PROGRAM_LAST: u16 = PORT_STORAGE_FETCH;
 /// bit), or to read (any file or directory).
 pub const OPEN_EXEC: u32 = 0;
 pub const OPEN_READ: u32 = 1;
+/// With [`OPEN_READ`]: a path that a symbolic link of the host's leads
+/// into /proc, /sys, /dev or /tmp, which a processor serves itself, is not
+/// opened but answered [`ELSEWHERE`] (Debian's /etc/mtab is a link to
+/// /proc/mounts: the guest follows the links and serves the target).
+pub const OPEN_SAY_ELSEWHERE: u32 = 2;
+/// [`HostOpen::errno`] for [`OPEN_SAY_ELSEWHERE`]: outside Linux's errnos.
+pub const ELSEWHERE: u32 = 0x1_0000;
 
 /// What stat says of a host file, as Linux's struct stat holds it.
 #[repr(C)]

@@ -311,6 +311,31 @@ fn errno_of(e: &std::io::Error) -> u32 {
     e.raw_os_error().unwrap_or(libc::EIO) as u32
 }
 
+/// The trees a processor serves itself, not from the host's files.
+const SERVED: [&str; 4] = ["/proc", "/sys", "/dev", "/tmp"];
+
+/// Whether `path`, not itself in a served tree, reaches one through a
+/// symbolic link of the host's. Only a file on the file system of one of
+/// those trees (`meta`, with links followed) is looked at closely, so a
+/// host file elsewhere costs no more than it did; a /tmp on the root's
+/// file system is not told apart from the rest of it.
+fn leads_elsewhere(path: &std::path::Path, meta: &std::fs::Metadata) -> bool {
+    static DEVICES: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    let served = |p: &std::path::Path| SERVED.iter().any(|s| p.starts_with(s));
+    if served(path) {
+        return false;
+    }
+    let devices = DEVICES.get_or_init(|| {
+        let root = std::fs::metadata("/").map(|m| m.dev()).ok();
+        ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/tmp"]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.dev()))
+            .filter(|&d| Some(d) != root)
+            .collect()
+    });
+    devices.contains(&meta.dev()) && std::fs::canonicalize(path).is_ok_and(|c| served(&c))
+}
+
 fn os_path(path: &[u8]) -> &std::path::Path {
     use std::os::unix::ffi::OsStrExt;
     std::path::Path::new(std::ffi::OsStr::from_bytes(path))
@@ -382,8 +407,12 @@ impl Program {
             Err(e) => return (0, errno_of(&e), FileStat::default()),
         };
         let stat = file_stat(&meta);
+        if flags & OPEN_SAY_ELSEWHERE != 0 && leads_elsewhere(path, &meta) {
+            return (0, ELSEWHERE, stat);
+        }
+        let exec = flags & OPEN_READ == 0;
         let opened = if meta.is_dir() {
-            if flags == OPEN_EXEC {
+            if exec {
                 return (0, libc::EACCES as u32, stat);
             }
             let entries = match std::fs::read_dir(path) {
@@ -407,7 +436,7 @@ impl Program {
             }
             Opened::Dir(list)
         } else {
-            if flags == OPEN_EXEC && (!meta.is_file() || meta.mode() & 0o111 == 0) {
+            if exec && (!meta.is_file() || meta.mode() & 0o111 == 0) {
                 return (0, libc::EACCES as u32, stat);
             }
             match File::open(path) {

@@ -2498,11 +2498,6 @@ impl Kernel {
     }
 
     fn open_file(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u32, mode: u32) -> Ret {
-        const O_CREAT: u32 = 0o100;
-        const O_TRUNC: u32 = 0o1000;
-        const O_DIRECTORY: u32 = 0o200000;
-        const O_TMPFILE: u32 = 0o20000000;
-        const EOPNOTSUPP: Errno = 95;
         let p = match self
             .space_mut(pid)
             .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
@@ -2510,6 +2505,25 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
+        self.open_path(pid, dirfd, &p, flags, mode, 0)
+    }
+
+    /// open of path `p`; `hops`: how many host links out of the host's
+    /// files led here.
+    fn open_path(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        p: &[u8],
+        flags: u32,
+        mode: u32,
+        hops: u32,
+    ) -> Ret {
+        const O_CREAT: u32 = 0o100;
+        const O_TRUNC: u32 = 0o1000;
+        const O_DIRECTORY: u32 = 0o200000;
+        const O_TMPFILE: u32 = 0o20000000;
+        const EOPNOTSUPP: Errno = 95;
         let mut flags = flags;
         let path_only = flags & O_PATH != 0;
         // Unnamed files: neither the tmpfs nor storage makes them, and
@@ -2519,7 +2533,7 @@ impl Kernel {
             return err(EOPNOTSUPP);
         }
         // "name/" opens a directory only, and never makes a file.
-        if ends_in_slash(&p) {
+        if ends_in_slash(p) {
             if flags & O_CREAT != 0 {
                 return err(EISDIR);
             }
@@ -2532,9 +2546,9 @@ impl Kernel {
         const O_NOFOLLOW: u32 = 0o400000;
         let no_follow = flags & O_NOFOLLOW != 0 || flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL;
         let looked = if no_follow {
-            self.lookup(pid, dirfd, &p)
+            self.lookup(pid, dirfd, p)
         } else {
-            self.lookup_follow(pid, dirfd, &p)
+            self.lookup_follow(pid, dirfd, p)
         };
         let (full, name) = match looked {
             Ok(v) => v,
@@ -2697,8 +2711,22 @@ impl Kernel {
                 Err(e) => err(e),
             };
         }
-        let (handle, st) = match host::open_as(&full, lego_proto::program::OPEN_READ) {
+        use lego_proto::program::{ELSEWHERE, OPEN_READ, OPEN_SAY_ELSEWHERE};
+        let (handle, st) = match host::open_as(&full, OPEN_READ | OPEN_SAY_ELSEWHERE) {
             Ok(v) => v,
+            // A link of the host's leads into /proc, /sys, /dev or /tmp:
+            // what is there is Lego's (/etc/mtab, a link to /proc/mounts,
+            // lists Lego's mounts).
+            Err(e) if e == ELSEWHERE as i64 => {
+                return match pmon::path::leaves_host(&full, |l| host::readlink(l).ok()) {
+                    Some(to) if hops < 8 => {
+                        self.open_path(pid, AT_FDCWD, &to, flags, mode, hops + 1)
+                    }
+                    Some(_) => err(ELOOP),
+                    // Changed on the host meanwhile.
+                    None => err(ENOENT),
+                };
+            }
             Err(e) => return err(e),
         };
         let is_dir = st.mode & 0o170000 == 0o040000;

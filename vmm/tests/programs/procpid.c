@@ -198,6 +198,23 @@ static void own_files(void)
         line = end ? end + 1 : line + strlen(line);
     }
     printf("mounts: ro and rw as statvfs says %s\n", yes(agree && checked > 1));
+    /* /etc/mtab, on Debian a link to /proc/mounts (or ../proc/self/mounts),
+     * reads as this process's mount table (glibc's _PATH_MOUNTED, which
+     * getmntent users open). */
+    static char mounts[1 << 16];
+    size_t m = 0;
+    char *own = slurp("/proc/self/mounts", &m);
+    if (own)
+        memcpy(mounts, own, m + 1);
+    char target[256];
+    ssize_t tl = readlink("/etc/mtab", target, sizeof target - 1);
+    int mtab_same = 1;
+    if (tl > 0) {
+        target[tl] = 0;
+        char *mtab = strstr(target, "proc/") ? slurp("/etc/mtab", &n) : NULL;
+        mtab_same = mtab && n == m && !memcmp(mtab, mounts, n);
+    }
+    printf("mtab: this process's mount table %s\n", yes(mtab_same));
 }
 
 /* /proc/uptime on the clock CLOCK_BOOTTIME keeps, and /proc/stat's btime
