@@ -437,6 +437,11 @@ mmap 64 TiB: ENOMEM
 munmap unaligned: EINVAL
 unknown system call: ENOSYS
 kill a missing pid: ESRCH
+mount a tmpfs: ENODEV
+bind mount: EPERM
+umount /tmp: EPERM
+name_to_handle_at: EOPNOTSUPP
+open_by_handle_at: ESTALE
 pipe: ok
 read into a bad pointer: EFAULT
 getpeername of a pipe: ENOTSOCK

@@ -26,6 +26,10 @@ static const char *name(int e) {
     case EPIPE: return "EPIPE";
     case EAGAIN: return "EAGAIN";
     case ENOTSOCK: return "ENOTSOCK";
+    case EPERM: return "EPERM";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ESTALE: return "ESTALE";
+    case ENODEV: return "ENODEV";
     default: return strerror(e);
     }
 }
@@ -51,6 +55,16 @@ int main(void) {
     show("munmap unaligned", munmap((void *)4097, 4096));
     show("unknown system call", syscall(1000));
     show("kill a missing pid", kill(99999, SIGTERM));
+    /* Mounts are Lego's to make, as a container's without CAP_SYS_ADMIN. */
+    show("mount a tmpfs", syscall(SYS_mount, "none", "/tmp", "tmpfs", 0L, NULL));
+    show("bind mount", syscall(SYS_mount, "/tmp", "/tmp", NULL, 4096L, NULL));
+    show("umount /tmp", syscall(SYS_umount2, "/tmp", 0L));
+    /* File handles: no file system here gives them out. */
+    char handle[8 + 128] = {0};
+    *(unsigned *)handle = 128;
+    int mount_id;
+    show("name_to_handle_at", syscall(SYS_name_to_handle_at, AT_FDCWD, "/tmp", handle, &mount_id, 0L));
+    show("open_by_handle_at", syscall(SYS_open_by_handle_at, AT_FDCWD, handle, O_RDONLY));
     int fds[2];
     show("pipe", pipe(fds));
     write(fds[1], "12345678", 8);
