@@ -435,6 +435,7 @@ open a missing file: ENOENT
 write to a host file: EROFS
 mmap 64 TiB: ENOMEM
 munmap unaligned: EINVAL
+munmap past the user half: EINVAL
 unknown system call: ENOSYS
 kill a missing pid: ESRCH
 mount a tmpfs: ENODEV

@@ -53,6 +53,7 @@ int main(void) {
     void *huge = mmap(NULL, 1UL << 46, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     show("mmap 64 TiB", huge == MAP_FAILED ? -1 : 0);
     show("munmap unaligned", munmap((void *)4097, 4096));
+    show("munmap past the user half", syscall(SYS_munmap, 0L, 1L << 47));
     show("unknown system call", syscall(1000));
     show("kill a missing pid", kill(99999, SIGTERM));
     /* Mounts are Lego's to make, as a container's without CAP_SYS_ADMIN. */
