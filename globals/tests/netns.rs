@@ -197,7 +197,10 @@ fn a_rack_across_network_namespaces_runs_a_program() {
             .find(|c| c.role == lego_control::Role::Processor)
             .and_then(|c| c.load.excache.clone())
             .unwrap_or_default();
-        if x.misses > 500 {
+        // Enough misses for the share to mean something (the demo
+        // takes about 330 since fresh pages are installed ahead of a
+        // write scan; 500 and more before).
+        if x.misses > 200 {
             break x.histogram;
         }
         assert!(
