@@ -58,7 +58,17 @@ int main(void)
         SHOW("ftruncate to 10", ftruncate(fd, 10));
         SHOW("fallocate to 100", fallocate(fd, 0, 0, 100));
         SHOW("fallocate to 101", fallocate(fd, 0, 50, 51));
-        SHOW("fallocate KEEP_SIZE past it", fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 200));
+        /* Past the limit with KEEP_SIZE, Linux's file systems differ:
+         * ext4 allocates (0), tmpfs says EFBIG with SIGXFSZ (6.18). Either
+         * is right; the signal it may raise is not counted. */
+        {
+            int before = xfsz;
+            errno = 0;
+            int r = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 200);
+            xfsz = before;
+            printf("fallocate KEEP_SIZE past it: done or EFBIG %s\n",
+                   r == 0 || errno == EFBIG ? "yes" : strerror(errno));
+        }
         struct stat st;
         fstat(fd, &st);
         printf("size %lld\n", (long long)st.st_size);
