@@ -411,9 +411,9 @@ pub fn leaves_host(path: &[u8], readlink: impl Fn(&[u8]) -> Option<Vec<u8>>) -> 
 }
 
 /// Whether absolute `path` is in a tree Lego serves itself.
-pub fn served_here(path: &[u8]) -> bool {
-    [&b"/proc"[..], b"/sys", b"/dev", b"/tmp"].iter().any(|t| {
-        path.strip_prefix(*t)
+fn served_here(path: &[u8]) -> bool {
+    lego_proto::program::SERVED_TREES.iter().any(|t| {
+        path.strip_prefix(t.as_bytes())
             .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
     })
 }

@@ -81,6 +81,9 @@ pub const OPEN_READ: u32 = 1;
 pub const OPEN_SAY_ELSEWHERE: u32 = 2;
 /// [`HostOpen::errno`] for [`OPEN_SAY_ELSEWHERE`]: outside Linux's errnos.
 pub const ELSEWHERE: u32 = 0x1_0000;
+/// The trees a processor serves itself rather than from the host's files
+/// (a host path in one of them is never answered [`ELSEWHERE`]).
+pub const SERVED_TREES: [&str; 4] = ["/proc", "/sys", "/dev", "/tmp"];
 
 /// What stat says of a host file, as Linux's struct stat holds it.
 #[repr(C)]

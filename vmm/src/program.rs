@@ -311,9 +311,6 @@ fn errno_of(e: &std::io::Error) -> u32 {
     e.raw_os_error().unwrap_or(libc::EIO) as u32
 }
 
-/// The trees a processor serves itself, not from the host's files.
-const SERVED: [&str; 4] = ["/proc", "/sys", "/dev", "/tmp"];
-
 /// Whether `path`, not itself in a served tree, reaches one through a
 /// symbolic link of the host's. Only a file on the file system of one of
 /// those trees (`meta`, with links followed) is looked at closely, so a
@@ -321,7 +318,7 @@ const SERVED: [&str; 4] = ["/proc", "/sys", "/dev", "/tmp"];
 /// file system is not told apart from the rest of it.
 fn leads_elsewhere(path: &std::path::Path, meta: &std::fs::Metadata) -> bool {
     static DEVICES: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
-    let served = |p: &std::path::Path| SERVED.iter().any(|s| p.starts_with(s));
+    let served = |p: &std::path::Path| SERVED_TREES.iter().any(|s| p.starts_with(s));
     if served(path) {
         return false;
     }

@@ -926,14 +926,12 @@ impl Kernel {
             // other changes are refused as in a container without
             // CAP_SYS_ADMIN (Docker's default). Programs read both and go
             // on; ENOSYS made stress-ng's binderfs stressor fail.
-            nr::MOUNT => {
+            nr::MOUNT | nr::FSOPEN => {
                 const ENODEV: Errno = 19;
+                // MS_REMOUNT, MS_BIND, MS_MOVE and the propagation flags.
                 const CHANGES: u64 = 32 | 4096 | 8192 | 0xf << 17;
-                err(if a[3] & CHANGES == 0 { ENODEV } else { EPERM })
-            }
-            nr::FSOPEN => {
-                const ENODEV: Errno = 19;
-                err(ENODEV)
+                let change = n == nr::MOUNT && a[3] & CHANGES != 0;
+                err(if change { EPERM } else { ENODEV })
             }
             nr::UMOUNT2
             | nr::PIVOT_ROOT
@@ -2545,20 +2543,11 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
-        self.open_path(pid, dirfd, &p, flags, mode, 0)
+        self.open_path(pid, dirfd, &p, flags, mode)
     }
 
-    /// open of path `p`; `hops`: how many host links out of the host's
-    /// files led here.
-    fn open_path(
-        &mut self,
-        pid: Pid,
-        dirfd: i64,
-        p: &[u8],
-        flags: u32,
-        mode: u32,
-        hops: u32,
-    ) -> Ret {
+    /// open of path `p`.
+    fn open_path(&mut self, pid: Pid, dirfd: i64, p: &[u8], flags: u32, mode: u32) -> Ret {
         const O_CREAT: u32 = 0o100;
         const O_TRUNC: u32 = 0o1000;
         const O_DIRECTORY: u32 = 0o200000;
@@ -2756,13 +2745,11 @@ impl Kernel {
             Ok(v) => v,
             // A link of the host's leads into /proc, /sys, /dev or /tmp:
             // what is there is Lego's (/etc/mtab, a link to /proc/mounts,
-            // lists Lego's mounts).
+            // lists Lego's mounts). The target is in one of those trees,
+            // which the VMM never answers so: this recurses once.
             Err(e) if e == ELSEWHERE as i64 => {
                 return match pmon::path::leaves_host(&full, |l| host::readlink(l).ok()) {
-                    Some(to) if hops < 8 => {
-                        self.open_path(pid, AT_FDCWD, &to, flags, mode, hops + 1)
-                    }
-                    Some(_) => err(ELOOP),
+                    Some(to) => self.open_path(pid, AT_FDCWD, &to, flags, mode),
                     // Changed on the host meanwhile.
                     None => err(ENOENT),
                 };
