@@ -126,6 +126,12 @@ pub struct ProcessStart {
 /// component refused the access (bit 15, SGX's, which no guest here uses).
 pub const PF_REFUSED: u32 = 1 << 15;
 
+/// With [`PF_REFUSED`]: the access was made by KVM for the process (its
+/// instruction emulator) and has completed, on a page of zeros the VMM put
+/// there to end it; the process is past the instruction, and gets its
+/// SIGSEGV there rather than a retry (bit 14, reserved in the CPU's code).
+pub const PF_COMPLETED: u32 = 1 << 14;
+
 /// An access the memory component refuses is delivered to the guest as a
 /// page fault (a program gets SIGSEGV); without it, it stops the component
 /// (the built-in workload, which runs in the monitor itself).

@@ -200,11 +200,16 @@ pub fn setup_vcpu(
         present: 1,
         ..Default::default()
     };
+    // No LDT, as Linux starts a process: a selector that names one (TI
+    // set) is #GP. KVM's emulator reads descriptors through the LDTR, and
+    // under PVM it emulates a process's far return or segment load, so an
+    // LDT at base 0 had it read the process's own page 0 as descriptors
+    // (a refused page there, and the emulation never left KVM).
     sregs.ldt = kvm_segment {
         selector: 0,
         type_: 0x2,
-        present: 1,
-        limit: 0xffff,
+        present: 0,
+        unusable: 1,
         ..Default::default()
     };
     // Linear addresses in the upper-half alias: a processor's processes

@@ -274,6 +274,29 @@ impl VcpuThread {
             // fault already answered (the kernel may report one fault to
             // userfaultfd twice). Injected now, it would land on whatever
             // instruction runs, such as the monitor's next hypercall.
+            // KVM made the access for the process and it completed on a
+            // page of zeros: that page goes now, and the process gets the
+            // fault where it is (past the instruction), if it still runs
+            // here.
+            crate::excache::Verdict::PageFault {
+                va,
+                write,
+                protection,
+                completed_in: Some(slot),
+            } => {
+                if let Some(c) = &self.shared.excache {
+                    c.end_scratch(slot, va);
+                }
+                if !self.runs_process() {
+                    return Some(Next::Continue);
+                }
+                match self.inject_page_fault(va, write, protection, true) {
+                    Ok(()) => Next::Continue,
+                    Err(e) => self.fail_with_state(&format!(
+                        "could not be given the page fault of its access to {va:#x} ({e})"
+                    )),
+                }
+            }
             crate::excache::Verdict::PageFault { va, .. } if !self.kicked => {
                 log::debug!(
                     "vCPU {}: a stale verdict for {va:#x} dropped (the vCPU was not waiting on it)",
@@ -285,7 +308,8 @@ impl VcpuThread {
                 va,
                 write,
                 protection,
-            } => match self.inject_page_fault(va, write, protection) {
+                completed_in: None,
+            } => match self.inject_page_fault(va, write, protection, false) {
                 Ok(()) => Next::Continue,
                 Err(e) => self.fail_with_state(&format!(
                     "could not be given the page fault of its access to {va:#x} ({e})"
@@ -356,7 +380,15 @@ impl VcpuThread {
     }
 
     /// Injects #PF with CR2 = `va` and the error code the CPU would give.
-    fn inject_page_fault(&mut self, va: u64, write: bool, protection: bool) -> Result<(), String> {
+    /// `completed`: the access has completed (see `Verdict::PageFault`),
+    /// so the monitor does not retry it.
+    fn inject_page_fault(
+        &mut self,
+        va: u64,
+        write: bool,
+        protection: bool,
+        completed: bool,
+    ) -> Result<(), String> {
         let mut sregs = self.vcpu.get_sregs().map_err(|e| e.to_string())?;
         let rip = self.vcpu.get_regs().map_err(|e| e.to_string())?.rip;
         // PVM runs the monitor at hardware CPL3 and, when a vCPU leaves
@@ -385,7 +417,12 @@ impl VcpuThread {
         events.exception.error_code = u32::from(protection)
             | (u32::from(write) << 1)
             | (u32::from(user) << 2)
-            | lego_proto::process::PF_REFUSED;
+            | lego_proto::process::PF_REFUSED
+            | if completed {
+                lego_proto::process::PF_COMPLETED
+            } else {
+                0
+            };
         self.vcpu
             .set_vcpu_events(&events)
             .map_err(|e| e.to_string())

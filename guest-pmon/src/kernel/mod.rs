@@ -1201,8 +1201,11 @@ impl Kernel {
                     // and let the CPU fault on it, with the exact address.
                     let protection = err & 1 != 0;
                     let write = err & 2 != 0 && protection;
-                    if let Some(Ok(())) =
-                        self.space_of(pid).map(|s| s.refuse(cr2, write, protection))
+                    let refused = self.space_of(pid).map(|s| s.refuse(cr2, write, protection));
+                    // Unless the access has completed already (see
+                    // PF_COMPLETED): then the fault below is its SIGSEGV.
+                    if refused == Some(Ok(()))
+                        && err & lego_proto::process::PF_COMPLETED as u64 == 0
                     {
                         return;
                     }

@@ -96,6 +96,10 @@ const MAX_WINDOW_GROWTH: u64 = 16;
 /// How soon a refused access must fault again for its refusal to stand
 /// (a woken access retries within microseconds).
 const CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// Reports of one refused access, with its verdict left and the vCPU
+/// not out of KVM to take it, that show KVM itself makes the access
+/// ([`ExCache::fail`]).
+const STUCK_REPORTS: u32 = 4;
 /// Zeros to install fresh pages from.
 static ZEROS: [u8; FRESH_RUN as usize * PAGE] = [0; FRESH_RUN as usize * PAGE];
 /// Miss latencies kept for percentiles: the most recent ones (the
@@ -157,6 +161,12 @@ pub enum Verdict {
         write: bool,
         /// The page is mapped, but not for this access (EACCES).
         protection: bool,
+        /// The access was made by KVM for the process (an instruction its
+        /// emulator carried out) and has completed on a page of zeros
+        /// installed to end it, in this slot: the page is to be dropped
+        /// ([`ExCache::end_scratch`]) and the fault given to the process
+        /// where it is now.
+        completed_in: Option<u64>,
     },
     /// Stop the component with this sentence.
     Stop(String),
@@ -322,6 +332,12 @@ struct State {
     /// Accesses refused once, by thread and page, waiting for their second
     /// report (see [`ExCache::fail`]).
     refused: HashMap<(u32, Key), Instant>,
+    /// Reports of refused accesses whose verdict was left and not taken
+    /// yet, by thread and page.
+    unanswered: HashMap<(u32, Key), u32>,
+    /// Pages of zeros installed to end an access KVM made and could not be
+    /// interrupted in, until their vCPU has left KVM.
+    scratch: HashSet<Key>,
     /// Processes whose end (OP_EXIT) was asked of their memory components
     /// while they still hold their slot. A process killed on one vCPU can
     /// be inside a fault there while its parent, on another, reaps it:
@@ -425,6 +441,8 @@ impl ExCache {
                 fresh_window: [0; MAX_SLOTS as usize],
                 sums: ContentSum::new(),
                 refused: HashMap::new(),
+                unanswered: HashMap::new(),
+                scratch: HashSet::new(),
                 ended: HashSet::new(),
                 stats: Stats::default(),
                 sample: sample::Sampler::new(parking, seed),
@@ -651,6 +669,59 @@ impl ExCache {
         mailbox
     }
 
+    /// Whether vCPU thread `tid` still has a page-fault verdict for `va`
+    /// that it has not taken (it has not left KVM since).
+    fn verdict_waits(&self, tid: u32, va: u64) -> bool {
+        let vcpus = self.vcpus.lock().unwrap_or_else(|p| p.into_inner());
+        vcpus.get(&tid).is_some_and(|m| {
+            matches!(
+                *m.verdict.lock().unwrap_or_else(|p| p.into_inner()),
+                Some(Verdict::PageFault { va: v, .. }) if v == va
+            )
+        })
+    }
+
+    /// Ends an access KVM makes for the process and cannot be interrupted
+    /// in: a page of zeros under it, and the verdict left for its vCPU
+    /// says the access has completed.
+    fn complete_in_kvm(&self, st: &mut State, tid: u32, key: Key) {
+        let Some(host) = st.regions.host_of(key.0, key.1) else {
+            return;
+        };
+        log::debug!(
+            "excache: KVM's access to {:#x} (slot {}) for thread {tid} was refused and cannot be interrupted: completed on a page of zeros",
+            key.1,
+            key.0
+        );
+        st.scratch.insert(key);
+        let vcpus = self.vcpus.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = vcpus.get(&tid) {
+            let mut v = m.verdict.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(Verdict::PageFault { completed_in, .. }) = v.as_mut() {
+                *completed_in = Some(key.0);
+            }
+        }
+        drop(vcpus);
+        // Writable: an instruction may read and then write it.
+        if let Err(e) = self.uffd.copy(host, &ZEROS[..PAGE], false) {
+            log::warn!("excache: {e}");
+        }
+    }
+
+    /// Drops the page of zeros that ended KVM's access at `va` in `slot`
+    /// (its vCPU is out of KVM): the address faults again from now on.
+    pub fn end_scratch(&self, slot: u64, va: u64) {
+        let mut st = self.lock();
+        st.unanswered.retain(|(_, k), _| *k != (slot, va));
+        if !st.scratch.remove(&(slot, va)) {
+            return;
+        }
+        if let Some(host) = st.regions.host_of(slot, va) {
+            // SAFETY: one page of the slot's own host memory.
+            unsafe { libc::madvise(host as *mut libc::c_void, PAGE, libc::MADV_DONTNEED) };
+        }
+    }
+
     /// Leaves a verdict for the vCPU thread `tid` and kicks it out of KVM.
     fn deliver(&self, tid: u32, verdict: Verdict) {
         let vcpus = self.vcpus.lock().unwrap_or_else(|p| p.into_inner());
@@ -705,6 +776,9 @@ impl ExCache {
                         *cancelled = true;
                     }
                 }
+                // (Its scratch pages go with the slot's host pages below.)
+                st.scratch.retain(|k| k.0 != s);
+                st.unanswered.retain(|(_, k), _| k.0 != s);
                 if !st.regions.empty_slot(s) {
                     gone = st.regions.take_slot(s);
                 }
@@ -944,6 +1018,25 @@ impl ExCache {
                     return;
                 }
             }
+            if fault.is_segv() && self.verdict_waits(tid, key.1) {
+                // The vCPU has not left KVM to take its verdict: the access
+                // is KVM's own, made for the process in its instruction
+                // emulator (PVM emulates descriptor-table instructions,
+                // string I/O and far transfers through LDT selectors), which
+                // retries a host page fault until it is resolved and heeds
+                // no signal but a fatal one. A refusal can never end it, so
+                // a page of zeros does; the fault is the process's once its
+                // vCPU is out (`end_scratch`).
+                let n = st.unanswered.entry((tid, key)).or_insert(0);
+                *n += 1;
+                if *n >= STUCK_REPORTS {
+                    st.unanswered.remove(&(tid, key));
+                    self.complete_in_kvm(&mut st, tid, key);
+                } else if let Some(host) = st.regions.host_of(key.0, key.1) {
+                    let _ = self.uffd.wake(host, PAGE_U64);
+                }
+                return;
+            }
             if fault.is_segv() && !st.confirm_refusal(tid, key) {
                 if let Some(host) = st.regions.host_of(key.0, key.1) {
                     let _ = self.uffd.wake(host, PAGE_U64);
@@ -964,6 +1057,7 @@ impl ExCache {
                 va: key.1,
                 write,
                 protection,
+                completed_in: None,
             }
         } else if fault.is_segv() {
             Verdict::Stop(format!(

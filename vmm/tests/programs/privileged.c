@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static sigjmp_buf jump;
 static volatile int last_sig;
@@ -25,6 +26,20 @@ static void caught(int sig) {
         }                                                                  \
     } while (0)
 
+/* The same with rsi and rdi at `at`: instructions that KVM's emulator
+ * carries out, whose memory access meets a page that is not mapped. */
+#define TRY_AT(name, insn, at)                                             \
+    do {                                                                   \
+        last_sig = 0;                                                      \
+        if (sigsetjmp(jump, 1) == 0) {                                     \
+            __asm__ volatile(insn ::"S"(at), "D"(at)                       \
+                             : "memory", "rax", "rdx", "rcx");             \
+            printf("%s: ran\n", name);                                     \
+        } else {                                                           \
+            printf("%s: %s\n", name, strsignal(last_sig));                 \
+        }                                                                  \
+    } while (0)
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     struct sigaction sa;
@@ -39,6 +54,27 @@ int main(void) {
     TRY("hlt", "hlt");
     TRY("int 0x81", "int $0x81");
     TRY("wrmsr", "mov $0xc0000082, %%ecx; xor %%eax, %%eax; xor %%edx, %%edx; wrmsr");
+    /* A far return through a selector of the LDT: there is none (#GP).
+     * Under PVM, KVM's emulator makes it and reads the descriptor table. */
+    TRY("lretq ldt", "pushq $4; pushq $0; lretq");
+    TRY("lretq ldt high", "pushq $0x1234; pushq $0; lretq");
+    /* A hole between two mapped pages. */
+    char *pages = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pages == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    pages[0] = pages[2 * 4096] = 1;
+    munmap(pages + 4096, 4096);
+    char *hole = pages + 4096 + 16;
+    TRY_AT("sgdt to a hole", "sgdt (%%rdi)", hole);
+    TRY_AT("sidt to a hole", "sidt (%%rdi)", hole);
+    TRY_AT("smsw to a hole", "smsw (%%rdi)", hole);
+    TRY_AT("str to a hole", "str (%%rdi)", hole);
+    TRY_AT("sldt to a hole", "sldt (%%rdi)", hole);
+    TRY_AT("outsb from a hole", "mov $0x612, %%dx; outsb", hole);
+    TRY_AT("insb to a hole", "mov $0x612, %%dx; insb", hole);
     printf("still here\n");
     return 0;
 }
