@@ -450,13 +450,13 @@ impl Space {
         hypercall::out(PORT_PROCESS_START, phys_of(&end) as u32);
     }
 
-    /// Ends the process at its memory components and frees everything.
-    pub fn destroy(mut self) {
+    /// Ends the process at its memory components; its page tables and
+    /// slot stay until [`Space::release`] (no vCPU may still walk them).
+    pub fn end(&mut self) {
         let _ = self.call(MemRequest {
             op: OP_EXIT,
             ..Default::default()
         });
-        self.release();
     }
 }
 

@@ -333,6 +333,13 @@ pub struct Kernel {
     pub procs: BTreeMap<Pid, Process>,
     pub threads: BTreeMap<Tid, Thread>,
     pub spaces: BTreeMap<u32, SpaceEntry>,
+    /// Spaces ended while other vCPUs still had their page tables loaded
+    /// (a thread of the process in user mode there until its kick lands,
+    /// or an idle vCPU that ran it last), with those vCPUs: the page-table
+    /// pages and the window slot are freed once each has come back to the
+    /// kernel and let go of them ([`Kernel::quiesce`]). Freed at once, the
+    /// pages went back to the heap while a CPU could still walk them.
+    retired: Vec<(Space, Vec<u32>)>,
     free_slots: Vec<u32>,
     /// Process and thread ids.
     ids: Cycle,
@@ -522,6 +529,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         procs: BTreeMap::new(),
         threads: BTreeMap::new(),
         spaces: BTreeMap::new(),
+        retired: Vec::new(),
         free_slots: (0..window.slots() as u32).rev().collect(),
         ids: Cycle::new(FIRST_ID, ID_LIMIT),
         space_ids: Cycle::new(1, ID_LIMIT),
@@ -775,14 +783,32 @@ impl Kernel {
         // error loses dirty pages on Linux).
         let _ = self.flush_shared(id, 0, u64::MAX, true);
         if let Some(e) = self.spaces.remove(&id) {
-            let slot = e.space.slot;
             let showed_shared = !e.space.redirects.is_empty();
-            e.space.destroy();
-            self.free_slots.push(slot);
-            for c in self.cpus.iter_mut() {
-                if c.loaded == Some(id) {
-                    c.loaded = None;
+            let mut space = e.space;
+            space.end();
+            let here = lego_image::cpu::current_cpu();
+            let mut holders = Vec::new();
+            for (i, c) in self.cpus.iter_mut().enumerate() {
+                if c.loaded != Some(id) {
+                    continue;
                 }
+                c.loaded = None;
+                if i as u32 == here {
+                    if let Some(views) = c.views.as_ref() {
+                        arch::switch_user_half(views, &[0; 256]);
+                    }
+                } else {
+                    holders.push(i as u32);
+                }
+            }
+            if holders.is_empty() {
+                self.free_slots.push(space.slot);
+                space.release();
+            } else {
+                for &cpu in &holders {
+                    host::kick(cpu);
+                }
+                self.retired.push((space, holders));
             }
             let gone = self.futexes.drop_space(id);
             for t in gone {
@@ -828,6 +854,7 @@ impl Kernel {
     /// The next thread this vCPU runs, with its context taken out, and its
     /// address space loaded.
     fn pick(&mut self, cpu: u32) -> Option<(Tid, Box<UserContext>)> {
+        self.quiesce(cpu);
         self.expire_timers();
         while let Some(tid) = self.runq.pop_front() {
             let Some(t) = self.threads.get(&tid) else {
@@ -928,6 +955,32 @@ impl Kernel {
         arch::switch_user_half(views, &entry.space.pml4_entries());
         c.loaded = Some(space_id);
         c.stale = false;
+    }
+
+    /// This vCPU is in the kernel (back from user mode, or about to pick
+    /// a thread): page tables of retired spaces it still held are let go,
+    /// and a retired space no vCPU holds any more is freed.
+    fn quiesce(&mut self, cpu: u32) {
+        if !self.retired.iter().any(|(_, h)| h.contains(&cpu)) {
+            return;
+        }
+        let c = &mut self.cpus[cpu as usize];
+        if c.loaded.is_none() {
+            if let Some(views) = c.views.as_ref() {
+                arch::switch_user_half(views, &[0; 256]);
+            }
+        }
+        let mut i = 0;
+        while i < self.retired.len() {
+            self.retired[i].1.retain(|&h| h != cpu);
+            if self.retired[i].1.is_empty() {
+                let (mut space, _) = self.retired.swap_remove(i);
+                self.free_slots.push(space.slot);
+                space.release();
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// How long an idle vCPU may sleep, and whether stdin wakes it.
@@ -1127,6 +1180,7 @@ impl Kernel {
     /// `ran`: TSC cycles it spent in user mode.
     fn trap(&mut self, cpu: u32, tid: Tid, ctx: Box<UserContext>, ran: u64) {
         self.cpus[cpu as usize].current = None;
+        self.quiesce(cpu);
         // Page tables of the loaded space changed while this vCPU ran or
         // waited for the lock (shared memory): reload them before the
         // monitor touches user memory through them.
