@@ -559,6 +559,11 @@ impl<S: FrameStore> Monitor<S> {
             return reply(EINVAL, 0, None);
         }
         let end = addr.saturating_add(page_up(len));
+        let unmapped = if home.space.covers(addr, end) {
+            0
+        } else {
+            DISCARD_PART_UNMAPPED
+        };
         let mut asks = Vec::new();
         for (i, ps, pe) in pieces(addr, end) {
             if let Some(&o) = home.regions.get(&i) {
@@ -583,7 +588,7 @@ impl<S: FrameStore> Monitor<S> {
                 Err(o) => return reply(PEER_FAILED, o as u64, None),
             }
         }
-        reply(OK, freed, None)
+        reply(OK, freed | unmapped, None)
     }
 
     /// mmap, munmap, mprotect, brk and mremap: applied to the home's
@@ -995,6 +1000,38 @@ mod tests {
         assert_eq!(m.frames().free_frames(), free + 1);
         let out = solo(&mut m, &req(OP_READ, 7, a, 0, 0, 0));
         assert!(out[REPLY_LEN..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_discard_over_a_hole_says_so_and_frees_the_rest() {
+        let mut m = Monitor::new(1, &[], Mem(vec![[0x55; PAGE]; 8]), 8);
+        solo(&mut m, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0));
+        let rw = PROT_READ | PROT_WRITE;
+        let a = 0x4000_0000;
+        solo(&mut m, &req(OP_MMAP, 7, a, 3 * 4096, rw, FLAG_FIXED));
+        for page in [a, a + 2 * 4096] {
+            let mut w = req(OP_WRITE, 7, page, 0, 0, 0);
+            w.extend_from_slice(&[9u8; PAGE]);
+            assert_eq!(status_value(&solo(&mut m, &w)).0, OK);
+        }
+        // Whole: two pages freed, no flag.
+        let (s, v) = status_value(&solo(&mut m, &req(OP_DISCARD, 7, a, 3 * 4096, 0, 0)));
+        assert_eq!((s, v & DISCARD_PART_UNMAPPED), (OK, 0));
+        let mut w = req(OP_WRITE, 7, a + 2 * 4096, 0, 0, 0);
+        w.extend_from_slice(&[9u8; PAGE]);
+        assert_eq!(status_value(&solo(&mut m, &w)).0, OK);
+        solo(&mut m, &req(OP_MUNMAP, 7, a + 4096, 4096, 0, 0));
+        // With a hole: flagged, and the page after it is freed all the same.
+        let (s, v) = status_value(&solo(&mut m, &req(OP_DISCARD, 7, a, 3 * 4096, 0, 0)));
+        assert_eq!((s, v & DISCARD_PART_UNMAPPED), (OK, DISCARD_PART_UNMAPPED));
+        let out = solo(&mut m, &req(OP_READ, 7, a + 2 * 4096, 0, 0, 0));
+        assert!(out[REPLY_LEN..].iter().all(|&b| b == 0));
+        // Past the last VMA: flagged too.
+        let (_, v) = status_value(&solo(
+            &mut m,
+            &req(OP_DISCARD, 7, a + 2 * 4096, 2 * 4096, 0, 0),
+        ));
+        assert_eq!(v & DISCARD_PART_UNMAPPED, DISCARD_PART_UNMAPPED);
     }
 
     #[test]

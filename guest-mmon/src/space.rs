@@ -93,6 +93,18 @@ impl AddressSpace {
         self.vmas.values()
     }
 
+    /// Whether every page of [start, end) lies in a VMA.
+    pub fn covers(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        while at < end {
+            match self.find(at) {
+                Some(v) => at = v.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// The VMA containing `addr`.
     pub fn find(&self, addr: u64) -> Option<&Vma> {
         self.vmas

@@ -57,6 +57,10 @@ pub const OP_FORK: u32 = 14;
 /// The pages of [`addr`, `addr + len`) are zero again, their frames freed
 /// (MADV_DONTNEED); the mappings stay.
 pub const OP_DISCARD: u32 = 15;
+/// Set in the `value` of the home's answer to [`OP_DISCARD`] (beside the
+/// pages freed) when part of the range is not mapped: the mapped parts are
+/// discarded all the same, and Linux's madvise then says ENOMEM.
+pub const DISCARD_PART_UNMAPPED: u64 = 1 << 63;
 /// At a process's home: its VMAs that end above `addr`, in address order,
 /// at most [`MAX_SYNC_ENTRIES`] of them; `value` is how many, and that
 /// many [`VmaEntry`]s follow the reply (fewer than the most: the last).

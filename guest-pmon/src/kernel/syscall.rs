@@ -8,8 +8,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use lego_proto::memory::{
-    MemRequest, FLAG_FIXED, FLAG_MAYMOVE, OP_BRK, OP_DISCARD, OP_FORK, OP_MMAP, OP_MPROTECT,
-    OP_MREMAP, OP_MUNMAP,
+    MemRequest, DISCARD_PART_UNMAPPED, FLAG_FIXED, FLAG_MAYMOVE, OP_BRK, OP_DISCARD, OP_FORK,
+    OP_MMAP, OP_MPROTECT, OP_MREMAP, OP_MUNMAP,
 };
 use pmon::fd::{
     Kind, OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_DSYNC, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR,
@@ -3639,6 +3639,18 @@ impl Kernel {
         if !known || advice == MADV_WIPEONFORK || advice == MADV_KEEPONFORK {
             return err(EINVAL);
         }
+        // As Linux: a length that wraps is EINVAL, an empty range does
+        // nothing, and one with unmapped pages in it is ENOMEM (after the
+        // advice is taken for the mapped ones).
+        let Some(len) = len.checked_next_multiple_of(4096) else {
+            return err(EINVAL);
+        };
+        if addr.checked_add(len).is_none() {
+            return err(EINVAL);
+        }
+        if len == 0 {
+            return Ret::Val(0);
+        }
         if advice == MADV_DONTNEED || advice == MADV_FREE {
             let r = self.space_mut(pid).and_then(|s| {
                 s.call(MemRequest {
@@ -3649,11 +3661,16 @@ impl Kernel {
                 })
             });
             return match r {
-                Ok(_) | Err(EFAULT) => Ret::Val(0),
+                Ok(v) if v & DISCARD_PART_UNMAPPED != 0 => err(ENOMEM),
+                Ok(_) => Ret::Val(0),
+                Err(EFAULT) => err(ENOMEM),
                 Err(e) => err(e),
             };
         }
-        Ret::Val(0)
+        match self.mapped_whole(pid, addr, len) {
+            Ok(_) => Ret::Val(0),
+            Err(e) => err(e),
+        }
     }
 
     /// fsync and fdatasync: a storage file's writes (and its shared

@@ -197,6 +197,16 @@ static void advice(void)
     SHOW("madvise MADV_DONTNEED", madvise(p, 4096, MADV_DONTNEED));
     printf("  reads back zero: %d\n", p[0] == 0);
     SHOW("madvise MADV_RANDOM", madvise(p, 8192, MADV_RANDOM));
+    /* A range with a hole: ENOMEM, the mapped pages advised all the same. */
+    char *q = mmap(0, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    q[0] = q[2 * 4096] = 5;
+    munmap(q + 4096, 4096);
+    SHOW("madvise MADV_DONTNEED over a hole", madvise(q, 3 * 4096, MADV_DONTNEED));
+    printf("  both sides read back zero: %d\n", q[0] == 0 && q[2 * 4096] == 0);
+    SHOW("madvise MADV_WILLNEED over a hole", madvise(q, 3 * 4096, MADV_WILLNEED));
+    SHOW("madvise MADV_RANDOM of the hole alone", madvise(q + 4096, 4096, MADV_RANDOM));
+    SHOW("madvise of nothing at the hole", madvise(q + 4096, 0, MADV_DONTNEED));
+    SHOW("madvise of a length that wraps", madvise(q, (size_t)-4096, MADV_DONTNEED));
     p[0] = 9;
     int r = madvise(p, 4096, MADV_WIPEONFORK);
     int refused = r == -1 && errno == EINVAL;
