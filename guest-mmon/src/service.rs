@@ -558,8 +558,13 @@ impl<S: FrameStore> Monitor<S> {
         if addr % crate::PAGE != 0 {
             return reply(EINVAL, 0, None);
         }
-        let end = addr.saturating_add(page_up(len));
-        let unmapped = if home.space.covers(addr, end) {
+        // Past the space's top nothing is mapped: the walk over vRegions
+        // stops there, however long the range a request names (an
+        // unbounded one walked 2^34 vRegion indices, and the component
+        // answered nothing more).
+        let asked = addr.saturating_add(page_up(len));
+        let end = asked.min(home.space.high());
+        let unmapped = if end == asked && home.space.covers(addr, end) {
             0
         } else {
             DISCARD_PART_UNMAPPED
@@ -1000,6 +1005,31 @@ mod tests {
         assert_eq!(m.frames().free_frames(), free + 1);
         let out = solo(&mut m, &req(OP_READ, 7, a, 0, 0, 0));
         assert!(out[REPLY_LEN..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn ranges_without_end_are_answered_at_once() {
+        let mut m = Monitor::new(1, &[], Mem(vec![[0x55; PAGE]; 8]), 8);
+        solo(&mut m, &req(OP_NEW, 7, 0x40_0000, 0, 0, 0));
+        let a = 0x4000_0000;
+        solo(
+            &mut m,
+            &req(OP_MMAP, 7, a, 4096, PROT_READ | PROT_WRITE, FLAG_FIXED),
+        );
+        for len in [u64::MAX, u64::MAX - 4095, 1 << 62] {
+            for op in [OP_DISCARD, OP_MUNMAP, OP_MPROTECT] {
+                let started = std::time::Instant::now();
+                let (s, v) = status_value(&solo(&mut m, &req(op, 7, a, len, PROT_READ, 0)));
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(1),
+                    "op {op} of {len:#x} bytes took {:?}",
+                    started.elapsed()
+                );
+                if op == OP_DISCARD {
+                    assert_eq!((s, v & DISCARD_PART_UNMAPPED), (OK, DISCARD_PART_UNMAPPED));
+                }
+            }
+        }
     }
 
     #[test]

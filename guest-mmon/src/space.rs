@@ -93,6 +93,11 @@ impl AddressSpace {
         self.vmas.values()
     }
 
+    /// One past the highest address the space manages.
+    pub fn high(&self) -> u64 {
+        self.high
+    }
+
     /// Whether every page of [start, end) lies in a VMA.
     pub fn covers(&self, start: u64, end: u64) -> bool {
         let mut at = start;
