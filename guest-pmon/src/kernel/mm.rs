@@ -145,10 +145,20 @@ impl Space {
     /// The mappings, as the home keeps them (for /proc/self/maps): one
     /// OP_MAPS per chunk.
     pub fn maps(&mut self) -> Result<Vec<VmaEntry>, Errno> {
+        self.maps_in(0, u64::MAX)
+    }
+
+    /// The VMAs that meet [start, end) (and perhaps a few after), asked
+    /// from `start` on: a range check costs one call however many VMAs
+    /// the process has elsewhere.
+    pub fn maps_in(&mut self, start: u64, end: u64) -> Result<Vec<VmaEntry>, Errno> {
         let mut all: Vec<VmaEntry> = Vec::new();
         let mut buf = alloc::vec![0u8; MAX_SYNC_ENTRIES * VMA_ENTRY_LEN];
         loop {
-            let from = all.last().map_or(0, |v| v.end);
+            let from = all.last().map_or(start, |v| v.end);
+            if from >= end {
+                return Ok(all);
+            }
             let req = MemRequest {
                 op: OP_MAPS,
                 addr: from,
