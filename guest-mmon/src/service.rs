@@ -1017,9 +1017,22 @@ mod tests {
             &req(OP_MMAP, 7, a, 4096, PROT_READ | PROT_WRITE, FLAG_FIXED),
         );
         for len in [u64::MAX, u64::MAX - 4095, 1 << 62] {
-            for op in [OP_DISCARD, OP_MUNMAP, OP_MPROTECT] {
+            for op in [
+                OP_DISCARD,
+                OP_MUNMAP,
+                OP_MPROTECT,
+                OP_MMAP,
+                OP_MREMAP,
+                OP_BRK,
+                OP_PRESENT,
+                OP_MAPS,
+                OP_READ,
+            ] {
                 let started = std::time::Instant::now();
-                let (s, v) = status_value(&solo(&mut m, &req(op, 7, a, len, PROT_READ, 0)));
+                let mut r = req(op, 7, a, len, PROT_READ, 0);
+                // (MREMAP's new length, BRK's old break.)
+                r[24..32].copy_from_slice(&len.to_le_bytes());
+                let (s, v) = status_value(&solo(&mut m, &r));
                 assert!(
                     started.elapsed() < std::time::Duration::from_secs(1),
                     "op {op} of {len:#x} bytes took {:?}",
