@@ -441,6 +441,8 @@ kill a missing pid: ESRCH
 mount a tmpfs: ENODEV
 bind mount: EPERM
 umount /tmp: EPERM
+swapon: EPERM
+swapoff: EPERM
 name_to_handle_at: EOPNOTSUPP
 open_by_handle_at: ESTALE
 pipe: ok

@@ -940,7 +940,12 @@ impl Kernel {
             | nr::FSCONFIG
             | nr::FSMOUNT
             | nr::FSPICK
-            | nr::MOUNT_SETATTR => err(EPERM),
+            | nr::MOUNT_SETATTR
+            // No swap either: a processor's memory is its ExCache and the
+            // memory components; swapon and swapoff are refused as in a
+            // container (ENOSYS failed stress-ng's swap stressor).
+            | nr::SWAPON
+            | nr::SWAPOFF => err(EPERM),
             // File handles: no file system here gives them out, as a Linux
             // file system without export operations answers; so no handle
             // is valid.

@@ -60,6 +60,8 @@ int main(void) {
     show("mount a tmpfs", syscall(SYS_mount, "none", "/tmp", "tmpfs", 0L, NULL));
     show("bind mount", syscall(SYS_mount, "/tmp", "/tmp", NULL, 4096L, NULL));
     show("umount /tmp", syscall(SYS_umount2, "/tmp", 0L));
+    show("swapon", syscall(SYS_swapon, "/tmp/swapfile", 0L));
+    show("swapoff", syscall(SYS_swapoff, "/tmp/swapfile"));
     /* File handles: no file system here gives them out. */
     char handle[8 + 128] = {0};
     *(unsigned *)handle = 128;
