@@ -269,11 +269,6 @@ impl VcpuThread {
         let verdict = self.mailbox.as_ref()?.take()?;
         Some(match verdict {
             crate::excache::Verdict::Stop(text) => self.fail(text),
-            // The vCPU left KVM for something else (an exit it handled):
-            // it was not blocked on that access, so the verdict is for a
-            // fault already answered (the kernel may report one fault to
-            // userfaultfd twice). Injected now, it would land on whatever
-            // instruction runs, such as the monitor's next hypercall.
             // KVM made the access for the process and it completed on a
             // page of zeros: that page goes now, and the process gets the
             // fault where it is (past the instruction), if it still runs
@@ -297,6 +292,11 @@ impl VcpuThread {
                     )),
                 }
             }
+            // The vCPU left KVM for something else (an exit it handled):
+            // it was not blocked on that access, so the verdict is for a
+            // fault already answered (the kernel may report one fault to
+            // userfaultfd twice). Injected now, it would land on whatever
+            // instruction runs, such as the monitor's next hypercall.
             crate::excache::Verdict::PageFault { va, .. } if !self.kicked => {
                 log::debug!(
                     "vCPU {}: a stale verdict for {va:#x} dropped (the vCPU was not waiting on it)",
