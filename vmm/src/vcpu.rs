@@ -40,6 +40,8 @@ pub struct Shared {
     pub vcpu_stats: Vec<crate::stats::VcpuStats>,
     /// Processor: the ExCache that serves its processes' memory.
     pub excache: Option<Arc<crate::excache::ExCache>>,
+    /// The VM runs under PVM (see `hypervisor::enable_pvm_native`).
+    pub pvm: bool,
     /// Where process memory lies in guest-physical space (None when the
     /// CPU's addresses are too narrow for one).
     pub window: Option<lego_proto::process::Window>,
@@ -204,9 +206,10 @@ impl VcpuThread {
                         self.halted()
                     }
                 }
-                Ok(VcpuExit::Shutdown) => self.fail_with_state(
-                    "triple-faulted (an exception occurred while the CPU could not deliver another; KVM_EXIT_SHUTDOWN), so the vector is unknown; last state",
-                ),
+                Ok(VcpuExit::Shutdown) => self.fail_with_state(&format!(
+                    "triple-faulted (an exception occurred while the CPU could not deliver another; KVM_EXIT_SHUTDOWN), so the vector is unknown{}; last state",
+                    self.program_may_be_why()
+                )),
                 Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
                     let window = self.shared.window;
                     let what = if window.is_some_and(|w| w.decode(addr).is_some()) {
@@ -787,6 +790,18 @@ impl VcpuThread {
     }
 
     /// Reads the vCPU's registers and reports `what` with them.
+    /// What else may have stopped a processor's monitor: under PVM, a
+    /// program's privileged instruction (`lgdt`, `lidt`, `mov` to CR3...)
+    /// is carried out by KVM as if the monitor had made it (README,
+    /// isolation), and can leave the monitor's tables or memory broken.
+    fn program_may_be_why(&self) -> &'static str {
+        if self.shared.pvm && self.shared.program.is_some() {
+            " (under PVM the program itself can cause this: KVM carries out a program's privileged instructions, such as lgdt, lidt or a move to CR3, as if the monitor had made them; see the README on isolation)"
+        } else {
+            ""
+        }
+    }
+
     fn fail_with_state(&self, what: &str) -> Next {
         let headline = format!("{} {what}", self.who());
         let regs = self.vcpu.get_regs();
@@ -1073,7 +1088,11 @@ impl VcpuThread {
                     cpu: f.cpu,
                     ..self.who()
                 };
-                return Ok(self.fail(report::exception(&who, &f, &self.shared.symbols)));
+                let text = report::exception(&who, &f, &self.shared.symbols);
+                return Ok(self.fail(text.replace(
+                    "\nThe component has stopped.",
+                    &format!("\nThe component has stopped{}.", self.program_may_be_why()),
+                )));
             }
             other => {
                 return Err(format!(

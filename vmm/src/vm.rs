@@ -261,6 +261,7 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
             .filter_map(|(_, s)| s.as_ref().and_then(|s| s.try_clone()))
             .collect(),
         excache,
+        pvm,
         window,
         tsc_khz: info.tsc_khz,
         workload_home: cfg.workload.as_ref().map_or(0, |w| w.home),
