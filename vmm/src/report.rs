@@ -56,8 +56,18 @@ fn write_registers(out: &mut String, regs: &Registers, symbols: &Symbols) {
     }
 }
 
-/// An exception the guest's handler reported.
-pub fn exception(who: &Who, f: &FaultReport, symbols: &Symbols) -> String {
+/// The last line of a report; `cause`, if not empty, a sentence on what
+/// else may have done it.
+fn stopped(out: &mut String, cause: &str) {
+    out.push_str("The component has stopped. This is a bug in the guest image.");
+    if !cause.is_empty() {
+        out.push('\n');
+        out.push_str(cause);
+    }
+}
+
+/// An exception the guest's handler reported (`cause`: see [`stopped`]).
+pub fn exception(who: &Who, f: &FaultReport, symbols: &Symbols, cause: &str) -> String {
     let mut out = format!(
         "{who} stopped on an exception it does not handle: {}, vector {}, error code {:#x}\n",
         exception_name(f.vector),
@@ -78,15 +88,15 @@ pub fn exception(who: &Who, f: &FaultReport, symbols: &Symbols) -> String {
         },
         symbols,
     );
-    out.push_str("The component has stopped. This is a bug in the guest image.");
+    stopped(&mut out, cause);
     out
 }
 
 /// A state the VMM read itself (triple fault, internal error, stray access).
-pub fn vcpu_state(headline: &str, regs: &Registers, symbols: &Symbols) -> String {
+pub fn vcpu_state(headline: &str, regs: &Registers, symbols: &Symbols, cause: &str) -> String {
     let mut out = format!("{headline}\n");
     write_registers(&mut out, regs, symbols);
-    out.push_str("The component has stopped. This is a bug in the guest image.");
+    stopped(&mut out, cause);
     out
 }
 
@@ -109,7 +119,7 @@ mod tests {
             image: "guest-mmon",
             cpu: 0,
         };
-        let text = exception(&who, &f, &Symbols::default());
+        let text = exception(&who, &f, &Symbols::default(), "");
         for needle in [
             "memory component",
             "guest-mmon",

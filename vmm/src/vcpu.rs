@@ -206,10 +206,10 @@ impl VcpuThread {
                         self.halted()
                     }
                 }
-                Ok(VcpuExit::Shutdown) => self.fail_with_state(&format!(
-                    "triple-faulted (an exception occurred while the CPU could not deliver another; KVM_EXIT_SHUTDOWN), so the vector is unknown{}; last state",
-                    self.program_may_be_why()
-                )),
+                Ok(VcpuExit::Shutdown) => self.fail_with_state_and_cause(
+                    "triple-faulted (an exception occurred while the CPU could not deliver another; KVM_EXIT_SHUTDOWN), so the vector is unknown; last state",
+                    self.program_may_be_why(),
+                ),
                 Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
                     let window = self.shared.window;
                     let what = if window.is_some_and(|w| w.decode(addr).is_some()) {
@@ -789,20 +789,25 @@ impl VcpuThread {
         Next::Stop
     }
 
-    /// Reads the vCPU's registers and reports `what` with them.
     /// What else may have stopped a processor's monitor: under PVM, a
     /// program's privileged instruction (`lgdt`, `lidt`, `mov` to CR3...)
     /// is carried out by KVM as if the monitor had made it (README,
     /// isolation), and can leave the monitor's tables or memory broken.
     fn program_may_be_why(&self) -> &'static str {
         if self.shared.pvm && self.shared.program.is_some() {
-            " (under PVM the program itself can cause this: KVM carries out a program's privileged instructions, such as lgdt, lidt or a move to CR3, as if the monitor had made them; see the README on isolation)"
+            "Under PVM the program itself can do this: KVM carries out a program's privileged instructions, such as lgdt, lidt or a move to CR3, as if the monitor had made them (see the README on isolation)."
         } else {
             ""
         }
     }
 
+    /// Reads the vCPU's registers and reports `what` with them.
     fn fail_with_state(&self, what: &str) -> Next {
+        self.fail_with_state_and_cause(what, "")
+    }
+
+    /// The same, with a sentence on what else may have done it.
+    fn fail_with_state_and_cause(&self, what: &str, cause: &str) -> Next {
         let headline = format!("{} {what}", self.who());
         let regs = self.vcpu.get_regs();
         let sregs = self.vcpu.get_sregs();
@@ -837,6 +842,7 @@ impl VcpuThread {
                         gprs: &gprs,
                     },
                     &self.shared.symbols,
+                    cause,
                 )
             }
             (Err(e), _) | (_, Err(e)) => format!("{headline} (registers unreadable: {e})"),
@@ -1052,7 +1058,7 @@ impl VcpuThread {
                     .map_err(|e| format!("passed a bad debug trap frame ({e})"))?;
                 if self.debug.is_none() {
                     let report = FaultReport::from_frame(&frame, 0, self.cpu as u64);
-                    let text = report::exception(&self.who(), &report, &self.shared.symbols)
+                    let text = report::exception(&self.who(), &report, &self.shared.symbols, "")
                         .replace("it does not handle", "meant for a debugger, but none is attached (start lego-vmm with --gdb ADDR)");
                     return Ok(self.fail(text));
                 }
@@ -1088,11 +1094,8 @@ impl VcpuThread {
                     cpu: f.cpu,
                     ..self.who()
                 };
-                let text = report::exception(&who, &f, &self.shared.symbols);
-                return Ok(self.fail(text.replace(
-                    "\nThe component has stopped.",
-                    &format!("\nThe component has stopped{}.", self.program_may_be_why()),
-                )));
+                let cause = self.program_may_be_why();
+                return Ok(self.fail(report::exception(&who, &f, &self.shared.symbols, cause)));
             }
             other => {
                 return Err(format!(

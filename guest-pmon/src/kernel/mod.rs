@@ -299,6 +299,15 @@ struct Cpu {
     idle_ns: u64,
 }
 
+impl Cpu {
+    /// No user half in this vCPU's views (they held an ended space's).
+    fn unload_user_half(&self) {
+        if let Some(views) = self.views.as_ref() {
+            arch::switch_user_half(views, &[0; 256]);
+        }
+    }
+}
+
 /// A process's job-control state (`kernel::signals::stop_process`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JobState {
@@ -794,16 +803,13 @@ impl Kernel {
                 }
                 c.loaded = None;
                 if i as u32 == here {
-                    if let Some(views) = c.views.as_ref() {
-                        arch::switch_user_half(views, &[0; 256]);
-                    }
+                    c.unload_user_half();
                 } else {
                     holders.push(i as u32);
                 }
             }
             if holders.is_empty() {
-                self.free_slots.push(space.slot);
-                space.release();
+                self.release_space(space);
             } else {
                 for &cpu in &holders {
                     host::kick(cpu);
@@ -966,21 +972,24 @@ impl Kernel {
         }
         let c = &mut self.cpus[cpu as usize];
         if c.loaded.is_none() {
-            if let Some(views) = c.views.as_ref() {
-                arch::switch_user_half(views, &[0; 256]);
-            }
+            c.unload_user_half();
         }
         let mut i = 0;
         while i < self.retired.len() {
             self.retired[i].1.retain(|&h| h != cpu);
             if self.retired[i].1.is_empty() {
-                let (mut space, _) = self.retired.swap_remove(i);
-                self.free_slots.push(space.slot);
-                space.release();
+                let (space, _) = self.retired.swap_remove(i);
+                self.release_space(space);
             } else {
                 i += 1;
             }
         }
+    }
+
+    /// Frees an ended space's page tables and gives back its slot.
+    fn release_space(&mut self, mut space: Space) {
+        self.free_slots.push(space.slot);
+        space.release();
     }
 
     /// How long an idle vCPU may sleep, and whether stdin wakes it.

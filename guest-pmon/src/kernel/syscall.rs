@@ -518,9 +518,10 @@ impl Kernel {
             nr::BRK => self.sys_brk(pid, a[0]),
             nr::MMAP => self.sys_mmap(pid, a[0], a[1], a[2], a[3], a[4] as i32 as i64, a[5]),
             nr::MUNMAP => {
-                // Linux's bounds (its TASK_SIZE): a range past the user
-                // half is EINVAL, not an unmapping of what it covers.
-                const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+                // Linux's bounds (its TASK_SIZE, a page below the top of
+                // the user half): a range past them is EINVAL, not an
+                // unmapping of what it covers.
+                const TASK_SIZE: u64 = lego_proto::process::USER_TOP_MAX - 4096;
                 if a[0] > TASK_SIZE || a[1] > TASK_SIZE - a[0] {
                     return err(EINVAL);
                 }

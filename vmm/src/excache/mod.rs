@@ -1043,6 +1043,8 @@ impl ExCache {
                 }
                 return;
             }
+            // A new verdict: reports of an earlier one no longer count.
+            st.unanswered.remove(&(tid, key));
             st.processes[key.0 as usize].is_some_and(|p| p.faults_to_guest)
         };
         let verdict = if fault.is_segv() && to_guest {
