@@ -63,6 +63,11 @@ pub const PORT_VREGION: u16 = 0x60e;
 /// call to a process's home, made by the VMM so that its ExCache follows.
 pub const PORT_MEMORY_CALL: u16 = 0x60f;
 
+/// The address of a [`UserAccess`](crate::process::UserAccess): the
+/// processor monitor's instructions that touch a process's memory, named
+/// once at boot.
+pub const PORT_USER_ACCESS: u16 = 0x650;
+
 /// EAX = address of a [`BlockSetup`]: the guest's request queue for the
 /// storage component's disk (`--disk`). The VMM writes `status`, and with
 /// a disk `capacity_sectors`, `read_only` and `max_request`, before it

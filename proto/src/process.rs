@@ -137,6 +137,26 @@ pub const PF_COMPLETED: u32 = 1 << 14;
 /// (the built-in workload, which runs in the monitor itself).
 pub const PROCESS_FAULTS_TO_GUEST: u32 = 1;
 
+/// The most instructions a [`UserAccess`] names.
+pub const USER_ACCESS_MAX: usize = 8;
+
+/// PORT_USER_ACCESS's argument: where the monitor's copies to and from a
+/// process's memory make their access (each has a fixup that returns
+/// EFAULT). A page fault for a process's address that its memory component
+/// refused is given to monitor code only at one of these. Anywhere else the
+/// vCPU cannot be waiting on that access: the refusal came after the vCPU
+/// had left it (a tick took it into the monitor's trap entry, say), and an
+/// exception there would overwrite the frame the entry is saving (PVM
+/// delivers every exception on the TSS's RSP0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct UserAccess {
+    /// How many of `rips` are used.
+    pub count: u32,
+    pub _pad: u32,
+    pub rips: [u64; USER_ACCESS_MAX],
+}
+
 /// PORT_VREGION's argument.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]

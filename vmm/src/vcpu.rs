@@ -50,6 +50,9 @@ pub struct Shared {
     pub workload_home: u32,
     /// Processor running a program: its storage component, 0 for none.
     pub storage: u32,
+    /// Processor: the monitor instructions that touch a process's memory
+    /// (PORT_USER_ACCESS), once its guest has named them.
+    pub user_access: std::sync::OnceLock<Vec<u64>>,
 }
 
 /// What a vCPU thread (or the signal thread) tells the main thread.
@@ -121,6 +124,9 @@ enum Next {
 impl VcpuThread {
     pub fn run(mut self) {
         self.mailbox = self.shared.excache.as_ref().map(|c| c.register_vcpu());
+        if let Some(m) = &self.mailbox {
+            m.register(&mut self.vcpu.get_kvm_run().immediate_exit);
+        }
         let preempt = self.shared.program.as_ref().map(|p| p.preempt.clone());
         if let Some(p) = &preempt {
             p.register(self.cpu, &mut self.vcpu.get_kvm_run().immediate_exit);
@@ -128,6 +134,9 @@ impl VcpuThread {
         self.run_loop();
         if let Some(p) = &preempt {
             p.unregister(self.cpu);
+        }
+        if let Some(m) = &self.mailbox {
+            m.unregister();
         }
         if let Some(link) = &self.debug {
             link.alive.store(false, Ordering::Release);
@@ -155,6 +164,10 @@ impl VcpuThread {
                     }
                 }
             }
+            // Cleared before looking for a verdict or a preemption: one
+            // left from now on ends the next KVM_RUN at once (preempt.rs,
+            // excache::Mailbox).
+            self.vcpu.get_kvm_run().immediate_exit = 0;
             if let Some(next) = self.take_verdict() {
                 if let Next::Stop = next {
                     return;
@@ -162,9 +175,6 @@ impl VcpuThread {
                 continue;
             }
             if let Some(p) = &preempt {
-                // Cleared before looking: a request from now on ends the
-                // next KVM_RUN at once (preempt.rs).
-                self.vcpu.get_kvm_run().immediate_exit = 0;
                 if p.take(self.cpu) {
                     self.interrupt_process(p);
                 }
@@ -300,7 +310,11 @@ impl VcpuThread {
             // fault already answered (the kernel may report one fault to
             // userfaultfd twice). Injected now, it would land on whatever
             // instruction runs, such as the monitor's next hypercall.
-            crate::excache::Verdict::PageFault { va, .. } if !self.kicked => {
+            // Or it left KVM at monitor code that cannot have made the
+            // access (see `UserAccess`).
+            crate::excache::Verdict::PageFault { va, .. }
+                if !self.kicked || !self.may_wait_on_process_memory() =>
+            {
                 log::debug!(
                     "vCPU {}: a stale verdict for {va:#x} dropped (the vCPU was not waiting on it)",
                     self.cpu
@@ -344,6 +358,21 @@ impl VcpuThread {
         if self.vcpu.set_vcpu_events(&events).is_ok() {
             preempt.restart_clock(self.cpu);
         }
+    }
+
+    /// Whether the vCPU can be waiting on an access to a process's memory
+    /// where it is: in the process, or at one of the monitor's user copies
+    /// (all monitor code, until the guest has named them).
+    fn may_wait_on_process_memory(&self) -> bool {
+        let Ok(regs) = self.vcpu.get_regs() else {
+            return true;
+        };
+        regs.rip < lego_proto::boot::UPPER_HALF
+            || self
+                .shared
+                .user_access
+                .get()
+                .is_none_or(|rips| rips.contains(&regs.rip))
     }
 
     /// Whether the vCPU is running a process (lower-half code) rather than
@@ -976,6 +1005,26 @@ impl VcpuThread {
                     .ram
                     .write_obj(status, GuestAddress(value as u64 + 4))
                     .map_err(|_| "passed a vRegion map outside guest RAM".to_owned())?;
+            }
+            PORT_USER_ACCESS => {
+                let arg: lego_proto::process::UserAccess = self.read_arg("user access", value)?;
+                let rips = arg.rips.get(..arg.count as usize).ok_or_else(|| {
+                    format!(
+                        "named {} user-access instructions, more than {}",
+                        arg.count,
+                        arg.rips.len()
+                    )
+                })?;
+                if let Some(rip) = rips.iter().find(|&&rip| rip < lego_proto::boot::UPPER_HALF) {
+                    return Err(format!(
+                        "named a user-access instruction at {rip:#x}, outside monitor code"
+                    ));
+                }
+                if self.shared.user_access.set(rips.to_vec()).is_err()
+                    && self.shared.user_access.get().map(Vec::as_slice) != Some(rips)
+                {
+                    return Err("named other user-access instructions than it named before".into());
+                }
             }
             PORT_MEMORY_CALL => crate::excache::port::memory_call(
                 self.shared.excache.as_deref(),

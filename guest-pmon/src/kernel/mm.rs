@@ -475,12 +475,29 @@ impl UserSpace for Space {
         self.window.user_top()
     }
 
-    fn prepare(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
+    fn prepare(&mut self, addr: u64, len: u64, write: bool) -> Result<(), Errno> {
         let first = addr >> VREGION_SHIFT;
         let last = (addr + len - 1) >> VREGION_SHIFT;
         for index in first..=last {
             self.map_vregion(index)?;
         }
-        self.build_shared(addr, len)
+        self.build_shared(addr, len)?;
+        // Pages the CPU refuses (refused by the memory component, or shared
+        // memory's protection) are EFAULT before any access: see `prepare`.
+        // Chunks without a page table are one 2 MiB page, all allowed.
+        let end = addr + len;
+        let first = addr & !((1 << 21) - 1);
+        for (&chunk, &pt) in self.pts.range(first..end) {
+            let mut page = (addr & !0xfff).max(chunk);
+            while page < end.min(chunk + (1 << 21)) {
+                // SAFETY: our page table; the index is < 512.
+                let entry = unsafe { *pt.add(((page >> 12) & 511) as usize) };
+                if entry & P == 0 || (write && entry & W == 0) {
+                    return Err(super::EFAULT);
+                }
+                page += 4096;
+            }
+        }
+        Ok(())
     }
 }

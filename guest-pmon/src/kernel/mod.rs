@@ -505,6 +505,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
     let idt = arch::build_idt();
     IDT.store(idt as u64, core::sync::atomic::Ordering::Release);
     let views = arch::init_cpu(0, idt, boot.pvm != 0);
+    uaccess::publish();
     // The extended state saved for processes: XCR0 0xe7's standard size.
     let (_, xsize, _, _) = cpuid(0xd, 0);
     let xsave_size = (xsize as usize).clamp(576, arch::XSAVE_MAX);

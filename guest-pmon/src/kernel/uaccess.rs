@@ -77,8 +77,31 @@ extern "C" {
 /// Where to resume after a fault at `rip` in monitor code, if it is one
 /// of the user copies.
 pub fn fixup(rip: u64) -> Option<u64> {
+    fixups()
+        .iter()
+        .find(|(at, _)| *at == rip)
+        .map(|(_, to)| *to)
+}
+
+/// Tells the VMM where the copies make their access, so that it gives
+/// monitor code a refused access's page fault there and nowhere else (see
+/// `lego_proto::process::UserAccess`).
+pub fn publish() {
+    let mut arg = lego_proto::process::UserAccess::default();
+    for (slot, (at, _)) in arg.rips.iter_mut().zip(fixups()) {
+        *slot = at;
+        arg.count += 1;
+    }
+    lego_image::hypercall::out(
+        lego_proto::hypercall::PORT_USER_ACCESS,
+        lego_image::cpu::phys_of(&arg) as u32,
+    );
+}
+
+/// (access instruction, fixup) of each user copy.
+fn fixups() -> [(u64, u64); 4] {
     // SAFETY: addresses of linker-provided labels.
-    let table = unsafe {
+    unsafe {
         [
             (
                 &lego_copy_user_insn as *const u8 as u64,
@@ -97,8 +120,7 @@ pub fn fixup(rip: u64) -> Option<u64> {
                 &lego_cmpxchg_user_fixup as *const u8 as u64,
             ),
         ]
-    };
-    table.iter().find(|(at, _)| *at == rip).map(|(_, to)| *to)
+    }
 }
 
 /// A range of the current process's memory the monitor may touch: inside
@@ -106,11 +128,17 @@ pub fn fixup(rip: u64) -> Option<u64> {
 pub trait UserSpace {
     /// One past the highest address the process has.
     fn top(&self) -> u64;
-    /// Makes sure [addr, addr + len) has page tables (vRegion by vRegion).
-    fn prepare(&mut self, addr: u64, len: u64) -> Result<(), Errno>;
+    /// Makes sure [addr, addr + len) has page tables (vRegion by vRegion)
+    /// that let the monitor read it, or write it if `write`: EFAULT for a
+    /// page they refuse. A copy must never fault on the monitor's own page
+    /// tables: PVM delivers such a fault in monitor code as if the process
+    /// had taken it, through an event entry the monitor never set (measured:
+    /// the monitor then runs at RIP 2 and stops). Refusals by a memory
+    /// component come from the VMM instead, which injects them properly.
+    fn prepare(&mut self, addr: u64, len: u64, write: bool) -> Result<(), Errno>;
 }
 
-fn check(space: &mut dyn UserSpace, addr: u64, len: usize) -> Result<(), Errno> {
+fn check(space: &mut dyn UserSpace, addr: u64, len: usize, write: bool) -> Result<(), Errno> {
     if len == 0 {
         return Ok(());
     }
@@ -118,12 +146,12 @@ fn check(space: &mut dyn UserSpace, addr: u64, len: usize) -> Result<(), Errno> 
     if addr < 4096 || end > space.top() {
         return Err(EFAULT);
     }
-    space.prepare(addr, len as u64)
+    space.prepare(addr, len as u64, write)
 }
 
 /// Copies `out.len()` bytes from the process at `addr`.
 pub fn read(space: &mut dyn UserSpace, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
-    check(space, addr, out.len())?;
+    check(space, addr, out.len(), false)?;
     // SAFETY: the range lies in the process's half, mapped in the kernel
     // view; a refused page faults into the fixup.
     match unsafe { lego_copy_user(out.as_mut_ptr(), addr as *const u8, out.len()) } {
@@ -134,7 +162,7 @@ pub fn read(space: &mut dyn UserSpace, addr: u64, out: &mut [u8]) -> Result<(), 
 
 /// Copies `data` to the process at `addr`.
 pub fn write(space: &mut dyn UserSpace, addr: u64, data: &[u8]) -> Result<(), Errno> {
-    check(space, addr, data.len())?;
+    check(space, addr, data.len(), true)?;
     // SAFETY: as in `read`.
     match unsafe { lego_copy_user(addr as *mut u8, data.as_ptr(), data.len()) } {
         0 => Ok(()),
@@ -143,7 +171,7 @@ pub fn write(space: &mut dyn UserSpace, addr: u64, data: &[u8]) -> Result<(), Er
 }
 
 pub fn zero(space: &mut dyn UserSpace, addr: u64, len: usize) -> Result<(), Errno> {
-    check(space, addr, len)?;
+    check(space, addr, len, true)?;
     // SAFETY: as in `read`.
     match unsafe { lego_zero_user(addr as *mut u8, len) } {
         0 => Ok(()),
@@ -185,7 +213,7 @@ pub fn cmpxchg_u32(space: &mut dyn UserSpace, addr: u64, old: u32, new: u32) -> 
     if addr % 4 != 0 {
         return Err(EFAULT);
     }
-    check(space, addr, 4)?;
+    check(space, addr, 4, true)?;
     let mut seen = 0u32;
     // SAFETY: an aligned word in the process's half; a refused page
     // faults into the fixup.

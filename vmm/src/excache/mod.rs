@@ -176,9 +176,49 @@ pub enum Verdict {
 pub struct Mailbox {
     pub thread: libc::pthread_t,
     pub verdict: Mutex<Option<Verdict>>,
+    /// The address of the vCPU's `kvm_run.immediate_exit` while its thread
+    /// runs KVM_RUN (0 before and after): a verdict left while the thread
+    /// is outside KVM, after it looked, must still end its next KVM_RUN at
+    /// once; the kick signal alone would be spent in user space, and the
+    /// vCPU would go back to the access and report it again and again.
+    immediate_exit: Mutex<usize>,
 }
 
 impl Mailbox {
+    /// Called on the vCPU's own thread with its `immediate_exit` field,
+    /// which lives until [`Mailbox::unregister`].
+    pub fn register(&self, immediate_exit: &mut u8) {
+        *self
+            .immediate_exit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = immediate_exit as *mut u8 as usize;
+    }
+
+    /// Before the vCPU's VcpuFd goes: nobody touches its kvm_run after.
+    pub fn unregister(&self) {
+        *self
+            .immediate_exit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = 0;
+    }
+
+    /// Leaves `verdict` and gets the vCPU out of KVM to take it.
+    fn leave(&self, verdict: Verdict) {
+        *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
+        let field = self
+            .immediate_exit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *field != 0 {
+            // SAFETY: the field lives while registered (the lock is held);
+            // KVM reads it on entry.
+            unsafe { std::ptr::write_volatile(*field as *mut u8, 1) };
+        }
+        // SAFETY: the thread is a live vCPU thread (they never end before
+        // the process) and the kick signal has a handler.
+        unsafe { libc::pthread_kill(self.thread, crate::debug::KICK_SIGNAL) };
+    }
+
     pub fn take(&self) -> Option<Verdict> {
         self.verdict
             .lock()
@@ -661,6 +701,7 @@ impl ExCache {
         let mailbox = Arc::new(Mailbox {
             thread,
             verdict: Mutex::new(None),
+            immediate_exit: Mutex::new(0),
         });
         self.vcpus
             .lock()
@@ -729,10 +770,7 @@ impl ExCache {
             log::warn!("excache: a fault of thread {tid}, which is no vCPU: {verdict:?}");
             return;
         };
-        *mailbox.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
-        // SAFETY: the thread is a live vCPU thread (they never end before
-        // the process) and the kick signal has a handler.
-        unsafe { libc::pthread_kill(mailbox.thread, crate::debug::KICK_SIGNAL) };
+        mailbox.leave(verdict);
     }
 
     /// Process `pid`, homed at memory component `home`, runs in `slot`; pid

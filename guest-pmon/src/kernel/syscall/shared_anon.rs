@@ -96,7 +96,7 @@ impl Kernel {
             // The holder's vRegions need their memslots at the VMM (the
             // mappers' accesses land there) and its page tables (the
             // monitor writes file bytes in through them).
-            if let Err(err) = e.space.prepare(at, len) {
+            if let Err(err) = e.space.prepare(at, len, true) {
                 let _ = e.space.call(MemRequest {
                     op: OP_MUNMAP,
                     addr: at,
