@@ -110,6 +110,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("sharedmem", "2"),
             ("signals", "1"),
             ("protect", "1"),
+            // Thousands of refused reads while ticks come, and the
+            // monitor's copies into pages its page tables refuse.
+            ("refusals", "1"),
             // /proc/self/maps, the main thread's stack, a stack overflow.
             ("procself", "1"),
             // Files in /tmp (the monitor's tmpfs on Lego).
