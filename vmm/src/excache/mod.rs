@@ -176,11 +176,12 @@ pub enum Verdict {
 pub struct Mailbox {
     pub thread: libc::pthread_t,
     pub verdict: Mutex<Option<Verdict>>,
-    /// The address of the vCPU's `kvm_run.immediate_exit` while its thread
-    /// runs KVM_RUN (0 before and after): a verdict left while the thread
-    /// is outside KVM, after it looked, must still end its next KVM_RUN at
-    /// once; the kick signal alone would be spent in user space, and the
-    /// vCPU would go back to the access and report it again and again.
+    /// The address of the vCPU's `kvm_run.immediate_exit` while its VcpuFd
+    /// lives (0 before and after): a verdict left while the thread is
+    /// outside KVM, after it looked for one, must still end its next
+    /// KVM_RUN at once. The kick signal alone is spent in user space then,
+    /// and the vCPU went back to the access and reported it again and
+    /// again (until the ExCache took it for KVM's own, `STUCK_REPORTS`).
     immediate_exit: Mutex<usize>,
 }
 
