@@ -26,6 +26,7 @@ const EADDRINUSE: i64 = 98;
 const EDESTADDRREQ: i64 = 89;
 const EPIPE: i64 = 32;
 const ENOTCONN: i64 = 107;
+pub const ECONNREFUSED: i64 = 111;
 
 #[derive(Debug, Default)]
 struct Sock {
@@ -45,6 +46,9 @@ struct Sock {
     bytes: usize,
     /// Linux's sk_shutdown: [`SHUT_READING`] and [`SHUT_SENDING`].
     shut: u8,
+    /// Linux's sk_err: the error its next receive, send or SO_ERROR
+    /// reports, and takes.
+    error: Option<i64>,
 }
 
 /// A socket's sides shut by shutdown(2).
@@ -224,13 +228,8 @@ impl Datagrams {
         hops: u8,
         tclass: u8,
     ) -> Result<bool, i64> {
-        if self
-            .socks
-            .get(&id)
-            .is_some_and(|s| s.shut & SHUT_SENDING != 0)
-        {
-            return Err(EPIPE);
-        }
+        // Linux's order: the size, the destination, a pending error, a
+        // shut sending side.
         if data.len() > MAX_DATAGRAM {
             return Err(EMSGSIZE);
         }
@@ -238,21 +237,43 @@ impl Datagrams {
             Some(t) => t,
             None => return Err(EDESTADDRREQ),
         };
+        if let Some(e) = self.take_error(id) {
+            return Err(e);
+        }
+        if self
+            .socks
+            .get(&id)
+            .is_some_and(|s| s.shut & SHUT_SENDING != 0)
+        {
+            return Err(EPIPE);
+        }
         let from = self.autobind(id)?.local();
         let (lite, cscov) = self
             .socks
             .get(&id)
             .map_or((false, 0), |s| (s.lite, s.send_cscov));
-        let Some(&dest) = self.ports.get(&(lite, to.port, to.reaches_v6())) else {
-            return Ok(false);
-        };
-        let Some(d) = self.socks.get_mut(&dest) else {
-            return Ok(false);
-        };
         // A connected socket reads only its peer.
-        if d.peer.is_some_and(|p| p.port != from.port) {
+        let dest = self
+            .ports
+            .get(&(lite, to.port, to.reaches_v6()))
+            .copied()
+            .filter(|d| {
+                self.socks
+                    .get(d)
+                    .is_some_and(|s| s.peer.is_none_or(|p| p.port == from.port))
+            });
+        let Some(d) = dest.and_then(|d| self.socks.get_mut(&d)) else {
+            // No socket takes it: the loopback answers with ICMP port
+            // unreachable, which Linux gives a sender connected to that
+            // peer as ECONNREFUSED at its next call (a resolver with no
+            // server learns it at once rather than after its timeout).
+            if self.peer_of(id) == Some(to) {
+                if let Some(s) = self.socks.get_mut(&id) {
+                    s.error = Some(ECONNREFUSED);
+                }
+            }
             return Ok(false);
-        }
+        };
         // A UDP-Lite receiver that set a coverage drops a partly covered
         // datagram that covers less (0: it wants all of each).
         let partial = cscov != 0 && (cscov as usize) < 8 + data.len();
@@ -304,6 +325,17 @@ impl Datagrams {
             return Err(ENOTCONN);
         }
         Ok(())
+    }
+
+    /// The error `id` holds for its next call, taken (its receive, send
+    /// and SO_ERROR report it first).
+    pub fn take_error(&mut self, id: usize) -> Option<i64> {
+        self.socks.get_mut(&id).and_then(|s| s.error.take())
+    }
+
+    /// Whether `id` holds an error (poll's POLLERR).
+    pub fn has_error(&self, id: usize) -> bool {
+        self.socks.get(&id).is_some_and(|s| s.error.is_some())
     }
 
     /// Whether `id` was shut for reading: a receive that finds no
@@ -408,6 +440,41 @@ mod tests {
             send(&mut d, 2, Some(lo(port)), &[0; MAX_DATAGRAM + 1]),
             Err(EMSGSIZE)
         );
+    }
+
+    #[test]
+    fn a_connected_sender_learns_that_no_socket_took_its_datagram() {
+        let mut d = Datagrams::default();
+        for id in 1..=4 {
+            d.open(id, false, false);
+        }
+        // Unconnected: dropped, nothing reported.
+        assert_eq!(send(&mut d, 1, Some(lo(53)), b"q"), Ok(false));
+        assert!(!d.has_error(1));
+        // Connected to a port nobody has: the send passes, the next call
+        // reports it once.
+        d.connect(2, Some(lo(53))).unwrap();
+        assert_eq!(send(&mut d, 2, None, b"q"), Ok(false));
+        assert!(d.has_error(2));
+        assert_eq!(send(&mut d, 2, None, b"q"), Err(ECONNREFUSED));
+        assert!(!d.has_error(2));
+        assert_eq!(send(&mut d, 2, None, b"q"), Ok(false));
+        assert_eq!(d.take_error(2), Some(ECONNREFUSED));
+        assert_eq!(d.take_error(2), None);
+        // To another address than its peer: no report.
+        assert_eq!(send(&mut d, 2, Some(lo(54)), b"q"), Ok(false));
+        assert!(!d.has_error(2));
+        // A socket at the port connected to someone else does not take it.
+        d.bind(3, lo(6000)).unwrap();
+        d.bind(4, lo(6001)).unwrap();
+        d.connect(3, Some(lo(6001))).unwrap();
+        d.connect(2, Some(lo(6000))).unwrap();
+        assert_eq!(send(&mut d, 2, None, b"q"), Ok(false));
+        assert_eq!(d.take_error(2), Some(ECONNREFUSED));
+        // Its peer's datagrams reach it, and nothing is reported.
+        assert_eq!(send(&mut d, 4, Some(lo(6000)), b"a"), Ok(true));
+        assert!(!d.has_error(4));
+        assert_eq!(d.receive(3, false).map(|r| r.1), Some(b"a".to_vec()));
     }
 
     #[test]

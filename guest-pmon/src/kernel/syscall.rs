@@ -3065,12 +3065,13 @@ impl Kernel {
     }
 
     /// Whether `f` holds an error condition (poll's POLLERR, epoll's
-    /// EPOLLERR): a pipe's write end whose readers are gone, or a TCP
-    /// connect that failed after EINPROGRESS.
+    /// EPOLLERR): a pipe's write end whose readers are gone, a TCP
+    /// connect that failed after EINPROGRESS, a UDP socket's pending error.
     pub(super) fn has_error(&self, f: &OpenFile) -> bool {
         match f.kind {
             Kind::PipeWrite(id) => self.pipes.get(&id).is_none_or(|p| p.readers == 0),
             Kind::Unix(id) => self.connect_failed(id),
+            Kind::Dgram(id) => self.dgrams.has_error(id),
             Kind::Socket(rx, tx) => {
                 self.pipes.get(&rx).is_some_and(|p| p.reset_by_peer)
                     || self.pipes.get(&tx).is_some_and(|p| p.writer_error)

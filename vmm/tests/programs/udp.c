@@ -1,6 +1,7 @@
 /* UDP on the loopback: datagrams whole with their sender, a connected
  * socket, recvmsg's MSG_TRUNC, SO_RCVTIMEO, poll, a forked sender, IPv6,
- * and a datagram to a port nobody has (sent, and lost). */
+ * and a datagram to a port nobody has (sent, and lost; refused to a
+ * connected sender). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -77,6 +78,38 @@ static void udp_lite(void)
 
 /* 127.0.0.1 and ::1 are apart: a socket on each of one port, each
  * gets what is sent to its own address; IPv6's wildcard covers both. */
+/* A connected socket whose datagram no socket took: the loopback's port
+ * unreachable comes back as ECONNREFUSED at its next call (POLLERR
+ * meanwhile), once per datagram; an IPv6 one too. A resolver with no
+ * server on 127.0.0.1:53 (no /etc/resolv.conf) fails at once by it. */
+static void refused(int v6)
+{
+    char buf[16];
+    int c = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a4 = lo(9);
+    struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(9),
+                               .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    printf("%s:\n", v6 ? "IPv6" : "IPv4");
+    SHOW("connect to a port nobody has", v6 ? connect(c, (void *)&a6, sizeof a6)
+                                            : connect(c, (void *)&a4, sizeof a4));
+    SHOW("send", send(c, "q", 1, 0));
+    struct pollfd p = { c, POLLIN | POLLOUT, 0 };
+    SHOW("poll", poll(&p, 1, 1000));
+    printf("  revents %#x\n", p.revents);
+    SHOW("recv", recv(c, buf, sizeof buf, MSG_DONTWAIT));
+    SHOW("recv again", recv(c, buf, sizeof buf, MSG_DONTWAIT));
+    SHOW("send", send(c, "q", 1, 0));
+    SHOW("send again", send(c, "q", 1, 0));
+    SHOW("write", write(c, "q", 1));
+    int e = -1;
+    socklen_t el = sizeof e;
+    getsockopt(c, SOL_SOCKET, SO_ERROR, &e, &el);
+    printf("  SO_ERROR %d\n", e);
+    getsockopt(c, SOL_SOCKET, SO_ERROR, &e, &el);
+    printf("  SO_ERROR again %d\n", e);
+    close(c);
+}
+
 static void loopbacks_apart(void)
 {
     int v4 = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
@@ -193,5 +226,7 @@ int main(void)
     printf("SO_TYPE %d\n", v);
     udp_lite();
     loopbacks_apart();
+    refused(0);
+    refused(1);
     return 0;
 }

@@ -3,7 +3,9 @@
 //! read, write, the names, SO_RCVTIMEO, poll and epoll. A receive with
 //! nothing queued waits for a datagram (or SO_RCVTIMEO, then EAGAIN); a
 //! send never waits (a datagram that finds no room is dropped, as UDP may
-//! drop it).
+//! drop it). A connected socket whose datagram no socket took gets
+//! ECONNREFUSED at its next call, as Linux reports the loopback's ICMP
+//! port unreachable (and POLLERR meanwhile).
 
 use pmon::cmsg;
 use pmon::dgram::{self, Marks, MAX_DATAGRAM};
@@ -185,7 +187,7 @@ impl Kernel {
             {
                 let v: u32 = match a[2] {
                     SO_TYPE => SOCK_DGRAM,
-                    SO_ERROR => 0,
+                    SO_ERROR => self.dgrams.take_error(id).unwrap_or(0) as u32,
                     SO_SNDBUF | SO_RCVBUF => dgram::RCVBUF as u32,
                     SO_DOMAIN if v6 => 10,
                     SO_DOMAIN => 2,
@@ -290,7 +292,14 @@ impl Kernel {
             .and_then(|t| self.dgrams.at(self.dgrams.is_lite(id), t));
         match self.dgrams.send_marked(id, to, data, hops, tclass) {
             Ok(delivered) => {
-                if let (true, Some(d)) = (delivered, dest) {
+                // A receiver woken: the datagram's, or the sender's own
+                // (to its error, when nobody took it).
+                let woken = match (delivered, dest) {
+                    (true, Some(d)) => Some(d),
+                    _ if self.dgrams.has_error(id) => Some(id),
+                    _ => None,
+                };
+                if let Some(d) = woken {
                     self.wake_all(Wait::Dgram(d));
                     self.wake_all(Wait::Any);
                     self.wake_all(Wait::AnyStdin);
@@ -316,6 +325,9 @@ impl Kernel {
         msghdr: Option<u64>,
     ) -> Ret {
         let pid = self.pid_of(tid);
+        if let Some(e) = self.dgrams.take_error(id) {
+            return err(e);
+        }
         let Some((from, data, marks)) = self.dgrams.receive_marked(id, flags & MSG_PEEK != 0)
         else {
             if self.dgrams.read_shut(id) {
@@ -523,6 +535,9 @@ impl Kernel {
         id: usize,
         len: usize,
     ) -> Result<Option<Vec<u8>>, Errno> {
+        if let Some(e) = self.dgrams.take_error(id) {
+            return Err(e);
+        }
         match self.dgrams.receive(id, false) {
             Some((_, mut data)) => {
                 data.truncate(len);
