@@ -49,7 +49,9 @@ pub const EVENT_LEN: usize = 12;
 /// What a descriptor is now, for [`Epoll::collect`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FdState {
-    /// Which open file it leads to (an identity, such as its address).
+    /// Which open file it leads to (an identity never reused: an address
+    /// is, and a new file on a closed one's descriptor then looked like
+    /// the old one, so its EPOLL_CTL_ADD was EEXIST).
     pub file: usize,
     /// The EPOLL* conditions that hold.
     pub ready: u32,
@@ -87,8 +89,11 @@ impl Epoll {
         events: u32,
         data: u64,
     ) -> Result<(), i64> {
-        // EPOLLEXCLUSIVE is only for ADD, and not with ONESHOT.
-        if events & EPOLLEXCLUSIVE != 0 && (op != EPOLL_CTL_ADD || events & EPOLLONESHOT != 0) {
+        // EPOLLEXCLUSIVE is only for ADD, with no events but these (no
+        // ONESHOT, no RDHUP or PRI), as Linux's EPOLLEXCLUSIVE_OK_BITS.
+        const EXCLUSIVE_OK: u32 =
+            EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE;
+        if events & EPOLLEXCLUSIVE != 0 && (op != EPOLL_CTL_ADD || events & !EXCLUSIVE_OK != 0) {
             return Err(EINVAL);
         }
         let fresh = Interest {
@@ -106,6 +111,8 @@ impl Epoll {
                 self.interests.insert(fd, fresh);
             }
             EPOLL_CTL_MOD => match self.interests.get_mut(&fd) {
+                // An exclusive interest cannot be changed, only deleted.
+                Some(i) if i.file == file && i.events & EPOLLEXCLUSIVE != 0 => return Err(EINVAL),
                 Some(i) if i.file == file => *i = fresh,
                 _ => return Err(ENOENT),
             },
@@ -334,6 +341,18 @@ mod tests {
         );
         assert_eq!(e.fds(), [3]);
         assert_eq!(e.ctl(EPOLL_CTL_DEL, 3, 7, 0, 0), Ok(()));
+        // EPOLLEXCLUSIVE: only with EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP,
+        // EPOLLWAKEUP and EPOLLET; and never modified after.
+        for bad in [EPOLLONESHOT, EPOLLRDHUP, EPOLLPRI] {
+            assert_eq!(
+                e.ctl(EPOLL_CTL_ADD, 4, 8, EPOLLIN | EPOLLEXCLUSIVE | bad, 0),
+                Err(EINVAL)
+            );
+        }
+        let ok = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET;
+        assert_eq!(e.ctl(EPOLL_CTL_ADD, 4, 8, ok | EPOLLEXCLUSIVE, 0), Ok(()));
+        assert_eq!(e.ctl(EPOLL_CTL_MOD, 4, 8, EPOLLIN, 0), Err(EINVAL));
+        assert_eq!(e.ctl(EPOLL_CTL_DEL, 4, 8, 0, 0), Ok(()));
         assert!(e.fds().is_empty());
     }
 

@@ -115,6 +115,17 @@ pub struct OpenFile {
     pub owner: Cell<(i32, i32)>,
     /// The signal it sends them (F_SETSIG; 0: SIGIO).
     pub sig: Cell<u32>,
+    /// Which open file this is, never reused (its address is, once it is
+    /// freed): epoll tells a file closed from a new one on its descriptor
+    /// by it.
+    pub serial: u64,
+}
+
+/// The next [`OpenFile::serial`].
+static NEXT_SERIAL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
+fn next_serial() -> u64 {
+    NEXT_SERIAL.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
 }
 
 pub const F_OWNER_TID: i32 = 0;
@@ -164,6 +175,7 @@ impl OpenFile {
             data: alloc::vec::Vec::new(),
             owner: Cell::new((F_OWNER_PID, 0)),
             sig: Cell::new(0),
+            serial: next_serial(),
         })
     }
 
@@ -177,6 +189,7 @@ impl OpenFile {
             data,
             owner: Cell::new((F_OWNER_PID, 0)),
             sig: Cell::new(0),
+            serial: next_serial(),
         })
     }
 

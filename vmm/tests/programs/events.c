@@ -4,7 +4,8 @@
  * child's SIGCHLD interrupting a wait its exit also wakes, and the errors
  * Linux gives, and a ready descriptor added under a sleeping waiter; an
  * epoll instance watched by another (readable while it has events, in
- * poll too) and the loops and depths ELOOP refuses. */
+ * poll too) and the loops and depths ELOOP refuses; EPOLLEXCLUSIVE's rules
+ * and descriptors reused. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -208,6 +209,45 @@ static void nested(void) {
     close(p[1]);
 }
 
+/* EPOLLEXCLUSIVE's rules, and a descriptor closed and opened again on
+ * the same number: a new file, so a new interest (stress-ng's epoll
+ * stressor met EEXIST here). */
+static void show(const char *what, int r) {
+    printf("%s: %d %s\n", what, r, r < 0 ? strerror(errno) : "");
+}
+
+static void exclusive_and_reused(void) {
+    int ep = epoll_create1(0), other = epoll_create1(0), p[2];
+    pipe(p);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
+    show("an epoll instance, exclusively", epoll_ctl(ep, EPOLL_CTL_ADD, other, &ev));
+    ev.events = EPOLLIN;
+    printf("then normally: %d\n", epoll_ctl(ep, EPOLL_CTL_ADD, other, &ev));
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE | EPOLLONESHOT;
+    show("exclusive one-shot", epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev));
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE | EPOLLRDHUP;
+    show("exclusive with RDHUP", epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev));
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLEXCLUSIVE;
+    printf("exclusive: %d\n", epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev));
+    ev.events = EPOLLIN;
+    show("modified after", epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev));
+    printf("deleted: %d\n", epoll_ctl(ep, EPOLL_CTL_DEL, p[0], &ev));
+    int reused = 0;
+    for (int i = 0; i < 200; i++) {
+        int q[2];
+        pipe(q);
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, q[0], &ev) == 0)
+            reused++;
+        close(q[0]);
+        close(q[1]);
+    }
+    printf("200 pipes on the same numbers added: %d\n", reused);
+    close(p[0]);
+    close(p[1]);
+    close(other);
+    close(ep);
+}
+
 int main(void) {
     int p[2];
     pipe(p);
@@ -324,5 +364,6 @@ int main(void) {
     write_end_without_readers();
     ready_when_added_wakes_a_waiter();
     nested();
+    exclusive_and_reused();
     return 0;
 }

@@ -222,7 +222,15 @@ impl Kernel {
                 Err(e) => return err(e),
             }
         };
-        let file = Arc::as_ptr(&target) as usize;
+        // Linux wakes one of several epoll instances (EPOLLEXCLUSIVE) only
+        // for files that are not epoll instances themselves.
+        if matches!(target.kind, Kind::Epoll(_))
+            && op as u32 == events::EPOLL_CTL_ADD
+            && mask & events::EPOLLEXCLUSIVE != 0
+        {
+            return err(EINVAL);
+        }
+        let file = target.serial as usize;
         let done = match self.epolls.get_mut(&id) {
             Some(e) => e.ctl(op as u32, fd as i32, file, mask, data),
             None => return err(EBADF),
@@ -373,7 +381,7 @@ impl Kernel {
             _ => self.now_ns(),
         };
         FdState {
-            file: Arc::as_ptr(f) as usize,
+            file: f.serial as usize,
             ready,
             generation,
         }
