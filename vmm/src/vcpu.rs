@@ -311,9 +311,13 @@ impl VcpuThread {
             // userfaultfd twice). Injected now, it would land on whatever
             // instruction runs, such as the monitor's next hypercall.
             // Or it left KVM at monitor code that cannot have made the
-            // access (see `UserAccess`).
+            // access (see `UserAccess`), or with an exception of its own
+            // to deliver (a #GP this VMM gave for a process's `out`,
+            // which the page fault would replace).
             crate::excache::Verdict::PageFault { va, .. }
-                if !self.kicked || !self.may_wait_on_process_memory() =>
+                if !self.kicked
+                    || !self.may_wait_on_process_memory()
+                    || self.exception_to_deliver() =>
             {
                 log::debug!(
                     "vCPU {}: a stale verdict for {va:#x} dropped (the vCPU was not waiting on it)",
@@ -373,6 +377,13 @@ impl VcpuThread {
                 .user_access
                 .get()
                 .is_none_or(|rips| rips.contains(&regs.rip))
+    }
+
+    /// Whether an exception waits to be delivered on the next entry.
+    fn exception_to_deliver(&self) -> bool {
+        self.vcpu
+            .get_vcpu_events()
+            .is_ok_and(|e| e.exception.injected != 0 || e.exception.pending != 0)
     }
 
     /// Whether the vCPU is running a process (lower-half code) rather than
