@@ -18,6 +18,7 @@ mod grants;
 mod guest_args;
 mod holes;
 mod hypervisor;
+mod kick;
 mod loader;
 mod memory;
 mod options;

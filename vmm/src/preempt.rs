@@ -15,7 +15,7 @@
 //! microseconds under PVM) per [`TICK`]: well under 1% of a CPU.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The interrupt the monitor takes as a tick (guest-pmon's `VECTOR_TIMER`).
@@ -24,17 +24,8 @@ pub const VECTOR_TIMER: u8 = 32;
 /// How long a process runs before the monitor gets its vCPU back.
 pub const TICK: Duration = Duration::from_millis(10);
 
-/// A vCPU thread, while its VcpuFd lives: where to raise `immediate_exit`
-/// and which thread to signal.
-#[derive(Clone, Copy)]
-struct Target {
-    /// `&mut kvm_run.immediate_exit` of the vCPU, as an address.
-    immediate_exit: usize,
-    thread: libc::pthread_t,
-}
-
 struct Cpu {
-    target: Mutex<Option<Target>>,
+    kick: crate::kick::Kick,
     /// Somebody wants this vCPU's process interrupted.
     wanted: AtomicBool,
     /// When the vCPU last went to the monitor by a tick or idled (ns since
@@ -53,7 +44,7 @@ impl Preempt {
         Arc::new(Preempt {
             cpus: (0..vcpus)
                 .map(|_| Cpu {
-                    target: Mutex::new(None),
+                    kick: crate::kick::Kick::default(),
                     wanted: AtomicBool::new(false),
                     running_since: AtomicU64::new(0),
                 })
@@ -70,13 +61,7 @@ impl Preempt {
     /// Called on the vCPU's own thread with its `immediate_exit` field.
     pub fn register(&self, cpu: u32, immediate_exit: &mut u8) {
         if let Some(c) = self.cpus.get(cpu as usize) {
-            // SAFETY: pthread_self has no preconditions.
-            let thread = unsafe { libc::pthread_self() };
-            let t = Target {
-                immediate_exit: immediate_exit as *mut u8 as usize,
-                thread,
-            };
-            *c.target.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+            c.kick.register(immediate_exit);
             c.running_since.store(self.now(), Ordering::Relaxed);
         }
     }
@@ -84,7 +69,7 @@ impl Preempt {
     /// Before the vCPU's VcpuFd goes: nobody touches its kvm_run after.
     pub fn unregister(&self, cpu: u32) {
         if let Some(c) = self.cpus.get(cpu as usize) {
-            *c.target.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            c.kick.unregister();
         }
     }
 
@@ -94,16 +79,7 @@ impl Preempt {
             return;
         };
         c.wanted.store(true, Ordering::Release);
-        let guard = c.target.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = *guard {
-            // SAFETY: the field lives while registered (the lock is held);
-            // KVM reads it on entry, so a request made just before KVM_RUN
-            // is not lost to a signal that arrived too early.
-            unsafe { std::ptr::write_volatile(t.immediate_exit as *mut u8, 1) };
-            // SAFETY: the thread is alive while registered; the kick signal
-            // has a no-op handler (debug::install_kick_handler).
-            unsafe { libc::pthread_kill(t.thread, crate::debug::KICK_SIGNAL) };
-        }
+        c.kick.kick();
     }
 
     /// On the vCPU thread, before KVM_RUN: whether to interrupt now. The

@@ -50,9 +50,6 @@ pub struct Shared {
     pub workload_home: u32,
     /// Processor running a program: its storage component, 0 for none.
     pub storage: u32,
-    /// Processor: the monitor instructions that touch a process's memory
-    /// (PORT_USER_ACCESS), once its guest has named them.
-    pub user_access: std::sync::OnceLock<Vec<u64>>,
 }
 
 /// What a vCPU thread (or the signal thread) tells the main thread.
@@ -125,7 +122,7 @@ impl VcpuThread {
     pub fn run(mut self) {
         self.mailbox = self.shared.excache.as_ref().map(|c| c.register_vcpu());
         if let Some(m) = &self.mailbox {
-            m.register(&mut self.vcpu.get_kvm_run().immediate_exit);
+            m.kick.register(&mut self.vcpu.get_kvm_run().immediate_exit);
         }
         let preempt = self.shared.program.as_ref().map(|p| p.preempt.clone());
         if let Some(p) = &preempt {
@@ -136,7 +133,7 @@ impl VcpuThread {
             p.unregister(self.cpu);
         }
         if let Some(m) = &self.mailbox {
-            m.unregister();
+            m.kick.unregister();
         }
         if let Some(link) = &self.debug {
             link.alive.store(false, Ordering::Release);
@@ -165,8 +162,7 @@ impl VcpuThread {
                 }
             }
             // Cleared before looking for a verdict or a preemption: one
-            // left from now on ends the next KVM_RUN at once (preempt.rs,
-            // excache::Mailbox).
+            // left from now on ends the next KVM_RUN at once (kick.rs).
             self.vcpu.get_kvm_run().immediate_exit = 0;
             if let Some(next) = self.take_verdict() {
                 if let Next::Stop = next {
@@ -365,18 +361,12 @@ impl VcpuThread {
     }
 
     /// Whether the vCPU can be waiting on an access to a process's memory
-    /// where it is: in the process, or at one of the monitor's user copies
-    /// (all monitor code, until the guest has named them).
+    /// where it is (`ExCache::may_wait_at`).
     fn may_wait_on_process_memory(&self) -> bool {
-        let Ok(regs) = self.vcpu.get_regs() else {
-            return true;
-        };
-        regs.rip < lego_proto::boot::UPPER_HALF
-            || self
-                .shared
-                .user_access
-                .get()
-                .is_none_or(|rips| rips.contains(&regs.rip))
+        match (self.vcpu.get_regs(), &self.shared.excache) {
+            (Ok(regs), Some(c)) => c.may_wait_at(regs.rip),
+            _ => true,
+        }
     }
 
     /// Whether an exception waits to be delivered on the next entry.
@@ -1017,26 +1007,11 @@ impl VcpuThread {
                     .write_obj(status, GuestAddress(value as u64 + 4))
                     .map_err(|_| "passed a vRegion map outside guest RAM".to_owned())?;
             }
-            PORT_USER_ACCESS => {
-                let arg: lego_proto::process::UserAccess = self.read_arg("user access", value)?;
-                let rips = arg.rips.get(..arg.count as usize).ok_or_else(|| {
-                    format!(
-                        "named {} user-access instructions, more than {}",
-                        arg.count,
-                        arg.rips.len()
-                    )
-                })?;
-                if let Some(rip) = rips.iter().find(|&&rip| rip < lego_proto::boot::UPPER_HALF) {
-                    return Err(format!(
-                        "named a user-access instruction at {rip:#x}, outside monitor code"
-                    ));
-                }
-                if self.shared.user_access.set(rips.to_vec()).is_err()
-                    && self.shared.user_access.get().map(Vec::as_slice) != Some(rips)
-                {
-                    return Err("named other user-access instructions than it named before".into());
-                }
-            }
+            PORT_USER_ACCESS => crate::excache::port::user_access(
+                self.shared.excache.as_deref(),
+                &self.args(),
+                value,
+            )?,
             PORT_MEMORY_CALL => crate::excache::port::memory_call(
                 self.shared.excache.as_deref(),
                 &self.args(),

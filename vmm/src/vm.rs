@@ -266,7 +266,6 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         tsc_khz: info.tsc_khz,
         workload_home: cfg.workload.as_ref().map_or(0, |w| w.home),
         storage: cfg.storage,
-        user_access: std::sync::OnceLock::new(),
     });
     Ok(Vm {
         shared,

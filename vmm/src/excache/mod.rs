@@ -174,50 +174,19 @@ pub enum Verdict {
 
 /// A vCPU thread, as the handler threads reach it.
 pub struct Mailbox {
-    pub thread: libc::pthread_t,
     pub verdict: Mutex<Option<Verdict>>,
-    /// The address of the vCPU's `kvm_run.immediate_exit` while its VcpuFd
-    /// lives (0 before and after): a verdict left while the thread is
-    /// outside KVM, after it looked for one, must still end its next
-    /// KVM_RUN at once. The kick signal alone is spent in user space then,
-    /// and the vCPU went back to the access and reported it again and
-    /// again (until the ExCache took it for KVM's own, `STUCK_REPORTS`).
-    immediate_exit: Mutex<usize>,
+    /// How to get the vCPU out of KVM to take a verdict, even one left
+    /// while its thread is between two KVM_RUNs (with the signal alone the
+    /// vCPU went back to the access and reported it again and again, until
+    /// the ExCache took it for KVM's own, `STUCK_REPORTS`).
+    pub kick: crate::kick::Kick,
 }
 
 impl Mailbox {
-    /// Called on the vCPU's own thread with its `immediate_exit` field,
-    /// which lives until [`Mailbox::unregister`].
-    pub fn register(&self, immediate_exit: &mut u8) {
-        *self
-            .immediate_exit
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = immediate_exit as *mut u8 as usize;
-    }
-
-    /// Before the vCPU's VcpuFd goes: nobody touches its kvm_run after.
-    pub fn unregister(&self) {
-        *self
-            .immediate_exit
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = 0;
-    }
-
     /// Leaves `verdict` and gets the vCPU out of KVM to take it.
     fn leave(&self, verdict: Verdict) {
         *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
-        let field = self
-            .immediate_exit
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if *field != 0 {
-            // SAFETY: the field lives while registered (the lock is held);
-            // KVM reads it on entry.
-            unsafe { std::ptr::write_volatile(*field as *mut u8, 1) };
-        }
-        // SAFETY: the thread is a live vCPU thread (they never end before
-        // the process) and the kick signal has a handler.
-        unsafe { libc::pthread_kill(self.thread, crate::debug::KICK_SIGNAL) };
+        self.kick.kick();
     }
 
     pub fn take(&self) -> Option<Verdict> {
@@ -416,6 +385,9 @@ pub struct ExCache {
     last_ratio: Mutex<(Option<f64>, Option<f64>)>,
     /// Pages fetched after each miss (`--excache-prefetch`).
     prefetch: u32,
+    /// The monitor's instructions that touch a process's memory, once its
+    /// guest has named them (PORT_USER_ACCESS, [`port::user_access`]).
+    user_access: std::sync::OnceLock<Vec<u64>>,
 }
 
 /// How an access range changes, from a memory call the guest made.
@@ -492,6 +464,7 @@ impl ExCache {
             vcpus: Mutex::new(HashMap::new()),
             last_ratio: Mutex::new((None, None)),
             prefetch,
+            user_access: std::sync::OnceLock::new(),
         })
     }
 
@@ -697,12 +670,11 @@ impl ExCache {
 
     /// The calling vCPU thread registers itself for verdicts.
     pub fn register_vcpu(&self) -> Arc<Mailbox> {
-        // SAFETY: gettid and pthread_self have no preconditions.
-        let (tid, thread) = unsafe { (libc::gettid() as u32, libc::pthread_self()) };
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() as u32 };
         let mailbox = Arc::new(Mailbox {
-            thread,
             verdict: Mutex::new(None),
-            immediate_exit: Mutex::new(0),
+            kick: crate::kick::Kick::default(),
         });
         self.vcpus
             .lock()

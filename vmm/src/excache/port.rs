@@ -1,10 +1,13 @@
-//! PORT_MEMORY_CALL: a process's memory call (mmap, munmap, mprotect,
-//! mremap, brk, fork, OP_MAPS...) made at its home through the ExCache,
-//! so the cache follows what changed. The argument and the reply travel
-//! in guest RAM.
+//! The ExCache's hypercalls. PORT_MEMORY_CALL: a process's memory call
+//! (mmap, munmap, mprotect, mremap, brk, fork, OP_MAPS...) made at its home
+//! through the ExCache, so the cache follows what changed; the argument and
+//! the reply travel in guest RAM. PORT_USER_ACCESS: where the monitor
+//! touches a process's memory, so that a refusal's page fault lands only
+//! there.
 
+use lego_proto::boot::UPPER_HALF;
 use lego_proto::memory::{MemReply, BAD_REQUEST, PEER_FAILED};
-use lego_proto::process::MemoryCall;
+use lego_proto::process::{MemoryCall, UserAccess};
 
 use super::ExCache;
 use crate::guest_args::GuestArgs;
@@ -41,4 +44,86 @@ pub fn memory_call(cache: Option<&ExCache>, args: &GuestArgs<'_>, at: u32) -> Re
         },
     };
     args.write_arg("memory call", at, &call)
+}
+
+/// Takes the monitor's user-access instructions from the [`UserAccess`] at
+/// guest-physical `at` (named once; the same again is accepted). Without
+/// an ExCache no fault is ever given, so there is nothing to keep.
+pub fn user_access(cache: Option<&ExCache>, args: &GuestArgs<'_>, at: u32) -> Result<(), String> {
+    let arg: UserAccess = args.read_arg("user access", at)?;
+    let rips = named(&arg)?;
+    let Some(c) = cache else {
+        return Ok(());
+    };
+    if c.user_access.set(rips.to_vec()).is_err()
+        && c.user_access.get().map(Vec::as_slice) != Some(rips)
+    {
+        return Err("named other user-access instructions than it named before".into());
+    }
+    Ok(())
+}
+
+/// The instructions a [`UserAccess`] names, if they are monitor code.
+fn named(arg: &UserAccess) -> Result<&[u64], String> {
+    let rips = arg.rips.get(..arg.count as usize).ok_or_else(|| {
+        format!(
+            "named {} user-access instructions, more than {}",
+            arg.count,
+            arg.rips.len()
+        )
+    })?;
+    match rips.iter().find(|&&rip| rip < UPPER_HALF) {
+        Some(rip) => Err(format!(
+            "named a user-access instruction at {rip:#x}, outside monitor code"
+        )),
+        None => Ok(rips),
+    }
+}
+
+/// Whether a vCPU at `rip` can be waiting on an access to a process's
+/// memory: in the process, or in monitor code at one of the instructions
+/// `named` (all monitor code while none are).
+fn may_wait_at(rip: u64, named: Option<&[u64]>) -> bool {
+    rip < UPPER_HALF || named.is_none_or(|rips| rips.contains(&rip))
+}
+
+impl ExCache {
+    /// Whether a refusal's page fault may be given to a vCPU at `rip`
+    /// (see [`UserAccess`]).
+    pub fn may_wait_at(&self, rip: u64) -> bool {
+        may_wait_at(rip, self.user_access.get().map(Vec::as_slice))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg(rips: &[u64]) -> UserAccess {
+        let mut a = UserAccess {
+            count: rips.len() as u32,
+            ..Default::default()
+        };
+        a.rips[..rips.len()].copy_from_slice(rips);
+        a
+    }
+
+    #[test]
+    fn only_monitor_code_is_named() {
+        let copy = UPPER_HALF + 0x1000;
+        assert_eq!(named(&arg(&[copy, copy + 8])), Ok(&[copy, copy + 8][..]));
+        assert!(named(&arg(&[copy, 0x401000])).is_err());
+        let mut too_many = arg(&[copy]);
+        too_many.count = 9;
+        assert!(named(&too_many).is_err());
+    }
+
+    #[test]
+    fn a_fault_lands_in_the_process_or_at_a_named_copy() {
+        let copy = UPPER_HALF + 0x1000;
+        assert!(may_wait_at(0x401000, Some(&[copy])));
+        assert!(may_wait_at(copy, Some(&[copy])));
+        assert!(!may_wait_at(copy + 2, Some(&[copy])), "a trap entry, say");
+        assert!(may_wait_at(copy + 2, None), "nothing named yet");
+    }
 }
