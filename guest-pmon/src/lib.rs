@@ -17,6 +17,7 @@ pub mod filecache;
 pub mod futex;
 pub mod gather;
 pub mod ids;
+pub mod ifreq;
 pub mod inet;
 pub mod inotify;
 pub mod locks;

@@ -38,6 +38,9 @@ pub const LO_INDEX: u32 = 1;
 pub const LO_NAME: &[u8] = b"lo";
 /// IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP.
 pub const LO_FLAGS: u32 = 0x1 | 0x8 | 0x40 | 0x1_0000;
+/// Its MTU and transmit queue length, Linux's for lo.
+pub const LO_MTU: u32 = 65536;
+pub const LO_TXQLEN: u32 = 1000;
 const ARPHRD_LOOPBACK: u16 = 772;
 const RT_SCOPE_HOST: u8 = 254;
 const IFA_F_PERMANENT: u8 = 0x80;
@@ -105,8 +108,8 @@ fn lo_link() -> Vec<u8> {
     attr(&mut b, 3, b"lo\0"); // IFLA_IFNAME
     attr(&mut b, 1, &[0; 6]); // IFLA_ADDRESS
     attr(&mut b, 2, &[0; 6]); // IFLA_BROADCAST
-    attr(&mut b, 4, &65536u32.to_le_bytes()); // IFLA_MTU
-    attr(&mut b, 13, &1000u32.to_le_bytes()); // IFLA_TXQLEN
+    attr(&mut b, 4, &LO_MTU.to_le_bytes()); // IFLA_MTU
+    attr(&mut b, 13, &LO_TXQLEN.to_le_bytes()); // IFLA_TXQLEN
     attr(&mut b, 16, &[0]); // IFLA_OPERSTATE: unknown, as lo's
     b
 }

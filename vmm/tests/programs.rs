@@ -446,6 +446,8 @@ bind mount: EPERM
 umount /tmp: EPERM
 swapon: EPERM
 swapoff: EPERM
+reboot with a bad magic: EINVAL
+reboot: EPERM
 name_to_handle_at: EOPNOTSUPP
 open_by_handle_at: ESTALE
 pipe: ok

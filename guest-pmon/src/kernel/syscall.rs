@@ -947,6 +947,16 @@ impl Kernel {
             // container (ENOSYS failed stress-ng's swap stressor).
             | nr::SWAPON
             | nr::SWAPOFF => err(EPERM),
+            // A process cannot restart or power off its processor (nor
+            // the rack), as a container without CAP_SYS_BOOT; Linux checks
+            // the magic numbers first (EINVAL), and stress-ng's reboot
+            // stressor checks that order.
+            nr::REBOOT => {
+                const MAGIC1: u64 = 0xfee1_dead;
+                const MAGIC2: [u64; 4] = [672_274_793, 85_072_278, 369_367_448, 537_993_216];
+                let magic_ok = a[0] as u32 as u64 == MAGIC1 && MAGIC2.contains(&(a[1] as u32 as u64));
+                err(if magic_ok { EPERM } else { EINVAL })
+            }
             // File handles: no file system here gives them out, as a Linux
             // file system without export operations answers; so no handle
             // is valid.
@@ -2059,29 +2069,30 @@ impl Kernel {
         Ok(data)
     }
 
-    /// SIOCGIFNAME (index to name) or SIOCGIFINDEX (name to index) in the
-    /// `struct ifreq` at `arg`: its 16-byte name, then the index. ENODEV
-    /// for any interface but lo.
+    /// An interface ioctl on a socket (`pmon::ifreq`): SIOCGIFCONF's
+    /// `struct ifconf` at `arg`, or the `struct ifreq` there, read whole
+    /// and written back whole, as Linux copies it.
     fn interface_ioctl(&mut self, pid: Pid, req: u64, arg: u64) -> Result<i64, Errno> {
-        const ENODEV: Errno = 19;
+        use pmon::ifreq;
         let s = self.space_mut(pid)?;
-        let mut ifr = [0u8; 20];
-        uaccess::read(s, arg, &mut ifr)?;
-        let lo = pmon::netlink::LO_INDEX;
-        if req == 0x8910 {
-            if u32::from_le_bytes([ifr[16], ifr[17], ifr[18], ifr[19]]) != lo {
-                return Err(ENODEV);
+        if req == ifreq::SIOCGIFCONF {
+            let mut conf = [0u8; ifreq::IFCONF];
+            uaccess::read(s, arg, &mut conf)?;
+            let len = i32::from_le_bytes([conf[0], conf[1], conf[2], conf[3]]);
+            let mut at = [0u8; 8];
+            at.copy_from_slice(&conf[8..16]);
+            let buf = u64::from_le_bytes(at);
+            let (records, len) = ifreq::conf(buf != 0, len);
+            if !records.is_empty() {
+                uaccess::write(s, buf, &records)?;
             }
-            let mut name = [0u8; 16];
-            name[..2].copy_from_slice(pmon::netlink::LO_NAME);
-            uaccess::write(s, arg, &name)?;
-        } else {
-            let end = ifr[..16].iter().position(|&c| c == 0).unwrap_or(16);
-            if &ifr[..end] != pmon::netlink::LO_NAME {
-                return Err(ENODEV);
-            }
-            uaccess::write_u32(s, arg + 16, lo)?;
+            uaccess::write_u32(s, arg, len as u32)?;
+            return Ok(0);
         }
+        let mut ifr = [0u8; ifreq::IFREQ];
+        uaccess::read(s, arg, &mut ifr)?;
+        ifreq::answer(req, &mut ifr)?;
+        uaccess::write(s, arg, &ifr)?;
         Ok(0)
     }
 
@@ -2121,16 +2132,16 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, arg, &buf).map(|_| 0)))
             }
             (TIOCGPGRP, Kind::Stdio(..)) => err(ENOTTY),
-            // SIOCGIFNAME and SIOCGIFINDEX on a socket (if_indextoname,
-            // if_nametoindex): the one interface, lo (`pmon::netlink`).
+            // The interface ioctls on a socket (if_indextoname,
+            // if_nametoindex, ifconfig): the one interface, lo.
             (
-                0x8910 | 0x8933,
+                req,
                 Kind::Socket(..)
                 | Kind::Unix(_)
                 | Kind::UnixDgram(_)
                 | Kind::Dgram(_)
                 | Kind::Netlink(_),
-            ) => val(self.interface_ioctl(pid, req, arg)),
+            ) if pmon::ifreq::is_interface_request(req) => val(self.interface_ioctl(pid, req, arg)),
             (FIONREAD, Kind::Inotify(id)) => {
                 let n = self.inotifies.get(&id).map_or(0, |i| i.pending_bytes()) as u32;
                 val(self

@@ -62,6 +62,9 @@ int main(void) {
     show("umount /tmp", syscall(SYS_umount2, "/tmp", 0L));
     show("swapon", syscall(SYS_swapon, "/tmp/swapfile", 0L));
     show("swapoff", syscall(SYS_swapoff, "/tmp/swapfile"));
+    /* Linux checks reboot's magic numbers before the caller's right. */
+    show("reboot with a bad magic", syscall(SYS_reboot, 0L, 0L, 0x1234567L, NULL));
+    show("reboot", syscall(SYS_reboot, 0xfee1deadL, 672274793L, 0xcdef0123L, NULL));
     /* File handles: no file system here gives them out. */
     char handle[8 + 128] = {0};
     *(unsigned *)handle = 128;

@@ -1,8 +1,10 @@
 /* The network interfaces as programs learn them: getifaddrs (glibc and
  * musl ask the kernel over a NETLINK_ROUTE socket), if_nameindex,
  * if_nametoindex, and a raw RTM_GETLINK dump read back message by
- * message, as Go's net.Interfaces makes it. Prints the loopback's lines
- * only (a host has other interfaces; Lego's processes have just lo). */
+ * message, as Go's net.Interfaces makes it; then the interface ioctls
+ * (struct ifreq, SIOCGIFCONF) as ifconfig and net-tools ask. Prints the
+ * loopback's lines only (a host has other interfaces; Lego's processes
+ * have just lo). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,6 +49,67 @@ struct rtattr {
     unsigned short rta_len, rta_type;
 };
 #define ALIGN4(n) (((n) + 3) & ~3u)
+
+static void ifreq_calls(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq r;
+    char text[32];
+#define ASK(req, name)                                                                      \
+    (memset(&r, 0, sizeof r), strcpy(r.ifr_name, name), errno = 0,                          \
+     ioctl(s, req, &r) == 0 ? "ok" : strerror(errno))
+    /* Each answer is asked for before the printf that shows it. */
+    const char *e = ASK(SIOCGIFFLAGS, "lo");
+    printf("SIOCGIFFLAGS %s flags %#x\n", e,
+           r.ifr_flags & (IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_BROADCAST));
+    e = ASK(SIOCGIFADDR, "lo");
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&r.ifr_addr)->sin_addr, text, sizeof text);
+    printf("SIOCGIFADDR %s family %d %s\n", e, r.ifr_addr.sa_family, text);
+    e = ASK(SIOCGIFNETMASK, "lo");
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&r.ifr_netmask)->sin_addr, text, sizeof text);
+    printf("SIOCGIFNETMASK %s %s\n", e, text);
+    e = ASK(SIOCGIFBRDADDR, "lo");
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&r.ifr_broadaddr)->sin_addr, text, sizeof text);
+    printf("SIOCGIFBRDADDR %s %s\n", e, text);
+    e = ASK(SIOCGIFMTU, "lo");
+    printf("SIOCGIFMTU %s %d\n", e, r.ifr_mtu);
+    e = ASK(SIOCGIFHWADDR, "lo");
+    printf("SIOCGIFHWADDR %s type %d zeros %d\n", e, r.ifr_hwaddr.sa_family,
+           !memcmp(r.ifr_hwaddr.sa_data, "\0\0\0\0\0\0", 6));
+    e = ASK(SIOCGIFTXQLEN, "lo");
+    printf("SIOCGIFTXQLEN %s %d\n", e, r.ifr_qlen);
+    e = ASK(SIOCGIFINDEX, "lo");
+    printf("SIOCGIFINDEX %s %d\n", e, r.ifr_ifindex);
+    e = ASK(SIOCGIFMETRIC, "lo");
+    printf("SIOCGIFMETRIC %s %d\n", e, r.ifr_metric);
+    printf("SIOCGIFFLAGS no-such-if: %s\n", ASK(SIOCGIFFLAGS, "no-such-if"));
+    printf("SIOCGIFMTU no-such-if: %s\n", ASK(SIOCGIFMTU, "no-such-if"));
+    printf("SIOCGIFADDR lo:7: %s\n", ASK(SIOCGIFADDR, "lo:7"));
+    errno = 0;
+    printf("SIOCGIFADDR at a bad address: %s\n",
+           ioctl(s, SIOCGIFADDR, (void *)8) == 0 ? "ok" : strerror(errno));
+    /* The list: its size first (no buffer), then into a buffer. */
+    struct ifconf c = {0};
+    errno = 0;
+    int rc = ioctl(s, SIOCGIFCONF, &c);
+    printf("SIOCGIFCONF size: %s, whole records %d, some %d\n", rc ? strerror(errno) : "ok",
+           c.ifc_len % (int)sizeof r == 0, c.ifc_len > 0);
+    struct ifreq list[64];
+    c.ifc_len = sizeof list;
+    c.ifc_req = list;
+    rc = ioctl(s, SIOCGIFCONF, &c);
+    int lo = 0;
+    for (int i = 0; i < c.ifc_len / (int)sizeof r; i++) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&list[i].ifr_addr;
+        if (!strcmp(list[i].ifr_name, "lo"))
+            lo = a->sin_family == AF_INET && a->sin_addr.s_addr == htonl(0x7f000001);
+    }
+    printf("SIOCGIFCONF %s, lo listed with 127.0.0.1 %d\n", rc ? strerror(errno) : "ok", lo);
+    c.ifc_len = sizeof r - 1;
+    rc = ioctl(s, SIOCGIFCONF, &c);
+    printf("SIOCGIFCONF into %d bytes: %d, length %d\n", (int)sizeof r - 1, rc, c.ifc_len);
+    close(s);
+}
 
 int main(void)
 {
@@ -151,5 +215,6 @@ int main(void)
     n = recv(s, buf, sizeof buf, MSG_DONTWAIT);
     printf("nothing more: %zd %s\n", n, strerror(errno));
     close(s);
+    ifreq_calls();
     return 0;
 }
