@@ -23,6 +23,7 @@ mod loader;
 mod memory;
 mod options;
 mod paging;
+mod ports;
 mod posted;
 mod preempt;
 mod process_owners;
@@ -35,6 +36,7 @@ mod selftest;
 mod stats;
 mod store_files;
 mod vcpu;
+mod verdict;
 mod vm;
 mod write_out;
 

@@ -105,6 +105,24 @@ pub struct VcpuThread {
     pub mailbox: Option<Arc<crate::excache::Mailbox>>,
 }
 
+/// A vCPU's answers to `verdict::Where`, each an ioctl.
+struct VcpuWhere<'a>(&'a VcpuThread);
+
+impl crate::verdict::Where for VcpuWhere<'_> {
+    fn kicked(&self) -> bool {
+        self.0.kicked
+    }
+    fn in_process(&self) -> bool {
+        self.0.runs_process()
+    }
+    fn may_wait(&self) -> bool {
+        self.0.may_wait_on_process_memory()
+    }
+    fn exception_pending(&self) -> bool {
+        self.0.exception_to_deliver()
+    }
+}
+
 /// Where a vCPU is relative to the guest's debug handler.
 enum HandlerPosition {
     Outside,
@@ -273,63 +291,30 @@ impl VcpuThread {
 
     /// Acts on what the ExCache left for this vCPU, if anything: a page
     /// fault for the guest at the instruction that faulted (the vCPU left
-    /// KVM right there, kicked out of the fault it waited on), or a stop.
+    /// KVM right there, kicked out of the fault it waited on), or a stop
+    /// (the rules: `verdict::decide`).
     fn take_verdict(&mut self) -> Option<Next> {
+        use crate::verdict::Act;
         let verdict = self.mailbox.as_ref()?.take()?;
-        Some(match verdict {
-            crate::excache::Verdict::Stop(text) => self.fail(text),
-            // KVM made the access for the process and it completed on a
-            // page of zeros: that page goes now, and the process gets the
-            // fault where it is (past the instruction), if it still runs
-            // here.
-            crate::excache::Verdict::PageFault {
-                va,
-                write,
-                protection,
-                completed_in: Some(slot),
-            } => {
-                if let Some(c) = &self.shared.excache {
-                    c.end_scratch(slot, va);
-                }
-                if !self.runs_process() {
-                    return Some(Next::Continue);
-                }
-                match self.inject_page_fault(va, write, protection, true) {
-                    Ok(()) => Next::Continue,
-                    Err(e) => self.fail_with_state(&format!(
-                        "could not be given the page fault of its access to {va:#x} ({e})"
-                    )),
-                }
-            }
-            // The vCPU left KVM for something else (an exit it handled):
-            // it was not blocked on that access, so the verdict is for a
-            // fault already answered (the kernel may report one fault to
-            // userfaultfd twice). Injected now, it would land on whatever
-            // instruction runs, such as the monitor's next hypercall.
-            // Or it left KVM at monitor code that cannot have made the
-            // access (see `UserAccess`), or with an exception of its own
-            // to deliver (a #GP this VMM gave for a process's `out`,
-            // which the page fault would replace).
-            crate::excache::Verdict::PageFault { va, .. }
-                if !self.kicked
-                    || !self.may_wait_on_process_memory()
-                    || self.exception_to_deliver() =>
-            {
+        let decision = crate::verdict::decide(verdict, &VcpuWhere(self));
+        if let (Some((slot, va)), Some(c)) = (decision.end_scratch, &self.shared.excache) {
+            c.end_scratch(slot, va);
+        }
+        Some(match decision.act {
+            Act::Fail(text) => self.fail(text),
+            Act::Nothing => Next::Continue,
+            Act::Stale { va } => {
                 log::debug!(
                     "vCPU {}: a stale verdict for {va:#x} dropped (the vCPU was not waiting on it)",
                     self.cpu
                 );
                 Next::Continue
             }
-            crate::excache::Verdict::PageFault {
-                va,
-                write,
-                protection,
-                completed_in: None,
-            } => match self.inject_page_fault(va, write, protection, false) {
+            Act::Inject(fault) => match self.inject_page_fault(&fault) {
                 Ok(()) => Next::Continue,
                 Err(e) => self.fail_with_state(&format!(
-                    "could not be given the page fault of its access to {va:#x} ({e})"
+                    "could not be given the page fault of its access to {:#x} ({e})",
+                    fault.va
                 )),
             },
         })
@@ -412,16 +397,9 @@ impl VcpuThread {
             .map_err(|e| e.to_string())
     }
 
-    /// Injects #PF with CR2 = `va` and the error code the CPU would give.
-    /// `completed`: the access has completed (see `Verdict::PageFault`),
-    /// so the monitor does not retry it.
-    fn inject_page_fault(
-        &mut self,
-        va: u64,
-        write: bool,
-        protection: bool,
-        completed: bool,
-    ) -> Result<(), String> {
+    /// Injects #PF with CR2 = the fault's address and its error code
+    /// (`verdict::error_code`).
+    fn inject_page_fault(&mut self, fault: &crate::verdict::Fault) -> Result<(), String> {
         let mut sregs = self.vcpu.get_sregs().map_err(|e| e.to_string())?;
         let rip = self.vcpu.get_regs().map_err(|e| e.to_string())?.rip;
         // PVM runs the monitor at hardware CPL3 and, when a vCPU leaves
@@ -435,7 +413,7 @@ impl VcpuThread {
             sregs.cs = crate::boot::segment(lego_proto::boot::SEL_CODE64, true);
             sregs.ss = crate::boot::segment(lego_proto::boot::SEL_DATA, false);
         }
-        sregs.cr2 = va;
+        sregs.cr2 = fault.va;
         self.vcpu.set_sregs(&sregs).map_err(|e| e.to_string())?;
         let mut events = self.vcpu.get_vcpu_events().map_err(|e| e.to_string())?;
         // As in inject_exception: no undelivered tick along with it.
@@ -443,19 +421,7 @@ impl VcpuThread {
         events.exception.injected = 1;
         events.exception.nr = 14;
         events.exception.has_error_code = 1;
-        // Bit 15 says "refused by its memory component" (the CPU sets it
-        // only for SGX, which guests here never see): the monitor then
-        // makes the page fault in its own page tables, so the process
-        // gets the exact address from the CPU (see guest-pmon's mm.rs).
-        events.exception.error_code = u32::from(protection)
-            | (u32::from(write) << 1)
-            | (u32::from(user) << 2)
-            | lego_proto::process::PF_REFUSED
-            | if completed {
-                lego_proto::process::PF_COMPLETED
-            } else {
-                0
-            };
+        events.exception.error_code = crate::verdict::error_code(fault, user);
         self.vcpu
             .set_vcpu_events(&events)
             .map_err(|e| e.to_string())
@@ -909,158 +875,28 @@ impl VcpuThread {
         value: u32,
         emulated_at_start: Option<u64>,
     ) -> Result<Next, String> {
+        if crate::ports::Bus::owns(port) {
+            let shared = &*self.shared;
+            let bus = crate::ports::Bus {
+                ram: &shared.ram,
+                role: shared.role,
+                fabric: shared.fabric.as_ref(),
+                block: shared.block.as_deref(),
+                excache: shared.excache.as_deref(),
+                program: shared.program.as_deref(),
+                storage: shared.storage,
+                cpu: self.cpu,
+            };
+            return Ok(match bus.serve(port, value)? {
+                crate::ports::Served::Continue => Next::Continue,
+                crate::ports::Served::Finish(event) => {
+                    self.send(*event);
+                    Next::Stop
+                }
+            });
+        }
+        // The vCPU's own ports: its life, its reports and its debugger.
         match port {
-            PORT_CONSOLE => {
-                let arg: ConsoleWrite = self.read_arg("console", value)?;
-                let line = self.read_text("console line", arg.addr, arg.len, CONSOLE_MAX)?;
-                eprintln!(
-                    "[{}] {}",
-                    self.shared.role,
-                    line.trim_end_matches(['\r', '\n'])
-                );
-            }
-            PORT_FABRIC_SETUP => {
-                let setup: FabricSetup = self.read_arg("fabric setup", value)?;
-                let status = match &self.shared.fabric {
-                    None => FABRIC_DISABLED,
-                    Some(fabric) => match fabric.setup(&setup) {
-                        Ok(()) => {
-                            log::info!("fabric: the guest's queues are set up");
-                            FABRIC_OK
-                        }
-                        Err(why) => {
-                            log::warn!("fabric: refused the guest's queues: {why}");
-                            FABRIC_BAD_QUEUES
-                        }
-                    },
-                };
-                // `status` is the second u32 of the struct.
-                self.shared
-                    .ram
-                    .write_obj(status, GuestAddress(value as u64 + 4))
-                    .map_err(|_| "passed a fabric setup outside guest RAM".to_owned())?;
-            }
-            PORT_BLOCK_SETUP => {
-                crate::block::port_setup(self.shared.block.as_deref(), &self.args(), value)?
-            }
-            PORT_BLOCK_KICK => {
-                if let Some(block) = &self.shared.block {
-                    block.kick(&self.shared.ram);
-                }
-            }
-            PORT_NOP => {}
-            lego_proto::index::PORT_PAGE_INDEX => {
-                let setup: lego_proto::index::PageIndexSetup =
-                    self.read_arg("page index", value)?;
-                let status: u32 = match &self.shared.fabric {
-                    Some(fabric) if self.shared.role == "memory" => {
-                        match fabric.offer_page_index(&setup) {
-                            Ok(()) => 0,
-                            Err(why) => {
-                                log::warn!(
-                                    "fabric: the memory monitor's page index is refused: {why}"
-                                );
-                                2
-                            }
-                        }
-                    }
-                    _ => 1,
-                };
-                // `status` follows two u64 and two u32.
-                self.shared
-                    .ram
-                    .write_obj(status, GuestAddress(value as u64 + 24))
-                    .map_err(|_| "passed a page index setup outside guest RAM".to_owned())?;
-            }
-            PORT_PROCESS_START => {
-                let p: lego_proto::process::ProcessStart = self.read_arg("process start", value)?;
-                let to_guest = p.flags & lego_proto::process::PROCESS_FAULTS_TO_GUEST != 0;
-                let status = match &self.shared.excache {
-                    None => 1,
-                    Some(c) => match c.set_process(p.slot, p.pid, p.home, to_guest) {
-                        Ok(()) => 0,
-                        Err(why) => {
-                            log::warn!("excache: process {} in slot {}: {why}", p.pid, p.slot);
-                            2
-                        }
-                    },
-                };
-                self.shared
-                    .ram
-                    .write_obj(status, GuestAddress(value as u64 + 12))
-                    .map_err(|_| "passed a process start outside guest RAM".to_owned())?;
-            }
-            PORT_VREGION => {
-                let r: lego_proto::process::VRegionMap = self.read_arg("vRegion map", value)?;
-                let status: u32 = match &self.shared.excache {
-                    None => 1,
-                    Some(c) => match c.ensure_vregion(r.slot, r.index) {
-                        Ok(()) => 0,
-                        Err(why) => {
-                            log::warn!("excache: vRegion {} of slot {}: {why}", r.index, r.slot);
-                            1
-                        }
-                    },
-                };
-                self.shared
-                    .ram
-                    .write_obj(status, GuestAddress(value as u64 + 4))
-                    .map_err(|_| "passed a vRegion map outside guest RAM".to_owned())?;
-            }
-            PORT_USER_ACCESS => crate::excache::port::user_access(
-                self.shared.excache.as_deref(),
-                &self.args(),
-                value,
-            )?,
-            PORT_MEMORY_CALL => crate::excache::port::memory_call(
-                self.shared.excache.as_deref(),
-                &self.args(),
-                value,
-            )?,
-            port @ lego_proto::program::PORT_PROGRAM_ARGS
-                ..=lego_proto::program::PORT_PROGRAM_LAST => {
-                let Some(program) = self.shared.program.as_deref() else {
-                    return Err(
-                        "made a program hypercall, but this processor runs no program".into(),
-                    );
-                };
-                let ports = crate::program_ports::ProgramPorts {
-                    args: self.args(),
-                    program,
-                    excache: self.shared.excache.as_deref(),
-                    cpu: self.cpu,
-                    storage: self
-                        .shared
-                        .fabric
-                        .as_ref()
-                        .filter(|_| self.shared.storage != 0)
-                        .map(|f| (f, self.shared.storage)),
-                };
-                return Ok(match ports.serve(port, value)? {
-                    crate::program_ports::Served::Continue => Next::Continue,
-                    crate::program_ports::Served::Exit(e, path) => {
-                        self.send(Event::ProgramExit(e, path));
-                        Next::Stop
-                    }
-                });
-            }
-            PORT_WORKLOAD_DONE => {
-                let r: lego_proto::process::WorkloadReport =
-                    self.read_arg("workload report", value)?;
-                self.send(Event::WorkloadDone(r));
-                return Ok(Next::Stop);
-            }
-            PORT_FABRIC_KICK => {
-                if let Some(fabric) = &self.shared.fabric {
-                    fabric.kick();
-                }
-            }
-            PORT_FABRIC_WAIT => {
-                if let Some(fabric) = &self.shared.fabric {
-                    let timeout = std::time::Duration::from_millis((value >> 16) as u64);
-                    fabric.wait(value as u16, timeout);
-                }
-            }
             PORT_BOOTED => self.send(Event::Booted {
                 cpu: value,
                 at: Instant::now(),

@@ -1,4 +1,6 @@
-//! The ExCache's hypercalls. PORT_MEMORY_CALL: a process's memory call
+//! The ExCache's hypercalls. PORT_PROCESS_START and PORT_VREGION: a
+//! process given a window slot, and a vRegion of it that the VMM must back.
+//! PORT_MEMORY_CALL: a process's memory call
 //! (mmap, munmap, mprotect, mremap, brk, fork, OP_MAPS...) made at its home
 //! through the ExCache, so the cache follows what changed; the argument and
 //! the reply travel in guest RAM. PORT_USER_ACCESS: where the monitor
@@ -7,10 +9,48 @@
 
 use lego_proto::boot::UPPER_HALF;
 use lego_proto::memory::{MemReply, BAD_REQUEST, PEER_FAILED};
-use lego_proto::process::{MemoryCall, UserAccess};
+use lego_proto::process::{
+    MemoryCall, ProcessStart, UserAccess, VRegionMap, PROCESS_FAULTS_TO_GUEST,
+};
 
 use super::ExCache;
 use crate::guest_args::GuestArgs;
+
+/// Takes the [`ProcessStart`] at guest-physical `at`: status 0 when the
+/// ExCache serves the process's slot, 1 without an ExCache, 2 when it
+/// refused (logged).
+pub fn process_start(cache: Option<&ExCache>, args: &GuestArgs<'_>, at: u32) -> Result<(), String> {
+    let mut p: ProcessStart = args.read_arg("process start", at)?;
+    let to_guest = p.flags & PROCESS_FAULTS_TO_GUEST != 0;
+    p.status = match cache {
+        None => 1,
+        Some(c) => match c.set_process(p.slot, p.pid, p.home, to_guest) {
+            Ok(()) => 0,
+            Err(why) => {
+                log::warn!("excache: process {} in slot {}: {why}", p.pid, p.slot);
+                2
+            }
+        },
+    };
+    args.write_arg("process start", at, &p)
+}
+
+/// Backs the vRegion the [`VRegionMap`] at `at` names: status 0, or 1
+/// when there is no ExCache or it refused (logged).
+pub fn vregion(cache: Option<&ExCache>, args: &GuestArgs<'_>, at: u32) -> Result<(), String> {
+    let mut r: VRegionMap = args.read_arg("vRegion map", at)?;
+    r.status = match cache {
+        None => 1,
+        Some(c) => match c.ensure_vregion(r.slot, r.index) {
+            Ok(()) => 0,
+            Err(why) => {
+                log::warn!("excache: vRegion {} of slot {}: {why}", r.index, r.slot);
+                1
+            }
+        },
+    };
+    args.write_arg("vRegion map", at, &r)
+}
 
 /// Serves the call whose [`MemoryCall`] is at guest-physical `at`: the
 /// reply, and what follows it (OP_MAPS's entries) in the caller's payload

@@ -23,6 +23,7 @@
 //! refused with an error frame or dropped, and counted.
 
 pub mod page_reads;
+pub mod port;
 // Used by the `rdma` feature; compiled and tested without it too.
 #[cfg_attr(not(feature = "rdma"), allow(dead_code))]
 pub mod qp_address;

@@ -1,0 +1,282 @@
+//! The hypercall bus: a guest's `out` to a port is routed here by port
+//! number to the device that owns it (the console, the fabric, the disk,
+//! the ExCache, the user's program), which reads its argument from guest
+//! RAM, does its work and writes its answer back there. The vCPU thread
+//! keeps only the ports that are about the vCPU itself (booted, exit,
+//! reports of a panic or fault, the debugger's stops); everything else
+//! goes through [`Bus::serve`], which needs no vCPU and is unit-tested
+//! with made-up exits. (Firecracker routes its exits the same way.)
+
+use lego_proto::hypercall::{
+    ConsoleWrite, CONSOLE_MAX, PORT_BLOCK_KICK, PORT_BLOCK_SETUP, PORT_CONSOLE, PORT_FABRIC_KICK,
+    PORT_FABRIC_SETUP, PORT_FABRIC_WAIT, PORT_MEMORY_CALL, PORT_NOP, PORT_PROCESS_START,
+    PORT_USER_ACCESS, PORT_VREGION, PORT_WORKLOAD_DONE,
+};
+use lego_proto::index::PORT_PAGE_INDEX;
+use lego_proto::program::{PORT_PROGRAM_ARGS, PORT_PROGRAM_LAST};
+
+use crate::block::Block;
+use crate::excache::ExCache;
+use crate::fabric::Fabric;
+use crate::guest_args::GuestArgs;
+use crate::memory::GuestRam;
+use crate::program::Program;
+use crate::vcpu::Event;
+
+/// The devices one exit may reach, borrowed from what the vCPUs share.
+pub struct Bus<'a> {
+    pub ram: &'a GuestRam,
+    /// "processor", "memory" or "storage": whose console lines these are.
+    pub role: &'static str,
+    pub fabric: Option<&'a std::sync::Arc<Fabric>>,
+    pub block: Option<&'a Block>,
+    pub excache: Option<&'a ExCache>,
+    pub program: Option<&'a Program>,
+    /// The storage component serving the program's files, 0 for none.
+    pub storage: u32,
+    /// The vCPU that made the call.
+    pub cpu: u32,
+}
+
+/// What a served port means for the vCPU that made the call.
+pub enum Served {
+    Continue,
+    /// Tell the main thread, and stop this vCPU (boxed: an event is large
+    /// and this is the rare case).
+    Finish(Box<Event>),
+}
+
+impl Bus<'_> {
+    /// Whether a device on the bus owns `port` (the rest are the vCPU's).
+    pub fn owns(port: u16) -> bool {
+        matches!(
+            port,
+            PORT_CONSOLE
+                | PORT_FABRIC_SETUP
+                | PORT_FABRIC_KICK
+                | PORT_FABRIC_WAIT
+                | PORT_PAGE_INDEX
+                | PORT_BLOCK_SETUP
+                | PORT_BLOCK_KICK
+                | PORT_NOP
+                | PORT_PROCESS_START
+                | PORT_VREGION
+                | PORT_USER_ACCESS
+                | PORT_MEMORY_CALL
+                | PORT_WORKLOAD_DONE
+                | PORT_PROGRAM_ARGS..=PORT_PROGRAM_LAST
+        )
+    }
+
+    fn args(&self) -> GuestArgs<'_> {
+        GuestArgs(self.ram)
+    }
+
+    /// Serves `value` written to `port` (one [`Bus::owns`]). An argument
+    /// the guest got wrong is an error sentence: the caller stops the
+    /// component with it.
+    pub fn serve(&self, port: u16, value: u32) -> Result<Served, String> {
+        let args = self.args();
+        let fabric = self.fabric.map(|f| &**f);
+        match port {
+            PORT_CONSOLE => self.console(value)?,
+            PORT_FABRIC_SETUP => crate::fabric::port::setup(fabric, &args, value)?,
+            PORT_FABRIC_KICK => crate::fabric::port::kick(fabric),
+            PORT_FABRIC_WAIT => crate::fabric::port::wait(fabric, value),
+            PORT_PAGE_INDEX => {
+                crate::fabric::port::page_index(fabric, self.role == "memory", &args, value)?
+            }
+            PORT_BLOCK_SETUP => crate::block::port_setup(self.block, &args, value)?,
+            PORT_BLOCK_KICK => {
+                if let Some(block) = self.block {
+                    block.kick(self.ram);
+                }
+            }
+            PORT_NOP => {}
+            PORT_PROCESS_START => crate::excache::port::process_start(self.excache, &args, value)?,
+            PORT_VREGION => crate::excache::port::vregion(self.excache, &args, value)?,
+            PORT_USER_ACCESS => crate::excache::port::user_access(self.excache, &args, value)?,
+            PORT_MEMORY_CALL => crate::excache::port::memory_call(self.excache, &args, value)?,
+            PORT_WORKLOAD_DONE => {
+                let r: lego_proto::process::WorkloadReport =
+                    args.read_arg("workload report", value)?;
+                return Ok(Served::Finish(Box::new(Event::WorkloadDone(r))));
+            }
+            PORT_PROGRAM_ARGS..=PORT_PROGRAM_LAST => return self.program_port(port, value),
+            other => {
+                return Err(format!(
+                    "wrote {value:#x} to port {other:#x}, which is no hypercall"
+                ))
+            }
+        }
+        Ok(Served::Continue)
+    }
+
+    /// PORT_CONSOLE: a line of the guest's, on our stderr with its role.
+    fn console(&self, value: u32) -> Result<(), String> {
+        let args = self.args();
+        let arg: ConsoleWrite = args.read_arg("console", value)?;
+        let line = args.read_text("console line", arg.addr, arg.len, CONSOLE_MAX)?;
+        eprintln!("[{}] {}", self.role, line.trim_end_matches(['\r', '\n']));
+        Ok(())
+    }
+
+    /// The user's program's ports (`program_ports`).
+    fn program_port(&self, port: u16, value: u32) -> Result<Served, String> {
+        let Some(program) = self.program else {
+            return Err("made a program hypercall, but this processor runs no program".into());
+        };
+        let ports = crate::program_ports::ProgramPorts {
+            args: self.args(),
+            program,
+            excache: self.excache,
+            cpu: self.cpu,
+            storage: self
+                .fabric
+                .filter(|_| self.storage != 0)
+                .map(|f| (f, self.storage)),
+        };
+        Ok(match ports.serve(port, value)? {
+            crate::program_ports::Served::Continue => Served::Continue,
+            crate::program_ports::Served::Exit(e, path) => {
+                Served::Finish(Box::new(Event::ProgramExit(e, path)))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lego_proto::hypercall::{FabricSetup, FABRIC_DISABLED, PORT_BOOTED, PORT_DEBUG, PORT_EXIT};
+    use lego_proto::process::{ProcessStart, VRegionMap, WorkloadReport};
+    use vm_memory::GuestAddress;
+
+    const RAM: usize = 0x10000;
+
+    fn ram() -> GuestRam {
+        GuestRam::from_ranges(&[(GuestAddress(0), RAM)]).expect("guest RAM for the test")
+    }
+
+    fn bus(ram: &GuestRam) -> Bus<'_> {
+        Bus {
+            ram,
+            role: "processor",
+            fabric: None,
+            block: None,
+            excache: None,
+            program: None,
+            storage: 0,
+            cpu: 0,
+        }
+    }
+
+    #[test]
+    fn the_vcpus_own_ports_are_not_the_bus_s() {
+        for port in [PORT_BOOTED, PORT_EXIT, PORT_DEBUG] {
+            assert!(!Bus::owns(port));
+        }
+        for port in [
+            PORT_CONSOLE,
+            PORT_MEMORY_CALL,
+            PORT_PROGRAM_ARGS,
+            PORT_PROGRAM_LAST,
+        ] {
+            assert!(Bus::owns(port));
+        }
+        let ram = ram();
+        let err = bus(&ram).serve(0x6ff, 1).err().expect("no device there");
+        assert!(err.contains("no hypercall"), "{err}");
+    }
+
+    #[test]
+    fn a_device_that_is_not_there_says_so_in_the_status() {
+        let ram = ram();
+        let args = GuestArgs(&ram);
+        let b = bus(&ram);
+        let setup = FabricSetup {
+            status: 77,
+            ..Default::default()
+        };
+        args.write_arg("test", 0x100, &setup).unwrap();
+        assert!(matches!(
+            b.serve(PORT_FABRIC_SETUP, 0x100),
+            Ok(Served::Continue)
+        ));
+        let back: FabricSetup = args.read_arg("test", 0x100).unwrap();
+        assert_eq!(back.status, FABRIC_DISABLED);
+
+        let start = ProcessStart {
+            slot: 1,
+            pid: 7,
+            status: 77,
+            ..Default::default()
+        };
+        args.write_arg("test", 0x200, &start).unwrap();
+        assert!(b.serve(PORT_PROCESS_START, 0x200).is_ok());
+        let back: ProcessStart = args.read_arg("test", 0x200).unwrap();
+        assert_eq!((back.status, back.pid), (1, 7));
+
+        let map = VRegionMap {
+            slot: 1,
+            status: 77,
+            index: 3,
+        };
+        args.write_arg("test", 0x300, &map).unwrap();
+        assert!(b.serve(PORT_VREGION, 0x300).is_ok());
+        let back: VRegionMap = args.read_arg("test", 0x300).unwrap();
+        assert_eq!((back.status, back.index), (1, 3));
+    }
+
+    #[test]
+    fn garbage_arguments_are_sentences() {
+        let ram = ram();
+        let args = GuestArgs(&ram);
+        let b = bus(&ram);
+        // Arguments past the end of guest RAM.
+        for port in [
+            PORT_CONSOLE,
+            PORT_FABRIC_SETUP,
+            PORT_PROCESS_START,
+            PORT_MEMORY_CALL,
+        ] {
+            let err = b.serve(port, RAM as u32 - 4).err().expect("refused");
+            assert!(err.contains("outside guest RAM"), "{port:#x}: {err}");
+        }
+        // A console line longer than the limit, and one outside RAM.
+        let line = ConsoleWrite {
+            addr: 0x400,
+            len: CONSOLE_MAX + 1,
+        };
+        args.write_arg("test", 0x100, &line).unwrap();
+        let err = b.serve(PORT_CONSOLE, 0x100).err().expect("refused");
+        assert!(err.contains("limit"), "{err}");
+        let line = ConsoleWrite {
+            addr: u64::MAX - 2,
+            len: 8,
+        };
+        args.write_arg("test", 0x100, &line).unwrap();
+        assert!(b.serve(PORT_CONSOLE, 0x100).is_err());
+        // A program's call on a processor that runs none.
+        let err = b.serve(PORT_PROGRAM_ARGS, 0x100).err().expect("refused");
+        assert!(err.contains("runs no program"), "{err}");
+    }
+
+    #[test]
+    fn a_finished_workload_stops_the_vcpu_with_its_report() {
+        let ram = ram();
+        let args = GuestArgs(&ram);
+        let report = WorkloadReport {
+            bytes: 4096,
+            ..Default::default()
+        };
+        args.write_arg("test", 0x100, &report).unwrap();
+        match bus(&ram).serve(PORT_WORKLOAD_DONE, 0x100) {
+            Ok(Served::Finish(event)) => match *event {
+                Event::WorkloadDone(r) => assert_eq!(r.bytes, 4096),
+                _ => panic!("the workload's report should be the event"),
+            },
+            _ => panic!("the workload's report should finish the vCPU"),
+        }
+    }
+}
