@@ -663,95 +663,41 @@ impl VcpuThread {
             .map_err(|e| format!("trap frame at {addr:#x} unwritable: {e}"))
     }
 
+    /// The registers a debugger sees (`GuestRegs`: from the trap frame at
+    /// `frame` when the vCPU stopped through the guest's handler).
     fn read_regs(&self, frame: Option<u64>) -> Result<GuestRegs, String> {
         let sregs = self.vcpu.get_sregs().map_err(|e| e.to_string())?;
-        let data = [
-            sregs.ds.selector,
-            sregs.es.selector,
-            sregs.fs.selector,
-            sregs.gs.selector,
-        ];
         if let Some(addr) = frame {
-            let f = self.read_frame(addr)?;
-            let g = f.gprs;
-            return Ok(GuestRegs {
-                gprs: [
-                    g[0], g[1], g[2], g[3], g[4], g[5], g[6], f.rsp, g[7], g[8], g[9], g[10],
-                    g[11], g[12], g[13], g[14],
-                ],
-                rip: f.rip,
-                rflags: f.rflags,
-                segments: [f.cs as u16, f.ss as u16, data[0], data[1], data[2], data[3]],
-            });
+            let data = [
+                sregs.ds.selector,
+                sregs.es.selector,
+                sregs.fs.selector,
+                sregs.gs.selector,
+            ];
+            return Ok(GuestRegs::from_frame(&self.read_frame(addr)?, data));
         }
         let r = self.vcpu.get_regs().map_err(|e| e.to_string())?;
-        Ok(GuestRegs {
-            gprs: [
-                r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11,
-                r.r12, r.r13, r.r14, r.r15,
-            ],
-            rip: r.rip,
-            rflags: r.rflags,
-            segments: [
-                sregs.cs.selector,
-                sregs.ss.selector,
-                data[0],
-                data[1],
-                data[2],
-                data[3],
-            ],
-        })
+        Ok(GuestRegs::from_kvm(&r, &sregs))
     }
 
     fn write_regs(&self, frame: Option<u64>, regs: &GuestRegs) -> Result<(), String> {
-        let g = regs.gprs;
         if let Some(addr) = frame {
             let mut f = self.read_frame(addr)?;
-            f.gprs = [
-                g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[8], g[9], g[10], g[11], g[12], g[13],
-                g[14], g[15],
-            ];
-            f.rsp = g[7];
-            f.rip = regs.rip;
-            f.rflags = regs.rflags;
+            regs.into_frame(&mut f);
             return self.write_frame(addr, &f);
         }
-        let r = kvm_bindings::kvm_regs {
-            rax: g[0],
-            rbx: g[1],
-            rcx: g[2],
-            rdx: g[3],
-            rsi: g[4],
-            rdi: g[5],
-            rbp: g[6],
-            rsp: g[7],
-            r8: g[8],
-            r9: g[9],
-            r10: g[10],
-            r11: g[11],
-            r12: g[12],
-            r13: g[13],
-            r14: g[14],
-            r15: g[15],
-            rip: regs.rip,
-            rflags: regs.rflags,
-        };
-        self.vcpu.set_regs(&r).map_err(|e| e.to_string())
+        self.vcpu
+            .set_regs(&regs.to_kvm())
+            .map_err(|e| e.to_string())
     }
 
     /// Single-stepping is the CPU's trap flag: the guest runs one instruction
     /// and takes #DB, which its handler reports as a [`StopKind::Trap`].
     fn set_trap_flag(&self, frame: Option<u64>, step: bool) -> Result<(), String> {
-        const TF: u64 = 1 << 8;
-        let mut regs = self.read_regs(frame)?;
-        let want = if step {
-            regs.rflags | TF
-        } else {
-            regs.rflags & !TF
-        };
-        if want != regs.rflags {
-            regs.rflags = want;
-            self.write_regs(frame, &regs)?;
+        let regs = self.read_regs(frame)?;
+        let want = regs.with_trap_flag(step);
+        if want != regs {
+            self.write_regs(frame, &want)?;
         }
         Ok(())
     }
