@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::sync::Mutex;
 
 use lego_proto::program::*;
@@ -436,7 +436,17 @@ impl Program {
             if exec && (!meta.is_file() || meta.mode() & 0o111 == 0) {
                 return (0, libc::EACCES as u32, stat);
             }
-            match File::open(path) {
+            // Never blocking: the vCPU that asked waits in this call, so a
+            // host FIFO's open (which waits for a writer) or a tracing
+            // pipe's read (which waits for an event) would hold it, and
+            // its process's signals, for good. A read that would wait is
+            // EAGAIN instead; O_NONBLOCK changes nothing for a regular
+            // file.
+            let open = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(path);
+            match open {
                 Ok(f) => Opened::File(f),
                 Err(e) => return (0, errno_of(&e), stat),
             }

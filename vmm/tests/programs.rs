@@ -550,6 +550,33 @@ fn a_busybox_pipeline_over_stdin_matches_the_host() {
 }
 
 #[test]
+fn a_hosts_fifo_does_not_hold_the_vcpu() {
+    if !kvm_available() || !have(&["busybox", "mkfifo"]) {
+        return;
+    }
+    let rack = Rack::new();
+    // A host file whose open waits for a writer (as a tracing pipe's read
+    // waits for an event): the VMM made that open for the process, and
+    // the vCPU, with the process's signals, waited with it for good.
+    let name = format!("/tmp/lego-fifo-{}", std::process::id());
+    let made = std::process::Command::new("mkfifo")
+        .arg(&name)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let busybox = which("busybox");
+    let script = format!("cat {name}; echo cat $?; echo still here");
+    let ran = rack.run(
+        &[],
+        &[busybox.to_str().expect("path"), "sh", "-c", &script],
+        b"",
+    );
+    let _ = std::fs::remove_file(&name);
+    assert_eq!(ran.text(), "cat 1\nstill here\n", "{}", ran.err);
+    assert_eq!(ran.code, 0, "{}", ran.err);
+}
+
+#[test]
 fn a_file_of_the_hosts_tmp_written_is_copied_up_and_the_hosts_left_alone() {
     if !kvm_available() || !have(&["busybox"]) {
         return;
