@@ -821,19 +821,19 @@ impl VcpuThread {
         value: u32,
         emulated_at_start: Option<u64>,
     ) -> Result<Next, String> {
-        if crate::ports::Bus::owns(port) {
-            let shared = &*self.shared;
-            let bus = crate::ports::Bus {
-                ram: &shared.ram,
-                role: shared.role,
-                fabric: shared.fabric.as_ref(),
-                block: shared.block.as_deref(),
-                excache: shared.excache.as_deref(),
-                program: shared.program.as_deref(),
-                storage: shared.storage,
-                cpu: self.cpu,
-            };
-            return Ok(match bus.serve(port, value)? {
+        let shared = &*self.shared;
+        let bus = crate::ports::Bus {
+            ram: &shared.ram,
+            role: shared.role,
+            fabric: shared.fabric.as_ref(),
+            block: shared.block.as_deref(),
+            excache: shared.excache.as_deref(),
+            program: shared.program.as_deref(),
+            storage: shared.storage,
+            cpu: self.cpu,
+        };
+        if let Some(served) = bus.serve(port, value) {
+            return Ok(match served? {
                 crate::ports::Served::Continue => Next::Continue,
                 crate::ports::Served::Finish(event) => {
                     self.send(*event);

@@ -559,6 +559,8 @@ fn a_hosts_fifo_does_not_hold_the_vcpu() {
     // waits for an event): the VMM made that open for the process, and
     // the vCPU, with the process's signals, waited with it for good.
     let name = format!("/tmp/lego-fifo-{}", std::process::id());
+    // One left by a run that was killed (pids repeat in a pid namespace).
+    let _ = std::fs::remove_file(&name);
     let made = std::process::Command::new("mkfifo")
         .arg(&name)
         .status()
