@@ -30,6 +30,11 @@ pub struct Ids {
 const KEEP: u32 = u32::MAX;
 
 impl Ids {
+    /// Whether its real, effective and saved ids are all `id`.
+    fn all(&self, id: u32) -> bool {
+        self.real == id && self.effective == id && self.saved == id
+    }
+
     fn is(&self, id: u32) -> bool {
         id == self.real || id == self.effective || id == self.saved
     }
@@ -195,23 +200,27 @@ impl Cred {
                 .any(|&u| u == target.uid.real || u == target.uid.saved)
     }
 
+    /// Whether a process with these credentials may read or set the
+    /// resource limits of one with `target`'s (prlimit(2) on another
+    /// process): its real user and group ids are each of the target's real,
+    /// effective and saved ones, or it holds CAP_SYS_RESOURCE.
+    pub fn may_prlimit(&self, target: &Cred) -> bool {
+        self.capable(caps::SYS_RESOURCE)
+            || (target.uid.all(self.uid.real) && target.gid.all(self.gid.real))
+    }
+
     /// Whether a process with these credentials may reach into one with
     /// `target`'s (ptrace's PTRACE_MODE_REALCREDS, as pidfd_getfd asks):
     /// privileged, or its real user and group ids are every one of the
     /// target's user and group ids, the target is `dumpable`, and it holds
     /// no permitted capability the caller lacks.
     pub fn may_trace(&self, target: &Cred, dumpable: bool) -> bool {
-        let all = |mine: u32, theirs: &Ids| {
-            [theirs.real, theirs.effective, theirs.saved]
-                .iter()
-                .all(|&id| id == mine)
-        };
         // Without CAP_SYS_PTRACE, also none of the target's permitted
         // capabilities may be beyond the caller's (cap_ptrace_access_check).
         self.capable(caps::SYS_PTRACE)
             || (dumpable
-                && all(self.uid.real, &target.uid)
-                && all(self.gid.real, &target.gid)
+                && target.uid.all(self.uid.real)
+                && target.gid.all(self.gid.real)
                 && target.caps.permitted & !self.caps.permitted == 0)
     }
 }
@@ -247,6 +256,21 @@ mod tests {
         let root = Cred::default();
         assert!(root.may_trace(&me, false));
         assert!(!me.may_trace(&root, true));
+    }
+
+    #[test]
+    fn limits_of_another_process_need_its_ids_or_root() {
+        let user = |uid: u32| {
+            let mut c = Cred::default();
+            c.change_uid(|ids, p| ids.set(uid, p)).unwrap();
+            c.gid = ids(100, 100, 100);
+            c
+        };
+        let (me, other) = (user(1000), user(1001));
+        assert!(me.may_prlimit(&me));
+        assert!(!me.may_prlimit(&other));
+        assert!(!me.may_prlimit(&Cred::default()));
+        assert!(Cred::default().may_prlimit(&other));
     }
 
     #[test]

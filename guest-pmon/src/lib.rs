@@ -29,6 +29,7 @@ pub mod procfs;
 pub mod ptimer;
 pub mod pty;
 pub mod readahead;
+pub mod rlimit;
 pub mod sched;
 pub mod script;
 pub mod shell;

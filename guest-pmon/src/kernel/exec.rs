@@ -23,7 +23,7 @@ use super::uaccess;
 use super::*;
 
 /// The stack a program starts with (RLIMIT_STACK's default).
-const STACK_SIZE: u64 = 8 << 20;
+pub(super) const STACK_SIZE: u64 = 8 << 20;
 
 struct HostFile {
     handle: u32,
@@ -131,11 +131,7 @@ impl Kernel {
         let mut ctx = UserContext::new(self.xsave_size);
         ctx.frame.rip = image.entry;
         ctx.frame.rsp = image.sp;
-        let mut rlimits = [(u64::MAX, u64::MAX); 16];
-        rlimits[3] = (STACK_SIZE, u64::MAX); // RLIMIT_STACK
-        rlimits[7] = (pmon::fd::DEFAULT_LIMIT as u64, pmon::fd::MAX_LIMIT as u64); // NOFILE
-        rlimits[12] = (819_200, 819_200); // RLIMIT_MSGQUEUE, Linux's default
-        rlimits[8] = (8 << 20, 8 << 20); // RLIMIT_MEMLOCK, Linux's default since 5.16
+        let rlimits = pmon::rlimit::initial(STACK_SIZE);
         self.procs.insert(
             pid,
             Process {

@@ -4155,43 +4155,84 @@ impl Kernel {
         }
     }
 
+    /// prlimit64 (and getrlimit, setrlimit on the caller): a new limit is
+    /// read and checked before the old one is written back, as Linux does.
+    /// `target` may name a thread (its process's limits) or the parent
+    /// outside the processor, whose limits are a first process's and read
+    /// only to root (decided: it may not be changed, EPERM).
     fn sys_prlimit(&mut self, pid: Pid, target: Pid, res: u64, new: u64, old: u64) -> Ret {
-        let target = if target == 0 { pid } else { target };
-        if res >= 16 {
-            return err(EINVAL);
-        }
-        let Some(current) = self.procs.get(&target).map(|p| p.rlimits[res as usize]) else {
-            return err(ESRCH);
-        };
-        if old != 0 {
-            let mut b = [0u8; 16];
-            b[..8].copy_from_slice(&current.0.to_le_bytes());
-            b[8..].copy_from_slice(&current.1.to_le_bytes());
-            if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, old, &b)) {
-                return err(e);
-            }
-        }
-        if new != 0 {
-            let b = match self
+        use pmon::rlimit;
+        let new = if new == 0 {
+            None
+        } else {
+            match self
                 .space_mut(pid)
                 .and_then(|s| uaccess::read_vec(s, new, 16))
             {
-                Ok(b) => b,
+                Ok(b) => {
+                    let word =
+                        |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+                    Some((word(0), word(8)))
+                }
                 Err(e) => return err(e),
-            };
-            let soft = u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
-            let hard = u64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));
-            if soft > hard {
-                return err(EINVAL);
+            }
+        };
+        let Some(me) = self.procs.get(&pid).map(|p| p.cred) else {
+            return err(ESRCH);
+        };
+        let target = match target {
+            0 => pid,
+            t if self.procs.contains_key(&t) => t,
+            t => match self.threads.contains_key(&t) {
+                true => self.pid_of(t),
+                false if self.is_outside(t) => {
+                    if new.is_some() || !me.capable(pmon::caps::SYS_RESOURCE) {
+                        return err(EPERM);
+                    }
+                    return match rlimit::initial(super::exec::STACK_SIZE).get(res as usize) {
+                        Some(&limit) => self.write_rlimit(pid, old, limit),
+                        None => err(EINVAL),
+                    };
+                }
+                false => return err(ESRCH),
+            },
+        };
+        let Some(p) = self.procs.get(&target) else {
+            return err(ESRCH);
+        };
+        if target != pid && !me.may_prlimit(&p.cred) {
+            return err(EPERM);
+        }
+        let Some(&current) = p.rlimits.get(res as usize) else {
+            return err(EINVAL);
+        };
+        if let Some(limit) = new {
+            let may_raise = me.capable(pmon::caps::SYS_RESOURCE);
+            if let Err(e) = rlimit::check(res as usize, current, limit, may_raise) {
+                return err(e);
             }
             if let Some(p) = self.procs.get_mut(&target) {
-                p.rlimits[res as usize] = (soft, hard);
-                if res == 7 {
-                    p.fds.limit = (soft as usize).min(pmon::fd::MAX_LIMIT);
+                p.rlimits[res as usize] = limit;
+                if res as usize == rlimit::RLIMIT_NOFILE {
+                    p.fds.limit = (limit.0 as usize).min(pmon::fd::MAX_LIMIT);
                 }
             }
         }
-        Ret::Val(0)
+        self.write_rlimit(pid, old, current)
+    }
+
+    /// Writes `limit` as a struct rlimit64 at `addr` of `pid`, unless 0.
+    fn write_rlimit(&mut self, pid: Pid, addr: u64, limit: (u64, u64)) -> Ret {
+        if addr == 0 {
+            return Ret::Val(0);
+        }
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&limit.0.to_le_bytes());
+        b[8..].copy_from_slice(&limit.1.to_le_bytes());
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, addr, &b))
+            .map(|_| 0))
     }
 
     /// prctl: the options programs use on their own process and thread.
