@@ -16,6 +16,7 @@ pub mod fd;
 pub mod filecache;
 pub mod futex;
 pub mod gather;
+pub mod icmp;
 pub mod ids;
 pub mod ifreq;
 pub mod inet;

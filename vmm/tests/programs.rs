@@ -553,6 +553,64 @@ fn a_busybox_pipeline_over_stdin_matches_the_host() {
 }
 
 #[test]
+fn ping_gets_echo_replies_from_the_loopback() {
+    if !kvm_available() || !have(&["gcc", "musl-gcc", "busybox"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let expected = "\
+raw socket of protocol 0: EPROTONOSUPPORT
+raw ICMP socket: yes
+its type 3, protocol 1, port 1
+send an echo request: 13
+read: the request: 33 bytes, type 8, id 4660, seq 1, data kept, sum right, ip header sum right, protocol 1, ttl 64
+from 127.0.0.1: yes, port 0
+read: the reply: 33 bytes, type 0, id 4660, seq 1, data kept, sum right, ip header sum right, protocol 1, ttl 64
+ICMP_FILTER: 0
+read back: same
+read: the reply only: 33 bytes, type 0, id 4660, seq 2, data kept, sum right, ip header sum right, protocol 1, ttl 64
+a damaged request's reply: EAGAIN
+ping socket: yes
+send an echo reply: EINVAL
+send 4 bytes: EINVAL
+ICMP_FILTER on it: ENOPROTOOPT
+send an echo request: 13
+poll: 1
+read: 13 bytes, type 0, id 32769, seq 3, data kept, sum right
+its identifier is the socket's port: yes; sum right; from port 0
+the raw socket read its reply: 33 bytes, type 0, id 32769, seq 3, data kept, sum right, ip header sum right, protocol 1, ttl 64
+ping6 and raw6 sockets: yes
+send an ICMPv6 echo request: 13
+read: 13 bytes, type 129, id 32770, seq 4, data kept, sum right
+hop limit 64
+raw6: the request: 13 bytes, type 128, id 32770, seq 4, data kept, sum right
+raw6: the reply: 13 bytes, type 129, id 32770, seq 4, data kept, sum right
+raw6: no more: EAGAIN
+as nobody: raw socket: EPERM
+";
+    for libc in [Libc::Glibc, Libc::Musl] {
+        let icmp = build("icmp", libc);
+        let ran = rack.run(&[], &[icmp.to_str().expect("path")], b"");
+        assert_eq!(ran.text(), expected, "{libc:?}; stderr:\n{}", ran.err);
+        assert_eq!(ran.code, 0, "{}", ran.err);
+    }
+    // Debian's busybox: ping (a raw socket) and ping6 (with its hop limit
+    // read from RFC 2292's control message).
+    let busybox = which("busybox");
+    let busybox = busybox.to_str().expect("path");
+    for (ping, to) in [("ping", "127.0.0.1"), ("ping6", "::1")] {
+        let ran = rack.run(&[], &[busybox, ping, "-c", "2", "-i", "0.2", to], b"");
+        let text = ran.text();
+        assert_eq!(ran.code, 0, "{text}{}", ran.err);
+        assert_eq!(text.matches(" ttl=64 time=").count(), 2, "{text}");
+        assert!(
+            text.contains("2 packets transmitted, 2 packets received, 0% packet loss"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn a_hosts_fifo_does_not_hold_the_vcpu() {
     if !kvm_available() || !have(&["busybox", "mkfifo"]) {
         return;

@@ -8,15 +8,15 @@
 //! port unreachable (and POLLERR meanwhile).
 
 use pmon::cmsg;
-use pmon::dgram::{self, Marks, MAX_DATAGRAM};
+use pmon::dgram::{self, Marks, Proto};
 use pmon::inet::{Addr, InetName};
 use pmon::unixsock::Name;
 
 use super::*;
 
 use super::unix::{
-    ENOBUFS, ENOTCONN, EOPNOTSUPP, IPPROTO_UDPLITE, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOL_SOCKET,
-    SO_DOMAIN, SO_ERROR, SO_PROTOCOL, SO_RCVBUF, SO_SNDBUF, SO_TYPE,
+    ENOBUFS, ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, IPPROTO_UDPLITE, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC,
+    SOL_SOCKET, SO_DOMAIN, SO_ERROR, SO_PROTOCOL, SO_RCVBUF, SO_SNDBUF, SO_TYPE,
 };
 
 const SO_RCVTIMEO: u64 = 20;
@@ -30,6 +30,8 @@ const IP_TTL: u64 = 2;
 const IP_PKTINFO: u64 = 8;
 const IP_RECVTTL: u64 = 12;
 const IP_RECVTOS: u64 = 13;
+const IPV6_2292PKTINFO: u64 = 2;
+const IPV6_2292HOPLIMIT: u64 = 8;
 const IPV6_UNICAST_HOPS: u64 = 16;
 const IPV6_RECVPKTINFO: u64 = 49;
 const IPV6_PKTINFO: u64 = 50;
@@ -38,14 +40,33 @@ const IPV6_HOPLIMIT: u64 = 52;
 const IPV6_RECVTCLASS: u64 = 66;
 const IPV6_TCLASS: u64 = 67;
 const MSG_CTRUNC: u32 = 8;
+const SOCK_RAW: u32 = 3;
+const SOL_RAW: u64 = 255;
+const ICMP_FILTER: u64 = 1;
+const SOL_ICMPV6: u64 = 58;
+const ICMP6_FILTER: u64 = 1;
+/// What a send reads at most: one byte past the largest datagram (UDP's
+/// or ICMP's), so that one too large is EMSGSIZE.
+const MAX_SEND: usize = pmon::icmp::MAX_MESSAGE + 1;
+
+/// The struct in6_pktinfo of a datagram with `marks`: the address it was
+/// sent to, the interface (lo).
+fn info6(marks: &Marks) -> Vec<u8> {
+    let mut info = match marks.dest.addr {
+        Addr::Loopback6 | Addr::Any6 => 1u128.to_be_bytes().to_vec(),
+        _ => 0xffff_7f00_0001u128.to_be_bytes().to_vec(),
+    };
+    info.extend_from_slice(&1u32.to_le_bytes());
+    info
+}
 
 impl Kernel {
     /// socket(AF_INET or AF_INET6, SOCK_DGRAM, 0 or IPPROTO_UDP), or
-    /// IPPROTO_UDPLITE (`lite`).
-    pub(super) fn sys_udp_socket(&mut self, pid: Pid, v6: bool, ty: u64, lite: bool) -> Ret {
+    /// IPPROTO_UDPLITE, or an ICMP ping or raw socket (`proto`).
+    pub(super) fn sys_udp_socket(&mut self, pid: Pid, v6: bool, ty: u64, proto: Proto) -> Ret {
         let id = self.next_pipe;
         self.next_pipe += 1;
-        self.dgrams.open(id, v6, lite);
+        self.dgrams.open(id, v6, proto);
         match self.install_socket(pid, Kind::Dgram(id), ty) {
             Ok(fd) => Ret::Val(fd),
             Err(e) => {
@@ -82,7 +103,7 @@ impl Kernel {
             nr::SENDTO => {
                 let data = match self
                     .space_mut(pid)
-                    .and_then(|s| uaccess::read_vec(s, a[1], (a[2] as usize).min(MAX_DATAGRAM + 1)))
+                    .and_then(|s| uaccess::read_vec(s, a[1], (a[2] as usize).min(MAX_SEND)))
                 {
                     Ok(d) => d,
                     Err(e) => return err(e),
@@ -117,7 +138,7 @@ impl Kernel {
                 }
                 let mut data = Vec::new();
                 for &(at, len) in &vecs {
-                    if data.len().saturating_add(len) > MAX_DATAGRAM + 1 {
+                    if data.len().saturating_add(len) > MAX_SEND {
                         break;
                     }
                     match self
@@ -185,14 +206,20 @@ impl Kernel {
                         SO_TYPE | SO_ERROR | SO_SNDBUF | SO_RCVBUF | SO_DOMAIN | SO_PROTOCOL
                     ) =>
             {
+                let proto = self.dgrams.proto_of(id);
                 let v: u32 = match a[2] {
+                    SO_TYPE if proto == Proto::Raw => SOCK_RAW,
                     SO_TYPE => SOCK_DGRAM,
                     SO_ERROR => self.dgrams.take_error(id).unwrap_or(0) as u32,
                     SO_SNDBUF | SO_RCVBUF => dgram::RCVBUF as u32,
                     SO_DOMAIN if v6 => 10,
                     SO_DOMAIN => 2,
-                    _ if self.dgrams.is_lite(id) => IPPROTO_UDPLITE as u32,
-                    _ => IPPROTO_UDP,
+                    _ => match proto {
+                        Proto::Lite => IPPROTO_UDPLITE as u32,
+                        Proto::Ping | Proto::Raw if v6 => 58,
+                        Proto::Ping | Proto::Raw => 1,
+                        Proto::Udp => IPPROTO_UDP,
+                    },
                 };
                 let r = self.space_mut(pid).and_then(|s| {
                     uaccess::write_u32(s, a[3], v)?;
@@ -223,6 +250,48 @@ impl Kernel {
                     let s = self.space_mut(pid)?;
                     uaccess::write_u32(s, a[3], v as u32)?;
                     uaccess::write_u32(s, a[4], 4)
+                });
+                val(r.map(|_| 0))
+            }
+            // A raw ICMP socket's filter of types (a set bit drops one);
+            // shorter than the filter, the rest pass, as Linux copies it.
+            nr::SETSOCKOPT
+                if (a[1], a[2]) == (SOL_RAW, ICMP_FILTER) && !v6
+                    || (a[1], a[2]) == (SOL_ICMPV6, ICMP6_FILTER) && v6 =>
+            {
+                if self.dgrams.proto_of(id) != Proto::Raw {
+                    return err(ENOPROTOOPT);
+                }
+                let len = (a[4] as usize).min(if v6 { 32 } else { 4 });
+                let bytes = match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_vec(s, a[3], len))
+                {
+                    Ok(b) => b,
+                    Err(e) => return err(e),
+                };
+                let mut words = [0u32; 8];
+                for (i, b) in bytes.iter().enumerate() {
+                    words[i / 4] |= (*b as u32) << (8 * (i % 4));
+                }
+                val(self.dgrams.set_filter(id, &words).map(|_| 0))
+            }
+            nr::GETSOCKOPT
+                if (a[1], a[2]) == (SOL_RAW, ICMP_FILTER) && !v6
+                    || (a[1], a[2]) == (SOL_ICMPV6, ICMP6_FILTER) && v6 =>
+            {
+                let Some(filter) = self.dgrams.filter(id) else {
+                    return err(ENOPROTOOPT);
+                };
+                let r = self.space_mut(pid).and_then(|s| {
+                    let room = uaccess::read_u32(s, a[4])? as i32;
+                    if room < 0 {
+                        return Err(EINVAL);
+                    }
+                    let len = (room as usize).min(if v6 { 32 } else { 4 });
+                    let bytes: Vec<u8> = filter.iter().flat_map(|w| w.to_le_bytes()).collect();
+                    uaccess::write(s, a[3], &bytes[..len])?;
+                    uaccess::write_u32(s, a[4], len as u32)
                 });
                 val(r.map(|_| 0))
             }
@@ -287,20 +356,17 @@ impl Kernel {
         data: &[u8],
         (hops, tclass): (u8, u8),
     ) -> Ret {
-        let dest = to
-            .or(self.dgrams.peer_of(id))
-            .and_then(|t| self.dgrams.at(self.dgrams.is_lite(id), t));
         match self.dgrams.send_marked(id, to, data, hops, tclass) {
-            Ok(delivered) => {
-                // A receiver woken: the datagram's, or the sender's own
-                // (to its error, when nobody took it).
-                let woken = match (delivered, dest) {
-                    (true, Some(d)) => Some(d),
-                    _ if self.dgrams.has_error(id) => Some(id),
-                    _ => None,
-                };
-                if let Some(d) = woken {
+            Ok(mut took) => {
+                // Its receivers woken, or the sender (to its error, when
+                // nobody took it).
+                if took.is_empty() && self.dgrams.has_error(id) {
+                    took.push(id);
+                }
+                for &d in &took {
                     self.wake_all(Wait::Dgram(d));
+                }
+                if !took.is_empty() {
                     self.wake_all(Wait::Any);
                     self.wake_all(Wait::AnyStdin);
                 }
@@ -408,13 +474,7 @@ impl Kernel {
             }
         } else {
             if on(IPPROTO_IPV6, IPV6_RECVPKTINFO) {
-                // struct in6_pktinfo: the address sent to, the interface.
-                let mut info = match marks.dest.addr {
-                    Addr::Loopback6 | Addr::Any6 => 1u128.to_be_bytes().to_vec(),
-                    _ => 0xffff_7f00_0001u128.to_be_bytes().to_vec(),
-                };
-                info.extend_from_slice(&1u32.to_le_bytes());
-                whole &= cmsg::put(&mut out, room, 41, IPV6_PKTINFO as u32, &info);
+                whole &= cmsg::put(&mut out, room, 41, IPV6_PKTINFO as u32, &info6(marks));
             }
             if on(IPPROTO_IPV6, IPV6_RECVHOPLIMIT) {
                 let hops = (marks.hops as i32).to_le_bytes();
@@ -423,6 +483,15 @@ impl Kernel {
             if on(IPPROTO_IPV6, IPV6_RECVTCLASS) {
                 let class = (marks.tclass as i32).to_le_bytes();
                 whole &= cmsg::put(&mut out, room, 41, IPV6_TCLASS as u32, &class);
+            }
+            // RFC 2292's older names, after the others as Linux puts them
+            // (busybox's ping6 asks the hop limit so).
+            if on(IPPROTO_IPV6, IPV6_2292PKTINFO) {
+                whole &= cmsg::put(&mut out, room, 41, IPV6_2292PKTINFO as u32, &info6(marks));
+            }
+            if on(IPPROTO_IPV6, IPV6_2292HOPLIMIT) {
+                let hops = (marks.hops as i32).to_le_bytes();
+                whole &= cmsg::put(&mut out, room, 41, IPV6_2292HOPLIMIT as u32, &hops);
             }
         }
         Ok((at, out, !whole))

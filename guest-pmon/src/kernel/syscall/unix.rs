@@ -20,6 +20,7 @@
 mod dgram;
 
 use pmon::cmsg::{self, Ucred};
+use pmon::dgram::Proto;
 use pmon::fd::{CONNECTING_FLAG, SHUT_WR_FLAG};
 use pmon::inet::InetName;
 use pmon::pipe::Mode;
@@ -98,7 +99,10 @@ const IPV6_V6ONLY: u64 = 26;
 const IPPROTO_UDP: u64 = 17;
 pub(super) const IPPROTO_UDPLITE: u64 = 136;
 const SOCK_DGRAM: u64 = 2;
+const SOCK_RAW: u64 = 3;
 const AF_NETLINK: u64 = 16;
+const IPPROTO_ICMP: u64 = 1;
+const IPPROTO_ICMPV6: u64 = 58;
 
 impl Kernel {
     pub(super) fn sys_socketpair(
@@ -146,14 +150,38 @@ impl Kernel {
             AF_NETLINK => return self.sys_netlink_socket(pid, ty, protocol),
             _ => return err(EAFNOSUPPORT),
         };
-        if let (Some(v6), SOCK_DGRAM) = (inet, ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
-            return match protocol {
-                0 | IPPROTO_UDP => self.sys_udp_socket(pid, v6, ty, false),
-                IPPROTO_UDPLITE => self.sys_udp_socket(pid, v6, ty, true),
-                _ => err(EPROTONOSUPPORT),
-            };
+        let base = ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if let Some(v6) = inet {
+            // ICMP (IPv4) or ICMPv6 (IPv6): echo on the loopback.
+            let icmp = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
+            match base {
+                SOCK_DGRAM => {
+                    return match protocol {
+                        0 | IPPROTO_UDP => self.sys_udp_socket(pid, v6, ty, Proto::Udp),
+                        IPPROTO_UDPLITE => self.sys_udp_socket(pid, v6, ty, Proto::Lite),
+                        // Decided: ping sockets for every group, as
+                        // systemd's ping_group_range opens them.
+                        p if p == icmp => self.sys_udp_socket(pid, v6, ty, Proto::Ping),
+                        _ => err(EPROTONOSUPPORT),
+                    };
+                }
+                // Linux asks CAP_NET_RAW before it looks at the protocol;
+                // raw sockets of other protocols are not offered.
+                SOCK_RAW => {
+                    let raw = self
+                        .procs
+                        .get(&pid)
+                        .is_some_and(|p| p.cred.capable(pmon::caps::NET_RAW));
+                    return match protocol {
+                        _ if !raw => err(pmon::cred::EPERM),
+                        p if p == icmp => self.sys_udp_socket(pid, v6, ty, Proto::Raw),
+                        _ => err(EPROTONOSUPPORT),
+                    };
+                }
+                _ => {}
+            }
         }
-        let packets = match (ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC), inet) {
+        let packets = match (base, inet) {
             (SOCK_STREAM, _) => false,
             (SOCK_SEQPACKET, None) => true,
             (SOCK_DGRAM, None) if protocol == 0 => return self.sys_unix_dgram_socket(pid, ty),
