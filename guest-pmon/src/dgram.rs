@@ -162,15 +162,28 @@ impl Datagrams {
         self.socks.get(&id).map_or(Proto::Udp, |s| s.proto)
     }
 
+    /// Socket `id` if it speaks `proto`: its options are that protocol's,
+    /// which another has not (ENOPROTOOPT).
+    fn speaking_mut(&mut self, id: usize, proto: Proto) -> Result<&mut Sock, i64> {
+        const ENOPROTOOPT: i64 = 92;
+        self.socks
+            .get_mut(&id)
+            .filter(|s| s.proto == proto)
+            .ok_or(ENOPROTOOPT)
+    }
+
+    fn speaking(&self, id: usize, proto: Proto) -> Result<&Sock, i64> {
+        const ENOPROTOOPT: i64 = 92;
+        self.socks
+            .get(&id)
+            .filter(|s| s.proto == proto)
+            .ok_or(ENOPROTOOPT)
+    }
+
     /// setsockopt of ICMP_FILTER or ICMP6_FILTER on a raw socket (`words`
     /// of the filter given; the rest pass); ENOPROTOOPT on another.
     pub fn set_filter(&mut self, id: usize, words: &[u32]) -> Result<(), i64> {
-        const ENOPROTOOPT: i64 = 92;
-        let s = self
-            .socks
-            .get_mut(&id)
-            .filter(|s| s.proto == Proto::Raw)
-            .ok_or(ENOPROTOOPT)?;
+        let s = self.speaking_mut(id, Proto::Raw)?;
         s.filter = [0; 8];
         for (w, v) in s.filter.iter_mut().zip(words) {
             *w = *v;
@@ -179,11 +192,8 @@ impl Datagrams {
     }
 
     /// A raw socket's filter.
-    pub fn filter(&self, id: usize) -> Option<[u32; 8]> {
-        self.socks
-            .get(&id)
-            .filter(|s| s.proto == Proto::Raw)
-            .map(|s| s.filter)
+    pub fn filter(&self, id: usize) -> Result<[u32; 8], i64> {
+        self.speaking(id, Proto::Raw).map(|s| s.filter)
     }
 
     /// setsockopt of UDPLITE_SEND_CSCOV or UDPLITE_RECV_CSCOV: as Linux,
@@ -191,11 +201,7 @@ impl Datagrams {
     /// 65535; a UDP socket has no such option (ENOPROTOOPT).
     pub fn set_coverage(&mut self, id: usize, which: u64, v: i32) -> Result<(), i64> {
         const ENOPROTOOPT: i64 = 92;
-        let s = self
-            .socks
-            .get_mut(&id)
-            .filter(|s| s.proto == Proto::Lite)
-            .ok_or(ENOPROTOOPT)?;
+        let s = self.speaking_mut(id, Proto::Lite)?;
         // As Linux: anything below 8 but 0 (negative too) is 8.
         let v = match v {
             v if v != 0 && v < 8 => 8,
@@ -213,11 +219,7 @@ impl Datagrams {
     /// getsockopt of a coverage option.
     pub fn coverage(&self, id: usize, which: u64) -> Result<u16, i64> {
         const ENOPROTOOPT: i64 = 92;
-        let s = self
-            .socks
-            .get(&id)
-            .filter(|s| s.proto == Proto::Lite)
-            .ok_or(ENOPROTOOPT)?;
+        let s = self.speaking(id, Proto::Lite)?;
         match which {
             UDPLITE_SEND_CSCOV => Ok(s.send_cscov),
             UDPLITE_RECV_CSCOV => Ok(s.recv_cscov.unwrap_or(0)),
@@ -794,7 +796,7 @@ mod tests {
         d.open(3, true, Proto::Raw);
         assert_eq!(d.name_of(1).map(|n| n.port), Some(1), "the protocol");
         d.set_filter(2, &[!(1u32 << icmp::ECHO_REPLY)]).unwrap();
-        assert_eq!(d.filter(2).map(|f| f[0]), Some(!1));
+        assert_eq!(d.filter(2).map(|f| f[0]), Ok(!1));
         let took = d
             .send_marked(1, Some(lo(0)), &echo(icmp::ECHO_REQUEST), 64, 0)
             .unwrap();

@@ -15,8 +15,8 @@ use pmon::unixsock::Name;
 use super::*;
 
 use super::unix::{
-    ENOBUFS, ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, IPPROTO_UDPLITE, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC,
-    SOL_SOCKET, SO_DOMAIN, SO_ERROR, SO_PROTOCOL, SO_RCVBUF, SO_SNDBUF, SO_TYPE,
+    ENOBUFS, ENOTCONN, EOPNOTSUPP, IPPROTO_UDPLITE, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOL_SOCKET,
+    SO_DOMAIN, SO_ERROR, SO_PROTOCOL, SO_RCVBUF, SO_SNDBUF, SO_TYPE,
 };
 
 const SO_RCVTIMEO: u64 = 20;
@@ -259,8 +259,10 @@ impl Kernel {
                 if (a[1], a[2]) == (SOL_RAW, ICMP_FILTER) && !v6
                     || (a[1], a[2]) == (SOL_ICMPV6, ICMP6_FILTER) && v6 =>
             {
-                if self.dgrams.proto_of(id) != Proto::Raw {
-                    return err(ENOPROTOOPT);
+                // Not a raw socket's option (ENOPROTOOPT) before a bad
+                // pointer.
+                if let Err(e) = self.dgrams.filter(id) {
+                    return err(e);
                 }
                 let len = (a[4] as usize).min(if v6 { 32 } else { 4 });
                 let bytes = match self
@@ -280,8 +282,9 @@ impl Kernel {
                 if (a[1], a[2]) == (SOL_RAW, ICMP_FILTER) && !v6
                     || (a[1], a[2]) == (SOL_ICMPV6, ICMP6_FILTER) && v6 =>
             {
-                let Some(filter) = self.dgrams.filter(id) else {
-                    return err(ENOPROTOOPT);
+                let filter = match self.dgrams.filter(id) {
+                    Ok(f) => f,
+                    Err(e) => return err(e),
                 };
                 let r = self.space_mut(pid).and_then(|s| {
                     let room = uaccess::read_u32(s, a[4])? as i32;
