@@ -439,6 +439,10 @@ write from a bad pointer: EFAULT
 open a bad path pointer: EFAULT
 open a missing file: ENOENT
 write to a host file: EROFS
+O_CREAT of a host file, read-only: ok
+O_CREAT|O_EXCL of a host file: EEXIST
+O_CREAT of a new host name: EROFS
+O_TRUNC of a host file: EROFS
 mmap 64 TiB: ENOMEM
 munmap unaligned: EINVAL
 munmap past the user half: EINVAL

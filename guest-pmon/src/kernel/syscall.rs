@@ -2745,17 +2745,22 @@ impl Kernel {
         if self.on_storage(&full) {
             return self.store_open(pid, full, flags, mode, cloexec);
         }
-        // The host's files, read-only until storage serves files.
-        if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 {
-            return match host::stat_path(&full, true) {
-                // A directory opened for writing, with O_CREAT or O_TRUNC
-                // is EISDIR before the file system's EROFS, as in Linux's
-                // do_open and may_open.
-                Ok(st) if st.mode & 0o170000 == 0o040000 => err(EISDIR),
-                Ok(_) => err(EROFS),
-                Err(ENOENT) if flags & O_CREAT != 0 => err(self.cannot_make(&full)),
-                Err(e) => err(e),
-            };
+        // The host's files, read-only until storage serves files. As in
+        // Linux's do_open and may_open: O_CREAT on an existing name is
+        // EEXIST with O_EXCL, EISDIR for a directory, and otherwise opens
+        // it (flock(1) opens its lock file so); only a write, a truncate
+        // or a new name is the file system's EROFS.
+        let writes = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0;
+        if writes || flags & O_CREAT != 0 {
+            let exclusive = flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL;
+            match host::stat_path(&full, !exclusive) {
+                Ok(_) if exclusive => return err(EEXIST),
+                Ok(st) if st.mode & 0o170000 == 0o040000 => return err(EISDIR),
+                Ok(_) if writes => return err(EROFS),
+                Ok(_) => {}
+                Err(ENOENT) if flags & O_CREAT != 0 => return err(self.cannot_make(&full)),
+                Err(e) => return err(e),
+            }
         }
         use lego_proto::program::{ELSEWHERE, OPEN_READ, OPEN_SAY_ELSEWHERE};
         let (handle, st) = match host::open_as(&full, OPEN_READ | OPEN_SAY_ELSEWHERE) {

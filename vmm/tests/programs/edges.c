@@ -19,6 +19,7 @@ static const char *name(int e) {
     case EFAULT: return "EFAULT";
     case ENOENT: return "ENOENT";
     case EROFS: return "EROFS";
+    case EEXIST: return "EEXIST";
     case ENOMEM: return "ENOMEM";
     case EINVAL: return "EINVAL";
     case ENOSYS: return "ENOSYS";
@@ -50,6 +51,12 @@ int main(void) {
     show("open a missing file", open("/no/such/file", O_RDONLY));
     /* Host files are read-only to programs until storage serves files. */
     show("write to a host file", open("/etc/hostname", O_WRONLY));
+    /* O_CREAT of a name that exists opens it; only creating, writing or
+     * truncating needs a writable file system (flock(1) opens so). */
+    show("O_CREAT of a host file, read-only", open("/etc/hostname", O_RDONLY | O_CREAT, 0644));
+    show("O_CREAT|O_EXCL of a host file", open("/etc/hostname", O_RDONLY | O_CREAT | O_EXCL, 0644));
+    show("O_CREAT of a new host name", open("/etc/lego-no-such-file", O_RDONLY | O_CREAT, 0644));
+    show("O_TRUNC of a host file", open("/etc/hostname", O_RDONLY | O_TRUNC));
     void *huge = mmap(NULL, 1UL << 46, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     show("mmap 64 TiB", huge == MAP_FAILED ? -1 : 0);
     show("munmap unaligned", munmap((void *)4097, 4096));
