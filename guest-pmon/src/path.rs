@@ -1,8 +1,10 @@
 //! Path names as a process gives them: made absolute against its working
-//! directory (or a directory descriptor), with `.` and `..` resolved the
-//! way Linux resolves them lexically when no symbolic link is involved
-//! (`..` above `/` stays at `/`). Symbolic links are the file system's to
-//! follow.
+//! directory (or a directory descriptor), with `.` and `..` resolved
+//! (`..` above `/` stays at `/`). Without `..` that is lexical and the
+//! symbolic links on the way are the file system's to follow; a `..` is
+//! taken as Linux takes it, from the directory the path so far reaches
+//! after its links ([`walk`]: `/lib/..` is `/usr` where /lib links to
+//! usr/lib).
 
 use alloc::vec::Vec;
 
@@ -57,6 +59,115 @@ pub fn resolve_in(root: &[u8], base: &[u8], path: &[u8]) -> Vec<u8> {
     }
     let mut out = root.to_vec();
     out.extend_from_slice(&within);
+    out
+}
+
+/// Linux's ELOOP: more than 40 symbolic links on one walk.
+pub const ELOOP: i64 = 40;
+
+/// What a walk asks of the file systems for `full` (absolute, with no
+/// link before its last name): its target if it is a symbolic link,
+/// Ok(None) if not, or the error that ends the walk there (ENOENT,
+/// ENOTDIR).
+pub type LinkOf<'a> = dyn FnMut(&[u8]) -> Result<Option<Vec<u8>>, i64> + 'a;
+
+/// `path` resolved against `base` (absolute, with no symbolic link on
+/// it) for a process whose root directory is `root`, as Linux's path walk
+/// names it: before a `..` drops a name, the links on the path so far are
+/// followed (`link` says which names are links), so `..` leaves the
+/// directory reached, not the name that led there. With `whole`, every
+/// link on the way is followed, the last name's too (a working directory
+/// as getcwd gives it). A path without `..` is resolved lexically and
+/// asks nothing. ELOOP past 40 links.
+pub fn walk(
+    root: &[u8],
+    base: &[u8],
+    path: &[u8],
+    whole: bool,
+    link: &mut LinkOf,
+) -> Result<Vec<u8>, i64> {
+    let mut budget = 40;
+    walk_in(root, base, path, whole, link, &mut budget)
+}
+
+fn walk_in(
+    root: &[u8],
+    base: &[u8],
+    path: &[u8],
+    whole: bool,
+    link: &mut LinkOf,
+    budget: &mut u32,
+) -> Result<Vec<u8>, i64> {
+    let dotdot = path.split(|&c| c == b'/').any(|p| p == b"..");
+    if !dotdot && !whole {
+        return Ok(resolve_in(root, base, path));
+    }
+    let split = |p: &[u8]| -> Vec<Vec<u8>> {
+        p.split(|&c| c == b'/')
+            .filter(|c| !c.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let top = split(root).len();
+    // As [`resolve_in`]: a base outside the root is taken as the root.
+    let outside = root != b"/" && shown_in(root, base) == base && base != root;
+    let start = if path.first() == Some(&b'/') || outside {
+        root
+    } else {
+        base
+    };
+    let mut out = split(start);
+    // The names of `out` before `checked` are known not to be links.
+    let mut checked = out.len();
+    // Follows the links among out[checked..].
+    let mut settle = |out: &mut Vec<Vec<u8>>, checked: &mut usize| -> Result<(), i64> {
+        while *checked < out.len() {
+            let prefix = join(&out[..=*checked]);
+            match link(&prefix)? {
+                None => *checked += 1,
+                Some(target) => {
+                    *budget = budget.checked_sub(1).ok_or(ELOOP)?;
+                    let dir = join(&out[..*checked]);
+                    let rest = out.split_off(*checked + 1);
+                    let to = walk_in(root, &dir, &target, false, link, budget)?;
+                    *out = split(&to);
+                    out.extend(rest);
+                    // The target's own names are asked about in turn.
+                    *checked = (*checked).min(split(&dir).len()).min(out.len());
+                }
+            }
+        }
+        Ok(())
+    };
+    for part in path.split(|&c| c == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                settle(&mut out, &mut checked)?;
+                if out.len() > top {
+                    out.pop();
+                }
+                checked = checked.min(out.len());
+            }
+            name => out.push(name.to_vec()),
+        }
+    }
+    if whole {
+        settle(&mut out, &mut checked)?;
+    }
+    Ok(join(&out))
+}
+
+/// `/`-joined names, `/` for none.
+fn join(parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
     out
 }
 
@@ -724,5 +835,77 @@ mod tests {
         assert_eq!(name(&t(b"/proc/thread-self/fd"), 5), Name::FdDir(5));
         // Another process's thread's: that process's.
         assert_eq!(name(b"/proc/6/task/7/fd/0", 5), Name::Fd(6, 0));
+    }
+
+    /// A file system of links for the walk's tests: Debian's merged /usr,
+    /// /proc/self, a loop, a relative link with `..` in it.
+    fn links(p: &[u8]) -> Result<Option<Vec<u8>>, i64> {
+        Ok(match p {
+            b"/lib" => Some(b"usr/lib".to_vec()),
+            b"/bin" => Some(b"/usr/bin".to_vec()),
+            b"/proc/self" => Some(b"7".to_vec()),
+            b"/loop" => Some(b"/loop/x".to_vec()),
+            b"/usr/lib/jvm" => Some(b"../share/jvm".to_vec()),
+            b"/missing" => return Err(2),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn dot_dot_leaves_the_directory_a_link_reached() {
+        let walk = |root: &[u8], base: &[u8], p: &[u8], whole: bool| {
+            walk(root, base, p, whole, &mut links)
+        };
+        assert_eq!(
+            walk(b"/", b"/", b"/lib/../etc", false),
+            Ok(b"/usr/etc".to_vec())
+        );
+        assert_eq!(walk(b"/", b"/", b"/bin/..", false), Ok(b"/usr".to_vec()));
+        assert_eq!(
+            walk(b"/", b"/", b"/proc/self/fd/..", false),
+            Ok(b"/proc/7".to_vec())
+        );
+        assert_eq!(
+            walk(b"/", b"/", b"/lib/jvm/..", false),
+            Ok(b"/usr/share".to_vec())
+        );
+        assert_eq!(
+            walk(b"/", b"/work", b"../lib/../x", false),
+            Ok(b"/usr/x".to_vec())
+        );
+        // Without `..`, nothing is asked: the file system follows links.
+        let mut asked = 0;
+        let mut count = |_: &[u8]| -> Result<Option<Vec<u8>>, i64> {
+            asked += 1;
+            Ok(None)
+        };
+        assert_eq!(
+            walk_fn(b"/lib/x86_64", &mut count),
+            Ok(b"/lib/x86_64".to_vec())
+        );
+        assert_eq!(asked, 0);
+        // A missing name before `..` ends the walk; so does a loop.
+        assert_eq!(walk(b"/", b"/", b"/missing/../etc", false), Err(2));
+        assert_eq!(walk(b"/", b"/", b"/loop/..", false), Err(ELOOP));
+        // `..` stops at the root, also a chroot's.
+        assert_eq!(walk(b"/", b"/", b"/../..", false), Ok(b"/".to_vec()));
+        assert_eq!(
+            walk(b"/jail", b"/jail", b"/../..", false),
+            Ok(b"/jail".to_vec())
+        );
+        // A whole walk follows every link: a working directory.
+        assert_eq!(walk(b"/", b"/", b"/lib", true), Ok(b"/usr/lib".to_vec()));
+        assert_eq!(
+            walk(b"/", b"/", b"/proc/self", true),
+            Ok(b"/proc/7".to_vec())
+        );
+        assert_eq!(
+            walk(b"/", b"/", b"/usr/lib/jvm/x", true),
+            Ok(b"/usr/share/jvm/x".to_vec())
+        );
+    }
+
+    fn walk_fn(p: &[u8], link: &mut LinkOf) -> Result<Vec<u8>, i64> {
+        walk(b"/", b"/", p, false, link)
     }
 }

@@ -128,6 +128,11 @@ enum Change {
     Continued,
 }
 
+/// Whether path `p` has a `..` name (which a walk takes after links).
+fn has_dot_dot(p: &[u8]) -> bool {
+    p.split(|&c| c == b'/').any(|n| n == b"..")
+}
+
 impl Kernel {
     fn space_mut(&mut self, pid: Pid) -> Result<&mut mm::Space, Errno> {
         self.space_of(pid).ok_or(ESRCH)
@@ -746,6 +751,17 @@ impl Kernel {
             nr::GETCWD => self.sys_getcwd(pid, a[0], a[1] as usize),
             nr::CHDIR => match self.directory_arg(pid, a[0]) {
                 Ok(path) => {
+                    // With its links followed, as getcwd gives it on Linux
+                    // (`cd /lib` is in /usr/lib); a chrooted process keeps
+                    // the name it gave.
+                    let chrooted = self.procs.get(&pid).is_some_and(|p| p.root != b"/");
+                    let path = match chrooted {
+                        true => path,
+                        false => pmon::path::walk(b"/", b"/", &path, true, &mut |prefix| {
+                            self.link_of(pid, prefix)
+                        })
+                        .unwrap_or(path),
+                    };
                     if let Some(p) = self.procs.get_mut(&pid) {
                         p.cwd = pmon::path::dev_shm_shown(path);
                     }
@@ -1497,14 +1513,19 @@ impl Kernel {
             }
             pmon::path::dev_shm_shown(f.path.clone())
         };
+        // A `..` is taken after the links before it (a directory
+        // descriptor's path may hold some; a working directory does not).
+        let mut link = |prefix: &[u8]| self.link_of(pid, prefix);
+        let base = if dirfd != AT_FDCWD && p.first() != Some(&b'/') && has_dot_dot(p) {
+            pmon::path::walk(b"/", b"/", &base, true, &mut link)?
+        } else {
+            base
+        };
+        let walked = pmon::path::walk(&root, &base, p, false, &mut link)?;
         // The tmpfs's symbolic links on the way are followed here; the
         // last name is the caller's to follow (`follow`).
         let full = self.tmp_links(
-            pmon::path::dev_shm_alias(pmon::path::thread_self(
-                pmon::path::resolve_in(&root, &base, p),
-                pid,
-                self.caller,
-            )),
+            pmon::path::dev_shm_alias(pmon::path::thread_self(walked, pid, self.caller)),
             false,
         )?;
         // Decided: requests to storage and to the host's files carry the
@@ -1516,6 +1537,38 @@ impl Kernel {
             return Err(ENAMETOOLONG);
         }
         Ok(full)
+    }
+
+    /// What a path walk asks of `full` (absolute, no link before its
+    /// last name) before a `..` leaves it ([`pmon::path::walk`]): the
+    /// target if it is a symbolic link of the tmpfs, storage or the host,
+    /// or /proc's self, thread-self and a process's cwd and root; a
+    /// missing name (ENOENT) or one under a file (ENOTDIR) ends the walk
+    /// there, as on Linux.
+    fn link_of(&self, pid: Pid, full: &[u8]) -> Result<Option<Vec<u8>>, Errno> {
+        let full = pmon::path::dev_shm_alias(full.to_vec());
+        let ends = |e: Errno| match e {
+            ENOENT | ENOTDIR => Err(e),
+            _ => Ok(None),
+        };
+        match self.task_name(pid, pmon::path::name(&full, pid)) {
+            Name::SelfDir if full == b"/proc/thread-self" => Ok(Some(
+                alloc::format!("{pid}/task/{}", self.caller).into_bytes(),
+            )),
+            Name::SelfDir => Ok(Some(alloc::format!("{pid}").into_bytes())),
+            name @ (Name::Cwd(_) | Name::Root(_)) => Ok(self.link_target(pid, name).ok()),
+            Name::Host => match self.tmp_node(&full) {
+                Some(ino) if self.tmp.is_symlink(ino) => {
+                    Ok(self.tmp.readlink(ino).ok().map(<[u8]>::to_vec))
+                }
+                Some(_) => Ok(None),
+                None if self.on_storage(&full) => {
+                    self.store_readlink(&full).map(Some).or_else(ends)
+                }
+                None => host::readlink(&full).map(Some).or_else(ends),
+            },
+            _ => Ok(None),
+        }
     }
 
     /// A resolved path with its last name followed too, if it is a

@@ -1,0 +1,99 @@
+/* `..` as Linux walks it: from the directory a symbolic link reached, not
+ * the name that led there; getcwd after chdir through a link names the
+ * directory reached. In a scratch directory of /tmp, compared with the
+ * host. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static void put(const char *rel, const char *text)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* What the file at `path` (from `at`) holds, or its errno's name. */
+static void show(const char *what, int at, const char *path)
+{
+    char buf[32] = {0};
+    int fd = openat(at, path, O_RDONLY);
+    if (fd < 0) {
+        printf("%s: %s\n", what, errno == ENOENT ? "ENOENT" : errno == ELOOP ? "ELOOP" : strerror(errno));
+        return;
+    }
+    if (read(fd, buf, sizeof buf - 1) < 0)
+        strcpy(buf, "?");
+    close(fd);
+    printf("%s: %s\n", what, buf);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    snprintf(dir, sizeof dir, "/tmp/lego-dotdot-%d", (int)getpid());
+    char p[256], q[256];
+    mkdir(dir, 0755);
+    snprintf(p, sizeof p, "%s/a", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/a/b", dir);
+    mkdir(p, 0755);
+    put("f", "top");
+    put("a/f", "in a");
+    snprintf(p, sizeof p, "%s/l", dir);
+    symlink("a/b", p);
+    snprintf(p, sizeof p, "%s/loop1", dir);
+    snprintf(q, sizeof q, "%s/loop2", dir);
+    symlink("loop2", p);
+    symlink("loop1", q);
+
+    snprintf(p, sizeof p, "%s/l/../f", dir);
+    show("l/../f", AT_FDCWD, p);
+    snprintf(p, sizeof p, "%s/l", dir);
+    int l = open(p, O_RDONLY | O_DIRECTORY);
+    show("openat(l, ../f)", l, "../f");
+    show("openat(l, ../../f)", l, "../../f");
+    snprintf(p, sizeof p, "%s/missing/../f", dir);
+    show("missing/../f", AT_FDCWD, p);
+    snprintf(p, sizeof p, "%s/loop1/../f", dir);
+    show("loop1/../f", AT_FDCWD, p);
+
+    snprintf(p, sizeof p, "%s/l", dir);
+    if (chdir(p) == 0 && getcwd(q, sizeof q)) {
+        size_t n = strlen(dir);
+        printf("getcwd after chdir(l): %s\n", strncmp(q, dir, n) == 0 ? q + n : q);
+    }
+    show("../f from there", AT_FDCWD, "../f");
+
+    if (chdir("/proc/self") == 0 && getcwd(q, sizeof q)) {
+        snprintf(p, sizeof p, "/proc/%d", (int)getpid());
+        printf("getcwd after chdir(/proc/self) is /proc/PID: %s\n", strcmp(p, q) == 0 ? "yes" : q);
+    }
+    struct stat a, b;
+    int same = stat("/proc/self/fd/..", &a) == 0 && stat("/proc/self", &b) == 0 && a.st_ino == b.st_ino &&
+               S_ISDIR(a.st_mode);
+    printf("/proc/self/fd/.. is /proc/self: %s\n", same ? "yes" : "no");
+
+    chdir("/");
+    const char *names[] = {"a/f", "f", "l", "loop1", "loop2"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/a/b", dir);
+    rmdir(p);
+    snprintf(p, sizeof p, "%s/a", dir);
+    rmdir(p);
+    rmdir(dir);
+    return 0;
+}
