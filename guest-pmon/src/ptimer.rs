@@ -29,9 +29,11 @@ pub const MAX_TIMERS: usize = 4096;
 pub enum Base {
     /// ns since boot (CLOCK_MONOTONIC, BOOTTIME, REALTIME, TAI, alarms).
     Monotonic,
-    /// ns of its process's CPU time (CLOCK_PROCESS_CPUTIME_ID and
-    /// CLOCK_THREAD_CPUTIME_ID, which the monitor counts per process).
+    /// ns of its process's CPU time (CLOCK_PROCESS_CPUTIME_ID).
     CpuTime,
+    /// ns of one thread's CPU time (CLOCK_THREAD_CPUTIME_ID, or the clock
+    /// pthread_getcpuclockid gives).
+    ThreadCpu(u32),
 }
 
 /// How an expiration is told.

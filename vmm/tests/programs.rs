@@ -135,6 +135,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("udpcmsg", "1"),
             // fexecve of a memfd and of a deleted file.
             ("memexec", "1"),
+            // A thread's CPU clock, RUSAGE_THREAD and a timer on a
+            // thread's clock count that thread's time only.
+            ("threadclock", "2"),
             // `..` after a symbolic link leaves the directory it reached;
             // getcwd after chdir through links, /proc/self among them.
             ("dotdot", "1"),

@@ -203,6 +203,7 @@ impl Kernel {
                 name: [0; 16],
                 wait_deadline: None,
                 sched: pmon::sched::Sched::new(self.cpus.len()),
+                cycles: 0,
             },
         );
         self.runq.push_back(pid);

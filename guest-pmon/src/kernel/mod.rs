@@ -183,6 +183,9 @@ pub struct Thread {
     /// Its policy, priority, nice value and CPUs (kept and reported; see
     /// [`pmon::sched`]).
     pub sched: pmon::sched::Sched,
+    /// TSC cycles it ran in user mode (its CPU clock; its process's is
+    /// the sum, `Process::cycles`).
+    pub cycles: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1206,12 +1209,17 @@ impl Kernel {
         };
         let pid = t.pid;
         t.ctx = Some(ctx);
+        t.cycles += ran;
         if let Some(p) = self.procs.get_mut(&pid) {
             p.cycles += ran;
-            if p.cpu_timers.iter().any(Option::is_some)
-                || p.timers.next(pmon::ptimer::Base::CpuTime).is_some()
-            {
+            let process = p.cpu_timers.iter().any(Option::is_some)
+                || p.timers.next(pmon::ptimer::Base::CpuTime).is_some();
+            let thread = p.timers.next(pmon::ptimer::Base::ThreadCpu(tid)).is_some();
+            if process {
                 self.expire_cpu_timers(pid);
+            }
+            if thread {
+                self.expire_thread_cpu_timers(pid, tid);
             }
         }
         let Some(t) = self.threads.get_mut(&tid) else {

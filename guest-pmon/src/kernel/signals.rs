@@ -173,6 +173,17 @@ impl Kernel {
         }
     }
 
+    /// The POSIX timers on thread `tid`'s CPU clock that are due.
+    pub fn expire_thread_cpu_timers(&mut self, pid: Pid, tid: Tid) {
+        let used = self.thread_cpu_ns(tid);
+        let due = self.procs.get_mut(&pid).map_or(Vec::new(), |p| {
+            p.timers.expire(pmon::ptimer::Base::ThreadCpu(tid), used)
+        });
+        for (id, n) in due {
+            self.timer_expired(pid, id, n);
+        }
+    }
+
     /// Whether thread `tid` waits for `sig` in rt_sigtimedwait.
     fn waits_for(&self, tid: Tid, sig: u32) -> bool {
         self.threads.get(&tid).is_some_and(|t| {

@@ -3935,6 +3935,12 @@ impl Kernel {
             .map_or((0, 0), |p| (to_ns(p.cycles), to_ns(p.child_cycles)))
     }
 
+    /// Thread `tid`'s CPU time in user mode, in ns.
+    pub(in crate::kernel) fn thread_cpu_ns(&self, tid: Tid) -> u64 {
+        let cycles = self.threads.get(&tid).map_or(0, |t| t.cycles);
+        (cycles as u128 * 1_000_000 / self.tsc_khz.max(1) as u128) as u64
+    }
+
     /// A child is reaped: its CPU time joins its parent's children's.
     fn reap_child(&mut self, parent: Pid, child: Pid) {
         if let Some(c) = self.procs.remove(&child) {
@@ -3954,40 +3960,51 @@ impl Kernel {
         match id {
             0 | 5 | 8 | 11 => Ok(self.realtime_ns()),
             1 | 4 | 6 | 7 | 9 => Ok(self.now_ns()),
-            2 | 3 => Ok(self.cpu_ns(pid).0),
+            2 => Ok(self.cpu_ns(pid).0),
+            3 => Ok(self.thread_cpu_ns(self.caller)),
             _ => Err(EINVAL),
         }
     }
 
     /// A CPU-time clock of a process or thread by id, as
     /// clock_getcpuclockid and pthread_getcpuclockid make them (`~id << 3`,
-    /// bit 2 for a thread, the low bits the kind): the process's time in
-    /// user mode, which is also its threads' here (the monitor counts time
-    /// per process). EINVAL for no such process, a thread of another
-    /// process, or a kind Linux lacks, as Linux answers.
+    /// bit 2 for a thread, the low bits the kind): the process's or the
+    /// thread's time in user mode. EINVAL for no such process, a thread of
+    /// another process, or a kind Linux lacks, as Linux answers.
     fn cpu_clock_ns(&self, pid: Pid, id: i32) -> Result<u64, Errno> {
-        if id & 3 == 3 {
+        if id & 4 != 0 {
+            return self.thread_clock(pid, id).map(|t| self.thread_cpu_ns(t));
+        }
+        self.process_clock(pid, id).map(|p| self.cpu_ns(p).0)
+    }
+
+    /// The thread a thread CPU clock id names (0: the caller), if it is
+    /// one of `pid`'s; EINVAL otherwise.
+    fn thread_clock(&self, pid: Pid, id: i32) -> Result<Tid, Errno> {
+        if id & 3 == 3 || id & 4 == 0 {
             return Err(EINVAL);
         }
-        let who = !(id >> 3) as u32;
-        let owner = if id & 4 != 0 {
-            match who {
-                0 => pid,
-                t => self
-                    .threads
-                    .get(&t)
-                    .map(|th| th.pid)
-                    .filter(|&p| p == pid)
-                    .ok_or(EINVAL)?,
-            }
-        } else {
-            match who {
-                0 => pid,
-                p if self.procs.contains_key(&p) => p,
-                _ => return Err(EINVAL),
-            }
-        };
-        Ok(self.cpu_ns(owner).0)
+        match !(id >> 3) as u32 {
+            0 => Ok(self.caller),
+            t => self
+                .threads
+                .get(&t)
+                .filter(|th| th.pid == pid)
+                .map(|_| t)
+                .ok_or(EINVAL),
+        }
+    }
+
+    /// The process a process CPU clock id names (0: the caller's).
+    fn process_clock(&self, pid: Pid, id: i32) -> Result<Pid, Errno> {
+        if id & 3 == 3 || id & 4 != 0 {
+            return Err(EINVAL);
+        }
+        match !(id >> 3) as u32 {
+            0 => Ok(pid),
+            p if self.procs.contains_key(&p) => Ok(p),
+            _ => Err(EINVAL),
+        }
     }
 
     fn sys_clock_gettime(&mut self, pid: Pid, clock: u64, tp: u64) -> Ret {
@@ -4174,8 +4191,13 @@ impl Kernel {
         if !(-1..=1).contains(&who) {
             return err(EINVAL);
         }
+        // RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD (the caller's).
         let (own, children) = self.cpu_ns(pid);
-        let ns = if who == -1 { children } else { own };
+        let ns = match who {
+            -1 => children,
+            1 => self.thread_cpu_ns(self.caller),
+            _ => own,
+        };
         let mut r = [0u8; 144];
         r[0..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
         r[8..16].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
@@ -4912,6 +4934,7 @@ impl Kernel {
                 name: [0; 16],
                 wait_deadline: None,
                 sched,
+                cycles: 0,
             },
         );
         if let Some(fd) = pidfd_at {

@@ -224,6 +224,8 @@ impl Kernel {
                 .fold(0u64, |s, i| s | 1u64.checked_shl(i.signo - 1).unwrap_or(0))
         };
         let (cpu, child_cpu) = self.cpu_ns(pid);
+        // A thread named by its task directory shows its own time.
+        let cpu = if named { self.thread_cpu_ns(tid) } else { cpu };
         let mut info = ProcInfo {
             pid,
             tid,

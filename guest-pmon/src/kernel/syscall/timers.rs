@@ -6,8 +6,8 @@
 //! add to that signal's si_overrun.
 //!
 //! Decided: wall-clock and monotonic timers run on the monotonic clock
-//! (the wall clock cannot be set here); CLOCK_THREAD_CPUTIME_ID counts
-//! the process's CPU time, as the monitor's thread clock does; the alarm
+//! (the wall clock cannot be set here); CLOCK_THREAD_CPUTIME_ID and a
+//! thread's clock count that thread's CPU time; the alarm
 //! clocks are EOPNOTSUPP (nothing here wakes a suspended machine, as
 //! Linux answers without an RTC); a timer on another process's CPU clock
 //! is EINVAL.
@@ -40,18 +40,22 @@ impl Kernel {
         let (base, realtime) = match id {
             0 | 11 => (Base::Monotonic, true),
             1 | 7 => (Base::Monotonic, false),
-            2 | 3 => (Base::CpuTime, false),
+            2 => (Base::CpuTime, false),
+            3 => (Base::ThreadCpu(tid), false),
             4..=6 | 8 | 9 => return err(EOPNOTSUPP),
-            // Its own CPU clock by number (clock_getcpuclockid(0)).
-            i if i < 0 && self.cpu_clock_ns(pid, i).is_ok() => {
-                let who = !(i >> 3) as u32;
-                let own =
-                    who == 0 || who == pid || self.threads.get(&who).is_some_and(|t| t.pid == pid);
-                if !own {
-                    return err(EINVAL);
-                }
-                (Base::CpuTime, false)
-            }
+            // A thread's CPU clock by number (pthread_getcpuclockid: Go
+            // gives each of its threads a profiling timer so), one of this
+            // process's.
+            i if i < 0 && i & 4 != 0 => match self.thread_clock(pid, i) {
+                Ok(t) => (Base::ThreadCpu(t), false),
+                Err(e) => return err(e),
+            },
+            // Its own process's CPU clock by number (clock_getcpuclockid).
+            i if i < 0 => match self.process_clock(pid, i) {
+                Ok(p) if p == pid => (Base::CpuTime, false),
+                Ok(_) => return err(EINVAL),
+                Err(e) => return err(e),
+            },
             _ => return err(EINVAL),
         };
         let (notify, value) = match event {
@@ -98,6 +102,7 @@ impl Kernel {
         match t.base {
             Base::Monotonic => self.now_ns(),
             Base::CpuTime => self.cpu_ns(pid).0,
+            Base::ThreadCpu(t) => self.thread_cpu_ns(t),
         }
     }
 
@@ -164,6 +169,7 @@ impl Kernel {
             match t.base {
                 Base::Monotonic => self.expire_due_timers(pid),
                 Base::CpuTime => self.expire_cpu_timers(pid),
+                Base::ThreadCpu(t) => self.expire_thread_cpu_timers(pid, t),
             }
         }
         if old != 0 {
