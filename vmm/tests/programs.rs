@@ -461,6 +461,9 @@ swapon: EPERM
 swapoff: EPERM
 reboot with a bad magic: EINVAL
 reboot: EPERM
+unshare(CLONE_FILES | CLONE_FS): ok
+unshare(CLONE_NEWUSER): EPERM
+unshare(an unknown flag): EINVAL
 name_to_handle_at: EOPNOTSUPP
 open_by_handle_at: ESTALE
 pipe: ok

@@ -973,6 +973,7 @@ impl Kernel {
                 let magic_ok = a[0] as u32 as u64 == MAGIC1 && MAGIC2.contains(&(a[1] as u32 as u64));
                 err(if magic_ok { EPERM } else { EINVAL })
             }
+            nr::UNSHARE => self.sys_unshare(pid, a[0]),
             // File handles: no file system here gives them out, as a Linux
             // file system without export operations answers; so no handle
             // is valid.
@@ -989,6 +990,45 @@ impl Kernel {
                 err(ENOSYS)
             }
         }
+    }
+
+    /// unshare(2). A process's descriptor table, working directory, root,
+    /// umask and System V undo list are its own here, not shared with
+    /// other processes, so CLONE_FILES, CLONE_FS and CLONE_SYSVSEM change
+    /// nothing for a process of one thread, and CLONE_THREAD, CLONE_SIGHAND
+    /// and CLONE_VM are allowed only there, as Linux allows them. Decided:
+    /// the threads of a process share these here, so a thread of several
+    /// cannot take its own (EINVAL); namespaces are not offered (EPERM, as
+    /// in a container without CAP_SYS_ADMIN: `unshare -r` and sandboxes
+    /// that try one fall back). Unknown flags are EINVAL.
+    fn sys_unshare(&mut self, pid: Pid, flags: u64) -> Ret {
+        const CLONE_VM: u64 = 0x100;
+        const CLONE_FS: u64 = 0x200;
+        const CLONE_FILES: u64 = 0x400;
+        const CLONE_SIGHAND: u64 = 0x800;
+        const CLONE_THREAD: u64 = 0x1_0000;
+        const CLONE_SYSVSEM: u64 = 0x4_0000;
+        // NEWTIME, NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET.
+        const NAMESPACES: u64 = 0x80
+            | 0x2_0000
+            | 0x200_0000
+            | 0x400_0000
+            | 0x800_0000
+            | 0x1000_0000
+            | 0x2000_0000
+            | 0x4000_0000;
+        const PER_THREAD: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
+        if flags & !(PER_THREAD | CLONE_SYSVSEM | NAMESPACES) != 0 {
+            return err(EINVAL);
+        }
+        let alone = self.procs.get(&pid).is_some_and(|p| p.threads.len() <= 1);
+        if flags & PER_THREAD != 0 && !alone {
+            return err(EINVAL);
+        }
+        if flags & NAMESPACES != 0 {
+            return err(EPERM);
+        }
+        Ret::Val(0)
     }
 
     /// rt_sigtimedwait (sigwait, sigwaitinfo, sigtimedwait): takes a

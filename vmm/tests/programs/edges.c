@@ -72,6 +72,11 @@ int main(void) {
     /* Linux checks reboot's magic numbers before the caller's right. */
     show("reboot with a bad magic", syscall(SYS_reboot, 0L, 0L, 0x1234567L, NULL));
     show("reboot", syscall(SYS_reboot, 0xfee1deadL, 672274793L, 0xcdef0123L, NULL));
+    /* A process's own table and directory are its own already; no
+     * namespaces are offered, as in a container. */
+    show("unshare(CLONE_FILES | CLONE_FS)", syscall(SYS_unshare, 0x400L | 0x200L));
+    show("unshare(CLONE_NEWUSER)", syscall(SYS_unshare, 0x10000000L));
+    show("unshare(an unknown flag)", syscall(SYS_unshare, 0x1L));
     /* File handles: no file system here gives them out. */
     char handle[8 + 128] = {0};
     *(unsigned *)handle = 128;
