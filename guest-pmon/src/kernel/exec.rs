@@ -204,6 +204,7 @@ impl Kernel {
                 wait_deadline: None,
                 sched: pmon::sched::Sched::new(self.cpus.len()),
                 cycles: 0,
+                fault_retries: (0, 0),
             },
         );
         self.runq.push_back(pid);

@@ -417,6 +417,24 @@ impl Space {
         Ok(())
     }
 
+    /// Whether the page tables here let the process make an access at `va`
+    /// now (a write if `write`): the entry that maps it (the chunk's 2 MiB
+    /// page, or its 4 KiB page where the chunk is split) is present, user
+    /// and, for a write, writable. A fault on such an access was taken on a
+    /// translation that has changed since.
+    pub fn allows(&self, va: u64, write: bool) -> bool {
+        let Some(&pd) = self.pds.get(&(va >> VREGION_SHIFT)) else {
+            return false;
+        };
+        let chunk = va & !((1 << 21) - 1);
+        // SAFETY: our page table or directory; the index is < 512.
+        let entry = match self.pts.get(&chunk) {
+            Some(&pt) => unsafe { *pt.add(((va >> 12) & 511) as usize) },
+            None => unsafe { *pd.add(((va >> 21) & 511) as usize) },
+        };
+        entry & (P | U) == P | U && (!write || entry & W != 0)
+    }
+
     /// Whether the page at `va` was refused for its protection (EACCES),
     /// or lies in shared anonymous memory (whose protection the CPU
     /// enforces here).

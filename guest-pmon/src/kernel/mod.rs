@@ -186,6 +186,9 @@ pub struct Thread {
     /// TSC cycles it ran in user mode (its CPU clock; its process's is
     /// the sum, `Process::cycles`).
     pub cycles: u64,
+    /// The page of its last fault that its page tables allowed, and how
+    /// many times running it faulted there (see `Kernel::retry_fault`).
+    pub fault_retries: (u64, u8),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1256,6 +1259,20 @@ impl Kernel {
         }
     }
 
+    /// Whether thread `tid`'s fault at `addr`, which its page tables allow,
+    /// is made again: yes, unless it faulted there three times running.
+    fn retry_fault(&mut self, tid: Tid, addr: u64) -> bool {
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return false;
+        };
+        let page = addr & !0xfff;
+        t.fault_retries = match t.fault_retries {
+            (p, n) if p == page => (p, n.saturating_add(1)),
+            _ => (page, 1),
+        };
+        t.fault_retries.1 <= 3
+    }
+
     /// An exception a process took: a vRegion to map, or a signal.
     fn exception(&mut self, tid: Tid, vector: u64) {
         use pmon::signal::*;
@@ -1283,6 +1300,24 @@ impl Kernel {
                     }
                 }
                 if let Some(Ok(true)) = self.space_of(pid).map(|s| s.fault_in(cr2)) {
+                    return;
+                }
+                // The page tables allow the access: this vCPU faulted on a
+                // translation another vCPU changed meanwhile (it is kicked
+                // to reload, and the access came first). The access is made
+                // again after a reload, a few times at most.
+                let write = err & 2 != 0;
+                if self.space_of(pid).is_some_and(|s| s.allows(cr2, write))
+                    && self.retry_fault(tid, cr2)
+                {
+                    let cpu = lego_image::cpu::current_cpu();
+                    if let (Some(c), Some(space)) = (
+                        self.cpus.get_mut(cpu as usize),
+                        self.procs.get(&pid).map(|p| p.space),
+                    ) {
+                        c.stale = true;
+                        self.load_space_id(cpu, space);
+                    }
                     return;
                 }
                 let accerr = err & 1 != 0

@@ -4975,6 +4975,7 @@ impl Kernel {
                 wait_deadline: None,
                 sched,
                 cycles: 0,
+                fault_retries: (0, 0),
             },
         );
         if let Some(fd) = pidfd_at {
