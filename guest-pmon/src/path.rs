@@ -98,8 +98,7 @@ fn walk_in(
     link: &mut LinkOf,
     budget: &mut u32,
 ) -> Result<Vec<u8>, i64> {
-    let dotdot = path.split(|&c| c == b'/').any(|p| p == b"..");
-    if !dotdot && !whole {
+    if !has_dot_dot(path) && !whole {
         return Ok(resolve_in(root, base, path));
     }
     let split = |p: &[u8]| -> Vec<Vec<u8>> {
@@ -156,6 +155,11 @@ fn walk_in(
         settle(&mut out, &mut checked)?;
     }
     Ok(join(&out))
+}
+
+/// Whether `path` has a `..` name (which [`walk`] takes after links).
+pub fn has_dot_dot(path: &[u8]) -> bool {
+    path.split(|&c| c == b'/').any(|n| n == b"..")
 }
 
 /// `/`-joined names, `/` for none.

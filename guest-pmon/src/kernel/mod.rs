@@ -187,7 +187,8 @@ pub struct Thread {
     /// the sum, `Process::cycles`).
     pub cycles: u64,
     /// The page of its last fault that its page tables allowed, and how
-    /// many times running it faulted there (see `Kernel::retry_fault`).
+    /// many times it faulted there since its last system call (see
+    /// `Kernel::retry_fault`).
     pub fault_retries: (u64, u8),
 }
 
@@ -1234,7 +1235,10 @@ impl Kernel {
         }
         t.state = State::Runnable;
         match vector {
-            arch::VECTOR_SYSCALL => self.syscall(tid),
+            arch::VECTOR_SYSCALL => {
+                t.fault_retries = (0, 0);
+                self.syscall(tid)
+            }
             // The VMM's tick (or a kick): timers, then the others queued
             // here get their turn.
             arch::VECTOR_TIMER => {
@@ -1260,7 +1264,8 @@ impl Kernel {
     }
 
     /// Whether thread `tid`'s fault at `addr`, which its page tables allow,
-    /// is made again: yes, unless it faulted there three times running.
+    /// is made again: yes, unless it faulted there three times since its
+    /// last system call (a fault that a reload does not cure is real).
     fn retry_fault(&mut self, tid: Tid, addr: u64) -> bool {
         let Some(t) = self.threads.get_mut(&tid) else {
             return false;

@@ -128,11 +128,6 @@ enum Change {
     Continued,
 }
 
-/// Whether path `p` has a `..` name (which a walk takes after links).
-fn has_dot_dot(p: &[u8]) -> bool {
-    p.split(|&c| c == b'/').any(|n| n == b"..")
-}
-
 impl Kernel {
     fn space_mut(&mut self, pid: Pid) -> Result<&mut mm::Space, Errno> {
         self.space_of(pid).ok_or(ESRCH)
@@ -1556,7 +1551,7 @@ impl Kernel {
         // A `..` is taken after the links before it (a directory
         // descriptor's path may hold some; a working directory does not).
         let mut link = |prefix: &[u8]| self.link_of(pid, prefix);
-        let base = if dirfd != AT_FDCWD && p.first() != Some(&b'/') && has_dot_dot(p) {
+        let base = if dirfd != AT_FDCWD && p.first() != Some(&b'/') && pmon::path::has_dot_dot(p) {
             pmon::path::walk(b"/", b"/", &base, true, &mut link)?
         } else {
             base
@@ -3969,15 +3964,18 @@ impl Kernel {
     /// CPU time process `pid` used in user mode (the monitor's own time
     /// for it is not counted), and that of its waited-for children.
     pub(in crate::kernel) fn cpu_ns(&self, pid: Pid) -> (u64, u64) {
-        let to_ns = |c: u64| (c as u128 * 1_000_000 / self.tsc_khz.max(1) as u128) as u64;
-        self.procs
-            .get(&pid)
-            .map_or((0, 0), |p| (to_ns(p.cycles), to_ns(p.child_cycles)))
+        self.procs.get(&pid).map_or((0, 0), |p| {
+            (self.cycles_ns(p.cycles), self.cycles_ns(p.child_cycles))
+        })
     }
 
     /// Thread `tid`'s CPU time in user mode, in ns.
     pub(in crate::kernel) fn thread_cpu_ns(&self, tid: Tid) -> u64 {
-        let cycles = self.threads.get(&tid).map_or(0, |t| t.cycles);
+        self.cycles_ns(self.threads.get(&tid).map_or(0, |t| t.cycles))
+    }
+
+    /// TSC cycles in ns.
+    fn cycles_ns(&self, cycles: u64) -> u64 {
         (cycles as u128 * 1_000_000 / self.tsc_khz.max(1) as u128) as u64
     }
 
