@@ -282,6 +282,17 @@ impl Symbols {
         Symbols { funcs }
     }
 
+    /// Symbols of the given functions (start, size, name), for tests.
+    #[cfg(test)]
+    pub fn of(funcs: &[(u64, u64, &str)]) -> Symbols {
+        let mut funcs: Vec<(u64, u64, String)> = funcs
+            .iter()
+            .map(|&(a, n, s)| (a, n, s.to_owned()))
+            .collect();
+        funcs.sort_by_key(|f| f.0);
+        Symbols { funcs }
+    }
+
     /// "function+0xoffset" for an address inside a known function.
     pub fn describe(&self, addr: u64) -> Option<String> {
         let i = self.funcs.partition_point(|f| f.0 <= addr).checked_sub(1)?;

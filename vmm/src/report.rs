@@ -66,8 +66,40 @@ fn stopped(out: &mut String, cause: &str) {
     }
 }
 
-/// An exception the guest's handler reported (`cause`: see [`stopped`]).
-pub fn exception(who: &Who, f: &FaultReport, symbols: &Symbols, cause: &str) -> String {
+/// The words of the faulting stack that are addresses inside the image's
+/// functions: most are return addresses, so they read as the calls that
+/// led to the fault (a jump to a null function pointer leaves only these).
+fn write_stack_trail(out: &mut String, stack: &[u64], symbols: &Symbols) {
+    let calls: Vec<String> = stack
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &word)| {
+            symbols
+                .describe(word)
+                .map(|s| format!("    [rsp+{:#x}] {word:#x} {s}", i * 8))
+        })
+        .take(STACK_TRAIL_MAX)
+        .collect();
+    if !calls.is_empty() {
+        let _ = writeln!(out, "  on the stack (return addresses, newest first):");
+        for line in calls {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+/// How many code addresses of the stack a report shows.
+const STACK_TRAIL_MAX: usize = 16;
+
+/// An exception the guest's handler reported (`cause`: see [`stopped`]);
+/// `stack`: the words from the faulting RSP up, as many as could be read.
+pub fn exception(
+    who: &Who,
+    f: &FaultReport,
+    stack: &[u64],
+    symbols: &Symbols,
+    cause: &str,
+) -> String {
     let mut out = format!(
         "{who} stopped on an exception it does not handle: {}, vector {}, error code {:#x}\n",
         exception_name(f.vector),
@@ -88,6 +120,7 @@ pub fn exception(who: &Who, f: &FaultReport, symbols: &Symbols, cause: &str) -> 
         },
         symbols,
     );
+    write_stack_trail(&mut out, stack, symbols);
     stopped(&mut out, cause);
     out
 }
@@ -119,7 +152,7 @@ mod tests {
             image: "guest-mmon",
             cpu: 0,
         };
-        let text = exception(&who, &f, &Symbols::default(), "");
+        let text = exception(&who, &f, &[], &Symbols::default(), "");
         for needle in [
             "memory component",
             "guest-mmon",
@@ -132,5 +165,26 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }
+        assert!(!text.contains("on the stack"), "{text}");
+    }
+
+    #[test]
+    fn exception_report_shows_code_addresses_on_the_stack() {
+        let symbols = Symbols::of(&[(0x40_1000, 0x100, "pmon::a"), (0x40_2000, 0x40, "pmon::b")]);
+        let f = FaultReport {
+            vector: 14,
+            ..Default::default()
+        };
+        let who = Who {
+            role: "processor",
+            image: "guest-pmon",
+            cpu: 0,
+        };
+        let stack = [0, 0x40_1010, 7, 0x40_2050, 0x40_2008];
+        let text = exception(&who, &f, &stack, &symbols, "");
+        assert!(text.contains("[rsp+0x8] 0x401010 pmon::a+0x10"), "{text}");
+        assert!(text.contains("[rsp+0x20] 0x402008 pmon::b+0x8"), "{text}");
+        // Past the end of b: not code.
+        assert!(!text.contains("0x402050"), "{text}");
     }
 }

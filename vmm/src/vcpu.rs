@@ -731,6 +731,38 @@ impl VcpuThread {
         Next::Stop
     }
 
+    /// The words of a guest stack from `rsp` to its top (4 KiB at most),
+    /// for a report: only the upper-half stacks of the fixed layout are
+    /// read, and nothing if `rsp` points elsewhere or cannot be read.
+    fn stack_words(&self, rsp: u64) -> Vec<u64> {
+        use lego_proto::boot::{
+            EXCEPTION_STACKS, EXCEPTION_STACK_SIZE, MAX_VCPUS, STACKS, STACK_SIZE, UPPER_HALF,
+        };
+        let Some(phys) = rsp.checked_sub(UPPER_HALF) else {
+            return Vec::new();
+        };
+        let size = if (STACKS..STACKS + MAX_VCPUS as u64 * STACK_SIZE).contains(&phys) {
+            STACK_SIZE
+        } else if (EXCEPTION_STACKS..STACKS).contains(&phys) {
+            EXCEPTION_STACK_SIZE
+        } else {
+            return Vec::new();
+        };
+        let top = (phys / size + 1) * size;
+        let mut buf = vec![0u8; (top - phys).min(4096) as usize & !7];
+        if self
+            .shared
+            .ram
+            .read_slice(&mut buf, GuestAddress(phys))
+            .is_err()
+        {
+            return Vec::new();
+        }
+        buf.chunks_exact(8)
+            .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+            .collect()
+    }
+
     /// What else may have stopped a processor's monitor: under PVM, a
     /// program's privileged instruction (`lgdt`, `lidt`, `mov` to CR3...)
     /// is carried out by KVM as if the monitor had made it (README,
@@ -875,7 +907,8 @@ impl VcpuThread {
                     .map_err(|e| format!("passed a bad debug trap frame ({e})"))?;
                 if self.debug.is_none() {
                     let report = FaultReport::from_frame(&frame, 0, self.cpu as u64);
-                    let text = report::exception(&self.who(), &report, &self.shared.symbols, "")
+                    let stack = self.stack_words(frame.rsp);
+                    let text = report::exception(&self.who(), &report, &stack, &self.shared.symbols, "")
                         .replace("it does not handle", "meant for a debugger, but none is attached (start lego-vmm with --gdb ADDR)");
                     return Ok(self.fail(text));
                 }
@@ -912,7 +945,14 @@ impl VcpuThread {
                     ..self.who()
                 };
                 let cause = self.program_may_be_why();
-                return Ok(self.fail(report::exception(&who, &f, &self.shared.symbols, cause)));
+                let stack = self.stack_words(f.rsp);
+                return Ok(self.fail(report::exception(
+                    &who,
+                    &f,
+                    &stack,
+                    &self.shared.symbols,
+                    cause,
+                )));
             }
             other => {
                 return Err(format!(

@@ -43,6 +43,9 @@ fn guest_page_fault_prints_vector_rip_cr2_registers() {
             "rsp    0x",
             "rax 0x",
             "r15 0x",
+            // The calls that led there, from the return addresses on the stack.
+            "on the stack (return addresses, newest first):",
+            "lego_image::entry::image_entry+0x",
         ],
     );
 }
