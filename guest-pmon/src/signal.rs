@@ -56,6 +56,12 @@ pub const SA_RESTORER: u64 = 0x0400_0000;
 pub const SA_NOCLDSTOP: u64 = 1;
 pub const SA_NOCLDWAIT: u64 = 2;
 
+/// RFLAGS bits a signal handler starts without (Linux's setup_rt_frame):
+/// trap (single-step), direction and resume.
+pub const RFLAGS_TF: u64 = 0x100;
+pub const RFLAGS_DF: u64 = 0x400;
+pub const RFLAGS_RF: u64 = 0x1_0000;
+
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
 

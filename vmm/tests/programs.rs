@@ -138,6 +138,10 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // A thread's CPU clock, RUSAGE_THREAD and a timer on a
             // thread's clock count that thread's time only.
             ("threadclock", "2"),
+            // The direction flag set while interrupts and signals come:
+            // the monitor's copies stay forward, handlers start with DF
+            // clear.
+            ("dflag", "2"),
             // `..` after a symbolic link leaves the directory it reached;
             // getcwd after chdir through links, /proc/self among them.
             ("dotdot", "1"),

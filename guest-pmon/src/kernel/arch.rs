@@ -145,6 +145,11 @@ core::arch::global_asm!(
     "pop rdx",
     "pop rcx",
     "3:",
+    // The process's direction flag is in the frame; the monitor's code
+    // (every rep movs and rep stos in it) assumes it clear. An interrupt
+    // or exception keeps it (SYSCALL clears it through SYSCALL_MASK): left
+    // set, the copy of this very frame ran backwards over the heap.
+    "cld",
     "mov rax, [{ro} + {ro_kcr3}]",
     "mov cr3, rax",
     // The exception stack is mapped in both views: copy the frame to the

@@ -596,8 +596,10 @@ impl Kernel {
         f.gprs[4] = frame.sp + INFO_OFFSET; // rsi
         f.gprs[3] = frame.sp + UC_OFFSET; // rdx
         f.gprs[0] = 0;
-        f.rflags &= !0x100; // the handler does not start single-stepping
-                            // The handler starts with a clean FPU, as on Linux.
+        // The handler starts with TF, DF and RF clear, as Linux's
+        // setup_rt_frame leaves them (the ABI wants DF clear at a call),
+        // and with a clean FPU.
+        f.rflags &= !(RFLAGS_TF | RFLAGS_DF | RFLAGS_RF);
         let n = ctx.xsave.len();
         ctx.xsave.iter_mut().for_each(|b| *b = 0);
         if n >= 28 {
