@@ -1,8 +1,6 @@
 //! The few CPU operations a guest needs, and where this vCPU is.
 
-use lego_proto::boot::{
-    EXCEPTION_STACKS, EXCEPTION_STACK_SIZE, MAX_VCPUS, STACKS, STACK_SIZE, UPPER_HALF,
-};
+use lego_proto::boot::UPPER_HALF;
 
 /// Guest-physical address of a guest-virtual one. Lower-half memory is
 /// identity-mapped and the upper half aliases guest-physical memory at
@@ -22,13 +20,7 @@ pub fn phys_of<T>(value: &T) -> u64 {
 
 /// Which vCPU owns the stack that `rsp` points into, if any.
 pub fn cpu_of_stack(rsp: u64) -> Option<u32> {
-    let phys = virt_to_phys(rsp);
-    let index = if (EXCEPTION_STACKS..STACKS).contains(&phys) {
-        (phys - EXCEPTION_STACKS) / EXCEPTION_STACK_SIZE
-    } else {
-        phys.checked_sub(STACKS)? / STACK_SIZE
-    };
-    (index < MAX_VCPUS as u64).then_some(index as u32)
+    lego_proto::boot::stack_at(virt_to_phys(rsp)).map(|(cpu, _)| cpu)
 }
 
 /// The index of the vCPU running this code, found from its stack.

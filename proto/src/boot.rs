@@ -76,6 +76,24 @@ pub const fn stack_top(cpu: u32) -> u64 {
     STACKS + (cpu as u64 + 1) * STACK_SIZE
 }
 
+/// The stack of the fixed layout that guest-physical `phys` lies in, a
+/// vCPU's ordinary or exception stack: that vCPU and the stack's top
+/// (guest-physical, exclusive).
+pub const fn stack_at(phys: u64) -> Option<(u32, u64)> {
+    let (base, size) = if phys >= EXCEPTION_STACKS && phys < STACKS {
+        (EXCEPTION_STACKS, EXCEPTION_STACK_SIZE)
+    } else if phys >= STACKS {
+        (STACKS, STACK_SIZE)
+    } else {
+        return None;
+    };
+    let index = (phys - base) / size;
+    if index >= MAX_VCPUS as u64 {
+        return None;
+    }
+    Some((index as u32, base + (index + 1) * size))
+}
+
 /// The guest-virtual address of guest-physical `phys` in the upper-half
 /// alias, where guest images run.
 pub const fn upper(phys: u64) -> u64 {
@@ -298,3 +316,18 @@ impl FabricTest {
 }
 
 pub const BOOT_MAGIC: u64 = 0x4c45_474f_424f_4f54; // "LEGOBOOT"
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_at_names_the_vcpu_and_the_top() {
+        assert_eq!(stack_at(stack_top(2) - 8), Some((2, stack_top(2))));
+        assert_eq!(stack_at(STACKS), Some((0, stack_top(0))));
+        let exc = exception_stack_top(3) - UPPER_HALF;
+        assert_eq!(stack_at(exc - 1), Some((3, exc)));
+        assert_eq!(stack_at(EXCEPTION_STACKS - 1), None);
+        assert_eq!(stack_at(stack_top(MAX_VCPUS - 1)), None);
+    }
+}

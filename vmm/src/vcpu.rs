@@ -735,31 +735,15 @@ impl VcpuThread {
     /// for a report: only the upper-half stacks of the fixed layout are
     /// read, and nothing if `rsp` points elsewhere or cannot be read.
     fn stack_words(&self, rsp: u64) -> Vec<u64> {
-        use lego_proto::boot::{
-            EXCEPTION_STACKS, EXCEPTION_STACK_SIZE, MAX_VCPUS, STACKS, STACK_SIZE, UPPER_HALF,
-        };
-        let Some(phys) = rsp.checked_sub(UPPER_HALF) else {
+        let Some(phys) = rsp.checked_sub(lego_proto::boot::UPPER_HALF) else {
             return Vec::new();
         };
-        let size = if (STACKS..STACKS + MAX_VCPUS as u64 * STACK_SIZE).contains(&phys) {
-            STACK_SIZE
-        } else if (EXCEPTION_STACKS..STACKS).contains(&phys) {
-            EXCEPTION_STACK_SIZE
-        } else {
+        let Some((_, top)) = lego_proto::boot::stack_at(phys) else {
             return Vec::new();
         };
-        let top = (phys / size + 1) * size;
-        let mut buf = vec![0u8; (top - phys).min(4096) as usize & !7];
-        if self
-            .shared
-            .ram
-            .read_slice(&mut buf, GuestAddress(phys))
-            .is_err()
-        {
-            return Vec::new();
-        }
-        buf.chunks_exact(8)
-            .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+        (phys..top.min(phys + 4096))
+            .step_by(8)
+            .map_while(|at| self.shared.ram.read_obj::<u64>(GuestAddress(at)).ok())
             .collect()
     }
 
