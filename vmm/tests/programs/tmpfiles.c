@@ -94,6 +94,8 @@ int main(int argc, char **argv) {
     fails("O_DIRECTORY on a file", open(at("b"), O_RDONLY | O_DIRECTORY), ENOTDIR);
     fails("a file as a directory", open(at("b/x"), O_RDONLY), ENOTDIR);
     fails("a missing directory", open(at("none/x"), O_CREAT | O_WRONLY, 0644), ENOENT);
+    fails("rename into a missing directory", rename(at("b"), at("none/b")), ENOENT);
+    fails("rename into a file as a directory", rename(at("b"), at("b/x")), ENOTDIR);
     fails("rmdir of a file", rmdir(at("b")), ENOTDIR);
 
     DIR *d = opendir(dir);

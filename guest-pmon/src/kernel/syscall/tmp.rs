@@ -739,7 +739,13 @@ impl Kernel {
             // Into a directory of the host's /tmp: copied up first.
             self.tmp_copy_up_dirs(rt);
             if !self.tmp.has_parent(rt) {
-                return err(EXDEV);
+                // As Linux: a missing directory is ENOENT and a file in
+                // the way ENOTDIR (zig's cache makes the directory and
+                // tries again only on ENOENT).
+                return match self.cannot_make(&to) {
+                    EROFS => err(EXDEV),
+                    e => err(e),
+                };
             }
         }
         if flags & RENAME_NOREPLACE != 0 && (target || host::stat_path(&to, false).is_ok()) {
