@@ -316,8 +316,12 @@ pub struct HostRead {
 
 /// Copies `filesz` bytes at `offset` of an opened host file to the
 /// process in `slot` at `va` (page-aligned, as segments load), zero-filling
-/// the rest of the last page. Written to the memory components directly,
-/// whatever the mapping's protection (the loader maps text read-only).
+/// the rest of the last page. A mapping that allows writes is written to
+/// the memory components directly; one that does not (a program's text
+/// and constants, a read-only mmap) is not copied at all: the processor's
+/// ExCache reads each page from the file at its first access, and copies
+/// them to the memory components only if a later mprotect or mremap needs
+/// it (`vmm/src/excache/filed.rs`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct Load {
@@ -328,10 +332,8 @@ pub struct Load {
     pub va: u64,
     /// Written by the VMM: 0, or an errno (EFAULT when a page was refused).
     pub result: i64,
-    /// The segment's protection (PROT_*): pages of a read-only one are
-    /// also kept in the ExCache, as a page read from the memory component
-    /// would be, when it has room (the program runs its code without a
-    /// miss a page).
+    /// The segment's protection (PROT_*): without PROT_WRITE, the pages
+    /// are read from the file as they are touched.
     pub prot: u32,
     pub _reserved: u32,
 }

@@ -341,6 +341,11 @@ fn os_path(path: &[u8]) -> &std::path::Path {
 pub struct Program {
     spec: Spec,
     files: Mutex<(u32, HashMap<u32, Opened>)>,
+    /// Host files that processes' read-only mappings read their pages
+    /// from, one descriptor per file however many map it (a compiler
+    /// driver running its compiler a thousand times), by device and
+    /// inode.
+    mapped: Mutex<HashMap<(u64, u64), std::sync::Weak<File>>>,
     kicks: Vec<Kick>,
     /// Interrupts running processes: ticks, and kicks from the monitor.
     pub preempt: std::sync::Arc<crate::preempt::Preempt>,
@@ -370,6 +375,7 @@ impl Program {
         Ok(Program {
             spec,
             files: Mutex::new((1, HashMap::new())),
+            mapped: Mutex::new(HashMap::new()),
             kicks,
             preempt,
             stdin: Mutex::new(()),
@@ -557,6 +563,31 @@ impl Program {
             .map_err(|e| -(e.raw_os_error().unwrap_or(libc::EIO) as i64))?;
         buf.truncate(n);
         Ok(buf)
+    }
+
+    /// The file an opened handle reads, for a mapping that goes on
+    /// reading it after the handle is closed: its own descriptor, shared
+    /// with every other mapping of the same file.
+    pub fn mapped_file(&self, handle: u32) -> Result<std::sync::Arc<File>, i64> {
+        use std::os::unix::fs::MetadataExt;
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let file = match files.1.get(&handle) {
+            Some(Opened::File(f)) => f,
+            Some(Opened::Dir(_)) => return Err(-(libc::EISDIR as i64)),
+            None => return Err(-EBADF),
+        };
+        let errno = |e: std::io::Error| -(e.raw_os_error().unwrap_or(libc::EIO) as i64);
+        let meta = file.metadata().map_err(errno)?;
+        let key = (meta.dev(), meta.ino());
+        let mut mapped = self.mapped.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = mapped.get(&key).and_then(|w| w.upgrade()) {
+            return Ok(f);
+        }
+        let f = std::sync::Arc::new(file.try_clone().map_err(errno)?);
+        // Files no mapping reads any more are forgotten as others come.
+        mapped.retain(|_, w| w.strong_count() > 0);
+        mapped.insert(key, std::sync::Arc::downgrade(&f));
+        Ok(f)
     }
 
     pub fn close(&self, handle: u32) {

@@ -464,6 +464,21 @@ impl ProgramPorts<'_> {
         if l.va % 4096 != 0 || l.filesz > 1 << 32 {
             return -EINVAL;
         }
+        // Pages no one can write are read from the file at their first
+        // access (the ExCache's file-backed pages): nothing is copied.
+        if l.prot & libc::PROT_WRITE as u32 == 0 {
+            let file = match prog.mapped_file(l.handle) {
+                Ok(f) => f,
+                Err(e) => return e,
+            };
+            return match cache.map_file(l.slot, l.va, file, l.offset, l.filesz, l.prot) {
+                Ok(()) => 0,
+                Err(e) => {
+                    log::warn!("mapping a file: {e}");
+                    -EFAULT
+                }
+            };
+        }
         // Read a MiB at a time (one pread, not one per page).
         let mut pages = Vec::new();
         let mut done = 0u64;

@@ -48,6 +48,7 @@
 
 pub mod client;
 mod copies;
+pub mod filed;
 pub mod fresh;
 pub mod mirror;
 pub mod policy;
@@ -67,6 +68,7 @@ use lego_proto::memory::*;
 use lego_proto::process::{Window, MAX_SLOTS};
 
 use self::client::{MemoryClient, PageError, Pending};
+use self::filed::{Filed, Piece, Source};
 use self::fresh::Fresh;
 use self::policy::{Order, Policy};
 use self::regions::Regions;
@@ -81,6 +83,9 @@ const PROT_EXEC: u32 = 4;
 /// Most fresh pages one miss installs (zeros, no round trip): the pages
 /// after a fresh one are likely next, as with Linux's fault-around.
 const FRESH_RUN: u64 = 32;
+/// Most pages of a mapped file one miss reads and installs: 128 KiB, as
+/// Linux reads around a fault on a file mapping.
+const FILE_RUN: u64 = 32;
 /// How far a write scan over fresh memory has its zeros installed ahead,
 /// as a multiple of [`FRESH_RUN`] (at most a quarter of the cache).
 const FRESH_AHEAD_GROWTH: u64 = 8;
@@ -276,6 +281,10 @@ pub struct Stats {
     pub seeded: u64,
     /// Pages of read-only segments execve loaded, kept cached.
     pub kept_loaded: u64,
+    /// Pages read from the file their mapping shows (a program's
+    /// read-only segments, a host file's read-only mappings), no memory
+    /// component asked.
+    pub from_files: u64,
     pub histogram: [u64; lego_proto::process::MISS_BUCKETS],
     /// Time spent in misses: all of it, in fabric calls, installing pages
     /// and evicting. A miss evicts while its fetch is in flight, so the
@@ -338,6 +347,8 @@ struct State {
     writebacks: Vec<(Vec<WriteBack>, Pending)>,
     /// Pages known to read as zeros at their memory component.
     fresh: Fresh,
+    /// Pages that hold a host file's bytes and no frame anywhere.
+    filed: Filed,
     sums: ContentSum,
     /// Accesses refused once, by thread and page, waiting for their second
     /// report (see [`ExCache::fail`]).
@@ -447,6 +458,7 @@ impl ExCache {
                 processes: [None; MAX_SLOTS as usize],
                 writebacks: Vec::new(),
                 fresh: Fresh::default(),
+                filed: Filed::default(),
                 last_miss: [0; MAX_SLOTS as usize],
                 window: [0; MAX_SLOTS as usize],
                 window_end: [0; MAX_SLOTS as usize],
@@ -796,6 +808,7 @@ impl ExCache {
                 self.client.forget(old.pid);
             }
             st.fresh.clear(s);
+            st.filed.clear(s);
             if pid != 0 {
                 st.processes[slot as usize] = Some(Process {
                     pid,
@@ -895,7 +908,7 @@ impl ExCache {
         let st = self.lock();
         let s = &st.stats;
         format!(
-            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions ({} unchanged), {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} pages given to forked children, {} loaded by execve kept, {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, including {:.1} us fetching and {:.1} us installing and evicting (which overlap)",
+            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions ({} unchanged), {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} pages given to forked children, {} loaded by execve kept, {} read from mapped files, {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, including {:.1} us fetching and {:.1} us installing and evicting (which overlap)",
             s.misses,
             s.read_misses,
             s.write_misses,
@@ -910,6 +923,7 @@ impl ExCache {
             s.fresh_unwritten,
             s.seeded,
             s.kept_loaded,
+            s.from_files,
             self.client.redirects.load(Ordering::Relaxed),
             s.miss_us(0.5),
             s.miss_us(0.99),
@@ -1102,6 +1116,15 @@ impl ExCache {
             };
             if allowed {
                 return self.miss_fresh(st, key, p, f);
+            }
+        }
+        // A write to a file's page is the memory component's to refuse:
+        // these mappings do not allow writes.
+        if !write {
+            if let Some(piece) = st.filed.at(slot, vpage) {
+                if piece.source.prot & (PROT_READ | PROT_EXEC) != 0 {
+                    return self.miss_filed(st, key, p, f);
+                }
             }
         }
         st.loading.insert(key, false);
@@ -1377,6 +1400,84 @@ impl ExCache {
         }
         // The faults on them run on (the copy woke them) while the victims
         // go back.
+        self.start_writebacks(st, backs)?;
+        Ok(copied)
+    }
+
+    /// A read miss on a page of a mapped file: it and the file's pages
+    /// after it (up to [`FILE_RUN`]) read from the file and installed
+    /// write-protected, no round trip.
+    fn miss_filed<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        key: Key,
+        p: Process,
+        f: uffd::Fault,
+    ) {
+        let start = Instant::now();
+        let most = FILE_RUN.min((st.capacity as u64 / 4).max(1));
+        match self.install_filed(&mut st, key, p, most) {
+            Ok(0) => {
+                // Nothing installed here woke the fault: let it retry.
+                drop(st);
+                let _ = self.uffd.wake(f.addr, PAGE_U64);
+            }
+            Ok(_) => st.stats.record_miss(false, start),
+            Err(fault) => {
+                drop(st);
+                self.fail(f.tid, key, false, fault);
+            }
+        }
+    }
+
+    /// The file's bytes for the pages from `key` on: at most `most`, not
+    /// past the vRegion or the file's range, stopping at one that is
+    /// cached or on its way. Read under the lock (a page-cache read of
+    /// 128 KiB at most, as long as copying it in). Returns how many went in.
+    fn install_filed(&self, st: &mut State, key: Key, p: Process, most: u64) -> Result<u64, Fault> {
+        let (slot, va) = key;
+        let Some(piece) = st.filed.at(slot, va) else {
+            return Ok(0);
+        };
+        let limit = ((vregion(va) + 1) << VREGION_SHIFT).min(piece.end);
+        let mut n = 0;
+        while n < most {
+            let c = (slot, va + n * PAGE_U64);
+            if c.1 >= limit
+                || st.pages.contains_key(&c)
+                || st.loading.contains_key(&c)
+                || st.flushing.contains(&c)
+            {
+                break;
+            }
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        let bytes = read_pieces(&piece, va, va + n * PAGE_U64)
+            .map_err(|e| Fault::host("read a page of a mapped file", e))?;
+        let backs = self.make_room(st, n as usize)?;
+        let how = Installed {
+            owner: self.client.owner(p.pid, p.home, va),
+            writable: false,
+            dirty: false,
+            fresh: false,
+        };
+        let copied = match self
+            .reap_writebacks(st)
+            .and_then(|()| self.install(st, key, p, how, &bytes))
+        {
+            Ok(n) => n,
+            Err(fault) => {
+                let _ = self.start_writebacks(st, backs);
+                return Err(fault);
+            }
+        };
+        st.stats.from_files += copied;
+        for k in 1..copied {
+            self.sample_ahead(st, (slot, va + k * PAGE_U64));
+        }
         self.start_writebacks(st, backs)?;
         Ok(copied)
     }
@@ -1726,6 +1827,7 @@ impl ExCache {
                 || st.loading.contains_key(&c)
                 || st.flushing.contains(&c)
                 || st.fresh.prot_of(slot, q).is_some()
+                || st.filed.at(slot, q).is_some()
             {
                 continue;
             }
@@ -1864,6 +1966,13 @@ impl ExCache {
                 addr.saturating_add(len).saturating_add(PAGE_U64 - 1) & !(PAGE_U64 - 1),
             )
         };
+        // A mapped file's pages hold no frame at the memory component: a
+        // call that would let them be written or move them has them
+        // copied there first.
+        if req.op == OP_MREMAP || (req.op == OP_MPROTECT && req.prot & PROT_WRITE != 0) {
+            let (a, b) = range(req.addr, req.len);
+            self.materialize(slot, a, b)?;
+        }
         if req.op == OP_MREMAP {
             let (a, b) = range(req.addr, req.len);
             self.change_range(s, a, b, RangeChange::Flush)?;
@@ -1924,6 +2033,18 @@ impl ExCache {
             )),
             _ => None,
         };
+        {
+            // Before the cached pages go (change_range): a miss after this
+            // asks the memory component.
+            let mut st = self.lock();
+            match (req.op, &after) {
+                (OP_MPROTECT, Some(((a, b), _))) => st.filed.set_prot(s, *a, *b, req.prot & 7),
+                (OP_DISCARD, _) => {} // The file's bytes again, as Linux.
+                (OP_EXIT, _) => st.filed.clear(s),
+                (_, Some(((a, b), _))) => st.filed.remove(s, *a, *b),
+                _ => {}
+            }
+        }
         if let Some(((a, b), change)) = after {
             self.change_range(s, a, b, change)?;
         }
@@ -1945,9 +2066,81 @@ impl ExCache {
             self.drain_writebacks()?;
         }
         if req.op == OP_FORK {
+            self.inherit_files(s, req.arg as u32);
             self.seed_child(s, req.arg as u32);
         }
         Ok((head, rest))
+    }
+
+    /// After a fork, the child's pages of mapped files are read from the
+    /// same files: its memory component copied the parent's, which held
+    /// no frame for them.
+    fn inherit_files(&self, parent: u64, child_pid: u32) {
+        let mut st = self.lock();
+        let child = st
+            .processes
+            .iter()
+            .position(|p| p.is_some_and(|p| p.pid == child_pid));
+        if let Some(child) = child {
+            st.filed.inherit(parent, child as u64);
+        }
+    }
+
+    /// A read-only mapping of a host file in the process in `slot`:
+    /// `filesz` bytes of `file` from `offset`, at `va` (a page), the rest
+    /// of the last page zeros. Nothing is copied: a miss reads the file
+    /// (see [`filed`]). Cached pages there, which held what was mapped
+    /// before, go.
+    pub fn map_file(
+        &self,
+        slot: u32,
+        va: u64,
+        file: Arc<std::fs::File>,
+        offset: u64,
+        filesz: u64,
+        prot: u32,
+    ) -> Result<(), Fault> {
+        let s = slot as u64;
+        let end = va.saturating_add(filesz).saturating_add(PAGE_U64 - 1) & !(PAGE_U64 - 1);
+        {
+            let mut st = self.lock();
+            if st.processes.get(slot as usize).copied().flatten().is_none() {
+                return Err(Fault::host(
+                    "map a file",
+                    format!("no process runs in window slot {slot}"),
+                ));
+            }
+            let source = Source {
+                file,
+                offset,
+                file_end: va.saturating_add(filesz),
+                prot: prot & !PROT_WRITE,
+            };
+            st.filed.insert(s, va, end, source);
+        }
+        self.change_range(s, va, end, RangeChange::Drop)
+    }
+
+    /// Copies the pages of mapped files in [start, end) of `slot` to their
+    /// memory components, which from then on hold them as any other page.
+    fn materialize(&self, slot: u32, start: u64, end: u64) -> Result<(), Fault> {
+        let pieces = self.lock().filed.within(slot as u64, start, end);
+        for piece in pieces {
+            let mut at = piece.start;
+            while at < piece.end {
+                let to = (at + (1 << 20)).min(piece.end);
+                let bytes = read_pieces(&piece, at, to)
+                    .map_err(|e| Fault::host("read a page of a mapped file", e))?;
+                let pages: Vec<LoadPage> = bytes
+                    .chunks(PAGE)
+                    .enumerate()
+                    .map(|(i, c)| (at + i as u64 * PAGE_U64, c.to_vec()))
+                    .collect();
+                self.load(slot, &pages, piece.source.prot)?;
+                at = to;
+            }
+        }
+        Ok(())
     }
 
     /// After a fork, the child's cache starts with copies of the parent's
@@ -2096,6 +2289,14 @@ impl ExCache {
                 inflight.push_back((run, self.client.start(dst, req, Some(&body))));
             }
             let Some((run, call)) = inflight.pop_front() else {
+                {
+                    // The memory components hold these pages now, where a
+                    // file's were read before.
+                    let mut st = self.lock();
+                    for &(va, _) in pages {
+                        st.filed.remove(slot as u64, va, va + PAGE_U64);
+                    }
+                }
                 // Readable and not writable only: a cached page can be
                 // read (PROT_NONE would not fault) and must not change.
                 if prot & (PROT_READ | PROT_WRITE) == PROT_READ {
@@ -2399,6 +2600,30 @@ impl ContentSum {
 
 /// A demand miss is over: its page is no longer loading. Whether an
 /// invalidation cancelled it.
+/// The bytes of the pages [from, to) of a mapped file's piece: the file's
+/// where it has them, zeros past its end (a segment's last page, a file
+/// that shrank since).
+fn read_pieces(piece: &Piece, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0u8; (to - from) as usize];
+    let (offset, _) = piece.file_part(from);
+    let want = piece.source.file_end.clamp(from, to) - from;
+    let mut done = 0usize;
+    while (done as u64) < want {
+        match piece
+            .source
+            .file
+            .read_at(&mut bytes[done..want as usize], offset + done as u64)
+        {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(bytes)
+}
+
 fn end_demand(st: &mut State, key: Key) -> bool {
     st.demand = st.demand.saturating_sub(1);
     st.loading.remove(&key).unwrap_or(true)
