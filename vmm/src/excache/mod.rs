@@ -1343,20 +1343,9 @@ impl ExCache {
     fn install_fresh(&self, st: &mut State, key: Key, p: Process, most: u64) -> Result<u64, Fault> {
         let (slot, va) = key;
         let limit = (vregion(va) + 1) << VREGION_SHIFT;
-        let mut n = 0;
-        while n < most {
-            let q = va + n * PAGE_U64;
-            let c = (slot, q);
-            if q >= limit
-                || st.fresh.prot_of(slot, q).is_none()
-                || st.pages.contains_key(&c)
-                || st.loading.contains_key(&c)
-                || st.flushing.contains(&c)
-            {
-                break;
-            }
-            n += 1;
-        }
+        let n = free_run(st, key, most, limit, |q| {
+            st.fresh.prot_of(slot, q).is_some()
+        });
         if n == 0 {
             return Ok(0);
         }
@@ -1440,18 +1429,7 @@ impl ExCache {
             return Ok(0);
         };
         let limit = ((vregion(va) + 1) << VREGION_SHIFT).min(piece.end);
-        let mut n = 0;
-        while n < most {
-            let c = (slot, va + n * PAGE_U64);
-            if c.1 >= limit
-                || st.pages.contains_key(&c)
-                || st.loading.contains_key(&c)
-                || st.flushing.contains(&c)
-            {
-                break;
-            }
-            n += 1;
-        }
+        let n = free_run(st, key, most, limit, |_| true);
         if n == 0 {
             return Ok(0);
         }
@@ -1823,11 +1801,9 @@ impl ExCache {
                 break;
             }
             let c = (slot, q);
-            if st.pages.contains_key(&c)
-                || st.loading.contains_key(&c)
-                || st.flushing.contains(&c)
-                || st.fresh.prot_of(slot, q).is_some()
-                || st.filed.at(slot, q).is_some()
+            // Fresh pages and a file's are not the memory component's to
+            // send.
+            if held(st, &c) || st.fresh.prot_of(slot, q).is_some() || st.filed.at(slot, q).is_some()
             {
                 continue;
             }
@@ -2600,6 +2576,27 @@ impl ContentSum {
 
 /// A demand miss is over: its page is no longer loading. Whether an
 /// invalidation cancelled it.
+/// Whether a page is cached, on its way in or on its way back.
+fn held(st: &State, c: &Key) -> bool {
+    st.pages.contains_key(c) || st.loading.contains_key(c) || st.flushing.contains(c)
+}
+
+/// How many pages from `key` on, at most `most` and below `limit`, are
+/// not [`held`] and pass `also` (given each page's address): a run to
+/// install at once.
+fn free_run(st: &State, key: Key, most: u64, limit: u64, also: impl Fn(u64) -> bool) -> u64 {
+    let (slot, va) = key;
+    let mut n = 0;
+    while n < most {
+        let q = va + n * PAGE_U64;
+        if q >= limit || held(st, &(slot, q)) || !also(q) {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 /// The bytes of the pages [from, to) of a mapped file's piece: the file's
 /// where it has them, zeros past its end (a segment's last page, a file
 /// that shrank since).
