@@ -279,7 +279,7 @@ pub struct Stats {
     /// Pages a forked child's cache started with: its parent's
     /// (`seed_child`).
     pub seeded: u64,
-    /// Pages of read-only segments execve loaded, kept cached.
+    /// Read-only pages a load wrote to the memory component, kept cached.
     pub kept_loaded: u64,
     /// Pages read from the file their mapping shows (a program's
     /// read-only segments, a host file's read-only mappings), no memory
@@ -908,7 +908,7 @@ impl ExCache {
         let st = self.lock();
         let s = &st.stats;
         format!(
-            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions ({} unchanged), {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} pages given to forked children, {} loaded by execve kept, {} read from mapped files, {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, including {:.1} us fetching and {:.1} us installing and evicting (which overlap)",
+            "excache: {} misses ({} read, {} write), {} first writes after a read, {} evictions ({} unchanged), {} write-backs in {} requests, {} prefetched ({} faults found their page on its way), {} fresh pages zero-filled here ({} evicted unwritten), {} pages given to forked children, {} loaded read-only kept, {} read from mapped files, {} owner redirects; miss p50 {:.0} us, p99 {:.0} us; per miss in the VMM {:.1} us, including {:.1} us fetching and {:.1} us installing and evicting (which overlap)",
             s.misses,
             s.read_misses,
             s.write_misses,
@@ -2203,8 +2203,10 @@ impl ExCache {
     }
 
     /// Writes whole pages into the process in `slot` at its memory
-    /// components, whatever their protection (execve loading a read-only
-    /// text segment, a private mapping of a file), many at a time: runs of
+    /// components, whatever their protection (execve loading a writable
+    /// data segment, a private writable mapping of a file, a file's pages
+    /// an mprotect or mremap needs there: [`Self::materialize`]), many at
+    /// a time: runs of
     /// up to [`MAX_RUN`] pages of one owner in one OP_WRITE_MANY, a few
     /// runs in flight (a dynamically linked program maps its libraries
     /// this way: page by page, libc's 1.9 MiB took 50 ms). Cached copies
@@ -2348,11 +2350,10 @@ impl ExCache {
         self.install(st, key, p, how, bytes)
     }
 
-    /// After a load of a read-only segment, its pages stay cached (clean,
-    /// write-protected: what its memory component now holds), as many as
-    /// fit in free room, at most [`SEED_MAX`] for each segment: a program
-    /// then runs its code without a miss a page (busybox's `true` made
-    /// about 90). Best effort: a vRegion with no room for its memslot is
+    /// After a load of read-only pages (a file's, copied to the memory
+    /// component for an mremap), they stay cached (clean, write-protected:
+    /// what its memory component now holds), as many as fit in free room,
+    /// at most [`SEED_MAX`] for each load. Best effort: a vRegion with no room for its memslot is
     /// left out, and pages another component owns are not kept.
     fn keep_loaded(&self, slot: u32, p: Process, pages: &[LoadPage], redirected: &HashSet<u64>) {
         let room = {
