@@ -42,9 +42,10 @@ pub struct Frames {
     per_process: BTreeMap<Pid, u64>,
     /// The pages the VMM may serve reads of itself.
     index: PageIndex,
-    /// Frames named by more than one page (after fork): how many pages
-    /// beyond the first name each.
-    shared: BTreeMap<u32, u32>,
+    /// How many pages beyond the first name each frame (after fork), by
+    /// frame: a fork and an exit count every page of a process, so a
+    /// count is one index, not a search (4 bytes a frame, beside its 4 KiB).
+    shared: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +59,7 @@ impl Frames {
             table: BTreeMap::new(),
             per_process: BTreeMap::new(),
             index: PageIndex::new(total as usize),
-            shared: BTreeMap::new(),
+            shared: alloc::vec![0; total as usize],
         }
     }
 
@@ -96,7 +97,7 @@ impl Frames {
     /// copy, since every byte is about to be written.
     pub fn touch_to_overwrite(&mut self, pid: Pid, vpage: u64) -> Result<u32, OutOfFrames> {
         if let Some(f) = self.lookup(pid, vpage) {
-            if !self.shared.contains_key(&f) {
+            if self.shared[f as usize] == 0 {
                 return Ok(f);
             }
             let own = self.free.pop().ok_or(OutOfFrames)?;
@@ -111,19 +112,16 @@ impl Frames {
 
     /// One page fewer names frame `f`; the last one frees it.
     fn unshare(&mut self, f: u32) {
-        match self.shared.get_mut(&f) {
-            Some(n) if *n > 1 => *n -= 1,
-            Some(_) => {
-                self.shared.remove(&f);
-            }
-            None => self.free.push(f),
+        match &mut self.shared[f as usize] {
+            0 => self.free.push(f),
+            n => *n -= 1,
         }
     }
 
     /// Frames named by more than one page.
     #[cfg(test)]
     pub fn shared_frames(&self) -> usize {
-        self.shared.len()
+        self.shared.iter().filter(|&&n| n > 0).count()
     }
 
     fn take(
@@ -190,12 +188,11 @@ impl Frames {
             .collect();
         let mut given = 0;
         for &(vpage, f) in &pages {
-            if self.table.contains_key(&(to, vpage)) {
-                continue;
+            if let alloc::collections::btree_map::Entry::Vacant(e) = self.table.entry((to, vpage)) {
+                e.insert(f);
+                self.shared[f as usize] += 1;
+                given += 1;
             }
-            self.table.insert((to, vpage), f);
-            *self.shared.entry(f).or_default() += 1;
-            given += 1;
         }
         *self.per_process.entry(to).or_default() += given;
         pages.len() as u64
