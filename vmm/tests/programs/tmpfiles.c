@@ -96,6 +96,16 @@ int main(int argc, char **argv) {
     fails("a missing directory", open(at("none/x"), O_CREAT | O_WRONLY, 0644), ENOENT);
     fails("rename into a missing directory", rename(at("b"), at("none/b")), ENOENT);
     fails("rename into a file as a directory", rename(at("b"), at("b/x")), ENOTDIR);
+    fails("rename of a file to name/", rename(at("b"), at("c/")), ENOTDIR);
+    fails("rename of file/", rename(at("b/"), at("c")), ENOTDIR);
+    fails("rename of .", rename(at("."), at("c")), EBUSY);
+    fails("rename of a missing file over one", rename(at("none"), at("b")), ENOENT);
+    char longname[400];
+    int cut = snprintf(longname, sizeof longname, "%s/", dir);
+    memset(longname + cut, 'n', 256);
+    longname[cut + 256] = 0;
+    fails("rename to a name over NAME_MAX", rename(at("b"), longname), ENAMETOOLONG);
+    fails("mkdir of a name over NAME_MAX", mkdir(longname, 0755), ENAMETOOLONG);
     fails("rmdir of a file", rmdir(at("b")), ENOTDIR);
 
     DIR *d = opendir(dir);

@@ -695,6 +695,9 @@ impl Kernel {
             return err(EINVAL);
         }
         let exchange = flags & RENAME_EXCHANGE != 0;
+        if let Err(e) = self.rename_names(pid, (olddir, old), new) {
+            return err(e);
+        }
         let (from, to) = match self.path_pair(pid, (olddir, old), (newdir, new)) {
             Ok(v) => v,
             Err(e) => return err(e),
@@ -752,6 +755,38 @@ impl Kernel {
             return err(EEXIST);
         }
         val(self.tmp.rename(rf, rt, now).map(|_| 0))
+    }
+
+    /// Linux's checks of rename's names as written, whatever the file
+    /// system: `.` or `..` last is EBUSY, a name longer than NAME_MAX is
+    /// ENAMETOOLONG, and a trailing slash on either needs the source to be
+    /// a directory (ENOTDIR: `mv file dir/` with no such directory must
+    /// not make a file named `dir`).
+    fn rename_names(&mut self, pid: Pid, (olddir, old): (i64, u64), new: u64) -> Result<(), Errno> {
+        const NAME_MAX: usize = 255;
+        let mut slash = false;
+        for p in [old, new] {
+            let raw = uaccess::read_cstr(self.space_mut(pid)?, p, pmon::path::PATH_MAX - 1)?;
+            let end = raw.iter().rposition(|&c| c != b'/').map_or(0, |i| i + 1);
+            let last = pmon::path::last(&raw[..end]);
+            if end > 0 && (last == b"." || last == b"..") {
+                return Err(EBUSY);
+            }
+            if last.len() > NAME_MAX {
+                return Err(ENAMETOOLONG);
+            }
+            slash |= super::ends_in_slash(&raw);
+        }
+        if slash {
+            // The source itself (a link is not followed), which must be a
+            // directory; its stat says ENOENT or ENOTDIR first.
+            let st = self.stat_path(pid, olddir, old, AT_SYMLINK_NOFOLLOW)?;
+            let mode = u32::from_ne_bytes([st[24], st[25], st[26], st[27]]);
+            if mode & 0o170000 != 0o040000 {
+                return Err(ENOTDIR);
+            }
+        }
+        Ok(())
     }
 
     /// The two path arguments of rename and link, made absolute.
@@ -926,9 +961,13 @@ impl Kernel {
     }
 
     /// Why a new name `full` that the tmpfs does not take cannot be made:
-    /// its directory is missing (ENOENT) or not one (ENOTDIR), or it is
-    /// the host's (EROFS).
+    /// it is too long (ENAMETOOLONG), its directory is missing (ENOENT) or
+    /// not one (ENOTDIR), or it is the host's (EROFS).
     pub(super) fn cannot_make(&self, full: &[u8]) -> Errno {
+        // NAME_MAX, as Linux checks it before looking anything up.
+        if pmon::path::last(full).len() > 255 {
+            return ENAMETOOLONG;
+        }
         let Some(parent) = pmon::path::parent(full) else {
             return ENOENT;
         };
@@ -946,8 +985,14 @@ impl Kernel {
         }
     }
 
-    /// rename where a name is the host's: it cannot change.
+    /// rename where a name is the host's: it cannot change. A source that
+    /// is nowhere is ENOENT first, as Linux looks it up before anything.
     fn host_rename_error(&self, from: &[u8], to: &[u8]) -> Ret {
+        if self.tmp_node(from).is_none() {
+            if let Err(e) = host::stat_path(from, false) {
+                return err(e);
+            }
+        }
         if self.tmp_node(from).is_some() || self.tmp_node(to).is_some() {
             return err(EXDEV);
         }
