@@ -461,7 +461,10 @@ impl ProgramPorts<'_> {
         let Some(cache) = self.excache else {
             return -EINVAL;
         };
-        if l.va % 4096 != 0 || l.filesz > 1 << 32 {
+        // A range whose end does not fit is garbage: the file ranges add
+        // page offsets to both.
+        let fits = |base: u64| base.checked_add(l.filesz + 4096).is_some();
+        if l.va % 4096 != 0 || l.filesz > 1 << 32 || !fits(l.va) || !fits(l.offset) {
             return -EINVAL;
         }
         // Pages no one can write are read from the file at their first
