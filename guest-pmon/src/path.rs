@@ -581,6 +581,41 @@ pub fn last(path: &[u8]) -> &[u8] {
     path.rsplit(|&c| c == b'/').next().unwrap_or(path)
 }
 
+/// A path as a program gave it, seen from its last name: what Linux
+/// checks before it looks the name up (`.`, `..`, a trailing slash), and
+/// which the absolute path no longer shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastName<'a> {
+    /// What comes before the last name, with its slash (`a/` of `a/b/`).
+    pub dir: &'a [u8],
+    /// The last name (`b` of `a/b/`); empty for `/`.
+    pub name: &'a [u8],
+    /// The path without its trailing slashes (`a/b` of `a/b//`).
+    pub bare: &'a [u8],
+    /// Whether one or more slashes follow the last name.
+    pub slash: bool,
+}
+
+impl LastName<'_> {
+    /// Whether the last name is `.` or `..`.
+    pub fn dotted(&self) -> bool {
+        self.name == b"." || self.name == b".."
+    }
+}
+
+/// `path` split at its last name.
+pub fn split_last(path: &[u8]) -> LastName<'_> {
+    let end = path.iter().rposition(|&c| c != b'/').map_or(0, |i| i + 1);
+    let bare = &path[..end];
+    let start = bare.iter().rposition(|&c| c == b'/').map_or(0, |i| i + 1);
+    LastName {
+        dir: &bare[..start],
+        name: &bare[start..],
+        bare,
+        slash: end > 0 && end < path.len(),
+    }
+}
+
 /// The directory of absolute `path`: `/` for a name in the root, None
 /// for the root itself or a path with no `/`.
 pub fn parent(path: &[u8]) -> Option<&[u8]> {
@@ -614,6 +649,27 @@ fn fd_number(text: &[u8]) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_last_name_is_split_from_its_directory_and_slashes() {
+        let l = split_last(b"a/b//");
+        assert_eq!(
+            (l.dir, l.name, l.bare, l.slash),
+            (&b"a/"[..], &b"b"[..], &b"a/b"[..], true)
+        );
+        let l = split_last(b"d/.");
+        assert_eq!(
+            (l.dir, l.name, l.slash, l.dotted()),
+            (&b"d/"[..], &b"."[..], false, true)
+        );
+        let l = split_last(b"..");
+        assert_eq!((l.dir, l.name, l.dotted()), (&b""[..], &b".."[..], true));
+        let l = split_last(b"/");
+        assert_eq!((l.name, l.bare, l.slash), (&b""[..], &b""[..], false));
+        let l = split_last(b"/x");
+        assert_eq!((l.dir, l.name, l.slash), (&b"/"[..], &b"x"[..], false));
+        assert!(!split_last(b"a.").dotted());
+    }
 
     #[test]
     fn the_process_own_names_are_not_the_hosts() {

@@ -334,6 +334,8 @@ impl Kernel {
             nr::MSGCTL => self.sys_msgctl(pid, a[0] as i32, a[1], a[2]),
             nr::CREAT => self.sys_openat(pid, AT_FDCWD, a[0], 0o1101, a[1]),
             nr::ACCESS => self.sys_access(pid, AT_FDCWD, a[0], a[1]),
+            // faccessat2's flags: AT_SYMLINK_NOFOLLOW, AT_EACCESS, AT_EMPTY_PATH.
+            nr::FACCESSAT2 if a[3] & !0x1300 != 0 => err(EINVAL),
             nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[0] as i32 as i64, a[1], a[2]),
             nr::READLINK => self.sys_readlink(pid, AT_FDCWD, a[0], a[1], a[2] as usize),
             nr::READLINKAT => self.sys_readlink(pid, a[0] as i32 as i64, a[1], a[2], a[3] as usize),
@@ -2691,12 +2693,16 @@ impl Kernel {
         if let (true, Some(ino)) = (path_only, self.tmp_node(&full)) {
             return self.tmp_path_open(pid, ino, full, flags, cloexec);
         }
-        if no_follow
-            && self
-                .tmp_node(&full)
-                .is_some_and(|ino| self.tmp.is_symlink(ino))
-        {
-            return err(if flags & O_CREAT != 0 { EEXIST } else { ELOOP });
+        let link_here = no_follow
+            && match self.tmp_node(&full) {
+                Some(ino) => self.tmp.is_symlink(ino),
+                None if !path_only && self.on_storage(&full) => {
+                    super::store::stat(&full, false).is_ok_and(|st| st.mode & 0o170000 == 0o120000)
+                }
+                None => false,
+            };
+        if link_here {
+            return err(if flags & O_EXCL != 0 { EEXIST } else { ELOOP });
         }
         if let Some(kind) = Self::device(name) {
             let file = OpenFile::new(kind, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
@@ -2898,6 +2904,9 @@ impl Kernel {
     fn sys_access(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64) -> Ret {
         const W_OK: u64 = 2;
         const X_OK: u64 = 1;
+        if mode & !0o7 != 0 {
+            return err(EINVAL);
+        }
         let p = match self
             .space_mut(pid)
             .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))

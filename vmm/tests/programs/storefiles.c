@@ -2,7 +2,8 @@
  * as argv[1] (made here; it must not exist): created, written, pwritten,
  * appended, truncated, fsynced, renamed (replacing a target), listed,
  * stat'ed, linked symbolically and hard, chmod'ed, touched, mapped, read back and
- * removed, with the errors Linux gives for the usual mistakes. The output
+ * removed, with the errors Linux gives for the usual mistakes and for `.`,
+ * `..` and trailing slashes as last names. The output
  * names no inode, time or directory, so runs on different file systems
  * print the same. */
 #define _GNU_SOURCE
@@ -548,6 +549,36 @@ int main(int argc, char **argv) {
     check("fstat still answers", fstat(u, &st) == 0 && st.st_size == 4);
     check("closed", close(u) == 0);
 
+    /* `.`, `..` and a trailing slash as the last name: Linux checks them
+     * as the program wrote them, before the path is looked up. */
+    check("mkdir e", mkdir(at("e"), 0755) == 0);
+    fails("rmdir of dir/.", rmdir(at("e/.")), EINVAL);
+    fails("rmdir of dir/..", rmdir(at("e/..")), ENOTEMPTY);
+    fails("rmdir of missing/.", rmdir(at("nope/.")), ENOENT);
+    fails("rmdir of file/.", rmdir(at("c/.")), ENOTDIR);
+    check("e is still there", stat(at("e"), &st) == 0 && S_ISDIR(st.st_mode));
+    fails("unlink of dir/.", unlink(at("e/.")), EISDIR);
+    fails("mkdir of dir/..", mkdir(at("e/.."), 0755), EEXIST);
+    fails("link to a new name with a slash", link(at("c"), at("c2/")), ENOENT);
+    fails("link to an existing name with a slash", link(at("c"), at("d/")), EEXIST);
+    fails("link of a file with a slash", link(at("c/"), at("c3")), ENOTDIR);
+    fails("link of a directory with a slash", link(at("e/"), at("e2")), EPERM);
+    fails("symlink to a name with a slash", symlink("c", at("s/")), ENOENT);
+    fails("mknod of a name with a slash", mknod(at("n/"), S_IFREG | 0644, 0), ENOENT);
+    check("symlink to e", symlink("e", at("se")) == 0);
+    fails("unlink of a link to a directory with a slash", unlink(at("se/")), ENOTDIR);
+    fails("O_NOFOLLOW of a symbolic link", open(at("se"), O_RDONLY | O_NOFOLLOW), ELOOP);
+    fails("O_TRUNC of a directory", open(at("e"), O_RDONLY | O_TRUNC), EISDIR);
+    fails("access with a bad mode", access(at("c"), 8), EINVAL);
+    int tf = open(at("t"), O_CREAT | O_RDWR | O_APPEND, 0644);
+    check("pwrite of an O_APPEND open appends",
+          write(tf, "ab", 2) == 2 && pwrite(tf, "c", 1, 0) == 1 && pread(tf, buf, 4, 0) == 3 &&
+          !memcmp(buf, "abc", 3));
+    close(tf);
+    tf = open(at("t"), O_RDONLY | O_TRUNC);
+    check("O_TRUNC of a read-only open truncates", tf >= 0 && fstat(tf, &st) == 0 && st.st_size == 0);
+    close(tf);
+    check("names removed", unlink(at("t")) == 0 && unlink(at("se")) == 0 && rmdir(at("e")) == 0);
     list(dir);
 
     /* Clean up. */

@@ -35,6 +35,9 @@ impl Kernel {
     /// mknod and mknodat: named pipes in the tmpfs, regular files anywhere
     /// a file may be made; devices and sockets are EPERM.
     pub(super) fn sys_mknodat(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64) -> Ret {
+        if let Err(e) = self.check_last_name(pid, dirfd, path, super::tmp::NameUse::MakeOther) {
+            return err(e);
+        }
         let full = match self.path_arg(pid, dirfd, path) {
             Ok(p) => p,
             Err(e) => return err(e),

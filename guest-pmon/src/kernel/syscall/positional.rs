@@ -187,7 +187,10 @@ impl Kernel {
         if let Err(e) = usable_at(&f, off, f.writable()) {
             return err(e);
         }
-        match self.write_vecs_at(pid, &f, &[(buf, len)], off, false) {
+        // O_APPEND holds for pwrite too: Linux writes at the end whatever
+        // the offset (pwritev2's RWF_NOAPPEND is the way out).
+        let append = f.flags.get() & O_APPEND != 0;
+        match self.write_vecs_at(pid, &f, &[(buf, len)], off, append) {
             Ok((_, n)) => Ret::Val(n as i64),
             Err(e) => err(e),
         }
@@ -316,9 +319,9 @@ impl Kernel {
             Ok(v) => v,
             Err(e) => return err(e),
         };
-        // At -1 the open's O_APPEND holds too, unless RWF_NOAPPEND.
-        let append = fl & RWF_APPEND != 0
-            || (at_offset && f.flags.get() & O_APPEND != 0 && fl & RWF_NOAPPEND == 0);
+        // The open's O_APPEND holds at any offset, unless RWF_NOAPPEND.
+        let append =
+            fl & RWF_APPEND != 0 || (f.flags.get() & O_APPEND != 0 && fl & RWF_NOAPPEND == 0);
         let off = if at_offset {
             f.offset.get()
         } else {

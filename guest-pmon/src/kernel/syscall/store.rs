@@ -332,7 +332,7 @@ impl Kernel {
             if flags & O_EXCL != 0 {
                 f |= sp::FLAG_EXCL;
             }
-            if flags & O_TRUNC != 0 && access != O_RDONLY {
+            if flags & O_TRUNC != 0 {
                 f |= sp::FLAG_TRUNC;
             }
             let head = StoreRequest {
@@ -352,7 +352,7 @@ impl Kernel {
                 Err(e) => return err(e),
             };
             let is_dir = st.mode & S_IFMT == S_IFDIR;
-            if !is_dir && flags & O_TRUNC != 0 && access != O_RDONLY && st.size != 0 {
+            if !is_dir && flags & O_TRUNC != 0 && st.size != 0 {
                 match store::simple(sp::OP_TRUNCATE, st.ino, 0, now) {
                     Ok(a) => {
                         self.fcache.truncated(st.ino, 0);
@@ -365,15 +365,13 @@ impl Kernel {
             }
         };
         let is_dir = st.mode & S_IFMT == S_IFDIR;
-        if is_dir && access != O_RDONLY {
+        // O_TRUNC asks to write, as Linux takes it (and it truncates a
+        // file opened read-only).
+        if is_dir && (access != O_RDONLY || flags & O_TRUNC != 0) {
             return err(EISDIR);
         }
         // Emptied by O_TRUNC: its shared mappings show zeros.
-        if !is_dir
-            && flags & O_TRUNC != 0
-            && access != O_RDONLY
-            && self.has_shared(FileRef::Store(st.ino))
-        {
+        if !is_dir && flags & O_TRUNC != 0 && self.has_shared(FileRef::Store(st.ino)) {
             self.zero_shared(FileRef::Store(st.ino), 0, u64::MAX);
         }
         // Close-to-open: what this processor cached of the file holds

@@ -29,6 +29,22 @@ const F_SEAL_EXEC: u32 = 0x20;
 const UTIME_NOW: u64 = (1 << 30) - 1;
 const UTIME_OMIT: u64 = (1 << 30) - 2;
 
+/// What a call does with the last name of its path
+/// ([`Kernel::check_last_name`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum NameUse {
+    Rmdir,
+    Unlink,
+    MakeDir,
+    /// A file, a link or a node: anything but a directory.
+    MakeOther,
+}
+
+/// Whether a stat buffer is a directory's.
+fn is_directory(st: &[u8; 144]) -> bool {
+    u32::from_ne_bytes([st[24], st[25], st[26], st[27]]) & 0o170000 == 0o040000
+}
+
 /// The part of `full` (absolute, normalized) below /tmp: `b""` for /tmp.
 pub(super) fn below_tmp(full: &[u8]) -> Option<&[u8]> {
     pmon::path::below(full, b"/tmp")
@@ -212,13 +228,15 @@ impl Kernel {
         }
         let is_dir = self.tmp.is_directory(ino);
         let access = flags & O_ACCMODE;
-        if is_dir && (access != O_RDONLY || flags & O_CREAT != 0) {
+        // O_TRUNC asks to write, as Linux takes it (and it truncates a
+        // file opened read-only).
+        if is_dir && (access != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0) {
             return Some(err(EISDIR));
         }
         if !is_dir && flags & O_DIRECTORY != 0 {
             return Some(err(ENOTDIR));
         }
-        if !is_dir && flags & O_TRUNC != 0 && access != O_RDONLY {
+        if !is_dir && flags & O_TRUNC != 0 {
             if let Err(e) = self.tmp_truncate(ino, 0) {
                 return Some(err(e));
             }
@@ -615,6 +633,9 @@ impl Kernel {
     }
 
     pub(super) fn sys_mkdirat(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64) -> Ret {
+        if let Err(e) = self.check_last_name(pid, dirfd, path, NameUse::MakeDir) {
+            return err(e);
+        }
         let full = match self.path_arg(pid, dirfd, path) {
             Ok(p) => p,
             Err(e) => return err(e),
@@ -638,18 +659,13 @@ impl Kernel {
         if flags & !AT_REMOVEDIR != 0 {
             return err(EINVAL);
         }
-        // unlink("name/"): ENOTDIR unless it names a directory (which
-        // unlink then refuses), so `rm file/` removes nothing, as Linux.
-        if flags & AT_REMOVEDIR == 0 {
-            let raw = self
-                .space_mut(pid)
-                .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1));
-            if raw.as_deref().is_ok_and(super::ends_in_slash) {
-                return match self.stat_path(pid, dirfd, path, 0) {
-                    Ok(_) => err(EISDIR),
-                    Err(e) => err(e),
-                };
-            }
+        let how = if flags & AT_REMOVEDIR != 0 {
+            NameUse::Rmdir
+        } else {
+            NameUse::Unlink
+        };
+        if let Err(e) = self.check_last_name(pid, dirfd, path, how) {
+            return err(e);
         }
         let full = match self.path_arg(pid, dirfd, path) {
             Ok(p) => p,
@@ -767,26 +783,85 @@ impl Kernel {
         let mut slash = false;
         for p in [old, new] {
             let raw = uaccess::read_cstr(self.space_mut(pid)?, p, pmon::path::PATH_MAX - 1)?;
-            let end = raw.iter().rposition(|&c| c != b'/').map_or(0, |i| i + 1);
-            let last = pmon::path::last(&raw[..end]);
-            if end > 0 && (last == b"." || last == b"..") {
+            let last = pmon::path::split_last(&raw);
+            if last.dotted() {
                 return Err(EBUSY);
             }
-            if last.len() > NAME_MAX {
+            if last.name.len() > NAME_MAX {
                 return Err(ENAMETOOLONG);
             }
-            slash |= super::ends_in_slash(&raw);
+            slash |= last.slash;
         }
         if slash {
             // The source itself (a link is not followed), which must be a
             // directory; its stat says ENOENT or ENOTDIR first.
             let st = self.stat_path(pid, olddir, old, AT_SYMLINK_NOFOLLOW)?;
-            let mode = u32::from_ne_bytes([st[24], st[25], st[26], st[27]]);
-            if mode & 0o170000 != 0o040000 {
+            if !is_directory(&st) {
                 return Err(ENOTDIR);
             }
         }
         Ok(())
+    }
+
+    /// Linux's checks of the last name a call makes or removes, as the
+    /// program wrote it: the absolute path has lost its `.`, `..` and
+    /// trailing slash, and without them rmdir("d/.") removed `d` and
+    /// link("f", "g/") made `g`. As Linux, the directory the name is in
+    /// answers first (rmdir("gone/.") is ENOENT).
+    pub(super) fn check_last_name(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        ptr: u64,
+        how: NameUse,
+    ) -> Result<(), Errno> {
+        let raw = uaccess::read_cstr(self.space_mut(pid)?, ptr, pmon::path::PATH_MAX - 1)?;
+        if raw.is_empty() {
+            return Err(ENOENT);
+        }
+        let last = pmon::path::split_last(&raw);
+        if last.dotted() {
+            if !last.dir.is_empty()
+                && !is_directory(&self.stat_path_of(pid, dirfd, last.dir, true)?)
+            {
+                return Err(ENOTDIR);
+            }
+            return Err(match how {
+                NameUse::Rmdir if last.name == b"." => EINVAL,
+                NameUse::Rmdir => tmpfs::ENOTEMPTY,
+                NameUse::Unlink => EISDIR,
+                NameUse::MakeDir | NameUse::MakeOther => EEXIST,
+            });
+        }
+        // "name/" names a directory: unlink refuses it either way (a
+        // symbolic link is not followed: ENOTDIR), and only mkdir makes
+        // one.
+        if last.slash && matches!(how, NameUse::Unlink | NameUse::MakeOther) {
+            let st = self.stat_path_of(pid, dirfd, last.bare, false)?;
+            return Err(match how {
+                NameUse::Unlink if is_directory(&st) => EISDIR,
+                NameUse::Unlink => ENOTDIR,
+                _ => EEXIST,
+            });
+        }
+        Ok(())
+    }
+
+    /// link's checks of its names as given: "old/" must be a directory
+    /// (which cannot be linked: EPERM), then the new name as any name
+    /// made.
+    fn link_names(
+        &mut self,
+        pid: Pid,
+        (olddir, old): (i64, u64),
+        (newdir, new): (i64, u64),
+    ) -> Result<(), Errno> {
+        let raw = uaccess::read_cstr(self.space_mut(pid)?, old, pmon::path::PATH_MAX - 1)?;
+        if super::ends_in_slash(&raw) {
+            let st = self.stat_path_of(pid, olddir, &raw, true)?;
+            return Err(if is_directory(&st) { EPERM } else { ENOTDIR });
+        }
+        self.check_last_name(pid, newdir, new, NameUse::MakeOther)
     }
 
     /// The two path arguments of rename and link, made absolute.
@@ -811,6 +886,9 @@ impl Kernel {
             Ok(t) => t,
             Err(e) => return err(e),
         };
+        if let Err(e) = self.check_last_name(pid, dirfd, new, NameUse::MakeOther) {
+            return err(e);
+        }
         let full = match self.path_arg(pid, dirfd, new) {
             Ok(p) => p,
             Err(e) => return err(e),
@@ -895,6 +973,9 @@ impl Kernel {
         const AT_SYMLINK_FOLLOW: u64 = 0x400;
         if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
             return err(EINVAL);
+        }
+        if let Err(e) = self.link_names(pid, (olddir, old), (newdir, new)) {
+            return err(e);
         }
         let (from, to) = match self.path_pair(pid, (olddir, old), (newdir, new)) {
             Ok(v) => v,
