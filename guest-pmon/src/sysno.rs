@@ -364,6 +364,18 @@ pub const MEMFD_SECRET: u64 = 447;
 pub const PROCESS_MRELEASE: u64 = 448;
 pub const FUTEX_WAITV: u64 = 449;
 pub const SET_MEMPOLICY_HOME_NODE: u64 = 450;
+pub const CACHESTAT: u64 = 451;
+pub const FCHMODAT2: u64 = 452;
+pub const MAP_SHADOW_STACK: u64 = 453;
+pub const FUTEX_WAKE: u64 = 454;
+pub const FUTEX_WAIT: u64 = 455;
+pub const FUTEX_REQUEUE: u64 = 456;
+pub const STATMOUNT: u64 = 457;
+pub const LISTMOUNT: u64 = 458;
+pub const LSM_GET_SELF_ATTR: u64 = 459;
+pub const LSM_SET_SELF_ATTR: u64 = 460;
+pub const LSM_LIST_MODULES: u64 = 461;
+pub const MSEAL: u64 = 462;
 
 /// The name of system call `nr`, if Linux has one.
 pub fn name(nr: u64) -> Option<&'static str> {
@@ -730,12 +742,24 @@ pub fn name(nr: u64) -> Option<&'static str> {
         448 => "process_mrelease",
         449 => "futex_waitv",
         450 => "set_mempolicy_home_node",
+        451 => "cachestat",
+        452 => "fchmodat2",
+        453 => "map_shadow_stack",
+        454 => "futex_wake",
+        455 => "futex_wait",
+        456 => "futex_requeue",
+        457 => "statmount",
+        458 => "listmount",
+        459 => "lsm_get_self_attr",
+        460 => "lsm_set_self_attr",
+        461 => "lsm_list_modules",
+        462 => "mseal",
         _ => return None,
     })
 }
 
 /// One past the highest system-call number Linux has.
-pub const COUNT: u64 = 451;
+pub const COUNT: u64 = 463;
 
 #[cfg(test)]
 mod tests {

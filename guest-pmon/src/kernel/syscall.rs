@@ -211,6 +211,9 @@ impl Kernel {
 
     fn dispatch(&mut self, tid: Tid, n: u64, a: [u64; 6]) -> Ret {
         let pid = self.pid_of(tid);
+        if self.names_only(pid, n, &a) {
+            return err(EBADF);
+        }
         match n {
             nr::READ => self.sys_read(tid, a[0] as i32 as i64, a[1], a[2] as usize),
             nr::WRITE => self.sys_write(tid, a[0] as i32 as i64, a[1], a[2] as usize),
@@ -306,7 +309,7 @@ impl Kernel {
             nr::SETXATTR..=nr::FREMOVEXATTR => self.sys_xattr(pid, n, a),
             nr::STAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], 0),
             nr::LSTAT => self.sys_newfstatat(pid, AT_FDCWD, a[0], a[1], AT_SYMLINK_NOFOLLOW),
-            nr::STATX => self.sys_statx(pid, a[0] as i32 as i64, a[1], a[2], a[4]),
+            nr::STATX => self.sys_statx(pid, a[0] as i32 as i64, a[1], a[2], a[3] & 0xffff_ffff, a[4]),
             nr::OPEN => self.sys_openat(pid, AT_FDCWD, a[0], a[1], a[2]),
             nr::OPENAT => self.sys_openat(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
             nr::MEMFD_CREATE => self.sys_memfd_create(pid, a[0], a[1]),
@@ -448,6 +451,7 @@ impl Kernel {
             nr::CHMOD => self.sys_chmod(pid, AT_FDCWD, Some(a[0]), a[1]),
             nr::FCHMOD => self.sys_chmod(pid, a[0] as i32 as i64, None, a[1]),
             nr::FCHMODAT => self.sys_chmod(pid, a[0] as i32 as i64, Some(a[1]), a[2]),
+            nr::FCHMODAT2 => self.sys_fchmodat2(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
             nr::CHOWN => self.sys_chown(pid, AT_FDCWD, Some(a[0]), (a[1], a[2]), true, 0),
             nr::LCHOWN => self.sys_chown(pid, AT_FDCWD, Some(a[0]), (a[1], a[2]), false, 0),
             nr::FCHOWN => self.sys_chown(pid, a[0] as i32 as i64, None, (a[1], a[2]), true, 0),
@@ -1084,6 +1088,39 @@ impl Kernel {
 
     // ---- descriptors -------------------------------------------------
 
+    /// Whether call `n` would use an O_PATH descriptor as an open file,
+    /// which Linux refuses (EBADF): such a descriptor only names its file,
+    /// for fstat, fstatfs, fchdir, dup, close, F_GETFL and F_SETFD, a
+    /// directory to start from, readlinkat and the /proc/self/fd link.
+    fn names_only(&self, pid: Pid, n: u64, a: &[u64; 6]) -> bool {
+        const MAP_ANONYMOUS: u64 = 0x20;
+        // fcntl's F_DUPFD, F_GETFD, F_SETFD, F_GETFL and F_DUPFD_CLOEXEC.
+        const NAMING_FCNTLS: [u64; 5] = [0, 1, 2, 3, 1030];
+        let fd = match n {
+            nr::FSYNC
+            | nr::FDATASYNC
+            | nr::FLOCK
+            | nr::FCHMOD
+            | nr::FCHOWN
+            | nr::FTRUNCATE
+            | nr::FALLOCATE
+            | nr::FADVISE64
+            | nr::READAHEAD
+            | nr::LSEEK
+            | nr::GETDENTS64
+            | nr::SYNC_FILE_RANGE
+            | nr::IOCTL
+            | nr::SYNCFS => a[0],
+            nr::FCNTL if !NAMING_FCNTLS.contains(&(a[1] & 0xffff_ffff)) => a[0],
+            nr::MMAP if a[3] & MAP_ANONYMOUS == 0 => a[4],
+            // futimens: utimensat of no path.
+            nr::UTIMENSAT if a[1] == 0 && a[0] as i32 as i64 != AT_FDCWD => a[0],
+            _ => return false,
+        };
+        self.file(pid, fd as i32 as i64)
+            .is_ok_and(|f| f.flags.get() & O_PATH != 0)
+    }
+
     fn file(&self, pid: Pid, fd: i64) -> Result<Arc<OpenFile>, Errno> {
         self.procs.get(&pid).ok_or(ESRCH)?.fds.get(fd).cloned()
     }
@@ -1232,6 +1269,7 @@ impl Kernel {
     }
 
     fn sys_fcntl(&mut self, pid: Pid, fd: i64, cmd: u64, arg: u64) -> Ret {
+        const F_GETLEASE: u64 = 1025;
         const F_DUPFD: u64 = 0;
         const F_GETFD: u64 = 1;
         const F_SETFD: u64 = 2;
@@ -1329,6 +1367,9 @@ impl Kernel {
                 Ok(_) => err(EBADF),
                 Err(e) => err(e),
             },
+            // No leases are given (F_SETLEASE is EINVAL), so none is
+            // held.
+            F_GETLEASE => val(p.fds.get(fd).map(|_| 2)),
             // Record locks are `lock::sys_fcntl_lock`'s.
             _ => err(EINVAL),
         }
@@ -2478,7 +2519,13 @@ impl Kernel {
         path: u64,
         flags: u64,
     ) -> Result<[u8; 144], Errno> {
-        let p = uaccess::read_cstr(self.space_mut(pid)?, path, pmon::path::PATH_MAX - 1)?;
+        // A null path with AT_EMPTY_PATH is the descriptor's, as since
+        // Linux 6.11.
+        let p = if path == 0 && flags & AT_EMPTY_PATH != 0 {
+            Vec::new()
+        } else {
+            uaccess::read_cstr(self.space_mut(pid)?, path, pmon::path::PATH_MAX - 1)?
+        };
         if p.is_empty() {
             if flags & AT_EMPTY_PATH == 0 {
                 return Err(ENOENT);
@@ -2576,6 +2623,10 @@ impl Kernel {
     /// (EOPNOTSUPP, as a file system without them answers). GNU ls -l
     /// asks for ACLs this way and reports ENOSYS as an error.
     fn sys_newfstatat(&mut self, pid: Pid, dirfd: i64, path: u64, buf: u64, flags: u64) -> Ret {
+        const AT_NO_AUTOMOUNT: u64 = 0x800;
+        if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH) != 0 {
+            return err(EINVAL);
+        }
         let st = match self.stat_path(pid, dirfd, path, flags) {
             Ok(s) => s,
             Err(e) => return err(e),
@@ -2585,7 +2636,25 @@ impl Kernel {
             .and_then(|s| uaccess::write(s, buf, &st).map(|_| 0)))
     }
 
-    fn sys_statx(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64, buf: u64) -> Ret {
+    fn sys_statx(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        path: u64,
+        flags: u64,
+        mask: u64,
+        buf: u64,
+    ) -> Ret {
+        const AT_NO_AUTOMOUNT: u64 = 0x800;
+        const AT_STATX_SYNC_TYPE: u64 = 0x6000;
+        const STATX_RESERVED: u64 = 0x8000_0000;
+        if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE)
+            != 0
+            || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+            || mask & STATX_RESERVED != 0
+        {
+            return err(EINVAL);
+        }
         let st = match self.stat_path(pid, dirfd, path, flags) {
             Ok(s) => s,
             Err(e) => return err(e),
@@ -2636,7 +2705,10 @@ impl Kernel {
         let r = self.open_file(pid, dirfd, path, flags & (KEPT | O_PATH), 0);
         if let Ret::Val(fd) = r {
             if let Ok(f) = self.file(pid, fd) {
-                f.flags.set((f.flags.get() & !O_ACCMODE) | O_PATH);
+                // F_GETFL shows O_NOFOLLOW and O_DIRECTORY as asked.
+                const SHOWN: u32 = 0o200000 | 0o400000;
+                f.flags
+                    .set((f.flags.get() & !O_ACCMODE) | O_PATH | (flags & SHOWN));
             }
         }
         r
@@ -2692,6 +2764,11 @@ impl Kernel {
         };
         if let (true, Some(ino)) = (path_only, self.tmp_node(&full)) {
             return self.tmp_path_open(pid, ino, full, flags, cloexec);
+        }
+        if path_only && no_follow && self.on_storage(&full) {
+            if let Some(r) = self.store_link_path_open(pid, &full, flags, cloexec) {
+                return r;
+            }
         }
         let link_here = no_follow
             && match self.tmp_node(&full) {
@@ -2991,6 +3068,16 @@ impl Kernel {
         if size == 0 {
             return err(EINVAL);
         }
+        // An empty path: the symbolic link an O_PATH descriptor names.
+        let p = if p.is_empty() {
+            match self.file(pid, dirfd) {
+                Ok(f) if f.flags.get() & O_PATH != 0 && !f.path.is_empty() => f.path.clone(),
+                Ok(_) => return err(ENOENT),
+                Err(e) => return err(e),
+            }
+        } else {
+            p
+        };
         let (full, name) = match self.lookup(pid, dirfd, &p) {
             Ok(v) => v,
             Err(e) => return err(e),

@@ -188,6 +188,9 @@ impl Kernel {
                 let write = op & LOCK_EX != 0;
                 self.take_lock(tid, key, Space::Flock, owner, (0, u64::MAX), write, wait)
             }
+            // LOCK_MAND (Samba's old mandatory locks): Linux has ignored
+            // it since 5.15 and answers 0.
+            o if o & 32 != 0 => Ret::Val(0),
             _ => err(EINVAL),
         }
     }

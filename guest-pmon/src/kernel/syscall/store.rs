@@ -395,6 +395,32 @@ impl Kernel {
             .and_then(|pr| pr.fds.install(file, cloexec, 0)))
     }
 
+    /// open with O_PATH and O_NOFOLLOW of a symbolic link on storage: a
+    /// descriptor naming the link itself, which fstat shows as a link
+    /// (glibc's fchmodat with AT_SYMLINK_NOFOLLOW looks at it so, and
+    /// refuses to change a link's mode); None for anything else, which
+    /// opens as usual.
+    pub(super) fn store_link_path_open(
+        &mut self,
+        pid: Pid,
+        full: &[u8],
+        flags: u32,
+        cloexec: bool,
+    ) -> Option<Ret> {
+        const O_DIRECTORY: u32 = 0o200000;
+        let st = store::stat(full, false).ok()?;
+        if st.mode & S_IFMT != 0o120000 {
+            return None;
+        }
+        if flags & O_DIRECTORY != 0 {
+            return Some(err(ENOTDIR));
+        }
+        let file = OpenFile::with_path(Kind::Store(st.ino), O_PATH, full.to_vec());
+        Some(val(self
+            .proc_mut(pid)
+            .and_then(|pr| pr.fds.install(file, cloexec, 0))))
+    }
+
     /// struct stat of a storage path.
     pub(super) fn store_stat_path(&self, full: &[u8], follow: bool) -> Result<[u8; 144], Errno> {
         store::stat(full, follow).map(|st| stat_bytes_ns(STORE_DEV, &st))
@@ -503,7 +529,9 @@ impl Kernel {
                 op: sp::OP_READDIR,
                 ino,
                 offset: f.offset.get(),
-                len: len.min(sp::MAX_IO) as u64,
+                // Room for one name at least, so that a buffer too small
+                // for the next entry is EINVAL, not the end.
+                len: len.clamp(1024, sp::MAX_IO) as u64,
                 ..Default::default()
             },
             &[],

@@ -20,6 +20,7 @@ const RENAME_NOREPLACE: u64 = 1;
 const RENAME_EXCHANGE: u64 = 2;
 const EXDEV: Errno = 18;
 const EBUSY: Errno = 16;
+const EOPNOTSUPP: Errno = 95;
 const F_SEAL_SEAL: u32 = 1;
 const F_SEAL_SHRINK: u32 = 2;
 const F_SEAL_GROW: u32 = 4;
@@ -43,6 +44,11 @@ pub(super) enum NameUse {
 /// Whether a stat buffer is a directory's.
 fn is_directory(st: &[u8; 144]) -> bool {
     u32::from_ne_bytes([st[24], st[25], st[26], st[27]]) & 0o170000 == 0o040000
+}
+
+/// Whether a stat buffer is a symbolic link's.
+fn is_symlink(st: &[u8; 144]) -> bool {
+    u32::from_ne_bytes([st[24], st[25], st[26], st[27]]) & 0o170000 == 0o120000
 }
 
 /// The part of `full` (absolute, normalized) below /tmp: `b""` for /tmp.
@@ -1224,6 +1230,40 @@ impl Kernel {
         }
     }
 
+    /// fchmodat2: fchmodat with flags (glibc from 2.39 calls it). A
+    /// symbolic link's own mode does not change (EOPNOTSUPP, as Linux's
+    /// file systems answer); AT_EMPTY_PATH with an empty path names the
+    /// descriptor's file, an O_PATH one too.
+    pub(super) fn sys_fchmodat2(
+        &mut self,
+        pid: Pid,
+        dirfd: i64,
+        path: u64,
+        mode: u64,
+        flags: u64,
+    ) -> Ret {
+        if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+            return err(EINVAL);
+        }
+        let empty = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
+        {
+            Ok(p) => p.is_empty(),
+            Err(e) => return err(e),
+        };
+        if empty || flags & AT_SYMLINK_NOFOLLOW != 0 {
+            match self.stat_path(pid, dirfd, path, flags) {
+                Ok(st) if flags & AT_SYMLINK_NOFOLLOW != 0 && is_symlink(&st) => {
+                    return err(EOPNOTSUPP)
+                }
+                Ok(_) => {}
+                Err(e) => return err(e),
+            }
+        }
+        self.sys_chmod(pid, dirfd, (!empty).then_some(path), mode)
+    }
+
     /// chown, fchown, lchown, fchownat: a tmpfs file keeps its owner and
     /// group (-1 leaves one as it is); storage keeps none (its files are
     /// root's, the change is checked and dropped); the host's files are
@@ -1317,6 +1357,10 @@ impl Kernel {
                 _ => return err(EINVAL),
             }
         };
+        // No path and no descriptor: the null path is a bad address.
+        if path == 0 && dirfd == AT_FDCWD {
+            return err(EFAULT);
+        }
         let named = match self.empty_path_names_fd(pid, (path != 0).then_some(path), flags) {
             Ok(n) => n,
             Err(e) => return err(e),
