@@ -53,7 +53,7 @@ enum Body {
         pages: BTreeMap<u64, Box<[u8; PAGE as usize]>>,
     },
     Dir {
-        entries: BTreeMap<Vec<u8>, Ino>,
+        entries: Names,
         parent: Ino,
     },
     /// A named pipe (mkfifo): its data is the kernel's pipe, not here.
@@ -98,6 +98,66 @@ pub struct Stat {
     pub ctime: u64,
     pub uid: u32,
     pub gid: u32,
+}
+
+/// A directory's names, each with the place it was given when it came:
+/// a reader's position (getdents64's d_off, telldir) is a place, so names
+/// removed or added while it reads do not move the others. `rm -rf`
+/// removes names as it reads them; with positions counted in name order
+/// it skipped some and then found the directory not empty.
+#[derive(Default)]
+struct Names {
+    by_name: BTreeMap<Vec<u8>, (Ino, u64)>,
+    by_place: BTreeMap<u64, Vec<u8>>,
+    /// The next name's place: after `.` (0) and `..` (1).
+    next_place: u64,
+}
+
+impl Names {
+    const FIRST_PLACE: u64 = 2;
+
+    fn get(&self, name: &[u8]) -> Option<&Ino> {
+        self.by_name.get(name).map(|(ino, _)| ino)
+    }
+
+    fn contains_key(&self, name: &[u8]) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// `name` leads to `ino`: a new name at a place after all others, a
+    /// name there already (renamed over, exchanged) where it was.
+    fn insert(&mut self, name: Vec<u8>, ino: Ino) {
+        if let Some(entry) = self.by_name.get_mut(&name) {
+            entry.0 = ino;
+            return;
+        }
+        let place = self.next_place.max(Self::FIRST_PLACE);
+        self.next_place = place + 1;
+        self.by_place.insert(place, name.clone());
+        self.by_name.insert(name, (ino, place));
+    }
+
+    fn remove(&mut self, name: &[u8]) -> Option<Ino> {
+        let (ino, place) = self.by_name.remove(name)?;
+        self.by_place.remove(&place);
+        Some(ino)
+    }
+
+    /// The names at `from` and after, in place order: (place, name, inode).
+    fn from(&self, from: u64) -> impl Iterator<Item = (u64, &[u8], Ino)> {
+        self.by_place.range(from..).filter_map(|(&place, name)| {
+            let &(ino, _) = self.by_name.get(name)?;
+            Some((place, &name[..], ino))
+        })
+    }
 }
 
 /// One directory entry, as getdents64 reports it.
@@ -155,7 +215,7 @@ impl Tmpfs {
             ROOT,
             Node {
                 body: Body::Dir {
-                    entries: BTreeMap::new(),
+                    entries: Names::default(),
                     parent: ROOT,
                 },
                 perm: 0o1777,
@@ -208,14 +268,14 @@ impl Tmpfs {
         self.nodes.get_mut(&ino).ok_or(ENOENT)
     }
 
-    fn entries(&self, dir: Ino) -> Result<&BTreeMap<Vec<u8>, Ino>> {
+    fn entries(&self, dir: Ino) -> Result<&Names> {
         match &self.node(dir)?.body {
             Body::Dir { entries, .. } => Ok(entries),
             Body::File { .. } | Body::Fifo | Body::Socket | Body::Symlink(_) => Err(ENOTDIR),
         }
     }
 
-    fn entries_mut(&mut self, dir: Ino) -> Result<&mut BTreeMap<Vec<u8>, Ino>> {
+    fn entries_mut(&mut self, dir: Ino) -> Result<&mut Names> {
         match &mut self.node_mut(dir)?.body {
             Body::Dir { entries, .. } => Ok(entries),
             Body::File { .. } | Body::Fifo | Body::Socket | Body::Symlink(_) => Err(ENOTDIR),
@@ -365,7 +425,7 @@ impl Tmpfs {
             return Err(EEXIST);
         }
         let body = Body::Dir {
-            entries: BTreeMap::new(),
+            entries: Names::default(),
             parent: dir,
         };
         let ino = self.add(dir, name, body, perm, now);
@@ -812,18 +872,19 @@ impl Tmpfs {
             return Err(ENOTDIR);
         };
         let mut out = Vec::new();
-        let all = [(b".".to_vec(), ino), (b"..".to_vec(), *parent)]
+        let all = [(0, &b"."[..], ino), (1, &b".."[..], *parent)]
             .into_iter()
-            .chain(entries.iter().map(|(k, v)| (k.clone(), *v)));
-        for (i, (name, child)) in all.enumerate().skip(from as usize) {
+            .filter(|&(place, ..)| place >= from)
+            .chain(entries.from(from));
+        for (place, name, child) in all {
             out.push(Entry {
                 ino: child,
                 is_dir: self.is_dir(child),
                 is_fifo: self.is_fifo(child),
                 is_socket: self.is_socket(child),
                 is_symlink: self.is_symlink(child),
-                name,
-                next: i as u64 + 1,
+                name: name.to_vec(),
+                next: place + 1,
             });
         }
         Ok(out)
@@ -1048,7 +1109,43 @@ mod tests {
     }
 
     #[test]
-    fn directories_nest_and_list_in_order() {
+    fn names_removed_or_added_while_listing_do_not_move_the_others() {
+        let mut t = fs();
+        let d = t.mkdir(b"d", 0o755, 1).unwrap();
+        for i in 0..100 {
+            t.create(format!("d/f{i:03}").as_bytes(), 0o644, true, 1)
+                .unwrap();
+        }
+        // As rm -rf: read some, remove what was read, read on.
+        let mut at = 0;
+        let mut seen = Vec::new();
+        loop {
+            let batch: Vec<Entry> = t.list(d, at).unwrap().into_iter().take(7).collect();
+            let Some(last) = batch.last() else { break };
+            at = last.next;
+            for e in batch.into_iter().filter(|e| e.name[0] == b'f') {
+                t.unlink(&[&b"d/"[..], &e.name].concat(), 2).unwrap();
+                seen.push(e.name);
+            }
+            // A name made meanwhile comes after the others.
+            if seen.len() >= 50 && t.lookup(b"d/late").is_err() {
+                t.create(b"d/late", 0o644, true, 2).unwrap();
+            }
+        }
+        assert_eq!(seen.len(), 100);
+        let names: Vec<Vec<u8>> = t.list(d, 0).unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, [&b"."[..], b"..", b"late"]);
+        // A name renamed over keeps its place; a renamed one takes a new.
+        t.create(b"d/x", 0o644, true, 3).unwrap();
+        t.create(b"d/y", 0o644, true, 3).unwrap();
+        t.rename(b"d/y", b"d/late", 3).unwrap();
+        t.rename(b"d/x", b"d/z", 3).unwrap();
+        let names: Vec<Vec<u8>> = t.list(d, 2).unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, [&b"late"[..], b"z"]);
+    }
+
+    #[test]
+    fn directories_nest_and_list_in_the_order_made() {
         let mut t = fs();
         let d = t.mkdir(b"d", 0o755, 2).unwrap();
         assert_eq!(t.mkdir(b"d", 0o755, 2), Err(EEXIST));
@@ -1058,9 +1155,9 @@ mod tests {
         t.mkdir(b"d/sub", 0o755, 3).unwrap();
         assert_eq!(t.create(b"d/a/z", 0o644, true, 3), Err(ENOTDIR));
         let names: Vec<Vec<u8>> = t.list(d, 0).unwrap().into_iter().map(|e| e.name).collect();
-        assert_eq!(names, [&b"."[..], b"..", b"a", b"b", b"sub"]);
+        assert_eq!(names, [&b"."[..], b"..", b"b", b"a", b"sub"]);
         let rest = t.list(d, 3).unwrap();
-        assert_eq!(rest[0].name, b"b");
+        assert_eq!(rest[0].name, b"a");
         assert_eq!(rest[0].next, 4);
         assert_eq!(t.stat(d).unwrap().nlink, 3);
         assert_eq!(t.stat(ROOT).unwrap().nlink, 3);

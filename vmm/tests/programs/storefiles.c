@@ -615,6 +615,21 @@ int main(int argc, char **argv) {
     fails("getdents64 into 8 bytes", syscall(SYS_getdents64, dd, buf, 8), EINVAL);
     close(dd);
     check("the link to c removed", unlink(at("lc")) == 0);
+    /* rm -rf: names removed as they are read; none is skipped. */
+    check("mkdir many", mkdir(at("many"), 0755) == 0);
+    char nm[600];
+    for (int i = 0; i < 800; i++) { /* more than one 32 KiB read of glibc's readdir */
+        snprintf(nm, sizeof nm, "many/a-name-long-enough-to-fill-a-buffer-%03d", i);
+        close(open(at(nm), O_CREAT | O_WRONLY, 0644));
+    }
+    DIR *md = opendir(at("many"));
+    int removed = 0;
+    for (struct dirent *e; md && (e = readdir(md));)
+        if (e->d_name[0] != '.' && unlinkat(dirfd(md), e->d_name, 0) == 0)
+            removed++;
+    if (md) closedir(md);
+    printf("removed while reading: %d\n", removed);
+    check("and then the directory", rmdir(at("many")) == 0);
     list(dir);
 
     /* Clean up. */
