@@ -157,6 +157,28 @@ fn walk_in(
     Ok(join(&out))
 }
 
+/// Whether absolute `path` goes on past one of the links Linux's /proc
+/// and /dev/fd hold (a process's cwd, root or an open directory:
+/// `/proc/self/cwd/x`, `/proc/1/task/1/fd/3/x`, `/dev/fd/3/x`), which the
+/// walk must follow; a path without `..` is otherwise taken lexically.
+pub fn through_magic_link(path: &[u8]) -> bool {
+    let c: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|n| !n.is_empty())
+        .collect();
+    match c.as_slice() {
+        [b"dev", b"fd", _, _, ..] => true,
+        [b"proc", _, rest @ ..] => {
+            let rest = match rest {
+                [b"task", _, r @ ..] => r,
+                r => r,
+            };
+            matches!(rest, [b"cwd" | b"root", _, ..] | [b"fd", _, _, ..])
+        }
+        _ => false,
+    }
+}
+
 /// Whether `path` has a `..` name (which [`walk`] takes after links).
 pub fn has_dot_dot(path: &[u8]) -> bool {
     path.split(|&c| c == b'/').any(|n| n == b"..")
@@ -649,6 +671,29 @@ fn fd_number(text: &[u8]) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_past_a_magic_link_are_seen() {
+        for p in [
+            &b"/proc/self/cwd/x"[..],
+            b"/proc/12/root/tmp",
+            b"/proc/thread-self/fd/3/a/b",
+            b"/proc/self/task/7/cwd/x",
+            b"/dev/fd/4/x",
+        ] {
+            assert!(through_magic_link(p), "{}", String::from_utf8_lossy(p));
+        }
+        for p in [
+            &b"/proc/self/cwd"[..],
+            b"/proc/self/fd/3",
+            b"/proc/self/maps",
+            b"/dev/fd/4",
+            b"/tmp/proc/self/cwd/x",
+            b"/proc/self/fdinfo/3/x",
+        ] {
+            assert!(!through_magic_link(p), "{}", String::from_utf8_lossy(p));
+        }
+    }
 
     #[test]
     fn a_last_name_is_split_from_its_directory_and_slashes() {

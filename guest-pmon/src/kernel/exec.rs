@@ -287,6 +287,12 @@ impl Kernel {
             }
         }
         let Some(ino) = self.tmp_node(path) else {
+            // A name under a tmpfs file, or too long: the tmpfs's to refuse.
+            if let Some(Err(e @ (pmon::tmpfs::ENOTDIR | pmon::tmpfs::ENAMETOOLONG))) =
+                pmon::path::below(path, b"/tmp").map(|rel| self.tmp.lookup(rel))
+            {
+                return Err(e);
+            }
             let (handle, size) = host::open(path)?;
             return Ok(ExecFile::Host(HostFile { handle, size }));
         };
@@ -554,13 +560,14 @@ impl Kernel {
         Ok((built.sp, built.auxv, built.args))
     }
 
-    /// execve for thread `tid`: on success its process runs the new image
-    /// (the system call does not return); on failure the errno. `on_host`
-    /// as [`Self::load_image`]'s; `comm` the name it takes.
+    /// execve for thread `tid` of the program at `path`, run by the name
+    /// `execfn`: on success its process runs the new image (the system
+    /// call does not return); on failure the errno. `on_host` as
+    /// [`Self::load_image`]'s; `comm` the name it takes.
     pub fn execve(
         &mut self,
         tid: Tid,
-        path: Vec<u8>,
+        (path, execfn): (Vec<u8>, Vec<u8>),
         argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
         on_host: bool,
@@ -575,7 +582,6 @@ impl Kernel {
             .get(&pid)
             .map(|p| p.cwd.clone())
             .unwrap_or_default();
-        let execfn = path.clone();
         let path = self.tmp_links(
             pmon::path::dev_shm_alias(pmon::path::resolve(&cwd, &path)),
             true,

@@ -1583,11 +1583,8 @@ impl Kernel {
                 .unwrap_or_else(|| b"/".to_vec())
         } else {
             let f = self.file(pid, dirfd)?;
-            match f.kind {
-                Kind::HostDir(_) | Kind::ProcDir(..) => {}
-                Kind::Tmp(ino) if self.tmp.is_directory(ino) => {}
-                Kind::StoreDir(_) => {}
-                _ => return Err(ENOTDIR),
+            if !self.is_directory_file(&f) {
+                return Err(ENOTDIR);
             }
             pmon::path::dev_shm_shown(f.path.clone())
         };
@@ -1599,7 +1596,18 @@ impl Kernel {
         } else {
             base
         };
-        let walked = pmon::path::walk(&root, &base, p, false, &mut link)?;
+        let mut walked = pmon::path::walk(&root, &base, p, false, &mut link)?;
+        // Past a link of /proc or /dev/fd (/proc/self/cwd/x, /dev/fd/3/x):
+        // the links before the last name are followed, as Linux's walk.
+        if pmon::path::through_magic_link(&walked) {
+            let last = pmon::path::split_last(&walked);
+            let mut dir = pmon::path::walk(&root, b"/", last.dir, true, &mut link)?;
+            if dir.last() != Some(&b'/') {
+                dir.push(b'/');
+            }
+            dir.extend_from_slice(last.name);
+            walked = dir;
+        }
         // The tmpfs's symbolic links on the way are followed here; the
         // last name is the caller's to follow (`follow`).
         let full = self.tmp_links(
@@ -1635,6 +1643,14 @@ impl Kernel {
             )),
             Name::SelfDir => Ok(Some(alloc::format!("{pid}").into_bytes())),
             name @ (Name::Cwd(_) | Name::Root(_)) => Ok(self.link_target(pid, name).ok()),
+            // An open directory's name; names cannot go on past a file.
+            Name::Fd(t, n) => match self.fd_file(pid, t, n) {
+                Ok(f) if self.is_directory_file(&f) && f.path.first() == Some(&b'/') => {
+                    Ok(Some(pmon::path::dev_shm_shown(f.path.clone())))
+                }
+                Ok(_) => Err(ENOTDIR),
+                Err(e) => Err(e),
+            },
             Name::Host => match self.tmp_node(&full) {
                 Some(ino) if self.tmp.is_symlink(ino) => {
                     Ok(self.tmp.readlink(ino).ok().map(<[u8]>::to_vec))
@@ -1646,6 +1662,15 @@ impl Kernel {
                 None => host::readlink(&full).map(Some).or_else(ends),
             },
             _ => Ok(None),
+        }
+    }
+
+    /// Whether open file `f` is a directory (one a path may start from).
+    fn is_directory_file(&self, f: &OpenFile) -> bool {
+        match f.kind {
+            Kind::HostDir(_) | Kind::ProcDir(..) | Kind::StoreDir(_) => true,
+            Kind::Tmp(ino) => self.tmp.is_directory(ino),
+            _ => false,
         }
     }
 
@@ -5246,6 +5271,16 @@ impl Kernel {
         // was run by, as Linux's: "exe" for /proc/self/exe (busybox then
         // names itself for its applet), a link's own name, not its target's.
         let mut comm = pmon::path::last(&p).to_vec();
+        // The name it runs by (AT_EXECFN, and the script's name an
+        // interpreter is given), as Linux's: as given, or by the
+        // descriptor it was found from (/dev/fd/N, /dev/fd/N/NAME).
+        let execfn = if p.is_empty() {
+            alloc::format!("/dev/fd/{dirfd}").into_bytes()
+        } else if dirfd != AT_FDCWD && p.first() != Some(&b'/') {
+            [alloc::format!("/dev/fd/{dirfd}/").as_bytes(), &p].concat()
+        } else {
+            p.clone()
+        };
         let mut on_host = false;
         if p.is_empty() {
             if flags & AT_EMPTY_PATH == 0 {
@@ -5319,7 +5354,7 @@ impl Kernel {
             ) => return err(EACCES),
             _ => {}
         }
-        let done = self.execve(tid, p, a, e, on_host, &comm);
+        let done = self.execve(tid, (p, execfn), a, e, on_host, &comm);
         // Taken by the load, or left by a failure before it.
         self.exec_inode = None;
         match done {

@@ -84,6 +84,25 @@ int main(void)
                S_ISDIR(a.st_mode);
     printf("/proc/self/fd/.. is /proc/self: %s\n", same ? "yes" : "no");
 
+    /* Names past /proc's and /dev/fd's links: a process's working
+     * directory and root, an open directory; not past an open file. */
+    snprintf(p, sizeof p, "%s/a", dir);
+    chdir(p);
+    show("/proc/self/cwd/f", AT_FDCWD, "/proc/self/cwd/f");
+    snprintf(p, sizeof p, "/proc/self/root%s/f", dir);
+    show("/proc/self/root/DIR/f", AT_FDCWD, p);
+    snprintf(p, sizeof p, "/dev/fd/%d/../f", l);
+    show("/dev/fd/N/../f, N the link's directory", AT_FDCWD, p);
+    int fa = open(".", O_RDONLY | O_DIRECTORY), ff = open("f", O_RDONLY);
+    snprintf(p, sizeof p, "/proc/self/fd/%d/f", fa);
+    show("/proc/self/fd/N/f", AT_FDCWD, p);
+    snprintf(p, sizeof p, "/dev/fd/%d/x", ff);
+    show("/dev/fd/N/x, N a file", AT_FDCWD, p);
+    snprintf(p, sizeof p, "/dev/fd/%d/x", 99);
+    show("/dev/fd/99/x, 99 not open", AT_FDCWD, p);
+    close(fa);
+    close(ff);
+
     chdir("/");
     const char *names[] = {"a/f", "f", "l", "loop1", "loop2"};
     for (int i = 0; i < 5; i++) {

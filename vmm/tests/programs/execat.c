@@ -84,6 +84,25 @@ int main(int argc, char **argv)
     run("a directory", dir, "", AT_EMPTY_PATH, "x", 0);
     run("a bad descriptor", 99, base, 0, "x", 0);
     run("a name not there", dir, "not-there", 0, "x", 0);
+    char under[80];
+    snprintf(under, sizeof under, "%s/x", script);
+    run("a name under a file", AT_FDCWD, under, 0, "x", 0);
+    /* A first line longer than Linux reads (256 bytes, the last one not
+     * the line's): the argument is cut, the interpreter runs. */
+    char longer[64];
+    snprintf(longer, sizeof longer, "/tmp/execat-long-%d", (int)getpid());
+    mkdir(longer, 0755);
+    int ld = open(longer, O_RDONLY | O_DIRECTORY);
+    char line[400] = "#!/bin/echo   ";
+    memset(line + strlen(line), 'a', 300);
+    strcat(line, "b\n");
+    s = openat(ld, "l.sh", O_CREAT | O_WRONLY | O_TRUNC, 0755);
+    write(s, line, strlen(line));
+    close(s);
+    run("a first line too long", ld, "l.sh", 0, "x", 0);
+    unlinkat(ld, "l.sh", 0);
+    close(ld);
+    rmdir(longer);
     unlink(link);
     unlink(script);
     return 0;
