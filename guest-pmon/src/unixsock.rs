@@ -147,6 +147,9 @@ struct Sock {
     /// Shut for reading while unconnected (Linux's AF_UNIX shutdown needs
     /// no peer): poll says readable and POLLRDHUP.
     read_shut: bool,
+    /// Its path name was unlinked ([`UnixSockets::unlink_path`]): no
+    /// longer anyone's to find, nor a stale one when it closes.
+    unlinked: bool,
 }
 
 /// Every AF_UNIX socket of the processor not yet connected, by id.
@@ -392,6 +395,31 @@ impl UnixSockets {
         }
     }
 
+    /// Whether path `name` (outside the tmpfs, where no socket file is
+    /// made) stands for a socket file Linux would have: a socket's here,
+    /// or one closed since (a stale file, which an unlink removes).
+    pub fn has_path(&self, name: &Name) -> bool {
+        matches!(name, Name::Path(_))
+            && (self.names.contains_key(name) || self.former.contains(name))
+    }
+
+    /// unlink of path `name` outside the tmpfs: the socket file it stands
+    /// for goes. A socket bound to it keeps it as its own name
+    /// (getsockname), but no connect finds it, as on Linux once the file
+    /// is removed. Whether there was one.
+    pub fn unlink_path(&mut self, name: &Name) -> bool {
+        if !matches!(name, Name::Path(_)) {
+            return false;
+        }
+        if let Some(id) = self.names.remove(name) {
+            if let Some(s) = self.socks.get_mut(&id) {
+                s.unlinked = true;
+            }
+            return true;
+        }
+        self.former.remove(name)
+    }
+
     /// The socket whose name made tmpfs node `node`: ECONNREFUSED if it
     /// has closed, as a socket file with no socket is on Linux.
     pub fn at_node(&self, node: u64) -> Result<usize, i64> {
@@ -476,7 +504,7 @@ impl UnixSockets {
                     self.names.remove(&key);
                 }
             }
-            if matches!(n, Name::Path(_)) {
+            if matches!(n, Name::Path(_)) && !s.unlinked {
                 if self.former.len() >= 4096 {
                     self.former.clear();
                 }
@@ -493,6 +521,30 @@ mod tests {
 
     fn path(p: &str) -> Name {
         Name::Path(p.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn an_unlinked_path_name_is_found_by_no_one_and_bound_again() {
+        let mut u = UnixSockets::default();
+        u.open(1);
+        u.bind(1, Some(path("/srv/s"))).unwrap();
+        u.listen(1, 1, 0).unwrap();
+        assert!(u.has_path(&path("/srv/s")));
+        assert!(u.unlink_path(&path("/srv/s")));
+        assert!(!u.has_path(&path("/srv/s")));
+        assert_eq!(u.listener(&path("/srv/s"), false), Err(ENOENT));
+        assert_eq!(u.name_of(1), Some(&path("/srv/s")), "still its own name");
+        u.open(2);
+        u.bind(2, Some(path("/srv/s"))).unwrap();
+        // The first closing leaves the second's name, and no stale one.
+        u.close(1);
+        assert_eq!(u.named(&path("/srv/s")), Ok(2));
+        u.close(2);
+        assert!(u.has_path(&path("/srv/s")), "a stale socket file");
+        assert_eq!(u.named(&path("/srv/s")), Err(ECONNREFUSED));
+        assert!(u.unlink_path(&path("/srv/s")));
+        assert_eq!(u.named(&path("/srv/s")), Err(ENOENT));
+        assert!(!u.unlink_path(&path("/srv/s")));
     }
 
     #[test]

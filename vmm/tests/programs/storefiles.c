@@ -16,10 +16,13 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -630,6 +633,36 @@ int main(int argc, char **argv) {
     if (md) closedir(md);
     printf("removed while reading: %d\n", removed);
     check("and then the directory", rmdir(at("many")) == 0);
+    /* AF_UNIX names in the directory (on storage the processor keeps
+     * them, as no socket file is made there). */
+    struct sockaddr_un sa = {.sun_family = AF_UNIX}, smiss = sa, sf = sa;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", at("sock"));
+    snprintf(smiss.sun_path, sizeof smiss.sun_path, "%s", at("nope/sock"));
+    snprintf(sf.sun_path, sizeof sf.sun_path, "%s", at("c"));
+    int ls = socket(AF_UNIX, SOCK_STREAM, 0), cs = socket(AF_UNIX, SOCK_STREAM, 0);
+    fails("bind in a missing directory", bind(ls, (void *)&smiss, sizeof smiss), ENOENT);
+    check("bind and listen", bind(ls, (void *)&sa, sizeof sa) == 0 && listen(ls, 2) == 0);
+    fails("bind of the name again", bind(cs, (void *)&sa, sizeof sa), EADDRINUSE);
+    fails("bind of a bound socket", bind(ls, (void *)&sa, sizeof sa), EADDRINUSE);
+    check("connect", connect(cs, (void *)&sa, sizeof sa) == 0);
+    fails("listen on a connected socket", listen(cs, 1), EINVAL);
+    fails("accept on a connected socket", accept(cs, NULL, NULL), EINVAL);
+    close(cs);
+    cs = socket(AF_UNIX, SOCK_STREAM, 0);
+    fails("connect to a file no socket has", connect(cs, (void *)&sf, sizeof sf), ECONNREFUSED);
+    check("unlink of the socket's name", unlink(at("sock")) == 0);
+    fails("connect after it", connect(cs, (void *)&sa, sizeof sa), ENOENT);
+    check("bound again by another", bind(cs, (void *)&sa, sizeof sa) == 0 && unlink(at("sock")) == 0);
+    close(cs);
+    close(ls);
+    fails("a socket type Linux has not", socket(AF_UNIX, 12, 0), EINVAL);
+    fails("unknown flags with the type", socket(AF_UNIX, SOCK_STREAM | 0x40, 0), EINVAL);
+    fails("a type AF_UNIX has not", socket(AF_UNIX, SOCK_RDM, 0), ESOCKTNOSUPPORT);
+    int rs = socket(AF_UNIX, SOCK_RAW, 0), sot = 0;
+    socklen_t sol = sizeof sot;
+    check("AF_UNIX SOCK_RAW is a datagram socket", rs >= 0 && getsockopt(rs, SOL_SOCKET, SO_TYPE, &sot, &sol) == 0 && sot == SOCK_DGRAM);
+    fails("getsockopt at a level AF_UNIX has not", getsockopt(rs, IPPROTO_TCP, 1, &sot, &sol), EOPNOTSUPP);
+    close(rs);
     list(dir);
 
     /* Clean up. */

@@ -677,6 +677,17 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
+        // A socket's name outside /tmp, which stands for its file.
+        if how == NameUse::Unlink
+            && below_tmp(&full).is_none()
+            && self
+                .unix
+                .has_path(&pmon::unixsock::Name::Path(full.clone()))
+            && !self.file_exists(&full)
+        {
+            self.unix.unlink_path(&pmon::unixsock::Name::Path(full));
+            return Ret::Val(0);
+        }
         if self.on_storage(&full) {
             return self.store_unlink(&full, flags & AT_REMOVEDIR != 0);
         }

@@ -150,7 +150,24 @@ impl Kernel {
             AF_NETLINK => return self.sys_netlink_socket(pid, ty, protocol),
             _ => return err(EAFNOSUPPORT),
         };
-        let base = ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
+        // As Linux: flags but these two, or a type past SOCK_PACKET, are
+        // EINVAL; AF_UNIX takes SOCK_RAW as SOCK_DGRAM and has no other.
+        const SOCK_TYPE_MASK: u64 = 0xf;
+        const SOCK_MAX: u64 = 11;
+        const ESOCKTNOSUPPORT: Errno = 94;
+        let base = ty & SOCK_TYPE_MASK;
+        if ty & !SOCK_TYPE_MASK & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 || base >= SOCK_MAX {
+            return err(EINVAL);
+        }
+        if inet.is_none() && base == SOCK_RAW {
+            if protocol != 0 {
+                return err(EPROTONOSUPPORT);
+            }
+            return self.sys_unix_dgram_socket(pid, ty);
+        }
+        if inet.is_none() && !matches!(base, SOCK_STREAM | SOCK_SEQPACKET | SOCK_DGRAM) {
+            return err(ESOCKTNOSUPPORT);
+        }
         if let Some(v6) = inet {
             // ICMP (IPv4) or ICMPv6 (IPv6): echo on the loopback.
             let icmp = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
@@ -334,6 +351,18 @@ impl Kernel {
             }
             // Connecting, binding, listening: these ends are connected.
             nr::CONNECT => err(EISCONN),
+            // As Linux: a connected stream neither listens nor accepts
+            // (EINVAL; a datagram socket never does: EOPNOTSUPP), and is
+            // bound already.
+            nr::LISTEN | nr::ACCEPT | nr::ACCEPT4
+                if self
+                    .pipes
+                    .get(&rx)
+                    .is_some_and(|p| p.mode() != Mode::Datagrams) =>
+            {
+                err(EINVAL)
+            }
+            nr::BIND => err(EINVAL),
             _ => err(EOPNOTSUPP),
         }
     }
@@ -373,8 +402,15 @@ impl Kernel {
         let inet = sock.inet;
         let udp = sock.ty == SOCK_DGRAM && matches!(a[1], IPPROTO_UDP | IPPROTO_UDPLITE);
         let ip_level = matches!(a[1], IPPROTO_IP | IPPROTO_TCP | IPPROTO_IPV6) || udp;
+        // A level no protocol of the socket has: Linux's IP answers
+        // EOPNOTSUPP to a get and ENOPROTOOPT to a set, AF_UNIX (which
+        // has none but SOL_SOCKET) EOPNOTSUPP to both.
         if a[1] != SOL_SOCKET && !(inet.is_some() && ip_level) {
-            return err(ENOPROTOOPT);
+            return err(if n == nr::SETSOCKOPT && inet.is_some() {
+                ENOPROTOOPT
+            } else {
+                EOPNOTSUPP
+            });
         }
         if a[1] == SOL_SOCKET && matches!(a[2], SO_RCVTIMEO | SO_SNDTIMEO) {
             return self.socket_timeout_option(pid, n, a, sock.key);
@@ -849,10 +885,22 @@ impl Kernel {
         self.unix.set_v6only(id, self.v6only_option(id));
         match name {
             Some(Name::Path(p)) if super::tmp::below_tmp(&p).is_some() => self.bind_tmp(pid, id, p),
-            // Elsewhere the name is kept here alone, but a path that names
-            // a file already (a directory: "//" is "/") is taken, as the
-            // socket file Linux makes could not be.
-            Some(Name::Path(p)) if self.file_exists(&p) => Err(pmon::unixsock::EADDRINUSE),
+            // Elsewhere the name is kept here alone (stat does not show
+            // it; unlink removes it), as the socket file Linux makes: in a
+            // directory that is there, and taken if a file has it already
+            // (a directory: "//" is "/") or a socket has. Decided: a
+            // closed socket's name is free again without an unlink, as
+            // programs that look for the file with stat find none.
+            Some(Name::Path(p)) => {
+                self.socket_dir_there(&p)?;
+                let name = Name::Path(p);
+                if self.unix.named(&name).is_ok()
+                    || matches!(&name, Name::Path(p) if self.file_exists(p))
+                {
+                    return Err(pmon::unixsock::EADDRINUSE);
+                }
+                self.unix.bind(id, Some(name))
+            }
             name => self.unix.bind(id, name),
         }
     }
@@ -866,9 +914,26 @@ impl Kernel {
             .is_some_and(|&v| v != 0)
     }
 
+    /// The directory a socket's path name `path` (absolute, outside
+    /// /tmp) would be made in: ENOENT if missing, ENOTDIR if a file.
+    fn socket_dir_there(&self, path: &[u8]) -> Result<(), Errno> {
+        let Some(dir) = pmon::path::parent(path) else {
+            return Ok(());
+        };
+        let mode = if self.on_storage(dir) {
+            super::super::store::stat(dir, true)?.mode
+        } else {
+            host::stat_path(dir, true)?.mode
+        };
+        if mode & 0o170000 != 0o040000 {
+            return Err(ENOTDIR);
+        }
+        Ok(())
+    }
+
     /// Whether `path` (absolute, normalized, outside /tmp) names a file:
     /// on storage when it is storage's, else on the host.
-    fn file_exists(&self, path: &[u8]) -> bool {
+    pub(super) fn file_exists(&self, path: &[u8]) -> bool {
         if self.on_storage(path) {
             return self.store_stat_path(path, false).is_ok();
         }
@@ -899,7 +964,8 @@ impl Kernel {
 
     /// The socket a connect to `name` reaches: under /tmp, the one whose
     /// socket file the path leads to (ENOENT without a file, ECONNREFUSED
-    /// for a file that is no socket's); elsewhere the one with the name.
+    /// for a file that is no socket's); elsewhere the one with the name
+    /// (ECONNREFUSED for a file no socket has, as for one in /tmp).
     fn socket_at(&self, name: &Name) -> Result<usize, Errno> {
         match name {
             Name::Path(p) if super::tmp::below_tmp(p).is_some() => {
@@ -909,6 +975,10 @@ impl Kernel {
                 }
                 self.unix.at_node(ino)
             }
+            Name::Path(p) => match self.unix.named(name) {
+                Err(ENOENT) if self.file_exists(p) => Err(ECONNREFUSED),
+                found => found,
+            },
             other => self.unix.named(other),
         }
     }
