@@ -117,6 +117,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("procself", "1"),
             // Files in /tmp (the monitor's tmpfs on Lego).
             ("tmpfiles", "1"),
+            // The memory calls' errors for the usual mistakes.
+            ("maperrors", "1"),
             // Read-only mappings of a host file, read from the file at
             // their first access: fork, threads, mprotect, mremap, munmap.
             ("filemap", "2"),

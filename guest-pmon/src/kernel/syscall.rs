@@ -528,7 +528,7 @@ impl Kernel {
                 // the user half): a range past them is EINVAL, not an
                 // unmapping of what it covers.
                 const TASK_SIZE: u64 = lego_proto::process::USER_TOP_MAX - 4096;
-                if a[0] > TASK_SIZE || a[1] > TASK_SIZE - a[0] {
+                if a[0] > TASK_SIZE || a[1] > TASK_SIZE - a[0] || a[1] == 0 {
                     return err(EINVAL);
                 }
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
@@ -555,8 +555,25 @@ impl Kernel {
                 val(self.flush_shared(space, a[0], end, false).map(|_| 0))
             }
             nr::MPROTECT => {
-                if a[2] & !7 & !0x0300_0000 != 0 {
+                const PROT_GROWSDOWN: u64 = 0x0100_0000;
+                // PROT_GROWSUP too: no mapping grows up on x86.
+                if a[2] & !7 & !PROT_GROWSDOWN != 0 {
                     return err(EINVAL);
+                }
+                let mut a = a;
+                if a[2] & PROT_GROWSDOWN != 0 {
+                    // As Linux: only a mapping that grows down (the main
+                    // stack) takes it, and the change reaches down to its
+                    // start (glibc makes the stack executable so).
+                    let (low, high) = match self.space_mut(pid) {
+                        Ok(s) => s.layout.stack,
+                        Err(e) => return err(e),
+                    };
+                    let end = range_end(a[0], a[1]);
+                    if a[0] < low || end > high || a[0] % 4096 != 0 {
+                        return err(EINVAL);
+                    }
+                    (a[0], a[1]) = (low, end - low);
                 }
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
                 let end = range_end(a[0], a[1]);
@@ -585,6 +602,11 @@ impl Kernel {
                 // object (`shared_anon`).
                 if self.meets_shared_anon(space, a[0], end) {
                     return self.mremap_shared(pid, space, a[0], a[1], a[2], flags);
+                }
+                // An old length of 0 asks for a copy of a shared mapping;
+                // a private one is EINVAL, as Linux.
+                if a[1] == 0 && !self.meets_shared_anon(space, a[0], a[0].saturating_add(4096)) {
+                    return err(EINVAL);
                 }
                 self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, flags)
             }
@@ -3679,11 +3701,29 @@ impl Kernel {
         const MAP_FIXED: u64 = 0x10;
         const MAP_ANONYMOUS: u64 = 0x20;
         const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
-        if len == 0 || off % 4096 != 0 || prot & !7 != 0 {
+        // Protection bits past PROT_EXEC mean nothing to mmap on Linux,
+        // which takes them.
+        let prot = prot & 7;
+        if len == 0 || off % 4096 != 0 {
             return err(EINVAL);
         }
         if flags & (MAP_SHARED | MAP_PRIVATE) == 0 {
             return err(EINVAL);
+        }
+        // MAP_SHARED_VALIDATE (both bits): a shared file mapping whose
+        // flags are checked (EOPNOTSUPP for one Linux does not know, or
+        // MAP_SYNC, which only DAX files take); never anonymous.
+        if flags & (MAP_SHARED | MAP_PRIVATE) == MAP_SHARED | MAP_PRIVATE {
+            // Linux's LEGACY_MAP_MASK, MAP_FIXED_NOREPLACE, and the huge
+            // page size bits.
+            const KNOWN: u64 = 0x7f933 | 0x10_0000 | 0x3f << 26;
+            const EOPNOTSUPP: Errno = 95;
+            if flags & MAP_ANONYMOUS != 0 {
+                return err(EINVAL);
+            }
+            if flags & !KNOWN != 0 {
+                return err(EOPNOTSUPP);
+            }
         }
         // The file range must be one a file can have, as Linux checks.
         const EOVERFLOW: Errno = 75;
@@ -3742,6 +3782,8 @@ impl Kernel {
                     // Shared: kept in step with the file (`shared`);
                     // writable only if the file is open for writing, as
                     // on Linux.
+                    // A file of any kind must be open for reading.
+                    Kind::Tmp(_) | Kind::Store(_) if !f.readable() => return err(EACCES),
                     Kind::Store(ino) if f.readable() => {
                         if flags & MAP_SHARED != 0 {
                             if prot & 2 != 0 && !f.writable() {

@@ -1,0 +1,56 @@
+/* The errors Linux gives the memory calls for the usual mistakes, and what
+ * it takes that looks like one: mmap's MAP_SHARED_VALIDATE, protection
+ * bits past PROT_EXEC, a file open for writing only; munmap of no bytes;
+ * PROT_GROWSDOWN off the stack and on it; mremap of an old length of 0. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "check.h"
+
+#define MAPPED(what, expr)                                                   \
+    do {                                                                     \
+        errno = 0;                                                           \
+        void *m_ = (expr);                                                   \
+        printf("%s: %s\n", what, m_ == MAP_FAILED ? strerror(errno) : "mapped"); \
+    } while (0)
+
+int main(void)
+{
+    setvbuf(stdout, 0, _IONBF, 0);
+    const long pg = 4096;
+    MAPPED("MAP_SHARED_VALIDATE, anonymous",
+           mmap(0, pg, PROT_READ, MAP_SHARED_VALIDATE | MAP_ANONYMOUS, -1, 0));
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/maperrors-%d", (int)getpid());
+    int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+    ftruncate(fd, pg);
+    MAPPED("MAP_SHARED_VALIDATE of a file", mmap(0, pg, PROT_READ, MAP_SHARED_VALIDATE, fd, 0));
+    MAPPED("MAP_SHARED_VALIDATE with a flag Linux has not",
+           mmap(0, pg, PROT_READ, MAP_SHARED_VALIDATE | 0x200000, fd, 0));
+    MAPPED("MAP_SHARED_VALIDATE with MAP_SYNC (no DAX)",
+           mmap(0, pg, PROT_READ, MAP_SHARED_VALIDATE | 0x80000, fd, 0));
+    MAPPED("a protection bit past PROT_EXEC",
+           mmap(0, pg, PROT_READ | 0x100, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    int wo = open(path, O_WRONLY);
+    MAPPED("a file open for writing only", mmap(0, pg, PROT_READ, MAP_SHARED, wo, 0));
+    close(wo);
+    close(fd);
+    unlink(path);
+    char *a = mmap(0, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    a[0] = 1;
+    SHOW("munmap of no bytes", munmap(a, 0));
+    SHOW("mprotect PROT_GROWSDOWN off the stack", mprotect(a, pg, PROT_READ | PROT_GROWSDOWN));
+    SHOW("mprotect PROT_GROWSUP", mprotect(a, pg, PROT_READ | PROT_GROWSUP));
+    MAPPED("mremap of the mapping whole (not split)", mremap(a, 4 * pg, 4 * pg, 0));
+    MAPPED("mremap of an old length of 0, private", mremap(a, 0, pg, MREMAP_MAYMOVE));
+    /* The stack: down to its start, as glibc makes it executable. */
+    volatile char here = 0;
+    char *sp = (char *)((unsigned long)&here & ~(pg - 1));
+    SHOW("mprotect PROT_GROWSDOWN on the stack",
+         mprotect(sp, pg, PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN));
+    printf("the stack still works: %d\n", here == 0);
+    munmap(a, 4 * pg);
+    return 0;
+}
