@@ -152,6 +152,7 @@ impl Kernel {
                 cwd,
                 root: b"/".to_vec(),
                 umask: 0o022,
+                personality: 0,
                 exe: image.exe.clone(),
                 exe_on_host: image.exe_on_host,
                 bias: image.bias,

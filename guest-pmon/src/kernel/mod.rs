@@ -214,6 +214,9 @@ pub struct Process {
     /// Its root directory (chroot), a whole path; `/` unless changed.
     pub root: Vec<u8>,
     pub umask: u32,
+    /// personality(2)'s value: kept and given back (and inherited), as
+    /// Linux keeps it; none of its flags changes anything here.
+    pub personality: u32,
     /// The host path of the program it runs (for /proc/self/exe and the
     /// VMM's report of a fatal signal) and its load bias.
     pub exe: Vec<u8>,

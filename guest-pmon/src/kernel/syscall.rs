@@ -718,6 +718,8 @@ impl Kernel {
                 Ret::Val(t)
             }
             nr::NANOSLEEP => self.sys_nanosleep(tid, 1, 0, a[0], a[1]),
+            // Past CLOCK_TAI, or the obsolete CLOCK_SGI_CYCLE: no clock.
+            nr::CLOCK_NANOSLEEP if matches!(a[0] as i32, 10 | 12..) => err(EINVAL),
             nr::CLOCK_NANOSLEEP => self.sys_nanosleep(tid, a[0], a[1], a[2], a[3]),
             nr::SYSINFO => self.sys_sysinfo(pid, a[0]),
             nr::TIMES => self.sys_times(pid, a[0]),
@@ -743,6 +745,9 @@ impl Kernel {
             nr::PRLIMIT64 => self.sys_prlimit(pid, a[0] as Pid, a[1], a[2], a[3]),
             nr::GETRLIMIT => self.sys_prlimit(pid, 0, a[0], 0, a[1]),
             nr::SETRLIMIT => self.sys_prlimit(pid, 0, a[0], a[1], 0),
+            // GRND_NONBLOCK, GRND_RANDOM and GRND_INSECURE, the last two
+            // not together.
+            nr::GETRANDOM if a[2] & !7 != 0 || a[2] & 6 == 6 => err(EINVAL),
             nr::GETRANDOM => {
                 let len = (a[1] as usize).min(1 << 20);
                 let mut buf = alloc::vec![0u8; len];
@@ -762,7 +767,17 @@ impl Kernel {
             }
             nr::INOTIFY_RM_WATCH => self.sys_inotify_rm_watch(pid, a[0] as i32 as i64, a[1]),
             nr::CAPSET => self.sys_capset(tid, a[0], a[1]),
-            nr::PERSONALITY => Ret::Val(0),
+            // 0xffffffff asks without changing it.
+            nr::PERSONALITY => match self.procs.get_mut(&pid) {
+                Some(p) => {
+                    let old = p.personality;
+                    if a[0] as u32 != u32::MAX {
+                        p.personality = a[0] as u32;
+                    }
+                    Ret::Val(i64::from(old))
+                }
+                None => err(ESRCH),
+            },
             nr::UMASK => match self.procs.get_mut(&pid) {
                 Some(p) => {
                     let old = p.umask;
@@ -925,6 +940,9 @@ impl Kernel {
                 a[1] as i32 as i64,
                 a[2] as u32 as u64,
             ),
+            // A thread id or group id of 0 or less names none.
+            nr::TGKILL if a[0] as i32 <= 0 || a[1] as i32 <= 0 => err(EINVAL),
+            nr::TKILL if a[0] as i32 <= 0 => err(EINVAL),
             nr::TGKILL => self.sys_tkill(pid, a[0] as i32 as i64, a[1] as Tid, a[2] as u32),
             nr::TKILL => self.sys_tkill(pid, -1, a[0] as Tid, a[1] as u32),
             nr::RT_SIGQUEUEINFO => self.sys_sigqueueinfo(pid, a[0] as i32 as i64, None, a[1], a[2]),
@@ -5033,6 +5051,7 @@ impl Kernel {
             let (environ, auxv) = (parent.environ.clone(), parent.auxv.clone());
             let groups = parent.groups.clone();
             let cred = parent.cred;
+            let personality = parent.personality;
             let (dumpable, no_new_privs, run, vnode, home) = (
                 parent.dumpable,
                 parent.no_new_privs,
@@ -5072,6 +5091,7 @@ impl Kernel {
                     cwd,
                     root,
                     umask,
+                    personality,
                     exe,
                     exe_on_host,
                     bias,

@@ -1,6 +1,15 @@
 /* prctl as programs use it: the thread's name, dumpable, no_new_privs,
- * and the parent-death signal a grandchild asks for when its parent ends. */
+ * and the parent-death signal a grandchild asks for when its parent ends;
+ * personality kept and inherited; getrandom's, tkill's and
+ * clock_nanosleep's checks. */
+#include <errno.h>
 #include <signal.h>
+#include <sys/personality.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "check.h"
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -42,5 +51,23 @@ int main(void) {
     close(p[1]);
     int n = read(p[0], buf, sizeof buf - 1);
     printf("%.*s", n, buf);
+
+    printf("personality: %#x\n", personality(0xffffffff));
+    personality(PER_LINUX | ADDR_NO_RANDOMIZE);
+    printf("personality set: %#x\n", personality(0xffffffff));
+    pid_t kid = fork();
+    if (kid == 0)
+        _exit(personality(0xffffffff) == (PER_LINUX | ADDR_NO_RANDOMIZE));
+    int st = 0;
+    waitpid(kid, &st, 0);
+    printf("a child inherits it: %d\n", WEXITSTATUS(st));
+    personality(PER_LINUX);
+    char r[8];
+    SHOW("getrandom with a flag Linux has not", getrandom(r, 8, 0x100));
+    SHOW("getrandom GRND_RANDOM|GRND_INSECURE", getrandom(r, 8, GRND_RANDOM | 4));
+    SHOW("tkill of thread -1", syscall(SYS_tkill, -1, 0));
+    SHOW("tgkill of group 0", syscall(SYS_tgkill, 0, getpid(), 0));
+    struct timespec ts = {0, 1};
+    printf("clock_nanosleep on no clock: %s\n", strerror(clock_nanosleep(99, 0, &ts, NULL)));
     return 0;
 }
