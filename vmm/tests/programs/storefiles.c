@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <netinet/in.h>
@@ -616,6 +617,12 @@ int main(int argc, char **argv) {
     close(pc);
     int dd = open(dir, O_RDONLY | O_DIRECTORY);
     fails("getdents64 into 8 bytes", syscall(SYS_getdents64, dd, buf, 8), EINVAL);
+    int epf = epoll_create1(0), cf = open(at("c"), O_RDONLY);
+    struct epoll_event eev = {.events = EPOLLIN};
+    fails("epoll of a file", epoll_ctl(epf, EPOLL_CTL_ADD, cf, &eev), EPERM);
+    fails("epoll of a directory", epoll_ctl(epf, EPOLL_CTL_ADD, dd, &eev), EPERM);
+    close(cf);
+    close(epf);
     close(dd);
     check("the link to c removed", unlink(at("lc")) == 0);
     /* rm -rf: names removed as they are read; none is skipped. */

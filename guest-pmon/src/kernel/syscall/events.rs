@@ -204,7 +204,13 @@ impl Kernel {
         // Regular files and directories are always ready: epoll refuses them.
         if matches!(
             target.kind,
-            Kind::Host(_) | Kind::HostDir(_) | Kind::Tmp(_) | Kind::Generated
+            Kind::Host(_)
+                | Kind::HostDir(_)
+                | Kind::Tmp(_)
+                | Kind::Store(_)
+                | Kind::StoreDir(_)
+                | Kind::ProcDir(..)
+                | Kind::Generated
         ) {
             return err(EPERM);
         }
