@@ -243,6 +243,11 @@ pub enum Name {
     /// listing the process's open descriptors (glibc's closefrom reads
     /// it when close_range is missing; lsof and ps read other processes').
     FdDir(u32),
+    /// /proc/PID/fdinfo: a directory with a file per open descriptor
+    /// (lsof and runtimes that count their descriptors read it).
+    FdInfoDir(u32),
+    /// /proc/PID/fdinfo/N: descriptor N's offset, flags, mount and inode.
+    FdInfo(u32, i32),
     /// /proc/PID/exe: the program the process runs (ps takes a command's
     /// name from it; a process without one is a kernel thread to it).
     Exe(u32),
@@ -440,9 +445,11 @@ fn entry(pid: u32, tail: &[u8]) -> Name {
         b"mounts" => Name::Mounts,
         b"mountinfo" => Name::MountInfo,
         b"fd" => Name::FdDir(pid),
-        t => match t.strip_prefix(b"fd/") {
-            Some(n) => fd_number(n).map_or(Name::Hidden, |n| Name::Fd(pid, n)),
-            None => Name::Hidden,
+        b"fdinfo" => Name::FdInfoDir(pid),
+        t => match (t.strip_prefix(b"fd/"), t.strip_prefix(b"fdinfo/")) {
+            (Some(n), _) => fd_number(n).map_or(Name::Hidden, |n| Name::Fd(pid, n)),
+            (_, Some(n)) => fd_number(n).map_or(Name::Hidden, |n| Name::FdInfo(pid, n)),
+            _ => Name::Hidden,
         },
     }
 }
@@ -661,6 +668,18 @@ pub fn fd_dir_of(path: &[u8]) -> Option<u32> {
     fd_number(n).map(|n| n as u32)
 }
 
+/// /proc/PID/fdinfo for process `pid`.
+pub fn fdinfo_dir(pid: u32) -> Vec<u8> {
+    alloc::format!("/proc/{pid}/fdinfo").into_bytes()
+}
+
+/// The process whose descriptors' information the open directory at
+/// `path` lists, if it is one [`fdinfo_dir`] named.
+pub fn fdinfo_dir_of(path: &[u8]) -> Option<u32> {
+    let n = path.strip_prefix(b"/proc/")?.strip_suffix(b"/fdinfo")?;
+    fd_number(n).map(|n| n as u32)
+}
+
 fn fd_number(text: &[u8]) -> Option<i32> {
     if text.is_empty() || text.len() > 9 || !text.iter().all(u8::is_ascii_digit) {
         return None;
@@ -735,6 +754,11 @@ mod tests {
         assert_eq!(name(b"/proc/5/fd", 5), Name::FdDir(5));
         assert_eq!(name(b"/dev/fd", 5), Name::FdDir(5));
         assert_eq!(name(b"/proc/6/fd", 5), Name::FdDir(6));
+        assert_eq!(name(b"/proc/self/fdinfo", 5), Name::FdInfoDir(5));
+        assert_eq!(name(b"/proc/6/fdinfo/3", 5), Name::FdInfo(6, 3));
+        assert_eq!(name(b"/proc/6/fdinfo/x", 5), Name::Hidden);
+        assert_eq!(fdinfo_dir_of(&fdinfo_dir(7)), Some(7));
+        assert_eq!(fd_dir_of(&fdinfo_dir(7)), None);
         assert_eq!(name(b"/proc/self/exe", 5), Name::Exe(5));
         assert_eq!(name(b"/proc/5/exe", 5), Name::Exe(5));
         assert_eq!(name(b"/proc/self", 5), Name::SelfDir);

@@ -281,18 +281,9 @@ fn read_only(line: &[u8]) -> Vec<u8> {
 /// container-aware runtimes read it.
 pub fn mountinfo(mounts: &[u8], dev: impl Fn(&[u8]) -> u64) -> Vec<u8> {
     let mut out = String::new();
-    let lines: Vec<Vec<&[u8]>> = mounts
-        .split(|&c| c == b'\n')
-        .map(|l| l.split(|&c| c == b' ').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 4)
-        .collect();
-    // The root's mount first (its parent is outside, 1); the others are
-    // its children.
-    let root = lines.iter().position(|f| f[1] == b"/");
-    let order = root
-        .into_iter()
-        .chain((0..lines.len()).filter(|&i| Some(i) != root));
-    for (n, i) in order.enumerate() {
+    let (lines, order) = mount_order(mounts);
+    let root = order.first().copied().filter(|&i| lines[i][1] == b"/");
+    for (n, &i) in order.iter().enumerate() {
         let f = &lines[i];
         let (source, at, fstype, opts) = (f[0], f[1], f[2], f[3]);
         let id = 20 + n;
@@ -334,6 +325,45 @@ pub fn mountinfo(mounts: &[u8], dev: impl Fn(&[u8]) -> u64) -> Vec<u8> {
         );
     }
     out.into_bytes()
+}
+
+/// The fields of each line of [`mounts`], and the order mountinfo
+/// numbers them in: the root's mount first (its parent is outside); the
+/// others are its children.
+fn mount_order(mounts: &[u8]) -> (Vec<Vec<&[u8]>>, Vec<usize>) {
+    let lines: Vec<Vec<&[u8]>> = mounts
+        .split(|&c| c == b'\n')
+        .map(|l| l.split(|&c| c == b' ').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
+    let root = lines.iter().position(|f| f[1] == b"/");
+    let order = root
+        .into_iter()
+        .chain((0..lines.len()).filter(|&i| Some(i) != root))
+        .collect();
+    (lines, order)
+}
+
+/// The mount id [`mountinfo`] gives the mount that holds absolute path
+/// `path` (the deepest mount point above it); 0 for none.
+pub fn mount_id(mounts: &[u8], path: &[u8]) -> u64 {
+    let (lines, order) = mount_order(mounts);
+    order
+        .iter()
+        .enumerate()
+        .filter(|&(_, &i)| {
+            let at = lines[i][1];
+            at == b"/" || crate::path::below(path, at).is_some()
+        })
+        .max_by_key(|&(_, &i)| lines[i][1].len())
+        .map_or(0, |(n, _)| 20 + n as u64)
+}
+
+/// /proc/PID/fdinfo/N: where the open file is, its status flags (with
+/// O_CLOEXEC for a descriptor closed at exec), its mount and inode, in
+/// Linux's layout.
+pub fn fdinfo(pos: u64, flags: u32, mnt_id: u64, ino: u64) -> Vec<u8> {
+    alloc::format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt_id}\nino:\t{ino}\n").into_bytes()
 }
 
 /// /proc/PID/limits: each resource's soft and hard limit, in Linux's

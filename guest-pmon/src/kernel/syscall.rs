@@ -1567,7 +1567,10 @@ impl Kernel {
             return self.proc_getdents(pid, &f, h, buf, len);
         }
         if let Some(target) = pmon::path::fd_dir_of(&f.path) {
-            return self.fd_getdents(pid, target, &f, buf, len);
+            return self.fd_getdents(pid, target, &f, (buf, len), procpid::DT_LNK);
+        }
+        if let Some(target) = pmon::path::fdinfo_dir_of(&f.path) {
+            return self.fd_getdents(pid, target, &f, (buf, len), procpid::DT_REG);
         }
         match host::readdir(h, f.offset.get(), len) {
             Ok((bytes, next)) => {
@@ -2098,6 +2101,8 @@ impl Kernel {
                     | Name::MemInfo
                     | Name::SelfDir
                     | Name::FdDir(_)
+                    | Name::FdInfoDir(_)
+                    | Name::FdInfo(..)
                     | Name::Proc(..)
                     | Name::ProcDir(_)
                     | Name::TaskDir(_)
@@ -2653,9 +2658,13 @@ impl Kernel {
                 host::stat_path(b"/proc/self/exe", false)?
             }
             Name::SelfDir => host::stat_path(b"/proc/self", follow)?,
-            Name::FdDir(t) => {
+            Name::FdDir(t) | Name::FdInfoDir(t) => {
                 self.reach(pid, t)?;
                 host::stat_path(FD_DIR, true)?
+            }
+            Name::FdInfo(t, n) => {
+                self.fd_file(pid, t, n)?;
+                return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
             Name::Maps(t) => {
                 self.reach(pid, t)?;
@@ -2896,7 +2905,33 @@ impl Kernel {
                 if let Err(e) = self.reach(pid, t) {
                     return err(e);
                 }
-                return self.open_fd_dir(pid, t, flags, cloexec);
+                return self.open_fd_dir(pid, t, flags, cloexec, false);
+            }
+            Name::FdInfoDir(_)
+                if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 =>
+            {
+                return err(EISDIR)
+            }
+            Name::FdInfoDir(t) => {
+                if let Err(e) = self.reach(pid, t) {
+                    return err(e);
+                }
+                return self.open_fd_dir(pid, t, flags, cloexec, true);
+            }
+            Name::FdInfo(..)
+                if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 =>
+            {
+                return err(EACCES)
+            }
+            Name::FdInfo(t, n) => {
+                let data = match self.fd_file(pid, t, n) {
+                    Ok(f) => self.fdinfo(t, n, &f),
+                    Err(e) => return err(e),
+                };
+                let file = OpenFile::generated(full, data);
+                return val(self
+                    .proc_mut(pid)
+                    .and_then(|pr| pr.fds.install(file, cloexec, 0)));
             }
             Name::Proc(..) | Name::TaskFile(..)
                 if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 =>
@@ -3070,7 +3105,11 @@ impl Kernel {
             // (Followed by lookup_follow.)
             Name::Exe(_) | Name::Cwd(_) | Name::Root(_) => return err(ENOENT),
             Name::SelfDir => b"/proc/self".to_vec(),
-            Name::Maps(t) | Name::FdDir(t) if t != pid => {
+            Name::FdInfo(t, n) if mode & X_OK != 0 => {
+                return val(self.fd_file(pid, t, n).and(Err(EACCES)))
+            }
+            Name::FdInfo(t, n) => return val(self.fd_file(pid, t, n).map(|_| 0)),
+            Name::Maps(t) | Name::FdDir(t) | Name::FdInfoDir(t) if t != pid => {
                 return val(self.reach(pid, t).map(|()| 0))
             }
             Name::Maps(_)
@@ -3094,6 +3133,7 @@ impl Kernel {
             Name::Proc(..)
             | Name::ProcDir(_)
             | Name::FdDir(_)
+            | Name::FdInfoDir(_)
             | Name::TaskDir(_)
             | Name::Task(..)
             | Name::TaskFile(..) => return Ret::Val(0),
@@ -3180,7 +3220,11 @@ impl Kernel {
             | Name::TaskDir(_)
             | Name::Task(..)
             | Name::TaskFile(..)
-            | Name::FdDir(_) => return err(EINVAL),
+            | Name::FdDir(_)
+            | Name::FdInfoDir(_) => return err(EINVAL),
+            Name::FdInfo(t, n) => {
+                return err(self.fd_file(pid, t, n).err().unwrap_or(EINVAL));
+            }
             Name::Host if self.tmp_node(&full).is_some() => {
                 match self
                     .tmp_node(&full)
@@ -5407,6 +5451,8 @@ impl Kernel {
                 | Name::Cwd(_)
                 | Name::Root(_)
                 | Name::FdDir(_)
+                | Name::FdInfoDir(_)
+                | Name::FdInfo(..)
                 | Name::Maps(_)
                 | Name::Proc(..)
                 | Name::ProcDir(_)

@@ -19,9 +19,11 @@ use pmon::tmpfs::Entry;
 
 use super::*;
 
-/// getdents64's d_type of a directory and of a symbolic link.
+/// getdents64's d_type of a directory, a regular file and a symbolic
+/// link.
 const DT_DIR: u8 = 4;
-const DT_LNK: u8 = 10;
+pub(super) const DT_REG: u8 = 8;
+pub(super) const DT_LNK: u8 = 10;
 
 /// Clock ticks (USER_HZ, 100 a second) in `ns`.
 fn ticks(ns: u64) -> u64 {
@@ -67,6 +69,36 @@ impl Kernel {
         self.reach(caller, target)?;
         self.file(target, n as i64)
             .map_err(|e| if e == EBADF { ENOENT } else { e })
+    }
+
+    /// /proc/PID/fdinfo/N of process `target`'s descriptor `n`, open as
+    /// `f`: its offset, status flags (O_LARGEFILE, as every open on
+    /// x86-64 has it, and O_CLOEXEC where the descriptor has it), mount
+    /// and inode.
+    pub(super) fn fdinfo(&mut self, target: Pid, n: i32, f: &Arc<OpenFile>) -> Vec<u8> {
+        const O_LARGEFILE: u32 = 0o100000;
+        let cloexec = self
+            .procs
+            .get(&target)
+            .and_then(|p| p.fds.cloexec(n as i64).ok())
+            .unwrap_or(false);
+        let flags = (f.flags.get() & !pmon::fd::STATUS_BITS)
+            | O_LARGEFILE
+            | if cloexec { O_CLOEXEC } else { 0 };
+        let ino = self.stat_of(f).map_or(0, |st| {
+            u64::from_le_bytes(st[8..16].try_into().unwrap_or([0; 8]))
+        });
+        let mnt_id = if f.path.first() == Some(&b'/') {
+            host::slurp(b"/proc/mounts", 1 << 22)
+                .map(|text| {
+                    let mounts = pmon::procfs::mounts(&text, self.storage);
+                    pmon::procfs::mount_id(&mounts, &f.path)
+                })
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        pmon::procfs::fdinfo(f.offset.get(), flags, mnt_id, ino)
     }
 
     /// Where /proc/PID/exe, cwd or root (`name`) links to, for `caller`.
@@ -468,26 +500,38 @@ impl Kernel {
     /// [`Self::fd_getdents`] makes of `target`'s descriptors, as Linux's
     /// stays the process's it was opened for. (The caller checked that
     /// `pid` may look, and refuses opens for writing: EISDIR.)
-    pub(super) fn open_fd_dir(&mut self, pid: Pid, target: Pid, flags: u32, cloexec: bool) -> Ret {
+    pub(super) fn open_fd_dir(
+        &mut self,
+        pid: Pid,
+        target: Pid,
+        flags: u32,
+        cloexec: bool,
+        info: bool,
+    ) -> Ret {
         let handle = match host::open_as(FD_DIR, lego_proto::program::OPEN_READ) {
             Ok((h, _)) => h,
             Err(e) => return err(e),
         };
-        let path = pmon::path::fd_dir(target);
+        let path = if info {
+            pmon::path::fdinfo_dir(target)
+        } else {
+            pmon::path::fd_dir(target)
+        };
         let file = OpenFile::with_path(Kind::HostDir(handle), flags & O_NONBLOCK, path);
         self.install_host(pid, handle, file, cloexec)
     }
 
-    /// The listing of an open /proc/PID/fd: `.`, `..` and process
-    /// `target`'s open descriptors as symbolic links, as Linux lists them
-    /// (ENOENT once it has exited).
+    /// The listing of an open /proc/PID/fd or fdinfo: `.`, `..` and
+    /// process `target`'s open descriptors, of type `dtype` (symbolic
+    /// links, or fdinfo's files), as Linux lists them (ENOENT once it has
+    /// exited).
     pub(super) fn fd_getdents(
         &mut self,
         pid: Pid,
         target: Pid,
         f: &OpenFile,
-        buf: u64,
-        len: usize,
+        (buf, len): (u64, usize),
+        dtype: u8,
     ) -> Ret {
         // A descriptor's place is its number past `.` and `..`, as on
         // Linux: CPython's subprocess closes descriptors while it reads
@@ -501,7 +545,7 @@ impl Kernel {
             names.extend(
                 p.fds
                     .iter()
-                    .map(|(fd, _)| (fd as u64 + 2, alloc::format!("{fd}").into_bytes(), DT_LNK)),
+                    .map(|(fd, _)| (fd as u64 + 2, alloc::format!("{fd}").into_bytes(), dtype)),
             );
         }
         self.put_listing(pid, f, names, 0x7800, buf, len)
