@@ -517,7 +517,10 @@ pub fn stat(p: &ProcInfo) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// /proc/PID/status: the lines ps, top and scripts read.
+/// /proc/PID/status: every line Linux 6.x gives, in its order. One
+/// namespace of each kind (the NS ids are the ids); memory the processor
+/// does not hold apart (resident, locked, data, stack and the like) is
+/// 0 kB, as VmRSS is; no seccomp filter, no speculation control.
 pub fn status(p: &ProcInfo) -> Vec<u8> {
     let mut out = alloc::string::String::new();
     let groups: Vec<alloc::string::String> =
@@ -530,11 +533,19 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
         out,
         "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{}\nTgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\n\
          TracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{}\nGroups:\t{}\n\
-         VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{}\n\
+         NStgid:\t{}\nNSpid:\t{}\nNSpgid:\t{}\nNSsid:\t{}\nKthread:\t0\n\
+         VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n\
+         VmHWM:\t       0 kB\nVmRSS:\t{:8} kB\nRssAnon:\t       0 kB\nRssFile:\t       0 kB\n\
+         RssShmem:\t       0 kB\nVmData:\t       0 kB\nVmStk:\t       0 kB\nVmExe:\t       0 kB\n\
+         VmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\nHugetlbPages:\t       0 kB\n\
+         CoreDumping:\t0\nTHP_enabled:\t1\nuntag_mask:\t0xffffffffffffffff\nThreads:\t{}\n\
          SigQ:\t0/{}\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\n\
          SigCgt:\t{:016x}\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\n\
          CapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\n\
-         Cpus_allowed_list:\t{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+         Seccomp:\t0\nSeccomp_filters:\t0\nSpeculation_Store_Bypass:\tunknown\n\
+         SpeculationIndirectBranch:\tunsupported\nCpus_allowed:\t{:x}\nCpus_allowed_list:\t{}\n\
+         Mems_allowed:\t1\nMems_allowed_list:\t0\n\
+         voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         p.umask,
         state_name(p.state),
         p.pid,
@@ -550,6 +561,10 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
         g.fs,
         p.fds.next_multiple_of(64).max(64),
         groups,
+        p.pid,
+        p.tid,
+        p.pgid,
+        p.sid,
         p.vsize / 1024,
         p.vsize / 1024,
         0,
@@ -566,6 +581,7 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
         caps.bounding,
         caps.ambient,
         p.no_new_privs as u8,
+        p.cpus_allowed,
         cpu_list_of(p.cpus_allowed),
     );
     out.into_bytes()
@@ -850,5 +866,17 @@ mod tests {
             "{status}"
         );
         assert!(status.contains("\nCpus_allowed_list:\t0-1,3\n"), "{status}");
+        assert!(status.contains("\nCpus_allowed:\tb\n"), "{status}");
+        assert!(status.contains("\nNStgid:\t7\nNSpid:\t9\n"), "{status}");
+        // Linux's fields, in its order.
+        let keys: Vec<&str> = status.lines().filter_map(|l| l.split(':').next()).collect();
+        let want = "Name Umask State Tgid Ngid Pid PPid TracerPid Uid Gid FDSize Groups NStgid \
+            NSpid NSpgid NSsid Kthread VmPeak VmSize VmLck VmPin VmHWM VmRSS RssAnon RssFile \
+            RssShmem VmData VmStk VmExe VmLib VmPTE VmSwap HugetlbPages CoreDumping THP_enabled \
+            untag_mask Threads SigQ SigPnd ShdPnd SigBlk SigIgn SigCgt CapInh CapPrm CapEff \
+            CapBnd CapAmb NoNewPrivs Seccomp Seccomp_filters Speculation_Store_Bypass \
+            SpeculationIndirectBranch Cpus_allowed Cpus_allowed_list Mems_allowed \
+            Mems_allowed_list voluntary_ctxt_switches nonvoluntary_ctxt_switches";
+        assert_eq!(keys.join(" "), want);
     }
 }
