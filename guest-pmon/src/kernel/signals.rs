@@ -502,8 +502,10 @@ impl Kernel {
             return true;
         }
         if let Some(p) = self.procs.get_mut(&pid) {
+            // Linux resets the handler alone: the flags and mask stay
+            // (sigaction then reads them back).
             if action.flags & SA_RESETHAND != 0 {
-                p.actions[(sig - 1) as usize] = SigAction::default();
+                p.actions[(sig - 1) as usize].handler = SigAction::default().handler;
             }
         }
         true
@@ -825,6 +827,11 @@ impl Kernel {
             let a = pp.actions[(SIGCHLD - 1) as usize];
             a.handler == SIG_IGN || a.flags & SA_NOCLDWAIT != 0
         });
+        // Its waits look again before SIGCHLD comes: a wait that finds
+        // this child returns it, as Linux's, rather than end in EINTR for
+        // the signal the same exit sent (a SIGCHLD handler without
+        // SA_RESTART made every blocking waitpid fail).
+        self.wake_child_waiters(ppid);
         if reap {
             self.procs.remove(&pid);
         } else if (1..=64).contains(&exit_signal) {
@@ -835,7 +842,6 @@ impl Kernel {
             info.status = st;
             self.signal_process(ppid, info);
         }
-        self.wake_child_waiters(ppid);
     }
 
     /// A child of `ppid` changed (ended, stopped, continued): its waits
@@ -983,12 +989,13 @@ impl Kernel {
             .procs
             .get(&ppid)
             .is_none_or(|pp| pp.actions[(SIGCHLD - 1) as usize].flags & SA_NOCLDSTOP != 0);
+        // The waits first, as for an exit (`wake_child_waiters`).
+        self.wake_child_waiters(ppid);
         if !quiet {
             let mut info = SigInfo::user(SIGCHLD, code, pid);
             info.status = sig as i32;
             self.signal_process(ppid, info);
         }
-        self.wake_child_waiters(ppid);
     }
 
     /// Whether the process group of `pid` is orphaned: no member has a

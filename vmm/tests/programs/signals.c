@@ -1,11 +1,14 @@
 /* Signals: handlers with siginfo, masks, sigsuspend, kill to self,
- * an alternate stack, and a fault caught by a handler. */
+ * an alternate stack, and a fault caught by a handler; SA_RESETHAND
+ * resets the handler alone; a blocking waitpid whose child's exit also
+ * brings a SIGCHLD handler (no SA_RESTART) returns the child. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t got_usr1, got_usr2, code_seen;
@@ -13,6 +16,8 @@ static volatile void *fault_addr;
 static sigjmp_buf jump;
 static char altstack[64 * 1024];
 static volatile int on_alt;
+
+static void noted(int sig) { (void)sig; }
 
 static void usr1(int sig, siginfo_t *info, void *uc) {
     (void)uc;
@@ -86,5 +91,32 @@ int main(void) {
     signal(SIGUSR1, SIG_IGN);
     raise(SIGUSR1);
     puts("ignored SIGUSR1 did nothing");
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = noted;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigaction(SIGUSR1, &sa, NULL);
+    raise(SIGUSR1);
+    struct sigaction now;
+    sigaction(SIGUSR1, NULL, &now);
+    printf("SA_RESETHAND: default again: %s, flags kept: %s\n", now.sa_handler == SIG_DFL ? "yes" : "no",
+           now.sa_flags & SA_NODEFER ? "yes" : "no");
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = noted; /* no SA_RESTART */
+    sigaction(SIGCHLD, &sa, NULL);
+    int found = 0;
+    for (int i = 0; i < 5; i++) {
+        pid_t c = fork();
+        if (c == 0) {
+            usleep(10000);
+            _exit(3);
+        }
+        int st = 0;
+        pid_t r = waitpid(c, &st, 0);
+        found += r == c && WIFEXITED(st) && WEXITSTATUS(st) == 3;
+        if (r != c)
+            waitpid(c, &st, 0);
+    }
+    printf("waitpid returned the child with SIGCHLD caught: %d of 5\n", found);
     return 0;
 }
