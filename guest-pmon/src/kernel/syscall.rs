@@ -2607,8 +2607,7 @@ impl Kernel {
         // is ENOTDIR, as Linux.
         if ends_in_slash(&p) {
             let st = self.stat_path_of(pid, dirfd, &p, true)?;
-            let mode = u32::from_le_bytes(st[24..28].try_into().unwrap_or([0; 4]));
-            if mode & 0o170000 != 0o040000 {
+            if !stat_is_dir(&st) {
                 return Err(ENOTDIR);
             }
             return Ok(st);
@@ -2735,7 +2734,7 @@ impl Kernel {
         };
         // struct stat -> struct statx (the fields programs read).
         let word = |at: usize| u64::from_le_bytes(st[at..at + 8].try_into().unwrap_or([0; 8]));
-        let mode = u32::from_le_bytes(st[24..28].try_into().unwrap_or([0; 4]));
+        let mode = stat_mode(&st);
         let mut x = [0u8; 256];
         x[0..4].copy_from_slice(&0x7ffu32.to_le_bytes()); // stx_mask: the basic stats
         x[4..8].copy_from_slice(&(word(56) as u32).to_le_bytes()); // blksize
@@ -2839,20 +2838,12 @@ impl Kernel {
         if let (true, Some(ino)) = (path_only, self.tmp_node(&full)) {
             return self.tmp_path_open(pid, ino, full, flags, cloexec);
         }
-        if path_only && no_follow && self.on_storage(&full) {
-            if let Some(r) = self.store_link_path_open(pid, &full, flags, cloexec) {
-                return r;
-            }
-        }
-        let link_here = no_follow
-            && match self.tmp_node(&full) {
-                Some(ino) => self.tmp.is_symlink(ino),
-                None if !path_only && self.on_storage(&full) => {
-                    super::store::stat(&full, false).is_ok_and(|st| st.mode & 0o170000 == 0o120000)
-                }
-                None => false,
-            };
-        if link_here {
+        // (Storage's links are `store_open`'s: its stat tells them.)
+        if no_follow
+            && self
+                .tmp_node(&full)
+                .is_some_and(|ino| self.tmp.is_symlink(ino))
+        {
             return err(if flags & O_EXCL != 0 { EEXIST } else { ELOOP });
         }
         if let Some(kind) = Self::device(name) {
@@ -5784,6 +5775,16 @@ impl Kernel {
 }
 
 /// Up to `len` bytes of a generated file from `offset`.
+/// st_mode of a struct stat as the monitor makes them (`stat_of`).
+pub(super) fn stat_mode(st: &[u8; 144]) -> u32 {
+    u32::from_le_bytes([st[24], st[25], st[26], st[27]])
+}
+
+/// Whether a struct stat is a directory's.
+pub(super) fn stat_is_dir(st: &[u8; 144]) -> bool {
+    stat_mode(st) & 0o170000 == 0o040000
+}
+
 /// Whether a path names a directory by its trailing slash ("/" aside).
 pub(super) fn ends_in_slash(p: &[u8]) -> bool {
     p.len() > 1 && p.ends_with(b"/")

@@ -66,7 +66,7 @@ impl Kernel {
             } else {
                 self.lookup(pid, AT_FDCWD, &p)?.0
             };
-            let mode = u32::from_le_bytes(st[24..28].try_into().unwrap_or([0; 4]));
+            let mode = super::stat_mode(&st);
             if mask & inotify::IN_ONLYDIR != 0 && mode & 0o170000 != 0o040000 {
                 return Err(ENOTDIR);
             }
@@ -225,7 +225,7 @@ impl Kernel {
             return match self.store_stat_path(full, false) {
                 Ok(st) => {
                     let ino = u64::from_le_bytes(st[8..16].try_into().unwrap_or([0; 8]));
-                    let mode = u32::from_le_bytes(st[24..28].try_into().unwrap_or([0; 4]));
+                    let mode = super::stat_mode(&st);
                     (Some(Key::Store(ino)), mode & 0o170000 == 0o040000)
                 }
                 Err(_) => (None, false),
@@ -303,7 +303,7 @@ impl Kernel {
         };
         let ino = u64::from_le_bytes(st[8..16].try_into().unwrap_or([0; 8]));
         let nlink = u64::from_le_bytes(st[16..24].try_into().unwrap_or([0; 8]));
-        let mode = u32::from_le_bytes(st[24..28].try_into().unwrap_or([0; 4]));
+        let mode = super::stat_mode(&st);
         let dir = mode & 0o170000 == 0o040000;
         let key = if self.on_storage(full) {
             Key::Store(ino)

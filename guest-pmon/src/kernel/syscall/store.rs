@@ -324,8 +324,19 @@ impl Kernel {
         mode: u32,
         cloexec: bool,
     ) -> Ret {
+        const O_NOFOLLOW: u32 = 0o400000;
+        const S_IFLNK: u32 = 0o120000;
         let access = flags & O_ACCMODE;
         let now = self.realtime_ns();
+        let no_follow = flags & O_NOFOLLOW != 0;
+        // O_CREAT|O_NOFOLLOW without O_EXCL on a link: ELOOP (with
+        // O_EXCL storage's create says EEXIST for any name there).
+        if no_follow
+            && flags & (O_CREAT | O_EXCL) == O_CREAT
+            && store::stat(&full, false).is_ok_and(|st| st.mode & S_IFMT == S_IFLNK)
+        {
+            return err(ELOOP);
+        }
         let st = if flags & O_CREAT != 0 {
             let perm = mode & 0o7777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
             let mut f = sp::FLAG_CREATE;
@@ -347,10 +358,25 @@ impl Kernel {
                 Err(e) => return err(e),
             }
         } else {
-            let st = match store::stat(&full, true) {
+            let st = match store::stat(&full, !no_follow) {
                 Ok(st) => st,
                 Err(e) => return err(e),
             };
+            // A link itself (O_NOFOLLOW): an O_PATH descriptor names it
+            // (fstat shows a link; glibc's fchmodat with
+            // AT_SYMLINK_NOFOLLOW looks so); any other open is ELOOP.
+            if st.mode & S_IFMT == S_IFLNK {
+                if flags & O_PATH == 0 {
+                    return err(ELOOP);
+                }
+                if flags & O_DIRECTORY != 0 {
+                    return err(ENOTDIR);
+                }
+                let file = OpenFile::with_path(Kind::Store(st.ino), O_PATH, full);
+                return val(self
+                    .proc_mut(pid)
+                    .and_then(|pr| pr.fds.install(file, cloexec, 0)));
+            }
             let is_dir = st.mode & S_IFMT == S_IFDIR;
             if !is_dir && flags & O_TRUNC != 0 && st.size != 0 {
                 match store::simple(sp::OP_TRUNCATE, st.ino, 0, now) {
@@ -393,32 +419,6 @@ impl Kernel {
         val(self
             .proc_mut(pid)
             .and_then(|pr| pr.fds.install(file, cloexec, 0)))
-    }
-
-    /// open with O_PATH and O_NOFOLLOW of a symbolic link on storage: a
-    /// descriptor naming the link itself, which fstat shows as a link
-    /// (glibc's fchmodat with AT_SYMLINK_NOFOLLOW looks at it so, and
-    /// refuses to change a link's mode); None for anything else, which
-    /// opens as usual.
-    pub(super) fn store_link_path_open(
-        &mut self,
-        pid: Pid,
-        full: &[u8],
-        flags: u32,
-        cloexec: bool,
-    ) -> Option<Ret> {
-        const O_DIRECTORY: u32 = 0o200000;
-        let st = store::stat(full, false).ok()?;
-        if st.mode & S_IFMT != 0o120000 {
-            return None;
-        }
-        if flags & O_DIRECTORY != 0 {
-            return Some(err(ENOTDIR));
-        }
-        let file = OpenFile::with_path(Kind::Store(st.ino), O_PATH, full.to_vec());
-        Some(val(self
-            .proc_mut(pid)
-            .and_then(|pr| pr.fds.install(file, cloexec, 0))))
     }
 
     /// struct stat of a storage path.

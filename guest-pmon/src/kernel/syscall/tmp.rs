@@ -41,16 +41,6 @@ pub(super) enum NameUse {
     MakeOther,
 }
 
-/// Whether a stat buffer is a directory's.
-fn is_directory(st: &[u8; 144]) -> bool {
-    u32::from_ne_bytes([st[24], st[25], st[26], st[27]]) & 0o170000 == 0o040000
-}
-
-/// Whether a stat buffer is a symbolic link's.
-fn is_symlink(st: &[u8; 144]) -> bool {
-    u32::from_ne_bytes([st[24], st[25], st[26], st[27]]) & 0o170000 == 0o120000
-}
-
 /// The part of `full` (absolute, normalized) below /tmp: `b""` for /tmp.
 pub(super) fn below_tmp(full: &[u8]) -> Option<&[u8]> {
     pmon::path::below(full, b"/tmp")
@@ -813,7 +803,7 @@ impl Kernel {
             // The source itself (a link is not followed), which must be a
             // directory; its stat says ENOENT or ENOTDIR first.
             let st = self.stat_path(pid, olddir, old, AT_SYMLINK_NOFOLLOW)?;
-            if !is_directory(&st) {
+            if !super::stat_is_dir(&st) {
                 return Err(ENOTDIR);
             }
         }
@@ -839,7 +829,7 @@ impl Kernel {
         let last = pmon::path::split_last(&raw);
         if last.dotted() {
             if !last.dir.is_empty()
-                && !is_directory(&self.stat_path_of(pid, dirfd, last.dir, true)?)
+                && !super::stat_is_dir(&self.stat_path_of(pid, dirfd, last.dir, true)?)
             {
                 return Err(ENOTDIR);
             }
@@ -856,7 +846,7 @@ impl Kernel {
         if last.slash && matches!(how, NameUse::Unlink | NameUse::MakeOther) {
             let st = self.stat_path_of(pid, dirfd, last.bare, false)?;
             return Err(match how {
-                NameUse::Unlink if is_directory(&st) => EISDIR,
+                NameUse::Unlink if super::stat_is_dir(&st) => EISDIR,
                 NameUse::Unlink => ENOTDIR,
                 _ => EEXIST,
             });
@@ -876,7 +866,11 @@ impl Kernel {
         let raw = uaccess::read_cstr(self.space_mut(pid)?, old, pmon::path::PATH_MAX - 1)?;
         if super::ends_in_slash(&raw) {
             let st = self.stat_path_of(pid, olddir, &raw, true)?;
-            return Err(if is_directory(&st) { EPERM } else { ENOTDIR });
+            return Err(if super::stat_is_dir(&st) {
+                EPERM
+            } else {
+                ENOTDIR
+            });
         }
         self.check_last_name(pid, newdir, new, NameUse::MakeOther)
     }
@@ -1265,7 +1259,10 @@ impl Kernel {
         };
         if empty || flags & AT_SYMLINK_NOFOLLOW != 0 {
             match self.stat_path(pid, dirfd, path, flags) {
-                Ok(st) if flags & AT_SYMLINK_NOFOLLOW != 0 && is_symlink(&st) => {
+                Ok(st)
+                    if flags & AT_SYMLINK_NOFOLLOW != 0
+                        && super::stat_mode(&st) & 0o170000 == 0o120000 =>
+                {
                     return err(EOPNOTSUPP)
                 }
                 Ok(_) => {}
