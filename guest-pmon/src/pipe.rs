@@ -117,6 +117,12 @@ pub struct Pipe {
     /// The reader keeps urgent bytes in the stream (SO_OOBINLINE) rather
     /// than apart, as its socket's option says now.
     pub oob_inline: bool,
+    /// A pipe made with O_DIRECT (Linux's packet mode, pipe(2)): each
+    /// write of up to PIPE_BUF bytes is one packet (longer ones are cut
+    /// into packets of PIPE_BUF), a read takes one packet and drops what
+    /// its buffer had no room for, and the pipe holds as many packets as
+    /// it has pages (Linux's slots).
+    packet_pipe: bool,
 }
 
 /// The urgent mark of a stream, as Linux's TCP keeps it (and AF_UNIX's
@@ -169,6 +175,15 @@ impl Pipe {
             readers: 1,
             writers: 1,
             ..Pipe::default()
+        }
+    }
+
+    /// A pipe in packet mode (pipe2 with O_DIRECT).
+    pub fn packets() -> Pipe {
+        Pipe {
+            mode: Mode::Packets,
+            packet_pipe: true,
+            ..Pipe::new()
         }
     }
 
@@ -503,6 +518,9 @@ impl Pipe {
                 Io::Done(data.len().min(self.cap))
             };
         }
+        if self.packet_pipe {
+            return self.write_packets(data);
+        }
         let start = self.taken + self.buf.len() as u64;
         if self.mode != Mode::Stream {
             if data.len() > MAX_MESSAGE {
@@ -540,6 +558,32 @@ impl Pipe {
             });
         }
         Io::Done(n)
+    }
+
+    /// A packet pipe's write: packets of at most PIPE_BUF bytes while
+    /// there are room and slots for them (nothing written waits; an empty
+    /// write is no packet).
+    fn write_packets(&mut self, data: &[u8]) -> Io {
+        let slots = self.cap / PIPE_BUF;
+        let mut done = 0;
+        for chunk in data.chunks(PIPE_BUF) {
+            if self.room() < chunk.len() || self.records.len() >= slots {
+                break;
+            }
+            self.records.push_back(Record {
+                start: self.taken + self.buf.len() as u64,
+                len: chunk.len(),
+                rights: Vec::new(),
+                from: None,
+                creds: None,
+            });
+            self.buf.extend(chunk);
+            done += chunk.len();
+        }
+        if done == 0 && !data.is_empty() {
+            return Io::Wait;
+        }
+        Io::Done(done)
     }
 
     /// The descriptors in flight, taken out (the reader is gone: they go
@@ -589,15 +633,20 @@ impl Pipe {
 
     /// Whether a read would not wait (data, or end of file).
     pub fn readable(&self) -> bool {
+        self.holds_data() || (self.ended() && !self.awaits_writer)
+    }
+
+    /// Whether bytes (or a record) wait to be read: a pipe's POLLIN, where
+    /// its end of file is POLLHUP alone, as Linux's pipe_poll.
+    pub fn holds_data(&self) -> bool {
         let hidden = match self.urgent {
             Some(u) if u.at == self.taken && !self.oob_inline => 1,
             _ => 0,
         };
-        let ready = match self.mode {
+        match self.mode {
             Mode::Stream => self.buf.len() > hidden,
             _ => !self.records.is_empty(),
-        };
-        ready || (self.ended() && !self.awaits_writer)
+        }
     }
 
     /// Whether a write would not wait (room for PIPE_BUF bytes, or no reader).
@@ -645,6 +694,33 @@ impl Pipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packet_pipe_keeps_writes_apart_and_cuts_long_ones() {
+        let mut p = Pipe::packets();
+        assert_eq!(p.write(b"abc"), Io::Done(3));
+        assert_eq!(p.write(b""), Io::Done(0));
+        assert_eq!(p.write(b"de"), Io::Done(2));
+        let mut out = [0u8; 100];
+        assert_eq!(p.read(&mut out), Io::Done(3));
+        // A short read drops the rest of its packet.
+        assert_eq!(p.read(&mut out[..1]), Io::Done(1));
+        assert_eq!(p.read(&mut out), Io::Wait);
+        assert_eq!(p.write(&[7u8; PIPE_BUF + 10]), Io::Done(PIPE_BUF + 10));
+        let mut big = [0u8; 2 * PIPE_BUF];
+        assert_eq!(p.read(&mut big), Io::Done(PIPE_BUF));
+        assert_eq!(p.read(&mut big), Io::Done(10));
+        // Sixteen slots of a 64 KiB pipe, however small the packets.
+        for _ in 0..16 {
+            assert_eq!(p.write(b"x"), Io::Done(1));
+        }
+        assert_eq!(p.write(b"x"), Io::Wait);
+        p.writers = 0;
+        for _ in 0..16 {
+            assert_eq!(p.read(&mut out), Io::Done(1));
+        }
+        assert_eq!(p.read(&mut out), Io::Done(0));
+    }
 
     #[test]
     fn bytes_come_out_in_order_and_eof_follows_the_last_writer() {

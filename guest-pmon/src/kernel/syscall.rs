@@ -1246,16 +1246,30 @@ impl Kernel {
     }
 
     fn sys_pipe(&mut self, pid: Pid, fds_ptr: u64, flags: u64) -> Ret {
-        if flags & !((O_CLOEXEC | O_NONBLOCK) as u64) != 0 {
+        const O_DIRECT: u32 = 0o40000;
+        if flags & !((O_CLOEXEC | O_NONBLOCK | O_DIRECT) as u64) != 0 {
             return err(EINVAL);
         }
         let id = self.next_pipe;
         self.next_pipe += 1;
-        self.pipes.insert(id, Pipe::new());
+        let packets = flags & O_DIRECT as u64 != 0;
+        self.pipes.insert(
+            id,
+            if packets {
+                Pipe::packets()
+            } else {
+                Pipe::new()
+            },
+        );
         let nb = (flags as u32) & O_NONBLOCK;
         let cloexec = flags & O_CLOEXEC as u64 != 0;
         let r = OpenFile::new(Kind::PipeRead(id), O_RDONLY | nb);
-        let w = OpenFile::new(Kind::PipeWrite(id), O_WRONLY | nb);
+        // F_GETFL shows O_DIRECT on the write end only, as Linux's (its
+        // writes make the packets; reads take what they find).
+        let w = OpenFile::new(
+            Kind::PipeWrite(id),
+            O_WRONLY | nb | (flags as u32 & O_DIRECT),
+        );
         self.install_pair(pid, [r, w], cloexec, fds_ptr, &[id])
     }
 
@@ -3414,7 +3428,7 @@ impl Kernel {
     fn readiness(&mut self, f: &Arc<OpenFile>) -> (bool, bool, bool) {
         match f.kind {
             Kind::PipeRead(id) => match self.pipes.get(&id) {
-                Some(p) => (p.readable(), false, p.writers == 0 && !p.awaits_writer),
+                Some(p) => (p.holds_data(), false, p.writers == 0 && !p.awaits_writer),
                 None => (true, false, true),
             },
             Kind::PipeWrite(id) => match self.pipes.get(&id) {

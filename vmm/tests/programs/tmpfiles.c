@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,7 +216,10 @@ int main(int argc, char **argv) {
             lines += big[i] == '\n';
     }
     printf("read through the fifo: %ld bytes, %ld lines, end %zd\n", total, lines, got);
+    struct pollfd hup = {.fd = fr, .events = POLLIN};
+    check("at its end poll says POLLHUP alone", poll(&hup, 1, 0) == 1 && hup.revents == POLLHUP);
     check("fstat says FIFO", fstat(fr, &st) == 0 && S_ISFIFO(st.st_mode));
+    fails("truncate of a FIFO", truncate(at("fifo"), 0), EINVAL);
     close(fr);
     waitpid(w, &status, 0);
     check("writer done", WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -251,6 +255,20 @@ int main(int argc, char **argv) {
     close(br);
     waitpid(w, &status, 0);
     check("late writer done", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* A pipe in packet mode (O_DIRECT): writes stay apart, a short read
+     * drops the rest of its packet, a long write is cut at PIPE_BUF. */
+    int pk[2];
+    check("pipe2 O_DIRECT", pipe2(pk, O_DIRECT | O_NONBLOCK) == 0 && (fcntl(pk[1], F_GETFL) & O_DIRECT) &&
+                              !(fcntl(pk[0], F_GETFL) & O_DIRECT));
+    check("two packets", write(pk[1], "abc", 3) == 3 && write(pk[1], "de", 2) == 2);
+    check("one read, one packet", read(pk[0], big, sizeof big) == 3 && read(pk[0], big, 1) == 1 &&
+                                      big[0] == 'd' && read(pk[0], big, sizeof big) < 0 && errno == EAGAIN);
+    static char packet[PIPE_BUF + 10];
+    check("a long write cut in two", write(pk[1], packet, sizeof packet) == (ssize_t)sizeof packet &&
+                                         read(pk[0], big, sizeof big) == PIPE_BUF && read(pk[0], big, sizeof big) == 10);
+    close(pk[1]);
+    check("and the end", read(pk[0], big, sizeof big) == 0);
+    close(pk[0]);
     check("mknod of a regular file", mknod(at("plain"), S_IFREG | 0644, 0) == 0 && stat(at("plain"), &st) == 0 &&
                                          S_ISREG(st.st_mode) && st.st_size == 0);
     check("fifo and plain unlinked", unlink(at("fifo")) == 0 && unlink(at("plain")) == 0);

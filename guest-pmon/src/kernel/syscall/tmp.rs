@@ -1200,6 +1200,8 @@ impl Kernel {
         }
         match self.tmp_target(pid, fd, path) {
             Ok(ino) if self.tmp.is_directory(ino) => err(EISDIR),
+            // A named pipe or a socket's name has no length to set.
+            Ok(ino) if self.tmp.is_fifo(ino) || self.tmp.is_socket(ino) => err(EINVAL),
             Ok(ino) => val(self.tmp_truncate(ino, len).map(|_| 0)),
             Err(e) => err(e),
         }
