@@ -156,6 +156,7 @@ impl<D: BlockDevice> Service<D> {
                 Done::stat(st)
             }
             OP_MKDIR => Done::stat(fs.mkdir(r.path, h.mode, now)?),
+            OP_MKFIFO => Done::stat(fs.mkfifo(r.path, h.mode, now)?),
             OP_RMDIR => {
                 fs.rmdir(r.path, now)?;
                 Done::none()

@@ -67,6 +67,9 @@ pub const OP_STATS: u32 = 18;
 /// ([`FLAG_FOLLOW`]: through a final symbolic link); the reply's `stat` is
 /// the file's, with its new link count.
 pub const OP_LINK: u32 = 19;
+/// A named pipe at `path` (permission bits `mode`): its name and metadata
+/// live on storage, its bytes in a pipe of the processor that opens it.
+pub const OP_MKFIFO: u32 = 20;
 
 pub const FLAG_FOLLOW: u32 = 1;
 pub const FLAG_CREATE: u32 = 2;

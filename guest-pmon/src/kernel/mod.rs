@@ -338,6 +338,14 @@ pub struct JobState {
 /// unless a process here has id 1.
 pub const OUTSIDE: Pid = 1;
 
+/// A named pipe's node: the tmpfs's inode, or storage's (whose numbers
+/// are storage's own, so the two never meet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FifoNode {
+    Tmp(u64),
+    Store(u64),
+}
+
 pub struct Kernel {
     pub window: Window,
     pub home: u32,
@@ -370,8 +378,9 @@ pub struct Kernel {
     /// `(none)`. They go with the run.
     pub uts_names: BTreeMap<u32, [Vec<u8>; 2]>,
     pub pipes: BTreeMap<usize, Pipe>,
-    /// The tmpfs's named pipes that are open: inode → its pipe.
-    pub fifos: BTreeMap<u64, usize>,
+    /// The named pipes that are open (the tmpfs's and storage's): node →
+    /// its pipe.
+    pub fifos: BTreeMap<FifoNode, usize>,
     /// AF_UNIX sockets not connected yet, and their names.
     pub unix: pmon::unixsock::UnixSockets,
     /// Pseudo-terminals by id (a number from the pipes' ids, which

@@ -58,6 +58,7 @@ pub const STAGE_MAX: u64 = 4 << 20;
 pub const S_IFREG: u32 = 0o100000;
 pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFLNK: u32 = 0o120000;
+pub const S_IFIFO: u32 = 0o010000;
 
 const B: u64 = BLOCK as u64;
 
@@ -100,6 +101,9 @@ pub enum Kind {
     File = 1,
     Dir = 2,
     Symlink = 3,
+    /// A named pipe (mkfifo): only its name and metadata are here; its
+    /// bytes go through a pipe of the processor that opens it.
+    Fifo = 4,
 }
 
 impl Kind {
@@ -108,16 +112,18 @@ impl Kind {
             1 => Some(Kind::File),
             2 => Some(Kind::Dir),
             3 => Some(Kind::Symlink),
+            4 => Some(Kind::Fifo),
             _ => None,
         }
     }
 
-    /// Linux's d_type: DT_REG 8, DT_DIR 4, DT_LNK 10.
+    /// Linux's d_type: DT_REG 8, DT_DIR 4, DT_LNK 10, DT_FIFO 1.
     pub fn d_type(self) -> u8 {
         match self {
             Kind::File => 8,
             Kind::Dir => 4,
             Kind::Symlink => 10,
+            Kind::Fifo => 1,
         }
     }
 
@@ -126,6 +132,7 @@ impl Kind {
             Kind::File => S_IFREG,
             Kind::Dir => S_IFDIR,
             Kind::Symlink => S_IFLNK,
+            Kind::Fifo => S_IFIFO,
         }
     }
 }
@@ -171,6 +178,7 @@ pub struct CheckReport {
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
+    pub fifos: u64,
     pub used_blocks: u64,
     pub pending_blocks: u64,
     pub free_blocks: u64,
@@ -786,7 +794,7 @@ impl<D: BlockDevice> Fs<D> {
         match i.kind {
             Kind::File => Ok(i),
             Kind::Dir => Err(Errno::EISDIR),
-            Kind::Symlink => Err(Errno::EINVAL),
+            Kind::Symlink | Kind::Fifo => Err(Errno::EINVAL),
         }
     }
 
@@ -857,6 +865,11 @@ impl<D: BlockDevice> Fs<D> {
                 if excl {
                     return Err(Errno::EEXIST);
                 }
+                // A named pipe is opened as it is (O_TRUNC means nothing
+                // to it); its bytes are the processor's.
+                if self.inode(ino)?.kind == Kind::Fifo {
+                    return self.stat_ino(ino);
+                }
                 let i = self.file(ino)?;
                 if trunc && (i.size > 0 || !i.blocks.is_empty()) {
                     self.truncate_ino(ino, 0, now)?;
@@ -874,6 +887,16 @@ impl<D: BlockDevice> Fs<D> {
             Walk::Found { .. } => Err(Errno::EEXIST),
             Walk::Missing { parent, name } => {
                 self.make(parent, name, Kind::Dir, mode, Vec::new(), now)
+            }
+        }
+    }
+
+    /// mkfifo: a named pipe at `path` (EEXIST if the name is taken).
+    pub fn mkfifo(&mut self, path: &[u8], mode: u32, now: u64) -> Result<Stat, Errno> {
+        match self.walk(path, false)? {
+            Walk::Found { .. } => Err(Errno::EEXIST),
+            Walk::Missing { parent, name } => {
+                self.make(parent, name, Kind::Fifo, mode, Vec::new(), now)
             }
         }
     }
@@ -1511,6 +1534,7 @@ impl<D: BlockDevice> Fs<D> {
             files: 0,
             dirs: 0,
             symlinks: 0,
+            fifos: 0,
             used_blocks: 0,
             pending_blocks: self.pending.len() as u64,
             free_blocks: self.space.free(),
@@ -1571,6 +1595,7 @@ impl<D: BlockDevice> Fs<D> {
                     }
                 }
                 Kind::File => rep.files += 1,
+                Kind::Fifo => rep.fifos += 1,
             }
             if i.kind != Kind::File && !i.blocks.is_empty() {
                 return Err(format!("non-file {ino} has blocks"));

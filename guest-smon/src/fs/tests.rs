@@ -42,6 +42,7 @@ enum Node {
     Dir,
     File(Vec<u8>),
     Link(Vec<u8>),
+    Fifo,
 }
 
 type State = BTreeMap<Vec<u8>, Node>;
@@ -71,6 +72,7 @@ fn snapshot(fs: &mut Fs<MemDisk>) -> State {
                     }
                     Kind::File => Node::File(fs.read_ino(e.ino, 0, usize::MAX).unwrap()),
                     Kind::Symlink => Node::Link(fs.readlink(&p).unwrap()),
+                    Kind::Fifo => Node::Fifo,
                 };
                 assert!(out.insert(p, node).is_none(), "name listed twice");
             }
@@ -1428,4 +1430,39 @@ fn rename_between_two_links_of_one_symlink_does_nothing() {
         ],
         10,
     );
+}
+
+#[test]
+fn named_pipes_keep_their_name_and_metadata_only() {
+    let mut fs = fresh();
+    fs.mkdir(b"/d", 0o755, 1).unwrap();
+    let f = fs.mkfifo(b"/d/p", 0o640, 2).unwrap();
+    assert_eq!((f.mode, f.size, f.nlink), (S_IFIFO | 0o640, 0, 1));
+    assert_eq!(fs.mkfifo(b"/d/p", 0o640, 2), Err(Errno::EEXIST));
+    assert_eq!(fs.mkfifo(b"/nowhere/p", 0o640, 2), Err(Errno::ENOENT));
+    // O_CREAT (even with O_TRUNC) opens the one there; O_EXCL refuses.
+    assert_eq!(
+        fs.create(b"/d/p", 0o600, false, true, 3).unwrap().ino,
+        f.ino
+    );
+    assert_eq!(
+        fs.create(b"/d/p", 0o600, true, false, 3),
+        Err(Errno::EEXIST)
+    );
+    // It has no bytes of its own here.
+    assert_eq!(fs.write_ino(f.ino, 0, b"x", false, 3), Err(Errno::EINVAL));
+    assert_eq!(fs.truncate_ino(f.ino, 0, 3), Err(Errno::EINVAL));
+    let ents = fs.readdir_path(b"/d", 0, 10).unwrap().0;
+    let p = ents.iter().find(|e| e.name == b"p").unwrap();
+    assert_eq!((p.kind, p.kind.d_type()), (Kind::Fifo, 1));
+    fs.rename(b"/d/p", b"/q", false, 4).unwrap();
+    let mut fs = remount(fs);
+    assert_eq!(fs.stat(b"/q", false).unwrap().mode, S_IFIFO | 0o640);
+    fs.checkpoint().unwrap();
+    let mut fs = remount(fs);
+    assert_eq!(snapshot(&mut fs).get(&b"/q".to_vec()), Some(&Node::Fifo));
+    fs.unlink(b"/q", 5).unwrap();
+    assert_eq!(fs.stat(b"/q", false).err(), Some(Errno::ENOENT));
+    let fs = remount(fs);
+    assert_eq!(fs.check().unwrap().fifos, 0);
 }

@@ -70,7 +70,8 @@ static void list(const char *path) {
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) && n < 256) {
-        char kind = e->d_type == DT_DIR ? 'd' : e->d_type == DT_LNK ? 'l' : e->d_type == DT_REG ? 'f' : '?';
+        char kind = e->d_type == DT_DIR ? 'd' : e->d_type == DT_LNK ? 'l' : e->d_type == DT_REG ? 'f'
+                  : e->d_type == DT_FIFO ? 'p' : '?';
         char *s = malloc(strlen(e->d_name) + 3);
         sprintf(s, "%c %s", kind, e->d_name);
         names[n++] = s;
@@ -640,6 +641,38 @@ int main(int argc, char **argv) {
     if (md) closedir(md);
     printf("removed while reading: %d\n", removed);
     check("and then the directory", rmdir(at("many")) == 0);
+    /* A named pipe in the directory: listed and stat'ed as one, a child
+     * writes through it to the end, O_CREAT opens it, rename keeps it. */
+    check("mkfifo", mkfifo(at("fifo"), 0640) == 0);
+    fails("mkfifo again", mkfifo(at("fifo"), 0640), EEXIST);
+    check("stat says a FIFO", stat(at("fifo"), &st) == 0 && S_ISFIFO(st.st_mode) && (st.st_mode & 0777) == 0640 &&
+                                 st.st_size == 0);
+    list(dir);
+    pid_t fw = fork();
+    if (fw == 0) {
+        int w = open(at("fifo"), O_WRONLY);
+        for (int i = 0; i < 500; i++)
+            dprintf(w, "line %d\n", i);
+        _exit(0);
+    }
+    int fr = open(at("fifo"), O_RDONLY | O_CREAT, 0600);
+    long fifo_bytes = 0, got_now;
+    while ((got_now = read(fr, buf, sizeof buf)) > 0)
+        fifo_bytes += got_now;
+    printf("through the fifo: %ld bytes, end %ld\n", fifo_bytes, got_now);
+    check("fstat of an end says FIFO", fstat(fr, &st) == 0 && S_ISFIFO(st.st_mode));
+    close(fr);
+    waitpid(fw, NULL, 0);
+    fails("a non-blocking writer with no reader", open(at("fifo"), O_WRONLY | O_NONBLOCK), ENXIO);
+    fails("truncate of a FIFO", truncate(at("fifo"), 0), EINVAL);
+    fails("O_DIRECTORY of a FIFO", open(at("fifo"), O_RDONLY | O_NONBLOCK | O_DIRECTORY), ENOTDIR);
+    check("renamed, still a FIFO", rename(at("fifo"), at("fifo2")) == 0 && lstat(at("fifo2"), &st) == 0 &&
+                                      S_ISFIFO(st.st_mode));
+    int frw = open(at("fifo2"), O_RDWR);
+    check("O_RDWR both ends", frw >= 0 && write(frw, "rw", 2) == 2 && read(frw, buf, 2) == 2 && !memcmp(buf, "rw", 2));
+    check("unlinked while open, still a pipe", unlink(at("fifo2")) == 0 && write(frw, "z", 1) == 1 &&
+                                                  read(frw, buf, 1) == 1 && buf[0] == 'z');
+    close(frw);
     /* AF_UNIX names in the directory (on storage the processor keeps
      * them, as no socket file is made there). */
     struct sockaddr_un sa = {.sun_family = AF_UNIX}, smiss = sa, sf = sa;

@@ -18,10 +18,12 @@
 //! each open's. A reader that saw the end of the file waits again once a
 //! second reader opens the pipe with no writer, where Linux keeps giving
 //! it the end of the file (likewise for writers and EPIPE).
-//! Decided: named pipes live in the tmpfs only; mknod of one on storage is
-//! EPERM, as a Linux file system without them answers, since the storage
-//! component keeps no open files and a pipe's ends are all on one
-//! processor anyway.
+//! On storage a named pipe is a node with its name, mode and times (what
+//! stat, getdents, rename and unlink see, and what survives a restart);
+//! its bytes go through a pipe of the processor that opens it, as the
+//! storage component keeps no open files. Decided: ends opened on two
+//! processors are two pipes (Linux has one machine); a program and its
+//! children share a processor.
 
 use pmon::pipe::Pipe;
 
@@ -76,11 +78,13 @@ impl Kernel {
 
     fn make_fifo(&mut self, pid: Pid, full: &[u8], perm: u32) -> Ret {
         if self.on_storage(full) {
-            return match super::super::store::stat(full, false) {
-                Ok(_) => err(EEXIST),
-                Err(ENOENT) => err(EPERM),
-                Err(e) => err(e),
+            let head = lego_proto::storage::StoreRequest {
+                op: lego_proto::storage::OP_MKFIFO,
+                mode: perm,
+                now: self.realtime_ns(),
+                ..Default::default()
             };
+            return val(super::super::store::call(head, full, &[], &[]).map(|_| 0));
         }
         if self.tmp_node(full).is_some() || host::stat_path(full, false).is_ok() {
             return err(EEXIST);
@@ -93,22 +97,22 @@ impl Kernel {
         val(self.tmp.mkfifo(rel, perm, now).map(|_| 0))
     }
 
-    /// open of the tmpfs's named pipe `ino`: an end of its pipe.
+    /// open of named pipe `node`: an end of its pipe.
     pub(super) fn fifo_open(
         &mut self,
         pid: Pid,
-        ino: u64,
+        node: FifoNode,
         full: &[u8],
         flags: u32,
         cloexec: bool,
     ) -> Ret {
-        let id = match self.fifos.get(&ino) {
+        let id = match self.fifos.get(&node) {
             Some(&id) if self.pipes.contains_key(&id) => id,
             _ => {
                 let id = self.next_pipe;
                 self.next_pipe += 1;
                 self.pipes.insert(id, Pipe::named());
-                self.fifos.insert(ino, id);
+                self.fifos.insert(node, id);
                 id
             }
         };

@@ -27,6 +27,7 @@ const STORE_DEV: u64 = 0xfb;
 /// listings of `/`.
 pub(in crate::kernel) const UNLINKED_DIR: &[u8] = b"/.lego-unlinked";
 const S_IFDIR: u32 = 0o040000;
+const S_IFIFO: u32 = 0o010000;
 
 /// Whether `full` (absolute, normalized) is under `dir` or is it.
 fn within(full: &[u8], dir: &[u8]) -> bool {
@@ -391,6 +392,14 @@ impl Kernel {
             }
         };
         let is_dir = st.mode & S_IFMT == S_IFDIR;
+        // A named pipe: an end of this processor's pipe for it (an O_PATH
+        // descriptor only names it, as any other).
+        if st.mode & S_IFMT == S_IFIFO && flags & O_PATH == 0 {
+            if flags & O_DIRECTORY != 0 {
+                return err(ENOTDIR);
+            }
+            return self.fifo_open(pid, FifoNode::Store(st.ino), &full, flags, cloexec);
+        }
         // O_TRUNC asks to write, as Linux takes it (and it truncates a
         // file opened read-only).
         if is_dir && (access != O_RDONLY || flags & O_TRUNC != 0) {
