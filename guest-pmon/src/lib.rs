@@ -27,6 +27,7 @@ pub mod netlink;
 pub mod path;
 pub mod pipe;
 pub mod procfs;
+pub mod procnet;
 pub mod ptimer;
 pub mod pty;
 pub mod readahead;

@@ -298,10 +298,44 @@ pub enum Name {
     Task(u32, u32),
     /// /proc/PID/task/TID/FILE: that thread's file.
     TaskFile(u32, u32, ProcFile),
+    /// /proc/net/FILE (/proc/PID/net/FILE too) of this processor's own
+    /// network ([`crate::procnet`]); its other files are the host's.
+    Net(NetFile),
     /// Anything else of a process in /proc: not served (ENOENT).
     Hidden,
     /// The host's file of that name.
     Host,
+}
+
+/// The files of /proc/net made from this processor's sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetFile {
+    Dev,
+    Tcp,
+    Tcp6,
+    Udp,
+    Udp6,
+    Unix,
+    Route,
+    IfInet6,
+    Arp,
+}
+
+impl NetFile {
+    fn named(name: &[u8]) -> Option<NetFile> {
+        Some(match name {
+            b"dev" => NetFile::Dev,
+            b"tcp" => NetFile::Tcp,
+            b"tcp6" => NetFile::Tcp6,
+            b"udp" => NetFile::Udp,
+            b"udp6" => NetFile::Udp6,
+            b"unix" => NetFile::Unix,
+            b"route" => NetFile::Route,
+            b"if_inet6" => NetFile::IfInet6,
+            b"arp" => NetFile::Arp,
+            _ => return None,
+        })
+    }
 }
 
 /// The files of /proc/PID that any process may read of another.
@@ -338,6 +372,7 @@ impl Name {
                 | Name::CpuInfo
                 | Name::Mounts
                 | Name::MountInfo
+                | Name::Net(_)
         )
     }
 }
@@ -378,6 +413,9 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         b"/proc/cpuinfo" => return Name::CpuInfo,
         b"/proc/mounts" => return Name::Mounts,
         _ => {}
+    }
+    if let Some(f) = path.strip_prefix(b"/proc/net/").and_then(NetFile::named) {
+        return Name::Net(f);
     }
     if let Some(n) = path.strip_prefix(b"/dev/fd/") {
         return fd_number(n).map_or(Name::Hidden, |n| Name::Fd(pid, n));
@@ -449,6 +487,11 @@ fn entry(pid: u32, tail: &[u8]) -> Name {
         b"mounts" => Name::Mounts,
         b"mountinfo" => Name::MountInfo,
         b"fd" => Name::FdDir(pid),
+        t if t.starts_with(b"net/") => match NetFile::named(&t[4..]) {
+            Some(f) => Name::Net(f),
+            // The rest of /proc/net is the host's.
+            None => Name::Host,
+        },
         b"fdinfo" => Name::FdInfoDir(pid),
         t => match (t.strip_prefix(b"fd/"), t.strip_prefix(b"fdinfo/")) {
             (Some(n), _) => fd_number(n).map_or(Name::Hidden, |n| Name::Fd(pid, n)),

@@ -40,6 +40,7 @@ mod netlink;
 mod owner_futex;
 mod pidfd;
 mod positional;
+mod procnet;
 mod procpid;
 mod pty;
 mod sched;
@@ -2412,17 +2413,15 @@ impl Kernel {
                 (st.mode, st.size, st.rdev, st.ino, st.dev, st.blksize)
             }
             Kind::PipeRead(id) | Kind::PipeWrite(id) => {
-                (S_IFIFO | 0o600, 0, 0, 0x1000 + id as u64, 0xc, 4096)
+                (S_IFIFO | 0o600, 0, 0, pipe_ino(id), 0xc, 4096)
             }
             // A named pipe opened for reading and writing.
-            Kind::Socket(rx, tx) if rx == tx => {
-                (S_IFIFO | 0o600, 0, 0, 0x1000 + rx as u64, 0xc, 4096)
-            }
+            Kind::Socket(rx, tx) if rx == tx => (S_IFIFO | 0o600, 0, 0, pipe_ino(rx), 0xc, 4096),
             Kind::Socket(id, _)
             | Kind::Unix(id)
             | Kind::UnixDgram(id)
             | Kind::Dgram(id)
-            | Kind::Netlink(id) => (0o140777, 0, 0, 0x5000 + id as u64, 0x8, 4096),
+            | Kind::Netlink(id) => (0o140777, 0, 0, socket_ino(id), 0x8, 4096),
             Kind::DevNull => (S_IFCHR | 0o666, 0, (1 << 8) | 3, 5, 5, 4096),
             Kind::DevZero => (S_IFCHR | 0o666, 0, (1 << 8) | 5, 6, 5, 4096),
             Kind::DevFull => (S_IFCHR | 0o666, 0, (1 << 8) | 7, 8, 5, 4096),
@@ -2572,12 +2571,18 @@ impl Kernel {
             | Kind::PtyMaster(_)
             | Kind::PtySlave(_) => f.path.clone(),
             Kind::Tmp(_) => pmon::path::dev_shm_shown(f.path.clone()),
-            Kind::PipeRead(id) | Kind::PipeWrite(id) => alloc::format!("pipe:[{id}]").into_bytes(),
+            // The numbers fstat gives, as Linux's links name the inode.
+            Kind::PipeRead(id) | Kind::PipeWrite(id) => {
+                alloc::format!("pipe:[{}]", pipe_ino(id)).into_bytes()
+            }
+            Kind::Socket(rx, tx) if rx == tx => {
+                alloc::format!("pipe:[{}]", pipe_ino(rx)).into_bytes()
+            }
             Kind::Socket(id, _)
             | Kind::Unix(id)
             | Kind::UnixDgram(id)
             | Kind::Dgram(id)
-            | Kind::Netlink(id) => alloc::format!("socket:[{id}]").into_bytes(),
+            | Kind::Netlink(id) => alloc::format!("socket:[{}]", socket_ino(id)).into_bytes(),
             Kind::DevNull => b"/dev/null".to_vec(),
             Kind::DevZero => b"/dev/zero".to_vec(),
             Kind::DevFull => b"/dev/full".to_vec(),
@@ -3006,6 +3011,7 @@ impl Kernel {
                         }
                         Err(e) => return err(e),
                     },
+                    Name::Net(f) => self.proc_net(f),
                     _ => pmon::procfs::cpu_list(self.cpus.len() as u32),
                 };
                 let file = OpenFile::generated(full, data);
@@ -3124,7 +3130,8 @@ impl Kernel {
             | Name::Stat
             | Name::CpuInfo
             | Name::Mounts
-            | Name::MountInfo => {
+            | Name::MountInfo
+            | Name::Net(_) => {
                 return if mode & X_OK != 0 {
                     err(EACCES)
                 } else {
@@ -3220,6 +3227,7 @@ impl Kernel {
             | Name::CpuInfo
             | Name::Mounts
             | Name::MountInfo
+            | Name::Net(_)
             | Name::Proc(..)
             | Name::ProcDir(_)
             | Name::TaskDir(_)
@@ -5911,4 +5919,15 @@ fn stat_bytes(
     }
     let _ = S_IFREG;
     s
+}
+
+/// The inode number fstat gives pipe `id` (and /proc/PID/fd's link).
+pub(super) fn pipe_ino(id: usize) -> u64 {
+    0x1000 + id as u64
+}
+
+/// The inode number fstat gives socket `id` (its `socket:[N]` link, and
+/// /proc/net's inode column).
+pub(super) fn socket_ino(id: usize) -> u64 {
+    0x5000 + id as u64
 }

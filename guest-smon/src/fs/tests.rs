@@ -1460,7 +1460,7 @@ fn named_pipes_keep_their_name_and_metadata_only() {
     assert_eq!(fs.stat(b"/q", false).unwrap().mode, S_IFIFO | 0o640);
     fs.checkpoint().unwrap();
     let mut fs = remount(fs);
-    assert_eq!(snapshot(&mut fs).get(&b"/q".to_vec()), Some(&Node::Fifo));
+    assert_eq!(snapshot(&mut fs).get(b"/q".as_slice()), Some(&Node::Fifo));
     fs.unlink(b"/q", 5).unwrap();
     assert_eq!(fs.stat(b"/q", false).err(), Some(Errno::ENOENT));
     let fs = remount(fs);

@@ -10,7 +10,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,6 +197,114 @@ static void loopbacks_apart(void)
             close(fds[i]);
 }
 
+/* An endpoint of /proc/net/tcp, its port hidden unless it is one of
+ * the fixed ones below (an ephemeral port differs from run to run). */
+static void endpoint(const char *e)
+{
+    const char *port = strrchr(e, ':');
+    if (port && strcmp(port, ":B813") && strcmp(port, ":B814") && strcmp(port, ":0000"))
+        printf(" %.*s:eph", (int)(port - e), e);
+    else
+        printf(" %s", e);
+}
+
+/* The line of /proc/net/`file` for the socket open as `fd` (found by
+ * its inode, as netstat -p and lsof match them), or "none": its
+ * endpoints, state and (`queue`) bytes unread; for unix, its flags,
+ * type, state and whether its path is `path`. */
+static void net_line(const char *what, const char *file, int fd, int queue, const char *path)
+{
+    struct stat st;
+    char name[64], line[512];
+    fstat(fd, &st);
+    snprintf(name, sizeof name, "/proc/net/%s", file);
+    FILE *f = fopen(name, "r");
+    if (!f) {
+        printf("%s: %s %s\n", what, name, strerror(errno));
+        return;
+    }
+    int unix_file = !strcmp(file, "unix");
+    while (fgets(line, sizeof line, f)) {
+        char *fields[24];
+        int n = 0;
+        for (char *t = strtok(line, " \n"); t && n < 24; t = strtok(NULL, " \n"))
+            fields[n++] = t;
+        int at = unix_file ? 6 : 9;
+        if (n > at && strtoul(fields[at], NULL, 10) == st.st_ino) {
+            printf("%s:", what);
+            if (unix_file) {
+                printf(" %s %s %s", fields[3], fields[4], fields[5]);
+                printf(" path %s", n > 7 && path && !strcmp(fields[7], path) ? "as bound" : n > 7 ? fields[7] : "none");
+            } else {
+                endpoint(fields[1]);
+                endpoint(fields[2]);
+                printf(" %s", fields[3]);
+                if (queue)
+                    printf(" %s", strchr(fields[4], ':') + 1);
+            }
+            printf("\n");
+            fclose(f);
+            return;
+        }
+    }
+    printf("%s: none\n", what);
+    fclose(f);
+}
+
+/* /proc/net/{tcp,tcp6,unix,dev} list the sockets of this system, with
+ * the inode their descriptors link to. */
+static void proc_net(void)
+{
+    printf("/proc/net:\n");
+    struct sockaddr_in in = { AF_INET, htons(47123), { htonl(INADDR_LOOPBACK) } };
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    if (bind(l, (void *)&in, sizeof in) || listen(l, 1)) {
+        printf("  port 47123 is taken\n");
+        return;
+    }
+    net_line("  a listener in tcp", "tcp", l, 0, 0);
+    net_line("  not in tcp6", "tcp6", l, 0, 0);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (void *)&in, sizeof in);
+    int a = accept(l, 0, 0);
+    write(c, "hello", 5);
+    usleep(20000);
+    net_line("  the client", "tcp", c, 0, 0);
+    net_line("  the accepted end, 5 bytes unread", "tcp", a, 1, 0);
+    close(c);
+    usleep(20000);
+    net_line("  its peer closed", "tcp", a, 0, 0);
+    close(a);
+    close(l);
+    struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(47124), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    int l6 = socket(AF_INET6, SOCK_STREAM, 0);
+    bind(l6, (void *)&in6, sizeof in6);
+    listen(l6, 1);
+    net_line("  an IPv6 listener in tcp6", "tcp6", l6, 0, 0);
+    close(l6);
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    snprintf(un.sun_path, sizeof un.sun_path, "/tmp/inet-test-%d", (int)getpid());
+    int u = socket(AF_UNIX, SOCK_STREAM, 0);
+    bind(u, (void *)&un, sizeof un);
+    listen(u, 1);
+    net_line("  an AF_UNIX listener in unix", "unix", u, 0, un.sun_path);
+    unlink(un.sun_path);
+    close(u);
+    int sp[2];
+    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp);
+    net_line("  a socketpair's end", "unix", sp[0], 0, 0);
+    close(sp[0]);
+    close(sp[1]);
+    FILE *d = fopen("/proc/net/dev", "r");
+    char line[512];
+    int lo = 0;
+    while (d && fgets(line, sizeof line, d))
+        lo |= strstr(line, " lo:") != NULL;
+    printf("  lo in /proc/net/dev: %s\n", lo ? "yes" : "no");
+    if (d)
+        fclose(d);
+}
+
 int main(void)
 {
     setvbuf(stdout, 0, _IONBF, 0);
@@ -203,6 +314,7 @@ int main(void)
     serve("IPv6 wildcard, IPv4 client", AF_INET6, "::", AF_INET, "127.0.0.1");
     send_after_peer_closed();
     loopbacks_apart();
+    proc_net();
 
     printf("errors:\n");
     int s = socket(AF_INET, SOCK_STREAM, 0);

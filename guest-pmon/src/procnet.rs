@@ -1,0 +1,318 @@
+//! /proc/net's files, of this processor's own network: its loopback and
+//! its processes' sockets, in the layouts Linux writes them (netstat,
+//! ss's fallback, lsof, ifconfig and psutil parse them). The host's would
+//! list the host's interfaces and sockets, which no program here can
+//! reach: a script waiting for its server's port in /proc/net/tcp would
+//! have found a host process's.
+//!
+//! Decided: the loopback's counters are not kept (0), and a connection's
+//! queues are what waits unread (rx) and nothing in flight (tx), as the
+//! bytes move between pipes of one monitor; timers and retransmits are 0.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use crate::inet::{Addr, InetName};
+
+/// Linux's TCP states, as /proc/net/tcp numbers them.
+pub const TCP_ESTABLISHED: u8 = 0x01;
+pub const TCP_CLOSE_WAIT: u8 = 0x08;
+pub const TCP_LISTEN: u8 = 0x0A;
+/// A UDP socket with no peer (Linux's TCP_CLOSE, 7).
+pub const UDP_UNCONNECTED: u8 = 0x07;
+
+/// An AF_INET or AF_INET6 socket, as a /proc/net/{tcp,udp}[6] line shows it.
+#[derive(Clone, Debug)]
+pub struct InetSock {
+    pub local: InetName,
+    pub remote: Option<InetName>,
+    pub state: u8,
+    pub tx_queue: usize,
+    pub rx_queue: usize,
+    pub uid: u32,
+    /// The number in its descriptors' `socket:[N]`.
+    pub inode: u64,
+}
+
+/// An AF_UNIX socket, as a /proc/net/unix line shows it.
+#[derive(Clone, Debug)]
+pub struct UnixSock {
+    /// Its name as Linux shows it: a path, `@` and an abstract name, or
+    /// nothing.
+    pub name: Vec<u8>,
+    /// SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5.
+    pub ty: u16,
+    pub listening: bool,
+    pub connected: bool,
+    pub inode: u64,
+}
+
+/// The address's bytes in network order.
+fn octets(a: Addr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    match a {
+        Addr::Any4 | Addr::Any6 => {}
+        Addr::Loopback4 => b[..4].copy_from_slice(&[127, 0, 0, 1]),
+        Addr::Loopback6 => b[15] = 1,
+        Addr::Mapped4 => {
+            b[10] = 0xff;
+            b[11] = 0xff;
+            b[12..].copy_from_slice(&[127, 0, 0, 1]);
+        }
+    }
+    b
+}
+
+/// `ADDR:PORT` as Linux prints it: the address's 32-bit words in the
+/// machine's order (127.0.0.1 is 0100007F), the port in hex.
+fn endpoint(n: Option<&InetName>, v6: bool) -> Vec<u8> {
+    let (b, port) = n.map_or(([0u8; 16], 0), |n| (octets(n.addr), n.port));
+    let words = if v6 { 4 } else { 1 };
+    let mut out = Vec::new();
+    for w in b.chunks_exact(4).take(words) {
+        let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        out.extend_from_slice(format!("{v:08X}").as_bytes());
+    }
+    out.extend_from_slice(format!(":{port:04X}").as_bytes());
+    out
+}
+
+/// Pads a line of /proc/net/tcp or udp to Linux's width (`width` bytes
+/// before the newline).
+fn padded(mut line: Vec<u8>, width: usize) -> Vec<u8> {
+    while line.len() < width {
+        line.push(b' ');
+    }
+    line.push(b'\n');
+    line
+}
+
+/// /proc/net/tcp (IPv4 sockets) or tcp6: listeners and connections.
+pub fn tcp(socks: &[InetSock], v6: bool) -> Vec<u8> {
+    let mut out = if v6 {
+        b"  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n".to_vec()
+    } else {
+        padded(
+            b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode".to_vec(),
+            149,
+        )
+    };
+    for (i, s) in socks.iter().filter(|s| s.local.v6() == v6).enumerate() {
+        let mut line = format!("{i:4}: ").into_bytes();
+        line.extend(endpoint(Some(&s.local), v6));
+        line.push(b' ');
+        line.extend(endpoint(s.remote.as_ref(), v6));
+        line.extend_from_slice(
+            format!(
+                " {:02X} {:08X}:{:08X} 00:00000000 00000000 {:5} {:8} {} 1 0000000000000000 {}",
+                s.state,
+                s.tx_queue,
+                s.rx_queue,
+                s.uid,
+                0,
+                s.inode,
+                if s.state == TCP_LISTEN {
+                    "100 0 0 10 0"
+                } else {
+                    "20 4 30 10 -1"
+                }
+            )
+            .as_bytes(),
+        );
+        if v6 {
+            line.push(b'\n');
+            out.extend(line);
+        } else {
+            out.extend(padded(line, 149));
+        }
+    }
+    out
+}
+
+/// /proc/net/udp or udp6: bound UDP sockets.
+pub fn udp(socks: &[InetSock], v6: bool) -> Vec<u8> {
+    let mut out = if v6 {
+        b"  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n".to_vec()
+    } else {
+        padded(
+            b"   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops".to_vec(),
+            127,
+        )
+    };
+    for (i, s) in socks.iter().filter(|s| s.local.v6() == v6).enumerate() {
+        let mut line = format!("{i:5}: ").into_bytes();
+        line.extend(endpoint(Some(&s.local), v6));
+        line.push(b' ');
+        line.extend(endpoint(s.remote.as_ref(), v6));
+        line.extend_from_slice(
+            format!(
+                " {:02X} {:08X}:{:08X} 00:00000000 00000000 {:5} {:8} {} 2 0000000000000000 0",
+                s.state, s.tx_queue, s.rx_queue, s.uid, 0, s.inode
+            )
+            .as_bytes(),
+        );
+        if v6 {
+            line.push(b'\n');
+            out.extend(line);
+        } else {
+            out.extend(padded(line, 127));
+        }
+    }
+    out
+}
+
+/// /proc/net/unix.
+pub fn unix(socks: &[UnixSock]) -> Vec<u8> {
+    let mut out = b"Num       RefCount Protocol Flags    Type St Inode Path\n".to_vec();
+    for s in socks {
+        // __SO_ACCEPTCON marks a listener; St is SS_UNCONNECTED (1) or
+        // SS_CONNECTED (3).
+        let flags = if s.listening { 0x10000 } else { 0 };
+        let st = if s.connected { 3 } else { 1 };
+        out.extend_from_slice(
+            format!(
+                "0000000000000000: 00000002 00000000 {flags:08X} {:04X} {st:02X} {:5}",
+                s.ty, s.inode
+            )
+            .as_bytes(),
+        );
+        if !s.name.is_empty() {
+            out.push(b' ');
+            out.extend_from_slice(&s.name);
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// /proc/net/dev: the loopback alone.
+pub fn dev() -> Vec<u8> {
+    let mut out = b"Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n".to_vec();
+    out.extend_from_slice(b"    lo:");
+    for _ in 0..8 {
+        out.extend_from_slice(b"       0");
+    }
+    for _ in 0..8 {
+        out.extend_from_slice(b"        0");
+    }
+    out.push(b'\n');
+    out
+}
+
+/// /proc/net/if_inet6: the loopback's ::1.
+pub fn if_inet6() -> Vec<u8> {
+    b"00000000000000000000000000000001 01 80 10 80       lo\n".to_vec()
+}
+
+/// /proc/net/route: no route leaves the loopback (Linux lists the
+/// loopback's routes in its local table, not here).
+pub fn route() -> Vec<u8> {
+    b"Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \n".to_vec()
+}
+
+/// /proc/net/arp: no neighbours.
+pub fn arp() -> Vec<u8> {
+    b"IP address       HW type     Flags       HW address            Mask     Device\n".to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+
+    fn sock(local: InetName, remote: Option<InetName>, state: u8) -> InetSock {
+        InetSock {
+            local,
+            remote,
+            state,
+            tx_queue: 0,
+            rx_queue: 5,
+            uid: 1000,
+            inode: 42,
+        }
+    }
+
+    #[test]
+    fn tcp_lines_read_as_linux_writes_them() {
+        let l4 = InetName {
+            port: 8080,
+            addr: Addr::Loopback4,
+        };
+        let any6 = InetName {
+            port: 22,
+            addr: Addr::Any6,
+        };
+        let mapped = InetName {
+            port: 40000,
+            addr: Addr::Mapped4,
+        };
+        let socks = [
+            sock(l4, None, TCP_LISTEN),
+            sock(any6, None, TCP_LISTEN),
+            sock(
+                InetName {
+                    port: 22,
+                    addr: Addr::Loopback6,
+                },
+                Some(mapped),
+                TCP_ESTABLISHED,
+            ),
+        ];
+        let t4 = String::from_utf8(tcp(&socks, false)).unwrap();
+        let lines: Vec<&str> = t4.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.len() == 149));
+        assert!(lines[1].starts_with("   0: 0100007F:1F90 00000000:0000 0A 00000000:00000005 00:00000000 00000000  1000        0 42 1 "));
+        let t6 = String::from_utf8(tcp(&socks, true)).unwrap();
+        let lines: Vec<&str> = t6.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].starts_with(
+            "   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A "
+        ));
+        assert!(lines[2].starts_with(
+            "   1: 00000000000000000000000001000000:0016 0000000000000000FFFF00000100007F:9C40 01 "
+        ));
+    }
+
+    #[test]
+    fn udp_unix_and_the_loopback() {
+        let u = sock(
+            InetName {
+                port: 53,
+                addr: Addr::Any4,
+            },
+            None,
+            UDP_UNCONNECTED,
+        );
+        let text = String::from_utf8(udp(&[u], false)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.iter().all(|l| l.len() == 127));
+        assert!(lines[1].starts_with("    0: 00000000:0035 00000000:0000 07 "));
+        let x = unix(&[
+            UnixSock {
+                name: b"/tmp/s".to_vec(),
+                ty: 1,
+                listening: true,
+                connected: false,
+                inode: 7,
+            },
+            UnixSock {
+                name: Vec::new(),
+                ty: 5,
+                listening: false,
+                connected: true,
+                inode: 8,
+            },
+        ]);
+        assert_eq!(
+            String::from_utf8(x).unwrap(),
+            "Num       RefCount Protocol Flags    Type St Inode Path\n\
+             0000000000000000: 00000002 00000000 00010000 0001 01     7 /tmp/s\n\
+             0000000000000000: 00000002 00000000 00000000 0005 03     8\n"
+        );
+        let d = String::from_utf8(dev()).unwrap();
+        assert_eq!(d.lines().count(), 3);
+        let lo: Vec<&str> = d.lines().nth(2).unwrap().split_whitespace().collect();
+        assert_eq!((lo[0], lo.len()), ("lo:", 17));
+    }
+}
