@@ -109,6 +109,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // process-shared semaphores, munmap and mprotect on one side.
             ("sharedmem", "2"),
             ("signals", "1"),
+            // Faults' signals: SIGSEGV's codes and addresses, SIGFPE,
+            // SIGILL, int3, handlers that fix and return, stack overflow.
+            ("faults", "1"),
             ("protect", "1"),
             // Thousands of refused reads while ticks come, and the
             // monitor's copies into pages its page tables refuse.

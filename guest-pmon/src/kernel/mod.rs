@@ -1345,7 +1345,10 @@ impl Kernel {
                 SigInfo::fault(SIGSEGV, code, cr2)
             }
             0 => SigInfo::fault(SIGFPE, FPE_INTDIV, rip),
-            1 | 3 => SigInfo::fault(SIGTRAP, TRAP_BRKPT, rip),
+            1 => SigInfo::fault(SIGTRAP, TRAP_BRKPT, rip),
+            // int3: as Linux's do_int3_user, a kernel-sent SIGTRAP
+            // (SI_KERNEL, no address).
+            3 => SigInfo::fault(SIGTRAP, 0x80, 0),
             6 => SigInfo::fault(SIGILL, ILL_ILLOPN, rip),
             16 | 19 => SigInfo::fault(SIGFPE, 0, rip),
             17 => SigInfo::fault(SIGBUS, BUS_ADRERR, 0),
