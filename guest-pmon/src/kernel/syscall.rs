@@ -482,8 +482,6 @@ impl Kernel {
             | nr::RECVFROM
             | nr::SENDMSG
             | nr::RECVMSG
-            | nr::SENDMMSG
-            | nr::RECVMMSG
             | nr::SHUTDOWN
             | nr::BIND
             | nr::LISTEN
@@ -491,6 +489,8 @@ impl Kernel {
             | nr::GETPEERNAME
             | nr::SETSOCKOPT
             | nr::GETSOCKOPT => self.sys_socket_call(tid, n, a),
+            nr::SENDMMSG => self.sys_mmsg(tid, nr::SENDMSG, a),
+            nr::RECVMMSG => self.sys_mmsg(tid, nr::RECVMSG, a),
             nr::SOCKETPAIR => self.sys_socketpair(pid, a[0], a[1], a[2], a[3]),
             nr::SOCKET => self.sys_socket(pid, a[0], a[1], a[2]),
             // Nothing in Lego's file systems waits to be written.
@@ -2317,6 +2317,7 @@ impl Kernel {
         const TIOCGWINSZ: u64 = 0x5413;
         const TIOCGPGRP: u64 = 0x540f;
         const FIONREAD: u64 = 0x541b;
+        const SIOCOUTQ: u64 = 0x5411;
         // Whether the next read starts at the urgent mark.
         const SIOCATMARK: u64 = 0x8905;
         const FIONBIO: u64 = 0x5421;
@@ -2372,6 +2373,21 @@ impl Kernel {
             }
             (FIONREAD, Kind::PipeRead(id) | Kind::Socket(id, _) | Kind::UnixDgram(id)) => {
                 let n = self.pipes.get(&id).map_or(0, |p| p.pending()) as u32;
+                val(self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::write_u32(s, arg, n).map(|_| 0)))
+            }
+            // Bytes sent and not yet taken by the peer: on the loopback a
+            // TCP connection's are acknowledged at once (Linux counts
+            // unacknowledged bytes), an AF_UNIX socket's wait in its
+            // peer's queue.
+            (SIOCOUTQ, Kind::Socket(rx, tx)) => {
+                let tcp = self.pipes.get(&rx).is_some_and(|p| p.tcp);
+                let n = if tcp {
+                    0
+                } else {
+                    self.pipes.get(&tx).map_or(0, |p| p.pending()) as u32
+                };
                 val(self
                     .space_mut(pid)
                     .and_then(|s| uaccess::write_u32(s, arg, n).map(|_| 0)))

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -18,6 +19,10 @@
 #include <unistd.h>
 
 #include "check.h"
+
+#ifndef SIOCOUTQ
+#define SIOCOUTQ 0x5411
+#endif
 
 static void name(const char *what, int fd, int peer)
 {
@@ -305,6 +310,75 @@ static void proc_net(void)
         fclose(d);
 }
 
+static int opt(int s, int level, int name)
+{
+    int v = -1;
+    socklen_t n = sizeof v;
+    return getsockopt(s, level, name, &v, &n) ? -errno : v;
+}
+
+/* TCP's options as Linux keeps them, TCP_INFO, and sendmmsg/recvmmsg on
+ * a connection. */
+static void tcp_options(void)
+{
+    printf("TCP options:\n");
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    printf("  keepalive defaults: idle %d interval %d count %d; segment %d\n", opt(s, IPPROTO_TCP, TCP_KEEPIDLE),
+           opt(s, IPPROTO_TCP, TCP_KEEPINTVL), opt(s, IPPROTO_TCP, TCP_KEEPCNT), opt(s, IPPROTO_TCP, TCP_MAXSEG));
+    int v = 30;
+    SHOW("  TCP_KEEPIDLE 30", setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof v));
+    printf("  read back %d\n", opt(s, IPPROTO_TCP, TCP_KEEPIDLE));
+    v = 0;
+    SHOW("  TCP_KEEPCNT 0", setsockopt(s, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof v));
+    v = 40000;
+    SHOW("  TCP_KEEPINTVL 40000", setsockopt(s, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof v));
+    SHOW("  TCP_CONGESTION reno (no NUL)", setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, "reno", 4));
+    char cc[32] = {0};
+    socklen_t ccl = sizeof cc;
+    getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, &ccl);
+    printf("  read back [%s] length %u\n", cc, ccl);
+    SHOW("  TCP_CONGESTION nosuch", setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, "nosuch", 6));
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+    printf("  TCP_INFO unconnected: state %d, length %s\n", ti.tcpi_state, tl >= 104 ? "whole" : "short");
+    struct sockaddr_in in = { AF_INET, htons(47125), { htonl(INADDR_LOOPBACK) } };
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    bind(l, (void *)&in, sizeof in);
+    listen(l, 1);
+    getsockopt(l, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+    printf("  listening: state %d\n", ti.tcpi_state);
+    connect(s, (void *)&in, sizeof in);
+    int a = accept(l, 0, 0);
+    getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+    printf("  connected: state %d, segment sizes %s\n", ti.tcpi_state,
+           ti.tcpi_snd_mss > 536 && ti.tcpi_rcv_mss > 0 ? "set" : "unset");
+    v = 1;
+    SHOW("  TCP_FASTOPEN once connected", setsockopt(s, IPPROTO_TCP, TCP_FASTOPEN, &v, sizeof v));
+    struct iovec iov[3] = { { "one ", 4 }, { "two ", 4 }, { "three", 5 } };
+    struct mmsghdr mm[3] = { { .msg_hdr = { .msg_iov = &iov[0], .msg_iovlen = 1 } },
+                             { .msg_hdr = { .msg_iov = &iov[1], .msg_iovlen = 1 } },
+                             { .msg_hdr = { .msg_iov = &iov[2], .msg_iovlen = 1 } } };
+    SHOW("  sendmmsg of 3", sendmmsg(s, mm, 3, 0));
+    printf("  lengths %u %u %u\n", mm[0].msg_len, mm[1].msg_len, mm[2].msg_len);
+    int q = -1;
+    SHOW("  SIOCOUTQ", ioctl(s, SIOCOUTQ, &q));
+    printf("  unsent %d\n", q);
+    usleep(20000);
+    char b1[4] = {0}, b2[16] = {0};
+    struct iovec r1 = { b1, 4 }, r2 = { b2, 16 };
+    struct mmsghdr rm[2] = { { .msg_hdr = { .msg_iov = &r1, .msg_iovlen = 1 } },
+                             { .msg_hdr = { .msg_iov = &r2, .msg_iovlen = 1 } } };
+    SHOW("  recvmmsg of 2", recvmmsg(a, rm, 2, MSG_WAITFORONE, NULL));
+    printf("  [%.4s] %u [%s] %u\n", b1, rm[0].msg_len, b2, rm[1].msg_len);
+    close(s);
+    usleep(20000);
+    getsockopt(a, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+    printf("  its peer closed: state %d\n", ti.tcpi_state);
+    close(a);
+    close(l);
+}
+
 int main(void)
 {
     setvbuf(stdout, 0, _IONBF, 0);
@@ -315,6 +389,7 @@ int main(void)
     send_after_peer_closed();
     loopbacks_apart();
     proc_net();
+    tcp_options();
 
     printf("errors:\n");
     int s = socket(AF_INET, SOCK_STREAM, 0);

@@ -225,6 +225,52 @@ impl Kernel {
 
     /// The calls on a socket descriptor: served for AF_UNIX sockets,
     /// ENOTSOCK for any other file.
+    /// sendmmsg and recvmmsg (`call`: SENDMSG or RECVMSG): sendmsg or
+    /// recvmsg of each `struct mmsghdr` in turn, its length written after
+    /// its header, until one fails; the count done, or the first one's
+    /// error. Only the first may wait (a wait that ends it makes the call
+    /// again, nothing being done yet); the rest are tried without waiting,
+    /// as MSG_WAITFORONE asks. Decided: a blocking recvmmsg returns what
+    /// came with the first message rather than waiting for all `vlen`, and
+    /// its timeout is not looked at.
+    pub(super) fn sys_mmsg(&mut self, tid: Tid, call: u64, a: [u64; 6]) -> Ret {
+        const MMSGHDR: u64 = 64;
+        const UIO_MAXIOV: u64 = 1024;
+        const MSG_WAITFORONE: u64 = 0x10000;
+        let pid = self.pid_of(tid);
+        let (fd, vec, vlen, mut flags) = (a[0], a[1], a[2].min(UIO_MAXIOV), a[3]);
+        if call == nr::RECVMSG {
+            flags &= !MSG_WAITFORONE;
+        }
+        let mut done = 0;
+        while done < vlen {
+            let hdr = vec + done * MMSGHDR;
+            let flags = if done == 0 {
+                flags
+            } else {
+                flags | MSG_DONTWAIT
+            };
+            match self.sys_socket_call(tid, call, [fd, hdr, flags, 0, 0, 0]) {
+                Ret::Val(n) if n >= 0 => {
+                    let len = self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::write_u32(s, hdr + 56, n as u32));
+                    if let Err(e) = len {
+                        return if done > 0 {
+                            Ret::Val(done as i64)
+                        } else {
+                            err(e)
+                        };
+                    }
+                    done += 1;
+                }
+                r if done == 0 => return r,
+                _ => break,
+            }
+        }
+        Ret::Val(done as i64)
+    }
+
     pub(super) fn sys_socket_call(&mut self, tid: Tid, n: u64, a: [u64; 6]) -> Ret {
         let pid = self.pid_of(tid);
         let f = match self.file(pid, a[0] as i32 as i64) {
@@ -420,6 +466,11 @@ impl Kernel {
         }
         if a[1] == SOL_SOCKET && matches!(a[2], SO_SNDBUF | SO_RCVBUF) && sock.ty == SOCK_STREAM {
             return self.buffer_option(pid, n, a, sock);
+        }
+        if a[1] == IPPROTO_TCP && inet.is_some() && sock.ty == SOCK_STREAM {
+            if let Some(r) = self.tcp_option(pid, n, a, &sock) {
+                return r;
+            }
         }
         let kept = a[1] != SOL_SOCKET || KEPT_OPTIONS.contains(&a[2]);
         if n == nr::SETSOCKOPT {
@@ -1633,8 +1684,137 @@ pub(super) struct Sock {
     pub key: usize,
 }
 
+const TCP_MAXSEG: u64 = 2;
+const TCP_KEEPIDLE: u64 = 4;
+const TCP_KEEPINTVL: u64 = 5;
+const TCP_KEEPCNT: u64 = 6;
+const TCP_INFO: u64 = 11;
+const TCP_CONGESTION: u64 = 13;
+const TCP_FASTOPEN: u64 = 23;
+/// The congestion controls Linux offers by default (TCP_CONGESTION):
+/// what a set may name, kept by index.
+const CONGESTION: [&[u8]; 2] = [b"cubic", b"reno"];
+/// Linux's `struct tcp_info` as 6.x has it (a shorter buffer gets its
+/// start).
+const TCP_INFO_LEN: usize = 248;
+
 /// O_NONBLOCK if a socket's type (or accept4's flags) asks for it.
 impl Kernel {
+    /// The TCP options that are more than a number kept: the keepalive
+    /// times' bounds and defaults, the segment size, the congestion
+    /// control's name, TCP_INFO. None: kept as any other.
+    fn tcp_option(&mut self, pid: Pid, n: u64, a: [u64; 6], sock: &Sock) -> Option<Ret> {
+        let connected = sock.sends_into.is_some();
+        if n == nr::SETSOCKOPT {
+            let max = match a[2] {
+                TCP_KEEPIDLE | TCP_KEEPINTVL => Some(32767),
+                TCP_KEEPCNT => Some(127),
+                _ => None,
+            };
+            if let Some(max) = max {
+                if a[4] < 4 {
+                    return Some(err(EINVAL));
+                }
+                return match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, a[3])) {
+                    Ok(v) if (1..=max).contains(&v) => None,
+                    Ok(_) => Some(err(EINVAL)),
+                    Err(e) => Some(err(e)),
+                };
+            }
+            return match a[2] {
+                TCP_INFO => Some(err(ENOPROTOOPT)),
+                // Linux's fastopen is set before a listen or a connect.
+                TCP_FASTOPEN if connected => Some(err(EINVAL)),
+                TCP_CONGESTION => {
+                    let len = (a[4] as usize).min(15);
+                    let name = match self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::read_vec(s, a[3], len))
+                    {
+                        Ok(b) => b,
+                        Err(e) => return Some(err(e)),
+                    };
+                    let name = name.split(|&c| c == 0).next().unwrap_or_default();
+                    match CONGESTION.iter().position(|c| *c == name) {
+                        Some(i) => {
+                            self.sock_options
+                                .entry(sock.key)
+                                .or_default()
+                                .insert((IPPROTO_TCP, TCP_CONGESTION), i as u64);
+                            Some(Ret::Val(0))
+                        }
+                        None => Some(err(ENOENT)),
+                    }
+                }
+                _ => None,
+            };
+        }
+        let kept = self
+            .sock_options
+            .get(&sock.key)
+            .and_then(|o| o.get(&(IPPROTO_TCP, a[2])))
+            .copied();
+        let bytes: Vec<u8> = match a[2] {
+            TCP_KEEPIDLE | TCP_KEEPINTVL | TCP_KEEPCNT if kept.is_none() => {
+                let v: u32 = match a[2] {
+                    TCP_KEEPIDLE => 7200,
+                    TCP_KEEPINTVL => 75,
+                    _ => 9,
+                };
+                v.to_le_bytes().to_vec()
+            }
+            // The loopback's: its MTU less the headers and timestamps, or
+            // Linux's default before a connection.
+            TCP_MAXSEG if kept.is_none() => {
+                let mss: u32 = if connected { 65483 } else { 536 };
+                mss.to_le_bytes().to_vec()
+            }
+            TCP_CONGESTION => {
+                let name = CONGESTION[kept.unwrap_or(0) as usize % CONGESTION.len()];
+                let mut b = alloc::vec![0u8; 16];
+                b[..name.len()].copy_from_slice(name);
+                b
+            }
+            TCP_INFO => self.tcp_info(sock),
+            _ => return None,
+        };
+        let r = self.space_mut(pid).and_then(|s| {
+            let room = uaccess::read_u32(s, a[4])? as usize;
+            let len = room.min(bytes.len());
+            uaccess::write(s, a[3], &bytes[..len])?;
+            uaccess::write_u32(s, a[4], len as u32)
+        });
+        Some(val(r.map(|_| 0)))
+    }
+
+    /// `struct tcp_info` of a socket: its state, and the loopback's
+    /// constants Linux gives (segment sizes, MTU, window); decided: the
+    /// timers and round-trip times are 0, as the bytes move between pipes.
+    fn tcp_info(&self, sock: &Sock) -> Vec<u8> {
+        let mut b = alloc::vec![0u8; TCP_INFO_LEN];
+        let state = if sock.listening {
+            pmon::procnet::TCP_LISTEN
+        } else if sock.sends_into.is_none() {
+            7
+        } else if self.pipes.get(&sock.key).is_none_or(|p| p.ended()) {
+            pmon::procnet::TCP_CLOSE_WAIT
+        } else {
+            pmon::procnet::TCP_ESTABLISHED
+        };
+        b[0] = state;
+        let mut put = |at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        if sock.sends_into.is_some() {
+            put(16, 65483); // snd_mss
+            put(20, 65483); // rcv_mss
+            put(60, 65535); // pmtu
+            put(64, 65483); // rcv_ssthresh
+            put(76, 0x7fff_ffff); // snd_ssthresh
+            put(80, 10); // snd_cwnd
+            put(84, 65483); // advmss
+            put(88, 3); // reordering
+        }
+        b
+    }
     /// A new socket of `kind` for process `pid`, as socket()'s `ty` asks
     /// (SOCK_NONBLOCK, SOCK_CLOEXEC): its descriptor. On an error the
     /// caller forgets what it made for it.
