@@ -150,6 +150,9 @@ struct Sock {
     /// Its path name was unlinked ([`UnixSockets::unlink_path`]): no
     /// longer anyone's to find, nor a stale one when it closes.
     unlinked: bool,
+    /// SO_REUSEPORT when it was bound: an internet port it may share with
+    /// other sockets that had it too.
+    reuseport: bool,
 }
 
 /// Every AF_UNIX socket of the processor not yet connected, by id.
@@ -157,6 +160,9 @@ struct Sock {
 pub struct UnixSockets {
     socks: BTreeMap<usize, Sock>,
     names: BTreeMap<Name, usize>,
+    /// The sockets sharing a side of a port by SO_REUSEPORT, by its key,
+    /// in the order they bound; the first is the one `names` has.
+    groups: BTreeMap<Name, Vec<usize>>,
     /// Sockets by the file their name made (paths in the tmpfs).
     nodes: BTreeMap<u64, usize>,
     /// Path names of sockets closed since (bounded: forgetting one turns
@@ -269,12 +275,27 @@ impl UnixSockets {
         keys(name, self.socks.get(&id).is_some_and(|s| s.v6only))
     }
 
+    /// SO_REUSEPORT of socket `id`, as it binds.
+    pub fn set_reuseport(&mut self, id: usize, on: bool) {
+        if let Some(s) = self.socks.get_mut(&id).filter(|s| s.inet.is_some()) {
+            s.reuseport = on;
+        }
+    }
+
+    fn reuses(&self, id: usize) -> bool {
+        self.socks.get(&id).is_some_and(|s| s.reuseport)
+    }
+
     /// Whether `name` may be bound by socket `id`: none of the families'
-    /// ports it would take is another socket's.
+    /// ports it would take is another socket's, unless they all asked
+    /// for SO_REUSEPORT (Linux also asks for one owner; decided: the
+    /// processes of a processor are one user's here).
     fn taken(&self, id: usize, name: &Name) -> bool {
-        self.keys_of(id, name)
-            .iter()
-            .any(|k| self.names.contains_key(k))
+        self.keys_of(id, name).iter().any(|k| {
+            self.names
+                .get(k)
+                .is_some_and(|&holder| !(self.reuses(id) && self.reuses(holder)))
+        })
     }
 
     pub fn exists(&self, id: usize) -> bool {
@@ -302,7 +323,16 @@ impl UnixSockets {
         }
         self.former.remove(&name);
         for key in self.keys_of(id, &name) {
-            self.names.insert(key, id);
+            match self.names.get(&key) {
+                Some(&holder) => self
+                    .groups
+                    .entry(key)
+                    .or_insert_with(|| alloc::vec![holder])
+                    .push(id),
+                None => {
+                    self.names.insert(key, id);
+                }
+            }
         }
         if let Some(s) = self.socks.get_mut(&id) {
             s.name = Some(name);
@@ -442,6 +472,27 @@ impl UnixSockets {
         }
     }
 
+    /// The listener a connection to `name` goes to, `holder` being the
+    /// socket [`Self::named`] found: with SO_REUSEPORT, the one of the
+    /// port's sockets that listen with the fewest connections waiting
+    /// (Linux spreads them by a hash of the addresses); else as
+    /// [`Self::accepting`] says of `holder`.
+    pub fn spread(&self, holder: usize, name: &Name, packets: bool) -> Result<usize, i64> {
+        let group = match name {
+            Name::Inet(n) => self.groups.get(&side_key(n.port, n.reaches_v6())),
+            _ => None,
+        };
+        let Some(group) = group else {
+            return self.accepting(holder, packets);
+        };
+        let best = group
+            .iter()
+            .filter(|&&m| self.accepting(m, packets).is_ok())
+            .min_by_key(|&&m| self.socks.get(&m).map_or(0, |s| s.waiting.len()))
+            .copied();
+        best.map_or_else(|| self.accepting(holder, packets), Ok)
+    }
+
     /// A connection for listener `id` to accept: the server end's pipes.
     pub fn queue(&mut self, id: usize, rx: usize, tx: usize, client: Option<Name>) {
         if let Some(s) = self.socks.get_mut(&id) {
@@ -500,8 +551,20 @@ impl UnixSockets {
         }
         if let Some(n) = s.name {
             for key in keys(&n, s.v6only) {
+                // A port shared by SO_REUSEPORT stays the others'.
+                let mut next = None;
+                if let Some(g) = self.groups.get_mut(&key) {
+                    g.retain(|&m| m != id);
+                    next = g.first().copied();
+                    if g.len() <= 1 {
+                        self.groups.remove(&key);
+                    }
+                }
                 if self.names.get(&key) == Some(&id) {
-                    self.names.remove(&key);
+                    match next {
+                        Some(other) => self.names.insert(key, other),
+                        None => self.names.remove(&key),
+                    };
                 }
             }
             if matches!(n, Name::Path(_)) && !s.unlinked {
@@ -545,6 +608,47 @@ mod tests {
         assert!(u.unlink_path(&path("/srv/s")));
         assert_eq!(u.named(&path("/srv/s")), Err(ENOENT));
         assert!(!u.unlink_path(&path("/srv/s")));
+    }
+
+    #[test]
+    fn sockets_with_so_reuseport_share_a_port() {
+        use crate::inet::{Addr, InetName};
+        let at = |port| {
+            Name::Inet(InetName {
+                port,
+                addr: Addr::Loopback4,
+            })
+        };
+        let mut u = UnixSockets::default();
+        for id in 1..=4 {
+            u.open(id);
+            u.socks.get_mut(&id).unwrap().inet = Some(false);
+        }
+        u.set_reuseport(1, true);
+        u.set_reuseport(2, true);
+        u.bind(1, Some(at(5000))).unwrap();
+        // Without it on both, EADDRINUSE.
+        assert_eq!(u.bind(3, Some(at(5000))), Err(EADDRINUSE));
+        u.bind(2, Some(at(5000))).unwrap();
+        u.set_reuseport(4, true);
+        u.bind(4, Some(at(5000))).unwrap();
+        u.listen(1, 8, 0).unwrap();
+        u.listen(2, 8, 0).unwrap();
+        // 4 does not listen: connections go to 1 and 2, the less busy.
+        let holder = u.named(&at(5000)).unwrap();
+        assert_eq!(holder, 1);
+        assert_eq!(u.spread(holder, &at(5000), false), Ok(1));
+        u.queue(1, 10, 11, None);
+        assert_eq!(u.spread(holder, &at(5000), false), Ok(2));
+        // The first closing leaves the port to the others.
+        u.close(1);
+        let holder = u.named(&at(5000)).unwrap();
+        assert_eq!(holder, 2);
+        assert_eq!(u.spread(holder, &at(5000), false), Ok(2));
+        u.close(2);
+        u.close(4);
+        assert_eq!(u.named(&at(5000)), Err(ECONNREFUSED));
+        u.bind(3, Some(at(5000))).unwrap();
     }
 
     #[test]

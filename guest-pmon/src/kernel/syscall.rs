@@ -3470,7 +3470,20 @@ impl Kernel {
             }
             Kind::Stdio(..) => (false, true, false),
             Kind::Socket(rx, tx) => {
+                // SO_RCVLOWAT: a TCP socket is readable with that many
+                // bytes (Linux's tcp_poll; AF_UNIX's poll ignores it).
+                let lowat = self
+                    .sock_options
+                    .get(&rx)
+                    .and_then(|o| o.get(&(unix::SOL_SOCKET, unix::SO_RCVLOWAT)))
+                    .map_or(1, |&v| v as usize);
                 let (r, ended, tcp, reset) = match self.pipes.get(&rx) {
+                    Some(p) if p.tcp && lowat > 1 => (
+                        p.pending() >= lowat || (p.readable() && p.ended()),
+                        p.ended(),
+                        true,
+                        p.was_reset,
+                    ),
                     Some(p) => (p.readable(), p.ended(), p.tcp, p.was_reset),
                     None => (true, true, false, false),
                 };

@@ -371,12 +371,58 @@ static void tcp_options(void)
                              { .msg_hdr = { .msg_iov = &r2, .msg_iovlen = 1 } } };
     SHOW("  recvmmsg of 2", recvmmsg(a, rm, 2, MSG_WAITFORONE, NULL));
     printf("  [%.4s] %u [%s] %u\n", b1, rm[0].msg_len, b2, rm[1].msg_len);
+    v = 4;
+    SHOW("  SO_RCVLOWAT 4", setsockopt(a, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+    struct pollfd pl = { a, POLLIN, 0 };
+    send(s, "ab", 2, 0);
+    usleep(20000);
+    printf("  2 bytes: poll %d\n", poll(&pl, 1, 0));
+    send(s, "cd", 2, 0);
+    usleep(20000);
+    printf("  4 bytes: poll %d\n", poll(&pl, 1, 0));
     close(s);
     usleep(20000);
     getsockopt(a, IPPROTO_TCP, TCP_INFO, &ti, &tl);
     printf("  its peer closed: state %d\n", ti.tcpi_state);
     close(a);
     close(l);
+
+    /* SO_REUSEPORT: listeners sharing a port take its connections
+     * between them (which one is the kernel's choice); a socket without
+     * it may not bind there; the port stays while one is left. */
+    struct sockaddr_in rp = { AF_INET, htons(47126), { htonl(INADDR_LOOPBACK) } };
+    int r[2], one = 1;
+    for (int i = 0; i < 2; i++) {
+        r[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        setsockopt(r[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        int b = bind(r[i], (void *)&rp, sizeof rp);
+        printf("  SO_REUSEPORT listener %d: bind %d listen %d\n", i, b, listen(r[i], 8));
+    }
+    int plain = socket(AF_INET, SOCK_STREAM, 0);
+    SHOW("  a socket without it", bind(plain, (void *)&rp, sizeof rp));
+    close(plain);
+    int cl[4];
+    for (int i = 0; i < 4; i++) {
+        cl[i] = socket(AF_INET, SOCK_STREAM, 0);
+        connect(cl[i], (void *)&rp, sizeof rp);
+    }
+    usleep(20000);
+    int taken = 0;
+    for (int i = 0; i < 2; i++)
+        for (int c; (c = accept(r[i], 0, 0)) >= 0; taken++)
+            close(c);
+    printf("  4 connections accepted between them: %d\n", taken);
+    close(r[0]);
+    int late = socket(AF_INET, SOCK_STREAM, 0);
+    SHOW("  with one closed, a connect", connect(late, (void *)&rp, sizeof rp));
+    usleep(20000);
+    int c2 = accept(r[1], 0, 0);
+    printf("  the other accepts it: %s\n", c2 >= 0 ? "yes" : strerror(errno));
+    close(c2);
+    close(late);
+    for (int i = 0; i < 4; i++)
+        close(cl[i]);
+    close(r[1]);
 }
 
 int main(void)

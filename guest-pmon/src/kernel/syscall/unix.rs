@@ -53,8 +53,9 @@ const MSG_NOSIGNAL: u64 = 0x4000;
 pub(super) const MSG_CMSG_CLOEXEC: u64 = 0x4000_0000;
 const SO_PASSCRED: u64 = 16;
 const SO_PRIORITY: u64 = 12;
-const SO_RCVLOWAT: u64 = 18;
+pub(super) const SO_RCVLOWAT: u64 = 18;
 const SO_RCVTIMEO: u64 = 20;
+const SO_REUSEPORT: u64 = 15;
 const SO_SNDTIMEO: u64 = 21;
 const SO_SNDLOWAT: u64 = 19;
 const TCP_NODELAY: u64 = 1;
@@ -934,6 +935,12 @@ impl Kernel {
             None => self.sockaddr_name(pid, addr, len)?,
         };
         self.unix.set_v6only(id, self.v6only_option(id));
+        let reuseport = self
+            .sock_options
+            .get(&id)
+            .and_then(|o| o.get(&(SOL_SOCKET, SO_REUSEPORT)))
+            .is_some_and(|&v| v != 0);
+        self.unix.set_reuseport(id, reuseport);
         match name {
             Some(Name::Path(p)) if super::tmp::below_tmp(&p).is_some() => self.bind_tmp(pid, id, p),
             // Elsewhere the name is kept here alone (stat does not show
@@ -1059,7 +1066,7 @@ impl Kernel {
         let packets = self.unix.packets(id);
         let listener = match self
             .socket_at(&name)
-            .and_then(|t| self.unix.accepting(t, packets))
+            .and_then(|t| self.unix.spread(t, &name, packets))
         {
             Ok(l) => l,
             Err(EAGAIN) if !f.nonblocking() => {
