@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::sync::Mutex;
 
 use lego_proto::program::*;
@@ -441,6 +441,15 @@ impl Program {
         } else {
             if exec && (!meta.is_file() || meta.mode() & 0o111 == 0) {
                 return (0, libc::EACCES as u32, stat);
+            }
+            // The host's devices and sockets are not this machine's
+            // hardware: a program here would read the host's kernel log
+            // (/dev/kmsg) or disks. ENXIO, as Linux answers for a device
+            // node without a driver; Lego's own devices (/dev/null,
+            // /dev/urandom, ptys) are the monitor's.
+            let kind = meta.file_type();
+            if kind.is_char_device() || kind.is_block_device() || kind.is_socket() {
+                return (0, libc::ENXIO as u32, stat);
             }
             // Never blocking: the vCPU that asked waits in this call, so a
             // host FIFO's open (which waits for a writer) or a tracing

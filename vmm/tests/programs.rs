@@ -461,6 +461,7 @@ O_CREAT of a host file, read-only: ok
 O_CREAT|O_EXCL of a host file: EEXIST
 O_CREAT of a new host name: EROFS
 O_TRUNC of a host file: EROFS
+open of a host's device: ENXIO
 mmap 64 TiB: ENOMEM
 munmap unaligned: EINVAL
 munmap past the user half: EINVAL

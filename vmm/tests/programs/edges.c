@@ -31,6 +31,7 @@ static const char *name(int e) {
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case ESTALE: return "ESTALE";
     case ENODEV: return "ENODEV";
+    case ENXIO: return "ENXIO";
     default: return strerror(e);
     }
 }
@@ -57,6 +58,7 @@ int main(void) {
     show("O_CREAT|O_EXCL of a host file", open("/etc/hostname", O_RDONLY | O_CREAT | O_EXCL, 0644));
     show("O_CREAT of a new host name", open("/etc/lego-no-such-file", O_RDONLY | O_CREAT, 0644));
     show("O_TRUNC of a host file", open("/etc/hostname", O_RDONLY | O_TRUNC));
+    show("open of a host's device", open("/dev/kvm", O_RDONLY));
     void *huge = mmap(NULL, 1UL << 46, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     show("mmap 64 TiB", huge == MAP_FAILED ? -1 : 0);
     show("munmap unaligned", munmap((void *)4097, 4096));
