@@ -353,6 +353,15 @@ pub enum ProcFile {
     Statm,
     /// Its control group: the root of cgroup v2 (the processor has none).
     Cgroup,
+    /// Its OOM killer adjustment, kept and read back (and written).
+    OomScoreAdj,
+}
+
+impl ProcFile {
+    /// Whether the file may be opened for writing (comm, oom_score_adj).
+    pub fn writable(self) -> bool {
+        matches!(self, ProcFile::Comm | ProcFile::OomScoreAdj)
+    }
 }
 
 /// Classifies `path` (absolute and normalized, as [`resolve`] gives it)
@@ -389,6 +398,7 @@ fn proc_file(name: &[u8]) -> Option<ProcFile> {
         b"limits" => ProcFile::Limits,
         b"statm" => ProcFile::Statm,
         b"cgroup" => ProcFile::Cgroup,
+        b"oom_score_adj" => ProcFile::OomScoreAdj,
         _ => return None,
     })
 }

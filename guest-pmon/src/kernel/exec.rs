@@ -175,6 +175,7 @@ impl Kernel {
                 subreaper: false,
                 dumpable: true,
                 no_new_privs: false,
+                oom_score_adj: 0,
                 job: JobState::default(),
                 run,
                 vnode,

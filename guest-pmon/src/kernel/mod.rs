@@ -266,6 +266,9 @@ pub struct Process {
     pub subreaper: bool,
     pub dumpable: bool,
     pub no_new_privs: bool,
+    /// /proc/PID/oom_score_adj, kept (there is no OOM killer here) and
+    /// inherited as Linux's.
+    pub oom_score_adj: i16,
     /// Job control: stopped or not, and what its parent's wait is yet to
     /// be told.
     pub job: JobState,

@@ -1776,7 +1776,8 @@ impl Kernel {
             Kind::PtySlave(id) => self.pty_write(f, id, false, data),
             Kind::Dgram(id) => self.udp_write(id, data),
             Kind::PipeRead(_) => Err(EBADF),
-            Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EBADF),
+            Kind::Generated => self.proc_write(tid, f, data).map(Some),
+            Kind::Host(_) | Kind::HostDir(_) => Err(EBADF),
             Kind::Tmp(ino) => {
                 let append = f.flags.get() & O_APPEND != 0;
                 let data = &data[..self.write_room(f, f.offset.get(), data.len(), append)?];
@@ -2959,8 +2960,9 @@ impl Kernel {
                     .proc_mut(pid)
                     .and_then(|pr| pr.fds.install(file, cloexec, 0)));
             }
-            Name::Proc(..) | Name::TaskFile(..)
-                if flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0 =>
+            Name::Proc(p, file) | Name::TaskFile(p, _, file)
+                if (flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0)
+                    && !(file.writable() && self.may_write_proc(pid, p)) =>
             {
                 return err(EACCES)
             }
@@ -2974,6 +2976,7 @@ impl Kernel {
                     Err(e) => return err(e),
                 };
                 let file = OpenFile::generated(full, data);
+                file.flags.set(flags & O_ACCMODE);
                 return val(self
                     .proc_mut(pid)
                     .and_then(|pr| pr.fds.install(file, cloexec, 0)));
@@ -5138,6 +5141,7 @@ impl Kernel {
             let groups = parent.groups.clone();
             let cred = parent.cred;
             let personality = parent.personality;
+            let oom_score_adj = parent.oom_score_adj;
             let (dumpable, no_new_privs, run, vnode, home) = (
                 parent.dumpable,
                 parent.no_new_privs,
@@ -5201,6 +5205,7 @@ impl Kernel {
                     subreaper: false,
                     dumpable,
                     no_new_privs,
+                    oom_score_adj,
                     job: JobState::default(),
                     run,
                     vnode,

@@ -359,6 +359,35 @@ static void tasks(void)
     printf("a thread not there: %s\n", open(path, O_RDONLY) < 0 && errno == ENOENT ? "ENOENT" : "opened");
     printf("writing a thread's comm file: %s\n",
            open("/proc/self/task/1/comm", O_WRONLY) < 0 ? "refused" : "opened");
+    /* Another thread named by its comm file, as glibc's and musl's
+     * pthread_setname_np do; the process's own, as `echo x >` does (Linux
+     * keeps the newline). */
+    printf("pthread_setname_np of another thread: %d\n", pthread_setname_np(t[0], "renamed"));
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", tids[1]);
+    size_t cl;
+    char *cs = slurp(path, &cl);
+    printf("its comm now: %s", cs ? cs : "missing\n");
+    int cw = open("/proc/self/comm", O_WRONLY);
+    printf("write to /proc/self/comm: %zd\n", cw >= 0 ? write(cw, "procpid-x\n", 10) : -1L);
+    close(cw);
+    cs = slurp("/proc/self/comm", &cl);
+    printf("read back: %zu bytes, %s", cl, cs ? cs : "missing\n");
+    prctl(PR_SET_NAME, own ? own : "procpid");
+    /* oom_score_adj: kept, bounded, inherited. */
+    cs = slurp("/proc/self/oom_score_adj", &cl);
+    printf("oom_score_adj: %s", cs ? cs : "missing\n");
+    int ow = open("/proc/self/oom_score_adj", O_WRONLY);
+    printf("set 500: %zd, set 2000: ", ow >= 0 ? write(ow, "500\n", 4) : -1L);
+    errno = 0;
+    printf("%s\n", write(ow, "2000", 4) < 0 && errno == EINVAL ? "EINVAL" : "taken");
+    close(ow);
+    pid_t oc = fork();
+    if (oc == 0) {
+        cs = slurp("/proc/self/oom_score_adj", &cl);
+        printf("a child's: %s", cs ? cs : "missing\n");
+        _exit(0);
+    }
+    waitpid(oc, 0, 0);
     pthread_barrier_wait(&done);
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], 0);

@@ -31,6 +31,63 @@ fn ticks(ns: u64) -> u64 {
 }
 
 impl Kernel {
+    /// Whether process `caller` may open process `target`'s writable
+    /// /proc files (0644, its owner's): the same user, or root.
+    pub(super) fn may_write_proc(&self, caller: Pid, target: Pid) -> bool {
+        let uid = |p: Pid| self.procs.get(&p).map(|p| p.cred.uid.effective);
+        matches!(uid(caller), Some(0)) || (uid(caller).is_some() && uid(caller) == uid(target))
+    }
+
+    /// A write to an open /proc file: comm names the thread (its first
+    /// 15 bytes, as given: Linux keeps a newline too; another process's
+    /// is EINVAL), oom_score_adj takes a number in -1000..=1000 (lowered
+    /// by root only: EACCES).
+    pub(super) fn proc_write(
+        &mut self,
+        tid: Tid,
+        f: &OpenFile,
+        data: &[u8],
+    ) -> Result<usize, Errno> {
+        let caller = self.pid_of(tid);
+        let name = pmon::path::name(&f.path, caller);
+        let (p, t, file) = match name {
+            Name::Proc(p, file) => (p, p, file),
+            Name::TaskFile(p, t, file) => (p, t, file),
+            _ => return Err(EBADF),
+        };
+        match file {
+            ProcFile::Comm => {
+                if p != caller {
+                    return Err(EINVAL);
+                }
+                let given = &data[..data.len().min(15)];
+                let given = given.split(|&c| c == 0).next().unwrap_or_default();
+                let t = self.threads.get_mut(&t).ok_or(ESRCH)?;
+                t.name = [0; 16];
+                t.name[..given.len()].copy_from_slice(given);
+                Ok(data.len())
+            }
+            ProcFile::OomScoreAdj => {
+                let text = core::str::from_utf8(data).map_err(|_| EINVAL)?;
+                let v: i32 = text.trim().parse().map_err(|_| EINVAL)?;
+                if !(-1000..=1000).contains(&v) {
+                    return Err(EINVAL);
+                }
+                let root = self
+                    .procs
+                    .get(&caller)
+                    .is_some_and(|c| c.cred.uid.effective == 0);
+                let target = self.procs.get_mut(&p).ok_or(ESRCH)?;
+                if (v as i16) < target.oom_score_adj && !root {
+                    return Err(EACCES);
+                }
+                target.oom_score_adj = v as i16;
+                Ok(data.len())
+            }
+            _ => Err(EBADF),
+        }
+    }
+
     /// Whether `caller` sees process `pid` (alive or a zombie).
     pub(super) fn sees_process(&self, caller: Pid, pid: Pid) -> bool {
         let vnode = self.procs.get(&caller).map_or(0, |p| p.vnode);
@@ -209,6 +266,9 @@ impl Kernel {
             ProcFile::Auxv => return Ok(p.auxv.clone()),
             ProcFile::Limits => return Ok(pmon::procfs::limits(&p.rlimits)),
             ProcFile::Cgroup => return Ok(b"0::/\n".to_vec()),
+            ProcFile::OomScoreAdj => {
+                return Ok(alloc::format!("{}\n", p.oom_score_adj).into_bytes())
+            }
             ProcFile::Comm => {
                 let mut c = comm;
                 c.push(b'\n');
@@ -444,6 +504,7 @@ impl Kernel {
             (b"comm", DT_REG),
             (b"environ", DT_REG),
             (b"limits", DT_REG),
+            (b"oom_score_adj", DT_REG),
             (b"stat", DT_REG),
             (b"statm", DT_REG),
             (b"status", DT_REG),
