@@ -474,6 +474,7 @@ swapon: EPERM
 swapoff: EPERM
 reboot with a bad magic: EINVAL
 reboot: EPERM
+syslog: read all 0, buffer size 131072
 unshare(CLONE_FILES | CLONE_FS): ok
 unshare(CLONE_NEWUSER): EPERM
 unshare(an unknown flag): EINVAL

@@ -1016,6 +1016,7 @@ impl Kernel {
                 err(if magic_ok { EPERM } else { EINVAL })
             }
             nr::UNSHARE => self.sys_unshare(pid, a[0]),
+            nr::SYSLOG => self.sys_syslog(tid, a[0] as i32, a[2] as i32),
             // File handles: no file system here gives them out, as a Linux
             // file system without export operations answers; so no handle
             // is valid.

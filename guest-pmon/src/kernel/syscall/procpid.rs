@@ -31,6 +31,36 @@ fn ticks(ns: u64) -> u64 {
 }
 
 impl Kernel {
+    /// syslog(2) (klogctl; dmesg): the processor keeps no kernel log
+    /// for its programs (the monitor's messages go to lego-vmm's stderr),
+    /// so the log is empty: reads take nothing, its size is Linux's
+    /// default buffer's, and a read that waits for a message (klogd's)
+    /// waits until a signal, as Linux's would for one that never comes.
+    /// As Linux with dmesg_restrict (Debian's default), only root may
+    /// read or change it (EPERM); a bad console level is EINVAL.
+    pub(super) fn sys_syslog(&mut self, tid: Tid, action: i32, len: i32) -> Ret {
+        const LOG_BUF_LEN: i64 = 1 << 17;
+        let pid = self.pid_of(tid);
+        let root = self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.cred.uid.effective == 0);
+        match action {
+            0..=10 if !root => err(EPERM),
+            // Read, read all, read and clear: nothing to read.
+            2..=4 if len < 0 => err(EINVAL),
+            8 if !(1..=8).contains(&len) => err(EINVAL),
+            2 if self.signal_deliverable(tid) => err(EINTR),
+            2 => {
+                self.block(tid, Wait::Signal, None, None, OnWake::Return(-EINTR));
+                Ret::Block
+            }
+            0..=9 => Ret::Val(0),
+            10 => Ret::Val(LOG_BUF_LEN),
+            _ => err(EINVAL),
+        }
+    }
+
     /// Whether process `caller` may open process `target`'s writable
     /// /proc files (0644, its owner's): the same user, or root.
     pub(super) fn may_write_proc(&self, caller: Pid, target: Pid) -> bool {
