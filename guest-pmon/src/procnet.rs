@@ -87,35 +87,45 @@ fn padded(mut line: Vec<u8>, width: usize) -> Vec<u8> {
     line
 }
 
-/// /proc/net/tcp (IPv4 sockets) or tcp6: listeners and connections.
-pub fn tcp(socks: &[InetSock], v6: bool) -> Vec<u8> {
+/// How one of /proc/net's socket tables is laid out.
+struct Table {
+    /// The header: IPv4's (padded to `width`) and IPv6's.
+    header: [&'static [u8]; 2],
+    /// IPv4's lines are padded to this many bytes, IPv6's are not.
+    width: usize,
+    /// The slot number's width.
+    slot: usize,
+    /// What follows the inode: the reference count, the socket's address
+    /// (hidden as Linux shows it to a reader without the right) and the
+    /// protocol's own fields.
+    tail: fn(&InetSock) -> &'static str,
+}
+
+/// One of /proc/net's socket tables: the sockets of `socks` of IPv6 (`v6`)
+/// or IPv4.
+fn table(t: &Table, socks: &[InetSock], v6: bool) -> Vec<u8> {
     let mut out = if v6 {
-        b"  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n".to_vec()
+        let mut h = t.header[1].to_vec();
+        h.push(b'\n');
+        h
     } else {
-        padded(
-            b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode".to_vec(),
-            149,
-        )
+        padded(t.header[0].to_vec(), t.width)
     };
     for (i, s) in socks.iter().filter(|s| s.local.v6() == v6).enumerate() {
-        let mut line = format!("{i:4}: ").into_bytes();
+        let mut line = format!("{i:w$}: ", w = t.slot).into_bytes();
         line.extend(endpoint(Some(&s.local), v6));
         line.push(b' ');
         line.extend(endpoint(s.remote.as_ref(), v6));
         line.extend_from_slice(
             format!(
-                " {:02X} {:08X}:{:08X} 00:00000000 00000000 {:5} {:8} {} 1 0000000000000000 {}",
+                " {:02X} {:08X}:{:08X} 00:00000000 00000000 {:5} {:8} {} {}",
                 s.state,
                 s.tx_queue,
                 s.rx_queue,
                 s.uid,
                 0,
                 s.inode,
-                if s.state == TCP_LISTEN {
-                    "100 0 0 10 0"
-                } else {
-                    "20 4 30 10 -1"
-                }
+                (t.tail)(s)
             )
             .as_bytes(),
         );
@@ -123,42 +133,44 @@ pub fn tcp(socks: &[InetSock], v6: bool) -> Vec<u8> {
             line.push(b'\n');
             out.extend(line);
         } else {
-            out.extend(padded(line, 149));
+            out.extend(padded(line, t.width));
         }
     }
     out
 }
 
+/// /proc/net/tcp (IPv4 sockets) or tcp6: listeners and connections.
+pub fn tcp(socks: &[InetSock], v6: bool) -> Vec<u8> {
+    const TCP: Table = Table {
+        header: [
+            b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+            b"  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+        ],
+        width: 149,
+        slot: 4,
+        tail: |s| {
+            if s.state == TCP_LISTEN {
+                "1 0000000000000000 100 0 0 10 0"
+            } else {
+                "1 0000000000000000 20 4 30 10 -1"
+            }
+        },
+    };
+    table(&TCP, socks, v6)
+}
+
 /// /proc/net/udp or udp6: bound UDP sockets.
 pub fn udp(socks: &[InetSock], v6: bool) -> Vec<u8> {
-    let mut out = if v6 {
-        b"  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n".to_vec()
-    } else {
-        padded(
-            b"   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops".to_vec(),
-            127,
-        )
+    const UDP: Table = Table {
+        header: [
+            b"   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops",
+            b"  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops",
+        ],
+        width: 127,
+        slot: 5,
+        tail: |_| "2 0000000000000000 0",
     };
-    for (i, s) in socks.iter().filter(|s| s.local.v6() == v6).enumerate() {
-        let mut line = format!("{i:5}: ").into_bytes();
-        line.extend(endpoint(Some(&s.local), v6));
-        line.push(b' ');
-        line.extend(endpoint(s.remote.as_ref(), v6));
-        line.extend_from_slice(
-            format!(
-                " {:02X} {:08X}:{:08X} 00:00000000 00000000 {:5} {:8} {} 2 0000000000000000 0",
-                s.state, s.tx_queue, s.rx_queue, s.uid, 0, s.inode
-            )
-            .as_bytes(),
-        );
-        if v6 {
-            line.push(b'\n');
-            out.extend(line);
-        } else {
-            out.extend(padded(line, 127));
-        }
-    }
-    out
+    table(&UDP, socks, v6)
 }
 
 /// /proc/net/unix.
