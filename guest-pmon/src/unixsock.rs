@@ -5,13 +5,12 @@
 //! socket reads, writes, polls and ends as those do.
 //!
 //! Decided: names are the processor's own. A path under /tmp (the
-//! processor's tmpfs) is made a socket file by bind, as on Linux: `ls`
-//! shows it, chmod and unlink work on it, a second bind to it is
-//! EADDRINUSE until it is unlinked, and a connect finds the socket by that
-//! file (its node), so a connect to the file of a closed socket is
+//! processor's tmpfs) or on storage is made a socket file by bind, as on
+//! Linux: `ls` shows it, chmod and unlink work on it, a second bind to it
+//! is EADDRINUSE until it is unlinked, and a connect finds the socket by
+//! that file (its node), so a connect to the file of a closed socket is
 //! ECONNREFUSED and one to an unlinked name ENOENT. A path elsewhere (the
-//! host's read-only files, or storage, which keeps no special files) is
-//! not made a file: it is a name in this table (`ls` does not show it, no
+//! host's read-only files) is not made a file: it is a name in this table (`ls` does not show it, no
 //! unlink is needed before the next bind, and a connect to the path a
 //! closed socket had is ECONNREFUSED, as its file would make it). An
 //! abstract name (a leading NUL) is what Linux has. A name's socket and

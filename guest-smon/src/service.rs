@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use lego_proto::storage::*;
 
 use crate::block::BlockDevice;
-use crate::fs::{Errno, Fs, Stat};
+use crate::fs::{Errno, Fs, Kind, Stat};
 
 /// The storage monitor: the file system and its counters.
 pub struct Service<D: BlockDevice> {
@@ -156,7 +156,14 @@ impl<D: BlockDevice> Service<D> {
                 Done::stat(st)
             }
             OP_MKDIR => Done::stat(fs.mkdir(r.path, h.mode, now)?),
-            OP_MKFIFO => Done::stat(fs.mkfifo(r.path, h.mode, now)?),
+            OP_MKNOD => {
+                let kind = match h.mode & 0o170000 {
+                    crate::fs::S_IFIFO => Kind::Fifo,
+                    crate::fs::S_IFSOCK => Kind::Socket,
+                    _ => return Err(Errno(EINVAL)),
+                };
+                Done::stat(fs.mknod(r.path, kind, h.mode & 0o7777, now)?)
+            }
             OP_RMDIR => {
                 fs.rmdir(r.path, now)?;
                 Done::none()

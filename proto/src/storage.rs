@@ -67,9 +67,10 @@ pub const OP_STATS: u32 = 18;
 /// ([`FLAG_FOLLOW`]: through a final symbolic link); the reply's `stat` is
 /// the file's, with its new link count.
 pub const OP_LINK: u32 = 19;
-/// A named pipe at `path` (permission bits `mode`): its name and metadata
-/// live on storage, its bytes in a pipe of the processor that opens it.
-pub const OP_MKFIFO: u32 = 20;
+/// A named pipe or an AF_UNIX socket's file at `path`: `mode` holds its
+/// type (S_IFIFO or S_IFSOCK) and permission bits. Its name and metadata
+/// live on storage; its bytes (a pipe) or its socket are the processor's.
+pub const OP_MKNOD: u32 = 20;
 
 pub const FLAG_FOLLOW: u32 = 1;
 pub const FLAG_CREATE: u32 = 2;

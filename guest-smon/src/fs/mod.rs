@@ -59,6 +59,7 @@ pub const S_IFREG: u32 = 0o100000;
 pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFLNK: u32 = 0o120000;
 pub const S_IFIFO: u32 = 0o010000;
+pub const S_IFSOCK: u32 = 0o140000;
 
 const B: u64 = BLOCK as u64;
 
@@ -104,6 +105,9 @@ pub enum Kind {
     /// A named pipe (mkfifo): only its name and metadata are here; its
     /// bytes go through a pipe of the processor that opens it.
     Fifo = 4,
+    /// An AF_UNIX socket's file (bind): its name and metadata; the socket
+    /// is the processor's.
+    Socket = 5,
 }
 
 impl Kind {
@@ -113,17 +117,19 @@ impl Kind {
             2 => Some(Kind::Dir),
             3 => Some(Kind::Symlink),
             4 => Some(Kind::Fifo),
+            5 => Some(Kind::Socket),
             _ => None,
         }
     }
 
-    /// Linux's d_type: DT_REG 8, DT_DIR 4, DT_LNK 10, DT_FIFO 1.
+    /// Linux's d_type: DT_REG 8, DT_DIR 4, DT_LNK 10, DT_FIFO 1, DT_SOCK 12.
     pub fn d_type(self) -> u8 {
         match self {
             Kind::File => 8,
             Kind::Dir => 4,
             Kind::Symlink => 10,
             Kind::Fifo => 1,
+            Kind::Socket => 12,
         }
     }
 
@@ -133,6 +139,7 @@ impl Kind {
             Kind::Dir => S_IFDIR,
             Kind::Symlink => S_IFLNK,
             Kind::Fifo => S_IFIFO,
+            Kind::Socket => S_IFSOCK,
         }
     }
 }
@@ -178,7 +185,8 @@ pub struct CheckReport {
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
-    pub fifos: u64,
+    /// Named pipes and sockets' files.
+    pub specials: u64,
     pub used_blocks: u64,
     pub pending_blocks: u64,
     pub free_blocks: u64,
@@ -794,7 +802,7 @@ impl<D: BlockDevice> Fs<D> {
         match i.kind {
             Kind::File => Ok(i),
             Kind::Dir => Err(Errno::EISDIR),
-            Kind::Symlink | Kind::Fifo => Err(Errno::EINVAL),
+            Kind::Symlink | Kind::Fifo | Kind::Socket => Err(Errno::EINVAL),
         }
     }
 
@@ -865,9 +873,9 @@ impl<D: BlockDevice> Fs<D> {
                 if excl {
                     return Err(Errno::EEXIST);
                 }
-                // A named pipe is opened as it is (O_TRUNC means nothing
-                // to it); its bytes are the processor's.
-                if self.inode(ino)?.kind == Kind::Fifo {
+                // A named pipe or a socket's file is opened as it is
+                // (O_TRUNC means nothing to it): the processor's.
+                if matches!(self.inode(ino)?.kind, Kind::Fifo | Kind::Socket) {
                     return self.stat_ino(ino);
                 }
                 let i = self.file(ino)?;
@@ -891,13 +899,15 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
-    /// mkfifo: a named pipe at `path` (EEXIST if the name is taken).
-    pub fn mkfifo(&mut self, path: &[u8], mode: u32, now: u64) -> Result<Stat, Errno> {
+    /// mkfifo, or bind of an AF_UNIX socket: a named pipe or a socket's
+    /// file (`kind`) at `path` (EEXIST if the name is taken).
+    pub fn mknod(&mut self, path: &[u8], kind: Kind, mode: u32, now: u64) -> Result<Stat, Errno> {
+        if !matches!(kind, Kind::Fifo | Kind::Socket) {
+            return Err(Errno::EINVAL);
+        }
         match self.walk(path, false)? {
             Walk::Found { .. } => Err(Errno::EEXIST),
-            Walk::Missing { parent, name } => {
-                self.make(parent, name, Kind::Fifo, mode, Vec::new(), now)
-            }
+            Walk::Missing { parent, name } => self.make(parent, name, kind, mode, Vec::new(), now),
         }
     }
 
@@ -1534,7 +1544,7 @@ impl<D: BlockDevice> Fs<D> {
             files: 0,
             dirs: 0,
             symlinks: 0,
-            fifos: 0,
+            specials: 0,
             used_blocks: 0,
             pending_blocks: self.pending.len() as u64,
             free_blocks: self.space.free(),
@@ -1595,7 +1605,7 @@ impl<D: BlockDevice> Fs<D> {
                     }
                 }
                 Kind::File => rep.files += 1,
-                Kind::Fifo => rep.fifos += 1,
+                Kind::Fifo | Kind::Socket => rep.specials += 1,
             }
             if i.kind != Kind::File && !i.blocks.is_empty() {
                 return Err(format!("non-file {ino} has blocks"));

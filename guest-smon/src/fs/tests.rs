@@ -43,6 +43,7 @@ enum Node {
     File(Vec<u8>),
     Link(Vec<u8>),
     Fifo,
+    Socket,
 }
 
 type State = BTreeMap<Vec<u8>, Node>;
@@ -73,6 +74,7 @@ fn snapshot(fs: &mut Fs<MemDisk>) -> State {
                     Kind::File => Node::File(fs.read_ino(e.ino, 0, usize::MAX).unwrap()),
                     Kind::Symlink => Node::Link(fs.readlink(&p).unwrap()),
                     Kind::Fifo => Node::Fifo,
+                    Kind::Socket => Node::Socket,
                 };
                 assert!(out.insert(p, node).is_none(), "name listed twice");
             }
@@ -1433,13 +1435,20 @@ fn rename_between_two_links_of_one_symlink_does_nothing() {
 }
 
 #[test]
-fn named_pipes_keep_their_name_and_metadata_only() {
+fn named_pipes_and_sockets_keep_their_name_and_metadata_only() {
     let mut fs = fresh();
     fs.mkdir(b"/d", 0o755, 1).unwrap();
-    let f = fs.mkfifo(b"/d/p", 0o640, 2).unwrap();
+    let f = fs.mknod(b"/d/p", Kind::Fifo, 0o640, 2).unwrap();
     assert_eq!((f.mode, f.size, f.nlink), (S_IFIFO | 0o640, 0, 1));
-    assert_eq!(fs.mkfifo(b"/d/p", 0o640, 2), Err(Errno::EEXIST));
-    assert_eq!(fs.mkfifo(b"/nowhere/p", 0o640, 2), Err(Errno::ENOENT));
+    assert_eq!(fs.mknod(b"/d/p", Kind::Fifo, 0o640, 2), Err(Errno::EEXIST));
+    assert_eq!(
+        fs.mknod(b"/nowhere/p", Kind::Fifo, 0o640, 2),
+        Err(Errno::ENOENT)
+    );
+    assert_eq!(fs.mknod(b"/d/f", Kind::File, 0o640, 2), Err(Errno::EINVAL));
+    let s = fs.mknod(b"/d/s", Kind::Socket, 0o755, 2).unwrap();
+    assert_eq!(s.mode, S_IFSOCK | 0o755);
+    assert_eq!(fs.write_ino(s.ino, 0, b"x", false, 3), Err(Errno::EINVAL));
     // O_CREAT (even with O_TRUNC) opens the one there; O_EXCL refuses.
     assert_eq!(
         fs.create(b"/d/p", 0o600, false, true, 3).unwrap().ino,
@@ -1455,14 +1464,22 @@ fn named_pipes_keep_their_name_and_metadata_only() {
     let ents = fs.readdir_path(b"/d", 0, 10).unwrap().0;
     let p = ents.iter().find(|e| e.name == b"p").unwrap();
     assert_eq!((p.kind, p.kind.d_type()), (Kind::Fifo, 1));
+    let s = ents.iter().find(|e| e.name == b"s").unwrap();
+    assert_eq!((s.kind, s.kind.d_type()), (Kind::Socket, 12));
     fs.rename(b"/d/p", b"/q", false, 4).unwrap();
     let mut fs = remount(fs);
     assert_eq!(fs.stat(b"/q", false).unwrap().mode, S_IFIFO | 0o640);
     fs.checkpoint().unwrap();
     let mut fs = remount(fs);
     assert_eq!(snapshot(&mut fs).get(b"/q".as_slice()), Some(&Node::Fifo));
+    assert_eq!(
+        snapshot(&mut fs).get(b"/d/s".as_slice()),
+        Some(&Node::Socket)
+    );
+    assert_eq!(fs.check().unwrap().specials, 2);
+    fs.unlink(b"/d/s", 5).unwrap();
     fs.unlink(b"/q", 5).unwrap();
     assert_eq!(fs.stat(b"/q", false).err(), Some(Errno::ENOENT));
     let fs = remount(fs);
-    assert_eq!(fs.check().unwrap().fifos, 0);
+    assert_eq!(fs.check().unwrap().specials, 0);
 }

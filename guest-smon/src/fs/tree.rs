@@ -500,7 +500,7 @@ impl Tree {
                     }
                 }
                 Kind::Symlink => e.bytes(&i.target),
-                Kind::Fifo => {}
+                Kind::Fifo | Kind::Socket => {}
                 // Each inode once, under its first name.
                 Kind::Dir => stack.extend(i.children.iter().rev().filter_map(|((_, n), c)| {
                     let ci = self.inodes.get(c)?;
@@ -569,7 +569,7 @@ impl Tree {
                         return Err("checkpoint symlink");
                     }
                 }
-                Kind::Dir | Kind::Fifo => {}
+                Kind::Dir | Kind::Fifo | Kind::Socket => {}
             }
             if ino >= next_ino || t.inodes.contains_key(&ino) {
                 return Err("checkpoint inode number");

@@ -71,7 +71,7 @@ static void list(const char *path) {
     struct dirent *e;
     while ((e = readdir(d)) && n < 256) {
         char kind = e->d_type == DT_DIR ? 'd' : e->d_type == DT_LNK ? 'l' : e->d_type == DT_REG ? 'f'
-                  : e->d_type == DT_FIFO ? 'p' : '?';
+                  : e->d_type == DT_FIFO ? 'p' : e->d_type == DT_SOCK ? 's' : '?';
         char *s = malloc(strlen(e->d_name) + 3);
         sprintf(s, "%c %s", kind, e->d_name);
         names[n++] = s;
@@ -673,8 +673,8 @@ int main(int argc, char **argv) {
     check("unlinked while open, still a pipe", unlink(at("fifo2")) == 0 && write(frw, "z", 1) == 1 &&
                                                   read(frw, buf, 1) == 1 && buf[0] == 'z');
     close(frw);
-    /* AF_UNIX names in the directory (on storage the processor keeps
-     * them, as no socket file is made there). */
+    /* AF_UNIX names in the directory: a socket file each, on storage
+     * too (the file storage's, the socket the processor's). */
     struct sockaddr_un sa = {.sun_family = AF_UNIX}, smiss = sa, sf = sa;
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", at("sock"));
     snprintf(smiss.sun_path, sizeof smiss.sun_path, "%s", at("nope/sock"));
@@ -682,6 +682,9 @@ int main(int argc, char **argv) {
     int ls = socket(AF_UNIX, SOCK_STREAM, 0), cs = socket(AF_UNIX, SOCK_STREAM, 0);
     fails("bind in a missing directory", bind(ls, (void *)&smiss, sizeof smiss), ENOENT);
     check("bind and listen", bind(ls, (void *)&sa, sizeof sa) == 0 && listen(ls, 2) == 0);
+    check("its file", lstat(at("sock"), &st) == 0 && S_ISSOCK(st.st_mode));
+    list(dir);
+    fails("open of the socket's file", open(at("sock"), O_RDONLY), ENXIO);
     fails("bind of the name again", bind(cs, (void *)&sa, sizeof sa), EADDRINUSE);
     fails("bind of a bound socket", bind(ls, (void *)&sa, sizeof sa), EADDRINUSE);
     check("connect", connect(cs, (void *)&sa, sizeof sa) == 0);

@@ -79,8 +79,8 @@ impl Kernel {
     fn make_fifo(&mut self, pid: Pid, full: &[u8], perm: u32) -> Ret {
         if self.on_storage(full) {
             let head = lego_proto::storage::StoreRequest {
-                op: lego_proto::storage::OP_MKFIFO,
-                mode: perm,
+                op: lego_proto::storage::OP_MKNOD,
+                mode: S_IFIFO_MODE as u32 | perm,
                 now: self.realtime_ns(),
                 ..Default::default()
             };

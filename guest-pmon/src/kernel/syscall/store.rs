@@ -28,6 +28,7 @@ const STORE_DEV: u64 = 0xfb;
 pub(in crate::kernel) const UNLINKED_DIR: &[u8] = b"/.lego-unlinked";
 const S_IFDIR: u32 = 0o040000;
 const S_IFIFO: u32 = 0o010000;
+pub(super) const S_IFSOCK: u32 = 0o140000;
 
 /// Whether `full` (absolute, normalized) is under `dir` or is it.
 fn within(full: &[u8], dir: &[u8]) -> bool {
@@ -392,6 +393,11 @@ impl Kernel {
             }
         };
         let is_dir = st.mode & S_IFMT == S_IFDIR;
+        // A socket's file does not open (ENXIO, as Linux's); an O_PATH
+        // descriptor names it.
+        if st.mode & S_IFMT == S_IFSOCK && flags & O_PATH == 0 {
+            return err(ENXIO);
+        }
         // A named pipe: an end of this processor's pipe for it (an O_PATH
         // descriptor only names it, as any other).
         if st.mode & S_IFMT == S_IFIFO && flags & O_PATH == 0 {

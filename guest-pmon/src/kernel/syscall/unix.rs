@@ -56,6 +56,9 @@ const SO_PRIORITY: u64 = 12;
 pub(super) const SO_RCVLOWAT: u64 = 18;
 const SO_RCVTIMEO: u64 = 20;
 const SO_REUSEPORT: u64 = 15;
+/// Marks a socket file's node as storage's in `UnixSockets`' table of
+/// nodes, whose other numbers are the tmpfs's.
+const STORE_NODE: u64 = 1 << 63;
 const SO_SNDTIMEO: u64 = 21;
 const SO_SNDLOWAT: u64 = 19;
 const TCP_NODELAY: u64 = 1;
@@ -943,6 +946,7 @@ impl Kernel {
         self.unix.set_reuseport(id, reuseport);
         match name {
             Some(Name::Path(p)) if super::tmp::below_tmp(&p).is_some() => self.bind_tmp(pid, id, p),
+            Some(Name::Path(p)) if self.on_storage(&p) => self.bind_store(pid, id, p),
             // Elsewhere the name is kept here alone (stat does not show
             // it; unlink removes it), as the socket file Linux makes: in a
             // directory that is there, and taken if a file has it already
@@ -1020,6 +1024,32 @@ impl Kernel {
         self.unix.bind_node(id, Name::Path(path), node)
     }
 
+    /// bind of socket `id` to `path` on storage: a socket file made there,
+    /// as in /tmp (EADDRINUSE if the name exists; ENOENT without its
+    /// directory), which finds the socket from then on.
+    fn bind_store(&mut self, pid: Pid, id: usize, path: Vec<u8>) -> Result<(), Errno> {
+        if self.file_exists(&path) {
+            return Err(pmon::unixsock::EADDRINUSE);
+        }
+        if self.unix.name_of(id).is_some() {
+            return Err(EINVAL);
+        }
+        let perm = 0o777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
+        let head = lego_proto::storage::StoreRequest {
+            op: lego_proto::storage::OP_MKNOD,
+            mode: super::store::S_IFSOCK | perm,
+            now: self.realtime_ns(),
+            ..Default::default()
+        };
+        let st = match super::super::store::call(head, &path, &[], &[]) {
+            Ok(a) => a.stat,
+            Err(EEXIST) => return Err(pmon::unixsock::EADDRINUSE),
+            Err(e) => return Err(e),
+        };
+        self.unix
+            .bind_node(id, Name::Path(path), STORE_NODE | st.ino)
+    }
+
     /// The socket a connect to `name` reaches: under /tmp, the one whose
     /// socket file the path leads to (ENOENT without a file, ECONNREFUSED
     /// for a file that is no socket's); elsewhere the one with the name
@@ -1032,6 +1062,15 @@ impl Kernel {
                     return Err(ECONNREFUSED);
                 }
                 self.unix.at_node(ino)
+            }
+            // On storage: the socket whose file the path leads to, as in
+            // /tmp.
+            Name::Path(p) if self.on_storage(p) => {
+                let st = super::super::store::stat(p, true)?;
+                if st.mode & 0o170000 != super::store::S_IFSOCK {
+                    return Err(ECONNREFUSED);
+                }
+                self.unix.at_node(STORE_NODE | st.ino)
             }
             Name::Path(p) => match self.unix.named(name) {
                 Err(ENOENT) if self.file_exists(p) => Err(ECONNREFUSED),
