@@ -685,6 +685,14 @@ int main(int argc, char **argv) {
     check("its file", lstat(at("sock"), &st) == 0 && S_ISSOCK(st.st_mode));
     list(dir);
     fails("open of the socket's file", open(at("sock"), O_RDONLY), ENXIO);
+    check("mknod of a socket's file", mknod(at("sockfile"), S_IFSOCK | 0600, 0) == 0 &&
+                                         lstat(at("sockfile"), &st) == 0 && S_ISSOCK(st.st_mode));
+    int orphan = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un so = {.sun_family = AF_UNIX};
+    snprintf(so.sun_path, sizeof so.sun_path, "%s", at("sockfile"));
+    fails("a connect to it, no socket bound", connect(orphan, (void *)&so, sizeof so), ECONNREFUSED);
+    close(orphan);
+    check("and unlinked", unlink(at("sockfile")) == 0);
     fails("bind of the name again", bind(cs, (void *)&sa, sizeof sa), EADDRINUSE);
     fails("bind of a bound socket", bind(ls, (void *)&sa, sizeof sa), EADDRINUSE);
     check("connect", connect(cs, (void *)&sa, sizeof sa) == 0);

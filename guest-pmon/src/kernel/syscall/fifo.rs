@@ -32,10 +32,12 @@ use super::*;
 const S_IFMT: u64 = 0o170000;
 const S_IFREG: u64 = 0o100000;
 const S_IFIFO_MODE: u64 = 0o010000;
+const S_IFSOCK_MODE: u64 = 0o140000;
 
 impl Kernel {
-    /// mknod and mknodat: named pipes in the tmpfs, regular files anywhere
-    /// a file may be made; devices and sockets are EPERM.
+    /// mknod and mknodat: named pipes, sockets' files and regular files
+    /// anywhere a file may be made (the tmpfs, storage); devices are
+    /// EPERM, as for a process without CAP_MKNOD.
     pub(super) fn sys_mknodat(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64) -> Ret {
         if let Err(e) = self.check_last_name(pid, dirfd, path, super::tmp::NameUse::MakeOther) {
             return err(e);
@@ -47,8 +49,11 @@ impl Kernel {
         let perm = mode as u32 & 0o7777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
         match mode & S_IFMT {
             0 | S_IFREG => self.make_regular(pid, &full, perm),
-            S_IFIFO_MODE => self.make_fifo(pid, &full, perm),
-            0o020000 | 0o060000 | 0o140000 => err(EPERM),
+            S_IFIFO_MODE => self.make_node(pid, &full, S_IFIFO_MODE, perm),
+            // A socket's file no socket has (a connect to it is refused),
+            // as Linux lets anyone make.
+            S_IFSOCK_MODE => self.make_node(pid, &full, S_IFSOCK_MODE, perm),
+            0o020000 | 0o060000 => err(EPERM),
             _ => err(EINVAL),
         }
     }
@@ -76,11 +81,12 @@ impl Kernel {
         val(self.tmp.create(rel, perm, true, now).map(|_| 0))
     }
 
-    fn make_fifo(&mut self, pid: Pid, full: &[u8], perm: u32) -> Ret {
+    /// A named pipe or a socket's file (`kind`) at `full`.
+    fn make_node(&mut self, pid: Pid, full: &[u8], kind: u64, perm: u32) -> Ret {
         if self.on_storage(full) {
             let head = lego_proto::storage::StoreRequest {
                 op: lego_proto::storage::OP_MKNOD,
-                mode: S_IFIFO_MODE as u32 | perm,
+                mode: kind as u32 | perm,
                 now: self.realtime_ns(),
                 ..Default::default()
             };
@@ -94,7 +100,12 @@ impl Kernel {
         };
         let now = self.realtime_ns();
         self.tmp_made_by(pid);
-        val(self.tmp.mkfifo(rel, perm, now).map(|_| 0))
+        let made = if kind == S_IFSOCK_MODE {
+            self.tmp.mksock(rel, perm, now)
+        } else {
+            self.tmp.mkfifo(rel, perm, now)
+        };
+        val(made.map(|_| 0))
     }
 
     /// open of named pipe `node`: an end of its pipe.
