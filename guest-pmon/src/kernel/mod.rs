@@ -341,10 +341,10 @@ pub struct JobState {
 /// unless a process here has id 1.
 pub const OUTSIDE: Pid = 1;
 
-/// A named pipe's node: the tmpfs's inode, or storage's (whose numbers
-/// are storage's own, so the two never meet).
+/// A named pipe's or a socket file's node: the tmpfs's inode, or
+/// storage's (whose numbers are storage's own, so the two never meet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum FifoNode {
+pub enum SpecialNode {
     Tmp(u64),
     Store(u64),
 }
@@ -383,7 +383,7 @@ pub struct Kernel {
     pub pipes: BTreeMap<usize, Pipe>,
     /// The named pipes that are open (the tmpfs's and storage's): node →
     /// its pipe.
-    pub fifos: BTreeMap<FifoNode, usize>,
+    pub fifos: BTreeMap<SpecialNode, usize>,
     /// AF_UNIX sockets not connected yet, and their names.
     pub unix: pmon::unixsock::UnixSockets,
     /// Pseudo-terminals by id (a number from the pipes' ids, which

@@ -3477,18 +3477,17 @@ impl Kernel {
                 // SO_RCVLOWAT: a TCP socket is readable with that many
                 // bytes (Linux's tcp_poll; AF_UNIX's poll ignores it).
                 let lowat = self
-                    .sock_options
-                    .get(&rx)
-                    .and_then(|o| o.get(&(unix::SOL_SOCKET, unix::SO_RCVLOWAT)))
-                    .map_or(1, |&v| v as usize);
+                    .sock_option(rx, unix::SOL_SOCKET, unix::SO_RCVLOWAT)
+                    .map_or(1, |v| v as usize);
                 let (r, ended, tcp, reset) = match self.pipes.get(&rx) {
-                    Some(p) if p.tcp && lowat > 1 => (
-                        p.pending() >= lowat || (p.readable() && p.ended()),
-                        p.ended(),
-                        true,
-                        p.was_reset,
-                    ),
-                    Some(p) => (p.readable(), p.ended(), p.tcp, p.was_reset),
+                    Some(p) => {
+                        let r = if p.tcp && lowat > 1 {
+                            p.pending() >= lowat || p.ended()
+                        } else {
+                            p.readable()
+                        };
+                        (r, p.ended(), p.tcp, p.was_reset)
+                    }
                     None => (true, true, false, false),
                 };
                 let (w, peer_shut, sent_reset) = match self.pipes.get(&tx) {

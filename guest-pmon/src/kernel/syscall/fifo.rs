@@ -32,7 +32,7 @@ use super::*;
 const S_IFMT: u64 = 0o170000;
 const S_IFREG: u64 = 0o100000;
 const S_IFIFO_MODE: u64 = 0o010000;
-const S_IFSOCK_MODE: u64 = 0o140000;
+pub(super) const S_IFSOCK_MODE: u64 = 0o140000;
 
 impl Kernel {
     /// mknod and mknodat: named pipes, sockets' files and regular files
@@ -49,10 +49,11 @@ impl Kernel {
         let perm = mode as u32 & 0o7777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
         match mode & S_IFMT {
             0 | S_IFREG => self.make_regular(pid, &full, perm),
-            S_IFIFO_MODE => self.make_node(pid, &full, S_IFIFO_MODE, perm),
             // A socket's file no socket has (a connect to it is refused),
             // as Linux lets anyone make.
-            S_IFSOCK_MODE => self.make_node(pid, &full, S_IFSOCK_MODE, perm),
+            kind @ (S_IFIFO_MODE | S_IFSOCK_MODE) => {
+                val(self.make_node(pid, &full, kind, perm).map(|_| 0))
+            }
             0o020000 | 0o060000 => err(EPERM),
             _ => err(EINVAL),
         }
@@ -81,8 +82,16 @@ impl Kernel {
         val(self.tmp.create(rel, perm, true, now).map(|_| 0))
     }
 
-    /// A named pipe or a socket's file (`kind`) at `full`.
-    fn make_node(&mut self, pid: Pid, full: &[u8], kind: u64, perm: u32) -> Ret {
+    /// A named pipe or a socket's file (`kind`, S_IFIFO or S_IFSOCK) at
+    /// `full`, in the tmpfs or on storage: its node (EEXIST if the name
+    /// is taken).
+    pub(super) fn make_node(
+        &mut self,
+        pid: Pid,
+        full: &[u8],
+        kind: u64,
+        perm: u32,
+    ) -> Result<SpecialNode, Errno> {
         if self.on_storage(full) {
             let head = lego_proto::storage::StoreRequest {
                 op: lego_proto::storage::OP_MKNOD,
@@ -90,13 +99,14 @@ impl Kernel {
                 now: self.realtime_ns(),
                 ..Default::default()
             };
-            return val(super::super::store::call(head, full, &[], &[]).map(|_| 0));
+            return super::super::store::call(head, full, &[], &[])
+                .map(|a| SpecialNode::Store(a.stat.ino));
         }
         if self.tmp_node(full).is_some() || host::stat_path(full, false).is_ok() {
-            return err(EEXIST);
+            return Err(EEXIST);
         }
         let Some(rel) = self.tmp_new_name(full) else {
-            return err(self.cannot_make(full));
+            return Err(self.cannot_make(full));
         };
         let now = self.realtime_ns();
         self.tmp_made_by(pid);
@@ -105,14 +115,14 @@ impl Kernel {
         } else {
             self.tmp.mkfifo(rel, perm, now)
         };
-        val(made.map(|_| 0))
+        made.map(SpecialNode::Tmp)
     }
 
     /// open of named pipe `node`: an end of its pipe.
     pub(super) fn fifo_open(
         &mut self,
         pid: Pid,
-        node: FifoNode,
+        node: SpecialNode,
         full: &[u8],
         flags: u32,
         cloexec: bool,

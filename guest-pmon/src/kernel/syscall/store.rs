@@ -404,7 +404,7 @@ impl Kernel {
             if flags & O_DIRECTORY != 0 {
                 return err(ENOTDIR);
             }
-            return self.fifo_open(pid, FifoNode::Store(st.ino), &full, flags, cloexec);
+            return self.fifo_open(pid, SpecialNode::Store(st.ino), &full, flags, cloexec);
         }
         // O_TRUNC asks to write, as Linux takes it (and it truncates a
         // file opened read-only).

@@ -220,7 +220,7 @@ impl Kernel {
             if flags & O_DIRECTORY != 0 {
                 return Some(err(ENOTDIR));
             }
-            return Some(self.fifo_open(pid, FifoNode::Tmp(ino), full, flags, cloexec));
+            return Some(self.fifo_open(pid, SpecialNode::Tmp(ino), full, flags, cloexec));
         }
         let is_dir = self.tmp.is_directory(ino);
         let access = flags & O_ACCMODE;

@@ -227,8 +227,6 @@ impl Kernel {
         }
     }
 
-    /// The calls on a socket descriptor: served for AF_UNIX sockets,
-    /// ENOTSOCK for any other file.
     /// sendmmsg and recvmmsg (`call`: SENDMSG or RECVMSG): sendmsg or
     /// recvmsg of each `struct mmsghdr` in turn, its length written after
     /// its header, until one fails; the count done, or the first one's
@@ -275,6 +273,8 @@ impl Kernel {
         Ret::Val(done as i64)
     }
 
+    /// The calls on a socket descriptor: served for AF_UNIX sockets,
+    /// ENOTSOCK for any other file.
     pub(super) fn sys_socket_call(&mut self, tid: Tid, n: u64, a: [u64; 6]) -> Ret {
         let pid = self.pid_of(tid);
         let f = match self.file(pid, a[0] as i32 as i64) {
@@ -938,15 +938,13 @@ impl Kernel {
             None => self.sockaddr_name(pid, addr, len)?,
         };
         self.unix.set_v6only(id, self.v6only_option(id));
-        let reuseport = self
-            .sock_options
-            .get(&id)
-            .and_then(|o| o.get(&(SOL_SOCKET, SO_REUSEPORT)))
-            .is_some_and(|&v| v != 0);
-        self.unix.set_reuseport(id, reuseport);
+        let reuseport = self.sock_option(id, SOL_SOCKET, SO_REUSEPORT);
+        self.unix
+            .set_reuseport(id, reuseport.is_some_and(|v| v != 0));
         match name {
-            Some(Name::Path(p)) if super::tmp::below_tmp(&p).is_some() => self.bind_tmp(pid, id, p),
-            Some(Name::Path(p)) if self.on_storage(&p) => self.bind_store(pid, id, p),
+            Some(Name::Path(p)) if super::tmp::below_tmp(&p).is_some() || self.on_storage(&p) => {
+                self.bind_file(pid, id, p)
+            }
             // Elsewhere the name is kept here alone (stat does not show
             // it; unlink removes it), as the socket file Linux makes: in a
             // directory that is there, and taken if a file has it already
@@ -970,10 +968,17 @@ impl Kernel {
     /// IPV6_V6ONLY of socket `id`, which decides as it binds whether its
     /// port is apart from IPv4's.
     pub(super) fn v6only_option(&self, id: usize) -> bool {
+        self.sock_option(id, IPPROTO_IPV6, IPV6_V6ONLY)
+            .is_some_and(|v| v != 0)
+    }
+
+    /// The value socket `key` was given for option `name` of `level`, if
+    /// it was set.
+    pub(super) fn sock_option(&self, key: usize, level: u64, name: u64) -> Option<u64> {
         self.sock_options
-            .get(&id)
-            .and_then(|o| o.get(&(IPPROTO_IPV6, IPV6_V6ONLY)))
-            .is_some_and(|&v| v != 0)
+            .get(&key)
+            .and_then(|o| o.get(&(level, name)))
+            .copied()
     }
 
     /// The directory a socket's path name `path` (absolute, outside
@@ -1002,52 +1007,28 @@ impl Kernel {
         host::stat_path(path, false).is_ok()
     }
 
-    /// bind of socket `id` to `path` under /tmp: a socket file made there
-    /// (EADDRINUSE if the name exists, as on Linux; ENOENT without its
-    /// directory), which finds the socket from then on.
-    fn bind_tmp(&mut self, pid: Pid, id: usize, path: Vec<u8>) -> Result<(), Errno> {
-        // The file first, as Linux makes it before it looks at the socket:
-        // binding a bound socket to its own path again is EADDRINUSE.
-        if self.tmp_node(&path).is_some() || host::stat_path(&path, false).is_ok() {
-            return Err(pmon::unixsock::EADDRINUSE);
-        }
+    /// bind of socket `id` to `path` under /tmp or on storage: a socket
+    /// file made there (EADDRINUSE if the name exists, as on Linux; ENOENT
+    /// without its directory), which finds the socket from then on.
+    fn bind_file(&mut self, pid: Pid, id: usize, path: Vec<u8>) -> Result<(), Errno> {
+        // Linux makes the file before it looks at the socket: binding a
+        // bound socket to its own path again is EADDRINUSE.
         if self.unix.name_of(id).is_some() {
-            return Err(EINVAL);
-        }
-        let Some(rel) = self.tmp_new_name(&path) else {
-            return Err(ENOENT);
-        };
-        let perm = 0o777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
-        let now = self.realtime_ns();
-        self.tmp_made_by(pid);
-        let node = self.tmp.mksock(rel, perm, now)?;
-        self.unix.bind_node(id, Name::Path(path), node)
-    }
-
-    /// bind of socket `id` to `path` on storage: a socket file made there,
-    /// as in /tmp (EADDRINUSE if the name exists; ENOENT without its
-    /// directory), which finds the socket from then on.
-    fn bind_store(&mut self, pid: Pid, id: usize, path: Vec<u8>) -> Result<(), Errno> {
-        if self.file_exists(&path) {
-            return Err(pmon::unixsock::EADDRINUSE);
-        }
-        if self.unix.name_of(id).is_some() {
-            return Err(EINVAL);
+            let exists = self.tmp_node(&path).is_some() || self.file_exists(&path);
+            return Err(if exists {
+                pmon::unixsock::EADDRINUSE
+            } else {
+                EINVAL
+            });
         }
         let perm = 0o777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
-        let head = lego_proto::storage::StoreRequest {
-            op: lego_proto::storage::OP_MKNOD,
-            mode: super::store::S_IFSOCK | perm,
-            now: self.realtime_ns(),
-            ..Default::default()
-        };
-        let st = match super::super::store::call(head, &path, &[], &[]) {
-            Ok(a) => a.stat,
+        let node = match self.make_node(pid, &path, super::fifo::S_IFSOCK_MODE, perm) {
+            Ok(SpecialNode::Tmp(ino)) => ino,
+            Ok(SpecialNode::Store(ino)) => STORE_NODE | ino,
             Err(EEXIST) => return Err(pmon::unixsock::EADDRINUSE),
             Err(e) => return Err(e),
         };
-        self.unix
-            .bind_node(id, Name::Path(path), STORE_NODE | st.ino)
+        self.unix.bind_node(id, Name::Path(path), node)
     }
 
     /// The socket a connect to `name` reaches: under /tmp, the one whose
@@ -1795,11 +1776,7 @@ impl Kernel {
                 _ => None,
             };
         }
-        let kept = self
-            .sock_options
-            .get(&sock.key)
-            .and_then(|o| o.get(&(IPPROTO_TCP, a[2])))
-            .copied();
+        let kept = self.sock_option(sock.key, IPPROTO_TCP, a[2]);
         let bytes: Vec<u8> = match a[2] {
             TCP_KEEPIDLE | TCP_KEEPINTVL | TCP_KEEPCNT if kept.is_none() => {
                 let v: u32 = match a[2] {
