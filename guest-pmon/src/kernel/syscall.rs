@@ -340,6 +340,9 @@ impl Kernel {
             nr::ACCESS => self.sys_access(pid, AT_FDCWD, a[0], a[1]),
             // faccessat2's flags: AT_SYMLINK_NOFOLLOW, AT_EACCESS, AT_EMPTY_PATH.
             nr::FACCESSAT2 if a[3] & !0x1300 != 0 => err(EINVAL),
+            nr::FACCESSAT2 if a[3] & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 => {
+                self.sys_access_at(pid, a[0] as i32 as i64, a[1], a[2], a[3])
+            }
             nr::FACCESSAT | nr::FACCESSAT2 => self.sys_access(pid, a[0] as i32 as i64, a[1], a[2]),
             nr::READLINK => self.sys_readlink(pid, AT_FDCWD, a[0], a[1], a[2] as usize),
             nr::READLINKAT => self.sys_readlink(pid, a[0] as i32 as i64, a[1], a[2], a[3] as usize),
@@ -3192,6 +3195,69 @@ impl Kernel {
             Ok(_) => Ret::Val(0),
             Err(e) => err(e),
         }
+    }
+
+    /// faccessat2 with AT_SYMLINK_NOFOLLOW (a symbolic link answers for
+    /// itself: it exists, and its bits are all set) or AT_EMPTY_PATH (the
+    /// file `dirfd` is open on). Before, the flags were checked and then
+    /// not looked at: a link to a missing file was ENOENT.
+    fn sys_access_at(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64, flags: u64) -> Ret {
+        const W_OK: u64 = 2;
+        const X_OK: u64 = 1;
+        if mode & !0o7 != 0 {
+            return err(EINVAL);
+        }
+        let p = if path == 0 && flags & AT_EMPTY_PATH != 0 {
+            Vec::new()
+        } else {
+            match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
+            {
+                Ok(p) => p,
+                Err(e) => return err(e),
+            }
+        };
+        // Written where the file is the host's: its file systems are
+        // read-only here.
+        let (st, host) = if p.is_empty() {
+            if flags & AT_EMPTY_PATH == 0 {
+                return err(ENOENT);
+            }
+            let f = match self.file(pid, dirfd) {
+                Ok(f) => f,
+                Err(e) => return err(e),
+            };
+            let host = matches!(f.kind, Kind::Host(_) | Kind::HostDir(_));
+            match self.stat_of(&f) {
+                Ok(st) => (st, host),
+                Err(e) => return err(e),
+            }
+        } else {
+            if flags & AT_SYMLINK_NOFOLLOW == 0 {
+                return self.sys_access(pid, dirfd, path, mode);
+            }
+            let st = match self.stat_path(pid, dirfd, path, AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(e) => return err(e),
+            };
+            if stat_mode(&st) & 0o170000 != 0o120000 {
+                return self.sys_access(pid, dirfd, path, mode);
+            }
+            let host = match self.lookup(pid, dirfd, &p) {
+                Ok((full, Name::Host)) => self.tmp_node(&full).is_none() && !self.on_storage(&full),
+                Ok(_) => false,
+                Err(e) => return err(e),
+            };
+            (st, host)
+        };
+        if mode & W_OK != 0 && host {
+            return err(EROFS);
+        }
+        if mode & X_OK != 0 && stat_mode(&st) & 0o111 == 0 {
+            return err(EACCES);
+        }
+        Ret::Val(0)
     }
 
     fn sys_readlink(&mut self, pid: Pid, dirfd: i64, path: u64, buf: u64, size: usize) -> Ret {

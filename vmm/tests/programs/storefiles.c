@@ -189,6 +189,17 @@ int main(int argc, char **argv) {
     check("fchownat AT_SYMLINK_NOFOLLOW",
           fchownat(AT_FDCWD, at("dangling"), getuid(), getgid(), AT_SYMLINK_NOFOLLOW) == 0);
     fails("chown follows it", chown(at("dangling"), getuid(), getgid()), ENOENT);
+    check("faccessat2 AT_SYMLINK_NOFOLLOW asks the link itself",
+          syscall(439, AT_FDCWD, at("dangling"), W_OK, AT_SYMLINK_NOFOLLOW) == 0);
+    fails("faccessat2 follows it otherwise", syscall(439, AT_FDCWD, at("dangling"), F_OK, 0), ENOENT);
+    {
+        int pfd = open(at("c"), O_PATH);
+        check("faccessat2 AT_EMPTY_PATH asks the descriptor's file",
+              pfd >= 0 && syscall(439, pfd, "", R_OK | W_OK, AT_EMPTY_PATH) == 0);
+        fails("faccessat2 AT_EMPTY_PATH, not executable", syscall(439, pfd, "", X_OK, AT_EMPTY_PATH), EACCES);
+        fails("faccessat2 an empty path without it", syscall(439, pfd, "", F_OK, 0), ENOENT);
+        close(pfd);
+    }
     struct timespec lt[2] = {{900000000, 0}, {900000001, 3}};
     check("utimensat AT_SYMLINK_NOFOLLOW",
           utimensat(AT_FDCWD, at("dangling"), lt, AT_SYMLINK_NOFOLLOW) == 0 &&
