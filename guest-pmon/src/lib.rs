@@ -33,6 +33,7 @@ pub mod pty;
 pub mod readahead;
 pub mod rlimit;
 pub mod sched;
+pub mod scoped;
 pub mod script;
 pub mod shell;
 pub mod signal;

@@ -113,41 +113,44 @@ impl Drop for Rack {
     }
 }
 
-/// A static C program's file calls on storage (and in the tmpfs) print
+/// Static C programs' file calls on storage (and in the tmpfs) print
 /// what they print on this host's file system: creates, writes, holes, appends, renames over
 /// a target and while open, directories, links, metadata, relative paths,
-/// a 3 MiB file read back and mapped, and Linux's errors.
+/// a 3 MiB file read back and mapped, and Linux's errors (`storefiles.c`);
+/// openat2 and its walk under each RESOLVE_* flag (`openat2.c`).
 #[test]
 fn file_calls_on_storage_are_the_hosts() {
     if !kvm_available() || !have(&["gcc", "musl-gcc"]) {
         return;
     }
     let rack = Rack::new("storage-files", "256M");
-    for libc in [Libc::Glibc, Libc::Musl] {
-        let prog = build("storefiles", libc);
-        let prog = prog.to_str().expect("UTF-8 path");
-        let here = rack.dir.join(format!("host-{libc:?}"));
-        let want = finish(
-            {
-                let mut c = Command::new(prog);
-                c.arg(&here);
-                c
-            },
-            b"",
-            Duration::from_secs(60),
-        );
-        assert_eq!(want.code, 0, "on the host: {}", want.err);
-        // On storage, and in the processor's tmpfs (/tmp), whose name
-        // must not be one of this host's files (those show through).
-        let tmp = format!("/tmp/lego-files-{libc:?}-{}", std::process::id());
-        for dir in [format!("/files-{libc:?}"), tmp] {
-            let got = rack.run(&[], &[prog, &dir], b"");
-            assert_eq!(got.code, 0, "on Lego: {}", got.err);
-            assert_eq!(
-                got.text(),
-                want.text(),
-                "{libc:?} in {dir}: Lego's output differs from the host's"
+    for name in ["storefiles", "openat2"] {
+        for libc in [Libc::Glibc, Libc::Musl] {
+            let prog = build(name, libc);
+            let prog = prog.to_str().expect("UTF-8 path");
+            let here = rack.dir.join(format!("host-{name}-{libc:?}"));
+            let want = finish(
+                {
+                    let mut c = Command::new(prog);
+                    c.arg(&here);
+                    c
+                },
+                b"",
+                Duration::from_secs(60),
             );
+            assert_eq!(want.code, 0, "{name} on the host: {}", want.err);
+            // On storage, and in the processor's tmpfs (/tmp), whose name
+            // must not be one of this host's files (those show through).
+            let tmp = format!("/tmp/lego-{name}-{libc:?}-{}", std::process::id());
+            for dir in [format!("/{name}-{libc:?}"), tmp] {
+                let got = rack.run(&[], &[prog, &dir], b"");
+                assert_eq!(got.code, 0, "{name} on Lego: {}", got.err);
+                assert_eq!(
+                    got.text(),
+                    want.text(),
+                    "{name}, {libc:?} in {dir}: Lego's output differs from the host's"
+                );
+            }
         }
     }
 }

@@ -313,6 +313,7 @@ impl Kernel {
             nr::STATX => self.sys_statx(pid, a[0] as i32 as i64, a[1], a[2], a[3] & 0xffff_ffff, a[4]),
             nr::OPEN => self.sys_openat(pid, AT_FDCWD, a[0], a[1], a[2]),
             nr::OPENAT => self.sys_openat(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
+            nr::OPENAT2 => self.sys_openat2(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
             nr::MEMFD_CREATE => self.sys_memfd_create(pid, a[0], a[1]),
             nr::SHMGET => self.sys_shmget(pid, a[0] as i32, a[1], a[2]),
             nr::SHMAT => self.sys_shmat(pid, a[0] as i32, a[1], a[2]),
@@ -2804,18 +2805,27 @@ impl Kernel {
             .and_then(|s| uaccess::write(s, buf, &x).map(|_| 0)))
     }
 
-    /// openat. O_PATH gives a descriptor that only names the file (the
+    fn sys_openat(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64, mode: u64) -> Ret {
+        match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
+        {
+            Ok(p) => self.openat_path(pid, dirfd, &p, flags as u32, mode as u32),
+            Err(e) => err(e),
+        }
+    }
+
+    /// openat of path `p`. O_PATH gives a descriptor that only names the file (the
     /// other flags but O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW ignored, as
     /// Linux ignores them): it opens a symbolic link itself with
     /// O_NOFOLLOW (glibc's fchmodat(AT_SYMLINK_NOFOLLOW) looks at it so),
     /// and a named pipe or socket without opening either.
-    fn sys_openat(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u64, mode: u64) -> Ret {
-        let flags = flags as u32;
+    fn openat_path(&mut self, pid: Pid, dirfd: i64, p: &[u8], flags: u32, mode: u32) -> Ret {
         if flags & O_PATH == 0 {
-            return self.open_file(pid, dirfd, path, flags, mode as u32);
+            return self.open_path(pid, dirfd, p, flags, mode);
         }
         const KEPT: u32 = O_CLOEXEC | 0o200000 | 0o400000;
-        let r = self.open_file(pid, dirfd, path, flags & (KEPT | O_PATH), 0);
+        let r = self.open_path(pid, dirfd, p, flags & (KEPT | O_PATH), 0);
         if let Ret::Val(fd) = r {
             if let Ok(f) = self.file(pid, fd) {
                 // F_GETFL shows O_NOFOLLOW and O_DIRECTORY as asked.
@@ -2827,7 +2837,60 @@ impl Kernel {
         r
     }
 
-    fn open_file(&mut self, pid: Pid, dirfd: i64, path: u64, flags: u32, mode: u32) -> Ret {
+    /// openat2: openat with its `struct open_how` checked as Linux checks
+    /// it (unknown flags, a mode without O_CREAT, a larger struct whose
+    /// tail is not zero) and the path walked under its RESOLVE_* flags
+    /// (`pmon::scoped`); the open itself is openat's. It was ENOSYS, which
+    /// a program may take for a kernel older than the 6.1 that uname
+    /// names.
+    fn sys_openat2(&mut self, pid: Pid, dirfd: i64, path: u64, how: u64, size: u64) -> Ret {
+        use pmon::scoped::{RESOLVE_ALL, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT};
+        const O_CREAT: u64 = 0o100;
+        const O_EXCL: u64 = 0o200;
+        const O_TRUNC: u64 = 0o1000;
+        const O_NOFOLLOW: u64 = 0o400000;
+        const O_TMPFILE: u64 = 0o20000000;
+        // Every flag openat knows (O_ACCMODE to __O_TMPFILE, FASYNC and
+        // O_LARGEFILE among them).
+        const VALID: u64 = 0o37777703;
+        if size < 24 {
+            return err(EINVAL);
+        }
+        if size > 4096 {
+            return err(E2BIG);
+        }
+        let raw = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_vec(s, how, size as usize))
+        {
+            Ok(r) => r,
+            Err(e) => return err(e),
+        };
+        // A newer program's larger struct: its fields past ours unset.
+        if raw[24..].iter().any(|&b| b != 0) {
+            return err(E2BIG);
+        }
+        let field = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        let (flags, mode, resolve) = (field(0), field(1), field(2));
+        if flags & !VALID != 0 || resolve & !RESOLVE_ALL != 0 {
+            return err(EINVAL);
+        }
+        let makes = flags & (O_CREAT | O_TMPFILE) != 0;
+        if (makes && mode & !0o7777 != 0) || (!makes && mode != 0) {
+            return err(EINVAL);
+        }
+        if resolve & RESOLVE_BENEATH != 0 && resolve & RESOLVE_IN_ROOT != 0 {
+            return err(EINVAL);
+        }
+        // RESOLVE_CACHED is never refused for want of a cache here, but
+        // Linux refuses what would write.
+        if resolve & RESOLVE_CACHED != 0 && flags & (O_CREAT | O_TRUNC | O_TMPFILE) != 0 {
+            return err(EAGAIN);
+        }
         let p = match self
             .space_mut(pid)
             .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
@@ -2835,7 +2898,68 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
-        self.open_path(pid, dirfd, &p, flags, mode)
+        let scoped = resolve & !RESOLVE_CACHED;
+        if scoped == 0 || p.is_empty() {
+            return self.openat_path(pid, dirfd, &p, flags as u32, mode as u32);
+        }
+        let follow_last = flags & O_NOFOLLOW == 0 && flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL;
+        let walked = self.resolve(pid, dirfd, b".").and_then(|start| {
+            let start = pmon::path::shown_in(&self.root_of(pid), &start);
+            pmon::scoped::walk(&start, &p, scoped, follow_last, &mut |full| {
+                self.scoped_node(pid, full)
+            })
+        });
+        match walked {
+            Ok(full) => self.openat_path(pid, AT_FDCWD, &full, flags as u32, mode as u32),
+            Err(e) => err(e),
+        }
+    }
+
+    /// The root directory of process `pid` (its chroot).
+    fn root_of(&self, pid: Pid) -> Vec<u8> {
+        self.procs
+            .get(&pid)
+            .map_or_else(|| b"/".to_vec(), |pr| pr.root.clone())
+    }
+
+    /// What openat2's walk finds at `shown` (absolute as process `pid`
+    /// sees it, no link before its last name).
+    fn scoped_node(&mut self, pid: Pid, shown: &[u8]) -> Result<pmon::scoped::Node, Errno> {
+        use pmon::scoped::Node;
+        let full = self.resolve(pid, AT_FDCWD, shown)?;
+        let root = self.root_of(pid);
+        let name = self.task_name(pid, pmon::path::name(&full, pid));
+        match name {
+            Name::Exe(_) => return Ok(Node::Magic(None)),
+            Name::Cwd(_) | Name::Root(_) | Name::Fd(..) => {
+                let to = match self.link_of(pid, &full) {
+                    Ok(Some(t)) => Some(pmon::path::shown_in(&root, &t)),
+                    Ok(None) | Err(ENOTDIR) => None,
+                    Err(e) => return Err(e),
+                };
+                return Ok(Node::Magic(to));
+            }
+            _ => {}
+        }
+        match self.link_of(pid, &full) {
+            Ok(Some(t)) => Ok(Node::Link(t)),
+            Ok(None) => match self.stat_path_of(pid, AT_FDCWD, shown, false) {
+                Ok(st) => {
+                    let mut dev = [0u8; 8];
+                    dev.copy_from_slice(&st[..8]);
+                    let dev = u64::from_le_bytes(dev);
+                    Ok(if stat_is_dir(&st) {
+                        Node::Dir(dev)
+                    } else {
+                        Node::File(dev)
+                    })
+                }
+                Err(ENOENT) => Ok(Node::Missing),
+                Err(e) => Err(e),
+            },
+            Err(ENOENT) => Ok(Node::Missing),
+            Err(e) => Err(e),
+        }
     }
 
     /// open of path `p`.
