@@ -1,7 +1,8 @@
 //! NETLINK_ROUTE sockets, as far as programs use them to learn the
 //! machine's network interfaces: dumps of links (RTM_GETLINK) and of
 //! addresses (RTM_GETADDR), which glibc's getifaddrs and if_nameindex,
-//! Go's net.Interfaces and libuv (Node's os.networkInterfaces) make.
+//! Go's net.Interfaces and libuv (Node's os.networkInterfaces) make, and of
+//! routes (RTM_GETROUTE: `ip route`, programs looking for a gateway).
 //!
 //! Decided: the only network a process here has is the loopback
 //! (`pmon::inet`), so the only interface is `lo` (index 1) with 127.0.0.1/8
@@ -18,6 +19,8 @@ pub const RTM_NEWLINK: u16 = 16;
 pub const RTM_GETLINK: u16 = 18;
 pub const RTM_NEWADDR: u16 = 20;
 pub const RTM_GETADDR: u16 = 22;
+pub const RTM_NEWROUTE: u16 = 24;
+pub const RTM_GETROUTE: u16 = 26;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_MULTI: u16 = 2;
 const NLM_F_ACK: u16 = 4;
@@ -134,6 +137,61 @@ fn lo_addr(family: u8) -> Vec<u8> {
     b
 }
 
+/// RTM_NEWROUTE of each of lo's routes of family `family`, as Linux
+/// keeps them for a network namespace whose only interface is lo: all in
+/// the local table (127.0.0.0/8, 127.0.0.1 and the broadcast
+/// 127.255.255.255; ::1), none in the main table, so `ip route` lists
+/// nothing and there is no gateway.
+fn lo_routes(family: u8) -> Vec<Vec<u8>> {
+    const RT_TABLE_LOCAL: u8 = 255;
+    const RTPROT_KERNEL: u8 = 2;
+    const RT_SCOPE_LINK: u8 = 253;
+    const RTN_LOCAL: u8 = 2;
+    const RTN_BROADCAST: u8 = 3;
+    // struct rtmsg: family, destination and source lengths, tos, table,
+    // protocol, scope, type, flags.
+    let head = |dst_len: u8, scope: u8, kind: u8| {
+        let mut b = Vec::new();
+        b.extend_from_slice(&[
+            family,
+            dst_len,
+            0,
+            0,
+            RT_TABLE_LOCAL,
+            RTPROT_KERNEL,
+            scope,
+            kind,
+        ]);
+        b.extend_from_slice(&0u32.to_le_bytes());
+        attr(&mut b, 15, &(RT_TABLE_LOCAL as u32).to_le_bytes()); // RTA_TABLE
+        b
+    };
+    if family == AF_INET {
+        [
+            ([127, 0, 0, 0], 8, RT_SCOPE_HOST, RTN_LOCAL),
+            ([127, 0, 0, 1], 32, RT_SCOPE_HOST, RTN_LOCAL),
+            ([127, 255, 255, 255], 32, RT_SCOPE_LINK, RTN_BROADCAST),
+        ]
+        .into_iter()
+        .map(|(dst, len, scope, kind)| {
+            let mut b = head(len, scope, kind);
+            attr(&mut b, 1, &dst); // RTA_DST
+            attr(&mut b, 7, &[127, 0, 0, 1]); // RTA_PREFSRC
+            attr(&mut b, 4, &LO_INDEX.to_le_bytes()); // RTA_OIF
+            b
+        })
+        .collect()
+    } else {
+        let mut b = head(128, 0, RTN_LOCAL);
+        attr(&mut b, 1, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]); // RTA_DST
+        attr(&mut b, 6, &0u32.to_le_bytes()); // RTA_PRIORITY
+        attr(&mut b, 4, &LO_INDEX.to_le_bytes()); // RTA_OIF
+        attr(&mut b, 12, &[0; 32]); // RTA_CACHEINFO
+        attr(&mut b, 20, &[0]); // RTA_PREF: medium
+        alloc::vec![b]
+    }
+}
+
 impl Socket {
     pub fn new(port: u32) -> Socket {
         Socket {
@@ -190,14 +248,21 @@ impl Socket {
         let multi = NLM_F_MULTI;
         match kind {
             // Dumps: no acknowledgement, NLMSG_DONE alone at the end.
-            RTM_GETLINK | RTM_GETADDR if flags & NLM_F_DUMP == NLM_F_DUMP => {
+            RTM_GETLINK | RTM_GETADDR | RTM_GETROUTE if flags & NLM_F_DUMP == NLM_F_DUMP => {
                 let mut out = Vec::new();
                 if kind == RTM_GETLINK {
                     out.extend(message(RTM_NEWLINK, multi, seq, port, &lo_link()));
                 } else {
                     for f in [AF_INET, AF_INET6] {
-                        if family == f || (family != AF_INET && family != AF_INET6) {
+                        if family != f && (family == AF_INET || family == AF_INET6) {
+                            continue;
+                        }
+                        if kind == RTM_GETADDR {
                             out.extend(message(RTM_NEWADDR, multi, seq, port, &lo_addr(f)));
+                        } else {
+                            for r in lo_routes(f) {
+                                out.extend(message(RTM_NEWROUTE, multi, seq, port, &r));
+                            }
                         }
                     }
                 }
@@ -337,6 +402,45 @@ mod tests {
         let v6 = messages(&s.receive(false).unwrap());
         assert_eq!(v6.len(), 1);
         assert_eq!(v6[0].4[1], 128);
+    }
+
+    #[test]
+    fn a_route_dump_gives_lo_s_local_routes() {
+        let mut s = Socket::new(9);
+        s.request(&request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 4, 0));
+        let routes = messages(&s.receive(false).unwrap_or_default());
+        // Three of IPv4 (127.0.0.0/8, 127.0.0.1, 127.255.255.255), ::1.
+        let shape: Vec<(u16, u8, u8, u8)> = routes
+            .iter()
+            .map(|m| (m.0, m.4[0], m.4[1], m.4[7]))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (RTM_NEWROUTE, AF_INET, 8, 2),
+                (RTM_NEWROUTE, AF_INET, 32, 2),
+                (RTM_NEWROUTE, AF_INET, 32, 3),
+                (RTM_NEWROUTE, AF_INET6, 128, 2)
+            ]
+        );
+        assert!(routes
+            .iter()
+            .all(|m| m.4[4] == 255 && m.1 == NLM_F_MULTI && m.2 == 4));
+        assert_eq!(
+            find_attr(&routes[2].4[12..], 1),
+            Some(&[127, 255, 255, 255][..])
+        );
+        assert_eq!(
+            messages(&s.receive(false).unwrap_or_default())[0].0,
+            NLMSG_DONE
+        );
+        s.request(&request(
+            RTM_GETROUTE,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            5,
+            AF_INET6,
+        ));
+        assert_eq!(messages(&s.receive(false).unwrap_or_default()).len(), 1);
     }
 
     #[test]

@@ -319,6 +319,8 @@ pub enum NetFile {
     Route,
     IfInet6,
     Arp,
+    Sockstat,
+    Sockstat6,
 }
 
 impl NetFile {
@@ -333,6 +335,8 @@ impl NetFile {
             b"route" => NetFile::Route,
             b"if_inet6" => NetFile::IfInet6,
             b"arp" => NetFile::Arp,
+            b"sockstat" => NetFile::Sockstat,
+            b"sockstat6" => NetFile::Sockstat6,
             _ => return None,
         })
     }

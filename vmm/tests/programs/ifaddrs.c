@@ -111,6 +111,51 @@ static void ifreq_calls(void)
     close(s);
 }
 
+/* A route dump (`ip route show table all`): the loopback's routes, which
+ * Linux keeps in its local table (a host's other interfaces have more). */
+static void routes(int s)
+{
+    struct {
+        struct nlmsghdr h;
+        unsigned char rtm[12];
+    } req = {{sizeof req, 26 /* RTM_GETROUTE */, NLM_F_REQUEST | NLM_F_DUMP, 44, 0}, {0}};
+    send(s, &req, sizeof req, 0);
+    char buf[32768] __attribute__((aligned(4)));
+    for (int done = 0; !done;) {
+        ssize_t n = recv(s, buf, sizeof buf, 0);
+        if (n <= 0)
+            break;
+        for (ssize_t at = 0; at + (ssize_t)sizeof(struct nlmsghdr) <= n;) {
+            struct nlmsghdr *h = (void *)(buf + at);
+            if (h->nlmsg_len < sizeof *h || at + h->nlmsg_len > (size_t)n)
+                break;
+            at += ALIGN4(h->nlmsg_len);
+            if (h->nlmsg_type != 24 /* RTM_NEWROUTE */) {
+                done = h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR;
+                continue;
+            }
+            unsigned char *rtm = (void *)(h + 1);
+            char *a = (char *)rtm + 12, *end = (char *)h + h->nlmsg_len;
+            int oif = 0;
+            char dst[64] = "-";
+            while (a + sizeof(struct rtattr) <= end) {
+                struct rtattr *r = (void *)a;
+                if (r->rta_len < sizeof *r)
+                    break;
+                if (r->rta_type == 4 /* RTA_OIF */)
+                    memcpy(&oif, a + sizeof *r, 4);
+                if (r->rta_type == 1 /* RTA_DST */)
+                    inet_ntop(rtm[0], a + sizeof *r, dst, sizeof dst);
+                a += ALIGN4(r->rta_len);
+            }
+            if (oif == 1)
+                printf("route: family %s %s/%d table %d protocol %d scope %d type %d\n",
+                       rtm[0] == AF_INET ? "inet" : "inet6", dst, rtm[1], rtm[4], rtm[5], rtm[6],
+                       rtm[7]);
+        }
+    }
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -214,6 +259,7 @@ int main(void)
     errno = 0;
     n = recv(s, buf, sizeof buf, MSG_DONTWAIT);
     printf("nothing more: %zd %s\n", n, strerror(errno));
+    routes(s);
     close(s);
     ifreq_calls();
     return 0;

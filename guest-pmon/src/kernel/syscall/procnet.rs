@@ -23,6 +23,12 @@ impl Kernel {
                 procnet::udp(&self.inet_sockets(false), file == NetFile::Udp6)
             }
             NetFile::Unix => procnet::unix(&self.unix_sockets()),
+            NetFile::Sockstat | NetFile::Sockstat6 => procnet::sockstat(
+                self.open_sockets().len(),
+                &self.inet_sockets(true),
+                &self.inet_sockets(false),
+                file == NetFile::Sockstat6,
+            ),
         }
     }
 
