@@ -35,7 +35,6 @@ pub mod rlimit;
 pub mod sched;
 pub mod scoped;
 pub mod script;
-pub mod shell;
 pub mod signal;
 pub mod sockbuf;
 pub mod stack;

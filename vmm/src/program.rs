@@ -102,8 +102,7 @@ pub fn check(path: &std::ffi::OsStr) -> crate::error::Result<()> {
 }
 
 /// The file to run for `name` (the program after `--`), checked before
-/// anything boots: found as a shell finds it, a static shell in place of
-/// a dynamic system shell. With a storage component (`storage`), an
+/// anything boots: found as a shell finds it. With a storage component (`storage`), an
 /// absolute path this host does not have is a program on storage, which
 /// the processor reads from there (and refuses there if it cannot run).
 pub fn prepare(
@@ -118,37 +117,8 @@ pub fn prepare(
         );
         return Ok(exe);
     }
-    let exe = match stand_in(&exe) {
-        Some(shell) => {
-            log::info!(
-                "{} is dynamically linked: {} runs in its place",
-                exe.display(),
-                shell.display()
-            );
-            shell
-        }
-        None => exe,
-    };
     check(exe.as_os_str())?;
     Ok(exe)
-}
-
-/// A static shell to run in place of `exe` when it is the system shell
-/// and dynamically linked (`pmon::shell`: the monitor does the same for
-/// a process's execve of /bin/sh).
-pub fn stand_in(exe: &std::path::Path) -> Option<std::path::PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    if !pmon::shell::is_system_shell(exe.as_os_str().as_bytes()) {
-        return None;
-    }
-    let bytes = std::fs::read(exe).ok()?;
-    match pmon::elf::parse(&mut bytes.as_slice(), lego_proto::process::USER_TOP_MAX) {
-        Ok(p) if p.interp.is_some() => pmon::shell::STAND_INS
-            .iter()
-            .map(|s| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(s)))
-            .find(|s| check(s.as_os_str()).is_ok()),
-        _ => None,
-    }
 }
 
 /// Passes signal `sig`, which lego-vmm received, to the program: a bit in

@@ -279,8 +279,8 @@ impl Kernel {
     fn open_exec(&mut self, path: &[u8], on_host: bool) -> Result<ExecFile, Errno> {
         // On storage, a program is read whole. A name storage does not
         // have is looked for on the host (read-only, as without storage),
-        // so the host's static programs (busybox, the system shell's
-        // stand-in) still run until programs are copied onto storage.
+        // so the host's programs (busybox, the system shell) still run
+        // until programs are copied onto storage.
         if self.on_storage(path) && !on_host {
             match self.store_program(path, MAX_TMP_PROGRAM) {
                 Ok(bytes) => return Ok(ExecFile::Tmp(bytes)),
@@ -329,15 +329,6 @@ impl Kernel {
     ) -> Result<Image, Errno> {
         let top = self.window.user_top();
         let program = match elf::parse(file, top) {
-            Ok(p) if p.interp.is_some() && pmon::shell::is_system_shell(&exe) => {
-                for shell in pmon::shell::STAND_INS {
-                    match self.load_image(shell, execfn, argv.to_vec(), envp, b"/", false) {
-                        Err(ENOENT) => continue,
-                        other => return other,
-                    }
-                }
-                return Err(ENOEXEC);
-            }
             Ok(p) => p,
             // A program's execve failing is the program's business (a
             // shell says "cannot execute"); the VMM checked the first
