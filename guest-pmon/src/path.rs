@@ -183,6 +183,21 @@ pub fn through_magic_link(path: &[u8]) -> bool {
     }
 }
 
+/// Whether `path` is one of `set`'s paths or under one (`/tmp/a/b` is
+/// under `/tmp/a`, `/tmp/ab` is not).
+pub fn under_any(set: &alloc::collections::BTreeSet<Vec<u8>>, path: &[u8]) -> bool {
+    if set.is_empty() {
+        return false;
+    }
+    if set.contains(path) {
+        return true;
+    }
+    path.iter()
+        .enumerate()
+        .filter(|&(i, &c)| c == b'/' && i > 0)
+        .any(|(i, _)| set.contains(&path[..i]))
+}
+
 /// Whether `path` has a `..` name (which [`walk`] takes after links).
 pub fn has_dot_dot(path: &[u8]) -> bool {
     path.split(|&c| c == b'/').any(|n| n == b"..")
@@ -750,6 +765,20 @@ fn fd_number(text: &[u8]) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn under_any_names_the_paths_and_what_is_below() {
+        let set: alloc::collections::BTreeSet<Vec<u8>> =
+            [b"/tmp/a".to_vec(), b"/tmp/s.sock".to_vec()]
+                .into_iter()
+                .collect();
+        assert!(super::under_any(&set, b"/tmp/a"));
+        assert!(super::under_any(&set, b"/tmp/a/b/c"));
+        assert!(super::under_any(&set, b"/tmp/s.sock"));
+        assert!(!super::under_any(&set, b"/tmp/ab"));
+        assert!(!super::under_any(&set, b"/tmp"));
+        assert!(!super::under_any(&Default::default(), b"/tmp/a"));
+    }
+
     use super::*;
 
     #[test]

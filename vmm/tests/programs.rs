@@ -674,12 +674,24 @@ fn a_file_of_the_hosts_tmp_written_is_copied_up_and_the_hosts_left_alone() {
     let rack = Rack::new();
     let name = format!("/tmp/lego-copy-up-{}.txt", std::process::id());
     std::fs::write(&name, "the host's line\n").expect("the host's file");
+    // A directory of the host's /tmp: two files and one below.
+    let dir = format!("/tmp/lego-copy-up-{}.d", std::process::id());
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(format!("{dir}/sub")).expect("the host's directory");
+    for (f, text) in [("a", "ay\n"), ("b", "bee\n"), ("sub/c", "sea\n")] {
+        std::fs::write(format!("{dir}/{f}"), text).expect("the host's file");
+    }
     let busybox = which("busybox");
     // Appended to (copied up with its bytes), replaced (O_TRUNC), then
-    // removed from the tmpfs: the host's shows through again.
+    // removed: gone, the host's hidden as overlayfs's whiteout hides it.
+    // The directory's names removed, one moved, the whole tree removed
+    // and made again, empty.
     let script = format!(
         "cat {name}; echo appended >> {name}; cat {name}; echo replaced > {name}; cat {name}; \
-         rm {name}; cat {name}"
+         rm {name}; cat {name} 2>/dev/null || echo removed; \
+         ls {dir}; rm {dir}/a; ls {dir}; mv {dir}/b {dir}/moved; ls {dir}; cat {dir}/moved; \
+         rmdir {dir} 2>/dev/null || echo not empty; rm -r {dir}; ls {dir} 2>/dev/null || echo gone; \
+         mkdir {dir}; ls -a {dir} | wc -l"
     );
     let ran = rack.run(
         &[],
@@ -687,14 +699,25 @@ fn a_file_of_the_hosts_tmp_written_is_copied_up_and_the_hosts_left_alone() {
         b"",
     );
     let host_after = std::fs::read_to_string(&name);
+    let host_dir: Vec<String> = ["a", "b", "sub/c"]
+        .iter()
+        .map(|f| std::fs::read_to_string(format!("{dir}/{f}")).unwrap_or_default())
+        .collect();
     let _ = std::fs::remove_file(&name);
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
         ran.text(),
-        "the host's line\nthe host's line\nappended\nreplaced\nthe host's line\n",
+        "the host's line\nthe host's line\nappended\nreplaced\nremoved\n\
+         a\nb\nsub\nb\nsub\nmoved\nsub\nbee\nnot empty\ngone\n2\n",
         "{}",
         ran.err
     );
     assert_eq!(host_after.expect("the host's file"), "the host's line\n");
+    assert_eq!(
+        host_dir,
+        ["ay\n", "bee\n", "sea\n"],
+        "the host's files were touched"
+    );
 }
 
 #[test]

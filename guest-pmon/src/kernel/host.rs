@@ -2,6 +2,7 @@
 //! program's arguments, host files for execve, lego-vmm's stdio, waiting
 //! for work, and the exit status. Each call is one exit.
 
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use lego_image::cpu::{phys_of, virt_to_phys};
@@ -71,11 +72,31 @@ pub fn open_as(path: &[u8], flags: u32) -> Result<(u32, FileStat), i64> {
 
 /// The VMM takes paths of at most PATH_MAX bytes and stops a guest that
 /// passes a longer one: a program's long path is ENAMETOOLONG before that.
+/// A name of the host's /tmp that a program removed is gone (ENOENT) for
+/// every call.
 fn check_len(path: &[u8]) -> Result<(), i64> {
     if path.len() >= pmon::path::PATH_MAX {
         return Err(super::ENAMETOOLONG);
     }
+    if removed(path) {
+        return Err(super::ENOENT);
+    }
     Ok(())
+}
+
+/// Names of the host's /tmp (showing through under the processor's
+/// tmpfs) that programs removed: overlayfs's whiteouts. The host's files
+/// are never touched.
+static REMOVED: spin::Mutex<BTreeSet<Vec<u8>>> = spin::Mutex::new(BTreeSet::new());
+
+/// Whether a program removed host path `path` (or a directory above it).
+pub fn removed(path: &[u8]) -> bool {
+    pmon::path::under_any(&REMOVED.lock(), path)
+}
+
+/// Hides host path `path` (and what is under it) from now on.
+pub fn remove(path: &[u8]) {
+    REMOVED.lock().insert(path.to_vec());
 }
 
 /// stat (follow) or lstat of a host path.

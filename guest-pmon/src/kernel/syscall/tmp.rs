@@ -553,7 +553,14 @@ impl Kernel {
             let extra = lower
                 .into_iter()
                 .filter(|(_, name, _)| name != b"." && name != b"..")
-                .filter(|(_, name, _)| !own.iter().any(|e| &e.name == name));
+                .filter(|(_, name, _)| !own.iter().any(|e| &e.name == name))
+                // Not one a program removed (`tmp_remove_host`).
+                .filter(|(_, name, _)| {
+                    let mut p = f.path.clone();
+                    p.push(b'/');
+                    p.extend_from_slice(name);
+                    !host::removed(&p)
+                });
             for (j, (host_ino, name, dtype)) in extra.enumerate().skip(from) {
                 entries.push(tmpfs::Entry {
                     ino: host_ino,
@@ -685,22 +692,85 @@ impl Kernel {
         match below_tmp(&full) {
             // /dev/shm itself, as a mount point.
             Some(rel) if rel == pmon::path::DEV_SHM_DIR => err(EBUSY),
-            Some(rel) if self.tmp.lookup(rel).is_ok() => val(if flags & AT_REMOVEDIR != 0 {
-                let ino = self.tmp.lookup(rel).ok();
-                self.tmp.rmdir(rel, now).map(|_| {
-                    if let Some(ino) = ino {
-                        self.tmp_over_host.remove(&ino);
+            Some(rel) if self.tmp.lookup(rel).is_ok() => {
+                let removed = if flags & AT_REMOVEDIR != 0 {
+                    let ino = self.tmp.lookup(rel).ok();
+                    if ino.is_some_and(|i| self.tmp_over_host.contains(&i))
+                        && self.host_names_left(&full)
+                    {
+                        return err(tmpfs::ENOTEMPTY);
                     }
-                    0
-                })
-            } else {
-                self.tmp.unlink(rel, now).map(|_| 0)
-            }),
-            _ => match host::stat_path(&full, false) {
+                    self.tmp.rmdir(rel, now).map(|_| {
+                        if let Some(ino) = ino {
+                            self.tmp_over_host.remove(&ino);
+                        }
+                    })
+                } else {
+                    self.tmp.unlink(rel, now)
+                };
+                // A copy of the host's file (or directory) goes with the
+                // host's name under it.
+                if removed.is_ok() && host::stat_path(&full, false).is_ok() {
+                    host::remove(&full);
+                }
+                val(removed.map(|_| 0))
+            }
+            Some(rel) => match host::stat_path(&full, false) {
+                Ok(st) => self.tmp_remove_host(&full, rel, st.mode, how == NameUse::Rmdir),
+                Err(e) => err(e),
+            },
+            None => match host::stat_path(&full, false) {
                 Ok(_) => err(EROFS),
                 Err(e) => err(e),
             },
         }
+    }
+
+    /// unlink or rmdir (`dir`) of a name of the host's /tmp showing through
+    /// (`full`, `rel` under /tmp; its stat's `mode`): the name is hidden
+    /// from then on, as overlayfs's whiteout hides a lower file, and the
+    /// host's file is never touched; the directories leading to it are
+    /// copied up, so that listings come from the tmpfs and leave it out.
+    /// It was EROFS: a program could not remove a stale lock or socket
+    /// file of a host program's (tmux's server socket, PostgreSQL's lock)
+    /// nor anything it found in /tmp.
+    fn tmp_remove_host(&mut self, full: &[u8], rel: &[u8], mode: u32, dir: bool) -> Ret {
+        let is_dir = mode & 0o170000 == 0o040000;
+        match (dir, is_dir) {
+            (true, false) => return err(ENOTDIR),
+            (false, true) => return err(EISDIR),
+            (true, true) if self.host_names_left(full) => return err(tmpfs::ENOTEMPTY),
+            _ => {}
+        }
+        self.tmp_copy_up_dirs(rel);
+        host::remove(full);
+        Ret::Val(0)
+    }
+
+    /// Whether the host's directory `full` has a name that is not hidden.
+    fn host_names_left(&self, full: &[u8]) -> bool {
+        let Ok((h, st)) = host::open_as(full, lego_proto::program::OPEN_READ) else {
+            return false;
+        };
+        let mut left = false;
+        let mut at = 0;
+        while st.mode & 0o170000 == 0o040000 && !left {
+            let Ok((bytes, next)) = host::readdir(h, at, 1 << 16) else {
+                break;
+            };
+            if bytes.is_empty() || next == at {
+                break;
+            }
+            left = tmpfs::parse_dirents(&bytes).iter().any(|(_, name, _)| {
+                let mut p = full.to_vec();
+                p.push(b'/');
+                p.extend_from_slice(name);
+                name != b"." && name != b".." && !host::removed(&p)
+            });
+            at = next;
+        }
+        host::close(h);
+        left
     }
 
     pub(super) fn sys_renameat(
@@ -740,8 +810,22 @@ impl Kernel {
         let (Some(rf), Some(rt)) = (below_tmp(&from), below_tmp(&to)) else {
             return self.host_rename_error(&from, &to);
         };
+        // A file of the host's /tmp moves as a copy, its name hidden after
+        // (`tmp_remove_host`); other host names are EXDEV, so that `mv`
+        // copies them and removes the originals (EROFS before).
+        let mut host_from = false;
         if self.tmp.lookup(rf).is_err() {
-            return self.host_rename_error(&from, &to);
+            match host::stat_path(&from, false) {
+                Ok(st) if st.mode & 0o170000 == 0o100000 && !exchange => {
+                    match self.tmp_copy_up(pid, &from, false) {
+                        Some(Ok(_)) => host_from = true,
+                        Some(Err(e)) => return err(e),
+                        None => return self.host_rename_error(&from, &to),
+                    }
+                }
+                Ok(_) => return err(EXDEV),
+                Err(e) => return err(e),
+            }
         }
         if rf == pmon::path::DEV_SHM_DIR || rt == pmon::path::DEV_SHM_DIR {
             return err(EBUSY);
@@ -777,7 +861,11 @@ impl Kernel {
         if flags & RENAME_NOREPLACE != 0 && (target || host::stat_path(&to, false).is_ok()) {
             return err(EEXIST);
         }
-        val(self.tmp.rename(rf, rt, now).map(|_| 0))
+        let moved = self.tmp.rename(rf, rt, now);
+        if moved.is_ok() && host_from {
+            host::remove(&from);
+        }
+        val(moved.map(|_| 0))
     }
 
     /// Linux's checks of rename's names as written, whatever the file

@@ -1033,12 +1033,19 @@ impl Kernel {
 
     /// The socket a connect to `name` reaches: under /tmp, the one whose
     /// socket file the path leads to (ENOENT without a file, ECONNREFUSED
-    /// for a file that is no socket's); elsewhere the one with the name
+    /// for a file that is no socket's, the host's among them); elsewhere the one with the name
     /// (ECONNREFUSED for a file no socket has, as for one in /tmp).
     fn socket_at(&self, name: &Name) -> Result<usize, Errno> {
         match name {
             Name::Path(p) if super::tmp::below_tmp(p).is_some() => {
-                let ino = self.tmp_node(&self.follow(p.clone())?).ok_or(ENOENT)?;
+                let to = self.follow(p.clone())?;
+                // A file of the host's /tmp showing through (a host
+                // program's socket): no socket here has it.
+                let ino = match self.tmp_node(&to) {
+                    Some(ino) => ino,
+                    None if self.file_exists(&to) => return Err(ECONNREFUSED),
+                    None => return Err(ENOENT),
+                };
                 if !self.tmp.is_socket(ino) {
                     return Err(ECONNREFUSED);
                 }
