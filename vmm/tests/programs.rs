@@ -143,6 +143,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("udpcmsg", "1"),
             // fexecve of a memfd and of a deleted file.
             ("memexec", "1"),
+            // clone3: its struct's checks, CLONE_CLEAR_SIGHAND, CLONE_PIDFD,
+            // a child on a stack of its own.
+            ("clone3", "1"),
             // A thread's CPU clock, RUSAGE_THREAD and a timer on a
             // thread's clock count that thread's time only.
             ("threadclock", "2"),
