@@ -9,9 +9,18 @@
 //! and ::1/128; every other request is answered with EOPNOTSUPP in an
 //! NLMSG_ERROR, as Linux answers a request it has no handler for, and
 //! nothing is ever multicast to a socket.
+//!
+//! NETLINK_SOCK_DIAG sockets answer dumps of TCP and UDP sockets
+//! (SOCK_DIAG_BY_FAMILY with `struct inet_diag_req_v2`), which `ss` asks
+//! before it falls back to /proc/net (it printed "Cannot open netlink
+//! socket" first): the processor's own sockets, as /proc/net lists them
+//! (`pmon::procnet`). Other families (AF_UNIX's unix_diag) and single
+//! lookups get EOPNOTSUPP, and `ss -x` reads /proc/net/unix.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+
+use crate::procnet::InetSock;
 
 pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
@@ -35,6 +44,7 @@ const AF_INET6: u8 = 10;
 const EOPNOTSUPP: i32 = 95;
 const EINVAL: i32 = 22;
 const ENODEV: i32 = 19;
+const ENOENT: i32 = 2;
 
 /// The loopback interface's index and name.
 pub const LO_INDEX: u32 = 1;
@@ -48,10 +58,28 @@ const ARPHRD_LOOPBACK: u16 = 772;
 const RT_SCOPE_HOST: u8 = 254;
 const IFA_F_PERMANENT: u8 = 0x80;
 
+/// The netlink protocols served: NETLINK_ROUTE and NETLINK_SOCK_DIAG.
+pub const NETLINK_ROUTE: u8 = 0;
+pub const NETLINK_SOCK_DIAG: u8 = 4;
+/// SOCK_DIAG_BY_FAMILY: a sock_diag request and its answers.
+pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+
+/// What a NETLINK_SOCK_DIAG request may list: the processor's TCP and
+/// UDP sockets (empty for NETLINK_ROUTE).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sockets<'a> {
+    pub tcp: &'a [InetSock],
+    pub udp: &'a [InetSock],
+}
+
 /// One socket: its port id and the datagrams waiting to be read.
 #[derive(Clone, Debug, Default)]
 pub struct Socket {
     pub port: u32,
+    /// NETLINK_ROUTE or NETLINK_SOCK_DIAG.
+    pub protocol: u8,
     /// Whether it has its port id yet (bind, or its first send): before,
     /// getsockname says 0, as Linux's.
     pub bound: bool,
@@ -192,6 +220,26 @@ fn lo_routes(family: u8) -> Vec<Vec<u8>> {
     }
 }
 
+/// `struct inet_diag_msg` of socket `s` of `family`: its state, ports
+/// (big-endian) and addresses, queues, owner and inode; no timers.
+fn diag_msg(s: &InetSock, family: u8) -> Vec<u8> {
+    let mut b = Vec::with_capacity(72);
+    b.extend_from_slice(&[family, s.state, 0, 0]);
+    b.extend_from_slice(&s.local.port.to_be_bytes());
+    b.extend_from_slice(&s.remote.map_or(0, |r| r.port).to_be_bytes());
+    b.extend_from_slice(&crate::procnet::octets(s.local.addr));
+    b.extend_from_slice(&s.remote.map_or([0; 16], |r| crate::procnet::octets(r.addr)));
+    b.extend_from_slice(&0u32.to_le_bytes()); // interface
+    b.extend_from_slice(&(s.inode as u32).to_le_bytes()); // cookie
+    b.extend_from_slice(&((s.inode >> 32) as u32).to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes()); // expires
+    b.extend_from_slice(&(s.rx_queue as u32).to_le_bytes());
+    b.extend_from_slice(&(s.tx_queue as u32).to_le_bytes());
+    b.extend_from_slice(&s.uid.to_le_bytes());
+    b.extend_from_slice(&(s.inode as u32).to_le_bytes());
+    b
+}
+
 impl Socket {
     pub fn new(port: u32) -> Socket {
         Socket {
@@ -200,9 +248,19 @@ impl Socket {
         }
     }
 
+    /// A socket of `protocol` (NETLINK_ROUTE or NETLINK_SOCK_DIAG).
+    pub fn of(port: u32, protocol: u8) -> Socket {
+        Socket {
+            port,
+            protocol,
+            ..Default::default()
+        }
+    }
+
     /// A datagram a program sent: each message in it is answered, in
-    /// order, with datagrams queued to be read.
-    pub fn request(&mut self, bytes: &[u8]) {
+    /// order, with datagrams queued to be read (a sock_diag dump from
+    /// `socks`).
+    pub fn request(&mut self, bytes: &[u8], socks: Sockets) {
         self.bound = true;
         let mut at = 0;
         while at + HEADER <= bytes.len() {
@@ -215,7 +273,11 @@ impl Socket {
             let kind = u16::from_le_bytes([h[4], h[5]]);
             let flags = u16::from_le_bytes([h[6], h[7]]);
             let seq = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-            self.answer(&h[..len], kind, flags, seq);
+            if self.protocol == NETLINK_SOCK_DIAG {
+                self.answer_diag(&h[..len], kind, flags, seq, socks);
+            } else {
+                self.answer(&h[..len], kind, flags, seq);
+            }
             at += align4(len);
         }
     }
@@ -297,6 +359,67 @@ impl Socket {
         }
     }
 
+    /// A NETLINK_SOCK_DIAG message: a dump of the TCP or UDP sockets of
+    /// one family in the states asked for, one `struct inet_diag_msg`
+    /// each, then NLMSG_DONE.
+    fn answer_diag(&mut self, msg: &[u8], kind: u16, flags: u16, seq: u32, socks: Sockets) {
+        if self.queued > RCVBUF || kind < RTM_NEWLINK {
+            return;
+        }
+        if flags & NLM_F_REQUEST == 0 {
+            if flags & NLM_F_ACK != 0 {
+                self.ack(msg, seq);
+            }
+            return;
+        }
+        // Every request starts with its family. Others than IPv4's and
+        // IPv6's, and protocols without a handler here, are EOPNOTSUPP
+        // and ENOENT, as Linux answers what it has no handler for (`ss`
+        // then reads /proc/net, saying nothing).
+        let family = msg.get(HEADER).copied().unwrap_or(0);
+        if family != AF_INET && family != AF_INET6 {
+            return self.error(msg, seq, EOPNOTSUPP);
+        }
+        // struct inet_diag_req_v2: family, protocol, extensions, pad,
+        // states, then the socket id (asked for by single lookups only).
+        let Some(req) = msg.get(HEADER..HEADER + 56) else {
+            return self.error(msg, seq, EINVAL);
+        };
+        let (protocol, states) = (req[1], u32::from_le_bytes([req[4], req[5], req[6], req[7]]));
+        let list = match protocol {
+            IPPROTO_TCP => socks.tcp,
+            IPPROTO_UDP => socks.udp,
+            _ => return self.error(msg, seq, ENOENT),
+        };
+        if kind != SOCK_DIAG_BY_FAMILY || flags & NLM_F_DUMP != NLM_F_DUMP {
+            return self.error(msg, seq, EOPNOTSUPP);
+        }
+        let port = self.port;
+        let mut out = Vec::new();
+        for s in list {
+            if s.local.v6() != (family == AF_INET6) || states & (1 << s.state) == 0 {
+                continue;
+            }
+            out.extend(message(
+                SOCK_DIAG_BY_FAMILY,
+                NLM_F_MULTI,
+                seq,
+                port,
+                &diag_msg(s, family),
+            ));
+        }
+        if !out.is_empty() {
+            self.push(out);
+        }
+        self.push(message(
+            NLMSG_DONE,
+            NLM_F_MULTI,
+            seq,
+            port,
+            &0i32.to_le_bytes(),
+        ));
+    }
+
     /// NLMSG_ERROR: the negative errno and the request it answers,
     /// whole, as Linux returns it with an error.
     fn error(&mut self, msg: &[u8], seq: u32, errno: i32) {
@@ -338,6 +461,101 @@ impl Socket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inet::{Addr, InetName};
+
+    impl Socket {
+        fn request_route(&mut self, bytes: &[u8]) {
+            self.request(bytes, Sockets::default());
+        }
+    }
+
+    #[test]
+    fn a_sock_diag_dump_lists_the_family_and_states_asked_for() {
+        let name = |addr, port| InetName { addr, port };
+        let sock = |local, remote, state| InetSock {
+            local,
+            remote,
+            state,
+            tx_queue: 0,
+            rx_queue: 3,
+            uid: 0,
+            inode: 77,
+        };
+        let tcp = [
+            sock(
+                name(Addr::Loopback4, 8080),
+                None,
+                crate::procnet::TCP_LISTEN,
+            ),
+            sock(
+                name(Addr::Loopback4, 8080),
+                Some(name(Addr::Loopback4, 40000)),
+                crate::procnet::TCP_ESTABLISHED,
+            ),
+            sock(name(Addr::Any6, 22), None, crate::procnet::TCP_LISTEN),
+        ];
+        let socks = Sockets {
+            tcp: &tcp,
+            udp: &[],
+        };
+        let req = |family: u8, protocol: u8, states: u32| {
+            let mut body = alloc::vec![family, protocol, 0, 0];
+            body.extend_from_slice(&states.to_le_bytes());
+            body.extend_from_slice(&[0; 48]);
+            message(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 3, 0, &body)
+        };
+        let mut s = Socket::of(5, NETLINK_SOCK_DIAG);
+        // Listeners of IPv4 (state 10): one, its port big-endian.
+        s.request(&req(AF_INET, IPPROTO_TCP, 1 << 10), socks);
+        let got = messages(&s.receive(false).unwrap_or_default());
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].0, got[0].4[0], got[0].4[1]),
+            (SOCK_DIAG_BY_FAMILY, AF_INET, 10)
+        );
+        assert_eq!(&got[0].4[4..6], &8080u16.to_be_bytes());
+        assert_eq!(&got[0].4[8..12], &[127, 0, 0, 1]);
+        assert_eq!(got[0].4.len(), 72);
+        assert_eq!(
+            messages(&s.receive(false).unwrap_or_default())[0].0,
+            NLMSG_DONE
+        );
+        // Every state of IPv6: the one listener; of IPv4: both.
+        s.request(&req(AF_INET6, IPPROTO_TCP, !0), socks);
+        assert_eq!(messages(&s.receive(false).unwrap_or_default()).len(), 1);
+        s.receive(false);
+        s.request(&req(AF_INET, IPPROTO_TCP, !0), socks);
+        assert_eq!(messages(&s.receive(false).unwrap_or_default()).len(), 2);
+        s.receive(false);
+        // UDP has none: DONE alone. AF_UNIX: EOPNOTSUPP.
+        s.request(&req(AF_INET, IPPROTO_UDP, !0), socks);
+        assert_eq!(
+            messages(&s.receive(false).unwrap_or_default())[0].0,
+            NLMSG_DONE
+        );
+        s.request(&req(1, 0, !0), socks);
+        assert_eq!(
+            messages(&s.receive(false).unwrap_or_default())[0].0,
+            NLMSG_ERROR
+        );
+        // Short requests are EINVAL, never a panic; nor is an empty one.
+        s.request(
+            &message(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 4, 0, &[2, 6]),
+            socks,
+        );
+        assert_eq!(
+            messages(&s.receive(false).unwrap_or_default())[0].0,
+            NLMSG_ERROR
+        );
+        s.request(
+            &message(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 4, 0, &[]),
+            socks,
+        );
+        assert_eq!(
+            messages(&s.receive(false).unwrap_or_default())[0].0,
+            NLMSG_ERROR
+        );
+    }
 
     fn request(kind: u16, flags: u16, seq: u32, family: u8) -> Vec<u8> {
         message(kind, flags, seq, 0, &[family, 0, 0, 0])
@@ -366,7 +584,7 @@ mod tests {
     #[test]
     fn a_link_dump_gives_lo_then_done() {
         let mut s = Socket::new(77);
-        s.request(&request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 5, 17));
+        s.request_route(&request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 5, 17));
         let first = messages(&s.receive(false).unwrap());
         assert_eq!(first.len(), 1);
         let (kind, flags, seq, port, body) = &first[0];
@@ -384,7 +602,7 @@ mod tests {
     #[test]
     fn an_address_dump_gives_each_family_asked_for() {
         let mut s = Socket::new(1);
-        s.request(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0));
+        s.request_route(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0));
         let all = messages(&s.receive(false).unwrap());
         let families: Vec<u8> = all.iter().map(|m| m.4[0]).collect();
         assert_eq!(families, [AF_INET, AF_INET6]);
@@ -393,7 +611,7 @@ mod tests {
             &[AF_INET, 8, IFA_F_PERMANENT, RT_SCOPE_HOST]
         );
         s.receive(false);
-        s.request(&request(
+        s.request_route(&request(
             RTM_GETADDR,
             NLM_F_REQUEST | NLM_F_DUMP,
             2,
@@ -407,7 +625,7 @@ mod tests {
     #[test]
     fn a_route_dump_gives_lo_s_local_routes() {
         let mut s = Socket::new(9);
-        s.request(&request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 4, 0));
+        s.request_route(&request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 4, 0));
         let routes = messages(&s.receive(false).unwrap_or_default());
         // Three of IPv4 (127.0.0.0/8, 127.0.0.1, 127.255.255.255), ::1.
         let shape: Vec<(u16, u8, u8, u8)> = routes
@@ -434,7 +652,7 @@ mod tests {
             messages(&s.receive(false).unwrap_or_default())[0].0,
             NLMSG_DONE
         );
-        s.request(&request(
+        s.request_route(&request(
             RTM_GETROUTE,
             NLM_F_REQUEST | NLM_F_DUMP,
             5,
@@ -450,7 +668,7 @@ mod tests {
         attr(&mut by_name, 3, b"lo\0");
         let n = by_name.len() as u32;
         by_name[..4].copy_from_slice(&n.to_le_bytes());
-        s.request(&by_name);
+        s.request_route(&by_name);
         let link = messages(&s.receive(false).unwrap());
         assert_eq!((link[0].0, link[0].1), (RTM_NEWLINK, 0));
         let ack = messages(&s.receive(false).unwrap());
@@ -460,21 +678,21 @@ mod tests {
         attr(&mut other, 3, b"eth0\0");
         let n = other.len() as u32;
         other[..4].copy_from_slice(&n.to_le_bytes());
-        s.request(&other);
+        s.request_route(&other);
         let e = messages(&s.receive(false).unwrap());
         assert_eq!(i32::from_le_bytes(e[0].4[..4].try_into().unwrap()), -ENODEV);
-        s.request(&message(RTM_GETLINK, NLM_F_REQUEST, 9, 0, &[0; 16]));
+        s.request_route(&message(RTM_GETLINK, NLM_F_REQUEST, 9, 0, &[0; 16]));
         let e = messages(&s.receive(false).unwrap());
         assert_eq!(i32::from_le_bytes(e[0].4[..4].try_into().unwrap()), -EINVAL);
         // A control message asks nothing.
-        s.request(&message(1, NLM_F_REQUEST | NLM_F_ACK, 10, 0, &[]));
+        s.request_route(&message(1, NLM_F_REQUEST | NLM_F_ACK, 10, 0, &[]));
         assert!(!s.readable());
     }
 
     #[test]
     fn other_requests_and_garbage_get_errors_or_nothing() {
         let mut s = Socket::new(1);
-        s.request(&request(99, NLM_F_REQUEST, 9, 0));
+        s.request_route(&request(99, NLM_F_REQUEST, 9, 0));
         let e = messages(&s.receive(false).unwrap());
         assert_eq!(e[0].0, NLMSG_ERROR);
         assert_eq!(
@@ -484,19 +702,19 @@ mod tests {
         // A header whose length runs past the datagram, and a short one.
         let mut bad = request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0);
         bad[0] = 200;
-        s.request(&bad);
-        s.request(&[1, 2, 3]);
+        s.request_route(&bad);
+        s.request_route(&[1, 2, 3]);
         assert!(!s.readable());
         // A message whose padded length runs past the datagram's end.
         let mut odd = request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 2, 0);
         odd.truncate(17);
         odd[0] = 17;
-        s.request(&odd);
+        s.request_route(&odd);
         assert!(s.readable());
         // Requests nobody reads stop being answered.
         let mut t = Socket::new(1);
         for _ in 0..10_000 {
-            t.request(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0));
+            t.request_route(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0));
         }
         assert!(t.queued < 2 * RCVBUF);
         assert_eq!(t.queued, t.queue.iter().map(Vec::len).sum::<usize>());

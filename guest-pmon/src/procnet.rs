@@ -48,7 +48,7 @@ pub struct UnixSock {
 }
 
 /// The address's bytes in network order.
-fn octets(a: Addr) -> [u8; 16] {
+pub(crate) fn octets(a: Addr) -> [u8; 16] {
     let mut b = [0u8; 16];
     match a {
         Addr::Any4 | Addr::Any6 => {}

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Netlink's structures, written out: musl's tool chain has no kernel
@@ -156,6 +157,60 @@ static void routes(int s)
     }
 }
 
+/* A NETLINK_SOCK_DIAG dump of IPv4 TCP listeners, as `ss -ltn` asks:
+ * does it list ours, with its port and inode? */
+static void sock_diag(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t alen = sizeof a;
+    if (bind(l, (void *)&a, sizeof a) || listen(l, 4) || getsockname(l, (void *)&a, &alen)) {
+        printf("sock_diag: listener: %s\n", strerror(errno));
+        return;
+    }
+    struct stat st;
+    fstat(l, &st);
+    int s = socket(AF_NETLINK, SOCK_DGRAM, 4 /* NETLINK_SOCK_DIAG */);
+    printf("sock_diag socket: %s\n", s >= 0 ? "ok" : strerror(errno));
+    struct {
+        struct nlmsghdr h;
+        unsigned char family, protocol, ext, pad;
+        unsigned states;
+        unsigned char id[48];
+    } req = {{sizeof req, 20 /* SOCK_DIAG_BY_FAMILY */, NLM_F_REQUEST | NLM_F_DUMP, 45, 0},
+             AF_INET, 6 /* TCP */, 0, 0, 1u << 10 /* LISTEN */, {0}};
+    send(s, &req, sizeof req, 0);
+    char buf[32768] __attribute__((aligned(4)));
+    int found = 0, others_listen = 1, done = 0;
+    while (!done) {
+        ssize_t n = recv(s, buf, sizeof buf, 0);
+        if (n <= 0)
+            break;
+        for (ssize_t at = 0; at + (ssize_t)sizeof(struct nlmsghdr) <= n;) {
+            struct nlmsghdr *h = (void *)(buf + at);
+            if (h->nlmsg_len < sizeof *h || at + h->nlmsg_len > (size_t)n)
+                break;
+            at += ALIGN4(h->nlmsg_len);
+            if (h->nlmsg_type != 20) {
+                done = 1;
+                break;
+            }
+            unsigned char *m = (void *)(h + 1);
+            unsigned short port;
+            unsigned inode;
+            memcpy(&port, m + 4, 2);
+            memcpy(&inode, m + 68, 4);
+            others_listen &= m[0] == AF_INET && m[1] == 10;
+            if (port == a.sin_port && inode == (unsigned)st.st_ino && !memcmp(m + 8, &a.sin_addr, 4))
+                found = 1;
+        }
+    }
+    printf("sock_diag: our listener %s, every entry an IPv4 listener %d\n", found ? "listed" : "missing",
+           others_listen);
+    close(s);
+    close(l);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -261,6 +316,7 @@ int main(void)
     printf("nothing more: %zd %s\n", n, strerror(errno));
     routes(s);
     close(s);
+    sock_diag();
     ifreq_calls();
     return 0;
 }

@@ -1,4 +1,5 @@
-//! AF_NETLINK sockets of the NETLINK_ROUTE protocol ([`pmon::netlink`]):
+//! AF_NETLINK sockets of the NETLINK_ROUTE and NETLINK_SOCK_DIAG
+//! protocols ([`pmon::netlink`]):
 //! socket, bind, the names, sends and receives (and read and write), so
 //! that getifaddrs, if_nameindex, Go's net.Interfaces and Node's
 //! os.networkInterfaces find the loopback interface.
@@ -22,15 +23,18 @@ const EMSGSIZE: Errno = 90;
 const MAX_SEND: usize = 64 * 1024;
 
 impl Kernel {
-    /// socket(AF_NETLINK, SOCK_RAW or SOCK_DGRAM, NETLINK_ROUTE).
+    /// socket(AF_NETLINK, SOCK_RAW or SOCK_DGRAM, NETLINK_ROUTE or
+    /// NETLINK_SOCK_DIAG).
     pub(super) fn sys_netlink_socket(&mut self, pid: Pid, ty: u64, protocol: u64) -> Ret {
         let base = ty & !((O_NONBLOCK | O_CLOEXEC) as u64);
         if base != SOCK_RAW && base != SOCK_DGRAM {
             return err(ESOCKTNOSUPPORT);
         }
-        if protocol != NETLINK_ROUTE {
-            return err(EPROTONOSUPPORT);
-        }
+        let protocol = match protocol {
+            NETLINK_ROUTE => pmon::netlink::NETLINK_ROUTE,
+            4 => pmon::netlink::NETLINK_SOCK_DIAG,
+            _ => return err(EPROTONOSUPPORT),
+        };
         let id = self.next_pipe;
         self.next_pipe += 1;
         // Linux gives a process's first socket its pid as port id, later
@@ -41,7 +45,7 @@ impl Kernel {
         } else {
             pid
         };
-        self.netlinks.insert(id, (Socket::new(port), base));
+        self.netlinks.insert(id, (Socket::of(port, protocol), base));
         match self.install_socket(pid, Kind::Netlink(id), ty) {
             Ok(fd) => Ret::Val(fd),
             Err(e) => {
@@ -168,7 +172,10 @@ impl Kernel {
                 let v: u32 = match (a[1], a[2]) {
                     (SOL_SOCKET, 3) => ty as u32, // SO_TYPE
                     (SOL_SOCKET, SO_DOMAIN) => AF_NETLINK as u32,
-                    (SOL_SOCKET, SO_PROTOCOL) => NETLINK_ROUTE as u32,
+                    (SOL_SOCKET, SO_PROTOCOL) => self
+                        .netlinks
+                        .get(&id)
+                        .map_or(NETLINK_ROUTE as u32, |(s, _)| s.protocol as u32),
                     (SOL_SOCKET, 7 | 8) => 212_992, // SO_SNDBUF, SO_RCVBUF
                     (SOL_SOCKET, 4) => 0,           // SO_ERROR
                     (270, _) => 0,                  // SOL_NETLINK's flags: off
@@ -194,8 +201,23 @@ impl Kernel {
         if data.len() > MAX_SEND {
             return err(EMSGSIZE);
         }
+        let diag = self
+            .netlinks
+            .get(&id)
+            .is_some_and(|(s, _)| s.protocol == pmon::netlink::NETLINK_SOCK_DIAG);
+        let (tcp, udp) = if diag {
+            (self.inet_sockets(true), self.inet_sockets(false))
+        } else {
+            (Vec::new(), Vec::new())
+        };
         if let Some((s, _)) = self.netlinks.get_mut(&id) {
-            s.request(data);
+            s.request(
+                data,
+                pmon::netlink::Sockets {
+                    tcp: &tcp,
+                    udp: &udp,
+                },
+            );
         }
         self.wake_all(Wait::Dgram(id));
         Ret::Val(data.len() as i64)

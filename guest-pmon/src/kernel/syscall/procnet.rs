@@ -54,7 +54,7 @@ impl Kernel {
 
     /// The TCP (`tcp`) or UDP sockets that Linux lists: listeners and
     /// connections; bound UDP sockets.
-    fn inet_sockets(&self, tcp: bool) -> Vec<InetSock> {
+    pub(super) fn inet_sockets(&self, tcp: bool) -> Vec<InetSock> {
         let mut out = Vec::new();
         for (id, (kind, uid)) in self.open_sockets() {
             let sock = |local, remote, state, rx_queue| InetSock {
