@@ -812,13 +812,21 @@ impl Kernel {
         };
         // A file of the host's /tmp moves as a copy, its name hidden after
         // (`tmp_remove_host`); other host names are EXDEV, so that `mv`
-        // copies them and removes the originals (EROFS before).
-        let mut host_from = false;
-        if self.tmp.lookup(rf).is_err() {
+        // copies them and removes the originals (EROFS before). A copy in
+        // the tmpfs hides the host's name it stood over when it moves.
+        let host_from = if let Ok(ino) = self.tmp.lookup(rf) {
+            // A directory copied up over the host's still lists host names
+            // that cannot move with it: EXDEV, as overlayfs answers
+            // without redirect_dir. A copy's host name is hidden after.
+            if self.tmp_over_host.contains(&ino) && self.host_names_left(&from) {
+                return err(EXDEV);
+            }
+            host::stat_path(&from, false).is_ok()
+        } else {
             match host::stat_path(&from, false) {
                 Ok(st) if st.mode & 0o170000 == 0o100000 && !exchange => {
                     match self.tmp_copy_up(pid, &from, false) {
-                        Some(Ok(_)) => host_from = true,
+                        Some(Ok(_)) => true,
                         Some(Err(e)) => return err(e),
                         None => return self.host_rename_error(&from, &to),
                     }
@@ -826,7 +834,7 @@ impl Kernel {
                 Ok(_) => return err(EXDEV),
                 Err(e) => return err(e),
             }
-        }
+        };
         if rf == pmon::path::DEV_SHM_DIR || rt == pmon::path::DEV_SHM_DIR {
             return err(EBUSY);
         }
@@ -861,9 +869,17 @@ impl Kernel {
         if flags & RENAME_NOREPLACE != 0 && (target || host::stat_path(&to, false).is_ok()) {
             return err(EEXIST);
         }
+        let ino = self.tmp.lookup(rf).ok();
         let moved = self.tmp.rename(rf, rt, now);
-        if moved.is_ok() && host_from {
-            host::remove(&from);
+        if moved.is_ok() {
+            if host_from {
+                host::remove(&from);
+            }
+            // Moved, it stands over no host directory (at its new name it
+            // is opaque, as overlayfs makes a directory renamed over one).
+            if let Some(ino) = ino {
+                self.tmp_over_host.remove(&ino);
+            }
         }
         val(moved.map(|_| 0))
     }
