@@ -2974,6 +2974,11 @@ impl Kernel {
         // Unnamed files: neither the tmpfs nor storage makes them, and
         // EOPNOTSUPP is what a Linux file system without them answers,
         // which glibc's tmpfile() and programs take as "use a name".
+        // O_CREAT with O_DIRECTORY (O_TMPFILE's among them) is EINVAL
+        // since Linux 6.4, which made it stop creating regular files.
+        if flags & (O_CREAT | O_DIRECTORY) == O_CREAT | O_DIRECTORY {
+            return err(EINVAL);
+        }
         if flags & O_TMPFILE != 0 {
             return err(EOPNOTSUPP);
         }

@@ -163,6 +163,9 @@ int main(int argc, char **argv) {
     fails("unlink a directory", unlink(at("sub")), EISDIR);
     fails("open a directory to write", open(at("sub"), O_WRONLY), EISDIR);
     fails("O_DIRECTORY of a file", open(at("c"), O_RDONLY | O_DIRECTORY), ENOTDIR);
+    fails("O_CREAT with O_DIRECTORY", open(at("cd"), O_RDONLY | O_CREAT | O_DIRECTORY, 0644), EINVAL);
+    fails("which made nothing", access(at("cd"), F_OK), ENOENT);
+    fails("O_CREAT with O_DIRECTORY on a directory", open(dir, O_RDONLY | O_CREAT | O_DIRECTORY, 0644), EINVAL);
     fails("a path through a file", open(at("c/x"), O_RDONLY), ENOTDIR);
     fails("a missing file", open(at("nope"), O_RDONLY), ENOENT);
     fails("in a missing directory", open(at("nope/x"), O_CREAT | O_WRONLY, 0600), ENOENT);
