@@ -54,7 +54,7 @@ pub fn open(path: &[u8]) -> Result<(u32, u64), i64> {
 /// An opened host file or directory (OPEN_EXEC or OPEN_READ): its handle
 /// and what stat says of it, or an errno.
 pub fn open_as(path: &[u8], flags: u32) -> Result<(u32, FileStat), i64> {
-    check_len(path)?;
+    check_path(path)?;
     let o = HostOpen {
         path: virt_to_phys(path.as_ptr() as u64),
         path_len: path.len() as u64,
@@ -74,7 +74,7 @@ pub fn open_as(path: &[u8], flags: u32) -> Result<(u32, FileStat), i64> {
 /// passes a longer one: a program's long path is ENAMETOOLONG before that.
 /// A name of the host's /tmp that a program removed is gone (ENOENT) for
 /// every call.
-fn check_len(path: &[u8]) -> Result<(), i64> {
+fn check_path(path: &[u8]) -> Result<(), i64> {
     if path.len() >= pmon::path::PATH_MAX {
         return Err(super::ENAMETOOLONG);
     }
@@ -101,7 +101,7 @@ pub fn remove(path: &[u8]) {
 
 /// stat (follow) or lstat of a host path.
 pub fn stat_path(path: &[u8], follow: bool) -> Result<FileStat, i64> {
-    check_len(path)?;
+    check_path(path)?;
     let st = HostStat {
         path: virt_to_phys(path.as_ptr() as u64),
         path_len: path.len() as u64,
@@ -141,7 +141,7 @@ pub fn slurp(path: &[u8], max: usize) -> Result<Vec<u8>, i64> {
 
 /// statfs of a host path: Linux's struct statfs, as 15 words.
 pub fn statfs(path: &[u8]) -> Result<[u64; 15], i64> {
-    check_len(path)?;
+    check_path(path)?;
     let st = HostStatfs {
         path: virt_to_phys(path.as_ptr() as u64),
         path_len: path.len() as u64,
@@ -178,7 +178,7 @@ pub fn readdir(handle: u32, offset: u64, len: usize) -> Result<(Vec<u8>, u64), i
 }
 
 pub fn readlink(path: &[u8]) -> Result<Vec<u8>, i64> {
-    check_len(path)?;
+    check_path(path)?;
     let mut buf = alloc::vec![0u8; 4096];
     let r = HostReadlink {
         path: virt_to_phys(path.as_ptr() as u64),
