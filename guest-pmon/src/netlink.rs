@@ -36,6 +36,8 @@ const NLM_F_ACK: u16 = 4;
 const NLM_F_CAPPED: u16 = 0x100;
 const NLM_F_DUMP: u16 = 0x300;
 const HEADER: usize = 16;
+/// Message types below it are netlink's own (NOOP, ERROR, DONE, OVERRUN).
+const NLMSG_MIN_TYPE: u16 = 0x10;
 /// What a socket holds unread at most (Linux's default receive buffer).
 const RCVBUF: usize = 212_992;
 
@@ -273,12 +275,25 @@ impl Socket {
             let kind = u16::from_le_bytes([h[4], h[5]]);
             let flags = u16::from_le_bytes([h[6], h[7]]);
             let seq = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-            if self.protocol == NETLINK_SOCK_DIAG {
-                self.answer_diag(&h[..len], kind, flags, seq, socks);
-            } else {
-                self.answer(&h[..len], kind, flags, seq);
-            }
+            let msg = &h[..len];
             at += align4(len);
+            // A reader that never reads: past its receive buffer, answers
+            // are dropped, as Linux drops them (ENOBUFS aside). Control
+            // messages (NOOP, ERROR, DONE, OVERRUN) ask nothing.
+            if self.queued > RCVBUF || kind < NLMSG_MIN_TYPE {
+                continue;
+            }
+            if flags & NLM_F_REQUEST == 0 {
+                if flags & NLM_F_ACK != 0 {
+                    self.ack(msg, seq);
+                }
+                continue;
+            }
+            if self.protocol == NETLINK_SOCK_DIAG {
+                self.answer_diag(msg, kind, flags, seq, socks);
+            } else {
+                self.answer(msg, kind, flags, seq);
+            }
         }
     }
 
@@ -287,22 +302,8 @@ impl Socket {
         self.queue.push_back(datagram);
     }
 
+    /// A NETLINK_ROUTE request.
     fn answer(&mut self, msg: &[u8], kind: u16, flags: u16, seq: u32) {
-        // A reader that never reads: past its receive buffer, answers are
-        // dropped, as Linux drops them (ENOBUFS aside).
-        if self.queued > RCVBUF {
-            return;
-        }
-        // Control messages (NOOP, ERROR, DONE, OVERRUN) ask nothing.
-        if kind < RTM_NEWLINK {
-            return;
-        }
-        if flags & NLM_F_REQUEST == 0 {
-            if flags & NLM_F_ACK != 0 {
-                self.ack(msg, seq);
-            }
-            return;
-        }
         // The family asked for (rtgenmsg's or ifaddrmsg's first byte); 0
         // or one without addresses (AF_PACKET, glibc's) means all.
         let family = msg.get(HEADER).copied().unwrap_or(0);
@@ -363,15 +364,6 @@ impl Socket {
     /// one family in the states asked for, one `struct inet_diag_msg`
     /// each, then NLMSG_DONE.
     fn answer_diag(&mut self, msg: &[u8], kind: u16, flags: u16, seq: u32, socks: Sockets) {
-        if self.queued > RCVBUF || kind < RTM_NEWLINK {
-            return;
-        }
-        if flags & NLM_F_REQUEST == 0 {
-            if flags & NLM_F_ACK != 0 {
-                self.ack(msg, seq);
-            }
-            return;
-        }
         // Every request starts with its family. Others than IPv4's and
         // IPv6's, and protocols without a handler here, are EOPNOTSUPP
         // and ENOENT, as Linux answers what it has no handler for (`ss`

@@ -101,12 +101,7 @@ fn walk_in(
     if !has_dot_dot(path) && !whole {
         return Ok(resolve_in(root, base, path));
     }
-    let split = |p: &[u8]| -> Vec<Vec<u8>> {
-        p.split(|&c| c == b'/')
-            .filter(|c| !c.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect()
-    };
+    let split = names;
     let top = split(root).len();
     // As [`resolve_in`]: a base outside the root is taken as the root.
     let outside = root != b"/" && shown_in(root, base) == base && base != root;
@@ -203,8 +198,16 @@ pub fn has_dot_dot(path: &[u8]) -> bool {
     path.split(|&c| c == b'/').any(|n| n == b"..")
 }
 
+/// The names of path `p`, empty ones (`//`, a leading `/`) left out.
+pub fn names(p: &[u8]) -> Vec<Vec<u8>> {
+    p.split(|&c| c == b'/')
+        .filter(|c| !c.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
 /// `/`-joined names, `/` for none.
-fn join(parts: &[Vec<u8>]) -> Vec<u8> {
+pub fn join(parts: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     for p in parts {
         out.push(b'/');

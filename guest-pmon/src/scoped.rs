@@ -12,6 +12,8 @@
 
 use alloc::vec::Vec;
 
+use crate::path::{join, names};
+
 pub const RESOLVE_NO_XDEV: u64 = 0x01;
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
@@ -46,25 +48,6 @@ pub enum Node {
 
 /// The caller's file systems: what `full` is.
 pub type Ask<'a> = dyn FnMut(&[u8]) -> Result<Node, i64> + 'a;
-
-fn names(p: &[u8]) -> Vec<Vec<u8>> {
-    p.split(|&c| c == b'/')
-        .filter(|n| !n.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
-fn join(parts: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for p in parts {
-        out.push(b'/');
-        out.extend_from_slice(p);
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    out
-}
 
 /// `path` walked from directory `start` (absolute, as the process sees
 /// it, with no link on it) under the `resolve` flags; `follow_last` says

@@ -2837,6 +2837,35 @@ impl Kernel {
         r
     }
 
+    /// A call's extensible struct (openat2's open_how, clone3's
+    /// clone_args): `size` bytes at `at`, of which this kernel knows the
+    /// first `known`, as Linux's copy_struct_from_user takes them: EINVAL
+    /// below `min` bytes, E2BIG past a page or for a newer program's field
+    /// set past ours.
+    fn read_extensible(
+        &mut self,
+        pid: Pid,
+        at: u64,
+        size: u64,
+        min: u64,
+        known: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        if size < min {
+            return Err(EINVAL);
+        }
+        if size > 4096 {
+            return Err(E2BIG);
+        }
+        let raw = uaccess::read_vec(self.space_mut(pid)?, at, size as usize)?;
+        if raw
+            .get(known..)
+            .is_some_and(|tail| tail.iter().any(|&b| b != 0))
+        {
+            return Err(E2BIG);
+        }
+        Ok(raw)
+    }
+
     /// openat2: openat with its `struct open_how` checked as Linux checks
     /// it (unknown flags, a mode without O_CREAT, a larger struct whose
     /// tail is not zero) and the path walked under its RESOLVE_* flags
@@ -2853,29 +2882,11 @@ impl Kernel {
         // Every flag openat knows (O_ACCMODE to __O_TMPFILE, FASYNC and
         // O_LARGEFILE among them).
         const VALID: u64 = 0o37777703;
-        if size < 24 {
-            return err(EINVAL);
-        }
-        if size > 4096 {
-            return err(E2BIG);
-        }
-        let raw = match self
-            .space_mut(pid)
-            .and_then(|s| uaccess::read_vec(s, how, size as usize))
-        {
+        let raw = match self.read_extensible(pid, how, size, 24, 24) {
             Ok(r) => r,
             Err(e) => return err(e),
         };
-        // A newer program's larger struct: its fields past ours unset.
-        if raw[24..].iter().any(|&b| b != 0) {
-            return err(E2BIG);
-        }
-        let field = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&raw[i * 8..i * 8 + 8]);
-            u64::from_le_bytes(w)
-        };
-        let (flags, mode, resolve) = (field(0), field(1), field(2));
+        let (flags, mode, resolve) = (word_at(&raw, 0), word_at(&raw, 1), word_at(&raw, 2));
         if flags & !VALID != 0 || resolve & !RESOLVE_ALL != 0 {
             return err(EINVAL);
         }
@@ -5270,29 +5281,13 @@ impl Kernel {
         const CLONE_CLEAR_SIGHAND: u64 = 1 << 32;
         const CLONE_INTO_CGROUP: u64 = 1 << 33;
         const CLONE_DETACHED: u64 = 0x40_0000;
-        const KNOWN: usize = 88;
         let pid = self.pid_of(tid);
-        if size < 64 {
-            return err(EINVAL);
-        }
-        if size > 4096 {
-            return err(E2BIG);
-        }
-        let raw = match self
-            .space_mut(pid)
-            .and_then(|s| uaccess::read_vec(s, at, size as usize))
-        {
+        // The first version is 64 bytes; this kernel knows 88.
+        let raw = match self.read_extensible(pid, at, size, 64, 88) {
             Ok(r) => r,
             Err(e) => return err(e),
         };
-        if raw.len() > KNOWN && raw[KNOWN..].iter().any(|&b| b != 0) {
-            return err(E2BIG);
-        }
-        let field = |i: usize| {
-            raw.get(i * 8..i * 8 + 8)
-                .and_then(|w| w.try_into().ok())
-                .map_or(0, u64::from_le_bytes)
-        };
+        let field = |i: usize| word_at(&raw, i);
         let (flags, pidfd, ctid, ptid, exit_signal) =
             (field(0), field(1), field(2), field(3), field(4));
         let (stack, stack_size, tls, set_tid, set_tid_size, cgroup) =
@@ -6130,7 +6125,13 @@ impl Kernel {
     }
 }
 
-/// Up to `len` bytes of a generated file from `offset`.
+/// The little-endian 64-bit word `i` of `raw` (0 past its end).
+fn word_at(raw: &[u8], i: usize) -> u64 {
+    raw.get(i * 8..i * 8 + 8)
+        .and_then(|w| w.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
 /// st_mode of a struct stat as the monitor makes them (`stat_of`).
 pub(super) fn stat_mode(st: &[u8; 144]) -> u32 {
     u32::from_le_bytes([st[24], st[25], st[26], st[27]])

@@ -112,16 +112,11 @@ static void ifreq_calls(void)
     close(s);
 }
 
-/* A route dump (`ip route show table all`): the loopback's routes, which
- * Linux keeps in its local table (a host's other interfaces have more). */
-static void routes(int s)
+/* The messages of a dump on netlink socket `s`, each given to `each` with
+ * `ctx`, until NLMSG_DONE or NLMSG_ERROR. */
+static void each_message(int s, void (*each)(struct nlmsghdr *, void *), void *ctx)
 {
-    struct {
-        struct nlmsghdr h;
-        unsigned char rtm[12];
-    } req = {{sizeof req, 26 /* RTM_GETROUTE */, NLM_F_REQUEST | NLM_F_DUMP, 44, 0}, {0}};
-    send(s, &req, sizeof req, 0);
-    char buf[32768] __attribute__((aligned(4)));
+    static char buf[32768] __attribute__((aligned(4)));
     for (int done = 0; !done;) {
         ssize_t n = recv(s, buf, sizeof buf, 0);
         if (n <= 0)
@@ -131,45 +126,89 @@ static void routes(int s)
             if (h->nlmsg_len < sizeof *h || at + h->nlmsg_len > (size_t)n)
                 break;
             at += ALIGN4(h->nlmsg_len);
-            if (h->nlmsg_type != 24 /* RTM_NEWROUTE */) {
-                done = h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR;
-                continue;
+            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+                done = 1;
+                break;
             }
-            unsigned char *rtm = (void *)(h + 1);
-            char *a = (char *)rtm + 12, *end = (char *)h + h->nlmsg_len;
-            int oif = 0;
-            char dst[64] = "-";
-            while (a + sizeof(struct rtattr) <= end) {
-                struct rtattr *r = (void *)a;
-                if (r->rta_len < sizeof *r)
-                    break;
-                if (r->rta_type == 4 /* RTA_OIF */)
-                    memcpy(&oif, a + sizeof *r, 4);
-                if (r->rta_type == 1 /* RTA_DST */)
-                    inet_ntop(rtm[0], a + sizeof *r, dst, sizeof dst);
-                a += ALIGN4(r->rta_len);
-            }
-            if (oif == 1)
-                printf("route: family %s %s/%d table %d protocol %d scope %d type %d\n",
-                       rtm[0] == AF_INET ? "inet" : "inet6", dst, rtm[1], rtm[4], rtm[5], rtm[6],
-                       rtm[7]);
+            each(h, ctx);
         }
     }
+}
+
+/* One RTM_NEWROUTE: printed if it is the loopback's. */
+static void route_line(struct nlmsghdr *h, void *ctx)
+{
+    (void)ctx;
+    if (h->nlmsg_type != 24 /* RTM_NEWROUTE */)
+        return;
+    unsigned char *rtm = (void *)(h + 1);
+    char *a = (char *)rtm + 12, *end = (char *)h + h->nlmsg_len;
+    int oif = 0;
+    char dst[64] = "-";
+    while (a + sizeof(struct rtattr) <= end) {
+        struct rtattr *r = (void *)a;
+        if (r->rta_len < sizeof *r)
+            break;
+        if (r->rta_type == 4 /* RTA_OIF */)
+            memcpy(&oif, a + sizeof *r, 4);
+        if (r->rta_type == 1 /* RTA_DST */)
+            inet_ntop(rtm[0], a + sizeof *r, dst, sizeof dst);
+        a += ALIGN4(r->rta_len);
+    }
+    if (oif == 1)
+        printf("route: family %s %s/%d table %d protocol %d scope %d type %d\n",
+               rtm[0] == AF_INET ? "inet" : "inet6", dst, rtm[1], rtm[4], rtm[5], rtm[6], rtm[7]);
+}
+
+/* A route dump (`ip route show table all`): the loopback's routes, which
+ * Linux keeps in its local table (a host's other interfaces have more). */
+static void routes(int s)
+{
+    struct {
+        struct nlmsghdr h;
+        unsigned char rtm[12];
+    } req = {{sizeof req, 26 /* RTM_GETROUTE */, NLM_F_REQUEST | NLM_F_DUMP, 44, 0}, {0}};
+    send(s, &req, sizeof req, 0);
+    each_message(s, route_line, NULL);
+}
+
+/* What a sock_diag dump found: our listener (by port, address and
+ * inode), and whether every entry was an IPv4 listener. */
+struct diag_seen {
+    struct sockaddr_in a;
+    unsigned inode;
+    int found, all_listen;
+};
+
+static void diag_entry(struct nlmsghdr *h, void *ctx)
+{
+    struct diag_seen *seen = ctx;
+    unsigned char *m = (void *)(h + 1);
+    unsigned short port;
+    unsigned inode;
+    memcpy(&port, m + 4, 2);
+    memcpy(&inode, m + 68, 4);
+    seen->all_listen &= h->nlmsg_type == 20 && m[0] == AF_INET && m[1] == 10;
+    if (port == seen->a.sin_port && inode == seen->inode && !memcmp(m + 8, &seen->a.sin_addr, 4))
+        seen->found = 1;
 }
 
 /* A NETLINK_SOCK_DIAG dump of IPv4 TCP listeners, as `ss -ltn` asks:
  * does it list ours, with its port and inode? */
 static void sock_diag(void)
 {
+    struct diag_seen seen = {.a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)},
+                             .all_listen = 1};
     int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-    socklen_t alen = sizeof a;
-    if (bind(l, (void *)&a, sizeof a) || listen(l, 4) || getsockname(l, (void *)&a, &alen)) {
+    socklen_t alen = sizeof seen.a;
+    if (bind(l, (void *)&seen.a, sizeof seen.a) || listen(l, 4) ||
+        getsockname(l, (void *)&seen.a, &alen)) {
         printf("sock_diag: listener: %s\n", strerror(errno));
         return;
     }
     struct stat st;
     fstat(l, &st);
+    seen.inode = st.st_ino;
     int s = socket(AF_NETLINK, SOCK_DGRAM, 4 /* NETLINK_SOCK_DIAG */);
     printf("sock_diag socket: %s\n", s >= 0 ? "ok" : strerror(errno));
     struct {
@@ -180,33 +219,9 @@ static void sock_diag(void)
     } req = {{sizeof req, 20 /* SOCK_DIAG_BY_FAMILY */, NLM_F_REQUEST | NLM_F_DUMP, 45, 0},
              AF_INET, 6 /* TCP */, 0, 0, 1u << 10 /* LISTEN */, {0}};
     send(s, &req, sizeof req, 0);
-    char buf[32768] __attribute__((aligned(4)));
-    int found = 0, others_listen = 1, done = 0;
-    while (!done) {
-        ssize_t n = recv(s, buf, sizeof buf, 0);
-        if (n <= 0)
-            break;
-        for (ssize_t at = 0; at + (ssize_t)sizeof(struct nlmsghdr) <= n;) {
-            struct nlmsghdr *h = (void *)(buf + at);
-            if (h->nlmsg_len < sizeof *h || at + h->nlmsg_len > (size_t)n)
-                break;
-            at += ALIGN4(h->nlmsg_len);
-            if (h->nlmsg_type != 20) {
-                done = 1;
-                break;
-            }
-            unsigned char *m = (void *)(h + 1);
-            unsigned short port;
-            unsigned inode;
-            memcpy(&port, m + 4, 2);
-            memcpy(&inode, m + 68, 4);
-            others_listen &= m[0] == AF_INET && m[1] == 10;
-            if (port == a.sin_port && inode == (unsigned)st.st_ino && !memcmp(m + 8, &a.sin_addr, 4))
-                found = 1;
-        }
-    }
-    printf("sock_diag: our listener %s, every entry an IPv4 listener %d\n", found ? "listed" : "missing",
-           others_listen);
+    each_message(s, diag_entry, &seen);
+    printf("sock_diag: our listener %s, every entry an IPv4 listener %d\n",
+           seen.found ? "listed" : "missing", seen.all_listen);
     close(s);
     close(l);
 }
