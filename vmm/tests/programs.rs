@@ -483,6 +483,11 @@ unshare(CLONE_NEWUSER): EPERM
 unshare(an unknown flag): EINVAL
 name_to_handle_at: EOPNOTSUPP
 open_by_handle_at: ESTALE
+pkey_alloc: ENOSPC
+pkey_alloc with flags: EINVAL
+pkey_free: EINVAL
+pkey_mprotect with key -1: ok
+pkey_mprotect with key 1: EINVAL
 pipe: ok
 read into a bad pointer: EFAULT
 getpeername of a pipe: ENOTSOCK

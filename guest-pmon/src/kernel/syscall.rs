@@ -559,7 +559,18 @@ impl Kernel {
                 let end = range_end(a[0], a[1]);
                 val(self.flush_shared(space, a[0], end, false).map(|_| 0))
             }
-            nr::MPROTECT => {
+            // Memory protection keys, as on a CPU without them (the guest's
+            // page tables carry none): no key to allocate (ENOSPC, after
+            // Linux's checks of the arguments), none to free, and
+            // pkey_mprotect with key -1 is mprotect.
+            nr::PKEY_ALLOC if a[0] != 0 || a[1] & !3 != 0 => err(EINVAL),
+            nr::PKEY_ALLOC => {
+                const ENOSPC: Errno = 28;
+                err(ENOSPC)
+            }
+            nr::PKEY_FREE => err(EINVAL),
+            nr::PKEY_MPROTECT if a[3] as i32 != -1 => err(EINVAL),
+            nr::MPROTECT | nr::PKEY_MPROTECT => {
                 const PROT_GROWSDOWN: u64 = 0x0100_0000;
                 // PROT_GROWSUP too: no mapping grows up on x86.
                 if a[2] & !7 & !PROT_GROWSDOWN != 0 {

@@ -32,6 +32,7 @@ static const char *name(int e) {
     case ESTALE: return "ESTALE";
     case ENODEV: return "ENODEV";
     case ENXIO: return "ENXIO";
+    case ENOSPC: return "ENOSPC";
     default: return strerror(e);
     }
 }
@@ -89,6 +90,15 @@ int main(void) {
     int mount_id;
     show("name_to_handle_at", syscall(SYS_name_to_handle_at, AT_FDCWD, "/tmp", handle, &mount_id, 0L));
     show("open_by_handle_at", syscall(SYS_open_by_handle_at, AT_FDCWD, handle, O_RDONLY));
+    /* Protection keys, as on a CPU without them. */
+    show("pkey_alloc", syscall(330, 0, 0));
+    show("pkey_alloc with flags", syscall(330, 1, 0));
+    show("pkey_free", syscall(331, 1));
+    {
+        void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        show("pkey_mprotect with key -1", syscall(329, m, 4096, PROT_READ, -1));
+        show("pkey_mprotect with key 1", syscall(329, m, 4096, PROT_READ, 1));
+    }
     int fds[2];
     show("pipe", pipe(fds));
     write(fds[1], "12345678", 8);
