@@ -160,6 +160,16 @@ pub struct SigAction {
     pub mask: SigSet,
 }
 
+/// Handlers back to the default, ignored signals left ignored: what
+/// execve does, and clone3's CLONE_CLEAR_SIGHAND for the child.
+pub fn reset_handlers(actions: &mut [SigAction]) {
+    for a in actions.iter_mut() {
+        if a.handler != SIG_IGN {
+            *a = SigAction::default();
+        }
+    }
+}
+
 /// `stack_t`.
 #[repr(C)]
 #[derive(

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use lego_proto::memory::{MemRequest, FLAG_FIXED, OP_MMAP, OP_MPROTECT};
 use pmon::elf::{self, ElfError, Program, Source};
-use pmon::signal::{SigAction, SIG_IGN};
+use pmon::signal::SigAction;
 use rand_core::RngCore;
 
 use super::arch::UserContext;
@@ -611,12 +611,7 @@ impl Kernel {
                 p.threads = alloc::vec![tid];
                 closed = p.fds.exec();
                 p.timers = Default::default();
-                // Handlers go back to the default; ignored signals stay ignored.
-                for a in p.actions.iter_mut() {
-                    if a.handler != SIG_IGN {
-                        *a = SigAction::default();
-                    }
-                }
+                pmon::signal::reset_handlers(&mut p.actions);
                 (old, p.vfork_parent.take())
             }
             None => return Err(ESRCH),

@@ -480,9 +480,11 @@ pub struct Kernel {
     /// Seals of tmpfs files that take them (memfds made with
     /// MFD_ALLOW_SEALING).
     pub seals: BTreeMap<pmon::tmpfs::Ino, u32>,
-    /// The tmpfs directories copied up over a directory of the host's
-    /// /tmp, whose listings show the host's names too (tmpfs inode
-    /// numbers are never reused).
+    /// The tmpfs nodes copied up over a name of the host's /tmp:
+    /// directories, whose listings show the host's names too, and files.
+    /// Only their removal asks the host whether to hide its name, so an
+    /// unlink in /tmp costs no exit (tmpfs inode numbers are never
+    /// reused).
     pub tmp_over_host: BTreeSet<pmon::tmpfs::Ino>,
     pub epolls: BTreeMap<usize, pmon::events::Epoll>,
     pub eventfds: BTreeMap<usize, pmon::events::EventFd>,

@@ -1646,10 +1646,7 @@ impl Kernel {
         if p.is_empty() {
             return Err(ENOENT);
         }
-        let root = self
-            .procs
-            .get(&pid)
-            .map_or_else(|| b"/".to_vec(), |pr| pr.root.clone());
+        let root = self.root_of(pid);
         let base = if p.first() == Some(&b'/') || dirfd == AT_FDCWD {
             self.procs
                 .get(&pid)
@@ -2967,9 +2964,7 @@ impl Kernel {
             Ok(Some(t)) => Ok(Node::Link(t)),
             Ok(None) => match self.stat_path_of(pid, AT_FDCWD, shown, false) {
                 Ok(st) => {
-                    let mut dev = [0u8; 8];
-                    dev.copy_from_slice(&st[..8]);
-                    let dev = u64::from_le_bytes(dev);
+                    let dev = word_at(&st, 0);
                     Ok(if stat_is_dir(&st) {
                         Node::Dir(dev)
                     } else {
@@ -5421,13 +5416,7 @@ impl Kernel {
             };
             let mut actions = parent.actions;
             if clear_sighand {
-                // As execve: handlers go back to the default, ignored
-                // signals stay ignored.
-                for a in actions.iter_mut() {
-                    if a.handler != pmon::signal::SIG_IGN {
-                        *a = SigAction::default();
-                    }
-                }
+                pmon::signal::reset_handlers(&mut actions);
             }
             let (space, fds, cwd, root, umask, exe, exe_on_host, bias, rlimits, pgid, sid) = (
                 parent.space,

@@ -279,6 +279,7 @@ impl Kernel {
             Ok((ino, _)) => ino,
             Err(e) => return Some(Err(e)),
         };
+        self.tmp_over_host.insert(ino);
         if trunc || st.size == 0 {
             return Some(Ok(ino));
         }
@@ -693,11 +694,10 @@ impl Kernel {
             // /dev/shm itself, as a mount point.
             Some(rel) if rel == pmon::path::DEV_SHM_DIR => err(EBUSY),
             Some(rel) if self.tmp.lookup(rel).is_ok() => {
+                let ino = self.tmp.lookup(rel).ok();
+                let over_host = ino.is_some_and(|i| self.tmp_over_host.contains(&i));
                 let removed = if flags & AT_REMOVEDIR != 0 {
-                    let ino = self.tmp.lookup(rel).ok();
-                    if ino.is_some_and(|i| self.tmp_over_host.contains(&i))
-                        && self.host_names_left(&full)
-                    {
+                    if over_host && self.host_names_left(&full) {
                         return err(tmpfs::ENOTEMPTY);
                     }
                     self.tmp.rmdir(rel, now).map(|_| {
@@ -709,8 +709,9 @@ impl Kernel {
                     self.tmp.unlink(rel, now)
                 };
                 // A copy of the host's file (or directory) goes with the
-                // host's name under it.
-                if removed.is_ok() && host::stat_path(&full, false).is_ok() {
+                // host's name under it (a hard link of a copy may stand at
+                // a name the host has not).
+                if removed.is_ok() && over_host && host::stat_path(&full, false).is_ok() {
                     host::remove(&full);
                 }
                 val(removed.map(|_| 0))
@@ -818,10 +819,11 @@ impl Kernel {
             // A directory copied up over the host's still lists host names
             // that cannot move with it: EXDEV, as overlayfs answers
             // without redirect_dir. A copy's host name is hidden after.
-            if self.tmp_over_host.contains(&ino) && self.host_names_left(&from) {
+            let over_host = self.tmp_over_host.contains(&ino);
+            if over_host && self.tmp.is_directory(ino) && self.host_names_left(&from) {
                 return err(EXDEV);
             }
-            host::stat_path(&from, false).is_ok()
+            over_host && host::stat_path(&from, false).is_ok()
         } else {
             match host::stat_path(&from, false) {
                 Ok(st) if st.mode & 0o170000 == 0o100000 && !exchange => {
