@@ -190,6 +190,28 @@ impl Cred {
         self.caps.exec(uids);
     }
 
+    /// Whether it may give a file owned by `owner` (user, group) the user
+    /// `uid` and the group `gid` (None: unchanged), as Linux's chown_ok
+    /// and chgrp_ok decide: with CAP_CHOWN anything; else only the
+    /// file's owner (by file-system id), keeping the owner, and giving a
+    /// group it is in (`groups`: its supplementary groups).
+    pub fn may_chown(
+        &self,
+        groups: &[u32],
+        owner: (u32, u32),
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> bool {
+        if self.capable(caps::CHOWN) {
+            return true;
+        }
+        let owns = self.uid.fs == owner.0;
+        let uid_ok = uid.is_none_or(|u| owns && u == owner.0);
+        let gid_ok =
+            gid.is_none_or(|g| owns && (g == owner.1 || g == self.gid.fs || groups.contains(&g)));
+        uid_ok && gid_ok
+    }
+
     /// Whether a process with these credentials may send a signal to one
     /// with `target`'s (kill(2)): privileged, or its real or effective
     /// user id is the target's real or saved one (CAP_KILL).
@@ -256,6 +278,23 @@ mod tests {
         let root = Cred::default();
         assert!(root.may_trace(&me, false));
         assert!(!me.may_trace(&root, true));
+    }
+
+    #[test]
+    fn chown_as_linux_allows_it() {
+        let mut me = Cred::default();
+        me.change_uid(|ids, p| ids.set(1000, p)).unwrap();
+        me.gid = ids(100, 100, 100);
+        let mine = (1000, 100);
+        assert!(me.may_chown(&[], mine, None, None));
+        assert!(me.may_chown(&[], mine, Some(1000), Some(100)));
+        assert!(!me.may_chown(&[], mine, Some(1001), None), "giving it away");
+        assert!(me.may_chown(&[7], mine, None, Some(7)), "a group it is in");
+        assert!(!me.may_chown(&[7], mine, None, Some(8)));
+        assert!(!me.may_chown(&[7], (0, 100), None, Some(7)), "not its file");
+        assert!(!me.may_chown(&[], (0, 0), Some(0), None));
+        let root = Cred::default();
+        assert!(root.may_chown(&[], (5, 5), Some(6), Some(7)));
     }
 
     #[test]

@@ -319,20 +319,26 @@ impl Tmpfs {
     fn add(&mut self, dir: Ino, name: &[u8], body: Body, perm: u32, now: u64) -> Ino {
         let ino = self.next_ino;
         self.next_ino += 1;
-        let nlink = if matches!(body, Body::Dir { .. }) {
-            2
-        } else {
-            1
-        };
+        let is_dir = matches!(body, Body::Dir { .. });
+        let nlink = if is_dir { 2 } else { 1 };
+        // In a set-group-ID directory, what is made takes its group, and a
+        // directory made there is set-group-ID too (Linux's inode_init_owner).
+        let (mut gid, mut perm) = (self.maker.1, perm & 0o7777);
+        if let Some(d) = self.nodes.get(&dir).filter(|d| d.perm & 0o2000 != 0) {
+            gid = d.gid;
+            if is_dir {
+                perm |= 0o2000;
+            }
+        }
         self.nodes.insert(
             ino,
             Node {
                 body,
-                perm: perm & 0o7777,
+                perm,
                 nlink,
                 opens: 0,
                 uid: self.maker.0,
-                gid: self.maker.1,
+                gid,
                 atime: now,
                 mtime: now,
                 ctime: now,
@@ -835,7 +841,8 @@ impl Tmpfs {
         if let Some(g) = gid {
             n.gid = g;
         }
-        if matches!(n.body, Body::File { .. }) && (uid.is_some() || gid.is_some()) {
+        // Every chown, even one changing neither (as Linux's chown_common).
+        if matches!(n.body, Body::File { .. }) {
             n.perm &= !S_ISUID;
             if n.perm & S_IXGRP != 0 {
                 n.perm &= !S_ISGID;
@@ -1239,6 +1246,21 @@ mod tests {
         t.chown(d, Some(1), Some(1), 7).unwrap();
         assert_eq!(t.stat(d).unwrap().mode & 0o7777, 0o2775);
         assert_eq!(t.chown(999, Some(1), None, 0), Err(ENOENT));
+        // chown(-1, -1) clears set-user-ID too.
+        t.chmod(f, 0o4755, 8).unwrap();
+        t.chown(f, None, None, 8).unwrap();
+        assert_eq!(t.stat(f).unwrap().mode & 0o7777, 0o755);
+        // In the set-group-ID directory d (group 1), what user 1000 of
+        // group 100 makes takes group 1, and a directory is set-group-ID.
+        t.made_by(1000, 100);
+        let (g, _) = t.create(b"d/g", 0o644, true, 9).unwrap();
+        t.mkdir(b"d/s", 0o755, 9).unwrap();
+        let s = t.lookup(b"d/s").unwrap();
+        let (gs, ss) = (t.stat(g).unwrap(), t.stat(s).unwrap());
+        assert_eq!((gs.uid, gs.gid, gs.mode & 0o7777), (1000, 1, 0o644));
+        assert_eq!((ss.uid, ss.gid, ss.mode & 0o7777), (1000, 1, 0o2755));
+        let (h, _) = t.create(b"h", 0o644, true, 9).unwrap();
+        assert_eq!(t.stat(h).unwrap().gid, 100);
     }
 
     #[test]

@@ -133,6 +133,7 @@ impl<D: BlockDevice> Service<D> {
     fn serve(&mut self, r: &Request<'_>) -> Result<Done, Errno> {
         let h = &r.head;
         let now = h.now;
+        self.fs.act_for(h.uid, h.gid);
         let fs = &mut self.fs;
         Ok(match h.op {
             OP_STAT => Done::stat(fs.stat(r.path, h.flags & FLAG_FOLLOW != 0)?),
@@ -185,6 +186,12 @@ impl<D: BlockDevice> Service<D> {
             OP_CHMOD => {
                 let ino = self.target(r, true)?;
                 self.fs.chmod_ino(ino, h.mode, now)?;
+                Done::none()
+            }
+            OP_CHOWN => {
+                let ino = self.target(r, h.flags & FLAG_FOLLOW != 0)?;
+                let id = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
+                self.fs.chown_ino(ino, id(h.offset), id(h.len), now)?;
                 Done::none()
             }
             OP_UTIMES => {
@@ -276,7 +283,7 @@ impl<D: BlockDevice> Service<D> {
         self.fs.enter(root)?;
         let by_ino = match r.head.op {
             OP_STAT_INO | OP_TRUNCATE | OP_READ | OP_WRITE | OP_READDIR => true,
-            OP_CHMOD | OP_UTIMES => r.path.is_empty(),
+            OP_CHMOD | OP_UTIMES | OP_CHOWN => r.path.is_empty(),
             _ => false,
         };
         if by_ino && !self.fs.in_namespace(r.head.ino) {
@@ -285,7 +292,7 @@ impl<D: BlockDevice> Service<D> {
         Ok(())
     }
 
-    /// The inode a chmod or utimes names: its path's (following a final
+    /// The inode a chmod, chown or utimes names: its path's (following a final
     /// link, as chmod does), or `ino` when it has no path (fchmod).
     fn target(&self, r: &Request<'_>, follow: bool) -> Result<u64, Errno> {
         if r.path.is_empty() {

@@ -18,7 +18,9 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// [`StoreRequest::magic`]: "LGST" and the protocol's version.
-pub const STORE_MAGIC: u32 = u32::from_le_bytes(*b"LGS1");
+/// Version 2: requests carry the caller's owner and group, stats the
+/// file's, and [`OP_CHOWN`].
+pub const STORE_MAGIC: u32 = u32::from_le_bytes(*b"LGS2");
 
 /// Metadata of `path` ([`FLAG_FOLLOW`]: through a final symbolic link).
 pub const OP_STAT: u32 = 1;
@@ -71,6 +73,11 @@ pub const OP_LINK: u32 = 19;
 /// type (S_IFIFO or S_IFSOCK) and permission bits. Its name and metadata
 /// live on storage; its bytes (a pipe) or its socket are the processor's.
 pub const OP_MKNOD: u32 = 20;
+/// chown: the owner of `path` (or of `ino` when `path_len` is 0) becomes
+/// `offset`, its group `len` (u32::MAX: unchanged; [`FLAG_FOLLOW`]:
+/// through a final symbolic link). The processor has checked that the
+/// caller may.
+pub const OP_CHOWN: u32 = 21;
 
 pub const FLAG_FOLLOW: u32 = 1;
 pub const FLAG_CREATE: u32 = 2;
@@ -138,6 +145,10 @@ pub struct StoreRequest {
     /// directory and its inodes must lie under it (0: the whole disk, for
     /// racks built by hand without global managers).
     pub vnode: u32,
+    /// The caller's file-system user and group ids: the owner and group of
+    /// what the request makes.
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// Where vNode N's namespace lives on a storage component's disk:
@@ -160,6 +171,8 @@ pub struct StoreStat {
     pub atime: u64,
     pub mtime: u64,
     pub ctime: u64,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 #[repr(C)]
@@ -413,7 +426,7 @@ mod tests {
         bad[0] ^= 1;
         assert_eq!(decode_request(&bad), Err(DecodeError::Magic));
         let mut huge = good;
-        huge[core::mem::size_of::<StoreRequest>() - 16..][..4]
+        huge[core::mem::offset_of!(StoreRequest, path_len)..][..4]
             .copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(decode_request(&huge), Err(DecodeError::TooLong));
     }

@@ -117,14 +117,16 @@ impl Drop for Rack {
 /// what they print on this host's file system: creates, writes, holes, appends, renames over
 /// a target and while open, directories, links, metadata, relative paths,
 /// a 3 MiB file read back and mapped, and Linux's errors (`storefiles.c`);
-/// openat2 and its walk under each RESOLVE_* flag (`openat2.c`).
+/// openat2 and its walk under each RESOLVE_* flag (`openat2.c`); owners
+/// and groups of what root and a user make, set-group-ID directories, and
+/// who may chown and chmod what (`owners.c`).
 #[test]
 fn file_calls_on_storage_are_the_hosts() {
     if !kvm_available() || !have(&["gcc", "musl-gcc"]) {
         return;
     }
     let rack = Rack::new("storage-files", "256M");
-    for name in ["storefiles", "openat2"] {
+    for name in ["storefiles", "openat2", "owners"] {
         for libc in [Libc::Glibc, Libc::Musl] {
             let prog = build(name, libc);
             let prog = prog.to_str().expect("UTF-8 path");

@@ -48,6 +48,9 @@ fn reply_room(head: &StoreRequest) -> usize {
 /// under its lock, and sets it at each), and the storage component that
 /// holds it, where its path requests go (0: the processor's own).
 static VNODE: AtomicU32 = AtomicU32::new(0);
+/// The file-system user and group ids of the call being served (user in
+/// the high half): what its requests make is theirs.
+static CALLER: AtomicU64 = AtomicU64::new(0);
 static ROUTE: AtomicU32 = AtomicU32::new(0);
 
 /// The storage component of each vNode whose files are not on the
@@ -117,6 +120,12 @@ pub fn vnode() -> u32 {
     VNODE.load(Ordering::Relaxed)
 }
 
+/// The calls from now on are made for a process whose file-system ids
+/// are `uid` and `gid`.
+pub fn set_caller(uid: u32, gid: u32) {
+    CALLER.store(u64::from(uid) << 32 | u64::from(gid), Ordering::Relaxed);
+}
+
 /// Where a request goes and its inode number there: by the number's tag
 /// when it has one, else the vNode's component.
 fn route(head: &StoreRequest) -> (u32, u64) {
@@ -139,9 +148,12 @@ fn tagged(node: u32, ino: u64) -> u64 {
 /// component it goes to.
 fn encode(head: &StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> (Vec<u8>, u32) {
     let (node, ino) = route(head);
+    let caller = CALLER.load(Ordering::Relaxed);
     let head = StoreRequest {
         vnode: vnode(),
         ino,
+        uid: (caller >> 32) as u32,
+        gid: caller as u32,
         ..*head
     };
     (encode_request(&head, path, path2, data), node)

@@ -155,14 +155,18 @@ impl Kernel {
         };
         let n = frame.gprs[0];
         let a = args(&frame);
-        // Its storage calls are for its vNode's files, and a space it
-        // makes (exec, fork) is homed where its others are.
-        let (vnode, home) = self
+        // Its storage calls are for its vNode's files (what they make is
+        // its file-system ids'), and a space it makes (exec, fork) is
+        // homed where its others are.
+        let (vnode, home, fs_ids) = self
             .threads
             .get(&tid)
             .and_then(|t| self.procs.get(&t.pid))
-            .map_or((0, 0), |p| (p.vnode, p.home));
+            .map_or((0, 0, (0, 0)), |p| {
+                (p.vnode, p.home, (p.cred.uid.fs, p.cred.gid.fs))
+            });
         super::store::set_vnode(vnode);
+        super::store::set_caller(fs_ids.0, fs_ids.1);
         self.home_now = home;
         // Only while some program watches files (inotify) does a call
         // look at what it will change.
@@ -6199,6 +6203,8 @@ fn stat_bytes_ns(dev: u64, st: &lego_proto::storage::StoreStat) -> [u8; 144] {
         mtime_ns: mn,
         ctime: c,
         ctime_ns: cn,
+        uid: st.uid,
+        gid: st.gid,
         ..Default::default()
     })
 }

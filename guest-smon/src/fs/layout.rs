@@ -18,7 +18,12 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 pub const BLOCK: usize = 4096;
 pub const SECTORS_PER_BLOCK: u64 = (BLOCK / crate::block::SECTOR) as u64;
 pub const MAGIC: &[u8; 8] = b"LEGOFS01";
-pub const VERSION: u32 = 1;
+/// 2: files keep their owner and group (log record types 10 and 11, and
+/// an owners list at the end of a checkpoint). A version-1 disk mounts as
+/// it is (its files are root's); a build of version 1 refuses a version-2
+/// disk with a sentence rather than misreading its records.
+pub const VERSION: u32 = 2;
+pub const OLDEST_VERSION: u32 = 1;
 pub const MIN_BYTES: u64 = 64 << 20;
 const MIN_REGION: u64 = (4 << 20) / crate::block::SECTOR as u64;
 
@@ -47,7 +52,7 @@ pub struct Superblock {
     pub data: Region,
 }
 
-const SB_CSUM_AT: usize = 96;
+pub(crate) const SB_CSUM_AT: usize = 96;
 
 impl Superblock {
     pub fn for_device(sectors: u64, fs_id: u64) -> Result<Self, MountError> {
@@ -122,7 +127,7 @@ impl Superblock {
         // The version comes before the checksum: a later format may checksum
         // differently, and saying "version 2" is more useful than "damaged".
         let version = le32(b, 8);
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(MountError::Version(version));
         }
         if xxh3_64(&b[..SB_CSUM_AT]) != le64(b, SB_CSUM_AT) {

@@ -41,6 +41,9 @@ pub enum Record {
         ino: u64,
         kind: Kind,
         mode: u32,
+        /// The owner and group it is made with.
+        uid: u32,
+        gid: u32,
         time: u64,
         target: Vec<u8>,
     },
@@ -65,6 +68,15 @@ pub enum Record {
     },
     SetMode {
         ino: u64,
+        mode: u32,
+        time: u64,
+    },
+    /// chown: the owner, the group and the permission bits after it (a
+    /// chown may clear the set-user-ID and set-group-ID bits).
+    SetOwner {
+        ino: u64,
+        uid: u32,
+        gid: u32,
         mode: u32,
         time: u64,
     },
@@ -111,10 +123,15 @@ impl Record {
                 ino,
                 kind,
                 mode,
+                uid,
+                gid,
                 time,
                 target,
             } => {
-                e.u8(1);
+                // Type 1 (a disk's records from before owners were kept)
+                // for root's; type 10 carries the owner.
+                let owned = *uid != 0 || *gid != 0;
+                e.u8(if owned { 10 } else { 1 });
                 e.u64(*parent);
                 e.bytes(name);
                 e.u64(*ino);
@@ -122,6 +139,10 @@ impl Record {
                 e.u32(*mode);
                 e.u64(*time);
                 e.bytes(target);
+                if owned {
+                    e.u32(*uid);
+                    e.u32(*gid);
+                }
             }
             Record::Unlink { parent, name, time } | Record::Rmdir { parent, name, time } => {
                 e.u8(if matches!(self, Record::Unlink { .. }) {
@@ -150,6 +171,20 @@ impl Record {
             Record::SetMode { ino, mode, time } => {
                 e.u8(5);
                 e.u64(*ino);
+                e.u32(*mode);
+                e.u64(*time);
+            }
+            Record::SetOwner {
+                ino,
+                uid,
+                gid,
+                mode,
+                time,
+            } => {
+                e.u8(11);
+                e.u64(*ino);
+                e.u32(*uid);
+                e.u32(*gid);
                 e.u32(*mode);
                 e.u64(*time);
             }
@@ -221,14 +256,33 @@ impl Record {
     pub fn decode(b: &[u8]) -> Result<Record, Malformed> {
         let mut d = Dec::new(b);
         let r = match d.u8()? {
-            1 => Record::Create {
-                parent: d.u64()?,
-                name: d.bytes()?.to_vec(),
+            t @ (1 | 10) => {
+                let (parent, name, ino) = (d.u64()?, d.bytes()?.to_vec(), d.u64()?);
+                let kind = Kind::from_u8(d.u8()?).ok_or(Malformed("bad kind"))?;
+                let (mode, time, target) = (d.u32()?, d.u64()?, d.bytes()?.to_vec());
+                let (uid, gid) = if t == 10 {
+                    (d.u32()?, d.u32()?)
+                } else {
+                    (0, 0)
+                };
+                Record::Create {
+                    parent,
+                    name,
+                    ino,
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                    time,
+                    target,
+                }
+            }
+            11 => Record::SetOwner {
                 ino: d.u64()?,
-                kind: Kind::from_u8(d.u8()?).ok_or(Malformed("bad kind"))?,
+                uid: d.u32()?,
+                gid: d.u32()?,
                 mode: d.u32()?,
                 time: d.u64()?,
-                target: d.bytes()?.to_vec(),
             },
             t @ (2 | 3) => {
                 let (parent, name, time) = (d.u64()?, d.bytes()?.to_vec(), d.u64()?);
@@ -366,8 +420,28 @@ mod tests {
                 ino: 2,
                 kind: Kind::Symlink,
                 mode: 0o777,
+                uid: 0,
+                gid: 0,
                 time: 5,
                 target: b"/x/y".to_vec(),
+            },
+            Record::Create {
+                parent: 1,
+                name: b"f".to_vec(),
+                ino: 3,
+                kind: Kind::File,
+                mode: 0o2640,
+                uid: 1000,
+                gid: 100,
+                time: 5,
+                target: Vec::new(),
+            },
+            Record::SetOwner {
+                ino: 3,
+                uid: 7,
+                gid: 8,
+                mode: 0o640,
+                time: 6,
             },
             Record::Unlink {
                 parent: 1,

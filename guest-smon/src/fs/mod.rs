@@ -60,6 +60,9 @@ pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFLNK: u32 = 0o120000;
 pub const S_IFIFO: u32 = 0o010000;
 pub const S_IFSOCK: u32 = 0o140000;
+pub const S_ISUID: u32 = 0o4000;
+pub const S_ISGID: u32 = 0o2000;
+const S_IXGRP: u32 = 0o010;
 
 const B: u64 = BLOCK as u64;
 
@@ -247,6 +250,10 @@ pub struct Fs<D: BlockDevice> {
     /// written once freshly allocated, so they hold until the next
     /// allocation, which drops them.
     staged: Vec<(u64, Vec<u8>)>,
+    /// The owner and group of what requests make until the next
+    /// [`Fs::act_for`]: the caller's, as the service is told with each
+    /// request (root's until then).
+    creator: (u32, u32),
 }
 
 fn eio<T>(_: T) -> Errno {
@@ -316,6 +323,7 @@ impl<D: BlockDevice> Fs<D> {
             held_count: 0,
             broken: false,
             staged: Vec::new(),
+            creator: (0, 0),
         };
         fs.write_checkpoint().map_err(|_| MountError::Io)?;
         let sbuf = fs.sb.encode();
@@ -459,6 +467,7 @@ impl<D: BlockDevice> Fs<D> {
                 held_count: 0,
                 broken: false,
                 staged: Vec::new(),
+                creator: (0, 0),
             },
             rec,
         ))
@@ -692,6 +701,14 @@ impl<D: BlockDevice> Fs<D> {
         self.ns_root = ROOT;
     }
 
+    /// Files, directories and links made from now on are owned by `uid`
+    /// and `gid` (the caller's file-system ids), but for Linux's rule of a
+    /// set-group-ID directory: what is made in one takes the directory's
+    /// group, and a directory made there is set-group-ID too.
+    pub fn act_for(&mut self, uid: u32, gid: u32) {
+        self.creator = (uid, gid);
+    }
+
     /// Whether inode `ino` is the namespace's root or under it.
     pub fn in_namespace(&self, ino: u64) -> bool {
         self.tree.is_within(ino, self.ns_root)
@@ -828,6 +845,8 @@ impl<D: BlockDevice> Fs<D> {
             atime: i.atime,
             mtime: i.mtime,
             ctime: i.ctime,
+            uid: i.uid,
+            gid: i.gid,
         })
     }
 
@@ -846,12 +865,23 @@ impl<D: BlockDevice> Fs<D> {
         now: u64,
     ) -> Result<Stat, Errno> {
         let ino = self.tree.next_ino;
+        let (uid, mut gid) = self.creator;
+        let mut mode = mode & 0o7777;
+        let dir = self.inode(parent)?;
+        if dir.mode & S_ISGID != 0 {
+            gid = dir.gid;
+            if kind == Kind::Dir {
+                mode |= S_ISGID;
+            }
+        }
         self.commit(&Record::Create {
             parent,
             name,
             ino,
             kind,
-            mode: mode & 0o7777,
+            mode,
+            uid,
+            gid,
             time: now,
             target,
         })?;
@@ -1055,6 +1085,49 @@ impl<D: BlockDevice> Fs<D> {
             mode: mode & 0o7777,
             time: now,
         })
+    }
+
+    /// chown: `uid` and `gid` (None: unchanged) of `ino`. As Linux does,
+    /// every chown (even one changing neither) clears the set-user-ID bit
+    /// of anything but a directory, and its set-group-ID bit when it is group-executable
+    /// (set-group-ID without it means mandatory locking, and stays).
+    /// Whether the caller may is the processor's to check: it knows the
+    /// caller's credentials.
+    pub fn chown_ino(
+        &mut self,
+        ino: u64,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        now: u64,
+    ) -> Result<(), Errno> {
+        let i = self.inode(ino)?;
+        let mut mode = i.mode;
+        if i.kind != Kind::Dir {
+            mode &= !S_ISUID;
+            if mode & S_IXGRP != 0 {
+                mode &= !S_ISGID;
+            }
+        }
+        let rec = Record::SetOwner {
+            ino,
+            uid: uid.unwrap_or(i.uid),
+            gid: gid.unwrap_or(i.gid),
+            mode,
+            time: now,
+        };
+        self.commit(&rec)
+    }
+
+    pub fn chown(
+        &mut self,
+        path: &[u8],
+        follow: bool,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        now: u64,
+    ) -> Result<(), Errno> {
+        let (_, _, ino) = self.found(path, follow)?;
+        self.chown_ino(ino, uid, gid, now)
     }
 
     pub fn set_times(

@@ -678,9 +678,9 @@ fn foreign_and_damaged_disks_are_refused() {
     let mut d = fresh().into_device();
     let mut sb = vec![0u8; BLOCK];
     d.read(0, &mut sb).unwrap();
-    sb[8] = 2;
+    sb[8] = 3;
     d.write(0, &sb).unwrap();
-    assert!(matches!(Fs::mount(d), Err(MountError::Version(2))));
+    assert!(matches!(Fs::mount(d), Err(MountError::Version(3))));
 
     // The newest checkpoint damaged after records followed it: falling back
     // to the older one would silently lose them.
@@ -1482,4 +1482,81 @@ fn named_pipes_and_sockets_keep_their_name_and_metadata_only() {
     assert_eq!(fs.stat(b"/q", false).err(), Some(Errno::ENOENT));
     let fs = remount(fs);
     assert_eq!(fs.check().unwrap().specials, 0);
+}
+
+#[test]
+fn owners_follow_linux_and_survive_replay_and_checkpoints() {
+    let mut fs = fresh();
+    let root_file = put(&mut fs, "/r", b"r");
+    fs.act_for(1000, 100);
+    let a = put(&mut fs, "/a", b"a");
+    let d = fs.mkdir(b"/d", 0o775, 4).unwrap().ino;
+    let l = fs.symlink(b"a", b"/l", 4).unwrap().ino;
+    for i in [a, d, l] {
+        let st = fs.stat_ino(i).unwrap();
+        assert_eq!((st.uid, st.gid), (1000, 100));
+    }
+    // What is made in a set-group-ID directory takes its group, and a
+    // directory made there is set-group-ID too.
+    fs.chmod_ino(d, 0o2775, 5).unwrap();
+    fs.chown_ino(d, None, Some(50), 5).unwrap();
+    assert_eq!(fs.stat_ino(d).unwrap().mode & 0o7777, 0o2775);
+    fs.act_for(1001, 101);
+    let f = put(&mut fs, "/d/f", b"f");
+    let s = fs.mkdir(b"/d/s", 0o755, 6).unwrap().ino;
+    assert_eq!(
+        (fs.stat_ino(f).unwrap().uid, fs.stat_ino(f).unwrap().gid),
+        (1001, 50)
+    );
+    assert_eq!(fs.stat_ino(f).unwrap().mode & 0o7777, 0o644);
+    assert_eq!(fs.stat_ino(s).unwrap().gid, 50);
+    assert_eq!(fs.stat_ino(s).unwrap().mode & 0o7777, 0o2755);
+    // chown clears set-user-ID, and set-group-ID with group execute.
+    fs.chmod_ino(a, 0o6755, 7).unwrap();
+    fs.chown_ino(a, Some(7), None, 8).unwrap();
+    let st = fs.stat_ino(a).unwrap();
+    assert_eq!(
+        (st.uid, st.gid, st.mode & 0o7777, st.ctime),
+        (7, 100, 0o755, 8)
+    );
+    fs.chmod_ino(a, 0o2745, 9).unwrap();
+    fs.chown_ino(a, None, None, 9).unwrap();
+    assert_eq!(fs.stat_ino(a).unwrap().mode & 0o7777, 0o2745);
+    let want: Vec<Stat> = [root_file, a, d, l, f, s]
+        .iter()
+        .map(|i| fs.stat_ino(*i).unwrap())
+        .collect();
+    let stats = |fs: &Fs<MemDisk>| -> Vec<Stat> {
+        [root_file, a, d, l, f, s]
+            .iter()
+            .map(|i| fs.stat_ino(*i).unwrap())
+            .collect()
+    };
+    // From the log, then from a checkpoint.
+    let mut fs = remount(fs);
+    assert_eq!(stats(&fs), want);
+    fs.checkpoint().unwrap();
+    let fs = remount(fs);
+    assert_eq!(stats(&fs), want);
+    assert_eq!((want[0].uid, want[0].gid), (0, 0));
+}
+
+#[test]
+fn a_version_1_disk_mounts_and_its_files_are_roots() {
+    let mut fs = fresh();
+    put(&mut fs, "/old", b"x");
+    fs.checkpoint().unwrap();
+    put(&mut fs, "/older", b"y");
+    let mut d = fs.into_device();
+    let mut sb = vec![0u8; BLOCK];
+    d.read(0, &mut sb).unwrap();
+    sb[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let c = xxhash_rust::xxh3::xxh3_64(&sb[..layout::SB_CSUM_AT]);
+    sb[layout::SB_CSUM_AT..][..8].copy_from_slice(&c.to_le_bytes());
+    d.write(0, &sb).unwrap();
+    let (mut fs, _) = Fs::mount(d).unwrap();
+    assert_eq!(get(&mut fs, "/old"), b"x");
+    assert_eq!(get(&mut fs, "/older"), b"y");
+    let st = fs.stat(b"/old", true).unwrap();
+    assert_eq!((st.uid, st.gid), (0, 0));
 }

@@ -35,6 +35,9 @@ pub struct Inode {
     pub kind: Kind,
     /// Permission bits only; the type comes from `kind`.
     pub mode: u32,
+    /// Owner and group (root's, 0, on disks from before owners were kept).
+    pub uid: u32,
+    pub gid: u32,
     /// The directory holding it (the root's is itself): its first name. A
     /// checkpoint stores the namespace as a list of inodes under their
     /// first names, then the other names of hard-linked files.
@@ -60,6 +63,8 @@ impl Inode {
         Inode {
             kind,
             mode: mode & 0o7777,
+            uid: 0,
+            gid: 0,
             parent,
             name,
             links: Vec::new(),
@@ -257,7 +262,9 @@ impl Tree {
                     return Err("name exists");
                 }
             }
-            Record::SetMode { ino, .. } | Record::SetTimes { ino, .. } => {
+            Record::SetMode { ino, .. }
+            | Record::SetTimes { ino, .. }
+            | Record::SetOwner { ino, .. } => {
                 self.inodes.get(ino).ok_or("no such inode")?;
             }
             Record::SetSize {
@@ -343,10 +350,13 @@ impl Tree {
                 ino,
                 kind,
                 mode,
+                uid,
+                gid,
                 time,
                 target,
             } => {
                 let mut i = Inode::new(*kind, *mode, *parent, name.clone(), *time);
+                (i.uid, i.gid) = (*uid, *gid);
                 if *kind == Kind::Symlink {
                     i.target = target.clone();
                     i.size = target.len() as u64;
@@ -410,6 +420,17 @@ impl Tree {
             Record::SetMode { ino, mode, time } => {
                 let i = self.get_mut(*ino)?;
                 i.mode = mode & 0o7777;
+                i.ctime = *time;
+            }
+            Record::SetOwner {
+                ino,
+                uid,
+                gid,
+                mode,
+                time,
+            } => {
+                let i = self.get_mut(*ino)?;
+                (i.uid, i.gid, i.mode) = (*uid, *gid, mode & 0o7777);
                 i.ctime = *time;
             }
             Record::SetTimes {
@@ -516,7 +537,16 @@ impl Tree {
             .iter()
             .flat_map(|(ino, i)| i.links.iter().map(move |l| (*ino, l)))
             .collect();
-        if links.is_empty() {
+        // Then the owners of the inodes not root's, in the same way: a
+        // checkpoint of root's files alone ends as one from before owners
+        // were kept.
+        let owned: Vec<(u64, &Inode)> = self
+            .inodes
+            .iter()
+            .filter(|(_, i)| i.uid != 0 || i.gid != 0)
+            .map(|(ino, i)| (*ino, i))
+            .collect();
+        if links.is_empty() && owned.is_empty() {
             return e.0;
         }
         e.u64(links.len() as u64);
@@ -524,6 +554,15 @@ impl Tree {
             e.u64(ino);
             e.u64(*parent);
             e.bytes(name);
+        }
+        if owned.is_empty() {
+            return e.0;
+        }
+        e.u64(owned.len() as u64);
+        for (ino, i) in owned {
+            e.u64(ino);
+            e.u32(i.uid);
+            e.u32(i.gid);
         }
         e.0
     }
@@ -613,6 +652,15 @@ impl Tree {
                 p.children.insert((name_key(&name), name), ino);
             }
         }
+        if !d.done() {
+            let owned = d.u64().map_err(m)?;
+            for _ in 0..owned {
+                let ino = d.u64().map_err(m)?;
+                let i = t.inodes.get_mut(&ino).ok_or("checkpoint owner")?;
+                i.uid = d.u32().map_err(m)?;
+                i.gid = d.u32().map_err(m)?;
+            }
+        }
         if !d.done() || t.inodes.is_empty() {
             return Err("checkpoint length");
         }
@@ -631,6 +679,8 @@ mod tests {
             ino,
             kind,
             mode: 0o644,
+            uid: 0,
+            gid: 0,
             time: 1,
             target: if kind == Kind::Symlink {
                 b"t".to_vec()

@@ -477,7 +477,7 @@ impl Kernel {
         // An anonymous device (0:250) the host is unlikely to have
         // mounted, so tools that match /tmp to its mount by device (df)
         // find the tmpfs's line.
-        let mut bytes = stat_bytes_ns(
+        Ok(stat_bytes_ns(
             0xfa,
             &lego_proto::storage::StoreStat {
                 ino: st.ino,
@@ -488,12 +488,10 @@ impl Kernel {
                 atime: st.atime,
                 mtime: st.mtime,
                 ctime: st.ctime,
+                uid: st.uid,
+                gid: st.gid,
             },
-        );
-        // st_uid and st_gid.
-        bytes[28..32].copy_from_slice(&st.uid.to_le_bytes());
-        bytes[32..36].copy_from_slice(&st.gid.to_le_bytes());
-        Ok(bytes)
+        ))
     }
 
     /// One read of an open tmpfs file at its offset.
@@ -1323,12 +1321,17 @@ impl Kernel {
             },
             _ => (fd, path),
         };
+        let mode = mode as u32 & 0o7777;
         match self.store_target(pid, fd, path) {
             Some(Ok((full, ino))) => {
+                let mode = match self.chmod_allowed(pid, mode, || store_owner(&full, ino, true)) {
+                    Ok(m) => m,
+                    Err(e) => return err(e),
+                };
                 let head = lego_proto::storage::StoreRequest {
                     op: lego_proto::storage::OP_CHMOD,
                     ino,
-                    mode: mode as u32 & 0o7777,
+                    mode,
                     ..Default::default()
                 };
                 return self.store_change(head, &full);
@@ -1337,10 +1340,39 @@ impl Kernel {
             None => {}
         }
         let now = self.realtime_ns();
-        match self.tmp_target(pid, fd, path) {
-            Ok(ino) => val(self.tmp.chmod(ino, mode as u32, now).map(|_| 0)),
-            Err(e) => err(e),
+        let r = self.tmp_target(pid, fd, path).and_then(|ino| {
+            let owner = self.tmp.stat(ino).map(|st| (st.uid, st.gid));
+            let mode = self.chmod_allowed(pid, mode, || owner)?;
+            self.tmp.chmod(ino, mode, now)
+        });
+        val(r.map(|_| 0))
+    }
+
+    /// The mode a chmod by `pid` gives a file owned by `owner()` (asked only
+    /// of an unprivileged caller, since it may cost storage a round trip):
+    /// EPERM unless the caller owns it or has CAP_FOWNER, and without the
+    /// set-group-ID bit when the caller is not in the file's group and
+    /// lacks CAP_FSETID, as Linux's chmod.
+    fn chmod_allowed(
+        &self,
+        pid: Pid,
+        mode: u32,
+        owner: impl FnOnce() -> Result<(u32, u32), Errno>,
+    ) -> Result<u32, Errno> {
+        let p = self.procs.get(&pid).ok_or(ESRCH)?;
+        let (c, groups) = (&p.cred, &p.groups);
+        if c.capable(pmon::caps::FOWNER) && c.capable(pmon::caps::FSETID) {
+            return Ok(mode);
         }
+        let (uid, gid) = owner()?;
+        if uid != c.uid.fs && !c.capable(pmon::caps::FOWNER) {
+            return Err(EPERM);
+        }
+        let in_group = gid == c.gid.fs || groups.contains(&gid);
+        if !in_group && !c.capable(pmon::caps::FSETID) {
+            return Ok(mode & !0o2000);
+        }
+        Ok(mode)
     }
 
     /// fchmodat2: fchmodat with flags (glibc from 2.39 calls it). A
@@ -1380,10 +1412,10 @@ impl Kernel {
         self.sys_chmod(pid, dirfd, (!empty).then_some(path), mode)
     }
 
-    /// chown, fchown, lchown, fchownat: a tmpfs file keeps its owner and
-    /// group (-1 leaves one as it is); storage keeps none (its files are
-    /// root's, the change is checked and dropped); the host's files are
-    /// read-only. lchown and fchownat with AT_SYMLINK_NOFOLLOW name a
+    /// chown, fchown, lchown, fchownat: a file of the tmpfs or storage
+    /// keeps its owner and group (-1 leaves one as it is), changed as
+    /// Linux lets the caller ([`Self::chown_allowed`]); the host's files
+    /// are read-only. lchown and fchownat with AT_SYMLINK_NOFOLLOW name a
     /// symbolic link itself (cp -a and tar give a link its owner before its
     /// target exists); `flags` are fchownat's.
     pub(super) fn sys_chown(
@@ -1403,20 +1435,60 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => return err(e),
         };
+        let id = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
+        let (uid, gid) = (id(uid), id(gid));
         match self.store_target(pid, fd, path) {
-            Some(Ok((full, ino))) if full.is_empty() => {
-                return val(super::super::store::stat_ino(ino).map(|_| 0))
+            Some(Ok((full, ino))) => {
+                if let Err(e) =
+                    self.chown_allowed(pid, uid, gid, || store_owner(&full, ino, follow))
+                {
+                    return err(e);
+                }
+                let head = lego_proto::storage::StoreRequest {
+                    op: lego_proto::storage::OP_CHOWN,
+                    ino,
+                    flags: if follow {
+                        lego_proto::storage::FLAG_FOLLOW
+                    } else {
+                        0
+                    },
+                    offset: u64::from(uid.unwrap_or(u32::MAX)),
+                    len: u64::from(gid.unwrap_or(u32::MAX)),
+                    ..Default::default()
+                };
+                return self.store_change(head, &full);
             }
-            Some(Ok((full, _))) => return val(super::super::store::stat(&full, follow).map(|_| 0)),
             Some(Err(e)) => return err(e),
             None => {}
         }
-        let id = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
         let now = self.realtime_ns();
-        let r = self
-            .tmp_target_at(pid, fd, path, follow)
-            .and_then(|ino| self.tmp.chown(ino, id(uid), id(gid), now));
+        let r = self.tmp_target_at(pid, fd, path, follow).and_then(|ino| {
+            let owner = self.tmp.stat(ino).map(|st| (st.uid, st.gid));
+            self.chown_allowed(pid, uid, gid, || owner)?;
+            self.tmp.chown(ino, uid, gid, now)
+        });
         val(r.map(|_| 0))
+    }
+
+    /// EPERM unless `pid` may give a file owned by `owner()` the owner
+    /// `uid` and group `gid` ([`pmon::cred::Cred::may_chown`]); the owner
+    /// is asked only of a caller without CAP_CHOWN.
+    fn chown_allowed(
+        &self,
+        pid: Pid,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        owner: impl FnOnce() -> Result<(u32, u32), Errno>,
+    ) -> Result<(), Errno> {
+        let p = self.procs.get(&pid).ok_or(ESRCH)?;
+        if p.cred.capable(pmon::caps::CHOWN) {
+            return Ok(());
+        }
+        if p.cred.may_chown(&p.groups, owner()?, uid, gid) {
+            Ok(())
+        } else {
+            Err(EPERM)
+        }
     }
 
     /// None (the call names the descriptor) for an empty path with
@@ -1582,4 +1654,15 @@ impl Kernel {
         }
         Ok(())
     }
+}
+
+/// The owner and group of a storage file: of `path` (through a final link
+/// if `follow`), or of inode `ino` when the path is empty (a descriptor's).
+fn store_owner(path: &[u8], ino: u64, follow: bool) -> Result<(u32, u32), Errno> {
+    let st = if path.is_empty() {
+        super::super::store::stat_ino(ino)
+    } else {
+        super::super::store::stat(path, follow)
+    }?;
+    Ok((st.uid, st.gid))
 }
