@@ -5,7 +5,8 @@
  * Linux gives, and a ready descriptor added under a sleeping waiter; an
  * epoll instance watched by another (readable while it has events, in
  * poll too) and the loops and depths ELOOP refuses; EPOLLEXCLUSIVE's rules
- * and descriptors reused. */
+ * and descriptors reused; a socket watched before its non-blocking connect
+ * (as nginx's upstream connections) reports the connection. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +18,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -248,6 +251,39 @@ static void exclusive_and_reused(void) {
     close(ep);
 }
 
+/* nginx adds an upstream socket to its epoll instance (edge-triggered)
+ * before its non-blocking connect and waits for EPOLLOUT: Lego's watch
+ * stayed on the unconnected socket, and nginx's proxy hung. */
+static void watched_before_connect(int edge) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    listen(l, 4);
+    getsockname(l, (struct sockaddr *)&a, &len);
+    int ep = epoll_create1(0);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | (edge ? EPOLLET : 0),
+                             .data.fd = s};
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+    const char *how = edge ? "edge" : "level";
+    struct epoll_event out;
+    int n = epoll_wait(ep, &out, 1, 0);
+    printf("%s, unconnected socket: %d events %#x\n", how, n, n > 0 ? out.events : 0);
+    int r = connect(s, (struct sockaddr *)&a, sizeof a);
+    printf("%s, connect: %s\n", how, r ? strerror(errno) : "done");
+    n = epoll_wait(ep, &out, 1, 2000);
+    printf("%s, connected: %d events %#x\n", how, n, n > 0 ? out.events : 0);
+    int c = accept(l, NULL, NULL);
+    write(c, "x", 1);
+    n = epoll_wait(ep, &out, 1, 2000);
+    printf("%s, its peer wrote: %d events %#x\n", how, n, n > 0 ? out.events : 0);
+    close(c);
+    close(s);
+    close(l);
+    close(ep);
+}
+
 int main(void) {
     int p[2];
     pipe(p);
@@ -365,5 +401,7 @@ int main(void) {
     ready_when_added_wakes_a_waiter();
     nested();
     exclusive_and_reused();
+    watched_before_connect(1);
+    watched_before_connect(0);
     return 0;
 }

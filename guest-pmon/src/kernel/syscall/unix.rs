@@ -1161,7 +1161,8 @@ impl Kernel {
         }
         // What epoll watched on the socket, it watches on the connection.
         if let Ok(now) = self.file(pid, fd) {
-            let (from, to) = (Arc::as_ptr(f) as usize, Arc::as_ptr(&now) as usize);
+            // Interests know a file by its serial (as `fd_state` reports it).
+            let (from, to) = (f.serial as usize, now.serial as usize);
             for e in self.epolls.values_mut() {
                 e.rebind(fd as i32, from, to);
             }
