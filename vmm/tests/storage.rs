@@ -461,6 +461,28 @@ fn busybox_tools_and_programs_on_storage() {
         got.err
     );
 
+    // A link on storage to a program storage lacks runs the host's (a
+    // venv's bin/python3 is a link to /usr/bin/python3), through a chain
+    // of links and a relative one too; it was ENOENT.
+    let got = rack.run(
+        &[],
+        &[
+            bb,
+            "sh",
+            "-c",
+            "mkdir -p /venv/bin /venv/b2 && ln -s /bin/busybox /venv/bin/busybox \
+             && ln -s ../bin/busybox /venv/b2/busybox \
+             && /venv/bin/busybox echo direct && /venv/b2/busybox echo chained",
+        ],
+        b"",
+    );
+    assert_eq!(
+        (got.code, got.text().as_str()),
+        (0, "direct\nchained\n"),
+        "{}",
+        got.err
+    );
+
     // Hard links made by ln, kept by tar and cp -a, as on the host.
     let links = "mkdir -p $1 && cd $1 && echo abc > a && ln a b && ln -s a s && ln s s2 \
                  && tar cf t.tar a b s s2 && mkdir x && cd x && tar xf ../t.tar \

@@ -284,7 +284,17 @@ impl Kernel {
         if self.on_storage(path) && !on_host {
             match self.store_program(path, MAX_TMP_PROGRAM) {
                 Ok(bytes) => return Ok(ExecFile::Tmp(bytes)),
-                Err(ENOENT) => {}
+                Err(ENOENT) => {
+                    // A symbolic link on storage may lead to a program
+                    // storage lacks (a venv's bin/python3 is a link to
+                    // /usr/bin/python3): the name it leads to is looked
+                    // for in turn (that name has no links left on storage,
+                    // so this goes one level deep).
+                    let led = pmon::path::canonical(path, |p| self.store_readlink(p).ok());
+                    if led != path {
+                        return self.open_exec(&led, on_host);
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -709,7 +709,7 @@ impl Kernel {
         val(store::call(head, full, target, &[]).map(|_| 0))
     }
 
-    pub(super) fn store_readlink(&self, full: &[u8]) -> Result<Vec<u8>, Errno> {
+    pub(in crate::kernel) fn store_readlink(&self, full: &[u8]) -> Result<Vec<u8>, Errno> {
         store::on_path(sp::OP_READLINK, full, 0, 0).map(|a| a.data)
     }
 
