@@ -262,10 +262,14 @@ fn a_partitioned_memory_component_is_replaced_and_comes_back() {
     };
     let demo = bin_dir().join("lego-demo");
     let demo = demo.to_str().unwrap();
-    let host = Command::new(demo).args(["--mem", "96M"]).output().unwrap();
+    // 256 MiB, not 96: the managers see a run's memory at a heartbeat
+    // (500 ms), and on an idle host a 96 MiB run could end before the cut,
+    // leaving the processor nothing to ask of the cut component (3 of 4
+    // runs failed so here, the build before this change too).
+    let host = Command::new(demo).args(["--mem", "256M"]).output().unwrap();
     assert!(host.status.success());
     let run = Command::new(bin_dir().join("lego"))
-        .args(["run", demo, "--mem", "96M"])
+        .args(["run", demo, "--mem", "256M"])
         .env("LEGO_GLOBALS", globals)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
