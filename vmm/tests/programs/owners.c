@@ -9,21 +9,12 @@
  * refuses a data directory its user does not own, so these must hold on
  * storage as on a host's disk. Prints what it saw, to compare. */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <stdio.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-#define SHOW(what, expr)                                                     \
-    do {                                                                     \
-        errno = 0;                                                           \
-        long r_ = (long)(expr);                                              \
-        printf("%-36s %ld %s\n", what, r_, r_ < 0 ? strerror(errno) : "");   \
-    } while (0)
+#include "check.h"
 
 static void owner(const char *path)
 {
