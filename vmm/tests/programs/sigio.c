@@ -1,7 +1,8 @@
 /* O_ASYNC: SIGIO to a descriptor's owner when it becomes readable or
  * writable (fcntl F_SETFL and ioctl FIOASYNC, as nginx's master sets it on
  * the channel to each worker), F_SETSIG's siginfo (the reason, the band,
- * the descriptor), no signal without an owner or once the flag is off;
+ * the descriptor), no signal without an owner or once the flag is off,
+ * an owner and O_ASYNC set on a TCP socket before its connect;
  * and a program's title written over its arguments (setproctitle, as
  * nginx and PostgreSQL name their processes) read back from
  * /proc/self/cmdline. Prints what holds, so the host's and Lego's outputs
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -208,6 +210,32 @@ static void title(int argc, char **argv)
     }
 }
 
+/* The owner and O_ASYNC given to a socket before its connect stay
+ * (Lego's connect made the connection a new open file without them). */
+static void set_before_connect(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    listen(l, 4);
+    getsockname(l, (struct sockaddr *)&a, &len);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    fcntl(s, F_SETOWN, getpid());
+    fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_ASYNC);
+    printf("connect after F_SETOWN and O_ASYNC: %d\n", connect(s, (struct sockaddr *)&a, sizeof a));
+    printf("kept O_ASYNC %s, its owner %s\n", yes(fcntl(s, F_GETFL) & O_ASYNC),
+           yes(fcntl(s, F_GETOWN) == getpid()));
+    int c = accept(l, NULL, NULL);
+    int before = sigios;
+    write(c, "x", 1);
+    wait_for(before + 1);
+    printf("the peer's write: %s\n", yes(sigios > before));
+    close(c);
+    close(s);
+    close(l);
+}
+
 int main(int argc, char **argv)
 {
     /* Run again with a known environment, so that the title has the
@@ -233,6 +261,7 @@ int main(int argc, char **argv)
     pipes();
     setsig();
     socketpairs();
+    set_before_connect();
     title(argc, argv);
     return 0;
 }

@@ -1159,12 +1159,19 @@ impl Kernel {
             self.pipes.remove(&down);
             return err(e);
         }
-        // What epoll watched on the socket, it watches on the connection.
+        // What epoll watched on the socket, it watches on the connection;
+        // its owner, signal and O_ASYNC (set before the connect, as by
+        // F_SETOWN and F_SETFL) go with it too.
         if let Ok(now) = self.file(pid, fd) {
             // Interests know a file by its serial (as `fd_state` reports it).
             let (from, to) = (f.serial as usize, now.serial as usize);
             for e in self.epolls.values_mut() {
                 e.rebind(fd as i32, from, to);
+            }
+            now.owner.set(f.owner.get());
+            now.sig.set(f.sig.get());
+            if f.flags.get() & super::sigio::O_ASYNC != 0 {
+                self.set_async(&now, fd, true);
             }
         }
         // This socket is a connection now: it names nothing and takes
