@@ -309,6 +309,20 @@ impl FdTable {
             .map(|s| s.file))
     }
 
+    /// Every descriptor of `old` leads to `new` instead (a socket that
+    /// connected became a connection: its duplicates too), keeping their
+    /// close-on-exec flags; their numbers.
+    pub fn replace_file(&mut self, old: &Arc<OpenFile>, new: &Arc<OpenFile>) -> Vec<i64> {
+        let mut fds = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(s) = slot.as_mut().filter(|s| Arc::ptr_eq(&s.file, old)) {
+                s.file = new.clone();
+                fds.push(i as i64);
+            }
+        }
+        fds
+    }
+
     /// Removes `fd`; its open file (the caller drops the last reference's
     /// resources: a pipe end).
     pub fn close(&mut self, fd: i64) -> Result<Arc<OpenFile>, i64> {
@@ -379,6 +393,20 @@ mod tests {
         assert_eq!(t.install(f, false, 10), Ok(10));
         assert_eq!(t.close(99).err(), Some(EBADF));
         assert_eq!(t.get(-1).err(), Some(EBADF));
+    }
+
+    #[test]
+    fn a_replaced_file_is_replaced_at_every_descriptor() {
+        let mut t = FdTable::with_stdio(0);
+        let old = OpenFile::new(Kind::DevZero, O_RDONLY);
+        let fd = t.install(old.clone(), true, 0).unwrap();
+        let d = t.dup(fd, 10, false).unwrap();
+        let new = OpenFile::new(Kind::DevNull, O_RDWR);
+        assert_eq!(t.replace_file(&old, &new), vec![fd, d]);
+        assert!(Arc::ptr_eq(t.get(fd).unwrap(), &new) && Arc::ptr_eq(t.get(d).unwrap(), &new));
+        assert_eq!((t.cloexec(fd), t.cloexec(d)), (Ok(true), Ok(false)));
+        assert_eq!(t.get(0).unwrap().kind, Kind::Stdio(0, 0));
+        assert!(t.replace_file(&old, &new).is_empty());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 /* TCP on the loopback between processes: IPv4 and IPv6 listeners, a v4
  * client of a v6 server, the names each end sees, poll on a listener,
- * and the errors Linux gives. Ports are the ephemeral ones given. */
+ * a socket connected through one descriptor used through its duplicate
+ * and a forked child's copy, and the errors Linux gives. Ports are the
+ * ephemeral ones given. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -425,9 +427,52 @@ static void tcp_options(void)
     close(r[1]);
 }
 
+/* One open file: connected through `s`, the socket is connected through
+ * its duplicate and in a child forked before (Lego's connect changed `s`
+ * alone, and the child's read waited for ever). */
+static void connected_everywhere(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    listen(l, 4);
+    getsockname(l, (struct sockaddr *)&a, &len);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int d = dup(s);
+    int go[2];
+    pipe(go);
+    pid_t child = fork();
+    if (child == 0) {
+        char b[8];
+        read(go[0], b, 1);
+        ssize_t n = read(s, b, sizeof b);
+        printf("the child's copy reads %zd\n", n);
+        _exit(0);
+    }
+    SHOW("connect through one descriptor", connect(s, (struct sockaddr *)&a, sizeof a));
+    int c = accept(l, NULL, NULL);
+    SHOW("write through its duplicate", write(d, "hi", 2));
+    char b[8] = {0};
+    SHOW("the peer reads", read(c, b, sizeof b));
+    struct sockaddr_in p;
+    len = sizeof p;
+    SHOW("getpeername of the duplicate", getpeername(d, (struct sockaddr *)&p, &len));
+    write(c, "yo", 2);
+    write(go[1], "g", 1);
+    waitpid(child, NULL, 0);
+    close(c);
+    close(d);
+    close(s);
+    close(l);
+    close(go[0]);
+    close(go[1]);
+}
+
 int main(void)
 {
     setvbuf(stdout, 0, _IONBF, 0);
+    connected_everywhere();
     serve("IPv4", AF_INET, "127.0.0.1", AF_INET, "127.0.0.1");
     serve("IPv4 on the wildcard", AF_INET, "0.0.0.0", AF_INET, "127.0.0.1");
     serve("IPv6", AF_INET6, "::1", AF_INET6, "::1");

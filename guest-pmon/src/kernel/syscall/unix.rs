@@ -1150,29 +1150,31 @@ impl Kernel {
             O_RDWR | (f.flags.get() & O_NONBLOCK) | connecting,
         );
         let fd = a[0] as i32 as i64;
-        let replaced = self.proc_mut(pid).and_then(|p| {
-            let cloexec = p.fds.cloexec(fd)?;
-            p.fds.install_at(fd as usize, client, cloexec)
-        });
-        if let Err(e) = replaced {
+        // Every descriptor of the socket, in every process (dup, fork),
+        // leads to the connection, as Linux's one open file does.
+        let mut moved = Vec::new();
+        for p in self.procs.values_mut() {
+            moved.extend(p.fds.replace_file(f, &client));
+        }
+        if moved.is_empty() {
             self.pipes.remove(&up);
             self.pipes.remove(&down);
-            return err(e);
+            return err(EBADF);
         }
-        // What epoll watched on the socket, it watches on the connection;
+        // What epoll watched on the socket, it watches on the connection
+        // (interests know a file by its serial, as `fd_state` reports it);
         // its owner, signal and O_ASYNC (set before the connect, as by
         // F_SETOWN and F_SETFL) go with it too.
-        if let Ok(now) = self.file(pid, fd) {
-            // Interests know a file by its serial (as `fd_state` reports it).
-            let (from, to) = (f.serial as usize, now.serial as usize);
-            for e in self.epolls.values_mut() {
-                e.rebind(fd as i32, from, to);
+        let (from, to) = (f.serial as usize, client.serial as usize);
+        for e in self.epolls.values_mut() {
+            for &d in &moved {
+                e.rebind(d as i32, from, to);
             }
-            now.owner.set(f.owner.get());
-            now.sig.set(f.sig.get());
-            if f.flags.get() & super::sigio::O_ASYNC != 0 {
-                self.set_async(&now, fd, true);
-            }
+        }
+        client.owner.set(f.owner.get());
+        client.sig.set(f.sig.get());
+        if f.flags.get() & super::sigio::O_ASYNC != 0 {
+            self.set_async(&client, fd, true);
         }
         // This socket is a connection now: it names nothing and takes
         // no connections; its options go with it.
