@@ -1089,10 +1089,10 @@ impl<D: BlockDevice> Fs<D> {
 
     /// chown: `uid` and `gid` (None: unchanged) of `ino`. As Linux does,
     /// every chown (even one changing neither) clears the set-user-ID bit
-    /// of anything but a directory, and its set-group-ID bit when it is group-executable
-    /// (set-group-ID without it means mandatory locking, and stays).
-    /// Whether the caller may is the processor's to check: it knows the
-    /// caller's credentials.
+    /// of anything but a directory, and its set-group-ID bit when it is
+    /// group-executable (set-group-ID without it means mandatory locking,
+    /// and stays). Whether the caller may is the processor's to check: it
+    /// knows the caller's credentials.
     pub fn chown_ino(
         &mut self,
         ino: u64,
@@ -1116,18 +1116,6 @@ impl<D: BlockDevice> Fs<D> {
             time: now,
         };
         self.commit(&rec)
-    }
-
-    pub fn chown(
-        &mut self,
-        path: &[u8],
-        follow: bool,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        now: u64,
-    ) -> Result<(), Errno> {
-        let (_, _, ino) = self.found(path, follow)?;
-        self.chown_ino(ino, uid, gid, now)
     }
 
     pub fn set_times(
