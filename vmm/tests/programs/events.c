@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+
 static volatile sig_atomic_t chld;
 static void on_chld(int sig) { (void)sig; chld++; }
 
@@ -255,12 +257,8 @@ static void exclusive_and_reused(void) {
  * before its non-blocking connect and waits for EPOLLOUT: Lego's watch
  * stayed on the unconnected socket, and nginx's proxy hung. */
 static void watched_before_connect(int edge) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    bind(l, (struct sockaddr *)&a, sizeof a);
-    listen(l, 4);
-    getsockname(l, (struct sockaddr *)&a, &len);
+    struct sockaddr_in a;
+    int l = tcp_listener(&a);
     int ep = epoll_create1(0);
     int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | (edge ? EPOLLET : 0),

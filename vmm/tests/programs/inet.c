@@ -432,12 +432,9 @@ static void tcp_options(void)
  * alone, and the child's read waited for ever). */
 static void connected_everywhere(void)
 {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    bind(l, (struct sockaddr *)&a, sizeof a);
-    listen(l, 4);
-    getsockname(l, (struct sockaddr *)&a, &len);
+    struct sockaddr_in a;
+    int l = tcp_listener(&a);
+    socklen_t len;
     int s = socket(AF_INET, SOCK_STREAM, 0);
     int d = dup(s);
     int go[2];

@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
+
 static volatile sig_atomic_t sigios;
 static volatile sig_atomic_t rt_code, rt_fd, rt_band, rts;
 
@@ -214,12 +216,8 @@ static void title(int argc, char **argv)
  * (Lego's connect made the connection a new open file without them). */
 static void set_before_connect(void)
 {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    bind(l, (struct sockaddr *)&a, sizeof a);
-    listen(l, 4);
-    getsockname(l, (struct sockaddr *)&a, &len);
+    struct sockaddr_in a;
+    int l = tcp_listener(&a);
     int s = socket(AF_INET, SOCK_STREAM, 0);
     fcntl(s, F_SETOWN, getpid());
     fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_ASYNC);
