@@ -289,8 +289,17 @@ impl Kernel {
                     // storage lacks (a venv's bin/python3 is a link to
                     // /usr/bin/python3): the name it leads to is looked
                     // for in turn (that name has no links left on storage,
-                    // so this goes one level deep).
-                    let led = pmon::path::canonical(path, |p| self.store_readlink(p).ok());
+                    // so this goes one level deep). One look at the name
+                    // first: a host program storage simply lacks (every
+                    // `sh -c` command's, often) would otherwise pay a
+                    // round trip per component of its path.
+                    let link = super::store::stat(path, false)
+                        .is_ok_and(|st| st.mode & 0o170000 == 0o120000);
+                    let led = if link {
+                        pmon::path::canonical(path, |p| self.store_readlink(p).ok())
+                    } else {
+                        path.to_vec()
+                    };
                     if led != path {
                         return self.open_exec(&led, on_host);
                     }
