@@ -38,6 +38,16 @@ impl Cycle {
         }
         None
     }
+
+    /// The id handed out last: the one before the next to try (the range's
+    /// last before any was).
+    pub fn last(&self) -> u32 {
+        match self.next {
+            n if n > self.first => n - 1,
+            _ if self.limit > self.first => self.limit - 1,
+            _ => 0,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -50,6 +60,10 @@ mod tests {
         let mut c = Cycle::new(2, 6);
         let got: Vec<u32> = (0..6).filter_map(|_| c.take(|_| false)).collect();
         assert_eq!(got, [2, 3, 4, 5, 2, 3]);
+        assert_eq!(c.last(), 3);
+        let mut w = Cycle::new(2, 6);
+        let got: Vec<u32> = (0..4).filter_map(|_| w.take(|_| false)).collect();
+        assert_eq!((got.last().copied(), w.last()), (Some(5), 5));
     }
 
     #[test]

@@ -291,8 +291,10 @@ pub enum Name {
     /// vCPUs' idle time ([`crate::procfs::uptime`]), on the clock
     /// CLOCK_BOOTTIME and /proc/PID/stat's start times go by.
     Uptime,
-    /// /proc/stat: the host's, its boot time the monitor's
-    /// ([`crate::procfs::stat_file`]), so ps's start times are right.
+    /// /proc/loadavg, the processor's load average.
+    LoadAvg,
+    /// /proc/stat: the processor's vCPUs' times and counts, and its boot
+    /// time ([`crate::procfs::stat_file`]), so ps's start times are right.
     Stat,
     /// /proc/cpuinfo: the host's, cut to the vCPUs ([`crate::procfs::cpuinfo`]).
     CpuInfo,
@@ -399,6 +401,7 @@ impl Name {
                 | Name::CpuList
                 | Name::MemInfo
                 | Name::Uptime
+                | Name::LoadAvg
                 | Name::Stat
                 | Name::CpuInfo
                 | Name::Mounts
@@ -441,6 +444,7 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         | b"/sys/devices/system/cpu/present" => return Name::CpuList,
         b"/proc/meminfo" => return Name::MemInfo,
         b"/proc/uptime" => return Name::Uptime,
+        b"/proc/loadavg" => return Name::LoadAvg,
         b"/proc/stat" => return Name::Stat,
         b"/proc/cpuinfo" => return Name::CpuInfo,
         b"/proc/mounts" => return Name::Mounts,
@@ -862,6 +866,7 @@ mod tests {
         assert_eq!(name(b"/sys/devices/system/cpu/online", 5), Name::CpuList);
         assert_eq!(name(b"/proc/meminfo", 5), Name::MemInfo);
         assert_eq!(name(b"/proc/uptime", 5), Name::Uptime);
+        assert_eq!(name(b"/proc/loadavg", 5), Name::LoadAvg);
         assert_eq!(name(b"/proc/stat", 5), Name::Stat);
         assert_eq!(name(b"/proc/5/stat", 5), Name::Proc(5, ProcFile::Stat));
         assert_eq!(name(b"/proc/cpuinfo", 5), Name::CpuInfo);

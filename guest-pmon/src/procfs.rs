@@ -195,19 +195,148 @@ pub fn uptime(up_ns: u64, idle_ns: u64) -> Vec<u8> {
     alloc::format!("{} {}\n", cs(up_ns), cs(idle_ns)).into_bytes()
 }
 
-/// /proc/stat: the host's, with its `btime` line (the boot's wall-clock
-/// second) the processor's `btime`, which with a process's start time
-/// (ticks since that boot) gives when it started.
-pub fn stat_file(host: &[u8], btime: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(host.len());
-    for line in host.split_inclusive(|&c| c == b'\n') {
-        if line.starts_with(b"btime ") {
-            out.extend_from_slice(alloc::format!("btime {btime}\n").as_bytes());
-        } else {
-            out.extend_from_slice(line);
+/// One vCPU's times for /proc/stat, in ns since boot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Running user code.
+    pub user_ns: u64,
+    /// Waiting in the VMM for work.
+    pub idle_ns: u64,
+    /// Since boot: what is neither is the monitor's (system time).
+    pub up_ns: u64,
+}
+
+/// What /proc/stat says beyond the vCPUs' times.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatCounts {
+    /// The boot's wall-clock second, which with a process's start time
+    /// (ticks since that boot) gives when it started.
+    pub btime: u64,
+    /// Context switches since boot.
+    pub ctxt: u64,
+    /// Processes and threads made since boot (Linux's `processes`).
+    pub forks: u64,
+    /// Threads runnable or running now.
+    pub running: u64,
+}
+
+/// /proc/stat: the processor's own, one `cpuN` line per vCPU as
+/// /proc/cpuinfo and sysconf count them (libuv's `os.cpus()`, psutil and
+/// `top` count the lines), in USER_HZ ticks; user time is what its
+/// threads ran, idle what its vCPUs waited, the rest system. The monitor
+/// keeps no interrupt, soft-interrupt or I/O-wait counts: those are 0.
+pub fn stat_file(cpus: &[CpuTimes], c: &StatCounts) -> Vec<u8> {
+    let ticks = |ns: u64| ns / 10_000_000;
+    let line = |out: &mut String, name: &str, user: u64, idle: u64, up: u64| {
+        let system = up.saturating_sub(user).saturating_sub(idle);
+        let _ = writeln!(
+            out,
+            "{name} {} 0 {} {} 0 0 0 0 0 0",
+            ticks(user),
+            ticks(system),
+            ticks(idle)
+        );
+    };
+    let mut out = String::new();
+    let sum = |f: fn(&CpuTimes) -> u64| cpus.iter().map(f).sum::<u64>();
+    line(
+        &mut out,
+        "cpu ",
+        sum(|t| t.user_ns),
+        sum(|t| t.idle_ns),
+        sum(|t| t.up_ns),
+    );
+    for (i, t) in cpus.iter().enumerate() {
+        line(
+            &mut out,
+            &alloc::format!("cpu{i}"),
+            t.user_ns,
+            t.idle_ns,
+            t.up_ns,
+        );
+    }
+    let _ = write!(
+        out,
+        "intr 0\nctxt {}\nbtime {}\nprocesses {}\nprocs_running {}\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n",
+        c.ctxt, c.btime, c.forks, c.running
+    );
+    out.into_bytes()
+}
+
+/// The load average, as Linux keeps it: every 5 s each of the 1, 5 and
+/// 15 minute averages moves toward the number of threads running or
+/// runnable, in fixed point with 11 fraction bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadAvg {
+    avg: [u64; 3],
+    /// When the next sample is due, in ns since boot.
+    next_ns: u64,
+}
+
+const FSHIFT: u32 = 11;
+const FIXED_1: u64 = 1 << FSHIFT;
+/// 1/exp(5 s / 1 min), 1/exp(5 s / 5 min), 1/exp(5 s / 15 min), fixed point.
+const LOAD_EXP: [u64; 3] = [1884, 2014, 2037];
+const LOAD_PERIOD_NS: u64 = 5_000_000_000;
+
+impl LoadAvg {
+    /// Whether a sample is due at `now_ns` (the caller then counts the
+    /// threads running and calls [`LoadAvg::sample`]).
+    pub fn due(&self, now_ns: u64) -> bool {
+        now_ns >= self.next_ns
+    }
+
+    /// Takes the samples due up to `now_ns`, each seeing `active` threads
+    /// (the count since the last one: callers sample at every scheduling
+    /// decision, so it held).
+    pub fn sample(&mut self, now_ns: u64, active: u64) {
+        if self.next_ns == 0 {
+            self.next_ns = LOAD_PERIOD_NS;
+        }
+        let mut due = 0u64;
+        while now_ns >= self.next_ns && due < 1000 {
+            due += 1;
+            self.next_ns += LOAD_PERIOD_NS;
+        }
+        if now_ns >= self.next_ns {
+            // Over an hour and a half without a sample: every average has
+            // settled on the count.
+            self.next_ns = now_ns - now_ns % LOAD_PERIOD_NS + LOAD_PERIOD_NS;
+        }
+        let active = active * FIXED_1;
+        for _ in 0..due {
+            for (avg, exp) in self.avg.iter_mut().zip(LOAD_EXP) {
+                let mut new = *avg * exp + active * (FIXED_1 - exp);
+                if active >= *avg {
+                    new += FIXED_1 - 1;
+                }
+                *avg = new / FIXED_1;
+            }
         }
     }
-    out
+
+    /// The three averages as sysinfo's `loads` give them (16 fraction bits).
+    pub fn loads(&self) -> [u64; 3] {
+        self.avg.map(|a| a << (16 - FSHIFT))
+    }
+
+    /// /proc/loadavg: the averages to two decimals, the threads running
+    /// now over all threads, and the last id given.
+    pub fn text(&self, running: u64, threads: u64, last_id: u32) -> Vec<u8> {
+        let mut out = String::new();
+        for a in self.avg {
+            // Linux rounds to the nearest hundredth.
+            let a = a + FIXED_1 / 200;
+            let _ = write!(
+                out,
+                "{}.{:02} ",
+                a >> FSHIFT,
+                ((a & (FIXED_1 - 1)) * 100) >> FSHIFT
+            );
+        }
+        let _ = writeln!(out, "{running}/{threads} {last_id}");
+        out.into_bytes()
+    }
 }
 
 /// /proc/mounts (and /proc/self/mounts): the host's mount table, with
@@ -720,13 +849,67 @@ mod tests {
     fn uptime_and_boot_time_are_the_processors() {
         assert_eq!(uptime(3_456_789_000, 120_000_000), b"3.45 0.12\n");
         assert_eq!(uptime(0, 0), b"0.00 0.00\n");
-        let host = b"cpu  1 2 3 4\nintr 5\nbtime 1700000000\nprocesses 9\n";
-        let got = stat_file(host, 1800000123);
+        // Two vCPUs, one busy a second of its 4 (half of it user), one
+        // idle all along but 10 ms.
+        let cpus = [
+            CpuTimes {
+                user_ns: 500_000_000,
+                idle_ns: 3_000_000_000,
+                up_ns: 4_000_000_000,
+            },
+            CpuTimes {
+                user_ns: 0,
+                idle_ns: 3_990_000_000,
+                up_ns: 4_000_000_000,
+            },
+        ];
+        let counts = StatCounts {
+            btime: 1800000123,
+            ctxt: 77,
+            forks: 9,
+            running: 1,
+        };
+        let got = String::from_utf8(stat_file(&cpus, &counts)).unwrap();
         assert_eq!(
             got,
-            b"cpu  1 2 3 4\nintr 5\nbtime 1800000123\nprocesses 9\n"
+            "cpu  50 0 51 699 0 0 0 0 0 0\n\
+             cpu0 50 0 50 300 0 0 0 0 0 0\n\
+             cpu1 0 0 1 399 0 0 0 0 0 0\n\
+             intr 0\nctxt 77\nbtime 1800000123\nprocesses 9\nprocs_running 1\n\
+             procs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n"
         );
-        assert_eq!(stat_file(b"cpu  1\n", 7), b"cpu  1\n");
+        // A clock read before the idle time was added never underflows.
+        let odd = [CpuTimes {
+            user_ns: 5,
+            idle_ns: 9,
+            up_ns: 3,
+        }];
+        assert!(String::from_utf8(stat_file(&odd, &counts))
+            .unwrap()
+            .starts_with("cpu  0 0 0 0 "));
+    }
+
+    #[test]
+    fn load_average_moves_as_linuxs() {
+        let mut l = LoadAvg::default();
+        assert_eq!(l.text(1, 3, 42), b"0.00 0.00 0.00 1/3 42\n");
+        assert!(l.due(0));
+        l.sample(4_999_999_999, 1);
+        assert_eq!(l.text(1, 3, 42), b"0.00 0.00 0.00 1/3 42\n");
+        assert!(!l.due(4_999_999_999));
+        // One busy thread for a minute: the 1-minute average reaches
+        // 1 - 1/e, the others less.
+        l.sample(60_000_000_000, 1);
+        let t = String::from_utf8(l.text(1, 3, 42)).unwrap();
+        assert!(t.starts_with("0.63 0.18 0.06 "), "{t}");
+        // Idle for long: they fall back to zero, without a sample per period.
+        l.sample(100_000_000_000_000, 0);
+        assert_eq!(l.text(0, 1, 9), b"0.00 0.00 0.00 0/1 9\n");
+        assert!(!l.due(100_000_000_000_000));
+        // Two threads for hours: 2.00 each, and sysinfo's scale.
+        l.sample(200_000_000_000_000, 2);
+        assert_eq!(l.text(2, 2, 9), b"2.00 2.00 2.00 2/2 9\n");
+        assert_eq!(l.loads(), [2 << 16; 3]);
     }
 
     #[test]

@@ -182,6 +182,7 @@ impl Kernel {
                 home,
             },
         );
+        self.forks += 1;
         self.threads.insert(
             pid,
             Thread {

@@ -310,6 +310,12 @@ struct Cpu {
     idle: bool,
     /// Time spent idle (waiting in the VMM for work), for /proc/uptime.
     idle_ns: u64,
+    /// TSC cycles its threads ran in user mode, for /proc/stat.
+    user_cycles: u64,
+    /// The thread it ran last (None: it idled since), and how many times
+    /// it went to another or to idle: /proc/stat's `ctxt`.
+    last: Option<Tid>,
+    switches: u64,
 }
 
 impl Cpu {
@@ -373,6 +379,10 @@ pub struct Kernel {
     free_slots: Vec<u32>,
     /// Process and thread ids.
     ids: Cycle,
+    /// Processes and threads made since boot (/proc/stat's `processes`).
+    forks: u64,
+    /// /proc/loadavg and sysinfo's loads, sampled as the vCPUs schedule.
+    load: pmon::procfs::LoadAvg,
     /// Address-space ids (`pid_base | id` at the memory components).
     space_ids: Cycle,
     /// The node and domain names uname gives (sethostname,
@@ -566,6 +576,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         retired: Vec::new(),
         free_slots: (0..window.slots() as u32).rev().collect(),
         ids: Cycle::new(FIRST_ID, ID_LIMIT),
+        forks: 0,
+        load: pmon::procfs::LoadAvg::default(),
         space_ids: Cycle::new(1, ID_LIMIT),
         uts_names: BTreeMap::new(),
         pipes: BTreeMap::new(),
@@ -585,6 +597,9 @@ pub fn start(boot: &'static BootInfo) -> ! {
                 current: None,
                 idle: false,
                 idle_ns: 0,
+                user_cycles: 0,
+                last: None,
+                switches: 0,
             })
             .collect(),
         rng: <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed),
@@ -744,6 +759,9 @@ fn cpu_loop(cpu: u32) -> ! {
                     let c = &mut k.cpus[cpu as usize];
                     c.idle = false;
                     c.idle_ns += waited;
+                    if c.last.take().is_some() {
+                        c.switches += 1;
+                    }
                 });
             }
         }
@@ -887,6 +905,7 @@ impl Kernel {
     fn pick(&mut self, cpu: u32) -> Option<(Tid, Box<UserContext>)> {
         self.quiesce(cpu);
         self.expire_timers();
+        self.sample_load(false);
         while let Some(tid) = self.runq.pop_front() {
             let Some(t) = self.threads.get(&tid) else {
                 continue;
@@ -1015,6 +1034,29 @@ impl Kernel {
     fn release_space(&mut self, mut space: Space) {
         self.free_slots.push(space.slot);
         space.release();
+    }
+
+    /// Threads running or runnable: those in user mode on a vCPU, those
+    /// queued (the queue may hold threads that since slept), and the
+    /// thread whose system call asks (`caller`), which is neither.
+    fn running_threads(&self, caller: bool) -> u64 {
+        let queued = self.runq.iter().filter(|t| {
+            self.threads
+                .get(t)
+                .is_some_and(|t| t.state == State::Runnable)
+        });
+        let on_cpu = self.cpus.iter().filter(|c| c.current.is_some()).count();
+        (on_cpu + queued.count()) as u64 + u64::from(caller)
+    }
+
+    /// Takes the load average's samples due by now (`caller`: asked by a
+    /// thread's system call, which counts as running).
+    fn sample_load(&mut self, caller: bool) {
+        let now = self.now_ns();
+        if self.load.due(now) {
+            let running = self.running_threads(caller);
+            self.load.sample(now, running);
+        }
     }
 
     /// How long an idle vCPU may sleep, and whether stdin wakes it.
@@ -1213,7 +1255,12 @@ impl Kernel {
     /// A thread came back from user mode.
     /// `ran`: TSC cycles it spent in user mode.
     fn trap(&mut self, cpu: u32, tid: Tid, ctx: Box<UserContext>, ran: u64) {
-        self.cpus[cpu as usize].current = None;
+        let c = &mut self.cpus[cpu as usize];
+        c.current = None;
+        c.user_cycles += ran;
+        if c.last.replace(tid) != Some(tid) {
+            c.switches += 1;
+        }
         self.quiesce(cpu);
         // Page tables of the loaded space changed while this vCPU ran or
         // waited for the lock (shared memory): reload them before the

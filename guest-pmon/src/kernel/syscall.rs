@@ -3148,19 +3148,37 @@ impl Kernel {
                         Ok((total, free)) => pmon::procfs::meminfo(total, free),
                         Err(e) => return err(e),
                     },
+                    Name::LoadAvg => {
+                        let running = self.running_threads(true);
+                        self.sample_load(true);
+                        let last = self.ids.last();
+                        self.load.text(running, self.threads.len() as u64, last)
+                    }
                     Name::Uptime => {
                         let idle = self.cpus.iter().map(|c| c.idle_ns).sum();
                         pmon::procfs::uptime(self.now_ns(), idle)
                     }
-                    Name::Stat => match host::slurp(b"/proc/stat", 1 << 22) {
-                        Ok(text) => {
+                    Name::Stat => {
+                        let up_ns = self.now_ns();
+                        let cpus: Vec<_> = self
+                            .cpus
+                            .iter()
+                            .map(|c| pmon::procfs::CpuTimes {
+                                user_ns: self.cycles_ns(c.user_cycles),
+                                idle_ns: c.idle_ns,
+                                up_ns,
+                            })
+                            .collect();
+                        let running = self.running_threads(true);
+                        let counts = pmon::procfs::StatCounts {
                             // Rounded once, so that it does not move.
-                            let btime =
-                                self.realtime_ns().saturating_sub(self.now_ns()) / 1_000_000_000;
-                            pmon::procfs::stat_file(&text, btime)
-                        }
-                        Err(e) => return err(e),
-                    },
+                            btime: self.realtime_ns().saturating_sub(up_ns) / 1_000_000_000,
+                            ctxt: self.cpus.iter().map(|c| c.switches).sum(),
+                            forks: self.forks,
+                            running,
+                        };
+                        pmon::procfs::stat_file(&cpus, &counts)
+                    }
                     Name::CpuInfo => match host::slurp(b"/proc/cpuinfo", 1 << 22) {
                         Ok(text) => pmon::procfs::cpuinfo(&text, self.cpus.len() as u32),
                         Err(e) => return err(e),
@@ -3300,6 +3318,7 @@ impl Kernel {
             | Name::CpuList
             | Name::MemInfo
             | Name::Uptime
+            | Name::LoadAvg
             | Name::Stat
             | Name::CpuInfo
             | Name::Mounts
@@ -3459,6 +3478,7 @@ impl Kernel {
             | Name::CpuList
             | Name::MemInfo
             | Name::Uptime
+            | Name::LoadAvg
             | Name::Stat
             | Name::CpuInfo
             | Name::Mounts
@@ -4689,6 +4709,10 @@ impl Kernel {
         };
         s[32..40].copy_from_slice(&total.to_le_bytes());
         s[40..48].copy_from_slice(&free.to_le_bytes());
+        self.sample_load(true);
+        for (i, l) in self.load.loads().into_iter().enumerate() {
+            s[8 + 8 * i..16 + 8 * i].copy_from_slice(&l.to_le_bytes());
+        }
         s[80..82].copy_from_slice(&(self.procs.len() as u16).to_le_bytes());
         s[104..108].copy_from_slice(&1u32.to_le_bytes());
         val(self
@@ -5514,6 +5538,7 @@ impl Kernel {
             new
         };
         let _ = (CLONE_FS, CLONE_FILES);
+        self.forks += 1;
         self.threads.insert(
             new,
             Thread {

@@ -242,6 +242,25 @@ static void clocks(void)
     long long started = btime + (long long)(start / sysconf(_SC_CLK_TCK));
     long long now = time(0);
     printf("start time: btime and the start ticks give now %s\n", yes(started >= now - 3 && started <= now + 1));
+    /* One cpuN line per CPU sysconf counts (libuv's os.cpus() and psutil
+     * count the lines), the reader among the running, and a fork counted.
+     * (slurp's buffer is one: read again.) */
+    st = slurp("/proc/stat", &n);
+    int lines = 0;
+    for (char *l = st; l && (l = strstr(l, "\ncpu")); l++)
+        lines++;
+    printf("stat: a cpu line per online cpu %s\n", yes(lines == sysconf(_SC_NPROCESSORS_ONLN)));
+    char *r = st ? strstr(st, "\nprocs_running ") : 0;
+    printf("stat: the reader runs %s\n", yes(r && atoi(r + 15) >= 1));
+    char *p = st ? strstr(st, "\nprocesses ") : 0;
+    long long forks = p ? atoll(p + 11) : -1;
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    waitpid(child, 0, 0);
+    st = slurp("/proc/stat", &n);
+    p = st ? strstr(st, "\nprocesses ") : 0;
+    printf("stat: a fork counted %s\n", yes(p && atoll(p + 11) > forks && forks > 0));
 }
 
 static pthread_barrier_t named, done;
