@@ -37,6 +37,7 @@ pub mod scoped;
 pub mod script;
 pub mod signal;
 pub mod sockbuf;
+pub mod sockopt;
 pub mod stack;
 pub mod sysno;
 pub mod sysv;

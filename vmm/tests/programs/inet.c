@@ -321,6 +321,67 @@ static int opt(int s, int level, int name)
 
 /* TCP's options as Linux keeps them, TCP_INFO, and sendmmsg/recvmmsg on
  * a connection. */
+/* IP-level options and the socket-level ones Linux has as it answers
+ * them: sshd drops a connection whose IP_OPTIONS are not empty (they read
+ * as 4 zero bytes), an option Linux lacks is ENOPROTOOPT, a buffer shorter
+ * than an int gets one byte, never four. */
+static void ip_options(void)
+{
+    printf("IP options:\n");
+    struct sockaddr_in in = { AF_INET, 0, { htonl(INADDR_LOOPBACK) } };
+    int l = tcp_listener(&in);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    unsigned char b[48];
+    socklen_t n = sizeof b;
+    SHOW("  IP_MTU unconnected", getsockopt(c, IPPROTO_IP, IP_MTU, b, &n));
+    connect(c, (void *)&in, sizeof in);
+    int a = accept(l, 0, 0);
+    n = sizeof b;
+    SHOW("  IP_OPTIONS of an accepted socket", getsockopt(a, IPPROTO_IP, IP_OPTIONS, b, &n));
+    printf("  length %u\n", n);
+    printf("  IP_TTL %d, IP_MULTICAST_TTL %d, IP_MULTICAST_LOOP %d\n", opt(c, IPPROTO_IP, IP_TTL),
+           opt(c, IPPROTO_IP, IP_MULTICAST_TTL), opt(c, IPPROTO_IP, IP_MULTICAST_LOOP));
+    unsigned char one[4] = { 0xee, 0xee, 0xee, 0xee };
+    n = 1;
+    getsockopt(c, IPPROTO_IP, IP_TTL, one, &n);
+    printf("  IP_TTL into one byte: length %u, %d %#x\n", n, one[0], one[1]);
+    int v = 0;
+    SHOW("  IP_TTL 0", setsockopt(c, IPPROTO_IP, IP_TTL, &v, sizeof v));
+    v = 9;
+    setsockopt(c, IPPROTO_IP, IP_TTL, &v, sizeof v);
+    printf("  IP_TTL 9 read back %d\n", opt(c, IPPROTO_IP, IP_TTL));
+    v = -1;
+    setsockopt(c, IPPROTO_IP, IP_TTL, &v, sizeof v);
+    printf("  IP_TTL -1 read back %d\n", opt(c, IPPROTO_IP, IP_TTL));
+    SHOW("  IP_OPTIONS a no-op", setsockopt(c, IPPROTO_IP, IP_OPTIONS, "\x01\x01\x01", 3));
+    n = sizeof b;
+    getsockopt(c, IPPROTO_IP, IP_OPTIONS, b, &n);
+    printf("  read back length %u: %d %d %d %d\n", n, b[0], b[1], b[2], b[3]);
+    n = sizeof b;
+    SHOW("  an IP option Linux lacks", getsockopt(c, IPPROTO_IP, 9999, b, &n));
+    n = sizeof b;
+    SHOW("  a TCP option Linux lacks", getsockopt(c, IPPROTO_TCP, 9999, b, &n));
+    n = sizeof b;
+    SHOW("  IPv6's level of an IPv4 socket", getsockopt(c, IPPROTO_IPV6, IPV6_UNICAST_HOPS, b, &n));
+    SHOW("  SO_BINDTODEVICE lo", setsockopt(c, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3));
+    SHOW("  SO_BINDTODEVICE nosuch0", setsockopt(c, SOL_SOCKET, SO_BINDTODEVICE, "nosuch0", 8));
+    char dev[16] = "";
+    n = sizeof dev;
+    getsockopt(c, SOL_SOCKET, SO_BINDTODEVICE, dev, &n);
+    printf("  bound to [%s] length %u\n", dev, n);
+    unsigned long long k1 = 0, k2 = 0;
+    n = sizeof k1;
+    getsockopt(c, SOL_SOCKET, SO_COOKIE, &k1, &n);
+    n = sizeof k2;
+    getsockopt(a, SOL_SOCKET, SO_COOKIE, &k2, &n);
+    printf("  SO_COOKIE: set and apart %s\n", k1 && k2 && k1 != k2 ? "yes" : "no");
+    n = sizeof b;
+    SHOW("  SO_PASSCRED of a TCP socket", getsockopt(c, SOL_SOCKET, SO_PASSCRED, b, &n));
+    close(a);
+    close(c);
+    close(l);
+}
+
 static void tcp_options(void)
 {
     printf("TCP options:\n");
@@ -478,6 +539,7 @@ int main(void)
     loopbacks_apart();
     proc_net();
     tcp_options();
+    ip_options();
 
     printf("errors:\n");
     int s = socket(AF_INET, SOCK_STREAM, 0);

@@ -221,11 +221,7 @@ impl Kernel {
                         Proto::Udp => IPPROTO_UDP,
                     },
                 };
-                let r = self.space_mut(pid).and_then(|s| {
-                    uaccess::write_u32(s, a[3], v)?;
-                    uaccess::write_u32(s, a[4], 4)
-                });
-                val(r.map(|_| 0))
+                self.put_int_option(pid, a, v as i32)
             }
             // UDP-Lite's checksum coverage (ENOPROTOOPT for UDP), at
             // SOL_UDPLITE or SOL_UDP, as Linux takes it.
@@ -246,12 +242,10 @@ impl Kernel {
                 if matches!(a[1], IPPROTO_UDPLITE | 17)
                     && matches!(a[2], dgram::UDPLITE_SEND_CSCOV | dgram::UDPLITE_RECV_CSCOV) =>
             {
-                let r = self.dgrams.coverage(id, a[2]).and_then(|v| {
-                    let s = self.space_mut(pid)?;
-                    uaccess::write_u32(s, a[3], v as u32)?;
-                    uaccess::write_u32(s, a[4], 4)
-                });
-                val(r.map(|_| 0))
+                match self.dgrams.coverage(id, a[2]) {
+                    Ok(v) => self.put_int_option(pid, a, v as i32),
+                    Err(e) => err(e),
+                }
             }
             // A raw ICMP socket's filter of types (a set bit drops one);
             // shorter than the filter, the rest pass, as Linux copies it.

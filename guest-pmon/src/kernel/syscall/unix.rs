@@ -65,8 +65,9 @@ const TCP_NODELAY: u64 = 1;
 /// SOL_SOCKET options whose value is kept and read back: SO_REUSEADDR,
 /// SO_BROADCAST, SO_KEEPALIVE, SO_OOBINLINE, SO_PRIORITY, SO_REUSEPORT,
 /// SO_PASSCRED, SO_RCVLOWAT, SO_SNDLOWAT.
-const KEPT_OPTIONS: [u64; 9] = [
+const KEPT_OPTIONS: [u64; 13] = [
     2,
+    SO_DONTROUTE,
     6,
     9,
     SO_OOBINLINE,
@@ -75,7 +76,20 @@ const KEPT_OPTIONS: [u64; 9] = [
     SO_PASSCRED,
     SO_RCVLOWAT,
     SO_SNDLOWAT,
+    SO_MARK,
+    SO_BUSY_POLL,
+    SO_INCOMING_CPU,
 ];
+const SO_DONTROUTE: u64 = 5;
+const SO_BINDTODEVICE: u64 = 25;
+const SO_MARK: u64 = 36;
+const SO_PEEK_OFF: u64 = 42;
+const SO_BUSY_POLL: u64 = 46;
+const SO_MAX_PACING_RATE: u64 = 47;
+const SO_INCOMING_CPU: u64 = 49;
+const SO_COOKIE: u64 = 57;
+const SO_PASSPIDFD: u64 = 76;
+const ENODEV: Errno = 19;
 const SO_PEERCRED: u64 = 17;
 const SO_OOBINLINE: u64 = 10;
 pub(super) const MSG_OOB: u64 = 1;
@@ -471,9 +485,38 @@ impl Kernel {
         if a[1] == SOL_SOCKET && matches!(a[2], SO_SNDBUF | SO_RCVBUF) && sock.ty == SOCK_STREAM {
             return self.buffer_option(pid, n, a, sock);
         }
+        if a[1] == SOL_SOCKET {
+            if let Some(r) = self.device_option(pid, n, a, &sock) {
+                return r;
+            }
+        }
         if a[1] == IPPROTO_TCP && inet.is_some() && sock.ty == SOCK_STREAM {
             if let Some(r) = self.tcp_option(pid, n, a, &sock) {
                 return r;
+            }
+        }
+        if let (Some(v6), false) = (inet, a[1] == SOL_SOCKET) {
+            use pmon::sockopt::Opt;
+            let s = pmon::sockopt::Inet {
+                v6,
+                stream: sock.ty == SOCK_STREAM,
+            };
+            match pmon::sockopt::inet(s, a[1], a[2], n == nr::SETSOCKOPT) {
+                Err(e) => return err(e),
+                Ok(Opt::IpOptions) => return self.ip_options_option(pid, n, a, sock.key),
+                Ok(Opt::Mtu) if n == nr::SETSOCKOPT => return err(ENOPROTOOPT),
+                Ok(Opt::Mtu) => {
+                    let connected = sock.sends_into.is_some()
+                        || (sock.ty != SOCK_STREAM && self.dgrams.peer_of(sock.key).is_some());
+                    if !connected {
+                        return err(ENOTCONN);
+                    }
+                    return self.put_int_option(pid, a, pmon::sockopt::LOOPBACK_MTU);
+                }
+                Ok(Opt::Int { default, rule }) => {
+                    return self.int_option(pid, n, a, sock.key, default, rule)
+                }
+                Ok(Opt::Other) => {}
             }
         }
         let kept = a[1] != SOL_SOCKET || KEPT_OPTIONS.contains(&a[2]);
@@ -490,7 +533,7 @@ impl Kernel {
             };
             let v: u64 = match (a[1], a[2]) {
                 (SOL_SOCKET, SO_RCVLOWAT) => v.clamp(1, i32::MAX as u32) as u64,
-                (SOL_SOCKET, SO_PRIORITY) => v as u64,
+                (SOL_SOCKET, SO_PRIORITY | SO_MARK | SO_BUSY_POLL | SO_INCOMING_CPU) => v as u64,
                 (SOL_SOCKET, _) | (IPPROTO_TCP, TCP_NODELAY) => (v != 0) as u64,
                 _ => v as u64,
             };
@@ -506,6 +549,9 @@ impl Kernel {
         if kept {
             let default = match (a[1], a[2]) {
                 (SOL_SOCKET, SO_RCVLOWAT | SO_SNDLOWAT) => 1,
+                // The CPU that took its last packet: none yet, or this
+                // processor's first.
+                (SOL_SOCKET, SO_INCOMING_CPU) if sock.sends_into.is_none() => u32::MAX as u64,
                 _ => 0,
             };
             let v = self
@@ -514,11 +560,7 @@ impl Kernel {
                 .and_then(|o| o.get(&(a[1], a[2])))
                 .copied()
                 .unwrap_or(default);
-            let r = self.space_mut(pid).and_then(|s| {
-                uaccess::write_u32(s, a[3], v as u32)?;
-                uaccess::write_u32(s, a[4], 4)
-            });
-            return val(r.map(|_| 0));
+            return self.put_int_option(pid, a, v as i32);
         }
         if a[1] == SOL_SOCKET && a[2] == SO_PEERCRED {
             // struct ucred: the peer's pid and its effective uid and gid
@@ -576,9 +618,230 @@ impl Kernel {
             }
             _ => return err(ENOPROTOOPT),
         };
+        self.put_int_option(pid, a, v as i32)
+    }
+
+    /// A get's int `v` copied out as Linux copies it to the buffer and
+    /// length getsockopt `a` gives (`pmon::sockopt::int_bytes`): a short
+    /// buffer gets part of it, never more than its length.
+    pub(super) fn put_int_option(&mut self, pid: Pid, a: [u64; 6], v: i32) -> Ret {
         let r = self.space_mut(pid).and_then(|s| {
-            uaccess::write_u32(s, a[3], v)?;
-            uaccess::write_u32(s, a[4], 4)
+            let room = uaccess::read_u32(s, a[4])? as i32;
+            let (bytes, len) = pmon::sockopt::int_bytes(a[1], room, v)?;
+            uaccess::write(s, a[3], &bytes[..len])?;
+            uaccess::write_u32(s, a[4], len as u32)
+        });
+        val(r.map(|_| 0))
+    }
+
+    /// An internet option that is an int (`pmon::sockopt::Opt::Int`): a set
+    /// checked by its rule and kept, a get of what was kept or `default`.
+    fn int_option(
+        &mut self,
+        pid: Pid,
+        n: u64,
+        a: [u64; 6],
+        key: usize,
+        default: i32,
+        rule: pmon::sockopt::Rule,
+    ) -> Ret {
+        if n == nr::GETSOCKOPT {
+            let v = self
+                .sock_option(key, a[1], a[2])
+                .map_or(default, |v| v as u32 as i32);
+            return self.put_int_option(pid, a, v);
+        }
+        let len = (a[4] as u32 as usize).min(4);
+        let set = self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_vec(s, a[3], len))
+            .and_then(|b| pmon::sockopt::int_value(a[1], &b))
+            .and_then(|v| rule.set(v));
+        let options = self.sock_options.entry(key).or_default();
+        match set {
+            Ok(pmon::sockopt::Set::Keep(v)) => {
+                options.insert((a[1], a[2]), v as u32 as u64);
+            }
+            Ok(pmon::sockopt::Set::Default) => {
+                options.remove(&(a[1], a[2]));
+            }
+            Err(e) => return err(e),
+        }
+        Ret::Val(0)
+    }
+
+    /// IP_OPTIONS: none until a set gives some (the loopback carries none
+    /// on its segments; sshd refuses a connection whose list is not
+    /// empty). Kept in the socket's options as words after the length,
+    /// at names above any of Linux's.
+    fn ip_options_option(&mut self, pid: Pid, n: u64, a: [u64; 6], key: usize) -> Ret {
+        const LEVEL: u64 = pmon::sockopt::IPPROTO_IP;
+        let word = |i: usize| pmon::sockopt::IP_OPTIONS | ((i as u64 + 1) << 32);
+        if n == nr::SETSOCKOPT {
+            let given = (a[4] as u32 as usize).min(pmon::sockopt::IP_OPTIONS_MAX + 1);
+            let list = match self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, a[3], given))
+                .and_then(|b| pmon::sockopt::ip_options(&b))
+            {
+                Ok(l) => l,
+                Err(e) => return err(e),
+            };
+            let options = self.sock_options.entry(key).or_default();
+            options.retain(|&(level, name), _| {
+                !(level == LEVEL && name & 0xffff_ffff == pmon::sockopt::IP_OPTIONS)
+            });
+            options.insert((LEVEL, pmon::sockopt::IP_OPTIONS), list.len() as u64);
+            for (i, w) in list.chunks(8).enumerate() {
+                let mut b = [0u8; 8];
+                b[..w.len()].copy_from_slice(w);
+                options.insert((LEVEL, word(i)), u64::from_le_bytes(b));
+            }
+            return Ret::Val(0);
+        }
+        let len = self
+            .sock_option(key, LEVEL, pmon::sockopt::IP_OPTIONS)
+            .unwrap_or(0) as usize;
+        let list: Vec<u8> = (0..len.div_ceil(8))
+            .flat_map(|i| {
+                self.sock_option(key, LEVEL, word(i))
+                    .unwrap_or(0)
+                    .to_le_bytes()
+            })
+            .take(len)
+            .collect();
+        let r = self.space_mut(pid).and_then(|s| {
+            let room = uaccess::read_u32(s, a[4])? as i32;
+            if room < 0 {
+                return Err(EINVAL);
+            }
+            let len = (room as usize).min(list.len());
+            uaccess::write(s, a[3], &list[..len])?;
+            uaccess::write_u32(s, a[4], len as u32)
+        });
+        val(r.map(|_| 0))
+    }
+
+    /// The SOL_SOCKET options that are not one int kept as set, and those
+    /// that need a privilege; None for the rest. As Linux 6.18 answers:
+    /// SO_PASSCRED and SO_PASSPIDFD are AF_UNIX's (EOPNOTSUPP on internet
+    /// sockets); SO_MARK and a raised SO_BUSY_POLL need CAP_NET_ADMIN,
+    /// SO_BINDTODEVICE CAP_NET_RAW and a device there is (the loopback,
+    /// `lo`); SO_COOKIE is a number no other socket has; SO_MAX_PACING_RATE
+    /// a u64 (no pacing: all ones). Decided: SO_PEEK_OFF reads as -1 (off)
+    /// and a set is EOPNOTSUPP, as from a protocol without it, since
+    /// MSG_PEEK here always reads from the start.
+    fn device_option(&mut self, pid: Pid, n: u64, a: [u64; 6], sock: &Sock) -> Option<Ret> {
+        let set = n == nr::SETSOCKOPT;
+        let capable = |k: &Self, cap: u32| k.procs.get(&pid).is_some_and(|p| p.cred.capable(cap));
+        match a[2] {
+            SO_PASSCRED | SO_PASSPIDFD if sock.inet.is_some() => Some(err(EOPNOTSUPP)),
+            SO_MARK if set && !capable(self, pmon::caps::NET_ADMIN) => Some(err(EPERM)),
+            SO_BUSY_POLL if set => {
+                let v = match self.space_mut(pid).and_then(|s| uaccess::read_u32(s, a[3])) {
+                    Ok(v) => v as i32,
+                    Err(e) => return Some(err(e)),
+                };
+                let now = self
+                    .sock_option(sock.key, SOL_SOCKET, SO_BUSY_POLL)
+                    .unwrap_or(0);
+                match v {
+                    _ if a[4] < 4 || v < 0 => Some(err(EINVAL)),
+                    _ if v as u64 > now && !capable(self, pmon::caps::NET_ADMIN) => {
+                        Some(err(EPERM))
+                    }
+                    _ => None,
+                }
+            }
+            SO_PEEK_OFF if set => Some(err(EOPNOTSUPP)),
+            SO_PEEK_OFF => Some(self.put_int_option(pid, a, -1)),
+            SO_COOKIE if set => Some(err(ENOPROTOOPT)),
+            SO_COOKIE => {
+                let cookie = (sock.key as u64 + 1) | (sock.ty << 56);
+                Some(self.put_bytes_option(pid, a, &cookie.to_le_bytes(), 8))
+            }
+            SO_MAX_PACING_RATE if set => {
+                let len = (a[4] as u32 as usize).min(8);
+                let rate = match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_vec(s, a[3], len))
+                {
+                    Ok(b) if b.len() == 8 => u64::from_le_bytes(b.try_into().unwrap_or_default()),
+                    Ok(b) if b.len() >= 4 => match u32::from_le_bytes([b[0], b[1], b[2], b[3]]) {
+                        u32::MAX => u64::MAX,
+                        r => r as u64,
+                    },
+                    Ok(_) => return Some(err(EINVAL)),
+                    Err(e) => return Some(err(e)),
+                };
+                self.sock_options
+                    .entry(sock.key)
+                    .or_default()
+                    .insert((SOL_SOCKET, SO_MAX_PACING_RATE), rate);
+                Some(Ret::Val(0))
+            }
+            SO_MAX_PACING_RATE => {
+                let rate = self
+                    .sock_option(sock.key, SOL_SOCKET, SO_MAX_PACING_RATE)
+                    .unwrap_or(u64::MAX);
+                // A buffer for a u32 gets it capped, as Linux gives it.
+                let short = (rate.min(u32::MAX as u64) as u32).to_le_bytes();
+                let room = self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_u32(s, a[4]))
+                    .unwrap_or(0);
+                Some(if room >= 8 {
+                    self.put_bytes_option(pid, a, &rate.to_le_bytes(), 0)
+                } else {
+                    self.put_bytes_option(pid, a, &short, 0)
+                })
+            }
+            SO_BINDTODEVICE if set => {
+                if !capable(self, pmon::caps::NET_RAW) {
+                    return Some(err(EPERM));
+                }
+                let len = (a[4] as u32 as usize).min(16);
+                let name = match self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_vec(s, a[3], len))
+                {
+                    Ok(b) => b,
+                    Err(e) => return Some(err(e)),
+                };
+                let name = name.split(|&c| c == 0).next().unwrap_or_default();
+                let bound = match name {
+                    b"" => 0,
+                    b"lo" => 1,
+                    _ => return Some(err(ENODEV)),
+                };
+                self.sock_options
+                    .entry(sock.key)
+                    .or_default()
+                    .insert((SOL_SOCKET, SO_BINDTODEVICE), bound);
+                Some(Ret::Val(0))
+            }
+            SO_BINDTODEVICE => {
+                let name: &[u8] = match self.sock_option(sock.key, SOL_SOCKET, SO_BINDTODEVICE) {
+                    Some(1) => b"lo\0",
+                    _ => b"",
+                };
+                Some(self.put_bytes_option(pid, a, name, 0))
+            }
+            _ => None,
+        }
+    }
+
+    /// A get's value of several bytes, cut to the caller's buffer;
+    /// EINVAL for a buffer shorter than `least` or a negative length.
+    fn put_bytes_option(&mut self, pid: Pid, a: [u64; 6], bytes: &[u8], least: usize) -> Ret {
+        let r = self.space_mut(pid).and_then(|s| {
+            let room = uaccess::read_u32(s, a[4])? as i32;
+            if room < 0 || (room as usize) < least {
+                return Err(EINVAL);
+            }
+            let len = (room as usize).min(bytes.len());
+            uaccess::write(s, a[3], &bytes[..len])?;
+            uaccess::write_u32(s, a[4], len as u32)
         });
         val(r.map(|_| 0))
     }
@@ -610,11 +873,7 @@ impl Kernel {
             .and_then(|o| o.get(&(SOL_SOCKET, a[2])))
             .copied()
             .unwrap_or_else(|| pmon::sockbuf::default(a[2], tcp));
-        let r = self.space_mut(pid).and_then(|s| {
-            uaccess::write_u32(s, a[3], v as u32)?;
-            uaccess::write_u32(s, a[4], 4)
-        });
-        val(r.map(|_| 0))
+        self.put_int_option(pid, a, v as i32)
     }
 
     /// What the options of the two ends of the stream connection whose
