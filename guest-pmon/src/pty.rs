@@ -136,6 +136,12 @@ pub struct Pty {
     pub winsize: [u16; 4],
     /// Until unlockpt, the slave cannot be opened (EIO).
     pub locked: bool,
+    /// The slave's owner and group, and its permission bits: as a devpts
+    /// mounted with gid=5,mode=620 (Debian's) gives them, the owner the
+    /// one who opened /dev/ptmx; chown and chmod of /dev/pts/N change
+    /// them (sshd gives a login's terminal to its user).
+    pub owner: (u32, u32),
+    pub perm: u32,
     /// Open files of each end.
     pub masters: u32,
     pub slaves: u32,
@@ -156,6 +162,9 @@ pub struct Pty {
     output: VecDeque<u8>,
 }
 
+/// The group a new terminal's slave gets (Debian's `tty`).
+pub const TTY_GROUP: u32 = 5;
+
 /// What a slave read finds.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Read {
@@ -173,6 +182,8 @@ impl Pty {
             master_termios: Termios::master(),
             winsize: [0; 4],
             locked: true,
+            owner: (0, TTY_GROUP),
+            perm: 0o620,
             masters: 1,
             slaves: 0,
             slave_opened: false,

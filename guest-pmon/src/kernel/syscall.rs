@@ -2461,8 +2461,14 @@ impl Kernel {
             Kind::DevFull => (S_IFCHR | 0o666, 0, (1 << 8) | 7, 8, 5, 4096),
             Kind::DevUrandom => (S_IFCHR | 0o666, 0, (1 << 8) | 9, 7, 5, 4096),
             Kind::PtyMaster(id) | Kind::PtySlave(id) => {
-                let (mode, rdev, ino) = self.pty_stat(id, matches!(f.kind, Kind::PtyMaster(_)));
-                (mode, 0, rdev, ino, 6, 1024)
+                let master = matches!(f.kind, Kind::PtyMaster(_));
+                let (mode, rdev, ino) = self.pty_stat(id, master);
+                let mut st = stat_bytes(mode, 0, rdev, ino, 6, 1024, self.realtime_ns());
+                // st_uid and st_gid.
+                let (uid, gid) = self.pty_owner(id, master);
+                st[28..32].copy_from_slice(&uid.to_le_bytes());
+                st[32..36].copy_from_slice(&gid.to_le_bytes());
+                return Ok(st);
             }
             // As procfs: a regular file of size 0, read to its end.
             Kind::Generated => (S_IFREG | 0o444, 0, 0, 0x2000, 0x16, 1024),

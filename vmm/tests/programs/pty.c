@@ -82,6 +82,15 @@ int main(void)
     printf("slave: char device %s, major %u, stat by name the same %s\n",
            S_ISCHR(st.st_mode) ? "yes" : "no", major(st.st_rdev),
            st.st_rdev == st2.st_rdev && st.st_ino == st2.st_ino ? "yes" : "no");
+    /* sshd gives a login's terminal to its user, by name and by
+     * descriptor; stat and fstat then say so (they failed: ENOENT). */
+    int owned = chown(path, 1000, 1001) == 0 && chmod(path, 0600) == 0;
+    stat(path, &st2);
+    owned &= st2.st_uid == 1000 && st2.st_gid == 1001 && (st2.st_mode & 07777) == 0600;
+    owned &= fchown(s, 0, 5) == 0 && fchmod(s, 0620) == 0;
+    fstat(s, &st2);
+    owned &= st2.st_uid == 0 && st2.st_gid == 5 && (st2.st_mode & 07777) == 0620;
+    printf("slave's owner and mode changed by chown and chmod: %s\n", owned ? "yes" : "no");
     struct termios t;
     tcgetattr(s, &t);
     printf("termios: iflag %#o oflag %#o cflag %#o lflag %#o\n", t.c_iflag, t.c_oflag,

@@ -44,7 +44,9 @@ impl Kernel {
         let Some(number) = number else {
             return err(ENOSPC);
         };
-        self.ptys.insert(id, (number, Pty::new()));
+        let mut pty = Pty::new();
+        pty.owner.0 = self.procs.get(&pid).map_or(0, |p| p.cred.uid.fs);
+        self.ptys.insert(id, (number, pty));
         let file = OpenFile::with_path(
             Kind::PtyMaster(id),
             O_RDWR | (flags & O_NONBLOCK),
@@ -254,11 +256,55 @@ impl Kernel {
 
     /// struct stat's mode, rdev and inode of either end.
     pub(super) fn pty_stat(&self, id: usize, master: bool) -> (u32, u64, u64) {
-        let number = self.ptys.get(&id).map_or(0, |(n, _)| *n as u64);
+        let (number, perm) = self
+            .ptys
+            .get(&id)
+            .map_or((0, 0o620), |(n, p)| (*n as u64, p.perm));
         if master {
             (S_IFCHR | 0o666, (5 << 8) | 2, 0x6000 + id as u64)
         } else {
-            (S_IFCHR | 0o620, (PTS_MAJOR << 8) | number, 0x6800 + number)
+            (S_IFCHR | perm, (PTS_MAJOR << 8) | number, 0x6800 + number)
+        }
+    }
+
+    /// The owner and group of a terminal's slave (the master's are root's).
+    pub(super) fn pty_owner(&self, id: usize, master: bool) -> (u32, u32) {
+        match self.ptys.get(&id) {
+            Some((_, p)) if !master => p.owner,
+            _ => (0, 0),
+        }
+    }
+
+    /// The terminal whose slave chown or chmod names: by a descriptor of
+    /// it (`path` None) or by /dev/pts/N; None for any other file.
+    pub(super) fn pty_target(
+        &mut self,
+        pid: Pid,
+        fd: i64,
+        path: Option<u64>,
+        follow: bool,
+    ) -> Option<Result<usize, Errno>> {
+        let Some(path) = path else {
+            return match self.file(pid, fd) {
+                Ok(f) => match f.kind {
+                    Kind::PtySlave(id) => Some(Ok(id)),
+                    _ => None,
+                },
+                Err(_) => None,
+            };
+        };
+        let p = self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
+            .ok()?;
+        let (_, name) = if follow {
+            self.lookup_follow(pid, fd, &p).ok()?
+        } else {
+            self.lookup(pid, fd, &p).ok()?
+        };
+        match name {
+            pmon::path::Name::Pts(n) => Some(self.pty_numbered(n).ok_or(ENOENT)),
+            _ => None,
         }
     }
 

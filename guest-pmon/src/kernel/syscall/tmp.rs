@@ -1322,6 +1322,17 @@ impl Kernel {
             _ => (fd, path),
         };
         let mode = mode as u32 & 0o7777;
+        if let Some(pty) = self.pty_target(pid, fd, path, true) {
+            let r = pty.and_then(|id| {
+                let owner = self.pty_owner(id, false);
+                let mode = self.chmod_allowed(pid, mode, || Ok(owner))?;
+                if let Some((_, p)) = self.ptys.get_mut(&id) {
+                    p.perm = mode;
+                }
+                Ok(0)
+            });
+            return val(r);
+        }
         match self.store_target(pid, fd, path) {
             Some(Ok((full, ino))) => {
                 let mode = match self.chmod_allowed(pid, mode, || store_owner(&full, ino, true)) {
@@ -1437,6 +1448,17 @@ impl Kernel {
         };
         let id = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
         let (uid, gid) = (id(uid), id(gid));
+        if let Some(pty) = self.pty_target(pid, fd, path, follow) {
+            let r = pty.and_then(|id| {
+                let owner = self.pty_owner(id, false);
+                self.chown_allowed(pid, uid, gid, || Ok(owner))?;
+                if let Some((_, p)) = self.ptys.get_mut(&id) {
+                    p.owner = (uid.unwrap_or(owner.0), gid.unwrap_or(owner.1));
+                }
+                Ok(0)
+            });
+            return val(r);
+        }
         match self.store_target(pid, fd, path) {
             Some(Ok((full, ino))) => {
                 if let Err(e) =
