@@ -554,6 +554,23 @@ pub fn system_library(path: &[u8]) -> bool {
         .any(|dir| below(path, dir).is_some_and(|rest| !rest.is_empty()))
 }
 
+/// Whether `path` (absolute, normalized) is one of the directories that
+/// hold [`system_library`] directories (`/usr`, `/usr/local`) or one of
+/// those: a path walk through it to a library (ld.so's `$ORIGIN/../lib`)
+/// must find it where storage lacks it.
+pub fn leads_to_system_library(path: &[u8]) -> bool {
+    [
+        &b"/usr"[..],
+        b"/usr/local",
+        b"/lib",
+        b"/lib64",
+        b"/usr/lib",
+        b"/usr/lib64",
+        b"/usr/local/lib",
+    ]
+    .contains(&path)
+}
+
 /// The part of `path` (absolute, normalized) below the directory
 /// `mount`: `b""` for the mount itself, None outside it.
 pub fn below<'p>(path: &'p [u8], mount: &[u8]) -> Option<&'p [u8]> {
@@ -848,6 +865,8 @@ mod tests {
         assert!(!system_library(b"/lib"));
         assert!(!system_library(b"/library/x"));
         assert!(!system_library(b"/etc/passwd"));
+        assert!(leads_to_system_library(b"/usr") && leads_to_system_library(b"/usr/lib"));
+        assert!(!leads_to_system_library(b"/usr/bin") && !leads_to_system_library(b"/"));
         assert_eq!(name(b"/proc/5/fd", 5), Name::FdDir(5));
         assert_eq!(name(b"/dev/fd", 5), Name::FdDir(5));
         assert_eq!(name(b"/proc/6/fd", 5), Name::FdDir(6));

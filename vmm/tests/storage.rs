@@ -332,6 +332,18 @@ fn a_dynamically_linked_program_with_storage() {
         let got = rack.run(&[], &["/usr/bin/python3", "-c", py], b"");
         assert_eq!(got.code, 0, "{}", got.err);
         assert_eq!(got.text(), "[1, 2] ['f', 'p.json']\n");
+        // The directories leading to the host's libraries show where
+        // storage lacks them: a path through `..` there reaches a library
+        // (ld.so's `$ORIGIN/../lib`: Debian's java found neither
+        // libjli.so nor its class path), and a directory made below one
+        // of them makes it on storage.
+        let py = "import os; d = os.path.dirname(os.__file__); \
+                  up = d + '/../' + os.path.basename(d) + '/os.py'; \
+                  print(os.path.isdir('/usr'), len(open(up, 'rb').read()) > 0); \
+                  os.makedirs('/usr/share/lego-made'); print(sorted(os.listdir('/usr/share')))";
+        let got = rack.run(&[], &["/usr/bin/python3", "-c", py], b"");
+        assert_eq!(got.code, 0, "{}", got.err);
+        assert_eq!(got.text(), "True True\n['lego-made']\n");
     }
 }
 

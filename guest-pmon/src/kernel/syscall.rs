@@ -1630,7 +1630,9 @@ impl Kernel {
             .and_then(|p| self.follow(p))?;
         let mode = match self.tmp_node(&path) {
             Some(ino) => self.tmp.stat(ino).map(|st| st.mode),
-            None if self.on_storage(&path) => super::store::stat(&path, true).map(|st| st.mode),
+            None if self.on_storage_to_look(&path) => {
+                super::store::stat(&path, true).map(|st| st.mode)
+            }
             None => host::stat_path(&path, true).map(|st| st.mode),
         }?;
         if mode & 0o170000 != 0o040000 {
@@ -1731,7 +1733,7 @@ impl Kernel {
                     Ok(self.tmp.readlink(ino).ok().map(<[u8]>::to_vec))
                 }
                 Some(_) => Ok(None),
-                None if self.on_storage(&full) => {
+                None if self.on_storage_to_look(&full) => {
                     self.store_readlink(&full).map(Some).or_else(ends)
                 }
                 None => host::readlink(&full).map(Some).or_else(ends),
@@ -2740,7 +2742,7 @@ impl Kernel {
             Name::TaskDir(_) | Name::Task(..) => host::stat_path(b"/proc/self", true)?,
             Name::TaskFile(..) => return self.stat_of(&OpenFile::generated(full, Vec::new())),
             Name::Hidden => return Err(ENOENT),
-            _ if self.on_storage(&full) => return self.store_stat_path(&full, follow),
+            _ if self.on_storage_to_look(&full) => return self.store_stat_path(&full, follow),
             _ => match self.tmp_node(&full) {
                 Some(ino) => return self.tmp_stat(ino),
                 None => host::stat_path(&full, follow)?,
@@ -3221,7 +3223,12 @@ impl Kernel {
         if let Some(r) = self.tmp_open(pid, &full, flags, mode, cloexec) {
             return r;
         }
-        if self.on_storage(&full) {
+        let looks = flags & O_ACCMODE == O_RDONLY && flags & (O_CREAT | O_TRUNC) == 0;
+        if if looks {
+            self.on_storage_to_look(&full)
+        } else {
+            self.on_storage(&full)
+        } {
             return self.store_open(pid, full, flags, mode, cloexec);
         }
         // The host's files, read-only until storage serves files. As in
@@ -3356,7 +3363,7 @@ impl Kernel {
                 Err(e) => err(e),
             };
         }
-        if self.on_storage(&full) {
+        if self.on_storage_to_look(&full) {
             // Every process runs as root: only the execute bits matter.
             return match super::store::stat(&full, true) {
                 Ok(st) if mode & X_OK != 0 && st.mode & 0o111 == 0 => err(EACCES),
@@ -3509,7 +3516,7 @@ impl Kernel {
                     _ => return err(EINVAL),
                 }
             }
-            Name::Host if self.on_storage(&full) => match self.store_readlink(&full) {
+            Name::Host if self.on_storage_to_look(&full) => match self.store_readlink(&full) {
                 Ok(t) => t,
                 Err(e) => return err(e),
             },

@@ -69,7 +69,7 @@ impl Kernel {
                 now: self.realtime_ns(),
                 ..Default::default()
             };
-            return val(super::super::store::call(head, full, &[], &[]).map(|_| 0));
+            return val(self.store_make(head, full, &[], full).map(|_| 0));
         }
         if self.tmp_node(full).is_some() || host::stat_path(full, false).is_ok() {
             return err(EEXIST);
@@ -99,7 +99,8 @@ impl Kernel {
                 now: self.realtime_ns(),
                 ..Default::default()
             };
-            return super::super::store::call(head, full, &[], &[])
+            return self
+                .store_make(head, full, &[], full)
                 .map(|a| SpecialNode::Store(a.stat.ino));
         }
         if self.tmp_node(full).is_some() || host::stat_path(full, false).is_ok() {

@@ -312,6 +312,74 @@ impl Kernel {
             && (!pmon::path::system_library(full) || store::stat(full, false) != Err(ENOENT))
     }
 
+    /// [`Self::on_storage`] for a look that changes nothing (stat, readlink,
+    /// access, a read-only open, a path walk): the directories that lead to
+    /// the host's libraries (`/usr`, `/usr/lib`: `pmon::path::
+    /// leads_to_system_library`) are the host's where storage lacks them,
+    /// so realpath and ld.so's `$ORIGIN/../lib` reach a library (Debian's
+    /// java: `Failed setting boot class path`). A change there (mkdir
+    /// /usr) is still storage's.
+    pub(in crate::kernel) fn on_storage_to_look(&self, full: &[u8]) -> bool {
+        self.on_storage(full)
+            && !(pmon::path::leads_to_system_library(full)
+                && store::stat(full, false) == Err(ENOENT))
+    }
+
+    /// A request that makes the name `made` on storage: where storage
+    /// lacks a directory on the way that [`Self::on_storage_to_look`]
+    /// shows as the host's (`/usr` on a fresh disk: `os.makedirs`
+    /// stats it, finds it, and goes on to make `/usr/share`), those
+    /// directories are made on storage, as the host has them, and the
+    /// request goes again. Nothing more is asked when the first answer is
+    /// not ENOENT.
+    pub(super) fn store_make(
+        &self,
+        head: StoreRequest,
+        path: &[u8],
+        path2: &[u8],
+        made: &[u8],
+    ) -> Result<store::Answer, Errno> {
+        match store::call(head, path, path2, &[]) {
+            Err(ENOENT) if self.make_library_parents(made, head.now) => {
+                store::call(head, path, path2, &[])
+            }
+            r => r,
+        }
+    }
+
+    /// Makes on storage the directories leading to the host's libraries
+    /// above `full` that storage lacks and the host has; whether it made one.
+    fn make_library_parents(&self, full: &[u8], now: u64) -> bool {
+        let mut made = false;
+        let ends = full
+            .iter()
+            .enumerate()
+            .filter(|(i, &c)| c == b'/' && *i > 0);
+        for (i, _) in ends {
+            let dir = &full[..i];
+            if !pmon::path::leads_to_system_library(dir) || store::stat(dir, false) != Err(ENOENT) {
+                continue;
+            }
+            let Ok(st) = host::stat_path(dir, true) else {
+                break;
+            };
+            if st.mode & S_IFMT != S_IFDIR {
+                break;
+            }
+            let head = StoreRequest {
+                op: sp::OP_MKDIR,
+                mode: st.mode & 0o7777,
+                now,
+                ..Default::default()
+            };
+            match store::call(head, dir, &[], &[]) {
+                Ok(_) | Err(EEXIST) => made = true,
+                Err(_) => break,
+            }
+        }
+        made
+    }
+
     /// Whether `full` is a directory on storage.
     pub(in crate::kernel) fn is_storage_dir(&self, full: &[u8]) -> bool {
         self.on_storage(full) && store::stat(full, true).is_ok_and(|st| st.mode & S_IFMT == S_IFDIR)
@@ -355,7 +423,7 @@ impl Kernel {
                 now,
                 ..Default::default()
             };
-            match store::call(head, &full, &[], &[]) {
+            match self.store_make(head, &full, &[], &full) {
                 Ok(a) => a.stat,
                 Err(e) => return err(e),
             }
@@ -601,7 +669,7 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
-        val(store::call(head, full, &[], &[]).map(|_| 0))
+        val(self.store_make(head, full, &[], full).map(|_| 0))
     }
 
     pub(super) fn store_unlink(&mut self, full: &[u8], rmdir: bool) -> Ret {
@@ -680,7 +748,7 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
-        val(store::call(head, from, to, &[]).map(|_| 0))
+        val(self.store_make(head, from, to, to).map(|_| 0))
     }
 
     /// A hard link within storage: `to` becomes another name of `from`.
@@ -691,7 +759,7 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
-        let st = match store::call(head, from, to, &[]) {
+        let st = match self.store_make(head, from, to, to) {
             Ok(a) => a.stat,
             Err(e) => return err(e),
         };
@@ -706,7 +774,7 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
-        val(store::call(head, full, target, &[]).map(|_| 0))
+        val(self.store_make(head, full, target, full).map(|_| 0))
     }
 
     pub(in crate::kernel) fn store_readlink(&self, full: &[u8]) -> Result<Vec<u8>, Errno> {
