@@ -259,6 +259,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // Pseudo-terminals: canonical lines and echo, raw mode, ^C to
             // a child's foreground group, hang-ups; openpty.
             ("pty", "1"),
+            // File permissions against a process's ids: open, O_TRUNC,
+            // execve and access as root and as nobody.
+            ("dac", "1"),
             // Sessions and groups: setsid and setpgid's rules.
             ("sessions", "1"),
             // nice, scheduling policies, affinity, groups, pipe sizes,

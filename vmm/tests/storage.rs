@@ -119,14 +119,15 @@ impl Drop for Rack {
 /// a 3 MiB file read back and mapped, and Linux's errors (`storefiles.c`);
 /// openat2 and its walk under each RESOLVE_* flag (`openat2.c`); owners
 /// and groups of what root and a user make, set-group-ID directories, and
-/// who may chown and chmod what (`owners.c`).
+/// who may chown and chmod what (`owners.c`); who may open, execute and
+/// access what by its owner, group and mode (`dac.c`).
 #[test]
 fn file_calls_on_storage_are_the_hosts() {
     if !kvm_available() || !have(&["gcc", "musl-gcc"]) {
         return;
     }
     let rack = Rack::new("storage-files", "256M");
-    for name in ["storefiles", "openat2", "owners"] {
+    for name in ["storefiles", "openat2", "owners", "dac"] {
         for libc in [Libc::Glibc, Libc::Musl] {
             let prog = build(name, libc);
             let prog = prog.to_str().expect("UTF-8 path");

@@ -275,6 +275,21 @@ impl Kernel {
         Err(ELOOP)
     }
 
+    /// The process whose thread makes the current call (an execve's).
+    fn caller_pid(&self) -> Option<Pid> {
+        self.threads.get(&self.caller).map(|t| t.pid)
+    }
+
+    /// EACCES unless the execve's caller may execute a file owned as `f`:
+    /// its owner's, group's or others' execute bit as its ids say (root:
+    /// any execute bit).
+    pub(in crate::kernel) fn may_run(&self, f: pmon::cred::Owned) -> Result<(), Errno> {
+        match self.caller_pid() {
+            Some(pid) => self.may(pid, f, pmon::cred::MAY_EXEC),
+            None => Ok(()),
+        }
+    }
+
     /// Opens a program to run: a tmpfs file (a regular file with an
     /// execute bit, as Linux asks) is copied; the host's is opened.
     fn open_exec(&mut self, path: &[u8], on_host: bool) -> Result<ExecFile, Errno> {
@@ -315,6 +330,16 @@ impl Kernel {
             {
                 return Err(e);
             }
+            // The host's program: its bits asked only of a caller that is
+            // not root (one more look at the host).
+            if self.caller_pid().is_some_and(|pid| !self.overrides(pid)) {
+                let st = host::stat_path(path, true)?;
+                self.may_run(pmon::cred::Owned {
+                    uid: st.uid,
+                    gid: st.gid,
+                    mode: st.mode,
+                })?;
+            }
             let (handle, size) = host::open(path)?;
             return Ok(ExecFile::Host(HostFile { handle, size }));
         };
@@ -328,6 +353,11 @@ impl Kernel {
         if st.mode & 0o170000 != 0o100000 || st.mode & 0o111 == 0 {
             return Err(EACCES);
         }
+        self.may_run(pmon::cred::Owned {
+            uid: st.uid,
+            gid: st.gid,
+            mode: st.mode,
+        })?;
         if st.size > MAX_TMP_PROGRAM {
             return Err(ENOMEM);
         }

@@ -3269,6 +3269,12 @@ impl Kernel {
             host::close(handle);
             return err(ENOTDIR);
         }
+        if !path_only && !self.overrides(pid) {
+            if let Err(e) = self.may(pid, owned(&st), open_wants(flags)) {
+                host::close(handle);
+                return err(e);
+            }
+        }
         let kind = if is_dir {
             Kind::HostDir(handle)
         } else {
@@ -3291,6 +3297,28 @@ impl Kernel {
                 err(e)
             }
         }
+    }
+
+    /// EACCES unless process `pid` may `want` (`pmon::cred`'s MAY_ bits)
+    /// of a file owned as `f`, by its file-system ids and capabilities.
+    pub(in crate::kernel) fn may(
+        &self,
+        pid: Pid,
+        f: pmon::cred::Owned,
+        want: u32,
+    ) -> Result<(), Errno> {
+        match self.procs.get(&pid) {
+            Some(p) if !p.cred.may_access(&p.groups, f, want) => Err(EACCES),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `pid` passes any read or write check without a look at the
+    /// file (CAP_DAC_OVERRIDE): root, the usual caller, asks nothing more.
+    pub(in crate::kernel) fn overrides(&self, pid: Pid) -> bool {
+        self.procs
+            .get(&pid)
+            .is_none_or(|p| p.cred.capable(pmon::caps::DAC_OVERRIDE))
     }
 
     fn sys_access(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64) -> Ret {
@@ -3356,25 +3384,39 @@ impl Kernel {
             | Name::TaskFile(..) => return Ret::Val(0),
             Name::Host => full,
         };
+        // The file's bits as the caller's real ids and their capabilities
+        // let it (`Cred::for_access`): root may read and write anything
+        // and execute what has an execute bit.
+        let allowed = |k: &Self, uid: u32, gid: u32, st_mode: u32| match k.procs.get(&pid) {
+            Some(p) if mode & 7 != 0 => {
+                let f = pmon::cred::Owned {
+                    uid,
+                    gid,
+                    mode: st_mode,
+                };
+                if p.cred.for_access().may_access(&p.groups, f, mode as u32) {
+                    Ret::Val(0)
+                } else {
+                    err(EACCES)
+                }
+            }
+            _ => Ret::Val(0),
+        };
         if let Some(ino) = self.tmp_node(&full) {
             return match self.tmp.stat(ino) {
-                Ok(st) if mode & X_OK != 0 && st.mode & 0o111 == 0 => err(EACCES),
-                Ok(_) => Ret::Val(0),
+                Ok(st) => allowed(self, st.uid, st.gid, st.mode),
                 Err(e) => err(e),
             };
         }
         if self.on_storage_to_look(&full) {
-            // Every process runs as root: only the execute bits matter.
             return match super::store::stat(&full, true) {
-                Ok(st) if mode & X_OK != 0 && st.mode & 0o111 == 0 => err(EACCES),
-                Ok(_) => Ret::Val(0),
+                Ok(st) => allowed(self, st.uid, st.gid, st.mode),
                 Err(e) => err(e),
             };
         }
         match host::stat_path(&full, true) {
             Ok(_) if mode & W_OK != 0 => err(EROFS),
-            Ok(st) if mode & X_OK != 0 && st.mode & 0o111 == 0 => err(EACCES),
-            Ok(_) => Ret::Val(0),
+            Ok(st) => allowed(self, st.uid, st.gid, st.mode),
             Err(e) => err(e),
         }
     }
@@ -6268,6 +6310,31 @@ fn file_stat_bytes(st: &lego_proto::program::FileStat) -> [u8; 144] {
     put(&mut s, 104, st.ctime);
     put(&mut s, 112, st.ctime_ns);
     s
+}
+
+/// A host file's owner, group and mode, for a permission check.
+fn owned(st: &lego_proto::program::FileStat) -> pmon::cred::Owned {
+    pmon::cred::Owned {
+        uid: st.uid,
+        gid: st.gid,
+        mode: st.mode,
+    }
+}
+
+/// What an open with `flags` asks of the file: its access mode's read
+/// and write, and a write for O_TRUNC (Linux's `may_open`).
+pub(super) fn open_wants(flags: u32) -> u32 {
+    use pmon::cred::{MAY_READ, MAY_WRITE};
+    let access = match flags & 3 {
+        0 => MAY_READ,
+        1 => MAY_WRITE,
+        _ => MAY_READ | MAY_WRITE,
+    };
+    if flags & 0o1000 != 0 {
+        access | MAY_WRITE
+    } else {
+        access
+    }
 }
 
 /// struct stat (x86-64, 144 bytes).

@@ -407,6 +407,25 @@ impl Kernel {
         {
             return err(ELOOP);
         }
+        // An existing file opens only as its owner, group and mode let the
+        // caller (a file O_CREAT makes is not checked, as on Linux); asked
+        // before a create, which may truncate, and never of root.
+        let checks = flags & O_PATH == 0 && !self.overrides(pid);
+        let check = |k: &Self, st: &StoreStat| {
+            let f = pmon::cred::Owned {
+                uid: st.uid,
+                gid: st.gid,
+                mode: st.mode,
+            };
+            k.may(pid, f, super::open_wants(flags))
+        };
+        if checks && flags & O_CREAT != 0 && flags & O_EXCL == 0 {
+            if let Ok(st) = store::stat(&full, !no_follow) {
+                if let Err(e) = check(self, &st) {
+                    return err(e);
+                }
+            }
+        }
         let st = if flags & O_CREAT != 0 {
             let perm = mode & 0o7777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
             let mut f = sp::FLAG_CREATE;
@@ -446,6 +465,11 @@ impl Kernel {
                 return val(self
                     .proc_mut(pid)
                     .and_then(|pr| pr.fds.install(file, cloexec, 0)));
+            }
+            if checks {
+                if let Err(e) = check(self, &st) {
+                    return err(e);
+                }
             }
             let is_dir = st.mode & S_IFMT == S_IFDIR;
             if !is_dir && flags & O_TRUNC != 0 && st.size != 0 {
@@ -875,6 +899,11 @@ impl Kernel {
         if st.mode & S_IFMT != 0o100000 || st.mode & 0o111 == 0 {
             return Err(EACCES);
         }
+        self.may_run(pmon::cred::Owned {
+            uid: st.uid,
+            gid: st.gid,
+            mode: st.mode,
+        })?;
         // Read whole, and a part kept in the file cache: a program the
         // monitor's memory cannot hold twice is ENOMEM, not a crash.
         if st.size > most || st.size > lego_image::heap::free() as u64 / 3 {

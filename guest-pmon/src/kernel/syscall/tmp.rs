@@ -189,13 +189,40 @@ impl Kernel {
         cloexec: bool,
     ) -> Option<Ret> {
         let rel = below_tmp(full)?;
+        let checks = flags & O_PATH == 0 && !self.overrides(pid);
         let ino = match self.tmp.lookup(rel) {
             Ok(_) if flags & O_CREAT != 0 && flags & O_EXCL != 0 => return Some(err(EEXIST)),
+            Ok(ino) if checks => {
+                let st = match self.tmp.stat(ino) {
+                    Ok(st) => st,
+                    Err(e) => return Some(err(e)),
+                };
+                let f = pmon::cred::Owned {
+                    uid: st.uid,
+                    gid: st.gid,
+                    mode: st.mode,
+                };
+                if let Err(e) = self.may(pid, f, super::open_wants(flags)) {
+                    return Some(err(e));
+                }
+                ino
+            }
             Ok(ino) => ino,
             // A name under a tmpfs file, or too long: the tmpfs's to refuse.
             Err(e @ (tmpfs::ENOTDIR | tmpfs::ENAMETOOLONG)) => return Some(err(e)),
-            // The host's file opened for writing: copied up first.
+            // The host's file opened for writing: copied up first, if the
+            // caller may write it.
             Err(_) if flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0 => {
+                if let (true, Ok(st)) = (checks, host::stat_path(full, true)) {
+                    let f = pmon::cred::Owned {
+                        uid: st.uid,
+                        gid: st.gid,
+                        mode: st.mode,
+                    };
+                    if let Err(e) = self.may(pid, f, super::open_wants(flags)) {
+                        return Some(err(e));
+                    }
+                }
                 match self.tmp_copy_up(pid, full, flags & O_TRUNC != 0) {
                     Some(Ok(ino)) => ino,
                     Some(Err(e)) => return Some(err(e)),
