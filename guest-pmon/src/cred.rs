@@ -317,18 +317,16 @@ mod tests {
 
     #[test]
     fn file_access_follows_the_owner_group_and_other_bits() {
-        let mut c = Cred::default();
-        c.uid = Ids {
-            real: 1000,
-            effective: 1000,
-            saved: 1000,
-            fs: 1000,
+        let ids = |id| Ids {
+            real: id,
+            effective: id,
+            saved: id,
+            fs: id,
         };
-        c.gid = Ids {
-            real: 100,
-            effective: 100,
-            saved: 100,
-            fs: 100,
+        let mut c = Cred {
+            uid: ids(1000),
+            gid: ids(100),
+            ..Cred::default()
         };
         c.caps.effective = 0;
         let f = |uid: u32, gid: u32, mode: u32| Owned {
