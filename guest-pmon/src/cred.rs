@@ -261,6 +261,36 @@ pub struct Owned {
     pub mode: u32,
 }
 
+impl From<&crate::tmpfs::Stat> for Owned {
+    fn from(st: &crate::tmpfs::Stat) -> Owned {
+        Owned {
+            uid: st.uid,
+            gid: st.gid,
+            mode: st.mode,
+        }
+    }
+}
+
+impl From<&lego_proto::storage::StoreStat> for Owned {
+    fn from(st: &lego_proto::storage::StoreStat) -> Owned {
+        Owned {
+            uid: st.uid,
+            gid: st.gid,
+            mode: st.mode,
+        }
+    }
+}
+
+impl From<&lego_proto::program::FileStat> for Owned {
+    fn from(st: &lego_proto::program::FileStat) -> Owned {
+        Owned {
+            uid: st.uid,
+            gid: st.gid,
+            mode: st.mode,
+        }
+    }
+}
+
 impl Cred {
     /// Whether the caller may `want` (MAY_ bits) of a file `f`, as Linux's
     /// `generic_permission`: the owner's bits if its file-system uid owns

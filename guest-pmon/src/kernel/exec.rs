@@ -334,11 +334,7 @@ impl Kernel {
             // not root (one more look at the host).
             if self.caller_pid().is_some_and(|pid| !self.overrides(pid)) {
                 let st = host::stat_path(path, true)?;
-                self.may_run(pmon::cred::Owned {
-                    uid: st.uid,
-                    gid: st.gid,
-                    mode: st.mode,
-                })?;
+                self.may_run(pmon::cred::Owned::from(&st))?;
             }
             let (handle, size) = host::open(path)?;
             return Ok(ExecFile::Host(HostFile { handle, size }));
@@ -353,11 +349,7 @@ impl Kernel {
         if st.mode & 0o170000 != 0o100000 || st.mode & 0o111 == 0 {
             return Err(EACCES);
         }
-        self.may_run(pmon::cred::Owned {
-            uid: st.uid,
-            gid: st.gid,
-            mode: st.mode,
-        })?;
+        self.may_run(pmon::cred::Owned::from(&st))?;
         if st.size > MAX_TMP_PROGRAM {
             return Err(ENOMEM);
         }

@@ -3220,6 +3220,12 @@ impl Kernel {
             }
             _ => {}
         }
+        // A new file needs write and search permission on its directory.
+        if flags & O_CREAT != 0 && !self.overrides(pid) {
+            if let Err(e) = self.may_change_name(pid, &full, false) {
+                return err(e);
+            }
+        }
         if let Some(r) = self.tmp_open(pid, &full, flags, mode, cloexec) {
             return r;
         }
@@ -3270,7 +3276,7 @@ impl Kernel {
             return err(ENOTDIR);
         }
         if !path_only && !self.overrides(pid) {
-            if let Err(e) = self.may(pid, owned(&st), open_wants(flags)) {
+            if let Err(e) = self.may(pid, pmon::cred::Owned::from(&st), open_wants(flags)) {
                 host::close(handle);
                 return err(e);
             }
@@ -6310,15 +6316,6 @@ fn file_stat_bytes(st: &lego_proto::program::FileStat) -> [u8; 144] {
     put(&mut s, 104, st.ctime);
     put(&mut s, 112, st.ctime_ns);
     s
-}
-
-/// A host file's owner, group and mode, for a permission check.
-fn owned(st: &lego_proto::program::FileStat) -> pmon::cred::Owned {
-    pmon::cred::Owned {
-        uid: st.uid,
-        gid: st.gid,
-        mode: st.mode,
-    }
 }
 
 /// What an open with `flags` asks of the file: its access mode's read

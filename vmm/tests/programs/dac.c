@@ -1,7 +1,8 @@
 /* File permissions as Linux checks them against a process's ids: a
  * process that gave up root opens, truncates, executes and access()es
- * only what its owner, group and other bits let it; root reads and
- * writes anything and executes what has an execute bit. (Every process
+ * only what its owner, group and other bits let it, and makes and removes
+ * names only in directories it may write (in a sticky one, only its own);
+ * root reads and writes anything and executes what has an execute bit. (Every process
  * had root's reach over files: nobody read /etc/shadow.) Run as root,
  * on the host and on Lego, in a directory it makes (argv[1], else one in
  * /tmp), which must not exist. */
@@ -74,6 +75,12 @@ int main(int argc, char **argv)
     make("script", "#!/bin/sh\necho script ran\n", 0644, 0, 0);
     make("root-only-x", "#!/bin/sh\nexit 0\n", 0700, 0, 0);
     make("all-x", "#!/bin/sh\nexit 0\n", 0755, 0, 0);
+    mkdir(at("open"), 0777);
+    chmod(at("open"), 0777);
+    mkdir(at("sticky"), 0777);
+    chmod(at("sticky"), 01777);
+    make("sticky/roots", "r\n", 0666, 0, 0);
+    make("open/roots", "r\n", 0644, 0, 0);
 
     printf("root:\n");
     try_open("a file of mode 000 of another's, read", at("owner-none"), O_RDONLY);
@@ -111,13 +118,35 @@ int main(int argc, char **argv)
         printf("  access R_OK of root's 0600: %s\n", access(at("root-private"), R_OK) ? strerror(errno) : "ok");
         printf("  access R_OK of 0640 of its group: %s\n", access(at("group-read"), R_OK) ? strerror(errno) : "ok");
         printf("  access X_OK of 0755: %s\n", access(at("all-x"), X_OK) ? strerror(errno) : "ok");
+        /* Names in directories: write and search permission on the
+         * directory, and a sticky one's names only their owners remove. */
+        SHOW("  a new file in root's 0755 directory", open(at("new"), O_WRONLY | O_CREAT, 0644));
+        SHOW("  mkdir there", mkdir(at("newdir"), 0755));
+        SHOW("  symlink there", symlink("x", at("newlink")));
+        SHOW("  unlink of root's file there", unlink(at("root-public")));
+        SHOW("  rename there", rename(at("root-public"), at("moved")));
+        SHOW("  mkdir of a name there already", mkdir(at("open"), 0755));
+        SHOW("  unlink of a name not there", unlink(at("gone")));
+        int nf = open(at("open/mine"), O_WRONLY | O_CREAT, 0644);
+        printf("  a new file in a 0777 directory: %s\n", nf >= 0 ? "made" : strerror(errno));
+        close(nf);
+        SHOW("  unlink of root's file in a 0777 directory", unlink(at("open/roots")));
+        SHOW("  rename of its own file out to root's directory", rename(at("open/mine"), at("mine")));
+        nf = open(at("sticky/mine"), O_WRONLY | O_CREAT, 0644);
+        close(nf);
+        SHOW("  unlink of root's file in a sticky directory", unlink(at("sticky/roots")));
+        SHOW("  rename of root's file there", rename(at("sticky/roots"), at("sticky/x")));
+        SHOW("  unlink of its own file there", unlink(at("sticky/mine")));
         _exit(0);
     }
     waitpid(c, 0, 0);
     const char *names[] = { "root-private", "root-public", "group-read", "owner-none",
-                            "script", "root-only-x", "all-x" };
+                            "script", "root-only-x", "all-x", "open/roots", "open/mine",
+                            "sticky/roots", "sticky/mine", "moved", "mine" };
     for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
         unlink(at(names[i]));
+    rmdir(at("open"));
+    rmdir(at("sticky"));
     rmdir(dir);
     return 0;
 }

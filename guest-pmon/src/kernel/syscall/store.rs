@@ -412,12 +412,7 @@ impl Kernel {
         // before a create, which may truncate, and never of root.
         let checks = flags & O_PATH == 0 && !self.overrides(pid);
         let check = |k: &Self, st: &StoreStat| {
-            let f = pmon::cred::Owned {
-                uid: st.uid,
-                gid: st.gid,
-                mode: st.mode,
-            };
-            k.may(pid, f, super::open_wants(flags))
+            k.may(pid, pmon::cred::Owned::from(st), super::open_wants(flags))
         };
         if checks && flags & O_CREAT != 0 && flags & O_EXCL == 0 {
             if let Ok(st) = store::stat(&full, !no_follow) {
@@ -899,11 +894,7 @@ impl Kernel {
         if st.mode & S_IFMT != 0o100000 || st.mode & 0o111 == 0 {
             return Err(EACCES);
         }
-        self.may_run(pmon::cred::Owned {
-            uid: st.uid,
-            gid: st.gid,
-            mode: st.mode,
-        })?;
+        self.may_run(pmon::cred::Owned::from(&st))?;
         // Read whole, and a part kept in the file cache: a program the
         // monitor's memory cannot hold twice is ENOMEM, not a crash.
         if st.size > most || st.size > lego_image::heap::free() as u64 / 3 {

@@ -197,11 +197,7 @@ impl Kernel {
                     Ok(st) => st,
                     Err(e) => return Some(err(e)),
                 };
-                let f = pmon::cred::Owned {
-                    uid: st.uid,
-                    gid: st.gid,
-                    mode: st.mode,
-                };
+                let f = pmon::cred::Owned::from(&st);
                 if let Err(e) = self.may(pid, f, super::open_wants(flags)) {
                     return Some(err(e));
                 }
@@ -214,11 +210,7 @@ impl Kernel {
             // caller may write it.
             Err(_) if flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0 => {
                 if let (true, Ok(st)) = (checks, host::stat_path(full, true)) {
-                    let f = pmon::cred::Owned {
-                        uid: st.uid,
-                        gid: st.gid,
-                        mode: st.mode,
-                    };
+                    let f = pmon::cred::Owned::from(&st);
                     if let Err(e) = self.may(pid, f, super::open_wants(flags)) {
                         return Some(err(e));
                     }
@@ -821,6 +813,17 @@ impl Kernel {
             Ok(v) => v,
             Err(e) => return err(e),
         };
+        // The old name goes from its directory, the new one is made in (or
+        // replaces a name of) its own.
+        if !self.overrides(pid) {
+            let checked = self.may_change_name(pid, &from, true).and_then(|()| {
+                let replaces = self.owner_of_name(&to).is_some();
+                self.may_change_name(pid, &to, replaces)
+            });
+            if let Err(e) = checked {
+                return err(e);
+            }
+        }
         match (self.on_storage(&from), self.on_storage(&to)) {
             // Decided: storage does not exchange (its rename is one
             // request that replaces; an exchange would need a new one).
@@ -982,7 +985,69 @@ impl Kernel {
                 _ => EEXIST,
             });
         }
+        if !self.overrides(pid) {
+            let full = self.path_arg(pid, dirfd, ptr)?;
+            let removes = matches!(how, NameUse::Rmdir | NameUse::Unlink);
+            self.may_change_name(pid, &full, removes)?;
+        }
         Ok(())
+    }
+
+    /// The owner, group and mode of the tmpfs's or storage's file at
+    /// `full` (a link itself); None where neither has one.
+    fn owner_of_name(&self, full: &[u8]) -> Option<pmon::cred::Owned> {
+        if let Some(ino) = self.tmp_node(full) {
+            return self
+                .tmp
+                .stat(ino)
+                .ok()
+                .map(|st| pmon::cred::Owned::from(&st));
+        }
+        if self.on_storage_to_look(full) {
+            return super::super::store::stat(full, false)
+                .ok()
+                .map(|st| pmon::cred::Owned::from(&st));
+        }
+        None
+    }
+
+    /// Whether a process without CAP_DAC_OVERRIDE may make (`removes`
+    /// false) or remove the name `full` (absolute), as Linux's
+    /// `may_create` and `may_delete`: write and search permission on its
+    /// directory, and in a sticky directory (/tmp) a name only its file's
+    /// owner or the directory's (or CAP_FOWNER) removes (EPERM). A name
+    /// that is there (to make) or not (to remove) passes: the call's own
+    /// EEXIST or ENOENT answers. The host's directories are read-only
+    /// either way (EROFS), so only the tmpfs's and storage's are asked.
+    pub(super) fn may_change_name(
+        &mut self,
+        pid: Pid,
+        full: &[u8],
+        removes: bool,
+    ) -> Result<(), Errno> {
+        let Some(dir) = pmon::path::parent(full) else {
+            return Ok(());
+        };
+        let file = self.owner_of_name(full);
+        if file.is_some() != removes {
+            return Ok(());
+        }
+        let Some(d) = self.owner_of_name(dir) else {
+            return Ok(());
+        };
+        use pmon::cred::{MAY_EXEC, MAY_WRITE};
+        self.may(pid, d, MAY_WRITE | MAY_EXEC)?;
+        match (file, self.procs.get(&pid)) {
+            (Some(f), Some(p))
+                if d.mode & 0o1000 != 0
+                    && p.cred.uid.fs != f.uid
+                    && p.cred.uid.fs != d.uid
+                    && !p.cred.capable(pmon::caps::FOWNER) =>
+            {
+                Err(EPERM)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// link's checks of its names as given: "old/" must be a directory

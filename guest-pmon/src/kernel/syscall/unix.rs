@@ -63,8 +63,9 @@ const SO_SNDTIMEO: u64 = 21;
 const SO_SNDLOWAT: u64 = 19;
 const TCP_NODELAY: u64 = 1;
 /// SOL_SOCKET options whose value is kept and read back: SO_REUSEADDR,
-/// SO_BROADCAST, SO_KEEPALIVE, SO_OOBINLINE, SO_PRIORITY, SO_REUSEPORT,
-/// SO_PASSCRED, SO_RCVLOWAT, SO_SNDLOWAT.
+/// SO_DONTROUTE, SO_BROADCAST, SO_KEEPALIVE, SO_OOBINLINE, SO_PRIORITY,
+/// SO_REUSEPORT, SO_PASSCRED, SO_RCVLOWAT, SO_SNDLOWAT, SO_MARK,
+/// SO_BUSY_POLL, SO_INCOMING_CPU.
 const KEPT_OPTIONS: [u64; 13] = [
     2,
     SO_DONTROUTE,
@@ -757,7 +758,10 @@ impl Kernel {
             SO_PEEK_OFF => Some(self.put_int_option(pid, a, -1)),
             SO_COOKIE if set => Some(err(ENOPROTOOPT)),
             SO_COOKIE => {
-                let cookie = (sock.key as u64 + 1) | (sock.ty << 56);
+                // Keys are apart within a kind of socket; the type and
+                // family set the kinds apart.
+                let family = sock.inet.map_or(0, |v6| 1 + v6 as u64);
+                let cookie = (sock.key as u64 + 1) | (sock.ty << 56) | (family << 60);
                 Some(self.put_bytes_option(pid, a, &cookie.to_le_bytes(), 8))
             }
             SO_MAX_PACING_RATE if set => {
@@ -800,16 +804,12 @@ impl Kernel {
                 if !capable(self, pmon::caps::NET_RAW) {
                     return Some(err(EPERM));
                 }
-                let len = (a[4] as u32 as usize).min(16);
-                let name = match self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::read_vec(s, a[3], len))
-                {
-                    Ok(b) => b,
+                // IFNAMSIZ.
+                let name = match self.option_name(pid, a, 16) {
+                    Ok(n) => n,
                     Err(e) => return Some(err(e)),
                 };
-                let name = name.split(|&c| c == 0).next().unwrap_or_default();
-                let bound = match name {
+                let bound = match &name[..] {
                     b"" => 0,
                     b"lo" => 1,
                     _ => return Some(err(ENODEV)),
@@ -829,6 +829,17 @@ impl Kernel {
             }
             _ => None,
         }
+    }
+
+    /// The name a setsockopt `a` gives (SO_BINDTODEVICE, TCP_CONGESTION):
+    /// at most `most` bytes of it, up to a NUL if there is one.
+    fn option_name(&mut self, pid: Pid, a: [u64; 6], most: usize) -> Result<Vec<u8>, Errno> {
+        let len = (a[4] as u32 as usize).min(most);
+        let mut name = uaccess::read_vec(self.space_mut(pid)?, a[3], len)?;
+        if let Some(end) = name.iter().position(|&c| c == 0) {
+            name.truncate(end);
+        }
+        Ok(name)
     }
 
     /// A get's value of several bytes, cut to the caller's buffer;
@@ -2029,16 +2040,11 @@ impl Kernel {
                 // Linux's fastopen is set before a listen or a connect.
                 TCP_FASTOPEN if connected => Some(err(EINVAL)),
                 TCP_CONGESTION => {
-                    let len = (a[4] as usize).min(15);
-                    let name = match self
-                        .space_mut(pid)
-                        .and_then(|s| uaccess::read_vec(s, a[3], len))
-                    {
-                        Ok(b) => b,
+                    let name = match self.option_name(pid, a, 15) {
+                        Ok(n) => n,
                         Err(e) => return Some(err(e)),
                     };
-                    let name = name.split(|&c| c == 0).next().unwrap_or_default();
-                    match CONGESTION.iter().position(|c| *c == name) {
+                    match CONGESTION.iter().position(|c| *c == &name[..]) {
                         Some(i) => {
                             self.sock_options
                                 .entry(sock.key)
