@@ -3220,9 +3220,30 @@ impl Kernel {
             }
             _ => {}
         }
-        // A new file needs write and search permission on its directory.
+        // O_CREAT by a process without CAP_DAC_OVERRIDE: a new name needs
+        // write and search permission on its directory; a file there (bar
+        // O_EXCL's EEXIST) its own bits, asked here, before storage's
+        // create, which truncates in the same request (a link on storage:
+        // its target's; O_NOFOLLOW's ELOOP comes later). One look at the
+        // name serves both.
         if flags & O_CREAT != 0 && !self.overrides(pid) {
-            if let Err(e) = self.may_change_name(pid, &full, false) {
+            let checked = match self.owner_of_name(&full) {
+                None => self.may_change_in(pid, &full, None),
+                Some(f) if flags & O_EXCL == 0 => {
+                    let f = if f.mode & 0o170000 != 0o120000 {
+                        Some(f)
+                    } else if flags & O_NOFOLLOW == 0 {
+                        super::store::stat(&full, true)
+                            .ok()
+                            .map(|st| pmon::cred::Owned::from(&st))
+                    } else {
+                        None
+                    };
+                    f.map_or(Ok(()), |f| self.may(pid, f, open_wants(flags)))
+                }
+                Some(_) => Ok(()),
+            };
+            if let Err(e) = checked {
                 return err(e);
             }
         }
@@ -3230,11 +3251,12 @@ impl Kernel {
             return r;
         }
         let looks = flags & O_ACCMODE == O_RDONLY && flags & (O_CREAT | O_TRUNC) == 0;
-        if if looks {
+        let stored = if looks {
             self.on_storage_to_look(&full)
         } else {
             self.on_storage(&full)
-        } {
+        };
+        if stored {
             return self.store_open(pid, full, flags, mode, cloexec);
         }
         // The host's files, read-only until storage serves files. As in
@@ -3393,36 +3415,25 @@ impl Kernel {
         // The file's bits as the caller's real ids and their capabilities
         // let it (`Cred::for_access`): root may read and write anything
         // and execute what has an execute bit.
-        let allowed = |k: &Self, uid: u32, gid: u32, st_mode: u32| match k.procs.get(&pid) {
-            Some(p) if mode & 7 != 0 => {
-                let f = pmon::cred::Owned {
-                    uid,
-                    gid,
-                    mode: st_mode,
-                };
-                if p.cred.for_access().may_access(&p.groups, f, mode as u32) {
-                    Ret::Val(0)
-                } else {
-                    err(EACCES)
-                }
-            }
+        let allowed = |k: &Self, f: pmon::cred::Owned| match k.procs.get(&pid) {
+            Some(p) if !p.cred.for_access().may_access(&p.groups, f, mode as u32) => err(EACCES),
             _ => Ret::Val(0),
         };
         if let Some(ino) = self.tmp_node(&full) {
             return match self.tmp.stat(ino) {
-                Ok(st) => allowed(self, st.uid, st.gid, st.mode),
+                Ok(st) => allowed(self, pmon::cred::Owned::from(&st)),
                 Err(e) => err(e),
             };
         }
         if self.on_storage_to_look(&full) {
             return match super::store::stat(&full, true) {
-                Ok(st) => allowed(self, st.uid, st.gid, st.mode),
+                Ok(st) => allowed(self, pmon::cred::Owned::from(&st)),
                 Err(e) => err(e),
             };
         }
         match host::stat_path(&full, true) {
             Ok(_) if mode & W_OK != 0 => err(EROFS),
-            Ok(st) => allowed(self, st.uid, st.gid, st.mode),
+            Ok(st) => allowed(self, pmon::cred::Owned::from(&st)),
             Err(e) => err(e),
         }
     }

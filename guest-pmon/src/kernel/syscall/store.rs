@@ -408,19 +408,10 @@ impl Kernel {
             return err(ELOOP);
         }
         // An existing file opens only as its owner, group and mode let the
-        // caller (a file O_CREAT makes is not checked, as on Linux); asked
-        // before a create, which may truncate, and never of root.
+        // caller, never asked of root; with O_CREAT, open_path asked
+        // before the create (which may truncate), and a file it makes is
+        // not checked, as on Linux.
         let checks = flags & O_PATH == 0 && !self.overrides(pid);
-        let check = |k: &Self, st: &StoreStat| {
-            k.may(pid, pmon::cred::Owned::from(st), super::open_wants(flags))
-        };
-        if checks && flags & O_CREAT != 0 && flags & O_EXCL == 0 {
-            if let Ok(st) = store::stat(&full, !no_follow) {
-                if let Err(e) = check(self, &st) {
-                    return err(e);
-                }
-            }
-        }
         let st = if flags & O_CREAT != 0 {
             let perm = mode & 0o7777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
             let mut f = sp::FLAG_CREATE;
@@ -462,7 +453,8 @@ impl Kernel {
                     .and_then(|pr| pr.fds.install(file, cloexec, 0)));
             }
             if checks {
-                if let Err(e) = check(self, &st) {
+                let f = pmon::cred::Owned::from(&st);
+                if let Err(e) = self.may(pid, f, super::open_wants(flags)) {
                     return err(e);
                 }
             }

@@ -189,10 +189,12 @@ impl Kernel {
         cloexec: bool,
     ) -> Option<Ret> {
         let rel = below_tmp(full)?;
+        // An existing file's bits (a tmpfs file's O_CREAT asked by
+        // open_path; the host's file under /tmp it does not see).
         let checks = flags & O_PATH == 0 && !self.overrides(pid);
         let ino = match self.tmp.lookup(rel) {
             Ok(_) if flags & O_CREAT != 0 && flags & O_EXCL != 0 => return Some(err(EEXIST)),
-            Ok(ino) if checks => {
+            Ok(ino) if checks && flags & O_CREAT == 0 => {
                 let st = match self.tmp.stat(ino) {
                     Ok(st) => st,
                     Err(e) => return Some(err(e)),
@@ -817,8 +819,8 @@ impl Kernel {
         // replaces a name of) its own.
         if !self.overrides(pid) {
             let checked = self.may_change_name(pid, &from, true).and_then(|()| {
-                let replaces = self.owner_of_name(&to).is_some();
-                self.may_change_name(pid, &to, replaces)
+                let replaced = self.owner_of_name(&to);
+                self.may_change_in(pid, &to, replaced)
             });
             if let Err(e) = checked {
                 return err(e);
@@ -995,7 +997,7 @@ impl Kernel {
 
     /// The owner, group and mode of the tmpfs's or storage's file at
     /// `full` (a link itself); None where neither has one.
-    fn owner_of_name(&self, full: &[u8]) -> Option<pmon::cred::Owned> {
+    pub(super) fn owner_of_name(&self, full: &[u8]) -> Option<pmon::cred::Owned> {
         if let Some(ino) = self.tmp_node(full) {
             return self
                 .tmp
@@ -1025,13 +1027,26 @@ impl Kernel {
         full: &[u8],
         removes: bool,
     ) -> Result<(), Errno> {
-        let Some(dir) = pmon::path::parent(full) else {
-            return Ok(());
-        };
         let file = self.owner_of_name(full);
         if file.is_some() != removes {
             return Ok(());
         }
+        self.may_change_in(pid, full, file)
+    }
+
+    /// [`Self::may_change_name`]'s look at the directory of `full`, whose
+    /// file (`file`, what [`Self::owner_of_name`] found) a caller already
+    /// knows: None for a name to make, the file for one removed or
+    /// replaced.
+    pub(super) fn may_change_in(
+        &self,
+        pid: Pid,
+        full: &[u8],
+        file: Option<pmon::cred::Owned>,
+    ) -> Result<(), Errno> {
+        let Some(dir) = pmon::path::parent(full) else {
+            return Ok(());
+        };
         let Some(d) = self.owner_of_name(dir) else {
             return Ok(());
         };
