@@ -58,7 +58,8 @@ impl Locks {
     }
 
     /// The first lock that keeps `owner` from taking [start, end) (for
-    /// writing when `write`), as F_GETLK reports it.
+    /// writing when `write`), as F_GETLK reports it: Linux's list order,
+    /// owners by their first lock, each owner's ranges by start.
     pub fn conflict(
         &self,
         file: u64,
@@ -108,7 +109,16 @@ impl Locks {
             }
             !touches
         });
-        list.push(new);
+        // Among the owner's own, by start; a new owner's go last. (Its
+        // ranges stay together: each is inserted next to the others.)
+        let at = match list.iter().rposition(|l| l.owner == owner) {
+            None => list.len(),
+            Some(last) => list[..=last]
+                .iter()
+                .position(|l| l.owner == owner && l.start > new.start)
+                .unwrap_or(last + 1),
+        };
+        list.insert(at, new);
         Ok(())
     }
 
@@ -163,6 +173,25 @@ impl Locks {
     }
 }
 
+/// Whether `waiter` waiting for a lock of `holder` would close a cycle of
+/// processes each waiting for the next (F_SETLKW's EDEADLK), following
+/// `waits_for` (whose lock a process waits for) as Linux's
+/// posix_locks_deadlock does, and as it, at most 10 steps.
+pub fn deadlock(waiter: u32, holder: u32, waits_for: impl Fn(u32) -> Option<u32>) -> bool {
+    const MAX_STEPS: usize = 10;
+    let mut at = holder;
+    for _ in 0..=MAX_STEPS {
+        if at == waiter {
+            return true;
+        }
+        match waits_for(at) {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +236,40 @@ mod tests {
         m.lock(1, Space::Record, A, 0, 10, true).expect("free");
         m.lock(1, Space::Record, A, 10, 20, true).expect("free");
         assert_eq!(m.count(), 1);
+    }
+
+    #[test]
+    fn getlk_reports_an_owners_lowest_range_first() {
+        let mut l = Locks::new();
+        l.lock(1, Space::Record, A, 10, 15, true).expect("free");
+        l.lock(1, Space::Record, A, 1, 6, false).expect("free");
+        l.lock(1, Space::Record, B, 0, 1, false).expect("free");
+        let c = l.conflict(1, Space::Record, Owner::Process(3), 0, END, true);
+        assert_eq!(c.map(|c| (c.owner, c.start)), Some((A, 1)));
+        let c = l.conflict(1, Space::Record, Owner::Process(3), 6, END, true);
+        assert_eq!(c.map(|c| (c.start, c.write)), Some((10, true)));
+        // A split keeps the order.
+        l.unlock(1, Space::Record, A, 2, 3);
+        let starts: Vec<u64> = l.held[&(1, Space::Record)]
+            .iter()
+            .map(|l| l.start)
+            .collect();
+        assert_eq!(starts, [1, 3, 10, 0]);
+    }
+
+    #[test]
+    fn a_cycle_of_waiters_is_a_deadlock() {
+        // 2 waits for 3, 3 for 4: 4 waiting for 2 closes the cycle.
+        let waits = |p: u32| match p {
+            2 => Some(3),
+            3 => Some(4),
+            _ => None,
+        };
+        assert!(deadlock(4, 2, waits));
+        assert!(!deadlock(5, 2, waits));
+        // A chain longer than Linux follows is not looked at to its end.
+        assert!(!deadlock(0, 1, |p| (p < 30).then_some(p + 1)));
+        assert!(deadlock(7, 1, |p| (p < 30).then_some(p + 1)));
     }
 
     #[test]

@@ -433,6 +433,10 @@ pub struct Kernel {
     pub storage: bool,
     /// Advisory locks on files (fcntl, flock), see `syscall::lock`.
     pub locks: pmon::locks::Locks,
+    /// Threads waiting for a record lock: their process and the process
+    /// holding the lock (F_SETLKW's deadlock check; only entries of
+    /// threads still waiting on `Wait::Lock` count).
+    pub lock_waits: BTreeMap<Tid, (Pid, Pid)>,
     /// Storage files unlinked while open here: moved aside (inode ->
     /// hidden path) and removed when the last open file goes.
     pub unlinked: BTreeMap<u64, Vec<u8>>,
@@ -613,6 +617,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         trace: boot.trace_syscalls != 0,
         storage: boot.storage != 0,
         locks: pmon::locks::Locks::new(),
+        lock_waits: BTreeMap::new(),
         unlinked: BTreeMap::new(),
         shared_maps: Vec::new(),
         anon: None,

@@ -1,7 +1,8 @@
 /* Advisory locks as programs take them on the file given: fcntl record
  * locks between a parent and its child (F_GETLK sees the other's lock,
  * F_SETLK fails with EAGAIN, F_SETLKW waits until the holder lets go),
- * a close releasing the process's locks, OFD locks and flock. */
+ * a close releasing the process's locks, OFD locks and flock; F_GETLK's
+ * order among one owner's ranges, and F_SETLKW's EDEADLK. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -87,6 +88,45 @@ int main(int argc, char **argv) {
     printf("flock ex after un: %s\n", res(flock(f2, LOCK_EX | LOCK_NB)));
     int w = open(argv[1], O_WRONLY);
     printf("read lock on a write-only fd: %s\n", lk(w, F_SETLK, F_RDLCK, 0, 1));
+
+    /* F_GETLK names an owner's lowest range first, whatever the order the
+     * ranges were taken in (LTP's fcntl11). */
+    close(c);
+    int g = open(argv[1], O_RDWR);
+    lk(g, F_SETLK, F_WRLCK, 10, 5);
+    lk(g, F_SETLK, F_RDLCK, 1, 5);
+    if (fork() == 0) {
+        int c = open(argv[1], O_RDWR);
+        struct flock f = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        fcntl(c, F_GETLK, &f);
+        printf("first conflict: %s at %ld for %ld\n", f.l_type == F_RDLCK ? "read" : "write",
+               (long)f.l_start, (long)f.l_len);
+        _exit(0);
+    }
+    wait(&st);
+
+    /* Two processes each waiting for the other's byte: one of them (the
+     * second to wait) gets EDEADLK instead of waiting for ever. */
+    lk(g, F_SETLK, F_UNLCK, 0, 0);
+    lk(g, F_SETLK, F_WRLCK, 0, 1);
+    int held[2];
+    pipe(held);
+    if (fork() == 0) {
+        int c = open(argv[1], O_RDWR);
+        lk(c, F_SETLK, F_WRLCK, 1, 1);
+        write(held[1], "h", 1);
+        struct flock f = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+        _exit(fcntl(c, F_SETLKW, &f) == 0 ? 0 : errno == EDEADLK ? 1 : 2);
+    }
+    read(held[0], &b, 1);
+    usleep(100000);
+    struct flock f = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1};
+    int mine = fcntl(g, F_SETLKW, &f) == 0 ? 0 : errno == EDEADLK ? 1 : 2;
+    if (mine == 1)
+        lk(g, F_SETLK, F_UNLCK, 0, 0);
+    wait(&st);
+    printf("waiting for each other: EDEADLK %d time(s), other errors %s\n",
+           (mine == 1) + (WEXITSTATUS(st) == 1), mine == 2 || WEXITSTATUS(st) == 2 ? "yes" : "no");
     unlink(argv[1]);
     return 0;
 }

@@ -21,6 +21,7 @@ const LOCK_SH: u64 = 1;
 const LOCK_EX: u64 = 2;
 const LOCK_NB: u64 = 4;
 const LOCK_UN: u64 = 8;
+const EDEADLK: Errno = 35;
 /// struct flock: l_type, l_whence (shorts), l_start, l_len, l_pid.
 const FLOCK_SIZE: usize = 32;
 
@@ -196,7 +197,9 @@ impl Kernel {
     }
 
     /// Takes a lock, or parks the thread to try again when one is given
-    /// up (`wait`), or EAGAIN.
+    /// up (`wait`), or EAGAIN. A process's record lock that would wait
+    /// for a process waiting (through others) for it is EDEADLK, as
+    /// Linux; open files' locks (OFD, flock) are not checked, as Linux.
     #[allow(clippy::too_many_arguments)]
     fn take_lock(
         &mut self,
@@ -208,14 +211,37 @@ impl Kernel {
         write: bool,
         wait: bool,
     ) -> Ret {
+        self.lock_waits.remove(&tid);
         match self.locks.lock(key, space, owner, lo, hi, write) {
             Ok(()) => Ret::Val(0),
-            Err(_) if wait => {
+            Err(held) if wait => {
+                if let (Owner::Process(me), Owner::Process(holder)) = (owner, held.owner) {
+                    if pmon::locks::deadlock(me, holder, |p| self.lock_waited_by(p)) {
+                        return err(EDEADLK);
+                    }
+                    self.lock_waits.insert(tid, (me, holder));
+                }
                 self.block(tid, Wait::Lock, None, None, OnWake::Retry);
                 Ret::Block
             }
             Err(_) => err(EAGAIN),
         }
+    }
+
+    /// The process whose record lock a thread of `pid` waits for.
+    fn lock_waited_by(&self, pid: Pid) -> Option<Pid> {
+        self.lock_waits.iter().find_map(|(tid, &(p, holder))| {
+            let waiting = self.threads.get(tid).is_some_and(|t| {
+                matches!(
+                    t.state,
+                    State::Blocked {
+                        wait: Wait::Lock,
+                        ..
+                    }
+                )
+            });
+            (p == pid && waiting).then_some(holder)
+        })
     }
 
     /// A file's size (SEEK_END, and locks relative to it).
