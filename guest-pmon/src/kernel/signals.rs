@@ -321,9 +321,56 @@ impl Kernel {
                 ctx.frame.rip -= 2;
             }
             self.wake(tid, OnWake::Return(self.syscall_nr(tid) as i64));
+        } else if wait == Wait::Sleep && !self.write_sleep_left(tid) {
+            self.wake(tid, OnWake::Return(-EFAULT));
         } else {
             self.wake(tid, OnWake::Return(-EINTR));
         }
+    }
+
+    /// A relative nanosleep or clock_nanosleep ended by a signal writes
+    /// the time left to its `rem` (when not null), as Linux; false when
+    /// `rem` cannot be written (the call's EFAULT).
+    fn write_sleep_left(&mut self, tid: Tid) -> bool {
+        const NANOSLEEP: u64 = 35;
+        const CLOCK_NANOSLEEP: u64 = 230;
+        let Some(t) = self.threads.get(&tid) else {
+            return true;
+        };
+        let (
+            Some(ctx),
+            State::Blocked {
+                deadline: Some(end),
+                ..
+            },
+        ) = (t.ctx.as_ref(), t.state)
+        else {
+            return true;
+        };
+        let g = &ctx.frame.gprs;
+        // rdi, rsi, rdx, r10: gprs 5, 4, 3, 9.
+        let (abs, rem) = match g[0] {
+            NANOSLEEP => (false, g[4]),
+            CLOCK_NANOSLEEP => (g[4] & 1 != 0, g[9]),
+            _ => return true,
+        };
+        if abs || rem == 0 {
+            return true;
+        }
+        let pid = t.pid;
+        let left = end.saturating_sub(self.now_ns());
+        let mut ts = [0u8; 16];
+        ts[..8].copy_from_slice(&(left / 1_000_000_000).to_le_bytes());
+        ts[8..].copy_from_slice(&(left % 1_000_000_000).to_le_bytes());
+        // The sleeper's space, not the signaller's: user addresses mean
+        // the loaded one.
+        let Some(space) = self.procs.get(&pid).map(|p| p.space) else {
+            return true;
+        };
+        self.in_space(space, |k| {
+            k.space_of(pid)
+                .is_some_and(|s| uaccess::write(s, rem, &ts).is_ok())
+        })
     }
 
     fn syscall_nr(&self, tid: Tid) -> u64 {

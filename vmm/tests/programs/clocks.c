@@ -1,18 +1,23 @@
 /* Time as programs read it: clock_gettime, gettimeofday and time (on
  * Lego from the vDSO, in user mode) agree with the system call and never
  * go backwards; clocks the vDSO does not serve still work; a sleep lasts
- * as long as the clocks say. */
+ * as long as the clocks say; a sleep a signal ends tells what was left
+ * of it, written in the sleeper's memory (LTP's nanosleep02). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <signal.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 static long long ns(struct timespec t) { return t.tv_sec * 1000000000LL + t.tv_nsec; }
+
+static void on_int(int s) { (void)s; }
 
 static int ordered(clockid_t clock) {
     for (int i = 0; i < 2000; i++) {
@@ -66,5 +71,28 @@ int main(void) {
     printf("getres of clock 99: %s\n", clock_getres(99, &cpu) == 0 ? "ok" : strerror(errno));
     printf("set the monotonic clock: %s\n",
            clock_settime(CLOCK_MONOTONIC, &a) == 0 ? "ok" : strerror(errno));
+
+    /* A signal from another process ends a 5 s sleep after 0.3 s: the
+     * time left (about 4.7 s) is written to the sleeper's rem, not to the
+     * same address in the signaller (as Lego did once). */
+    signal(SIGINT, on_int);
+    struct timespec left = {77, 77};
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        struct timespec five = {5, 0};
+        int r = nanosleep(&five, &left);
+        int e = errno;
+        printf("interrupted sleep: %s, %s left\n", r == 0 ? "0" : strerror(e),
+               left.tv_sec == 4 ? "4.x s" : left.tv_sec == 77 ? "nothing said" : "wrong time");
+        fflush(stdout);
+        _exit(0);
+    }
+    usleep(300000);
+    kill(child, SIGINT);
+    waitpid(child, NULL, 0);
+    printf("the signaller's memory untouched: %s\n", left.tv_sec == 77 && left.tv_nsec == 77 ? "yes" : "no");
+    printf("clock_nanosleep on a thread CPU clock: %s\n",
+           strerror(syscall(SYS_clock_nanosleep, CLOCK_THREAD_CPUTIME_ID, 0, &nap, NULL) == 0 ? 0 : errno));
     return 0;
 }
