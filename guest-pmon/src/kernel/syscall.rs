@@ -2391,7 +2391,15 @@ impl Kernel {
                     .space_mut(pid)
                     .and_then(|s| uaccess::write_u32(s, arg, at).map(|_| 0)))
             }
-            (FIONREAD, Kind::PipeRead(id) | Kind::Socket(id, _) | Kind::UnixDgram(id)) => {
+            // A pipe's write end says what its read end would (Linux
+            // answers the same on both).
+            (
+                FIONREAD,
+                Kind::PipeRead(id)
+                | Kind::PipeWrite(id)
+                | Kind::Socket(id, _)
+                | Kind::UnixDgram(id),
+            ) => {
                 let n = self.pipes.get(&id).map_or(0, |p| p.pending()) as u32;
                 val(self
                     .space_mut(pid)
@@ -5001,9 +5009,10 @@ impl Kernel {
                 Ret::Val(self.procs.get(&pid).is_some_and(|p| p.no_new_privs) as i64)
             }
             PR_SET_NAME => {
+                // A longer name is cut to 15 bytes, as Linux.
                 let name = match self
                     .space_mut(pid)
-                    .and_then(|s| uaccess::read_cstr(s, arg, 15))
+                    .and_then(|s| uaccess::read_cstr_cut(s, arg, 15))
                 {
                     Ok(n) => n,
                     Err(e) => return err(e),

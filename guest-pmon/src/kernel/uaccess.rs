@@ -258,6 +258,26 @@ pub fn read_cstr(space: &mut dyn UserSpace, addr: u64, max: usize) -> Result<Vec
     }
 }
 
+/// At most `max` bytes of the string at `addr` (the rest cut, as Linux's
+/// strncpy_from_user into a fixed buffer: PR_SET_NAME), reading no byte
+/// past them.
+pub fn read_cstr_cut(space: &mut dyn UserSpace, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < max {
+        let chunk = ((4096 - (at % 4096)) as usize).min(max - out.len());
+        let mut buf = alloc::vec![0u8; chunk];
+        read(space, at, &mut buf)?;
+        if let Some(end) = buf.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf);
+        at += chunk as u64;
+    }
+    Ok(out)
+}
+
 /// A NULL-terminated array of string pointers (argv, envp), at most
 /// `max_total` bytes of strings.
 pub fn read_strings(

@@ -12,6 +12,7 @@
 #include "check.h"
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,11 +25,22 @@ int main(void) {
     prctl(PR_SET_NAME, "worker-1");
     prctl(PR_GET_NAME, name);
     printf("renamed: %s\n", name);
+    /* A longer name is cut to 15 bytes, not refused (LTP's prctl05). */
+    int named = prctl(PR_SET_NAME, "a-name-of-twenty-bytes");
+    prctl(PR_GET_NAME, name);
+    printf("a long name: %d, reads %s\n", named, name);
+    prctl(PR_SET_NAME, "worker-1");
     printf("dumpable: %d\n", prctl(PR_GET_DUMPABLE));
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     printf("no_new_privs: %d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
     int p[2];
     pipe(p);
+    /* FIONREAD on either end of a pipe (LTP's pipe12). */
+    int queued = -1;
+    write(p[1], "abc", 3);
+    ioctl(p[1], FIONREAD, &queued);
+    printf("FIONREAD on the write end: %d\n", queued);
+    read(p[0], name, 3);
     pid_t mid = fork();
     if (mid == 0) {
         pid_t leaf = fork();
