@@ -2144,7 +2144,10 @@ impl Kernel {
                     | Name::Task(..)
                     | Name::TaskFile(..) => host_of(b"/proc"),
                     _ if self.tmp_node(&full).is_some() => Ok(self.tmp_statfs()),
-                    _ if self.on_storage(&full) => self.store_statfs(),
+                    // The name must be there (ENOENT, ENOTDIR) as on Linux.
+                    _ if self.on_storage(&full) => {
+                        super::store::stat(&full, true).and_then(|_| self.store_statfs())
+                    }
                     _ => host_of(&full),
                 },
                 Err(e) => Err(e),
@@ -3420,6 +3423,14 @@ impl Kernel {
             | Name::TaskFile(..) => return Ret::Val(0),
             Name::Host => full,
         };
+        // "name/" is a directory's, as in stat.
+        if ends_in_slash(&p) {
+            match self.stat_path_of(pid, dirfd, &p, true) {
+                Ok(st) if !stat_is_dir(&st) => return err(ENOTDIR),
+                Ok(_) => {}
+                Err(e) => return err(e),
+            }
+        }
         // The file's bits as the caller's real ids and their capabilities
         // let it (`Cred::for_access`): root may read and write anything
         // and execute what has an execute bit.
@@ -3522,6 +3533,10 @@ impl Kernel {
         }
         // An empty path: the symbolic link an O_PATH descriptor names.
         let p = if p.is_empty() {
+            // (The working directory is no link: ENOENT, as Linux.)
+            if dirfd == AT_FDCWD {
+                return err(ENOENT);
+            }
             match self.file(pid, dirfd) {
                 Ok(f) if f.flags.get() & O_PATH != 0 && !f.path.is_empty() => f.path.clone(),
                 Ok(_) => return err(ENOENT),

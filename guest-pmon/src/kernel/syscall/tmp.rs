@@ -1155,11 +1155,20 @@ impl Kernel {
                     prefix.push(b'/');
                 }
                 prefix.extend_from_slice(name);
-                let Ok(ino) = self.tmp.lookup(&prefix) else {
-                    return Ok(full);
+                let ino = match self.tmp.lookup(&prefix) {
+                    Ok(ino) => ino,
+                    // A name too long where the walk reaches it.
+                    Err(tmpfs::ENAMETOOLONG) => return Err(ENAMETOOLONG),
+                    Err(_) => return Ok(full),
                 };
                 let last = i + 1 == names.len();
-                if !self.tmp.is_symlink(ino) || (last && !follow_last) {
+                let link = self.tmp.is_symlink(ino);
+                // A name under a file of the tmpfs: ENOTDIR, whatever
+                // the host's /tmp below it has.
+                if !link && !last && !self.tmp.is_directory(ino) {
+                    return Err(ENOTDIR);
+                }
+                if !link || (last && !follow_last) {
                     continue;
                 }
                 let Ok(target) = self.tmp.readlink(ino) else {
