@@ -1789,6 +1789,11 @@ impl Kernel {
                 Err(EPIPE)
             }
             Kind::Socket(_, id) => self.pipe_write(tid, id, data, f.nonblocking()),
+            // (A TCP socket's write as its send: EPIPE, SIGPIPE.)
+            Kind::Unix(id) if self.unix.inet(id).is_some() => {
+                self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
+                Err(EPIPE)
+            }
             Kind::Unix(_) => Err(unix::ENOTCONN),
             Kind::UnixDgram(id) => self.unix_dgram_write(tid, f, id, data),
             Kind::PtyMaster(id) => self.pty_write(f, id, true, data),
@@ -2388,7 +2393,12 @@ impl Kernel {
                     .space_mut(pid)
                     .and_then(|s| uaccess::write_u32(s, arg, n).map(|_| 0)))
             }
-            (SIOCATMARK, Kind::Socket(id, _)) => {
+            // (A FIFO open for reading and writing is a Socket whose two
+            // pipes are one: no socket to ask.)
+            (SIOCATMARK, Kind::Unix(id)) if self.unix.inet(id).is_some() => val(self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write_u32(s, arg, 0).map(|_| 0))),
+            (SIOCATMARK, Kind::Socket(id, tx)) if id != tx => {
                 let at = self.pipes.get(&id).is_some_and(|p| p.at_mark()) as u32;
                 val(self
                     .space_mut(pid)
@@ -2412,7 +2422,7 @@ impl Kernel {
             // TCP connection's are acknowledged at once (Linux counts
             // unacknowledged bytes), an AF_UNIX socket's wait in its
             // peer's queue.
-            (SIOCOUTQ, Kind::Socket(rx, tx)) => {
+            (SIOCOUTQ, Kind::Socket(rx, tx)) if rx != tx => {
                 let tcp = self.pipes.get(&rx).is_some_and(|p| p.tcp);
                 let n = if tcp {
                     0

@@ -10,12 +10,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -619,5 +621,42 @@ int main(void)
     close(l6);
     int c6b = socket(AF_INET6, SOCK_STREAM, 0);
     SHOW("  an IPv6 client with only the IPv4 listener", connect(c6b, (void *)&lo6, sizeof lo6));
+
+    /* The errors of calls made wrong (LTP's sendto01, sendmsg01, recv01,
+     * recvmsg01, getsockname01, socketpair01, sockioctl01). */
+    signal(SIGPIPE, SIG_IGN);
+    int never = socket(AF_INET, SOCK_STREAM, 0);
+    SHOW("write on a TCP socket never connected", write(never, "x", 1));
+    SHOW("send with MSG_NOSIGNAL on it", send(never, "x", 1, MSG_NOSIGNAL));
+    SHOW("recv on it", recv(never, &one, 1, MSG_DONTWAIT));
+    int minus = -1;
+    SHOW("getsockname with a negative length", getsockname(c4, (void *)&lo4, (socklen_t *)&minus));
+    struct iovec many[1025];
+    for (int i = 0; i < 1025; i++)
+        many[i] = (struct iovec){ &one, 1 };
+    struct msghdr mh = { .msg_iov = many, .msg_iovlen = 1025 };
+    SHOW("recvmsg of 1025 vectors", recvmsg(a4, &mh, MSG_DONTWAIT));
+    mh = (struct msghdr){ .msg_name = &lo4, .msg_namelen = -1, .msg_iov = many, .msg_iovlen = 1 };
+    SHOW("recvmsg with a negative name length", recvmsg(a4, &mh, MSG_DONTWAIT));
+    SHOW("recv of the error queue of a TCP socket", recv(c4, &one, 1, MSG_ERRQUEUE));
+    int pair[2];
+    SHOW("socketpair of TCP sockets", socketpair(AF_INET, SOCK_STREAM, 0, pair));
+    SHOW("socketpair of type 75", socketpair(AF_INET, 75, 0, pair));
+    SHOW("socketpair of TCP datagrams", socketpair(AF_INET, SOCK_DGRAM, IPPROTO_TCP, pair));
+    int ud = socket(AF_INET, SOCK_DGRAM, 0);
+    SHOW("UDP sendto with MSG_OOB", sendto(ud, "x", 1, MSG_OOB, (void *)&lo4, sizeof lo4));
+    SHOW("UDP recv of the error queue", recv(ud, &one, 1, MSG_ERRQUEUE));
+    static char huge[70000];
+    struct iovec halves[2] = { { huge, 35000 }, { huge, 35000 } };
+    mh = (struct msghdr){ .msg_name = &lo4, .msg_namelen = sizeof lo4, .msg_iov = halves, .msg_iovlen = 2 };
+    SHOW("UDP sendmsg of 70000 bytes in two vectors", sendmsg(ud, &mh, 0));
+    SHOW("SIOCATMARK on a TCP socket never connected", ioctl(never, SIOCATMARK, &one));
+    char fifo[] = "/tmp/inet-fifo-XXXXXX";
+    close(mkstemp(fifo));
+    unlink(fifo);
+    mkfifo(fifo, 0600);
+    int ff = open(fifo, O_RDWR);
+    SHOW("SIOCATMARK on a FIFO", ioctl(ff, SIOCATMARK, &one));
+    unlink(fifo);
     return 0;
 }

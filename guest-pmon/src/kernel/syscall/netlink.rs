@@ -61,7 +61,7 @@ impl Kernel {
         b[..2].copy_from_slice(&AF_NETLINK.to_le_bytes());
         b[4..8].copy_from_slice(&port.to_le_bytes());
         let s = self.space_mut(pid)?;
-        let room = uaccess::read_u32(s, len)? as usize;
+        let room = super::unix::address_room(s, len)?;
         uaccess::write(s, addr, &b[..room.min(b.len())])?;
         uaccess::write_u32(s, len, b.len() as u32)
     }

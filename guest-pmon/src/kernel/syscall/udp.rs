@@ -87,6 +87,18 @@ impl Kernel {
     ) -> Ret {
         let pid = self.pid_of(tid);
         let v6 = self.dgrams.is_v6(id);
+        // Datagrams have no urgent data, and no errors are ever queued.
+        let flags = match n {
+            nr::SENDTO | nr::RECVFROM => a[3],
+            nr::SENDMSG | nr::RECVMSG => a[2],
+            _ => 0,
+        };
+        if matches!(n, nr::SENDTO | nr::SENDMSG) && flags & super::unix::MSG_OOB != 0 {
+            return err(EOPNOTSUPP);
+        }
+        if matches!(n, nr::RECVFROM | nr::RECVMSG) && flags & super::unix::MSG_ERRQUEUE != 0 {
+            return err(EAGAIN);
+        }
         match n {
             nr::BIND => match self.udp_address(pid, a[1], a[2], v6, true) {
                 Ok(Some(name)) => {
@@ -137,8 +149,11 @@ impl Kernel {
                     return self.udp_recv(tid, f, id, &vecs, a[2], (name, a[1] + 8), Some(a[1]));
                 }
                 let mut data = Vec::new();
+                // Up to one byte past the largest datagram: more is
+                // EMSGSIZE (the send says), not a shorter datagram.
                 for &(at, len) in &vecs {
-                    if data.len().saturating_add(len) > MAX_SEND {
+                    let len = len.min(MAX_SEND - data.len());
+                    if len == 0 {
                         break;
                     }
                     match self

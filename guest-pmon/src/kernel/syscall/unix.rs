@@ -94,6 +94,9 @@ const ENODEV: Errno = 19;
 const SO_PEERCRED: u64 = 17;
 const SO_OOBINLINE: u64 = 10;
 pub(super) const MSG_OOB: u64 = 1;
+/// A socket's queue of errors (IP_RECVERR's): never any here, so an
+/// internet socket's read of it is EAGAIN, as Linux's with none queued.
+pub(super) const MSG_ERRQUEUE: u64 = 0x2000;
 const SO_LINGER: u64 = 13;
 const SOCK_SEQPACKET: u64 = 5;
 pub(super) const ENOBUFS: Errno = 105;
@@ -107,6 +110,7 @@ const EAFNOSUPPORT: Errno = 97;
 const EISCONN: Errno = 106;
 const EINPROGRESS: Errno = 115;
 pub(super) const ENOTCONN: Errno = 107;
+const EMSGSIZE: Errno = 90;
 pub(super) const ENOPROTOOPT: Errno = 92;
 const SO_ACCEPTCONN: u64 = 30;
 pub(super) const SO_PROTOCOL: u64 = 38;
@@ -134,8 +138,18 @@ impl Kernel {
     ) -> Ret {
         match domain {
             AF_UNIX => {}
-            // Internet sockets have no pairs.
-            AF_INET | AF_INET6 => return err(EOPNOTSUPP),
+            // Internet sockets have no pairs: as Linux, the socket is
+            // made first (its type and protocol checked: EINVAL,
+            // EPROTONOSUPPORT, EPERM) and its pairing refused.
+            AF_INET | AF_INET6 => {
+                return match self.sys_socket(pid, domain, ty, protocol) {
+                    Ret::Val(fd) if fd >= 0 => {
+                        self.sys_close(pid, fd);
+                        err(EOPNOTSUPP)
+                    }
+                    refused => refused,
+                }
+            }
             _ => return err(EAFNOSUPPORT),
         }
         let mode = match ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC) {
@@ -201,14 +215,17 @@ impl Kernel {
                         _ => err(EPROTONOSUPPORT),
                     };
                 }
-                // Linux asks CAP_NET_RAW before it looks at the protocol;
-                // raw sockets of other protocols are not offered.
+                // Linux asks CAP_NET_RAW before it looks at the protocol
+                // (once there is one); raw sockets of other protocols are
+                // not offered.
                 SOCK_RAW => {
                     let raw = self
                         .procs
                         .get(&pid)
                         .is_some_and(|p| p.cred.capable(pmon::caps::NET_RAW));
                     return match protocol {
+                        // (No protocol is looked at before the capability.)
+                        0 => err(EPROTONOSUPPORT),
                         _ if !raw => err(pmon::cred::EPERM),
                         p if p == icmp => self.sys_udp_socket(pid, v6, ty, Proto::Raw),
                         _ => err(EPROTONOSUPPORT),
@@ -317,10 +334,10 @@ impl Kernel {
             nr::RECVFROM => {
                 if a[4] != 0 && a[5] != 0 {
                     // No address: the peer is unnamed.
-                    if let Err(e) = self
-                        .space_mut(pid)
-                        .and_then(|s| uaccess::write_u32(s, a[5], 0))
-                    {
+                    if let Err(e) = self.space_mut(pid).and_then(|s| {
+                        address_room(s, a[5])?;
+                        uaccess::write_u32(s, a[5], 0)
+                    }) {
                         return err(e);
                     }
                 }
@@ -440,6 +457,10 @@ impl Kernel {
     ) -> Result<(MsgHdr, Vec<(u64, usize)>), Errno> {
         let b = uaccess::read_vec(self.space_mut(pid)?, at, 56)?;
         let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        // A negative name length is EINVAL (none is asked without a name).
+        if word(0) != 0 && (word(8) as u32 as i32) < 0 {
+            return Err(EINVAL);
+        }
         let hdr = MsgHdr {
             name: word(0),
             namelen: word(8) as u32 as u64,
@@ -448,8 +469,9 @@ impl Kernel {
             control: word(32),
             controllen: word(40),
         };
+        // (EMSGSIZE for a message's vector, where readv says EINVAL.)
         if hdr.iovlen > 1024 {
-            return Err(EINVAL);
+            return Err(EMSGSIZE);
         }
         let vecs = self.iovecs(pid, hdr.iov, hdr.iovlen as usize)?;
         Ok((hdr, vecs))
@@ -1078,7 +1100,7 @@ impl Kernel {
             None => (AF_UNIX as u16).to_le_bytes().to_vec(),
         };
         let s = self.space_mut(pid)?;
-        let room = uaccess::read_u32(s, len)? as usize;
+        let room = address_room(s, len)?;
         uaccess::write(s, addr, &bytes[..room.min(bytes.len())])?;
         uaccess::write_u32(s, len, bytes.len() as u32)
     }
@@ -1193,6 +1215,15 @@ impl Kernel {
                     self.pipe_changed(id);
                 }
                 Ret::Val(0)
+            }
+            // A TCP socket that never connected sends nothing: EPIPE and
+            // SIGPIPE (unless MSG_NOSIGNAL), as Linux's tcp_sendmsg.
+            nr::SENDTO | nr::SENDMSG | nr::SENDMMSG if inet.is_some() => {
+                let flags = if n == nr::SENDMSG { a[2] } else { a[3] };
+                if flags & MSG_NOSIGNAL == 0 {
+                    self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
+                }
+                err(EPIPE)
             }
             // Sending, receiving, shutting down or naming a peer needs one.
             _ => err(ENOTCONN),
@@ -1740,6 +1771,9 @@ impl Kernel {
             return Ret::Val(0);
         };
         let stream = p.mode() == Mode::Stream;
+        if flags & MSG_ERRQUEUE != 0 && p.tcp {
+            return err(EAGAIN);
+        }
         if flags & MSG_OOB != 0 {
             let asked = (flags & MSG_CMSG_CLOEXEC) as u32;
             return self.recv_urgent(pid, rx, vecs, peek, msg.map(|(at, _)| (at, asked)));
@@ -2135,5 +2169,14 @@ fn nonblock(ty: u64) -> u32 {
         O_NONBLOCK
     } else {
         0
+    }
+}
+
+/// The room a caller gives for an address (the int at `len`, as Linux's
+/// move_addr_to_user reads it): a negative one is EINVAL.
+pub(super) fn address_room(s: &mut dyn uaccess::UserSpace, len: u64) -> Result<usize, Errno> {
+    match uaccess::read_u32(s, len)? as i32 {
+        n if n < 0 => Err(EINVAL),
+        n => Ok(n as usize),
     }
 }
