@@ -35,6 +35,7 @@ pub mod rlimit;
 pub mod sched;
 pub mod scoped;
 pub mod script;
+pub mod search;
 pub mod signal;
 pub mod sockbuf;
 pub mod sockopt;

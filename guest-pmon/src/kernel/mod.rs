@@ -437,6 +437,9 @@ pub struct Kernel {
     /// holding the lock (F_SETLKW's deadlock check; only entries of
     /// threads still waiting on `Wait::Lock` count).
     pub lock_waits: BTreeMap<Tid, (Pid, Pid)>,
+    /// Directories' owners and modes for the search checks of processes
+    /// without CAP_DAC_OVERRIDE (`pmon::search`); path walks take `&self`.
+    pub dir_cache: core::cell::RefCell<pmon::search::DirCache>,
     /// Storage files unlinked while open here: moved aside (inode ->
     /// hidden path) and removed when the last open file goes.
     pub unlinked: BTreeMap<u64, Vec<u8>>,
@@ -618,6 +621,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         storage: boot.storage != 0,
         locks: pmon::locks::Locks::new(),
         lock_waits: BTreeMap::new(),
+        dir_cache: core::cell::RefCell::new(pmon::search::DirCache::new()),
         unlinked: BTreeMap::new(),
         shared_maps: Vec::new(),
         anon: None,

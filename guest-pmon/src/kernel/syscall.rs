@@ -175,6 +175,26 @@ impl Kernel {
         } else {
             self.dispatch_watched(tid, n, a)
         };
+        // A directory's owner, mode or name may have changed here.
+        if matches!(
+            n,
+            nr::CHMOD
+                | nr::FCHMOD
+                | nr::FCHMODAT
+                | nr::FCHMODAT2
+                | nr::CHOWN
+                | nr::FCHOWN
+                | nr::LCHOWN
+                | nr::FCHOWNAT
+                | nr::RENAME
+                | nr::RENAMEAT
+                | nr::RENAMEAT2
+                | nr::RMDIR
+                | nr::UNLINKAT
+        ) && !self.dir_cache.borrow().is_empty()
+        {
+            self.dir_cache.borrow_mut().clear();
+        }
         if !self.asyncs.is_empty() {
             self.async_news();
         }
@@ -851,6 +871,15 @@ impl Kernel {
                         Kind::HostDir(_) | Kind::StoreDir(_) | Kind::ProcDir(..)
                     ) || matches!(f.kind, Kind::Tmp(i) if self.tmp.is_directory(i)) =>
                 {
+                    // Search permission on it, as chdir's (not for /proc's).
+                    if !matches!(f.kind, Kind::ProcDir(..)) && !self.overrides(pid) {
+                        if let Err(e) = self
+                            .owned_at(&f.path)
+                            .and_then(|o| self.may_enter(pid, o))
+                        {
+                            return err(e);
+                        }
+                    }
                     if let Some(p) = self.procs.get_mut(&pid) {
                         p.cwd = pmon::path::dev_shm_shown(f.path.clone());
                     }
@@ -1624,21 +1653,80 @@ impl Kernel {
 
     /// A path argument that must name a directory (chdir, chroot), made
     /// absolute with its links followed: ENOTDIR for anything else.
+    /// The directory chdir or chroot names: it must be one (ENOTDIR) the
+    /// caller may search (EACCES).
     fn directory_arg(&mut self, pid: Pid, ptr: u64) -> Result<Vec<u8>, Errno> {
         let path = self
             .path_arg(pid, AT_FDCWD, ptr)
             .and_then(|p| self.follow(p))?;
-        let mode = match self.tmp_node(&path) {
-            Some(ino) => self.tmp.stat(ino).map(|st| st.mode),
-            None if self.on_storage_to_look(&path) => {
-                super::store::stat(&path, true).map(|st| st.mode)
-            }
-            None => host::stat_path(&path, true).map(|st| st.mode),
-        }?;
-        if mode & 0o170000 != 0o040000 {
+        self.may_enter(pid, self.owned_at(&path)?)?;
+        Ok(path)
+    }
+
+    /// ENOTDIR unless `f` is a directory's, EACCES unless `pid` may search
+    /// it (chdir, fchdir, chroot).
+    fn may_enter(&self, pid: Pid, f: pmon::cred::Owned) -> Result<(), Errno> {
+        if f.mode & 0o170000 != 0o040000 {
             return Err(ENOTDIR);
         }
-        Ok(path)
+        self.may(pid, f, pmon::cred::MAY_EXEC)
+    }
+
+    /// The owner, group and mode of the file at `full` (absolute,
+    /// followed): the tmpfs's, storage's or the host's.
+    fn owned_at(&self, full: &[u8]) -> Result<pmon::cred::Owned, Errno> {
+        match self.tmp_node(full) {
+            Some(ino) => self.tmp.stat(ino).map(|st| pmon::cred::Owned::from(&st)),
+            None if self.on_storage_to_look(full) => {
+                super::store::stat(full, true).map(|st| pmon::cred::Owned::from(&st))
+            }
+            None => host::stat_path(full, true).map(|st| pmon::cred::Owned::from(&st)),
+        }
+    }
+
+    /// EACCES unless process `pid` may search every directory a walk of
+    /// `full` from `from` looks a name up in (`pmon::search`), as Linux's
+    /// walk; nothing is asked of a process with CAP_DAC_OVERRIDE or
+    /// CAP_DAC_READ_SEARCH. A directory missing, or a file where one
+    /// should be, ends the checks: the call says ENOENT or ENOTDIR.
+    fn may_search(&self, pid: Pid, full: &[u8], from: &[u8], relative: bool) -> Result<(), Errno> {
+        let Some(p) = self.procs.get(&pid) else {
+            return Ok(());
+        };
+        if p.cred.capable(pmon::caps::DAC_OVERRIDE) || p.cred.capable(pmon::caps::DAC_READ_SEARCH) {
+            return Ok(());
+        }
+        let now = self.now_ns();
+        for dir in pmon::search::walked_dirs(full, from, relative) {
+            // /proc, /sys and /dev answer for themselves.
+            if [&b"/proc"[..], b"/sys", b"/dev"]
+                .iter()
+                .any(|top| dir.starts_with(top) && matches!(dir.get(top.len()), None | Some(b'/')))
+            {
+                continue;
+            }
+            let kept = self.dir_cache.borrow().get(dir, now);
+            let owned = match kept {
+                Some(o) => o,
+                None => match self.owned_at(dir) {
+                    Ok(o) => {
+                        // (The tmpfs's are the monitor's own: not kept.)
+                        if self.tmp_node(dir).is_none() {
+                            self.dir_cache.borrow_mut().put(dir, o, now);
+                        }
+                        o
+                    }
+                    Err(_) => return Ok(()),
+                },
+            };
+            if owned.mode & 0o170000 != 0o040000 {
+                return Ok(());
+            }
+            if !p.cred.may_access(&p.groups, owned, pmon::cred::MAY_EXEC) {
+                return Err(EACCES);
+            }
+        }
+        Ok(())
     }
 
     /// A path argument, made absolute against the working directory or a
@@ -1699,6 +1787,8 @@ impl Kernel {
         if full.len() >= pmon::path::PATH_MAX && tmp::below_tmp(&full).is_none() {
             return Err(ENAMETOOLONG);
         }
+        let relative = p.first() != Some(&b'/');
+        self.may_search(pid, &full, if relative { &base } else { &root }, relative)?;
         Ok(full)
     }
 
@@ -3056,6 +3146,15 @@ impl Kernel {
         };
         if let (true, Some(ino)) = (path_only, self.tmp_node(&full)) {
             return self.tmp_path_open(pid, ino, full, flags, cloexec);
+        }
+        // O_NOATIME only by the file's owner or with CAP_FOWNER (EPERM).
+        const O_NOATIME: u32 = 0o1000000;
+        if flags & O_NOATIME != 0 && !path_only {
+            if let (Some(p), Ok(o)) = (self.procs.get(&pid), self.owned_at(&full)) {
+                if p.cred.uid.fs != o.uid && !p.cred.capable(pmon::caps::FOWNER) {
+                    return err(EPERM);
+                }
+            }
         }
         // (Storage's links are `store_open`'s: its stat tells them.)
         if no_follow
@@ -4701,7 +4800,7 @@ impl Kernel {
         // Linux's clocks without a sleep: the thread CPU clocks, the raw
         // and the coarse ones; unknown ones EINVAL.
         match clock as i32 {
-            3 | 4 | 5 | 6 => return err(EOPNOTSUPP),
+            3..=6 => return err(EOPNOTSUPP),
             id if id < 0 && id & 4 != 0 => return err(EOPNOTSUPP),
             id if id < 0 => {
                 if let Err(e) = self.cpu_clock_ns(pid, id) {
@@ -5060,11 +5159,26 @@ impl Kernel {
         }
     }
 
+    /// getcwd: the working directory as the process's root shows it; one
+    /// outside that root (a chroot that did not chdir) is
+    /// "(unreachable)" and its whole name, as Linux's, which glibc's
+    /// getcwd and realpath turn into ENOENT (CVE-2018-1000001).
     fn sys_getcwd(&mut self, pid: Pid, buf: u64, size: usize) -> Ret {
         let mut cwd = self
             .procs
             .get(&pid)
-            .map(|p| pmon::path::shown_in(&p.root, &p.cwd))
+            .map(|p| {
+                let inside = p.root == b"/"
+                    || p.cwd == p.root
+                    || p.cwd
+                        .strip_prefix(&p.root[..])
+                        .is_some_and(|r| r.starts_with(b"/"));
+                if inside {
+                    pmon::path::shown_in(&p.root, &p.cwd)
+                } else {
+                    [&b"(unreachable)"[..], &p.cwd].concat()
+                }
+            })
             .unwrap_or_default();
         cwd.push(0);
         if size < cwd.len() {

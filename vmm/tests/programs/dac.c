@@ -2,7 +2,9 @@
  * process that gave up root opens, truncates, executes and access()es
  * only what its owner, group and other bits let it, and makes and removes
  * names only in directories it may write (in a sticky one, only its own);
- * root reads and writes anything and executes what has an execute bit. (Every process
+ * root reads and writes anything and executes what has an execute bit;
+ * a walk needs search permission on each directory it looks a name up in
+ * (not on the working directory's parents). (Every process
  * had root's reach over files: nobody read /etc/shadow.) Run as root,
  * on the host and on Lego, in a directory it makes (argv[1], else one in
  * /tmp), which must not exist. */
@@ -81,6 +83,11 @@ int main(int argc, char **argv)
     chmod(at("sticky"), 01777);
     make("sticky/roots", "r\n", 0666, 0, 0);
     make("open/roots", "r\n", 0644, 0, 0);
+    mkdir(at("closed"), 0700);
+    chmod(at("closed"), 0700);
+    mkdir(at("closed/inner"), 0755);
+    chmod(at("closed/inner"), 0755);
+    make("closed/inner/f", "inner\n", 0644, 0, 0);
 
     printf("root:\n");
     try_open("a file of mode 000 of another's, read", at("owner-none"), O_RDONLY);
@@ -93,11 +100,24 @@ int main(int argc, char **argv)
     if (c == 0) {
         gid_t g[] = { 4242 };
         setgroups(1, g);
+        /* Its working directory is under one it may not search. */
+        int outer = open(at("closed"), O_RDONLY | O_DIRECTORY);
+        chdir(at("closed/inner"));
         if (setgid(65534) || setuid(65534)) {
             printf("cannot become nobody\n");
             _exit(1);
         }
         printf("nobody (in group 4242):\n");
+        try_open("a file under root's 0700 directory", at("closed/inner/f"), O_RDONLY);
+        struct stat st;
+        SHOW("  stat of it", stat(at("closed/inner/f"), &st));
+        SHOW("  stat of the 0700 directory itself", stat(at("closed"), &st));
+        SHOW("  access of the file", access(at("closed/inner/f"), F_OK));
+        try_open("the same file from the working directory under it", "f", O_RDONLY);
+        SHOW("  chdir into the 0700 directory", chdir(at("closed")));
+        SHOW("  fchdir into it", fchdir(outer));
+        SHOW("  truncate of root's 0644 file", truncate(at("root-public"), 0));
+        SHOW("  O_NOATIME open of root's 0644 file", open(at("root-public"), O_RDONLY | O_NOATIME));
         try_open("root's 0600 file, read", at("root-private"), O_RDONLY);
         try_open("root's 0644 file, read", at("root-public"), O_RDONLY);
         try_open("root's 0644 file, write", at("root-public"), O_WRONLY);
@@ -145,6 +165,9 @@ int main(int argc, char **argv)
                             "sticky/roots", "sticky/mine", "moved", "mine" };
     for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
         unlink(at(names[i]));
+    unlink(at("closed/inner/f"));
+    rmdir(at("closed/inner"));
+    rmdir(at("closed"));
     rmdir(at("open"));
     rmdir(at("sticky"));
     rmdir(dir);

@@ -9,6 +9,7 @@
 use pmon::tmpfs::{self, Ino};
 
 use super::*;
+use pmon::cred::MAY_WRITE;
 
 const O_RDWR: u32 = 2;
 const O_CREAT: u32 = 0o100;
@@ -1394,9 +1395,13 @@ impl Kernel {
                 let ino = if full.is_empty() {
                     ino
                 } else {
+                    // By name: the caller must be let write it (EACCES).
                     match super::super::store::stat(&full, true) {
                         Ok(st) if st.mode & 0o170000 == 0o040000 => return err(EISDIR),
-                        Ok(st) => st.ino,
+                        Ok(st) => match self.may(pid, pmon::cred::Owned::from(&st), MAY_WRITE) {
+                            Ok(()) => st.ino,
+                            Err(e) => return err(e),
+                        },
                         Err(e) => return err(e),
                     }
                 };
@@ -1422,6 +1427,13 @@ impl Kernel {
             Ok(ino) if self.tmp.is_directory(ino) => err(EISDIR),
             // A named pipe or a socket's name has no length to set.
             Ok(ino) if self.tmp.is_fifo(ino) || self.tmp.is_socket(ino) => err(EINVAL),
+            Ok(ino) if path.is_some() && !self.overrides(pid) => {
+                let allowed = self
+                    .tmp
+                    .stat(ino)
+                    .and_then(|st| self.may(pid, pmon::cred::Owned::from(&st), MAY_WRITE));
+                val(allowed.and_then(|()| self.tmp_truncate(ino, len).map(|_| 0)))
+            }
             Ok(ino) => val(self.tmp_truncate(ino, len).map(|_| 0)),
             Err(e) => err(e),
         }
