@@ -301,6 +301,13 @@ impl Pipe {
     pub fn set_capacity(&mut self, bytes: u64) -> Result<usize, i64> {
         const EPERM: i64 = 1;
         const EBUSY: i64 = 16;
+        const EINVAL: i64 = 22;
+        // Linux takes the size as an unsigned int and has no pipe past
+        // 2^31 bytes.
+        let bytes = bytes & 0xffff_ffff;
+        if bytes > 1 << 31 {
+            return Err(EINVAL);
+        }
         let want = bytes.max(PIPE_BUF as u64);
         if want > MAX_CAPACITY as u64 {
             return Err(EPERM);

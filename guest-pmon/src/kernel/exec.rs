@@ -173,6 +173,7 @@ impl Kernel {
                 started: self.now_ns(),
                 pdeath_signal: 0,
                 subreaper: false,
+                execed: false,
                 dumpable: true,
                 no_new_privs: false,
                 oom_score_adj: 0,
@@ -643,6 +644,7 @@ impl Kernel {
                 let old = p.space;
                 p.space = image.space;
                 p.exe = image.exe.clone();
+                p.execed = true;
                 p.exe_on_host = image.exe_on_host;
                 p.cmdline = image.cmdline.clone();
                 p.environ = image.environ.clone();

@@ -264,6 +264,9 @@ pub struct Process {
     /// prctl PR_SET_CHILD_SUBREAPER: orphans below it come to it, not to
     /// the first process (kept across execve, not given to a fork child).
     pub subreaper: bool,
+    /// It has run execve since it was made (its parent's setpgid of it
+    /// is EACCES from then on, as Linux's).
+    pub execed: bool,
     pub dumpable: bool,
     pub no_new_privs: bool,
     /// /proc/PID/oom_score_adj, kept (there is no OOM killer here) and

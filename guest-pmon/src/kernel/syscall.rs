@@ -4251,7 +4251,16 @@ impl Kernel {
         // Protection bits past PROT_EXEC mean nothing to mmap on Linux,
         // which takes them.
         let prot = prot & 7;
-        if len == 0 || off % 4096 != 0 {
+        // Linux's order: the offset, then the descriptor, then the rest.
+        if off % 4096 != 0 {
+            return err(EINVAL);
+        }
+        if flags & MAP_ANONYMOUS == 0 {
+            if let Err(e) = self.file(pid, fd) {
+                return err(e);
+            }
+        }
+        if len == 0 {
             return err(EINVAL);
         }
         if flags & (MAP_SHARED | MAP_PRIVATE) == 0 {
@@ -5321,7 +5330,8 @@ impl Kernel {
     }
 
     /// setpgid with Linux's checks: the caller or a child of its (ESRCH),
-    /// not a session leader and in the caller's session (EPERM), into a
+    /// a child in the caller's session (EPERM) that has not run execve
+    /// (EACCES), not a session leader (EPERM), into a
     /// new group of its own or an existing one of that session (EPERM).
     fn setpgid(&mut self, pid: Pid, target: i32, pgid: i32) -> Result<(), Errno> {
         if target < 0 || pgid < 0 {
@@ -5333,6 +5343,12 @@ impl Kernel {
         let t = self.procs.get(&target).ok_or(ESRCH)?;
         if target != pid && t.ppid != pid {
             return Err(ESRCH);
+        }
+        if target != pid && t.sid != sid {
+            return Err(EPERM);
+        }
+        if target != pid && t.execed {
+            return Err(EACCES);
         }
         if t.sid == target || t.sid != sid {
             return Err(EPERM);
@@ -5615,7 +5631,14 @@ impl Kernel {
     ) -> Ret {
         let pid = self.pid_of(tid);
         let thread = flags & CLONE_THREAD != 0;
-        if thread && (flags & CLONE_VM == 0 || flags & CLONE_SIGHAND == 0) {
+        const CLONE_NEWNS: u64 = 0x20000;
+        // As Linux's copy_process: shared handlers need the shared memory,
+        // a thread the shared handlers; a new mount namespace cannot share
+        // the file-system information.
+        if (thread && flags & CLONE_SIGHAND == 0)
+            || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0)
+            || flags & (CLONE_FS | CLONE_NEWNS) == CLONE_FS | CLONE_NEWNS
+        {
             return err(EINVAL);
         }
         // A thread has no pidfd (before Linux 6.9): EINVAL, as Linux. Its
@@ -5763,6 +5786,7 @@ impl Kernel {
                     started: self.now_ns(),
                     pdeath_signal: 0,
                     subreaper: false,
+                    execed: false,
                     dumpable,
                     no_new_privs,
                     oom_score_adj,
@@ -5977,10 +6001,15 @@ impl Kernel {
             let e = uaccess::read_strings(s, envp, pmon::stack::MAX_ARGS_BYTES)?;
             Ok((p, a, e))
         });
-        let (mut p, a, e) = match strings {
+        let (mut p, mut a, e) = match strings {
             Ok(v) => v,
             Err(e) => return err(e),
         };
+        // No arguments at all: the program gets one empty one, as Linux
+        // (5.18 on) gives it, so that argv[0] is never NULL.
+        if a.is_empty() {
+            a.push(Vec::new());
+        }
         // The new program's name (comm) is the last part of the name it
         // was run by, as Linux's: "exe" for /proc/self/exe (busybox then
         // names itself for its applet), a link's own name, not its target's.
@@ -6150,6 +6179,10 @@ impl Kernel {
             != 0
         {
             return err(EINVAL);
+        }
+        // (-INT_MIN is no process group.)
+        if target == i32::MIN as i64 {
+            return err(ESRCH);
         }
         match self.find_child(pid, target, options | WEXITED) {
             (false, _) => err(ECHILD),
@@ -6326,6 +6359,17 @@ impl Kernel {
                 if bitset == 0 {
                     return err(EINVAL);
                 }
+                // A shared futex's page must be there (Linux looks it up:
+                // EFAULT when unmapped or PROT_NONE); a private one's key
+                // is its address alone.
+                if op & FUTEX_PRIVATE_FLAG == 0 {
+                    if let Err(e) = self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::read_u32(s, uaddr))
+                    {
+                        return err(e);
+                    }
+                }
                 let woken = self.futexes.wake(key, v, bitset);
                 let n = woken.len();
                 for w in woken {
@@ -6334,6 +6378,18 @@ impl Kernel {
                 Ret::Val(n as i64)
             }
             FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+                // Negative counts are EINVAL (CVE-2018-6927's fix).
+                if (v as i32) < 0 || (timeout as u32 as i32) < 0 {
+                    return err(EINVAL);
+                }
+                if op & FUTEX_PRIVATE_FLAG == 0 {
+                    if let Err(e) = self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::read_u32(s, uaddr2))
+                    {
+                        return err(e);
+                    }
+                }
                 if cmd == FUTEX_CMP_REQUEUE {
                     let cur = match self
                         .space_mut(pid)

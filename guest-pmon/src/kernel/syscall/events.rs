@@ -201,7 +201,12 @@ impl Kernel {
                 return err(ELOOP);
             }
         }
-        // Regular files and directories are always ready: epoll refuses them.
+        // An O_PATH descriptor is for no I/O (EBADF); regular files,
+        // directories and the devices without a poll (/dev/null, zero,
+        // full) are always ready: epoll refuses them (EPERM), as Linux.
+        if target.flags.get() & O_PATH != 0 {
+            return err(EBADF);
+        }
         if matches!(
             target.kind,
             Kind::Host(_)
@@ -211,6 +216,9 @@ impl Kernel {
                 | Kind::StoreDir(_)
                 | Kind::ProcDir(..)
                 | Kind::Generated
+                | Kind::DevNull
+                | Kind::DevZero
+                | Kind::DevFull
         ) {
             return err(EPERM);
         }

@@ -284,6 +284,24 @@ impl Kernel {
     }
 
     pub(super) fn sys_mq_notify(&mut self, pid: Pid, fd: i64, sevp: u64) -> Ret {
+        // The request is read and its kind checked before the descriptor
+        // (EFAULT, EINVAL, then EBADF), as Linux's do_mq_notify.
+        if sevp != 0 {
+            let kind = self
+                .space_mut(pid)
+                .and_then(|s| uaccess::read_vec(s, sevp, 64))
+                .map(|ev| {
+                    let word =
+                        |i: usize| i32::from_le_bytes([ev[i], ev[i + 1], ev[i + 2], ev[i + 3]]);
+                    (word(12), word(8) as u32)
+                });
+            match kind {
+                Ok((SIGEV_SIGNAL, signo)) if signo > 64 => return err(EINVAL),
+                Ok((SIGEV_NONE | SIGEV_SIGNAL | SIGEV_THREAD, _)) => {}
+                Ok(_) => return err(EINVAL),
+                Err(e) => return err(e),
+            }
+        }
         let id = match self.mq_file(pid, fd, None) {
             Ok((_, id)) => id,
             Err(e) => return err(e),

@@ -439,6 +439,8 @@ impl Kernel {
     pub(super) fn sys_readahead(&mut self, pid: Pid, fd: i64) -> Ret {
         match self.file(pid, fd) {
             Ok(f) if !f.readable() => err(EBADF),
+            // (A tmpfs directory is a Tmp too: EINVAL, as a directory.)
+            Ok(f) if matches!(f.kind, Kind::Tmp(ino) if self.tmp.is_directory(ino)) => err(EINVAL),
             Ok(f) if matches!(f.kind, Kind::Host(_) | Kind::Tmp(_) | Kind::Store(_)) => Ret::Val(0),
             Ok(_) => err(EINVAL),
             Err(e) => err(e),
