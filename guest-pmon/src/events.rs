@@ -73,6 +73,10 @@ struct Interest {
 #[derive(Clone, Debug, Default)]
 pub struct Epoll {
     interests: BTreeMap<i32, Interest>,
+    /// The descriptor a wait cut short at its `max` reported last: the
+    /// next starts after it, so that descriptors kept ready all get their
+    /// turn (Linux puts a reported one back at its ready list's end).
+    cursor: Option<i32>,
 }
 
 impl Epoll {
@@ -162,12 +166,26 @@ impl Epoll {
         max: usize,
         state: impl Fn(i32) -> Option<FdState>,
     ) -> Vec<(u32, u64)> {
+        use core::ops::Bound::{Excluded, Unbounded};
         let mut out = Vec::new();
         let mut gone = Vec::new();
-        for (&fd, i) in self.interests.iter_mut() {
+        let order: Vec<i32> = match self.cursor {
+            Some(c) => self
+                .interests
+                .range((Excluded(c), Unbounded))
+                .chain(self.interests.range(..=c))
+                .map(|(&fd, _)| fd)
+                .collect(),
+            None => self.interests.keys().copied().collect(),
+        };
+        let mut last = None;
+        for fd in order {
             if out.len() == max {
                 break;
             }
+            let Some(i) = self.interests.get_mut(&fd) else {
+                continue;
+            };
             let Some(s) = state(fd).filter(|s| s.file == i.file) else {
                 gone.push(fd);
                 continue;
@@ -187,6 +205,10 @@ impl Epoll {
                 i.spent = true;
             }
             out.push((got, i.data));
+            last = Some(fd);
+        }
+        if out.len() == max && last.is_some() {
+            self.cursor = last;
         }
         for fd in gone {
             self.interests.remove(&fd);
@@ -324,6 +346,24 @@ mod tests {
             ready,
             generation,
         })
+    }
+
+    #[test]
+    fn descriptors_kept_ready_take_turns() {
+        let mut e = Epoll::new();
+        for fd in 0..5 {
+            e.ctl(EPOLL_CTL_ADD, fd, 7, EPOLLIN, fd as u64)
+                .expect("add");
+        }
+        let mut seen = [0; 5];
+        for _ in 0..5 {
+            for (_, d) in e.collect(2, |_| st(EPOLLIN, 0)) {
+                seen[d as usize] += 1;
+            }
+        }
+        assert_eq!(seen, [2; 5]);
+        // All ready fit: each once.
+        assert_eq!(e.collect(8, |_| st(EPOLLIN, 0)).len(), 5);
     }
 
     #[test]

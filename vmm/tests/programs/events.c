@@ -401,5 +401,27 @@ int main(void) {
     exclusive_and_reused();
     watched_before_connect(1);
     watched_before_connect(0);
+    /* Descriptors kept ready take turns when more are ready than a wait
+     * takes (LTP's epoll_wait14): 7 pipes, 3 at a time, 7 waits, each
+     * reported 3 times. */
+    {
+        int fair = epoll_create1(0), turns[7] = { 0 }, same = 1;
+        for (int i = 0; i < 7; i++) {
+            int fp[2];
+            pipe(fp);
+            write(fp[1], "x", 1);
+            struct epoll_event fe = { .events = EPOLLIN, .data.u32 = i };
+            epoll_ctl(fair, EPOLL_CTL_ADD, fp[0], &fe);
+        }
+        for (int w = 0; w < 7; w++) {
+            struct epoll_event got[3];
+            int n = epoll_wait(fair, got, 3, 0);
+            for (int i = 0; i < n; i++)
+                turns[got[i].data.u32]++;
+        }
+        for (int i = 0; i < 7; i++)
+            same &= turns[i] == 3;
+        printf("ready descriptors take turns: %s\n", same ? "yes" : "no");
+    }
     return 0;
 }
