@@ -11,6 +11,7 @@ pub const COUNT: usize = 16;
 /// Soft and hard limit of each resource, in Linux's order.
 pub type Limits = [(u64, u64); COUNT];
 
+pub const RLIMIT_CPU: usize = 0;
 pub const RLIMIT_STACK: usize = 3;
 pub const RLIMIT_CORE: usize = 4;
 pub const RLIMIT_NOFILE: usize = 7;
@@ -68,8 +69,47 @@ pub fn check(
     Ok(())
 }
 
+/// What RLIMIT_CPU does to a process that has used `used_ns` of CPU
+/// time, as Linux's check_process_timers: past the hard limit SIGKILL;
+/// past the soft one SIGXCPU, and the soft limit moves a second on (so
+/// one comes each second until the hard limit), which getrlimit shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuLimit {
+    Kill,
+    Xcpu { soft: u64 },
+}
+
+pub fn past_cpu_limit(used_ns: u64, (soft, hard): (u64, u64)) -> Option<CpuLimit> {
+    const NS: u64 = 1_000_000_000;
+    if soft == INFINITY {
+        return None;
+    }
+    if hard != INFINITY && used_ns >= hard.saturating_mul(NS) {
+        return Some(CpuLimit::Kill);
+    }
+    if used_ns >= soft.saturating_mul(NS) {
+        let soft = if soft < hard { soft + 1 } else { soft };
+        return Some(CpuLimit::Xcpu { soft });
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cpu_time_past_the_limits() {
+        const S: u64 = 1_000_000_000;
+        assert_eq!(past_cpu_limit(5 * S, (INFINITY, INFINITY)), None);
+        assert_eq!(past_cpu_limit(S - 1, (1, 2)), None);
+        assert_eq!(past_cpu_limit(S, (1, 2)), Some(CpuLimit::Xcpu { soft: 2 }));
+        assert_eq!(past_cpu_limit(2 * S, (2, 2)), Some(CpuLimit::Kill));
+        // No hard limit: a SIGXCPU a second, for ever.
+        assert_eq!(
+            past_cpu_limit(3 * S, (3, INFINITY)),
+            Some(CpuLimit::Xcpu { soft: 4 })
+        );
+    }
+
     use super::*;
 
     #[test]

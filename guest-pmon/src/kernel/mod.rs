@@ -1293,6 +1293,7 @@ impl Kernel {
         if let Some(p) = self.procs.get_mut(&pid) {
             p.cycles += ran;
             let process = p.cpu_timers.iter().any(Option::is_some)
+                || p.rlimits[pmon::rlimit::RLIMIT_CPU].0 != pmon::rlimit::INFINITY
                 || p.timers.next(pmon::ptimer::Base::CpuTime).is_some();
             let thread = p.timers.next(pmon::ptimer::Base::ThreadCpu(tid)).is_some();
             if process {

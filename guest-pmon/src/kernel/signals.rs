@@ -141,6 +141,15 @@ impl Kernel {
         let used = self.cpu_ns(pid).0;
         let mut fire = Vec::new();
         if let Some(p) = self.procs.get_mut(&pid) {
+            let cpu = &mut p.rlimits[pmon::rlimit::RLIMIT_CPU];
+            match pmon::rlimit::past_cpu_limit(used, *cpu) {
+                Some(pmon::rlimit::CpuLimit::Kill) => fire.push(SIGKILL),
+                Some(pmon::rlimit::CpuLimit::Xcpu { soft }) => {
+                    cpu.0 = soft;
+                    fire.push(SIGXCPU);
+                }
+                None => {}
+            }
             for (i, timer) in p.cpu_timers.iter_mut().enumerate() {
                 let Some((at, period)) = *timer else {
                     continue;

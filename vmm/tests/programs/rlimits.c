@@ -6,10 +6,12 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -30,6 +32,17 @@ static void *thread(void *arg)
     if (read(stop_pipe[0], &c, 1) < 0)
         perror("read");
     return NULL;
+}
+
+static volatile sig_atomic_t xcpus;
+static volatile rlim_t soft_after;
+static void on_xcpu(int s)
+{
+    (void)s;
+    struct rlimit r;
+    getrlimit(RLIMIT_CPU, &r);
+    soft_after = r.rlim_cur;
+    xcpus++;
 }
 
 int main(void)
@@ -111,5 +124,29 @@ int main(void)
         _exit(0);
     }
     waitpid(child, NULL, 0);
+    /* RLIMIT_CPU: SIGXCPU at the soft limit (which moves a second on),
+     * SIGKILL at the hard one (LTP's setrlimit06). */
+    int out[2];
+    pipe(out);
+    pid_t spin = fork();
+    if (spin == 0) {
+        signal(SIGXCPU, on_xcpu);
+        struct rlimit cpu = { 1, 2 };
+        setrlimit(RLIMIT_CPU, &cpu);
+        alarm(20);
+        while (!xcpus)
+            ;
+        char msg[2] = { (char)xcpus, (char)soft_after };
+        write(out[1], msg, 2);
+        for (;;)
+            ;
+    }
+    close(out[1]);
+    char msg[2] = { 0, 0 };
+    read(out[0], msg, 2);
+    int st;
+    waitpid(spin, &st, 0);
+    printf("RLIMIT_CPU 1 s, 2 s: SIGXCPU %s (soft limit then %d), then %s\n", msg[0] ? "yes" : "no",
+           msg[1], WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "an exit");
     return 0;
 }
