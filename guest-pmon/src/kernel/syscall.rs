@@ -5381,7 +5381,8 @@ impl Kernel {
             };
         }
         let targets: Vec<Pid> = match target {
-            t if t > 0 => alloc::vec![t as Pid],
+            // (Any thread's id names its process, as Linux's PIDTYPE_PID.)
+            t if t > 0 => alloc::vec![self.process_named(t as Pid)],
             0 => {
                 let g = self.procs.get(&pid).map_or(0, |p| p.pgid);
                 self.procs
@@ -5493,6 +5494,11 @@ impl Kernel {
         if info.claims_kernel() && tgid != pid as i64 {
             return err(EPERM);
         }
+        // rt_sigqueueinfo by a thread's id: its process.
+        let tgid = match tid {
+            None if tgid > 0 => self.process_named(tgid as Pid) as i64,
+            _ => tgid,
+        };
         let vnode = self.procs.get(&pid).map_or(0, |p| p.vnode);
         let alive = |k: &Kernel, p: Pid| {
             k.procs
@@ -5519,6 +5525,15 @@ impl Kernel {
             None => self.signal_process(tgid as Pid, info),
         }
         Ret::Val(0)
+    }
+
+    /// The process an id names: itself, or the process of the thread
+    /// with that id (kill and rt_sigqueueinfo take either, as Linux's).
+    fn process_named(&self, id: Pid) -> Pid {
+        if self.procs.contains_key(&id) {
+            return id;
+        }
+        self.threads.get(&id).map_or(id, |t| t.pid)
     }
 
     /// A siginfo a program gives (rt_sigqueueinfo, pidfd_send_signal) for

@@ -1,12 +1,15 @@
 /* sigwait, sigwaitinfo and sigtimedwait: signals taken from the pending
  * set without a handler, lowest number first, from another thread and
- * another process; timeouts; a handled signal outside the set. */
+ * another process; timeouts; a handled signal outside the set; kill and
+ * rt_sigqueueinfo by a thread's id (not the process's) reach its
+ * process, as on Linux (LTP's rt_sigqueueinfo01). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +26,17 @@ static void *kick(void *arg)
     usleep(20000);
     kill(getpid(), SIGUSR1);
     return arg;
+}
+
+static volatile pid_t worker_tid;
+static volatile int worker_done;
+static void *worker(void *arg)
+{
+    (void)arg;
+    worker_tid = syscall(SYS_gettid);
+    while (!worker_done)
+        usleep(1000);
+    return 0;
 }
 
 int main(void)
@@ -106,5 +120,29 @@ int main(void)
     errno = 0;
     r = sigtimedwait(&bad, &si, (struct timespec[]){ { 0, -1 } });
     printf("a bad timeout: %d %s\n", r, strerror(errno));
+    {
+        sigset_t usr2;
+        sigemptyset(&usr2);
+        sigaddset(&usr2, SIGUSR2);
+        sigprocmask(SIG_BLOCK, &usr2, 0);
+        pthread_t w;
+        pthread_create(&w, 0, worker, 0);
+        while (!worker_tid)
+            usleep(1000);
+        int k = kill(worker_tid, SIGUSR2);
+        siginfo_t si;
+        struct timespec second = { 1, 0 };
+        int got = sigtimedwait(&usr2, &si, &second);
+        printf("kill of a thread's id: %d, taken %s\n", k, got == SIGUSR2 ? "yes" : "no");
+        siginfo_t q = { .si_signo = SIGUSR2, .si_code = SI_QUEUE };
+        q.si_value.sival_int = 7;
+        q.si_pid = getpid();
+        long r = syscall(SYS_rt_sigqueueinfo, worker_tid, SIGUSR2, &q);
+        got = sigtimedwait(&usr2, &si, &second);
+        printf("rt_sigqueueinfo to a thread's id: %ld, taken %s, value %d\n", r, got == SIGUSR2 ? "yes" : "no",
+               si.si_value.sival_int);
+        worker_done = 1;
+        pthread_join(w, 0);
+    }
     return 0;
 }
