@@ -403,6 +403,20 @@ int main(int argc, char **argv) {
         unlink(at("plain"));
     }
 
+    /* A working directory renamed keeps being the working directory
+     * (LTP's inotify02 renames its own). */
+    {
+        char here[512];
+        mkdir(at("walked"), 0755);
+        getcwd(here, sizeof here);
+        chdir(at("walked"));
+        rename(at("walked"), at("renamed"));
+        close(open("made", O_CREAT | O_WRONLY, 0644));
+        check("a file made in the working directory after its rename", access(at("renamed/made"), F_OK) == 0);
+        unlink(at("renamed/made"));
+        chdir(here);
+        rmdir(at("renamed"));
+    }
     check("rmdir", rmdir(at("sub")) == 0 && rmdir(dir) == 0);
     fails("gone", stat(dir, &st), ENOENT);
     return 0;

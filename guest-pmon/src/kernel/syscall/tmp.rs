@@ -833,7 +833,11 @@ impl Kernel {
             (true, true) if exchange => return err(EINVAL),
             (true, true) => {
                 let noreplace = flags & RENAME_NOREPLACE != 0;
-                return self.store_rename(&from, &to, noreplace);
+                let r = self.store_rename(&from, &to, noreplace);
+                if matches!(r, Ret::Val(0)) {
+                    self.follow_renamed(&from, &to);
+                }
+                return r;
             }
             (true, false) | (false, true) => return err(EXDEV),
             (false, false) => {}
@@ -913,8 +917,31 @@ impl Kernel {
             if let Some(ino) = ino {
                 self.tmp_over_host.remove(&ino);
             }
+            self.follow_renamed(&from, &to);
         }
         val(moved.map(|_| 0))
+    }
+
+    /// A directory renamed from `from` to `to`: working directories and
+    /// roots in it or below follow it, as Linux's (which hold the
+    /// directory, not its name), so a process whose directory was renamed
+    /// still reaches its names (LTP's inotify02 renames its own).
+    fn follow_renamed(&mut self, from: &[u8], to: &[u8]) {
+        let from = pmon::path::dev_shm_shown(from.to_vec());
+        let to = pmon::path::dev_shm_shown(to.to_vec());
+        let moved = |path: &mut Vec<u8>| {
+            let rest = match path.strip_prefix(&from[..]) {
+                Some(rest) if rest.is_empty() || rest.starts_with(b"/") => rest.to_vec(),
+                _ => return,
+            };
+            *path = [&to[..], &rest].concat();
+        };
+        for p in self.procs.values_mut() {
+            moved(&mut p.cwd);
+            if p.root != b"/" {
+                moved(&mut p.root);
+            }
+        }
     }
 
     /// Linux's checks of rename's names as written, whatever the file
