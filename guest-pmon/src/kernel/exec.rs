@@ -205,6 +205,7 @@ impl Kernel {
                 retrying: false,
                 written: 0,
                 name: [0; 16],
+                timer_slack: (DEFAULT_TIMER_SLACK, DEFAULT_TIMER_SLACK),
                 wait_deadline: None,
                 sched: pmon::sched::Sched::new(self.cpus.len()),
                 cycles: 0,

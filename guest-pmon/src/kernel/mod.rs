@@ -78,6 +78,9 @@ pub const ENOSYS: Errno = 38;
 pub const ELOOP: Errno = 40;
 pub const ETIMEDOUT: Errno = 110;
 
+/// A thread's timer slack until prctl changes it (Linux's, 50 us).
+pub const DEFAULT_TIMER_SLACK: u64 = 50_000;
+
 pub type Pid = u32;
 pub type Tid = u32;
 
@@ -180,6 +183,10 @@ pub struct Thread {
     pub wait_deadline: Option<Option<u64>>,
     /// Its name (prctl PR_SET_NAME), NUL-padded; empty: the program's.
     pub name: [u8; 16],
+    /// prctl PR_SET_TIMERSLACK's value in ns and the one 0 gives back
+    /// (kept and read back: the monitor's timers do not gather wake-ups);
+    /// a fork's or a thread's both are its maker's value, as Linux's.
+    pub timer_slack: (u64, u64),
     /// Its policy, priority, nice value and CPUs (kept and reported; see
     /// [`pmon::sched`]).
     pub sched: pmon::sched::Sched,

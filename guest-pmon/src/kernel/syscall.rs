@@ -734,16 +734,21 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, a[1], &timespec(1)).map(|_| 0)))
             }
             nr::GETTIMEOFDAY => {
-                if a[0] == 0 {
-                    return Ret::Val(0);
-                }
                 let ns = self.realtime_ns();
                 let mut tv = [0u8; 16];
                 tv[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
                 tv[8..].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
-                val(self
-                    .space_mut(pid)
-                    .and_then(|s| uaccess::write(s, a[0], &tv).map(|_| 0)))
+                // The time zone is UTC's (minutes west 0, no DST), written
+                // when asked for, as Linux writes sys_tz.
+                val(self.space_mut(pid).and_then(|s| {
+                    if a[0] != 0 {
+                        uaccess::write(s, a[0], &tv)?;
+                    }
+                    if a[1] != 0 {
+                        uaccess::write(s, a[1], &[0u8; 8])?;
+                    }
+                    Ok(0)
+                }))
             }
             nr::TIME => {
                 let t = (self.realtime_ns() / 1_000_000_000) as i64;
@@ -5104,6 +5109,8 @@ impl Kernel {
         const PR_SET_CHILD_SUBREAPER: u64 = 36;
         const PR_GET_CHILD_SUBREAPER: u64 = 37;
         const PR_SET_NO_NEW_PRIVS: u64 = 38;
+        const PR_SET_TIMERSLACK: u64 = 29;
+        const PR_GET_TIMERSLACK: u64 = 30;
         const PR_GET_NO_NEW_PRIVS: u64 = 39;
         let pid = self.pid_of(tid);
         if let Some(r) = self.prctl_caps(pid, a) {
@@ -5138,6 +5145,22 @@ impl Kernel {
             PR_SET_NO_NEW_PRIVS if arg == 1 && a[2..5] == [0, 0, 0] => {
                 val(self.proc_mut(pid).map(|p| p.no_new_privs = true).map(|_| 0))
             }
+            // 0 (or a negative value) gives back the default, as Linux.
+            PR_SET_TIMERSLACK => {
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.timer_slack.0 = if (arg as i64) <= 0 {
+                        t.timer_slack.1
+                    } else {
+                        arg
+                    };
+                }
+                Ret::Val(0)
+            }
+            PR_GET_TIMERSLACK => Ret::Val(
+                self.threads
+                    .get(&tid)
+                    .map_or(DEFAULT_TIMER_SLACK, |t| t.timer_slack.0) as i64,
+            ),
             PR_GET_NO_NEW_PRIVS => {
                 Ret::Val(self.procs.get(&pid).is_some_and(|p| p.no_new_privs) as i64)
             }
@@ -5844,6 +5867,13 @@ impl Kernel {
                 retrying: false,
                 written: 0,
                 name: [0; 16],
+                timer_slack: {
+                    let now = self
+                        .threads
+                        .get(&tid)
+                        .map_or(DEFAULT_TIMER_SLACK, |t| t.timer_slack.0);
+                    (now, now)
+                },
                 wait_deadline: None,
                 sched,
                 cycles: 0,

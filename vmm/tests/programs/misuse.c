@@ -4,7 +4,9 @@
  * size past 2^31, epoll of what cannot be polled, wait4 of INT_MIN, a
  * shared futex on memory that is not there, negative requeue counts,
  * mq_notify's request before its descriptor, readahead of a directory,
- * setpgid of a child that ran execve, mmap of a closed descriptor. */
+ * setpgid of a child that ran execve, mmap of a closed descriptor,
+ * gettimeofday's time zone, a memfd name too long, recvmmsg's timeout,
+ * and the timer slack prctl keeps. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -122,5 +127,27 @@ int main(int argc, char **argv)
     int f = open("/proc/self/exe", O_RDONLY);
     close(f);
     SHOW("mmap of length 0 of a closed descriptor", (long)mmap(NULL, 0, PROT_READ, MAP_SHARED, f, 0));
+
+    struct timeval tv;
+    SHOW("gettimeofday with a bad time zone pointer", syscall(SYS_gettimeofday, &tv, (void *)1));
+    char longname[300];
+    memset(longname, 'm', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    SHOW("memfd_create of a 299-byte name", syscall(SYS_memfd_create, longname, 0));
+    int sp[2];
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sp);
+    struct mmsghdr mm = { 0 };
+    struct timespec back = { -1, 0 };
+    SHOW("recvmmsg with a negative timeout", syscall(SYS_recvmmsg, sp[0], &mm, 1, 0, &back));
+    SHOW("PR_SET_TIMERSLACK 70000", prctl(PR_SET_TIMERSLACK, 70000, 0, 0, 0));
+    SHOW("PR_GET_TIMERSLACK", prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0));
+    pid_t sl = fork();
+    if (sl == 0) {
+        prctl(PR_SET_TIMERSLACK, 0, 0, 0, 0);
+        /* Back to its default: the parent's value at the fork. */
+        printf("  a child's after a reset to its default: %d\n", prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0));
+        _exit(0);
+    }
+    waitpid(sl, 0, 0);
     return 0;
 }

@@ -66,6 +66,27 @@ impl Kernel {
             nr::SCHED_SETSCHEDULER | nr::SCHED_SETPARAM | nr::SCHED_SETAFFINITY | nr::SCHED_SETATTR
         );
         if changes && self.is_outside(a[0] as i32 as u32) {
+            // (A parameter that cannot be read is EFAULT, and an unknown
+            // policy EINVAL, before any permission.)
+            let param = match n {
+                nr::SCHED_SETSCHEDULER => a[2],
+                nr::SCHED_SETPARAM => a[1],
+                _ => 0,
+            };
+            if param != 0 {
+                if let Err(e) = self
+                    .space_mut(pid)
+                    .and_then(|s| uaccess::read_u32(s, param))
+                {
+                    return err(e);
+                }
+            }
+            const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
+            if n == nr::SCHED_SETSCHEDULER
+                && !matches!(a[1] as i32 & !SCHED_RESET_ON_FORK, 0..=3 | 5 | 6)
+            {
+                return err(EINVAL);
+            }
             return err(pmon::cred::EPERM);
         }
         match n {

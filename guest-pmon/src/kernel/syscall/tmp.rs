@@ -432,7 +432,8 @@ impl Kernel {
             .and_then(|s| uaccess::read_cstr(s, name, MFD_NAME_MAX + 1))
         {
             Ok(n) if n.len() <= MFD_NAME_MAX => n,
-            Ok(_) => return err(EINVAL),
+            // Too long, however long: EINVAL, as Linux's strnlen_user check.
+            Ok(_) | Err(ENAMETOOLONG) => return err(EINVAL),
             Err(e) => return err(e),
         };
         let now = self.realtime_ns();

@@ -266,7 +266,7 @@ impl Kernel {
     /// again, nothing being done yet); the rest are tried without waiting,
     /// as MSG_WAITFORONE asks. Decided: a blocking recvmmsg returns what
     /// came with the first message rather than waiting for all `vlen`, and
-    /// its timeout is not looked at.
+    /// its timeout is checked but not kept.
     pub(super) fn sys_mmsg(&mut self, tid: Tid, call: u64, a: [u64; 6]) -> Ret {
         const MMSGHDR: u64 = 64;
         const UIO_MAXIOV: u64 = 1024;
@@ -275,6 +275,12 @@ impl Kernel {
         let (fd, vec, vlen, mut flags) = (a[0], a[1], a[2].min(UIO_MAXIOV), a[3]);
         if call == nr::RECVMSG {
             flags &= !MSG_WAITFORONE;
+            // Its timeout is read and checked (EFAULT, EINVAL), as Linux.
+            if a[4] != 0 {
+                if let Err(e) = self.read_timespec(pid, a[4]) {
+                    return err(e);
+                }
+            }
         }
         let mut done = 0;
         while done < vlen {
