@@ -1679,7 +1679,7 @@ impl Kernel {
 
     /// The owner, group and mode of the file at `full` (absolute,
     /// followed): the tmpfs's, storage's or the host's.
-    fn owned_at(&self, full: &[u8]) -> Result<pmon::cred::Owned, Errno> {
+    pub(super) fn owned_at(&self, full: &[u8]) -> Result<pmon::cred::Owned, Errno> {
         match self.tmp_node(full) {
             Some(ino) => self.tmp.stat(ino).map(|st| pmon::cred::Owned::from(&st)),
             None if self.on_storage_to_look(full) => {

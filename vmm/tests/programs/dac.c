@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,6 +99,14 @@ int main(int argc, char **argv)
     printf("  access X_OK of 0644: %s\n", access(at("script"), X_OK) ? strerror(errno) : "ok");
     printf("  access R_OK|W_OK of 0000: %s\n", access(at("owner-none"), R_OK | W_OK) ? strerror(errno) : "ok");
 
+    /* A listening socket of root's that others may not write. */
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    snprintf(sun.sun_path, sizeof sun.sun_path, "/tmp/dac-sock-%d", getpid());
+    int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+    bind(ls, (struct sockaddr *)&sun, sizeof sun);
+    listen(ls, 4);
+    chmod(sun.sun_path, 0755);
+
     pid_t c = fork();
     if (c == 0) {
         gid_t g[] = { 4242 };
@@ -118,6 +129,11 @@ int main(int argc, char **argv)
         SHOW("  fchdir into it", fchdir(outer));
         SHOW("  truncate of root's 0644 file", truncate(at("root-public"), 0));
         SHOW("  O_NOATIME open of root's 0644 file", open(at("root-public"), O_RDONLY | O_NOATIME));
+        int cs = socket(AF_UNIX, SOCK_STREAM, 0);
+        SHOW("  connect to root's 0755 socket", connect(cs, (struct sockaddr *)&sun, sizeof sun));
+        int tcp = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in low = { .sin_family = AF_INET, .sin_port = htons(80) };
+        SHOW("  bind to port 80", bind(tcp, (struct sockaddr *)&low, sizeof low));
         try_open("root's 0600 file, read", at("root-private"), O_RDONLY);
         try_open("root's 0644 file, read", at("root-public"), O_RDONLY);
         try_open("root's 0644 file, write", at("root-public"), O_WRONLY);
@@ -165,6 +181,7 @@ int main(int argc, char **argv)
                             "sticky/roots", "sticky/mine", "moved", "mine" };
     for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
         unlink(at(names[i]));
+    unlink(sun.sun_path);
     unlink(at("closed/inner/f"));
     rmdir(at("closed/inner"));
     rmdir(at("closed"));

@@ -350,6 +350,9 @@ impl Kernel {
             return Ok(None);
         }
         let name = pmon::inet::parse(&bytes, v6, bind)?;
+        if bind {
+            self.may_bind_port(pid, name.port)?;
+        }
         Ok(Some(if bind { name } else { name.local() }))
     }
 

@@ -1125,7 +1125,24 @@ impl Kernel {
             return Err(EINVAL);
         }
         let bytes = uaccess::read_vec(self.space_mut(pid)?, addr, len as usize)?;
-        pmon::inet::parse(&bytes, v6, bind)
+        let name = pmon::inet::parse(&bytes, v6, bind)?;
+        if bind {
+            self.may_bind_port(pid, name.port)?;
+        }
+        Ok(name)
+    }
+
+    /// A port below 1024 is bound only with CAP_NET_BIND_SERVICE (EACCES),
+    /// as Linux's ip_unprivileged_port_start has it by default.
+    pub(super) fn may_bind_port(&self, pid: Pid, port: u16) -> Result<(), Errno> {
+        let allowed = self
+            .procs
+            .get(&pid)
+            .is_none_or(|p| p.cred.capable(pmon::caps::NET_BIND_SERVICE));
+        if port != 0 && port < 1024 && !allowed {
+            return Err(EACCES);
+        }
+        Ok(())
     }
 
     /// The name a `sockaddr_un` at `addr` (`len` bytes) gives, a path made
@@ -1393,6 +1410,18 @@ impl Kernel {
                 Err(e) => return err(e),
             },
         };
+        // A socket file is connected to only with write permission on it
+        // (EACCES), as Linux's unix_find_bsd asks.
+        if let (Name::Path(path), false) = (&name, self.overrides(pid)) {
+            if let Err(e) = self
+                .owned_at(path)
+                .and_then(|o| self.may(pid, o, pmon::cred::MAY_WRITE))
+            {
+                if e == EACCES {
+                    return err(e);
+                }
+            }
+        }
         // A TCP connect's earlier failure, kept for its report.
         if let Some(e) = self.take_connect_error(id) {
             return err(e);
