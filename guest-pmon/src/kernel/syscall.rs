@@ -3152,6 +3152,19 @@ impl Kernel {
         if let (true, Some(ino)) = (path_only, self.tmp_node(&full)) {
             return self.tmp_path_open(pid, ino, full, flags, cloexec);
         }
+        // A program some process is running is not opened for writing
+        // (ETXTBSY), as Linux's deny_write_access: `cp` over a running
+        // program fails, an installer's unlink and rename do not.
+        const ETXTBSY: Errno = 26;
+        if (flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0)
+            && !path_only
+            && self
+                .procs
+                .values()
+                .any(|p| p.life == Life::Alive && p.exe == full)
+        {
+            return err(ETXTBSY);
+        }
         // O_NOATIME only by the file's owner or with CAP_FOWNER (EPERM).
         const O_NOATIME: u32 = 0o1000000;
         if flags & O_NOATIME != 0 && !path_only {

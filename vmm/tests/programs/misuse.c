@@ -6,7 +6,8 @@
  * mq_notify's request before its descriptor, readahead of a directory,
  * setpgid of a child that ran execve, mmap of a closed descriptor,
  * gettimeofday's time zone, a memfd name too long, recvmmsg's timeout,
- * and the timer slack prctl keeps. */
+ * the timer slack prctl keeps, and a running program opened for writing
+ * (ETXTBSY). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -149,5 +150,30 @@ int main(int argc, char **argv)
         _exit(0);
     }
     waitpid(sl, 0, 0);
+
+    /* A copy of this program, running: not to be opened for writing. */
+    char prog[64];
+    snprintf(prog, sizeof prog, "/tmp/misuse-prog-%d", getpid());
+    int from = open("/proc/self/exe", O_RDONLY), to = open(prog, O_CREAT | O_WRONLY | O_TRUNC, 0755);
+    char chunk[65536];
+    long got;
+    while ((got = read(from, chunk, sizeof chunk)) > 0)
+        write(to, chunk, got);
+    close(from);
+    close(to);
+    int started[2];
+    pipe(started);
+    pid_t running = fork();
+    if (running == 0) {
+        fcntl(started[1], F_SETFD, FD_CLOEXEC);
+        execl(prog, "misuse", "sleep", (char *)0);
+        _exit(99);
+    }
+    close(started[1]);
+    read(started[0], &b, 1);
+    SHOW("open for writing of a running program", open(prog, O_WRONLY));
+    SHOW("unlink of it", unlink(prog));
+    kill(running, SIGKILL);
+    waitpid(running, 0, 0);
     return 0;
 }
