@@ -58,10 +58,14 @@ pub fn walked_dirs<'a>(full: &'a [u8], from: &[u8], relative: bool) -> Vec<&'a [
     dirs
 }
 
-/// Owners and modes of directories, each believed for `TTL_NS`.
+/// A name's owner and mode, and a symbolic link's target.
+pub type Entry = (Owned, Option<Vec<u8>>);
+
+/// Owners and modes of directories (and the links on the way), each
+/// believed for `TTL_NS`, by vNode (each has its own storage files).
 #[derive(Default)]
 pub struct DirCache {
-    kept: BTreeMap<Vec<u8>, (Owned, u64)>,
+    kept: BTreeMap<(u32, Vec<u8>), (Entry, u64)>,
 }
 
 impl DirCache {
@@ -69,20 +73,20 @@ impl DirCache {
         DirCache::default()
     }
 
-    /// `dir`'s owner and mode, if looked at less than `TTL_NS` ago.
-    pub fn get(&self, dir: &[u8], now: u64) -> Option<Owned> {
+    /// `dir`'s entry in `vnode`, if looked at less than `TTL_NS` ago.
+    pub fn get(&self, vnode: u32, dir: &[u8], now: u64) -> Option<Entry> {
         self.kept
-            .get(dir)
-            .filter(|&&(_, until)| now < until)
-            .map(|&(o, _)| o)
+            .get(&(vnode, dir.to_vec()))
+            .filter(|(_, until)| now < *until)
+            .map(|(e, _)| e.clone())
     }
 
-    pub fn put(&mut self, dir: &[u8], owned: Owned, now: u64) {
+    pub fn put(&mut self, vnode: u32, dir: &[u8], entry: Entry, now: u64) {
         if self.kept.len() >= MAX_KEPT {
             self.kept.clear();
         }
         self.kept
-            .insert(dir.to_vec(), (owned, now.saturating_add(TTL_NS)));
+            .insert((vnode, dir.to_vec()), (entry, now.saturating_add(TTL_NS)));
     }
 
     /// Forgets everything (a change of some directory's owner, mode or
@@ -148,10 +152,12 @@ mod tests {
             mode: 0o040700,
         };
         let mut c = DirCache::new();
-        c.put(b"/d", o, 10);
-        assert_eq!(c.get(b"/d", 10 + TTL_NS - 1), Some(o));
-        assert_eq!(c.get(b"/d", 10 + TTL_NS), None);
-        assert_eq!(c.get(b"/e", 10), None);
+        c.put(0, b"/d", (o, None), 10);
+        assert_eq!(c.get(0, b"/d", 10 + TTL_NS - 1), Some((o, None)));
+        assert_eq!(c.get(0, b"/d", 10 + TTL_NS), None);
+        assert_eq!(c.get(0, b"/e", 10), None);
+        // Another vNode's /d is another directory.
+        assert_eq!(c.get(1, b"/d", 10), None);
         c.clear();
         assert!(c.is_empty());
     }

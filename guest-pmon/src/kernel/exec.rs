@@ -174,6 +174,7 @@ impl Kernel {
                 pdeath_signal: 0,
                 subreaper: false,
                 execed: false,
+                exe_ino: None,
                 dumpable: true,
                 no_new_privs: false,
                 oom_score_adj: 0,
@@ -640,11 +641,17 @@ impl Kernel {
         }
         let xsave = self.xsave_size;
         let closed;
+        let exe_ino = if image.exe_on_host {
+            None
+        } else {
+            self.file_identity(&image.exe)
+        };
         let (old_space, vfork_parent) = match self.procs.get_mut(&pid) {
             Some(p) => {
                 let old = p.space;
                 p.space = image.space;
                 p.exe = image.exe.clone();
+                p.exe_ino = exe_ino;
                 p.execed = true;
                 p.exe_on_host = image.exe_on_host;
                 p.cmdline = image.cmdline.clone();

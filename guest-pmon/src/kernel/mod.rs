@@ -274,6 +274,10 @@ pub struct Process {
     /// It has run execve since it was made (its parent's setpgid of it
     /// is EACCES from then on, as Linux's).
     pub execed: bool,
+    /// The running program's file (the tmpfs's or storage's inode, tagged
+    /// as the lock table tags them; None for the host's, which no Lego
+    /// process may write): a write open of that same file is ETXTBSY.
+    pub exe_ino: Option<u64>,
     pub dumpable: bool,
     pub no_new_privs: bool,
     /// /proc/PID/oom_score_adj, kept (there is no OOM killer here) and
@@ -1441,6 +1445,7 @@ impl Kernel {
             }
         }
         self.threads.remove(&tid);
+        self.lock_waits.remove(&tid);
     }
 }
 

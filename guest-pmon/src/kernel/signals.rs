@@ -737,6 +737,7 @@ impl Kernel {
         if !running {
             self.threads.remove(&tid);
         }
+        self.lock_waits.remove(&tid);
         self.runq.retain(|&t| t != tid);
     }
 

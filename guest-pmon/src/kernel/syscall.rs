@@ -190,7 +190,10 @@ impl Kernel {
                 | nr::RENAMEAT
                 | nr::RENAMEAT2
                 | nr::RMDIR
+                | nr::UNLINK
                 | nr::UNLINKAT
+                | nr::SYMLINK
+                | nr::SYMLINKAT
         ) && !self.dir_cache.borrow().is_empty()
         {
             self.dir_cache.borrow_mut().clear();
@@ -876,12 +879,21 @@ impl Kernel {
                         Kind::HostDir(_) | Kind::StoreDir(_) | Kind::ProcDir(..)
                     ) || matches!(f.kind, Kind::Tmp(i) if self.tmp.is_directory(i)) =>
                 {
-                    // Search permission on it, as chdir's (not for /proc's).
+                    // Search permission on it, as chdir's (not for /proc's),
+                    // asked of the open file (its name may have gone).
                     if !matches!(f.kind, Kind::ProcDir(..)) && !self.overrides(pid) {
-                        if let Err(e) = self
-                            .owned_at(&f.path)
-                            .and_then(|o| self.may_enter(pid, o))
-                        {
+                        let owned = self.stat_of(&f).map(|st| {
+                            let word = |i: usize| {
+                                u32::from_le_bytes([st[i], st[i + 1], st[i + 2], st[i + 3]])
+                            };
+                            // struct stat: st_mode at 24, st_uid 28, st_gid 32.
+                            pmon::cred::Owned {
+                                mode: word(24),
+                                uid: word(28),
+                                gid: word(32),
+                            }
+                        });
+                        if let Err(e) = owned.and_then(|o| self.may_enter(pid, o)) {
                             return err(e);
                         }
                     }
@@ -1677,6 +1689,18 @@ impl Kernel {
         self.may(pid, f, pmon::cred::MAY_EXEC)
     }
 
+    /// Which file of the tmpfs or storage `full` names now (its inode,
+    /// tagged as the lock table tags them), or None (the host's, or none).
+    pub(in crate::kernel) fn file_identity(&self, full: &[u8]) -> Option<u64> {
+        match self.tmp_node(full) {
+            Some(ino) => Some(ino | 1 << 62),
+            None if self.on_storage(full) => super::store::stat(full, true)
+                .ok()
+                .map(|st| st.ino | 1 << 63),
+            None => None,
+        }
+    }
+
     /// The owner, group and mode of the file at `full` (absolute,
     /// followed): the tmpfs's, storage's or the host's.
     pub(super) fn owned_at(&self, full: &[u8]) -> Result<pmon::cred::Owned, Errno> {
@@ -1701,6 +1725,22 @@ impl Kernel {
         if p.cred.capable(pmon::caps::DAC_OVERRIDE) || p.cred.capable(pmon::caps::DAC_READ_SEARCH) {
             return Ok(());
         }
+        self.may_search_walk(p, full, from, relative, 0)
+    }
+
+    /// `may_search`'s walk. A symbolic link of storage or the host on
+    /// the way (which the walk here leaves to them to follow) has its
+    /// target's directories checked too, as Linux's walk passes them.
+    fn may_search_walk(
+        &self,
+        p: &Process,
+        full: &[u8],
+        from: &[u8],
+        relative: bool,
+        links: u32,
+    ) -> Result<(), Errno> {
+        // Past Linux's 40 links the call's own walk says ELOOP.
+        const MAX_LINKS: u32 = 40;
         let now = self.now_ns();
         for dir in pmon::search::walked_dirs(full, from, relative) {
             // /proc, /sys and /dev answer for themselves.
@@ -1710,20 +1750,32 @@ impl Kernel {
             {
                 continue;
             }
-            let kept = self.dir_cache.borrow().get(dir, now);
-            let owned = match kept {
-                Some(o) => o,
-                None => match self.owned_at(dir) {
-                    Ok(o) => {
+            let kept = self.dir_cache.borrow().get(p.vnode, dir, now);
+            let (owned, link) = match kept {
+                Some(k) => k,
+                None => match self.dir_entry(dir) {
+                    Ok(k) => {
                         // (The tmpfs's are the monitor's own: not kept.)
                         if self.tmp_node(dir).is_none() {
-                            self.dir_cache.borrow_mut().put(dir, o, now);
+                            self.dir_cache
+                                .borrow_mut()
+                                .put(p.vnode, dir, k.clone(), now);
                         }
-                        o
+                        k
                     }
                     Err(_) => return Ok(()),
                 },
             };
+            if let Some(target) = link {
+                if links >= MAX_LINKS {
+                    return Ok(());
+                }
+                let parent = &dir[..dir.iter().rposition(|&c| c == b'/').unwrap_or(0).max(1)];
+                let mut to = pmon::path::resolve(parent, &target);
+                to.extend_from_slice(b"/.");
+                self.may_search_walk(p, &to, b"/", false, links + 1)?;
+                continue;
+            }
             if owned.mode & 0o170000 != 0o040000 {
                 return Ok(());
             }
@@ -1732,6 +1784,34 @@ impl Kernel {
             }
         }
         Ok(())
+    }
+
+    /// The owner, group and mode of the name `full` itself (a link not
+    /// followed), and a link's target.
+    fn dir_entry(&self, full: &[u8]) -> Result<pmon::search::Entry, Errno> {
+        const S_IFLNK: u32 = 0o120000;
+        let (owned, link) = match self.tmp_node(full) {
+            Some(ino) => {
+                let st = self.tmp.stat(ino)?;
+                let link = self.tmp.readlink(ino).ok().map(<[u8]>::to_vec);
+                (pmon::cred::Owned::from(&st), link)
+            }
+            None if self.on_storage_to_look(full) => {
+                let st = super::store::stat(full, false)?;
+                let link = (st.mode & 0o170000 == S_IFLNK)
+                    .then(|| self.store_readlink(full).ok())
+                    .flatten();
+                (pmon::cred::Owned::from(&st), link)
+            }
+            None => {
+                let st = host::stat_path(full, false)?;
+                let link = (st.mode & 0o170000 == S_IFLNK)
+                    .then(|| host::readlink(full).ok())
+                    .flatten();
+                (pmon::cred::Owned::from(&st), link)
+            }
+        };
+        Ok((owned, link))
     }
 
     /// A path argument, made absolute against the working directory or a
@@ -1780,10 +1860,18 @@ impl Kernel {
         }
         // The tmpfs's symbolic links on the way are followed here; the
         // last name is the caller's to follow (`follow`).
-        let full = self.tmp_links(
-            pmon::path::dev_shm_alias(pmon::path::thread_self(walked, pid, self.caller)),
-            false,
-        )?;
+        let relative = p.first() != Some(&b'/');
+        let walked = pmon::path::dev_shm_alias(pmon::path::thread_self(walked, pid, self.caller));
+        let full = match self.tmp_links(walked.clone(), false) {
+            Ok(full) => full,
+            // A file or a long name on the way in the tmpfs: a directory
+            // before it the caller may not search says EACCES first, as
+            // Linux's walk asks may_lookup before each lookup.
+            Err(e) => {
+                self.may_search(pid, &walked, if relative { &base } else { &root }, relative)?;
+                return Err(e);
+            }
+        };
         // Decided: requests to storage and to the host's files carry the
         // whole path, which Linux bounds by PATH_MAX, so a path whose
         // absolute form is longer is ENAMETOOLONG there, even where Linux
@@ -1792,7 +1880,6 @@ impl Kernel {
         if full.len() >= pmon::path::PATH_MAX && tmp::below_tmp(&full).is_none() {
             return Err(ENAMETOOLONG);
         }
-        let relative = p.first() != Some(&b'/');
         self.may_search(pid, &full, if relative { &base } else { &root }, relative)?;
         Ok(full)
     }
@@ -1884,8 +1971,12 @@ impl Kernel {
                 Err(EPIPE)
             }
             Kind::Socket(_, id) => self.pipe_write(tid, id, data, f.nonblocking()),
-            // (A TCP socket's write as its send: EPIPE, SIGPIPE.)
+            // (A TCP socket's write as its send: a refused connect's
+            // error, else EPIPE and SIGPIPE.)
             Kind::Unix(id) if self.unix.inet(id).is_some() => {
+                if let Some(e) = self.take_connect_error(id) {
+                    return Err(e);
+                }
                 self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
                 Err(EPIPE)
             }
@@ -3156,20 +3247,36 @@ impl Kernel {
         // (ETXTBSY), as Linux's deny_write_access: `cp` over a running
         // program fails, an installer's unlink and rename do not.
         const ETXTBSY: Errno = 26;
-        if (flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0)
-            && !path_only
-            && self
+        if (flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0) && !path_only {
+            let vnode = self.procs.get(&pid).map_or(0, |p| p.vnode);
+            let on_storage = self.on_storage(&full);
+            // By name first (nothing to ask in the usual case), then by
+            // the file now there: a new file made in a running program's
+            // place (`ld -o`, `install`) is not the one running.
+            let running: Vec<u64> = self
                 .procs
                 .values()
-                .any(|p| p.life == Life::Alive && p.exe == full)
-        {
-            return err(ETXTBSY);
+                .filter(|p| p.life == Life::Alive && p.exe == full)
+                .filter(|p| !on_storage || p.vnode == vnode)
+                .filter_map(|p| p.exe_ino)
+                .collect();
+            if !running.is_empty()
+                && self
+                    .file_identity(&full)
+                    .is_some_and(|now| running.contains(&now))
+            {
+                return err(ETXTBSY);
+            }
         }
         // O_NOATIME only by the file's owner or with CAP_FOWNER (EPERM).
         const O_NOATIME: u32 = 0o1000000;
-        if flags & O_NOATIME != 0 && !path_only {
+        let fowner = self
+            .procs
+            .get(&pid)
+            .is_none_or(|p| p.cred.capable(pmon::caps::FOWNER));
+        if flags & O_NOATIME != 0 && !path_only && !fowner {
             if let (Some(p), Ok(o)) = (self.procs.get(&pid), self.owned_at(&full)) {
-                if p.cred.uid.fs != o.uid && !p.cred.capable(pmon::caps::FOWNER) {
+                if p.cred.uid.fs != o.uid {
                     return err(EPERM);
                 }
             }
@@ -5158,14 +5265,10 @@ impl Kernel {
             PR_SET_NO_NEW_PRIVS if arg == 1 && a[2..5] == [0, 0, 0] => {
                 val(self.proc_mut(pid).map(|p| p.no_new_privs = true).map(|_| 0))
             }
-            // 0 (or a negative value) gives back the default, as Linux.
+            // 0 gives back the default, as Linux (an unsigned long).
             PR_SET_TIMERSLACK => {
                 if let Some(t) = self.threads.get_mut(&tid) {
-                    t.timer_slack.0 = if (arg as i64) <= 0 {
-                        t.timer_slack.1
-                    } else {
-                        arg
-                    };
+                    t.timer_slack.0 = if arg == 0 { t.timer_slack.1 } else { arg };
                 }
                 Ret::Val(0)
             }
@@ -5838,6 +5941,7 @@ impl Kernel {
                     pdeath_signal: 0,
                     subreaper: false,
                     execed: false,
+                    exe_ino: None,
                     dumpable,
                     no_new_privs,
                     oom_score_adj,

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+
 static long long ns(struct timespec t) { return t.tv_sec * 1000000000LL + t.tv_nsec; }
 
 static void on_int(int s) { (void)s; }
@@ -88,7 +90,8 @@ int main(void) {
         fflush(stdout);
         _exit(0);
     }
-    usleep(300000);
+    wait_asleep(child);
+    usleep(100000);
     kill(child, SIGINT);
     waitpid(child, NULL, 0);
     printf("the signaller's memory untouched: %s\n", left.tv_sec == 77 && left.tv_nsec == 77 ? "yes" : "no");

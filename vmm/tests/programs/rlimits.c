@@ -133,7 +133,7 @@ int main(void)
         signal(SIGXCPU, on_xcpu);
         struct rlimit cpu = { 1, 2 };
         setrlimit(RLIMIT_CPU, &cpu);
-        alarm(20);
+        alarm(120);
         while (!xcpus)
             ;
         char msg[2] = { (char)xcpus, (char)soft_after };

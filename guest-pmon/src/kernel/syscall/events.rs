@@ -184,6 +184,9 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let target = match self.file(pid, fd) {
+            // An O_PATH descriptor is for no I/O: EBADF, first, as
+            // Linux's fdget.
+            Ok(f) if f.flags.get() & O_PATH != 0 => return err(EBADF),
             Ok(f) => f,
             Err(e) => return err(e),
         };
@@ -201,12 +204,9 @@ impl Kernel {
                 return err(ELOOP);
             }
         }
-        // An O_PATH descriptor is for no I/O (EBADF); regular files,
-        // directories and the devices without a poll (/dev/null, zero,
-        // full) are always ready: epoll refuses them (EPERM), as Linux.
-        if target.flags.get() & O_PATH != 0 {
-            return err(EBADF);
-        }
+        // Regular files, directories and the devices without a poll
+        // (/dev/null, zero, full) are always ready: epoll refuses them
+        // (EPERM), as Linux.
         if matches!(
             target.kind,
             Kind::Host(_)

@@ -836,7 +836,8 @@ impl Kernel {
                 let noreplace = flags & RENAME_NOREPLACE != 0;
                 let r = self.store_rename(&from, &to, noreplace);
                 if matches!(r, Ret::Val(0)) {
-                    self.follow_renamed(&from, &to);
+                    let vnode = self.procs.get(&pid).map(|p| p.vnode);
+                    self.follow_renamed(&from, &to, vnode);
                 }
                 return r;
             }
@@ -918,7 +919,7 @@ impl Kernel {
             if let Some(ino) = ino {
                 self.tmp_over_host.remove(&ino);
             }
-            self.follow_renamed(&from, &to);
+            self.follow_renamed(&from, &to, None);
         }
         val(moved.map(|_| 0))
     }
@@ -926,8 +927,9 @@ impl Kernel {
     /// A directory renamed from `from` to `to`: working directories and
     /// roots in it or below follow it, as Linux's (which hold the
     /// directory, not its name), so a process whose directory was renamed
-    /// still reaches its names (LTP's inotify02 renames its own).
-    fn follow_renamed(&mut self, from: &[u8], to: &[u8]) {
+    /// still reaches its names (LTP's inotify02 renames its own). A
+    /// storage rename moves only `vnode`'s (each vNode has its files).
+    fn follow_renamed(&mut self, from: &[u8], to: &[u8], vnode: Option<u32>) {
         let from = pmon::path::dev_shm_shown(from.to_vec());
         let to = pmon::path::dev_shm_shown(to.to_vec());
         let moved = |path: &mut Vec<u8>| {
@@ -937,7 +939,11 @@ impl Kernel {
             };
             *path = [&to[..], &rest].concat();
         };
-        for p in self.procs.values_mut() {
+        for p in self
+            .procs
+            .values_mut()
+            .filter(|p| vnode.is_none_or(|v| v == p.vnode))
+        {
             moved(&mut p.cwd);
             if p.root != b"/" {
                 moved(&mut p.root);

@@ -1242,6 +1242,10 @@ impl Kernel {
             // A TCP socket that never connected sends nothing: EPIPE and
             // SIGPIPE (unless MSG_NOSIGNAL), as Linux's tcp_sendmsg.
             nr::SENDTO | nr::SENDMSG | nr::SENDMMSG if inet.is_some() => {
+                // A refused non-blocking connect says its error first.
+                if let Some(e) = self.take_connect_error(id) {
+                    return err(e);
+                }
                 let flags = if n == nr::SENDMSG { a[2] } else { a[3] };
                 if flags & MSG_NOSIGNAL == 0 {
                     self.signal_thread(tid, SigInfo::user(SIGPIPE, SI_USER, 0));
