@@ -173,6 +173,10 @@ int main(int argc, char **argv)
     read(started[0], &b, 1);
     SHOW("open for writing of a running program", open(prog, O_WRONLY));
     SHOW("unlink of it", unlink(prog));
+    int fresh = open(prog, O_CREAT | O_WRONLY, 0755);
+    printf("a new file in its place: %s\n", fresh >= 0 ? "made" : strerror(errno));
+    close(fresh);
+    unlink(prog);
     kill(running, SIGKILL);
     waitpid(running, 0, 0);
     return 0;
