@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "walks.h"
+
 static char dir[64];
 
 static const char *at(const char *name) {
@@ -379,44 +381,7 @@ int main(int argc, char **argv) {
         unlink(at("offsets"));
     }
 
-    /* Names under a file are ENOTDIR, wherever the walk meets it, and a
-     * name longer than NAME_MAX is ENAMETOOLONG (LTP's link04, readlink03,
-     * statfs02, chdir04); "file/" is no directory either. */
-    {
-        struct stat nst;
-        struct statfs nsf;
-        char nb[64], longname[300];
-        close(open(at("plain"), O_CREAT | O_WRONLY, 0644));
-        fails("stat under a file", stat(at("plain/x"), &nst), ENOTDIR);
-        fails("open under a file", open(at("plain/x"), O_RDONLY), ENOTDIR);
-        fails("create under a file", open(at("plain/x"), O_CREAT | O_WRONLY, 0644), ENOTDIR);
-        fails("readlink under a file", readlink(at("plain/x"), nb, sizeof nb), ENOTDIR);
-        fails("statfs under a file", statfs(at("plain/x"), &nsf), ENOTDIR);
-        fails("mkdir under a file", mkdir(at("plain/x"), 0755), ENOTDIR);
-        fails("unlink under a file", unlink(at("plain/x")), ENOTDIR);
-        fails("rename from under a file", rename(at("plain/x"), at("y")), ENOTDIR);
-        fails("access of file/", access(at("plain/"), F_OK), ENOTDIR);
-        fails("readlink of the working directory's empty name", readlink("", nb, sizeof nb), ENOENT);
-        memset(longname, 'n', 299);
-        longname[299] = 0;
-        fails("stat of a 299-byte name", stat(at(longname), &nst), ENAMETOOLONG);
-        unlink(at("plain"));
-    }
-
-    /* A working directory renamed keeps being the working directory
-     * (LTP's inotify02 renames its own). */
-    {
-        char here[512];
-        mkdir(at("walked"), 0755);
-        getcwd(here, sizeof here);
-        chdir(at("walked"));
-        rename(at("walked"), at("renamed"));
-        close(open("made", O_CREAT | O_WRONLY, 0644));
-        check("a file made in the working directory after its rename", access(at("renamed/made"), F_OK) == 0);
-        unlink(at("renamed/made"));
-        chdir(here);
-        rmdir(at("renamed"));
-    }
+    walk_errors(at);
     check("rmdir", rmdir(at("sub")) == 0 && rmdir(dir) == 0);
     fails("gone", stat(dir, &st), ENOENT);
     return 0;
