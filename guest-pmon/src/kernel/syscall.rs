@@ -882,17 +882,7 @@ impl Kernel {
                     // Search permission on it, as chdir's (not for /proc's),
                     // asked of the open file (its name may have gone).
                     if !matches!(f.kind, Kind::ProcDir(..)) && !self.overrides(pid) {
-                        let owned = self.stat_of(&f).map(|st| {
-                            let word = |i: usize| {
-                                u32::from_le_bytes([st[i], st[i + 1], st[i + 2], st[i + 3]])
-                            };
-                            // struct stat: st_mode at 24, st_uid 28, st_gid 32.
-                            pmon::cred::Owned {
-                                mode: word(24),
-                                uid: word(28),
-                                gid: word(32),
-                            }
-                        });
+                        let owned = self.stat_of(&f).map(|st| stat_owned(&st));
                         if let Err(e) = owned.and_then(|o| self.may_enter(pid, o)) {
                             return err(e);
                         }
@@ -1693,10 +1683,10 @@ impl Kernel {
     /// tagged as the lock table tags them), or None (the host's, or none).
     pub(in crate::kernel) fn file_identity(&self, full: &[u8]) -> Option<u64> {
         match self.tmp_node(full) {
-            Some(ino) => Some(ino | 1 << 62),
+            Some(ino) => Some(lock::tmp_key(ino)),
             None if self.on_storage(full) => super::store::stat(full, true)
                 .ok()
-                .map(|st| st.ino | 1 << 63),
+                .map(|st| lock::store_key(st.ino)),
             None => None,
         }
     }
@@ -1719,13 +1709,19 @@ impl Kernel {
     /// CAP_DAC_READ_SEARCH. A directory missing, or a file where one
     /// should be, ends the checks: the call says ENOENT or ENOTDIR.
     fn may_search(&self, pid: Pid, full: &[u8], from: &[u8], relative: bool) -> Result<(), Errno> {
-        let Some(p) = self.procs.get(&pid) else {
-            return Ok(());
-        };
-        if p.cred.capable(pmon::caps::DAC_OVERRIDE) || p.cred.capable(pmon::caps::DAC_READ_SEARCH) {
-            return Ok(());
+        match self.procs.get(&pid) {
+            Some(p) if self.searches(pid) => self.may_search_walk(p, full, from, relative, 0),
+            _ => Ok(()),
         }
-        self.may_search_walk(p, full, from, relative, 0)
+    }
+
+    /// Whether `pid`'s walks are checked: it has neither CAP_DAC_OVERRIDE
+    /// nor CAP_DAC_READ_SEARCH.
+    fn searches(&self, pid: Pid) -> bool {
+        self.procs.get(&pid).is_some_and(|p| {
+            !p.cred.capable(pmon::caps::DAC_OVERRIDE)
+                && !p.cred.capable(pmon::caps::DAC_READ_SEARCH)
+        })
     }
 
     /// `may_search`'s walk. A symbolic link of storage or the host on
@@ -1862,13 +1858,18 @@ impl Kernel {
         // last name is the caller's to follow (`follow`).
         let relative = p.first() != Some(&b'/');
         let walked = pmon::path::dev_shm_alias(pmon::path::thread_self(walked, pid, self.caller));
-        let full = match self.tmp_links(walked.clone(), false) {
+        // (Kept only for a caller whose search is checked: root's paths
+        // are not copied.)
+        let kept = self.searches(pid).then(|| walked.clone());
+        let full = match self.tmp_links(walked, false) {
             Ok(full) => full,
             // A file or a long name on the way in the tmpfs: a directory
             // before it the caller may not search says EACCES first, as
             // Linux's walk asks may_lookup before each lookup.
             Err(e) => {
-                self.may_search(pid, &walked, if relative { &base } else { &root }, relative)?;
+                if let Some(walked) = kept {
+                    self.may_search(pid, &walked, if relative { &base } else { &root }, relative)?;
+                }
                 return Err(e);
             }
         };
@@ -6452,6 +6453,16 @@ impl Kernel {
         }
     }
 
+    /// A shared futex's page must be there (Linux looks it up: EFAULT
+    /// when unmapped or PROT_NONE); a private one's key is its address
+    /// alone, asked nothing.
+    fn shared_futex_there(&mut self, pid: Pid, op: u32, at: u64) -> Result<(), Errno> {
+        if op & pmon::futex::FUTEX_PRIVATE_FLAG != 0 {
+            return Ok(());
+        }
+        uaccess::read_u32(self.space_mut(pid)?, at).map(|_| ())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn sys_futex(
         &mut self,
@@ -6521,16 +6532,8 @@ impl Kernel {
                 if bitset == 0 {
                     return err(EINVAL);
                 }
-                // A shared futex's page must be there (Linux looks it up:
-                // EFAULT when unmapped or PROT_NONE); a private one's key
-                // is its address alone.
-                if op & FUTEX_PRIVATE_FLAG == 0 {
-                    if let Err(e) = self
-                        .space_mut(pid)
-                        .and_then(|s| uaccess::read_u32(s, uaddr))
-                    {
-                        return err(e);
-                    }
+                if let Err(e) = self.shared_futex_there(pid, op, uaddr) {
+                    return err(e);
                 }
                 let woken = self.futexes.wake(key, v, bitset);
                 let n = woken.len();
@@ -6544,13 +6547,8 @@ impl Kernel {
                 if (v as i32) < 0 || (timeout as u32 as i32) < 0 {
                     return err(EINVAL);
                 }
-                if op & FUTEX_PRIVATE_FLAG == 0 {
-                    if let Err(e) = self
-                        .space_mut(pid)
-                        .and_then(|s| uaccess::read_u32(s, uaddr2))
-                    {
-                        return err(e);
-                    }
+                if let Err(e) = self.shared_futex_there(pid, op, uaddr2) {
+                    return err(e);
                 }
                 if cmd == FUTEX_CMP_REQUEUE {
                     let cur = match self
@@ -6622,6 +6620,16 @@ pub(super) fn stat_mode(st: &[u8; 144]) -> u32 {
 }
 
 /// Whether a struct stat is a directory's.
+/// A `struct stat`'s owner, group and mode (at 28, 32 and 24).
+fn stat_owned(st: &[u8; 144]) -> pmon::cred::Owned {
+    let word = |i: usize| u32::from_le_bytes([st[i], st[i + 1], st[i + 2], st[i + 3]]);
+    pmon::cred::Owned {
+        mode: stat_mode(st),
+        uid: word(28),
+        gid: word(32),
+    }
+}
+
 pub(super) fn stat_is_dir(st: &[u8; 144]) -> bool {
     stat_mode(st) & 0o170000 == 0o040000
 }

@@ -44,6 +44,13 @@ static void make(const char *name, const char *text, mode_t mode, uid_t uid, gid
     chmod(at(name), mode);
 }
 
+/* A directory of `mode` (chmod after mkdir: the umask takes bits off). */
+static void make_dir(const char *name, mode_t mode)
+{
+    mkdir(at(name), mode);
+    chmod(at(name), mode);
+}
+
 static void try_open(const char *what, const char *path, int flags)
 {
     int fd = open(path, flags);
@@ -80,16 +87,12 @@ int main(int argc, char **argv)
     make("script", "#!/bin/sh\necho script ran\n", 0644, 0, 0);
     make("root-only-x", "#!/bin/sh\nexit 0\n", 0700, 0, 0);
     make("all-x", "#!/bin/sh\nexit 0\n", 0755, 0, 0);
-    mkdir(at("open"), 0777);
-    chmod(at("open"), 0777);
-    mkdir(at("sticky"), 0777);
-    chmod(at("sticky"), 01777);
+    make_dir("open", 0777);
+    make_dir("sticky", 01777);
     make("sticky/roots", "r\n", 0666, 0, 0);
     make("open/roots", "r\n", 0644, 0, 0);
-    mkdir(at("closed"), 0700);
-    chmod(at("closed"), 0700);
-    mkdir(at("closed/inner"), 0755);
-    chmod(at("closed/inner"), 0755);
+    make_dir("closed", 0700);
+    make_dir("closed/inner", 0755);
     make("closed/inner/f", "inner\n", 0644, 0, 0);
 
     printf("root:\n");

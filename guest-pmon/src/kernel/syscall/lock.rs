@@ -25,13 +25,23 @@ const EDEADLK: Errno = 35;
 /// struct flock: l_type, l_whence (shorts), l_start, l_len, l_pid.
 const FLOCK_SIZE: usize = 32;
 
+/// A storage file's key (lock table, running programs' identity).
+pub(super) fn store_key(ino: u64) -> u64 {
+    ino | 1 << 63
+}
+
+/// A tmpfs file's key.
+pub(super) fn tmp_key(ino: u64) -> u64 {
+    ino | 1 << 62
+}
+
 impl Kernel {
     /// The key that names `f`'s file in the lock table, or None for what
     /// has no file behind it (pipes, sockets, devices).
     fn lock_key(f: &OpenFile) -> Option<u64> {
         match f.kind {
-            Kind::Store(ino) | Kind::StoreDir(ino) => Some(ino | 1 << 63),
-            Kind::Tmp(ino) => Some(ino | 1 << 62),
+            Kind::Store(ino) | Kind::StoreDir(ino) => Some(store_key(ino)),
+            Kind::Tmp(ino) => Some(tmp_key(ino)),
             // The host's files: by name (they cannot change under Lego).
             Kind::Host(_) | Kind::HostDir(_) => Some(
                 f.path.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
