@@ -51,6 +51,7 @@ mod copies;
 pub mod filed;
 pub mod fresh;
 pub mod mirror;
+mod pagemap;
 pub mod policy;
 pub mod port;
 pub mod regions;
@@ -780,7 +781,11 @@ impl ExCache {
             let mut gone = Vec::new();
             if let Some(old) = st.processes[slot as usize].take() {
                 st.ended.remove(&old.pid);
-                let keys: Vec<Key> = st.pages.keys().copied().filter(|k| k.0 == s).collect();
+                let keys: Vec<Key> = st
+                    .pages
+                    .range((s, 0)..(s + 1, 0))
+                    .map(|(k, _)| *k)
+                    .collect();
                 for k in keys {
                     st.pages.remove(&k);
                     st.order.remove(k);

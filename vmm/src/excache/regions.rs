@@ -221,13 +221,20 @@ impl Regions {
             return false;
         }
         for (&(s, _), r) in &self.by_key {
-            if s == slot {
-                // SAFETY: our own reservation; its pages are dropped, the
-                // mapping stays.
+            if s != slot {
+                continue;
+            }
+            // Only the runs that hold pages (see `pagemap`); all of it
+            // when the kernel cannot say which.
+            let runs = super::pagemap::populated(r.host, r.host + VREGION_SIZE)
+                .unwrap_or_else(|| vec![(r.host, r.host + VREGION_SIZE)]);
+            for (start, end) in runs {
+                // SAFETY: inside our own reservation; its pages are
+                // dropped, the mapping stays.
                 unsafe {
                     libc::madvise(
-                        r.host as *mut libc::c_void,
-                        VREGION_SIZE as usize,
+                        start as *mut libc::c_void,
+                        (end - start) as usize,
                         libc::MADV_DONTNEED,
                     )
                 };
