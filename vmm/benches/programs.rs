@@ -6,6 +6,9 @@
 //!   a multiple of the host's, and vCPU exits per call (to lego-vmm, and
 //!   all of KVM's), from the difference between a run of N calls and a run
 //!   of none.
+//! * fork, the child's exit and the parent's waitpid; and the same with
+//!   the child executing a trivial program (a shell's way of running a
+//!   command), per round, as the calls above.
 //! * Start to exit of a trivial static program (`lego-vmm ... -- calls
 //!   true`, the memory component already up) against the host's fork+exec
 //!   of the same binary.
@@ -31,6 +34,8 @@ use common::{build_c, component, median, under_zram, VMM};
 
 const RUNS: usize = 5;
 const CALLS: &str = "20000";
+/// Rounds of fork (and exec) per run.
+const FORKS: &str = "300";
 
 /// The `key=value` number in a program's output.
 fn field(text: &str, key: &str) -> f64 {
@@ -79,21 +84,21 @@ fn lego(peer: &str, vmm: &[&str], prog: &Path, args: &[&str]) -> (String, (f64, 
     )
 }
 
-/// Per-call figures of `what`: (Lego ns, host ns, exits to lego-vmm,
-/// exits in all) per call, medians.
-fn per_call(peer: &str, prog: &Path, what: &str) -> (f64, f64, f64, f64) {
-    let n: f64 = CALLS.parse().unwrap_or(1.0);
+/// Per-call figures of `what`, `calls` times: (Lego ns, host ns, exits to
+/// lego-vmm, exits in all) per call, medians.
+fn per_call(peer: &str, prog: &Path, what: &str, calls: &str) -> (f64, f64, f64, f64) {
+    let n: f64 = calls.parse().unwrap_or(1.0);
     let mut l = Vec::new();
     let mut h = Vec::new();
     let mut vmm_exits = Vec::new();
     let mut all_exits = Vec::new();
     for _ in 0..RUNS {
-        let (out, (v1, a1)) = lego(peer, &[], prog, &[what, CALLS]);
+        let (out, (v1, a1)) = lego(peer, &[], prog, &[what, calls]);
         let (_, (v0, a0)) = lego(peer, &[], prog, &[what, "0"]);
         l.push(field(&out, "ns_per_op"));
         vmm_exits.push((v1 - v0) / n);
         all_exits.push((a1 - a0) / n);
-        h.push(field(&host(prog, &[what, CALLS]), "ns_per_op"));
+        h.push(field(&host(prog, &[what, calls]), "ns_per_op"));
     }
     (median(l), median(h), median(vmm_exits), median(all_exits))
 }
@@ -108,7 +113,7 @@ fn main() {
     let peer = format!("1={addr}");
 
     for what in ["getpid", "clock", "pipe"] {
-        let (l, h, v, a) = per_call(&peer, &prog, what);
+        let (l, h, v, a) = per_call(&peer, &prog, what, CALLS);
         let name = match what {
             "pipe" => "4 KiB pipe write + read",
             "clock" => "clock_gettime (vDSO)",
@@ -118,6 +123,18 @@ fn main() {
             "{name:24} lego {:9.0} ns  host {:7.0} ns  ratio {:7.1}x  exits/call: {v:.2} to lego-vmm, {a:.2} in all",
             l,
             h,
+            l / h
+        );
+    }
+    for (what, name) in [
+        ("fork", "fork + exit + wait"),
+        ("spawn", "fork + exec + exit + wait"),
+    ] {
+        let (l, h, v, a) = per_call(&peer, &prog, what, FORKS);
+        println!(
+            "{name:24} lego {:9.0} us  host {:7.0} us  ratio {:7.1}x  exits/round: {v:.1} to lego-vmm, {a:.1} in all",
+            l / 1e3,
+            h / 1e3,
             l / h
         );
     }

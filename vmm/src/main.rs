@@ -587,6 +587,18 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
                     sum(stats::VcpuStats::exits),
                     sum(stats::VcpuStats::insn_emulation)
                 );
+                if log::log_enabled!(log::Level::Debug) {
+                    let mut all = std::collections::BTreeMap::<String, u64>::new();
+                    for (name, v) in shared.vcpu_stats.iter().flat_map(|s| s.all()) {
+                        *all.entry(name).or_default() += v;
+                    }
+                    let shown: Vec<String> = all
+                        .iter()
+                        .filter(|(_, v)| **v != 0)
+                        .map(|(n, v)| format!("{n} {v}"))
+                        .collect();
+                    log::debug!("KVM's vCPU counters: {}", shown.join(", "));
+                }
                 return Ok(program_exit(&e, &path));
             }
             Event::WorkloadDone(report) => {

@@ -22,6 +22,8 @@ pub struct VcpuStats {
     exits: Option<u64>,
     pf_taken: Option<u64>,
     pf_fixed: Option<u64>,
+    /// Every counter's name and offset (for the debug log's full list).
+    names: Vec<(String, u64)>,
 }
 
 impl VcpuStats {
@@ -44,6 +46,7 @@ impl VcpuStats {
             exits: None,
             pf_taken: None,
             pf_fixed: None,
+            names: Vec::new(),
         };
         if let Err(e) = stats.index() {
             log::warn!("cannot parse KVM's vCPU statistics: {e}");
@@ -70,6 +73,10 @@ impl VcpuStats {
             let offset = u32::from_le_bytes(desc[8..12].try_into().unwrap_or_default()) as u64;
             let name = &desc[DESC_FIXED..];
             let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            self.names.push((
+                String::from_utf8_lossy(name).into_owned(),
+                data_offset + offset,
+            ));
             match name {
                 b"insn_emulation" => self.insn_emulation = Some(data_offset + offset),
                 b"exits" => self.exits = Some(data_offset + offset),
@@ -108,6 +115,16 @@ impl VcpuStats {
         self.read(self.pf_fixed)
     }
 
+    /// Every counter KVM keeps for this vCPU, by name (shadow faults,
+    /// page-table writes, zaps: where a guest's time outside itself goes).
+    /// Histograms read their first bucket only.
+    pub fn all(&self) -> Vec<(String, u64)> {
+        self.names
+            .iter()
+            .filter_map(|(n, at)| Some((n.clone(), self.read(Some(*at))?)))
+            .collect()
+    }
+
     /// A second handle on the same counters (for the main thread's report).
     pub fn try_clone(&self) -> Option<VcpuStats> {
         Some(VcpuStats {
@@ -116,6 +133,7 @@ impl VcpuStats {
             exits: self.exits,
             pf_taken: self.pf_taken,
             pf_fixed: self.pf_fixed,
+            names: self.names.clone(),
         })
     }
 }

@@ -4,12 +4,16 @@
  *   calls pipe N          N rounds of a 4 KiB write to a pipe and its read
  *   calls cpu MIB ROUNDS  ROUNDS passes of arithmetic over MIB of memory
  *   calls true            nothing (start-to-exit)
+ *   calls fork N          N rounds of fork, the child's _exit and waitpid
+ *   calls spawn N         N rounds of fork, the child's execve of this
+ *                         program with "true", and waitpid
  * Prints "ns_per_op=..." (or "ms=...") measured inside the program, so
  * boot and teardown are not counted except for `true`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +49,22 @@ int main(int argc, char **argv) {
         for (long i = 0; i < n; i++) {
             if (write(fds[1], buf, sizeof buf) != sizeof buf) return 1;
             if (read(fds[0], buf, sizeof buf) != sizeof buf) return 1;
+        }
+        printf("ns_per_op=%.1f\n", n ? (now_ns() - t0) / n : 0.0);
+        return 0;
+    }
+    if (!strcmp(what, "fork") || !strcmp(what, "spawn")) {
+        int spawn = !strcmp(what, "spawn");
+        double t0 = now_ns();
+        for (long i = 0; i < n; i++) {
+            pid_t pid = fork();
+            if (pid < 0) return 1;
+            if (pid == 0) {
+                if (spawn) execl(argv[0], argv[0], "true", (char *)0);
+                _exit(spawn ? 127 : 0);
+            }
+            int status;
+            if (waitpid(pid, &status, 0) != pid || status != 0) return 1;
         }
         printf("ns_per_op=%.1f\n", n ? (now_ns() - t0) / n : 0.0);
         return 0;
