@@ -303,6 +303,7 @@ impl TcpTransport {
                 }
             };
             let _ = s.set_nodelay(true);
+            give_up_unacked(&s, shared.timeout);
             let _ = s.set_write_timeout(Some(shared.timeout));
             let _ = s.set_read_timeout(Some(shared.timeout));
             let opener = Opener::new();
@@ -406,6 +407,29 @@ impl TcpTransport {
         conns.insert(peer, conn);
         Ok(())
     }
+}
+
+/// Has the kernel end the connection when what was sent on it stays
+/// unacknowledged for `timeout` (TCP_USER_TIMEOUT). A network cut that
+/// heals leaves no trace on a connection otherwise: frames written during
+/// the cut wait in its retransmission queue, whose timer backs off to
+/// seconds, and the first requests after the heal queue behind them and
+/// time out (a run placed on a memory component right after its partition
+/// healed failed so). Ended, it is opened afresh by the next send. A peer
+/// that is alive but does not read (stopped) still has its kernel
+/// acknowledge, so it is not ended for that.
+fn give_up_unacked(conn: &TcpStream, timeout: Duration) {
+    let ms = timeout.as_millis().clamp(1, u32::MAX as u128) as libc::c_uint;
+    // SAFETY: setsockopt with a c_uint we own, on a socket we own.
+    unsafe {
+        libc::setsockopt(
+            std::os::unix::io::AsRawFd::as_raw_fd(conn),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&ms as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
 }
 
 /// Whether the other end of a connection has not closed it (a peek that
@@ -604,6 +628,7 @@ fn serve_accepted(mut conn: TcpStream, serial: u64, shared: &Shared, proven: &dy
     if let (Ok(mut back), Ok(w)) = (shared.back.lock(), conn.try_clone()) {
         let _ = w.set_write_timeout(Some(shared.timeout));
         let _ = w.set_nodelay(true);
+        give_up_unacked(&w, shared.timeout);
         // The newest connection from a component is the one to answer it on.
         back.entry(theirs.component).or_default().push(Conn {
             stream: w,
