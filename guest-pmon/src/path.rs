@@ -321,10 +321,21 @@ pub enum Name {
     /// /proc/net/FILE (/proc/PID/net/FILE too) of this processor's own
     /// network ([`crate::procnet`]); its other files are the host's.
     Net(NetFile),
+    /// /proc/sysvipc/{msg,sem,shm}: this processor's System V objects
+    /// (the host's were shown).
+    SysvIpc(IpcFile),
     /// Anything else of a process in /proc: not served (ENOENT).
     Hidden,
     /// The host's file of that name.
     Host,
+}
+
+/// A file of /proc/sysvipc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpcFile {
+    Msg,
+    Sem,
+    Shm,
 }
 
 /// The files of /proc/net made from this processor's sockets.
@@ -407,6 +418,7 @@ impl Name {
                 | Name::Mounts
                 | Name::MountInfo
                 | Name::Net(_)
+                | Name::SysvIpc(_)
         )
     }
 }
@@ -448,6 +460,9 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         b"/proc/stat" => return Name::Stat,
         b"/proc/cpuinfo" => return Name::CpuInfo,
         b"/proc/mounts" => return Name::Mounts,
+        b"/proc/sysvipc/msg" => return Name::SysvIpc(IpcFile::Msg),
+        b"/proc/sysvipc/sem" => return Name::SysvIpc(IpcFile::Sem),
+        b"/proc/sysvipc/shm" => return Name::SysvIpc(IpcFile::Shm),
         _ => {}
     }
     if let Some(f) = path.strip_prefix(b"/proc/net/").and_then(NetFile::named) {
@@ -886,6 +901,8 @@ mod tests {
         assert_eq!(name(b"/proc/meminfo", 5), Name::MemInfo);
         assert_eq!(name(b"/proc/uptime", 5), Name::Uptime);
         assert_eq!(name(b"/proc/loadavg", 5), Name::LoadAvg);
+        assert_eq!(name(b"/proc/sysvipc/shm", 5), Name::SysvIpc(IpcFile::Shm));
+        assert_eq!(name(b"/proc/sysvipc/x", 5), Name::Host);
         assert_eq!(name(b"/proc/stat", 5), Name::Stat);
         assert_eq!(name(b"/proc/5/stat", 5), Name::Proc(5, ProcFile::Stat));
         assert_eq!(name(b"/proc/cpuinfo", 5), Name::CpuInfo);

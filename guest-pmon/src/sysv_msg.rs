@@ -13,6 +13,7 @@ use crate::sysv::{Lookup, IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
 pub const MSG_NOERROR: u64 = 0o10000;
 pub const MSG_EXCEPT: u64 = 0o20000;
 pub const MSG_COPY: u64 = 0o40000;
+pub const IPC_NOWAIT: u64 = 0o4000;
 /// Linux's defaults: the largest message, a queue's bytes, queues at most.
 pub const MSGMAX: usize = 8192;
 pub const MSGMNB: usize = 16384;
@@ -30,7 +31,7 @@ const ENOSPC: i64 = 28;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Queue {
     pub key: i32,
-    pub mode: u32,
+    pub perm: crate::sysv::Perm,
     /// (type, text), oldest first.
     pub msgs: VecDeque<(i64, Vec<u8>)>,
     /// Bytes of text queued, and the most it may hold (msg_qbytes).
@@ -102,13 +103,13 @@ impl Queues {
     }
 
     /// A new empty queue; its id.
-    pub fn create(&mut self, key: i32, mode: u32, now: u64) -> i32 {
+    pub fn create(&mut self, key: i32, perm: crate::sysv::Perm, now: u64) -> i32 {
         let id = crate::sysv::next_id(&self.by_id, &mut self.next);
         self.by_id.insert(
             id,
             Queue {
                 key,
-                mode: mode & 0o777,
+                perm,
                 max_bytes: MSGMNB,
                 ctime: now,
                 ..Default::default()
@@ -144,7 +145,10 @@ impl Queues {
 
     /// msgrcv of at most `max` bytes of text by `pid`: the message's type
     /// and text (cut to `max` with MSG_NOERROR; E2BIG, and the message
-    /// stays, without it).
+    /// stays, without it). With MSG_COPY (checkpointing tools' flag, which
+    /// needs IPC_NOWAIT and refuses MSG_EXCEPT), `msgtyp` is a place in
+    /// the queue, counted from 0, and the message there is copied and
+    /// left; a copy larger than `max` is EINVAL, as Linux's.
     pub fn receive(
         &mut self,
         id: i32,
@@ -154,10 +158,25 @@ impl Queues {
         pid: u32,
         now: u64,
     ) -> Result<Outcome<(i64, Vec<u8>)>, i64> {
-        if flags & MSG_COPY != 0 {
+        let copy = flags & MSG_COPY != 0;
+        if copy && (flags & MSG_EXCEPT != 0 || flags & IPC_NOWAIT == 0) {
             return Err(EINVAL);
         }
         let q = self.by_id.get_mut(&id).ok_or(EINVAL)?;
+        if copy {
+            let Some((mtype, text)) = usize::try_from(msgtyp).ok().and_then(|i| q.msgs.get(i))
+            else {
+                return Ok(Outcome::Wait);
+            };
+            if text.len() > max {
+                return Err(if flags & MSG_NOERROR == 0 {
+                    E2BIG
+                } else {
+                    EINVAL
+                });
+            }
+            return Ok(Outcome::Done((*mtype, text.clone())));
+        }
         let Some(at) = q.select(msgtyp, flags) else {
             return Ok(Outcome::Wait);
         };
@@ -179,8 +198,7 @@ impl Queues {
 pub fn msqid_ds(q: &Queue) -> Vec<u8> {
     let mut b = alloc::vec![0u8; MSQID_DS_LEN];
     b[0..4].copy_from_slice(&q.key.to_le_bytes());
-    // uid, gid, cuid, cgid: 0 (every process here has root's ids).
-    b[20..24].copy_from_slice(&q.mode.to_le_bytes());
+    q.perm.write(&mut b, 0);
     b[48..56].copy_from_slice(&q.stime.to_le_bytes());
     b[56..64].copy_from_slice(&q.rtime.to_le_bytes());
     b[64..72].copy_from_slice(&q.ctime.to_le_bytes());
@@ -197,9 +215,46 @@ pub fn qbytes_of(ds: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(ds.get(88..96)?.try_into().ok()?))
 }
 
+/// /proc/sysvipc/msg: a line per queue, Linux's columns.
+pub fn proc_list(queues: &Queues) -> Vec<u8> {
+    let mut out = alloc::string::String::from(
+        "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n",
+    );
+    for (&id, q) in &queues.by_id {
+        let _ = core::fmt::Write::write_fmt(
+            &mut out,
+            format_args!(
+                "{:>10} {:>10}  {:>4o}  {:>10} {:>10} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>10} {:>10}\n",
+                q.key,
+                id,
+                q.perm.mode,
+                q.bytes,
+                q.msgs.len(),
+                q.lspid,
+                q.lrpid,
+                q.perm.uid,
+                q.perm.gid,
+                q.perm.cuid,
+                q.perm.cgid,
+                q.stime,
+                q.rtime,
+                q.ctime
+            ),
+        );
+    }
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mode(bits: u32) -> crate::sysv::Perm {
+        crate::sysv::Perm {
+            mode: bits,
+            ..Default::default()
+        }
+    }
 
     fn text(n: usize) -> Vec<u8> {
         alloc::vec![7; n]
@@ -208,7 +263,7 @@ mod tests {
     #[test]
     fn types_select_messages_as_linux_does() {
         let mut qs = Queues::default();
-        let id = qs.create(1, 0o600, 0);
+        let id = qs.create(1, mode(0o600), 0);
         for t in [3, 1, 2, 1] {
             assert_eq!(qs.send(id, t, &[t as u8], 9, 1), Ok(Outcome::Done(())));
         }
@@ -236,7 +291,7 @@ mod tests {
     #[test]
     fn sizes_and_limits() {
         let mut qs = Queues::default();
-        let id = qs.create(1, 0o600, 0);
+        let id = qs.create(1, mode(0o600), 0);
         assert_eq!(qs.send(id, 0, b"x", 1, 0), Err(EINVAL));
         assert_eq!(qs.send(id, 1, &text(MSGMAX + 1), 1, 0), Err(EINVAL));
         assert_eq!(qs.send(id + 1, 1, b"x", 1, 0), Err(EINVAL));
@@ -251,7 +306,32 @@ mod tests {
             Ok(Outcome::Done((1, text(10))))
         );
         assert_eq!(qs.by_id[&id].bytes, MSGMAX);
+        // MSG_COPY: only with IPC_NOWAIT, not with MSG_EXCEPT; a place in
+        // the queue; the message stays.
         assert_eq!(qs.receive(id, 0, 10, MSG_COPY, 1, 0), Err(EINVAL));
+        let nowait_copy = MSG_COPY | IPC_NOWAIT;
+        assert_eq!(
+            qs.receive(id, 0, 10, nowait_copy | MSG_EXCEPT, 1, 0),
+            Err(EINVAL)
+        );
+        assert_eq!(qs.receive(id, 0, 10, nowait_copy, 1, 0), Err(E2BIG));
+        assert_eq!(
+            qs.receive(id, 0, 10, nowait_copy | MSG_NOERROR, 1, 0),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            qs.receive(id, 0, MSGMAX, nowait_copy, 1, 0),
+            Ok(Outcome::Done((1, text(MSGMAX))))
+        );
+        assert_eq!(
+            qs.receive(id, 1, MSGMAX, nowait_copy, 1, 0),
+            Ok(Outcome::Wait)
+        );
+        assert_eq!(
+            qs.receive(id, -1, MSGMAX, nowait_copy, 1, 0),
+            Ok(Outcome::Wait)
+        );
+        assert_eq!(qs.by_id[&id].bytes, MSGMAX);
     }
 
     #[test]
@@ -259,7 +339,7 @@ mod tests {
         let mut qs = Queues::default();
         assert_eq!(qs.lookup(5, 0), Err(ENOENT));
         assert_eq!(qs.lookup(5, IPC_CREAT), Ok(Lookup::Create));
-        let id = qs.create(5, 0o640, 77);
+        let id = qs.create(5, mode(0o640), 77);
         assert_eq!(qs.lookup(5, 0), Ok(Lookup::Found(id)));
         assert_eq!(qs.lookup(5, IPC_CREAT | IPC_EXCL), Err(EEXIST));
         qs.send(id, 2, b"abc", 3, 78).unwrap();

@@ -36,8 +36,7 @@ const ERANGE: i64 = 34;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SemSet {
     pub key: i32,
-    /// Permission bits.
-    pub mode: u32,
+    pub perm: crate::sysv::Perm,
     pub vals: Vec<u16>,
     /// The last process to change each semaphore (GETPID).
     pub pids: Vec<u32>,
@@ -113,13 +112,13 @@ impl Semaphores {
     }
 
     /// A new set of `nsems` zeros; its id.
-    pub fn create(&mut self, key: i32, nsems: usize, mode: u32, now: u64) -> i32 {
+    pub fn create(&mut self, key: i32, nsems: usize, perm: crate::sysv::Perm, now: u64) -> i32 {
         let id = crate::sysv::next_id(&self.by_id, &mut self.next);
         self.by_id.insert(
             id,
             SemSet {
                 key,
-                mode: mode & 0o777,
+                perm,
                 vals: alloc::vec![0; nsems],
                 pids: alloc::vec![0; nsems],
                 otime: 0,
@@ -253,17 +252,49 @@ impl Semaphores {
 pub fn semid_ds(set: &SemSet) -> Vec<u8> {
     let mut b = alloc::vec![0u8; SEMID_DS_LEN];
     b[0..4].copy_from_slice(&set.key.to_le_bytes());
-    // uid, gid, cuid, cgid: 0 (every process here has root's ids).
-    b[20..24].copy_from_slice(&set.mode.to_le_bytes());
+    set.perm.write(&mut b, 0);
     b[48..56].copy_from_slice(&set.otime.to_le_bytes());
     b[64..72].copy_from_slice(&set.ctime.to_le_bytes());
     b[80..88].copy_from_slice(&(set.vals.len() as u64).to_le_bytes());
     b
 }
 
+/// /proc/sysvipc/sem: a line per set, Linux's columns.
+pub fn proc_list(sems: &Semaphores) -> Vec<u8> {
+    let mut out = alloc::string::String::from(
+        "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n",
+    );
+    for (&id, s) in &sems.by_id {
+        let _ = core::fmt::Write::write_fmt(
+            &mut out,
+            format_args!(
+                "{:>10} {:>10}  {:>4o} {:>10} {:>5} {:>5} {:>5} {:>5} {:>10} {:>10}\n",
+                s.key,
+                id,
+                s.perm.mode,
+                s.vals.len(),
+                s.perm.uid,
+                s.perm.gid,
+                s.perm.cuid,
+                s.perm.cgid,
+                s.otime,
+                s.ctime
+            ),
+        );
+    }
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mode(bits: u32) -> crate::sysv::Perm {
+        crate::sysv::Perm {
+            mode: bits,
+            ..Default::default()
+        }
+    }
 
     fn op(num: u16, op: i16, flg: i16) -> SemOp {
         SemOp { num, op, flg }
@@ -276,7 +307,7 @@ mod tests {
         assert_eq!(s.lookup(9, 0, IPC_CREAT), Err(EINVAL));
         assert_eq!(s.lookup(9, SEMMSL + 1, IPC_CREAT), Err(EINVAL));
         assert_eq!(s.lookup(9, 2, IPC_CREAT), Ok(Lookup::Create));
-        let id = s.create(9, 2, 0o666, 5);
+        let id = s.create(9, 2, mode(0o666), 5);
         assert_eq!(s.lookup(9, 0, 0), Ok(Lookup::Found(id)));
         assert_eq!(s.lookup(9, 3, 0), Err(EINVAL));
         assert_eq!(s.lookup(9, 1, IPC_CREAT | IPC_EXCL), Err(EEXIST));
@@ -288,7 +319,7 @@ mod tests {
     #[test]
     fn operations_apply_all_or_none() {
         let mut s = Semaphores::default();
-        let id = s.create(1, 2, 0o600, 0);
+        let id = s.create(1, 2, mode(0o600), 0);
         assert_eq!(
             s.semop(id, &[op(0, 2, 0)], 7, 1),
             Ok(Outcome::Done { changed: true })
@@ -323,7 +354,7 @@ mod tests {
     #[test]
     fn undo_is_made_at_exit_and_cancelled_by_setval() {
         let mut s = Semaphores::default();
-        let id = s.create(1, 1, 0o600, 0);
+        let id = s.create(1, 1, mode(0o600), 0);
         s.set_values(id, 0, &[3], 1, 0).unwrap();
         // Process 7 takes two with SEM_UNDO and dies: they come back.
         s.semop(id, &[op(0, -2, SEM_UNDO)], 7, 1).unwrap();
@@ -349,7 +380,7 @@ mod tests {
         let b = [1, 0, 0xff, 0xff, 0x00, 0x18];
         assert_eq!(SemOp::parse(&b), alloc::vec![op(1, -1, 0x1800)]);
         let mut s = Semaphores::default();
-        let id = s.create(42, 3, 0o640, 99);
+        let id = s.create(42, 3, mode(0o640), 99);
         let ds = semid_ds(&s.by_id[&id]);
         assert_eq!(ds.len(), SEMID_DS_LEN);
         assert_eq!(&ds[0..4], &42i32.to_le_bytes());

@@ -182,6 +182,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("sysvsem", "2"),
             // System V message queues: types, full and empty queues, removal.
             ("sysvmsg", "2"),
+            // System V objects' owners and modes checked as Linux checks
+            // them, for a user, a group member, the owner and the creator.
+            ("ipcperm", "1"),
             // TCP on the loopback: IPv4, IPv6, a v4 client of a v6 server.
             ("inet", "2"),
             // Connections reset: closed with bytes unread, listeners

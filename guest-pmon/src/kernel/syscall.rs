@@ -346,7 +346,7 @@ impl Kernel {
             nr::SHMAT => self.sys_shmat(pid, a[0] as i32, a[1], a[2]),
             nr::SHMDT => self.sys_shmdt(pid, a[0]),
             nr::SHMCTL => self.sys_shmctl(pid, a[0] as i32, a[1], a[2]),
-            nr::SEMGET => self.sys_semget(a[0] as i32, a[1], a[2]),
+            nr::SEMGET => self.sys_semget(pid, a[0] as i32, a[1], a[2]),
             nr::SEMOP => self.sys_semtimedop(tid, a[0] as i32, a[1], a[2], 0),
             nr::SEMTIMEDOP => self.sys_semtimedop(tid, a[0] as i32, a[1], a[2], a[3]),
             nr::SEMCTL => self.sys_semctl(pid, a[0] as i32, a[1], a[2], a[3]),
@@ -360,7 +360,7 @@ impl Kernel {
             }
             nr::MQ_NOTIFY => self.sys_mq_notify(pid, a[0] as i32 as i64, a[1]),
             nr::MQ_GETSETATTR => self.sys_mq_getsetattr(pid, a[0] as i32 as i64, a[1], a[2]),
-            nr::MSGGET => self.sys_msgget(a[0] as i32, a[1]),
+            nr::MSGGET => self.sys_msgget(pid, a[0] as i32, a[1]),
             nr::MSGSND => self.sys_msgsnd(tid, a[0] as i32, a[1], a[2], a[3]),
             nr::MSGRCV => self.sys_msgrcv(tid, a[0] as i32, a[1], a[2], a[3] as i64, a[4]),
             nr::MSGCTL => self.sys_msgctl(pid, a[0] as i32, a[1], a[2]),
@@ -3457,6 +3457,7 @@ impl Kernel {
                         Err(e) => return err(e),
                     },
                     Name::Net(f) => self.proc_net(f),
+                    Name::SysvIpc(f) => self.proc_sysvipc(f),
                     _ => pmon::procfs::cpu_list(self.cpus.len() as u32),
                 };
                 let file = OpenFile::generated(full, data);
@@ -3638,7 +3639,8 @@ impl Kernel {
             | Name::CpuInfo
             | Name::Mounts
             | Name::MountInfo
-            | Name::Net(_) => {
+            | Name::Net(_)
+            | Name::SysvIpc(_) => {
                 return if mode & X_OK != 0 {
                     err(EACCES)
                 } else {
@@ -3814,6 +3816,7 @@ impl Kernel {
             | Name::Mounts
             | Name::MountInfo
             | Name::Net(_)
+            | Name::SysvIpc(_)
             | Name::Proc(..)
             | Name::ProcDir(_)
             | Name::TaskDir(_)

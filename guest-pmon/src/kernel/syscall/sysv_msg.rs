@@ -5,9 +5,8 @@
 //! instead); a signal ends the wait with EINTR whatever SA_RESTART says,
 //! the queue's removal with EIDRM, as Linux's do.
 //!
-//! Decided: every process here has root's ids, so only the mode is kept,
-//! and msg_qbytes may be raised by IPC_SET without a limit check past
-//! Linux's MSGMNB default; MSG_COPY is EINVAL.
+//! Owners and modes are checked as Linux checks them (`ipc.rs`); raising
+//! msg_qbytes past Linux's MSGMNB default takes CAP_SYS_RESOURCE.
 
 use pmon::sysv::Lookup;
 use pmon::sysv_msg::*;
@@ -16,19 +15,25 @@ use super::*;
 
 const EIDRM: Errno = 43;
 const ENOMSG: Errno = 42;
-const IPC_NOWAIT: u64 = 0o4000;
 const IPC_INFO: u64 = 3;
 const MSG_STAT: u64 = 11;
 const MSG_INFO: u64 = 12;
 const MSG_STAT_ANY: u64 = 13;
 
 impl Kernel {
-    pub(super) fn sys_msgget(&mut self, key: i32, flags: u64) -> Ret {
+    pub(super) fn sys_msgget(&mut self, pid: Pid, key: i32, flags: u64) -> Ret {
         match self.msgs.lookup(key, flags) {
-            Ok(Lookup::Found(id)) => Ret::Val(id as i64),
+            Ok(Lookup::Found(id)) => {
+                let perm = self.msgs.by_id.get(&id).map(|q| q.perm).unwrap_or_default();
+                if !self.ipc_allows(pid, &perm, flags as u32 & 0o777) {
+                    return err(EACCES);
+                }
+                Ret::Val(id as i64)
+            }
             Ok(Lookup::Create) => {
                 let now = self.realtime_ns() / 1_000_000_000;
-                Ret::Val(self.msgs.create(key, flags as u32, now) as i64)
+                let perm = self.ipc_new_perm(pid, flags);
+                Ret::Val(self.msgs.create(key, perm, now) as i64)
             }
             Err(e) => err(e),
         }
@@ -65,6 +70,11 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let mtype = i64::from_le_bytes(msg[..8].try_into().unwrap_or([0; 8]));
+        // Linux refuses a type below 1 before it looks the queue up.
+        let perm = self.msgs.by_id.get(&id).map(|q| q.perm);
+        if mtype >= 1 && perm.is_some_and(|p| !self.ipc_allows(pid, &p, pmon::sysv::WRITE)) {
+            return err(EACCES);
+        }
         let now = self.realtime_ns() / 1_000_000_000;
         match self.msgs.send(id, mtype, &msg[8..], pid, now) {
             Ok(pmon::sysv_msg::Outcome::Done(())) => {
@@ -99,6 +109,10 @@ impl Kernel {
             .and_then(|s| uaccess::read_vec(s, at, 8))
         {
             return err(e);
+        }
+        let perm = self.msgs.by_id.get(&id).map(|q| q.perm);
+        if perm.is_some_and(|p| !self.ipc_allows(pid, &p, pmon::sysv::READ)) {
+            return err(EACCES);
         }
         let now = self.realtime_ns() / 1_000_000_000;
         let max = (size as usize).min(MSGMAX * 16);
@@ -169,13 +183,20 @@ impl Kernel {
         let Some(q) = self.msgs.by_id.get(&id) else {
             return err(EINVAL);
         };
+        let perm = q.perm;
         match cmd {
             pmon::sysv::IPC_RMID => {
+                if !self.ipc_may_change(pid, &perm) {
+                    return err(EPERM);
+                }
                 self.msgs.by_id.remove(&id);
                 self.wake_all(Wait::Msg);
                 Ret::Val(0)
             }
             pmon::sysv::IPC_STAT | MSG_STAT | MSG_STAT_ANY => {
+                if cmd != MSG_STAT_ANY && !self.ipc_allows(pid, &perm, pmon::sysv::READ) {
+                    return err(EACCES);
+                }
                 let ds = msqid_ds(q);
                 self.ipc_stat(pid, arg, &ds, cmd == pmon::sysv::IPC_STAT, id)
             }
@@ -184,14 +205,26 @@ impl Kernel {
                     Ok(b) => b,
                     Err(e) => return err(e),
                 };
-                let (Some(mode), Some(qbytes)) = (pmon::sysv::mode_of(&ds), qbytes_of(&ds)) else {
+                let Some(qbytes) = qbytes_of(&ds) else {
                     return err(EINVAL);
                 };
+                if !self.ipc_may_change(pid, &perm) {
+                    return err(EPERM);
+                }
+                let resource = self
+                    .procs
+                    .get(&pid)
+                    .is_some_and(|p| p.cred.capable(pmon::caps::SYS_RESOURCE));
+                if qbytes > MSGMNB as u64 && !resource {
+                    return err(EPERM);
+                }
                 if qbytes > i32::MAX as u64 {
                     return err(EINVAL);
                 }
                 if let Some(q) = self.msgs.by_id.get_mut(&id) {
-                    q.mode = mode;
+                    if let Err(e) = q.perm.set_from(&ds) {
+                        return err(e);
+                    }
                     q.max_bytes = qbytes as usize;
                     q.ctime = now;
                 }

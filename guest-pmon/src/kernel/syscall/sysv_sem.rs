@@ -6,8 +6,8 @@
 //! meanwhile with EIDRM, as Linux's do. Sets are the processor's: the
 //! processes of one processor share them (as they share its file locks).
 //!
-//! Decided: every process here has root's ids, so only the mode is kept
-//! and checked by no one; IPC_INFO and SEM_INFO give Linux's limits.
+//! Owners and modes are checked as Linux checks them (`ipc.rs`); IPC_INFO
+//! and SEM_INFO give Linux's limits.
 
 use pmon::sysv::Lookup;
 use pmon::sysv_sem::*;
@@ -28,12 +28,19 @@ const SEM_STAT_ANY: u64 = 20;
 const IPC_INFO: u64 = 3;
 
 impl Kernel {
-    pub(super) fn sys_semget(&mut self, key: i32, nsems: u64, flags: u64) -> Ret {
+    pub(super) fn sys_semget(&mut self, pid: Pid, key: i32, nsems: u64, flags: u64) -> Ret {
         match self.sems.lookup(key, nsems, flags) {
-            Ok(Lookup::Found(id)) => Ret::Val(id as i64),
+            Ok(Lookup::Found(id)) => {
+                let perm = self.sems.by_id.get(&id).map(|s| s.perm).unwrap_or_default();
+                if !self.ipc_allows(pid, &perm, flags as u32 & 0o777) {
+                    return err(EACCES);
+                }
+                Ret::Val(id as i64)
+            }
             Ok(Lookup::Create) => {
                 let now = self.realtime_ns() / 1_000_000_000;
-                Ret::Val(self.sems.create(key, nsems as usize, flags as u32, now) as i64)
+                let perm = self.ipc_new_perm(pid, flags);
+                Ret::Val(self.sems.create(key, nsems as usize, perm, now) as i64)
             }
             Err(e) => err(e),
         }
@@ -72,6 +79,20 @@ impl Kernel {
             return err(EIDRM);
         }
         let ops = SemOp::parse(&bytes);
+        // Read permission to wait for zeros, write to change a value;
+        // checked after a number past the set's end (EFBIG), as Linux.
+        if let Some(set) = self.sems.by_id.get(&id) {
+            let inside = ops.iter().all(|o| (o.num as usize) < set.vals.len());
+            let alter = ops.iter().any(|o| o.op != 0);
+            let want = if alter {
+                pmon::sysv::WRITE
+            } else {
+                pmon::sysv::READ
+            };
+            if inside && !self.ipc_allows(pid, &set.perm, want) {
+                return err(EACCES);
+            }
+        }
         let now = self.realtime_ns() / 1_000_000_000;
         match self.sems.semop(id, &ops, pid, now) {
             Ok(Outcome::Done { changed }) => {
@@ -159,7 +180,37 @@ impl Kernel {
             return err(EINVAL);
         };
         let nsems = set.vals.len();
+        let perm = set.perm;
         let one = |num: u64| (num < nsems as u64).then_some(num as usize).ok_or(EINVAL);
+        // What each command asks of the set, checked first as Linux's
+        // semctl_main does (SETVAL's number and value are checked before).
+        let want = match cmd {
+            GETVAL | GETPID | GETNCNT | GETZCNT | GETALL | pmon::sysv::IPC_STAT | SEM_STAT => {
+                Some(pmon::sysv::READ)
+            }
+            SETALL => Some(pmon::sysv::WRITE),
+            SETVAL if one(num).is_ok() && (0..=SEMVMX).contains(&(arg as u32 as i32)) => {
+                Some(pmon::sysv::WRITE)
+            }
+            _ => None,
+        };
+        if want.is_some_and(|w| !self.ipc_allows(pid, &perm, w)) {
+            return err(EACCES);
+        }
+        if matches!(cmd, pmon::sysv::IPC_RMID | pmon::sysv::IPC_SET)
+            && !self.ipc_may_change(pid, &perm)
+        {
+            // IPC_SET reads the caller's buffer first (EFAULT), as Linux.
+            if cmd == pmon::sysv::IPC_SET {
+                if let Err(e) = self.ipc_set_ds(pid, arg, SEMID_DS_LEN) {
+                    return err(e);
+                }
+            }
+            return err(EPERM);
+        }
+        let Some(set) = self.sems.by_id.get(&id) else {
+            return err(EINVAL);
+        };
         match cmd {
             pmon::sysv::IPC_RMID => {
                 self.sems.remove(id);
@@ -175,11 +226,10 @@ impl Kernel {
                     Ok(b) => b,
                     Err(e) => return err(e),
                 };
-                let Some(mode) = pmon::sysv::mode_of(&ds) else {
-                    return err(EINVAL);
-                };
                 if let Some(set) = self.sems.by_id.get_mut(&id) {
-                    set.mode = mode;
+                    if let Err(e) = set.perm.set_from(&ds) {
+                        return err(e);
+                    }
                     set.ctime = now;
                 }
                 Ret::Val(0)

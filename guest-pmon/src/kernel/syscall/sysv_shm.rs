@@ -7,8 +7,9 @@
 //! IPC_INFO gives Linux's default limits, SHM_INFO what is in use, and
 //! SHM_STAT / SHM_STAT_ANY a segment by its place in the table, as
 //! `ipcs -m` reads them (stress-ng checks them). Decided: SHM_HUGETLB is
-//! taken as ordinary memory; every process here has root's ids, so only
-//! the mode is kept.
+//! taken as ordinary memory. Owners and modes are checked as Linux checks
+//! them (`ipc.rs`); SHM_LOCK is recorded (SHM_LOCKED) but pins nothing,
+//! every page being its memory component's anyway.
 
 use pmon::sysv::{self, Lookup, Segment};
 
@@ -32,7 +33,13 @@ const SHM_EXEC: u64 = 0o100000;
 impl Kernel {
     pub(super) fn sys_shmget(&mut self, pid: Pid, key: i32, size: u64, flags: u64) -> Ret {
         match self.sysv.lookup(key, size, flags) {
-            Ok(Lookup::Found(id)) => Ret::Val(id as i64),
+            Ok(Lookup::Found(id)) => {
+                let perm = self.sysv.by_id.get(&id).map(|s| s.perm).unwrap_or_default();
+                if !self.ipc_allows(pid, &perm, flags as u32 & 0o777) {
+                    return err(EACCES);
+                }
+                Ret::Val(id as i64)
+            }
             Ok(Lookup::Create) => {
                 let len = range_end(0, size);
                 let object = match self.new_object(len, None) {
@@ -44,13 +51,14 @@ impl Kernel {
                     key,
                     size,
                     object,
-                    mode: (flags & 0o777) as u32,
+                    perm: self.ipc_new_perm(pid, flags),
                     cpid: pid,
                     lpid: 0,
                     atime: 0,
                     dtime: 0,
                     ctime: now,
                     removed: false,
+                    locked: false,
                 });
                 Ret::Val(id as i64)
             }
@@ -70,6 +78,12 @@ impl Kernel {
         }
         let prot =
             if flags & SHM_RDONLY != 0 { 1 } else { 3 } | if flags & SHM_EXEC != 0 { 4 } else { 0 };
+        // Read and write, read alone with SHM_RDONLY, execute too with
+        // SHM_EXEC: the mode's bits in that order.
+        let want = (prot & 1) << 2 | (prot & 2) | (prot & 4) >> 2;
+        if !self.ipc_allows(pid, &seg.perm, want) {
+            return err(EACCES);
+        }
         let len = range_end(0, seg.size);
         let top = self.window.user_top();
         if hint.checked_add(len).is_none_or(|end| end > top) {
@@ -210,16 +224,22 @@ impl Kernel {
             let Some(seg) = self.sysv.by_id.get(&found) else {
                 return err(EINVAL);
             };
+            if cmd == SHM_STAT && !self.ipc_allows(pid, &seg.perm, sysv::READ) {
+                return err(EACCES);
+            }
             let ds = sysv::shmid_ds(seg, nattch);
             return val(self
                 .space_mut(pid)
                 .and_then(|s| uaccess::write(s, buf, &ds).map(|_| found as i64)));
         }
-        if !self.sysv.by_id.contains_key(&id) || id < 0 {
+        let Some(perm) = self.sysv.by_id.get(&id).map(|s| s.perm).filter(|_| id >= 0) else {
             return err(EINVAL);
-        }
+        };
         match cmd {
             sysv::IPC_STAT => {
+                if !self.ipc_allows(pid, &perm, sysv::READ) {
+                    return err(EACCES);
+                }
                 self.prune_attaches();
                 let nattch = self.sysv_attaches.iter().filter(|a| a.id == id).count() as u64;
                 let Some(seg) = self.sysv.by_id.get(&id) else {
@@ -238,14 +258,22 @@ impl Kernel {
                     Ok(d) => d,
                     Err(e) => return err(e),
                 };
+                if !self.ipc_may_change(pid, &perm) {
+                    return err(EPERM);
+                }
                 let now = self.realtime_ns() / 1_000_000_000;
-                if let (Some(s), Some(mode)) = (self.sysv.by_id.get_mut(&id), sysv::mode_of(&ds)) {
-                    s.mode = mode;
+                if let Some(s) = self.sysv.by_id.get_mut(&id) {
+                    if let Err(e) = s.perm.set_from(&ds) {
+                        return err(e);
+                    }
                     s.ctime = now;
                 }
                 Ret::Val(0)
             }
             sysv::IPC_RMID => {
+                if !self.ipc_may_change(pid, &perm) {
+                    return err(EPERM);
+                }
                 if let Some(s) = self.sysv.by_id.get_mut(&id) {
                     s.removed = true;
                     s.key = sysv::IPC_PRIVATE;
@@ -253,7 +281,26 @@ impl Kernel {
                 self.gc_shared_anon();
                 Ret::Val(0)
             }
-            sysv::SHM_LOCK | sysv::SHM_UNLOCK => Ret::Val(0),
+            sysv::SHM_LOCK | sysv::SHM_UNLOCK => {
+                // Linux's rule: CAP_IPC_LOCK, or the owner or creator, who
+                // may lock only under a RLIMIT_MEMLOCK other than 0.
+                let Some(p) = self.procs.get(&pid) else {
+                    return err(EINVAL);
+                };
+                if !p.cred.capable(pmon::caps::IPC_LOCK) {
+                    let euid = p.cred.uid.effective;
+                    let memlock = p.rlimits[pmon::rlimit::RLIMIT_MEMLOCK].0;
+                    if (euid != perm.uid && euid != perm.cuid)
+                        || (cmd == sysv::SHM_LOCK && memlock == 0)
+                    {
+                        return err(EPERM);
+                    }
+                }
+                if let Some(s) = self.sysv.by_id.get_mut(&id) {
+                    s.locked = cmd == sysv::SHM_LOCK;
+                }
+                Ret::Val(0)
+            }
             _ => err(EINVAL),
         }
     }
