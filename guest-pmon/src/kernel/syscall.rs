@@ -2539,6 +2539,12 @@ impl Kernel {
         const FIOCLEX: u64 = 0x5451;
         const FIONCLEX: u64 = 0x5450;
         const FIOASYNC: u64 = 0x5452;
+        const RNDGETENTCNT: u64 = 0x8004_5200;
+        const RNDADDTOENTCNT: u64 = 0x4004_5201;
+        const RNDADDENTROPY: u64 = 0x4008_5203;
+        const RNDZAPENTCNT: u64 = 0x5204;
+        const RNDCLEARPOOL: u64 = 0x5206;
+        const RNDRESEEDCRNG: u64 = 0x5207;
         let f = match self.file(pid, fd) {
             Ok(f) => f,
             Err(e) => return err(e),
@@ -2564,6 +2570,27 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, arg, &buf).map(|_| 0)))
             }
             (TIOCGPGRP, Kind::Stdio(..)) => err(ENOTTY),
+            // random(4)'s ioctls: the entropy count (RNDGETENTCNT) is a
+            // full pool's, as a Linux 5.18+ kernel that has been seeded
+            // says; those that feed or reset the pool take CAP_SYS_ADMIN
+            // and change nothing (the pool is the host's).
+            (RNDGETENTCNT, Kind::DevUrandom) => val(self
+                .space_mut(pid)
+                .and_then(|s| uaccess::write_u32(s, arg, 256).map(|_| 0))),
+            (
+                RNDADDTOENTCNT | RNDADDENTROPY | RNDZAPENTCNT | RNDCLEARPOOL | RNDRESEEDCRNG,
+                Kind::DevUrandom,
+            ) => {
+                let admin = self
+                    .procs
+                    .get(&pid)
+                    .is_some_and(|p| p.cred.capable(pmon::caps::SYS_ADMIN));
+                if admin {
+                    Ret::Val(0)
+                } else {
+                    err(EPERM)
+                }
+            }
             // The interface ioctls on a socket (if_indextoname,
             // if_nametoindex, ifconfig): the one interface, lo.
             (

@@ -6,8 +6,8 @@
  * mq_notify's request before its descriptor, readahead of a directory,
  * setpgid of a child that ran execve, mmap of a closed descriptor,
  * gettimeofday's time zone, a memfd name too long, recvmmsg's timeout,
- * the timer slack prctl keeps, and a running program opened for writing
- * (ETXTBSY). */
+ * the timer slack prctl keeps, a running program opened for writing
+ * (ETXTBSY), and /dev/urandom's ioctls. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -28,6 +29,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* <linux/random.h>'s, which musl's headers lack. */
+#define RNDGETENTCNT 0x80045200
+#define RNDADDTOENTCNT 0x40045201
 
 #include "check.h"
 
@@ -179,5 +184,19 @@ int main(int argc, char **argv)
     unlink(prog);
     kill(running, SIGKILL);
     waitpid(running, 0, 0);
+
+    /* random(4)'s entropy count (ENOTTY before); feeding the pool is
+     * root's. */
+    int rnd = open("/dev/urandom", O_RDONLY), count = -1;
+    SHOW("RNDGETENTCNT", ioctl(rnd, RNDGETENTCNT, &count));
+    printf("  the pool holds %d bits\n", count);
+    pid_t feeder = fork();
+    if (feeder == 0) {
+        setresuid(1000, 1000, 1000);
+        SHOW("RNDADDTOENTCNT as a user", ioctl(rnd, RNDADDTOENTCNT, &count));
+        _exit(0);
+    }
+    waitpid(feeder, 0, 0);
+    close(rnd);
     return 0;
 }
