@@ -67,8 +67,16 @@ pub const PORT_STORAGE_SETTLE: u16 = 0x623;
 /// (read-ahead behind a program reading a file in order), and earlier ones
 /// collected, in one exit.
 pub const PORT_STORAGE_FETCH: u16 = 0x624;
+/// The guest-physical address of the monitor's lock word: the vCPU waits
+/// in the VMM while the word stays [`LOCK_CONTENDED`] (a futex wait; a
+/// few milliseconds at most, then it looks again).
+pub const PORT_LOCK_WAIT: u16 = 0x625;
+/// The monitor's lock was let go with waiters: the VMM wakes them.
+pub const PORT_LOCK_WAKE: u16 = 0x626;
+/// The monitor's lock word when it is held and some vCPU may wait for it.
+pub const LOCK_CONTENDED: u32 = 2;
 /// The last of the program ports.
-pub const PORT_PROGRAM_LAST: u16 = PORT_STORAGE_FETCH;
+pub const PORT_PROGRAM_LAST: u16 = PORT_LOCK_WAKE;
 
 /// [`HostOpen::flags`]: open to execute (a regular file with an execute
 /// bit), or to read (any file or directory).

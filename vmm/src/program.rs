@@ -327,6 +327,8 @@ pub struct Program {
     pub posted: crate::posted::Posted,
     /// File reads started ahead of the program, not collected yet.
     pub fetched: crate::fetched::Fetched,
+    /// Where vCPUs wait for the monitor's lock (PORT_LOCK_WAIT).
+    monitor_lock: (Mutex<()>, std::sync::Condvar),
 }
 
 /// A hypercall's answer for the guest, or why the call was malformed.
@@ -352,7 +354,29 @@ impl Program {
             runs,
             posted: crate::posted::Posted::default(),
             fetched: crate::fetched::Fetched::default(),
+            monitor_lock: (Mutex::new(()), std::sync::Condvar::new()),
         })
+    }
+
+    /// PORT_LOCK_WAIT: waits while `contended` (the guest's lock word,
+    /// read under our mutex, so a wake after the guest let go is never
+    /// missed) says the monitor's lock is held with waiters, for 5 ms at
+    /// most (then the guest looks again).
+    pub fn lock_wait(&self, contended: impl Fn() -> bool) {
+        let (lock, cvar) = &self.monitor_lock;
+        let Ok(guard) = lock.lock() else {
+            return;
+        };
+        if contended() {
+            let _ = cvar.wait_timeout(guard, std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// PORT_LOCK_WAKE: the monitor's lock was let go; its waiters try again.
+    pub fn lock_wake(&self) {
+        let (lock, cvar) = &self.monitor_lock;
+        let _guard = lock.lock();
+        cvar.notify_all();
     }
 
     pub fn args(

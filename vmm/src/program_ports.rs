@@ -408,6 +408,16 @@ impl ProgramPorts<'_> {
                 g.write_arg("idle", value, &i)?;
             }
             PORT_KICK => prog.kick(value),
+            PORT_LOCK_WAIT => {
+                // A word the guest cannot name is an error, as for any
+                // argument outside its RAM.
+                g.read_arg::<u32>("lock word", value)?;
+                prog.lock_wait(|| {
+                    g.read_arg::<u32>("lock word", value)
+                        .is_ok_and(|w| w == LOCK_CONTENDED)
+                });
+            }
+            PORT_LOCK_WAKE => prog.lock_wake(),
             PORT_CONTROL_NEXT | PORT_CONTROL_DONE | PORT_RUN_EXIT => {
                 let Some(runs) = &prog.runs else {
                     return Err(format!(

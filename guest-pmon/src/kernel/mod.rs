@@ -16,6 +16,7 @@
 pub mod arch;
 mod exec;
 mod host;
+mod lock;
 mod mm;
 mod runs;
 mod signals;
@@ -36,7 +37,6 @@ use pmon::futex::Futexes;
 use pmon::ids::Cycle;
 use pmon::pipe::Pipe;
 use pmon::signal::{AltStack, SigAction, SigInfo, SigSet};
-use spin::Mutex;
 
 use self::arch::{UserContext, Views};
 
@@ -537,7 +537,7 @@ pub struct Kernel {
     host_signals: usize,
 }
 
-pub static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
+pub static KERNEL: lock::KernelLock<Option<Kernel>> = lock::KernelLock::new(None);
 /// Secondary vCPUs wait for vCPU 0 to have set the kernel up.
 static READY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// The IDT every vCPU loads.
