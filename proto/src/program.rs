@@ -75,8 +75,27 @@ pub const PORT_LOCK_WAIT: u16 = 0x625;
 pub const PORT_LOCK_WAKE: u16 = 0x626;
 /// The monitor's lock word when it is held and some vCPU may wait for it.
 pub const LOCK_CONTENDED: u32 = 2;
+/// The address of a [`MemFile`]: bytes of guest memory become a read-only
+/// host file (a memfd) with a handle, which [`PORT_LOAD`] maps as it maps
+/// a program's file. The vDSO's two pages: every process maps them from
+/// it, and nothing is copied to the memory components.
+pub const PORT_MEM_FILE: u16 = 0x627;
+/// The most bytes a [`MemFile`] takes.
+pub const MEM_FILE_MAX: u64 = 1 << 16;
 /// The last of the program ports.
-pub const PORT_PROGRAM_LAST: u16 = PORT_LOCK_WAKE;
+pub const PORT_PROGRAM_LAST: u16 = PORT_MEM_FILE;
+
+/// [`PORT_MEM_FILE`]'s argument.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct MemFile {
+    /// Guest-physical address and length of the bytes.
+    pub buf: u64,
+    pub len: u64,
+    /// Written by the VMM: the file's handle (0 when `errno` is not).
+    pub handle: u32,
+    pub errno: u32,
+}
 
 /// [`HostOpen::flags`]: open to execute (a regular file with an execute
 /// bit), or to read (any file or directory).

@@ -593,6 +593,25 @@ impl Program {
         Ok(f)
     }
 
+    /// PORT_MEM_FILE: `bytes` as a read-only file of its own (a memfd),
+    /// and its handle; or the errno.
+    pub fn mem_file(&self, bytes: &[u8]) -> Result<u32, u32> {
+        let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO) as u32;
+        // SAFETY: a NUL-terminated name; the flags are memfd_create's.
+        let fd = unsafe { libc::memfd_create(c"lego-mem-file".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(errno(std::io::Error::last_os_error()));
+        }
+        // SAFETY: a descriptor just made, owned by nothing else.
+        let mut file = unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(fd) };
+        std::io::Write::write_all(&mut file, bytes).map_err(errno)?;
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let handle = files.0;
+        files.0 = files.0.wrapping_add(1).max(1);
+        files.1.insert(handle, Opened::File(file));
+        Ok(handle)
+    }
+
     pub fn close(&self, handle: u32) {
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         files.1.remove(&handle);

@@ -418,6 +418,15 @@ impl ProgramPorts<'_> {
                 });
             }
             PORT_LOCK_WAKE => prog.lock_wake(),
+            PORT_MEM_FILE => {
+                let mut m: MemFile = g.read_arg("memory file", value)?;
+                let bytes = g.read_bytes("memory file's bytes", m.buf, m.len, MEM_FILE_MAX)?;
+                (m.handle, m.errno) = match prog.mem_file(&bytes) {
+                    Ok(h) => (h, 0),
+                    Err(e) => (0, e),
+                };
+                g.write_arg("memory file", value, &m)?;
+            }
             PORT_CONTROL_NEXT | PORT_CONTROL_DONE | PORT_RUN_EXIT => {
                 let Some(runs) = &prog.runs else {
                     return Err(format!(

@@ -235,6 +235,26 @@ pub fn load(handle: u32, slot: u32, offset: u64, filesz: u64, va: u64, prot: u32
     unsafe { core::ptr::read_volatile(&l.result) }
 }
 
+/// `bytes` as a read-only file of the VMM's, which [`load`] maps as a
+/// program's file: its handle, or None if the VMM made none.
+pub fn mem_file(bytes: &[u8]) -> Option<u32> {
+    let m = MemFile {
+        buf: virt_to_phys(bytes.as_ptr() as u64),
+        len: bytes.len() as u64,
+        handle: 0,
+        errno: u32::MAX,
+    };
+    hypercall::out(PORT_MEM_FILE, phys_of(&m) as u32);
+    // SAFETY: the VMM wrote them during the hypercall.
+    let (handle, errno) = unsafe {
+        (
+            core::ptr::read_volatile(&m.handle),
+            core::ptr::read_volatile(&m.errno),
+        )
+    };
+    (errno == 0 && handle != 0).then_some(handle)
+}
+
 fn stdio(run: u32, op: u32, fd: u32, buf: u64, len: u64, arg: u64) -> i64 {
     let c = StdioCall {
         op,

@@ -533,6 +533,9 @@ pub struct Kernel {
     pub clock: pmon::vdso::Clock,
     /// The vDSO's page, mapped into every process (empty: none).
     pub vdso: Vec<u8>,
+    /// The VMM's read-only file of the vDSO's data page and object page,
+    /// which execve maps into every process (None: written into each).
+    pub vdso_file: Option<u32>,
     /// The address of [`BootInfo::host_signals`].
     host_signals: usize,
 }
@@ -689,8 +692,17 @@ pub fn start(boot: &'static BootInfo) -> ! {
             boot.realtime_ns,
         ),
         vdso: vdso::image(),
+        vdso_file: None,
         host_signals: core::ptr::addr_of!(boot.host_signals) as usize,
     };
+    // The data page never changes (no process may set the clock), so one
+    // file holds both pages for every process.
+    if !k.vdso.is_empty() {
+        let mut pages = alloc::vec![0u8; 4096];
+        pages[..32].copy_from_slice(&k.clock.vvar());
+        pages.extend_from_slice(&k.vdso);
+        k.vdso_file = host::mem_file(&pages);
+    }
     k.cpus[0].views = Some(views);
     if k.serve_runs {
         lego_image::println!("processor monitor: serving runs");
