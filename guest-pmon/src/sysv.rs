@@ -80,6 +80,15 @@ impl Perm {
         want & !granted & 0o7 == 0 || cred.capable(crate::caps::IPC_OWNER)
     }
 
+    /// Root's object with these permission bits (for tests).
+    #[cfg(test)]
+    pub fn with_mode(mode: u32) -> Perm {
+        Perm {
+            mode,
+            ..Default::default()
+        }
+    }
+
     /// Whether `cred` may change or remove the object (IPC_SET, IPC_RMID):
     /// its owner, its creator, or a holder of CAP_SYS_ADMIN; else EPERM.
     pub fn may_change(&self, cred: &Cred) -> bool {

@@ -146,9 +146,10 @@ impl Queues {
     /// msgrcv of at most `max` bytes of text by `pid`: the message's type
     /// and text (cut to `max` with MSG_NOERROR; E2BIG, and the message
     /// stays, without it). With MSG_COPY (checkpointing tools' flag, which
-    /// needs IPC_NOWAIT and refuses MSG_EXCEPT), `msgtyp` is a place in
-    /// the queue, counted from 0, and the message there is copied and
-    /// left; a copy larger than `max` is EINVAL, as Linux's.
+    /// needs IPC_NOWAIT and refuses MSG_EXCEPT: [`copy_flags_valid`]),
+    /// `msgtyp` is a place in the queue, counted from 0, and the message
+    /// there is copied and left; one longer than `max` is E2BIG, or EINVAL
+    /// with MSG_NOERROR (the copy is not cut), as Linux's.
     pub fn receive(
         &mut self,
         id: i32,
@@ -159,7 +160,7 @@ impl Queues {
         now: u64,
     ) -> Result<Outcome<(i64, Vec<u8>)>, i64> {
         let copy = flags & MSG_COPY != 0;
-        if copy && (flags & MSG_EXCEPT != 0 || flags & IPC_NOWAIT == 0) {
+        if !copy_flags_valid(flags) {
             return Err(EINVAL);
         }
         let q = self.by_id.get_mut(&id).ok_or(EINVAL)?;
@@ -192,6 +193,12 @@ impl Queues {
         q.rtime = now;
         Ok(Outcome::Done((mtype, text)))
     }
+}
+
+/// Whether msgrcv's flags are valid as far as MSG_COPY goes (it needs
+/// IPC_NOWAIT and refuses MSG_EXCEPT): Linux checks this first of all.
+pub fn copy_flags_valid(flags: u64) -> bool {
+    flags & MSG_COPY == 0 || (flags & MSG_EXCEPT == 0 && flags & IPC_NOWAIT != 0)
 }
 
 /// `struct msqid_ds` of a queue.
@@ -249,13 +256,6 @@ pub fn proc_list(queues: &Queues) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn mode(bits: u32) -> crate::sysv::Perm {
-        crate::sysv::Perm {
-            mode: bits,
-            ..Default::default()
-        }
-    }
-
     fn text(n: usize) -> Vec<u8> {
         alloc::vec![7; n]
     }
@@ -263,7 +263,7 @@ mod tests {
     #[test]
     fn types_select_messages_as_linux_does() {
         let mut qs = Queues::default();
-        let id = qs.create(1, mode(0o600), 0);
+        let id = qs.create(1, crate::sysv::Perm::with_mode(0o600), 0);
         for t in [3, 1, 2, 1] {
             assert_eq!(qs.send(id, t, &[t as u8], 9, 1), Ok(Outcome::Done(())));
         }
@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn sizes_and_limits() {
         let mut qs = Queues::default();
-        let id = qs.create(1, mode(0o600), 0);
+        let id = qs.create(1, crate::sysv::Perm::with_mode(0o600), 0);
         assert_eq!(qs.send(id, 0, b"x", 1, 0), Err(EINVAL));
         assert_eq!(qs.send(id, 1, &text(MSGMAX + 1), 1, 0), Err(EINVAL));
         assert_eq!(qs.send(id + 1, 1, b"x", 1, 0), Err(EINVAL));
@@ -339,7 +339,7 @@ mod tests {
         let mut qs = Queues::default();
         assert_eq!(qs.lookup(5, 0), Err(ENOENT));
         assert_eq!(qs.lookup(5, IPC_CREAT), Ok(Lookup::Create));
-        let id = qs.create(5, mode(0o640), 77);
+        let id = qs.create(5, crate::sysv::Perm::with_mode(0o640), 77);
         assert_eq!(qs.lookup(5, 0), Ok(Lookup::Found(id)));
         assert_eq!(qs.lookup(5, IPC_CREAT | IPC_EXCL), Err(EEXIST));
         qs.send(id, 2, b"abc", 3, 78).unwrap();

@@ -289,13 +289,6 @@ pub fn proc_list(sems: &Semaphores) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn mode(bits: u32) -> crate::sysv::Perm {
-        crate::sysv::Perm {
-            mode: bits,
-            ..Default::default()
-        }
-    }
-
     fn op(num: u16, op: i16, flg: i16) -> SemOp {
         SemOp { num, op, flg }
     }
@@ -307,7 +300,7 @@ mod tests {
         assert_eq!(s.lookup(9, 0, IPC_CREAT), Err(EINVAL));
         assert_eq!(s.lookup(9, SEMMSL + 1, IPC_CREAT), Err(EINVAL));
         assert_eq!(s.lookup(9, 2, IPC_CREAT), Ok(Lookup::Create));
-        let id = s.create(9, 2, mode(0o666), 5);
+        let id = s.create(9, 2, crate::sysv::Perm::with_mode(0o666), 5);
         assert_eq!(s.lookup(9, 0, 0), Ok(Lookup::Found(id)));
         assert_eq!(s.lookup(9, 3, 0), Err(EINVAL));
         assert_eq!(s.lookup(9, 1, IPC_CREAT | IPC_EXCL), Err(EEXIST));
@@ -319,7 +312,7 @@ mod tests {
     #[test]
     fn operations_apply_all_or_none() {
         let mut s = Semaphores::default();
-        let id = s.create(1, 2, mode(0o600), 0);
+        let id = s.create(1, 2, crate::sysv::Perm::with_mode(0o600), 0);
         assert_eq!(
             s.semop(id, &[op(0, 2, 0)], 7, 1),
             Ok(Outcome::Done { changed: true })
@@ -354,7 +347,7 @@ mod tests {
     #[test]
     fn undo_is_made_at_exit_and_cancelled_by_setval() {
         let mut s = Semaphores::default();
-        let id = s.create(1, 1, mode(0o600), 0);
+        let id = s.create(1, 1, crate::sysv::Perm::with_mode(0o600), 0);
         s.set_values(id, 0, &[3], 1, 0).unwrap();
         // Process 7 takes two with SEM_UNDO and dies: they come back.
         s.semop(id, &[op(0, -2, SEM_UNDO)], 7, 1).unwrap();
@@ -380,7 +373,7 @@ mod tests {
         let b = [1, 0, 0xff, 0xff, 0x00, 0x18];
         assert_eq!(SemOp::parse(&b), alloc::vec![op(1, -1, 0x1800)]);
         let mut s = Semaphores::default();
-        let id = s.create(42, 3, mode(0o640), 99);
+        let id = s.create(42, 3, crate::sysv::Perm::with_mode(0o640), 99);
         let ds = semid_ds(&s.by_id[&id]);
         assert_eq!(ds.len(), SEMID_DS_LEN);
         assert_eq!(&ds[0..4], &42i32.to_le_bytes());

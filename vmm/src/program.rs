@@ -254,6 +254,18 @@ enum Opened {
     Dir(Vec<(u64, u8, Vec<u8>)>),
 }
 
+/// Keeps `opened` under the next handle not in use (handles wrap; one
+/// that lives on, the vDSO's file, is never given out twice).
+fn keep_opened(files: &mut (u32, HashMap<u32, Opened>), opened: Opened) -> u32 {
+    while files.1.contains_key(&files.0) {
+        files.0 = files.0.wrapping_add(1).max(1);
+    }
+    let handle = files.0;
+    files.0 = files.0.wrapping_add(1).max(1);
+    files.1.insert(handle, opened);
+    handle
+}
+
 /// struct stat, from the host's metadata.
 fn file_stat(m: &std::fs::Metadata) -> FileStat {
     FileStat {
@@ -464,10 +476,7 @@ impl Program {
         if files.1.len() >= 4096 {
             return (0, libc::EMFILE as u32, stat);
         }
-        let handle = files.0;
-        files.0 = files.0.wrapping_add(1).max(1);
-        files.1.insert(handle, opened);
-        (handle, 0, stat)
+        (keep_opened(&mut files, opened), 0, stat)
     }
 
     /// stat or lstat of a host path.
@@ -597,19 +606,25 @@ impl Program {
     /// and its handle; or the errno.
     pub fn mem_file(&self, bytes: &[u8]) -> Result<u32, u32> {
         let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO) as u32;
+        let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
         // SAFETY: a NUL-terminated name; the flags are memfd_create's.
-        let fd = unsafe { libc::memfd_create(c"lego-mem-file".as_ptr(), libc::MFD_CLOEXEC) };
+        let fd = unsafe { libc::memfd_create(c"lego-mem-file".as_ptr(), flags) };
         if fd < 0 {
             return Err(errno(std::io::Error::last_os_error()));
         }
         // SAFETY: a descriptor just made, owned by nothing else.
         let mut file = unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(fd) };
         std::io::Write::write_all(&mut file, bytes).map_err(errno)?;
+        // Read-only for good: no later write or resize reaches what the
+        // processes map.
+        let seals =
+            libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+        // SAFETY: fcntl on our descriptor with an int argument.
+        if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } < 0 {
+            return Err(errno(std::io::Error::last_os_error()));
+        }
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        let handle = files.0;
-        files.0 = files.0.wrapping_add(1).max(1);
-        files.1.insert(handle, Opened::File(file));
-        Ok(handle)
+        Ok(keep_opened(&mut files, Opened::File(file)))
     }
 
     pub fn close(&self, handle: u32) {

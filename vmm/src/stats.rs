@@ -73,10 +73,15 @@ impl VcpuStats {
             let offset = u32::from_le_bytes(desc[8..12].try_into().unwrap_or_default()) as u64;
             let name = &desc[DESC_FIXED..];
             let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            self.names.push((
-                String::from_utf8_lossy(name).into_owned(),
-                data_offset + offset,
-            ));
+            // Only the counters (KVM_STATS_TYPE_CUMULATIVE): instant
+            // values, peaks and histograms mean nothing summed.
+            let kind = u32::from_le_bytes(desc[0..4].try_into().unwrap_or_default()) & 0xf;
+            if kind == 0 {
+                self.names.push((
+                    String::from_utf8_lossy(name).into_owned(),
+                    data_offset + offset,
+                ));
+            }
             match name {
                 b"insn_emulation" => self.insn_emulation = Some(data_offset + offset),
                 b"exits" => self.exits = Some(data_offset + offset),
@@ -117,7 +122,6 @@ impl VcpuStats {
 
     /// Every counter KVM keeps for this vCPU, by name (shadow faults,
     /// page-table writes, zaps: where a guest's time outside itself goes).
-    /// Histograms read their first bucket only.
     pub fn all(&self) -> Vec<(String, u64)> {
         self.names
             .iter()

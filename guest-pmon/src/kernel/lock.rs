@@ -10,18 +10,27 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use lego_image::cpu::phys_of;
+use lego_image::cpu::{phys_of, rdtsc};
 use lego_image::hypercall;
 use lego_proto::program::{LOCK_CONTENDED, PORT_LOCK_WAIT, PORT_LOCK_WAKE};
 
 const FREE: u32 = 0;
 const HELD: u32 = 1;
-/// Tries before waiting in the VMM; each looks once after a few pauses
-/// (about 10 us in all, less than the exit a wait costs).
-const SPINS: u32 = 200;
-const PAUSES: u32 = 16;
+/// How long a vCPU spins before it waits in the VMM, in TSC cycles: 10 us
+/// (less than the exit a wait costs) once [`set_tsc_khz`] has been told
+/// the rate; until then, 10 us at 2 GHz. Timed by the TSC because a
+/// PAUSE's length varies tenfold between CPUs.
+static SPIN_CYCLES: AtomicU64 = AtomicU64::new(20_000);
+const SPIN_MICROS: u64 = 10;
+
+/// The TSC's rate, for the spin's length.
+pub fn set_tsc_khz(khz: u64) {
+    if khz > 0 {
+        SPIN_CYCLES.store(khz * SPIN_MICROS / 1000, Ordering::Relaxed);
+    }
+}
 
 pub struct KernelLock<T> {
     state: AtomicU32,
@@ -54,10 +63,9 @@ impl<T> KernelLock<T> {
         if self.try_take() {
             return Guard { lock: self };
         }
-        for _ in 0..SPINS {
-            for _ in 0..PAUSES {
-                core::hint::spin_loop();
-            }
+        let until = rdtsc().saturating_add(SPIN_CYCLES.load(Ordering::Relaxed));
+        while rdtsc() < until {
+            core::hint::spin_loop();
             if self.state.load(Ordering::Relaxed) == FREE && self.try_take() {
                 return Guard { lock: self };
             }

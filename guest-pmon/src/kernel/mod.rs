@@ -562,6 +562,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
     };
     let idt = arch::build_idt();
     IDT.store(idt as u64, core::sync::atomic::Ordering::Release);
+    lock::set_tsc_khz(boot.tsc_khz as u64);
     let views = arch::init_cpu(0, idt, boot.pvm != 0);
     uaccess::publish();
     // The extended state saved for processes: XCR0 0xe7's standard size.

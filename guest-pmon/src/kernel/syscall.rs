@@ -2585,11 +2585,40 @@ impl Kernel {
                     .procs
                     .get(&pid)
                     .is_some_and(|p| p.cred.capable(pmon::caps::SYS_ADMIN));
-                if admin {
-                    Ret::Val(0)
-                } else {
-                    err(EPERM)
+                if !admin {
+                    return err(EPERM);
                 }
+                if !matches!(req, RNDADDTOENTCNT | RNDADDENTROPY) {
+                    return Ret::Val(0);
+                }
+                // The count (and RNDADDENTROPY's struct rand_pool_info: the
+                // count, the buffer's size, the buffer) is read as Linux
+                // reads it: EFAULT, or EINVAL for a negative number.
+                let space = match self.space_mut(pid) {
+                    Ok(s) => s,
+                    Err(e) => return err(e),
+                };
+                let count = match uaccess::read_u32(space, arg) {
+                    Ok(c) => c as i32,
+                    Err(e) => return err(e),
+                };
+                if count < 0 {
+                    return err(EINVAL);
+                }
+                if req == RNDADDENTROPY {
+                    let size = match uaccess::read_u32(space, arg + 4) {
+                        Ok(n) => n as i32,
+                        Err(e) => return err(e),
+                    };
+                    if size < 0 {
+                        return err(EINVAL);
+                    }
+                    if let Err(e) = uaccess::read_vec(space, arg + 8, (size as usize).min(1 << 16))
+                    {
+                        return err(e);
+                    }
+                }
+                Ret::Val(0)
             }
             // The interface ioctls on a socket (if_indextoname,
             // if_nametoindex, ifconfig): the one interface, lo.
@@ -2672,6 +2701,8 @@ impl Kernel {
                 .proc_mut(pid)
                 .and_then(|p| p.fds.set_cloexec(fd, req == FIOCLEX))
                 .map(|_| 0)),
+            // random(4) answers what it does not know with EINVAL.
+            (_, Kind::DevUrandom) => err(EINVAL),
             _ => err(ENOTTY),
         }
     }

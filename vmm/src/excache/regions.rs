@@ -25,6 +25,10 @@ use super::uffd::Uffd;
 /// Memslot 0 is guest RAM.
 const FIRST_SLOT: u32 = 1;
 
+/// More populated runs than this in a vRegion are dropped with one call
+/// over the whole of it (each call tells KVM's MMU notifier its range).
+const MAX_RUNS: usize = 512;
+
 /// One vRegion's memslot and host reservation.
 #[derive(Clone, Copy, Debug)]
 pub struct Region {
@@ -213,9 +217,10 @@ impl Regions {
     /// notifier drops its mappings of them) and the userfaultfd serves the
     /// next access as before. Deleting and adding a memslot makes KVM
     /// flush its shadow MMU (PVM shadow-pages the guest), which was 38% of
-    /// a processor's CPU in a loop of process starts. False, with nothing
-    /// done, when the regions kept would hold more than half of the
-    /// memslots: the caller removes them instead.
+    /// a processor's CPU in a loop of process starts. False when the regions kept
+    /// would hold more than half of the memslots (nothing done then), or
+    /// when dropping a region's pages failed: the caller removes them
+    /// instead (their memory is unmapped).
     pub fn empty_slot(&mut self, slot: u64) -> bool {
         if self.by_key.len() as u32 > self.max_memslots / 2 {
             return false;
@@ -225,19 +230,31 @@ impl Regions {
                 continue;
             }
             // Only the runs that hold pages (see `pagemap`); all of it
-            // when the kernel cannot say which.
+            // when the kernel cannot say which, or when the runs are so
+            // many that one call over the whole costs less.
+            let whole = vec![(r.host, r.host + VREGION_SIZE)];
             let runs = super::pagemap::populated(r.host, r.host + VREGION_SIZE)
-                .unwrap_or_else(|| vec![(r.host, r.host + VREGION_SIZE)]);
+                .filter(|runs| runs.len() <= MAX_RUNS)
+                .unwrap_or(whole);
             for (start, end) in runs {
                 // SAFETY: inside our own reservation; its pages are
                 // dropped, the mapping stays.
-                unsafe {
+                let r = unsafe {
                     libc::madvise(
                         start as *mut libc::c_void,
                         (end - start) as usize,
                         libc::MADV_DONTNEED,
                     )
                 };
+                if r != 0 {
+                    // Pages of the process before would stay for the
+                    // next: the caller removes the regions instead.
+                    log::warn!(
+                        "excache: emptying a vRegion failed ({}); its memslot goes",
+                        std::io::Error::last_os_error()
+                    );
+                    return false;
+                }
             }
         }
         true

@@ -417,7 +417,10 @@ impl TcpTransport {
 /// time out (a run placed on a memory component right after its partition
 /// healed failed so). Ended, it is opened afresh by the next send. A peer
 /// that is alive but does not read (stopped) still has its kernel
-/// acknowledge, so it is not ended for that.
+/// acknowledge what fits in its receive buffer; once that is full and its
+/// window has stayed shut for the timeout, Linux (5.11 on) ends the
+/// connection too, as a send blocked that long gives up on it anyway
+/// ([`WriteError::Stuck`]).
 fn give_up_unacked(conn: &TcpStream, timeout: Duration) {
     let ms = timeout.as_millis().clamp(1, u32::MAX as u128) as libc::c_uint;
     // SAFETY: setsockopt with a c_uint we own, on a socket we own.
@@ -483,10 +486,17 @@ fn write_frame(
             let parts = [&frame.header[..], payload, &trailer[..]];
             write_within(&mut conn.stream, &parts, timeout)
         })
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => WriteError::Stuck(
-                format!("{STUCK} (its connection stayed full for the fabric timeout)"),
-            ),
+        .map_err(|e| match (e.raw_os_error(), e.kind()) {
+            // The kernel ended the connection (TCP_USER_TIMEOUT): the path
+            // to the peer failed, and the next send opens a new one.
+            (Some(libc::ETIMEDOUT), _) => WriteError::Failed(format!(
+                "sending: what was sent stayed unacknowledged for the fabric timeout ({e})"
+            )),
+            (_, std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                WriteError::Stuck(format!(
+                    "{STUCK} (its connection stayed full for the fabric timeout)"
+                ))
+            }
             _ => WriteError::Failed(format!("sending: {e}")),
         })
 }

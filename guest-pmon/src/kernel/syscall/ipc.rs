@@ -32,6 +32,21 @@ impl Kernel {
         pmon::sysv::Perm::new(&cred, flags)
     }
 
+    /// A get that found object `id` (with `perm`): its id, or EACCES when
+    /// the flags' permission bits ask for more than the caller may have.
+    pub(super) fn ipc_found(
+        &self,
+        pid: Pid,
+        id: i32,
+        perm: Option<pmon::sysv::Perm>,
+        flags: u64,
+    ) -> Ret {
+        match perm {
+            Some(p) if !self.ipc_allows(pid, &p, flags as u32 & 0o777) => err(EACCES),
+            _ => Ret::Val(id as i64),
+        }
+    }
+
     /// Whether process `pid` may have `want` of an object (EACCES if not).
     pub(super) fn ipc_allows(&self, pid: Pid, perm: &pmon::sysv::Perm, want: u32) -> bool {
         self.procs

@@ -24,11 +24,8 @@ impl Kernel {
     pub(super) fn sys_msgget(&mut self, pid: Pid, key: i32, flags: u64) -> Ret {
         match self.msgs.lookup(key, flags) {
             Ok(Lookup::Found(id)) => {
-                let perm = self.msgs.by_id.get(&id).map(|q| q.perm).unwrap_or_default();
-                if !self.ipc_allows(pid, &perm, flags as u32 & 0o777) {
-                    return err(EACCES);
-                }
-                Ret::Val(id as i64)
+                let perm = self.msgs.by_id.get(&id).map(|q| q.perm);
+                self.ipc_found(pid, id, perm, flags)
             }
             Ok(Lookup::Create) => {
                 let now = self.realtime_ns() / 1_000_000_000;
@@ -100,7 +97,7 @@ impl Kernel {
         if self.msg_queue_gone(tid, id) {
             return err(EIDRM);
         }
-        if (size as i64) < 0 {
+        if (size as i64) < 0 || !copy_flags_valid(flags) {
             return err(EINVAL);
         }
         // The buffer first: a message is not taken for a bad pointer.

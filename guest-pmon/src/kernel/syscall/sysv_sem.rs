@@ -31,11 +31,8 @@ impl Kernel {
     pub(super) fn sys_semget(&mut self, pid: Pid, key: i32, nsems: u64, flags: u64) -> Ret {
         match self.sems.lookup(key, nsems, flags) {
             Ok(Lookup::Found(id)) => {
-                let perm = self.sems.by_id.get(&id).map(|s| s.perm).unwrap_or_default();
-                if !self.ipc_allows(pid, &perm, flags as u32 & 0o777) {
-                    return err(EACCES);
-                }
-                Ret::Val(id as i64)
+                let perm = self.sems.by_id.get(&id).map(|s| s.perm);
+                self.ipc_found(pid, id, perm, flags)
             }
             Ok(Lookup::Create) => {
                 let now = self.realtime_ns() / 1_000_000_000;
@@ -80,8 +77,10 @@ impl Kernel {
         }
         let ops = SemOp::parse(&bytes);
         // Read permission to wait for zeros, write to change a value;
-        // checked after a number past the set's end (EFBIG), as Linux.
-        if let Some(set) = self.sems.by_id.get(&id) {
+        // checked after a number past the set's end (EFBIG), and once: a
+        // sleeping semop completes after an IPC_SET took it away, as
+        // Linux's.
+        if let Some(set) = self.sems.by_id.get(&id).filter(|_| !retrying) {
             let inside = ops.iter().all(|o| (o.num as usize) < set.vals.len());
             let alter = ops.iter().any(|o| o.op != 0);
             let want = if alter {

@@ -34,11 +34,8 @@ impl Kernel {
     pub(super) fn sys_shmget(&mut self, pid: Pid, key: i32, size: u64, flags: u64) -> Ret {
         match self.sysv.lookup(key, size, flags) {
             Ok(Lookup::Found(id)) => {
-                let perm = self.sysv.by_id.get(&id).map(|s| s.perm).unwrap_or_default();
-                if !self.ipc_allows(pid, &perm, flags as u32 & 0o777) {
-                    return err(EACCES);
-                }
-                Ret::Val(id as i64)
+                let perm = self.sysv.by_id.get(&id).map(|s| s.perm);
+                self.ipc_found(pid, id, perm, flags)
             }
             Ok(Lookup::Create) => {
                 let len = range_end(0, size);
