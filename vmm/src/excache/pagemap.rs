@@ -95,40 +95,64 @@ pub fn populated(start: u64, end: u64) -> Option<Vec<(u64, u64)>> {
 mod tests {
     use super::*;
 
+    /// A reservation of `len` bytes with `pages` touched, as the ExCache
+    /// reserves a vRegion (`hugepages` false: none may form).
+    struct Reservation {
+        base: u64,
+        len: usize,
+    }
+
+    impl Reservation {
+        fn new(len: usize, pages: &[u64], hugepages: bool) -> Reservation {
+            // SAFETY: a fresh anonymous reservation, unmapped at drop.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED);
+            if !hugepages {
+                // SAFETY: our reservation.
+                unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
+            }
+            let base = p as u64;
+            for &page in pages {
+                // SAFETY: inside the reservation.
+                unsafe { *((base + page * 4096) as *mut u8) = 1 };
+            }
+            Reservation { base, len }
+        }
+
+        fn runs(&self) -> Option<Vec<(u64, u64)>> {
+            populated(self.base, self.base + self.len as u64)
+        }
+    }
+
+    impl Drop for Reservation {
+        fn drop(&mut self) {
+            // SAFETY: our reservation.
+            unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+        }
+    }
+
     #[test]
     fn finds_the_touched_pages_of_a_reservation() {
-        const LEN: usize = 64 << 20;
-        // SAFETY: a fresh anonymous reservation, unmapped below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                LEN,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
-        let base = p as u64;
         let touched = [0u64, 1, 2, 700, 16383];
-        for &page in &touched {
-            // SAFETY: inside the reservation.
-            unsafe { *((base + page * 4096) as *mut u8) = 1 };
-        }
-        let Some(runs) = populated(base, base + LEN as u64) else {
-            // SAFETY: our reservation.
-            unsafe { libc::munmap(p, LEN) };
+        let r = Reservation::new(64 << 20, &touched, true);
+        let Some(runs) = r.runs() else {
             eprintln!("this kernel has no PAGEMAP_SCAN; nothing to check");
             return;
         };
         let pages: Vec<u64> = runs
             .iter()
             .flat_map(|&(a, b)| (a..b).step_by(4096))
-            .map(|a| (a - base) / 4096)
+            .map(|a| (a - r.base) / 4096)
             .collect();
-        // SAFETY: our reservation.
-        unsafe { libc::munmap(p, LEN) };
         // A transparent huge page may hold more than was touched; never
         // less.
         for page in touched {
@@ -140,36 +164,16 @@ mod tests {
     #[test]
     fn more_runs_than_one_call_holds_are_all_found() {
         const LEN: usize = 4 << 20;
-        // SAFETY: a fresh anonymous reservation, unmapped below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                LEN,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
-        let base = p as u64;
-        // SAFETY: no huge pages here, so every other page is its own run.
-        unsafe { libc::madvise(p, LEN, libc::MADV_NOHUGEPAGE) };
+        // Every other page: each its own run.
         let every_other: Vec<u64> = (0..(LEN as u64 / 4096)).step_by(2).collect();
-        for &page in &every_other {
-            // SAFETY: inside the reservation.
-            unsafe { *((base + page * 4096) as *mut u8) = 1 };
-        }
-        let runs = populated(base, base + LEN as u64);
-        // SAFETY: our reservation.
-        unsafe { libc::munmap(p, LEN) };
-        let Some(runs) = runs else {
+        let r = Reservation::new(LEN, &every_other, false);
+        let Some(runs) = r.runs() else {
             return;
         };
         assert_eq!(runs.len(), every_other.len());
         assert!(runs
             .iter()
             .zip(&every_other)
-            .all(|(&(a, b), &page)| a == base + page * 4096 && b == a + 4096));
+            .all(|(&(a, b), &page)| a == r.base + page * 4096 && b == a + 4096));
     }
 }
