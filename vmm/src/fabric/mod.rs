@@ -141,6 +141,10 @@ pub trait Transport: Send + Sync {
     fn relearn(&self, _peer: ComponentId, _addr: &str) -> bool {
         false
     }
+    /// A call to `peer` got no answer in time: a transport whose link to
+    /// it shows the path failing (not the peer slow) lets that link go, so
+    /// the next frame opens a new one.
+    fn suspect(&self, _peer: ComponentId) {}
 }
 
 /// A frame on its way out: the header bytes, and a payload that is still
@@ -484,6 +488,11 @@ impl PendingCall {
             s.answered_after(start.elapsed().as_micros() as u64);
         }
         SPIN.set(s);
+        if got.is_none() {
+            for t in self.fabric.transports.iter() {
+                t.suspect(self.dst);
+            }
+        }
         got.ok_or_else(|| {
             format!(
                 "component {} did not answer within {} ms",
@@ -1384,6 +1393,9 @@ impl Device {
             .collect();
         for key in late {
             if let Some((_, header)) = self.outstanding.remove(&key) {
+                for t in self.transports.iter() {
+                    t.suspect(header.dst);
+                }
                 let ms = self.timeout.as_millis();
                 self.error_reply(
                     &header,

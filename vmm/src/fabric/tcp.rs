@@ -164,6 +164,30 @@ impl super::Transport for TcpTransport {
         true
     }
 
+    /// A call to `peer` timed out. If the connection's data is being
+    /// retransmitted (no acknowledgement for a retransmission timeout or
+    /// more: a network cut, not a slow or stopped peer, whose kernel still
+    /// acknowledges or advertises a shut window), it is ended here: after
+    /// a cut healed, frames sent during it waited in the old connection's
+    /// retransmission queue behind a timer backed off to seconds, and the
+    /// first requests after the heal timed out (a run placed on a memory
+    /// component right after its partition healed failed so, about one CI
+    /// run in four). The next send opens a new connection.
+    fn suspect(&self, peer: ComponentId) {
+        let Ok(mut conns) = self.conns.lock() else {
+            return;
+        };
+        let cut = conns.get(&peer).is_some_and(|c| retransmitting(&c.stream));
+        if cut {
+            if let Some(c) = conns.remove(&peer) {
+                let _ = c.stream.shutdown(std::net::Shutdown::Both);
+                log::info!(
+                    "fabric: the connection to component {peer} is being retransmitted on; a new one will be opened"
+                );
+            }
+        }
+    }
+
     fn relearn(&self, peer: ComponentId, addr: &str) -> bool {
         if !self.learned.lock().is_ok_and(|l| l.contains(&peer)) {
             return false;
@@ -303,7 +327,6 @@ impl TcpTransport {
                 }
             };
             let _ = s.set_nodelay(true);
-            give_up_unacked(&s, shared.timeout);
             let _ = s.set_write_timeout(Some(shared.timeout));
             let _ = s.set_read_timeout(Some(shared.timeout));
             let opener = Opener::new();
@@ -409,30 +432,26 @@ impl TcpTransport {
     }
 }
 
-/// Has the kernel end the connection when what was sent on it stays
-/// unacknowledged for `timeout` (TCP_USER_TIMEOUT). A network cut that
-/// heals leaves no trace on a connection otherwise: frames written during
-/// the cut wait in its retransmission queue, whose timer backs off to
-/// seconds, and the first requests after the heal queue behind them and
-/// time out (a run placed on a memory component right after its partition
-/// healed failed so). Ended, it is opened afresh by the next send. A peer
-/// that is alive but does not read (stopped) still has its kernel
-/// acknowledge what fits in its receive buffer; once that is full and its
-/// window has stayed shut for the timeout, Linux (5.11 on) ends the
-/// connection too, as a send blocked that long gives up on it anyway
-/// ([`WriteError::Stuck`]).
-fn give_up_unacked(conn: &TcpStream, timeout: Duration) {
-    let ms = timeout.as_millis().clamp(1, u32::MAX as u128) as libc::c_uint;
-    // SAFETY: setsockopt with a c_uint we own, on a socket we own.
-    unsafe {
-        libc::setsockopt(
+/// Whether a connection's data waits for retransmission: the kernel has
+/// seen a retransmission timeout without an acknowledgement (TCP_INFO's
+/// `tcpi_retransmits`). Probes of a shut window (a peer that does not
+/// read) are not counted there.
+fn retransmitting(conn: &TcpStream) -> bool {
+    // SAFETY: an all-zero tcp_info is valid; getsockopt writes at most
+    // `len` bytes of it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt into a struct we own, its size in `len`.
+    let r = unsafe {
+        libc::getsockopt(
             std::os::unix::io::AsRawFd::as_raw_fd(conn),
             libc::IPPROTO_TCP,
-            libc::TCP_USER_TIMEOUT,
-            (&ms as *const libc::c_uint).cast(),
-            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
         )
     };
+    r == 0 && info.tcpi_retransmits > 0
 }
 
 /// Whether the other end of a connection has not closed it (a peek that
@@ -487,11 +506,12 @@ fn write_frame(
             write_within(&mut conn.stream, &parts, timeout)
         })
         .map_err(|e| match (e.raw_os_error(), e.kind()) {
-            // The kernel ended the connection (TCP_USER_TIMEOUT): the path
-            // to the peer failed, and the next send opens a new one.
-            (Some(libc::ETIMEDOUT), _) => WriteError::Failed(format!(
-                "sending: what was sent stayed unacknowledged for the fabric timeout ({e})"
-            )),
+            // The kernel ended the connection (its retransmissions or
+            // keep-alives went unanswered): the path to the peer failed,
+            // and the next send opens a new one.
+            (Some(libc::ETIMEDOUT), _) => {
+                WriteError::Failed(format!("sending: the connection timed out ({e})"))
+            }
             (_, std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 WriteError::Stuck(format!(
                     "{STUCK} (its connection stayed full for the fabric timeout)"
@@ -638,7 +658,6 @@ fn serve_accepted(mut conn: TcpStream, serial: u64, shared: &Shared, proven: &dy
     if let (Ok(mut back), Ok(w)) = (shared.back.lock(), conn.try_clone()) {
         let _ = w.set_write_timeout(Some(shared.timeout));
         let _ = w.set_nodelay(true);
-        give_up_unacked(&w, shared.timeout);
         // The newest connection from a component is the one to answer it on.
         back.entry(theirs.component).or_default().push(Conn {
             stream: w,
