@@ -174,7 +174,10 @@ impl super::Transport for TcpTransport {
     /// component right after its partition healed failed so, about one CI
     /// run in four). The next send opens a new connection.
     fn suspect(&self, peer: ComponentId) {
-        let Ok(mut conns) = self.conns.lock() else {
+        // Not waited for: a send holding the table may be blocked on a
+        // full connection for a fabric timeout, and this caller's own
+        // timeout is over already (that send's failure deals with it).
+        let Ok(mut conns) = self.conns.try_lock() else {
             return;
         };
         let cut = conns.get(&peer).is_some_and(|c| retransmitting(&c.stream));
