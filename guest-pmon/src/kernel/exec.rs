@@ -507,43 +507,32 @@ impl Kernel {
             ..Default::default()
         })?;
         // The vDSO's data and object pages, a MiB below the stack's limit
-        // (inside the room mmap leaves the stack).
-        let vdso = (!self.vdso.is_empty()).then(|| stack_top - STACK_SIZE - (1 << 20) - 2 * 4096);
-        match (vdso, self.vdso_file) {
-            // Mapped from the VMM's file as a program's read-only segments
-            // are: nothing to write or copy (written into each process,
-            // with its two mprotects and write-backs, they were 0.9 ms of
-            // every execve).
-            (Some(at), Some(handle)) => {
-                for (i, prot) in [(0, 1), (1, 5)] {
-                    let page = at + i * 4096;
-                    space.call(MemRequest {
-                        op: OP_MMAP,
-                        addr: page,
-                        len: 4096,
-                        prot,
-                        flags: FLAG_FIXED,
-                        ..Default::default()
-                    })?;
-                    let len = if i == 0 { 4096 } else { self.vdso.len() as u64 };
-                    let r = host::load(handle, space.slot, i * 4096, len, page, prot);
-                    if r < 0 {
-                        return Err(-r);
-                    }
-                }
-            }
-            (Some(at), None) => {
+        // (inside the room mmap leaves the stack), mapped from the VMM's
+        // file as a program's read-only segments are: nothing to write or
+        // copy (written into each process, with two mprotects and
+        // write-backs, they were 0.9 ms of every execve).
+        let vdso = self
+            .vdso_file
+            .map(|handle| (handle, stack_top - STACK_SIZE - (1 << 20) - 2 * 4096));
+        if let Some((handle, at)) = vdso {
+            for (i, prot) in [(0, 1), (1, 5)] {
+                let page = at + i * 4096;
                 space.call(MemRequest {
                     op: OP_MMAP,
-                    addr: at,
-                    len: 2 * 4096,
-                    prot: 3,
+                    addr: page,
+                    len: 4096,
+                    prot,
                     flags: FLAG_FIXED,
                     ..Default::default()
                 })?;
+                let len = if i == 0 { 4096 } else { self.vdso.len() as u64 };
+                let r = host::load(handle, space.slot, i * 4096, len, page, prot);
+                if r < 0 {
+                    return Err(-r);
+                }
             }
-            (None, _) => {}
         }
+        let vdso = vdso.map(|(_, at)| at);
         space.layout = pmon::procfs::Layout::of(program, (stack_top - STACK_SIZE, stack_top));
         if let (Some(&(_, loader)), Some(name)) = (parts.get(1), program.interp.as_ref()) {
             space.layout.loader = pmon::procfs::Layout::pages_of(loader);
@@ -601,21 +590,6 @@ impl Kernel {
                     addr: start,
                     len: end - start,
                     prot: seg.prot,
-                    ..Default::default()
-                })?;
-            }
-        }
-        if let (Some(at), None) = (vdso, self.vdso_file) {
-            let vvar = self.clock.vvar();
-            let space = &mut entry.space;
-            uaccess::write(space, at, &vvar)?;
-            uaccess::write(space, at + 4096, &self.vdso)?;
-            for (page, prot) in [(at, 1), (at + 4096, 5)] {
-                space.call(MemRequest {
-                    op: OP_MPROTECT,
-                    addr: page,
-                    len: 4096,
-                    prot,
                     ..Default::default()
                 })?;
             }

@@ -534,7 +534,8 @@ pub struct Kernel {
     /// The vDSO's page, mapped into every process (empty: none).
     pub vdso: Vec<u8>,
     /// The VMM's read-only file of the vDSO's data page and object page,
-    /// which execve maps into every process (None: written into each).
+    /// which execve maps into every process (None: processes get no vDSO,
+    /// and their libc makes system calls instead).
     pub vdso_file: Option<u32>,
     /// The address of [`BootInfo::host_signals`].
     host_signals: usize,
@@ -703,6 +704,11 @@ pub fn start(boot: &'static BootInfo) -> ! {
         pages[..32].copy_from_slice(&k.clock.vvar());
         pages.extend_from_slice(&k.vdso);
         k.vdso_file = host::mem_file(&pages);
+        if k.vdso_file.is_none() {
+            lego_image::println!(
+                "processor monitor: the VMM kept no vDSO file; processes get none"
+            );
+        }
     }
     k.cpus[0].views = Some(views);
     if k.serve_runs {

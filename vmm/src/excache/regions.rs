@@ -232,10 +232,9 @@ impl Regions {
             // Only the runs that hold pages (see `pagemap`); all of it
             // when the kernel cannot say which, or when the runs are so
             // many that one call over the whole costs less.
-            let whole = vec![(r.host, r.host + VREGION_SIZE)];
             let runs = super::pagemap::populated(r.host, r.host + VREGION_SIZE)
                 .filter(|runs| runs.len() <= MAX_RUNS)
-                .unwrap_or(whole);
+                .unwrap_or_else(|| vec![(r.host, r.host + VREGION_SIZE)]);
             for (start, end) in runs {
                 // SAFETY: inside our own reservation; its pages are
                 // dropped, the mapping stays.

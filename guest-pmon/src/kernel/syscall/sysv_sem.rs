@@ -196,21 +196,8 @@ impl Kernel {
         if want.is_some_and(|w| !self.ipc_allows(pid, &perm, w)) {
             return err(EACCES);
         }
-        if matches!(cmd, pmon::sysv::IPC_RMID | pmon::sysv::IPC_SET)
-            && !self.ipc_may_change(pid, &perm)
-        {
-            // IPC_SET reads the caller's buffer first (EFAULT), as Linux.
-            if cmd == pmon::sysv::IPC_SET {
-                if let Err(e) = self.ipc_set_ds(pid, arg, SEMID_DS_LEN) {
-                    return err(e);
-                }
-            }
-            return err(EPERM);
-        }
-        let Some(set) = self.sems.by_id.get(&id) else {
-            return err(EINVAL);
-        };
         match cmd {
+            pmon::sysv::IPC_RMID if !self.ipc_may_change(pid, &perm) => err(EPERM),
             pmon::sysv::IPC_RMID => {
                 self.sems.remove(id);
                 self.wake_all(Wait::Sem);
@@ -221,10 +208,14 @@ impl Kernel {
                 self.ipc_stat(pid, arg, &ds, cmd == pmon::sysv::IPC_STAT, id)
             }
             pmon::sysv::IPC_SET => {
+                // The caller's buffer first (EFAULT), then its right (EPERM).
                 let ds = match self.ipc_set_ds(pid, arg, SEMID_DS_LEN) {
                     Ok(b) => b,
                     Err(e) => return err(e),
                 };
+                if !self.ipc_may_change(pid, &perm) {
+                    return err(EPERM);
+                }
                 if let Some(set) = self.sems.by_id.get_mut(&id) {
                     if let Err(e) = set.perm.set_from(&ds) {
                         return err(e);
