@@ -1453,6 +1453,16 @@ impl Kernel {
                 ..SigInfo::fault(SIGSEGV, 0x80, 0)
             },
         };
+        if self.trace {
+            // As strace shows a fault: the signal, its code and address,
+            // and where the process was.
+            lego_image::println!(
+                "[{pid} {tid}] --- signal {} (code {:#x}, address {:#x}) from exception {vector} at {rip:#x}, error {err:#x} ---",
+                info.signo,
+                info.code,
+                info.addr
+            );
+        }
         self.force_signal(tid, info, err, vector);
     }
 
