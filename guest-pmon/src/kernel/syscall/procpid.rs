@@ -306,22 +306,20 @@ impl Kernel {
             }
             _ => {}
         }
-        let threads = p.threads.clone();
-        // A thread's own state; the process is running if any thread is.
-        let shown: &[Pid] = if named {
-            core::slice::from_ref(&tid)
-        } else {
-            &threads
-        };
-        let state = if zombie {
+        // A thread's own state. The process's is its first thread's, as
+        // Linux's: sleeping while another thread runs (LTP's
+        // TST_PROCESS_STATE_WAIT waits for that from a second thread), and
+        // a zombie once the first thread has ended and others run on.
+        let shown = if named { tid } else { pid };
+        let state = if zombie || (!named && !p.threads.contains(&pid)) {
             b'Z'
         } else if p.job.stopped {
             b'T'
-        } else if shown.iter().any(|t| {
-            self.threads
-                .get(t)
-                .is_some_and(|t| matches!(t.state, State::Running(_) | State::Runnable))
-        }) {
+        } else if self
+            .threads
+            .get(&shown)
+            .is_some_and(|t| matches!(t.state, State::Running(_) | State::Runnable))
+        {
             b'R'
         } else {
             b'S'
@@ -356,7 +354,7 @@ impl Kernel {
             sid: p.sid,
             state,
             comm,
-            threads: threads.len().max(1) as u32,
+            threads: p.threads.len().max(1) as u32,
             utime: ticks(cpu),
             cutime: ticks(child_cpu),
             start: ticks(p.started),
