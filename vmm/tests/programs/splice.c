@@ -91,6 +91,15 @@ int main(void)
     struct iovec out[2] = {{a, 2}, {b, 6}};
     printf("vmsplice out: %zd %s|%s\n", vmsplice(p[0], out, 2, 0), a, b);
     printf("vmsplice of a file: %s\n", e(vmsplice(f, in, 2, 0)));
+    /* Twice what an empty pipe holds: it takes what fits and says so,
+     * where a write would wait for the rest. */
+    static char big[2 << 16] __attribute__((aligned(4096)));
+    int v[2];
+    pipe(v);
+    struct iovec whole = {big, sizeof big};
+    printf("vmsplice of twice a pipe's room: %zd\n", vmsplice(v[1], &whole, 1, 0));
+    close(v[0]);
+    close(v[1]);
 
     /* sendfile takes no pipe as its input (Linux's pipes have no
      * splice_read): EINVAL, empty or not, which Go's io.Copy from a pipe

@@ -283,10 +283,14 @@ impl Kernel {
         let nonblocking = flags & SPLICE_F_NONBLOCK != 0;
         match f.kind {
             Kind::PipeWrite(id) if f.writable() => {
-                if nonblocking && !ready(self, id, true) {
+                let room = ready(self, id, true);
+                if nonblocking && !room {
                     return err(EAGAIN);
                 }
-                self.write_from(tid, &f, &vecs, nonblocking)
+                // As Linux's: it waits while the pipe is full, then moves
+                // what fits and returns that count (vmsplice01 gives it
+                // twice a pipe's size and splices out what each call took).
+                self.write_from(tid, &f, &vecs, nonblocking || room)
             }
             Kind::PipeRead(id) if f.readable() => {
                 if nonblocking && !ready(self, id, false) {
