@@ -342,7 +342,8 @@ impl Kernel {
                     .any(|p| p.object == seg.object && p.start < end && a.start < p.end)
             })
         });
-        let attached: Vec<i32> = self.sysv_attaches.iter().map(|a| a.id).collect();
+        let attached: alloc::collections::BTreeSet<i32> =
+            self.sysv_attaches.iter().map(|a| a.id).collect();
         self.sysv
             .by_id
             .retain(|id, s| !s.removed || attached.contains(id));
