@@ -673,7 +673,7 @@ impl<S: FrameStore> Monitor<S> {
         };
         for &(a, b) in ranges {
             for (i, ps, pe) in pieces(a, b) {
-                if home.regions.contains_key(&i) || home.space.clipped(ps, pe).is_empty() {
+                if home.regions.contains_key(&i) || !home.space.overlaps(ps, pe) {
                     continue;
                 }
                 // The home owns the first; in a rack the rest go by free
@@ -710,10 +710,7 @@ impl<S: FrameStore> Monitor<S> {
             for (i, _, _) in pieces(a, b) {
                 let base = i << VREGION_SHIFT;
                 if home.regions.contains_key(&i)
-                    && home
-                        .space
-                        .clipped(base, base.saturating_add(VREGION_SIZE))
-                        .is_empty()
+                    && !home.space.overlaps(base, base.saturating_add(VREGION_SIZE))
                 {
                     home.regions.remove(&i);
                 }

@@ -14,6 +14,13 @@ pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
 pub const PROT_EXEC: u32 = 4;
 const PROT_ALL: u32 = PROT_READ | PROT_WRITE | PROT_EXEC;
+/// The most VMAs a space holds: Linux's vm.max_map_count default. An
+/// mmap, munmap or mprotect that would make more (a new one, or one split
+/// in parts) fails with ENOMEM, as Linux's do; without the bound a
+/// program's runaway mappings would fill the memory component's own
+/// memory instead. (Adjacent VMAs of one protection are one here, so a
+/// process of many file mappings reaches it later than on Linux.)
+pub const MAX_MAP_COUNT: usize = 65530;
 
 /// Errors, named for the errno Linux returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +136,49 @@ impl AddressSpace {
         Ok(vma)
     }
 
-    fn overlaps(&self, start: u64, end: u64) -> bool {
+    /// The VMAs that overlap [start, end), in address order: the one
+    /// begun before `start` that reaches into it, then those begun inside.
+    /// A look at the range only, never a walk over every VMA below it
+    /// (a process may hold 65530 of them).
+    fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> {
+        let before = self
+            .vmas
+            .range(..start)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| v.end > start);
+        let inside = self.vmas.range(start..end.max(start)).map(|(_, v)| v);
+        before.into_iter().chain(inside)
+    }
+
+    /// How many VMAs a change of [start, end) adds by splitting those
+    /// that straddle its ends: to `prot` (mprotect, a fixed mmap), each
+    /// end inside a VMA of another protection is a split; unmapping
+    /// (`None`) splits only a VMA that holds the whole range inside it.
+    fn splits(&self, start: u64, end: u64, prot: Option<u32>) -> usize {
+        let differs = |v: &&Vma| prot.is_none_or(|p| p != v.prot);
+        let head = self.find(start).filter(|v| v.start < start).filter(differs);
+        let tail = end
+            .checked_sub(1)
+            .and_then(|last| self.find(last))
+            .filter(|v| v.end > end)
+            .filter(differs);
+        match prot {
+            None => usize::from(head.zip(tail).is_some_and(|(h, t)| h.start == t.start)),
+            Some(_) => usize::from(head.is_some()) + usize::from(tail.is_some()),
+        }
+    }
+
+    /// ENOMEM if `more` VMAs would take the space past [`MAX_MAP_COUNT`].
+    fn room_for(&self, more: usize) -> Result<(), MemError> {
+        if self.vmas.len().saturating_add(more) > MAX_MAP_COUNT {
+            return Err(MemError::NoMemory);
+        }
+        Ok(())
+    }
+
+    /// Whether anything in [start, end) is mapped.
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
         self.vmas
             .range(..end)
             .next_back()
@@ -138,10 +187,7 @@ impl AddressSpace {
 
     fn fully_mapped(&self, start: u64, end: u64) -> bool {
         let mut at = start;
-        for (_, v) in self.vmas.range(..end) {
-            if v.end <= at {
-                continue;
-            }
+        for v in self.overlapping(start, end) {
             if v.start > at {
                 return false;
             }
@@ -155,12 +201,7 @@ impl AddressSpace {
 
     /// Removes [start, end) from every VMA, splitting where needed.
     fn cut(&mut self, start: u64, end: u64) {
-        let hit: Vec<Vma> = self
-            .vmas
-            .range(..end)
-            .map(|(_, v)| *v)
-            .filter(|v| v.end > start)
-            .collect();
+        let hit: Vec<Vma> = self.overlapping(start, end).copied().collect();
         for v in hit {
             self.vmas.remove(&v.start);
             if v.start < start {
@@ -232,6 +273,7 @@ impl AddressSpace {
                     MemError::NoMemory
                 });
             }
+            self.room_for(1 + self.splits(addr, addr + len, Some(prot)))?;
             self.cut(addr, addr + len);
             addr
         } else if addr != 0 && fits(addr) && !self.overlaps(addr, addr + len) {
@@ -239,6 +281,9 @@ impl AddressSpace {
         } else {
             self.find_free(len).ok_or(MemError::NoMemory)?
         };
+        if !fixed {
+            self.room_for(1)?;
+        }
         self.insert(start, start + len, prot);
         Ok(start)
     }
@@ -252,26 +297,21 @@ impl AddressSpace {
         let end = page_up(len)
             .and_then(|l| addr.checked_add(l))
             .ok_or(MemError::Invalid)?;
+        self.room_for(self.splits(addr, end, None))?;
         let removed = self.mapped_parts(addr, end);
         self.cut(addr, end);
         Ok(removed)
     }
 
     fn mapped_parts(&self, start: u64, end: u64) -> Vec<Range> {
-        self.vmas
-            .range(..end)
-            .map(|(_, v)| *v)
-            .filter(|v| v.end > start)
+        self.overlapping(start, end)
             .map(|v| (v.start.max(start), v.end.min(end)))
             .collect()
     }
 
     /// The VMAs in [start, end), clipped to it, in address order.
     pub fn clipped(&self, start: u64, end: u64) -> Vec<Vma> {
-        self.vmas
-            .range(..end)
-            .map(|(_, v)| *v)
-            .filter(|v| v.end > start)
+        self.overlapping(start, end)
             .map(|v| Vma {
                 start: v.start.max(start),
                 end: v.end.min(end),
@@ -324,6 +364,7 @@ impl AddressSpace {
         if !self.fully_mapped(addr, end) {
             return Err(MemError::NoMemory);
         }
+        self.room_for(self.splits(addr, end, Some(prot)))?;
         self.cut(addr, end);
         self.insert(addr, end, prot);
         Ok(())
@@ -514,6 +555,36 @@ mod tests {
         let (b, freed) = s.brk(b0);
         assert_eq!((b, freed), (b0, vec![(b0, b0 + PAGE)]));
         assert_eq!(s.check(b0, false), Err(MemError::NotMapped));
+    }
+
+    #[test]
+    fn the_vma_count_stops_at_linuxs_bound() {
+        // Alternating protections, so that no two VMAs merge.
+        let mut s = AddressSpace::new(LOW, LOW + 4 * MAX_MAP_COUNT as u64 * PAGE, LOW);
+        let prot = |i: u64| if i % 2 == 0 { RW } else { PROT_READ };
+        let mut i = 0;
+        while s.mmap(LOW + i * PAGE * 3, 3 * PAGE, prot(i), true).is_ok() {
+            i += 1;
+        }
+        assert_eq!(s.vmas().count(), MAX_MAP_COUNT);
+        let a = LOW + 2 * 3 * PAGE;
+        // Full: splitting one in three parts, or a new one, is ENOMEM.
+        assert_eq!(s.munmap(a + PAGE, PAGE), Err(MemError::NoMemory));
+        assert_eq!(
+            s.mprotect(a + PAGE, PAGE, PROT_READ),
+            Err(MemError::NoMemory)
+        );
+        assert_eq!(s.mmap(0, PAGE, RW, false), Err(MemError::NoMemory));
+        // What adds none goes on: a whole VMA's protection, an end cut off,
+        // a range of the same protection, and unmapping whole ones.
+        assert_eq!(s.mprotect(a, 3 * PAGE, PROT_READ), Ok(()));
+        assert_eq!(s.mprotect(a + PAGE, PAGE, PROT_READ), Ok(()));
+        assert_eq!(s.munmap(a + 2 * PAGE, PAGE).map(|r| r.len()), Ok(1));
+        assert!(s.munmap(a, 2 * PAGE).is_ok());
+        // With room again, a split is allowed.
+        let b = LOW + 10 * 3 * PAGE;
+        assert!(s.munmap(b + PAGE, PAGE).is_ok());
+        assert_eq!(s.vmas().count(), MAX_MAP_COUNT);
     }
 
     #[test]
