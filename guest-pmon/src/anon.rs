@@ -31,6 +31,9 @@ pub struct Piece {
     /// PROT_ bits the process asked for (the page-table entries follow
     /// them: the holder's mapping is always readable and writable).
     pub prot: u32,
+    /// Whether mprotect may add PROT_WRITE (Linux's VM_MAYWRITE): not for
+    /// a shared mapping of a descriptor open only for reading.
+    pub may_write: bool,
 }
 
 /// The redirected ranges of one address space, none overlapping.
@@ -82,8 +85,23 @@ impl Redirects {
                 at,
                 object,
                 prot,
+                may_write: true,
             },
         );
+    }
+
+    /// The redirected parts of `[start, end)` may not be made writable.
+    pub fn forbid_writes(&mut self, start: u64, end: u64) {
+        for p in self.overlapping(start, end) {
+            if let Some(q) = self.pieces.get_mut(&p.start) {
+                q.may_write = false;
+            }
+        }
+    }
+
+    /// Whether some of `[start, end)` may not be made writable.
+    pub fn writes_forbidden(&self, start: u64, end: u64) -> bool {
+        self.overlapping(start, end).iter().any(|p| !p.may_write)
     }
 
     /// `[start, end)` stops being redirected. Returns the ranges that were,
@@ -135,6 +153,18 @@ impl Redirects {
     /// Whether `[start, end)` meets a redirected range.
     pub fn meets(&self, start: u64, end: u64) -> bool {
         !self.overlapping(start, end).is_empty()
+    }
+
+    /// Whether redirected ranges cover all of `[start, end)`.
+    pub fn covers(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        for p in self.overlapping(start, end) {
+            if p.start > at {
+                return false;
+            }
+            at = p.end;
+        }
+        at >= end
     }
 
     fn overlapping(&self, start: u64, end: u64) -> Vec<Piece> {
@@ -255,6 +285,25 @@ mod tests {
         assert!(!r.uses(50 * M));
         assert!(r.uses(60 * M));
         assert!(r.remove(7 * M, 8 * M).is_empty());
+    }
+
+    #[test]
+    fn coverage_and_forbidden_writes_follow_the_pieces() {
+        let mut r = Redirects::default();
+        r.insert(M, 2 * M, 50 * M, 50 * M, 1);
+        r.insert(2 * M, 3 * M, 60 * M, 60 * M, 3);
+        r.insert(4 * M, 5 * M, 70 * M, 70 * M, 3);
+        assert!(r.covers(M, 3 * M) && r.covers(M + 4096, 2 * M + 4096));
+        assert!(!r.covers(M, 5 * M) && !r.covers(0, 2 * M));
+        assert!(r.covers(7 * M, 7 * M), "an empty range");
+        r.forbid_writes(M, 2 * M);
+        assert!(r.writes_forbidden(0, M + 1) && !r.writes_forbidden(2 * M, 5 * M));
+        // Split pieces keep it; a new mapping over the range does not.
+        r.protect(M, M + 4096, 3);
+        r.remove(M + 4096, M + 8192);
+        assert!(r.writes_forbidden(M, M + 4096) && r.writes_forbidden(M + 8192, 2 * M));
+        r.insert(M, 2 * M, 80 * M, 80 * M, 1);
+        assert!(!r.writes_forbidden(0, 3 * M));
     }
 
     #[test]

@@ -584,7 +584,22 @@ impl Kernel {
                 }
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
                 let end = range_end(a[0], a[1]);
-                val(self.flush_shared(space, a[0], end, false).map(|_| 0))
+                if let Err(e) = self.flush_shared(space, a[0], end, false) {
+                    return err(e);
+                }
+                // As Linux: the mapped parts are written, and a range that
+                // is not all mapped is ENOMEM. Shared mappings are known
+                // here; anything else is asked of the home.
+                let shared = self
+                    .spaces
+                    .get(&space)
+                    .is_some_and(|e| e.space.redirects.covers(a[0], end));
+                if !shared {
+                    if let Err(e) = self.mapped_whole(pid, a[0], a[1]) {
+                        return err(e);
+                    }
+                }
+                Ret::Val(0)
             }
             // Memory protection keys, as on a CPU without them (the guest's
             // page tables carry none): no key to allocate (ENOSPC, after
@@ -623,7 +638,13 @@ impl Kernel {
                 if let Err(e) = self.may_protect_shared(space, a[0], end, a[2]) {
                     return err(e);
                 }
-                if a[2] & 2 != 0 && self.read_only_attach(space, a[0], end) {
+                if a[2] & 2 != 0
+                    && (self.read_only_attach(space, a[0], end)
+                        || self
+                            .spaces
+                            .get(&space)
+                            .is_some_and(|e| e.space.redirects.writes_forbidden(a[0], end)))
+                {
                     return err(EACCES);
                 }
                 let r = self.mem(pid, OP_MPROTECT, a[0], a[1], 0, (a[2] & 7) as u32, 0);
@@ -4487,10 +4508,18 @@ impl Kernel {
         // Shared anonymous memory: MAP_SHARED of /dev/zero is the same on
         // Linux.
         let mut shared_anon = flags & MAP_SHARED != 0 && flags & MAP_ANONYMOUS != 0;
+        let mut zero_read_only = false;
         if flags & MAP_ANONYMOUS == 0 {
             match self.file(pid, fd) {
                 Ok(f) if f.kind == Kind::DevZero => {
+                    // Linux's rules for a file: open for reading, and for
+                    // writing if shared and writable (now or by mprotect).
+                    if !f.readable() || (flags & MAP_SHARED != 0 && prot & 2 != 0 && !f.writable())
+                    {
+                        return err(EACCES);
+                    }
                     shared_anon = flags & MAP_SHARED != 0;
+                    zero_read_only = !f.writable();
                 }
                 Ok(f) => match f.kind {
                     Kind::Host(h) => {
@@ -4601,6 +4630,11 @@ impl Kernel {
                     if let Err(e) = self.map_shared_anon(space, a, len, prot as u32) {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                         return err(e);
+                    }
+                    if zero_read_only {
+                        if let Some(e) = self.spaces.get_mut(&space) {
+                            e.space.redirects.forbid_writes(a, range_end(a, len));
+                        }
                     }
                 }
                 if let Some(ino) = from_store {

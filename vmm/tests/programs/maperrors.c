@@ -1,7 +1,9 @@
 /* The errors Linux gives the memory calls for the usual mistakes, and what
  * it takes that looks like one: mmap's MAP_SHARED_VALIDATE, protection
  * bits past PROT_EXEC, a file open for writing only; munmap of no bytes;
- * PROT_GROWSDOWN off the stack and on it; mremap of an old length of 0. */
+ * PROT_GROWSDOWN off the stack and on it; mremap of an old length of 0;
+ * msync of a range not all mapped; a shared mapping of /dev/zero open
+ * for reading only, which may not be or become writable. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdlib.h>
@@ -51,6 +53,17 @@ int main(void)
     SHOW("mprotect PROT_GROWSDOWN on the stack",
          mprotect(sp, pg, PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN));
     printf("the stack still works: %d\n", here == 0);
+    munmap(a + 2 * pg, pg);
+    SHOW("msync of a range with a hole", msync(a, 4 * pg, MS_SYNC));
+    SHOW("msync of the mapped part", msync(a, 2 * pg, MS_ASYNC));
+    int zero = open("/dev/zero", O_RDONLY);
+    MAPPED("/dev/zero read-only, shared and writable",
+           mmap(0, pg, PROT_READ | PROT_WRITE, MAP_SHARED, zero, 0));
+    char *z = mmap(0, pg, PROT_READ, MAP_SHARED, zero, 0);
+    SHOW("mprotect it PROT_WRITE", mprotect(z, pg, PROT_READ | PROT_WRITE));
+    char *zp = mmap(0, pg, PROT_READ, MAP_PRIVATE, zero, 0);
+    SHOW("mprotect a private one PROT_WRITE", mprotect(zp, pg, PROT_READ | PROT_WRITE));
+    close(zero);
     munmap(a, 4 * pg);
     return 0;
 }

@@ -521,6 +521,9 @@ impl Kernel {
             e.space
                 .redirects
                 .insert(new, new + new_size, at, piece.object, piece.prot);
+            if !piece.may_write {
+                e.space.redirects.forbid_writes(new, new + new_size);
+            }
             changed.push((new, new + new_size));
             for (s, t) in changed {
                 e.space.remap(s, t);
