@@ -324,6 +324,9 @@ pub enum Name {
     /// /proc/sysvipc/{msg,sem,shm}: this processor's System V objects
     /// (the host's were shown).
     SysvIpc(IpcFile),
+    /// /proc/sys/kernel/hostname (0) and domainname (1): the names uname
+    /// gives, which are the run's, not the host's.
+    UtsName(usize),
     /// Anything else of a process in /proc: not served (ENOENT).
     Hidden,
     /// The host's file of that name.
@@ -419,6 +422,7 @@ impl Name {
                 | Name::MountInfo
                 | Name::Net(_)
                 | Name::SysvIpc(_)
+                | Name::UtsName(_)
         )
     }
 }
@@ -463,6 +467,8 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         b"/proc/sysvipc/msg" => return Name::SysvIpc(IpcFile::Msg),
         b"/proc/sysvipc/sem" => return Name::SysvIpc(IpcFile::Sem),
         b"/proc/sysvipc/shm" => return Name::SysvIpc(IpcFile::Shm),
+        b"/proc/sys/kernel/hostname" => return Name::UtsName(0),
+        b"/proc/sys/kernel/domainname" => return Name::UtsName(1),
         _ => {}
     }
     if let Some(f) = path.strip_prefix(b"/proc/net/").and_then(NetFile::named) {
@@ -903,6 +909,7 @@ mod tests {
         assert_eq!(name(b"/proc/loadavg", 5), Name::LoadAvg);
         assert_eq!(name(b"/proc/sysvipc/shm", 5), Name::SysvIpc(IpcFile::Shm));
         assert_eq!(name(b"/proc/sysvipc/x", 5), Name::Host);
+        assert_eq!(name(b"/proc/sys/kernel/hostname", 5), Name::UtsName(0));
         assert_eq!(name(b"/proc/stat", 5), Name::Stat);
         assert_eq!(name(b"/proc/5/stat", 5), Name::Proc(5, ProcFile::Stat));
         assert_eq!(name(b"/proc/cpuinfo", 5), Name::CpuInfo);

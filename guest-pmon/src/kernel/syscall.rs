@@ -3537,6 +3537,11 @@ impl Kernel {
                     },
                     Name::Net(f) => self.proc_net(f),
                     Name::SysvIpc(f) => self.proc_sysvipc(f),
+                    Name::UtsName(which) => {
+                        let mut name = self.uts_name(pid, which).to_vec();
+                        name.push(b'\n');
+                        name
+                    }
                     _ => pmon::procfs::cpu_list(self.cpus.len() as u32),
                 };
                 let file = OpenFile::generated(full, data);
@@ -3719,7 +3724,8 @@ impl Kernel {
             | Name::Mounts
             | Name::MountInfo
             | Name::Net(_)
-            | Name::SysvIpc(_) => {
+            | Name::SysvIpc(_)
+            | Name::UtsName(_) => {
                 return if mode & X_OK != 0 {
                     err(EACCES)
                 } else {
@@ -3896,6 +3902,7 @@ impl Kernel {
             | Name::MountInfo
             | Name::Net(_)
             | Name::SysvIpc(_)
+            | Name::UtsName(_)
             | Name::Proc(..)
             | Name::ProcDir(_)
             | Name::TaskDir(_)
@@ -4849,13 +4856,19 @@ impl Kernel {
 
     // ---- identity, time, limits -----------------------------------------
 
+    /// The host name (`which` 0) or domain name (1) of `pid`'s run.
+    fn uts_name(&self, pid: Pid, which: usize) -> &[u8] {
+        let run = self.procs.get(&pid).map_or(0, |p| p.run);
+        match self.uts_names.get(&run) {
+            Some(names) => &names[which.min(1)],
+            None if which == 0 => b"lego",
+            None => b"(none)",
+        }
+    }
+
     fn sys_uname(&mut self, pid: Pid, buf: u64) -> Ret {
         let mut u = [0u8; 6 * 65];
-        let run = self.procs.get(&pid).map_or(0, |p| p.run);
-        let (node, domain): (&[u8], &[u8]) = match self.uts_names.get(&run) {
-            Some([node, domain]) => (node, domain),
-            None => (b"lego", b"(none)"),
-        };
+        let (node, domain) = (self.uts_name(pid, 0), self.uts_name(pid, 1));
         let fields: [&[u8]; 6] = [
             b"Linux",
             node,

@@ -9,11 +9,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The first line of a file, without its newline. */
+static const char *line(const char *path, char *buf, int size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(buf, size, f))
+        snprintf(buf, size, "(%s)", strerror(errno));
+    else
+        buf[strcspn(buf, "\n")] = 0;
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+/* uname's names, and /proc/sys/kernel's, which must be the same. */
 static void show(const char *when)
 {
     struct utsname u;
     uname(&u);
-    printf("%s: %s %s\n", when, u.nodename, u.domainname);
+    char host[80], domain[80];
+    line("/proc/sys/kernel/hostname", host, sizeof host);
+    line("/proc/sys/kernel/domainname", domain, sizeof domain);
+    printf("%s: %s %s%s\n", when, u.nodename, u.domainname,
+           strcmp(host, u.nodename) || strcmp(domain, u.domainname) ? " (not /proc's)" : "");
 }
 
 int main(void)
