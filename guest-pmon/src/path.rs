@@ -324,8 +324,9 @@ pub enum Name {
     /// /proc/sysvipc/{msg,sem,shm}: this processor's System V objects
     /// (the host's were shown).
     SysvIpc(IpcFile),
-    /// /proc/sys/kernel/hostname (0) and domainname (1): the names uname
-    /// gives, which are the run's, not the host's.
+    /// /proc/sys/kernel/hostname (0), domainname (1), ostype (2),
+    /// osrelease (3) and version (4): what uname gives (the names are the
+    /// run's, not the host's).
     UtsName(usize),
     /// Anything else of a process in /proc: not served (ENOENT).
     Hidden,
@@ -469,6 +470,9 @@ pub fn name(path: &[u8], pid: u32) -> Name {
         b"/proc/sysvipc/shm" => return Name::SysvIpc(IpcFile::Shm),
         b"/proc/sys/kernel/hostname" => return Name::UtsName(0),
         b"/proc/sys/kernel/domainname" => return Name::UtsName(1),
+        b"/proc/sys/kernel/ostype" => return Name::UtsName(2),
+        b"/proc/sys/kernel/osrelease" => return Name::UtsName(3),
+        b"/proc/sys/kernel/version" => return Name::UtsName(4),
         _ => {}
     }
     if let Some(f) = path.strip_prefix(b"/proc/net/").and_then(NetFile::named) {

@@ -4856,26 +4856,30 @@ impl Kernel {
 
     // ---- identity, time, limits -----------------------------------------
 
-    /// The host name (`which` 0) or domain name (1) of `pid`'s run.
+    /// What uname says for `pid`: the host name (`which` 0) or domain name
+    /// (1) of its run, the system (2), its release (3) or version (4), as
+    /// /proc/sys/kernel names them.
     fn uts_name(&self, pid: Pid, which: usize) -> &[u8] {
         let run = self.procs.get(&pid).map_or(0, |p| p.run);
-        match self.uts_names.get(&run) {
-            Some(names) => &names[which.min(1)],
-            None if which == 0 => b"lego",
-            None => b"(none)",
+        match (which, self.uts_names.get(&run)) {
+            (0 | 1, Some(names)) => &names[which],
+            (0, None) => b"lego",
+            (1, None) => b"(none)",
+            (2, _) => b"Linux",
+            (3, _) => b"6.1.0-lego",
+            _ => b"#1 SMP Lego splitkernel",
         }
     }
 
     fn sys_uname(&mut self, pid: Pid, buf: u64) -> Ret {
         let mut u = [0u8; 6 * 65];
-        let (node, domain) = (self.uts_name(pid, 0), self.uts_name(pid, 1));
         let fields: [&[u8]; 6] = [
-            b"Linux",
-            node,
-            b"6.1.0-lego",
-            b"#1 SMP Lego splitkernel",
+            self.uts_name(pid, 2),
+            self.uts_name(pid, 0),
+            self.uts_name(pid, 3),
+            self.uts_name(pid, 4),
             b"x86_64",
-            domain,
+            self.uts_name(pid, 1),
         ];
         for (i, f) in fields.iter().enumerate() {
             u[i * 65..i * 65 + f.len()].copy_from_slice(f);
