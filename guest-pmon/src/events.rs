@@ -300,6 +300,25 @@ pub struct TimerFd {
     pub next: Option<u64>,
     pub interval: u64,
     pub realtime: bool,
+    /// Periods that passed before the monotonic clock's zero (an absolute
+    /// wall-clock time further back than this processor's boot), counted
+    /// with the first expiration.
+    pub owed: u64,
+}
+
+/// An absolute wall-clock time `value` (ns) as an expiration on the
+/// monotonic clock, which reads `now` while the wall clock reads `wall`;
+/// and for a time before the monotonic clock's zero, the periods of
+/// `interval` between the two, owed to the first expiration.
+pub fn from_wall_clock(value: u64, wall: u64, now: u64, interval: u64) -> (u64, u64) {
+    if value >= wall {
+        return (now.saturating_add(value - wall), 0);
+    }
+    let back = wall - value;
+    match back.checked_sub(now) {
+        Some(before_zero) if interval > 0 => (0, before_zero / interval),
+        _ => (now.saturating_sub(back), 0),
+    }
 }
 
 impl TimerFd {
@@ -308,6 +327,7 @@ impl TimerFd {
     pub fn arm(&mut self, first: Option<u64>, interval: u64) {
         self.next = first;
         self.interval = if first.is_some() { interval } else { 0 };
+        self.owed = 0;
     }
 
     /// The expirations up to `now` (0 if none is due), the timer moved to
@@ -322,7 +342,7 @@ impl TimerFd {
         }
         let n = (now - at) / self.interval + 1;
         self.next = Some(at.saturating_add(n.saturating_mul(self.interval)));
-        n
+        n.saturating_add(core::mem::take(&mut self.owed))
     }
 
     /// timerfd_gettime: the time until the next expiration (0: disarmed)
@@ -504,5 +524,26 @@ mod tests {
         t.arm(None, 300);
         assert_eq!(t.expire(u64::MAX), 0);
         assert_eq!(t.remaining(0), (0, 0));
+    }
+
+    #[test]
+    fn a_wall_clock_time_long_past_counts_its_periods_from_then() {
+        // Wall clock 10_000 while the monotonic clock reads 500.
+        assert_eq!(from_wall_clock(12_000, 10_000, 500, 7), (2_500, 0));
+        assert_eq!(from_wall_clock(9_800, 10_000, 500, 7), (300, 0));
+        // 3_000 back: 2_500 of it before the monotonic clock's zero.
+        let (at, owed) = from_wall_clock(7_000, 10_000, 500, 100);
+        assert_eq!((at, owed), (0, 25));
+        let mut t = TimerFd::default();
+        t.arm(Some(at), 100);
+        t.owed = owed;
+        assert_eq!(
+            t.expire(500),
+            25 + 6,
+            "3_000 ns of periods of 100, and the one due"
+        );
+        assert_eq!(t.expire(600), 1, "owed once only");
+        // Once only: nothing owed, it is due at once.
+        assert_eq!(from_wall_clock(7_000, 10_000, 500, 0), (0, 0));
     }
 }

@@ -1,6 +1,6 @@
 /* POSIX timers (timer_create and its calls): a signal with its siginfo,
  * overruns while the signal waits, SIGEV_NONE, absolute times on the
- * monotonic and wall clocks, a CPU-time timer, a timer aimed at one
+ * monotonic and wall clocks (one long past), a CPU-time timer, a timer aimed at one
  * thread, the C library's SIGEV_THREAD, the default sigevent, a signalfd
  * record, fork, delete, and the errors Linux gives. Timer ids are not
  * printed: Linux spends one on some failed creates. */
@@ -106,6 +106,18 @@ static void overruns(void)
     timer_delete(t);
     struct timespec zero = {0, 0};
     SHOW("  nothing more queued once deleted", sigtimedwait(&set, &si, &zero));
+    /* A wall-clock time an hour back, every microsecond: 3.6e9 periods
+     * already, more than an int holds (DELAYTIMER_MAX). */
+    timer_create(CLOCK_REALTIME, &ev, &t);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct itimerspec past = {{0, 1000}, {now.tv_sec - 3600, now.tv_nsec}};
+    timer_settime(t, TIMER_ABSTIME, &past, 0);
+    sig = sigwaitinfo(&set, &si);
+    printf("  an hour-old start, every microsecond: overrun %s\n",
+           si.si_overrun == 0x7fffffff ? "capped at INT_MAX" : "not capped");
+    timer_delete(t);
+    sigtimedwait(&set, &si, &zero);
     printf("two timers on one standard signal, due together:\n");
     timer_t two[2];
     for (int i = 0; i < 2; i++) {

@@ -134,20 +134,24 @@ impl Kernel {
             }
         }
         let now = self.now_ns();
+        let mut owed = 0;
         let first = (value > 0).then(|| {
             if flags & TFD_TIMER_ABSTIME == 0 {
                 return now.saturating_add(value);
             }
             // An absolute time on the timer's clock, as monotonic ns (one
-            // already past expires at once).
+            // already past expires at once, the periods since counted).
             if self.timerfds.get(&id).is_some_and(|t| t.realtime) {
-                now.saturating_add(value.saturating_sub(self.realtime_ns()))
+                let at;
+                (at, owed) = events::from_wall_clock(value, self.realtime_ns(), now, period);
+                at
             } else {
                 value
             }
         });
         if let Some(t) = self.timerfds.get_mut(&id) {
             t.arm(first, period);
+            t.owed = owed;
         }
         if let Some(e) = self.eventfds.get_mut(&id) {
             e.clear();

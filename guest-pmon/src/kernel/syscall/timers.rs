@@ -147,19 +147,25 @@ impl Kernel {
             return err(EINVAL);
         };
         let now = self.timer_now(pid, &t);
+        let mut owed = 0;
         let first = (value > 0).then(|| {
             if flags & TIMER_ABSTIME == 0 {
                 now.saturating_add(value)
             } else if t.realtime {
-                // A wall-clock time, as monotonic ns (one already past
-                // expires at once).
-                now.saturating_add(value.saturating_sub(self.realtime_ns()))
+                // A wall-clock time, as monotonic ns. One already past
+                // expires at once, with the periods since it as overruns
+                // (Linux's; LTP timer_settime03 sets one 3 s back with a
+                // period of 1 ns and expects the count capped).
+                let at;
+                (at, owed) = pmon::events::from_wall_clock(value, self.realtime_ns(), now, period);
+                at
             } else {
                 value
             }
         });
         if let Some(t) = self.procs.get_mut(&pid).and_then(|p| p.timers.get_mut(id)) {
             t.clock.arm(first, period);
+            t.clock.owed = owed;
             t.overrun_last = 0;
         }
         self.drop_timer_signal(pid, id);
