@@ -578,8 +578,12 @@ pub struct ProcInfo {
     /// Its name (comm: 15 bytes at most).
     pub comm: Vec<u8>,
     pub threads: u32,
+    /// User and system time in ticks, its own and its waited-for
+    /// children's.
     pub utime: u64,
+    pub stime: u64,
     pub cutime: u64,
+    pub cstime: u64,
     /// Since boot.
     pub start: u64,
     pub vsize: u64,
@@ -617,7 +621,7 @@ pub fn stat(p: &ProcInfo) -> Vec<u8> {
     let comm = alloc::string::String::from_utf8_lossy(&p.comm);
     let _ = write!(
         out,
-        "{} ({}) {} {} {} {} 0 -1 4194560 0 0 0 0 {} 0 {} 0 20 0 {} 0 {} {} 0 18446744073709551615",
+        "{} ({}) {} {} {} {} 0 -1 4194560 0 0 0 0 {} {} {} {} 20 0 {} 0 {} {} 0 18446744073709551615",
         p.tid,
         comm,
         p.state as char,
@@ -625,7 +629,9 @@ pub fn stat(p: &ProcInfo) -> Vec<u8> {
         p.pgid,
         p.sid,
         p.utime,
+        p.stime,
         p.cutime,
+        p.cstime,
         p.threads,
         p.start,
         p.vsize,
@@ -1002,6 +1008,9 @@ mod tests {
             comm: b"sleep".to_vec(),
             threads: 1,
             utime: 3,
+            stime: 4,
+            cutime: 5,
+            cstime: 6,
             start: 120,
             vsize: 4 << 20,
             umask: 0o22,
@@ -1014,10 +1023,12 @@ mod tests {
         let fields: Vec<&str> = st.trim_end().split(' ').collect();
         assert_eq!(fields.len(), 52, "{st}");
         assert_eq!(&fields[..5], &["7", "(sleep)", "S", "2", "7"]);
-        // utime, num_threads, starttime, vsize, blocked.
+        // utime, stime, cutime, cstime, num_threads, starttime, vsize,
+        // blocked.
+        assert_eq!(&fields[13..17], &["3", "4", "5", "6"]);
         assert_eq!(
-            (fields[13], fields[19], fields[21], fields[22], fields[31]),
-            ("3", "1", "120", "4194304", "512")
+            (fields[19], fields[21], fields[22], fields[31]),
+            ("1", "120", "4194304", "512")
         );
         let status = alloc::string::String::from_utf8(status(&p)).unwrap();
         assert!(status.starts_with("Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\n"));

@@ -163,6 +163,8 @@ impl Kernel {
                 cred: pmon::cred::Cred::default(),
                 cycles: 0,
                 child_cycles: 0,
+                sys_cycles: 0,
+                child_sys_cycles: 0,
                 alarm: None,
                 cpu_timers: [None; 2],
                 timers: Default::default(),
@@ -210,6 +212,7 @@ impl Kernel {
                 wait_deadline: None,
                 sched: pmon::sched::Sched::new(self.cpus.len()),
                 cycles: 0,
+                sys_cycles: 0,
                 fault_retries: (0, 0),
             },
         );

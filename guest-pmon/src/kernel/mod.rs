@@ -193,6 +193,9 @@ pub struct Thread {
     /// TSC cycles it ran in user mode (its CPU clock; its process's is
     /// the sum, `Process::cycles`).
     pub cycles: u64,
+    /// TSC cycles the monitor spent on its system calls and faults (its
+    /// system time), the VMM's part of them included.
+    pub sys_cycles: u64,
     /// The page of its last fault that its page tables allowed, and how
     /// many times it faulted there since its last system call (see
     /// `Kernel::retry_fault`).
@@ -245,6 +248,10 @@ pub struct Process {
     pub cycles: u64,
     /// The same of its children that it waited for.
     pub child_cycles: u64,
+    /// System time (see `Thread::sys_cycles`) of its threads, and of the
+    /// children it waited for.
+    pub sys_cycles: u64,
+    pub child_sys_cycles: u64,
     /// ITIMER_REAL (alarm, setitimer): next expiry and period, in ns since
     /// boot. Kept across execve, not given to a fork child (as in Linux).
     pub alarm: Option<(u64, u64)>,
@@ -1341,10 +1348,12 @@ impl Kernel {
             return;
         }
         t.state = State::Runnable;
+        let began = lego_image::cpu::rdtsc();
         match vector {
             arch::VECTOR_SYSCALL => {
                 t.fault_retries = (0, 0);
-                self.syscall(tid)
+                self.syscall(tid);
+                self.charge_system(tid, pid, began);
             }
             // The VMM's tick (or a kick): timers, then the others queued
             // here get their turn.
@@ -1356,7 +1365,10 @@ impl Kernel {
                     }
                 }
             }
-            v => self.exception(tid, v),
+            v => {
+                self.exception(tid, v);
+                self.charge_system(tid, pid, began);
+            }
         }
         if let Some(t) = self.threads.get_mut(&tid) {
             if t.state == State::Runnable {
@@ -1367,6 +1379,18 @@ impl Kernel {
                     self.runq.push_front(tid);
                 }
             }
+        }
+    }
+
+    /// The monitor's time since `began` (TSC) on thread `tid` of `pid`:
+    /// system time of both, whichever still lives.
+    fn charge_system(&mut self, tid: Tid, pid: Pid, began: u64) {
+        let spent = lego_image::cpu::rdtsc().saturating_sub(began);
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.sys_cycles += spent;
+        }
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.sys_cycles += spent;
         }
     }
 

@@ -139,6 +139,8 @@ impl Kernel {
     /// period (or disarmed).
     pub fn expire_cpu_timers(&mut self, pid: Pid) {
         let used = self.cpu_ns(pid).0;
+        // ITIMER_VIRTUAL counts user time only, as Linux's.
+        let user = self.times_ns(pid)[0];
         let mut fire = Vec::new();
         if let Some(p) = self.procs.get_mut(&pid) {
             let cpu = &mut p.rlimits[pmon::rlimit::RLIMIT_CPU];
@@ -154,6 +156,7 @@ impl Kernel {
                 let Some((at, period)) = *timer else {
                     continue;
                 };
+                let used = if i == 0 { user } else { used };
                 if used < at {
                     continue;
                 }

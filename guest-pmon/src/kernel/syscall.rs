@@ -4918,17 +4918,35 @@ impl Kernel {
         }
     }
 
-    /// CPU time process `pid` used in user mode (the monitor's own time
-    /// for it is not counted), and that of its waited-for children.
+    /// Process `pid`'s CPU clock (Linux's CLOCK_PROCESS_CPUTIME_ID: user
+    /// and system time), and that of its waited-for children, in ns.
     pub(in crate::kernel) fn cpu_ns(&self, pid: Pid) -> (u64, u64) {
-        self.procs.get(&pid).map_or((0, 0), |p| {
-            (self.cycles_ns(p.cycles), self.cycles_ns(p.child_cycles))
+        let [user, sys, child_user, child_sys] = self.times_ns(pid);
+        (user + sys, child_user + child_sys)
+    }
+
+    /// Process `pid`'s user and system time, and its waited-for
+    /// children's, in ns. User time is the TSC's count in user mode;
+    /// system time the monitor's on its calls and faults, the exits to
+    /// the VMM they take included (a memory call's round trip keeps the
+    /// vCPU busy, as a disk wait would not on Linux).
+    pub(in crate::kernel) fn times_ns(&self, pid: Pid) -> [u64; 4] {
+        self.procs.get(&pid).map_or([0; 4], |p| {
+            [p.cycles, p.sys_cycles, p.child_cycles, p.child_sys_cycles].map(|c| self.cycles_ns(c))
         })
     }
 
-    /// Thread `tid`'s CPU time in user mode, in ns.
+    /// Thread `tid`'s CPU clock (user and system time), in ns.
     pub(in crate::kernel) fn thread_cpu_ns(&self, tid: Tid) -> u64 {
-        self.cycles_ns(self.threads.get(&tid).map_or(0, |t| t.cycles))
+        let (user, sys) = self.thread_times_ns(tid);
+        user + sys
+    }
+
+    /// Thread `tid`'s user and system time, in ns.
+    pub(in crate::kernel) fn thread_times_ns(&self, tid: Tid) -> (u64, u64) {
+        self.threads.get(&tid).map_or((0, 0), |t| {
+            (self.cycles_ns(t.cycles), self.cycles_ns(t.sys_cycles))
+        })
     }
 
     /// TSC cycles in ns.
@@ -4941,6 +4959,7 @@ impl Kernel {
         if let Some(c) = self.procs.remove(&child) {
             if let Some(p) = self.procs.get_mut(&parent) {
                 p.child_cycles += c.cycles + c.child_cycles;
+                p.child_sys_cycles += c.sys_cycles + c.child_sys_cycles;
             }
         }
         // A pidfd of the child hangs up now: its pollers look again.
@@ -5098,18 +5117,16 @@ impl Kernel {
     }
 
     /// setitimer (with `new` 0: getitimer): ITIMER_REAL on the clock,
-    /// ITIMER_VIRTUAL and ITIMER_PROF on the process's CPU time. Decided:
-    /// the monitor counts a process's time in user mode only (its own
-    /// time for it is not measured per process), so the profiling timer
-    /// runs with the virtual one.
+    /// ITIMER_VIRTUAL on the process's user time, ITIMER_PROF on its user
+    /// and system time.
     fn sys_setitimer(&mut self, pid: Pid, which: u64, new: u64, old: u64) -> Ret {
         if which > 2 {
             return err(EINVAL);
         }
-        let now = if which == 0 {
-            self.now_ns()
-        } else {
-            self.cpu_ns(pid).0
+        let now = match which {
+            0 => self.now_ns(),
+            1 => self.times_ns(pid)[0],
+            _ => self.cpu_ns(pid).0,
         };
         let to_tv = |ns: u64| [ns / 1_000_000_000, (ns % 1_000_000_000) / 1000];
         let current = self.procs.get(&pid).and_then(|p| match which {
@@ -5190,12 +5207,12 @@ impl Kernel {
 
     fn sys_times(&mut self, pid: Pid, buf: u64) -> Ret {
         let ticks = |ns: u64| ns / 10_000_000;
-        let (own, children) = self.cpu_ns(pid);
         if buf != 0 {
             // tms_utime, tms_stime, tms_cutime, tms_cstime.
             let mut t = [0u8; 32];
-            t[0..8].copy_from_slice(&ticks(own).to_le_bytes());
-            t[16..24].copy_from_slice(&ticks(children).to_le_bytes());
+            for (i, ns) in self.times_ns(pid).into_iter().enumerate() {
+                t[i * 8..i * 8 + 8].copy_from_slice(&ticks(ns).to_le_bytes());
+            }
             if let Err(e) = self.space_mut(pid).and_then(|s| uaccess::write(s, buf, &t)) {
                 return err(e);
             }
@@ -5208,15 +5225,13 @@ impl Kernel {
             return err(EINVAL);
         }
         // RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD (the caller's).
-        let (own, children) = self.cpu_ns(pid);
-        let ns = match who {
-            -1 => children,
-            1 => self.thread_cpu_ns(self.caller),
-            _ => own,
+        let [user, sys, child_user, child_sys] = self.times_ns(pid);
+        let (user, sys) = match who {
+            -1 => (child_user, child_sys),
+            1 => self.thread_times_ns(self.caller),
+            _ => (user, sys),
         };
-        let mut r = [0u8; 144];
-        r[0..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
-        r[8..16].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
+        let r = rusage_of(user, sys);
         val(self
             .space_mut(pid)
             .and_then(|s| uaccess::write(s, buf, &r).map(|_| 0)))
@@ -6042,6 +6057,8 @@ impl Kernel {
                     cred,
                     cycles: 0,
                     child_cycles: 0,
+                    sys_cycles: 0,
+                    child_sys_cycles: 0,
                     alarm: None,
                     // Not inherited by a forked child, as Linux's.
                     cpu_timers: [None; 2],
@@ -6107,6 +6124,7 @@ impl Kernel {
                 wait_deadline: None,
                 sched,
                 cycles: 0,
+                sys_cycles: 0,
                 fault_retries: (0, 0),
             },
         );
@@ -6467,12 +6485,16 @@ impl Kernel {
                     Change::Stopped(sig) => ((sig as i32) << 8) | 0x7f,
                     Change::Continued => 0xffff,
                 };
+                // The child's times, with those of the children it waited
+                // for, as Linux's wait4 gives them.
+                let [user, sys, child_user, child_sys] = self.times_ns(child);
+                let usage = rusage_of(user + child_user, sys + child_sys);
                 let r = self.space_mut(pid).and_then(|s| {
                     if status != 0 {
                         uaccess::write_u32(s, status, st as u32)?;
                     }
                     if rusage != 0 {
-                        uaccess::zero(s, rusage, 144)?;
+                        uaccess::write(s, rusage, &usage)?;
                     }
                     Ok(())
                 });
@@ -6887,4 +6909,16 @@ pub(super) fn pipe_ino(id: usize) -> u64 {
 /// /proc/net's inode column).
 pub(super) fn socket_ino(id: usize) -> u64 {
     0x5000 + id as u64
+}
+
+/// A struct rusage with its user and system times (ns) and nothing else
+/// (no memory of a process is resident here; faults and switches are not
+/// counted).
+fn rusage_of(user_ns: u64, sys_ns: u64) -> [u8; 144] {
+    let mut r = [0u8; 144];
+    for (i, ns) in [user_ns, sys_ns].into_iter().enumerate() {
+        r[i * 16..i * 16 + 8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+        r[i * 16 + 8..i * 16 + 16].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
+    }
+    r
 }

@@ -2,15 +2,19 @@
  * Lego from the vDSO, in user mode) agree with the system call and never
  * go backwards; clocks the vDSO does not serve still work; a sleep lasts
  * as long as the clocks say; a sleep a signal ends tells what was left
- * of it, written in the sleeper's memory (LTP's nanosleep02). */
+ * of it, written in the sleeper's memory (LTP's nanosleep02); time spent
+ * in system calls is system time (times, getrusage, a child's in wait4),
+ * and the CPU clock counts it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <signal.h>
 #include <sys/time.h>
+#include <sys/times.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +24,57 @@
 static long long ns(struct timespec t) { return t.tv_sec * 1000000000LL + t.tv_nsec; }
 
 static void on_int(int s) { (void)s; }
+
+static long long tv_ns(struct timeval t) { return t.tv_sec * 1000000000LL + t.tv_usec * 1000LL; }
+
+/* System calls that copy (32 KiB through a pipe and back), and nothing
+ * else, for `ms` of wall time. */
+static void calls_for(int ms) {
+    static char buf[32768];
+    int p[2];
+    pipe(p);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do {
+        for (int i = 0; i < 10; i++) {
+            write(p[1], buf, sizeof buf);
+            read(p[0], buf, sizeof buf);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    } while (ns(b) - ns(a) < ms * 1000000LL);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void system_time(void) {
+    struct timespec cpu0, cpu1;
+    struct rusage u;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+    calls_for(300);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+    getrusage(RUSAGE_SELF, &u);
+    long hz = sysconf(_SC_CLK_TCK);
+    struct tms t;
+    times(&t);
+    long long user = tv_ns(u.ru_utime), sys = tv_ns(u.ru_stime);
+    printf("300 ms of system calls: system time over 100 ms %s, in times %s, "
+           "the CPU clock counts both %s\n",
+           sys > 100000000 ? "yes" : "no", t.tms_stime * 1000 / hz > 100 ? "yes" : "no",
+           ns(cpu1) - ns(cpu0) > 200000000 && ns(cpu1) >= user + sys - 20000000 ? "yes" : "no");
+    pid_t child = fork();
+    if (child == 0) {
+        calls_for(300);
+        _exit(0);
+    }
+    int status;
+    wait4(child, &status, 0, &u);
+    getrusage(RUSAGE_CHILDREN, &u);
+    times(&t);
+    printf("a child's: in wait4 %s, getrusage %s, times %s\n",
+           tv_ns(u.ru_stime) > 100000000 ? "over 100 ms" : "less",
+           tv_ns(u.ru_stime) > 100000000 ? "over 100 ms" : "less",
+           t.tms_cstime * 1000 / hz > 100 ? "over 100 ms" : "less");
+}
 
 static int ordered(clockid_t clock) {
     for (int i = 0; i < 2000; i++) {
@@ -97,5 +152,6 @@ int main(void) {
     printf("the signaller's memory untouched: %s\n", left.tv_sec == 77 && left.tv_nsec == 77 ? "yes" : "no");
     printf("clock_nanosleep on a thread CPU clock: %s\n",
            strerror(syscall(SYS_clock_nanosleep, CLOCK_THREAD_CPUTIME_ID, 0, &nap, NULL) == 0 ? 0 : errno));
+    system_time();
     return 0;
 }

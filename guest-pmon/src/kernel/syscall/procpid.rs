@@ -343,9 +343,13 @@ impl Kernel {
             q.iter()
                 .fold(0u64, |s, i| s | 1u64.checked_shl(i.signo - 1).unwrap_or(0))
         };
-        let (cpu, child_cpu) = self.cpu_ns(pid);
+        let [user, sys, child_user, child_sys] = self.times_ns(pid);
         // A thread named by its task directory shows its own time.
-        let cpu = if named { self.thread_cpu_ns(tid) } else { cpu };
+        let (user, sys) = if named {
+            self.thread_times_ns(tid)
+        } else {
+            (user, sys)
+        };
         let mut info = ProcInfo {
             pid,
             tid,
@@ -355,8 +359,10 @@ impl Kernel {
             state,
             comm,
             threads: p.threads.len().max(1) as u32,
-            utime: ticks(cpu),
-            cutime: ticks(child_cpu),
+            utime: ticks(user),
+            stime: ticks(sys),
+            cutime: ticks(child_user),
+            cstime: ticks(child_sys),
             start: ticks(p.started),
             vsize: 0,
             umask: p.umask,
