@@ -22,6 +22,7 @@ pub mod ifreq;
 pub mod inet;
 pub mod inotify;
 pub mod locks;
+pub mod mlock;
 pub mod mqueue;
 pub mod netlink;
 pub mod path;

@@ -587,6 +587,8 @@ pub struct ProcInfo {
     /// Since boot.
     pub start: u64,
     pub vsize: u64,
+    /// Bytes locked (VmLck).
+    pub locked: u64,
     pub umask: u32,
     pub pending: u64,
     pub shared_pending: u64,
@@ -669,7 +671,7 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
         "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{}\nTgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\n\
          TracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{}\nGroups:\t{}\n\
          NStgid:\t{}\nNSpid:\t{}\nNSpgid:\t{}\nNSsid:\t{}\nKthread:\t0\n\
-         VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n\
+         VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t{:8} kB\nVmPin:\t       0 kB\n\
          VmHWM:\t       0 kB\nVmRSS:\t{:8} kB\nRssAnon:\t       0 kB\nRssFile:\t       0 kB\n\
          RssShmem:\t       0 kB\nVmData:\t       0 kB\nVmStk:\t       0 kB\nVmExe:\t       0 kB\n\
          VmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\nHugetlbPages:\t       0 kB\n\
@@ -702,6 +704,7 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
         p.sid,
         p.vsize / 1024,
         p.vsize / 1024,
+        p.locked / 1024,
         0,
         p.threads,
         u16::MAX,
@@ -1013,6 +1016,7 @@ mod tests {
             cstime: 6,
             start: 120,
             vsize: 4 << 20,
+            locked: 8192,
             umask: 0o22,
             blocked: 1 << 9,
             groups: alloc::vec![4, 27],
@@ -1033,7 +1037,7 @@ mod tests {
         let status = alloc::string::String::from_utf8(status(&p)).unwrap();
         assert!(status.starts_with("Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\n"));
         assert!(status.contains("\nPPid:\t2\n"));
-        assert!(status.contains("\nVmSize:\t    4096 kB\n"));
+        assert!(status.contains("\nVmSize:\t    4096 kB\nVmLck:\t       8 kB\n"));
         assert!(status.contains("\nSigBlk:\t0000000000000200\n"));
         assert!(status.contains("\nUid:\t0\t0\t0\t0\n"));
         assert!(status.contains("\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\n"));

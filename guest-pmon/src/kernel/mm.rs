@@ -74,6 +74,8 @@ pub struct Space {
     /// `holder_slot` (`kernel/syscall/shared_anon.rs`).
     pub redirects: pmon::anon::Redirects,
     pub holder_slot: u32,
+    /// Its locked ranges (mlock; [`pmon::mlock`]).
+    pub locked: pmon::mlock::Locked,
 }
 
 // SAFETY: the page-table pages are owned by the Space and only touched
@@ -114,6 +116,7 @@ impl Space {
             layout: pmon::procfs::Layout::default(),
             redirects: pmon::anon::Redirects::default(),
             holder_slot: 0,
+            locked: pmon::mlock::Locked::default(),
         };
         let r = s.call(MemRequest {
             op: OP_NEW,

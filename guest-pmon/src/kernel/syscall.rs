@@ -35,6 +35,7 @@ mod ids;
 mod inotify;
 mod ipc;
 mod lock;
+mod mlock;
 mod mqueue;
 mod netlink;
 mod owner_futex;
@@ -569,6 +570,7 @@ impl Kernel {
                 let r = self.mem(pid, OP_MUNMAP, a[0], a[1], 0, 0, 0);
                 if matches!(r, Ret::Val(0)) {
                     self.unshare_anon(space, a[0], end);
+                    self.unlock_gone(pid, a[0], end);
                 }
                 r
             }
@@ -584,6 +586,11 @@ impl Kernel {
                 }
                 let space = self.procs.get(&pid).map_or(0, |p| p.space);
                 let end = range_end(a[0], a[1]);
+                // Locked pages are not thrown away (EBUSY, as Linux).
+                if a[2] & MS_INVALIDATE != 0 && self.locked_in(pid, a[0], end) {
+                    const EBUSY: Errno = 16;
+                    return err(EBUSY);
+                }
                 if let Err(e) = self.flush_shared(space, a[0], end, false) {
                     return err(e);
                 }
@@ -672,22 +679,23 @@ impl Kernel {
                 if a[1] == 0 && !self.meets_shared_anon(space, a[0], a[0].saturating_add(4096)) {
                     return err(EINVAL);
                 }
-                self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, flags)
+                let r = self.mem(pid, OP_MREMAP, a[0], a[1], a[2], 0, flags);
+                if let Ret::Val(new) = r {
+                    if new >= 0 {
+                        self.relock_remapped(pid, a[0], a[1], new as u64, a[2]);
+                    }
+                }
+                r
             }
             nr::MADVISE => self.sys_madvise(pid, a[0], a[1], a[2]),
-            // Nothing of a process is ever swapped out here: every page
-            // is as good as locked.
-            // Memory is not paged out behind a program's back here (the
-            // ExCache holds what it touches, its memory component the
-            // rest), so a lock has nothing to do but check its range, which
-            // must be mapped whole (ENOMEM), as Linux's.
-            nr::MLOCK | nr::MUNLOCK => val(self.mapped_whole(pid, a[0], a[1]).map(|_| 0)),
+            // Locks change no page here, but are kept (`syscall/mlock.rs`).
+            nr::MLOCK => self.sys_mlock(pid, a[0], a[1]),
+            nr::MUNLOCK => self.sys_munlock(pid, a[0], a[1]),
             // MLOCK_ONFAULT is its one flag.
             nr::MLOCK2 if a[2] as u32 & !1 != 0 => err(EINVAL),
-            nr::MLOCK2 => val(self.mapped_whole(pid, a[0], a[1]).map(|_| 0)),
-            // MCL_CURRENT and MCL_FUTURE, either with MCL_ONFAULT.
-            nr::MLOCKALL if a[0] as u32 & !7 != 0 || a[0] & 3 == 0 => err(EINVAL),
-            nr::MLOCKALL | nr::MUNLOCKALL => Ret::Val(0),
+            nr::MLOCK2 => self.sys_mlock(pid, a[0], a[1]),
+            nr::MLOCKALL => self.sys_mlockall(pid, a[0] as u32 as u64),
+            nr::MUNLOCKALL => self.sys_munlockall(pid),
             nr::MINCORE => self.sys_mincore(pid, a[0], a[1], a[2]),
 
             nr::GETPID => Ret::Val(pid as i64),
@@ -4441,6 +4449,25 @@ impl Kernel {
         }) {
             Ok(b) => {
                 space.brk = b;
+                let (old_end, new_end) = (current.div_ceil(4096) * 4096, b.div_ceil(4096) * 4096);
+                if new_end < old_end {
+                    self.unlock_gone(pid, new_end, old_end);
+                } else if new_end > old_end && self.lock_new(pid, old_end, new_end, false).is_err()
+                {
+                    // Past RLIMIT_MEMLOCK under mlockall(MCL_FUTURE): the
+                    // break stays, as Linux's.
+                    if let Ok(space) = self.space_mut(pid) {
+                        if let Ok(back) = space.call(MemRequest {
+                            op: OP_BRK,
+                            addr: current,
+                            arg: b,
+                            ..Default::default()
+                        }) {
+                            space.brk = back;
+                        }
+                    }
+                    return Ret::Val(current as i64);
+                }
                 Ret::Val(b as i64)
             }
             Err(_) => Ret::Val(current as i64),
@@ -4671,6 +4698,16 @@ impl Kernel {
                         return err(e);
                     }
                 }
+                // What it replaced was unlocked; it is locked if asked
+                // (MAP_LOCKED) or under mlockall(MCL_FUTURE).
+                const MAP_LOCKED: u64 = 0x2000;
+                let end = range_end(a, len);
+                self.unlock_gone(pid, a, end);
+                if let Err(e) = self.lock_new(pid, a, end, flags & MAP_LOCKED != 0) {
+                    let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
+                    self.unshare_anon(space, a, end);
+                    return err(e);
+                }
                 Ret::Val(a as i64)
             }
             Err(EINVAL) => err(EINVAL),
@@ -4708,6 +4745,13 @@ impl Kernel {
         }
         if len == 0 {
             return Ret::Val(0);
+        }
+        // Locked pages may not be dropped (MADV_REMOVE too), nor
+        // (MADV_COLD, MADV_PAGEOUT) sent away, as Linux's VM_LOCKED rule.
+        if matches!(advice, MADV_DONTNEED | MADV_FREE | 9 | 20 | 21)
+            && self.locked_in(pid, addr, addr + len)
+        {
+            return err(EINVAL);
         }
         if advice == MADV_DONTNEED || advice == MADV_FREE {
             let r = self.space_mut(pid).and_then(|s| {

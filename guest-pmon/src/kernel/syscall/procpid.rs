@@ -365,6 +365,7 @@ impl Kernel {
             cstime: ticks(child_sys),
             start: ticks(p.started),
             vsize: 0,
+            locked: 0,
             umask: p.umask,
             pending: first.map_or(0, |t| pending_of(&t.pending)),
             shared_pending: pending_of(&p.pending),
@@ -382,6 +383,7 @@ impl Kernel {
                 if let Ok(vmas) = space.maps() {
                     info.vsize = vmas.iter().map(|v| v.end.saturating_sub(v.start)).sum();
                 }
+                info.locked = space.locked.total();
             }
         }
         Ok(match file {

@@ -1,0 +1,94 @@
+/* Locked memory as Linux keeps it: VmLck counts what mlock, MAP_LOCKED
+ * and mlockall lock, once each, and drops with munlock, munmap and
+ * munlockall; a fork child starts with none; mremap takes the lock along;
+ * madvise may not drop locked pages nor msync invalidate them; and
+ * RLIMIT_MEMLOCK bounds a user without CAP_IPC_LOCK (EPERM at 0, ENOMEM
+ * past it, EAGAIN for a mapping). Run as root, on the host and on Lego. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include "check.h"
+
+static long vmlck(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmLck: %ld", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+int main(void)
+{
+    setvbuf(stdout, 0, _IONBF, 0);
+    const long pg = 4096;
+    long base = vmlck();
+    printf("VmLck at start: %ld kB\n", base);
+    char *a = mmap(0, 8 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    SHOW("mlock of 3 pages", mlock(a, 3 * pg));
+    SHOW("mlock of 2 of them and one more, not page-aligned", mlock(a + 2 * pg + 100, pg));
+    printf("locked: %ld kB\n", vmlck() - base);
+    SHOW("munlock of the first", munlock(a, pg));
+    printf("locked: %ld kB\n", vmlck() - base);
+    SHOW("madvise MADV_DONTNEED of a locked page", madvise(a + pg, pg, MADV_DONTNEED));
+    SHOW("madvise MADV_FREE of a locked page", madvise(a + pg, pg, MADV_FREE));
+    SHOW("madvise MADV_DONTNEED of an unlocked one", madvise(a, pg, MADV_DONTNEED));
+    SHOW("msync MS_INVALIDATE of a locked page", msync(a + pg, pg, MS_INVALIDATE));
+    SHOW("msync MS_SYNC of it", msync(a + pg, pg, MS_SYNC));
+    munmap(a + 6 * pg, pg);
+    SHOW("mlock from a hole", mlock(a + 6 * pg, 2 * pg));
+
+    char *b = mmap(0, 16 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+    printf("MAP_LOCKED of 16 pages: %ld kB locked\n", vmlck() - base);
+    pid_t child = fork();
+    if (child == 0) {
+        printf("  a fork child: %ld kB locked\n", vmlck() - base);
+        _exit(0);
+    }
+    waitpid(child, 0, 0);
+    b = mremap(b, 16 * pg, 32 * pg, MREMAP_MAYMOVE);
+    printf("mremap of it to 32 pages: %ld kB locked\n", vmlck() - base);
+    munmap(b, 32 * pg);
+    munmap(a, 8 * pg);
+    printf("all unmapped: %ld kB locked\n", vmlck() - base);
+
+    SHOW("mlockall(MCL_CURRENT | MCL_FUTURE)", mlockall(MCL_CURRENT | MCL_FUTURE));
+    long all = vmlck();
+    char *c = mmap(0, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("  what was mapped is locked: %s; a new mapping after: %ld kB more\n",
+           all > 64 ? "yes" : "no", vmlck() - all);
+    SHOW("munlockall", munlockall());
+    printf("  locked after: %ld kB\n", vmlck());
+    munmap(c, 4 * pg);
+    SHOW("mlockall(MCL_ONFAULT) alone", mlockall(MCL_ONFAULT));
+
+    child = fork();
+    if (child == 0) {
+        setresuid(65534, 65534, 65534);
+        char *d = mmap(0, 8 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        struct rlimit two = { 2 * pg, 2 * pg }, none = { 0, 0 };
+        setrlimit(RLIMIT_MEMLOCK, &two);
+        printf("  not root, a limit of 2 pages:\n");
+        SHOW("  mlock of 3 pages", mlock(d, 3 * pg));
+        SHOW("  mlock of 2", mlock(d, 2 * pg));
+        SHOW("  mlock of the same 2 again", mlock(d, 2 * pg));
+        errno = 0;
+        void *e = mmap(0, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+        printf("  MAP_LOCKED past it: %s\n", e == MAP_FAILED ? strerror(errno) : "mapped");
+        SHOW("  mlockall(MCL_CURRENT)", mlockall(MCL_CURRENT));
+        SHOW("  munlock", munlock(d, 2 * pg));
+        setrlimit(RLIMIT_MEMLOCK, &none);
+        SHOW("  mlock under a limit of 0", mlock(d, pg));
+        SHOW("  mlockall under a limit of 0", mlockall(MCL_FUTURE));
+        _exit(0);
+    }
+    waitpid(child, 0, 0);
+    return 0;
+}
