@@ -1,6 +1,8 @@
 /* mprotect with a SIGSEGV handler: the handler sees the exact address and
  * SEGV_ACCERR, makes the page writable and the write is retried; an
- * unmapped page gives SEGV_MAPERR; PROT_NONE refuses reads too. */
+ * unmapped page gives SEGV_MAPERR; PROT_NONE refuses reads too; code
+ * copied to a page made PROT_EXEC alone runs there, and a PROT_WRITE page
+ * reads, as x86's page tables allow (LTP mprotect04). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,5 +59,17 @@ int main(void) {
     mprotect(page, 4096, PROT_READ);
     mprotect(page, 4096, PROT_READ | PROT_WRITE);
     printf("data kept: %.6s\n", page);
+
+    /* mov $42, %eax; ret */
+    static const unsigned char code42[] = {0xb8, 42, 0, 0, 0, 0xc3};
+    char *x = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memcpy(x, code42, sizeof code42);
+    mprotect(x, 4096, PROT_EXEC);
+    int before = faults;
+    int (*fn)(void) = (int (*)(void))(void *)x;
+    printf("code in a PROT_EXEC page: returned %d, faults %d\n", fn(), faults - before);
+    char *w = mmap(NULL, 4096, PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    w[5] = 'w';
+    printf("a PROT_WRITE page reads back: %c, faults %d\n", *(volatile char *)(w + 5), faults - before);
     return 0;
 }
