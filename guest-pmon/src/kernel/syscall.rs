@@ -4369,6 +4369,12 @@ impl Kernel {
             } else {
                 (left / 1_000_000_000, left % 1_000_000_000 / 1000)
             };
+            // Unless the process's personality has STICKY_TIMEOUTS.
+            const STICKY_TIMEOUTS: u32 = 0x0400_0000;
+            let sticky = self
+                .procs
+                .get(&pid)
+                .is_some_and(|p| p.personality & STICKY_TIMEOUTS != 0);
             let r = self.space_mut(pid).and_then(|s| {
                 if rd != 0 {
                     uaccess::write(s, rd, &r_out)?;
@@ -4379,7 +4385,7 @@ impl Kernel {
                 if ex != 0 {
                     uaccess::write(s, ex, &x_out)?;
                 }
-                if tv != 0 {
+                if tv != 0 && !sticky {
                     uaccess::write_u64(s, tv, sec)?;
                     uaccess::write_u64(s, tv + 8, frac)?;
                 }
