@@ -1,12 +1,14 @@
 /* Robust and priority-inheritance mutexes: a lock whose owner ended is
  * EOWNERDEAD to the next locker (threads, and processes sharing memory),
- * PI locks exclude and are handed over under contention. */
+ * PI locks exclude and are handed over under contention; another
+ * process's robust list is for who may trace it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,5 +112,22 @@ int main(void)
     printf("  unlock: %s\n", strerror(pthread_mutex_unlock(sm)));
     printf("  lock again: %s\n", strerror(pthread_mutex_lock(sm)));
     pthread_mutex_unlock(sm);
+    /* get_robust_list of others: root may, another user may not (nor
+     * of process 1, root's). */
+    void *head;
+    size_t len;
+    pid_t parent = getpid();
+    pid_t kid = fork();
+    if (kid == 0) {
+        printf("the child asks its parent's, as root: %s\n",
+               syscall(SYS_get_robust_list, parent, &head, &len) == 0 ? "ok" : strerror(errno));
+        setresuid(65534, 65534, 65534);
+        printf("as another user: %s; of the parent outside: %s; its own: %s\n",
+               syscall(SYS_get_robust_list, parent, &head, &len) == 0 ? "ok" : strerror(errno),
+               syscall(SYS_get_robust_list, 1, &head, &len) == 0 ? "ok" : strerror(errno),
+               syscall(SYS_get_robust_list, 0, &head, &len) == 0 && len == 24 ? "ok" : strerror(errno));
+        _exit(0);
+    }
+    waitpid(kid, 0, 0);
     return 0;
 }

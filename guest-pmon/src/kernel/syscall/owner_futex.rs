@@ -38,10 +38,26 @@ impl Kernel {
         len_at: u64,
     ) -> Ret {
         let who = if who == 0 { tid } else { who as u32 };
-        let Some(head) = self.threads.get(&who).map(|t| t.robust_list) else {
-            return err(ESRCH);
-        };
         let pid = self.pid_of(tid);
+        let me = self.procs.get(&pid).map(|p| p.cred).unwrap_or_default();
+        // Another process's list is for who may trace it (Linux's
+        // PTRACE_MODE_READ): its address is no one else's to learn. The
+        // parent outside is root's, with no list here.
+        let head = if self.is_outside(who) {
+            if !me.may_trace(&pmon::cred::Cred::default(), true) {
+                return err(EPERM);
+            }
+            0
+        } else {
+            let Some(t) = self.threads.get(&who) else {
+                return err(ESRCH);
+            };
+            let owner = self.procs.get(&t.pid);
+            if t.pid != pid && !owner.is_some_and(|o| me.may_trace(&o.cred, o.dumpable)) {
+                return err(EPERM);
+            }
+            t.robust_list
+        };
         let r = self.space_mut(pid).and_then(|s| {
             uaccess::write_u64(s, head_at, head)?;
             uaccess::write_u64(s, len_at, ROBUST_LIST_HEAD_LEN)
