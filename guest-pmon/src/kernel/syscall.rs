@@ -3384,8 +3384,20 @@ impl Kernel {
                 .and_then(|pr| pr.fds.install(file, cloexec, 0)));
         }
         match name {
-            // Linux opens the file again; sharing the open file is what
-            // matters for pipes (bash's process substitution).
+            // Linux opens the file again. A tmpfs file (a memfd) is: its
+            // own offset and flags, and O_TRUNC (LTP memfd_create01).
+            Name::Fd(t, n) if matches!(self.fd_file(pid, t, n), Ok(ref f) if matches!(f.kind, Kind::Tmp(_))) =>
+            {
+                return match self.fd_file(pid, t, n) {
+                    Ok(f) => match f.kind {
+                        Kind::Tmp(ino) => self.tmp_reopen(pid, ino, f.path.clone(), flags, cloexec),
+                        _ => err(EBADF),
+                    },
+                    Err(e) => err(e),
+                };
+            }
+            // For the rest, sharing the open file is what matters (pipes:
+            // bash's process substitution).
             Name::Fd(t, n) if t == pid => {
                 return val(self
                     .fd_file(pid, t, n)
@@ -4548,7 +4560,9 @@ impl Kernel {
         // Shared anonymous memory: MAP_SHARED of /dev/zero is the same on
         // Linux.
         let mut shared_anon = flags & MAP_SHARED != 0 && flags & MAP_ANONYMOUS != 0;
-        let mut zero_read_only = false;
+        // A shared mapping that may never be made writable: of /dev/zero
+        // open read-only, or of a memfd sealed against writes.
+        let mut never_writable = false;
         if flags & MAP_ANONYMOUS == 0 {
             match self.file(pid, fd) {
                 Ok(f) if f.kind == Kind::DevZero => {
@@ -4559,7 +4573,7 @@ impl Kernel {
                         return err(EACCES);
                     }
                     shared_anon = flags & MAP_SHARED != 0;
-                    zero_read_only = !f.writable();
+                    never_writable = !f.writable();
                 }
                 Ok(f) => match f.kind {
                     Kind::Host(h) => {
@@ -4582,10 +4596,14 @@ impl Kernel {
                             if prot & 2 != 0 && !f.writable() {
                                 return err(EACCES);
                             }
-                            // Sealed against writes (a memfd's F_SEAL_WRITE).
-                            if prot & 2 != 0 && self.seals_of(ino) & 0x18 != 0 {
+                            // Sealed against writes (a memfd's F_SEAL_WRITE
+                            // or F_SEAL_FUTURE_WRITE): not writable, now or
+                            // by mprotect later.
+                            let sealed = self.seals_of(ino) & 0x18 != 0;
+                            if prot & 2 != 0 && sealed {
                                 return err(EPERM);
                             }
+                            never_writable |= sealed;
                             shared_map = Some((FileRef::Tmp(ino), f.writable()));
                         } else {
                             from_tmp = Some(ino);
@@ -4671,7 +4689,7 @@ impl Kernel {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                         return err(e);
                     }
-                    if zero_read_only {
+                    if never_writable {
                         if let Some(e) = self.spaces.get_mut(&space) {
                             e.space.redirects.forbid_writes(a, range_end(a, len));
                         }
@@ -4687,6 +4705,11 @@ impl Kernel {
                     if let Err(e) = self.map_file_shared(space, a, len, file, off, prot as u32) {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                         return err(e);
+                    }
+                    if never_writable {
+                        if let Some(e) = self.spaces.get_mut(&space) {
+                            e.space.redirects.forbid_writes(a, range_end(a, len));
+                        }
                     }
                     self.add_shared_map(SharedMap {
                         space,

@@ -1,7 +1,9 @@
 /* Files in /tmp, as programs use them: a private directory from mkdtemp,
  * files made, written, pwritten, truncated, renamed, listed, mapped,
- * unlinked while open; tmpfile(); a named pipe; and the errors Linux gives for the
- * usual mistakes. Everything is removed at the end. */
+ * unlinked while open; tmpfile(); a named pipe; /proc/self/fd/N of a
+ * file opened again (its own offset and flags, O_TRUNC, a memfd's seal);
+ * and the errors Linux gives for the usual mistakes. Everything is
+ * removed at the end. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -379,6 +381,31 @@ int main(int argc, char **argv) {
         printf("copies at every offset: %d bad reads, %d bad writes\n", bad_reads, bad_writes);
         close(df);
         unlink(at("offsets"));
+    }
+
+    {
+        /* /proc/self/fd/N opens the file again. */
+        int fd = open(at("again"), O_CREAT | O_RDWR | O_TRUNC, 0600);
+        write(fd, "hello", 5);
+        char p[64];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        int r = open(p, O_RDONLY);
+        char b[8] = {0};
+        ssize_t n = read(r, b, 5);
+        printf("opened again: reads %zd %s from 0, the first still at %ld\n", n, b,
+               (long)lseek(fd, 0, SEEK_CUR));
+        int w = open(p, O_WRONLY | O_APPEND);
+        printf("  its own flags: %s\n", fcntl(w, F_GETFL) & O_APPEND ? "O_APPEND" : "none");
+        int t = open(p, O_RDWR | O_TRUNC);
+        printf("  O_TRUNC: size %ld\n", (long)lseek(fd, 0, SEEK_END));
+        close(t), close(w), close(r), close(fd);
+        unlink(at("again"));
+        int m = memfd_create("sealed", MFD_ALLOW_SEALING);
+        write(m, "x", 1);
+        fcntl(m, F_ADD_SEALS, F_SEAL_SHRINK);
+        snprintf(p, sizeof p, "/proc/self/fd/%d", m);
+        fails("  O_TRUNC of a memfd sealed against shrinking", open(p, O_RDWR | O_TRUNC), EPERM);
+        close(m);
     }
 
     walk_errors(at);

@@ -267,6 +267,49 @@ impl Kernel {
         Some(self.install_tmp(pid, ino, file, cloexec))
     }
 
+    /// An open of /proc/PID/fd/N that leads to tmpfs file `ino` (`path`
+    /// its name): a new open file, with the file's permission bits asked
+    /// and O_TRUNC done, as Linux opens the file again.
+    pub(super) fn tmp_reopen(
+        &mut self,
+        pid: Pid,
+        ino: Ino,
+        path: Vec<u8>,
+        flags: u32,
+        cloexec: bool,
+    ) -> Ret {
+        if self.tmp.is_fifo(ino) || self.tmp.is_socket(ino) {
+            return err(ENXIO);
+        }
+        if !self.overrides(pid) {
+            let st = match self.tmp.stat(ino) {
+                Ok(st) => st,
+                Err(e) => return err(e),
+            };
+            if let Err(e) = self.may(pid, pmon::cred::Owned::from(&st), super::open_wants(flags)) {
+                return err(e);
+            }
+        }
+        let is_dir = self.tmp.is_directory(ino);
+        if is_dir && (flags & O_ACCMODE != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0) {
+            return err(EISDIR);
+        }
+        if !is_dir && flags & O_DIRECTORY != 0 {
+            return err(ENOTDIR);
+        }
+        if !is_dir && flags & O_TRUNC != 0 {
+            if let Err(e) = self.tmp_truncate(ino, 0) {
+                return err(e);
+            }
+        }
+        let file = OpenFile::with_path(
+            Kind::Tmp(ino),
+            flags & (O_ACCMODE | O_NONBLOCK | O_APPEND),
+            path,
+        );
+        self.install_tmp(pid, ino, file, cloexec)
+    }
+
     /// O_CREAT's new tmpfs file at `full` (`mode` less the umask), or None
     /// when the name would be the host's (`tmp_new_name`).
     fn tmp_create_new(&mut self, pid: Pid, full: &[u8], mode: u32) -> Option<Result<Ino, Errno>> {
