@@ -3,7 +3,8 @@
  * bits past PROT_EXEC, a file open for writing only; munmap of no bytes;
  * PROT_GROWSDOWN off the stack and on it; mremap of an old length of 0;
  * msync of a range not all mapped; a shared mapping of /dev/zero open
- * for reading only, which may not be or become writable. */
+ * for reading only, or of a memfd sealed against writes, which may not
+ * be or become writable. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdlib.h>
@@ -64,6 +65,12 @@ int main(void)
     char *zp = mmap(0, pg, PROT_READ, MAP_PRIVATE, zero, 0);
     SHOW("mprotect a private one PROT_WRITE", mprotect(zp, pg, PROT_READ | PROT_WRITE));
     close(zero);
+    int sealed = memfd_create("sealed", MFD_ALLOW_SEALING);
+    ftruncate(sealed, pg);
+    fcntl(sealed, F_ADD_SEALS, F_SEAL_FUTURE_WRITE);
+    char *sm = mmap(0, pg, PROT_READ, MAP_SHARED, sealed, 0);
+    SHOW("mprotect PROT_WRITE of a memfd sealed against writes", mprotect(sm, pg, PROT_READ | PROT_WRITE));
+    close(sealed);
     munmap(a, 4 * pg);
     return 0;
 }
