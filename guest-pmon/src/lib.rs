@@ -37,6 +37,7 @@ pub mod sched;
 pub mod scoped;
 pub mod script;
 pub mod search;
+pub mod seccomp;
 pub mod signal;
 pub mod sockbuf;
 pub mod sockopt;

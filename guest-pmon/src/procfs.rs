@@ -589,6 +589,8 @@ pub struct ProcInfo {
     pub vsize: u64,
     /// Bytes locked (VmLck).
     pub locked: u64,
+    /// Its first thread's seccomp mode and number of filters.
+    pub seccomp: (u8, usize),
     pub umask: u32,
     pub pending: u64,
     pub shared_pending: u64,
@@ -679,7 +681,7 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
          SigQ:\t0/{}\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\n\
          SigCgt:\t{:016x}\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\n\
          CapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\n\
-         Seccomp:\t0\nSeccomp_filters:\t0\nSpeculation_Store_Bypass:\tunknown\n\
+         Seccomp:\t{}\nSeccomp_filters:\t{}\nSpeculation_Store_Bypass:\tunknown\n\
          SpeculationIndirectBranch:\tunsupported\nCpus_allowed:\t{:x}\nCpus_allowed_list:\t{}\n\
          Mems_allowed:\t1\nMems_allowed_list:\t0\n\
          voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
@@ -719,6 +721,8 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
         caps.bounding,
         caps.ambient,
         p.no_new_privs as u8,
+        p.seccomp.0,
+        p.seccomp.1,
         p.cpus_allowed,
         cpu_list_of(p.cpus_allowed),
     );

@@ -266,6 +266,12 @@ impl SigInfo {
         b[8..12].copy_from_slice(&self.code.to_le_bytes());
         if self.is_fault() {
             b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+        } else if self.signo == SIGSYS && self.code == 1 {
+            // A seccomp trap (SYS_SECCOMP): the call's address, number
+            // and arch (kept in `addr`, `status` and `value`).
+            b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+            b[24..28].copy_from_slice(&self.status.to_le_bytes());
+            b[28..32].copy_from_slice(&(self.value as u32).to_le_bytes());
         } else {
             b[16..20].copy_from_slice(&self.pid.to_le_bytes());
             b[20..24].copy_from_slice(&self.uid.to_le_bytes());

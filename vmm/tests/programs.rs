@@ -125,6 +125,8 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // mlock and its kin: VmLck, RLIMIT_MEMLOCK, what locked
             // pages refuse.
             ("mlocks", "1"),
+            // seccomp: strict mode, filters and their actions, inherited.
+            ("seccomp", "1"),
             // Read-only mappings of a host file, read from the file at
             // their first access: fork, threads, mprotect, mremap, munmap.
             ("filemap", "2"),

@@ -213,6 +213,8 @@ impl Kernel {
                 sched: pmon::sched::Sched::new(self.cpus.len()),
                 cycles: 0,
                 sys_cycles: 0,
+                seccomp_mode: 0,
+                seccomp: Vec::new(),
                 fault_retries: (0, 0),
             },
         );

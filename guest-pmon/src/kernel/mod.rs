@@ -196,6 +196,10 @@ pub struct Thread {
     /// TSC cycles the monitor spent on its system calls and faults (its
     /// system time), the VMM's part of them included.
     pub sys_cycles: u64,
+    /// seccomp: 0, strict (1) or filters (2), and its filters, oldest
+    /// first (`syscall/seccomp.rs`). Kept by clone, fork and execve.
+    pub seccomp_mode: u8,
+    pub seccomp: Vec<alloc::sync::Arc<pmon::seccomp::Filter>>,
     /// The page of its last fault that its page tables allowed, and how
     /// many times it faulted there since its last system call (see
     /// `Kernel::retry_fault`).

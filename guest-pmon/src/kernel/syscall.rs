@@ -45,6 +45,7 @@ mod procnet;
 mod procpid;
 mod pty;
 mod sched;
+mod seccomp;
 use procpid::FD_DIR;
 mod shared;
 mod shared_anon;
@@ -171,7 +172,9 @@ impl Kernel {
         self.home_now = home;
         // Only while some program watches files (inotify) does a call
         // look at what it will change.
-        let ret = if self.inotifies.is_empty() {
+        let ret = if let Some(r) = self.seccomp_check(tid, n, &a, frame.rip) {
+            r
+        } else if self.inotifies.is_empty() {
             self.dispatch(tid, n, a)
         } else {
             self.dispatch_watched(tid, n, a)
@@ -833,7 +836,9 @@ impl Kernel {
                     .space_mut(pid)
                     .and_then(|s| uaccess::write(s, a[0], &buf).map(|_| len as i64)))
             }
+            nr::PRCTL if matches!(a[0], 21 | 22) => self.prctl_seccomp(tid, a[0], &a),
             nr::PRCTL => self.sys_prctl(tid, a),
+            nr::SECCOMP => self.sys_seccomp(tid, a[0], a[1], a[2]),
             nr::CAPGET => self.sys_capget(tid, a[0], a[1]),
             nr::PROCESS_VM_READV => self.sys_process_vm(tid, false, a),
             nr::PROCESS_VM_WRITEV => self.sys_process_vm(tid, true, a),
@@ -6198,6 +6203,12 @@ impl Kernel {
                 sched,
                 cycles: 0,
                 sys_cycles: 0,
+                seccomp_mode: self.threads.get(&tid).map_or(0, |t| t.seccomp_mode),
+                seccomp: self
+                    .threads
+                    .get(&tid)
+                    .map(|t| t.seccomp.clone())
+                    .unwrap_or_default(),
                 fault_retries: (0, 0),
             },
         );

@@ -366,6 +366,7 @@ impl Kernel {
             start: ticks(p.started),
             vsize: 0,
             locked: 0,
+            seccomp: first.map_or((0, 0), |t| (t.seccomp_mode, t.seccomp.len())),
             umask: p.umask,
             pending: first.map_or(0, |t| pending_of(&t.pending)),
             shared_pending: pending_of(&p.pending),
