@@ -628,6 +628,15 @@ impl Kernel {
             pmon::path::dev_shm_alias(pmon::path::resolve(&cwd, &path)),
             true,
         )?;
+        // A file open for writing is not run (ETXTBSY), as Linux's
+        // deny_write_access: its bytes may be changing.
+        const ETXTBSY: Errno = 26;
+        if self
+            .file_identity(&path)
+            .is_some_and(|key| self.open_for_writing(key))
+        {
+            return Err(ETXTBSY);
+        }
         let image = self.load_image(&path, &execfn, argv, &envp, &cwd, on_host)?;
         // The point of no return: other threads go, the old space goes;
         // every thread's robust locks are released first, as Linux's exec

@@ -7,7 +7,8 @@
  * setpgid of a child that ran execve, mmap of a closed descriptor,
  * gettimeofday's time zone, a memfd name too long, recvmmsg's timeout,
  * the timer slack prctl keeps, a running program opened for writing
- * (ETXTBSY), and /dev/urandom's ioctls. */
+ * and a program open for writing run (ETXTBSY), and /dev/urandom's
+ * ioctls. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -165,6 +166,14 @@ int main(int argc, char **argv)
     while ((got = read(from, chunk, sizeof chunk)) > 0)
         write(to, chunk, got);
     close(from);
+    /* Still open for writing here: execve of it is refused. */
+    pid_t busy = fork();
+    if (busy == 0) {
+        execl(prog, "misuse", "sleep", (char *)0);
+        printf("execve of a program open for writing: %s\n", strerror(errno));
+        _exit(0);
+    }
+    waitpid(busy, 0, 0);
     close(to);
     int started[2];
     pipe(started);

@@ -36,6 +36,26 @@ pub(super) fn tmp_key(ino: u64) -> u64 {
 }
 
 impl Kernel {
+    /// Whether the file named `key` (as [`Self::lock_key`] names it) is
+    /// open for writing somewhere, or mapped shared and writable: execve
+    /// of it is then ETXTBSY, as Linux's deny_write_access.
+    pub(in crate::kernel) fn open_for_writing(&self, key: u64) -> bool {
+        let mapped = self.shared_maps.iter().any(|m| {
+            m.writable
+                && match m.file {
+                    FileRef::Tmp(ino) => tmp_key(ino) == key,
+                    FileRef::Store(ino) => store_key(ino) == key,
+                }
+        });
+        mapped
+            || self.procs.values().any(|p| {
+                p.life == Life::Alive
+                    && p.fds
+                        .iter()
+                        .any(|(_, f)| f.writable() && Self::lock_key(f) == Some(key))
+            })
+    }
+
     /// The key that names `f`'s file in the lock table, or None for what
     /// has no file behind it (pipes, sockets, devices).
     fn lock_key(f: &OpenFile) -> Option<u64> {
