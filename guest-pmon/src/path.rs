@@ -279,8 +279,9 @@ pub enum Name {
     Root(u32),
     /// /proc/self itself (a symbolic link to the pid's directory).
     SelfDir,
-    /// /proc/PID/maps: the process's mappings ([`crate::procfs::maps`]).
-    Maps(u32),
+    /// /proc/PID/maps, smaps and smaps_rollup: the process's mappings
+    /// ([`crate::procfs::maps`], [`crate::procfs::smaps`]).
+    Maps(u32, MapsFile),
     /// /sys/devices/system/cpu/{online,possible,present}: the processor's
     /// vCPUs ([`crate::procfs::cpu_list`]).
     CpuList,
@@ -332,6 +333,15 @@ pub enum Name {
     Hidden,
     /// The host's file of that name.
     Host,
+}
+
+/// Which of a process's mapping lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapsFile {
+    Maps,
+    Smaps,
+    /// smaps_rollup: the sums.
+    Rollup,
 }
 
 /// A file of /proc/sysvipc.
@@ -412,7 +422,7 @@ impl Name {
     pub fn is_generated(&self) -> bool {
         matches!(
             self,
-            Name::Maps(_)
+            Name::Maps(..)
                 | Name::CpuList
                 | Name::MemInfo
                 | Name::Uptime
@@ -544,7 +554,9 @@ fn entry(pid: u32, tail: &[u8]) -> Name {
         b"exe" => Name::Exe(pid),
         b"cwd" => Name::Cwd(pid),
         b"root" => Name::Root(pid),
-        b"maps" => Name::Maps(pid),
+        b"maps" => Name::Maps(pid, MapsFile::Maps),
+        b"smaps" => Name::Maps(pid, MapsFile::Smaps),
+        b"smaps_rollup" => Name::Maps(pid, MapsFile::Rollup),
         b"mounts" => Name::Mounts,
         b"mountinfo" => Name::MountInfo,
         b"fd" => Name::FdDir(pid),
@@ -903,10 +915,15 @@ mod tests {
         assert_eq!(name(b"/proc/self/exe", 5), Name::Exe(5));
         assert_eq!(name(b"/proc/5/exe", 5), Name::Exe(5));
         assert_eq!(name(b"/proc/self", 5), Name::SelfDir);
-        assert_eq!(name(b"/proc/self/maps", 5), Name::Maps(5));
-        assert_eq!(name(b"/proc/5/maps", 5), Name::Maps(5));
-        assert_eq!(name(b"/proc/6/maps", 5), Name::Maps(6));
-        assert_eq!(name(b"/proc/self/smaps", 5), Name::Hidden);
+        assert_eq!(name(b"/proc/self/maps", 5), Name::Maps(5, MapsFile::Maps));
+        assert_eq!(name(b"/proc/5/maps", 5), Name::Maps(5, MapsFile::Maps));
+        assert_eq!(name(b"/proc/6/maps", 5), Name::Maps(6, MapsFile::Maps));
+        assert_eq!(
+            name(b"/proc/6/smaps_rollup", 5),
+            Name::Maps(6, MapsFile::Rollup)
+        );
+        assert_eq!(name(b"/proc/self/smaps", 5), Name::Maps(5, MapsFile::Smaps));
+        assert_eq!(name(b"/proc/self/numa_maps", 5), Name::Hidden);
         assert_eq!(name(b"/sys/devices/system/cpu/online", 5), Name::CpuList);
         assert_eq!(name(b"/proc/meminfo", 5), Name::MemInfo);
         assert_eq!(name(b"/proc/uptime", 5), Name::Uptime);
@@ -950,7 +967,10 @@ mod tests {
             Name::TaskFile(5, 5, ProcFile::Comm)
         );
         // Linux has a thread's maps, fd and exe too: its process's.
-        assert_eq!(name(b"/proc/self/task/5/maps", 5), Name::Maps(5));
+        assert_eq!(
+            name(b"/proc/self/task/5/maps", 5),
+            Name::Maps(5, MapsFile::Maps)
+        );
         assert_eq!(name(b"/proc/6/task/7/exe", 5), Name::Exe(6));
         assert_eq!(name(b"/proc/self/task/5/nonsense", 5), Name::Hidden);
         assert_eq!(name(b"/proc/self/task/x", 5), Name::Hidden);

@@ -135,6 +135,108 @@ pub fn maps(
     out
 }
 
+/// /proc/PID/smaps from the lines of its maps (as [`maps`] writes them):
+/// each mapping with Linux's fields. `locked(start, end)` gives the bytes
+/// of a range that are locked. Decided: as VmRSS, a page counts as
+/// resident only when locked (what is not locked lives at the memory
+/// component, the ExCache holding a share of it); so Rss is the locked
+/// part and Locked never exceeds it, as on Linux. With `rollup`,
+/// /proc/PID/smaps_rollup: one `[rollup]` entry with the sums.
+pub fn smaps(maps: &[u8], locked: impl Fn(u64, u64) -> u64, rollup: bool) -> Vec<u8> {
+    let mut out = alloc::string::String::new();
+    let (mut first, mut last, mut total_locked) = (None, 0u64, 0u64);
+    for line in maps.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let text = alloc::string::String::from_utf8_lossy(line);
+        let mut cols = text.split_whitespace();
+        let (Some(range), Some(perms)) = (cols.next(), cols.next()) else {
+            continue;
+        };
+        let Some((s, e)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else {
+            continue;
+        };
+        let held = locked(start, end);
+        first.get_or_insert(start);
+        last = end;
+        total_locked += held;
+        if rollup {
+            continue;
+        }
+        let kb = |b: u64| b / 1024;
+        let _ = writeln!(out, "{text}");
+        let _ = write!(
+            out,
+            "Size:           {:8} kB\nKernelPageSize:        4 kB\nMMUPageSize:           4 kB\n",
+            kb(end - start)
+        );
+        smaps_fields(&mut out, held);
+        let _ = writeln!(out, "THPeligible:    0");
+        // VmFlags: rd wr ex sh, may-read/write/exec (as mprotect could
+        // give), and the main stack's gd; ac for the accountable ones.
+        let p = perms.as_bytes();
+        let mut flags = alloc::string::String::new();
+        for (i, f) in [(0, "rd"), (1, "wr"), (2, "ex")] {
+            if p.get(i).is_some_and(|&c| c != b'-') {
+                let _ = write!(flags, "{f} ");
+            }
+        }
+        if p.get(3) == Some(&b's') {
+            flags.push_str("sh ");
+        }
+        flags.push_str("mr mw me ");
+        if text.ends_with("[stack]") {
+            flags.push_str("gd ");
+        }
+        if held > 0 {
+            flags.push_str("lo ");
+        }
+        if p.get(3) != Some(&b's') {
+            flags.push_str("ac ");
+        }
+        let _ = writeln!(out, "VmFlags: {flags}");
+    }
+    if rollup {
+        let (start, end) = (first.unwrap_or(0), last);
+        let _ = writeln!(
+            out,
+            "{start:08x}-{end:08x} ---p 00000000 00:00 0                          [rollup]"
+        );
+        smaps_fields(&mut out, total_locked);
+    }
+    out.into_bytes()
+}
+
+/// The memory fields of an smaps entry with `locked` bytes resident (and
+/// locked) and nothing else.
+fn smaps_fields(out: &mut alloc::string::String, locked: u64) {
+    let kb = locked / 1024;
+    for (name, v) in [
+        ("Rss", kb),
+        ("Pss", kb),
+        ("Pss_Dirty", kb),
+        ("Shared_Clean", 0),
+        ("Shared_Dirty", 0),
+        ("Private_Clean", 0),
+        ("Private_Dirty", kb),
+        ("Referenced", kb),
+        ("Anonymous", kb),
+        ("KSM", 0),
+        ("LazyFree", 0),
+        ("AnonHugePages", 0),
+        ("ShmemPmdMapped", 0),
+        ("FilePmdMapped", 0),
+        ("Shared_Hugetlb", 0),
+        ("Private_Hugetlb", 0),
+        ("Swap", 0),
+        ("SwapPss", 0),
+        ("Locked", kb),
+    ] {
+        let _ = writeln!(out, "{:<16}{v:8} kB", alloc::format!("{name}:"));
+    }
+}
+
 /// /proc/meminfo for a process whose memory is `total` bytes at its home
 /// memory component, `free` of them unused: what `free`, `top` and
 /// runtimes sizing their heaps read. No swap, no page cache (the ExCache
@@ -543,11 +645,12 @@ pub fn limits(rlimits: &[(u64, u64); 16]) -> Vec<u8> {
 
 /// /proc/PID/statm: sizes in pages (size, resident, shared, text, lib,
 /// data, dirty). The monitor keeps only the mapped size, which counts as
-/// data; resident is 0, as status's VmRSS (memory lives at the memory
-/// component).
-pub fn statm(vsize: u64) -> Vec<u8> {
+/// data; resident is the locked part, as status's VmRSS (the rest lives
+/// at the memory component).
+pub fn statm(vsize: u64, locked: u64) -> Vec<u8> {
     let pages = vsize / 4096;
-    alloc::format!("{pages} 0 0 0 0 {pages} 0\n").into_bytes()
+    let resident = locked / 4096;
+    alloc::format!("{pages} {resident} 0 0 0 {pages} 0\n").into_bytes()
 }
 
 const TMPFS_LINE: &[u8] = b"tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0\n";
@@ -658,8 +761,9 @@ pub fn stat(p: &ProcInfo) -> Vec<u8> {
 
 /// /proc/PID/status: every line Linux 6.x gives, in its order. One
 /// namespace of each kind (the NS ids are the ids); memory the processor
-/// does not hold apart (resident, locked, data, stack and the like) is
-/// 0 kB, as VmRSS is; no seccomp filter, no speculation control.
+/// does not hold apart (data, stack and the like) is 0 kB; resident
+/// (VmRSS, VmHWM, RssAnon) is what is locked (see [`smaps`]); no
+/// speculation control.
 pub fn status(p: &ProcInfo) -> Vec<u8> {
     let mut out = alloc::string::String::new();
     let groups: Vec<alloc::string::String> =
@@ -674,7 +778,7 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
          TracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{}\nGroups:\t{}\n\
          NStgid:\t{}\nNSpid:\t{}\nNSpgid:\t{}\nNSsid:\t{}\nKthread:\t0\n\
          VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t{:8} kB\nVmPin:\t       0 kB\n\
-         VmHWM:\t       0 kB\nVmRSS:\t{:8} kB\nRssAnon:\t       0 kB\nRssFile:\t       0 kB\n\
+         VmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\nRssAnon:\t{:8} kB\nRssFile:\t       0 kB\n\
          RssShmem:\t       0 kB\nVmData:\t       0 kB\nVmStk:\t       0 kB\nVmExe:\t       0 kB\n\
          VmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\nHugetlbPages:\t       0 kB\n\
          CoreDumping:\t0\nTHP_enabled:\t1\nuntag_mask:\t0xffffffffffffffff\nThreads:\t{}\n\
@@ -707,7 +811,9 @@ pub fn status(p: &ProcInfo) -> Vec<u8> {
         p.vsize / 1024,
         p.vsize / 1024,
         p.locked / 1024,
-        0,
+        p.locked / 1024,
+        p.locked / 1024,
+        p.locked / 1024,
         p.threads,
         u16::MAX,
         p.pending,
@@ -764,6 +870,42 @@ mod tests {
             prot,
             _pad: 0,
         }
+    }
+
+    #[test]
+    fn smaps_gives_each_mapping_linuxs_fields_and_the_rollup_sums() {
+        let maps = b"00400000-00402000 r-xp 00000000 00:00 0                          /bin/x\n\
+7ffff000-80001000 rw-p 00000000 00:00 0                          [stack]\n";
+        let locked = |s: u64, e: u64| if s == 0x7fff_f000 { (e - s) / 2 } else { 0 };
+        let text = alloc::string::String::from_utf8(smaps(maps, locked, false)).unwrap();
+        let entries: Vec<&str> = text.split("VmFlags").collect();
+        assert_eq!(entries.len(), 3, "{text}");
+        assert!(text.starts_with("00400000-00402000 r-xp 00000000 00:00 0"));
+        assert!(entries[0].contains("\nSize:                  8 kB\nKernelPageSize:        4 kB\n"));
+        assert!(entries[0].contains("\nRss:                   0 kB\n"));
+        assert!(
+            entries[1].contains(": rd ex mr mw me ac \n7ffff000-80001000"),
+            "{text}"
+        );
+        assert!(
+            entries[1].contains("\nRss:                   4 kB\n"),
+            "{text}"
+        );
+        assert!(entries[1].contains("\nLocked:                4 kB\nTHPeligible:    0\n"));
+        assert!(
+            entries[2].starts_with(": rd wr mr mw me gd lo ac \n"),
+            "{text}"
+        );
+        let rollup = alloc::string::String::from_utf8(smaps(maps, locked, true)).unwrap();
+        assert!(
+            rollup.starts_with("00400000-80001000 ---p 00000000 00:00 0 "),
+            "{rollup}"
+        );
+        assert!(
+            rollup.contains("[rollup]\nRss:                   4 kB\n")
+                && rollup.contains("\nLocked:                4 kB\n")
+        );
+        assert!(!rollup.contains("VmFlags") && !rollup.contains("Size:"));
     }
 
     #[test]

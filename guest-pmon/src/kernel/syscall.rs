@@ -2358,7 +2358,7 @@ impl Kernel {
                         Ok(f) => self.statfs_of(&f, host_of, pseudo),
                         Err(e) => Err(e),
                     },
-                    Name::Maps(_)
+                    Name::Maps(..)
                     | Name::MemInfo
                     | Name::SelfDir
                     | Name::FdDir(_)
@@ -2862,7 +2862,7 @@ impl Kernel {
     }
 
     /// /proc/self/maps of process `pid`, as its home lists the mappings now.
-    fn maps_of(&mut self, pid: Pid) -> Result<Vec<u8>, Errno> {
+    fn maps_of(&mut self, pid: Pid, which: pmon::path::MapsFile) -> Result<Vec<u8>, Errno> {
         let exe = self.exe_of(pid);
         let space = self.space_mut(pid)?;
         let vmas = space.maps()?;
@@ -2885,13 +2885,13 @@ impl Kernel {
             })
             .collect();
         let space = self.space_mut(pid)?;
-        Ok(pmon::procfs::maps(
-            &vmas,
-            &space.layout,
-            space.brk,
-            &exe,
-            &shared,
-        ))
+        let maps = pmon::procfs::maps(&vmas, &space.layout, space.brk, &exe, &shared);
+        let locked = |start, end| space.locked.within(start, end);
+        Ok(match which {
+            pmon::path::MapsFile::Maps => maps,
+            pmon::path::MapsFile::Smaps => pmon::procfs::smaps(&maps, locked, false),
+            pmon::path::MapsFile::Rollup => pmon::procfs::smaps(&maps, locked, true),
+        })
     }
 
     /// The program process `pid` runs, as an absolute path.
@@ -3026,7 +3026,7 @@ impl Kernel {
                 self.fd_file(pid, t, n)?;
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
-            Name::Maps(t) => {
+            Name::Maps(t, _) => {
                 self.reach(pid, t)?;
                 return self.stat_of(&OpenFile::generated(full, Vec::new()));
             }
@@ -3498,10 +3498,12 @@ impl Kernel {
                     return err(EACCES);
                 }
                 let data = match name {
-                    Name::Maps(t) => match self.reach(pid, t).and_then(|()| self.maps_of(t)) {
-                        Ok(d) => d,
-                        Err(e) => return err(e),
-                    },
+                    Name::Maps(t, which) => {
+                        match self.reach(pid, t).and_then(|()| self.maps_of(t, which)) {
+                            Ok(d) => d,
+                            Err(e) => return err(e),
+                        }
+                    }
                     Name::MemInfo => match self.memory_of(pid) {
                         Ok((total, free)) => pmon::procfs::meminfo(total, free),
                         Err(e) => return err(e),
@@ -3736,10 +3738,10 @@ impl Kernel {
                 return val(self.fd_file(pid, t, n).and(Err(EACCES)))
             }
             Name::FdInfo(t, n) => return val(self.fd_file(pid, t, n).map(|_| 0)),
-            Name::Maps(t) | Name::FdDir(t) | Name::FdInfoDir(t) if t != pid => {
+            Name::Maps(t, _) | Name::FdDir(t) | Name::FdInfoDir(t) if t != pid => {
                 return val(self.reach(pid, t).map(|()| 0))
             }
-            Name::Maps(_)
+            Name::Maps(..)
             | Name::CpuList
             | Name::MemInfo
             | Name::Uptime
@@ -3916,7 +3918,7 @@ impl Kernel {
             | Name::Urandom
             | Name::Ptmx
             | Name::Pts(_)
-            | Name::Maps(_)
+            | Name::Maps(..)
             | Name::CpuList
             | Name::MemInfo
             | Name::Uptime
@@ -6467,7 +6469,7 @@ impl Kernel {
                 | Name::FdDir(_)
                 | Name::FdInfoDir(_)
                 | Name::FdInfo(..)
-                | Name::Maps(_)
+                | Name::Maps(..)
                 | Name::Proc(..)
                 | Name::ProcDir(_)
                 | Name::TaskDir(_)

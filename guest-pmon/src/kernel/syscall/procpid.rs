@@ -9,9 +9,9 @@
 //! process without one for a kernel thread; lsof reads every fd.
 //!
 //! Decided: a process's memory lives at its memory component, so its
-//! VmSize is its mappings' total (asked of its home) and VmRSS is 0; CPU
-//! time is user time (the monitor's time for it is not counted); a
-//! process of another vNode does not exist here, as for kill.
+//! VmSize is its mappings' total (asked of its home) and VmRSS what it
+//! locked (mlock); CPU time is user and system time; a process of
+//! another vNode does not exist here, as for kill.
 
 use pmon::path::ProcFile;
 use pmon::procfs::ProcInfo;
@@ -389,7 +389,7 @@ impl Kernel {
         }
         Ok(match file {
             ProcFile::Stat => pmon::procfs::stat(&info),
-            ProcFile::Statm => pmon::procfs::statm(info.vsize),
+            ProcFile::Statm => pmon::procfs::statm(info.vsize, info.locked),
             _ => pmon::procfs::status(&info),
         })
     }
