@@ -89,6 +89,26 @@ impl Locked {
         }
     }
 
+    /// `[start, end)` cut where locking begins or ends inside it, in
+    /// order: as Linux's VMAs split at VM_LOCKED, for /proc/PID/maps.
+    pub fn pieces(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut cuts: Vec<u64> = self
+            .overlapping(start, end)
+            .into_iter()
+            .flat_map(|(s, e)| [s, e])
+            .filter(|&c| c > start && c < end)
+            .collect();
+        cuts.dedup();
+        let mut out = Vec::with_capacity(cuts.len() + 1);
+        let mut at = start;
+        for c in cuts {
+            out.push((at, c));
+            at = c;
+        }
+        out.push((at, end));
+        out
+    }
+
     /// munlockall: nothing is locked, now or later.
     pub fn clear(&mut self) {
         self.ranges.clear();
@@ -144,6 +164,20 @@ mod tests {
         l.remove(0, 100 * P);
         assert_eq!(l.total(), 0);
         assert!(!l.meets(0, u64::MAX));
+    }
+
+    #[test]
+    fn a_range_is_cut_at_the_edges_of_locks() {
+        let mut l = Locked::default();
+        assert_eq!(l.pieces(0, 10 * P), [(0, 10 * P)]);
+        l.add(2 * P, 4 * P);
+        l.add(6 * P, 12 * P);
+        assert_eq!(
+            l.pieces(0, 10 * P),
+            [(0, 2 * P), (2 * P, 4 * P), (4 * P, 6 * P), (6 * P, 10 * P)]
+        );
+        assert_eq!(l.pieces(3 * P, 5 * P), [(3 * P, 4 * P), (4 * P, 5 * P)]);
+        assert_eq!(l.pieces(7 * P, 8 * P), [(7 * P, 8 * P)]);
     }
 
     #[test]

@@ -2865,7 +2865,18 @@ impl Kernel {
     fn maps_of(&mut self, pid: Pid, which: pmon::path::MapsFile) -> Result<Vec<u8>, Errno> {
         let exe = self.exe_of(pid);
         let space = self.space_mut(pid)?;
-        let vmas = space.maps()?;
+        // Cut where locking starts or ends, as Linux's VMAs are.
+        let vmas: Vec<lego_proto::memory::VmaEntry> = space
+            .maps()?
+            .into_iter()
+            .flat_map(|v| {
+                space
+                    .locked
+                    .pieces(v.start, v.end)
+                    .into_iter()
+                    .map(move |(start, end)| lego_proto::memory::VmaEntry { start, end, ..v })
+            })
+            .collect();
         let pieces: Vec<pmon::anon::Piece> =
             self.space_mut(pid)?.redirects.pieces().copied().collect();
         // Named as Linux names them: a System V segment, or anonymous

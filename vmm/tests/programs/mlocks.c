@@ -3,7 +3,8 @@
  * munlockall; a fork child starts with none; mremap takes the lock along;
  * madvise may not drop locked pages nor msync invalidate them; and
  * RLIMIT_MEMLOCK bounds a user without CAP_IPC_LOCK (EPERM at 0, ENOMEM
- * past it, EAGAIN for a mapping). Run as root, on the host and on Lego. */
+ * past it, EAGAIN for a mapping); smaps shows a locked mapping resident
+ * and locked. Run as root, on the host and on Lego. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -23,6 +24,27 @@ static long vmlck(void)
     if (f)
         fclose(f);
     return kb;
+}
+
+/* The Rss and Locked of the mapping at `at` in /proc/self/smaps. */
+static void smaps_of(void *at)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[256];
+    int in = 0;
+    long rss = -1, locked = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long start, end;
+        if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+            in = start == (unsigned long)at;
+            continue;
+        }
+        if (in)
+            sscanf(line, "Rss: %ld", &rss), sscanf(line, "Locked: %ld", &locked);
+    }
+    if (f)
+        fclose(f);
+    printf("  in smaps: Rss %ld kB, Locked %ld kB\n", rss, locked);
 }
 
 int main(void)
@@ -47,6 +69,7 @@ int main(void)
 
     char *b = mmap(0, 16 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
     printf("MAP_LOCKED of 16 pages: %ld kB locked\n", vmlck() - base);
+    smaps_of(b);
     pid_t child = fork();
     if (child == 0) {
         printf("  a fork child: %ld kB locked\n", vmlck() - base);
