@@ -200,7 +200,9 @@ fn a_memory_component_killed_mid_run_stops_the_process_with_a_clear_error() {
     if !kvm_available() {
         return;
     }
-    let (m, addr) = memory_component(1, "128M", &[]);
+    // A run long enough to be cut: 64 MiB took 0.2 s through a 1 MiB
+    // ExCache here, finishing before the kill on a quiet host.
+    let (m, addr) = memory_component(1, "640M", &[]);
     let peer = format!("1={addr}");
     let mut p = Process::start(&[
         "--role",
@@ -212,10 +214,10 @@ fn a_memory_component_killed_mid_run_stops_the_process_with_a_clear_error() {
         "--fabric-timeout-ms",
         "1000",
         "--run-workload",
-        "pattern:64M",
+        "pattern:256M",
     ]);
     p.wait_for("workload: process");
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     drop(m);
     let killed = Instant::now();
     let (code, out) = p.wait(Duration::from_secs(30));
@@ -356,7 +358,9 @@ fn excache_stats_are_answered_on_the_fabric() {
     if !kvm_available() {
         return;
     }
-    let (_m, addr) = memory_component(1, "128M", &[]);
+    // Asked while the run goes on: long enough not to have ended first
+    // (64 MiB took 0.2 s here).
+    let (_m, addr) = memory_component(1, "640M", &[]);
     let peer = format!("1={addr}");
     let mut p = Process::start(&[
         "--role",
@@ -370,11 +374,11 @@ fn excache_stats_are_answered_on_the_fabric() {
         "--peer",
         &peer,
         "--run-workload",
-        "pattern:64M",
+        "pattern:256M",
     ]);
     let me = p.listen_address();
     p.wait_for("workload: process");
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     let mut conn = tcp_client(&me, 100);
     let stats = excache_stats(&mut conn, 50);
     assert_eq!(stats.pages, 256);
