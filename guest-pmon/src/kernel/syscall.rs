@@ -44,6 +44,7 @@ mod positional;
 mod procnet;
 mod procpid;
 mod pty;
+mod remap;
 mod sched;
 mod seccomp;
 use procpid::FD_DIR;
@@ -567,15 +568,7 @@ impl Kernel {
                 if a[0] > TASK_SIZE || a[1] > TASK_SIZE - a[0] || a[1] == 0 {
                     return err(EINVAL);
                 }
-                let space = self.procs.get(&pid).map_or(0, |p| p.space);
-                let end = range_end(a[0], a[1]);
-                let _ = self.flush_shared(space, a[0], end, true);
-                let r = self.mem(pid, OP_MUNMAP, a[0], a[1], 0, 0, 0);
-                if matches!(r, Ret::Val(0)) {
-                    self.unshare_anon(space, a[0], end);
-                    self.unlock_gone(pid, a[0], end);
-                }
-                r
+                self.unmap_range(pid, a[0], a[1])
             }
             nr::MSYNC => {
                 const MS_ASYNC: u64 = 1;
@@ -665,7 +658,10 @@ impl Kernel {
                 r
             }
             nr::MREMAP => {
-                // MREMAP_MAYMOVE (1); MREMAP_FIXED (2) is not supported.
+                // MREMAP_FIXED (2) and MREMAP_DONTUNMAP (4): `syscall/remap.rs`.
+                if a[3] & 6 != 0 {
+                    return self.sys_mremap_to(pid, (a[0], a[1]), a[2], a[3], a[4]);
+                }
                 if a[3] & !1 != 0 {
                     return err(EINVAL);
                 }

@@ -4,11 +4,14 @@
  * PROT_GROWSDOWN off the stack and on it; mremap of an old length of 0;
  * msync of a range not all mapped; a shared mapping of /dev/zero open
  * for reading only, or of a memfd sealed against writes, which may not
- * be or become writable. */
+ * be or become writable; mremap to a named place (MREMAP_FIXED) and
+ * leaving the old range mapped (MREMAP_DONTUNMAP), with their checks. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -71,6 +74,39 @@ int main(void)
     char *sm = mmap(0, pg, PROT_READ, MAP_SHARED, sealed, 0);
     SHOW("mprotect PROT_WRITE of a memfd sealed against writes", mprotect(sm, pg, PROT_READ | PROT_WRITE));
     close(sealed);
+
+    /* MREMAP_FIXED: over another mapping, which goes; the old range goes. */
+    char *src = mmap(0, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *dst = mmap(0, 4 * pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (int i = 0; i < 3; i++)
+        src[i * pg] = 'a' + i;
+    MAPPED("MREMAP_FIXED without MREMAP_MAYMOVE", mremap(src, 3 * pg, 3 * pg, MREMAP_FIXED, dst));
+    MAPPED("MREMAP_FIXED to an unaligned place",
+           mremap(src, 3 * pg, 3 * pg, MREMAP_FIXED | MREMAP_MAYMOVE, dst + 1));
+    MAPPED("MREMAP_FIXED onto itself",
+           mremap(src, 3 * pg, 3 * pg, MREMAP_FIXED | MREMAP_MAYMOVE, src + pg));
+    char *moved = mremap(src, 3 * pg, 2 * pg, MREMAP_FIXED | MREMAP_MAYMOVE, dst + pg);
+    printf("MREMAP_FIXED, shrinking: %s, holds %c%c, writable %d\n",
+           moved == dst + pg ? "at the place named" : "elsewhere", moved[0], moved[pg],
+           mprotect(moved, 2 * pg, PROT_READ | PROT_WRITE) == 0);
+    SHOW("  the old range", msync(src, pg, MS_ASYNC));
+    SHOW("  the page before it, of the mapping it replaced", msync(dst, pg, MS_ASYNC));
+    munmap(dst, 4 * pg);
+    /* MREMAP_DONTUNMAP: the old range stays, empty. */
+    char *keep = mmap(0, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    keep[0] = 'k';
+    /* By the system call: C libraries pass the fifth argument only with
+     * MREMAP_FIXED (glibc whatever its register holds, which Linux
+     * checks). */
+    MAPPED("MREMAP_DONTUNMAP to another size",
+           (void *)syscall(SYS_mremap, keep, 2 * pg, 3 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0));
+    MAPPED("MREMAP_DONTUNMAP with an unaligned address",
+           (void *)syscall(SYS_mremap, keep, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 1));
+    char *away = (char *)syscall(SYS_mremap, keep, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+    printf("MREMAP_DONTUNMAP: moved %d, holds %c; the old range mapped %d, reads %d\n",
+           away != MAP_FAILED && away != keep, away[0], msync(keep, 2 * pg, MS_ASYNC) == 0, keep[0]);
+    munmap(keep, 2 * pg);
+    munmap(away, 2 * pg);
     munmap(a, 4 * pg);
     return 0;
 }
