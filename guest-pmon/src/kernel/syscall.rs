@@ -3397,29 +3397,30 @@ impl Kernel {
         }
         match name {
             // Linux opens the file again. A tmpfs file (a memfd) is: its
-            // own offset and flags, and O_TRUNC (LTP memfd_create01).
-            Name::Fd(t, n) if matches!(self.fd_file(pid, t, n), Ok(ref f) if matches!(f.kind, Kind::Tmp(_))) =>
-            {
+            // own offset and flags, and O_TRUNC (LTP memfd_create01). For
+            // the rest, sharing the open file is what matters (pipes:
+            // bash's process substitution).
+            Name::Fd(t, n) if t == pid => {
                 return match self.fd_file(pid, t, n) {
                     Ok(f) => match f.kind {
                         Kind::Tmp(ino) => self.tmp_reopen(pid, ino, f.path.clone(), flags, cloexec),
-                        _ => err(EBADF),
+                        _ => val(self.dup(pid, n as i64, 0, cloexec)),
                     },
                     Err(e) => err(e),
                 };
             }
-            // For the rest, sharing the open file is what matters (pipes:
-            // bash's process substitution).
-            Name::Fd(t, n) if t == pid => {
-                return val(self
-                    .fd_file(pid, t, n)
-                    .and_then(|_| self.dup(pid, n as i64, 0, cloexec)))
-            }
-            // Another process's: its open file, as pidfd_getfd gives it.
+            // Another process's: its open file, as pidfd_getfd gives it
+            // (a tmpfs file opened again, as above).
             Name::Fd(t, n) => {
-                return val(self
-                    .fd_file(pid, t, n)
-                    .and_then(|f| self.proc_mut(pid)?.fds.install(f, cloexec, 0)))
+                return match self.fd_file(pid, t, n) {
+                    Ok(f) => match f.kind {
+                        Kind::Tmp(ino) => self.tmp_reopen(pid, ino, f.path.clone(), flags, cloexec),
+                        _ => val(self
+                            .proc_mut(pid)
+                            .and_then(|p| p.fds.install(f, cloexec, 0))),
+                    },
+                    Err(e) => err(e),
+                };
             }
             Name::Ptmx => return self.open_ptmx(pid, flags, cloexec),
             Name::Pts(n) => {
