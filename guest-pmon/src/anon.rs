@@ -65,11 +65,6 @@ impl Redirects {
         self.find(va).map(|p| p.at + (va - p.start))
     }
 
-    /// Whether any range shows pages of `object`.
-    pub fn uses(&self, object: u64) -> bool {
-        self.pieces.values().any(|p| p.object == object)
-    }
-
     /// Redirects `[start, end)` to the holder's pages from `at`; whatever
     /// was redirected there before stops being so.
     pub fn insert(&mut self, start: u64, end: u64, at: u64, object: u64, prot: u32) {
@@ -271,7 +266,7 @@ mod tests {
         assert_eq!(r.target(13 * M + 4096), Some(103 * M + 4096));
         assert_eq!(r.target(11 * M), None);
         assert_eq!(r.target(14 * M), None);
-        assert!(r.uses(100 * M));
+        assert!(r.pieces().any(|p| p.object == 100 * M));
     }
 
     #[test]
@@ -282,8 +277,8 @@ mod tests {
         let gone = r.remove(0, 5 * M);
         assert_eq!(gone, [(M, 2 * M), (4 * M, 5 * M)]);
         assert_eq!(ranges(&r), [(5 * M, 6 * M, 61 * M, 1)]);
-        assert!(!r.uses(50 * M));
-        assert!(r.uses(60 * M));
+        assert!(!r.pieces().any(|p| p.object == 50 * M));
+        assert!(r.pieces().any(|p| p.object == 60 * M));
         assert!(r.remove(7 * M, 8 * M).is_empty());
     }
 

@@ -198,11 +198,6 @@ impl Segments {
         self.by_id.insert(id, seg);
         id
     }
-
-    /// Whether a segment, removed or not, holds `object`.
-    pub fn holds(&self, object: u64) -> bool {
-        self.by_id.values().any(|s| s.object == object)
-    }
 }
 
 /// The next id free in `by_id` from `next` (which moves past it): ids
@@ -324,8 +319,8 @@ mod tests {
             x.removed = true;
         }
         assert_eq!(s.lookup(42, 100, 0), Err(ENOENT));
-        assert!(s.holds(seg(42, 100).object));
-        assert!(!s.holds(1));
+        assert!(s.by_id.values().any(|g| g.object == seg(42, 100).object));
+        assert!(!s.by_id.values().any(|g| g.object == 1));
     }
 
     #[test]
