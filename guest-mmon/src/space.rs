@@ -144,12 +144,14 @@ impl AddressSpace {
     /// A look at the range only, never a walk over every VMA below it
     /// (a process may hold 65530 of them).
     fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> {
+        // An empty range meets nothing (a cut there would split the VMA
+        // around it: mremap to the same size did).
         let before = self
             .vmas
             .range(..start)
             .next_back()
             .map(|(_, v)| v)
-            .filter(|v| v.end > start);
+            .filter(|v| v.end > start && start < end);
         let inside = self.vmas.range(start..end.max(start)).map(|(_, v)| v);
         before.into_iter().chain(inside)
     }
@@ -159,6 +161,9 @@ impl AddressSpace {
     /// end inside a VMA of another protection is a split; unmapping
     /// (`None`) splits only a VMA that holds the whole range inside it.
     fn splits(&self, start: u64, end: u64, prot: Option<u32>) -> usize {
+        if start >= end {
+            return 0;
+        }
         let differs = |v: &&Vma| prot.is_none_or(|p| p != v.prot);
         let head = self.find(start).filter(|v| v.start < start).filter(differs);
         let tail = end
@@ -425,6 +430,8 @@ impl AddressSpace {
             return Err(MemError::NotMapped);
         }
         if new_len <= old_len {
+            // A cut inside the VMA leaves its tail as one more.
+            self.room_for(self.splits(old + new_len, old_end, None))?;
             let freed = self.mapped_parts(old + new_len, old_end);
             self.cut(old + new_len, old_end);
             return Ok(Remapped {
@@ -445,7 +452,9 @@ impl AddressSpace {
         if !may_move {
             return Err(MemError::NoMemory);
         }
-        // Move: take the old range out first so its space can be reused.
+        // Move: take the old range out first so its space can be reused
+        // (a hole in the VMA is one more, the new place another).
+        self.room_for(self.splits(old, old_end, None) + 1)?;
         self.cut(old, old_end);
         match self.find_free(new_len) {
             Some(to) => {
@@ -586,6 +595,19 @@ mod tests {
             Err(MemError::NoMemory)
         );
         assert_eq!(s.mmap(0, PAGE, RW, false), Err(MemError::NoMemory));
+        // mremap too: a shrink that leaves a tail, a move out of a middle;
+        // the same size changes nothing and goes.
+        let c = LOW + 4 * 3 * PAGE;
+        assert_eq!(
+            s.mremap(c, 2 * PAGE, PAGE, false).err(),
+            Some(MemError::NoMemory)
+        );
+        assert_eq!(
+            s.mremap(c + PAGE, PAGE, 2 * PAGE, true).err(),
+            Some(MemError::NoMemory)
+        );
+        assert_eq!(s.mremap(c, PAGE, PAGE, false).map(|m| m.addr), Ok(c));
+        assert_eq!(s.vmas().count(), MAX_MAP_COUNT);
         // What adds none goes on: a whole VMA's protection, an end cut off,
         // a range of the same protection, and unmapping whole ones.
         assert_eq!(s.mprotect(a, 3 * PAGE, PROT_READ), Ok(()));

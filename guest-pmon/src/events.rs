@@ -316,7 +316,12 @@ pub fn from_wall_clock(value: u64, wall: u64, now: u64, interval: u64) -> (u64, 
     }
     let back = wall - value;
     match back.checked_sub(now) {
-        Some(before_zero) if interval > 0 => (0, before_zero / interval),
+        // Expirations fell at -before_zero + k * interval: those below 0
+        // are owed, the next one is the first on the clock.
+        Some(before_zero) if interval > 0 => {
+            let owed = before_zero.div_ceil(interval);
+            (owed.saturating_mul(interval) - before_zero, owed)
+        }
         _ => (now.saturating_sub(back), 0),
     }
 }
@@ -545,5 +550,13 @@ mod tests {
         assert_eq!(t.expire(600), 1, "owed once only");
         // Once only: nothing owed, it is due at once.
         assert_eq!(from_wall_clock(7_000, 10_000, 500, 0), (0, 0));
+        // 2_550 before zero, every 100: 26 owed (at -2_550 .. -50), the
+        // next at 50; by 500, 31 in all, as floor(3_050 / 100) + 1.
+        let (at, owed) = from_wall_clock(6_950, 10_000, 500, 100);
+        assert_eq!((at, owed), (50, 26));
+        let mut t = TimerFd::default();
+        t.arm(Some(at), 100);
+        t.owed = owed;
+        assert_eq!(t.expire(500), 31);
     }
 }

@@ -154,9 +154,14 @@ pub fn smaps(maps: &[u8], locked: impl Fn(u64, u64) -> u64, rollup: bool) -> Vec
         let Some((s, e)) = range.split_once('-') else {
             continue;
         };
+        // Only lines `maps` wrote start so (a name with a newline in it
+        // may fake one, so a range that runs backwards is passed over).
         let (Ok(start), Ok(end)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else {
             continue;
         };
+        if end <= start {
+            continue;
+        }
         let held = locked(start, end);
         first.get_or_insert(start);
         last = end;

@@ -78,7 +78,6 @@ const BPF_AND: u16 = 0x50;
 const BPF_LSH: u16 = 0x60;
 const BPF_RSH: u16 = 0x70;
 const BPF_NEG: u16 = 0x80;
-const BPF_MOD: u16 = 0x90;
 const BPF_XOR: u16 = 0xa0;
 const BPF_JA: u16 = 0x00;
 const BPF_JEQ: u16 = 0x10;
@@ -158,6 +157,8 @@ pub fn check(insns: Vec<Insn>) -> Result<Filter, i64> {
             BPF_ALU => {
                 let op = i.code & 0xf0;
                 let src = i.code & 0x08;
+                // Linux's seccomp_check_filter list: no BPF_MOD, and
+                // BPF_NEG without a source.
                 let known = matches!(
                     op,
                     BPF_ADD
@@ -168,14 +169,12 @@ pub fn check(insns: Vec<Insn>) -> Result<Filter, i64> {
                         | BPF_AND
                         | BPF_LSH
                         | BPF_RSH
-                        | BPF_NEG
-                        | BPF_MOD
                         | BPF_XOR
-                );
+                ) || (op == BPF_NEG && src == BPF_K);
                 let no_stray = i.code & !0xf8 == BPF_ALU;
                 known
                     && no_stray
-                    && !(src == BPF_K && matches!(op, BPF_DIV | BPF_MOD) && i.k == 0)
+                    && !(src == BPF_K && op == BPF_DIV && i.k == 0)
                     && !(src == BPF_K && matches!(op, BPF_LSH | BPF_RSH) && i.k >= 32)
             }
             BPF_JMP => {
@@ -249,12 +248,11 @@ impl Filter {
                         BPF_MUL => a.wrapping_mul(v),
                         BPF_DIV if v == 0 => return 0,
                         BPF_DIV => a / v,
-                        BPF_MOD if v == 0 => return 0,
-                        BPF_MOD => a % v,
                         BPF_OR => a | v,
                         BPF_AND => a & v,
-                        BPF_LSH => a.checked_shl(v).unwrap_or(0),
-                        BPF_RSH => a.checked_shr(v).unwrap_or(0),
+                        // As Linux's interpreter: the count taken mod 32.
+                        BPF_LSH => a << (v & 31),
+                        BPF_RSH => a >> (v & 31),
                         BPF_NEG => a.wrapping_neg(),
                         _ => a ^ v,
                     }
@@ -477,6 +475,21 @@ mod tests {
         );
         assert_eq!(
             bad(alloc::vec![stmt(BPF_ST, 16), stmt(BPF_RET | BPF_A, 0)]),
+            Some(EINVAL)
+        );
+        // BPF_MOD and a BPF_NEG with X are not in seccomp's list.
+        assert_eq!(
+            bad(alloc::vec![
+                stmt(BPF_ALU | 0x90 | BPF_K, 3),
+                stmt(BPF_RET | BPF_A, 0)
+            ]),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            bad(alloc::vec![
+                stmt(BPF_ALU | BPF_NEG | BPF_X, 0),
+                stmt(BPF_RET | BPF_A, 0)
+            ]),
             Some(EINVAL)
         );
         assert!(check(alloc::vec![stmt(BPF_RET | BPF_K, RET_ALLOW)]).is_ok());

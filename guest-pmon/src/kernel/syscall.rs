@@ -3403,7 +3403,9 @@ impl Kernel {
             Name::Fd(t, n) if t == pid => {
                 return match self.fd_file(pid, t, n) {
                     Ok(f) => match f.kind {
-                        Kind::Tmp(ino) => self.tmp_reopen(pid, ino, f.path.clone(), flags, cloexec),
+                        Kind::Tmp(ino) if !self.tmp.is_fifo(ino) && !self.tmp.is_socket(ino) => {
+                            self.tmp_reopen(pid, ino, f.path.clone(), flags, cloexec)
+                        }
                         _ => val(self.dup(pid, n as i64, 0, cloexec)),
                     },
                     Err(e) => err(e),
@@ -4661,6 +4663,12 @@ impl Kernel {
         } else {
             prot
         };
+        // Past RLIMIT_MEMLOCK, a mapping to be locked is refused before
+        // anything is replaced.
+        const MAP_LOCKED: u64 = 0x2000;
+        if let Err(e) = self.lock_room(pid, range_end(0, len), flags & MAP_LOCKED != 0) {
+            return err(e);
+        }
         // A fixed mapping replaces what is there: shared mappings of the
         // range are written back first, while they still hold their bytes.
         if fixed {
@@ -4743,15 +4751,11 @@ impl Kernel {
                     }
                 }
                 // What it replaced was unlocked; it is locked if asked
-                // (MAP_LOCKED) or under mlockall(MCL_FUTURE).
-                const MAP_LOCKED: u64 = 0x2000;
+                // (MAP_LOCKED) or under mlockall(MCL_FUTURE), within the
+                // limit asked above.
                 let end = range_end(a, len);
                 self.unlock_gone(pid, a, end);
-                if let Err(e) = self.lock_new(pid, a, end, flags & MAP_LOCKED != 0) {
-                    let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
-                    self.unshare_anon(space, a, end);
-                    return err(e);
-                }
+                let _ = self.lock_new(pid, a, end, flags & MAP_LOCKED != 0);
                 Ret::Val(a as i64)
             }
             Err(EINVAL) => err(EINVAL),

@@ -131,6 +131,21 @@ impl Kernel {
         Ok(())
     }
 
+    /// EAGAIN if a new mapping of `len` bytes would be locked (asked, or
+    /// MCL_FUTURE) past RLIMIT_MEMLOCK: asked before anything is mapped or
+    /// replaced, as Linux's mmap asks it.
+    pub(super) fn lock_room(&mut self, pid: Pid, len: u64, asked: bool) -> Result<(), Errno> {
+        let limit = self.lock_limit(pid);
+        let space = self.space_mut(pid)?;
+        if !asked && !space.locked.future {
+            return Ok(());
+        }
+        match limit {
+            Some(l) if !pmon::mlock::within_limit(space.locked.total(), len, l) => Err(EAGAIN),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether some of `[start, end)` of `pid` is locked.
     pub(super) fn locked_in(&self, pid: Pid, start: u64, end: u64) -> bool {
         let space = self.procs.get(&pid).map_or(0, |p| p.space);

@@ -308,10 +308,18 @@ impl Kernel {
         }
         // A thread's own state. The process's is its first thread's, as
         // Linux's: sleeping while another thread runs (LTP's
-        // TST_PROCESS_STATE_WAIT waits for that from a second thread), and
-        // a zombie once the first thread has ended and others run on.
-        let shown = if named { tid } else { pid };
-        let state = if zombie || (!named && !p.threads.contains(&pid)) {
+        // TST_PROCESS_STATE_WAIT waits for that from a second thread).
+        // Decided: once the first thread has ended, the oldest left's (Linux
+        // shows a zombie leader; but a thread that ran execve keeps its own
+        // id here, where Linux gives it the leader's).
+        let shown = if named {
+            tid
+        } else if p.threads.contains(&pid) {
+            pid
+        } else {
+            p.threads.first().copied().unwrap_or(pid)
+        };
+        let state = if zombie {
             b'Z'
         } else if p.job.stopped {
             b'T'

@@ -5,10 +5,13 @@
 //!
 //! Decided: the pages are copied through the monitor, not moved by the
 //! memory component (whose mremap picks the place itself), so a move
-//! costs a read and a write of each page; these flags are rare (allocators
-//! and runtimes move with MREMAP_MAYMOVE alone, which stays a memory
-//! call). Shared mappings (shared memory, shared files) are not moved to
-//! a named place: EINVAL.
+//! costs a read of each page and a write of each that is not all zeros
+//! (those stay fresh); these flags are rare (allocators and runtimes move
+//! with MREMAP_MAYMOVE alone, which stays a memory call). A move of more
+//! than 1 GiB is ENOMEM, before anything changes, rather than a copy that
+//! holds the monitor for seconds (a reservation of many GiB moved by a
+//! program would fault every page in). Shared mappings (shared memory,
+//! shared files) are not moved to a named place: EINVAL.
 
 use super::*;
 
@@ -17,6 +20,8 @@ const MREMAP_FIXED: u64 = 2;
 const MREMAP_DONTUNMAP: u64 = 4;
 /// How much is copied at a time.
 const CHUNK: u64 = 1 << 20;
+/// The most a move copies.
+const MAX_MOVE: u64 = 1 << 30;
 
 impl Kernel {
     /// mremap of `[old, old + old_len)` to `new_len` bytes at `to`
@@ -62,6 +67,9 @@ impl Kernel {
         {
             return err(EINVAL);
         }
+        if old_len.min(new_len) > MAX_MOVE {
+            return err(ENOMEM);
+        }
         let space = self.procs.get(&pid).map_or(0, |p| p.space);
         if self.meets_shared_anon(space, old, old_end) {
             return err(EINVAL);
@@ -106,7 +114,12 @@ impl Kernel {
             let n = (moved - at).min(CHUNK) as usize;
             let copied = self.space_mut(pid).and_then(|s| {
                 let bytes = uaccess::read_vec(s, old + at, n)?;
-                uaccess::write(s, to + at, &bytes)
+                for (i, page) in bytes.chunks(4096).enumerate() {
+                    if page.iter().any(|&b| b != 0) {
+                        uaccess::write(s, to + at + i as u64 * 4096, page)?;
+                    }
+                }
+                Ok(())
             });
             if let Err(e) = copied {
                 return err(e);

@@ -132,7 +132,8 @@ impl Kernel {
             return Ret::Val(self.threads.get(&tid).map_or(0, |t| t.seccomp_mode) as i64);
         }
         match a[1] {
-            1 if a[2] == 0 => self.seccomp_strict(tid),
+            // Strict mode ignores the third argument, as Linux's prctl.
+            1 => self.seccomp_strict(tid),
             2 => self.seccomp_filter(tid, 0, a[2]),
             _ => err(EINVAL),
         }
@@ -169,8 +170,22 @@ impl Kernel {
         {
             return err(EINVAL);
         }
-        // As Linux: without no_new_privs, only CAP_SYS_ADMIN may, since a
-        // filter could fool a set-user-ID program it runs.
+        // struct sock_fprog: a length (u16) and a pointer. Linux's order:
+        // the struct read (EFAULT), its length (EINVAL), who may (EACCES:
+        // without no_new_privs only CAP_SYS_ADMIN, since a filter could
+        // fool a set-user-ID program it runs), then the program.
+        let head = match self
+            .space_mut(pid)
+            .and_then(|s| uaccess::read_vec(s, prog, 16))
+        {
+            Ok(h) => h,
+            Err(e) => return err(e),
+        };
+        let len = u16::from_le_bytes([head[0], head[1]]) as usize;
+        let at = u64::from_le_bytes(head[8..16].try_into().unwrap_or([0; 8]));
+        if len == 0 || len > seccomp::MAX_INSNS {
+            return err(EINVAL);
+        }
         let allowed = self
             .procs
             .get(&pid)
@@ -178,14 +193,7 @@ impl Kernel {
         if !allowed {
             return err(EACCES);
         }
-        // struct sock_fprog: a length (u16) and a pointer.
         let filter = match self.space_mut(pid).and_then(|s| {
-            let head = uaccess::read_vec(s, prog, 16)?;
-            let len = u16::from_le_bytes([head[0], head[1]]) as usize;
-            let at = u64::from_le_bytes(head[8..16].try_into().unwrap_or([0; 8]));
-            if len == 0 || len > seccomp::MAX_INSNS {
-                return Err(EINVAL);
-            }
             let bytes = uaccess::read_vec(s, at, len * 8)?;
             let insns = bytes
                 .chunks_exact(8)
