@@ -71,7 +71,16 @@ fn same_as_host(
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let lego = rack.run(&args, program, input);
-    let native = host(program, env, input);
+    // The host is the reference, and a loaded host can itself miss a timing a program
+    // checks (CI once saw a SIGCHLD sent more than a second after waitpid returned): a
+    // host run that differs is run again, twice at most, and Lego must match one of them.
+    let mut native = host(program, env, input);
+    for _ in 0..2 {
+        if native.text() == lego.text() && native.code == lego.code {
+            break;
+        }
+        native = host(program, env, input);
+    }
     assert_eq!(
         lego.text(),
         native.text(),
