@@ -2,7 +2,8 @@
  * into a pipe and back at given offsets (the files' own left alone), a
  * socket into a pipe and a pipe into a socket, a pipe into another, tee
  * leaving its input's bytes, vmsplice both ways, and the errors Linux
- * gives for descriptors and offsets it does not take. Prints what it
+ * gives for descriptors and offsets it does not take (or cannot write
+ * back). Prints what it
  * saw, to compare with the host. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -118,6 +120,18 @@ int main(void)
     /* The writers gone: the end of the file. */
     close(p[1]);
     printf("at the end: %zd\n", splice(p[0], NULL, q[1], NULL, 4, 0));
+
+    /* sendfile writes its offset back whatever it moved: an offset in
+     * read-only memory is EFAULT, at the end of the file too. */
+    loff_t *ro = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int t[2];
+    pipe(t);
+    for (int at = 0; at <= 16; at += 16) {
+        *ro = at;
+        mprotect(ro, 4096, PROT_READ);
+        printf("sendfile at %d, its offset read-only: %s\n", at, e(sendfile(t[1], f, ro, 4)));
+        mprotect(ro, 4096, PROT_READ | PROT_WRITE);
+    }
     unlink(path);
     return 0;
 }

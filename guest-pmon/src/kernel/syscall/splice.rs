@@ -160,8 +160,21 @@ impl Kernel {
                 Err(e) => return err(e),
             },
         };
+        // Linux writes the offsets back whatever moved (EFAULT when it
+        // cannot, even at the end of the file).
+        let put_offsets = |k: &mut Kernel, n: usize| -> Result<(), Errno> {
+            for at in [from, to] {
+                if let At::Ptr { ptr, off } = at {
+                    uaccess::write_u64(k.space_mut(pid)?, ptr, off + n as u64)?;
+                }
+            }
+            Ok(())
+        };
         if data.is_empty() {
-            return Ret::Val(0);
+            return match put_offsets(self, 0) {
+                Ok(()) => Ret::Val(0),
+                Err(e) => err(e),
+            };
         }
         let give_back = |k: &mut Kernel, kept: usize| {
             if let At::Own = from {
@@ -175,17 +188,10 @@ impl Kernel {
         match wrote {
             Ok(Some(n)) => {
                 give_back(self, n);
-                for at in [from, to] {
-                    if let At::Ptr { ptr, off } = at {
-                        let moved = self
-                            .space_mut(pid)
-                            .and_then(|s| uaccess::write_u64(s, ptr, off + n as u64));
-                        if let Err(e) = moved {
-                            return err(e);
-                        }
-                    }
+                match put_offsets(self, n) {
+                    Ok(()) => Ret::Val(n as i64),
+                    Err(e) => err(e),
                 }
-                Ret::Val(n as i64)
             }
             Ok(None) => {
                 give_back(self, 0);
