@@ -611,6 +611,88 @@ fn a_busybox_pipeline_over_stdin_matches_the_host() {
     );
 }
 
+/// Programs as Debian packages them (linked dynamically, from the host's
+/// /usr/bin), each with work of its own: jq, SQLite's shell, gawk, xz
+/// with two threads in a shell pipeline, and Python with threads, a
+/// subprocess and its standard library.
+#[test]
+fn debian_packaged_programs_match_the_host() {
+    if !kvm_available() || !have(&["jq", "sqlite3", "gawk", "xz", "python3"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let path = [("PATH", "/usr/bin:/bin")];
+    let mut rows = String::new();
+    for i in 0..20000u32 {
+        rows.push_str(&format!("k{},{}\n", (i * 7919) % 97, i % 1000));
+    }
+    let jq = which("jq");
+    let json = br#"[{"x":1,"y":"a"},{"x":2,"y":"b"},{"x":3,"y":"c"}]"#;
+    same_as_host(
+        &rack,
+        &[],
+        &[
+            jq.to_str().expect("path"),
+            "-c",
+            "([.[] | select(.x > 1) | .y] | add), ([range(100000)] | add), (map(.x) | {sum: add})",
+        ],
+        &path,
+        json,
+    );
+    let sqlite = which("sqlite3");
+    let sql = "create table t(k, v);\n\
+               with recursive c(i) as (select 1 union all select i + 1 from c where i < 50000)\n\
+               insert into t select 'k' || (i % 97), i * i % 1000 from c;\n\
+               create index tk on t(k);\n\
+               select k, count(*), sum(v) from t where k like 'k1%' group by k order by k;\n";
+    same_as_host(
+        &rack,
+        &[],
+        &[sqlite.to_str().expect("path"), ":memory:"],
+        &path,
+        sql.as_bytes(),
+    );
+    let gawk = which("gawk");
+    same_as_host(
+        &rack,
+        &[],
+        &[
+            gawk.to_str().expect("path"),
+            "-F,",
+            "{ s[$1] += $2 } END { n = asorti(s, k); for (i = 1; i <= n; i += 10) print k[i], s[k[i]] }",
+        ],
+        &path,
+        rows.as_bytes(),
+    );
+    let sh = which("sh");
+    same_as_host(
+        &rack,
+        &["--vcpus", "2"],
+        &[
+            sh.to_str().expect("path"),
+            "-c",
+            "xz -T2 -3 -c | xz -d -c | md5sum",
+        ],
+        &path,
+        rows.as_bytes(),
+    );
+    let script = "import hashlib, json, subprocess, threading\n\
+                  out = []\n\
+                  def work(i):\n    out.append(hashlib.sha256(str(i).encode() * 5000).hexdigest()[:12])\n\
+                  ts = [threading.Thread(target=work, args=(i,)) for i in range(6)]\n\
+                  [t.start() for t in ts]; [t.join() for t in ts]\n\
+                  print(json.dumps(sorted(out)))\n\
+                  r = subprocess.run(['sh', '-c', 'echo $((6 * 7)); exit 3'], capture_output=True)\n\
+                  print(r.returncode, r.stdout)\n";
+    same_as_host(
+        &rack,
+        &["--vcpus", "2"],
+        &["/usr/bin/python3", "-c", script],
+        &path,
+        b"",
+    );
+}
+
 #[test]
 fn ping_gets_echo_replies_from_the_loopback() {
     if !kvm_available() || !have(&["gcc", "musl-gcc", "busybox"]) {
