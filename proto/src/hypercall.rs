@@ -68,6 +68,11 @@ pub const PORT_MEMORY_CALL: u16 = 0x60f;
 /// once at boot.
 pub const PORT_USER_ACCESS: u16 = 0x650;
 
+/// The address of a [`MemoryCalls`](crate::process::MemoryCalls): several
+/// new mappings of one process made in one exit (an execve's segments,
+/// stack and vDSO), sent to its home together.
+pub const PORT_MEMORY_CALLS: u16 = 0x651;
+
 /// EAX = address of a [`BlockSetup`]: the guest's request queue for the
 /// storage component's disk (`--disk`). The VMM writes `status`, and with
 /// a disk `capacity_sectors`, `read_only` and `max_request`, before it

@@ -184,6 +184,33 @@ pub struct MemoryCall {
     pub payload: u64,
 }
 
+/// The most calls a [`MemoryCalls`] carries.
+pub const MEMORY_CALLS_MAX: usize = 16;
+
+/// PORT_MEMORY_CALLS's argument: `count` fixed mappings (OP_MMAP with
+/// FLAG_FIXED, over ranges that do not meet) of the process in `slot`,
+/// which its home makes in the order given; the VMM writes each one's
+/// reply (`PEER_FAILED` for all when the home did not answer).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct MemoryCalls {
+    pub slot: u32,
+    pub count: u32,
+    pub requests: [crate::memory::MemRequest; MEMORY_CALLS_MAX],
+    pub replies: [crate::memory::MemReply; MEMORY_CALLS_MAX],
+}
+
+impl Default for MemoryCalls {
+    fn default() -> MemoryCalls {
+        MemoryCalls {
+            slot: 0,
+            count: 0,
+            requests: [Default::default(); MEMORY_CALLS_MAX],
+            replies: [Default::default(); MEMORY_CALLS_MAX],
+        }
+    }
+}
+
 /// The built-in workloads (`--run-workload KIND:SIZE`).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,8 +10,8 @@
 
 use lego_proto::hypercall::{
     ConsoleWrite, CONSOLE_MAX, PORT_BLOCK_KICK, PORT_BLOCK_SETUP, PORT_CONSOLE, PORT_FABRIC_KICK,
-    PORT_FABRIC_SETUP, PORT_FABRIC_WAIT, PORT_MEMORY_CALL, PORT_NOP, PORT_PROCESS_START,
-    PORT_USER_ACCESS, PORT_VREGION, PORT_WORKLOAD_DONE,
+    PORT_FABRIC_SETUP, PORT_FABRIC_WAIT, PORT_MEMORY_CALL, PORT_MEMORY_CALLS, PORT_NOP,
+    PORT_PROCESS_START, PORT_USER_ACCESS, PORT_VREGION, PORT_WORKLOAD_DONE,
 };
 use lego_proto::index::PORT_PAGE_INDEX;
 use lego_proto::program::{PORT_PROGRAM_ARGS, PORT_PROGRAM_LAST};
@@ -85,6 +85,7 @@ impl Bus<'_> {
             PORT_VREGION => crate::excache::port::vregion(self.excache, &args, value),
             PORT_USER_ACCESS => crate::excache::port::user_access(self.excache, &args, value),
             PORT_MEMORY_CALL => crate::excache::port::memory_call(self.excache, &args, value),
+            PORT_MEMORY_CALLS => crate::excache::port::memory_calls(self.excache, &args, value),
             PORT_WORKLOAD_DONE => {
                 return Some(
                     args.read_arg("workload report", value)
@@ -223,6 +224,7 @@ mod tests {
             PORT_FABRIC_SETUP,
             PORT_PROCESS_START,
             PORT_MEMORY_CALL,
+            PORT_MEMORY_CALLS,
         ] {
             let err = served(&b, port, RAM as u32 - 4).err().expect("refused");
             assert!(err.contains("outside guest RAM"), "{port:#x}: {err}");

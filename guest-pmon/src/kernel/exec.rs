@@ -465,21 +465,46 @@ impl Kernel {
         let Some(&(_, program)) = parts.first() else {
             return Err(EINVAL);
         };
+        // The segments, the stack and the vDSO's pages mapped at the home
+        // together (one round trip), then the files' bytes loaded.
+        let mut maps = Vec::new();
+        let fixed = |addr: u64, len: u64, prot: u32| MemRequest {
+            op: OP_MMAP,
+            addr,
+            len,
+            prot,
+            flags: FLAG_FIXED,
+            ..Default::default()
+        };
         for &(file, part) in parts {
             // A tmpfs file's bytes are written through the mapping below:
             // writable until then.
             let copied = matches!(file, ExecFile::Tmp(_));
             for seg in &part.segments {
                 let (start, end) = seg.pages();
-                space.call(MemRequest {
-                    op: OP_MMAP,
-                    addr: start,
-                    len: end - start,
-                    prot: if copied { seg.prot | 2 } else { seg.prot },
-                    flags: FLAG_FIXED,
-                    ..Default::default()
-                })?;
+                let prot = if copied { seg.prot | 2 } else { seg.prot };
+                maps.push(fixed(start, end - start, prot));
             }
+        }
+        // The stack: 8 MiB just under the top, a page of gap above.
+        let stack_top = top - 4096;
+        maps.push(fixed(stack_top - STACK_SIZE, STACK_SIZE, 3));
+        // The vDSO's data and object pages, a MiB below the stack's limit
+        // (inside the room mmap leaves the stack), mapped from the VMM's
+        // file as a program's read-only segments are: nothing to write or
+        // copy (written into each process, with two mprotects and
+        // write-backs, they were 0.9 ms of every execve).
+        let vdso = self
+            .vdso_file
+            .map(|handle| (handle, stack_top - STACK_SIZE - (1 << 20) - 2 * 4096));
+        const VDSO_PAGES: [(u64, u32); 2] = [(0, 1), (1, 5)];
+        if let Some((_, at)) = vdso {
+            for (i, prot) in VDSO_PAGES {
+                maps.push(fixed(at + i * 4096, 4096, prot));
+            }
+        }
+        space.map_fixed(&maps)?;
+        for &(file, part) in parts {
             for seg in &part.segments {
                 let ExecFile::Host(HostFile { handle, .. }) = *file else {
                     break;
@@ -501,37 +526,10 @@ impl Kernel {
                 }
             }
         }
-        // The stack: 8 MiB just under the top, a page of gap above.
-        let stack_top = top - 4096;
-        space.call(MemRequest {
-            op: OP_MMAP,
-            addr: stack_top - STACK_SIZE,
-            len: STACK_SIZE,
-            prot: 3,
-            flags: FLAG_FIXED,
-            ..Default::default()
-        })?;
-        // The vDSO's data and object pages, a MiB below the stack's limit
-        // (inside the room mmap leaves the stack), mapped from the VMM's
-        // file as a program's read-only segments are: nothing to write or
-        // copy (written into each process, with two mprotects and
-        // write-backs, they were 0.9 ms of every execve).
-        let vdso = self
-            .vdso_file
-            .map(|handle| (handle, stack_top - STACK_SIZE - (1 << 20) - 2 * 4096));
         if let Some((handle, at)) = vdso {
-            for (i, prot) in [(0, 1), (1, 5)] {
-                let page = at + i * 4096;
-                space.call(MemRequest {
-                    op: OP_MMAP,
-                    addr: page,
-                    len: 4096,
-                    prot,
-                    flags: FLAG_FIXED,
-                    ..Default::default()
-                })?;
+            for (i, prot) in VDSO_PAGES {
                 let len = if i == 0 { 4096 } else { self.vdso.len() as u64 };
-                let r = host::load(handle, space.slot, i * 4096, len, page, prot);
+                let r = host::load(handle, space.slot, i * 4096, len, at + i * 4096, prot);
                 if r < 0 {
                     return Err(-r);
                 }

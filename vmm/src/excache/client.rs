@@ -770,6 +770,53 @@ impl MemoryClient {
         parsed
     }
 
+    /// Calls to `dst` sent together, their answers awaited together: one
+    /// round trip in all where [`Self::call`] takes one each. Only for
+    /// calls whose order cannot matter (fixed mappings over ranges that do
+    /// not meet): the answers may come in any order. A component with a
+    /// backup gets them one at a time through [`Self::call`], since its
+    /// backup gets each after the component answered it.
+    pub fn call_many(
+        &self,
+        dst: u32,
+        requests: &[Vec<u8>],
+    ) -> Vec<Result<(MemReply, ReplyBytes), PageError>> {
+        let home = dst;
+        let serving = self.serving(dst);
+        self.learn_backup(serving);
+        let order = self.hold_calls();
+        let mirrored = requests
+            .iter()
+            .any(|r| self.copies().mirror_for(serving, serving, r).is_some());
+        if mirrored {
+            drop(order);
+            return requests.iter().map(|r| self.call(home, r)).collect();
+        }
+        let stamped: Vec<Vec<u8>> = requests
+            .iter()
+            .map(|r| self.stamped(home, serving, r))
+            .collect();
+        let started = Instant::now();
+        let sent: Vec<Result<PendingCall, String>> = stamped
+            .iter()
+            .map(|b| self.fabric.start_call(serving, b))
+            .collect();
+        let replies: Vec<CallReply> = sent
+            .into_iter()
+            .zip(&stamped)
+            .map(|(s, bytes)| self.vet(serving, bytes, s.and_then(PendingCall::wait), true))
+            .collect();
+        drop(order);
+        replies
+            .into_iter()
+            .zip(&stamped)
+            .map(|(main, bytes)| {
+                let (by, reply) = self.settle((serving, serving), bytes, started, main, None);
+                parse(by, reply)
+            })
+            .collect()
+    }
+
     /// After the exit of a process that moved whole to its home's backup:
     /// the home, left behind alive, still holds it (at the old epoch, so
     /// the exit is let through) and tells the owners of its vRegions to

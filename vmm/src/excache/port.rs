@@ -3,14 +3,16 @@
 //! PORT_MEMORY_CALL: a process's memory call
 //! (mmap, munmap, mprotect, mremap, brk, fork, OP_MAPS...) made at its home
 //! through the ExCache, so the cache follows what changed; the argument and
-//! the reply travel in guest RAM. PORT_USER_ACCESS: where the monitor
+//! the reply travel in guest RAM; PORT_MEMORY_CALLS: several (an
+//! execve's mappings) in one exit. PORT_USER_ACCESS: where the monitor
 //! touches a process's memory, so that a refusal's page fault lands only
 //! there.
 
 use lego_proto::boot::UPPER_HALF;
 use lego_proto::memory::{MemReply, BAD_REQUEST, PEER_FAILED};
 use lego_proto::process::{
-    MemoryCall, ProcessStart, UserAccess, VRegionMap, PROCESS_FAULTS_TO_GUEST,
+    MemoryCall, MemoryCalls, ProcessStart, UserAccess, VRegionMap, MEMORY_CALLS_MAX,
+    PROCESS_FAULTS_TO_GUEST,
 };
 
 use super::ExCache;
@@ -84,6 +86,42 @@ pub fn memory_call(cache: Option<&ExCache>, args: &GuestArgs<'_>, at: u32) -> Re
         },
     };
     args.write_arg("memory call", at, &call)
+}
+
+/// Serves the calls of the [`MemoryCalls`] at guest-physical `at`: each
+/// one's reply written back there. More than [`MEMORY_CALLS_MAX`] is a
+/// refusal; without an ExCache each is a bad request; an unreachable home
+/// makes each PEER_FAILED (logged).
+pub fn memory_calls(cache: Option<&ExCache>, args: &GuestArgs<'_>, at: u32) -> Result<(), String> {
+    let mut calls: MemoryCalls = args.read_arg("memory calls", at)?;
+    let n = calls.count as usize;
+    let Some(requests) = calls.requests.get(..n) else {
+        return Err(format!(
+            "{n} memory calls at once, more than {MEMORY_CALLS_MAX}"
+        ));
+    };
+    let failed = |status| {
+        vec![
+            MemReply {
+                status,
+                ..Default::default()
+            };
+            n
+        ]
+    };
+    let replies = match cache {
+        None => failed(BAD_REQUEST),
+        Some(c) => c
+            .memory_calls(calls.slot, requests)
+            .unwrap_or_else(|fault| {
+                log::warn!("excache: {fault}");
+                failed(PEER_FAILED)
+            }),
+    };
+    for (slot, reply) in calls.replies.iter_mut().zip(replies) {
+        *slot = reply;
+    }
+    args.write_arg("memory calls", at, &calls)
 }
 
 /// Takes the monitor's user-access instructions from the [`UserAccess`] at
