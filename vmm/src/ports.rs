@@ -135,7 +135,10 @@ impl Bus<'_> {
 mod tests {
     use super::*;
     use lego_proto::hypercall::{FabricSetup, FABRIC_DISABLED, PORT_BOOTED, PORT_DEBUG, PORT_EXIT};
-    use lego_proto::process::{ProcessStart, VRegionMap, WorkloadReport};
+    use lego_proto::memory::BAD_REQUEST;
+    use lego_proto::process::{
+        MemoryCalls, ProcessStart, VRegionMap, WorkloadReport, MEMORY_CALLS_MAX,
+    };
     use vm_memory::GuestAddress;
 
     const RAM: usize = 0x10000;
@@ -211,6 +214,26 @@ mod tests {
         assert!(served(&b, PORT_VREGION, 0x300).is_ok());
         let back: VRegionMap = args.read_arg("test", 0x300).unwrap();
         assert_eq!((back.status, back.index), (1, 3));
+
+        // Without an ExCache each of several calls is a bad request; more
+        // than a MemoryCalls holds is a sentence.
+        let calls = MemoryCalls {
+            slot: 1,
+            count: 2,
+            ..Default::default()
+        };
+        args.write_arg("test", 0x400, &calls).unwrap();
+        assert!(served(&b, PORT_MEMORY_CALLS, 0x400).is_ok());
+        let back: MemoryCalls = args.read_arg("test", 0x400).unwrap();
+        let statuses: Vec<u32> = back.replies.iter().map(|r| r.status).collect();
+        assert_eq!(&statuses[..3], &[BAD_REQUEST, BAD_REQUEST, 0]);
+        let too_many = MemoryCalls {
+            count: MEMORY_CALLS_MAX as u32 + 1,
+            ..calls
+        };
+        args.write_arg("test", 0x400, &too_many).unwrap();
+        let err = served(&b, PORT_MEMORY_CALLS, 0x400).err().expect("refused");
+        assert!(err.contains("more than"), "{err}");
     }
 
     #[test]

@@ -1994,13 +1994,7 @@ impl ExCache {
     /// takes one each (about 130 us here). Anything else, or ranges that
     /// meet (their order would matter), goes one call at a time.
     pub fn memory_calls(&self, slot: u32, reqs: &[MemRequest]) -> Result<Vec<MemReply>, Fault> {
-        let fixed_maps = reqs
-            .iter()
-            .all(|r| r.op == OP_MMAP && r.flags & FLAG_FIXED != 0 && r.len > 0);
-        let mut ranges: Vec<(u64, u64)> = reqs.iter().map(|r| page_range(r.addr, r.len)).collect();
-        ranges.sort_unstable();
-        let apart = ranges.windows(2).all(|w| w[0].1 <= w[1].0);
-        if !(fixed_maps && apart) {
+        if !go_together(reqs) {
             return reqs
                 .iter()
                 .map(|r| self.memory_call(slot, *r, &[]).map(|(head, _)| head))
@@ -2629,6 +2623,18 @@ impl ContentSum {
     }
 }
 
+/// Whether memory calls may be sent together, their answers taken in
+/// any order: fixed mappings whose pages do not meet (each replaces what
+/// it covers, so two that meet must be made in order).
+fn go_together(reqs: &[MemRequest]) -> bool {
+    let fixed_maps = reqs
+        .iter()
+        .all(|r| r.op == OP_MMAP && r.flags & FLAG_FIXED != 0 && r.len > 0);
+    let mut ranges: Vec<(u64, u64)> = reqs.iter().map(|r| page_range(r.addr, r.len)).collect();
+    ranges.sort_unstable();
+    fixed_maps && ranges.windows(2).all(|w| w[0].1 <= w[1].0)
+}
+
 /// The pages `addr..addr + len` touch: (first, end).
 fn page_range(addr: u64, len: u64) -> (u64, u64) {
     let start = addr & !(PAGE_U64 - 1);
@@ -2702,4 +2708,45 @@ fn prefetched_run(dst: u32, reply: CallReply) -> Option<Fetched> {
     let mut pages = body.skip(size_of::<MemReply>());
     pages.truncate(whole);
     (head.status == OK && whole > 0).then_some((dst, head.value as u32, pages))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixed(addr: u64, len: u64) -> MemRequest {
+        MemRequest {
+            op: OP_MMAP,
+            addr,
+            len,
+            flags: FLAG_FIXED,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_fixed_mappings_apart_go_together() {
+        assert!(go_together(&[]));
+        assert!(go_together(&[
+            fixed(0x40_0000, 0x1000),
+            fixed(0x7f_0000, 0x80_0000),
+            fixed(0x40_1000, 0x7a_000),
+        ]));
+        // Two segments in one page: made in order, one at a time.
+        assert!(!go_together(&[
+            fixed(0x40_0000, 0x1800),
+            fixed(0x40_1800, 0x100)
+        ]));
+        assert!(!go_together(&[
+            fixed(0x40_0000, 0x2000),
+            fixed(0x40_0000, 0x1000)
+        ]));
+        let mut brk = fixed(0x40_0000, 0x1000);
+        brk.op = OP_BRK;
+        assert!(!go_together(&[brk]));
+        let mut anywhere = fixed(0x40_0000, 0x1000);
+        anywhere.flags = 0;
+        assert!(!go_together(&[anywhere]));
+        assert!(!go_together(&[fixed(0x40_0000, 0)]));
+    }
 }
