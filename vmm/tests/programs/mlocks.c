@@ -4,11 +4,13 @@
  * madvise may not drop locked pages nor msync invalidate them; and
  * RLIMIT_MEMLOCK bounds a user without CAP_IPC_LOCK (EPERM at 0, ENOMEM
  * past it, EAGAIN for a mapping); smaps shows a locked mapping resident
- * and locked. Run as root, on the host and on Lego. */
+ * and locked; a System V segment's lock goes at shmdt, and a shared mapping's follows
+ * mremap. Run as root, on the host and on Lego. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/wait.h>
 
 #include "check.h"
@@ -113,5 +115,25 @@ int main(void)
         _exit(0);
     }
     waitpid(child, 0, 0);
+
+    /* A System V segment locked, then detached: its lock goes with it. */
+    int id = shmget(IPC_PRIVATE, 4 * pg, IPC_CREAT | 0600);
+    char *s = shmat(id, 0, 0);
+    long before = vmlck();
+    SHOW("mlock of an attached segment", mlock(s, 4 * pg));
+    printf("locked: %ld kB more\n", vmlck() - before);
+    SHOW("shmdt", shmdt(s));
+    printf("after shmdt: %ld kB more\n", vmlck() - before);
+    shmctl(id, IPC_RMID, 0);
+
+    /* Locked shared memory shrunk by mremap: the lock follows. */
+    char *m = mmap(0, 4 * pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    before = vmlck();
+    SHOW("mlock of 4 shared pages", mlock(m, 4 * pg));
+    char *n = mremap(m, 4 * pg, 2 * pg, 0);
+    printf("mremap to 2 pages: %s, locked: %ld kB more\n", n == MAP_FAILED ? strerror(errno) : "done",
+           vmlck() - before);
+    SHOW("munmap of them", munmap(n, 2 * pg));
+    printf("after munmap: %ld kB more\n", vmlck() - before);
     return 0;
 }

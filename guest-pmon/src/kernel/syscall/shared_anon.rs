@@ -539,12 +539,13 @@ impl Kernel {
                 ..m
             });
         }
-        // A System V attach moves with it.
+        // A System V attach moves with it, and so do its locks.
         for a in self.sysv_attaches.iter_mut() {
             if a.space == space && a.start == old {
                 a.start = new;
             }
         }
+        self.relock_remapped(pid, old, old_len, new, new_len);
         Ret::Val(new as i64)
     }
 

@@ -165,6 +165,8 @@ impl Kernel {
         for (s, t) in pieces {
             let _ = self.mem(pid, OP_MUNMAP, s, t - s, 0, 0, 0);
             self.unshare_anon(space, s, t);
+            // Its locks go with it, as munmap's.
+            self.unlock_gone(pid, s, t);
         }
         let now = self.realtime_ns() / 1_000_000_000;
         if let Some(s) = self.sysv.by_id.get_mut(&id) {
