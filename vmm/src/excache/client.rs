@@ -806,15 +806,18 @@ impl MemoryClient {
             .zip(&stamped)
             .map(|(s, bytes)| self.vet(serving, bytes, s.and_then(PendingCall::wait), true))
             .collect();
-        drop(order);
-        replies
+        // Settled in order, still holding the calls' order as `call` does
+        // (a fail-over sends again to the copy that takes over).
+        let settled = replies
             .into_iter()
             .zip(&stamped)
             .map(|(main, bytes)| {
                 let (by, reply) = self.settle((serving, serving), bytes, started, main, None);
                 parse(by, reply)
             })
-            .collect()
+            .collect();
+        drop(order);
+        settled
     }
 
     /// After the exit of a process that moved whole to its home's backup:
