@@ -126,7 +126,7 @@ impl Kernel {
             }
             at += n as u64;
         }
-        if prot != prot | 3 {
+        if prot & 3 != 3 {
             let _ = self.mem(pid, OP_MPROTECT, to, new_len, 0, prot, 0);
         }
         if dontunmap {

@@ -162,11 +162,9 @@ impl Kernel {
                 .map(|p| (p.start, p.end))
                 .collect()
         });
+        // Unmapped as munmap does it (its sharing and locks go too).
         for (s, t) in pieces {
-            let _ = self.mem(pid, OP_MUNMAP, s, t - s, 0, 0, 0);
-            self.unshare_anon(space, s, t);
-            // Its locks go with it, as munmap's.
-            self.unlock_gone(pid, s, t);
+            let _ = self.unmap_range(pid, s, t - s);
         }
         let now = self.realtime_ns() / 1_000_000_000;
         if let Some(s) = self.sysv.by_id.get_mut(&id) {
