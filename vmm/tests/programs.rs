@@ -819,7 +819,6 @@ fn a_file_of_the_hosts_tmp_written_is_copied_up_and_the_hosts_left_alone() {
         .map(|f| std::fs::read_to_string(format!("{dir}/{f}")).unwrap_or_default())
         .collect();
     let _ = std::fs::remove_file(&name);
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
         ran.text(),
         "the host's line\nthe host's line\nappended\nreplaced\nremoved\n\
@@ -828,6 +827,22 @@ fn a_file_of_the_hosts_tmp_written_is_copied_up_and_the_hosts_left_alone() {
         ran.err
     );
     assert_eq!(host_after.expect("the host's file"), "the host's line\n");
+    // Before a write: access(W_OK) of the host's file and directory is
+    // answered by their bits, as on the host (it was EROFS, and
+    // stress-ng refused a --temp-path in the host's /tmp).
+    std::fs::write(&name, "the host's line\n").expect("the host's file");
+    for libc in [Libc::Glibc, Libc::Musl] {
+        let prog = build("tmpaccess", libc);
+        same_as_host(
+            &rack,
+            &[],
+            &[prog.to_str().expect("path"), &name, &dir],
+            &[],
+            b"",
+        );
+    }
+    let _ = std::fs::remove_file(&name);
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
         host_dir,
         ["ay\n", "bee\n", "sea\n"],

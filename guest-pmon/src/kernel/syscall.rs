@@ -3809,8 +3809,12 @@ impl Kernel {
                 Err(e) => err(e),
             };
         }
+        // A host file that shows through /tmp is writable there: a write
+        // copies it up (`tmp_copy_up`), as overlayfs answers access for a
+        // lower file. stress-ng refused a `--temp-path` in the host's /tmp.
+        let copies_up = tmp::below_tmp(&full).is_some();
         match host::stat_path(&full, true) {
-            Ok(_) if mode & W_OK != 0 => err(EROFS),
+            Ok(_) if mode & W_OK != 0 && !copies_up => err(EROFS),
             Ok(st) => allowed(self, pmon::cred::Owned::from(&st)),
             Err(e) => err(e),
         }
@@ -3864,7 +3868,11 @@ impl Kernel {
                 return self.sys_access(pid, dirfd, path, mode);
             }
             let host = match self.lookup(pid, dirfd, &p) {
-                Ok((full, Name::Host)) => self.tmp_node(&full).is_none() && !self.on_storage(&full),
+                Ok((full, Name::Host)) => {
+                    self.tmp_node(&full).is_none()
+                        && !self.on_storage(&full)
+                        && tmp::below_tmp(&full).is_none()
+                }
                 Ok(_) => false,
                 Err(e) => return err(e),
             };
