@@ -279,7 +279,16 @@ pub struct BootInfo {
     pub owner_seq: u32,
     pub owner_count: u32,
     pub owners: [u64; crate::memory::MAX_VREGION_PEERS],
+    /// Processor: processes to kill with SIGKILL because a memory
+    /// component had no frame for one of their pages (Linux's OOM killer),
+    /// by the id their memory components know them by, 0 for a free
+    /// entry. The VMM fills a free entry atomically and kicks vCPU 0; the
+    /// guest takes each with an atomic swap at its next tick.
+    pub oom_kills: [u32; OOM_KILLS],
 }
+
+/// Entries of [`BootInfo::oom_kills`].
+pub const OOM_KILLS: usize = 4;
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).
 #[repr(u32)]

@@ -73,6 +73,9 @@ fn main() {
         .format_target(false)
         .init();
     let result = run(&args, start);
+    if result.is_err() {
+        release_processes();
+    }
     if let Some(stats) = FABRIC_STATS.get() {
         log::info!("{}", stats.summary());
     }
@@ -95,6 +98,30 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// A processor that stops on a failure ends its processes at their memory
+/// components (`ExCache::release_all`), waiting two seconds at most: a
+/// memory component that cannot be reached is not waited for to its
+/// fabric timeout once per process.
+fn release_processes() {
+    let Some(cache) = EXCACHE.get().cloned() else {
+        return;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("release".into())
+        .spawn(move || {
+            let _ = tx.send(cache.release_all());
+        });
+    if spawned.is_err() {
+        return;
+    }
+    match rx.recv_timeout(std::time::Duration::from_secs(2)) {
+        Ok(n) if n > 0 => log::info!("{n} processes ended at their memory components"),
+        Ok(_) => {}
+        Err(_) => log::warn!("the processes' memory components did not all answer within 2 s"),
+    }
 }
 
 /// The image to boot: `--image`, or the role's image next to this executable.
@@ -401,6 +428,12 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
     }
     if let Some(c) = &vm.shared.excache {
         let _ = EXCACHE.set(c.clone());
+        if let Some(prog) = &vm.shared.program {
+            let post = (vm.shared.ram.clone(), prog.clone());
+            c.on_out_of_memory(Box::new(move |gpid| {
+                program::post_oom_kill(&post.0, &post.1, gpid)
+            }));
+        }
     }
     let shared = vm.shared.clone();
     if let (Some((r, addr)), Some(prog)) = (&serving, &shared.program) {

@@ -145,6 +145,34 @@ pub fn post_signal(ram: &crate::memory::GuestRam, prog: &Program, sig: i32) -> b
     true
 }
 
+/// Asks the monitor to kill the process its memory components know as
+/// `gpid` (a memory component had no frame for its page): an entry of the
+/// boot information's `oom_kills` the monitor takes at its next tick, and
+/// vCPU 0 kicked so that tick comes now. False if no entry is free.
+pub fn post_oom_kill(ram: &crate::memory::GuestRam, prog: &Program, gpid: u32) -> bool {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use vm_memory::{GuestAddress, GuestMemoryBackend};
+    let at = lego_proto::boot::BOOT_INFO
+        + core::mem::offset_of!(lego_proto::boot::BootInfo, oom_kills) as u64;
+    let Ok(ptr) = ram.get_host_address(GuestAddress(at)) else {
+        return false;
+    };
+    if gpid == 0 || ptr as usize % 4 != 0 {
+        return false;
+    }
+    let posted = (0..lego_proto::boot::OOM_KILLS).any(|i| {
+        // SAFETY: aligned u32s of guest RAM inside the boot information,
+        // mapped for the VM's life; the guest only swaps them atomically.
+        let word = unsafe { AtomicU32::from_ptr(ptr.cast::<u32>().add(i)) };
+        word.compare_exchange(0, gpid, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    });
+    if posted {
+        prog.kick(0);
+    }
+    posted
+}
+
 /// Tells a monitor serving runs that requests wait (`runs`): a word in
 /// the boot information it swaps at its next tick, and vCPU 0 kicked.
 pub fn post_control(ram: &crate::memory::GuestRam, prog: &Program) {

@@ -1434,3 +1434,74 @@ fn programs_lego_cannot_run_are_refused_before_booting() {
     let out = run(&["--role", "processor", "--", "no-such-program-anywhere"]);
     expect_failure(&out, 2, &["no such program in PATH"]);
 }
+
+/// A memory component out of frames: the process whose page found none is
+/// killed with SIGKILL, as Linux's OOM killer kills one, and the shell
+/// that ran it goes on; its frames are freed at its end, so the next
+/// program runs. Before, the whole processor stopped and the process's
+/// frames stayed taken until the memory component restarted (stress-ng's
+/// `stream` stressor left one full for every later program).
+#[test]
+fn a_process_that_runs_its_memory_component_out_of_frames_is_killed_alone() {
+    if !kvm_available() || !have(&["gcc", "busybox"]) {
+        return;
+    }
+    let (_memory, addr) = memory_component(1, "128M", &[]);
+    let mut watch = tcp_client(&addr, 100);
+    let free_at_start = memory_stats(&mut watch, 1).frames_free;
+    let workset = build("workset", Libc::Glibc);
+    let workset = workset.to_str().expect("path");
+    let busybox = which("busybox");
+    let script =
+        format!("{workset} 256 >/dev/null; echo big $?; {workset} 16 | wc -l; echo small $?");
+    let mut cmd = Command::new(VMM);
+    cmd.args(["--role", "processor", "--peer", &format!("1={addr}")])
+        .args(["--excache", "16M", "--"])
+        .args([busybox.to_str().expect("path"), "sh", "-c", &script]);
+    let ran = finish(cmd, b"", Duration::from_secs(240));
+    assert_eq!(ran.text(), "big 137\n1\nsmall 0\n", "{}", ran.err);
+    assert_eq!(ran.code, 0, "{}", ran.err);
+    assert!(
+        ran.err.contains("is out of memory; process") && ran.err.contains("is killed (SIGKILL)"),
+        "no sentence for the kill: {}",
+        ran.err
+    );
+    // Every frame is free again once the processor is gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let free = memory_stats(&mut watch, 1).frames_free;
+        if free == free_at_start {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} frames still taken after the processor ended",
+            free_at_start - free
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A processor that stops on a failure (under PVM, the program's own
+    // write to CR3 breaks the monitor) ends its processes at their memory
+    // components on the way out; elsewhere the program gets SIGSEGV.
+    let wreck = build("wreck", Libc::Glibc);
+    let mut cmd = Command::new(VMM);
+    cmd.args(["--role", "processor", "--peer", &format!("1={addr}")])
+        .args(["--excache", "16M", "--"])
+        .args([wreck.to_str().expect("path"), "32"]);
+    let ran = finish(cmd, b"", Duration::from_secs(240));
+    assert_eq!(ran.text(), "filled\n", "{}", ran.err);
+    assert!(
+        ran.code == 3 || ran.code == 139,
+        "{}: {}",
+        ran.code,
+        ran.err
+    );
+    let free = memory_stats(&mut watch, 1).frames_free;
+    assert_eq!(
+        free,
+        free_at_start,
+        "{} frames still taken after the processor stopped ({})",
+        free_at_start - free,
+        ran.err
+    );
+}

@@ -550,6 +550,8 @@ pub struct Kernel {
     pub vdso_file: Option<u32>,
     /// The address of [`BootInfo::host_signals`].
     host_signals: usize,
+    /// The address of [`BootInfo::oom_kills`].
+    oom_kills: usize,
 }
 
 pub static KERNEL: lock::KernelLock<Option<Kernel>> = lock::KernelLock::new(None);
@@ -707,6 +709,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         vdso: vdso::image(),
         vdso_file: None,
         host_signals: core::ptr::addr_of!(boot.host_signals) as usize,
+        oom_kills: core::ptr::addr_of!(boot.oom_kills) as usize,
     };
     // The data page never changes (no process may set the clock), so one
     // file holds both pages for every process.
@@ -1145,6 +1148,7 @@ impl Kernel {
     fn expire_timers(&mut self) {
         store::flush_if_stale(self.now_ns());
         self.take_host_signals();
+        self.take_oom_kills();
         if self.serve_runs {
             self.take_control();
         }

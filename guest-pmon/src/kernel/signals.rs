@@ -43,6 +43,38 @@ impl Kernel {
         }
     }
 
+    /// Processes the VMM asks to be killed because a memory component had
+    /// no frame for one of their pages (`BootInfo::oom_kills`): SIGKILL
+    /// from the kernel, as Linux's OOM killer sends it. Named by the id
+    /// their memory components know (their space's); the VMM logs why.
+    pub fn take_oom_kills(&mut self) {
+        let first = self.oom_kills as *mut u32;
+        for i in 0..lego_proto::boot::OOM_KILLS {
+            // SAFETY: entries of the boot information, which stays mapped
+            // for the guest's life; the VMM only fills free ones atomically.
+            let gpid = unsafe { core::sync::atomic::AtomicU32::from_ptr(first.add(i)) }
+                .swap(0, core::sync::atomic::Ordering::AcqRel);
+            if gpid == 0 {
+                continue;
+            }
+            let victims: Vec<Pid> = self
+                .procs
+                .values()
+                .filter(|p| {
+                    p.life == Life::Alive
+                        && self
+                            .spaces
+                            .get(&p.space)
+                            .is_some_and(|e| e.space.gpid == gpid)
+                })
+                .map(|p| p.pid)
+                .collect();
+            for pid in victims {
+                self.signal_process(pid, SigInfo::user(SIGKILL, SI_KERNEL, 0));
+            }
+        }
+    }
+
     /// `info` to every living member of process group `group`.
     pub fn signal_group(&mut self, group: Pid, info: SigInfo) {
         let members: Vec<Pid> = self

@@ -106,6 +106,10 @@ const CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// not out of KVM to take it, that show KVM itself makes the access
 /// ([`ExCache::fail`]).
 const STUCK_REPORTS: u32 = 4;
+/// How long the monitor has to kill a process that ran a memory component
+/// out of frames ([`ExCache::oom_kill`]) before the processor stops
+/// instead: its next tick, asked for at once, comes within milliseconds.
+const OOM_KILL_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 /// Zeros to install fresh pages from.
 static ZEROS: [u8; FRESH_RUN as usize * PAGE] = [0; FRESH_RUN as usize * PAGE];
 /// Miss latencies kept for percentiles: the most recent ones (the
@@ -134,7 +138,32 @@ pub enum Fault {
     Host { what: &'static str, why: String },
 }
 
+/// A prefetch that failed leaves its pages out (a miss fetches them); a
+/// memory component out of frames is the demand miss's to report, as it
+/// kills the process then (`ExCache::oom_kill`).
+fn prefetch_failed(e: &Fault) {
+    if e.is_out_of_memory() {
+        log::debug!("excache: prefetch: {e}");
+    } else {
+        log::warn!("excache: prefetch: {e}");
+    }
+}
+
 impl Fault {
+    /// Whether a memory component had no frame for the page.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(
+            self,
+            Fault::Page {
+                source: PageError::Refused {
+                    status: OUT_OF_FRAMES | ENOMEM,
+                    ..
+                },
+                ..
+            }
+        )
+    }
+
     /// Whether the memory component said the access is not allowed: the
     /// process gets SIGSEGV, as on Linux.
     pub fn is_segv(&self) -> bool {
@@ -366,6 +395,9 @@ struct State {
     /// that fault then fails (the memory component no longer knows the
     /// process) and must be dropped, not stop the run.
     ended: HashSet<u32>,
+    /// Processes the monitor was asked to kill because a memory component
+    /// had no frame for one of their pages, and when.
+    oom_killed: HashMap<u32, Instant>,
     /// The page of each slot's last demand miss (to see scans), and how
     /// far it reads ahead now.
     last_miss: [u64; MAX_SLOTS as usize],
@@ -400,7 +432,14 @@ pub struct ExCache {
     /// The monitor's instructions that touch a process's memory, once its
     /// guest has named them (PORT_USER_ACCESS, [`port::user_access`]).
     user_access: std::sync::OnceLock<Vec<u64>>,
+    /// Asks the monitor to kill a process by the id its memory components
+    /// know it by ([`ExCache::on_out_of_memory`]); false if it cannot.
+    oom_killer: std::sync::OnceLock<OomKiller>,
 }
+
+/// How the ExCache asks the monitor to kill a process that ran a memory
+/// component out of frames (`program::post_oom_kill`).
+pub type OomKiller = Box<dyn Fn(u32) -> bool + Send + Sync>;
 
 /// How an access range changes, from a memory call the guest made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -470,6 +509,7 @@ impl ExCache {
                 unanswered: HashMap::new(),
                 scratch: HashSet::new(),
                 ended: HashSet::new(),
+                oom_killed: HashMap::new(),
                 stats: Stats::default(),
                 sample: sample::Sampler::new(parking, seed),
             }),
@@ -478,6 +518,7 @@ impl ExCache {
             last_ratio: Mutex::new((None, None)),
             prefetch,
             user_access: std::sync::OnceLock::new(),
+            oom_killer: std::sync::OnceLock::new(),
         })
     }
 
@@ -781,6 +822,7 @@ impl ExCache {
             let mut gone = Vec::new();
             if let Some(old) = st.processes[slot as usize].take() {
                 st.ended.remove(&old.pid);
+                st.oom_killed.remove(&old.pid);
                 let keys: Vec<Key> = st
                     .pages
                     .range((s, 0)..(s + 1, 0))
@@ -897,6 +939,58 @@ impl ExCache {
         let st = self.lock();
         let s = &st.stats;
         (s.misses, s.evictions, s.writebacks, s.miss_us(0.5))
+    }
+
+    /// How to ask the monitor to kill a process that ran a memory component
+    /// out of frames; without it such a process stops the processor.
+    pub fn on_out_of_memory(&self, kill: OomKiller) {
+        let _ = self.oom_killer.set(kill);
+    }
+
+    /// Ends, at their home memory components, the processes that still
+    /// hold a slot, and returns how many were ended. For a processor that
+    /// stops on a failure (its monitor broken, a memory component that
+    /// refused a page): its processes end with it, and what they held at
+    /// the memory components would otherwise stay taken until those
+    /// restart (found with stress-ng's `stream` stressor, which filled a
+    /// memory component and left it full for every later program). A
+    /// clean stop has ended each process already; this is best effort,
+    /// and an unanswered call is left to the fabric's timeout.
+    pub fn release_all(&self) -> usize {
+        let live: Vec<Process> = {
+            let mut st = self.lock();
+            let live: Vec<Process> = st
+                .processes
+                .iter()
+                .flatten()
+                .filter(|p| !st.ended.contains(&p.pid))
+                .copied()
+                .collect();
+            // Faults still on their way for these are dropped, not taken
+            // for failures of their own.
+            st.ended.extend(live.iter().map(|p| p.pid));
+            live
+        };
+        let mut ended = 0;
+        for p in live {
+            let req = MemRequest {
+                op: OP_EXIT,
+                pid: p.pid,
+                ..Default::default()
+            };
+            match self
+                .client
+                .call(p.home, zerocopy::IntoBytes::as_bytes(&req))
+            {
+                Ok(_) => ended += 1,
+                Err(e) => log::warn!(
+                    "excache: process {} could not be ended at memory component {}: {e}",
+                    p.pid,
+                    p.home
+                ),
+            }
+        }
+        ended
     }
 
     pub fn summary(&self) -> String {
@@ -1035,6 +1129,14 @@ impl ExCache {
     /// access only wakes it; a real one faults again at once, and its
     /// second report (within [`CONFIRM_WITHIN`]) gets the verdict.
     fn fail(&self, tid: u32, key: Key, write: bool, fault: Fault) {
+        if self.oom_kill(&fault) {
+            // Made again: served once there is room, or ended by the kill
+            // (its tick interrupts the vCPU, which is not left blocked).
+            if let Some(host) = self.lock().regions.host_of(key.0, key.1) {
+                let _ = self.uffd.wake(host, PAGE_U64);
+            }
+            return;
+        }
         let to_guest = {
             let mut st = self.lock();
             // The process ended meanwhile: its vCPU is being taken back by
@@ -1101,6 +1203,53 @@ impl ExCache {
             ))
         };
         self.deliver(tid, verdict);
+    }
+
+    /// Has the monitor kill the process a memory component had no frame
+    /// for (a fetch of a page never written, or a write-back), as Linux's
+    /// OOM killer kills a process rather than the machine: true when asked
+    /// now or shortly before. Decided: the process whose page found no
+    /// frame is the one killed (Linux picks the largest); its memory is
+    /// freed at its exit and the others go on. Before, the whole processor
+    /// stopped. A process that is no program's (the built-in workload), or
+    /// that the monitor does not end within [`OOM_KILL_WITHIN`], stops the
+    /// processor as before.
+    fn oom_kill(&self, fault: &Fault) -> bool {
+        let Fault::Page {
+            pid,
+            source: PageError::Refused { component, .. },
+            ..
+        } = fault
+        else {
+            return false;
+        };
+        if !fault.is_out_of_memory() {
+            return false;
+        }
+        let Some(kill) = self.oom_killer.get() else {
+            return false;
+        };
+        let mut st = self.lock();
+        if st.ended.contains(pid)
+            || !st
+                .processes
+                .iter()
+                .flatten()
+                .any(|p| p.pid == *pid && p.faults_to_guest)
+        {
+            return false;
+        }
+        if let Some(at) = st.oom_killed.get(pid) {
+            return at.elapsed() < OOM_KILL_WITHIN;
+        }
+        if !kill(*pid) {
+            return false;
+        }
+        st.oom_killed.insert(*pid, Instant::now());
+        log::warn!(
+            "{fault}: memory component {component} is out of memory; process {pid} is killed (SIGKILL), as Linux's OOM killer would"
+        );
+        true
     }
 
     /// A demand miss: fetch the page (making room first), install it, and
@@ -1333,8 +1482,14 @@ impl ExCache {
                 Ok(n) => at += n * PAGE_U64,
                 Err(e) => {
                     // Still fresh at the memory component; a miss gets them.
-                    log::warn!("excache: fresh pages ahead: {e}");
-                    break;
+                    // A write-back that found no frame kills its process
+                    // (`oom_kill`, which says so).
+                    st.fresh_end[s] = at;
+                    drop(st);
+                    if !self.oom_kill(&e) {
+                        log::warn!("excache: fresh pages ahead: {e}");
+                    }
+                    return;
                 }
             }
         }
@@ -1650,7 +1805,11 @@ impl ExCache {
                 st.flushing.remove(&key);
             }
             self.flushed.notify_all();
-            settled?;
+            match settled {
+                // An ended process's pages went with it.
+                Err(Fault::Page { pid, .. }) if st.ended.contains(&pid) => {}
+                other => other?,
+            }
         }
         Ok(())
     }
@@ -1658,21 +1817,30 @@ impl ExCache {
     /// Waits for every write-back in flight (outside the lock).
     fn drain_writebacks(&self) -> Result<(), Fault> {
         let pending: Vec<(Vec<WriteBack>, Pending)> = std::mem::take(&mut self.lock().writebacks);
-        let mut result = Ok(());
+        let mut failed = Vec::new();
         let mut done = Vec::new();
         for (pages, call) in pending {
             done.extend(pages.iter().map(|wb| wb.key));
             let (dst, reply) = self.client.wait(call);
             if let Err(f) = self.settle_writebacks(pages, dst, reply) {
-                result = Err(f);
+                failed.push(f);
             }
         }
-        let mut st = self.lock();
-        for k in done {
-            st.flushing.remove(&k);
+        {
+            let mut st = self.lock();
+            for k in done {
+                st.flushing.remove(&k);
+            }
+            self.flushed.notify_all();
+            // An ended process's pages went with it: an exit must not
+            // fail on them (it did, and the process was never ended at
+            // its memory component, whose frames stayed taken).
+            failed.retain(|f| !matches!(f, Fault::Page { pid, .. } if st.ended.contains(pid)));
         }
-        self.flushed.notify_all();
-        result
+        // A process whose page found no frame is killed; the call that
+        // waited goes on.
+        failed.retain(|f| !self.oom_kill(f));
+        failed.pop().map_or(Ok(()), Err)
     }
 
     /// Settles the answer to one write-back request, of one page or many.
@@ -1871,7 +2039,7 @@ impl ExCache {
         let mut backs = Vec::new();
         let room = self.make_room(&mut st, count).map(|b| backs = b);
         if let Err(e) = &room {
-            log::warn!("excache: prefetch: {e}");
+            prefetch_failed(e);
         }
         let writable = prot & PROT_WRITE != 0;
         let mut i = 0;
@@ -1896,7 +2064,7 @@ impl ExCache {
                 .install(&mut st, key, p, how, &bytes[i * PAGE..j * PAGE])
                 .unwrap_or_else(|e| {
                     // The pages stay out; a later miss fetches them.
-                    log::warn!("excache: prefetch: {e}");
+                    prefetch_failed(&e);
                     0
                 });
             st.stats.prefetched += installed;
@@ -1910,7 +2078,7 @@ impl ExCache {
         }
         // The pages are in (their waiters woken): now the victims go back.
         if let Err(e) = self.start_writebacks(&mut st, backs) {
-            log::warn!("excache: prefetch: {e}");
+            prefetch_failed(&e);
         }
     }
 
