@@ -150,13 +150,14 @@ fn prefetch_failed(e: &Fault) {
 }
 
 impl Fault {
-    /// Whether a memory component had no frame for the page.
+    /// Whether a memory component had no frame for the page (ENOMEM is
+    /// a memory call's answer, about mappings, never a page's).
     pub fn is_out_of_memory(&self) -> bool {
         matches!(
             self,
             Fault::Page {
                 source: PageError::Refused {
-                    status: OUT_OF_FRAMES | ENOMEM,
+                    status: OUT_OF_FRAMES,
                     ..
                 },
                 ..
