@@ -121,22 +121,28 @@ pub fn prepare(
     Ok(exe)
 }
 
+/// The host address of the boot information's field at `offset` (an
+/// `offset_of!` of `BootInfo`), if it is mapped and aligned to `align`:
+/// the words the VMM posts to the monitor, which takes them at a tick.
+fn boot_field(ram: &crate::memory::GuestRam, offset: usize, align: usize) -> Option<*mut u8> {
+    use vm_memory::{GuestAddress, GuestMemoryBackend};
+    let at = lego_proto::boot::BOOT_INFO + offset as u64;
+    ram.get_host_address(GuestAddress(at))
+        .ok()
+        .filter(|p| *p as usize % align == 0)
+}
+
 /// Passes signal `sig`, which lego-vmm received, to the program: a bit in
 /// the boot information the monitor takes at its next tick, and vCPU 0
 /// kicked so that tick comes now. False if it cannot be posted.
 pub fn post_signal(ram: &crate::memory::GuestRam, prog: &Program, sig: i32) -> bool {
-    use vm_memory::{GuestAddress, GuestMemoryBackend};
     if !(1..=64).contains(&sig) {
         return false;
     }
-    let at = lego_proto::boot::BOOT_INFO
-        + core::mem::offset_of!(lego_proto::boot::BootInfo, host_signals) as u64;
-    let Ok(ptr) = ram.get_host_address(GuestAddress(at)) else {
+    let offset = core::mem::offset_of!(lego_proto::boot::BootInfo, host_signals);
+    let Some(ptr) = boot_field(ram, offset, 8) else {
         return false;
     };
-    if ptr as usize % 8 != 0 {
-        return false;
-    }
     // SAFETY: an aligned u64 of guest RAM, mapped for the VM's life; the
     // guest only swaps it atomically.
     unsafe { std::sync::atomic::AtomicU64::from_ptr(ptr.cast::<u64>()) }
@@ -151,15 +157,10 @@ pub fn post_signal(ram: &crate::memory::GuestRam, prog: &Program, sig: i32) -> b
 /// vCPU 0 kicked so that tick comes now. False if no entry is free.
 pub fn post_oom_kill(ram: &crate::memory::GuestRam, prog: &Program, gpid: u32) -> bool {
     use std::sync::atomic::{AtomicU32, Ordering};
-    use vm_memory::{GuestAddress, GuestMemoryBackend};
-    let at = lego_proto::boot::BOOT_INFO
-        + core::mem::offset_of!(lego_proto::boot::BootInfo, oom_kills) as u64;
-    let Ok(ptr) = ram.get_host_address(GuestAddress(at)) else {
+    let offset = core::mem::offset_of!(lego_proto::boot::BootInfo, oom_kills);
+    let Some(ptr) = boot_field(ram, offset, 4).filter(|_| gpid != 0) else {
         return false;
     };
-    if gpid == 0 || ptr as usize % 4 != 0 {
-        return false;
-    }
     let posted = (0..lego_proto::boot::OOM_KILLS).any(|i| {
         // SAFETY: aligned u32s of guest RAM inside the boot information,
         // mapped for the VM's life; the guest only swaps them atomically.
@@ -176,15 +177,10 @@ pub fn post_oom_kill(ram: &crate::memory::GuestRam, prog: &Program, gpid: u32) -
 /// Tells a monitor serving runs that requests wait (`runs`): a word in
 /// the boot information it swaps at its next tick, and vCPU 0 kicked.
 pub fn post_control(ram: &crate::memory::GuestRam, prog: &Program) {
-    use vm_memory::{GuestAddress, GuestMemoryBackend};
-    let at = lego_proto::boot::BOOT_INFO
-        + core::mem::offset_of!(lego_proto::boot::BootInfo, control_pending) as u64;
-    let Ok(ptr) = ram.get_host_address(GuestAddress(at)) else {
+    let offset = core::mem::offset_of!(lego_proto::boot::BootInfo, control_pending);
+    let Some(ptr) = boot_field(ram, offset, 8) else {
         return;
     };
-    if ptr as usize % 8 != 0 {
-        return;
-    }
     // SAFETY: an aligned u64 of guest RAM, mapped for the VM's life; the
     // guest only swaps it atomically.
     unsafe { std::sync::atomic::AtomicU64::from_ptr(ptr.cast::<u64>()) }

@@ -1218,15 +1218,16 @@ impl ExCache {
     fn oom_kill(&self, fault: &Fault) -> bool {
         let Fault::Page {
             pid,
-            source: PageError::Refused { component, .. },
+            source:
+                PageError::Refused {
+                    component,
+                    status: OUT_OF_FRAMES,
+                },
             ..
         } = fault
         else {
             return false;
         };
-        if !fault.is_out_of_memory() {
-            return false;
-        }
         let Some(kill) = self.oom_killer.get() else {
             return false;
         };
