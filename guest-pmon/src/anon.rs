@@ -177,6 +177,24 @@ impl Redirects {
     }
 }
 
+/// The objects, of those given as (start, length) in the holder, that
+/// hold any of the holder's pages `[first, end)`: their starts, in order.
+/// A run of pages that found no frame at a memory component names them,
+/// and their mappers are the processes killed for it.
+pub fn objects_meeting(
+    objects: impl IntoIterator<Item = (u64, u64)>,
+    first: u64,
+    end: u64,
+) -> Vec<u64> {
+    let mut out: Vec<u64> = objects
+        .into_iter()
+        .filter(|&(start, len)| first < end && start < end && first < start.saturating_add(len))
+        .map(|(start, _)| start)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 /// Which byte ranges of a file an object holds (filled from the file when
 /// first mapped; later writes to the file are patched into these only).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -251,6 +269,26 @@ mod tests {
 
     fn ranges(r: &Redirects) -> Vec<(u64, u64, u64, u32)> {
         r.pieces().map(|p| (p.start, p.end, p.at, p.prot)).collect()
+    }
+
+    #[test]
+    fn the_objects_a_run_of_pages_meets_are_those_holding_any_of_them() {
+        let objects = [(0, 4 * M), (4 * M, M), (8 * M, 2 * M)];
+        assert_eq!(objects_meeting(objects, 4 * M, 4 * M + 4096), [4 * M]);
+        assert_eq!(
+            objects_meeting(objects, 4 * M - 4096, 4 * M + 4096),
+            [0, 4 * M]
+        );
+        assert_eq!(objects_meeting(objects, 3 * M, 9 * M), [0, 4 * M, 8 * M]);
+        // Between objects, or past them, or an empty run: none.
+        assert!(objects_meeting(objects, 5 * M, 8 * M).is_empty());
+        assert!(objects_meeting(objects, 10 * M, 11 * M).is_empty());
+        assert!(objects_meeting(objects, 9 * M, 9 * M).is_empty());
+        // An object at the top of the addresses does not overflow.
+        assert_eq!(
+            objects_meeting([(u64::MAX - 4095, 4096)], u64::MAX - 10, u64::MAX),
+            [u64::MAX - 4095]
+        );
     }
 
     #[test]

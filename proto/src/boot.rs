@@ -282,13 +282,25 @@ pub struct BootInfo {
     /// Processor: processes to kill with SIGKILL because a memory
     /// component had no frame for one of their pages (Linux's OOM killer),
     /// by the id their memory components know them by, 0 for a free
-    /// entry. The VMM fills a free entry atomically and kicks vCPU 0; the
-    /// guest takes each with an atomic swap at its next tick.
+    /// entry. The VMM claims a free entry atomically
+    /// ([`OOM_KILL_CLAIMED`]), writes its pages, stores the id (release)
+    /// and kicks vCPU 0; the guest takes each entry that holds an id at
+    /// its next tick and frees it (0).
     pub oom_kills: [u32; OOM_KILLS],
+    /// The pages `[first, end)` of each entry's address space that found
+    /// no frame. For a process's own space they are not needed (the
+    /// process is killed); for the holder of shared memory they name the
+    /// objects whose mappers are killed.
+    pub oom_kill_pages: [[u64; 2]; OOM_KILLS],
 }
 
 /// Entries of [`BootInfo::oom_kills`].
-pub const OOM_KILLS: usize = 4;
+/// A memory component out of frames refuses a burst of write-backs,
+/// up to 64 pages each, and each refused run is one entry.
+pub const OOM_KILLS: usize = 32;
+
+/// An entry of [`BootInfo::oom_kills`] the VMM is writing: not taken.
+pub const OOM_KILL_CLAIMED: u32 = u32::MAX;
 
 /// Fabric exercises a guest runs for the tests (`--fabric-test`).
 #[repr(u32)]
@@ -329,6 +341,11 @@ pub const BOOT_MAGIC: u64 = 0x4c45_474f_424f_4f54; // "LEGOBOOT"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_boot_information_fits_below_the_gdt() {
+        assert!(core::mem::size_of::<BootInfo>() as u64 <= GDT - BOOT_INFO);
+    }
 
     #[test]
     fn stack_at_names_the_vcpu_and_the_top() {

@@ -118,7 +118,7 @@ pub struct ProcessStart {
     pub home: u32,
     /// Written by the VMM: 0, or why it refused.
     pub status: u32,
-    /// [`PROCESS_FAULTS_TO_GUEST`] or 0.
+    /// [`PROCESS_FAULTS_TO_GUEST`], [`PROCESS_SHARED_HOLDER`].
     pub flags: u32,
 }
 
@@ -136,6 +136,13 @@ pub const PF_COMPLETED: u32 = 1 << 14;
 /// page fault (a program gets SIGSEGV); without it, it stops the component
 /// (the built-in workload, which runs in the monitor itself).
 pub const PROCESS_FAULTS_TO_GUEST: u32 = 1;
+
+/// The space is no process: it holds the processor's shared memory
+/// (shared anonymous mappings, System V segments, shared file mappings),
+/// whose pages processes map. A page of it that finds no frame at its
+/// memory component kills the processes that map its object, not the
+/// holder (`BootInfo::oom_kill_pages`).
+pub const PROCESS_SHARED_HOLDER: u32 = 2;
 
 /// The most instructions a [`UserAccess`] names.
 pub const USER_ACCESS_MAX: usize = 8;

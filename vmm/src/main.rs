@@ -430,8 +430,8 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
         let _ = EXCACHE.set(c.clone());
         if let Some(prog) = &vm.shared.program {
             let post = (vm.shared.ram.clone(), prog.clone());
-            c.on_out_of_memory(Box::new(move |gpid| {
-                program::post_oom_kill(&post.0, &post.1, gpid)
+            c.on_out_of_memory(Box::new(move |gpid, pages| {
+                program::post_oom_kill(&post.0, &post.1, gpid, pages)
             }));
         }
     }

@@ -152,26 +152,49 @@ pub fn post_signal(ram: &crate::memory::GuestRam, prog: &Program, sig: i32) -> b
 }
 
 /// Asks the monitor to kill the process its memory components know as
-/// `gpid` (a memory component had no frame for its page): an entry of the
-/// boot information's `oom_kills` the monitor takes at its next tick, and
-/// vCPU 0 kicked so that tick comes now. False if no entry is free.
-pub fn post_oom_kill(ram: &crate::memory::GuestRam, prog: &Program, gpid: u32) -> bool {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    let offset = core::mem::offset_of!(lego_proto::boot::BootInfo, oom_kills);
-    let Some(ptr) = boot_field(ram, offset, 4).filter(|_| gpid != 0) else {
+/// `gpid`, whose pages `pages` (`[first, end)`) found no frame at a memory
+/// component: an entry of the boot information's `oom_kills` the monitor
+/// takes at its next tick, and vCPU 0 kicked so that tick comes now. The
+/// entry is claimed, its pages written, then its id stored, so the monitor
+/// never reads an entry half made. False if no entry is free.
+pub fn post_oom_kill(
+    ram: &crate::memory::GuestRam,
+    prog: &Program,
+    gpid: u32,
+    pages: (u64, u64),
+) -> bool {
+    use lego_proto::boot::{BootInfo, OOM_KILLS, OOM_KILL_CLAIMED};
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    if gpid == 0 || gpid == OOM_KILL_CLAIMED {
+        return false;
+    }
+    let ids = boot_field(ram, core::mem::offset_of!(BootInfo, oom_kills), 4);
+    let ranges = boot_field(ram, core::mem::offset_of!(BootInfo, oom_kill_pages), 8);
+    let (Some(ids), Some(ranges)) = (ids, ranges) else {
         return false;
     };
-    let posted = (0..lego_proto::boot::OOM_KILLS).any(|i| {
-        // SAFETY: aligned u32s of guest RAM inside the boot information,
-        // mapped for the VM's life; the guest only swaps them atomically.
-        let word = unsafe { AtomicU32::from_ptr(ptr.cast::<u32>().add(i)) };
-        word.compare_exchange(0, gpid, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    });
-    if posted {
+    for i in 0..OOM_KILLS {
+        // SAFETY: aligned words of guest RAM inside the boot information,
+        // mapped for the VM's life; the guest only reads an entry whose id
+        // is set and then frees it.
+        let id = unsafe { AtomicU32::from_ptr(ids.cast::<u32>().add(i)) };
+        if id
+            .compare_exchange(0, OOM_KILL_CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            continue;
+        }
+        // SAFETY: as above; the entry is ours until its id is stored.
+        unsafe {
+            let range = ranges.cast::<u64>().add(2 * i);
+            AtomicU64::from_ptr(range).store(pages.0, Ordering::Relaxed);
+            AtomicU64::from_ptr(range.add(1)).store(pages.1, Ordering::Relaxed);
+        }
+        id.store(gpid, Ordering::Release);
         prog.kick(0);
+        return true;
     }
-    posted
+    false
 }
 
 /// Tells a monitor serving runs that requests wait (`runs`): a word in

@@ -1451,19 +1451,39 @@ fn a_process_that_runs_its_memory_component_out_of_frames_is_killed_alone() {
     let free_at_start = memory_stats(&mut watch, 1).frames_free;
     let workset = build("workset", Libc::Glibc);
     let workset = workset.to_str().expect("path");
+    // Shared memory too (a MAP_SHARED mapping, then a System V segment,
+    // written by a forked child): its pages are no process's, and the
+    // processes that map them are the ones killed; a segment whose page
+    // was lost is removed, so the next one with its key comes zeroed.
+    let sharedset = build("sharedset", Libc::Glibc);
+    let sharedset = sharedset.to_str().expect("path");
     let busybox = which("busybox");
-    let script =
-        format!("{workset} 256 >/dev/null; echo big $?; {workset} 16 | wc -l; echo small $?");
+    let script = format!(
+        "{workset} 256 >/dev/null; echo big $?; {workset} 16 | wc -l; echo small $?; \
+         {sharedset} 256 >/dev/null; echo shared $?; {sharedset} 16 | wc -l; echo shared small $?; \
+         {sharedset} 256 sysv >/dev/null; echo sysv $?; {sharedset} 16 sysv; echo sysv small $?"
+    );
     let mut cmd = Command::new(VMM);
     cmd.args(["--role", "processor", "--peer", &format!("1={addr}")])
         .args(["--excache", "16M", "--"])
         .args([busybox.to_str().expect("path"), "sh", "-c", &script]);
     let ran = finish(cmd, b"", Duration::from_secs(240));
-    assert_eq!(ran.text(), "big 137\n1\nsmall 0\n", "{}", ran.err);
+    assert_eq!(
+        ran.text(),
+        "big 137\n1\nsmall 0\nshared 137\n1\nshared small 0\nsysv 137\n\
+         shared 16 MiB checksum 33554432\nsysv small 0\n",
+        "{}",
+        ran.err
+    );
     assert_eq!(ran.code, 0, "{}", ran.err);
     assert!(
         ran.err.contains("is out of memory; process") && ran.err.contains("is killed (SIGKILL)"),
         "no sentence for the kill: {}",
+        ran.err
+    );
+    assert!(
+        ran.err.contains("the processes that map shared memory at"),
+        "no sentence for the shared memory's kill: {}",
         ran.err
     );
     // Every frame is free again once the processor is gone.

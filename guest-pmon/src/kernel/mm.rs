@@ -21,7 +21,7 @@ use lego_proto::hypercall::{
 use lego_proto::memory::*;
 use lego_proto::process::{
     MemoryCall, MemoryCalls, ProcessStart, VRegionMap, Window, MEMORY_CALLS_MAX,
-    PROCESS_FAULTS_TO_GUEST,
+    PROCESS_FAULTS_TO_GUEST, PROCESS_SHARED_HOLDER,
 };
 
 use super::uaccess::UserSpace;
@@ -89,14 +89,23 @@ unsafe impl Send for Space {}
 
 impl Space {
     /// A new, empty address space in `slot`; the home memory component is
-    /// told at once (OP_NEW). `brk` is where the break starts.
-    pub fn new(slot: u32, gpid: u32, home: u32, window: Window, brk: u64) -> Result<Space, Errno> {
+    /// told at once (OP_NEW). `brk` is where the break starts; `holder`:
+    /// it holds shared memory, and is no process's
+    /// (`PROCESS_SHARED_HOLDER`).
+    pub fn new(
+        slot: u32,
+        gpid: u32,
+        home: u32,
+        window: Window,
+        brk: u64,
+        holder: bool,
+    ) -> Result<Space, Errno> {
         let start = ProcessStart {
             slot,
             pid: gpid,
             home,
             status: 0,
-            flags: PROCESS_FAULTS_TO_GUEST,
+            flags: PROCESS_FAULTS_TO_GUEST | if holder { PROCESS_SHARED_HOLDER } else { 0 },
         };
         hypercall::out(PORT_PROCESS_START, phys_of(&start) as u32);
         // SAFETY: the VMM wrote the status during the hypercall.

@@ -552,6 +552,8 @@ pub struct Kernel {
     host_signals: usize,
     /// The address of [`BootInfo::oom_kills`].
     oom_kills: usize,
+    /// The address of [`BootInfo::oom_kill_pages`].
+    oom_kill_pages: usize,
 }
 
 pub static KERNEL: lock::KernelLock<Option<Kernel>> = lock::KernelLock::new(None);
@@ -710,6 +712,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         vdso_file: None,
         host_signals: core::ptr::addr_of!(boot.host_signals) as usize,
         oom_kills: core::ptr::addr_of!(boot.oom_kills) as usize,
+        oom_kill_pages: core::ptr::addr_of!(boot.oom_kill_pages) as usize,
     };
     // The data page never changes (no process may set the clock), so one
     // file holds both pages for every process.
@@ -843,6 +846,12 @@ impl Kernel {
 
     /// A new address space (EAGAIN when all window slots are taken).
     pub fn new_space(&mut self, brk: u64) -> Result<u32, Errno> {
+        self.make_space(brk, false)
+    }
+
+    /// [`Kernel::new_space`], or (`holder`) the space that holds shared
+    /// memory, which is no process's.
+    pub fn make_space(&mut self, brk: u64, holder: bool) -> Result<u32, Errno> {
         let slot = self.free_slots.pop().ok_or(EAGAIN)?;
         let home = if self.home_now != 0 {
             self.home_now
@@ -857,7 +866,8 @@ impl Kernel {
             let Some(id) = self.space_ids.take(|id| spaces.contains_key(&id)) else {
                 break;
             };
-            result = Space::new(slot, self.pid_base | id, home, self.window, brk).map(|s| (id, s));
+            result = Space::new(slot, self.pid_base | id, home, self.window, brk, holder)
+                .map(|s| (id, s));
             if result.as_ref().err() != Some(&EEXIST) {
                 break;
             }

@@ -46,27 +46,36 @@ impl Kernel {
     /// Processes the VMM asks to be killed because a memory component had
     /// no frame for one of their pages (`BootInfo::oom_kills`): SIGKILL
     /// from the kernel, as Linux's OOM killer sends it. Named by the id
-    /// their memory components know (their space's); the VMM logs why.
+    /// their memory components know (their space's); for the holder of
+    /// shared memory, by its pages: the processes that map the objects
+    /// holding them (`oom_spaces`). The VMM logs why.
     pub fn take_oom_kills(&mut self) {
-        let first = self.oom_kills as *mut u32;
-        for i in 0..lego_proto::boot::OOM_KILLS {
+        use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+        use lego_proto::boot::{OOM_KILLS, OOM_KILL_CLAIMED};
+        let ids = self.oom_kills as *mut u32;
+        let ranges = self.oom_kill_pages as *mut u64;
+        for i in 0..OOM_KILLS {
             // SAFETY: entries of the boot information, which stays mapped
-            // for the guest's life; the VMM only fills free ones atomically.
-            let gpid = unsafe { core::sync::atomic::AtomicU32::from_ptr(first.add(i)) }
-                .swap(0, core::sync::atomic::Ordering::AcqRel);
-            if gpid == 0 {
+            // for the guest's life; the VMM fills only free ones (0), and
+            // stores an entry's id after its pages.
+            let id = unsafe { AtomicU32::from_ptr(ids.add(i)) };
+            let gpid = id.load(Ordering::Acquire);
+            if gpid == 0 || gpid == OOM_KILL_CLAIMED {
                 continue;
             }
+            // SAFETY: as above; the entry stays as it is until freed.
+            let pages = unsafe {
+                (
+                    AtomicU64::from_ptr(ranges.add(2 * i)).load(Ordering::Relaxed),
+                    AtomicU64::from_ptr(ranges.add(2 * i + 1)).load(Ordering::Relaxed),
+                )
+            };
+            id.store(0, Ordering::Release);
+            let spaces = self.oom_spaces(gpid, pages);
             let victims: Vec<Pid> = self
                 .procs
                 .values()
-                .filter(|p| {
-                    p.life == Life::Alive
-                        && self
-                            .spaces
-                            .get(&p.space)
-                            .is_some_and(|e| e.space.gpid == gpid)
-                })
+                .filter(|p| p.life == Life::Alive && spaces.contains(&p.space))
                 .map(|p| p.pid)
                 .collect();
             for pid in victims {

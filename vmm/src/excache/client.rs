@@ -34,6 +34,12 @@ pub enum PageError {
     Refused { component: u32, status: u32 },
     #[error("the owners of vRegion {vregion} kept redirecting (last: component {component})")]
     Redirects { component: u32, vregion: u64 },
+    /// Write-backs of a run of pages, from the fault's page to `last`,
+    /// that found no frame (`OUT_OF_FRAMES`, each of them).
+    #[error(
+        "memory component {component} has no free page frame left for the pages up to {last:#x}"
+    )]
+    OutOfFrames { component: u32, last: u64 },
 }
 
 /// What a memory status means, for sentences.

@@ -153,16 +153,31 @@ impl Fault {
     /// Whether a memory component had no frame for the page (ENOMEM is
     /// a memory call's answer, about mappings, never a page's).
     pub fn is_out_of_memory(&self) -> bool {
-        matches!(
-            self,
+        self.frames_refused().is_some()
+    }
+
+    /// The process, the pages `[first, end)` and the memory component of
+    /// a fault that found no frame.
+    fn frames_refused(&self) -> Option<(u32, (u64, u64), u32)> {
+        match self {
             Fault::Page {
-                source: PageError::Refused {
-                    status: OUT_OF_FRAMES,
-                    ..
-                },
+                pid,
+                va,
+                source:
+                    PageError::Refused {
+                        component,
+                        status: OUT_OF_FRAMES,
+                    },
                 ..
-            }
-        )
+            } => Some((*pid, (*va, va + PAGE_U64), *component)),
+            Fault::Page {
+                pid,
+                va,
+                source: PageError::OutOfFrames { component, last },
+                ..
+            } => Some((*pid, (*va, last + PAGE_U64), *component)),
+            _ => None,
+        }
     }
 
     /// Whether the memory component said the access is not allowed: the
@@ -240,6 +255,9 @@ struct Process {
     /// Faults go to the guest (a program); otherwise they stop the
     /// component (the built-in workload runs in the monitor itself).
     faults_to_guest: bool,
+    /// The holder of shared memory, which is no process
+    /// (`PROCESS_SHARED_HOLDER`).
+    shared_holder: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -396,9 +414,11 @@ struct State {
     /// that fault then fails (the memory component no longer knows the
     /// process) and must be dropped, not stop the run.
     ended: HashSet<u32>,
-    /// Processes the monitor was asked to kill because a memory component
-    /// had no frame for one of their pages, and when.
-    oom_killed: HashMap<u32, Instant>,
+    /// Kills the monitor was asked for because a memory component had no
+    /// frame for a page, and when: by process (page 0), and for the holder
+    /// of shared memory by process and first page (each names other
+    /// victims: the mappers of the pages' objects).
+    oom_killed: HashMap<(u32, u64), Instant>,
     /// The page of each slot's last demand miss (to see scans), and how
     /// far it reads ahead now.
     last_miss: [u64; MAX_SLOTS as usize],
@@ -440,7 +460,9 @@ pub struct ExCache {
 
 /// How the ExCache asks the monitor to kill a process that ran a memory
 /// component out of frames (`program::post_oom_kill`).
-pub type OomKiller = Box<dyn Fn(u32) -> bool + Send + Sync>;
+/// Its arguments: the id, and the pages `[first, end)` that found no
+/// frame.
+pub type OomKiller = Box<dyn Fn(u32, (u64, u64)) -> bool + Send + Sync>;
 
 /// How an access range changes, from a memory call the guest made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -811,6 +833,7 @@ impl ExCache {
         pid: u32,
         home: u32,
         faults_to_guest: bool,
+        shared_holder: bool,
     ) -> Result<(), String> {
         let s = slot as u64;
         let slots = self.lock().regions.window().slots();
@@ -823,7 +846,7 @@ impl ExCache {
             let mut gone = Vec::new();
             if let Some(old) = st.processes[slot as usize].take() {
                 st.ended.remove(&old.pid);
-                st.oom_killed.remove(&old.pid);
+                st.oom_killed.retain(|k, _| k.0 != old.pid);
                 let keys: Vec<Key> = st
                     .pages
                     .range((s, 0)..(s + 1, 0))
@@ -862,6 +885,7 @@ impl ExCache {
                     pid,
                     home,
                     faults_to_guest,
+                    shared_holder,
                 });
             }
             (gone, st.regions.vm.clone())
@@ -1212,45 +1236,51 @@ impl ExCache {
     /// now or shortly before. Decided: the process whose page found no
     /// frame is the one killed (Linux picks the largest); its memory is
     /// freed at its exit and the others go on. Before, the whole processor
-    /// stopped. A process that is no program's (the built-in workload), or
-    /// that the monitor does not end within [`OOM_KILL_WITHIN`], stops the
-    /// processor as before.
+    /// stopped. A page of shared memory (the holder's, which is no
+    /// process) kills the processes that map its object, which the
+    /// monitor finds from the pages: the page's contents are lost, and no
+    /// process that could read it is left. A process that is no program's
+    /// (the built-in workload), or a kill the monitor does not carry out
+    /// within [`OOM_KILL_WITHIN`], stops the processor as before.
     fn oom_kill(&self, fault: &Fault) -> bool {
-        let Fault::Page {
-            pid,
-            source:
-                PageError::Refused {
-                    component,
-                    status: OUT_OF_FRAMES,
-                },
-            ..
-        } = fault
-        else {
+        let Some((pid, pages, component)) = fault.frames_refused() else {
             return false;
         };
         let Some(kill) = self.oom_killer.get() else {
             return false;
         };
         let mut st = self.lock();
-        if st.ended.contains(pid)
-            || !st
-                .processes
-                .iter()
-                .flatten()
-                .any(|p| p.pid == *pid && p.faults_to_guest)
-        {
+        let Some(p) = st
+            .processes
+            .iter()
+            .flatten()
+            .find(|p| p.pid == pid && p.faults_to_guest)
+            .copied()
+        else {
+            return false;
+        };
+        if st.ended.contains(&pid) {
             return false;
         }
-        if let Some(at) = st.oom_killed.get(pid) {
+        let asked = (pid, if p.shared_holder { pages.0 } else { 0 });
+        if let Some(at) = st.oom_killed.get(&asked) {
             return at.elapsed() < OOM_KILL_WITHIN;
         }
-        if !kill(*pid) {
+        if !kill(pid, pages) {
             return false;
         }
-        st.oom_killed.insert(*pid, Instant::now());
-        log::warn!(
-            "{fault}: memory component {component} is out of memory; process {pid} is killed (SIGKILL), as Linux's OOM killer would"
-        );
+        st.oom_killed.insert(asked, Instant::now());
+        if p.shared_holder {
+            log::warn!(
+                "{fault}: memory component {component} is out of memory; the processes that map shared memory at {:#x}..{:#x} are killed (SIGKILL), as Linux's OOM killer would kill them",
+                pages.0,
+                pages.1
+            );
+        } else {
+            log::warn!(
+                "{fault}: memory component {component} is out of memory; process {pid} is killed (SIGKILL), as Linux's OOM killer would"
+            );
+        }
         true
     }
 
@@ -1869,6 +1899,9 @@ impl ExCache {
             }
         };
         let mut result = Ok(());
+        // The pages that found no frame, as one run from the first to the
+        // last (one kill covers them all: `oom_kill`).
+        let mut refused: Option<(u32, u64, u64, u32)> = None;
         for (wb, status) in pages.into_iter().zip(statuses) {
             let r = if status == OK {
                 Ok(())
@@ -1879,10 +1912,25 @@ impl ExCache {
                 })
             };
             if let Err(f) = self.settle_writeback(wb, dst, r) {
-                result = Err(f);
+                match f.frames_refused() {
+                    Some((pid, (va, _), component)) => {
+                        let run = refused.get_or_insert((pid, va, va, component));
+                        run.1 = run.1.min(va);
+                        run.2 = run.2.max(va);
+                    }
+                    None => result = Err(f),
+                }
             }
         }
-        result
+        match (result, refused) {
+            (Ok(()), Some((pid, first, last, component))) => Err(Fault::Page {
+                pid,
+                va: first,
+                access: "write-back",
+                source: PageError::OutOfFrames { component, last },
+            }),
+            (result, _) => result,
+        }
     }
 
     fn settle_writeback(

@@ -12,7 +12,7 @@ use lego_proto::boot::UPPER_HALF;
 use lego_proto::memory::{MemReply, BAD_REQUEST, PEER_FAILED};
 use lego_proto::process::{
     MemoryCall, MemoryCalls, ProcessStart, UserAccess, VRegionMap, MEMORY_CALLS_MAX,
-    PROCESS_FAULTS_TO_GUEST,
+    PROCESS_FAULTS_TO_GUEST, PROCESS_SHARED_HOLDER,
 };
 
 use super::ExCache;
@@ -24,9 +24,10 @@ use crate::guest_args::GuestArgs;
 pub fn process_start(cache: Option<&ExCache>, args: &GuestArgs<'_>, at: u32) -> Result<(), String> {
     let mut p: ProcessStart = args.read_arg("process start", at)?;
     let to_guest = p.flags & PROCESS_FAULTS_TO_GUEST != 0;
+    let holder = p.flags & PROCESS_SHARED_HOLDER != 0;
     p.status = match cache {
         None => 1,
-        Some(c) => match c.set_process(p.slot, p.pid, p.home, to_guest) {
+        Some(c) => match c.set_process(p.slot, p.pid, p.home, to_guest, holder) {
             Ok(()) => 0,
             Err(why) => {
                 log::warn!("excache: process {} in slot {}: {why}", p.pid, p.slot);

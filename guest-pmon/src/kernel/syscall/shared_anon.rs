@@ -626,6 +626,58 @@ impl Kernel {
         }
     }
 
+    /// The spaces whose processes die for pages `[first, end)` of the
+    /// space its memory components know as `gpid`, which found no frame:
+    /// that space; or, for the holder of shared memory, every space that
+    /// maps an object holding any of the pages. The pages' contents are
+    /// lost, so no process that could read them is left: a System V
+    /// segment among the objects is removed (as by IPC_RMID), and a file's
+    /// object is read from the file again at its next mapping (its writes
+    /// not written back are lost, as a process killed before msync loses
+    /// them).
+    pub(in crate::kernel) fn oom_spaces(
+        &mut self,
+        gpid: u32,
+        (first, end): (u64, u64),
+    ) -> alloc::collections::BTreeSet<u32> {
+        let Some(id) = self
+            .spaces
+            .iter()
+            .find(|(_, e)| e.space.gpid == gpid)
+            .map(|(&id, _)| id)
+        else {
+            return Default::default();
+        };
+        let Some(h) = self.anon.as_ref().filter(|h| h.space == id) else {
+            return [id].into();
+        };
+        let objects =
+            pmon::anon::objects_meeting(h.objects.iter().map(|(&at, o)| (at, o.len)), first, end);
+        let mut removed = false;
+        for seg in self.sysv.by_id.values_mut() {
+            if !seg.removed && objects.binary_search(&seg.object).is_ok() {
+                seg.removed = true;
+                seg.key = pmon::sysv::IPC_PRIVATE;
+                removed = true;
+            }
+        }
+        if removed {
+            // One attached nowhere goes now; the others with their last
+            // detach, at their processes' exits.
+            self.gc_shared_anon();
+        }
+        self.spaces
+            .iter()
+            .filter(|(_, e)| {
+                e.space
+                    .redirects
+                    .pieces()
+                    .any(|p| objects.binary_search(&p.object).is_ok())
+            })
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
     /// The futex key of `uaddr` in `space`: shared memory's words meet in
     /// every process that shows them.
     pub(in crate::kernel) fn futex_key(&self, space: u32, uaddr: u64) -> pmon::futex::Key {
@@ -644,7 +696,7 @@ impl Kernel {
         if let Some(h) = self.anon.as_ref() {
             return Ok((h.space, h.slot));
         }
-        let id = self.new_space(1 << 30).map_err(|_| ENOMEM)?;
+        let id = self.make_space(1 << 30, true).map_err(|_| ENOMEM)?;
         let slot = self.spaces.get(&id).map_or(0, |e| e.space.slot);
         self.anon = Some(AnonHolder {
             space: id,
