@@ -1264,7 +1264,16 @@ impl ExCache {
         }
         let asked = (pid, if p.shared_holder { pages.0 } else { 0 });
         if let Some(at) = st.oom_killed.get(&asked) {
-            return at.elapsed() < OOM_KILL_WITHIN;
+            let waited = at.elapsed();
+            if waited < OOM_KILL_WITHIN {
+                return true;
+            }
+            // Refused on and on since: the kill did not end it. Refused
+            // again long after: the holder's addresses hold another object
+            // now, with other mappers.
+            if waited < 2 * OOM_KILL_WITHIN || !p.shared_holder {
+                return false;
+            }
         }
         if !kill(pid, pages) {
             return false;
