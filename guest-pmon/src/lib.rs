@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+pub mod aio;
 pub mod anon;
 pub mod caps;
 pub mod cmsg;

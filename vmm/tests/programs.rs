@@ -289,6 +289,10 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             ("hints", "1"),
             // splice, tee and vmsplice between files, pipes and sockets.
             ("splice", "1"),
+            // Linux's native AIO: io_setup's ring, io_submit of writes,
+            // vectored reads and fdatasync with an eventfd, io_getevents'
+            // limits and timeouts, a full ring, the errors.
+            ("aio", "1"),
             // prctl: names, dumpable, no_new_privs, the parent-death signal.
             ("prctl", "2"),
             // Calls made wrong: Linux's errors in Linux's order (execve

@@ -503,6 +503,10 @@ pub struct Kernel {
     pub exec_inode: Option<u64>,
     /// The set each signalfd reads, by id.
     pub signalfds: BTreeMap<usize, u64>,
+    /// Asynchronous I/O contexts by (space, ring address), and the last
+    /// ring id given (`pmon::aio`).
+    pub aio: BTreeMap<(u32, u64), syscall::AioContext>,
+    pub aio_ids: u32,
     /// inotify instances, by the id their descriptors carry (from the
     /// eventfds' ids; their waiters wait as an eventfd's do).
     pub inotifies: BTreeMap<usize, pmon::inotify::Instance>,
@@ -667,6 +671,8 @@ pub fn start(boot: &'static BootInfo) -> ! {
         mqueues: Default::default(),
         exec_inode: None,
         signalfds: BTreeMap::new(),
+        aio: BTreeMap::new(),
+        aio_ids: 0,
         inotifies: BTreeMap::new(),
         dnotifies: BTreeMap::new(),
         asyncs: Vec::new(),
@@ -900,6 +906,7 @@ impl Kernel {
         // storage component that does not answer loses them (as a disk
         // error loses dirty pages on Linux).
         let _ = self.flush_shared(id, 0, u64::MAX, true);
+        self.drop_aio(id);
         if let Some(e) = self.spaces.remove(&id) {
             let showed_shared = !e.space.redirects.is_empty();
             let mut space = e.space;

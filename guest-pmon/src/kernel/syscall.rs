@@ -29,6 +29,7 @@ mod caps;
 mod dnotify;
 pub use dnotify::Dnotify;
 pub use sigio::AsyncFile;
+mod aio;
 mod events;
 mod fifo;
 mod ids;
@@ -58,6 +59,7 @@ mod sysv_msg;
 mod sysv_sem;
 mod sysv_shm;
 
+pub use aio::AioContext;
 pub use shared::SharedMap;
 pub use shared_anon::{AnonHolder, FileRef};
 pub use sysv_shm::Attach;
@@ -1063,6 +1065,33 @@ impl Kernel {
                 self.sys_futex(tid, a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32)
             }
 
+            nr::IO_SETUP => self.sys_io_setup(pid, a[0] & 0xffff_ffff, a[1]),
+            nr::IO_DESTROY => self.sys_io_destroy(pid, a[0]),
+            nr::IO_SUBMIT => self.sys_io_submit(tid, a[0], a[1] as i64, a[2]),
+            nr::IO_GETEVENTS => {
+                self.sys_io_getevents(tid, a[0], (a[1] as i64, a[2] as i64), a[3], a[4])
+            }
+            nr::IO_PGETEVENTS => {
+                // The last argument: { const sigset_t *sigmask; size_t size; }.
+                let (mask, size) = if a[5] == 0 {
+                    (0, 0)
+                } else {
+                    match self
+                        .space_mut(pid)
+                        .and_then(|s| uaccess::read_vec(s, a[5], 16))
+                    {
+                        Ok(b) => (
+                            u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])),
+                            u64::from_le_bytes(b[8..16].try_into().unwrap_or([0; 8])),
+                        ),
+                        Err(e) => return err(e),
+                    }
+                };
+                self.with_call_mask(tid, mask, size, |k| {
+                    k.sys_io_getevents(tid, a[0], (a[1] as i64, a[2] as i64), a[3], a[4])
+                })
+            }
+            nr::IO_CANCEL => self.sys_io_cancel(pid, a[1]),
             nr::RSEQ | nr::MEMBARRIER | nr::IO_URING_SETUP => err(ENOSYS),
             // Lego's mounts are set when it starts (its tmpfs, /proc,
             // storage or the host's files): no file system type can be
