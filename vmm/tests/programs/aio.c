@@ -158,6 +158,16 @@ int main(int argc, char **argv) {
     long got = getevents(small, fit, 10000, all, NULL);
     printf("all of them back: %d\n", got == fit);
     destroy(small);
+
+    /* io_setup's limits: aio-max-nr (65536) is EAGAIN, a ring past 2^28
+     * bytes EINVAL. */
+    unsigned long counts[] = { 65536, 65537, 4194304, 4194305, 4294967295u };
+    for (int i = 0; i < 5; i++) {
+        aio_context_t c = 0;
+        long s = setup(counts[i], &c);
+        printf("setup %lu: %ld %s\n", counts[i], s, s ? strerror(errno) : "");
+        if (s == 0) destroy(c);
+    }
     unlink(path);
     return 0;
 }

@@ -33,7 +33,9 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let nr_events = nr_events as u32;
-        if old != 0 || nr_events == 0 {
+        // Linux doubles the count for its ring and refuses one past 2^28
+        // bytes of events before it weighs the count against aio-max-nr.
+        if old != 0 || nr_events == 0 || nr_events > (1 << 28) / 32 / 2 {
             return err(EINVAL);
         }
         let held: u64 = self.aio.values().map(|c| u64::from(c.events)).sum();
