@@ -1078,12 +1078,9 @@ impl Kernel {
                 } else {
                     match self
                         .space_mut(pid)
-                        .and_then(|s| uaccess::read_vec(s, a[5], 16))
+                        .and_then(|s| uaccess::read_u64s::<2>(s, a[5]))
                     {
-                        Ok(b) => (
-                            u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])),
-                            u64::from_le_bytes(b[8..16].try_into().unwrap_or([0; 8])),
-                        ),
+                        Ok([mask, size]) => (mask, size),
                         Err(e) => return err(e),
                     }
                 };

@@ -5,6 +5,7 @@
  * io_destroy give. Prints what it sees; the host's output must match. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -107,6 +108,13 @@ int main(int argc, char **argv) {
     long waited = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     printf("getevents, none, 20 ms: %ld after at least 20 ms: %d\n", n, waited >= 19);
     SHOW("getevents min 0", getevents(ctx, 0, 8, ev, NULL));
+    /* io_pgetevents: the same, under a signal mask given for the call. */
+    unsigned long mask = 1ul << (SIGUSR1 - 1);
+    struct { unsigned long *mask; size_t size; } usig = { &mask, 8 };
+    SHOW("pgetevents, none, zero timeout", syscall(SYS_io_pgetevents, ctx, 1, 8, ev, &zero, &usig));
+    SHOW("pgetevents, no mask", syscall(SYS_io_pgetevents, ctx, 0, 8, ev, NULL, NULL));
+    usig.size = 4;
+    SHOW("pgetevents, bad mask size", syscall(SYS_io_pgetevents, ctx, 0, 8, ev, NULL, &usig));
 
     /* Errors. */
     SHOW("getevents min > nr", getevents(ctx, 2, 1, ev, NULL));

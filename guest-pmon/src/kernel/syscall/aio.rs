@@ -25,11 +25,8 @@ impl Kernel {
             Ok(s) => s,
             Err(e) => return err(e),
         };
-        let old = match self
-            .space_mut(pid)
-            .and_then(|s| uaccess::read_vec(s, ctxp, 8))
-        {
-            Ok(b) => u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])),
+        let old = match self.space_mut(pid).and_then(|s| uaccess::read_u64(s, ctxp)) {
+            Ok(v) => v,
             Err(e) => return err(e),
         };
         let nr_events = nr_events as u32;
@@ -88,19 +85,21 @@ impl Kernel {
     /// is the answer when it is the first).
     pub(super) fn sys_io_submit(&mut self, tid: Tid, ctx: u64, nr: i64, iocbpp: u64) -> Ret {
         let pid = self.pid_of(tid);
-        let Some(slots) = self
+        let Some((slots, events)) = self
             .aio_space(pid)
             .ok()
             .and_then(|space| self.aio.get(&(space, ctx)))
-            .map(|c| c.slots)
+            .map(|c| (c.slots, c.events))
         else {
             return err(EINVAL);
         };
         if nr < 0 {
             return err(EINVAL);
         }
+        // Linux takes at most the context's count in one call.
+        let nr = (nr as u64).min(u64::from(events));
         let mut done = 0i64;
-        for i in 0..nr as u64 {
+        for i in 0..nr {
             match self.aio_submit_one(tid, ctx, slots, iocbpp.wrapping_add(8 * i)) {
                 Ok(()) => done += 1,
                 Err(e) if done == 0 => return err(e),
@@ -116,10 +115,12 @@ impl Kernel {
     fn aio_submit_one(&mut self, tid: Tid, ctx: u64, slots: u32, at: u64) -> Result<(), Errno> {
         let pid = self.pid_of(tid);
         let space = self.space_mut(pid)?;
-        let ptr = uaccess::read_vec(space, at, 8)?;
-        let obj = u64::from_le_bytes(ptr[..8].try_into().unwrap_or([0; 8]));
+        let obj = uaccess::read_u64(space, at)?;
         let raw = uaccess::read_vec(space, obj, IOCB_LEN)?;
-        let raw: [u8; IOCB_LEN] = raw[..IOCB_LEN].try_into().map_err(|_| EFAULT)?;
+        let raw: [u8; IOCB_LEN] = raw
+            .get(..IOCB_LEN)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(EFAULT)?;
         let iocb = Iocb::parse(&raw)?;
         let f = self.file(pid, iocb.fd as i32 as i64)?;
         let resfd = if iocb.flags & aio::IOCB_FLAG_RESFD != 0 {
@@ -185,8 +186,13 @@ impl Kernel {
     /// The ring's head and tail as the process's memory holds them.
     fn aio_ends(&mut self, pid: Pid, ctx: u64) -> Result<(u32, u32), Errno> {
         let b = uaccess::read_vec(self.space_mut(pid)?, ctx + aio::HEAD_AT, 8)?;
-        let word = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]));
-        Ok((word(0), word(4)))
+        let word = |at: usize| {
+            b.get(at..at + 4)
+                .and_then(|w| w.try_into().ok())
+                .map(u32::from_le_bytes)
+                .ok_or(EFAULT)
+        };
+        Ok((word(0)?, word(4)?))
     }
 
     /// io_getevents and io_pgetevents: between `min_nr` and `nr` events, or
