@@ -145,6 +145,21 @@ impl Redirects {
         changed
     }
 
+    /// The object, protection and `may_write` of `[start, end)` when all
+    /// of it shows one object with one protection (remap_file_pages
+    /// works within one mapping).
+    pub fn one_mapping(&self, start: u64, end: u64) -> Option<(u64, u32, bool)> {
+        if !self.covers(start, end) {
+            return None;
+        }
+        let pieces = self.overlapping(start, end);
+        let first = *pieces.first()?;
+        pieces
+            .iter()
+            .all(|p| (p.object, p.prot, p.may_write) == (first.object, first.prot, first.may_write))
+            .then_some((first.object, first.prot, first.may_write))
+    }
+
     /// Whether `[start, end)` meets a redirected range.
     pub fn meets(&self, start: u64, end: u64) -> bool {
         !self.overlapping(start, end).is_empty()
@@ -289,6 +304,24 @@ mod tests {
             objects_meeting([(u64::MAX - 4095, 4096)], u64::MAX - 10, u64::MAX),
             [u64::MAX - 4095]
         );
+    }
+
+    #[test]
+    fn one_mapping_is_one_object_with_one_protection_over_the_whole_range() {
+        let mut r = Redirects::default();
+        r.insert(M, 3 * M, 50 * M, 50 * M, 3);
+        r.insert(3 * M, 4 * M, 60 * M, 60 * M, 3);
+        assert_eq!(r.one_mapping(M, 2 * M), Some((50 * M, 3, true)));
+        // Pieces of one object after a remap of part of it.
+        r.insert(2 * M, 3 * M, 52 * M, 50 * M, 3);
+        assert_eq!(r.one_mapping(M, 3 * M), Some((50 * M, 3, true)));
+        // Across objects, past the end, over a hole, or another protection.
+        assert_eq!(r.one_mapping(2 * M, 4 * M), None);
+        assert_eq!(r.one_mapping(3 * M, 5 * M), None);
+        assert_eq!(r.one_mapping(0, 2 * M), None);
+        r.protect(M, 2 * M, 1);
+        assert_eq!(r.one_mapping(M, 3 * M), None);
+        assert_eq!(r.one_mapping(M, 2 * M), Some((50 * M, 1, true)));
     }
 
     #[test]

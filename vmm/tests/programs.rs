@@ -293,6 +293,9 @@ fn c_programs_behave_as_on_the_host_with_glibc_and_musl() {
             // vectored reads and fdatasync with an eventfd, io_getevents'
             // limits and timeouts, a full ring, the errors.
             ("aio", "1"),
+            // remap_file_pages of a shared file mapping and of shared
+            // anonymous memory; writes through a remapped page.
+            ("remapfile", "1"),
             // prctl: names, dumpable, no_new_privs, the parent-death signal.
             ("prctl", "2"),
             // Calls made wrong: Linux's errors in Linux's order (execve

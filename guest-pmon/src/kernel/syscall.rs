@@ -1065,6 +1065,9 @@ impl Kernel {
                 self.sys_futex(tid, a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32)
             }
 
+            nr::REMAP_FILE_PAGES => {
+                self.sys_remap_file_pages(pid, (a[0], a[1]), a[2], a[3])
+            }
             nr::IO_SETUP => self.sys_io_setup(pid, a[0] & 0xffff_ffff, a[1]),
             nr::IO_DESTROY => self.sys_io_destroy(pid, a[0]),
             nr::IO_SUBMIT => self.sys_io_submit(tid, a[0], a[1] as i64, a[2]),

@@ -626,6 +626,70 @@ impl Kernel {
         }
     }
 
+    /// remap_file_pages, as Linux has emulated it since 4.0: the pages
+    /// `[start, start + size)` of one shared mapping (of a file, shared
+    /// anonymous memory or a System V segment) show its object from page
+    /// `pgoff` on, with the mapping's protection. `prot` must be 0; the
+    /// flags mean nothing here (Linux keeps only MAP_NONBLOCK, a hint);
+    /// a range not all in one shared mapping is EINVAL. Decided: an
+    /// anonymous object's pages past its end are EINVAL here (Linux maps
+    /// them, and an access is SIGBUS).
+    pub(super) fn sys_remap_file_pages(
+        &mut self,
+        pid: Pid,
+        (start, size): (u64, u64),
+        prot: u64,
+        pgoff: u64,
+    ) -> Ret {
+        if prot != 0 {
+            return err(EINVAL);
+        }
+        let start = start & !(pmon::PAGE - 1);
+        let size = size & !(pmon::PAGE - 1);
+        let Some(end) = start.checked_add(size).filter(|&e| e > start) else {
+            return err(EINVAL);
+        };
+        let Some(offset) = pgoff
+            .checked_mul(pmon::PAGE)
+            .filter(|o| o.checked_add(size).is_some())
+        else {
+            return err(EINVAL);
+        };
+        let Some(space) = self.procs.get(&pid).map(|p| p.space) else {
+            return err(ESRCH);
+        };
+        let Some((object, prot, may_write)) = self
+            .spaces
+            .get(&space)
+            .and_then(|e| e.space.redirects.one_mapping(start, end))
+        else {
+            return err(EINVAL);
+        };
+        let Some((slot, file, len)) = self
+            .anon
+            .as_ref()
+            .and_then(|h| h.objects.get(&object).map(|o| (h.slot, o.file, o.len)))
+        else {
+            return err(EINVAL);
+        };
+        let shown = match file {
+            Some(f) => self.map_file_shared(space, start, size, f, offset, prot),
+            None if offset + size <= len => {
+                self.show_object(space, start, end, slot, object + offset, object, prot)
+            }
+            None => Err(EINVAL),
+        };
+        if let Err(e) = shown {
+            return err(e);
+        }
+        if !may_write {
+            if let Some(e) = self.spaces.get_mut(&space) {
+                e.space.redirects.forbid_writes(start, end);
+            }
+        }
+        Ret::Val(0)
+    }
+
     /// The spaces whose processes die for pages `[first, end)` of the
     /// space its memory components know as `gpid`, which found no frame:
     /// that space; or, for the holder of shared memory, every space that
