@@ -7,17 +7,21 @@ use pmon::aio::{self, Iocb, IOCB_LEN};
 
 use super::*;
 
-/// A context: the events it was made for, and its ring in the process's
-/// memory (at its id): slots and bytes.
+/// A context: the events it was made for. Its ring, in the process's
+/// memory at its id, is sized from them (`aio::ring_size`).
 pub struct AioContext {
     events: u32,
-    slots: u32,
-    bytes: u64,
 }
 
 impl Kernel {
     fn aio_space(&self, pid: Pid) -> Result<u32, Errno> {
         self.procs.get(&pid).map(|p| p.space).ok_or(ESRCH)
+    }
+
+    /// The events context `ctx` of `pid`'s address space was made for.
+    fn aio_events(&self, pid: Pid, ctx: u64) -> Option<u32> {
+        let space = self.aio_space(pid).ok()?;
+        self.aio.get(&(space, ctx)).map(|c| c.events)
     }
 
     pub(super) fn sys_io_setup(&mut self, pid: Pid, nr_events: u64, ctxp: u64) -> Ret {
@@ -56,14 +60,8 @@ impl Kernel {
             self.unmap_range(pid, ring, bytes);
             return err(e);
         }
-        self.aio.insert(
-            (space, ring),
-            AioContext {
-                events: nr_events,
-                slots,
-                bytes,
-            },
-        );
+        self.aio
+            .insert((space, ring), AioContext { events: nr_events });
         Ret::Val(0)
     }
 
@@ -74,7 +72,7 @@ impl Kernel {
         let Some(c) = self.aio.remove(&(space, ctx)) else {
             return err(EINVAL);
         };
-        self.unmap_range(pid, ctx, c.bytes);
+        self.unmap_range(pid, ctx, aio::ring_size(c.events).0);
         // A thread waiting for its events returns (Linux: with EINVAL).
         self.wake_all(Wait::Any);
         Ret::Val(0)
@@ -85,14 +83,10 @@ impl Kernel {
     /// is the answer when it is the first).
     pub(super) fn sys_io_submit(&mut self, tid: Tid, ctx: u64, nr: i64, iocbpp: u64) -> Ret {
         let pid = self.pid_of(tid);
-        let Some((slots, events)) = self
-            .aio_space(pid)
-            .ok()
-            .and_then(|space| self.aio.get(&(space, ctx)))
-            .map(|c| (c.slots, c.events))
-        else {
+        let Some(events) = self.aio_events(pid, ctx) else {
             return err(EINVAL);
         };
+        let slots = aio::ring_size(events).1;
         if nr < 0 {
             return err(EINVAL);
         }
@@ -206,12 +200,7 @@ impl Kernel {
         timeout: u64,
     ) -> Ret {
         let pid = self.pid_of(tid);
-        let Some(slots) = self
-            .aio_space(pid)
-            .ok()
-            .and_then(|space| self.aio.get(&(space, ctx)))
-            .map(|c| c.slots)
-        else {
+        let Some(slots) = self.aio_events(pid, ctx).map(|n| aio::ring_size(n).1) else {
             return err(EINVAL);
         };
         if min_nr < 0 || nr < 0 || min_nr > nr {
