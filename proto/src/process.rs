@@ -31,18 +31,26 @@ const MIN_SLOT_BITS: u32 = 4;
 /// more than 16 slots: 1 TiB, above where Go's heap hints start (768 GiB).
 const ROOMY_SLOT_SHIFT: u32 = 40;
 
-/// Where a processor's process window lies in guest-physical space: the
-/// upper half of what the CPU can address, cut into equal slots, one per
-/// process: as many as give each at least 1 TiB, between 16 and
-/// [`MAX_SLOTS`] (16 of 2 TiB with 46 bits were too few for a shell
-/// running jobs or `make -j`: one more fork was EAGAIN). The window must sit below the guest's physical-address width
-/// (CPUID 0x80000008), or the CPU rejects the page-table entries that point
-/// into it (46 bits on the Xeons here, 48 on others, 39 on many desktops),
-/// so both the VMM and the guest derive it from that width.
+/// Where a processor's process window lies in guest-physical space: from
+/// the first slot boundary above guest RAM ([`crate::boot::MAX_MEM`]) to
+/// the top of what the CPU can address, cut into equal slots, one per
+/// process. A slot is as large as gives each process 1 TiB when half the
+/// address space holds at least 16 of them (smaller on narrow CPUs), and
+/// there are as many slots as fit, at most [`MAX_SLOTS`]. The window must
+/// sit below the guest's physical-address width (CPUID 0x80000008), or the
+/// CPU rejects the page-table entries that point into it (46 bits on the
+/// Xeons here, 48 on others, 39 on many desktops), so both the VMM and the
+/// guest derive it from that width. History: the window was the upper half
+/// only, 16 slots of 2 TiB with 46 bits (a shell running jobs or `make -j`
+/// ran out), then 32 of 1 TiB, and stress-ng's iomix (two instances of 11
+/// processes, with stress-ng's own) still found fork EAGAIN there; the
+/// lower half held nothing but guest RAM, so the window starts right above
+/// it now: 63 slots with 46 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
     base: u64,
     slot_shift: u32,
+    slots: u64,
 }
 
 impl Window {
@@ -56,7 +64,8 @@ impl Window {
         if bits < Self::MIN_PHYS_BITS || bits > 52 {
             return None;
         }
-        // The window's half of the address space, cut in 2^slot_bits.
+        // The slot size is what cutting the upper half in 2^slot_bits
+        // gives (1 TiB from 42 to 48 bits).
         let half = bits - 1;
         let roomy = half.saturating_sub(ROOMY_SLOT_SHIFT);
         let slot_bits = if roomy > MAX_SLOT_BITS {
@@ -66,15 +75,25 @@ impl Window {
         } else {
             roomy
         };
+        let slot_shift = half - slot_bits;
+        // Slots are powers of two: above 64 GiB one slot is a multiple of
+        // guest RAM's reach, below it guest RAM's reach is one of slots.
+        let base = if (1u64 << slot_shift) > crate::boot::MAX_MEM {
+            1 << slot_shift
+        } else {
+            crate::boot::MAX_MEM
+        };
+        let fit = ((1u64 << bits) - base) >> slot_shift;
         Some(Window {
-            base: 1 << half,
-            slot_shift: half - slot_bits,
+            base,
+            slot_shift,
+            slots: if fit > MAX_SLOTS { MAX_SLOTS } else { fit },
         })
     }
 
     /// How many processes the window holds at once.
     pub const fn slots(&self) -> u64 {
-        1 << (self.base.trailing_zeros() - self.slot_shift)
+        self.slots
     }
 
     /// One past the highest address a process in this window can use.
@@ -366,7 +385,7 @@ mod tests {
 
     #[test]
     fn window_round_trips() {
-        for bits in [39, 46, 48, 52] {
+        for bits in 37..=52 {
             let w = Window::for_phys_bits(bits).unwrap();
             let top = w.user_top();
             let last = w.slots() - 1;
@@ -380,16 +399,21 @@ mod tests {
             assert_eq!(w.decode(w.gpa(w.slots(), 0)), None);
             assert!(w.slots() >= 16 && w.slots() <= MAX_SLOTS);
         }
-        // These Xeons: 32 processes of 1 TiB (16 of 2 TiB before).
+        // These Xeons: 63 processes of 1 TiB (16 of 2 TiB, then 32 of 1
+        // TiB in the upper half only, before).
         let w = Window::for_phys_bits(46).unwrap();
-        assert_eq!((w.slots(), w.user_top()), (32, 1 << 40));
+        assert_eq!((w.slots(), w.user_top()), (63, 1 << 40));
+        assert_eq!(w.gpa(0, 0), 1 << 40);
         // 48 bits: 128 of 1 TiB (64 of 2 TiB were too few for CPython's
         // multiprocessing tests, which start 100 processes at once).
         let w = Window::for_phys_bits(48).unwrap();
         assert_eq!((w.slots(), w.user_top()), (128, 1 << 40));
-        // Narrow CPUs keep 16 smaller slots.
+        // Narrow CPUs have smaller slots, above 64 GiB of guest RAM.
         let w = Window::for_phys_bits(39).unwrap();
-        assert_eq!((w.slots(), w.user_top()), (16, 1 << 34));
+        assert_eq!((w.slots(), w.user_top()), (28, 1 << 34));
+        assert_eq!(w.gpa(0, 0), crate::boot::MAX_MEM);
+        let w = Window::for_phys_bits(37).unwrap();
+        assert_eq!((w.slots(), w.user_top()), (16, 1 << 32));
         let w = Window::for_phys_bits(52).unwrap();
         assert_eq!((w.slots(), w.user_top()), (128, 16 << 40));
         assert_eq!(Window::for_phys_bits(36), None);

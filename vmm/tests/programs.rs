@@ -430,6 +430,41 @@ fn sysconf_counts_the_processors_vcpus() {
     }
 }
 
+/// The host CPU's physical-address width, which KVM passes on to guests.
+fn phys_bits() -> Option<u32> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("address sizes"))?;
+    line.split(':')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn as_many_processes_run_at_once_as_the_window_has_slots() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let Some(window) = phys_bits().and_then(lego_proto::process::Window::for_phys_bits) else {
+        return;
+    };
+    // Every slot but the parent's holds a child with 1 MiB of its own
+    // (with 46 bits 62 children, 30 before the window took the lower half).
+    let children = window.slots() - 1;
+    let rack = Rack::new();
+    let p = build("manyprocs", Libc::Glibc);
+    let ran = rack.run(&["--vcpus", "2"], &[p.to_str().expect("path")], b"");
+    assert_eq!(
+        ran.text(),
+        format!("forked {children}, {children} verified, {children} reaped, then EAGAIN\n"),
+        "{}",
+        ran.err
+    );
+    assert_eq!(ran.code, 0, "{}", ran.err);
+}
+
 #[test]
 fn root_names_the_processor_and_others_may_not() {
     if !kvm_available() || !have(&["gcc", "musl-gcc"]) {
