@@ -28,6 +28,7 @@ pub mod mqueue;
 pub mod netlink;
 pub mod path;
 pub mod pipe;
+pub mod private_maps;
 pub mod procfs;
 pub mod procnet;
 pub mod ptimer;

@@ -120,14 +120,16 @@ impl Drop for Rack {
 /// openat2 and its walk under each RESOLVE_* flag (`openat2.c`); owners
 /// and groups of what root and a user make, set-group-ID directories, and
 /// who may chown and chmod what (`owners.c`); who may open, execute and
-/// access what by its owner, group and mode (`dac.c`).
+/// access what by its owner, group and mode (`dac.c`); private mappings of
+/// a file cut by ftruncate and O_TRUNC, in a forked child and after mremap
+/// (`privtrunc.c`).
 #[test]
 fn file_calls_on_storage_are_the_hosts() {
     if !kvm_available() || !have(&["gcc", "musl-gcc"]) {
         return;
     }
     let rack = Rack::new("storage-files", "256M");
-    for name in ["storefiles", "openat2", "owners", "dac"] {
+    for name in ["storefiles", "openat2", "owners", "dac", "privtrunc"] {
         for libc in [Libc::Glibc, Libc::Musl] {
             let prog = build(name, libc);
             let prog = prog.to_str().expect("UTF-8 path");

@@ -484,6 +484,9 @@ pub struct Kernel {
     pub atime_due: BTreeSet<u64>,
     /// Shared writable mappings of storage files, see `syscall::shared`.
     pub shared_maps: Vec<syscall::SharedMap>,
+    /// Private mappings of tmpfs and storage files, for truncation
+    /// (`pmon::private_maps`).
+    pub private_maps: pmon::private_maps::PrivateMaps<syscall::FileRef>,
     /// The holder of shared anonymous memory, while there is any.
     pub anon: Option<syscall::AnonHolder>,
     /// System V shared memory segments, and their attaches (space,
@@ -662,6 +665,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         dir_cache: core::cell::RefCell::new(pmon::search::DirCache::new()),
         unlinked: BTreeMap::new(),
         shared_maps: Vec::new(),
+        private_maps: Default::default(),
         anon: None,
         sysv: Default::default(),
         sysv_attaches: Vec::new(),

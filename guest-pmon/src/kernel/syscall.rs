@@ -60,6 +60,7 @@ mod sysv_sem;
 mod sysv_shm;
 
 pub use aio::AioContext;
+use pmon::private_maps::PrivateMap;
 pub use shared::SharedMap;
 pub use shared_anon::{AnonHolder, FileRef};
 pub use sysv_shm::Attach;
@@ -684,6 +685,8 @@ impl Kernel {
                 if let Ret::Val(new) = r {
                     if new >= 0 {
                         self.relock_remapped(pid, a[0], a[1], new as u64, a[2]);
+                        self.private_maps
+                            .remapped(space, a[0], a[1], new as u64, a[2]);
                     }
                 }
                 r
@@ -4760,6 +4763,13 @@ impl Kernel {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                         return err(e);
                     }
+                    self.private_maps.add(PrivateMap {
+                        space,
+                        start: a,
+                        end: range_end(a, len),
+                        file: FileRef::Store(ino),
+                        offset: off,
+                    });
                 }
                 if let Some((file, may_write)) = shared_map {
                     if let Err(e) = self.map_file_shared(space, a, len, file, off, prot as u32) {
@@ -4786,6 +4796,13 @@ impl Kernel {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                         return err(e);
                     }
+                    self.private_maps.add(PrivateMap {
+                        space,
+                        start: a,
+                        end: range_end(a, len),
+                        file: FileRef::Tmp(ino),
+                        offset: off,
+                    });
                 }
                 // What it replaced was unlocked; it is locked if asked
                 // (MAP_LOCKED) or under mlockall(MCL_FUTURE), within the

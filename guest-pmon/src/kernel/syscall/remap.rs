@@ -129,6 +129,9 @@ impl Kernel {
         if prot & 3 != 3 {
             let _ = self.mem(pid, OP_MPROTECT, to, new_len, 0, prot, 0);
         }
+        // A private file mapping's range goes with its pages (the old
+        // range, if left, is anonymous memory now).
+        self.private_maps.remapped(space, old, moved, to, new_len);
         if dontunmap {
             // Left mapped, its pages gone: it reads zeros (anonymous
             // memory), as Linux's.

@@ -51,6 +51,9 @@ impl Kernel {
         forget: bool,
     ) -> Result<(), Errno> {
         if self.shared_maps.is_empty() {
+            if forget {
+                self.private_maps.forget(space, lo, hi);
+            }
             return Ok(());
         }
         let hits: Vec<SharedMap> = self
@@ -72,8 +75,10 @@ impl Kernel {
     }
 
     /// [lo, hi) of `space` stops being a shared mapping, without a
-    /// write-back (it was written back before something replaced it).
+    /// write-back (it was written back before something replaced it), and
+    /// stops being a private one of a file.
     pub(super) fn forget_shared(&mut self, space: u32, lo: u64, hi: u64) {
+        self.private_maps.forget(space, lo, hi);
         let mut kept = Vec::with_capacity(self.shared_maps.len() + 1);
         for m in self.shared_maps.drain(..) {
             if m.space != space || m.end <= lo || hi <= m.start {
@@ -165,8 +170,32 @@ impl Kernel {
         }
     }
 
-    /// A forked child's copy of its parent's shared mappings.
+    /// `file` was cut to `size` bytes: the pages of its private mappings
+    /// past the new end are dropped, in every process, as Linux drops them
+    /// (`pmon::private_maps`). Decided: an access there reads zeros rather
+    /// than raising SIGBUS, since those pages are anonymous memory at the
+    /// memory component, which knows no file size.
+    pub(in crate::kernel) fn truncated_private(&mut self, file: FileRef, size: u64) {
+        for (space, lo, hi) in self.private_maps.truncated(file, size) {
+            let Some(e) = self.spaces.get_mut(&space) else {
+                continue;
+            };
+            // munmap forgets its range first, so a failure is a memory
+            // component's: the pages keep their old bytes, as before
+            // truncations reached private mappings.
+            let _ = e.space.call(MemRequest {
+                op: OP_DISCARD,
+                addr: lo,
+                len: hi - lo,
+                ..Default::default()
+            });
+        }
+    }
+
+    /// A forked child's copy of its parent's shared mappings (and of its
+    /// private file mappings).
     pub(super) fn fork_shared_maps(&mut self, from: u32, to: u32) {
+        self.private_maps.fork(from, to);
         let copies: Vec<SharedMap> = self
             .shared_maps
             .iter()

@@ -463,6 +463,8 @@ impl Kernel {
                 match store::simple(sp::OP_TRUNCATE, st.ino, 0, now) {
                     Ok(a) => {
                         self.fcache.truncated(st.ino, 0);
+                        // Its shared mappings are zeroed below.
+                        self.truncated_private(FileRef::Store(st.ino), 0);
                         a.stat
                     }
                     Err(e) => return err(e),
@@ -811,6 +813,7 @@ impl Kernel {
                     if let Some(old) = before.filter(|&old| old > head.offset) {
                         self.zero_shared(FileRef::Store(head.ino), head.offset, old);
                     }
+                    self.truncated_private(FileRef::Store(head.ino), head.offset);
                 }
                 Ret::Val(0)
             }

@@ -93,6 +93,9 @@ impl Kernel {
         if len < old && self.has_shared(FileRef::Tmp(ino)) {
             self.zero_shared(FileRef::Tmp(ino), len, old);
         }
+        if len < old {
+            self.truncated_private(FileRef::Tmp(ino), len);
+        }
         Ok(())
     }
 
