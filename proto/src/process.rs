@@ -65,7 +65,7 @@ impl Window {
             return None;
         }
         // The slot size is what cutting the upper half in 2^slot_bits
-        // gives (1 TiB from 42 to 48 bits).
+        // gives (1 TiB from 45 to 48 bits).
         let half = bits - 1;
         let roomy = half.saturating_sub(ROOMY_SLOT_SHIFT);
         let slot_bits = if roomy > MAX_SLOT_BITS {
@@ -76,8 +76,9 @@ impl Window {
             roomy
         };
         let slot_shift = half - slot_bits;
-        // Slots are powers of two: above 64 GiB one slot is a multiple of
-        // guest RAM's reach, below it guest RAM's reach is one of slots.
+        // The window starts where guest RAM's reach ends, or one slot up
+        // when slots are larger: on a slot boundary either way, both being
+        // powers of two.
         let base = if (1u64 << slot_shift) > crate::boot::MAX_MEM {
             1 << slot_shift
         } else {
