@@ -451,7 +451,7 @@ fn as_many_processes_run_at_once_as_the_window_has_slots() {
         return;
     };
     // Every slot but the parent's holds a child with 1 MiB of its own
-    // (with 46 bits 62 children, 30 before the window took the lower half).
+    // (with 46 bits 62 children, 31 before the window took the lower half).
     let children = window.slots() - 1;
     let rack = Rack::new();
     let p = build("manyprocs", Libc::Glibc);
