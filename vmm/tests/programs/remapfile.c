@@ -38,6 +38,16 @@ int main(int argc, char **argv) {
     show("past the mapping", remap_file_pages(m + 3 * pg, 2 * pg, 0, 0, 0));
     show("size 0", remap_file_pages(m, 0, 0, 0, 0));
     show("not mapped", remap_file_pages((void *)(16 * pg), pg, 0, 0, 0));
+    /* A page made to show a file page outside what its mapping first
+     * covered: a write through it reaches that page at munmap (it was
+     * lost on storage). */
+    munmap(m, 4 * pg);
+    char *two = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    show("remap page 0 of a 2-page mapping to file page 3", remap_file_pages(two, pg, 0, 3, 0));
+    two[0] = 'z';
+    munmap(two, 2 * pg);
+    pread(fd, &c, 1, 3 * pg);
+    printf("after munmap, file page 3 starts with %c\n", c);
     char *priv = mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, 0);
     show("a private mapping", remap_file_pages(priv, pg, 0, 1, 0));
     char *anon = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

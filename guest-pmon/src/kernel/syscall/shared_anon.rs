@@ -672,6 +672,21 @@ impl Kernel {
         else {
             return err(EINVAL);
         };
+        // A file mapping's record says which file pages its addresses
+        // show, for its write-backs: the pages shown there so far are
+        // written back now, and the record then names the new ones (a
+        // write through a page shown outside the mapping's first range was
+        // lost at munmap before).
+        let record = match file {
+            Some(_) => {
+                let _ = self.flush_shared(space, start, end, false);
+                self.shared_maps
+                    .iter()
+                    .find(|m| m.space == space && m.start <= start && end <= m.end)
+                    .copied()
+            }
+            None => None,
+        };
         let shown = match file {
             Some(f) => self.map_file_shared(space, start, size, f, offset, prot),
             None if offset + size <= len => {
@@ -681,6 +696,15 @@ impl Kernel {
         };
         if let Err(e) = shown {
             return err(e);
+        }
+        if let Some(m) = record {
+            self.forget_shared(space, start, end);
+            self.add_shared_map(SharedMap {
+                start,
+                end,
+                offset,
+                ..m
+            });
         }
         if !may_write {
             if let Some(e) = self.spaces.get_mut(&space) {
