@@ -25,13 +25,15 @@ static void on_virt(int sig)
     virt++;
 }
 
-/* Burns about `ms` of CPU time. */
+/* Burns about `ms` of CPU time, most of it in user mode: each read of
+ * the CPU clock is a system call, which costs Lego tens of microseconds
+ * of system time under PVM, so the loop between reads is long. */
 static void spin(int ms)
 {
     struct timespec a, b;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
     do {
-        for (volatile int i = 0; i < 10000; i++)
+        for (volatile int i = 0; i < 200000; i++)
             ;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
     } while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
