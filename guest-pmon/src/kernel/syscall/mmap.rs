@@ -145,8 +145,8 @@ impl Kernel {
         // A host file maps as a private copy (its pages written at the
         // memory components now); shared only when nothing may write it.
         let mut from_file = None;
-        let mut from_tmp = None;
-        let mut from_store = None;
+        // A private copy of a tmpfs or storage file, filled after mapping.
+        let mut private_file = None;
         let mut shared_map = None;
         // Shared anonymous memory: MAP_SHARED of /dev/zero is the same on
         // Linux.
@@ -197,7 +197,7 @@ impl Kernel {
                             never_writable |= sealed;
                             shared_map = Some((FileRef::Tmp(ino), f.writable()));
                         } else {
-                            from_tmp = Some(ino);
+                            private_file = Some(FileRef::Tmp(ino));
                         }
                     }
                     // Shared: kept in step with the file (`shared`);
@@ -211,8 +211,9 @@ impl Kernel {
                                 return err(EACCES);
                             }
                             shared_map = Some((FileRef::Store(ino), f.writable()));
+                        } else {
+                            private_file = Some(FileRef::Store(ino));
                         }
-                        from_store = Some(ino);
                     }
                     _ => return err(ENODEV),
                 },
@@ -225,14 +226,10 @@ impl Kernel {
             return err(EINVAL);
         }
         let hint = addr & !0xfff;
-        // A tmpfs file's bytes are written through the mapping: writable
-        // until they are in.
-        // A shared mapping of a storage file shows the file's object, not
-        // its own pages.
-        if shared_map.is_some() {
-            from_store = None;
-        }
-        let first_prot = if from_tmp.is_some() || from_store.is_some() {
+        // A private copy's bytes are written through the mapping: writable
+        // until they are in. (A shared mapping shows the file's object,
+        // not its own pages.)
+        let first_prot = if private_file.is_some() {
             prot | 3
         } else {
             prot
@@ -292,8 +289,8 @@ impl Kernel {
                         }
                     }
                 }
-                if let Some(ino) = from_store {
-                    if let Err(e) = self.fill_private(pid, FileRef::Store(ino), off, a, len, prot) {
+                if let Some(file) = private_file {
+                    if let Err(e) = self.fill_private(pid, file, off, a, len, prot) {
                         let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
                         return err(e);
                     }
@@ -301,7 +298,7 @@ impl Kernel {
                         space,
                         start: a,
                         end: range_end(a, len),
-                        file: FileRef::Store(ino),
+                        file,
                         offset: off,
                     });
                 }
@@ -323,19 +320,6 @@ impl Kernel {
                         offset: off,
                         writable: prot & 2 != 0,
                         may_write,
-                    });
-                }
-                if let Some(ino) = from_tmp {
-                    if let Err(e) = self.fill_private(pid, FileRef::Tmp(ino), off, a, len, prot) {
-                        let _ = self.mem(pid, OP_MUNMAP, a, len, 0, 0, 0);
-                        return err(e);
-                    }
-                    self.private_maps.add(PrivateMap {
-                        space,
-                        start: a,
-                        end: range_end(a, len),
-                        file: FileRef::Tmp(ino),
-                        offset: off,
                     });
                 }
                 // What it replaced was unlocked; it is locked if asked
