@@ -591,11 +591,35 @@ pub fn system_library(path: &[u8]) -> bool {
         .any(|dir| below(path, dir).is_some_and(|rest| !rest.is_empty()))
 }
 
+/// The directories that hold the host's programs, where a shell's `PATH`
+/// search looks.
+const PROGRAM_DIRS: [&[u8]; 6] = [
+    b"/bin",
+    b"/sbin",
+    b"/usr/bin",
+    b"/usr/sbin",
+    b"/usr/local/bin",
+    b"/usr/local/sbin",
+];
+
+/// Whether `path` (absolute, normalized) is a name in one of the
+/// directories of the host's programs: with storage, a look at one that
+/// the storage component lacks (stat, access, a read-only open) is the
+/// host's, as its execve is, so a shell's `PATH` search finds the
+/// programs that execve would run (bash stats each candidate; without
+/// this `bash -c ls` said `ls: command not found`).
+pub fn system_program(path: &[u8]) -> bool {
+    PROGRAM_DIRS
+        .iter()
+        .any(|dir| below(path, dir).is_some_and(|rest| !rest.is_empty()))
+}
+
 /// Whether `path` (absolute, normalized) is one of the directories that
-/// hold [`system_library`] directories (`/usr`, `/usr/local`) or one of
-/// those: a path walk through it to a library (ld.so's `$ORIGIN/../lib`)
-/// must find it where storage lacks it.
-pub fn leads_to_system_library(path: &[u8]) -> bool {
+/// hold [`system_library`] or [`system_program`] names, or one that
+/// leads to them (`/usr`, `/usr/local`): a path walk through it to a
+/// library (ld.so's `$ORIGIN/../lib`) or a program must find it where
+/// storage lacks it.
+pub fn leads_to_system_files(path: &[u8]) -> bool {
     [
         &b"/usr"[..],
         b"/usr/local",
@@ -606,6 +630,7 @@ pub fn leads_to_system_library(path: &[u8]) -> bool {
         b"/usr/local/lib",
     ]
     .contains(&path)
+        || PROGRAM_DIRS.contains(&path)
 }
 
 /// The part of `path` (absolute, normalized) below the directory
@@ -902,8 +927,12 @@ mod tests {
         assert!(!system_library(b"/lib"));
         assert!(!system_library(b"/library/x"));
         assert!(!system_library(b"/etc/passwd"));
-        assert!(leads_to_system_library(b"/usr") && leads_to_system_library(b"/usr/lib"));
-        assert!(!leads_to_system_library(b"/usr/bin") && !leads_to_system_library(b"/"));
+        assert!(leads_to_system_files(b"/usr") && leads_to_system_files(b"/usr/lib"));
+        assert!(leads_to_system_files(b"/usr/bin") && leads_to_system_files(b"/bin"));
+        assert!(!leads_to_system_files(b"/usr/share") && !leads_to_system_files(b"/"));
+        assert!(system_program(b"/usr/bin/ls") && system_program(b"/sbin/x/y"));
+        assert!(!system_program(b"/usr/bin") && !system_program(b"/binary/x"));
+        assert!(!system_program(b"/usr/share/ls"));
         assert_eq!(name(b"/proc/5/fd", 5), Name::FdDir(5));
         assert_eq!(name(b"/dev/fd", 5), Name::FdDir(5));
         assert_eq!(name(b"/proc/6/fd", 5), Name::FdDir(6));

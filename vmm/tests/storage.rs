@@ -350,6 +350,27 @@ fn a_dynamically_linked_program_with_storage() {
     }
 }
 
+/// A shell's `PATH` search with storage: bash stats each candidate, so
+/// the host's programs (which execve runs where storage lacks the name)
+/// must show to a look too, and a program written to `/usr/bin` lands on
+/// storage and is found there first. (It said `ls: command not found`.)
+#[test]
+fn a_shell_finds_the_hosts_programs_and_its_own_on_storage() {
+    if !kvm_available() || !have(&["bash", "cat"]) {
+        return;
+    }
+    let rack = Rack::new("storage-path-search", "256M");
+    let script = "export PATH=/usr/local/bin:/usr/bin:/bin; \
+                  mkdir -p /d && echo stored > /d/f && cat /d/f && type -P cat >/dev/null \
+                  && test -x /usr/bin/cat && echo host-seen \
+                  && printf '#!/bin/sh\\necho mine\\n' > /usr/bin/lego-mine \
+                  && chmod 755 /usr/bin/lego-mine && hash -r && lego-mine \
+                  && ls /usr/bin && ! command -v lego-missing";
+    let got = rack.run(&[], &["/bin/bash", "-c", script], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    assert_eq!(got.text(), "stored\nhost-seen\nmine\nlego-mine\n");
+}
+
 /// Debian's busybox on storage, as the issue's user runs it: a directory
 /// made, stdin (larger than the ExCache) written to a file and streamed
 /// back through md5sum and wc; part of it sorted, and a whole file larger

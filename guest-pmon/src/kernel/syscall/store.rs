@@ -314,14 +314,16 @@ impl Kernel {
 
     /// [`Self::on_storage`] for a look that changes nothing (stat, readlink,
     /// access, a read-only open, a path walk): the directories that lead to
-    /// the host's libraries (`/usr`, `/usr/lib`: `pmon::path::
-    /// leads_to_system_library`) are the host's where storage lacks them,
-    /// so realpath and ld.so's `$ORIGIN/../lib` reach a library (Debian's
-    /// java: `Failed setting boot class path`). A change there (mkdir
-    /// /usr) is still storage's.
+    /// the host's libraries and programs (`/usr`, `/usr/lib`, `/usr/bin`:
+    /// `pmon::path::leads_to_system_files`) and the programs in them
+    /// (`pmon::path::system_program`) are the host's where storage lacks
+    /// them. So realpath and ld.so's `$ORIGIN/../lib` reach a library
+    /// (Debian's java: `Failed setting boot class path`), and a shell's
+    /// `PATH` search finds what execve would run. A change there (mkdir
+    /// /usr, a program written to /usr/local/bin) is still storage's.
     pub(in crate::kernel) fn on_storage_to_look(&self, full: &[u8]) -> bool {
         self.on_storage(full)
-            && !(pmon::path::leads_to_system_library(full)
+            && !((pmon::path::leads_to_system_files(full) || pmon::path::system_program(full))
                 && store::stat(full, false) == Err(ENOENT))
     }
 
@@ -340,16 +342,16 @@ impl Kernel {
         made: &[u8],
     ) -> Result<store::Answer, Errno> {
         match store::call(head, path, path2, &[]) {
-            Err(ENOENT) if self.make_library_parents(made, head.now) => {
+            Err(ENOENT) if self.make_system_parents(made, head.now) => {
                 store::call(head, path, path2, &[])
             }
             r => r,
         }
     }
 
-    /// Makes on storage the directories leading to the host's libraries
+    /// Makes on storage the directories leading to the host's libraries and programs
     /// above `full` that storage lacks and the host has; whether it made one.
-    fn make_library_parents(&self, full: &[u8], now: u64) -> bool {
+    fn make_system_parents(&self, full: &[u8], now: u64) -> bool {
         let mut made = false;
         let ends = full
             .iter()
@@ -357,7 +359,7 @@ impl Kernel {
             .filter(|(i, &c)| c == b'/' && *i > 0);
         for (i, _) in ends {
             let dir = &full[..i];
-            if !pmon::path::leads_to_system_library(dir) || store::stat(dir, false) != Err(ENOENT) {
+            if !pmon::path::leads_to_system_files(dir) || store::stat(dir, false) != Err(ENOENT) {
                 continue;
             }
             let Ok(st) = host::stat_path(dir, true) else {
