@@ -591,46 +591,32 @@ pub fn system_library(path: &[u8]) -> bool {
         .any(|dir| below(path, dir).is_some_and(|rest| !rest.is_empty()))
 }
 
-/// The directories that hold the host's programs, where a shell's `PATH`
-/// search looks.
-const PROGRAM_DIRS: [&[u8]; 6] = [
-    b"/bin",
-    b"/sbin",
-    b"/usr/bin",
-    b"/usr/sbin",
-    b"/usr/local/bin",
-    b"/usr/local/sbin",
-];
+/// The trees of the host's installation that show through where storage
+/// lacks a name: its programs (where a shell's `PATH` search looks), its
+/// configuration, and /usr (programs, shared data, headers, helpers; the
+/// libraries are [`system_library`] too).
+const SHOWN_TREES: [&[u8]; 6] = [b"/bin", b"/sbin", b"/etc", b"/usr", b"/lib", b"/lib64"];
 
-/// Whether `path` (absolute, normalized) is a name in one of the
-/// directories of the host's programs: with storage, a look at one that
-/// the storage component lacks (stat, access, a read-only open) is the
-/// host's, as its execve is, so a shell's `PATH` search finds the
-/// programs that execve would run (bash stats each candidate; without
-/// this `bash -c ls` said `ls: command not found`).
-pub fn system_program(path: &[u8]) -> bool {
-    PROGRAM_DIRS
-        .iter()
-        .any(|dir| below(path, dir).is_some_and(|rest| !rest.is_empty()))
+/// Whether `path` (absolute, normalized) is in the host's installation
+/// ([`SHOWN_TREES`]: `/usr/bin/ls`, `/etc/hosts`, `/usr/share`, `/usr`
+/// itself): with storage, a look at a name there that the storage
+/// component lacks (stat, access, readlink, a read-only open, a path walk,
+/// a listing) is the host's, and a write copies the host's file onto
+/// storage first, as overlayfs treats a lower file. So a shell's `PATH`
+/// search finds what execve would run (bash stats each candidate: `bash
+/// -c ls` said `ls: command not found`), programs find `/etc/hosts`
+/// (`localhost` did not resolve), the time zones, `init.tcl`, git's
+/// templates and the headers, and realpath and ld.so's `$ORIGIN/../lib`
+/// reach a library (Debian's java found neither `libjli.so` nor its class
+/// path).
+pub fn shown_from_host(path: &[u8]) -> bool {
+    SHOWN_TREES.iter().any(|tree| below(path, tree).is_some())
 }
 
-/// Whether `path` (absolute, normalized) is one of the directories that
-/// hold [`system_library`] or [`system_program`] names, or one that
-/// leads to them (`/usr`, `/usr/local`): a path walk through it to a
-/// library (ld.so's `$ORIGIN/../lib`) or a program must find it where
-/// storage lacks it.
-pub fn leads_to_system_files(path: &[u8]) -> bool {
-    [
-        &b"/usr"[..],
-        b"/usr/local",
-        b"/lib",
-        b"/lib64",
-        b"/usr/lib",
-        b"/usr/lib64",
-        b"/usr/local/lib",
-    ]
-    .contains(&path)
-        || PROGRAM_DIRS.contains(&path)
+/// Whether the host's entry `name` of `/` is one of [`SHOWN_TREES`], which
+/// a listing of storage's `/` shows where storage lacks it.
+pub fn shown_at_root(name: &[u8]) -> bool {
+    SHOWN_TREES.iter().any(|tree| &tree[1..] == name)
 }
 
 /// The part of `path` (absolute, normalized) below the directory
@@ -927,12 +913,14 @@ mod tests {
         assert!(!system_library(b"/lib"));
         assert!(!system_library(b"/library/x"));
         assert!(!system_library(b"/etc/passwd"));
-        assert!(leads_to_system_files(b"/usr") && leads_to_system_files(b"/usr/lib"));
-        assert!(leads_to_system_files(b"/usr/bin") && leads_to_system_files(b"/bin"));
-        assert!(!leads_to_system_files(b"/usr/share") && !leads_to_system_files(b"/"));
-        assert!(system_program(b"/usr/bin/ls") && system_program(b"/sbin/x/y"));
-        assert!(!system_program(b"/usr/bin") && !system_program(b"/binary/x"));
-        assert!(!system_program(b"/usr/share/ls"));
+        assert!(
+            shown_from_host(b"/usr") && shown_from_host(b"/usr/lib") && shown_from_host(b"/bin")
+        );
+        assert!(shown_from_host(b"/usr/bin/ls") && shown_from_host(b"/sbin/x/y"));
+        assert!(shown_from_host(b"/etc/hosts") && shown_from_host(b"/usr/share/zoneinfo/UTC"));
+        assert!(!shown_from_host(b"/") && !shown_from_host(b"/binary/x"));
+        assert!(!shown_from_host(b"/home/x") && !shown_from_host(b"/etcetera/x"));
+        assert!(shown_at_root(b"usr") && shown_at_root(b"etc") && !shown_at_root(b"home"));
         assert_eq!(name(b"/proc/5/fd", 5), Name::FdDir(5));
         assert_eq!(name(b"/dev/fd", 5), Name::FdDir(5));
         assert_eq!(name(b"/proc/6/fd", 5), Name::FdDir(6));

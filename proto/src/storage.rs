@@ -190,6 +190,11 @@ pub struct StoreReply {
     pub _pad: u32,
 }
 
+/// Every readdir cookie a storage component gives is below this; a
+/// processor places names of its own after a directory's (the host's
+/// names that show through where storage lacks them) at cookies from here.
+pub const READDIR_COOKIE_END: u64 = 3 << 61;
+
 /// One directory entry in an [`OP_READDIR`] reply; `name_len` bytes of
 /// name follow, then padding to 8 bytes.
 #[repr(C)]

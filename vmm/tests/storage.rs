@@ -339,36 +339,62 @@ fn a_dynamically_linked_program_with_storage() {
         // storage lacks them: a path through `..` there reaches a library
         // (ld.so's `$ORIGIN/../lib`: Debian's java found neither
         // libjli.so nor its class path), and a directory made below one
-        // of them makes it on storage.
+        // of them makes it on storage, its listing merged with the host's.
         let py = "import os; d = os.path.dirname(os.__file__); \
                   up = d + '/../' + os.path.basename(d) + '/os.py'; \
                   print(os.path.isdir('/usr'), len(open(up, 'rb').read()) > 0); \
-                  os.makedirs('/usr/share/lego-made'); print(sorted(os.listdir('/usr/share')))";
+                  os.makedirs('/usr/share/lego-made'); names = os.listdir('/usr/share'); \
+                  print(len(names), len(set(names)), 'lego-made' in names)";
         let got = rack.run(&[], &["/usr/bin/python3", "-c", py], b"");
         assert_eq!(got.code, 0, "{}", got.err);
-        assert_eq!(got.text(), "True True\n['lego-made']\n");
+        // Its listing: the host's names and the one made, each once.
+        let host = std::fs::read_dir("/usr/share").map_or(0, |d| d.count()) + 1;
+        assert_eq!(got.text(), format!("True True\n{host} {host} True\n"));
     }
 }
 
-/// A shell's `PATH` search with storage: bash stats each candidate, so
-/// the host's programs (which execve runs where storage lacks the name)
-/// must show to a look too, and a program written to `/usr/bin` lands on
-/// storage and is found there first. (It said `ls: command not found`.)
+/// The host's programs, configuration and data with storage
+/// (`pmon::path::shown_from_host`): bash's `PATH` search stats each
+/// candidate, so what execve runs where storage lacks the name must show
+/// to a look too (it said `ls: command not found`); a program written to
+/// `/usr/bin` lands on storage and is found first; a line appended to
+/// `/etc/hosts` copies the host's file onto storage first and the
+/// resolver finds it (`localhost` did not resolve with storage); the
+/// listings of those directories (and `/`) hold storage's names and the
+/// host's once each; a host's file cannot be removed (EROFS), and a
+/// chmod copies it up, bytes and all; the host's files are never written.
 #[test]
-fn a_shell_finds_the_hosts_programs_and_its_own_on_storage() {
-    if !kvm_available() || !have(&["bash", "cat"]) {
+fn the_hosts_programs_and_configuration_show_through_storage() {
+    if !kvm_available() || !have(&["bash", "cat", "getent"]) {
         return;
     }
     let rack = Rack::new("storage-path-search", "256M");
     let script = "export PATH=/usr/local/bin:/usr/bin:/bin; \
                   mkdir -p /d && echo stored > /d/f && cat /d/f && type -P cat >/dev/null \
-                  && test -x /usr/bin/cat && echo host-seen \
+                  && test -x /usr/bin/cat && test -w /etc/hosts && echo host-seen \
                   && printf '#!/bin/sh\\necho mine\\n' > /usr/bin/lego-mine \
                   && chmod 755 /usr/bin/lego-mine && hash -r && lego-mine \
-                  && ls /usr/bin && ! command -v lego-missing";
+                  && ls /usr/bin | grep -c '^lego-mine$' && ls /usr/bin | grep -qx cat \
+                  && ! command -v lego-missing \
+                  && n=$(wc -l < /etc/hosts) && echo '10.9.9.9 legohost' >> /etc/hosts \
+                  && test $(wc -l < /etc/hosts) -eq $((n + 1)) \
+                  && getent hosts legohost | grep -c 10.9.9.9 \
+                  && ls -a /etc | grep -c '^hosts$' && ls -a /etc | sort | uniq -d | wc -l \
+                  && ls / | grep -cx etc && ls / | grep -cx usr \
+                  && { rm /etc/passwd 2>&1 | grep -c 'Read-only file system'; } && test -e /etc/passwd \
+                  && cp /etc/passwd /d/h && chmod 600 /etc/passwd \
+                  && stat -c %a /etc/passwd && cmp /etc/passwd /d/h && echo copied-up";
     let got = rack.run(&[], &["/bin/bash", "-c", script], b"");
     assert_eq!(got.code, 0, "{}", got.err);
-    assert_eq!(got.text(), "stored\nhost-seen\nmine\nlego-mine\n");
+    assert_eq!(
+        got.text(),
+        "stored\nhost-seen\nmine\n1\n1\n1\n0\n1\n1\n1\n600\ncopied-up\n"
+    );
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    assert!(
+        !hosts.contains("legohost"),
+        "the host's /etc/hosts was written"
+    );
 }
 
 /// Debian's busybox on storage, as the issue's user runs it: a directory

@@ -529,6 +529,12 @@ impl Kernel {
             self.on_storage(&full)
         };
         if stored {
+            if !looks && flags & O_PATH == 0 {
+                let exclusive = flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL;
+                if let Err(e) = self.store_copy_up(&full, exclusive, flags & O_TRUNC != 0) {
+                    return err(e);
+                }
+            }
             return self.store_open(pid, full, flags, mode, cloexec);
         }
         // The host's files, read-only until storage serves files. As in
@@ -722,7 +728,9 @@ impl Kernel {
         // A host file that shows through /tmp is writable there: a write
         // copies it up (`tmp_copy_up`), as overlayfs answers access for a
         // lower file. stress-ng refused a `--temp-path` in the host's /tmp.
-        let copies_up = tmp::below_tmp(&full).is_some();
+        // So does one shown where storage lacks it (`store_copy_up`).
+        let copies_up =
+            tmp::below_tmp(&full).is_some() || (self.storage && pmon::path::shown_from_host(&full));
         match host::stat_path(&full, true) {
             Ok(_) if mode & W_OK != 0 && !copies_up => err(EROFS),
             Ok(st) => allowed(self, pmon::cred::Owned::from(&st)),

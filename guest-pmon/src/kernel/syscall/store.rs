@@ -27,6 +27,7 @@ const STORE_DEV: u64 = 0xfb;
 /// listings of `/`.
 pub(in crate::kernel) const UNLINKED_DIR: &[u8] = b"/.lego-unlinked";
 const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
 const S_IFIFO: u32 = 0o010000;
 pub(super) const S_IFSOCK: u32 = 0o140000;
 
@@ -313,18 +314,77 @@ impl Kernel {
     }
 
     /// [`Self::on_storage`] for a look that changes nothing (stat, readlink,
-    /// access, a read-only open, a path walk): the directories that lead to
-    /// the host's libraries and programs (`/usr`, `/usr/lib`, `/usr/bin`:
-    /// `pmon::path::leads_to_system_files`) and the programs in them
-    /// (`pmon::path::system_program`) are the host's where storage lacks
-    /// them. So realpath and ld.so's `$ORIGIN/../lib` reach a library
-    /// (Debian's java: `Failed setting boot class path`), and a shell's
-    /// `PATH` search finds what execve would run. A change there (mkdir
-    /// /usr, a program written to /usr/local/bin) is still storage's.
+    /// access, a read-only open, a path walk): a name of the host's
+    /// installation (`/usr`, `/usr/bin/ls`, `/etc/hosts`: `pmon::path::
+    /// shown_from_host`) is the host's where storage lacks it. A change
+    /// there (mkdir /usr, a program written to /usr/local/bin) is
+    /// storage's (`store_make`, `store_copy_up`).
     pub(in crate::kernel) fn on_storage_to_look(&self, full: &[u8]) -> bool {
         self.on_storage(full)
-            && !((pmon::path::leads_to_system_files(full) || pmon::path::system_program(full))
-                && store::stat(full, false) == Err(ENOENT))
+            && !(pmon::path::shown_from_host(full) && store::stat(full, false) == Err(ENOENT))
+    }
+
+    /// Before an open that may write `full`: a file of the host's
+    /// programs, configuration or data that shows where storage lacks it
+    /// (`pmon::path::shown_from_host`) is copied onto storage (its
+    /// directories made as the host has them, its mode the host's; its
+    /// bytes unless `trunc`), as overlayfs copies a lower file up, so
+    /// `>> /etc/hosts` appends to the host's lines rather than to an empty
+    /// file, and an O_RDWR open finds the file its stat showed. EEXIST for
+    /// `exclusive` (O_CREAT|O_EXCL) when the host has the name. Nothing is
+    /// done where storage has the name or the host has no regular file
+    /// there; a copy that fails is removed, and the error is the open's.
+    pub(super) fn store_copy_up(
+        &mut self,
+        full: &[u8],
+        exclusive: bool,
+        trunc: bool,
+    ) -> Result<(), Errno> {
+        if !pmon::path::shown_from_host(full) || store::stat(full, false) != Err(ENOENT) {
+            return Ok(());
+        }
+        let Ok(st) = host::stat_path(full, false) else {
+            return Ok(());
+        };
+        if exclusive {
+            return Err(EEXIST);
+        }
+        if st.mode & S_IFMT != S_IFREG {
+            return Ok(());
+        }
+        let now = self.realtime_ns();
+        let head = StoreRequest {
+            op: sp::OP_CREATE,
+            flags: sp::FLAG_CREATE | sp::FLAG_EXCL,
+            mode: st.mode & 0o7777,
+            now,
+            ..Default::default()
+        };
+        let ino = self.store_make(head, full, &[], full)?.stat.ino;
+        if trunc || st.size == 0 {
+            return Ok(());
+        }
+        let copied = host::open_as(full, lego_proto::program::OPEN_READ).and_then(|(h, _)| {
+            let mut buf = alloc::vec![0u8; sp::MAX_IO];
+            let mut at = 0u64;
+            let result = loop {
+                let n = host::read(h, at, &mut buf);
+                if n <= 0 {
+                    break if n == 0 { Ok(()) } else { Err(-n) };
+                }
+                if let Err(e) = self.write_through(ino, at, &buf[..n as usize], false, false) {
+                    break Err(e);
+                }
+                at += n as u64;
+            };
+            host::close(h);
+            result
+        });
+        if copied.is_err() {
+            // Nothing half-copied stays: the host's file shows again.
+            let _ = store::on_path(sp::OP_UNLINK, full, 0, now);
+        }
+        copied
     }
 
     /// A request that makes the name `made` on storage: where storage
@@ -349,8 +409,8 @@ impl Kernel {
         }
     }
 
-    /// Makes on storage the directories leading to the host's libraries and programs
-    /// above `full` that storage lacks and the host has; whether it made one.
+    /// Makes on storage the directories of the host's installation above
+    /// `full` that storage lacks and the host has; whether it made one.
     fn make_system_parents(&self, full: &[u8], now: u64) -> bool {
         let mut made = false;
         let ends = full
@@ -359,7 +419,7 @@ impl Kernel {
             .filter(|(i, &c)| c == b'/' && *i > 0);
         for (i, _) in ends {
             let dir = &full[..i];
-            if !pmon::path::leads_to_system_files(dir) || store::stat(dir, false) != Err(ENOENT) {
+            if !pmon::path::shown_from_host(dir) || store::stat(dir, false) != Err(ENOENT) {
                 continue;
             }
             let Ok(st) = host::stat_path(dir, true) else {
@@ -622,6 +682,10 @@ impl Kernel {
         buf: u64,
         len: usize,
     ) -> Ret {
+        let over_host = f.path == b"/" || pmon::path::shown_from_host(&f.path);
+        if over_host && f.offset.get() >= sp::READDIR_COOKIE_END {
+            return self.store_host_dirents(pid, f, ino, buf, len);
+        }
         let a = match store::call(
             StoreRequest {
                 op: sp::OP_READDIR,
@@ -666,6 +730,10 @@ impl Kernel {
         if out.is_empty() && any {
             return err(EINVAL);
         }
+        if out.is_empty() && over_host {
+            f.offset.set(sp::READDIR_COOKIE_END);
+            return self.store_host_dirents(pid, f, ino, buf, len);
+        }
         if let Err(e) = self
             .space_mut(pid)
             .and_then(|s| uaccess::write(s, buf, &out))
@@ -674,6 +742,68 @@ impl Kernel {
         }
         f.offset.set(next);
         Ret::Val(out.len() as i64)
+    }
+
+    /// The rest of a listing of storage directory `ino` that lies over the
+    /// host's (`/etc` once a file was written there: `pmon::path::
+    /// shown_from_host`; `/`, whose host's entries show only for those
+    /// trees): the host's names storage lacks, which show through to a
+    /// look, follow storage's own, each at a cookie from
+    /// `READDIR_COOKIE_END` on, as overlayfs merges a directory.
+    fn store_host_dirents(
+        &mut self,
+        pid: Pid,
+        f: &OpenFile,
+        ino: u64,
+        buf: u64,
+        len: usize,
+    ) -> Ret {
+        let Some(lower) = tmp::host_listing(&f.path) else {
+            return Ret::Val(0);
+        };
+        let mut own = Vec::new();
+        let mut cookie = 0;
+        loop {
+            let head = StoreRequest {
+                op: sp::OP_READDIR,
+                ino,
+                offset: cookie,
+                len: sp::MAX_IO as u64,
+                ..Default::default()
+            };
+            let a = match store::call(head, &[], &[], &[]) {
+                Ok(a) => a,
+                Err(e) => return err(e),
+            };
+            let before = own.len();
+            for (head, name) in sp::dir_entries(&a.data) {
+                own.push(name.to_vec());
+                cookie = head.next;
+            }
+            if own.len() == before {
+                break;
+            }
+        }
+        let from = (f.offset.get() - sp::READDIR_COOKIE_END) as usize;
+        let root = f.path == b"/";
+        let entries: Vec<pmon::tmpfs::Entry> = lower
+            .into_iter()
+            .filter(|(_, name, _)| !own.contains(name))
+            // Of the host's `/`, only its installation shows.
+            .filter(|(_, name, _)| !root || pmon::path::shown_at_root(name))
+            .enumerate()
+            .skip(from)
+            .map(|(j, (host_ino, name, dtype))| pmon::tmpfs::Entry {
+                ino: host_ino,
+                is_dir: dtype == 4,
+                is_fifo: dtype == 1,
+                is_socket: dtype == 12,
+                is_symlink: dtype == 10,
+                name,
+                next: sp::READDIR_COOKIE_END + j as u64 + 1,
+            })
+            .collect();
+        self.put_dirents(pid, f, &entries, buf, len)
     }
 
     pub(super) fn store_mkdir(&mut self, pid: Pid, full: &[u8], mode: u32) -> Ret {
@@ -706,7 +836,40 @@ impl Kernel {
             }
         }
         let op = if rmdir { sp::OP_RMDIR } else { sp::OP_UNLINK };
-        val(store::on_path(op, full, 0, now).map(|_| 0))
+        val(store::on_path(op, full, 0, now)
+            .map(|_| 0)
+            .map_err(|e| self.host_only_is_read_only(full, e)))
+    }
+
+    /// EROFS for ENOENT at a name of the host's installation that storage
+    /// lacks and the host has (`pmon::path::shown_from_host`): it shows,
+    /// but the host's files are read-only and storage keeps no whiteouts,
+    /// so it cannot be removed or renamed away; `e` otherwise.
+    fn host_only_is_read_only(&self, full: &[u8], e: Errno) -> Errno {
+        if e == ENOENT && pmon::path::shown_from_host(full) && host::stat_path(full, false).is_ok()
+        {
+            EROFS
+        } else {
+            e
+        }
+    }
+
+    /// Calls `call` again after `store_copy_up` of `path` when it found no
+    /// such name on storage and the host's installation has it (chmod,
+    /// utimensat, truncate or a hard link of `/etc/hosts`), as overlayfs
+    /// copies a lower file up to change it.
+    fn copying_up<T>(
+        &mut self,
+        path: &[u8],
+        mut call: impl FnMut(&mut Self) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        match call(self) {
+            Err(ENOENT) if !path.is_empty() && pmon::path::shown_from_host(path) => {
+                self.store_copy_up(path, false, false)?;
+                call(self)
+            }
+            r => r,
+        }
     }
 
     /// Whether a process here has storage file `ino` open (any storage
@@ -763,7 +926,10 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
-        val(self.store_make(head, from, to, to).map(|_| 0))
+        val(self
+            .store_make(head, from, to, to)
+            .map(|_| 0)
+            .map_err(|e| self.host_only_is_read_only(from, e)))
     }
 
     /// A hard link within storage: `to` becomes another name of `from`.
@@ -774,7 +940,7 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
-        let st = match self.store_make(head, from, to, to) {
+        let st = match self.copying_up(from, |k| k.store_make(head, from, to, to)) {
             Ok(a) => a.stat,
             Err(e) => return err(e),
         };
@@ -807,7 +973,7 @@ impl Kernel {
         } else {
             None
         };
-        match store::call(head, path, &[], &[]) {
+        match self.copying_up(path, |_| store::call(head, path, &[], &[])) {
             Ok(a) => {
                 if head.op == sp::OP_TRUNCATE {
                     self.fcache.truncated(head.ino, head.offset);

@@ -42,6 +42,25 @@ pub(super) enum NameUse {
     MakeOther,
 }
 
+/// The entries of the host's directory at `path` ("." and ".." among
+/// them); None when the host has no directory there, or an empty one.
+pub(super) fn host_listing(path: &[u8]) -> Option<Vec<tmpfs::Dirent>> {
+    let (h, st) = host::open_as(path, lego_proto::program::OPEN_READ).ok()?;
+    let mut out = Vec::new();
+    if st.mode & 0o170000 == 0o040000 {
+        let mut at = 0;
+        while let Ok((bytes, next)) = host::readdir(h, at, 1 << 16) {
+            if bytes.is_empty() || next == at {
+                break;
+            }
+            out.extend(tmpfs::parse_dirents(&bytes));
+            at = next;
+        }
+    }
+    host::close(h);
+    (!out.is_empty()).then_some(out)
+}
+
 /// The part of `full` (absolute, normalized) below /tmp: `b""` for /tmp.
 pub(super) fn below_tmp(full: &[u8]) -> Option<&[u8]> {
     pmon::path::below(full, b"/tmp")
@@ -653,20 +672,7 @@ impl Kernel {
         if !self.tmp_over_host.contains(&ino) || below_tmp(path).is_none_or(|r| r.is_empty()) {
             return None;
         }
-        let (h, st) = host::open_as(path, lego_proto::program::OPEN_READ).ok()?;
-        let mut out = Vec::new();
-        if st.mode & 0o170000 == 0o040000 {
-            let mut at = 0;
-            while let Ok((bytes, next)) = host::readdir(h, at, 1 << 16) {
-                if bytes.is_empty() || next == at {
-                    break;
-                }
-                out.extend(tmpfs::parse_dirents(&bytes));
-                at = next;
-            }
-        }
-        host::close(h);
-        (!out.is_empty()).then_some(out)
+        host_listing(path)
     }
 
     /// getdents64's answer from `entries` (those from the directory's
