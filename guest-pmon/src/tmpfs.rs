@@ -173,6 +173,22 @@ pub struct Entry {
     pub next: u64,
 }
 
+impl Entry {
+    /// An entry of a host's directory read back (`Dirent`: its d_ino and
+    /// d_type), listed at `next`.
+    pub fn of_host((ino, name, dtype): Dirent, next: u64) -> Entry {
+        Entry {
+            ino,
+            is_dir: dtype == 4,
+            is_fifo: dtype == 1,
+            is_socket: dtype == 12,
+            is_symlink: dtype == 10,
+            name,
+            next,
+        }
+    }
+}
+
 pub struct Tmpfs {
     nodes: BTreeMap<Ino, Node>,
     next_ino: Ino,

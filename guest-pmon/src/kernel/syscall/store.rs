@@ -793,15 +793,7 @@ impl Kernel {
             .filter(|(_, name, _)| !root || pmon::path::shown_at_root(name))
             .enumerate()
             .skip(from)
-            .map(|(j, (host_ino, name, dtype))| pmon::tmpfs::Entry {
-                ino: host_ino,
-                is_dir: dtype == 4,
-                is_fifo: dtype == 1,
-                is_socket: dtype == 12,
-                is_symlink: dtype == 10,
-                name,
-                next: sp::READDIR_COOKIE_END + j as u64 + 1,
-            })
+            .map(|(j, d)| pmon::tmpfs::Entry::of_host(d, sp::READDIR_COOKIE_END + j as u64 + 1))
             .collect();
         self.put_dirents(pid, f, &entries, buf, len)
     }

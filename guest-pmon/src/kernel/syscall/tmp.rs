@@ -649,16 +649,8 @@ impl Kernel {
                     p.extend_from_slice(name);
                     !host::removed(&p)
                 });
-            for (j, (host_ino, name, dtype)) in extra.enumerate().skip(from) {
-                entries.push(tmpfs::Entry {
-                    ino: host_ino,
-                    is_dir: dtype == 4,
-                    is_fifo: dtype == 1,
-                    is_socket: dtype == 12,
-                    is_symlink: dtype == 10,
-                    name,
-                    next: HOST_AT + j as u64 + 1,
-                });
+            for (j, d) in extra.enumerate().skip(from) {
+                entries.push(tmpfs::Entry::of_host(d, HOST_AT + j as u64 + 1));
             }
         }
         self.put_dirents(pid, f, &entries, buf, len)
