@@ -728,9 +728,13 @@ impl Kernel {
         // A host file that shows through /tmp is writable there: a write
         // copies it up (`tmp_copy_up`), as overlayfs answers access for a
         // lower file. stress-ng refused a `--temp-path` in the host's /tmp.
-        // So does one shown where storage lacks it (`store_copy_up`).
-        let copies_up =
-            tmp::below_tmp(&full).is_some() || (self.storage && pmon::path::shown_from_host(&full));
+        // So does one of the host's installation shown where storage
+        // lacks it (`store_copy_up`), but for the libraries, which stay
+        // the host's (EROFS).
+        let copies_up = tmp::below_tmp(&full).is_some()
+            || (self.storage
+                && pmon::path::shown_from_host(&full)
+                && !pmon::path::system_library(&full));
         match host::stat_path(&full, true) {
             Ok(_) if mode & W_OK != 0 && !copies_up => err(EROFS),
             Ok(st) => allowed(self, pmon::cred::Owned::from(&st)),

@@ -775,12 +775,14 @@ impl Kernel {
                 Ok(a) => a,
                 Err(e) => return err(e),
             };
-            let before = own.len();
+            let (before, from) = (own.len(), cookie);
             for (head, name) in sp::dir_entries(&a.data) {
                 own.push(name.to_vec());
                 cookie = head.next;
             }
-            if own.len() == before {
+            // The end, or a reply whose cookies do not move on (never
+            // asked again for the same page).
+            if own.len() == before || cookie <= from {
                 break;
             }
         }
