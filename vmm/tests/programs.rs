@@ -1050,6 +1050,36 @@ fn a_working_set_four_times_the_excache() {
     );
 }
 
+/// Scans that interleave (a copy reads one buffer and writes another) or
+/// run down (glibc's memcpy of a large buffer, a loop counting down) are
+/// read ahead as a lone scan up is: 3 x 24 MiB through 16 MiB, and nearly
+/// every page that comes back from the memory component was fetched ahead
+/// of the access. Each pass missing a page at a time would make eight
+/// times fewer pages read ahead than misses, not the other way round.
+#[test]
+fn interleaved_and_downward_scans_are_read_ahead() {
+    if !kvm_available() || !have(&["gcc"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let p = build("copies", Libc::Glibc);
+    let p = p.to_str().expect("path");
+    let ran = rack.run(
+        &["--excache", "16M", "--log-level", "info"],
+        &[p, "24"],
+        b"",
+    );
+    let native = host(&[p, "24"], &[], b"");
+    assert_eq!(ran.text(), native.text(), "{}", ran.err);
+    assert_eq!(ran.code, 0, "{}", ran.err);
+    let summary = excache_summary(&ran.err);
+    let misses = number_near(summary, " misses (", true);
+    let prefetched = number_near(summary, " prefetched", true);
+    // The copy, the loop down and the sum bring back about 7 x 6144 pages.
+    assert!(prefetched > 30_000, "{summary}");
+    assert!(misses * 8 < prefetched, "{summary}");
+}
+
 /// The ExCache's sampled hit ratio: a working set that fits the cache
 /// finds nearly every page it touches cached; pages drawn at random from a
 /// set four times the cache find about a quarter; read in order, the

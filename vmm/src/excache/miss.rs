@@ -99,25 +99,22 @@ impl ExCache {
             return;
         }
         st.stats.record_miss(write, start);
-        // Read ahead only for a scan: a miss just past the previous one or
-        // past what was read ahead after it. Random misses would only
-        // push useful pages out. Each miss of a scan doubles the window
-        // (up to 16 times --excache-prefetch), as Linux's readahead does:
-        // a long scan then waits for one round trip per 256 pages.
-        let s = slot as usize;
-        let last = std::mem::replace(&mut st.last_miss[s], vpage);
-        let scan = vpage == last + PAGE_U64 || vpage == st.window_end[s];
-        let candidates = if scan {
-            // The first miss of a scan reads --excache-prefetch pages ahead.
-            let window = st.window[s].max((self.prefetch as u64 / 2).max(1));
-            let grown = (window * 2).min(self.prefetch as u64 * MAX_WINDOW_GROWTH);
-            st.window[s] = grown;
-            // A scan's next miss lands just past the window.
-            st.window_end[s] = vpage + (grown + 1) * PAGE_U64;
-            self.prefetch_candidates(&mut st, key, grown)
+        // Read ahead only for a scan: a miss just past an earlier one or
+        // past what was read ahead after it (`scans`: several interleaved
+        // scans, as a copy makes). Random misses would only push useful
+        // pages out. Each miss of a scan doubles its window (up to 16
+        // times --excache-prefetch), as Linux's readahead does: a long
+        // scan then waits for one round trip per 256 pages.
+        let prefetch = self.prefetch as u64;
+        let ahead = st.scans[slot as usize].on_miss(
+            vpage,
+            PAGE_U64,
+            prefetch,
+            prefetch * MAX_WINDOW_GROWTH,
+        );
+        let candidates = if ahead.pages > 0 {
+            self.prefetch_candidates(&mut st, key, ahead)
         } else {
-            st.window[s] = 0;
-            st.window_end[s] = 0;
             Vec::new()
         };
         drop(st);

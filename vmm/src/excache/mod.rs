@@ -64,6 +64,7 @@ mod calls;
 mod evict;
 mod miss;
 mod prefetch;
+mod scans;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -425,12 +426,9 @@ struct State {
     /// of shared memory by process and first page (each names other
     /// victims: the mappers of the pages' objects).
     oom_killed: HashMap<(u32, u64), Instant>,
-    /// The page of each slot's last demand miss (to see scans), and how
-    /// far it reads ahead now.
-    last_miss: [u64; MAX_SLOTS as usize],
-    window: [u64; MAX_SLOTS as usize],
-    /// Where a scan's next miss lands: the page past its read-ahead.
-    window_end: [u64; MAX_SLOTS as usize],
+    /// The scans each slot's demand misses follow, and how far each
+    /// reads ahead now.
+    scans: [scans::Scans; MAX_SLOTS as usize],
     /// The page past the fresh pages last installed for each slot (where a
     /// write scan over fresh memory faults next), and how many it
     /// installs ahead now.
@@ -528,9 +526,7 @@ impl ExCache {
                 writebacks: Vec::new(),
                 fresh: Fresh::default(),
                 filed: Filed::default(),
-                last_miss: [0; MAX_SLOTS as usize],
-                window: [0; MAX_SLOTS as usize],
-                window_end: [0; MAX_SLOTS as usize],
+                scans: std::array::from_fn(|_| scans::Scans::default()),
                 fresh_end: [0; MAX_SLOTS as usize],
                 fresh_window: [0; MAX_SLOTS as usize],
                 sums: ContentSum::new(),

@@ -1,19 +1,25 @@
 //! Pages fetched ahead of the vCPU, installed as they arrive.
 
+use super::scans::Ahead;
 use super::*;
 
 impl ExCache {
-    /// The pages after `key` in its vRegion worth fetching ahead: not
-    /// cached, loading or flushing. They are marked loading here, under
-    /// the lock; each makes room for itself when it arrives.
-    pub(super) fn prefetch_candidates(&self, st: &mut State, key: Key, window: u64) -> Vec<Key> {
+    /// The pages after `key` (before it for a scan running down) in its
+    /// vRegion worth fetching ahead, nearest first: not cached, loading or
+    /// flushing. They are marked loading here, under the lock; each makes
+    /// room for itself when it arrives.
+    pub(super) fn prefetch_candidates(&self, st: &mut State, key: Key, ahead: Ahead) -> Vec<Key> {
         let (slot, vpage) = key;
         let mut out = Vec::new();
-        for k in 1..=window {
-            let q = vpage + k * PAGE_U64;
-            if vregion(q) != vregion(vpage) {
+        for k in 1..=ahead.pages {
+            let q = if ahead.down {
+                vpage.checked_sub(k * PAGE_U64)
+            } else {
+                vpage.checked_add(k * PAGE_U64)
+            };
+            let Some(q) = q.filter(|&q| vregion(q) == vregion(vpage)) else {
                 break;
-            }
+            };
             let c = (slot, q);
             // Fresh pages and a file's are not the memory component's to
             // send.
@@ -33,14 +39,21 @@ impl ExCache {
 
     /// Reads the candidates ahead, one request per run of neighbours
     /// (peeks: a page never touched costs its memory component no frame),
-    /// and installs each run write-protected as it arrives.
+    /// and installs each run write-protected as it arrives, the run
+    /// nearest the scan first.
     pub(super) fn prefetch(&self, p: Process, slot: u64, candidates: Vec<Key>) {
+        let down = candidates.windows(2).any(|w| w[1].1 < w[0].1);
+        let mut ascending: Vec<u64> = candidates.iter().map(|&(_, q)| q).collect();
+        ascending.sort_unstable();
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for &(_, q) in &candidates {
+        for q in ascending {
             match runs.last_mut() {
                 Some((a, n)) if *a + *n * PAGE_U64 == q && (*n as usize) < MAX_RUN => *n += 1,
                 _ => runs.push((q, 1)),
             }
+        }
+        if down {
+            runs.reverse();
         }
         let mut calls = Vec::new();
         for (a, n) in runs {
