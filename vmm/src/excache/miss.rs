@@ -180,6 +180,11 @@ impl ExCache {
     /// many at each such miss (up to [`FRESH_AHEAD_GROWTH`] runs), as a
     /// scan's read-ahead grows. Each run's copy wakes a fault that came
     /// meanwhile on it, so a vCPU that catches up waits for one run only.
+    ///
+    /// A miss just below the fresh pages this slot got last is a write
+    /// scan running down (a loop counting down, a stack growing): its run
+    /// is the fresh pages below the page and the page itself, so it too
+    /// takes a fault per run, not per page.
     pub(super) fn miss_fresh<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
@@ -189,7 +194,30 @@ impl ExCache {
     ) {
         let start = Instant::now();
         let (slot, va) = key;
+        let s = slot as usize;
         let most = FRESH_RUN.min((st.capacity as u64 / 4).max(1));
+        if va.checked_add(PAGE_U64) == Some(st.fresh_start[s]) {
+            let from = fresh_below(&st, key, most);
+            let n = (va - from) / PAGE_U64 + 1;
+            let copied = match self.install_fresh(&mut st, (slot, from), p, n) {
+                Ok(n) => n,
+                Err(fault) => {
+                    drop(st);
+                    self.fail(f.tid, key, f.write, fault);
+                    return;
+                }
+            };
+            if copied > 0 {
+                st.stats.record_miss(f.write, start);
+                st.fresh_start[s] = from;
+            }
+            if copied < n {
+                // The copy stopped below the page: its fault retries.
+                drop(st);
+                let _ = self.uffd.wake(f.addr, PAGE_U64);
+            }
+            return;
+        }
         let copied = match self.install_fresh(&mut st, key, p, most) {
             Ok(n) => n,
             Err(fault) => {
@@ -205,7 +233,7 @@ impl ExCache {
             return;
         }
         st.stats.record_miss(f.write, start);
-        let s = slot as usize;
+        st.fresh_start[s] = va;
         let end = va + copied * PAGE_U64;
         if va != st.fresh_end[s] {
             st.fresh_end[s] = end;
@@ -417,4 +445,23 @@ impl ExCache {
             .map(fetched)
             .map_err(fault)
     }
+}
+
+/// The lowest page of the run that ends at `key`'s page going down: at
+/// most `most` pages, in its vRegion, each fresh and not [`held`]. The
+/// page itself is assumed so (a fresh miss).
+fn fresh_below(st: &State, key: Key, most: u64) -> u64 {
+    let (slot, va) = key;
+    let floor = vregion(va) << VREGION_SHIFT;
+    let mut from = va;
+    for _ in 1..most {
+        let Some(q) = from.checked_sub(PAGE_U64).filter(|&q| q >= floor) else {
+            break;
+        };
+        if held(st, &(slot, q)) || st.fresh.prot_of(slot, q).is_none() {
+            break;
+        }
+        from = q;
+    }
+    from
 }

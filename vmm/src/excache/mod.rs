@@ -433,6 +433,9 @@ struct State {
     /// write scan over fresh memory faults next), and how many it
     /// installs ahead now.
     fresh_end: [u64; MAX_SLOTS as usize],
+    /// The first page of the fresh run last installed for each slot (where
+    /// a write scan running down faults next, a page below).
+    fresh_start: [u64; MAX_SLOTS as usize],
     fresh_window: [u64; MAX_SLOTS as usize],
     stats: Stats,
     /// The hit-ratio sample: pages taken away this period ([`sample`]).
@@ -528,6 +531,7 @@ impl ExCache {
                 filed: Filed::default(),
                 scans: std::array::from_fn(|_| scans::Scans::default()),
                 fresh_end: [0; MAX_SLOTS as usize],
+                fresh_start: [0; MAX_SLOTS as usize],
                 fresh_window: [0; MAX_SLOTS as usize],
                 sums: ContentSum::new(),
                 refused: HashMap::new(),

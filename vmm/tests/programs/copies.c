@@ -1,8 +1,9 @@
 /* Scans that interleave, up and down: three buffers of MiB (argv[1]) each
  * are filled, one is copied into another with memcpy (glibc's copies a
  * large buffer from its end when both sit at the same offset in their
- * pages), a loop runs down all three at once, and one adds up another.
- * Prints checksums the host computes the same way. */
+ * pages), a loop runs down all three at once, one adds up another, and
+ * a fourth is filled from its end. Prints checksums the host computes the
+ * same way. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,5 +29,9 @@ int main(int argc, char **argv) {
     printf("copy %llu\n", sum(b, n));
     for (size_t i = n; i-- > 0;) c[i] = a[i] ^ (b[i] >> 3) ^ i;
     printf("down %llu\n", sum(c, n));
+    unsigned long *d = malloc(n * sizeof *d);
+    if (!d) { perror("malloc"); return 1; }
+    for (size_t i = n; i-- > 0;) d[i] = i ^ c[n - 1 - i];
+    printf("fill down %llu\n", sum(d, n));
     return 0;
 }
