@@ -75,15 +75,7 @@ impl ExCache {
         if write && !writable {
             // The memory component checks FLAG_FOR_WRITE; this is belt and braces.
             drop(st);
-            let fault = Fault::Page {
-                pid: p.pid,
-                va: vpage,
-                access: "write",
-                source: PageError::Refused {
-                    component: owner,
-                    status: EACCES,
-                },
-            };
+            let fault = Fault::write_refused(p.pid, vpage, owner);
             self.fail(f.tid, key, write, fault);
             return;
         }

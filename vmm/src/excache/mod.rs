@@ -157,6 +157,20 @@ fn prefetch_failed(e: &Fault) {
 }
 
 impl Fault {
+    /// A write to a page whose mapping does not allow it, as its memory
+    /// component would refuse it (EACCES): a protection fault.
+    fn write_refused(pid: u32, va: u64, owner: u32) -> Fault {
+        Fault::Page {
+            pid,
+            va,
+            access: "write",
+            source: PageError::Refused {
+                component: owner,
+                status: EACCES,
+            },
+        }
+    }
+
     /// Whether a memory component had no frame for the page (ENOMEM is
     /// a memory call's answer, about mappings, never a page's).
     pub fn is_out_of_memory(&self) -> bool {
@@ -1095,15 +1109,7 @@ impl ExCache {
                     if !page.writable {
                         let (pid, owner) = (page.pid, page.owner);
                         drop(st);
-                        let fault = Fault::Page {
-                            pid,
-                            va: key.1,
-                            access: "write",
-                            source: PageError::Refused {
-                                component: owner,
-                                status: EACCES,
-                            },
-                        };
+                        let fault = Fault::write_refused(pid, key.1, owner);
                         self.fail(f.tid, key, true, fault);
                         return;
                     }
