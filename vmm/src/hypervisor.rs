@@ -103,6 +103,34 @@ pub fn guard_system_msrs(vm: &kvm_ioctls::VmFd, kvm: &Kvm) -> Result<bool> {
     Ok(true)
 }
 
+/// Stops KVM from rewriting a `vmcall` it meets on an AMD CPU (or a
+/// `vmmcall` on an Intel one) into the native hypercall instruction: with
+/// the quirk on, a process's `vmcall` had KVM's emulator write the patch
+/// into the process's read-only code, which the ExCache refuses, and the
+/// vCPU stayed in KVM retrying it for good. With it off, KVM injects #UD
+/// and the process gets SIGILL, as on Linux. Returns false where KVM does
+/// not offer to disable the quirk (then a process's `vmcall` may still
+/// wedge its vCPU).
+pub fn refuse_foreign_hypercalls(vm: &kvm_ioctls::VmFd) -> Result<bool> {
+    let cap = kvm_bindings::KVM_CAP_DISABLE_QUIRKS2;
+    let quirk = kvm_bindings::KVM_X86_QUIRK_FIX_HYPERCALL_INSN;
+    // KVM_CHECK_EXTENSION of the cap gives the quirks it may disable.
+    let quirks = vm.check_extension_raw(cap.into());
+    if quirks < 0 || quirks as u32 & quirk == 0 {
+        return Ok(false);
+    }
+    let enable = kvm_bindings::kvm_enable_cap {
+        cap,
+        args: [u64::from(quirk), 0, 0, 0],
+        ..Default::default()
+    };
+    vm.enable_cap(&enable).map_err(|e| VmmError::Kvm {
+        what: "disable KVM's rewriting of hypercall instructions",
+        source: e,
+    })?;
+    Ok(true)
+}
+
 /// Asks for native execution under PVM. Returns whether this is PVM.
 pub fn enable_pvm_native(vcpu: &VcpuFd) -> Result<bool> {
     let msrs = Msrs::from_entries(&[kvm_msr_entry {

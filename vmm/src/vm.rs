@@ -82,6 +82,9 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
     if !hypervisor::guard_system_msrs(&vm, &kvm_fd)? {
         log::info!("this KVM has no MSR filters: a process's wrmsr is refused by the CPU only (as on ordinary KVM), not checked by the VMM");
     }
+    if !hypervisor::refuse_foreign_hypercalls(&vm)? {
+        log::info!("this KVM cannot be told not to rewrite hypercall instructions: a process's vmcall (vmmcall on Intel) may hold its vCPU in KVM");
+    }
     let ram = memory::create(&vm, cfg.mem)?;
     let image = loader::load(&cfg.image, cfg.role.name(), &ram, cfg.mem)?;
     log::info!(

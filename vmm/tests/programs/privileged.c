@@ -56,6 +56,12 @@ int main(void) {
     TRY("wrmsr", "mov $0xc0000082, %%ecx; xor %%eax, %%eax; xor %%edx, %%edx; wrmsr");
     /* A far return through a selector of the LDT: there is none (#GP).
      * Under PVM, KVM's emulator makes it and reads the descriptor table. */
+    /* The other vendor's hypercall instruction is #UD, which KVM used to
+     * answer by rewriting it in the program's read-only code: refused, the
+     * vCPU retried it in KVM for good. Now SIGILL; the native one, from a
+     * process, returns an error in rax (-KVM_EPERM) and runs on. */
+    TRY("vmcall", "vmcall");
+    TRY("vmmcall", "vmmcall");
     TRY("lretq ldt", "pushq $4; pushq $0; lretq");
     TRY("lretq ldt high", "pushq $0x1234; pushq $0; lretq");
     /* A hole between two mapped pages. */
