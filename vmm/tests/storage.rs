@@ -397,6 +397,35 @@ fn the_hosts_programs_and_configuration_show_through_storage() {
     );
 }
 
+/// The host's files and directories keep their owners and modes as they
+/// show through storage: what a user may not do to them is refused as the
+/// host refuses it (each once copied its file onto storage, owned by the
+/// user), and a directory is never hidden by a file made in its place.
+/// A chmod of a host's directory puts it on storage.
+#[test]
+fn the_hosts_owners_and_modes_hold_through_storage() {
+    if !kvm_available() || !have(&["gcc", "bash"]) {
+        return;
+    }
+    let prog = build("hostperms", Libc::Glibc);
+    let prog = prog.to_str().expect("path");
+    let rack = Rack::new("storage-host-perms", "256M");
+    let got = rack.run(&[], &[prog, "/d"], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    let here = rack.dir.join("host-side");
+    let _ = std::fs::remove_dir_all(&here);
+    let host = on_host(prog, &[here.to_str().expect("path")]);
+    assert_eq!(got.text(), host.text(), "{}", got.err);
+    assert!(got
+        .text()
+        .contains("chmod root's /etc/passwd: Operation not permitted\n"));
+    let script =
+        "chmod 0750 /usr/share && stat -c '%a %F' /usr/share && ls /usr/share | grep -cx doc";
+    let dir = rack.run(&[], &["/bin/bash", "-c", script], b"");
+    assert_eq!(dir.code, 0, "{}", dir.err);
+    assert_eq!(dir.text(), "750 directory\n1\n", "{}", dir.err);
+}
+
 /// Debian's busybox on storage, as the user runs it: a directory
 /// made, stdin (larger than the ExCache) written to a file and streamed
 /// back through md5sum and wc; part of it sorted, and a whole file larger

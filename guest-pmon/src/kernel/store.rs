@@ -126,6 +126,17 @@ pub fn set_caller(uid: u32, gid: u32) {
     CALLER.store(u64::from(uid) << 32 | u64::from(gid), Ordering::Relaxed);
 }
 
+/// Runs `f` with the calls made for `uid` and `gid`, then for the caller
+/// again: what a copy-up makes belongs to the host's owner of what it
+/// copies, not to the process that caused it.
+pub fn as_owner<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> T {
+    let caller = CALLER.load(Ordering::Relaxed);
+    set_caller(uid, gid);
+    let r = f();
+    CALLER.store(caller, Ordering::Relaxed);
+    r
+}
+
 /// Where a request goes and its inode number there: by the number's tag
 /// when it has one, else the vNode's component.
 fn route(head: &StoreRequest) -> (u32, u64) {

@@ -530,8 +530,11 @@ impl Kernel {
         };
         if stored {
             if !looks && flags & O_PATH == 0 {
-                let exclusive = flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL;
-                if let Err(e) = self.store_copy_up(&full, exclusive, flags & O_TRUNC != 0) {
+                let up = super::store::CopyUp::Open {
+                    exclusive: flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL,
+                    trunc: flags & O_TRUNC != 0,
+                };
+                if let Err(e) = self.store_copy_up(&full, up) {
                     return err(e);
                 }
             }

@@ -62,6 +62,17 @@ fn asked(got: Vec<u8>, skip: usize, len: usize) -> Vec<u8> {
 const PART_BLOCK: u64 = 4096;
 const PART_MAX: u64 = 16 * 1024;
 
+/// Why a host's name is copied onto storage ([`Kernel::store_copy_up`]).
+#[derive(Clone, Copy)]
+pub(super) enum CopyUp {
+    /// An open that may write it: O_CREAT|O_EXCL is EEXIST, and a
+    /// truncating open copies no bytes.
+    Open { exclusive: bool, trunc: bool },
+    /// A change of its attributes or names (chmod, chown, utimensat,
+    /// truncate, link).
+    Attributes,
+}
+
 impl Kernel {
     /// Reads file `ino` through the processor's file cache: a miss reads
     /// whole chunks from storage (and, when reads follow each other, up
@@ -334,25 +345,50 @@ impl Kernel {
     /// `exclusive` (O_CREAT|O_EXCL) when the host has the name. Nothing is
     /// done where storage has the name or the host has no regular file
     /// there; a copy that fails is removed, and the error is the open's.
-    pub(super) fn store_copy_up(
-        &mut self,
-        full: &[u8],
-        exclusive: bool,
-        trunc: bool,
-    ) -> Result<(), Errno> {
+    pub(super) fn store_copy_up(&mut self, full: &[u8], up: CopyUp) -> Result<(), Errno> {
         if !pmon::path::shown_from_host(full) || store::stat(full, false) != Err(ENOENT) {
             return Ok(());
         }
         let Ok(st) = host::stat_path(full, false) else {
             return Ok(());
         };
-        if exclusive {
-            return Err(EEXIST);
-        }
-        if st.mode & S_IFMT != S_IFREG {
-            return Ok(());
-        }
         let now = self.realtime_ns();
+        match (st.mode & S_IFMT, up) {
+            (
+                _,
+                CopyUp::Open {
+                    exclusive: true, ..
+                },
+            ) => return Err(EEXIST),
+            // As Linux's open: a directory opened to write, or with
+            // O_CREAT, is EISDIR (a file made on storage would hide it).
+            (S_IFDIR, CopyUp::Open { .. }) => return Err(EISDIR),
+            // Its attributes change: it goes on storage as the host has it.
+            (S_IFDIR, CopyUp::Attributes) => {
+                let mut within = full.to_vec();
+                within.push(b'/');
+                self.make_system_parents(&within, now);
+                return Ok(());
+            }
+            (S_IFREG, _) => {}
+            _ => return Ok(()),
+        }
+        let trunc = matches!(up, CopyUp::Open { trunc: true, .. });
+        // The copy is the host owner's, as the host's file is: whoever
+        // caused it meets the same permissions on storage (a user's write
+        // to /etc/hostname is EACCES there, as on the host).
+        store::as_owner(st.uid, st.gid, || self.copy_up_file(full, &st, trunc, now))
+    }
+
+    /// Makes on storage the regular file `full` with the host's mode (`st`)
+    /// and, unless `trunc`, its bytes.
+    fn copy_up_file(
+        &mut self,
+        full: &[u8],
+        st: &lego_proto::program::FileStat,
+        trunc: bool,
+        now: u64,
+    ) -> Result<(), Errno> {
         let head = StoreRequest {
             op: sp::OP_CREATE,
             flags: sp::FLAG_CREATE | sp::FLAG_EXCL,
@@ -434,7 +470,8 @@ impl Kernel {
                 now,
                 ..Default::default()
             };
-            match store::call(head, dir, &[], &[]) {
+            // The host's owner's, as in a copy-up.
+            match store::as_owner(st.uid, st.gid, || store::call(head, dir, &[], &[])) {
                 Ok(_) | Err(EEXIST) => made = true,
                 Err(_) => break,
             }
@@ -859,7 +896,7 @@ impl Kernel {
     ) -> Result<T, Errno> {
         match call(self) {
             Err(ENOENT) if !path.is_empty() && pmon::path::shown_from_host(path) => {
-                self.store_copy_up(path, false, false)?;
+                self.store_copy_up(path, CopyUp::Attributes)?;
                 call(self)
             }
             r => r,

@@ -1752,6 +1752,8 @@ impl Kernel {
         }
         let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
         let now = self.realtime_ns();
+        // Both now (no times, or UTIME_NOW twice): a touch.
+        let mut touch = times == 0;
         let (atime, mtime) = if times == 0 {
             (Some(now), Some(now))
         } else {
@@ -1769,6 +1771,7 @@ impl Kernel {
                 n if n < 1_000_000_000 => Ok(Some(sec.saturating_mul(1_000_000_000) + n)),
                 _ => Err(EINVAL),
             };
+            touch = word(8) == UTIME_NOW && word(24) == UTIME_NOW;
             match (one(word(0), word(8)), one(word(16), word(24))) {
                 (Ok(a), Ok(m)) => (a, m),
                 _ => return err(EINVAL),
@@ -1782,7 +1785,7 @@ impl Kernel {
             Ok(n) => n,
             Err(e) => return err(e),
         };
-        self.set_times(pid, dirfd, named, (atime, mtime), follow)
+        self.set_times(pid, dirfd, named, (atime, mtime), follow, touch)
     }
 
     /// utime, utimes and futimesat (older programs and libcs call them):
@@ -1825,11 +1828,22 @@ impl Kernel {
             }
         };
         let named = (path != 0).then_some(path);
-        self.set_times(pid, dirfd, named, (Some(atime), Some(mtime)), true)
+        self.set_times(
+            pid,
+            dirfd,
+            named,
+            (Some(atime), Some(mtime)),
+            true,
+            times == 0,
+        )
     }
 
     /// Sets (or leaves, None) the access and modification times of what
     /// `path` names, or the descriptor `dirfd` when there is no path.
+    ///
+    /// As Linux's: setting them to now (`touch`) takes the file's owner,
+    /// CAP_FOWNER or write permission (EACCES); setting them to given
+    /// times takes the owner or CAP_FOWNER (EPERM).
     fn set_times(
         &mut self,
         pid: Pid,
@@ -1837,10 +1851,19 @@ impl Kernel {
         named: Option<u64>,
         (atime, mtime): (Option<u64>, Option<u64>),
         follow: bool,
+        touch: bool,
     ) -> Ret {
         let now = self.realtime_ns();
+        if atime.is_none() && mtime.is_none() {
+            // Both UTIME_OMIT: nothing to do, and as Linux's utimensat the
+            // path is not even looked up.
+            return Ret::Val(0);
+        }
         match self.store_target(pid, dirfd, named) {
             Some(Ok((full, ino))) => {
+                if let Err(e) = self.times_allowed(pid, touch, || store_owned(&full, ino, follow)) {
+                    return err(e);
+                }
                 let mut head = lego_proto::storage::StoreRequest {
                     op: lego_proto::storage::OP_UTIMES,
                     ino,
@@ -1863,9 +1886,38 @@ impl Kernel {
             None => {}
         }
         let target = self.tmp_target_at(pid, dirfd, named, follow);
-        match target {
-            Ok(ino) => val(self.tmp.set_times(ino, atime, mtime, now).map(|_| 0)),
-            Err(e) => err(e),
+        let r = target.and_then(|ino| {
+            let owned = self.tmp.stat(ino).map(|st| pmon::cred::Owned::from(&st));
+            self.times_allowed(pid, touch, || owned)?;
+            self.tmp.set_times(ino, atime, mtime, now)
+        });
+        val(r.map(|_| 0))
+    }
+
+    /// Whether `pid` may set the times of a file `owned()` describes
+    /// (asked only of a caller without CAP_FOWNER, since it may cost
+    /// storage a round trip): see [`Self::set_times`].
+    fn times_allowed(
+        &self,
+        pid: Pid,
+        touch: bool,
+        owned: impl FnOnce() -> Result<pmon::cred::Owned, Errno>,
+    ) -> Result<(), Errno> {
+        let p = self.procs.get(&pid).ok_or(ESRCH)?;
+        if p.cred.capable(pmon::caps::FOWNER) {
+            return Ok(());
+        }
+        let f = owned()?;
+        if f.uid == p.cred.uid.fs {
+            return Ok(());
+        }
+        if !touch {
+            return Err(EPERM);
+        }
+        if p.cred.may_access(&p.groups, f, MAY_WRITE) {
+            Ok(())
+        } else {
+            Err(EACCES)
         }
     }
 
@@ -1888,10 +1940,26 @@ impl Kernel {
 /// The owner and group of a storage file: of `path` (through a final link
 /// if `follow`), or of inode `ino` when the path is empty (a descriptor's).
 fn store_owner(path: &[u8], ino: u64, follow: bool) -> Result<(u32, u32), Errno> {
+    store_owned(path, ino, follow).map(|f| (f.uid, f.gid))
+}
+
+/// The owner, group and mode of a storage file, as [`store_owner`]; a
+/// name of the host's installation that storage lacks is the host's file
+/// (a change to it copies it up as the host owns it).
+fn store_owned(path: &[u8], ino: u64, follow: bool) -> Result<pmon::cred::Owned, Errno> {
     let st = if path.is_empty() {
         super::super::store::stat_ino(ino)
     } else {
         super::super::store::stat(path, follow)
-    }?;
-    Ok((st.uid, st.gid))
+    };
+    match st {
+        Err(ENOENT) if !path.is_empty() && pmon::path::shown_from_host(path) => {
+            host::stat_path(path, follow).map(|st| pmon::cred::Owned::from(&st))
+        }
+        st => st.map(|st| pmon::cred::Owned {
+            uid: st.uid,
+            gid: st.gid,
+            mode: st.mode,
+        }),
+    }
 }
