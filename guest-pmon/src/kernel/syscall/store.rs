@@ -335,16 +335,19 @@ impl Kernel {
             && !(pmon::path::shown_from_host(full) && store::stat(full, false) == Err(ENOENT))
     }
 
-    /// Before an open that may write `full`: a file of the host's
-    /// programs, configuration or data that shows where storage lacks it
+    /// Before an open that may write `full` (or a change of its
+    /// attributes, `up`): a file of the host's programs, configuration or
+    /// data that shows where storage lacks it
     /// (`pmon::path::shown_from_host`) is copied onto storage (its
-    /// directories made as the host has them, its mode the host's; its
-    /// bytes unless `trunc`), as overlayfs copies a lower file up, so
-    /// `>> /etc/hosts` appends to the host's lines rather than to an empty
-    /// file, and an O_RDWR open finds the file its stat showed. EEXIST for
-    /// `exclusive` (O_CREAT|O_EXCL) when the host has the name. Nothing is
-    /// done where storage has the name or the host has no regular file
-    /// there; a copy that fails is removed, and the error is the open's.
+    /// directories made as the host has them; its owner, group and mode
+    /// the host's; its bytes unless the open truncates), as overlayfs
+    /// copies a lower file up, so `>> /etc/hosts` appends to the host's
+    /// lines rather than to an empty file, and an O_RDWR open finds the
+    /// file its stat showed. For an open, EEXIST with O_CREAT|O_EXCL and
+    /// EISDIR for a directory; a directory whose attributes change is made
+    /// on storage. Nothing is done where storage has the name or the host
+    /// has neither a regular file nor a directory there; a copy that fails
+    /// is removed, and the error is the call's.
     pub(super) fn store_copy_up(&mut self, full: &[u8], up: CopyUp) -> Result<(), Errno> {
         if !pmon::path::shown_from_host(full) || store::stat(full, false) != Err(ENOENT) {
             return Ok(());
