@@ -97,9 +97,16 @@ int main(void)
     double self_s = used(&self) - used(&self0), thread_s = used(&thread) - used(&thread0);
     printf("the spinner's clock ran 0.2 s or more: %s\n", spun >= 0.2 ? "yes" : "no");
     printf("the process's clock ran as much: %s\n", all >= spun * 0.9 ? "yes" : "no");
-    printf("the sleeper's own clock stayed under a tenth of that: %s\n", mine < spun / 10 ? "yes" : "no");
-    printf("RUSAGE_THREAD of the sleeper under a tenth of RUSAGE_SELF: %s\n",
-           thread_s < self_s / 10 ? "yes" : "no");
+    /* A quarter: the sleeper's own calls take a few ms, but on a host
+     * loaded by other tests a vCPU taken off its core in the middle of one
+     * is charged to it (a tenth once failed in CI); counting the spinner's
+     * time would make it the whole. */
+    printf("the sleeper's own clock stayed under a quarter of that: %s\n", mine < spun / 4 ? "yes" : "no");
+    printf("RUSAGE_THREAD of the sleeper under a quarter of RUSAGE_SELF: %s\n",
+           thread_s < self_s / 4 ? "yes" : "no");
+    if (mine >= spun / 4 || thread_s >= self_s / 4)
+        fprintf(stderr, "sleeper %.4f s (rusage %.4f s), spinner %.4f s, process %.4f s (rusage %.4f s)\n",
+                mine, thread_s, spun, all, self_s);
     printf("the spinner's 10 ms timer fired on it 5 times or more: %s\n", fired >= 5 ? "yes" : "no");
     printf("and not far more than its CPU time allows: %s\n", fired <= spun * 100 + 5 ? "yes" : "no");
     return 0;
