@@ -42,18 +42,18 @@ impl ExCache {
     /// and installs each run write-protected as it arrives, the run
     /// nearest the scan first.
     pub(super) fn prefetch(&self, p: Process, slot: u64, candidates: Vec<Key>) {
-        let down = candidates.windows(2).any(|w| w[1].1 < w[0].1);
-        let mut ascending: Vec<u64> = candidates.iter().map(|&(_, q)| q).collect();
-        ascending.sort_unstable();
+        // The candidates come nearest first, so the runs do too.
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for q in ascending {
+        for &(_, q) in &candidates {
             match runs.last_mut() {
-                Some((a, n)) if *a + *n * PAGE_U64 == q && (*n as usize) < MAX_RUN => *n += 1,
+                Some((a, n)) if (*n as usize) < MAX_RUN && *a + *n * PAGE_U64 == q => *n += 1,
+                // A scan running down: its run grows at the low end.
+                Some((a, n)) if (*n as usize) < MAX_RUN && q + PAGE_U64 == *a => {
+                    *a = q;
+                    *n += 1;
+                }
                 _ => runs.push((q, 1)),
             }
-        }
-        if down {
-            runs.reverse();
         }
         let mut calls = Vec::new();
         for (a, n) in runs {

@@ -55,8 +55,9 @@ impl Scans {
     pub fn on_miss(&mut self, vpage: u64, page: u64, first: u64, most: u64) -> Ahead {
         self.clock += 1;
         let clock = self.clock;
-        let up = vpage.checked_sub(page);
-        let down = vpage.checked_add(page);
+        // The last miss of a scan this miss continues, going up or down.
+        let before_if_up = vpage.checked_sub(page);
+        let before_if_down = vpage.checked_add(page);
         let continued = self.scans.iter_mut().find_map(|s| {
             if s.used == 0 {
                 return None;
@@ -64,9 +65,10 @@ impl Scans {
             // A scan's direction is set by its first continued miss.
             let going_up = s.window == 0 || !s.down;
             let going_down = s.window == 0 || s.down;
-            if going_up && (up == Some(s.last) || (s.end != 0 && vpage == s.end)) {
+            let past_window = s.end != 0 && vpage == s.end;
+            if going_up && (before_if_up == Some(s.last) || past_window) {
                 Some((s, false))
-            } else if going_down && (down == Some(s.last) || (s.end != 0 && vpage == s.end)) {
+            } else if going_down && (before_if_down == Some(s.last) || past_window) {
                 Some((s, true))
             } else {
                 None
