@@ -183,6 +183,10 @@ impl<D: BlockDevice> Service<D> {
                 data: fs.readlink(r.path)?,
                 ..Done::none()
             },
+            OP_LEADS_TO => Done {
+                data: fs.leads_to(r.path, h.flags & FLAG_FOLLOW != 0)?,
+                ..Done::none()
+            },
             OP_CHMOD => {
                 let ino = self.target(r, true)?;
                 self.fs.chmod_ino(ino, h.mode, now)?;

@@ -78,6 +78,13 @@ pub const OP_MKNOD: u32 = 20;
 /// through a final symbolic link). The processor has checked that the
 /// caller may.
 pub const OP_CHOWN: u32 = 21;
+/// Where `path` leads when storage's own symbolic links on it end at a
+/// name storage lacks ([`FLAG_FOLLOW`]: its last name's link too): the
+/// reply's data is the path reached, the links resolved (a link to the
+/// host's `/usr/share/zoneinfo/UTC` or to `/dev/stdout`), which the
+/// processor looks up among the files it serves. EINVAL when no link was
+/// followed, EEXIST when the path names a file storage has.
+pub const OP_LEADS_TO: u32 = 22;
 
 pub const FLAG_FOLLOW: u32 = 1;
 pub const FLAG_CREATE: u32 = 2;

@@ -397,6 +397,50 @@ fn the_hosts_programs_and_configuration_show_through_storage() {
     );
 }
 
+/// A symbolic link on storage to a name storage lacks leads where the
+/// processor finds that name, as a link leads across file systems on
+/// Linux: to the host's files (a file, directly, through a relative target
+/// or another link; a directory, its listing, a name under it and chdir
+/// into it), to /dev (stdout, null) and to /tmp, for open, stat, access,
+/// chdir and execve; a write through one copies the host's file up and
+/// leaves the host's alone. A dangling link stays ENOENT and a loop
+/// through /tmp is ELOOP. (Storage followed its own links and said ENOENT:
+/// `ln -sf /usr/share/zoneinfo/... /etc/localtime` left programs in UTC.)
+#[test]
+fn links_on_storage_lead_to_the_hosts_files_devices_and_tmp() {
+    if !kvm_available() || !have(&["bash", "head", "stat", "ls", "grep", "cut", "tail"]) {
+        return;
+    }
+    let rack = Rack::new("storage-links-out", "256M");
+    let script = "mkdir -p /d && cd /d \
+        && ln -s /etc/passwd pw && head -1 pw | cut -d: -f1 && stat -L -c %F pw \
+        && test -r pw && echo readable \
+        && ln -s /d/pw pw2 && ln -s ../etc/passwd rel && head -1 pw2 rel | grep -c ^root \
+        && ln -s /usr/bin /d/bin && ls /d/bin | grep -cx bash \
+        && stat -c %F /d/bin/bash && ls -ld /d/bin/bash | cut -c1 \
+        && cd /d/bin && pwd -P && cd /d && /d/bin/bash -c 'echo ran' \
+        && ln -s /dev/stdout out && echo to-stdout > out \
+        && ln -s /dev/null null && echo gone > null && cat null \
+        && echo in-tmp > /tmp/t && ln -s /tmp/t t && cat t \
+        && ln -s /tmp/made made && echo made > made && cat /tmp/made \
+        && ln -s /etc/passwd w && echo 'lego:x:9:9::/:/bin/sh' >> w && tail -1 /etc/passwd \
+        && ln -s /nowhere dangling && { cat dangling 2>&1 | grep -c 'No such file'; } \
+        && ln -s /tmp/loop loop && ln -s /d/loop /tmp/loop \
+        && { cat loop 2>&1 | grep -c 'Too many levels'; }";
+    let got = rack.run(&[], &["/bin/bash", "-c", script], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    assert_eq!(
+        got.text(),
+        "root\nregular file\nreadable\n2\n1\nregular file\n-\n/usr/bin\nran\n\
+         to-stdout\nin-tmp\nmade\nlego:x:9:9::/:/bin/sh\n1\n1\n"
+    );
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    assert!(
+        !passwd.contains("lego:x:9:9"),
+        "the host's /etc/passwd was written"
+    );
+}
+
 /// The host's files and directories keep their owners and modes as they
 /// show through storage: what a user may not do to them is refused as the
 /// host refuses it (each once copied its file onto storage, owned by the

@@ -309,23 +309,16 @@ impl Kernel {
             match self.store_program(path, MAX_TMP_PROGRAM) {
                 Ok(bytes) => return Ok(ExecFile::Tmp(bytes)),
                 Err(ENOENT) => {
-                    // A symbolic link on storage may lead to a program
+                    // Symbolic links on storage may lead to a program
                     // storage lacks (a venv's bin/python3 is a link to
-                    // /usr/bin/python3): the name it leads to is looked
-                    // for in turn (that name has no links left on storage,
-                    // so this goes one level deep). One look at the name
-                    // first: a host program storage simply lacks (every
-                    // `sh -c` command's, often) would otherwise pay a
-                    // round trip per component of its path.
-                    let link = super::store::stat(path, false)
-                        .is_ok_and(|st| st.mode & 0o170000 == 0o120000);
-                    let led = if link {
-                        pmon::path::canonical(path, |p| self.store_readlink(p).ok())
-                    } else {
-                        path.to_vec()
-                    };
-                    if led != path {
-                        return self.open_exec(&led, on_host);
+                    // /usr/bin/python3; /d/bin a link to /usr/bin): the
+                    // name they lead to is looked for in turn (that name
+                    // has no links left on storage, so this goes one
+                    // level deep).
+                    if let Some(led) = self.storage_reached(path, true) {
+                        if led != path {
+                            return self.open_exec(&led, on_host);
+                        }
                     }
                 }
                 Err(e) => return Err(e),

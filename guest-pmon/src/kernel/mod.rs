@@ -466,6 +466,10 @@ pub struct Kernel {
     pub tmp: pmon::tmpfs::Tmpfs,
     /// Files are the storage component's (`--storage`), see `syscall::store`.
     pub storage: bool,
+    /// Calls done again on the path a link of storage leads to, one inside
+    /// another (`syscall::lookup`'s `leaving_storage`): bounds a loop of
+    /// links through /tmp or /proc back onto storage.
+    pub storage_exits: u8,
     /// Advisory locks on files (fcntl, flock), see `syscall::lock`.
     pub locks: pmon::locks::Locks,
     /// Threads waiting for a record lock: their process and the process
@@ -671,6 +675,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         control_pending: core::ptr::addr_of!(boot.control_pending) as usize,
         trace: boot.trace_syscalls != 0,
         storage: boot.storage != 0,
+        storage_exits: 0,
         locks: pmon::locks::Locks::new(),
         lock_waits: BTreeMap::new(),
         dir_cache: core::cell::RefCell::new(pmon::search::DirCache::new()),

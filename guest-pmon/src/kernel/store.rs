@@ -35,7 +35,7 @@ pub struct Answer {
 fn reply_room(head: &StoreRequest) -> usize {
     let data = match head.op {
         OP_READ | OP_READDIR => (head.len as usize).min(MAX_IO),
-        OP_READLINK => PATH_MAX,
+        OP_READLINK | OP_LEADS_TO => PATH_MAX,
         OP_STATFS => core::mem::size_of::<StoreStatFs>(),
         OP_STATS => core::mem::size_of::<StoreStats>(),
         _ => 0,

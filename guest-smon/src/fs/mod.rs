@@ -736,6 +736,38 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     fn walk(&self, path: &[u8], follow_last: bool) -> Result<Walk, Errno> {
+        self.walk_noting(path, follow_last, &mut None)
+    }
+
+    /// Where `path` leads past storage's own symbolic links when the walk
+    /// stops at a name storage lacks: the path reached, the links before
+    /// it resolved (`/etc/localtime` to `/usr/share/zoneinfo/UTC`, a
+    /// linked directory's `/d/share/doc` to `/usr/share/doc`), for the
+    /// processor to look up where it keeps such names (the host's files,
+    /// /dev, /tmp). EINVAL when no link was followed and EEXIST when the
+    /// walk finds a file: the path leads nowhere else.
+    pub fn leads_to(&self, path: &[u8], follow_last: bool) -> Result<Vec<u8>, Errno> {
+        let mut reached = None;
+        let walked = self.walk_noting(path, follow_last, &mut reached);
+        match (walked, reached) {
+            (Ok(Walk::Found { .. }), _) => Err(Errno::EEXIST),
+            (Ok(Walk::Missing { .. }) | Err(Errno::ENOENT), Some(p)) if p.len() <= PATH_MAX => {
+                Ok(p)
+            }
+            (Ok(Walk::Missing { .. }) | Err(Errno::ENOENT), Some(_)) => Err(Errno::ENAMETOOLONG),
+            (Ok(Walk::Missing { .. }) | Err(Errno::ENOENT), None) => Err(Errno::EINVAL),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// [`Self::walk`], setting `reached` (when a link was followed on the
+    /// way) to the path it stopped at where a name is missing.
+    fn walk_noting(
+        &self,
+        path: &[u8],
+        follow_last: bool,
+        reached: &mut Option<Vec<u8>>,
+    ) -> Result<Walk, Errno> {
         let comps = parse(path)?;
         let mut queue: VecDeque<Vec<u8>> = comps.iter().map(|c| c.to_vec()).collect();
         // The textual path of `cur`: relative targets and their ".." are
@@ -754,6 +786,14 @@ impl<D: BlockDevice> Fs<D> {
             };
             let last = queue.is_empty();
             let Some(ino) = self.tree.lookup(cur, &name) else {
+                if hops > 0 {
+                    let names = walked.iter().chain([&name]).chain(queue.iter());
+                    *reached = Some(names.fold(Vec::new(), |mut p, n| {
+                        p.push(b'/');
+                        p.extend_from_slice(n);
+                        p
+                    }));
+                }
                 return if last {
                     Ok(Walk::Missing { parent: cur, name })
                 } else {

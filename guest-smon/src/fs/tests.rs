@@ -351,6 +351,37 @@ fn unlinking_hard_links_makes_a_checkpoint_fit_again() {
     remount(fs);
 }
 
+/// Where links lead to names storage lacks: the path reached, for the
+/// processor to look up among the host's files, /dev and /tmp.
+#[test]
+fn links_to_names_storage_lacks_say_where_they_lead() {
+    let mut fs = fresh();
+    fs.mkdir(b"/d", 0o755, 1).unwrap();
+    put(&mut fs, "/d/f", b"data");
+    fs.symlink(b"/usr/share/zoneinfo/UTC", b"/d/tz", 1).unwrap();
+    fs.symlink(b"/usr/share", b"/d/share", 1).unwrap();
+    fs.symlink(b"tz", b"/d/tz2", 1).unwrap();
+    fs.symlink(b"../dev/stdout", b"/d/out", 1).unwrap();
+    fs.symlink(b"f", b"/d/here", 1).unwrap();
+    fs.symlink(b"nothing", b"/d/dangling", 1).unwrap();
+    let leads = |p: &str, follow| fs.leads_to(p.as_bytes(), follow);
+    assert_eq!(leads("/d/tz", true).unwrap(), b"/usr/share/zoneinfo/UTC");
+    assert_eq!(leads("/d/tz2", true).unwrap(), b"/usr/share/zoneinfo/UTC");
+    assert_eq!(leads("/d/out", true).unwrap(), b"/dev/stdout");
+    // A directory's link on the way, whether or not the last is followed.
+    assert_eq!(leads("/d/share/doc/x", false).unwrap(), b"/usr/share/doc/x");
+    // The last name's link is not followed unless asked.
+    assert_eq!(leads("/d/tz", false), Err(Errno::EEXIST));
+    // A link within storage to a name it lacks: the name, on storage.
+    assert_eq!(leads("/d/dangling", true).unwrap(), b"/d/nothing");
+    // Found, or no link on the way: nowhere else.
+    assert_eq!(leads("/d/here", true), Err(Errno::EEXIST));
+    assert_eq!(leads("/d/missing", true), Err(Errno::EINVAL));
+    assert_eq!(leads("/e/missing", true), Err(Errno::EINVAL));
+    // Through a file: ENOTDIR, as the walk says.
+    assert_eq!(leads("/d/f/x", true), Err(Errno::ENOTDIR));
+}
+
 #[test]
 fn symlinks_resolve_like_linux() {
     let mut fs = fresh();

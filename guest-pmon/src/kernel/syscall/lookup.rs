@@ -13,8 +13,24 @@ impl Kernel {
         let path = self
             .path_arg(pid, AT_FDCWD, ptr)
             .and_then(|p| self.follow(p))?;
-        self.may_enter(pid, self.owned_at(&path)?)?;
-        Ok(path)
+        self.directory_at(pid, path)
+    }
+
+    /// [`Self::directory_arg`] of `path` (resolved and followed).
+    fn directory_at(&mut self, pid: Pid, path: Vec<u8>) -> Result<Vec<u8>, Errno> {
+        match self.owned_at(&path) {
+            Err(ENOENT) => match self.storage_leads_to(pid, &path, true) {
+                Some(to) => self.leaving_storage(&to, |k, to| {
+                    let path = k.resolve(pid, AT_FDCWD, to).and_then(|p| k.follow(p))?;
+                    k.directory_at(pid, path)
+                }),
+                None => Err(ENOENT),
+            },
+            owned => {
+                self.may_enter(pid, owned?)?;
+                Ok(path)
+            }
+        }
     }
 
     /// ENOTDIR unless `f` is a directory's, EACCES unless `pid` may search
@@ -285,6 +301,56 @@ impl Kernel {
             Kind::Tmp(ino) => self.tmp.is_directory(ino),
             _ => false,
         }
+    }
+
+    /// Where `full` leads, when storage said ENOENT for it, past storage's
+    /// own symbolic links to a name storage lacks (`follow`: the last
+    /// name's link too): `/etc/localtime` to the host's
+    /// `/usr/share/zoneinfo/...`, a link to `/dev/stdout` or into /tmp, or
+    /// `/d/share/doc` through a link to the host's `/usr/share`. Storage
+    /// follows its own links and knows nothing of the files the processor
+    /// serves, so the caller does its call again on the path returned (as
+    /// process `pid` names it), through [`Self::leaving_storage`]. None when
+    /// the ENOENT stands. Asked only after an ENOENT: a file found costs
+    /// nothing more.
+    pub(super) fn storage_leads_to(&self, pid: Pid, full: &[u8], follow: bool) -> Option<Vec<u8>> {
+        if !self.on_storage(full) {
+            return None;
+        }
+        let reached = self.storage_reached(full, follow)?;
+        // Where storage has the say, its ENOENT is the answer.
+        if self.on_storage_to_look(&reached) {
+            return None;
+        }
+        Some(pmon::path::shown_in(&self.root_of(pid), &reached))
+    }
+
+    /// The path storage's links on `full` lead to, where storage lacks a
+    /// name (`lego_proto::storage::OP_LEADS_TO`); None when no link was
+    /// followed or the file is there.
+    pub(in crate::kernel) fn storage_reached(&self, full: &[u8], follow: bool) -> Option<Vec<u8>> {
+        use lego_proto::storage::{FLAG_FOLLOW, OP_LEADS_TO};
+        let flags = if follow { FLAG_FOLLOW } else { 0 };
+        let reached = crate::kernel::store::on_path(OP_LEADS_TO, full, flags, 0).ok()?;
+        Some(reached.data)
+    }
+
+    /// `again` done on `to` (a path [`Self::storage_leads_to`] gave), or
+    /// ELOOP when links lead off storage and back more than 8 times
+    /// within one call (a link into /tmp whose target is the link again:
+    /// each pass would otherwise call the next, without end).
+    pub(super) fn leaving_storage<T>(
+        &mut self,
+        to: &[u8],
+        again: impl FnOnce(&mut Self, &[u8]) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        if self.storage_exits >= 8 {
+            return Err(ELOOP);
+        }
+        self.storage_exits += 1;
+        let r = again(self, to);
+        self.storage_exits -= 1;
+        r
     }
 
     /// A resolved path with its last name followed too, if it is a

@@ -538,7 +538,15 @@ impl Kernel {
                     return err(e);
                 }
             }
-            return self.store_open(pid, full, flags, mode, cloexec);
+            let opened = self.store_open(pid, full.clone(), flags, mode, cloexec);
+            if matches!(opened, Ret::Val(v) if v == -ENOENT) {
+                if let Some(to) = self.storage_leads_to(pid, &full, !no_follow) {
+                    let again =
+                        |k: &mut Self, to: &[u8]| Ok(k.open_path(pid, AT_FDCWD, to, flags, mode));
+                    return self.leaving_storage(&to, again).unwrap_or_else(err);
+                }
+            }
+            return opened;
         }
         // The host's files, read-only until storage serves files. As in
         // Linux's do_open and may_open: O_CREAT on an existing name is
@@ -637,19 +645,23 @@ impl Kernel {
     }
 
     pub(super) fn sys_access(&mut self, pid: Pid, dirfd: i64, path: u64, mode: u64) -> Ret {
-        const W_OK: u64 = 2;
-        const X_OK: u64 = 1;
         if mode & !0o7 != 0 {
             return err(EINVAL);
         }
-        let p = match self
+        match self
             .space_mut(pid)
             .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
         {
-            Ok(p) => p,
-            Err(e) => return err(e),
-        };
-        let (full, name) = match self.lookup_follow(pid, dirfd, &p) {
+            Ok(p) => self.access_path(pid, dirfd, &p, mode),
+            Err(e) => err(e),
+        }
+    }
+
+    /// access of path `p` (`mode` checked).
+    fn access_path(&mut self, pid: Pid, dirfd: i64, p: &[u8], mode: u64) -> Ret {
+        const W_OK: u64 = 2;
+        const X_OK: u64 = 1;
+        let (full, name) = match self.lookup_follow(pid, dirfd, p) {
             Ok(v) => v,
             Err(e) => return err(e),
         };
@@ -702,8 +714,8 @@ impl Kernel {
             Name::Host => full,
         };
         // "name/" is a directory's, as in stat.
-        if ends_in_slash(&p) {
-            match self.stat_path_of(pid, dirfd, &p, true) {
+        if ends_in_slash(p) {
+            match self.stat_path_of(pid, dirfd, p, true) {
                 Ok(st) if !stat_is_dir(&st) => return err(ENOTDIR),
                 Ok(_) => {}
                 Err(e) => return err(e),
@@ -725,6 +737,14 @@ impl Kernel {
         if self.on_storage_to_look(&full) {
             return match crate::kernel::store::stat(&full, true) {
                 Ok(st) => allowed(self, pmon::cred::Owned::from(&st)),
+                Err(ENOENT) => match self.storage_leads_to(pid, &full, true) {
+                    Some(to) => {
+                        let again =
+                            |k: &mut Self, to: &[u8]| Ok(k.access_path(pid, AT_FDCWD, to, mode));
+                        self.leaving_storage(&to, again).unwrap_or_else(err)
+                    }
+                    None => err(ENOENT),
+                },
                 Err(e) => err(e),
             };
         }

@@ -425,7 +425,17 @@ impl Kernel {
             Name::TaskDir(_) | Name::Task(..) => host::stat_path(b"/proc/self", true)?,
             Name::TaskFile(..) => return self.stat_of(&OpenFile::generated(full, Vec::new())),
             Name::Hidden => return Err(ENOENT),
-            _ if self.on_storage_to_look(&full) => return self.store_stat_path(&full, follow),
+            _ if self.on_storage_to_look(&full) => {
+                return match self.store_stat_path(&full, follow) {
+                    Err(ENOENT) => match self.storage_leads_to(pid, &full, follow) {
+                        Some(to) => self.leaving_storage(&to, |k, to| {
+                            k.stat_path_of(pid, AT_FDCWD, to, follow)
+                        }),
+                        None => Err(ENOENT),
+                    },
+                    r => r,
+                }
+            }
             _ => match self.tmp_node(&full) {
                 Some(ino) => return self.tmp_stat(ino),
                 None => host::stat_path(&full, follow)?,
