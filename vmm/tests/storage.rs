@@ -403,7 +403,8 @@ fn the_hosts_programs_and_configuration_show_through_storage() {
 /// or another link; a directory, its listing, a name under it and chdir
 /// into it), to /dev (stdout, null) and to /tmp, for open, stat, access,
 /// chdir and execve; a write through one copies the host's file up and
-/// leaves the host's alone. A dangling link stays ENOENT and a loop
+/// leaves the host's alone, and so does a write through a host's link.
+/// A dangling link stays ENOENT and a loop
 /// through /tmp is ELOOP. (Storage followed its own links and said ENOENT:
 /// `ln -sf /usr/share/zoneinfo/... /etc/localtime` left programs in UTC.)
 #[test]
@@ -439,6 +440,22 @@ fn links_on_storage_lead_to_the_hosts_files_devices_and_tmp() {
         !passwd.contains("lego:x:9:9"),
         "the host's /etc/passwd was written"
     );
+    // A write through a link of the host's (Debian's /etc/localtime, where
+    // tzdata is installed) copies the link up and then the file it leads
+    // to; before, the write made a file on storage in the link's place.
+    let (Ok(target), Ok(_)) = (
+        std::fs::read_link("/etc/localtime"),
+        std::fs::metadata("/etc/localtime"),
+    ) else {
+        return;
+    };
+    let before = std::fs::read("/etc/localtime").unwrap_or_default();
+    let script = "echo xyz >> /etc/localtime && readlink /etc/localtime \
+                  && tail -c 4 \"$(readlink -f /etc/localtime)\"";
+    let got = rack.run(&[], &["/bin/bash", "-c", script], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    assert_eq!(got.text(), format!("{}\nxyz\n", target.display()));
+    assert_eq!(std::fs::read("/etc/localtime").unwrap_or_default(), before);
 }
 
 /// The host's files and directories keep their owners and modes as they

@@ -28,6 +28,7 @@ const STORE_DEV: u64 = 0xfb;
 pub(in crate::kernel) const UNLINKED_DIR: &[u8] = b"/.lego-unlinked";
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
 const S_IFIFO: u32 = 0o010000;
 pub(super) const S_IFSOCK: u32 = 0o140000;
 
@@ -345,9 +346,10 @@ impl Kernel {
     /// lines rather than to an empty file, and an O_RDWR open finds the
     /// file its stat showed. For an open, EEXIST with O_CREAT|O_EXCL and
     /// EISDIR for a directory; a directory whose attributes change is made
-    /// on storage. Nothing is done where storage has the name or the host
-    /// has neither a regular file nor a directory there; a copy that fails
-    /// is removed, and the error is the call's.
+    /// on storage, and a link opened is made there with the host's target.
+    /// Nothing is done where storage has the name or the host has no
+    /// regular file, directory or link there; a copy that fails is removed,
+    /// and the error is the call's.
     pub(super) fn store_copy_up(&mut self, full: &[u8], up: CopyUp) -> Result<(), Errno> {
         if !pmon::path::shown_from_host(full) || store::stat(full, false) != Err(ENOENT) {
             return Ok(());
@@ -372,6 +374,20 @@ impl Kernel {
                 within.push(b'/');
                 self.make_system_parents(&within, now);
                 return Ok(());
+            }
+            // A link of the host's (Debian's /etc/localtime and
+            // /etc/os-release are): the link goes onto storage as the host
+            // has it, as overlayfs copies a link up, and the open follows
+            // it there, or off storage to where it leads.
+            (S_IFLNK, CopyUp::Open { .. }) => {
+                let target = host::readlink(full)?;
+                let head = StoreRequest {
+                    op: sp::OP_SYMLINK,
+                    now,
+                    ..Default::default()
+                };
+                let made = || self.store_make(head, full, &target, full).map(|_| ());
+                return store::as_owner(st.uid, st.gid, made);
             }
             (S_IFREG, _) => {}
             _ => return Ok(()),
@@ -497,7 +513,6 @@ impl Kernel {
         cloexec: bool,
     ) -> Ret {
         const O_NOFOLLOW: u32 = 0o400000;
-        const S_IFLNK: u32 = 0o120000;
         let access = flags & O_ACCMODE;
         let now = self.realtime_ns();
         let no_follow = flags & O_NOFOLLOW != 0;
