@@ -286,6 +286,10 @@ pub const STDIO_READ: u32 = 2;
 pub const STDIO_IOCTL: u32 = 3;
 /// fstat: the buffer receives a [`StdioStat`].
 pub const STDIO_STAT: u32 = 4;
+/// lseek on the fd: `arg` is the offset (an i64), `len` the whence;
+/// result the new offset or -errno (-ESPIPE for a pipe, a terminal or a
+/// run's connection).
+pub const STDIO_SEEK: u32 = 5;
 
 /// Linux's errno values the VMM answers with (negated in results).
 pub const EAGAIN: i64 = 11;
@@ -296,6 +300,7 @@ pub const ENOTTY: i64 = 25;
 pub const EPIPE: i64 = 32;
 pub const ENOENT: i64 = 2;
 pub const EIO: i64 = 5;
+pub const ESPIPE: i64 = 29;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::sync::Mutex;
@@ -715,13 +714,43 @@ impl Program {
         }
         let mut buf = vec![0u8; len.min(1 << 20)];
         // Stdin is readable: one read returns what is there without waiting.
-        match std::io::stdin().lock().read(&mut buf) {
-            Ok(n) => {
-                buf.truncate(n);
-                Ok(buf)
-            }
-            Err(e) => Err(-(e.raw_os_error().unwrap_or(libc::EIO) as i64)),
+        // Read from the fd itself, not through std's buffer: a program's
+        // lseek moves the fd's offset (`seek_stdio`), and nothing read
+        // ahead may stand between them.
+        // SAFETY: reads into the buffer we own, at most its length.
+        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(-(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO) as i64));
         }
+        buf.truncate(n as usize);
+        Ok(buf)
+    }
+
+    /// lseek on a run's stdio (run 0: lego-vmm's own fd, so a program
+    /// given a file as stdin seeks in it as on Linux: GNU wc -c and head
+    /// do, and Python's stat of /dev/stdin took it for a file). A run's
+    /// stdio is a connection: ESPIPE.
+    pub fn seek_stdio(&self, run: u32, fd: u32, offset: i64, whence: u64) -> i64 {
+        if fd > 2 {
+            return -EBADF;
+        }
+        if run != 0 {
+            return -ESPIPE;
+        }
+        let Ok(whence) = i32::try_from(whence) else {
+            return -EINVAL;
+        };
+        let _one = (fd == 0).then(|| self.stdin.lock().unwrap_or_else(|p| p.into_inner()));
+        // SAFETY: lseek of fd 0, 1 or 2 touches no memory.
+        let r = unsafe { libc::lseek(fd as i32, offset, whence) };
+        if r < 0 {
+            return -(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL) as i64);
+        }
+        r
     }
 
     /// An ioctl a program makes on stdio: TCGETS, TIOCGWINSZ (answered by

@@ -385,6 +385,7 @@ impl ProgramPorts<'_> {
                         }
                         Err(e) => e,
                     },
+                    STDIO_SEEK => prog.seek_stdio(c.run, c.fd, c.arg as i64, c.len),
                     _ => -EINVAL,
                 };
                 g.write_arg("stdio call", value, &c)?;

@@ -1036,6 +1036,70 @@ fn fifty_megabytes_through_stdin_and_stdout() {
     assert_eq!(ran.text(), native.text(), "{}", ran.err);
 }
 
+/// A file given as lego-vmm's stdin is a file to the program, as on Linux:
+/// it seeks in it (GNU wc -c counted 0 bytes: fstat said a file of 754
+/// bytes and lseek said ESPIPE), and the offset it leaves is the shell's
+/// (GNU head -n1 seeks back to the end of its line, so the next command
+/// reads the rest). A pipe stays a pipe: ESPIPE.
+#[test]
+fn a_file_as_stdin_is_seekable_and_its_offset_is_shared() {
+    if !kvm_available() || !have(&["head", "wc", "tail", "bash", "python3"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let path = std::env::temp_dir().join(format!("lego-stdin-{}", std::process::id()));
+    let text = "one\ntwo\nthree\n".repeat(1000);
+    std::fs::write(&path, &text).expect("write the input");
+    let run = |program: &[&str]| {
+        let mut file = std::fs::File::open(&path).expect("open the input");
+        let mut cmd = Command::new(VMM);
+        cmd.args(["--role", "processor", "--peer", &rack.peer, "--"])
+            .args(program)
+            .stdin(file.try_clone().expect("dup"))
+            .stderr(Stdio::piped());
+        let out = cmd.output().expect("run lego-vmm");
+        let mut rest = String::new();
+        file.read_to_string(&mut rest).expect("read the rest");
+        (out, rest)
+    };
+    let (out, _) = run(&["/usr/bin/wc", "-c"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        text.len().to_string(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (out, rest) = run(&["/usr/bin/head", "-n1"]);
+    assert_eq!(
+        out.stdout,
+        b"one\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rest.len(), text.len() - 4, "head left the offset elsewhere");
+    // Seeks from the end, then the start, then where a read left it.
+    let script = "exec 3<&0; tail -c 6; head -c 3 </dev/null; \
+                  python3 -c 'import os; os.lseek(0, 4, 0); print(os.read(0, 3), os.lseek(0, 0, 1))'";
+    let (out, _) = run(&["/bin/bash", "-c", script]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "three\nb'two' 7\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(&path);
+    let piped = rack.run(
+        &[],
+        &[
+            "/bin/bash",
+            "-c",
+            "python3 -c 'import os; os.lseek(0, 0, 1)' 2>&1 | tail -1",
+        ],
+        b"x",
+    );
+    assert_eq!(piped.text(), "OSError: [Errno 29] Illegal seek\n");
+}
+
 #[test]
 fn a_working_set_four_times_the_excache() {
     if !kvm_available() || !have(&["gcc"]) {

@@ -295,6 +295,12 @@ pub fn read_stdin(run: u32, buf: &mut [u8]) -> i64 {
     )
 }
 
+/// lseek on a run's stdio (run 0: lego-vmm's own fd): the new offset or
+/// -errno (-ESPIPE where it is a pipe, a terminal or a connection).
+pub fn seek_stdio(run: u32, fd: u32, offset: i64, whence: u64) -> i64 {
+    stdio(run, STDIO_SEEK, fd, 0, whence, offset as u64)
+}
+
 pub fn ioctl(run: u32, fd: u32, request: u64, buf: &mut [u8]) -> i64 {
     stdio(
         run,

@@ -133,6 +133,21 @@ impl Kernel {
                 f.offset.set(new as u64);
                 Ret::Val(new)
             }
+            // lego-vmm's own stdio, where the host's fd seeks (a file):
+            // the offset is the host fd's, less what was read and given
+            // back (`unread`), which the seek drops.
+            Kind::Stdio(fd, run) => {
+                let back = match fd {
+                    0 => self.stdin_back.get(&run).map_or(0, |b| b.len() as i64),
+                    _ => 0,
+                };
+                let off = if whence == 1 { off - back } else { off };
+                let r = host::seek_stdio(run, fd, off, whence);
+                if r >= 0 && fd == 0 {
+                    self.stdin_back.remove(&run);
+                }
+                Ret::Val(r)
+            }
             _ => err(ESPIPE),
         }
     }
