@@ -455,6 +455,19 @@ fn proc_file(name: &[u8]) -> Option<ProcFile> {
     })
 }
 
+/// The target of Linux's symbolic links among /dev's names of the
+/// descriptors (/dev/stdin, /dev/stdout, /dev/stderr and /dev/fd lead
+/// into /proc/self/fd), which readlink and lstat show as links.
+pub fn descriptor_link(path: &[u8]) -> Option<&'static [u8]> {
+    Some(match path {
+        b"/dev/stdin" => b"/proc/self/fd/0",
+        b"/dev/stdout" => b"/proc/self/fd/1",
+        b"/dev/stderr" => b"/proc/self/fd/2",
+        b"/dev/fd" => b"/proc/self/fd",
+        _ => return None,
+    })
+}
+
 pub fn name(path: &[u8], pid: u32) -> Name {
     match path {
         b"/dev/null" => return Name::Null,

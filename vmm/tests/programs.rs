@@ -1040,7 +1040,9 @@ fn fifty_megabytes_through_stdin_and_stdout() {
 /// it seeks in it (GNU wc -c counted 0 bytes: fstat said a file of 754
 /// bytes and lseek said ESPIPE), and the offset it leaves is the shell's
 /// (GNU head -n1 seeks back to the end of its line, so the next command
-/// reads the rest). A pipe stays a pipe: ESPIPE.
+/// reads the rest). A pipe stays a pipe: ESPIPE. /dev/stdin is Linux's
+/// link to /proc/self/fd/0, which names the file (readlink gave nothing,
+/// and lstat said a file).
 #[test]
 fn a_file_as_stdin_is_seekable_and_its_offset_is_shared() {
     if !kvm_available() || !have(&["head", "wc", "tail", "bash", "python3"]) {
@@ -1084,6 +1086,21 @@ fn a_file_as_stdin_is_seekable_and_its_offset_is_shared() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "three\nb'two' 7\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // /dev/stdin and /dev/fd are Linux's links into /proc/self/fd, and the
+    // descriptor's own link names the file.
+    let script = "readlink /dev/stdin /dev/fd; test -L /dev/stdout && echo link; \
+                  readlink -f /dev/stdin; stat -L -c %s /dev/fd/0";
+    let (out, _) = run(&["/bin/bash", "-c", script]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "/proc/self/fd/0\n/proc/self/fd\nlink\n{}\n{}\n",
+            path.display(),
+            text.len()
+        ),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -876,6 +876,9 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let target = match name {
+            _ if pmon::path::descriptor_link(&full).is_some() => pmon::path::descriptor_link(&full)
+                .unwrap_or_default()
+                .to_vec(),
             Name::Exe(_) | Name::Cwd(_) | Name::Root(_) => match self.link_target(pid, name) {
                 Ok(t) => t,
                 Err(e) => return err(e),

@@ -320,7 +320,11 @@ impl Kernel {
             Kind::MQueue(_) => f.path.clone(),
             // /proc/PID, or its task directory or a thread's in it.
             Kind::ProcDir(..) => f.path.clone(),
-            // lego-vmm's own stdio: the monitor does not know its name.
+            // lego-vmm's own stdio: the host's name of it (`pipe:[N]`, a
+            // terminal, a file), as readlink -f /dev/stdin finds on Linux.
+            // A run's (a connection) has none to give.
+            Kind::Stdio(n, 0) => host::readlink(alloc::format!("/proc/self/fd/{n}").as_bytes())
+                .unwrap_or_else(|_| alloc::format!("/dev/lego-stdio/{n}").into_bytes()),
             Kind::Stdio(n, _) => alloc::format!("/dev/lego-stdio/{n}").into_bytes(),
         }
     }
@@ -374,10 +378,18 @@ impl Kernel {
         if let Some(kind) = Self::device(name) {
             return self.stat_of(&OpenFile::new(kind, O_RDWR));
         }
+        // lstat of /dev/stdin, /dev/fd and the like: Linux's links.
+        if let (false, Some(target)) = (follow, pmon::path::descriptor_link(&full)) {
+            let mut st = host::stat_path(b"/proc/self/exe", false)?;
+            st.mode = 0o120777;
+            st.size = target.len() as u64;
+            return Ok(file_stat_bytes(&st));
+        }
         let st = match name {
             Name::Fd(t, n) => {
                 let f = self.fd_file(pid, t, n)?;
-                if follow || !full.starts_with(b"/proc/") {
+                // /dev/fd/N is /proc/self/fd/N.
+                if follow || !(full.starts_with(b"/proc/") || full.starts_with(b"/dev/fd/")) {
                     return self.stat_of(&f);
                 }
                 // lstat of /proc/PID/fd/N: the link, its permission bits
