@@ -335,6 +335,28 @@ impl Kernel {
         Some(reached.data)
     }
 
+    /// `r`, storage's answer to a call that makes or removes the name
+    /// `full`; where it is ENOENT because storage's links on the way lead
+    /// off it ([`Self::storage_leads_to`]: a directory's link into /tmp or
+    /// the host's trees), `again` done on the path they lead to, its last
+    /// name not followed, as Linux's walk crosses file systems.
+    pub(super) fn or_off_storage(
+        &mut self,
+        pid: Pid,
+        full: &[u8],
+        r: Ret,
+        again: impl FnOnce(&mut Self, Vec<u8>) -> Ret,
+    ) -> Ret {
+        if !matches!(r, Ret::Val(v) if v == -ENOENT) {
+            return r;
+        }
+        let Some(to) = self.storage_leads_to(pid, full, false) else {
+            return r;
+        };
+        let again = |k: &mut Self, to: &[u8]| Ok(again(k, k.resolve(pid, AT_FDCWD, to)?));
+        self.leaving_storage(&to, again).unwrap_or_else(err)
+    }
+
     /// `again` done on `to` (a path [`Self::storage_leads_to`] gave), or
     /// ELOOP when links lead off storage and back more than 8 times
     /// within one call (a link into /tmp whose target is the link again:

@@ -871,27 +871,30 @@ impl Kernel {
         } else {
             p
         };
-        let (full, name) = match self.lookup(pid, dirfd, &p) {
-            Ok(v) => v,
+        let target = match self.link_at(pid, dirfd, &p) {
+            Ok(t) => t,
             Err(e) => return err(e),
         };
-        let target = match name {
+        let n = target.len().min(size);
+        val(self
+            .space_mut(pid)
+            .and_then(|s| uaccess::write(s, buf, &target[..n]).map(|_| n as i64)))
+    }
+
+    /// readlink of path `p`: the target.
+    fn link_at(&mut self, pid: Pid, dirfd: i64, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        let (full, name) = self.lookup(pid, dirfd, p)?;
+        Ok(match name {
             _ if pmon::path::descriptor_link(&full).is_some() => pmon::path::descriptor_link(&full)
                 .unwrap_or_default()
                 .to_vec(),
-            Name::Exe(_) | Name::Cwd(_) | Name::Root(_) => match self.link_target(pid, name) {
-                Ok(t) => t,
-                Err(e) => return err(e),
-            },
+            Name::Exe(_) | Name::Cwd(_) | Name::Root(_) => self.link_target(pid, name)?,
             Name::SelfDir if full == b"/proc/thread-self" => {
                 alloc::format!("{pid}/task/{}", self.caller).into_bytes()
             }
             Name::SelfDir => alloc::format!("{pid}").into_bytes(),
-            Name::Fd(t, n) => match self.fd_file(pid, t, n) {
-                Ok(f) => Self::describe(&f),
-                Err(e) => return err(e),
-            },
-            Name::Hidden => return err(ENOENT),
+            Name::Fd(t, n) => Self::describe(&*self.fd_file(pid, t, n)?),
+            Name::Hidden => return Err(ENOENT),
             Name::Null
             | Name::Zero
             | Name::Full
@@ -916,9 +919,9 @@ impl Kernel {
             | Name::Task(..)
             | Name::TaskFile(..)
             | Name::FdDir(_)
-            | Name::FdInfoDir(_) => return err(EINVAL),
+            | Name::FdInfoDir(_) => return Err(EINVAL),
             Name::FdInfo(t, n) => {
-                return err(self.fd_file(pid, t, n).err().unwrap_or(EINVAL));
+                return Err(self.fd_file(pid, t, n).err().unwrap_or(EINVAL));
             }
             Name::Host if self.tmp_node(&full).is_some() => {
                 match self
@@ -926,21 +929,17 @@ impl Kernel {
                     .map(|ino| self.tmp.readlink(ino).map(<[u8]>::to_vec))
                 {
                     Some(Ok(t)) => t,
-                    _ => return err(EINVAL),
+                    _ => return Err(EINVAL),
                 }
             }
             Name::Host if self.on_storage_to_look(&full) => match self.store_readlink(&full) {
-                Ok(t) => t,
-                Err(e) => return err(e),
+                Err(ENOENT) => match self.storage_leads_to(pid, &full, false) {
+                    Some(to) => self.leaving_storage(&to, |k, to| k.link_at(pid, AT_FDCWD, to))?,
+                    None => return Err(ENOENT),
+                },
+                r => r?,
             },
-            Name::Host => match host::readlink(&full) {
-                Ok(t) => t,
-                Err(e) => return err(e),
-            },
-        };
-        let n = target.len().min(size);
-        val(self
-            .space_mut(pid)
-            .and_then(|s| uaccess::write(s, buf, &target[..n]).map(|_| n as i64)))
+            Name::Host => host::readlink(&full)?,
+        })
     }
 }

@@ -706,12 +706,17 @@ impl Kernel {
         if let Err(e) = self.check_last_name(pid, dirfd, path, NameUse::MakeDir) {
             return err(e);
         }
-        let full = match self.path_arg(pid, dirfd, path) {
-            Ok(p) => p,
-            Err(e) => return err(e),
-        };
+        match self.path_arg(pid, dirfd, path) {
+            Ok(full) => self.mkdir_at(pid, full, mode),
+            Err(e) => err(e),
+        }
+    }
+
+    /// mkdir of `full` (resolved).
+    fn mkdir_at(&mut self, pid: Pid, full: Vec<u8>, mode: u64) -> Ret {
         if self.on_storage(&full) {
-            return self.store_mkdir(pid, &full, mode as u32);
+            let made = self.store_mkdir(pid, &full, mode as u32);
+            return self.or_off_storage(pid, &full, made, |k, full| k.mkdir_at(pid, full, mode));
         }
         if self.tmp_node(&full).is_some() || host::stat_path(&full, false).is_ok() {
             return err(EEXIST);
@@ -737,9 +742,18 @@ impl Kernel {
         if let Err(e) = self.check_last_name(pid, dirfd, path, how) {
             return err(e);
         }
-        let full = match self.path_arg(pid, dirfd, path) {
-            Ok(p) => p,
-            Err(e) => return err(e),
+        match self.path_arg(pid, dirfd, path) {
+            Ok(full) => self.unlink_at(pid, full, flags),
+            Err(e) => err(e),
+        }
+    }
+
+    /// unlink or rmdir (`flags`' AT_REMOVEDIR) of `full` (resolved).
+    fn unlink_at(&mut self, pid: Pid, full: Vec<u8>, flags: u64) -> Ret {
+        let how = if flags & AT_REMOVEDIR != 0 {
+            NameUse::Rmdir
+        } else {
+            NameUse::Unlink
         };
         // A socket's name outside /tmp, which stands for its file.
         if how == NameUse::Unlink
@@ -753,7 +767,9 @@ impl Kernel {
             return Ret::Val(0);
         }
         if self.on_storage(&full) {
-            return self.store_unlink(&full, flags & AT_REMOVEDIR != 0);
+            let removed = self.store_unlink(&full, flags & AT_REMOVEDIR != 0);
+            return self
+                .or_off_storage(pid, &full, removed, |k, full| k.unlink_at(pid, full, flags));
         }
         let now = self.realtime_ns();
         match below_tmp(&full) {
@@ -1191,21 +1207,27 @@ impl Kernel {
         if let Err(e) = self.check_last_name(pid, dirfd, new, NameUse::MakeOther) {
             return err(e);
         }
-        let full = match self.path_arg(pid, dirfd, new) {
-            Ok(p) => p,
-            Err(e) => return err(e),
-        };
+        match self.path_arg(pid, dirfd, new) {
+            Ok(full) => self.symlink_at(pid, &target, full, (dirfd, new)),
+            Err(e) => err(e),
+        }
+    }
+
+    /// A symbolic link to `target` at `full` (resolved from `named`).
+    fn symlink_at(&mut self, pid: Pid, target: &[u8], full: Vec<u8>, named: (i64, u64)) -> Ret {
         if self.on_storage(&full) {
-            return self.store_symlink(&target, &full);
+            let made = self.store_symlink(target, &full);
+            let again = |k: &mut Self, full| k.symlink_at(pid, target, full, named);
+            return self.or_off_storage(pid, &full, made, again);
         }
         if self.tmp_node(&full).is_none() {
             if let Some(rel) = self.tmp_new_name(&full) {
                 let now = self.realtime_ns();
                 self.tmp_made_by(pid);
-                return val(self.tmp.symlink(rel, &target, now).map(|_| 0));
+                return val(self.tmp.symlink(rel, target, now).map(|_| 0));
             }
         }
-        self.no_links(pid, dirfd, new)
+        self.no_links(pid, named.0, named.1)
     }
 
     /// `full` (absolute) with the tmpfs's symbolic links in it followed:
