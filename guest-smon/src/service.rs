@@ -88,6 +88,16 @@ impl<D: BlockDevice> Service<D> {
                     encode_reply(&head, &d.data)
                 }
             }
+            // An ENOENT past a link may lie off storage: the processor
+            // asks where it led (OP_LEADS_TO) only then.
+            Err(e) if e.0 == ENOENT && self.fs.past_link() => encode_reply(
+                &StoreReply {
+                    errno: e.0,
+                    value: ENOENT_PAST_LINK,
+                    ..Default::default()
+                },
+                &[],
+            ),
             Err(e) => reply_error(e.0),
         }
     }
@@ -462,13 +472,28 @@ mod tests {
             &[],
         );
         assert_eq!(h.errno, OK);
-        for link in [&b"/up"[..], b"/abs"] {
+        for (link, led) in [
+            (&b"/up"[..], &b"/1/secret"[..]),
+            (b"/abs", b"/.vnodes/1/secret"),
+        ] {
             let st = StoreRequest {
                 flags: FLAG_FOLLOW,
                 ..req(OP_STAT, 2)
             };
-            assert_eq!(ask(&mut s, st, link, &[], &[]).0.errno, ENOENT);
+            let (h, _) = ask(&mut s, st, link, &[], &[]);
+            assert_eq!((h.errno, h.value), (ENOENT, ENOENT_PAST_LINK));
+            // Where it led is a name of the vNode's own tree, which the
+            // processor leaves to storage.
+            let leads = StoreRequest {
+                flags: FLAG_FOLLOW,
+                ..req(OP_LEADS_TO, 2)
+            };
+            let (h, d) = ask(&mut s, leads, link, &[], &[]);
+            assert_eq!((h.errno, d.as_slice()), (OK, led));
         }
+        // A name missing with no link on the way says nothing more.
+        let (h, _) = ask(&mut s, req(OP_STAT, 2), b"/none", &[], &[]);
+        assert_eq!((h.errno, h.value), (ENOENT, 0));
         // Its root cannot be removed or renamed away.
         assert_ne!(ask(&mut s, req(OP_RMDIR, 2), b"/", &[], &[]).0.errno, OK);
         assert_ne!(ask(&mut s, req(OP_RENAME, 2), b"/", b"/x", &[]).0.errno, OK);

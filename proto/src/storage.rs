@@ -85,6 +85,10 @@ pub const OP_CHOWN: u32 = 21;
 /// processor looks up among the files it serves. EINVAL when no link was
 /// followed, EEXIST when the path names a file storage has.
 pub const OP_LEADS_TO: u32 = 22;
+/// [`StoreReply::value`] of an ENOENT reply whose walk followed a
+/// symbolic link: the name may lie off storage, where [`OP_LEADS_TO`]
+/// says (any other ENOENT's value is 0, and the processor asks nothing).
+pub const ENOENT_PAST_LINK: u64 = 1;
 
 pub const FLAG_FOLLOW: u32 = 1;
 pub const FLAG_CREATE: u32 = 2;

@@ -315,7 +315,11 @@ impl Kernel {
                     // name they lead to is looked for in turn (that name
                     // has no links left on storage, so this goes one
                     // level deep).
-                    if let Some(led) = self.storage_reached(path, true) {
+                    let past_link = super::store::enoent_past_link();
+                    if let Some(led) = past_link
+                        .then(|| self.storage_reached(path, true))
+                        .flatten()
+                    {
                         if led != path {
                             return self.open_exec(&led, on_host);
                         }

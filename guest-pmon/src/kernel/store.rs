@@ -267,10 +267,24 @@ fn decoded<'a>(c: &StorageCall, reply: &'a [u8]) -> Result<(StoreReply, &'a [u8]
     }
     let got = reply.get(..c.reply_len as usize).ok_or(EIO as Errno)?;
     let (head, data) = decode_reply(got).map_err(|_| EIO as Errno)?;
+    PAST_LINK.store(
+        head.errno == ENOENT && head.value == ENOENT_PAST_LINK,
+        Ordering::Relaxed,
+    );
     if head.errno != OK {
         return Err(head.errno as Errno);
     }
     Ok((head, data))
+}
+
+/// Whether the last reply was an ENOENT past a symbolic link of storage
+/// ([`ENOENT_PAST_LINK`]; the kernel serves one call at a time).
+static PAST_LINK: AtomicBool = AtomicBool::new(false);
+
+/// Whether the last storage reply was an ENOENT whose walk followed a
+/// symbolic link: only then may the name lie off storage (`OP_LEADS_TO`).
+pub fn enoent_past_link() -> bool {
+    PAST_LINK.load(Ordering::Relaxed)
 }
 
 /// Tags the inode number of every entry of an OP_READDIR reply.

@@ -213,6 +213,9 @@ enum CkptError {
 
 pub struct Fs<D: BlockDevice> {
     dev: D,
+    /// Whether the last path walk followed a symbolic link
+    /// ([`Fs::past_link`]).
+    past_link: core::cell::Cell<bool>,
     sb: Superblock,
     tree: Tree,
     /// Where paths start: the disk's root, or a vNode's directory while
@@ -308,6 +311,7 @@ impl<D: BlockDevice> Fs<D> {
             sb,
             tree: Tree::new(now),
             ns_root: ROOT,
+            past_link: core::cell::Cell::new(false),
             space,
             pending: Vec::new(),
             gen: 0,
@@ -452,6 +456,7 @@ impl<D: BlockDevice> Fs<D> {
                 sb,
                 tree,
                 ns_root: ROOT,
+                past_link: core::cell::Cell::new(false),
                 space,
                 pending: Vec::new(),
                 gen: h.gen,
@@ -760,6 +765,12 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
+    /// Whether the last path walk followed a symbolic link: an ENOENT
+    /// it ended in may lie off storage ([`Self::leads_to`]).
+    pub fn past_link(&self) -> bool {
+        self.past_link.get()
+    }
+
     /// [`Self::walk`], setting `reached` (when a link was followed on the
     /// way) to the path it stopped at where a name is missing.
     fn walk_noting(
@@ -768,6 +779,7 @@ impl<D: BlockDevice> Fs<D> {
         follow_last: bool,
         reached: &mut Option<Vec<u8>>,
     ) -> Result<Walk, Errno> {
+        self.past_link.set(false);
         let comps = parse(path)?;
         let mut queue: VecDeque<Vec<u8>> = comps.iter().map(|c| c.to_vec()).collect();
         // The textual path of `cur`: relative targets and their ".." are
@@ -803,6 +815,7 @@ impl<D: BlockDevice> Fs<D> {
             let i = self.tree.get(ino).ok_or(Errno::EIO)?;
             match i.kind {
                 Kind::Symlink if !last || follow_last => {
+                    self.past_link.set(true);
                     hops += 1;
                     if hops > MAX_HOPS {
                         return Err(Errno::ELOOP);

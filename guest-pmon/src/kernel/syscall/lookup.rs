@@ -311,10 +311,12 @@ impl Kernel {
     /// follows its own links and knows nothing of the files the processor
     /// serves, so the caller does its call again on the path returned (as
     /// process `pid` names it), through [`Self::leaving_storage`]. None when
-    /// the ENOENT stands. Asked only after an ENOENT: a file found costs
-    /// nothing more.
+    /// the ENOENT stands. Asked only after an ENOENT whose walk followed a
+    /// link (`store::enoent_past_link`): a file found, or a name missing
+    /// with no link on the way, costs nothing more.
     pub(super) fn storage_leads_to(&self, pid: Pid, full: &[u8], follow: bool) -> Option<Vec<u8>> {
-        if !self.on_storage(full) {
+        // (Asked first: the look at `full` below may ask storage too.)
+        if !crate::kernel::store::enoent_past_link() || !self.on_storage(full) {
             return None;
         }
         let reached = self.storage_reached(full, follow)?;

@@ -448,7 +448,8 @@ impl Kernel {
     /// stats it, finds it, and goes on to make `/usr/share`), those
     /// directories are made on storage, as the host has them, and the
     /// request goes again. Nothing more is asked when the first answer is
-    /// not ENOENT.
+    /// not ENOENT, or is one past a symbolic link (the directories missing
+    /// are where it led, which the caller follows: `storage_leads_to`).
     pub(super) fn store_make(
         &self,
         head: StoreRequest,
@@ -457,7 +458,9 @@ impl Kernel {
         made: &[u8],
     ) -> Result<store::Answer, Errno> {
         match store::call(head, path, path2, &[]) {
-            Err(ENOENT) if self.make_system_parents(made, head.now) => {
+            Err(ENOENT)
+                if !store::enoent_past_link() && self.make_system_parents(made, head.now) =>
+            {
                 store::call(head, path, path2, &[])
             }
             r => r,
