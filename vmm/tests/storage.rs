@@ -402,8 +402,9 @@ fn the_hosts_programs_and_configuration_show_through_storage() {
 /// Linux: to the host's files (a file, directly, through a relative target
 /// or another link; a directory, its listing, a name under it and chdir
 /// into it), to /dev (stdout, null) and to /tmp, for open, stat, access,
-/// chdir, execve, readlink, mkdir, symlink, unlink and rmdir (in a linked
-/// directory of /tmp); a write through one copies the host's file up and
+/// chdir, execve, readlink, mkdir, symlink, unlink, rmdir and rename (in
+/// a linked directory of /tmp, and out of it to storage as `mv` copies
+/// across file systems); a write through one copies the host's file up and
 /// leaves the host's alone, and so does a write through a host's link.
 /// A dangling link stays ENOENT and a loop
 /// through /tmp is ELOOP. (Storage followed its own links and said ENOENT:
@@ -429,6 +430,8 @@ fn links_on_storage_lead_to_the_hosts_files_devices_and_tmp() {
         && mkdir /tmp/work && ln -s /tmp/work work && mkdir work/sub && test -d /tmp/work/sub \
         && echo x > work/sub/f && ln -s f work/sub/l && readlink work/sub/l \
         && rm work/sub/l work/sub/f && rmdir work/sub && ls /tmp/work | wc -l \
+        && echo m > work/a && mv work/a work/b && cat /tmp/work/b \
+        && mv work/b /d/moved && cat /d/moved && ls /tmp/work | wc -l \
         && ln -s /nowhere dangling && { cat dangling 2>&1 | grep -c 'No such file'; } \
         && ln -s /tmp/loop loop && ln -s /d/loop /tmp/loop \
         && { cat loop 2>&1 | grep -c 'Too many levels'; }";
@@ -437,7 +440,7 @@ fn links_on_storage_lead_to_the_hosts_files_devices_and_tmp() {
     assert_eq!(
         got.text(),
         "root\nregular file\nreadable\n2\n1\nregular file\n-\n/usr/bin\nran\n\
-         to-stdout\nin-tmp\nmade\nlego:x:9:9::/:/bin/sh\nf\n0\n1\n1\n"
+         to-stdout\nin-tmp\nmade\nlego:x:9:9::/:/bin/sh\nf\n0\nm\nm\n0\n1\n1\n"
     );
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     assert!(

@@ -870,14 +870,18 @@ impl Kernel {
         {
             return err(EINVAL);
         }
-        let exchange = flags & RENAME_EXCHANGE != 0;
         if let Err(e) = self.rename_names(pid, (olddir, old), new) {
             return err(e);
         }
-        let (from, to) = match self.path_pair(pid, (olddir, old), (newdir, new)) {
-            Ok(v) => v,
-            Err(e) => return err(e),
-        };
+        match self.path_pair(pid, (olddir, old), (newdir, new)) {
+            Ok((from, to)) => self.rename_at(pid, from, to, flags),
+            Err(e) => err(e),
+        }
+    }
+
+    /// rename of `from` to `to` (both resolved), `flags` checked.
+    fn rename_at(&mut self, pid: Pid, from: Vec<u8>, to: Vec<u8>, flags: u64) -> Ret {
+        let exchange = flags & RENAME_EXCHANGE != 0;
         // The old name goes from its directory, the new one is made in (or
         // replaces a name of) its own.
         if !self.overrides(pid) {
@@ -900,7 +904,36 @@ impl Kernel {
                     let vnode = self.procs.get(&pid).map(|p| p.vnode);
                     self.follow_renamed(&from, &to, vnode);
                 }
-                return r;
+                if !matches!(r, Ret::Val(v) if v == -ENOENT)
+                    || !super::super::store::enoent_past_link()
+                {
+                    return r;
+                }
+                // A link of storage on either path led off it (a directory
+                // linked into /tmp): the rename goes on where they lead,
+                // within the tmpfs, or EXDEV across (`mv` then copies).
+                let root = self.root_of(pid);
+                let led = |k: &Self, full: &[u8]| {
+                    k.storage_reached(full, false)
+                        .filter(|r| !k.on_storage_to_look(r))
+                        .map(|r| pmon::path::shown_in(&root, &r))
+                };
+                let (from_led, to_led) = (led(self, &from), led(self, &to));
+                if from_led.is_none() && to_led.is_none() {
+                    return r;
+                }
+                let again = |k: &mut Self, _: &[u8]| {
+                    let from = match from_led {
+                        Some(p) => k.resolve(pid, AT_FDCWD, &p)?,
+                        None => from,
+                    };
+                    let to = match to_led {
+                        Some(p) => k.resolve(pid, AT_FDCWD, &p)?,
+                        None => to,
+                    };
+                    Ok(k.rename_at(pid, from, to, flags))
+                };
+                return self.leaving_storage(&[], again).unwrap_or_else(err);
             }
             (true, false) | (false, true) => return err(EXDEV),
             (false, false) => {}
