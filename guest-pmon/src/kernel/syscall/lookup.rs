@@ -319,6 +319,12 @@ impl Kernel {
         if !crate::kernel::store::enoent_past_link() || !self.on_storage(full) {
             return None;
         }
+        self.storage_leads_off(pid, full, follow)
+    }
+
+    /// [`Self::storage_leads_to`] without looking at the last reply: for
+    /// a call with two paths (rename), whose first question is a reply too.
+    pub(super) fn storage_leads_off(&self, pid: Pid, full: &[u8], follow: bool) -> Option<Vec<u8>> {
         let reached = self.storage_reached(full, follow)?;
         // Where storage has the say, its ENOENT is the answer.
         if self.on_storage_to_look(&reached) {

@@ -884,10 +884,10 @@ impl Kernel {
     /// readlink of path `p`: the target.
     fn link_at(&mut self, pid: Pid, dirfd: i64, p: &[u8]) -> Result<Vec<u8>, Errno> {
         let (full, name) = self.lookup(pid, dirfd, p)?;
+        if let Some(target) = pmon::path::descriptor_link(&full) {
+            return Ok(target.to_vec());
+        }
         Ok(match name {
-            _ if pmon::path::descriptor_link(&full).is_some() => pmon::path::descriptor_link(&full)
-                .unwrap_or_default()
-                .to_vec(),
             Name::Exe(_) | Name::Cwd(_) | Name::Root(_) => self.link_target(pid, name)?,
             Name::SelfDir if full == b"/proc/thread-self" => {
                 alloc::format!("{pid}/task/{}", self.caller).into_bytes()

@@ -912,13 +912,8 @@ impl Kernel {
                 // A link of storage on either path led off it (a directory
                 // linked into /tmp): the rename goes on where they lead,
                 // within the tmpfs, or EXDEV across (`mv` then copies).
-                let root = self.root_of(pid);
-                let led = |k: &Self, full: &[u8]| {
-                    k.storage_reached(full, false)
-                        .filter(|r| !k.on_storage_to_look(r))
-                        .map(|r| pmon::path::shown_in(&root, &r))
-                };
-                let (from_led, to_led) = (led(self, &from), led(self, &to));
+                let from_led = self.storage_leads_off(pid, &from, false);
+                let to_led = self.storage_leads_off(pid, &to, false);
                 if from_led.is_none() && to_led.is_none() {
                     return r;
                 }
