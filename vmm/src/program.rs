@@ -222,7 +222,9 @@ pub struct Spec {
 
 impl Spec {
     /// The environment a program gets: PATH, HOME and TERM from the caller
-    /// (with defaults), then each `--env K=V` (a later one replaces).
+    /// (with defaults), the caller's locale and time zone
+    /// ([`lego_control::goes_with_program`]), then each `--env K=V` (a later
+    /// one replaces).
     pub fn environment(extra: &[String]) -> Vec<Vec<u8>> {
         let mut env: Vec<(String, String)> = Vec::new();
         let mut set = |k: &str, v: String| {
@@ -238,6 +240,9 @@ impl Spec {
             "TERM",
             std::env::var("TERM").unwrap_or_else(|_| "dumb".into()),
         );
+        for (key, value) in lego_control::callers_locale() {
+            set(&key, value);
+        }
         for kv in extra {
             if let Some((k, v)) = kv.split_once('=') {
                 set(k, v.to_owned());

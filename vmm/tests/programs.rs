@@ -430,6 +430,54 @@ fn sysconf_counts_the_processors_vcpus() {
     }
 }
 
+#[test]
+fn the_callers_locale_and_time_zone_go_with_the_program() {
+    if !kvm_available() || !have(&["busybox"]) {
+        return;
+    }
+    let rack = Rack::new();
+    let busybox = which("busybox");
+    let mut cmd = Command::new(VMM);
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .env("LC_COLLATE", "C")
+        .env("LC_TIME", "en_GB.UTF-8")
+        .env("TZ", "Europe/Paris")
+        .env("EDITOR", "stays-behind")
+        .args(["--role", "processor", "--peer", &rack.peer])
+        .args([
+            "--env",
+            "LC_TIME=POSIX",
+            "--",
+            busybox.to_str().expect("path"),
+        ])
+        .args(["sh", "-c", "env | sort; date +%Z"]);
+    let ran = finish(cmd, b"", Duration::from_secs(120));
+    assert_eq!(ran.code, 0, "{}", ran.err);
+    let text = ran.text();
+    // The caller's locale and time zone go, --env still has the last word,
+    // and the rest of the caller's environment stays behind.
+    for line in [
+        "LANG=C.UTF-8",
+        "LC_COLLATE=C",
+        "LC_TIME=POSIX",
+        "TZ=Europe/Paris",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+    }
+    assert!(
+        !text.contains("en_GB") && !text.contains("EDITOR"),
+        "{text}"
+    );
+    // busybox reads TZ's zone from the host's zoneinfo, as on the host.
+    let zone = text.lines().last().unwrap_or_default();
+    assert!(
+        zone == "CET" || zone == "CEST",
+        "date +%Z said {zone:?}:\n{text}"
+    );
+}
+
 /// The host CPU's physical-address width, which KVM passes on to guests.
 fn phys_bits() -> Option<u32> {
     let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;

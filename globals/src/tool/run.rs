@@ -57,10 +57,14 @@ fn env_arg(text: &str) -> Result<String, String> {
     }
 }
 
-/// The environment: the user's, then PATH and HOME if not given.
+/// The environment: the user's `--env`, then PATH and HOME if not given,
+/// and the caller's locale and time zone if not given
+/// ([`lego_control::goes_with_program`]).
 pub fn environment(given: &[String]) -> Vec<Vec<u8>> {
     let mut env: Vec<Vec<u8>> = given.iter().map(|e| e.as_bytes().to_vec()).collect();
-    for (key, value) in [("PATH", "/bin:/usr/bin"), ("HOME", "/")] {
+    let defaults =
+        [("PATH", "/bin:/usr/bin"), ("HOME", "/")].map(|(k, v)| (k.to_string(), v.to_string()));
+    for (key, value) in defaults.into_iter().chain(lego_control::callers_locale()) {
         if !given
             .iter()
             .any(|e| e.split_once('=').is_some_and(|(k, _)| k == key))

@@ -216,6 +216,25 @@ pub struct RunStart {
     pub cwd: Vec<u8>,
 }
 
+/// Whether a variable of the caller's environment goes with a program to
+/// wherever it runs (`lego run`, `lego-vmm -- PROGRAM`): the locale and the
+/// time zone (LANG, LANGUAGE, LC_*, TZ, what Debian's sshd accepts), so that
+/// `sort`, `ls` and `date` order and print as the user's own shell does.
+/// The rest of the environment stays behind: a program should behave the
+/// same wherever the rack places it.
+pub fn goes_with_program(name: &str) -> bool {
+    matches!(name, "LANG" | "LANGUAGE" | "TZ") || name.starts_with("LC_")
+}
+
+/// The caller's variables that [`goes_with_program`] names, as `K=V`.
+/// A variable that is not UTF-8 is left behind.
+pub fn callers_locale() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| goes_with_program(k))
+        .collect()
+}
+
 /// One process on a processor, for `lego ps`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
