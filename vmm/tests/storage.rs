@@ -447,6 +447,33 @@ fn links_on_storage_lead_to_the_hosts_files_devices_and_tmp() {
         !passwd.contains("lego:x:9:9"),
         "the host's /etc/passwd was written"
     );
+    // The calls that change a file reached through such links (each was
+    // ENOENT): chmod, utimensat, truncate, chown (and of the link itself),
+    // a hard link, mknod, statfs, and an extended attribute.
+    let script = "mkdir -p /tmp/w2 /d && cd /d && ln -s /tmp/w2 w2 && echo hello > w2/f \
+        && ln -s /tmp/w2/f lf \
+        && chmod 600 w2/f && stat -c %a /tmp/w2/f && chmod 640 lf && stat -c %a /tmp/w2/f \
+        && touch -d '2020-01-02 03:04:05 UTC' w2/f && TZ=UTC stat -c %y /tmp/w2/f | cut -c1-19 \
+        && truncate -s 2 lf && cat /tmp/w2/f && echo \
+        && chown 1:2 w2/f && stat -c %u:%g /tmp/w2/f \
+        && chown -h 3:4 lf && stat -c %u:%g lf /tmp/w2/f \
+        && ln w2/f w2/g && stat -c %h /tmp/w2/g \
+        && mkfifo w2/p && stat -c %F /tmp/w2/p \
+        && stat -f -c %T w2/f";
+    let got = rack.run(&[], &["/bin/bash", "-c", script], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    assert_eq!(
+        got.text(),
+        "600\n640\n2020-01-02 03:04:05\nhe\n1:2\n3:4\n1:2\n2\nfifo\ntmpfs\n"
+    );
+    // (Each run is a new processor, with an empty /tmp.)
+    if Path::new("/usr/bin/python3").exists() {
+        let script = "import os; os.mkdir('/tmp/w3'); os.symlink('/tmp/w3', '/d/w3'); \
+                      open('/d/w3/f', 'w').close(); os.setxattr('/d/w3/f', 'user.a', b'1'); \
+                      print(os.getxattr('/tmp/w3/f', 'user.a').decode())";
+        let got = rack.run(&[], &["/usr/bin/python3", "-c", script], b"");
+        assert_eq!((got.code, got.text().as_str()), (0, "1\n"), "{}", got.err);
+    }
     // A write through a link of the host's (Debian's /etc/localtime, where
     // tzdata is installed) copies the link up and then the file it leads
     // to; before, the write made a file on storage in the link's place.

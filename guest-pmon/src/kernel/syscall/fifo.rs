@@ -42,21 +42,27 @@ impl Kernel {
         if let Err(e) = self.check_last_name(pid, dirfd, path, super::tmp::NameUse::MakeOther) {
             return err(e);
         }
-        let full = match self.path_arg(pid, dirfd, path) {
-            Ok(p) => p,
-            Err(e) => return err(e),
-        };
+        match self.path_arg(pid, dirfd, path) {
+            Ok(full) => self.mknod_at(pid, full, mode),
+            Err(e) => err(e),
+        }
+    }
+
+    /// mknod of `full` (resolved); made again where storage's links on
+    /// the way lead off it (a directory linked into /tmp).
+    fn mknod_at(&mut self, pid: Pid, full: Vec<u8>, mode: u64) -> Ret {
         let perm = mode as u32 & 0o7777 & !self.procs.get(&pid).map_or(0o022, |p| p.umask);
-        match mode & S_IFMT {
+        let made = match mode & S_IFMT {
             0 | S_IFREG => self.make_regular(pid, &full, perm),
             // A socket's file no socket has (a connect to it is refused),
             // as Linux lets anyone make.
             kind @ (S_IFIFO_MODE | S_IFSOCK_MODE) => {
                 val(self.make_node(pid, &full, kind, perm).map(|_| 0))
             }
-            0o020000 | 0o060000 => err(EPERM),
-            _ => err(EINVAL),
-        }
+            0o020000 | 0o060000 => return err(EPERM),
+            _ => return err(EINVAL),
+        };
+        self.or_off_storage(pid, &full, made, |k, full| k.mknod_at(pid, full, mode))
     }
 
     /// A new empty regular file at `full` (EEXIST if the name is taken).

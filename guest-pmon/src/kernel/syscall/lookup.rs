@@ -355,10 +355,24 @@ impl Kernel {
         r: Ret,
         again: impl FnOnce(&mut Self, Vec<u8>) -> Ret,
     ) -> Ret {
+        self.or_led_off(pid, full, false, r, again)
+    }
+
+    /// [`Self::or_off_storage`] for a call that changes the file `full`
+    /// names (chmod, chown, utimensat, truncate), its last name's link
+    /// followed too if `follow`.
+    pub(super) fn or_led_off(
+        &mut self,
+        pid: Pid,
+        full: &[u8],
+        follow: bool,
+        r: Ret,
+        again: impl FnOnce(&mut Self, Vec<u8>) -> Ret,
+    ) -> Ret {
         if !matches!(r, Ret::Val(v) if v == -ENOENT) {
             return r;
         }
-        let Some(to) = self.storage_leads_to(pid, full, false) else {
+        let Some(to) = self.storage_leads_to(pid, full, follow) else {
             return r;
         };
         let again = |k: &mut Self, to: &[u8]| Ok(again(k, k.resolve(pid, AT_FDCWD, to)?));

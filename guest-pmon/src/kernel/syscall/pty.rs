@@ -280,27 +280,25 @@ impl Kernel {
     pub(super) fn pty_target(
         &mut self,
         pid: Pid,
-        fd: i64,
-        path: Option<u64>,
+        named: &super::tmp::Named,
         follow: bool,
     ) -> Option<Result<usize, Errno>> {
-        let Some(path) = path else {
-            return match self.file(pid, fd) {
-                Ok(f) => match f.kind {
-                    Kind::PtySlave(id) => Some(Ok(id)),
-                    _ => None,
-                },
-                Err(_) => None,
-            };
+        let full = match named {
+            super::tmp::Named::Fd(fd) => {
+                return match self.file(pid, *fd) {
+                    Ok(f) => match f.kind {
+                        Kind::PtySlave(id) => Some(Ok(id)),
+                        _ => None,
+                    },
+                    Err(_) => None,
+                };
+            }
+            super::tmp::Named::Path(full) => full,
         };
-        let p = self
-            .space_mut(pid)
-            .and_then(|s| uaccess::read_cstr(s, path, pmon::path::PATH_MAX - 1))
-            .ok()?;
         let (_, name) = if follow {
-            self.lookup_follow(pid, fd, &p).ok()?
+            self.lookup_follow(pid, AT_FDCWD, full).ok()?
         } else {
-            self.lookup(pid, fd, &p).ok()?
+            self.lookup(pid, AT_FDCWD, full).ok()?
         };
         match name {
             pmon::path::Name::Pts(n) => Some(self.pty_numbered(n).ok_or(ENOENT)),

@@ -21,35 +21,8 @@ impl Kernel {
             w
         };
         let words = match path {
-            Some(p) => match self
-                .path_arg(pid, AT_FDCWD, p)
-                .and_then(|p| self.lookup_follow(pid, AT_FDCWD, &p))
-            {
-                // (/proc/PID/{exe,cwd,root} are followed.)
-                Ok((full, name)) => match name {
-                    Name::Hidden => Err(ENOENT),
-                    Name::Fd(t, n) => match self.fd_file(pid, t, n) {
-                        Ok(f) => self.statfs_of(&f, host_of, pseudo),
-                        Err(e) => Err(e),
-                    },
-                    Name::Maps(..)
-                    | Name::MemInfo
-                    | Name::SelfDir
-                    | Name::FdDir(_)
-                    | Name::FdInfoDir(_)
-                    | Name::FdInfo(..)
-                    | Name::Proc(..)
-                    | Name::ProcDir(_)
-                    | Name::TaskDir(_)
-                    | Name::Task(..)
-                    | Name::TaskFile(..) => host_of(b"/proc"),
-                    _ if self.tmp_node(&full).is_some() => Ok(self.tmp_statfs()),
-                    // The name must be there (ENOENT, ENOTDIR) as on Linux.
-                    _ if self.on_storage(&full) => {
-                        crate::kernel::store::stat(&full, true).and_then(|_| self.store_statfs())
-                    }
-                    _ => host_of(&full),
-                },
+            Some(p) => match self.path_arg(pid, AT_FDCWD, p) {
+                Ok(full) => self.statfs_at(pid, &full, host_of, pseudo),
                 Err(e) => Err(e),
             },
             None => match self.file(pid, fd) {
@@ -65,6 +38,58 @@ impl Kernel {
                     .and_then(|s| uaccess::write(s, buf, &bytes).map(|_| 0)))
             }
             Err(e) => err(e),
+        }
+    }
+
+    /// statfs of the resolved path `full`.
+    fn statfs_at(
+        &mut self,
+        pid: Pid,
+        full: &[u8],
+        host_of: impl Fn(&[u8]) -> Result<[u64; 15], Errno> + Copy,
+        pseudo: impl Fn(u64) -> [u64; 15] + Copy,
+    ) -> Result<[u64; 15], Errno> {
+        // (/proc/PID/{exe,cwd,root} are followed.)
+        let (full, name) = self.lookup_follow(pid, AT_FDCWD, full)?;
+        match name {
+            Name::Hidden => Err(ENOENT),
+            Name::Fd(t, n) => self
+                .fd_file(pid, t, n)
+                .and_then(|f| self.statfs_of(&f, host_of, pseudo)),
+            Name::Maps(..)
+            | Name::MemInfo
+            | Name::SelfDir
+            | Name::FdDir(_)
+            | Name::FdInfoDir(_)
+            | Name::FdInfo(..)
+            | Name::Proc(..)
+            | Name::ProcDir(_)
+            | Name::TaskDir(_)
+            | Name::Task(..)
+            | Name::TaskFile(..) => host_of(b"/proc"),
+            _ if self.tmp_node(&full).is_some() => Ok(self.tmp_statfs()),
+            // The name must be there (ENOENT, ENOTDIR) as on Linux; past
+            // storage's links that lead off it, the file system reached.
+            _ if self.on_storage(&full) => match crate::kernel::store::stat(&full, true) {
+                Ok(_) => self.store_statfs(),
+                Err(ENOENT) => match self.storage_leads_to(pid, &full, true) {
+                    Some(to) => self.leaving_storage(&to, |k, to| {
+                        let to = k.resolve(pid, AT_FDCWD, to)?;
+                        k.statfs_at(pid, &to, host_of, pseudo)
+                    }),
+                    // A name of the host's installation storage lacks
+                    // shows through storage's root, whose file system it
+                    // is in (`df /etc/passwd` is `df /`).
+                    None if pmon::path::shown_from_host(&full)
+                        && host::stat_path(&full, true).is_ok() =>
+                    {
+                        self.store_statfs()
+                    }
+                    None => Err(ENOENT),
+                },
+                Err(e) => Err(e),
+            },
+            _ => host_of(&full),
         }
     }
 

@@ -31,6 +31,15 @@ const F_SEAL_EXEC: u32 = 0x20;
 const UTIME_NOW: u64 = (1 << 30) - 1;
 const UTIME_OMIT: u64 = (1 << 30) - 2;
 
+/// The file a call that changes one names (truncate, chmod, chown,
+/// utimensat): a descriptor, or a path already resolved, so that the call
+/// can be made again on the path storage's links lead to
+/// ([`Kernel::or_led_off`]).
+pub(super) enum Named {
+    Fd(i64),
+    Path(Vec<u8>),
+}
+
 /// What a call does with the last name of its path
 /// ([`Kernel::check_last_name`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -914,21 +923,10 @@ impl Kernel {
                 // within the tmpfs, or EXDEV across (`mv` then copies).
                 let from_led = self.storage_leads_off(pid, &from, false);
                 let to_led = self.storage_leads_off(pid, &to, false);
-                if from_led.is_none() && to_led.is_none() {
-                    return r;
-                }
-                let again = |k: &mut Self, _: &[u8]| {
-                    let from = match from_led {
-                        Some(p) => k.resolve(pid, AT_FDCWD, &p)?,
-                        None => from,
-                    };
-                    let to = match to_led {
-                        Some(p) => k.resolve(pid, AT_FDCWD, &p)?,
-                        None => to,
-                    };
-                    Ok(k.rename_at(pid, from, to, flags))
-                };
-                return self.leaving_storage(&[], again).unwrap_or_else(err);
+                let again = |k: &mut Self, from, to| k.rename_at(pid, from, to, flags);
+                return self
+                    .again_where_led(pid, (from, from_led), (to, to_led), again)
+                    .unwrap_or(r);
             }
             (true, false) | (false, true) => return err(EXDEV),
             (false, false) => {}
@@ -1221,6 +1219,34 @@ impl Kernel {
         Ok((from, self.path_arg(pid, newdir, new)?))
     }
 
+    /// A call on two paths (rename, link) done again where storage's links
+    /// on them lead off it (`*_led`, from [`Self::storage_leads_off`]; a
+    /// path that led nowhere stays as it is). Err gives the paths back
+    /// when neither led anywhere.
+    fn again_where_led(
+        &mut self,
+        pid: Pid,
+        (from, from_led): (Vec<u8>, Option<Vec<u8>>),
+        (to, to_led): (Vec<u8>, Option<Vec<u8>>),
+        call: impl FnOnce(&mut Self, Vec<u8>, Vec<u8>) -> Ret,
+    ) -> Result<Ret, (Vec<u8>, Vec<u8>)> {
+        if from_led.is_none() && to_led.is_none() {
+            return Err((from, to));
+        }
+        let again = |k: &mut Self, _: &[u8]| {
+            let from = match from_led {
+                Some(p) => k.resolve(pid, AT_FDCWD, &p)?,
+                None => from,
+            };
+            let to = match to_led {
+                Some(p) => k.resolve(pid, AT_FDCWD, &p)?,
+                None => to,
+            };
+            Ok(call(k, from, to))
+        };
+        Ok(self.leaving_storage(&[], again).unwrap_or_else(err))
+    }
+
     /// symlink: a link on storage or in the tmpfs; elsewhere as
     /// [`Self::no_links`].
     pub(super) fn sys_symlinkat(&mut self, pid: Pid, target: u64, dirfd: i64, new: u64) -> Ret {
@@ -1236,16 +1262,16 @@ impl Kernel {
             return err(e);
         }
         match self.path_arg(pid, dirfd, new) {
-            Ok(full) => self.symlink_at(pid, &target, full, (dirfd, new)),
+            Ok(full) => self.symlink_at(pid, &target, full),
             Err(e) => err(e),
         }
     }
 
-    /// A symbolic link to `target` at `full` (resolved from `named`).
-    fn symlink_at(&mut self, pid: Pid, target: &[u8], full: Vec<u8>, named: (i64, u64)) -> Ret {
+    /// A symbolic link to `target` at `full` (resolved).
+    fn symlink_at(&mut self, pid: Pid, target: &[u8], full: Vec<u8>) -> Ret {
         if self.on_storage(&full) {
             let made = self.store_symlink(target, &full);
-            let again = |k: &mut Self, full| k.symlink_at(pid, target, full, named);
+            let again = |k: &mut Self, full| k.symlink_at(pid, target, full);
             return self.or_off_storage(pid, &full, made, again);
         }
         if self.tmp_node(&full).is_none() {
@@ -1255,7 +1281,7 @@ impl Kernel {
                 return val(self.tmp.symlink(rel, target, now).map(|_| 0));
             }
         }
-        self.no_links(pid, named.0, named.1)
+        self.no_links(&full)
     }
 
     /// `full` (absolute) with the tmpfs's symbolic links in it followed:
@@ -1338,10 +1364,16 @@ impl Kernel {
         if let Err(e) = self.link_names(pid, (olddir, old), (newdir, new)) {
             return err(e);
         }
-        let (from, to) = match self.path_pair(pid, (olddir, old), (newdir, new)) {
-            Ok(v) => v,
-            Err(e) => return err(e),
-        };
+        match self.path_pair(pid, (olddir, old), (newdir, new)) {
+            Ok((from, to)) => self.hard_link_at(pid, from, to, flags),
+            Err(e) => err(e),
+        }
+    }
+
+    /// link of `from` as `to` (both resolved), `flags` checked.
+    fn hard_link_at(&mut self, pid: Pid, from: Vec<u8>, to: Vec<u8>, flags: u64) -> Ret {
+        const AT_SYMLINK_FOLLOW: u64 = 0x400;
+        let follow = flags & AT_SYMLINK_FOLLOW != 0;
         let exists = |k: &Kernel, p: &[u8]| {
             if k.on_storage(p) {
                 super::super::store::stat(p, false).is_ok()
@@ -1349,17 +1381,51 @@ impl Kernel {
                 k.tmp_node(p).is_some() || host::stat_path(p, false).is_ok()
             }
         };
+        let again = |k: &mut Self, from, to| k.hard_link_at(pid, from, to, flags);
         match (self.on_storage(&from), self.on_storage(&to)) {
-            (true, true) => self.store_link(&from, &to, flags & AT_SYMLINK_FOLLOW != 0),
-            // As Linux: the old name must exist and the new one not, then
-            // the two file systems differ.
-            (true, false) | (false, true) if !exists(self, &from) => err(ENOENT),
-            (true, false) | (false, true) if exists(self, &to) => err(EEXIST),
-            (true, false) | (false, true) => err(EXDEV),
+            (true, true) => {
+                let r = self.store_link(&from, &to, follow);
+                if !matches!(r, Ret::Val(v) if v == -ENOENT)
+                    || !super::super::store::enoent_past_link()
+                {
+                    return r;
+                }
+                let from_led = self.storage_leads_off(pid, &from, follow);
+                let to_led = self.storage_leads_off(pid, &to, false);
+                self.again_where_led(pid, (from, from_led), (to, to_led), again)
+                    .unwrap_or(r)
+            }
+            (true, false) | (false, true) => {
+                // A path on storage whose links lead off it (a directory
+                // linked into /tmp) names the file where they lead.
+                let led = |k: &mut Self, p: &[u8], follow: bool| {
+                    if k.on_storage(p) && !exists(k, p) {
+                        k.storage_leads_to(pid, p, follow)
+                    } else {
+                        None
+                    }
+                };
+                let from_led = led(self, &from, follow);
+                let to_led = led(self, &to, false);
+                let (from, to) =
+                    match self.again_where_led(pid, (from, from_led), (to, to_led), again) {
+                        Ok(r) => return r,
+                        Err((from, to)) => (from, to),
+                    };
+                // As Linux: the old name must exist and the new one not,
+                // then the two file systems differ.
+                if !exists(self, &from) {
+                    err(ENOENT)
+                } else if exists(self, &to) {
+                    err(EEXIST)
+                } else {
+                    err(EXDEV)
+                }
+            }
             (false, false) => {
                 // AT_SYMLINK_FOLLOW links what a symbolic link names;
                 // without it, the link itself.
-                let from = match self.tmp_links(from, flags & AT_SYMLINK_FOLLOW != 0) {
+                let from = match self.tmp_links(from, follow) {
                     Ok(p) => p,
                     Err(e) => return err(e),
                 };
@@ -1379,7 +1445,7 @@ impl Kernel {
                 if self.tmp_node(&from).is_none() && host::stat_path(&from, false).is_err() {
                     return err(ENOENT);
                 }
-                self.no_links(pid, newdir, new)
+                self.no_links(&to)
             }
         }
     }
@@ -1387,18 +1453,14 @@ impl Kernel {
     /// link and symlink where no link can be made: a name that exists is
     /// EEXIST; a new name in the tmpfs for one of the host's files is
     /// EXDEV (another file system); the host's directories are read-only.
-    pub(super) fn no_links(&mut self, pid: Pid, dirfd: i64, new: u64) -> Ret {
-        let full = match self.path_arg(pid, dirfd, new) {
-            Ok(p) => p,
-            Err(e) => return err(e),
-        };
-        if self.tmp_node(&full).is_some() || host::stat_path(&full, false).is_ok() {
+    pub(super) fn no_links(&self, full: &[u8]) -> Ret {
+        if self.tmp_node(full).is_some() || host::stat_path(full, false).is_ok() {
             return err(EEXIST);
         }
-        if self.tmp_would_take(&full) {
+        if self.tmp_would_take(full) {
             err(EXDEV)
         } else {
-            err(self.cannot_make(&full))
+            err(self.cannot_make(full))
         }
     }
 
@@ -1446,27 +1508,23 @@ impl Kernel {
 
     /// The tmpfs node a path or a descriptor names for a call that changes
     /// it (truncate, chmod, utimensat): Err(EROFS) for the host's files.
-    fn tmp_target(&mut self, pid: Pid, dirfd: i64, path: Option<u64>) -> Result<Ino, Errno> {
-        self.tmp_target_at(pid, dirfd, path, true)
+    fn tmp_target(&mut self, pid: Pid, named: &Named) -> Result<Ino, Errno> {
+        self.tmp_target_at(pid, named, true)
     }
 
     /// [`Self::tmp_target`], naming a symbolic link itself unless `follow`.
-    fn tmp_target_at(
-        &mut self,
-        pid: Pid,
-        dirfd: i64,
-        path: Option<u64>,
-        follow: bool,
-    ) -> Result<Ino, Errno> {
-        let Some(path) = path else {
-            let f = self.file(pid, dirfd)?;
-            return match f.kind {
-                Kind::Tmp(ino) => Ok(ino),
-                Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EROFS),
-                _ => Err(EINVAL),
-            };
+    fn tmp_target_at(&mut self, pid: Pid, named: &Named, follow: bool) -> Result<Ino, Errno> {
+        let full = match named {
+            Named::Fd(fd) => {
+                let f = self.file(pid, *fd)?;
+                return match f.kind {
+                    Kind::Tmp(ino) => Ok(ino),
+                    Kind::Host(_) | Kind::HostDir(_) | Kind::Generated => Err(EROFS),
+                    _ => Err(EINVAL),
+                };
+            }
+            Named::Path(full) => full.clone(),
         };
-        let full = self.path_arg(pid, dirfd, path)?;
         let full = self.tmp_links(full, follow)?;
         match self.tmp_node(&full) {
             Some(ino) => Ok(ino),
@@ -1477,25 +1535,26 @@ impl Kernel {
     /// The storage file a path or a descriptor names for a call that
     /// changes it: its full path, or its inode when named by descriptor.
     /// None when it is not on storage.
-    fn store_target(
-        &mut self,
-        pid: Pid,
-        dirfd: i64,
-        path: Option<u64>,
-    ) -> Option<Result<(Vec<u8>, u64), Errno>> {
-        match path {
-            None => match self.file(pid, dirfd) {
+    fn store_target(&mut self, pid: Pid, named: &Named) -> Option<Result<(Vec<u8>, u64), Errno>> {
+        match named {
+            Named::Fd(fd) => match self.file(pid, *fd) {
                 Ok(f) => match f.kind {
                     Kind::Store(ino) | Kind::StoreDir(ino) => Some(Ok((Vec::new(), ino))),
                     _ => None,
                 },
                 Err(e) => Some(Err(e)),
             },
-            Some(p) => match self.path_arg(pid, dirfd, p) {
-                Ok(full) if self.on_storage(&full) => Some(Ok((full, 0))),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            },
+            Named::Path(full) if self.on_storage(full) => Some(Ok((full.clone(), 0))),
+            Named::Path(_) => None,
+        }
+    }
+
+    /// What a call names by a descriptor (`path` None) or a path from
+    /// `dirfd`, resolved.
+    fn named(&mut self, pid: Pid, fd: i64, path: Option<u64>) -> Result<Named, Errno> {
+        match path {
+            None => Ok(Named::Fd(fd)),
+            Some(p) => self.path_arg(pid, fd, p).map(Named::Path),
         }
     }
 
@@ -1519,7 +1578,15 @@ impl Kernel {
                 }
             }
         }
-        match self.store_target(pid, fd, path) {
+        match self.named(pid, fd, path) {
+            Ok(named) => self.truncate_named(pid, named, len),
+            Err(e) => err(e),
+        }
+    }
+
+    /// truncate or ftruncate of what `named` names, its checks done.
+    fn truncate_named(&mut self, pid: Pid, named: Named, len: u64) -> Ret {
+        match self.store_target(pid, &named) {
             Some(Ok((full, ino))) => {
                 let ino = if full.is_empty() {
                     ino
@@ -1531,7 +1598,11 @@ impl Kernel {
                             Ok(()) => st.ino,
                             Err(e) => return err(e),
                         },
-                        Err(e) => return err(e),
+                        Err(e) => {
+                            return self.or_led_off(pid, &full, true, err(e), |k, to| {
+                                k.truncate_named(pid, Named::Path(to), len)
+                            })
+                        }
                     }
                 };
                 let head = lego_proto::storage::StoreRequest {
@@ -1545,18 +1616,19 @@ impl Kernel {
             Some(Err(e)) => return err(e),
             None => {}
         }
-        if path.is_none() {
+        if let Named::Fd(fd) = named {
             match self.file(pid, fd) {
                 Ok(f) if matches!(f.kind, Kind::Tmp(_)) && !f.writable() => return err(EINVAL),
                 Ok(f) if matches!(f.kind, Kind::Host(_)) && !f.writable() => return err(EINVAL),
                 _ => {}
             }
         }
-        match self.tmp_target(pid, fd, path) {
+        let by_path = matches!(named, Named::Path(_));
+        match self.tmp_target(pid, &named) {
             Ok(ino) if self.tmp.is_directory(ino) => err(EISDIR),
             // A named pipe or a socket's name has no length to set.
             Ok(ino) if self.tmp.is_fifo(ino) || self.tmp.is_socket(ino) => err(EINVAL),
-            Ok(ino) if path.is_some() && !self.overrides(pid) => {
+            Ok(ino) if by_path && !self.overrides(pid) => {
                 let allowed = self
                     .tmp
                     .stat(ino)
@@ -1571,15 +1643,20 @@ impl Kernel {
     pub(super) fn sys_chmod(&mut self, pid: Pid, fd: i64, path: Option<u64>, mode: u64) -> Ret {
         // /proc/self/fd/N is the open file itself (glibc's
         // fchmodat(AT_SYMLINK_NOFOLLOW) changes a file this way).
-        let (fd, path) = match path.map(|p| self.path_arg(pid, fd, p)) {
-            Some(Ok(full)) => match pmon::path::name(&full, pid) {
-                Name::Fd(t, n) if t == pid => (n as i64, None),
-                _ => (fd, path),
+        let named = match self.named(pid, fd, path) {
+            Ok(Named::Path(full)) => match pmon::path::name(&full, pid) {
+                Name::Fd(t, n) if t == pid => Named::Fd(n as i64),
+                _ => Named::Path(full),
             },
-            _ => (fd, path),
+            Ok(named) => named,
+            Err(e) => return err(e),
         };
-        let mode = mode as u32 & 0o7777;
-        if let Some(pty) = self.pty_target(pid, fd, path, true) {
+        self.chmod_named(pid, named, mode as u32 & 0o7777)
+    }
+
+    /// chmod of what `named` names.
+    fn chmod_named(&mut self, pid: Pid, named: Named, mode: u32) -> Ret {
+        if let Some(pty) = self.pty_target(pid, &named, true) {
             let r = pty.and_then(|id| {
                 let owner = self.pty_owner(id, false);
                 let mode = self.chmod_allowed(pid, mode, || Ok(owner))?;
@@ -1590,25 +1667,29 @@ impl Kernel {
             });
             return val(r);
         }
-        match self.store_target(pid, fd, path) {
+        match self.store_target(pid, &named) {
             Some(Ok((full, ino))) => {
-                let mode = match self.chmod_allowed(pid, mode, || store_owner(&full, ino, true)) {
-                    Ok(m) => m,
-                    Err(e) => return err(e),
+                let r = match self.chmod_allowed(pid, mode, || store_owner(&full, ino, true)) {
+                    Ok(mode) => {
+                        let head = lego_proto::storage::StoreRequest {
+                            op: lego_proto::storage::OP_CHMOD,
+                            ino,
+                            mode,
+                            ..Default::default()
+                        };
+                        self.store_change(head, &full)
+                    }
+                    Err(e) => err(e),
                 };
-                let head = lego_proto::storage::StoreRequest {
-                    op: lego_proto::storage::OP_CHMOD,
-                    ino,
-                    mode,
-                    ..Default::default()
-                };
-                return self.store_change(head, &full);
+                return self.or_led_off(pid, &full, true, r, |k, to| {
+                    k.chmod_named(pid, Named::Path(to), mode)
+                });
             }
             Some(Err(e)) => return err(e),
             None => {}
         }
         let now = self.realtime_ns();
-        let r = self.tmp_target(pid, fd, path).and_then(|ino| {
+        let r = self.tmp_target(pid, &named).and_then(|ino| {
             let owner = self.tmp.stat(ino).map(|st| (st.uid, st.gid));
             let mode = self.chmod_allowed(pid, mode, || owner)?;
             self.tmp.chmod(ino, mode, now)
@@ -1704,8 +1785,21 @@ impl Kernel {
             Err(e) => return err(e),
         };
         let id = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
-        let (uid, gid) = (id(uid), id(gid));
-        if let Some(pty) = self.pty_target(pid, fd, path, follow) {
+        match self.named(pid, fd, path) {
+            Ok(named) => self.chown_named(pid, named, (id(uid), id(gid)), follow),
+            Err(e) => err(e),
+        }
+    }
+
+    /// chown of what `named` names (None: the owner or group stays).
+    fn chown_named(
+        &mut self,
+        pid: Pid,
+        named: Named,
+        (uid, gid): (Option<u32>, Option<u32>),
+        follow: bool,
+    ) -> Ret {
+        if let Some(pty) = self.pty_target(pid, &named, follow) {
             let r = pty.and_then(|id| {
                 let owner = self.pty_owner(id, false);
                 self.chown_allowed(pid, uid, gid, || Ok(owner))?;
@@ -1716,12 +1810,14 @@ impl Kernel {
             });
             return val(r);
         }
-        match self.store_target(pid, fd, path) {
+        match self.store_target(pid, &named) {
             Some(Ok((full, ino))) => {
                 if let Err(e) =
                     self.chown_allowed(pid, uid, gid, || store_owner(&full, ino, follow))
                 {
-                    return err(e);
+                    return self.or_led_off(pid, &full, follow, err(e), |k, to| {
+                        k.chown_named(pid, Named::Path(to), (uid, gid), follow)
+                    });
                 }
                 let head = lego_proto::storage::StoreRequest {
                     op: lego_proto::storage::OP_CHOWN,
@@ -1735,13 +1831,16 @@ impl Kernel {
                     len: u64::from(gid.unwrap_or(u32::MAX)),
                     ..Default::default()
                 };
-                return self.store_change(head, &full);
+                let r = self.store_change(head, &full);
+                return self.or_led_off(pid, &full, follow, r, |k, to| {
+                    k.chown_named(pid, Named::Path(to), (uid, gid), follow)
+                });
             }
             Some(Err(e)) => return err(e),
             None => {}
         }
         let now = self.realtime_ns();
-        let r = self.tmp_target_at(pid, fd, path, follow).and_then(|ino| {
+        let r = self.tmp_target_at(pid, &named, follow).and_then(|ino| {
             let owner = self.tmp.stat(ino).map(|st| (st.uid, st.gid));
             self.chown_allowed(pid, uid, gid, || owner)?;
             self.tmp.chown(ino, uid, gid, now)
@@ -1903,16 +2002,34 @@ impl Kernel {
         follow: bool,
         touch: bool,
     ) -> Ret {
-        let now = self.realtime_ns();
         if atime.is_none() && mtime.is_none() {
             // Both UTIME_OMIT: nothing to do, and as Linux's utimensat the
             // path is not even looked up.
             return Ret::Val(0);
         }
-        match self.store_target(pid, dirfd, named) {
+        match self.named(pid, dirfd, named) {
+            Ok(named) => self.set_times_named(pid, named, (atime, mtime), follow, touch),
+            Err(e) => err(e),
+        }
+    }
+
+    /// [`Self::set_times`] of what `named` names.
+    fn set_times_named(
+        &mut self,
+        pid: Pid,
+        named: Named,
+        (atime, mtime): (Option<u64>, Option<u64>),
+        follow: bool,
+        touch: bool,
+    ) -> Ret {
+        let now = self.realtime_ns();
+        let again = |k: &mut Self, to| {
+            k.set_times_named(pid, Named::Path(to), (atime, mtime), follow, touch)
+        };
+        match self.store_target(pid, &named) {
             Some(Ok((full, ino))) => {
                 if let Err(e) = self.times_allowed(pid, touch, || store_owned(&full, ino, follow)) {
-                    return err(e);
+                    return self.or_led_off(pid, &full, follow, err(e), again);
                 }
                 let mut head = lego_proto::storage::StoreRequest {
                     op: lego_proto::storage::OP_UTIMES,
@@ -1930,12 +2047,13 @@ impl Kernel {
                     head.flags |= lego_proto::storage::FLAG_MTIME;
                     head.mtime = m;
                 }
-                return self.store_change(head, &full);
+                let r = self.store_change(head, &full);
+                return self.or_led_off(pid, &full, follow, r, again);
             }
             Some(Err(e)) => return err(e),
             None => {}
         }
-        let target = self.tmp_target_at(pid, dirfd, named, follow);
+        let target = self.tmp_target_at(pid, &named, follow);
         let r = target.and_then(|ino| {
             let owned = self.tmp.stat(ino).map(|st| pmon::cred::Owned::from(&st));
             self.times_allowed(pid, touch, || owned)?;

@@ -129,9 +129,31 @@ impl Kernel {
             call,
             nr::LSETXATTR | nr::LGETXATTR | nr::LLISTXATTR | nr::LREMOVEXATTR
         );
-        let flags = if follow { 0 } else { AT_SYMLINK_NOFOLLOW };
-        self.stat_path(pid, AT_FDCWD, target, flags)?;
         let full = self.path_arg(pid, AT_FDCWD, target)?;
+        self.xattr_target_at(pid, full, follow)
+    }
+
+    /// [`Self::xattr_target`] of the resolved path `full`: past storage's
+    /// links that lead off it, the file reached (a directory linked into
+    /// /tmp keeps them).
+    fn xattr_target_at(&mut self, pid: Pid, full: Vec<u8>, follow: bool) -> Result<Target, Errno> {
+        if self.on_storage(&full) {
+            match crate::kernel::store::stat(&full, follow) {
+                Ok(_) => return Ok(Target::None(Owner::FileOrDir)),
+                Err(ENOENT) => {
+                    if let Some(to) = self.storage_leads_to(pid, &full, follow) {
+                        return self.leaving_storage(&to, |k, to| {
+                            let to = k.resolve(pid, AT_FDCWD, to)?;
+                            k.xattr_target_at(pid, to, follow)
+                        });
+                    }
+                    // A name of the host's installation storage lacks is
+                    // the host's file: the look below.
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.stat_path_of(pid, AT_FDCWD, &full, follow)?;
         let full = self.tmp_links(full, follow)?;
         Ok(match self.tmp_node(&full) {
             Some(ino) => Target::Tmp(ino),
