@@ -228,8 +228,9 @@ pub struct Args {
     pub guest_test: Option<GuestTestArg>,
 
     /// Processor running a program: an environment variable it gets, on
-    /// top of PATH, HOME and TERM from the caller. Repeat for each.
-    #[arg(long, value_name = "K=V")]
+    /// top of PATH, HOME, TERM and the locale and time zone from the
+    /// caller. Repeat for each.
+    #[arg(long, value_name = "K=V", value_parser = lego_control::env_assignment)]
     pub env: Vec<String>,
 
     /// Processor running a program: print each system call its processes

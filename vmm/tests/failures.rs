@@ -219,11 +219,14 @@ fn image_larger_than_mem_is_refused() {
 
 #[test]
 fn bad_options_get_a_sentence() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--mem", "3M"], "not a positive multiple of 2M"),
         (&["--mem", "lots"], "is not a size"),
         (&["--vcpus", "0"], "--vcpus: 0 is outside 1..=16"),
         (&["--vcpus", "17"], "--vcpus: 17 is outside 1..=16"),
+        // (An --env without a name or `=` used to be dropped in silence.)
+        (&["--env", "NOEQ"], "\"NOEQ\" is not K=V"),
+        (&["--env", "=v"], "\"=v\" is not K=V"),
     ];
     for (args, needle) in cases {
         let mut all = vec!["--role", "memory", "--self-test"];

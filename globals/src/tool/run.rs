@@ -37,7 +37,7 @@ pub struct RunArgs {
     pub vnode: String,
     /// An environment variable for the program (repeatable); PATH and HOME
     /// get defaults unless given.
-    #[arg(long = "env", short = 'e', value_name = "K=V", value_parser = env_arg)]
+    #[arg(long = "env", short = 'e', value_name = "K=V", value_parser = lego_control::env_assignment)]
     pub env: Vec<String>,
     /// The program (a host file, uploaded; or a path in the vNode, or
     /// lego:/path) and its arguments.
@@ -48,13 +48,6 @@ pub struct RunArgs {
         value_name = "PROG [ARGS]"
     )]
     pub command: Vec<OsString>,
-}
-
-fn env_arg(text: &str) -> Result<String, String> {
-    match text.split_once('=') {
-        Some((k, _)) if !k.is_empty() => Ok(text.to_string()),
-        _ => Err(format!("{text:?} is not K=V")),
-    }
 }
 
 /// The environment: the user's `--env`, then PATH and HOME if not given,

@@ -226,6 +226,15 @@ pub fn goes_with_program(name: &str) -> bool {
     matches!(name, "LANG" | "LANGUAGE" | "TZ") || name.starts_with("LC_")
 }
 
+/// A `--env` argument of `lego run` and `lego-vmm`: `K=V` with a name
+/// (a value may be empty or hold `=`), as clap's value parser.
+pub fn env_assignment(text: &str) -> Result<String, String> {
+    match text.split_once('=') {
+        Some((k, _)) if !k.is_empty() => Ok(text.to_string()),
+        _ => Err(format!("{text:?} is not K=V")),
+    }
+}
+
 /// The caller's variables that [`goes_with_program`] names, as `K=V`.
 /// A variable that is not UTF-8 is left behind.
 pub fn callers_locale() -> Vec<(String, String)> {
