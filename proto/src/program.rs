@@ -290,6 +290,11 @@ pub const STDIO_STAT: u32 = 4;
 /// result the new offset or -errno (-ESPIPE for a pipe, a terminal or a
 /// run's connection).
 pub const STDIO_SEEK: u32 = 5;
+/// pread on the fd: `arg` is the offset, the buffer receives up to `len`
+/// bytes; result the count or -errno (-ESPIPE as for [`STDIO_SEEK`]).
+pub const STDIO_PREAD: u32 = 6;
+/// pwrite on the fd: `len` bytes of the buffer at offset `arg`.
+pub const STDIO_PWRITE: u32 = 7;
 
 /// Linux's errno values the VMM answers with (negated in results).
 pub const EAGAIN: i64 = 11;

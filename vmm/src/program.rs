@@ -758,6 +758,48 @@ impl Program {
         r
     }
 
+    /// pread on a run's stdio (run 0: lego-vmm's own fd, which a file
+    /// given as stdin is; the host says ESPIPE for a pipe or terminal):
+    /// bytes, or -errno. A run's stdio is a connection: ESPIPE.
+    pub fn pread_stdio(&self, run: u32, fd: u32, len: usize, offset: u64) -> Result<Vec<u8>, i64> {
+        let offset = self.stdio_at(run, fd, offset)?;
+        let mut buf = vec![0u8; len.min(1 << 20)];
+        // SAFETY: reads into the buffer we own, at most its length.
+        let n = unsafe { libc::pread(fd as i32, buf.as_mut_ptr().cast(), buf.len(), offset) };
+        if n < 0 {
+            return Err(last_errno());
+        }
+        buf.truncate(n as usize);
+        Ok(buf)
+    }
+
+    /// pwrite on a run's stdio, as [`Self::pread_stdio`]: bytes written or
+    /// -errno (an fd opened O_APPEND appends, as Linux's pwrite does).
+    pub fn pwrite_stdio(&self, run: u32, fd: u32, bytes: &[u8], offset: u64) -> i64 {
+        let offset = match self.stdio_at(run, fd, offset) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        // SAFETY: writes from the slice we were given, at most its length.
+        let n = unsafe { libc::pwrite(fd as i32, bytes.as_ptr().cast(), bytes.len(), offset) };
+        if n < 0 {
+            return last_errno();
+        }
+        n as i64
+    }
+
+    /// The host offset of a positional call on stdio `fd` of `run`, or why
+    /// there is none.
+    fn stdio_at(&self, run: u32, fd: u32, offset: u64) -> Result<libc::off_t, i64> {
+        if fd > 2 {
+            return Err(-EBADF);
+        }
+        if run != 0 {
+            return Err(-ESPIPE);
+        }
+        libc::off_t::try_from(offset).map_err(|_| -EINVAL)
+    }
+
     /// An ioctl a program makes on stdio: TCGETS, TIOCGWINSZ (answered by
     /// the host's terminal, or ENOTTY as Linux answers for a pipe or file).
     /// A run's stdio is a connection, never a terminal: ENOTTY.
@@ -867,6 +909,13 @@ impl Program {
         }
         self.preempt.request(cpu);
     }
+}
+
+/// The last failed libc call's errno, negated, as the guest's results carry it.
+fn last_errno() -> i64 {
+    -(std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO) as i64)
 }
 
 /// All of `bytes` to the program's stdout or stderr, as Linux's write to

@@ -386,6 +386,17 @@ impl ProgramPorts<'_> {
                         Err(e) => e,
                     },
                     STDIO_SEEK => prog.seek_stdio(c.run, c.fd, c.arg as i64, c.len),
+                    STDIO_PREAD => match prog.pread_stdio(c.run, c.fd, len as usize, c.arg) {
+                        Ok(bytes) => {
+                            g.write_bytes("input buffer", c.buf, &bytes)?;
+                            bytes.len() as i64
+                        }
+                        Err(e) => e,
+                    },
+                    STDIO_PWRITE => {
+                        let bytes = g.read_bytes("output", c.buf, len, MAX_IO)?;
+                        prog.pwrite_stdio(c.run, c.fd, &bytes, c.arg)
+                    }
                     _ => -EINVAL,
                 };
                 g.write_arg("stdio call", value, &c)?;

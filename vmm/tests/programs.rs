@@ -1137,6 +1137,16 @@ fn a_file_as_stdin_is_seekable_and_its_offset_is_shared() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // pread at an offset, which leaves the file's offset alone (it was
+    // ESPIPE, as for a pipe).
+    let script = "import os; print(os.pread(0, 3, 4), os.lseek(0, 0, 1), os.read(0, 4))";
+    let (out, _) = run(&["/usr/bin/python3", "-c", script]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "b'two' 0 b'one\\n'\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // /dev/stdin and /dev/fd are Linux's links into /proc/self/fd, and the
     // descriptor's own link names the file.
     let script = "readlink /dev/stdin /dev/fd; test -L /dev/stdout && echo link; \
@@ -1163,6 +1173,43 @@ fn a_file_as_stdin_is_seekable_and_its_offset_is_shared() {
         b"x",
     );
     assert_eq!(piped.text(), "OSError: [Errno 29] Illegal seek\n");
+    // pwrite to a file given as stdout (opened read-write by the shell, as
+    // `1<>` does) writes at the offset; to a pipe it is ESPIPE.
+    let out_path = std::env::temp_dir().join(format!("lego-stdout-{}", std::process::id()));
+    std::fs::write(&out_path, "abcdef").expect("write the output file");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&out_path)
+        .expect("open the output file");
+    let out = Command::new(VMM)
+        .args(["--role", "processor", "--peer", &rack.peer, "--"])
+        .args([
+            "/usr/bin/python3",
+            "-c",
+            "import os; os.pwrite(1, b'XY', 1)",
+        ])
+        .stdout(file)
+        .output()
+        .expect("run lego-vmm");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    assert_eq!(written, "aXYdef");
+    let piped = rack.run(
+        &[],
+        &["/usr/bin/python3", "-c", "import os; os.pwrite(1, b'x', 0)"],
+        b"",
+    );
+    assert!(
+        piped.err.contains("[Errno 29] Illegal seek"),
+        "{}",
+        piped.err
+    );
 }
 
 #[test]

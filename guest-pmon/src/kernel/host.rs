@@ -301,6 +301,19 @@ pub fn seek_stdio(run: u32, fd: u32, offset: i64, whence: u64) -> i64 {
     stdio(run, STDIO_SEEK, fd, 0, whence, offset as u64)
 }
 
+/// pread on a run's stdio (run 0: lego-vmm's own fd): bytes read or
+/// -errno (-ESPIPE where it is a pipe, a terminal or a connection).
+pub fn pread_stdio(run: u32, fd: u32, buf: &mut [u8], offset: u64) -> i64 {
+    let (at, len) = (virt_to_phys(buf.as_mut_ptr() as u64), buf.len() as u64);
+    stdio(run, STDIO_PREAD, fd, at, len, offset)
+}
+
+/// pwrite on a run's stdio, as [`pread_stdio`]: bytes written or -errno.
+pub fn pwrite_stdio(run: u32, fd: u32, data: &[u8], offset: u64) -> i64 {
+    let (at, len) = (virt_to_phys(data.as_ptr() as u64), data.len() as u64);
+    stdio(run, STDIO_PWRITE, fd, at, len, offset)
+}
+
 pub fn ioctl(run: u32, fd: u32, request: u64, buf: &mut [u8]) -> i64 {
     stdio(
         run,
