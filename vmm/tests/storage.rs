@@ -492,6 +492,41 @@ fn links_on_storage_lead_to_the_hosts_files_devices_and_tmp() {
     assert_eq!(std::fs::read("/etc/localtime").unwrap_or_default(), before);
 }
 
+/// /proc/self/fd/N (and /dev/fd/N) of a file on storage or of the host's
+/// opens the file again, as Linux: its own offset, the new flags and
+/// O_TRUNC, and a descriptor opened O_PATH reopened to read (it was a dup
+/// of the descriptor: the offset shared, O_TRUNC ignored, and EBADF on
+/// reading through an O_PATH one, as systemd and runc reopen them).
+#[test]
+fn a_files_descriptor_link_opens_it_again() {
+    if !kvm_available() || !have(&["bash", "tr"]) {
+        return;
+    }
+    let rack = Rack::new("storage-fd-reopen", "256M");
+    let script = "mkdir -p /d && printf 'a\\nb\\nc\\n' > /d/f \
+        && exec 3< /d/f && read -u 3 x && echo \"read $x\" \
+        && cat /dev/fd/3 | tr '\\n' ' ' && echo && cat <&3 | tr '\\n' ' ' && echo \
+        && exec 4> /d/g && echo one >&4 && echo two > /dev/fd/4 && cat /d/g \
+        && exec 5< /etc/hostname && read -u 5 h && cat /proc/self/fd/5 | grep -c \"^$h$\"";
+    let got = rack.run(&[], &["/bin/bash", "-c", script], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    assert_eq!(got.text(), "read a\na b c \nb c \ntwo\n1\n", "{}", got.err);
+    if Path::new("/usr/bin/python3").exists() {
+        let script = "import os\n\
+            for p in ['/d/f', '/etc/hostname']:\n\
+            \x20   fd = os.open(p, os.O_PATH)\n\
+            \x20   again = os.open(f'/proc/self/fd/{fd}', os.O_RDONLY)\n\
+            \x20   print(len(os.read(again, 1)))\n";
+        let got = rack.run(&[], &["/usr/bin/python3", "-c", script], b"");
+        assert_eq!(
+            (got.code, got.text().as_str()),
+            (0, "1\n1\n"),
+            "{}",
+            got.err
+        );
+    }
+}
+
 /// The host's files and directories keep their owners and modes as they
 /// show through storage: what a user may not do to them is refused as the
 /// host refuses it (each once copied its file onto storage, owned by the

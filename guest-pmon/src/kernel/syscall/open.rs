@@ -310,20 +310,26 @@ impl Kernel {
                         Kind::Tmp(ino) if !self.tmp.is_fifo(ino) && !self.tmp.is_socket(ino) => {
                             self.tmp_reopen(pid, ino, f.path.clone(), flags, cloexec)
                         }
-                        _ => val(self.dup(pid, n as i64, 0, cloexec)),
+                        _ => match self.reopen_by_path(pid, &f, flags) {
+                            Some(r) => r,
+                            None => val(self.dup(pid, n as i64, 0, cloexec)),
+                        },
                     },
                     Err(e) => err(e),
                 };
             }
             // Another process's: its open file, as pidfd_getfd gives it
-            // (a tmpfs file opened again, as above).
+            // (a file opened again, as above).
             Name::Fd(t, n) => {
                 return match self.fd_file(pid, t, n) {
                     Ok(f) => match f.kind {
                         Kind::Tmp(ino) => self.tmp_reopen(pid, ino, f.path.clone(), flags, cloexec),
-                        _ => val(self
-                            .proc_mut(pid)
-                            .and_then(|p| p.fds.install(f, cloexec, 0))),
+                        _ => match self.reopen_by_path(pid, &f, flags) {
+                            Some(r) => r,
+                            None => val(self
+                                .proc_mut(pid)
+                                .and_then(|p| p.fds.install(f, cloexec, 0))),
+                        },
                     },
                     Err(e) => err(e),
                 };
@@ -603,6 +609,39 @@ impl Kernel {
 
     /// A descriptor for `file`, open on the host as `handle` (closed
     /// there when no descriptor is left for it).
+    /// An open of /proc/self/fd/N (or /dev/stdin, /proc/PID/fd/N) whose
+    /// file is the host's or storage's: the file opened again by its path,
+    /// as Linux opens it again, with its own offset, the new flags and
+    /// O_TRUNC (`cat /dev/fd/3` reads from the start; a descriptor opened
+    /// O_PATH is reopened to read, as systemd and runc do). None where
+    /// sharing the open file is what Linux's reopen amounts to (pipes,
+    /// sockets, devices, stdio) or the path no longer leads to the file
+    /// (a storage file unlinked or renamed by another processor): the
+    /// caller shares it then.
+    fn reopen_by_path(&mut self, pid: Pid, f: &OpenFile, flags: u32) -> Option<Ret> {
+        let same = |k: &Kind| match (f.kind, *k) {
+            (Kind::Store(a) | Kind::StoreDir(a), Kind::Store(b) | Kind::StoreDir(b)) => a == b,
+            // The host's files do not change under Lego.
+            (Kind::Host(_) | Kind::HostDir(_), Kind::Host(_) | Kind::HostDir(_)) => true,
+            _ => false,
+        };
+        if !same(&f.kind) || f.path.is_empty() {
+            return None;
+        }
+        let shown = pmon::path::shown_in(&self.root_of(pid), &f.path);
+        match self.open_path(pid, AT_FDCWD, &shown, flags, 0) {
+            Ret::Val(fd) if fd >= 0 => match self.file(pid, fd) {
+                Ok(new) if same(&new.kind) => Some(Ret::Val(fd)),
+                _ => {
+                    let _ = self.sys_close(pid, fd);
+                    None
+                }
+            },
+            Ret::Val(e) if e == -ENOENT => None,
+            r => Some(r),
+        }
+    }
+
     pub(super) fn install_host(
         &mut self,
         pid: Pid,
