@@ -732,11 +732,16 @@ fn run(args: &Args, start: Instant) -> Result<i32> {
 }
 
 /// lego-vmm's exit status for the program's end, as a shell reports it;
-/// a death by signal also gets one line on stderr.
+/// a death by signal also gets one line on stderr, but for SIGPIPE and
+/// SIGINT, which bash does not report either (`lego-vmm -- yes | head`
+/// printed it every time; Ctrl-C is the user's own).
 fn program_exit(e: &lego_proto::program::ProgramExit, path: &[u8]) -> i32 {
     use lego_proto::program::EXIT_SIGNAL;
     if e.how != EXIT_SIGNAL {
         return (e.code & 0xff) as i32;
+    }
+    if e.code == libc::SIGPIPE as u32 || e.code == libc::SIGINT as u32 {
+        return 128 + e.code as i32;
     }
     let name = signal_name(e.code);
     let mut line = format!(

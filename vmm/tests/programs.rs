@@ -399,10 +399,43 @@ fn signals_sent_to_lego_vmm_reach_the_program() {
         unsafe { libc::kill(child.id() as i32, sig) };
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut out, &mut rest).expect("stdout");
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
         let status = child.wait().expect("wait");
         assert_eq!(rest, said, "{args:?}");
         assert_eq!(status.code(), Some(code), "{args:?} after signal {sig}");
+        // A shell does not report a death by SIGINT, and neither does
+        // lego-vmm; one by SIGTERM it does.
+        assert_eq!(
+            err.contains("killed by"),
+            code == 128 + libc::SIGTERM,
+            "{err}"
+        );
     }
+    // Nor one by SIGPIPE: `yes | head -1`, the reader gone.
+    let mut child = Command::new(VMM)
+        .args(["--role", "processor", "--peer", &rack.peer, "--"])
+        .arg(&busybox)
+        .arg("yes")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lego-vmm");
+    let mut first = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    out.read_line(&mut first).expect("a line");
+    drop(out);
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(first, "y\n");
+    assert_eq!(status.code(), Some(128 + libc::SIGPIPE), "{err}");
+    assert!(!err.contains("killed by"), "{err}");
 }
 
 #[test]
