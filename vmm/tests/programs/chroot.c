@@ -1,6 +1,6 @@
 /* chroot: paths resolve in the new root (absolute ones and `..` stop
- * there), getcwd shows the working directory from it, a child inherits
- * it, and the errors Linux gives. */
+ * there, statfs and getxattr too), getcwd shows the working directory
+ * from it, a child inherits it, and the errors Linux gives. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static void show(const char *what, long r)
@@ -44,6 +46,11 @@ int main(void)
         read(fd, buf, sizeof buf - 1);
         close(fd);
         printf("/etc/motd: %s", buf);
+        /* Calls that take a path and look at the file it names. */
+        struct statfs sf;
+        show("statfs /etc/motd", statfs("/etc/motd", &sf));
+        char v[8];
+        show("getxattr /etc/motd", getxattr("/etc/motd", "user.none", v, sizeof v));
         show("open ../../etc/motd", fd = open("../../etc/motd", O_RDONLY));
         close(fd);
         show("stat /etc/passwd (outside)", access("/etc/passwd", F_OK));

@@ -369,7 +369,8 @@ impl Kernel {
         r: Ret,
         again: impl FnOnce(&mut Self, Vec<u8>) -> Ret,
     ) -> Ret {
-        if !matches!(r, Ret::Val(v) if v == -ENOENT) {
+        // (A call by descriptor names no path: nothing led anywhere.)
+        if full.is_empty() || !matches!(r, Ret::Val(v) if v == -ENOENT) {
             return r;
         }
         let Some(to) = self.storage_leads_to(pid, full, follow) else {

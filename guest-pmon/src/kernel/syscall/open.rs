@@ -607,8 +607,6 @@ impl Kernel {
         self.install_host(pid, handle, file, cloexec)
     }
 
-    /// A descriptor for `file`, open on the host as `handle` (closed
-    /// there when no descriptor is left for it).
     /// An open of /proc/self/fd/N (or /dev/stdin, /proc/PID/fd/N) whose
     /// file is the host's or storage's: the file opened again by its path,
     /// as Linux opens it again, with its own offset, the new flags and
@@ -642,6 +640,8 @@ impl Kernel {
         }
     }
 
+    /// A descriptor for `file`, open on the host as `handle` (closed
+    /// there when no descriptor is left for it).
     pub(super) fn install_host(
         &mut self,
         pid: Pid,

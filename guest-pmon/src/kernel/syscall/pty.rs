@@ -293,12 +293,14 @@ impl Kernel {
                     Err(_) => None,
                 };
             }
-            super::tmp::Named::Path(full) => full,
+            // (Resolved again as the process names it: a chroot's root
+            // would otherwise be taken twice.)
+            super::tmp::Named::Path(full) => pmon::path::shown_in(&self.root_of(pid), full),
         };
         let (_, name) = if follow {
-            self.lookup_follow(pid, AT_FDCWD, full).ok()?
+            self.lookup_follow(pid, AT_FDCWD, &full).ok()?
         } else {
-            self.lookup(pid, AT_FDCWD, full).ok()?
+            self.lookup(pid, AT_FDCWD, &full).ok()?
         };
         match name {
             pmon::path::Name::Pts(n) => Some(self.pty_numbered(n).ok_or(ENOENT)),

@@ -153,7 +153,9 @@ impl Kernel {
                 Err(e) => return Err(e),
             }
         }
-        self.stat_path_of(pid, AT_FDCWD, &full, follow)?;
+        // (As the process names it: a chroot's root is not taken twice.)
+        let shown = pmon::path::shown_in(&self.root_of(pid), &full);
+        self.stat_path_of(pid, AT_FDCWD, &shown, follow)?;
         let full = self.tmp_links(full, follow)?;
         Ok(match self.tmp_node(&full) {
             Some(ino) => Target::Tmp(ino),
