@@ -548,9 +548,7 @@ impl Program {
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         // SAFETY: a NUL-terminated path and a struct statfs to fill.
         if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-            return Err(std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO) as u32);
+            return Err(errno_of(&std::io::Error::last_os_error()));
         }
         let fsid: [i32; 2] = {
             // SAFETY: fsid_t is two ints.
@@ -725,9 +723,7 @@ impl Program {
         // SAFETY: reads into the buffer we own, at most its length.
         let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
-            return Err(-(std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO) as i64));
+            return Err(last_errno());
         }
         buf.truncate(n as usize);
         Ok(buf)
@@ -751,9 +747,7 @@ impl Program {
         // SAFETY: lseek of fd 0, 1 or 2 touches no memory.
         let r = unsafe { libc::lseek(fd as i32, offset, whence) };
         if r < 0 {
-            return -(std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EINVAL) as i64);
+            return last_errno();
         }
         r
     }
@@ -823,9 +817,7 @@ impl Program {
             _ => return Err(-EINVAL),
         };
         if r < 0 {
-            return Err(-(std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::ENOTTY) as i64));
+            return Err(last_errno());
         }
         Ok(buf)
     }
@@ -913,9 +905,7 @@ impl Program {
 
 /// The last failed libc call's errno, negated, as the guest's results carry it.
 fn last_errno() -> i64 {
-    -(std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO) as i64)
+    -i64::from(errno_of(&std::io::Error::last_os_error()))
 }
 
 /// All of `bytes` to the program's stdout or stderr, as Linux's write to

@@ -372,20 +372,31 @@ fn signals_sent_to_lego_vmm_reach_the_program() {
     let rack = Rack::new();
     let busybox = which("busybox");
     let script = "trap 'echo caught INT; exit 5' INT; echo ready; while :; do sleep 0.05; done";
+    // lego-vmm running busybox with `args`, its stdout and stderr piped.
+    let start = |args: &[&str]| {
+        Command::new(VMM)
+            .args(["--role", "processor", "--peer", &rack.peer, "--"])
+            .arg(&busybox)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lego-vmm")
+    };
+    let stderr_of = |child: &mut std::process::Child| {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        err
+    };
     for (args, sig, code, said) in [
         (vec!["sh", "-c", script], libc::SIGINT, 5, "caught INT\n"),
         (vec!["sleep", "100"], libc::SIGTERM, 128 + libc::SIGTERM, ""),
         (vec!["sleep", "100"], libc::SIGINT, 128 + libc::SIGINT, ""),
     ] {
-        let mut child = Command::new(VMM)
-            .args(["--role", "processor", "--peer", &rack.peer, "--"])
-            .arg(&busybox)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start lego-vmm");
+        let mut child = start(&args);
         let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         let mut first = String::new();
         if args[0] == "sh" {
@@ -399,10 +410,7 @@ fn signals_sent_to_lego_vmm_reach_the_program() {
         unsafe { libc::kill(child.id() as i32, sig) };
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut out, &mut rest).expect("stdout");
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
-        }
+        let err = stderr_of(&mut child);
         let status = child.wait().expect("wait");
         assert_eq!(rest, said, "{args:?}");
         assert_eq!(status.code(), Some(code), "{args:?} after signal {sig}");
@@ -415,23 +423,12 @@ fn signals_sent_to_lego_vmm_reach_the_program() {
         );
     }
     // Nor one by SIGPIPE: `yes | head -1`, the reader gone.
-    let mut child = Command::new(VMM)
-        .args(["--role", "processor", "--peer", &rack.peer, "--"])
-        .arg(&busybox)
-        .arg("yes")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start lego-vmm");
+    let mut child = start(&["yes"]);
     let mut first = String::new();
     let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     out.read_line(&mut first).expect("a line");
     drop(out);
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut err);
-    }
+    let err = stderr_of(&mut child);
     let status = child.wait().expect("wait");
     assert_eq!(first, "y\n");
     assert_eq!(status.code(), Some(128 + libc::SIGPIPE), "{err}");
