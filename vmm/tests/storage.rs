@@ -469,10 +469,19 @@ fn links_on_storage_lead_to_the_hosts_files_devices_and_tmp() {
     // (Each run is a new processor, with an empty /tmp.)
     if Path::new("/usr/bin/python3").exists() {
         let script = "import os; os.mkdir('/tmp/w3'); os.symlink('/tmp/w3', '/d/w3'); \
-                      open('/d/w3/f', 'w').close(); os.setxattr('/d/w3/f', 'user.a', b'1'); \
-                      print(os.getxattr('/tmp/w3/f', 'user.a').decode())";
+                      open('/d/w3/f', 'w').write('hello'); os.setxattr('/d/w3/f', 'user.a', b'1'); \
+                      print(os.getxattr('/tmp/w3/f', 'user.a').decode()); \
+                      os.truncate('/d/w3/f', 3); os.utime('/d/w3/f', (1, 2)); \
+                      os.chmod('/d/w3/f', 0o604); st = os.stat('/tmp/w3/f'); \
+                      print(st.st_atime, st.st_mtime, st.st_size, oct(st.st_mode & 0o777))";
+        // (By path: touch and truncate above go by a descriptor.)
         let got = rack.run(&[], &["/usr/bin/python3", "-c", script], b"");
-        assert_eq!((got.code, got.text().as_str()), (0, "1\n"), "{}", got.err);
+        assert_eq!(
+            (got.code, got.text().as_str()),
+            (0, "1\n1.0 2.0 3 0o604\n"),
+            "{}",
+            got.err
+        );
     }
     // A write through a link of the host's (Debian's /etc/localtime, where
     // tzdata is installed) copies the link up and then the file it leads
