@@ -36,3 +36,23 @@ pub struct FabricStats {
     /// Page reads a memory component's VMM answered from its page index.
     pub reads_by_vmm: u64,
 }
+
+/// A Data request whose payload is exactly these bytes is answered by the
+/// component's VMM (not its guest) with a [`Busy`]: whether its guest is
+/// at work. A caller whose request is late asks before it gives up (a
+/// storage component flushing to a slow disk is late, not gone).
+pub const BUSY_REQUEST: [u8; 8] = *b"LGFBUSY?";
+
+/// What a VMM says of its guest's work when asked with [`BUSY_REQUEST`].
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Busy {
+    /// Milliseconds since the guest last sent a frame or finished a disk
+    /// request (`u64::MAX`: never).
+    pub idle_ms: u64,
+    /// Milliseconds the disk request being served has taken so far (0: none
+    /// is).
+    pub disk_ms: u64,
+}

@@ -387,6 +387,9 @@ pub struct Block {
     /// made: then on the vCPU).
     write_out_thread: Option<Sender<(u64, u64)>>,
     pub stats: std::sync::Arc<Stats>,
+    /// Told when the disk starts and ends serving the guest, so a peer
+    /// whose file call waits behind a long flush knows it is at work.
+    activity: std::sync::Arc<crate::fabric::busy::Activity>,
 }
 
 impl Block {
@@ -400,7 +403,14 @@ impl Block {
             write_out: Default::default(),
             write_out_thread: thread,
             stats,
+            activity: Default::default(),
         }
+    }
+
+    /// Tells `activity` of the disk's work (the fabric's, which answers
+    /// peers asking whether this component is at work).
+    pub fn watched_by(self, activity: std::sync::Arc<crate::fabric::busy::Activity>) -> Block {
+        Block { activity, ..self }
     }
 
     /// PORT_BLOCK_SETUP with a disk: takes the guest's queue. A malformed
@@ -449,6 +459,12 @@ impl Block {
             log::debug!("disk: a kick before the queue was set up");
             return;
         };
+        self.activity.disk_started();
+        self.serve_kick(ram, q);
+        self.activity.disk_done();
+    }
+
+    fn serve_kick(&self, ram: &GuestRam, q: &mut Queue) {
         // After a failed request the rest of this kick fails unmade: a
         // guest batches a file block with the log record that names it, and
         // the record must not land when the block did not.

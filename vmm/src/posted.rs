@@ -87,7 +87,7 @@ impl Entry {
             .deadline
             .get_or_insert_with(|| Instant::now() + fabric.timeout());
         loop {
-            match fabric.start_call(self.id, &self.request) {
+            match fabric.start_patient_call(self.id, &self.request) {
                 Ok(call) => {
                     self.state = State::Sent(call);
                     return true;

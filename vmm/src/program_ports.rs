@@ -65,7 +65,7 @@ impl ProgramPorts<'_> {
         };
         // Posted writes whose component restarted go again first.
         self.program.posted.resend_failed(fabric);
-        Ok((id, fabric.start_call(id, &request)))
+        Ok((id, fabric.start_patient_call(id, &request)))
     }
 
     /// A call's request, read from the guest, and the storage component it
@@ -219,7 +219,7 @@ impl ProgramPorts<'_> {
         posted.resend_failed(fabric);
         for c in calls {
             let (id, request) = self.request_of(c)?;
-            let call = fabric.start_call(id, &request);
+            let call = fabric.start_patient_call(id, &request);
             posted.add(fabric, c.tag, id, request, call);
         }
         Ok(())

@@ -45,7 +45,8 @@ impl StoreFiles<'_> {
         let request = encode_request(&head, path, path2, data);
         let reply = self
             .fabric
-            .call(self.id, &request)
+            .start_patient_call(self.id, &request)
+            .and_then(crate::fabric::PendingCall::wait)
             .map_err(|why| format!("storage component {}: {why}", self.id))?;
         let (h, d) = decode_reply(&reply).map_err(|e| {
             format!(

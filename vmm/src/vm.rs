@@ -246,7 +246,13 @@ pub fn build(cfg: &mut Config) -> Result<Vm> {
         )),
         None => None,
     };
-    let block = cfg.disk.take().map(crate::block::Block::new).map(Arc::new);
+    let block = cfg.disk.take().map(|disk| {
+        let block = crate::block::Block::new(disk);
+        Arc::new(match &fabric {
+            Some(f) => block.watched_by(f.activity.clone()),
+            None => block,
+        })
+    });
     let shared = Arc::new(Shared {
         block,
         program,

@@ -1100,6 +1100,117 @@ fn a_dead_storage_component_is_eio_not_a_hang() {
     );
 }
 
+/// A blkio cgroup (v1) holding its processes' writes to one disk to a
+/// rate: a slow host disk, really. Removed (its processes moved back to
+/// the root) when dropped.
+struct SlowDisk {
+    dir: PathBuf,
+}
+
+impl SlowDisk {
+    /// Holds `pid`'s writes to the disk under `path` to `bytes_per_s`; None
+    /// (and why) where this host cannot (no blkio hierarchy, not root, a
+    /// file system on no block device).
+    fn hold(pid: u32, path: &Path, bytes_per_s: u64) -> Result<SlowDisk, String> {
+        use std::os::unix::fs::MetadataExt;
+        let root = Path::new("/sys/fs/cgroup/blkio");
+        if !root.join("blkio.throttle.write_bps_device").exists() {
+            return Err("no cgroup v1 blkio hierarchy at /sys/fs/cgroup/blkio".into());
+        }
+        let dev = std::fs::metadata(path).map_err(|e| e.to_string())?.dev();
+        let (major, minor) = (libc::major(dev), libc::minor(dev));
+        let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+        if !sys.exists() {
+            return Err(format!("{} is on no block device", path.display()));
+        }
+        // Throttling is per disk: a partition's is its disk's.
+        let disk_dev = if sys.join("partition").exists() {
+            std::fs::read_to_string(sys.join("../dev")).map_err(|e| e.to_string())?
+        } else {
+            format!("{major}:{minor}")
+        };
+        let dir = root.join(format!("lego-test-slow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let slow = SlowDisk { dir };
+        let rule = format!("{} {bytes_per_s}", disk_dev.trim());
+        std::fs::write(slow.dir.join("blkio.throttle.write_bps_device"), &rule)
+            .map_err(|e| format!("throttle {rule}: {e}"))?;
+        std::fs::write(slow.dir.join("cgroup.procs"), pid.to_string())
+            .map_err(|e| format!("move {pid}: {e}"))?;
+        Ok(slow)
+    }
+}
+
+impl Drop for SlowDisk {
+    fn drop(&mut self) {
+        let root = Path::new("/sys/fs/cgroup/blkio/cgroup.procs");
+        if let Ok(pids) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in pids.lines() {
+                let _ = std::fs::write(root, pid);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// A storage component whose disk is slow is late, not dead: an fsync
+/// whose flush takes several fabric timeouts (the storage component's
+/// writes held to 2 MB/s by a blkio cgroup) succeeds and the data is
+/// there, where it was EIO after one timeout though the write landed.
+#[test]
+fn a_slow_disk_is_waited_for_not_eio() {
+    if !kvm_available() || !have(&["dd", "stat"]) {
+        return;
+    }
+    let rack = Rack::new("storage-slow-disk", "256M");
+    let pid = rack.storage.as_ref().expect("storage").child.id();
+    let _slow = match SlowDisk::hold(pid, &rack.disk, 2 << 20) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("a_slow_disk_is_waited_for_not_eio: not run, no slow disk here: {why}");
+            return;
+        }
+    };
+    let start = Instant::now();
+    let cmd = rack.command(
+        &["--fabric-timeout-ms", "1000"],
+        &[
+            "/bin/sh",
+            "-c",
+            "dd if=/dev/urandom of=/f bs=1M count=8 iflag=fullblock conv=fsync status=none \
+             && stat -c %s /f",
+        ],
+    );
+    let run = std::thread::spawn(move || finish(cmd, b"", Duration::from_secs(240)));
+    // What the component's VMM says meanwhile: the flush in flight.
+    let mut client = tcp_client(rack.peers[1].trim_start_matches("3="), 91);
+    let mut longest = 0;
+    while !run.is_finished() {
+        let busy = client
+            .data(3, &lego_proto::fabric::BUSY_REQUEST)
+            .expect("the VMM's answer");
+        let busy = <lego_proto::fabric::Busy as zerocopy::FromBytes>::read_from_bytes(&busy)
+            .expect("a Busy");
+        longest = longest.max(busy.disk_ms);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = run.join().expect("the run");
+    let took = start.elapsed();
+    assert_eq!(
+        (got.code, got.text().as_str()),
+        (0, "8388608\n"),
+        "{}",
+        got.err
+    );
+    assert!(!got.err.contains("did not answer"), "{}", got.err);
+    // Otherwise the disk was not slow, and nothing was tested.
+    assert!(took > Duration::from_secs(3), "took only {took:?}");
+    assert!(
+        longest > 1000,
+        "the longest disk request seen: {longest} ms"
+    );
+}
+
 /// A program reading a file in order, which the processor reads ahead
 /// of, sees every byte as last written: writes made ahead of where it
 /// reads (a small one, a large one, a child's) and a truncation, as on

@@ -22,6 +22,7 @@
 //! (too large for its buffers, or its ring full past the fabric timeout) is
 //! refused with an error frame or dropped, and counted.
 
+pub mod busy;
 pub mod page_reads;
 pub mod port;
 // Used by the `rdma` feature; compiled and tested without it too.
@@ -252,6 +253,8 @@ pub struct Stats {
     pub duplicate_ids: AtomicU64,
     /// Answers to this VMM's own calls that came after the call gave up.
     pub late_replies: AtomicU64,
+    /// Fabric timeouts a late call waited on, its component at work.
+    pub waited_on: AtomicU64,
     /// Page reads this VMM answered from the memory monitor's page index.
     pub reads_by_vmm: AtomicU64,
     /// Time spent answering them, sending included.
@@ -460,9 +463,19 @@ pub struct PendingCall {
     id: u64,
     dst: ComponentId,
     answer: Receiver<CallReply>,
+    /// Waits past the timeout while `dst` is at work ([`busy`]).
+    patient: bool,
 }
 
 impl PendingCall {
+    /// This call waits past the fabric timeout while its component says
+    /// it is at work (a file call: see [`busy`]), up to
+    /// [`busy::most_patience`].
+    pub fn patient(mut self) -> PendingCall {
+        self.patient = true;
+        self
+    }
+
     /// The reply, if it has come.
     pub fn try_reply(&self) -> Option<CallReply> {
         self.answer.try_recv().ok()
@@ -484,6 +497,9 @@ impl PendingCall {
         if got.is_none() {
             got = self.answer.recv_timeout(self.fabric.timeout).ok();
         }
+        if got.is_none() && self.patient {
+            got = self.while_at_work(start);
+        }
         if got.is_some() {
             s.answered_after(start.elapsed().as_micros() as u64);
         }
@@ -500,6 +516,42 @@ impl PendingCall {
                 self.fabric.timeout.as_millis()
             )
         })?
+    }
+
+    /// The answer of a late call, waited for while its component says it
+    /// is at work: asked again each fabric timeout.
+    fn while_at_work(&self, start: std::time::Instant) -> Option<CallReply> {
+        let timeout = self.fabric.timeout;
+        let most = busy::most_patience(timeout);
+        loop {
+            let asked = self
+                .fabric
+                .start_call(self.dst, &lego_proto::fabric::BUSY_REQUEST);
+            let busy = asked.ok().and_then(|q| {
+                let reply = q.answer.recv_timeout(busy::question_wait(timeout)).ok()?;
+                <lego_proto::fabric::Busy as zerocopy::FromBytes>::read_from_bytes(&reply.ok()?)
+                    .ok()
+            });
+            // The question's wait is the call's too: its answer may have
+            // come meanwhile.
+            if let Ok(reply) = self.answer.try_recv() {
+                return Some(reply);
+            }
+            let left = most.saturating_sub(start.elapsed());
+            match busy {
+                Some(b) if busy::at_work(&b, timeout) && !left.is_zero() => {
+                    self.fabric.stats.waited_on.fetch_add(1, Ordering::Relaxed);
+                    log::debug!(
+                        "component {} is late but at work ({b:?}): waiting on",
+                        self.dst
+                    );
+                }
+                _ => return None,
+            }
+            if let Ok(reply) = self.answer.recv_timeout(timeout.min(left)) {
+                return Some(reply);
+            }
+        }
     }
 
     /// The answer if it comes while this thread polls for it, when polling
@@ -626,6 +678,8 @@ pub struct Fabric {
     learns: AtomicBool,
     /// Components a call waited for in vain, and when.
     unknown: Mutex<HashMap<ComponentId, std::time::Instant>>,
+    /// When the guest last worked, for peers whose calls are late.
+    pub activity: Arc<busy::Activity>,
 }
 
 /// How long a call to a component not known yet waits for it to be
@@ -739,6 +793,7 @@ impl Fabric {
             direct,
             learns: AtomicBool::new(false),
             unknown: Mutex::new(HashMap::new()),
+            activity: Arc::default(),
         });
         let device = Device {
             fabric: fabric.clone(),
@@ -866,6 +921,16 @@ impl Fabric {
         self.start_call_absorbed(dst, payload, None)
     }
 
+    /// [`Fabric::start_call`] of a call that waits past the timeout while
+    /// `dst` says it is at work ([`PendingCall::patient`]): a file call.
+    pub fn start_patient_call(
+        self: &Arc<Self>,
+        dst: ComponentId,
+        payload: &[u8],
+    ) -> Result<PendingCall, String> {
+        self.start_call(dst, payload).map(PendingCall::patient)
+    }
+
     /// `payload` hashed under the rack's key once, for
     /// [`Fabric::start_shared_call`] to each component it goes to.
     pub fn share<'a>(&self, payload: &'a [u8]) -> Shared<'a> {
@@ -942,6 +1007,7 @@ impl Fabric {
             id,
             dst,
             answer,
+            patient: false,
         };
         let out = Outgoing {
             header: header.encode(),
@@ -1116,6 +1182,10 @@ impl Device {
         if h.kind != Kind::Data {
             return None;
         }
+        // Before the guard: it tells nothing of any vNode's files.
+        if payload == lego_proto::fabric::BUSY_REQUEST {
+            return Some(zerocopy::IntoBytes::as_bytes(&self.fabric.activity.report()).to_vec());
+        }
         if let Some(refusal) = self
             .fabric
             .guard
@@ -1174,6 +1244,9 @@ impl Device {
             let Some((head, descs)) = chain else {
                 return busy;
             };
+            if !busy {
+                self.fabric.activity.worked();
+            }
             busy = true;
             self.fabric.stats.from_guest.fetch_add(1, Ordering::Relaxed);
             self.route_guest(&descs);
