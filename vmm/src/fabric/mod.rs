@@ -265,7 +265,7 @@ impl Stats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "fabric: {} frames from the guest, {} to it, {} sent to peers, {} received; dropped: {} bad from the guest, {} bad from peers ({} connections closed), {} connections refused, {} misrouted, {} for a full guest ring, {} too large for the guest, {} unauthenticated, {} replayed, {} with a forged source; {} error replies made; {} duplicate ids seen; {} answers after their call gave up; {} page reads answered by the VMM ({:.1} us each, sending included)",
+            "fabric: {} frames from the guest, {} to it, {} sent to peers, {} received; dropped: {} bad from the guest, {} bad from peers ({} connections closed), {} connections refused, {} misrouted, {} for a full guest ring, {} too large for the guest, {} unauthenticated, {} replayed, {} with a forged source; {} error replies made; {} duplicate ids seen; {} answers after their call gave up; {} timeouts waited on for a component at work; {} page reads answered by the VMM ({:.1} us each, sending included)",
             g(&self.from_guest),
             g(&self.to_guest),
             g(&self.sent),
@@ -283,6 +283,7 @@ impl Stats {
             g(&self.errors_made),
             g(&self.duplicate_ids),
             g(&self.late_replies),
+            g(&self.waited_on),
             g(&self.reads_by_vmm),
             g(&self.reads_by_vmm_ns) as f64 / 1000.0 / g(&self.reads_by_vmm).max(1) as f64,
         )
@@ -497,13 +498,13 @@ impl PendingCall {
         if got.is_none() {
             got = self.answer.recv_timeout(self.fabric.timeout).ok();
         }
-        if got.is_none() && self.patient {
-            got = self.while_at_work(start);
-        }
         if got.is_some() {
             s.answered_after(start.elapsed().as_micros() as u64);
         }
         SPIN.set(s);
+        if got.is_none() && self.patient {
+            got = self.while_at_work(start);
+        }
         if got.is_none() {
             for t in self.fabric.transports.iter() {
                 t.suspect(self.dst);
@@ -523,6 +524,7 @@ impl PendingCall {
     fn while_at_work(&self, start: std::time::Instant) -> Option<CallReply> {
         let timeout = self.fabric.timeout;
         let most = busy::most_patience(timeout);
+        let mut first = true;
         loop {
             let asked = self
                 .fabric
@@ -541,10 +543,16 @@ impl PendingCall {
             match busy {
                 Some(b) if busy::at_work(&b, timeout) && !left.is_zero() => {
                     self.fabric.stats.waited_on.fetch_add(1, Ordering::Relaxed);
-                    log::debug!(
-                        "component {} is late but at work ({b:?}): waiting on",
-                        self.dst
-                    );
+                    if first {
+                        log::info!(
+                            "component {} has not answered for {} ms but is at work (a disk request in flight for {} ms; its last work {} ms ago): waiting on",
+                            self.dst,
+                            start.elapsed().as_millis(),
+                            b.disk_ms,
+                            b.idle_ms
+                        );
+                    }
+                    first = false;
                 }
                 _ => return None,
             }
