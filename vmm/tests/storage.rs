@@ -2,8 +2,8 @@
 //! programs' file calls compared with the same program on this host,
 //! Debian's busybox tools on storage, programs and scripts run from
 //! storage, acknowledged writes surviving kill -9 of the storage component
-//! at many moments, a storage component that dies mid-run, disks that are
-//! not Lego's, and garbage on the fabric.
+//! at many moments, a storage component that dies mid-run and one whose
+//! disk is slow, disks that are not Lego's, and garbage on the fabric.
 
 mod common;
 
@@ -1209,6 +1209,91 @@ fn a_slow_disk_is_waited_for_not_eio() {
         longest > 1000,
         "the longest disk request seen: {longest} ms"
     );
+}
+
+/// Requests that come while the storage component is in a long flush
+/// wait for it: 100 requests sent at once during a flush of several
+/// seconds (its writes held to 2 MB/s) all get their answers. Its guest
+/// takes nothing from its ring until the flush ends, and past the ring's
+/// 64 buffers they were refused (`NotTaken`) after one fabric timeout.
+#[test]
+fn requests_that_come_during_a_long_flush_are_answered() {
+    use lego_proto::storage::*;
+    if !kvm_available() {
+        return;
+    }
+    let dir = scratch("storage-flush-queue");
+    let disk = dir.join("disk.img");
+    let (storage, addr) = storage_component(
+        3,
+        &disk,
+        &["--disk-size=256M", "--fabric-timeout-ms", "1000"],
+    );
+    let _slow = match SlowDisk::hold(storage.child.id(), &disk, 2 << 20) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("requests_that_come_during_a_long_flush: not run, no slow disk here: {why}");
+            return;
+        }
+    };
+    let op = |op: u32| StoreRequest {
+        op,
+        ..Default::default()
+    };
+    let mut c = tcp_client(&addr, 90);
+    let mut create = op(OP_CREATE);
+    create.flags = FLAG_CREATE;
+    create.mode = 0o644;
+    let body = c
+        .data(3, &encode_request(&create, b"/big", b"", b""))
+        .expect("an answer");
+    let ino = decode_reply(&body).expect("a reply").0.stat.ino;
+    let chunk = vec![7u8; MAX_IO];
+    for i in 0..(8 << 20) / MAX_IO {
+        let mut w = op(OP_WRITE);
+        w.ino = ino;
+        w.offset = (i * MAX_IO) as u64;
+        let body = c
+            .data(3, &encode_request(&w, b"", b"", &chunk))
+            .expect("an answer");
+        assert_eq!(decode_reply(&body).expect("a reply").0.errno, OK);
+    }
+    let start = Instant::now();
+    let sync = encode_request(&op(OP_SYNC), b"", b"", b"");
+    let flush = std::thread::spawn(move || c.data(3, &sync).map(|b| b.len()));
+    std::thread::sleep(Duration::from_millis(300));
+    // 100 requests at once, each answered in its own reply.
+    let mut asker = tcp_client(&addr, 91);
+    let stat = encode_request(&op(OP_STAT), b"/", b"", b"");
+    for _ in 0..100 {
+        let id = asker.next_id();
+        let header = lego_proto::frame::Header::request(
+            lego_proto::frame::Kind::Data,
+            id,
+            91,
+            3,
+            stat.len() as u32,
+        );
+        asker.send(&header, &stat).expect("sent");
+    }
+    let answers: Vec<_> = (0..100)
+        .map(|_| {
+            lego_wire::client::data(asker.recv().expect("a reply"))
+                .map(|b| decode_reply(&b).map(|r| r.0.errno).unwrap_or(-1))
+                .map_err(|e| e.to_string())
+        })
+        .collect();
+    assert!(flush.join().expect("the flush").is_ok());
+    let took = start.elapsed();
+    let wrong: Vec<_> = answers.iter().filter(|a| **a != Ok(OK)).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of 100 not answered: {:?}",
+        wrong.len(),
+        wrong.first()
+    );
+    // Otherwise the disk was not slow, and nothing was tested.
+    assert!(took > Duration::from_secs(2), "took only {took:?}");
 }
 
 /// A program reading a file in order, which the processor reads ahead

@@ -15,6 +15,11 @@
 //! question (stopped, cut off), or a guest that has done nothing for a
 //! timeout (wedged), is gone as before; and no call waits longer than
 //! [`most_patience`], however busy the component looks.
+//!
+//! The same holds at the late component's own end: its guest takes nothing
+//! from its receive ring while it waits for the disk, so frames that come
+//! meanwhile wait in its VMM while [`at_work`] holds, instead of being
+//! refused after one timeout as a wedged guest's are.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -19,8 +19,9 @@
 //! (`lego_wire::auth`); transports check it, and the source id a guest sees
 //! is the one the sender's VMM sealed, which that VMM checked its own guest
 //! did not forge. No frame can hold the device: one the guest cannot take
-//! (too large for its buffers, or its ring full past the fabric timeout) is
-//! refused with an error frame or dropped, and counted.
+//! (too large for its buffers, or its ring full past the fabric timeout
+//! while the guest does no work: see [`busy`]) is refused with an error
+//! frame or dropped, and counted.
 
 pub mod busy;
 pub mod page_reads;
@@ -1442,6 +1443,17 @@ impl Device {
     /// did not take in time are dropped (a peer's request is answered).
     fn expire(&mut self) {
         let now = Instant::now();
+        if self.pending.front().is_some_and(|f| f.deadline <= now)
+            && busy::at_work(&self.fabric.activity.report(), self.timeout)
+        {
+            // The guest is late, not gone (in a long flush, it takes
+            // nothing from its ring: see `busy`): the frames wait on, up
+            // to PENDING_LIMIT of them.
+            let later = now + self.timeout;
+            for f in self.pending.iter_mut() {
+                f.deadline = f.deadline.max(later);
+            }
+        }
         while self.pending.front().is_some_and(|f| f.deadline <= now) {
             let Some(f) = self.pending.pop_front() else {
                 break;
