@@ -52,7 +52,7 @@ pub struct Busy {
     /// Milliseconds since the guest last sent a frame or finished a disk
     /// request (`u64::MAX`: never).
     pub idle_ms: u64,
-    /// Milliseconds the disk request being served has taken so far (0: none
-    /// is).
+    /// Milliseconds the disk has been serving the guest's requests so far
+    /// (one kick of its queue, which may hold many; 0: it is not).
     pub disk_ms: u64,
 }

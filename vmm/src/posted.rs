@@ -15,8 +15,8 @@
 //! the same bytes: each carries its absolute offset. Before any other call
 //! to storage, the failed ones go again first ([`Posted::resend_failed`]),
 //! so nothing asked later overtakes them. A component that is up but does
-//! not answer within the timeout (stopped) is not asked again: that would
-//! make each of its calls wait twice.
+//! not answer within the timeout and is not at work (stopped) is not asked
+//! again: that would make each of its calls wait twice.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -172,8 +172,9 @@ impl Posted {
     /// Waits until at most `keep` calls are unsettled (answers that came
     /// already are taken first, without waiting). A call whose component's
     /// connection ended is sent again (see the module's comment). Once one
-    /// call finds the component silent for the fabric timeout, the ones
-    /// behind it are not waited for again: they failed too.
+    /// call finds the component silent (for the fabric timeout, and not at
+    /// work), the ones behind it are not waited for again: they failed
+    /// too.
     pub fn settle(&self, fabric: &Arc<Fabric>, keep: usize) {
         let mut silent = false;
         loop {

@@ -28,8 +28,9 @@ impl ProgramPorts<'_> {
     /// Sends file calls to the storage component, all before waiting for
     /// any, and copies each reply into the guest: (status, reply length)
     /// for each. A component that does not answer within the fabric
-    /// timeout is STORAGE_UNREACHABLE, which the program sees as EIO: file
-    /// calls never hang on a dead storage component.
+    /// timeout, and whose VMM does not say it is at work (a slow disk:
+    /// `fabric::busy`), is STORAGE_UNREACHABLE, which the program sees as
+    /// EIO: file calls never hang on a dead storage component.
     fn storage_calls(
         &self,
         calls: &[lego_proto::program::StorageCall],
@@ -88,8 +89,8 @@ impl ProgramPorts<'_> {
 
     /// Waits for a started call (not at all once `silent`) and copies its
     /// reply into the guest at `reply` (`room` bytes): its status and
-    /// reply length. A component that does not answer within the fabric
-    /// timeout makes `silent` true.
+    /// reply length. A component that does not answer (within the fabric
+    /// timeout, or longer while it is at work) makes `silent` true.
     fn finish_call(
         &self,
         id: u32,

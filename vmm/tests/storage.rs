@@ -1129,7 +1129,8 @@ impl SlowDisk {
         } else {
             format!("{major}:{minor}")
         };
-        let dir = root.join(format!("lego-test-slow-{}", std::process::id()));
+        // One per component: tests run side by side in this process.
+        let dir = root.join(format!("lego-test-slow-{}-{pid}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let slow = SlowDisk { dir };
         let rule = format!("{} {bytes_per_s}", disk_dev.trim());

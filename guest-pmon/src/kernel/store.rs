@@ -2,7 +2,8 @@
 //! through the VMM (PORT_STORAGE_CALL, one exit each): the VMM carries the
 //! request over the fabric and the reply back. A storage component that
 //! does not answer within the fabric timeout is EIO for the call, never a
-//! hang.
+//! hang, unless its VMM says it is at work (a slow disk): then the VMM
+//! waits on, up to 120 s (`vmm/src/fabric/busy.rs`).
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

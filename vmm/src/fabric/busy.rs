@@ -88,21 +88,23 @@ impl Activity {
 
     /// The disk started serving the guest's requests.
     pub fn disk_started(&self) {
-        self.disk_since.store(self.now(), Ordering::Relaxed);
+        self.disk_since.store(self.now(), Ordering::Release);
     }
 
     /// The disk served them.
     pub fn disk_done(&self) {
-        self.disk_since.store(0, Ordering::Relaxed);
+        // Work noted before the disk is idle, and read in the other order
+        // (`report`): a report between the two stores still sees one.
         self.worked();
+        self.disk_since.store(0, Ordering::Release);
     }
 
     /// What the VMM answers to [`lego_proto::fabric::BUSY_REQUEST`].
     pub fn report(&self) -> Busy {
+        let disk = self.disk_since.load(Ordering::Acquire);
+        let last = self.last.load(Ordering::Relaxed);
         let now = self.now();
         let since = |t: u64| now.saturating_sub(t);
-        let last = self.last.load(Ordering::Relaxed);
-        let disk = self.disk_since.load(Ordering::Relaxed);
         Busy {
             idle_ms: if last == 0 { u64::MAX } else { since(last) },
             disk_ms: if disk == 0 { 0 } else { since(disk).max(1) },

@@ -467,6 +467,9 @@ pub struct PendingCall {
     answer: Receiver<CallReply>,
     /// Waits past the timeout while `dst` is at work ([`busy`]).
     patient: bool,
+    /// When it was sent: a patient call waits up to
+    /// [`busy::most_patience`] from then.
+    sent: Instant,
 }
 
 impl PendingCall {
@@ -483,7 +486,8 @@ impl PendingCall {
         self.answer.try_recv().ok()
     }
 
-    /// Waits for the reply, up to the fabric timeout.
+    /// Waits for the reply, up to the fabric timeout (a patient call:
+    /// longer while its component is at work, see [`busy`]).
     pub fn wait(self) -> CallReply {
         self.wait_ref()
     }
@@ -504,7 +508,7 @@ impl PendingCall {
         }
         SPIN.set(s);
         if got.is_none() && self.patient {
-            got = self.while_at_work(start);
+            got = self.while_at_work();
         }
         if got.is_none() {
             for t in self.fabric.transports.iter() {
@@ -515,32 +519,45 @@ impl PendingCall {
             format!(
                 "component {} did not answer within {} ms",
                 self.dst,
-                self.fabric.timeout.as_millis()
+                start
+                    .elapsed()
+                    .as_millis()
+                    .max(self.fabric.timeout.as_millis())
             )
         })?
     }
 
     /// The answer of a late call, waited for while its component says it
-    /// is at work: asked again each fabric timeout.
-    fn while_at_work(&self, start: std::time::Instant) -> Option<CallReply> {
+    /// is at work: asked again each fabric timeout. A component found gone
+    /// meanwhile (its connection ended) is the call's failure, as it would
+    /// have been without the wait (posted writes are sent again on it).
+    fn while_at_work(&self) -> Option<CallReply> {
         let timeout = self.fabric.timeout;
         let most = busy::most_patience(timeout);
         let mut first = true;
         loop {
             let asked = self
                 .fabric
-                .start_call(self.dst, &lego_proto::fabric::BUSY_REQUEST);
-            let busy = asked.ok().and_then(|q| {
-                let reply = q.answer.recv_timeout(busy::question_wait(timeout)).ok()?;
-                <lego_proto::fabric::Busy as zerocopy::FromBytes>::read_from_bytes(&reply.ok()?)
-                    .ok()
-            });
+                .start_call(self.dst, &lego_proto::fabric::BUSY_REQUEST)
+                .and_then(
+                    |q| match q.answer.recv_timeout(busy::question_wait(timeout)) {
+                        Ok(reply) => reply.map(Some),
+                        Err(_) => Ok(None),
+                    },
+                );
             // The question's wait is the call's too: its answer may have
             // come meanwhile.
             if let Ok(reply) = self.answer.try_recv() {
                 return Some(reply);
             }
-            let left = most.saturating_sub(start.elapsed());
+            let busy = match asked {
+                Err(why) if Fabric::is_unreachable(&why) => return Some(Err(why)),
+                Err(_) | Ok(None) => None,
+                Ok(Some(reply)) => {
+                    <lego_proto::fabric::Busy as zerocopy::FromBytes>::read_from_bytes(&reply).ok()
+                }
+            };
+            let left = most.saturating_sub(self.sent.elapsed());
             match busy {
                 Some(b) if busy::at_work(&b, timeout) && !left.is_zero() => {
                     self.fabric.stats.waited_on.fetch_add(1, Ordering::Relaxed);
@@ -548,7 +565,7 @@ impl PendingCall {
                         log::info!(
                             "component {} has not answered for {} ms but is at work (a disk request in flight for {} ms; its last work {} ms ago): waiting on",
                             self.dst,
-                            start.elapsed().as_millis(),
+                            self.sent.elapsed().as_millis(),
                             b.disk_ms,
                             b.idle_ms
                         );
@@ -914,7 +931,8 @@ impl Fabric {
 
     /// A request from the VMM itself to component `dst`: the payload of
     /// its Data reply, or a sentence saying why there is none (the peer is
-    /// unreachable or unknown, or did not answer within the fabric timeout).
+    /// unreachable or unknown, or did not answer within the fabric timeout;
+    /// never patient).
     pub fn call(self: &Arc<Self>, dst: ComponentId, payload: &[u8]) -> CallReply {
         self.start_call(dst, payload)?.wait()
     }
@@ -1017,6 +1035,7 @@ impl Fabric {
             dst,
             answer,
             patient: false,
+            sent: Instant::now(),
         };
         let out = Outgoing {
             header: header.encode(),
@@ -1054,6 +1073,9 @@ struct ForGuest {
     bytes: Vec<u8>,
     /// Dropped (a request answered with an error) if not taken by then.
     deadline: Instant,
+    /// When it came: it waits for a guest at work up to
+    /// [`busy::most_patience`] from then.
+    came: Instant,
     /// It came from a peer (which a refusal must answer), not from here.
     from_peer: bool,
 }
@@ -1448,10 +1470,12 @@ impl Device {
         {
             // The guest is late, not gone (in a long flush, it takes
             // nothing from its ring: see `busy`): the frames wait on, up
-            // to PENDING_LIMIT of them.
+            // to PENDING_LIMIT of them, each up to the most a late call
+            // waits.
             let later = now + self.timeout;
+            let most = busy::most_patience(self.timeout);
             for f in self.pending.iter_mut() {
-                f.deadline = f.deadline.max(later);
+                f.deadline = f.deadline.max(later.min(f.came + most));
             }
         }
         while self.pending.front().is_some_and(|f| f.deadline <= now) {
@@ -1532,9 +1556,11 @@ impl Device {
             }
             return;
         }
+        let came = Instant::now();
         self.pending.push_back(ForGuest {
             bytes,
-            deadline: Instant::now() + self.timeout,
+            deadline: came + self.timeout,
+            came,
             from_peer,
         });
     }
