@@ -1108,10 +1108,16 @@ struct SlowDisk {
 }
 
 impl SlowDisk {
-    /// Holds `pid`'s writes to the disk under `path` to `bytes_per_s`; None
-    /// (and why) where this host cannot (no blkio hierarchy, not root, a
-    /// file system on no block device).
-    fn hold(pid: u32, path: &Path, bytes_per_s: u64) -> Result<SlowDisk, String> {
+    /// Holds `pid`'s writes to the disk under `path` to `bytes_per_s`;
+    /// None where this host cannot (no blkio hierarchy, not root, a file
+    /// system on no block device), said on stderr: `test` does not run.
+    fn hold(test: &str, pid: u32, path: &Path, bytes_per_s: u64) -> Option<SlowDisk> {
+        Self::try_hold(pid, path, bytes_per_s)
+            .inspect_err(|why| eprintln!("{test}: not run, no slow disk here: {why}"))
+            .ok()
+    }
+
+    fn try_hold(pid: u32, path: &Path, bytes_per_s: u64) -> Result<SlowDisk, String> {
         use std::os::unix::fs::MetadataExt;
         let root = Path::new("/sys/fs/cgroup/blkio");
         if !root.join("blkio.throttle.write_bps_device").exists() {
@@ -1165,12 +1171,13 @@ fn a_slow_disk_is_waited_for_not_eio() {
     }
     let rack = Rack::new("storage-slow-disk", "256M");
     let pid = rack.storage.as_ref().expect("storage").child.id();
-    let _slow = match SlowDisk::hold(pid, &rack.disk, 2 << 20) {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("a_slow_disk_is_waited_for_not_eio: not run, no slow disk here: {why}");
-            return;
-        }
+    let Some(_slow) = SlowDisk::hold(
+        "a_slow_disk_is_waited_for_not_eio",
+        pid,
+        &rack.disk,
+        2 << 20,
+    ) else {
+        return;
     };
     let start = Instant::now();
     let cmd = rack.command(
@@ -1230,12 +1237,9 @@ fn requests_that_come_during_a_long_flush_are_answered() {
         &disk,
         &["--disk-size=256M", "--fabric-timeout-ms", "1000"],
     );
-    let _slow = match SlowDisk::hold(storage.child.id(), &disk, 2 << 20) {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("requests_that_come_during_a_long_flush: not run, no slow disk here: {why}");
-            return;
-        }
+    let test = "requests_that_come_during_a_long_flush_are_answered";
+    let Some(_slow) = SlowDisk::hold(test, storage.child.id(), &disk, 2 << 20) else {
+        return;
     };
     let op = |op: u32| StoreRequest {
         op,

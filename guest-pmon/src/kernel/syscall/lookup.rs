@@ -330,7 +330,7 @@ impl Kernel {
         if self.on_storage_to_look(&reached) {
             return None;
         }
-        Some(pmon::path::shown_in(&self.root_of(pid), &reached))
+        Some(self.shown(pid, &reached))
     }
 
     /// The path storage's links on `full` lead to, where storage lacks a

@@ -135,7 +135,7 @@ impl Kernel {
         }
         let follow_last = flags & O_NOFOLLOW == 0 && flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL;
         let walked = self.resolve(pid, dirfd, b".").and_then(|start| {
-            let start = pmon::path::shown_in(&self.root_of(pid), &start);
+            let start = self.shown(pid, &start);
             pmon::scoped::walk(&start, &p, scoped, follow_last, &mut |full| {
                 self.scoped_node(pid, full)
             })
@@ -151,6 +151,12 @@ impl Kernel {
         self.procs
             .get(&pid)
             .map_or_else(|| b"/".to_vec(), |pr| pr.root.clone())
+    }
+
+    /// The resolved path `full` as process `pid` names it (from its root),
+    /// to look up again: a chroot's root is not taken twice.
+    pub(super) fn shown(&self, pid: Pid, full: &[u8]) -> Vec<u8> {
+        pmon::path::shown_in(&self.root_of(pid), full)
     }
 
     /// What openat2's walk finds at `shown` (absolute as process `pid`
@@ -626,7 +632,7 @@ impl Kernel {
         if !same(&f.kind) || f.path.is_empty() {
             return None;
         }
-        let shown = pmon::path::shown_in(&self.root_of(pid), &f.path);
+        let shown = self.shown(pid, &f.path);
         match self.open_path(pid, AT_FDCWD, &shown, flags, 0) {
             Ret::Val(fd) if fd >= 0 => match self.file(pid, fd) {
                 Ok(new) if same(&new.kind) => Some(Ret::Val(fd)),

@@ -293,9 +293,7 @@ impl Kernel {
                     Err(_) => None,
                 };
             }
-            // (Resolved again as the process names it: a chroot's root
-            // would otherwise be taken twice.)
-            super::tmp::Named::Path(full) => pmon::path::shown_in(&self.root_of(pid), full),
+            super::tmp::Named::Path(full) => self.shown(pid, full),
         };
         let (_, name) = if follow {
             self.lookup_follow(pid, AT_FDCWD, &full).ok()?

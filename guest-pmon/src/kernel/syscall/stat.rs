@@ -49,10 +49,8 @@ impl Kernel {
         host_of: impl Fn(&[u8]) -> Result<[u64; 15], Errno> + Copy,
         pseudo: impl Fn(u64) -> [u64; 15] + Copy,
     ) -> Result<[u64; 15], Errno> {
-        // (/proc/PID/{exe,cwd,root} are followed. As the process names
-        // the path: a chroot's root is not taken twice.)
-        let shown = pmon::path::shown_in(&self.root_of(pid), full);
-        let (full, name) = self.lookup_follow(pid, AT_FDCWD, &shown)?;
+        // (/proc/PID/{exe,cwd,root} are followed.)
+        let (full, name) = self.lookup_follow(pid, AT_FDCWD, &self.shown(pid, full))?;
         match name {
             Name::Hidden => Err(ENOENT),
             Name::Fd(t, n) => self

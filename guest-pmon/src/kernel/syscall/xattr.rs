@@ -153,9 +153,7 @@ impl Kernel {
                 Err(e) => return Err(e),
             }
         }
-        // (As the process names it: a chroot's root is not taken twice.)
-        let shown = pmon::path::shown_in(&self.root_of(pid), &full);
-        self.stat_path_of(pid, AT_FDCWD, &shown, follow)?;
+        self.stat_path_of(pid, AT_FDCWD, &self.shown(pid, &full), follow)?;
         let full = self.tmp_links(full, follow)?;
         Ok(match self.tmp_node(&full) {
             Some(ino) => Target::Tmp(ino),
