@@ -397,6 +397,70 @@ fn the_hosts_programs_and_configuration_show_through_storage() {
     );
 }
 
+/// A name of the host's installation that storage lacks is taken, as it
+/// shows: making one there is EEXIST (mkdir of `/etc/hostname` made a
+/// directory on storage that hid the file, and `ln -s` replaced a host's
+/// program), a rename onto one follows Linux's rules for a target, and a
+/// path below one of the host's files is ENOTDIR (it was ENOENT; Go's os
+/// tests want ENOTDIR). truncate by path copies the host's file up, as
+/// chmod does (it was ENOENT).
+#[test]
+fn the_hosts_names_are_taken_through_storage() {
+    let python = "/usr/bin/python3";
+    if !kvm_available() || !Path::new(python).exists() {
+        return;
+    }
+    let rack = Rack::new("storage-host-names", "256M");
+    let script = r#"import os
+def t(name, f):
+    try:
+        f()
+        print(name, "ok")
+    except OSError as e:
+        print(name, e.strerror)
+os.mkdir("/d")
+os.mkdir("/d/empty")
+open("/d/f", "w").close()
+t("mkdir file", lambda: os.mkdir("/etc/hostname"))
+t("mkdir dir", lambda: os.mkdir("/etc/apt"))
+t("mkfifo", lambda: os.mkfifo("/usr/bin/env"))
+t("symlink", lambda: os.symlink("x", "/usr/bin/env"))
+t("link", lambda: os.link("/d/f", "/etc/hostname"))
+t("mknod", lambda: os.mknod("/etc/apt"))
+t("rename file onto dir", lambda: os.rename("/d/f", "/etc/apt"))
+t("rename dir onto full", lambda: os.rename("/d/empty", "/etc/apt"))
+t("rename dir onto file", lambda: os.rename("/d/empty", "/etc/hostname"))
+t("open below", lambda: os.open("/etc/hostname/x", os.O_WRONLY))
+t("create below", lambda: os.open("/etc/hostname/x", os.O_WRONLY | os.O_CREAT))
+t("mkdir below", lambda: os.mkdir("/usr/bin/env/x/y"))
+t("unlink below", lambda: os.unlink("/etc/hostname/x"))
+t("chmod below", lambda: os.chmod("/etc/hostname/x", 0o600))
+t("truncate below", lambda: os.truncate("/etc/hostname/x", 0))
+t("mkdir missing", lambda: os.mkdir("/etc/lego-missing/x"))
+t("mkdir new", lambda: os.mkdir("/etc/lego-new"))
+size = os.stat("/etc/hostname").st_size
+t("truncate", lambda: os.truncate("/etc/hostname", 1))
+print(os.stat("/etc/hostname").st_size == min(size, 1), os.path.isfile("/etc/hostname"))
+t("rename onto file", lambda: os.rename("/d/f", "/etc/hostname"))
+print(os.stat("/etc/hostname").st_size, os.path.isfile("/usr/bin/env"))
+"#;
+    let got = rack.run(&[], &[python, "-c", script], b"");
+    assert_eq!(got.code, 0, "{}", got.err);
+    assert_eq!(
+        got.text(),
+        "mkdir file File exists\nmkdir dir File exists\nmkfifo File exists\n\
+         symlink File exists\nlink File exists\nmknod File exists\n\
+         rename file onto dir Is a directory\nrename dir onto full Directory not empty\n\
+         rename dir onto file Not a directory\nopen below Not a directory\n\
+         create below Not a directory\nmkdir below Not a directory\n\
+         unlink below Not a directory\nchmod below Not a directory\n\
+         truncate below Not a directory\nmkdir missing No such file or directory\n\
+         mkdir new ok\ntruncate ok\nTrue True\nrename onto file ok\n0 True\n",
+        "{}",
+        got.err
+    );
+}
+
 /// A symbolic link on storage to a name storage lacks leads where the
 /// processor finds that name, as a link leads across file systems on
 /// Linux: to the host's files (a file, directly, through a relative target

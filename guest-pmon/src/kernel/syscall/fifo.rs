@@ -75,6 +75,9 @@ impl Kernel {
                 now: self.realtime_ns(),
                 ..Default::default()
             };
+            if let Err(e) = self.host_name_free(full) {
+                return err(e);
+            }
             return val(self.store_make(head, full, &[], full).map(|_| 0));
         }
         if self.tmp_node(full).is_some() || host::stat_path(full, false).is_ok() {
@@ -105,6 +108,7 @@ impl Kernel {
                 now: self.realtime_ns(),
                 ..Default::default()
             };
+            self.host_name_free(full)?;
             return self
                 .store_make(head, full, &[], full)
                 .map(|a| SpecialNode::Store(a.stat.ino));

@@ -457,12 +457,16 @@ impl Kernel {
         path2: &[u8],
         made: &[u8],
     ) -> Result<store::Answer, Errno> {
-        match store::call(head, path, path2, &[]) {
+        let r = match store::call(head, path, path2, &[]) {
             Err(ENOENT)
                 if !store::enoent_past_link() && self.make_system_parents(made, head.now) =>
             {
                 store::call(head, path, path2, &[])
             }
+            r => r,
+        };
+        match r {
+            Err(ENOENT) if !store::enoent_past_link() => Err(self.enoent_where(made)),
             r => r,
         }
     }
@@ -555,6 +559,7 @@ impl Kernel {
         } else {
             let st = match store::stat(&full, !no_follow) {
                 Ok(st) => st,
+                Err(ENOENT) if !store::enoent_past_link() => return err(self.enoent_where(&full)),
                 Err(e) => return err(e),
             };
             // A link itself (O_NOFOLLOW): an O_PATH descriptor names it
@@ -866,6 +871,9 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
+        if let Err(e) = self.host_name_free(full) {
+            return err(e);
+        }
         val(self.store_make(head, full, &[], full).map(|_| 0))
     }
 
@@ -896,13 +904,105 @@ impl Kernel {
     /// EROFS for ENOENT at a name of the host's installation that storage
     /// lacks and the host has (`pmon::path::shown_from_host`): it shows,
     /// but the host's files are read-only and storage keeps no whiteouts,
-    /// so it cannot be removed or renamed away; `e` otherwise.
+    /// so it cannot be removed or renamed away; `e` otherwise
+    /// ([`Self::enoent_where`] for a name below one of the host's files).
     fn host_only_is_read_only(&self, full: &[u8], e: Errno) -> Errno {
-        if e == ENOENT && pmon::path::shown_from_host(full) && host::stat_path(full, false).is_ok()
+        if e != ENOENT || !pmon::path::shown_from_host(full) {
+            return e;
+        }
+        match host::stat_path(full, false) {
+            Ok(_) => EROFS,
+            Err(_) => self.enoent_where(full),
+        }
+    }
+
+    /// What storage's ENOENT for `full` is in the overlay: ENOTDIR where a
+    /// directory on its way is one of the host's files that storage lacks
+    /// (`mkdir /etc/hostname/x`, an open to write of
+    /// `/etc/group/no-such-file`: Go's os tests want ENOTDIR, as Linux
+    /// says), else ENOENT. Asked only after storage said ENOENT; the host
+    /// is asked once, and storage only if the host says ENOTDIR (the
+    /// first name on the way that is missing or not a directory decides
+    /// the host's answer).
+    fn enoent_where(&self, full: &[u8]) -> Errno {
+        if !pmon::path::shown_from_host(full) || host::stat_path(full, false).err() != Some(ENOTDIR)
         {
-            EROFS
-        } else {
-            e
+            return ENOENT;
+        }
+        let ends = full
+            .iter()
+            .enumerate()
+            .filter(|(i, &c)| c == b'/' && *i > 0);
+        for (i, _) in ends {
+            let dir = &full[..i];
+            // Storage's own names are storage's to answer for.
+            if !pmon::path::shown_from_host(dir) || store::stat(dir, false) != Err(ENOENT) {
+                continue;
+            }
+            match host::stat_path(dir, true) {
+                Ok(st) if st.mode & S_IFMT == S_IFDIR => {}
+                Ok(_) => return ENOTDIR,
+                Err(_) => break,
+            }
+        }
+        ENOENT
+    }
+
+    /// Before a call that makes the name `full` (mkdir, mknod, symlink, a
+    /// hard link): EEXIST where it is a name of the host's installation
+    /// that storage lacks, since it shows there. Storage, which lacks it,
+    /// would make its own and hide the host's file (`mkdir /etc/hostname`
+    /// made a directory; `ln -s x /usr/bin/python3` replaced python3).
+    /// Where storage has the name, or something else is wrong on the way,
+    /// the call itself answers. Costs a host stat per name made in those
+    /// trees.
+    pub(super) fn host_name_free(&self, full: &[u8]) -> Result<(), Errno> {
+        if !pmon::path::shown_from_host(full) || host::stat_path(full, false).is_err() {
+            return Ok(());
+        }
+        match store::stat(full, false) {
+            Err(ENOENT) => Err(EEXIST),
+            _ => Ok(()),
+        }
+    }
+
+    /// Before a rename onto `to`, a name of the host's installation that
+    /// storage lacks: it shows, so Linux's rules for a target apply
+    /// (EEXIST for RENAME_NOREPLACE, EISDIR for a non-directory onto a
+    /// directory, ENOTDIR for a directory onto a non-directory, ENOTEMPTY
+    /// for a directory onto one with names in it); otherwise storage's
+    /// name replaces it, hiding the host's file as a replaced file is
+    /// gone. `from` that storage lacks is the call's to answer.
+    fn host_target_replaceable(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        noreplace: bool,
+    ) -> Result<(), Errno> {
+        if !pmon::path::shown_from_host(to) {
+            return Ok(());
+        }
+        let Ok(target) = host::stat_path(to, false) else {
+            return Ok(());
+        };
+        let (Err(ENOENT), Ok(source)) = (store::stat(to, false), store::stat(from, false)) else {
+            return Ok(());
+        };
+        if noreplace {
+            return Err(EEXIST);
+        }
+        let dir = |mode: u32| mode & S_IFMT == S_IFDIR;
+        match (dir(source.mode), dir(target.mode)) {
+            (false, true) => Err(EISDIR),
+            (true, false) => Err(ENOTDIR),
+            (true, true)
+                if tmp::host_listing(to).is_some_and(|l| {
+                    l.iter().any(|(_, name, _)| name != b"." && name != b"..")
+                }) =>
+            {
+                Err(pmon::tmpfs::ENOTEMPTY)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -910,7 +1010,7 @@ impl Kernel {
     /// such name on storage and the host's installation has it (chmod,
     /// utimensat, truncate or a hard link of `/etc/hosts`), as overlayfs
     /// copies a lower file up to change it.
-    fn copying_up<T>(
+    pub(super) fn copying_up<T>(
         &mut self,
         path: &[u8],
         mut call: impl FnMut(&mut Self) -> Result<T, Errno>,
@@ -918,7 +1018,10 @@ impl Kernel {
         match call(self) {
             Err(ENOENT) if !path.is_empty() && pmon::path::shown_from_host(path) => {
                 self.store_copy_up(path, CopyUp::Attributes)?;
-                call(self)
+                match call(self) {
+                    Err(ENOENT) if !store::enoent_past_link() => Err(self.enoent_where(path)),
+                    r => r,
+                }
             }
             r => r,
         }
@@ -978,6 +1081,9 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
+        if let Err(e) = self.host_target_replaceable(from, to, noreplace) {
+            return err(e);
+        }
         val(self
             .store_make(head, from, to, to)
             .map(|_| 0)
@@ -992,6 +1098,9 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
+        if let Err(e) = self.host_name_free(to) {
+            return err(e);
+        }
         let st = match self.copying_up(from, |k| k.store_make(head, from, to, to)) {
             Ok(a) => a.stat,
             Err(e) => return err(e),
@@ -1007,6 +1116,9 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
+        if let Err(e) = self.host_name_free(full) {
+            return err(e);
+        }
         val(self.store_make(head, full, target, full).map(|_| 0))
     }
 

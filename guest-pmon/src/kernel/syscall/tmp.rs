@@ -1592,7 +1592,8 @@ impl Kernel {
                     ino
                 } else {
                     // By name: the caller must be let write it (EACCES).
-                    match super::super::store::stat(&full, true) {
+                    // A host's file shown through storage is copied up first.
+                    match self.copying_up(&full, |_| super::super::store::stat(&full, true)) {
                         Ok(st) if st.mode & 0o170000 == 0o040000 => return err(EISDIR),
                         Ok(st) => match self.may(pid, pmon::cred::Owned::from(&st), MAY_WRITE) {
                             Ok(()) => st.ino,
