@@ -63,6 +63,23 @@ fn asked(got: Vec<u8>, skip: usize, len: usize) -> Vec<u8> {
 const PART_BLOCK: u64 = 4096;
 const PART_MAX: u64 = 16 * 1024;
 
+/// The directories above `full` (absolute) that show from the host's
+/// installation where storage lacks them, from the top down, each with
+/// the host's stat of it (links followed). Asked as the caller goes: a
+/// storage stat for each directory of those trees, a host stat for each
+/// one yielded, so a caller that makes them on storage as it goes sees
+/// the next one as it is then.
+fn host_dirs_above(
+    full: &[u8],
+) -> impl Iterator<Item = (&[u8], Result<lego_proto::program::FileStat, i64>)> {
+    full.iter()
+        .enumerate()
+        .filter(|&(i, &c)| c == b'/' && i > 0)
+        .map(move |(i, _)| &full[..i])
+        .filter(|dir| pmon::path::shown_from_host(dir) && store::stat(dir, false) == Err(ENOENT))
+        .map(|dir| (dir, host::stat_path(dir, true)))
+}
+
 /// Why a host's name is copied onto storage ([`Kernel::store_copy_up`]).
 #[derive(Clone, Copy)]
 pub(super) enum CopyUp {
@@ -475,16 +492,8 @@ impl Kernel {
     /// `full` that storage lacks and the host has; whether it made one.
     fn make_system_parents(&self, full: &[u8], now: u64) -> bool {
         let mut made = false;
-        let ends = full
-            .iter()
-            .enumerate()
-            .filter(|(i, &c)| c == b'/' && *i > 0);
-        for (i, _) in ends {
-            let dir = &full[..i];
-            if !pmon::path::shown_from_host(dir) || store::stat(dir, false) != Err(ENOENT) {
-                continue;
-            }
-            let Ok(st) = host::stat_path(dir, true) else {
+        for (dir, st) in host_dirs_above(full) {
+            let Ok(st) = st else {
                 break;
             };
             if st.mode & S_IFMT != S_IFDIR {
@@ -929,17 +938,9 @@ impl Kernel {
         {
             return ENOENT;
         }
-        let ends = full
-            .iter()
-            .enumerate()
-            .filter(|(i, &c)| c == b'/' && *i > 0);
-        for (i, _) in ends {
-            let dir = &full[..i];
-            // Storage's own names are storage's to answer for.
-            if !pmon::path::shown_from_host(dir) || store::stat(dir, false) != Err(ENOENT) {
-                continue;
-            }
-            match host::stat_path(dir, true) {
+        // (Storage's own directories are storage's to answer for.)
+        for (_, st) in host_dirs_above(full) {
+            match st {
                 Ok(st) if st.mode & S_IFMT == S_IFDIR => {}
                 Ok(_) => return ENOTDIR,
                 Err(_) => break,
