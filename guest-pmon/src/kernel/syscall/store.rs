@@ -921,7 +921,9 @@ impl Kernel {
         }
         match host::stat_path(full, false) {
             Ok(_) => EROFS,
-            Err(_) => self.enoent_where(full),
+            // (An ENOENT past storage's link is the caller's to follow.)
+            Err(_) if !store::enoent_past_link() => self.enoent_where(full),
+            Err(_) => e,
         }
     }
 
@@ -949,6 +951,32 @@ impl Kernel {
         ENOENT
     }
 
+    /// Storage's stat of `full` (links followed) for a change by name that
+    /// the caller must be let write (truncate): a host's file that shows
+    /// there is asked as the host has it (EISDIR, then EACCES), then
+    /// copied up, as chmod's is; storage's own is the caller's to check.
+    pub(super) fn store_stat_to_write(
+        &mut self,
+        pid: Pid,
+        full: &[u8],
+    ) -> Result<StoreStat, Errno> {
+        match store::stat(full, true) {
+            Err(ENOENT) if !store::enoent_past_link() && pmon::path::shown_from_host(full) => {}
+            r => return r,
+        }
+        let Ok(st) = host::stat_path(full, true) else {
+            return Err(self.enoent_where(full));
+        };
+        if st.mode & S_IFMT == S_IFDIR {
+            return Err(EISDIR);
+        }
+        if !self.overrides(pid) {
+            self.may(pid, pmon::cred::Owned::from(&st), pmon::cred::MAY_WRITE)?;
+        }
+        self.store_copy_up(full, CopyUp::Attributes)?;
+        store::stat(full, true)
+    }
+
     /// Before a call that makes the name `full` (mkdir, mknod, symlink, a
     /// hard link): EEXIST where it is a name of the host's installation
     /// that storage lacks, since it shows there. Storage, which lacks it,
@@ -962,7 +990,7 @@ impl Kernel {
             return Ok(());
         }
         match store::stat(full, false) {
-            Err(ENOENT) => Err(EEXIST),
+            Err(ENOENT) if !store::enoent_past_link() => Err(EEXIST),
             _ => Ok(()),
         }
     }
@@ -986,7 +1014,10 @@ impl Kernel {
         let Ok(target) = host::stat_path(to, false) else {
             return Ok(());
         };
-        let (Err(ENOENT), Ok(source)) = (store::stat(to, false), store::stat(from, false)) else {
+        if store::stat(to, false) != Err(ENOENT) || store::enoent_past_link() {
+            return Ok(());
+        }
+        let Ok(source) = store::stat(from, false) else {
             return Ok(());
         };
         if noreplace {
@@ -1011,7 +1042,7 @@ impl Kernel {
     /// such name on storage and the host's installation has it (chmod,
     /// utimensat, truncate or a hard link of `/etc/hosts`), as overlayfs
     /// copies a lower file up to change it.
-    pub(super) fn copying_up<T>(
+    fn copying_up<T>(
         &mut self,
         path: &[u8],
         mut call: impl FnMut(&mut Self) -> Result<T, Errno>,

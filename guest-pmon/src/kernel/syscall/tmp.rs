@@ -1591,17 +1591,9 @@ impl Kernel {
                 let ino = if full.is_empty() {
                     ino
                 } else {
-                    // By name: the caller must be let write it (EACCES),
-                    // a host's file that shows through storage as the host
-                    // has it, before it is copied up (as chmod's check).
-                    if !self.overrides(pid) {
-                        if let Ok(f) = store_owned(&full, 0, true) {
-                            if let Err(e) = self.may(pid, f, MAY_WRITE) {
-                                return err(e);
-                            }
-                        }
-                    }
-                    match self.copying_up(&full, |_| super::super::store::stat(&full, true)) {
+                    // By name: the caller must be let write it (EACCES);
+                    // a host's file that shows is copied up.
+                    match self.store_stat_to_write(pid, &full) {
                         Ok(st) if st.mode & 0o170000 == 0o040000 => return err(EISDIR),
                         Ok(st) => match self.may(pid, pmon::cred::Owned::from(&st), MAY_WRITE) {
                             Ok(()) => st.ino,
