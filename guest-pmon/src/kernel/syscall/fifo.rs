@@ -75,10 +75,7 @@ impl Kernel {
                 now: self.realtime_ns(),
                 ..Default::default()
             };
-            if let Err(e) = self.host_name_free(full) {
-                return err(e);
-            }
-            return val(self.store_make(head, full, &[], full).map(|_| 0));
+            return val(self.store_make_new(head, full, &[], full).map(|_| 0));
         }
         if self.tmp_node(full).is_some() || host::stat_path(full, false).is_ok() {
             return err(EEXIST);
@@ -108,9 +105,8 @@ impl Kernel {
                 now: self.realtime_ns(),
                 ..Default::default()
             };
-            self.host_name_free(full)?;
             return self
-                .store_make(head, full, &[], full)
+                .store_make_new(head, full, &[], full)
                 .map(|a| SpecialNode::Store(a.stat.ino));
         }
         if self.tmp_node(full).is_some() || host::stat_path(full, false).is_ok() {

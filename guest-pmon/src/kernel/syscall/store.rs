@@ -80,6 +80,37 @@ fn host_dirs_above(
         .map(|dir| (dir, host::stat_path(dir, true)))
 }
 
+/// What storage's ENOENT for `full` is in the overlay: ENOTDIR where a
+/// directory on its way is one of the host's files that storage lacks
+/// (`mkdir /etc/hostname/x`, an open to write of
+/// `/etc/group/no-such-file`: Go's os tests want ENOTDIR, as Linux
+/// says), else ENOENT. Asked only after storage said ENOENT; the host
+/// is asked once, and storage only if the host says ENOTDIR (the
+/// first name on the way that is missing or not a directory decides
+/// the host's answer).
+fn enoent_where(full: &[u8]) -> Errno {
+    if pmon::path::shown_from_host(full) && host::stat_path(full, false).err() == Some(ENOTDIR) {
+        host_file_above(full)
+    } else {
+        ENOENT
+    }
+}
+
+/// [`enoent_where`] once the host said ENOTDIR for `full`:
+/// ENOTDIR if a directory above it is one of the host's files that storage
+/// lacks (storage's own directories are storage's to answer for), else
+/// ENOENT.
+fn host_file_above(full: &[u8]) -> Errno {
+    for (_, st) in host_dirs_above(full) {
+        match st {
+            Ok(st) if st.mode & S_IFMT == S_IFDIR => {}
+            Ok(_) => return ENOTDIR,
+            Err(_) => break,
+        }
+    }
+    ENOENT
+}
+
 /// Why a host's name is copied onto storage ([`Kernel::store_copy_up`]).
 #[derive(Clone, Copy)]
 pub(super) enum CopyUp {
@@ -483,9 +514,23 @@ impl Kernel {
             r => r,
         };
         match r {
-            Err(ENOENT) if !store::enoent_past_link() => Err(self.enoent_where(made)),
+            Err(ENOENT) if !store::enoent_past_link() => Err(enoent_where(made)),
             r => r,
         }
+    }
+
+    /// [`Self::store_make`] for a call that makes a new name `made` (mkdir,
+    /// mknod, symlink, a hard link): EEXIST first where the host's
+    /// installation has it ([`Self::host_name_free`]).
+    pub(super) fn store_make_new(
+        &self,
+        head: StoreRequest,
+        path: &[u8],
+        path2: &[u8],
+        made: &[u8],
+    ) -> Result<store::Answer, Errno> {
+        self.host_name_free(made)?;
+        self.store_make(head, path, path2, made)
     }
 
     /// Makes on storage the directories of the host's installation above
@@ -568,7 +613,7 @@ impl Kernel {
         } else {
             let st = match store::stat(&full, !no_follow) {
                 Ok(st) => st,
-                Err(ENOENT) if !store::enoent_past_link() => return err(self.enoent_where(&full)),
+                Err(ENOENT) if !store::enoent_past_link() => return err(enoent_where(&full)),
                 Err(e) => return err(e),
             };
             // A link itself (O_NOFOLLOW): an O_PATH descriptor names it
@@ -880,10 +925,7 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
-        if let Err(e) = self.host_name_free(full) {
-            return err(e);
-        }
-        val(self.store_make(head, full, &[], full).map(|_| 0))
+        val(self.store_make_new(head, full, &[], full).map(|_| 0))
     }
 
     pub(super) fn store_unlink(&mut self, full: &[u8], rmdir: bool) -> Ret {
@@ -914,7 +956,7 @@ impl Kernel {
     /// lacks and the host has (`pmon::path::shown_from_host`): it shows,
     /// but the host's files are read-only and storage keeps no whiteouts,
     /// so it cannot be removed or renamed away; `e` otherwise
-    /// ([`Self::enoent_where`] for a name below one of the host's files).
+    /// ([`enoent_where`] for a name below one of the host's files).
     fn host_only_is_read_only(&self, full: &[u8], e: Errno) -> Errno {
         if e != ENOENT || !pmon::path::shown_from_host(full) {
             return e;
@@ -922,33 +964,9 @@ impl Kernel {
         match host::stat_path(full, false) {
             Ok(_) => EROFS,
             // (An ENOENT past storage's link is the caller's to follow.)
-            Err(_) if !store::enoent_past_link() => self.enoent_where(full),
+            Err(ENOTDIR) if !store::enoent_past_link() => host_file_above(full),
             Err(_) => e,
         }
-    }
-
-    /// What storage's ENOENT for `full` is in the overlay: ENOTDIR where a
-    /// directory on its way is one of the host's files that storage lacks
-    /// (`mkdir /etc/hostname/x`, an open to write of
-    /// `/etc/group/no-such-file`: Go's os tests want ENOTDIR, as Linux
-    /// says), else ENOENT. Asked only after storage said ENOENT; the host
-    /// is asked once, and storage only if the host says ENOTDIR (the
-    /// first name on the way that is missing or not a directory decides
-    /// the host's answer).
-    fn enoent_where(&self, full: &[u8]) -> Errno {
-        if !pmon::path::shown_from_host(full) || host::stat_path(full, false).err() != Some(ENOTDIR)
-        {
-            return ENOENT;
-        }
-        // (Storage's own directories are storage's to answer for.)
-        for (_, st) in host_dirs_above(full) {
-            match st {
-                Ok(st) if st.mode & S_IFMT == S_IFDIR => {}
-                Ok(_) => return ENOTDIR,
-                Err(_) => break,
-            }
-        }
-        ENOENT
     }
 
     /// Storage's stat of `full` (links followed) for a change by name that
@@ -964,8 +982,10 @@ impl Kernel {
             Err(ENOENT) if !store::enoent_past_link() && pmon::path::shown_from_host(full) => {}
             r => return r,
         }
-        let Ok(st) = host::stat_path(full, true) else {
-            return Err(self.enoent_where(full));
+        let st = match host::stat_path(full, true) {
+            Ok(st) => st,
+            Err(ENOTDIR) => return Err(host_file_above(full)),
+            Err(_) => return Err(ENOENT),
         };
         if st.mode & S_IFMT == S_IFDIR {
             return Err(EISDIR);
@@ -985,7 +1005,7 @@ impl Kernel {
     /// Where storage has the name, or something else is wrong on the way,
     /// the call itself answers. Costs a host stat per name made in those
     /// trees.
-    pub(super) fn host_name_free(&self, full: &[u8]) -> Result<(), Errno> {
+    fn host_name_free(&self, full: &[u8]) -> Result<(), Errno> {
         if !pmon::path::shown_from_host(full) || host::stat_path(full, false).is_err() {
             return Ok(());
         }
@@ -1051,7 +1071,7 @@ impl Kernel {
             Err(ENOENT) if !path.is_empty() && pmon::path::shown_from_host(path) => {
                 self.store_copy_up(path, CopyUp::Attributes)?;
                 match call(self) {
-                    Err(ENOENT) if !store::enoent_past_link() => Err(self.enoent_where(path)),
+                    Err(ENOENT) if !store::enoent_past_link() => Err(enoent_where(path)),
                     r => r,
                 }
             }
@@ -1130,10 +1150,7 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
-        if let Err(e) = self.host_name_free(to) {
-            return err(e);
-        }
-        let st = match self.copying_up(from, |k| k.store_make(head, from, to, to)) {
+        let st = match self.copying_up(from, |k| k.store_make_new(head, from, to, to)) {
             Ok(a) => a.stat,
             Err(e) => return err(e),
         };
@@ -1148,10 +1165,7 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
-        if let Err(e) = self.host_name_free(full) {
-            return err(e);
-        }
-        val(self.store_make(head, full, target, full).map(|_| 0))
+        val(self.store_make_new(head, full, target, full).map(|_| 0))
     }
 
     pub(in crate::kernel) fn store_readlink(&self, full: &[u8]) -> Result<Vec<u8>, Errno> {
