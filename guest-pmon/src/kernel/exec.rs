@@ -150,6 +150,7 @@ impl Kernel {
                 threads: alloc::vec![pid],
                 life: Life::Alive,
                 cwd,
+                cwd_gone: false,
                 root: b"/".to_vec(),
                 umask: 0o022,
                 personality: 0,

@@ -225,6 +225,10 @@ pub struct Process {
     pub threads: Vec<Tid>,
     pub life: Life,
     pub cwd: Vec<u8>,
+    /// Its working directory was removed while it was there (rmdir, or a
+    /// rename over it; `cwd_removed`): until it changes directory, getcwd
+    /// is ENOENT and names relative to it are not found.
+    pub cwd_gone: bool,
     /// Its root directory (chroot), a whole path; `/` unless changed.
     pub root: Vec<u8>,
     pub umask: u32,

@@ -905,6 +905,7 @@ impl Kernel {
                     };
                     if let Some(p) = self.procs.get_mut(&pid) {
                         p.cwd = pmon::path::dev_shm_shown(path);
+                        p.cwd_gone = false;
                     }
                     Ret::Val(0)
                 }
@@ -944,6 +945,7 @@ impl Kernel {
                     }
                     if let Some(p) = self.procs.get_mut(&pid) {
                         p.cwd = pmon::path::dev_shm_shown(f.path.clone());
+                        p.cwd_gone = false;
                     }
                     Ret::Val(0)
                 }

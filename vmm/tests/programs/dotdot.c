@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -102,6 +103,29 @@ int main(void)
     show("/dev/fd/99/x, 99 not open", AT_FDCWD, p);
     close(fa);
     close(ff);
+
+    /* A directory exchanged with another (RENAME_EXCHANGE) takes the
+     * working directories in it along, both ways. */
+    char e1[128], e2[128];
+    snprintf(e1, sizeof e1, "%s/e1", dir);
+    snprintf(e2, sizeof e2, "%s/e2", dir);
+    mkdir(e1, 0755);
+    mkdir(e2, 0755);
+    snprintf(p, sizeof p, "%s/s", e1);
+    mkdir(p, 0755);
+    if (chdir(p) == 0 && syscall(SYS_renameat2, AT_FDCWD, e1, AT_FDCWD, e2, 2 /* RENAME_EXCHANGE */) == 0 &&
+        getcwd(q, sizeof q)) {
+        size_t n = strlen(dir);
+        printf("getcwd after an exchange: %s\n", strncmp(q, dir, n) == 0 ? q + n : q);
+    }
+    if (chdir(e1) == 0 && syscall(SYS_renameat2, AT_FDCWD, e1, AT_FDCWD, e2, 2) == 0 && getcwd(q, sizeof q)) {
+        size_t n = strlen(dir);
+        printf("getcwd of the other after an exchange back: %s\n", strncmp(q, dir, n) == 0 ? q + n : q);
+    }
+    snprintf(p, sizeof p, "%s/s", e1);
+    rmdir(p);
+    rmdir(e1);
+    rmdir(e2);
 
     chdir("/");
     const char *names[] = {"a/f", "f", "l", "loop1", "loop2"};

@@ -248,6 +248,36 @@ int main(int argc, char **argv) {
     close(dfd);
     check("back", chdir(cwd) == 0);
 
+    /* A working directory removed under its process: getcwd is ENOENT (as
+     * getcwd(2) says), /proc/self/cwd "PATH (deleted)", nothing is found or
+     * made in it, even once a directory of its name is made again; `..`
+     * leads out. A forked child inherits it. So does a directory a rename
+     * replaced. */
+    check("into gone", mkdir(at("gone"), 0755) == 0 && chdir(at("gone")) == 0);
+    check("removed", rmdir(at("gone")) == 0);
+    fails("getcwd in a removed directory", getcwd(here, sizeof here) ? 0 : -1, ENOENT);
+    char shown[600];
+    ssize_t ln = readlink("/proc/self/cwd", shown, sizeof shown - 1);
+    shown[ln > 0 ? ln : 0] = 0;
+    check("its /proc/self/cwd says deleted", ln > 0 && strstr(shown, "gone (deleted)") != 0);
+    fails("create in it", open("x", O_CREAT | O_WRONLY, 0600), ENOENT);
+    fails("mkdir in it", mkdir("y", 0755), ENOENT);
+    check("made again", mkdir(at("gone"), 0755) == 0 && close(open(at("gone/new"), O_CREAT | O_WRONLY, 0600)) == 0);
+    fails("its new name is not in the removed one", open("new", O_RDONLY), ENOENT);
+    pid_t child = fork();
+    if (child == 0)
+        _exit(getcwd(here, sizeof here) == 0 && errno == ENOENT ? 0 : 1);
+    int kst;
+    check("a child's getcwd is ENOENT too", waitpid(child, &kst, 0) == child && WIFEXITED(kst) && WEXITSTATUS(kst) == 0);
+    check("../gone is the new one", stat("../gone/new", &st) == 0);
+    check("cd .. leaves it", chdir("..") == 0 && getcwd(here, sizeof here) && !strcmp(here, dir));
+    check("into gone again", chdir(at("gone")) == 0 && access("new", F_OK) == 0);
+    check("emptied", unlink(at("gone/new")) == 0 && mkdir(at("over"), 0755) == 0);
+    check("a rename over it", rename(at("over"), at("gone")) == 0);
+    fails("getcwd in a directory a rename replaced", getcwd(here, sizeof here) ? 0 : -1, ENOENT);
+    check("back again", chdir(cwd) == 0 && getcwd(here, sizeof here) && !strcmp(here, cwd));
+    check("gone removed", rmdir(at("gone")) == 0);
+
     /* A bigger file: written in odd pieces, read back, mapped. */
     size_t big = 3 << 20;
     unsigned char *data = malloc(big), *back = malloc(big);

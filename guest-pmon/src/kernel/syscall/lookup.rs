@@ -190,6 +190,15 @@ impl Kernel {
         if p.is_empty() {
             return Err(ENOENT);
         }
+        // A removed working directory has no names (`cwd_removed`); `..`
+        // still leads out of it, as from Linux's dead directory.
+        if dirfd == AT_FDCWD
+            && p.first() != Some(&b'/')
+            && !pmon::path::has_dot_dot(p)
+            && self.procs.get(&pid).is_some_and(|pr| pr.cwd_gone)
+        {
+            return Err(ENOENT);
+        }
         let root = self.root_of(pid);
         let base = if p.first() == Some(&b'/') || dirfd == AT_FDCWD {
             self.procs

@@ -272,6 +272,7 @@ impl Kernel {
             let (cmdline, args) = (parent.cmdline.clone(), parent.args);
             let (environ, auxv) = (parent.environ.clone(), parent.auxv.clone());
             let groups = parent.groups.clone();
+            let cwd_gone = parent.cwd_gone;
             let cred = parent.cred;
             let personality = parent.personality;
             let oom_score_adj = parent.oom_score_adj;
@@ -312,6 +313,7 @@ impl Kernel {
                     threads: alloc::vec![new],
                     life: Life::Alive,
                     cwd,
+                    cwd_gone,
                     root,
                     umask,
                     personality,

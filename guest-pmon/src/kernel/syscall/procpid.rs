@@ -192,9 +192,14 @@ impl Kernel {
     pub(super) fn link_target(&self, caller: Pid, name: Name) -> Result<Vec<u8>, Errno> {
         match name {
             Name::Exe(t) => self.reach(caller, t).map(|()| self.exe_of(t)),
-            Name::Cwd(t) => self
-                .reach(caller, t)
-                .and_then(|()| self.procs.get(&t).map(|p| p.cwd.clone()).ok_or(ENOENT)),
+            // A removed one reads as Linux's: "PATH (deleted)".
+            Name::Cwd(t) => self.reach(caller, t).and_then(|()| {
+                let p = self.procs.get(&t).ok_or(ENOENT)?;
+                Ok(match p.cwd_gone {
+                    true => [&p.cwd[..], b" (deleted)"].concat(),
+                    false => p.cwd.clone(),
+                })
+            }),
             Name::Root(t) => self.reach(caller, t).map(|()| {
                 self.procs
                     .get(&t)

@@ -590,8 +590,12 @@ impl Kernel {
     /// getcwd: the working directory as the process's root shows it; one
     /// outside that root (a chroot that did not chdir) is
     /// "(unreachable)" and its whole name, as Linux's, which glibc's
-    /// getcwd and realpath turn into ENOENT (CVE-2018-1000001).
+    /// getcwd and realpath turn into ENOENT (CVE-2018-1000001). A removed
+    /// one is ENOENT, as Linux's getcwd(2) documents.
     pub(super) fn sys_getcwd(&mut self, pid: Pid, buf: u64, size: usize) -> Ret {
+        if self.procs.get(&pid).is_some_and(|p| p.cwd_gone) {
+            return err(ENOENT);
+        }
         let mut cwd = self
             .procs
             .get(&pid)

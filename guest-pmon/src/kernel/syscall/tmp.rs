@@ -775,8 +775,13 @@ impl Kernel {
             self.unix.unlink_path(&pmon::unixsock::Name::Path(full));
             return Ret::Val(0);
         }
+        let rmdir = how == NameUse::Rmdir;
         if self.on_storage(&full) {
-            let removed = self.store_unlink(&full, flags & AT_REMOVEDIR != 0);
+            let removed = self.store_unlink(&full, rmdir);
+            if rmdir && matches!(removed, Ret::Val(0)) {
+                let vnode = self.procs.get(&pid).map(|p| p.vnode);
+                self.cwd_removed(&full, vnode);
+            }
             return self
                 .or_off_storage(pid, &full, removed, |k, full| k.unlink_at(pid, full, flags));
         }
@@ -805,10 +810,19 @@ impl Kernel {
                 if removed.is_ok() && over_host && host::stat_path(&full, false).is_ok() {
                     host::remove(&full);
                 }
+                if removed.is_ok() && rmdir {
+                    self.cwd_removed(&full, None);
+                }
                 val(removed.map(|_| 0))
             }
             Some(rel) => match host::stat_path(&full, false) {
-                Ok(st) => self.tmp_remove_host(&full, rel, st.mode, how == NameUse::Rmdir),
+                Ok(st) => {
+                    let removed = self.tmp_remove_host(&full, rel, st.mode, rmdir);
+                    if rmdir && matches!(removed, Ret::Val(0)) {
+                        self.cwd_removed(&full, None);
+                    }
+                    removed
+                }
                 Err(e) => err(e),
             },
             None => match host::stat_path(&full, false) {
@@ -911,7 +925,7 @@ impl Kernel {
                 let r = self.store_rename(&from, &to, noreplace);
                 if matches!(r, Ret::Val(0)) {
                     let vnode = self.procs.get(&pid).map(|p| p.vnode);
-                    self.follow_renamed(&from, &to, vnode);
+                    self.follow_renamed(&from, &to, vnode, false);
                 }
                 if !matches!(r, Ret::Val(v) if v == -ENOENT)
                     || !super::super::store::enoent_past_link()
@@ -977,7 +991,11 @@ impl Kernel {
                     err(ENOENT)
                 };
             }
-            return val(self.tmp.exchange(rf, rt, now).map(|_| 0));
+            let exchanged = self.tmp.exchange(rf, rt, now);
+            if exchanged.is_ok() {
+                self.follow_renamed(&from, &to, None, true);
+            }
+            return val(exchanged.map(|_| 0));
         }
         if !target && !self.tmp.has_parent(rt) {
             // Into a directory of the host's /tmp: copied up first.
@@ -1006,7 +1024,7 @@ impl Kernel {
             if let Some(ino) = ino {
                 self.tmp_over_host.remove(&ino);
             }
-            self.follow_renamed(&from, &to, None);
+            self.follow_renamed(&from, &to, None, false);
         }
         val(moved.map(|_| 0))
     }
@@ -1016,15 +1034,27 @@ impl Kernel {
     /// directory, not its name), so a process whose directory was renamed
     /// still reaches its names (LTP's inotify02 renames its own). A
     /// storage rename moves only `vnode`'s (each vNode has its files).
-    fn follow_renamed(&mut self, from: &[u8], to: &[u8], vnode: Option<u32>) {
+    ///
+    /// A directory the rename replaced (an empty one at `to`) is gone: a
+    /// process whose working directory it was keeps it removed
+    /// ([`Self::cwd_removed`]). An exchange (`exchange`) moves those in
+    /// `to` to `from` as well.
+    fn follow_renamed(&mut self, from: &[u8], to: &[u8], vnode: Option<u32>, exchange: bool) {
         let from = pmon::path::dev_shm_shown(from.to_vec());
         let to = pmon::path::dev_shm_shown(to.to_vec());
+        if !exchange && from != to {
+            self.cwd_removed(&to, vnode);
+        }
+        let below = |path: &[u8], dir: &[u8]| match path.strip_prefix(dir) {
+            Some(rest) if rest.is_empty() || rest.starts_with(b"/") => Some(rest.to_vec()),
+            _ => None,
+        };
         let moved = |path: &mut Vec<u8>| {
-            let rest = match path.strip_prefix(&from[..]) {
-                Some(rest) if rest.is_empty() || rest.starts_with(b"/") => rest.to_vec(),
-                _ => return,
-            };
-            *path = [&to[..], &rest].concat();
+            if let Some(rest) = below(path, &from) {
+                *path = [&to[..], &rest].concat();
+            } else if let Some(rest) = below(path, &to).filter(|_| exchange) {
+                *path = [&from[..], &rest].concat();
+            }
         };
         for p in self
             .procs
@@ -1034,6 +1064,21 @@ impl Kernel {
             moved(&mut p.cwd);
             if p.root != b"/" {
                 moved(&mut p.root);
+            }
+        }
+    }
+
+    /// The directory `full` was removed (rmdir, or a rename over it): a
+    /// process whose working directory it was is in a removed directory,
+    /// as Linux's dead one: getcwd is ENOENT, /proc/self/cwd reads
+    /// "PATH (deleted)", and names relative to it are not found, even once
+    /// a new directory is made at its name (the name is all a working
+    /// directory here holds). A storage directory is only `vnode`'s.
+    pub(super) fn cwd_removed(&mut self, full: &[u8], vnode: Option<u32>) {
+        let full = pmon::path::dev_shm_shown(full.to_vec());
+        for p in self.procs.values_mut() {
+            if p.cwd == full && vnode.is_none_or(|v| v == p.vnode) {
+                p.cwd_gone = true;
             }
         }
     }
