@@ -403,7 +403,7 @@ fn the_hosts_programs_and_configuration_show_through_storage() {
 /// program), a rename onto one follows Linux's rules for a target, and a
 /// path below one of the host's files is ENOTDIR (it was ENOENT; Go's os
 /// tests want ENOTDIR). truncate by path copies the host's file up, as
-/// chmod does (it was ENOENT).
+/// chmod does (it was ENOENT), also through one of the host's links.
 #[test]
 fn the_hosts_names_are_taken_through_storage() {
     let python = "/usr/bin/python3";
@@ -439,6 +439,7 @@ t("mkdir dir", lambda: os.mkdir("/etc/apt"))
 t("mkfifo", lambda: os.mkfifo("/usr/bin/env"))
 t("symlink", lambda: os.symlink("x", "/usr/bin/env"))
 t("link", lambda: os.link("/d/f", "/etc/hostname"))
+t("link of nothing", lambda: os.link("/d/missing", "/etc/hostname"))
 t("mknod", lambda: os.mknod("/etc/apt"))
 t("rename file onto dir", lambda: os.rename("/d/f", "/etc/apt"))
 t("rename dir onto full", lambda: os.rename("/d/empty", "/etc/apt"))
@@ -462,7 +463,8 @@ print(os.stat("/etc/passwd").st_size, os.path.isfile("/etc/passwd"))
     assert_eq!(
         got.text(),
         "mkdir file File exists\nmkdir dir File exists\nmkfifo File exists\n\
-         symlink File exists\nlink File exists\nmknod File exists\n\
+         symlink File exists\nlink File exists\nlink of nothing No such file or directory\n\
+         mknod File exists\n\
          rename file onto dir Is a directory\nrename dir onto full Directory not empty\n\
          rename dir onto file Not a directory\nopen below Not a directory\n\
          create below Not a directory\nmkdir below Not a directory\n\
@@ -472,6 +474,47 @@ print(os.stat("/etc/passwd").st_size, os.path.isfile("/etc/passwd"))
         "{}",
         got.err
     );
+    // Through one of the host's links (Debian's /etc/localtime leads to
+    // /usr/share/zoneinfo): chmod and truncate by path copy the file it
+    // leads to up, as an open to write did (they were ENOENT).
+    let Some((link, target)) = host_link_to_a_file() else {
+        eprintln!("skipping the host's links: none in /etc leads to a file outside /usr/lib");
+        return;
+    };
+    let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+    let script = "import os, sys; l = sys.argv[1]; os.chmod(l, 0o600); os.truncate(l, 1); \
+                  st = os.stat(l); print(oct(st.st_mode & 0o777), st.st_size, os.path.islink(l))";
+    let got = rack.run(&[], &[python, "-c", script, &link], b"");
+    assert_eq!(
+        (got.code, got.text().as_str()),
+        (0, "0o600 1 True\n"),
+        "chmod and truncate through {link}: {}",
+        got.err
+    );
+    assert_eq!(
+        std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0),
+        size,
+        "the host's {target} was truncated"
+    );
+}
+
+/// A symbolic link in the host's /etc that leads to a regular file of a
+/// tree storage copies up (not /usr/lib's, which stays the host's), with
+/// that file: /etc/localtime on Debian with tzdata.
+fn host_link_to_a_file() -> Option<(String, String)> {
+    let mut names: Vec<_> = std::fs::read_dir("/etc")
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    names.into_iter().find_map(|p| {
+        let target = std::fs::canonicalize(&p).ok()?;
+        let wanted = ["/etc/", "/usr/share/", "/usr/bin/"];
+        let is_link = p.symlink_metadata().ok()?.file_type().is_symlink();
+        (is_link && target.is_file() && wanted.iter().any(|w| target.starts_with(w)))
+            .then(|| Some((p.to_str()?.to_string(), target.to_str()?.to_string())))?
+    })
 }
 
 /// A symbolic link on storage to a name storage lacks leads where the

@@ -425,9 +425,12 @@ impl Kernel {
             }
             // A link of the host's (Debian's /etc/localtime and
             // /etc/os-release are): the link goes onto storage as the host
-            // has it, as overlayfs copies a link up, and the open follows
-            // it there, or off storage to where it leads.
-            (S_IFLNK, CopyUp::Open { .. }) => {
+            // has it, as overlayfs copies a link up, and the open (or the
+            // chmod, truncate or utimensat that follows links) follows it
+            // there, or off storage to where it leads, where the file it
+            // reaches is copied up in turn. (Only an open did: chmod and
+            // truncate through /etc/os-release were ENOENT.)
+            (S_IFLNK, _) => {
                 let target = host::readlink(full)?;
                 let head = StoreRequest {
                     op: sp::OP_SYMLINK,
@@ -1150,13 +1153,28 @@ impl Kernel {
             now: self.realtime_ns(),
             ..Default::default()
         };
-        let st = match self.copying_up(from, |k| k.store_make_new(head, from, to, to)) {
+        let make = |k: &mut Self| match k.store_make_new(head, from, to, to) {
+            // Linux's linkat looks the old name up first: one that is
+            // nowhere is ENOENT, not the new name's EEXIST.
+            Err(EEXIST) if k.nowhere(from, follow) => Err(ENOENT),
+            r => r,
+        };
+        let st = match self.copying_up(from, make) {
             Ok(a) => a.stat,
             Err(e) => return err(e),
         };
         // Only the file's ctime moved: what the cache holds of it is current.
         self.fcache.changed(st.ino, version(&st));
         Ret::Val(0)
+    }
+
+    /// Whether neither storage nor the host's installation has `full`
+    /// (its last link followed if `follow`). A walk through storage's
+    /// link that leads off it is not nowhere: the caller follows it.
+    fn nowhere(&self, full: &[u8], follow: bool) -> bool {
+        store::stat(full, follow) == Err(ENOENT)
+            && !store::enoent_past_link()
+            && !(pmon::path::shown_from_host(full) && host::stat_path(full, follow).is_ok())
     }
 
     pub(super) fn store_symlink(&mut self, target: &[u8], full: &[u8]) -> Ret {
