@@ -440,6 +440,7 @@ t("mkfifo", lambda: os.mkfifo("/usr/bin/env"))
 t("symlink", lambda: os.symlink("x", "/usr/bin/env"))
 t("link", lambda: os.link("/d/f", "/etc/hostname"))
 t("link of nothing", lambda: os.link("/d/missing", "/etc/hostname"))
+t("link of nothing below", lambda: os.link("/d/missing", "/etc/hostname/x"))
 t("mknod", lambda: os.mknod("/etc/apt"))
 t("rename file onto dir", lambda: os.rename("/d/f", "/etc/apt"))
 t("rename dir onto full", lambda: os.rename("/d/empty", "/etc/apt"))
@@ -464,6 +465,7 @@ print(os.stat("/etc/passwd").st_size, os.path.isfile("/etc/passwd"))
         got.text(),
         "mkdir file File exists\nmkdir dir File exists\nmkfifo File exists\n\
          symlink File exists\nlink File exists\nlink of nothing No such file or directory\n\
+         link of nothing below No such file or directory\n\
          mknod File exists\n\
          rename file onto dir Is a directory\nrename dir onto full Directory not empty\n\
          rename dir onto file Not a directory\nopen below Not a directory\n\

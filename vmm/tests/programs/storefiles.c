@@ -573,6 +573,9 @@ int main(int argc, char **argv) {
     fails("link of a directory", link(at("sub2"), at("sub3")), EPERM);
     fails("link of a missing file", link(at("nope"), at("h3")), ENOENT);
     fails("link into a missing directory", link(at("h1"), at("nope/h3")), ENOENT);
+    fails("link of a missing file below a file", link(at("nope"), at("c/h3")), ENOENT);
+    fails("link of a missing file over a name", link(at("nope"), at("c")), ENOENT);
+    fails("link below a file", link(at("h1"), at("c/h3")), ENOTDIR);
     fails("linkat with a bad flag", linkat(AT_FDCWD, at("h1"), AT_FDCWD, at("h3"), 0x1), EINVAL);
     check("symlink to h1", symlink("h1", at("hs")) == 0);
     check("link of a symlink names the symlink", link(at("hs"), at("hs2")) == 0 &&

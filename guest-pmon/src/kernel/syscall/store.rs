@@ -1155,8 +1155,8 @@ impl Kernel {
         };
         let make = |k: &mut Self| match k.store_make_new(head, from, to, to) {
             // Linux's linkat looks the old name up first: one that is
-            // nowhere is ENOENT, not the new name's EEXIST.
-            Err(EEXIST) if k.nowhere(from, follow) => Err(ENOENT),
+            // nowhere is ENOENT, not the new name's EEXIST or ENOTDIR.
+            Err(e) if e != ENOENT && k.nowhere(from, follow) => Err(ENOENT),
             r => r,
         };
         let st = match self.copying_up(from, make) {

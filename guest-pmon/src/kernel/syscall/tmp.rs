@@ -1406,12 +1406,18 @@ impl Kernel {
         if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
             return err(EINVAL);
         }
-        if let Err(e) = self.link_names(pid, (olddir, old), (newdir, new)) {
-            return err(e);
-        }
-        match self.path_pair(pid, (olddir, old), (newdir, new)) {
+        // Linux looks the old name up first (rename looks up both
+        // directories first): a missing one is ENOENT before anything wrong
+        // with the new name's directory (ENOTDIR below a file).
+        let checked = self
+            .link_names(pid, (olddir, old), (newdir, new))
+            .and_then(|()| self.path_pair(pid, (olddir, old), (newdir, new)));
+        match checked {
             Ok((from, to)) => self.hard_link_at(pid, from, to, flags),
-            Err(e) => err(e),
+            Err(e) => match self.stat_path(pid, olddir, old, AT_SYMLINK_NOFOLLOW) {
+                Err(old) => err(old),
+                Ok(_) => err(e),
+            },
         }
     }
 
