@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+pub mod absent;
 pub mod aio;
 pub mod anon;
 pub mod caps;

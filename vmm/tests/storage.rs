@@ -519,6 +519,52 @@ fn host_link_to_a_file() -> Option<(String, String)> {
     })
 }
 
+/// The processor believes storage's "no such name" in the host's trees
+/// for a while (`pmon::absent`), so looks there cost a host stat, not a
+/// storage round trip each: a name this processor makes there is seen at
+/// once, also one made through a link of storage's, and one another
+/// processor makes within the 2 s an absence is kept.
+#[test]
+fn names_storage_lacks_are_believed_briefly() {
+    let python = "/usr/bin/python3";
+    if !kvm_available() || !Path::new(python).exists() || !Path::new("/usr/local/bin").is_dir() {
+        return;
+    }
+    let rack = Rack::new("storage-absent", "256M");
+    let here = "import os\n\
+        e = os.path.exists\n\
+        print(e('/usr/local/bin/lego-a'), e('/etc/lego-a'))\n\
+        os.makedirs('/d', exist_ok=True); os.symlink('/usr/local/bin', '/d/bin')\n\
+        open('/d/bin/lego-a', 'w').close(); open('/etc/lego-a', 'w').close()\n\
+        print(e('/usr/local/bin/lego-a'), e('/etc/lego-a'))\n";
+    let got = rack.run(&[], &[python, "-c", here], b"");
+    assert_eq!(
+        (got.code, got.text().as_str()),
+        (0, "False False\nTrue True\n"),
+        "{}",
+        got.err
+    );
+    // Another processor's name: seen once the absence is 2 s old.
+    let waits = "import os, sys, time\n\
+        e = os.path.exists\n\
+        print(e('/etc/lego-b'), flush=True)\n\
+        sys.stdin.readline()\n\
+        t = time.monotonic()\n\
+        while not e('/etc/lego-b') and time.monotonic() - t < 10: time.sleep(0.05)\n\
+        print(e('/etc/lego-b'), time.monotonic() - t < 3)\n";
+    let mut a = Talk::program(&rack, &[], &[python, "-c", waits]);
+    assert_eq!(a.line(), "False\n");
+    let made = rack.run(
+        &[],
+        &[python, "-c", "open('/etc/lego-b', 'w').close()"],
+        b"",
+    );
+    assert_eq!(made.code, 0, "{}", made.err);
+    let (rest, err, ok) = a.go();
+    assert!(ok, "{err}");
+    assert_eq!(rest, "True True\n", "{err}");
+}
+
 /// A symbolic link on storage to a name storage lacks leads where the
 /// processor finds that name, as a link leads across file systems on
 /// Linux: to the host's files (a file, directly, through a relative target

@@ -126,6 +126,9 @@ impl Kernel {
     ) -> Result<Pid, Errno> {
         let super::Origin { run, vnode, home } = origin;
         self.home_now = home;
+        // A run may follow a `lego cp` into the host's trees: what storage
+        // lacked is asked again.
+        super::store::forget_absences();
         let pid = self.alloc_id().ok_or(EAGAIN)?;
         let image = self.load_image(path, given, argv, &envp, &cwd, false)?;
         let mut ctx = UserContext::new(self.xsave_size);

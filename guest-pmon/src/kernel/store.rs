@@ -19,6 +19,7 @@ use lego_proto::program::{
 use lego_proto::storage::*;
 
 use super::{Errno, ENXIO};
+use pmon::absent::Absent;
 use pmon::gather::Gathered;
 use zerocopy::FromBytes;
 
@@ -189,6 +190,16 @@ fn storage_call(request: &[u8], node: u32, reply: &mut [u8]) -> StorageCall {
 /// One request: `head`'s op and arguments, the paths and the data.
 pub fn call(head: StoreRequest, path: &[u8], path2: &[u8], data: &[u8]) -> Result<Answer, Errno> {
     flush();
+    // A call that may make a name: no absence is believed any more,
+    // whether it succeeds or not. (Not only those at and below its paths:
+    // storage follows its own links, so `/d/l/x` may make
+    // `/usr/local/bin/x`.)
+    if matches!(
+        head.op,
+        OP_CREATE | OP_MKDIR | OP_MKNOD | OP_SYMLINK | OP_LINK | OP_RENAME
+    ) {
+        ABSENT.lock().clear();
+    }
     let (request, node) = encode(&head, path, path2, data);
     let mut reply = alloc::vec![0u8; reply_room(&head)];
     let c = storage_call(&request, node, &mut reply);
@@ -318,6 +329,36 @@ pub fn on_path(op: u32, path: &[u8], flags: u32, now: u64) -> Result<Answer, Err
         &[],
         &[],
     )
+}
+
+/// Names storage said lately that it lacks (`pmon::absent`).
+static ABSENT: spin::Mutex<Absent> = spin::Mutex::new(Absent::new());
+
+/// Whether storage lacks `path` itself (its lstat is ENOENT; past one of
+/// its links too, which [`enoent_past_link`] then tells), asked at `now`
+/// (ns since boot). A plain ENOENT is believed for a while
+/// (`pmon::absent`), so the looks at the host's installation, which ask
+/// storage first, do not each pay a round trip.
+pub fn lacks(path: &[u8], now: u64) -> bool {
+    let vnode = vnode();
+    if ABSENT.lock().lacks(path, vnode, now) {
+        PAST_LINK.store(false, Ordering::Relaxed);
+        return true;
+    }
+    match stat(path, false) {
+        Err(e) if e == ENOENT as Errno => {
+            if !enoent_past_link() {
+                ABSENT.lock().note(path, vnode, now);
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Nothing storage said it lacks is believed any more.
+pub fn forget_absences() {
+    ABSENT.lock().clear();
 }
 
 pub fn stat(path: &[u8], follow: bool) -> Result<StoreStat, Errno> {

@@ -370,7 +370,7 @@ impl Kernel {
             // python3's standard library) of the host's dynamically
             // linked programs: storage's where it has the name, else the
             // host's, read-only, as the host's programs are.
-            && (!pmon::path::system_library(full) || store::stat(full, false) != Err(ENOENT))
+            && (!pmon::path::system_library(full) || !store::lacks(full, self.now_ns()))
     }
 
     /// [`Self::on_storage`] for a look that changes nothing (stat, readlink,
@@ -381,7 +381,7 @@ impl Kernel {
     /// storage's (`store_make`, `store_copy_up`).
     pub(in crate::kernel) fn on_storage_to_look(&self, full: &[u8]) -> bool {
         self.on_storage(full)
-            && !(pmon::path::shown_from_host(full) && store::stat(full, false) == Err(ENOENT))
+            && !(pmon::path::shown_from_host(full) && store::lacks(full, self.now_ns()))
     }
 
     /// Before an open that may write `full` (or a change of its
