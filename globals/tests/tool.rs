@@ -56,7 +56,9 @@ fn lego_with_stdin(home: &Path, args: &[&str], input: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
+    // A client that stopped early closed its stdin: the caller's checks
+    // of its status and stderr say why, where a panic here said EPIPE.
+    let _ = child.stdin.take().unwrap().write_all(input);
     child.wait_with_output().unwrap()
 }
 
