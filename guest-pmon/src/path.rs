@@ -198,6 +198,15 @@ pub fn has_dot_dot(path: &[u8]) -> bool {
     path.split(|&c| c == b'/').any(|n| n == b"..")
 }
 
+/// Whether relative path `p` leaves its directory before it names
+/// anything in it: its first name other than `.` is `..` (`../x`,
+/// `./../x`; not `x/../y`, which needs `x`, nor `.`).
+pub fn leaves_first(p: &[u8]) -> bool {
+    p.split(|&c| c == b'/')
+        .find(|n| !n.is_empty() && *n != b".")
+        .is_some_and(|n| n == b"..")
+}
+
 /// The names of path `p`, empty ones (`//`, a leading `/`) left out.
 pub fn names(p: &[u8]) -> Vec<Vec<u8>> {
     p.split(|&c| c == b'/')
@@ -850,6 +859,17 @@ fn fd_number(text: &[u8]) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn leaves_first_is_a_first_dot_dot() {
+        use super::leaves_first;
+        for p in [&b"../x"[..], b"..", b"./../x", b".//..", b"../.."] {
+            assert!(leaves_first(p), "{p:?}");
+        }
+        for p in [&b"x/../y"[..], b".", b"./", b"x", b"", b"..x", b"./x/.."] {
+            assert!(!leaves_first(p), "{p:?}");
+        }
+    }
+
     #[test]
     fn under_any_names_the_paths_and_what_is_below() {
         let set: alloc::collections::BTreeSet<Vec<u8>> =

@@ -617,6 +617,9 @@ impl Kernel {
         let Some(pid) = self.threads.get(&tid).map(|t| t.pid) else {
             return Err(ESRCH);
         };
+        if self.in_removed_cwd(pid, &path) {
+            return Err(ENOENT);
+        }
         // Relative to the working directory (the host's files, for now).
         let cwd = self
             .procs

@@ -118,9 +118,10 @@ int main(void)
         size_t n = strlen(dir);
         printf("getcwd after an exchange: %s\n", strncmp(q, dir, n) == 0 ? q + n : q);
     }
-    if (chdir(e1) == 0 && syscall(SYS_renameat2, AT_FDCWD, e1, AT_FDCWD, e2, 2) == 0 && getcwd(q, sizeof q)) {
+    if (chdir(e2) == 0 && syscall(SYS_renameat2, AT_FDCWD, e1, AT_FDCWD, e2, 2) == 0 && getcwd(q, sizeof q)) {
         size_t n = strlen(dir);
-        printf("getcwd of the other after an exchange back: %s\n", strncmp(q, dir, n) == 0 ? q + n : q);
+        printf("getcwd in the new name's directory after an exchange back: %s\n",
+               strncmp(q, dir, n) == 0 ? q + n : q);
     }
     snprintf(p, sizeof p, "%s/s", e1);
     rmdir(p);

@@ -264,6 +264,8 @@ int main(int argc, char **argv) {
     fails("mkdir in it", mkdir("y", 0755), ENOENT);
     check("made again", mkdir(at("gone"), 0755) == 0 && close(open(at("gone/new"), O_CREAT | O_WRONLY, 0600)) == 0);
     fails("its new name is not in the removed one", open("new", O_RDONLY), ENOENT);
+    fails("nor through a name in it and ..", open("x/../new", O_RDONLY), ENOENT);
+    fails("nor run from it", execl("./new", "new", (char *)0), ENOENT);
     pid_t child = fork();
     if (child == 0)
         _exit(getcwd(here, sizeof here) == 0 && errno == ENOENT ? 0 : 1);
@@ -272,6 +274,8 @@ int main(int argc, char **argv) {
     check("../gone is the new one", stat("../gone/new", &st) == 0);
     check("cd .. leaves it", chdir("..") == 0 && getcwd(here, sizeof here) && !strcmp(here, dir));
     check("into gone again", chdir(at("gone")) == 0 && access("new", F_OK) == 0);
+    check("a rename onto itself keeps it",
+          rename(at("gone"), at("gone")) == 0 && getcwd(here, sizeof here) && !strcmp(here, at("gone")));
     check("emptied", unlink(at("gone/new")) == 0 && mkdir(at("over"), 0755) == 0);
     check("a rename over it", rename(at("over"), at("gone")) == 0);
     fails("getcwd in a directory a rename replaced", getcwd(here, sizeof here) ? 0 : -1, ENOENT);

@@ -179,6 +179,16 @@ impl Kernel {
         Ok((owned, link))
     }
 
+    /// Whether `p` is a name in `pid`'s working directory that was removed
+    /// (`cwd_removed`): it has no names, as Linux's dead directory, so
+    /// such a path is ENOENT even where a new directory has its name; a
+    /// path that first leaves it by `..` goes on from its parent.
+    pub(in crate::kernel) fn in_removed_cwd(&self, pid: Pid, p: &[u8]) -> bool {
+        p.first() != Some(&b'/')
+            && !pmon::path::leaves_first(p)
+            && self.procs.get(&pid).is_some_and(|pr| pr.cwd_gone)
+    }
+
     /// A path argument, made absolute against the working directory or a
     /// directory descriptor.
     pub(super) fn path_arg(&mut self, pid: Pid, dirfd: i64, ptr: u64) -> Result<Vec<u8>, Errno> {
@@ -190,13 +200,7 @@ impl Kernel {
         if p.is_empty() {
             return Err(ENOENT);
         }
-        // A removed working directory has no names (`cwd_removed`); `..`
-        // still leads out of it, as from Linux's dead directory.
-        if dirfd == AT_FDCWD
-            && p.first() != Some(&b'/')
-            && !pmon::path::has_dot_dot(p)
-            && self.procs.get(&pid).is_some_and(|pr| pr.cwd_gone)
-        {
+        if dirfd == AT_FDCWD && self.in_removed_cwd(pid, p) {
             return Err(ENOENT);
         }
         let root = self.root_of(pid);

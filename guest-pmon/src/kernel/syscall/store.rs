@@ -380,8 +380,11 @@ impl Kernel {
     /// there (mkdir /usr, a program written to /usr/local/bin) is
     /// storage's (`store_make`, `store_copy_up`).
     pub(in crate::kernel) fn on_storage_to_look(&self, full: &[u8]) -> bool {
+        // (A library's name storage has was asked about by on_storage.)
         self.on_storage(full)
-            && !(pmon::path::shown_from_host(full) && store::lacks(full, self.now_ns()))
+            && !(pmon::path::shown_from_host(full)
+                && !pmon::path::system_library(full)
+                && store::lacks(full, self.now_ns()))
     }
 
     /// Before an open that may write `full` (or a change of its
@@ -429,7 +432,9 @@ impl Kernel {
             // chmod, truncate or utimensat that follows links) follows it
             // there, or off storage to where it leads, where the file it
             // reaches is copied up in turn. (Only an open did: chmod and
-            // truncate through /etc/os-release were ENOENT.)
+            // truncate through /etc/os-release were ENOENT.) The link
+            // stays on storage even if the call then fails there: it is
+            // the host's link as it was, and leads where the host's does.
             (S_IFLNK, _) => {
                 let target = host::readlink(full)?;
                 let head = StoreRequest {

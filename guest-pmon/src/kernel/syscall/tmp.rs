@@ -19,6 +19,27 @@ const O_DIRECTORY: u32 = 0o200000;
 const AT_REMOVEDIR: u64 = 0x200;
 const RENAME_NOREPLACE: u64 = 1;
 const RENAME_EXCHANGE: u64 = 2;
+
+/// Whether a rename of storage's `from` to `to` would remove a directory:
+/// one is at `to`, and it is not `from`'s.
+fn store_replaces_dir(from: &[u8], to: &[u8]) -> bool {
+    use super::super::store::stat;
+    match (stat(from, false), stat(to, false)) {
+        (Ok(f), Ok(t)) => f.ino != t.ino && t.mode & 0o170000 == 0o040000,
+        _ => false,
+    }
+}
+
+/// What a rename did, for the working directories at its names
+/// ([`Kernel::follow_renamed`]).
+#[derive(Clone, Copy)]
+enum Renamed {
+    /// `from` moved to `to`; `replaced`: another directory was at `to`,
+    /// and went.
+    Moved { replaced: bool },
+    /// The two swapped (RENAME_EXCHANGE).
+    Exchanged,
+}
 const EXDEV: Errno = 18;
 const EBUSY: Errno = 16;
 const EOPNOTSUPP: Errno = 95;
@@ -902,6 +923,15 @@ impl Kernel {
         }
     }
 
+    /// Whether a process (of `vnode`, for a storage name) whose working
+    /// directory is not removed is in `full`.
+    fn a_cwd_is(&self, full: &[u8], vnode: Option<u32>) -> bool {
+        let full = pmon::path::dev_shm_shown(full.to_vec());
+        self.procs
+            .values()
+            .any(|p| p.cwd == full && !p.cwd_gone && vnode.is_none_or(|v| v == p.vnode))
+    }
+
     /// rename of `from` to `to` (both resolved), `flags` checked.
     fn rename_at(&mut self, pid: Pid, from: Vec<u8>, to: Vec<u8>, flags: u64) -> Ret {
         let exchange = flags & RENAME_EXCHANGE != 0;
@@ -922,10 +952,14 @@ impl Kernel {
             (true, true) if exchange => return err(EINVAL),
             (true, true) => {
                 let noreplace = flags & RENAME_NOREPLACE != 0;
+                let vnode = self.procs.get(&pid).map(|p| p.vnode);
+                // Asked only where a process is in `to`: whether another
+                // directory is there, which the rename removes (through
+                // storage's links `from` may name the same one).
+                let replaced = self.a_cwd_is(&to, vnode) && store_replaces_dir(&from, &to);
                 let r = self.store_rename(&from, &to, noreplace);
                 if matches!(r, Ret::Val(0)) {
-                    let vnode = self.procs.get(&pid).map(|p| p.vnode);
-                    self.follow_renamed(&from, &to, vnode, false);
+                    self.follow_renamed(&from, &to, vnode, Renamed::Moved { replaced });
                 }
                 if !matches!(r, Ret::Val(v) if v == -ENOENT)
                     || !super::super::store::enoent_past_link()
@@ -993,7 +1027,7 @@ impl Kernel {
             }
             let exchanged = self.tmp.exchange(rf, rt, now);
             if exchanged.is_ok() {
-                self.follow_renamed(&from, &to, None, true);
+                self.follow_renamed(&from, &to, None, Renamed::Exchanged);
             }
             return val(exchanged.map(|_| 0));
         }
@@ -1014,6 +1048,8 @@ impl Kernel {
             return err(EEXIST);
         }
         let ino = self.tmp.lookup(rf).ok();
+        let replaced = self.a_cwd_is(&to, None)
+            && matches!((ino, self.tmp.lookup(rt)), (Some(f), Ok(t)) if f != t && self.tmp.is_directory(t));
         let moved = self.tmp.rename(rf, rt, now);
         if moved.is_ok() {
             if host_from {
@@ -1024,7 +1060,7 @@ impl Kernel {
             if let Some(ino) = ino {
                 self.tmp_over_host.remove(&ino);
             }
-            self.follow_renamed(&from, &to, None, false);
+            self.follow_renamed(&from, &to, None, Renamed::Moved { replaced });
         }
         val(moved.map(|_| 0))
     }
@@ -1037,12 +1073,13 @@ impl Kernel {
     ///
     /// A directory the rename replaced (an empty one at `to`) is gone: a
     /// process whose working directory it was keeps it removed
-    /// ([`Self::cwd_removed`]). An exchange (`exchange`) moves those in
-    /// `to` to `from` as well.
-    fn follow_renamed(&mut self, from: &[u8], to: &[u8], vnode: Option<u32>, exchange: bool) {
+    /// ([`Self::cwd_removed`]), and a removed one keeps its name. An
+    /// exchange moves those in `to` to `from` as well.
+    fn follow_renamed(&mut self, from: &[u8], to: &[u8], vnode: Option<u32>, how: Renamed) {
         let from = pmon::path::dev_shm_shown(from.to_vec());
         let to = pmon::path::dev_shm_shown(to.to_vec());
-        if !exchange && from != to {
+        let exchange = matches!(how, Renamed::Exchanged);
+        if matches!(how, Renamed::Moved { replaced: true }) {
             self.cwd_removed(&to, vnode);
         }
         let below = |path: &[u8], dir: &[u8]| match path.strip_prefix(dir) {
@@ -1061,7 +1098,9 @@ impl Kernel {
             .values_mut()
             .filter(|p| vnode.is_none_or(|v| v == p.vnode))
         {
-            moved(&mut p.cwd);
+            if !p.cwd_gone {
+                moved(&mut p.cwd);
+            }
             if p.root != b"/" {
                 moved(&mut p.root);
             }
@@ -1406,6 +1445,12 @@ impl Kernel {
         if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
             return err(EINVAL);
         }
+        // (AT_SYMLINK_FOLLOW follows the old name's link: a dangling one
+        // is ENOENT.)
+        let follow_flag = match flags & AT_SYMLINK_FOLLOW {
+            0 => AT_SYMLINK_NOFOLLOW,
+            _ => 0,
+        };
         // Linux looks the old name up first (rename looks up both
         // directories first): a missing one is ENOENT before anything wrong
         // with the new name's directory (ENOTDIR below a file).
@@ -1414,7 +1459,7 @@ impl Kernel {
             .and_then(|()| self.path_pair(pid, (olddir, old), (newdir, new)));
         match checked {
             Ok((from, to)) => self.hard_link_at(pid, from, to, flags),
-            Err(e) => match self.stat_path(pid, olddir, old, AT_SYMLINK_NOFOLLOW) {
+            Err(e) => match self.stat_path(pid, olddir, old, follow_flag) {
                 Err(old) => err(old),
                 Ok(_) => err(e),
             },

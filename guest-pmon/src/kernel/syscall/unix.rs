@@ -1155,7 +1155,9 @@ impl Kernel {
         Ok(match pmon::unixsock::parse_sockaddr(&bytes)? {
             None => None,
             Some(SockAddr::Abstract(a)) => Some(Name::Abstract(a)),
-            Some(SockAddr::Path(p)) if p.is_empty() => return Err(ENOENT),
+            Some(SockAddr::Path(p)) if p.is_empty() || self.in_removed_cwd(pid, &p) => {
+                return Err(ENOENT)
+            }
             Some(SockAddr::Path(p)) => {
                 let (root, cwd) = self
                     .procs
