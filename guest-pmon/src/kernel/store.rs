@@ -356,6 +356,13 @@ pub fn lacks(path: &[u8], now: u64) -> bool {
     }
 }
 
+/// Whether storage itself has no `path` (its last link followed if
+/// `follow`): ENOENT, and not past one of its links, which may lead to
+/// where the name is (asked now, never from what [`lacks`] keeps).
+pub fn missing(path: &[u8], follow: bool) -> bool {
+    matches!(stat(path, follow), Err(e) if e == ENOENT as Errno) && !enoent_past_link()
+}
+
 /// Nothing storage said it lacks is believed any more.
 pub fn forget_absences() {
     ABSENT.lock().clear();

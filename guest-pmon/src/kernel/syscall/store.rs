@@ -1017,10 +1017,10 @@ impl Kernel {
         if !pmon::path::shown_from_host(full) || host::stat_path(full, false).is_err() {
             return Ok(());
         }
-        match store::stat(full, false) {
-            Err(ENOENT) if !store::enoent_past_link() => Err(EEXIST),
-            _ => Ok(()),
+        if store::missing(full, false) {
+            return Err(EEXIST);
         }
+        Ok(())
     }
 
     /// Before a rename onto `to`, a name of the host's installation that
@@ -1042,7 +1042,7 @@ impl Kernel {
         let Ok(target) = host::stat_path(to, false) else {
             return Ok(());
         };
-        if store::stat(to, false) != Err(ENOENT) || store::enoent_past_link() {
+        if !store::missing(to, false) {
             return Ok(());
         }
         let Ok(source) = store::stat(from, false) else {
@@ -1177,8 +1177,7 @@ impl Kernel {
     /// (its last link followed if `follow`). A walk through storage's
     /// link that leads off it is not nowhere: the caller follows it.
     fn nowhere(&self, full: &[u8], follow: bool) -> bool {
-        store::stat(full, follow) == Err(ENOENT)
-            && !store::enoent_past_link()
+        store::missing(full, follow)
             && !(pmon::path::shown_from_host(full) && host::stat_path(full, follow).is_ok())
     }
 

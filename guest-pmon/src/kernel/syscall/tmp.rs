@@ -19,6 +19,17 @@ const O_DIRECTORY: u32 = 0o200000;
 const AT_REMOVEDIR: u64 = 0x200;
 const RENAME_NOREPLACE: u64 = 1;
 const RENAME_EXCHANGE: u64 = 2;
+const EXDEV: Errno = 18;
+const EBUSY: Errno = 16;
+const EOPNOTSUPP: Errno = 95;
+const F_SEAL_SEAL: u32 = 1;
+const F_SEAL_SHRINK: u32 = 2;
+const F_SEAL_GROW: u32 = 4;
+const F_SEAL_WRITE: u32 = 8;
+const F_SEAL_FUTURE_WRITE: u32 = 0x10;
+const F_SEAL_EXEC: u32 = 0x20;
+const UTIME_NOW: u64 = (1 << 30) - 1;
+const UTIME_OMIT: u64 = (1 << 30) - 2;
 
 /// Whether a rename of storage's `from` to `to` would remove a directory:
 /// one is at `to`, and it is not `from`'s.
@@ -40,17 +51,6 @@ enum Renamed {
     /// The two swapped (RENAME_EXCHANGE).
     Exchanged,
 }
-const EXDEV: Errno = 18;
-const EBUSY: Errno = 16;
-const EOPNOTSUPP: Errno = 95;
-const F_SEAL_SEAL: u32 = 1;
-const F_SEAL_SHRINK: u32 = 2;
-const F_SEAL_GROW: u32 = 4;
-const F_SEAL_WRITE: u32 = 8;
-const F_SEAL_FUTURE_WRITE: u32 = 0x10;
-const F_SEAL_EXEC: u32 = 0x20;
-const UTIME_NOW: u64 = (1 << 30) - 1;
-const UTIME_OMIT: u64 = (1 << 30) - 2;
 
 /// The file a call that changes one names (truncate, chmod, chown,
 /// utimensat): a descriptor, or a path already resolved, so that the call
@@ -807,13 +807,13 @@ impl Kernel {
                 .or_off_storage(pid, &full, removed, |k, full| k.unlink_at(pid, full, flags));
         }
         let now = self.realtime_ns();
-        match below_tmp(&full) {
+        let removed = match below_tmp(&full) {
             // /dev/shm itself, as a mount point.
             Some(rel) if rel == pmon::path::DEV_SHM_DIR => err(EBUSY),
             Some(rel) if self.tmp.lookup(rel).is_ok() => {
                 let ino = self.tmp.lookup(rel).ok();
                 let over_host = ino.is_some_and(|i| self.tmp_over_host.contains(&i));
-                let removed = if flags & AT_REMOVEDIR != 0 {
+                let removed = if rmdir {
                     if over_host && self.host_names_left(&full) {
                         return err(tmpfs::ENOTEMPTY);
                     }
@@ -831,26 +831,21 @@ impl Kernel {
                 if removed.is_ok() && over_host && host::stat_path(&full, false).is_ok() {
                     host::remove(&full);
                 }
-                if removed.is_ok() && rmdir {
-                    self.cwd_removed(&full, None);
-                }
                 val(removed.map(|_| 0))
             }
             Some(rel) => match host::stat_path(&full, false) {
-                Ok(st) => {
-                    let removed = self.tmp_remove_host(&full, rel, st.mode, rmdir);
-                    if rmdir && matches!(removed, Ret::Val(0)) {
-                        self.cwd_removed(&full, None);
-                    }
-                    removed
-                }
+                Ok(st) => self.tmp_remove_host(&full, rel, st.mode, rmdir),
                 Err(e) => err(e),
             },
             None => match host::stat_path(&full, false) {
                 Ok(_) => err(EROFS),
                 Err(e) => err(e),
             },
+        };
+        if rmdir && matches!(removed, Ret::Val(0)) {
+            self.cwd_removed(&full, None);
         }
+        removed
     }
 
     /// unlink or rmdir (`dir`) of a name of the host's /tmp showing through
